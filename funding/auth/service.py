@@ -1,0 +1,114 @@
+"""Magic-link login: short-lived, single use, signed, and no account enumeration."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.auth.models import ROLES, LoginToken, User
+from funding.db import utcnow
+from funding.i18n import gettext as _
+from funding.mail.service import enqueue
+from funding.security import TokenError, sign, unsign
+from funding.settings import Settings
+
+EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+PURPOSE = "login"
+
+
+class AuthError(Exception):
+    pass
+
+
+def normalise_email(value: str) -> str:
+    email = (value or "").strip().lower()
+    if not EMAIL_RE.fullmatch(email) or len(email) > 254:
+        raise AuthError(_("Adresse e-mail invalide."))
+    return email
+
+
+async def create_user(session: AsyncSession, *, email: str, name: str, role: str, org_id: int | None = None,
+                      locale: str = "fr") -> User:
+    email = normalise_email(email)
+    if role not in ROLES:
+        raise AuthError(f"rôle inconnu : {role} ({', '.join(ROLES)})")
+    if not (name or "").strip():
+        raise AuthError("nom manquant")
+    if await session.scalar(select(User.id).where(User.email == email)):
+        raise AuthError(f"un compte existe déjà pour {email}")
+    user = User(email=email, name=name.strip(), role=role, org_id=org_id, locale=locale)
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def issue_link(session: AsyncSession, user: User, settings: Settings, *, next_path: str = "/") -> str:
+    token_id = secrets.token_urlsafe(24)
+    now = utcnow()
+    session.add(LoginToken(id=token_id, user_id=user.id, created_at=now,
+                           expires_at=now + dt.timedelta(seconds=settings.login_link_max_age)))
+    await session.flush()
+    signed = sign(settings.secret_key, PURPOSE, {"t": token_id, "n": safe_next(next_path)})
+    return f"{settings.base_url}/login/{signed}"
+
+
+async def request_login(session: AsyncSession, email: str, settings: Settings, *, next_path: str = "/") -> None:
+    """Email a login link if the address belongs to an active account; silent otherwise."""
+    email = normalise_email(email)
+    user = await session.scalar(select(User).where(func.lower(User.email) == email, User.active))
+    if user is None:
+        return
+    link = await issue_link(session, user, settings, next_path=next_path)
+    minutes = settings.login_link_max_age // 60
+    await enqueue(
+        session,
+        to=user.email,
+        user_id=user.id,
+        dedupe_key=f"login:{link.rsplit('/', 1)[-1][:120]}",
+        subject=_("Votre lien de connexion à Entre-Lab"),
+        body_text=_(
+            "Bonjour %(name)s,\n\nPour vous connecter, ouvrez ce lien (valable %(minutes)s minutes, une seule fois) :\n"
+            "%(link)s\n\nSi vous n'avez rien demandé, ignorez ce message.\n\nEntre-Lab",
+            name=user.name, minutes=minutes, link=link,
+        ),
+    )
+
+
+def read_link(token: str, settings: Settings) -> dict:
+    try:
+        data = unsign(settings.secret_key, PURPOSE, token, max_age=settings.login_link_max_age)
+    except TokenError as exc:
+        raise AuthError(_("Ce lien de connexion a expiré.") if str(exc) == "expired" else _("Ce lien de connexion est invalide.")) from None
+    if not isinstance(data, dict) or not isinstance(data.get("t"), str):
+        raise AuthError(_("Ce lien de connexion est invalide."))
+    return data
+
+
+async def consume_link(session: AsyncSession, token: str, settings: Settings) -> tuple[User, str]:
+    """Use a link once. A second use, an expired or an altered link is refused."""
+    data = read_link(token, settings)
+    now = utcnow()
+    result = await session.execute(
+        update(LoginToken)
+        .where(LoginToken.id == data["t"], LoginToken.used_at.is_(None), LoginToken.expires_at > now)
+        .values(used_at=now)
+        .returning(LoginToken.user_id)
+    )
+    user_id = result.scalar_one_or_none()
+    if user_id is None:
+        raise AuthError(_("Ce lien de connexion a déjà servi ou a expiré : demandez-en un nouveau."))
+    user = await session.get(User, user_id)
+    if user is None or not user.active:
+        raise AuthError(_("Ce compte est désactivé."))
+    return user, safe_next(data.get("n") or "/")
+
+
+def safe_next(path: str) -> str:
+    """Only local paths: never redirect to another site after login."""
+    if not isinstance(path, str) or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path

@@ -1,0 +1,426 @@
+"""The ``funding`` command line.
+
+Every command prints a clear one-line error and exits non-zero on bad input; no
+stack trace reaches the person typing (set FUNDING_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import os
+import sys
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from funding.settings import ConfigError, Settings, load_settings
+
+
+class CommandError(Exception):
+    """A refused command; the message is printed as is."""
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+
+@asynccontextmanager
+async def open_context(settings: Settings):
+    from funding.db import create_engine, session_factory
+
+    engine = create_engine(settings.database_url)
+    try:
+        yield Context(settings, engine, session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# --- db ---------------------------------------------------------------------------
+
+
+def cmd_db_upgrade(args, settings: Settings) -> int:
+    from funding.migrate import upgrade
+
+    upgrade(settings.database_url)
+    _out("database is at the latest migration")
+    return 0
+
+
+# --- organisations, sites, users ----------------------------------------------------
+
+
+async def cmd_org_create(args, ctx: Context) -> int:
+    from funding.db import transaction
+    from funding.orgs.service import OrgError, create_organisation
+
+    try:
+        async with transaction(ctx.sessions) as session:
+            org = await create_organisation(
+                session, name=args.name, siren=args.siren, vat_number=args.vat_number, vat_liable=args.vat_liable,
+                general_interest=args.general_interest, rna=args.rna, address=args.address or "",
+            )
+    except OrgError as exc:
+        raise CommandError(str(exc)) from None
+    _out(f"organisation {org.name} ({org.siren}) created with its chart of accounts")
+    return 0
+
+
+async def cmd_site_create(args, ctx: Context) -> int:
+    from funding.db import transaction
+    from funding.orgs.service import OrgError, create_site, organisation_for
+
+    try:
+        async with transaction(ctx.sessions) as session:
+            org = await organisation_for(session, args.org)
+            site = await create_site(session, org_id=org.id, slug=args.slug, name=args.name, town=args.town or "",
+                                     is_central=args.central)
+    except OrgError as exc:
+        raise CommandError(str(exc)) from None
+    _out(f"site {site.slug} ({site.name}) created")
+    return 0
+
+
+async def cmd_user_create(args, ctx: Context) -> int:
+    from funding.auth.service import AuthError, create_user
+    from funding.db import transaction
+    from funding.orgs.service import OrgError, organisation_for
+
+    try:
+        async with transaction(ctx.sessions) as session:
+            org = await organisation_for(session, args.org) if args.org or args.role != "member" else None
+            user = await create_user(session, email=args.email, name=args.name, role=args.role, org_id=org.id if org else None)
+    except (AuthError, OrgError) as exc:
+        raise CommandError(str(exc)) from None
+    _out(f"user {user.email} created with role {user.role}")
+    return 0
+
+
+async def cmd_user_link(args, ctx: Context) -> int:
+    from funding.auth.models import User
+    from funding.auth.service import issue_link, normalise_email, AuthError
+    from funding.db import transaction
+
+    try:
+        email = normalise_email(args.email)
+    except AuthError as exc:
+        raise CommandError(str(exc)) from None
+    async with transaction(ctx.sessions) as session:
+        user = await session.scalar(select(User).where(User.email == email, User.active))
+        if user is None:
+            raise CommandError(f"no active user {email}")
+        link = await issue_link(session, user, ctx.settings)
+    _out(link)
+    return 0
+
+
+# --- ledger -------------------------------------------------------------------------
+
+
+async def cmd_ledger_verify(args, ctx: Context) -> int:
+    from funding.ledger.verify import verify_org
+    from funding.orgs.models import Organisation
+    from funding.orgs.service import OrgError, organisation_for
+
+    async with ctx.sessions() as session:
+        try:
+            orgs = [await organisation_for(session, args.org)] if args.org else (
+                await session.scalars(select(Organisation).order_by(Organisation.id))
+            ).all()
+        except OrgError as exc:
+            raise CommandError(str(exc)) from None
+    if not orgs:
+        raise CommandError("no organisation: nothing to verify")
+    broken = 0
+    async with ctx.engine.connect() as conn:
+        for org in orgs:
+            report = await verify_org(conn, org.id)
+            if report.ok:
+                _out(f"{org.siren} {org.name}: OK — {report.entries} entries, {report.postings} postings, "
+                     f"{report.closings} closings; chain and balances verified")
+            else:
+                broken += 1
+                _out(f"{org.siren} {org.name}: BROKEN — first problem: {report.problems[0]}")
+                for problem in report.problems[1:10]:
+                    _out(f"  also: {problem}")
+    return 1 if broken else 0
+
+
+async def cmd_ledger_close(args, ctx: Context) -> int:
+    from funding.db import transaction
+    from funding.ledger.service import LedgerError, close_month
+    from funding.orgs.service import OrgError, organisation_for
+
+    try:
+        async with transaction(ctx.sessions) as session:
+            org = await organisation_for(session, args.org)
+            closing = await close_month(session, org.id, args.period, closed_by=os.environ.get("USER", "cli"))
+    except (LedgerError, OrgError) as exc:
+        raise CommandError(str(exc)) from None
+    _out(f"{org.siren}: {closing.period} closed — {closing.entry_count} entries, grand total {closing.grand_total}")
+    return 0
+
+
+async def cmd_ledger_reverse(args, ctx: Context) -> int:
+    from funding.db import transaction
+    from funding.ledger.service import LedgerError, reverse
+    from funding.orgs.service import OrgError, organisation_for
+
+    try:
+        async with transaction(ctx.sessions) as session:
+            org = await organisation_for(session, args.org)
+            posted = await reverse(session, org.id, args.number, reason=args.reason, created_by=os.environ.get("USER", "cli"))
+    except (LedgerError, OrgError) as exc:
+        raise CommandError(str(exc)) from None
+    _out(f"entry {args.number} reversed by entry {posted.number}")
+    return 0
+
+
+async def cmd_ledger_record(args, ctx: Context) -> int:
+    from funding.db import transaction
+    from funding.ledger import records
+
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise CommandError(f"no such file: {args.file}")
+        try:
+            batch = records.parse_csv(path.read_bytes())
+        except records.RecordError as exc:
+            raise CommandError(f"{args.file}: {exc}") from None
+    else:
+        if not args.kind:
+            raise CommandError("give the kind of operation (" + ", ".join(records.KINDS) + ") or --file FILE.csv")
+        if not args.date or not args.amount:
+            raise CommandError("--date and --amount are required")
+        batch = [records.Record(
+            kind=args.kind, site=args.site or "", date=args.date, amount=args.amount, currency=args.currency,
+            label=args.label or "", piece_ref=args.piece or "", funder=args.funder or "",
+            funder_siret=args.funder_siret or "", reference=args.reference or "", object=args.object or "",
+            debit=args.debit or "", credit=args.credit or "", source=args.source or "", vat_rate=args.vat_rate or "",
+        )]
+    try:
+        async with transaction(ctx.sessions) as session:
+            outcomes = await records.record_many(session, batch, created_by=os.environ.get("USER", "cli"))
+    except records.RecordError as exc:
+        raise CommandError(f"{exc} — nothing was recorded") from None
+    for outcome in outcomes:
+        state = "recorded as" if outcome.entry.created else "already recorded as"
+        _out(f"{outcome.record.kind} {outcome.record.amount} {outcome.record.currency}: {state} entry {outcome.entry.number}")
+    return 0
+
+
+async def cmd_ledger_balance(args, ctx: Context) -> int:
+    from funding.ledger.service import totals_by_currency, trial_balance
+    from funding.money import format_plain
+    from funding.orgs.service import OrgError, organisation_for, site_by_slug
+
+    async with ctx.sessions() as session:
+        try:
+            org = await organisation_for(session, args.org) if args.org else None
+            site = await site_by_slug(session, args.site) if args.site else None
+        except OrgError as exc:
+            raise CommandError(str(exc)) from None
+        rows = await trial_balance(session, org_id=org.id if org else None, site_id=site.id if site else None,
+                                   start=_date(args.start), end=_date(args.end))
+    _out(f"{'compte':<10} {'intitulé':<45} {'débit':>14} {'crédit':>14} {'solde':>14}")
+    for r in rows:
+        _out(f"{r.account:<10} {r.label[:45]:<45} {format_plain(r.debit, r.currency):>14} "
+             f"{format_plain(r.credit, r.currency):>14} {format_plain(r.balance, r.currency):>14} {r.currency}")
+    for cur, (d, c) in totals_by_currency(rows).items():
+        _out(f"{'TOTAL':<56} {format_plain(d, cur):>14} {format_plain(c, cur):>14} {format_plain(d - c, cur):>14} {cur}")
+    return 0
+
+
+async def cmd_ledger_accounts(args, ctx: Context) -> int:
+    from funding.db import transaction
+    from funding.ledger.chart import check_account_number
+    from funding.ledger.models import Account
+    from funding.orgs.service import OrgError, organisation_for
+
+    try:
+        async with transaction(ctx.sessions) as session:
+            org = await organisation_for(session, args.org)
+            if args.add:
+                number = check_account_number(args.add[0])
+                if await session.scalar(select(Account.id).where(Account.org_id == org.id, Account.number == number)):
+                    raise CommandError(f"account {number} already exists")
+                session.add(Account(org_id=org.id, number=number, label=args.add[1]))
+                _out(f"account {number} {args.add[1]} added")
+                return 0
+            for acc in (await session.scalars(select(Account).where(Account.org_id == org.id).order_by(Account.number))).all():
+                _out(f"{acc.number:<10} {acc.label}{'' if acc.active else ' (inactive)'}")
+    except (OrgError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
+def _date(text: str | None) -> dt.date | None:
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"invalid date {text!r} (YYYY-MM-DD)") from None
+
+
+# --- processes ------------------------------------------------------------------------
+
+
+def cmd_worker(args, settings: Settings) -> int:
+    from funding.worker import run_worker
+
+    asyncio.run(run_worker(settings, once=args.once))
+    return 0
+
+
+def cmd_demo(args, settings: Settings) -> int:
+    from funding.demo.run import run_demo
+
+    return run_demo(settings, host=args.host, port=args.port, reset=args.reset)
+
+
+# --- parser ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="funding", description="Entre-Lab Funding: the money service of the tiers-lieux.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the service with demo data and the offline Stripe sandbox")
+    demo.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--reset", action="store_true", help="start from an empty demo database")
+    demo.set_defaults(sync=cmd_demo, serving=True)
+
+    worker = sub.add_parser("worker", help="background jobs: webhooks, emails, deadlines")
+    worker.add_argument("--once", action="store_true", help="run every job once and exit")
+    worker.set_defaults(sync=cmd_worker, serving=True)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply every migration").set_defaults(sync=cmd_db_upgrade)
+
+    org = sub.add_parser("org", help="organisations").add_subparsers(dest="org_command", required=True)
+    oc = org.add_parser("create", help="create an organisation and its chart of accounts")
+    oc.add_argument("--name", required=True)
+    oc.add_argument("--siren", required=True)
+    oc.add_argument("--vat-number")
+    oc.add_argument("--vat-liable", action="store_true")
+    oc.add_argument("--general-interest", action="store_true")
+    oc.add_argument("--rna")
+    oc.add_argument("--address")
+    oc.set_defaults(run=cmd_org_create)
+
+    site = sub.add_parser("site", help="sites (tiers-lieux)").add_subparsers(dest="site_command", required=True)
+    sc = site.add_parser("create", help="create a site")
+    sc.add_argument("--org", help="SIREN (optional with a single organisation)")
+    sc.add_argument("--slug", required=True)
+    sc.add_argument("--name", required=True)
+    sc.add_argument("--town")
+    sc.add_argument("--central", action="store_true")
+    sc.set_defaults(run=cmd_site_create)
+
+    user = sub.add_parser("user", help="people who log in").add_subparsers(dest="user_command", required=True)
+    uc = user.add_parser("create", help="create a user")
+    uc.add_argument("--email", required=True)
+    uc.add_argument("--name", required=True)
+    uc.add_argument("--role", required=True, choices=["admin", "staff", "accountant", "member"])
+    uc.add_argument("--org", help="SIREN")
+    uc.set_defaults(run=cmd_user_create)
+    ul = user.add_parser("login-link", help="print a single-use login link (bootstrap the first admin)")
+    ul.add_argument("email")
+    ul.set_defaults(run=cmd_user_link, serving=True)
+
+    ledger = sub.add_parser("ledger", help="the double-entry ledger").add_subparsers(dest="ledger_command", required=True)
+    lv = ledger.add_parser("verify", help="recompute the chain and the balances; non-zero exit names the first broken entry")
+    lv.add_argument("--org", help="SIREN")
+    lv.set_defaults(run=cmd_ledger_verify)
+    lc = ledger.add_parser("close", help="close a month (YYYY-MM)")
+    lc.add_argument("period")
+    lc.add_argument("--org", help="SIREN")
+    lc.set_defaults(run=cmd_ledger_close)
+    lr = ledger.add_parser("reverse", help="cancel an entry by a reversing entry")
+    lr.add_argument("number", type=int)
+    lr.add_argument("--reason", required=True)
+    lr.add_argument("--org", help="SIREN")
+    lr.set_defaults(run=cmd_ledger_reverse)
+    rec = ledger.add_parser("record", help="record money outside Stripe: grants, patronage, sponsoring, transfers")
+    rec.add_argument("kind", nargs="?", help="grant-notified, grant-paid, patronage, sponsoring, transfer")
+    rec.add_argument("--file", help="a CSV file of operations (header: kind,site,date,amount,...)")
+    rec.add_argument("--site")
+    rec.add_argument("--date")
+    rec.add_argument("--amount", help="e.g. 1234,56")
+    rec.add_argument("--currency", default="EUR")
+    rec.add_argument("--label")
+    rec.add_argument("--piece", help="piece reference (bank statement, receipt)")
+    rec.add_argument("--funder", help="funder, patron or sponsor")
+    rec.add_argument("--funder-siret")
+    rec.add_argument("--reference", help="grant decision or agreement reference")
+    rec.add_argument("--object", help="what the grant is for")
+    rec.add_argument("--debit", help="transfer: debited account")
+    rec.add_argument("--credit", help="transfer: credited account")
+    rec.add_argument("--source", help="transfer: public, private, crowdfunding, self or internal")
+    rec.add_argument("--vat-rate", help="sponsoring: 20, 10, 5.5 or 0")
+    rec.set_defaults(run=cmd_ledger_record)
+    tb = ledger.add_parser("trial-balance", help="debit, credit and balance per account")
+    tb.add_argument("--org", help="SIREN (default: the whole network)")
+    tb.add_argument("--site")
+    tb.add_argument("--from", dest="start")
+    tb.add_argument("--to", dest="end")
+    tb.set_defaults(run=cmd_ledger_balance)
+    la = ledger.add_parser("accounts", help="list the chart of accounts, or --add NUMBER LABEL")
+    la.add_argument("--org", help="SIREN")
+    la.add_argument("--add", nargs=2, metavar=("NUMBER", "LABEL"))
+    la.set_defaults(run=cmd_ledger_accounts)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO if os.environ.get("FUNDING_DEBUG") else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    serving = getattr(args, "serving", False)
+    try:
+        if args.command == "demo":
+            if os.environ.get("FUNDING_ENV") == "production":
+                raise CommandError("funding demo is a development tool: unset FUNDING_ENV=production")
+            settings = load_settings(serving=serving, FUNDING_ENV="development")
+        else:
+            settings = load_settings(serving=serving)
+        if hasattr(args, "sync"):
+            return args.sync(args, settings)
+
+        async def _run() -> int:
+            async with open_context(settings) as ctx:
+                return await args.run(args, ctx)
+
+        return asyncio.run(_run())
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # never a stack trace for the person at the terminal
+        if os.environ.get("FUNDING_DEBUG"):
+            raise
+        print(f"unexpected error: {type(exc).__name__}: {exc} (FUNDING_DEBUG=1 shows details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Realistic demo data: the Entre-Lab network around Thiers and a year of its money.
+
+Every figure below is made up; names of public bodies are real, companies are not.
+Dates are relative to today so the demo always shows the last months.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.auth.service import create_user
+from funding.ledger.records import Record, record_many
+from funding.ledger.service import close_month
+from funding.orgs.models import Organisation
+from funding.orgs.service import create_organisation, create_site
+
+ORG = {
+    "name": "Association Entre-Lab",
+    "siren": "912345675",
+    "rna": "W633012345",
+    "vat_number": "FR65912345675",
+    "address": "12 rue de la Coutellerie, 63300 Thiers",
+}
+SITES = [
+    ("thiers", "Entre-Lab Thiers — La Manufacture", "Thiers", True),
+    ("courpiere", "Le Relais de Courpière", "Courpière", False),
+    ("la-monnerie", "L'Atelier de La Monnerie", "La Monnerie-le-Montel", False),
+    ("puy-guillaume", "La Fabrique de Puy-Guillaume", "Puy-Guillaume", False),
+]
+USERS = [
+    ("camille.martin@entre-lab.fr", "Camille Martin", "admin"),
+    ("louis.bernard@entre-lab.fr", "Louis Bernard", "staff"),
+    ("sophie.roux@cabinet-dore-expertise.fr", "Sophie Roux (Cabinet Dore Expertise)", "accountant"),
+]
+
+
+def month_start(today: dt.date, back: int) -> dt.date:
+    """First day of the month ``back`` months before today's."""
+    index = today.year * 12 + today.month - 1 - back
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def operations(today: dt.date) -> list[Record]:
+    m = lambda back, day: (month_start(today, back) + dt.timedelta(days=day - 1)).isoformat()  # noqa: E731
+    return [
+        # Public grants: notified, then paid (some in part).
+        Record("grant-notified", m(10, 12), "30000,00", site="thiers", funder="Région Auvergne-Rhône-Alpes",
+               funder_siret="20005376700014", reference="AURA-TL-2026-0142",
+               object="Soutien au fonctionnement des tiers-lieux du bassin thiernois"),
+        Record("grant-paid", m(8, 3), "15000,00", reference="AURA-TL-2026-0142", piece_ref="RELEVE-BQ-04-2026"),
+        Record("grant-notified", m(9, 20), "12000,00", site="thiers", funder="Thiers Dore et Montagne",
+               funder_siret="20007065300015", reference="TDM-DEL-2026-087", object="Équipement du FabLab (découpe laser, fraiseuse)"),
+        Record("grant-paid", m(6, 15), "12000,00", reference="TDM-DEL-2026-087", piece_ref="RELEVE-BQ-06-2026"),
+        Record("grant-notified", m(7, 2), "5000,00", site="courpiere", funder="Commune de Courpière",
+               funder_siret="21630125800010", reference="COURPIERE-2026-12", object="Animation du Relais : ateliers numériques"),
+        Record("grant-paid", m(4, 9), "2500,00", reference="COURPIERE-2026-12", piece_ref="RELEVE-BQ-08-2026"),
+        Record("grant-notified", m(5, 25), "50000,00", site="thiers", funder="Agence nationale de la cohésion des territoires",
+               funder_siret="13002603200016", reference="ANCT-FT-2026-0631",
+               object="Fabrique de Territoire : animation du réseau de tiers-lieux (3 ans)"),
+        Record("grant-paid", m(2, 6), "25000,00", reference="ANCT-FT-2026-0631", piece_ref="RELEVE-BQ-10-2026"),
+        # Private: patronage and sponsoring received by transfer.
+        Record("patronage", m(9, 4), "8000,00", site="thiers", funder="Fondation Dore et Vallées",
+               piece_ref="CONV-MECENAT-2026-01", label="Mécénat Fondation Dore et Vallées : bourse FabLab jeunes"),
+        Record("patronage", m(3, 18), "2500,00", site="la-monnerie", funder="Coutellerie du Pont de Seychalles",
+               piece_ref="CONV-MECENAT-2026-02"),
+        Record("sponsoring", m(6, 1), "1200,00", site="thiers", funder="Imprimerie des Margerides",
+               piece_ref="FACT-PARR-2026-01", vat_rate="20", label="Parrainage Fête des tiers-lieux (logo sur supports)"),
+        # Self-funding received by transfer while the Stripe flows are being built.
+        Record("transfer", m(8, 30), "3600,00", site="thiers", debit="512", credit="706", source="self",
+               piece_ref="VIR-PEPINIERE-T2", label="Bureaux de l'incubateur : loyers du trimestre (virement)"),
+        Record("transfer", m(5, 30), "3600,00", site="thiers", debit="512", credit="706", source="self",
+               piece_ref="VIR-PEPINIERE-T3", label="Bureaux de l'incubateur : loyers du trimestre (virement)"),
+        Record("transfer", m(2, 28), "3600,00", site="thiers", debit="512", credit="706", source="self",
+               piece_ref="VIR-PEPINIERE-T4", label="Bureaux de l'incubateur : loyers du trimestre (virement)"),
+        Record("transfer", m(7, 11), "450,00", site="puy-guillaume", debit="512", credit="706", source="self",
+               piece_ref="FACT-2026-0031", label="Location de salle : formation Mission locale"),
+        Record("transfer", m(1, 8), "1840,00", site="thiers", debit="512", credit="7561", source="self",
+               piece_ref="REMISE-CHQ-2026-11", label="Cotisations des adhérents remises en banque"),
+    ]
+
+
+async def is_seeded(session: AsyncSession) -> bool:
+    return bool(await session.scalar(select(func.count(Organisation.id))))
+
+
+async def seed(session: AsyncSession, *, today: dt.date | None = None) -> Organisation:
+    today = today or dt.date.today()
+    org = await create_organisation(
+        session, name=ORG["name"], siren=ORG["siren"], rna=ORG["rna"], vat_number=ORG["vat_number"],
+        vat_liable=True, general_interest=True, address=ORG["address"],
+    )
+    for slug, name, town, central in SITES:
+        await create_site(session, org_id=org.id, slug=slug, name=name, town=town, is_central=central)
+    for email, name, role in USERS:
+        await create_user(session, email=email, name=name, role=role, org_id=org.id)
+    await record_many(session, operations(today), created_by="demo")
+    # Close every month before the last three, so the demo shows closed periods.
+    back = 10
+    while back > 3:
+        period = month_start(today, back)
+        await close_month(session, org.id, period.strftime("%Y-%m"), closed_by="demo")
+        back -= 1
+    return org

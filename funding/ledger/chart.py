@@ -1,0 +1,51 @@
+"""The chart of accounts we ship (PCG, associations). Organisations may add accounts."""
+
+from __future__ import annotations
+
+import re
+
+# (number, label) — ACCOUNTING.md §1. 5115 is used as the Stripe balance.
+DEFAULT_CHART: tuple[tuple[str, str], ...] = (
+    ("194", "Fonds dédiés sur subventions de fonctionnement"),
+    ("411", "Clients"),
+    ("4191", "Avances et acomptes reçus"),
+    ("441", "État et collectivités – subventions à recevoir"),
+    ("44571", "TVA collectée"),
+    ("445711", "TVA collectée 20 %"),
+    ("445712", "TVA collectée 10 %"),
+    ("445713", "TVA collectée 5,5 %"),
+    ("467", "Autres comptes débiteurs ou créditeurs"),
+    ("487", "Produits constatés d'avance"),
+    ("5115", "Paiements par carte à encaisser (solde Stripe)"),
+    ("512", "Banque"),
+    ("580", "Virements internes"),
+    ("627", "Services bancaires et assimilés (frais Stripe)"),
+    ("6894", "Engagements à réaliser sur subventions attribuées"),
+    ("706", "Prestations de services"),
+    ("7063", "Parrainages"),
+    ("707", "Ventes de marchandises"),
+    ("741", "Subventions d'exploitation"),
+    ("742", "Subventions d'équilibre"),
+    ("75411", "Dons manuels"),
+    ("7542", "Mécénat"),
+    ("7561", "Cotisations sans contrepartie"),
+    ("7562", "Cotisations avec contrepartie"),
+    ("758", "Produits divers de gestion courante"),
+    ("7894", "Report des ressources non utilisées des exercices antérieurs"),
+)
+
+JOURNALS = {
+    "ST": "Stripe",
+    "VT": "Ventes",
+    "CA": "Caisse (bar)",
+    "BQ": "Banque",
+    "OD": "Opérations diverses",
+    "AN": "À-nouveaux",
+}
+
+
+def check_account_number(number: str) -> str:
+    number = (number or "").strip()
+    if not re.fullmatch(r"[1-8]\d{2,19}", number):
+        raise ValueError(f"numéro de compte invalide : {number or '(vide)'} (au moins 3 chiffres, classe 1 à 8)")
+    return number

@@ -1,0 +1,194 @@
+"""Ledger tables: chart of accounts, journals, entries, postings, chain heads, closings.
+
+Integrity lives in the database as well as in the code: composite foreign keys tie a
+posting to an account *of the same organisation*; triggers (see the first migration)
+refuse unbalanced validations, gaps in numbering, broken ``prev_hash`` links, posts into
+closed periods, and any UPDATE or DELETE of a validated entry, its postings or a closing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from funding.db import Base, utcnow
+
+FUNDING_SOURCES = ("public", "private", "crowdfunding", "self", "internal")
+GENESIS_HASH = "0" * 64
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        UniqueConstraint("org_id", "number"),
+        CheckConstraint("length(number) >= 3", name="number_length"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    number: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuxAccount(Base):
+    """An auxiliary (third-party) account: a member under 411, a funder under 441…"""
+
+    __tablename__ = "aux_accounts"
+    __table_args__ = (UniqueConstraint("org_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    code: Mapped[str] = mapped_column(String(30))
+    label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Journal(Base):
+    __tablename__ = "journals"
+
+    code: Mapped[str] = mapped_column(String(4), primary_key=True)
+    label: Mapped[str] = mapped_column(String(100))
+
+
+class LedgerHead(Base):
+    """Per organisation: the last number and hash of the chain, and the closed boundary.
+
+    Maintained by database triggers when an entry is validated or a period closed.
+    """
+
+    __tablename__ = "ledger_heads"
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    last_number: Mapped[int] = mapped_column(default=0)
+    last_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
+    closed_through: Mapped[dt.date | None] = mapped_column(Date)
+    last_closing_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
+
+
+class Grant(Base):
+    """A public grant as notified by its funder (open-data fields of ACCOUNTING.md §7)."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        UniqueConstraint("org_id", "reference"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    funder_name: Mapped[str] = mapped_column(String(200))
+    funder_siret: Mapped[str | None] = mapped_column(String(14))
+    reference: Mapped[str] = mapped_column(String(100))
+    convention_date: Mapped[dt.date] = mapped_column(Date)
+    object: Mapped[str] = mapped_column(String(256))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    conditions: Mapped[str] = mapped_column(String(20), default="unique")
+    payment_dates: Mapped[str] = mapped_column(String(60), default="")
+    scheme: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Entry(Base):
+    __tablename__ = "entries"
+    __table_args__ = (
+        UniqueConstraint("org_id", "number"),
+        UniqueConstraint("org_id", "source_key"),
+        UniqueConstraint("id", "org_id"),
+        UniqueConstraint("reverses_id"),
+        ForeignKeyConstraint(["site_id", "org_id"], ["sites.id", "sites.org_id"]),
+        CheckConstraint(
+            "funding_source IN ('public', 'private', 'crowdfunding', 'self', 'internal')",
+            name="funding_source",
+        ),
+        CheckConstraint(
+            "(number IS NULL AND hash IS NULL AND validated_at IS NULL)"
+            " OR (number IS NOT NULL AND hash IS NOT NULL AND prev_hash IS NOT NULL AND validated_at IS NOT NULL)",
+            name="validated_fields",
+        ),
+        Index("ix_entries_org_date", "org_id", "entry_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    site_id: Mapped[int]
+    journal_code: Mapped[str] = mapped_column(ForeignKey("journals.code"))
+    number: Mapped[int | None]
+    entry_date: Mapped[dt.date] = mapped_column(Date)
+    label: Mapped[str] = mapped_column(String(200))
+    piece_ref: Mapped[str] = mapped_column(String(100))
+    piece_date: Mapped[dt.date] = mapped_column(Date)
+    funding_source: Mapped[str] = mapped_column(String(16))
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("entries.id"))
+    source_key: Mapped[str | None] = mapped_column(String(200))
+    grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"), index=True)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    validated_at: Mapped[dt.datetime | None]
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class Posting(Base):
+    """One line of an entry. ``amount`` is signed minor units: debit > 0, credit < 0."""
+
+    __tablename__ = "postings"
+    __table_args__ = (
+        UniqueConstraint("entry_id", "line_no"),
+        ForeignKeyConstraint(["entry_id", "org_id"], ["entries.id", "entries.org_id"]),
+        ForeignKeyConstraint(["org_id", "account_number"], ["accounts.org_id", "accounts.number"]),
+        ForeignKeyConstraint(["org_id", "aux_code"], ["aux_accounts.org_id", "aux_accounts.code"]),
+        CheckConstraint("amount <> 0", name="amount_nonzero"),
+        CheckConstraint("length(currency) = 3", name="currency_code"),
+        Index("ix_postings_org_account", "org_id", "account_number"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int]
+    org_id: Mapped[int]
+    line_no: Mapped[int] = mapped_column(SmallInteger)
+    account_number: Mapped[str] = mapped_column(String(20))
+    aux_code: Mapped[str | None] = mapped_column(String(30))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    label: Mapped[str | None] = mapped_column(String(200))
+
+
+class Closing(Base):
+    """A closed month: its totals, the running totals, chained to the previous closing."""
+
+    __tablename__ = "closings"
+    __table_args__ = (UniqueConstraint("org_id", "kind", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    kind: Mapped[str] = mapped_column(String(10), default="month")
+    period: Mapped[str] = mapped_column(String(7))
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date] = mapped_column(Date)
+    first_number: Mapped[int | None]
+    last_number: Mapped[int | None]
+    entry_count: Mapped[int]
+    totals: Mapped[str] = mapped_column(Text)
+    period_total: Mapped[str] = mapped_column(Text)
+    fiscal_year_total: Mapped[str] = mapped_column(Text)
+    grand_total: Mapped[str] = mapped_column(Text)
+    closed_at: Mapped[dt.datetime]
+    closed_by: Mapped[str] = mapped_column(String(200), default="")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,262 @@
+"""Money that never touches Stripe: grants, patronage, sponsoring, bank transfers.
+
+Staff record them from the command line (one, or a CSV file of them) and from the
+admin page. A batch is checked whole before anything is written: one bad line and
+nothing is recorded. Recording the same line twice posts it once (its content is its key).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.ledger.chart import check_account_number
+from funding.ledger.models import FUNDING_SOURCES, Entry, Grant, Posting
+from funding.ledger.service import EntryDraft, LedgerError, Posted, credit, debit, post
+from funding.money import MoneyError, parse_amount
+from funding.orgs.models import Organisation, Site
+from funding.orgs.service import OrgError, check_siret
+
+KINDS = {
+    "grant-notified": "Subvention notifiée",
+    "grant-paid": "Subvention versée",
+    "patronage": "Mécénat (virement)",
+    "sponsoring": "Parrainage (virement)",
+    "transfer": "Autre virement",
+}
+CSV_COLUMNS = (
+    "kind", "site", "date", "amount", "currency", "label", "piece_ref", "funder", "funder_siret",
+    "reference", "object", "debit", "credit", "source", "vat_rate",
+)
+VAT_ACCOUNTS = {"20": "445711", "10": "445712", "5.5": "445713"}
+VAT_PER_MILLE = {"20": 200, "10": 100, "5.5": 55}
+
+
+class RecordError(Exception):
+    pass
+
+
+@dataclass
+class Record:
+    kind: str
+    date: str
+    amount: str
+    site: str = ""
+    currency: str = "EUR"
+    label: str = ""
+    piece_ref: str = ""
+    funder: str = ""
+    funder_siret: str = ""
+    reference: str = ""
+    object: str = ""
+    debit: str = ""
+    credit: str = ""
+    source: str = ""
+    vat_rate: str = ""
+
+    def key(self) -> str:
+        parts = [self.kind, self.site, self.date, self.amount, self.currency, self.label, self.piece_ref,
+                 self.funder, self.reference, self.debit, self.credit, self.source, self.vat_rate]
+        return "manual:" + hashlib.sha256("\x1f".join(p.strip() for p in parts).encode()).hexdigest()[:40]
+
+
+@dataclass
+class RecordOutcome:
+    record: Record
+    entry: Posted
+
+
+def _date(text: str) -> dt.date:
+    text = (text or "").strip()
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise RecordError(f"date invalide : {text or '(vide)'} (AAAA-MM-JJ ou JJ/MM/AAAA)")
+
+
+def _required(value: str, what: str) -> str:
+    if not (value or "").strip():
+        raise RecordError(f"{what} manquant")
+    return value.strip()
+
+
+async def _site(session: AsyncSession, slug: str) -> Site:
+    site = await session.scalar(select(Site).where(Site.slug == (slug or "").strip().lower()))
+    if site is None:
+        raise RecordError(f"site inconnu : {slug or '(vide)'}")
+    return site
+
+
+async def _grant_received(session: AsyncSession, grant: Grant) -> int:
+    """What has been received on a grant so far: the credits of 441 in its entries."""
+    value = await session.scalar(
+        select(func.coalesce(func.sum(-Posting.amount), 0))
+        .join(Entry, Entry.id == Posting.entry_id)
+        .where(Entry.grant_id == grant.id, Entry.number.is_not(None), Posting.account_number == "441", Posting.amount < 0)
+    )
+    return int(value or 0)
+
+
+async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_paid: dict[int, int]) -> EntryDraft:
+    """Check one record and turn it into a draft entry (a grant row is flushed if new)."""
+    if rec.kind not in KINDS:
+        raise RecordError(f"type d'opération inconnu : {rec.kind or '(vide)'} ({', '.join(KINDS)})")
+    day = _date(rec.date)
+    try:
+        amount = parse_amount(rec.amount, rec.currency or "EUR")
+    except MoneyError as exc:
+        raise RecordError(str(exc)) from None
+    if amount <= 0:
+        raise RecordError("le montant doit être positif")
+    cur = (rec.currency or "EUR").strip().upper()
+    key = rec.key()
+
+    if rec.kind == "grant-paid":
+        reference = _required(rec.reference, "référence de la subvention")
+        grant = await session.scalar(select(Grant).where(Grant.reference == reference))
+        if grant is None:
+            raise RecordError(f"subvention inconnue : {reference} (enregistrez d'abord sa notification)")
+        if cur != grant.currency:
+            raise RecordError(f"la subvention {reference} est en {grant.currency}")
+        already = await session.scalar(select(Entry.id).where(Entry.source_key == key))
+        if not already:
+            remaining = grant.amount - await _grant_received(session, grant) - pending_paid.get(grant.id, 0)
+            if amount > remaining:
+                raise RecordError(f"le versement dépasse ce qui reste à recevoir de la subvention {reference}")
+            pending_paid[grant.id] = pending_paid.get(grant.id, 0) + amount
+        return EntryDraft(
+            org_id=grant.org_id, site_id=grant.site_id, journal="BQ", entry_date=day,
+            label=(rec.label or f"Versement subvention {grant.funder_name}")[:200],
+            piece_ref=(rec.piece_ref or reference)[:100], funding_source="public",
+            lines=[debit("512", amount, cur), credit("441", amount, cur)], source_key=key, grant_id=grant.id,
+            created_by=created_by,
+        )
+
+    site = await _site(session, rec.site)
+    org = await session.get(Organisation, site.org_id)
+    if rec.kind == "grant-notified":
+        funder = _required(rec.funder, "nom du financeur")
+        reference = _required(rec.reference, "référence de la décision ou convention")
+        obj = _required(rec.object, "objet de la subvention")[:256]
+        siret = None
+        if rec.funder_siret.strip():
+            try:
+                siret = check_siret(rec.funder_siret)
+            except OrgError as exc:
+                raise RecordError(str(exc)) from None
+        grant = await session.scalar(select(Grant).where(Grant.org_id == org.id, Grant.reference == reference))
+        if grant is None:
+            grant = Grant(
+                org_id=org.id, site_id=site.id, funder_name=funder, funder_siret=siret, reference=reference,
+                convention_date=day, object=obj, amount=amount, currency=cur,
+            )
+            session.add(grant)
+            await session.flush()
+        elif (grant.amount, grant.funder_name, grant.site_id) != (amount, funder, site.id):
+            raise RecordError(f"une autre subvention porte déjà la référence {reference}")
+        return EntryDraft(
+            org_id=org.id, site_id=site.id, journal="OD", entry_date=day,
+            label=(rec.label or f"Subvention {funder} : {obj}")[:200], piece_ref=reference[:100],
+            funding_source="public", lines=[debit("441", amount, cur), credit("741", amount, cur)],
+            source_key=key, grant_id=grant.id, created_by=created_by,
+        )
+    if rec.kind == "patronage":
+        donor = _required(rec.funder, "nom du mécène")
+        return EntryDraft(
+            org_id=org.id, site_id=site.id, journal="BQ", entry_date=day,
+            label=(rec.label or f"Mécénat {donor}")[:200], piece_ref=_required(rec.piece_ref, "référence de pièce")[:100],
+            funding_source="private", lines=[debit("512", amount, cur), credit("7542", amount, cur)],
+            source_key=key, created_by=created_by,
+        )
+    if rec.kind == "sponsoring":
+        sponsor = _required(rec.funder, "nom du partenaire")
+        rate = (rec.vat_rate or ("20" if org.vat_liable else "0")).strip().replace(",", ".").rstrip("%").strip()
+        if rate not in VAT_ACCOUNTS and rate != "0":
+            raise RecordError(f"taux de TVA invalide : {rec.vat_rate} (20, 10, 5,5 ou 0)")
+        lines = [debit("512", amount, cur)]
+        if rate == "0":
+            lines.append(credit("7063", amount, cur))
+        else:
+            # amount is TTC; base = TTC / (1 + rate), rounded half up to the cent, VAT is the rest.
+            per_mille = VAT_PER_MILLE[rate]
+            base = (amount * 1000 * 2 + (1000 + per_mille)) // (2 * (1000 + per_mille))
+            lines += [credit("7063", base, cur), credit(VAT_ACCOUNTS[rate], amount - base, cur)]
+        return EntryDraft(
+            org_id=org.id, site_id=site.id, journal="BQ", entry_date=day,
+            label=(rec.label or f"Parrainage {sponsor}")[:200], piece_ref=_required(rec.piece_ref, "référence de pièce")[:100],
+            funding_source="private", lines=lines, source_key=key, created_by=created_by,
+        )
+    # transfer
+    try:
+        debit_acc, credit_acc = check_account_number(rec.debit), check_account_number(rec.credit)
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
+    source = (rec.source or "").strip()
+    if source not in FUNDING_SOURCES:
+        raise RecordError(f"origine des fonds invalide : {source or '(vide)'} ({', '.join(FUNDING_SOURCES)})")
+    return EntryDraft(
+        org_id=org.id, site_id=site.id, journal="BQ", entry_date=day,
+        label=_required(rec.label, "libellé")[:200], piece_ref=_required(rec.piece_ref, "référence de pièce")[:100],
+        funding_source=source, lines=[debit(debit_acc, amount, cur), credit(credit_acc, amount, cur)],
+        source_key=key, created_by=created_by,
+    )
+
+
+async def record_many(session: AsyncSession, records: list[Record], *, created_by: str) -> list[RecordOutcome]:
+    """Check every record, then post them together. Any error raises and writes nothing
+    (the caller's transaction is rolled back); the message names the faulty line."""
+    drafts: list[EntryDraft] = []
+    pending: dict[int, int] = {}
+    for n, rec in enumerate(records, start=1):
+        try:
+            drafts.append(await build(session, rec, created_by=created_by, pending_paid=pending))
+        except (RecordError, LedgerError) as exc:
+            raise RecordError(f"ligne {n} : {exc}" if len(records) > 1 else str(exc)) from None
+    try:
+        result = await post(session, drafts)
+    except LedgerError as exc:
+        raise RecordError(str(exc)) from None
+    by_key = {e.source_key: e for e in result.entries}
+    return [RecordOutcome(rec, by_key[d.source_key]) for rec, d in zip(records, drafts)]
+
+
+def parse_csv(data: bytes | str) -> list[Record]:
+    """Read a CSV of records (comma or semicolon separated, UTF-8, header line)."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise RecordError("le fichier n'est pas en UTF-8") from None
+    if not data.strip():
+        raise RecordError("le fichier est vide")
+    try:
+        dialect = csv.Sniffer().sniff(data.splitlines()[0], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(data), dialect=dialect)
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    unknown = [h for h in header if h not in CSV_COLUMNS]
+    if unknown or not {"kind", "date", "amount"} <= set(header):
+        raise RecordError(
+            f"en-tête invalide : colonnes attendues parmi {', '.join(CSV_COLUMNS)} (au moins kind, date, amount)"
+            + (f" ; inconnues : {', '.join(unknown)}" if unknown else "")
+        )
+    records = []
+    for row in reader:
+        if None in row:
+            raise RecordError(f"ligne {reader.line_num} : trop de colonnes")
+        values = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+        if not any(values.values()):
+            continue
+        records.append(Record(**{k: v for k, v in values.items() if k in CSV_COLUMNS}))
+    if not records:
+        raise RecordError("le fichier ne contient aucune opération")
+    return records

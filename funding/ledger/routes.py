@@ -1,0 +1,232 @@
+"""Ledger pages for staff and accountants: journal, entry, trial balance, recording,
+closings and verification. HTTP only: parse, call the service, render."""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import urlencode
+
+from sqlalchemy import func, select
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from funding.i18n import gettext as _
+from funding.ledger import records
+from funding.ledger.models import FUNDING_SOURCES, Closing, Entry, LedgerHead, Posting
+from funding.ledger.service import LedgerError, close_month, reverse, totals_by_currency, trial_balance
+from funding.ledger.verify import verify_org
+from funding.orgs.models import Organisation, Site
+from funding.web import BOOKS, STAFF, db, flash, redirect, render, require
+
+PAGE = 50
+
+
+def _date_param(request: Request, name: str) -> dt.date | None:
+    raw = request.query_params.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise HTTPException(400, _("Date invalide : %(value)s (AAAA-MM-JJ)", value=raw)) from None
+
+
+async def _filters(request: Request, session) -> dict:
+    orgs = (await session.scalars(select(Organisation).order_by(Organisation.name))).all()
+    sites = (await session.scalars(select(Site).order_by(Site.name))).all()
+    org_id = site_id = None
+    if request.query_params.get("org"):
+        org = next((o for o in orgs if o.siren == request.query_params["org"]), None)
+        if org is None:
+            raise HTTPException(400, _("Organisation inconnue."))
+        org_id = org.id
+    if request.query_params.get("site"):
+        site = next((s for s in sites if s.slug == request.query_params["site"]), None)
+        if site is None:
+            raise HTTPException(400, _("Site inconnu."))
+        site_id = site.id
+    start, end = _date_param(request, "from"), _date_param(request, "to")
+    if start and end and start > end:
+        raise HTTPException(400, _("La période est inversée."))
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "page"])
+    return {"orgs": orgs, "sites": sites, "org_id": org_id, "site_id": site_id, "start": start, "end": end,
+            "query_without_page": query}
+
+
+async def dashboard(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        rows = (
+            await session.execute(
+                select(Organisation, LedgerHead).join(LedgerHead, LedgerHead.org_id == Organisation.id).order_by(Organisation.name)
+            )
+        ).all()
+        sites = (await session.scalars(select(Site).order_by(Site.is_central.desc(), Site.name))).all()
+    return render(request, "admin/dashboard.html", {"rows": rows, "sites": sites})
+
+
+async def journal(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        f = await _filters(request, session)
+        try:
+            page = max(1, int(request.query_params.get("page", "1")))
+        except ValueError:
+            raise HTTPException(400, _("Numéro de page invalide.")) from None
+        query = select(Entry, Site.name.label("site_name"), Organisation.siren).join(Site, Site.id == Entry.site_id).join(
+            Organisation, Organisation.id == Entry.org_id
+        ).where(Entry.number.is_not(None))
+        if f["org_id"]:
+            query = query.where(Entry.org_id == f["org_id"])
+        if f["site_id"]:
+            query = query.where(Entry.site_id == f["site_id"])
+        if f["start"]:
+            query = query.where(Entry.entry_date >= f["start"])
+        if f["end"]:
+            query = query.where(Entry.entry_date <= f["end"])
+        source = request.query_params.get("source", "")
+        if source:
+            if source not in FUNDING_SOURCES:
+                raise HTTPException(400, _("Origine des fonds inconnue."))
+            query = query.where(Entry.funding_source == source)
+        total = await session.scalar(select(func.count()).select_from(query.subquery()))
+        rows = (
+            await session.execute(query.order_by(Entry.validated_at.desc(), Entry.id.desc()).limit(PAGE).offset((page - 1) * PAGE))
+        ).all()
+        ids = [r.Entry.id for r in rows]
+        amounts = dict(
+            (
+                await session.execute(
+                    select(Posting.entry_id, func.sum(Posting.amount)).where(Posting.entry_id.in_(ids), Posting.amount > 0).group_by(
+                        Posting.entry_id
+                    )
+                )
+            ).all()
+        ) if ids else {}
+        currencies = dict(
+            (await session.execute(select(Posting.entry_id, func.min(Posting.currency)).where(Posting.entry_id.in_(ids)).group_by(Posting.entry_id))).all()
+        ) if ids else {}
+    return render(
+        request,
+        "admin/journal.html",
+        {**f, "rows": rows, "amounts": amounts, "currencies": currencies, "page": page, "pages": max(1, -(-total // PAGE)),
+         "total": total, "source": source, "sources": FUNDING_SOURCES},
+    )
+
+
+async def entry_detail(request: Request) -> Response:
+    async with db(request) as session:
+        user = await require(request, session, BOOKS)
+        org = await session.scalar(select(Organisation).where(Organisation.siren == request.path_params["siren"]))
+        if org is None:
+            raise HTTPException(404)
+        entry = await session.scalar(select(Entry).where(Entry.org_id == org.id, Entry.number == request.path_params["number"]))
+        if entry is None:
+            raise HTTPException(404)
+        postings = (await session.scalars(select(Posting).where(Posting.entry_id == entry.id).order_by(Posting.line_no))).all()
+        site = await session.get(Site, entry.site_id)
+        reversed_by = await session.scalar(select(Entry.number).where(Entry.reverses_id == entry.id))
+        reverses = await session.scalar(select(Entry.number).where(Entry.id == entry.reverses_id)) if entry.reverses_id else None
+        if request.method == "POST":
+            if user.role not in STAFF:
+                raise HTTPException(403)
+            form = await request.form()
+            try:
+                posted = await reverse(session, org.id, entry.number, reason=str(form.get("reason", "")), created_by=user.email)
+            except LedgerError as exc:
+                flash(request, str(exc), "error")
+                return redirect(request.url.path)
+            flash(request, _("Écriture n° %(number)s contrepassée par l'écriture n° %(new)s.", number=entry.number, new=posted.number), "success")
+            return redirect(f"/admin/ledger/{org.siren}/{posted.number}")
+    return render(
+        request, "admin/entry.html",
+        {"org": org, "entry": entry, "postings": postings, "site": site, "reversed_by": reversed_by, "reverses": reverses},
+    )
+
+
+async def balance(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        f = await _filters(request, session)
+        rows = await trial_balance(session, org_id=f["org_id"], site_id=f["site_id"], start=f["start"], end=f["end"])
+    return render(request, "admin/trial_balance.html", {**f, "rows": rows, "totals": totals_by_currency(rows)})
+
+
+async def record(request: Request) -> Response:
+    async with db(request) as session:
+        user = await require(request, session, STAFF)
+        sites = (await session.scalars(select(Site).order_by(Site.name))).all()
+        context = {"sites": sites, "kinds": records.KINDS, "sources": FUNDING_SOURCES, "form": {}, "error": None,
+                   "columns": records.CSV_COLUMNS}
+        if request.method == "GET":
+            context["form"] = {"kind": request.query_params.get("kind", "grant-notified"), "date": dt.date.today().isoformat()}
+            return render(request, "admin/record.html", context)
+        form = await request.form()
+        upload = form.get("file")
+        try:
+            if isinstance(upload, UploadFile) and upload.filename:
+                batch = records.parse_csv(await upload.read())
+            else:
+                fields = {k: str(form.get(k, "")) for k in records.CSV_COLUMNS}
+                context["form"] = fields
+                batch = [records.Record(**fields)]
+            outcomes = await records.record_many(session, batch, created_by=user.email)
+        except records.RecordError as exc:
+            await session.rollback()
+            context["error"] = str(exc)
+            return render(request, "admin/record.html", context, status_code=400)
+    created = [o for o in outcomes if o.entry.created]
+    flash(
+        request,
+        _("%(n)s opération(s) enregistrée(s), %(d)s déjà présente(s).", n=len(created), d=len(outcomes) - len(created)),
+        "success",
+    )
+    return redirect("/admin/ledger")
+
+
+async def closings(request: Request) -> Response:
+    async with db(request) as session:
+        user = await require(request, session, BOOKS)
+        orgs = (await session.scalars(select(Organisation).order_by(Organisation.name))).all()
+        if request.method == "POST":
+            if user.role not in STAFF:
+                raise HTTPException(403)
+            form = await request.form()
+            org = next((o for o in orgs if o.siren == form.get("org")), None)
+            if org is None:
+                raise HTTPException(400, _("Organisation inconnue."))
+            try:
+                closing = await close_month(session, org.id, str(form.get("period", "")).strip(), closed_by=user.email)
+            except LedgerError as exc:
+                await session.rollback()
+                flash(request, str(exc), "error")
+                return redirect("/admin/ledger/closings")
+            flash(request, _("Période %(period)s clôturée.", period=closing.period), "success")
+            return redirect("/admin/ledger/closings")
+        rows = (await session.execute(select(Closing, Organisation.name).join(Organisation).order_by(Closing.end_date.desc()))).all()
+    return render(request, "admin/closings.html", {"rows": rows, "orgs": orgs})
+
+
+async def verify(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        orgs = (await session.scalars(select(Organisation).order_by(Organisation.name))).all()
+    reports = []
+    async with request.app.state.engine.connect() as conn:
+        for org in orgs:
+            reports.append((org, await verify_org(conn, org.id)))
+    return render(request, "admin/verify.html", {"reports": reports})
+
+
+routes = [
+    Route("/admin", dashboard, name="admin"),
+    Route("/admin/ledger", journal, name="journal"),
+    Route("/admin/ledger/trial-balance", balance, name="trial_balance"),
+    Route("/admin/ledger/record", record, methods=["GET", "POST"], name="record"),
+    Route("/admin/ledger/closings", closings, methods=["GET", "POST"], name="closings"),
+    Route("/admin/ledger/verify", verify, methods=["POST"], name="verify"),
+    Route("/admin/ledger/{siren:str}/{number:int}", entry_detail, methods=["GET", "POST"], name="entry"),
+]

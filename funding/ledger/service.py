@@ -1,0 +1,564 @@
+"""The ledger's rules: post (validate and number), reverse, close, trial balance.
+
+Services flush, the caller commits. Posting takes the organisation's chain head
+``FOR UPDATE``: numbering and chaining are serialised per organisation, so concurrent
+validations never leave a gap or a duplicate (the database triggers check it again).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from sqlalchemy import case, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.db import utcnow
+from funding.ledger.canonical import chain_hash, closing_hash, entry_document
+from funding.ledger.chart import DEFAULT_CHART, JOURNALS
+from funding.ledger.models import (
+    FUNDING_SOURCES,
+    GENESIS_HASH,
+    Account,
+    AuxAccount,
+    Closing,
+    Entry,
+    LedgerHead,
+    Posting,
+)
+from funding.money import MoneyError, check_currency
+
+
+class LedgerError(Exception):
+    """A refused ledger operation. The message says why, for a person."""
+
+
+@dataclass(frozen=True)
+class Line:
+    account: str
+    amount: int  # signed minor units: debit > 0, credit < 0
+    currency: str = "EUR"
+    aux: str | None = None
+    label: str | None = None
+
+
+def debit(account: str, amount: int, currency: str = "EUR", **kw) -> Line:
+    return Line(account, amount, currency, **kw)
+
+
+def credit(account: str, amount: int, currency: str = "EUR", **kw) -> Line:
+    return Line(account, -amount, currency, **kw)
+
+
+@dataclass
+class EntryDraft:
+    org_id: int
+    site_id: int
+    journal: str
+    entry_date: dt.date
+    label: str
+    piece_ref: str
+    funding_source: str
+    lines: list[Line]
+    piece_date: dt.date | None = None
+    source_key: str | None = None
+    grant_id: int | None = None
+    reverses_id: int | None = None
+    created_by: str = ""
+
+
+@dataclass(frozen=True)
+class Posted:
+    id: int
+    number: int
+    hash: str
+    source_key: str | None
+    created: bool = True  # False when an entry with this source key already existed
+
+
+@dataclass
+class PostResult:
+    entries: list[Posted] = field(default_factory=list)
+
+    @property
+    def created(self) -> list[Posted]:
+        return [e for e in self.entries if e.created]
+
+
+def check_draft(draft: EntryDraft, *, today: dt.date) -> None:
+    """Everything that can be checked without the database."""
+    if draft.journal not in JOURNALS:
+        raise LedgerError(f"journal inconnu : {draft.journal}")
+    if draft.funding_source not in FUNDING_SOURCES:
+        raise LedgerError(f"origine des fonds inconnue : {draft.funding_source}")
+    if not (draft.label or "").strip():
+        raise LedgerError("une écriture a besoin d'un libellé")
+    if not (draft.piece_ref or "").strip():
+        raise LedgerError("une écriture a besoin d'une référence de pièce")
+    if draft.entry_date > today:
+        raise LedgerError(f"date future refusée : {draft.entry_date.isoformat()}")
+    if len(draft.lines) < 2:
+        raise LedgerError("une écriture a besoin d'au moins deux lignes")
+    totals: dict[str, int] = defaultdict(int)
+    for line in draft.lines:
+        if not isinstance(line.amount, int) or isinstance(line.amount, bool):
+            raise LedgerError(f"montant non entier sur le compte {line.account} : les montants sont en centimes")
+        if line.amount == 0:
+            raise LedgerError(f"ligne à zéro sur le compte {line.account}")
+        try:
+            check_currency(line.currency)
+        except MoneyError as exc:
+            raise LedgerError(str(exc)) from None
+        totals[line.currency] += line.amount
+    unbalanced = {cur: total for cur, total in totals.items() if total}
+    if unbalanced:
+        detail = ", ".join(f"{cur} {total:+d}" for cur, total in sorted(unbalanced.items()))
+        raise LedgerError(f"écriture déséquilibrée : débit et crédit diffèrent ({detail} centimes)")
+
+
+async def ensure_ledger(session: AsyncSession, org_id: int) -> None:
+    """Seed a new organisation's chart of accounts and its chain head."""
+    existing = set((await session.scalars(select(Account.number).where(Account.org_id == org_id))).all())
+    session.add_all(
+        Account(org_id=org_id, number=number, label=label) for number, label in DEFAULT_CHART if number not in existing
+    )
+    if await session.get(LedgerHead, org_id) is None:
+        session.add(LedgerHead(org_id=org_id, last_number=0, last_hash=GENESIS_HASH, last_closing_hash=GENESIS_HASH))
+    await session.flush()
+
+
+async def _lock_head(session: AsyncSession, org_id: int) -> LedgerHead:
+    head = (
+        await session.execute(
+            select(LedgerHead).where(LedgerHead.org_id == org_id).with_for_update().execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if head is None:
+        raise LedgerError(f"l'organisation {org_id} n'a pas de comptabilité")
+    return head
+
+
+async def _check_references(session: AsyncSession, org_id: int, drafts: Sequence[EntryDraft]) -> None:
+    accounts = {line.account for d in drafts for line in d.lines}
+    known = set(
+        (
+            await session.scalars(
+                select(Account.number).where(Account.org_id == org_id, Account.number.in_(accounts), Account.active)
+            )
+        ).all()
+    )
+    missing = sorted(accounts - known)
+    if missing:
+        raise LedgerError(f"compte inconnu ou inactif : {', '.join(missing)}")
+    auxes = {line.aux for d in drafts for line in d.lines if line.aux}
+    if auxes:
+        known_aux = set(
+            (await session.scalars(select(AuxAccount.code).where(AuxAccount.org_id == org_id, AuxAccount.code.in_(auxes)))).all()
+        )
+        if auxes - known_aux:
+            raise LedgerError(f"compte auxiliaire inconnu : {', '.join(sorted(auxes - known_aux))}")
+
+
+async def post(
+    session: AsyncSession,
+    drafts: Sequence[EntryDraft] | EntryDraft,
+    *,
+    now: dt.datetime | None = None,
+) -> PostResult:
+    """Validate, number and chain entries, all in the caller's transaction.
+
+    An entry whose ``source_key`` is already in the ledger is not posted again: the
+    existing one is returned with ``created=False``. That is what makes an effect keyed
+    by a Stripe object id happen once, whichever path gets there first.
+    """
+    if isinstance(drafts, EntryDraft):
+        drafts = [drafts]
+    now = now or utcnow()
+    result = PostResult()
+    by_org: dict[int, list[EntryDraft]] = defaultdict(list)
+    for draft in drafts:
+        check_draft(draft, today=now.date())
+        by_org[draft.org_id].append(draft)
+    for org_id, org_drafts in by_org.items():
+        result.entries.extend(await _post_org(session, org_id, org_drafts, now))
+    return result
+
+
+async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft], now: dt.datetime) -> list[Posted]:
+    head = await _lock_head(session, org_id)
+    await _check_references(session, org_id, drafts)
+    for draft in drafts:
+        if head.closed_through and draft.entry_date <= head.closed_through:
+            raise LedgerError(
+                f"période close jusqu'au {head.closed_through.isoformat()} : "
+                f"impossible de passer une écriture datée du {draft.entry_date.isoformat()}"
+            )
+
+    # Under the head lock no other transaction of this organisation can post, so this
+    # read is safe; the unique (org_id, source_key) constraint stays the backstop.
+    keys = [d.source_key for d in drafts if d.source_key]
+    existing: dict[str, Posted] = {}
+    if keys:
+        rows = await session.execute(
+            select(Entry.id, Entry.number, Entry.hash, Entry.source_key).where(
+                Entry.org_id == org_id, Entry.source_key.in_(keys)
+            )
+        )
+        existing = {r.source_key: Posted(r.id, r.number, r.hash, r.source_key, created=False) for r in rows}
+
+    out: list[Posted] = []
+    todo: list[EntryDraft] = []
+    seen: set[str] = set()
+    for draft in drafts:
+        if draft.source_key and (draft.source_key in existing or draft.source_key in seen):
+            if draft.source_key in existing:
+                out.append(existing[draft.source_key])
+            continue
+        if draft.source_key:
+            seen.add(draft.source_key)
+        todo.append(draft)
+    if not todo:
+        return out
+
+    try:
+        ids = (
+            await session.scalars(
+                insert(Entry).returning(Entry.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "org_id": org_id,
+                        "site_id": d.site_id,
+                        "journal_code": d.journal,
+                        "entry_date": d.entry_date,
+                        "label": d.label.strip()[:200],
+                        "piece_ref": d.piece_ref.strip()[:100],
+                        "piece_date": d.piece_date or d.entry_date,
+                        "funding_source": d.funding_source,
+                        "reverses_id": d.reverses_id,
+                        "source_key": d.source_key,
+                        "grant_id": d.grant_id,
+                        "created_by": d.created_by,
+                        "created_at": now,
+                    }
+                    for d in todo
+                ],
+            )
+        ).all()
+        await session.execute(
+            insert(Posting),
+            [
+                {
+                    "entry_id": entry_id,
+                    "org_id": org_id,
+                    "line_no": n,
+                    "account_number": line.account,
+                    "aux_code": line.aux,
+                    "amount": line.amount,
+                    "currency": line.currency,
+                    "label": line.label,
+                }
+                for entry_id, d in zip(ids, todo)
+                for n, line in enumerate(d.lines, start=1)
+            ],
+        )
+        number, prev = head.last_number, head.last_hash
+        validations = []
+        for entry_id, d in zip(ids, todo):
+            number += 1
+            doc = entry_document(
+                org_id=org_id,
+                number=number,
+                journal=d.journal,
+                entry_date=d.entry_date,
+                label=d.label.strip()[:200],
+                piece_ref=d.piece_ref.strip()[:100],
+                piece_date=d.piece_date or d.entry_date,
+                site_id=d.site_id,
+                funding_source=d.funding_source,
+                reverses_id=d.reverses_id,
+                source_key=d.source_key,
+                grant_id=d.grant_id,
+                validated_at=now,
+                postings=[(n, ln.account, ln.aux, ln.amount, ln.currency, ln.label) for n, ln in enumerate(d.lines, 1)],
+            )
+            digest = chain_hash(prev, doc)
+            validations.append({"id": entry_id, "number": number, "prev_hash": prev, "hash": digest, "validated_at": now})
+            out.append(Posted(entry_id, number, digest, d.source_key))
+            prev = digest
+        await session.execute(update(Entry), validations)
+    except IntegrityError as exc:
+        raise LedgerError(explain_db_error(exc)) from exc
+    # The triggers advanced the head; keep the identity map in step with them.
+    head.last_number, head.last_hash = number, prev
+    return out
+
+
+def explain_db_error(exc: DBAPIError) -> str:
+    """Turn a refusal raised by a ledger trigger or constraint into its message."""
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    for line in text.splitlines():
+        if "ledger:" in line:
+            return line[line.index("ledger:") :].strip()
+    if "source_key" in text:
+        return "ledger: cette opération est déjà comptabilisée"
+    if "reverses_id" in text:
+        return "ledger: cette écriture a déjà été contrepassée"
+    if "FOREIGN KEY" in text.upper() or "foreign key" in text:
+        return "ledger: référence inconnue (compte, site ou écriture)"
+    return "ledger: opération refusée par la base de données"
+
+
+async def reverse(
+    session: AsyncSession,
+    org_id: int,
+    number: int,
+    *,
+    reason: str,
+    entry_date: dt.date | None = None,
+    created_by: str = "",
+    now: dt.datetime | None = None,
+) -> Posted:
+    """Cancel a validated entry with its mirror image, referencing the original."""
+    now = now or utcnow()
+    original = await session.scalar(select(Entry).where(Entry.org_id == org_id, Entry.number == number))
+    if original is None:
+        raise LedgerError(f"écriture n° {number} introuvable")
+    if original.reverses_id is not None:
+        raise LedgerError(f"l'écriture n° {number} est déjà une contrepassation")
+    already = await session.scalar(select(Entry.number).where(Entry.reverses_id == original.id))
+    if already is not None:
+        raise LedgerError(f"l'écriture n° {number} a déjà été contrepassée par l'écriture n° {already}")
+    if not (reason or "").strip():
+        raise LedgerError("indiquez le motif de la contrepassation")
+    lines = (await session.scalars(select(Posting).where(Posting.entry_id == original.id).order_by(Posting.line_no))).all()
+    draft = EntryDraft(
+        org_id=org_id,
+        site_id=original.site_id,
+        journal=original.journal_code,
+        entry_date=entry_date or now.date(),
+        label=f"Annulation écr. {number} : {reason.strip()}"[:200],
+        piece_ref=original.piece_ref,
+        piece_date=original.piece_date,
+        funding_source=original.funding_source,
+        lines=[Line(p.account_number, -p.amount, p.currency, p.aux_code, p.label) for p in lines],
+        reverses_id=original.id,
+        grant_id=original.grant_id,
+        created_by=created_by,
+    )
+    return (await post(session, draft, now=now)).entries[0]
+
+
+# --- closings ---------------------------------------------------------------------
+
+
+def month_bounds(period: str) -> tuple[dt.date, dt.date]:
+    try:
+        year, month = (int(x) for x in period.split("-"))
+        start = dt.date(year, month, 1)
+    except (ValueError, TypeError):
+        raise LedgerError(f"période invalide : {period!r} (attendu AAAA-MM, par exemple 2026-11)") from None
+    return start, dt.date(year, month, calendar.monthrange(year, month)[1])
+
+
+def _fiscal_year_start(day: dt.date, start_month: int) -> dt.date:
+    year = day.year if day.month >= start_month else day.year - 1
+    return dt.date(year, start_month, 1)
+
+
+async def close_month(
+    session: AsyncSession,
+    org_id: int,
+    period: str,
+    *,
+    closed_by: str = "",
+    now: dt.datetime | None = None,
+) -> Closing:
+    """Close a month: store its totals and the running totals, chained. Months close in order."""
+    from funding.orgs.models import Organisation
+
+    now = now or utcnow()
+    start, end = month_bounds(period)
+    if end >= now.date():
+        raise LedgerError(f"le mois {period} n'est pas terminé : il se clôt à partir du {(end + dt.timedelta(days=1)).isoformat()}")
+    head = await _lock_head(session, org_id)
+    if head.closed_through is not None:
+        expected = head.closed_through + dt.timedelta(days=1)
+        if start < expected:
+            raise LedgerError(f"le mois {period} est déjà clos")
+        if start > expected:
+            raise LedgerError(f"clôturez d'abord {expected.strftime('%Y-%m')} : les mois se clôturent dans l'ordre")
+    else:
+        earlier = await session.scalar(
+            select(func.min(Entry.entry_date)).where(Entry.org_id == org_id, Entry.number.is_not(None), Entry.entry_date < start)
+        )
+        if earlier is not None:
+            raise LedgerError(f"clôturez d'abord {earlier.strftime('%Y-%m')} : les mois se clôturent dans l'ordre")
+
+    org = await session.get(Organisation, org_id)
+    rows = (
+        await session.execute(
+            select(
+                Posting.account_number,
+                Posting.currency,
+                func.sum(case((Posting.amount > 0, Posting.amount), else_=0)).label("debit"),
+                func.sum(case((Posting.amount < 0, -Posting.amount), else_=0)).label("credit"),
+            )
+            .join(Entry, Entry.id == Posting.entry_id)
+            .where(Entry.org_id == org_id, Entry.number.is_not(None), Entry.entry_date.between(start, end))
+            .group_by(Posting.account_number, Posting.currency)
+            .order_by(Posting.account_number, Posting.currency)
+        )
+    ).all()
+    totals = {f"{r.account_number}|{r.currency}": [int(r.debit or 0), int(r.credit or 0)] for r in rows}
+    period_total: dict[str, int] = defaultdict(int)
+    for r in rows:
+        period_total[r.currency] += int(r.debit or 0)
+    numbers = (
+        await session.execute(
+            select(func.min(Entry.number), func.max(Entry.number), func.count(Entry.id)).where(
+                Entry.org_id == org_id, Entry.number.is_not(None), Entry.entry_date.between(start, end)
+            )
+        )
+    ).one()
+
+    previous = await session.scalar(
+        select(Closing).where(Closing.org_id == org_id, Closing.kind == "month").order_by(Closing.end_date.desc()).limit(1)
+    )
+    grand = defaultdict(int, json.loads(previous.grand_total) if previous else {})
+    fy_start = _fiscal_year_start(start, org.fiscal_year_start_month if org else 1)
+    fiscal = defaultdict(int, json.loads(previous.fiscal_year_total) if previous and previous.start_date >= fy_start else {})
+    for cur, amount in period_total.items():
+        grand[cur] += amount
+        fiscal[cur] += amount
+
+    closing = Closing(
+        org_id=org_id,
+        kind="month",
+        period=period,
+        start_date=start,
+        end_date=end,
+        first_number=numbers[0],
+        last_number=numbers[1],
+        entry_count=int(numbers[2]),
+        totals=_dumps(totals),
+        period_total=_dumps(dict(period_total)),
+        fiscal_year_total=_dumps(dict(fiscal)),
+        grand_total=_dumps(dict(grand)),
+        closed_at=now,
+        closed_by=closed_by,
+        prev_hash=head.last_closing_hash,
+        hash="",
+    )
+    closing.hash = closing_hash(closing)
+    session.add(closing)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise LedgerError(explain_db_error(exc)) from exc
+    head.closed_through, head.last_closing_hash = end, closing.hash
+    return closing
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+# --- reports ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BalanceRow:
+    account: str
+    label: str
+    currency: str
+    debit: int
+    credit: int
+
+    @property
+    def balance(self) -> int:
+        return self.debit - self.credit
+
+
+async def trial_balance(
+    session: AsyncSession,
+    *,
+    org_id: int | None = None,
+    site_id: int | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> list[BalanceRow]:
+    """Debit and credit totals per account. Without ``org_id`` the network is consolidated."""
+    amount = Posting.amount
+    query = (
+        select(
+            Posting.account_number,
+            Posting.currency,
+            func.coalesce(func.sum(case((amount > 0, amount), else_=0)), 0).label("debit"),
+            func.coalesce(func.sum(case((amount < 0, -amount), else_=0)), 0).label("credit"),
+        )
+        .join(Entry, Entry.id == Posting.entry_id)
+        .where(Entry.number.is_not(None))
+        .group_by(Posting.account_number, Posting.currency)
+        .order_by(Posting.account_number, Posting.currency)
+    )
+    if org_id is not None:
+        query = query.where(Entry.org_id == org_id)
+    if site_id is not None:
+        query = query.where(Entry.site_id == site_id)
+    if start is not None:
+        query = query.where(Entry.entry_date >= start)
+    if end is not None:
+        query = query.where(Entry.entry_date <= end)
+    rows = (await session.execute(query)).all()
+    labels_q = select(Account.number, func.min(Account.label)).group_by(Account.number)
+    if org_id is not None:
+        labels_q = labels_q.where(Account.org_id == org_id)
+    labels = dict((await session.execute(labels_q)).all())
+    return [BalanceRow(r.account_number, labels.get(r.account_number, ""), r.currency, int(r.debit), int(r.credit)) for r in rows]
+
+
+def totals_by_currency(rows: Iterable[BalanceRow]) -> dict[str, tuple[int, int]]:
+    out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        out[row.currency][0] += row.debit
+        out[row.currency][1] += row.credit
+    return {cur: (d, c) for cur, (d, c) in out.items()}
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    source: str
+    currency: str
+    amount: int
+
+
+async def revenue_by_source(
+    session: AsyncSession,
+    *,
+    org_id: int | None = None,
+    site_id: int | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> list[SourceRow]:
+    """Revenue (class 7 credits net of debits) per funding source, largest first."""
+    query = (
+        select(Entry.funding_source, Posting.currency, func.sum(-Posting.amount).label("amount"))
+        .join(Entry, Entry.id == Posting.entry_id)
+        .where(Entry.number.is_not(None), Posting.account_number.like("7%"))
+        .group_by(Entry.funding_source, Posting.currency)
+    )
+    if org_id is not None:
+        query = query.where(Entry.org_id == org_id)
+    if site_id is not None:
+        query = query.where(Entry.site_id == site_id)
+    if start is not None:
+        query = query.where(Entry.entry_date >= start)
+    if end is not None:
+        query = query.where(Entry.entry_date <= end)
+    rows = [SourceRow(r.funding_source, r.currency, int(r.amount)) for r in (await session.execute(query)).all()]
+    return sorted((r for r in rows if r.amount), key=lambda r: (-r.amount, r.source))

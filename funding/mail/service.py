@@ -1,0 +1,141 @@
+"""Emails: queued in the outbox inside the business transaction, sent after commit.
+
+A message is enqueued once per purpose (``dedupe_key``). Sending claims a row
+(pending → sending), talks SMTP, then marks it sent; a failure is retried with
+back-off and ends visibly as ``failed``. A row left in ``sending`` by a crash is
+marked ``unknown`` for a person to look at, never resent blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from funding.db import insert_ignore, utcnow
+from funding.mail.models import Email
+from funding.settings import Settings
+
+log = logging.getLogger("funding.mail")
+MAX_ATTEMPTS = 6
+STALE_SENDING = dt.timedelta(minutes=10)
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    to: str,
+    subject: str,
+    body_text: str,
+    dedupe_key: str,
+    body_html: str | None = None,
+    user_id: int | None = None,
+) -> int | None:
+    """Queue an email; returns its id, or None if this purpose was already queued."""
+    return await insert_ignore(
+        session,
+        Email,
+        {
+            "dedupe_key": dedupe_key,
+            "user_id": user_id,
+            "to_addr": to,
+            "subject": subject,
+            "body_text": body_text,
+            "body_html": body_html,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": utcnow(),
+            "next_attempt_at": utcnow(),
+        },
+        ["dedupe_key"],
+    )
+
+
+def build_message(settings: Settings, email: Email) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = settings.mail_from
+    msg["To"] = email.to_addr
+    msg["Subject"] = email.subject
+    msg["Message-ID"] = make_msgid(idstring=f"email-{email.id}", domain="entre-lab.fr")
+    msg.set_content(email.body_text)
+    if email.body_html:
+        msg.add_alternative(email.body_html, subtype="html")
+    return msg
+
+
+def smtp_send(smtp_url: str, message: EmailMessage) -> None:
+    parts = urlsplit(smtp_url)
+    host, port = parts.hostname or "localhost", parts.port
+    if parts.scheme == "smtps":
+        client = smtplib.SMTP_SSL(host, port or 465, timeout=30, context=ssl.create_default_context())
+    else:
+        client = smtplib.SMTP(host, port or (587 if parts.scheme == "smtp+starttls" else 25), timeout=30)
+    with client:
+        if parts.scheme == "smtp+starttls":
+            client.starttls(context=ssl.create_default_context())
+        if parts.username:
+            client.login(unquote(parts.username), unquote(parts.password or ""))
+        client.send_message(message)
+
+
+async def send_pending(sessions: async_sessionmaker, settings: Settings, *, limit: int = 50) -> int:
+    """Send what is due. Returns how many were sent."""
+    now = utcnow()
+    async with sessions() as session:
+        await session.execute(
+            update(Email)
+            .where(Email.status == "sending", Email.next_attempt_at < now - STALE_SENDING)
+            .values(status="unknown", last_error="interrupted while sending: check before resending")
+        )
+        ids = (
+            await session.scalars(
+                select(Email.id).where(Email.status == "pending", Email.next_attempt_at <= now).order_by(Email.id).limit(limit)
+            )
+        ).all()
+        await session.commit()
+    sent = 0
+    for email_id in ids:
+        async with sessions() as session:
+            claimed = await session.execute(
+                update(Email)
+                .where(Email.id == email_id, Email.status == "pending")
+                .values(status="sending", attempts=Email.attempts + 1, next_attempt_at=utcnow())
+            )
+            await session.commit()
+            if claimed.rowcount != 1:
+                continue
+            email = await session.get(Email, email_id)
+        error = None
+        if settings.smtp_url:
+            try:
+                await asyncio.to_thread(smtp_send, settings.smtp_url, build_message(settings, email))
+            except (OSError, smtplib.SMTPException) as exc:
+                error = f"{type(exc).__name__}: {exc}"[:500]
+        else:
+            log.info("no SMTP_URL: email %s to %s kept in the outbox (%s)", email.id, email.to_addr, email.subject)
+        async with sessions() as session:
+            if error is None:
+                await session.execute(update(Email).where(Email.id == email_id).values(status="sent", sent_at=utcnow(), last_error=None))
+                sent += 1
+            else:
+                final = email.attempts >= MAX_ATTEMPTS
+                log.warning("email %s to %s failed (attempt %s): %s", email.id, email.to_addr, email.attempts, error)
+                await session.execute(
+                    update(Email)
+                    .where(Email.id == email_id)
+                    .values(
+                        status="failed" if final else "pending",
+                        last_error=error,
+                        next_attempt_at=utcnow() + dt.timedelta(seconds=30 * 2**email.attempts),
+                    )
+                )
+            await session.commit()
+    return sent

@@ -1,0 +1,108 @@
+"""Money: an integer count of minor units plus an ISO 4217 currency. Never a float."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from babel.numbers import format_currency, get_currency_precision
+
+_SPACES = re.compile(r"[\s\u00a0\u202f']")
+
+
+class MoneyError(ValueError):
+    """A malformed amount or currency; the message is meant for the person who typed it."""
+
+
+def check_currency(code: str) -> str:
+    code = (code or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise MoneyError(f"devise inconnue : {code or '(vide)'}")
+    try:
+        get_currency_precision(code)
+    except Exception:  # pragma: no cover - Babel answers 2 for unknown codes
+        raise MoneyError(f"devise inconnue : {code}") from None
+    return code
+
+
+def exponent(currency: str) -> int:
+    """Digits after the decimal point: 2 for EUR, 0 for JPY, 3 for KWD."""
+    return get_currency_precision(currency.upper())
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount: int
+    currency: str
+
+    def __post_init__(self):
+        if not isinstance(self.amount, int) or isinstance(self.amount, bool):
+            raise TypeError(f"Money.amount must be an int of minor units, got {type(self.amount).__name__}")
+
+    def _same(self, other: "Money") -> None:
+        if not isinstance(other, Money) or other.currency != self.currency:
+            raise MoneyError(f"cannot mix {self.currency} with {getattr(other, 'currency', other)!r}")
+
+    def __add__(self, other: "Money") -> "Money":
+        self._same(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: "Money") -> "Money":
+        self._same(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __neg__(self) -> "Money":
+        return Money(-self.amount, self.currency)
+
+    def decimal(self) -> Decimal:
+        return Decimal(self.amount).scaleb(-exponent(self.currency))
+
+    def format(self, locale: str = "fr") -> str:
+        return format_money(self.amount, self.currency, locale)
+
+    @classmethod
+    def parse(cls, text: str, currency: str = "EUR", *, allow_negative: bool = False) -> "Money":
+        return cls(parse_amount(text, currency, allow_negative=allow_negative), check_currency(currency))
+
+
+def format_money(amount: int, currency: str, locale: str = "fr") -> str:
+    """``123456, 'EUR', 'fr'`` → ``1 234,56 €`` (with the narrow no-break space French uses)."""
+    value = Decimal(int(amount)).scaleb(-exponent(currency))
+    return format_currency(value, currency.upper(), locale=_babel_locale(locale))
+
+
+def format_plain(amount: int, currency: str) -> str:
+    """Accounting notation: decimal comma, no thousands separator (``-1234,56``)."""
+    exp = exponent(currency)
+    sign = "-" if amount < 0 else ""
+    units, minor = divmod(abs(int(amount)), 10**exp)
+    return f"{sign}{units},{minor:0{exp}d}" if exp else f"{sign}{units}"
+
+
+def parse_amount(text: str, currency: str = "EUR", *, allow_negative: bool = False) -> int:
+    """Read what a person types (``1 234,56``, ``1234.5``, ``12 €``) into minor units."""
+    currency = check_currency(currency)
+    raw = _SPACES.sub("", str(text or "")).replace("€", "")
+    if raw.upper().endswith(currency):
+        raw = raw[: -len(currency)]
+    negative = raw.startswith("-")
+    if negative:
+        raw = raw[1:]
+    exp = exponent(currency)
+    pattern = rf"(\d{{1,15}})(?:[.,](\d{{1,{exp}}}))?" if exp else r"(\d{1,15})"
+    match = re.fullmatch(pattern, raw)
+    if not match:
+        shown = str(text).strip() or "(vide)"
+        if exp and re.fullmatch(r"\d+[.,]\d+", raw):
+            raise MoneyError(f"montant invalide : {shown} (au plus {exp} décimales en {currency})")
+        raise MoneyError(f"montant invalide : {shown}")
+    if negative and not allow_negative:
+        raise MoneyError(f"le montant doit être positif : {str(text).strip()}")
+    units, fraction = match.group(1), (match.group(2) or "") if exp else ""
+    value = int(units) * 10**exp + (int(fraction.ljust(exp, "0")) if fraction else 0)
+    return -value if negative else value
+
+
+def _babel_locale(locale: str) -> str:
+    return {"fr": "fr_FR", "en": "en_GB"}.get(locale, locale)

@@ -1,0 +1,92 @@
+"""Pages every visitor and every role shares: home, health, login, language."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from funding.auth.service import AuthError, consume_link, read_link, request_login, safe_next
+from funding.i18n import gettext as _
+from funding.ledger.service import revenue_by_source
+from funding.migrate import current_revision, head_revision
+from funding.orgs.models import Organisation, Site
+from funding.web import db, flash, load_user, redirect, render
+
+
+async def home(request: Request) -> Response:
+    async with db(request) as session:
+        await load_user(request, session)
+        sites = (await session.scalars(select(Site).order_by(Site.is_central.desc(), Site.name))).all()
+        orgs = (await session.scalars(select(Organisation).order_by(Organisation.name))).all()
+        revenue = [r for r in await revenue_by_source(session) if r.currency == "EUR"]
+    return render(request, "home.html", {"sites": sites, "orgs": orgs, "revenue": revenue})
+
+
+async def healthz(request: Request) -> Response:
+    engine = request.app.state.engine
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            revision = await current_revision(conn)
+    except Exception:
+        return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+    head = head_revision()
+    if revision != head:
+        return JSONResponse({"status": "error", "database": "ok", "migrations": f"at {revision}, head is {head}"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok", "migrations": "current"})
+
+
+async def login(request: Request) -> Response:
+    next_path = safe_next(request.query_params.get("next", "/"))
+    if request.method == "GET":
+        return render(request, "login.html", {"next": next_path, "sent": False, "error": None})
+    form = await request.form()
+    next_path = safe_next(str(form.get("next", "/")))
+    try:
+        async with db(request) as session:
+            await request_login(session, str(form.get("email", "")), request.app.state.settings, next_path=next_path)
+    except AuthError as exc:
+        return render(request, "login.html", {"next": next_path, "sent": False, "error": str(exc)}, status_code=400)
+    request.app.state.kick_mail()
+    return render(request, "login.html", {"next": next_path, "sent": True, "error": None})
+
+
+async def login_link(request: Request) -> Response:
+    """GET shows a button (mail scanners follow links; only a person's POST logs in)."""
+    token = request.path_params["token"]
+    settings = request.app.state.settings
+    if request.method == "GET":
+        try:
+            read_link(token, settings)
+        except AuthError as exc:
+            return render(request, "login_link.html", {"error": str(exc), "token": None}, status_code=400)
+        return render(request, "login_link.html", {"error": None, "token": token})
+    try:
+        async with db(request) as session:
+            user, next_path = await consume_link(session, token, settings)
+    except AuthError as exc:
+        return render(request, "login_link.html", {"error": str(exc), "token": None}, status_code=400)
+    request.session.clear()
+    request.session["uid"] = user.id
+    request.session["lang"] = user.locale
+    flash(request, _("Bienvenue, %(name)s.", name=user.name), "success")
+    if next_path == "/" and user.role in ("admin", "staff", "accountant"):
+        next_path = "/admin"
+    return redirect(next_path)
+
+
+async def logout(request: Request) -> Response:
+    request.session.clear()
+    flash(request, _("Vous êtes déconnecté."))
+    return redirect("/")
+
+
+routes = [
+    Route("/", home, name="home"),
+    Route("/healthz", healthz, name="healthz"),
+    Route("/login", login, methods=["GET", "POST"], name="login"),
+    Route("/login/{token}", login_link, methods=["GET", "POST"], name="login_link"),
+    Route("/logout", logout, methods=["POST"], name="logout"),
+]

@@ -1,0 +1,106 @@
+"""Signed tokens (itsdangerous) and CSRF protection for every form."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+MAX_FORM_BYTES = 20 * 1024 * 1024
+
+
+class TokenError(Exception):
+    """A signed link that was altered, has expired, or was meant for something else."""
+
+
+def serializer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=f"entrelab-funding:{purpose}")
+
+
+def sign(secret_key: str, purpose: str, value) -> str:
+    return serializer(secret_key, purpose).dumps(value)
+
+
+def unsign(secret_key: str, purpose: str, token: str, *, max_age: int | None):
+    try:
+        return serializer(secret_key, purpose).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise TokenError("expired") from None
+    except BadSignature:
+        raise TokenError("invalid") from None
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+class CSRFMiddleware:
+    """Refuses any state-changing request whose form field or header does not carry the
+    session's token. Placed inside the session middleware. Machine endpoints that
+    authenticate otherwise (the Stripe webhook, the sandbox's API) are exempt by prefix."""
+
+    def __init__(self, app: ASGIApp, *, exempt_prefixes: tuple[str, ...] = ()):
+        self.app = app
+        self.exempt = exempt_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS or scope["path"].startswith(self.exempt):
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_FORM_BYTES:
+                await HTMLResponse("Requête trop volumineuse / Request too large", status_code=413)(scope, receive, send)
+                return
+
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        expected = scope.get("session", {}).get("csrf")
+        supplied = Headers(scope=scope).get(CSRF_HEADER)
+        if supplied is None and expected:
+            try:
+                form = await Request(scope, replay).form()
+                supplied = form.get(CSRF_FIELD)
+                await form.close()
+            except Exception:
+                supplied = None
+            replayed = False
+        if not expected or not isinstance(supplied, str) or not hmac.compare_digest(expected, supplied):
+            await _refuse(scope, receive, send)
+            return
+        await self.app(scope, replay, send)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
+    html = (
+        "<!doctype html><html lang=fr><meta charset=utf-8><title>Formulaire expiré</title>"
+        "<main style='font-family:sans-serif;max-width:40rem;margin:3rem auto'>"
+        "<h1>Formulaire expiré ou invalide</h1><p>Revenez à la page précédente, rechargez-la et recommencez.</p>"
+        "<p lang=en>This form has expired or is invalid: go back, reload the page and try again.</p>"
+        "<p><a href='/'>Accueil</a></p></main>"
+    )
+    await HTMLResponse(html, status_code=403)(scope, receive, send)

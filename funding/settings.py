@@ -1,0 +1,162 @@
+"""Settings: the only module that reads the environment.
+
+Every misconfiguration raises :class:`ConfigError` with a one-line message naming the
+variable; the command line and the web entry point print it and stop.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("production", "development", "test")
+LOCALES = ("fr", "en")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed. The message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = "production"
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'funding.db'}"
+    secret_key: str = field(default="", repr=False)
+    base_url: str = "http://127.0.0.1:8000"
+    stripe_secret_key: str = field(default="", repr=False)
+    stripe_webhook_secret: str = field(default="", repr=False)
+    stripe_api_base: str = ""
+    smtp_url: str = field(default="", repr=False)
+    mail_from: str = "Entre-Lab <noreply@entre-lab.fr>"
+    default_locale: str = "fr"
+    login_link_max_age: int = 900
+    worker_poll_seconds: float = 2.0
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """No Stripe key: talk to our own offline Stripe stand-in."""
+        return not self.stripe_secret_key
+
+    @property
+    def stripe_livemode(self) -> bool:
+        return self.stripe_secret_key.startswith(("sk_live_", "rk_live_"))
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+
+def _normalise_database_url(name: str, url: str) -> str:
+    """Accept the URLs platforms hand out and pick our async drivers."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    scheme = url.split(":", 1)[0]
+    if scheme in ("postgresql", "postgresql+asyncpg"):
+        return "postgresql+asyncpg" + url[len(scheme) :]
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        return "sqlite+aiosqlite" + url[len(scheme) :]
+    raise ConfigError(f"{name}: unsupported database URL scheme {scheme!r} (use sqlite:/// or postgresql://)")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = True, **overrides) -> Settings:
+    """Read and check the settings. ``overrides`` win over the environment.
+
+    ``serving=False`` is for commands that serve nobody (migrations, ledger checks):
+    they still refuse malformed values but do not need the web's secrets.
+    """
+    env = dict(os.environ if environ is None else environ)
+    for key, value in overrides.items():
+        if value is not None:
+            env[key.upper()] = str(value)
+
+    environment = env.get("FUNDING_ENV", "production").strip() or "production"
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(f"FUNDING_ENV: must be one of {', '.join(ENVIRONMENTS)}, not {environment!r}")
+
+    defaults = Settings()
+    database_url = _normalise_database_url("DATABASE_URL", env.get("DATABASE_URL") or defaults.database_url)
+
+    secret_key = env.get("SECRET_KEY", "")
+    if not secret_key:
+        if environment == "production" and serving:
+            raise ConfigError("SECRET_KEY: required in production (or set FUNDING_ENV=development)")
+        secret_key = secrets.token_urlsafe(32)
+    elif len(secret_key) < 16:
+        raise ConfigError("SECRET_KEY: too short, use at least 16 random characters")
+
+    base_url = (env.get("BASE_URL") or defaults.base_url).rstrip("/")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"BASE_URL: must be an absolute http(s) URL, not {base_url!r}")
+    if environment == "production" and parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost"):
+        raise ConfigError("BASE_URL: must use https in production")
+
+    stripe_key = env.get("STRIPE_SECRET_KEY", "")
+    if stripe_key and not stripe_key.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
+        raise ConfigError("STRIPE_SECRET_KEY: expected a key starting with sk_test_, sk_live_, rk_test_ or rk_live_")
+    if environment == "production" and serving and not stripe_key:
+        raise ConfigError("STRIPE_SECRET_KEY: required in production (the offline sandbox is a development tool)")
+
+    api_base = (env.get("STRIPE_API_BASE") or "").rstrip("/")
+    if api_base and urlsplit(api_base).scheme not in ("http", "https"):
+        raise ConfigError(f"STRIPE_API_BASE: must be an http(s) URL, not {api_base!r}")
+    if stripe_key.startswith(("sk_live_", "rk_live_")) and api_base and api_base != "https://api.stripe.com":
+        raise ConfigError("STRIPE_API_BASE: a live key only ever talks to https://api.stripe.com")
+
+    webhook_secret = env.get("STRIPE_WEBHOOK_SECRET", "")
+    if webhook_secret and not webhook_secret.startswith("whsec_"):
+        raise ConfigError("STRIPE_WEBHOOK_SECRET: expected a secret starting with whsec_")
+    if not webhook_secret:
+        if stripe_key and serving:
+            raise ConfigError("STRIPE_WEBHOOK_SECRET: required with STRIPE_SECRET_KEY; webhooks are never accepted unverified")
+        # The sandbox signs its own deliveries: a per-process secret shared with it.
+        webhook_secret = "whsec_" + secrets.token_hex(24)
+
+    smtp_url = env.get("SMTP_URL", "")
+    if smtp_url and urlsplit(smtp_url).scheme not in ("smtp", "smtps", "smtp+starttls"):
+        raise ConfigError("SMTP_URL: expected smtp://, smtp+starttls:// or smtps://user:password@host:port")
+    if environment == "production" and serving and not smtp_url:
+        raise ConfigError("SMTP_URL: required in production (login links are sent by email)")
+
+    locale = env.get("DEFAULT_LOCALE", "fr")
+    if locale not in LOCALES:
+        raise ConfigError(f"DEFAULT_LOCALE: must be one of {', '.join(LOCALES)}, not {locale!r}")
+
+    def _number(name: str, default, kind=int):
+        raw = env.get(name)
+        if raw in (None, ""):
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a number, not {raw!r}") from None
+        if value <= 0:
+            raise ConfigError(f"{name}: must be positive")
+        return value
+
+    return Settings(
+        environment=environment,
+        database_url=database_url,
+        secret_key=secret_key,
+        base_url=base_url,
+        stripe_secret_key=stripe_key,
+        stripe_webhook_secret=webhook_secret,
+        stripe_api_base=api_base,
+        smtp_url=smtp_url,
+        mail_from=env.get("MAIL_FROM") or defaults.mail_from,
+        default_locale=locale,
+        login_link_max_age=_number("LOGIN_LINK_MAX_AGE", defaults.login_link_max_age),
+        worker_poll_seconds=_number("WORKER_POLL_SECONDS", defaults.worker_poll_seconds, float),
+    )

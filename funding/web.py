@@ -1,0 +1,173 @@
+"""What every page needs: templates, the current user, roles, flash messages, errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import jinja2
+from markupsafe import Markup
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from funding import i18n
+from funding.auth.models import User
+from funding.db import transaction
+from funding.security import csrf_token
+from funding.settings import PROJECT_ROOT
+
+log = logging.getLogger("funding.web")
+TEMPLATES_DIR = PROJECT_ROOT / "templates"
+
+STAFF = ("admin", "staff")
+BOOKS = ("admin", "staff", "accountant")
+
+
+def make_templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(default=True),
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(money=i18n.money, date=i18n.date, percent=i18n.percent, fromjson=_fromjson)
+    env.globals.update(get_locale=i18n.get_locale, source_labels=i18n.SOURCE_LABELS)
+    return Jinja2Templates(env=env)
+
+
+def render(request: Request, name: str, context: dict | None = None, status_code: int = 200) -> Response:
+    templates: Jinja2Templates = request.app.state.templates
+    # Rendering is synchronous: installing the request's catalog just before it is safe.
+    templates.env.install_gettext_translations(i18n.translations(i18n.get_locale()), newstyle=True)
+    ctx = {
+        "user": request.scope.get("user"),
+        "csrf_token": csrf_token(request),
+        "flashes": request.session.pop("flashes", []),
+        "locale": i18n.get_locale(),
+        "settings": request.app.state.settings,
+        "sandbox": request.app.state.settings.uses_sandbox,
+    }
+    ctx.update(context or {})
+    return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+
+
+def flash(request: Request, message: str, level: str = "info") -> None:
+    request.session.setdefault("flashes", []).append({"message": str(message), "level": level})
+
+
+def redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+@asynccontextmanager
+async def db(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed when the block ends without error."""
+    async with transaction(request.app.state.sessions) as session:
+        yield session
+
+
+class LoginRequired(Exception):
+    pass
+
+
+async def load_user(request: Request, session: AsyncSession) -> User | None:
+    uid = request.session.get("uid")
+    if not uid:
+        return None
+    user = await session.get(User, uid)
+    if user is None or not user.active:
+        request.session.pop("uid", None)
+        return None
+    request.scope["user"] = user
+    return user
+
+
+async def require(request: Request, session: AsyncSession, roles: tuple[str, ...]) -> User:
+    user = await load_user(request, session)
+    if user is None:
+        raise LoginRequired()
+    if user.role not in roles:
+        raise HTTPException(403)
+    return user
+
+
+class LocaleMiddleware:
+    """Picks the request's language: ?lang=, then the session, then Accept-Language."""
+
+    def __init__(self, app: ASGIApp, default: str):
+        self.app = app
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        query = request.query_params.get("lang")
+        session = scope.get("session", {})
+        locale = i18n.pick_locale(query, session.get("lang"), request.headers.get("accept-language"), self.default)
+        if query in ("fr", "en"):
+            session["lang"] = query
+        token = i18n.set_locale(locale)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            i18n._current.reset(token)
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith(("/api/", "/webhooks/", "/healthz")) or "application/json" in request.headers.get(
+        "accept", ""
+    )
+
+
+ERROR_TITLES = {
+    400: i18n.N_("Requête invalide"),
+    403: i18n.N_("Accès refusé"),
+    404: i18n.N_("Page introuvable"),
+    405: i18n.N_("Méthode non autorisée"),
+    413: i18n.N_("Requête trop volumineuse"),
+    500: i18n.N_("Erreur interne"),
+}
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    if wants_json(request):
+        return JSONResponse({"error": exc.detail or ERROR_TITLES.get(exc.status_code, "error")}, status_code=exc.status_code)
+    return _error_page(request, exc.status_code, exc.detail if exc.detail and exc.status_code == 400 else None)
+
+
+async def login_required(request: Request, exc: LoginRequired) -> Response:
+    return redirect(f"/login?next={request.url.path}")
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    if wants_json(request):
+        return JSONResponse({"error": "internal error"}, status_code=500)
+    return _error_page(request, 500, None)
+
+
+def _error_page(request: Request, status: int, detail: str | None) -> Response:
+    try:
+        return render(request, "error.html", {"status": status, "title": ERROR_TITLES.get(status, "Erreur"), "detail": detail},
+                      status_code=status)
+    except Exception:  # the error page itself must never fail
+        log.exception("error page failed")
+        return HTMLResponse(f"<!doctype html><title>{status}</title><h1>{status}</h1>", status_code=status)
+
+
+def _fromjson(text: str) -> list:
+    return sorted(json.loads(text or "{}").items())
+
+
+def nl2br(text: str) -> Markup:
+    return Markup("<br>").join(Markup.escape(text or "").split("\n"))

@@ -1,0 +1,60 @@
+"""The background worker (Procfile ``worker:``): runs every job in a loop.
+
+Jobs are idempotent and claim their rows, so several workers, or a worker and the web
+process, can run side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Awaitable, Callable
+
+from funding.db import create_engine, session_factory
+from funding.mail.service import send_pending
+from funding.settings import Settings
+
+log = logging.getLogger("funding.worker")
+
+Job = Callable[[object, Settings], Awaitable[int]]
+
+
+def jobs() -> list[tuple[str, Job]]:
+    """Every periodic job, in the order they run."""
+    return [("emails", send_pending)]
+
+
+async def run_once(sessions, settings: Settings) -> dict[str, int]:
+    done = {}
+    for name, job in jobs():
+        try:
+            done[name] = await job(sessions, settings)
+        except Exception:
+            log.exception("job %s failed; it runs again next round", name)
+            done[name] = -1
+    return done
+
+
+async def run_worker(settings: Settings, *, once: bool = False) -> None:
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    try:
+        while True:
+            await run_once(sessions, settings)
+            if once:
+                break
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=settings.worker_poll_seconds)
+                break
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        await engine.dispose()
