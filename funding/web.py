@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import AsyncIterator
 
 import jinja2
@@ -78,7 +79,19 @@ class LoginRequired(Exception):
     pass
 
 
-async def load_user(request: Request, session: AsyncSession) -> User | None:
+@dataclass(frozen=True)
+class CurrentUser:
+    """A snapshot of the logged-in person: safe to use after the transaction ends."""
+
+    id: int
+    email: str
+    name: str
+    role: str
+    org_id: int | None
+    locale: str
+
+
+async def load_user(request: Request, session: AsyncSession) -> CurrentUser | None:
     uid = request.session.get("uid")
     if not uid:
         return None
@@ -86,11 +99,12 @@ async def load_user(request: Request, session: AsyncSession) -> User | None:
     if user is None or not user.active:
         request.session.pop("uid", None)
         return None
-    request.scope["user"] = user
-    return user
+    current = CurrentUser(user.id, user.email, user.name, user.role, user.org_id, user.locale)
+    request.scope["user"] = current
+    return current
 
 
-async def require(request: Request, session: AsyncSession, roles: tuple[str, ...]) -> User:
+async def require(request: Request, session: AsyncSession, roles: tuple[str, ...]) -> CurrentUser:
     user = await load_user(request, session)
     if user is None:
         raise LoginRequired()

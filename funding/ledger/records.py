@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.i18n import N_
 from funding.ledger.chart import check_account_number
 from funding.ledger.models import FUNDING_SOURCES, Entry, Grant, Posting
 from funding.ledger.service import EntryDraft, LedgerError, Posted, credit, debit, post
@@ -24,11 +25,11 @@ from funding.orgs.models import Organisation, Site
 from funding.orgs.service import OrgError, check_siret
 
 KINDS = {
-    "grant-notified": "Subvention notifiée",
-    "grant-paid": "Subvention versée",
-    "patronage": "Mécénat (virement)",
-    "sponsoring": "Parrainage (virement)",
-    "transfer": "Autre virement",
+    "grant-notified": N_("Subvention notifiée"),
+    "grant-paid": N_("Subvention versée"),
+    "patronage": N_("Mécénat (virement)"),
+    "sponsoring": N_("Parrainage (virement)"),
+    "transfer": N_("Autre virement"),
 }
 CSV_COLUMNS = (
     "kind", "site", "date", "amount", "currency", "label", "piece_ref", "funder", "funder_siret",

@@ -158,7 +158,8 @@ async def balance(request: Request) -> Response:
 async def record(request: Request) -> Response:
     async with db(request) as session:
         user = await require(request, session, STAFF)
-        sites = (await session.scalars(select(Site).order_by(Site.name))).all()
+        # Plain rows, not ORM objects: they stay readable after a rollback.
+        sites = (await session.execute(select(Site.slug, Site.name).order_by(Site.name))).all()
         context = {"sites": sites, "kinds": records.KINDS, "sources": FUNDING_SOURCES, "form": {}, "error": None,
                    "columns": records.CSV_COLUMNS}
         if request.method == "GET":

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import re
+
+from funding.auth.models import User
+from funding.auth.service import issue_link
+from funding.db import transaction
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+async def csrf(client, path: str = "/login") -> str:
+    return csrf_of((await client.get(path)).text)
+
+
+async def login_as(client, sessions, settings, user_id: int) -> None:
+    async with transaction(sessions) as session:
+        user = await session.get(User, user_id)
+        link = await issue_link(session, user, settings)
+    path = link.replace(settings.base_url, "")
+    page = await client.get(path)
+    response = await client.post(path, data={"csrf_token": csrf_of(page.text)})
+    assert response.status_code == 303, response.text
