@@ -9,6 +9,7 @@ summary says so; with FUNDING_TEST_REQUIRE_ALL=1 (what .ci/run sets) a skip is a
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import os
 import secrets
@@ -38,9 +39,18 @@ def pytest_pycollect_makeitem(collector, name, obj):
             pytest.mark.anyio(obj)
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """In CI every test must run: a skip anywhere fails the run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if REQUIRE_ALL and reporter is not None and reporter.stats.get("skipped") and exitstatus == 0:
+        session.exitstatus = 1
+
+
 def pytest_terminal_summary(terminalreporter):
     skipped = terminalreporter.stats.get("skipped", [])
-    if skipped and not REQUIRE_ALL:
+    if skipped and REQUIRE_ALL:
+        terminalreporter.write_line(f"FAIL: {len(skipped)} test(s) skipped under FUNDING_TEST_REQUIRE_ALL=1", red=True)
+    elif skipped:
         terminalreporter.write_line(
             f"note: {len(skipped)} test(s) skipped (PostgreSQL or Debian chromium missing?); "
             ".ci/run installs what they need and refuses any skip.",
@@ -51,6 +61,18 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(scope="session")
 def anyio_backend():
     return "asyncio"
+
+
+def run_async(make_coro):
+    """Run a coroutine to completion on a fresh loop in another thread: safe from any
+    test, including those where Playwright or anyio already runs a loop here."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coro())).result()
+
+
+def run_blocking(fn, *args):
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result()
 
 
 async def _pg_admin(sql: str) -> None:
@@ -70,17 +92,17 @@ def pg_database():
 
     name = f"funding_test_{os.getpid()}_{secrets.token_hex(3)}"
     try:
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        run_async(lambda: _pg_admin(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # unreachable, auth refused…
         yield None, f"PostgreSQL not available at {PG_ADMIN_URL}: {type(exc).__name__}"
         return
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     url = load_settings(serving=False, DATABASE_URL=f"{base}/{name}").database_url
     try:
-        upgrade(url)
+        run_blocking(upgrade, url)
         yield url, None
     finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_async(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +110,7 @@ def sqlite_template(tmp_path_factory) -> Path:
     from funding.migrate import upgrade
 
     path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
-    upgrade(f"sqlite+aiosqlite:///{path}")
+    run_blocking(upgrade, f"sqlite+aiosqlite:///{path}")
     return path
 
 
@@ -97,7 +119,7 @@ def _empty_pg(url: str) -> None:
 
     tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables if t.name not in KEEP_TABLES)
     # Triggers forbid deleting ledger rows; a test database is emptied with them off.
-    asyncio.run(_pg_exec(url, ["SET session_replication_role = replica", f"TRUNCATE {tables} RESTART IDENTITY CASCADE"]))
+    run_async(lambda: _pg_exec(url, ["SET session_replication_role = replica", f"TRUNCATE {tables} RESTART IDENTITY CASCADE"]))
 
 
 async def _pg_exec(url: str, statements: list[str]) -> None:

@@ -1,0 +1,120 @@
+"""Ledger benchmark (PostgreSQL): posting throughput, and `ledger verify` against a plain SELECT.
+
+    python bench/ledger_bench.py [--entries 100000] [--lines 10] [--batch 500]
+
+Creates a throw-away database on TEST_POSTGRES_URL (default the local server), posts
+ENTRIES entries of LINES postings each through the real service (numbered, chained,
+checked by the triggers), then times `verify_org` over the whole chain and a plain
+SELECT of the same rows through the same driver, in the same run. Prints ratios, not
+verdicts: machines here are noisy, so compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import resource
+import secrets
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import text  # noqa: E402
+
+from funding.db import create_engine, session_factory, transaction  # noqa: E402
+from funding.ledger.service import EntryDraft, Line, post  # noqa: E402
+from funding.ledger.verify import _entries_query, verify_org  # noqa: E402
+from funding.migrate import upgrade  # noqa: E402
+from funding.orgs.service import create_organisation, create_site  # noqa: E402
+
+ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ACCOUNTS = ["512", "5115", "627", "706", "707", "741", "75411", "7542", "411", "445711"]
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(ADMIN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def draft(org_id: int, site_id: int, n: int, lines: int, day: dt.date) -> EntryDraft:
+    half = lines // 2
+    amounts = [1000 + (n * 7 + i * 13) % 9000 for i in range(half)]
+    postings = [Line(ACCOUNTS[i % len(ACCOUNTS)], a) for i, a in enumerate(amounts)]
+    postings += [Line(ACCOUNTS[(i + 5) % len(ACCOUNTS)], -a) for i, a in enumerate(amounts)]
+    return EntryDraft(org_id=org_id, site_id=site_id, journal="OD", entry_date=day, label=f"Opération {n}",
+                      piece_ref=f"BENCH-{n}", funding_source="self", lines=postings)
+
+
+async def main(args) -> None:
+    name = f"funding_bench_{secrets.token_hex(4)}"
+    await admin(f'CREATE DATABASE "{name}"')
+    url = "postgresql+asyncpg://" + ADMIN.split("://", 1)[1].rsplit("/", 1)[0] + f"/{name}"
+    try:
+        await asyncio.to_thread(upgrade, url)
+        engine = create_engine(url)
+        sessions = session_factory(engine)
+        async with transaction(sessions) as session:
+            org = await create_organisation(session, name="Bench", siren="912345675")
+            site = await create_site(session, org_id=org.id, slug="bench", name="Bench")
+        day = dt.date.today()
+
+        print(f"posting {args.entries:,} entries × {args.lines} postings in batches of {args.batch} …", flush=True)
+        started = time.perf_counter()
+        for i, start in enumerate(range(0, args.entries, args.batch)):
+            async with transaction(sessions) as session:
+                await post(session, [draft(org.id, site.id, n, args.lines, day)
+                                     for n in range(start, min(start + args.batch, args.entries))])
+            if i % 20 == 1:
+                # What autovacuum does on a live server: without statistics, the plans cached
+                # for the foreign-key checks of a table that was empty scan it sequentially.
+                async with engine.begin() as conn:
+                    await conn.execute(text("ANALYZE entries, postings"))
+        posting = time.perf_counter() - started
+        total_postings = args.entries * args.lines
+        print(f"post:   {args.entries / posting:,.0f} entries/s ({total_postings / posting:,.0f} postings/s), "
+              f"{posting:.1f} s; peak RSS so far {rss_mb():.0f} MB", flush=True)
+
+        # Plain SELECT of the same rows, same driver, streamed the same way.
+        async with engine.connect() as conn:
+            started = time.perf_counter()
+            rows = 0
+            result = await conn.stream(_entries_query(org.id))
+            async for part in result.partitions(10_000):
+                rows += len(part)
+            select_time = time.perf_counter() - started
+        rss_before = rss_mb()
+        async with engine.connect() as conn:
+            started = time.perf_counter()
+            report = await verify_org(conn, org.id)
+            verify_time = time.perf_counter() - started
+        assert report.ok, report.problems[:3]
+        assert rows == total_postings == report.postings, (rows, total_postings, report.postings)
+        print(f"select: {rows:,} rows in {select_time:.2f} s ({rows / select_time:,.0f} rows/s)")
+        print(f"verify: {report.postings:,} postings, {report.entries:,} entries in {verify_time:.2f} s "
+              f"({report.postings / verify_time:,.0f} postings/s)")
+        print(f"verify / plain SELECT = {verify_time / select_time:.2f}×  (target ≤ 3×)")
+        print(f"peak RSS: {rss_mb():.0f} MB (before verify {rss_before:.0f} MB)")
+        await engine.dispose()
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--lines", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=500)
+    asyncio.run(main(parser.parse_args()))
