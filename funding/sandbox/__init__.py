@@ -1,0 +1,14 @@
+"""Offline Stripe sandbox: an in-process stand-in for the parts of Stripe's HTTP API the product uses.
+
+    sb = Sandbox(state_path=..., webhook_url=..., webhook_secret=..., public_base=...)
+    app.mount("/_sandbox/stripe", create_sandbox_app(sb))
+
+The real stripe SDK talks HTTP to it (``base_addresses={"api": public_base}``); hosted
+pages (Checkout, 3-D Secure, invoices, billing portal) live under the same base.
+"""
+
+from funding.sandbox.app import create_sandbox_app
+from funding.sandbox.sandbox import API_VERSION, Sandbox
+from funding.sandbox.webhooks import signature_header
+
+__all__ = ["API_VERSION", "Sandbox", "create_sandbox_app", "signature_header"]

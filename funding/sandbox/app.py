@@ -1,0 +1,113 @@
+"""``create_sandbox_app(sb)``: the Starlette app serving the API, the hosted pages and the admin endpoints."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from funding.sandbox import api, hosted
+from funding.sandbox import routes_billing, routes_core, routes_payments  # noqa: F401  (register the /v1 routes)
+from funding.sandbox.sandbox import FAULT_MODES
+from funding.sandbox.state import public
+
+if TYPE_CHECKING:
+    from funding.sandbox.sandbox import Sandbox
+
+
+async def _admin_params(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    params: dict[str, Any] = dict(parse_qsl(request.url.query))
+    if body:
+        if "json" in request.headers.get("content-type", ""):
+            params.update(json.loads(body))
+        else:
+            params.update(parse_qsl(body.decode(), keep_blank_values=True))
+    return params
+
+
+def _error(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": {"type": "invalid_request_error", "message": message}}, status_code=status)
+
+
+async def admin_advance(request: Request) -> Response:
+    sb: "Sandbox" = request.app.state.sandbox
+    params = await _admin_params(request)
+    try:
+        seconds = int(params.get("seconds", ""))
+        events = sb.advance_clock(seconds)
+    except ValueError as exc:
+        return _error(f"seconds: a non-negative integer is required ({exc})")
+    return JSONResponse({"now": sb.now(), "events": events})
+
+
+async def admin_clock(request: Request) -> Response:
+    return JSONResponse({"now": request.app.state.sandbox.now()})
+
+
+async def admin_faults(request: Request) -> Response:
+    sb: "Sandbox" = request.app.state.sandbox
+    if request.method == "POST":
+        params = await _admin_params(request)
+        if str(params.get("clear", "")).lower() in ("1", "true"):
+            sb.clear_faults()
+        else:
+            mode = params.get("mode", "")
+            if mode not in FAULT_MODES:
+                return _error(f"mode: one of {', '.join(FAULT_MODES)}")
+            try:
+                sb.inject_fault(params.get("method", "*"), params.get("path_prefix", "/v1/"), mode, int(params.get("count", 1)))
+            except ValueError as exc:
+                return _error(str(exc))
+    with sb.lock:
+        return JSONResponse({"faults": [dict(f) for f in sb.faults]})
+
+
+async def admin_deliver(request: Request) -> Response:
+    sb: "Sandbox" = request.app.state.sandbox
+    return JSONResponse({"delivered": await sb.deliver_pending()})
+
+
+async def admin_events(request: Request) -> Response:
+    sb: "Sandbox" = request.app.state.sandbox
+    with sb.lock:
+        events = []
+        for event in sb.store.data["objects"]["event"].values():
+            shown = public(event)
+            delivery = event.get("_delivery")
+            if delivery:
+                shown["sandbox_delivery"] = {k: delivery.get(k) for k in ("attempts", "next_at", "last_status", "delivered_at", "given_up")}
+            events.append(shown)
+    return JSONResponse({"object": "list", "data": events})
+
+
+def create_sandbox_app(sb: "Sandbox") -> Starlette:
+    """The sandbox as an ASGI app; mount it at the path of ``sb.public_base`` (e.g. ``/_sandbox/stripe``)."""
+    app = Starlette(
+        routes=[
+            Route("/v1/{path:path}", api.dispatch, methods=["GET", "POST", "DELETE"]),
+            Route("/checkout/{ident}", hosted.checkout_page, methods=["GET"]),
+            Route("/checkout/{ident}", hosted.checkout_submit, methods=["POST"]),
+            Route("/checkout/{ident}/done", hosted.checkout_done, methods=["GET"]),
+            Route("/authenticate/{ident}", hosted.challenge_page, methods=["GET"]),
+            Route("/authenticate/{ident}", hosted.challenge_submit, methods=["POST"]),
+            Route("/invoices/{ident}", hosted.invoice_page, methods=["GET"]),
+            Route("/invoices/{ident}", hosted.invoice_submit, methods=["POST"]),
+            Route("/invoices/{ident}/pdf", hosted.invoice_pdf, methods=["GET"]),
+            Route("/receipts/{ident}", hosted.receipt_page, methods=["GET"]),
+            Route("/portal/{ident}", hosted.portal_page, methods=["GET"]),
+            Route("/portal/{ident}", hosted.portal_submit, methods=["POST"]),
+            Route("/_admin/advance", admin_advance, methods=["POST"]),
+            Route("/_admin/clock", admin_clock, methods=["GET"]),
+            Route("/_admin/faults", admin_faults, methods=["GET", "POST"]),
+            Route("/_admin/deliver", admin_deliver, methods=["POST"]),
+            Route("/_admin/events", admin_events, methods=["GET"]),
+        ]
+    )
+    app.state.sandbox = sb
+    return app

@@ -1,0 +1,510 @@
+"""Subscriptions: creation, renewals on the clock, plan changes with prorations, cancellation, dunning, previews."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from funding.sandbox import cards, invoices, money, payments
+from funding.sandbox.errors import StripeError, invalid, not_found
+from funding.sandbox.webhooks import diff
+
+if TYPE_CHECKING:
+    from funding.sandbox.sandbox import Sandbox
+
+DAY = 86_400
+INCOMPLETE_EXPIRES_AFTER = 23 * 3_600
+TRIAL_WILL_END_BEFORE = 3 * DAY
+LIVE_STATUSES = ("trialing", "active", "past_due", "unpaid")
+
+
+@dataclass
+class ItemSpec:
+    price: dict[str, Any]
+    quantity: int
+    metadata: dict[str, str]
+    item_id: str | None = None  # an existing subscription item
+    deleted: bool = False
+
+
+def period_end(start: int, anchor: int, interval: str, count: int) -> int:
+    """The end of the period that starts at ``start``, keeping the anchor's day of month and time of day."""
+    if interval == "day":
+        return start + count * DAY
+    if interval == "week":
+        return start + 7 * count * DAY
+    months = count * (12 if interval == "year" else 1)
+    begin = dt.datetime.fromtimestamp(start, dt.timezone.utc)
+    anchor_at = dt.datetime.fromtimestamp(anchor, dt.timezone.utc)
+    index = begin.year * 12 + (begin.month - 1) + months
+    year, month = divmod(index, 12)
+    day = min(anchor_at.day, calendar.monthrange(year, month + 1)[1])
+    end = dt.datetime(year, month + 1, day, anchor_at.hour, anchor_at.minute, anchor_at.second, tzinfo=dt.timezone.utc)
+    return int(end.timestamp())
+
+
+def prorate(amount: int, remaining: int, total: int) -> int:
+    return money.div_half_up(amount * remaining, total) if total > 0 else 0
+
+
+def _price(sb: "Sandbox", sub_or_item: dict[str, Any]) -> dict[str, Any]:
+    return sb.store.get("price", sub_or_item["price"])
+
+
+def _period(sub: dict[str, Any]) -> tuple[int, int]:
+    item = sub["items"]["data"][0]
+    return item["current_period_start"], item["current_period_end"]
+
+
+def _recurring(sub: dict[str, Any], sb: "Sandbox") -> dict[str, Any]:
+    return _price(sb, sub["items"]["data"][0])["recurring"]
+
+
+def check_items(specs: list[ItemSpec]) -> None:
+    live = [s for s in specs if not s.deleted]
+    if not live:
+        raise invalid("A subscription needs at least one item.", "items")
+    currencies = {s.price["currency"] for s in live}
+    if len(currencies) > 1:
+        raise invalid("All prices on a subscription must use the same currency.", "items")
+    for spec in live:
+        if not spec.price.get("recurring"):
+            raise invalid(f"The price specified ({spec.price['id']}) is a one-time price; subscriptions need recurring prices.", "items")
+        if not spec.price["active"] and not spec.price.get("_inline") and spec.item_id is None:
+            raise invalid(f"The price specified ({spec.price['id']}) is inactive. This field only accepts active prices.", "items")
+    intervals = {(s.price["recurring"]["interval"], s.price["recurring"]["interval_count"]) for s in live}
+    if len(intervals) > 1:
+        raise invalid("All prices on a subscription must have the same recurring interval.", "items")
+
+
+def _new_item(sb: "Sandbox", sub: dict[str, Any], spec: ItemSpec, period: tuple[int, int]) -> dict[str, Any]:
+    return {
+        "id": sb.store.sub_id("si"),
+        "object": "subscription_item",
+        "billing_thresholds": None,
+        "created": sb.now(),
+        "current_period_end": period[1],
+        "current_period_start": period[0],
+        "discounts": [],
+        "metadata": spec.metadata,
+        "price": spec.price["id"],
+        "quantity": spec.quantity,
+        "subscription": sub["id"],
+        "tax_rates": [],
+    }
+
+
+def create_subscription(
+    sb: "Sandbox",
+    *,
+    customer: dict[str, Any],
+    specs: list[ItemSpec],
+    default_payment_method: str | None,
+    metadata: dict[str, str],
+    description: str | None = None,
+    trial_end: int | None = None,
+    payment_behavior: str = "allow_incomplete",
+    off_session: bool = False,
+    cancel_at_period_end: bool = False,
+    missing_payment_method: str = "create_invoice",
+    authenticated: bool = False,
+) -> dict[str, Any]:
+    check_items(specs)
+    now = sb.now()
+    pm_id = default_payment_method or customer["invoice_settings"]["default_payment_method"]
+    if payment_behavior == "error_if_incomplete" and not trial_end:
+        if not pm_id:
+            raise invalid("This customer has no attached payment source or default payment method.", "default_payment_method", "resource_missing")
+        pm = sb.store.get("payment_method", pm_id)
+        outcome = cards.payment_outcome(payments.card_of(pm), off_session=off_session, set_up=pm["_set_up"], authenticated=authenticated)
+        if outcome.kind != "succeeded":
+            raise payments.card_error(outcome if outcome.kind == "declined" else cards.Outcome("declined", "authentication_required", "authentication_required"))
+    recurring = specs[0].price["recurring"]
+    anchor = trial_end or now
+    end = trial_end or period_end(now, now, recurring["interval"], recurring["interval_count"])
+    sub = {
+        "id": sb.store.new_id("subscription"),
+        "object": "subscription",
+        "application": None,
+        "application_fee_percent": None,
+        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
+        "billing_cycle_anchor": anchor,
+        "billing_cycle_anchor_config": None,
+        "billing_mode": {"flexible": None, "type": "classic"},
+        "billing_schedules": [],
+        "billing_thresholds": None,
+        "cancel_at": end if cancel_at_period_end else None,
+        "cancel_at_period_end": cancel_at_period_end,
+        "canceled_at": now if cancel_at_period_end else None,
+        "cancellation_details": {"comment": None, "feedback": None, "reason": "cancellation_requested" if cancel_at_period_end else None},
+        "collection_method": "charge_automatically",
+        "created": now,
+        "currency": specs[0].price["currency"],
+        "customer": customer["id"],
+        "customer_account": None,
+        "days_until_due": None,
+        "default_payment_method": default_payment_method,
+        "default_source": None,
+        "default_tax_rates": [],
+        "description": description,
+        "discounts": [],
+        "ended_at": None,
+        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
+        "items": {"object": "list", "data": [], "has_more": False, "total_count": 0, "url": ""},
+        "latest_invoice": None,
+        "livemode": False,
+        "managed_payments": {"enabled": False},
+        "metadata": metadata,
+        "next_pending_invoice_item_invoice": None,
+        "on_behalf_of": None,
+        "pause_collection": None,
+        "payment_settings": {"payment_method_options": None, "payment_method_types": None, "save_default_payment_method": "off"},
+        "pending_invoice_item_interval": None,
+        "pending_setup_intent": None,
+        "pending_update": None,
+        "schedule": None,
+        "start_date": now,
+        "status": "trialing" if trial_end else "incomplete",
+        "test_clock": None,
+        "transfer_data": None,
+        "trial_end": trial_end,
+        "trial_settings": {"end_behavior": {"missing_payment_method": missing_payment_method}},
+        "trial_start": now if trial_end else None,
+    }
+    sub["items"]["url"] = f"/v1/subscription_items?subscription={sub['id']}"
+    sub["items"]["data"] = [_new_item(sb, sub, spec, (now, end)) for spec in specs]
+    sub["items"]["total_count"] = len(specs)
+    sb.store.put("subscription", sub)
+    sb.emit("customer.subscription.created", sub)
+    invoice = invoices.new_invoice(sb, customer=customer["id"], currency=sub["currency"], billing_reason="subscription_create", subscription=sub)
+    lines = []
+    for item in sub["items"]["data"]:
+        price = _price(sb, item)
+        if trial_end:
+            lines.append(invoices.price_line(sb, price, item["quantity"], (now, end), subscription=sub, item_id=item["id"], amount=0, description=f"Trial period for {invoices.product_name(sb, price)}"))
+        else:
+            lines.append(invoices.price_line(sb, price, item["quantity"], (now, end), subscription=sub, item_id=item["id"]))
+    invoices.add_lines(invoice, lines)
+    if not trial_end:
+        invoices.pull_pending_items(sb, invoice, sub["id"])
+    sub["latest_invoice"] = invoice["id"]
+    sb.emit("invoice.created", invoice)
+    invoices.finalize(sb, invoice)
+    if invoice["status"] == "open" and payment_behavior != "default_incomplete":
+        invoices.attempt(sb, invoice, off_session=off_session, authenticated=authenticated, automatic=False)
+    return sub
+
+
+def after_invoice_paid(sb: "Sandbox", sub: dict[str, Any], invoice: dict[str, Any]) -> None:
+    if sub["status"] in ("incomplete", "past_due", "unpaid"):
+        others = [i for i in sb.store.all("invoice") if i["status"] == "open" and invoices._subscription(sb, i) is sub]
+        if not others:
+            _set_status(sb, sub, "active")
+
+
+def after_invoice_failed(sb: "Sandbox", sub: dict[str, Any], invoice: dict[str, Any], *, exhausted: bool) -> None:
+    if invoice["billing_reason"] == "subscription_create":
+        return
+    if sub["status"] in ("active", "trialing"):
+        _set_status(sb, sub, "past_due")
+    if exhausted and sub["status"] == "past_due":
+        if sb.after_last_failure == "canceled":
+            cancel_now(sb, sub, reason="payment_failed")
+        else:
+            _set_status(sb, sub, "unpaid")
+
+
+def _set_status(sb: "Sandbox", sub: dict[str, Any], status: str) -> None:
+    before = sb.view(sub)
+    sub["status"] = status
+    sb.emit("customer.subscription.updated", sub, diff(before, sb.view(sub)))
+
+
+def cancel_now(sb: "Sandbox", sub: dict[str, Any], *, reason: str = "cancellation_requested", at: int | None = None, prorate_unused: bool = False, invoice_now: bool = False) -> None:
+    if sub["status"] in ("canceled", "incomplete_expired"):
+        raise invalid(f"A canceled subscription can only update its cancellation_details and metadata.", code="resource_missing")
+    moment = at or sb.now()
+    if prorate_unused and sub["status"] in ("active", "past_due"):
+        start, end = _period(sub)
+        for item in sub["items"]["data"]:
+            price = _price(sb, item)
+            credit = prorate(price["unit_amount"] * item["quantity"], end - moment, end - start)
+            if credit:
+                invoices.new_invoice_item(
+                    sb, customer=sub["customer"], amount=-credit, currency=price["currency"], subscription=sub["id"], proration=True,
+                    description=f"Unused time on {item['quantity']} × {invoices.product_name(sb, price)} after {_date(moment)}",
+                    metadata={}, period=(moment, end), price=price, quantity=item["quantity"],
+                )
+    sub.update(status="canceled", ended_at=moment, canceled_at=sub["canceled_at"] or moment)
+    sub["cancellation_details"]["reason"] = sub["cancellation_details"]["reason"] or reason
+    sb.emit("customer.subscription.deleted", sub)
+    if invoice_now and invoices.pending_items(sb, sub["customer"], sub["id"]):
+        _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment))
+
+
+def _date(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%d %b %Y")
+
+
+def _invoice_immediately(sb: "Sandbox", sub: dict[str, Any], reason: str, *, period: tuple[int, int], lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    invoice = invoices.new_invoice(sb, customer=sub["customer"], currency=sub["currency"], billing_reason=reason, subscription=sub, period=period)
+    invoices.add_lines(invoice, lines or [])
+    invoices.pull_pending_items(sb, invoice, sub["id"])
+    sub["latest_invoice"] = invoice["id"]
+    sb.emit("invoice.created", invoice)
+    invoices.finalize(sb, invoice)
+    if invoice["status"] == "open":
+        invoices.attempt(sb, invoice)
+    return invoice
+
+
+# plan changes --------------------------------------------------------------
+
+
+def _proration_lines(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec], moment: int) -> tuple[list[dict[str, Any]], bool]:
+    """Proration entries (as dicts for invoice items) for moving the current items to ``specs``, and whether the interval changes."""
+    start, end = _period(sub)
+    current = {item["id"]: item for item in sub["items"]["data"]}
+    old_interval = _recurring(sub, sb)
+    live = [s for s in specs if not s.deleted]
+    new_interval = live[0].price["recurring"] if live else old_interval
+    resets = (new_interval["interval"], new_interval["interval_count"]) != (old_interval["interval"], old_interval["interval_count"])
+    entries = []
+    remaining, total = end - moment, end - start
+    touched = {s.item_id for s in specs if s.item_id}
+    for spec in specs:
+        old = current.get(spec.item_id) if spec.item_id else None
+        changed = old is None or spec.deleted or old["price"] != spec.price["id"] or old["quantity"] != spec.quantity or resets
+        if not changed:
+            continue
+        if old is not None:
+            old_price = _price(sb, old)
+            entries.append({
+                "amount": -prorate(old_price["unit_amount"] * old["quantity"], remaining, total),
+                "price": old_price, "quantity": old["quantity"],
+                "description": f"Unused time on {old['quantity']} × {invoices.product_name(sb, old_price)} after {_date(moment)}",
+            })
+        if not spec.deleted and not resets:
+            entries.append({
+                "amount": prorate(spec.price["unit_amount"] * spec.quantity, remaining, total),
+                "price": spec.price, "quantity": spec.quantity,
+                "description": f"Remaining time on {spec.quantity} × {invoices.product_name(sb, spec.price)} after {_date(moment)}",
+            })
+    if resets:  # items not mentioned are replaced too when the interval changes
+        for item_id, item in current.items():
+            if item_id not in touched:
+                old_price = _price(sb, item)
+                entries.append({
+                    "amount": -prorate(old_price["unit_amount"] * item["quantity"], remaining, total),
+                    "price": old_price, "quantity": item["quantity"],
+                    "description": f"Unused time on {item['quantity']} × {invoices.product_name(sb, old_price)} after {_date(moment)}",
+                })
+    for entry in entries:
+        entry["period"] = (moment, end)
+    return [e for e in entries if e["amount"]], resets
+
+
+def merged_specs(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec]) -> list[ItemSpec]:
+    """The subscription's items after applying ``specs`` (updates by id, additions, deletions)."""
+    by_id = {s.item_id: s for s in specs if s.item_id}
+    merged = []
+    for item in sub["items"]["data"]:
+        spec = by_id.get(item["id"])
+        merged.append(spec or ItemSpec(_price(sb, item), item["quantity"], item["metadata"], item["id"]))
+    merged += [s for s in specs if not s.item_id]
+    return merged
+
+
+def update_items(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec], *, proration_behavior: str, proration_date: int | None) -> Callable[[], None] | None:
+    """Apply an item change; returns what is left to do once the change is announced (an immediate invoice), if anything."""
+    if sub["status"] in ("canceled", "incomplete_expired"):
+        raise invalid("A canceled subscription can only update its cancellation_details and metadata.")
+    for spec in specs:
+        if spec.item_id and spec.item_id not in {i["id"] for i in sub["items"]["data"]}:
+            raise invalid(f"Subscription item {spec.item_id} does not belong to subscription {sub['id']}.", "items")
+    merged = merged_specs(sb, sub, specs)
+    check_items(merged)
+    moment = proration_date or sb.now()
+    entries, resets = _proration_lines(sb, sub, merged, moment)
+    if proration_behavior != "none":
+        for entry in entries:
+            invoices.new_invoice_item(
+                sb, customer=sub["customer"], amount=entry["amount"], currency=sub["currency"], subscription=sub["id"], proration=True,
+                description=entry["description"], metadata={}, period=entry["period"], price=entry["price"], quantity=entry["quantity"],
+            )
+    start, end = _period(sub)
+    if resets:
+        recurring = [s for s in merged if not s.deleted][0].price["recurring"]
+        start, end = moment, period_end(moment, moment, recurring["interval"], recurring["interval_count"])
+        sub["billing_cycle_anchor"] = moment
+    items = []
+    existing = {i["id"]: i for i in sub["items"]["data"]}
+    for spec in merged:
+        if spec.deleted:
+            continue
+        item = existing.get(spec.item_id) if spec.item_id else None
+        if item is None:
+            item = _new_item(sb, sub, spec, (start, end))
+        item.update(price=spec.price["id"], quantity=spec.quantity, metadata=spec.metadata, current_period_start=start, current_period_end=end)
+        items.append(item)
+    sub["items"]["data"] = items
+    sub["items"]["total_count"] = len(items)
+    if resets:
+        lines = [invoices.price_line(sb, _price(sb, i), i["quantity"], (start, end), subscription=sub, item_id=i["id"]) for i in items]
+        return lambda: _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment), lines=lines) and None
+    if proration_behavior == "always_invoice" and invoices.pending_items(sb, sub["customer"], sub["id"]):
+        return lambda: _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment)) and None
+    return None
+
+
+def preview(sb: "Sandbox", customer: dict[str, Any], sub: dict[str, Any] | None, specs: list[ItemSpec] | None, *, proration_behavior: str, proration_date: int | None, cancel_at_period_end: bool | None) -> dict[str, Any]:
+    """The invoice a change would produce (always_invoice) or the next renewal invoice; nothing is stored."""
+    if sub is None:
+        items = invoices.pending_items(sb, customer["id"], None)
+        if not items:
+            raise StripeError(404, f"No upcoming invoices for customer: {customer['id']}", code="invoice_upcoming_none")
+        invoice = invoices.new_invoice(sb, customer=customer["id"], currency=items[0]["currency"], billing_reason="upcoming", preview=True)
+        invoices.add_lines(invoice, [invoices.item_line(sb, i) for i in items if i["currency"] == invoice["currency"]])
+        return invoice
+    if sub["status"] not in LIVE_STATUSES:
+        raise StripeError(404, f"No upcoming invoices for customer: {customer['id']}", code="invoice_upcoming_none")
+    cancel = sub["cancel_at_period_end"] if cancel_at_period_end is None else cancel_at_period_end
+    moment = proration_date or sb.now()
+    start, end = _period(sub)
+    merged = merged_specs(sb, sub, specs or [])
+    check_items(merged)
+    entries, resets = _proration_lines(sb, sub, merged, moment) if specs else ([], False)
+    proration_lines = []
+    if proration_behavior != "none":
+        for entry in entries:
+            line = invoices.price_line(sb, entry["price"], entry["quantity"], entry["period"], subscription=sub, item_id=None, amount=entry["amount"], proration=True, description=entry["description"])
+            proration_lines.append(line)
+    pending = [invoices.item_line(sb, i) for i in invoices.pending_items(sb, customer["id"], sub["id"])]
+    live = [s for s in merged if not s.deleted]
+    if resets or proration_behavior == "always_invoice":
+        invoice = invoices.new_invoice(sb, customer=customer["id"], currency=sub["currency"], billing_reason="subscription_update", subscription=sub, period=(moment, moment), preview=True)
+        lines = proration_lines + pending
+        if resets:
+            recurring = live[0].price["recurring"]
+            new_end = period_end(moment, moment, recurring["interval"], recurring["interval_count"])
+            lines += [invoices.price_line(sb, s.price, s.quantity, (moment, new_end), subscription=sub, item_id=s.item_id) for s in live]
+        invoices.add_lines(invoice, lines)
+    else:
+        if cancel:
+            raise StripeError(404, f"No upcoming invoices for customer: {customer['id']}", code="invoice_upcoming_none")
+        recurring = live[0].price["recurring"]
+        next_end = period_end(end, sub["billing_cycle_anchor"], recurring["interval"], recurring["interval_count"])
+        invoice = invoices.new_invoice(sb, customer=customer["id"], currency=sub["currency"], billing_reason="upcoming", subscription=sub, period=(start, end), preview=True)
+        invoice["created"] = end
+        renewal = [invoices.price_line(sb, s.price, s.quantity, (end, next_end), subscription=sub, item_id=s.item_id) for s in live]
+        invoices.add_lines(invoice, pending + proration_lines + renewal)
+    invoices.recompute(invoice, starting_balance=customer["balance"])
+    invoice["automatically_finalizes_at"] = None
+    return invoice
+
+
+# the clock -----------------------------------------------------------------
+
+
+def _renew(sb: "Sandbox", sub: dict[str, Any]) -> None:
+    start, end = _period(sub)
+    if sub["cancel_at"] and sub["cancel_at"] <= end:
+        cancel_now(sb, sub, at=sub["cancel_at"])
+        return
+    before = sb.view(sub)
+    if sub["status"] == "trialing":
+        has_pm = sub["default_payment_method"] or sb.store.get("customer", sub["customer"])["invoice_settings"]["default_payment_method"]
+        behaviour = sub["trial_settings"]["end_behavior"]["missing_payment_method"]
+        if not has_pm and behaviour == "cancel":
+            cancel_now(sb, sub, at=end, reason="cancellation_requested")
+            return
+        if not has_pm and behaviour == "pause":
+            sub["status"] = "paused"
+            sb.emit("customer.subscription.paused", sub)
+            sb.emit("customer.subscription.updated", sub, diff(before, sb.view(sub)))
+            return
+        sub["status"] = "active"
+    recurring = _recurring(sub, sb)
+    new_end = period_end(end, sub["billing_cycle_anchor"], recurring["interval"], recurring["interval_count"])
+    for item in sub["items"]["data"]:
+        item["current_period_start"], item["current_period_end"] = end, new_end
+    invoice = invoices.new_invoice(
+        sb, customer=sub["customer"], currency=sub["currency"], billing_reason="subscription_cycle", subscription=sub, period=(start, end), auto_advance=sub["status"] != "unpaid"
+    )
+    lines = [invoices.price_line(sb, _price(sb, i), i["quantity"], (end, new_end), subscription=sub, item_id=i["id"]) for i in sub["items"]["data"]]
+    invoices.add_lines(invoice, lines)
+    invoices.pull_pending_items(sb, invoice, sub["id"])
+    sub["latest_invoice"] = invoice["id"]
+    sb.emit("invoice.created", invoice)
+    sb.emit("customer.subscription.updated", sub, diff(before, sb.view(sub)))
+
+
+def resume(sb: "Sandbox", sub: dict[str, Any]) -> None:
+    if sub["status"] != "paused":
+        raise invalid("Only paused subscriptions can be resumed.")
+    now = sb.now()
+    before = sb.view(sub)
+    recurring = _recurring(sub, sb)
+    end = period_end(now, now, recurring["interval"], recurring["interval_count"])
+    sub["billing_cycle_anchor"] = now
+    for item in sub["items"]["data"]:
+        item["current_period_start"], item["current_period_end"] = now, end
+    sub["status"] = "active"
+    sb.emit("customer.subscription.resumed", sub)
+    sb.emit("customer.subscription.updated", sub, diff(before, sb.view(sub)))
+    lines = [invoices.price_line(sb, _price(sb, i), i["quantity"], (now, end), subscription=sub, item_id=i["id"]) for i in sub["items"]["data"]]
+    _invoice_immediately(sb, sub, "subscription_cycle", period=(now, now), lines=lines)
+
+
+def _subscription_dues(sb: "Sandbox", sub: dict[str, Any]) -> list[int]:
+    dues = []
+    if sub["status"] in LIVE_STATUSES:
+        dues.append(_period(sub)[1])
+        if sub["cancel_at"]:
+            dues.append(sub["cancel_at"])
+    if sub["status"] == "trialing" and not sub.get("_trial_will_end_sent") and sub["trial_end"]:
+        dues.append(sub["trial_end"] - TRIAL_WILL_END_BEFORE)
+    if sub["status"] == "incomplete":
+        dues.append(sub["created"] + INCOMPLETE_EXPIRES_AFTER)
+    return dues
+
+
+def next_due(sb: "Sandbox") -> int | None:
+    dues = [d for sub in sb.store.all("subscription") for d in _subscription_dues(sb, sub)]
+    invoice_due = invoices.next_due(sb)
+    if invoice_due is not None:
+        dues.append(invoice_due)
+    return min(dues) if dues else None
+
+
+def run_due(sb: "Sandbox") -> None:
+    now = sb.now()
+    for sub in sorted(sb.store.all("subscription"), key=lambda s: s["_seq"]):
+        if sub["status"] == "trialing" and not sub.get("_trial_will_end_sent") and sub["trial_end"] and sub["trial_end"] - TRIAL_WILL_END_BEFORE <= now:
+            sub["_trial_will_end_sent"] = True
+            sb.emit("customer.subscription.trial_will_end", sub)
+        if sub["status"] == "incomplete" and sub["created"] + INCOMPLETE_EXPIRES_AFTER <= now:
+            before = sb.view(sub)
+            sub.update(status="incomplete_expired", ended_at=now)
+            for invoice in sb.store.all("invoice"):
+                if invoice["status"] == "open" and invoices._subscription(sb, invoice) is sub:
+                    invoices.void(sb, invoice)
+            sb.emit("customer.subscription.deleted", sub, diff(before, sb.view(sub)))
+            continue
+        if sub["status"] in LIVE_STATUSES and sub["cancel_at"] and sub["cancel_at"] <= now and sub["cancel_at"] < _period(sub)[1]:
+            cancel_now(sb, sub, at=sub["cancel_at"])
+            continue
+        guard = 0
+        while sub["status"] in LIVE_STATUSES and _period(sub)[1] <= now and guard < 1000:
+            _renew(sb, sub)
+            guard += 1
+    invoices.run_due(sb)
+
+
+def find_subscription(sb: "Sandbox", ident: str, param: str = "subscription") -> dict[str, Any]:
+    sub = sb.store.get("subscription", ident)
+    if sub is None:
+        raise not_found("subscription", ident, param)
+    return sub

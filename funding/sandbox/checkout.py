@@ -1,0 +1,343 @@
+"""Checkout Sessions: creation, completion from the hosted page (payment, setup, subscription), expiry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from funding.sandbox import billing, cards, catalog, payments
+from funding.sandbox.encoding import Params
+from funding.sandbox.errors import invalid
+from funding.sandbox.invoices import new_invoice_item
+
+if TYPE_CHECKING:
+    from funding.sandbox.sandbox import Sandbox
+
+DEFAULT_LIFETIME = 24 * 3_600
+MIN_LIFETIME = 30 * 60
+ALLOWED = {
+    "mode", "line_items", "customer", "customer_email", "customer_creation", "client_reference_id", "metadata",
+    "payment_intent_data", "setup_intent_data", "subscription_data", "success_url", "cancel_url", "return_url", "expires_at",
+    "currency", "payment_method_types", "locale", "submit_type", "ui_mode", "allow_promotion_codes",
+    "billing_address_collection", "payment_method_collection", "invoice_creation", "customer_update", "consent_collection",
+}
+
+
+def create_session(sb: "Sandbox", p: Params) -> dict[str, Any]:
+    p.check_known(ALLOWED)
+    now = sb.now()
+    mode = p.str("mode", required=True, choices=("payment", "setup", "subscription"))
+    if p.str("ui_mode", default="hosted") != "hosted":
+        raise invalid("The sandbox only offers hosted Checkout (ui_mode=hosted).", "ui_mode")
+    customer_id = p.str("customer")
+    if customer_id:
+        catalog.find_customer(sb, customer_id)
+    if customer_id and p.str("customer_email"):
+        raise invalid("You may only specify one of these parameters: customer, customer_email.", "customer_email")
+    creation = p.str("customer_creation", choices=("always", "if_required"))
+    if creation and mode != "payment":
+        raise invalid("`customer_creation` can only be used in `payment` mode.", "customer_creation")
+    if creation and customer_id:
+        raise invalid("You may only specify one of these parameters: customer, customer_creation.", "customer_creation")
+    for key, allowed_mode in (("payment_intent_data", "payment"), ("setup_intent_data", "setup"), ("subscription_data", "subscription")):
+        if key in p and mode != allowed_mode:
+            raise invalid(f"You can not pass `{key}` in `{mode}` mode.", key)
+    expires_at = p.int("expires_at", default=now + DEFAULT_LIFETIME)
+    if not now + MIN_LIFETIME - 60 <= expires_at <= now + DEFAULT_LIFETIME + 60:
+        raise invalid("The `expires_at` timestamp must be between 30 minutes and 24 hours from Checkout Session creation.", "expires_at")
+    line_items = _line_items(sb, p, mode)
+    currency = line_items[0]["currency"] if line_items else catalog.parse_currency(p, required=False)
+    if mode != "setup" and "currency" in p and catalog.parse_currency(p) != currency:
+        raise invalid("The currency must match the line items' currency.", "currency")
+    subtotal = sum(item["amount_subtotal"] for item in line_items)
+    pid = p.dict("payment_intent_data")
+    pid.check_known({"metadata", "description", "setup_future_usage", "receipt_email", "statement_descriptor", "statement_descriptor_suffix", "capture_method"})
+    if pid.str("capture_method", default="automatic") not in ("automatic", "automatic_async"):
+        raise invalid("The sandbox only supports automatic capture.", "payment_intent_data[capture_method]")
+    sid = p.dict("setup_intent_data")
+    sid.check_known({"metadata", "description", "on_behalf_of"})
+    subd = p.dict("subscription_data")
+    subd.check_known({"metadata", "description", "trial_period_days", "trial_end", "trial_settings", "billing_cycle_anchor", "proration_behavior"})
+    ident = sb.store.new_id("checkout.session")
+    session = {
+        "id": ident,
+        "object": "checkout.session",
+        "adaptive_pricing": {"enabled": False},
+        "after_expiration": None,
+        "allow_promotion_codes": None,
+        "amount_subtotal": subtotal if mode != "setup" else None,
+        "amount_total": subtotal if mode != "setup" else None,
+        "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
+        "billing_address_collection": None,
+        "cancel_url": p.str("cancel_url"),
+        "client_reference_id": p.str("client_reference_id"),
+        "client_secret": None,
+        "collected_information": None,
+        "consent": None,
+        "consent_collection": None,
+        "created": now,
+        "currency": currency,
+        "currency_conversion": None,
+        "custom_fields": [],
+        "custom_text": {"after_submit": None, "shipping_address": None, "submit": None, "terms_of_service_acceptance": None},
+        "customer": customer_id,
+        "customer_account": None,
+        "customer_creation": (creation or "if_required") if mode == "payment" and not customer_id else None,
+        "customer_details": None,
+        "customer_email": p.str("customer_email"),
+        "discounts": [],
+        "expires_at": expires_at,
+        "integration_identifier": None,
+        "invoice": None,
+        "invoice_creation": {"enabled": False, "invoice_data": {"account_tax_ids": None, "custom_fields": None, "description": None, "footer": None, "issuer": None, "metadata": {}, "rendering_options": None}} if mode == "payment" else None,
+        "livemode": False,
+        "locale": p.str("locale"),
+        "managed_payments": {"enabled": False},
+        "metadata": p.metadata() or {},
+        "mode": mode,
+        "origin_context": None,
+        "payment_intent": None,
+        "payment_link": None,
+        "payment_method_collection": "always" if mode != "payment" else None,
+        "payment_method_configuration_details": None,
+        "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+        "payment_method_types": ["card"],
+        "payment_status": "unpaid",
+        "permissions": None,
+        "phone_number_collection": {"enabled": False},
+        "recovered_from": None,
+        "saved_payment_method_options": None,
+        "setup_intent": None,
+        "shipping_address_collection": None,
+        "shipping_cost": None,
+        "shipping_options": [],
+        "status": "open",
+        "submit_type": p.str("submit_type"),
+        "subscription": None,
+        "success_url": p.str("success_url"),
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0} if mode != "setup" else None,
+        "ui_mode": "hosted",
+        "url": sb.url(f"/checkout/{ident}"),
+        "wallet_options": None,
+        "_line_items": line_items,
+        "_payment_intent_data": {
+            "metadata": pid.metadata() or {},
+            "description": pid.str("description"),
+            "setup_future_usage": pid.str("setup_future_usage", choices=("on_session", "off_session")),
+            "receipt_email": pid.str("receipt_email"),
+            "statement_descriptor": pid.str("statement_descriptor"),
+            "statement_descriptor_suffix": pid.str("statement_descriptor_suffix"),
+        },
+        "_setup_intent_data": {"metadata": sid.metadata() or {}, "description": sid.str("description")},
+        "_subscription_data": {
+            "metadata": subd.metadata() or {},
+            "description": subd.str("description"),
+            "trial_period_days": subd.int("trial_period_days", minimum=1),
+            "trial_end": subd.int("trial_end"),
+        },
+    }
+    return sb.store.put("checkout.session", session)
+
+
+def _line_items(sb: "Sandbox", p: Params, mode: str) -> list[dict[str, Any]]:
+    entries = p.dicts("line_items")
+    if mode == "setup":
+        if entries:
+            raise invalid("You can not pass `line_items` in `setup` mode.", "line_items")
+        return []
+    if not entries:
+        raise invalid("`line_items` is required in `payment` and `subscription` mode.", "line_items", "parameter_missing")
+    items = []
+    for entry in entries:
+        entry.check_known({"price", "price_data", "quantity", "adjustable_quantity", "tax_rates", "metadata"})
+        if entry.str("price"):
+            price = catalog.find_price(sb, entry.str("price"), entry._name("price"))
+            if not price["active"]:
+                raise invalid(f"The price specified ({price['id']}) is inactive. This field only accepts active prices.", entry._name("price"))
+        elif "price_data" in entry:
+            price = catalog.price_from_data(sb, entry.dict("price_data"))
+        else:
+            raise invalid("Each line item needs a `price` or `price_data`.", entry._name("price"), "parameter_missing")
+        quantity = entry.int("quantity", default=1, minimum=1)
+        if mode == "payment" and price["recurring"]:
+            raise invalid("You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or use only one-time prices.", entry._name("price"))
+        amount = price["unit_amount"] * quantity
+        product = sb.store.get("product", price["product"])
+        items.append({
+            "id": sb.store.sub_id("li"),
+            "object": "item",
+            "adjustable_quantity": None,
+            "amount_discount": 0,
+            "amount_subtotal": amount,
+            "amount_tax": 0,
+            "amount_total": amount,
+            "currency": price["currency"],
+            "description": product["name"] if product else None,
+            "metadata": entry.metadata() if "metadata" in entry else None,
+            "price": dict(price),
+            "quantity": quantity,
+        })
+    if len({i["currency"] for i in items}) > 1:
+        raise invalid("All line items must use the same currency.", "line_items")
+    if mode == "subscription" and not any(i["price"]["recurring"] for i in items):
+        raise invalid("You must provide at least one recurring price in `subscription` mode when using prices.", "line_items")
+    return items
+
+
+@dataclass
+class Result:
+    kind: str  # "done" | "error" | "challenge"
+    url: str | None = None
+    message: str | None = None
+
+
+def redirect_target(session: dict[str, Any]) -> str | None:
+    if not session["success_url"]:
+        return None
+    return session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
+
+
+def submit_card(sb: "Sandbox", session: dict[str, Any], *, number: str, exp_month: int, exp_year: int, name: str, email: str | None) -> Result:
+    pm = payments.new_card_payment_method(sb, number, exp_month, exp_year, name=name, email=email)
+    session["_pending"] = {"payment_method": pm["id"], "email": email, "name": name}
+    return proceed(sb, session, authenticated=False)
+
+
+def proceed(sb: "Sandbox", session: dict[str, Any], *, authenticated: bool) -> Result:
+    pending = session["_pending"]
+    pm = sb.store.get("payment_method", pending["payment_method"])
+    card = payments.card_of(pm)
+    mode = session["mode"]
+    if mode == "setup":
+        outcome = cards.setup_outcome(card, authenticated=authenticated)
+    else:
+        outcome = cards.payment_outcome(card, off_session=False, set_up=pm["_set_up"], authenticated=authenticated)
+    if outcome.kind == "requires_action":
+        return Result("challenge", url=sb.url(f"/authenticate/{session['id']}"))
+    if mode == "payment":
+        return _pay(sb, session, pm, pending, authenticated)
+    if mode == "setup":
+        return _setup(sb, session, pm, pending, authenticated)
+    if outcome.kind == "declined":
+        return Result("error", message=cards.decline_message_fr(outcome.decline_code))
+    return _subscribe(sb, session, pm, pending, authenticated)
+
+
+def _customer(sb: "Sandbox", session: dict[str, Any], pending: dict[str, Any], *, required: bool) -> dict[str, Any] | None:
+    if session["customer"]:
+        return sb.store.get("customer", session["customer"])
+    if not required and session["customer_creation"] != "always":
+        return None
+    customer = catalog.new_customer(sb, email=pending["email"], name=pending["name"])
+    session["customer"] = customer["id"]
+    return customer
+
+
+def _pay(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any], pending: dict[str, Any], authenticated: bool) -> Result:
+    data = session["_payment_intent_data"]
+    customer = _customer(sb, session, pending, required=bool(data["setup_future_usage"]))
+    pi = sb.store.get("payment_intent", session["payment_intent"]) if session["payment_intent"] else None
+    if pi is None:
+        pi = payments.new_payment_intent(
+            sb,
+            amount=session["amount_total"],
+            currency=session["currency"],
+            customer=customer["id"] if customer else None,
+            payment_method=pm["id"],
+            metadata=dict(data["metadata"]),
+            description=data["description"],
+            setup_future_usage=data["setup_future_usage"],
+            receipt_email=data["receipt_email"] or pending["email"],
+            statement_descriptor=data["statement_descriptor"],
+            statement_descriptor_suffix=data["statement_descriptor_suffix"],
+        )
+        session["payment_intent"] = pi["id"]
+    else:
+        pi.update(payment_method=pm["id"], status="requires_confirmation")
+    payments.confirm_payment_intent(sb, pi, off_session=False, authenticated=authenticated)
+    if pi["status"] != "succeeded":
+        error = pi["last_payment_error"] or {}
+        return Result("error", message=cards.decline_message_fr(error.get("decline_code") or error.get("code")))
+    _complete(sb, session, pending, "paid")
+    return Result("done", url=redirect_target(session))
+
+
+def _setup(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any], pending: dict[str, Any], authenticated: bool) -> Result:
+    customer = _customer(sb, session, pending, required=True)
+    data = session["_setup_intent_data"]
+    seti = payments.new_setup_intent(sb, customer=customer["id"], payment_method=pm["id"], metadata=dict(data["metadata"]), description=data["description"])
+    session["setup_intent"] = seti["id"]
+    payments.confirm_setup_intent(sb, seti, authenticated=authenticated)
+    if seti["status"] != "succeeded":
+        error = seti["last_setup_error"] or {}
+        return Result("error", message=cards.decline_message_fr(error.get("decline_code") or error.get("code")))
+    _complete(sb, session, pending, "no_payment_required")
+    return Result("done", url=redirect_target(session))
+
+
+def _subscribe(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any], pending: dict[str, Any], authenticated: bool) -> Result:
+    customer = _customer(sb, session, pending, required=True)
+    payments.attach(sb, pm, customer["id"], validate=False)
+    data = session["_subscription_data"]
+    specs = []
+    for item in session["_line_items"]:
+        price = sb.store.get("price", item["price"]["id"])
+        if price["recurring"]:
+            specs.append(billing.ItemSpec(price, item["quantity"], {}))
+        else:
+            new_invoice_item(sb, customer=customer["id"], amount=price["unit_amount"] * item["quantity"], currency=price["currency"],
+                             description=item["description"], metadata={}, price=price, quantity=item["quantity"])
+    trial_end = data["trial_end"] or (sb.now() + data["trial_period_days"] * 86_400 if data["trial_period_days"] else None)
+    sub = billing.create_subscription(
+        sb, customer=customer, specs=specs, default_payment_method=pm["id"], metadata=dict(data["metadata"]),
+        description=data["description"], trial_end=trial_end, authenticated=authenticated,
+    )
+    session["subscription"] = sub["id"]
+    session["invoice"] = sub["latest_invoice"]
+    if sub["status"] not in ("active", "trialing"):
+        invoice = sb.store.get("invoice", sub["latest_invoice"])
+        pi = sb.store.get("payment_intent", invoice["_payment_intent"]) if invoice["_payment_intent"] else None
+        error = (pi or {}).get("last_payment_error") or {}
+        return Result("error", message=cards.decline_message_fr(error.get("decline_code") or error.get("code")))
+    invoice = sb.store.get("invoice", sub["latest_invoice"])
+    _complete(sb, session, pending, "paid" if invoice["amount_due"] > 0 else "no_payment_required")
+    return Result("done", url=redirect_target(session))
+
+
+def _complete(sb: "Sandbox", session: dict[str, Any], pending: dict[str, Any], payment_status: str) -> None:
+    customer = sb.store.get("customer", session["customer"]) if session["customer"] else None
+    email = pending["email"] or session["customer_email"] or (customer or {}).get("email")
+    session.update(status="complete", payment_status=payment_status, url=None)
+    session["customer_details"] = {
+        "address": dict(payments.EMPTY_ADDRESS),
+        "business_name": None,
+        "email": email,
+        "individual_name": None,
+        "name": pending["name"],
+        "phone": None,
+        "tax_exempt": "none",
+        "tax_ids": [],
+    }
+    session["collected_information"] = {"business_name": None, "individual_name": None, "shipping_details": None}
+    session.pop("_pending", None)
+    sb.emit("checkout.session.completed", session)
+
+
+def expire(sb: "Sandbox", session: dict[str, Any]) -> None:
+    if session["status"] != "open":
+        raise invalid(f"Only Checkout Sessions with a status in [\"open\"] can be expired; this one is {session['status']}.", code="checkout_session_expired" if session["status"] == "expired" else None)
+    session.update(status="expired", url=None)
+    session.pop("_pending", None)
+    sb.emit("checkout.session.expired", session)
+
+
+def next_due(sb: "Sandbox") -> int | None:
+    dues = [s["expires_at"] for s in sb.store.all("checkout.session") if s["status"] == "open"]
+    return min(dues) if dues else None
+
+
+def run_due(sb: "Sandbox") -> None:
+    now = sb.now()
+    for session in sb.store.all("checkout.session"):
+        if session["status"] == "open" and session["expires_at"] <= now:
+            expire(sb, session)

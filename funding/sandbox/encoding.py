@@ -1,0 +1,171 @@
+"""Stripe's form encoding (``a[b][0][c]=v``, ``expand[]=x``) and typed parameter access."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+from funding.sandbox.errors import invalid, missing_param
+
+_BRACKETS = re.compile(r"\[([^\[\]]*)\]")
+_HEAD = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+
+
+def decode_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Decode form pairs into nested dicts and lists (dicts with only integer keys become lists)."""
+    root: dict[str, Any] = {}
+    for key, value in pairs:
+        match = _HEAD.match(key)
+        parts = [match.group(1), *_BRACKETS.findall(match.group(2))] if match else [key]
+        node = root
+        for index, part in enumerate(parts):
+            if part == "":
+                part = str(len(node))
+            if index == len(parts) - 1:
+                if isinstance(node.get(part), dict):
+                    raise invalid(f"Invalid value for {key}: it is also used as a hash.", key)
+                node[part] = value
+            else:
+                child = node.get(part)
+                if child is None or child == "":
+                    child = node[part] = {}
+                elif not isinstance(child, dict):
+                    raise invalid(f"Invalid value for {key}: {parts[0]} is not a hash.", key)
+                node = child
+    return _listify(root)
+
+
+def _listify(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    converted = {k: _listify(v) for k, v in node.items()}
+    if converted and all(k.isdigit() for k in converted):
+        return [converted[k] for k in sorted(converted, key=int)]
+    return converted
+
+
+class Params:
+    """Typed, Stripe-worded access to decoded parameters (``p.int("amount", required=True)``)."""
+
+    def __init__(self, data: dict[str, Any], prefix: str = ""):
+        self.data = data
+        self.prefix = prefix
+
+    def _name(self, key: str) -> str:
+        return f"{self.prefix}[{key}]" if self.prefix else key
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def str(self, key: str, *, required: bool = False, default: str | None = None, choices: Iterable[str] | None = None) -> str | None:
+        value = self.data.get(key)
+        if value is None or value == "":
+            if required:
+                raise missing_param(self._name(key))
+            return default
+        if not isinstance(value, str):
+            raise invalid(f"Invalid string: {self._name(key)}", self._name(key))
+        if choices is not None and value not in choices:
+            allowed = ", ".join(sorted(choices))
+            raise invalid(f"Invalid {self._name(key)}: must be one of {allowed}", self._name(key))
+        return value
+
+    def int(self, key: str, *, required: bool = False, default: int | None = None, minimum: int | None = None) -> int | None:
+        value = self.data.get(key)
+        if value is None or value == "":
+            if required:
+                raise missing_param(self._name(key))
+            return default
+        if not isinstance(value, str) or not re.fullmatch(r"-?\d+", value.strip()):
+            raise invalid(f"Invalid integer: {value}", self._name(key))
+        number = int(value)
+        if minimum is not None and number < minimum:
+            raise invalid(f"Invalid {self._name(key)}: must be at least {minimum}", self._name(key))
+        return number
+
+    def bool(self, key: str, *, default: bool | None = None) -> bool | None:
+        value = self.data.get(key)
+        if value is None or value == "":
+            return default
+        if value in ("true", "false"):
+            return value == "true"
+        raise invalid(f"Invalid boolean: {value}", self._name(key))
+
+    def dict(self, key: str) -> "Params":
+        value = self.data.get(key)
+        if value is None or value == "":
+            return Params({}, self._name(key))
+        if not isinstance(value, dict):
+            raise invalid(f"Invalid hash: {self._name(key)}", self._name(key))
+        return Params(value, self._name(key))
+
+    def list(self, key: str) -> list[Any]:
+        value = self.data.get(key)
+        if value is None or value == "":
+            return []
+        if isinstance(value, dict) and not value:
+            return []
+        if not isinstance(value, list):
+            raise invalid(f"Invalid array: {self._name(key)}", self._name(key))
+        return value
+
+    def dicts(self, key: str) -> list["Params"]:
+        out = []
+        for index, item in enumerate(self.list(key)):
+            name = f"{self._name(key)}[{index}]"
+            if not isinstance(item, dict):
+                raise invalid(f"Invalid hash: {name}", name)
+            out.append(Params(item, name))
+        return out
+
+    def strings(self, key: str) -> list[str]:
+        value = self.data.get(key)
+        if isinstance(value, str) and value:
+            return [value]
+        items = self.list(key)
+        if not all(isinstance(v, str) for v in items):
+            raise invalid(f"Invalid array of strings: {self._name(key)}", self._name(key))
+        return items
+
+    def metadata(self, key: str = "metadata") -> dict[str, str] | None:
+        """The metadata hash as sent (None when absent); ``metadata=`` means "clear all" (empty dict)."""
+        if key not in self.data:
+            return None
+        value = self.data[key]
+        if value == "":
+            return {}
+        if not isinstance(value, dict):
+            raise invalid(f"Invalid hash: {self._name(key)}", self._name(key))
+        if len(value) > 50:
+            raise invalid("Metadata can have at most 50 keys.", self._name(key))
+        for k, v in value.items():
+            if not isinstance(v, str):
+                raise invalid(f"Invalid metadata value for {k}", f"{self._name(key)}[{k}]")
+            if len(k) > 40 or len(v) > 500:
+                raise invalid("Metadata keys are at most 40 characters and values at most 500.", f"{self._name(key)}[{k}]")
+        return dict(value)
+
+    def check_known(self, allowed: Iterable[str]) -> None:
+        allowed = set(allowed) | {"expand"}
+        for key in self.data:
+            if key not in allowed:
+                name = self._name(key)
+                raise invalid(f"Received unknown parameter: {name} (not supported by the offline Stripe sandbox)", name)
+
+
+def merge_metadata(current: dict[str, str], update: dict[str, str] | None) -> dict[str, str]:
+    """Stripe's update semantics: keys merge, an empty value removes a key, an empty hash clears."""
+    if update is None:
+        return current
+    if update == {}:
+        return {}
+    merged = dict(current)
+    for key, value in update.items():
+        if value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged

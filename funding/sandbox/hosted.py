@@ -1,0 +1,471 @@
+"""Hosted pages: Checkout, the 3-D Secure challenge, invoices (HTML and PDF), receipts, the billing portal."""
+
+from __future__ import annotations
+
+import datetime as dt
+from html import escape
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from funding.sandbox import billing, cards, checkout, invoices, payments
+from funding.sandbox.errors import StripeError
+from funding.sandbox.money import format_amount
+from funding.sandbox.pages import alert, card_fields, date_fr, describe_card, lines_table, link, minimal_pdf, money, page
+
+if TYPE_CHECKING:
+    from funding.sandbox.sandbox import Sandbox
+
+
+def _sb(request: Request) -> "Sandbox":
+    return request.app.state.sandbox
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = (await request.body()).decode("utf-8", "replace")
+    return dict(parse_qsl(body, keep_blank_values=True))
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _not_found(what: str) -> Response:
+    return page("Page introuvable", f"<p>{escape(what)} n'existe pas dans ce bac à sable.</p>", status=404)
+
+
+def _read_card(sb: "Sandbox", form: dict[str, str], *, ask_email: bool) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """Validate a card form; returns (errors by field, card details)."""
+    today = dt.datetime.fromtimestamp(sb.now(), dt.timezone.utc)
+    problems = cards.parse_card_form(form.get("card-number", ""), form.get("card-expiry", ""), form.get("card-cvc", ""), form.get("cardholder-name", ""), now_year=today.year, now_month=today.month)
+    errors = {p.field: p.message for p in problems}
+    email = form.get("email", "").strip()
+    if ask_email and ("@" not in email or "." not in email.split("@")[-1] or " " in email):
+        errors["email"] = "Saisissez une adresse e-mail valide."
+    if errors:
+        return errors, None
+    month, year = cards.expiry_values(form["card-expiry"])
+    return {}, {"number": cards.normalise_number(form["card-number"]), "exp_month": month, "exp_year": year, "name": form["cardholder-name"].strip(), "email": email or None}
+
+
+# checkout --------------------------------------------------------------------
+
+
+def _checkout_email(sb: "Sandbox", session: dict[str, Any]) -> str | None:
+    if session["customer_email"]:
+        return session["customer_email"]
+    if session["customer"]:
+        return sb.store.get("customer", session["customer"])["email"]
+    return None
+
+
+def _checkout_page(sb: "Sandbox", session: dict[str, Any], *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, status: int = 200) -> Response:
+    errors, values = errors or {}, values or {}
+    if session["status"] == "complete":
+        return page("Paiement déjà effectué", '<div class="ok" role="status">Cette session de paiement est terminée.</div>' + link(checkout.redirect_target(session), "Retour au site", "continue"))
+    if session["status"] == "expired":
+        return page("Session expirée", "<p>Cette session de paiement a expiré. Revenez au site pour recommencer.</p>" + link(session["cancel_url"], "Retour au site", "cancel"), status=410)
+    mode = session["mode"]
+    email = _checkout_email(sb, session)
+    summary = ""
+    if mode == "setup":
+        title, button = "Enregistrer votre carte", "Enregistrer la carte"
+        summary = "<p>Votre carte sera enregistrée pour un paiement ultérieur ; aucun montant n'est prélevé maintenant.</p>"
+    else:
+        rows = []
+        for item in session["_line_items"]:
+            price = item["price"]
+            every = ""
+            if price.get("recurring"):
+                every = {"day": " / jour", "week": " / semaine", "month": " / mois", "year": " / an"}[price["recurring"]["interval"]]
+            rows.append((f"{item['quantity']} × {item['description'] or 'Article'}{every}", money(item["amount_total"], item["currency"])))
+        total = money(session["amount_total"], session["currency"])
+        summary = lines_table(rows, ("Total", total))
+        title = "S'abonner" if mode == "subscription" else "Paiement"
+        button = f"S'abonner — {total}" if mode == "subscription" else f"Payer {total}"
+    if not errors and not message:
+        message = None
+    problems = ""
+    if errors:
+        problems = alert("Corrigez les champs signalés : " + " ".join(errors.values()))
+    known_email = f"<p class='muted'>E-mail : {escape(email)}</p>" if email else ""
+    body = f"""
+{alert(message)}{problems}
+<section class="card" aria-label="Récapitulatif">{summary}</section>
+<form method="post" action="{escape(sb.url('/checkout/' + session['id']))}" novalidate>
+{known_email}
+{card_fields(errors, values, ask_email=email is None)}
+<button type="submit" id="pay">{escape(button)}</button>
+</form>
+{link(session['cancel_url'], "Annuler et retourner au site", "cancel")}
+<p class="hint">Cartes de test : 4000 0025 0000 3155 (3-D Secure), 4000 0000 0000 9995 (fonds insuffisants), 4000 0000 0000 0341 (refus au paiement), 4000 0000 0000 0259 (litige).</p>
+"""
+    return page(title, body, status=status)
+
+
+async def checkout_page(request: Request) -> Response:
+    sb = _sb(request)
+    sb.tick()
+    with sb.lock:
+        session = sb.store.get("checkout.session", request.path_params["ident"])
+        if session is None:
+            return _not_found("Cette session de paiement")
+        return _checkout_page(sb, session)
+
+
+async def checkout_submit(request: Request) -> Response:
+    sb = _sb(request)
+    sb.tick()
+    form = await _form(request)
+    with sb.lock:
+        session = sb.store.get("checkout.session", request.path_params["ident"])
+        if session is None:
+            return _not_found("Cette session de paiement")
+        if session["status"] != "open":
+            return _checkout_page(sb, session)
+        values = {k: v for k, v in form.items() if k != "card-cvc"}
+        errors, card = _read_card(sb, form, ask_email=_checkout_email(sb, session) is None)
+        if card is None:
+            return _checkout_page(sb, session, errors=errors, values=values, status=400)
+        result = checkout.submit_card(sb, session, number=card["number"], exp_month=card["exp_month"], exp_year=card["exp_year"], name=card["name"], email=card["email"] or _checkout_email(sb, session))
+        sb.save()
+        return _after_checkout(sb, session, result, values)
+
+
+def _after_checkout(sb: "Sandbox", session: dict[str, Any], result: checkout.Result, values: dict[str, str]) -> Response:
+    if result.kind == "challenge":
+        return _redirect(result.url)
+    if result.kind == "error":
+        return _checkout_page(sb, session, values=values, message=result.message, status=402)
+    return _redirect(result.url or sb.url(f"/checkout/{session['id']}/done"))
+
+
+async def checkout_done(request: Request) -> Response:
+    return page("Merci !", '<div class="ok" role="status">Opération réussie. Vous pouvez fermer cette page.</div>')
+
+
+# 3-D Secure ------------------------------------------------------------------
+
+
+def _challenge_subject(sb: "Sandbox", ident: str) -> tuple[str, dict[str, Any]] | None:
+    for kind in ("checkout.session", "payment_intent", "setup_intent", "billing_portal.session"):
+        obj = sb.store.get(kind, ident)
+        if obj is not None:
+            return kind, obj
+    return None
+
+
+async def challenge_page(request: Request) -> Response:
+    sb = _sb(request)
+    ident = request.path_params["ident"]
+    with sb.lock:
+        found = _challenge_subject(sb, ident)
+        if found is None:
+            return _not_found("Cette authentification")
+        kind, obj = found
+        if kind == "payment_intent":
+            what = f"Paiement de {money(obj['amount'], obj['currency'])}"
+        elif kind == "checkout.session" and obj["mode"] != "setup":
+            what = f"Paiement de {money(obj['amount_total'], obj['currency'])}"
+        else:
+            what = "Enregistrement de votre carte"
+        body = f"""
+<p>Votre banque vous demande de confirmer cette opération (3-D Secure, simulation).</p>
+<p class="card">{what}</p>
+<form method="post" action="{escape(sb.url('/authenticate/' + ident))}">
+<button type="submit" name="action" value="authenticate" id="authenticate">Authentifier</button>
+<button type="submit" name="action" value="fail" id="fail" class="secondary">Échouer</button>
+</form>"""
+        return page("Authentification 3-D Secure", body)
+
+
+async def challenge_submit(request: Request) -> Response:
+    sb = _sb(request)
+    ident = request.path_params["ident"]
+    form = await _form(request)
+    ok = form.get("action") == "authenticate"
+    with sb.lock:
+        found = _challenge_subject(sb, ident)
+        if found is None:
+            return _not_found("Cette authentification")
+        kind, obj = found
+        try:
+            response = _resolve_challenge(sb, kind, obj, ok)
+        finally:
+            sb.save()
+        return response
+
+
+def _with_query(url: str, params: dict[str, str]) -> str:
+    return url + ("&" if "?" in url else "?") + urlencode(params)
+
+
+def _resolve_challenge(sb: "Sandbox", kind: str, obj: dict[str, Any], ok: bool) -> Response:
+    fail_message = cards.decline_message_fr("payment_intent_authentication_failure")
+    if kind == "checkout.session":
+        if obj["status"] != "open" or "_pending" not in obj:
+            return _checkout_page(sb, obj)
+        if not ok:
+            obj.pop("_pending", None)
+            return _checkout_page(sb, obj, message=fail_message, status=402)
+        return _after_checkout(sb, obj, checkout.proceed(sb, obj, authenticated=True), {})
+    if kind == "payment_intent":
+        if obj["status"] == "requires_action":
+            if ok:
+                payments.confirm_payment_intent(sb, obj, off_session=False, authenticated=True, return_url=obj.get("_return_url"))
+            else:
+                payments.fail_authentication(sb, obj)
+        target = obj.get("_return_url")
+        status = "succeeded" if obj["status"] == "succeeded" else "failed"
+        if target:
+            return _redirect(_with_query(target, {"payment_intent": obj["id"], "payment_intent_client_secret": obj["client_secret"], "redirect_status": status}))
+        return _result_page(status == "succeeded")
+    if kind == "setup_intent":
+        if obj["status"] == "requires_action":
+            if ok:
+                payments.confirm_setup_intent(sb, obj, authenticated=True)
+            else:
+                payments.fail_setup_authentication(sb, obj)
+        target = obj.get("_return_url")
+        status = "succeeded" if obj["status"] == "succeeded" else "failed"
+        if target:
+            return _redirect(_with_query(target, {"setup_intent": obj["id"], "setup_intent_client_secret": obj["client_secret"], "redirect_status": status}))
+        return _result_page(status == "succeeded")
+    # billing portal: a new card waiting for authentication
+    pending = obj.pop("_pending", None)
+    if pending and ok:
+        message = _save_portal_card(sb, obj, sb.store.get("payment_method", pending), authenticated=True)
+        return _redirect(sb.url(f"/portal/{obj['id']}") + ("?card=error" if message else "?card=ok"))
+    return _redirect(sb.url(f"/portal/{obj['id']}?card=failed"))
+
+
+def _result_page(ok: bool) -> Response:
+    if ok:
+        return page("Authentification réussie", '<div class="ok" role="status">Le paiement est confirmé.</div>')
+    return page("Authentification échouée", alert(cards.decline_message_fr("payment_intent_authentication_failure")), status=402)
+
+
+# invoices and receipts ---------------------------------------------------------
+
+STATUS_FR = {"draft": "brouillon", "open": "à payer", "paid": "payée", "void": "annulée", "uncollectible": "irrécouvrable"}
+
+
+def _invoice_rows(invoice: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(line["description"] or "Ligne", money(line["amount"], line["currency"])) for line in invoice["lines"]["data"]]
+
+
+def _invoice_page(sb: "Sandbox", invoice: dict[str, Any], *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, status: int = 200) -> Response:
+    title = f"Facture {invoice['number'] or '(brouillon)'}"
+    head = f"""<p>Statut : <strong id="invoice-status">{escape(STATUS_FR.get(invoice['status'], invoice['status']))}</strong></p>
+<p class="muted">Émise le {date_fr(invoice['status_transitions']['finalized_at'] or invoice['created'])} — {escape(invoice['customer_email'] or '')}</p>"""
+    table = lines_table(_invoice_rows(invoice), ("Montant dû", money(invoice["amount_due"], invoice["currency"])))
+    pay = ""
+    if invoice["status"] == "open":
+        pi = sb.store.get("payment_intent", invoice["_payment_intent"]) if invoice["_payment_intent"] else None
+        if pi and pi["status"] == "requires_action":
+            pay += link(pi["next_action"]["redirect_to_url"]["url"], "Authentifier le paiement auprès de votre banque", "authenticate-payment")
+        pay += f"""<h2>Payer par carte</h2>
+<form method="post" action="{escape(sb.url('/invoices/' + invoice['id']))}" novalidate>
+{card_fields(errors or {}, values or {}, ask_email=False)}
+<button type="submit" id="pay">Payer {money(invoice['amount_remaining'], invoice['currency'])}</button>
+</form>"""
+    elif invoice["status"] == "paid":
+        pay = f'<div class="ok" role="status">Facture payée le {date_fr(invoice["status_transitions"]["paid_at"])}.</div>'
+    pdf = link(invoice["invoice_pdf"], "Télécharger la facture (PDF)", "invoice-pdf")
+    return page(title, f"{alert(message)}{head}<section class='card'>{table}</section>{pay}{pdf}", status=status)
+
+
+async def invoice_page(request: Request) -> Response:
+    sb = _sb(request)
+    sb.tick()
+    with sb.lock:
+        invoice = sb.store.get("invoice", request.path_params["ident"])
+        if invoice is None or invoice["status"] == "draft":
+            return _not_found("Cette facture")
+        return _invoice_page(sb, invoice)
+
+
+async def invoice_submit(request: Request) -> Response:
+    sb = _sb(request)
+    form = await _form(request)
+    with sb.lock:
+        invoice = sb.store.get("invoice", request.path_params["ident"])
+        if invoice is None or invoice["status"] == "draft":
+            return _not_found("Cette facture")
+        if invoice["status"] != "open":
+            return _invoice_page(sb, invoice)
+        values = {k: v for k, v in form.items() if k != "card-cvc"}
+        errors, card = _read_card(sb, form, ask_email=False)
+        if card is None:
+            return _invoice_page(sb, invoice, errors=errors, values=values, status=400)
+        pm = payments.new_card_payment_method(sb, card["number"], card["exp_month"], card["exp_year"], name=card["name"])
+        try:
+            invoices.attempt(sb, invoice, off_session=False, automatic=False, payment_method=pm["id"], return_url=invoice["hosted_invoice_url"])
+        finally:
+            sb.save()
+        pi = sb.store.get("payment_intent", invoice["_payment_intent"])
+        if pi["status"] == "requires_action":
+            return _redirect(pi["next_action"]["redirect_to_url"]["url"])
+        if invoice["status"] != "paid":
+            error = pi["last_payment_error"] or {}
+            return _invoice_page(sb, invoice, values=values, message=cards.decline_message_fr(error.get("decline_code") or error.get("code")), status=402)
+        return _redirect(invoice["hosted_invoice_url"])
+
+
+async def invoice_pdf(request: Request) -> Response:
+    sb = _sb(request)
+    with sb.lock:
+        invoice = sb.store.get("invoice", request.path_params["ident"])
+        if invoice is None or invoice["status"] == "draft":
+            return _not_found("Cette facture")
+        lines = [f"Facture {invoice['number']}", "BAC A SABLE STRIPE - AUCUN PAIEMENT REEL", "", f"Client : {invoice['customer_email'] or invoice['customer']}", f"Date : {date_fr(invoice['status_transitions']['finalized_at'])}", ""]
+        for line in invoice["lines"]["data"]:
+            lines.append(f"{line['description']}  {format_amount(line['amount'], line['currency'])}")
+        lines += ["", f"Total : {format_amount(invoice['total'], invoice['currency'])}", f"Statut : {STATUS_FR.get(invoice['status'], invoice['status'])}"]
+        return Response(minimal_pdf(lines), media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{invoice["number"]}.pdf"'})
+
+
+async def receipt_page(request: Request) -> Response:
+    sb = _sb(request)
+    with sb.lock:
+        charge = sb.store.get("charge", request.path_params["ident"])
+        if charge is None:
+            return _not_found("Ce reçu")
+        card = charge["payment_method_details"]["card"]
+        rows = [(f"Carte {card['brand']} •••• {card['last4']}", money(charge["amount"], charge["currency"]))]
+        if charge["amount_refunded"]:
+            rows.append(("Remboursé", money(-charge["amount_refunded"], charge["currency"])))
+        status = "Paiement réussi" if charge["status"] == "succeeded" else "Paiement refusé"
+        body = f"<p>{escape(status)} le {date_fr(charge['created'])}.</p><section class='card'>{lines_table(rows, None)}</section>"
+        return page("Reçu", body)
+
+
+# billing portal ------------------------------------------------------------------
+
+
+def _portal_session(sb: "Sandbox", ident: str) -> dict[str, Any] | None:
+    session = sb.store.get("billing_portal.session", ident)
+    if session is None or session["_expires_at"] < sb.now():
+        return None
+    return session
+
+
+def _save_portal_card(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any], *, authenticated: bool) -> str | None:
+    """Set up a card from the portal and make it the default everywhere; returns a French error, if any."""
+    seti = payments.new_setup_intent(sb, customer=session["customer"], payment_method=pm["id"], metadata={})
+    status = payments.confirm_setup_intent(sb, seti, authenticated=authenticated)
+    if status == "requires_action":
+        session["_pending"] = pm["id"]
+        return "action"
+    if status != "succeeded":
+        error = seti["last_setup_error"] or {}
+        return cards.decline_message_fr(error.get("decline_code") or error.get("code"))
+    customer = sb.store.get("customer", session["customer"])
+    before = sb.view(customer)
+    customer["invoice_settings"]["default_payment_method"] = pm["id"]
+    from funding.sandbox.webhooks import diff
+
+    sb.emit("customer.updated", customer, diff(before, sb.view(customer)))
+    for sub in sb.store.all("subscription"):
+        if sub["customer"] == customer["id"] and sub["status"] in billing.LIVE_STATUSES:
+            before = sb.view(sub)
+            sub["default_payment_method"] = pm["id"]
+            sb.emit("customer.subscription.updated", sub, diff(before, sb.view(sub)))
+    return None
+
+
+def _portal_page(sb: "Sandbox", session: dict[str, Any], *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, notice: str | None = None, status: int = 200) -> Response:
+    customer = sb.store.get("customer", session["customer"])
+    pm_id = customer["invoice_settings"]["default_payment_method"]
+    subs = [s for s in sb.store.all("subscription") if s["customer"] == customer["id"] and s["status"] in billing.LIVE_STATUSES]
+    blocks = []
+    for sub in subs:
+        item = sub["items"]["data"][0]
+        price = sb.store.get("price", item["price"])
+        name = invoices.product_name(sb, price)
+        end = item["current_period_end"]
+        amount = money(sum(sb.store.get("price", i["price"])["unit_amount"] * i["quantity"] for i in sub["items"]["data"]), sub["currency"])
+        if sub["cancel_at_period_end"] or sub["cancel_at"]:
+            state = f"Se termine le {date_fr(sub['cancel_at'] or end)}"
+            action = f'<button type="submit" class="inline" name="action" value="resume" id="resume-{sub["id"]}">Reprendre l\'abonnement</button>'
+        else:
+            state = f"Prochain paiement le {date_fr(end)}"
+            action = f'<button type="submit" class="inline secondary" name="action" value="cancel" id="cancel-{sub["id"]}">Annuler à la fin de la période</button>'
+        blocks.append(f"""<div class="card"><p><strong>{escape(name)}</strong> — {amount}</p><p class="muted">Statut : {escape(sub['status'])}. {escape(state)}.</p>
+<form method="post" action="{escape(sb.url('/portal/' + session['id']))}"><input type="hidden" name="subscription" value="{escape(sub['id'])}">{action}</form></div>""")
+    bills = [i for i in sb.store.all("invoice") if i["customer"] == customer["id"] and i["status"] in ("open", "paid", "uncollectible")]
+    bills.sort(key=lambda i: i["created"], reverse=True)
+    rows = "".join(
+        f"<tr><td><a href='{escape(i['hosted_invoice_url'])}'>{escape(i['number'])}</a></td><td>{date_fr(i['created'])}</td><td>{escape(STATUS_FR.get(i['status'], i['status']))}</td><td class='num'>{money(i['total'], i['currency'])}</td></tr>"
+        for i in bills[:12]
+    )
+    invoices_html = f"<table><thead><tr><th scope='col'>Facture</th><th scope='col'>Date</th><th scope='col'>Statut</th><th scope='col' class='num'>Montant</th></tr></thead><tbody>{rows}</tbody></table>" if rows else "<p>Aucune facture.</p>"
+    ok = f'<div class="ok" role="status">{escape(notice)}</div>' if notice else ""
+    body = f"""{ok}{alert(message)}
+<p class="muted">{escape(customer['email'] or customer['id'])}</p>
+<h2>Abonnements</h2>{''.join(blocks) or '<p>Aucun abonnement en cours.</p>'}
+<h2>Moyen de paiement</h2><p id="current-card">{escape(describe_card(sb.store.get('payment_method', pm_id) if pm_id else None))}</p>
+<form method="post" action="{escape(sb.url('/portal/' + session['id']))}" novalidate>
+<input type="hidden" name="action" value="update-card">
+{card_fields(errors or {}, values or {}, ask_email=False)}
+<button type="submit" id="update-card">Enregistrer cette carte</button>
+</form>
+<h2>Factures</h2>{invoices_html}
+{link(session['return_url'], "Retour au site", "return")}"""
+    return page("Votre espace de facturation", body, status=status)
+
+
+async def portal_page(request: Request) -> Response:
+    sb = _sb(request)
+    sb.tick()
+    with sb.lock:
+        session = _portal_session(sb, request.path_params["ident"])
+        if session is None:
+            return page("Session expirée", "<p>Ce lien n'est plus valable. Revenez au site pour ouvrir une nouvelle session.</p>", status=410)
+        notices = {"ok": "Votre carte est enregistrée.", "failed": None, "error": None}
+        card = request.query_params.get("card")
+        message = cards.decline_message_fr("payment_intent_authentication_failure") if card in ("failed", "error") else None
+        return _portal_page(sb, session, notice=notices.get(card or ""), message=message)
+
+
+async def portal_submit(request: Request) -> Response:
+    sb = _sb(request)
+    form = await _form(request)
+    with sb.lock:
+        session = _portal_session(sb, request.path_params["ident"])
+        if session is None:
+            return page("Session expirée", "<p>Ce lien n'est plus valable. Revenez au site pour ouvrir une nouvelle session.</p>", status=410)
+        action = form.get("action")
+        try:
+            if action in ("cancel", "resume"):
+                sub = sb.store.get("subscription", form.get("subscription", ""))
+                if sub is None or sub["customer"] != session["customer"] or sub["status"] not in billing.LIVE_STATUSES:
+                    return _portal_page(sb, session, message="Abonnement introuvable.", status=404)
+                from funding.sandbox.webhooks import diff
+
+                before = sb.view(sub)
+                flag = action == "cancel"
+                sub.update(cancel_at_period_end=flag, cancel_at=billing._period(sub)[1] if flag else None, canceled_at=sb.now() if flag else None)
+                sub["cancellation_details"]["reason"] = "cancellation_requested" if flag else None
+                sb.emit("customer.subscription.updated", sub, diff(before, sb.view(sub)))
+                notice = "Votre abonnement prendra fin à la fin de la période en cours." if flag else "Votre abonnement continue."
+                return _portal_page(sb, session, notice=notice)
+            if action == "update-card":
+                values = {k: v for k, v in form.items() if k != "card-cvc"}
+                errors, card = _read_card(sb, form, ask_email=False)
+                if card is None:
+                    return _portal_page(sb, session, errors=errors, values=values, status=400)
+                pm = payments.new_card_payment_method(sb, card["number"], card["exp_month"], card["exp_year"], name=card["name"])
+                problem = _save_portal_card(sb, session, pm, authenticated=False)
+                if problem == "action":
+                    return _redirect(sb.url(f"/authenticate/{session['id']}"))
+                if problem:
+                    return _portal_page(sb, session, values=values, message=problem, status=402)
+                return _portal_page(sb, session, notice="Votre carte est enregistrée.")
+            return _portal_page(sb, session, message="Action inconnue.", status=400)
+        except StripeError as exc:
+            return _portal_page(sb, session, message=exc.message, status=400)
+        finally:
+            sb.save()

@@ -1,0 +1,174 @@
+"""The ``Sandbox``: state, clock, event emission, scheduled work, faults, webhook delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from funding.sandbox import billing, checkout, money, views, webhooks
+from funding.sandbox.state import Store, public
+
+log = logging.getLogger("funding.sandbox")
+API_VERSION = "2026-10-28.endive"
+FAULT_MODES = ("error_500", "error_500_after", "timeout_after", "error_429")
+
+# Scheduled work: (when is something next due, do what is due now), in this order.
+SCHEDULE: list[tuple[Callable[["Sandbox"], int | None], Callable[["Sandbox"], None]]] = [
+    (checkout.next_due, checkout.run_due),
+    (billing.next_due, billing.run_due),
+    (money.payouts_next_due, money.run_payouts),
+]
+
+
+class Sandbox:
+    """An in-process stand-in for the parts of Stripe's API that the product uses."""
+
+    def __init__(
+        self,
+        state_path: Path | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str = "whsec_sandbox_0000000000000000000000000000",
+        public_base: str = "http://127.0.0.1:8000/_sandbox/stripe",
+        now: Callable[[], int] | None = None,
+        *,
+        payout_schedule: str = "daily",
+        after_last_failure: str = "unpaid",
+    ):
+        if payout_schedule not in ("daily", "manual"):
+            raise ValueError("payout_schedule: 'daily' or 'manual'")
+        if after_last_failure not in ("unpaid", "canceled"):
+            raise ValueError("after_last_failure: 'unpaid' or 'canceled'")
+        self.state_path = Path(state_path) if state_path is not None else None
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.public_base = public_base.rstrip("/")
+        self.payout_schedule = payout_schedule
+        self.after_last_failure = after_last_failure
+        self._base_now = now or time.time
+        self.lock = threading.RLock()
+        self.store = Store.load(self.state_path) if self.state_path else Store()
+        self.faults: list[dict[str, Any]] = []
+        self.fault_timeout = 30.0  # how long "timeout_after" holds the answer back
+        self.request_context: dict[str, Any] | None = None
+        self.api_version = API_VERSION
+        self._delivery_task: asyncio.Task | None = None
+        self._in_flight: set[str] = set()
+
+    # clock -------------------------------------------------------------
+    def now(self) -> int:
+        return int(self._base_now()) + self.store.clock_offset
+
+    def _set_now(self, moment: int) -> None:
+        self.store.clock_offset = moment - int(self._base_now())
+
+    def advance_clock(self, seconds: int) -> list[dict[str, Any]]:
+        """Move sandbox time forward, running everything that falls due on the way, in time order."""
+        if seconds < 0:
+            raise ValueError("the sandbox clock only moves forward")
+        with self.lock:
+            first = len(self.store.data["objects"]["event"])
+            target = self.now() + int(seconds)
+            self._run_until(target)
+            self.save()
+            return [public(e) for e in list(self.store.data["objects"]["event"].values())[first:]]
+
+    def tick(self) -> None:
+        """Run whatever is due at the current sandbox time."""
+        with self.lock:
+            before = self.store.data["seq"]
+            self._run_until(self.now())
+            if self.store.data["seq"] != before:
+                self.save()
+
+    def _run_until(self, target: int) -> None:
+        for _ in range(100_000):
+            dues = [d for d in (next_due(self) for next_due, _ in SCHEDULE) if d is not None]
+            moment = min(dues) if dues else None
+            if moment is None or moment > target:
+                break
+            if moment > self.now():
+                self._set_now(moment)
+            for _, run in SCHEDULE:
+                run(self)
+        else:  # pragma: no cover - a scheduling bug, not a user error
+            log.error("sandbox scheduler made no progress; stopping at %s", self.now())
+        if target > self.now():
+            self._set_now(target)
+
+    # objects and events --------------------------------------------------
+    def url(self, path: str) -> str:
+        return f"{self.public_base}{path}"
+
+    def view(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return views.view(self, obj)
+
+    def emit(self, type: str, obj: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
+        return webhooks.create_event(self, type, obj, previous)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [public(e) for e in self.store.data["objects"]["event"].values()]
+
+    def save(self) -> None:
+        if self.state_path is not None:
+            with self.lock:
+                self.store.save(self.state_path)
+
+    # faults --------------------------------------------------------------
+    def inject_fault(self, method: str, path_prefix: str, mode: str, count: int = 1) -> None:
+        """Make the next ``count`` matching API calls fail (``method`` may be ``*``)."""
+        if mode not in FAULT_MODES:
+            raise ValueError(f"fault mode must be one of {', '.join(FAULT_MODES)}")
+        if not path_prefix.startswith("/"):
+            path_prefix = "/" + path_prefix
+        with self.lock:
+            self.faults.append({"method": method.upper(), "path_prefix": path_prefix, "mode": mode, "count": int(count)})
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def take_fault(self, method: str, path: str) -> str | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault["method"] in ("*", method.upper()) and path.startswith(fault["path_prefix"]) and fault["count"] > 0:
+                    fault["count"] -= 1
+                    if fault["count"] == 0:
+                        self.faults.remove(fault)
+                    return fault["mode"]
+        return None
+
+    # webhook delivery ----------------------------------------------------
+    async def deliver_pending(self) -> int:
+        """Deliver every event whose delivery is due now; returns how many were acknowledged (2xx)."""
+        return await webhooks.deliver_due(self)
+
+    def start_delivery(self, interval: float = 0.5) -> None:
+        """Deliver events (with retries) and run scheduled work in a background asyncio task."""
+        if self._delivery_task is not None and not self._delivery_task.done():
+            return
+        self._delivery_task = asyncio.get_running_loop().create_task(self._delivery_loop(interval))
+
+    async def stop_delivery(self) -> None:
+        task, self._delivery_task = self._delivery_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _delivery_loop(self, interval: float) -> None:
+        while True:
+            try:
+                self.tick()
+                await self.deliver_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep delivering whatever one failure was
+                log.exception("sandbox delivery loop")
+            await asyncio.sleep(interval)

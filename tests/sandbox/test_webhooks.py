@@ -1,0 +1,104 @@
+"""Signed webhook delivery with retries, the Events API and its delivery_success filter."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import anyio
+import pytest
+import stripe
+
+from tests.sandbox.conftest import SECRET
+
+
+@pytest.mark.anyio
+async def test_deliveries_are_signed_like_stripe(stripe_client, sb, server):
+    stripe_client.v1.payment_intents.create(params={"amount": 5000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}, options={"idempotency_key": "pi-1"})
+    created = len(sb.events)
+    assert created >= 3 and all(e["pending_webhooks"] == 1 for e in sb.events)
+    assert server.receiver.received == []  # nothing is sent from inside the API call
+    assert await sb.deliver_pending() == created
+    received = server.receiver.received
+    assert len(received) == created
+    for delivery in received:
+        assert stripe.WebhookSignature.verify_header(delivery["body"].decode(), delivery["signature"], SECRET, tolerance=300)
+        event = stripe.Webhook.construct_event(delivery["body"], delivery["signature"], SECRET)
+        assert event["object"] == "event" and event["livemode"] is False
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.WebhookSignature.verify_header(received[0]["body"].decode() + " ", received[0]["signature"], SECRET)
+    bodies = [json.loads(d["body"]) for d in received]
+    assert [b["id"] for b in bodies] == [e["id"] for e in sb.events]
+    assert bodies[0]["request"]["idempotency_key"] == "pi-1" and bodies[0]["request"]["id"].startswith("req_")
+    assert all(e["pending_webhooks"] == 0 for e in sb.events)
+    assert await sb.deliver_pending() == 0
+
+
+@pytest.mark.anyio
+async def test_failed_deliveries_are_retried_with_backoff_and_found_by_the_events_api(stripe_client, sb, server):
+    server.receiver.status = 500
+    customer = stripe_client.v1.customers.create(params={"email": "hook@example.org"})
+    assert await sb.deliver_pending() == 0
+    assert len(server.receiver.received) == 1
+    missed = stripe_client.v1.events.list(params={"delivery_success": False})["data"]
+    assert [e["type"] for e in missed] == ["customer.created"] and missed[0]["pending_webhooks"] == 1
+    assert missed[0]["data"]["object"]["id"] == customer["id"]
+    assert await sb.deliver_pending() == 0 and len(server.receiver.received) == 1  # next attempt 1 s later
+    sb.advance_clock(1)
+    assert await sb.deliver_pending() == 0 and len(server.receiver.received) == 2
+    sb.advance_clock(1)
+    assert await sb.deliver_pending() == 0 and len(server.receiver.received) == 2  # then 5 s
+    server.receiver.status = 200
+    sb.advance_clock(4)
+    assert await sb.deliver_pending() == 1
+    assert len({json.loads(d["body"])["id"] for d in server.receiver.received}) == 1
+    assert stripe_client.v1.events.list(params={"delivery_success": False})["data"] == []
+    assert [e["id"] for e in stripe_client.v1.events.list(params={"delivery_success": True})["data"]] == [missed[0]["id"]]
+
+
+@pytest.mark.anyio
+async def test_background_delivery_task(stripe_client, sb, server):
+    sb.start_delivery(interval=0.05)
+    try:
+        stripe_client.v1.customers.create(params={"email": "bg@example.org"})
+        with anyio.fail_after(5):
+            while not server.receiver.received:
+                await anyio.sleep(0.05)
+    finally:
+        await sb.stop_delivery()
+    assert json.loads(server.receiver.received[0]["body"])["type"] == "customer.created"
+
+
+def test_events_api_filters(stripe_client, sb):
+    stripe_client.v1.customers.create(params={"email": "a@example.org"})
+    sb.advance_clock(100)
+    stripe_client.v1.payment_intents.create(params={"amount": 700, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True})
+    events = stripe_client.v1.events.list(params={"limit": 100})["data"]
+    assert [e["type"] for e in events] == ["payment_intent.succeeded", "charge.succeeded", "payment_intent.created", "customer.created"]
+    assert [e["type"] for e in stripe_client.v1.events.list(params={"type": "charge.succeeded"})["data"]] == ["charge.succeeded"]
+    assert len(stripe_client.v1.events.list(params={"type": "payment_intent.*"})["data"]) == 2
+    assert len(stripe_client.v1.events.list(params={"types": ["customer.created", "charge.succeeded"]})["data"]) == 2
+    first = events[-1]
+    later = stripe_client.v1.events.list(params={"created": {"gt": first["created"]}})["data"]
+    assert first["id"] not in [e["id"] for e in later] and len(later) == 3
+    assert stripe_client.v1.events.retrieve(first["id"])["data"]["object"]["email"] == "a@example.org"
+    sb.advance_clock(31 * 86_400)
+    remaining = stripe_client.v1.events.list(params={"limit": 100})["data"]
+    assert {e["type"] for e in remaining} == {"payout.created", "payout.paid"}  # the Events API keeps 30 days
+
+
+def test_no_webhook_url_means_nothing_pending(server):
+    from tests.sandbox.conftest import make_client, make_sandbox
+
+    sb = make_sandbox(server, webhook_url=None)
+    client = make_client(server)
+    client.v1.customers.create(params={"email": "quiet@example.org"})
+    assert sb.events[0]["pending_webhooks"] == 0
+    assert anyio.run(sb.deliver_pending) == 0
+
+
+def test_signature_helper_matches_stripe():
+    from funding.sandbox import signature_header
+
+    header = signature_header('{"id": "evt_1"}', SECRET, timestamp=int(time.time()))
+    assert stripe.WebhookSignature.verify_header('{"id": "evt_1"}', header, SECRET, tolerance=300)
