@@ -151,8 +151,8 @@ def create_subscription(
         "description": description,
         "discounts": [],
         "ended_at": None,
-        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
-        "items": {"object": "list", "data": [], "has_more": False, "total_count": 0, "url": ""},
+        "invoice_settings": {"account_tax_ids": None, "custom_fields": None, "description": None, "footer": None, "issuer": {"type": "self"}},
+        "items": {"object": "list", "data": [], "has_more": False, "url": ""},
         "latest_invoice": None,
         "livemode": False,
         "managed_payments": {"enabled": False},
@@ -175,7 +175,6 @@ def create_subscription(
     }
     sub["items"]["url"] = f"/v1/subscription_items?subscription={sub['id']}"
     sub["items"]["data"] = [_new_item(sb, sub, spec, (now, end)) for spec in specs]
-    sub["items"]["total_count"] = len(specs)
     sb.store.put("subscription", sub)
     sb.emit("customer.subscription.created", sub)
     invoice = invoices.new_invoice(sb, customer=customer["id"], currency=sub["currency"], billing_reason="subscription_create", subscription=sub)
@@ -224,7 +223,7 @@ def _set_status(sb: "Sandbox", sub: dict[str, Any], status: str) -> None:
 
 def cancel_now(sb: "Sandbox", sub: dict[str, Any], *, reason: str = "cancellation_requested", at: int | None = None, prorate_unused: bool = False, invoice_now: bool = False) -> None:
     if sub["status"] in ("canceled", "incomplete_expired"):
-        raise invalid(f"A canceled subscription can only update its cancellation_details and metadata.", code="resource_missing")
+        raise invalid("A canceled subscription can only update its cancellation_details and metadata.", code="resource_missing")
     moment = at or sb.now()
     if prorate_unused and sub["status"] in ("active", "past_due"):
         start, end = _period(sub)
@@ -350,7 +349,6 @@ def update_items(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec], *, p
         item.update(price=spec.price["id"], quantity=spec.quantity, metadata=spec.metadata, current_period_start=start, current_period_end=end)
         items.append(item)
     sub["items"]["data"] = items
-    sub["items"]["total_count"] = len(items)
     if resets:
         lines = [invoices.price_line(sb, _price(sb, i), i["quantity"], (start, end), subscription=sub, item_id=i["id"]) for i in items]
         return lambda: _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment), lines=lines) and None

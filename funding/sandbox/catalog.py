@@ -24,7 +24,6 @@ def new_customer(
         "balance": 0,
         "created": sb.now(),
         "currency": None,
-        "customer_account": None,
         "default_source": None,
         "delinquent": False,
         "description": description,
@@ -57,7 +56,7 @@ def find_customer(sb: "Sandbox", ident: str, param: str = "customer") -> dict[st
 def new_product(sb: "Sandbox", *, name: str, description: str | None = None, metadata: dict[str, str] | None = None, active: bool = True, ident: str | None = None) -> dict[str, Any]:
     now = sb.now()
     if ident and sb.store.get("product", ident):
-        raise invalid(f"Product already exists.", "id", "resource_already_exists")
+        raise invalid("Product already exists.", "id", "resource_already_exists")
     product = {
         "id": ident or sb.store.new_id("product"),
         "object": "product",

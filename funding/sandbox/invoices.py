@@ -313,7 +313,7 @@ def recompute(invoice: dict[str, Any], starting_balance: int = 0) -> None:
 def finalize(sb: "Sandbox", invoice: dict[str, Any]) -> None:
     """draft -> open (or paid when nothing is due). Payment is attempted separately."""
     if invoice["status"] != "draft":
-        raise invalid(f"This invoice is already finalized, you can't re-finalize a non-draft invoice.", code="invoice_not_editable")
+        raise invalid("This invoice is already finalized, you can't re-finalize a non-draft invoice.", code="invoice_not_editable")
     now = sb.now()
     customer = sb.store.get("customer", invoice["customer"])
     recompute(invoice, starting_balance=customer["balance"])

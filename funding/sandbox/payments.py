@@ -92,7 +92,7 @@ def attach(sb: "Sandbox", pm: dict[str, Any], customer_id: str, *, validate: boo
     if pm["customer"] == customer_id:
         return
     if pm["customer"]:
-        raise invalid(f"The payment method you provided has already been attached to a customer.", "payment_method", "payment_method_unexpected_state")
+        raise invalid("The payment method you provided has already been attached to a customer.", "payment_method", "payment_method_unexpected_state")
     if validate:
         outcome = cards.setup_outcome(card_of(pm), authenticated=True)
         if outcome.kind == "declined":
@@ -132,7 +132,7 @@ def new_payment_intent(
     invoice: str | None = None,
 ) -> dict[str, Any]:
     ident = sb.store.new_id("payment_intent")
-    minimum = money.MINIMUMS.get(currency, 1)
+    minimum = money.MINIMUMS.get(currency, 1) if invoice is None else 1
     if amount < minimum:
         raise invalid(f"Amount must be at least {money.format_amount(minimum, currency)}", "amount", "amount_too_small")
     if amount > 99_999_999:
@@ -475,7 +475,6 @@ def new_setup_intent(
         "client_secret": f"{ident}_secret_{secrets.token_urlsafe(24).replace('-', 'x').replace('_', 'y')}",
         "created": sb.now(),
         "customer": customer,
-        "customer_account": None,
         "description": description,
         "excluded_payment_method_types": None,
         "flow_directions": None,

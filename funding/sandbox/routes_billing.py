@@ -566,3 +566,24 @@ def create_portal_session(sb: "Sandbox", p: Params) -> dict[str, Any]:
     sb.store.put("billing_portal.session", session)
     sb.emit("billing_portal.session.created", session)
     return sb.view(session)
+
+
+@route("GET", "/v1/subscription_items/{ident}")
+def get_subscription_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+    from funding.sandbox.views import subscription_item
+
+    for sub in sb.store.all("subscription"):
+        for item in sub["items"]["data"]:
+            if item["id"] == ident:
+                return public(subscription_item(sb, item))
+    raise StripeError(404, f"No such subscription_item: '{ident}'", param="id", code="resource_missing")
+
+
+@route("GET", "/v1/subscription_items")
+def list_subscription_items(sb: "Sandbox", p: Params) -> dict[str, Any]:
+    from funding.sandbox.views import subscription_item
+
+    p.check_known({"subscription", "limit", "starting_after", "ending_before"})
+    sub = billing.find_subscription(sb, p.str("subscription", required=True))
+    page, more = paginate(sub["items"]["data"], p)
+    return {"object": "list", "data": [public(subscription_item(sb, i)) for i in page], "has_more": more, "url": "/v1/subscription_items"}

@@ -91,8 +91,14 @@ def _session_line_items(sb: "Sandbox", session: dict[str, Any]) -> dict[str, Any
     return {"object": "list", "data": public(stored["_line_items"]), "has_more": False, "url": f"/v1/checkout/sessions/{session['id']}/line_items"}
 
 
+def _confirmation_secret(sb: "Sandbox", invoice: dict[str, Any]) -> dict[str, Any] | None:
+    stored = sb.store.get("invoice", invoice["id"])
+    pi = sb.store.get("payment_intent", stored["_payment_intent"]) if stored and stored.get("_payment_intent") else None
+    return {"client_secret": pi["client_secret"], "type": "payment_intent"} if pi else None
+
+
 INCLUDABLE: dict[str, dict[str, Callable[["Sandbox", dict[str, Any]], Any]]] = {
-    "invoice": {"payments": _invoice_payments},
+    "invoice": {"payments": _invoice_payments, "confirmation_secret": _confirmation_secret},
     "checkout.session": {"line_items": _session_line_items},
 }
 

@@ -7,7 +7,7 @@ import pytest
 import stripe
 
 from funding.sandbox.billing import prorate
-from tests.sandbox.helpers import authenticate, card_form, submit, subscription_checkout, types
+from tests.sandbox.helpers import authenticate, card_form, subscription_checkout, types
 
 DAY = 86_400
 IGNORED = {"payout.created", "payout.paid"}
@@ -235,11 +235,24 @@ def test_trial_then_first_payment(stripe_client, sb):
     assert stripe_client.v1.subscriptions.retrieve(sub["id"])["status"] == "active"
 
 
+def test_default_incomplete_then_the_member_confirms(stripe_client, sb):
+    customer = stripe_client.v1.customers.create(params={"email": "c@example.org"})
+    price = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 900, "recurring": {"interval": "month"}, "product_data": {"name": "Casier"}})
+    sub = stripe_client.v1.subscriptions.create(params={"customer": customer["id"], "items": [{"price": price["id"]}], "payment_behavior": "default_incomplete", "expand": ["latest_invoice.payments"]})
+    pi_id = sub["latest_invoice"]["payments"]["data"][0]["payment"]["payment_intent"]
+    pi = stripe_client.v1.payment_intents.confirm(pi_id, params={"payment_method": "pm_card_visa"})
+    assert pi["status"] == "succeeded"
+    assert stripe_client.v1.subscriptions.retrieve(sub["id"])["status"] == "active"
+    items = stripe_client.v1.subscription_items.list(params={"subscription": sub["id"]})["data"]
+    assert [i["id"] for i in items] == [sub["items"]["data"][0]["id"]]
+
+
 def test_incomplete_subscription_expires_after_23_hours(stripe_client, sb):
     customer = stripe_client.v1.customers.create(params={"email": "i@example.org"})
     price = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 900, "recurring": {"interval": "month"}, "product_data": {"name": "Casier"}})
-    sub = stripe_client.v1.subscriptions.create(params={"customer": customer["id"], "items": [{"price": price["id"]}], "payment_behavior": "default_incomplete"})
+    sub = stripe_client.v1.subscriptions.create(params={"customer": customer["id"], "items": [{"price": price["id"]}], "payment_behavior": "default_incomplete", "expand": ["latest_invoice.confirmation_secret"]})
     assert sub["status"] == "incomplete"
+    assert sub["latest_invoice"]["confirmation_secret"]["client_secret"].startswith("pi_")
     events = sb.advance_clock(23 * 3600)
     assert "invoice.voided" in types(events) and "customer.subscription.deleted" in types(events)
     assert stripe_client.v1.subscriptions.retrieve(sub["id"])["status"] == "incomplete_expired"

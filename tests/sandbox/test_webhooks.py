@@ -14,7 +14,7 @@ from tests.sandbox.conftest import SECRET
 
 @pytest.mark.anyio
 async def test_deliveries_are_signed_like_stripe(stripe_client, sb, server):
-    stripe_client.v1.payment_intents.create(params={"amount": 5000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}, options={"idempotency_key": "pi-1"})
+    await stripe_client.v1.payment_intents.create_async(params={"amount": 5000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}, options={"idempotency_key": "pi-1"})
     created = len(sb.events)
     assert created >= 3 and all(e["pending_webhooks"] == 1 for e in sb.events)
     assert server.receiver.received == []  # nothing is sent from inside the API call
@@ -37,10 +37,10 @@ async def test_deliveries_are_signed_like_stripe(stripe_client, sb, server):
 @pytest.mark.anyio
 async def test_failed_deliveries_are_retried_with_backoff_and_found_by_the_events_api(stripe_client, sb, server):
     server.receiver.status = 500
-    customer = stripe_client.v1.customers.create(params={"email": "hook@example.org"})
+    customer = await stripe_client.v1.customers.create_async(params={"email": "hook@example.org"}, options={"idempotency_key": "member-hook"})
     assert await sb.deliver_pending() == 0
     assert len(server.receiver.received) == 1
-    missed = stripe_client.v1.events.list(params={"delivery_success": False})["data"]
+    missed = (await stripe_client.v1.events.list_async(params={"delivery_success": False}))["data"]
     assert [e["type"] for e in missed] == ["customer.created"] and missed[0]["pending_webhooks"] == 1
     assert missed[0]["data"]["object"]["id"] == customer["id"]
     assert await sb.deliver_pending() == 0 and len(server.receiver.received) == 1  # next attempt 1 s later
@@ -60,7 +60,7 @@ async def test_failed_deliveries_are_retried_with_backoff_and_found_by_the_event
 async def test_background_delivery_task(stripe_client, sb, server):
     sb.start_delivery(interval=0.05)
     try:
-        stripe_client.v1.customers.create(params={"email": "bg@example.org"})
+        await stripe_client.v1.customers.create_async(params={"email": "bg@example.org"})
         with anyio.fail_after(5):
             while not server.receiver.received:
                 await anyio.sleep(0.05)
