@@ -85,7 +85,7 @@ async def deliver_due(sb: "Sandbox") -> int:
         return 0
     delivered = 0
     try:
-        async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT) as client:
+        async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT, trust_env=False) as client:
             for event in events:
                 with sb.lock:
                     body = json.dumps(public(event), indent=2, ensure_ascii=False)
