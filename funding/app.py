@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from funding.db import create_engine, session_factory
+from funding.donations import routes as donation_routes
 from funding.ledger import routes as ledger_routes
 from funding.mail import routes as mail_routes
 from funding.mail.service import send_pending
@@ -51,37 +52,70 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, sandbox=None, process_events: bool = True) -> Starlette:
+    """The web application. Without Stripe keys it mounts the offline Stripe sandbox at
+    /_sandbox/stripe (pass ``sandbox`` to choose its persistence). ``process_events=False``
+    leaves stored webhook events to the worker (benchmarks, tests of the inbox)."""
     if settings is None:
         try:
             settings = load_settings()
         except ConfigError as exc:
             raise SystemExit(f"configuration error: {exc}") from None
 
+    # The composition root is the one place in `funding` that wires `webhooks` in.
     from funding import routes as core_routes
+    from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
+    from webhooks import routes as webhook_routes
+
+    mounts = []
+    if settings.uses_sandbox:
+        from funding.sandbox import Sandbox, create_sandbox_app
+
+        if sandbox is None:
+            sandbox = Sandbox(
+                webhook_url=f"{settings.base_url}/webhooks/stripe",
+                webhook_secret=settings.stripe_webhook_secret,
+                public_base=settings.base_url + SANDBOX_PATH,
+            )
+        mounts.append(Mount(SANDBOX_PATH, create_sandbox_app(sandbox), name="sandbox"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         engine = create_engine(settings.database_url)
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
-        wake = asyncio.Event()
-        app.state.kick_mail = wake.set
-        pump = asyncio.create_task(_mail_pump(app, wake))
+        app.state.gateway = StripeGateway(settings)
+        mail_wake, event_wake = asyncio.Event(), asyncio.Event()
+        app.state.kick_mail = mail_wake.set
+        app.state.kick_events = event_wake.set if process_events else (lambda: None)
+        tasks = [asyncio.create_task(_pump("mail", mail_wake, settings, lambda: send_pending(app.state.sessions, settings)))]
+        if process_events:
+            tasks.append(asyncio.create_task(
+                _pump("events", event_wake, settings, lambda: _process_and_mail(app))))
+        if sandbox is not None:
+            sandbox.start_delivery()
         try:
             yield
         finally:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if sandbox is not None:
+                await sandbox.stop_delivery()
+            await app.state.gateway.aclose()
             await engine.dispose()
 
     app = Starlette(
         debug=False,
         routes=[
             *core_routes.routes,
+            *webhook_routes.routes,
+            *donation_routes.routes,
             *ledger_routes.routes,
             *mail_routes.routes,
+            *mounts,
             Mount("/static", StaticFiles(directory=PROJECT_ROOT / "funding" / "static"), name="static"),
         ],
         middleware=[
@@ -102,17 +136,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.templates = make_templates()
-    app.state.kick_mail = lambda: None
+    app.state.sandbox = sandbox
+    app.state.kick_mail = app.state.kick_events = lambda: None
     return app
 
 
-async def _mail_pump(app: Starlette, wake: asyncio.Event) -> None:
-    """Send queued emails soon after they are committed; the worker is the safety net."""
+async def _process_and_mail(app: Starlette) -> None:
+    from webhooks.processing import drain
+
+    if await drain(app.state.sessions, app.state.gateway):
+        app.state.kick_mail()
+
+
+async def _pump(name: str, wake: asyncio.Event, settings: Settings, work) -> None:
+    """Do ``work`` soon after something is committed (and now and then); the worker is the safety net."""
     while True:
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=app.state.settings.worker_poll_seconds * 5)
+            await asyncio.wait_for(wake.wait(), timeout=settings.worker_poll_seconds * 5)
         wake.clear()
         try:
-            await send_pending(app.state.sessions, app.state.settings)
+            await work()
         except Exception:
-            log.exception("mail pump failed; the worker will retry")
+            log.exception("%s pump failed; the worker will retry", name)

@@ -276,6 +276,94 @@ def _date(text: str | None) -> dt.date | None:
         raise CommandError(f"invalid date {text!r} (YYYY-MM-DD)") from None
 
 
+# --- Stripe ---------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _gateway(settings: Settings):
+    from funding.stripe_gateway import StripeGateway
+
+    gw = StripeGateway(settings)
+    try:
+        yield gw
+    finally:
+        await gw.aclose()
+
+
+async def cmd_stripe_sync(args, ctx: Context) -> int:
+    from funding.stripe_gateway import GatewayError
+    from webhooks.sync import sync
+
+    since = _date(args.since)
+    if since is None:
+        raise CommandError("--since DATE is required (YYYY-MM-DD; the Events API keeps 30 days)")
+    async with _gateway(ctx.settings) as gw:
+        try:
+            report = await sync(ctx.sessions, gw, dt.datetime.combine(since, dt.time(), dt.timezone.utc))
+        except GatewayError as exc:
+            raise CommandError(f"Stripe: {exc}") from None
+    _out(f"events not delivered: {report.events_seen} ({report.events_new} new), processed {report.events_processed}; "
+         f"balance transactions: {report.transactions_seen} seen, {report.transactions_booked} booked now")
+    return 0
+
+
+async def cmd_reconcile(args, ctx: Context) -> int:
+    from funding.payments.reconcile import reconcile
+    from funding.money import format_plain
+    from funding.stripe_gateway import GatewayError
+
+    async with _gateway(ctx.settings) as gw:
+        try:
+            checks = await reconcile(ctx.sessions, gw, only_unreconciled=not args.all)
+        except GatewayError as exc:
+            raise CommandError(f"Stripe: {exc}") from None
+    bad = 0
+    for check in checks:
+        if check.ok:
+            _out(f"{check.payout_id}: reconciled — {format_plain(check.amount, check.currency)} {check.currency}")
+        else:
+            bad += 1
+            detail = []
+            if check.difference:
+                detail.append(f"payout {format_plain(check.amount, check.currency)} ≠ transactions "
+                              f"{format_plain(check.transactions_net, check.currency)} (difference "
+                              f"{format_plain(check.difference, check.currency)})")
+            if check.missing:
+                detail.append(f"no ledger entry for {', '.join(check.missing)}")
+            _out(f"{check.payout_id}: UNRECONCILED — {'; '.join(detail)}")
+    if not checks:
+        _out("no payout to check")
+    return 1 if bad else 0
+
+
+async def cmd_webhooks_replay(args, ctx: Context) -> int:
+    from funding.stripe_gateway import GatewayError
+    from webhooks.sync import replay
+
+    if not args.event_id.startswith("evt_"):
+        raise CommandError(f"not an event id: {args.event_id} (evt_…)")
+    async with _gateway(ctx.settings) as gw:
+        try:
+            status = await replay(ctx.sessions, gw, args.event_id)
+        except GatewayError as exc:
+            raise CommandError(f"Stripe: {exc}") from None
+    _out(f"{args.event_id}: {status}")
+    return 0 if status == "processed" else 1
+
+
+async def cmd_webhooks_list(args, ctx: Context) -> int:
+    from funding.payments.models import StripeEvent
+
+    async with ctx.sessions() as session:
+        query = select(StripeEvent).order_by(StripeEvent.received_at.desc()).limit(args.limit)
+        if args.status:
+            query = query.where(StripeEvent.status == args.status)
+        for event in (await session.scalars(query)).all():
+            _out(f"{event.id}  {event.type:<40} {event.status:<10} attempts={event.attempts}"
+                 + (f"  {event.last_error[:120]}" if event.last_error else ""))
+    return 0
+
+
 # --- processes ------------------------------------------------------------------------
 
 
@@ -380,6 +468,22 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--from", dest="start")
     tb.add_argument("--to", dest="end")
     tb.set_defaults(run=cmd_ledger_balance)
+    stripe_cmd = sub.add_parser("stripe", help="Stripe").add_subparsers(dest="stripe_command", required=True)
+    ss = stripe_cmd.add_parser("sync", help="recover missed events (Events API) and unbooked balance transactions")
+    ss.add_argument("--since", required=True, help="YYYY-MM-DD")
+    ss.set_defaults(run=cmd_stripe_sync, serving=True)
+    rc = sub.add_parser("reconcile", help="check every paid payout against its balance transactions and the ledger")
+    rc.add_argument("--all", action="store_true", help="check reconciled payouts again too")
+    rc.set_defaults(run=cmd_reconcile, serving=True)
+    wh = sub.add_parser("webhooks", help="the webhook inbox").add_subparsers(dest="webhooks_command", required=True)
+    wr = wh.add_parser("replay", help="process one event again (fetched from Stripe if we never stored it)")
+    wr.add_argument("event_id")
+    wr.set_defaults(run=cmd_webhooks_replay, serving=True)
+    wl = wh.add_parser("list", help="recent events; --status dead shows the dead letters")
+    wl.add_argument("--status", choices=["pending", "processing", "processed", "failed", "dead"])
+    wl.add_argument("--limit", type=int, default=50)
+    wl.set_defaults(run=cmd_webhooks_list)
+
     la = ledger.add_parser("accounts", help="list the chart of accounts, or --add NUMBER LABEL")
     la.add_argument("--org", help="SIREN")
     la.add_argument("--add", nargs=2, metavar=("NUMBER", "LABEL"))

@@ -18,5 +18,6 @@ from funding.ledger.models import (  # noqa: F401
 )
 from funding.mail.models import Email  # noqa: F401
 from funding.orgs.models import Organisation, Site  # noqa: F401
+from funding.payments.models import Payment, Payout, StripeEvent, StripeObject, StripeRequest  # noqa: F401
 
 metadata = Base.metadata

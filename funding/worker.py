@@ -9,25 +9,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Awaitable, Callable
 
 from funding.db import create_engine, session_factory
 from funding.mail.service import send_pending
 from funding.settings import Settings
+from funding.stripe_gateway import StripeGateway
 
 log = logging.getLogger("funding.worker")
 
-Job = Callable[[object, Settings], Awaitable[int]]
+
+def jobs(gw: StripeGateway):
+    """Every periodic job, in the order they run. The worker is a composition root: it
+    is where `webhooks` is wired in."""
+    from funding.payments.calls import resolve_unknown
+    from funding.payments.reconcile import reconcile_job
+    from webhooks.processing import drain
+
+    return [
+        ("webhook events", lambda sessions, settings: drain(sessions, gw)),
+        ("unknown Stripe requests", lambda sessions, settings: resolve_unknown(sessions, settings, gw)),
+        ("payout reconciliation", lambda sessions, settings: reconcile_job(sessions, settings, gw)),
+        ("emails", send_pending),
+    ]
 
 
-def jobs() -> list[tuple[str, Job]]:
-    """Every periodic job, in the order they run."""
-    return [("emails", send_pending)]
-
-
-async def run_once(sessions, settings: Settings) -> dict[str, int]:
+async def run_once(sessions, settings: Settings, gw: StripeGateway) -> dict[str, int]:
     done = {}
-    for name, job in jobs():
+    for name, job in jobs(gw):
         try:
             done[name] = await job(sessions, settings)
         except Exception:
@@ -39,6 +47,7 @@ async def run_once(sessions, settings: Settings) -> dict[str, int]:
 async def run_worker(settings: Settings, *, once: bool = False) -> None:
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
+    gw = StripeGateway(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -48,7 +57,7 @@ async def run_worker(settings: Settings, *, once: bool = False) -> None:
             pass
     try:
         while True:
-            await run_once(sessions, settings)
+            await run_once(sessions, settings, gw)
             if once:
                 break
             try:
@@ -57,4 +66,5 @@ async def run_worker(settings: Settings, *, once: bool = False) -> None:
             except asyncio.TimeoutError:
                 pass
     finally:
+        await gw.aclose()
         await engine.dispose()

@@ -27,6 +27,8 @@ class Organisation(Base):
     address: Mapped[str] = mapped_column(Text, default="")
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     fiscal_year_start_month: Mapped[int] = mapped_column(default=1)
+    # The organisation whose books hold the Stripe account's money (fees, payouts…).
+    uses_stripe: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     sites: Mapped[list["Site"]] = relationship(back_populates="organisation", order_by="Site.id")

@@ -1,0 +1,96 @@
+"""The public donation page: choose a site and an amount, pay through Stripe Checkout."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from funding.auth.service import AuthError, normalise_email
+from funding.donations.service import MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE
+from funding.i18n import gettext as _, money
+from funding.money import MoneyError, parse_amount
+from funding.orgs.models import Site
+from funding.payments import books
+from funding.payments.service import settle_session, start_checkout
+from funding.stripe_gateway import GatewayError
+from funding.web import db, redirect, render
+
+
+async def _sites(session):
+    return (await session.execute(select(Site.id, Site.slug, Site.name, Site.town, Site.org_id)
+                                  .order_by(Site.is_central.desc(), Site.name))).all()
+
+
+async def donate(request: Request) -> Response:
+    async with db(request) as session:
+        sites = await _sites(session)
+    context = {"sites": sites, "presets": PRESETS, "form": {"site": request.query_params.get("site", "")}, "error": None,
+               "cancelled": "cancelled" in request.query_params}
+    if request.method == "GET":
+        return render(request, "donations/donate.html", context)
+    form = await request.form()
+    context["form"] = {k: str(form.get(k, "")) for k in ("site", "amount", "other", "name", "email")}
+    f = context["form"]
+    try:
+        site = next((s for s in sites if s.slug == f["site"]), None)
+        if site is None:
+            raise ValueError(_("Choisissez un lieu."))
+        raw = f["other"].strip() or f["amount"]
+        amount = parse_amount(raw, "EUR")
+        if amount < MIN_AMOUNT or amount > MAX_AMOUNT:
+            raise ValueError(_("Le don doit être compris entre %(min)s et %(max)s.", min=money(MIN_AMOUNT), max=money(MAX_AMOUNT)))
+        email = normalise_email(f["email"])
+        name = f["name"].strip()[:200]
+        if not name:
+            raise ValueError(_("Indiquez votre nom (il figure sur votre reçu)."))
+    except (ValueError, MoneyError, AuthError) as exc:
+        context["error"] = str(exc)
+        return render(request, "donations/donate.html", context, status_code=400)
+    base = request.app.state.settings.base_url
+    try:
+        _payment, url = await start_checkout(
+            request.app.state.sessions, request.app.state.gateway, purpose=PURPOSE, org_id=site.org_id, site_id=site.id,
+            amount=amount, currency="EUR", description=f"Don à {site.name}", email=email, name=name,
+            success_url=f"{base}/soutenir/merci?session_id={{CHECKOUT_SESSION_ID}}", cancel_url=f"{base}/soutenir?cancelled=1",
+        )
+    except GatewayError:
+        context["error"] = _("Le paiement est momentanément indisponible. Réessayez dans quelques minutes : rien n'a été débité.")
+        return render(request, "donations/donate.html", context, status_code=503)
+    return redirect(url)
+
+
+async def thanks(request: Request) -> Response:
+    """The donor's return: settle from Stripe's current state (the webhook may be later, or earlier)."""
+    session_id = request.query_params.get("session_id", "")
+    payment = None
+    if session_id.startswith("cs_"):
+        gw = request.app.state.gateway
+        try:
+            checkout = await gw.retrieve("checkout.sessions", session_id, expand=["payment_intent.latest_charge"])
+        except GatewayError:
+            checkout = None
+        if checkout is not None:
+            async with db(request) as session:
+                payment = await settle_session(session, checkout)
+            charge = ((checkout.get("payment_intent") or {}) if isinstance(checkout.get("payment_intent"), dict) else {}).get("latest_charge")
+            bt = charge.get("balance_transaction") if isinstance(charge, dict) else None
+            if bt:
+                try:
+                    await books.ingest(request.app.state.sessions, gw, [bt if isinstance(bt, str) else bt["id"]])
+                except Exception:  # the webhook or the worker books it anyway
+                    pass
+            request.app.state.kick_mail()
+    if payment is None:
+        return render(request, "donations/thanks.html", {"payment": None, "site": None}, status_code=404)
+    async with db(request) as session:
+        site = await session.get(Site, payment.site_id)
+        site_name = site.name
+    return render(request, "donations/thanks.html", {"payment": payment, "site": site_name})
+
+
+routes = [
+    Route("/soutenir", donate, methods=["GET", "POST"], name="donate"),
+    Route("/soutenir/merci", thanks, name="donate_thanks"),
+]

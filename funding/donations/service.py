@@ -1,0 +1,56 @@
+"""Gifts to a site, outside any campaign: the simplest money the crowd gives.
+
+Books: [ST] D 5115 net · D 627 fee · C 75411 Dons manuels, funding source crowdfunding,
+tagged with the site chosen by the donor.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.i18n import money
+from funding.ledger.service import Line
+from funding.mail.service import enqueue
+from funding.orgs.models import Site
+from funding.payments import purposes
+from funding.payments.models import Payment
+from funding.payments.service import on_paid
+
+PURPOSE = "donation"
+MIN_AMOUNT = 100  # 1,00 €
+MAX_AMOUNT = 1_000_000  # 10 000,00 €: above that, a person talks to us first
+PRESETS = (1000, 2000, 5000, 10000)
+
+
+async def allocate(session: AsyncSession, metadata: dict, amount: int, currency: str) -> purposes.Allocation | None:
+    site_id = metadata.get("site_id")
+    site = await session.get(Site, int(site_id)) if str(site_id or "").isdigit() else None
+    if site is None:
+        return None
+    return purposes.Allocation(
+        org_id=site.org_id, site_id=site.id, funding_source="crowdfunding",
+        label=f"Don en ligne n° {metadata.get('payment_id', '?')} — {site.name}"[:200],
+        lines=[Line("75411", -amount, currency)],
+    )
+
+
+async def thank(session: AsyncSession, payment: Payment) -> None:
+    if not payment.email:
+        return
+    site = await session.get(Site, payment.site_id)
+    await enqueue(
+        session,
+        to=payment.email,
+        dedupe_key=f"payment:{payment.id}:receipt",
+        subject="Merci pour votre don à Entre-Lab",
+        body_text=(
+            f"Bonjour {payment.name or ''},\n\n"
+            f"Nous avons bien reçu votre don de {money(payment.amount, payment.currency)} pour {site.name}.\n"
+            f"Référence : don n° {payment.id}.\n\n"
+            "Merci de faire vivre les tiers-lieux du bassin thiernois.\n\nL'équipe Entre-Lab"
+        ),
+    )
+
+
+purposes.register(PURPOSE, allocate)
+on_paid(PURPOSE, thank)

@@ -1,0 +1,190 @@
+"""Stripe's balance transactions into the ledger: one entry per balance transaction.
+
+Every charge, refund, dispute movement, payout and fee moves the Stripe balance through
+a balance transaction (``amount``, ``fee``, ``net``). Its entry is keyed by the balance
+transaction id (``source_key = "stripe:txn_…"``), so it is posted once whichever path
+brings it. Fees come from the balance transaction, never from a formula:
+
+    [ST] D 5115 net · D 627 fee · C <revenue of the purpose> amount      (charge)
+    [ST] D <revenue> · C 5115 (refund, dispute withdrawal, with its fee on 627)
+    [ST] D 512 · C 5115                                                  (payout)
+
+Fetching (network) and posting (database) are separate, so no Stripe call ever runs
+while the ledger's head is locked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.ledger.service import EntryDraft, Line, Posted, post
+from funding.ledger.models import Entry, LedgerHead
+from funding.orgs.models import Organisation, Site
+from funding.payments import purposes
+from funding.stripe_gateway import StripeGateway
+
+PARIS = ZoneInfo("Europe/Paris")
+REVENUE_TYPES = {"charge", "payment", "refund", "payment_refund", "refund_failure", "payment_failure_refund",
+                 "adjustment"}
+FEE_TYPES = {"stripe_fee", "application_fee", "tax_fee", "stripe_fx_fee", "payment_network_reserve_hold",
+             "payment_network_reserve_release"}
+
+
+class BooksError(Exception):
+    pass
+
+
+@dataclass
+class TxnContext:
+    txn: dict
+    charge: dict | None
+    metadata: dict
+
+
+def source_key(txn_id: str) -> str:
+    return f"stripe:{txn_id}"
+
+
+def local_date(unix: int) -> dt.date:
+    return dt.datetime.fromtimestamp(int(unix), PARIS).date()
+
+
+async def fetch_context(gw: StripeGateway, txn_id: str) -> TxnContext:
+    """Everything needed to post a balance transaction, read from Stripe now."""
+    txn = await gw.retrieve("balance_transactions", txn_id, expand=["source"])
+    source = txn.get("source")
+    charge = None
+    if isinstance(source, dict):
+        kind = source.get("object")
+        if kind == "charge":
+            charge = source
+        elif kind in ("refund", "dispute") and source.get("charge"):
+            charge_ref = source["charge"]
+            charge = charge_ref if isinstance(charge_ref, dict) else await gw.retrieve("charges", charge_ref)
+    metadata = dict((charge or {}).get("metadata") or {})
+    if charge and "purpose" not in metadata and charge.get("payment_intent"):
+        pi = charge["payment_intent"]
+        pi = pi if isinstance(pi, dict) else await gw.retrieve("payment_intents", pi)
+        metadata = {**(pi.get("metadata") or {}), **metadata}
+    return TxnContext(txn, charge, metadata)
+
+
+async def stripe_org(session: AsyncSession) -> tuple[int, int]:
+    """(organisation, site) that keep the Stripe account's own movements (fees, payouts)."""
+    orgs = (await session.scalars(select(Organisation).order_by(Organisation.uses_stripe.desc(), Organisation.id))).all()
+    flagged = [o for o in orgs if o.uses_stripe]
+    if not flagged and len(orgs) != 1:
+        raise BooksError("no organisation keeps the Stripe account: set one with uses_stripe")
+    org = (flagged or orgs)[0]
+    site = await session.scalar(select(Site).where(Site.org_id == org.id).order_by(Site.is_central.desc(), Site.id))
+    if site is None:
+        raise BooksError(f"organisation {org.siren} has no site")
+    return org.id, site.id
+
+
+async def already_posted(session: AsyncSession, txn_id: str) -> Posted | None:
+    row = (await session.execute(select(Entry.id, Entry.number, Entry.hash).where(Entry.source_key == source_key(txn_id)))).first()
+    return Posted(row.id, row.number, row.hash, source_key(txn_id), created=False) if row else None
+
+
+async def draft_for(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None:
+    txn = ctx.txn
+    amount, fee, net = int(txn["amount"]), int(txn["fee"]), int(txn["net"])
+    currency = txn["currency"].upper()
+    if amount == 0 and fee == 0:
+        return None
+    if amount - fee != net:
+        raise BooksError(f"balance transaction {txn['id']}: amount − fee ≠ net")
+    source = txn.get("source")
+    source_id = source.get("id") if isinstance(source, dict) else source
+    kind = txn["type"]
+    stripe_lines = [Line("5115", net, currency)] if net else []
+    if fee:
+        stripe_lines.append(Line("627", fee, currency, label="Frais Stripe"))
+
+    if kind == "payout" or txn.get("reporting_category") == "payout":
+        org_id, site_id = await stripe_org(session)
+        lines = [Line("512", -amount, currency), Line("5115", amount, currency)]
+        return _draft(org_id, site_id, txn, "internal", "Virement Stripe vers la banque", source_id, lines)
+    if kind in REVENUE_TYPES and ctx.charge is not None:
+        allocation = None
+        resolve = purposes.resolver(ctx.metadata.get("purpose"))
+        if resolve is not None:
+            allocation = await resolve(session, ctx.metadata, amount, currency)
+        if allocation is None:
+            org_id, site_id = await stripe_org(session)
+            allocation = purposes.Allocation(org_id, site_id, "internal", "Paiement Stripe non affecté",
+                                             [Line("467", -amount, currency)])
+        if sum(line.amount for line in allocation.lines) != -amount:
+            raise BooksError(f"purpose {ctx.metadata.get('purpose')}: revenue lines do not sum to the amount")
+        label = allocation.label
+        category = txn.get("reporting_category") or kind
+        if category in ("refund", "partial_capture_reversal") or kind in ("refund", "payment_refund"):
+            label = f"Remboursement : {label}"
+        elif category == "dispute":
+            label = f"Litige (fonds retenus) : {label}"
+        elif category == "dispute_reversal":
+            label = f"Litige gagné (fonds restitués) : {label}"
+        return _draft(allocation.org_id, allocation.site_id, txn, allocation.funding_source, label, source_id,
+                      stripe_lines + allocation.lines)
+    # Stripe's own fees and anything else: against the Stripe balance, fees on 627, the rest in suspense.
+    org_id, site_id = await stripe_org(session)
+    counterpart = "627" if kind in FEE_TYPES else "467"
+    lines = [Line("5115", net, currency), Line(counterpart, -net, currency)]
+    return _draft(org_id, site_id, txn, "internal", txn.get("description") or f"Stripe : {kind}", source_id, lines)
+
+
+def _draft(org_id, site_id, txn, funding_source, label, source_id, lines) -> EntryDraft:
+    day = local_date(txn["created"])
+    return EntryDraft(
+        org_id=org_id, site_id=site_id, journal="ST", entry_date=day, label=label[:200],
+        piece_ref=(source_id or txn["id"])[:100], piece_date=day, funding_source=funding_source,
+        lines=[line for line in lines if line.amount], source_key=source_key(txn["id"]),
+    )
+
+
+async def drafts_for(session: AsyncSession, contexts: list[TxnContext]) -> list[EntryDraft]:
+    drafts = [d for d in [await draft_for(session, ctx) for ctx in contexts] if d is not None]
+    return await dated_for_open_period(session, drafts)
+
+
+async def dated_for_open_period(session: AsyncSession, drafts: list[EntryDraft]) -> list[EntryDraft]:
+    """A movement Stripe dated in a closed period (or in the sandbox's future) is booked on
+    the first open day, never into a closed month; its piece keeps Stripe's date."""
+    today = dt.date.today()
+    heads = {}
+    for draft in drafts:
+        if draft.org_id not in heads:
+            heads[draft.org_id] = await session.scalar(select(LedgerHead.closed_through).where(LedgerHead.org_id == draft.org_id))
+        closed = heads[draft.org_id]
+        if closed is not None and draft.entry_date <= closed:
+            draft.entry_date = closed + dt.timedelta(days=1)
+        draft.entry_date = min(draft.entry_date, today)
+        draft.piece_date = min(draft.piece_date or draft.entry_date, draft.entry_date)
+    return drafts
+
+
+async def post_contexts(session: AsyncSession, contexts: list[TxnContext]) -> list[Posted]:
+    """Post the entries of several balance transactions in one go (one head lock)."""
+    drafts = await drafts_for(session, contexts)
+    if not drafts:
+        return []
+    return (await post(session, drafts)).entries
+
+
+async def ingest(sessions, gw: StripeGateway, txn_ids: list[str]) -> list[Posted]:
+    """Fetch and post balance transactions that are not in the books yet (any path may call it)."""
+    from funding.db import transaction
+
+    async with sessions() as session:
+        todo = [t for t in dict.fromkeys(txn_ids) if t and not await already_posted(session, t)]
+    if not todo:
+        return []
+    contexts = [await fetch_context(gw, t) for t in todo]
+    async with transaction(sessions) as session:
+        return await post_contexts(session, contexts)

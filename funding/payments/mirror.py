@@ -1,0 +1,56 @@
+"""The latest state of Stripe objects with a lifecycle, moved only forwards."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.db import utcnow
+from funding.payments.models import StripeObject
+
+# At equal timestamps a terminal state wins: an object never goes back from it.
+TERMINAL = {"canceled", "incomplete_expired", "succeeded", "paid", "void", "uncollectible", "won", "lost", "failed",
+            "expired", "complete"}
+
+
+async def apply_state(session: AsyncSession, obj: dict, version: int) -> bool:
+    """Store ``obj`` as the object's state if it is newer than what we hold.
+
+    ``version`` is the ``created`` time of the event that carried it, or the time we
+    retrieved it from Stripe (a fetched object is the current state). Returns whether
+    the stored state changed.
+    """
+    data = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    status = obj.get("status")
+    inserted = await insert_ignore_object(session, obj, status, version, data)
+    if inserted:
+        return True
+    current = await session.get(StripeObject, obj["id"], populate_existing=True)
+    if version < current.version:
+        return False
+    if version == current.version and current.status in TERMINAL and status != current.status:
+        return False
+    result = await session.execute(
+        update(StripeObject)
+        .where(StripeObject.id == obj["id"], StripeObject.version <= version)
+        .values(status=status, version=version, data=data, updated_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+async def insert_ignore_object(session, obj, status, version, data) -> bool:
+    values = {"id": obj["id"], "type": obj.get("object", "unknown"), "status": status, "livemode": bool(obj.get("livemode")),
+              "version": version, "data": data, "updated_at": utcnow()}
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(StripeObject).values(**values).on_conflict_do_nothing(index_elements=["id"]).returning(StripeObject.id)
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def state_of(session: AsyncSession, object_id: str) -> dict | None:
+    row = await session.scalar(select(StripeObject.data).where(StripeObject.id == object_id))
+    return json.loads(row) if row else None

@@ -1,0 +1,130 @@
+"""What we keep of Stripe: the event inbox, our outbound create calls, the latest state of
+objects we mirror, one-off payments, and payout reconciliation.
+
+Every effect is keyed by a Stripe id under a unique constraint, so it happens once
+whichever path (webhook, sync, sweep, redirect page) gets there first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from funding.db import Base, utcnow
+
+EVENT_STATES = ("pending", "processing", "processed", "failed", "dead")
+
+
+class StripeEvent(Base):
+    """The inbox: one row per Stripe event id, inserted-or-ignored, processed after commit."""
+
+    __tablename__ = "stripe_events"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'processing', 'processed', 'failed', 'dead')", name="status"),
+        Index("ix_stripe_events_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(120), index=True)
+    livemode: Mapped[bool]
+    api_version: Mapped[str | None] = mapped_column(String(40))
+    created: Mapped[int] = mapped_column(BigInteger)
+    object_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(10), default="webhook")
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[dt.datetime | None]
+
+
+class StripeRequest(Base):
+    """An object we asked Stripe to create, committed before the call.
+
+    ``status`` is ``pending`` during the call, then ``succeeded`` (``stripe_id`` set),
+    ``failed`` (Stripe refused) or ``unknown`` (no definite answer: the sweep retrieves
+    before it ever creates again).
+    """
+
+    __tablename__ = "stripe_requests"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'unknown')", name="status"),
+        UniqueConstraint("ref", "resource", "attempt"),
+        Index("ix_stripe_requests_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(200))
+    resource: Mapped[str] = mapped_column(String(60))
+    attempt: Mapped[int] = mapped_column(default=1)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    params: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    stripe_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StripeObject(Base):
+    """The latest state we know of an object with a lifecycle; never moved backwards."""
+
+    __tablename__ = "stripe_objects"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(60), index=True)
+    status: Mapped[str | None] = mapped_column(String(40))
+    livemode: Mapped[bool] = mapped_column(default=False)
+    version: Mapped[int] = mapped_column(BigInteger)  # unix time of the state we hold
+    data: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Payment(Base):
+    """A one-off payment through Checkout (``payment`` mode): donations, passes, walk-in sales, pledges."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("status IN ('created', 'open', 'paid', 'failed', 'expired', 'unknown')", name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    purpose: Mapped[str] = mapped_column(String(40))
+    ref: Mapped[str | None] = mapped_column(String(100))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(10), default="created")
+    checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    amount_refunded: Mapped[int] = mapped_column(default=0)
+    extra: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[dt.datetime | None]
+
+
+class Payout(Base):
+    """A Stripe payout and whether its balance transactions add up and are all in the books."""
+
+    __tablename__ = "stripe_payouts"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(20))
+    arrival_date: Mapped[int | None] = mapped_column(BigInteger)
+    reconciled: Mapped[bool] = mapped_column(default=False)
+    transactions_net: Mapped[int | None]
+    difference: Mapped[int | None]
+    missing_entries: Mapped[str] = mapped_column(Text, default="[]")
+    checked_at: Mapped[dt.datetime | None]

@@ -1,0 +1,52 @@
+"""What a payment was for decides where its money goes in the books.
+
+Every object we create in Stripe carries ``metadata.purpose`` (and our ids). Each domain
+registers a purpose: given the gross amount of a balance transaction (positive for a
+charge, negative for a refund or a dispute), it returns the revenue-side lines, which
+must sum to ``-amount`` so that, with the Stripe balance (net) and the fee, the entry
+balances. Unknown purposes land on a suspense account (467) for an accountant to sort.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.ledger.service import Line
+
+
+@dataclass(frozen=True)
+class Allocation:
+    org_id: int
+    site_id: int
+    funding_source: str
+    label: str
+    lines: list[Line]  # the revenue side; sums to -amount
+
+
+Resolver = Callable[[AsyncSession, dict, int, str], Awaitable[Allocation | None]]
+_registry: dict[str, Resolver] = {}
+
+
+def register(purpose: str, resolver: Resolver) -> None:
+    _registry[purpose] = resolver
+
+
+def resolver(purpose: str | None) -> Resolver | None:
+    load_domains()
+    return _registry.get(purpose or "")
+
+
+def load_domains() -> None:
+    """Import the domains that register purposes (idempotent)."""
+    import funding.donations.service  # noqa: F401
+
+
+def split_vat(amount: int, per_mille: int) -> tuple[int, int]:
+    """Split a VAT-inclusive amount (any sign) into (base, VAT), the base rounded half away from zero."""
+    sign = -1 if amount < 0 else 1
+    gross = abs(amount)
+    base = (gross * 1000 * 2 + (1000 + per_mille)) // (2 * (1000 + per_mille))
+    return sign * base, sign * (gross - base)

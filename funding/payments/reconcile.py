@@ -1,0 +1,108 @@
+"""Payout reconciliation: a payout must equal the sum of the nets of its balance
+transactions, and every one of them must have its ledger entry. Otherwise it stays
+unreconciled, with the difference and the missing entries shown to a person."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.db import insert_ignore, transaction, utcnow
+from funding.ledger.models import Entry
+from funding.payments.books import source_key
+from funding.payments.models import Payout
+from funding.stripe_gateway import StripeGateway
+
+
+async def remember_payout(session: AsyncSession, payout: dict) -> None:
+    inserted = await insert_ignore(
+        session, Payout,
+        {"id": payout["id"], "amount": int(payout["amount"]), "currency": payout["currency"].upper(),
+         "status": payout.get("status", "pending"), "arrival_date": payout.get("arrival_date"), "reconciled": False,
+         "missing_entries": "[]"},
+        ["id"],
+    )
+    if inserted is None:
+        row = await session.get(Payout, payout["id"])
+        if row.status != "paid":  # paid is final for our purpose
+            row.status = payout.get("status", row.status)
+
+
+@dataclass
+class PayoutCheck:
+    payout_id: str
+    amount: int
+    currency: str
+    transactions_net: int = 0
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def difference(self) -> int:
+        return self.amount - self.transactions_net
+
+    @property
+    def ok(self) -> bool:
+        return self.difference == 0 and not self.missing
+
+
+async def check_payout(sessions, gw: StripeGateway, payout: dict) -> PayoutCheck:
+    """Compare the payout with its balance transactions (Stripe) and our entries (ledger)."""
+    check = PayoutCheck(payout["id"], int(payout["amount"]), payout["currency"].upper())
+    txn_ids = []
+    async for txn in gw.list_all("balance_transactions", {"payout": payout["id"]}):
+        txn_ids.append(txn["id"])
+        if txn["type"] != "payout":  # the payout's own transaction is what we compare against
+            check.transactions_net += int(txn["net"])
+    if payout.get("balance_transaction"):
+        bt = payout["balance_transaction"]
+        txn_ids.append(bt["id"] if isinstance(bt, dict) else bt)
+    async with sessions() as session:
+        keys = {source_key(t) for t in txn_ids}
+        present = set((await session.scalars(select(Entry.source_key).where(Entry.source_key.in_(keys)))).all()) if keys else set()
+    check.missing = sorted({t for t in txn_ids if source_key(t) not in present})
+    async with transaction(sessions) as session:
+        await remember_payout(session, payout)
+        row = await session.get(Payout, payout["id"])
+        row.reconciled = check.ok
+        row.transactions_net = check.transactions_net
+        row.difference = check.difference
+        row.missing_entries = json.dumps(check.missing)
+        row.checked_at = utcnow()
+    return check
+
+
+async def reconcile(sessions, gw: StripeGateway, *, only_unreconciled: bool = True, limit: int = 100) -> list[PayoutCheck]:
+    """Check paid payouts: those not reconciled yet, or all of them."""
+    checks = []
+    params = {"status": "paid"}
+    async for payout in gw.list_all("payouts", params):
+        if only_unreconciled:
+            async with sessions() as session:
+                row = await session.get(Payout, payout["id"])
+            if row is not None and row.reconciled:
+                continue
+        checks.append(await check_payout(sessions, gw, payout))
+        if len(checks) >= limit:
+            break
+    return checks
+
+
+async def reconcile_job(sessions, settings, gw: StripeGateway | None = None) -> int:
+    """Worker job: check payouts that are paid but not reconciled yet (known from webhooks)."""
+    async with sessions() as session:
+        ids = (await session.scalars(select(Payout.id).where(Payout.status == "paid", Payout.reconciled.is_(False))
+                                     .limit(20))).all()
+    if not ids:
+        return 0
+    own = gw is None
+    gw = gw or StripeGateway(settings)
+    try:
+        for payout_id in ids:
+            await check_payout(sessions, gw, await gw.retrieve("payouts", payout_id))
+    finally:
+        if own:
+            await gw.aclose()
+    return len(ids)

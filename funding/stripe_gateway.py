@@ -1,0 +1,222 @@
+"""The only module that imports ``stripe``.
+
+One ``StripeClient`` over ``stripe.HTTPXClient`` (respx sees its traffic), the API
+version pinned here, ``STRIPE_API_BASE`` honoured, and our own retry policy:
+
+- retried with the *same* idempotency key: connection errors and timeouts, 409, 429
+  (with back-off), 5xx;
+- never retried: 400, 401, 402, 403, 404 and idempotency errors (``StripeRefused``);
+- retries exhausted on a retryable failure: the outcome is unknown (``StripeUnknown``);
+  the caller leaves its row UNKNOWN for the sweep, which retrieves before creating.
+
+The SDK's own retries are off (``max_network_retries=0``) so there is one policy.
+Objects come back as plain dicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import stripe
+
+from funding.settings import Settings
+
+log = logging.getLogger("funding.stripe")
+
+API_VERSION = "2026-10-28.endive"
+SANDBOX_KEY = "sk_test_entrelab_sandbox"
+SANDBOX_PATH = "/_sandbox/stripe"
+SIGNATURE_TOLERANCE = 300
+
+
+class GatewayError(Exception):
+    pass
+
+
+@dataclass
+class StripeRefused(GatewayError):
+    """Stripe answered and said no: retrying the same request cannot help."""
+
+    message: str
+    http_status: int | None = None
+    code: str | None = None
+    decline_code: str | None = None
+    type: str | None = None
+    payment_intent: dict | None = None
+
+    def __str__(self) -> str:
+        return f"{self.http_status} {self.code or self.type}: {self.message}"
+
+
+class StripeUnknown(GatewayError):
+    """No definite answer after every retry: Stripe may or may not have done it."""
+
+
+def api_base(settings: Settings) -> str:
+    if settings.stripe_api_base:
+        return settings.stripe_api_base
+    if settings.uses_sandbox:
+        return settings.base_url + SANDBOX_PATH
+    return "https://api.stripe.com"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, stripe.StripeObject):
+        return value.to_dict(recursive=True)
+    return value
+
+
+def _refusal(exc: stripe.StripeError) -> StripeRefused:
+    error = (exc.json_body or {}).get("error", {}) if isinstance(exc.json_body, dict) else {}
+    return StripeRefused(
+        message=error.get("message") or exc.user_message or str(exc),
+        http_status=exc.http_status,
+        code=error.get("code") or getattr(exc, "code", None),
+        decline_code=error.get("decline_code"),
+        type=error.get("type"),
+        payment_intent=error.get("payment_intent"),
+    )
+
+
+def _retryable(exc: stripe.StripeError) -> bool:
+    if isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError)):
+        return True
+    if isinstance(exc, (stripe.IdempotencyError, stripe.CardError, stripe.InvalidRequestError,
+                        stripe.AuthenticationError, stripe.PermissionError)):
+        return False
+    status = exc.http_status or 0
+    return status == 409 or status >= 500
+
+
+class StripeGateway:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        timeout: float = 30.0,
+        max_attempts: int = 4,
+        backoff: float = 0.5,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        self.livemode = settings.stripe_livemode
+        self.sandbox = settings.uses_sandbox
+        self.base = api_base(settings)
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.sleep = sleep
+        self.http = stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True)
+        self.client = stripe.StripeClient(
+            settings.stripe_secret_key or SANDBOX_KEY,
+            stripe_version=API_VERSION,
+            http_client=self.http,
+            base_addresses={"api": self.base},
+            max_network_retries=0,
+        )
+
+    async def aclose(self) -> None:
+        await self.http.close_async()
+
+    def _service(self, resource: str):
+        service = self.client.v1
+        for part in resource.split("."):
+            service = getattr(service, part)
+        return service
+
+    async def call(self, resource: str, method: str, *args, params: dict | None = None, key: str | None = None) -> dict:
+        """``await gw.call("payment_intents", "create", params={...}, key="pledge-12-charge-1")``."""
+        fn = getattr(self._service(resource), f"{method}_async")
+        options = {"idempotency_key": key} if key else {}
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                kwargs = {"params": params} if params is not None else {}
+                if options:
+                    kwargs["options"] = options
+                return _plain(await fn(*args, **kwargs))
+            except stripe.StripeError as exc:
+                if not _retryable(exc):
+                    raise _refusal(exc) from exc
+                if attempt >= self.max_attempts:
+                    log.warning("stripe %s.%s: no definite answer after %s attempts: %s", resource, method, attempt, exc)
+                    raise StripeUnknown(f"{resource}.{method}: {type(exc).__name__}: {exc}") from exc
+                delay = self.backoff * 2 ** (attempt - 1)
+                retry_after = (exc.headers or {}).get("retry-after") if hasattr(exc, "headers") else None
+                if retry_after and str(retry_after).isdigit():
+                    delay = max(delay, float(retry_after))
+                log.info("stripe %s.%s attempt %s failed (%s); retrying in %.1fs with the same key",
+                         resource, method, attempt, type(exc).__name__, delay)
+                await self.sleep(delay)
+
+    # Shorthands for the calls the product makes.
+    async def create(self, resource: str, params: dict, *, key: str) -> dict:
+        if not key:
+            raise ValueError("every creating call carries an idempotency key derived from our own record")
+        return await self.call(resource, "create", params=params, key=key)
+
+    async def retrieve(self, resource: str, object_id: str, *, expand: list[str] | None = None) -> dict:
+        return await self.call(resource, "retrieve", object_id, params={"expand": expand} if expand else None)
+
+    async def list(self, resource: str, params: dict | None = None) -> dict:
+        return await self.call(resource, "list", params=params or {})
+
+    async def list_all(self, resource: str, params: dict | None = None, *, limit: int = 100):
+        """Every object of a list, following ``starting_after``."""
+        params = dict(params or {}, limit=limit)
+        while True:
+            page = await self.list(resource, params)
+            for item in page["data"]:
+                yield item
+            if not page.get("has_more") or not page["data"]:
+                return
+            params["starting_after"] = page["data"][-1]["id"]
+
+    async def search(self, resource: str, query: str) -> list[dict]:
+        return (await self.call(resource, "search", params={"query": query}))["data"]
+
+
+# --- webhook signatures ---------------------------------------------------------------
+
+
+class SignatureError(Exception):
+    pass
+
+
+def verify_signature(payload: bytes, header: str | None, secret: str, *, tolerance: int = SIGNATURE_TOLERANCE,
+                     now: float | None = None) -> None:
+    """Stripe's scheme: ``t=<unix>,v1=<hex>[,v1=…]``; v1 = HMAC-SHA256(secret, "{t}." + raw body).
+
+    Any matching v1 is accepted (secrets roll); a timestamp older than ``tolerance``
+    seconds is refused, so is a missing or malformed header. The secret is never empty.
+    """
+    if not secret:
+        raise SignatureError("no webhook secret configured")
+    if not header:
+        raise SignatureError("missing Stripe-Signature header")
+    timestamp, signatures = None, []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            timestamp = value
+        elif key == "v1":
+            signatures.append(value)
+    if not timestamp or not timestamp.isdigit() or not signatures:
+        raise SignatureError("malformed Stripe-Signature header")
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + payload, hashlib.sha256).hexdigest()
+    if not any(hmac.compare_digest(expected, sig) for sig in signatures):
+        raise SignatureError("signature does not match the payload")
+    if tolerance and abs((now if now is not None else time.time()) - int(timestamp)) > tolerance:
+        raise SignatureError("signature timestamp outside the tolerance")
+
+
+def sign_payload(payload: bytes, secret: str, *, timestamp: int | None = None) -> str:
+    """A Stripe-Signature header for ``payload`` (tests, the sandbox, benchmarks)."""
+    t = int(timestamp if timestamp is not None else time.time())
+    signature = hmac.new(secret.encode(), str(t).encode() + b"." + payload, hashlib.sha256).hexdigest()
+    return f"t={t},v1={signature}"

@@ -1,0 +1,317 @@
+"""Events into effects: exactly once, in any order, whichever path gets there first."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from funding.db import transaction
+from funding.ledger.models import Entry, Posting
+from funding.ledger.service import close_month, trial_balance
+from funding.mail.models import Email
+from funding.payments import books
+from funding.payments.models import Payment, Payout, StripeEvent, StripeObject
+from funding.payments.reconcile import reconcile
+from funding.payments.service import settle_session
+from tests.stripe_objects import (
+    balance_transaction,
+    charge,
+    checkout_session,
+    dispute,
+    event,
+    payment_intent,
+    payout,
+    refund,
+    sid,
+    subscription,
+)
+from webhooks.inbox import MAX_ATTEMPTS, store
+from webhooks.processing import drain, process_due
+
+
+async def deliver(engine, *events: dict) -> None:
+    for evt in events:
+        await store(engine, evt, json.dumps(evt))
+
+
+async def make_payment(sessions, world, amount=5000, email="ana@example.org") -> Payment:
+    async with transaction(sessions) as session:
+        payment = Payment(org_id=world.org_id, site_id=world.site_id, purpose="donation", amount=amount, currency="EUR",
+                          description="Don", email=email, name="Ana", status="open")
+        session.add(payment)
+    return payment
+
+
+def paid_donation(fake, world, payment: Payment, *, fee: int = 100, txn_now: bool = True):
+    meta = {"purpose": "donation", "site_id": str(world.site_id), "payment_id": str(payment.id), "org_id": str(world.org_id)}
+    ch_id = sid("ch")
+    pi = payment_intent(amount=payment.amount, metadata=meta, latest_charge=ch_id)
+    txn = balance_transaction(amount=payment.amount, fee=fee, source=ch_id)
+    ch = charge(amount=payment.amount, txn=txn["id"] if txn_now else None, metadata=meta, payment_intent=pi["id"],
+                charge_id=ch_id)
+    cs = checkout_session(amount=payment.amount, metadata=meta, payment_intent=pi["id"])
+    fake.add(txn, ch, pi, cs)
+    return cs, pi, ch, txn
+
+
+async def entries(sessions) -> list[tuple[str, list[tuple[str, int]]]]:
+    async with sessions() as session:
+        rows = (await session.scalars(select(Entry).order_by(Entry.number))).all()
+        out = []
+        for entry in rows:
+            postings = (await session.scalars(select(Posting).where(Posting.entry_id == entry.id).order_by(Posting.line_no))).all()
+            out.append((entry.source_key, [(p.account_number, p.amount) for p in postings]))
+    return out
+
+
+async def test_a_paid_donation_becomes_one_balanced_entry_with_stripes_fee(engine, sessions, world, gw, fake_stripe):
+    payment = await make_payment(sessions, world)
+    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment, fee=100)
+    await deliver(engine, event("checkout.session.completed", cs), event("charge.succeeded", ch),
+                  event("payment_intent.succeeded", pi))
+    assert await drain(sessions, gw) == 3
+    assert await entries(sessions) == [(f"stripe:{txn['id']}", [("5115", 4900), ("627", 100), ("75411", -5000)])]
+    async with sessions() as session:
+        entry = await session.scalar(select(Entry))
+        paid = await session.get(Payment, payment.id)
+        emails = (await session.scalars(select(Email))).all()
+        statuses = set((await session.scalars(select(StripeEvent.status))).all())
+    assert (entry.journal_code, entry.funding_source, entry.site_id, entry.piece_ref) == ("ST", "crowdfunding", world.site_id, ch["id"])
+    assert paid.status == "paid" and paid.payment_intent_id == pi["id"] and paid.checkout_session_id == cs["id"]
+    assert [e.dedupe_key for e in emails] == [f"payment:{payment.id}:receipt"]
+    assert statuses == {"processed"}
+
+
+async def test_the_same_event_twice_and_every_path_in_any_order_give_one_effect(engine, sessions, world, gw, fake_stripe):
+    payment = await make_payment(sessions, world)
+    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    evt = event("charge.succeeded", ch)
+    await deliver(engine, evt)
+    await drain(sessions, gw)
+    await deliver(engine, evt)  # Stripe delivers again: stored once, nothing new to process
+    assert await process_due(sessions, gw) == 0
+    # The backer's return page and a sync get there later, by other paths.
+    async with transaction(sessions) as session:
+        await settle_session(session, cs)
+    await books.ingest(sessions, gw, [txn["id"]])
+    await deliver(engine, event("checkout.session.completed", cs), event("payment_intent.succeeded", pi))
+    await drain(sessions, gw)
+    assert len(await entries(sessions)) == 1
+    async with sessions() as session:
+        assert await session.scalar(select(func.count(Email.id))) == 1
+
+
+@pytest.mark.postgres_only
+async def test_the_same_event_processed_concurrently_on_postgresql_has_one_effect(pg_url, fake_stripe):
+    from funding.db import create_engine, session_factory
+    from funding.settings import load_settings
+    from funding.stripe_gateway import StripeGateway
+    from tests.factories import make_world
+    from tests.stripe_objects import BASE
+
+    engine = create_engine(pg_url)
+    sessions = session_factory(engine)
+    settings = load_settings({}, FUNDING_ENV="test", DATABASE_URL=pg_url, STRIPE_SECRET_KEY="sk_test_x",
+                             STRIPE_WEBHOOK_SECRET="whsec_x", STRIPE_API_BASE=BASE)
+    gws = [StripeGateway(settings) for _ in range(4)]
+    try:
+        world = await make_world(sessions)
+        payment = await make_payment(sessions, world)
+        cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+        events = [event("charge.succeeded", ch), event("checkout.session.completed", cs), event("payment_intent.succeeded", pi)]
+        # Four deliveries of each at once, and four workers processing at once.
+        await asyncio.gather(*(store(engine, e, json.dumps(e)) for e in events for _ in range(4)))
+        await asyncio.gather(*(drain(sessions, g, batch=1) for g in gws))
+        await drain(sessions, gws[0])
+        assert len(await entries(sessions)) == 1
+        async with sessions() as session:
+            assert await session.scalar(select(func.count(StripeEvent.id))) == 3
+            assert await session.scalar(select(func.count(Email.id))) == 1
+            assert set((await session.scalars(select(StripeEvent.status))).all()) == {"processed"}
+    finally:
+        for g in gws:
+            await g.aclose()
+        await engine.dispose()
+
+
+async def test_a_fee_that_appears_later_is_booked_when_it_appears(engine, sessions, world, gw, fake_stripe):
+    payment = await make_payment(sessions, world)
+    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment, txn_now=False)
+    await deliver(engine, event("charge.succeeded", ch))
+    await drain(sessions, gw)
+    assert await entries(sessions) == []  # no balance transaction yet: nothing guessed
+    fake_stripe.add({**ch, "balance_transaction": txn["id"]})
+    await deliver(engine, event("charge.updated", {**ch, "balance_transaction": txn["id"]}))
+    await drain(sessions, gw)
+    assert (await entries(sessions))[0][1] == [("5115", 4900), ("627", 100), ("75411", -5000)]
+
+
+async def test_a_partial_refund_made_in_the_dashboard_is_booked_from_its_balance_transaction(engine, sessions, world, gw,
+                                                                                            fake_stripe):
+    payment = await make_payment(sessions, world, amount=8000)
+    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment, fee=145)
+    await deliver(engine, event("charge.succeeded", ch))
+    await drain(sessions, gw)
+    re_txn = balance_transaction(amount=-3000, fee=0, type="refund", source="re_x")
+    re = refund(amount=3000, charge_id=ch["id"], txn=re_txn["id"])
+    re_txn["source"] = re["id"]
+    refunded = {**ch, "amount_refunded": 3000, "refunds": {**ch["refunds"], "data": [re]}}
+    fake_stripe.add(re_txn, re, refunded)
+    await deliver(engine, event("charge.refunded", refunded), event("refund.created", re), event("refund.updated", re))
+    await drain(sessions, gw)
+    posted = await entries(sessions)
+    assert posted[1] == (f"stripe:{re_txn['id']}", [("5115", -3000), ("75411", 3000)])
+    assert len(posted) == 2
+    async with sessions() as session:
+        assert (await session.get(Payment, payment.id)).amount_refunded == 3000
+        gifts = {r.account: r for r in await trial_balance(session, org_id=world.org_id)}["75411"]
+        label = await session.scalar(select(Entry.label).where(Entry.number == 2))
+    assert gifts.balance == -5000 and label.startswith("Remboursement")
+
+
+@pytest.mark.parametrize("outcome", ["lost", "won"])
+async def test_a_dispute_withdraws_funds_with_its_fee_and_reinstates_them_if_won(engine, sessions, world, gw, fake_stripe,
+                                                                                 outcome):
+    payment = await make_payment(sessions, world)
+    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    withdrawal = balance_transaction(amount=-5000, fee=2000, type="adjustment", category="dispute", source="dp_x")
+    dp = dispute(amount=5000, charge_id=ch["id"], status="needs_response", txns=[withdrawal])
+    withdrawal["source"] = dp["id"]
+    fake_stripe.add(withdrawal, dp)
+    created = event("charge.dispute.created", dp)
+    await deliver(engine, event("charge.succeeded", ch), created, event("charge.dispute.funds_withdrawn", dp))
+    await drain(sessions, gw)
+    await deliver(engine, {**created, "id": sid("evt")})  # a duplicate under another event id posts nothing either
+    await drain(sessions, gw)
+    posted = await entries(sessions)
+    assert posted[1] == (f"stripe:{withdrawal['id']}", [("5115", -7000), ("627", 2000), ("75411", 5000)])
+    assert len(posted) == 2
+    if outcome == "won":
+        reinstated = balance_transaction(amount=5000, fee=0, type="adjustment", category="dispute_reversal", source=dp["id"])
+        won = {**dp, "status": "won", "balance_transactions": [withdrawal, reinstated]}
+        fake_stripe.add(reinstated, won)
+        await deliver(engine, event("charge.dispute.funds_reinstated", won), event("charge.dispute.closed", won))
+        await drain(sessions, gw)
+        posted = await entries(sessions)
+        assert posted[2] == (f"stripe:{reinstated['id']}", [("5115", 5000), ("75411", -5000)]) and len(posted) == 3
+    else:
+        fake_stripe.add({**dp, "status": "lost"})
+        await deliver(engine, event("charge.dispute.closed", {**dp, "status": "lost"}))
+        await drain(sessions, gw)
+        assert len(await entries(sessions)) == 2
+    async with sessions() as session:
+        assert (await session.get(StripeObject, dp["id"])).status == ("won" if outcome == "won" else "lost")
+
+
+async def test_a_payout_moves_the_stripe_balance_to_the_bank_and_is_reconciled(engine, sessions, world, gw, fake_stripe):
+    payment = await make_payment(sessions, world)
+    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    po_txn = balance_transaction(amount=-4900, fee=0, type="payout", source="po_x")
+    po = payout(amount=4900, txn=po_txn["id"])
+    po_txn["source"] = po["id"]
+    fake_stripe.add(po_txn, po)
+    fake_stripe.lists["balance_transactions"] = [{**txn, "_payout": po["id"]}, {**po_txn, "_payout": po["id"]}]
+    fake_stripe.lists["payouts"] = [po]
+    await deliver(engine, event("charge.succeeded", ch), event("payout.paid", po))
+    await drain(sessions, gw)
+    assert (await entries(sessions))[1] == (f"stripe:{po_txn['id']}", [("512", 4900), ("5115", -4900)])
+    checks = await reconcile(sessions, gw)
+    assert [c.ok for c in checks] == [True]
+    async with sessions() as session:
+        assert (await session.get(Payout, po["id"])).reconciled is True
+
+
+async def test_a_payout_that_does_not_add_up_or_lacks_an_entry_stays_unreconciled(engine, sessions, world, gw, fake_stripe):
+    payment = await make_payment(sessions, world)
+    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    unbooked = balance_transaction(amount=1000, fee=40, source="ch_other")
+    po_txn = balance_transaction(amount=-5900, fee=0, type="payout", source="po_x")
+    po = payout(amount=5900, txn=po_txn["id"])
+    fake_stripe.add(po_txn, po)
+    fake_stripe.lists["balance_transactions"] = [{**t, "_payout": po["id"]} for t in (txn, unbooked, po_txn)]
+    fake_stripe.lists["payouts"] = [po]
+    await deliver(engine, event("charge.succeeded", ch), event("payout.paid", po))
+    await drain(sessions, gw)
+    (check,) = await reconcile(sessions, gw)
+    assert not check.ok and check.missing == [unbooked["id"]] and check.difference == 5900 - (4900 + 960)
+    async with sessions() as session:
+        row = await session.get(Payout, po["id"])
+    assert row.reconciled is False and json.loads(row.missing_entries) == [unbooked["id"]] and row.difference == 40
+
+
+async def test_an_older_subscription_update_after_deletion_leaves_it_canceled(engine, sessions, world, gw, fake_stripe):
+    sub = subscription(status="canceled")
+    # Stripe has forgotten it (404): only the payloads and their timestamps remain to order them.
+    deleted = event("customer.subscription.deleted", sub, created=2_000_000_000)
+    older = event("customer.subscription.updated", {**sub, "status": "active"}, created=1_999_999_000)
+    await deliver(engine, deleted)
+    await drain(sessions, gw)
+    await deliver(engine, older)
+    await drain(sessions, gw)
+    async with sessions() as session:
+        assert (await session.get(StripeObject, sub["id"])).status == "canceled"
+    # With Stripe reachable, the current object is fetched: the answer is the same.
+    fake_stripe.add(sub)
+    await deliver(engine, event("customer.subscription.updated", {**sub, "status": "active"}, created=1_999_999_500))
+    await drain(sessions, gw)
+    async with sessions() as session:
+        assert (await session.get(StripeObject, sub["id"])).status == "canceled"
+
+
+async def test_unknown_event_types_are_stored_acknowledged_and_done(engine, sessions, gw):
+    evt = event("issuing_card.created", {"id": "ic_1", "object": "issuing.card"})
+    await deliver(engine, evt)
+    await drain(sessions, gw)
+    async with sessions() as session:
+        assert (await session.get(StripeEvent, evt["id"])).status == "processed"
+
+
+async def test_a_failing_event_is_retried_then_dead_lettered_and_does_not_block_others(engine, sessions, world, gw, fake_stripe):
+    payment = await make_payment(sessions, world)
+    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    broken = event("charge.succeeded", {"id": "ch_missing", "object": "charge"})  # Stripe answers 404
+    await deliver(engine, broken, event("charge.succeeded", ch))
+    await drain(sessions, gw)
+    assert len(await entries(sessions)) == 1  # the good one went through
+    async with sessions() as session:
+        row = await session.get(StripeEvent, broken["id"])
+    assert row.status == "failed" and row.attempts == 1 and "No such object" in row.last_error
+    for attempt in range(2, MAX_ATTEMPTS + 1):
+        async with transaction(sessions) as session:
+            (await session.get(StripeEvent, broken["id"])).next_attempt_at = dt.datetime(2000, 1, 1)
+        await drain(sessions, gw)
+    async with sessions() as session:
+        row = await session.get(StripeEvent, broken["id"])
+    assert row.status == "dead" and row.attempts == MAX_ATTEMPTS
+
+
+async def test_a_batch_that_fails_as_a_whole_is_applied_one_by_one(engine, sessions, world, gw, fake_stripe, monkeypatch):
+    good = await make_payment(sessions, world)
+    _, _, ch, _ = paid_donation(fake_stripe, world, good)
+    other = await make_payment(sessions, world, amount=2000)
+    _, _, bad_ch, _ = paid_donation(fake_stripe, world, other)
+    bad_ch["metadata"]["site_id"] = "999999"  # a site that does not exist: books it in suspense, not a failure
+    fake_stripe.add(bad_ch)
+    await deliver(engine, event("charge.succeeded", ch), event("charge.succeeded", bad_ch))
+    await drain(sessions, gw)
+    posted = await entries(sessions)
+    assert len(posted) == 2 and ("467", -2000) in posted[1][1]
+
+
+async def test_a_movement_dated_in_a_closed_month_is_booked_on_the_first_open_day(engine, sessions, world, gw, fake_stripe):
+    last_month = dt.date.today().replace(day=1) - dt.timedelta(days=1)
+    async with transaction(sessions) as session:
+        await close_month(session, world.org_id, last_month.strftime("%Y-%m"))
+    payment = await make_payment(sessions, world)
+    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    txn["created"] = int(dt.datetime.combine(last_month, dt.time(12)).timestamp())
+    fake_stripe.add(txn)
+    await deliver(engine, event("charge.succeeded", ch))
+    await drain(sessions, gw)
+    async with sessions() as session:
+        entry = await session.scalar(select(Entry))
+    assert entry.entry_date == last_month + dt.timedelta(days=1) and entry.piece_date == last_month

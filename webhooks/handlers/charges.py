@@ -1,0 +1,79 @@
+"""Charges, refunds and PaymentIntents: the money in, and back out."""
+
+from __future__ import annotations
+
+from funding.payments import books, mirror
+from funding.payments.service import record_refunds, settle_payment_intent
+from webhooks.handlers import Handler, Prepared, version
+
+
+async def _contexts(gw, charge: dict) -> list[books.TxnContext]:
+    txns = []
+    if charge.get("balance_transaction"):
+        bt = charge["balance_transaction"]
+        txns.append(bt["id"] if isinstance(bt, dict) else bt)
+    for refund in ((charge.get("refunds") or {}).get("data") or []):
+        if refund.get("balance_transaction"):
+            bt = refund["balance_transaction"]
+            txns.append(bt["id"] if isinstance(bt, dict) else bt)
+    return [await books.fetch_context(gw, t) for t in txns]
+
+
+# charge.succeeded, charge.updated (its balance transaction may appear late), charge.refunded…
+async def prepare_charge(gw, event: dict) -> Prepared:
+    charge = await gw.retrieve("charges", event["data"]["object"]["id"], expand=["refunds"])
+    return Prepared(contexts=await _contexts(gw, charge), objects=[charge])
+
+
+async def apply_charge(session, event: dict, prepared: Prepared):
+    charge = prepared.objects[0]
+    await record_refunds(session, charge)
+    if charge.get("status") == "succeeded" and charge.get("payment_intent"):
+        pi = charge["payment_intent"]
+        await settle_payment_intent(session, pi if isinstance(pi, dict) else {"id": pi, "status": "succeeded",
+                                                                            "metadata": charge.get("metadata") or {}})
+    return await books.drafts_for(session, prepared.contexts)
+
+
+# refund.created / refund.updated / refund.failed: a refund's own balance transaction.
+async def prepare_refund(gw, event: dict) -> Prepared:
+    refund = await gw.retrieve("refunds", event["data"]["object"]["id"])
+    txns = []
+    for key in ("balance_transaction", "failure_balance_transaction"):
+        bt = refund.get(key)
+        if bt:
+            txns.append(bt["id"] if isinstance(bt, dict) else bt)
+    return Prepared(contexts=[await books.fetch_context(gw, t) for t in txns], objects=[refund])
+
+
+async def apply_refund(session, event: dict, prepared: Prepared):
+    return await books.drafts_for(session, prepared.contexts)
+
+
+# payment_intent.*: mirror the state; a success settles its payment and books its charge.
+async def prepare_payment_intent(gw, event: dict) -> Prepared:
+    pi = await gw.retrieve("payment_intents", event["data"]["object"]["id"], expand=["latest_charge"])
+    charge = pi.get("latest_charge")
+    contexts = await _contexts(gw, charge) if isinstance(charge, dict) else []
+    return Prepared(contexts=contexts, objects=[pi])
+
+
+async def apply_payment_intent(session, event: dict, prepared: Prepared):
+    pi = prepared.objects[0]
+    await mirror.apply_state(session, {**pi, "latest_charge": None}, version(event, prepared))
+    await settle_payment_intent(session, pi)
+    return await books.drafts_for(session, prepared.contexts)
+
+
+CHARGE = Handler(prepare_charge, apply_charge)
+REFUND = Handler(prepare_refund, apply_refund)
+PAYMENT_INTENT = Handler(prepare_payment_intent, apply_payment_intent)
+
+HANDLERS = {
+    **{t: CHARGE for t in ("charge.succeeded", "charge.updated", "charge.captured", "charge.refunded",
+                           "charge.refund.updated")},
+    **{t: REFUND for t in ("refund.created", "refund.updated", "refund.failed")},
+    **{t: PAYMENT_INTENT for t in ("payment_intent.succeeded", "payment_intent.payment_failed",
+                                   "payment_intent.canceled", "payment_intent.requires_action",
+                                   "payment_intent.processing")},
+}

@@ -1,0 +1,26 @@
+"""Checkout sessions: a payment settles its record (once) and is booked from its charge."""
+
+from __future__ import annotations
+
+from funding.payments import books
+from funding.payments.service import settle_session
+from webhooks.handlers import Handler, Prepared
+from webhooks.handlers.charges import _contexts
+
+
+async def prepare(gw, event: dict) -> Prepared:
+    checkout = await gw.retrieve("checkout.sessions", event["data"]["object"]["id"], expand=["payment_intent.latest_charge"])
+    pi = checkout.get("payment_intent")
+    charge = pi.get("latest_charge") if isinstance(pi, dict) else None
+    contexts = await _contexts(gw, charge) if isinstance(charge, dict) else []
+    return Prepared(contexts=contexts, objects=[checkout])
+
+
+async def apply(session, event: dict, prepared: Prepared):
+    await settle_session(session, prepared.objects[0])
+    return await books.drafts_for(session, prepared.contexts)
+
+
+CHECKOUT = Handler(prepare, apply)
+HANDLERS = {t: CHECKOUT for t in ("checkout.session.completed", "checkout.session.async_payment_succeeded",
+                                  "checkout.session.async_payment_failed", "checkout.session.expired")}

@@ -1,0 +1,28 @@
+"""Payouts: the Stripe balance leaves for the bank (5115 → 512); reconciled afterwards."""
+
+from __future__ import annotations
+
+from funding.payments import books, mirror
+from funding.payments.reconcile import remember_payout
+from webhooks.handlers import Handler, Prepared, version
+
+
+async def prepare(gw, event: dict) -> Prepared:
+    payout = await gw.retrieve("payouts", event["data"]["object"]["id"])
+    contexts = []
+    if payout.get("status") == "paid" and payout.get("balance_transaction"):
+        bt = payout["balance_transaction"]
+        contexts.append(await books.fetch_context(gw, bt["id"] if isinstance(bt, dict) else bt))
+    return Prepared(contexts=contexts, objects=[payout])
+
+
+async def apply(session, event: dict, prepared: Prepared):
+    payout = prepared.objects[0]
+    await mirror.apply_state(session, payout, version(event, prepared))
+    await remember_payout(session, payout)
+    return await books.drafts_for(session, prepared.contexts)
+
+
+PAYOUT = Handler(prepare, apply)
+HANDLERS = {t: PAYOUT for t in ("payout.created", "payout.updated", "payout.paid", "payout.failed", "payout.canceled",
+                                "payout.reconciliation_completed")}
