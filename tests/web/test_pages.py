@@ -113,8 +113,12 @@ async def test_altered_and_expired_links_are_refused(client, sessions, settings,
 
 async def test_every_form_without_a_valid_csrf_token_is_refused(client, app, sessions, settings, world):
     await login_as(client, sessions, settings, world.users["admin"])
-    posts = [r for r in app.routes if isinstance(r, Route) and "POST" in (r.methods or ())]
-    assert len(posts) >= 7
+    from funding.app import EXEMPT_FROM_CSRF
+
+    # Machine endpoints authenticate otherwise (the webhook by its Stripe signature).
+    posts = [r for r in app.routes if isinstance(r, Route) and "POST" in (r.methods or ())
+             and not r.path.startswith(EXEMPT_FROM_CSRF)]
+    assert len(posts) >= 8
     for route in posts:
         path = re.sub(r"\{[^}]+\}", "1", route.path)
         for data in ({}, {"csrf_token": "forged"}):
