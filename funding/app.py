@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from funding.db import create_engine, session_factory
 from funding.donations import routes as donation_routes
 from funding.ledger import routes as ledger_routes
+from funding.payments import routes as payment_routes
 from funding.mail import routes as mail_routes
 from funding.mail.service import send_pending
 from funding.security import CSRFMiddleware
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
             *webhook_routes.routes,
             *donation_routes.routes,
             *ledger_routes.routes,
+            *payment_routes.routes,
             *mail_routes.routes,
             *mounts,
             Mount("/static", StaticFiles(directory=PROJECT_ROOT / "funding" / "static"), name="static"),

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from funding.db import utcnow
 from funding.payments.models import StripeEvent
+from funding.payments.service import reset_event as reset  # noqa: F401  (the replay command uses it)
 
 MAX_ATTEMPTS = 8
 LEASE = dt.timedelta(minutes=5)
@@ -91,9 +92,3 @@ async def mark_failed(session: AsyncSession, event: StripeEvent, error: str) -> 
         status=status, last_error=error[:2000], lease_until=None, next_attempt_at=utcnow() + delay))
     return status
 
-
-async def reset(session: AsyncSession, event_id: str) -> bool:
-    """Make an event due now, whatever its state (``funding webhooks replay``)."""
-    result = await session.execute(update(StripeEvent).where(StripeEvent.id == event_id).values(
-        status="pending", attempts=0, next_attempt_at=utcnow(), lease_until=None, last_error=None))
-    return result.rowcount == 1

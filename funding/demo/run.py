@@ -1,16 +1,22 @@
-"""``funding demo``: migrate, seed once, then serve the app (and the offline Stripe sandbox)."""
+"""``funding demo``: migrate, seed once, then serve the app with the offline Stripe sandbox
+and run the worker's jobs beside it (one process, like a small Procfile)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+import time
+from pathlib import Path
 
+import httpx
 import uvicorn
 
 from funding.db import create_engine, session_factory, transaction
 from funding.demo.seed import USERS, is_seeded, seed
 from funding.migrate import upgrade
 from funding.settings import Settings
+from funding.stripe_gateway import SANDBOX_PATH
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -24,9 +30,10 @@ def _port_free(host: str, port: int) -> bool:
 
 
 async def _prepare(settings: Settings) -> list[tuple[str, str]]:
+    from sqlalchemy import select
+
     from funding.auth.models import User
     from funding.auth.service import issue_link
-    from sqlalchemy import select
 
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
@@ -45,29 +52,51 @@ async def _prepare(settings: Settings) -> list[tuple[str, str]]:
     return links
 
 
+def _sidecar(settings: Settings) -> None:
+    """Once the server answers: play the demo's Stripe activity (first run), then run the worker."""
+    from funding.demo.activity import play
+    from funding.worker import run_worker
+
+    for _ in range(200):
+        try:
+            if httpx.get(f"{settings.base_url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    asyncio.run(play(settings))
+    asyncio.run(run_worker(settings))
+
+
 def run_demo(settings: Settings, *, host: str, port: int, reset: bool = False) -> int:
+    from sqlalchemy.engine import make_url
+
     from funding.app import create_app
     from funding.cli import CommandError
+    from funding.sandbox import Sandbox
 
     if not _port_free(host, port):
         raise CommandError(f"port {port} is already in use: try `funding demo --port {port + 1}`")
     settings = settings.with_(base_url=f"http://{host}:{port}")
-    if reset and settings.database_url.startswith("sqlite"):
-        from pathlib import Path
-
-        from sqlalchemy.engine import make_url
-
-        path = make_url(settings.database_url).database
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    state = None
+    if settings.database_url.startswith("sqlite"):
+        db_path = Path(make_url(settings.database_url).database)
+        state = db_path.with_name(db_path.stem + "-stripe-sandbox.json")
+        if reset:
+            for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm"), state):
+                path.unlink(missing_ok=True)
     upgrade(settings.database_url)
     links = asyncio.run(_prepare(settings))
+    sandbox = Sandbox(state_path=state, webhook_url=f"{settings.base_url}/webhooks/stripe",
+                      webhook_secret=settings.stripe_webhook_secret, public_base=settings.base_url + SANDBOX_PATH)
     print("", flush=True)
     print(f"Entre-Lab Funding demo: {settings.base_url}/", flush=True)
     print("Log in with these single-use links (valid a few minutes; more from /login → /dev/mailbox):", flush=True)
     for who, link in links:
         print(f"  {who}: {link}", flush=True)
-    print("Stop with Ctrl+C.", flush=True)
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning", proxy_headers=False)
+    print(f"Donate with the test card 4242 4242 4242 4242: {settings.base_url}/soutenir", flush=True)
+    print("The offline Stripe sandbox is a development tool: no real money moves. Stop with Ctrl+C.", flush=True)
+    threading.Thread(target=_sidecar, args=(settings,), daemon=True, name="demo-worker").start()
+    config = uvicorn.Config(create_app(settings, sandbox=sandbox), host=host, port=port, log_level="warning")
     uvicorn.Server(config).run()
     return 0

@@ -92,6 +92,7 @@ async def seed(session: AsyncSession, *, today: dt.date | None = None) -> Organi
         session, name=ORG["name"], siren=ORG["siren"], rna=ORG["rna"], vat_number=ORG["vat_number"],
         vat_liable=True, general_interest=True, address=ORG["address"],
     )
+    org.uses_stripe = True
     for slug, name, town, central in SITES:
         await create_site(session, org_id=org.id, slug=slug, name=name, town=town, is_central=central)
     for email, name, role in USERS:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from funding.db import transaction, utcnow
 from funding.payments import purposes
 from funding.payments.calls import create_once
-from funding.payments.models import Payment
+from funding.payments.models import Payment, StripeEvent
 from funding.stripe_gateway import StripeGateway, StripeUnknown
 
 log = logging.getLogger("funding.payments")
@@ -147,3 +147,10 @@ async def record_refunds(session: AsyncSession, charge: dict) -> None:
         update(Payment).where(Payment.payment_intent_id == pi_id, Payment.amount_refunded < int(charge.get("amount_refunded") or 0))
         .values(amount_refunded=int(charge.get("amount_refunded") or 0))
     )
+
+
+async def reset_event(session: AsyncSession, event_id: str) -> bool:
+    """Make a stored webhook event due now, whatever its state (replay of a dead letter)."""
+    result = await session.execute(update(StripeEvent).where(StripeEvent.id == event_id).values(
+        status="pending", attempts=0, next_attempt_at=utcnow(), lease_until=None, last_error=None))
+    return result.rowcount == 1

@@ -315,3 +315,27 @@ async def test_a_movement_dated_in_a_closed_month_is_booked_on_the_first_open_da
     async with sessions() as session:
         entry = await session.scalar(select(Entry))
     assert entry.entry_date == last_month + dt.timedelta(days=1) and entry.piece_date == last_month
+
+
+async def test_dead_letters_are_visible_and_replayable_from_the_back_office(engine, sessions, world, settings, gw, fake_stripe):
+    import httpx
+
+    from funding.app import create_app
+    from tests.web.helpers import csrf_of, login_as
+
+    broken = event("charge.succeeded", {"id": "ch_gone", "object": "charge"})
+    await deliver(engine, broken)
+    await drain(sessions, gw)
+    async with transaction(sessions) as session:
+        (await session.get(StripeEvent, broken["id"])).status = "dead"
+    app = create_app(settings.with_(stripe_secret_key="sk_test_x", stripe_api_base="http://stripe.test"), process_events=False)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+            await login_as(client, sessions, settings, world.users["staff"])
+            page = await client.get("/admin/stripe?status=dead")
+            assert broken["id"] in page.text and "No such object" in page.text
+            response = await client.post(f"/admin/stripe/events/{broken['id']}/replay", data={"csrf_token": csrf_of(page.text)})
+            assert response.status_code == 303
+    async with sessions() as session:
+        row = await session.get(StripeEvent, broken["id"])
+    assert (row.status, row.attempts) == ("pending", 0)

@@ -1,0 +1,79 @@
+"""Demo money through the offline Stripe sandbox, the way people and Stripe produce it.
+
+Run once, after the demo server answers: donors pay on the sandbox's hosted Checkout page
+(a declined card among them), a refund is made as from Stripe's dashboard, a chargeback
+is lost, and the sandbox's clock moves on so that payouts reach the bank. Everything
+then flows through webhooks into the books like in production.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import httpx
+from sqlalchemy import func, select
+
+from funding.db import create_engine, session_factory
+from funding.orgs.models import Site
+from funding.payments.models import Payment
+from funding.payments.service import start_checkout
+from funding.settings import Settings
+from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
+
+log = logging.getLogger("funding.demo")
+
+DONATIONS = [
+    ("thiers", 5000, "Martine Chabrier", "martine.chabrier@example.fr", "4242 4242 4242 4242"),
+    ("thiers", 2000, "Karim Benali", "karim.benali@example.fr", "4242 4242 4242 4242"),
+    ("courpiere", 3500, "Élodie Vernet", "elodie.vernet@example.fr", "4242 4242 4242 4242"),
+    ("la-monnerie", 10000, "Coutellerie Dumas (dirigeant)", "contact@coutellerie-dumas.example.fr", "4242 4242 4242 4242"),
+    ("puy-guillaume", 1500, "Jeanne Roux", "jeanne.roux@example.fr", "4242 4242 4242 4242"),
+    ("thiers", 8000, "Paul Mercier", "paul.mercier@example.fr", "4000 0000 0000 0259"),  # disputed later
+    ("courpiere", 2500, "Inès Fabre", "ines.fabre@example.fr", "4000 0000 0000 9995"),  # declined
+]
+
+
+async def play(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    gw = StripeGateway(settings)
+    try:
+        async with sessions() as session:
+            if await session.scalar(select(func.count(Payment.id))):
+                return
+            sites = {s.slug: s for s in (await session.scalars(select(Site))).all()}
+        paid: list[Payment] = []
+        async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
+            for slug, amount, name, email, card in DONATIONS:
+                site = sites.get(slug)
+                if site is None:
+                    continue
+                payment, url = await start_checkout(
+                    sessions, gw, purpose="donation", org_id=site.org_id, site_id=site.id, amount=amount, currency="EUR",
+                    description=f"Don à {site.name}", email=email, name=name,
+                    success_url=f"{settings.base_url}/soutenir/merci?session_id={{CHECKOUT_SESSION_ID}}",
+                    cancel_url=f"{settings.base_url}/soutenir?cancelled=1",
+                )
+                page = await http.get(url)
+                action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+                result = await http.post(action, data={"cardholder-name": name, "card-number": card,
+                                                       "card-expiry": "09/31", "card-cvc": "314"})
+                if result.status_code in (302, 303):
+                    paid.append(payment)
+            # A refund made from Stripe's dashboard: 10,00 € of Karim's gift.
+            checkout = await gw.retrieve("checkout.sessions", paid[1].checkout_session_id)
+            await gw.create("refunds", {"payment_intent": checkout["payment_intent"], "amount": 1000,
+                                        "reason": "requested_by_customer"}, key="demo-dashboard-refund-1")
+            # Paul's bank disputes his gift; the association accepts the loss.
+            disputes = await gw.list("disputes", {"limit": 10})
+            for dispute in disputes["data"]:
+                await gw.call("disputes", "close", dispute["id"])
+            # Days later Stripe pays the available balance out to the bank.
+            await http.post(f"{settings.base_url}{SANDBOX_PATH}/_admin/advance", data={"seconds": str(5 * 86400)})
+        log.info("demo: %s donations paid through the sandbox", len(paid))
+    except Exception:  # the demo must start even if this goes wrong
+        log.exception("demo: could not play the Stripe activity")
+    finally:
+        await gw.aclose()
+        await engine.dispose()
