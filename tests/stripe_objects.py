@@ -161,6 +161,7 @@ class FakeStripe:
     }
 
     def __init__(self, router: respx.MockRouter):
+        self.router = router
         self.objects: dict[str, dict] = {}
         self.requests: list[httpx.Request] = []
         self.lists: dict[str, list[dict]] = {}

@@ -44,11 +44,12 @@ async def store(engine: AsyncEngine, event: dict, raw: str, *, source: str = "we
 
 
 async def store_many(session: AsyncSession, events: list[dict], *, source: str) -> int:
-    if not events:
-        return 0
+    """Insert-or-ignore events fetched from the API; returns how many were new."""
     stmt = _insert(session.bind.dialect.name)
-    result = await session.execute(stmt, [_row(e, json.dumps(e), source) for e in events])
-    return result.rowcount or 0
+    new = 0
+    for evt in events:  # one by one: executemany does not report rowcounts on every driver
+        new += (await session.execute(stmt.values(**_row(evt, json.dumps(evt), source)))).rowcount
+    return new
 
 
 async def claim(session: AsyncSession, *, limit: int) -> list[StripeEvent]:

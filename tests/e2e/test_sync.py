@@ -1,0 +1,94 @@
+"""Webhooks that never arrived are recovered by `funding stripe sync`; payouts reconcile."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from funding.ledger.models import Entry
+from funding.payments.models import Payment
+from funding.sandbox import Sandbox
+from funding.stripe_gateway import SANDBOX_PATH
+from tests.e2e.conftest import db_call, sandbox_get, wait_for
+from tests.e2e.test_donation import pay_on_hosted_page
+from tests.factories import make_world
+from tests.live import LiveServer
+from tests.web.helpers import csrf_of
+
+
+@pytest.fixture
+def deaf(e2e_settings):
+    """The app, with a sandbox that signs with a secret the app does not know: every delivery fails."""
+    from funding.app import create_app
+
+    s = e2e_settings
+    sandbox = Sandbox(webhook_url=f"{s.base_url}/webhooks/stripe", webhook_secret="whsec_not_the_apps",
+                      public_base=s.base_url + SANDBOX_PATH)
+    with LiveServer(create_app(s, sandbox=sandbox), int(s.base_url.rsplit(":", 1)[1])) as server:
+        server.settings, server.sandbox = s, sandbox
+        yield server
+
+
+def cli(server, *args):
+    env = {**os.environ, "DATABASE_URL": server.settings.database_url, "FUNDING_ENV": "test", "SECRET_KEY": "x" * 20,
+           "BASE_URL": server.settings.base_url}
+    env.pop("STRIPE_SECRET_KEY", None)
+    return subprocess.run([sys.executable, "-m", "funding.cli", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+async def _stripe_entries(sessions):
+    async with sessions() as session:
+        return (await session.scalars(select(Entry.label).where(Entry.source_key.like("stripe:%")).order_by(Entry.number))).all()
+
+
+def test_sync_recovers_undelivered_events_and_reconcile_checks_payouts(deaf):
+    world = db_call(deaf.settings, make_world)
+    with httpx.Client(base_url=deaf.url, follow_redirects=False, timeout=20) as client:
+        form = client.get("/soutenir")
+        response = client.post("/soutenir", data={"csrf_token": csrf_of(form.text), "site": world.site_slug, "amount": "20",
+                                                   "other": "", "name": "Ana", "email": "ana@example.org"})
+        paid = pay_on_hosted_page(client, response.headers["location"], "4242424242424242")
+        assert paid.status_code in (302, 303)
+
+    def failed_deliveries():
+        rows = sandbox_get(deaf, "/_admin/events")["data"]
+        return rows and all((e.get("sandbox_delivery") or {}).get("attempts") for e in rows)
+
+    wait_for(failed_deliveries, what="failed deliveries")
+    assert db_call(deaf.settings, _stripe_entries) == []  # nothing got through
+
+    today = dt.date.today().isoformat()
+    result = cli(deaf, "stripe", "sync", "--since", today)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"events not delivered: [1-9]\d* \([1-9]\d* new\)", result.stdout), result.stdout
+    assert db_call(deaf.settings, _stripe_entries) == [f"Don en ligne n° 1 — Thiers"]
+
+    async def payment_status(sessions):
+        async with sessions() as session:
+            return await session.scalar(select(Payment.status))
+
+    assert db_call(deaf.settings, payment_status) == "paid"
+    again = cli(deaf, "stripe", "sync", "--since", today)  # idempotent
+    assert "0 booked now" in again.stdout and db_call(deaf.settings, _stripe_entries) == ["Don en ligne n° 1 — Thiers"]
+
+    httpx.post(f"{deaf.url}{SANDBOX_PATH}/_admin/advance", data={"seconds": str(5 * 86400)}, timeout=20)
+    before = cli(deaf, "reconcile")
+    assert before.returncode == 1 and "UNRECONCILED" in before.stdout and "no ledger entry for txn_" in before.stdout
+    assert cli(deaf, "stripe", "sync", "--since", today).returncode == 0
+    after = cli(deaf, "reconcile")
+    assert after.returncode == 0 and re.search(r"po_\w+: reconciled — 19,45 EUR", after.stdout), after.stdout
+    assert db_call(deaf.settings, _stripe_entries)[-1] == "Virement Stripe vers la banque"
+
+
+def test_replay_of_an_unknown_event_id_is_a_clear_error(deaf):
+    result = cli(deaf, "webhooks", "replay", "not-an-event")
+    assert result.returncode == 1 and "not an event id" in result.stderr
+    result = cli(deaf, "webhooks", "replay", "evt_does_not_exist")
+    assert result.returncode == 1 and "Stripe:" in result.stderr and "Traceback" not in result.stderr
