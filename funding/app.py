@@ -15,10 +15,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from funding.db import create_engine, session_factory
-from funding.donations import routes as donation_routes
-from funding.ledger import routes as ledger_routes
-from funding.payments import routes as payment_routes
-from funding.mail import routes as mail_routes
+from funding.domains import parts
 from funding.mail.service import send_pending
 from funding.security import CSRFMiddleware
 from funding.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
@@ -113,10 +110,7 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
         routes=[
             *core_routes.routes,
             *webhook_routes.routes,
-            *donation_routes.routes,
-            *ledger_routes.routes,
-            *payment_routes.routes,
-            *mail_routes.routes,
+            *[route for module in parts("routes") for route in module.routes],
             *mounts,
             Mount("/static", StaticFiles(directory=PROJECT_ROOT / "funding" / "static"), name="static"),
         ],

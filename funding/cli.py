@@ -484,6 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     wl.add_argument("--limit", type=int, default=50)
     wl.set_defaults(run=cmd_webhooks_list)
 
+    from funding.domains import parts
+
+    for module in parts("cli"):
+        module.register(sub)
+
     la = ledger.add_parser("accounts", help="list the chart of accounts, or --add NUMBER LABEL")
     la.add_argument("--org", help="SIREN")
     la.add_argument("--add", nargs=2, metavar=("NUMBER", "LABEL"))

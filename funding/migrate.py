@@ -21,18 +21,19 @@ def alembic_config(database_url: str | None = None) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Blocking: call it from a thread when an event loop is running."""
+def upgrade(database_url: str, revision: str = "heads") -> None:
+    """Blocking: call it from a thread when an event loop is running. Domains may add
+    migrations on branches of their own; ``heads`` applies every branch."""
     command.upgrade(alembic_config(database_url), revision)
 
 
 @lru_cache(maxsize=1)
-def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+def head_revisions() -> frozenset[str]:
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
-async def current_revision(conn: AsyncConnection) -> str | None:
+async def current_revisions(conn: AsyncConnection) -> frozenset[str] | None:
     try:
-        return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()
+        return frozenset((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all())
     except Exception:
         return None

@@ -10,7 +10,7 @@ from starlette.routing import Route
 from funding.auth.service import AuthError, consume_link, read_link, request_login, safe_next
 from funding.i18n import gettext as _
 from funding.ledger.service import revenue_by_source
-from funding.migrate import current_revision, head_revision
+from funding.migrate import current_revisions, head_revisions
 from funding.orgs.models import Organisation, Site
 from funding.web import db, flash, load_user, redirect, render
 
@@ -29,12 +29,13 @@ async def healthz(request: Request) -> Response:
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-            revision = await current_revision(conn)
+            revisions = await current_revisions(conn)
     except Exception:
         return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
-    head = head_revision()
-    if revision != head:
-        return JSONResponse({"status": "error", "database": "ok", "migrations": f"at {revision}, head is {head}"}, status_code=503)
+    heads = head_revisions()
+    if revisions != heads:
+        at, want = ", ".join(sorted(revisions or ())) or "nothing", ", ".join(sorted(heads))
+        return JSONResponse({"status": "error", "database": "ok", "migrations": f"at {at}, head is {want}"}, status_code=503)
     return JSONResponse({"status": "ok", "database": "ok", "migrations": "current"})
 
 

@@ -25,10 +25,17 @@ def jobs(gw: StripeGateway):
     from funding.payments.reconcile import reconcile_job
     from webhooks.processing import drain
 
+    from funding.domains import parts
+
+    domain_jobs = [
+        (name, (lambda fn: lambda sessions, settings: fn(sessions, settings, gw))(fn))
+        for module in parts("jobs") for name, fn in module.JOBS
+    ]
     return [
         ("webhook events", lambda sessions, settings: drain(sessions, gw)),
         ("unknown Stripe requests", lambda sessions, settings: resolve_unknown(sessions, settings, gw)),
         ("payout reconciliation", lambda sessions, settings: reconcile_job(sessions, settings, gw)),
+        *domain_jobs,
         ("emails", send_pending),
     ]
 

@@ -32,18 +32,15 @@ async def process_due(sessions: async_sessionmaker, gw: StripeGateway, *, limit:
     if not events:
         return 0
     payloads = {e.id: json.loads(e.payload) for e in events}
-    prepared: dict[str, Prepared] = {}
+    prepared: dict[str, list[Prepared]] = {}
     failures: dict[str, str] = {}
     semaphore = asyncio.Semaphore(FETCH_CONCURRENCY)
 
     async def fetch(event) -> None:
-        handler = HANDLERS.get(event.type)
-        if handler is None:  # a flow we don't handle (yet): stored, acknowledged, done
-            prepared[event.id] = Prepared()
-            return
+        handlers = HANDLERS.get(event.type, [])  # none: a flow we don't handle (yet): stored, acknowledged, done
         async with semaphore:
             try:
-                prepared[event.id] = await handler.prepare(gw, payloads[event.id])
+                prepared[event.id] = [await h.prepare(gw, payloads[event.id]) for h in handlers]
             except Exception as exc:  # noqa: BLE001 - any failure is retried later, with its message kept
                 log.warning("event %s (%s): fetching failed: %s", event.id, event.type, exc)
                 failures[event.id] = f"prepare: {type(exc).__name__}: {exc}"
@@ -74,9 +71,8 @@ async def _apply(sessions, events, payloads, prepared) -> None:
     async with transaction(sessions) as session:
         drafts = []
         for event in events:
-            handler = HANDLERS.get(event.type)
-            if handler is not None:
-                drafts.extend(await handler.apply(session, payloads[event.id], prepared[event.id]))
+            for handler, ready in zip(HANDLERS.get(event.type, []), prepared[event.id]):
+                drafts.extend(await handler.apply(session, payloads[event.id], ready))
         if drafts:
             await post(session, await dated_for_open_period(session, drafts))
         await mark_processed(session, [e.id for e in events])

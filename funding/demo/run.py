@@ -52,9 +52,24 @@ async def _prepare(settings: Settings) -> list[tuple[str, str]]:
     return links
 
 
+async def _play(settings: Settings) -> None:
+    """Each domain's demo activity, in domain order (each plays only on its first run)."""
+    from funding.domains import parts
+    from funding.stripe_gateway import StripeGateway
+
+    engine = create_engine(settings.database_url)
+    gw = StripeGateway(settings)
+    try:
+        for module in parts("demo"):
+            if hasattr(module, "play"):
+                await module.play(settings, gw, session_factory(engine))
+    finally:
+        await gw.aclose()
+        await engine.dispose()
+
+
 def _sidecar(settings: Settings) -> None:
-    """Once the server answers: play the demo's Stripe activity (first run), then run the worker."""
-    from funding.demo.activity import play
+    """Once the server answers: play the demo's activity (first run), then run the worker."""
     from funding.worker import run_worker
 
     for _ in range(200):
@@ -64,7 +79,7 @@ def _sidecar(settings: Settings) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    asyncio.run(play(settings))
+    asyncio.run(_play(settings))
     asyncio.run(run_worker(settings))
 
 

@@ -7,6 +7,7 @@ Dates are relative to today so the demo always shows the last months.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.auth.service import create_user
 from funding.ledger.records import Record, record_many
 from funding.ledger.service import close_month
-from funding.orgs.models import Organisation
+from funding.auth.models import User
+from funding.domains import parts
+from funding.orgs.models import Organisation, Site
 from funding.orgs.service import create_organisation, create_site
 
 ORG = {
@@ -86,6 +89,14 @@ async def is_seeded(session: AsyncSession) -> bool:
     return bool(await session.scalar(select(func.count(Organisation.id))))
 
 
+@dataclass
+class DemoContext:
+    org: Organisation
+    sites: dict[str, Site]
+    users: dict[str, User]
+    today: dt.date
+
+
 async def seed(session: AsyncSession, *, today: dt.date | None = None) -> Organisation:
     today = today or dt.date.today()
     org = await create_organisation(
@@ -93,11 +104,17 @@ async def seed(session: AsyncSession, *, today: dt.date | None = None) -> Organi
         vat_liable=True, general_interest=True, address=ORG["address"],
     )
     org.uses_stripe = True
+    sites = {}
     for slug, name, town, central in SITES:
-        await create_site(session, org_id=org.id, slug=slug, name=name, town=town, is_central=central)
+        sites[slug] = await create_site(session, org_id=org.id, slug=slug, name=name, town=town, is_central=central)
+    users = {}
     for email, name, role in USERS:
-        await create_user(session, email=email, name=name, role=role, org_id=org.id)
+        users[role] = await create_user(session, email=email, name=name, role=role, org_id=org.id)
     await record_many(session, operations(today), created_by="demo")
+    demo = DemoContext(org, sites, users, today)
+    for module in parts("demo"):
+        if hasattr(module, "seed"):
+            await module.seed(session, demo)
     # Close every month before the last three, so the demo shows closed periods.
     back = 10
     while back > 3:

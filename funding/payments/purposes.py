@@ -40,8 +40,10 @@ def resolver(purpose: str | None) -> Resolver | None:
 
 
 def load_domains() -> None:
-    """Import the domains that register purposes (idempotent)."""
-    import funding.donations.service  # noqa: F401
+    """Import the domains' services, which register their purposes (idempotent)."""
+    from funding.domains import parts
+
+    parts("service")
 
 
 def split_vat(amount: int, per_mille: int) -> tuple[int, int]:

@@ -37,10 +37,18 @@ def version(event: dict, prepared: Prepared) -> int:
     return max(int(event.get("created") or 0), prepared.fetched_at)
 
 
-def registry() -> dict[str, Handler]:
-    from webhooks.handlers import charges, checkout, disputes, payouts, subscriptions
+def registry() -> dict[str, list[Handler]]:
+    """Every module of this package contributes ``HANDLERS = {event type: Handler}``;
+    several modules may handle the same type (e.g. the subscription mirror and the
+    coworking books both act on ``invoice.paid``): all of them run, in module order."""
+    import importlib
+    import pkgutil
 
-    table: dict[str, Handler] = {}
-    for module in (charges, checkout, disputes, payouts, subscriptions):
-        table.update(module.HANDLERS)
+    import webhooks.handlers as package
+
+    table: dict[str, list[Handler]] = {}
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for event_type, handler in getattr(module, "HANDLERS", {}).items():
+            table.setdefault(event_type, []).append(handler)
     return table

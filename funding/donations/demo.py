@@ -1,6 +1,6 @@
-"""Demo money through the offline Stripe sandbox, the way people and Stripe produce it.
+"""Demo donations through the offline Stripe sandbox, the way people and Stripe produce them.
 
-Run once, after the demo server answers: donors pay on the sandbox's hosted Checkout page
+Played once, after the demo server answers: donors pay on the sandbox's hosted Checkout page
 (a declined card among them), a refund is made as from Stripe's dashboard, a chargeback
 is lost, and the sandbox's clock moves on so that payouts reach the bank. Everything
 then flows through webhooks into the books like in production.
@@ -14,7 +14,6 @@ import re
 import httpx
 from sqlalchemy import func, select
 
-from funding.db import create_engine, session_factory
 from funding.orgs.models import Site
 from funding.payments.models import Payment
 from funding.payments.service import start_checkout
@@ -34,10 +33,7 @@ DONATIONS = [
 ]
 
 
-async def play(settings: Settings) -> None:
-    engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
-    gw = StripeGateway(settings)
+async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
     try:
         async with sessions() as session:
             if await session.scalar(select(func.count(Payment.id))):
@@ -73,7 +69,4 @@ async def play(settings: Settings) -> None:
             await http.post(f"{settings.base_url}{SANDBOX_PATH}/_admin/advance", data={"seconds": str(5 * 86400)})
         log.info("demo: %s donations paid through the sandbox", len(paid))
     except Exception:  # the demo must start even if this goes wrong
-        log.exception("demo: could not play the Stripe activity")
-    finally:
-        await gw.aclose()
-        await engine.dispose()
+        log.exception("demo: could not play the donations")
