@@ -471,6 +471,21 @@ def _dumps(value) -> str:
 # --- reports ----------------------------------------------------------------------
 
 
+def validated_entries(query, *, org_id: int | None = None, site_id: int | None = None, start: dt.date | None = None,
+                      end: dt.date | None = None):
+    """Restrict a query joined on entries to validated ones of an organisation, site and period."""
+    query = query.where(Entry.number.is_not(None))
+    if org_id is not None:
+        query = query.where(Entry.org_id == org_id)
+    if site_id is not None:
+        query = query.where(Entry.site_id == site_id)
+    if start is not None:
+        query = query.where(Entry.entry_date >= start)
+    if end is not None:
+        query = query.where(Entry.entry_date <= end)
+    return query
+
+
 @dataclass(frozen=True)
 class BalanceRow:
     account: str
@@ -502,18 +517,10 @@ async def trial_balance(
             func.coalesce(func.sum(case((amount < 0, -amount), else_=0)), 0).label("credit"),
         )
         .join(Entry, Entry.id == Posting.entry_id)
-        .where(Entry.number.is_not(None))
         .group_by(Posting.account_number, Posting.currency)
         .order_by(Posting.account_number, Posting.currency)
     )
-    if org_id is not None:
-        query = query.where(Entry.org_id == org_id)
-    if site_id is not None:
-        query = query.where(Entry.site_id == site_id)
-    if start is not None:
-        query = query.where(Entry.entry_date >= start)
-    if end is not None:
-        query = query.where(Entry.entry_date <= end)
+    query = validated_entries(query, org_id=org_id, site_id=site_id, start=start, end=end)
     rows = (await session.execute(query)).all()
     labels_q = select(Account.number, func.min(Account.label)).group_by(Account.number)
     if org_id is not None:
@@ -549,16 +556,9 @@ async def revenue_by_source(
     query = (
         select(Entry.funding_source, Posting.currency, func.sum(-Posting.amount).label("amount"))
         .join(Entry, Entry.id == Posting.entry_id)
-        .where(Entry.number.is_not(None), Posting.account_number.like("7%"))
+        .where(Posting.account_number.like("7%"))
         .group_by(Entry.funding_source, Posting.currency)
     )
-    if org_id is not None:
-        query = query.where(Entry.org_id == org_id)
-    if site_id is not None:
-        query = query.where(Entry.site_id == site_id)
-    if start is not None:
-        query = query.where(Entry.entry_date >= start)
-    if end is not None:
-        query = query.where(Entry.entry_date <= end)
+    query = validated_entries(query, org_id=org_id, site_id=site_id, start=start, end=end)
     rows = [SourceRow(r.funding_source, r.currency, int(r.amount)) for r in (await session.execute(query)).all()]
     return sorted((r for r in rows if r.amount), key=lambda r: (-r.amount, r.source))

@@ -28,6 +28,23 @@ TODAY = dt.date.today()
 LAST_MONTH_DAY = TODAY.replace(day=1) - dt.timedelta(days=1)
 
 
+async def raw_draft(session, world, amounts=(100, -100), accounts=("512", "706"), day=TODAY) -> Entry:
+    """A draft written straight to the tables, bypassing the service: what the database alone must guard."""
+    entry = Entry(org_id=world.org_id, site_id=world.site_id, journal_code="OD", entry_date=day, label="x",
+                  piece_ref="x", piece_date=day, funding_source="self")
+    session.add(entry)
+    await session.flush()
+    session.add_all([Posting(entry_id=entry.id, org_id=world.org_id, line_no=n, account_number=account, amount=amount,
+                             currency="EUR") for n, (account, amount) in enumerate(zip(accounts, amounts), start=1)])
+    await session.flush()
+    return entry
+
+
+async def raw_validate(session, entry: Entry, number: int, prev_hash: str = "0" * 64) -> None:
+    await session.execute(update(Entry).where(Entry.id == entry.id).values(
+        number=number, prev_hash=prev_hash, hash="f" * 64, validated_at=dt.datetime.now()))
+
+
 async def test_a_gift_is_numbered_chained_and_balanced(sessions, world, engine):
     first = await post_gift(sessions, world, key="ch_1")
     second = await post_gift(sessions, world, key="ch_2")
@@ -84,20 +101,9 @@ async def test_malformed_entries_are_refused(sessions, world, change, message):
 
 async def test_database_refuses_an_unbalanced_validation_even_without_the_code(sessions, world):
     async with sessions() as session:
-        entry = Entry(org_id=world.org_id, site_id=world.site_id, journal_code="OD", entry_date=TODAY, label="x",
-                      piece_ref="x", piece_date=TODAY, funding_source="self")
-        session.add(entry)
-        await session.flush()
-        session.add_all([
-            Posting(entry_id=entry.id, org_id=world.org_id, line_no=1, account_number="512", amount=100, currency="EUR"),
-            Posting(entry_id=entry.id, org_id=world.org_id, line_no=2, account_number="706", amount=-99, currency="EUR"),
-        ])
-        await session.flush()
+        entry = await raw_draft(session, world, amounts=(100, -99))
         with pytest.raises(DBAPIError, match="unbalanced"):
-            await session.execute(
-                update(Entry).where(Entry.id == entry.id).values(number=1, prev_hash="0" * 64, hash="f" * 64,
-                                                                  validated_at=dt.datetime.now())
-            )
+            await raw_validate(session, entry, 1)
 
 
 async def test_database_refuses_an_unknown_account_and_a_skipped_number(sessions, world):
@@ -110,20 +116,9 @@ async def test_database_refuses_an_unknown_account_and_a_skipped_number(sessions
         with pytest.raises(DBAPIError):
             await session.flush()
     async with sessions() as session:
-        entry = Entry(org_id=world.org_id, site_id=world.site_id, journal_code="OD", entry_date=TODAY, label="x",
-                      piece_ref="x", piece_date=TODAY, funding_source="self")
-        session.add(entry)
-        await session.flush()
-        session.add_all([
-            Posting(entry_id=entry.id, org_id=world.org_id, line_no=1, account_number="512", amount=100, currency="EUR"),
-            Posting(entry_id=entry.id, org_id=world.org_id, line_no=2, account_number="706", amount=-100, currency="EUR"),
-        ])
-        await session.flush()
+        entry = await raw_draft(session, world)
         with pytest.raises(DBAPIError, match="gap-free"):
-            await session.execute(
-                update(Entry).where(Entry.id == entry.id).values(number=2, prev_hash="0" * 64, hash="f" * 64,
-                                                                  validated_at=dt.datetime.now())
-            )
+            await raw_validate(session, entry, 2)
 
 
 async def test_entries_cannot_be_inserted_already_validated(sessions, world):
@@ -243,19 +238,10 @@ async def test_closing_a_month_freezes_it_and_stores_running_totals(sessions, wo
 
     # The database refuses it too, whatever the code does.
     async with sessions() as session:
-        entry = Entry(org_id=world.org_id, site_id=world.site_id, journal_code="OD", entry_date=LAST_MONTH_DAY, label="x",
-                      piece_ref="x", piece_date=LAST_MONTH_DAY, funding_source="self")
-        session.add(entry)
-        await session.flush()
-        session.add_all([
-            Posting(entry_id=entry.id, org_id=world.org_id, line_no=1, account_number="512", amount=100, currency="EUR"),
-            Posting(entry_id=entry.id, org_id=world.org_id, line_no=2, account_number="706", amount=-100, currency="EUR"),
-        ])
-        await session.flush()
+        entry = await raw_draft(session, world, day=LAST_MONTH_DAY)
         head = await session.get(LedgerHead, world.org_id)
         with pytest.raises(DBAPIError, match="closed"):
-            await session.execute(update(Entry).where(Entry.id == entry.id).values(
-                number=head.last_number + 1, prev_hash=head.last_hash, hash="f" * 64, validated_at=dt.datetime.now()))
+            await raw_validate(session, entry, head.last_number + 1, head.last_hash)
     async with sessions() as session:
         with pytest.raises(DBAPIError, match="append-only"):
             await session.execute(text("UPDATE closings SET grand_total = '{}'"))
