@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
+from typing import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import select, update
@@ -29,6 +31,35 @@ MAX_ATTEMPTS = 6
 STALE_SENDING = dt.timedelta(minutes=10)
 
 
+class AttachmentError(Exception):
+    """An attachment could not be built; the email is retried like a failed send."""
+
+
+# kind -> async loader(sessions, settings, reference) -> (filename, mime type, bytes).
+# Domains register theirs from their service module.
+AttachmentLoader = Callable[[async_sessionmaker, Settings, dict], Awaitable[tuple[str, str, bytes]]]
+ATTACHMENT_LOADERS: dict[str, AttachmentLoader] = {}
+
+
+def register_attachment(kind: str, loader: AttachmentLoader) -> None:
+    ATTACHMENT_LOADERS[kind] = loader
+
+
+async def load_attachments(sessions: async_sessionmaker, settings: Settings, email: Email) -> list[tuple[str, str, bytes]]:
+    if not email.attachments:
+        return []
+    from funding.domains import parts
+
+    parts("service")  # the loaders register themselves on import
+    files = []
+    for ref in json.loads(email.attachments):
+        loader = ATTACHMENT_LOADERS.get(ref.get("kind", ""))
+        if loader is None:
+            raise AttachmentError(f"no loader for attachments of kind {ref.get('kind')!r}")
+        files.append(await loader(sessions, settings, ref))
+    return files
+
+
 async def enqueue(
     session: AsyncSession,
     *,
@@ -38,6 +69,7 @@ async def enqueue(
     dedupe_key: str,
     body_html: str | None = None,
     user_id: int | None = None,
+    attachments: list[dict] | None = None,
 ) -> int | None:
     """Queue an email; returns its id, or None if this purpose was already queued."""
     return await insert_ignore(
@@ -50,6 +82,7 @@ async def enqueue(
             "subject": subject,
             "body_text": body_text,
             "body_html": body_html,
+            "attachments": json.dumps(attachments, sort_keys=True) if attachments else None,
             "status": "pending",
             "attempts": 0,
             "created_at": utcnow(),
@@ -59,7 +92,7 @@ async def enqueue(
     )
 
 
-def build_message(settings: Settings, email: Email) -> EmailMessage:
+def build_message(settings: Settings, email: Email, files: list[tuple[str, str, bytes]] = ()) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = settings.mail_from
     msg["To"] = email.to_addr
@@ -68,6 +101,9 @@ def build_message(settings: Settings, email: Email) -> EmailMessage:
     msg.set_content(email.body_text)
     if email.body_html:
         msg.add_alternative(email.body_html, subtype="html")
+    for filename, mime, data in files:
+        maintype, _, subtype = mime.partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=filename)
     return msg
 
 
@@ -116,8 +152,9 @@ async def send_pending(sessions: async_sessionmaker, settings: Settings, *, limi
         error = None
         if settings.smtp_url:
             try:
-                await asyncio.to_thread(smtp_send, settings.smtp_url, build_message(settings, email))
-            except (OSError, smtplib.SMTPException) as exc:
+                files = await load_attachments(sessions, settings, email)
+                await asyncio.to_thread(smtp_send, settings.smtp_url, build_message(settings, email, files))
+            except (OSError, smtplib.SMTPException, AttachmentError) as exc:
                 error = f"{type(exc).__name__}: {exc}"[:500]
         else:
             log.info("no SMTP_URL: email %s to %s kept in the outbox (%s)", email.id, email.to_addr, email.subject)
