@@ -1,0 +1,299 @@
+"""The ledger's postings as files, streamed: FEC (ACCOUNTING.md §4) and the CSV general journal.
+
+Every format reads the same rows (one per posting of a validated entry, filtered by
+organisation, period and optionally site) through a streaming cursor, so memory stays
+flat whatever the size. On PostgreSQL the FEC is formatted by the database itself and
+streamed with ``COPY … TO STDOUT``; elsewhere Python formats the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Callable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from funding.ledger.models import Account, AuxAccount, Entry, Grant, Journal, Posting
+from funding.money import exponent, format_plain
+from funding.orgs.models import Site
+
+PARIS = ZoneInfo("Europe/Paris")
+BATCH = 5_000
+FEC_COLUMNS = (
+    "JournalCode", "JournalLib", "EcritureNum", "EcritureDate", "CompteNum", "CompteLib", "CompAuxNum", "CompAuxLib",
+    "PieceRef", "PieceDate", "EcritureLib", "Debit", "Credit", "EcritureLet", "DateLet", "ValidDate", "Montantdevise",
+    "Idevise",
+)
+FEC_SEPARATOR = "\t"
+FEC_NEWLINE = "\n"
+CSV_COLUMNS = (
+    "numero", "journal", "journal_libelle", "date", "piece", "date_piece", "libelle", "ligne", "compte", "compte_libelle",
+    "compte_auxiliaire", "compte_auxiliaire_libelle", "debit", "credit", "devise", "site", "site_nom",
+    "origine_des_fonds", "stripe_id", "cle_source", "subvention", "contrepasse_ecriture", "validee_le", "empreinte",
+)
+
+Progress = Callable[[int], None]
+_E = Entry.__table__.c
+_P = Posting.__table__.c
+# Tabs and line breaks would split a FEC record; \x01 is the quote character COPY is told to use.
+_FEC_CLEAN = str.maketrans({"\t": " ", "\r": " ", "\n": " ", "\x01": " "})
+
+
+class ExportError(Exception):
+    """An export that cannot be made as asked; the message is for a person."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What to export: one organisation's books over [start, end], optionally one site."""
+
+    org_id: int
+    siren: str
+    org_name: str
+    currency: str
+    start: dt.date
+    end: dt.date
+    site_id: int | None = None
+    site_slug: str | None = None
+    closed: bool = False  # every day of the period is in a closed month
+
+
+@dataclass
+class Lookups:
+    accounts: dict[str, str] = field(default_factory=dict)
+    aux: dict[str, str] = field(default_factory=dict)
+    journals: dict[str, str] = field(default_factory=dict)
+    sites: dict[int, tuple[str, str]] = field(default_factory=dict)
+    grants: dict[int, str] = field(default_factory=dict)
+
+
+async def lookups(conn: AsyncConnection, org_id: int) -> Lookups:
+    return Lookups(
+        accounts=dict((await conn.execute(select(Account.number, Account.label).where(Account.org_id == org_id))).all()),
+        aux=dict((await conn.execute(select(AuxAccount.code, AuxAccount.label).where(AuxAccount.org_id == org_id))).all()),
+        journals=dict((await conn.execute(select(Journal.code, Journal.label))).all()),
+        sites={r.id: (r.slug, r.name) for r in await conn.execute(select(Site.id, Site.slug, Site.name).where(Site.org_id == org_id))},
+        grants=dict((await conn.execute(select(Grant.id, Grant.reference).where(Grant.org_id == org_id))).all()),
+    )
+
+
+def _filtered(query, scope: Scope):
+    query = query.where(_E.org_id == scope.org_id, _E.number.is_not(None), _E.entry_date >= scope.start,
+                        _E.entry_date <= scope.end)
+    if scope.site_id is not None:
+        query = query.where(_E.site_id == scope.site_id)
+    return query
+
+
+def rows_query(scope: Scope, order: str = "number"):
+    """One row per posting. ``order``: ``number`` (validation order), ``fec`` (opening
+    entries first, then validation order) or ``date`` (entry date, then number)."""
+    rev = Entry.__table__.alias("reversed")
+    query = _filtered(
+        select(
+            _E.number, _E.journal_code, _E.entry_date, _E.label, _E.piece_ref, _E.piece_date, _E.validated_at,
+            _E.funding_source, _E.source_key, _E.site_id, _E.grant_id, rev.c.number.label("reverses"), _E.hash,
+            _P.line_no, _P.account_number, _P.aux_code, _P.amount, _P.currency, _P.label.label("line_label"),
+        ).select_from(
+            Entry.__table__.join(Posting.__table__, _P.entry_id == _E.id).outerjoin(rev, rev.c.id == _E.reverses_id)
+        ),
+        scope,
+    )
+    keys = {
+        "number": (_E.number, _P.line_no),
+        "fec": (case((_E.journal_code == "AN", 0), else_=1), _E.number, _P.line_no),
+        "date": (_E.entry_date, _E.number, _P.line_no),
+    }[order]
+    return query.order_by(*keys)
+
+
+async def count_rows(conn: AsyncConnection, scope: Scope) -> int:
+    query = _filtered(select(func.count()).select_from(Entry.__table__.join(Posting.__table__, _P.entry_id == _E.id)), scope)
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def currencies(conn: AsyncConnection, scope: Scope) -> list[str]:
+    query = _filtered(
+        select(_P.currency).distinct().select_from(Entry.__table__.join(Posting.__table__, _P.entry_id == _E.id)), scope
+    )
+    return sorted((await conn.execute(query)).scalars().all())
+
+
+async def stream_rows(conn: AsyncConnection, query) -> AsyncIterator[list]:
+    result = await conn.stream(query.execution_options(yield_per=BATCH))
+    async for part in result.partitions(BATCH):
+        yield part
+
+
+def valid_date(validated_at: dt.datetime) -> dt.date:
+    """The validation day in France (the database keeps naive UTC)."""
+    return validated_at.replace(tzinfo=dt.UTC).astimezone(PARIS).date()
+
+
+def stripe_id(source_key: str | None) -> str:
+    return source_key[len("stripe:"):] if source_key and source_key.startswith("stripe:") else ""
+
+
+# --- FEC ------------------------------------------------------------------------------
+
+
+def fec_filename(scope: Scope) -> str:
+    return f"{scope.siren}FEC{scope.end:%Y%m%d}.txt"
+
+
+def fec_header() -> bytes:
+    return (FEC_SEPARATOR.join(FEC_COLUMNS) + FEC_NEWLINE).encode()
+
+
+async def check_fec_possible(conn: AsyncConnection, scope: Scope) -> None:
+    other = [c for c in await currencies(conn, scope) if c != scope.currency]
+    if other:
+        raise ExportError(
+            f"le FEC est tenu en {scope.currency} : la période contient des écritures en {', '.join(other)}, "
+            "exportez-la en CSV, Beancount ou hledger"
+        )
+
+
+async def fec_python(conn: AsyncConnection, scope: Scope, progress: Progress | None = None) -> AsyncIterator[bytes]:
+    """The FEC formatted here (any database). EcritureNum numbers the file's entries from 1."""
+    await check_fec_possible(conn, scope)
+    look = await lookups(conn, scope.org_id)
+    yield fec_header()
+    sep, num, current, last_number = FEC_SEPARATOR, 0, None, None
+    async for part in stream_rows(conn, rows_query(scope, "fec")):
+        lines = []
+        for r in part:
+            if r.number != last_number:
+                last_number = r.number
+                num += 1
+                current = (
+                    r.journal_code, look.journals.get(r.journal_code, r.journal_code).translate(_FEC_CLEAN), str(num),
+                    f"{r.entry_date:%Y%m%d}", r.piece_ref.translate(_FEC_CLEAN), f"{r.piece_date:%Y%m%d}",
+                    r.label.translate(_FEC_CLEAN), f"{valid_date(r.validated_at):%Y%m%d}",
+                )
+            amount, aux = r.amount, r.aux_code
+            lines.append(sep.join((
+                current[0], current[1], current[2], current[3], r.account_number,
+                look.accounts.get(r.account_number, "").translate(_FEC_CLEAN), aux or "",
+                look.aux.get(aux, "").translate(_FEC_CLEAN) if aux else "", current[4], current[5],
+                r.line_label.translate(_FEC_CLEAN) if r.line_label else current[6],
+                format_plain(amount, r.currency) if amount > 0 else "0,00",
+                format_plain(-amount, r.currency) if amount < 0 else "0,00",
+                "", "", current[7], "", "",
+            )))
+        if progress:
+            progress(len(part))
+        yield (FEC_NEWLINE.join(lines) + FEC_NEWLINE).encode()
+
+
+def _fec_sql(scope: Scope) -> tuple[str, list]:
+    clean = "translate({}, E'\\t\\r\\n\\x01', '    ')"
+    amount = "((({0}) / 100)::text || ',' || lpad((({0}) % 100)::text, 2, '0'))"
+    site = "AND e.site_id = $4" if scope.site_id is not None else ""
+    sql = f"""
+        WITH en AS MATERIALIZED (
+            SELECT e.id, e.journal_code, e.entry_date, e.piece_ref, e.piece_date, e.label, e.validated_at,
+                   row_number() OVER (ORDER BY (e.journal_code <> 'AN'), e.number) AS n
+            FROM entries e
+            WHERE e.org_id = $1 AND e.number IS NOT NULL AND e.entry_date >= $2 AND e.entry_date <= $3 {site}
+        )
+        SELECT en.journal_code, {clean.format("coalesce(j.label, en.journal_code)")}, en.n,
+               to_char(en.entry_date, 'YYYYMMDD'), p.account_number, {clean.format("coalesce(a.label, '')")},
+               coalesce(p.aux_code, ''), {clean.format("coalesce(x.label, '')")}, {clean.format("en.piece_ref")},
+               to_char(en.piece_date, 'YYYYMMDD'), {clean.format("coalesce(nullif(p.label, ''), en.label)")},
+               CASE WHEN p.amount > 0 THEN {amount.format("p.amount")} ELSE '0,00' END,
+               CASE WHEN p.amount < 0 THEN {amount.format("-p.amount")} ELSE '0,00' END,
+               '', '', to_char((en.validated_at AT TIME ZONE 'UTC') AT TIME ZONE 'Europe/Paris', 'YYYYMMDD'), '', ''
+        FROM en
+        JOIN postings p ON p.entry_id = en.id
+        LEFT JOIN accounts a ON a.org_id = p.org_id AND a.number = p.account_number
+        LEFT JOIN aux_accounts x ON x.org_id = p.org_id AND x.code = p.aux_code
+        LEFT JOIN journals j ON j.code = en.journal_code
+        ORDER BY en.n, p.line_no
+    """
+    args = [scope.org_id, scope.start, scope.end] + ([scope.site_id] if scope.site_id is not None else [])
+    return sql, args
+
+
+async def fec_copy(conn: AsyncConnection, scope: Scope, progress: Progress | None = None) -> AsyncIterator[bytes]:
+    """The FEC formatted by PostgreSQL and streamed by ``COPY … TO STDOUT`` (same bytes as :func:`fec_python`)."""
+    if exponent(scope.currency) != 2:
+        async for chunk in fec_python(conn, scope, progress):
+            yield chunk
+        return
+    await check_fec_possible(conn, scope)
+    raw = (await conn.get_raw_connection()).driver_connection
+    sql, args = _fec_sql(scope)
+    queue: asyncio.Queue = asyncio.Queue(maxsize=32)
+    done = object()
+
+    async def sink(data: bytes) -> None:
+        await queue.put(bytes(data))
+
+    async def run() -> None:
+        try:
+            await raw.copy_from_query(sql, *args, output=sink, format="csv", delimiter="\t", quote="\x01", header=False)
+            await queue.put(done)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            await queue.put(exc)
+
+    yield fec_header()
+    task = asyncio.create_task(run())
+    try:
+        while True:
+            item = await queue.get()
+            if item is done:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            if progress:
+                progress(item.count(b"\n"))
+            yield item
+    finally:
+        if not task.done():
+            task.cancel()
+            try:
+                await task
+            except BaseException:
+                pass
+
+
+async def fec(conn: AsyncConnection, scope: Scope, progress: Progress | None = None) -> AsyncIterator[bytes]:
+    maker = fec_copy if conn.dialect.name == "postgresql" else fec_python
+    async for chunk in maker(conn, scope, progress):
+        yield chunk
+
+
+# --- CSV general journal ----------------------------------------------------------------
+
+
+async def journal_csv(conn: AsyncConnection, scope: Scope, progress: Progress | None = None) -> AsyncIterator[bytes]:
+    """One row per posting, ``;``-separated, decimal comma, UTF-8 with a BOM (Excel opens it as is)."""
+    look = await lookups(conn, scope.org_id)
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=";", lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    yield ("\ufeff" + buf.getvalue()).encode()
+    async for part in stream_rows(conn, rows_query(scope, "number")):
+        buf.seek(0)
+        buf.truncate()
+        for r in part:
+            slug, site_name = look.sites.get(r.site_id, ("", ""))
+            writer.writerow((
+                r.number, r.journal_code, look.journals.get(r.journal_code, ""), r.entry_date.isoformat(), r.piece_ref,
+                r.piece_date.isoformat(), r.line_label or r.label, r.line_no, r.account_number,
+                look.accounts.get(r.account_number, ""), r.aux_code or "", look.aux.get(r.aux_code, "") if r.aux_code else "",
+                format_plain(r.amount, r.currency) if r.amount > 0 else "", format_plain(-r.amount, r.currency) if r.amount < 0 else "",
+                r.currency, slug, site_name, r.funding_source, stripe_id(r.source_key), r.source_key or "",
+                look.grants.get(r.grant_id, "") if r.grant_id else "", r.reverses or "",
+                r.validated_at.strftime("%Y-%m-%dT%H:%M:%SZ"), r.hash,
+            ))
+        if progress:
+            progress(len(part))
+        yield buf.getvalue().encode()

@@ -1,0 +1,457 @@
+"""Exports: choose what to export, stream it with its SHA-256, log who took it, write it
+to disk, and send a closed month's exports to the accountants.
+
+Every export taken (page, command line, email, signed link) is logged with the hash of
+the exact bytes handed over. A closed period's export is byte-for-byte reproducible,
+which is what lets an email carry a *reference* to its attachment (rebuilt and checked
+against the recorded hash when the email is sent) and a signed link serve the same file
+weeks later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from funding.auth.models import User
+from funding.db import insert_ignore, utcnow
+from funding.exports import books, journal, textledgers
+from funding.exports.journal import ExportError, Scope
+from funding.exports.models import FORMATS, ExportLog, ExportRecipient, ExportRun
+from funding.i18n import gettext as _
+from funding.ledger.models import LedgerHead
+from funding.ledger.service import LedgerError, month_bounds
+from funding.mail.models import Email
+from funding.mail.service import AttachmentError, enqueue, register_attachment
+from funding.orgs.models import Organisation, Site
+from funding.orgs.service import OrgError, organisation_for, site_by_slug
+from funding.security import TokenError, sign, unsign
+from funding.settings import Settings
+
+ATTACHMENT_LIMIT = 5 * 1024 * 1024  # above this, the email carries a signed link instead
+LINK_MAX_AGE = 30 * 24 * 3600
+LINK_PURPOSE = "export-link"
+DEFAULT_FORMATS = ("fec", "csv", "trial-balance")
+MEDIA_TYPES = {
+    "fec": "text/plain; charset=utf-8",
+    "fec-description": "text/plain; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+    "beancount": "text/plain; charset=utf-8",
+    "hledger": "text/plain; charset=utf-8",
+    "trial-balance": "text/csv; charset=utf-8",
+    "general-ledger": "text/csv; charset=utf-8",
+}
+FORMAT_LABELS = {
+    "fec": "FEC",
+    "csv": "Journal général (CSV)",
+    "beancount": "Beancount",
+    "hledger": "hledger",
+    "trial-balance": "Balance générale (CSV)",
+    "general-ledger": "Grand livre (CSV)",
+}
+
+
+# --- what to export -----------------------------------------------------------------------
+
+
+def parse_date(text: str | None, what: str) -> dt.date:
+    raw = (text or "").strip()
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return dt.datetime.strptime(raw, fmt).date()
+        except ValueError:
+            continue
+    raise ExportError(f"{what} invalide : {raw or '(vide)'} (AAAA-MM-JJ)")
+
+
+async def resolve_scope(session: AsyncSession, *, siren: str | None, site: str | None, start: dt.date, end: dt.date) -> Scope:
+    if start > end:
+        raise ExportError(f"période inversée : du {start.isoformat()} au {end.isoformat()}")
+    try:
+        org = await organisation_for(session, siren)
+        place = await site_by_slug(session, site) if site else None
+    except OrgError as exc:
+        raise ExportError(str(exc)) from None
+    if place is not None and place.org_id != org.id:
+        raise ExportError(f"le lieu {place.slug} n'appartient pas à l'organisation {org.siren}")
+    closed_through = await session.scalar(select(LedgerHead.closed_through).where(LedgerHead.org_id == org.id))
+    return Scope(
+        org_id=org.id, siren=org.siren, org_name=org.name, currency=org.currency, start=start, end=end,
+        site_id=place.id if place else None, site_slug=place.slug if place else None,
+        closed=bool(closed_through and end <= closed_through),
+    )
+
+
+def filename(fmt: str, scope: Scope) -> str:
+    if fmt == "fec":
+        return journal.fec_filename(scope)
+    if fmt == "fec-description":
+        return journal.fec_filename(scope).removesuffix(".txt") + "-description.txt"
+    site = f"-{scope.site_slug}" if scope.site_slug else ""
+    stem = {"csv": "journal", "beancount": "grand-livre", "hledger": "grand-livre", "trial-balance": "balance",
+            "general-ledger": "grand-livre"}[fmt]
+    ext = {"beancount": "beancount", "hledger": "journal"}.get(fmt, "csv")
+    return f"{stem}-{scope.siren}{site}-{scope.start:%Y%m%d}-{scope.end:%Y%m%d}.{ext}"
+
+
+async def chunks(conn: AsyncConnection, scope: Scope, fmt: str,
+                 progress: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
+    """The export's bytes, streamed from ``conn``."""
+    if fmt == "trial-balance":
+        async with AsyncSession(bind=conn) as session:
+            rows = await books.balance_rows(session, scope)
+        if progress:
+            progress(len(rows))
+        yield books.trial_balance_csv(rows)
+        return
+    maker = {"fec": journal.fec, "csv": journal.journal_csv, "beancount": textledgers.beancount,
+             "hledger": textledgers.hledger, "general-ledger": books.general_ledger_csv}.get(fmt)
+    if maker is None:
+        raise ExportError(f"format inconnu : {fmt} ({', '.join(FORMATS)})")
+    async for chunk in maker(conn, scope, progress):
+        yield chunk
+
+
+@dataclass
+class Digest:
+    """Counts and hashes bytes as they pass."""
+
+    sha: "hashlib._Hash" = field(default_factory=hashlib.sha256)
+    size: int = 0
+    rows: int = 0
+
+    def add(self, chunk: bytes) -> bytes:
+        self.sha.update(chunk)
+        self.size += len(chunk)
+        return chunk
+
+    def count(self, n: int) -> None:
+        self.rows += n
+
+    @property
+    def hexdigest(self) -> str:
+        return self.sha.hexdigest()
+
+
+async def digest_of(conn: AsyncConnection, scope: Scope, fmt: str) -> Digest:
+    """Hash an export without keeping it (memory stays flat)."""
+    digest = Digest()
+    async for chunk in chunks(conn, scope, fmt, digest.count):
+        digest.add(chunk)
+    return digest
+
+
+async def build(conn: AsyncConnection, scope: Scope, fmt: str) -> bytes:
+    """The whole export in memory: only for what fits an email."""
+    return b"".join([chunk async for chunk in chunks(conn, scope, fmt)])
+
+
+def fec_description(scope: Scope, digest: Digest) -> bytes:
+    """The written description of the FEC file that goes alongside it (same bytes every time)."""
+    site = f"\nRestriction        : écritures du lieu « {scope.site_slug} » seulement (fichier de travail, pas le FEC légal de l'organisation)" if scope.site_slug else ""
+    text = f"""Description du fichier des écritures comptables (FEC)
+=====================================================
+
+Fichier            : {journal.fec_filename(scope)}
+Organisation       : {scope.org_name}
+SIREN              : {scope.siren}
+Période            : du {scope.start:%d/%m/%Y} au {scope.end:%d/%m/%Y}{site}
+Période close      : {"oui (fichier reproductible à l'identique)" if scope.closed else "non (des écritures peuvent encore être ajoutées)"}
+Lignes d'écriture  : {digest.rows}
+Taille             : {digest.size} octets
+Empreinte SHA-256  : {digest.hexdigest}
+Logiciel           : Entre-Lab Funding (comptabilité en partie double, inaltérable, chaînée par SHA-256)
+
+Format (article A47 A-1 du livre des procédures fiscales)
+- Codage des caractères : UTF-8, sans marque d'ordre des octets (BOM).
+- Séparateur de zones : tabulation (caractère 09). Aucune zone ne contient de tabulation.
+- Fin d'enregistrement : LF (caractère 0A).
+- Première ligne : les 18 noms de zones, dans l'ordre réglementaire.
+- Dates au format AAAAMMJJ ; montants avec une virgule décimale, sans séparateur de milliers,
+  exprimés en {scope.currency} ; une seule des zones Debit / Credit est non nulle par ligne.
+- Une ligne par ligne d'écriture ; chaque écriture est équilibrée.
+
+Zones
+- JournalCode / JournalLib : ST Stripe, VT Ventes, CA Caisse (bar), BQ Banque, OD Opérations diverses, AN À-nouveaux.
+- EcritureNum : numéro continu de l'écriture dans ce fichier, à partir de 1, sans trou, dans l'ordre
+  de validation des écritures (les à-nouveaux en premier). Le numéro propre du grand livre figure
+  dans la colonne « numero » du journal général CSV.
+- EcritureDate : date de l'opération ; ValidDate : date de validation (heure de Paris), toujours
+  postérieure ou égale à EcritureDate. Une écriture validée n'est plus modifiable : une correction
+  est une écriture de contrepassation.
+- CompteNum / CompteLib : plan comptable des associations (PCG) ; 5115 sert de compte du solde Stripe.
+- CompAuxNum / CompAuxLib : compte auxiliaire (adhérent, client, financeur) quand il y en a un.
+- PieceRef / PieceDate : pièce justificative (identifiant Stripe, référence de relevé, de convention…).
+- EcritureLib : libellé de la ligne, à défaut celui de l'écriture.
+- EcritureLet / DateLet : vides (le lettrage n'est pas tenu dans ce logiciel).
+- Montantdevise / Idevise : vides (toutes les écritures sont en {scope.currency}).
+"""
+    return text.replace("\n", "\r\n").encode()
+
+
+async def record_taken(session: AsyncSession, scope: Scope, fmt: str, digest: Digest, *, taken_by: str, channel: str) -> None:
+    session.add(ExportLog(
+        org_id=scope.org_id, site_id=scope.site_id, format=fmt, start_date=scope.start, end_date=scope.end,
+        filename=filename(fmt, scope), sha256=digest.hexdigest, size=digest.size, rows=digest.rows, closed=scope.closed,
+        taken_by=taken_by[:254], channel=channel, taken_at=utcnow(),
+    ))
+    await session.flush()
+
+
+# --- writing files (command line) ------------------------------------------------------------
+
+
+@dataclass
+class Written:
+    path: Path
+    digest: Digest
+    extra: list[Path] = field(default_factory=list)
+
+
+async def write_export(engine: AsyncEngine, sessions: async_sessionmaker, scope: Scope, fmt: str, output: Path, *,
+                       taken_by: str, progress: Callable[[int], None] | None = None) -> Written:
+    """Stream an export to disk (``output`` is a directory for the FEC), then log it.
+
+    Written to a temporary name and renamed at the end: a failed export leaves no file."""
+    if fmt == "fec":
+        if output.exists() and not output.is_dir():
+            raise ExportError(f"--output doit être un répertoire pour le FEC : {output} est un fichier")
+        await asyncio.to_thread(output.mkdir, parents=True, exist_ok=True)
+        target = output / filename(fmt, scope)
+    elif output.is_dir():
+        target = output / filename(fmt, scope)
+    else:
+        if not output.parent.is_dir():
+            raise ExportError(f"répertoire introuvable : {output.parent}")
+        target = output
+    partial = target.with_name(target.name + ".part")
+    digest = Digest()
+
+    def count(n: int) -> None:
+        digest.count(n)
+        if progress:
+            progress(n)
+
+    fh = await asyncio.to_thread(open, partial, "wb")
+    try:
+        async with engine.connect() as conn:
+            async for chunk in chunks(conn, scope, fmt, count):
+                await asyncio.to_thread(fh.write, digest.add(chunk))
+        await asyncio.to_thread(fh.close)
+        await asyncio.to_thread(os.replace, partial, target)
+    except BaseException:
+        fh.close()
+        partial.unlink(missing_ok=True)
+        raise
+    written = Written(target, digest)
+    if fmt == "fec":
+        description = target.with_name(filename("fec-description", scope))
+        await asyncio.to_thread(description.write_bytes, fec_description(scope, digest))
+        written.extra.append(description)
+    async with sessions() as session:
+        await record_taken(session, scope, fmt, digest, taken_by=taken_by, channel="cli")
+        await session.commit()
+    return written
+
+
+# --- recipients and sending ---------------------------------------------------------------
+
+
+def check_formats(text: str) -> str:
+    formats = [f.strip() for f in (text or "").split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ExportError(f"formats invalides : {text or '(vide)'} (parmi {', '.join(FORMATS)})")
+    return ",".join(dict.fromkeys(formats))
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    name: str
+    formats: tuple[str, ...]
+
+
+async def recipients_for(session: AsyncSession, org_id: int) -> list[Recipient]:
+    """The organisation's configured recipients, or else its active accountants."""
+    rows = (await session.scalars(select(ExportRecipient).where(ExportRecipient.org_id == org_id, ExportRecipient.active)
+                                  .order_by(ExportRecipient.email))).all()
+    if rows:
+        return [Recipient(r.email, r.name, tuple(r.formats.split(","))) for r in rows]
+    users = (await session.scalars(select(User).where(User.org_id == org_id, User.role == "accountant", User.active)
+                                   .order_by(User.email))).all()
+    return [Recipient(u.email, u.name, DEFAULT_FORMATS) for u in users]
+
+
+async def add_recipient(session: AsyncSession, org_id: int, email: str, name: str = "", formats: str = ",".join(DEFAULT_FORMATS)) -> bool:
+    """Add (or reactivate with new formats) a recipient. True if it was new."""
+    from funding.auth.service import AuthError, normalise_email
+
+    try:
+        email = normalise_email(email)
+    except AuthError as exc:
+        raise ExportError(str(exc)) from None
+    formats = check_formats(formats)
+    new = await insert_ignore(session, ExportRecipient, {"org_id": org_id, "email": email, "name": name.strip()[:200],
+                                                         "formats": formats, "active": True, "created_at": utcnow()},
+                              ["org_id", "email"])
+    if new is None:
+        row = await session.scalar(select(ExportRecipient).where(ExportRecipient.org_id == org_id, ExportRecipient.email == email))
+        row.active, row.formats = True, formats
+        if name.strip():
+            row.name = name.strip()[:200]
+        await session.flush()
+    return new is not None
+
+
+def dedupe_key(siren: str, period: str, fmt: str, email: str) -> str:
+    return f"exports:{siren}:{period}:{fmt}:{hashlib.sha256(email.encode()).hexdigest()[:24]}"
+
+
+@dataclass
+class Queued:
+    email: str
+    format: str
+    dedupe_key: str
+    new: bool
+    mode: str  # attachment or link
+    size: int
+
+
+async def queue_period(session: AsyncSession, settings: Settings, org: Organisation, period: str, *,
+                       to: str | None = None, formats: str | None = None, created_by: str = "") -> list[Queued]:
+    """Queue the emails carrying a closed month's exports to each recipient, once per
+    period, recipient and format. Records that the month was prepared."""
+    try:
+        start, end = month_bounds(period)
+    except LedgerError as exc:
+        raise ExportError(str(exc)) from None
+    scope = await resolve_scope(session, siren=org.siren, site=None, start=start, end=end)
+    if not scope.closed:
+        raise ExportError(f"le mois {period} n'est pas clos pour {org.name} : clôturez-le d'abord "
+                          f"(funding ledger close {period} --org {org.siren})")
+    if to:
+        from funding.auth.service import AuthError, normalise_email
+
+        try:
+            recipients = [Recipient(normalise_email(to), "", tuple(check_formats(formats or ",".join(DEFAULT_FORMATS)).split(",")))]
+        except AuthError as exc:
+            raise ExportError(str(exc)) from None
+    else:
+        recipients = await recipients_for(session, org.id)
+    conn = await session.connection()
+    digests: dict[str, Digest] = {}
+    queued: list[Queued] = []
+    for person in recipients:
+        for fmt in person.formats:
+            if fmt not in digests:
+                digests[fmt] = await digest_of(conn, scope, fmt)
+            digest = digests[fmt]
+            key = dedupe_key(org.siren, period, fmt, person.email)
+            ref = {"kind": "export", "org": org.siren, "period": period, "format": fmt, "sha256": digest.hexdigest,
+                   "to": person.email}
+            name = filename(fmt, scope)
+            label = _(FORMAT_LABELS[fmt])
+            greeting = _("Bonjour %(name)s,", name=person.name) if person.name else _("Bonjour,")
+            if digest.size <= ATTACHMENT_LIMIT:
+                mode, attachments = "attachment", [ref] + ([{**ref, "format": "fec-description"}] if fmt == "fec" else [])
+                body = _("%(greeting)s\n\nVoici l'export « %(label)s » de %(org)s pour la période close %(period)s, en pièce "
+                         "jointe : %(file)s.\nEmpreinte SHA-256 : %(sha)s\n\nEntre-Lab Funding",
+                         greeting=greeting, label=label, org=org.name, period=period, file=name, sha=digest.hexdigest)
+            else:
+                mode, attachments = "link", None
+                token = sign(settings.secret_key, LINK_PURPOSE, {k: ref[k] for k in ("org", "period", "format", "sha256", "to")})
+                expires = (utcnow() + dt.timedelta(seconds=LINK_MAX_AGE)).date()
+                body = _("%(greeting)s\n\nL'export « %(label)s » de %(org)s pour la période close %(period)s (%(file)s, "
+                         "%(size)s octets) est trop volumineux pour être joint. Téléchargez-le avec ce lien personnel, "
+                         "valable jusqu'au %(expires)s :\n%(link)s\nEmpreinte SHA-256 : %(sha)s\n\nEntre-Lab Funding",
+                         greeting=greeting, label=label, org=org.name, period=period, file=name, size=digest.size,
+                         expires=expires.strftime("%d/%m/%Y"), link=f"{settings.base_url}/exports/lien/{token}",
+                         sha=digest.hexdigest)
+            new = await enqueue(
+                session, to=person.email, dedupe_key=key, attachments=attachments, body_text=body,
+                subject=_("Exports comptables %(period)s — %(org)s — %(label)s", period=period, org=org.name, label=label),
+            )
+            if new is not None and mode == "attachment":
+                await record_taken(session, scope, fmt, digest, taken_by=person.email, channel="email")
+            queued.append(Queued(person.email, fmt, key, new is not None, mode, digest.size))
+    run = await insert_ignore(session, ExportRun, {"org_id": org.id, "period": period, "emails": sum(q.new for q in queued),
+                                                   "created_by": created_by, "created_at": utcnow()}, ["org_id", "period"])
+    if run is None and any(q.new for q in queued):
+        existing = await session.scalar(select(ExportRun).where(ExportRun.org_id == org.id, ExportRun.period == period))
+        existing.emails += sum(q.new for q in queued)
+    await session.flush()
+    return queued
+
+
+async def _scope_for_ref(session: AsyncSession, ref: dict) -> Scope:
+    start, end = month_bounds(ref["period"])
+    return await resolve_scope(session, siren=ref["org"], site=None, start=start, end=end)
+
+
+async def load_attachment(sessions: async_sessionmaker, settings: Settings, ref: dict) -> tuple[str, str, bytes]:
+    """Rebuild an emailed export and check it is the file whose hash was recorded."""
+    try:
+        async with sessions() as session:
+            scope = await _scope_for_ref(session, ref)
+            conn = await session.connection()
+            if ref["format"] == "fec-description":
+                digest = await digest_of(conn, scope, "fec")
+                data = fec_description(scope, digest)
+            else:
+                data = await build(conn, scope, ref["format"])
+                digest = Digest()
+                digest.add(data)
+    except (ExportError, LedgerError, KeyError) as exc:
+        raise AttachmentError(f"export {ref}: {exc}") from None
+    if digest.hexdigest != ref["sha256"]:
+        raise AttachmentError(f"export {ref['format']} {ref['period']}: the file differs from the one recorded "
+                              f"({digest.hexdigest[:12]}… ≠ {ref['sha256'][:12]}…); run funding ledger verify")
+    mime = MEDIA_TYPES[ref["format"]].split(";")[0]
+    return filename(ref["format"], scope), mime, data
+
+
+register_attachment("export", load_attachment)
+
+
+def read_link(settings: Settings, token: str) -> dict:
+    try:
+        data = unsign(settings.secret_key, LINK_PURPOSE, token, max_age=LINK_MAX_AGE)
+    except TokenError as exc:
+        raise ExportError(_("Ce lien de téléchargement a expiré : demandez un nouvel envoi.") if str(exc) == "expired"
+                          else _("Ce lien de téléchargement est invalide.")) from None
+    if not isinstance(data, dict) or set(data) != {"org", "period", "format", "sha256", "to"} or data["format"] not in FORMATS:
+        raise ExportError(_("Ce lien de téléchargement est invalide."))
+    return data
+
+
+async def sending_status(session: AsyncSession, keys: list[str]) -> dict[str, Email]:
+    rows = (await session.scalars(select(Email).where(Email.dedupe_key.in_(keys)))).all() if keys else []
+    return {e.dedupe_key: e for e in rows}
+
+
+async def periods_to_send(session: AsyncSession) -> list[tuple[Organisation, str]]:
+    """Each organisation's last closed month, if its exports were never prepared."""
+    rows = (await session.execute(
+        select(Organisation, LedgerHead.closed_through).join(LedgerHead, LedgerHead.org_id == Organisation.id)
+        .where(LedgerHead.closed_through.is_not(None)).order_by(Organisation.id)
+    )).all()
+    todo = []
+    for org, closed_through in rows:
+        period = closed_through.strftime("%Y-%m")
+        done = await session.scalar(select(ExportRun.id).where(ExportRun.org_id == org.id, ExportRun.period == period))
+        if done is None:
+            todo.append((org, period))
+    return todo
+
+
+async def site_choices(session: AsyncSession) -> list:
+    return (await session.execute(select(Site.id, Site.slug, Site.name, Site.org_id).order_by(Site.is_central.desc(), Site.name))).all()
