@@ -41,8 +41,10 @@ CSV_COLUMNS = (
 Progress = Callable[[int], None]
 _E = Entry.__table__.c
 _P = Posting.__table__.c
-# Tabs and line breaks would split a FEC record; \x01 is the quote character COPY is told to use.
-_FEC_CLEAN = str.maketrans({"\t": " ", "\r": " ", "\n": " ", "\x01": " "})
+# Control characters (tabs and line breaks would split a record; \x01 is the quote character
+# COPY is told to use) and Unicode line separators become spaces in every text field.
+CONTROL_CHARS = "".join(chr(c) for c in (*range(1, 32), *range(0x7F, 0xA0), 0x2028, 0x2029))
+_FEC_CLEAN = str.maketrans(CONTROL_CHARS, " " * len(CONTROL_CHARS))
 
 
 class ExportError(Exception):
@@ -147,6 +149,12 @@ def fec_filename(scope: Scope) -> str:
     return f"{scope.siren}FEC{scope.end:%Y%m%d}.txt"
 
 
+def fec_text(value: str, fallback: str) -> str:
+    """A text zone: control characters become spaces; a mandatory zone left blank gets ``fallback``."""
+    text = value.translate(_FEC_CLEAN)
+    return text if text.strip(" ") else fallback
+
+
 def fec_header() -> bytes:
     return (FEC_SEPARATOR.join(FEC_COLUMNS) + FEC_NEWLINE).encode()
 
@@ -174,15 +182,15 @@ async def fec_python(conn: AsyncConnection, scope: Scope, progress: Progress | N
                 num += 1
                 current = (
                     r.journal_code, look.journals.get(r.journal_code, r.journal_code).translate(_FEC_CLEAN), str(num),
-                    f"{r.entry_date:%Y%m%d}", r.piece_ref.translate(_FEC_CLEAN), f"{r.piece_date:%Y%m%d}",
-                    r.label.translate(_FEC_CLEAN), f"{valid_date(r.validated_at):%Y%m%d}",
+                    f"{r.entry_date:%Y%m%d}", fec_text(r.piece_ref, f"ECR{r.number}"), f"{r.piece_date:%Y%m%d}",
+                    fec_text(r.label, f"Écriture {r.number}"), f"{valid_date(r.validated_at):%Y%m%d}",
                 )
             amount, aux = r.amount, r.aux_code
             lines.append(sep.join((
                 current[0], current[1], current[2], current[3], r.account_number,
                 look.accounts.get(r.account_number, "").translate(_FEC_CLEAN), aux or "",
                 look.aux.get(aux, "").translate(_FEC_CLEAN) if aux else "", current[4], current[5],
-                r.line_label.translate(_FEC_CLEAN) if r.line_label else current[6],
+                fec_text(r.line_label or "", current[6]),
                 format_plain(amount, r.currency) if amount > 0 else "0,00",
                 format_plain(-amount, r.currency) if amount < 0 else "0,00",
                 "", "", current[7], "", "",
@@ -193,23 +201,27 @@ async def fec_python(conn: AsyncConnection, scope: Scope, progress: Progress | N
 
 
 def _fec_sql(scope: Scope) -> tuple[str, list]:
-    clean = "translate({}, E'\\t\\r\\n\\x01', '    ')"
+    controls = "".join(f"\\x{ord(c):02x}" if ord(c) < 0x80 else f"\\u{ord(c):04x}" for c in CONTROL_CHARS)
+    clean = "translate({}, E'" + controls + "', '" + " " * len(CONTROL_CHARS) + "')"
+    text = "CASE WHEN btrim(" + clean.format("{0}") + ") = '' THEN {1} ELSE " + clean.format("{0}") + " END"
     amount = "((({0}) / 100)::text || ',' || lpad((({0}) % 100)::text, 2, '0'))"
     site = "AND e.site_id = $4" if scope.site_id is not None else ""
     sql = f"""
         WITH en AS MATERIALIZED (
-            SELECT e.id, e.journal_code, e.entry_date, e.piece_ref, e.piece_date, e.label, e.validated_at,
+            SELECT e.id, e.journal_code, e.entry_date, e.piece_date, e.validated_at,
+                   {text.format("e.piece_ref", "'ECR' || e.number")} AS piece_ref,
+                   {text.format("e.label", "'Écriture ' || e.number")} AS label,
                    row_number() OVER (ORDER BY (e.journal_code <> 'AN'), e.number) AS n
             FROM entries e
             WHERE e.org_id = $1 AND e.number IS NOT NULL AND e.entry_date >= $2 AND e.entry_date <= $3 {site}
         )
         SELECT en.journal_code, {clean.format("coalesce(j.label, en.journal_code)")}, en.n,
-               to_char(en.entry_date, 'YYYYMMDD'), p.account_number, {clean.format("coalesce(a.label, '')")},
-               coalesce(p.aux_code, ''), {clean.format("coalesce(x.label, '')")}, {clean.format("en.piece_ref")},
-               to_char(en.piece_date, 'YYYYMMDD'), {clean.format("coalesce(nullif(p.label, ''), en.label)")},
+               to_char(en.entry_date, 'YYYYMMDD'), p.account_number, nullif({clean.format("a.label")}, ''),
+               nullif(p.aux_code, ''), nullif({clean.format("x.label")}, ''), en.piece_ref,
+               to_char(en.piece_date, 'YYYYMMDD'), {text.format("coalesce(p.label, '')", "en.label")},
                CASE WHEN p.amount > 0 THEN {amount.format("p.amount")} ELSE '0,00' END,
                CASE WHEN p.amount < 0 THEN {amount.format("-p.amount")} ELSE '0,00' END,
-               '', '', to_char((en.validated_at AT TIME ZONE 'UTC') AT TIME ZONE 'Europe/Paris', 'YYYYMMDD'), '', ''
+               NULL, NULL, to_char((en.validated_at AT TIME ZONE 'UTC') AT TIME ZONE 'Europe/Paris', 'YYYYMMDD'), NULL, NULL
         FROM en
         JOIN postings p ON p.entry_id = en.id
         LEFT JOIN accounts a ON a.org_id = p.org_id AND a.number = p.account_number
@@ -222,7 +234,11 @@ def _fec_sql(scope: Scope) -> tuple[str, list]:
 
 
 async def fec_copy(conn: AsyncConnection, scope: Scope, progress: Progress | None = None) -> AsyncIterator[bytes]:
-    """The FEC formatted by PostgreSQL and streamed by ``COPY … TO STDOUT`` (same bytes as :func:`fec_python`)."""
+    """The FEC formatted by PostgreSQL and streamed by ``COPY … TO STDOUT`` (same bytes as :func:`fec_python`).
+
+    CSV mode with a tab delimiter and a quote character that cleaning removes from every
+    field: nothing is ever quoted or escaped. Blank zones are NULLs (CSV mode would quote
+    an empty string)."""
     if exponent(scope.currency) != 2:
         async for chunk in fec_python(conn, scope, progress):
             yield chunk

@@ -16,7 +16,7 @@ from funding.money import exponent, format_plain
 _E = Entry.__table__.c
 _P = Posting.__table__.c
 _ASSET_PREFIXES = ("409", "41", "425", "441", "4456", "486")
-_SPACES = re.compile(r"\s+")
+_SPACES = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
 
 
 def root(number: str) -> str:

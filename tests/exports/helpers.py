@@ -1,0 +1,113 @@
+"""Validators for the exports (bean-check, hledger, parsers) and a ledger builder."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+from funding.db import create_engine, session_factory, transaction
+from funding.exports import service
+from funding.exports.journal import Scope
+from funding.ledger.models import AuxAccount
+from funding.ledger.service import EntryDraft, post
+from funding.orgs.service import create_organisation, create_site
+from tests.conftest import skip_or_fail
+from tests.factories import next_siren
+
+BEAN_CHECK = Path(sys.executable).with_name("bean-check")
+
+
+def bean_check(path: Path) -> subprocess.CompletedProcess:
+    if not BEAN_CHECK.exists() and not shutil.which("bean-check"):
+        skip_or_fail("bean-check is not installed (pip install -e '.[test]')")
+    exe = str(BEAN_CHECK) if BEAN_CHECK.exists() else "bean-check"
+    return subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=120)
+
+
+def hledger_check(path: Path) -> subprocess.CompletedProcess:
+    if not shutil.which("hledger"):
+        skip_or_fail("hledger is not installed (apt-get install hledger)")
+    return subprocess.run(["hledger", "-f", str(path), "check", "-s", "ordereddates"], capture_output=True, text=True,
+                          timeout=120)
+
+
+def _minor(value: Decimal, exp: int = 2) -> int:
+    scaled = value.scaleb(exp)
+    assert scaled == scaled.to_integral_value(), value
+    return int(scaled)
+
+
+def beancount_balances(path: Path) -> dict[tuple[str, str], int]:
+    from beancount import loader
+    from beancount.core.data import Transaction
+
+    entries, errors, _ = loader.load_file(str(path))
+    assert not errors, errors
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for entry in entries:
+        if isinstance(entry, Transaction):
+            for p in entry.postings:
+                out[(p.account.split(":")[1], p.units.currency)] += _minor(p.units.number)
+    return dict(out)
+
+
+def hledger_balances(path: Path) -> dict[tuple[str, str], int]:
+    result = subprocess.run(["hledger", "-f", str(path), "print", "-O", "csv"], capture_output=True, text=True, timeout=120,
+                            check=True)
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for row in csv.DictReader(io.StringIO(result.stdout)):
+        out[(row["account"].split(":")[0], row["commodity"])] += _minor(Decimal(row["amount"]))
+    return dict(out)
+
+
+def journal_csv_balances(data: bytes) -> dict[tuple[str, str], int]:
+    from tests.exports.fec_checker import cents
+
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for row in csv.DictReader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"):
+        out[(row["compte"], row["devise"])] += cents(row["debit"] or "0") - cents(row["credit"] or "0")
+    return dict(out)
+
+
+async def make_books(sessions, *, aux_codes=()) -> tuple[int, int, str, int]:
+    """An organisation with two sites and some auxiliary accounts: (org, site, siren, other site)."""
+    async with transaction(sessions) as session:
+        siren = next_siren()
+        org = await create_organisation(session, name="Tiers-lieu « Test » ; réseau", siren=siren)
+        site = await create_site(session, org_id=org.id, slug=f"t-{siren}", name="Thiers", town="Thiers", is_central=True)
+        other = await create_site(session, org_id=org.id, slug=f"c-{siren}", name="Courpière", town="Courpière")
+        for code in aux_codes:
+            session.add(AuxAccount(org_id=org.id, code=code, label=f"Adhérent {code}\tà \"part\""))
+        await session.flush()
+        return org.id, site.id, siren, other.id
+
+
+async def post_drafts(sessions, drafts: list[EntryDraft]) -> None:
+    async with transaction(sessions) as session:
+        await post(session, drafts)
+
+
+async def export_bytes(database_url: str, scope: Scope, fmt: str) -> bytes:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return await service.build(conn, scope, fmt)
+    finally:
+        await engine.dispose()
+
+
+async def scope_for(sessions, siren: str, start: dt.date, end: dt.date, site: str | None = None) -> Scope:
+    async with sessions() as session:
+        return await service.resolve_scope(session, siren=siren, site=site, start=start, end=end)
+
+
+def engine_and_sessions(database_url: str):
+    engine = create_engine(database_url)
+    return engine, session_factory(engine)
