@@ -1,0 +1,347 @@
+"""Pages and downloads: exports and their log for accountants, printable trial balance and
+general ledger, the funding-mix report, signed download links, the public transparency
+pages and open data. HTTP only: parse, call the services, render or stream."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from urllib.parse import urlencode
+
+from sqlalchemy import select
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from funding.db import transaction
+from funding.exports import books, report, service
+from funding.exports.journal import ExportError, Scope
+from funding.exports.models import FORMATS, ExportLog, ExportRecipient, ExportRun
+from funding.i18n import SOURCE_LABELS, gettext as _
+from funding.mail.models import Email
+from funding.orgs.models import Organisation, Site
+from funding.web import BOOKS, db, flash, load_user, redirect, render, require
+
+EXPORTERS = ("admin", "accountant")
+
+
+def _attachment(name: str) -> dict[str, str]:
+    return {"content-disposition": f'attachment; filename="{name}"'}
+
+
+def _period(request: Request, today: dt.date) -> tuple[dt.date, dt.date]:
+    """?from=&to= (dates), or ?year=, else the last twelve months."""
+    params = request.query_params
+    try:
+        if params.get("year", "").strip():
+            return report.year_bounds(int(params["year"]))
+        start, end = report.last_twelve_months(today)
+        if params.get("from", "").strip():
+            start = service.parse_date(params["from"], _("Date de début"))
+        if params.get("to", "").strip():
+            end = service.parse_date(params["to"], _("Date de fin"))
+    except (ValueError, ExportError) as exc:
+        raise HTTPException(400, _("Période invalide : %(detail)s", detail=str(exc))) from None
+    if start > end:
+        raise HTTPException(400, _("La période est inversée."))
+    return start, end
+
+
+async def _choices(session) -> dict:
+    orgs = (await session.execute(select(Organisation.id, Organisation.siren, Organisation.name).order_by(Organisation.name))).all()
+    sites = await service.site_choices(session)
+    return {"orgs": orgs, "sites": sites}
+
+
+async def _scope(request: Request, session) -> Scope:
+    start, end = _period(request, dt.date.today())
+    params = request.query_params
+    try:
+        return await service.resolve_scope(session, siren=params.get("org") or None, site=params.get("site") or None,
+                                           start=start, end=end)
+    except ExportError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+# --- accountants ---------------------------------------------------------------------------
+
+
+async def exports_page(request: Request) -> Response:
+    async with db(request) as session:
+        user = await require(request, session, EXPORTERS)
+        choices = await _choices(session)
+        start, end = _period(request, dt.date.today())
+        logs = (await session.execute(
+            select(ExportLog, Organisation.siren, Site.slug).outerjoin(Organisation, Organisation.id == ExportLog.org_id)
+            .outerjoin(Site, Site.id == ExportLog.site_id).order_by(ExportLog.id.desc()).limit(100)
+        )).all()
+        recipients = (await session.execute(
+            select(ExportRecipient, Organisation.name).join(Organisation).order_by(Organisation.name, ExportRecipient.email)
+        )).all()
+        runs = (await session.execute(
+            select(ExportRun, Organisation.name, Organisation.siren).join(Organisation).order_by(ExportRun.period.desc()).limit(24)
+        )).all()
+        emails = (await session.scalars(
+            select(Email).where(Email.dedupe_key.like("exports:%")).order_by(Email.id.desc()).limit(100)
+        )).all()
+    return render(request, "exports/index.html", {
+        **choices, "start": start, "end": end, "formats": FORMATS, "labels": service.FORMAT_LABELS, "logs": logs,
+        "recipients": recipients, "runs": runs, "emails": emails, "can_manage": user.role == "admin",
+        "org_siren": request.query_params.get("org", ""), "site_slug": request.query_params.get("site", ""),
+    })
+
+
+async def download(request: Request) -> Response:
+    """Stream an export; it is logged (with its SHA-256) once it has been handed over whole."""
+    fmt = request.query_params.get("format", "")
+    async with db(request) as session:
+        user = await require(request, session, EXPORTERS)
+        if fmt not in FORMATS and fmt != "fec-description":
+            raise HTTPException(400, _("Format inconnu : %(format)s", format=fmt))
+        scope = await _scope(request, session)
+    engine, sessions = request.app.state.engine, request.app.state.sessions
+    if fmt == "fec-description":
+        async with engine.connect() as conn:
+            digest = await service.digest_of(conn, scope, "fec")
+        return Response(service.fec_description(scope, digest), media_type=service.MEDIA_TYPES[fmt],
+                        headers=_attachment(service.filename(fmt, scope)))
+    digest = service.Digest()
+
+    async def body():
+        async with engine.connect() as conn:
+            async for chunk in service.chunks(conn, scope, fmt, digest.count):
+                yield digest.add(chunk)
+        async with transaction(sessions) as log_session:
+            await service.record_taken(log_session, scope, fmt, digest, taken_by=user.email, channel="web")
+
+    stream = body()
+    try:
+        first = await anext(stream)  # refusals (e.g. a FEC with foreign currencies) come before any byte
+    except ExportError as exc:
+        await stream.aclose()
+        raise HTTPException(400, str(exc)) from None
+
+    async def rest():
+        yield first
+        async for chunk in stream:
+            yield chunk
+
+    return StreamingResponse(rest(), media_type=service.MEDIA_TYPES[fmt], headers=_attachment(service.filename(fmt, scope)))
+
+
+async def trial_balance_page(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, EXPORTERS)
+        scope = await _scope(request, session)
+        rows = await books.balance_rows(session, scope)
+        choices = await _choices(session)
+    totals: dict[str, list[int]] = {}
+    for r in rows:
+        t = totals.setdefault(r.currency, [0, 0])
+        t[0] += r.debit
+        t[1] += r.credit
+    return render(request, "exports/trial_balance.html", {**choices, "scope": scope, "rows": rows, "totals": totals,
+                                                           "query": urlencode(request.query_params.multi_items())})
+
+
+async def general_ledger_page(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, EXPORTERS)
+        scope = await _scope(request, session)
+        choices = await _choices(session)
+    lines = []
+    async with request.app.state.engine.connect() as conn:
+        async for part in books.general_ledger(conn, scope):
+            lines += part
+    return render(request, "exports/general_ledger.html", {**choices, "scope": scope, "lines": lines,
+                                                            "query": urlencode(request.query_params.multi_items())})
+
+
+async def recipients(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, ("admin",))
+        form = await request.form()
+        org = await session.scalar(select(Organisation).where(Organisation.siren == str(form.get("org", ""))))
+        if org is None:
+            raise HTTPException(400, _("Organisation inconnue."))
+        if form.get("remove"):
+            row = await session.scalar(select(ExportRecipient).where(ExportRecipient.org_id == org.id,
+                                                                     ExportRecipient.email == str(form["remove"])))
+            if row is not None:
+                row.active = False
+            flash(request, _("Destinataire retiré."), "success")
+            return redirect("/admin/exports")
+        formats = ",".join(f for f in FORMATS if form.get(f"format-{f}"))
+        try:
+            await service.add_recipient(session, org.id, str(form.get("email", "")), str(form.get("name", "")), formats)
+        except ExportError as exc:
+            await session.rollback()
+            flash(request, str(exc), "error")
+            return redirect("/admin/exports")
+    flash(request, _("Destinataire enregistré : il recevra les exports de chaque mois clos."), "success")
+    return redirect("/admin/exports")
+
+
+async def signed_link(request: Request) -> Response:
+    """A download link sent by email: signed, expiring, checked against the recorded hash."""
+    settings = request.app.state.settings
+    try:
+        ref = service.read_link(settings, request.path_params["token"])
+        async with db(request) as session:
+            scope = await service._scope_for_ref(session, ref)
+    except ExportError as exc:
+        return render(request, "exports/link.html", {"error": str(exc)}, status_code=400)
+    engine, sessions, fmt = request.app.state.engine, request.app.state.sessions, ref["format"]
+    async with engine.connect() as conn:
+        check = await service.digest_of(conn, scope, fmt)
+    if check.hexdigest != ref["sha256"]:
+        return render(request, "exports/link.html", {"error": _("Ce fichier ne correspond plus à celui qui vous a été envoyé : "
+                                                                  "contactez l'association.")}, status_code=409)
+
+    async def body():
+        digest = service.Digest()
+        async with engine.connect() as conn:
+            async for chunk in service.chunks(conn, scope, fmt, digest.count):
+                yield digest.add(chunk)
+        async with transaction(sessions) as session:
+            await service.record_taken(session, scope, fmt, digest, taken_by=ref["to"], channel="link")
+
+    return StreamingResponse(body(), media_type=service.MEDIA_TYPES[fmt], headers=_attachment(service.filename(fmt, scope)))
+
+
+# --- funding mix ---------------------------------------------------------------------------
+
+
+async def _mix(request: Request, session, *, site_slug: str | None, org_siren: str | None = None, with_grants: bool = True):
+    start, end = _period(request, dt.date.today())
+    site = org_id = None
+    if site_slug:
+        site = await session.scalar(select(Site).where(Site.slug == site_slug))
+        if site is None:
+            raise HTTPException(404)
+    if org_siren:
+        org_id = await session.scalar(select(Organisation.id).where(Organisation.siren == org_siren))
+        if org_id is None:
+            raise HTTPException(400, _("Organisation inconnue."))
+    return await report.funding_mix(session, start=start, end=end, site=site, org_id=org_id, with_grants=with_grants)
+
+
+def mix_csv(mix: report.FundingMix) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=";", lineterminator="\r\n")
+    writer.writerow(("section", "periode", "lieu", "origine", "compte", "intitule", "montant", "devise", "part"))
+    where = mix.site.slug if mix.site else "reseau"
+    period = f"{mix.start.isoformat()}/{mix.end.isoformat()}"
+    cur = mix.currency
+    for source, amount in mix.by_source:
+        writer.writerow(("origine", period, where, source, "", "", report.format_plain(amount, cur), cur,
+                         report.share_text(amount, mix.total)))
+    writer.writerow(("total", period, where, "", "", "", report.format_plain(mix.total, cur), cur, "100,0" if mix.total else ""))
+    for source, account, label, amount in mix.by_account:
+        writer.writerow(("compte", period, where, source, account, label, report.format_plain(amount, cur), cur,
+                         report.share_text(amount, mix.total)))
+    for month, amounts in mix.months:
+        month_total = sum(amounts.values())
+        for source, amount in sorted(amounts.items()):
+            if amount:
+                writer.writerow(("mois", month, where, source, "", "", report.format_plain(amount, cur), cur,
+                                 report.share_text(amount, month_total)))
+    for g in mix.grants:
+        writer.writerow(("subvention", g.convention_date.isoformat(), where, "public", g.reference, g.funder,
+                         report.format_plain(g.granted, g.currency), g.currency, ""))
+    return ("\ufeff" + buf.getvalue()).encode()
+
+
+async def funding_mix_page(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        mix = await _mix(request, session, site_slug=request.query_params.get("site") or None,
+                         org_siren=request.query_params.get("org") or None)
+        choices = await _choices(session)
+    return render(request, "exports/funding_mix.html", {**choices, "mix": mix, "query": urlencode(request.query_params.multi_items()),
+                                                         "site_slug": request.query_params.get("site", ""),
+                                                         "org_siren": request.query_params.get("org", "")})
+
+
+async def funding_mix_csv(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        mix = await _mix(request, session, site_slug=request.query_params.get("site") or None,
+                         org_siren=request.query_params.get("org") or None)
+    name = f"mix-{mix.site.slug if mix.site else 'reseau'}-{mix.start:%Y%m%d}-{mix.end:%Y%m%d}.csv"
+    return Response(mix_csv(mix), media_type="text/csv; charset=utf-8", headers=_attachment(name))
+
+
+# --- public ------------------------------------------------------------------------------------
+
+
+async def transparency(request: Request) -> Response:
+    slug = request.path_params.get("slug")
+    async with db(request) as session:
+        await load_user(request, session)
+        mix = await _mix(request, session, site_slug=slug)
+        sites = (await session.execute(select(Site.slug, Site.name, Site.town).order_by(Site.is_central.desc(), Site.name))).all()
+    return render(request, "exports/transparency.html", {"mix": mix, "sites": sites, "public": True})
+
+
+async def open_data_grants(request: Request) -> Response:
+    async with db(request) as session:
+        rows = await report.scdl_rows(session)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=report.SCDL_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(buf.getvalue().encode(), media_type="text/csv; charset=utf-8",
+                    headers={"content-disposition": 'inline; filename="subventions.csv"'})
+
+
+async def _open_mix(request: Request) -> list[dict]:
+    slug = request.query_params.get("site") or None
+    async with db(request) as session:
+        if slug:
+            site = await session.scalar(select(Site).where(Site.slug == slug))
+            if site is None:
+                raise HTTPException(404)
+            return await report.mix_by_month(session, site=site)
+        out = await report.mix_by_month(session)
+        for site in (await session.scalars(select(Site).order_by(Site.slug))).all():
+            out += await report.mix_by_month(session, site=site)
+        return out
+
+
+async def open_data_mix_csv(request: Request) -> Response:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(("periode", "lieu", "origine", "montant", "devise", "part"))
+    for row in await _open_mix(request):
+        for source, values in row["sources"].items():
+            writer.writerow((row["period"], row["site"] or "reseau", source, values["amount"], row["currency"], values["share"]))
+    return Response(buf.getvalue().encode(), media_type="text/csv; charset=utf-8",
+                    headers={"content-disposition": 'inline; filename="funding-mix.csv"'})
+
+
+async def open_data_mix_json(request: Request) -> Response:
+    body = {"description": "Produits (comptes de classe 7) par mois, lieu et origine des fonds ; montants en unités "
+                           "monétaires (chaîne décimale) et en centimes ; part en pourcentage du mois.",
+            "sources": {k: str(v) for k, v in SOURCE_LABELS.items()}, "periods": await _open_mix(request)}
+    return Response(json.dumps(body, ensure_ascii=False, indent=1).encode(), media_type="application/json")
+
+
+routes = [
+    Route("/admin/exports", exports_page, name="exports"),
+    Route("/admin/exports/download", download, name="exports_download"),
+    Route("/admin/exports/trial-balance", trial_balance_page, name="exports_trial_balance"),
+    Route("/admin/exports/general-ledger", general_ledger_page, name="exports_general_ledger"),
+    Route("/admin/exports/recipients", recipients, methods=["POST"], name="exports_recipients"),
+    Route("/admin/reports/funding-mix", funding_mix_page, name="funding_mix"),
+    Route("/admin/reports/funding-mix.csv", funding_mix_csv, name="funding_mix_csv"),
+    Route("/exports/lien/{token:str}", signed_link, name="exports_link"),
+    Route("/transparence", transparency, name="transparency"),
+    Route("/transparence/{slug:str}", transparency, name="transparency_site"),
+    Route("/open-data/subventions.csv", open_data_grants, name="open_data_grants"),
+    Route("/open-data/funding-mix.csv", open_data_mix_csv, name="open_data_mix_csv"),
+    Route("/open-data/funding-mix.json", open_data_mix_json, name="open_data_mix_json"),
+]
