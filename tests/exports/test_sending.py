@@ -1,0 +1,160 @@
+"""Sending a closed month's exports: against a real SMTP server started by the test
+(aiosmtpd), through the command line and the worker; retried, reported, never twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import hashlib
+import re
+
+import anyio
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import func, select, update
+
+from funding.db import transaction
+from funding.exports import service
+from funding.exports.jobs import send_closed_months
+from funding.exports.models import ExportLog, ExportRun
+from funding.ledger.service import EntryDraft, Line, close_month, post
+from funding.mail.models import Email
+from funding.mail.service import send_pending
+from funding.orgs.models import Organisation
+from tests.exports import fec_checker
+from tests.live import free_port
+from tests.test_cli import run
+
+LAST_MONTH_END = dt.date.today().replace(day=1) - dt.timedelta(days=1)
+PERIOD = f"{LAST_MONTH_END:%Y-%m}"
+
+
+class Inbox:
+    def __init__(self):
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp():
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    inbox.url = f"smtp://127.0.0.1:{controller.port}"
+    yield inbox
+    controller.stop()
+
+
+async def closed_month(sessions, world) -> None:
+    async with transaction(sessions) as session:
+        await post(session, [
+            EntryDraft(org_id=world.org_id, site_id=world.site_id, journal="BQ", entry_date=LAST_MONTH_END, label="Mécénat",
+                       piece_ref="VIR-1", funding_source="private", lines=[Line("512", 250000), Line("7542", -250000)]),
+            EntryDraft(org_id=world.org_id, site_id=world.site_id, journal="ST", entry_date=LAST_MONTH_END, label="Don",
+                       piece_ref="ch_1", funding_source="crowdfunding", source_key="stripe:txn_1",
+                       lines=[Line("5115", 4885), Line("627", 115), Line("75411", -5000)]),
+        ])
+        await close_month(session, world.org_id, PERIOD)
+
+
+async def cli(settings, smtp_url: str, *args):
+    import os
+
+    os.environ["SMTP_URL"] = smtp_url
+    try:
+        return await anyio.to_thread.run_sync(lambda: run(settings.database_url, *args))
+    finally:
+        os.environ.pop("SMTP_URL", None)
+
+
+def attachments(message) -> dict[str, bytes]:
+    """The attachments' exact bytes (base64 on the wire, so nothing rewrites line ends)."""
+    return {part.get_filename(): part.get_payload(decode=True) for part in message.iter_attachments()}
+
+
+async def test_send_emails_each_accountant_the_closed_months_exports_once(settings, sessions, world, smtp):
+    await closed_month(sessions, world)
+    result = await cli(settings, smtp.url, "exports", "send", "--period", PERIOD)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("envoyé") == 3 and "ÉCHEC" not in result.stdout
+    assert len(smtp.messages) == 3  # FEC, CSV journal, trial balance: one email per format
+    accountant = f"accountant-{world.siren[-4:]}@example.org"
+    assert {m["To"] for m in smtp.messages} == {accountant}
+    files = {name: data for m in smtp.messages for name, data in attachments(m).items()}
+    fec_name = f"{world.siren}FEC{LAST_MONTH_END:%Y%m%d}.txt"
+    assert fec_checker.check_fec(fec_name, files[fec_name]) == []
+    assert f"{world.siren}FEC{LAST_MONTH_END:%Y%m%d}-description.txt" in files
+    async with sessions() as session:
+        logs = (await session.scalars(select(ExportLog).where(ExportLog.channel == "email"))).all()
+    assert {log.filename: log.sha256 for log in logs} == {
+        name: hashlib.sha256(data).hexdigest() for name, data in files.items() if "description" not in name}
+    assert all(log.taken_by == accountant and log.closed for log in logs)
+
+    again = await cli(settings, smtp.url, "exports", "send", "--period", PERIOD)
+    assert again.returncode == 0 and again.stdout.count("déjà envoyé") == 3
+    assert len(smtp.messages) == 3  # never twice
+
+
+async def test_a_failed_send_is_reported_retried_and_then_delivered_once(settings, sessions, world, smtp):
+    await closed_month(sessions, world)
+    dead = f"smtp://127.0.0.1:{free_port()}"  # nobody listens there
+    result = await cli(settings, dead, "exports", "send", "--period", PERIOD, "--to", "cabinet@example.org", "--formats", "fec")
+    assert result.returncode == 1 and "ÉCHEC" in result.stdout and "ConnectionRefusedError" in result.stdout
+    async with sessions() as session:
+        queued = await session.scalar(select(Email).where(Email.to_addr == "cabinet@example.org"))
+    assert queued.status == "pending" and queued.attempts == 1 and queued.last_error
+
+    # The worker's mail job retries when it is due, against a server that answers now.
+    async with transaction(sessions) as session:
+        await session.execute(update(Email).values(next_attempt_at=dt.datetime(2000, 1, 1)))
+    assert await send_pending(sessions, settings.with_(smtp_url=smtp.url)) == 1
+    assert len(smtp.messages) == 1 and smtp.messages[0]["To"] == "cabinet@example.org"
+    assert await send_pending(sessions, settings.with_(smtp_url=smtp.url)) == 0
+    again = await cli(settings, smtp.url, "exports", "send", "--period", PERIOD, "--to", "cabinet@example.org", "--formats", "fec")
+    assert "déjà envoyé" in again.stdout and len(smtp.messages) == 1
+
+
+async def test_large_exports_travel_as_a_signed_link(settings, sessions, world, smtp, client, monkeypatch):
+    await closed_month(sessions, world)
+    monkeypatch.setattr(service, "ATTACHMENT_LIMIT", 100)
+    async with transaction(sessions) as session:
+        org = await session.get(Organisation, world.org_id)
+        queued = await service.queue_period(session, settings, org, PERIOD, to="cabinet@example.org", formats="csv")
+    assert [q.mode for q in queued] == ["link"]
+    await send_pending(sessions, settings.with_(smtp_url=smtp.url))
+    (message,) = smtp.messages
+    assert not list(message.iter_attachments())
+    link = re.search(r"http://testserver(/exports/lien/\S+)", message.get_body(("plain",)).get_content()).group(1)
+    response = await client.get(link)
+    assert response.status_code == 200 and response.content.startswith("\ufeffnumero;".encode())
+    async with sessions() as session:
+        log = await session.scalar(select(ExportLog).where(ExportLog.channel == "link"))
+    assert log.taken_by == "cabinet@example.org" and log.sha256 == hashlib.sha256(response.content).hexdigest()
+
+
+async def test_the_worker_sends_a_newly_closed_month_once(settings, sessions, world, smtp):
+    assert await send_closed_months(sessions, settings, None) == 0  # nothing closed yet
+    await closed_month(sessions, world)
+    assert await send_closed_months(sessions, settings, None) == 3
+    assert await send_closed_months(sessions, settings, None) == 0
+    await send_pending(sessions, settings.with_(smtp_url=smtp.url))
+    assert len(smtp.messages) == 3
+    async with sessions() as session:
+        run_row = await session.scalar(select(ExportRun))
+        assert (run_row.period, run_row.emails) == (PERIOD, 3)
+        assert await session.scalar(select(func.count(Email.id)).where(Email.status == "sent")) == 3
+
+
+async def test_an_open_month_is_not_sent_and_bad_arguments_say_why(settings, sessions, world, smtp):
+    result = await cli(settings, smtp.url, "exports", "send", "--period", f"{dt.date.today():%Y-%m}")
+    assert result.returncode == 1 and "n'est pas clos" in result.stderr and "Traceback" not in result.stderr
+    result = await cli(settings, smtp.url, "exports", "send", "--period", "2026-13")
+    assert result.returncode == 1 and "période invalide" in result.stderr
+    await closed_month(sessions, world)
+    result = await cli(settings, smtp.url, "exports", "send", "--period", PERIOD, "--to", "pas-une-adresse")
+    assert result.returncode == 1 and "invalide" in result.stderr
+    assert smtp.messages == []
