@@ -148,8 +148,9 @@ async def cmd_ledger_verify(args, ctx: Context) -> int:
         for org in orgs:
             report = await verify_org(conn, org.id)
             if report.ok:
+                more = "".join(f", {n} {what}" for what, n in report.counts.items())
                 _out(f"{org.siren} {org.name}: OK — {report.entries} entries, {report.postings} postings, "
-                     f"{report.closings} closings; chain and balances verified")
+                     f"{report.closings} closings{more}; chain and balances verified")
             else:
                 broken += 1
                 _out(f"{org.siren} {org.name}: BROKEN — first problem: {report.problems[0]}")

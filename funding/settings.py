@@ -36,6 +36,8 @@ class Settings:
     default_locale: str = "fr"
     login_link_max_age: int = 900
     worker_poll_seconds: float = 2.0
+    bar_tab_limit: int = 5000  # minor units: a member's open tab may not exceed it
+    bar_cutoff_day: int = 1  # day of the month on which open tabs are billed
 
     @property
     def is_production(self) -> bool:
@@ -159,4 +161,29 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
         default_locale=locale,
         login_link_max_age=_number("LOGIN_LINK_MAX_AGE", defaults.login_link_max_age),
         worker_poll_seconds=_number("WORKER_POLL_SECONDS", defaults.worker_poll_seconds, float),
+        bar_tab_limit=_bar_tab_limit(env.get("BAR_TAB_LIMIT"), defaults.bar_tab_limit),
+        bar_cutoff_day=_bar_cutoff_day(env.get("BAR_CUTOFF_DAY"), defaults.bar_cutoff_day),
     )
+
+
+def _bar_tab_limit(raw: str | None, default: int) -> int:
+    """BAR_TAB_LIMIT in euros as people write it (``50``, ``75,50``)."""
+    if raw in (None, ""):
+        return default
+    from funding.money import MoneyError, parse_amount
+
+    try:
+        value = parse_amount(raw, "EUR")
+    except MoneyError:
+        raise ConfigError(f"BAR_TAB_LIMIT: expected an amount in euros such as 50 or 75,50, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigError("BAR_TAB_LIMIT: must be positive")
+    return value
+
+
+def _bar_cutoff_day(raw: str | None, default: int) -> int:
+    if raw in (None, ""):
+        return default
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= 28:
+        raise ConfigError(f"BAR_CUTOFF_DAY: a day of the month from 1 to 28, not {raw!r}")
+    return int(raw)

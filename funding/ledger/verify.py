@@ -27,6 +27,7 @@ class VerifyReport:
     postings: int = 0
     closings: int = 0
     problems: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # records other domains chained and verified
 
     @property
     def ok(self) -> bool:
@@ -108,6 +109,10 @@ async def verify_org(conn: AsyncConnection, org_id: int, *, batch: int = 10_000)
         elif head.last_hash != prev_hash:
             report.problem(f"entry {head.last_number}: ledger head hash differs from the last entry's hash")
     await _verify_closings(conn, org_id, report, head)
+    from funding.domains import parts
+
+    for module in parts("integrity"):  # domains' own chained records (the bar's sale lines and closings)
+        await module.verify(conn, org_id, report)
     return report
 
 

@@ -1,0 +1,185 @@
+"""Products of a site's bar: added and edited by staff, or imported from a CSV file.
+
+A CSV import is checked whole before anything is written: one bad row and nothing
+changes. A product is never deleted (sale lines refer to it): it is deactivated.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.bar.models import Product
+from funding.bar.till import BarError
+from funding.db import insert_ignore, utcnow
+from funding.i18n import gettext as _
+from funding.money import MoneyError, parse_amount
+from funding.orgs.models import Site
+
+RATES = {"5,5": 55, "10": 100, "20": 200}
+MAX_PRICE = 100_000  # 1 000,00 €: a bar product above that is a typing mistake
+TRUE, FALSE = {"1", "oui", "yes", "true", "vrai", "o", "x", "actif"}, {"0", "non", "no", "false", "faux", "n", "inactif"}
+
+
+def parse_rate(raw) -> int:
+    text = re.sub(r"\s|%", "", str(raw or "")).replace(".", ",")
+    text = text[:-2] if text.endswith(",0") else text
+    if text not in RATES:
+        raise BarError(_("Taux de TVA invalide : %(value)s (5,5, 10 ou 20).", value=str(raw or "(vide)").strip()))
+    return RATES[text]
+
+
+def parse_price(raw) -> int:
+    try:
+        price = parse_amount(str(raw or ""), "EUR")
+    except MoneyError as exc:
+        raise BarError(_("Prix invalide : %(detail)s.", detail=str(exc))) from None
+    if price <= 0 or price > MAX_PRICE:
+        raise BarError(_("Le prix doit être compris entre 0,01 € et 1 000,00 €."))
+    return price
+
+
+def parse_name(raw) -> str:
+    name = " ".join(str(raw or "").split())
+    if not name:
+        raise BarError(_("Indiquez le nom du produit."))
+    if len(name) > 80:
+        raise BarError(_("Nom trop long : 80 caractères au plus."))
+    return name
+
+
+def parse_category(raw) -> str:
+    category = " ".join(str(raw or "").split())
+    if len(category) > 40:
+        raise BarError(_("Catégorie trop longue : 40 caractères au plus."))
+    return category
+
+
+def parse_active(raw) -> bool:
+    text = str(raw if raw is not None else "").strip().lower()
+    if text in TRUE or text == "":
+        return True
+    if text in FALSE:
+        return False
+    raise BarError(_("Valeur « actif » invalide : %(value)s (oui ou non).", value=str(raw)))
+
+
+async def add_product(session: AsyncSession, site: Site, *, name, category="", price, vat_rate, active=True,
+                      position: int = 0) -> Product:
+    values = {"site_id": site.id, "name": parse_name(name), "category": parse_category(category),
+              "price": parse_price(price), "vat_rate": parse_rate(vat_rate), "active": parse_active(active) if not
+              isinstance(active, bool) else active, "currency": "EUR", "position": position, "created_at": utcnow(),
+              "updated_at": utcnow()}
+    new_id = await insert_ignore(session, Product, values, ["site_id", "name"])
+    if new_id is None:
+        raise BarError(_("« %(name)s » existe déjà dans ce bar : modifiez-le plutôt.", name=values["name"]))
+    return await session.get(Product, new_id)
+
+
+async def product_of(session: AsyncSession, site: Site, product_id) -> Product:
+    product = await session.get(Product, int(product_id)) if str(product_id or "").isdigit() else None
+    if product is None or product.site_id != site.id:
+        raise BarError(_("Produit inconnu."))
+    return product
+
+
+async def edit_product(session: AsyncSession, site: Site, product_id, *, name, category, price, vat_rate, active) -> Product:
+    product = await product_of(session, site, product_id)
+    name = parse_name(name)
+    other = await session.scalar(select(Product.id).where(Product.site_id == site.id, Product.name == name,
+                                                          Product.id != product.id))
+    if other is not None:
+        raise BarError(_("« %(name)s » existe déjà dans ce bar.", name=name))
+    product.name, product.category = name, parse_category(category)
+    product.price, product.vat_rate = parse_price(price), parse_rate(vat_rate)
+    product.active = active if isinstance(active, bool) else parse_active(active)
+    product.updated_at = utcnow()
+    await session.flush()
+    return product
+
+
+async def products_of(session: AsyncSession, site_id: int, *, active_only: bool = False) -> list[Product]:
+    query = select(Product).where(Product.site_id == site_id)
+    if active_only:
+        query = query.where(Product.active)
+    return list((await session.scalars(query.order_by(Product.category, Product.position, Product.name))).all())
+
+
+# --- CSV import ----------------------------------------------------------------------------
+
+COLUMNS = {"nom": "name", "name": "name", "produit": "name", "catégorie": "category", "categorie": "category",
+           "category": "category", "prix": "price", "price": "price", "prix ttc": "price", "tva": "vat_rate",
+           "taux de tva": "vat_rate", "vat_rate": "vat_rate", "vat": "vat_rate", "actif": "active", "active": "active"}
+MAX_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    name: str
+    category: str
+    price: int
+    vat_rate: int
+    active: bool
+
+
+def parse_csv(data: bytes) -> list[Row]:
+    """Read a products file (UTF-8, comma or semicolon): every row checked, the first error
+    named with its line number."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BarError(_("Le fichier doit être encodé en UTF-8.")) from None
+    if not text.strip():
+        raise BarError(_("Le fichier est vide."))
+    first = text.splitlines()[0]
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    header = [COLUMNS.get(h.strip().lower()) for h in next(reader)]
+    missing = {"name", "price", "vat_rate"} - set(header)
+    if missing:
+        raise BarError(_("Colonnes manquantes : il faut au moins nom, prix et tva (en-tête : nom;categorie;prix;tva;actif)."))
+    rows, seen = [], set()
+    for number, cells in enumerate(reader, start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        if len(rows) >= MAX_ROWS:
+            raise BarError(_("Trop de lignes : %(max)s produits au plus par fichier.", max=MAX_ROWS))
+        record = {key: cells[i] if i < len(cells) else "" for i, key in enumerate(header) if key}
+        try:
+            row = Row(number, parse_name(record.get("name")), parse_category(record.get("category")),
+                      parse_price(record.get("price")), parse_rate(record.get("vat_rate")),
+                      parse_active(record.get("active")))
+        except BarError as exc:
+            raise BarError(_("Ligne %(line)s : %(error)s", line=number, error=str(exc))) from None
+        if row.name.lower() in seen:
+            raise BarError(_("Ligne %(line)s : « %(name)s » apparaît deux fois.", line=number, name=row.name))
+        seen.add(row.name.lower())
+        rows.append(row)
+    if not rows:
+        raise BarError(_("Le fichier ne contient aucun produit."))
+    return rows
+
+
+async def import_rows(session: AsyncSession, site: Site, rows: list[Row]) -> tuple[int, int]:
+    """Add the new products and update those of the same name. Returns (added, updated)."""
+    existing = {p.name.lower(): p for p in await products_of(session, site.id)}
+    added = updated = 0
+    for n, row in enumerate(rows):
+        product = existing.get(row.name.lower())
+        if product is None:
+            session.add(Product(site_id=site.id, name=row.name, category=row.category, price=row.price, currency="EUR",
+                                vat_rate=row.vat_rate, active=row.active, position=n))
+            added += 1
+        elif (product.category, product.price, product.vat_rate, product.active) != (row.category, row.price, row.vat_rate,
+                                                                                      row.active):
+            product.category, product.price, product.vat_rate, product.active = row.category, row.price, row.vat_rate, row.active
+            product.updated_at = utcnow()
+            updated += 1
+    await session.flush()
+    return added, updated

@@ -1,0 +1,264 @@
+"""Closings of a site's till (ACCOUNTING.md §5): day, month and fiscal year, then the
+yearly archive. Each closing stores the period's totals per VAT rate, the fiscal-year
+running total and the perpetual grand total, is chained to the site's previous closing
+(the database checks the link) and never changes. A day's closing also posts the day's
+tab sales to the ledger ([CA], see funding.bar.books) in the same transaction.
+
+Closings happen in order: closing a day first closes the earlier days that have sales;
+closing a month first closes its days; closing a fiscal year first closes its months,
+then archives it.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import json
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from funding.bar import books
+from funding.bar.canonical import archive_hash, closing_hash, sha256
+from funding.bar.figures import dumps, fiscal_year_bounds, fiscal_year_label, fiscal_year_start, period_figures
+from funding.bar.models import Archive, SaleLine, TillClosing, TillHead
+from funding.bar.till import BarError, local_today, lock_head
+from funding.db import utcnow
+from funding.i18n import gettext as _
+from funding.ledger.service import post
+from funding.orgs.models import Organisation, Site
+from funding.payments.books import dated_for_open_period
+
+log = logging.getLogger("funding.bar")
+
+
+def month_bounds(period: str) -> tuple[dt.date, dt.date]:
+    try:
+        year, month = (int(x) for x in period.split("-"))
+        start = dt.date(year, month, 1)
+    except (ValueError, TypeError):
+        raise BarError(_("Mois invalide : %(value)s (attendu AAAA-MM, par exemple 2026-11).", value=period)) from None
+    return start, dt.date(year, month, calendar.monthrange(year, month)[1])
+
+
+async def _start_month(session: AsyncSession, site: Site) -> int:
+    org = await session.get(Organisation, site.org_id)
+    return org.fiscal_year_start_month if org else 1
+
+
+async def _record(session: AsyncSession, site: Site, head: TillHead, *, kind: str, period: str, start: dt.date,
+                  end: dt.date, closed_by: str, now: dt.datetime, entry_key: str | None = None) -> TillClosing:
+    figures = await period_figures(session, site.id, start, end,
+                                   fy_start=fiscal_year_start(end, await _start_month(session, site)),
+                                   with_cancellations=kind == "day")
+    closing = TillClosing(site_id=site.id, org_id=site.org_id, kind=kind, period=period, start_date=start, end_date=end,
+                          entry_key=entry_key, closed_at=now, closed_by=closed_by[:200], prev_hash=head.last_closing_hash,
+                          hash="", **figures)
+    closing.hash = closing_hash(closing)
+    session.add(closing)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise BarError(_("Cette période est déjà clôturée.")) from exc
+    set_committed_value(head, "last_closing_hash", closing.hash)
+    if kind == "day":
+        set_committed_value(head, "closed_through", end)
+    return closing
+
+
+async def _pending_days(session: AsyncSession, site: Site, head: TillHead, through: dt.date) -> list[dt.date]:
+    query = select(SaleLine.day).distinct().where(SaleLine.site_id == site.id, SaleLine.day <= through)
+    if head.closed_through is not None:
+        query = query.where(SaleLine.day > head.closed_through)
+    return sorted((await session.scalars(query)).all())
+
+
+async def close_day(session: AsyncSession, site: Site, day: dt.date | None = None, *, closed_by: str = "",
+                    now: dt.datetime | None = None) -> list[TillClosing]:
+    """Close ``day`` (today by default), after any earlier day with sales still open.
+    Returns the closings made, the requested day last."""
+    now = now or utcnow()
+    today = local_today(now)
+    day = day or today
+    if day > today:
+        raise BarError(_("Le %(day)s n'est pas encore arrivé : on ne clôture pas une journée future.",
+                         day=day.strftime("%d/%m/%Y")))
+    head = await lock_head(session, site)
+    if head.closed_through is not None and day <= head.closed_through:
+        raise BarError(_("La journée du %(day)s est déjà clôturée.", day=day.strftime("%d/%m/%Y")))
+    days = await _pending_days(session, site, head, day)
+    if day not in days:
+        days.append(day)
+    return [await _close_one_day(session, site, head, d, closed_by, now) for d in days]
+
+
+async def _close_one_day(session, site, head, day, closed_by, now) -> TillClosing:
+    draft = await books.day_draft(session, site, day)
+    if draft is not None:
+        await post(session, await dated_for_open_period(session, [draft]), now=now)
+    return await _record(session, site, head, kind="day", period=day.isoformat(), start=day, end=day, closed_by=closed_by,
+                         now=now, entry_key=draft.source_key if draft else None)
+
+
+async def _closed(session: AsyncSession, site_id: int, kind: str, period: str) -> bool:
+    return await session.scalar(select(TillClosing.id).where(TillClosing.site_id == site_id, TillClosing.kind == kind,
+                                                             TillClosing.period == period)) is not None
+
+
+async def _months_with_sales(session: AsyncSession, site_id: int, start: dt.date, end: dt.date) -> list[str]:
+    days = (await session.scalars(select(SaleLine.day).distinct().where(
+        SaleLine.site_id == site_id, SaleLine.day >= start, SaleLine.day <= end))).all()
+    return sorted({d.strftime("%Y-%m") for d in days})
+
+
+async def close_month(session: AsyncSession, site: Site, period: str, *, closed_by: str = "",
+                      now: dt.datetime | None = None) -> TillClosing:
+    """Close a month once it is over: its days first, earlier unclosed months before it."""
+    now = now or utcnow()
+    start, end = month_bounds(period)
+    if end >= local_today(now):
+        raise BarError(_("Le mois %(period)s n'est pas terminé.", period=period))
+    head = await lock_head(session, site)
+    if await _closed(session, site.id, "month", period):
+        raise BarError(_("Le mois %(period)s est déjà clôturé.", period=period))
+    return await _close_month(session, site, head, period, closed_by, now)
+
+
+async def _close_month(session, site, head, period, closed_by, now) -> TillClosing:
+    start, end = month_bounds(period)
+    first = await session.scalar(select(SaleLine.day).where(SaleLine.site_id == site.id).order_by(SaleLine.day).limit(1))
+    if first is not None and first < start:
+        for earlier in await _months_with_sales(session, site.id, first, start - dt.timedelta(days=1)):
+            if not await _closed(session, site.id, "month", earlier):
+                await _close_month(session, site, head, earlier, closed_by, now)
+    for day in await _pending_days(session, site, head, end):
+        await _close_one_day(session, site, head, day, closed_by, now)
+    return await _record(session, site, head, kind="month", period=period, start=start, end=end, closed_by=closed_by,
+                         now=now)
+
+
+async def close_year(session: AsyncSession, site: Site, period: str, *, closed_by: str = "",
+                     now: dt.datetime | None = None) -> tuple[TillClosing, Archive]:
+    """Close a fiscal year once it is over (its months first), then archive it."""
+    now = now or utcnow()
+    if not period.isdigit() or len(period) != 4:
+        raise BarError(_("Exercice invalide : %(value)s (l'année où il commence, par exemple 2026).", value=period))
+    start, end = fiscal_year_bounds(period, await _start_month(session, site))
+    if end >= local_today(now):
+        raise BarError(_("L'exercice %(period)s n'est pas terminé (il finit le %(end)s).", period=period,
+                         end=end.strftime("%d/%m/%Y")))
+    head = await lock_head(session, site)
+    if await _closed(session, site.id, "year", period):
+        raise BarError(_("L'exercice %(period)s est déjà clôturé.", period=period))
+    for month in await _months_with_sales(session, site.id, start, end):
+        if not await _closed(session, site.id, "month", month):
+            await _close_month(session, site, head, month, closed_by, now)
+    closing = await _record(session, site, head, kind="year", period=period, start=start, end=end, closed_by=closed_by,
+                            now=now)
+    return closing, await archive_year(session, site, head, period, start, end, created_by=closed_by, now=now)
+
+
+# --- the yearly archive -------------------------------------------------------------------
+
+LINE_FIELDS = ("seq", "day", "recorded_at", "kind", "member_id", "ticket_id", "product_id", "label", "category",
+               "unit_price", "quantity", "amount", "vat_rate", "currency", "reason", "recorded_by", "prev_hash", "hash")
+CLOSING_FIELDS = ("kind", "period", "start_date", "end_date", "first_seq", "last_seq", "line_count", "cancel_count",
+                  "totals", "by_mode", "cancellations", "period_total", "fiscal_year_total", "grand_total", "entry_key",
+                  "closed_at", "closed_by", "prev_hash", "hash")
+
+
+def _plain(value):
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+async def archive_document(session: AsyncSession, site: Site, period: str, start: dt.date, end: dt.date,
+                           now: dt.datetime) -> tuple[bytes, int]:
+    """The fiscal year's lines and closings as an indented, readable JSON document."""
+    org = await session.get(Organisation, site.org_id)
+    original = SaleLine.__table__.alias("original")
+    rows = (await session.execute(
+        select(SaleLine, original.c.seq).outerjoin(original, original.c.id == SaleLine.cancels_id)
+        .where(SaleLine.site_id == site.id, SaleLine.day >= start, SaleLine.day <= end).order_by(SaleLine.seq))).all()
+    lines = [{**{f: _plain(getattr(line, f)) for f in LINE_FIELDS}, "cancels_seq": cancels} for line, cancels in rows]
+    closings = (await session.scalars(select(TillClosing).where(
+        TillClosing.site_id == site.id, TillClosing.start_date >= start, TillClosing.end_date <= end)
+        .order_by(TillClosing.id))).all()
+    doc = {
+        "format": "entrelab-bar-archive/1",
+        "organisation": {"name": org.name, "siren": org.siren, "vat_number": org.vat_number},
+        "site": {"id": site.id, "slug": site.slug, "name": site.name, "town": site.town},
+        "fiscal_year": period, "start": start.isoformat(), "end": end.isoformat(), "generated_at": _plain(now),
+        "amounts": "integer minor units (cents); VAT rates per mille (55 = 5,5 %)",
+        "lines": lines,
+        "closings": [{f: (json.loads(getattr(c, f)) if f in ("totals", "by_mode", "cancellations", "period_total",
+                                                           "fiscal_year_total", "grand_total") else _plain(getattr(c, f)))
+                      for f in CLOSING_FIELDS} for c in closings],
+    }
+    return (json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=False) + "\n").encode(), len(lines)
+
+
+async def archive_year(session: AsyncSession, site: Site, head: TillHead, period: str, start: dt.date, end: dt.date, *,
+                       created_by: str, now: dt.datetime) -> Archive:
+    content, count = await archive_document(session, site, period, start, end, now)
+    archive = Archive(site_id=site.id, org_id=site.org_id, period=period, filename=f"bar-{site.slug}-{period}.json",
+                      content=content.decode(), sha256=sha256(content), line_count=count, created_at=now,
+                      created_by=created_by[:200], prev_hash=head.last_archive_hash, hash="")
+    archive.hash = archive_hash(archive)
+    session.add(archive)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise BarError(_("L'exercice %(period)s est déjà archivé.", period=period)) from exc
+    set_committed_value(head, "last_archive_hash", archive.hash)
+    log.info("bar archive %s of %s: %s lines, sha256 %s, by %s", period, site.slug, count, archive.sha256, created_by)
+    return archive
+
+
+# --- what the worker closes by itself ---------------------------------------------------------
+
+
+async def close_due(session: AsyncSession, site: Site, *, now: dt.datetime | None = None, closed_by: str = "auto") -> int:
+    """Days before today, months and fiscal years that are over: closed if they had sales."""
+    now = now or utcnow()
+    today = local_today(now)
+    head = await lock_head(session, site)
+    made = 0
+    yesterday = today - dt.timedelta(days=1)
+    if await _pending_days(session, site, head, yesterday):
+        made += len(await close_day(session, site, yesterday, closed_by=closed_by, now=now))
+    first = await session.scalar(select(SaleLine.day).where(SaleLine.site_id == site.id).order_by(SaleLine.day).limit(1))
+    if first is None:
+        return made
+    last_month_end = today.replace(day=1) - dt.timedelta(days=1)
+    for month in await _months_with_sales(session, site.id, first, last_month_end):
+        if not await _closed(session, site.id, "month", month):
+            await _close_month(session, site, head, month, closed_by, now)
+            made += 1
+    start_month = await _start_month(session, site)
+    label = fiscal_year_label(first, start_month)
+    while True:
+        start, end = fiscal_year_bounds(label, start_month)
+        if end >= today:
+            break
+        if await _months_with_sales(session, site.id, start, end) and not await _closed(session, site.id, "year", label):
+            await close_year(session, site, label, closed_by=closed_by, now=now)
+            made += 1
+        label = str(int(label) + 1)
+    return made
+
+
+def closing_view(closing: TillClosing) -> dict:
+    """A closing's JSON fields, read for a page or a command."""
+    return {"totals": json.loads(closing.totals), "by_mode": json.loads(closing.by_mode),
+            "cancellations": json.loads(closing.cancellations), "period_total": json.loads(closing.period_total),
+            "fiscal_year_total": json.loads(closing.fiscal_year_total), "grand_total": json.loads(closing.grand_total)}
+
+
+__all__ = ["close_day", "close_month", "close_year", "close_due", "archive_year", "closing_view", "dumps"]

@@ -1,0 +1,95 @@
+"""``funding ledger verify`` for the till: recompute each site's chain of sale lines, its
+closings (chain, hash and figures) and its archives (chain and file checksum).
+
+Plugged into the ledger's verification as the domain part ``integrity``: a line, closing
+or archive altered behind the application's back (triggers off, a restored backup) no
+longer matches its stored hash, and the organisation's verification fails naming it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from funding.bar.canonical import archive_hash, closing_hash, line_document, sha256
+from funding.bar.figures import fiscal_year_start, period_figures
+from funding.bar.models import GENESIS_HASH, Archive, SaleLine, TillClosing, TillHead
+from funding.ledger.canonical import chain_hash
+from funding.orgs.models import Organisation, Site
+
+FIGURES = ("line_count", "cancel_count", "first_seq", "last_seq", "totals", "by_mode", "cancellations", "period_total",
+           "fiscal_year_total", "grand_total")
+
+
+async def verify(conn: AsyncConnection, org_id: int, report) -> None:
+    start_month = await conn.scalar(select(Organisation.fiscal_year_start_month).where(Organisation.id == org_id)) or 1
+    heads = (await conn.execute(select(TillHead.__table__, Site.slug).join(Site, Site.id == TillHead.site_id)
+                                .where(TillHead.org_id == org_id).order_by(TillHead.site_id))).all()
+    for head in heads:
+        await _lines(conn, head, report)
+        await _closings(conn, head, report, start_month)
+        await _archives(conn, head, report)
+
+
+async def _lines(conn, head, report, *, batch: int = 10_000) -> None:
+    seqs: dict[int, int] = {}
+    prev, expected = GENESIS_HASH, 1
+    result = await conn.stream(select(SaleLine.__table__).where(SaleLine.site_id == head.site_id).order_by(SaleLine.seq))
+    async for rows in result.partitions(batch):
+        for line in rows:
+            where = f"bar {head.slug} sale line {line.seq}"
+            if line.seq != expected:
+                report.problem(f"{where}: numbering gap, expected {expected}")
+            if line.prev_hash != prev:
+                report.problem(f"{where}: not chained to sale line {line.seq - 1}")
+            cancels = seqs.get(line.cancels_id) if line.cancels_id is not None else None
+            if line.cancels_id is not None and cancels is None:
+                report.problem(f"{where}: cancels a line that is not before it")
+            if chain_hash(line.prev_hash, line_document(line, cancels)) != line.hash:
+                report.problem(f"{where}: hash mismatch, the sale line was altered after it was recorded")
+            seqs[line.id] = line.seq
+            prev, expected = line.hash, line.seq + 1
+    report.counts["bar sale lines"] = report.counts.get("bar sale lines", 0) + len(seqs)
+    if head.last_seq != expected - 1 or head.last_hash != prev:
+        report.problem(f"bar {head.slug}: till head says {head.last_seq} lines, the chain has {expected - 1}"
+                       if head.last_seq != expected - 1 else f"bar {head.slug}: till head hash differs from the last line's")
+
+
+async def _closings(conn, head, report, start_month: int) -> None:
+    prev = GENESIS_HASH
+    closings = (await conn.execute(select(TillClosing.__table__).where(TillClosing.site_id == head.site_id)
+                                   .order_by(TillClosing.id))).all()
+    for closing in closings:
+        where = f"bar {head.slug} closing {closing.kind} {closing.period}"
+        if closing.prev_hash != prev:
+            report.problem(f"{where}: not chained to the previous closing")
+        if closing_hash(closing) != closing.hash:
+            report.problem(f"{where}: hash mismatch, the closing was altered")
+        figures = await period_figures(conn, head.site_id, closing.start_date, closing.end_date,
+                                       fy_start=fiscal_year_start(closing.end_date, start_month),
+                                       with_cancellations=closing.kind == "day")
+        differ = [f for f in FIGURES if figures[f] != getattr(closing, f)]
+        if differ:
+            report.problem(f"{where}: {', '.join(differ)} differ from the sale lines of the period")
+        prev = closing.hash
+    report.counts["bar closings"] = report.counts.get("bar closings", 0) + len(closings)
+    if head.last_closing_hash != prev:
+        report.problem(f"bar {head.slug}: till head's closing hash differs from the last closing")
+
+
+async def _archives(conn, head, report) -> None:
+    prev = GENESIS_HASH
+    archives = (await conn.execute(select(Archive.__table__).where(Archive.site_id == head.site_id)
+                                   .order_by(Archive.id))).all()
+    for archive in archives:
+        where = f"bar {head.slug} archive {archive.period}"
+        if archive.prev_hash != prev:
+            report.problem(f"{where}: not chained to the previous archive")
+        if sha256(archive.content.encode()) != archive.sha256:
+            report.problem(f"{where}: the archived file does not match its checksum")
+        if archive_hash(archive) != archive.hash:
+            report.problem(f"{where}: hash mismatch, the archive record was altered")
+        prev = archive.hash
+    report.counts["bar archives"] = report.counts.get("bar archives", 0) + len(archives)
+    if head.last_archive_hash != prev:
+        report.problem(f"bar {head.slug}: till head's archive hash differs from the last archive")

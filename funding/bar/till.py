@@ -1,0 +1,291 @@
+"""The till's rules: ring up a sale line, cancel one, tabs and their limit, walk-in tickets.
+
+Every line is written at once, under the site's chain head (``FOR UPDATE``): lines of a
+site are numbered and chained one after the other, and the tab limit is checked against
+a balance no concurrent sale can change meanwhile. Services flush; the caller commits.
+
+The business day of a line is today in Paris, or the day after the last closed day when
+today is already closed (a sale rung after the evening closing opens the next day).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from funding.auth.models import User
+from funding.bar.canonical import line_hash
+from funding.bar.models import GENESIS_HASH, BatchLine, Product, SaleLine, Ticket, TillHead
+from funding.db import utcnow
+from funding.i18n import gettext as _, money
+from funding.orgs.models import Site
+
+PARIS = ZoneInfo("Europe/Paris")
+MAX_QUANTITY = 99
+
+
+class BarError(Exception):
+    """A refused till operation; the message is for the person at the till."""
+
+
+def local_today(now: dt.datetime | None = None) -> dt.date:
+    moment = (now or utcnow()).replace(tzinfo=dt.UTC)
+    return moment.astimezone(PARIS).date()
+
+
+def business_day(head: TillHead, now: dt.datetime | None = None) -> dt.date:
+    today = local_today(now)
+    if head.closed_through is not None and today <= head.closed_through:
+        return head.closed_through + dt.timedelta(days=1)
+    return today
+
+
+def _insert(session: AsyncSession):
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+async def lock_head(session: AsyncSession, site: Site) -> TillHead:
+    """The site's chain head, locked for this transaction (created on first use)."""
+    stmt = _insert(session)(TillHead).values(site_id=site.id, org_id=site.org_id, last_seq=0, last_hash=GENESIS_HASH,
+                                              last_closing_hash=GENESIS_HASH, last_archive_hash=GENESIS_HASH)
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["site_id"]))
+    return (await session.execute(
+        select(TillHead).where(TillHead.site_id == site.id).with_for_update().execution_options(populate_existing=True)
+    )).scalar_one()
+
+
+def open_lines(site_id: int, member_id: int):
+    """The member's lines at this site that no batch has claimed yet: their tab."""
+    claimed = exists().where(BatchLine.sale_line_id == SaleLine.id)
+    return and_(SaleLine.site_id == site_id, SaleLine.member_id == member_id, ~claimed)
+
+
+async def tab_balance(session: AsyncSession, site_id: int, member_id: int) -> int:
+    return int(await session.scalar(select(func.coalesce(func.sum(SaleLine.amount), 0)).where(open_lines(site_id, member_id))))
+
+
+async def _write(session: AsyncSession, head: TillHead, line: SaleLine, cancels_seq: int | None) -> SaleLine:
+    line.seq, line.prev_hash = head.last_seq + 1, head.last_hash
+    line.hash = line_hash(line, cancels_seq)
+    session.add(line)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise BarError(_explain(exc)) from exc
+    # The database trigger advanced the head; keep the identity map in step without an UPDATE.
+    set_committed_value(head, "last_seq", line.seq)
+    set_committed_value(head, "last_hash", line.hash)
+    return line
+
+
+def _explain(exc: IntegrityError) -> str:
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    if "cancels_id" in text:
+        return _("Cette ligne est déjà annulée.")
+    for part in text.splitlines():
+        if "bar:" in part:
+            return part[part.index("bar:"):].strip()
+    return _("Vente refusée par la base de données.")
+
+
+def parse_quantity(raw) -> int:
+    text = str(raw if raw is not None else "1").strip() or "1"
+    try:
+        quantity = int(text)
+    except ValueError:
+        raise BarError(_("Quantité invalide : %(value)s (un nombre entier).", value=text)) from None
+    if quantity < 0:
+        raise BarError(_("Quantité négative refusée : pour corriger une vente, annulez sa ligne en indiquant le motif."))
+    if quantity == 0:
+        raise BarError(_("Quantité nulle : rien à enregistrer."))
+    if quantity > MAX_QUANTITY:
+        raise BarError(_("Quantité trop grande : %(max)s au plus par ligne.", max=MAX_QUANTITY))
+    return quantity
+
+
+async def sellable(session: AsyncSession, site: Site, product_id) -> Product:
+    product = await session.get(Product, int(product_id)) if str(product_id or "").isdigit() else None
+    if product is None or product.site_id != site.id:
+        raise BarError(_("Produit inconnu à %(site)s : %(value)s.", site=site.name, value=str(product_id or "(vide)")[:40]))
+    if not product.active:
+        raise BarError(_("« %(name)s » n'est plus en vente (produit désactivé).", name=product.name))
+    return product
+
+
+async def tab_holder(session: AsyncSession, member_id) -> User:
+    user = await session.get(User, int(member_id)) if str(member_id or "").isdigit() else None
+    if user is None or user.role != "member" or not user.active:
+        raise BarError(_("Membre inconnu : choisissez un membre dans la recherche."))
+    return user
+
+
+@dataclass(frozen=True)
+class Rung:
+    line: SaleLine
+    balance: int | None  # the member's tab after this line (None for a walk-in)
+
+
+async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, member_id=None, ticket_id=None,
+                  limit: int, recorded_by: str = "", now: dt.datetime | None = None) -> Rung:
+    """Record one sale line on a member's tab or a walk-in ticket."""
+    quantity = parse_quantity(quantity)
+    product = await sellable(session, site, product_id)
+    member = ticket = None
+    if member_id not in (None, ""):
+        member = await tab_holder(session, member_id)
+    elif ticket_id not in (None, ""):
+        ticket = await session.get(Ticket, int(ticket_id)) if str(ticket_id).isdigit() else None
+        if ticket is None or ticket.site_id != site.id:
+            raise BarError(_("Vente comptoir inconnue."))
+    else:
+        raise BarError(_("Choisissez un membre, ou ouvrez une vente comptoir."))
+    head = await lock_head(session, site)
+    amount = product.price * quantity
+    balance = None
+    if member is not None:
+        balance = await tab_balance(session, site.id, member.id)
+        if balance + amount > limit:
+            raise BarError(_(
+                "Plafond d'ardoise atteint pour %(name)s : %(balance)s déjà dus, cette vente (%(amount)s) dépasserait "
+                "le plafond de %(limit)s. Faites payer par carte en vente comptoir, ou soldez l'ardoise.",
+                name=member.name, balance=money(balance, product.currency), amount=money(amount, product.currency),
+                limit=money(limit, product.currency)))
+        balance += amount
+    else:
+        await session.refresh(ticket, with_for_update=True)
+        if ticket.status != "open":
+            raise BarError(_("Cette vente comptoir est close : ouvrez-en une nouvelle."))
+    now = now or utcnow()
+    line = SaleLine(site_id=site.id, org_id=site.org_id, day=business_day(head, now), recorded_at=now, kind="sale",
+                    member_id=member.id if member else None, ticket_id=ticket.id if ticket else None,
+                    product_id=product.id, label=product.name, category=product.category, unit_price=product.price,
+                    quantity=quantity, amount=amount, vat_rate=product.vat_rate, currency=product.currency,
+                    cancels_id=None, reason="", recorded_by=recorded_by[:200])
+    return Rung(await _write(session, head, line, None), balance)
+
+
+async def cancel(session: AsyncSession, site: Site, *, line_id, reason: str, recorded_by: str = "",
+                 now: dt.datetime | None = None) -> SaleLine:
+    """Cancel a sale line with its mirror image, which names the original and why."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise BarError(_("Indiquez le motif de l'annulation (erreur de saisie, produit rendu…)."))
+    head = await lock_head(session, site)
+    original = await session.get(SaleLine, int(line_id)) if str(line_id or "").isdigit() else None
+    if original is None or original.site_id != site.id:
+        raise BarError(_("Ligne de vente inconnue."))
+    if original.kind != "sale":
+        raise BarError(_("Une annulation ne s'annule pas : enregistrez à nouveau la vente."))
+    done = await session.scalar(select(SaleLine.seq).where(SaleLine.cancels_id == original.id))
+    if done is not None:
+        raise BarError(_("Cette ligne est déjà annulée (ligne n° %(seq)s).", seq=done))
+    if original.ticket_id is not None:
+        ticket = await session.get(Ticket, original.ticket_id, with_for_update=True, populate_existing=True)
+        if ticket.status == "paid":
+            raise BarError(_("Cette vente est déjà payée par carte : un remboursement se fait depuis Stripe."))
+    now = now or utcnow()
+    line = SaleLine(site_id=site.id, org_id=site.org_id, day=business_day(head, now), recorded_at=now, kind="cancel",
+                    member_id=original.member_id, ticket_id=original.ticket_id, product_id=original.product_id,
+                    label=original.label, category=original.category, unit_price=original.unit_price,
+                    quantity=-original.quantity, amount=-original.amount, vat_rate=original.vat_rate,
+                    currency=original.currency, cancels_id=original.id, reason=reason[:200], recorded_by=recorded_by[:200])
+    return await _write(session, head, line, original.seq)
+
+
+# --- walk-in tickets --------------------------------------------------------------------
+
+
+async def open_ticket(session: AsyncSession, site: Site, *, created_by: str = "") -> Ticket:
+    ticket = Ticket(site_id=site.id, org_id=site.org_id, status="open", created_by=created_by[:200])
+    session.add(ticket)
+    await session.flush()
+    return ticket
+
+
+async def ticket_total(session: AsyncSession, ticket_id: int) -> tuple[int, str]:
+    row = (await session.execute(select(func.coalesce(func.sum(SaleLine.amount), 0), func.min(SaleLine.currency))
+                                 .where(SaleLine.ticket_id == ticket_id))).one()
+    return int(row[0]), row[1] or "EUR"
+
+
+async def cancel_ticket(session: AsyncSession, site: Site, ticket: Ticket, *, reason: str, recorded_by: str = "") -> int:
+    """Cancel every live line of an unpaid walk-in ticket, then close it."""
+    await session.refresh(ticket, with_for_update=True)
+    if ticket.status == "paid":
+        raise BarError(_("Cette vente est déjà payée par carte : un remboursement se fait depuis Stripe."))
+    done = select(SaleLine.cancels_id).where(SaleLine.ticket_id == ticket.id, SaleLine.cancels_id.is_not(None))
+    lines = (await session.scalars(
+        select(SaleLine).where(SaleLine.ticket_id == ticket.id, SaleLine.kind == "sale", SaleLine.id.not_in(done))
+        .order_by(SaleLine.seq))).all()
+    for line in lines:
+        await cancel(session, site, line_id=line.id, reason=reason, recorded_by=recorded_by)
+    ticket.status = "cancelled"
+    await session.flush()
+    return len(lines)
+
+
+# --- what the till shows ----------------------------------------------------------------
+
+
+async def lines_of(session: AsyncSession, *, site_id: int, member_id: int | None = None, ticket_id: int | None = None,
+                   open_only: bool = False, limit: int = 100) -> list[SaleLine]:
+    query = select(SaleLine).where(SaleLine.site_id == site_id)
+    if member_id is not None:
+        query = query.where(open_lines(site_id, member_id) if open_only else SaleLine.member_id == member_id)
+    if ticket_id is not None:
+        query = query.where(SaleLine.ticket_id == ticket_id)
+    return list((await session.scalars(query.order_by(SaleLine.seq.desc()).limit(limit))).all())
+
+
+async def cancelled_ids(session: AsyncSession, line_ids: list[int]) -> set[int]:
+    if not line_ids:
+        return set()
+    return set((await session.scalars(select(SaleLine.cancels_id).where(SaleLine.cancels_id.in_(line_ids)))).all())
+
+
+@dataclass(frozen=True)
+class DaySummary:
+    day: dt.date
+    count: int
+    total: int
+    on_tabs: int
+    walk_in: int
+    cancelled: int
+    by_product: list[tuple[str, int, int]]  # label, net quantity, net amount
+
+
+async def day_summary(session: AsyncSession, site_id: int, day: dt.date) -> DaySummary:
+    on_tab = case((SaleLine.member_id.is_not(None), SaleLine.amount), else_=0)
+    row = (await session.execute(select(
+        func.count(SaleLine.id), func.coalesce(func.sum(SaleLine.amount), 0), func.coalesce(func.sum(on_tab), 0),
+        func.coalesce(func.sum(case((SaleLine.kind == "cancel", 1), else_=0)), 0),
+    ).where(SaleLine.site_id == site_id, SaleLine.day == day))).one()
+    products = (await session.execute(
+        select(SaleLine.label, func.sum(SaleLine.quantity), func.sum(SaleLine.amount))
+        .where(SaleLine.site_id == site_id, SaleLine.day == day).group_by(SaleLine.label)
+        .order_by(func.sum(SaleLine.amount).desc(), SaleLine.label))).all()
+    total, tabs = int(row[1]), int(row[2])
+    return DaySummary(day, int(row[0]), total, tabs, total - tabs, int(row[3]),
+                      [(label, int(q), int(a)) for label, q, a in products])
+
+
+async def find_members(session: AsyncSession, site: Site, query: str, *, limit: int = 12) -> list[User]:
+    """Members by name or e-mail (accents and case as typed are matched loosely)."""
+    text = (query or "").strip()
+    if len(text) < 2:
+        return []
+    pattern = f"%{text.lower()}%"
+    return list((await session.scalars(
+        select(User).where(User.role == "member", User.active, (User.org_id == site.org_id) | User.org_id.is_(None),
+                           func.lower(User.name).like(pattern) | func.lower(User.email).like(pattern))
+        .order_by(User.name).limit(limit))).all())
