@@ -133,7 +133,7 @@ async def allocate_walk_in(session: AsyncSession, metadata: dict, amount: int, c
 
 async def allocate_tab(session: AsyncSession, metadata: dict, amount: int, currency: str) -> purposes.Allocation | None:
     """Purpose ``bar_tab``: a tab batch paid by card settles the member's 411 account."""
-    raw = str(metadata.get("batch_id", ""))
+    raw = str(metadata.get("bar_batch_id", ""))
     batch = await session.get(Batch, int(raw)) if raw.isdigit() else None
     if batch is None:
         return None

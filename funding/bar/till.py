@@ -165,6 +165,8 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
         await session.refresh(ticket, with_for_update=True)
         if ticket.status != "open":
             raise BarError(_("Cette vente comptoir est close : ouvrez-en une nouvelle."))
+        if ticket.payment_id is not None:
+            raise BarError(_("Le paiement de cette vente est en cours : ouvrez une nouvelle vente pour d'autres produits."))
     now = now or utcnow()
     line = SaleLine(site_id=site.id, org_id=site.org_id, day=business_day(head, now), recorded_at=now, kind="sale",
                     member_id=member.id if member else None, ticket_id=ticket.id if ticket else None,

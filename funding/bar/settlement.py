@@ -1,0 +1,310 @@
+"""Settlement of tabs: the cut-off turns each open tab into a batch, billed once through Stripe.
+
+Cut-off (the worker on the monthly cut-off day, setting BAR_CUTOFF_DAY; or staff, for a
+member who leaves): for each member with open lines, a batch is inserted (unique per site,
+member and cut-off key) and claims the lines with one INSERT … SELECT … ON CONFLICT DO
+NOTHING into ``bar_batch_lines``, whose primary key is the line: a line rung while the
+cut-off runs is either claimed or left for the next batch, never lost, never billed twice.
+
+Billing (network, outside any transaction; idempotency key per batch, ``bar-batch:<id>``):
+1. the member has a live subscription: an invoice item on its next invoice (metadata
+   ``bar_batch_id`` and ``entrelab_booked=1``: the revenue is already in the books);
+2. else a saved card: an off-session PaymentIntent (purpose ``bar_tab``);
+3. else, or when the card is declined: the batch is due and the member pays it from
+   their area (Checkout, purpose ``bar_tab``).
+A member's departure bills by card or from their area only: no next invoice will come.
+Statuses only move forwards (conditional UPDATEs); Stripe's events confirm them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from funding.auth.models import User
+from funding.bar.models import Batch, BatchLine, SaleLine
+from funding.bar.till import BarError, local_today, open_lines
+from funding.db import insert_ignore, transaction, utcnow
+from funding.i18n import gettext as _, money
+from funding.mail.service import enqueue
+from funding.orgs.models import Site
+from funding.payments.calls import create_once
+from funding.settings import Settings
+from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown
+
+log = logging.getLogger("funding.bar")
+PURPOSE = "bar_tab"
+DEPARTURE = "depart"
+
+
+def _insert(session: AsyncSession):
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+async def cut_tab(session: AsyncSession, site: Site, member_id: int, key: str, *, now: dt.datetime | None = None) -> Batch | None:
+    """Claim the member's open lines at this site into a new batch under ``key``.
+
+    None when this cut-off already happened for the member, when there was nothing to
+    claim, or when the open lines net to a credit (they stay open, carried forward)."""
+    async with session.begin_nested() as savepoint:
+        batch_id = await insert_ignore(session, Batch, {
+            "site_id": site.id, "org_id": site.org_id, "member_id": member_id, "key": key[:60], "amount": 0,
+            "currency": "EUR", "line_count": 0, "status": "ready", "created_at": now or utcnow(),
+        }, ["site_id", "member_id", "key"])
+        if batch_id is None:
+            await savepoint.rollback()
+            return None
+        claim = (_insert(session)(BatchLine)
+                 .from_select(["sale_line_id", "batch_id"],
+                              select(SaleLine.id, literal(batch_id)).where(open_lines(site.id, member_id)))
+                 .on_conflict_do_nothing(index_elements=["sale_line_id"]).returning(BatchLine.sale_line_id))
+        claimed = (await session.scalars(claim)).all()
+        if not claimed:
+            await savepoint.rollback()
+            return None
+        amount, currency = (await session.execute(
+            select(func.sum(SaleLine.amount), func.min(SaleLine.currency)).join(BatchLine, BatchLine.sale_line_id == SaleLine.id)
+            .where(BatchLine.batch_id == batch_id))).one()
+        if amount < 0:
+            await savepoint.rollback()
+            return None
+        await session.execute(update(Batch).where(Batch.id == batch_id).values(
+            amount=int(amount), currency=currency, line_count=len(claimed), status="ready" if amount else "empty"))
+    return await session.get(Batch, batch_id, populate_existing=True)
+
+
+async def members_with_open_tabs(session: AsyncSession, site_id: int) -> list[int]:
+    claimed = select(BatchLine.sale_line_id)
+    return list((await session.scalars(
+        select(SaleLine.member_id).distinct().where(SaleLine.site_id == site_id, SaleLine.member_id.is_not(None),
+                                                    SaleLine.id.not_in(claimed)).order_by(SaleLine.member_id))).all())
+
+
+def cutoff_key(day: dt.date) -> str:
+    return day.strftime("%Y-%m")
+
+
+async def cut_off(sessions: async_sessionmaker, *, key: str, site_ids: list[int] | None = None,
+                  now: dt.datetime | None = None) -> list[int]:
+    """The cut-off of every open tab (of the given sites): one transaction per tab, so one
+    member's problem never holds the others back. Returns the new batches' ids."""
+    async with sessions() as session:
+        query = select(Site)
+        if site_ids is not None:
+            query = query.where(Site.id.in_(site_ids))
+        sites = (await session.scalars(query.order_by(Site.id))).all()
+        todo = [(site, member) for site in sites for member in await members_with_open_tabs(session, site.id)]
+    made = []
+    for site, member_id in todo:
+        async with transaction(sessions) as session:
+            batch = await cut_tab(session, site, member_id, key, now=now)
+            if batch is not None:
+                made.append(batch.id)
+    return made
+
+
+async def cutoff_job(sessions, settings: Settings, gw: StripeGateway) -> int:
+    """Worker: on and after the cut-off day, batch this month's open tabs (once per member and month)."""
+    today = local_today()
+    if today.day < settings.bar_cutoff_day:
+        return 0
+    return len(await cut_off(sessions, key=cutoff_key(today)))
+
+
+async def settle_departure(session: AsyncSession, site: Site, member_id: int, *, now: dt.datetime | None = None) -> Batch:
+    """A member who leaves: their open tab becomes a batch now, billed by card or paid from their area."""
+    now = now or utcnow()
+    batch = await cut_tab(session, site, member_id, f"{DEPARTURE}-{now.strftime('%Y%m%d%H%M%S%f')}", now=now)
+    if batch is None:
+        raise BarError(_("Rien à régler : l'ardoise de ce membre est vide (ou à son crédit)."))
+    return batch
+
+
+# --- billing --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    method: str  # invoice_item, payment_intent, due
+    resource: str | None = None
+    params: dict | None = None
+    reason: str = ""
+
+
+def _meta(batch: Batch) -> dict:
+    return {"purpose": PURPOSE, "bar_batch_id": str(batch.id), "site_id": str(batch.site_id),
+            "org_id": str(batch.org_id), "user_id": str(batch.member_id)}
+
+
+async def _saved_card(gw: StripeGateway, customer_id: str) -> str | None:
+    customer = await gw.retrieve("customers", customer_id)
+    default = (customer.get("invoice_settings") or {}).get("default_payment_method")
+    if default:
+        return default["id"] if isinstance(default, dict) else default
+    cards = await gw.call("customers.payment_methods", "list", customer_id, params={"type": "card", "limit": 1})
+    return cards["data"][0]["id"] if cards.get("data") else None
+
+
+async def plan_for(sessions: async_sessionmaker, gw: StripeGateway, batch: Batch) -> Plan:
+    """How this batch will be billed, from the member's coworking record and Stripe customer."""
+    from funding.coworking.service import active_subscription, member_for_user, stripe_customer_id
+
+    async with sessions() as session:
+        member = await member_for_user(session, batch.member_id)
+        customer = stripe_customer_id(member) if member is not None else None
+        sub = await active_subscription(session, member) if customer else None
+        site = await session.get(Site, batch.site_id)
+    label = (f"Ardoise du bar — {site.name} ({batch.line_count} consommation(s), arrêtée le "
+             f"{batch.created_at.strftime('%d/%m/%Y')})")[:200]
+    if customer is None:
+        return Plan("due", reason="no_customer")
+    if sub is not None and not batch.key.startswith(DEPARTURE):
+        return Plan("invoice_item", "invoice_items", {
+            "customer": customer, "subscription": sub.stripe_subscription_id, "amount": batch.amount,
+            "currency": batch.currency.lower(), "description": label, "metadata": {**_meta(batch), "entrelab_booked": "1"}})
+    card = await _saved_card(gw, customer)
+    if card is None:
+        return Plan("due", reason="no_card")
+    return Plan("payment_intent", "payment_intents", {
+        "amount": batch.amount, "currency": batch.currency.lower(), "customer": customer, "payment_method": card,
+        "off_session": True, "confirm": True, "description": label, "metadata": _meta(batch)})
+
+
+async def bill(sessions: async_sessionmaker, gw: StripeGateway, batch_id: int) -> str:
+    """Bill one ready batch once; returns its status afterwards."""
+    async with sessions() as session:
+        batch = await session.get(Batch, batch_id)
+    if batch is None or batch.status != "ready":
+        return batch.status if batch else "missing"
+    plan = await plan_for(sessions, gw, batch)
+    if plan.method == "due":
+        await _transition(sessions, batch, ("ready",), "due", error=plan.reason)
+        return "due"
+    try:
+        obj = await create_once(sessions, gw, ref=f"bar-batch:{batch.id}", resource=plan.resource, params=plan.params)
+    except StripeRefused as exc:
+        await _transition(sessions, batch, ("ready",), "due", method=plan.method, error=str(exc)[:500])
+        return "due"
+    except StripeUnknown:
+        return "ready"  # the sweep settles the request; Stripe's event or the next round completes it
+    if plan.method == "invoice_item":
+        await _transition(sessions, batch, ("ready",), "billed", method=plan.method, stripe_invoice_item_id=obj["id"])
+        return "billed"
+    return await apply_payment_intent(sessions, obj)
+
+
+async def apply_payment_intent(sessions: async_sessionmaker, pi: dict) -> str:
+    async with transaction(sessions) as session:
+        return await record_payment_intent(session, pi) or "missing"
+
+
+async def record_payment_intent(session: AsyncSession, pi: dict) -> str | None:
+    """A PaymentIntent of a batch (off-session, or the member's Checkout) as Stripe says it is now."""
+    raw = str((pi.get("metadata") or {}).get("bar_batch_id") or "")
+    if (pi.get("metadata") or {}).get("purpose") != PURPOSE or not raw.isdigit():
+        return None
+    batch = await session.get(Batch, int(raw))
+    if batch is None:
+        return None
+    status = pi.get("status")
+    if status == "succeeded":
+        await mark(session, batch, ("ready", "billed", "due"), "paid", stripe_payment_intent_id=pi["id"])
+    elif status in ("processing",):
+        await mark(session, batch, ("ready",), "billed", method="payment_intent", stripe_payment_intent_id=pi["id"])
+    elif status in ("requires_payment_method", "requires_action", "canceled") and batch.method == "payment_intent":
+        error = ((pi.get("last_payment_error") or {}).get("code")) or status
+        await mark(session, batch, ("ready", "billed"), "due", error=error)
+    await session.refresh(batch)
+    return batch.status
+
+
+async def _transition(sessions, batch: Batch, sources: tuple[str, ...], target: str, **values) -> None:
+    async with transaction(sessions) as session:
+        await mark(session, await session.get(Batch, batch.id), sources, target, **values)
+
+
+async def mark(session: AsyncSession, batch: Batch, sources: tuple[str, ...], target: str, *, error: str | None = None,
+               **values) -> bool:
+    """sources → target, once (a conditional UPDATE); the member hears of it when it matters."""
+    now = utcnow()
+    stamp = {"billed": {"billed_at": now}, "paid": {"paid_at": now}}.get(target, {})
+    if error is not None:
+        values["last_error"] = error
+    for key in ("stripe_payment_intent_id", "stripe_invoice_item_id", "stripe_invoice_id"):
+        if key in values and getattr(batch, key):
+            values.pop(key)  # ids are written once
+    result = await session.execute(update(Batch).where(Batch.id == batch.id, Batch.status.in_(sources))
+                                   .values(status=target, **stamp, **values))
+    if result.rowcount != 1:
+        return False
+    await session.refresh(batch)
+    await _tell_member(session, batch)
+    return True
+
+
+async def _tell_member(session: AsyncSession, batch: Batch) -> None:
+    user = await session.get(User, batch.member_id)
+    site = await session.get(Site, batch.site_id)
+    amount = money(batch.amount, batch.currency)
+    if batch.status == "due":
+        await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"bar-batch:{batch.id}:due",
+                      subject=f"Votre ardoise du bar de {site.name} : {amount} à régler",
+                      body_text=(f"Bonjour {user.name},\n\nVotre ardoise du bar de {site.name} a été arrêtée : {amount} "
+                                 f"({batch.line_count} consommation(s)).\nNous n'avons pas pu la prélever sur une carte "
+                                 "enregistrée : réglez-la en ligne depuis votre espace, rubrique « Mon ardoise du bar » "
+                                 "(/bar/ardoise).\n\nMerci !\nL'équipe Entre-Lab"))
+    elif batch.status == "billed" and batch.method == "invoice_item":
+        await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"bar-batch:{batch.id}:billed",
+                      subject=f"Votre ardoise du bar de {site.name} : {amount} sur votre prochaine facture",
+                      body_text=(f"Bonjour {user.name},\n\nVotre ardoise du bar de {site.name} ({amount}, "
+                                 f"{batch.line_count} consommation(s)) sera ajoutée à la prochaine facture de votre "
+                                 "abonnement.\n\nL'équipe Entre-Lab"))
+
+
+async def billing_job(sessions, settings: Settings, gw: StripeGateway, *, limit: int = 50) -> int:
+    """Worker: bill the ready batches (each at most once: the key is the batch)."""
+    async with sessions() as session:
+        ids = (await session.scalars(select(Batch.id).where(Batch.status == "ready").order_by(Batch.id).limit(limit))).all()
+    done = 0
+    for batch_id in ids:
+        try:
+            if await bill(sessions, gw, batch_id) != "ready":
+                done += 1
+        except Exception:  # one batch's trouble never holds back the others; the next round retries
+            log.exception("bar batch %s: billing failed; retried next round", batch_id)
+    return done
+
+
+# --- confirmation from invoices --------------------------------------------------------------
+
+
+async def record_invoice(session: AsyncSession, invoice: dict) -> list[int]:
+    """Which batches an invoice carries (metadata of its lines), and their state from it."""
+    touched = []
+    status = invoice.get("status")
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        raw = str((line.get("metadata") or {}).get("bar_batch_id") or "")
+        if not raw.isdigit():
+            continue
+        batch = await session.get(Batch, int(raw))
+        if batch is None:
+            continue
+        touched.append(batch.id)
+        if not batch.stripe_invoice_id:
+            await session.execute(update(Batch).where(Batch.id == batch.id, Batch.stripe_invoice_id.is_(None))
+                                  .values(stripe_invoice_id=invoice["id"]))
+        if status == "paid":
+            await mark(session, batch, ("ready", "billed", "due"), "paid")
+        elif status == "open":
+            await mark(session, batch, ("ready",), "billed", method="invoice_item")
+        elif status in ("void", "uncollectible"):
+            await mark(session, batch, ("ready", "billed"), "due", error=f"invoice {status}")
+    return touched

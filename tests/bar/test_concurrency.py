@@ -1,0 +1,75 @@
+"""PostgreSQL: 50 sale lines rung concurrently while cut-offs run — every line billed exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from sqlalchemy import func, select
+
+from funding.bar.models import Batch, BatchLine, SaleLine
+from funding.bar.settlement import cut_off
+from funding.db import create_engine, session_factory
+from funding.ledger.verify import verify_org
+from tests.bar.helpers import make_bar, sell
+from tests.factories import make_world
+
+pytestmark = pytest.mark.postgres_only
+
+
+async def test_fifty_concurrent_sale_lines_and_concurrent_cut_offs_bill_every_line_exactly_once(pg_url):
+    engine = create_engine(pg_url)
+    sessions = session_factory(engine)
+    try:
+        world = await make_world(sessions)
+        bar = await make_bar(sessions, world, members=5)
+        start = asyncio.Event()
+        rng = random.Random(6)
+        menu = list(bar.products)
+
+        async def ring(n: int):
+            await start.wait()
+            await asyncio.sleep(rng.random() * 0.3)
+            return await sell(sessions, bar, menu[n % len(menu)], member=bar.members[n % 5], limit=10**9)
+
+        async def cut(key: str, delay: float):
+            await start.wait()
+            await asyncio.sleep(delay)
+            return await cut_off(sessions, key=key, site_ids=[world.site_id])
+
+        rings = [asyncio.create_task(ring(n)) for n in range(50)]
+        # two workers cut the same period at once, a third a moment later, while lines keep coming
+        cuts = [asyncio.create_task(cut("2026-11", 0.1)), asyncio.create_task(cut("2026-11", 0.1)),
+                asyncio.create_task(cut("2026-11-bis", 0.2))]
+        await asyncio.sleep(0.05)
+        start.set()
+        lines = await asyncio.gather(*rings)
+        made = [batch for batches in await asyncio.gather(*cuts) for batch in batches]
+        assert made, "the cut-offs ran while lines were rung and claimed some"
+        made += await cut_off(sessions, key="final", site_ids=[world.site_id])  # whatever came after
+
+        async with sessions() as session:
+            claims = (await session.execute(select(BatchLine.sale_line_id, BatchLine.batch_id))).all()
+            batches = {b.id: b for b in (await session.scalars(select(Batch))).all()}
+            per_member_key = (await session.execute(
+                select(Batch.member_id, Batch.key, func.count()).group_by(Batch.member_id, Batch.key))).all()
+        ids = sorted(line.id for line in lines)
+        claimed = sorted(line_id for line_id, _ in claims)
+        assert claimed == ids  # every line billed, none twice, none lost
+        assert sorted(batches) == sorted(made)
+        by_line = {line.id: line for line in lines}
+        for batch in batches.values():
+            mine = [by_line[line_id] for line_id, batch_id in claims if batch_id == batch.id]
+            assert batch.amount == sum(line.amount for line in mine) and batch.line_count == len(mine)
+            assert {line.member_id for line in mine} == {batch.member_id}
+        assert sum(b.amount for b in batches.values()) == sum(line.amount for line in lines)
+        assert all(count == 1 for _, _, count in per_member_key)  # one batch per member and cut-off
+        assert sorted(line.seq for line in lines) == list(range(1, 51))
+        async with engine.connect() as conn:
+            report = await verify_org(conn, world.org_id)
+        assert report.ok and report.counts["bar sale lines"] == 50, report.problems
+        async with sessions() as session:
+            assert await session.scalar(select(func.count(SaleLine.id))) == 50
+    finally:
+        await engine.dispose()
