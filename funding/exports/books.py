@@ -6,14 +6,15 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import AsyncIterator
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from funding.exports.journal import Entry, Posting, Progress, Scope, lookups, stream_rows
-from funding.ledger.service import BalanceRow, trial_balance
+from funding.exports.journal import Progress, Scope, in_scope, lookups, stream_rows
+from funding.ledger.models import Entry, Posting
+from funding.ledger.service import BalanceRow, trial_balance, validated_entries
 from funding.money import format_plain
 
 _E = Entry.__table__.c
@@ -71,11 +72,10 @@ async def _openings(conn: AsyncConnection, scope: Scope) -> dict[tuple[str, str]
     query = (
         select(_P.account_number, _P.currency, func.sum(_P.amount))
         .select_from(Entry.__table__.join(Posting.__table__, _P.entry_id == _E.id))
-        .where(_E.org_id == scope.org_id, _E.number.is_not(None), _E.entry_date < scope.start)
+        .where(_E.entry_date < scope.start)
         .group_by(_P.account_number, _P.currency)
     )
-    if scope.site_id is not None:
-        query = query.where(_E.site_id == scope.site_id)
+    query = validated_entries(query, org_id=scope.org_id, site_id=scope.site_id)
     return {(r[0], r[1]): int(r[2]) for r in await conn.execute(query) if r[2]}
 
 
@@ -88,11 +88,9 @@ async def general_ledger(conn: AsyncConnection, scope: Scope, progress: Progress
         select(_P.account_number, _P.currency, _E.entry_date, _E.number, _E.journal_code, _E.piece_ref, _E.label,
                _P.label.label("line_label"), _P.amount)
         .select_from(Entry.__table__.join(Posting.__table__, _P.entry_id == _E.id))
-        .where(_E.org_id == scope.org_id, _E.number.is_not(None), _E.entry_date >= scope.start, _E.entry_date <= scope.end)
         .order_by(_P.account_number, _P.currency, _E.entry_date, _E.number, _P.line_no)
     )
-    if scope.site_id is not None:
-        query = query.where(_E.site_id == scope.site_id)
+    query = in_scope(query, scope)
 
     state = {"key": None, "balance": 0, "debit": 0, "credit": 0}
     pending = sorted(openings)  # accounts carried forward, merged in account order

@@ -12,14 +12,15 @@ import asyncio
 import csv
 import datetime as dt
 import io
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from funding.ledger.models import Account, AuxAccount, Entry, Grant, Journal, Posting
+from funding.ledger.service import validated_entries
 from funding.money import exponent, format_plain
 from funding.orgs.models import Site
 
@@ -85,19 +86,16 @@ async def lookups(conn: AsyncConnection, org_id: int) -> Lookups:
     )
 
 
-def _filtered(query, scope: Scope):
-    query = query.where(_E.org_id == scope.org_id, _E.number.is_not(None), _E.entry_date >= scope.start,
-                        _E.entry_date <= scope.end)
-    if scope.site_id is not None:
-        query = query.where(_E.site_id == scope.site_id)
-    return query
+def in_scope(query, scope: Scope):
+    """Restrict a query joined on entries to the scope's validated entries."""
+    return validated_entries(query, org_id=scope.org_id, site_id=scope.site_id, start=scope.start, end=scope.end)
 
 
 def rows_query(scope: Scope, order: str = "number"):
     """One row per posting. ``order``: ``number`` (validation order), ``fec`` (opening
     entries first, then validation order) or ``date`` (entry date, then number)."""
     rev = Entry.__table__.alias("reversed")
-    query = _filtered(
+    query = in_scope(
         select(
             _E.number, _E.journal_code, _E.entry_date, _E.label, _E.piece_ref, _E.piece_date, _E.validated_at,
             _E.funding_source, _E.source_key, _E.site_id, _E.grant_id, rev.c.number.label("reverses"), _E.hash,
@@ -116,12 +114,12 @@ def rows_query(scope: Scope, order: str = "number"):
 
 
 async def count_rows(conn: AsyncConnection, scope: Scope) -> int:
-    query = _filtered(select(func.count()).select_from(Entry.__table__.join(Posting.__table__, _P.entry_id == _E.id)), scope)
+    query = in_scope(select(func.count()).select_from(Entry.__table__.join(Posting.__table__, _P.entry_id == _E.id)), scope)
     return int((await conn.execute(query)).scalar_one())
 
 
 async def currencies(conn: AsyncConnection, scope: Scope) -> list[str]:
-    query = _filtered(
+    query = in_scope(
         select(_P.currency).distinct().select_from(Entry.__table__.join(Posting.__table__, _P.entry_id == _E.id)), scope
     )
     return sorted((await conn.execute(query)).scalars().all())
@@ -200,36 +198,44 @@ async def fec_python(conn: AsyncConnection, scope: Scope, progress: Progress | N
         yield (FEC_NEWLINE.join(lines) + FEC_NEWLINE).encode()
 
 
-def _fec_sql(scope: Scope) -> tuple[str, list]:
+def _fec_sql(scope: Scope, *, opening: bool, offset: int) -> tuple[str, list]:
+    """The FEC's rows, formatted by PostgreSQL: the opening entries (AN) or the others.
+
+    Entry-level zones are computed once per entry in a subquery whose window keeps it
+    unflattened; labels of accounts and journals once per account. Rows come out in ledger
+    order (the index on entry numbers, then postings by line), so nothing is sorted."""
     controls = "".join(f"\\x{ord(c):02x}" if ord(c) < 0x80 else f"\\u{ord(c):04x}" for c in CONTROL_CHARS)
     clean = "translate({}, E'" + controls + "', '" + " " * len(CONTROL_CHARS) + "')"
     text = "CASE WHEN btrim(" + clean.format("{0}") + ") = '' THEN {1} ELSE " + clean.format("{0}") + " END"
     amount = "((({0}) / 100)::text || ',' || lpad((({0}) % 100)::text, 2, '0'))"
-    site = "AND e.site_id = $4" if scope.site_id is not None else ""
+    site = "AND e.site_id = $5" if scope.site_id is not None else ""
     sql = f"""
-        WITH en AS MATERIALIZED (
-            SELECT e.id, e.journal_code, e.entry_date, e.piece_date, e.validated_at,
-                   {text.format("e.piece_ref", "'ECR' || e.number")} AS piece_ref,
-                   {text.format("e.label", "'Écriture ' || e.number")} AS label,
-                   row_number() OVER (ORDER BY (e.journal_code <> 'AN'), e.number) AS n
-            FROM entries e
-            WHERE e.org_id = $1 AND e.number IS NOT NULL AND e.entry_date >= $2 AND e.entry_date <= $3 {site}
-        )
-        SELECT en.journal_code, {clean.format("coalesce(j.label, en.journal_code)")}, en.n,
-               to_char(en.entry_date, 'YYYYMMDD'), p.account_number, nullif({clean.format("a.label")}, ''),
-               nullif(p.aux_code, ''), nullif({clean.format("x.label")}, ''), en.piece_ref,
-               to_char(en.piece_date, 'YYYYMMDD'), {text.format("coalesce(p.label, '')", "en.label")},
+        SELECT en.journal_code, coalesce(j.label, en.journal_code), en.n, en.entry_day, p.account_number, a.label,
+               nullif(p.aux_code, ''), x.label, en.piece_ref, en.piece_day,
+               CASE WHEN p.label IS NULL THEN en.label ELSE {text.format("p.label", "en.label")} END,
                CASE WHEN p.amount > 0 THEN {amount.format("p.amount")} ELSE '0,00' END,
                CASE WHEN p.amount < 0 THEN {amount.format("-p.amount")} ELSE '0,00' END,
-               NULL, NULL, to_char((en.validated_at AT TIME ZONE 'UTC') AT TIME ZONE 'Europe/Paris', 'YYYYMMDD'), NULL, NULL
-        FROM en
+               NULL, NULL, en.valid_day, NULL, NULL
+        FROM (
+            SELECT e.id, e.number, e.journal_code,
+                   to_char(e.entry_date, 'YYYYMMDD') AS entry_day, to_char(e.piece_date, 'YYYYMMDD') AS piece_day,
+                   to_char((e.validated_at AT TIME ZONE 'UTC') AT TIME ZONE 'Europe/Paris', 'YYYYMMDD') AS valid_day,
+                   {text.format("e.piece_ref", "'ECR' || e.number")} AS piece_ref,
+                   {text.format("e.label", "'Écriture ' || e.number")} AS label,
+                   $4::bigint + row_number() OVER (ORDER BY e.number) AS n
+            FROM entries e
+            WHERE e.org_id = $1 AND e.number IS NOT NULL AND e.entry_date >= $2 AND e.entry_date <= $3
+                  AND e.journal_code {"=" if opening else "<>"} 'AN' {site}
+        ) en
         JOIN postings p ON p.entry_id = en.id
-        LEFT JOIN accounts a ON a.org_id = p.org_id AND a.number = p.account_number
-        LEFT JOIN aux_accounts x ON x.org_id = p.org_id AND x.code = p.aux_code
-        LEFT JOIN journals j ON j.code = en.journal_code
-        ORDER BY en.n, p.line_no
+        LEFT JOIN (SELECT number, nullif({clean.format("label")}, '') AS label FROM accounts WHERE org_id = $1) a
+               ON a.number = p.account_number
+        LEFT JOIN (SELECT code, nullif({clean.format("label")}, '') AS label FROM aux_accounts WHERE org_id = $1) x
+               ON x.code = p.aux_code
+        LEFT JOIN (SELECT code, {clean.format("label")} AS label FROM journals) j ON j.code = en.journal_code
+        ORDER BY en.number, p.line_no
     """
-    args = [scope.org_id, scope.start, scope.end] + ([scope.site_id] if scope.site_id is not None else [])
+    args = [scope.org_id, scope.start, scope.end, offset] + ([scope.site_id] if scope.site_id is not None else [])
     return sql, args
 
 
@@ -245,7 +251,10 @@ async def fec_copy(conn: AsyncConnection, scope: Scope, progress: Progress | Non
         return
     await check_fec_possible(conn, scope)
     raw = (await conn.get_raw_connection()).driver_connection
-    sql, args = _fec_sql(scope)
+    openings = int((await conn.execute(
+        in_scope(select(func.count()).select_from(Entry.__table__), scope).where(_E.journal_code == "AN"))).scalar_one())
+    parts = [_fec_sql(scope, opening=True, offset=0)] if openings else []
+    parts.append(_fec_sql(scope, opening=False, offset=openings))
     queue: asyncio.Queue = asyncio.Queue(maxsize=32)
     done = object()
 
@@ -254,7 +263,8 @@ async def fec_copy(conn: AsyncConnection, scope: Scope, progress: Progress | Non
 
     async def run() -> None:
         try:
-            await raw.copy_from_query(sql, *args, output=sink, format="csv", delimiter="\t", quote="\x01", header=False)
+            for sql, args in parts:  # the opening entries first
+                await raw.copy_from_query(sql, *args, output=sink, format="csv", delimiter="\t", quote="\x01")
             await queue.put(done)
         except BaseException as exc:  # handed to the consumer, which raises it
             await queue.put(exc)

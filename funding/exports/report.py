@@ -4,7 +4,6 @@ was granted, received and remains. Charts are drawn here as SVG geometry in inte
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -269,12 +268,3 @@ async def mix_by_month(session: AsyncSession, *, site: Site | None = None, curre
                                 for s, a in sorted(amounts.items(), key=lambda kv: FUNDING_SOURCES.index(kv[0]))}})
     return out
 
-
-def month_label(period: str) -> tuple[int, int]:
-    year, month = (int(x) for x in period.split("-"))
-    return year, month
-
-
-def month_end(period: str) -> dt.date:
-    year, month = month_label(period)
-    return dt.date(year, month, calendar.monthrange(year, month)[1])

@@ -20,7 +20,8 @@ from funding.db import transaction
 from funding.exports import books, report, service
 from funding.exports.journal import ExportError, Scope
 from funding.exports.models import FORMATS, ExportLog, ExportRecipient, ExportRun
-from funding.i18n import SOURCE_LABELS, gettext as _
+from funding.i18n import SOURCE_LABELS
+from funding.i18n import gettext as _
 from funding.mail.models import Email
 from funding.orgs.models import Organisation, Site
 from funding.web import BOOKS, db, flash, load_user, redirect, render, require

@@ -14,12 +14,17 @@ import asyncio
 import datetime as dt
 import hashlib
 import os
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Callable
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
 
 from funding.auth.models import User
 from funding.db import insert_ignore, utcnow
@@ -124,7 +129,7 @@ async def chunks(conn: AsyncConnection, scope: Scope, fmt: str,
 class Digest:
     """Counts and hashes bytes as they pass."""
 
-    sha: "hashlib._Hash" = field(default_factory=hashlib.sha256)
+    sha: hashlib._Hash = field(default_factory=hashlib.sha256)
     size: int = 0
     rows: int = 0
 

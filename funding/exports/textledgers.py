@@ -5,12 +5,13 @@ accounts keep their PCG number, auxiliary accounts are sub-accounts."""
 from __future__ import annotations
 
 import re
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from funding.exports.journal import Entry, Posting, Progress, Scope, _filtered, currencies, lookups, rows_query, stream_rows, stripe_id
+from funding.exports.journal import Progress, Scope, currencies, in_scope, lookups, rows_query, stream_rows, stripe_id
+from funding.ledger.models import Entry, Posting
 from funding.money import exponent, format_plain
 
 _E = Entry.__table__.c
@@ -46,18 +47,16 @@ def decimal(amount: int, currency: str) -> str:
 
 
 async def _accounts_used(conn: AsyncConnection, scope: Scope) -> list[tuple[str, str | None]]:
-    query = _filtered(
-        select(_P.account_number, _P.aux_code).distinct().select_from(Entry.__table__.join(Posting.__table__, _P.entry_id == _E.id)),
-        scope,
-    )
+    query = in_scope(select(_P.account_number, _P.aux_code).distinct().select_from(
+        Entry.__table__.join(Posting.__table__, _P.entry_id == _E.id)), scope)
     return sorted((await conn.execute(query)).all(), key=lambda r: (r[0], r[1] or ""))
 
 
 def _header(scope: Scope, comment: str) -> list[str]:
     site = f", lieu {scope.site_slug}" if scope.site_slug else ""
     return [
-        f"{comment} {scope.org_name} (SIREN {scope.siren}) : écritures validées du {scope.start.isoformat()} "
-        f"au {scope.end.isoformat()}{site}",
+        (f"{comment} {scope.org_name} (SIREN {scope.siren}) : écritures validées du {scope.start.isoformat()} "
+         f"au {scope.end.isoformat()}{site}"),
         f"{comment} Exporté par Entre-Lab Funding. Montants en unités monétaires ; une transaction par écriture.",
         "",
     ]
