@@ -1,0 +1,1 @@
+"""Crowdfunding campaigns: all-or-nothing and keep-it-all, tiers, public matchfunding, receipts."""

@@ -1,0 +1,273 @@
+"""Crowdfunding campaigns: campaigns, tiers, pledges, public matchfunding, tax receipts.
+
+The campaign row carries its running totals (crowd, match, backers) and each tier its
+stock and backers: they change in the same transaction as the pledge whose state moves,
+so a campaign page never adds up its pledges. Database triggers (migration 0004) keep a
+published campaign's terms fixed, its status moving forwards only, and tax receipts
+numbered without gaps and never deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from funding.db import Base, utcnow
+
+CAMPAIGN_STATES = ("draft", "live", "succeeded", "failed", "closed")
+MODES = ("all_or_nothing", "keep_it_all")
+TIER_KINDS = ("gift", "reward")
+VAT_RATES = (0, 55, 100, 200)  # per mille: none, 5,5 %, 10 %, 20 %
+NATURES = ("gift", "sale")
+PLEDGE_STATES = (
+    "pending",          # Checkout open: stock reserved, nothing counted yet
+    "active",           # all-or-nothing: card saved, charged at the deadline if the goal is met
+    "charging",         # claimed by the deadline job, off-session charge in flight
+    "action_required",  # the bank wants the backer to authenticate (3-D Secure) on session
+    "card_declined",    # declined at the deadline: waiting for a new card during the grace window
+    "retry",            # a new card was saved: the next round charges it
+    "paid",             # the money is in
+    "failed",           # grace window over without payment
+    "cancelled",        # cancelled by the backer before the deadline
+    "expired",          # Checkout abandoned or expired
+    "void",             # all-or-nothing campaign missed its goal: never charged
+)
+# States whose amount counts in the campaign's totals (and whose tier unit stays taken).
+COUNTED = ("active", "charging", "action_required", "card_declined", "retry", "paid", "void")
+IN_FLIGHT = ("charging", "action_required", "card_declined", "retry")
+MATCH_STATES = ("pledged", "released", "cancelled")
+
+
+def _in(column: str, values) -> str:
+    return f"{column} IN (" + ", ".join(f"'{v}'" if isinstance(v, str) else str(v) for v in values) + ")"
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        ForeignKeyConstraint(["site_id", "org_id"], ["sites.id", "sites.org_id"]),
+        CheckConstraint(_in("status", CAMPAIGN_STATES), name="status"),
+        CheckConstraint(_in("mode", MODES), name="mode"),
+        CheckConstraint("goal > 0", name="goal_positive"),
+        CheckConstraint("min_amount > 0 AND max_amount >= min_amount", name="amount_bounds"),
+        CheckConstraint("ends_at > starts_at", name="dates_in_order"),
+        CheckConstraint("length(currency) = 3", name="currency_code"),
+        CheckConstraint("crowd_total >= 0 AND match_uncapped >= 0 AND backers_count >= 0 AND collected_total >= 0",
+                        name="totals_not_negative"),
+        Index("ix_campaigns_status_ends", "status", "ends_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    site_id: Mapped[int] = mapped_column(index=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(String(300), default="")
+    description: Mapped[str] = mapped_column(Text, default="")  # safe formatted text (see richtext)
+    image_url: Mapped[str | None] = mapped_column(String(500))
+    goal: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    mode: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(10), default="draft")
+    starts_at: Mapped[dt.datetime]
+    ends_at: Mapped[dt.datetime]
+    min_amount: Mapped[int] = mapped_column(default=100)
+    max_amount: Mapped[int] = mapped_column(default=1_000_000)
+    free_amount: Mapped[bool] = mapped_column(default=True)  # a backer may give without choosing a tier
+    # Running totals, moved with every pledge transition (never recomputed for a page).
+    crowd_total: Mapped[int] = mapped_column(default=0)      # counted pledges, net of refunds
+    collected_total: Mapped[int] = mapped_column(default=0)  # money actually received, net of refunds
+    match_uncapped: Mapped[int] = mapped_column(default=0)   # sum of the counted pledges' match shares
+    backers_count: Mapped[int] = mapped_column(default=0)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[dt.datetime | None]
+    decided_at: Mapped[dt.datetime | None]
+    closed_at: Mapped[dt.datetime | None]
+
+
+class Tier(Base):
+    """A fixed contribution: a gift, or a reward (whose value decides gift or sale)."""
+
+    __tablename__ = "campaign_tiers"
+    __table_args__ = (
+        CheckConstraint(_in("kind", TIER_KINDS), name="kind"),
+        CheckConstraint(_in("vat_per_mille", VAT_RATES), name="vat_rate"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("reward_value >= 0", name="reward_value"),
+        CheckConstraint("(stock IS NULL AND remaining IS NULL) OR (remaining >= 0 AND remaining <= stock)", name="stock"),
+        CheckConstraint("backers_count >= 0", name="backers"),
+        Index("ix_campaign_tiers_campaign", "campaign_id", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    position: Mapped[int] = mapped_column(default=0)
+    title: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    amount: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(10), default="gift")
+    reward_value: Mapped[int] = mapped_column(default=0)
+    vat_per_mille: Mapped[int] = mapped_column(default=0)
+    stock: Mapped[int | None]
+    remaining: Mapped[int | None]
+    backers_count: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Match(Base):
+    """A public funder's promise to match the crowd, released only if the campaign succeeds."""
+
+    __tablename__ = "campaign_matches"
+    __table_args__ = (
+        CheckConstraint(_in("status", MATCH_STATES), name="status"),
+        CheckConstraint("ratio_num > 0 AND ratio_den > 0", name="ratio"),
+        CheckConstraint("cap_per_pledge > 0 AND total_cap > 0", name="caps"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), unique=True)
+    funder_name: Mapped[str] = mapped_column(String(200))
+    funder_siret: Mapped[str | None] = mapped_column(String(14))
+    reference: Mapped[str] = mapped_column(String(100))
+    ratio_num: Mapped[int] = mapped_column(default=1)  # euros from the funder…
+    ratio_den: Mapped[int] = mapped_column(default=1)  # …for this many euros from the crowd
+    cap_per_pledge: Mapped[int]
+    total_cap: Mapped[int]
+    status: Mapped[str] = mapped_column(String(10), default="pledged")
+    released_amount: Mapped[int | None]
+    released_at: Mapped[dt.datetime | None]
+    grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Pledge(Base):
+    """One backer's contribution to one campaign, with its Stripe references."""
+
+    __tablename__ = "campaign_pledges"
+    __table_args__ = (
+        CheckConstraint(_in("status", PLEDGE_STATES), name="status"),
+        CheckConstraint(_in("nature", NATURES), name="nature"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refunded"),
+        CheckConstraint("match_amount >= 0", name="match_amount"),
+        Index("ix_campaign_pledges_campaign", "campaign_id", "id"),
+        Index("ix_campaign_pledges_status", "status", "campaign_id"),
+        Index("ix_campaign_pledges_email", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    tier_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_tiers.id"))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    nature: Mapped[str] = mapped_column(String(5), default="gift")
+    vat_per_mille: Mapped[int] = mapped_column(default=0)
+    match_amount: Mapped[int] = mapped_column(default=0)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(Text, default="")
+    public_name: Mapped[str | None] = mapped_column(String(120))  # None: the backer stays anonymous
+    message: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # The backer's signed link (see, cancel, new card, confirm), built when the pledge is made:
+    # emails sent later by webhooks and jobs use it as it was given.
+    access_token: Mapped[str | None] = mapped_column(String(200), unique=True)
+    link_base: Mapped[str] = mapped_column(String(200), default="")
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), unique=True)
+    checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    customer_id: Mapped[str | None] = mapped_column(String(255))
+    payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    charge_attempt: Mapped[int] = mapped_column(default=0)
+    card_sessions: Mapped[int] = mapped_column(default=0)
+    claimed_at: Mapped[dt.datetime | None]
+    grace_until: Mapped[dt.datetime | None]
+    amount_refunded: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[dt.datetime | None]
+    paid_at: Mapped[dt.datetime | None]
+    ended_at: Mapped[dt.datetime | None]  # cancelled, expired, failed or void
+    delivered_at: Mapped[dt.datetime | None]
+
+
+class CampaignEntry(Base):
+    """Which ledger entries belong to which campaign (the entry itself carries the site)."""
+
+    __tablename__ = "campaign_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    pledge_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_pledges.id"))
+    source_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TaxReceipt(Base):
+    """A reçu fiscal (cerfa 11580) for a gift: numbered per organisation and year without
+    gaps (a trigger refuses any other number), never deleted, only ever voided."""
+
+    __tablename__ = "tax_receipts"
+    __table_args__ = (
+        UniqueConstraint("org_id", "year", "number"),
+        UniqueConstraint("pledge_id", "revision"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("number > 0", name="number_positive"),
+        Index("ix_tax_receipts_donor", "org_id", "donor_email", "year"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    year: Mapped[int]
+    number: Mapped[int]
+    pledge_id: Mapped[int] = mapped_column(ForeignKey("campaign_pledges.id"))
+    revision: Mapped[int] = mapped_column(default=1)  # a partial refund voids and reissues
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    donor_name: Mapped[str] = mapped_column(String(200))
+    donor_address: Mapped[str] = mapped_column(Text, default="")
+    donor_email: Mapped[str] = mapped_column(String(254))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    paid_on: Mapped[dt.date] = mapped_column(Date)
+    method: Mapped[str] = mapped_column(String(40), default="carte bancaire")
+    issued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    voided_at: Mapped[dt.datetime | None]
+    void_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class TaxReceiptCounter(Base):
+    """The last number issued per organisation and year; its row lock serialises issuing."""
+
+    __tablename__ = "tax_receipt_counters"
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(default=0)
+
+
+class ReceiptIssuer(Base):
+    """What a tax receipt says about the organisation that issues it."""
+
+    __tablename__ = "tax_receipt_issuers"
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True, autoincrement=False)
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    signatory: Mapped[str] = mapped_column(String(200), default="")
+    signatory_role: Mapped[str] = mapped_column(String(120), default="")
+    place: Mapped[str] = mapped_column(String(120), default="")
