@@ -1,0 +1,216 @@
+"""``funding campaigns close``: what happens when campaigns end (the worker runs it).
+
+1. decide: a live campaign past its end succeeds (crowd + match ≥ goal) or fails;
+   all-or-nothing and failed → every promise is void, every backer told, nobody charged;
+2. charge: the pledges of succeeded all-or-nothing campaigns, off session, each claimed
+   by a conditional UPDATE (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) before its
+   PaymentIntent is created through ``create_once`` with the key ``pledge:<id>:charge:<n>``;
+   a claim left by a crash is resumed with the *same* key, so nobody is charged twice
+   even when the job runs twice or on two workers at once;
+3. grace: a declined card or an unconfirmed authentication fails after 7 days;
+4. match: once nothing can change it, the public funder's share is booked;
+5. sweep: Checkout pages abandoned for an hour are expired, their units given back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from funding.campaigns import settle
+from funding.campaigns.books import release_match
+from funding.campaigns.flows import settle_payment_intent
+from funding.campaigns.models import Campaign, Match, Pledge
+from funding.campaigns.pledges import lock_campaign, match_total
+from funding.db import transaction, utcnow
+from funding.payments.calls import create_once
+from funding.payments.service import settle_session
+from funding.stripe_gateway import (
+    GatewayError,
+    StripeGateway,
+    StripeRefused,
+    StripeUnknown,
+)
+
+log = logging.getLogger("funding.campaigns")
+BATCH = 20
+STALE_CLAIM = dt.timedelta(minutes=5)
+CHECKOUT_PATIENCE = dt.timedelta(hours=1)
+
+
+async def run(sessions: async_sessionmaker, settings, gw: StripeGateway, *, now: dt.datetime | None = None) -> int:
+    """Everything due now. Returns how many things it did (0 when idle)."""
+    now = now or utcnow()
+    done = await decide_due(sessions, now)
+    done += await charge_due(sessions, gw, now)
+    done += await resume_stale(sessions, gw, now)
+    done += await expire_grace(sessions, gw, now)
+    done += await release_matches(sessions)
+    done += await sweep_checkouts(sessions, gw, now)
+    return done
+
+
+async def decide_due(sessions: async_sessionmaker, now: dt.datetime) -> int:
+    async with sessions() as session:
+        due = (await session.scalars(select(Campaign.id).where(Campaign.status == "live", Campaign.ends_at <= now)
+                                     .order_by(Campaign.ends_at))).all()
+    decided = 0
+    for campaign_id in due:
+        async with transaction(sessions) as session:
+            campaign = await lock_campaign(session, campaign_id)
+            if campaign.status != "live" or campaign.ends_at > now:
+                continue  # another worker decided it
+            match = await session.scalar(select(Match).where(Match.campaign_id == campaign_id).with_for_update())
+            reached = campaign.crowd_total + match_total(campaign, match) >= campaign.goal
+            outcome = "succeeded" if reached else "failed"
+            result = await session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == "live")
+                                           .values(status=outcome, decided_at=now, updated_at=now))
+            if result.rowcount != 1:
+                continue
+            if not reached:
+                if match is not None:
+                    await session.execute(update(Match).where(Match.id == match.id, Match.status == "pledged")
+                                          .values(status="cancelled"))
+                if campaign.mode == "all_or_nothing":
+                    await settle.void_campaign(session, campaign, now)
+            log.info("campaign %s %s: %s + match of %s", campaign.slug, outcome, campaign.crowd_total, campaign.goal)
+            decided += 1
+    return decided
+
+
+async def charge_due(sessions: async_sessionmaker, gw: StripeGateway, now: dt.datetime) -> int:
+    charged = 0
+    while True:
+        async with transaction(sessions) as session:
+            query = (select(Pledge.id).join(Campaign, Campaign.id == Pledge.campaign_id)
+                     .where(Campaign.status.in_(("succeeded", "closed")), Campaign.mode == "all_or_nothing",
+                            Pledge.status.in_(("active", "retry")))
+                     .order_by(Pledge.id).limit(BATCH))
+            if session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(of=Pledge, skip_locked=True)
+            ids = (await session.scalars(query)).all()
+            claimed = []
+            for pledge_id in ids:
+                row = (await session.execute(
+                    update(Pledge).where(Pledge.id == pledge_id, Pledge.status.in_(("active", "retry")))
+                    .values(status="charging", charge_attempt=Pledge.charge_attempt + 1, claimed_at=now, updated_at=now)
+                    .returning(Pledge.id)
+                )).scalar_one_or_none()
+                if row is not None:
+                    claimed.append(row)
+        for pledge_id in claimed:
+            await charge(sessions, gw, pledge_id, now)
+            charged += 1
+        if len(ids) < BATCH:
+            return charged
+
+
+async def charge(sessions: async_sessionmaker, gw: StripeGateway, pledge_id: int, now: dt.datetime | None = None) -> None:
+    """Create (or find again, same key) the off-session PaymentIntent of a claimed pledge and apply its outcome."""
+    async with sessions() as session:
+        pledge = await session.get(Pledge, pledge_id)
+        campaign = await session.get(Campaign, pledge.campaign_id)
+    if pledge.status != "charging":
+        return
+    attempt = pledge.charge_attempt
+    meta = {"purpose": "pledge", "pledge_id": str(pledge.id), "campaign_id": str(campaign.id), "org_id": str(campaign.org_id),
+            "site_id": str(campaign.site_id), "attempt": str(attempt)}
+    params = {"amount": pledge.amount, "currency": pledge.currency.lower(), "customer": pledge.customer_id,
+              "payment_method": pledge.payment_method_id, "off_session": True, "confirm": True, "metadata": meta,
+              "description": f"{campaign.title} — contribution n° {pledge.id}"[:200]}
+    try:
+        pi = await create_once(sessions, gw, ref=f"pledge:{pledge.id}:charge:{attempt}", resource="payment_intents",
+                               params=params)
+    except StripeRefused as exc:
+        pi = dict(exc.payment_intent or {"id": None, "status": "requires_payment_method"})
+        pi["metadata"] = {**(pi.get("metadata") or {}), **meta}
+        async with transaction(sessions) as session:
+            await settle.settle_charge(session, pi, code=exc.code or "card_declined", decline_code=exc.decline_code, now=now)
+        return
+    except StripeUnknown as exc:
+        log.warning("pledge %s: charge outcome unknown (%s); resumed with the same key", pledge.id, exc)
+        return
+    await settle_payment_intent(sessions, gw, pi["id"], now=now)
+
+
+async def resume_stale(sessions: async_sessionmaker, gw: StripeGateway, now: dt.datetime) -> int:
+    """A claim whose worker died mid-call: charge again with the same idempotency key."""
+    async with sessions() as session:
+        ids = (await session.scalars(select(Pledge.id).where(Pledge.status == "charging", Pledge.claimed_at < now - STALE_CLAIM)
+                                     .limit(BATCH))).all()
+    resumed = 0
+    for pledge_id in ids:
+        async with transaction(sessions) as session:
+            result = await session.execute(update(Pledge).where(Pledge.id == pledge_id, Pledge.status == "charging",
+                                                                Pledge.claimed_at < now - STALE_CLAIM).values(claimed_at=now))
+        if result.rowcount == 1:
+            await charge(sessions, gw, pledge_id, now)
+            resumed += 1
+    return resumed
+
+
+async def expire_grace(sessions: async_sessionmaker, gw: StripeGateway, now: dt.datetime) -> int:
+    async with sessions() as session:
+        rows = (await session.execute(select(Pledge.id, Pledge.payment_intent_id).where(
+            Pledge.status.in_(("card_declined", "action_required")), Pledge.grace_until <= now).limit(100))).all()
+    failed = 0
+    for pledge_id, pi_id in rows:
+        async with transaction(sessions) as session:
+            pledge = await settle.fail_after_grace(session, pledge_id, now)
+        if pledge is None:
+            continue
+        failed += 1
+        if pi_id:  # so that an old authentication link can no longer take the money
+            try:
+                await gw.call("payment_intents", "cancel", pi_id, params={"cancellation_reason": "abandoned"})
+            except GatewayError as exc:
+                log.info("pledge %s: payment intent %s not cancelled (%s)", pledge_id, pi_id, exc)
+    return failed
+
+
+async def release_matches(sessions: async_sessionmaker) -> int:
+    async with sessions() as session:
+        ids = (await session.scalars(select(Campaign.id).join(Match, Match.campaign_id == Campaign.id).where(
+            Campaign.status.in_(("succeeded", "closed")), Match.status == "pledged"))).all()
+    released = 0
+    for campaign_id in ids:
+        async with transaction(sessions) as session:
+            if await release_match(session, campaign_id) is not None:
+                released += 1
+    return released
+
+
+async def sweep_checkouts(sessions: async_sessionmaker, gw: StripeGateway, now: dt.datetime) -> int:
+    """Pending pledges whose Checkout was abandoned: expire the page at Stripe (so it can no
+    longer be paid), then apply its final state (paid after all, or expired)."""
+    async with sessions() as session:
+        rows = (await session.execute(select(Pledge.id, Pledge.checkout_session_id, Pledge.created_at).where(
+            Pledge.status == "pending", Pledge.created_at < now - CHECKOUT_PATIENCE).limit(BATCH))).all()
+    swept = 0
+    for pledge_id, checkout_id, created_at in rows:
+        try:
+            if checkout_id is None:
+                if created_at < now - dt.timedelta(days=1):  # Stripe never answered: nothing can be paid
+                    async with transaction(sessions) as session:
+                        swept += bool(await settle.expire(session, pledge_id, "aucune page de paiement ouverte"))
+                continue
+            checkout = await gw.retrieve("checkout.sessions", checkout_id, expand=["setup_intent"])
+            if checkout.get("status") == "open":
+                try:
+                    checkout = await gw.call("checkout.sessions", "expire", checkout_id)
+                except StripeRefused:  # completed in the meantime
+                    checkout = await gw.retrieve("checkout.sessions", checkout_id, expand=["setup_intent"])
+            async with transaction(sessions) as session:
+                if checkout.get("mode") == "setup":
+                    await settle.settle_setup_session(session, checkout)
+                else:
+                    await settle_session(session, checkout)
+                    if checkout.get("status") == "expired":
+                        await settle.expire(session, pledge_id, "page de paiement abandonnée")
+            swept += 1
+        except GatewayError as exc:
+            log.info("pledge %s: checkout not swept yet (%s)", pledge_id, exc)
+    return swept

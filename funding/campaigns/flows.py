@@ -1,0 +1,210 @@
+"""The Stripe side of contributing: Checkout to pay (keep-it-all) or to save a card
+(all-or-nothing), a new card after a decline, and confirming a payment on session.
+
+Network calls never run inside a database transaction: the pledge is committed first,
+then Stripe is called through ``create_once`` (idempotency key from our row, committed
+before the call), then what Stripe answered is applied in a new transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from funding.campaigns import settle
+from funding.campaigns.books import charge_txns, tag_stripe
+from funding.campaigns.models import Campaign, Pledge, Tier
+from funding.campaigns.pledges import Contribution, create_pledge
+from funding.db import transaction, utcnow
+from funding.i18n import gettext as _
+from funding.payments import books
+from funding.payments.calls import create_once
+from funding.payments.service import start_checkout
+from funding.settings import Settings
+from funding.stripe_gateway import GatewayError, StripeGateway, StripeRefused
+
+log = logging.getLogger("funding.campaigns")
+CARD_STATES = ("active", "retry", "card_declined", "action_required")
+
+
+class PaymentUnavailable(Exception):
+    """Stripe could not be reached or refused to open the page: nothing was taken."""
+
+
+class NotAllowed(Exception):
+    """The pledge is not in a state that allows this; the message is for the backer."""
+
+
+@dataclass
+class Started:
+    pledge_id: int
+    url: str
+
+
+def _meta(pledge: Pledge, campaign: Campaign) -> dict:
+    return {"purpose": "pledge", "pledge_id": str(pledge.id), "campaign_id": str(campaign.id),
+            "org_id": str(campaign.org_id), "site_id": str(campaign.site_id)}
+
+
+def _description(campaign: Campaign, tier: Tier | None) -> str:
+    return f"{campaign.title} — {tier.title if tier else 'contribution libre'}"[:200]
+
+
+async def start_contribution(sessions: async_sessionmaker, gw: StripeGateway, settings: Settings, campaign_id: int,
+                             data: Contribution) -> Started:
+    """Record the pledge, then open Stripe Checkout for it. ContributionError (bad input,
+    nothing written) or PaymentUnavailable (the pledge is expired, its unit given back)."""
+    async with transaction(sessions) as session:
+        pledge = await create_pledge(session, campaign_id, data, secret_key=settings.secret_key, link_base=settings.base_url)
+        campaign = await session.get(Campaign, campaign_id)
+        tier = await session.get(Tier, pledge.tier_id) if pledge.tier_id else None
+    base = settings.base_url
+    success = f"{base}/campagnes/{campaign.slug}/merci?session_id={{CHECKOUT_SESSION_ID}}"
+    cancel = f"{base}/campagnes/{campaign.slug}?annule=1"
+    try:
+        if campaign.mode == "keep_it_all":
+            payment, url = await start_checkout(
+                sessions, gw, purpose="pledge", org_id=campaign.org_id, site_id=campaign.site_id, amount=pledge.amount,
+                currency=pledge.currency, description=_description(campaign, tier), success_url=success, cancel_url=cancel,
+                email=pledge.email, name=pledge.name, ref=f"pledge:{pledge.id}",
+                metadata={"pledge_id": str(pledge.id), "campaign_id": str(campaign.id)},
+            )
+            async with transaction(sessions) as session:
+                await session.execute(update(Pledge).where(Pledge.id == pledge.id).values(
+                    payment_id=payment.id, checkout_session_id=payment.checkout_session_id, updated_at=utcnow()))
+            return Started(pledge.id, url)
+        meta = _meta(pledge, campaign)
+        customer = await create_once(sessions, gw, ref=f"pledge:{pledge.id}", resource="customers",
+                                     params={"email": pledge.email, "name": pledge.name, "metadata": meta})
+        checkout = await create_once(sessions, gw, ref=f"pledge:{pledge.id}", resource="checkout.sessions", params={
+            "mode": "setup", "customer": customer["id"], "currency": pledge.currency.lower(),
+            "payment_method_types": ["card"], "metadata": meta, "locale": "fr",
+            "setup_intent_data": {"metadata": meta, "description": _description(campaign, tier)},
+            "success_url": success, "cancel_url": cancel,
+        })
+        async with transaction(sessions) as session:
+            await session.execute(update(Pledge).where(Pledge.id == pledge.id).values(
+                customer_id=customer["id"], checkout_session_id=checkout["id"], updated_at=utcnow()))
+        return Started(pledge.id, checkout["url"])
+    except GatewayError as exc:
+        log.warning("pledge %s: Stripe Checkout unavailable: %s", pledge.id, exc)
+        async with transaction(sessions) as session:
+            await settle.expire(session, pledge.id, f"Stripe indisponible : {exc}")
+        raise PaymentUnavailable(str(exc)) from exc
+
+
+async def settle_return(sessions: async_sessionmaker, gw: StripeGateway, checkout_id: str) -> int | None:
+    """The backer is back from Checkout: apply the session's current state now (the webhook
+    may come later, or may have come already). Returns the pledge id."""
+    from funding.payments.service import settle_session
+
+    checkout = await gw.retrieve("checkout.sessions", checkout_id, expand=["setup_intent", "payment_intent.latest_charge"])
+    pledge_id = settle.pledge_id_of(checkout)
+    if pledge_id is None:
+        return None
+    pi = checkout.get("payment_intent")
+    paid, _refunds = charge_txns(pi.get("latest_charge") if isinstance(pi, dict) else None)
+    async with transaction(sessions) as session:
+        if checkout.get("mode") == "setup":
+            await settle.settle_setup_session(session, checkout)
+        else:
+            await settle_session(session, checkout)
+            if checkout.get("status") == "expired":
+                await settle.expire(session, pledge_id, "session de paiement expirée")
+            await tag_stripe(session, pledge_id, paid, "payment")
+    await _book(sessions, gw, paid)
+    return pledge_id
+
+
+async def _book(sessions: async_sessionmaker, gw: StripeGateway, txn_ids: list[str]) -> None:
+    if not txn_ids:
+        return
+    try:
+        await books.ingest(sessions, gw, txn_ids)
+    except Exception:  # noqa: BLE001 - the webhook or the worker books it anyway
+        log.info("balance transactions %s: booking deferred to the webhook", txn_ids)
+
+
+async def start_card_update(sessions: async_sessionmaker, gw: StripeGateway, pledge_id: int) -> str:
+    """A Checkout (setup mode) to save another card for an all-or-nothing pledge."""
+    async with transaction(sessions) as session:
+        pledge = await session.get(Pledge, pledge_id)
+        campaign = await session.get(Campaign, pledge.campaign_id) if pledge else None
+        if pledge is None or campaign.mode != "all_or_nothing" or not pledge.customer_id:
+            raise NotAllowed(_("Cette contribution ne se règle pas par une carte enregistrée."))
+        before_deadline = pledge.status == "active" and campaign.status == "live" and utcnow() < campaign.ends_at
+        if not before_deadline and pledge.status not in ("card_declined", "action_required", "retry"):
+            raise NotAllowed(_("La carte de cette contribution ne peut plus être changée."))
+        number = pledge.card_sessions + 1
+        claimed = await session.execute(update(Pledge).where(Pledge.id == pledge_id, Pledge.card_sessions == number - 1)
+                                        .values(card_sessions=number))
+        if claimed.rowcount != 1:
+            raise NotAllowed(_("Un changement de carte est déjà en cours : réessayez."))
+        meta = _meta(pledge, campaign)
+        token, base = pledge.access_token, pledge.link_base
+    try:
+        checkout = await create_once(sessions, gw, ref=f"pledge:{pledge_id}:card:{number}", resource="checkout.sessions", params={
+            "mode": "setup", "customer": pledge.customer_id, "currency": pledge.currency.lower(),
+            "payment_method_types": ["card"], "metadata": {**meta, "card": str(number)}, "locale": "fr",
+            "setup_intent_data": {"metadata": {**meta, "card": str(number)}, "description": f"{campaign.title} — nouvelle carte"[:200]},
+            "success_url": f"{base}/contributions/{token}/carte?session_id={{CHECKOUT_SESSION_ID}}",
+            "cancel_url": f"{base}/contributions/{token}",
+        })
+    except GatewayError as exc:
+        raise PaymentUnavailable(str(exc)) from exc
+    async with transaction(sessions) as session:
+        await session.execute(update(Pledge).where(Pledge.id == pledge_id).values(checkout_session_id=checkout["id"],
+                                                                                  updated_at=utcnow()))
+    return checkout["url"]
+
+
+@dataclass
+class Confirmation:
+    redirect: str | None = None  # the bank's authentication page
+    paid: bool = False
+    error: str | None = None
+
+
+async def confirm_on_session(sessions: async_sessionmaker, gw: StripeGateway, pledge_id: int, return_url: str) -> Confirmation:
+    """The backer confirms, on session, a payment their bank wanted authenticated."""
+    async with sessions() as session:
+        pledge = await session.get(Pledge, pledge_id)
+    if pledge is None or pledge.status != "action_required" or not pledge.payment_intent_id:
+        raise NotAllowed(_("Ce paiement n'attend pas de confirmation."))
+    try:
+        pi = await gw.call("payment_intents", "confirm", pledge.payment_intent_id,
+                           params={"payment_method": pledge.payment_method_id, "return_url": return_url},
+                           key=f"entrelab-pledge-{pledge_id}-confirm-{pledge.charge_attempt}-{secrets.token_hex(6)}")
+    except StripeRefused as exc:
+        if exc.code == "payment_intent_unexpected_state":
+            pi = await gw.retrieve("payment_intents", pledge.payment_intent_id)
+        else:
+            return Confirmation(error=exc.message)
+    except GatewayError as exc:
+        raise PaymentUnavailable(str(exc)) from exc
+    if pi.get("status") == "requires_action":
+        action = pi.get("next_action") or {}
+        url = ((action.get("redirect_to_url") or {}).get("url")) if action.get("type") == "redirect_to_url" else None
+        if url:
+            return Confirmation(redirect=url)
+    return Confirmation(paid=await settle_payment_intent(sessions, gw, pi["id"]))
+
+
+async def settle_payment_intent(sessions: async_sessionmaker, gw: StripeGateway, pi_id: str, *,
+                                now: dt.datetime | None = None) -> bool:
+    """Apply a PaymentIntent's current state to its pledge, and book its charge if it succeeded."""
+    pi = await gw.retrieve("payment_intents", pi_id, expand=["latest_charge"])
+    paid, _refunds = charge_txns(pi.get("latest_charge")) if pi.get("status") == "succeeded" else ([], [])
+    async with transaction(sessions) as session:
+        pledge = await settle.settle_charge(session, pi, now=now)
+        if pledge is not None:
+            await tag_stripe(session, pledge.id, paid, "payment")
+    await _book(sessions, gw, paid)
+    async with sessions() as session:
+        status = await session.scalar(select(Pledge.status).where(Pledge.id == pledge.id)) if pledge else None
+    return status == "paid"

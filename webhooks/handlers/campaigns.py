@@ -1,0 +1,103 @@
+"""Campaign pledges: cards saved through Checkout (setup mode), off-session charges,
+refunds, and the campaign tag of every ledger entry a pledge's money produces.
+
+Keep-it-all payments settle through their Payment (the checkout handler and the paid
+hook) and every charge is booked by the charges handler through the ``pledge`` purpose;
+here the payload only says which object to fetch, and only pledges are looked at.
+"""
+
+from __future__ import annotations
+
+from funding.campaigns import settle
+from funding.campaigns.books import charge_txns, tag_stripe
+from webhooks.handlers import Handler, Prepared
+
+
+def _ours(obj: dict) -> bool:
+    return (obj.get("metadata") or {}).get("purpose") == "pledge"
+
+
+# checkout.session.completed / .expired: an all-or-nothing card saved, a keep-it-all page paid or abandoned.
+async def prepare_checkout(gw, event: dict) -> Prepared:
+    obj = event["data"]["object"]
+    if not _ours(obj):
+        return Prepared()
+    return Prepared(objects=[await gw.retrieve("checkout.sessions", obj["id"],
+                                               expand=["setup_intent", "payment_intent.latest_charge"])])
+
+
+async def apply_checkout(session, event: dict, prepared: Prepared):
+    for checkout in prepared.objects:
+        pledge_id = settle.pledge_id_of(checkout)
+        if checkout.get("mode") == "setup":
+            await settle.settle_setup_session(session, checkout)
+        elif pledge_id is not None:
+            if checkout.get("status") == "expired":
+                await settle.expire(session, pledge_id, "session de paiement expirée")
+            pi = checkout.get("payment_intent")
+            paid, _refunds = charge_txns(pi.get("latest_charge") if isinstance(pi, dict) else None)
+            await tag_stripe(session, pledge_id, paid, "payment")
+    return []
+
+
+# payment_intent.*: an all-or-nothing charge succeeded, needs authentication or was declined.
+async def prepare_payment_intent(gw, event: dict) -> Prepared:
+    obj = event["data"]["object"]
+    if not _ours(obj):
+        return Prepared()
+    return Prepared(objects=[await gw.retrieve("payment_intents", obj["id"], expand=["latest_charge"])])
+
+
+async def apply_payment_intent(session, event: dict, prepared: Prepared):
+    for pi in prepared.objects:
+        await settle.settle_charge(session, pi)  # ignores keep-it-all payments (they carry a payment_id)
+        pledge_id = settle.pledge_id_of(pi)
+        if pledge_id is not None and pi.get("status") == "succeeded":
+            paid, _refunds = charge_txns(pi.get("latest_charge"))
+            await tag_stripe(session, pledge_id, paid, "payment")
+    return []
+
+
+# charge.*, refund.*: tags for the charge's and refunds' balance transactions (they may appear
+# late), and Stripe's refunded total of a pledge's charge (it only grows).
+async def prepare_charge(gw, event: dict) -> Prepared:
+    obj = event["data"]["object"]
+    charge_id = obj["id"] if obj.get("object") == "charge" else obj.get("charge")
+    if isinstance(charge_id, dict):
+        charge_id = charge_id.get("id")
+    if not charge_id:
+        return Prepared()
+    charge = await gw.retrieve("charges", charge_id, expand=["payment_intent", "refunds"])
+    meta = dict(charge.get("metadata") or {})
+    pi = charge.get("payment_intent")
+    if "pledge_id" not in meta and isinstance(pi, dict):
+        meta = {**(pi.get("metadata") or {}), **meta}
+    if meta.get("purpose") != "pledge":
+        return Prepared()
+    return Prepared(objects=[{**charge, "metadata": meta}])
+
+
+async def apply_charge(session, event: dict, prepared: Prepared):
+    for charge in prepared.objects:
+        pledge_id = settle.pledge_id_of(charge)
+        if pledge_id is None:
+            continue
+        paid, refunds = charge_txns(charge)
+        if charge.get("status") == "succeeded":
+            await tag_stripe(session, pledge_id, paid, "payment")
+        await tag_stripe(session, pledge_id, refunds, "refund")
+        await settle.apply_refund(session, pledge_id, int(charge.get("amount_refunded") or 0))
+    return []
+
+
+CHECKOUT = Handler(prepare_checkout, apply_checkout)
+PAYMENT_INTENT = Handler(prepare_payment_intent, apply_payment_intent)
+CHARGE = Handler(prepare_charge, apply_charge)
+
+HANDLERS = {
+    **{t: CHECKOUT for t in ("checkout.session.completed", "checkout.session.expired")},
+    **{t: PAYMENT_INTENT for t in ("payment_intent.succeeded", "payment_intent.payment_failed",
+                                   "payment_intent.requires_action", "payment_intent.canceled")},
+    **{t: CHARGE for t in ("charge.succeeded", "charge.updated", "charge.refunded", "charge.refund.updated",
+                           "refund.created", "refund.updated")},
+}
