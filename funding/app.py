@@ -38,12 +38,15 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = message.setdefault("headers", [])
                 names = {k.lower() for k, _ in headers}
+                # A response that says who may frame it (CSP frame-ancestors, e.g. an embeddable
+                # widget) keeps that say: no X-Frame-Options is added to it.
+                framable = any(k.lower() == b"content-security-policy" and b"frame-ancestors" in v for k, v in headers)
                 for key, value in (
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"same-origin"),
                     (b"x-frame-options", b"DENY"),
                 ):
-                    if key not in names:
+                    if key not in names and not (framable and key == b"x-frame-options"):
                         headers.append((key, value))
             await send(message)
 

@@ -1,0 +1,271 @@
+"""Public campaign pages: list, campaign page and contribution, thank-you page, the backer's
+own pledge page (signed link), tax receipts and yearly summaries. HTTP only."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from funding.campaigns import admin, api, flows, receipts, richtext, settle, views
+from funding.campaigns.models import Campaign, Pledge, TaxReceipt, Tier
+from funding.campaigns.pledges import TOKEN_PURPOSE, Contribution, ContributionError
+from funding.db import utcnow
+from funding.i18n import gettext as _
+from funding.security import TokenError, unsign
+from funding.stripe_gateway import GatewayError
+from funding.web import db, flash, load_user, redirect, render
+
+FORM_FIELDS = ("tier", "amount", "currency", "name", "email", "address", "show_name", "public_name", "message")
+
+
+async def campaign_list(request: Request) -> Response:
+    async with db(request) as session:
+        await load_user(request, session)
+        rows = await views.public_list(session)
+    return render(request, "campaigns/list.html", {"rows": rows, "labels": views.STATUS_LABELS, "modes": views.MODE_LABELS})
+
+
+async def _page(request: Request, slug: str, *, form: dict | None = None, error: str | None = None,
+                status_code: int = 200) -> Response:
+    now = utcnow()
+    async with db(request) as session:
+        user = await load_user(request, session)
+        preview = user is not None and user.role in ("admin", "staff")
+        page = await views.load(session, slug, now, include_draft=preview)
+        if page is None:
+            raise HTTPException(404)
+        wall = await views.wall(session, page.campaign.id)
+    context = {
+        "page": page, "c": page.campaign, "wall": wall, "description": richtext.render(page.campaign.description),
+        "form": form or {"tier": request.query_params.get("contrepartie", "")}, "error": error,
+        "cancelled": "annule" in request.query_params, "labels": views.STATUS_LABELS, "modes": views.MODE_LABELS,
+        "local": admin.local,
+    }
+    return render(request, "campaigns/page.html", context, status_code=status_code)
+
+
+async def campaign_page(request: Request) -> Response:
+    return await _page(request, request.path_params["slug"])
+
+
+async def contribute(request: Request) -> Response:
+    slug = request.path_params["slug"]
+    raw = await request.form()
+    form = {k: str(raw.get(k, "")) for k in FORM_FIELDS}
+    async with db(request) as session:
+        campaign_id = await session.scalar(select(Campaign.id).where(Campaign.slug == slug, Campaign.status != "draft"))
+    if campaign_id is None:
+        raise HTTPException(404)
+    data = Contribution(amount=form["amount"], tier=form["tier"], currency=form["currency"], name=form["name"],
+                        email=form["email"], address=form["address"], show_name=form["show_name"] == "1",
+                        public_name=form["public_name"], message=form["message"])
+    try:
+        started = await flows.start_contribution(request.app.state.sessions, request.app.state.gateway,
+                                                 request.app.state.settings, campaign_id, data)
+    except ContributionError as exc:
+        return await _page(request, slug, form=form, error=str(exc), status_code=400)
+    except flows.PaymentUnavailable:
+        return await _page(request, slug, form=form, status_code=503, error=_(
+            "Le paiement est momentanément indisponible. Réessayez dans quelques minutes : rien n'a été débité."))
+    return redirect(started.url)
+
+
+async def thanks(request: Request) -> Response:
+    slug = request.path_params["slug"]
+    session_id = request.query_params.get("session_id", "")
+    pledge_id = None
+    if session_id.startswith("cs_") and len(session_id) < 255:
+        try:
+            pledge_id = await flows.settle_return(request.app.state.sessions, request.app.state.gateway, session_id)
+        except GatewayError:
+            pledge_id = None
+        request.app.state.kick_mail()
+    async with db(request) as session:
+        pledge = await session.get(Pledge, pledge_id) if pledge_id else None
+        page = await views.load(session, slug, utcnow())
+        if page is None or (pledge is not None and pledge.campaign_id != page.campaign.id):
+            raise HTTPException(404)
+        tier = await session.get(Tier, pledge.tier_id) if pledge and pledge.tier_id else None
+    return render(request, "campaigns/thanks.html", {"pledge": pledge, "page": page, "c": page.campaign, "tier": tier,
+                                                      "modes": views.MODE_LABELS, "local": admin.local},
+                  status_code=200 if pledge else 404)
+
+
+# --- the backer's own page (signed link) ----------------------------------------------------
+
+
+def _pledge_id(request: Request) -> int:
+    try:
+        value = unsign(request.app.state.settings.secret_key, TOKEN_PURPOSE, request.path_params["token"], max_age=None)
+    except TokenError:
+        raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie. "
+                                   "Reprenez le lien complet de votre e-mail.")) from None
+    if not isinstance(value, int):
+        raise HTTPException(400, _("Ce lien n'est pas valide."))
+    return value
+
+
+async def _pledge_page(request: Request, *, error: str | None = None, status_code: int = 200) -> Response:
+    pledge_id = _pledge_id(request)
+    now = utcnow()
+    async with db(request) as session:
+        pledge = await session.get(Pledge, pledge_id)
+        if pledge is None:
+            raise HTTPException(404)
+        campaign = await session.get(Campaign, pledge.campaign_id)
+        tier = await session.get(Tier, pledge.tier_id) if pledge.tier_id else None
+        receipt = await session.scalar(select(TaxReceipt).where(TaxReceipt.pledge_id == pledge.id)
+                                       .order_by(TaxReceipt.revision.desc()).limit(1))
+    before_deadline = campaign.status == "live" and now < campaign.ends_at
+    context = {
+        "pledge": pledge, "c": campaign, "tier": tier, "receipt": receipt, "token": request.path_params["token"],
+        "error": error, "local": admin.local,
+        "can_cancel": campaign.mode == "all_or_nothing" and before_deadline and pledge.status in ("active", "pending"),
+        "can_change_card": campaign.mode == "all_or_nothing" and pledge.customer_id is not None and (
+            (before_deadline and pledge.status == "active") or pledge.status in ("card_declined", "action_required", "retry")),
+        "can_confirm": pledge.status == "action_required" and pledge.payment_intent_id is not None,
+    }
+    return render(request, "campaigns/pledge.html", context, status_code=status_code)
+
+
+async def pledge_page(request: Request) -> Response:
+    return await _pledge_page(request)
+
+
+async def pledge_cancel(request: Request) -> Response:
+    pledge_id = _pledge_id(request)
+    async with db(request) as session:
+        done = await settle.cancel(session, pledge_id)
+    if done is None:
+        return await _pledge_page(request, status_code=409, error=_(
+            "Cette promesse ne peut plus être annulée : la campagne est terminée ou la promesse n'est plus active."))
+    request.app.state.kick_mail()
+    flash(request, _("Votre promesse est annulée. Rien n'a été débité."), "success")
+    return redirect(f"/contributions/{request.path_params['token']}")
+
+
+async def pledge_card(request: Request) -> Response:
+    """POST: open a Checkout to save another card; GET (return from it): apply it."""
+    pledge_id = _pledge_id(request)
+    token = request.path_params["token"]
+    if request.method == "GET":
+        session_id = request.query_params.get("session_id", "")
+        if session_id.startswith("cs_") and len(session_id) < 255:
+            try:
+                await flows.settle_return(request.app.state.sessions, request.app.state.gateway, session_id)
+            except GatewayError:
+                pass
+            request.app.state.kick_mail()
+        return redirect(f"/contributions/{token}")
+    try:
+        url = await flows.start_card_update(request.app.state.sessions, request.app.state.gateway, pledge_id)
+    except flows.NotAllowed as exc:
+        return await _pledge_page(request, error=str(exc), status_code=409)
+    except flows.PaymentUnavailable:
+        return await _pledge_page(request, status_code=503, error=_(
+            "Le paiement est momentanément indisponible. Réessayez dans quelques minutes."))
+    return redirect(url)
+
+
+async def pledge_confirm(request: Request) -> Response:
+    """POST: confirm on session the payment the bank wants authenticated; GET: back from the bank."""
+    pledge_id = _pledge_id(request)
+    token = request.path_params["token"]
+    settings = request.app.state.settings
+    if request.method == "GET":
+        pi_id = request.query_params.get("payment_intent", "")
+        async with db(request) as session:
+            current = await session.scalar(select(Pledge.payment_intent_id).where(Pledge.id == pledge_id))
+        if pi_id and pi_id == current:
+            try:
+                paid = await flows.settle_payment_intent(request.app.state.sessions, request.app.state.gateway, pi_id)
+            except GatewayError:
+                paid = False
+            request.app.state.kick_mail()
+            if paid:
+                flash(request, _("Paiement confirmé : merci !"), "success")
+            else:
+                flash(request, _("Le paiement n'est pas confirmé. Réessayez, ou enregistrez une autre carte."), "error")
+        return redirect(f"/contributions/{token}")
+    try:
+        result = await flows.confirm_on_session(request.app.state.sessions, request.app.state.gateway, pledge_id,
+                                                f"{settings.base_url}/contributions/{token}/confirmer")
+    except flows.NotAllowed as exc:
+        return await _pledge_page(request, error=str(exc), status_code=409)
+    except flows.PaymentUnavailable:
+        return await _pledge_page(request, status_code=503, error=_(
+            "Le paiement est momentanément indisponible. Réessayez dans quelques minutes."))
+    if result.redirect:
+        return redirect(result.redirect)
+    request.app.state.kick_mail()
+    if result.paid:
+        flash(request, _("Paiement confirmé : merci !"), "success")
+        return redirect(f"/contributions/{token}")
+    return await _pledge_page(request, status_code=402, error=result.error or _("Le paiement a été refusé."))
+
+
+# --- tax receipts -----------------------------------------------------------------------------
+
+
+async def _receipt(request: Request, receipt_id: int | None) -> Response:
+    async with db(request) as session:
+        view = await receipts.view(session, receipt_id) if receipt_id else None
+    if view is None:
+        raise HTTPException(404)
+    return render(request, "campaigns/receipt.html", {"r": view})
+
+
+async def pledge_receipt(request: Request) -> Response:
+    pledge_id = _pledge_id(request)
+    async with db(request) as session:
+        receipt_id = await session.scalar(select(TaxReceipt.id).where(TaxReceipt.pledge_id == pledge_id)
+                                          .order_by(TaxReceipt.revision.desc()).limit(1))
+    return await _receipt(request, receipt_id)
+
+
+async def receipt_by_token(request: Request) -> Response:
+    try:
+        receipt_id = unsign(request.app.state.settings.secret_key, receipts.RECEIPT_TOKEN, request.path_params["token"],
+                            max_age=None)
+    except TokenError:
+        raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie.")) from None
+    return await _receipt(request, receipt_id if isinstance(receipt_id, int) else None)
+
+
+async def donor_summary(request: Request) -> Response:
+    try:
+        org_id, email, year = unsign(request.app.state.settings.secret_key, receipts.SUMMARY_TOKEN,
+                                     request.path_params["token"], max_age=None)
+    except (TokenError, TypeError, ValueError):
+        raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie.")) from None
+    async with db(request) as session:
+        summary = await receipts.donor_year(session, int(org_id), str(email), int(year))
+        from funding.orgs.models import Organisation
+
+        org = await session.get(Organisation, int(org_id))
+    if org is None:
+        raise HTTPException(404)
+    return render(request, "campaigns/summary.html", {"s": summary, "org": org, "code": receipts.receipt_code,
+                                                      "today": dt.date.today()})
+
+
+routes = [
+    Route("/campagnes", campaign_list, name="campaigns"),
+    Route("/campagnes/{slug:str}", campaign_page, name="campaign"),
+    Route("/campagnes/{slug:str}/contribuer", contribute, methods=["POST"], name="campaign_contribute"),
+    Route("/campagnes/{slug:str}/merci", thanks, name="campaign_thanks"),
+    Route("/contributions/{token:str}", pledge_page, name="pledge"),
+    Route("/contributions/{token:str}/annuler", pledge_cancel, methods=["POST"], name="pledge_cancel"),
+    Route("/contributions/{token:str}/carte", pledge_card, methods=["GET", "POST"], name="pledge_card"),
+    Route("/contributions/{token:str}/confirmer", pledge_confirm, methods=["GET", "POST"], name="pledge_confirm"),
+    Route("/contributions/{token:str}/recu", pledge_receipt, name="pledge_receipt"),
+    Route("/recus/annuel/{token:str}", donor_summary, name="donor_summary"),
+    Route("/recus/{token:str}", receipt_by_token, name="tax_receipt"),
+    *admin.routes,
+    *api.routes,
+]

@@ -1,0 +1,121 @@
+"""What a campaign page, the API and the widget show, read from the running totals.
+
+Five small indexed reads whatever the number of pledges: the campaign row (totals
+included), its site, its match, its tiers and the last names of the wall.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.campaigns.models import COUNTED, Campaign, Match, Pledge, Tier
+from funding.campaigns.pledges import match_total
+from funding.i18n import gettext as _
+from funding.i18n import ngettext
+from funding.orgs.models import Site
+
+WALL_SIZE = 30
+PUBLIC_STATES = ("live", "succeeded", "failed", "closed")
+STATUS_LABELS = {
+    "draft": "Brouillon", "live": "En cours", "succeeded": "Réussie", "failed": "Objectif non atteint", "closed": "Close",
+}
+MODE_LABELS = {"all_or_nothing": "Tout ou rien", "keep_it_all": "Tout reste acquis"}
+
+
+@dataclass
+class Progress:
+    crowd: int
+    match: int
+    goal: int
+    currency: str
+    backers: int
+
+    @property
+    def total(self) -> int:
+        return self.crowd + self.match
+
+    @property
+    def percent(self) -> int:
+        """Whole percent of the goal reached (may exceed 100)."""
+        return self.total * 100 // self.goal if self.goal else 0
+
+    @property
+    def crowd_width(self) -> int:
+        return min(100, self.crowd * 100 // self.goal) if self.goal else 0
+
+    @property
+    def match_width(self) -> int:
+        return min(100 - self.crowd_width, self.match * 100 // self.goal) if self.goal else 0
+
+
+def progress_of(campaign: Campaign, match: Match | None) -> Progress:
+    return Progress(campaign.crowd_total, match_total(campaign, match), campaign.goal, campaign.currency, campaign.backers_count)
+
+
+def time_left(campaign: Campaign, now: dt.datetime) -> str:
+    if campaign.status != "live" or now >= campaign.ends_at:
+        return _("Campagne terminée")
+    if now < campaign.starts_at:
+        days = (campaign.starts_at - now).days
+        return ngettext("Ouvre demain", "Ouvre dans %(num)s jours", max(days, 1)) if days >= 1 else _("Ouvre aujourd'hui")
+    left = campaign.ends_at - now
+    if left.days >= 1:
+        return ngettext("Plus qu'un jour", "Plus que %(num)s jours", left.days)
+    hours = left.seconds // 3600
+    if hours >= 1:
+        return ngettext("Plus qu'une heure", "Plus que %(num)s heures", hours)
+    return _("Moins d'une heure pour contribuer")
+
+
+@dataclass
+class TierView:
+    tier: Tier
+    sold_out: bool
+
+
+@dataclass
+class PublicCampaign:
+    campaign: Campaign
+    site: Site
+    match: Match | None
+    tiers: list[TierView]
+    progress: Progress
+    open: bool
+    time_left: str
+
+
+async def load(session: AsyncSession, slug: str, now: dt.datetime, *, include_draft: bool = False) -> PublicCampaign | None:
+    campaign = await session.scalar(select(Campaign).where(Campaign.slug == slug))
+    if campaign is None or (campaign.status == "draft" and not include_draft):
+        return None
+    site = await session.get(Site, campaign.site_id)
+    match = await session.scalar(select(Match).where(Match.campaign_id == campaign.id))
+    tiers = (await session.scalars(select(Tier).where(Tier.campaign_id == campaign.id, Tier.active)
+                                   .order_by(Tier.position, Tier.id))).all()
+    is_open = campaign.status == "live" and campaign.starts_at <= now < campaign.ends_at
+    return PublicCampaign(campaign, site, match, [TierView(t, t.remaining == 0) for t in tiers], progress_of(campaign, match),
+                          is_open, time_left(campaign, now))
+
+
+async def wall(session: AsyncSession, campaign_id: int, limit: int = WALL_SIZE) -> list[tuple[str | None, str, dt.datetime]]:
+    """The latest backers: (public name or None when anonymous, message, date)."""
+    rows = (await session.execute(
+        select(Pledge.public_name, Pledge.message, Pledge.created_at)
+        .where(Pledge.campaign_id == campaign_id, Pledge.status.in_(COUNTED))
+        .order_by(Pledge.id.desc()).limit(limit)
+    )).all()
+    return [(r.public_name, r.message, r.created_at) for r in rows]
+
+
+async def public_list(session: AsyncSession) -> list[tuple[Campaign, Site, Progress]]:
+    rows = (await session.execute(
+        select(Campaign, Site).join(Site, Site.id == Campaign.site_id).where(Campaign.status.in_(PUBLIC_STATES))
+        .order_by((Campaign.status == "live").desc(), Campaign.ends_at.desc()).limit(100)
+    )).all()
+    matches = {m.campaign_id: m for m in (await session.scalars(
+        select(Match).where(Match.campaign_id.in_([c.id for c, _s in rows])))).all()} if rows else {}
+    return [(c, s, progress_of(c, matches.get(c.id))) for c, s in rows]
