@@ -1,0 +1,411 @@
+"""Bar pages: the staff till (made for a tablet or a phone: one tap per item, a form POST per
+tap, a little JavaScript only to spare a reload), products, closings, and the member's tab.
+HTTP only: parse, call the service, render.
+"""
+
+from __future__ import annotations
+
+import io
+
+from sqlalchemy import select
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from funding.auth.models import User
+from funding.bar import catalog, closings, settlement, till
+from funding.bar.models import Ticket, TillClosing, TillHead
+from funding.bar.service import member_tabs, start_tab_payment, start_walk_in_payment
+from funding.bar.till import BarError
+from funding.i18n import gettext as _, money
+from funding.orgs.models import Site
+from funding.payments import books
+from funding.payments.models import Payment
+from funding.payments.service import settle_session
+from funding.stripe_gateway import GatewayError
+from funding.web import STAFF, db, flash, redirect, render, require
+
+MEMBER = ("member",)
+
+
+def _int(value) -> int | None:
+    return int(value) if str(value or "").isdigit() else None
+
+
+async def _site(session, slug: str) -> Site:
+    site = await session.scalar(select(Site).where(Site.slug == slug))
+    if site is None:
+        raise HTTPException(404)
+    return site
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _till_url(slug: str, member_id=None, ticket_id=None, q: str = "") -> str:
+    if ticket_id:
+        return f"/bar/{slug}/caisse?comptoir={ticket_id}"
+    if member_id:
+        return f"/bar/{slug}/caisse?membre={member_id}"
+    return f"/bar/{slug}/caisse" + (f"?q={q}" if q else "")
+
+
+def qr_svg(text: str) -> str:
+    """An inline SVG QR code of ``text`` (segno: pure Python, no image files)."""
+    import segno
+
+    out = io.BytesIO()
+    segno.make(text, error="m").save(out, kind="svg", scale=6, border=2, xmldecl=False, svgns=True,
+                                       svgclass="qr", title=_("QR code du paiement"))
+    return out.getvalue().decode()
+
+
+# --- the till ---------------------------------------------------------------------------------
+
+
+async def index(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, STAFF)
+        sites = (await session.scalars(select(Site).order_by(Site.is_central.desc(), Site.name))).all()
+    return render(request, "bar/index.html", {"sites": sites})
+
+
+async def till_page(request: Request) -> Response:
+    params = request.query_params
+    async with db(request) as session:
+        await require(request, session, STAFF)
+        site = await _site(session, request.path_params["site"])
+        head = await session.get(TillHead, site.id)
+        day = till.business_day(head) if head else till.local_today()
+        member = ticket = None
+        lines, cancelled, total = [], set(), 0
+        if _int(params.get("membre")):
+            member = await session.get(User, _int(params["membre"]))
+            if member is None or member.role != "member":
+                raise HTTPException(404)
+            lines = await till.lines_of(session, site_id=site.id, member_id=member.id, open_only=True)
+            total = await till.tab_balance(session, site.id, member.id)
+        elif _int(params.get("comptoir")):
+            ticket = await session.get(Ticket, _int(params["comptoir"]))
+            if ticket is None or ticket.site_id != site.id:
+                raise HTTPException(404)
+            lines = await till.lines_of(session, site_id=site.id, ticket_id=ticket.id)
+            total, _cur = await till.ticket_total(session, ticket.id)
+        cancelled = await till.cancelled_ids(session, [line.id for line in lines])
+        found = await till.find_members(session, site, params.get("q", "")) if params.get("q") else []
+        products = await catalog.products_of(session, site.id, active_only=True)
+        summary = await till.day_summary(session, site.id, day)
+    groups: dict[str, list] = {}
+    for product in products:
+        groups.setdefault(product.category or _("Divers"), []).append(product)
+    return render(request, "bar/till.html", {
+        "site": site, "day": day, "member": member, "ticket": ticket, "lines": lines, "cancelled": cancelled,
+        "total": total, "limit": request.app.state.settings.bar_tab_limit, "q": params.get("q", ""), "found": found,
+        "groups": list(groups.items()), "summary": summary,
+    })
+
+
+async def sell(request: Request) -> Response:
+    form = await request.form()
+    slug = request.path_params["site"]
+    member_id, ticket_id = form.get("member_id") or None, form.get("ticket_id") or None
+    try:
+        async with db(request) as session:
+            user = await require(request, session, STAFF)
+            site = await _site(session, slug)
+            rung = await till.ring_up(session, site, product_id=form.get("product_id"), quantity=form.get("quantity") or 1,
+                                      member_id=member_id, ticket_id=ticket_id if not member_id else None,
+                                      limit=request.app.state.settings.bar_tab_limit, recorded_by=user.name)
+    except BarError as exc:
+        if _wants_json(request):
+            return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
+        flash(request, str(exc), "error")
+        return redirect(_till_url(slug, member_id, ticket_id))
+    line = rung.line
+    message = _("%(label)s ajouté (%(amount)s).", label=line.label, amount=money(line.amount, line.currency))
+    if rung.balance is not None:
+        message += " " + _("Ardoise : %(balance)s.", balance=money(rung.balance, line.currency))
+    if _wants_json(request):
+        return JSONResponse({"ok": True, "message": message, "line": {
+            "id": line.id, "seq": line.seq, "label": line.label, "quantity": line.quantity,
+            "amount": money(line.amount, line.currency)},
+            "balance": money(rung.balance, line.currency) if rung.balance is not None else None})
+    flash(request, message, "success")
+    return redirect(_till_url(slug, member_id, ticket_id))
+
+
+async def cancel_line(request: Request) -> Response:
+    form = await request.form()
+    slug = request.path_params["site"]
+    member_id, ticket_id = form.get("member_id") or None, form.get("ticket_id") or None
+    try:
+        async with db(request) as session:
+            user = await require(request, session, STAFF)
+            site = await _site(session, slug)
+            line = await till.cancel(session, site, line_id=form.get("line_id"), reason=str(form.get("reason", "")),
+                                     recorded_by=user.name)
+    except BarError as exc:
+        flash(request, str(exc), "error")
+    else:
+        flash(request, _("Ligne annulée : %(label)s (%(amount)s), motif « %(reason)s ».", label=line.label,
+                         amount=money(line.amount, line.currency), reason=line.reason), "success")
+    return redirect(_till_url(slug, member_id, ticket_id))
+
+
+async def new_ticket(request: Request) -> Response:
+    slug = request.path_params["site"]
+    async with db(request) as session:
+        user = await require(request, session, STAFF)
+        site = await _site(session, slug)
+        ticket = await till.open_ticket(session, site, created_by=user.name)
+    return redirect(_till_url(slug, ticket_id=ticket.id))
+
+
+async def charge_ticket(request: Request) -> Response:
+    slug, ticket_id = request.path_params["site"], request.path_params["ticket"]
+    async with db(request) as session:
+        await require(request, session, STAFF)
+        site = await _site(session, slug)
+    try:
+        await start_walk_in_payment(request.app.state.sessions, request.app.state.gateway, site, ticket_id,
+                                    base_url=request.app.state.settings.base_url)
+    except BarError as exc:
+        flash(request, str(exc), "error")
+        return redirect(_till_url(slug, ticket_id=ticket_id))
+    except GatewayError:
+        flash(request, _("Le paiement par carte est momentanément indisponible : réessayez dans un instant."), "error")
+        return redirect(_till_url(slug, ticket_id=ticket_id))
+    return redirect(f"/bar/{slug}/comptoir/{ticket_id}")
+
+
+async def ticket_payment(request: Request) -> Response:
+    """The QR code of the walk-in's Checkout; refreshed until Stripe says it is paid."""
+    slug, ticket_id = request.path_params["site"], request.path_params["ticket"]
+    async with db(request) as session:
+        await require(request, session, STAFF)
+        site = await _site(session, slug)
+        ticket = await session.get(Ticket, ticket_id)
+        if ticket is None or ticket.site_id != site.id:
+            raise HTTPException(404)
+        payment = await session.get(Payment, ticket.payment_id) if ticket.payment_id else None
+        total, currency = await till.ticket_total(session, ticket.id)
+    url = None
+    if payment is not None and payment.checkout_session_id and ticket.status == "open":
+        gw = request.app.state.gateway
+        try:
+            checkout = await gw.retrieve("checkout.sessions", payment.checkout_session_id, expand=["payment_intent.latest_charge"])
+        except GatewayError:
+            checkout = None
+        if checkout is not None:
+            async with db(request) as session:
+                await settle_session(session, checkout)
+                ticket = await session.get(Ticket, ticket_id, populate_existing=True)
+            url = checkout.get("url") if checkout.get("status") == "open" else None
+            if ticket.status == "paid":
+                await _book_now(request, checkout)
+    return render(request, "bar/pay.html", {"site": site, "ticket": ticket, "payment": payment, "total": total,
+                                            "currency": currency, "url": url, "qr": qr_svg(url) if url else None})
+
+
+async def _book_now(request: Request, checkout: dict) -> None:
+    pi = checkout.get("payment_intent")
+    charge = pi.get("latest_charge") if isinstance(pi, dict) else None
+    bt = charge.get("balance_transaction") if isinstance(charge, dict) else None
+    if bt:
+        try:
+            await books.ingest(request.app.state.sessions, request.app.state.gateway, [bt if isinstance(bt, str) else bt["id"]])
+        except Exception:  # the webhook or the worker books it anyway
+            pass
+    request.app.state.kick_mail()
+
+
+async def cancel_ticket(request: Request) -> Response:
+    form = await request.form()
+    slug, ticket_id = request.path_params["site"], request.path_params["ticket"]
+    try:
+        async with db(request) as session:
+            user = await require(request, session, STAFF)
+            site = await _site(session, slug)
+            ticket = await session.get(Ticket, ticket_id)
+            if ticket is None or ticket.site_id != site.id:
+                raise HTTPException(404)
+            count = await till.cancel_ticket(session, site, ticket, reason=str(form.get("reason", "")), recorded_by=user.name)
+    except BarError as exc:
+        flash(request, str(exc), "error")
+        return redirect(_till_url(slug, ticket_id=ticket_id))
+    flash(request, _("Vente comptoir annulée (%(n)s ligne(s)).", n=count), "success")
+    return redirect(_till_url(slug))
+
+
+async def close_today(request: Request) -> Response:
+    slug = request.path_params["site"]
+    try:
+        async with db(request) as session:
+            user = await require(request, session, STAFF)
+            site = await _site(session, slug)
+            made = await closings.close_day(session, site, closed_by=user.name)
+    except BarError as exc:
+        flash(request, str(exc), "error")
+        return redirect(_till_url(slug))
+    last = made[-1]
+    flash(request, _("Journée du %(day)s clôturée : %(total)s.", day=last.end_date.strftime("%d/%m/%Y"),
+                     total=", ".join(money(v, c) for c, v in closings.closing_view(last)["period_total"].items()) or money(0)),
+          "success")
+    return redirect(f"/bar/{slug}/clotures/{last.id}")
+
+
+async def settle_member(request: Request) -> Response:
+    slug, member_id = request.path_params["site"], request.path_params["member"]
+    try:
+        async with db(request) as session:
+            await require(request, session, STAFF)
+            site = await _site(session, slug)
+            await till.tab_holder(session, member_id)
+            batch = await settlement.settle_departure(session, site, member_id)
+    except BarError as exc:
+        flash(request, str(exc), "error")
+        return redirect(_till_url(slug, member_id))
+    try:
+        status = await settlement.bill(request.app.state.sessions, request.app.state.gateway, batch.id)
+    except GatewayError:
+        status = "ready"
+    request.app.state.kick_mail()
+    messages = {"paid": _("Ardoise soldée : %(amount)s prélevés sur la carte enregistrée."),
+                "billed": _("Ardoise arrêtée (%(amount)s) : paiement par carte en cours."),
+                "due": _("Ardoise arrêtée (%(amount)s) : le membre la règle depuis son espace (e-mail envoyé)."),
+                "ready": _("Ardoise arrêtée (%(amount)s) : elle sera facturée dans quelques minutes.")}
+    flash(request, messages.get(status, messages["ready"]) % {"amount": money(batch.amount, batch.currency)}, "success")
+    return redirect(_till_url(slug, member_id))
+
+
+# --- closings -------------------------------------------------------------------------------
+
+
+async def closing_list(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, STAFF + ("accountant",))
+        site = await _site(session, request.path_params["site"])
+        rows = (await session.scalars(select(TillClosing).where(TillClosing.site_id == site.id)
+                                      .order_by(TillClosing.id.desc()).limit(120))).all()
+    return render(request, "bar/closings.html", {"site": site, "closings": [(c, closings.closing_view(c)) for c in rows]})
+
+
+async def closing_detail(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, STAFF + ("accountant",))
+        site = await _site(session, request.path_params["site"])
+        closing = await session.get(TillClosing, _int(request.path_params["closing"]) or 0)
+        if closing is None or closing.site_id != site.id:
+            raise HTTPException(404)
+    return render(request, "bar/closing.html", {"site": site, "closing": closing, "view": closings.closing_view(closing),
+                                                "rate_labels": {"55": "5,5 %", "100": "10 %", "200": "20 %"}})
+
+
+# --- products -------------------------------------------------------------------------------
+
+
+async def products_page(request: Request) -> Response:
+    slug = request.path_params["site"]
+    error, form_values = None, {}
+    if request.method == "POST":
+        form = await request.form()
+        form_values = {k: str(form.get(k, "")) for k in ("name", "category", "price", "vat_rate")}
+        upload = form.get("file")
+        try:
+            async with db(request) as session:
+                await require(request, session, STAFF)
+                site = await _site(session, slug)
+                if isinstance(upload, UploadFile) and upload.filename:
+                    added, updated = await catalog.import_rows(session, site, catalog.parse_csv(await upload.read()))
+                    message = _("Import : %(a)s produit(s) ajouté(s), %(u)s modifié(s).", a=added, u=updated)
+                elif form.get("product_id"):
+                    product = await catalog.edit_product(session, site, form.get("product_id"), name=form.get("name"),
+                                                         category=form.get("category", ""), price=form.get("price"),
+                                                         vat_rate=form.get("vat_rate"), active=form.get("active") == "1")
+                    message = _("« %(name)s » enregistré.", name=product.name)
+                else:
+                    product = await catalog.add_product(session, site, **form_values)
+                    message = _("« %(name)s » ajouté.", name=product.name)
+        except BarError as exc:
+            error = str(exc)
+        else:
+            flash(request, message, "success")
+            return redirect(f"/bar/{slug}/produits")
+    async with db(request) as session:
+        await require(request, session, STAFF)
+        site = await _site(session, slug)
+        products = await catalog.products_of(session, site.id)
+    return render(request, "bar/products.html", {"site": site, "products": products, "error": error,
+                                                 "form": form_values, "rates": [("5,5", "5,5 %"), ("10", "10 %"),
+                                                                                ("20", "20 %")]},
+                  status_code=400 if error else 200)
+
+
+# --- the member's tab ------------------------------------------------------------------------
+
+
+async def my_tab(request: Request) -> Response:
+    async with db(request) as session:
+        user = await require(request, session, MEMBER)
+        data = await member_tabs(session, user.id)
+        lines = {site.id: await till.lines_of(session, site_id=site.id, member_id=user.id, open_only=True)
+                 for site, _balance in data["tabs"]}
+    return render(request, "bar/my_tab.html", {**data, "lines": lines})
+
+
+async def pay_tab(request: Request) -> Response:
+    async with db(request) as session:
+        user = await require(request, session, MEMBER)
+    try:
+        url = await start_tab_payment(request.app.state.sessions, request.app.state.gateway, user.id,
+                                      _int(request.path_params["batch"]) or 0, base_url=request.app.state.settings.base_url)
+    except BarError as exc:
+        flash(request, str(exc), "error")
+        return redirect("/bar/ardoise")
+    except GatewayError:
+        flash(request, _("Le paiement est momentanément indisponible. Réessayez dans quelques minutes : rien n'a été débité."),
+              "error")
+        return redirect("/bar/ardoise")
+    return redirect(url)
+
+
+async def tab_thanks(request: Request) -> Response:
+    session_id = request.query_params.get("session_id", "")
+    async with db(request) as session:
+        await require(request, session, MEMBER)
+    if session_id.startswith("cs_"):
+        try:
+            checkout = await request.app.state.gateway.retrieve("checkout.sessions", session_id,
+                                                                expand=["payment_intent.latest_charge"])
+        except GatewayError:
+            checkout = None
+        if checkout is not None:
+            async with db(request) as session:
+                payment = await settle_session(session, checkout)
+            if payment is not None and payment.status == "paid":
+                await _book_now(request, checkout)
+                flash(request, _("Merci ! Votre ardoise est réglée."), "success")
+    return redirect("/bar/ardoise")
+
+
+routes = [
+    Route("/bar", index, name="bar_index"),
+    Route("/bar/ardoise", my_tab, name="bar_my_tab"),
+    Route("/bar/ardoise/merci", tab_thanks, name="bar_tab_thanks"),
+    Route("/bar/ardoise/{batch:int}/regler", pay_tab, methods=["POST"], name="bar_pay_tab"),
+    Route("/bar/{site}/caisse", till_page, name="bar_till"),
+    Route("/bar/{site}/caisse/vente", sell, methods=["POST"], name="bar_sell"),
+    Route("/bar/{site}/caisse/annulation", cancel_line, methods=["POST"], name="bar_cancel"),
+    Route("/bar/{site}/caisse/cloture", close_today, methods=["POST"], name="bar_close_day"),
+    Route("/bar/{site}/comptoir", new_ticket, methods=["POST"], name="bar_new_ticket"),
+    Route("/bar/{site}/comptoir/{ticket:int}", ticket_payment, name="bar_ticket_payment"),
+    Route("/bar/{site}/comptoir/{ticket:int}/encaisser", charge_ticket, methods=["POST"], name="bar_charge_ticket"),
+    Route("/bar/{site}/comptoir/{ticket:int}/annuler", cancel_ticket, methods=["POST"], name="bar_cancel_ticket"),
+    Route("/bar/{site}/membres/{member:int}/solder", settle_member, methods=["POST"], name="bar_settle_member"),
+    Route("/bar/{site}/clotures", closing_list, name="bar_closings"),
+    Route("/bar/{site}/clotures/{closing:int}", closing_detail, name="bar_closing"),
+    Route("/bar/{site}/produits", products_page, methods=["GET", "POST"], name="bar_products"),
+]
