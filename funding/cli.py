@@ -533,4 +533,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # As ``python -m funding.cli`` this file is ``__main__``: run the importable module instead,
+    # so the domains' commands (which import funding.cli) raise the CommandError main() catches.
+    from funding.cli import main as _main
+
+    sys.exit(_main())
