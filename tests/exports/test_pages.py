@@ -70,7 +70,7 @@ async def test_accountant_downloads_each_format_and_every_download_is_logged(cli
 
     for path in ("/admin/exports/trial-balance", "/admin/exports/general-ledger"):
         page = await client.get(f"{path}?{query}")
-        assert page.status_code == 200 and "3\u202f600,00\u00a0€" in page.text and "@media print" not in page.text
+        assert page.status_code == 200 and "3\u202f600,00\u00a0€" in page.text and "/static/exports.css" in page.text
 
 
 async def test_bad_requests_get_a_clear_message_and_staff_and_members_cannot_export(client, sessions, settings, world):

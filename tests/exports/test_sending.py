@@ -158,3 +158,28 @@ async def test_an_open_month_is_not_sent_and_bad_arguments_say_why(settings, ses
     result = await cli(settings, smtp.url, "exports", "send", "--period", PERIOD, "--to", "pas-une-adresse")
     assert result.returncode == 1 and "invalide" in result.stderr
     assert smtp.messages == []
+
+
+async def test_two_workers_racing_on_a_closed_month_queue_each_email_once(pg_url):
+    """PostgreSQL: the outbox's unique dedupe key and the run's unique (org, period) decide."""
+    import asyncio
+
+    from funding.db import create_engine, session_factory
+    from funding.settings import load_settings
+    from tests.factories import make_world
+
+    settings = load_settings({}, FUNDING_ENV="test", DATABASE_URL=pg_url, SECRET_KEY="test-secret-key-0123456789",
+                             BASE_URL="http://testserver")
+    engine = create_engine(settings.database_url)
+    try:
+        sessions = session_factory(engine)
+        world = await make_world(sessions)
+        await closed_month(sessions, world)
+        counts = await asyncio.gather(*(send_closed_months(sessions, settings, None) for _ in range(4)))
+        assert sum(counts) == 3
+        async with sessions() as session:
+            assert await session.scalar(select(func.count(Email.id))) == 3
+            assert await session.scalar(select(func.count(ExportRun.id))) == 1
+            assert await session.scalar(select(func.count(ExportLog.id))) == 3
+    finally:
+        await engine.dispose()
