@@ -53,7 +53,7 @@ async def tab_paid(session: AsyncSession, payment: Payment) -> None:
     raw = str(_extra(payment).get("bar_batch_id", ""))
     batch = await session.get(Batch, int(raw)) if raw.isdigit() else None
     if batch is not None:
-        await mark(session, batch, ("ready", "billed", "due"), "paid", payment_id=payment.id)
+        await mark(session, batch, ("ready", "billed", "due"), "paid", method="checkout", payment_id=payment.id)
 
 
 async def start_walk_in_payment(sessions: async_sessionmaker, gw: StripeGateway, site: Site, ticket_id: int, *,

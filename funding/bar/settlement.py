@@ -215,8 +215,9 @@ async def record_payment_intent(session: AsyncSession, pi: dict) -> str | None:
     if batch is None:
         return None
     status = pi.get("status")
+    method = "checkout" if (pi.get("metadata") or {}).get("payment_id") else "payment_intent"
     if status == "succeeded":
-        await mark(session, batch, ("ready", "billed", "due"), "paid", stripe_payment_intent_id=pi["id"])
+        await mark(session, batch, ("ready", "billed", "due"), "paid", method=method, stripe_payment_intent_id=pi["id"])
     elif status in ("processing",):
         await mark(session, batch, ("ready",), "billed", method="payment_intent", stripe_payment_intent_id=pi["id"])
     elif status in ("requires_payment_method", "requires_action", "canceled") and batch.method == "payment_intent":
