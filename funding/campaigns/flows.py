@@ -61,7 +61,14 @@ async def start_contribution(sessions: async_sessionmaker, gw: StripeGateway, se
     nothing written) or PaymentUnavailable (the pledge is expired, its unit given back)."""
     async with transaction(sessions) as session:
         pledge = await create_pledge(session, campaign_id, data, secret_key=settings.secret_key, link_base=settings.base_url)
-        campaign = await session.get(Campaign, campaign_id)
+    return await open_checkout(sessions, gw, settings, pledge.id)
+
+
+async def open_checkout(sessions: async_sessionmaker, gw: StripeGateway, settings: Settings, pledge_id: int) -> Started:
+    """Checkout for a pending pledge: ``payment`` mode (keep-it-all) or ``setup`` mode (all-or-nothing)."""
+    async with sessions() as session:
+        pledge = await session.get(Pledge, pledge_id)
+        campaign = await session.get(Campaign, pledge.campaign_id)
         tier = await session.get(Tier, pledge.tier_id) if pledge.tier_id else None
     base = settings.base_url
     success = f"{base}/campagnes/{campaign.slug}/merci?session_id={{CHECKOUT_SESSION_ID}}"

@@ -13,6 +13,7 @@ No HTML written by a person ever reaches the page as HTML.
 from __future__ import annotations
 
 import re
+from itertools import groupby
 
 from markupsafe import Markup, escape
 
@@ -38,20 +39,27 @@ def _inline(text: str) -> str:
     return re.sub(r"\x00(\d+)\x00", lambda m: links[int(m.group(1))], text)
 
 
+def _kind(line: str) -> str:
+    stripped = line.lstrip()
+    if stripped.startswith("## "):
+        return "heading"
+    return "item" if stripped.startswith("- ") else "text"
+
+
 def render(source: str | None) -> Markup:
     """The HTML of a description; safe whatever the source contains."""
     text = (source or "").replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")[:MAX_LENGTH]
-    blocks = [b for b in re.split(r"\n\s*\n", text) if b.strip()]
     html: list[str] = []
-    for block in blocks:
-        lines = [str(escape(line.rstrip())) for line in block.strip("\n").split("\n")]
-        if all(line.lstrip().startswith("- ") for line in lines):
-            items = "".join(f"<li>{_inline(line.lstrip()[2:].strip())}</li>" for line in lines)
-            html.append(f"<ul>{items}</ul>")
-        elif len(lines) == 1 and lines[0].startswith("## "):
-            html.append(f"<h3>{_inline(lines[0][3:].strip())}</h3>")
-        else:
-            html.append("<p>" + "<br>".join(_inline(line) for line in lines) + "</p>")
+    for block in re.split(r"\n\s*\n", text):
+        lines = [str(escape(line.rstrip())) for line in block.split("\n") if line.strip()]
+        for kind, group in groupby(lines, key=_kind):
+            run = [line.lstrip() for line in group]
+            if kind == "heading":
+                html.extend(f"<h3>{_inline(line[3:].strip())}</h3>" for line in run)
+            elif kind == "item":
+                html.append("<ul>" + "".join(f"<li>{_inline(line[2:].strip())}</li>" for line in run) + "</ul>")
+            else:
+                html.append("<p>" + "<br>".join(_inline(line) for line in run) + "</p>")
     return Markup("\n".join(html))
 
 

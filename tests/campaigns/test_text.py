@@ -32,6 +32,12 @@ def test_no_html_written_by_a_person_reaches_the_page(source):
     assert '" onmouseover' not in html and '"onmouseover' not in html
 
 
+def test_a_heading_and_a_list_may_share_a_block_with_text():
+    html = str(render("## Ce que permettra la machine\n- des ateliers ;\n- du prototypage.\nEt plus encore."))
+    assert html == ("<h3>Ce que permettra la machine</h3>\n<ul><li>des ateliers ;</li><li>du prototypage.</li></ul>\n"
+                    "<p>Et plus encore.</p>")
+
+
 def test_plain_text_drops_the_marks():
     assert plain("Un **grand** [projet](https://x.example) *ici*") == "Un grand projet ici"
     assert plain("a" * 400, 10) == "a" * 9 + "…"

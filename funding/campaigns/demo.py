@@ -1,0 +1,233 @@
+"""Demo campaigns in every state, and backers who give through the offline Stripe sandbox.
+
+``seed`` creates the campaigns (the finished ones still ``live`` past their end, as if the
+worker had not run yet). ``play``, once, after the server answers: backers pay on the
+sandbox's hosted Checkout page (keep-it-all) or save their card (all-or-nothing), then
+the deadline job runs as the worker would — it decides the finished campaigns, charges
+the all-or-nothing promises off session (one bank wants authentication, one card is
+declined), books the public match — and the oldest campaign's rewards are delivered
+and the campaign closed. Names of people are made up; public bodies are real.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+
+import httpx
+from sqlalchemy import func, select
+
+from funding.campaigns.models import Campaign, Match, Pledge, ReceiptIssuer, Tier
+from funding.db import transaction, utcnow
+from funding.settings import Settings
+from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
+
+log = logging.getLogger("funding.demo")
+DAY = dt.timedelta(days=1)
+
+LASER = """Le FabLab de la Manufacture accueille chaque semaine des collégiens, des artisans couteliers et des \
+porteurs de projets. Il lui manque une **découpeuse laser** pour graver le bois, le cuir et l'acier des lames.
+
+## Ce que permettra la machine
+- des ateliers d'initiation ouverts à tous, le mercredi et le samedi ;
+- le prototypage rapide pour les entreprises incubées ;
+- la gravure de manches pour les couteliers du bassin thiernois.
+
+La communauté de communes [Thiers Dore et Montagne](https://www.thiersdoreetmontagne.fr) double chaque contribution \
+jusqu'à 50 € : *un euro donné, un euro de plus pour le FabLab*."""
+
+CUISINE = """La Fabrique de Puy-Guillaume ouvre une **cuisine partagée** : un lieu équipé pour cuisiner ensemble, \
+transformer les légumes des jardins voisins et lancer des activités de traiteur.
+
+C'est une campagne *tout ou rien* : votre carte n'est débitée que si l'objectif est atteint."""
+
+MONNERIE = """L'atelier de La Monnerie-le-Montel a besoin d'un nouvel établi, d'un aspirateur à copeaux et d'une \
+remise aux normes électrique pour accueillir à nouveau les stages de coutellerie."""
+
+RESIDENCE = """Trois artistes en résidence au Relais de Courpière, six mois d'ateliers avec les habitants."""
+
+FETE = """La Fête des tiers-lieux réunit chaque printemps les quatre lieux du réseau : concerts, marché de créateurs, \
+portes ouvertes du FabLab."""
+
+FOUR = """Un four à pain au feu de bois dans la cour du Relais, pour des fournées partagées le dimanche."""
+
+# (slug, site, title, summary, description, mode, goal, start (days from today), end, status, tiers, match)
+CAMPAIGNS = [
+    ("four-a-pain-courpiere", "courpiere", "Un four à pain pour le Relais de Courpière", "Des fournées partagées le dimanche",
+     FOUR, "keep_it_all", 450_000, 10, 50, "draft",
+     [("Merci !", 1500, "gift", 0, 0, None), ("Pain de la première fournée", 3000, "reward", 600, 55, 80)], None),
+    ("decoupeuse-laser-fablab", "thiers", "Une découpeuse laser pour le FabLab de Thiers",
+     "Graver le bois, le cuir et l'acier au cœur de la Manufacture", LASER, "keep_it_all", 800_000, -12, 18, "live",
+     [("Merci !", 1000, "gift", 0, 0, None), ("Porte-clés gravé au laser", 2500, "reward", 500, 200, 150),
+      ("Atelier d'initiation à la découpe laser", 4000, "reward", 3000, 200, 12),
+      ("Couteau de Thiers gravé à votre nom", 8000, "reward", 4500, 200, 30)],
+     ("Thiers Dore et Montagne", "20007065300015", "TDM-DEL-2026-112", 1, 1, 5000, 300_000)),
+    ("cuisine-partagee-puy-guillaume", "puy-guillaume", "Une cuisine partagée à Puy-Guillaume",
+     "Cuisiner ensemble, transformer les récoltes", CUISINE, "all_or_nothing", 600_000, -5, 25, "live",
+     [("Merci !", 1500, "gift", 0, 0, None), ("Tablier brodé de la Fabrique", 3500, "reward", 1200, 200, None),
+      ("Repas d'inauguration pour deux", 6000, "reward", 3000, 100, 40)], None),
+    ("atelier-la-monnerie", "la-monnerie", "Rénover l'atelier de La Monnerie", "Un atelier aux normes pour les stages",
+     MONNERIE, "all_or_nothing", 250_000, -40, -1, "live", [("Merci !", 2000, "gift", 0, 0, None)], None),
+    ("residence-artistes-courpiere", "courpiere", "Une résidence d'artistes au Relais de Courpière",
+     "Six mois d'ateliers avec les habitants", RESIDENCE, "all_or_nothing", 1_000_000, -45, -3, "live", [], None),
+    ("fete-des-tiers-lieux-2026", "thiers", "La Fête des tiers-lieux 2026", "Concerts, marché et portes ouvertes", FETE,
+     "keep_it_all", 100_000, -60, -20, "live",
+     [("Affiche sérigraphiée de la fête", 3000, "reward", 1500, 200, 50)],
+     ("Ville de Thiers", None, "THIERS-CULT-2026-014", 1, 2, 2500, 50_000)),
+]
+
+# (campaign, name, email, amount typed, tier index or None, card, public, message)
+BACKERS = [
+    ("decoupeuse-laser-fablab", "Martine Chabrier", "martine.chabrier@example.fr", "50", None, "4242 4242 4242 4242", True,
+     "Pour que les jeunes de Thiers découvrent la fabrication numérique !"),
+    ("decoupeuse-laser-fablab", "Karim Benali", "karim.benali@example.fr", "", 1, "4242 4242 4242 4242", True, ""),
+    ("decoupeuse-laser-fablab", "Coutellerie Dumas", "contact@coutellerie-dumas.example.fr", "", 3, "4242 4242 4242 4242",
+     True, "Fiers de soutenir les couteliers de demain."),
+    ("decoupeuse-laser-fablab", "Élodie Vernet", "elodie.vernet@example.fr", "", 2, "4242 4242 4242 4242", False, ""),
+    ("decoupeuse-laser-fablab", "Jean-Pierre Gaillard", "jp.gaillard@example.fr", "120", None, "4000 0025 0000 3155", True,
+     "Bravo à toute l'équipe de la Manufacture."),
+    ("cuisine-partagee-puy-guillaume", "Nadia Chassaing", "nadia.chassaing@example.fr", "", 1, "4242 4242 4242 4242", True,
+     "J'apporterai mes confitures !"),
+    ("cuisine-partagee-puy-guillaume", "Lucas Perrin", "lucas.perrin@example.fr", "40", None, "4242 4242 4242 4242", False, ""),
+    ("cuisine-partagee-puy-guillaume", "Amélie Fournier", "amelie.fournier@example.fr", "", 2, "4000 0025 0000 3155", True, ""),
+    ("fete-des-tiers-lieux-2026", "Bernard Coudert", "bernard.coudert@example.fr", "", 0, "4242 4242 4242 4242", True, ""),
+    ("fete-des-tiers-lieux-2026", "Sylvie Bony", "sylvie.bony@example.fr", "60", None, "4242 4242 4242 4242", True,
+     "Vivement la prochaine !"),
+    ("fete-des-tiers-lieux-2026", "Hugo Lafarge", "hugo.lafarge@example.fr", "", 0, "4242 4242 4242 4242", False, ""),
+    ("fete-des-tiers-lieux-2026", "Imprimerie des Margerides", "contact@margerides.example.fr", "1000", None,
+     "4242 4242 4242 4242", True, "Partenaire de la fête depuis le début."),
+]
+# All-or-nothing promises of finished campaigns: the cards are saved through the API, as Stripe's
+# own tools do with its test payment methods. (campaign, name, email, euros, payment method, public)
+PROMISES = [
+    ("atelier-la-monnerie", "Gérard Mazuel", "gerard.mazuel@example.fr", 500, "pm_card_visa", True),
+    ("atelier-la-monnerie", "Chantal Roddier", "chantal.roddier@example.fr", 400, "pm_card_visa", True),
+    ("atelier-la-monnerie", "Coutellerie Chambriard", "atelier@chambriard.example.fr", 800, "pm_card_visa", True),
+    ("atelier-la-monnerie", "Mathieu Vialle", "mathieu.vialle@example.fr", 350, "pm_card_mastercard", False),
+    ("atelier-la-monnerie", "Aurélie Bost", "aurelie.bost@example.fr", 300, "pm_card_visa", True),
+    ("atelier-la-monnerie", "Patrick Durand", "patrick.durand@example.fr", 150, "pm_card_authenticationRequired", True),
+    ("atelier-la-monnerie", "Inès Fabre", "ines.fabre@example.fr", 120, "pm_card_chargeCustomerFail", False),
+    ("residence-artistes-courpiere", "Claire Montel", "claire.montel@example.fr", 300, "pm_card_visa", True),
+    ("residence-artistes-courpiere", "Olivier Sauvadet", "olivier.sauvadet@example.fr", 250, "pm_card_visa", False),
+    ("residence-artistes-courpiere", "Marie-Thérèse Arnaud", "mt.arnaud@example.fr", 200, "pm_card_visa", True),
+]
+
+
+def _at(today: dt.date, days: int, hour: int) -> dt.datetime:
+    """Paris wall time of a day relative to today, in naive UTC (demo precision: one hour off in summer is fine)."""
+    return dt.datetime.combine(today + days * DAY, dt.time(hour)) - dt.timedelta(hours=1)
+
+
+async def seed(session, demo) -> None:
+    now = utcnow()
+    for slug, site, title, summary, text, mode, goal, start, end, status, tiers, match in CAMPAIGNS:
+        campaign = Campaign(
+            org_id=demo.org.id, site_id=demo.sites[site].id, slug=slug, title=title, summary=summary, description=text,
+            goal=goal, currency="EUR", mode=mode, status=status, starts_at=_at(demo.today, start, 9),
+            ends_at=_at(demo.today, end, 20), created_by="demo", published_at=None if status == "draft" else now,
+        )
+        session.add(campaign)
+        await session.flush()
+        for position, (tier_title, amount, kind, value, vat, stock) in enumerate(tiers):
+            session.add(Tier(campaign_id=campaign.id, position=position, title=tier_title, amount=amount, kind=kind,
+                             reward_value=value, vat_per_mille=vat, stock=stock, remaining=stock))
+        if match:
+            funder, siret, reference, num, den, cap, total = match
+            session.add(Match(campaign_id=campaign.id, funder_name=funder, funder_siret=siret, reference=reference,
+                              ratio_num=num, ratio_den=den, cap_per_pledge=cap, total_cap=total))
+    session.add(ReceiptIssuer(
+        org_id=demo.org.id, signatory="Camille Martin", signatory_role="présidente", place="Thiers",
+        purpose="Association d'intérêt général animant un réseau de tiers-lieux ouverts à tous autour de Thiers : "
+                "FabLab, ateliers, accueil de porteurs de projets et d'associations."))
+    await session.flush()
+
+
+async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
+    try:
+        async with sessions() as session:
+            if await session.scalar(select(func.count(Pledge.id))):
+                return
+            campaigns = {c.slug: c for c in (await session.scalars(select(Campaign))).all()}
+            tiers = {}
+            for tier in (await session.scalars(select(Tier).order_by(Tier.position))).all():
+                tiers.setdefault(tier.campaign_id, []).append(tier)
+        if not campaigns:
+            return
+        async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
+            for slug, name, email, amount, tier_index, card, public, message in BACKERS:
+                campaign = campaigns[slug]
+                tier = tiers[campaign.id][tier_index] if tier_index is not None else None
+                await _give(settings, gw, sessions, http, campaign, tier, name, email, amount, card, public, message)
+            for slug, name, email, euros, method, public in PROMISES:
+                await _promise(settings, gw, sessions, http, campaigns[slug], name, email, euros, method, public)
+            # The worker's deadline job, as it would run now: decisions, off-session charges, the match.
+            from funding.campaigns.deadline import run
+
+            await run(sessions, settings, gw)
+            await run(sessions, settings, gw)
+            await _deliver_and_close(sessions, campaigns["fete-des-tiers-lieux-2026"].id)
+        log.info("demo: campaigns played through the sandbox")
+    except Exception:  # the demo must start even if this goes wrong
+        log.exception("demo: could not play the campaigns")
+
+
+async def _give(settings, gw, sessions, http, campaign, tier, name, email, amount, card, public, message) -> None:
+    """A backer on the campaign page, then on the sandbox's Checkout page (3-D Secure when asked)."""
+    from funding.campaigns.flows import open_checkout
+    from funding.campaigns.pledges import Contribution, create_pledge
+
+    data = Contribution(amount=amount, tier=str(tier.id) if tier else "", name=name, email=email, show_name=public,
+                        message=message)
+    async with transaction(sessions) as session:
+        # The finished campaigns' backers gave while they ran.
+        when = min(utcnow(), campaign.ends_at - DAY)
+        pledge = await create_pledge(session, campaign.id, data, secret_key=settings.secret_key,
+                                     link_base=settings.base_url, now=when)
+    started = await open_checkout(sessions, gw, settings, pledge.id)
+    page = await http.get(started.url)
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    result = await http.post(action, data={"cardholder-name": name, "card-number": card, "card-expiry": "09/31",
+                                           "card-cvc": "314", "email": email})
+    if result.status_code in (302, 303) and "/authenticate/" in result.headers["location"]:
+        challenge = await http.get(result.headers["location"])
+        action = re.search(r'<form method="post" action="([^"]+)"', challenge.text).group(1).replace("&amp;", "&")
+        result = await http.post(action, data={"action": "authenticate"})
+    if result.status_code in (302, 303):
+        await http.get(result.headers["location"])  # back on the thank-you page, which settles the payment
+
+
+async def _promise(settings, gw, sessions, http, campaign, name, email, euros, method, public) -> None:
+    """An all-or-nothing backer whose card was saved (SetupIntent) while the campaign ran."""
+    from funding.campaigns.pledges import Contribution, create_pledge, move
+    from funding.payments.calls import create_once
+
+    async with transaction(sessions) as session:
+        pledge = await create_pledge(session, campaign.id, Contribution(amount=str(euros), name=name, email=email,
+                                                                        show_name=public),
+                                     secret_key=settings.secret_key, link_base=settings.base_url,
+                                     now=campaign.ends_at - 2 * DAY)
+    meta = {"pledge_id": str(pledge.id), "campaign_id": str(campaign.id)}
+    customer = await create_once(sessions, gw, ref=f"pledge:{pledge.id}", resource="customers",
+                                 params={"email": email, "name": name, "metadata": meta})
+    seti = await create_once(sessions, gw, ref=f"pledge:{pledge.id}", resource="setup_intents", params={
+        "customer": customer["id"], "payment_method": method, "confirm": True, "usage": "off_session", "metadata": meta})
+    if seti["status"] == "requires_action":  # the backer's bank asked, the backer answered
+        await http.post(f"{settings.base_url}{SANDBOX_PATH}/authenticate/{seti['id']}", data={"action": "authenticate"})
+    async with transaction(sessions) as session:
+        await move(session, pledge.id, ("pending",), "active", now=campaign.ends_at - 2 * DAY,
+                   customer_id=customer["id"], payment_method_id=seti["payment_method"])
+
+
+async def _deliver_and_close(sessions, campaign_id: int) -> None:
+    from funding.campaigns.books import deliver
+    from funding.campaigns.service import archive
+
+    async with transaction(sessions) as session:
+        ids = (await session.scalars(select(Pledge.id).where(Pledge.campaign_id == campaign_id, Pledge.status == "paid",
+                                                             Pledge.nature == "sale"))).all()
+        await deliver(session, list(ids), by="demo")
+    async with transaction(sessions) as session:
+        campaign = await session.get(Campaign, campaign_id)
+        if campaign.status in ("succeeded", "failed"):
+            await archive(session, campaign_id)
