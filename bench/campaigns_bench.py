@@ -1,0 +1,208 @@
+"""Campaign page benchmark: requests per second of /campagnes/<slug> with 100,000 pledges
+against the same page with 10 pledges, measured in one run with wrk.
+
+    python bench/campaigns_bench.py [--pledges 100000] [--duration 10] [--connections 16] [--rounds 3] [--sqlite]
+
+Two campaigns in one throw-away database (PostgreSQL on TEST_POSTGRES_URL, default the local
+server; ``--sqlite`` for a file): ``small`` with 10 paid pledges, ``big`` with 100,000, each
+with the same tiers, public match and wall. The pledges are bulk-inserted, then each campaign's
+running totals are set from them once (what the transitions maintain one by one in real use).
+The full app (one uvicorn worker, in a subprocess) serves both pages; wrk loads one, then the
+other, ``--rounds`` times interleaved so that drift on a shared machine hits both alike; the
+best round of each is kept. The page must not add up its pledges: the goal is big ≥ 0.9 × small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+from sqlalchemy import func, insert, select, update  # noqa: E402
+
+from funding.campaigns.models import Campaign, Match, Pledge, Tier  # noqa: E402
+from funding.db import create_engine, session_factory, transaction, utcnow  # noqa: E402
+from funding.migrate import upgrade  # noqa: E402
+from funding.orgs.service import create_organisation, create_site  # noqa: E402
+from funding.settings import load_settings  # noqa: E402
+
+ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+FIRST = ["Martine", "Karim", "Élodie", "Paul", "Jeanne", "Inès", "Louis", "Sophie", "Nadia", "Hugo", "Claire", "Lucas"]
+LAST = ["Chabrier", "Benali", "Vernet", "Mercier", "Roux", "Fabre", "Bernard", "Dumas", "Chassaing", "Lafarge", "Montel"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def pg(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(ADMIN, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def populate(url: str, pledges_big: int) -> None:
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    now = utcnow()
+    try:
+        async with transaction(sessions) as session:
+            org = await create_organisation(session, name="Association Entre-Lab", siren="912345675", vat_liable=True,
+                                            general_interest=True)
+            site = await create_site(session, org_id=org.id, slug="thiers", name="Entre-Lab Thiers", town="Thiers",
+                                     is_central=True)
+            ids = {}
+            for slug in ("small", "big"):
+                campaign = Campaign(org_id=org.id, site_id=site.id, slug=slug, title=f"Une découpeuse laser ({slug})",
+                                    summary="Graver le bois, le cuir et l'acier", description="Le **FabLab** de Thiers.\n\n- a\n- b",
+                                    goal=800_000, currency="EUR", mode="keep_it_all", status="live",
+                                    starts_at=now - dt.timedelta(days=10), ends_at=now + dt.timedelta(days=20))
+                session.add(campaign)
+                await session.flush()
+                ids[slug] = campaign.id
+                for n, (title, amount, kind, value) in enumerate([("Merci !", 1000, "gift", 0),
+                                                                  ("Porte-clés gravé", 2500, "reward", 500),
+                                                                  ("Couteau gravé", 8000, "reward", 4500)]):
+                    session.add(Tier(campaign_id=campaign.id, position=n, title=title, amount=amount, kind=kind,
+                                     reward_value=value, vat_per_mille=200 if kind == "reward" else 0,
+                                     stock=1_000_000, remaining=1_000_000))
+                session.add(Match(campaign_id=campaign.id, funder_name="Thiers Dore et Montagne", reference=f"TDM-{slug}",
+                                  cap_per_pledge=5000, total_cap=300_000))
+            await session.flush()
+            tiers = {slug: (await session.scalars(select(Tier.id).where(Tier.campaign_id == cid)
+                                                  .order_by(Tier.position))).all() for slug, cid in ids.items()}
+        for slug, count in (("small", 10), ("big", pledges_big)):
+            rows = []
+            for n in range(count):
+                tier = n % 4
+                amount = (1000, 2500, 8000, 3000)[tier]
+                name = f"{FIRST[n % len(FIRST)]} {LAST[(n // len(FIRST)) % len(LAST)]}"
+                rows.append({
+                    "campaign_id": ids[slug], "tier_id": tiers[slug][tier] if tier < 3 else None, "amount": amount,
+                    "currency": "EUR", "nature": "sale" if tier == 2 else "gift", "vat_per_mille": 200 if tier == 2 else 0,
+                    "match_amount": min(amount, 5000), "name": name, "email": f"backer{n}@example.org", "address": "",
+                    "public_name": name if n % 3 else None, "message": "Bravo !" if n % 5 == 0 else "", "status": "paid",
+                    "access_token": f"{slug}-{n}", "link_base": "http://127.0.0.1", "charge_attempt": 0, "card_sessions": 0,
+                    "amount_refunded": 0, "created_at": now, "updated_at": now, "paid_at": now,
+                })
+                if len(rows) == 5000:
+                    async with transaction(sessions) as session:
+                        await session.execute(insert(Pledge), rows)
+                    rows = []
+            if rows:
+                async with transaction(sessions) as session:
+                    await session.execute(insert(Pledge), rows)
+        async with transaction(sessions) as session:  # the totals the transitions keep, set once here
+            for slug, cid in ids.items():
+                crowd, match, backers = (await session.execute(
+                    select(func.sum(Pledge.amount), func.sum(Pledge.match_amount), func.count(Pledge.id))
+                    .where(Pledge.campaign_id == cid))).one()
+                await session.execute(update(Campaign).where(Campaign.id == cid).values(
+                    crowd_total=crowd, collected_total=crowd, match_uncapped=match, backers_count=backers))
+                for tier_id in tiers[slug]:
+                    taken = await session.scalar(select(func.count(Pledge.id)).where(Pledge.tier_id == tier_id))
+                    await session.execute(update(Tier).where(Tier.id == tier_id).values(
+                        backers_count=taken, remaining=Tier.remaining - taken))
+        if engine.dialect.name == "postgresql":
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("COMMIT")
+                await conn.exec_driver_sql("VACUUM ANALYZE campaign_pledges")
+    finally:
+        await engine.dispose()
+
+
+def wrk(url: str, duration: int, connections: int) -> float:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non_2xx:
+        raise SystemExit(f"wrk saw {non_2xx.group(1)} failed responses on {url}:\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pledges", type=int, default=100_000)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sqlite", action="store_true", help="a SQLite file instead of PostgreSQL")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed (apt-get install -y wrk)")
+
+    tmp = Path(tempfile.mkdtemp(prefix="campaigns-bench-"))
+    name = f"campaigns_bench_{secrets.token_hex(4)}"
+    if args.sqlite:
+        url = f"sqlite:///{tmp / 'bench.db'}"
+    else:
+        asyncio.run(pg(f'CREATE DATABASE "{name}"'))
+        url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    settings = load_settings({}, FUNDING_ENV="development", DATABASE_URL=url, SECRET_KEY="bench-secret-key-0123456789")
+    proc = None
+    try:
+        started = time.perf_counter()
+        upgrade(settings.database_url)
+        asyncio.run(populate(settings.database_url, args.pledges))
+        print(f"database: {'SQLite' if args.sqlite else 'PostgreSQL'}; {args.pledges} + 10 pledges inserted "
+              f"in {time.perf_counter() - started:.1f} s", flush=True)
+        port = free_port()
+        env = {**os.environ, "DATABASE_URL": url, "FUNDING_ENV": "development", "SECRET_KEY": "bench-secret-key-0123456789",
+               "BASE_URL": f"http://127.0.0.1:{port}"}
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "funding.app:create_app", "--factory", "--port", str(port),
+                                 "--log-level", "warning", "--no-access-log"], env=env, cwd=Path(__file__).resolve().parent.parent)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        for slug in ("small", "big"):  # warm up, and check both pages show what they should
+            page = httpx.get(f"{base}/campagnes/{slug}", timeout=10)
+            page.raise_for_status()
+            backers = re.search(r'<dd id="backers">(\d+)</dd>', page.text).group(1)
+            print(f"/campagnes/{slug}: {len(page.content)} bytes, {backers} backers on the page", flush=True)
+            wrk(f"{base}/campagnes/{slug}", 2, args.connections)
+        results = {"small": [], "big": []}
+        for round_ in range(args.rounds):
+            for slug in ("small", "big") if round_ % 2 == 0 else ("big", "small"):
+                rps = wrk(f"{base}/campagnes/{slug}", args.duration, args.connections)
+                results[slug].append(rps)
+                print(f"round {round_ + 1}: /campagnes/{slug:<5} {rps:8.1f} requests/s", flush=True)
+        small, big = max(results["small"]), max(results["big"])
+        ratio = big / small
+        print(f"campaign page, {args.pledges} pledges vs 10: {big:.1f} / {small:.1f} requests/s = {ratio:.2f}x "
+              f"(goal >= 0.90x): {'OK' if ratio >= 0.9 else 'TOO SLOW'}")
+        return 0 if ratio >= 0.9 else 1
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
+        if not args.sqlite:
+            asyncio.run(pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
