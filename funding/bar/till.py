@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import and_, case, exists, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -56,12 +56,14 @@ def _insert(session: AsyncSession):
 
 async def lock_head(session: AsyncSession, site: Site) -> TillHead:
     """The site's chain head, locked for this transaction (created on first use)."""
-    stmt = _insert(session)(TillHead).values(site_id=site.id, org_id=site.org_id, last_seq=0, last_hash=GENESIS_HASH,
-                                              last_closing_hash=GENESIS_HASH, last_archive_hash=GENESIS_HASH)
-    await session.execute(stmt.on_conflict_do_nothing(index_elements=["site_id"]))
-    return (await session.execute(
-        select(TillHead).where(TillHead.site_id == site.id).with_for_update().execution_options(populate_existing=True)
-    )).scalar_one()
+    locked = select(TillHead).where(TillHead.site_id == site.id).with_for_update().execution_options(populate_existing=True)
+    head = (await session.execute(locked)).scalar_one_or_none()
+    if head is None:
+        stmt = _insert(session)(TillHead).values(site_id=site.id, org_id=site.org_id, last_seq=0, last_hash=GENESIS_HASH,
+                                                  last_closing_hash=GENESIS_HASH, last_archive_hash=GENESIS_HASH)
+        await session.execute(stmt.on_conflict_do_nothing(index_elements=["site_id"]))
+        head = (await session.execute(locked)).scalar_one()
+    return head
 
 
 def open_lines(site_id: int, member_id: int):
@@ -74,18 +76,33 @@ async def tab_balance(session: AsyncSession, site_id: int, member_id: int) -> in
     return int(await session.scalar(select(func.coalesce(func.sum(SaleLine.amount), 0)).where(open_lines(site_id, member_id))))
 
 
-async def _write(session: AsyncSession, head: TillHead, line: SaleLine, cancels_seq: int | None) -> SaleLine:
+_COLUMNS = [c for c in SaleLine.__table__.columns.keys() if c != "id"]
+
+
+async def _write(session: AsyncSession, head: TillHead, line: SaleLine, cancels_seq: int | None, *,
+                 only_if=None, owed=None) -> tuple[SaleLine, int] | None:
+    """Insert the line as the head's next link. ``only_if`` guards the INSERT itself (the tab
+    limit, checked by the statement that writes, under the head's lock); ``owed`` is the tab
+    before this line, returned with it. None when the guard refused."""
     line.seq, line.prev_hash = head.last_seq + 1, head.last_hash
     line.hash = line_hash(line, cancels_seq)
-    session.add(line)
+    columns = SaleLine.__table__.columns
+    row = select(*[literal(getattr(line, name), columns[name].type) for name in _COLUMNS])
+    if only_if is not None:
+        row = row.where(only_if)
+    stmt = insert(SaleLine).from_select(_COLUMNS, row).returning(SaleLine.id, owed if owed is not None else literal(0))
     try:
-        await session.flush()
+        # A plain INSERT (not a unit-of-work flush): one statement, the line is never loaded back.
+        written = (await session.execute(stmt)).first()
     except IntegrityError as exc:
         raise BarError(_explain(exc)) from exc
+    if written is None:
+        return None
+    line.id = written[0]
     # The database trigger advanced the head; keep the identity map in step without an UPDATE.
     set_committed_value(head, "last_seq", line.seq)
     set_committed_value(head, "last_hash", line.hash)
-    return line
+    return line, int(written[1] or 0)
 
 
 def _explain(exc: IntegrityError) -> str:
@@ -151,16 +168,11 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
         raise BarError(_("Choisissez un membre, ou ouvrez une vente comptoir."))
     head = await lock_head(session, site)
     amount = product.price * quantity
-    balance = None
+    guard = owed = None
     if member is not None:
-        balance = await tab_balance(session, site.id, member.id)
-        if balance + amount > limit:
-            raise BarError(_(
-                "Plafond d'ardoise atteint pour %(name)s : %(balance)s déjà dus, cette vente (%(amount)s) dépasserait "
-                "le plafond de %(limit)s. Faites payer par carte en vente comptoir, ou soldez l'ardoise.",
-                name=member.name, balance=money(balance, product.currency), amount=money(amount, product.currency),
-                limit=money(limit, product.currency)))
-        balance += amount
+        owed = select(func.coalesce(func.sum(SaleLine.amount), 0)).where(open_lines(site.id, member.id)) \
+            .scalar_subquery().correlate(None)
+        guard = owed + amount <= limit
     else:
         await session.refresh(ticket, with_for_update=True)
         if ticket.status != "open":
@@ -173,7 +185,20 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
                     product_id=product.id, label=product.name, category=product.category, unit_price=product.price,
                     quantity=quantity, amount=amount, vat_rate=product.vat_rate, currency=product.currency,
                     cancels_id=None, reason="", recorded_by=recorded_by[:200])
-    return Rung(await _write(session, head, line, None), balance)
+    written = await _write(session, head, line, None, only_if=guard, owed=owed)
+    if written is None:
+        balance = await tab_balance(session, site.id, member.id)
+        raise BarError(_(
+            "Plafond d'ardoise atteint pour %(name)s : %(balance)s déjà dus, cette vente (%(amount)s) dépasserait "
+            "le plafond de %(limit)s. Faites payer par carte en vente comptoir, ou soldez l'ardoise.",
+            name=member.name, balance=money(balance, product.currency), amount=money(amount, product.currency),
+            limit=money(limit, product.currency)))
+    line, owed_seen = written
+    if member is None:
+        return Rung(line, None)
+    # RETURNING's subquery reads the statement's snapshot on PostgreSQL (the tab before this
+    # line) but sees the new row on SQLite.
+    return Rung(line, owed_seen if session.bind.dialect.name == "sqlite" else owed_seen + amount)
 
 
 async def cancel(session: AsyncSession, site: Site, *, line_id, reason: str, recorded_by: str = "",
@@ -201,7 +226,7 @@ async def cancel(session: AsyncSession, site: Site, *, line_id, reason: str, rec
                     label=original.label, category=original.category, unit_price=original.unit_price,
                     quantity=-original.quantity, amount=-original.amount, vat_rate=original.vat_rate,
                     currency=original.currency, cancels_id=original.id, reason=reason[:200], recorded_by=recorded_by[:200])
-    return await _write(session, head, line, original.seq)
+    return (await _write(session, head, line, original.seq))[0]
 
 
 # --- walk-in tickets --------------------------------------------------------------------
