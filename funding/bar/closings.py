@@ -23,7 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from funding.bar import books
 from funding.bar.canonical import archive_hash, closing_hash, sha256
-from funding.bar.figures import dumps, fiscal_year_bounds, fiscal_year_label, fiscal_year_start, period_figures
+from funding.bar.figures import fiscal_year_bounds, fiscal_year_label, fiscal_year_start, period_figures
 from funding.bar.models import Archive, SaleLine, TillClosing, TillHead
 from funding.bar.till import BarError, local_today, lock_head
 from funding.db import utcnow
@@ -118,7 +118,7 @@ async def close_month(session: AsyncSession, site: Site, period: str, *, closed_
                       now: dt.datetime | None = None) -> TillClosing:
     """Close a month once it is over: its days first, earlier unclosed months before it."""
     now = now or utcnow()
-    start, end = month_bounds(period)
+    _start, end = month_bounds(period)
     if end >= local_today(now):
         raise BarError(_("Le mois %(period)s n'est pas terminé.", period=period))
     head = await lock_head(session, site)
@@ -228,6 +228,8 @@ async def close_due(session: AsyncSession, site: Site, *, now: dt.datetime | Non
     """Days before today, months and fiscal years that are over: closed if they had sales."""
     now = now or utcnow()
     today = local_today(now)
+    if not await _anything_due(session, site, today):
+        return 0  # the usual answer: no lock taken, the till is not held up
     head = await lock_head(session, site)
     made = 0
     yesterday = today - dt.timedelta(days=1)
@@ -254,11 +256,32 @@ async def close_due(session: AsyncSession, site: Site, *, now: dt.datetime | Non
     return made
 
 
+async def _anything_due(session: AsyncSession, site: Site, today: dt.date) -> bool:
+    """A day before today still open, or a month or fiscal year over and not closed (read without locking)."""
+    head = await session.get(TillHead, site.id)
+    if head is None:
+        return False
+    if await _pending_days(session, site, head, today - dt.timedelta(days=1)):
+        return True
+    last_closed = await session.scalar(select(TillClosing.end_date).where(
+        TillClosing.site_id == site.id, TillClosing.kind == "month").order_by(TillClosing.end_date.desc()).limit(1))
+    first = await session.scalar(select(SaleLine.day).where(SaleLine.site_id == site.id,
+                                                            SaleLine.day > (last_closed or dt.date.min))
+                                 .order_by(SaleLine.day).limit(1))
+    if first is not None and first < today.replace(day=1):
+        return True  # a month with sales is over and not closed
+    start_month = await _start_month(session, site)
+    last_year = await session.scalar(select(TillClosing.end_date).where(
+        TillClosing.site_id == site.id, TillClosing.kind == "year").order_by(TillClosing.end_date.desc()).limit(1))
+    first = await session.scalar(select(SaleLine.day).where(SaleLine.site_id == site.id,
+                                                            SaleLine.day > (last_year or dt.date.min))
+                                 .order_by(SaleLine.day).limit(1))
+    return first is not None and fiscal_year_bounds(fiscal_year_label(first, start_month), start_month)[1] < today
+
+
 def closing_view(closing: TillClosing) -> dict:
     """A closing's JSON fields, read for a page or a command."""
     return {"totals": json.loads(closing.totals), "by_mode": json.loads(closing.by_mode),
             "cancellations": json.loads(closing.cancellations), "period_total": json.loads(closing.period_total),
             "fiscal_year_total": json.loads(closing.fiscal_year_total), "grand_total": json.loads(closing.grand_total)}
 
-
-__all__ = ["close_day", "close_month", "close_year", "close_due", "archive_year", "closing_view", "dumps"]

@@ -95,7 +95,7 @@ async def seed(session, demo) -> None:
             moment = dt.datetime.combine(day, dt.time(8 + n, rng.randrange(60)))  # UTC: the morning in Thiers
             for product in rng.sample(menu, k=rng.choice((1, 1, 2))):
                 try:
-                    rung = await ring_up(session, site, product_id=product.id, member_id=user.id, limit=5000,
+                    await ring_up(session, site, product_id=product.id, member_id=user.id, limit=5000,
                                          recorded_by=by, now=moment)
                 except BarError:  # over the tab limit: that member pays at the counter instead
                     continue

@@ -225,6 +225,9 @@ async def _book_now(request: Request, checkout: dict) -> None:
 async def cancel_ticket(request: Request) -> Response:
     form = await request.form()
     slug, ticket_id = request.path_params["site"], request.path_params["ticket"]
+    if not await _stop_open_checkout(request, ticket_id):
+        flash(request, _("Le client est en train de payer (ou a payé) : la vente ne peut plus être annulée ici."), "error")
+        return redirect(f"/bar/{slug}/comptoir/{ticket_id}")
     try:
         async with db(request) as session:
             user = await require(request, session, STAFF)
@@ -238,6 +241,27 @@ async def cancel_ticket(request: Request) -> Response:
         return redirect(_till_url(slug, ticket_id=ticket_id))
     flash(request, _("Vente comptoir annulée (%(n)s ligne(s)).", n=count), "success")
     return redirect(_till_url(slug))
+
+
+async def _stop_open_checkout(request: Request, ticket_id: int) -> bool:
+    """Before a walk-in sale is cancelled, its Checkout page (if any) is expired in Stripe, so
+    the customer can no longer pay a cancelled sale. False when it is already paid (or paying)."""
+    async with db(request) as session:
+        await require(request, session, STAFF)
+        ticket = await session.get(Ticket, ticket_id)
+        payment = await session.get(Payment, ticket.payment_id) if ticket is not None and ticket.payment_id else None
+    if payment is None or payment.status in ("expired", "failed") or not payment.checkout_session_id:
+        return payment is None or payment.status != "paid"
+    gw = request.app.state.gateway
+    try:
+        checkout = await gw.retrieve("checkout.sessions", payment.checkout_session_id)
+        if checkout.get("status") == "open":
+            checkout = await gw.call("checkout.sessions", "expire", payment.checkout_session_id)
+    except GatewayError:
+        return False
+    async with db(request) as session:
+        await settle_session(session, checkout)
+    return checkout.get("status") == "expired"
 
 
 async def close_today(request: Request) -> Response:

@@ -76,7 +76,7 @@ async def tab_balance(session: AsyncSession, site_id: int, member_id: int) -> in
     return int(await session.scalar(select(func.coalesce(func.sum(SaleLine.amount), 0)).where(open_lines(site_id, member_id))))
 
 
-_COLUMNS = [c for c in SaleLine.__table__.columns.keys() if c != "id"]
+_COLUMNS = [c for c in SaleLine.__table__.columns.keys() if c != "id"]  # noqa: SIM118  (ordered)
 
 
 async def _write(session: AsyncSession, head: TillHead, line: SaleLine, cancels_seq: int | None, *,

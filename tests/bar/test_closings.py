@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from funding.bar.canonical import sha256
 from funding.bar.closings import close_day, close_month, close_year, closing_view
-from funding.bar.models import Archive, TillClosing
+from funding.bar.models import TillClosing
 from funding.bar.till import BarError, cancel, open_ticket
 from funding.db import transaction, utcnow
 from funding.ledger.models import Entry, Posting
@@ -163,3 +163,21 @@ async def test_verify_counts_the_till_when_intact(sessions, world, settings):
     result = await anyio.to_thread.run_sync(_cli, settings.database_url, "ledger", "verify")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 bar sale lines, 1 bar closings, 0 bar archives" in result.stdout
+
+
+async def test_the_worker_closes_what_is_due_and_otherwise_leaves_the_till_alone(sessions, world):
+    from funding.bar.closings import close_due
+
+    bar = await make_bar(sessions, world)
+    today = dt.date.today()
+    last_month = (today.replace(day=1) - DAY).replace(day=3)
+    await sell(sessions, bar, "Café", now=at(last_month))
+    await sell(sessions, bar, "Thé", now=at(today))
+    async with transaction(sessions) as session:
+        assert await close_due(session, await site_of(session, world)) >= 2
+    async with sessions() as session:
+        closed = {(c.kind, c.period) for c in (await session.scalars(select(TillClosing))).all()}
+    assert ("day", last_month.isoformat()) in closed and ("month", last_month.strftime("%Y-%m")) in closed
+    assert ("day", today.isoformat()) not in closed  # the bar is open today
+    async with transaction(sessions) as session:
+        assert await close_due(session, await site_of(session, world)) == 0

@@ -112,3 +112,19 @@ async def test_the_till_is_for_staff_and_the_tab_page_for_its_member(client, ses
     assert refused.status_code == 403
     page = await client.get("/bar/ardoise")
     assert page.status_code == 200 and "Mon ardoise du bar" in page.text
+
+
+async def test_the_member_area_shows_the_bar_tab(client, sessions, settings, world):
+    from funding.coworking.models import Member
+    from funding.db import transaction
+    from tests.bar.helpers import sell
+
+    bar = await make_bar(sessions, world)
+    async with transaction(sessions) as session:
+        session.add(Member(user_id=bar.members[0], site_id=world.site_id, org_id=world.org_id))
+    await sell(sessions, bar, "Bière locale")
+    await login_as(client, sessions, settings, bar.members[0])
+    page = await client.get("/membre")
+    assert page.status_code == 200 and "Mon ardoise du bar" in page.text and "4,50" in page.text
+    tab = await client.get("/bar/ardoise")
+    assert "Bière locale" in tab.text and "4,50" in tab.text

@@ -229,3 +229,27 @@ async def test_a_walk_in_paid_by_card_is_booked_per_vat_rate_and_marks_the_ticke
 
         with pytest.raises(BarError, match="déjà payée"):
             await cancel(session, await site_of(session, world), line_id=1, reason="x")
+
+
+async def test_the_payment_intent_s_webhook_and_the_synchronous_answer_settle_the_batch_once(sessions, world, gw,
+                                                                                           fake_stripe):
+    from funding.bar.settlement import apply_payment_intent
+
+    bar = await make_bar(sessions, world)
+    batch = await a_batch(sessions, world, bar)
+    async with transaction(sessions) as session:
+        await record_invoice(session, {"id": "in_x", "status": "open", "lines": {"data": []}})  # unrelated invoice
+    pi = payment_intent(amount=batch.amount, metadata={"purpose": "bar_tab", "bar_batch_id": str(batch.id)})
+    fake_stripe.add(pi)
+    evt = event("payment_intent.succeeded", pi)
+    handler = bar_handlers.HANDLERS["payment_intent.succeeded"]
+    for _ in range(2):  # the webhook, delivered twice, before the charge's own answer is recorded
+        async with transaction(sessions) as session:
+            await handler.apply(session, evt, await handler.prepare(gw, evt))
+    async with sessions() as session:
+        first = await session.get(Batch, batch.id)
+    assert await apply_payment_intent(sessions, pi) == "paid"
+    async with sessions() as session:
+        again = await session.get(Batch, batch.id)
+    assert (first.status, first.paid_at) == (again.status, again.paid_at) == ("paid", first.paid_at)
+    assert again.stripe_payment_intent_id == pi["id"] and again.method == "payment_intent"

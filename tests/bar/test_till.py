@@ -125,7 +125,7 @@ async def test_the_database_refuses_a_line_out_of_the_chain(sessions, world):
 
 
 async def test_products_csv_import_is_checked_whole(sessions, world):
-    bar = await make_bar(sessions, world)
+    await make_bar(sessions, world)
     good = ("nom;categorie;prix;tva;actif\nCafé;Boissons chaudes;1,60;10;oui\n"
             "Part de tarte aux myrtilles;Pâtisseries;3,20;10;oui\nLimonade artisanale;Boissons fraîches;2,80;5,5;\n").encode()
     async with transaction(sessions) as session:

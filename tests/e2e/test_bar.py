@@ -189,3 +189,39 @@ def test_a_subscriber_s_tab_rides_on_the_next_subscription_invoice_and_is_paid_w
     # [CA] the tab · [VT] the two invoices (the first one, then the renewal without the tab's line, already
     # booked) · [ST] both invoices paid in full, the renewal with the tab: the member's account is back to zero.
     assert rows == [("CA", 1000), ("ST", -31000), ("VT", 30000)]
+
+
+def test_cancelling_a_walk_in_sale_expires_its_checkout_page_first(e2e):
+    from funding.payments.models import Payment
+
+    async def setup(sessions):
+        world = await make_world(sessions)
+        return world, await make_bar(sessions, world)
+
+    world, bar = db_call(e2e.settings, setup)
+    till = f"/bar/{world.site_slug}"
+    client = logged_in(e2e, world.users["staff"])
+    try:
+        token = csrf_of(client.get(f"{till}/caisse").text)
+        ticket_id = int(client.post(f"{till}/comptoir", data={"csrf_token": token}).headers["location"].rsplit("=", 1)[1])
+        client.post(f"{till}/caisse/vente", data={"csrf_token": token, "product_id": bar.products["Café"],
+                                                 "ticket_id": ticket_id})
+        client.post(f"{till}/comptoir/{ticket_id}/encaisser", data={"csrf_token": token})
+        checkout_url = html.unescape(re.search(r'<figcaption><a href="([^"]+)"',
+                                               client.get(f"{till}/comptoir/{ticket_id}").text).group(1))
+        cancelled = client.post(f"{till}/comptoir/{ticket_id}/annuler", data={"csrf_token": token,
+                                                                             "reason": "Le client est parti"})
+        assert cancelled.headers["location"] == f"{till}/caisse"
+        with httpx.Client(follow_redirects=False, timeout=30) as phone:
+            late = phone.get(checkout_url)
+            assert late.status_code != 200 or "expir" in late.text.lower()
+    finally:
+        client.close()
+
+    async def state(sessions):
+        async with sessions() as session:
+            ticket = await session.get(Ticket, ticket_id)
+            payment = await session.get(Payment, ticket.payment_id)
+            return ticket.status, payment.status
+
+    assert db_call(e2e.settings, state) == ("cancelled", "expired")
