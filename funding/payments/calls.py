@@ -33,14 +33,16 @@ def idempotency_key(ref: str, resource: str, attempt: int) -> str:
 
 
 async def create_once(
-    sessions: async_sessionmaker, gw: StripeGateway, *, ref: str, resource: str, params: dict
+    sessions: async_sessionmaker, gw: StripeGateway, *, ref: str, resource: str, params: dict, tag: bool = True
 ) -> dict:
     """Create a Stripe object for our record ``ref`` (e.g. ``payment:12``) at most once.
 
     ``params["metadata"]["entrelab_ref"]`` is set to ``ref`` so the object can be found
-    again. Raises StripeRefused (definite no) or StripeUnknown (row left ``unknown``).
+    again (``tag=False`` for the few objects that take no metadata, such as Billing
+    Portal sessions). Raises StripeRefused (definite no) or StripeUnknown (row left ``unknown``).
     """
-    params = {**params, "metadata": {**params.get("metadata", {}), "entrelab_ref": ref}}
+    if tag:
+        params = {**params, "metadata": {**params.get("metadata", {}), "entrelab_ref": ref}}
     async with transaction(sessions) as session:
         existing = await session.scalar(
             select(StripeRequest).where(StripeRequest.ref == ref, StripeRequest.resource == resource)
