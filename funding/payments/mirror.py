@@ -22,7 +22,7 @@ async def apply_state(session: AsyncSession, obj: dict, version: int) -> bool:
     retrieved it from Stripe (a fetched object is the current state). Returns whether
     the stored state changed.
     """
-    data = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    data = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)  # the SDK gives *_decimal fields as Decimal
     status = obj.get("status")
     inserted = await insert_ignore_object(session, obj, status, version, data)
     if inserted:
