@@ -71,7 +71,27 @@ async def fetch_context(gw: StripeGateway, txn_id: str) -> TxnContext:
         pi = charge["payment_intent"]
         pi = pi if isinstance(pi, dict) else await gw.retrieve("payment_intents", pi)
         metadata = {**(pi.get("metadata") or {}), **metadata}
+        if "purpose" not in metadata:
+            metadata = {**(await invoice_metadata(gw, pi["id"])), **metadata}
     return TxnContext(txn, charge, metadata)
+
+
+async def invoice_metadata(gw: StripeGateway, payment_intent_id: str) -> dict:
+    """Invoices' payments carry no metadata: they reach their invoice through
+    ``invoice_payment`` objects, and the invoice its subscription's metadata through
+    ``parent.subscription_details``. Such a charge has the purpose ``invoice``; the
+    invoice itself, as fetched now, rides along (``invoice_object``) for its purpose."""
+    found = await gw.list("invoice_payments", {"payment": {"type": "payment_intent", "payment_intent": payment_intent_id},
+                                               "limit": 1})
+    if not found.get("data"):
+        return {}
+    invoice_ref = found["data"][0]["invoice"]
+    invoice = invoice_ref if isinstance(invoice_ref, dict) else await gw.retrieve("invoices", invoice_ref)
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    customer = invoice.get("customer")
+    return {**(details.get("metadata") or {}), **(invoice.get("metadata") or {}), "purpose": "invoice",
+            "invoice": invoice["id"], "customer": customer.get("id") if isinstance(customer, dict) else customer or "",
+            "invoice_object": invoice}
 
 
 async def stripe_org(session: AsyncSession) -> tuple[int, int]:
