@@ -259,7 +259,8 @@ def _invoice_rows(invoice: dict[str, Any]) -> list[tuple[str, str]]:
 def _invoice_page(sb: "Sandbox", invoice: dict[str, Any], *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, status: int = 200) -> Response:
     title = f"Facture {invoice['number'] or '(brouillon)'}"
     head = f"""<p>Statut : <strong id="invoice-status">{escape(STATUS_FR.get(invoice['status'], invoice['status']))}</strong></p>
-<p class="muted">Émise le {date_fr(invoice['status_transitions']['finalized_at'] or invoice['created'])} — {escape(invoice['customer_email'] or '')}</p>"""
+<p class="muted">Émise le {date_fr(invoice['status_transitions']['finalized_at'] or invoice['created'])} — {escape(invoice['customer_email'] or '')}</p>
+<p id="invoice-customer">{escape(invoice['customer_name'] or '')}{''.join(f"<br>{escape(f['name'])} : {escape(f['value'])}" for f in invoice['custom_fields'] or [])}</p>"""
     table = lines_table(_invoice_rows(invoice), ("Montant dû", money(invoice["amount_due"], invoice["currency"])))
     pay = ""
     if invoice["status"] == "open":
@@ -320,7 +321,9 @@ async def invoice_pdf(request: Request) -> Response:
         invoice = sb.store.get("invoice", request.path_params["ident"])
         if invoice is None or invoice["status"] == "draft":
             return _not_found("Cette facture")
-        lines = [f"Facture {invoice['number']}", "BAC A SABLE STRIPE - AUCUN PAIEMENT REEL", "", f"Client : {invoice['customer_email'] or invoice['customer']}", f"Date : {date_fr(invoice['status_transitions']['finalized_at'])}", ""]
+        lines = [f"Facture {invoice['number']}", "BAC A SABLE STRIPE - AUCUN PAIEMENT REEL", "", f"Client : {invoice['customer_name'] or invoice['customer_email'] or invoice['customer']}"]
+        lines += [f"{f['name']} : {f['value']}" for f in invoice["custom_fields"] or []]
+        lines += [f"Date : {date_fr(invoice['status_transitions']['finalized_at'])}", ""]
         for line in invoice["lines"]["data"]:
             lines.append(f"{line['description']}  {format_amount(line['amount'], line['currency'])}")
         lines += ["", f"Total : {format_amount(invoice['total'], invoice['currency'])}", f"Statut : {STATUS_FR.get(invoice['status'], invoice['status'])}"]

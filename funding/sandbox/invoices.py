@@ -215,7 +215,7 @@ def new_invoice(
         "collection_method": collection_method,
         "created": now,
         "currency": currency,
-        "custom_fields": None,
+        "custom_fields": [dict(f) for f in cus["invoice_settings"].get("custom_fields") or []] or None,
         "customer": customer,
         "customer_account": None,
         "customer_address": None,

@@ -37,9 +37,25 @@ def create_customer(sb: "Sandbox", p: Params) -> dict[str, Any]:
     settings = p.dict("invoice_settings")
     if settings.str("default_payment_method"):
         _set_default_pm(sb, customer, settings.str("default_payment_method"))
+    if "custom_fields" in settings:
+        customer["invoice_settings"]["custom_fields"] = _custom_fields(settings)
     if p.int("balance") is not None:
         customer["balance"] = p.int("balance")
     return sb.view(customer)
+
+
+def _custom_fields(settings: Params) -> list[dict[str, str]] | None:
+    """Up to 4 name/value pairs printed on the customer's invoices ("" clears them)."""
+    fields = []
+    for entry in settings.dicts("custom_fields"):
+        entry.check_known({"name", "value"})
+        name, value = entry.str("name", required=True), entry.str("value", required=True)
+        if len(name) > 40 or len(value) > 140:
+            raise invalid("Custom field names are limited to 40 characters and values to 140.", entry._name("name"))
+        fields.append({"name": name, "value": value})
+    if len(fields) > 4:
+        raise invalid("You can have at most 4 custom fields.", "invoice_settings[custom_fields]")
+    return fields or None
 
 
 def _set_default_pm(sb: "Sandbox", customer: dict[str, Any], pm_id: str) -> None:
@@ -79,6 +95,8 @@ def update_customer(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
             _set_default_pm(sb, customer, settings.str("default_payment_method"))
         else:
             customer["invoice_settings"]["default_payment_method"] = None
+    if "custom_fields" in settings:
+        customer["invoice_settings"]["custom_fields"] = _custom_fields(settings)
     return updated(sb, customer, before, "customer.updated")
 
 
