@@ -192,7 +192,7 @@ async def signed_link(request: Request) -> Response:
     try:
         ref = service.read_link(settings, request.path_params["token"])
         async with db(request) as session:
-            scope = await service._scope_for_ref(session, ref)
+            scope = await service.scope_for_ref(session, ref)
     except ExportError as exc:
         return render(request, "exports/link.html", {"error": str(exc)}, status_code=400)
     engine, sessions, fmt = request.app.state.engine, request.app.state.sessions, ref["format"]

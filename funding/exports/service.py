@@ -397,7 +397,7 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
     return queued
 
 
-async def _scope_for_ref(session: AsyncSession, ref: dict) -> Scope:
+async def scope_for_ref(session: AsyncSession, ref: dict) -> Scope:
     start, end = month_bounds(ref["period"])
     return await resolve_scope(session, siren=ref["org"], site=None, start=start, end=end)
 
@@ -406,7 +406,7 @@ async def load_attachment(sessions: async_sessionmaker, settings: Settings, ref:
     """Rebuild an emailed export and check it is the file whose hash was recorded."""
     try:
         async with sessions() as session:
-            scope = await _scope_for_ref(session, ref)
+            scope = await scope_for_ref(session, ref)
             conn = await session.connection()
             if ref["format"] == "fec-description":
                 digest = await digest_of(conn, scope, "fec")
