@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.auth.models import User
 from funding.bar.models import Batch, BatchLine, SaleLine
-from funding.bar.till import BarError, local_today, open_lines
+from funding.bar.till import BarError, _insert, local_today, open_lines
 from funding.db import insert_ignore, transaction, utcnow
 from funding.i18n import gettext as _, money
 from funding.mail.service import enqueue
@@ -39,14 +39,6 @@ from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown
 log = logging.getLogger("funding.bar")
 PURPOSE = "bar_tab"
 DEPARTURE = "depart"
-
-
-def _insert(session: AsyncSession):
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
 
 
 async def cut_tab(session: AsyncSession, site: Site, member_id: int, key: str, *, now: dt.datetime | None = None) -> Batch | None:
