@@ -116,6 +116,8 @@ async def charge(sessions: async_sessionmaker, gw: StripeGateway, pledge_id: int
     if pledge.status != "charging":
         return
     attempt = pledge.charge_attempt
+    if attempt > 1 and pledge.payment_intent_id and not await _previous_attempt_closed(sessions, gw, pledge, now):
+        return
     meta = {"purpose": "pledge", "pledge_id": str(pledge.id), "campaign_id": str(campaign.id), "org_id": str(campaign.org_id),
             "site_id": str(campaign.site_id), "attempt": str(attempt)}
     params = {"amount": pledge.amount, "currency": pledge.currency.lower(), "customer": pledge.customer_id,
@@ -134,6 +136,23 @@ async def charge(sessions: async_sessionmaker, gw: StripeGateway, pledge_id: int
         log.warning("pledge %s: charge outcome unknown (%s); resumed with the same key", pledge.id, exc)
         return
     await settle_payment_intent(sessions, gw, pi["id"], now=now)
+
+
+async def _previous_attempt_closed(sessions, gw: StripeGateway, pledge: Pledge, now) -> bool:
+    """Before charging a new card, make sure the last attempt can no longer take the money
+    (a 3-D Secure page left open): cancel it — or, if it succeeded meanwhile, settle that."""
+    try:
+        previous = await gw.retrieve("payment_intents", pledge.payment_intent_id)
+        if previous.get("status") == "succeeded":
+            async with transaction(sessions) as session:
+                await settle.settle_charge(session, previous, now=now)
+            return False
+        if previous.get("status") in ("requires_action", "requires_payment_method", "requires_confirmation"):
+            await gw.call("payment_intents", "cancel", previous["id"], params={"cancellation_reason": "abandoned"})
+    except GatewayError as exc:  # it moved on in the meantime, or Stripe is away: look again next round
+        log.info("pledge %s: previous attempt %s not cancelled (%s)", pledge.id, pledge.payment_intent_id, exc)
+        return False
+    return True
 
 
 async def resume_stale(sessions: async_sessionmaker, gw: StripeGateway, now: dt.datetime) -> int:

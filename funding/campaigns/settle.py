@@ -105,10 +105,14 @@ async def settle_setup_session(session: AsyncSession, checkout: dict, *, now: dt
             campaign, tier = await _context(session, moved)
             await mails.card_saved(session, moved, campaign, tier)
         return moved or pledge
-    # A replacement card: before the deadline it just replaces the old one; after a decline the
-    # pledge goes back to the deadline job, which charges the new card.
+    # A replacement card (its session says which one): before the deadline it just replaces the
+    # old one; after a decline the pledge goes back to the deadline job, which charges it. The
+    # first session's news arriving late, or the same card again, changes nothing.
+    number = _ref_id((checkout.get("metadata") or {}).get("card"))
+    if number is None or number != pledge.card_sessions or card["payment_method_id"] == pledge.payment_method_id:
+        return pledge
     result = await session.execute(update(Pledge).where(Pledge.id == pledge.id, Pledge.status.in_(("active", "retry")),
-                                                        Pledge.payment_method_id != card["payment_method_id"])
+                                                        Pledge.card_sessions == number)
                                    .values(updated_at=utcnow(), **card))
     moved = None
     if result.rowcount == 0:
@@ -140,6 +144,11 @@ async def settle_charge(session: AsyncSession, pi: dict, *, code: str | None = N
     now = now or utcnow()
     status = pi.get("status")
     if status == "succeeded":
+        if pledge.status == "paid" and pledge.payment_intent_id not in (None, pi["id"]):
+            log.warning("pledge %s paid twice (%s and %s): refund one", pledge.id, pledge.payment_intent_id, pi["id"])
+            await session.execute(update(Pledge).where(Pledge.id == pledge.id).values(
+                last_error=f"payée deux fois ({pledge.payment_intent_id} et {pi['id']}) : rembourser l'un des deux"))
+            return pledge
         return await mark_paid(session, pledge.id, payment_intent_id=pi["id"], now=now)
     attempt = _ref_id((pi.get("metadata") or {}).get("attempt"))
     if attempt is not None and attempt != pledge.charge_attempt:

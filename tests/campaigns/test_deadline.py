@@ -93,12 +93,15 @@ async def test_a_new_card_in_the_grace_window_is_charged_with_the_next_key(sessi
     declined = await active_pledge(sessions, campaign.id, amount="40", pm="pm_card_chargeDeclined")
     ends = campaign.ends_at + dt.timedelta(seconds=1)
     await close_at(sessions, stripe_settings, gw, ends)
+    first_attempt = (await pledge_row(sessions, declined.id)).payment_intent_id
     assert (await pledge_row(sessions, declined.id)).status == "card_declined"
 
     async with transaction(sessions) as session:  # the backer saved another card through Checkout (setup mode)
-        await session.execute(update(Pledge).where(Pledge.id == declined.id).values(checkout_session_id="cs_test_new_card"))
+        await session.execute(update(Pledge).where(Pledge.id == declined.id).values(checkout_session_id="cs_test_new_card",
+                                                                                    card_sessions=1))
         setup = {"id": "cs_test_new_card", "object": "checkout.session", "mode": "setup", "status": "complete",
-                 "customer": declined.customer_id, "metadata": {"purpose": "pledge", "pledge_id": str(declined.id)},
+                 "customer": declined.customer_id,
+                 "metadata": {"purpose": "pledge", "pledge_id": str(declined.id), "card": "1"},
                  "setup_intent": {"id": "seti_1", "object": "setup_intent", "status": "succeeded",
                                   "payment_method": "pm_card_visa"}}
         await settle.settle_setup_session(session, setup)
@@ -106,9 +109,10 @@ async def test_a_new_card_in_the_grace_window_is_charged_with_the_next_key(sessi
     assert (await pledge_row(sessions, declined.id)).status == "retry"
     await close_at(sessions, stripe_settings, gw, ends + dt.timedelta(days=2))
     assert off_session.keys[-1] == f"entrelab-pledge-{declined.id}-charge-2-payment_intents-1"
+    assert off_session.cancelled == [first_attempt]  # the first attempt can no longer take the money
     paid = await pledge_row(sessions, declined.id)
     assert (paid.status, paid.charge_attempt, paid.grace_until) == ("paid", 2, None)
-    assert f"campaign-pledge:{declined.id}:card-0" in await mail_keys(sessions)
+    assert f"campaign-pledge:{declined.id}:card-1" in await mail_keys(sessions)
 
 
 async def test_no_definite_answer_keeps_the_claim_and_the_sweep_retries_with_the_same_key(sessions, world, gw, stripe_settings,
@@ -166,3 +170,25 @@ async def test_campaign_rows_decided_by_another_worker_are_left_alone(sessions, 
         await session.execute(update(Campaign).where(Campaign.id == campaign.id).values(status="failed"))
     await close_at(sessions, stripe_settings, gw, campaign.ends_at + dt.timedelta(seconds=1))
     assert (await campaign_row(sessions, campaign.id)).status == "failed" and off_session.keys == []
+
+
+async def test_a_confirmation_that_lands_while_a_new_card_waits_is_kept_and_the_new_card_not_charged(
+        sessions, world, gw, stripe_settings, off_session, fake_stripe):
+    campaign = await make_campaign(sessions, world, mode="all_or_nothing", goal=1000)
+    promise = await active_pledge(sessions, campaign.id, amount="40", pm="pm_card_authenticationRequired")
+    ends = campaign.ends_at + dt.timedelta(seconds=1)
+    await close_at(sessions, stripe_settings, gw, ends)
+    waiting = await pledge_row(sessions, promise.id)
+    assert waiting.status == "action_required"
+    async with transaction(sessions) as session:  # a new card saved…
+        await session.execute(update(Pledge).where(Pledge.id == promise.id).values(checkout_session_id="cs_test_card2",
+                                                                                   card_sessions=1))
+        await settle.settle_setup_session(session, {
+            "id": "cs_test_card2", "mode": "setup", "status": "complete", "customer": waiting.customer_id,
+            "metadata": {"purpose": "pledge", "pledge_id": str(promise.id), "card": "1"},
+            "setup_intent": {"id": "seti_2", "status": "succeeded", "payment_method": "pm_card_visa"}})
+    fake_stripe.objects[waiting.payment_intent_id]["status"] = "succeeded"  # …while the bank page, left open, was confirmed
+    await close_at(sessions, stripe_settings, gw, ends + dt.timedelta(days=1))
+    paid = await pledge_row(sessions, promise.id)
+    assert (paid.status, paid.payment_intent_id) == ("paid", waiting.payment_intent_id)
+    assert len(off_session.created) == 1 and off_session.cancelled == []

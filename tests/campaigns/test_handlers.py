@@ -94,7 +94,7 @@ async def test_a_keep_it_all_gift_is_paid_booked_tagged_and_receipted_once(engin
 async def test_a_presale_is_booked_on_4191_with_its_vat(engine, sessions, world, gw, fake_stripe):
     campaign = await make_campaign(sessions, world, tiers=[{"amount": 5000, "kind": "reward", "value": 3000, "vat": 200}])
     (tier,) = await tiers_of(sessions, campaign.id)
-    made, cs, pi, ch, txn = await keep_it_all_paid(sessions, fake_stripe, world, campaign, amount="", tier=str(tier.id))
+    _made, cs, _pi, _ch, txn = await keep_it_all_paid(sessions, fake_stripe, world, campaign, amount="", tier=str(tier.id))
     await deliver(engine, event("checkout.session.completed", cs))
     await drain(sessions, gw)
     assert await entries(sessions) == [(f"stripe:{txn['id']}", [("5115", 4900), ("627", 100), ("4191", -4167),
@@ -106,7 +106,7 @@ async def test_a_presale_is_booked_on_4191_with_its_vat(engine, sessions, world,
 async def test_a_refund_from_the_dashboard_reverses_the_gift_lowers_the_totals_and_reissues_the_receipt(
         engine, sessions, world, gw, fake_stripe):
     campaign = await make_campaign(sessions, world)
-    made, cs, pi, ch, txn = await keep_it_all_paid(sessions, fake_stripe, world, campaign)
+    made, cs, _pi, ch, _txn = await keep_it_all_paid(sessions, fake_stripe, world, campaign)
     await deliver(engine, event("checkout.session.completed", cs))
     await drain(sessions, gw)
     refund_txn = balance_transaction(amount=-2000, fee=0, type="refund", source=sid("re"))
@@ -148,6 +148,28 @@ async def test_a_saved_card_activates_the_promise_once_whichever_path_comes_firs
     assert (row.crowd_total, row.backers_count, row.collected_total) == (4000, 1, 0)
     assert await emails(sessions) == [f"campaign-pledge:{made.id}:card-saved"]
     assert await entries(sessions) == []
+
+
+async def test_the_first_card_sessions_news_arriving_after_the_deadline_changes_nothing(engine, sessions, world, gw,
+                                                                                      fake_stripe):
+    campaign = await make_campaign(sessions, world, mode="all_or_nothing")
+    made = await pledge(sessions, campaign.id, amount="40")
+    meta = {"purpose": "pledge", "pledge_id": str(made.id), "campaign_id": str(campaign.id)}
+    seti = {"id": sid("seti"), "object": "setup_intent", "status": "succeeded", "payment_method": "pm_first",
+            "customer": "cus_1", "metadata": meta}
+    cs = {**checkout_session(amount=0, metadata=meta, payment_intent=None, payment_status="no_payment_required"),
+          "mode": "setup", "customer": "cus_1", "setup_intent": seti["id"], "amount_total": None}
+    fake_stripe.add(seti, cs)
+    async with transaction(sessions) as session:
+        await session.execute(update(Pledge).where(Pledge.id == made.id).values(checkout_session_id=cs["id"], customer_id="cus_1"))
+        await settle.settle_setup_session(session, {**cs, "setup_intent": seti})
+        # the deadline came: the bank wants the backer to authenticate
+        await session.execute(update(Pledge).where(Pledge.id == made.id).values(status="action_required", charge_attempt=1))
+    await deliver(engine, event("checkout.session.completed", cs))  # the first session's webhook, very late
+    await drain(sessions, gw)
+    late = await pledge_row(sessions, made.id)
+    assert (late.status, late.payment_method_id) == ("action_required", "pm_first")
+    assert await emails(sessions) == [f"campaign-pledge:{made.id}:card-saved"]
 
 
 async def test_an_off_session_charge_settles_from_its_payment_intent_event(engine, sessions, world, gw, fake_stripe):

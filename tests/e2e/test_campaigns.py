@@ -146,17 +146,17 @@ def test_an_all_or_nothing_campaign_that_succeeds_with_one_card_to_authenticate_
     world = db_call(e2e.settings, make_world)
     campaign = db_call(e2e.settings, lambda s: make_campaign(s, world, slug="atelier", mode="all_or_nothing", goal=10_000))
     backers = [("Paul Mercier", "60", "4242 4242 4242 4242"), ("Jeanne Roux", "30", "4000 0027 6000 3184"),
-               ("Inès Fabre", "40", "4000 0000 0000 0341")]
+               ("Inès Fabre", "40", "4000 0000 0000 0341"), ("Léo Vidal", "25", "4000 0000 0000 0341")]
     with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=20) as client:
         for name, amount, card in backers:
             checkout = contribute(client, "atelier", amount=amount, name=name,
                                   email=f"{name.split()[0].lower()}@example.org")
             thanks = back_and_thanked(client, pay_on_hosted_page(client, checkout, card, name=name))
             assert "votre promesse est enregistrée" in thanks.text
-    paul, jeanne, ines = pledges_of(e2e, campaign.id)
-    assert [p.status for p in (paul, jeanne, ines)] == ["active", "active", "active"]
+    paul, jeanne, ines, leo = pledges_of(e2e, campaign.id)
+    assert {p.status for p in (paul, jeanne, ines, leo)} == {"active"}
     assert sandbox_payment_intents(e2e, campaign.id) == []  # nothing is charged before the deadline
-    assert campaign_of(e2e, campaign.id).crowd_total == 13_000
+    assert campaign_of(e2e, campaign.id).crowd_total == 15_500
 
     # The deadline: two workers run the job at the same moment.
     moment = campaign.ends_at + dt.timedelta(seconds=1)
@@ -166,43 +166,59 @@ def test_an_all_or_nothing_campaign_that_succeeds_with_one_card_to_authenticate_
     for run in runs:
         run.join()
     close(e2e, moment + dt.timedelta(minutes=1))  # and once more, later
-    paul, jeanne, ines = pledges_of(e2e, campaign.id)
-    assert (campaign_of(e2e, campaign.id).status, paul.status, jeanne.status, ines.status) == (
-        "succeeded", "paid", "action_required", "card_declined")
+    paul, jeanne, ines, leo = pledges_of(e2e, campaign.id)
+    assert (campaign_of(e2e, campaign.id).status, paul.status, jeanne.status, ines.status, leo.status) == (
+        "succeeded", "paid", "action_required", "card_declined", "card_declined")
     intents = sandbox_payment_intents(e2e, campaign.id)
-    assert sorted(pi["metadata"]["pledge_id"] for pi in intents) == sorted(str(p.id) for p in (paul, jeanne, ines))
+    assert sorted(pi["metadata"]["pledge_id"] for pi in intents) == sorted(str(p.id) for p in (paul, jeanne, ines, leo))
     keys = email_keys(e2e)
     assert {f"campaign-pledge:{jeanne.id}:auth-1", f"campaign-pledge:{ines.id}:declined-1"} <= keys
 
-    # Jeanne follows the link of her email and confirms with her bank (3-D Secure).
     with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=20) as client:
+        # Jeanne follows the link of her email and confirms with her bank (3-D Secure).
         mine = client.get(f"/contributions/{jeanne.access_token}")
         assert "Confirmer le paiement de 30,00" in mine.text
         to_bank = client.post(f"/contributions/{jeanne.access_token}/confirmer", data={"csrf_token": csrf_of(mine.text)})
         assert to_bank.status_code == 303 and "/_sandbox/stripe/authenticate/pi_" in to_bank.headers["location"]
         challenge = client.get(to_bank.headers["location"])
         back = client.post(hosted_form(challenge), data={"action": "authenticate"})
-        assert back.status_code == 303 and back.headers["location"].startswith(f"{e2e.url}/contributions/{jeanne.access_token}/confirmer")
+        assert back.status_code == 303
+        assert back.headers["location"].startswith(f"{e2e.url}/contributions/{jeanne.access_token}/confirmer")
         done = client.get(back.headers["location"])
         assert done.status_code == 303
         assert 'data-status="paid"' in client.get(done.headers["location"]).text
 
-    # Ines never gives another card: seven days later her promise fails, and nothing was taken from her.
-    close(e2e, moment + dt.timedelta(days=7, minutes=5))
-    paul, jeanne, ines = pledges_of(e2e, campaign.id)
-    assert (paul.status, jeanne.status, ines.status) == ("paid", "paid", "failed")
-    row = campaign_of(e2e, campaign.id)
-    assert (row.crowd_total, row.collected_total, row.backers_count) == (9000, 9000, 2)
-    succeeded = [pi for pi in sandbox_payment_intents(e2e, campaign.id) if pi["status"] == "succeeded"]
-    assert sorted(pi["metadata"]["pledge_id"] for pi in succeeded) == sorted([str(paul.id), str(jeanne.id)])
+        # Ines gives another card within the grace window, through the link of her email.
+        hers = client.get(f"/contributions/{ines.access_token}")
+        assert "Enregistrer une autre carte" in hers.text
+        to_checkout = client.post(f"/contributions/{ines.access_token}/carte", data={"csrf_token": csrf_of(hers.text)})
+        assert to_checkout.status_code == 303 and "/_sandbox/stripe/checkout/cs_" in to_checkout.headers["location"]
+        saved = pay_on_hosted_page(client, to_checkout.headers["location"], "4242 4242 4242 4242", name="Inès Fabre")
+        assert saved.status_code == 303 and "/carte?session_id=cs_" in saved.headers["location"]
+        assert client.get(saved.headers["location"]).status_code == 303
+    assert pledges_of(e2e, campaign.id)[2].status == "retry"
+    close(e2e, moment + dt.timedelta(days=2))  # the next round charges her new card (second attempt, new key)
 
-    found = wait_for(lambda: (lambda e: e if len(e) == 2 else None)(campaign_entries(e2e, campaign.id)),
-                     what="two charges in the books")
-    amounts = {}
+    # Léo never gives another card: seven days later his promise fails, and nothing was taken from him.
+    close(e2e, moment + dt.timedelta(days=7, minutes=5))
+    paul, jeanne, ines, leo = pledges_of(e2e, campaign.id)
+    assert (paul.status, jeanne.status, ines.status, leo.status) == ("paid", "paid", "paid", "failed")
+    assert ines.charge_attempt == 2
+    row = campaign_of(e2e, campaign.id)
+    assert (row.crowd_total, row.collected_total, row.backers_count) == (13_000, 13_000, 3)
+    succeeded = [pi for pi in sandbox_payment_intents(e2e, campaign.id) if pi["status"] == "succeeded"]
+    assert sorted(pi["metadata"]["pledge_id"] for pi in succeeded) == sorted([str(paul.id), str(jeanne.id), str(ines.id)])
+
+    def three_charges_booked():
+        found = campaign_entries(e2e, campaign.id)
+        return found if len(found) == 3 else None
+
+    found = wait_for(three_charges_booked, what="three charges in the books")
+    amounts = []
     for entry, lines in found:
         txn = assert_matches_the_sandbox(e2e, entry, lines, [("75411", lines[-1][1])])
-        amounts[txn["amount"]] = entry
-    assert set(amounts) == {6000, 3000}
+        amounts.append(txn["amount"])
+    assert sorted(amounts) == [3000, 4000, 6000]
 
 
 def test_an_all_or_nothing_campaign_that_fails_charges_nobody(e2e):
