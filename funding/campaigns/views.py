@@ -14,16 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.campaigns.models import COUNTED, Campaign, Match, Pledge, Tier
 from funding.campaigns.pledges import match_total
+from funding.i18n import N_, ngettext
 from funding.i18n import gettext as _
-from funding.i18n import ngettext
 from funding.orgs.models import Site
 
 WALL_SIZE = 30
 PUBLIC_STATES = ("live", "succeeded", "failed", "closed")
 STATUS_LABELS = {
-    "draft": "Brouillon", "live": "En cours", "succeeded": "Réussie", "failed": "Objectif non atteint", "closed": "Close",
+    "draft": N_("Brouillon"), "live": N_("En cours"), "succeeded": N_("Réussie"), "failed": N_("Objectif non atteint"),
+    "closed": N_("Close"),
 }
-MODE_LABELS = {"all_or_nothing": "Tout ou rien", "keep_it_all": "Tout reste acquis"}
+MODE_LABELS = {"all_or_nothing": N_("Tout ou rien"), "keep_it_all": N_("Tout reste acquis")}
 
 
 @dataclass
