@@ -208,7 +208,6 @@ async def cmd_issuer(args, ctx) -> int:
 
 
 async def cmd_summaries(args, ctx) -> int:
-    from funding.campaigns.models import Pledge  # noqa: F401
     from funding.campaigns.receipts import donors_of_year
     from funding.campaigns.summaries import send_year
     from funding.money import format_plain

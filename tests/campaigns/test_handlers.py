@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import func, select, update
 
 from funding.campaigns import settle
@@ -29,13 +27,8 @@ from tests.stripe_objects import (
     refund,
     sid,
 )
-from webhooks.inbox import store
+from tests.webhooks.test_processing import deliver
 from webhooks.processing import drain
-
-
-async def deliver(engine, *events: dict) -> None:
-    for evt in events:
-        await store(engine, evt, json.dumps(evt))
 
 
 async def entries(sessions) -> list[tuple[str, list[tuple[str, int]], int | None]]:
