@@ -27,6 +27,7 @@ from funding.orgs.models import Organisation, Site
 from funding.web import BOOKS, db, flash, load_user, redirect, render, require
 
 EXPORTERS = ("admin", "accountant")
+CHART = {"chart_width": report.CHART_WIDTH, "trend_height": report.TREND_HEIGHT, "trend_bar": report.TREND_BAR}
 
 
 def _attachment(name: str) -> dict[str, str]:
@@ -262,7 +263,7 @@ async def funding_mix_page(request: Request) -> Response:
         mix = await _mix(request, session, site_slug=request.query_params.get("site") or None,
                          org_siren=request.query_params.get("org") or None)
         choices = await _choices(session)
-    return render(request, "exports/funding_mix.html", {**choices, "mix": mix, "query": urlencode(request.query_params.multi_items()),
+    return render(request, "exports/funding_mix.html", {**choices, **CHART, "mix": mix, "query": urlencode(request.query_params.multi_items()),
                                                          "site_slug": request.query_params.get("site", ""),
                                                          "org_siren": request.query_params.get("org", "")})
 
@@ -285,7 +286,7 @@ async def transparency(request: Request) -> Response:
         await load_user(request, session)
         mix = await _mix(request, session, site_slug=slug)
         sites = (await session.execute(select(Site.slug, Site.name, Site.town).order_by(Site.is_central.desc(), Site.name))).all()
-    return render(request, "exports/transparency.html", {"mix": mix, "sites": sites, "public": True})
+    return render(request, "exports/transparency.html", {**CHART, "mix": mix, "sites": sites, "public": True})
 
 
 async def open_data_grants(request: Request) -> Response:
