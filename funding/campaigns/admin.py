@@ -144,6 +144,7 @@ async def owner_view(request: Request) -> Response:
         "undelivered": undelivered, "chase": chase, "pledges": pledges[:PAGE], "more": more,
         "next_before": pledges[PAGE - 1].id if more else None, "entries": entries, "tier_titles": tier_titles,
         "progress": views.progress_of(campaign, match), "labels": views.STATUS_LABELS, "modes": views.MODE_LABELS,
+        "pledge_labels": views.PLEDGE_LABELS,
         "can_edit": user.role in STAFF, "widget_url": f"{settings.base_url}/widget/campaigns/{campaign.slug}",
         "description": richtext.render(campaign.description), "local": local,
     })

@@ -24,6 +24,12 @@ STATUS_LABELS = {
     "draft": N_("Brouillon"), "live": N_("En cours"), "succeeded": N_("Réussie"), "failed": N_("Objectif non atteint"),
     "closed": N_("Close"),
 }
+PLEDGE_LABELS = {
+    "pending": N_("en attente de paiement"), "active": N_("carte enregistrée"), "charging": N_("paiement en cours"),
+    "action_required": N_("authentification demandée"), "card_declined": N_("carte refusée"),
+    "retry": N_("nouvelle carte à débiter"), "paid": N_("payée"), "failed": N_("échouée"), "cancelled": N_("annulée"),
+    "expired": N_("abandonnée"), "void": N_("non débitée (objectif manqué)"),
+}
 MODE_LABELS = {"all_or_nothing": N_("Tout ou rien"), "keep_it_all": N_("Tout reste acquis")}
 
 
