@@ -36,6 +36,7 @@ class Settings:
     default_locale: str = "fr"
     login_link_max_age: int = 900
     worker_poll_seconds: float = 2.0
+    coworking_grace_days: int = 7
     bar_tab_limit: int = 5000  # minor units: a member's open tab may not exceed it
     bar_cutoff_day: int = 1  # day of the month on which open tabs are billed
 
@@ -161,6 +162,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
         default_locale=locale,
         login_link_max_age=_number("LOGIN_LINK_MAX_AGE", defaults.login_link_max_age),
         worker_poll_seconds=_number("WORKER_POLL_SECONDS", defaults.worker_poll_seconds, float),
+        coworking_grace_days=_number("COWORKING_GRACE_DAYS", defaults.coworking_grace_days),
         bar_tab_limit=_bar_tab_limit(env.get("BAR_TAB_LIMIT"), defaults.bar_tab_limit),
         bar_cutoff_day=_bar_cutoff_day(env.get("BAR_CUTOFF_DAY"), defaults.bar_cutoff_day),
     )
