@@ -1,0 +1,1 @@
+"""Coworking: plans per site, members, Stripe Billing subscriptions, self-service and access."""

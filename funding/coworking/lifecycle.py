@@ -1,0 +1,419 @@
+"""What Stripe's subscriptions and invoices mean for members: state, access, books, emails.
+
+Everything here runs inside the caller's transaction (a webhook's apply, a return page)
+from objects already fetched from Stripe, and is idempotent:
+
+- a subscription or invoice row only takes a state newer than the one it holds
+  (``version``), and never leaves a final state (canceled, incomplete_expired; paid, void);
+- the sale entry of an invoice (``[VT] D 411 / C 706, 7561, 7562 / C 4457x``) is keyed by
+  the invoice id, its settlement (``[ST] D 5115 / D 627 / C 411``) by the balance
+  transaction id; the sale is always numbered before its settlement;
+- every email has a dedupe key (per invoice and payment attempt).
+
+Access rule: active or trialing → access; past_due → access for a grace period (setting
+``COWORKING_GRACE_DAYS``, 7 days by default) counted from when we saw it fall past due;
+anything else → no access.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.auth.models import User
+from funding.coworking.members import ensure_aux_account, member_from_metadata
+from funding.coworking.models import (
+    LIVE_STATUSES,
+    Invoice,
+    Member,
+    Plan,
+    PlanPrice,
+    Subscription,
+)
+from funding.coworking.plans import vat_account
+from funding.db import insert_ignore, utcnow
+from funding.i18n import money
+from funding.ledger.models import Entry
+from funding.ledger.service import EntryDraft, Line, post
+from funding.mail.service import enqueue
+from funding.orgs.models import Site
+from funding.payments import purposes
+from funding.payments.books import dated_for_open_period
+
+PARIS = ZoneInfo("Europe/Paris")
+DEFAULT_GRACE_DAYS = 7
+FINAL_SUBSCRIPTION = ("canceled", "incomplete_expired")
+FINAL_INVOICE = ("paid", "void")
+SUSPENSE = "467"
+
+
+def from_unix(value) -> dt.datetime | None:
+    if value in (None, "", 0):
+        return None
+    return dt.datetime.fromtimestamp(int(value), dt.UTC).replace(tzinfo=None)
+
+
+def local_day(moment: dt.datetime) -> dt.date:
+    return moment.replace(tzinfo=dt.UTC).astimezone(PARIS).date()
+
+
+def _id(value) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value
+
+
+# --- access ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Access:
+    granted: bool
+    reason: str  # active, trialing, grace, past_due, unpaid, canceled, none…
+    until: dt.datetime | None = None  # end of the grace period, when in it
+
+
+def access_of(sub: Subscription | None, *, now: dt.datetime | None = None, grace_days: int = DEFAULT_GRACE_DAYS) -> Access:
+    """The access rule, for one subscription."""
+    if sub is None:
+        return Access(False, "none")
+    if sub.status in ("active", "trialing"):
+        return Access(True, sub.status)
+    if sub.status == "past_due":
+        now = now or utcnow()
+        until = (sub.past_due_since or now) + dt.timedelta(days=grace_days)
+        if now < until:
+            return Access(True, "grace", until)
+        return Access(False, "past_due", until)
+    return Access(False, sub.status)
+
+
+async def workspace_subscription(session: AsyncSession, member_id: int, *, kind: str = "workspace") -> Subscription | None:
+    """The member's subscription of this kind that matters now: a live one (the newest), else the last one."""
+    order = case((Subscription.status.in_(LIVE_STATUSES), 0), else_=1)
+    return await session.scalar(
+        select(Subscription).where(Subscription.member_id == member_id, Subscription.kind == kind,
+                                   Subscription.status.not_in(("incomplete", "incomplete_expired")))
+        .order_by(order, Subscription.started_at.desc(), Subscription.id.desc()).limit(1))
+
+
+async def member_access(session: AsyncSession, member_id: int, *, now: dt.datetime | None = None,
+                        grace_days: int = DEFAULT_GRACE_DAYS) -> Access:
+    return access_of(await workspace_subscription(session, member_id), now=now, grace_days=grace_days)
+
+
+async def fetched_version(session: AsyncSession, model, stripe_id: str) -> int:
+    """The version of an object we fetched (or got back from our own call) just now: the
+    current state, so at least as new as what we hold, whatever the clocks (Stripe's test
+    clocks and the sandbox's run ahead of ours)."""
+    column = model.stripe_subscription_id if model is Subscription else model.stripe_invoice_id
+    held = await session.scalar(select(model.version).where(column == stripe_id))
+    return max(int(time.time()), int(held or 0))
+
+
+# --- subscriptions -----------------------------------------------------------------------
+
+
+async def apply_subscription(session: AsyncSession, sub: dict, version: int) -> Subscription | None:
+    """Mirror a Stripe subscription (as fetched, or from an event) into its row, if newer.
+
+    Returns the row, or None for a subscription that is not a member's.
+    """
+    meta = sub.get("metadata") or {}
+    customer = _id(sub.get("customer"))
+    member = await member_from_metadata(session, meta, customer)
+    if member is None:
+        return None
+    items = (sub.get("items") or {}).get("data") or []
+    item = items[0] if items else {}
+    price_id = _id(item.get("price"))
+    plan = await session.scalar(select(Plan).join(PlanPrice, PlanPrice.plan_id == Plan.id)
+                                .where(PlanPrice.stripe_price_id == price_id)) if price_id else None
+    site_id = plan.site_id if plan else (int(meta["site_id"]) if str(meta.get("site_id", "")).isdigit() else member.site_id)
+    status = sub["status"]
+    seen_at = from_unix(version) or utcnow()
+    values = {
+        "plan_id": plan.id if plan else None,
+        "kind": plan.kind if plan else (meta.get("kind") or "workspace"),
+        "stripe_price_id": price_id,
+        "status": status,
+        "current_period_start": from_unix(item.get("current_period_start")),
+        "current_period_end": from_unix(item.get("current_period_end")),
+        "cancel_at_period_end": bool(sub.get("cancel_at_period_end")),
+        "cancel_at": from_unix(sub.get("cancel_at")),
+        "canceled_at": from_unix(sub.get("canceled_at")),
+        "ended_at": from_unix(sub.get("ended_at")),
+        "version": int(version),
+        "updated_at": utcnow(),
+    }
+    inserted = await insert_ignore(session, Subscription, {
+        **values, "member_id": member.id, "site_id": site_id, "stripe_subscription_id": sub["id"],
+        "started_at": from_unix(sub.get("start_date") or sub.get("created")) or seen_at,
+        "past_due_since": seen_at if status == "past_due" else None, "created_at": utcnow(),
+    }, ["stripe_subscription_id"])
+    if inserted is None:
+        values["past_due_since"] = case((Subscription.status == "past_due", func.coalesce(Subscription.past_due_since, seen_at)),
+                                        else_=seen_at) if status == "past_due" else None
+        await session.execute(
+            update(Subscription).where(
+                Subscription.stripe_subscription_id == sub["id"], Subscription.version <= int(version),
+                or_(Subscription.status.not_in(FINAL_SUBSCRIPTION), Subscription.status == status),
+            ).values(**values).execution_options(synchronize_session=False))
+    row = await session.scalar(select(Subscription).where(Subscription.stripe_subscription_id == sub["id"])
+                               .execution_options(populate_existing=True))
+    await _subscription_emails(session, row, member)
+    return row
+
+
+async def _subscription_emails(session: AsyncSession, row: Subscription, member: Member) -> None:
+    user = await session.get(User, member.user_id)
+    plan = await session.get(Plan, row.plan_id) if row.plan_id else None
+    site = await session.get(Site, row.site_id)
+    name = plan.name if plan else "abonnement"
+    if row.status in ("active", "trialing"):
+        await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"coworking:{row.stripe_subscription_id}:welcome",
+                      subject=f"Bienvenue à {site.name}",
+                      body_text=(f"Bonjour {user.name},\n\nVotre abonnement « {name} » à {site.name} est actif.\n"
+                                 "Votre espace membre (formule, factures, carte bancaire) : connectez-vous sur le site "
+                                 "avec cette adresse e-mail, rubrique « Mon espace ».\n\nÀ bientôt,\nL'équipe Entre-Lab"))
+    elif row.status == "unpaid":
+        await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"coworking:{row.stripe_subscription_id}:unpaid",
+                      subject=f"Votre accès à {site.name} est suspendu",
+                      body_text=(f"Bonjour {user.name},\n\nLes paiements de votre abonnement « {name} » ont échoué à "
+                                 "plusieurs reprises : votre accès est suspendu. Réglez la facture en attente depuis votre "
+                                 "espace membre pour le rétablir.\n\nL'équipe Entre-Lab"))
+    elif row.status == "canceled":
+        ended = local_day(row.ended_at or utcnow())
+        await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"coworking:{row.stripe_subscription_id}:ended",
+                      subject=f"Fin de votre abonnement à {site.name}",
+                      body_text=(f"Bonjour {user.name},\n\nVotre abonnement « {name} » a pris fin le "
+                                 f"{ended.strftime('%d/%m/%Y')}. Merci d'avoir travaillé à {site.name} !\n\nL'équipe Entre-Lab"))
+
+
+# --- invoices ----------------------------------------------------------------------------
+
+
+def _line_price(line: dict) -> str | None:
+    pricing = line.get("pricing") or {}
+    details = pricing.get("price_details") or {}
+    price = details.get("price") or line.get("price")
+    return _id(price)
+
+
+async def booked_lines(session: AsyncSession, invoice: dict) -> list[dict]:
+    """How each line of a finalised invoice is booked: base and VAT on which accounts.
+
+    Amounts are what the member pays (our Stripe prices include VAT): the base is split
+    back per line at the plan's rate. A line another domain already booked (metadata
+    ``entrelab_booked``) stays out of the sale entry; a line naming ``account`` and
+    ``vat_rate`` (per mille) in its metadata is booked there; an unknown line goes to
+    the suspense account for an accountant to sort.
+    """
+    out = []
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        meta = line.get("metadata") or {}
+        amount = int(line.get("amount") or 0)
+        price_id = _line_price(line)
+        plan_id, account, rate = None, SUSPENSE, 0
+        if meta.get("entrelab_booked"):
+            account = None
+        elif meta.get("account") and str(meta.get("vat_rate", "")).isdigit():
+            account, rate = str(meta["account"]), int(meta["vat_rate"])
+        elif price_id:
+            row = (await session.execute(select(PlanPrice.plan_id, PlanPrice.vat_rate, Plan.account)
+                                         .join(Plan, Plan.id == PlanPrice.plan_id)
+                                         .where(PlanPrice.stripe_price_id == price_id))).first()
+            if row is not None:
+                plan_id, rate, account = row.plan_id, row.vat_rate, row.account
+        base, vat = purposes.split_vat(amount, rate) if rate else (amount, 0)
+        period = line.get("period") or {}
+        parent = line.get("parent") or {}
+        details = parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
+        out.append({"description": (line.get("description") or "")[:200], "amount": amount, "base": base, "vat": vat,
+                    "vat_rate": rate, "account": account, "plan_id": plan_id, "proration": bool(details.get("proration")),
+                    "period_start": period.get("start"), "period_end": period.get("end")})
+    return out
+
+
+def _invoice_values(invoice: dict, version: int) -> dict:
+    transitions = invoice.get("status_transitions") or {}
+    issued = from_unix(transitions.get("finalized_at") or invoice.get("effective_at") or invoice.get("created")) or utcnow()
+    return {
+        "number": invoice.get("number"),
+        "status": invoice["status"],
+        "billing_reason": invoice.get("billing_reason"),
+        "currency": (invoice.get("currency") or "eur").upper(),
+        "total": int(invoice.get("total") or 0),
+        "amount_due": int(invoice.get("amount_due") or 0),
+        "amount_paid": int(invoice.get("amount_paid") or 0),
+        "amount_remaining": int(invoice.get("amount_remaining") or 0),
+        "attempt_count": int(invoice.get("attempt_count") or 0),
+        "hosted_invoice_url": invoice.get("hosted_invoice_url"),
+        "invoice_pdf": invoice.get("invoice_pdf"),
+        "issued_at": issued,
+        "paid_at": from_unix(transitions.get("paid_at")),
+        "version": int(version),
+        "updated_at": utcnow(),
+    }
+
+
+def subscription_of(invoice: dict) -> tuple[str | None, dict]:
+    details = ((invoice.get("parent") or {}).get("subscription_details")) or {}
+    return _id(details.get("subscription")), details.get("metadata") or {}
+
+
+async def apply_invoice(session: AsyncSession, invoice: dict, version: int) -> Invoice | None:
+    """Mirror a finalised invoice of a member into its row, if newer. Drafts are not kept
+    (no number, no links, lines may still change)."""
+    if invoice.get("status") in (None, "draft") or str(invoice.get("id", "")).startswith("upcoming"):
+        return None
+    sub_id, sub_meta = subscription_of(invoice)
+    meta = {**sub_meta, **(invoice.get("metadata") or {})}
+    member = await member_from_metadata(session, meta, _id(invoice.get("customer")))
+    if member is None:
+        return None
+    values = _invoice_values(invoice, version)
+    site_id = None
+    if sub_id:
+        site_id = await session.scalar(select(Subscription.site_id).where(Subscription.stripe_subscription_id == sub_id))
+    if site_id is None:
+        site_id = int(meta["site_id"]) if str(meta.get("site_id", "")).isdigit() else member.site_id
+    lines = json.dumps(await booked_lines(session, invoice), sort_keys=True)
+    inserted = await insert_ignore(session, Invoice, {
+        **values, "member_id": member.id, "site_id": site_id, "stripe_invoice_id": invoice["id"],
+        "stripe_subscription_id": sub_id, "lines": lines,
+    }, ["stripe_invoice_id"])
+    if inserted is None:
+        await session.execute(
+            update(Invoice).where(
+                Invoice.stripe_invoice_id == invoice["id"], Invoice.version <= int(version),
+                or_(Invoice.status.not_in(FINAL_INVOICE), Invoice.status == invoice["status"]),
+            ).values(**values).execution_options(synchronize_session=False))
+    return await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"])
+                                .execution_options(populate_existing=True))
+
+
+async def sale_draft(session: AsyncSession, row: Invoice) -> EntryDraft | None:
+    """[VT] D 411 (the member's account) · C revenue per account · C VAT per rate, for an invoice."""
+    lines = json.loads(row.lines or "[]")
+    credits: dict[str, int] = defaultdict(int)
+    for line in lines:
+        if line["account"] is None:
+            continue
+        credits[line["account"]] += line["base"]
+        if line["vat"]:
+            credits[vat_account(line["vat_rate"])] += line["vat"]
+    receivable = sum(credits.values())
+    member = await session.get(Member, row.member_id)
+    site = await session.get(Site, row.site_id)
+    user = await session.get(User, member.user_id)
+    who = member.company_name or user.name
+    code = await ensure_aux_account(session, site.org_id, member, who)
+    postings = [Line("411", receivable, row.currency, aux=code, label=who[:200])] if receivable else []
+    postings += [Line(account, -amount, row.currency) for account, amount in sorted(credits.items()) if amount]
+    if len(postings) < 2:
+        return None
+    day = local_day(row.issued_at)
+    number = row.number or row.stripe_invoice_id
+    return EntryDraft(
+        org_id=site.org_id, site_id=site.id, journal="VT", entry_date=day, piece_date=day,
+        label=f"Facture {number} — {who}"[:200], piece_ref=number[:100], funding_source="self",
+        lines=postings, source_key=sale_key(row.stripe_invoice_id),
+    )
+
+
+def sale_key(invoice_id: str) -> str:
+    return f"stripe:{invoice_id}"
+
+
+async def post_sale(session: AsyncSession, row: Invoice) -> None:
+    """Post the invoice's sale entry now if it is not in the books (so it comes before its settlement)."""
+    site = await session.get(Site, row.site_id)
+    if await session.scalar(select(Entry.id).where(Entry.org_id == site.org_id,
+                                                   Entry.source_key == sale_key(row.stripe_invoice_id))) is not None:
+        return  # posted already (the unique source key would refuse it anyway)
+    draft = await sale_draft(session, row)
+    if draft is not None:
+        await post(session, await dated_for_open_period(session, [draft]))
+
+
+async def settle_invoice_charge(session: AsyncSession, metadata: dict, amount: int, currency: str) -> purposes.Allocation | None:
+    """The ``invoice`` purpose: a charge (or refund) of a member's invoice settles the member's
+    receivable: [ST] D 5115 net · D 627 fee · C 411 (the member's account)."""
+    member = await member_from_metadata(session, metadata, metadata.get("customer"))
+    if member is None:
+        return None
+    fetched = metadata.get("invoice_object")
+    if isinstance(fetched, dict) and not (fetched.get("lines") or {}).get("has_more"):
+        row = await apply_invoice(session, fetched, await fetched_version(session, Invoice, fetched["id"]))  # events may lag
+    else:
+        row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == metadata.get("invoice", "")))
+    if row is not None and amount > 0 and row.status in ("open", "paid", "uncollectible"):
+        await post_sale(session, row)  # the sale is numbered before its settlement, whatever the events' order
+    if row is not None:
+        site_id = row.site_id
+    elif str(metadata.get("site_id", "")).isdigit():
+        site_id = int(metadata["site_id"])
+    else:
+        site_id = member.site_id
+    site = await session.get(Site, site_id)
+    if site is None:
+        return None
+    user = await session.get(User, member.user_id)
+    who = member.company_name or user.name
+    code = await ensure_aux_account(session, site.org_id, member, who)
+    number = (row.number if row is not None else None) or metadata.get("invoice") or "?"
+    return purposes.Allocation(org_id=site.org_id, site_id=site.id, funding_source="self",
+                               label=f"Règlement facture {number} — {who}"[:200],
+                               lines=[Line("411", -amount, currency, aux=code, label=who[:200])])
+
+
+async def invoice_effects(session: AsyncSession, event_type: str, event_invoice: dict, row: Invoice) -> list[EntryDraft]:
+    """Emails and the sale entry that an invoice event calls for, once each."""
+    member = await session.get(Member, row.member_id)
+    user = await session.get(User, member.user_id)
+    number = row.number or row.stripe_invoice_id
+    attempt = int(event_invoice.get("attempt_count") or row.attempt_count or 0)
+    due = money(row.amount_remaining or row.amount_due, row.currency)
+    if event_type == "invoice.payment_failed" and row.status == "open":
+        retry = from_unix(event_invoice.get("next_payment_attempt"))
+        when = (f"Nous réessaierons automatiquement le {local_day(retry).strftime('%d/%m/%Y')}. " if retry else "")
+        await enqueue(session, to=user.email, user_id=user.id,
+                      dedupe_key=f"coworking:{row.stripe_invoice_id}:failed:{attempt}",
+                      subject=f"Paiement refusé : facture {number}",
+                      body_text=(f"Bonjour {user.name},\n\nLe paiement de votre facture {number} ({due}) a été refusé "
+                                 f"par votre banque.\n{when}Pour régler maintenant ou changer de carte :\n"
+                                 f"{row.hosted_invoice_url or ''}\n\nVous pouvez aussi mettre à jour votre carte depuis "
+                                 "votre espace membre.\n\nL'équipe Entre-Lab"))
+    elif event_type == "invoice.payment_action_required" and row.status == "open":
+        await enqueue(session, to=user.email, user_id=user.id,
+                      dedupe_key=f"coworking:{row.stripe_invoice_id}:action:{attempt}",
+                      subject=f"Confirmez le paiement de votre facture {number}",
+                      body_text=(f"Bonjour {user.name},\n\nVotre banque demande que vous confirmiez le paiement de votre "
+                                 f"facture {number} ({due}). Ouvrez ce lien pour le valider :\n{row.hosted_invoice_url or ''}"
+                                 "\n\nL'équipe Entre-Lab"))
+    if row.status == "paid":
+        draft = await sale_draft(session, row)
+        return [draft] if draft is not None else []
+    return []
+
+
+async def member_invoices(session: AsyncSession, member_id: int, *, limit: int = 50) -> list[Invoice]:
+    return list((await session.scalars(select(Invoice).where(Invoice.member_id == member_id)
+                                       .order_by(Invoice.issued_at.desc(), Invoice.id.desc()).limit(limit))).all())
+
+
+def overdue_filter():
+    """Invoices a member owes: open after a failed attempt, or given up on (uncollectible)."""
+    return or_(and_(Invoice.status == "open", Invoice.attempt_count > 0), Invoice.status == "uncollectible")
+
+
+async def overdue_amount(session: AsyncSession, member_id: int) -> int:
+    return int(await session.scalar(select(func.coalesce(func.sum(Invoice.amount_remaining), 0))
+                                    .where(Invoice.member_id == member_id, overdue_filter())) or 0)
+

@@ -1,0 +1,203 @@
+"""Members: a ``users`` row (role member) plus who they are for the books and on invoices.
+
+A member's Stripe customer is created once (``create_once``, keyed by the member row) and
+carries the company's name, SIREN and VAT number as invoice custom fields, so they are
+printed on every invoice Stripe issues from then on. In the ledger each member has an
+auxiliary account under 411 (``M000042``) in the books of the organisation it pays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from funding.auth.models import User
+from funding.auth.service import AuthError, create_user, normalise_email
+from funding.coworking.models import Member
+from funding.db import insert_ignore, transaction, utcnow
+from funding.i18n import gettext as _
+from funding.ledger.models import AuxAccount
+from funding.orgs.models import Site
+from funding.orgs.service import luhn_ok
+from funding.payments.calls import create_once
+from funding.stripe_gateway import StripeGateway
+
+
+class MemberError(Exception):
+    """Refused member data; the message is for a person."""
+
+
+@dataclass(frozen=True)
+class Details:
+    name: str
+    email: str
+    phone: str | None = None
+    company_name: str | None = None
+    siren: str | None = None
+    vat_number: str | None = None
+
+    @property
+    def is_company(self) -> bool:
+        return bool(self.company_name)
+
+
+def french_vat_key(siren: str) -> int:
+    return (12 + 3 * (int(siren) % 97)) % 97
+
+
+def check_details(*, name: str, email: str, phone: str = "", company_name: str = "", siren: str = "",
+                  vat_number: str = "", company_required: bool = False) -> Details:
+    """Read a join or details form. Raises MemberError with a French message."""
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise MemberError(_("Indiquez votre nom et prénom."))
+    try:
+        email = normalise_email(email)
+    except AuthError as exc:
+        raise MemberError(str(exc)) from None
+    phone = re.sub(r"[\s.\-]", "", phone or "")
+    if phone and not re.fullmatch(r"\+?\d{6,15}", phone):
+        raise MemberError(_("Numéro de téléphone invalide."))
+    company_name = (company_name or "").strip()
+    siren = re.sub(r"\s", "", siren or "")
+    vat_number = re.sub(r"[\s.]", "", vat_number or "").upper()
+    if len(company_name) > 200:
+        raise MemberError(_("Le nom de l'entreprise est trop long (200 caractères au plus)."))
+    if company_required and not company_name:
+        raise MemberError(_("Cette formule est réservée aux entreprises : indiquez le nom de l'entreprise et son SIREN."))
+    if (siren or vat_number) and not company_name:
+        raise MemberError(_("Indiquez le nom de l'entreprise qui correspond à ce SIREN."))
+    if company_name:
+        if not re.fullmatch(r"\d{9}", siren) or not luhn_ok(siren):
+            raise MemberError(_("SIREN invalide : 9 chiffres, tels qu'ils figurent sur l'avis de situation INSEE."))
+        if vat_number:
+            match = re.fullmatch(r"FR(\d{2})(\d{9})", vat_number)
+            if not match or match.group(2) != siren or int(match.group(1)) != french_vat_key(siren):
+                raise MemberError(_("Numéro de TVA intracommunautaire invalide : FR, une clé de 2 chiffres, puis le SIREN."))
+    return Details(name=name, email=email, phone=phone or None, company_name=company_name or None,
+                   siren=siren or None, vat_number=vat_number or None)
+
+
+async def get_member(session: AsyncSession, member_id: int) -> Member | None:
+    return await session.get(Member, member_id)
+
+
+async def member_for_user(session: AsyncSession, user_id: int) -> Member | None:
+    return await session.scalar(select(Member).where(Member.user_id == user_id))
+
+
+async def member_by_customer(session: AsyncSession, customer_id: str | None) -> Member | None:
+    if not customer_id:
+        return None
+    return await session.scalar(select(Member).where(Member.stripe_customer_id == customer_id))
+
+
+async def member_from_metadata(session: AsyncSession, metadata: dict | None, customer_id: str | None) -> Member | None:
+    """The member a Stripe object belongs to: our id in its metadata, else its customer."""
+    raw = str((metadata or {}).get("member_id") or "")
+    if raw.isdigit():
+        member = await session.get(Member, int(raw))
+        if member is not None and (not customer_id or member.stripe_customer_id in (None, customer_id)):
+            return member
+    return await member_by_customer(session, customer_id)
+
+
+async def enrol(session: AsyncSession, site: Site, details: Details) -> tuple[Member, bool]:
+    """The member for this email, created with its user if new. Returns (member, created):
+    ``created`` is False when the address already had an account (its owner must log in).
+
+    An existing member's details are never changed from here: an anonymous form cannot
+    rewrite someone's invoices (the member edits them after logging in).
+    """
+    user = await session.scalar(select(User).where(User.email == details.email))
+    created = user is None
+    if user is not None:
+        if user.role != "member":
+            raise MemberError(_("Cette adresse est celle d'un compte de l'équipe : utilisez une autre adresse pour adhérer."))
+        member = await member_for_user(session, user.id)
+        if member is not None:
+            return member, False
+    try:
+        if user is None:
+            user = await create_user(session, email=details.email, name=details.name, role="member", org_id=site.org_id)
+        # An account that exists already (the bar's regulars) gets its member record bare: its owner adds
+        # the company after logging in.
+        member = Member(user_id=user.id, site_id=site.id, org_id=site.org_id, company_name=details.company_name if created
+                        else None, siren=details.siren if created else None, vat_number=details.vat_number if created else None,
+                        phone=details.phone if created else None)
+        session.add(member)
+        await session.flush()
+    except IntegrityError:  # the same address joining twice at once: the database let one through
+        raise MemberError(_("Cette adresse vient d'être enregistrée : réessayez dans un instant.")) from None
+    return member, created
+
+
+async def update_details(session: AsyncSession, member: Member, details: Details) -> None:
+    user = await session.get(User, member.user_id)
+    user.name = details.name
+    member.company_name, member.siren, member.vat_number = details.company_name, details.siren, details.vat_number
+    member.phone = details.phone
+    member.updated_at = utcnow()
+    await session.flush()
+
+
+def customer_params(member: Member, user: User) -> dict:
+    fields = []
+    if member.company_name:
+        fields.append({"name": "SIREN", "value": member.siren or ""})
+        if member.vat_number:
+            fields.append({"name": "N° TVA intracommunautaire", "value": member.vat_number})
+        fields.append({"name": "Contact", "value": user.name[:140]})
+    return {
+        "email": user.email,
+        "name": (member.company_name or user.name)[:250],
+        "phone": member.phone or "",
+        "preferred_locales": ["fr"],
+        "metadata": {"purpose": "coworking", "member_id": str(member.id), "site_id": str(member.site_id),
+                     "org_id": str(member.org_id)},
+        "invoice_settings": {"custom_fields": fields or ""},
+    }
+
+
+async def ensure_customer(sessions: async_sessionmaker, gw: StripeGateway, member_id: int) -> str:
+    """The member's Stripe customer id, created once (the key is derived from the member row)."""
+    async with sessions() as session:
+        member = await session.get(Member, member_id)
+        user = await session.get(User, member.user_id)
+    if member.stripe_customer_id:
+        return member.stripe_customer_id
+    params = customer_params(member, user)
+    if not params["invoice_settings"]["custom_fields"]:
+        params.pop("invoice_settings")
+    if not params["phone"]:
+        params.pop("phone")
+    customer = await create_once(sessions, gw, ref=f"coworking-member:{member.id}", resource="customers", params=params)
+    async with transaction(sessions) as session:
+        await session.execute(update(Member).where(Member.id == member.id, Member.stripe_customer_id.is_(None))
+                              .values(stripe_customer_id=customer["id"], updated_at=utcnow()))
+    return customer["id"]
+
+
+async def push_details(gw: StripeGateway, member: Member, user: User) -> None:
+    """Send changed details to the member's Stripe customer (future invoices print them)."""
+    if member.stripe_customer_id:
+        await gw.call("customers", "update", member.stripe_customer_id, params=customer_params(member, user))
+
+
+async def ensure_aux_account(session: AsyncSession, org_id: int, member: Member, label: str | None = None) -> str:
+    """Insert-or-ignore the member's 411 auxiliary account in ``org_id``'s books; returns its code."""
+    if label is None:
+        user = await session.get(User, member.user_id)
+        label = member.company_name or user.name
+    await insert_ignore(session, AuxAccount, {"org_id": org_id, "code": member.aux_code, "label": label[:200],
+                                              "created_at": utcnow()}, ["org_id", "code"])
+    return member.aux_code
+
+
+def member_since(member: Member) -> dt.datetime:
+    return member.created_at

@@ -1,0 +1,109 @@
+"""Coworking: members' subscriptions, invoices and subscription checkouts.
+
+Each handler fetches the current object (the event is only a notification) and applies it
+through funding.coworking.lifecycle, where every effect is keyed by a Stripe id: a replay,
+a duplicate or an older event arriving late changes nothing.
+"""
+
+from __future__ import annotations
+
+from funding.coworking.billing import apply_checkout
+from funding.coworking.lifecycle import (
+    apply_invoice,
+    apply_subscription,
+    invoice_effects,
+)
+from funding.payments import books
+from funding.stripe_gateway import StripeRefused
+from webhooks.handlers import Handler, Prepared, version
+
+
+def _id(value) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value
+
+
+async def _current(gw, resource: str, event: dict, *, expand: list[str] | None = None) -> Prepared:
+    obj = event["data"]["object"]
+    try:
+        return Prepared(objects=[await gw.retrieve(resource, obj["id"], expand=expand)])
+    except StripeRefused as exc:
+        if exc.http_status == 404:  # gone from Stripe (a deleted draft): the payload, at the event's time
+            return Prepared(objects=[obj], fetched_at=0)
+        raise
+
+
+# customer.subscription.*: status, price and period, moved only forwards.
+async def prepare_subscription(gw, event: dict) -> Prepared:
+    return await _current(gw, "subscriptions", event)
+
+
+async def apply_subscription_event(session, event: dict, prepared: Prepared):
+    await apply_subscription(session, prepared.objects[0], version(event, prepared))
+    return []
+
+
+# invoice.*: the member's invoice list; once paid, its sale entry then its settlement
+# (from the charge's balance transaction); failed attempts and 3-D Secure requests email the member.
+async def prepare_invoice(gw, event: dict) -> Prepared:
+    prepared = await _current(gw, "invoices", event, expand=["payments"])
+    invoice = prepared.objects[0]
+    lines = invoice.get("lines") or {}
+    if lines.get("has_more"):
+        data = list(lines.get("data") or [])
+        while True:
+            page = await gw.call("invoices.line_items", "list", invoice["id"],
+                                 params={"limit": 100, "starting_after": data[-1]["id"]})
+            data += page["data"]
+            if not page.get("has_more") or not page["data"]:
+                break
+        invoice["lines"] = {**lines, "data": data, "has_more": False}
+    if invoice.get("status") == "paid":
+        for payment in (invoice.get("payments") or {}).get("data") or []:
+            pi_id = _id((payment.get("payment") or {}).get("payment_intent"))
+            if payment.get("status") != "paid" or not pi_id:
+                continue
+            pi = await gw.retrieve("payment_intents", pi_id, expand=["latest_charge"])
+            charge = pi.get("latest_charge")
+            txn = _id(charge.get("balance_transaction")) if isinstance(charge, dict) else None
+            if txn:
+                prepared.contexts.append(await books.fetch_context(gw, txn))
+    return prepared
+
+
+async def apply_invoice_event(session, event: dict, prepared: Prepared):
+    row = await apply_invoice(session, prepared.objects[0], version(event, prepared))
+    if row is None:
+        return []
+    drafts = await invoice_effects(session, event["type"], event["data"]["object"], row)
+    if row.status == "paid" and prepared.contexts:
+        drafts += await books.drafts_for(session, prepared.contexts)
+    return drafts
+
+
+# checkout.session.*: a member's subscription checkout (payment-mode passes are the payments service's).
+async def prepare_checkout(gw, event: dict) -> Prepared:
+    obj = event["data"]["object"]
+    if obj.get("mode") != "subscription" or (obj.get("metadata") or {}).get("purpose") != "coworking":
+        return Prepared()
+    return await _current(gw, "checkout.sessions", event, expand=["subscription"])
+
+
+async def apply_checkout_event(session, event: dict, prepared: Prepared):
+    if prepared.objects:
+        await apply_checkout(session, prepared.objects[0], version(event, prepared))
+    return []
+
+
+SUBSCRIPTION = Handler(prepare_subscription, apply_subscription_event)
+INVOICE = Handler(prepare_invoice, apply_invoice_event)
+CHECKOUT = Handler(prepare_checkout, apply_checkout_event)
+
+HANDLERS = {
+    **{t: SUBSCRIPTION for t in ("customer.subscription.created", "customer.subscription.updated",
+                                 "customer.subscription.deleted", "customer.subscription.paused",
+                                 "customer.subscription.resumed")},
+    **{t: INVOICE for t in ("invoice.finalized", "invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed",
+                            "invoice.payment_action_required", "invoice.voided", "invoice.marked_uncollectible",
+                            "invoice.updated")},
+    **{t: CHECKOUT for t in ("checkout.session.completed", "checkout.session.expired")},
+}
