@@ -1,0 +1,189 @@
+"""Staff views' queries: members with their plan, status, access and what they owe; a
+member's history; revenue invoiced in advance across a year-end (for the 487 adjustment)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.auth.models import User
+from funding.coworking.lifecycle import PARIS, Access, access_of, overdue_filter
+from funding.coworking.models import Invoice, Member, Pass, Plan, Subscription
+from funding.orgs.models import Organisation, Site
+
+STATUS_FILTERS = ("active", "trialing", "past_due", "unpaid", "canceled", "none")
+
+
+@dataclass
+class MemberRow:
+    member: Member
+    name: str
+    email: str
+    site: str
+    plan: str | None
+    status: str  # the subscription's, or "none"
+    access: Access
+    since: dt.datetime
+    overdue: int
+    currency: str = "EUR"
+
+
+def _pick(subs: list[Subscription]) -> Subscription | None:
+    live = [s for s in subs if s.status in ("trialing", "active", "past_due", "unpaid", "paused")]
+    pool = live or subs
+    return max(pool, key=lambda s: (s.started_at, s.id)) if pool else None
+
+
+async def member_rows(session: AsyncSession, *, site_id: int | None = None, status: str = "", plan_id: int | None = None,
+                      q: str = "", now: dt.datetime | None = None, grace_days: int = 7) -> list[MemberRow]:
+    query = (select(Member, User.name, User.email, Site.name).join(User, User.id == Member.user_id)
+             .join(Site, Site.id == Member.site_id).order_by(User.name, Member.id))
+    if site_id:
+        query = query.where(Member.site_id == site_id)
+    if q.strip():
+        like = f"%{q.strip().lower()}%"
+        query = query.where(or_(func.lower(User.name).like(like), func.lower(User.email).like(like),
+                                func.lower(func.coalesce(Member.company_name, "")).like(like)))
+    members = (await session.execute(query)).all()
+    ids = [m.id for m, *_ in members]
+    subs: dict[tuple[int, str], list[Subscription]] = defaultdict(list)
+    owed: dict[int, int] = {}
+    plans: dict[int, str] = {}
+    passes: dict[int, int] = {}
+    if ids:
+        for sub in (await session.scalars(select(Subscription).where(
+                Subscription.member_id.in_(ids), Subscription.status.not_in(("incomplete", "incomplete_expired"))))).all():
+            subs[(sub.member_id, sub.kind)].append(sub)
+        passes = dict((await session.execute(
+            select(Pass.member_id, func.min(Pass.plan_id)).where(Pass.member_id.in_(ids), Pass.days_used < Pass.days_total)
+            .group_by(Pass.member_id))).all())
+        owed = dict((await session.execute(select(Invoice.member_id, func.sum(Invoice.amount_remaining))
+                                           .where(Invoice.member_id.in_(ids), overdue_filter())
+                                           .group_by(Invoice.member_id))).all())
+        plans = dict((await session.execute(select(Plan.id, Plan.name))).all())
+    rows = []
+    for member, name, email, site_name in members:
+        workspace = _pick(subs.get((member.id, "workspace"), []))
+        sub = workspace or _pick(subs.get((member.id, "membership"), []))  # a membership fee alone: shown, no desk
+        plan = plans.get(sub.plan_id) if sub else None
+        if sub is None and member.id in passes:
+            plan = plans.get(passes[member.id])
+        row = MemberRow(member=member, name=name, email=email, site=site_name, plan=plan,
+                        status=sub.status if sub else "none", access=access_of(workspace, now=now, grace_days=grace_days),
+                        since=sub.started_at if sub else member.created_at, overdue=int(owed.get(member.id) or 0))
+        if status and row.status != status:
+            continue
+        if plan_id and (sub is None or sub.plan_id != plan_id):
+            continue
+        rows.append(row)
+    return rows
+
+
+CSV_HEADER = ["membre", "email", "entreprise", "siren", "tva", "lieu", "formule", "statut", "acces", "depuis",
+              "impaye_centimes", "impaye"]
+
+
+def members_csv(rows: list[MemberRow]) -> str:
+    from funding.money import format_plain
+
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(CSV_HEADER)
+    for r in rows:
+        writer.writerow([r.name, r.email, r.member.company_name or "", r.member.siren or "", r.member.vat_number or "",
+                         r.site, r.plan or "", r.status, "oui" if r.access.granted else "non", r.since.date().isoformat(),
+                         r.overdue, format_plain(r.overdue, r.currency)])
+    return out.getvalue()
+
+
+# --- revenue invoiced in advance (487) -----------------------------------------------------
+
+
+@dataclass
+class DeferredLine:
+    invoice: str
+    member: str
+    account: str
+    description: str
+    start: dt.date
+    end: dt.date
+    base: int
+    deferred: int
+    currency: str
+
+
+@dataclass
+class DeferredReport:
+    year_end: dt.date
+    lines: list[DeferredLine] = field(default_factory=list)
+
+    @property
+    def by_account(self) -> list[tuple[str, str, int]]:
+        totals: dict[tuple[str, str], int] = defaultdict(int)
+        for line in self.lines:
+            totals[(line.account, line.currency)] += line.deferred
+        return [(account, currency, amount) for (account, currency), amount in sorted(totals.items())]
+
+
+def fiscal_year_end(year: int, start_month: int) -> dt.date:
+    """The last day of the fiscal year that ends in ``year``."""
+    if start_month == 1:
+        return dt.date(year, 12, 31)
+    return dt.date(year, start_month, 1) - dt.timedelta(days=1)
+
+
+def _unix_at_paris_midnight(day: dt.date) -> int:
+    return int(dt.datetime.combine(day, dt.time(), PARIS).timestamp())
+
+
+def _paris_day(unix: int) -> dt.date:
+    return dt.datetime.fromtimestamp(unix, PARIS).date()
+
+
+async def deferred_revenue(session: AsyncSession, org_id: int, year: int) -> DeferredReport:
+    """Paid invoices issued by the year-end whose service runs past it: the share of the base
+    (HT) after the year-end, pro rata temporis, rounded half up to the cent."""
+    org = await session.get(Organisation, org_id)
+    year_end = fiscal_year_end(year, org.fiscal_year_start_month if org else 1)
+    cutoff = _unix_at_paris_midnight(year_end + dt.timedelta(days=1))
+    report = DeferredReport(year_end)
+    rows = (await session.execute(
+        select(Invoice, User.name, Member.company_name).join(Member, Member.id == Invoice.member_id)
+        .join(User, User.id == Member.user_id).join(Site, Site.id == Invoice.site_id)
+        .where(Site.org_id == org_id, Invoice.status == "paid", Invoice.issued_at < dt.datetime.fromtimestamp(cutoff, dt.UTC)
+               .replace(tzinfo=None))
+        .order_by(Invoice.issued_at, Invoice.id))).all()
+    for invoice, name, company in rows:
+        for line in json.loads(invoice.lines or "[]"):
+            start, end, base = line.get("period_start"), line.get("period_end"), int(line.get("base") or 0)
+            if line.get("account") in (None, "467") or not start or not end or end <= cutoff or end <= start or not base:
+                continue
+            after = end - max(start, cutoff)
+            deferred = (base * after * 2 + (end - start)) // (2 * (end - start)) if base > 0 else \
+                -((-base * after * 2 + (end - start)) // (2 * (end - start)))
+            if deferred:
+                report.lines.append(DeferredLine(
+                    invoice=invoice.number or invoice.stripe_invoice_id, member=company or name, account=line["account"],
+                    description=line.get("description") or "", start=_paris_day(start), end=_paris_day(end),
+                    base=base, deferred=deferred, currency=invoice.currency))
+    return report
+
+
+def deferred_csv(report: DeferredReport) -> str:
+    from funding.money import format_plain
+
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(["facture", "membre", "compte", "libelle", "debut", "fin", "base_ht", "constate_d_avance", "devise"])
+    for line in report.lines:
+        writer.writerow([line.invoice, line.member, line.account, line.description, line.start.isoformat(),
+                         line.end.isoformat(), format_plain(line.base, line.currency),
+                         format_plain(line.deferred, line.currency), line.currency])
+    return out.getvalue()

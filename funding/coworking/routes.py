@@ -1,0 +1,420 @@
+"""Coworking pages: joining (public), the member area (magic-link login), and the staff
+views (in ``staff``). HTTP only: parse, call the service, render.
+
+A member's pages never take a member id from the URL: everything is looked up from the
+session's user, and any object id a form or a URL carries (subscription, invoice) must
+belong to that member, or the answer is 404.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from funding.auth.models import User
+from funding.auth.service import AuthError, issue_link
+from funding.coworking import billing, lifecycle, staff
+from funding.coworking.members import (
+    Details,
+    MemberError,
+    check_details,
+    enrol,
+    member_for_user,
+    push_details,
+    update_details,
+)
+from funding.coworking.models import Invoice, Member, Plan, PlanPrice, Subscription
+from funding.coworking.plans import (
+    VAT_RATES,
+    current_price,
+    plans_of,
+    price_ttc,
+    vat_of,
+)
+from funding.coworking.service import member_panels, passes_of
+from funding.coworking.staff import page
+from funding.i18n import gettext as _
+from funding.orgs.models import Site
+from funding.payments import books
+from funding.payments.service import settle_session
+from funding.stripe_gateway import GatewayError
+from funding.web import db, flash, load_user, redirect, require
+
+MEMBER = ("member",)
+
+
+def _unavailable() -> str:
+    return _("Le paiement est momentanément indisponible. Réessayez dans quelques minutes : rien n'a été débité.")
+
+
+def _int(value) -> int | None:
+    return int(value) if str(value or "").isdigit() else None
+
+
+# --- public: plans and joining ---------------------------------------------------------------
+
+
+async def _offer(session, plan: Plan) -> dict:
+    price = await current_price(session, plan.id)
+    return {"plan": plan, "ht": plan.price_ht, "vat": vat_of(plan.price_ht, plan.vat_rate),
+            "ttc": price_ttc(plan.price_ht, plan.vat_rate), "rate": VAT_RATES.get(plan.vat_rate, str(plan.vat_rate / 10)),
+            "on_sale": price is not None or plan.kind == "pass"}
+
+
+async def sites_page(request: Request) -> Response:
+    async with db(request) as session:
+        await load_user(request, session)
+        sites = (await session.scalars(select(Site).where(Site.id.in_(select(Plan.site_id).where(Plan.active)))
+                                       .order_by(Site.is_central.desc(), Site.name))).all()
+    return page(request, "coworking/sites.html", {"sites": sites})
+
+
+async def _site(session, slug: str) -> Site:
+    site = await session.scalar(select(Site).where(Site.slug == slug))
+    if site is None:
+        raise HTTPException(404)
+    return site
+
+
+async def site_plans(request: Request) -> Response:
+    async with db(request) as session:
+        await load_user(request, session)
+        site = await _site(session, request.path_params["site"])
+        offers = [await _offer(session, p) for p in await plans_of(session, site.id)]
+    if not offers:
+        raise HTTPException(404)
+    groups = [(kind, [o for o in offers if o["plan"].kind == kind]) for kind in ("workspace", "membership", "pass")]
+    return page(request, "coworking/plans.html", {"site": site, "groups": [(k, g) for k, g in groups if g],
+                                                    "cancelled": "annule" in request.query_params})
+
+
+async def join(request: Request) -> Response:
+    settings = request.app.state.settings
+    async with db(request) as session:
+        user = await load_user(request, session)
+        site = await _site(session, request.path_params["site"])
+        plan = await session.scalar(select(Plan).where(Plan.site_id == site.id, Plan.code == request.path_params["plan"],
+                                                       Plan.active))
+        if plan is None:
+            raise HTTPException(404)
+        offer = await _offer(session, plan)
+        member = await member_for_user(session, user.id) if user and user.role == "member" else None
+    context = {"site": site, "offer": offer, "member": member, "form": {}, "error": None, "sent": False}
+    if request.method == "GET":
+        return page(request, "coworking/join.html", context)
+    form = await request.form()
+    context["form"] = f = {k: str(form.get(k, "")).strip() for k in ("name", "email", "phone", "company_name", "siren",
+                                                                       "vat_number")}
+    if user is not None and user.role != "member":
+        context["error"] = _("Vous êtes connecté avec un compte de l'équipe : déconnectez-vous pour adhérer.")
+        return page(request, "coworking/join.html", context, status_code=400)
+    if user is not None and user.role == "member" and member is None:
+        f["email"] = user.email  # a member account without its coworking profile yet: this address, no other
+    try:
+        if member is None:
+            details = check_details(**f, company_required=plan.company_only)
+            async with db(request) as session:
+                member, created = await enrol(session, site, details)
+                if not created:  # someone else may be typing this address: the owner continues by email
+                    target = await session.get(User, member.user_id)
+                    link = await issue_link(session, target, settings, next_path=request.url.path)
+                    await _email_join_link(session, target, link, plan, site)
+            if not created:
+                request.app.state.kick_mail()
+                context["sent"] = True
+                return page(request, "coworking/join.html", context)
+        elif plan.company_only and not member.company_name:
+            raise MemberError(_("Cette formule est réservée aux entreprises : renseignez d'abord votre entreprise et son SIREN "
+                                "dans votre espace membre."))
+        base = settings.base_url
+        cancel_url = f"{base}/coworking/{site.slug}?annule=1"
+        if plan.kind == "pass":
+            url = await billing.start_pass(request.app.state.sessions, request.app.state.gateway, member_id=member.id,
+                                           plan_id=plan.id, cancel_url=cancel_url,
+                                           success_url=f"{base}/coworking/pass/merci?session_id={{CHECKOUT_SESSION_ID}}")
+        else:
+            url = await billing.start_subscription(request.app.state.sessions, request.app.state.gateway, member_id=member.id,
+                                                   plan_id=plan.id, cancel_url=cancel_url,
+                                                   success_url=f"{base}/coworking/bienvenue?session_id={{CHECKOUT_SESSION_ID}}")
+    except (MemberError, billing.BillingError, AuthError) as exc:
+        context["error"] = str(exc)
+        return page(request, "coworking/join.html", context, status_code=400)
+    except GatewayError:
+        context["error"] = _unavailable()
+        return page(request, "coworking/join.html", context, status_code=503)
+    return redirect(url)
+
+
+async def _email_join_link(session, user: User, link: str, plan: Plan, site: Site) -> None:
+    from funding.mail.service import enqueue
+
+    await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"login:{link.rsplit('/', 1)[-1][:120]}",
+                  subject=_("Poursuivre votre adhésion à %(site)s", site=site.name),
+                  body_text=_("Bonjour %(name)s,\n\nPour choisir la formule « %(plan)s », connectez-vous avec ce lien "
+                              "(valable quelques minutes, une seule fois) :\n%(link)s\n\nSi vous n'avez rien demandé, "
+                              "ignorez ce message.\n\nEntre-Lab", name=user.name, plan=plan.name, link=link))
+
+
+async def welcome(request: Request) -> Response:
+    """Back from Checkout (subscription): apply Stripe's state now; the webhook does it too."""
+    session_id = request.query_params.get("session_id", "")
+    checkout = None
+    if session_id.startswith("cs_"):
+        try:
+            checkout = await billing.complete_checkout(request.app.state.sessions, request.app.state.gateway, session_id)
+        except GatewayError:
+            checkout = None
+    async with db(request) as session:
+        await load_user(request, session)
+        sub = plan = site = None
+        if checkout is not None and checkout.stripe_subscription_id:
+            sub = await session.scalar(select(Subscription).where(
+                Subscription.stripe_subscription_id == checkout.stripe_subscription_id))
+        if checkout is not None:
+            plan = await session.get(Plan, checkout.plan_id)
+            site = await session.get(Site, plan.site_id)
+    request.app.state.kick_mail()
+    status = 200 if checkout is not None else 404
+    return page(request, "coworking/welcome.html", {"checkout": checkout, "sub": sub, "plan": plan, "site": site},
+                  status_code=status)
+
+
+async def pass_thanks(request: Request) -> Response:
+    session_id = request.query_params.get("session_id", "")
+    payment = None
+    if session_id.startswith("cs_"):
+        gw = request.app.state.gateway
+        try:
+            checkout = await gw.retrieve("checkout.sessions", session_id, expand=["payment_intent.latest_charge"])
+        except GatewayError:
+            checkout = None
+        if checkout is not None and (checkout.get("metadata") or {}).get("purpose") == "pass":
+            async with db(request) as session:
+                payment = await settle_session(session, checkout)
+            pi = checkout.get("payment_intent")
+            charge = pi.get("latest_charge") if isinstance(pi, dict) else None
+            bt = charge.get("balance_transaction") if isinstance(charge, dict) else None
+            if bt:
+                try:
+                    await books.ingest(request.app.state.sessions, gw, [bt if isinstance(bt, str) else bt["id"]])
+                except Exception:  # noqa: BLE001 - the webhook or the worker books it anyway
+                    pass
+            request.app.state.kick_mail()
+    async with db(request) as session:
+        await load_user(request, session)
+    return page(request, "coworking/pass_thanks.html", {"payment": payment}, status_code=200 if payment else 404)
+
+
+# --- the member area ------------------------------------------------------------------------
+
+
+async def _me(request: Request, session) -> tuple[Member, User]:
+    current = await require(request, session, MEMBER)
+    member = await member_for_user(session, current.id)
+    if member is None:
+        raise HTTPException(404, _("Aucun espace membre pour ce compte."))
+    return member, await session.get(User, current.id)
+
+
+async def _own_subscription(session, member: Member, raw) -> Subscription:
+    sub = await session.get(Subscription, _int(raw)) if _int(raw) else None
+    if sub is None or sub.member_id != member.id:
+        raise HTTPException(404)
+    return sub
+
+
+async def _sub_view(session, sub: Subscription | None, grace_days: int) -> dict | None:
+    if sub is None:
+        return None
+    plan = await session.get(Plan, sub.plan_id) if sub.plan_id else None
+    amount = await session.scalar(select(PlanPrice.amount).where(PlanPrice.stripe_price_id == sub.stripe_price_id))
+    renews = sub.status in ("active", "trialing", "past_due") and not sub.cancel_at_period_end
+    return {"sub": sub, "plan": plan, "access": lifecycle.access_of(sub, grace_days=grace_days), "amount": amount,
+            "renews": renews, "currency": plan.currency if plan else "EUR"}
+
+
+async def member_home(request: Request) -> Response:
+    grace = request.app.state.settings.coworking_grace_days
+    async with db(request) as session:
+        member, user = await _me(request, session)
+        site = await session.get(Site, member.site_id)
+        workspace = await _sub_view(session, await lifecycle.workspace_subscription(session, member.id), grace)
+        membership = await _sub_view(session, await lifecycle.workspace_subscription(session, member.id, kind="membership"), grace)
+        invoices = await lifecycle.member_invoices(session, member.id)
+        overdue = await lifecycle.overdue_amount(session, member.id)
+        passes = await passes_of(session, member.id)
+        pass_plans = {p.id: p for p in (await session.scalars(select(Plan).where(Plan.kind == "pass"))).all()}
+        options = await billing.change_options(session, workspace["sub"]) if workspace else []
+        panels = await member_panels(session, member)
+    unpaid = [i for i in invoices if i.status in ("open", "uncollectible") and i.attempt_count > 0]
+    return page(request, "coworking/member/home.html", {
+        "member": member, "me": user, "site": site, "workspace": workspace, "membership": membership, "invoices": invoices,
+        "overdue": overdue, "unpaid": unpaid, "passes": passes, "pass_plans": pass_plans, "options": options, "panels": panels,
+    })
+
+
+async def change_plan(request: Request) -> Response:
+    """GET: the plans to move to. POST: Stripe's proration preview, with a confirm button."""
+    settings = request.app.state.settings
+    async with db(request) as session:
+        member, _user = await _me(request, session)
+        form = await request.form() if request.method == "POST" else request.query_params
+        sub = await _own_subscription(session, member, form.get("subscription"))
+        current = await session.get(Plan, sub.plan_id) if sub.plan_id else None
+        options = [await _offer(session, p) for p in await billing.change_options(session, sub)
+                   if member.company_name or not p.company_only]
+    context = {"sub": sub, "current": current, "options": options, "preview": None, "error": None}
+    if request.method == "GET":
+        return page(request, "coworking/member/change.html", context)
+    try:
+        context["preview"] = await billing.preview_change(request.app.state.sessions, request.app.state.gateway, settings,
+                                                          member_id=member.id, sub_id=sub.id, plan_id=_int(form.get("plan")) or 0)
+    except LookupError:
+        raise HTTPException(404) from None
+    except billing.BillingError as exc:
+        context["error"] = str(exc)
+        return page(request, "coworking/member/change.html", context, status_code=400)
+    except GatewayError:
+        context["error"] = _unavailable()
+        return page(request, "coworking/member/change.html", context, status_code=503)
+    return page(request, "coworking/member/change.html", context)
+
+
+async def confirm_change(request: Request) -> Response:
+    settings = request.app.state.settings
+    async with db(request) as session:
+        member, _user = await _me(request, session)
+    form = await request.form()
+    try:
+        sub = await billing.confirm_change(request.app.state.sessions, request.app.state.gateway, settings,
+                                           member_id=member.id, token=str(form.get("token", "")))
+    except LookupError:
+        raise HTTPException(404) from None
+    except billing.BillingError as exc:
+        flash(request, str(exc), "error")
+        return redirect("/membre")
+    except GatewayError:
+        flash(request, _("Le changement de formule n'a pas pu être fait : réessayez dans quelques minutes."), "error")
+        return redirect("/membre")
+    request.app.state.kick_mail()
+    async with db(request) as session:
+        plan = await session.get(Plan, sub.plan_id) if sub and sub.plan_id else None
+    flash(request, _("Votre formule est maintenant « %(plan)s ».", plan=plan.name if plan else "?"), "success")
+    return redirect("/membre")
+
+
+async def cancel(request: Request) -> Response:
+    return await _set_cancel(request, True)
+
+
+async def resume(request: Request) -> Response:
+    return await _set_cancel(request, False)
+
+
+async def _set_cancel(request: Request, flag: bool) -> Response:
+    async with db(request) as session:
+        member, _user = await _me(request, session)
+        form = await request.form()
+        sub = await _own_subscription(session, member, form.get("subscription"))
+    try:
+        sub = await billing.set_cancel_at_period_end(request.app.state.sessions, request.app.state.gateway,
+                                                     member_id=member.id, sub_id=sub.id, cancel=flag)
+    except LookupError:
+        raise HTTPException(404) from None
+    except billing.BillingError as exc:
+        flash(request, str(exc), "error")
+        return redirect("/membre")
+    except GatewayError:
+        flash(request, _unavailable(), "error")
+        return redirect("/membre")
+    if flag:
+        end = sub.current_period_end
+        flash(request, _("Votre abonnement prendra fin le %(date)s ; d'ici là rien ne change.",
+                         date=lifecycle.local_day(end).strftime("%d/%m/%Y") if end else "?"), "success")
+    else:
+        flash(request, _("Votre abonnement continue."), "success")
+    return redirect("/membre")
+
+
+async def card(request: Request) -> Response:
+    """The card is updated on Stripe's Billing Portal (a session created for this member, now)."""
+    async with db(request) as session:
+        member, _user = await _me(request, session)
+    try:
+        url = await billing.portal_url(request.app.state.sessions, request.app.state.gateway, member_id=member.id,
+                                       return_url=f"{request.app.state.settings.base_url}/membre")
+    except billing.BillingError as exc:
+        flash(request, str(exc), "error")
+        return redirect("/membre")
+    except GatewayError:
+        flash(request, _unavailable(), "error")
+        return redirect("/membre")
+    return redirect(url)
+
+
+async def invoice_link(request: Request) -> Response:
+    """An invoice's PDF (or its page), only for the member it belongs to."""
+    what = request.path_params["what"]
+    async with db(request) as session:
+        member, _user = await _me(request, session)
+        invoice = await session.get(Invoice, _int(request.path_params["invoice_id"]) or 0)
+        if invoice is None or invoice.member_id != member.id or what not in ("pdf", "page"):
+            raise HTTPException(404)
+    url = invoice.hosted_invoice_url if what == "page" else invoice.invoice_pdf
+    if not url:
+        raise HTTPException(404)
+    return redirect(url)
+
+
+async def details(request: Request) -> Response:
+    async with db(request) as session:
+        member, user = await _me(request, session)
+    context = {"member": member, "me": user, "error": None,
+               "form": {"name": user.name, "phone": member.phone or "", "company_name": member.company_name or "",
+                        "siren": member.siren or "", "vat_number": member.vat_number or ""}}
+    if request.method == "GET":
+        return page(request, "coworking/member/details.html", context)
+    form = await request.form()
+    context["form"] = f = {k: str(form.get(k, "")).strip() for k in ("name", "phone", "company_name", "siren", "vat_number")}
+    try:
+        checked: Details = check_details(email=user.email, **f)
+    except MemberError as exc:
+        context["error"] = str(exc)
+        return page(request, "coworking/member/details.html", context, status_code=400)
+    async with db(request) as session:
+        member, user = await _me(request, session)
+        await update_details(session, member, checked)
+    try:
+        await push_details(request.app.state.gateway, member, user)
+    except GatewayError:
+        flash(request, _("Coordonnées enregistrées ; elles seront transmises à notre prestataire de paiement plus tard."))
+        return redirect("/membre")
+    flash(request, _("Coordonnées enregistrées : elles figureront sur vos prochaines factures."), "success")
+    return redirect("/membre")
+
+
+async def login_shortcut(request: Request) -> Response:
+    """/membre/connexion: the login page, coming back to the member area."""
+    return redirect("/login?next=/membre")
+
+
+routes = [
+    Route("/coworking", sites_page, name="coworking_sites"),
+    Route("/coworking/bienvenue", welcome, name="coworking_welcome"),
+    Route("/coworking/pass/merci", pass_thanks, name="coworking_pass_thanks"),
+    Route("/coworking/{site}", site_plans, name="coworking_plans"),
+    Route("/coworking/{site}/adherer/{plan}", join, methods=["GET", "POST"], name="coworking_join"),
+    Route("/membre", member_home, name="member_home"),
+    Route("/membre/connexion", login_shortcut, name="member_login"),
+    Route("/membre/formule", change_plan, methods=["GET", "POST"], name="member_change"),
+    Route("/membre/formule/confirmer", confirm_change, methods=["POST"], name="member_change_confirm"),
+    Route("/membre/resilier", cancel, methods=["POST"], name="member_cancel"),
+    Route("/membre/reprendre", resume, methods=["POST"], name="member_resume"),
+    Route("/membre/carte", card, methods=["POST"], name="member_card"),
+    Route("/membre/coordonnees", details, methods=["GET", "POST"], name="member_details"),
+    Route("/membre/factures/{invoice_id}/{what:str}", invoice_link, name="member_invoice"),
+    *staff.routes,
+]

@@ -1,0 +1,190 @@
+"""Staff pages: members per site (filters, CSV), a member's history, plans and their Stripe
+prices, pass days, and the revenue invoiced in advance across a year-end (487)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import urlencode
+
+from sqlalchemy import select
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from funding.auth.models import User
+from funding.coworking import lifecycle, reports
+from funding.coworking.models import (
+    Member,
+    Pass,
+    PassDay,
+    Plan,
+    PlanPrice,
+    Subscription,
+)
+from funding.coworking.plans import VAT_RATES, price_ttc
+from funding.coworking.service import PassError, member_panels, use_pass_day
+from funding.i18n import N_
+from funding.i18n import gettext as _
+from funding.mail.models import Email
+from funding.orgs.models import Organisation, Site
+from funding.web import BOOKS, STAFF, db, flash, redirect, render, require
+
+STATUS_LABELS = {
+    "active": N_("actif"), "trialing": N_("essai"), "past_due": N_("paiement en retard"), "unpaid": N_("impayé"),
+    "canceled": N_("terminé"), "paused": N_("en pause"), "incomplete": N_("incomplet"), "incomplete_expired": N_("expiré"),
+    "none": N_("sans abonnement"),
+}
+INVOICE_LABELS = {"draft": N_("brouillon"), "open": N_("à payer"), "paid": N_("payée"), "void": N_("annulée"),
+                  "uncollectible": N_("impayée")}
+
+
+def page(request: Request, name: str, context: dict, status_code: int = 200) -> Response:
+    """render() with what every coworking page uses: status labels and local (Paris) dates."""
+    return render(request, name, {"labels": STATUS_LABELS, "invoice_labels": INVOICE_LABELS, "day": lifecycle.local_day,
+                                  **context}, status_code=status_code)
+
+
+async def _filters(request: Request, session) -> dict:
+    sites = (await session.scalars(select(Site).order_by(Site.is_central.desc(), Site.name))).all()
+    plans = (await session.scalars(select(Plan).where(Plan.kind == "workspace").order_by(Plan.site_id, Plan.position))).all()
+    params = request.query_params
+    site = next((s for s in sites if s.slug == params.get("site")), None)
+    if params.get("site") and site is None:
+        raise HTTPException(400, _("Lieu inconnu."))
+    status = params.get("status", "")
+    if status and status not in reports.STATUS_FILTERS:
+        raise HTTPException(400, _("État inconnu."))
+    plan_id = int(params["plan"]) if params.get("plan", "").isdigit() else None
+    if params.get("plan") and plan_id not in {p.id for p in plans}:
+        raise HTTPException(400, _("Formule inconnue."))
+    return {"sites": sites, "plans": plans, "site": site, "status": status, "plan_id": plan_id, "q": params.get("q", "")[:100],
+            "query": urlencode([(k, v) for k, v in params.multi_items()])}
+
+
+async def members(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        f = await _filters(request, session)
+        rows = await reports.member_rows(session, site_id=f["site"].id if f["site"] else None, status=f["status"],
+                                         plan_id=f["plan_id"], q=f["q"],
+                                         grace_days=request.app.state.settings.coworking_grace_days)
+    return page(request, "coworking/staff/members.html", {**f, "rows": rows,
+                                                         "statuses": reports.STATUS_FILTERS})
+
+
+async def members_csv(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        f = await _filters(request, session)
+        rows = await reports.member_rows(session, site_id=f["site"].id if f["site"] else None, status=f["status"],
+                                         plan_id=f["plan_id"], q=f["q"],
+                                         grace_days=request.app.state.settings.coworking_grace_days)
+    stamp = dt.date.today().isoformat()
+    return Response(reports.members_csv(rows).encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="membres-coworking-{stamp}.csv"'})
+
+
+async def member(request: Request) -> Response:
+    grace = request.app.state.settings.coworking_grace_days
+    async with db(request) as session:
+        current = await require(request, session, BOOKS)
+        row = await session.get(Member, int(request.path_params["member_id"]))
+        if row is None:
+            raise HTTPException(404)
+        user = await session.get(User, row.user_id)
+        site = await session.get(Site, row.site_id)
+        subs = (await session.scalars(select(Subscription).where(Subscription.member_id == row.id)
+                                      .order_by(Subscription.started_at.desc(), Subscription.id.desc()))).all()
+        plans = dict((await session.execute(select(Plan.id, Plan.name))).all())
+        invoices = await lifecycle.member_invoices(session, row.id, limit=200)
+        passes = (await session.scalars(select(Pass).where(Pass.member_id == row.id).order_by(Pass.purchased_at.desc()))).all()
+        days = (await session.scalars(select(PassDay).where(PassDay.member_id == row.id).order_by(PassDay.day.desc())
+                                      .limit(60))).all()
+        emails = (await session.scalars(select(Email).where(Email.user_id == row.user_id).order_by(Email.id.desc())
+                                        .limit(100))).all()
+        overdue = await lifecycle.overdue_amount(session, row.id)
+        access = await lifecycle.member_access(session, row.id, grace_days=grace)
+        panels = await member_panels(session, row)
+    return page(request, "coworking/staff/member.html", {
+        "m": row, "person": user, "site": site, "subs": subs, "plans": plans, "invoices": invoices, "passes": passes,
+        "days": days, "emails": emails, "overdue": overdue, "access": access, "panels": panels,
+        "can_edit": current.role in STAFF, "today": dt.date.today(),
+    })
+
+
+async def pass_day(request: Request) -> Response:
+    async with db(request) as session:
+        current = await require(request, session, STAFF)
+        row = await session.get(Member, int(request.path_params["member_id"]))
+        if row is None:
+            raise HTTPException(404)
+    form = await request.form()
+    try:
+        day = dt.date.fromisoformat(str(form.get("day", "")))
+    except ValueError:
+        flash(request, _("Date invalide (AAAA-MM-JJ)."), "error")
+        return redirect(f"/admin/coworking/membres/{row.id}")
+    try:
+        async with db(request) as session:
+            found = await use_pass_day(session, row, day=day, recorded_by=current.email)
+            left = found.days_total - found.days_used
+    except PassError as exc:
+        flash(request, str(exc), "error")
+    else:
+        flash(request, _("Journée du %(day)s décomptée : %(left)s jour(s) restant(s) sur ce pass.",
+                         day=day.strftime("%d/%m/%Y"), left=left), "success")
+    return redirect(f"/admin/coworking/membres/{row.id}")
+
+
+async def plans(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        sites = (await session.scalars(select(Site).order_by(Site.is_central.desc(), Site.name))).all()
+        rows = (await session.scalars(select(Plan).order_by(Plan.site_id, Plan.position, Plan.id))).all()
+        prices = (await session.scalars(select(PlanPrice).order_by(PlanPrice.plan_id, PlanPrice.seq))).all()
+    by_plan: dict[int, list[PlanPrice]] = {}
+    for price in prices:
+        by_plan.setdefault(price.plan_id, []).append(price)
+    return page(request, "coworking/staff/plans.html", {
+        "sites": sites, "plans": rows, "prices": by_plan, "rates": VAT_RATES, "ttc": price_ttc})
+
+
+async def deferred(request: Request) -> Response:
+    return await _deferred(request, as_csv=False)
+
+
+async def deferred_csv(request: Request) -> Response:
+    return await _deferred(request, as_csv=True)
+
+
+async def _deferred(request: Request, *, as_csv: bool) -> Response:
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        orgs = (await session.scalars(select(Organisation).order_by(Organisation.name))).all()
+        if not orgs:
+            raise HTTPException(404)
+        siren = request.query_params.get("org")
+        org = next((o for o in orgs if o.siren == siren), None) if siren else orgs[0]
+        if org is None:
+            raise HTTPException(400, _("Organisation inconnue."))
+        raw = request.query_params.get("annee", "")
+        if raw and not (raw.isdigit() and 2000 <= int(raw) <= 2100):
+            raise HTTPException(400, _("Année invalide."))
+        year = int(raw) if raw else dt.date.today().year
+        report = await reports.deferred_revenue(session, org.id, year)
+    if as_csv:
+        return Response(reports.deferred_csv(report).encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="produits-constates-d-avance-{org.siren}-{year}.csv"'})
+    return page(request, "coworking/staff/deferred.html", {"orgs": orgs, "org": org, "year": year, "report": report})
+
+
+routes = [
+    Route("/admin/coworking", members, name="coworking_members"),
+    Route("/admin/coworking/membres.csv", members_csv, name="coworking_members_csv"),
+    Route("/admin/coworking/membres/{member_id:int}", member, name="coworking_member"),
+    Route("/admin/coworking/membres/{member_id:int}/journee", pass_day, methods=["POST"], name="coworking_pass_day"),
+    Route("/admin/coworking/formules", plans, name="coworking_plans_admin"),
+    Route("/admin/coworking/produits-constates-d-avance", deferred, name="coworking_deferred"),
+    Route("/admin/coworking/produits-constates-d-avance.csv", deferred_csv, name="coworking_deferred_csv"),
+]
