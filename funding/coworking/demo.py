@@ -1,0 +1,187 @@
+"""Coworking demo: plans per site (seed), then members who join and live through the Stripe
+sandbox (play, first run only): they pay on the hosted Checkout page, a card starts failing
+(past due, then unpaid), someone upgrades with proration, someone cancels at period end,
+passes are bought and used; the sandbox's clock moves two months on so that renewals happen.
+Everything reaches the books through webhooks, as in production. People and companies are
+made up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+
+import httpx
+from sqlalchemy import func, select
+
+from funding.coworking import billing
+from funding.coworking.members import check_details, enrol
+from funding.coworking.models import Checkout, Member, Pass, Plan, Subscription
+from funding.coworking.plans import PlanSpec, save_plan, sync_plans
+from funding.coworking.service import use_pass_day
+from funding.db import transaction
+from funding.orgs.models import Site
+from funding.settings import Settings
+from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
+
+log = logging.getLogger("funding.demo")
+
+DESK = "Poste en open space, wifi fibre, café, salle de réunion sur réservation."
+PLANS = {
+    "thiers": [
+        PlanSpec("flex", "Poste nomade", "workspace", "150,00", "20", "706", "month", description=DESK, position=1),
+        PlanSpec("fixe", "Poste fixe", "workspace", "220,00", "20", "706", "month",
+                 description="Votre bureau attitré avec caisson, accès 24 h/24.", position=2),
+        PlanSpec("bureau", "Bureau privatif (entreprises incubées)", "workspace", "390,00", "20", "706", "month",
+                 description="Bureau fermé de 12 m² pour les entreprises accompagnées par l'incubateur.",
+                 company_only=True, position=3),
+        PlanSpec("adhesion", "Adhésion annuelle à l'association", "membership", "30,00", "0", "7562", "year",
+                 description="Voix à l'assemblée générale, accès aux ateliers du FabLab au tarif adhérent.", position=4),
+        PlanSpec("journee", "Pass journée", "pass", "18,00", "20", "706", pass_days=1, position=5),
+        PlanSpec("carnet-10", "Carnet de 10 journées", "pass", "150,00", "20", "706", pass_days=10, position=6),
+    ],
+    "courpiere": [
+        PlanSpec("flex", "Poste nomade", "workspace", "120,00", "20", "706", "month", description=DESK, position=1),
+        PlanSpec("adhesion", "Adhésion annuelle à l'association", "membership", "30,00", "0", "7562", "year", position=2),
+        PlanSpec("journee", "Pass journée", "pass", "15,00", "20", "706", pass_days=1, position=3),
+    ],
+    "la-monnerie": [
+        PlanSpec("flex", "Poste nomade", "workspace", "120,00", "20", "706", "month", description=DESK, position=1),
+        PlanSpec("fixe", "Poste fixe atelier", "workspace", "180,00", "20", "706", "month",
+                 description="Établi attitré dans l'atelier partagé.", position=2),
+    ],
+    "puy-guillaume": [
+        PlanSpec("flex", "Poste nomade", "workspace", "110,00", "20", "706", "month", description=DESK, position=1),
+        PlanSpec("journee", "Pass journée", "pass", "15,00", "20", "706", pass_days=1, position=2),
+        PlanSpec("carnet-10", "Carnet de 10 journées", "pass", "130,00", "20", "706", pass_days=10, position=3),
+    ],
+}
+
+GOOD, FAILS = "4242 4242 4242 4242", "4000 0000 0000 0341"  # 0341: set up fine, every charge declined
+# (site, plan, name, email, company, siren, vat, story)
+MEMBERS = [
+    ("thiers", "flex", "Julie Fayolle", "julie.fayolle@example.fr", "", "", "", "renews"),
+    ("thiers", "fixe", "Thomas Granet", "thomas.granet@example.fr", "", "", "", "renews"),
+    ("thiers", "bureau", "Nadia Chassaing", "contact@atelier-numerique-livradois.example.fr",
+     "Atelier Numérique du Livradois SAS", "918734021", "FR37918734021", "renews"),
+    ("courpiere", "flex", "Marc Vidal", "marc.vidal@example.fr", "", "", "", "cancels"),
+    ("thiers", "flex", "Claire Bouchet", "claire.bouchet@example.fr", "", "", "", "past_due"),
+    ("la-monnerie", "flex", "Sébastien Roche", "sebastien.roche@example.fr", "", "", "", "upgrades"),
+    ("la-monnerie", "fixe", "Damien Rivière", "d.riviere@coop-dore-bois.example.fr", "Coopérative Dore Bois SCOP",
+     "934561200", "FR74934561200", "renews"),
+    ("puy-guillaume", "flex", "Kévin Lopez", "kevin.lopez@example.fr", "", "", "", "unpaid"),
+    ("thiers", "adhesion", "Amandine Brun", "amandine.brun@example.fr", "", "", "", "renews"),
+    ("thiers", "fixe", "Élise Montagnon", "elise.montagnon@example.fr", "", "", "", "leaving"),
+    ("thiers", "carnet-10", "Hugo Morel", "hugo.morel@example.fr", "", "", "", "pass"),
+    ("puy-guillaume", "journee", "Léa Perrin", "lea.perrin@example.fr", "", "", "", "pass"),
+]
+DAY = 86_400
+
+
+async def seed(session, demo) -> None:
+    for slug, specs in PLANS.items():
+        site = demo.sites.get(slug)
+        if site is None:
+            continue
+        for spec in specs:
+            await save_plan(session, site, spec)
+
+
+async def _pay(http: httpx.AsyncClient, url: str, name: str, card: str) -> bool:
+    page = await http.get(url)
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    result = await http.post(action, data={"cardholder-name": name, "card-number": card, "card-expiry": "09/31",
+                                           "card-cvc": "314"})
+    if result.status_code not in (302, 303):
+        return False
+    await http.get(result.headers["location"])  # back to our return page, which applies the result now
+    return True
+
+
+async def _portal_card(sessions, gw, http: httpx.AsyncClient, settings: Settings, member_id: int, name: str, card: str) -> None:
+    """The member replaces their card on the Billing Portal, as a person would."""
+    url = await billing.portal_url(sessions, gw, member_id=member_id, return_url=f"{settings.base_url}/membre")
+    await http.post(url.split("?", 1)[0], data={"action": "update-card", "cardholder-name": name, "card-number": card,
+                                                  "card-expiry": "09/31", "card-cvc": "314"})
+
+
+async def _advance(http: httpx.AsyncClient, settings: Settings, seconds: int) -> None:
+    await http.post(f"{settings.base_url}{SANDBOX_PATH}/_admin/advance", data={"seconds": str(seconds)})
+    await http.post(f"{settings.base_url}{SANDBOX_PATH}/_admin/deliver")
+
+
+async def _subscription(sessions, member_id: int) -> Subscription | None:
+    async with sessions() as session:
+        return await session.scalar(select(Subscription).where(Subscription.member_id == member_id)
+                                    .order_by(Subscription.id.desc()).limit(1))
+
+
+async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
+    try:
+        async with sessions() as session:
+            if await session.scalar(select(func.count(Checkout.id))) or not await session.scalar(select(func.count(Plan.id))):
+                return
+            sites = {s.slug: s for s in (await session.scalars(select(Site))).all()}
+            plans = {(p.site_id, p.code): p for p in (await session.scalars(select(Plan))).all()}
+        await sync_plans(sessions, gw)
+        members: dict[str, tuple[int, str]] = {}
+        async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
+            for slug, code, name, email, company, siren, vat, story in MEMBERS:
+                site = sites.get(slug)
+                plan = plans.get((site.id, code)) if site else None
+                if plan is None:
+                    continue
+                details = check_details(name=name, email=email, company_name=company, siren=siren, vat_number=vat)
+                async with transaction(sessions) as session:
+                    member, _created = await enrol(session, site, details)
+                urls = {"success_url": f"{settings.base_url}/coworking/bienvenue?session_id={{CHECKOUT_SESSION_ID}}",
+                        "cancel_url": f"{settings.base_url}/coworking/{slug}"}
+                if plan.kind == "pass":
+                    urls["success_url"] = f"{settings.base_url}/coworking/pass/merci?session_id={{CHECKOUT_SESSION_ID}}"
+                    url = await billing.start_pass(sessions, gw, member_id=member.id, plan_id=plan.id, **urls)
+                else:
+                    url = await billing.start_subscription(sessions, gw, member_id=member.id, plan_id=plan.id, **urls)
+                if await _pay(http, url, name, GOOD):
+                    members[story + ":" + email] = (member.id, name)
+            by_story = {}
+            for key, value in members.items():
+                by_story.setdefault(key.split(":", 1)[0], []).append(value)
+
+            # Hugo spends three days of his 10-day pass.
+            async with transaction(sessions) as session:
+                for member_id, _name in by_story.get("pass", []):
+                    member = await session.get(Member, member_id)
+                    if await session.scalar(select(Pass.id).where(Pass.member_id == member_id, Pass.days_total > 1)):
+                        for back in (3, 2, 1):
+                            await use_pass_day(session, member, day=dt.date.today() - dt.timedelta(days=back),
+                                               recorded_by="accueil@entre-lab.fr")
+            # Marc leaves at the end of his first month; Kévin's card starts failing.
+            for member_id, _name in by_story.get("cancels", []):
+                sub = await _subscription(sessions, member_id)
+                await billing.set_cancel_at_period_end(sessions, gw, member_id=member_id, sub_id=sub.id, cancel=True)
+            for member_id, name in by_story.get("unpaid", []):
+                await _portal_card(sessions, gw, http, settings, member_id, name, FAILS)
+            # Ten days later Sébastien moves from the nomad desk to a fixed bench (prorated, paid now).
+            await _advance(http, settings, 10 * DAY)
+            for member_id, _name in by_story.get("upgrades", []):
+                sub = await _subscription(sessions, member_id)
+                async with sessions() as session:
+                    target = await session.scalar(select(Plan).where(Plan.site_id == sub.site_id, Plan.code == "fixe"))
+                preview = await billing.preview_change(sessions, gw, settings, member_id=member_id, sub_id=sub.id,
+                                                       plan_id=target.id)
+                await billing.confirm_change(sessions, gw, settings, member_id=member_id, token=preview.token)
+            # First renewals (Kévin's fails and is retried), then Kévin's last retry: unpaid.
+            await _advance(http, settings, 22 * DAY)
+            await _advance(http, settings, 9 * DAY)
+            # Claire's card expires before her second renewal: past due, in the grace period.
+            for member_id, name in by_story.get("past_due", []):
+                await _portal_card(sessions, gw, http, settings, member_id, name, FAILS)
+            await _advance(http, settings, 23 * DAY)
+            # Élise has given notice: she stays until the end of the month she paid.
+            for member_id, _name in by_story.get("leaving", []):
+                sub = await _subscription(sessions, member_id)
+                await billing.set_cancel_at_period_end(sessions, gw, member_id=member_id, sub_id=sub.id, cancel=True)
+        log.info("demo: %s coworking members joined through the sandbox", len(members))
+    except Exception:  # the demo must start even if this goes wrong
+        log.exception("demo: could not play the coworking members")
