@@ -1,0 +1,299 @@
+"""Joining and the member area over HTTP, with Stripe faked by respx: what we ask Stripe,
+with which idempotency keys, and what the member sees."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+
+from funding.auth.models import User
+from funding.coworking.lifecycle import apply_invoice, apply_subscription
+from funding.coworking.models import Checkout, Member, Pass, Subscription
+from funding.db import transaction
+from funding.i18n import money
+from funding.ledger.models import Entry, Posting
+from funding.mail.models import Email
+from funding.payments.models import Payment
+from tests.coworking.conftest import deliver, new_member, sub_metadata
+from tests.coworking.fakes import DAY, MONTH, invoice, line, subscription
+from tests.stripe_objects import (
+    balance_transaction,
+    charge,
+    checkout_session,
+    event,
+    now,
+    payment_intent,
+    sid,
+)
+from tests.web.helpers import csrf_of, login_as
+from webhooks.processing import drain
+
+
+def text_of(html: str) -> str:
+    import html as markup
+
+    return markup.unescape(re.sub(r"[ \t\r\n]+", " ", re.sub(r"<[^>]+>", " ", html)))
+
+
+async def csrf(client, path: str = "/login") -> str:
+    return csrf_of((await client.get(path)).text)
+
+
+async def active_member(sessions, world, catalogue, fake, *, code: str = "flex", name: str = "Julie Fayolle"):
+    """A member with a live subscription and a paid first invoice, known to the fake and to us."""
+    member = await new_member(sessions, world, name=name)
+    start = now() - 5 * DAY
+    sub = subscription(customer=member.stripe_customer_id, price=catalogue.prices[code],
+                       metadata=sub_metadata(member, catalogue.plans[code]), start=start, end=start + MONTH)
+    fake.add(sub)
+    inv = invoice(customer=member.stripe_customer_id, sub=sub, created=start, lines=[
+        line(price_id=catalogue.price_id(code), amount=catalogue.prices[code]["unit_amount"], start=start, end=start + MONTH,
+             sub_id=sub["id"])])
+    async with transaction(sessions) as session:
+        row = await apply_subscription(session, sub, now())
+        await apply_invoice(session, inv, now())
+    return member, sub, row, inv
+
+
+async def test_plans_are_listed_per_site_with_prices_before_and_after_vat(app_client, world, catalogue):
+    page = await app_client.get(f"/coworking/{world.site_slug}")
+    assert page.status_code == 200
+    text = text_of(page.text)
+    assert f"{money(18000)} TTC ({money(15000)} HT + TVA 20 %) par mois" in text
+    assert f"{money(3000)} par an (non soumis à la TVA)" in text
+    assert "Réservé aux entreprises incubées" in text and "10 jour(s), valable un an" in text
+    assert (await app_client.get("/coworking/nulle-part")).status_code == 404
+    assert world.site_slug in (await app_client.get("/coworking")).text
+
+
+async def test_joining_creates_the_member_and_its_customer_then_a_subscription_checkout(app_client, sessions, world,
+                                                                                        catalogue, fake):
+    token = await csrf(app_client)
+    response = await app_client.post(f"/coworking/{world.site_slug}/adherer/bureau", data={
+        "csrf_token": token, "name": "Nadia Chassaing", "email": "Nadia@Atelier-Livradois.example.fr", "phone": "04 73 80 00 00",
+        "company_name": "Atelier Numérique du Livradois SAS", "siren": "918 734 021", "vat_number": "FR 37 918734021"})
+    assert response.status_code == 303 and response.headers["location"].startswith("https://checkout.stripe.test/")
+    (path, customer, key), = fake.posted("customers")
+    assert customer["name"] == "Atelier Numérique du Livradois SAS" and customer["email"] == "nadia@atelier-livradois.example.fr"
+    assert customer["invoice_settings"]["custom_fields"] == [
+        {"name": "SIREN", "value": "918734021"}, {"name": "N° TVA intracommunautaire", "value": "FR37918734021"},
+        {"name": "Contact", "value": "Nadia Chassaing"}]
+    async with sessions() as session:
+        member = await session.scalar(select(Member))
+        user = await session.get(User, member.user_id)
+        checkout = await session.scalar(select(Checkout))
+    assert (user.role, member.siren, member.vat_number, member.phone) == ("member", "918734021", "FR37918734021", "0473800000")
+    assert customer["metadata"]["member_id"] == str(member.id) and key == f"entrelab-coworking-member-{member.id}-customers-1"
+    (path, params, key), = fake.posted("checkout/sessions")
+    assert params["mode"] == "subscription" and params["customer"] == member.stripe_customer_id
+    assert params["line_items"] == [{"price": catalogue.price_id("bureau"), "quantity": "1"}]
+    meta = params["subscription_data"]["metadata"]
+    assert (meta["purpose"], meta["member_id"], meta["plan_id"], meta["site_id"]) == (
+        "coworking", str(member.id), str(catalogue.plans["bureau"].id), str(world.site_id))
+    assert key == f"entrelab-coworking-checkout-{checkout.id}-checkout-sessions-1"
+    assert checkout.status == "open" and checkout.checkout_session_id
+
+
+async def test_bad_join_input_is_refused_and_creates_nothing(app_client, sessions, world, catalogue, fake):
+    token = await csrf(app_client)
+    base = {"csrf_token": token, "name": "Léo Martin", "email": "leo@example.org", "phone": "", "company_name": "",
+            "siren": "", "vat_number": ""}
+    cases = [
+        ("flex", {"name": ""}, "Indiquez votre nom"),
+        ("flex", {"email": "leo-at-example"}, "Adresse e-mail invalide"),
+        ("flex", {"phone": "appelez-moi"}, "Numéro de téléphone invalide"),
+        ("flex", {"company_name": "Léo SARL", "siren": "123456789"}, "SIREN invalide"),
+        ("flex", {"company_name": "Léo SARL", "siren": "918734021", "vat_number": "FR00918734021"}, "TVA intracommunautaire invalide"),
+        ("flex", {"siren": "918734021"}, "nom de l'entreprise"),
+        ("bureau", {}, "réservée aux entreprises"),
+    ]
+    for code, changes, message in cases:
+        response = await app_client.post(f"/coworking/{world.site_slug}/adherer/{code}", data={**base, **changes})
+        assert response.status_code == 400 and message in text_of(response.text), (changes, text_of(response.text)[:300])
+    assert (await app_client.post(f"/coworking/{world.site_slug}/adherer/inconnue", data=base)).status_code == 404
+    async with sessions() as session:
+        assert await session.scalar(select(func.count(Member.id))) == 0
+    assert fake.posts == []
+
+
+async def test_an_existing_members_address_gets_a_login_link_instead_of_a_checkout(app_client, sessions, world, catalogue, fake):
+    member, *_ = await active_member(sessions, world, catalogue, fake)
+    async with sessions() as session:
+        user = await session.get(User, member.user_id)
+    response = await app_client.post(f"/coworking/{world.site_slug}/adherer/adhesion", data={
+        "csrf_token": await csrf(app_client), "name": "Quelqu'un d'autre", "email": user.email, "company_name": "Autre SA",
+        "siren": "918734021"})
+    assert response.status_code == 200 and "un lien de connexion pour poursuivre" in response.text
+    assert fake.posted("checkout/sessions") == []
+    async with sessions() as session:
+        mail = await session.scalar(select(Email).where(Email.to_addr == user.email, Email.dedupe_key.like("login:%")))
+        unchanged = await session.get(Member, member.id)
+    assert f"/coworking/{world.site_slug}/adherer/adhesion" not in mail.body_text  # the path is inside the signed link
+    assert "/login/" in mail.body_text and unchanged.company_name is None
+
+    # An account without a coworking record yet (a bar regular) is treated the same way.
+    async with sessions() as session:
+        regular = await session.get(User, world.users["member"])
+    response = await app_client.post(f"/coworking/{world.site_slug}/adherer/flex", data={
+        "csrf_token": await csrf(app_client), "name": "Usurpateur", "email": regular.email, "company_name": "Fausse SARL",
+        "siren": "918734021"})
+    assert response.status_code == 200 and "un lien de connexion pour poursuivre" in response.text
+    assert fake.posted("checkout/sessions") == []
+    async with sessions() as session:
+        record = await session.scalar(select(Member).where(Member.user_id == regular.id))
+    assert record is not None and record.company_name is None and record.siren is None
+
+
+async def test_a_pass_is_paid_in_payment_mode_and_gives_its_days(app_client, engine, sessions, world, catalogue, fake, gw):
+    response = await app_client.post(f"/coworking/{world.site_slug}/adherer/carnet-10", data={
+        "csrf_token": await csrf(app_client), "name": "Hugo Morel", "email": "hugo@example.org"})
+    assert response.status_code == 303
+    (path, params, _key), = fake.posted("checkout/sessions")
+    assert params["mode"] == "payment" and params["metadata"]["purpose"] == "pass"
+    assert params["line_items"][0]["price_data"]["unit_amount"] == "18000"
+    meta = params["metadata"]
+    async with sessions() as session:
+        payment = await session.scalar(select(Payment))
+    assert (payment.purpose, payment.amount) == ("pass", 18000)
+    ch_id = sid("ch")
+    pi = payment_intent(amount=18000, metadata=meta, latest_charge=ch_id)
+    txn = balance_transaction(amount=18000, fee=295, source=ch_id)
+    ch = charge(amount=18000, txn=txn["id"], metadata=meta, payment_intent=pi["id"], charge_id=ch_id)
+    cs = checkout_session(amount=18000, metadata=meta, payment_intent=pi["id"], session_id=payment.checkout_session_id)
+    fake.add(pi, txn, ch, cs)
+    await deliver(engine, event("checkout.session.completed", cs), event("charge.succeeded", ch))
+    await drain(sessions, gw)
+    async with sessions() as session:
+        bought = await session.scalar(select(Pass))
+        entry = await session.scalar(select(Entry))
+        lines = [(p.account_number, p.amount) for p in (await session.scalars(
+            select(Posting).where(Posting.entry_id == entry.id).order_by(Posting.line_no))).all()]
+    assert (bought.days_total, bought.days_used) == (10, 0)
+    assert entry.journal_code == "ST" and lines == [("5115", 17705), ("627", 295), ("706", -15000), ("445711", -3000)]
+
+
+async def test_the_member_area_shows_plan_status_next_payment_and_invoices(app_client, sessions, settings, world, catalogue,
+                                                                           fake):
+    member, sub, row, inv = await active_member(sessions, world, catalogue, fake)
+    await login_as(app_client, sessions, settings, member.user_id)
+    page = await app_client.get("/membre")
+    assert page.status_code == 200
+    text = text_of(page.text)
+    assert "Poste nomade" in text and "actif" in text and f"{money(18000)}" in text
+    assert "Prochain paiement" in text and inv["number"] in text
+    invoice_id = re.search(r'href="/membre/factures/(\d+)/pdf"', page.text).group(1)
+    pdf = await app_client.get(f"/membre/factures/{invoice_id}/pdf")
+    assert pdf.status_code == 303 and pdf.headers["location"] == inv["invoice_pdf"]
+    assert (await app_client.get(f"/membre/factures/{invoice_id}/autre")).status_code == 404
+
+
+async def test_changing_plan_shows_stripes_proration_preview_then_applies_exactly_it(app_client, sessions, settings, world,
+                                                                                     catalogue, fake):
+    member, sub, row, _inv = await active_member(sessions, world, catalogue, fake)
+    await login_as(app_client, sessions, settings, member.user_id)
+    page = await app_client.get(f"/membre/formule?subscription={row.id}")
+    assert page.status_code == 200
+    options = re.findall(r'name="plan" value="(\d+)"', page.text)
+    assert options == [str(catalogue.plans["fixe"].id)]  # same kind and period, on sale; the office needs a company
+    moment = now() - 10
+    end = sub["items"]["data"][0]["current_period_end"]
+    fake.preview = {"object": "invoice", "currency": "eur", "total": 5600, "amount_due": 5600, "lines": {"data": [
+        line(price_id=catalogue.price_id("flex"), amount=-12000, start=moment, end=end, proration=True, invoice_item="ii_1"),
+        line(price_id=catalogue.price_id("fixe"), amount=17600, start=moment, end=end, proration=True, invoice_item="ii_2")]}}
+    preview = await app_client.post("/membre/formule", data={"csrf_token": csrf_of(page.text), "subscription": str(row.id),
+                                                             "plan": str(catalogue.plans["fixe"].id)})
+    assert preview.status_code == 200
+    text = text_of(preview.text)
+    assert "Crédit pour le temps non utilisé de « Poste nomade »" in text and f"-{money(12000)}" in text.replace("−", "-")
+    assert "À payer maintenant" in text and money(5600) in text
+    (path, asked, _key), = fake.posted("invoices/create_preview")
+    assert asked["subscription"] == sub["id"] and asked["subscription_details"]["proration_behavior"] == "always_invoice"
+    assert asked["subscription_details"]["items"][0]["price"] == catalogue.price_id("fixe")
+    token = re.search(r'name="token" value="([^"]+)"', preview.text).group(1)
+
+    form = {"csrf_token": csrf_of(preview.text), "token": token}
+    done = await app_client.post("/membre/formule/confirmer", data=form)
+    assert done.status_code == 303 and done.headers["location"] == "/membre"
+    (path, update, key), = fake.posted(f"subscriptions/{sub['id']}")
+    assert update["items"][0] == {"id": sub["items"]["data"][0]["id"], "price": catalogue.price_id("fixe")}
+    assert update["proration_behavior"] == "always_invoice" and update["proration_date"] == str(moment)
+    async with sessions() as session:
+        assert (await session.get(Subscription, row.id)).plan_id == catalogue.plans["fixe"].id
+    assert "Votre formule est maintenant « Poste fixe »" in text_of((await app_client.get("/membre")).text)
+    # A double submission repeats the same idempotency key: Stripe applies it once.
+    await app_client.post("/membre/formule/confirmer", data=form)
+    keys = [k for p, _, k in fake.posted(f"subscriptions/{sub['id']}")]
+    assert len(keys) <= 2 and len(set(keys)) == 1
+    # A forged or altered token changes nothing.
+    before = len(fake.posts)
+    bad = await app_client.post("/membre/formule/confirmer", data={"csrf_token": form["csrf_token"], "token": token[:-2] + "xx"})
+    assert bad.status_code == 303 and len(fake.posts) == before
+
+
+async def test_cancel_at_period_end_then_resume(app_client, sessions, settings, world, catalogue, fake):
+    member, sub, row, _inv = await active_member(sessions, world, catalogue, fake)
+    await login_as(app_client, sessions, settings, member.user_id)
+    token = csrf_of((await app_client.get("/membre")).text)
+    response = await app_client.post("/membre/resilier", data={"csrf_token": token, "subscription": str(row.id)})
+    assert response.status_code == 303
+    (path, params, key), = fake.posted(f"subscriptions/{sub['id']}")
+    assert params == {"cancel_at_period_end": "true"} and key.startswith(f"entrelab-coworking-cancel-{row.id}-1-")
+    page = text_of((await app_client.get("/membre")).text)
+    assert "prendra fin le" in page and "Fin de l'abonnement" in page and "Reprendre mon abonnement" in page
+    async with sessions() as session:
+        assert (await session.get(Subscription, row.id)).cancel_at_period_end is True
+    await app_client.post("/membre/reprendre", data={"csrf_token": token, "subscription": str(row.id)})
+    assert fake.posted(f"subscriptions/{sub['id']}")[-1][1] == {"cancel_at_period_end": "false"}
+    async with sessions() as session:
+        assert (await session.get(Subscription, row.id)).cancel_at_period_end is False
+
+
+async def test_the_card_is_updated_through_a_billing_portal_session(app_client, sessions, settings, world, catalogue, fake):
+    member, *_ = await active_member(sessions, world, catalogue, fake)
+    await login_as(app_client, sessions, settings, member.user_id)
+    response = await app_client.post("/membre/carte", data={"csrf_token": csrf_of((await app_client.get("/membre")).text)})
+    assert response.status_code == 303 and response.headers["location"].startswith("https://billing.stripe.test/p/session/")
+    (path, params, key), = fake.posted("billing_portal/sessions")
+    assert params == {"customer": member.stripe_customer_id, "return_url": "http://testserver/membre", "locale": "fr"}
+    assert key.startswith(f"entrelab-coworking-portal-{member.id}-")
+
+
+async def test_member_details_are_checked_and_sent_to_the_stripe_customer(app_client, sessions, settings, world, catalogue,
+                                                                          fake):
+    member, *_ = await active_member(sessions, world, catalogue, fake)
+    await login_as(app_client, sessions, settings, member.user_id)
+    token = csrf_of((await app_client.get("/membre/coordonnees")).text)
+    bad = await app_client.post("/membre/coordonnees", data={"csrf_token": token, "name": "Julie Fayolle",
+                                                             "company_name": "Fayolle Conseil", "siren": "12345678"})
+    assert bad.status_code == 400 and "SIREN invalide" in bad.text and fake.posted("customers") == []
+    ok = await app_client.post("/membre/coordonnees", data={"csrf_token": token, "name": "Julie Fayolle",
+                                                            "company_name": "Fayolle Conseil", "siren": "934561200",
+                                                            "vat_number": "FR74934561200", "phone": ""})
+    assert ok.status_code == 303
+    (path, params, _key), = fake.posted(f"customers/{member.stripe_customer_id}")
+    assert params["name"] == "Fayolle Conseil" and params["invoice_settings"]["custom_fields"][0] == {
+        "name": "SIREN", "value": "934561200"}
+    async with sessions() as session:
+        assert (await session.get(Member, member.id)).vat_number == "FR74934561200"
+
+
+async def test_the_return_from_checkout_applies_the_subscription_at_once(app_client, sessions, world, catalogue, fake):
+    token = await csrf(app_client)
+    await app_client.post(f"/coworking/{world.site_slug}/adherer/flex", data={
+        "csrf_token": token, "name": "Marc Vidal", "email": "marc@example.org"})
+    async with sessions() as session:
+        member = await session.scalar(select(Member))
+        checkout = await session.scalar(select(Checkout))
+    (path, params, _key), = fake.posted("checkout/sessions")
+    sub = subscription(customer=member.stripe_customer_id, price=catalogue.prices["flex"],
+                       metadata=params["subscription_data"]["metadata"])
+    fake.add(sub)
+    fake.objects[checkout.checkout_session_id].update(status="complete", subscription=sub["id"], payment_status="paid")
+    page = await app_client.get(f"/coworking/bienvenue?session_id={checkout.checkout_session_id}")
+    assert page.status_code == 200 and "Votre abonnement « Poste nomade » est actif" in page.text
+    async with sessions() as session:
+        checkout = await session.get(Checkout, checkout.id)
+        row = await session.scalar(select(Subscription))
+    assert checkout.status == "complete" and (row.status, row.member_id) == ("active", member.id)
+    assert (await app_client.get("/coworking/bienvenue?session_id=nope")).status_code == 404

@@ -1,0 +1,162 @@
+"""Staff views: members per site with status, plan, since when and what they owe; filters and
+CSV; a member's history; pass days; revenue invoiced in advance across a year-end (487)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+from sqlalchemy import select
+
+from funding.coworking.lifecycle import apply_invoice, apply_subscription
+from funding.coworking.models import Pass, Plan
+from funding.coworking.reports import deferred_revenue, fiscal_year_end
+from funding.db import transaction
+from funding.mail.service import enqueue
+from funding.payments.models import Payment
+from tests.coworking.conftest import new_member, sub_metadata
+from tests.coworking.fakes import DAY, invoice, line, subscription, unix
+from tests.coworking.test_member_area import active_member, text_of
+from tests.stripe_objects import now
+from tests.web.helpers import csrf_of, login_as
+
+
+async def _crowd(sessions, world, catalogue, fake):
+    julie, *_ = await active_member(sessions, world, catalogue, fake, name="Julie Fayolle")
+    kevin, sub_k, row_k, _ = await active_member(sessions, world, catalogue, fake, code="fixe", name="Kévin Lopez")
+    due = invoice(customer=kevin.stripe_customer_id, sub=sub_k, status="open", attempt_count=2,
+                  billing_reason="subscription_cycle",
+                  lines=[line(price_id=catalogue.price_id("fixe"), amount=26400, start=now(), end=now() + 30 * DAY,
+                              sub_id=sub_k["id"])])
+    async with transaction(sessions) as session:
+        await apply_subscription(session, {**sub_k, "status": "unpaid"}, now() + 10)
+        await apply_invoice(session, due, now() + 10)
+    nobody = await new_member(sessions, world, name="Léa Perrin", company="Perrin Design", siren="934561200")
+    return julie, kevin, nobody
+
+
+async def test_members_per_site_with_status_plan_since_and_overdue_filters_and_csv(app_client, sessions, settings, world,
+                                                                                   catalogue, fake):
+    julie, kevin, lea = await _crowd(sessions, world, catalogue, fake)
+    await active_member(sessions, world, catalogue, fake, code="adhesion", name="Amandine Brun")
+    await login_as(app_client, sessions, settings, world.users["staff"])
+    page = await app_client.get("/admin/coworking")
+    assert page.status_code == 200
+    text = text_of(page.text)
+    assert "Julie Fayolle" in text and "Kévin Lopez" in text and "Léa Perrin" in text and "Perrin Design" in text
+    assert "impayé" in text and "264,00\u00a0€" in text and "sans abonnement" in text
+
+    only_unpaid = text_of((await app_client.get("/admin/coworking?status=unpaid")).text)
+    assert "Kévin Lopez" in only_unpaid and "Julie Fayolle" not in only_unpaid
+    by_plan = text_of((await app_client.get(f"/admin/coworking?plan={catalogue.plans['flex'].id}")).text)
+    assert "Julie Fayolle" in by_plan and "Kévin Lopez" not in by_plan
+    other_site = text_of((await app_client.get("/admin/coworking?site=" + world.site_slug.replace("thiers", "courpiere"))).text)
+    assert "Aucun membre ne correspond" in other_site
+    assert "Léa Perrin" in text_of((await app_client.get("/admin/coworking?q=perrin design")).text)
+    assert (await app_client.get("/admin/coworking?status=perdu")).status_code == 400
+    assert (await app_client.get("/admin/coworking?site=nulle-part")).status_code == 400
+
+    everyone = await app_client.get("/admin/coworking/membres.csv")
+    rows = {r[0]: r for r in csv.reader(io.StringIO(everyone.content.decode("utf-8-sig")), delimiter=";")}
+    # The yearly membership fee alone is shown, but gives no desk; a member without anything has no access.
+    assert rows["Amandine Brun"][6:9] == ["Adhésion annuelle", "active", "non"]
+    assert rows["Léa Perrin"][6:9] == ["", "none", "non"] and rows["Julie Fayolle"][6:9] == ["Poste nomade", "active", "oui"]
+
+    export = await app_client.get("/admin/coworking/membres.csv?status=unpaid")
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(export.content.decode("utf-8-sig")), delimiter=";"))
+    assert rows[0][:3] == ["membre", "email", "entreprise"] and len(rows) == 2
+    assert rows[1][0] == "Kévin Lopez" and rows[1][6:9] == ["Poste fixe", "unpaid", "non"]
+    assert rows[1][-2:] == ["26400", "264,00"]
+
+
+async def test_a_members_history_shows_subscriptions_invoices_and_emails(app_client, sessions, settings, world, catalogue, fake):
+    julie, kevin, _ = await _crowd(sessions, world, catalogue, fake)
+    async with transaction(sessions) as session:
+        await enqueue(session, to="kevin@example.org", user_id=kevin.user_id, dedupe_key="test:1",
+                      subject="Paiement refusé : facture X", body_text="…")
+    await login_as(app_client, sessions, settings, world.users["accountant"])
+    page = await app_client.get(f"/admin/coworking/membres/{kevin.id}")
+    assert page.status_code == 200
+    text = text_of(page.text)
+    assert "Poste fixe" in text and "impayé" in text and "Paiement refusé : facture X" in text
+    assert "à payer" in text and "payée" in text and f"411 {kevin.aux_code}" in text
+    assert "Julie Fayolle" not in text
+    assert (await app_client.get("/admin/coworking/membres/999999")).status_code == 404
+
+
+async def test_staff_count_pass_days_once_per_day_and_never_beyond_the_pass(app_client, sessions, settings, world, catalogue):
+    hugo = await new_member(sessions, world, name="Hugo Morel")
+    async with transaction(sessions) as session:
+        payment = Payment(org_id=world.org_id, site_id=world.site_id, purpose="pass", amount=3600, currency="EUR",
+                          description="Carnet", status="paid")
+        session.add(payment)
+        await session.flush()
+        session.add(Pass(member_id=hugo.id, plan_id=catalogue.plans["carnet-10"].id, site_id=world.site_id,
+                         payment_id=payment.id, days_total=2, days_used=0, expires_on=dt.date.today() + dt.timedelta(days=30)))
+    await login_as(app_client, sessions, settings, world.users["staff"])
+    token = csrf_of((await app_client.get(f"/admin/coworking/membres/{hugo.id}")).text)
+    url = f"/admin/coworking/membres/{hugo.id}/journee"
+    messages = []
+    for day in ("2026-11-02", "2026-11-02", "2026-11-03", "2026-11-04", "hier"):
+        response = await app_client.post(url, data={"csrf_token": token, "day": day})
+        assert response.status_code == 303
+        messages.append(text_of((await app_client.get(f"/admin/coworking/membres/{hugo.id}")).text))
+    assert "1 jour(s) restant(s)" in messages[0]
+    assert "déjà décomptée" in messages[1]
+    assert "0 jour(s) restant(s)" in messages[2]
+    assert "Aucun pass en cours" in messages[3]
+    assert "Date invalide" in messages[4]
+    async with sessions() as session:
+        assert (await session.scalar(select(Pass))).days_used == 2
+
+
+async def test_revenue_paid_in_advance_across_the_year_end_is_reported_for_487(app_client, sessions, settings, world,
+                                                                               catalogue, fake):
+    member = await new_member(sessions, world, name="Amandine Brun")
+    year = dt.date.today().year - 1
+    sub = subscription(customer=member.stripe_customer_id, price=catalogue.prices["flex"],
+                       metadata=sub_metadata(member, catalogue.plans["flex"]))
+    dec15, jan15 = unix(dt.date(year, 12, 15)), unix(dt.date(year + 1, 1, 15))
+    jun1, next_jun1 = unix(dt.date(year, 6, 1)), unix(dt.date(year + 1, 6, 1))
+    desk = invoice(customer=member.stripe_customer_id, sub=sub, created=dec15, lines=[
+        line(price_id=catalogue.price_id("flex"), amount=18000, start=dec15, end=jan15, sub_id=sub["id"])])
+    fee = invoice(customer=member.stripe_customer_id, sub=sub, created=jun1, lines=[
+        line(price_id=catalogue.price_id("adhesion"), amount=3000, start=jun1, end=next_jun1, sub_id=sub["id"])])
+    later = invoice(customer=member.stripe_customer_id, sub=sub, created=jan15, lines=[
+        line(price_id=catalogue.price_id("flex"), amount=18000, start=jan15, end=jan15 + 31 * DAY, sub_id=sub["id"])])
+    async with transaction(sessions) as session:
+        for inv in (desk, fee, later):
+            await apply_invoice(session, inv, now())
+    async with sessions() as session:
+        report = await deferred_revenue(session, world.org_id, year)
+    assert report.year_end == dt.date(year, 12, 31)
+
+    def share(base, start, end):
+        cutoff = int(dt.datetime.combine(dt.date(year + 1, 1, 1), dt.time(), dt.timezone(dt.timedelta(hours=1))).timestamp())
+        return (base * (end - cutoff) * 2 + (end - start)) // (2 * (end - start))
+
+    assert [(line.invoice, line.account, line.base, line.deferred) for line in report.lines] == [
+        (fee["number"], "7562", 3000, share(3000, jun1, next_jun1)),
+        (desk["number"], "706", 15000, share(15000, dec15, jan15)),
+    ]
+    assert report.by_account == [("706", "EUR", share(15000, dec15, jan15)), ("7562", "EUR", share(3000, jun1, next_jun1))]
+    assert share(15000, dec15, jan15) == 7036  # 14 days 13 h of 31 days after midnight, Paris time
+
+    await login_as(app_client, sessions, settings, world.users["accountant"])
+    page = await app_client.get(f"/admin/coworking/produits-constates-d-avance?annee={year}")
+    assert page.status_code == 200 and "70,36\u00a0€" in page.text
+    export = await app_client.get(f"/admin/coworking/produits-constates-d-avance.csv?annee={year}")
+    rows = list(csv.reader(io.StringIO(export.content.decode("utf-8-sig")), delimiter=";"))
+    assert rows[0][-2:] == ["constate_d_avance", "devise"] and rows[2][2] == "706" and rows[2][-2:] == ["70,36", "EUR"]
+    assert (await app_client.get("/admin/coworking/produits-constates-d-avance?annee=deux")).status_code == 400
+    assert fiscal_year_end(2026, 7) == dt.date(2026, 6, 30)
+
+
+async def test_plans_page_lists_each_sites_plans_and_stripe_prices(app_client, sessions, settings, world, catalogue):
+    await login_as(app_client, sessions, settings, world.users["staff"])
+    text = text_of((await app_client.get("/admin/coworking/formules")).text)
+    assert "Poste nomade" in text and catalogue.price_id("flex") in text and "7562" in text
+    async with sessions() as session:
+        assert len((await session.scalars(select(Plan))).all()) == 5
