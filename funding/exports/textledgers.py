@@ -62,14 +62,23 @@ def _header(scope: Scope, comment: str) -> list[str]:
     ]
 
 
-def _entries(part_rows, state: dict):
-    """Group consecutive rows of one entry (rows come ordered by date, number, line)."""
-    for r in part_rows:
-        if state.get("number") != r.number:
-            if state.get("rows"):
-                yield state["rows"]
-            state["number"], state["rows"] = r.number, []
-        state["rows"].append(r)
+async def _transactions(conn: AsyncConnection, scope: Scope, progress: Progress | None, render) -> AsyncIterator[bytes]:
+    """``render(rows)`` of each entry, its postings grouped (rows come by date, number, line)."""
+    number, rows = None, []
+    async for part in stream_rows(conn, rows_query(scope, "date")):
+        out: list[str] = []
+        for r in part:
+            if r.number != number:
+                if rows:
+                    out += render(rows)
+                number, rows = r.number, []
+            rows.append(r)
+        if progress:
+            progress(len(part))
+        if out:
+            yield ("\n".join(out) + "\n").encode()
+    if rows:
+        yield ("\n".join(render(rows)) + "\n").encode()
 
 
 # --- Beancount --------------------------------------------------------------------------
@@ -124,17 +133,8 @@ async def beancount(conn: AsyncConnection, scope: Scope, progress: Progress | No
         lines.append("")
         return lines
 
-    state: dict = {}
-    async for part in stream_rows(conn, rows_query(scope, "date")):
-        out = []
-        for rows in _entries(part, state):
-            out += transaction(rows)
-        if progress:
-            progress(len(part))
-        if out:
-            yield ("\n".join(out) + "\n").encode()
-    if state.get("rows"):
-        yield ("\n".join(transaction(state["rows"])) + "\n").encode()
+    async for chunk in _transactions(conn, scope, progress, transaction):
+        yield chunk
 
 
 # --- hledger ----------------------------------------------------------------------------
@@ -194,14 +194,5 @@ async def hledger(conn: AsyncConnection, scope: Scope, progress: Progress | None
         lines.append("")
         return lines
 
-    state: dict = {}
-    async for part in stream_rows(conn, rows_query(scope, "date")):
-        out = []
-        for rows in _entries(part, state):
-            out += transaction(rows)
-        if progress:
-            progress(len(part))
-        if out:
-            yield ("\n".join(out) + "\n").encode()
-    if state.get("rows"):
-        yield ("\n".join(transaction(state["rows"])) + "\n").encode()
+    async for chunk in _transactions(conn, scope, progress, transaction):
+        yield chunk
