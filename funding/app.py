@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
     from funding import routes as core_routes
     from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
     from webhooks import routes as webhook_routes
+    from webhooks.inbox import InboxWriter
 
     mounts = []
     if settings.uses_sandbox:
@@ -86,6 +87,8 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.gateway = StripeGateway(settings)
+        app.state.inbox = InboxWriter(engine)
+        app.state.inbox.start()
         mail_wake, event_wake = asyncio.Event(), asyncio.Event()
         app.state.kick_mail = mail_wake.set
         app.state.kick_events = event_wake.set if process_events else (lambda: None)
@@ -105,6 +108,7 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
                     await task
             if sandbox is not None:
                 await sandbox.stop_delivery()
+            await app.state.inbox.stop()
             await app.state.gateway.aclose()
             await engine.dispose()
 

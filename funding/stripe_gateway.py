@@ -72,6 +72,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _path(resource: str) -> str:
+    """``checkout.sessions`` → ``checkout/sessions``; ``invoice_items`` → ``invoiceitems`` (Stripe's spelling)."""
+    return {"invoice_items": "invoiceitems"}.get(resource, resource.replace(".", "/"))
+
+
 def _refusal(exc: stripe.StripeError) -> StripeRefused:
     error = (exc.json_body or {}).get("error", {}) if isinstance(exc.json_body, dict) else {}
     return StripeRefused(
@@ -131,27 +136,35 @@ class StripeGateway:
     async def call(self, resource: str, method: str, *args, params: dict | None = None, key: str | None = None) -> dict:
         """``await gw.call("payment_intents", "create", params={...}, key="pledge-12-charge-1")``."""
         fn = getattr(self._service(resource), f"{method}_async")
-        options = {"idempotency_key": key} if key else {}
+        kwargs = {"params": params} if params is not None else {}
+        if key:
+            kwargs["options"] = {"idempotency_key": key}
+        return await self._with_retries(f"{resource}.{method}", lambda: fn(*args, **kwargs))
+
+    async def get(self, path: str, params: dict | None = None) -> dict:
+        """A read as plain JSON (``GET /v1/…``): the same errors and retries as ``call``,
+        without turning every nested object into a StripeObject and back."""
+        response = await self._with_retries(f"GET {path}", lambda: self.client.raw_request_async("get", path, **(params or {})))
+        return response.data
+
+    async def _with_retries(self, what: str, attempt_call) -> dict:
         attempt = 0
         while True:
             attempt += 1
             try:
-                kwargs = {"params": params} if params is not None else {}
-                if options:
-                    kwargs["options"] = options
-                return _plain(await fn(*args, **kwargs))
+                return _plain(await attempt_call())
             except stripe.StripeError as exc:
                 if not _retryable(exc):
                     raise _refusal(exc) from exc
                 if attempt >= self.max_attempts:
-                    log.warning("stripe %s.%s: no definite answer after %s attempts: %s", resource, method, attempt, exc)
-                    raise StripeUnknown(f"{resource}.{method}: {type(exc).__name__}: {exc}") from exc
+                    log.warning("stripe %s: no definite answer after %s attempts: %s", what, attempt, exc)
+                    raise StripeUnknown(f"{what}: {type(exc).__name__}: {exc}") from exc
                 delay = self.backoff * 2 ** (attempt - 1)
                 retry_after = (exc.headers or {}).get("retry-after") if hasattr(exc, "headers") else None
                 if retry_after and str(retry_after).isdigit():
                     delay = max(delay, float(retry_after))
-                log.info("stripe %s.%s attempt %s failed (%s); retrying in %.1fs with the same key",
-                         resource, method, attempt, type(exc).__name__, delay)
+                log.info("stripe %s attempt %s failed (%s); retrying in %.1fs with the same key",
+                         what, attempt, type(exc).__name__, delay)
                 await self.sleep(delay)
 
     # Shorthands for the calls the product makes.
@@ -161,10 +174,12 @@ class StripeGateway:
         return await self.call(resource, "create", params=params, key=key)
 
     async def retrieve(self, resource: str, object_id: str, *, expand: list[str] | None = None) -> dict:
-        return await self.call(resource, "retrieve", object_id, params={"expand": expand} if expand else None)
+        if not object_id or "/" in object_id:
+            raise StripeRefused(f"invalid id {object_id!r}", http_status=404, code="resource_missing")
+        return await self.get(f"/v1/{_path(resource)}/{object_id}", {"expand": expand} if expand else None)
 
     async def list(self, resource: str, params: dict | None = None) -> dict:
-        return await self.call(resource, "list", params=params or {})
+        return await self.get(f"/v1/{_path(resource)}", params or {})
 
     async def list_all(self, resource: str, params: dict | None = None, *, limit: int = 100):
         """Every object of a list, following ``starting_after``."""
@@ -178,7 +193,7 @@ class StripeGateway:
             params["starting_after"] = page["data"][-1]["id"]
 
     async def search(self, resource: str, query: str) -> list[dict]:
-        return (await self.call(resource, "search", params={"query": query}))["data"]
+        return (await self.get(f"/v1/{_path(resource)}/search", {"query": query}))["data"]
 
 
 # --- webhook signatures ---------------------------------------------------------------

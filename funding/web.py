@@ -121,7 +121,7 @@ class LocaleMiddleware:
         self.default = default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith("/webhooks/"):  # machines need no language
             await self.app(scope, receive, send)
             return
         request = Request(scope)

@@ -204,9 +204,13 @@ class FakeStripe:
         data = list(self.lists.get(resource, []))
         if "payout" in params:
             data = [t for t in data if t.get("_payout") == params["payout"]]
+        if "created[gte]" in params:
+            data = [t for t in data if int(params["created[gte]"]) <= t.get("created", 0) <= int(params["created[lte]"])]
         if params.get("starting_after"):
             data = []
         clean = [{k: v for k, v in item.items() if not k.startswith("_")} for item in data]
+        expand = [v[len("data."):] for k, v in request.url.params.multi_items() if k.startswith("expand") and v.startswith("data.")]
+        clean = [self._expand(item, expand) for item in clean]
         return httpx.Response(200, json={"object": "list", "data": clean, "has_more": False, "url": f"/v1/{resource}"})
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import json
 
@@ -41,6 +43,66 @@ async def store(engine: AsyncEngine, event: dict, raw: str, *, source: str = "we
     async with engine.begin() as conn:
         result = await conn.execute(_insert(engine.dialect.name).values(**_row(event, raw, source)))
         return result.rowcount == 1
+
+
+class InboxWriter:
+    """Group commit for the webhook endpoint: concurrent deliveries share one multi-row
+    INSERT … ON CONFLICT DO NOTHING and one commit. Each delivery is answered only once
+    its batch is committed, so an acknowledged event is always durable."""
+
+    MAX_BATCH = 100
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.task: asyncio.Task | None = None
+        self.returning = _insert(engine.dialect.name).returning(_T.c.id)
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name="webhook-inbox-writer")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def store(self, event: dict, raw: str) -> bool:
+        if self.task is None or self.task.done():
+            return await store(self.engine, event, raw)
+        future = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((_row(event, raw, "webhook"), future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.MAX_BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            first: dict[str, dict] = {}
+            for row, _ in batch:  # the same event twice in one batch: the first copy is the delivery that counts
+                first.setdefault(row["id"], row)
+            try:
+                async with self.engine.begin() as conn:
+                    inserted = set((await conn.execute(self.returning, list(first.values()))).scalars().all()) \
+                        if self.engine.dialect.name == "postgresql" else await self._sqlite(conn, first)
+            except Exception as exc:  # every waiting delivery gets the failure: Stripe will retry
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            answered = set()
+            for row, future in batch:
+                if not future.done():
+                    future.set_result(row["id"] in inserted and row["id"] not in answered)
+                answered.add(row["id"])
+
+    async def _sqlite(self, conn, rows: dict[str, dict]) -> set[str]:
+        inserted = set()
+        for row in rows.values():
+            if (await conn.execute(_insert("sqlite").values(**row))).rowcount == 1:
+                inserted.add(row["id"])
+        return inserted
 
 
 async def store_many(session: AsyncSession, events: list[dict], *, source: str) -> int:

@@ -9,14 +9,14 @@ A duplicate delivery is acknowledged (200), never refused: a 4xx would make Stri
 from __future__ import annotations
 
 import json
+import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from funding.stripe_gateway import SignatureError, verify_signature
-from webhooks.inbox import store
-
+log = logging.getLogger("funding.webhooks")
 MAX_BODY = 512 * 1024
 
 
@@ -42,7 +42,11 @@ async def stripe_webhook(request: Request) -> Response:
         return _bad("not a Stripe event")
     if bool(event.get("livemode")) != settings.stripe_livemode:
         return _bad("livemode does not match this endpoint's keys")
-    inserted = await store(request.app.state.engine, event, body.decode("utf-8"))
+    try:
+        inserted = await request.app.state.inbox.store(event, body.decode("utf-8"))
+    except Exception:  # not stored: say so, Stripe retries
+        log.exception("webhook %s could not be stored", event["id"])
+        return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
     if inserted:
         request.app.state.kick_events()
     return JSONResponse({"received": True, "duplicate": not inserted})

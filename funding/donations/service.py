@@ -22,9 +22,17 @@ MAX_AMOUNT = 1_000_000  # 10 000,00 €: above that, a person talks to us first
 PRESETS = (1000, 2000, 5000, 10000)
 
 
+async def _site(session: AsyncSession, site_id) -> Site | None:
+    """Sites, kept for the session's life: a batch of donations asks for the same few."""
+    cache = session.info.setdefault("donation_sites", {})
+    if site_id not in cache:
+        cache[site_id] = await session.get(Site, int(site_id))
+    return cache[site_id]
+
+
 async def allocate(session: AsyncSession, metadata: dict, amount: int, currency: str) -> purposes.Allocation | None:
     site_id = metadata.get("site_id")
-    site = await session.get(Site, int(site_id)) if str(site_id or "").isdigit() else None
+    site = await _site(session, site_id) if str(site_id or "").isdigit() else None
     if site is None:
         return None
     return purposes.Allocation(
@@ -37,7 +45,7 @@ async def allocate(session: AsyncSession, metadata: dict, amount: int, currency:
 async def thank(session: AsyncSession, payment: Payment) -> None:
     if not payment.email:
         return
-    site = await session.get(Site, payment.site_id)
+    site = await _site(session, payment.site_id)
     await enqueue(
         session,
         to=payment.email,

@@ -249,8 +249,10 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
                 ],
             )
         ).all()
+        # Core insert with every column rendered: one multi-row statement for the whole
+        # batch (the ORM splits a batch wherever a line has a label and the next has none).
         await session.execute(
-            insert(Posting),
+            insert(Posting.__table__),
             [
                 {
                     "entry_id": entry_id,

@@ -169,8 +169,8 @@ def _draft(org_id, site_id, txn, funding_source, label, source_id, lines) -> Ent
 
 
 async def drafts_for(session: AsyncSession, contexts: list[TxnContext]) -> list[EntryDraft]:
-    drafts = [d for d in [await draft_for(session, ctx) for ctx in contexts] if d is not None]
-    return await dated_for_open_period(session, drafts)
+    """Drafts as Stripe dated them; whoever posts them dates them for the open period."""
+    return [d for d in [await draft_for(session, ctx) for ctx in contexts] if d is not None]
 
 
 async def dated_for_open_period(session: AsyncSession, drafts: list[EntryDraft]) -> list[EntryDraft]:
@@ -191,7 +191,7 @@ async def dated_for_open_period(session: AsyncSession, drafts: list[EntryDraft])
 
 async def post_contexts(session: AsyncSession, contexts: list[TxnContext]) -> list[Posted]:
     """Post the entries of several balance transactions in one go (one head lock)."""
-    drafts = await drafts_for(session, contexts)
+    drafts = await dated_for_open_period(session, await drafts_for(session, contexts))
     if not drafts:
         return []
     return (await post(session, drafts)).entries

@@ -126,22 +126,34 @@ async def mark_paid(session: AsyncSession, payment: Payment, *, checkout_session
 
 
 async def settle_payment_intent(session: AsyncSession, pi: dict) -> Payment | None:
-    payment = await session.scalar(select(Payment).where(Payment.payment_intent_id == pi["id"]))
+    """A succeeded PaymentIntent pays its payment (found by its id or our metadata), once."""
     meta = pi.get("metadata") or {}
-    if payment is None and str(meta.get("payment_id", "")).isdigit():
-        payment = await session.get(Payment, int(meta["payment_id"]))
-    if payment is None:
+    payment_id = int(meta["payment_id"]) if str(meta.get("payment_id", "")).isdigit() else None
+    match = Payment.payment_intent_id == pi["id"]
+    if payment_id is not None:
+        match = match | (Payment.id == payment_id)
+    if pi.get("status") != "succeeded":
+        return await session.scalar(select(Payment).where(match))
+    # One conditional UPDATE: the transition happens once, whichever path runs it first.
+    paid = (await session.execute(
+        update(Payment).where(match, Payment.status != "paid")
+        .values(status="paid", paid_at=utcnow(), payment_intent_id=pi["id"]).returning(Payment)
+        .execution_options(synchronize_session=False)
+    )).scalar_one_or_none()
+    if paid is None:
         return None
-    if pi.get("status") == "succeeded":
-        await mark_paid(session, payment, payment_intent_id=pi["id"])
-    return payment
+    purposes.load_domains()
+    hook = _on_paid.get(paid.purpose)
+    if hook is not None:
+        await hook(session, paid)
+    return paid
 
 
 async def record_refunds(session: AsyncSession, charge: dict) -> None:
     """Keep the refunded total of a payment; Stripe's figure only ever grows."""
     pi = charge.get("payment_intent")
     pi_id = pi.get("id") if isinstance(pi, dict) else pi
-    if not pi_id:
+    if not pi_id or not charge.get("amount_refunded"):
         return
     await session.execute(
         update(Payment).where(Payment.payment_intent_id == pi_id, Payment.amount_refunded < int(charge.get("amount_refunded") or 0))

@@ -218,7 +218,8 @@ async def test_a_payout_moves_the_stripe_balance_to_the_bank_and_is_reconciled(e
     fake_stripe.lists["payouts"] = [po]
     await deliver(engine, event("charge.succeeded", ch), event("payout.paid", po))
     await drain(sessions, gw)
-    assert (await entries(sessions))[1] == (f"stripe:{po_txn['id']}", [("512", 4900), ("5115", -4900)])
+    assert await entries(sessions) == [(f"stripe:{txn['id']}", [("5115", 4900), ("627", 100), ("75411", -5000)]),
+                                       (f"stripe:{po_txn['id']}", [("512", 4900), ("5115", -4900)])]
     checks = await reconcile(sessions, gw)
     assert [c.ok for c in checks] == [True]
     async with sessions() as session:
@@ -339,3 +340,18 @@ async def test_dead_letters_are_visible_and_replayable_from_the_back_office(engi
     async with sessions() as session:
         row = await session.get(StripeEvent, broken["id"])
     assert (row.status, row.attempts) == ("pending", 0)
+
+
+async def test_a_batch_reads_its_balance_transactions_in_one_list_call(engine, sessions, world, gw, fake_stripe):
+    donations = []
+    for n in range(5):
+        payment = await make_payment(sessions, world, amount=1000 + n)
+        donations.append(paid_donation(fake_stripe, world, payment))
+    fake_stripe.lists["balance_transactions"] = [txn for _, _, _, txn in donations]
+    await deliver(engine, *(event("charge.succeeded", ch) for _, _, ch, _ in donations))
+    fake_stripe.requests.clear()
+    await drain(sessions, gw)
+    paths = [r.url.path for r in fake_stripe.requests]
+    assert paths == ["/v1/balance_transactions"]  # no charge re-read, no transaction read one by one
+    assert [lines for _, lines in await entries(sessions)] == [
+        [("5115", 1000 + n - 100), ("627", 100), ("75411", -(1000 + n))] for n in range(5)]

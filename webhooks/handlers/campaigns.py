@@ -67,6 +67,9 @@ async def prepare_charge(gw, event: dict) -> Prepared:
         charge_id = charge_id.get("id")
     if not charge_id:
         return Prepared()
+    purpose = (obj.get("metadata") or {}).get("purpose") if obj.get("object") == "charge" else None
+    if purpose not in (None, "pledge"):  # another domain's charge: no need to read it from Stripe
+        return Prepared()
     charge = await gw.retrieve("charges", charge_id, expand=["payment_intent", "refunds"])
     meta = dict(charge.get("metadata") or {})
     pi = charge.get("payment_intent")

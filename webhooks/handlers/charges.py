@@ -21,7 +21,13 @@ async def _contexts(gw, charge: dict) -> list[books.TxnContext]:
 
 # charge.succeeded, charge.updated (its balance transaction may appear late), charge.refunded…
 async def prepare_charge(gw, event: dict) -> Prepared:
-    charge = await gw.retrieve("charges", event["data"]["object"]["id"], expand=["refunds"])
+    """A succeeded charge's facts that we book (amount, metadata, balance transaction) never
+    change once set, so the payload serves; what can change later (refunds, a balance
+    transaction still missing) is fetched."""
+    charge = event["data"]["object"]
+    settled = charge.get("status") == "succeeded" and charge.get("balance_transaction") and not charge.get("amount_refunded")
+    if not (settled and event["type"] in ("charge.succeeded", "charge.captured", "charge.updated")):
+        charge = await gw.retrieve("charges", charge["id"], expand=["refunds"])
     return Prepared(contexts=await _contexts(gw, charge), objects=[charge])
 
 
