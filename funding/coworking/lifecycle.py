@@ -37,7 +37,7 @@ from funding.coworking.models import (
     PlanPrice,
     Subscription,
 )
-from funding.coworking.plans import vat_account
+from funding.coworking.plans import plan_for_price, vat_account
 from funding.db import insert_ignore, utcnow
 from funding.i18n import money
 from funding.ledger.models import Entry
@@ -93,7 +93,7 @@ def access_of(sub: Subscription | None, *, now: dt.datetime | None = None, grace
     return Access(False, sub.status)
 
 
-async def workspace_subscription(session: AsyncSession, member_id: int, *, kind: str = "workspace") -> Subscription | None:
+async def current_subscription(session: AsyncSession, member_id: int, *, kind: str = "workspace") -> Subscription | None:
     """The member's subscription of this kind that matters now: a live one (the newest), else the last one."""
     order = case((Subscription.status.in_(LIVE_STATUSES), 0), else_=1)
     return await session.scalar(
@@ -104,7 +104,7 @@ async def workspace_subscription(session: AsyncSession, member_id: int, *, kind:
 
 async def member_access(session: AsyncSession, member_id: int, *, now: dt.datetime | None = None,
                         grace_days: int = DEFAULT_GRACE_DAYS) -> Access:
-    return access_of(await workspace_subscription(session, member_id), now=now, grace_days=grace_days)
+    return access_of(await current_subscription(session, member_id), now=now, grace_days=grace_days)
 
 
 async def fetched_version(session: AsyncSession, model, stripe_id: str) -> int:
@@ -132,8 +132,7 @@ async def apply_subscription(session: AsyncSession, sub: dict, version: int) -> 
     items = (sub.get("items") or {}).get("data") or []
     item = items[0] if items else {}
     price_id = _id(item.get("price"))
-    plan = await session.scalar(select(Plan).join(PlanPrice, PlanPrice.plan_id == Plan.id)
-                                .where(PlanPrice.stripe_price_id == price_id)) if price_id else None
+    plan = await plan_for_price(session, price_id)
     site_id = plan.site_id if plan else (int(meta["site_id"]) if str(meta.get("site_id", "")).isdigit() else member.site_id)
     status = sub["status"]
     seen_at = from_unix(version) or utcnow()

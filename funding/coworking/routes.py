@@ -241,8 +241,8 @@ async def member_home(request: Request) -> Response:
     async with db(request) as session:
         member, user = await _me(request, session)
         site = await session.get(Site, member.site_id)
-        workspace = await _sub_view(session, await lifecycle.workspace_subscription(session, member.id), grace)
-        membership = await _sub_view(session, await lifecycle.workspace_subscription(session, member.id, kind="membership"), grace)
+        workspace = await _sub_view(session, await lifecycle.current_subscription(session, member.id), grace)
+        membership = await _sub_view(session, await lifecycle.current_subscription(session, member.id, kind="membership"), grace)
         invoices = await lifecycle.member_invoices(session, member.id)
         overdue = await lifecycle.overdue_amount(session, member.id)
         passes = await passes_of(session, member.id)

@@ -40,10 +40,10 @@ from funding.coworking.lifecycle import (  # noqa: F401  (the service's public A
     DEFAULT_GRACE_DAYS,
     Access,
     access_of,
+    current_subscription,
     member_access,
     overdue_amount,
     settle_invoice_charge,
-    workspace_subscription,
 )
 from funding.coworking.members import (  # noqa: F401
     ensure_aux_account,
@@ -92,7 +92,7 @@ def stripe_customer_id(member: Member) -> str | None:
 
 async def active_subscription(session: AsyncSession, member: Member) -> Subscription | None:
     """The member's live workspace subscription (active, trialing or past due), if any."""
-    sub = await workspace_subscription(session, member.id)
+    sub = await current_subscription(session, member.id)
     return sub if sub is not None and sub.status in ("active", "trialing", "past_due") else None
 
 
