@@ -36,6 +36,27 @@ def logged_in(e2e, user_id: int) -> httpx.Client:
     return client
 
 
+async def coworker_with_card(sessions, gw, world, user_id: int):
+    """The coworking member of a bar regular, their Stripe customer and a saved card."""
+    from funding.coworking.members import Details, enrol
+    from funding.coworking.service import ensure_customer
+
+    async with transaction(sessions) as session:
+        user = await session.get(User, user_id)
+        member, _ = await enrol(session, await session.get(Site, world.site_id), Details(name=user.name, email=user.email))
+    customer = await ensure_customer(sessions, gw, member.id)
+    card = await gw.call("payment_methods", "attach", "pm_card_visa", params={"customer": customer})
+    return member, customer, card["id"]
+
+
+async def receivable_by_journal(session, aux_code: str) -> list[tuple[str, int]]:
+    """The member's 411 auxiliary account, summed per journal."""
+    return (await session.execute(
+        select(Entry.journal_code, func.sum(Posting.amount)).join(Entry, Entry.id == Posting.entry_id)
+        .where(Posting.account_number == "411", Posting.aux_code == aux_code)
+        .group_by(Entry.journal_code).order_by(Entry.journal_code))).all()
+
+
 def test_a_walk_in_pays_by_scanning_the_till_s_qr_code_and_the_sale_is_booked_per_vat_rate(e2e):
     async def setup(sessions):
         world = await make_world(sessions)
@@ -81,21 +102,13 @@ def test_a_walk_in_pays_by_scanning_the_till_s_qr_code_and_the_sale_is_booked_pe
 
 
 def test_a_member_s_tab_is_closed_cut_off_and_charged_off_session_on_the_saved_card(e2e):
-    from funding.coworking.members import Details, enrol
-    from funding.coworking.service import ensure_customer
-
     async def setup(sessions):
         world = await make_world(sessions)
         bar = await make_bar(sessions, world)
-        async with transaction(sessions) as session:
-            site = await session.get(Site, world.site_id)
-            user = await session.get(User, bar.members[0])
-            member, _ = await enrol(session, site, Details(name=user.name, email=user.email))
         gw = StripeGateway(e2e.settings)
         try:
-            customer = await ensure_customer(sessions, gw, member.id)
-            card = await gw.call("payment_methods", "attach", "pm_card_visa", params={"customer": customer})
-            await gw.call("customers", "update", customer, params={"invoice_settings": {"default_payment_method": card["id"]}})
+            member, customer, card = await coworker_with_card(sessions, gw, world, bar.members[0])
+            await gw.call("customers", "update", customer, params={"invoice_settings": {"default_payment_method": card}})
             for product in ("Café", "Thé", "Sandwich"):
                 await sell(sessions, bar, product)
             async with transaction(sessions) as session:
@@ -112,10 +125,7 @@ def test_a_member_s_tab_is_closed_cut_off_and_charged_off_session_on_the_saved_c
     async def settled(sessions):
         async with sessions() as session:
             batch = await session.get(Batch, batch_id)
-            rows = (await session.execute(
-                select(Entry.journal_code, func.sum(Posting.amount)).join(Entry, Entry.id == Posting.entry_id)
-                .where(Posting.account_number == "411", Posting.aux_code == member.aux_code)
-                .group_by(Entry.journal_code).order_by(Entry.journal_code))).all()
+            rows = await receivable_by_journal(session, member.aux_code)
             return (batch, rows) if len(rows) == 2 else None
 
     batch, rows = wait_for(lambda: db_call(e2e.settings, settled), what="the settlement's entry")
@@ -124,25 +134,18 @@ def test_a_member_s_tab_is_closed_cut_off_and_charged_off_session_on_the_saved_c
 
 
 def test_a_subscriber_s_tab_rides_on_the_next_subscription_invoice_and_is_paid_with_it(e2e):
-    from funding.coworking.members import Details, enrol
     from funding.coworking.models import Subscription
-    from funding.coworking.service import ensure_customer
 
     async def setup(sessions):
         world = await make_world(sessions)
         bar = await make_bar(sessions, world)
-        async with transaction(sessions) as session:
-            site = await session.get(Site, world.site_id)
-            user = await session.get(User, bar.members[0])
-            member, _ = await enrol(session, site, Details(name=user.name, email=user.email))
         gw = StripeGateway(e2e.settings)
         try:
-            customer = await ensure_customer(sessions, gw, member.id)
-            card = await gw.call("payment_methods", "attach", "pm_card_visa", params={"customer": customer})
+            member, customer, card = await coworker_with_card(sessions, gw, world, bar.members[0])
             price = await gw.create("prices", {"currency": "eur", "unit_amount": 15000, "recurring": {"interval": "month"},
                                                "product_data": {"name": "Poste nomade"}}, key=f"e2e-price-{member.id}")
             await gw.create("subscriptions", {"customer": customer, "items": [{"price": price["id"]}],
-                                              "default_payment_method": card["id"],
+                                              "default_payment_method": card,
                                               "metadata": {"member_id": str(member.id), "site_id": str(world.site_id)}},
                             key=f"e2e-sub-{member.id}")
         finally:
@@ -178,10 +181,7 @@ def test_a_subscriber_s_tab_rides_on_the_next_subscription_invoice_and_is_paid_w
             batch = await session.get(Batch, batch_id)
             if batch.status != "paid":
                 return None
-            rows = (await session.execute(
-                select(Entry.journal_code, func.sum(Posting.amount)).join(Entry, Entry.id == Posting.entry_id)
-                .where(Posting.account_number == "411", Posting.aux_code == member.aux_code)
-                .group_by(Entry.journal_code).order_by(Entry.journal_code))).all()
+            rows = await receivable_by_journal(session, member.aux_code)
             return (batch, rows) if len(rows) == 3 else None
 
     batch, rows = wait_for(lambda: db_call(e2e.settings, paid), timeout=30, what="the invoice paid with the tab on it")
