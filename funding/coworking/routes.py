@@ -118,6 +118,9 @@ async def join(request: Request) -> Response:
             details = check_details(**f, company_required=plan.company_only)
             async with db(request) as session:
                 member, created = await enrol(session, site, details)
+                if not created and user is not None:  # logged in: their own account, its details from their form
+                    await update_details(session, member, details)
+                    created = True
                 if not created:  # someone else may be typing this address: the owner continues by email
                     target = await session.get(User, member.user_id)
                     link = await issue_link(session, target, settings, next_path=request.url.path)

@@ -297,3 +297,19 @@ async def test_the_return_from_checkout_applies_the_subscription_at_once(app_cli
         row = await session.scalar(select(Subscription))
     assert checkout.status == "complete" and (row.status, row.member_id) == ("active", member.id)
     assert (await app_client.get("/coworking/bienvenue?session_id=nope")).status_code == 404
+
+
+async def test_a_logged_in_account_without_a_member_record_joins_without_a_detour(app_client, sessions, settings, world,
+                                                                                 catalogue, fake):
+    """A bar regular, logged in, joins: their own account, so straight to Checkout with the details they typed."""
+    await login_as(app_client, sessions, settings, world.users["member"])
+    page = await app_client.get(f"/coworking/{world.site_slug}/adherer/flex")
+    response = await app_client.post(f"/coworking/{world.site_slug}/adherer/flex", data={
+        "csrf_token": csrf_of(page.text), "name": "Membre Habitué", "email": "autre@example.org",
+        "company_name": "Habitué Conseil", "siren": "934561200"})
+    assert response.status_code == 303 and response.headers["location"].startswith("https://checkout.stripe.test/")
+    async with sessions() as session:
+        member = await session.scalar(select(Member).where(Member.user_id == world.users["member"]))
+        user = await session.get(User, world.users["member"])
+    assert (member.company_name, member.siren, user.name) == ("Habitué Conseil", "934561200", "Membre Habitué")
+    assert fake.posted("customers")[0][1]["email"] == user.email  # their address, not the one typed
