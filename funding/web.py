@@ -61,7 +61,8 @@ def render(request: Request, name: str, context: dict | None = None, status_code
 
 
 def flash(request: Request, message: str, level: str = "info") -> None:
-    request.session.setdefault("flashes", []).append({"message": str(message), "level": level})
+    # Assign, never mutate in place: the session only saves what it sees being set.
+    request.session["flashes"] = [*request.session.get("flashes", []), {"message": str(message), "level": level}]
 
 
 def redirect(path: str) -> RedirectResponse:

@@ -236,3 +236,14 @@ async def test_the_demo_mailbox_never_exists_in_production(settings, path):
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
             assert (await c.get(path)).status_code == 404
+
+
+async def test_two_messages_in_a_row_both_reach_the_next_page(client, sessions, settings, world):
+    """A second flash before the first is shown must be saved too (the session only sees assignments)."""
+    await login_as(client, sessions, settings, world.users["staff"])  # leaves "Bienvenue" waiting
+    page = await client.get("/admin/ledger/closings")  # shows and consumes it
+    for period in ("abc", "2000-13"):
+        await client.post("/admin/ledger/closings", data={"csrf_token": csrf_of(page.text), "org": world.siren,
+                                                          "period": period})
+    text = (await client.get("/admin/ledger/closings")).text
+    assert text.count('class="flash flash-error"') == 2
