@@ -13,6 +13,7 @@ import contextlib
 import csv
 import datetime as dt
 import io
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -199,13 +200,15 @@ async def fec_python(conn: AsyncConnection, scope: Scope, progress: Progress | N
         yield (FEC_NEWLINE.join(lines) + FEC_NEWLINE).encode()
 
 
-def _fec_sql(scope: Scope, *, opening: bool, first: int) -> tuple[str, list]:
+def _fec_sql(scope: Scope, look: Lookups, *, opening: bool, first: int) -> tuple[str, list]:
     """The FEC's rows formatted by PostgreSQL: the opening entries (AN) or the others,
     numbered from ``first``, in ledger order (the index on entry numbers, then postings by line).
 
     Entry-level zones are computed once per entry in a subquery that its window keeps
-    unflattened (computing them per posting in a parallel plan measured twice as slow);
-    account and journal labels once per account."""
+    unflattened (computing them per posting in a parallel plan measured twice as slow).
+    Labels of accounts, auxiliary accounts and journals, cleaned here, are looked up in
+    JSON objects passed as parameters: a join on the small accounts table let the planner
+    compare every posting with every account."""
     breaks = "".join(f"\\x{ord(c):02x}" if ord(c) < 0x80 else f"\\u{ord(c):04x}" for c in BREAKS)
     clean = "translate({}, E'" + breaks + "', '" + " " * len(BREAKS) + "')"
     # Blank once cleaned: only breaks and spaces (the same test as fec_text).
@@ -213,38 +216,39 @@ def _fec_sql(scope: Scope, *, opening: bool, first: int) -> tuple[str, list]:
     amount = "((({0}) / 100)::text || ',' || lpad((({0}) % 100)::text, 2, '0'))"
     where = "e.org_id = $1 AND e.number IS NOT NULL AND e.entry_date >= $2 AND e.entry_date <= $3"
     if scope.site_id is not None:
-        where += " AND e.site_id = $5"
-    entry_zones = f"""to_char(e.entry_date, 'YYYYMMDD') AS entry_day, to_char(e.piece_date, 'YYYYMMDD') AS piece_day,
-                   to_char((e.validated_at AT TIME ZONE 'UTC') AT TIME ZONE 'Europe/Paris', 'YYYYMMDD') AS valid_day,
-                   {zone.format("e.piece_ref", "'ECR' || e.number")} AS piece_ref,
-                   {zone.format("e.label", "'Écriture ' || e.number")} AS label"""
-    entries = f"""(SELECT e.id, e.number, e.journal_code, {entry_zones}, $4::bigint - 1 + row_number() OVER (ORDER BY e.number) AS n
-            FROM entries e WHERE {where} AND e.journal_code {"=" if opening else "<>"} 'AN')"""
+        where += " AND e.site_id = $8"
     sql = f"""
-        SELECT en.journal_code, coalesce(j.label, en.journal_code), en.n, en.entry_day, p.account_number, a.label,
-               nullif(p.aux_code, ''), x.label, en.piece_ref, en.piece_day,
+        SELECT en.journal_code, coalesce($7::jsonb ->> en.journal_code, en.journal_code), en.n, en.entry_day,
+               p.account_number, nullif($5::jsonb ->> p.account_number, ''), nullif(p.aux_code, ''),
+               CASE WHEN p.aux_code IS NOT NULL THEN nullif($6::jsonb ->> p.aux_code, '') END, en.piece_ref, en.piece_day,
                CASE WHEN p.label IS NULL THEN en.label ELSE {zone.format("p.label", "en.label")} END,
                CASE WHEN p.amount > 0 THEN {amount.format("p.amount")} ELSE '0,00' END,
                CASE WHEN p.amount < 0 THEN {amount.format("-p.amount")} ELSE '0,00' END,
                NULL, NULL, en.valid_day, NULL, NULL
-        FROM {entries} en
+        FROM (
+            SELECT e.id, e.number, e.journal_code,
+                   to_char(e.entry_date, 'YYYYMMDD') AS entry_day, to_char(e.piece_date, 'YYYYMMDD') AS piece_day,
+                   to_char((e.validated_at AT TIME ZONE 'UTC') AT TIME ZONE 'Europe/Paris', 'YYYYMMDD') AS valid_day,
+                   {zone.format("e.piece_ref", "'ECR' || e.number")} AS piece_ref,
+                   {zone.format("e.label", "'Écriture ' || e.number")} AS label,
+                   $4::bigint - 1 + row_number() OVER (ORDER BY e.number) AS n
+            FROM entries e WHERE {where} AND e.journal_code {"=" if opening else "<>"} 'AN'
+        ) en
         JOIN postings p ON p.entry_id = en.id
-        LEFT JOIN (SELECT number, nullif({clean.format("label")}, '') AS label FROM accounts WHERE org_id = $1) a
-               ON a.number = p.account_number
-        LEFT JOIN (SELECT code, nullif({clean.format("label")}, '') AS label FROM aux_accounts WHERE org_id = $1) x
-               ON x.code = p.aux_code
-        LEFT JOIN (SELECT code, {clean.format("label")} AS label FROM journals) j ON j.code = en.journal_code
         ORDER BY en.number, p.line_no
     """
-    args = [scope.org_id, scope.start, scope.end, first] + ([scope.site_id] if scope.site_id is not None else [])
+    labels = [json.dumps({k: v.translate(_FEC_CLEAN) for k, v in table.items()}, ensure_ascii=False)
+              for table in (look.accounts, look.aux, look.journals)]
+    args = [scope.org_id, scope.start, scope.end, first, *labels] + ([scope.site_id] if scope.site_id is not None else [])
     return sql, args
 
 
 async def _fec_parts(conn: AsyncConnection, scope: Scope) -> list[tuple[str, list]]:
     openings = int((await conn.execute(
         in_scope(select(func.count()).select_from(Entry.__table__), scope).where(_E.journal_code == "AN"))).scalar_one())
-    parts = [_fec_sql(scope, opening=True, first=1)] if openings else []
-    return parts + [_fec_sql(scope, opening=False, first=openings + 1)]
+    look = await lookups(conn, scope.org_id)
+    parts = [_fec_sql(scope, look, opening=True, first=1)] if openings else []
+    return parts + [_fec_sql(scope, look, opening=False, first=openings + 1)]
 
 
 async def fec_copy(conn: AsyncConnection, scope: Scope, progress: Progress | None = None) -> AsyncIterator[bytes]:
