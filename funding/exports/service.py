@@ -374,12 +374,13 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
             else:
                 mode, attachments = "link", None
                 token = sign(settings.secret_key, LINK_PURPOSE, {k: ref[k] for k in ("org", "period", "format", "sha256", "to")})
+                link = f"{settings.base_url}/exports/lien/{token}"
                 expires = (utcnow() + dt.timedelta(seconds=LINK_MAX_AGE)).date()
                 body = _("%(greeting)s\n\nL'export « %(label)s » de %(org)s pour la période close %(period)s (%(file)s, "
                          "%(size)s octets) est trop volumineux pour être joint. Téléchargez-le avec ce lien personnel, "
                          "valable jusqu'au %(expires)s :\n%(link)s\nEmpreinte SHA-256 : %(sha)s\n\nEntre-Lab Funding",
                          greeting=greeting, label=label, org=org.name, period=period, file=name, size=digest.size,
-                         expires=expires.strftime("%d/%m/%Y"), link=f"{settings.base_url}/exports/lien/{token}",
+                         expires=expires.strftime("%d/%m/%Y"), link=link,
                          sha=digest.hexdigest)
             new = await enqueue(
                 session, to=person.email, dedupe_key=key, attachments=attachments, body_text=body,
