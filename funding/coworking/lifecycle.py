@@ -176,22 +176,22 @@ async def _subscription_emails(session: AsyncSession, row: Subscription, member:
     name = plan.name if plan else "abonnement"
     if row.status in ("active", "trialing"):
         await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"coworking:{row.stripe_subscription_id}:welcome",
-                      subject=f"Bienvenue à {site.name}",
-                      body_text=(f"Bonjour {user.name},\n\nVotre abonnement « {name} » à {site.name} est actif.\n"
+                      subject=f"Bienvenue — {site.name}",
+                      body_text=(f"Bonjour {user.name},\n\nVotre abonnement « {name} » ({site.name}) est actif.\n"
                                  "Votre espace membre (formule, factures, carte bancaire) : connectez-vous sur le site "
                                  "avec cette adresse e-mail, rubrique « Mon espace ».\n\nÀ bientôt,\nL'équipe Entre-Lab"))
     elif row.status == "unpaid":
         await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"coworking:{row.stripe_subscription_id}:unpaid",
-                      subject=f"Votre accès à {site.name} est suspendu",
+                      subject=f"Accès suspendu — {site.name}",
                       body_text=(f"Bonjour {user.name},\n\nLes paiements de votre abonnement « {name} » ont échoué à "
                                  "plusieurs reprises : votre accès est suspendu. Réglez la facture en attente depuis votre "
                                  "espace membre pour le rétablir.\n\nL'équipe Entre-Lab"))
     elif row.status == "canceled":
         ended = local_day(row.ended_at or utcnow())
         await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"coworking:{row.stripe_subscription_id}:ended",
-                      subject=f"Fin de votre abonnement à {site.name}",
+                      subject=f"Fin de votre abonnement — {site.name}",
                       body_text=(f"Bonjour {user.name},\n\nVotre abonnement « {name} » a pris fin le "
-                                 f"{ended.strftime('%d/%m/%Y')}. Merci d'avoir travaillé à {site.name} !\n\nL'équipe Entre-Lab"))
+                                 f"{ended.strftime('%d/%m/%Y')}. Merci d'avoir travaillé avec nous ({site.name}) !\n\nL'équipe Entre-Lab"))
 
 
 # --- invoices ----------------------------------------------------------------------------

@@ -155,7 +155,7 @@ async def _email_join_link(session, user: User, link: str, plan: Plan, site: Sit
     from funding.mail.service import enqueue
 
     await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"login:{link.rsplit('/', 1)[-1][:120]}",
-                  subject=_("Poursuivre votre adhésion à %(site)s", site=site.name),
+                  subject=_("Poursuivre votre adhésion — %(site)s", site=site.name),
                   body_text=_("Bonjour %(name)s,\n\nPour choisir la formule « %(plan)s », connectez-vous avec ce lien "
                               "(valable quelques minutes, une seule fois) :\n%(link)s\n\nSi vous n'avez rien demandé, "
                               "ignorez ce message.\n\nEntre-Lab", name=user.name, plan=plan.name, link=link))

@@ -138,10 +138,10 @@ async def pass_paid(session: AsyncSession, payment: Payment) -> None:
         return
     site = await session.get(Site, plan.site_id)
     await enqueue(session, to=payment.email, user_id=member.user_id, dedupe_key=f"payment:{payment.id}:receipt",
-                  subject=f"Votre {plan.name} à {site.name}",
+                  subject=f"{plan.name} — {site.name}",
                   body_text=(f"Bonjour {payment.name or ''},\n\nNous avons bien reçu votre paiement de "
                              f"{money(payment.amount, payment.currency)} pour « {plan.name} » ({plan.pass_days} jour(s) "
-                             f"à {site.name}, valable un an).\nPrésentez-vous à l'accueil : chaque journée est décomptée "
+                             f"— {site.name}, valable un an).\nPrésentez-vous à l'accueil : chaque journée est décomptée "
                              "sur votre espace membre.\n\nL'équipe Entre-Lab"))
 
 
