@@ -56,15 +56,15 @@ class BatchReads:
         if len(wanted) < 2:
             return
         params = {"created": {"gte": min(created) - 3600, "lte": max(created) + 60}, "expand": ["data.source"]}
-        pages = len(wanted) // 100 + 3  # a busy account has other transactions in the window: bounded
+        budget = (len(wanted) // 100 + 3) * 100  # a busy account has other transactions in the window: bounded
         try:
             async for txn in self.gw.list_all("balance_transactions", params):
                 if txn["id"] in wanted and isinstance(txn.get("source"), dict):
                     self.txns[txn["id"]] = txn
                     if len(self.txns) == len(wanted):
                         return
-                pages -= 1 / 100
-                if pages <= 0:
+                budget -= 1
+                if budget <= 0:
                     return
         except Exception as exc:  # noqa: BLE001 - the handlers fetch one by one instead
             log.info("batch read of balance transactions failed (%s); reading them one by one", exc)

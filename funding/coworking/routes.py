@@ -38,8 +38,7 @@ from funding.coworking.service import member_panels, passes_of
 from funding.coworking.staff import page
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
-from funding.payments import books
-from funding.payments.service import settle_session
+from funding.payments.service import settle_return
 from funding.stripe_gateway import GatewayError
 from funding.web import db, flash, load_user, redirect, require
 
@@ -186,26 +185,9 @@ async def welcome(request: Request) -> Response:
 
 
 async def pass_thanks(request: Request) -> Response:
-    session_id = request.query_params.get("session_id", "")
-    payment = None
-    if session_id.startswith("cs_"):
-        gw = request.app.state.gateway
-        try:
-            checkout = await gw.retrieve("checkout.sessions", session_id, expand=["payment_intent.latest_charge"])
-        except GatewayError:
-            checkout = None
-        if checkout is not None and (checkout.get("metadata") or {}).get("purpose") == "pass":
-            async with db(request) as session:
-                payment = await settle_session(session, checkout)
-            pi = checkout.get("payment_intent")
-            charge = pi.get("latest_charge") if isinstance(pi, dict) else None
-            bt = charge.get("balance_transaction") if isinstance(charge, dict) else None
-            if bt:
-                try:
-                    await books.ingest(request.app.state.sessions, gw, [bt if isinstance(bt, str) else bt["id"]])
-                except Exception:  # noqa: BLE001 - the webhook or the worker books it anyway
-                    pass
-            request.app.state.kick_mail()
+    payment = await settle_return(request.app.state.sessions, request.app.state.gateway,
+                                  request.query_params.get("session_id", ""), purpose="pass")
+    request.app.state.kick_mail()
     async with db(request) as session:
         await load_user(request, session)
     return page(request, "coworking/pass_thanks.html", {"payment": payment}, status_code=200 if payment else 404)

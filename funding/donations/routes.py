@@ -12,8 +12,7 @@ from funding.donations.service import MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE
 from funding.i18n import gettext as _, money
 from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Site
-from funding.payments import books
-from funding.payments.service import settle_session, start_checkout
+from funding.payments.service import settle_return, start_checkout
 from funding.stripe_gateway import GatewayError
 from funding.web import db, redirect, render
 
@@ -63,25 +62,9 @@ async def donate(request: Request) -> Response:
 
 async def thanks(request: Request) -> Response:
     """The donor's return: settle from Stripe's current state (the webhook may be later, or earlier)."""
-    session_id = request.query_params.get("session_id", "")
-    payment = None
-    if session_id.startswith("cs_"):
-        gw = request.app.state.gateway
-        try:
-            checkout = await gw.retrieve("checkout.sessions", session_id, expand=["payment_intent.latest_charge"])
-        except GatewayError:
-            checkout = None
-        if checkout is not None:
-            async with db(request) as session:
-                payment = await settle_session(session, checkout)
-            charge = ((checkout.get("payment_intent") or {}) if isinstance(checkout.get("payment_intent"), dict) else {}).get("latest_charge")
-            bt = charge.get("balance_transaction") if isinstance(charge, dict) else None
-            if bt:
-                try:
-                    await books.ingest(request.app.state.sessions, gw, [bt if isinstance(bt, str) else bt["id"]])
-                except Exception:  # the webhook or the worker books it anyway
-                    pass
-            request.app.state.kick_mail()
+    payment = await settle_return(request.app.state.sessions, request.app.state.gateway,
+                                  request.query_params.get("session_id", ""))
+    request.app.state.kick_mail()
     if payment is None:
         return render(request, "donations/thanks.html", {"payment": None, "site": None}, status_code=404)
     async with db(request) as session:

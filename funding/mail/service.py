@@ -15,7 +15,7 @@ import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.utils import make_msgid
 from typing import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 

@@ -18,7 +18,7 @@ from funding.db import transaction, utcnow
 from funding.payments import purposes
 from funding.payments.calls import create_once
 from funding.payments.models import Payment, StripeEvent
-from funding.stripe_gateway import StripeGateway, StripeUnknown
+from funding.stripe_gateway import GatewayError, StripeGateway, StripeUnknown
 
 log = logging.getLogger("funding.payments")
 
@@ -166,3 +166,31 @@ async def reset_event(session: AsyncSession, event_id: str) -> bool:
     result = await session.execute(update(StripeEvent).where(StripeEvent.id == event_id).values(
         status="pending", attempts=0, next_attempt_at=utcnow(), lease_until=None, last_error=None))
     return result.rowcount == 1
+
+
+async def settle_return(sessions: async_sessionmaker, gw: StripeGateway, session_id: str, *,
+                        purpose: str | None = None) -> Payment | None:
+    """The payer's return from Checkout: settle their payment from Stripe's current state and
+    book its charge now (the webhook may come later, or came earlier: either way, once).
+    Returns the payment, or None for an unknown session or one of another ``purpose``."""
+    from funding.payments import books
+
+    if not session_id.startswith("cs_"):
+        return None
+    try:
+        checkout = await gw.retrieve("checkout.sessions", session_id, expand=["payment_intent.latest_charge"])
+    except GatewayError:
+        return None
+    if purpose is not None and (checkout.get("metadata") or {}).get("purpose") != purpose:
+        return None
+    async with transaction(sessions) as session:
+        payment = await settle_session(session, checkout)
+    pi = checkout.get("payment_intent")
+    charge = pi.get("latest_charge") if isinstance(pi, dict) else None
+    bt = charge.get("balance_transaction") if isinstance(charge, dict) else None
+    if bt:
+        try:
+            await books.ingest(sessions, gw, [bt if isinstance(bt, str) else bt["id"]])
+        except Exception:  # noqa: BLE001 - the webhook or the worker books it anyway
+            log.info("return page: charge of checkout %s left to the webhook", session_id, exc_info=True)
+    return payment

@@ -68,7 +68,7 @@ def test_sync_recovers_undelivered_events_and_reconcile_checks_payouts(deaf):
     result = cli(deaf, "stripe", "sync", "--since", today)
     assert result.returncode == 0, result.stderr
     assert re.search(r"events not delivered: [1-9]\d* \([1-9]\d* new\)", result.stdout), result.stdout
-    assert db_call(deaf.settings, _stripe_entries) == [f"Don en ligne n° 1 — Thiers"]
+    assert db_call(deaf.settings, _stripe_entries) == ["Don en ligne n° 1 — Thiers"]
 
     async def payment_status(sessions):
         async with sessions() as session:

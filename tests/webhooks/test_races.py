@@ -7,7 +7,6 @@ import json
 
 import httpx
 import pytest
-import respx
 from sqlalchemy import func, select
 
 from funding.db import transaction
