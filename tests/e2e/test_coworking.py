@@ -189,7 +189,10 @@ def test_a_failing_card_then_recovery_and_a_card_failing_into_unpaid(e2e):
 
     def past_due(member_id):
         sub, invoices, entries, emails, _ = facts(e2e, member_id)
-        return (sub, invoices, entries, emails) if sub.status == "past_due" and any(":failed:1" in e for e in emails) else None
+        # Events are processed by concurrent batches: wait for the renewal invoice's row too, not
+        # only for the subscription's state and the email, which other events may bring first.
+        done = sub.status == "past_due" and any(":failed:1" in e for e in emails) and len(invoices) >= 2
+        return (sub, invoices, entries, emails) if done else None
 
     for member_id in (claire, kevin):
         sub, invoices, entries, emails = wait_for(lambda: past_due(member_id), timeout=30, what="past due")
