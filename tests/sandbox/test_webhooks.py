@@ -57,6 +57,19 @@ async def test_failed_deliveries_are_retried_with_backoff_and_found_by_the_event
 
 
 @pytest.mark.anyio
+async def test_a_clock_jump_never_drops_an_event_on_its_first_failure(stripe_client, sb, server):
+    await stripe_client.v1.customers.create_async(params={"email": "jump@example.org"}, options={"idempotency_key": "jump"})
+    sb.advance_clock(5 * 86_400)  # older than Stripe's three days of retries, never attempted yet
+    server.receiver.status = 503
+    await sb.deliver_pending()
+    assert len(server.receiver.received) >= 1
+    server.receiver.status = 200
+    sb.advance_clock(5)
+    assert await sb.deliver_pending() >= 1  # retried, not given up
+    assert stripe_client.v1.events.list(params={"delivery_success": False})["data"] == []
+
+
+@pytest.mark.anyio
 async def test_background_delivery_task(stripe_client, sb, server):
     sb.start_delivery(interval=0.05)
     try:
