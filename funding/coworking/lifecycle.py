@@ -102,9 +102,29 @@ async def current_subscription(session: AsyncSession, member_id: int, *, kind: s
         .order_by(order, Subscription.started_at.desc(), Subscription.id.desc()).limit(1))
 
 
+async def pass_day_members(session: AsyncSession, member_ids, day: dt.date) -> set[int]:
+    """Members among ``member_ids`` who have a pass day counted on ``day``."""
+    from funding.coworking.models import PassDay
+
+    ids = list(member_ids)
+    if not ids:
+        return set()
+    return set((await session.scalars(select(PassDay.member_id).where(PassDay.member_id.in_(ids),
+                                                                       PassDay.day == day))).all())
+
+
+def with_pass(access: Access, on_pass_today: bool) -> Access:
+    """A day counted on a pass opens the spaces for that day, whatever the subscription says."""
+    return Access(True, "pass") if on_pass_today and not access.granted else access
+
+
 async def member_access(session: AsyncSession, member_id: int, *, now: dt.datetime | None = None,
                         grace_days: int = DEFAULT_GRACE_DAYS) -> Access:
-    return access_of(await current_subscription(session, member_id), now=now, grace_days=grace_days)
+    access = access_of(await current_subscription(session, member_id), now=now, grace_days=grace_days)
+    if access.granted:
+        return access
+    today = local_day(now or utcnow())
+    return with_pass(access, member_id in await pass_day_members(session, [member_id], today))
 
 
 async def fetched_version(session: AsyncSession, model, stripe_id: str) -> int:

@@ -14,8 +14,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.models import User
-from funding.coworking.lifecycle import PARIS, Access, access_of, overdue_filter
+from funding.coworking.lifecycle import PARIS, Access, access_of, local_day, overdue_filter, pass_day_members, with_pass
 from funding.coworking.models import Invoice, Member, Pass, Plan, Subscription
+from funding.db import utcnow
 from funding.orgs.models import Organisation, Site
 
 STATUS_FILTERS = ("active", "trialing", "past_due", "unpaid", "canceled", "none")
@@ -57,7 +58,9 @@ async def member_rows(session: AsyncSession, *, site_id: int | None = None, stat
     owed: dict[int, int] = {}
     plans: dict[int, str] = {}
     passes: dict[int, int] = {}
+    on_pass: set[int] = set()
     if ids:
+        on_pass = await pass_day_members(session, ids, local_day(now or utcnow()))
         for sub in (await session.scalars(select(Subscription).where(
                 Subscription.member_id.in_(ids), Subscription.status.not_in(("incomplete", "incomplete_expired"))))).all():
             subs[(sub.member_id, sub.kind)].append(sub)
@@ -76,7 +79,8 @@ async def member_rows(session: AsyncSession, *, site_id: int | None = None, stat
         if sub is None and member.id in passes:
             plan = plans.get(passes[member.id])
         row = MemberRow(member=member, name=name, email=email, site=site_name, plan=plan,
-                        status=sub.status if sub else "none", access=access_of(workspace, now=now, grace_days=grace_days),
+                        status=sub.status if sub else "none",
+                        access=with_pass(access_of(workspace, now=now, grace_days=grace_days), member.id in on_pass),
                         since=sub.started_at if sub else member.created_at, overdue=int(owed.get(member.id) or 0))
         if status and row.status != status:
             continue

@@ -160,3 +160,31 @@ async def test_plans_page_lists_each_sites_plans_and_stripe_prices(app_client, s
     assert "Poste nomade" in text and catalogue.price_id("flex") in text and "7562" in text
     async with sessions() as session:
         assert len((await session.scalars(select(Plan))).all()) == 5
+
+
+async def test_a_pass_day_counted_today_opens_the_spaces_for_that_day_only(app_client, sessions, settings, world, catalogue):
+    from funding.coworking.lifecycle import member_access
+    from funding.coworking.service import use_pass_day
+
+    hugo = await new_member(sessions, world, name="Hugo Morel")
+    async with transaction(sessions) as session:
+        payment = Payment(org_id=world.org_id, site_id=world.site_id, purpose="pass", amount=3600, currency="EUR",
+                          description="Carnet", status="paid")
+        session.add(payment)
+        await session.flush()
+        session.add(Pass(member_id=hugo.id, plan_id=catalogue.plans["carnet-10"].id, site_id=world.site_id,
+                         payment_id=payment.id, days_total=10, days_used=0, expires_on=dt.date.today() + dt.timedelta(days=30)))
+    async with sessions() as session:  # a pass bought is not yet a day in the spaces
+        assert (await member_access(session, hugo.id)).granted is False
+    async with transaction(sessions) as session:
+        await use_pass_day(session, hugo, day=dt.date.today(), recorded_by="test")
+    async with sessions() as session:
+        today = await member_access(session, hugo.id)
+        tomorrow = await member_access(session, hugo.id, now=dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1))
+    assert (today.granted, today.reason) == (True, "pass")
+    assert tomorrow.granted is False
+    await login_as(app_client, sessions, settings, world.users["staff"])
+    page = text_of((await app_client.get(f"/admin/coworking/membres/{hugo.id}")).text)
+    assert "journée de pass aujourd'hui" in page
+    listing = text_of((await app_client.get("/admin/coworking")).text)
+    assert "Hugo Morel" in listing and "oui (journée de pass)" in listing
