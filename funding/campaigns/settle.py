@@ -201,8 +201,10 @@ async def cancel(session: AsyncSession, pledge_id: int, now: dt.datetime | None 
     return moved
 
 
-async def apply_refund(session: AsyncSession, pledge_id: int, refunded_total: int) -> int:
-    """Stripe's refunded total for a pledge's charge: totals down, receipt voided or reissued, backer told."""
+async def apply_refund(session: AsyncSession, pledge_id: int, refunded_total: int, *, reason: str = "remboursement") -> int:
+    """Stripe's total taken back from a pledge's charge (refunds, and a lost dispute's amount):
+    totals down, receipt voided or reissued, backer told of a refund (a lost dispute is their
+    bank's doing: the bank tells them)."""
     delta = await record_refund(session, pledge_id, refunded_total)
     if delta <= 0:
         return 0
@@ -210,8 +212,9 @@ async def apply_refund(session: AsyncSession, pledge_id: int, refunded_total: in
     campaign, _tier = await _context(session, pledge)
     receipt = None
     if pledge.nature == "gift":
-        receipt = await receipts.void_and_reissue(session, pledge, f"remboursement de {delta} (unités mineures)")
-    await mails.refunded(session, pledge, campaign, delta, receipt)
+        receipt = await receipts.void_and_reissue(session, pledge, f"{reason} de {delta} (unités mineures)")
+    if reason == "remboursement":
+        await mails.refunded(session, pledge, campaign, delta, receipt)
     return delta
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select, update
 
 from funding.campaigns import settle
@@ -22,6 +23,7 @@ from tests.stripe_objects import (
     balance_transaction,
     charge,
     checkout_session,
+    dispute,
     event,
     payment_intent,
     refund,
@@ -213,3 +215,45 @@ async def test_events_of_other_purposes_are_left_to_their_domain(engine, session
     async with sessions() as session:
         assert await session.scalar(select(func.count(CampaignEntry.id))) == 0
         assert await session.scalar(select(func.count(Entry.id))) == 1
+
+
+@pytest.mark.parametrize("outcome", ["lost", "won"])
+async def test_a_lost_chargeback_takes_the_gift_out_of_the_totals_and_voids_its_receipt(engine, sessions, world, gw,
+                                                                                         fake_stripe, outcome):
+    campaign = await make_campaign(sessions, world)
+    made, cs, _pi, ch, _txn = await keep_it_all_paid(sessions, fake_stripe, world, campaign)
+    await deliver(engine, event("checkout.session.completed", cs))
+    await drain(sessions, gw)
+    withdrawal = balance_transaction(amount=-5000, fee=1500, type="adjustment", category="dispute", source="dp_x")
+    dp = dispute(amount=5000, charge_id=ch["id"], status="needs_response", txns=[withdrawal])
+    withdrawal["source"] = dp["id"]
+    fake_stripe.add(withdrawal, dp)
+    await deliver(engine, event("charge.dispute.created", dp), event("charge.dispute.funds_withdrawn", dp))
+    await drain(sessions, gw)
+    found = await entries(sessions)
+    assert found[1] == (f"stripe:{withdrawal['id']}", [("5115", -6500), ("627", 1500), ("75411", 5000)], campaign.id)
+    row = await campaign_row(sessions, campaign.id)
+    assert (row.crowd_total, row.backers_count) == (5000, 1)  # still contested: nothing taken back yet
+
+    closed = {**dp, "status": outcome}
+    if outcome == "won":
+        reinstated = balance_transaction(amount=5000, fee=0, type="adjustment", category="dispute_reversal", source=dp["id"])
+        closed["balance_transactions"] = [withdrawal, reinstated]
+        fake_stripe.add(reinstated)
+    fake_stripe.add(closed)
+    for _ in range(2):  # the news twice, and the older events again after it: nothing moves back or twice
+        await deliver(engine, event("charge.dispute.closed", closed), event("charge.dispute.created", dp))
+        await drain(sessions, gw)
+    row = await campaign_row(sessions, campaign.id)
+    async with sessions() as session:
+        receipts = (await session.scalars(select(TaxReceipt).order_by(TaxReceipt.number))).all()
+        taken_back = (await session.get(Pledge, made.id)).amount_refunded
+    if outcome == "lost":
+        assert (row.crowd_total, row.collected_total, row.backers_count, taken_back) == (0, 0, 0, 5000)
+        assert [(r.amount, r.voided_at is not None) for r in receipts] == [(5000, True)]
+        assert "litige perdu" in receipts[0].void_reason
+    else:
+        assert (row.crowd_total, row.backers_count, taken_back) == (5000, 1, 0)
+        assert [(r.amount, r.voided_at is not None) for r in receipts] == [(5000, False)]
+        assert (await entries(sessions))[2][2] == campaign.id  # the reinstatement carries the campaign's tag too
+    assert not [k for k in await emails(sessions) if "refund" in k]  # the bank told the backer, not us

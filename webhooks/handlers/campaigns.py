@@ -93,7 +93,44 @@ async def apply_charge(session, event: dict, prepared: Prepared):
     return []
 
 
+# charge.dispute.*: the dispute's balance transactions carry the campaign's tag; a lost
+# chargeback takes the money back as a refund would (totals down, the gift's receipt voided
+# or reissued for what remains). A dispute is final once lost, so Stripe's refunded total
+# plus the lost amount only ever grows, whichever of the charge or dispute events comes first.
+async def prepare_dispute(gw, event: dict) -> Prepared:
+    obj = event["data"]["object"]
+    charge_id = obj.get("charge")
+    charge_id = charge_id.get("id") if isinstance(charge_id, dict) else charge_id
+    if not charge_id:
+        return Prepared()
+    charge = await gw.retrieve("charges", charge_id, expand=["payment_intent"])
+    meta = dict(charge.get("metadata") or {})
+    pi = charge.get("payment_intent")
+    if "pledge_id" not in meta and isinstance(pi, dict):
+        meta = {**(pi.get("metadata") or {}), **meta}
+    if meta.get("purpose") != "pledge":
+        return Prepared()
+    dispute = await gw.retrieve("disputes", obj["id"])
+    return Prepared(objects=[{**charge, "metadata": meta}, dispute])
+
+
+async def apply_dispute(session, event: dict, prepared: Prepared):
+    if not prepared.objects:
+        return []
+    charge, dispute = prepared.objects
+    pledge_id = settle.pledge_id_of(charge)
+    if pledge_id is None:
+        return []
+    txns = [bt.get("id") if isinstance(bt, dict) else bt for bt in dispute.get("balance_transactions") or []]
+    await tag_stripe(session, pledge_id, txns, "dispute")
+    if dispute.get("status") == "lost":
+        taken_back = int(charge.get("amount_refunded") or 0) + int(dispute.get("amount") or 0)
+        await settle.apply_refund(session, pledge_id, taken_back, reason="litige perdu")
+    return []
+
+
 CHECKOUT = Handler(prepare_checkout, apply_checkout)
+DISPUTE = Handler(prepare_dispute, apply_dispute)
 PAYMENT_INTENT = Handler(prepare_payment_intent, apply_payment_intent)
 CHARGE = Handler(prepare_charge, apply_charge)
 
@@ -103,4 +140,6 @@ HANDLERS = {
                                    "payment_intent.requires_action", "payment_intent.canceled")},
     **{t: CHARGE for t in ("charge.succeeded", "charge.updated", "charge.refunded", "charge.refund.updated",
                            "refund.created", "refund.updated")},
+    **{t: DISPUTE for t in ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
+                            "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated")},
 }
