@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -189,6 +189,14 @@ async def post(
     return result
 
 
+_POSTING_COLUMNS = {"entry_id": "bigint", "org_id": "bigint", "line_no": "smallint", "account_number": "varchar",
+                    "aux_code": "varchar", "amount": "bigint", "currency": "varchar", "label": "varchar"}
+_PG_POSTINGS = text(
+    f"INSERT INTO postings ({', '.join(_POSTING_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{k} AS {t}[])" for k, t in _POSTING_COLUMNS.items()) + ")"
+)
+
+
 async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft], now: dt.datetime) -> list[Posted]:
     head = await _lock_head(session, org_id)
     await _check_references(session, org_id, drafts)
@@ -249,25 +257,27 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
                 ],
             )
         ).all()
-        # Core insert with every column rendered: one multi-row statement for the whole
-        # batch (the ORM splits a batch wherever a line has a label and the next has none).
-        await session.execute(
-            insert(Posting.__table__),
-            [
-                {
-                    "entry_id": entry_id,
-                    "org_id": org_id,
-                    "line_no": n,
-                    "account_number": line.account,
-                    "aux_code": line.aux,
-                    "amount": line.amount,
-                    "currency": line.currency,
-                    "label": line.label,
-                }
-                for entry_id, d in zip(ids, todo)
-                for n, line in enumerate(d.lines, start=1)
-            ],
-        )
+        rows = [
+            {
+                "entry_id": entry_id,
+                "org_id": org_id,
+                "line_no": n,
+                "account_number": line.account,
+                "aux_code": line.aux,
+                "amount": line.amount,
+                "currency": line.currency,
+                "label": line.label,
+            }
+            for entry_id, d in zip(ids, todo)
+            for n, line in enumerate(d.lines, start=1)
+        ]
+        if session.bind.dialect.name == "postgresql":
+            # One statement for the whole batch, so the statement-level guard checks it at once.
+            await session.execute(_PG_POSTINGS, {k: [r[k] for r in rows] for k in _POSTING_COLUMNS})
+        else:
+            # Core insert with every column rendered (the ORM splits a batch wherever a line has
+            # a label and the next has none).
+            await session.execute(insert(Posting.__table__), rows)
         number, prev = head.last_number, head.last_hash
         validations = []
         for entry_id, d in zip(ids, todo):
