@@ -8,6 +8,7 @@ a failing event is retried with back-off until it becomes a visible dead letter.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 
@@ -25,23 +26,29 @@ HANDLERS = registry()
 FETCH_CONCURRENCY = 8
 
 
-class BatchReads:
-    """The gateway as one batch sees it: the balance transactions its events name are read
-    together through the list endpoint (one call for up to a hundred, instead of one each:
-    Stripe rate-limits reads too); anything else, or anything not found, goes to Stripe as usual.
-    Balance transactions never change once created, so reading them early is safe."""
+class TxnReads:
+    """Balance transactions read through the list endpoint, a hundred per call instead of one
+    call each (Stripe rate-limits reads too), kept for a whole drain and shared by its workers:
+    a backlog's events name transactions that sit next to each other in Stripe's list, so a
+    scan resumes where the previous one stopped instead of starting over. Balance transactions
+    never change once created, so reading them early is safe; the cache is bounded."""
+
+    MAX = 5000
+    WINDOW_BEFORE, WINDOW_AFTER = 300, 60  # a transaction is created with (or before) its event
 
     def __init__(self, gw: StripeGateway):
         self.gw = gw
-        self.txns: dict[str, dict] = {}
+        self.txns: collections.OrderedDict[str, dict] = collections.OrderedDict()
+        self.cursors: dict[tuple[int, int], str | None] = {}
+        self.lock = asyncio.Lock()
 
-    def __getattr__(self, name):
-        return getattr(self.gw, name)
+    def get(self, txn_id: str) -> dict | None:
+        return self.txns.get(txn_id)
 
-    async def retrieve(self, resource: str, object_id: str, *, expand: list[str] | None = None) -> dict:
-        if resource == "balance_transactions" and object_id in self.txns and expand in (None, ["source"]):
-            return self.txns[object_id]
-        return await self.gw.retrieve(resource, object_id, expand=expand)
+    def _keep(self, txn: dict) -> None:
+        self.txns[txn["id"]] = txn
+        while len(self.txns) > self.MAX:
+            self.txns.popitem(last=False)
 
     async def prefetch(self, payloads: list[dict]) -> None:
         wanted, created = set(), []
@@ -53,32 +60,68 @@ class BatchReads:
                 if isinstance(ref, str) and ref.startswith("txn_"):
                     wanted.add(ref)
                     created.append(int(event.get("created") or 0))
-        if len(wanted) < 2:
-            return
-        params = {"created": {"gte": min(created) - 3600, "lte": max(created) + 60}, "expand": ["data.source"]}
-        budget = (len(wanted) // 100 + 3) * 100  # a busy account has other transactions in the window: bounded
-        try:
-            async for txn in self.gw.list_all("balance_transactions", params):
-                if txn["id"] in wanted and isinstance(txn.get("source"), dict):
-                    self.txns[txn["id"]] = txn
-                    if len(self.txns) == len(wanted):
-                        return
-                budget -= 1
-                if budget <= 0:
-                    return
-        except Exception as exc:  # noqa: BLE001 - the handlers fetch one by one instead
-            log.info("batch read of balance transactions failed (%s); reading them one by one", exc)
+        async with self.lock:  # one scan at a time: the next worker usually finds its share read
+            missing = {t for t in wanted if t not in self.txns}
+            if len(missing) < 2:  # one is fetched by itself, as cheaply
+                return
+            try:
+                await self._scan(missing, (min(created) - self.WINDOW_BEFORE, max(created) + self.WINDOW_AFTER))
+            except Exception as exc:  # noqa: BLE001 - the handlers fetch one by one instead
+                log.info("batch read of balance transactions failed (%s); reading them one by one", exc)
+
+    async def _scan(self, missing: set[str], window: tuple[int, int]) -> None:
+        params = {"created": {"gte": window[0], "lte": window[1]}, "expand": ["data.source"], "limit": 100}
+        cursor, restarted = self.cursors.get(window), False
+        pages = len(missing) // 100 + 3  # a busy account has other transactions in the window: bounded
+        while missing and pages > 0:
+            page = await self.gw.list("balance_transactions", {**params, **({"starting_after": cursor} if cursor else {})})
+            pages -= 1
+            for txn in page.get("data") or []:
+                if isinstance(txn.get("source"), dict):
+                    self._keep(txn)
+                missing.discard(txn["id"])
+            if page.get("has_more") and page.get("data"):
+                cursor = page["data"][-1]["id"]
+            else:  # the end of the window: what is still missing may lie before the cursor
+                cursor = None
+                if restarted:
+                    break
+                restarted = True
+        if len(self.cursors) > 100:
+            self.cursors.clear()
+        self.cursors[window] = cursor
 
 
-async def process_due(sessions: async_sessionmaker, gw: StripeGateway, *, limit: int = 100) -> int:
+class BatchReads:
+    """The gateway as one batch sees it: balance transactions come from the drain's
+    ``TxnReads`` when it holds them; anything else, or anything not found, goes to Stripe."""
+
+    def __init__(self, gw: StripeGateway, reads: TxnReads):
+        self.gw = gw
+        self.reads = reads
+
+    def __getattr__(self, name):
+        return getattr(self.gw, name)
+
+    async def retrieve(self, resource: str, object_id: str, *, expand: list[str] | None = None) -> dict:
+        if resource == "balance_transactions" and expand in (None, ["source"]):
+            txn = self.reads.get(object_id)
+            if txn is not None:
+                return txn
+        return await self.gw.retrieve(resource, object_id, expand=expand)
+
+
+async def process_due(sessions: async_sessionmaker, gw: StripeGateway, *, limit: int = 100,
+                      reads: TxnReads | None = None) -> int:
     """Process up to ``limit`` due events. Returns how many were claimed."""
     async with transaction(sessions) as session:
         events = await claim(session, limit=limit)
     if not events:
         return 0
     payloads = {e.id: json.loads(e.payload) for e in events}
-    gw = BatchReads(gw)
-    await gw.prefetch(list(payloads.values()))
+    reads = reads or TxnReads(gw)
+    await reads.prefetch(list(payloads.values()))
+    gw = BatchReads(gw, reads)
     prepared: dict[str, list[Prepared]] = {}
     failures: dict[str, str] = {}
     semaphore = asyncio.Semaphore(FETCH_CONCURRENCY)
@@ -115,11 +158,21 @@ async def process_due(sessions: async_sessionmaker, gw: StripeGateway, *, limit:
 async def _apply(sessions, events, payloads, prepared) -> None:
     if not events:
         return
+    work: dict = collections.defaultdict(list)  # handler -> [(event, prepared)], in the batch's order
+    for event in events:
+        for handler, ready in zip(HANDLERS.get(event.type, []), prepared[event.id]):
+            work[handler].append((payloads[event.id], ready))
     async with transaction(sessions) as session:
         drafts = []
-        for event in events:
-            for handler, ready in zip(HANDLERS.get(event.type, []), prepared[event.id]):
-                drafts.extend(await handler.apply(session, payloads[event.id], ready))
+        # Handlers in module order, as for a single event (the stable sort keeps the batch's
+        # order within a handler); effects never depend on the order of different events.
+        for handler in sorted(work, key=lambda h: h.apply.__module__):
+            items = work[handler]
+            if handler.apply_many is not None and len(items) > 1:
+                drafts.extend(await handler.apply_many(session, items))
+            else:
+                for payload, ready in items:
+                    drafts.extend(await handler.apply(session, payload, ready))
         if drafts:
             await post(session, await dated_for_open_period(session, drafts))
         await mark_processed(session, [e.id for e in events])
@@ -131,11 +184,12 @@ async def drain(sessions, gw: StripeGateway, *, batch: int = 100, workers: int |
     waiting on the database and on Stripe overlaps."""
     if workers is None:
         workers = 4 if sessions.kw["bind"].dialect.name == "postgresql" else 1
+    reads = TxnReads(gw)
 
     async def worker() -> int:
         total = 0
         while True:
-            done = await process_due(sessions, gw, limit=batch)
+            done = await process_due(sessions, gw, limit=batch, reads=reads)
             total += done
             if done < batch:
                 return total

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.i18n import money
 from funding.ledger.service import Line
-from funding.mail.service import enqueue
+from funding.mail.service import enqueue, enqueue_many
 from funding.orgs.models import Site
 from funding.payments import purposes
 from funding.payments.models import Payment
@@ -42,23 +42,29 @@ async def allocate(session: AsyncSession, metadata: dict, amount: int, currency:
     )
 
 
-async def thank(session: AsyncSession, payment: Payment) -> None:
-    if not payment.email:
-        return
+async def _thanks(session: AsyncSession, payment: Payment) -> dict:
     site = await _site(session, payment.site_id)
-    await enqueue(
-        session,
-        to=payment.email,
-        dedupe_key=f"payment:{payment.id}:receipt",
-        subject="Merci pour votre don à Entre-Lab",
-        body_text=(
+    return {
+        "to": payment.email,
+        "dedupe_key": f"payment:{payment.id}:receipt",
+        "subject": "Merci pour votre don à Entre-Lab",
+        "body_text": (
             f"Bonjour {payment.name or ''},\n\n"
             f"Nous avons bien reçu votre don de {money(payment.amount, payment.currency)} pour {site.name}.\n"
             f"Référence : don n° {payment.id}.\n\n"
             "Merci de faire vivre les tiers-lieux du bassin thiernois.\n\nL'équipe Entre-Lab"
         ),
-    )
+    }
+
+
+async def thank(session: AsyncSession, payment: Payment) -> None:
+    if payment.email:
+        await enqueue(session, **await _thanks(session, payment))
+
+
+async def thank_many(session: AsyncSession, payments: list[Payment]) -> None:
+    await enqueue_many(session, [await _thanks(session, p) for p in payments if p.email])
 
 
 purposes.register(PURPOSE, allocate)
-on_paid(PURPOSE, thank)
+on_paid(PURPOSE, thank, many=thank_many)

@@ -72,24 +72,40 @@ async def enqueue(
     attachments: list[dict] | None = None,
 ) -> int | None:
     """Queue an email; returns its id, or None if this purpose was already queued."""
-    return await insert_ignore(
-        session,
-        Email,
-        {
-            "dedupe_key": dedupe_key,
-            "user_id": user_id,
-            "to_addr": to,
-            "subject": subject,
-            "body_text": body_text,
-            "body_html": body_html,
-            "attachments": json.dumps(attachments, sort_keys=True) if attachments else None,
-            "status": "pending",
-            "attempts": 0,
-            "created_at": utcnow(),
-            "next_attempt_at": utcnow(),
-        },
-        ["dedupe_key"],
-    )
+    return await insert_ignore(session, Email, _row(to=to, subject=subject, body_text=body_text, dedupe_key=dedupe_key,
+                                                    body_html=body_html, user_id=user_id, attachments=attachments),
+                               ["dedupe_key"])
+
+
+def _row(*, to: str, subject: str, body_text: str, dedupe_key: str, body_html: str | None = None,
+         user_id: int | None = None, attachments: list[dict] | None = None) -> dict:
+    now = utcnow()
+    return {
+        "dedupe_key": dedupe_key,
+        "user_id": user_id,
+        "to_addr": to,
+        "subject": subject,
+        "body_text": body_text,
+        "body_html": body_html,
+        "attachments": json.dumps(attachments, sort_keys=True) if attachments else None,
+        "status": "pending",
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
+
+
+async def enqueue_many(session: AsyncSession, emails: list[dict]) -> None:
+    """Queue several emails (each given as ``enqueue``'s keyword arguments) in one executemany;
+    one whose ``dedupe_key`` is already queued is left as it is."""
+    if not emails:
+        return
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    await session.execute(insert(Email.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+                          [_row(**email) for email in emails])
 
 
 def build_message(settings: Settings, email: Email, files: list[tuple[str, str, bytes]] = ()) -> EmailMessage:

@@ -11,7 +11,7 @@ import json
 import logging
 from typing import Awaitable, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.db import transaction, utcnow
@@ -23,11 +23,31 @@ from funding.stripe_gateway import GatewayError, StripeGateway, StripeUnknown
 log = logging.getLogger("funding.payments")
 
 PaidHook = Callable[[AsyncSession, Payment], Awaitable[None]]
+PaidManyHook = Callable[[AsyncSession, list[Payment]], Awaitable[None]]
 _on_paid: dict[str, PaidHook] = {}
+_on_paid_many: dict[str, PaidManyHook] = {}
 
 
-def on_paid(purpose: str, hook: PaidHook) -> None:
+def on_paid(purpose: str, hook: PaidHook, *, many: PaidManyHook | None = None) -> None:
+    """``hook`` runs once for each payment of ``purpose`` that becomes paid; ``many``, when
+    given, does the same for several payments at once (a batch of webhook events)."""
     _on_paid[purpose] = hook
+    if many is not None:
+        _on_paid_many[purpose] = many
+
+
+async def _paid_hooks(session: AsyncSession, payments: list[Payment]) -> None:
+    purposes.load_domains()
+    by_purpose: dict[str, list[Payment]] = {}
+    for payment in payments:
+        by_purpose.setdefault(payment.purpose, []).append(payment)
+    for purpose, group in by_purpose.items():
+        many, hook = _on_paid_many.get(purpose), _on_paid.get(purpose)
+        if many is not None and len(group) > 1:
+            await many(session, group)
+        elif hook is not None:
+            for payment in group:
+                await hook(session, payment)
 
 
 async def start_checkout(
@@ -98,6 +118,10 @@ async def settle_session(session: AsyncSession, checkout: dict) -> Payment | Non
         return None
     pi = checkout.get("payment_intent")
     pi_id = pi.get("id") if isinstance(pi, dict) else pi
+    if checkout.get("id") and payment.checkout_session_id is None:  # paid first through its charge's event
+        await session.execute(update(Payment).where(Payment.id == payment.id, Payment.checkout_session_id.is_(None))
+                              .values(checkout_session_id=checkout["id"]))
+        payment.checkout_session_id = checkout["id"]
     if checkout.get("payment_status") == "paid":
         await mark_paid(session, payment, checkout_session_id=checkout.get("id"), payment_intent_id=pi_id)
     elif checkout.get("status") == "expired":
@@ -146,6 +170,40 @@ async def settle_payment_intent(session: AsyncSession, pi: dict) -> Payment | No
     hook = _on_paid.get(paid.purpose)
     if hook is not None:
         await hook(session, paid)
+    return paid
+
+
+async def settle_payment_intents(session: AsyncSession, pis: list[dict]) -> list[Payment]:
+    """``settle_payment_intent`` for several PaymentIntents, in a fixed number of statements:
+    the payments still to settle are read and locked (FOR UPDATE on PostgreSQL; SQLite has one
+    writer), so the transition to ``paid`` — and its hook — still happens once whichever path
+    (webhook, return page, sweep) gets there first. Returns the payments paid now."""
+    succeeded = list({pi["id"]: pi for pi in pis if pi.get("status") == "succeeded"}.values())
+    if len(succeeded) < 2:
+        return [p for p in [await settle_payment_intent(session, pi) for pi in succeeded] if p is not None]
+    by_payment: dict[int, str] = {}
+    for pi in succeeded:
+        raw = str((pi.get("metadata") or {}).get("payment_id", ""))
+        if raw.isdigit():
+            by_payment[int(raw)] = pi["id"]
+    pi_ids = {pi["id"] for pi in succeeded}
+    query = select(Payment.id, Payment.payment_intent_id).where(
+        (Payment.payment_intent_id.in_(pi_ids) | Payment.id.in_(list(by_payment))), Payment.status != "paid")
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    todo = []
+    for row in (await session.execute(query)).all():
+        pi_id = row.payment_intent_id if row.payment_intent_id in pi_ids else by_payment.get(row.id)
+        if pi_id is not None:
+            todo.append({"b_id": row.id, "b_pi": pi_id})
+    if not todo:
+        return []
+    table = Payment.__table__
+    await session.execute(update(table).where(table.c.id == bindparam("b_id"), table.c.status != "paid")
+                          .values(status="paid", paid_at=utcnow(), payment_intent_id=bindparam("b_pi")), todo)
+    paid = list((await session.scalars(select(Payment).where(Payment.id.in_([t["b_id"] for t in todo]))
+                                       .order_by(Payment.id).execution_options(populate_existing=True))).all())
+    await _paid_hooks(session, paid)
     return paid
 
 

@@ -103,6 +103,8 @@ async def test_the_same_event_twice_and_every_path_in_any_order_give_one_effect(
     assert len(await entries(sessions)) == 1
     async with sessions() as session:
         assert await session.scalar(select(func.count(Email.id))) == 1
+        # paid by its charge's event first, the payment still learns its Checkout session
+        assert (await session.get(Payment, payment.id)).checkout_session_id == cs["id"]
 
 
 @pytest.mark.postgres_only
@@ -355,3 +357,19 @@ async def test_a_batch_reads_its_balance_transactions_in_one_list_call(engine, s
     assert paths == ["/v1/balance_transactions"]  # no charge re-read, no transaction read one by one
     assert [lines for _, lines in await entries(sessions)] == [
         [("5115", 1000 + n - 100), ("627", 100), ("75411", -(1000 + n))] for n in range(5)]
+
+
+@pytest.mark.postgres_only
+async def test_a_drain_shares_its_reads_so_later_batches_resume_the_scan(engine, sessions, world, gw, fake_stripe):
+    donations = []
+    for n in range(6):
+        payment = await make_payment(sessions, world, amount=2000 + n)
+        donations.append(paid_donation(fake_stripe, world, payment))
+    fake_stripe.lists["balance_transactions"] = [txn for _, _, _, txn in donations]
+    await deliver(engine, *(event("charge.succeeded", ch) for _, _, ch, _ in donations))
+    fake_stripe.requests.clear()
+    assert await drain(sessions, gw, batch=2, workers=1) == 6
+    paths = [r.url.path for r in fake_stripe.requests]
+    assert set(paths) == {"/v1/balance_transactions"}  # never one by one
+    assert len(paths) <= 3  # one page read serves the batches after it
+    assert len(await entries(sessions)) == 6

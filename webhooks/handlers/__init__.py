@@ -17,6 +17,7 @@ from funding.payments.books import TxnContext
 
 Prepare = Callable[[object, dict], Awaitable["Prepared"]]
 Apply = Callable[[object, dict, "Prepared"], Awaitable[list[EntryDraft]]]
+ApplyMany = Callable[[object, list[tuple[dict, "Prepared"]]], Awaitable[list[EntryDraft]]]
 
 
 @dataclass
@@ -28,8 +29,12 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Handler:
+    """``apply_many``, when given, applies a batch's events of this handler at once (set-based
+    statements instead of a few per event), with the same effects as ``apply`` on each."""
+
     prepare: Prepare
     apply: Apply
+    apply_many: ApplyMany | None = None
 
 
 def version(event: dict, prepared: Prepared) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from funding.payments import books, mirror
-from funding.payments.service import record_refunds, settle_payment_intent
+from funding.payments.service import record_refunds, settle_payment_intent, settle_payment_intents
 from webhooks.handlers import Handler, Prepared, version
 
 
@@ -31,14 +31,24 @@ async def prepare_charge(gw, event: dict) -> Prepared:
     return Prepared(contexts=await _contexts(gw, charge), objects=[charge])
 
 
+async def apply_charges(session, items: list[tuple[dict, Prepared]]):
+    """Settle the payments of the succeeded charges (one batch of statements for all), then
+    record refunded totals (a refund needs its payment settled first), then the drafts."""
+    charges = [prepared.objects[0] for _event, prepared in items]
+    pis = []
+    for charge in charges:
+        if charge.get("status") == "succeeded" and charge.get("payment_intent"):
+            pi = charge["payment_intent"]
+            pis.append(pi if isinstance(pi, dict) else {"id": pi, "status": "succeeded",
+                                                        "metadata": charge.get("metadata") or {}})
+    await settle_payment_intents(session, pis)
+    for charge in charges:
+        await record_refunds(session, charge)
+    return await books.drafts_for(session, [ctx for _event, prepared in items for ctx in prepared.contexts])
+
+
 async def apply_charge(session, event: dict, prepared: Prepared):
-    charge = prepared.objects[0]
-    await record_refunds(session, charge)
-    if charge.get("status") == "succeeded" and charge.get("payment_intent"):
-        pi = charge["payment_intent"]
-        await settle_payment_intent(session, pi if isinstance(pi, dict) else {"id": pi, "status": "succeeded",
-                                                                            "metadata": charge.get("metadata") or {}})
-    return await books.drafts_for(session, prepared.contexts)
+    return await apply_charges(session, [(event, prepared)])
 
 
 # refund.created / refund.updated / refund.failed: a refund's own balance transaction.
@@ -71,7 +81,7 @@ async def apply_payment_intent(session, event: dict, prepared: Prepared):
     return await books.drafts_for(session, prepared.contexts)
 
 
-CHARGE = Handler(prepare_charge, apply_charge)
+CHARGE = Handler(prepare_charge, apply_charge, apply_charges)
 REFUND = Handler(prepare_refund, apply_refund)
 PAYMENT_INTENT = Handler(prepare_payment_intent, apply_payment_intent)
 
