@@ -173,9 +173,9 @@ async def _apply(sessions, events, payloads, prepared) -> None:
             else:
                 for payload, ready in items:
                     drafts.extend(await handler.apply(session, payload, ready))
-        if drafts:
-            await post(session, await dated_for_open_period(session, drafts))
         await mark_processed(session, [e.id for e in events])
+        if drafts:  # last: the ledger's head stays locked from here to the commit
+            await post(session, await dated_for_open_period(session, drafts))
 
 
 async def drain(sessions, gw: StripeGateway, *, batch: int = 100, workers: int | None = None) -> int:

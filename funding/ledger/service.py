@@ -198,8 +198,10 @@ _PG_POSTINGS = text(
 
 
 async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft], now: dt.datetime) -> list[Posted]:
-    head = await _lock_head(session, org_id)
+    # References first: the head's lock is what every poster of the organisation waits for,
+    # so it is taken as late as possible (the foreign keys stay the backstop).
     await _check_references(session, org_id, drafts)
+    head = await _lock_head(session, org_id)
     for draft in drafts:
         if head.closed_through and draft.entry_date <= head.closed_through:
             raise LedgerError(
