@@ -198,29 +198,17 @@ _PG_POSTINGS = text(
 
 
 async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft], now: dt.datetime) -> list[Posted]:
-    # References first: the head's lock is what every poster of the organisation waits for,
-    # so it is taken as late as possible (the foreign keys stay the backstop).
+    """Post one organisation's drafts. Everything that can be done without the ledger's head
+    lock is done before it — checks, inserting the drafts and their postings (unnumbered,
+    invisible to others until commit) — because every poster of the organisation waits for
+    that lock; under it, only numbering and chaining. All of it runs in a savepoint, so a
+    refusal leaves nothing behind even if the caller goes on with its transaction."""
     await _check_references(session, org_id, drafts)
-    head = await _lock_head(session, org_id)
-    for draft in drafts:
-        if head.closed_through and draft.entry_date <= head.closed_through:
-            raise LedgerError(
-                f"période close jusqu'au {head.closed_through.isoformat()} : "
-                f"impossible de passer une écriture datée du {draft.entry_date.isoformat()}"
-            )
+    closed = await session.scalar(select(LedgerHead.closed_through).where(LedgerHead.org_id == org_id))
+    _check_open(drafts, closed)
 
-    # Under the head lock no other transaction of this organisation can post, so this
-    # read is safe; the unique (org_id, source_key) constraint stays the backstop.
     keys = [d.source_key for d in drafts if d.source_key]
-    existing: dict[str, Posted] = {}
-    if keys:
-        rows = await session.execute(
-            select(Entry.id, Entry.number, Entry.hash, Entry.source_key).where(
-                Entry.org_id == org_id, Entry.source_key.in_(keys)
-            )
-        )
-        existing = {r.source_key: Posted(r.id, r.number, r.hash, r.source_key, created=False) for r in rows}
-
+    existing = await _existing(session, org_id, keys)
     out: list[Posted] = []
     todo: list[EntryDraft] = []
     seen: set[str] = set()
@@ -236,80 +224,133 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
         return out
 
     try:
-        ids = (
-            await session.scalars(
-                insert(Entry).returning(Entry.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "org_id": org_id,
-                        "site_id": d.site_id,
-                        "journal_code": d.journal,
-                        "entry_date": d.entry_date,
-                        "label": d.label.strip()[:200],
-                        "piece_ref": d.piece_ref.strip()[:100],
-                        "piece_date": d.piece_date or d.entry_date,
-                        "funding_source": d.funding_source,
-                        "reverses_id": d.reverses_id,
-                        "source_key": d.source_key,
-                        "grant_id": d.grant_id,
-                        "created_by": d.created_by,
-                        "created_at": now,
-                    }
-                    for d in todo
-                ],
-            )
-        ).all()
-        rows = [
-            {
-                "entry_id": entry_id,
-                "org_id": org_id,
-                "line_no": n,
-                "account_number": line.account,
-                "aux_code": line.aux,
-                "amount": line.amount,
-                "currency": line.currency,
-                "label": line.label,
-            }
-            for entry_id, d in zip(ids, todo)
-            for n, line in enumerate(d.lines, start=1)
-        ]
-        if session.bind.dialect.name == "postgresql":
-            # One statement for the whole batch, so the statement-level guard checks it at once.
-            await session.execute(_PG_POSTINGS, {k: [r[k] for r in rows] for k in _POSTING_COLUMNS})
-        else:
-            # Core insert with every column rendered (the ORM splits a batch wherever a line has
-            # a label and the next has none).
-            await session.execute(insert(Posting.__table__), rows)
-        number, prev = head.last_number, head.last_hash
-        validations = []
-        for entry_id, d in zip(ids, todo):
-            number += 1
-            doc = entry_document(
-                org_id=org_id,
-                number=number,
-                journal=d.journal,
-                entry_date=d.entry_date,
-                label=d.label.strip()[:200],
-                piece_ref=d.piece_ref.strip()[:100],
-                piece_date=d.piece_date or d.entry_date,
-                site_id=d.site_id,
-                funding_source=d.funding_source,
-                reverses_id=d.reverses_id,
-                source_key=d.source_key,
-                grant_id=d.grant_id,
-                validated_at=now,
-                postings=[(n, ln.account, ln.aux, ln.amount, ln.currency, ln.label) for n, ln in enumerate(d.lines, 1)],
-            )
-            digest = chain_hash(prev, doc)
-            validations.append({"id": entry_id, "number": number, "prev_hash": prev, "hash": digest, "validated_at": now})
-            out.append(Posted(entry_id, number, digest, d.source_key))
-            prev = digest
-        await session.execute(update(Entry), validations)
+        async with session.begin_nested():
+            ids = await _insert_drafts(session, org_id, todo, now)
+            # A key that another transaction committed meanwhile: its entry is the one.
+            lost = [d.source_key for d, i in zip(todo, ids) if i is None]
+            if lost:
+                late = await _existing(session, org_id, lost)
+                out.extend(late[k] for k in lost if k in late)
+                todo, ids = [d for d, i in zip(todo, ids) if i is not None], [i for i in ids if i is not None]
+            if not todo:
+                return out
+            rows = [
+                {
+                    "entry_id": entry_id,
+                    "org_id": org_id,
+                    "line_no": n,
+                    "account_number": line.account,
+                    "aux_code": line.aux,
+                    "amount": line.amount,
+                    "currency": line.currency,
+                    "label": line.label,
+                }
+                for entry_id, d in zip(ids, todo)
+                for n, line in enumerate(d.lines, start=1)
+            ]
+            if session.bind.dialect.name == "postgresql":
+                # One statement for the whole batch, so the statement-level guard checks it at once.
+                await session.execute(_PG_POSTINGS, {k: [r[k] for r in rows] for k in _POSTING_COLUMNS})
+            else:
+                # Core insert with every column rendered (the ORM splits a batch wherever a line
+                # has a label and the next has none).
+                await session.execute(insert(Posting.__table__), rows)
+
+            head = await _lock_head(session, org_id)
+            _check_open(todo, head.closed_through)  # a month closed while we prepared
+            number, prev = head.last_number, head.last_hash
+            validations = []
+            for entry_id, d in zip(ids, todo):
+                number += 1
+                doc = entry_document(
+                    org_id=org_id,
+                    number=number,
+                    journal=d.journal,
+                    entry_date=d.entry_date,
+                    label=d.label.strip()[:200],
+                    piece_ref=d.piece_ref.strip()[:100],
+                    piece_date=d.piece_date or d.entry_date,
+                    site_id=d.site_id,
+                    funding_source=d.funding_source,
+                    reverses_id=d.reverses_id,
+                    source_key=d.source_key,
+                    grant_id=d.grant_id,
+                    validated_at=now,
+                    postings=[(n, ln.account, ln.aux, ln.amount, ln.currency, ln.label) for n, ln in enumerate(d.lines, 1)],
+                )
+                digest = chain_hash(prev, doc)
+                validations.append({"id": entry_id, "number": number, "prev_hash": prev, "hash": digest, "validated_at": now})
+                out.append(Posted(entry_id, number, digest, d.source_key))
+                prev = digest
+            await session.execute(update(Entry), validations)
     except IntegrityError as exc:
         raise LedgerError(explain_db_error(exc)) from exc
     # The triggers advanced the head; keep the identity map in step with them.
     head.last_number, head.last_hash = number, prev
     return out
+
+
+def _check_open(drafts: Sequence[EntryDraft], closed_through: dt.date | None) -> None:
+    for draft in drafts:
+        if closed_through and draft.entry_date <= closed_through:
+            raise LedgerError(
+                f"période close jusqu'au {closed_through.isoformat()} : "
+                f"impossible de passer une écriture datée du {draft.entry_date.isoformat()}"
+            )
+
+
+async def _existing(session: AsyncSession, org_id: int, keys: list[str]) -> dict[str, Posted]:
+    """Entries already posted under these source keys (committed, or by this transaction)."""
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(Entry.id, Entry.number, Entry.hash, Entry.source_key).where(Entry.org_id == org_id, Entry.source_key.in_(keys))
+    )
+    return {r.source_key: Posted(r.id, r.number, r.hash, r.source_key, created=False) for r in rows}
+
+
+def _entry_row(org_id: int, d: EntryDraft, now: dt.datetime) -> dict:
+    return {
+        "org_id": org_id,
+        "site_id": d.site_id,
+        "journal_code": d.journal,
+        "entry_date": d.entry_date,
+        "label": d.label.strip()[:200],
+        "piece_ref": d.piece_ref.strip()[:100],
+        "piece_date": d.piece_date or d.entry_date,
+        "funding_source": d.funding_source,
+        "reverses_id": d.reverses_id,
+        "source_key": d.source_key,
+        "grant_id": d.grant_id,
+        "created_by": d.created_by,
+        "created_at": now,
+    }
+
+
+async def _insert_drafts(session: AsyncSession, org_id: int, todo: list[EntryDraft], now: dt.datetime) -> list[int | None]:
+    """Insert the drafts unnumbered; returns their ids in order, None for a draft whose source
+    key another transaction posted first. Keyed drafts go in key order with ON CONFLICT DO
+    NOTHING: two transactions holding the same keys wait for each other in the same order (no
+    deadlock) and the second one skips what the first one posted."""
+    ids: list[int | None] = [None] * len(todo)
+    keyed = sorted((i for i, d in enumerate(todo) if d.source_key), key=lambda i: todo[i].source_key)
+    plain = [i for i, d in enumerate(todo) if not d.source_key]
+    if keyed:
+        if session.bind.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        stmt = (upsert(Entry.__table__).on_conflict_do_nothing(index_elements=["org_id", "source_key"])
+                .returning(Entry.__table__.c.id, Entry.__table__.c.source_key))
+        got = {key: entry_id for entry_id, key in (await session.execute(stmt, [_entry_row(org_id, todo[i], now) for i in keyed])).all()}
+        for i in keyed:
+            ids[i] = got.get(todo[i].source_key)
+    if plain:
+        new = (await session.scalars(insert(Entry).returning(Entry.id, sort_by_parameter_order=True),
+                                     [_entry_row(org_id, todo[i], now) for i in plain])).all()
+        for i, entry_id in zip(plain, new):
+            ids[i] = entry_id
+    return ids
 
 
 def explain_db_error(exc: DBAPIError) -> str:
