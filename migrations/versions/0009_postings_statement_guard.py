@@ -3,7 +3,7 @@
 The row-level guard ran a PL/pgSQL function and an index probe for every posting; a batch
 of webhook events posts hundreds at a time, and that guard was most of the cost. An AFTER
 INSERT … FOR EACH STATEMENT trigger sees every new posting in a transition table and checks
-them with one join: postings can still never be added to a validated entry (same message,
+them with one primary-key probe per entry: postings can still never be added to a validated entry (same message,
 same SQLSTATE). UPDATE and DELETE keep their row-level guard. SQLite is unchanged (it has
 no statement-level triggers).
 
@@ -27,10 +27,16 @@ def upgrade() -> None:
         return
     op.execute(f"""
 CREATE FUNCTION ledger_postings_insert_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  eid bigint;
 BEGIN
-  IF EXISTS (SELECT 1 FROM new_postings p JOIN entries e ON e.id = p.entry_id WHERE e.number IS NOT NULL) THEN
-    RAISE EXCEPTION '{MESSAGE}' USING ERRCODE = '23001';
-  END IF;
+  -- One primary-key probe per entry of the statement: a join would leave the plan to the
+  -- statistics, and a fresh ledger's (none yet) make it a nested loop over all entries.
+  FOR eid IN SELECT DISTINCT entry_id FROM new_postings LOOP
+    IF EXISTS (SELECT 1 FROM entries WHERE id = eid AND number IS NOT NULL) THEN
+      RAISE EXCEPTION '{MESSAGE}' USING ERRCODE = '23001';
+    END IF;
+  END LOOP;
   RETURN NULL;
 END $$""")
     op.execute("DROP TRIGGER postings_guard ON postings")
