@@ -90,14 +90,20 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
             raise
 
 
+def dialect_insert(dialect: str):
+    """The ``insert`` construct of a dialect, for ON CONFLICT: PostgreSQL's, else SQLite's."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
 async def insert_ignore(session: AsyncSession, model, values: dict, conflict: list[str]):
     """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new id, or None if it existed.
 
     The database decides, never a read-then-write check.
     """
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = dialect_insert(session.bind.dialect.name)
     stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict).returning(model.id)
     return (await session.execute(stmt)).scalar_one_or_none()

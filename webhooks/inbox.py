@@ -10,7 +10,7 @@ import json
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from funding.db import utcnow
+from funding.db import dialect_insert, utcnow
 from funding.payments.models import StripeEvent
 from funding.payments.service import reset_event as reset  # noqa: F401  (the replay command uses it)
 
@@ -31,11 +31,7 @@ def _row(event: dict, raw: str, source: str) -> dict:
 
 
 def _insert(dialect: str):
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(_T).on_conflict_do_nothing(index_elements=["id"])
+    return dialect_insert(dialect)(_T).on_conflict_do_nothing(index_elements=["id"])
 
 
 async def store(engine: AsyncEngine, event: dict, raw: str, *, source: str = "webhook") -> bool:

@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from funding.auth.models import User
 from funding.bar.canonical import line_hash
 from funding.bar.models import GENESIS_HASH, BatchLine, Product, SaleLine, Ticket, TillHead
-from funding.db import utcnow
+from funding.db import dialect_insert, utcnow
 from funding.i18n import gettext as _, money
 from funding.orgs.models import Site
 
@@ -47,11 +47,7 @@ def business_day(head: TillHead, now: dt.datetime | None = None) -> dt.date:
 
 
 def _insert(session: AsyncSession):
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+    return dialect_insert(session.bind.dialect.name)
 
 
 async def lock_head(session: AsyncSession, site: Site) -> TillHead:

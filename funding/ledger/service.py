@@ -18,7 +18,7 @@ from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.db import utcnow
+from funding.db import dialect_insert, utcnow
 from funding.ledger.canonical import chain_hash, closing_hash, entry_document
 from funding.ledger.chart import DEFAULT_CHART, JOURNALS
 from funding.ledger.models import (
@@ -341,10 +341,7 @@ async def _insert_drafts(session: AsyncSession, org_id: int, todo: list[EntryDra
     keyed = sorted((i for i, d in enumerate(todo) if d.source_key), key=lambda i: todo[i].source_key)
     plain = [i for i, d in enumerate(todo) if not d.source_key]
     if keyed:
-        if session.bind.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as upsert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as upsert
+        upsert = dialect_insert(session.bind.dialect.name)
         stmt = (upsert(Entry.__table__).on_conflict_do_nothing(index_elements=["org_id", "source_key"])
                 .returning(Entry.__table__.c.id, Entry.__table__.c.source_key))
         got = {key: entry_id for entry_id, key in (await session.execute(stmt, [_entry_row(org_id, todo[i], now) for i in keyed])).all()}

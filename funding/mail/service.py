@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from funding.db import insert_ignore, utcnow
+from funding.db import dialect_insert, insert_ignore, utcnow
 from funding.mail.models import Email
 from funding.settings import Settings
 
@@ -100,10 +100,7 @@ async def enqueue_many(session: AsyncSession, emails: list[dict]) -> None:
     one whose ``dedupe_key`` is already queued is left as it is."""
     if not emails:
         return
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = dialect_insert(session.bind.dialect.name)
     await session.execute(insert(Email.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]),
                           [_row(**email) for email in emails])
 

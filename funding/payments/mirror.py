@@ -7,7 +7,7 @@ import json
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.db import utcnow
+from funding.db import dialect_insert, utcnow
 from funding.payments.models import StripeObject
 
 # At equal timestamps a terminal state wins: an object never goes back from it.
@@ -43,10 +43,7 @@ async def apply_state(session: AsyncSession, obj: dict, version: int) -> bool:
 async def insert_ignore_object(session, obj, status, version, data) -> bool:
     values = {"id": obj["id"], "type": obj.get("object", "unknown"), "status": status, "livemode": bool(obj.get("livemode")),
               "version": version, "data": data, "updated_at": utcnow()}
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = dialect_insert(session.bind.dialect.name)
     stmt = insert(StripeObject).values(**values).on_conflict_do_nothing(index_elements=["id"]).returning(StripeObject.id)
     return (await session.execute(stmt)).scalar_one_or_none() is not None
 
