@@ -13,6 +13,7 @@ from typing import Awaitable, Callable
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from funding.db import transaction, utcnow
 from funding.payments import purposes
@@ -121,7 +122,7 @@ async def settle_session(session: AsyncSession, checkout: dict) -> Payment | Non
     if checkout.get("id") and payment.checkout_session_id is None:  # paid first through its charge's event
         await session.execute(update(Payment).where(Payment.id == payment.id, Payment.checkout_session_id.is_(None))
                               .values(checkout_session_id=checkout["id"]))
-        payment.checkout_session_id = checkout["id"]
+        set_committed_value(payment, "checkout_session_id", checkout["id"])  # written just above
     if checkout.get("payment_status") == "paid":
         await mark_paid(session, payment, checkout_session_id=checkout.get("id"), payment_intent_id=pi_id)
     elif checkout.get("status") == "expired":
@@ -142,10 +143,7 @@ async def mark_paid(session: AsyncSession, payment: Payment, *, checkout_session
     if result.rowcount != 1:
         return False
     await session.refresh(payment)
-    purposes.load_domains()
-    hook = _on_paid.get(payment.purpose)
-    if hook is not None:
-        await hook(session, payment)
+    await _paid_hooks(session, [payment])
     return True
 
 
@@ -166,10 +164,7 @@ async def settle_payment_intent(session: AsyncSession, pi: dict) -> Payment | No
     )).scalar_one_or_none()
     if paid is None:
         return None
-    purposes.load_domains()
-    hook = _on_paid.get(paid.purpose)
-    if hook is not None:
-        await hook(session, paid)
+    await _paid_hooks(session, [paid])
     return paid
 
 

@@ -58,6 +58,17 @@ async def apply_payment_intent(session, event: dict, prepared: Prepared):
     return []
 
 
+async def _pledge_charge(gw, charge_id: str, expand: list[str]) -> dict | None:
+    """The charge as Stripe has it now, with its PaymentIntent's metadata (an off-session charge
+    carries ours there) under its own; None if it is not a pledge's."""
+    charge = await gw.retrieve("charges", charge_id, expand=expand)
+    meta = dict(charge.get("metadata") or {})
+    pi = charge.get("payment_intent")
+    if "pledge_id" not in meta and isinstance(pi, dict):
+        meta = {**(pi.get("metadata") or {}), **meta}
+    return {**charge, "metadata": meta} if meta.get("purpose") == "pledge" else None
+
+
 # charge.*, refund.*: tags for the charge's and refunds' balance transactions (they may appear
 # late), and Stripe's refunded total of a pledge's charge (it only grows).
 async def prepare_charge(gw, event: dict) -> Prepared:
@@ -70,14 +81,8 @@ async def prepare_charge(gw, event: dict) -> Prepared:
     purpose = (obj.get("metadata") or {}).get("purpose") if obj.get("object") == "charge" else None
     if purpose not in (None, "pledge"):  # another domain's charge: no need to read it from Stripe
         return Prepared()
-    charge = await gw.retrieve("charges", charge_id, expand=["payment_intent", "refunds"])
-    meta = dict(charge.get("metadata") or {})
-    pi = charge.get("payment_intent")
-    if "pledge_id" not in meta and isinstance(pi, dict):
-        meta = {**(pi.get("metadata") or {}), **meta}
-    if meta.get("purpose") != "pledge":
-        return Prepared()
-    return Prepared(objects=[{**charge, "metadata": meta}])
+    charge = await _pledge_charge(gw, charge_id, ["payment_intent", "refunds"])
+    return Prepared(objects=[charge]) if charge else Prepared()
 
 
 async def apply_charge(session, event: dict, prepared: Prepared):
@@ -103,15 +108,10 @@ async def prepare_dispute(gw, event: dict) -> Prepared:
     charge_id = charge_id.get("id") if isinstance(charge_id, dict) else charge_id
     if not charge_id:
         return Prepared()
-    charge = await gw.retrieve("charges", charge_id, expand=["payment_intent"])
-    meta = dict(charge.get("metadata") or {})
-    pi = charge.get("payment_intent")
-    if "pledge_id" not in meta and isinstance(pi, dict):
-        meta = {**(pi.get("metadata") or {}), **meta}
-    if meta.get("purpose") != "pledge":
+    charge = await _pledge_charge(gw, charge_id, ["payment_intent"])
+    if charge is None:
         return Prepared()
-    dispute = await gw.retrieve("disputes", obj["id"])
-    return Prepared(objects=[{**charge, "metadata": meta}, dispute])
+    return Prepared(objects=[charge, await gw.retrieve("disputes", obj["id"])])
 
 
 async def apply_dispute(session, event: dict, prepared: Prepared):
