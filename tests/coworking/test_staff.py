@@ -86,7 +86,8 @@ async def test_a_members_history_shows_subscriptions_invoices_and_emails(app_cli
     assert (await app_client.get("/admin/coworking/membres/999999")).status_code == 404
 
 
-async def test_staff_count_pass_days_once_per_day_and_never_beyond_the_pass(app_client, sessions, settings, world, catalogue):
+async def _member_with_pass(sessions, world, catalogue, *, days: int):
+    """Hugo Morel, with a paid pass of ``days`` days, none used yet."""
     hugo = await new_member(sessions, world, name="Hugo Morel")
     async with transaction(sessions) as session:
         payment = Payment(org_id=world.org_id, site_id=world.site_id, purpose="pass", amount=3600, currency="EUR",
@@ -94,7 +95,13 @@ async def test_staff_count_pass_days_once_per_day_and_never_beyond_the_pass(app_
         session.add(payment)
         await session.flush()
         session.add(Pass(member_id=hugo.id, plan_id=catalogue.plans["carnet-10"].id, site_id=world.site_id,
-                         payment_id=payment.id, days_total=2, days_used=0, expires_on=dt.date.today() + dt.timedelta(days=30)))
+                         payment_id=payment.id, days_total=days, days_used=0,
+                         expires_on=dt.date.today() + dt.timedelta(days=30)))
+    return hugo
+
+
+async def test_staff_count_pass_days_once_per_day_and_never_beyond_the_pass(app_client, sessions, settings, world, catalogue):
+    hugo = await _member_with_pass(sessions, world, catalogue, days=2)
     await login_as(app_client, sessions, settings, world.users["staff"])
     token = csrf_of((await app_client.get(f"/admin/coworking/membres/{hugo.id}")).text)
     url = f"/admin/coworking/membres/{hugo.id}/journee"
@@ -166,14 +173,7 @@ async def test_a_pass_day_counted_today_opens_the_spaces_for_that_day_only(app_c
     from funding.coworking.lifecycle import member_access
     from funding.coworking.service import use_pass_day
 
-    hugo = await new_member(sessions, world, name="Hugo Morel")
-    async with transaction(sessions) as session:
-        payment = Payment(org_id=world.org_id, site_id=world.site_id, purpose="pass", amount=3600, currency="EUR",
-                          description="Carnet", status="paid")
-        session.add(payment)
-        await session.flush()
-        session.add(Pass(member_id=hugo.id, plan_id=catalogue.plans["carnet-10"].id, site_id=world.site_id,
-                         payment_id=payment.id, days_total=10, days_used=0, expires_on=dt.date.today() + dt.timedelta(days=30)))
+    hugo = await _member_with_pass(sessions, world, catalogue, days=10)
     async with sessions() as session:  # a pass bought is not yet a day in the spaces
         assert (await member_access(session, hugo.id)).granted is False
     async with transaction(sessions) as session:

@@ -344,14 +344,20 @@ async def test_dead_letters_are_visible_and_replayable_from_the_back_office(engi
     assert (row.status, row.attempts) == ("pending", 0)
 
 
-async def test_a_batch_reads_its_balance_transactions_in_one_list_call(engine, sessions, world, gw, fake_stripe):
+async def listed_donations(engine, sessions, world, fake_stripe, amounts: list[int]) -> None:
+    """Paid donations whose balance transactions Stripe's list holds; their charge.succeeded
+    events delivered, and the fake's request log cleared."""
     donations = []
-    for n in range(5):
-        payment = await make_payment(sessions, world, amount=1000 + n)
+    for amount in amounts:
+        payment = await make_payment(sessions, world, amount=amount)
         donations.append(paid_donation(fake_stripe, world, payment))
     fake_stripe.lists["balance_transactions"] = [txn for _, _, _, txn in donations]
     await deliver(engine, *(event("charge.succeeded", ch) for _, _, ch, _ in donations))
     fake_stripe.requests.clear()
+
+
+async def test_a_batch_reads_its_balance_transactions_in_one_list_call(engine, sessions, world, gw, fake_stripe):
+    await listed_donations(engine, sessions, world, fake_stripe, [1000 + n for n in range(5)])
     await drain(sessions, gw)
     paths = [r.url.path for r in fake_stripe.requests]
     assert paths == ["/v1/balance_transactions"]  # no charge re-read, no transaction read one by one
@@ -361,13 +367,7 @@ async def test_a_batch_reads_its_balance_transactions_in_one_list_call(engine, s
 
 @pytest.mark.postgres_only
 async def test_a_drain_shares_its_reads_so_later_batches_resume_the_scan(engine, sessions, world, gw, fake_stripe):
-    donations = []
-    for n in range(6):
-        payment = await make_payment(sessions, world, amount=2000 + n)
-        donations.append(paid_donation(fake_stripe, world, payment))
-    fake_stripe.lists["balance_transactions"] = [txn for _, _, _, txn in donations]
-    await deliver(engine, *(event("charge.succeeded", ch) for _, _, ch, _ in donations))
-    fake_stripe.requests.clear()
+    await listed_donations(engine, sessions, world, fake_stripe, [2000 + n for n in range(6)])
     assert await drain(sessions, gw, batch=2, workers=1) == 6
     paths = [r.url.path for r in fake_stripe.requests]
     assert set(paths) == {"/v1/balance_transactions"}  # never one by one
