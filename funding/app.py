@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
     from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
     from webhooks import routes as webhook_routes
     from webhooks.inbox import InboxWriter
+    from webhooks.routes import WebhookFastPath
 
     mounts = []
     if settings.uses_sandbox:
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
             Mount("/static", StaticFiles(directory=PROJECT_ROOT / "funding" / "static"), name="static"),
         ],
         middleware=[
+            Middleware(WebhookFastPath),
             Middleware(SecurityHeaders),
             Middleware(
                 SessionMiddleware,

@@ -17,6 +17,13 @@ from funding.payments.service import reset_event as reset  # noqa: F401  (the re
 MAX_ATTEMPTS = 8
 LEASE = dt.timedelta(minutes=5)
 _T = StripeEvent.__table__
+_TYPES = {"id": "text", "type": "text", "livemode": "boolean", "api_version": "text", "created": "bigint",
+          "object_id": "text", "payload": "text", "source": "text", "status": "text", "attempts": "bigint",
+          "next_attempt_at": "timestamp", "received_at": "timestamp"}
+_COLUMNS = list(_TYPES)
+_UNNEST = (f"INSERT INTO stripe_events ({', '.join(_COLUMNS)}) "
+           f"SELECT * FROM unnest({', '.join(f'${n}::{t}[]' for n, t in enumerate(_TYPES.values(), 1))}) "
+           "ON CONFLICT (id) DO NOTHING RETURNING id")
 
 
 def _row(event: dict, raw: str, source: str) -> dict:
@@ -52,7 +59,6 @@ class InboxWriter:
         self.engine = engine
         self.queue: asyncio.Queue = asyncio.Queue()
         self.task: asyncio.Task | None = None
-        self.returning = _insert(engine.dialect.name).returning(_T.c.id)
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name="webhook-inbox-writer")
@@ -79,9 +85,11 @@ class InboxWriter:
             for row, _ in batch:  # the same event twice in one batch: the first copy is the delivery that counts
                 first.setdefault(row["id"], row)
             try:
-                async with self.engine.begin() as conn:
-                    inserted = set((await conn.execute(self.returning, list(first.values()))).scalars().all()) \
-                        if self.engine.dialect.name == "postgresql" else await self._sqlite(conn, first)
+                if self.engine.dialect.name == "postgresql":
+                    inserted = await self._postgresql(list(first.values()))
+                else:
+                    async with self.engine.begin() as conn:
+                        inserted = await self._sqlite(conn, first)
             except Exception as exc:  # every waiting delivery gets the failure: Stripe will retry
                 for _, future in batch:
                     if not future.done():
@@ -92,6 +100,14 @@ class InboxWriter:
                 if not future.done():
                     future.set_result(row["id"] in inserted and row["id"] not in answered)
                 answered.add(row["id"])
+
+    async def _postgresql(self, rows: list[dict]) -> set[str]:
+        """One statement on the driver's connection: its own transaction, committed (durable under
+        synchronous_commit) when the call returns. asyncpg prepares it once per connection."""
+        async with self.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            found = await driver.fetch(_UNNEST, *([row[c] for row in rows] for c in _COLUMNS))
+        return {r[0] for r in found}
 
     async def _sqlite(self, conn, rows: dict[str, dict]) -> set[str]:
         inserted = set()

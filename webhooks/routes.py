@@ -4,6 +4,12 @@ The signature is checked on the raw bytes; the event is inserted-or-ignored in t
 under its id and committed before the 200, so Stripe can stop retrying; processing
 happens after (in-process right away, and by the worker for anything left).
 A duplicate delivery is acknowledged (200), never refused: a 4xx would make Stripe retry.
+
+Stripe can send bursts of thousands of events, so the endpoint is also served by
+``WebhookFastPath``, the outermost middleware: it answers POST /webhooks/stripe in plain
+ASGI, without the session, locale and CSRF layers nor the route table, none of which a
+signed machine-to-machine call uses. The route below stays for everything else
+(``url_for``, 405 on other methods).
 """
 
 from __future__ import annotations
@@ -14,42 +20,81 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from funding.stripe_gateway import SignatureError, verify_signature
+
 log = logging.getLogger("funding.webhooks")
 MAX_BODY = 512 * 1024
+PATH = "/webhooks/stripe"
 
 
-def _bad(message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=400)
-
-
-async def stripe_webhook(request: Request) -> Response:
-    settings = request.app.state.settings
-    body = await request.body()
+async def receive_event(state, body: bytes, signature: str | None) -> tuple[int, dict]:
+    """Verify and store one delivery: (HTTP status, JSON answer). Never raises."""
+    settings = state.settings
     if len(body) > MAX_BODY:
-        return _bad("payload too large")
+        return 400, {"error": "payload too large"}
     try:
-        verify_signature(body, request.headers.get("stripe-signature"), settings.stripe_webhook_secret)
+        verify_signature(body, signature, settings.stripe_webhook_secret)
     except SignatureError as exc:
-        return _bad(f"invalid signature: {exc}")
+        return 400, {"error": f"invalid signature: {exc}"}
     try:
         event = json.loads(body)
     except ValueError:
-        return _bad("body is not JSON")
+        return 400, {"error": "body is not JSON"}
     if not isinstance(event, dict) or event.get("object") != "event" or not str(event.get("id", "")).startswith("evt_") \
             or not isinstance(event.get("type"), str) or not isinstance(event.get("data"), dict):
-        return _bad("not a Stripe event")
+        return 400, {"error": "not a Stripe event"}
     if bool(event.get("livemode")) != settings.stripe_livemode:
-        return _bad("livemode does not match this endpoint's keys")
+        return 400, {"error": "livemode does not match this endpoint's keys"}
     try:
-        inserted = await request.app.state.inbox.store(event, body.decode("utf-8"))
+        inserted = await state.inbox.store(event, body.decode("utf-8"))
     except Exception:  # not stored: say so, Stripe retries
         log.exception("webhook %s could not be stored", event["id"])
-        return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+        return 503, {"error": "temporarily unavailable"}
     if inserted:
-        request.app.state.kick_events()
-    return JSONResponse({"received": True, "duplicate": not inserted})
+        state.kick_events()
+    return 200, {"received": True, "duplicate": not inserted}
 
 
-routes = [Route("/webhooks/stripe", stripe_webhook, methods=["POST"], name="stripe_webhook")]
+async def stripe_webhook(request: Request) -> Response:
+    status, answer = await receive_event(request.app.state, await request.body(), request.headers.get("stripe-signature"))
+    return JSONResponse(answer, status_code=status)
+
+
+routes = [Route(PATH, stripe_webhook, methods=["POST"], name="stripe_webhook")]
+
+_HEADERS = [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY")]
+_ANSWERS = {False: b'{"received":true,"duplicate":false}', True: b'{"received":true,"duplicate":true}'}
+
+
+class WebhookFastPath:
+    """POST /webhooks/stripe straight to ``receive_event``; every other request to ``app``."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size <= MAX_BODY:  # past the limit, keep reading (and dropping) to answer cleanly
+                chunks.append(chunk)
+            more = message.get("more_body", False)
+        if size > MAX_BODY:
+            status, answer = 400, {"error": "payload too large"}
+        else:
+            signature = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"stripe-signature"), None)
+            status, answer = await receive_event(scope["app"].state, b"".join(chunks), signature)
+        content = _ANSWERS[answer["duplicate"]] if status == 200 else json.dumps(answer).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*_HEADERS, (b"content-length", str(len(content)).encode())]})
+        await send({"type": "http.response.body", "body": content})

@@ -86,3 +86,30 @@ async def test_a_body_that_is_not_json_is_refused(hook_client, sessions):
 
 async def test_the_webhook_needs_no_csrf_token_and_only_accepts_post(hook_client):
     assert (await hook_client.get("/webhooks/stripe")).status_code == 405
+
+
+async def test_an_oversized_body_is_refused_unread_and_the_answer_carries_the_security_headers(hook_client, sessions):
+    from webhooks.routes import MAX_BODY
+
+    body = b'{"padding": "' + b"x" * MAX_BODY + b'"}'
+    response = await hook_client.post("/webhooks/stripe", content=body, headers={"stripe-signature": sign(body, SECRET)})
+    assert response.status_code == 400 and "too large" in response.json()["error"]
+    assert await count(sessions) == 0
+    ok_body, headers = delivery(event("payout.paid", payout(amount=1000, txn=sid("txn"))))
+    ok = await hook_client.post("/webhooks/stripe", content=ok_body, headers=headers)
+    assert ok.headers["content-type"] == "application/json" and ok.headers["x-content-type-options"] == "nosniff"
+    assert int(ok.headers["content-length"]) == len(ok.content)
+
+
+def test_the_inbox_writer_inserts_every_column_a_delivery_fills():
+    """The PostgreSQL group insert names its columns and their types by hand: they must follow the table."""
+    from sqlalchemy.dialects import postgresql
+
+    from webhooks.inbox import _TYPES, _row
+
+    row = _row(event("payout.paid", payout(amount=1000, txn=sid("txn"))), "{}", "webhook")
+    assert list(row) == list(_TYPES)
+    table = StripeEvent.__table__.c
+    for name, sql_type in _TYPES.items():
+        compiled = table[name].type.compile(dialect=postgresql.dialect()).lower()
+        assert compiled.split("(")[0].replace("varchar", "text").replace("without time zone", "").strip() == sql_type, name
