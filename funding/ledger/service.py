@@ -250,12 +250,7 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
             ]
             if session.bind.dialect.name == "postgresql":
                 # One statement for the whole batch, so the statement-level guard checks it at once.
-                # Its foreign-key checks are planned for the ledger's size now: a connection keeps
-                # the plan it made when the ledger was small (a sequential scan of the entries)
-                # until statistics change, and without autovacuum they never do.
-                await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
                 await session.execute(_PG_POSTINGS, {k: [r[k] for r in rows] for k in _POSTING_COLUMNS})
-                await session.execute(text("SET LOCAL plan_cache_mode = auto"))
             else:
                 # Core insert with every column rendered (the ORM splits a batch wherever a line
                 # has a label and the next has none).
