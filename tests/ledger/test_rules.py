@@ -121,6 +121,31 @@ async def test_database_refuses_an_unknown_account_and_a_skipped_number(sessions
             await raw_validate(session, entry, 2)
 
 
+@pytest.mark.parametrize(
+    "numbers, second_prev, message",
+    [((1, 3), "a", "gap-free"), ((1, 1), "a", "gap-free|uq_entries_org_id_number"), ((1, 2), "0", "not chained")],
+    ids=["a gap inside the batch", "the same number twice", "a broken link inside the batch"],
+)
+async def test_database_checks_every_entry_of_a_validation_made_in_one_statement(sessions, world, numbers, second_prev, message):
+    """On PostgreSQL one statement's validations are checked together, after the rows: each still counts."""
+    async with sessions() as session:
+        first, second = await raw_draft(session, world), await raw_draft(session, world)
+        statement = text(
+            "UPDATE entries SET number = CASE WHEN id = :a THEN CAST(:na AS BIGINT) ELSE CAST(:nb AS BIGINT) END, "
+            "prev_hash = CASE WHEN id = :a THEN :pa ELSE :pb END, "
+            "hash = CASE WHEN id = :a THEN :ha ELSE :hb END, validated_at = :now WHERE id IN (:a, :b)")
+        with pytest.raises(DBAPIError, match=message):
+            await session.execute(statement, {"a": first.id, "b": second.id, "na": numbers[0], "nb": numbers[1],
+                                              "pa": "0" * 64, "pb": second_prev * 64, "ha": "a" * 64, "hb": "b" * 64,
+                                              "now": dt.datetime.now()})
+    async with sessions() as session:
+        first, second = await raw_draft(session, world), await raw_draft(session, world)
+        await session.execute(statement, {"a": first.id, "b": second.id, "na": 1, "nb": 2, "pa": "0" * 64, "pb": "a" * 64,
+                                          "ha": "a" * 64, "hb": "b" * 64, "now": dt.datetime.now()})
+        head = await session.get(LedgerHead, world.org_id)
+        assert (head.last_number, head.last_hash) == (2, "b" * 64)  # moved once, to the last of the batch
+
+
 async def test_entries_cannot_be_inserted_already_validated(sessions, world):
     async with sessions() as session:
         session.add(Entry(org_id=world.org_id, site_id=world.site_id, journal_code="OD", entry_date=TODAY, label="x",
