@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import collections
 import json
 import os
@@ -82,8 +83,8 @@ def bare_app() -> Starlette:
 
 def stripe_app() -> Starlette:
     objects: dict[str, bytes] = {}  # id -> compact JSON
-    txn_ids: list[str] = []  # balance transactions in the order they were loaded (oldest first)
-    created_of: dict[str, int] = {}
+    txns: list[tuple[int, str]] = []  # balance transactions as (created, id), sorted: Stripe's list is indexed
+    position: dict[str, int] = {}
 
     async def load(request):  # lines "<id>\t<json>" of a file written by the bench
         with open((await request.json())["path"], "rb") as f:
@@ -91,8 +92,10 @@ def stripe_app() -> Starlette:
                 oid, _, raw = line.rstrip(b"\n").partition(b"\t")
                 objects[oid.decode()] = raw
                 if oid.startswith(b"txn_"):
-                    txn_ids.append(oid.decode())
-                    created_of[oid.decode()] = json.loads(raw)["created"]
+                    txns.append((json.loads(raw)["created"], oid.decode()))
+        txns.sort()
+        position.clear()
+        position.update((oid, n) for n, (_, oid) in enumerate(txns))
         return JSONResponse({"objects": len(objects)})
 
     async def retrieve(request):  # GET /v1/<resource>/<id>[?expand[]=…]
@@ -120,16 +123,16 @@ def stripe_app() -> Starlette:
         low, high = int(q.get("created[gte]", 0)), int(q.get("created[lte]", 2**62))
         after, limit = q.get("starting_after"), int(q.get("limit", 10))
         expand = any(v == "data.source" for k, v in q.multi_items() if k.startswith("expand"))
-        ids = [i for i in txn_ids if low <= created_of[i] <= high]
-        if after in ids:
-            ids = ids[ids.index(after) + 1:]
+        start, end = bisect.bisect_left(txns, (low, "")), bisect.bisect_right(txns, (high, "\uffff"))
+        if after in position and start <= position[after] < end:
+            start = position[after] + 1
         page = []
-        for oid in ids[:limit]:
+        for _, oid in txns[start:min(start + limit, end)]:
             txn = json.loads(objects[oid])
             if expand and txn.get("source") in objects:
                 txn["source"] = json.loads(objects[txn["source"]])
             page.append(txn)
-        return JSONResponse({"object": "list", "data": page, "has_more": len(ids) > limit, "url": "/v1/balance_transactions"})
+        return JSONResponse({"object": "list", "data": page, "has_more": start + limit < end, "url": "/v1/balance_transactions"})
 
     return Starlette(routes=[Route("/_bench/load", load, methods=["POST"]),
                              Route("/v1/balance_transactions", list_txns),

@@ -178,10 +178,13 @@ async def _apply(sessions, events, payloads, prepared) -> None:
             await post(session, await dated_for_open_period(session, drafts))
 
 
-async def drain(sessions, gw: StripeGateway, *, batch: int = 100, workers: int | None = None) -> int:
+async def drain(sessions, gw: StripeGateway, *, batch: int = 500, workers: int | None = None) -> int:
     """Process until nothing is due. On PostgreSQL several batches run at once (their claims
     skip each other's rows; only posting to the ledger takes turns), so the time spent
-    waiting on the database and on Stripe overlaps."""
+    waiting on the database and on Stripe overlaps. A batch is one transaction: what each
+    costs whatever its size (claim, round trips, planning, commit) is paid once for up to
+    ``batch`` events; measured on 20,000 events, 100 → 500 took the drain from about 1,140
+    to 1,490 events/s. A single event still goes alone, at once."""
     if workers is None:
         workers = 4 if sessions.kw["bind"].dialect.name == "postgresql" else 1
     reads = TxnReads(gw)
