@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import json
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from funding.db import dialect_insert, utcnow
@@ -126,28 +126,48 @@ async def store_many(session: AsyncSession, events: list[dict], *, source: str) 
     return new
 
 
+# The claim must walk the index in order and stop at the limit, whatever the statistics say.
+# Without them (a server without autovacuum, or a backlog that grew since the last ANALYZE) the
+# planner guesses a few dozen due rows and prefers a bitmap scan of all of them and a sort:
+# 55-80 ms a claim at 40,000 pending, growing with the backlog; and bitmap scans never mark
+# the index entries of processed events dead, so they are visited again at every claim.
+# Disabled for the claim's own statements only (transaction-local, restored after).
+_ORDERED_SCAN = text("SELECT current_setting('enable_sort'), current_setting('enable_bitmapscan'), "
+                     "set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)")
+_RESTORE_SCAN = text("SELECT set_config('enable_sort', :sort, true), set_config('enable_bitmapscan', :bitmap, true)")
+
+
 async def claim(session: AsyncSession, *, limit: int) -> list[StripeEvent]:
     """Take up to ``limit`` due events with a lease (FOR UPDATE SKIP LOCKED on PostgreSQL).
 
     An expired lease (a worker died mid-way) makes the event due again; effects are
-    keyed by Stripe ids, so processing it twice changes nothing.
+    keyed by Stripe ids, so processing it twice changes nothing. Oldest first within each
+    kind — expired leases, retries due, then new events — one status at a time, so each
+    query walks ix_stripe_events_due (status, next_attempt_at) in order and stops at the
+    limit: a backlog of 60,000 events cost 150 ms a claim when they were sorted as one set.
     """
     now = utcnow()
-    due = or_(
-        and_(StripeEvent.status.in_(("pending", "failed")), StripeEvent.next_attempt_at <= now),
-        and_(StripeEvent.status == "processing", StripeEvent.lease_until < now),
-    )
-    query = select(StripeEvent.id).where(due).order_by(StripeEvent.created, StripeEvent.received_at).limit(limit)
-    if session.bind.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = (await session.scalars(query)).all()
+    ids: list[str] = []
+    pg = session.bind.dialect.name == "postgresql"
+    if pg:  # see _ORDERED_SCAN
+        saved = (await session.execute(_ORDERED_SCAN)).one()
+    for status, due in (("processing", StripeEvent.lease_until < now), ("failed", StripeEvent.next_attempt_at <= now),
+                        ("pending", StripeEvent.next_attempt_at <= now)):
+        if len(ids) >= limit:
+            break
+        query = select(StripeEvent.id).where(StripeEvent.status == status, due).order_by(StripeEvent.next_attempt_at) \
+            .limit(limit - len(ids))
+        if pg:
+            query = query.with_for_update(skip_locked=True)
+        ids.extend((await session.scalars(query)).all())
+    if pg:
+        await session.execute(_RESTORE_SCAN, {"sort": saved[0], "bitmap": saved[1]})
     if not ids:
         return []
-    await session.execute(
+    rows = (await session.scalars(
         update(StripeEvent).where(StripeEvent.id.in_(ids))
         .values(status="processing", lease_until=now + LEASE, attempts=StripeEvent.attempts + 1)
-    )
-    rows = (await session.scalars(select(StripeEvent).where(StripeEvent.id.in_(ids)).execution_options(populate_existing=True))).all()
+        .returning(StripeEvent), execution_options={"populate_existing": True})).all()
     order = {event_id: n for n, event_id in enumerate(ids)}
     return sorted(rows, key=lambda e: order[e.id])
 
