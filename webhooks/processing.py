@@ -19,6 +19,7 @@ from funding.ledger.service import post
 from funding.payments.books import dated_for_open_period
 from funding.stripe_gateway import StripeGateway
 from webhooks.handlers import Prepared, registry
+from webhooks.handlers.charges import settled_charge
 from webhooks.inbox import claim, mark_failed, mark_processed
 
 log = logging.getLogger("funding.webhooks")
@@ -42,16 +43,23 @@ class TxnReads:
         self.cursors: dict[tuple[int, int], str | None] = {}
         self.lock = asyncio.Lock()
 
-    def get(self, txn_id: str) -> dict | None:
-        return self.txns.get(txn_id)
+    def get(self, txn_id: str, sources: dict[str, dict]) -> dict | None:
+        """The transaction with its source object: as read expanded, or joined to the charge
+        the batch's payload holds (``sources``, by transaction id)."""
+        txn = self.txns.get(txn_id)
+        if txn is None or isinstance(txn.get("source"), dict):
+            return txn
+        known = sources.get(txn_id)
+        return {**txn, "source": known} if known is not None and known.get("id") == txn.get("source") else None
 
     def _keep(self, txn: dict) -> None:
         self.txns[txn["id"]] = txn
         while len(self.txns) > self.MAX:
             self.txns.popitem(last=False)
 
-    async def prefetch(self, payloads: list[dict]) -> None:
-        wanted, created = set(), []
+    async def prefetch(self, payloads: list[dict]) -> dict[str, dict]:
+        """Read the batch's balance transactions; returns the sources its payloads hold (see ``get``)."""
+        wanted, created, known = set(), [], {}
         for event in payloads:
             obj = (event.get("data") or {}).get("object") or {}
             refs = [obj.get("balance_transaction")] + list(obj.get("balance_transactions") or [])
@@ -60,25 +68,35 @@ class TxnReads:
                 if isinstance(ref, str) and ref.startswith("txn_"):
                     wanted.add(ref)
                     created.append(int(event.get("created") or 0))
+            charge = settled_charge(event)
+            if charge is not None:
+                known[charge["balance_transaction"]] = charge
         async with self.lock:  # one scan at a time: the next worker usually finds its share read
-            missing = {t for t in wanted if t not in self.txns}
+            missing = {t for t in wanted if self.get(t, known) is None}
             if len(missing) < 2:  # one is fetched by itself, as cheaply
-                return
+                return known
+            # When every missing transaction's source is a charge the batch's payloads already
+            # hold (as the charge handler would use it), the list is read without expanding
+            # its sources: a fifth of the bytes to transfer and parse.
+            expand = not missing <= known.keys()
             try:
-                await self._scan(missing, (min(created) - self.WINDOW_BEFORE, max(created) + self.WINDOW_AFTER))
+                await self._scan(missing, (min(created) - self.WINDOW_BEFORE, max(created) + self.WINDOW_AFTER), expand)
             except Exception as exc:  # noqa: BLE001 - the handlers fetch one by one instead
                 log.info("batch read of balance transactions failed (%s); reading them one by one", exc)
+        return known
 
-    async def _scan(self, missing: set[str], window: tuple[int, int]) -> None:
-        params = {"created": {"gte": window[0], "lte": window[1]}, "expand": ["data.source"], "limit": 100}
+    async def _scan(self, missing: set[str], window: tuple[int, int], expand: bool) -> None:
+        params = {"created": {"gte": window[0], "lte": window[1]}, "limit": 100}
+        if expand:
+            params["expand"] = ["data.source"]
         cursor, restarted = self.cursors.get(window), False
         pages = len(missing) // 100 + 3  # a busy account has other transactions in the window: bounded
         while missing and pages > 0:
             page = await self.gw.list("balance_transactions", {**params, **({"starting_after": cursor} if cursor else {})})
             pages -= 1
             for txn in page.get("data") or []:
-                if isinstance(txn.get("source"), dict):
-                    self._keep(txn)
+                if expand or not isinstance((self.txns.get(txn["id"]) or {}).get("source"), dict):
+                    self._keep(txn)  # an expanded copy is not replaced by a bare one
                 missing.discard(txn["id"])
             if page.get("has_more") and page.get("data"):
                 cursor = page["data"][-1]["id"]
@@ -96,16 +114,17 @@ class BatchReads:
     """The gateway as one batch sees it: balance transactions come from the drain's
     ``TxnReads`` when it holds them; anything else, or anything not found, goes to Stripe."""
 
-    def __init__(self, gw: StripeGateway, reads: TxnReads):
+    def __init__(self, gw: StripeGateway, reads: TxnReads, sources: dict[str, dict]):
         self.gw = gw
         self.reads = reads
+        self.sources = sources
 
     def __getattr__(self, name):
         return getattr(self.gw, name)
 
     async def retrieve(self, resource: str, object_id: str, *, expand: list[str] | None = None) -> dict:
         if resource == "balance_transactions" and expand in (None, ["source"]):
-            txn = self.reads.get(object_id)
+            txn = self.reads.get(object_id, self.sources)
             if txn is not None:
                 return txn
         return await self.gw.retrieve(resource, object_id, expand=expand)
@@ -120,8 +139,7 @@ async def process_due(sessions: async_sessionmaker, gw: StripeGateway, *, limit:
         return 0
     payloads = {e.id: json.loads(e.payload) for e in events}
     reads = reads or TxnReads(gw)
-    await reads.prefetch(list(payloads.values()))
-    gw = BatchReads(gw, reads)
+    gw = BatchReads(gw, reads, await reads.prefetch(list(payloads.values())))
     prepared: dict[str, list[Prepared]] = {}
     failures: dict[str, str] = {}
     semaphore = asyncio.Semaphore(FETCH_CONCURRENCY)

@@ -361,6 +361,8 @@ async def test_a_batch_reads_its_balance_transactions_in_one_list_call(engine, s
     await drain(sessions, gw)
     paths = [r.url.path for r in fake_stripe.requests]
     assert paths == ["/v1/balance_transactions"]  # no charge re-read, no transaction read one by one
+    # the payloads hold every source (settled charges): the list is read without expanding them
+    assert "expand" not in str(fake_stripe.requests[0].url)
     assert [lines for _, lines in await entries(sessions)] == [
         [("5115", 1000 + n - 100), ("627", 100), ("75411", -(1000 + n))] for n in range(5)]
 

@@ -19,15 +19,24 @@ async def _contexts(gw, charge: dict) -> list[books.TxnContext]:
     return [await books.fetch_context(gw, t) for t in txns]
 
 
+def settled_charge(event: dict) -> dict | None:
+    """The charge of a ``charge.succeeded``/``captured``/``updated`` event when the payload
+    serves as is: a succeeded charge's facts that we book (amount, metadata, balance
+    transaction) never change once set. None when something may have changed since
+    (refunds, a balance transaction still missing): then the charge is fetched."""
+    charge = (event.get("data") or {}).get("object") or {}
+    if event.get("type") in ("charge.succeeded", "charge.captured", "charge.updated") and charge.get("object") == "charge" \
+            and charge.get("status") == "succeeded" and isinstance(charge.get("balance_transaction"), str) \
+            and not charge.get("amount_refunded"):
+        return charge
+    return None
+
+
 # charge.succeeded, charge.updated (its balance transaction may appear late), charge.refunded…
 async def prepare_charge(gw, event: dict) -> Prepared:
-    """A succeeded charge's facts that we book (amount, metadata, balance transaction) never
-    change once set, so the payload serves; what can change later (refunds, a balance
-    transaction still missing) is fetched."""
-    charge = event["data"]["object"]
-    settled = charge.get("status") == "succeeded" and charge.get("balance_transaction") and not charge.get("amount_refunded")
-    if not (settled and event["type"] in ("charge.succeeded", "charge.captured", "charge.updated")):
-        charge = await gw.retrieve("charges", charge["id"], expand=["refunds"])
+    charge = settled_charge(event)
+    if charge is None:
+        charge = await gw.retrieve("charges", event["data"]["object"]["id"], expand=["refunds"])
     return Prepared(contexts=await _contexts(gw, charge), objects=[charge])
 
 
