@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -68,8 +69,15 @@ class Money:
 
 def format_money(amount: int, currency: str, locale: str = "fr") -> str:
     """``123456, 'EUR', 'fr'`` → ``1 234,56 €`` (with the narrow no-break space French uses)."""
-    value = Decimal(int(amount)).scaleb(-exponent(currency))
-    return format_currency(value, currency.upper(), locale=_babel_locale(locale))
+    return _format_money(int(amount), currency.upper(), locale)
+
+
+@functools.lru_cache(maxsize=16384)
+def _format_money(amount: int, currency: str, locale: str) -> str:
+    # Babel's formatting costs tens of microseconds; a batch of receipts formats the same
+    # prices, tiers and totals again and again.
+    value = Decimal(amount).scaleb(-exponent(currency))
+    return format_currency(value, currency, locale=_babel_locale(locale))
 
 
 def format_plain(amount: int, currency: str) -> str:

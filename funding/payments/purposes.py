@@ -39,11 +39,18 @@ def resolver(purpose: str | None) -> Resolver | None:
     return _registry.get(purpose or "")
 
 
-def load_domains() -> None:
-    """Import the domains' services, which register their purposes (idempotent)."""
-    from funding.domains import parts
+_loaded = False
 
-    parts("service")
+
+def load_domains() -> None:
+    """Import the domains' services, which register their purposes (once: every payment
+    asks, and looking for a domain's missing module raises and catches each time)."""
+    global _loaded
+    if not _loaded:
+        from funding.domains import parts
+
+        parts("service")
+        _loaded = True
 
 
 def split_vat(amount: int, per_mille: int) -> tuple[int, int]:
