@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
+
+import orjson
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -137,7 +138,7 @@ async def process_due(sessions: async_sessionmaker, gw: StripeGateway, *, limit:
         events = await claim(session, limit=limit)
     if not events:
         return 0
-    payloads = {e.id: json.loads(e.payload) for e in events}
+    payloads = {e.id: orjson.loads(e.payload) for e in events}
     reads = reads or TxnReads(gw)
     gw = BatchReads(gw, reads, await reads.prefetch(list(payloads.values())))
     prepared: dict[str, list[Prepared]] = {}

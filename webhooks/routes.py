@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import logging
 
+import orjson
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -39,7 +41,7 @@ async def receive_event(state, body: bytes, signature: str | None) -> tuple[int,
     except SignatureError as exc:
         return 400, {"error": f"invalid signature: {exc}"}
     try:
-        event = json.loads(body)
+        event = orjson.loads(body)  # UTF-8 only, as Stripe sends; several times faster than json
     except ValueError:
         return 400, {"error": "body is not JSON"}
     if not isinstance(event, dict) or event.get("object") != "event" or not str(event.get("id", "")).startswith("evt_") \
