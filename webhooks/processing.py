@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 
 import orjson
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from funding.db import transaction
+from funding.db import refresh_statistics, transaction
 from funding.ledger.service import post
 from funding.payments.books import dated_for_open_period
 from funding.stripe_gateway import StripeGateway
@@ -26,6 +27,9 @@ from webhooks.inbox import claim, mark_failed, mark_processed
 log = logging.getLogger("funding.webhooks")
 HANDLERS = registry()
 FETCH_CONCURRENCY = 8
+# The tables a drain grows, and how often it checks their statistics (see refresh_statistics).
+WRITTEN_TABLES = ["stripe_events", "payments", "entries", "postings", "emails"]
+STATISTICS_EVERY = 2.0
 
 
 class TxnReads:
@@ -207,10 +211,23 @@ async def drain(sessions, gw: StripeGateway, *, batch: int = 500, workers: int |
     if workers is None:
         workers = 4 if sessions.kw["bind"].dialect.name == "postgresql" else 1
     reads = TxnReads(gw)
+    upkeep = asyncio.Lock()
+    checked = [0.0]
+
+    async def keep_statistics() -> None:  # one worker at a time, every few seconds
+        if upkeep.locked() or time.monotonic() - checked[0] < STATISTICS_EVERY:
+            return
+        async with upkeep:
+            checked[0] = time.monotonic()
+            try:
+                await refresh_statistics(sessions, WRITTEN_TABLES)
+            except Exception as exc:  # noqa: BLE001 - statistics are an optimisation
+                log.info("could not refresh statistics: %s", exc)
 
     async def worker() -> int:
         total = 0
         while True:
+            await keep_statistics()
             done = await process_due(sessions, gw, limit=batch, reads=reads)
             total += done
             if done < batch:
