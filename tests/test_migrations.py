@@ -7,13 +7,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
+from funding.ledger.models import include_in_schema_compare
 from funding.migrate import alembic_config, head_revisions
 from funding.models import metadata
 
 
 async def test_models_and_migrations_do_not_drift(engine):
     def diff(connection):
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={
+            "compare_type": True, "include_object": include_in_schema_compare(connection.dialect.name)})
         return compare_metadata(context, metadata)
 
     async with engine.connect() as conn:

@@ -146,6 +146,29 @@ async def test_database_checks_every_entry_of_a_validation_made_in_one_statement
         assert (head.last_number, head.last_hash) == (2, "b" * 64)  # moved once, to the last of the batch
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM entries WHERE id = :entry",
+        "UPDATE entries SET id = id + 1000 WHERE id = :entry",
+        "DELETE FROM accounts WHERE number = '512'",
+        "UPDATE accounts SET number = '5129' WHERE number = '512'",
+        "UPDATE postings SET account_number = '999999' WHERE entry_id = :entry",
+        "UPDATE postings SET entry_id = entry_id + 1000 WHERE entry_id = :entry",
+        "INSERT INTO postings (entry_id, org_id, line_no, account_number, amount, currency) "
+        "VALUES (:entry + 1000, :org, 9, '512', 1, 'EUR')",
+    ],
+    ids=["entry deleted", "entry renumbered", "account deleted", "account renumbered", "posting to an unknown account",
+         "posting moved to no entry", "posting of no entry"],
+)
+async def test_a_draft_postings_keep_their_entry_and_accounts(sessions, world, statement):
+    """Foreign keys on SQLite, statement-level triggers on PostgreSQL (migration 0011): the same refusals."""
+    async with sessions() as session:
+        entry = await raw_draft(session, world)
+        with pytest.raises(DBAPIError):
+            await session.execute(text(statement), {"entry": entry.id, "org": world.org_id})
+
+
 async def test_entries_cannot_be_inserted_already_validated(sessions, world):
     async with sessions() as session:
         session.add(Entry(org_id=world.org_id, site_id=world.site_id, journal_code="OD", entry_date=TODAY, label="x",
