@@ -157,12 +157,26 @@ async def test_database_checks_every_entry_of_a_validation_made_in_one_statement
         "UPDATE postings SET entry_id = entry_id + 1000 WHERE entry_id = :entry",
         "INSERT INTO postings (entry_id, org_id, line_no, account_number, amount, currency) "
         "VALUES (:entry + 1000, :org, 9, '512', 1, 'EUR')",
+        "UPDATE entries SET journal_code = 'ZZ' WHERE id = :entry",
+        "UPDATE entries SET site_id = site_id + 1000 WHERE id = :entry",
+        "DELETE FROM journals WHERE code = 'OD'",
+        "UPDATE journals SET code = 'XX' WHERE code = 'OD'",
+        "DELETE FROM sites WHERE id = (SELECT site_id FROM entries WHERE id = :entry)",
+        "UPDATE sites SET id = id + 1000 WHERE id = (SELECT site_id FROM entries WHERE id = :entry)",
+        "INSERT INTO entries (org_id, site_id, journal_code, entry_date, label, piece_ref, piece_date, funding_source, "
+        "created_by, created_at) SELECT org_id, site_id, 'ZZ', entry_date, 'x', 'x', piece_date, 'self', '', created_at "
+        "FROM entries WHERE id = :entry",
+        "INSERT INTO entries (org_id, site_id, journal_code, entry_date, label, piece_ref, piece_date, funding_source, "
+        "created_by, created_at) SELECT org_id, site_id + 1000, journal_code, entry_date, 'x', 'x', piece_date, 'self', '', "
+        "created_at FROM entries WHERE id = :entry",
     ],
     ids=["entry deleted", "entry renumbered", "account deleted", "account renumbered", "posting to an unknown account",
-         "posting moved to no entry", "posting of no entry"],
+         "posting moved to no entry", "posting of no entry", "draft moved to no journal", "draft moved to no site",
+         "journal deleted", "journal renamed", "site deleted", "site renumbered", "entry in no journal",
+         "entry of no site"],
 )
-async def test_a_draft_postings_keep_their_entry_and_accounts(sessions, world, statement):
-    """Foreign keys on SQLite, statement-level triggers on PostgreSQL (migration 0011): the same refusals."""
+async def test_a_draft_keeps_what_it_refers_to(sessions, world, statement):
+    """Foreign keys on SQLite, statement-level triggers on PostgreSQL (migrations 0011, 0012): the same refusals."""
     async with sessions() as session:
         entry = await raw_draft(session, world)
         with pytest.raises(DBAPIError):
