@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from funding.db import create_engine, session_factory
 from funding.domains import parts
 from funding.mail.service import send_pending
-from funding.security import CSRFMiddleware
+from funding.security import SECURITY_HEADERS, CSRFMiddleware
 from funding.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 from funding.web import LocaleMiddleware, LoginRequired, http_error, login_required, make_templates, server_error
 
@@ -41,11 +41,7 @@ class SecurityHeaders:
                 # A response that says who may frame it (CSP frame-ancestors, e.g. an embeddable
                 # widget) keeps that say: no X-Frame-Options is added to it.
                 framable = any(k.lower() == b"content-security-policy" and b"frame-ancestors" in v for k, v in headers)
-                for key, value in (
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"same-origin"),
-                    (b"x-frame-options", b"DENY"),
-                ):
+                for key, value in SECURITY_HEADERS:
                     if key not in names and not (framable and key == b"x-frame-options"):
                         headers.append((key, value))
             await send(message)

@@ -15,6 +15,9 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 MAX_FORM_BYTES = 20 * 1024 * 1024
+# Sent with every response (funding.app.SecurityHeaders, and the webhook fast path).
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
+                    (b"x-frame-options", b"DENY"))
 
 
 class TokenError(Exception):

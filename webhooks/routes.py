@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from funding.security import SECURITY_HEADERS
 from funding.stripe_gateway import SignatureError, verify_signature
 
 log = logging.getLogger("funding.webhooks")
@@ -66,8 +67,7 @@ async def stripe_webhook(request: Request) -> Response:
 
 routes = [Route(PATH, stripe_webhook, methods=["POST"], name="stripe_webhook")]
 
-_HEADERS = [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY")]
+_HEADERS = [(b"content-type", b"application/json"), *SECURITY_HEADERS]
 _ANSWERS = {False: b'{"received":true,"duplicate":false}', True: b'{"received":true,"duplicate":true}'}
 
 
