@@ -212,13 +212,14 @@ async def drain(sessions, gw: StripeGateway, *, batch: int = 500, workers: int |
         workers = 4 if sessions.kw["bind"].dialect.name == "postgresql" else 1
     reads = TxnReads(gw)
     upkeep = asyncio.Lock()
-    checked = [0.0]
+    checked = 0.0
 
     async def keep_statistics() -> None:  # one worker at a time, every few seconds
-        if upkeep.locked() or time.monotonic() - checked[0] < STATISTICS_EVERY:
+        nonlocal checked
+        if upkeep.locked() or time.monotonic() - checked < STATISTICS_EVERY:
             return
         async with upkeep:
-            checked[0] = time.monotonic()
+            checked = time.monotonic()
             try:
                 await refresh_statistics(sessions, WRITTEN_TABLES)
             except Exception as exc:  # noqa: BLE001 - statistics are an optimisation
