@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,21 +32,88 @@ class Context:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    actor: str = ""  # who acts: the ``--as`` person, else the operator's login (see who())
+    scope: object = None  # the ``--as`` person's organisations (funding.scoping.OrgScope), None for the operator
+
+    def check_network(self, network: bool) -> None:
+        """A role over the whole network is given by the operator or a network admin only."""
+        if network and self.scope is not None and not self.scope.everything:
+            raise CommandError("only the operator or an admin of the whole network gives a network role")
+
+
+# What ``funding --as EMAIL …`` asks of that person, per command: one of these roles, and
+# then every session of the command sees only the organisations where they hold it
+# (funding.scoping). A command not listed here acts on the installation itself (schema,
+# processes, the Stripe account): only the operator runs it, without --as.
+_ADMIN, _STAFF, _BOOKS, _EXPORTERS = ("admin",), ("admin", "staff"), ("admin", "staff", "accountant"), ("admin", "accountant")
+AS_ROLES: dict[str, tuple[str, ...]] = {
+    "site create": _ADMIN, "user create": _ADMIN, "user grant": _ADMIN, "user login-link": _ADMIN,
+    "ledger verify": _BOOKS, "ledger close": _STAFF, "ledger reverse": _STAFF, "ledger record": _STAFF,
+    "ledger trial-balance": _BOOKS, "ledger accounts": _STAFF,
+    "export": _EXPORTERS, "exports send": _EXPORTERS, "exports recipients": _ADMIN, "exports log": _EXPORTERS,
+    "campaigns list": _BOOKS, "plans list": _BOOKS, "bar archive-export": _BOOKS,
+    **{f"campaigns {c}": _STAFF for c in ("create", "edit", "tier-add", "match", "publish", "archive", "deliver",
+                                          "receipts-issuer", "receipts-summary")},
+    **{f"plans {c}": _STAFF for c in ("set",)},
+    **{f"bar {c}": _STAFF for c in ("close-day", "close-month", "close-year", "import-products")},
+}
+
+
+def command_path(args) -> str:
+    sub = getattr(args, f"{args.command}_command", None)
+    return f"{args.command} {sub}" if sub else args.command
 
 
 @asynccontextmanager
-async def open_context(settings: Settings):
+async def open_context(settings: Settings, *, as_email: str | None = None, roles: tuple[str, ...] | None = None):
+    """The command's engine and sessions; with ``as_email``, sessions walled to that person's
+    organisations where they hold one of ``roles``."""
     from funding.db import create_engine, session_factory
 
     engine = create_engine(settings.database_url)
     try:
-        yield Context(settings, engine, session_factory(engine))
+        scope = await _scope_of(engine, as_email, roles or ()) if as_email is not None else None
+        yield Context(settings, engine, session_factory(engine, scope=scope), who(), scope)
     finally:
         await engine.dispose()
 
 
+async def _scope_of(engine: AsyncEngine, email: str, roles: tuple[str, ...]):
+    from funding.auth.models import User
+    from funding.auth.service import AuthError, grants_of, normalise_email
+    from funding.db import session_factory
+    from funding.scoping import OrgScope
+
+    try:
+        email = normalise_email(email)
+    except AuthError as exc:
+        raise CommandError(f"--as: {exc}") from None
+    async with session_factory(engine)() as session:
+        user = await session.scalar(select(User).where(User.email == email, User.active))
+        if user is None:
+            raise CommandError(f"--as: no active user {email}")
+        grants = await grants_of(session, user.id)
+    if any(org is None and role in roles for org, role in grants):
+        return OrgScope(None, user.id)
+    orgs = frozenset(org for org, role in grants if org is not None and role in roles)
+    if not orgs:
+        raise CommandError(f"--as: {email} holds none of the roles {', '.join(roles)} in any organisation")
+    return OrgScope(orgs, user.id)
+
+
 def _out(text: str = "") -> None:
     print(text, flush=True)
+
+
+_actor: ContextVar[str] = ContextVar("actor", default="")
+
+
+def who() -> str:
+    """Who acts, for the records' ``created_by``: the ``--as`` person, else the operator's login."""
+    return _actor.get() or os.environ.get("USER", "cli")
+
+
+_who = who
 
 
 # --- db ---------------------------------------------------------------------------
@@ -94,17 +162,49 @@ async def cmd_site_create(args, ctx: Context) -> int:
 
 
 async def cmd_user_create(args, ctx: Context) -> int:
-    from funding.auth.service import AuthError, create_user
+    from funding.auth.service import AuthError, create_user, normalise_email
     from funding.db import transaction
     from funding.orgs.service import OrgError, organisation_for
 
+    ctx.check_network(args.network)
     try:
+        normalise_email(args.email)
         async with transaction(ctx.sessions) as session:
-            org = await organisation_for(session, args.org) if args.org or args.role != "member" else None
-            user = await create_user(session, email=args.email, name=args.name, role=args.role, org_id=org.id if org else None)
+            org = None if args.network else await organisation_for(session, args.org)
+            user = await create_user(session, email=args.email, name=args.name, role=args.role,
+                                     org_id=org.id if org else None, network=args.network, granted_by=_who())
     except (AuthError, OrgError) as exc:
         raise CommandError(str(exc)) from None
-    _out(f"user {user.email} created with role {user.role}")
+    _out(f"user {user.email} created, {args.role} of {'the whole network' if args.network else org.siren}")
+    return 0
+
+
+async def cmd_user_grant(args, ctx: Context) -> int:
+    """Give (or with --revoke take back) a role in an organisation or the network."""
+    from funding.auth.models import User
+    from funding.auth.service import AuthError, grant, normalise_email, revoke
+    from funding.db import transaction
+    from funding.orgs.service import OrgError, organisation_for
+    from funding.scoping import THROUGH_THE_WALL
+
+    ctx.check_network(args.network)
+    try:
+        async with transaction(ctx.sessions) as session:
+            user = await session.scalar(select(User).where(User.email == normalise_email(args.email))
+                                        .execution_options(**THROUGH_THE_WALL))
+            if user is None:
+                raise CommandError(f"no user {args.email}")
+            org = None if args.network else await organisation_for(session, args.org)
+            where = "the whole network" if args.network else org.siren
+            if args.revoke:
+                done = await revoke(session, user, args.role, org_id=org.id if org else None)
+                _out(f"{user.email}: {args.role} of {where} {'revoked' if done else 'was not granted'}")
+            else:
+                done = await grant(session, user, args.role, org_id=org.id if org else None, network=args.network,
+                                   granted_by=_who())
+                _out(f"{user.email}: {args.role} of {where} {'granted' if done else 'already held'}")
+    except (AuthError, OrgError) as exc:
+        raise CommandError(str(exc)) from None
     return 0
 
 
@@ -167,7 +267,7 @@ async def cmd_ledger_close(args, ctx: Context) -> int:
     try:
         async with transaction(ctx.sessions) as session:
             org = await organisation_for(session, args.org)
-            closing = await close_month(session, org.id, args.period, closed_by=os.environ.get("USER", "cli"))
+            closing = await close_month(session, org.id, args.period, closed_by=who())
     except (LedgerError, OrgError) as exc:
         raise CommandError(str(exc)) from None
     _out(f"{org.siren}: {closing.period} closed — {closing.entry_count} entries, grand total {closing.grand_total}")
@@ -182,7 +282,7 @@ async def cmd_ledger_reverse(args, ctx: Context) -> int:
     try:
         async with transaction(ctx.sessions) as session:
             org = await organisation_for(session, args.org)
-            posted = await reverse(session, org.id, args.number, reason=args.reason, created_by=os.environ.get("USER", "cli"))
+            posted = await reverse(session, org.id, args.number, reason=args.reason, created_by=who())
     except (LedgerError, OrgError) as exc:
         raise CommandError(str(exc)) from None
     _out(f"entry {args.number} reversed by entry {posted.number}")
@@ -214,7 +314,7 @@ async def cmd_ledger_record(args, ctx: Context) -> int:
         )]
     try:
         async with transaction(ctx.sessions) as session:
-            outcomes = await records.record_many(session, batch, created_by=os.environ.get("USER", "cli"))
+            outcomes = await records.record_many(session, batch, created_by=who())
     except records.RecordError as exc:
         raise CommandError(f"{exc} — nothing was recorded") from None
     for outcome in outcomes:
@@ -386,6 +486,8 @@ def cmd_demo(args, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="funding", description="Entre-Lab Funding: the money service of the tiers-lieux.")
+    parser.add_argument("--as", dest="as_email", metavar="EMAIL",
+                        help="act as this person: only the organisations where they hold the role the command needs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="run the service with demo data and the offline Stripe sandbox")
@@ -426,8 +528,18 @@ def build_parser() -> argparse.ArgumentParser:
     uc.add_argument("--email", required=True)
     uc.add_argument("--name", required=True)
     uc.add_argument("--role", required=True, choices=["admin", "staff", "accountant", "member"])
-    uc.add_argument("--org", help="SIREN")
+    where = uc.add_mutually_exclusive_group()
+    where.add_argument("--org", help="SIREN (optional with a single organisation)")
+    where.add_argument("--network", action="store_true", help="the role in every organisation (the federation)")
     uc.set_defaults(run=cmd_user_create)
+    ug = user.add_parser("grant", help="give a person a role in an organisation (or --network), or --revoke it")
+    ug.add_argument("email")
+    ug.add_argument("--role", required=True, choices=["admin", "staff", "accountant", "member"])
+    where = ug.add_mutually_exclusive_group()
+    where.add_argument("--org", help="SIREN (optional with a single organisation)")
+    where.add_argument("--network", action="store_true", help="the role in every organisation (the federation)")
+    ug.add_argument("--revoke", action="store_true", help="take the role back")
+    ug.set_defaults(run=cmd_user_grant)
     ul = user.add_parser("login-link", help="print a single-use login link (bootstrap the first admin)")
     ul.add_argument("email")
     ul.set_defaults(run=cmd_user_link, serving=True)
@@ -510,10 +622,20 @@ def main(argv: list[str] | None = None) -> int:
         else:
             settings = load_settings(serving=serving)
         if hasattr(args, "sync"):
+            if args.as_email is not None:
+                raise CommandError(f"`{command_path(args)}` acts on the installation: the operator runs it, without --as")
             return args.sync(args, settings)
 
+        roles = None
+        if args.as_email is not None:
+            roles = AS_ROLES.get(command_path(args))
+            if roles is None:
+                raise CommandError(f"`{command_path(args)}` acts on the installation, not on an organisation's data: "
+                                   "the operator runs it, without --as")
+            _actor.set(args.as_email)
+
         async def _run() -> int:
-            async with open_context(settings) as ctx:
+            async with open_context(settings, as_email=args.as_email, roles=roles) as ctx:
                 return await args.run(args, ctx)
 
         return asyncio.run(_run())

@@ -79,8 +79,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def session_factory(engine: AsyncEngine, *, scope=None) -> async_sessionmaker[AsyncSession]:
+    """Sessions of ``engine``; with a ``scope`` (funding.scoping.OrgScope), each sees only its organisations."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info={"scope": scope} if scope else {})
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from funding.auth.service import AuthError, consume_link, read_link, request_login, safe_next
+from funding.auth.service import AuthError, consume_link, is_team, read_link, request_login, safe_next
 from funding.i18n import gettext as _
 from funding.ledger.service import revenue_by_source
 from funding.migrate import current_revisions, head_revisions
@@ -67,13 +67,14 @@ async def login_link(request: Request) -> Response:
     try:
         async with db(request) as session:
             user, next_path = await consume_link(session, token, settings)
+            team = await is_team(session, user.id)
     except AuthError as exc:
         return render(request, "login_link.html", {"error": str(exc), "token": None}, status_code=400)
     request.session.clear()
     request.session["uid"] = user.id
     request.session["lang"] = user.locale
     flash(request, _("Bienvenue, %(name)s.", name=user.name), "success")
-    if next_path == "/" and user.role in ("admin", "staff", "accountant"):
+    if next_path == "/" and team:
         next_path = "/admin"
     return redirect(next_path)
 

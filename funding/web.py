@@ -18,16 +18,15 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from funding import i18n
-from funding.auth.models import User
+from funding.auth.models import BOOKS, EXPORTERS, STAFF, User  # noqa: F401  (the role sets routes ask for)
+from funding.auth.service import grants_of
 from funding.db import transaction
+from funding.scoping import OrgScope, set_scope
 from funding.security import csrf_token
 from funding.settings import PROJECT_ROOT
 
 log = logging.getLogger("funding.web")
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
-
-STAFF = ("admin", "staff")
-BOOKS = ("admin", "staff", "accountant")
 
 
 def make_templates() -> Jinja2Templates:
@@ -71,8 +70,11 @@ def redirect(path: str) -> RedirectResponse:
 
 @asynccontextmanager
 async def db(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: committed when the block ends without error."""
+    """The request's unit of work: committed when the block ends without error. Once
+    :func:`require` has named the organisations of the person, every session of the
+    request sees only theirs (funding.scoping)."""
     async with transaction(request.app.state.sessions) as session:
+        set_scope(session, request.scope.get("org_scope"))
         yield session
 
 
@@ -82,14 +84,33 @@ class LoginRequired(Exception):
 
 @dataclass(frozen=True)
 class CurrentUser:
-    """A snapshot of the logged-in person: safe to use after the transaction ends."""
+    """A snapshot of the logged-in person and the roles they hold, per organisation:
+    ``grants`` holds (organisation id, role) pairs, organisation None for a network role
+    (that role in every organisation). Safe to use after the transaction ends."""
 
     id: int
     email: str
     name: str
-    role: str
-    org_id: int | None
     locale: str
+    grants: frozenset[tuple[int | None, str]]
+
+    def can(self, *roles: str, org: int | None = None) -> bool:
+        """Holds one of ``roles`` in organisation ``org`` (or, without ``org``, in some organisation)."""
+        return any(role in roles and (org is None or where is None or where == org) for where, role in self.grants)
+
+    def orgs_for(self, roles) -> frozenset[int] | None:
+        """The organisations where the person holds one of ``roles``; None means every one (a network role)."""
+        if any(where is None and role in roles for where, role in self.grants):
+            return None
+        return frozenset(where for where, role in self.grants if role in roles and where is not None)
+
+    @property
+    def is_team(self) -> bool:
+        return self.can(*BOOKS)
+
+    @property
+    def is_member(self) -> bool:
+        return self.can("member")
 
 
 async def load_user(request: Request, session: AsyncSession) -> CurrentUser | None:
@@ -100,17 +121,25 @@ async def load_user(request: Request, session: AsyncSession) -> CurrentUser | No
     if user is None or not user.active:
         request.session.pop("uid", None)
         return None
-    current = CurrentUser(user.id, user.email, user.name, user.role, user.org_id, user.locale)
+    current = CurrentUser(user.id, user.email, user.name, user.locale, await grants_of(session, user.id))
     request.scope["user"] = current
     return current
 
 
 async def require(request: Request, session: AsyncSession, roles: tuple[str, ...]) -> CurrentUser:
-    user = await load_user(request, session)
+    """The logged-in person, if they hold one of ``roles`` somewhere; from here on, this
+    session and every later one of the request see only the organisations where they do."""
+    user = request.scope.get("user") if request.scope.get("org_scope") is not None else None
+    if user is None:
+        user = await load_user(request, session)
     if user is None:
         raise LoginRequired()
-    if user.role not in roles:
+    orgs = user.orgs_for(roles)
+    if orgs is not None and not orgs:
         raise HTTPException(403)
+    scope = OrgScope(orgs, user.id)
+    request.scope["org_scope"] = scope
+    set_scope(session, scope)
     return user
 
 

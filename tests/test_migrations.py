@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
@@ -10,6 +11,7 @@ from sqlalchemy import text
 from funding.ledger.models import include_in_schema_compare
 from funding.migrate import alembic_config, head_revisions
 from funding.models import metadata
+from tests.conftest import _pg_admin, run_async, skip_or_fail
 
 
 async def test_models_and_migrations_do_not_drift(engine):
@@ -52,3 +54,57 @@ def test_downgrade_to_nothing_and_back_up(tmp_path):
         return set(found)
 
     assert {"entries", "postings", "closings"} <= anyio.run(tables)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request, tmp_path):
+    """A database with no schema yet, to migrate step by step."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'steps.db'}"
+        return
+    url, reason = request.getfixturevalue("pg_database")
+    if url is None:
+        skip_or_fail(reason)
+    name = f"{url.rsplit('/', 1)[1]}_steps"
+    run_async(lambda: _pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        run_async(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_roles_become_memberships_and_nobody_gains_or_loses_a_power(empty_database):
+    """0013: a role with its organisation stays there; a team role without one goes to the only
+    organisation, or to the network when there are several; a member goes where they have records."""
+    from alembic import command
+
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0012")
+
+    async def before_and_after():
+        from funding.db import create_engine
+
+        engine = create_engine(empty_database)
+        async with engine.begin() as conn:
+            now = "2026-11-30 10:00:00"
+            for org_id, siren in ((1, "100000009"), (2, "100000017")):
+                await conn.execute(text("INSERT INTO organisations (id, name, siren, vat_liable, general_interest, address, "
+                                        "currency, fiscal_year_start_month, uses_stripe, created_at) VALUES "
+                                        f"({org_id}, 'O{org_id}', '{siren}', false, false, '', 'EUR', 1, false, '{now}')"))
+                await conn.execute(text(f"INSERT INTO sites (id, org_id, slug, name, town, is_central, created_at) VALUES "
+                                        f"({org_id}, {org_id}, 's{org_id}', 'S', '', true, '{now}')"))
+            people = [(1, "admin", 2), (2, "accountant", None), (3, "member", None), (4, "member", 1)]
+            for uid, role, org in people:
+                await conn.execute(text("INSERT INTO users (id, email, name, role, org_id, locale, active, created_at) VALUES "
+                                        f"({uid}, 'u{uid}@example.org', 'U', '{role}', {org or 'NULL'}, 'fr', true, '{now}')"))
+            await conn.execute(text("INSERT INTO coworking_members (id, user_id, site_id, org_id, created_at, updated_at) "
+                                    f"VALUES (1, 3, 2, 2, '{now}', '{now}')"))
+        await engine.dispose()
+        await anyio.to_thread.run_sync(command.upgrade, config, "heads")
+        engine = create_engine(empty_database)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT user_id, org_id, role FROM memberships ORDER BY user_id, role"))).all()
+        await engine.dispose()
+        return [tuple(r) for r in rows]
+
+    assert anyio.run(before_and_after) == [(1, 2, "admin"), (2, None, "accountant"), (3, 2, "member"), (4, 1, "member")]

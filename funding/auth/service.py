@@ -9,8 +9,9 @@ import secrets
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.auth.models import ROLES, LoginToken, User
+from funding.auth.models import ROLES, TEAM, LoginToken, Membership, Role, User
 from funding.db import utcnow
+from funding.scoping import THROUGH_THE_WALL
 from funding.i18n import gettext as _
 from funding.mail.service import enqueue
 from funding.security import TokenError, sign, unsign
@@ -31,19 +32,65 @@ def normalise_email(value: str) -> str:
     return email
 
 
-async def create_user(session: AsyncSession, *, email: str, name: str, role: str, org_id: int | None = None,
-                      locale: str = "fr") -> User:
+async def create_user(session: AsyncSession, *, email: str, name: str, role: str | None = None,
+                      org_id: int | None = None, network: bool = False, locale: str = "fr", granted_by: str = "") -> User:
+    """A new person; with ``role``, their first membership (in ``org_id``, or with ``network``
+    in every organisation)."""
     email = normalise_email(email)
-    if role not in ROLES:
-        raise AuthError(f"rôle inconnu : {role} ({', '.join(ROLES)})")
     if not (name or "").strip():
         raise AuthError("nom manquant")
-    if await session.scalar(select(User.id).where(User.email == email)):
+    if await session.scalar(select(User.id).where(User.email == email).execution_options(**THROUGH_THE_WALL)):
         raise AuthError(f"un compte existe déjà pour {email}")
-    user = User(email=email, name=name.strip(), role=role, org_id=org_id, locale=locale)
+    user = User(email=email, name=name.strip(), locale=locale)
     session.add(user)
     await session.flush()
+    if role is not None:
+        await grant(session, user, role, org_id=org_id, network=network, granted_by=granted_by)
     return user
+
+
+async def grant(session: AsyncSession, user: User, role: str, *, org_id: int | None, network: bool = False,
+                granted_by: str = "") -> bool:
+    """Give ``user`` a role in an organisation (or, ``network=True``, in all of them). True if new."""
+    if role not in ROLES:
+        raise AuthError(f"rôle inconnu : {role} ({', '.join(ROLES)})")
+    if network == (org_id is not None):
+        raise AuthError("un rôle se donne dans une organisation (--org SIREN) ou pour tout le réseau (--network)")
+    if network and role == Role.MEMBER:
+        raise AuthError("on est membre d'une organisation, pas du réseau : précisez --org SIREN")
+    exists = await session.scalar(select(Membership.id).where(
+        Membership.user_id == user.id, Membership.role == role,
+        Membership.org_id.is_(None) if org_id is None else Membership.org_id == org_id))
+    if exists:
+        return False
+    session.add(Membership(user_id=user.id, org_id=org_id, role=str(role), granted_at=utcnow(), granted_by=granted_by[:254]))
+    await session.flush()
+    return True
+
+
+async def revoke(session: AsyncSession, user: User, role: str, *, org_id: int | None) -> bool:
+    from sqlalchemy import delete
+
+    result = await session.execute(delete(Membership).where(
+        Membership.user_id == user.id, Membership.role == role,
+        Membership.org_id.is_(None) if org_id is None else Membership.org_id == org_id))
+    return bool(result.rowcount)
+
+
+async def grants_of(session: AsyncSession, user_id: int) -> frozenset[tuple[int | None, str]]:
+    rows = await session.execute(select(Membership.org_id, Membership.role).where(Membership.user_id == user_id))
+    return frozenset((org_id, role) for org_id, role in rows)
+
+
+async def is_team(session: AsyncSession, user_id: int) -> bool:
+    """Does the person hold a role of the team (admin, staff, accountant) anywhere?"""
+    return bool(await session.scalar(select(Membership.id).where(Membership.user_id == user_id,
+                                                                 Membership.role.in_(TEAM)).limit(1)))
+
+
+async def is_member_of(session: AsyncSession, user_id: int, org_id: int) -> bool:
+    return bool(await session.scalar(select(Membership.id).where(
+        Membership.user_id == user_id, Membership.role == Role.MEMBER, Membership.org_id == org_id).limit(1)))
 
 
 async def issue_link(session: AsyncSession, user: User, settings: Settings, *, next_path: str = "/") -> str:

@@ -10,7 +10,9 @@ from sqlalchemy import select
 
 
 def _who() -> str:
-    return os.environ.get("USER", "cli")
+    from funding.cli import who
+
+    return who()
 
 
 async def _sites(session, slug: str | None):
@@ -135,7 +137,7 @@ async def cmd_bill(args, ctx) -> int:
 
 async def cmd_settle(args, ctx) -> int:
     from funding.auth.models import User
-    from funding.auth.service import AuthError, normalise_email
+    from funding.auth.service import AuthError, is_member_of, normalise_email
     from funding.bar.settlement import bill, settle_departure
     from funding.bar.till import BarError
     from funding.cli import CommandError, _gateway, _out
@@ -148,10 +150,10 @@ async def cmd_settle(args, ctx) -> int:
         raise CommandError(str(exc)) from None
     try:
         async with transaction(ctx.sessions) as session:
-            user = await session.scalar(select(User).where(User.email == email, User.role == "member"))
-            if user is None:
-                raise CommandError(f"no member {email}")
+            user = await session.scalar(select(User).where(User.email == email))
             [site] = await _sites(session, args.site)
+            if user is None or not await is_member_of(session, user.id, site.org_id):
+                raise CommandError(f"no member {email} at {site.slug}")
             batch = await settle_departure(session, site, user.id)
     except BarError as exc:
         raise CommandError(str(exc)) from None

@@ -17,13 +17,14 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, Text, U
 from sqlalchemy.orm import Mapped, mapped_column
 
 from funding.db import Base, utcnow
+from funding.scoping import OrgScoped, SiteScoped
 
 GENESIS_HASH = "0" * 64
 VAT_RATES = (55, 100, 200)  # per mille: 5,5 %, 10 %, 20 %
 BATCH_STATES = ("ready", "billed", "due", "paid", "empty")
 
 
-class Product(Base):
+class Product(SiteScoped, Base):
     """What a site's bar sells. ``price`` is what the customer pays (TTC), in minor units."""
 
     __tablename__ = "bar_products"
@@ -46,7 +47,7 @@ class Product(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class TillHead(Base):
+class TillHead(OrgScoped, Base):
     """Per site: the last sale line's number and hash, the last closing's hash and the last
     closed day. Advanced by the database triggers, only ever forwards."""
 
@@ -61,7 +62,7 @@ class TillHead(Base):
     closed_through: Mapped[dt.date | None] = mapped_column(Date)
 
 
-class Ticket(Base):
+class Ticket(OrgScoped, Base):
     """A walk-in sale: lines rung up for someone who pays on the spot (Stripe Checkout)."""
 
     __tablename__ = "bar_tickets"
@@ -77,7 +78,7 @@ class Ticket(Base):
     paid_at: Mapped[dt.datetime | None]
 
 
-class SaleLine(Base):
+class SaleLine(OrgScoped, Base):
     """One line of the till: a sale (quantity > 0) or the cancellation of one (quantity < 0,
     ``cancels_id`` and a reason). On a member's tab (``member_id``, a ``users`` id) or on a
     walk-in ticket. Name, price and VAT rate are copied from the product at the time."""
@@ -124,7 +125,7 @@ class SaleLine(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-class Batch(Base):
+class Batch(OrgScoped, Base):
     """A member's tab at a cut-off: the lines it claimed, billed once through Stripe.
 
     ready → billed (invoice item on the next subscription invoice, or a PaymentIntent
@@ -169,7 +170,7 @@ class BatchLine(Base):
     batch_id: Mapped[int] = mapped_column(ForeignKey("bar_batches.id"), index=True)
 
 
-class TillClosing(Base):
+class TillClosing(OrgScoped, Base):
     """A day, month or fiscal-year closing of a site's till: the period's totals per VAT
     rate, the fiscal-year running total and the perpetual grand total, chained."""
 
@@ -203,7 +204,7 @@ class TillClosing(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-class Archive(Base):
+class Archive(OrgScoped, Base):
     """A fiscal year of a site's till in a readable JSON document, with its SHA-256 and a
     hash chained to the previous archive. The row is also the log of the archiving."""
 

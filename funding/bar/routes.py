@@ -83,9 +83,10 @@ async def till_page(request: Request) -> Response:
         member = ticket = None
         lines, cancelled, total = [], set(), 0
         if _int(params.get("membre")):
-            member = await session.get(User, _int(params["membre"]))
-            if member is None or member.role != "member":
-                raise HTTPException(404)
+            try:
+                member = await till.tab_holder(session, site, params["membre"])
+            except BarError:
+                raise HTTPException(404) from None
             lines = await till.lines_of(session, site_id=site.id, member_id=member.id, open_only=True)
             total = await till.tab_balance(session, site.id, member.id)
         elif _int(params.get("comptoir")):
@@ -287,7 +288,7 @@ async def settle_member(request: Request) -> Response:
         async with db(request) as session:
             await require(request, session, STAFF)
             site = await _site(session, slug)
-            await till.tab_holder(session, member_id)
+            await till.tab_holder(session, site, member_id)
             batch = await settlement.settle_departure(session, site, member_id)
     except BarError as exc:
         flash(request, str(exc), "error")

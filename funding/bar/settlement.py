@@ -248,14 +248,14 @@ async def _tell_member(session: AsyncSession, batch: Batch) -> None:
     site = await session.get(Site, batch.site_id)
     amount = money(batch.amount, batch.currency)
     if batch.status == "due":
-        await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"bar-batch:{batch.id}:due",
+        await enqueue(session, to=user.email, user_id=user.id, org_id=batch.org_id, dedupe_key=f"bar-batch:{batch.id}:due",
                       subject=f"Votre ardoise du bar de {site.name} : {amount} à régler",
                       body_text=(f"Bonjour {user.name},\n\nVotre ardoise du bar de {site.name} a été arrêtée : {amount} "
                                  f"({batch.line_count} consommation(s)).\nNous n'avons pas pu la prélever sur une carte "
                                  "enregistrée : réglez-la en ligne depuis votre espace, rubrique « Mon ardoise du bar » "
                                  "(/bar/ardoise).\n\nMerci !\nL'équipe Entre-Lab"))
     elif batch.status == "billed" and batch.method == "invoice_item":
-        await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"bar-batch:{batch.id}:billed",
+        await enqueue(session, to=user.email, user_id=user.id, org_id=batch.org_id, dedupe_key=f"bar-batch:{batch.id}:billed",
                       subject=f"Votre ardoise du bar de {site.name} : {amount} sur votre prochaine facture",
                       body_text=(f"Bonjour {user.name},\n\nVotre ardoise du bar de {site.name} ({amount}, "
                                  f"{batch.line_count} consommation(s)) sera ajoutée à la prochaine facture de votre "

@@ -19,7 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from funding.auth.models import User
+from funding.auth.models import Membership, Role, User
+from funding.auth.service import is_member_of
 from funding.bar.canonical import line_hash
 from funding.bar.models import GENESIS_HASH, BatchLine, Product, SaleLine, Ticket, TillHead
 from funding.db import dialect_insert, utcnow
@@ -135,9 +136,10 @@ async def sellable(session: AsyncSession, site: Site, product_id) -> Product:
     return product
 
 
-async def tab_holder(session: AsyncSession, member_id) -> User:
+async def tab_holder(session: AsyncSession, site: Site, member_id) -> User:
+    """A member of the site's organisation, who may run a tab there."""
     user = await session.get(User, int(member_id)) if str(member_id or "").isdigit() else None
-    if user is None or user.role != "member" or not user.active:
+    if user is None or not user.active or not await is_member_of(session, user.id, site.org_id):
         raise BarError(_("Membre inconnu : choisissez un membre dans la recherche."))
     return user
 
@@ -155,7 +157,7 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
     product = await sellable(session, site, product_id)
     member = ticket = None
     if member_id not in (None, ""):
-        member = await tab_holder(session, member_id)
+        member = await tab_holder(session, site, member_id)
     elif ticket_id not in (None, ""):
         ticket = await session.get(Ticket, int(ticket_id)) if str(ticket_id).isdigit() else None
         if ticket is None or ticket.site_id != site.id:
@@ -309,6 +311,7 @@ async def find_members(session: AsyncSession, site: Site, query: str, *, limit: 
         return []
     pattern = f"%{text.lower()}%"
     return list((await session.scalars(
-        select(User).where(User.role == "member", User.active, (User.org_id == site.org_id) | User.org_id.is_(None),
+        select(User).join(Membership, Membership.user_id == User.id)
+        .where(Membership.role == Role.MEMBER, Membership.org_id == site.org_id, User.active,
                            func.lower(User.name).like(pattern) | func.lower(User.email).like(pattern))
         .order_by(User.name).limit(limit))).all())

@@ -145,7 +145,7 @@ async def owner_view(request: Request) -> Response:
         "next_before": pledges[PAGE - 1].id if more else None, "entries": entries, "tier_titles": tier_titles,
         "progress": views.progress_of(campaign, match), "labels": views.STATUS_LABELS, "modes": views.MODE_LABELS,
         "pledge_labels": views.PLEDGE_LABELS,
-        "can_edit": user.role in STAFF, "widget_url": f"{settings.base_url}/widget/campaigns/{campaign.slug}",
+        "can_edit": user.can(*STAFF, org=campaign.org_id), "widget_url": f"{settings.base_url}/widget/campaigns/{campaign.slug}",
         "description": richtext.render(campaign.description), "local": local,
     })
 

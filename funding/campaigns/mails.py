@@ -18,8 +18,8 @@ def _day(moment) -> str:
 SIGNATURE = "\n\nMerci de faire vivre les tiers-lieux du bassin thiernois.\nL'équipe Entre-Lab"
 
 
-async def _send(session: AsyncSession, pledge: Pledge, key: str, subject: str, body: str) -> None:
-    await enqueue(session, to=pledge.email, dedupe_key=f"campaign-pledge:{pledge.id}:{key}", subject=subject,
+async def _send(session: AsyncSession, pledge: Pledge, campaign: Campaign, key: str, subject: str, body: str) -> None:
+    await enqueue(session, to=pledge.email, org_id=campaign.org_id, dedupe_key=f"campaign-pledge:{pledge.id}:{key}", subject=subject,
                   body_text=f"Bonjour {pledge.name},\n\n{body}{SIGNATURE}")
 
 
@@ -45,7 +45,7 @@ async def paid(session: AsyncSession, pledge: Pledge, campaign: Campaign, tier: 
         lines.append(f"Votre reçu fiscal n° {receipt_code(receipt)} (66 % du don déductible de l'impôt sur le revenu) : "
                      f"{manage_url(pledge)}/recu")
     lines.append(f"Votre contribution en ligne : {manage_url(pledge)}")
-    await _send(session, pledge, "paid", f"Reçu : votre contribution à « {campaign.title} »", "\n\n".join(lines))
+    await _send(session, pledge, campaign, "paid", f"Reçu : votre contribution à « {campaign.title} »", "\n\n".join(lines))
 
 
 async def card_saved(session: AsyncSession, pledge: Pledge, campaign: Campaign, tier: Tier | None) -> None:
@@ -55,7 +55,7 @@ async def card_saved(session: AsyncSession, pledge: Pledge, campaign: Campaign, 
             f"débitée de {money(pledge.amount, pledge.currency)}. Sinon, rien ne sera débité.\n\n"
             f"Jusqu'à la fin de la campagne, vous pouvez voir ou annuler votre promesse et changer de carte :\n"
             f"{manage_url(pledge)}")
-    await _send(session, pledge, "card-saved", f"Votre promesse pour « {campaign.title} »", body)
+    await _send(session, pledge, campaign, "card-saved", f"Votre promesse pour « {campaign.title} »", body)
 
 
 async def authentication_needed(session: AsyncSession, pledge: Pledge, campaign: Campaign) -> None:
@@ -63,7 +63,7 @@ async def authentication_needed(session: AsyncSession, pledge: Pledge, campaign:
             f"Votre banque demande que vous confirmiez vous-même le paiement de {money(pledge.amount, pledge.currency)} "
             f"(authentification 3-D Secure). Confirmez-le ici avant le {_day(pledge.grace_until)} :\n"
             f"{manage_url(pledge)}\n\nSans confirmation à cette date, votre contribution sera annulée.")
-    await _send(session, pledge, f"auth-{pledge.charge_attempt}", f"Confirmez votre paiement pour « {campaign.title} »", body)
+    await _send(session, pledge, campaign, f"auth-{pledge.charge_attempt}", f"Confirmez votre paiement pour « {campaign.title} »", body)
 
 
 async def card_declined(session: AsyncSession, pledge: Pledge, campaign: Campaign) -> None:
@@ -71,13 +71,13 @@ async def card_declined(session: AsyncSession, pledge: Pledge, campaign: Campaig
             f"{money(pledge.amount, pledge.currency)}.\n\n"
             f"Vous pouvez enregistrer une autre carte jusqu'au {_day(pledge.grace_until)} :\n{manage_url(pledge)}\n\n"
             "Passé ce délai, votre contribution sera annulée.")
-    await _send(session, pledge, f"declined-{pledge.charge_attempt}", f"Paiement refusé pour « {campaign.title} »", body)
+    await _send(session, pledge, campaign, f"declined-{pledge.charge_attempt}", f"Paiement refusé pour « {campaign.title} »", body)
 
 
 async def pledge_failed(session: AsyncSession, pledge: Pledge, campaign: Campaign) -> None:
     body = (f"Le délai pour régler votre contribution de {money(pledge.amount, pledge.currency)} à « {campaign.title} » "
             "est passé sans paiement : elle est annulée et rien n'a été débité.")
-    await _send(session, pledge, "failed", f"Contribution annulée : « {campaign.title} »", body)
+    await _send(session, pledge, campaign, "failed", f"Contribution annulée : « {campaign.title} »", body)
 
 
 async def campaign_failed(session: AsyncSession, pledge: Pledge, campaign: Campaign) -> None:
@@ -85,19 +85,19 @@ async def campaign_failed(session: AsyncSession, pledge: Pledge, campaign: Campa
             f"{money(campaign.goal, campaign.currency)}.\n\nComme prévu pour une campagne « tout ou rien », votre carte "
             f"ne sera pas débitée : votre promesse de {money(pledge.amount, pledge.currency)} est annulée. "
             "Merci de l'avoir soutenue.")
-    await _send(session, pledge, "campaign-failed", f"« {campaign.title} » : objectif non atteint, rien n'est débité", body)
+    await _send(session, pledge, campaign, "campaign-failed", f"« {campaign.title} » : objectif non atteint, rien n'est débité", body)
 
 
 async def cancelled(session: AsyncSession, pledge: Pledge, campaign: Campaign) -> None:
     body = (f"Votre promesse de {money(pledge.amount, pledge.currency)} pour « {campaign.title} » est annulée, "
             "à votre demande. Rien n'a été débité.")
-    await _send(session, pledge, "cancelled", f"Promesse annulée : « {campaign.title} »", body)
+    await _send(session, pledge, campaign, "cancelled", f"Promesse annulée : « {campaign.title} »", body)
 
 
 async def new_card(session: AsyncSession, pledge: Pledge, campaign: Campaign) -> None:
     body = (f"Votre nouvelle carte est enregistrée pour votre contribution de {money(pledge.amount, pledge.currency)} "
             f"à « {campaign.title} ».\n\n{manage_url(pledge)}")
-    await _send(session, pledge, f"card-{pledge.card_sessions}", f"Nouvelle carte enregistrée : « {campaign.title} »", body)
+    await _send(session, pledge, campaign, f"card-{pledge.card_sessions}", f"Nouvelle carte enregistrée : « {campaign.title} »", body)
 
 
 async def refunded(session: AsyncSession, pledge: Pledge, campaign: Campaign, amount: int,
@@ -109,4 +109,4 @@ async def refunded(session: AsyncSession, pledge: Pledge, campaign: Campaign, am
                  f"pour {money(receipt.amount, receipt.currency)} : {manage_url(pledge)}/recu")
     elif pledge.nature == "gift":
         body += "\n\nLe reçu fiscal de ce don est annulé."
-    await _send(session, pledge, f"refund-{pledge.amount_refunded}", f"Remboursement : « {campaign.title} »", body)
+    await _send(session, pledge, campaign, f"refund-{pledge.amount_refunded}", f"Remboursement : « {campaign.title} »", body)

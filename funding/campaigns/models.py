@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from funding.db import Base, utcnow
+from funding.scoping import CampaignScoped, OrgScoped
 
 CAMPAIGN_STATES = ("draft", "live", "succeeded", "failed", "closed")
 MODES = ("all_or_nothing", "keep_it_all")
@@ -53,7 +54,7 @@ def _in(column: str, values) -> str:
     return f"{column} IN (" + ", ".join(f"'{v}'" if isinstance(v, str) else str(v) for v in values) + ")"
 
 
-class Campaign(Base):
+class Campaign(OrgScoped, Base):
     __tablename__ = "campaigns"
     __table_args__ = (
         ForeignKeyConstraint(["site_id", "org_id"], ["sites.id", "sites.org_id"]),
@@ -98,7 +99,7 @@ class Campaign(Base):
     closed_at: Mapped[dt.datetime | None]
 
 
-class Tier(Base):
+class Tier(CampaignScoped, Base):
     """A fixed contribution: a gift, or a reward (whose value decides gift or sale)."""
 
     __tablename__ = "campaign_tiers"
@@ -128,7 +129,7 @@ class Tier(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class Match(Base):
+class Match(CampaignScoped, Base):
     """A public funder's promise to match the crowd, released only if the campaign succeeds."""
 
     __tablename__ = "campaign_matches"
@@ -154,7 +155,7 @@ class Match(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class Pledge(Base):
+class Pledge(CampaignScoped, Base):
     """One backer's contribution to one campaign, with its Stripe references."""
 
     __tablename__ = "campaign_pledges"
@@ -206,7 +207,7 @@ class Pledge(Base):
     delivered_at: Mapped[dt.datetime | None]
 
 
-class CampaignEntry(Base):
+class CampaignEntry(CampaignScoped, Base):
     """Which ledger entries belong to which campaign (the entry itself carries the site)."""
 
     __tablename__ = "campaign_entries"
@@ -219,7 +220,7 @@ class CampaignEntry(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class TaxReceipt(Base):
+class TaxReceipt(OrgScoped, Base):
     """A reçu fiscal (cerfa 11580) for a gift: numbered per organisation and year without
     gaps (a trigger refuses any other number), never deleted, only ever voided."""
 
@@ -251,7 +252,7 @@ class TaxReceipt(Base):
     void_reason: Mapped[str | None] = mapped_column(String(200))
 
 
-class TaxReceiptCounter(Base):
+class TaxReceiptCounter(OrgScoped, Base):
     """The last number issued per organisation and year; its row lock serialises issuing."""
 
     __tablename__ = "tax_receipt_counters"
@@ -261,7 +262,7 @@ class TaxReceiptCounter(Base):
     last_number: Mapped[int] = mapped_column(default=0)
 
 
-class ReceiptIssuer(Base):
+class ReceiptIssuer(OrgScoped, Base):
     """What a tax receipt says about the organisation that issues it."""
 
     __tablename__ = "tax_receipt_issuers"

@@ -18,7 +18,7 @@ from funding.db import utcnow
 from funding.i18n import gettext as _
 from funding.security import TokenError, unsign
 from funding.stripe_gateway import GatewayError
-from funding.web import db, flash, load_user, redirect, render
+from funding.web import STAFF, db, flash, load_user, redirect, render
 
 FORM_FIELDS = ("tier", "amount", "currency", "name", "email", "address", "show_name", "public_name", "message")
 
@@ -35,8 +35,8 @@ async def _page(request: Request, slug: str, *, form: dict | None = None, error:
     now = utcnow()
     async with db(request) as session:
         user = await load_user(request, session)
-        preview = user is not None and user.role in ("admin", "staff")
-        page = await views.load(session, slug, now, include_draft=preview)
+        page = await views.load(session, slug, now,
+                                include_draft=lambda org_id: user is not None and user.can(*STAFF, org=org_id))
         if page is None:
             raise HTTPException(404)
         wall = await views.wall(session, page.campaign.id)

@@ -21,7 +21,7 @@ async def send_year(session: AsyncSession, settings: Settings, year: int) -> int
             body = (f"Bonjour {name},\n\nEn {year}, vous avez donné {money(total)} à {org.name} "
                     f"({count} reçu(s) fiscal(aux)). Votre récapitulatif, à garder pour votre déclaration de revenus, "
                     f"avec chaque reçu imprimable :\n{link}\n\nMerci pour votre soutien.\nL'équipe Entre-Lab")
-            if await enqueue(session, to=email, dedupe_key=f"tax-summary:{org.id}:{year}:{email}",
+            if await enqueue(session, to=email, org_id=org.id, dedupe_key=f"tax-summary:{org.id}:{year}:{email}",
                              subject=f"Vos dons {year} à {org.name} : récapitulatif fiscal", body_text=body):
                 sent += 1
     return sent

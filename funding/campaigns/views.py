@@ -6,6 +6,8 @@ included), its site, its match, its tiers and the last names of the wall.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import datetime as dt
 from dataclasses import dataclass
 
@@ -95,9 +97,11 @@ class PublicCampaign:
     time_left: str
 
 
-async def load(session: AsyncSession, slug: str, now: dt.datetime, *, include_draft: bool = False) -> PublicCampaign | None:
+async def load(session: AsyncSession, slug: str, now: dt.datetime, *,
+               include_draft: Callable[[int], bool] = lambda org_id: False) -> PublicCampaign | None:
+    """The campaign's public page; a draft only for whom ``include_draft(its org_id)`` allows."""
     campaign = await session.scalar(select(Campaign).where(Campaign.slug == slug))
-    if campaign is None or (campaign.status == "draft" and not include_draft):
+    if campaign is None or (campaign.status == "draft" and not include_draft(campaign.org_id)):
         return None
     site = await session.get(Site, campaign.site_id)
     match = await session.scalar(select(Match).where(Match.campaign_id == campaign.id))

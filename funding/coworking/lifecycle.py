@@ -195,20 +195,20 @@ async def _subscription_emails(session: AsyncSession, row: Subscription, member:
     site = await session.get(Site, row.site_id)
     name = plan.name if plan else "abonnement"
     if row.status in ("active", "trialing"):
-        await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"coworking:{row.stripe_subscription_id}:welcome",
+        await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"coworking:{row.stripe_subscription_id}:welcome",
                       subject=f"Bienvenue — {site.name}",
                       body_text=(f"Bonjour {user.name},\n\nVotre abonnement « {name} » ({site.name}) est actif.\n"
                                  "Votre espace membre (formule, factures, carte bancaire) : connectez-vous sur le site "
                                  "avec cette adresse e-mail, rubrique « Mon espace ».\n\nÀ bientôt,\nL'équipe Entre-Lab"))
     elif row.status == "unpaid":
-        await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"coworking:{row.stripe_subscription_id}:unpaid",
+        await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"coworking:{row.stripe_subscription_id}:unpaid",
                       subject=f"Accès suspendu — {site.name}",
                       body_text=(f"Bonjour {user.name},\n\nLes paiements de votre abonnement « {name} » ont échoué à "
                                  "plusieurs reprises : votre accès est suspendu. Réglez la facture en attente depuis votre "
                                  "espace membre pour le rétablir.\n\nL'équipe Entre-Lab"))
     elif row.status == "canceled":
         ended = local_day(row.ended_at or utcnow())
-        await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"coworking:{row.stripe_subscription_id}:ended",
+        await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"coworking:{row.stripe_subscription_id}:ended",
                       subject=f"Fin de votre abonnement — {site.name}",
                       body_text=(f"Bonjour {user.name},\n\nVotre abonnement « {name} » a pris fin le "
                                  f"{ended.strftime('%d/%m/%Y')}. Merci d'avoir travaillé avec nous ({site.name}) !\n\nL'équipe Entre-Lab"))
@@ -402,7 +402,7 @@ async def invoice_effects(session: AsyncSession, event_type: str, event_invoice:
     if event_type == "invoice.payment_failed" and row.status == "open":
         retry = from_unix(event_invoice.get("next_payment_attempt"))
         when = (f"Nous réessaierons automatiquement le {local_day(retry).strftime('%d/%m/%Y')}. " if retry else "")
-        await enqueue(session, to=user.email, user_id=user.id,
+        await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
                       dedupe_key=f"coworking:{row.stripe_invoice_id}:failed:{attempt}",
                       subject=f"Paiement refusé : facture {number}",
                       body_text=(f"Bonjour {user.name},\n\nLe paiement de votre facture {number} ({due}) a été refusé "
@@ -410,7 +410,7 @@ async def invoice_effects(session: AsyncSession, event_type: str, event_invoice:
                                  f"{row.hosted_invoice_url or ''}\n\nVous pouvez aussi mettre à jour votre carte depuis "
                                  "votre espace membre.\n\nL'équipe Entre-Lab"))
     elif event_type == "invoice.payment_action_required" and row.status == "open":
-        await enqueue(session, to=user.email, user_id=user.id,
+        await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
                       dedupe_key=f"coworking:{row.stripe_invoice_id}:action:{attempt}",
                       subject=f"Confirmez le paiement de votre facture {number}",
                       body_text=(f"Bonjour {user.name},\n\nVotre banque demande que vous confirmiez le paiement de votre "

@@ -16,8 +16,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from funding.auth.models import User
-from funding.auth.service import AuthError, create_user, normalise_email
+from funding.auth.models import Role, User
+from funding.auth.service import AuthError, create_user, grant, is_team, normalise_email
 from funding.coworking.models import Member
 from funding.db import insert_ignore, transaction, utcnow
 from funding.i18n import gettext as _
@@ -117,14 +117,16 @@ async def enrol(session: AsyncSession, site: Site, details: Details) -> tuple[Me
     user = await session.scalar(select(User).where(User.email == details.email))
     created = user is None
     if user is not None:
-        if user.role != "member":
+        if await is_team(session, user.id):
             raise MemberError(_("Cette adresse est celle d'un compte de l'équipe : utilisez une autre adresse pour adhérer."))
         member = await member_for_user(session, user.id)
         if member is not None:
             return member, False
     try:
         if user is None:
-            user = await create_user(session, email=details.email, name=details.name, role="member", org_id=site.org_id)
+            user = await create_user(session, email=details.email, name=details.name, role=Role.MEMBER, org_id=site.org_id)
+        else:
+            await grant(session, user, Role.MEMBER, org_id=site.org_id)
         # An account that exists already (the bar's regulars) gets its member record bare: its owner adds
         # the company after logging in.
         member = Member(user_id=user.id, site_id=site.id, org_id=site.org_id, company_name=details.company_name if created

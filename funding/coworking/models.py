@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from funding.db import Base, utcnow
+from funding.scoping import MemberScoped, OrgScoped, SiteScoped
 
 PLAN_KINDS = ("workspace", "membership", "pass")
 SUBSCRIPTION_STATUSES = ("incomplete", "incomplete_expired", "trialing", "active", "past_due", "unpaid", "canceled", "paused")
@@ -30,7 +31,7 @@ LIVE_STATUSES = ("trialing", "active", "past_due", "unpaid", "paused")
 INVOICE_STATUSES = ("draft", "open", "paid", "void", "uncollectible")
 
 
-class Plan(Base):
+class Plan(SiteScoped, Base):
     """What a site sells: a monthly desk or office, the yearly membership fee, or a pass of N days.
 
     ``price_ht`` is in minor units before VAT; ``vat_rate`` is per mille (200 = 20 %). The
@@ -92,7 +93,7 @@ class PlanPrice(Base):
     archived_at: Mapped[dt.datetime | None]
 
 
-class Member(Base):
+class Member(OrgScoped, Base):
     """A person (``users`` row, role member) who pays a site: their Stripe customer and the
     company details printed on their invoices."""
 
@@ -116,7 +117,7 @@ class Member(Base):
         return f"M{self.id:06d}"
 
 
-class Checkout(Base):
+class Checkout(MemberScoped, Base):
     """A subscription checkout we opened for a member, committed before the Stripe call."""
 
     __tablename__ = "coworking_checkouts"
@@ -132,7 +133,7 @@ class Checkout(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class Subscription(Base):
+class Subscription(SiteScoped, Base):
     """A Stripe subscription of a member, as Stripe last told us (newer ``version`` wins;
     ``canceled`` and ``incomplete_expired`` are final)."""
 
@@ -164,7 +165,7 @@ class Subscription(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class Invoice(Base):
+class Invoice(SiteScoped, Base):
     """A finalised Stripe invoice of a member: amounts, links, and its lines as booked
     (JSON: amount TTC, base, VAT, account, period per line)."""
 
@@ -197,7 +198,7 @@ class Invoice(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class Pass(Base):
+class Pass(SiteScoped, Base):
     """Days bought at once (a day pass, a 10-day pass), paid through Checkout ``payment`` mode."""
 
     __tablename__ = "coworking_passes"
@@ -214,7 +215,7 @@ class Pass(Base):
     expires_on: Mapped[dt.date] = mapped_column(Date)
 
 
-class PassDay(Base):
+class PassDay(MemberScoped, Base):
     """A day a member spent on a pass: at most one per member and day."""
 
     __tablename__ = "coworking_pass_days"

@@ -100,17 +100,17 @@ async def join(request: Request) -> Response:
         if plan is None:
             raise HTTPException(404)
         offer = await _offer(session, plan)
-        member = await member_for_user(session, user.id) if user and user.role == "member" else None
+        member = await member_for_user(session, user.id) if user and user.is_member else None
     context = {"site": site, "offer": offer, "member": member, "form": {}, "error": None, "sent": False}
     if request.method == "GET":
         return page(request, "coworking/join.html", context)
     form = await request.form()
     context["form"] = f = {k: str(form.get(k, "")).strip() for k in ("name", "email", "phone", "company_name", "siren",
                                                                        "vat_number")}
-    if user is not None and user.role != "member":
+    if user is not None and user.is_team:
         context["error"] = _("Vous êtes connecté avec un compte de l'équipe : déconnectez-vous pour adhérer.")
         return page(request, "coworking/join.html", context, status_code=400)
-    if user is not None and user.role == "member" and member is None:
+    if user is not None and user.is_member and member is None:
         f["email"] = user.email  # a member account without its coworking profile yet: this address, no other
     try:
         if member is None:
@@ -153,7 +153,7 @@ async def join(request: Request) -> Response:
 async def _email_join_link(session, user: User, link: str, plan: Plan, site: Site) -> None:
     from funding.mail.service import enqueue
 
-    await enqueue(session, to=user.email, user_id=user.id, dedupe_key=f"login:{link.rsplit('/', 1)[-1][:120]}",
+    await enqueue(session, to=user.email, user_id=user.id, org_id=site.org_id, dedupe_key=f"login:{link.rsplit('/', 1)[-1][:120]}",
                   subject=_("Poursuivre votre adhésion — %(site)s", site=site.name),
                   body_text=_("Bonjour %(name)s,\n\nPour choisir la formule « %(plan)s », connectez-vous avec ce lien "
                               "(valable quelques minutes, une seule fois) :\n%(link)s\n\nSi vous n'avez rien demandé, "

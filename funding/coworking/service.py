@@ -137,7 +137,7 @@ async def pass_paid(session: AsyncSession, payment: Payment) -> None:
     if inserted is None or not payment.email:
         return
     site = await session.get(Site, plan.site_id)
-    await enqueue(session, to=payment.email, user_id=member.user_id, dedupe_key=f"payment:{payment.id}:receipt",
+    await enqueue(session, to=payment.email, user_id=member.user_id, org_id=member.org_id, dedupe_key=f"payment:{payment.id}:receipt",
                   subject=f"{plan.name} — {site.name}",
                   body_text=(f"Bonjour {payment.name or ''},\n\nNous avons bien reçu votre paiement de "
                              f"{money(payment.amount, payment.currency)} pour « {plan.name} » ({plan.pass_days} jour(s) "

@@ -109,7 +109,7 @@ async def member(request: Request) -> Response:
     return page(request, "coworking/staff/member.html", {
         "m": row, "person": user, "site": site, "subs": subs, "plans": plans, "invoices": invoices, "passes": passes,
         "days": days, "emails": emails, "overdue": overdue, "access": access, "panels": panels,
-        "can_edit": current.role in STAFF, "today": dt.date.today(),
+        "can_edit": current.can(*STAFF, org=row.org_id), "today": dt.date.today(),
     })
 
 

@@ -46,6 +46,7 @@ async def _thanks(session: AsyncSession, payment: Payment) -> dict:
     site = await _site(session, payment.site_id)
     return {
         "to": payment.email,
+        "org_id": payment.org_id,
         "dedupe_key": f"payment:{payment.id}:receipt",
         "subject": "Merci pour votre don à Entre-Lab",
         "body_text": (

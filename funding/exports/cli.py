@@ -42,6 +42,10 @@ class ProgressBar:
 
 
 def _who() -> str:
+    from funding.cli import _actor
+
+    if _actor.get():
+        return _actor.get()
     try:
         return f"cli:{getpass.getuser()}"
     except Exception:

@@ -9,11 +9,12 @@ from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from funding.db import Base, utcnow
+from funding.scoping import OrgScoped
 
 FORMATS = ("fec", "csv", "beancount", "hledger", "trial-balance", "general-ledger")
 
 
-class ExportLog(Base):
+class ExportLog(OrgScoped, Base):
     """One export taken: by whom, when, of what, and the SHA-256 of the bytes handed over."""
 
     __tablename__ = "export_logs"
@@ -36,7 +37,7 @@ class ExportLog(Base):
     taken_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class ExportRecipient(Base):
+class ExportRecipient(OrgScoped, Base):
     """Someone who receives an organisation's monthly exports by email."""
 
     __tablename__ = "export_recipients"
@@ -51,7 +52,7 @@ class ExportRecipient(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class ExportRun(Base):
+class ExportRun(OrgScoped, Base):
     """A month's sending, prepared once per organisation (the worker claims it by inserting)."""
 
     __tablename__ = "export_runs"

@@ -91,7 +91,7 @@ async def exports_page(request: Request) -> Response:
         )).all()
     return render(request, "exports/index.html", {
         **choices, "start": start, "end": end, "formats": FORMATS, "labels": service.FORMAT_LABELS, "logs": logs,
-        "recipients": recipients, "runs": runs, "emails": emails, "can_manage": user.role == "admin",
+        "recipients": recipients, "runs": runs, "emails": emails, "can_manage": user.can("admin"),
         "org_siren": request.query_params.get("org", ""), "site_slug": request.query_params.get("site", ""),
     })
 

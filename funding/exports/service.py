@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
 )
 
-from funding.auth.models import User
+from funding.auth.models import Membership, User
 from funding.db import insert_ignore, utcnow
 from funding.exports import books, journal, textledgers
 from funding.exports.journal import ExportError, Scope
@@ -291,7 +291,8 @@ async def recipients_for(session: AsyncSession, org_id: int) -> list[Recipient]:
                                   .order_by(ExportRecipient.email))).all()
     if rows:
         return [Recipient(r.email, r.name, tuple(r.formats.split(","))) for r in rows]
-    users = (await session.scalars(select(User).where(User.org_id == org_id, User.role == "accountant", User.active)
+    users = (await session.scalars(select(User).join(Membership, Membership.user_id == User.id)
+                                   .where(Membership.org_id == org_id, Membership.role == "accountant", User.active)
                                    .order_by(User.email))).all()
     return [Recipient(u.email, u.name, DEFAULT_FORMATS) for u in users]
 
@@ -383,7 +384,7 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
                          expires=expires.strftime("%d/%m/%Y"), link=link,
                          sha=digest.hexdigest)
             new = await enqueue(
-                session, to=person.email, dedupe_key=key, attachments=attachments, body_text=body,
+                session, to=person.email, org_id=org.id, dedupe_key=key, attachments=attachments, body_text=body,
                 subject=_("Exports comptables %(period)s — %(org)s — %(label)s", period=period, org=org.name, label=label),
             )
             if new is not None and mode == "attachment":

@@ -24,12 +24,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from funding.db import Base, utcnow
+from funding.scoping import OrgScoped
 
 FUNDING_SOURCES = ("public", "private", "crowdfunding", "self", "internal")
 GENESIS_HASH = "0" * 64
 
 
-class Account(Base):
+class Account(OrgScoped, Base):
     __tablename__ = "accounts"
     __table_args__ = (
         UniqueConstraint("org_id", "number"),
@@ -44,7 +45,7 @@ class Account(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class AuxAccount(Base):
+class AuxAccount(OrgScoped, Base):
     """An auxiliary (third-party) account: a member under 411, a funder under 441…"""
 
     __tablename__ = "aux_accounts"
@@ -64,7 +65,7 @@ class Journal(Base):
     label: Mapped[str] = mapped_column(String(100))
 
 
-class LedgerHead(Base):
+class LedgerHead(OrgScoped, Base):
     """Per organisation: the last number and hash of the chain, and the closed boundary.
 
     Maintained by database triggers when an entry is validated or a period closed.
@@ -79,7 +80,7 @@ class LedgerHead(Base):
     last_closing_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
 
 
-class Grant(Base):
+class Grant(OrgScoped, Base):
     """A public grant as notified by its funder (open-data fields of ACCOUNTING.md §7)."""
 
     __tablename__ = "grants"
@@ -104,7 +105,7 @@ class Grant(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class Entry(Base):
+class Entry(OrgScoped, Base):
     __tablename__ = "entries"
     __table_args__ = (
         UniqueConstraint("org_id", "number"),
@@ -159,7 +160,7 @@ def include_in_schema_compare(dialect: str):
     return include
 
 
-class Posting(Base):
+class Posting(OrgScoped, Base):
     """One line of an entry. ``amount`` is signed minor units: debit > 0, credit < 0."""
 
     __tablename__ = "postings"
@@ -184,7 +185,7 @@ class Posting(Base):
     label: Mapped[str | None] = mapped_column(String(200))
 
 
-class Closing(Base):
+class Closing(OrgScoped, Base):
     """A closed month: its totals, the running totals, chained to the previous closing."""
 
     __tablename__ = "closings"

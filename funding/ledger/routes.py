@@ -131,7 +131,7 @@ async def entry_detail(request: Request) -> Response:
         reversed_by = await session.scalar(select(Entry.number).where(Entry.reverses_id == entry.id))
         reverses = await session.scalar(select(Entry.number).where(Entry.id == entry.reverses_id)) if entry.reverses_id else None
         if request.method == "POST":
-            if user.role not in STAFF:
+            if not user.can(*STAFF, org=org.id):
                 raise HTTPException(403)
             form = await request.form()
             try:
@@ -193,12 +193,12 @@ async def closings(request: Request) -> Response:
         user = await require(request, session, BOOKS)
         orgs = (await session.scalars(select(Organisation).order_by(Organisation.name))).all()
         if request.method == "POST":
-            if user.role not in STAFF:
-                raise HTTPException(403)
             form = await request.form()
             org = next((o for o in orgs if o.siren == form.get("org")), None)
             if org is None:
                 raise HTTPException(400, _("Organisation inconnue."))
+            if not user.can(*STAFF, org=org.id):
+                raise HTTPException(403)
             try:
                 closing = await close_month(session, org.id, str(form.get("period", "")).strip(), closed_by=user.email)
             except LedgerError as exc:

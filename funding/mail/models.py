@@ -23,6 +23,8 @@ class Email(Base):
     # One email per purpose: a unique key makes a second enqueue of the same message a no-op.
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # The organisation whose business the email is about (None: personal, e.g. a login link).
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
     to_addr: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(300))
     body_text: Mapped[str] = mapped_column(Text)

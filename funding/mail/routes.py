@@ -13,8 +13,9 @@ from funding.web import db, render
 
 
 async def mailbox(request: Request) -> Response:
-    if request.app.state.settings.is_production:
-        raise HTTPException(404)
+    settings = request.app.state.settings
+    if settings.is_production or not settings.uses_sandbox or settings.smtp_url:
+        raise HTTPException(404)  # only a development installation, whose emails go nowhere else
     async with db(request) as session:
         emails = (await session.scalars(select(Email).order_by(Email.id.desc()).limit(100))).all()
     return render(request, "mailbox.html", {"emails": emails})

@@ -69,20 +69,24 @@ async def enqueue(
     dedupe_key: str,
     body_html: str | None = None,
     user_id: int | None = None,
+    org_id: int | None = None,
     attachments: list[dict] | None = None,
 ) -> int | None:
-    """Queue an email; returns its id, or None if this purpose was already queued."""
+    """Queue an email; returns its id, or None if this purpose was already queued.
+    ``org_id``: the organisation the email is about (its staff see it; None is personal)."""
     return await insert_ignore(session, Email, _row(to=to, subject=subject, body_text=body_text, dedupe_key=dedupe_key,
-                                                    body_html=body_html, user_id=user_id, attachments=attachments),
+                                                    body_html=body_html, user_id=user_id, org_id=org_id,
+                                                    attachments=attachments),
                                ["dedupe_key"])
 
 
 def _row(*, to: str, subject: str, body_text: str, dedupe_key: str, body_html: str | None = None,
-         user_id: int | None = None, attachments: list[dict] | None = None) -> dict:
+         user_id: int | None = None, org_id: int | None = None, attachments: list[dict] | None = None) -> dict:
     now = utcnow()
     return {
         "dedupe_key": dedupe_key,
         "user_id": user_id,
+        "org_id": org_id,
         "to_addr": to,
         "subject": subject,
         "body_text": body_text,

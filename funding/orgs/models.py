@@ -8,6 +8,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstrai
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from funding.db import Base, utcnow
+from funding.scoping import OrgScoped
 
 
 class Organisation(Base):
@@ -34,7 +35,7 @@ class Organisation(Base):
     sites: Mapped[list["Site"]] = relationship(back_populates="organisation", order_by="Site.id")
 
 
-class Site(Base):
+class Site(OrgScoped, Base):
     __tablename__ = "sites"
     __table_args__ = (UniqueConstraint("id", "org_id"),)
 

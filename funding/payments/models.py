@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, T
 from sqlalchemy.orm import Mapped, mapped_column
 
 from funding.db import Base, utcnow
+from funding.scoping import OrgScoped
 
 EVENT_STATES = ("pending", "processing", "processed", "failed", "dead")
 
@@ -85,7 +86,7 @@ class StripeObject(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class Payment(Base):
+class Payment(OrgScoped, Base):
     """A one-off payment through Checkout (``payment`` mode): donations, passes, walk-in sales, pledges."""
 
     __tablename__ = "payments"

@@ -8,6 +8,7 @@ import re
 from sqlalchemy import func, select
 
 from funding.auth.models import User
+from funding.auth.service import grants_of
 from funding.coworking.lifecycle import apply_invoice, apply_subscription
 from funding.coworking.models import Checkout, Member, Pass, Subscription
 from funding.db import transaction
@@ -83,7 +84,9 @@ async def test_joining_creates_the_member_and_its_customer_then_a_subscription_c
         member = await session.scalar(select(Member))
         user = await session.get(User, member.user_id)
         checkout = await session.scalar(select(Checkout))
-    assert (user.role, member.siren, member.vat_number, member.phone) == ("member", "918734021", "FR37918734021", "0473800000")
+        grants = await grants_of(session, user.id)
+    assert grants == {(world.org_id, "member")}
+    assert (member.siren, member.vat_number, member.phone) == ("918734021", "FR37918734021", "0473800000")
     assert customer["metadata"]["member_id"] == str(member.id) and key == f"entrelab-coworking-member-{member.id}-customers-1"
     (path, params, key), = fake.posted("checkout/sessions")
     assert params["mode"] == "subscription" and params["customer"] == member.stripe_customer_id

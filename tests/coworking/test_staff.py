@@ -74,7 +74,7 @@ async def test_members_per_site_with_status_plan_since_and_overdue_filters_and_c
 async def test_a_members_history_shows_subscriptions_invoices_and_emails(app_client, sessions, settings, world, catalogue, fake):
     julie, kevin, _ = await _crowd(sessions, world, catalogue, fake)
     async with transaction(sessions) as session:
-        await enqueue(session, to="kevin@example.org", user_id=kevin.user_id, dedupe_key="test:1",
+        await enqueue(session, to="kevin@example.org", user_id=kevin.user_id, org_id=world.org_id, dedupe_key="test:1",
                       subject="Paiement refusé : facture X", body_text="…")
     await login_as(app_client, sessions, settings, world.users["accountant"])
     page = await app_client.get(f"/admin/coworking/membres/{kevin.id}")
