@@ -1,12 +1,14 @@
 """Ledger benchmark (PostgreSQL): posting throughput, and `ledger verify` against a plain SELECT.
 
-    python bench/ledger_bench.py [--entries 100000] [--lines 10] [--batch 500]
+    python bench/ledger_bench.py [--entries 100000] [--lines 10] [--batch 500] [--seals 365]
 
 Creates a throw-away database on TEST_POSTGRES_URL (default the local server), posts
 ENTRIES entries of LINES postings each through the real service (numbered, chained,
-checked by the triggers), then times `verify_org` over the whole chain and a plain
-SELECT of the same rows through the same driver, in the same run. Prints ratios, not
-verdicts: machines here are noisy, so compare within one run.
+checked by the triggers), sealing the head SEALS times along the way (a year of daily
+closings), then times `verify_org` over the whole chain — with the seals, the database's
+and the same ones kept in a saved feed — against a plain SELECT of the same rows through the
+same driver, in the same run. Prints ratios, not verdicts: machines here are noisy, so
+compare within one run.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import text  # noqa: E402
 
 from funding.db import create_engine, session_factory, transaction  # noqa: E402
+from funding.ledger.seals import Keyring, feed, feed_csv, parse_kept, seal  # noqa: E402
 from funding.ledger.service import EntryDraft, Line, post  # noqa: E402
 from funding.ledger.verify import _entries_query, verify_org  # noqa: E402
 from funding.migrate import upgrade  # noqa: E402
 from funding.orgs.service import create_organisation, create_site  # noqa: E402
+from funding.settings import load_settings  # noqa: E402
 
 ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ACCOUNTS = ["512", "5115", "627", "706", "707", "741", "75411", "7542", "411", "445711"]
@@ -65,7 +69,8 @@ async def main(args) -> None:
     try:
         await asyncio.to_thread(upgrade, url)
         engine = create_engine(url)
-        sessions = session_factory(engine)
+        keyring = Keyring.from_settings(load_settings({}, FUNDING_ENV="test"))
+        sessions = session_factory(engine, keyring=keyring)
         async with transaction(sessions) as session:
             org = await create_organisation(session, name="Bench", siren="912345675")
             site = await create_site(session, org_id=org.id, slug="bench", name="Bench")
@@ -73,10 +78,14 @@ async def main(args) -> None:
 
         print(f"posting {args.entries:,} entries × {args.lines} postings in batches of {args.batch} …", flush=True)
         started = time.perf_counter()
+        every = max(1, args.entries // max(args.seals, 1))
         for i, start in enumerate(range(0, args.entries, args.batch)):
             async with transaction(sessions) as session:
                 await post(session, [draft(org.id, site.id, n, args.lines, day)
                                      for n in range(start, min(start + args.batch, args.entries))])
+                # One seal each time the entries pass a multiple of `every` (a day's closings).
+                for _ in range(start // every, min(start + args.batch, args.entries) // every):
+                    await seal(session, org.id, kind="bench", period=day.isoformat())
             if i % 20 == 1:
                 # What autovacuum does on a live server: without statistics, the plans cached
                 # for the foreign-key checks of a table that was empty scan it sequentially.
@@ -95,14 +104,18 @@ async def main(args) -> None:
             async for part in result.partitions(10_000):
                 rows += len(part)
             select_time = time.perf_counter() - started
+        async with sessions() as session:
+            kept = parse_kept(feed_csv(await feed(session, keyring)))  # the feed as an accountant saved it
         rss_before = rss_mb()
         async with engine.connect() as conn:
             started = time.perf_counter()
-            report = await verify_org(conn, org.id)
+            report = await verify_org(conn, org.id, keyring=keyring, kept=kept)
             verify_time = time.perf_counter() - started
         assert report.ok, report.problems[:3]
         assert rows == total_postings == report.postings, (rows, total_postings, report.postings)
         print(f"select: {rows:,} rows in {select_time:.2f} s ({rows / select_time:,.0f} rows/s)")
+        print(f"seals:  {report.counts.get('seals', 0):,} in the database, {report.counts.get('seals kept elsewhere', 0):,} "
+              "kept elsewhere, all checked (signature, chain, the entries they name)")
         print(f"verify: {report.postings:,} postings, {report.entries:,} entries in {verify_time:.2f} s "
               f"({report.postings / verify_time:,.0f} postings/s)")
         print(f"verify / plain SELECT = {verify_time / select_time:.2f}×  (target ≤ 3×)")
@@ -117,4 +130,5 @@ if __name__ == "__main__":
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--lines", type=int, default=10)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--seals", type=int, default=365)
     asyncio.run(main(parser.parse_args()))

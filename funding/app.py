@@ -14,7 +14,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from funding.db import create_engine, session_factory
+from funding.db import create_engine, sessions_for
 from funding.domains import parts
 from funding.mail.service import send_pending
 from funding.security import SECURITY_HEADERS, CSRFMiddleware
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
     async def lifespan(app: Starlette):
         engine = create_engine(settings.database_url)
         app.state.engine = engine
-        app.state.sessions = session_factory(engine)
+        app.state.sessions = sessions_for(engine, settings)
         app.state.gateway = StripeGateway(settings)
         app.state.inbox = InboxWriter(engine)
         app.state.inbox.start()

@@ -68,12 +68,12 @@ def command_path(args) -> str:
 async def open_context(settings: Settings, *, as_email: str | None = None, roles: tuple[str, ...] | None = None):
     """The command's engine and sessions; with ``as_email``, sessions walled to that person's
     organisations where they hold one of ``roles``."""
-    from funding.db import create_engine, session_factory
+    from funding.db import create_engine, sessions_for
 
     engine = create_engine(settings.database_url)
     try:
         scope = await _scope_of(engine, as_email, roles or ()) if as_email is not None else None
-        yield Context(settings, engine, session_factory(engine, scope=scope), who(), scope)
+        yield Context(settings, engine, sessions_for(engine, settings, scope=scope), who(), scope)
     finally:
         await engine.dispose()
 
@@ -120,10 +120,13 @@ _who = who
 
 
 def cmd_db_upgrade(args, settings: Settings) -> int:
-    from funding.migrate import upgrade
+    """Migrate as the schema's owner, then give the service's role what each table needs."""
+    from funding.migrate import upgrade_and_grant
 
-    upgrade(settings.database_url)
+    role = upgrade_and_grant(settings)
     _out("database is at the latest migration")
+    if role:
+        _out(f"the service's role {role} holds exactly the privileges funding/grants.py gives it")
     return 0
 
 
@@ -230,10 +233,15 @@ async def cmd_user_link(args, ctx: Context) -> int:
 
 
 async def cmd_ledger_verify(args, ctx: Context) -> int:
+    from funding.ledger.seals import Keyring, SealError, read_kept
     from funding.ledger.verify import verify_org
     from funding.orgs.models import Organisation
     from funding.orgs.service import OrgError, organisation_for
 
+    try:
+        kept = await asyncio.to_thread(read_kept, args.seals) if args.seals else None
+    except SealError as exc:
+        raise CommandError(f"--seals: {exc}") from None
     async with ctx.sessions() as session:
         try:
             orgs = [await organisation_for(session, args.org)] if args.org else (
@@ -244,19 +252,42 @@ async def cmd_ledger_verify(args, ctx: Context) -> int:
     if not orgs:
         raise CommandError("no organisation: nothing to verify")
     broken = 0
+    if kept is not None:
+        if not kept:
+            raise CommandError(f"--seals: {args.seals} holds no seal")
+        strangers = sorted({s.siren for s in kept} - {o.siren for o in orgs})
+        if strangers and not args.org:
+            broken += 1
+            _out(f"BROKEN — the seals name organisation(s) {', '.join(strangers)}, which this database does not hold")
+    keyring = Keyring.from_settings(ctx.settings)
     async with ctx.engine.connect() as conn:
         for org in orgs:
-            report = await verify_org(conn, org.id)
+            report = await verify_org(conn, org.id, keyring=keyring, kept=kept)
             if report.ok:
                 more = "".join(f", {n} {what}" for what, n in report.counts.items())
+                notes = "".join(f" ({note})" for note in sorted(report.notes))
                 _out(f"{org.siren} {org.name}: OK — {report.entries} entries, {report.postings} postings, "
-                     f"{report.closings} closings{more}; chain and balances verified")
+                     f"{report.closings} closings{more}; chain, balances and seals verified{notes}")
             else:
                 broken += 1
                 _out(f"{org.siren} {org.name}: BROKEN — first problem: {report.problems[0]}")
                 for problem in report.problems[1:10]:
                     _out(f"  also: {problem}")
     return 1 if broken else 0
+
+
+def cmd_ledger_seal_key(args, settings: Settings) -> int:
+    """A key for LEDGER_SEAL_KEY (keep it in the environment, never in the database), and its public
+    half (publish it: it is what every copy of the seals is checked against)."""
+    from funding.ledger.seals import Keyring
+    from funding.settings import generate_seal_key
+
+    key = generate_seal_key()
+    keyring = Keyring.from_settings(settings.with_(seal_key=key, seal_public_keys=()))
+    _out(f"LEDGER_SEAL_KEY={key}")
+    _out(f"# public key {keyring.key_id}: {keyring.public_keys()[keyring.key_id]}")
+    _out("# when you replace a key, add the old public key to LEDGER_SEAL_PUBLIC_KEYS so its seals stay trusted")
+    return 0
 
 
 async def cmd_ledger_close(args, ctx: Context) -> int:
@@ -547,7 +578,11 @@ def build_parser() -> argparse.ArgumentParser:
     ledger = sub.add_parser("ledger", help="the double-entry ledger").add_subparsers(dest="ledger_command", required=True)
     lv = ledger.add_parser("verify", help="recompute the chain and the balances; non-zero exit names the first broken entry")
     lv.add_argument("--org", help="SIREN")
+    lv.add_argument("--seals", metavar="FILE|URL",
+                    help="seals kept elsewhere (the published feed saved earlier, a CSV): the books must pass through each")
     lv.set_defaults(run=cmd_ledger_verify)
+    lk = ledger.add_parser("seal-key", help="make a new Ed25519 key for LEDGER_SEAL_KEY and print its public half")
+    lk.set_defaults(sync=cmd_ledger_seal_key)
     lc = ledger.add_parser("close", help="close a month (YYYY-MM)")
     lc.add_argument("period")
     lc.add_argument("--org", help="SIREN")

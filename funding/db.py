@@ -79,9 +79,20 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def session_factory(engine: AsyncEngine, *, scope=None) -> async_sessionmaker[AsyncSession]:
-    """Sessions of ``engine``; with a ``scope`` (funding.scoping.OrgScope), each sees only its organisations."""
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info={"scope": scope} if scope else {})
+def session_factory(engine: AsyncEngine, *, scope=None, keyring=None) -> async_sessionmaker[AsyncSession]:
+    """Sessions of ``engine``. With a ``scope`` (funding.scoping.OrgScope) each sees only its
+    organisations; with a ``keyring`` (funding.ledger.seals.Keyring) its closings are sealed."""
+    info = {"scope": scope} if scope else {}
+    if keyring is not None:
+        info["keyring"] = keyring
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
+
+
+def sessions_for(engine: AsyncEngine, settings, *, scope=None) -> async_sessionmaker[AsyncSession]:
+    """The sessions a process of this installation works with: sealed with its key."""
+    from funding.ledger.seals import Keyring
+
+    return session_factory(engine, scope=scope, keyring=Keyring.from_settings(settings))
 
 
 @asynccontextmanager
@@ -135,7 +146,7 @@ async def refresh_statistics(factory: async_sessionmaker[AsyncSession], tables: 
         return []
     async with factory() as session:
         stale = list((await session.scalars(_STALE, {"tables": tables})).all())
-        for table in stale:
-            await session.execute(text(f'ANALYZE "{table}"'))
+        if stale:  # the service's role owns no table: the owner's function analyses them (migration 0015)
+            await session.execute(text("SELECT funding_analyze(CAST(:tables AS text[]))"), {"tables": stale})
         await session.commit()
     return stale

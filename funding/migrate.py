@@ -13,6 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from funding.settings import PROJECT_ROOT
 
 
+SQL_DIR = PROJECT_ROOT / "migrations" / "sql"
+
+
+def sql_function(name: str, version: int) -> str:
+    """A database function as one version of it stands in ``migrations/sql/<name>.v<N>.sql``.
+
+    Migrations name the version they install (and the one their downgrade restores): a
+    changed function is a new file, so that a diff shows what changed, and no body is
+    written twice."""
+    text_ = (SQL_DIR / f"{name}.v{version}.sql").read_text(encoding="utf-8")
+    return text_.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+
+
 def alembic_config(database_url: str | None = None) -> Config:
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
@@ -25,6 +38,18 @@ def upgrade(database_url: str, revision: str = "heads") -> None:
     """Blocking: call it from a thread when an event loop is running. Domains may add
     migrations on branches of their own; ``heads`` applies every branch."""
     command.upgrade(alembic_config(database_url), revision)
+
+
+def upgrade_and_grant(settings) -> str | None:
+    """``funding db upgrade``: the migrations as the owner (MIGRATION_DATABASE_URL), then the
+    service's role (DATABASE_URL) created if missing and granted what funding.grants says.
+    Returns that role, or None with a single role (SQLite, or a platform's one role)."""
+    import asyncio
+
+    from funding import grants
+
+    upgrade(settings.migration_database_url or settings.database_url)
+    return asyncio.run(grants.apply(settings.migration_database_url or settings.database_url, settings.database_url))
 
 
 @lru_cache(maxsize=1)

@@ -26,6 +26,8 @@ class ConfigError(Exception):
 class Settings:
     environment: str = "production"
     database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'funding.db'}"
+    # The schema's owner, for migrations only; the service connects as DATABASE_URL's role.
+    migration_database_url: str = field(default="", repr=False)
     secret_key: str = field(default="", repr=False)
     base_url: str = "http://127.0.0.1:8000"
     stripe_secret_key: str = field(default="", repr=False)
@@ -39,6 +41,10 @@ class Settings:
     coworking_grace_days: int = 7
     bar_tab_limit: int = 5000  # minor units: a member's open tab may not exceed it
     bar_cutoff_day: int = 1  # day of the month on which open tabs are billed
+    # Ed25519 key that signs the ledger's seals (never stored in the database), and the public
+    # keys of earlier ones that seals may still be signed with (base64 of the 32 raw bytes).
+    seal_key: str = field(default="", repr=False)
+    seal_public_keys: tuple[str, ...] = ()
 
     @property
     def is_production(self) -> bool:
@@ -90,6 +96,11 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
 
     defaults = Settings()
     database_url = _normalise_database_url("DATABASE_URL", env.get("DATABASE_URL") or defaults.database_url)
+    migration_url = database_url
+    if env.get("MIGRATION_DATABASE_URL"):
+        migration_url = _normalise_database_url("MIGRATION_DATABASE_URL", env["MIGRATION_DATABASE_URL"])
+        if migration_url.split("+", 1)[0] != database_url.split("+", 1)[0]:
+            raise ConfigError("MIGRATION_DATABASE_URL: must name the same kind of database as DATABASE_URL")
 
     secret_key = env.get("SECRET_KEY", "")
     if not secret_key:
@@ -149,9 +160,28 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
             raise ConfigError(f"{name}: must be positive")
         return value
 
+    seal_key = env.get("LEDGER_SEAL_KEY", "").strip()
+    if seal_key:
+        _check_seal_key(seal_key)
+    elif environment == "production" and serving:
+        raise ConfigError("LEDGER_SEAL_KEY: required in production (closings are sealed with it; "
+                          "`funding ledger seal-key` makes one)")
+    public_keys = tuple(k.strip() for k in env.get("LEDGER_SEAL_PUBLIC_KEYS", "").split(",") if k.strip())
+    for key in public_keys:
+        _check_public_key(key)
+    if environment == "development" and database_url.startswith("sqlite") and (not seal_key or not env.get("SECRET_KEY")):
+        # A development installation on its embedded database keeps its keys beside it, so that
+        # links, sessions and seals outlive a restart and the command line sees the same keys.
+        kept = _development_secrets(database_url)
+        secret_key = env.get("SECRET_KEY") or kept["secret_key"]
+        seal_key = seal_key or kept["seal_key"]
+    if not seal_key and environment != "production":
+        seal_key = generate_seal_key()
+
     return Settings(
         environment=environment,
         database_url=database_url,
+        migration_database_url=migration_url,
         secret_key=secret_key,
         base_url=base_url,
         stripe_secret_key=stripe_key,
@@ -165,7 +195,60 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
         coworking_grace_days=_number("COWORKING_GRACE_DAYS", defaults.coworking_grace_days),
         bar_tab_limit=_bar_tab_limit(env.get("BAR_TAB_LIMIT"), defaults.bar_tab_limit),
         bar_cutoff_day=_bar_cutoff_day(env.get("BAR_CUTOFF_DAY"), defaults.bar_cutoff_day),
+        seal_key=seal_key,
+        seal_public_keys=public_keys,
     )
+
+
+def generate_seal_key() -> str:
+    """A new Ed25519 private key, as LEDGER_SEAL_KEY takes it (base64 of its 32 raw bytes)."""
+    import base64
+
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _raw_key(name: str, value: str) -> bytes:
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError(f"{name}: expected the base64 of a 32-byte Ed25519 key (`funding ledger seal-key` makes one)")
+    return raw
+
+
+def _check_seal_key(value: str) -> None:
+    _raw_key("LEDGER_SEAL_KEY", value)
+
+
+def _check_public_key(value: str) -> None:
+    _raw_key("LEDGER_SEAL_PUBLIC_KEYS", value)
+
+
+def _development_secrets(database_url: str) -> dict:
+    """The keys a development database keeps in ``<database>.secrets.json`` (made on first use)."""
+    import json
+
+    from sqlalchemy.engine import make_url
+
+    path = make_url(database_url).database
+    if not path or path == ":memory:":
+        return {"secret_key": secrets.token_urlsafe(32), "seal_key": generate_seal_key()}
+    file = Path(f"{path}.secrets.json")
+    try:
+        kept = json.loads(file.read_text())
+        if isinstance(kept, dict) and {"secret_key", "seal_key"} <= set(kept):
+            return kept
+    except (OSError, ValueError):
+        pass
+    kept = {"secret_key": secrets.token_urlsafe(32), "seal_key": generate_seal_key()}
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(kept))
+    file.chmod(0o600)
+    return kept
 
 
 def _bar_tab_limit(raw: str | None, default: int) -> int:

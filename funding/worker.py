@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 
-from funding.db import create_engine, session_factory
+from funding.db import create_engine, sessions_for
 from funding.mail.service import send_pending
 from funding.settings import Settings
 from funding.stripe_gateway import StripeGateway
@@ -53,7 +53,7 @@ async def run_once(sessions, settings: Settings, gw: StripeGateway) -> dict[str,
 
 async def run_worker(settings: Settings, *, once: bool = False) -> None:
     engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
+    sessions = sessions_for(engine, settings)
     gw = StripeGateway(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

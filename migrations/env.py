@@ -6,7 +6,6 @@ import asyncio
 
 from alembic import context
 
-from funding.ledger.models import include_in_schema_compare
 from funding.models import metadata
 
 config = context.config
@@ -18,7 +17,6 @@ def _do_run(connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        include_object=include_in_schema_compare(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

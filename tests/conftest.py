@@ -23,6 +23,8 @@ from funding.settings import load_settings
 REQUIRE_ALL = os.environ.get("FUNDING_TEST_REQUIRE_ALL") == "1"
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 KEEP_TABLES = {"alembic_version", "journals"}
+# The key that seals the tests' closings (what LEDGER_SEAL_KEY holds in production).
+TEST_SEAL_KEY = "dGVzdC1zZWFsLWtleS1mb3ItZW50cmUtbGFiLXRlc3Q="
 
 
 def skip_or_fail(reason: str):
@@ -63,6 +65,15 @@ def anyio_backend():
     return "asyncio"
 
 
+def sealed_sessions(engine):
+    """Sessions of ``engine`` that seal closings with the tests' key (as a process of the service does)."""
+    from funding.db import session_factory
+    from funding.ledger.seals import Keyring
+    from funding.settings import Settings
+
+    return session_factory(engine, keyring=Keyring.from_settings(Settings(seal_key=TEST_SEAL_KEY)))
+
+
 def run_async(make_coro):
     """Run a coroutine to completion on a fresh loop in another thread: safe from any
     test, including those where Playwright or anyio already runs a loop here."""
@@ -87,8 +98,10 @@ async def _pg_admin(sql: str) -> None:
 
 @pytest.fixture(scope="session")
 def pg_database():
-    """A fresh, migrated PostgreSQL database for this run, or None if unreachable."""
-    from funding.migrate import upgrade
+    """A fresh PostgreSQL database for this run, migrated by its owner exactly as `funding db
+    upgrade` does in production; the tests connect as the service's own role, which owns
+    nothing and holds only what funding/grants.py gives it. (None if PostgreSQL is unreachable.)"""
+    from funding.migrate import upgrade_and_grant
 
     name = f"funding_test_{os.getpid()}_{secrets.token_hex(3)}"
     try:
@@ -97,12 +110,29 @@ def pg_database():
         yield None, f"PostgreSQL not available at {PG_ADMIN_URL}: {type(exc).__name__}"
         return
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    url = load_settings(serving=False, DATABASE_URL=f"{base}/{name}").database_url
+    owner = load_settings(serving=False, DATABASE_URL=f"{base}/{name}").database_url
+    url = service_url(owner, f"{name}_svc")
     try:
-        run_blocking(upgrade, url)
+        run_blocking(upgrade_and_grant, load_settings(serving=False, DATABASE_URL=url, MIGRATION_DATABASE_URL=owner))
         yield url, None
     finally:
         run_async(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_async(lambda: _pg_admin(f'DROP ROLE IF EXISTS "{name}_svc"'))
+
+
+def service_url(owner_url: str, role: str) -> str:
+    """The same database, as another role (trust authentication here: the password is for show)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(owner_url).set(username=role, password="service-role-pw").render_as_string(hide_password=False)
+
+
+def owner_url(url: str) -> str:
+    """The same database, as its owner (what an intruder with the owner's role, or a test's setup, uses)."""
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(PG_ADMIN_URL)
+    return make_url(url).set(username=admin.username, password=admin.password).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +149,8 @@ def _empty_pg(url: str) -> None:
 
     tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables if t.name not in KEEP_TABLES)
     # Triggers forbid deleting ledger rows; a test database is emptied with them off.
-    run_async(lambda: _pg_exec(url, ["SET session_replication_role = replica", f"TRUNCATE {tables} RESTART IDENTITY CASCADE"]))
+    run_async(lambda: _pg_exec(owner_url(url), ["SET session_replication_role = replica",
+                                                f"TRUNCATE {tables} RESTART IDENTITY CASCADE"]))
 
 
 async def _pg_exec(url: str, statements: list[str]) -> None:
@@ -164,6 +195,7 @@ def settings(database_url):
         DATABASE_URL=database_url,
         SECRET_KEY="test-secret-key-0123456789",
         BASE_URL="http://testserver",
+        LEDGER_SEAL_KEY=TEST_SEAL_KEY,
     )
 
 
@@ -177,10 +209,29 @@ async def engine(settings):
 
 
 @pytest.fixture
-async def sessions(engine):
-    from funding.db import session_factory
+async def owner_engine(settings):
+    """An engine as the database's owner: what tests (and intruders) use to reach past the service's role."""
+    from funding.db import create_engine
 
-    return session_factory(engine)
+    url = settings.database_url if settings.database_url.startswith("sqlite") else owner_url(settings.database_url)
+    engine = create_engine(url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def owner_sessions(owner_engine, settings):
+    """Sessions as the database's owner (on SQLite, the same file): where only the triggers stand guard."""
+    from funding.db import sessions_for
+
+    return sessions_for(owner_engine, settings)
+
+
+@pytest.fixture
+async def sessions(engine, settings):
+    from funding.db import sessions_for
+
+    return sessions_for(engine, settings)
 
 
 @pytest.fixture

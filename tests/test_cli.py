@@ -11,11 +11,12 @@ import anyio
 import pytest
 from sqlalchemy import func, select
 
+from tests.conftest import TEST_SEAL_KEY
 from funding.ledger.models import Entry
 
 
 def run(database_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": database_url, "FUNDING_ENV": "test", "SECRET_KEY": "k" * 20,
+    env = {**os.environ, "DATABASE_URL": database_url, "FUNDING_ENV": "test", "SECRET_KEY": "k" * 20, "LEDGER_SEAL_KEY": TEST_SEAL_KEY,
            "BASE_URL": "http://testserver"}
     return subprocess.run([sys.executable, "-m", "funding.cli", *args], capture_output=True, text=True, env=env,
                           input=stdin, timeout=120)

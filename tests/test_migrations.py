@@ -8,16 +8,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from funding.ledger.models import include_in_schema_compare
 from funding.migrate import alembic_config, head_revisions
 from funding.models import metadata
-from tests.conftest import _pg_admin, run_async, skip_or_fail
+from tests.conftest import _pg_admin, owner_url, run_async, skip_or_fail
 
 
 async def test_models_and_migrations_do_not_drift(engine):
     def diff(connection):
-        context = MigrationContext.configure(connection, opts={
-            "compare_type": True, "include_object": include_in_schema_compare(connection.dialect.name)})
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
         return compare_metadata(context, metadata)
 
     async with engine.connect() as conn:
@@ -68,7 +66,7 @@ def empty_database(request, tmp_path):
     name = f"{url.rsplit('/', 1)[1]}_steps"
     run_async(lambda: _pg_admin(f'CREATE DATABASE "{name}"'))
     try:
-        yield f"{url.rsplit('/', 1)[0]}/{name}"
+        yield f"{owner_url(url).rsplit('/', 1)[0]}/{name}"
     finally:
         run_async(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

@@ -9,6 +9,7 @@ PROD = {
     "SMTP_URL": "smtp://mail.example.org:587",
     "BASE_URL": "https://funding.entre-lab.fr",
     "DATABASE_URL": "postgres://u:p@db.example.org/funding",
+    "LEDGER_SEAL_KEY": "dGVzdC1zZWFsLWtleS1mb3ItZW50cmUtbGFiLXRlc3Q=",
 }
 
 
@@ -22,6 +23,10 @@ def test_production_settings_load_and_pick_the_async_driver():
     "changes, variable",
     [
         ({"SECRET_KEY": ""}, "SECRET_KEY"),
+        ({"LEDGER_SEAL_KEY": ""}, "LEDGER_SEAL_KEY"),
+        ({"LEDGER_SEAL_KEY": "not-a-key"}, "LEDGER_SEAL_KEY"),
+        ({"LEDGER_SEAL_PUBLIC_KEYS": "c2hvcnQ="}, "LEDGER_SEAL_PUBLIC_KEYS"),
+        ({"MIGRATION_DATABASE_URL": "sqlite:///x.db"}, "MIGRATION_DATABASE_URL"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
         ({"STRIPE_SECRET_KEY": ""}, "STRIPE_SECRET_KEY"),
         ({"STRIPE_SECRET_KEY": "pk_live_oops"}, "STRIPE_SECRET_KEY"),

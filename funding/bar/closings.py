@@ -99,8 +99,21 @@ async def _close_one_day(session, site, head, day, closed_by, now) -> TillClosin
     draft = await books.day_draft(session, site, day)
     if draft is not None:
         await post(session, await dated_for_open_period(session, [draft]), now=now)
-    return await _record(session, site, head, kind="day", period=day.isoformat(), start=day, end=day, closed_by=closed_by,
-                         now=now, entry_key=draft.source_key if draft else None)
+    closing = await _record(session, site, head, kind="day", period=day.isoformat(), start=day, end=day,
+                            closed_by=closed_by, now=now, entry_key=draft.source_key if draft else None)
+    await _seal(session, site, head, closing, now)
+    return closing
+
+
+async def _seal(session, site: Site, head: TillHead, closing: TillClosing, now: dt.datetime) -> None:
+    """Every closing of the till seals the organisation's heads and this till's (funding.ledger.seals)."""
+    from funding.ledger.seals import SealError, seal
+
+    try:
+        await seal(session, site.org_id, kind=f"bar-{closing.kind}", period=closing.period, site=site, till_head=head,
+                   now=now)
+    except SealError as exc:
+        raise BarError(str(exc)) from None
 
 
 async def _closed(session: AsyncSession, site_id: int, kind: str, period: str) -> bool:
@@ -136,8 +149,10 @@ async def _close_month(session, site, head, period, closed_by, now) -> TillClosi
                 await _close_month(session, site, head, earlier, closed_by, now)
     for day in await _pending_days(session, site, head, end):
         await _close_one_day(session, site, head, day, closed_by, now)
-    return await _record(session, site, head, kind="month", period=period, start=start, end=end, closed_by=closed_by,
-                         now=now)
+    closing = await _record(session, site, head, kind="month", period=period, start=start, end=end, closed_by=closed_by,
+                            now=now)
+    await _seal(session, site, head, closing, now)
+    return closing
 
 
 async def close_year(session: AsyncSession, site: Site, period: str, *, closed_by: str = "",
@@ -158,7 +173,9 @@ async def close_year(session: AsyncSession, site: Site, period: str, *, closed_b
             await _close_month(session, site, head, month, closed_by, now)
     closing = await _record(session, site, head, kind="year", period=period, start=start, end=end, closed_by=closed_by,
                             now=now)
-    return closing, await archive_year(session, site, head, period, start, end, created_by=closed_by, now=now)
+    archive = await archive_year(session, site, head, period, start, end, created_by=closed_by, now=now)
+    await _seal(session, site, head, closing, now)  # after the archive: the year's seal holds it too
+    return closing, archive
 
 
 # --- the yearly archive -------------------------------------------------------------------

@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from funding.auth.models import User
 from funding.bar import catalog, closings, settlement, till
 from funding.bar.models import Ticket, TillClosing, TillHead
 from funding.bar.service import member_tabs, start_tab_payment, start_walk_in_payment

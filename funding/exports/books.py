@@ -6,8 +6,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -37,7 +38,11 @@ def _flush(buf: io.StringIO) -> bytes:
 
 
 async def balance_rows(session: AsyncSession, scope: Scope) -> list[BalanceRow]:
-    return await trial_balance(session, org_id=scope.org_id, site_id=scope.site_id, start=scope.start, end=scope.end)
+    rows = await trial_balance(session, org_id=scope.org_id, site_id=scope.site_id, start=scope.start, end=scope.end)
+    if scope.labels is None:
+        return rows
+    frozen = json.loads(scope.labels)["accounts"]
+    return [replace(r, label=frozen.get(r.account, r.label)) for r in rows]
 
 
 def trial_balance_csv(rows: list[BalanceRow]) -> bytes:
@@ -82,7 +87,7 @@ async def _openings(conn: AsyncConnection, scope: Scope) -> dict[tuple[str, str]
 async def general_ledger(conn: AsyncConnection, scope: Scope, progress: Progress | None = None) -> AsyncIterator[list[LedgerLine]]:
     """Per account (then currency): the balance brought forward, every posting of the period
     with the running balance, and the account's totals. Yields batches of lines."""
-    look = await lookups(conn, scope.org_id)
+    look = await lookups(conn, scope)
     openings = await _openings(conn, scope)
     query = (
         select(_P.account_number, _P.currency, _E.entry_date, _E.number, _E.journal_code, _E.piece_ref, _E.label,

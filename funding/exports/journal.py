@@ -68,6 +68,7 @@ class Scope:
     site_id: int | None = None
     site_slug: str | None = None
     closed: bool = False  # every day of the period is in a closed month
+    labels: str | None = field(default=None, repr=False)  # frozen by the closing of a closed period (JSON)
 
 
 @dataclass
@@ -79,7 +80,15 @@ class Lookups:
     grants: dict[int, str] = field(default_factory=dict)
 
 
-async def lookups(conn: AsyncConnection, org_id: int) -> Lookups:
+async def lookups(conn: AsyncConnection, scope: Scope) -> Lookups:
+    """The labels printed beside codes: those frozen by the closing for a closed period (so that
+    it exports identically forever, renames or not), else today's."""
+    if scope.labels is not None:
+        frozen = json.loads(scope.labels)
+        return Lookups(accounts=frozen["accounts"], aux=frozen["aux"], journals=frozen["journals"],
+                       sites={int(k): tuple(v) for k, v in frozen["sites"].items()},
+                       grants={int(k): v for k, v in frozen["grants"].items()})
+    org_id = scope.org_id
     return Lookups(
         accounts=dict((await conn.execute(select(Account.number, Account.label).where(Account.org_id == org_id))).all()),
         aux=dict((await conn.execute(select(AuxAccount.code, AuxAccount.label).where(AuxAccount.org_id == org_id))).all()),
@@ -178,7 +187,7 @@ async def check_fec_possible(conn: AsyncConnection, scope: Scope) -> None:
 async def fec_python(conn: AsyncConnection, scope: Scope, progress: Progress | None = None) -> AsyncIterator[bytes]:
     """The FEC formatted here (any database). EcritureNum numbers the file's entries from 1."""
     await check_fec_possible(conn, scope)
-    look = await lookups(conn, scope.org_id)
+    look = await lookups(conn, scope)
     yield fec_header()
     sep, num, current, last_number = FEC_SEPARATOR, 0, None, None
     async for part in stream_rows(conn, rows_query(scope, "fec")):
@@ -286,7 +295,7 @@ def _copy_safe(look: Lookups) -> bool:
 
 
 async def _fec_parts(conn: AsyncConnection, scope: Scope) -> list[tuple[str, list]] | None:
-    look = await lookups(conn, scope.org_id)
+    look = await lookups(conn, scope)
     if not _copy_safe(look):
         return None
     openings = int((await conn.execute(
@@ -364,7 +373,7 @@ async def fec(conn: AsyncConnection, scope: Scope, progress: Progress | None = N
 
 async def journal_csv(conn: AsyncConnection, scope: Scope, progress: Progress | None = None) -> AsyncIterator[bytes]:
     """One row per posting, ``;``-separated, decimal comma, UTF-8 with a BOM (Excel opens it as is)."""
-    look = await lookups(conn, scope.org_id)
+    look = await lookups(conn, scope)
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=";", lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)

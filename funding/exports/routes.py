@@ -20,6 +20,8 @@ from funding.db import transaction
 from funding.exports import books, report, service
 from funding.exports.journal import ExportError, Scope
 from funding.exports.models import FORMATS, ExportLog, ExportRecipient, ExportRun
+from funding.ledger import seals
+from funding.ledger.seals import Keyring
 from funding.i18n import SOURCE_LABELS
 from funding.i18n import gettext as _
 from funding.mail.models import Email
@@ -300,6 +302,27 @@ async def open_data_grants(request: Request) -> Response:
                     headers={"content-disposition": 'inline; filename="subventions.csv"'})
 
 
+async def _seals(request: Request) -> tuple[list[dict], Keyring]:
+    siren = request.query_params.get("org") or None
+    keyring = Keyring.from_settings(request.app.state.settings)
+    async with db(request) as session:
+        if siren and await session.scalar(select(Organisation.id).where(Organisation.siren == siren)) is None:
+            raise HTTPException(404)
+        return await seals.feed(session, keyring, siren=siren), keyring
+
+
+async def open_data_seals_csv(request: Request) -> Response:
+    """The seals of every closing, append-only: keep a copy, it is what `ledger verify --seals` checks."""
+    rows, _keyring = await _seals(request)
+    return Response(seals.feed_csv(rows), media_type="text/csv; charset=utf-8",
+                    headers={"content-disposition": 'inline; filename="ledger-seals.csv"'})
+
+
+async def open_data_seals_json(request: Request) -> Response:
+    rows, keyring = await _seals(request)
+    return Response(seals.feed_json(rows, keyring), media_type="application/json")
+
+
 async def _open_mix(request: Request) -> list[dict]:
     slug = request.query_params.get("site") or None
     async with db(request) as session:
@@ -346,4 +369,6 @@ routes = [
     Route("/open-data/subventions.csv", open_data_grants, name="open_data_grants"),
     Route("/open-data/funding-mix.csv", open_data_mix_csv, name="open_data_mix_csv"),
     Route("/open-data/funding-mix.json", open_data_mix_json, name="open_data_mix_json"),
+    Route("/open-data/ledger-seals.csv", open_data_seals_csv, name="open_data_seals_csv"),
+    Route("/open-data/ledger-seals.json", open_data_seals_json, name="open_data_seals_json"),
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import json
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,8 @@ from funding.exports import books, journal, textledgers
 from funding.exports.journal import ExportError, Scope
 from funding.exports.models import FORMATS, ExportLog, ExportRecipient, ExportRun
 from funding.i18n import gettext as _
-from funding.ledger.models import LedgerHead
+from funding.ledger.models import Closing, LedgerHead, Seal
+from funding.ledger.seals import seal_text
 from funding.ledger.service import LedgerError, month_bounds
 from funding.mail.models import Email
 from funding.mail.service import AttachmentError, enqueue, register_attachment
@@ -88,10 +90,16 @@ async def resolve_scope(session: AsyncSession, *, siren: str | None, site: str |
     if place is not None and place.org_id != org.id:
         raise ExportError(f"le lieu {place.slug} n'appartient pas à l'organisation {org.siren}")
     closed_through = await session.scalar(select(LedgerHead.closed_through).where(LedgerHead.org_id == org.id))
+    closed = bool(closed_through and end <= closed_through)
+    labels, name = None, org.name
+    if closed:  # the labels frozen by the closing of the period's last month
+        labels = await session.scalar(select(Closing.labels).where(
+            Closing.org_id == org.id, Closing.start_date <= end, Closing.end_date >= end))
+        if labels is not None:
+            name = json.loads(labels)["org"]["name"]
     return Scope(
-        org_id=org.id, siren=org.siren, org_name=org.name, currency=org.currency, start=start, end=end,
-        site_id=place.id if place else None, site_slug=place.slug if place else None,
-        closed=bool(closed_through and end <= closed_through),
+        org_id=org.id, siren=org.siren, org_name=name, currency=org.currency, start=start, end=end,
+        site_id=place.id if place else None, site_slug=place.slug if place else None, closed=closed, labels=labels,
     )
 
 
@@ -356,6 +364,12 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
     conn = await session.connection()
     digests: dict[str, Digest] = {}
     queued: list[Queued] = []
+    sealed = await session.scalar(select(Seal).where(Seal.org_id == org.id, Seal.kind == "month", Seal.period == period))
+    feed_url = f"{settings.base_url}/open-data/ledger-seals.csv?org={org.siren}"
+    keep = ("\n\n" + _("À conserver : le sceau de cette clôture. Il prouve plus tard que les comptes n'ont pas changé "
+                        "(funding ledger verify --seals) ; la liste de tous les sceaux est publiée sur %(url)s.",
+                        url=feed_url)
+            + "\n" + seal_text(sealed, org.siren)) if sealed is not None else ""
     for person in recipients:
         for fmt in person.formats:
             if fmt not in digests:
@@ -372,6 +386,7 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
                 body = _("%(greeting)s\n\nVoici l'export « %(label)s » de %(org)s pour la période close %(period)s, en pièce "
                          "jointe : %(file)s.\nEmpreinte SHA-256 : %(sha)s\n\nEntre-Lab Funding",
                          greeting=greeting, label=label, org=org.name, period=period, file=name, sha=digest.hexdigest)
+                body += keep
             else:
                 mode, attachments = "link", None
                 token = sign(settings.secret_key, LINK_PURPOSE, {k: ref[k] for k in ("org", "period", "format", "sha256", "to")})
@@ -382,7 +397,7 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
                          "valable jusqu'au %(expires)s :\n%(link)s\nEmpreinte SHA-256 : %(sha)s\n\nEntre-Lab Funding",
                          greeting=greeting, label=label, org=org.name, period=period, file=name, size=digest.size,
                          expires=expires.strftime("%d/%m/%Y"), link=link,
-                         sha=digest.hexdigest)
+                         sha=digest.hexdigest) + keep
             new = await enqueue(
                 session, to=person.email, org_id=org.id, dedupe_key=key, attachments=attachments, body_text=body,
                 subject=_("Exports comptables %(period)s — %(org)s — %(label)s", period=period, org=org.name, label=label),

@@ -93,7 +93,7 @@ def bean_account(number: str, aux: str | None) -> str:
 
 
 async def beancount(conn: AsyncConnection, scope: Scope, progress: Progress | None = None) -> AsyncIterator[bytes]:
-    look = await lookups(conn, scope.org_id)
+    look = await lookups(conn, scope)
     out = _header(scope, ";;")
     out.append(f"option \"title\" {_bean_string(f'{scope.org_name} — {scope.start.isoformat()} / {scope.end.isoformat()}')}")
     out.append(f'option "operating_currency" "{scope.currency}"')
@@ -157,7 +157,7 @@ _H_TYPES = {"Assets": "A", "Liabilities": "L", "Equity": "E", "Income": "R", "Ex
 
 
 async def hledger(conn: AsyncConnection, scope: Scope, progress: Progress | None = None) -> AsyncIterator[bytes]:
-    look = await lookups(conn, scope.org_id)
+    look = await lookups(conn, scope)
     out = _header(scope, ";")
     for cur in await currencies(conn, scope):
         exp = exponent(cur)

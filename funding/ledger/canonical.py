@@ -63,8 +63,10 @@ def chain_hash(prev_hash: str, document: bytes) -> str:
 
 
 def closing_document(closing) -> bytes:
+    """Format 1; format 2 adds the hash of the labels frozen at closing (``lb``)."""
+    labels = getattr(closing, "labels", None)
     doc = {
-        "v": FORMAT_VERSION,
+        "v": FORMAT_VERSION if labels is None else 2,
         "org": closing.org_id,
         "k": closing.kind,
         "p": closing.period,
@@ -80,8 +82,34 @@ def closing_document(closing) -> bytes:
         "at": _ts(closing.closed_at),
         "by": closing.closed_by,
     }
+    if labels is not None:
+        doc["lb"] = hashlib.sha256(labels.encode()).hexdigest()
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
 
 def closing_hash(closing) -> str:
     return chain_hash(closing.prev_hash, closing_document(closing))
+
+
+def seal_document(seal, siren: str, site_slug: str | None) -> bytes:
+    """What a seal signs: the organisation by its SIREN and the site by its slug (names that mean
+    something outside this database), the chain heads, the append-only tables' counts."""
+    doc = {
+        "v": FORMAT_VERSION,
+        "org": siren,
+        "n": seal.seq,
+        "k": seal.kind,
+        "p": seal.period,
+        "s": site_slug,
+        "en": seal.entry_number,
+        "eh": seal.entry_hash,
+        "ch": seal.closing_hash,
+        "bs": seal.bar_seq,
+        "bh": seal.bar_hash,
+        "bc": seal.bar_closing_hash,
+        "ba": seal.bar_archive_hash,
+        "w": json.loads(seal.counts),
+        "at": _ts(seal.sealed_at),
+        "key": seal.key_id,
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()

@@ -145,21 +145,6 @@ class Entry(OrgScoped, Base):
     hash: Mapped[str | None] = mapped_column(String(64))
 
 
-# On PostgreSQL these keys are checked once per statement by triggers (migrations 0011 and
-# 0012), not row by row: autogenerate and the drift test must not add them back there.
-PG_TRIGGER_CHECKED_FKS = frozenset({
-    "fk_postings_entry_id_org_id_entries", "fk_postings_org_id_account_number_accounts",
-    "fk_entries_journal_code_journals", "fk_entries_org_id_organisations", "fk_entries_site_id_org_id_sites",
-})
-
-
-def include_in_schema_compare(dialect: str):
-    """Alembic's ``include_object`` for comparing the models with a ``dialect`` database."""
-    def include(obj, name, type_, reflected, compare_to) -> bool:
-        return not (dialect == "postgresql" and type_ == "foreign_key_constraint" and name in PG_TRIGGER_CHECKED_FKS)
-    return include
-
-
 class Posting(OrgScoped, Base):
     """One line of an entry. ``amount`` is signed minor units: debit > 0, credit < 0."""
 
@@ -206,5 +191,40 @@ class Closing(OrgScoped, Base):
     grand_total: Mapped[str] = mapped_column(Text)
     closed_at: Mapped[dt.datetime]
     closed_by: Mapped[str] = mapped_column(String(200), default="")
+    # What the period's exports print beside codes (accounts, auxiliaries, journals, sites,
+    # grants, the organisation), frozen at closing: a closed period exports identically even
+    # after a rename. JSON, hashed into the closing (format 2); NULL for closings made before.
+    labels: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Seal(OrgScoped, Base):
+    """A closing's anchor outside the database: the organisation's chain heads at that moment
+    (ledger entries, ledger closings, and for a bar closing its till's lines, closings and
+    archives), how many rows its append-only tables held, chained to the previous seal and
+    signed with a key the database never holds. Published (``/open-data/ledger-seals``) and
+    emailed to the accountants, so copies exist that the database's owner cannot rewrite."""
+
+    __tablename__ = "ledger_seals"
+    __table_args__ = (UniqueConstraint("org_id", "seq"), UniqueConstraint("org_id", "prev_hash"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    seq: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(12))
+    period: Mapped[str] = mapped_column(String(10))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
+    entry_number: Mapped[int]
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    closing_hash: Mapped[str] = mapped_column(String(64))
+    bar_seq: Mapped[int | None]
+    bar_hash: Mapped[str | None] = mapped_column(String(64))
+    bar_closing_hash: Mapped[str | None] = mapped_column(String(64))
+    bar_archive_hash: Mapped[str | None] = mapped_column(String(64))
+    counts: Mapped[str] = mapped_column(Text)
+    sealed_at: Mapped[dt.datetime]
+    key_id: Mapped[str] = mapped_column(String(16))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(100))

@@ -17,6 +17,7 @@ from funding.i18n import gettext as _
 from funding.ledger import records
 from funding.ledger.models import FUNDING_SOURCES, Closing, Entry, LedgerHead, Posting
 from funding.ledger.service import LedgerError, close_month, reverse, totals_by_currency, trial_balance
+from funding.ledger.seals import Keyring
 from funding.ledger.verify import verify_org
 from funding.orgs.models import Organisation, Site
 from funding.web import BOOKS, STAFF, db, flash, redirect, render, require
@@ -216,9 +217,10 @@ async def verify(request: Request) -> Response:
         await require(request, session, BOOKS)
         orgs = (await session.scalars(select(Organisation).order_by(Organisation.name))).all()
     reports = []
+    keyring = Keyring.from_settings(request.app.state.settings)
     async with request.app.state.engine.connect() as conn:
         for org in orgs:
-            reports.append((org, await verify_org(conn, org.id)))
+            reports.append((org, await verify_org(conn, org.id, keyring=keyring)))
     return render(request, "admin/verify.html", {"reports": reports})
 
 

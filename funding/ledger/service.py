@@ -502,6 +502,7 @@ async def close_month(
         fiscal[cur] += amount
 
     closing = Closing(
+        labels=await labels_snapshot(session, org),
         org_id=org_id,
         kind="month",
         period=period,
@@ -525,8 +526,36 @@ async def close_month(
         await session.flush()
     except IntegrityError as exc:
         raise LedgerError(explain_db_error(exc)) from exc
-    head.closed_through, head.last_closing_hash = end, closing.hash
+    # The database's trigger moved the head; keep the identity map in step (no UPDATE of ours).
+    set_committed_value(head, "closed_through", end)
+    set_committed_value(head, "last_closing_hash", closing.hash)
+    from funding.ledger.seals import SealError, seal
+
+    try:
+        await seal(session, org_id, kind="month", period=period, now=now)
+    except SealError as exc:
+        raise LedgerError(str(exc)) from None
     return closing
+
+
+async def labels_snapshot(session: AsyncSession, org) -> str:
+    """The labels a period's exports print beside its codes, as they are now (frozen in its closing)."""
+    from funding.ledger.models import Grant, Journal
+    from funding.orgs.models import Site
+
+    def table(rows) -> dict:
+        return {str(k): v for k, v in rows}
+
+    doc = {
+        "org": {"name": org.name, "siren": org.siren, "currency": org.currency},
+        "accounts": table((await session.execute(select(Account.number, Account.label).where(Account.org_id == org.id))).all()),
+        "aux": table((await session.execute(select(AuxAccount.code, AuxAccount.label).where(AuxAccount.org_id == org.id))).all()),
+        "journals": table((await session.execute(select(Journal.code, Journal.label))).all()),
+        "sites": {str(i): [slug, name] for i, slug, name in (await session.execute(
+            select(Site.id, Site.slug, Site.name).where(Site.org_id == org.id))).all()},
+        "grants": table((await session.execute(select(Grant.id, Grant.reference).where(Grant.org_id == org.id))).all()),
+    }
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def _dumps(value) -> str:

@@ -28,6 +28,7 @@ class VerifyReport:
     closings: int = 0
     problems: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # records other domains chained and verified
+    notes: set[str] = field(default_factory=set)  # what was not checked, said beside an OK
 
     @property
     def ok(self) -> bool:
@@ -55,7 +56,11 @@ def _entries_query(org_id: int):
     )
 
 
-async def verify_org(conn: AsyncConnection, org_id: int, *, batch: int = 10_000) -> VerifyReport:
+async def verify_org(conn: AsyncConnection, org_id: int, *, batch: int = 10_000, keyring=None,
+                     kept=None) -> VerifyReport:
+    """Numbering, chain and balance of every entry, the closings, the domains' own chains, then
+    the seals (funding.ledger.seals): the organisation's, and ``kept`` ones (copies made
+    elsewhere), checked against ``keyring``'s trusted keys."""
     report = VerifyReport(org_id)
     prev_hash, expected_number = GENESIS_HASH, 1
     current = None
@@ -113,6 +118,9 @@ async def verify_org(conn: AsyncConnection, org_id: int, *, batch: int = 10_000)
 
     for module in parts("integrity"):  # domains' own chained records (the bar's sale lines and closings)
         await module.verify(conn, org_id, report)
+    from funding.ledger.seals import verify as verify_seals
+
+    await verify_seals(conn, org_id, report, keyring, kept)
     return report
 
 

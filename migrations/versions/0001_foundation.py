@@ -8,122 +8,23 @@ Create Date: 2026-11-28 09:34:25.818379
 from alembic import op
 import sqlalchemy as sa
 
+from funding.migrate import sql_function
+
 # Database-side guards of the ledger (see funding/ledger/models.py): they refuse an
 # unbalanced validation, a gap in numbering, a broken chain link, a post into a closed
 # period, and any change to a validated entry, its postings or a closing.
 
 
 PG = [
-    """
-CREATE FUNCTION ledger_entry_insert_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.number IS NOT NULL OR NEW.hash IS NOT NULL THEN
-    RAISE EXCEPTION 'ledger: entries are inserted as drafts and validated afterwards' USING ERRCODE = '23514';
-  END IF;
-  RETURN NEW;
-END $$""",
-    """
-CREATE FUNCTION ledger_entry_update_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  head ledger_heads%ROWTYPE;
-BEGIN
-  IF OLD.number IS NOT NULL THEN
-    RAISE EXCEPTION 'ledger: validated entry % cannot be modified; post a reversing entry instead', OLD.number
-      USING ERRCODE = '23001';
-  END IF;
-  IF NEW.number IS NULL THEN
-    RETURN NEW;
-  END IF;
-  SELECT * INTO head FROM ledger_heads WHERE org_id = NEW.org_id FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'ledger: organisation % has no ledger', NEW.org_id USING ERRCODE = '23503';
-  END IF;
-  IF NEW.number <> head.last_number + 1 THEN
-    RAISE EXCEPTION 'ledger: entry number % breaks the gap-free sequence (next is %)', NEW.number, head.last_number + 1
-      USING ERRCODE = '23514';
-  END IF;
-  IF NEW.prev_hash <> head.last_hash THEN
-    RAISE EXCEPTION 'ledger: entry % is not chained to the previous entry', NEW.number USING ERRCODE = '23514';
-  END IF;
-  IF head.closed_through IS NOT NULL AND NEW.entry_date <= head.closed_through THEN
-    RAISE EXCEPTION 'ledger: the period is closed through %; date the entry after it', head.closed_through
-      USING ERRCODE = '23514';
-  END IF;
-  IF NEW.entry_date > NEW.validated_at::date THEN
-    RAISE EXCEPTION 'ledger: an entry cannot be validated before its date' USING ERRCODE = '23514';
-  END IF;
-  IF (SELECT count(*) FROM postings WHERE entry_id = NEW.id) < 2 THEN
-    RAISE EXCEPTION 'ledger: an entry needs at least two postings' USING ERRCODE = '23514';
-  END IF;
-  IF EXISTS (SELECT 1 FROM postings WHERE entry_id = NEW.id GROUP BY currency HAVING sum(amount) <> 0) THEN
-    RAISE EXCEPTION 'ledger: unbalanced entry (debits and credits differ)' USING ERRCODE = '23514';
-  END IF;
-  RETURN NEW;
-END $$""",
-    """
-CREATE FUNCTION ledger_entry_advance_head() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  UPDATE ledger_heads SET last_number = NEW.number, last_hash = NEW.hash WHERE org_id = NEW.org_id;
-  RETURN NULL;
-END $$""",
-    """
-CREATE FUNCTION ledger_entry_delete_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF OLD.number IS NOT NULL THEN
-    RAISE EXCEPTION 'ledger: validated entry % cannot be deleted; post a reversing entry instead', OLD.number
-      USING ERRCODE = '23001';
-  END IF;
-  RETURN OLD;
-END $$""",
-    """
-CREATE FUNCTION ledger_posting_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF (TG_OP <> 'INSERT' AND EXISTS (SELECT 1 FROM entries WHERE id = OLD.entry_id AND number IS NOT NULL))
-     OR (TG_OP <> 'DELETE' AND EXISTS (SELECT 1 FROM entries WHERE id = NEW.entry_id AND number IS NOT NULL)) THEN
-    RAISE EXCEPTION 'ledger: postings of a validated entry cannot be added, changed or deleted' USING ERRCODE = '23001';
-  END IF;
-  IF TG_OP = 'DELETE' THEN
-    RETURN OLD;
-  END IF;
-  RETURN NEW;
-END $$""",
-    """
-CREATE FUNCTION ledger_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION 'ledger: % rows are append-only', TG_TABLE_NAME USING ERRCODE = '23001';
-END $$""",
-    """
-CREATE FUNCTION ledger_closing_insert_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  head ledger_heads%ROWTYPE;
-BEGIN
-  SELECT * INTO head FROM ledger_heads WHERE org_id = NEW.org_id FOR UPDATE;
-  IF NOT FOUND OR NEW.prev_hash <> head.last_closing_hash THEN
-    RAISE EXCEPTION 'ledger: closing % is not chained to the previous closing', NEW.period USING ERRCODE = '23514';
-  END IF;
-  IF head.closed_through IS NOT NULL AND NEW.start_date <> head.closed_through + 1 THEN
-    RAISE EXCEPTION 'ledger: closing % does not follow the last closed period', NEW.period USING ERRCODE = '23514';
-  END IF;
-  RETURN NEW;
-END $$""",
-    """
-CREATE FUNCTION ledger_closing_advance_head() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  UPDATE ledger_heads SET closed_through = NEW.end_date, last_closing_hash = NEW.hash WHERE org_id = NEW.org_id;
-  RETURN NULL;
-END $$""",
-    """
-CREATE FUNCTION ledger_head_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF TG_OP = 'DELETE' THEN
-    RAISE EXCEPTION 'ledger: a ledger head cannot be deleted' USING ERRCODE = '23001';
-  END IF;
-  IF NEW.last_number NOT IN (OLD.last_number, OLD.last_number + 1)
-     OR (OLD.closed_through IS NOT NULL AND (NEW.closed_through IS NULL OR NEW.closed_through < OLD.closed_through)) THEN
-    RAISE EXCEPTION 'ledger: a ledger head only moves forward' USING ERRCODE = '23001';
-  END IF;
-  RETURN NEW;
-END $$""",
+    sql_function("ledger_entry_insert_guard", 1),
+    sql_function("ledger_entry_update_guard", 1),
+    sql_function("ledger_entry_advance_head", 1),
+    sql_function("ledger_entry_delete_guard", 1),
+    sql_function("ledger_posting_guard", 1),
+    sql_function("ledger_frozen", 1),
+    sql_function("ledger_closing_insert_guard", 1),
+    sql_function("ledger_closing_advance_head", 1),
+    sql_function("ledger_head_guard", 1),
     "CREATE TRIGGER entries_insert_guard BEFORE INSERT ON entries FOR EACH ROW EXECUTE FUNCTION ledger_entry_insert_guard()",
     "CREATE TRIGGER entries_update_guard BEFORE UPDATE ON entries FOR EACH ROW EXECUTE FUNCTION ledger_entry_update_guard()",
     "CREATE TRIGGER entries_advance_head AFTER UPDATE ON entries FOR EACH ROW"

@@ -14,31 +14,18 @@ Create Date: 2026-12-01 21:20:00
 
 from alembic import op
 
+from funding.migrate import sql_function
+
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-MESSAGE = "ledger: postings of a validated entry cannot be added, changed or deleted"
-
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(f"""
-CREATE FUNCTION ledger_postings_insert_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  eid bigint;
-BEGIN
-  -- One primary-key probe per entry of the statement: a join would leave the plan to the
-  -- statistics, and a fresh ledger's (none yet) make it a nested loop over all entries.
-  FOR eid IN SELECT DISTINCT entry_id FROM new_postings LOOP
-    IF EXISTS (SELECT 1 FROM entries WHERE id = eid AND number IS NOT NULL) THEN
-      RAISE EXCEPTION '{MESSAGE}' USING ERRCODE = '23001';
-    END IF;
-  END LOOP;
-  RETURN NULL;
-END $$""")
+    op.execute(sql_function("ledger_postings_insert_guard", 1))
     op.execute("DROP TRIGGER postings_guard ON postings")
     op.execute("CREATE TRIGGER postings_guard BEFORE UPDATE OR DELETE ON postings FOR EACH ROW "
                "EXECUTE FUNCTION ledger_posting_guard()")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.conftest import sealed_sessions
 import asyncio
 import random
 
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 
 from funding.bar.models import Batch, BatchLine, SaleLine
 from funding.bar.settlement import cut_off
-from funding.db import create_engine, session_factory
+from funding.db import create_engine
 from funding.ledger.verify import verify_org
 from tests.bar.helpers import make_bar, sell
 from tests.factories import make_world
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.postgres_only
 
 async def test_fifty_concurrent_sale_lines_and_concurrent_cut_offs_bill_every_line_exactly_once(pg_url):
     engine = create_engine(pg_url)
-    sessions = session_factory(engine)
+    sessions = sealed_sessions(engine)
     try:
         world = await make_world(sessions)
         bar = await make_bar(sessions, world, members=5)

@@ -102,14 +102,14 @@ async def test_a_mistake_is_corrected_by_a_cancelling_line_with_a_reason(session
         assert await tab_balance(session, world.site_id, bar.members[0]) == 0
 
 
-async def test_the_database_refuses_to_change_or_delete_a_sale_line(sessions, world, engine):
+async def test_the_database_refuses_to_change_or_delete_a_sale_line_even_as_the_owner(sessions, world, owner_engine):
     bar = await make_bar(sessions, world)
     line = await sell(sessions, bar, "Café")
     for sql in (f"UPDATE bar_sale_lines SET amount = 1, unit_price = 1 WHERE id = {line.id}",
                 f"DELETE FROM bar_sale_lines WHERE id = {line.id}",
                 "UPDATE bar_heads SET last_seq = 7"):
         with pytest.raises(DBAPIError, match="bar:"):
-            async with engine.begin() as conn:
+            async with owner_engine.begin() as conn:
                 await conn.execute(text(sql))
 
 

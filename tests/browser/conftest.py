@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from funding.settings import load_settings
-from tests.conftest import skip_or_fail
+from tests.conftest import TEST_SEAL_KEY, skip_or_fail
 from tests.live import LiveServer, free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -17,7 +17,7 @@ CHROMIUM = "/usr/bin/chromium"
 @pytest.fixture
 def live_settings(database_url):
     port = free_port()
-    return load_settings({}, FUNDING_ENV="test", DATABASE_URL=database_url, SECRET_KEY="browser-secret-0123456789",
+    return load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=database_url, SECRET_KEY="browser-secret-0123456789",
                          BASE_URL=f"http://127.0.0.1:{port}")
 
 

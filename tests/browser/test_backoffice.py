@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from funding.db import create_engine, session_factory
-from tests.conftest import run_async
+from funding.db import create_engine
+from tests.conftest import sealed_sessions, run_async
 from tests.factories import make_world
 
 pytestmark = pytest.mark.browser
@@ -18,7 +18,7 @@ def _world(database_url):
     async def build():
         engine = create_engine(database_url)
         try:
-            return await make_world(session_factory(engine))
+            return await make_world(sealed_sessions(engine))
         finally:
             await engine.dispose()
 

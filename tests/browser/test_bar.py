@@ -6,9 +6,9 @@ import pytest
 
 from funding.auth.models import User
 from funding.auth.service import issue_link
-from funding.db import create_engine, session_factory, transaction
+from funding.db import create_engine, transaction
 from tests.bar.helpers import make_bar
-from tests.conftest import run_async
+from tests.conftest import sealed_sessions, run_async
 from tests.factories import make_world
 
 pytestmark = pytest.mark.browser
@@ -18,7 +18,7 @@ def _setup(settings):
     async def build():
         engine = create_engine(settings.database_url)
         try:
-            sessions = session_factory(engine)
+            sessions = sealed_sessions(engine)
             world = await make_world(sessions)
             bar = await make_bar(sessions, world)
             async with transaction(sessions) as session:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from funding.db import create_engine, session_factory
+from funding.db import create_engine
 from tests.campaigns.helpers import make_campaign, paid_pledge
-from tests.conftest import run_async
+from tests.conftest import sealed_sessions, run_async
 from tests.factories import make_world
 
 pytestmark = pytest.mark.browser
@@ -17,7 +17,7 @@ def _setup(database_url):
     async def build():
         engine = create_engine(database_url)
         try:
-            sessions = session_factory(engine)
+            sessions = sealed_sessions(engine)
             world = await make_world(sessions)
             campaign = await make_campaign(sessions, world, slug="decoupeuse-laser", goal=20_000, tiers=[
                 {"title": "Porte-clés gravé au laser", "amount": 2500, "kind": "reward", "value": 500, "stock": 10},

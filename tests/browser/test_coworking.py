@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from funding.coworking.models import Plan, Subscription
 from funding.coworking.plans import PlanSpec, save_plan, sync_plans
-from funding.db import create_engine, session_factory, transaction
+from funding.db import create_engine, transaction
 from funding.orgs.models import Site
 from funding.settings import load_settings
 from funding.stripe_gateway import StripeGateway
-from tests.conftest import run_async
+from tests.conftest import sealed_sessions, TEST_SEAL_KEY, run_async
 from tests.factories import make_world
 from tests.live import LiveServer, free_port
 from tests.web.helpers import csrf_of
@@ -69,7 +69,7 @@ def mail_server(database_url, smtp):
     from funding.app import create_app
 
     port = free_port()
-    settings = load_settings({}, FUNDING_ENV="test", DATABASE_URL=database_url, SECRET_KEY="browser-secret-0123456789",
+    settings = load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=database_url, SECRET_KEY="browser-secret-0123456789",
                              BASE_URL=f"http://127.0.0.1:{port}", SMTP_URL=f"smtp://127.0.0.1:{smtp.port}",
                              WORKER_POLL_SECONDS="0.2")
     with LiveServer(create_app(settings), port) as server:
@@ -80,7 +80,7 @@ def mail_server(database_url, smtp):
 def _prepare(settings):
     async def go():
         engine = create_engine(settings.database_url)
-        sessions = session_factory(engine)
+        sessions = sealed_sessions(engine)
         gw = StripeGateway(settings)
         try:
             world = await make_world(sessions)
@@ -101,7 +101,7 @@ def _subscription(settings):
     async def go():
         engine = create_engine(settings.database_url)
         try:
-            async with session_factory(engine)() as session:
+            async with sealed_sessions(engine)() as session:
                 row = await session.scalar(select(Subscription))
                 plan = await session.get(Plan, row.plan_id) if row else None
                 return row, plan

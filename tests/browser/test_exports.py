@@ -11,8 +11,8 @@ import pytest
 
 from funding.auth.models import User
 from funding.auth.service import issue_link
-from funding.db import create_engine, session_factory, transaction
-from tests.conftest import run_async
+from funding.db import create_engine, transaction
+from tests.conftest import sealed_sessions, run_async
 from tests.exports.test_pages import seed_money
 from tests.factories import make_world
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.browser
 def _accountant_link(database_url: str, settings) -> str:
     async def build():
         engine = create_engine(database_url)
-        sessions = session_factory(engine)
+        sessions = sealed_sessions(engine)
         try:
             world = await make_world(sessions)
             await seed_money(sessions, world)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.conftest import sealed_sessions, TEST_SEAL_KEY
 import asyncio
 import datetime as dt
 
@@ -11,7 +12,7 @@ from sqlalchemy import func, select
 from funding.campaigns import deadline
 from funding.campaigns.models import Pledge
 from funding.campaigns.pledges import ContributionError
-from funding.db import create_engine, session_factory
+from funding.db import create_engine
 from funding.mail.models import Email
 from funding.settings import load_settings
 from funding.stripe_gateway import StripeGateway
@@ -30,7 +31,7 @@ from tests.stripe_objects import BASE
 @pytest.fixture
 async def pg_sessions(pg_url):
     engine = create_engine(pg_url)
-    yield session_factory(engine)
+    yield sealed_sessions(engine)
     await engine.dispose()
 
 
@@ -60,7 +61,7 @@ async def test_two_workers_closing_at_once_charge_each_promise_once(pg_url, pg_s
     campaign = await make_campaign(pg_sessions, world, mode="all_or_nothing", goal=1000)
     promises = [await active_pledge(pg_sessions, campaign.id, amount="25", email=f"p{n}@example.org") for n in range(30)]
     off_session = OffSession(fake_stripe)
-    settings = load_settings({}, FUNDING_ENV="test", DATABASE_URL=pg_url, SECRET_KEY="test-secret-key-0123456789",
+    settings = load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=pg_url, SECRET_KEY="test-secret-key-0123456789",
                              BASE_URL="http://testserver", STRIPE_SECRET_KEY="sk_test_unit",
                              STRIPE_WEBHOOK_SECRET="whsec_x", STRIPE_API_BASE=BASE)
     moment = campaign.ends_at + dt.timedelta(seconds=1)
@@ -69,7 +70,7 @@ async def test_two_workers_closing_at_once_charge_each_promise_once(pg_url, pg_s
         engine = create_engine(pg_url)
         gw = StripeGateway(settings, timeout=5)
         try:
-            return await deadline.run(session_factory(engine), settings, gw, now=moment)
+            return await deadline.run(sealed_sessions(engine), settings, gw, now=moment)
         finally:
             await gw.aclose()
             await engine.dispose()

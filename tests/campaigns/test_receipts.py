@@ -55,23 +55,24 @@ async def test_each_organisation_has_its_own_series(sessions, world):
     assert [(r.org_id, r.number) for r in await all_receipts(sessions)] == [(world.org_id, 1), (other.org_id, 1), (world.org_id, 2)]
 
 
-async def test_the_database_refuses_a_gap_a_duplicate_a_change_and_a_deletion(sessions, world):
+async def test_the_database_refuses_a_gap_a_duplicate_a_change_and_a_deletion_even_as_the_owner(sessions, owner_sessions,
+                                                                                                   world):
     campaign = await make_campaign(sessions, world)
     paid = await paid_pledge(sessions, campaign.id)
     (receipt,) = await all_receipts(sessions)
     row = {c: getattr(receipt, c) for c in ("org_id", "year", "pledge_id", "campaign_id", "donor_name", "donor_address",
                                             "donor_email", "amount", "currency", "paid_on", "method", "issued_at")}
     with pytest.raises((DBAPIError, IntegrityError)):
-        async with transaction(sessions) as session:
+        async with transaction(owner_sessions) as session:
             await session.execute(insert(TaxReceipt).values(**row, number=3, revision=2))
     with pytest.raises((DBAPIError, IntegrityError)):
-        async with transaction(sessions) as session:
+        async with transaction(owner_sessions) as session:
             await session.execute(insert(TaxReceipt).values(**row, number=1, revision=2))
     with pytest.raises(DBAPIError, match="receipts:"):
-        async with transaction(sessions) as session:
+        async with transaction(owner_sessions) as session:
             await session.execute(update(TaxReceipt).where(TaxReceipt.id == receipt.id).values(amount=1))
     with pytest.raises(DBAPIError, match="receipts:"):
-        async with transaction(sessions) as session:
+        async with transaction(owner_sessions) as session:
             await session.execute(delete(TaxReceipt).where(TaxReceipt.id == receipt.id))
     assert [(r.number, r.amount) for r in await all_receipts(sessions)] == [(1, paid.amount)]
 

@@ -5,6 +5,7 @@ nothing."""
 
 from __future__ import annotations
 
+from tests.conftest import sealed_sessions, TEST_SEAL_KEY
 import asyncio
 import datetime as dt
 
@@ -386,7 +387,7 @@ async def test_a_zero_invoice_and_a_credit_invoice_balance_the_members_account(e
 @pytest.mark.postgres_only
 async def test_invoice_paid_processed_by_four_workers_at_once_books_once_on_postgresql(pg_url, fake):
     """Four workers drain the same inbox concurrently: one sale, one settlement, one email."""
-    from funding.db import create_engine, session_factory
+    from funding.db import create_engine
     from funding.settings import load_settings
     from funding.stripe_gateway import StripeGateway
     from tests.coworking.conftest import make_catalogue
@@ -394,8 +395,8 @@ async def test_invoice_paid_processed_by_four_workers_at_once_books_once_on_post
     from tests.stripe_objects import BASE
 
     engine = create_engine(pg_url)
-    sessions = session_factory(engine)
-    settings = load_settings({}, FUNDING_ENV="test", DATABASE_URL=pg_url, STRIPE_SECRET_KEY="sk_test_x",
+    sessions = sealed_sessions(engine)
+    settings = load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=pg_url, STRIPE_SECRET_KEY="sk_test_x",
                              STRIPE_WEBHOOK_SECRET="whsec_x", STRIPE_API_BASE=BASE)
     gws = [StripeGateway(settings) for _ in range(4)]
     try:

@@ -37,8 +37,8 @@ async def _use(client, path: str):
     return await client.post(path, data={"csrf_token": token})
 
 
-async def test_a_magic_link_reused_expired_or_altered_is_refused(app_client, sessions, settings, world, catalogue, fake,
-                                                                 monkeypatch):
+async def test_a_magic_link_reused_expired_or_altered_is_refused(app_client, sessions, owner_sessions, settings, world,
+                                                                 catalogue, fake, monkeypatch):
     member, *_ = await active_member(sessions, world, catalogue, fake)
     async with sessions() as session:
         email = (await session.get(User, member.user_id)).email
@@ -62,8 +62,8 @@ async def test_a_magic_link_reused_expired_or_altered_is_refused(app_client, ses
     assert response.status_code == 400 and "invalide" in response.text
     assert (await app_client.get("/membre")).status_code == 303
 
-    # Expired: by its server-side row…
-    async with transaction(sessions) as session:
+    # Expired: by its server-side row (aged by the owner: the service only ever marks a link used)…
+    async with transaction(owner_sessions) as session:
         await session.execute(update(LoginToken).values(expires_at=dt.datetime(2000, 1, 1)))
     response = await _use(app_client, fresh)
     assert response.status_code == 400 and "expiré" in response.text

@@ -8,14 +8,14 @@ import httpx
 import pytest
 
 from funding.settings import load_settings
-from tests.conftest import run_async
+from tests.conftest import sealed_sessions, TEST_SEAL_KEY, run_async
 from tests.live import LiveServer, free_port
 
 
 @pytest.fixture
 def e2e_settings(database_url):
     port = free_port()
-    return load_settings({}, FUNDING_ENV="test", DATABASE_URL=database_url, SECRET_KEY="e2e-secret-key-0123456789",
+    return load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=database_url, SECRET_KEY="e2e-secret-key-0123456789",
                          BASE_URL=f"http://127.0.0.1:{port}", WORKER_POLL_SECONDS="0.2")
 
 
@@ -32,12 +32,12 @@ def e2e(e2e_settings):
 
 def db_call(settings, fn):
     """Run ``await fn(sessions)`` against the test database from a sync test."""
-    from funding.db import create_engine, session_factory
+    from funding.db import create_engine
 
     async def go():
         engine = create_engine(settings.database_url)
         try:
-            return await fn(session_factory(engine))
+            return await fn(sealed_sessions(engine))
         finally:
             await engine.dispose()
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import TEST_SEAL_KEY
 from funding.ledger.models import Entry
 from funding.payments.models import Payment
 from funding.sandbox import Sandbox
@@ -37,7 +38,7 @@ def deaf(e2e_settings):
 
 
 def cli(server, *args):
-    env = {**os.environ, "DATABASE_URL": server.settings.database_url, "FUNDING_ENV": "test", "SECRET_KEY": "x" * 20,
+    env = {**os.environ, "DATABASE_URL": server.settings.database_url, "FUNDING_ENV": "test", "SECRET_KEY": "x" * 20, "LEDGER_SEAL_KEY": TEST_SEAL_KEY,
            "BASE_URL": server.settings.base_url}
     env.pop("STRIPE_SECRET_KEY", None)
     return subprocess.run([sys.executable, "-m", "funding.cli", *args], capture_output=True, text=True, env=env, timeout=120)

@@ -12,13 +12,13 @@ from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
-from funding.db import create_engine, session_factory, transaction
+from funding.db import create_engine, transaction
 from funding.exports import service
 from funding.exports.journal import Scope
 from funding.ledger.models import AuxAccount
 from funding.ledger.service import EntryDraft, post
 from funding.orgs.service import create_organisation, create_site
-from tests.conftest import skip_or_fail
+from tests.conftest import sealed_sessions, skip_or_fail
 from tests.factories import next_siren
 
 BEAN_CHECK = Path(sys.executable).with_name("bean-check")
@@ -110,4 +110,4 @@ async def scope_for(sessions, siren: str, start: dt.date, end: dt.date, site: st
 
 def engine_and_sessions(database_url: str):
     engine = create_engine(database_url)
-    return engine, session_factory(engine)
+    return engine, sealed_sessions(engine)

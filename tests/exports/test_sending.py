@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from tests.conftest import sealed_sessions, TEST_SEAL_KEY
 import datetime as dt
 import email
 import email.policy
@@ -18,6 +19,7 @@ from funding.db import transaction
 from funding.exports import service
 from funding.exports.jobs import send_closed_months
 from funding.exports.models import ExportLog, ExportRun
+from funding.ledger.models import Seal
 from funding.ledger.service import EntryDraft, Line, close_month, post
 from funding.mail.models import Email
 from funding.mail.service import send_pending
@@ -93,6 +95,12 @@ async def test_send_emails_each_accountant_the_closed_months_exports_once(settin
     assert {log.filename: log.sha256 for log in logs} == {
         name: hashlib.sha256(data).hexdigest() for name, data in files.items() if "description" not in name}
     assert all(log.taken_by == accountant and log.closed for log in logs)
+    # Each email carries the month's seal: a copy the database's owner cannot rewrite.
+    async with sessions() as session:
+        sealed = await session.scalar(select(Seal).where(Seal.kind == "month", Seal.period == PERIOD))
+    for message in smtp.messages:
+        body = message.get_body(("plain",)).get_content()
+        assert f"Sceau n° {sealed.seq} (month {PERIOD})" in body and sealed.hash in body and sealed.signature in body
 
     again = await cli(settings, smtp.url, "exports", "send", "--period", PERIOD)
     assert again.returncode == 0 and again.stdout.count("déjà envoyé") == 3
@@ -164,15 +172,15 @@ async def test_two_workers_racing_on_a_closed_month_queue_each_email_once(pg_url
     """PostgreSQL: the outbox's unique dedupe key and the run's unique (org, period) decide."""
     import asyncio
 
-    from funding.db import create_engine, session_factory
+    from funding.db import create_engine
     from funding.settings import load_settings
     from tests.factories import make_world
 
-    settings = load_settings({}, FUNDING_ENV="test", DATABASE_URL=pg_url, SECRET_KEY="test-secret-key-0123456789",
+    settings = load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=pg_url, SECRET_KEY="test-secret-key-0123456789",
                              BASE_URL="http://testserver")
     engine = create_engine(settings.database_url)
     try:
-        sessions = session_factory(engine)
+        sessions = sealed_sessions(engine)
         world = await make_world(sessions)
         await closed_month(sessions, world)
         counts = await asyncio.gather(*(send_closed_months(sessions, settings, None) for _ in range(4)))

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from sqlalchemy import select, text
 
-from funding.db import create_engine, session_factory, transaction
+from tests.conftest import sealed_sessions, TEST_SEAL_KEY
+from funding.db import create_engine, transaction
 from funding.ledger.models import Entry
 from funding.ledger.service import EntryDraft, credit, debit, post, reverse, trial_balance
 from funding.ledger.verify import verify_org
@@ -38,7 +39,7 @@ async def _without_triggers(engine, statements: list[str]) -> None:
 
 
 def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": database_url, "FUNDING_ENV": "test", "SECRET_KEY": "x" * 20}
+    env = {**os.environ, "DATABASE_URL": database_url, "FUNDING_ENV": "test", "SECRET_KEY": "x" * 20, "LEDGER_SEAL_KEY": TEST_SEAL_KEY}
     return subprocess.run([sys.executable, "-m", "funding.cli", *args], capture_output=True, text=True, env=env, timeout=60)
 
 
@@ -53,12 +54,12 @@ def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess:
         ("DELETE FROM postings WHERE entry_id = (SELECT id FROM entries WHERE number = 2)", "entry 2: has no postings"),
     ],
 )
-async def test_verify_names_the_first_altered_entry(sessions, world, engine, settings, tamper, expected):
+async def test_verify_names_the_first_altered_entry(sessions, world, engine, owner_engine, settings, tamper, expected):
     for n in range(5):
         await post_gift(sessions, world, key=f"ch_{n}", amount=1000 + n)
     async with engine.connect() as conn:
         assert (await verify_org(conn, world.org_id)).ok
-    await _without_triggers(engine, [tamper])
+    await _without_triggers(owner_engine, [tamper])
     async with engine.connect() as conn:
         report = await verify_org(conn, world.org_id)
     assert not report.ok
@@ -70,10 +71,10 @@ async def test_verify_names_the_first_altered_entry(sessions, world, engine, set
     assert "Traceback" not in result.stderr
 
 
-async def test_a_deleted_entry_leaves_a_gap_that_verify_reports(sessions, world, engine):
+async def test_a_deleted_entry_leaves_a_gap_that_verify_reports(sessions, world, engine, owner_engine):
     for n in range(4):
         await post_gift(sessions, world, key=f"g_{n}")
-    await _without_triggers(engine, [
+    await _without_triggers(owner_engine, [
         "DELETE FROM postings WHERE entry_id = (SELECT id FROM entries WHERE number = 2)",
         "DELETE FROM entries WHERE number = 2",
     ])
@@ -92,7 +93,7 @@ async def test_verify_cli_is_green_on_an_intact_ledger(sessions, world, settings
 @pytest.mark.postgres_only
 async def test_twenty_concurrent_validations_get_twenty_consecutive_numbers(pg_url):
     engine = create_engine(pg_url)
-    sessions = session_factory(engine)
+    sessions = sealed_sessions(engine)
     try:
         world = await make_world(sessions)
         start = asyncio.Event()
@@ -131,7 +132,7 @@ entry_strategy = st.tuples(
 def test_random_valid_entries_and_reversals_always_balance_and_verify(database_url, entries):
     async def scenario():
         engine = create_engine(database_url)
-        sessions = session_factory(engine)
+        sessions = sealed_sessions(engine)
         try:
             world = await make_world(sessions)
             today = dt.date.today()

@@ -207,26 +207,26 @@ async def test_entries_cannot_be_inserted_already_validated(sessions, world):
         "UPDATE ledger_heads SET last_number = last_number + 5",
     ],
 )
-async def test_raw_sql_cannot_alter_a_validated_entry(sessions, world, statement):
+async def test_raw_sql_cannot_alter_a_validated_entry_even_as_the_owner(sessions, owner_sessions, world, statement):
     await post_gift(sessions, world, key="ch_raw")
-    async with sessions() as session:
+    async with owner_sessions() as session:
         with pytest.raises(DBAPIError, match="ledger:"):
             await session.execute(text(statement))
 
 
-async def test_the_orm_cannot_alter_or_delete_a_validated_entry(sessions, world):
+async def test_the_orm_cannot_alter_or_delete_a_validated_entry_even_as_the_owner(sessions, owner_sessions, world):
     await post_gift(sessions, world, key="ch_orm")
-    async with sessions() as session:
+    async with owner_sessions() as session:
         entry = await session.scalar(select(Entry))
         entry.label = "falsified"
         with pytest.raises(DBAPIError, match="cannot be modified"):
             await session.flush()
-    async with sessions() as session:
+    async with owner_sessions() as session:
         posting = await session.scalar(select(Posting))
         await session.delete(posting)
         with pytest.raises(DBAPIError, match="validated entry"):
             await session.flush()
-    async with sessions() as session:
+    async with owner_sessions() as session:
         entry = await session.scalar(select(Entry))
         await session.delete(entry)
         with pytest.raises(DBAPIError):
@@ -266,7 +266,7 @@ async def test_same_source_key_posts_once(sessions, world):
     assert [e.number for e in result.entries] == [2, 3]
 
 
-async def test_closing_a_month_freezes_it_and_stores_running_totals(sessions, world, engine):
+async def test_closing_a_month_freezes_it_and_stores_running_totals(sessions, world, engine, owner_sessions):
     two_months_ago = (LAST_MONTH_DAY.replace(day=1) - dt.timedelta(days=1)).replace(day=15)
     await post_gift(sessions, world, key="old", day=two_months_ago, amount=10000, fee=175)
     await post_gift(sessions, world, key="last", day=LAST_MONTH_DAY, amount=5000, fee=100)
@@ -304,7 +304,7 @@ async def test_closing_a_month_freezes_it_and_stores_running_totals(sessions, wo
         head = await session.get(LedgerHead, world.org_id)
         with pytest.raises(DBAPIError, match="closed"):
             await raw_validate(session, entry, head.last_number + 1, head.last_hash)
-    async with sessions() as session:
+    async with owner_sessions() as session:  # even the owner's, whose privileges would allow it
         with pytest.raises(DBAPIError, match="append-only"):
             await session.execute(text("UPDATE closings SET grand_total = '{}'"))
 

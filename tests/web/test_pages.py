@@ -16,11 +16,11 @@ from tests.factories import post_gift
 from tests.web.helpers import csrf, csrf_of, login_as
 
 
-async def test_healthz_reports_database_and_migrations(client, engine):
+async def test_healthz_reports_database_and_migrations(client, owner_engine):
     response = await client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok", "migrations": "current"}
-    async with engine.begin() as conn:
+    async with owner_engine.begin() as conn:
         # One row per head: each domain's migrations are a branch of their own.
         version = (await conn.execute(text("SELECT min(version_num) FROM alembic_version"))).scalar_one()
         await conn.execute(text("UPDATE alembic_version SET version_num = 'old' WHERE version_num = :v"), {"v": version})
@@ -28,7 +28,7 @@ async def test_healthz_reports_database_and_migrations(client, engine):
         response = await client.get("/healthz")
         assert response.status_code == 503 and "head is" in response.json()["migrations"]
     finally:
-        async with engine.begin() as conn:
+        async with owner_engine.begin() as conn:
             await conn.execute(text("UPDATE alembic_version SET version_num = :v WHERE version_num = 'old'"), {"v": version})
 
 
@@ -82,7 +82,7 @@ async def test_unknown_addresses_get_the_same_answer_and_no_email(client, sessio
     assert response.status_code == 400 and "Adresse e-mail invalide" in response.text
 
 
-async def test_altered_and_expired_links_are_refused(client, sessions, settings, world, monkeypatch):
+async def test_altered_and_expired_links_are_refused(client, sessions, owner_sessions, settings, world, monkeypatch):
     from funding.auth.models import User
     from funding.auth.service import issue_link
     from funding.db import transaction
@@ -96,7 +96,7 @@ async def test_altered_and_expired_links_are_refused(client, sessions, settings,
     assert (await client.post(altered, data={"csrf_token": await csrf(client)})).status_code == 400
 
     # Expired server-side (the token row) …
-    async with transaction(sessions) as session:
+    async with transaction(owner_sessions) as session:  # aged by the owner: the service only marks links used
         await session.execute(update(LoginToken).values(expires_at=dt.datetime(2000, 1, 1)))
     page = await client.get(path)
     response = await client.post(path, data={"csrf_token": csrf_of(page.text)})

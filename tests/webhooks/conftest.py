@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from tests.conftest import TEST_SEAL_KEY
 import httpx
 import pytest
 import respx
@@ -13,7 +14,7 @@ SECRET = "whsec_test_secret_for_webhooks"
 
 @pytest.fixture
 def stripe_settings(database_url):
-    return load_settings({}, FUNDING_ENV="test", DATABASE_URL=database_url, SECRET_KEY="test-secret-key-0123456789",
+    return load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=database_url, SECRET_KEY="test-secret-key-0123456789",
                          BASE_URL="http://testserver", STRIPE_SECRET_KEY="sk_test_unit", STRIPE_WEBHOOK_SECRET=SECRET,
                          STRIPE_API_BASE=BASE)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.conftest import sealed_sessions, TEST_SEAL_KEY
 import asyncio
 import datetime as dt
 import json
@@ -109,15 +110,15 @@ async def test_the_same_event_twice_and_every_path_in_any_order_give_one_effect(
 
 @pytest.mark.postgres_only
 async def test_the_same_event_processed_concurrently_on_postgresql_has_one_effect(pg_url, fake_stripe):
-    from funding.db import create_engine, session_factory
+    from funding.db import create_engine
     from funding.settings import load_settings
     from funding.stripe_gateway import StripeGateway
     from tests.factories import make_world
     from tests.stripe_objects import BASE
 
     engine = create_engine(pg_url)
-    sessions = session_factory(engine)
-    settings = load_settings({}, FUNDING_ENV="test", DATABASE_URL=pg_url, STRIPE_SECRET_KEY="sk_test_x",
+    sessions = sealed_sessions(engine)
+    settings = load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=pg_url, STRIPE_SECRET_KEY="sk_test_x",
                              STRIPE_WEBHOOK_SECRET="whsec_x", STRIPE_API_BASE=BASE)
     gws = [StripeGateway(settings) for _ in range(4)]
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.conftest import sealed_sessions, TEST_SEAL_KEY
 import asyncio
 import json
 
@@ -24,7 +25,7 @@ from webhooks.processing import drain
 async def test_a_test_mode_event_at_a_live_endpoint_is_rejected(database_url):
     from funding.app import create_app
 
-    live = load_settings({}, FUNDING_ENV="test", DATABASE_URL=database_url, SECRET_KEY="k" * 20,
+    live = load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=database_url, SECRET_KEY="k" * 20,
                          STRIPE_SECRET_KEY="sk_live_x", STRIPE_WEBHOOK_SECRET="whsec_live", BASE_URL="https://x.example")
     app = create_app(live, process_events=False)
     body = json.dumps(event("charge.succeeded", {"id": "ch_1", "object": "charge"}, livemode=False)).encode()
@@ -86,14 +87,14 @@ async def test_a_crash_after_stripe_created_the_session_is_completed_through_our
 @pytest.mark.postgres_only
 async def test_the_webhook_racing_the_return_page_settles_once(pg_url, fake_stripe):
     """The donor's browser returns while the webhook is being processed: one payment, one email, one entry."""
-    from funding.db import create_engine, session_factory
+    from funding.db import create_engine
     from funding.payments import books
     from funding.stripe_gateway import StripeGateway
     from tests.factories import make_world
 
     engine = create_engine(pg_url)
-    sessions = session_factory(engine)
-    settings = load_settings({}, FUNDING_ENV="test", DATABASE_URL=pg_url, STRIPE_SECRET_KEY="sk_test_x",
+    sessions = sealed_sessions(engine)
+    settings = load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=pg_url, STRIPE_SECRET_KEY="sk_test_x",
                              STRIPE_WEBHOOK_SECRET="whsec_x", STRIPE_API_BASE=BASE)
     gw = StripeGateway(settings)
     try:
