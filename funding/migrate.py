@@ -26,6 +26,12 @@ def sql_function(name: str, version: int) -> str:
     return text_.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 
+def sqlite_trigger(name: str, version: int) -> str:
+    """A SQLite trigger (``migrations/sql/sqlite/<name>.v<N>.sql``): SQLite has no functions, its
+    triggers carry their bodies, kept once per version in the same way."""
+    return (SQL_DIR / "sqlite" / f"{name}.v{version}.sql").read_text(encoding="utf-8")
+
+
 def alembic_config(database_url: str | None = None) -> Config:
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))

@@ -16,6 +16,7 @@ Objects come back as plain dicts.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import hashlib
 import hmac
 import logging
@@ -23,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+import httpx
 import stripe
 
 from funding.settings import Settings
@@ -116,6 +118,11 @@ class StripeGateway:
         self.backoff = backoff
         self.sleep = sleep
         self.http = stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True)
+        # httpx's pool checks every connection it holds on each request (a getpeername and a poll
+        # each): the default 20 kept-alive connections cost an eighth of the webhook drain's time
+        # for the 8 the drain uses. Keep what the work needs.
+        self.http._client_async = httpx.AsyncClient(verify=ssl.create_default_context(cafile=stripe.ca_bundle_path),
+                                                    limits=httpx.Limits(max_connections=100, max_keepalive_connections=10))
         self.client = stripe.StripeClient(
             settings.stripe_secret_key or SANDBOX_KEY,
             stripe_version=API_VERSION,

@@ -39,8 +39,11 @@ class TxnReads:
     scan resumes where the previous one stopped instead of starting over. Balance transactions
     never change once created, so reading them early is safe; the cache is bounded."""
 
-    MAX = 5000
-    WINDOW_BEFORE, WINDOW_AFTER = 300, 60  # a transaction is created with (or before) its event
+    MAX = 20_000
+    # A transaction is created with (or before) its event: the window ends 2 s (clock slack)
+    # after the batch's last event, not a minute after it, which in a backlog is thousands of
+    # newer transactions to page through before reaching the batch's own.
+    WINDOW_BEFORE, WINDOW_AFTER = 300, 2
 
     def __init__(self, gw: StripeGateway):
         self.gw = gw
@@ -95,7 +98,10 @@ class TxnReads:
         if expand:
             params["expand"] = ["data.source"]
         cursor, restarted = self.cursors.get(window), False
-        pages = len(missing) // 100 + 3  # a busy account has other transactions in the window: bounded
+        # Bounded, for a busy account's window holds other transactions too; generous, for a page
+        # costs about one single read and serves a hundred, and what it brings is kept for the
+        # batches after (measured: 26 % of a backlog read one by one with 3 pages of slack, 7 % with 25).
+        pages = len(missing) // 100 + 25
         while missing and pages > 0:
             page = await self.gw.list("balance_transactions", {**params, **({"starting_after": cursor} if cursor else {})})
             pages -= 1

@@ -105,6 +105,9 @@ class Grant(OrgScoped, Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+ENTRY_KEYS = ("fk_entries_journal_code_journals", "fk_entries_org_id_organisations", "fk_entries_site_id_org_id_sites")
+
+
 class Entry(OrgScoped, Base):
     __tablename__ = "entries"
     __table_args__ = (
@@ -112,7 +115,10 @@ class Entry(OrgScoped, Base):
         UniqueConstraint("org_id", "source_key"),
         UniqueConstraint("id", "org_id"),
         UniqueConstraint("reverses_id"),
-        ForeignKeyConstraint(["site_id", "org_id"], ["sites.id", "sites.org_id"]),
+        # Deferrable (immediate unless a posting batch defers them, funding.ledger.service): an
+        # entry is inserted as a draft, then numbered in the same transaction, and an immediate
+        # key is checked again at that UPDATE; deferred to the batch's end, it is checked once.
+        ForeignKeyConstraint(["site_id", "org_id"], ["sites.id", "sites.org_id"], deferrable=True, initially="IMMEDIATE"),
         CheckConstraint(
             "funding_source IN ('public', 'private', 'crowdfunding', 'self', 'internal')",
             name="funding_source",
@@ -126,9 +132,9 @@ class Entry(OrgScoped, Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", deferrable=True, initially="IMMEDIATE"))
     site_id: Mapped[int]
-    journal_code: Mapped[str] = mapped_column(ForeignKey("journals.code"))
+    journal_code: Mapped[str] = mapped_column(ForeignKey("journals.code", deferrable=True, initially="IMMEDIATE"))
     number: Mapped[int | None]
     entry_date: Mapped[dt.date] = mapped_column(Date)
     label: Mapped[str] = mapped_column(String(200))

@@ -23,6 +23,7 @@ from funding.db import dialect_insert, utcnow
 from funding.ledger.canonical import chain_hash, closing_hash, entry_document
 from funding.ledger.chart import DEFAULT_CHART, JOURNALS
 from funding.ledger.models import (
+    ENTRY_KEYS,
     FUNDING_SOURCES,
     GENESIS_HASH,
     Account,
@@ -197,6 +198,9 @@ _PG_POSTINGS = text(
     + ", ".join(f"CAST(:{k} AS {t}[])" for k, t in _POSTING_COLUMNS.items()) + ")"
 )
 
+_DEFER_ENTRY_KEYS = text(f"SET CONSTRAINTS {', '.join(ENTRY_KEYS)} DEFERRED")
+_CHECK_ENTRY_KEYS = text(f"SET CONSTRAINTS {', '.join(ENTRY_KEYS)} IMMEDIATE")
+
 _VALIDATE_COLUMNS = {"id": "bigint", "number": "bigint", "prev_hash": "varchar", "hash": "varchar"}
 _PG_VALIDATE = text(
     "UPDATE entries SET number = v.number, prev_hash = v.prev_hash, hash = v.hash, validated_at = :now FROM unnest("
@@ -233,6 +237,10 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
 
     try:
         async with session.begin_nested():
+            if session.bind.dialect.name == "postgresql":
+                # The entries' keys are checked once, on the numbered rows, when they are set back
+                # to immediate below (an inserted row updated since is skipped by the deferred check).
+                await session.execute(_DEFER_ENTRY_KEYS)
             ids = await _insert_drafts(session, org_id, todo, now)
             # A key that another transaction committed meanwhile: its entry is the one.
             lost = [d.source_key for d, i in zip(todo, ids) if i is None]
@@ -293,10 +301,14 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
             if session.bind.dialect.name == "postgresql":
                 # One statement, so the database validates the batch and moves the head once.
                 await session.execute(_PG_VALIDATE, {"now": now, **{k: [v[k] for v in validations] for k in _VALIDATE_COLUMNS}})
+                await session.execute(_CHECK_ENTRY_KEYS)
             else:
                 await session.execute(update(Entry), validations)
     except IntegrityError as exc:
         raise LedgerError(explain_db_error(exc)) from exc
+    finally:
+        if session.bind.dialect.name == "postgresql" and session.in_transaction():
+            await session.execute(_CHECK_ENTRY_KEYS)  # never leave them deferred for the caller
     # The triggers advanced the head; keep the identity map in step with them (no UPDATE of ours).
     set_committed_value(head, "last_number", number)
     set_committed_value(head, "last_hash", prev)

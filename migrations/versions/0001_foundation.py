@@ -8,7 +8,7 @@ Create Date: 2026-11-28 09:34:25.818379
 from alembic import op
 import sqlalchemy as sa
 
-from funding.migrate import sql_function
+from funding.migrate import sql_function, sqlite_trigger
 
 # Database-side guards of the ledger (see funding/ledger/models.py): they refuse an
 # unbalanced validation, a gap in numbering, a broken chain link, a post into a closed
@@ -60,73 +60,22 @@ PG_DROP = [
 ]
 
 
-def _raise(message: str) -> str:
-    return f"SELECT RAISE(ABORT, '{message}')"
-
-
-SQLITE = [
-    f"""CREATE TRIGGER entries_insert_guard BEFORE INSERT ON entries
-WHEN NEW.number IS NOT NULL OR NEW.hash IS NOT NULL
-BEGIN {_raise("ledger: entries are inserted as drafts and validated afterwards")}; END""",
-    f"""CREATE TRIGGER entries_frozen BEFORE UPDATE ON entries WHEN OLD.number IS NOT NULL
-BEGIN {_raise("ledger: a validated entry cannot be modified; post a reversing entry instead")}; END""",
-    f"""CREATE TRIGGER entries_validate BEFORE UPDATE ON entries
-WHEN OLD.number IS NULL AND NEW.number IS NOT NULL
-BEGIN
-  {_raise("ledger: organisation has no ledger")}
-    WHERE NOT EXISTS (SELECT 1 FROM ledger_heads WHERE org_id = NEW.org_id);
-  {_raise("ledger: entry number breaks the gap-free sequence")}
-    WHERE NEW.number <> (SELECT last_number + 1 FROM ledger_heads WHERE org_id = NEW.org_id);
-  {_raise("ledger: entry is not chained to the previous entry")}
-    WHERE NEW.prev_hash <> (SELECT last_hash FROM ledger_heads WHERE org_id = NEW.org_id);
-  {_raise("ledger: the period is closed; date the entry after it")}
-    WHERE NEW.entry_date <= (SELECT closed_through FROM ledger_heads WHERE org_id = NEW.org_id);
-  {_raise("ledger: an entry cannot be validated before its date")}
-    WHERE NEW.entry_date > date(NEW.validated_at);
-  {_raise("ledger: an entry needs at least two postings")}
-    WHERE (SELECT count(*) FROM postings WHERE entry_id = NEW.id) < 2;
-  {_raise("ledger: unbalanced entry (debits and credits differ)")}
-    WHERE EXISTS (SELECT 1 FROM postings WHERE entry_id = NEW.id GROUP BY currency HAVING sum(amount) <> 0);
-END""",
-    """CREATE TRIGGER entries_advance_head AFTER UPDATE ON entries
-WHEN OLD.number IS NULL AND NEW.number IS NOT NULL
-BEGIN
-  UPDATE ledger_heads SET last_number = NEW.number, last_hash = NEW.hash WHERE org_id = NEW.org_id;
-END""",
-    f"""CREATE TRIGGER entries_delete_guard BEFORE DELETE ON entries WHEN OLD.number IS NOT NULL
-BEGIN {_raise("ledger: a validated entry cannot be deleted; post a reversing entry instead")}; END""",
-    f"""CREATE TRIGGER postings_insert_guard BEFORE INSERT ON postings
-WHEN (SELECT number FROM entries WHERE id = NEW.entry_id) IS NOT NULL
-BEGIN {_raise("ledger: postings of a validated entry cannot be added, changed or deleted")}; END""",
-    f"""CREATE TRIGGER postings_update_guard BEFORE UPDATE ON postings
-WHEN (SELECT number FROM entries WHERE id = OLD.entry_id) IS NOT NULL
-  OR (SELECT number FROM entries WHERE id = NEW.entry_id) IS NOT NULL
-BEGIN {_raise("ledger: postings of a validated entry cannot be added, changed or deleted")}; END""",
-    f"""CREATE TRIGGER postings_delete_guard BEFORE DELETE ON postings
-WHEN (SELECT number FROM entries WHERE id = OLD.entry_id) IS NOT NULL
-BEGIN {_raise("ledger: postings of a validated entry cannot be added, changed or deleted")}; END""",
-    f"""CREATE TRIGGER closings_insert_guard BEFORE INSERT ON closings
-BEGIN
-  {_raise("ledger: closing is not chained to the previous closing")}
-    WHERE NEW.prev_hash IS NOT (SELECT last_closing_hash FROM ledger_heads WHERE org_id = NEW.org_id);
-  {_raise("ledger: closing does not follow the last closed period")}
-    WHERE NEW.start_date <> date((SELECT closed_through FROM ledger_heads WHERE org_id = NEW.org_id), '+1 day');
-END""",
-    """CREATE TRIGGER closings_advance_head AFTER INSERT ON closings
-BEGIN
-  UPDATE ledger_heads SET closed_through = NEW.end_date, last_closing_hash = NEW.hash WHERE org_id = NEW.org_id;
-END""",
-    f"""CREATE TRIGGER closings_frozen_update BEFORE UPDATE ON closings
-BEGIN {_raise("ledger: closings rows are append-only")}; END""",
-    f"""CREATE TRIGGER closings_frozen_delete BEFORE DELETE ON closings
-BEGIN {_raise("ledger: closings rows are append-only")}; END""",
-    f"""CREATE TRIGGER ledger_heads_guard BEFORE UPDATE ON ledger_heads
-WHEN NEW.last_number NOT IN (OLD.last_number, OLD.last_number + 1)
-  OR (OLD.closed_through IS NOT NULL AND (NEW.closed_through IS NULL OR NEW.closed_through < OLD.closed_through))
-BEGIN {_raise("ledger: a ledger head only moves forward")}; END""",
-    f"""CREATE TRIGGER ledger_heads_no_delete BEFORE DELETE ON ledger_heads
-BEGIN {_raise("ledger: a ledger head cannot be deleted")}; END""",
-]
+SQLITE = [sqlite_trigger(name, 1) for name in (
+    "entries_insert_guard",
+    "entries_frozen",
+    "entries_validate",
+    "entries_advance_head",
+    "entries_delete_guard",
+    "postings_insert_guard",
+    "postings_update_guard",
+    "postings_delete_guard",
+    "closings_insert_guard",
+    "closings_advance_head",
+    "closings_frozen_update",
+    "closings_frozen_delete",
+    "ledger_heads_guard",
+    "ledger_heads_no_delete",
+)]
 
 SQLITE_DROP = [
     f"DROP TRIGGER IF EXISTS {name}"

@@ -1,0 +1,3 @@
+CREATE TRIGGER postings_delete_guard BEFORE DELETE ON postings
+WHEN (SELECT number FROM entries WHERE id = OLD.entry_id) IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'ledger: postings of a validated entry cannot be added, changed or deleted'); END
