@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from funding.db import create_engine, session_factory, transaction
+from funding.db import create_engine, sessions_for, transaction
 from funding.demo.seed import USERS, is_seeded, seed
 from funding.migrate import upgrade
 from funding.settings import Settings
@@ -36,17 +36,19 @@ async def _prepare(settings: Settings) -> list[tuple[str, str]]:
     from funding.auth.service import issue_link
 
     engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
+    sessions = sessions_for(engine, settings)
     links = []
     try:
         async with transaction(sessions) as session:
             if not await is_seeded(session):
                 await seed(session)
                 print("demo data created", flush=True)
-            for email, name, role in USERS:
+            for email, name, role, where in USERS:
                 user = await session.scalar(select(User).where(User.email == email))
                 if user is not None:
-                    links.append((f"{role} ({name})", await issue_link(session, user, settings)))
+                    what = {"main": role, "partner": f"{role} of the partner association",
+                            "network": f"{role} of the whole network"}[where]
+                    links.append((f"{what} ({name})", await issue_link(session, user, settings)))
     finally:
         await engine.dispose()
     return links
@@ -62,7 +64,7 @@ async def _play(settings: Settings) -> None:
     try:
         for module in parts("demo"):
             if hasattr(module, "play"):
-                await module.play(settings, gw, session_factory(engine))
+                await module.play(settings, gw, sessions_for(engine, settings))
     finally:
         await gw.aclose()
         await engine.dispose()

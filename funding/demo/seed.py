@@ -33,11 +33,36 @@ SITES = [
     ("la-monnerie", "L'Atelier de La Monnerie", "La Monnerie-le-Montel", False),
     ("puy-guillaume", "La Fabrique de Puy-Guillaume", "Puy-Guillaume", False),
 ]
-USERS = [
-    ("camille.martin@entre-lab.fr", "Camille Martin", "admin"),
-    ("louis.bernard@entre-lab.fr", "Louis Bernard", "staff"),
-    ("sophie.roux@cabinet-dore-expertise.fr", "Sophie Roux (Cabinet Dore Expertise)", "accountant"),
+USERS = [  # (email, name, role, where: the main organisation, the partner, or the whole network)
+    ("camille.martin@entre-lab.fr", "Camille Martin", "admin", "main"),
+    ("louis.bernard@entre-lab.fr", "Louis Bernard", "staff", "main"),
+    ("sophie.roux@cabinet-dore-expertise.fr", "Sophie Roux (Cabinet Dore Expertise)", "accountant", "main"),
+    ("nadia.chassaing@ateliers-durolle.fr", "Nadia Chassaing", "admin", "partner"),
+    ("jean.roche@federation-tiers-lieux-aura.fr", "Jean Roche (Fédération des tiers-lieux)", "accountant", "network"),
 ]
+# A partner association that keeps its own books on the same installation: its people see
+# only its books, Entre-Lab's see only theirs; the federation's auditor sees both.
+PARTNER = {
+    "name": "Association Les Ateliers de la Durolle",
+    "siren": "834162703",
+    "rna": "W633008871",
+    "address": "3 place de la Mairie, 63250 Celles-sur-Durolle",
+}
+PARTNER_SITE = ("celles-sur-durolle", "Les Ateliers de la Durolle", "Celles-sur-Durolle")
+
+
+def partner_operations(today: dt.date) -> list[Record]:
+    m = lambda back, day: (month_start(today, back) + dt.timedelta(days=day - 1)).isoformat()  # noqa: E731
+    return [
+        Record("grant-notified", m(6, 4), "6000,00", site=PARTNER_SITE[0], funder="Commune de Celles-sur-Durolle",
+               funder_siret="21630096000012", reference="CELLES-2026-04",
+               object="Ateliers de réparation et de couture partagés"),
+        Record("grant-paid", m(5, 12), "6000,00", reference="CELLES-2026-04", piece_ref="RELEVE-DUR-05"),
+        Record("transfer", m(4, 20), "640,00", site=PARTNER_SITE[0], debit="512", credit="7561", source="self",
+               piece_ref="REMISE-CHQ-DUR-07", label="Cotisations des adhérents remises en banque"),
+        Record("patronage", m(2, 9), "1500,00", site=PARTNER_SITE[0], funder="Scierie Vialatte",
+               piece_ref="CONV-MEC-DUR-01", label="Mécénat : établis de l'atelier bois"),
+    ]
 
 
 def month_start(today: dt.date, back: int) -> dt.date:
@@ -107,10 +132,17 @@ async def seed(session: AsyncSession, *, today: dt.date | None = None) -> Organi
     sites = {}
     for slug, name, town, central in SITES:
         sites[slug] = await create_site(session, org_id=org.id, slug=slug, name=name, town=town, is_central=central)
+    partner = await create_organisation(session, name=PARTNER["name"], siren=PARTNER["siren"], rna=PARTNER["rna"],
+                                        general_interest=True, address=PARTNER["address"])
+    await create_site(session, org_id=partner.id, slug=PARTNER_SITE[0], name=PARTNER_SITE[1], town=PARTNER_SITE[2],
+                      is_central=True)
     users = {}
-    for email, name, role in USERS:
-        users[role] = await create_user(session, email=email, name=name, role=role, org_id=org.id)
-    await record_many(session, operations(today), created_by="demo")
+    for email, name, role, where in USERS:
+        user = await create_user(session, email=email, name=name, role=role, network=where == "network",
+                                 org_id={"main": org.id, "partner": partner.id}.get(where), granted_by="demo")
+        if where == "main":
+            users[role] = user
+    await record_many(session, operations(today) + partner_operations(today), created_by="demo")
     demo = DemoContext(org, sites, users, today)
     for module in parts("demo"):
         if hasattr(module, "seed"):
@@ -121,4 +153,6 @@ async def seed(session: AsyncSession, *, today: dt.date | None = None) -> Organi
         period = month_start(today, back)
         await close_month(session, org.id, period.strftime("%Y-%m"), closed_by="demo")
         back -= 1
+    for back in (6, 5, 4, 3, 2):
+        await close_month(session, partner.id, month_start(today, back).strftime("%Y-%m"), closed_by="demo")
     return org
