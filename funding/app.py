@@ -19,7 +19,16 @@ from funding.domains import parts
 from funding.mail.service import send_pending
 from funding.security import SECURITY_HEADERS, CSRFMiddleware
 from funding.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
-from funding.web import LocaleMiddleware, LoginRequired, http_error, login_required, make_templates, server_error
+from funding.errors import FundingError
+from funding.web import (
+    LocaleMiddleware,
+    LoginRequired,
+    funding_error,
+    http_error,
+    login_required,
+    make_templates,
+    server_error,
+)
 
 log = logging.getLogger("funding")
 EXEMPT_FROM_CSRF = ("/webhooks/", "/_sandbox/")
@@ -132,7 +141,8 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
             Middleware(LocaleMiddleware, default=settings.default_locale),
             Middleware(CSRFMiddleware, exempt_prefixes=EXEMPT_FROM_CSRF),
         ],
-        exception_handlers={HTTPException: http_error, LoginRequired: login_required, Exception: server_error},
+        exception_handlers={HTTPException: http_error, FundingError: funding_error, LoginRequired: login_required,
+                            Exception: server_error},
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -20,10 +20,11 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from funding.errors import FundingError
 from funding.settings import ConfigError, Settings, load_settings
 
 
-class CommandError(Exception):
+class CommandError(FundingError):
     """A refused command; the message is printed as is."""
 
 
@@ -676,8 +677,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_run())
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    except CommandError as exc:
+        return exc.exit_code
+    except FundingError as exc:  # every refusal, whatever its domain: one line
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -9,10 +9,12 @@ from decimal import Decimal
 
 from babel.numbers import format_currency, get_currency_precision
 
+from funding.errors import FundingError
+
 _SPACES = re.compile(r"[\s\u00a0\u202f']")
 
 
-class MoneyError(ValueError):
+class MoneyError(FundingError, ValueError):
     """A malformed amount or currency; the message is meant for the person who typed it."""
 
 

@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from funding.errors import FundingError
+
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -20,7 +22,7 @@ SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy"
                     (b"x-frame-options", b"DENY"))
 
 
-class TokenError(Exception):
+class TokenError(FundingError):
     """A signed link that was altered, has expired, or was meant for something else."""
 
 

@@ -13,13 +13,19 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
+from funding.errors import FundingError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("production", "development", "test")
 LOCALES = ("fr", "en")
 
 
-class ConfigError(Exception):
-    """A setting is missing or malformed. The message names the variable."""
+class ConfigError(FundingError):
+    """A setting is missing or malformed. The message names the variable. The command line
+    exits with 2 for it (a misconfigured installation, not a refused command)."""
+
+    status = 500
+    exit_code = 2
 
 
 @dataclass(frozen=True)

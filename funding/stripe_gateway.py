@@ -27,6 +27,7 @@ from typing import Any, Awaitable, Callable
 import httpx
 import stripe
 
+from funding.errors import FundingError
 from funding.settings import Settings
 
 log = logging.getLogger("funding.stripe")
@@ -37,14 +38,17 @@ SANDBOX_PATH = "/_sandbox/stripe"
 SIGNATURE_TOLERANCE = 300
 
 
-class GatewayError(Exception):
-    pass
+class GatewayError(FundingError):
+    """Stripe could not do what we asked (unreachable, or it refused)."""
+
+    status = 503
 
 
 @dataclass
 class StripeRefused(GatewayError):
     """Stripe answered and said no: retrying the same request cannot help."""
 
+    status = 400
     message: str
     http_status: int | None = None
     code: str | None = None
@@ -206,7 +210,7 @@ class StripeGateway:
 # --- webhook signatures ---------------------------------------------------------------
 
 
-class SignatureError(Exception):
+class SignatureError(FundingError):
     pass
 
 

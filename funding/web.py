@@ -18,6 +18,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from funding import i18n
+from funding.errors import FundingError
 from funding.auth.models import BOOKS, EXPORTERS, STAFF, User  # noqa: F401  (the role sets routes ask for)
 from funding.auth.service import grants_of
 from funding.db import transaction
@@ -78,7 +79,7 @@ async def db(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-class LoginRequired(Exception):
+class LoginRequired(FundingError):
     pass
 
 
@@ -187,6 +188,19 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     if wants_json(request):
         return JSONResponse({"error": exc.detail or ERROR_TITLES.get(exc.status_code, "error")}, status_code=exc.status_code)
     return _error_page(request, exc.status_code, exc.detail if exc.detail and exc.status_code == 400 else None)
+
+
+ERROR_TITLES.update({401: i18n.N_("Connexion requise"), 409: i18n.N_("Conflit"), 429: i18n.N_("Trop de requêtes"),
+                     503: i18n.N_("Service momentanément indisponible")})
+
+
+async def funding_error(request: Request, exc: FundingError) -> Response:
+    """Every refusal meant for a person, answered once: its message, with its status."""
+    if exc.status >= 500:
+        log.warning("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
+    if wants_json(request):
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    return _error_page(request, exc.status, str(exc) or None)
 
 
 async def login_required(request: Request, exc: LoginRequired) -> Response:

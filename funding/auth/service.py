@@ -9,6 +9,7 @@ import secrets
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.errors import FundingError
 from funding.auth.models import ROLES, TEAM, LoginToken, Membership, Role, User
 from funding.db import utcnow
 from funding.scoping import THROUGH_THE_WALL
@@ -21,7 +22,7 @@ EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 PURPOSE = "login"
 
 
-class AuthError(Exception):
+class AuthError(FundingError):
     pass
 
 

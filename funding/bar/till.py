@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from funding.errors import FundingError
 from funding.auth.models import Membership, Role, User
 from funding.auth.service import is_member_of
 from funding.bar.canonical import line_hash
@@ -31,7 +32,7 @@ PARIS = ZoneInfo("Europe/Paris")
 MAX_QUANTITY = 99
 
 
-class BarError(Exception):
+class BarError(FundingError):
     """A refused till operation; the message is for the person at the till."""
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from funding.errors import Forbidden, Unavailable
 from funding.campaigns import settle
 from funding.campaigns.books import charge_txns, tag_stripe
 from funding.campaigns.models import Campaign, Pledge, Tier
@@ -32,11 +33,11 @@ log = logging.getLogger("funding.campaigns")
 CARD_STATES = ("active", "retry", "card_declined", "action_required")
 
 
-class PaymentUnavailable(Exception):
+class PaymentUnavailable(Unavailable):
     """Stripe could not be reached or refused to open the page: nothing was taken."""
 
 
-class NotAllowed(Exception):
+class NotAllowed(Forbidden):
     """The pledge is not in a state that allows this; the message is for the backer."""
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.errors import FundingError
 from funding.auth.service import AuthError, normalise_email
 from funding.campaigns.models import COUNTED, Campaign, Match, Pledge, Tier
 from funding.db import utcnow
@@ -31,7 +32,7 @@ TOKEN_PURPOSE = "campaign-pledge"
 RELEASES_STOCK = ("expired", "cancelled", "failed")
 
 
-class ContributionError(Exception):
+class ContributionError(FundingError):
     """A refused contribution; the message is for the backer."""
 
 

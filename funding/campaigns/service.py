@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.errors import FundingError
 from funding.campaigns import books, settle
 from funding.campaigns.models import MODES, Campaign, Match, Pledge, Tier
 from funding.campaigns.pledges import lock_campaign
@@ -36,7 +37,7 @@ MIN_CHARGE = 50  # Stripe's smallest card payment in euros: 0,50 €
 RESERVED_SLUGS = {"new", "recus"}  # admin paths
 
 
-class CampaignError(Exception):
+class CampaignError(FundingError):
     """A refused change to a campaign; the message is for a person."""
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from funding.errors import FundingError
 from funding.auth.models import User
 from funding.coworking.lifecycle import apply_subscription, fetched_version, from_unix
 from funding.coworking.members import ensure_customer
@@ -41,7 +42,7 @@ CHANGE_TOKEN = "coworking-change"
 CHANGE_TOKEN_MAX_AGE = 15 * 60
 
 
-class BillingError(Exception):
+class BillingError(FundingError):
     """A refused member action; the message is for a person."""
 
 

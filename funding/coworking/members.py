@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from funding.errors import FundingError
 from funding.auth.models import Role, User
 from funding.auth.service import AuthError, create_user, grant, is_team, normalise_email
 from funding.coworking.models import Member
@@ -28,7 +29,7 @@ from funding.payments.calls import create_once
 from funding.stripe_gateway import StripeGateway
 
 
-class MemberError(Exception):
+class MemberError(FundingError):
     """Refused member data; the message is for a person."""
 
 

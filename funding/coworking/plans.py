@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from funding.errors import FundingError
 from funding.coworking.models import PLAN_KINDS, Plan, PlanPrice
 from funding.db import transaction, utcnow
 from funding.ledger.models import Account
@@ -33,7 +34,7 @@ VAT_ACCOUNTS = {200: "445711", 100: "445712", 55: "445713"}
 PASS_VALIDITY_DAYS = 365
 
 
-class PlanError(Exception):
+class PlanError(FundingError):
     """Refused plan data; the message is for a person."""
 
 

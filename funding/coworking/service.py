@@ -36,6 +36,7 @@ from typing import Awaitable, Callable
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.errors import FundingError
 from funding.coworking.lifecycle import (  # noqa: F401  (the service's public API)
     DEFAULT_GRACE_DAYS,
     Access,
@@ -154,7 +155,7 @@ purposes.register(PASS_PURPOSE, allocate_pass)
 on_paid(PASS_PURPOSE, pass_paid)
 
 
-class PassError(Exception):
+class PassError(FundingError):
     """A pass day that cannot be counted; the message is for a person."""
 
 

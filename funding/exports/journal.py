@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from funding.errors import FundingError
 from funding.ledger.models import Account, AuxAccount, Entry, Grant, Journal, Posting
 from funding.ledger.service import validated_entries
 from funding.money import exponent, format_plain
@@ -51,7 +52,7 @@ BREAKS = "\x01\t\n\x0b\x0c\r\x1c\x1d\x1e\x85\u2028\u2029"
 _FEC_CLEAN = str.maketrans(BREAKS, " " * len(BREAKS))
 
 
-class ExportError(Exception):
+class ExportError(FundingError):
     """An export that cannot be made as asked; the message is for a person."""
 
 

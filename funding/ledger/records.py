@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.errors import FundingError
 from funding.i18n import N_
 from funding.ledger.chart import check_account_number
 from funding.ledger.models import FUNDING_SOURCES, Entry, Grant, Posting
@@ -39,7 +40,7 @@ VAT_ACCOUNTS = {"20": "445711", "10": "445712", "5.5": "445713"}
 VAT_PER_MILLE = {"20": 200, "10": 100, "5.5": 55}
 
 
-class RecordError(Exception):
+class RecordError(FundingError):
     pass
 
 

@@ -33,12 +33,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from funding.errors import FundingError
 from funding.ledger.canonical import chain_hash, seal_document
 from funding.ledger.models import GENESIS_HASH, Closing, Entry, LedgerHead, Seal
 from funding.orgs.models import Organisation, Site
 
 
-class SealError(Exception):
+class SealError(FundingError):
     """A seal cannot be made or read; the message says why, for a person."""
 
 

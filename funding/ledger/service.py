@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from funding.errors import FundingError
 from funding.db import dialect_insert, utcnow
 from funding.ledger.canonical import chain_hash, closing_hash, entry_document
 from funding.ledger.chart import DEFAULT_CHART, JOURNALS
@@ -36,7 +37,7 @@ from funding.ledger.models import (
 from funding.money import MoneyError, check_currency
 
 
-class LedgerError(Exception):
+class LedgerError(FundingError):
     """A refused ledger operation. The message says why, for a person."""
 
 

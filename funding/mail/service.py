@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from funding.errors import FundingError
 from funding.db import dialect_insert, insert_ignore, utcnow
 from funding.mail.models import Email
 from funding.settings import Settings
@@ -31,7 +32,7 @@ MAX_ATTEMPTS = 6
 STALE_SENDING = dt.timedelta(minutes=10)
 
 
-class AttachmentError(Exception):
+class AttachmentError(FundingError):
     """An attachment could not be built; the email is retried like a failed send."""
 
 

@@ -8,11 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.errors import FundingError
 from funding.ledger.service import ensure_ledger
 from funding.orgs.models import Organisation, Site
 
 
-class OrgError(Exception):
+class OrgError(FundingError):
     """Refused organisation or site data; the message is for a person."""
 
 

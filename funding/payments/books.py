@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.errors import FundingError
 from funding.ledger.service import EntryDraft, Line, Posted, post
 from funding.ledger.models import Entry, LedgerHead
 from funding.orgs.models import Organisation, Site
@@ -35,7 +36,7 @@ FEE_TYPES = {"stripe_fee", "application_fee", "tax_fee", "stripe_fx_fee", "payme
              "payment_network_reserve_release"}
 
 
-class BooksError(Exception):
+class BooksError(FundingError):
     pass
 
 
