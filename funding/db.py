@@ -7,11 +7,12 @@ command, a worker job) commits through :func:`transaction`.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, TypeDecorator, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -30,6 +31,31 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
     type_annotation_map = {int: BigInteger().with_variant(Integer(), "sqlite"), dt.datetime: DateTime()}
+
+
+class EnumText(TypeDecorator):
+    """A StrEnum kept as its text: the column stays ``VARCHAR(length)`` with a CHECK listing
+    the values (:func:`one_of`, the database's own check); Python reads the enum, and any value
+    bound to it — in an INSERT, an UPDATE or a WHERE — must be one of its members (a typo
+    fails loudly instead of matching nothing)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[enum.StrEnum], length: int):
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else self.enum(value)
+
+
+def one_of(column: str, values) -> str:
+    """The SQL of a CHECK that ``column`` holds one of ``values`` (an enum, or plain values)."""
+    return f"{column} IN (" + ", ".join(f"'{v}'" if isinstance(v, str) else str(v) for v in values) + ")"
 
 
 def utcnow() -> dt.datetime:

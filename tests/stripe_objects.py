@@ -101,7 +101,7 @@ def checkout_session(*, amount: int, metadata: dict, payment_intent: str | None,
                      payment_status: str = "paid", session_id: str | None = None) -> dict:
     return {
         "id": session_id or sid("cs_test"), "object": "checkout.session", "amount_subtotal": amount, "amount_total": amount,
-        "cancel_url": "http://testserver/soutenir?cancelled=1", "client_reference_id": None, "created": now(),
+        "cancel_url": "http://testserver/soutenir?annule=1", "client_reference_id": None, "created": now(),
         "currency": "eur", "customer": None, "customer_creation": "if_required",
         "customer_details": {"email": "ana@example.org", "name": "Ana", "address": None, "phone": None,
                              "tax_exempt": "none", "tax_ids": []},

@@ -11,7 +11,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from funding.db import dialect_insert, utcnow
-from funding.payments.models import StripeEvent
+from funding.payments.models import EventStatus, StripeEvent
 from funding.payments.service import reset_event as reset  # noqa: F401  (the replay command uses it)
 
 MAX_ATTEMPTS = 8
@@ -33,7 +33,7 @@ def _row(event: dict, raw: str, source: str) -> dict:
         "id": event["id"], "type": event["type"], "livemode": bool(event.get("livemode")),
         "api_version": event.get("api_version"), "created": int(event.get("created") or 0),
         "object_id": obj.get("id") if isinstance(obj, dict) else None, "payload": raw, "source": source,
-        "status": "pending", "attempts": 0, "next_attempt_at": now, "received_at": now,
+        "status": EventStatus.PENDING, "attempts": 0, "next_attempt_at": now, "received_at": now,
     }
 
 
@@ -151,8 +151,9 @@ async def claim(session: AsyncSession, *, limit: int) -> list[StripeEvent]:
     pg = session.bind.dialect.name == "postgresql"
     if pg:  # see _ORDERED_SCAN
         saved = (await session.execute(_ORDERED_SCAN)).one()
-    for status, due in (("processing", StripeEvent.lease_until < now), ("failed", StripeEvent.next_attempt_at <= now),
-                        ("pending", StripeEvent.next_attempt_at <= now)):
+    for status, due in ((EventStatus.PROCESSING, StripeEvent.lease_until < now),
+                        (EventStatus.FAILED, StripeEvent.next_attempt_at <= now),
+                        (EventStatus.PENDING, StripeEvent.next_attempt_at <= now)):
         if len(ids) >= limit:
             break
         query = select(StripeEvent.id).where(StripeEvent.status == status, due).order_by(StripeEvent.next_attempt_at) \
@@ -166,7 +167,7 @@ async def claim(session: AsyncSession, *, limit: int) -> list[StripeEvent]:
         return []
     rows = (await session.scalars(
         update(StripeEvent).where(StripeEvent.id.in_(ids))
-        .values(status="processing", lease_until=now + LEASE, attempts=StripeEvent.attempts + 1)
+        .values(status=EventStatus.PROCESSING, lease_until=now + LEASE, attempts=StripeEvent.attempts + 1)
         .returning(StripeEvent), execution_options={"populate_existing": True})).all()
     order = {event_id: n for n, event_id in enumerate(ids)}
     return sorted(rows, key=lambda e: order[e.id])
@@ -175,14 +176,14 @@ async def claim(session: AsyncSession, *, limit: int) -> list[StripeEvent]:
 async def mark_processed(session: AsyncSession, event_ids: list[str]) -> None:
     if event_ids:
         await session.execute(update(StripeEvent).where(StripeEvent.id.in_(event_ids))
-                              .values(status="processed", processed_at=utcnow(), lease_until=None, last_error=None))
+                              .values(status=EventStatus.PROCESSED, processed_at=utcnow(), lease_until=None, last_error=None))
 
 
-async def mark_failed(session: AsyncSession, event: StripeEvent, error: str) -> str:
+async def mark_failed(session: AsyncSession, event: StripeEvent, error: str) -> EventStatus:
     """Retry later with back-off; after MAX_ATTEMPTS the event is a visible dead letter."""
     dead = event.attempts >= MAX_ATTEMPTS
     delay = dt.timedelta(seconds=min(3600, 5 * 3 ** max(0, event.attempts - 1)))
-    status = "dead" if dead else "failed"
+    status = EventStatus.DEAD if dead else EventStatus.FAILED
     await session.execute(update(StripeEvent).where(StripeEvent.id == event.id).values(
         status=status, last_error=error[:2000], lease_until=None, next_attempt_at=utcnow() + delay))
     return status

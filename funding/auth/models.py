@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from funding.db import Base, utcnow
+from funding.db import Base, EnumText, one_of, utcnow
 
 
 class Role(StrEnum):
@@ -48,14 +48,14 @@ class Membership(Base):
         # NULLs are distinct in a unique constraint: one network grant per role, enforced apart.
         Index("uq_memberships_network", "user_id", "role", unique=True, sqlite_where=text("org_id IS NULL"),
               postgresql_where=text("org_id IS NULL")),
-        CheckConstraint("role IN ('admin', 'staff', 'accountant', 'member')", name="role"),
+        CheckConstraint(one_of("role", Role), name="role"),
         CheckConstraint("org_id IS NOT NULL OR role <> 'member'", name="member_of_an_organisation"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
-    role: Mapped[str] = mapped_column(String(20))
+    role: Mapped[Role] = mapped_column(EnumText(Role, 20))
     granted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     granted_by: Mapped[str] = mapped_column(String(254), default="")
 

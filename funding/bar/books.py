@@ -28,6 +28,7 @@ from funding.ledger.service import EntryDraft, Line
 from funding.orgs.models import Organisation, Site
 from funding.payments import purposes
 from funding.payments.purposes import split_vat
+from funding.ledger.models import FundingSource
 
 VAT_ACCOUNTS = {200: "445711", 100: "445712", 55: "445713"}
 RATE_LABELS = {200: "20 %", 100: "10 %", 55: "5,5 %"}
@@ -94,7 +95,7 @@ async def day_draft(session: AsyncSession, site: Site, day: dt.date) -> EntryDra
     return EntryDraft(
         org_id=site.org_id, site_id=site.id, journal="CA", entry_date=day, piece_date=day,
         label=f"Ventes bar sur ardoises du {day.strftime('%d/%m/%Y')} — {site.name}"[:200],
-        piece_ref=f"Z-{site.slug}-{day.isoformat()}"[:100], funding_source="self", lines=lines,
+        piece_ref=f"Z-{site.slug}-{day.isoformat()}"[:100], funding_source=FundingSource.SELF, lines=lines,
         source_key=day_key(site.id, day),
     )
 
@@ -126,7 +127,7 @@ async def allocate_walk_in(session: AsyncSession, metadata: dict, amount: int, c
     by_rate = _share(amount, {rate: int(total) for rate, total in rows if int(total)})
     if not by_rate:
         return None
-    return purposes.Allocation(org_id=site.org_id, site_id=site.id, funding_source="self",
+    return purposes.Allocation(org_id=site.org_id, site_id=site.id, funding_source=FundingSource.SELF,
                                label=f"Vente bar comptoir n° {ticket.id} — {site.name}"[:200],
                                lines=revenue_lines(by_rate, currency, vat_liable=org.vat_liable, label="Ventes bar"))
 
@@ -139,6 +140,6 @@ async def allocate_tab(session: AsyncSession, metadata: dict, amount: int, curre
         return None
     site = await session.get(Site, batch.site_id)
     code, label = await member_account(session, site, batch.member_id)
-    return purposes.Allocation(org_id=site.org_id, site_id=site.id, funding_source="self",
+    return purposes.Allocation(org_id=site.org_id, site_id=site.id, funding_source=FundingSource.SELF,
                                label=f"Règlement ardoise bar n° {batch.id} — {label}"[:200],
                                lines=[Line(RECEIVABLE, -amount, currency, aux=code, label=f"Ardoise {label}"[:200])])

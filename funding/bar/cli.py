@@ -7,6 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from funding.bar.models import TillClosingKind
+
 
 def _who() -> str:
     from funding.cli import who
@@ -77,7 +79,7 @@ async def cmd_close_period(args, ctx) -> int:
         async with transaction(ctx.sessions) as session:
             done = []
             for site in await _sites(session, args.site):
-                if args.kind == "month":
+                if args.kind == TillClosingKind.MONTH:
                     done.append((site, await close_month(session, site, args.period, closed_by=_who()), None))
                 else:
                     closing, archive = await close_year(session, site, args.period, closed_by=_who())
@@ -193,11 +195,11 @@ def register(sub) -> None:
     cm = bar.add_parser("close-month", help="close a month that is over (YYYY-MM)")
     cm.add_argument("period")
     cm.add_argument("--site")
-    cm.set_defaults(run=cmd_close_period, kind="month")
+    cm.set_defaults(run=cmd_close_period, kind=TillClosingKind.MONTH)
     cy = bar.add_parser("close-year", help="close a fiscal year that is over (the year it starts) and archive it")
     cy.add_argument("period")
     cy.add_argument("--site")
-    cy.set_defaults(run=cmd_close_period, kind="year")
+    cy.set_defaults(run=cmd_close_period, kind=TillClosingKind.YEAR)
     ae = bar.add_parser("archive-export", help="write a site's yearly archives (JSON) and their checksums to a directory")
     ae.add_argument("--site", required=True)
     ae.add_argument("--out", required=True)

@@ -31,6 +31,8 @@ from funding.i18n import gettext as _
 from funding.ledger.service import post
 from funding.orgs.models import Organisation, Site
 from funding.payments.books import dated_for_open_period
+from funding.bar.models import TillClosingKind
+from funding.ledger.models import SealKind
 
 log = logging.getLogger("funding.bar")
 
@@ -53,7 +55,7 @@ async def _record(session: AsyncSession, site: Site, head: TillHead, *, kind: st
                   end: dt.date, closed_by: str, now: dt.datetime, entry_key: str | None = None) -> TillClosing:
     figures = await period_figures(session, site.id, start, end,
                                    fy_start=fiscal_year_start(end, await _start_month(session, site)),
-                                   with_cancellations=kind == "day")
+                                   with_cancellations=kind == TillClosingKind.DAY)
     closing = TillClosing(site_id=site.id, org_id=site.org_id, kind=kind, period=period, start_date=start, end_date=end,
                           entry_key=entry_key, closed_at=now, closed_by=closed_by[:200], prev_hash=head.last_closing_hash,
                           hash="", **figures)
@@ -64,7 +66,7 @@ async def _record(session: AsyncSession, site: Site, head: TillHead, *, kind: st
     except IntegrityError as exc:
         raise BarError(_("Cette période est déjà clôturée.")) from exc
     set_committed_value(head, "last_closing_hash", closing.hash)
-    if kind == "day":
+    if kind == TillClosingKind.DAY:
         set_committed_value(head, "closed_through", end)
     return closing
 
@@ -99,7 +101,7 @@ async def _close_one_day(session, site, head, day, closed_by, now) -> TillClosin
     draft = await books.day_draft(session, site, day)
     if draft is not None:
         await post(session, await dated_for_open_period(session, [draft]), now=now)
-    closing = await _record(session, site, head, kind="day", period=day.isoformat(), start=day, end=day,
+    closing = await _record(session, site, head, kind=TillClosingKind.DAY, period=day.isoformat(), start=day, end=day,
                             closed_by=closed_by, now=now, entry_key=draft.source_key if draft else None)
     await _seal(session, site, head, closing, now)
     return closing
@@ -110,7 +112,7 @@ async def _seal(session, site: Site, head: TillHead, closing: TillClosing, now: 
     from funding.ledger.seals import SealError, seal
 
     try:
-        await seal(session, site.org_id, kind=f"bar-{closing.kind}", period=closing.period, site=site, till_head=head,
+        await seal(session, site.org_id, kind=SealKind(f"bar-{closing.kind}"), period=closing.period, site=site, till_head=head,
                    now=now)
     except SealError as exc:
         raise BarError(str(exc)) from None
@@ -135,7 +137,7 @@ async def close_month(session: AsyncSession, site: Site, period: str, *, closed_
     if end >= local_today(now):
         raise BarError(_("Le mois %(period)s n'est pas terminé.", period=period))
     head = await lock_head(session, site)
-    if await _closed(session, site.id, "month", period):
+    if await _closed(session, site.id, TillClosingKind.MONTH, period):
         raise BarError(_("Le mois %(period)s est déjà clôturé.", period=period))
     return await _close_month(session, site, head, period, closed_by, now)
 
@@ -145,11 +147,11 @@ async def _close_month(session, site, head, period, closed_by, now) -> TillClosi
     first = await session.scalar(select(SaleLine.day).where(SaleLine.site_id == site.id).order_by(SaleLine.day).limit(1))
     if first is not None and first < start:
         for earlier in await _months_with_sales(session, site.id, first, start - dt.timedelta(days=1)):
-            if not await _closed(session, site.id, "month", earlier):
+            if not await _closed(session, site.id, TillClosingKind.MONTH, earlier):
                 await _close_month(session, site, head, earlier, closed_by, now)
     for day in await _pending_days(session, site, head, end):
         await _close_one_day(session, site, head, day, closed_by, now)
-    closing = await _record(session, site, head, kind="month", period=period, start=start, end=end, closed_by=closed_by,
+    closing = await _record(session, site, head, kind=TillClosingKind.MONTH, period=period, start=start, end=end, closed_by=closed_by,
                             now=now)
     await _seal(session, site, head, closing, now)
     return closing
@@ -166,12 +168,12 @@ async def close_year(session: AsyncSession, site: Site, period: str, *, closed_b
         raise BarError(_("L'exercice %(period)s n'est pas terminé (il finit le %(end)s).", period=period,
                          end=end.strftime("%d/%m/%Y")))
     head = await lock_head(session, site)
-    if await _closed(session, site.id, "year", period):
+    if await _closed(session, site.id, TillClosingKind.YEAR, period):
         raise BarError(_("L'exercice %(period)s est déjà clôturé.", period=period))
     for month in await _months_with_sales(session, site.id, start, end):
-        if not await _closed(session, site.id, "month", month):
+        if not await _closed(session, site.id, TillClosingKind.MONTH, month):
             await _close_month(session, site, head, month, closed_by, now)
-    closing = await _record(session, site, head, kind="year", period=period, start=start, end=end, closed_by=closed_by,
+    closing = await _record(session, site, head, kind=TillClosingKind.YEAR, period=period, start=start, end=end, closed_by=closed_by,
                             now=now)
     archive = await archive_year(session, site, head, period, start, end, created_by=closed_by, now=now)
     await _seal(session, site, head, closing, now)  # after the archive: the year's seal holds it too
@@ -257,7 +259,7 @@ async def close_due(session: AsyncSession, site: Site, *, now: dt.datetime | Non
         return made
     last_month_end = today.replace(day=1) - dt.timedelta(days=1)
     for month in await _months_with_sales(session, site.id, first, last_month_end):
-        if not await _closed(session, site.id, "month", month):
+        if not await _closed(session, site.id, TillClosingKind.MONTH, month):
             await _close_month(session, site, head, month, closed_by, now)
             made += 1
     start_month = await _start_month(session, site)
@@ -266,7 +268,7 @@ async def close_due(session: AsyncSession, site: Site, *, now: dt.datetime | Non
         start, end = fiscal_year_bounds(label, start_month)
         if end >= today:
             break
-        if await _months_with_sales(session, site.id, start, end) and not await _closed(session, site.id, "year", label):
+        if await _months_with_sales(session, site.id, start, end) and not await _closed(session, site.id, TillClosingKind.YEAR, label):
             await close_year(session, site, label, closed_by=closed_by, now=now)
             made += 1
         label = str(int(label) + 1)
@@ -281,7 +283,7 @@ async def _anything_due(session: AsyncSession, site: Site, today: dt.date) -> bo
     if await _pending_days(session, site, head, today - dt.timedelta(days=1)):
         return True
     last_closed = await session.scalar(select(TillClosing.end_date).where(
-        TillClosing.site_id == site.id, TillClosing.kind == "month").order_by(TillClosing.end_date.desc()).limit(1))
+        TillClosing.site_id == site.id, TillClosing.kind == TillClosingKind.MONTH).order_by(TillClosing.end_date.desc()).limit(1))
     first = await session.scalar(select(SaleLine.day).where(SaleLine.site_id == site.id,
                                                             SaleLine.day > (last_closed or dt.date.min))
                                  .order_by(SaleLine.day).limit(1))
@@ -289,7 +291,7 @@ async def _anything_due(session: AsyncSession, site: Site, today: dt.date) -> bo
         return True  # a month with sales is over and not closed
     start_month = await _start_month(session, site)
     last_year = await session.scalar(select(TillClosing.end_date).where(
-        TillClosing.site_id == site.id, TillClosing.kind == "year").order_by(TillClosing.end_date.desc()).limit(1))
+        TillClosing.site_id == site.id, TillClosing.kind == TillClosingKind.YEAR).order_by(TillClosing.end_date.desc()).limit(1))
     first = await session.scalar(select(SaleLine.day).where(SaleLine.site_id == site.id,
                                                             SaleLine.day > (last_year or dt.date.min))
                                  .order_by(SaleLine.day).limit(1))

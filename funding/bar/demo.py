@@ -27,6 +27,7 @@ from funding.db import transaction
 from funding.orgs.models import Site
 from funding.settings import Settings
 from funding.stripe_gateway import StripeGateway
+from funding.bar.models import BatchStatus
 
 log = logging.getLogger("funding.demo")
 
@@ -143,7 +144,7 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
         async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
             bastien = people.get("bastien.giraud@example.fr")
             async with sessions() as session:
-                due = (await session.scalars(select(Batch).where(Batch.status == "due",
+                due = (await session.scalars(select(Batch).where(Batch.status == BatchStatus.DUE,
                                                                  Batch.member_id == (bastien.id if bastien else -1)))).all()
             for batch in due:  # Bastien has no card on file: he pays from his area
                 url = await start_tab_payment(sessions, gw, bastien.id, batch.id, base_url=settings.base_url)

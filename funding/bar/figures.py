@@ -15,6 +15,7 @@ from sqlalchemy import case, func, select
 
 from funding.bar.models import SaleLine
 from funding.payments.purposes import split_vat
+from funding.bar.models import LineKind
 
 _L = SaleLine.__table__.c
 
@@ -54,9 +55,10 @@ async def period_figures(conn, site_id: int, start: dt.date, end: dt.date, *, fy
     rows = (await conn.execute(
         select(_L.currency, _L.vat_rate, func.sum(_L.amount),
                func.sum(case((_L.member_id.is_not(None), _L.amount), else_=0)),
-               func.sum(case((_L.kind == "cancel", _L.amount), else_=0)))
+               func.sum(case((_L.kind == LineKind.CANCEL, _L.amount), else_=0)))
         .where(*in_period).group_by(_L.currency, _L.vat_rate))).all()
     totals: dict = defaultdict(dict)
+    # "cancelled" is a key of the closings' hashed figures (a file format since the first closing): it stays.
     by_mode: dict = defaultdict(lambda: {"tab": 0, "walkin": 0, "cancelled": 0})
     period_total: dict = defaultdict(int)
     for currency, rate, total, tab, cancelled in rows:
@@ -68,14 +70,14 @@ async def period_figures(conn, site_id: int, start: dt.date, end: dt.date, *, fy
         by_mode[currency]["cancelled"] += cancelled
         period_total[currency] += total
     counts = (await conn.execute(
-        select(func.count(_L.id), func.coalesce(func.sum(case((_L.kind == "cancel", 1), else_=0)), 0),
+        select(func.count(_L.id), func.coalesce(func.sum(case((_L.kind == LineKind.CANCEL, 1), else_=0)), 0),
                func.min(_L.seq), func.max(_L.seq)).where(*in_period))).one()
     cancellations = []
     if with_cancellations:
         original = SaleLine.__table__.alias("original")
         for row in (await conn.execute(
             select(_L.seq, original.c.seq, _L.label, _L.quantity, _L.amount, _L.currency, _L.reason, _L.recorded_by)
-            .join(original, original.c.id == _L.cancels_id).where(*in_period, _L.kind == "cancel").order_by(_L.seq)
+            .join(original, original.c.id == _L.cancels_id).where(*in_period, _L.kind == LineKind.CANCEL).order_by(_L.seq)
         )).all():
             cancellations.append({"n": row[0], "cancels": row[1], "label": row[2], "q": row[3], "amount": row[4],
                                   "currency": row[5], "reason": row[6], "by": row[7]})

@@ -16,6 +16,7 @@ from funding.bar.figures import fiscal_year_start, period_figures
 from funding.bar.models import GENESIS_HASH, Archive, SaleLine, TillClosing, TillHead
 from funding.ledger.canonical import chain_hash
 from funding.orgs.models import Organisation, Site
+from funding.bar.models import TillClosingKind
 
 FIGURES = ("line_count", "cancel_count", "first_seq", "last_seq", "totals", "by_mode", "cancellations", "period_total",
            "fiscal_year_total", "grand_total")
@@ -67,7 +68,7 @@ async def _closings(conn, head, report, start_month: int) -> None:
             report.problem(f"{where}: hash mismatch, the closing was altered")
         figures = await period_figures(conn, head.site_id, closing.start_date, closing.end_date,
                                        fy_start=fiscal_year_start(closing.end_date, start_month),
-                                       with_cancellations=closing.kind == "day")
+                                       with_cancellations=closing.kind == TillClosingKind.DAY)
         differ = [f for f in FIGURES if figures[f] != getattr(closing, f)]
         if differ:
             report.problem(f"{where}: {', '.join(differ)} differ from the sale lines of the period")

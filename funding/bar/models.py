@@ -12,16 +12,51 @@ Closings and archives are chained per site too and never change.
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from funding.db import Base, utcnow
+from funding.db import Base, EnumText, one_of, utcnow
 from funding.scoping import OrgScoped, SiteScoped
 
 GENESIS_HASH = "0" * 64
 VAT_RATES = (55, 100, 200)  # per mille: 5,5 %, 10 %, 20 %
-BATCH_STATES = ("ready", "billed", "due", "paid", "empty")
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    PAID = "paid"
+    CANCELED = "canceled"
+
+
+class LineKind(StrEnum):
+    SALE = "sale"
+    CANCEL = "cancel"  # a cancelling line, referencing the line it cancels
+
+
+class BatchStatus(StrEnum):
+    READY = "ready"    # cut from the tab, not billed yet
+    BILLED = "billed"  # on an invoice, or charged: payment on its way
+    DUE = "due"        # the member pays it from their area
+    PAID = "paid"
+    EMPTY = "empty"    # nothing was left to bill
+
+
+class BatchMethod(StrEnum):
+    INVOICE_ITEM = "invoice_item"      # on the member's next subscription invoice
+    PAYMENT_INTENT = "payment_intent"  # off session on their saved card
+    DUE = "due"                        # to be paid by the member from their area…
+    CHECKOUT = "checkout"              # …which they did, through Checkout
+
+
+class TillClosingKind(StrEnum):
+    DAY = "day"
+    MONTH = "month"
+    YEAR = "year"
+
+
+BATCH_STATES = tuple(BatchStatus)
 
 
 class Product(SiteScoped, Base):
@@ -66,12 +101,12 @@ class Ticket(OrgScoped, Base):
     """A walk-in sale: lines rung up for someone who pays on the spot (Stripe Checkout)."""
 
     __tablename__ = "bar_tickets"
-    __table_args__ = (CheckConstraint("status IN ('open', 'paid', 'cancelled')", name="status"),)
+    __table_args__ = (CheckConstraint(one_of("status", TicketStatus), name="status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
-    status: Mapped[str] = mapped_column(String(10), default="open")
+    status: Mapped[TicketStatus] = mapped_column(EnumText(TicketStatus, 10), default=TicketStatus.OPEN)
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), unique=True)
     created_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -87,7 +122,7 @@ class SaleLine(OrgScoped, Base):
     __table_args__ = (
         UniqueConstraint("site_id", "seq"),
         UniqueConstraint("cancels_id"),
-        CheckConstraint("kind IN ('sale', 'cancel')", name="kind"),
+        CheckConstraint(one_of("kind", LineKind), name="kind"),
         CheckConstraint(
             "(kind = 'sale' AND cancels_id IS NULL AND quantity > 0)"
             " OR (kind = 'cancel' AND cancels_id IS NOT NULL AND quantity < 0 AND length(reason) > 0)",
@@ -107,7 +142,7 @@ class SaleLine(OrgScoped, Base):
     seq: Mapped[int]
     day: Mapped[dt.date] = mapped_column(Date)
     recorded_at: Mapped[dt.datetime]
-    kind: Mapped[str] = mapped_column(String(6))
+    kind: Mapped[LineKind] = mapped_column(EnumText(LineKind, 6))
     member_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("bar_tickets.id"), index=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("bar_products.id"))
@@ -136,7 +171,8 @@ class Batch(OrgScoped, Base):
     __tablename__ = "bar_batches"
     __table_args__ = (
         UniqueConstraint("site_id", "member_id", "key"),
-        CheckConstraint("status IN ('ready', 'billed', 'due', 'paid', 'empty')", name="status"),
+        CheckConstraint(one_of("status", BatchStatus), name="status"),
+        CheckConstraint(one_of("method", BatchMethod), name="method"),
         CheckConstraint("amount >= 0", name="amount_not_negative"),
         Index("ix_bar_batches_status", "status"),
     )
@@ -149,8 +185,8 @@ class Batch(OrgScoped, Base):
     amount: Mapped[int] = mapped_column(default=0)
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     line_count: Mapped[int] = mapped_column(default=0)
-    status: Mapped[str] = mapped_column(String(8), default="ready")
-    method: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[BatchStatus] = mapped_column(EnumText(BatchStatus, 8), default=BatchStatus.READY)
+    method: Mapped[BatchMethod | None] = mapped_column(EnumText(BatchMethod, 20))
     stripe_invoice_item_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_invoice_id: Mapped[str | None] = mapped_column(String(255), index=True)
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
@@ -177,13 +213,13 @@ class TillClosing(OrgScoped, Base):
     __tablename__ = "bar_closings"
     __table_args__ = (
         UniqueConstraint("site_id", "kind", "period"),
-        CheckConstraint("kind IN ('day', 'month', 'year')", name="kind"),
+        CheckConstraint(one_of("kind", TillClosingKind), name="kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
-    kind: Mapped[str] = mapped_column(String(5))
+    kind: Mapped[TillClosingKind] = mapped_column(EnumText(TillClosingKind, 5))
     period: Mapped[str] = mapped_column(String(10))
     start_date: Mapped[dt.date] = mapped_column(Date)
     end_date: Mapped[dt.date] = mapped_column(Date)

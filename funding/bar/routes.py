@@ -25,6 +25,9 @@ from funding.payments.models import Payment
 from funding.payments.service import settle_session
 from funding.stripe_gateway import GatewayError
 from funding.web import STAFF, db, flash, redirect, render, require
+from funding.bar.models import TicketStatus
+from funding.payments.models import PaymentStatus
+from funding.bar.models import BatchStatus
 
 MEMBER = ("member",)
 
@@ -80,7 +83,7 @@ async def till_page(request: Request) -> Response:
         head = await session.get(TillHead, site.id)
         day = till.business_day(head) if head else till.local_today()
         member = ticket = None
-        lines, cancelled, total = [], set(), 0
+        lines, canceled, total = [], set(), 0
         if _int(params.get("membre")):
             try:
                 member = await till.tab_holder(session, site, params["membre"])
@@ -94,7 +97,7 @@ async def till_page(request: Request) -> Response:
                 raise HTTPException(404)
             lines = await till.lines_of(session, site_id=site.id, ticket_id=ticket.id)
             total, _cur = await till.ticket_total(session, ticket.id)
-        cancelled = await till.cancelled_ids(session, [line.id for line in lines])
+        canceled = await till.canceled_ids(session, [line.id for line in lines])
         found = await till.find_members(session, site, params.get("q", "")) if params.get("q") else []
         products = await catalog.products_of(session, site.id, active_only=True)
         summary = await till.day_summary(session, site.id, day)
@@ -102,7 +105,7 @@ async def till_page(request: Request) -> Response:
     for product in products:
         groups.setdefault(product.category or _("Divers"), []).append(product)
     return render(request, "bar/till.html", {
-        "site": site, "day": day, "member": member, "ticket": ticket, "lines": lines, "cancelled": cancelled,
+        "site": site, "day": day, "member": member, "ticket": ticket, "lines": lines, "canceled": canceled,
         "total": total, "limit": request.app.state.settings.bar_tab_limit, "q": params.get("q", ""), "found": found,
         "groups": list(groups.items()), "summary": summary,
     })
@@ -193,7 +196,7 @@ async def ticket_payment(request: Request) -> Response:
         payment = await session.get(Payment, ticket.payment_id) if ticket.payment_id else None
         total, currency = await till.ticket_total(session, ticket.id)
     url = None
-    if payment is not None and payment.checkout_session_id and ticket.status == "open":
+    if payment is not None and payment.checkout_session_id and ticket.status == TicketStatus.OPEN:
         gw = request.app.state.gateway
         try:
             checkout = await gw.retrieve("checkout.sessions", payment.checkout_session_id, expand=["payment_intent.latest_charge"])
@@ -204,7 +207,7 @@ async def ticket_payment(request: Request) -> Response:
                 await settle_session(session, checkout)
                 ticket = await session.get(Ticket, ticket_id, populate_existing=True)
             url = checkout.get("url") if checkout.get("status") == "open" else None
-            if ticket.status == "paid":
+            if ticket.status == TicketStatus.PAID:
                 await _book_now(request, checkout)
     return render(request, "bar/pay.html", {"site": site, "ticket": ticket, "payment": payment, "total": total,
                                             "currency": currency, "url": url, "qr": qr_svg(url) if url else None})
@@ -244,14 +247,14 @@ async def cancel_ticket(request: Request) -> Response:
 
 
 async def _stop_open_checkout(request: Request, ticket_id: int) -> bool:
-    """Before a walk-in sale is cancelled, its Checkout page (if any) is expired in Stripe, so
-    the customer can no longer pay a cancelled sale. False when it is already paid (or paying)."""
+    """Before a walk-in sale is canceled, its Checkout page (if any) is expired in Stripe, so
+    the customer can no longer pay a canceled sale. False when it is already paid (or paying)."""
     async with db(request) as session:
         await require(request, session, STAFF)
         ticket = await session.get(Ticket, ticket_id)
         payment = await session.get(Payment, ticket.payment_id) if ticket is not None and ticket.payment_id else None
-    if payment is None or payment.status in ("expired", "failed") or not payment.checkout_session_id:
-        return payment is None or payment.status != "paid"
+    if payment is None or payment.status in (PaymentStatus.EXPIRED, PaymentStatus.FAILED) or not payment.checkout_session_id:
+        return payment is None or payment.status != PaymentStatus.PAID
     gw = request.app.state.gateway
     try:
         checkout = await gw.retrieve("checkout.sessions", payment.checkout_session_id)
@@ -295,13 +298,13 @@ async def settle_member(request: Request) -> Response:
     try:
         status = await settlement.bill(request.app.state.sessions, request.app.state.gateway, batch.id)
     except GatewayError:
-        status = "ready"
+        status = BatchStatus.READY
     request.app.state.kick_mail()
-    messages = {"paid": _("Ardoise soldée : %(amount)s prélevés sur la carte enregistrée."),
-                "billed": _("Ardoise arrêtée (%(amount)s) : paiement par carte en cours."),
-                "due": _("Ardoise arrêtée (%(amount)s) : le membre la règle depuis son espace (e-mail envoyé)."),
-                "ready": _("Ardoise arrêtée (%(amount)s) : elle sera facturée dans quelques minutes.")}
-    flash(request, messages.get(status, messages["ready"]) % {"amount": money(batch.amount, batch.currency)}, "success")
+    messages = {BatchStatus.PAID: _("Ardoise soldée : %(amount)s prélevés sur la carte enregistrée."),
+                BatchStatus.BILLED: _("Ardoise arrêtée (%(amount)s) : paiement par carte en cours."),
+                BatchStatus.DUE: _("Ardoise arrêtée (%(amount)s) : le membre la règle depuis son espace (e-mail envoyé)."),
+                BatchStatus.READY: _("Ardoise arrêtée (%(amount)s) : elle sera facturée dans quelques minutes.")}
+    flash(request, messages.get(status, messages[BatchStatus.READY]) % {"amount": money(batch.amount, batch.currency)}, "success")
     return redirect(_till_url(slug, member_id))
 
 
@@ -409,7 +412,7 @@ async def tab_thanks(request: Request) -> Response:
         if checkout is not None:
             async with db(request) as session:
                 payment = await settle_session(session, checkout)
-            if payment is not None and payment.status == "paid":
+            if payment is not None and payment.status == PaymentStatus.PAID:
                 await _book_now(request, checkout)
                 flash(request, _("Merci ! Votre ardoise est réglée."), "success")
     return redirect("/bar/ardoise")

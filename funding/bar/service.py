@@ -30,9 +30,11 @@ from funding.payments import purposes
 from funding.payments.models import Payment
 from funding.payments.service import on_paid, start_checkout
 from funding.stripe_gateway import StripeGateway
+from funding.bar.models import BatchMethod, BatchStatus, TicketStatus
+from funding.payments.models import PaymentPurpose, PaymentStatus
 
 log = logging.getLogger("funding.bar")
-SALE_PURPOSE = "bar_sale"
+SALE_PURPOSE = PaymentPurpose.BAR_SALE
 
 
 def _extra(payment: Payment) -> dict:
@@ -43,8 +45,8 @@ async def ticket_paid(session: AsyncSession, payment: Payment) -> None:
     raw = str(_extra(payment).get("ticket_id", ""))
     if not raw.isdigit():
         return
-    result = await session.execute(update(Ticket).where(Ticket.id == int(raw), Ticket.status == "open")
-                                   .values(status="paid", paid_at=utcnow(), payment_id=payment.id))
+    result = await session.execute(update(Ticket).where(Ticket.id == int(raw), Ticket.status == TicketStatus.OPEN)
+                                   .values(status=TicketStatus.PAID, paid_at=utcnow(), payment_id=payment.id))
     if result.rowcount != 1:
         log.warning("bar ticket %s paid by payment %s but not open: check it at the till", raw, payment.id)
 
@@ -53,7 +55,8 @@ async def tab_paid(session: AsyncSession, payment: Payment) -> None:
     raw = str(_extra(payment).get("bar_batch_id", ""))
     batch = await session.get(Batch, int(raw)) if raw.isdigit() else None
     if batch is not None:
-        await mark(session, batch, ("ready", "billed", "due"), "paid", method="checkout", payment_id=payment.id)
+        await mark(session, batch, (BatchStatus.READY, BatchStatus.BILLED, BatchStatus.DUE), BatchStatus.PAID,
+                   method=BatchMethod.CHECKOUT, payment_id=payment.id)
 
 
 async def start_walk_in_payment(sessions: async_sessionmaker, gw: StripeGateway, site: Site, ticket_id: int, *,
@@ -63,7 +66,7 @@ async def start_walk_in_payment(sessions: async_sessionmaker, gw: StripeGateway,
         ticket = await session.get(Ticket, ticket_id)
         if ticket is None or ticket.site_id != site.id:
             raise BarError(_("Vente comptoir inconnue."))
-        if ticket.status != "open":
+        if ticket.status != TicketStatus.OPEN:
             raise BarError(_("Cette vente comptoir est close."))
         total, currency = await ticket_total(session, ticket.id)
     if total <= 0:
@@ -75,7 +78,7 @@ async def start_walk_in_payment(sessions: async_sessionmaker, gw: StripeGateway,
         ref=f"bar-ticket:{ticket_id}", metadata={"ticket_id": str(ticket_id)},
     )
     async with transaction(sessions) as session:
-        await session.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.status == "open")
+        await session.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.status == TicketStatus.OPEN)
                               .values(payment_id=payment.id))
     return payment, url
 
@@ -88,11 +91,11 @@ async def start_tab_payment(sessions: async_sessionmaker, gw: StripeGateway, use
         user = await session.get(User, user_id)
         if batch is None or batch.member_id != user_id:
             raise BarError(_("Ardoise introuvable."))
-        if batch.status != "due":
+        if batch.status != BatchStatus.DUE:
             raise BarError(_("Cette ardoise n'est pas à régler ici (déjà réglée, ou facturée avec votre abonnement)."))
         if batch.payment_id is not None:
             payment = await session.get(Payment, batch.payment_id)
-            if payment.status == "open" and payment.checkout_session_id:
+            if payment.status == PaymentStatus.OPEN and payment.checkout_session_id:
                 checkout = await gw.retrieve("checkout.sessions", payment.checkout_session_id)
                 if checkout.get("status") == "open" and checkout.get("url"):
                     return checkout["url"]
@@ -105,7 +108,7 @@ async def start_tab_payment(sessions: async_sessionmaker, gw: StripeGateway, use
         metadata={"bar_batch_id": str(batch.id), "user_id": str(user_id)},
     )
     async with transaction(sessions) as session:
-        await session.execute(update(Batch).where(Batch.id == batch.id, Batch.status == "due").values(payment_id=payment.id))
+        await session.execute(update(Batch).where(Batch.id == batch.id, Batch.status == BatchStatus.DUE).values(payment_id=payment.id))
     return url
 
 
@@ -113,7 +116,7 @@ async def member_tabs(session: AsyncSession, user_id: int) -> dict:
     """A member's open tabs per site and their batches, for their area."""
     sites = (await session.scalars(select(Site).order_by(Site.is_central.desc(), Site.name))).all()
     tabs = [(site, balance) for site in sites if (balance := await tab_balance(session, site.id, user_id))]
-    batches = (await session.scalars(select(Batch).where(Batch.member_id == user_id, Batch.status != "empty")
+    batches = (await session.scalars(select(Batch).where(Batch.member_id == user_id, Batch.status != BatchStatus.EMPTY)
                                      .order_by(Batch.created_at.desc()).limit(24))).all()
     return {"tabs": tabs, "batches": batches, "sites": {s.id: s for s in sites}}
 

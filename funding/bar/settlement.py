@@ -35,9 +35,11 @@ from funding.orgs.models import Site
 from funding.payments.calls import create_once
 from funding.settings import Settings
 from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown
+from funding.bar.models import BatchMethod, BatchStatus
+from funding.payments.models import PaymentPurpose
 
 log = logging.getLogger("funding.bar")
-PURPOSE = "bar_tab"
+PURPOSE = PaymentPurpose.BAR_TAB
 DEPARTURE = "depart"
 
 
@@ -49,7 +51,7 @@ async def cut_tab(session: AsyncSession, site: Site, member_id: int, key: str, *
     async with session.begin_nested() as savepoint:
         batch_id = await insert_ignore(session, Batch, {
             "site_id": site.id, "org_id": site.org_id, "member_id": member_id, "key": key[:60], "amount": 0,
-            "currency": "EUR", "line_count": 0, "status": "ready", "created_at": now or utcnow(),
+            "currency": "EUR", "line_count": 0, "status": BatchStatus.READY, "created_at": now or utcnow(),
         }, ["site_id", "member_id", "key"])
         if batch_id is None:
             await savepoint.rollback()
@@ -69,7 +71,7 @@ async def cut_tab(session: AsyncSession, site: Site, member_id: int, key: str, *
             await savepoint.rollback()
             return None
         await session.execute(update(Batch).where(Batch.id == batch_id).values(
-            amount=int(amount), currency=currency, line_count=len(claimed), status="ready" if amount else "empty"))
+            amount=int(amount), currency=currency, line_count=len(claimed), status=BatchStatus.READY if amount else BatchStatus.EMPTY))
     return await session.get(Batch, batch_id, populate_existing=True)
 
 
@@ -125,7 +127,7 @@ async def settle_departure(session: AsyncSession, site: Site, member_id: int, *,
 
 @dataclass(frozen=True)
 class Plan:
-    method: str  # invoice_item, payment_intent, due
+    method: BatchMethod
     resource: str | None = None
     params: dict | None = None
     reason: str = ""
@@ -157,15 +159,15 @@ async def plan_for(sessions: async_sessionmaker, gw: StripeGateway, batch: Batch
     label = (f"Ardoise du bar — {site.name} ({batch.line_count} consommation(s), arrêtée le "
              f"{batch.created_at.strftime('%d/%m/%Y')})")[:200]
     if customer is None:
-        return Plan("due", reason="no_customer")
+        return Plan(BatchMethod.DUE, reason="no_customer")
     if sub is not None and not batch.key.startswith(DEPARTURE):
-        return Plan("invoice_item", "invoice_items", {
+        return Plan(BatchMethod.INVOICE_ITEM, "invoice_items", {
             "customer": customer, "subscription": sub.stripe_subscription_id, "amount": batch.amount,
             "currency": batch.currency.lower(), "description": label, "metadata": {**_meta(batch), "entrelab_booked": "1"}})
     card = await _saved_card(gw, customer)
     if card is None:
-        return Plan("due", reason="no_card")
-    return Plan("payment_intent", "payment_intents", {
+        return Plan(BatchMethod.DUE, reason="no_card")
+    return Plan(BatchMethod.PAYMENT_INTENT, "payment_intents", {
         "amount": batch.amount, "currency": batch.currency.lower(), "customer": customer, "payment_method": card,
         "off_session": True, "confirm": True, "description": label, "metadata": _meta(batch)})
 
@@ -174,22 +176,22 @@ async def bill(sessions: async_sessionmaker, gw: StripeGateway, batch_id: int) -
     """Bill one ready batch once; returns its status afterwards."""
     async with sessions() as session:
         batch = await session.get(Batch, batch_id)
-    if batch is None or batch.status != "ready":
+    if batch is None or batch.status != BatchStatus.READY:
         return batch.status if batch else "missing"
     plan = await plan_for(sessions, gw, batch)
-    if plan.method == "due":
-        await _transition(sessions, batch, ("ready",), "due", error=plan.reason)
-        return "due"
+    if plan.method == BatchMethod.DUE:
+        await _transition(sessions, batch, (BatchStatus.READY,), BatchStatus.DUE, error=plan.reason)
+        return BatchStatus.DUE
     try:
         obj = await create_once(sessions, gw, ref=f"bar-batch:{batch.id}", resource=plan.resource, params=plan.params)
     except StripeRefused as exc:
-        await _transition(sessions, batch, ("ready",), "due", method=plan.method, error=str(exc)[:500])
-        return "due"
+        await _transition(sessions, batch, (BatchStatus.READY,), BatchStatus.DUE, method=plan.method, error=str(exc)[:500])
+        return BatchStatus.DUE
     except StripeUnknown:
-        return "ready"  # the sweep settles the request; Stripe's event or the next round completes it
-    if plan.method == "invoice_item":
-        await _transition(sessions, batch, ("ready",), "billed", method=plan.method, stripe_invoice_item_id=obj["id"])
-        return "billed"
+        return BatchStatus.READY  # the sweep settles the request; Stripe's event or the next round completes it
+    if plan.method == BatchMethod.INVOICE_ITEM:
+        await _transition(sessions, batch, (BatchStatus.READY,), BatchStatus.BILLED, method=plan.method, stripe_invoice_item_id=obj["id"])
+        return BatchStatus.BILLED
     return await apply_payment_intent(sessions, obj)
 
 
@@ -207,28 +209,31 @@ async def record_payment_intent(session: AsyncSession, pi: dict) -> str | None:
     if batch is None:
         return None
     status = pi.get("status")
-    method = "checkout" if (pi.get("metadata") or {}).get("payment_id") else "payment_intent"
+    method = BatchMethod.CHECKOUT if (pi.get("metadata") or {}).get("payment_id") else BatchMethod.PAYMENT_INTENT
     if status == "succeeded":
-        await mark(session, batch, ("ready", "billed", "due"), "paid", method=method, stripe_payment_intent_id=pi["id"])
+        await mark(session, batch, (BatchStatus.READY, BatchStatus.BILLED, BatchStatus.DUE), BatchStatus.PAID, method=method,
+                   stripe_payment_intent_id=pi["id"])
     elif status in ("processing",):
-        await mark(session, batch, ("ready",), "billed", method="payment_intent", stripe_payment_intent_id=pi["id"])
-    elif status in ("requires_payment_method", "requires_action", "canceled") and batch.method == "payment_intent":
+        await mark(session, batch, (BatchStatus.READY,), BatchStatus.BILLED, method=BatchMethod.PAYMENT_INTENT,
+                   stripe_payment_intent_id=pi["id"])
+    elif status in ("requires_payment_method", "requires_action", "canceled") and batch.method == BatchMethod.PAYMENT_INTENT:
         error = ((pi.get("last_payment_error") or {}).get("code")) or status
-        await mark(session, batch, ("ready", "billed"), "due", error=error)
+        await mark(session, batch, (BatchStatus.READY, BatchStatus.BILLED), BatchStatus.DUE, error=error)
     await session.refresh(batch)
     return batch.status
 
 
-async def _transition(sessions, batch: Batch, sources: tuple[str, ...], target: str, **values) -> None:
+async def _transition(sessions, batch: Batch, sources: tuple[BatchStatus, ...], target: BatchStatus, **values) -> None:
     async with transaction(sessions) as session:
         await mark(session, await session.get(Batch, batch.id), sources, target, **values)
 
 
-async def mark(session: AsyncSession, batch: Batch, sources: tuple[str, ...], target: str, *, error: str | None = None,
+async def mark(session: AsyncSession, batch: Batch, sources: tuple[BatchStatus, ...], target: BatchStatus, *,
+               error: str | None = None,
                **values) -> bool:
     """sources → target, once (a conditional UPDATE); the member hears of it when it matters."""
     now = utcnow()
-    stamp = {"billed": {"billed_at": now}, "paid": {"paid_at": now}}.get(target, {})
+    stamp = {BatchStatus.BILLED: {"billed_at": now}, BatchStatus.PAID: {"paid_at": now}}.get(target, {})
     if error is not None:
         values["last_error"] = error
     for key in ("stripe_payment_intent_id", "stripe_invoice_item_id", "stripe_invoice_id"):
@@ -247,14 +252,14 @@ async def _tell_member(session: AsyncSession, batch: Batch) -> None:
     user = await session.get(User, batch.member_id)
     site = await session.get(Site, batch.site_id)
     amount = money(batch.amount, batch.currency)
-    if batch.status == "due":
+    if batch.status == BatchStatus.DUE:
         await enqueue(session, to=user.email, user_id=user.id, org_id=batch.org_id, dedupe_key=f"bar-batch:{batch.id}:due",
                       subject=f"Votre ardoise du bar de {site.name} : {amount} à régler",
                       body_text=(f"Bonjour {user.name},\n\nVotre ardoise du bar de {site.name} a été arrêtée : {amount} "
                                  f"({batch.line_count} consommation(s)).\nNous n'avons pas pu la prélever sur une carte "
                                  "enregistrée : réglez-la en ligne depuis votre espace, rubrique « Mon ardoise du bar » "
                                  "(/bar/ardoise).\n\nMerci !\nL'équipe Entre-Lab"))
-    elif batch.status == "billed" and batch.method == "invoice_item":
+    elif batch.status == BatchStatus.BILLED and batch.method == BatchMethod.INVOICE_ITEM:
         await enqueue(session, to=user.email, user_id=user.id, org_id=batch.org_id, dedupe_key=f"bar-batch:{batch.id}:billed",
                       subject=f"Votre ardoise du bar de {site.name} : {amount} sur votre prochaine facture",
                       body_text=(f"Bonjour {user.name},\n\nVotre ardoise du bar de {site.name} ({amount}, "
@@ -265,11 +270,11 @@ async def _tell_member(session: AsyncSession, batch: Batch) -> None:
 async def billing_job(sessions, settings: Settings, gw: StripeGateway, *, limit: int = 50) -> int:
     """Worker: bill the ready batches (each at most once: the key is the batch)."""
     async with sessions() as session:
-        ids = (await session.scalars(select(Batch.id).where(Batch.status == "ready").order_by(Batch.id).limit(limit))).all()
+        ids = (await session.scalars(select(Batch.id).where(Batch.status == BatchStatus.READY).order_by(Batch.id).limit(limit))).all()
     done = 0
     for batch_id in ids:
         try:
-            if await bill(sessions, gw, batch_id) != "ready":
+            if await bill(sessions, gw, batch_id) != BatchStatus.READY:
                 done += 1
         except Exception:  # one batch's trouble never holds back the others; the next round retries
             log.exception("bar batch %s: billing failed; retried next round", batch_id)
@@ -295,9 +300,9 @@ async def record_invoice(session: AsyncSession, invoice: dict) -> list[int]:
             await session.execute(update(Batch).where(Batch.id == batch.id, Batch.stripe_invoice_id.is_(None))
                                   .values(stripe_invoice_id=invoice["id"]))
         if status == "paid":
-            await mark(session, batch, ("ready", "billed", "due"), "paid")
+            await mark(session, batch, (BatchStatus.READY, BatchStatus.BILLED, BatchStatus.DUE), BatchStatus.PAID)
         elif status == "open":
-            await mark(session, batch, ("ready",), "billed", method="invoice_item")
+            await mark(session, batch, (BatchStatus.READY,), BatchStatus.BILLED, method=BatchMethod.INVOICE_ITEM)
         elif status in ("void", "uncollectible"):
-            await mark(session, batch, ("ready", "billed"), "due", error=f"invoice {status}")
+            await mark(session, batch, (BatchStatus.READY, BatchStatus.BILLED), BatchStatus.DUE, error=f"invoice {status}")
     return touched

@@ -27,6 +27,7 @@ from funding.bar.models import GENESIS_HASH, BatchLine, Product, SaleLine, Ticke
 from funding.db import dialect_insert, utcnow
 from funding.i18n import gettext as _, money
 from funding.orgs.models import Site
+from funding.bar.models import LineKind, TicketStatus
 
 PARIS = ZoneInfo("Europe/Paris")
 MAX_QUANTITY = 99
@@ -174,12 +175,12 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
         guard = owed + amount <= limit
     else:
         await session.refresh(ticket, with_for_update=True)
-        if ticket.status != "open":
+        if ticket.status != TicketStatus.OPEN:
             raise BarError(_("Cette vente comptoir est close : ouvrez-en une nouvelle."))
         if ticket.payment_id is not None:
             raise BarError(_("Le paiement de cette vente est en cours : ouvrez une nouvelle vente pour d'autres produits."))
     now = now or utcnow()
-    line = SaleLine(site_id=site.id, org_id=site.org_id, day=business_day(head, now), recorded_at=now, kind="sale",
+    line = SaleLine(site_id=site.id, org_id=site.org_id, day=business_day(head, now), recorded_at=now, kind=LineKind.SALE,
                     member_id=member.id if member else None, ticket_id=ticket.id if ticket else None,
                     product_id=product.id, label=product.name, category=product.category, unit_price=product.price,
                     quantity=quantity, amount=amount, vat_rate=product.vat_rate, currency=product.currency,
@@ -210,17 +211,17 @@ async def cancel(session: AsyncSession, site: Site, *, line_id, reason: str, rec
     original = await session.get(SaleLine, int(line_id)) if str(line_id or "").isdigit() else None
     if original is None or original.site_id != site.id:
         raise BarError(_("Ligne de vente inconnue."))
-    if original.kind != "sale":
+    if original.kind != LineKind.SALE:
         raise BarError(_("Une annulation ne s'annule pas : enregistrez à nouveau la vente."))
     done = await session.scalar(select(SaleLine.seq).where(SaleLine.cancels_id == original.id))
     if done is not None:
         raise BarError(_("Cette ligne est déjà annulée (ligne n° %(seq)s).", seq=done))
     if original.ticket_id is not None:
         ticket = await session.get(Ticket, original.ticket_id, with_for_update=True, populate_existing=True)
-        if ticket.status == "paid":
+        if ticket.status == TicketStatus.PAID:
             raise BarError(_("Cette vente est déjà payée par carte : un remboursement se fait depuis Stripe."))
     now = now or utcnow()
-    line = SaleLine(site_id=site.id, org_id=site.org_id, day=business_day(head, now), recorded_at=now, kind="cancel",
+    line = SaleLine(site_id=site.id, org_id=site.org_id, day=business_day(head, now), recorded_at=now, kind=LineKind.CANCEL,
                     member_id=original.member_id, ticket_id=original.ticket_id, product_id=original.product_id,
                     label=original.label, category=original.category, unit_price=original.unit_price,
                     quantity=-original.quantity, amount=-original.amount, vat_rate=original.vat_rate,
@@ -232,7 +233,7 @@ async def cancel(session: AsyncSession, site: Site, *, line_id, reason: str, rec
 
 
 async def open_ticket(session: AsyncSession, site: Site, *, created_by: str = "") -> Ticket:
-    ticket = Ticket(site_id=site.id, org_id=site.org_id, status="open", created_by=created_by[:200])
+    ticket = Ticket(site_id=site.id, org_id=site.org_id, status=TicketStatus.OPEN, created_by=created_by[:200])
     session.add(ticket)
     await session.flush()
     return ticket
@@ -247,15 +248,15 @@ async def ticket_total(session: AsyncSession, ticket_id: int) -> tuple[int, str]
 async def cancel_ticket(session: AsyncSession, site: Site, ticket: Ticket, *, reason: str, recorded_by: str = "") -> int:
     """Cancel every live line of an unpaid walk-in ticket, then close it."""
     await session.refresh(ticket, with_for_update=True)
-    if ticket.status == "paid":
+    if ticket.status == TicketStatus.PAID:
         raise BarError(_("Cette vente est déjà payée par carte : un remboursement se fait depuis Stripe."))
     done = select(SaleLine.cancels_id).where(SaleLine.ticket_id == ticket.id, SaleLine.cancels_id.is_not(None))
     lines = (await session.scalars(
-        select(SaleLine).where(SaleLine.ticket_id == ticket.id, SaleLine.kind == "sale", SaleLine.id.not_in(done))
+        select(SaleLine).where(SaleLine.ticket_id == ticket.id, SaleLine.kind == LineKind.SALE, SaleLine.id.not_in(done))
         .order_by(SaleLine.seq))).all()
     for line in lines:
         await cancel(session, site, line_id=line.id, reason=reason, recorded_by=recorded_by)
-    ticket.status = "cancelled"
+    ticket.status = TicketStatus.CANCELED
     await session.flush()
     return len(lines)
 
@@ -273,7 +274,7 @@ async def lines_of(session: AsyncSession, *, site_id: int, member_id: int | None
     return list((await session.scalars(query.order_by(SaleLine.seq.desc()).limit(limit))).all())
 
 
-async def cancelled_ids(session: AsyncSession, line_ids: list[int]) -> set[int]:
+async def canceled_ids(session: AsyncSession, line_ids: list[int]) -> set[int]:
     if not line_ids:
         return set()
     return set((await session.scalars(select(SaleLine.cancels_id).where(SaleLine.cancels_id.in_(line_ids)))).all())
@@ -286,7 +287,7 @@ class DaySummary:
     total: int
     on_tabs: int
     walk_in: int
-    cancelled: int
+    cancellations: int
     by_product: list[tuple[str, int, int]]  # label, net quantity, net amount
 
 
@@ -294,7 +295,7 @@ async def day_summary(session: AsyncSession, site_id: int, day: dt.date) -> DayS
     on_tab = case((SaleLine.member_id.is_not(None), SaleLine.amount), else_=0)
     row = (await session.execute(select(
         func.count(SaleLine.id), func.coalesce(func.sum(SaleLine.amount), 0), func.coalesce(func.sum(on_tab), 0),
-        func.coalesce(func.sum(case((SaleLine.kind == "cancel", 1), else_=0)), 0),
+        func.coalesce(func.sum(case((SaleLine.kind == LineKind.CANCEL, 1), else_=0)), 0),
     ).where(SaleLine.site_id == site_id, SaleLine.day == day))).one()
     products = (await session.execute(
         select(SaleLine.label, func.sum(SaleLine.quantity), func.sum(SaleLine.amount))

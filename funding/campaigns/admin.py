@@ -29,9 +29,11 @@ from funding.ledger.service import LedgerError
 from funding.money import format_plain
 from funding.orgs.models import Organisation, Site
 from funding.web import BOOKS, STAFF, db, flash, redirect, render, require
+from funding.campaigns.models import Mode, PledgeStatus
+from funding.campaigns.models import Nature
 
 PAGE = 50
-CHASE = ("card_declined", "action_required", "failed")
+CHASE = (PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED, PledgeStatus.FAILED)
 CAMPAIGN_FIELDS = ("site", "slug", "title", "summary", "description", "image_url", "goal", "currency", "mode", "starts_at",
                    "ends_at", "min_amount", "max_amount")
 
@@ -67,7 +69,7 @@ async def new(request: Request) -> Response:
     async with db(request) as session:
         user = await require(request, session, STAFF)
         sites = await _sites(session)
-    context = {"form": CampaignForm(mode="keep_it_all"), "sites": sites, "error": None, "campaign": None}
+    context = {"form": CampaignForm(mode=Mode.KEEP_IT_ALL), "sites": sites, "error": None, "campaign": None}
     if request.method == "GET":
         return render(request, "campaigns/admin_form.html", context)
     form = _campaign_form(await request.form())
@@ -122,8 +124,8 @@ async def owner_view(request: Request) -> Response:
             select(Pledge.status, func.count(Pledge.id), func.coalesce(func.sum(Pledge.amount - Pledge.amount_refunded), 0))
             .where(Pledge.campaign_id == campaign.id).group_by(Pledge.status).order_by(Pledge.status))).all()
         undelivered = dict((await session.execute(
-            select(Pledge.tier_id, func.count(Pledge.id)).where(Pledge.campaign_id == campaign.id, Pledge.status == "paid",
-                                                                Pledge.nature == "sale", Pledge.delivered_at.is_(None))
+            select(Pledge.tier_id, func.count(Pledge.id)).where(Pledge.campaign_id == campaign.id, Pledge.status == PledgeStatus.PAID,
+                                                                Pledge.nature == Nature.SALE, Pledge.delivered_at.is_(None))
             .group_by(Pledge.tier_id))).all())
         chase = (await session.scalars(select(Pledge).where(Pledge.campaign_id == campaign.id, Pledge.status.in_(CHASE))
                                        .order_by(Pledge.grace_until, Pledge.id).limit(200))).all()
@@ -181,8 +183,8 @@ async def toggle_tier(request: Request) -> Response:
 async def deliver_tier(request: Request) -> Response:
     async def action(session, campaign, raw):
         ids = (await session.scalars(select(Pledge.id).where(
-            Pledge.campaign_id == campaign.id, Pledge.tier_id == request.path_params["tier_id"], Pledge.status == "paid",
-            Pledge.nature == "sale", Pledge.delivered_at.is_(None)))).all()
+            Pledge.campaign_id == campaign.id, Pledge.tier_id == request.path_params["tier_id"], Pledge.status == PledgeStatus.PAID,
+            Pledge.nature == Nature.SALE, Pledge.delivered_at.is_(None)))).all()
         if not ids:
             raise CampaignError(_("Rien à livrer pour cette contrepartie."))
         await books.deliver(session, list(ids), by=request.scope["user"].email)
@@ -242,7 +244,7 @@ async def export_csv(request: Request) -> Response:
                 chunk.append(line([
                     p.id, p.created_at.strftime("%Y-%m-%d %H:%M"), p.status, p.name, p.email,
                     format_plain(p.amount, p.currency), p.currency, format_plain(p.amount_refunded, p.currency),
-                    "don" if p.nature == "gift" else "vente", tiers.get(p.tier_id, ""), p.public_name or "", p.message,
+                    "don" if p.nature == Nature.GIFT else "vente", tiers.get(p.tier_id, ""), p.public_name or "", p.message,
                     p.paid_at.strftime("%Y-%m-%d") if p.paid_at else "", p.delivered_at.strftime("%Y-%m-%d") if p.delivered_at else "",
                     p.payment_intent_id or "", p.last_error or "",
                 ]))

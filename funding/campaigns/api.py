@@ -17,6 +17,8 @@ from funding import i18n
 from funding.campaigns import richtext, views
 from funding.db import utcnow
 from funding.web import db
+from funding.campaigns.models import MatchStatus
+from funding.campaigns.models import CampaignStatus
 
 API_HEADERS = {"access-control-allow-origin": "*", "cache-control": "public, max-age=30"}
 WIDGET_HEADERS = {"content-security-policy": "frame-ancestors *", "cache-control": "public, max-age=60"}
@@ -46,7 +48,7 @@ def _summary(request: Request, campaign, site, progress: views.Progress, now: dt
         "backers": progress.backers,
         "starts_at": _iso(campaign.starts_at),
         "ends_at": _iso(campaign.ends_at),
-        "open": campaign.status == "live" and campaign.starts_at <= now < campaign.ends_at,
+        "open": campaign.status == CampaignStatus.LIVE and campaign.starts_at <= now < campaign.ends_at,
     }
 
 
@@ -161,7 +163,7 @@ MATCH_SCHEMA = {
         "ratio": {"type": "string", "description": "funder euros : crowd euros", "examples": ["1:1"]},
         "cap_per_contribution": _money_field("the most matched for one contribution"),
         "total_cap": _money_field("the most the funder gives in all"),
-        "status": {"type": "string", "enum": ["pledged", "released", "cancelled"],
+        "status": {"type": "string", "enum": [str(s) for s in MatchStatus],
                    "description": "released only if the campaign succeeds"},
         "amount": _money_field("the match as of now"),
     },

@@ -26,16 +26,20 @@ from funding.ledger.service import EntryDraft, Line, credit, debit, post
 from funding.payments import purposes
 from funding.payments.books import dated_for_open_period
 from funding.payments.books import source_key as stripe_key
+from funding.payments.models import PaymentPurpose
+from funding.campaigns.models import MatchStatus, PledgeStatus
+from funding.campaigns.models import CampaignStatus, EntryKind, Nature
+from funding.ledger.models import FundingSource
 
-PURPOSE = "pledge"
+PURPOSE = PaymentPurpose.PLEDGE
 VAT_ACCOUNTS = {200: "445711", 100: "445712", 55: "445713"}
 # Pledges that can still change the amount the funder matches.
-UNSETTLED = (*IN_FLIGHT, "active", "pending")
+UNSETTLED = (*IN_FLIGHT, PledgeStatus.ACTIVE, PledgeStatus.PENDING)
 
 
 def revenue_lines(pledge: Pledge, amount: int, currency: str) -> list[Line]:
     """Revenue-side lines for ``amount`` (positive: money in; negative: refund), summing to -amount."""
-    if pledge.nature == "gift":
+    if pledge.nature == Nature.GIFT:
         return [Line("75411", -amount, currency)]
     base, vat = purposes.split_vat(amount, pledge.vat_per_mille) if pledge.vat_per_mille else (amount, 0)
     account = "707" if pledge.delivered_at is not None and amount < 0 else "4191"
@@ -79,9 +83,9 @@ async def allocate(session: AsyncSession, metadata: dict, amount: int, currency:
     if pledge is None:
         return None
     campaign = await session.get(Campaign, pledge.campaign_id)
-    what = "don" if pledge.nature == "gift" else "prévente"
+    what = "don" if pledge.nature == Nature.GIFT else "prévente"
     return purposes.Allocation(
-        org_id=campaign.org_id, site_id=campaign.site_id, funding_source="crowdfunding",
+        org_id=campaign.org_id, site_id=campaign.site_id, funding_source=FundingSource.CROWDFUNDING,
         label=f"Campagne « {campaign.title} » : {what} n° {pledge.id}"[:200],
         lines=revenue_lines(pledge, amount, currency),
     )
@@ -92,7 +96,7 @@ async def deliver(session: AsyncSession, pledge_ids: list[int], *, by: str = "",
     delivered = 0
     for pledge_id in pledge_ids:
         result = await session.execute(
-            update(Pledge).where(Pledge.id == pledge_id, Pledge.status == "paid", Pledge.nature == "sale",
+            update(Pledge).where(Pledge.id == pledge_id, Pledge.status == PledgeStatus.PAID, Pledge.nature == Nature.SALE,
                                  Pledge.delivered_at.is_(None)).values(delivered_at=utcnow())
         )
         if result.rowcount != 1:
@@ -109,11 +113,11 @@ async def deliver(session: AsyncSession, pledge_ids: list[int], *, by: str = "",
         drafts = await dated_for_open_period(session, [EntryDraft(
             org_id=campaign.org_id, site_id=campaign.site_id, journal="OD", entry_date=day, piece_date=day,
             label=f"Campagne « {campaign.title} » : contrepartie livrée, prévente n° {pledge.id}"[:200],
-            piece_ref=f"CAMP-{campaign.id}-LIV-{pledge.id}", funding_source="crowdfunding",
+            piece_ref=f"CAMP-{campaign.id}-LIV-{pledge.id}", funding_source=FundingSource.CROWDFUNDING,
             lines=[debit("4191", base, pledge.currency), credit("707", base, pledge.currency)], source_key=key, created_by=by,
         )])
         await post(session, drafts)
-        await tag(session, key, campaign.id, pledge.id, "delivery")
+        await tag(session, key, campaign.id, pledge.id, EntryKind.DELIVERY)
     return delivered
 
 
@@ -125,7 +129,7 @@ async def release_match(session: AsyncSession, campaign_id: int, *, today: dt.da
 
     campaign = await lock_campaign(session, campaign_id)
     match = await session.scalar(select(Match).where(Match.campaign_id == campaign_id).with_for_update())
-    if match is None or match.status != "pledged" or campaign.status not in ("succeeded", "closed"):
+    if match is None or match.status != MatchStatus.PLEDGED or campaign.status not in (CampaignStatus.SUCCEEDED, CampaignStatus.CLOSED):
         return None
     unsettled = await session.scalar(select(Pledge.id).where(Pledge.campaign_id == campaign_id,
                                                              Pledge.status.in_(UNSETTLED)).limit(1))
@@ -149,11 +153,11 @@ async def release_match(session: AsyncSession, campaign_id: int, *, today: dt.da
         drafts = await dated_for_open_period(session, [EntryDraft(
             org_id=campaign.org_id, site_id=campaign.site_id, journal="OD", entry_date=day, piece_date=day,
             label=f"Abondement {match.funder_name} : campagne « {campaign.title} »"[:200],
-            piece_ref=match.reference[:100], funding_source="public", grant_id=grant_id,
+            piece_ref=match.reference[:100], funding_source=FundingSource.PUBLIC, grant_id=grant_id,
             lines=[debit("441", amount, campaign.currency), credit("741", amount, campaign.currency)], source_key=key,
         )])
         await post(session, drafts)
-        await tag(session, key, campaign.id, None, "match")
-    await session.execute(update(Match).where(Match.id == match.id, Match.status == "pledged").values(
-        status="released", released_amount=amount, released_at=utcnow(), grant_id=grant_id))
+        await tag(session, key, campaign.id, None, EntryKind.MATCH)
+    await session.execute(update(Match).where(Match.id == match.id, Match.status == MatchStatus.PLEDGED).values(
+        status=MatchStatus.RELEASED, released_amount=amount, released_at=utcnow(), grant_id=grant_id))
     return amount

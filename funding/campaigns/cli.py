@@ -8,6 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from funding.campaigns.models import TierKind
+from funding.campaigns.models import Nature, PledgeStatus
+
 
 def _error(message: str):
     from funding.cli import CommandError
@@ -149,7 +152,7 @@ async def cmd_deliver(args, ctx) -> int:
 
     async def action(session):
         campaign = await by_slug(session, args.slug)
-        query = select(Pledge.id).where(Pledge.campaign_id == campaign.id, Pledge.status == "paid", Pledge.nature == "sale",
+        query = select(Pledge.id).where(Pledge.campaign_id == campaign.id, Pledge.status == PledgeStatus.PAID, Pledge.nature == Nature.SALE,
                                         Pledge.delivered_at.is_(None))
         if args.tier is not None:
             query = query.where(Pledge.tier_id == args.tier)
@@ -260,7 +263,7 @@ def register(subparsers) -> None:
     tier.add_argument("slug")
     tier.add_argument("--title", required=True)
     tier.add_argument("--amount", required=True)
-    tier.add_argument("--kind", choices=("gift", "reward"), default="gift")
+    tier.add_argument("--kind", choices=tuple(TierKind), default=TierKind.GIFT)
     tier.add_argument("--value", help="value of the reward")
     tier.add_argument("--vat", choices=("0", "5,5", "5.5", "10", "20"), help="VAT rate of the reward when it makes a sale")
     tier.add_argument("--stock", help="units available (default: unlimited)")

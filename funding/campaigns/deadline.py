@@ -34,6 +34,8 @@ from funding.stripe_gateway import (
     StripeRefused,
     StripeUnknown,
 )
+from funding.payments.models import PaymentPurpose
+from funding.campaigns.models import CampaignStatus, MatchStatus, Mode, PledgeStatus
 
 log = logging.getLogger("funding.campaigns")
 BATCH = 20
@@ -55,26 +57,26 @@ async def run(sessions: async_sessionmaker, settings, gw: StripeGateway, *, now:
 
 async def decide_due(sessions: async_sessionmaker, now: dt.datetime) -> int:
     async with sessions() as session:
-        due = (await session.scalars(select(Campaign.id).where(Campaign.status == "live", Campaign.ends_at <= now)
+        due = (await session.scalars(select(Campaign.id).where(Campaign.status == CampaignStatus.LIVE, Campaign.ends_at <= now)
                                      .order_by(Campaign.ends_at))).all()
     decided = 0
     for campaign_id in due:
         async with transaction(sessions) as session:
             campaign = await lock_campaign(session, campaign_id)
-            if campaign.status != "live" or campaign.ends_at > now:
+            if campaign.status != CampaignStatus.LIVE or campaign.ends_at > now:
                 continue  # another worker decided it
             match = await session.scalar(select(Match).where(Match.campaign_id == campaign_id).with_for_update())
             reached = campaign.crowd_total + match_total(campaign, match) >= campaign.goal
-            outcome = "succeeded" if reached else "failed"
-            result = await session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == "live")
+            outcome = CampaignStatus.SUCCEEDED if reached else CampaignStatus.FAILED
+            result = await session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.LIVE)
                                            .values(status=outcome, decided_at=now, updated_at=now))
             if result.rowcount != 1:
                 continue
             if not reached:
                 if match is not None:
-                    await session.execute(update(Match).where(Match.id == match.id, Match.status == "pledged")
-                                          .values(status="cancelled"))
-                if campaign.mode == "all_or_nothing":
+                    await session.execute(update(Match).where(Match.id == match.id, Match.status == MatchStatus.PLEDGED)
+                                          .values(status=MatchStatus.CANCELED))
+                if campaign.mode == Mode.ALL_OR_NOTHING:
                     await settle.void_campaign(session, campaign, now)
             log.info("campaign %s %s: %s + match of %s", campaign.slug, outcome, campaign.crowd_total, campaign.goal)
             decided += 1
@@ -86,8 +88,8 @@ async def charge_due(sessions: async_sessionmaker, gw: StripeGateway, now: dt.da
     while True:
         async with transaction(sessions) as session:
             query = (select(Pledge.id).join(Campaign, Campaign.id == Pledge.campaign_id)
-                     .where(Campaign.status.in_(("succeeded", "closed")), Campaign.mode == "all_or_nothing",
-                            Pledge.status.in_(("active", "retry")))
+                     .where(Campaign.status.in_((CampaignStatus.SUCCEEDED, CampaignStatus.CLOSED)), Campaign.mode == Mode.ALL_OR_NOTHING,
+                            Pledge.status.in_((PledgeStatus.ACTIVE, PledgeStatus.RETRY)))
                      .order_by(Pledge.id).limit(BATCH))
             if session.bind.dialect.name == "postgresql":
                 query = query.with_for_update(of=Pledge, skip_locked=True)
@@ -95,8 +97,8 @@ async def charge_due(sessions: async_sessionmaker, gw: StripeGateway, now: dt.da
             claimed = []
             for pledge_id in ids:
                 row = (await session.execute(
-                    update(Pledge).where(Pledge.id == pledge_id, Pledge.status.in_(("active", "retry")))
-                    .values(status="charging", charge_attempt=Pledge.charge_attempt + 1, claimed_at=now, updated_at=now)
+                    update(Pledge).where(Pledge.id == pledge_id, Pledge.status.in_((PledgeStatus.ACTIVE, PledgeStatus.RETRY)))
+                    .values(status=PledgeStatus.CHARGING, charge_attempt=Pledge.charge_attempt + 1, claimed_at=now, updated_at=now)
                     .returning(Pledge.id)
                 )).scalar_one_or_none()
                 if row is not None:
@@ -113,12 +115,12 @@ async def charge(sessions: async_sessionmaker, gw: StripeGateway, pledge_id: int
     async with sessions() as session:
         pledge = await session.get(Pledge, pledge_id)
         campaign = await session.get(Campaign, pledge.campaign_id)
-    if pledge.status != "charging":
+    if pledge.status != PledgeStatus.CHARGING:
         return
     attempt = pledge.charge_attempt
     if attempt > 1 and pledge.payment_intent_id and not await _previous_attempt_closed(sessions, gw, pledge, now):
         return
-    meta = {"purpose": "pledge", "pledge_id": str(pledge.id), "campaign_id": str(campaign.id), "org_id": str(campaign.org_id),
+    meta = {"purpose": PaymentPurpose.PLEDGE, "pledge_id": str(pledge.id), "campaign_id": str(campaign.id), "org_id": str(campaign.org_id),
             "site_id": str(campaign.site_id), "attempt": str(attempt)}
     params = {"amount": pledge.amount, "currency": pledge.currency.lower(), "customer": pledge.customer_id,
               "payment_method": pledge.payment_method_id, "off_session": True, "confirm": True, "metadata": meta,
@@ -158,12 +160,12 @@ async def _previous_attempt_closed(sessions, gw: StripeGateway, pledge: Pledge, 
 async def resume_stale(sessions: async_sessionmaker, gw: StripeGateway, now: dt.datetime) -> int:
     """A claim whose worker died mid-call: charge again with the same idempotency key."""
     async with sessions() as session:
-        ids = (await session.scalars(select(Pledge.id).where(Pledge.status == "charging", Pledge.claimed_at < now - STALE_CLAIM)
+        ids = (await session.scalars(select(Pledge.id).where(Pledge.status == PledgeStatus.CHARGING, Pledge.claimed_at < now - STALE_CLAIM)
                                      .limit(BATCH))).all()
     resumed = 0
     for pledge_id in ids:
         async with transaction(sessions) as session:
-            result = await session.execute(update(Pledge).where(Pledge.id == pledge_id, Pledge.status == "charging",
+            result = await session.execute(update(Pledge).where(Pledge.id == pledge_id, Pledge.status == PledgeStatus.CHARGING,
                                                                 Pledge.claimed_at < now - STALE_CLAIM).values(claimed_at=now))
         if result.rowcount == 1:
             await charge(sessions, gw, pledge_id, now)
@@ -174,7 +176,7 @@ async def resume_stale(sessions: async_sessionmaker, gw: StripeGateway, now: dt.
 async def expire_grace(sessions: async_sessionmaker, gw: StripeGateway, now: dt.datetime) -> int:
     async with sessions() as session:
         rows = (await session.execute(select(Pledge.id, Pledge.payment_intent_id).where(
-            Pledge.status.in_(("card_declined", "action_required")), Pledge.grace_until <= now).limit(100))).all()
+            Pledge.status.in_((PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED)), Pledge.grace_until <= now).limit(100))).all()
     failed = 0
     for pledge_id, pi_id in rows:
         async with transaction(sessions) as session:
@@ -193,7 +195,7 @@ async def expire_grace(sessions: async_sessionmaker, gw: StripeGateway, now: dt.
 async def release_matches(sessions: async_sessionmaker) -> int:
     async with sessions() as session:
         ids = (await session.scalars(select(Campaign.id).join(Match, Match.campaign_id == Campaign.id).where(
-            Campaign.status.in_(("succeeded", "closed")), Match.status == "pledged"))).all()
+            Campaign.status.in_((CampaignStatus.SUCCEEDED, CampaignStatus.CLOSED)), Match.status == MatchStatus.PLEDGED))).all()
     released = 0
     for campaign_id in ids:
         async with transaction(sessions) as session:
@@ -207,7 +209,7 @@ async def sweep_checkouts(sessions: async_sessionmaker, gw: StripeGateway, now: 
     longer be paid), then apply its final state (paid after all, or expired)."""
     async with sessions() as session:
         rows = (await session.execute(select(Pledge.id, Pledge.checkout_session_id, Pledge.created_at).where(
-            Pledge.status == "pending", Pledge.created_at < now - CHECKOUT_PATIENCE).limit(BATCH))).all()
+            Pledge.status == PledgeStatus.PENDING, Pledge.created_at < now - CHECKOUT_PATIENCE).limit(BATCH))).all()
     swept = 0
     for pledge_id, checkout_id, created_at in rows:
         try:

@@ -22,6 +22,8 @@ from funding.campaigns.models import Campaign, Match, Pledge, ReceiptIssuer, Tie
 from funding.db import transaction, utcnow
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
+from funding.campaigns.models import CampaignStatus, Mode, TierKind
+from funding.campaigns.models import Nature, PledgeStatus
 
 log = logging.getLogger("funding.demo")
 DAY = dt.timedelta(days=1)
@@ -55,25 +57,25 @@ FOUR = """Un four à pain au feu de bois dans la cour du Relais, pour des fourn�
 # (slug, site, title, summary, description, mode, goal, start (days from today), end, status, tiers, match)
 CAMPAIGNS = [
     ("four-a-pain-courpiere", "courpiere", "Un four à pain pour le Relais de Courpière", "Des fournées partagées le dimanche",
-     FOUR, "keep_it_all", 450_000, 10, 50, "draft",
-     [("Merci !", 1500, "gift", 0, 0, None), ("Pain de la première fournée", 3000, "reward", 600, 55, 80)], None),
+     FOUR, Mode.KEEP_IT_ALL, 450_000, 10, 50, CampaignStatus.DRAFT,
+     [("Merci !", 1500, TierKind.GIFT, 0, 0, None), ("Pain de la première fournée", 3000, TierKind.REWARD, 600, 55, 80)], None),
     ("decoupeuse-laser-fablab", "thiers", "Une découpeuse laser pour le FabLab de Thiers",
-     "Graver le bois, le cuir et l'acier au cœur de la Manufacture", LASER, "keep_it_all", 800_000, -12, 18, "live",
-     [("Merci !", 1000, "gift", 0, 0, None), ("Porte-clés gravé au laser", 2500, "reward", 500, 200, 150),
-      ("Atelier d'initiation à la découpe laser", 4000, "reward", 3000, 200, 12),
-      ("Couteau de Thiers gravé à votre nom", 8000, "reward", 4500, 200, 30)],
+     "Graver le bois, le cuir et l'acier au cœur de la Manufacture", LASER, Mode.KEEP_IT_ALL, 800_000, -12, 18, CampaignStatus.LIVE,
+     [("Merci !", 1000, TierKind.GIFT, 0, 0, None), ("Porte-clés gravé au laser", 2500, TierKind.REWARD, 500, 200, 150),
+      ("Atelier d'initiation à la découpe laser", 4000, TierKind.REWARD, 3000, 200, 12),
+      ("Couteau de Thiers gravé à votre nom", 8000, TierKind.REWARD, 4500, 200, 30)],
      ("Thiers Dore et Montagne", "20007065300015", "TDM-DEL-2026-112", 1, 1, 5000, 300_000)),
     ("cuisine-partagee-puy-guillaume", "puy-guillaume", "Une cuisine partagée à Puy-Guillaume",
-     "Cuisiner ensemble, transformer les récoltes", CUISINE, "all_or_nothing", 600_000, -5, 25, "live",
-     [("Merci !", 1500, "gift", 0, 0, None), ("Tablier brodé de la Fabrique", 3500, "reward", 1200, 200, None),
-      ("Repas d'inauguration pour deux", 6000, "reward", 3000, 100, 40)], None),
+     "Cuisiner ensemble, transformer les récoltes", CUISINE, Mode.ALL_OR_NOTHING, 600_000, -5, 25, CampaignStatus.LIVE,
+     [("Merci !", 1500, TierKind.GIFT, 0, 0, None), ("Tablier brodé de la Fabrique", 3500, TierKind.REWARD, 1200, 200, None),
+      ("Repas d'inauguration pour deux", 6000, TierKind.REWARD, 3000, 100, 40)], None),
     ("atelier-la-monnerie", "la-monnerie", "Rénover l'atelier de La Monnerie", "Un atelier aux normes pour les stages",
-     MONNERIE, "all_or_nothing", 250_000, -40, -1, "live", [("Merci !", 2000, "gift", 0, 0, None)], None),
+     MONNERIE, Mode.ALL_OR_NOTHING, 250_000, -40, -1, CampaignStatus.LIVE, [("Merci !", 2000, TierKind.GIFT, 0, 0, None)], None),
     ("residence-artistes-courpiere", "courpiere", "Une résidence d'artistes au Relais de Courpière",
-     "Six mois d'ateliers avec les habitants", RESIDENCE, "all_or_nothing", 1_000_000, -45, -3, "live", [], None),
+     "Six mois d'ateliers avec les habitants", RESIDENCE, Mode.ALL_OR_NOTHING, 1_000_000, -45, -3, CampaignStatus.LIVE, [], None),
     ("fete-des-tiers-lieux-2026", "thiers", "La Fête des tiers-lieux 2026", "Concerts, marché et portes ouvertes", FETE,
-     "keep_it_all", 100_000, -60, -20, "live",
-     [("Affiche sérigraphiée de la fête", 3000, "reward", 1500, 200, 50)],
+     Mode.KEEP_IT_ALL, 100_000, -60, -20, CampaignStatus.LIVE,
+     [("Affiche sérigraphiée de la fête", 3000, TierKind.REWARD, 1500, 200, 50)],
      ("Ville de Thiers", None, "THIERS-CULT-2026-014", 1, 2, 2500, 50_000)),
 ]
 
@@ -125,7 +127,7 @@ async def seed(session, demo) -> None:
         campaign = Campaign(
             org_id=demo.org.id, site_id=demo.sites[site].id, slug=slug, title=title, summary=summary, description=text,
             goal=goal, currency="EUR", mode=mode, status=status, starts_at=_at(demo.today, start, 9),
-            ends_at=_at(demo.today, end, 20), created_by="demo", published_at=None if status == "draft" else now,
+            ends_at=_at(demo.today, end, 20), created_by="demo", published_at=None if status == CampaignStatus.DRAFT else now,
         )
         session.add(campaign)
         await session.flush()
@@ -215,7 +217,7 @@ async def _promise(settings, gw, sessions, http, campaign, name, email, euros, m
     if seti["status"] == "requires_action":  # the backer's bank asked, the backer answered
         await http.post(f"{settings.base_url}{SANDBOX_PATH}/authenticate/{seti['id']}", data={"action": "authenticate"})
     async with transaction(sessions) as session:
-        await move(session, pledge.id, ("pending",), "active", now=campaign.ends_at - 2 * DAY,
+        await move(session, pledge.id, (PledgeStatus.PENDING,), PledgeStatus.ACTIVE, now=campaign.ends_at - 2 * DAY,
                    customer_id=customer["id"], payment_method_id=seti["payment_method"])
 
 
@@ -224,10 +226,10 @@ async def _deliver_and_close(sessions, campaign_id: int) -> None:
     from funding.campaigns.service import archive
 
     async with transaction(sessions) as session:
-        ids = (await session.scalars(select(Pledge.id).where(Pledge.campaign_id == campaign_id, Pledge.status == "paid",
-                                                             Pledge.nature == "sale"))).all()
+        ids = (await session.scalars(select(Pledge.id).where(Pledge.campaign_id == campaign_id, Pledge.status == PledgeStatus.PAID,
+                                                             Pledge.nature == Nature.SALE))).all()
         await deliver(session, list(ids), by="demo")
     async with transaction(sessions) as session:
         campaign = await session.get(Campaign, campaign_id)
-        if campaign.status in ("succeeded", "failed"):
+        if campaign.status in (CampaignStatus.SUCCEEDED, CampaignStatus.FAILED):
             await archive(session, campaign_id)

@@ -28,9 +28,12 @@ from funding.payments.calls import create_once
 from funding.payments.service import start_checkout
 from funding.settings import Settings
 from funding.stripe_gateway import GatewayError, StripeGateway, StripeRefused
+from funding.payments.models import PaymentPurpose
+from funding.campaigns.models import PledgeStatus
+from funding.campaigns.models import CampaignStatus, EntryKind, Mode
 
 log = logging.getLogger("funding.campaigns")
-CARD_STATES = ("active", "retry", "card_declined", "action_required")
+CARD_STATES = (PledgeStatus.ACTIVE, PledgeStatus.RETRY, PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED)
 
 
 class PaymentUnavailable(Unavailable):
@@ -48,7 +51,7 @@ class Started:
 
 
 def _meta(pledge: Pledge, campaign: Campaign) -> dict:
-    return {"purpose": "pledge", "pledge_id": str(pledge.id), "campaign_id": str(campaign.id),
+    return {"purpose": PaymentPurpose.PLEDGE, "pledge_id": str(pledge.id), "campaign_id": str(campaign.id),
             "org_id": str(campaign.org_id), "site_id": str(campaign.site_id)}
 
 
@@ -75,9 +78,9 @@ async def open_checkout(sessions: async_sessionmaker, gw: StripeGateway, setting
     success = f"{base}/campagnes/{campaign.slug}/merci?session_id={{CHECKOUT_SESSION_ID}}"
     cancel = f"{base}/campagnes/{campaign.slug}?annule=1"
     try:
-        if campaign.mode == "keep_it_all":
+        if campaign.mode == Mode.KEEP_IT_ALL:
             payment, url = await start_checkout(
-                sessions, gw, purpose="pledge", org_id=campaign.org_id, site_id=campaign.site_id, amount=pledge.amount,
+                sessions, gw, purpose=PaymentPurpose.PLEDGE, org_id=campaign.org_id, site_id=campaign.site_id, amount=pledge.amount,
                 currency=pledge.currency, description=_description(campaign, tier), success_url=success, cancel_url=cancel,
                 email=pledge.email, name=pledge.name, ref=f"pledge:{pledge.id}",
                 metadata={"pledge_id": str(pledge.id), "campaign_id": str(campaign.id)},
@@ -124,7 +127,7 @@ async def settle_return(sessions: async_sessionmaker, gw: StripeGateway, checkou
             await settle_session(session, checkout)
             if checkout.get("status") == "expired":
                 await settle.expire(session, pledge_id, "session de paiement expirée")
-            await tag_stripe(session, pledge_id, paid, "payment")
+            await tag_stripe(session, pledge_id, paid, EntryKind.PAYMENT)
     await _book(sessions, gw, paid)
     return pledge_id
 
@@ -143,10 +146,10 @@ async def start_card_update(sessions: async_sessionmaker, gw: StripeGateway, ple
     async with transaction(sessions) as session:
         pledge = await session.get(Pledge, pledge_id)
         campaign = await session.get(Campaign, pledge.campaign_id) if pledge else None
-        if pledge is None or campaign.mode != "all_or_nothing" or not pledge.customer_id:
+        if pledge is None or campaign.mode != Mode.ALL_OR_NOTHING or not pledge.customer_id:
             raise NotAllowed(_("Cette contribution ne se règle pas par une carte enregistrée."))
-        before_deadline = pledge.status == "active" and campaign.status == "live" and utcnow() < campaign.ends_at
-        if not before_deadline and pledge.status not in ("card_declined", "action_required", "retry"):
+        before_deadline = pledge.status == PledgeStatus.ACTIVE and campaign.status == CampaignStatus.LIVE and utcnow() < campaign.ends_at
+        if not before_deadline and pledge.status not in (PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED, PledgeStatus.RETRY):
             raise NotAllowed(_("La carte de cette contribution ne peut plus être changée."))
         number = pledge.card_sessions + 1
         claimed = await session.execute(update(Pledge).where(Pledge.id == pledge_id, Pledge.card_sessions == number - 1)
@@ -182,7 +185,7 @@ async def confirm_on_session(sessions: async_sessionmaker, gw: StripeGateway, pl
     """The backer confirms, on session, a payment their bank wanted authenticated."""
     async with sessions() as session:
         pledge = await session.get(Pledge, pledge_id)
-    if pledge is None or pledge.status != "action_required" or not pledge.payment_intent_id:
+    if pledge is None or pledge.status != PledgeStatus.ACTION_REQUIRED or not pledge.payment_intent_id:
         raise NotAllowed(_("Ce paiement n'attend pas de confirmation."))
     try:
         pi = await gw.call("payment_intents", "confirm", pledge.payment_intent_id,
@@ -211,8 +214,8 @@ async def settle_payment_intent(sessions: async_sessionmaker, gw: StripeGateway,
     async with transaction(sessions) as session:
         pledge = await settle.settle_charge(session, pi, now=now)
         if pledge is not None:
-            await tag_stripe(session, pledge.id, paid, "payment")
+            await tag_stripe(session, pledge.id, paid, EntryKind.PAYMENT)
     await _book(sessions, gw, paid)
     async with sessions() as session:
         status = await session.scalar(select(Pledge.status).where(Pledge.id == pledge.id)) if pledge else None
-    return status == "paid"
+    return status == PledgeStatus.PAID

@@ -9,6 +9,7 @@ from funding.campaigns.pledges import manage_url
 from funding.campaigns.receipts import local_day, receipt_code
 from funding.i18n import date, money
 from funding.mail.service import enqueue
+from funding.campaigns.models import Nature
 
 
 def _day(moment) -> str:
@@ -31,7 +32,7 @@ def _what(pledge: Pledge, tier: Tier | None) -> str:
 
 
 def _nature(pledge: Pledge) -> str:
-    if pledge.nature == "gift":
+    if pledge.nature == Nature.GIFT:
         return "C'est un don."
     return ("La valeur de la contrepartie dépasse ce que la loi tolère pour un don : c'est un achat en prévente "
             "(TVA comprise), sans reçu fiscal.")
@@ -91,7 +92,7 @@ async def campaign_failed(session: AsyncSession, pledge: Pledge, campaign: Campa
 async def cancelled(session: AsyncSession, pledge: Pledge, campaign: Campaign) -> None:
     body = (f"Votre promesse de {money(pledge.amount, pledge.currency)} pour « {campaign.title} » est annulée, "
             "à votre demande. Rien n'a été débité.")
-    await _send(session, pledge, campaign, "cancelled", f"Promesse annulée : « {campaign.title} »", body)
+    await _send(session, pledge, campaign, "canceled", f"Promesse annulée : « {campaign.title} »", body)
 
 
 async def new_card(session: AsyncSession, pledge: Pledge, campaign: Campaign) -> None:
@@ -104,9 +105,9 @@ async def refunded(session: AsyncSession, pledge: Pledge, campaign: Campaign, am
                    receipt: TaxReceipt | None) -> None:
     body = (f"Nous vous avons remboursé {money(amount, pledge.currency)} sur votre contribution n° {pledge.id} "
             f"à « {campaign.title} ».")
-    if pledge.nature == "gift" and receipt is not None:
+    if pledge.nature == Nature.GIFT and receipt is not None:
         body += (f"\n\nVotre reçu fiscal précédent est annulé ; le reçu n° {receipt_code(receipt)} le remplace "
                  f"pour {money(receipt.amount, receipt.currency)} : {manage_url(pledge)}/recu")
-    elif pledge.nature == "gift":
+    elif pledge.nature == Nature.GIFT:
         body += "\n\nLe reçu fiscal de ce don est annulé."
     await _send(session, pledge, campaign, f"refund-{pledge.amount_refunded}", f"Remboursement : « {campaign.title} »", body)

@@ -10,6 +10,7 @@ numbered without gaps and never deleted.
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from sqlalchemy import (
     CheckConstraint,
@@ -23,43 +24,83 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from funding.db import Base, utcnow
+from funding.db import Base, EnumText, one_of, utcnow
 from funding.scoping import CampaignScoped, OrgScoped
 
-CAMPAIGN_STATES = ("draft", "live", "succeeded", "failed", "closed")
-MODES = ("all_or_nothing", "keep_it_all")
-TIER_KINDS = ("gift", "reward")
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    LIVE = "live"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+class Mode(StrEnum):
+    ALL_OR_NOTHING = "all_or_nothing"
+    KEEP_IT_ALL = "keep_it_all"
+
+
+class TierKind(StrEnum):
+    GIFT = "gift"
+    REWARD = "reward"
+
+
+class Nature(StrEnum):
+    """What a contribution is for the books: a gift (tax receipt) or a sale (VAT, no receipt)."""
+
+    GIFT = "gift"
+    SALE = "sale"
+
+
+class PledgeStatus(StrEnum):
+    PENDING = "pending"                  # Checkout open: stock reserved, nothing counted yet
+    ACTIVE = "active"                    # all-or-nothing: card saved, charged at the deadline if the goal is met
+    CHARGING = "charging"                # claimed by the deadline job, off-session charge in flight
+    ACTION_REQUIRED = "action_required"  # the bank wants the backer to authenticate (3-D Secure) on session
+    CARD_DECLINED = "card_declined"      # declined at the deadline: waiting for a new card during the grace window
+    RETRY = "retry"                      # a new card was saved: the next round charges it
+    PAID = "paid"                        # the money is in
+    FAILED = "failed"                    # grace window over without payment
+    CANCELED = "canceled"                # canceled by the backer before the deadline
+    EXPIRED = "expired"                  # Checkout abandoned or expired
+    VOID = "void"                        # all-or-nothing campaign missed its goal: never charged
+
+
+class MatchStatus(StrEnum):
+    PLEDGED = "pledged"
+    RELEASED = "released"
+    CANCELED = "canceled"
+
+
+class EntryKind(StrEnum):
+    """Why a ledger entry belongs to a campaign."""
+
+    PAYMENT = "payment"
+    REFUND = "refund"
+    DISPUTE = "dispute"
+    DELIVERY = "delivery"
+    MATCH = "match"
+
+
+CAMPAIGN_STATES = tuple(CampaignStatus)
+MODES = tuple(Mode)
+TIER_KINDS = tuple(TierKind)
 VAT_RATES = (0, 55, 100, 200)  # per mille: none, 5,5 %, 10 %, 20 %
-NATURES = ("gift", "sale")
-PLEDGE_STATES = (
-    "pending",          # Checkout open: stock reserved, nothing counted yet
-    "active",           # all-or-nothing: card saved, charged at the deadline if the goal is met
-    "charging",         # claimed by the deadline job, off-session charge in flight
-    "action_required",  # the bank wants the backer to authenticate (3-D Secure) on session
-    "card_declined",    # declined at the deadline: waiting for a new card during the grace window
-    "retry",            # a new card was saved: the next round charges it
-    "paid",             # the money is in
-    "failed",           # grace window over without payment
-    "cancelled",        # cancelled by the backer before the deadline
-    "expired",          # Checkout abandoned or expired
-    "void",             # all-or-nothing campaign missed its goal: never charged
-)
+NATURES = tuple(Nature)
+PLEDGE_STATES = tuple(PledgeStatus)
 # States whose amount counts in the campaign's totals (and whose tier unit stays taken).
-COUNTED = ("active", "charging", "action_required", "card_declined", "retry", "paid", "void")
-IN_FLIGHT = ("charging", "action_required", "card_declined", "retry")
-MATCH_STATES = ("pledged", "released", "cancelled")
-
-
-def _in(column: str, values) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" if isinstance(v, str) else str(v) for v in values) + ")"
+COUNTED = (PledgeStatus.ACTIVE, PledgeStatus.CHARGING, PledgeStatus.ACTION_REQUIRED, PledgeStatus.CARD_DECLINED,
+           PledgeStatus.RETRY, PledgeStatus.PAID, PledgeStatus.VOID)
+IN_FLIGHT = (PledgeStatus.CHARGING, PledgeStatus.ACTION_REQUIRED, PledgeStatus.CARD_DECLINED, PledgeStatus.RETRY)
+MATCH_STATES = tuple(MatchStatus)
 
 
 class Campaign(OrgScoped, Base):
     __tablename__ = "campaigns"
     __table_args__ = (
         ForeignKeyConstraint(["site_id", "org_id"], ["sites.id", "sites.org_id"]),
-        CheckConstraint(_in("status", CAMPAIGN_STATES), name="status"),
-        CheckConstraint(_in("mode", MODES), name="mode"),
+        CheckConstraint(one_of("status", CAMPAIGN_STATES), name="status"),
+        CheckConstraint(one_of("mode", MODES), name="mode"),
         CheckConstraint("goal > 0", name="goal_positive"),
         CheckConstraint("min_amount > 0 AND max_amount >= min_amount", name="amount_bounds"),
         CheckConstraint("ends_at > starts_at", name="dates_in_order"),
@@ -79,8 +120,8 @@ class Campaign(OrgScoped, Base):
     image_url: Mapped[str | None] = mapped_column(String(500))
     goal: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
-    mode: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(10), default="draft")
+    mode: Mapped[Mode] = mapped_column(EnumText(Mode, 16))
+    status: Mapped[CampaignStatus] = mapped_column(EnumText(CampaignStatus, 10), default=CampaignStatus.DRAFT)
     starts_at: Mapped[dt.datetime]
     ends_at: Mapped[dt.datetime]
     min_amount: Mapped[int] = mapped_column(default=100)
@@ -104,8 +145,8 @@ class Tier(CampaignScoped, Base):
 
     __tablename__ = "campaign_tiers"
     __table_args__ = (
-        CheckConstraint(_in("kind", TIER_KINDS), name="kind"),
-        CheckConstraint(_in("vat_per_mille", VAT_RATES), name="vat_rate"),
+        CheckConstraint(one_of("kind", TIER_KINDS), name="kind"),
+        CheckConstraint(one_of("vat_per_mille", VAT_RATES), name="vat_rate"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("reward_value >= 0", name="reward_value"),
         CheckConstraint("(stock IS NULL AND remaining IS NULL) OR (remaining >= 0 AND remaining <= stock)", name="stock"),
@@ -119,7 +160,7 @@ class Tier(CampaignScoped, Base):
     title: Mapped[str] = mapped_column(String(120))
     description: Mapped[str] = mapped_column(Text, default="")
     amount: Mapped[int]
-    kind: Mapped[str] = mapped_column(String(10), default="gift")
+    kind: Mapped[TierKind] = mapped_column(EnumText(TierKind, 10), default=TierKind.GIFT)
     reward_value: Mapped[int] = mapped_column(default=0)
     vat_per_mille: Mapped[int] = mapped_column(default=0)
     stock: Mapped[int | None]
@@ -134,7 +175,7 @@ class Match(CampaignScoped, Base):
 
     __tablename__ = "campaign_matches"
     __table_args__ = (
-        CheckConstraint(_in("status", MATCH_STATES), name="status"),
+        CheckConstraint(one_of("status", MATCH_STATES), name="status"),
         CheckConstraint("ratio_num > 0 AND ratio_den > 0", name="ratio"),
         CheckConstraint("cap_per_pledge > 0 AND total_cap > 0", name="caps"),
     )
@@ -148,7 +189,7 @@ class Match(CampaignScoped, Base):
     ratio_den: Mapped[int] = mapped_column(default=1)  # …for this many euros from the crowd
     cap_per_pledge: Mapped[int]
     total_cap: Mapped[int]
-    status: Mapped[str] = mapped_column(String(10), default="pledged")
+    status: Mapped[MatchStatus] = mapped_column(EnumText(MatchStatus, 10), default=MatchStatus.PLEDGED)
     released_amount: Mapped[int | None]
     released_at: Mapped[dt.datetime | None]
     grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"))
@@ -160,8 +201,8 @@ class Pledge(CampaignScoped, Base):
 
     __tablename__ = "campaign_pledges"
     __table_args__ = (
-        CheckConstraint(_in("status", PLEDGE_STATES), name="status"),
-        CheckConstraint(_in("nature", NATURES), name="nature"),
+        CheckConstraint(one_of("status", PLEDGE_STATES), name="status"),
+        CheckConstraint(one_of("nature", NATURES), name="nature"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refunded"),
         CheckConstraint("match_amount >= 0", name="match_amount"),
@@ -175,7 +216,7 @@ class Pledge(CampaignScoped, Base):
     tier_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_tiers.id"))
     amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
-    nature: Mapped[str] = mapped_column(String(5), default="gift")
+    nature: Mapped[Nature] = mapped_column(EnumText(Nature, 5), default=Nature.GIFT)
     vat_per_mille: Mapped[int] = mapped_column(default=0)
     match_amount: Mapped[int] = mapped_column(default=0)
     name: Mapped[str] = mapped_column(String(200))
@@ -183,7 +224,7 @@ class Pledge(CampaignScoped, Base):
     address: Mapped[str] = mapped_column(Text, default="")
     public_name: Mapped[str | None] = mapped_column(String(120))  # None: the backer stays anonymous
     message: Mapped[str] = mapped_column(String(500), default="")
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[PledgeStatus] = mapped_column(EnumText(PledgeStatus, 16), default=PledgeStatus.PENDING)
     # The backer's signed link (see, cancel, new card, confirm), built when the pledge is made:
     # emails sent later by webhooks and jobs use it as it was given.
     access_token: Mapped[str | None] = mapped_column(String(200), unique=True)
@@ -203,7 +244,7 @@ class Pledge(CampaignScoped, Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     activated_at: Mapped[dt.datetime | None]
     paid_at: Mapped[dt.datetime | None]
-    ended_at: Mapped[dt.datetime | None]  # cancelled, expired, failed or void
+    ended_at: Mapped[dt.datetime | None]  # canceled, expired, failed or void
     delivered_at: Mapped[dt.datetime | None]
 
 
@@ -211,12 +252,13 @@ class CampaignEntry(CampaignScoped, Base):
     """Which ledger entries belong to which campaign (the entry itself carries the site)."""
 
     __tablename__ = "campaign_entries"
+    __table_args__ = (CheckConstraint(one_of("kind", EntryKind), name="kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
     pledge_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_pledges.id"))
     source_key: Mapped[str] = mapped_column(String(200), unique=True)
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[EntryKind] = mapped_column(EnumText(EntryKind, 20))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -24,12 +24,15 @@ from funding.i18n import money
 from funding.money import MoneyError, check_currency, parse_amount
 from funding.orgs.models import Organisation
 from funding.security import sign
+from funding.campaigns.models import CampaignStatus, MatchStatus, PledgeStatus
+from funding.campaigns.models import Nature
 
 GIFT_TOLERANCE_PERCENT = 25  # a counterpart is tolerated up to 25 % of the gift…
 GIFT_TOLERANCE_CAP = 7300  # …and 73 € (ACCOUNTING.md §2); above that the contribution is a sale
 GRACE = dt.timedelta(days=7)
 TOKEN_PURPOSE = "campaign-pledge"
-RELEASES_STOCK = ("expired", "cancelled", "failed")
+RELEASES_STOCK = (PledgeStatus.EXPIRED, PledgeStatus.CANCELED, PledgeStatus.FAILED)
+ENDED = (PledgeStatus.FAILED, PledgeStatus.CANCELED, PledgeStatus.EXPIRED, PledgeStatus.VOID)
 
 
 class ContributionError(FundingError):
@@ -61,15 +64,15 @@ def is_sale(amount: int, tier: Tier | None) -> bool:
 
 def match_share(amount: int, match: Match | None) -> int:
     """What the public funder adds for this contribution (before the total cap)."""
-    if match is None or match.status != "pledged":
+    if match is None or match.status != MatchStatus.PLEDGED:
         return 0
     return min(amount * match.ratio_num // match.ratio_den, match.cap_per_pledge)
 
 
 def match_total(campaign: Campaign, match: Match | None) -> int:
-    if match is None or match.status == "cancelled":
+    if match is None or match.status == MatchStatus.CANCELED:
         return 0
-    if match.status == "released":
+    if match.status == MatchStatus.RELEASED:
         return match.released_amount or 0
     return min(campaign.match_uncapped, match.total_cap)
 
@@ -83,9 +86,9 @@ def manage_url(pledge: Pledge) -> str:
 
 
 def check_open(campaign: Campaign | None, now: dt.datetime) -> Campaign:
-    if campaign is None or campaign.status == "draft":
+    if campaign is None or campaign.status == CampaignStatus.DRAFT:
         raise ContributionError(_("Cette campagne n'existe pas ou n'est pas encore publiée."))
-    if campaign.status != "live" or now >= campaign.ends_at:
+    if campaign.status != CampaignStatus.LIVE or now >= campaign.ends_at:
         raise ContributionError(_("Cette campagne est terminée : elle ne reçoit plus de contributions."))
     if now < campaign.starts_at:
         raise ContributionError(_("La collecte n'a pas encore commencé."))
@@ -173,9 +176,9 @@ async def create_pledge(
 
     pledge = Pledge(
         campaign_id=campaign.id, tier_id=tier.id if tier else None, amount=amount, currency=currency,
-        nature="sale" if sale else "gift", vat_per_mille=vat, match_amount=match_share(amount, match),
+        nature=Nature.SALE if sale else Nature.GIFT, vat_per_mille=vat, match_amount=match_share(amount, match),
         name=name, email=email, address=address, public_name=public_name, message=message,
-        status="pending", link_base=link_base.rstrip("/"), created_at=now, updated_at=now,
+        status=PledgeStatus.PENDING, link_base=link_base.rstrip("/"), created_at=now, updated_at=now,
     )
     session.add(pledge)
     await session.flush()
@@ -196,8 +199,8 @@ async def lock_campaign(session: AsyncSession, campaign_id: int) -> Campaign:
 async def move(
     session: AsyncSession,
     pledge_id: int,
-    frm: tuple[str, ...],
-    to: str,
+    frm: tuple[PledgeStatus, ...],
+    to: PledgeStatus,
     *,
     now: dt.datetime | None = None,
     **values,
@@ -211,18 +214,18 @@ async def move(
         raise ValueError(f"mixed counted and uncounted source states: {frm}")
     was_counted = counted_before.pop()
     now_counted = to in COUNTED
-    collects = to == "paid"
+    collects = to == PledgeStatus.PAID
     pledge = await session.get(Pledge, pledge_id)
     if pledge is None:
         return None
     if was_counted != now_counted or collects:
         await lock_campaign(session, pledge.campaign_id)
     stamps = {"updated_at": now or utcnow()}
-    if to == "active":
+    if to == PledgeStatus.ACTIVE:
         stamps["activated_at"] = stamps["updated_at"]
-    elif to == "paid":
+    elif to == PledgeStatus.PAID:
         stamps["paid_at"] = stamps["updated_at"]
-    elif to in ("failed", "cancelled", "expired", "void"):
+    elif to in ENDED:
         stamps["ended_at"] = stamps["updated_at"]
     result = await session.execute(
         update(Pledge).where(Pledge.id == pledge_id, Pledge.status.in_(frm)).values(status=to, **stamps, **values)
@@ -273,7 +276,7 @@ async def record_refund(session: AsyncSession, pledge_id: int, refunded: int) ->
     pledge = (await session.execute(
         select(Pledge).where(Pledge.id == pledge_id).with_for_update().execution_options(populate_existing=True)
     )).scalar_one()
-    if pledge.status != "paid":
+    if pledge.status != PledgeStatus.PAID:
         return 0
     refunded = min(int(refunded), pledge.amount)
     delta = refunded - pledge.amount_refunded
@@ -281,7 +284,7 @@ async def record_refund(session: AsyncSession, pledge_id: int, refunded: int) ->
         return 0
     match = await session.scalar(select(Match).where(Match.campaign_id == pledge.campaign_id))
     remaining = pledge.amount - refunded
-    new_share = min(pledge.match_amount, match_share(remaining, match) if match and match.status == "pledged" else pledge.match_amount)
+    new_share = min(pledge.match_amount, match_share(remaining, match) if match and match.status == MatchStatus.PLEDGED else pledge.match_amount)
     changes = {"crowd_total": Campaign.crowd_total - delta, "collected_total": Campaign.collected_total - delta,
                "match_uncapped": Campaign.match_uncapped - (pledge.match_amount - new_share)}
     if remaining == 0:

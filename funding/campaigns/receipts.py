@@ -26,6 +26,7 @@ from funding.campaigns.words import amount_in_words
 from funding.db import dialect_insert, insert_ignore, utcnow
 from funding.orgs.models import Organisation, Site
 from funding.security import sign
+from funding.campaigns.models import Nature, PledgeStatus
 
 PARIS = ZoneInfo("Europe/Paris")
 RECEIPT_TOKEN = "campaign-tax-receipt"
@@ -54,7 +55,7 @@ async def _next_number(session: AsyncSession, org_id: int, year: int) -> int:
 
 async def issue(session: AsyncSession, pledge: Pledge, *, now: dt.datetime | None = None) -> TaxReceipt | None:
     """The receipt of a paid gift (once per pledge and revision), or None when none is due."""
-    if pledge.nature != "gift" or pledge.status != "paid":
+    if pledge.nature != Nature.GIFT or pledge.status != PledgeStatus.PAID:
         return None
     amount = pledge.amount - pledge.amount_refunded
     if amount <= 0:

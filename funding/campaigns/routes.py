@@ -19,6 +19,7 @@ from funding.i18n import gettext as _
 from funding.security import TokenError, unsign
 from funding.stripe_gateway import GatewayError
 from funding.web import STAFF, db, flash, load_user, redirect, render
+from funding.campaigns.models import CampaignStatus, Mode, PledgeStatus
 
 FORM_FIELDS = ("tier", "amount", "currency", "name", "email", "address", "show_name", "public_name", "message")
 
@@ -43,7 +44,7 @@ async def _page(request: Request, slug: str, *, form: dict | None = None, error:
     context = {
         "page": page, "c": page.campaign, "wall": wall, "description": richtext.render(page.campaign.description),
         "form": form or {"tier": request.query_params.get("contrepartie", "")}, "error": error,
-        "cancelled": "annule" in request.query_params, "labels": views.STATUS_LABELS, "modes": views.MODE_LABELS,
+        "canceled": "annule" in request.query_params, "labels": views.STATUS_LABELS, "modes": views.MODE_LABELS,
         "local": admin.local,
     }
     return render(request, "campaigns/page.html", context, status_code=status_code)
@@ -58,7 +59,7 @@ async def contribute(request: Request) -> Response:
     raw = await request.form()
     form = {k: str(raw.get(k, "")) for k in FORM_FIELDS}
     async with db(request) as session:
-        campaign_id = await session.scalar(select(Campaign.id).where(Campaign.slug == slug, Campaign.status != "draft"))
+        campaign_id = await session.scalar(select(Campaign.id).where(Campaign.slug == slug, Campaign.status != CampaignStatus.DRAFT))
     if campaign_id is None:
         raise HTTPException(404)
     data = Contribution(amount=form["amount"], tier=form["tier"], currency=form["currency"], name=form["name"],
@@ -121,14 +122,14 @@ async def _pledge_page(request: Request, *, error: str | None = None, status_cod
         tier = await session.get(Tier, pledge.tier_id) if pledge.tier_id else None
         receipt = await session.scalar(select(TaxReceipt).where(TaxReceipt.pledge_id == pledge.id)
                                        .order_by(TaxReceipt.revision.desc()).limit(1))
-    before_deadline = campaign.status == "live" and now < campaign.ends_at
+    before_deadline = campaign.status == CampaignStatus.LIVE and now < campaign.ends_at
     context = {
         "pledge": pledge, "c": campaign, "tier": tier, "receipt": receipt, "token": request.path_params["token"],
         "error": error, "local": admin.local,
-        "can_cancel": campaign.mode == "all_or_nothing" and before_deadline and pledge.status in ("active", "pending"),
-        "can_change_card": campaign.mode == "all_or_nothing" and pledge.customer_id is not None and (
-            (before_deadline and pledge.status == "active") or pledge.status in ("card_declined", "action_required", "retry")),
-        "can_confirm": pledge.status == "action_required" and pledge.payment_intent_id is not None,
+        "can_cancel": campaign.mode == Mode.ALL_OR_NOTHING and before_deadline and pledge.status in (PledgeStatus.ACTIVE, PledgeStatus.PENDING),
+        "can_change_card": campaign.mode == Mode.ALL_OR_NOTHING and pledge.customer_id is not None and (
+            (before_deadline and pledge.status == PledgeStatus.ACTIVE) or pledge.status in (PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED, PledgeStatus.RETRY)),
+        "can_confirm": pledge.status == PledgeStatus.ACTION_REQUIRED and pledge.payment_intent_id is not None,
     }
     return render(request, "campaigns/pledge.html", context, status_code=status_code)
 

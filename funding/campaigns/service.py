@@ -29,6 +29,7 @@ from funding.orgs.models import Site
 from funding.orgs.service import OrgError, check_siret
 from funding.payments import purposes
 from funding.payments.service import on_paid
+from funding.campaigns.models import CampaignStatus, MatchStatus
 
 PARIS = ZoneInfo("Europe/Paris")
 VAT_CHOICES = {"0": 0, "5,5": 55, "5.5": 55, "10": 100, "20": 200}
@@ -165,7 +166,7 @@ async def create_campaign(session: AsyncSession, form: CampaignForm, *, created_
     values = {**_texts(form), **_terms(form)}
     if await session.scalar(select(Campaign.id).where(Campaign.slug == slug)):
         raise CampaignError(_("Une campagne utilise déjà l'adresse %(slug)s.", slug=slug))
-    campaign = Campaign(org_id=site.org_id, site_id=site.id, slug=slug, status="draft", created_by=created_by, **values)
+    campaign = Campaign(org_id=site.org_id, site_id=site.id, slug=slug, status=CampaignStatus.DRAFT, created_by=created_by, **values)
     session.add(campaign)
     try:
         await session.flush()
@@ -177,10 +178,10 @@ async def create_campaign(session: AsyncSession, form: CampaignForm, *, created_
 async def update_campaign(session: AsyncSession, campaign_id: int, form: CampaignForm) -> Campaign:
     """A draft changes freely; a published campaign only its texts and image."""
     campaign = await lock_campaign(session, campaign_id)
-    if campaign.status == "closed":
+    if campaign.status == CampaignStatus.CLOSED:
         raise CampaignError(_("Cette campagne est close : elle ne change plus."))
     values = _texts(form)
-    if campaign.status == "draft":
+    if campaign.status == CampaignStatus.DRAFT:
         values.update(_terms(form))
     else:
         terms = _terms(form)
@@ -222,7 +223,7 @@ class TierForm:
 async def add_tier(session: AsyncSession, campaign_id: int, form: TierForm) -> Tier:
     """Tiers may be added while the campaign runs (never to a finished one)."""
     campaign = await lock_campaign(session, campaign_id)
-    if campaign.status not in ("draft", "live"):
+    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.LIVE):
         raise CampaignError(_("La campagne est terminée : on ne lui ajoute plus de contrepartie."))
     title = " ".join((form.title or "").split())
     if not title or len(title) > 120:
@@ -280,7 +281,7 @@ class MatchForm:
 async def set_match(session: AsyncSession, campaign_id: int, form: MatchForm) -> Match:
     """A public funder's matching promise; set while the campaign is a draft (backers are told before they give)."""
     campaign = await lock_campaign(session, campaign_id)
-    if campaign.status != "draft":
+    if campaign.status != CampaignStatus.DRAFT:
         raise CampaignError(_("L'abondement se définit avant la publication de la campagne."))
     funder = " ".join((form.funder or "").split())
     if not funder:
@@ -305,7 +306,7 @@ async def set_match(session: AsyncSession, campaign_id: int, form: MatchForm) ->
     if used is not None:
         raise CampaignError(_("La référence %(ref)s désigne déjà une subvention enregistrée.", ref=reference))
     values = {"funder_name": funder, "funder_siret": siret, "reference": reference, "ratio_num": int(match.group(1)),
-              "ratio_den": int(match.group(2)), "cap_per_pledge": cap, "total_cap": total, "status": "pledged"}
+              "ratio_den": int(match.group(2)), "cap_per_pledge": cap, "total_cap": total, "status": MatchStatus.PLEDGED}
     existing = await session.scalar(select(Match).where(Match.campaign_id == campaign_id))
     if existing is None:
         existing = Match(campaign_id=campaign_id, **values)
@@ -319,7 +320,7 @@ async def set_match(session: AsyncSession, campaign_id: int, form: MatchForm) ->
 
 async def remove_match(session: AsyncSession, campaign_id: int) -> None:
     campaign = await lock_campaign(session, campaign_id)
-    if campaign.status != "draft":
+    if campaign.status != CampaignStatus.DRAFT:
         raise CampaignError(_("L'abondement se définit avant la publication de la campagne."))
     existing = await session.scalar(select(Match).where(Match.campaign_id == campaign_id))
     if existing is not None:
@@ -333,7 +334,7 @@ async def remove_match(session: AsyncSession, campaign_id: int) -> None:
 async def publish(session: AsyncSession, campaign_id: int, *, now: dt.datetime | None = None) -> Campaign:
     now = now or utcnow()
     campaign = await lock_campaign(session, campaign_id)
-    if campaign.status != "draft":
+    if campaign.status != CampaignStatus.DRAFT:
         raise CampaignError(_("Seul un brouillon peut être publié."))
     if campaign.ends_at <= now:
         raise CampaignError(_("La date de fin est passée : changez-la avant de publier."))
@@ -342,7 +343,7 @@ async def publish(session: AsyncSession, campaign_id: int, *, now: dt.datetime |
         raise CampaignError(_("Ajoutez une contrepartie, ou acceptez les montants libres, avant de publier."))
     if not campaign.description.strip():
         raise CampaignError(_("Décrivez le projet avant de publier."))
-    await session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == "draft")
+    await session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.DRAFT)
                           .values(status="live", published_at=now, updated_at=now))
     return await session.get(Campaign, campaign_id, populate_existing=True)
 
@@ -351,16 +352,16 @@ async def archive(session: AsyncSession, campaign_id: int, *, now: dt.datetime |
     """A finished campaign whose money is settled is closed: nothing about it moves any more."""
     now = now or utcnow()
     campaign = await lock_campaign(session, campaign_id)
-    if campaign.status not in ("succeeded", "failed"):
+    if campaign.status not in (CampaignStatus.SUCCEEDED, CampaignStatus.FAILED):
         raise CampaignError(_("Seule une campagne terminée (réussie ou non) peut être close."))
     unsettled = await session.scalar(select(Pledge.id).where(Pledge.campaign_id == campaign_id,
                                                              Pledge.status.in_(books.UNSETTLED)).limit(1))
     if unsettled is not None:
         raise CampaignError(_("Des contributions sont encore en cours de paiement : attendez leur règlement."))
     match = await session.scalar(select(Match).where(Match.campaign_id == campaign_id))
-    if match is not None and match.status == "pledged":
+    if match is not None and match.status == MatchStatus.PLEDGED:
         raise CampaignError(_("L'abondement n'est pas encore comptabilisé : relancez « funding campaigns close »."))
-    await session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status.in_(("succeeded", "failed")))
+    await session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status.in_((CampaignStatus.SUCCEEDED, CampaignStatus.FAILED)))
                           .values(status="closed", closed_at=now, updated_at=now))
     return await session.get(Campaign, campaign_id, populate_existing=True)
 

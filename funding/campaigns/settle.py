@@ -24,6 +24,7 @@ from funding.campaigns.pledges import (
 )
 from funding.db import utcnow
 from funding.payments.models import Payment
+from funding.campaigns.models import CampaignStatus, Mode, Nature, PledgeStatus
 
 log = logging.getLogger("funding.campaigns")
 
@@ -52,11 +53,11 @@ async def mark_paid(session: AsyncSession, pledge_id: int, *, payment_intent_id:
     """The money is in: count it, issue the tax receipt of a gift, send the receipt email. Once."""
     values = {"payment_intent_id": payment_intent_id} if payment_intent_id else {}
     values.update(grace_until=None, last_error=None)
-    pledge = await move(session, pledge_id, ("pending",), "paid", now=now, **values)
+    pledge = await move(session, pledge_id, (PledgeStatus.PENDING,), PledgeStatus.PAID, now=now, **values)
     if pledge is None:
-        pledge = await move(session, pledge_id, IN_FLIGHT, "paid", now=now, **values)
+        pledge = await move(session, pledge_id, IN_FLIGHT, PledgeStatus.PAID, now=now, **values)
     if pledge is None:  # paid after we gave up on it (a late confirmation): the money is real, count it
-        pledge = await move(session, pledge_id, ("failed", "expired", "cancelled"), "paid", now=now, **values)
+        pledge = await move(session, pledge_id, (PledgeStatus.FAILED, PledgeStatus.EXPIRED, PledgeStatus.CANCELED), PledgeStatus.PAID, now=now, **values)
         if pledge is not None and not await retake_stock(session, pledge):
             log.warning("pledge %s paid after it released its reward: the tier is oversold by one", pledge_id)
             await session.execute(update(Pledge).where(Pledge.id == pledge_id).values(
@@ -80,7 +81,7 @@ async def on_payment_paid(session: AsyncSession, payment: Payment) -> None:
 
 async def expire(session: AsyncSession, pledge_id: int, reason: str) -> Pledge | None:
     """A Checkout that will never be paid: the reserved unit goes back to the tier."""
-    return await move(session, pledge_id, ("pending",), "expired", last_error=reason[:500])
+    return await move(session, pledge_id, (PledgeStatus.PENDING,), PledgeStatus.EXPIRED, last_error=reason[:500])
 
 
 async def settle_setup_session(session: AsyncSession, checkout: dict, *, now: dt.datetime | None = None) -> Pledge | None:
@@ -96,11 +97,11 @@ async def settle_setup_session(session: AsyncSession, checkout: dict, *, now: dt
         return pledge
     card = {"customer_id": _id(checkout.get("customer")) or pledge.customer_id,
             "payment_method_id": _id(seti.get("payment_method"))}
-    if pledge.status == "pending":
+    if pledge.status == PledgeStatus.PENDING:
         campaign = await lock_campaign(session, pledge.campaign_id)
-        if campaign.status != "live" or (now or utcnow()) >= campaign.ends_at:
+        if campaign.status != CampaignStatus.LIVE or (now or utcnow()) >= campaign.ends_at:
             return await expire(session, pledge.id, "carte enregistrée après la fin de la campagne") or pledge
-        moved = await move(session, pledge.id, ("pending",), "active", now=now, **card)
+        moved = await move(session, pledge.id, (PledgeStatus.PENDING,), PledgeStatus.ACTIVE, now=now, **card)
         if moved is not None:
             campaign, tier = await _context(session, moved)
             await mails.card_saved(session, moved, campaign, tier)
@@ -111,12 +112,12 @@ async def settle_setup_session(session: AsyncSession, checkout: dict, *, now: dt
     number = _ref_id((checkout.get("metadata") or {}).get("card"))
     if number is None or number != pledge.card_sessions or card["payment_method_id"] == pledge.payment_method_id:
         return pledge
-    result = await session.execute(update(Pledge).where(Pledge.id == pledge.id, Pledge.status.in_(("active", "retry")),
+    result = await session.execute(update(Pledge).where(Pledge.id == pledge.id, Pledge.status.in_((PledgeStatus.ACTIVE, PledgeStatus.RETRY)),
                                                         Pledge.card_sessions == number)
                                    .values(updated_at=utcnow(), **card))
     moved = None
     if result.rowcount == 0:
-        moved = await move(session, pledge.id, ("card_declined", "action_required"), "retry", now=now, **card)
+        moved = await move(session, pledge.id, (PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED), PledgeStatus.RETRY, now=now, **card)
     if result.rowcount or moved is not None:
         pledge = await session.get(Pledge, pledge.id, populate_existing=True)
         campaign, _tier = await _context(session, pledge)
@@ -144,7 +145,7 @@ async def settle_charge(session: AsyncSession, pi: dict, *, code: str | None = N
     now = now or utcnow()
     status = pi.get("status")
     if status == "succeeded":
-        if pledge.status == "paid" and pledge.payment_intent_id not in (None, pi["id"]):
+        if pledge.status == PledgeStatus.PAID and pledge.payment_intent_id not in (None, pi["id"]):
             log.warning("pledge %s paid twice (%s and %s): refund one", pledge.id, pledge.payment_intent_id, pi["id"])
             await session.execute(update(Pledge).where(Pledge.id == pledge.id).values(
                 last_error=f"payée deux fois ({pledge.payment_intent_id} et {pi['id']}) : rembourser l'un des deux"))
@@ -159,14 +160,14 @@ async def settle_charge(session: AsyncSession, pi: dict, *, code: str | None = N
     error = _charge_error(pi)
     message = (error.get("message") or code or "")[:500]
     if needs_authentication(pi, code, decline_code):
-        moved = await move(session, pledge.id, ("charging",), "action_required", now=now, payment_intent_id=pi["id"],
+        moved = await move(session, pledge.id, (PledgeStatus.CHARGING,), PledgeStatus.ACTION_REQUIRED, now=now, payment_intent_id=pi["id"],
                            grace_until=grace, last_error=message or "authentification demandée")
         if moved is not None:
             campaign, _tier = await _context(session, moved)
             await mails.authentication_needed(session, moved, campaign)
         return moved or pledge
     if status in ("requires_payment_method", "canceled") or code:
-        moved = await move(session, pledge.id, ("charging",), "card_declined", now=now, payment_intent_id=pi["id"],
+        moved = await move(session, pledge.id, (PledgeStatus.CHARGING,), PledgeStatus.CARD_DECLINED, now=now, payment_intent_id=pi["id"],
                            grace_until=grace, last_error=message or "carte refusée")
         if moved is not None:
             campaign, _tier = await _context(session, moved)
@@ -176,7 +177,7 @@ async def settle_charge(session: AsyncSession, pi: dict, *, code: str | None = N
 
 
 async def fail_after_grace(session: AsyncSession, pledge_id: int, now: dt.datetime) -> Pledge | None:
-    pledge = await move(session, pledge_id, ("card_declined", "action_required"), "failed", now=now,
+    pledge = await move(session, pledge_id, (PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED), PledgeStatus.FAILED, now=now,
                         last_error="délai de paiement dépassé")
     if pledge is not None:
         campaign, _tier = await _context(session, pledge)
@@ -191,11 +192,11 @@ async def cancel(session: AsyncSession, pledge_id: int, now: dt.datetime | None 
     if pledge is None:
         return None
     campaign = await session.get(Campaign, pledge.campaign_id)
-    if campaign.mode != "all_or_nothing" or campaign.status != "live" or now >= campaign.ends_at:
+    if campaign.mode != Mode.ALL_OR_NOTHING or campaign.status != CampaignStatus.LIVE or now >= campaign.ends_at:
         return None
-    moved = await move(session, pledge_id, ("active",), "cancelled", now=now)
+    moved = await move(session, pledge_id, (PledgeStatus.ACTIVE,), PledgeStatus.CANCELED, now=now)
     if moved is None:
-        moved = await move(session, pledge_id, ("pending",), "cancelled", now=now)
+        moved = await move(session, pledge_id, (PledgeStatus.PENDING,), PledgeStatus.CANCELED, now=now)
     if moved is not None:
         await mails.cancelled(session, moved, campaign)
     return moved
@@ -211,7 +212,7 @@ async def apply_refund(session: AsyncSession, pledge_id: int, refunded_total: in
     pledge = await session.get(Pledge, pledge_id, populate_existing=True)
     campaign, _tier = await _context(session, pledge)
     receipt = None
-    if pledge.nature == "gift":
+    if pledge.nature == Nature.GIFT:
         receipt = await receipts.void_and_reissue(session, pledge, f"{reason} de {delta} (unités mineures)")
     if reason == "remboursement":
         await mails.refunded(session, pledge, campaign, delta, receipt)
@@ -222,14 +223,14 @@ async def void_campaign(session: AsyncSession, campaign: Campaign, now: dt.datet
     """All-or-nothing goal missed: nobody is charged, every backer is told. Pledges stay in the
     totals (as void) so the page shows where the campaign ended."""
     voided = (await session.execute(
-        update(Pledge).where(Pledge.campaign_id == campaign.id, Pledge.status == "active")
-        .values(status="void", ended_at=now, updated_at=now).returning(Pledge.id)
+        update(Pledge).where(Pledge.campaign_id == campaign.id, Pledge.status == PledgeStatus.ACTIVE)
+        .values(status=PledgeStatus.VOID, ended_at=now, updated_at=now).returning(Pledge.id)
     )).scalars().all()
     for pledge_id in voided:
         pledge = await session.get(Pledge, pledge_id, populate_existing=True)
         await mails.campaign_failed(session, pledge, campaign)
     pending = (await session.scalars(select(Pledge.id).where(Pledge.campaign_id == campaign.id,
-                                                             Pledge.status == "pending"))).all()
+                                                             Pledge.status == PledgeStatus.PENDING))).all()
     for pledge_id in pending:
         await expire(session, pledge_id, "campagne terminée sans atteindre son objectif")
     return len(voided)

@@ -19,20 +19,22 @@ from funding.campaigns.pledges import match_total
 from funding.i18n import N_, ngettext
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
+from funding.campaigns.models import CampaignStatus, Mode, PledgeStatus
 
 WALL_SIZE = 30
-PUBLIC_STATES = ("live", "succeeded", "failed", "closed")
+PUBLIC_STATES = (CampaignStatus.LIVE, CampaignStatus.SUCCEEDED, CampaignStatus.FAILED, CampaignStatus.CLOSED)
 STATUS_LABELS = {
-    "draft": N_("Brouillon"), "live": N_("En cours"), "succeeded": N_("Réussie"), "failed": N_("Objectif non atteint"),
-    "closed": N_("Close"),
+    CampaignStatus.DRAFT: N_("Brouillon"), CampaignStatus.LIVE: N_("En cours"), CampaignStatus.SUCCEEDED: N_("Réussie"),
+    CampaignStatus.FAILED: N_("Objectif non atteint"), CampaignStatus.CLOSED: N_("Close"),
 }
 PLEDGE_LABELS = {
-    "pending": N_("en attente de paiement"), "active": N_("carte enregistrée"), "charging": N_("paiement en cours"),
-    "action_required": N_("authentification demandée"), "card_declined": N_("carte refusée"),
-    "retry": N_("nouvelle carte à débiter"), "paid": N_("payée"), "failed": N_("échouée"), "cancelled": N_("annulée"),
-    "expired": N_("abandonnée"), "void": N_("non débitée (objectif manqué)"),
+    PledgeStatus.PENDING: N_("en attente de paiement"), PledgeStatus.ACTIVE: N_("carte enregistrée"),
+    PledgeStatus.CHARGING: N_("paiement en cours"), PledgeStatus.ACTION_REQUIRED: N_("authentification demandée"),
+    PledgeStatus.CARD_DECLINED: N_("carte refusée"), PledgeStatus.RETRY: N_("nouvelle carte à débiter"),
+    PledgeStatus.PAID: N_("payée"), PledgeStatus.FAILED: N_("échouée"), PledgeStatus.CANCELED: N_("annulée"),
+    PledgeStatus.EXPIRED: N_("abandonnée"), PledgeStatus.VOID: N_("non débitée (objectif manqué)"),
 }
-MODE_LABELS = {"all_or_nothing": N_("Tout ou rien"), "keep_it_all": N_("Tout reste acquis")}
+MODE_LABELS = {Mode.ALL_OR_NOTHING: N_("Tout ou rien"), Mode.KEEP_IT_ALL: N_("Tout reste acquis")}
 
 
 @dataclass
@@ -66,7 +68,7 @@ def progress_of(campaign: Campaign, match: Match | None) -> Progress:
 
 
 def time_left(campaign: Campaign, now: dt.datetime) -> str:
-    if campaign.status != "live" or now >= campaign.ends_at:
+    if campaign.status != CampaignStatus.LIVE or now >= campaign.ends_at:
         return _("Campagne terminée")
     if now < campaign.starts_at:
         days = (campaign.starts_at - now).days
@@ -101,13 +103,13 @@ async def load(session: AsyncSession, slug: str, now: dt.datetime, *,
                include_draft: Callable[[int], bool] = lambda org_id: False) -> PublicCampaign | None:
     """The campaign's public page; a draft only for whom ``include_draft(its org_id)`` allows."""
     campaign = await session.scalar(select(Campaign).where(Campaign.slug == slug))
-    if campaign is None or (campaign.status == "draft" and not include_draft(campaign.org_id)):
+    if campaign is None or (campaign.status == CampaignStatus.DRAFT and not include_draft(campaign.org_id)):
         return None
     site = await session.get(Site, campaign.site_id)
     match = await session.scalar(select(Match).where(Match.campaign_id == campaign.id))
     tiers = (await session.scalars(select(Tier).where(Tier.campaign_id == campaign.id, Tier.active)
                                    .order_by(Tier.position, Tier.id))).all()
-    is_open = campaign.status == "live" and campaign.starts_at <= now < campaign.ends_at
+    is_open = campaign.status == CampaignStatus.LIVE and campaign.starts_at <= now < campaign.ends_at
     return PublicCampaign(campaign, site, match, [TierView(t, t.remaining == 0) for t in tiers], progress_of(campaign, match),
                           is_open, time_left(campaign, now))
 
@@ -125,7 +127,7 @@ async def wall(session: AsyncSession, campaign_id: int, limit: int = WALL_SIZE) 
 async def public_list(session: AsyncSession) -> list[tuple[Campaign, Site, Progress]]:
     rows = (await session.execute(
         select(Campaign, Site).join(Site, Site.id == Campaign.site_id).where(Campaign.status.in_(PUBLIC_STATES))
-        .order_by((Campaign.status == "live").desc(), Campaign.ends_at.desc()).limit(100)
+        .order_by((Campaign.status == CampaignStatus.LIVE).desc(), Campaign.ends_at.desc()).limit(100)
     )).all()
     matches = {m.campaign_id: m for m in (await session.scalars(
         select(Match).where(Match.campaign_id.in_([c.id for c, _s in rows])))).all()} if rows else {}

@@ -37,6 +37,8 @@ from funding.payments.calls import create_once
 from funding.payments.service import start_checkout
 from funding.security import TokenError, sign, unsign
 from funding.stripe_gateway import GatewayError, StripeGateway, StripeUnknown
+from funding.coworking.models import RUNNING, CheckoutStatus
+from funding.payments.models import PaymentPurpose
 
 CHANGE_TOKEN = "coworking-change"
 CHANGE_TOKEN_MAX_AGE = 15 * 60
@@ -69,7 +71,7 @@ async def start_subscription(sessions: async_sessionmaker, gw: StripeGateway, *,
         if await live_subscription_of_kind(session, member.id, plan.kind):
             raise BillingError(_("Vous avez déjà un abonnement de ce type en cours : changez de formule depuis votre espace membre."))
         stale = (await session.scalars(select(Checkout.checkout_session_id).where(
-            Checkout.member_id == member.id, Checkout.status == "open", Checkout.checkout_session_id.is_not(None)))).all()
+            Checkout.member_id == member.id, Checkout.status == CheckoutStatus.OPEN, Checkout.checkout_session_id.is_not(None)))).all()
     customer = await ensure_customer(sessions, gw, member.id)
     for session_id in stale:  # one open checkout per member: a second payment could start a second subscription
         try:
@@ -78,9 +80,9 @@ async def start_subscription(sessions: async_sessionmaker, gw: StripeGateway, *,
             pass  # already completed or expired: its webhook tells us which
     async with transaction(sessions) as session:
         if stale:
-            await session.execute(update(Checkout).where(Checkout.checkout_session_id.in_(stale), Checkout.status == "open")
-                                  .values(status="expired"))
-        checkout = Checkout(member_id=member.id, plan_id=plan.id, price_id=price.id, status="created")
+            await session.execute(update(Checkout).where(Checkout.checkout_session_id.in_(stale), Checkout.status == CheckoutStatus.OPEN)
+                                  .values(status=CheckoutStatus.EXPIRED))
+        checkout = Checkout(member_id=member.id, plan_id=plan.id, price_id=price.id, status=CheckoutStatus.CREATED)
         session.add(checkout)
         await session.flush()
     meta = subscription_metadata(member, plan, site, checkout.id)
@@ -98,12 +100,12 @@ async def start_subscription(sessions: async_sessionmaker, gw: StripeGateway, *,
         obj = await create_once(sessions, gw, ref=f"coworking-checkout:{checkout.id}", resource="checkout.sessions", params=params)
     except StripeUnknown:
         async with transaction(sessions) as session:
-            await session.execute(update(Checkout).where(Checkout.id == checkout.id, Checkout.status == "created")
-                                  .values(status="unknown"))
+            await session.execute(update(Checkout).where(Checkout.id == checkout.id, Checkout.status == CheckoutStatus.CREATED)
+                                  .values(status=CheckoutStatus.UNKNOWN))
         raise
     async with transaction(sessions) as session:
-        await session.execute(update(Checkout).where(Checkout.id == checkout.id, Checkout.status.in_(("created", "unknown")))
-                              .values(status="open", checkout_session_id=obj["id"]))
+        await session.execute(update(Checkout).where(Checkout.id == checkout.id, Checkout.status.in_((CheckoutStatus.CREATED, CheckoutStatus.UNKNOWN)))
+                              .values(status=CheckoutStatus.OPEN, checkout_session_id=obj["id"]))
     return obj["url"]
 
 
@@ -116,7 +118,7 @@ async def start_pass(sessions: async_sessionmaker, gw: StripeGateway, *, member_
         plan = await session.get(Plan, plan_id)
         site = await session.get(Site, plan.site_id)
     _payment, url = await start_checkout(
-        sessions, gw, purpose="pass", org_id=site.org_id, site_id=site.id, amount=price_ttc(plan.price_ht, plan.vat_rate),
+        sessions, gw, purpose=PaymentPurpose.PASS, org_id=site.org_id, site_id=site.id, amount=price_ttc(plan.price_ht, plan.vat_rate),
         currency=plan.currency, description=f"{plan.name} — {site.name}", email=user.email,
         name=member.company_name or user.name, ref=f"coworking-member:{member.id}", success_url=success_url,
         cancel_url=cancel_url,
@@ -145,11 +147,11 @@ async def apply_checkout(session, checkout: dict, version: int | None) -> Checko
         return None
     sub = checkout.get("subscription")
     if checkout.get("status") == "complete":
-        await session.execute(update(Checkout).where(Checkout.id == row.id, Checkout.status != "complete").values(
-            status="complete", checkout_session_id=checkout["id"], stripe_subscription_id=sub["id"] if isinstance(sub, dict) else sub))
+        await session.execute(update(Checkout).where(Checkout.id == row.id, Checkout.status != CheckoutStatus.COMPLETE).values(
+            status=CheckoutStatus.COMPLETE, checkout_session_id=checkout["id"], stripe_subscription_id=sub["id"] if isinstance(sub, dict) else sub))
     elif checkout.get("status") == "expired":
-        await session.execute(update(Checkout).where(Checkout.id == row.id, Checkout.status.in_(("created", "open", "unknown")))
-                              .values(status="expired"))
+        await session.execute(update(Checkout).where(Checkout.id == row.id, Checkout.status.in_((CheckoutStatus.CREATED, CheckoutStatus.OPEN, CheckoutStatus.UNKNOWN)))
+                              .values(status=CheckoutStatus.EXPIRED))
     if isinstance(sub, dict):
         await apply_subscription(session, sub, version if version is not None else
                                  await fetched_version(session, Subscription, sub["id"]))
@@ -198,7 +200,7 @@ async def change_options(session, sub: Subscription) -> list[Plan]:
 async def _checked_change(session, member: Member, sub: Subscription, plan_id: int) -> tuple[Plan, Plan, PlanPrice]:
     if sub.member_id != member.id:
         raise LookupError("not this member's subscription")
-    if sub.status not in ("active", "trialing", "past_due"):
+    if sub.status not in RUNNING:
         raise BillingError(_("Cet abonnement ne peut plus changer de formule."))
     if sub.cancel_at_period_end:
         raise BillingError(_("Votre abonnement prend fin à la fin de la période : reprenez-le avant de changer de formule."))
@@ -288,7 +290,7 @@ async def set_cancel_at_period_end(sessions: async_sessionmaker, gw: StripeGatew
         sub = await session.get(Subscription, sub_id)
         if sub is None or sub.member_id != member_id:
             raise LookupError("not this member's subscription")
-        if sub.status not in ("active", "trialing", "past_due"):
+        if sub.status not in RUNNING:
             raise BillingError(_("Cet abonnement est déjà terminé."))
     key = f"entrelab-coworking-cancel-{sub.id}-{int(cancel)}-{secrets.token_hex(8)}"
     updated = await gw.call("subscriptions", "update", sub.stripe_subscription_id, key=key,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from funding.coworking.models import PriceStatus
+
 
 def register(subparsers) -> None:
     plans = subparsers.add_parser("plans", help="coworking plans per site and their Stripe prices")
@@ -60,7 +62,7 @@ async def cmd_list(args, ctx) -> int:
             query = query.where(Plan.site_id == site_id)
         rows = (await session.execute(query)).all()
         prices = {}
-        for price in (await session.scalars(select(PlanPrice).where(PlanPrice.status == "active"))).all():
+        for price in (await session.scalars(select(PlanPrice).where(PlanPrice.status == PriceStatus.ACTIVE))).all():
             prices[price.plan_id] = price.stripe_price_id
     for plan, slug in rows:
         period = plan.interval or f"{plan.pass_days} j"

@@ -24,37 +24,38 @@ from funding.db import transaction
 from funding.orgs.models import Site
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
+from funding.coworking.models import Interval, PlanKind
 
 log = logging.getLogger("funding.demo")
 
 DESK = "Poste en open space, wifi fibre, café, salle de réunion sur réservation."
 PLANS = {
     "thiers": [
-        PlanSpec("flex", "Poste nomade", "workspace", "150,00", "20", "706", "month", description=DESK, position=1),
-        PlanSpec("fixe", "Poste fixe", "workspace", "220,00", "20", "706", "month",
+        PlanSpec("flex", "Poste nomade", PlanKind.WORKSPACE, "150,00", "20", "706", Interval.MONTH, description=DESK, position=1),
+        PlanSpec("fixe", "Poste fixe", PlanKind.WORKSPACE, "220,00", "20", "706", Interval.MONTH,
                  description="Votre bureau attitré avec caisson, accès 24 h/24.", position=2),
-        PlanSpec("bureau", "Bureau privatif (entreprises incubées)", "workspace", "390,00", "20", "706", "month",
+        PlanSpec("bureau", "Bureau privatif (entreprises incubées)", PlanKind.WORKSPACE, "390,00", "20", "706", Interval.MONTH,
                  description="Bureau fermé de 12 m² pour les entreprises accompagnées par l'incubateur.",
                  company_only=True, position=3),
-        PlanSpec("adhesion", "Adhésion annuelle à l'association", "membership", "30,00", "0", "7562", "year",
+        PlanSpec("adhesion", "Adhésion annuelle à l'association", PlanKind.MEMBERSHIP, "30,00", "0", "7562", Interval.YEAR,
                  description="Voix à l'assemblée générale, accès aux ateliers du FabLab au tarif adhérent.", position=4),
-        PlanSpec("journee", "Pass journée", "pass", "18,00", "20", "706", pass_days=1, position=5),
-        PlanSpec("carnet-10", "Carnet de 10 journées", "pass", "150,00", "20", "706", pass_days=10, position=6),
+        PlanSpec("journee", "Pass journée", PlanKind.PASS, "18,00", "20", "706", pass_days=1, position=5),
+        PlanSpec("carnet-10", "Carnet de 10 journées", PlanKind.PASS, "150,00", "20", "706", pass_days=10, position=6),
     ],
     "courpiere": [
-        PlanSpec("flex", "Poste nomade", "workspace", "120,00", "20", "706", "month", description=DESK, position=1),
-        PlanSpec("adhesion", "Adhésion annuelle à l'association", "membership", "30,00", "0", "7562", "year", position=2),
-        PlanSpec("journee", "Pass journée", "pass", "15,00", "20", "706", pass_days=1, position=3),
+        PlanSpec("flex", "Poste nomade", PlanKind.WORKSPACE, "120,00", "20", "706", Interval.MONTH, description=DESK, position=1),
+        PlanSpec("adhesion", "Adhésion annuelle à l'association", PlanKind.MEMBERSHIP, "30,00", "0", "7562", Interval.YEAR, position=2),
+        PlanSpec("journee", "Pass journée", PlanKind.PASS, "15,00", "20", "706", pass_days=1, position=3),
     ],
     "la-monnerie": [
-        PlanSpec("flex", "Poste nomade", "workspace", "120,00", "20", "706", "month", description=DESK, position=1),
-        PlanSpec("fixe", "Poste fixe atelier", "workspace", "180,00", "20", "706", "month",
+        PlanSpec("flex", "Poste nomade", PlanKind.WORKSPACE, "120,00", "20", "706", Interval.MONTH, description=DESK, position=1),
+        PlanSpec("fixe", "Poste fixe atelier", PlanKind.WORKSPACE, "180,00", "20", "706", Interval.MONTH,
                  description="Établi attitré dans l'atelier partagé.", position=2),
     ],
     "puy-guillaume": [
-        PlanSpec("flex", "Poste nomade", "workspace", "110,00", "20", "706", "month", description=DESK, position=1),
-        PlanSpec("journee", "Pass journée", "pass", "15,00", "20", "706", pass_days=1, position=2),
-        PlanSpec("carnet-10", "Carnet de 10 journées", "pass", "130,00", "20", "706", pass_days=10, position=3),
+        PlanSpec("flex", "Poste nomade", PlanKind.WORKSPACE, "110,00", "20", "706", Interval.MONTH, description=DESK, position=1),
+        PlanSpec("journee", "Pass journée", PlanKind.PASS, "15,00", "20", "706", pass_days=1, position=2),
+        PlanSpec("carnet-10", "Carnet de 10 journées", PlanKind.PASS, "130,00", "20", "706", pass_days=10, position=3),
     ],
 }
 
@@ -137,7 +138,7 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
                     member, _created = await enrol(session, site, details)
                 urls = {"success_url": f"{settings.base_url}/coworking/bienvenue?session_id={{CHECKOUT_SESSION_ID}}",
                         "cancel_url": f"{settings.base_url}/coworking/{slug}"}
-                if plan.kind == "pass":
+                if plan.kind == PlanKind.PASS:
                     urls["success_url"] = f"{settings.base_url}/coworking/pass/merci?session_id={{CHECKOUT_SESSION_ID}}"
                     url = await billing.start_pass(sessions, gw, member_id=member.id, plan_id=plan.id, **urls)
                 else:

@@ -46,11 +46,13 @@ from funding.mail.service import enqueue
 from funding.orgs.models import Site
 from funding.payments import purposes
 from funding.payments.books import dated_for_open_period
+from funding.coworking.models import InvoiceStatus, SubscriptionStatus
+from funding.ledger.models import FundingSource
 
 PARIS = ZoneInfo("Europe/Paris")
 DEFAULT_GRACE_DAYS = 7
-FINAL_SUBSCRIPTION = ("canceled", "incomplete_expired")
-FINAL_INVOICE = ("paid", "void")
+FINAL_SUBSCRIPTION = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
+FINAL_INVOICE = (InvoiceStatus.PAID, InvoiceStatus.VOID)
 SUSPENSE = "467"
 
 
@@ -82,9 +84,9 @@ def access_of(sub: Subscription | None, *, now: dt.datetime | None = None, grace
     """The access rule, for one subscription."""
     if sub is None:
         return Access(False, "none")
-    if sub.status in ("active", "trialing"):
+    if sub.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
         return Access(True, sub.status)
-    if sub.status == "past_due":
+    if sub.status == SubscriptionStatus.PAST_DUE:
         now = now or utcnow()
         until = (sub.past_due_since or now) + dt.timedelta(days=grace_days)
         if now < until:
@@ -173,11 +175,11 @@ async def apply_subscription(session: AsyncSession, sub: dict, version: int) -> 
     inserted = await insert_ignore(session, Subscription, {
         **values, "member_id": member.id, "site_id": site_id, "stripe_subscription_id": sub["id"],
         "started_at": from_unix(sub.get("start_date") or sub.get("created")) or seen_at,
-        "past_due_since": seen_at if status == "past_due" else None, "created_at": utcnow(),
+        "past_due_since": seen_at if status == SubscriptionStatus.PAST_DUE else None, "created_at": utcnow(),
     }, ["stripe_subscription_id"])
     if inserted is None:
-        values["past_due_since"] = case((Subscription.status == "past_due", func.coalesce(Subscription.past_due_since, seen_at)),
-                                        else_=seen_at) if status == "past_due" else None
+        values["past_due_since"] = case((Subscription.status == SubscriptionStatus.PAST_DUE, func.coalesce(Subscription.past_due_since, seen_at)),
+                                        else_=seen_at) if status == SubscriptionStatus.PAST_DUE else None
         await session.execute(
             update(Subscription).where(
                 Subscription.stripe_subscription_id == sub["id"], Subscription.version <= int(version),
@@ -194,19 +196,19 @@ async def _subscription_emails(session: AsyncSession, row: Subscription, member:
     plan = await session.get(Plan, row.plan_id) if row.plan_id else None
     site = await session.get(Site, row.site_id)
     name = plan.name if plan else "abonnement"
-    if row.status in ("active", "trialing"):
+    if row.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"coworking:{row.stripe_subscription_id}:welcome",
                       subject=f"Bienvenue — {site.name}",
                       body_text=(f"Bonjour {user.name},\n\nVotre abonnement « {name} » ({site.name}) est actif.\n"
                                  "Votre espace membre (formule, factures, carte bancaire) : connectez-vous sur le site "
                                  "avec cette adresse e-mail, rubrique « Mon espace ».\n\nÀ bientôt,\nL'équipe Entre-Lab"))
-    elif row.status == "unpaid":
+    elif row.status == SubscriptionStatus.UNPAID:
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"coworking:{row.stripe_subscription_id}:unpaid",
                       subject=f"Accès suspendu — {site.name}",
                       body_text=(f"Bonjour {user.name},\n\nLes paiements de votre abonnement « {name} » ont échoué à "
                                  "plusieurs reprises : votre accès est suspendu. Réglez la facture en attente depuis votre "
                                  "espace membre pour le rétablir.\n\nL'équipe Entre-Lab"))
-    elif row.status == "canceled":
+    elif row.status == SubscriptionStatus.CANCELED:
         ended = local_day(row.ended_at or utcnow())
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"coworking:{row.stripe_subscription_id}:ended",
                       subject=f"Fin de votre abonnement — {site.name}",
@@ -341,7 +343,7 @@ async def sale_draft(session: AsyncSession, row: Invoice) -> EntryDraft | None:
     number = row.number or row.stripe_invoice_id
     return EntryDraft(
         org_id=site.org_id, site_id=site.id, journal="VT", entry_date=day, piece_date=day,
-        label=f"Facture {number} — {who}"[:200], piece_ref=number[:100], funding_source="self",
+        label=f"Facture {number} — {who}"[:200], piece_ref=number[:100], funding_source=FundingSource.SELF,
         lines=postings, source_key=sale_key(row.stripe_invoice_id),
     )
 
@@ -372,7 +374,7 @@ async def settle_invoice_charge(session: AsyncSession, metadata: dict, amount: i
         row = await apply_invoice(session, fetched, await fetched_version(session, Invoice, fetched["id"]))  # events may lag
     else:
         row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == metadata.get("invoice", "")))
-    if row is not None and amount > 0 and row.status in ("open", "paid", "uncollectible"):
+    if row is not None and amount > 0 and row.status in (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE):
         await post_sale(session, row)  # the sale is numbered before its settlement, whatever the events' order
     if row is not None:
         site_id = row.site_id
@@ -387,7 +389,7 @@ async def settle_invoice_charge(session: AsyncSession, metadata: dict, amount: i
     who = member.company_name or user.name
     code = await ensure_aux_account(session, site.org_id, member, who)
     number = (row.number if row is not None else None) or metadata.get("invoice") or "?"
-    return purposes.Allocation(org_id=site.org_id, site_id=site.id, funding_source="self",
+    return purposes.Allocation(org_id=site.org_id, site_id=site.id, funding_source=FundingSource.SELF,
                                label=f"Règlement facture {number} — {who}"[:200],
                                lines=[Line("411", -amount, currency, aux=code, label=who[:200])])
 
@@ -399,7 +401,7 @@ async def invoice_effects(session: AsyncSession, event_type: str, event_invoice:
     number = row.number or row.stripe_invoice_id
     attempt = int(event_invoice.get("attempt_count") or row.attempt_count or 0)
     due = money(row.amount_remaining or row.amount_due, row.currency)
-    if event_type == "invoice.payment_failed" and row.status == "open":
+    if event_type == "invoice.payment_failed" and row.status == InvoiceStatus.OPEN:
         retry = from_unix(event_invoice.get("next_payment_attempt"))
         when = (f"Nous réessaierons automatiquement le {local_day(retry).strftime('%d/%m/%Y')}. " if retry else "")
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
@@ -409,14 +411,14 @@ async def invoice_effects(session: AsyncSession, event_type: str, event_invoice:
                                  f"par votre banque.\n{when}Pour régler maintenant ou changer de carte :\n"
                                  f"{row.hosted_invoice_url or ''}\n\nVous pouvez aussi mettre à jour votre carte depuis "
                                  "votre espace membre.\n\nL'équipe Entre-Lab"))
-    elif event_type == "invoice.payment_action_required" and row.status == "open":
+    elif event_type == "invoice.payment_action_required" and row.status == InvoiceStatus.OPEN:
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
                       dedupe_key=f"coworking:{row.stripe_invoice_id}:action:{attempt}",
                       subject=f"Confirmez le paiement de votre facture {number}",
                       body_text=(f"Bonjour {user.name},\n\nVotre banque demande que vous confirmiez le paiement de votre "
                                  f"facture {number} ({due}). Ouvrez ce lien pour le valider :\n{row.hosted_invoice_url or ''}"
                                  "\n\nL'équipe Entre-Lab"))
-    if row.status == "paid":
+    if row.status == InvoiceStatus.PAID:
         draft = await sale_draft(session, row)
         return [draft] if draft is not None else []
     return []
@@ -429,7 +431,7 @@ async def member_invoices(session: AsyncSession, member_id: int, *, limit: int =
 
 def overdue_filter():
     """Invoices a member owes: open after a failed attempt, or given up on (uncollectible)."""
-    return or_(and_(Invoice.status == "open", Invoice.attempt_count > 0), Invoice.status == "uncollectible")
+    return or_(and_(Invoice.status == InvoiceStatus.OPEN, Invoice.attempt_count > 0), Invoice.status == InvoiceStatus.UNCOLLECTIBLE)
 
 
 async def overdue_amount(session: AsyncSession, member_id: int) -> int:

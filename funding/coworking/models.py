@@ -9,6 +9,7 @@ state they hold and only a newer state replaces it.
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
@@ -22,13 +23,64 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from funding.db import Base, utcnow
+from funding.db import Base, EnumText, one_of, utcnow
 from funding.scoping import MemberScoped, OrgScoped, SiteScoped
 
-PLAN_KINDS = ("workspace", "membership", "pass")
-SUBSCRIPTION_STATUSES = ("incomplete", "incomplete_expired", "trialing", "active", "past_due", "unpaid", "canceled", "paused")
-LIVE_STATUSES = ("trialing", "active", "past_due", "unpaid", "paused")
-INVOICE_STATUSES = ("draft", "open", "paid", "void", "uncollectible")
+class PlanKind(StrEnum):
+    WORKSPACE = "workspace"    # a desk or an office, monthly
+    MEMBERSHIP = "membership"  # the association's yearly fee
+    PASS = "pass"              # days bought at once
+
+
+class Interval(StrEnum):
+    MONTH = "month"
+    YEAR = "year"
+
+
+class PriceStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+
+
+class CheckoutStatus(StrEnum):
+    CREATED = "created"
+    OPEN = "open"
+    COMPLETE = "complete"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+
+class SubscriptionStatus(StrEnum):
+    """Stripe's subscription statuses, as Stripe spells them."""
+
+    INCOMPLETE = "incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired"
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    UNPAID = "unpaid"
+    CANCELED = "canceled"
+    PAUSED = "paused"
+
+
+class InvoiceStatus(StrEnum):
+    """Stripe's invoice statuses."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    PAID = "paid"
+    VOID = "void"
+    UNCOLLECTIBLE = "uncollectible"
+
+
+PLAN_KINDS = tuple(PlanKind)
+SUBSCRIPTION_STATUSES = tuple(SubscriptionStatus)
+LIVE_STATUSES = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE,
+                 SubscriptionStatus.UNPAID, SubscriptionStatus.PAUSED)
+INVOICE_STATUSES = tuple(InvoiceStatus)
+# Subscriptions that still run (and renew at their period's end, unless canceled by then).
+RUNNING = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE)
 
 
 class Plan(SiteScoped, Base):
@@ -41,7 +93,7 @@ class Plan(SiteScoped, Base):
     __tablename__ = "coworking_plans"
     __table_args__ = (
         UniqueConstraint("site_id", "code"),
-        CheckConstraint("kind IN ('workspace', 'membership', 'pass')", name="kind"),
+        CheckConstraint(one_of("kind", PlanKind), name="kind"),
         CheckConstraint("price_ht > 0", name="price_positive"),
         CheckConstraint("vat_rate >= 0 AND vat_rate < 1000", name="vat_rate"),
         CheckConstraint("(kind = 'pass' AND pass_days > 0 AND interval IS NULL)"
@@ -53,8 +105,8 @@ class Plan(SiteScoped, Base):
     code: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(120))
     description: Mapped[str] = mapped_column(Text, default="")
-    kind: Mapped[str] = mapped_column(String(12))
-    interval: Mapped[str | None] = mapped_column(String(8))
+    kind: Mapped[PlanKind] = mapped_column(EnumText(PlanKind, 12))
+    interval: Mapped[Interval | None] = mapped_column(EnumText(Interval, 8))
     pass_days: Mapped[int | None]
     price_ht: Mapped[int]
     vat_rate: Mapped[int] = mapped_column(default=0)
@@ -75,7 +127,7 @@ class PlanPrice(Base):
     __tablename__ = "coworking_plan_prices"
     __table_args__ = (
         UniqueConstraint("plan_id", "seq"),
-        CheckConstraint("status IN ('pending', 'active', 'archived')", name="status"),
+        CheckConstraint(one_of("status", PriceStatus), name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
     )
 
@@ -86,9 +138,9 @@ class PlanPrice(Base):
     price_ht: Mapped[int]
     vat_rate: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
-    interval: Mapped[str | None] = mapped_column(String(8))
+    interval: Mapped[Interval | None] = mapped_column(EnumText(Interval, 8))
     stripe_price_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[PriceStatus] = mapped_column(EnumText(PriceStatus, 10), default=PriceStatus.PENDING)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     archived_at: Mapped[dt.datetime | None]
 
@@ -121,13 +173,13 @@ class Checkout(MemberScoped, Base):
     """A subscription checkout we opened for a member, committed before the Stripe call."""
 
     __tablename__ = "coworking_checkouts"
-    __table_args__ = (CheckConstraint("status IN ('created', 'open', 'complete', 'expired', 'unknown')", name="status"),)
+    __table_args__ = (CheckConstraint(one_of("status", CheckoutStatus), name="status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("coworking_members.id"), index=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("coworking_plans.id"))
     price_id: Mapped[int] = mapped_column(ForeignKey("coworking_plan_prices.id"))
-    status: Mapped[str] = mapped_column(String(10), default="created")
+    status: Mapped[CheckoutStatus] = mapped_column(EnumText(CheckoutStatus, 10), default=CheckoutStatus.CREATED)
     checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -139,8 +191,8 @@ class Subscription(SiteScoped, Base):
 
     __tablename__ = "coworking_subscriptions"
     __table_args__ = (
-        CheckConstraint("status IN ('incomplete', 'incomplete_expired', 'trialing', 'active', 'past_due', 'unpaid',"
-                        " 'canceled', 'paused')", name="status"),
+        CheckConstraint(one_of("status", SubscriptionStatus), name="status"),
+        CheckConstraint(one_of("kind", PlanKind), name="kind"),
         Index("ix_coworking_subscriptions_member_status", "member_id", "status"),
     )
 
@@ -148,10 +200,10 @@ class Subscription(SiteScoped, Base):
     member_id: Mapped[int] = mapped_column(ForeignKey("coworking_members.id"))
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("coworking_plans.id"))
-    kind: Mapped[str] = mapped_column(String(12), default="workspace")
+    kind: Mapped[PlanKind] = mapped_column(EnumText(PlanKind, 12), default=PlanKind.WORKSPACE)
     stripe_subscription_id: Mapped[str] = mapped_column(String(255), unique=True)
     stripe_price_id: Mapped[str | None] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[SubscriptionStatus] = mapped_column(EnumText(SubscriptionStatus, 20))
     current_period_start: Mapped[dt.datetime | None]
     current_period_end: Mapped[dt.datetime | None]
     cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
@@ -171,7 +223,7 @@ class Invoice(SiteScoped, Base):
 
     __tablename__ = "coworking_invoices"
     __table_args__ = (
-        CheckConstraint("status IN ('draft', 'open', 'paid', 'void', 'uncollectible')", name="status"),
+        CheckConstraint(one_of("status", InvoiceStatus), name="status"),
         Index("ix_coworking_invoices_member_status", "member_id", "status"),
     )
 
@@ -181,7 +233,7 @@ class Invoice(SiteScoped, Base):
     stripe_invoice_id: Mapped[str] = mapped_column(String(255), unique=True)
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), index=True)
     number: Mapped[str | None] = mapped_column(String(60))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[InvoiceStatus] = mapped_column(EnumText(InvoiceStatus, 16))
     billing_reason: Mapped[str | None] = mapped_column(String(40))
     currency: Mapped[str] = mapped_column(String(3))
     total: Mapped[int]

@@ -27,6 +27,7 @@ from funding.money import MoneyError, check_currency, parse_amount
 from funding.orgs.models import Site
 from funding.payments.calls import create_once
 from funding.stripe_gateway import StripeGateway
+from funding.coworking.models import Interval, PlanKind, PriceStatus
 
 REVENUE_ACCOUNTS = ("706", "7561", "7562")
 VAT_RATES = {0: "0", 55: "5,5", 100: "10", 200: "20"}
@@ -104,12 +105,12 @@ async def save_plan(session: AsyncSession, site: Site, spec: PlanSpec) -> Plan:
                                                               Account.active))
     if known is None:
         raise PlanError(f"le compte {spec.account} n'existe pas dans le plan comptable de l'organisation")
-    if spec.kind == "pass":
+    if spec.kind == PlanKind.PASS:
         if not spec.pass_days or spec.pass_days < 1 or spec.pass_days > 366:
             raise PlanError("un pass compte de 1 à 366 jours")
         interval, pass_days = None, int(spec.pass_days)
     else:
-        if spec.interval not in ("month", "year"):
+        if spec.interval not in tuple(Interval):
             raise PlanError("périodicité invalide : month (mensuelle) ou year (annuelle)")
         interval, pass_days = spec.interval, None
     values = {"name": name, "description": (spec.description or "").strip(), "kind": spec.kind, "interval": interval,
@@ -143,7 +144,7 @@ async def plans_of(session: AsyncSession, site_id: int, *, active_only: bool = T
 async def current_price(session: AsyncSession, plan_id: int) -> PlanPrice | None:
     """The plan's Stripe price on sale now (the newest generation that Stripe has)."""
     return await session.scalar(
-        select(PlanPrice).where(PlanPrice.plan_id == plan_id, PlanPrice.status == "active")
+        select(PlanPrice).where(PlanPrice.plan_id == plan_id, PlanPrice.status == PriceStatus.ACTIVE)
         .order_by(PlanPrice.seq.desc()).limit(1))
 
 
@@ -220,13 +221,13 @@ async def _sync_price(sessions, gw: StripeGateway, plan: Plan, report: SyncRepor
         latest = await session.scalar(select(PlanPrice).where(PlanPrice.plan_id == plan.id)
                                       .order_by(PlanPrice.seq.desc()).limit(1))
         same = latest is not None and (latest.amount, latest.currency, latest.interval) == (amount, plan.currency, plan.interval)
-        if same and latest.status == "active":
+        if same and latest.status == PriceStatus.ACTIVE:
             target = None
         elif same:  # created but Stripe's answer never recorded: the same request again (same key)
             target = latest
         else:
             target = PlanPrice(plan_id=plan.id, seq=(latest.seq + 1) if latest else 1, amount=amount, price_ht=plan.price_ht,
-                               vat_rate=plan.vat_rate, currency=plan.currency, interval=plan.interval, status="pending")
+                               vat_rate=plan.vat_rate, currency=plan.currency, interval=plan.interval, status=PriceStatus.PENDING)
             session.add(target)
             await session.flush()
         target_id = target.id if target is not None else None
@@ -244,20 +245,20 @@ async def _sync_price(sessions, gw: StripeGateway, plan: Plan, report: SyncRepor
             params["recurring"] = {"interval": plan.interval, "interval_count": 1}
         price = await create_once(sessions, gw, ref=f"coworking-price:{target_id}", resource="prices", params=params)
         async with transaction(sessions) as session:
-            await session.execute(update(PlanPrice).where(PlanPrice.id == target_id, PlanPrice.status == "pending")
-                                  .values(stripe_price_id=price["id"], status="active"))
+            await session.execute(update(PlanPrice).where(PlanPrice.id == target_id, PlanPrice.status == PriceStatus.PENDING)
+                                  .values(stripe_price_id=price["id"], status=PriceStatus.ACTIVE))
         report.prices_created += 1
         report.lines.append(f"plan {plan.code}: price {price['id']} ({amount} {plan.currency}) created")
     # Archive every older generation still on sale: never edit a price, retire it.
     async with sessions() as session:
         newest = await current_price(session, plan.id)
         older = (await session.scalars(select(PlanPrice).where(
-            PlanPrice.plan_id == plan.id, PlanPrice.status == "active", PlanPrice.seq < (newest.seq if newest else 0)))).all()
+            PlanPrice.plan_id == plan.id, PlanPrice.status == PriceStatus.ACTIVE, PlanPrice.seq < (newest.seq if newest else 0)))).all()
     for old in older:
         await gw.call("prices", "update", old.stripe_price_id, params={"active": False})
         async with transaction(sessions) as session:
-            await session.execute(update(PlanPrice).where(PlanPrice.id == old.id, PlanPrice.status == "active")
-                                  .values(status="archived", archived_at=utcnow()))
+            await session.execute(update(PlanPrice).where(PlanPrice.id == old.id, PlanPrice.status == PriceStatus.ACTIVE)
+                                  .values(status=PriceStatus.ARCHIVED, archived_at=utcnow()))
         report.prices_archived += 1
         report.lines.append(f"plan {plan.code}: price {old.stripe_price_id} archived")
 

@@ -18,6 +18,7 @@ from funding.coworking.lifecycle import PARIS, Access, access_of, local_day, ove
 from funding.coworking.models import Invoice, Member, Pass, Plan, Subscription
 from funding.db import utcnow
 from funding.orgs.models import Organisation, Site
+from funding.coworking.models import LIVE_STATUSES, InvoiceStatus
 
 STATUS_FILTERS = ("active", "trialing", "past_due", "unpaid", "canceled", "none")
 
@@ -37,7 +38,7 @@ class MemberRow:
 
 
 def _pick(subs: list[Subscription]) -> Subscription | None:
-    live = [s for s in subs if s.status in ("trialing", "active", "past_due", "unpaid", "paused")]
+    live = [s for s in subs if s.status in LIVE_STATUSES]
     pool = live or subs
     return max(pool, key=lambda s: (s.started_at, s.id)) if pool else None
 
@@ -161,7 +162,7 @@ async def deferred_revenue(session: AsyncSession, org_id: int, year: int) -> Def
     rows = (await session.execute(
         select(Invoice, User.name, Member.company_name).join(Member, Member.id == Invoice.member_id)
         .join(User, User.id == Member.user_id).join(Site, Site.id == Invoice.site_id)
-        .where(Site.org_id == org_id, Invoice.status == "paid", Invoice.issued_at < dt.datetime.fromtimestamp(cutoff, dt.UTC)
+        .where(Site.org_id == org_id, Invoice.status == InvoiceStatus.PAID, Invoice.issued_at < dt.datetime.fromtimestamp(cutoff, dt.UTC)
                .replace(tzinfo=None))
         .order_by(Invoice.issued_at, Invoice.id))).all()
     for invoice, name, company in rows:

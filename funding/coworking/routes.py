@@ -41,6 +41,8 @@ from funding.orgs.models import Site
 from funding.payments.service import settle_return
 from funding.stripe_gateway import GatewayError
 from funding.web import db, flash, load_user, redirect, require
+from funding.coworking.models import RUNNING, InvoiceStatus, PlanKind
+from funding.payments.models import PaymentPurpose
 
 MEMBER = ("member",)
 
@@ -60,7 +62,7 @@ async def _offer(session, plan: Plan) -> dict:
     price = await current_price(session, plan.id)
     return {"plan": plan, "ht": plan.price_ht, "vat": vat_of(plan.price_ht, plan.vat_rate),
             "ttc": price_ttc(plan.price_ht, plan.vat_rate), "rate": VAT_RATES.get(plan.vat_rate, str(plan.vat_rate / 10)),
-            "on_sale": price is not None or plan.kind == "pass"}
+            "on_sale": price is not None or plan.kind == PlanKind.PASS}
 
 
 async def sites_page(request: Request) -> Response:
@@ -85,9 +87,9 @@ async def site_plans(request: Request) -> Response:
         offers = [await _offer(session, p) for p in await plans_of(session, site.id)]
     if not offers:
         raise HTTPException(404)
-    groups = [(kind, [o for o in offers if o["plan"].kind == kind]) for kind in ("workspace", "membership", "pass")]
+    groups = [(kind, [o for o in offers if o["plan"].kind == kind]) for kind in PlanKind]
     return page(request, "coworking/plans.html", {"site": site, "groups": [(k, g) for k, g in groups if g],
-                                                    "cancelled": "annule" in request.query_params})
+                                                    "canceled": "annule" in request.query_params})
 
 
 async def join(request: Request) -> Response:
@@ -133,7 +135,7 @@ async def join(request: Request) -> Response:
                                 "dans votre espace membre."))
         base = settings.base_url
         cancel_url = f"{base}/coworking/{site.slug}?annule=1"
-        if plan.kind == "pass":
+        if plan.kind == PlanKind.PASS:
             url = await billing.start_pass(request.app.state.sessions, request.app.state.gateway, member_id=member.id,
                                            plan_id=plan.id, cancel_url=cancel_url,
                                            success_url=f"{base}/coworking/pass/merci?session_id={{CHECKOUT_SESSION_ID}}")
@@ -186,7 +188,7 @@ async def welcome(request: Request) -> Response:
 
 async def pass_thanks(request: Request) -> Response:
     payment = await settle_return(request.app.state.sessions, request.app.state.gateway,
-                                  request.query_params.get("session_id", ""), purpose="pass")
+                                  request.query_params.get("session_id", ""), purpose=PaymentPurpose.PASS)
     request.app.state.kick_mail()
     async with db(request) as session:
         await load_user(request, session)
@@ -216,7 +218,7 @@ async def _sub_view(session, sub: Subscription | None, grace_days: int) -> dict 
         return None
     plan = await session.get(Plan, sub.plan_id) if sub.plan_id else None
     amount = await session.scalar(select(PlanPrice.amount).where(PlanPrice.stripe_price_id == sub.stripe_price_id))
-    renews = sub.status in ("active", "trialing", "past_due") and not sub.cancel_at_period_end
+    renews = sub.status in RUNNING and not sub.cancel_at_period_end
     return {"sub": sub, "plan": plan, "access": lifecycle.access_of(sub, grace_days=grace_days), "amount": amount,
             "renews": renews, "currency": plan.currency if plan else "EUR"}
 
@@ -227,14 +229,14 @@ async def member_home(request: Request) -> Response:
         member, user = await _me(request, session)
         site = await session.get(Site, member.site_id)
         workspace = await _sub_view(session, await lifecycle.current_subscription(session, member.id), grace)
-        membership = await _sub_view(session, await lifecycle.current_subscription(session, member.id, kind="membership"), grace)
+        membership = await _sub_view(session, await lifecycle.current_subscription(session, member.id, kind=PlanKind.MEMBERSHIP), grace)
         invoices = await lifecycle.member_invoices(session, member.id)
         overdue = await lifecycle.overdue_amount(session, member.id)
         passes = await passes_of(session, member.id)
-        pass_plans = {p.id: p for p in (await session.scalars(select(Plan).where(Plan.kind == "pass"))).all()}
+        pass_plans = {p.id: p for p in (await session.scalars(select(Plan).where(Plan.kind == PlanKind.PASS))).all()}
         options = await billing.change_options(session, workspace["sub"]) if workspace else []
         panels = await member_panels(session, member)
-    unpaid = [i for i in invoices if i.status in ("open", "uncollectible") and i.attempt_count > 0]
+    unpaid = [i for i in invoices if i.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and i.attempt_count > 0]
     return page(request, "coworking/member/home.html", {
         "member": member, "me": user, "site": site, "workspace": workspace, "membership": membership, "invoices": invoices,
         "overdue": overdue, "unpaid": unpaid, "passes": passes, "pass_plans": pass_plans, "options": options, "panels": panels,

@@ -64,9 +64,12 @@ from funding.orgs.models import Site
 from funding.payments import purposes
 from funding.payments.models import Payment
 from funding.payments.service import on_paid
+from funding.payments.models import PaymentPurpose
+from funding.ledger.models import FundingSource
+from funding.coworking.models import RUNNING
 
-PASS_PURPOSE = "pass"
-INVOICE_PURPOSE = "invoice"
+PASS_PURPOSE = PaymentPurpose.PASS
+INVOICE_PURPOSE = PaymentPurpose.INVOICE
 
 MemberPanel = Callable[[AsyncSession, Member], Awaitable[tuple[str, dict] | None]]
 _panels: list[MemberPanel] = []
@@ -94,7 +97,7 @@ def stripe_customer_id(member: Member) -> str | None:
 async def active_subscription(session: AsyncSession, member: Member) -> Subscription | None:
     """The member's live workspace subscription (active, trialing or past due), if any."""
     sub = await current_subscription(session, member.id)
-    return sub if sub is not None and sub.status in ("active", "trialing", "past_due") else None
+    return sub if sub is not None and sub.status in RUNNING else None
 
 
 async def has_access(session: AsyncSession, member: Member, *, now: dt.datetime | None = None,
@@ -117,7 +120,7 @@ async def allocate_pass(session: AsyncSession, metadata: dict, amount: int, curr
     lines = [Line(account, -base, currency)]
     if vat:
         lines.append(Line(vat_account(rate), -vat, currency))
-    return purposes.Allocation(org_id=site.org_id, site_id=site.id, funding_source="self",
+    return purposes.Allocation(org_id=site.org_id, site_id=site.id, funding_source=FundingSource.SELF,
                                label=f"{plan.name} — {site.name} (paiement n° {metadata.get('payment_id', '?')})"[:200],
                                lines=lines)
 

@@ -29,6 +29,7 @@ from funding.i18n import gettext as _
 from funding.mail.models import Email
 from funding.orgs.models import Organisation, Site
 from funding.web import BOOKS, STAFF, db, flash, redirect, render, require
+from funding.coworking.models import PlanKind
 
 STATUS_LABELS = {
     "active": N_("actif"), "trialing": N_("essai"), "past_due": N_("paiement en retard"), "unpaid": N_("impayé"),
@@ -47,7 +48,7 @@ def page(request: Request, name: str, context: dict, status_code: int = 200) -> 
 
 async def _filters(request: Request, session) -> dict:
     sites = (await session.scalars(select(Site).order_by(Site.is_central.desc(), Site.name))).all()
-    plans = (await session.scalars(select(Plan).where(Plan.kind == "workspace").order_by(Plan.site_id, Plan.position))).all()
+    plans = (await session.scalars(select(Plan).where(Plan.kind == PlanKind.WORKSPACE).order_by(Plan.site_id, Plan.position))).all()
     params = request.query_params
     site = next((s for s in sites if s.slug == params.get("site")), None)
     if params.get("site") and site is None:

@@ -19,6 +19,7 @@ from funding.payments.models import Payment
 from funding.payments.service import start_checkout
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
+from funding.payments.models import PaymentPurpose
 
 log = logging.getLogger("funding.demo")
 
@@ -46,10 +47,10 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
                 if site is None:
                     continue
                 payment, url = await start_checkout(
-                    sessions, gw, purpose="donation", org_id=site.org_id, site_id=site.id, amount=amount, currency="EUR",
+                    sessions, gw, purpose=PaymentPurpose.DONATION, org_id=site.org_id, site_id=site.id, amount=amount, currency="EUR",
                     description=f"Don à {site.name}", email=email, name=name,
                     success_url=f"{settings.base_url}/soutenir/merci?session_id={{CHECKOUT_SESSION_ID}}",
-                    cancel_url=f"{settings.base_url}/soutenir?cancelled=1",
+                    cancel_url=f"{settings.base_url}/soutenir?annule=1",
                 )
                 page = await http.get(url)
                 action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1).replace("&amp;", "&")

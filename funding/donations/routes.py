@@ -26,7 +26,7 @@ async def donate(request: Request) -> Response:
     async with db(request) as session:
         sites = await _sites(session)
     context = {"sites": sites, "presets": PRESETS, "form": {"site": request.query_params.get("site", "")}, "error": None,
-               "cancelled": "cancelled" in request.query_params}
+               "canceled": "annule" in request.query_params}
     if request.method == "GET":
         return render(request, "donations/donate.html", context)
     form = await request.form()
@@ -52,7 +52,7 @@ async def donate(request: Request) -> Response:
         _payment, url = await start_checkout(
             request.app.state.sessions, request.app.state.gateway, purpose=PURPOSE, org_id=site.org_id, site_id=site.id,
             amount=amount, currency="EUR", description=f"Don à {site.name}", email=email, name=name,
-            success_url=f"{base}/soutenir/merci?session_id={{CHECKOUT_SESSION_ID}}", cancel_url=f"{base}/soutenir?cancelled=1",
+            success_url=f"{base}/soutenir/merci?session_id={{CHECKOUT_SESSION_ID}}", cancel_url=f"{base}/soutenir?annule=1",
         )
     except GatewayError:
         context["error"] = _("Le paiement est momentanément indisponible. Réessayez dans quelques minutes : rien n'a été débité.")

@@ -15,6 +15,7 @@ from funding.orgs.models import Site
 from funding.payments import purposes
 from funding.payments.models import Payment
 from funding.payments.service import on_paid
+from funding.ledger.models import FundingSource
 
 PURPOSE = "donation"
 MIN_AMOUNT = 100  # 1,00 €
@@ -36,7 +37,7 @@ async def allocate(session: AsyncSession, metadata: dict, amount: int, currency:
     if site is None:
         return None
     return purposes.Allocation(
-        org_id=site.org_id, site_id=site.id, funding_source="crowdfunding",
+        org_id=site.org_id, site_id=site.id, funding_source=FundingSource.CROWDFUNDING,
         label=f"Don en ligne n° {metadata.get('payment_id', '?')} — {site.name}"[:200],
         lines=[Line("75411", -amount, currency)],
     )

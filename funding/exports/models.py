@@ -4,26 +4,49 @@ monthly exports, and which monthly sendings were prepared."""
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
-from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from funding.db import Base, utcnow
+from funding.db import Base, EnumText, one_of, utcnow
 from funding.scoping import OrgScoped
 
-FORMATS = ("fec", "csv", "beancount", "hledger", "trial-balance", "general-ledger")
+class ExportFormat(StrEnum):
+    FEC = "fec"
+    CSV = "csv"
+    BEANCOUNT = "beancount"
+    HLEDGER = "hledger"
+    TRIAL_BALANCE = "trial-balance"
+    GENERAL_LEDGER = "general-ledger"
+
+
+class Channel(StrEnum):
+    """How an export was handed over."""
+
+    WEB = "web"
+    CLI = "cli"
+    EMAIL = "email"
+    LINK = "link"
+
+
+FORMATS = tuple(ExportFormat)
 
 
 class ExportLog(OrgScoped, Base):
     """One export taken: by whom, when, of what, and the SHA-256 of the bytes handed over."""
 
     __tablename__ = "export_logs"
-    __table_args__ = (Index("ix_export_logs_taken_at", "taken_at"),)
+    __table_args__ = (
+        Index("ix_export_logs_taken_at", "taken_at"),
+        CheckConstraint(one_of("format", ExportFormat), name="format"),
+        CheckConstraint(one_of("channel", Channel), name="channel"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
-    format: Mapped[str] = mapped_column(String(20))
+    format: Mapped[ExportFormat] = mapped_column(EnumText(ExportFormat, 20))
     start_date: Mapped[dt.date] = mapped_column(Date)
     end_date: Mapped[dt.date] = mapped_column(Date)
     filename: Mapped[str] = mapped_column(String(200))
@@ -33,7 +56,7 @@ class ExportLog(OrgScoped, Base):
     # The period was closed when exported: the same request must give the same bytes.
     closed: Mapped[bool] = mapped_column(default=False)
     taken_by: Mapped[str] = mapped_column(String(254))
-    channel: Mapped[str] = mapped_column(String(10))  # web, cli, email, link
+    channel: Mapped[Channel] = mapped_column(EnumText(Channel, 10))
     taken_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.ledger.models import FUNDING_SOURCES, Account, Entry, Grant, Posting
 from funding.money import format_plain
 from funding.orgs.models import Organisation, Site
+from funding.ledger.models import FundingSource
 
 CHART_WIDTH = 600
 TREND_HEIGHT = 160
@@ -166,7 +167,7 @@ async def funding_mix(session: AsyncSession, *, start: dt.date, end: dt.date, si
     mix.months = [(m, dict(v)) for m, v in by_month.items()]
     mix.contributions = int(await session.scalar(
         select(func.count(func.distinct(Entry.id))).join(Posting, Posting.entry_id == Entry.id)
-        .where(*where, Entry.funding_source == "crowdfunding", Entry.reverses_id.is_(None),
+        .where(*where, Entry.funding_source == FundingSource.CROWDFUNDING, Entry.reverses_id.is_(None),
                Posting.account_number.like("7%"), Posting.amount < 0)
     ) or 0)
     if with_grants:

@@ -27,6 +27,7 @@ from funding.i18n import gettext as _
 from funding.mail.models import Email
 from funding.orgs.models import Organisation, Site
 from funding.web import BOOKS, db, flash, load_user, redirect, render, require
+from funding.exports.models import Channel
 
 EXPORTERS = ("admin", "accountant")
 CHART = {"chart_width": report.CHART_WIDTH, "trend_height": report.TREND_HEIGHT, "trend_bar": report.TREND_BAR}
@@ -119,7 +120,7 @@ async def download(request: Request) -> Response:
             async for chunk in service.chunks(conn, scope, fmt, digest.count):
                 yield digest.add(chunk)
         async with transaction(sessions) as log_session:
-            await service.record_taken(log_session, scope, fmt, digest, taken_by=user.email, channel="web")
+            await service.record_taken(log_session, scope, fmt, digest, taken_by=user.email, channel=Channel.WEB)
 
     stream = body()
     try:
@@ -211,7 +212,7 @@ async def signed_link(request: Request) -> Response:
             async for chunk in service.chunks(conn, scope, fmt, digest.count):
                 yield digest.add(chunk)
         async with transaction(sessions) as session:
-            await service.record_taken(session, scope, fmt, digest, taken_by=ref["to"], channel="link")
+            await service.record_taken(session, scope, fmt, digest, taken_by=ref["to"], channel=Channel.LINK)
 
     return StreamingResponse(body(), media_type=service.MEDIA_TYPES[fmt], headers=_attachment(service.filename(fmt, scope)))
 

@@ -42,11 +42,13 @@ from funding.orgs.models import Organisation, Site
 from funding.orgs.service import OrgError, organisation_for, site_by_slug
 from funding.security import TokenError, sign, unsign
 from funding.settings import Settings
+from funding.exports.models import Channel, ExportFormat
+from funding.ledger.models import SealKind
 
 ATTACHMENT_LIMIT = 5 * 1024 * 1024  # above this, the email carries a signed link instead
 LINK_MAX_AGE = 30 * 24 * 3600
 LINK_PURPOSE = "export-link"
-DEFAULT_FORMATS = ("fec", "csv", "trial-balance")
+DEFAULT_FORMATS = (ExportFormat.FEC, ExportFormat.CSV, ExportFormat.TRIAL_BALANCE)
 MEDIA_TYPES = {
     "fec": "text/plain; charset=utf-8",
     "fec-description": "text/plain; charset=utf-8",
@@ -104,7 +106,7 @@ async def resolve_scope(session: AsyncSession, *, siren: str | None, site: str |
 
 
 def filename(fmt: str, scope: Scope) -> str:
-    if fmt == "fec":
+    if fmt == ExportFormat.FEC:
         return journal.fec_filename(scope)
     if fmt == "fec-description":
         return journal.fec_filename(scope).removesuffix(".txt") + "-description.txt"
@@ -234,7 +236,7 @@ async def write_export(engine: AsyncEngine, sessions: async_sessionmaker, scope:
     """Stream an export to disk (``output`` is a directory for the FEC), then log it.
 
     Written to a temporary name and renamed at the end: a failed export leaves no file."""
-    if fmt == "fec":
+    if fmt == ExportFormat.FEC:
         if output.exists() and not output.is_dir():
             raise ExportError(f"--output doit être un répertoire pour le FEC : {output} est un fichier")
         await asyncio.to_thread(output.mkdir, parents=True, exist_ok=True)
@@ -265,12 +267,12 @@ async def write_export(engine: AsyncEngine, sessions: async_sessionmaker, scope:
         partial.unlink(missing_ok=True)
         raise
     written = Written(target, digest)
-    if fmt == "fec":
+    if fmt == ExportFormat.FEC:
         description = target.with_name(filename("fec-description", scope))
         await asyncio.to_thread(description.write_bytes, fec_description(scope, digest))
         written.extra.append(description)
     async with sessions() as session:
-        await record_taken(session, scope, fmt, digest, taken_by=taken_by, channel="cli")
+        await record_taken(session, scope, fmt, digest, taken_by=taken_by, channel=Channel.CLI)
         await session.commit()
     return written
 
@@ -364,7 +366,7 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
     conn = await session.connection()
     digests: dict[str, Digest] = {}
     queued: list[Queued] = []
-    sealed = await session.scalar(select(Seal).where(Seal.org_id == org.id, Seal.kind == "month", Seal.period == period))
+    sealed = await session.scalar(select(Seal).where(Seal.org_id == org.id, Seal.kind == SealKind.MONTH, Seal.period == period))
     feed_url = f"{settings.base_url}/open-data/ledger-seals.csv?org={org.siren}"
     keep = ("\n\n" + _("À conserver : le sceau de cette clôture. Il prouve plus tard que les comptes n'ont pas changé "
                         "(funding ledger verify --seals) ; la liste de tous les sceaux est publiée sur %(url)s.",
@@ -382,7 +384,7 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
             label = _(FORMAT_LABELS[fmt])
             greeting = _("Bonjour %(name)s,", name=person.name) if person.name else _("Bonjour,")
             if digest.size <= ATTACHMENT_LIMIT:
-                mode, attachments = "attachment", [ref] + ([{**ref, "format": "fec-description"}] if fmt == "fec" else [])
+                mode, attachments = "attachment", [ref] + ([{**ref, "format": "fec-description"}] if fmt == ExportFormat.FEC else [])
                 body = _("%(greeting)s\n\nVoici l'export « %(label)s » de %(org)s pour la période close %(period)s, en pièce "
                          "jointe : %(file)s.\nEmpreinte SHA-256 : %(sha)s\n\nEntre-Lab Funding",
                          greeting=greeting, label=label, org=org.name, period=period, file=name, sha=digest.hexdigest)
@@ -403,7 +405,7 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
                 subject=_("Exports comptables %(period)s — %(org)s — %(label)s", period=period, org=org.name, label=label),
             )
             if new is not None and mode == "attachment":
-                await record_taken(session, scope, fmt, digest, taken_by=person.email, channel="email")
+                await record_taken(session, scope, fmt, digest, taken_by=person.email, channel=Channel.EMAIL)
             queued.append(Queued(person.email, fmt, key, new is not None, mode, digest.size))
     run = await insert_ignore(session, ExportRun, {"org_id": org.id, "period": period, "emails": sum(q.new for q in queued),
                                                    "created_by": created_by, "created_at": utcnow()}, ["org_id", "period"])

@@ -9,6 +9,7 @@ closed periods, and any UPDATE or DELETE of a validated entry, its postings or a
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from sqlalchemy import (
     CheckConstraint,
@@ -23,10 +24,33 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from funding.db import Base, utcnow
+from funding.db import Base, EnumText, one_of, utcnow
 from funding.scoping import OrgScoped
 
-FUNDING_SOURCES = ("public", "private", "crowdfunding", "self", "internal")
+class FundingSource(StrEnum):
+    """Where the money of an entry comes from (ACCOUNTING.md §1); ``internal`` moves it between our own accounts."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+    CROWDFUNDING = "crowdfunding"
+    SELF = "self"
+    INTERNAL = "internal"
+
+
+class ClosingKind(StrEnum):
+    MONTH = "month"
+
+
+class SealKind(StrEnum):
+    """Which closing a seal anchors."""
+
+    MONTH = "month"
+    BAR_DAY = "bar-day"
+    BAR_MONTH = "bar-month"
+    BAR_YEAR = "bar-year"
+
+
+FUNDING_SOURCES = tuple(FundingSource)
 GENESIS_HASH = "0" * 64
 
 
@@ -119,10 +143,7 @@ class Entry(OrgScoped, Base):
         # entry is inserted as a draft, then numbered in the same transaction, and an immediate
         # key is checked again at that UPDATE; deferred to the batch's end, it is checked once.
         ForeignKeyConstraint(["site_id", "org_id"], ["sites.id", "sites.org_id"], deferrable=True, initially="IMMEDIATE"),
-        CheckConstraint(
-            "funding_source IN ('public', 'private', 'crowdfunding', 'self', 'internal')",
-            name="funding_source",
-        ),
+        CheckConstraint(one_of("funding_source", FundingSource), name="funding_source"),
         CheckConstraint(
             "(number IS NULL AND hash IS NULL AND validated_at IS NULL)"
             " OR (number IS NOT NULL AND hash IS NOT NULL AND prev_hash IS NOT NULL AND validated_at IS NOT NULL)",
@@ -140,7 +161,7 @@ class Entry(OrgScoped, Base):
     label: Mapped[str] = mapped_column(String(200))
     piece_ref: Mapped[str] = mapped_column(String(100))
     piece_date: Mapped[dt.date] = mapped_column(Date)
-    funding_source: Mapped[str] = mapped_column(String(16))
+    funding_source: Mapped[FundingSource] = mapped_column(EnumText(FundingSource, 16))
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("entries.id"))
     source_key: Mapped[str | None] = mapped_column(String(200))
     grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"), index=True)
@@ -180,11 +201,11 @@ class Closing(OrgScoped, Base):
     """A closed month: its totals, the running totals, chained to the previous closing."""
 
     __tablename__ = "closings"
-    __table_args__ = (UniqueConstraint("org_id", "kind", "period"),)
+    __table_args__ = (UniqueConstraint("org_id", "kind", "period"), CheckConstraint(one_of("kind", ClosingKind), name="kind"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
-    kind: Mapped[str] = mapped_column(String(10), default="month")
+    kind: Mapped[ClosingKind] = mapped_column(EnumText(ClosingKind, 10), default=ClosingKind.MONTH)
     period: Mapped[str] = mapped_column(String(7))
     start_date: Mapped[dt.date] = mapped_column(Date)
     end_date: Mapped[dt.date] = mapped_column(Date)
@@ -213,12 +234,13 @@ class Seal(OrgScoped, Base):
     emailed to the accountants, so copies exist that the database's owner cannot rewrite."""
 
     __tablename__ = "ledger_seals"
-    __table_args__ = (UniqueConstraint("org_id", "seq"), UniqueConstraint("org_id", "prev_hash"))
+    __table_args__ = (UniqueConstraint("org_id", "seq"), UniqueConstraint("org_id", "prev_hash"),
+                      CheckConstraint(one_of("kind", SealKind), name="kind"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     seq: Mapped[int]
-    kind: Mapped[str] = mapped_column(String(12))
+    kind: Mapped[SealKind] = mapped_column(EnumText(SealKind, 12))
     period: Mapped[str] = mapped_column(String(10))
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
     entry_number: Mapped[int]

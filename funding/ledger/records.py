@@ -24,6 +24,7 @@ from funding.ledger.service import EntryDraft, LedgerError, Posted, credit, debi
 from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Organisation, Site
 from funding.orgs.service import OrgError, check_siret
+from funding.ledger.models import FundingSource
 
 KINDS = {
     "grant-notified": N_("Subvention notifiée"),
@@ -137,7 +138,7 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
         return EntryDraft(
             org_id=grant.org_id, site_id=grant.site_id, journal="BQ", entry_date=day,
             label=(rec.label or f"Versement subvention {grant.funder_name}")[:200],
-            piece_ref=(rec.piece_ref or reference)[:100], funding_source="public",
+            piece_ref=(rec.piece_ref or reference)[:100], funding_source=FundingSource.PUBLIC,
             lines=[debit("512", amount, cur), credit("441", amount, cur)], source_key=key, grant_id=grant.id,
             created_by=created_by,
         )
@@ -167,7 +168,7 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
         return EntryDraft(
             org_id=org.id, site_id=site.id, journal="OD", entry_date=day,
             label=(rec.label or f"Subvention {funder} : {obj}")[:200], piece_ref=reference[:100],
-            funding_source="public", lines=[debit("441", amount, cur), credit("741", amount, cur)],
+            funding_source=FundingSource.PUBLIC, lines=[debit("441", amount, cur), credit("741", amount, cur)],
             source_key=key, grant_id=grant.id, created_by=created_by,
         )
     if rec.kind == "patronage":
@@ -175,7 +176,7 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
         return EntryDraft(
             org_id=org.id, site_id=site.id, journal="BQ", entry_date=day,
             label=(rec.label or f"Mécénat {donor}")[:200], piece_ref=_required(rec.piece_ref, "référence de pièce")[:100],
-            funding_source="private", lines=[debit("512", amount, cur), credit("7542", amount, cur)],
+            funding_source=FundingSource.PRIVATE, lines=[debit("512", amount, cur), credit("7542", amount, cur)],
             source_key=key, created_by=created_by,
         )
     if rec.kind == "sponsoring":
@@ -194,7 +195,7 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
         return EntryDraft(
             org_id=org.id, site_id=site.id, journal="BQ", entry_date=day,
             label=(rec.label or f"Parrainage {sponsor}")[:200], piece_ref=_required(rec.piece_ref, "référence de pièce")[:100],
-            funding_source="private", lines=lines, source_key=key, created_by=created_by,
+            funding_source=FundingSource.PRIVATE, lines=lines, source_key=key, created_by=created_by,
         )
     # transfer
     try:

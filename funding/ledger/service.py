@@ -25,6 +25,8 @@ from funding.ledger.canonical import chain_hash, closing_hash, entry_document
 from funding.ledger.chart import DEFAULT_CHART, JOURNALS
 from funding.ledger.models import (
     ENTRY_KEYS,
+    ClosingKind,
+    SealKind,
     FUNDING_SOURCES,
     GENESIS_HASH,
     Account,
@@ -505,7 +507,7 @@ async def close_month(
     ).one()
 
     previous = await session.scalar(
-        select(Closing).where(Closing.org_id == org_id, Closing.kind == "month").order_by(Closing.end_date.desc()).limit(1)
+        select(Closing).where(Closing.org_id == org_id, Closing.kind == ClosingKind.MONTH).order_by(Closing.end_date.desc()).limit(1)
     )
     grand = defaultdict(int, json.loads(previous.grand_total) if previous else {})
     fy_start = _fiscal_year_start(start, org.fiscal_year_start_month if org else 1)
@@ -517,7 +519,7 @@ async def close_month(
     closing = Closing(
         labels=await labels_snapshot(session, org),
         org_id=org_id,
-        kind="month",
+        kind=ClosingKind.MONTH,
         period=period,
         start_date=start,
         end_date=end,
@@ -545,7 +547,7 @@ async def close_month(
     from funding.ledger.seals import SealError, seal
 
     try:
-        await seal(session, org_id, kind="month", period=period, now=now)
+        await seal(session, org_id, kind=SealKind.MONTH, period=period, now=now)
     except SealError as exc:
         raise LedgerError(str(exc)) from None
     return closing

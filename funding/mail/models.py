@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from funding.db import Base, utcnow
+from funding.db import Base, EnumText, one_of, utcnow
 
-EMAIL_STATES = ("pending", "sending", "sent", "failed", "unknown")
+class EmailStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # out of attempts
+    UNKNOWN = "unknown"  # left in sending by a crash: a person looks, it is never resent blindly
+
+
+EMAIL_STATES = tuple(EmailStatus)
 
 
 class Email(Base):
     __tablename__ = "emails"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed', 'unknown')", name="status"),
+        CheckConstraint(one_of("status", EmailStatus), name="status"),
         Index("ix_emails_status_next", "status", "next_attempt_at"),
     )
 
@@ -31,7 +40,7 @@ class Email(Base):
     body_html: Mapped[str | None] = mapped_column(Text)
     # References to files built when sending (JSON list of {"kind": …}), never the bytes.
     attachments: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[EmailStatus] = mapped_column(EnumText(EmailStatus, 10), default=EmailStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.errors import FundingError
 from funding.db import dialect_insert, insert_ignore, utcnow
-from funding.mail.models import Email
+from funding.mail.models import Email, EmailStatus
 from funding.settings import Settings
 
 log = logging.getLogger("funding.mail")
@@ -93,7 +93,7 @@ def _row(*, to: str, subject: str, body_text: str, dedupe_key: str, body_html: s
         "body_text": body_text,
         "body_html": body_html,
         "attachments": json.dumps(attachments, sort_keys=True) if attachments else None,
-        "status": "pending",
+        "status": EmailStatus.PENDING,
         "attempts": 0,
         "created_at": now,
         "next_attempt_at": now,
@@ -146,12 +146,12 @@ async def send_pending(sessions: async_sessionmaker, settings: Settings, *, limi
     async with sessions() as session:
         await session.execute(
             update(Email)
-            .where(Email.status == "sending", Email.next_attempt_at < now - STALE_SENDING)
-            .values(status="unknown", last_error="interrupted while sending: check before resending")
+            .where(Email.status == EmailStatus.SENDING, Email.next_attempt_at < now - STALE_SENDING)
+            .values(status=EmailStatus.UNKNOWN, last_error="interrupted while sending: check before resending")
         )
         ids = (
             await session.scalars(
-                select(Email.id).where(Email.status == "pending", Email.next_attempt_at <= now).order_by(Email.id).limit(limit)
+                select(Email.id).where(Email.status == EmailStatus.PENDING, Email.next_attempt_at <= now).order_by(Email.id).limit(limit)
             )
         ).all()
         await session.commit()
@@ -160,8 +160,8 @@ async def send_pending(sessions: async_sessionmaker, settings: Settings, *, limi
         async with sessions() as session:
             claimed = await session.execute(
                 update(Email)
-                .where(Email.id == email_id, Email.status == "pending")
-                .values(status="sending", attempts=Email.attempts + 1, next_attempt_at=utcnow())
+                .where(Email.id == email_id, Email.status == EmailStatus.PENDING)
+                .values(status=EmailStatus.SENDING, attempts=Email.attempts + 1, next_attempt_at=utcnow())
             )
             await session.commit()
             if claimed.rowcount != 1:
@@ -178,7 +178,7 @@ async def send_pending(sessions: async_sessionmaker, settings: Settings, *, limi
             log.info("no SMTP_URL: email %s to %s kept in the outbox (%s)", email.id, email.to_addr, email.subject)
         async with sessions() as session:
             if error is None:
-                await session.execute(update(Email).where(Email.id == email_id).values(status="sent", sent_at=utcnow(), last_error=None))
+                await session.execute(update(Email).where(Email.id == email_id).values(status=EmailStatus.SENT, sent_at=utcnow(), last_error=None))
                 sent += 1
             else:
                 final = email.attempts >= MAX_ATTEMPTS
@@ -187,7 +187,7 @@ async def send_pending(sessions: async_sessionmaker, settings: Settings, *, limi
                     update(Email)
                     .where(Email.id == email_id)
                     .values(
-                        status="failed" if final else "pending",
+                        status=EmailStatus.FAILED if final else EmailStatus.PENDING,
                         last_error=error,
                         next_attempt_at=utcnow() + dt.timedelta(seconds=30 * 2**email.attempts),
                     )

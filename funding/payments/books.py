@@ -28,6 +28,7 @@ from funding.ledger.models import Entry, LedgerHead
 from funding.orgs.models import Organisation, Site
 from funding.payments import purposes
 from funding.stripe_gateway import StripeGateway
+from funding.ledger.models import FundingSource
 
 PARIS = ZoneInfo("Europe/Paris")
 REVENUE_TYPES = {"charge", "payment", "refund", "payment_refund", "refund_failure", "payment_failure_refund",
@@ -131,7 +132,7 @@ async def draft_for(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None
     if kind == "payout" or txn.get("reporting_category") == "payout":
         org_id, site_id = await stripe_org(session)
         lines = [Line("512", -amount, currency), Line("5115", amount, currency)]
-        return _draft(org_id, site_id, txn, "internal", "Virement Stripe vers la banque", source_id, lines)
+        return _draft(org_id, site_id, txn, FundingSource.INTERNAL, "Virement Stripe vers la banque", source_id, lines)
     if kind in REVENUE_TYPES and ctx.charge is not None:
         allocation = None
         resolve = purposes.resolver(ctx.metadata.get("purpose"))
@@ -139,7 +140,7 @@ async def draft_for(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None
             allocation = await resolve(session, ctx.metadata, amount, currency)
         if allocation is None:
             org_id, site_id = await stripe_org(session)
-            allocation = purposes.Allocation(org_id, site_id, "internal", "Paiement Stripe non affecté",
+            allocation = purposes.Allocation(org_id, site_id, FundingSource.INTERNAL, "Paiement Stripe non affecté",
                                              [Line("467", -amount, currency)])
         if sum(line.amount for line in allocation.lines) != -amount:
             raise BooksError(f"purpose {ctx.metadata.get('purpose')}: revenue lines do not sum to the amount")
@@ -157,7 +158,7 @@ async def draft_for(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None
     org_id, site_id = await stripe_org(session)
     counterpart = "627" if kind in FEE_TYPES else "467"
     lines = [Line("5115", net, currency), Line(counterpart, -net, currency)]
-    return _draft(org_id, site_id, txn, "internal", txn.get("description") or f"Stripe : {kind}", source_id, lines)
+    return _draft(org_id, site_id, txn, FundingSource.INTERNAL, txn.get("description") or f"Stripe : {kind}", source_id, lines)
 
 
 def _draft(org_id, site_id, txn, funding_source, label, source_id, lines) -> EntryDraft:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from funding.db import insert_ignore, transaction, utcnow
 from funding.payments.models import StripeRequest
 from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown
+from funding.payments.models import RequestStatus
 
 log = logging.getLogger("funding.payments")
 KEY_LIFETIME = dt.timedelta(hours=23)
@@ -48,7 +49,7 @@ async def create_once(
             select(StripeRequest).where(StripeRequest.ref == ref, StripeRequest.resource == resource)
             .order_by(StripeRequest.attempt.desc()).limit(1)
         )
-        if existing is not None and existing.status == "succeeded":
+        if existing is not None and existing.status == RequestStatus.SUCCEEDED:
             request_id, key = existing.id, existing.idempotency_key
             done = existing.stripe_id
         else:
@@ -58,7 +59,7 @@ async def create_once(
             request_id = existing.id if existing is not None else await insert_ignore(
                 session, StripeRequest,
                 {"ref": ref, "resource": resource, "attempt": attempt, "idempotency_key": key,
-                 "params": json.dumps(params, sort_keys=True), "status": "pending", "created_at": utcnow(),
+                 "params": json.dumps(params, sort_keys=True), "status": RequestStatus.PENDING, "created_at": utcnow(),
                  "updated_at": utcnow()},
                 ["idempotency_key"],
             )
@@ -85,7 +86,7 @@ async def _call(sessions, gw: StripeGateway, request_id: int, resource: str, par
 async def _settle(sessions, request_id: int, status: str, *, stripe_id: str | None = None, error: str | None = None) -> None:
     async with transaction(sessions) as session:
         await session.execute(
-            update(StripeRequest).where(StripeRequest.id == request_id, StripeRequest.status != "succeeded")
+            update(StripeRequest).where(StripeRequest.id == request_id, StripeRequest.status != RequestStatus.SUCCEEDED)
             .values(status=status, stripe_id=stripe_id, error=error, updated_at=utcnow())
         )
 
@@ -97,8 +98,8 @@ async def resolve_unknown(sessions, settings, gw: StripeGateway | None = None, *
         rows = (
             await session.scalars(
                 select(StripeRequest).where(
-                    (StripeRequest.status == "unknown")
-                    | ((StripeRequest.status == "pending") & (StripeRequest.updated_at < stale))
+                    (StripeRequest.status == RequestStatus.UNKNOWN)
+                    | ((StripeRequest.status == RequestStatus.PENDING) & (StripeRequest.updated_at < stale))
                 ).order_by(StripeRequest.id).limit(limit)
             )
         ).all()
@@ -125,11 +126,11 @@ async def resolve_unknown(sessions, settings, gw: StripeGateway | None = None, *
                                 session, StripeRequest,
                                 {"ref": row.ref, "resource": row.resource, "attempt": row.attempt + 1,
                                  "idempotency_key": idempotency_key(row.ref, row.resource, row.attempt + 1),
-                                 "params": row.params, "status": "pending", "created_at": utcnow(), "updated_at": utcnow()},
+                                 "params": row.params, "status": RequestStatus.PENDING, "created_at": utcnow(), "updated_at": utcnow()},
                                 ["idempotency_key"],
                             )
                             await session.execute(update(StripeRequest).where(StripeRequest.id == row.id)
-                                                  .values(status="failed", error="superseded by a new attempt"))
+                                                  .values(status=RequestStatus.FAILED, error="superseded by a new attempt"))
                         if retry_id:
                             await _call(sessions, gw, retry_id, row.resource, params,
                                         idempotency_key(row.ref, row.resource, row.attempt + 1))

@@ -8,14 +8,60 @@ whichever path (webhook, sync, sweep, redirect page) gets there first.
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from funding.db import Base, utcnow
+from funding.db import Base, EnumText, one_of, utcnow
 from funding.scoping import OrgScoped
 
-EVENT_STATES = ("pending", "processing", "processed", "failed", "dead")
+class EventStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    FAILED = "failed"  # to be retried
+    DEAD = "dead"  # out of retries: a person looks at it
+
+
+class RequestStatus(StrEnum):
+    PENDING = "pending"  # committed, the call not answered yet
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # Stripe refused
+    UNKNOWN = "unknown"  # no definite answer: the sweep retrieves before it ever creates again
+
+
+class PaymentStatus(StrEnum):
+    CREATED = "created"
+    OPEN = "open"
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+
+class PayoutStatus(StrEnum):
+    """Stripe's payout statuses."""
+
+    PENDING = "pending"
+    IN_TRANSIT = "in_transit"
+    PAID = "paid"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class PaymentPurpose(StrEnum):
+    """What a one-off payment pays; each domain registers how its purpose is booked."""
+
+    DONATION = "donation"
+    PLEDGE = "pledge"
+    PASS = "pass"
+    INVOICE = "invoice"
+    BAR_SALE = "bar_sale"
+    BAR_TAB = "bar_tab"
+
+
+EVENT_STATES = tuple(EventStatus)
 
 
 class StripeEvent(Base):
@@ -23,7 +69,7 @@ class StripeEvent(Base):
 
     __tablename__ = "stripe_events"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'processing', 'processed', 'failed', 'dead')", name="status"),
+        CheckConstraint(one_of("status", EventStatus), name="status"),
         Index("ix_stripe_events_due", "status", "next_attempt_at"),
     )
 
@@ -35,7 +81,7 @@ class StripeEvent(Base):
     object_id: Mapped[str | None] = mapped_column(String(255), index=True)
     payload: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(10), default="webhook")
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[EventStatus] = mapped_column(EnumText(EventStatus, 12), default=EventStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     lease_until: Mapped[dt.datetime | None]
@@ -54,7 +100,7 @@ class StripeRequest(Base):
 
     __tablename__ = "stripe_requests"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'unknown')", name="status"),
+        CheckConstraint(one_of("status", RequestStatus), name="status"),
         UniqueConstraint("ref", "resource", "attempt"),
         Index("ix_stripe_requests_status", "status"),
     )
@@ -65,7 +111,7 @@ class StripeRequest(Base):
     attempt: Mapped[int] = mapped_column(default=1)
     idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
     params: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[RequestStatus] = mapped_column(EnumText(RequestStatus, 10), default=RequestStatus.PENDING)
     stripe_id: Mapped[str | None] = mapped_column(String(255), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -91,21 +137,22 @@ class Payment(OrgScoped, Base):
 
     __tablename__ = "payments"
     __table_args__ = (
-        CheckConstraint("status IN ('created', 'open', 'paid', 'failed', 'expired', 'unknown')", name="status"),
+        CheckConstraint(one_of("status", PaymentStatus), name="status"),
+        CheckConstraint(one_of("purpose", PaymentPurpose), name="purpose"),
         CheckConstraint("amount > 0", name="amount_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
-    purpose: Mapped[str] = mapped_column(String(40))
+    purpose: Mapped[PaymentPurpose] = mapped_column(EnumText(PaymentPurpose, 40))
     ref: Mapped[str | None] = mapped_column(String(100))
     amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
     description: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(254))
     name: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(10), default="created")
+    status: Mapped[PaymentStatus] = mapped_column(EnumText(PaymentStatus, 10), default=PaymentStatus.CREATED)
     checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     amount_refunded: Mapped[int] = mapped_column(default=0)
@@ -118,11 +165,12 @@ class Payout(Base):
     """A Stripe payout and whether its balance transactions add up and are all in the books."""
 
     __tablename__ = "stripe_payouts"
+    __table_args__ = (CheckConstraint(one_of("status", PayoutStatus), name="status"),)
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[PayoutStatus] = mapped_column(EnumText(PayoutStatus, 20))
     arrival_date: Mapped[int | None] = mapped_column(BigInteger)
     reconciled: Mapped[bool] = mapped_column(default=False)
     transactions_net: Mapped[int | None]

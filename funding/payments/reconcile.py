@@ -15,6 +15,7 @@ from funding.ledger.models import Entry
 from funding.payments.books import source_key
 from funding.payments.models import Payout
 from funding.stripe_gateway import StripeGateway
+from funding.payments.models import PayoutStatus
 
 
 async def remember_payout(session: AsyncSession, payout: dict) -> None:
@@ -27,7 +28,7 @@ async def remember_payout(session: AsyncSession, payout: dict) -> None:
     )
     if inserted is None:
         row = await session.get(Payout, payout["id"])
-        if row.status != "paid":  # paid is final for our purpose
+        if row.status != PayoutStatus.PAID:  # paid is final for our purpose
             row.status = payout.get("status", row.status)
 
 
@@ -93,7 +94,7 @@ async def reconcile(sessions, gw: StripeGateway, *, only_unreconciled: bool = Tr
 async def reconcile_job(sessions, settings, gw: StripeGateway | None = None) -> int:
     """Worker job: check payouts that are paid but not reconciled yet (known from webhooks)."""
     async with sessions() as session:
-        ids = (await session.scalars(select(Payout.id).where(Payout.status == "paid", Payout.reconciled.is_(False))
+        ids = (await session.scalars(select(Payout.id).where(Payout.status == PayoutStatus.PAID, Payout.reconciled.is_(False))
                                      .limit(20))).all()
     if not ids:
         return 0

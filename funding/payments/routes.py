@@ -13,6 +13,7 @@ from funding.i18n import gettext as _
 from funding.payments.models import EVENT_STATES, Payment, Payout, StripeEvent, StripeRequest
 from funding.payments.service import reset_event
 from funding.web import BOOKS, STAFF, db, flash, redirect, render, require
+from funding.payments.models import EventStatus, RequestStatus
 
 
 async def overview(request: Request) -> Response:
@@ -26,7 +27,7 @@ async def overview(request: Request) -> Response:
         if status:
             query = query.where(StripeEvent.status == status)
         else:
-            query = query.where(StripeEvent.status.in_(("failed", "dead")))
+            query = query.where(StripeEvent.status.in_((EventStatus.FAILED, EventStatus.DEAD)))
         events = (await session.execute(query.with_only_columns(
             StripeEvent.id, StripeEvent.type, StripeEvent.status, StripeEvent.attempts, StripeEvent.last_error,
             StripeEvent.received_at))).all()
@@ -38,7 +39,7 @@ async def overview(request: Request) -> Response:
                                           .order_by(Payment.id.desc()).limit(50))).all()
         unknown = (await session.execute(select(StripeRequest.ref, StripeRequest.resource, StripeRequest.status,
                                                 StripeRequest.error, StripeRequest.updated_at)
-                                         .where(StripeRequest.status.in_(("unknown", "pending"))))).all()
+                                         .where(StripeRequest.status.in_((RequestStatus.UNKNOWN, RequestStatus.PENDING))))).all()
     return render(request, "admin/stripe.html", {"counts": counts, "events": events, "status": status, "states": EVENT_STATES,
                                                  "payouts": payouts, "payments": payments, "unknown": unknown})
 

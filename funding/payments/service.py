@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from funding.db import transaction, utcnow
 from funding.payments import purposes
 from funding.payments.calls import create_once
-from funding.payments.models import Payment, StripeEvent
+from funding.payments.models import EventStatus, Payment, PaymentStatus, StripeEvent
 from funding.stripe_gateway import GatewayError, StripeGateway, StripeUnknown
 
 log = logging.getLogger("funding.payments")
@@ -71,7 +71,7 @@ async def start_checkout(
     """Record the payment, then open a Checkout session for it. Returns (payment, url)."""
     async with transaction(sessions) as session:
         payment = Payment(org_id=org_id, site_id=site_id, purpose=purpose, ref=ref, amount=amount, currency=currency,
-                          description=description[:200], email=email, name=name, status="created",
+                          description=description[:200], email=email, name=name, status=PaymentStatus.CREATED,
                           extra=json.dumps(metadata or {}, sort_keys=True))
         session.add(payment)
         await session.flush()
@@ -95,13 +95,13 @@ async def start_checkout(
         session_obj = await create_once(sessions, gw, ref=f"payment:{payment.id}", resource="checkout.sessions", params=params)
     except StripeUnknown:
         async with transaction(sessions) as session:
-            await session.execute(update(Payment).where(Payment.id == payment.id, Payment.status == "created")
-                                  .values(status="unknown"))
+            await session.execute(update(Payment).where(Payment.id == payment.id, Payment.status == PaymentStatus.CREATED)
+                                  .values(status=PaymentStatus.UNKNOWN))
         raise
     async with transaction(sessions) as session:
         await session.execute(
-            update(Payment).where(Payment.id == payment.id, Payment.status.in_(("created", "unknown")))
-            .values(status="open", checkout_session_id=session_obj["id"])
+            update(Payment).where(Payment.id == payment.id, Payment.status.in_((PaymentStatus.CREATED, PaymentStatus.UNKNOWN)))
+            .values(status=PaymentStatus.OPEN, checkout_session_id=session_obj["id"])
         )
     payment.checkout_session_id = session_obj["id"]
     return payment, session_obj["url"]
@@ -126,20 +126,20 @@ async def settle_session(session: AsyncSession, checkout: dict) -> Payment | Non
     if checkout.get("payment_status") == "paid":
         await mark_paid(session, payment, checkout_session_id=checkout.get("id"), payment_intent_id=pi_id)
     elif checkout.get("status") == "expired":
-        await session.execute(update(Payment).where(Payment.id == payment.id, Payment.status.in_(("created", "open", "unknown")))
-                              .values(status="expired", checkout_session_id=checkout.get("id")))
+        await session.execute(update(Payment).where(Payment.id == payment.id, Payment.status.in_((PaymentStatus.CREATED, PaymentStatus.OPEN, PaymentStatus.UNKNOWN)))
+                              .values(status=PaymentStatus.EXPIRED, checkout_session_id=checkout.get("id")))
     return payment
 
 
 async def mark_paid(session: AsyncSession, payment: Payment, *, checkout_session_id: str | None = None,
                     payment_intent_id: str | None = None) -> bool:
     """created/open/failed/expired/unknown → paid, once; runs the purpose's hook on that transition."""
-    values = {"status": "paid", "paid_at": utcnow()}
+    values = {"status": PaymentStatus.PAID, "paid_at": utcnow()}
     if checkout_session_id:
         values["checkout_session_id"] = checkout_session_id
     if payment_intent_id:
         values["payment_intent_id"] = payment_intent_id
-    result = await session.execute(update(Payment).where(Payment.id == payment.id, Payment.status != "paid").values(**values))
+    result = await session.execute(update(Payment).where(Payment.id == payment.id, Payment.status != PaymentStatus.PAID).values(**values))
     if result.rowcount != 1:
         return False
     await session.refresh(payment)
@@ -158,8 +158,8 @@ async def settle_payment_intent(session: AsyncSession, pi: dict) -> Payment | No
         return await session.scalar(select(Payment).where(match))
     # One conditional UPDATE: the transition happens once, whichever path runs it first.
     paid = (await session.execute(
-        update(Payment).where(match, Payment.status != "paid")
-        .values(status="paid", paid_at=utcnow(), payment_intent_id=pi["id"]).returning(Payment)
+        update(Payment).where(match, Payment.status != PaymentStatus.PAID)
+        .values(status=PaymentStatus.PAID, paid_at=utcnow(), payment_intent_id=pi["id"]).returning(Payment)
         .execution_options(synchronize_session=False)
     )).scalar_one_or_none()
     if paid is None:
@@ -183,7 +183,7 @@ async def settle_payment_intents(session: AsyncSession, pis: list[dict]) -> list
             by_payment[int(raw)] = pi["id"]
     pi_ids = {pi["id"] for pi in succeeded}
     query = select(Payment.id, Payment.payment_intent_id).where(
-        (Payment.payment_intent_id.in_(pi_ids) | Payment.id.in_(list(by_payment))), Payment.status != "paid")
+        (Payment.payment_intent_id.in_(pi_ids) | Payment.id.in_(list(by_payment))), Payment.status != PaymentStatus.PAID)
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update()
     todo = []
@@ -194,8 +194,8 @@ async def settle_payment_intents(session: AsyncSession, pis: list[dict]) -> list
     if not todo:
         return []
     table = Payment.__table__
-    await session.execute(update(table).where(table.c.id == bindparam("b_id"), table.c.status != "paid")
-                          .values(status="paid", paid_at=utcnow(), payment_intent_id=bindparam("b_pi")), todo)
+    await session.execute(update(table).where(table.c.id == bindparam("b_id"), table.c.status != PaymentStatus.PAID)
+                          .values(status=PaymentStatus.PAID, paid_at=utcnow(), payment_intent_id=bindparam("b_pi")), todo)
     paid = list((await session.scalars(select(Payment).where(Payment.id.in_([t["b_id"] for t in todo]))
                                        .order_by(Payment.id).execution_options(populate_existing=True))).all())
     await _paid_hooks(session, paid)
@@ -217,7 +217,7 @@ async def record_refunds(session: AsyncSession, charge: dict) -> None:
 async def reset_event(session: AsyncSession, event_id: str) -> bool:
     """Make a stored webhook event due now, whatever its state (replay of a dead letter)."""
     result = await session.execute(update(StripeEvent).where(StripeEvent.id == event_id).values(
-        status="pending", attempts=0, next_attempt_at=utcnow(), lease_until=None, last_error=None))
+        status=EventStatus.PENDING, attempts=0, next_attempt_at=utcnow(), lease_until=None, last_error=None))
     return result.rowcount == 1
 
 

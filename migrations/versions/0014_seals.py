@@ -15,13 +15,14 @@ Create Date: 2026-12-03 16:00:00
 from alembic import op
 import sqlalchemy as sa
 
+from funding.migrate import sqlite_trigger
+
 revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
 
 BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-FROZEN = "ledger: ledger_seals rows are append-only"
 
 
 def upgrade() -> None:
@@ -59,9 +60,8 @@ def upgrade() -> None:
                    "EXECUTE FUNCTION ledger_frozen()")
         op.execute("CREATE TRIGGER ledger_seals_no_truncate BEFORE TRUNCATE ON ledger_seals EXECUTE FUNCTION ledger_frozen()")
     else:
-        for when in ("UPDATE", "DELETE"):
-            op.execute(f"CREATE TRIGGER ledger_seals_frozen_{when.lower()} BEFORE {when} ON ledger_seals "
-                       f"BEGIN SELECT RAISE(ABORT, '{FROZEN}'); END")
+        for when in ("update", "delete"):
+            op.execute(sqlite_trigger(f"ledger_seals_frozen_{when}", 1))
 
 
 def downgrade() -> None:

@@ -36,7 +36,7 @@ class OffSession:
         self.by_key: dict[str, httpx.Response] = {}
         self.fail_next = 0  # answer 500 to this many POSTs (no definite answer)
         self.fee = 100
-        self.cancelled: list[str] = []
+        self.canceled: list[str] = []
         fake.router.post(f"{BASE}/v1/payment_intents").mock(side_effect=self._create)
         fake.router.post(url__regex=rf"^{BASE}/v1/payment_intents/(?P<pi>[^/]+)/cancel$").mock(side_effect=self._cancel)
 
@@ -72,7 +72,7 @@ class OffSession:
         return response
 
     def _cancel(self, request: httpx.Request, pi: str) -> httpx.Response:
-        self.cancelled.append(pi)
+        self.canceled.append(pi)
         obj = self.fake.objects.get(pi, {"id": pi})
         obj["status"] = "canceled"
         return httpx.Response(200, json=obj)

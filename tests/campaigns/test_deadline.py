@@ -65,7 +65,7 @@ async def test_goal_met_charges_every_promise_once_and_sorts_out_the_refusals(se
     row = await campaign_row(sessions, campaign.id)
     assert (row.crowd_total, row.collected_total, row.backers_count) == (5000, 5000, 1)
     assert (await tiers_of(sessions, campaign.id))[0].remaining == 5
-    assert waiting.payment_intent_id in off_session.cancelled  # an old link can no longer take the money
+    assert waiting.payment_intent_id in off_session.canceled  # an old link can no longer take the money
     assert f"campaign-pledge:{auth.id}:failed" in await mail_keys(sessions)
 
 
@@ -79,7 +79,7 @@ async def test_goal_missed_charges_nobody_and_tells_every_backer(sessions, world
     async with sessions() as session:
         assert await session.scalar(select(func.count(StripeRequest.id))) == 0
         match = await session.scalar(select(Match).where(Match.campaign_id == campaign.id))
-    assert (await campaign_row(sessions, campaign.id)).status == "failed" and match.status == "cancelled"
+    assert (await campaign_row(sessions, campaign.id)).status == "failed" and match.status == "canceled"
     assert [(await pledge_row(sessions, p.id)).status for p in promises] == ["void", "void"]
     assert (await pledge_row(sessions, late.id)).status == "expired"
     keys = await mail_keys(sessions)
@@ -109,7 +109,7 @@ async def test_a_new_card_in_the_grace_window_is_charged_with_the_next_key(sessi
     assert (await pledge_row(sessions, declined.id)).status == "retry"
     await close_at(sessions, stripe_settings, gw, ends + dt.timedelta(days=2))
     assert off_session.keys[-1] == f"entrelab-pledge-{declined.id}-charge-2-payment_intents-1"
-    assert off_session.cancelled == [first_attempt]  # the first attempt can no longer take the money
+    assert off_session.canceled == [first_attempt]  # the first attempt can no longer take the money
     paid = await pledge_row(sessions, declined.id)
     assert (paid.status, paid.charge_attempt, paid.grace_until) == ("paid", 2, None)
     assert f"campaign-pledge:{declined.id}:card-1" in await mail_keys(sessions)
@@ -191,4 +191,4 @@ async def test_a_confirmation_that_lands_while_a_new_card_waits_is_kept_and_the_
     await close_at(sessions, stripe_settings, gw, ends + dt.timedelta(days=1))
     paid = await pledge_row(sessions, promise.id)
     assert (paid.status, paid.payment_intent_id) == ("paid", waiting.payment_intent_id)
-    assert len(off_session.created) == 1 and off_session.cancelled == []
+    assert len(off_session.created) == 1 and off_session.canceled == []

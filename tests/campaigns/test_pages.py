@@ -101,10 +101,10 @@ async def test_the_signed_link_shows_the_pledge_and_a_tampered_one_is_refused(cl
     assert refused.status_code == 400
     async with sessions() as session:
         assert (await session.get(Pledge, made.id)).status == "pending"
-    cancelled = await client.post(f"/contributions/{made.access_token}/annuler", data={"csrf_token": token})
-    assert cancelled.status_code == 303
+    canceled = await client.post(f"/contributions/{made.access_token}/annuler", data={"csrf_token": token})
+    assert canceled.status_code == 303
     async with sessions() as session:
-        assert (await session.get(Pledge, made.id)).status == "cancelled"
+        assert (await session.get(Pledge, made.id)).status == "canceled"
 
 
 async def test_the_tax_receipt_is_printable_with_the_cerfa_fields(client, sessions, world, settings):

@@ -194,7 +194,7 @@ async def test_a_transition_from_mixed_counted_and_uncounted_states_is_a_program
     made = await pledge(sessions, campaign.id)
     with pytest.raises(ValueError):
         async with transaction(sessions) as session:
-            await move(session, made.id, ("pending", "active"), "cancelled")
+            await move(session, made.id, ("pending", "active"), "canceled")
 
 
 async def test_a_payment_after_expiry_is_counted_and_takes_its_unit_back_if_any(sessions, world):

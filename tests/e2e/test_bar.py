@@ -209,9 +209,9 @@ def test_cancelling_a_walk_in_sale_expires_its_checkout_page_first(e2e):
         client.post(f"{till}/comptoir/{ticket_id}/encaisser", data={"csrf_token": token})
         checkout_url = html.unescape(re.search(r'<figcaption><a href="([^"]+)"',
                                                client.get(f"{till}/comptoir/{ticket_id}").text).group(1))
-        cancelled = client.post(f"{till}/comptoir/{ticket_id}/annuler", data={"csrf_token": token,
+        canceled = client.post(f"{till}/comptoir/{ticket_id}/annuler", data={"csrf_token": token,
                                                                              "reason": "Le client est parti"})
-        assert cancelled.headers["location"] == f"{till}/caisse"
+        assert canceled.headers["location"] == f"{till}/caisse"
         with httpx.Client(follow_redirects=False, timeout=30) as phone:
             late = phone.get(checkout_url)
             assert late.status_code != 200 or "expir" in late.text.lower()
@@ -224,4 +224,4 @@ def test_cancelling_a_walk_in_sale_expires_its_checkout_page_first(e2e):
             payment = await session.get(Payment, ticket.payment_id)
             return ticket.status, payment.status
 
-    assert db_call(e2e.settings, state) == ("cancelled", "expired")
+    assert db_call(e2e.settings, state) == ("canceled", "expired")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from funding.campaigns import settle
 from funding.campaigns.books import charge_txns, tag_stripe
+from funding.campaigns.models import EntryKind
 from webhooks.handlers import Handler, Prepared
 
 
@@ -36,7 +37,7 @@ async def apply_checkout(session, event: dict, prepared: Prepared):
                 await settle.expire(session, pledge_id, "session de paiement expirée")
             pi = checkout.get("payment_intent")
             paid, _refunds = charge_txns(pi.get("latest_charge") if isinstance(pi, dict) else None)
-            await tag_stripe(session, pledge_id, paid, "payment")
+            await tag_stripe(session, pledge_id, paid, EntryKind.PAYMENT)
     return []
 
 
@@ -54,7 +55,7 @@ async def apply_payment_intent(session, event: dict, prepared: Prepared):
         pledge_id = settle.pledge_id_of(pi)
         if pledge_id is not None and pi.get("status") == "succeeded":
             paid, _refunds = charge_txns(pi.get("latest_charge"))
-            await tag_stripe(session, pledge_id, paid, "payment")
+            await tag_stripe(session, pledge_id, paid, EntryKind.PAYMENT)
     return []
 
 
@@ -92,8 +93,8 @@ async def apply_charge(session, event: dict, prepared: Prepared):
             continue
         paid, refunds = charge_txns(charge)
         if charge.get("status") == "succeeded":
-            await tag_stripe(session, pledge_id, paid, "payment")
-        await tag_stripe(session, pledge_id, refunds, "refund")
+            await tag_stripe(session, pledge_id, paid, EntryKind.PAYMENT)
+        await tag_stripe(session, pledge_id, refunds, EntryKind.REFUND)
         await settle.apply_refund(session, pledge_id, int(charge.get("amount_refunded") or 0))
     return []
 
@@ -122,7 +123,7 @@ async def apply_dispute(session, event: dict, prepared: Prepared):
     if pledge_id is None:
         return []
     txns = [bt.get("id") if isinstance(bt, dict) else bt for bt in dispute.get("balance_transactions") or []]
-    await tag_stripe(session, pledge_id, txns, "dispute")
+    await tag_stripe(session, pledge_id, txns, EntryKind.DISPUTE)
     if dispute.get("status") == "lost":
         taken_back = int(charge.get("amount_refunded") or 0) + int(dispute.get("amount") or 0)
         await settle.apply_refund(session, pledge_id, taken_back, reason="litige perdu")

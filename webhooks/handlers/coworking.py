@@ -15,6 +15,7 @@ from funding.coworking.lifecycle import (
 )
 from funding.payments import books
 from funding.stripe_gateway import StripeRefused
+from funding.coworking.models import InvoiceStatus
 from webhooks.handlers import Handler, Prepared, version
 
 
@@ -75,7 +76,7 @@ async def apply_invoice_event(session, event: dict, prepared: Prepared):
     if row is None:
         return []
     drafts = await invoice_effects(session, event["type"], event["data"]["object"], row)
-    if row.status == "paid" and prepared.contexts:
+    if row.status == InvoiceStatus.PAID and prepared.contexts:
         drafts += await books.drafts_for(session, prepared.contexts)
     return drafts
 
