@@ -10,13 +10,20 @@ import datetime as dt
 import enum
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, ClassVar, TypeVar, cast
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, TypeDecorator, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Row, Select, String, Table, TypeDecorator, event, text
+from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
+
+# A row, or a SELECT, of any columns (SQLAlchemy 2.1 types them by their columns' types).
+AnyRow = Row[*tuple[Any, ...]]
+AnySelect = Select[*tuple[Any, ...]]
+
+ModelT = TypeVar("ModelT")
+Sessions = async_sessionmaker[AsyncSession]  # what every job and service is handed
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -28,6 +35,9 @@ NAMING = {
 
 
 class Base(DeclarativeBase):
+    if TYPE_CHECKING:
+        __table__: ClassVar[Table]  # every model is mapped to a table (SQLAlchemy types it as any FROM)
+
     metadata = MetaData(naming_convention=NAMING)
     # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
     type_annotation_map = {int: BigInteger().with_variant(Integer(), "sqlite"), dt.datetime: DateTime()}
@@ -133,21 +143,41 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
             raise
 
 
-def dialect_insert(dialect: str):
+async def must_get(session: AsyncSession, model: type[ModelT], ident: object) -> ModelT:
+    """``session.get`` of a row that must exist (a foreign key points at it): its absence is a
+    bug, said as one, not an AttributeError on None further down."""
+    row = await session.get(model, ident)
+    if row is None:
+        raise LookupError(f"{model.__name__} {ident!r} does not exist")
+    return row
+
+
+def dialect_of(session: AsyncSession) -> str:
+    """The database behind a session: ``"postgresql"`` or ``"sqlite"``."""
+    if session.bind is None:
+        raise RuntimeError("a session without an engine has no dialect")
+    return session.bind.dialect.name
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE, DELETE or INSERT touched. SQLAlchemy types ``execute()`` as a
+    plain Result; a DML statement's is a CursorResult, which counts."""
+    return cast("CursorResult[Any]", result).rowcount
+
+
+def dialect_insert(dialect: str) -> Callable[..., Any]:
     """The ``insert`` construct of a dialect, for ON CONFLICT: PostgreSQL's, else SQLite's."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-async def insert_ignore(session: AsyncSession, model, values: dict, conflict: list[str]):
+async def insert_ignore(session: AsyncSession, model: type[Any], values: dict[str, Any], conflict: list[str]) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new id, or None if it existed.
 
     The database decides, never a read-then-write check.
     """
-    insert = dialect_insert(session.bind.dialect.name)
+    insert = dialect_insert(dialect_of(session))
     stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict).returning(model.id)
     return (await session.execute(stmt)).scalar_one_or_none()
 

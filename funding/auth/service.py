@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.errors import FundingError
 from funding.auth.models import ROLES, TEAM, LoginToken, Membership, Role, User
-from funding.db import utcnow
+from funding.db import rowcount, utcnow
 from funding.scoping import THROUGH_THE_WALL
 from funding.i18n import gettext as _
 from funding.mail.service import enqueue
@@ -75,7 +75,7 @@ async def revoke(session: AsyncSession, user: User, role: str, *, org_id: int | 
     result = await session.execute(delete(Membership).where(
         Membership.user_id == user.id, Membership.role == role,
         Membership.org_id.is_(None) if org_id is None else Membership.org_id == org_id))
-    return bool(result.rowcount)
+    return bool(rowcount(result))
 
 
 async def grants_of(session: AsyncSession, user_id: int) -> frozenset[tuple[int | None, str]]:

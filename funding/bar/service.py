@@ -23,7 +23,7 @@ from funding.bar import books
 from funding.bar.models import Batch, Ticket
 from funding.bar.settlement import PURPOSE as TAB_PURPOSE, mark
 from funding.bar.till import BarError, tab_balance, ticket_total
-from funding.db import transaction, utcnow
+from funding.db import rowcount, transaction, utcnow
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
 from funding.payments import purposes
@@ -47,7 +47,7 @@ async def ticket_paid(session: AsyncSession, payment: Payment) -> None:
         return
     result = await session.execute(update(Ticket).where(Ticket.id == int(raw), Ticket.status == TicketStatus.OPEN)
                                    .values(status=TicketStatus.PAID, paid_at=utcnow(), payment_id=payment.id))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         log.warning("bar ticket %s paid by payment %s but not open: check it at the till", raw, payment.id)
 
 

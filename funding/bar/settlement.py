@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from funding.auth.models import User
 from funding.bar.models import Batch, BatchLine, SaleLine
 from funding.bar.till import BarError, _insert, local_today, open_lines
-from funding.db import insert_ignore, transaction, utcnow
+from funding.db import insert_ignore, rowcount, transaction, utcnow
 from funding.i18n import gettext as _, money
 from funding.mail.service import enqueue
 from funding.orgs.models import Site
@@ -241,7 +241,7 @@ async def mark(session: AsyncSession, batch: Batch, sources: tuple[BatchStatus, 
             values.pop(key)  # ids are written once
     result = await session.execute(update(Batch).where(Batch.id == batch.id, Batch.status.in_(sources))
                                    .values(status=target, **stamp, **values))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return False
     await session.refresh(batch)
     await _tell_member(session, batch)

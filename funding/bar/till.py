@@ -24,7 +24,7 @@ from funding.auth.models import Membership, Role, User
 from funding.auth.service import is_member_of
 from funding.bar.canonical import line_hash
 from funding.bar.models import GENESIS_HASH, BatchLine, Product, SaleLine, Ticket, TillHead
-from funding.db import dialect_insert, utcnow
+from funding.db import dialect_insert, dialect_of, utcnow
 from funding.i18n import gettext as _, money
 from funding.orgs.models import Site
 from funding.bar.models import LineKind, TicketStatus
@@ -50,7 +50,7 @@ def business_day(head: TillHead, now: dt.datetime | None = None) -> dt.date:
 
 
 def _insert(session: AsyncSession):
-    return dialect_insert(session.bind.dialect.name)
+    return dialect_insert(dialect_of(session))
 
 
 async def lock_head(session: AsyncSession, site: Site) -> TillHead:
@@ -198,7 +198,7 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
         return Rung(line, None)
     # RETURNING's subquery reads the statement's snapshot on PostgreSQL (the tab before this
     # line) but sees the new row on SQLite.
-    return Rung(line, owed_seen if session.bind.dialect.name == "sqlite" else owed_seen + amount)
+    return Rung(line, owed_seen if dialect_of(session) == "sqlite" else owed_seen + amount)
 
 
 async def cancel(session: AsyncSession, site: Site, *, line_id, reason: str, recorded_by: str = "",

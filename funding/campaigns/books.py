@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.campaigns.models import IN_FLIGHT, Campaign, CampaignEntry, Match, Pledge
-from funding.db import insert_ignore, utcnow
+from funding.db import insert_ignore, rowcount, utcnow
 from funding.ledger.models import Grant
 from funding.ledger.service import EntryDraft, Line, credit, debit, post
 from funding.payments import purposes
@@ -99,7 +99,7 @@ async def deliver(session: AsyncSession, pledge_ids: list[int], *, by: str = "",
             update(Pledge).where(Pledge.id == pledge_id, Pledge.status == PledgeStatus.PAID, Pledge.nature == Nature.SALE,
                                  Pledge.delivered_at.is_(None)).values(delivered_at=utcnow())
         )
-        if result.rowcount != 1:
+        if rowcount(result) != 1:
             continue
         pledge = await session.get(Pledge, pledge_id, populate_existing=True)
         net = pledge.amount - pledge.amount_refunded

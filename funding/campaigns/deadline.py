@@ -25,7 +25,7 @@ from funding.campaigns.books import release_match
 from funding.campaigns.flows import settle_payment_intent
 from funding.campaigns.models import Campaign, Match, Pledge
 from funding.campaigns.pledges import lock_campaign, match_total
-from funding.db import transaction, utcnow
+from funding.db import dialect_of, rowcount, transaction, utcnow
 from funding.payments.calls import create_once
 from funding.payments.service import settle_session
 from funding.stripe_gateway import (
@@ -70,7 +70,7 @@ async def decide_due(sessions: async_sessionmaker, now: dt.datetime) -> int:
             outcome = CampaignStatus.SUCCEEDED if reached else CampaignStatus.FAILED
             result = await session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.LIVE)
                                            .values(status=outcome, decided_at=now, updated_at=now))
-            if result.rowcount != 1:
+            if rowcount(result) != 1:
                 continue
             if not reached:
                 if match is not None:
@@ -91,7 +91,7 @@ async def charge_due(sessions: async_sessionmaker, gw: StripeGateway, now: dt.da
                      .where(Campaign.status.in_((CampaignStatus.SUCCEEDED, CampaignStatus.CLOSED)), Campaign.mode == Mode.ALL_OR_NOTHING,
                             Pledge.status.in_((PledgeStatus.ACTIVE, PledgeStatus.RETRY)))
                      .order_by(Pledge.id).limit(BATCH))
-            if session.bind.dialect.name == "postgresql":
+            if dialect_of(session) == "postgresql":
                 query = query.with_for_update(of=Pledge, skip_locked=True)
             ids = (await session.scalars(query)).all()
             claimed = []
@@ -167,7 +167,7 @@ async def resume_stale(sessions: async_sessionmaker, gw: StripeGateway, now: dt.
         async with transaction(sessions) as session:
             result = await session.execute(update(Pledge).where(Pledge.id == pledge_id, Pledge.status == PledgeStatus.CHARGING,
                                                                 Pledge.claimed_at < now - STALE_CLAIM).values(claimed_at=now))
-        if result.rowcount == 1:
+        if rowcount(result) == 1:
             await charge(sessions, gw, pledge_id, now)
             resumed += 1
     return resumed

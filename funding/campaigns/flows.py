@@ -21,7 +21,7 @@ from funding.campaigns import settle
 from funding.campaigns.books import charge_txns, tag_stripe
 from funding.campaigns.models import Campaign, Pledge, Tier
 from funding.campaigns.pledges import Contribution, create_pledge
-from funding.db import transaction, utcnow
+from funding.db import rowcount, transaction, utcnow
 from funding.i18n import gettext as _
 from funding.payments import books
 from funding.payments.calls import create_once
@@ -154,7 +154,7 @@ async def start_card_update(sessions: async_sessionmaker, gw: StripeGateway, ple
         number = pledge.card_sessions + 1
         claimed = await session.execute(update(Pledge).where(Pledge.id == pledge_id, Pledge.card_sessions == number - 1)
                                         .values(card_sessions=number))
-        if claimed.rowcount != 1:
+        if rowcount(claimed) != 1:
             raise NotAllowed(_("Un changement de carte est déjà en cours : réessayez."))
         meta = _meta(pledge, campaign)
         token, base = pledge.access_token, pledge.link_base

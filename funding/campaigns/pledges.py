@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.errors import FundingError
 from funding.auth.service import AuthError, normalise_email
 from funding.campaigns.models import COUNTED, Campaign, Match, Pledge, Tier
-from funding.db import utcnow
+from funding.db import rowcount, utcnow
 from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.money import MoneyError, check_currency, parse_amount
@@ -171,7 +171,7 @@ async def create_pledge(
         taken = await session.execute(
             update(Tier).where(Tier.id == tier.id, Tier.remaining > 0).values(remaining=Tier.remaining - 1)
         )
-        if taken.rowcount != 1:
+        if rowcount(taken) != 1:
             raise ContributionError(_("Cette contrepartie est épuisée : choisissez-en une autre."))
 
     pledge = Pledge(
@@ -230,7 +230,7 @@ async def move(
     result = await session.execute(
         update(Pledge).where(Pledge.id == pledge_id, Pledge.status.in_(frm)).values(status=to, **stamps, **values)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return None
     pledge = await session.get(Pledge, pledge_id, populate_existing=True)
     net = pledge.amount - pledge.amount_refunded
@@ -261,7 +261,7 @@ async def retake_stock(session: AsyncSession, pledge: Pledge) -> bool:
         return True
     taken = await session.execute(update(Tier).where(Tier.id == pledge.tier_id, Tier.stock.is_not(None), Tier.remaining > 0)
                                   .values(remaining=Tier.remaining - 1))
-    if taken.rowcount == 1:
+    if rowcount(taken) == 1:
         return True
     return (await session.scalar(select(Tier.stock).where(Tier.id == pledge.tier_id))) is None
 

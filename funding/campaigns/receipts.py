@@ -23,7 +23,7 @@ from funding.campaigns.models import (
     TaxReceiptCounter,
 )
 from funding.campaigns.words import amount_in_words
-from funding.db import dialect_insert, insert_ignore, utcnow
+from funding.db import dialect_insert, dialect_of, insert_ignore, utcnow
 from funding.orgs.models import Organisation, Site
 from funding.security import sign
 from funding.campaigns.models import Nature, PledgeStatus
@@ -43,7 +43,7 @@ def receipt_code(receipt: TaxReceipt) -> str:
 
 async def _next_number(session: AsyncSession, org_id: int, year: int) -> int:
     """Advance the year's counter; its row stays locked until our commit, so issuing is serialised."""
-    insert = dialect_insert(session.bind.dialect.name)
+    insert = dialect_insert(dialect_of(session))
     await session.execute(insert(TaxReceiptCounter).values(org_id=org_id, year=year, last_number=0)
                           .on_conflict_do_nothing(index_elements=["org_id", "year"]))
     result = await session.execute(

@@ -20,7 +20,7 @@ from funding.errors import FundingError
 from funding.campaigns import books, settle
 from funding.campaigns.models import MODES, Campaign, Match, Pledge, Tier
 from funding.campaigns.pledges import lock_campaign
-from funding.db import utcnow
+from funding.db import rowcount, utcnow
 from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.ledger.models import Grant
@@ -261,7 +261,7 @@ async def add_tier(session: AsyncSession, campaign_id: int, form: TierForm) -> T
 
 async def set_tier_active(session: AsyncSession, campaign_id: int, tier_id: int, active: bool) -> None:
     result = await session.execute(update(Tier).where(Tier.id == tier_id, Tier.campaign_id == campaign_id).values(active=active))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise CampaignError(_("Contrepartie inconnue."))
 
 

@@ -22,7 +22,7 @@ from funding.campaigns.pledges import (
     record_refund,
     retake_stock,
 )
-from funding.db import utcnow
+from funding.db import rowcount, utcnow
 from funding.payments.models import Payment
 from funding.campaigns.models import CampaignStatus, Mode, Nature, PledgeStatus
 
@@ -116,9 +116,9 @@ async def settle_setup_session(session: AsyncSession, checkout: dict, *, now: dt
                                                         Pledge.card_sessions == number)
                                    .values(updated_at=utcnow(), **card))
     moved = None
-    if result.rowcount == 0:
+    if rowcount(result) == 0:
         moved = await move(session, pledge.id, (PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED), PledgeStatus.RETRY, now=now, **card)
-    if result.rowcount or moved is not None:
+    if rowcount(result) or moved is not None:
         pledge = await session.get(Pledge, pledge.id, populate_existing=True)
         campaign, _tier = await _context(session, pledge)
         await mails.new_card(session, pledge, campaign)

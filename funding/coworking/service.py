@@ -55,7 +55,7 @@ from funding.coworking.members import (  # noqa: F401
 )
 from funding.coworking.models import Member, Pass, PassDay, Plan, Subscription
 from funding.coworking.plans import pass_expiry, vat_account
-from funding.db import insert_ignore, utcnow
+from funding.db import insert_ignore, rowcount, utcnow
 from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.ledger.service import Line
@@ -175,7 +175,7 @@ async def use_pass_day(session: AsyncSession, member: Member, *, day: dt.date, r
         raise PassError(_("Cette journée est déjà décomptée."))
     result = await session.execute(update(Pass).where(Pass.id == found.id, Pass.days_used < Pass.days_total)
                                    .values(days_used=Pass.days_used + 1))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise PassError(_("Ce pass est épuisé."))
     await session.refresh(found)
     return found

@@ -11,7 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from funding.db import AnyRow
+    from funding.ledger.models import Closing, Seal
+    from funding.ledger.seals import KeptSeal
 
 FORMAT_VERSION = 1
 
@@ -35,7 +40,7 @@ def entry_document(
     source_key: str | None,
     grant_id: int | None,
     validated_at: dt.datetime,
-    postings: Sequence[tuple],
+    postings: Sequence[tuple[Any, ...]],
 ) -> bytes:
     """``postings``: (line_no, account, aux, amount, currency, label) in line order."""
     doc = {
@@ -62,7 +67,7 @@ def chain_hash(prev_hash: str, document: bytes) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + document).hexdigest()
 
 
-def closing_document(closing) -> bytes:
+def closing_document(closing: Closing | AnyRow) -> bytes:
     """Format 1; format 2 adds the hash of the labels frozen at closing (``lb``)."""
     labels = getattr(closing, "labels", None)
     doc = {
@@ -87,11 +92,11 @@ def closing_document(closing) -> bytes:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
 
-def closing_hash(closing) -> str:
+def closing_hash(closing: Closing | AnyRow) -> str:
     return chain_hash(closing.prev_hash, closing_document(closing))
 
 
-def seal_document(seal, siren: str, site_slug: str | None) -> bytes:
+def seal_document(seal: Seal | KeptSeal, siren: str, site_slug: str | None) -> bytes:
     """What a seal signs: the organisation by its SIREN and the site by its slug (names that mean
     something outside this database), the chain heads, the append-only tables' counts."""
     doc = {

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.db import must_get
 from funding.errors import FundingError
 from funding.i18n import N_
 from funding.ledger.chart import check_account_number
@@ -144,7 +145,7 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
         )
 
     site = await _site(session, rec.site)
-    org = await session.get(Organisation, site.org_id)
+    org = await must_get(session, Organisation, site.org_id)
     if rec.kind == "grant-notified":
         funder = _required(rec.funder, "nom du financeur")
         reference = _required(rec.reference, "référence de la décision ou convention")

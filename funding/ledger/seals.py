@@ -26,6 +26,7 @@ import json
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -33,10 +34,16 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from funding.db import AnyRow
 from funding.errors import FundingError
 from funding.ledger.canonical import chain_hash, seal_document
 from funding.ledger.models import GENESIS_HASH, Closing, Entry, LedgerHead, Seal
 from funding.orgs.models import Organisation, Site
+
+if TYPE_CHECKING:
+    from funding.bar.models import TillHead
+    from funding.ledger.verify import VerifyReport
+    from funding.settings import Settings
 
 
 class SealError(FundingError):
@@ -67,7 +74,7 @@ class Keyring:
     trusted: dict[str, Ed25519PublicKey] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings) -> Keyring:
+    def from_settings(cls, settings: Settings) -> Keyring:
         signing = None
         trusted: dict[str, Ed25519PublicKey] = {}
         if settings.seal_key:
@@ -103,7 +110,7 @@ def signature_ok(public: Ed25519PublicKey, digest: str, signature: str) -> bool:
 
 def keyring_of(session: AsyncSession) -> Keyring:
     keyring = session.sync_session.info.get("keyring")
-    if keyring is None:
+    if not isinstance(keyring, Keyring):
         raise SealError("aucune clé de scellement pour cette session (LEDGER_SEAL_KEY)")
     return keyring
 
@@ -118,7 +125,7 @@ COUNTED = {
 }
 
 
-async def _counted_ids(conn, org_id: int) -> dict[str, list[int]]:
+async def _counted_ids(conn: AsyncConnection, org_id: int) -> dict[str, list[int]]:
     """Every counted row's id, sorted (verification: how many rows go up to each seal's mark)."""
     from sqlalchemy import text
 
@@ -126,11 +133,11 @@ async def _counted_ids(conn, org_id: int) -> dict[str, list[int]]:
             for table, sql in COUNTED.items()}
 
 
-async def _counts(conn, org_id: int) -> dict[str, list[int]]:
+async def _counts(conn: AsyncConnection, org_id: int) -> dict[str, list[int]]:
     """Per counted table, [highest id, rows] now (a seal's marks)."""
     from sqlalchemy import text
 
-    out = {}
+    out: dict[str, list[int]] = {}
     for table, sql in COUNTED.items():
         top, rows = (await conn.execute(text(f"SELECT coalesce(max(x.id), 0), count(*) FROM ({sql}) x"), {"org": org_id})).one()
         out[table] = [int(top), int(rows)]
@@ -138,7 +145,7 @@ async def _counts(conn, org_id: int) -> dict[str, list[int]]:
 
 
 async def seal(session: AsyncSession, org_id: int, *, kind: str, period: str, site: Site | None = None,
-               till_head=None, now: dt.datetime | None = None) -> Seal:
+               till_head: TillHead | None = None, now: dt.datetime | None = None) -> Seal:
     """Seal the organisation's heads as they are in this transaction (after the closing)."""
     from funding.db import utcnow
 
@@ -148,6 +155,8 @@ async def seal(session: AsyncSession, org_id: int, *, kind: str, period: str, si
                                   .execution_options(populate_existing=True))).scalar_one()
     last = await session.scalar(select(Seal).where(Seal.org_id == org_id).order_by(Seal.seq.desc()).limit(1))
     org = await session.get(Organisation, org_id)
+    if org is None:
+        raise SealError(f"organisation {org_id} inconnue")
     counts = await _counts(await session.connection(), org_id)
     row = Seal(
         org_id=org_id, seq=(last.seq + 1) if last else 1, kind=kind, period=period, site_id=site.id if site else None,
@@ -173,7 +182,7 @@ FEED_COLUMNS = ("siren", "seq", "kind", "period", "site", "entry_number", "entry
                 "signature", "public_key")
 
 
-async def feed(session: AsyncSession, keyring: Keyring, *, siren: str | None = None) -> list[dict]:
+async def feed(session: AsyncSession, keyring: Keyring, *, siren: str | None = None) -> list[dict[str, Any]]:
     """Every seal (of one organisation, or all), oldest first, as published: nothing personal."""
     query = (select(Seal, Organisation.siren, Site.slug).join(Organisation, Organisation.id == Seal.org_id)
              .outerjoin(Site, Site.id == Seal.site_id).order_by(Organisation.siren, Seal.seq))
@@ -190,7 +199,7 @@ async def feed(session: AsyncSession, keyring: Keyring, *, siren: str | None = N
     } for s, org_siren, slug in (await session.execute(query)).all()]
 
 
-def feed_csv(rows: list[dict]) -> bytes:
+def feed_csv(rows: list[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=FEED_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
@@ -198,7 +207,7 @@ def feed_csv(rows: list[dict]) -> bytes:
     return buf.getvalue().encode()
 
 
-def feed_json(rows: list[dict], keyring: Keyring) -> bytes:
+def feed_json(rows: list[dict[str, Any]], keyring: Keyring) -> bytes:
     body = {
         "description": "Sceaux des clôtures (mois comptables, journées, mois et exercices du bar) : numéro et empreinte "
                        "de la dernière écriture et des têtes de chaîne à la clôture, signés en Ed25519. Gardez-en une "
@@ -248,8 +257,8 @@ class KeptSeal:
         return seal_document(self, self.siren, self.site)
 
 
-def _kept(row: dict) -> KeptSeal:
-    def opt(name):
+def _kept(row: dict[str, Any]) -> KeptSeal:
+    def opt(name: str) -> Any:
         value = row.get(name)
         return None if value in (None, "") else value
 
@@ -312,7 +321,7 @@ def read_kept(source: str) -> list[KeptSeal]:
 # --- verification -----------------------------------------------------------------------------------
 
 
-async def verify(conn: AsyncConnection, org_id: int, report, keyring: Keyring | None,
+async def verify(conn: AsyncConnection, org_id: int, report: VerifyReport, keyring: Keyring | None,
                  kept: list[KeptSeal] | None = None) -> None:
     """The organisation's own seals (chained, signed by a trusted key) and every seal given in
     ``kept``: each must still hold — the entry it names has the hash it had, the closings,
@@ -322,7 +331,7 @@ async def verify(conn: AsyncConnection, org_id: int, report, keyring: Keyring | 
 
     org = (await conn.execute(select(Organisation.siren).where(Organisation.id == org_id))).scalar_one()
     sites = dict((await conn.execute(select(Site.id, Site.slug).where(Site.org_id == org_id))).all())
-    slugs = {v: k for k, v in sites.items()}
+    slugs: dict[str | None, int] = {v: k for k, v in sites.items()}
     rows = (await conn.execute(select(Seal.__table__).where(Seal.org_id == org_id).order_by(Seal.seq))).all()
     stored = {r.seq: r for r in rows}
     mine = [s for s in (kept or []) if s.siren == org]
@@ -332,7 +341,7 @@ async def verify(conn: AsyncConnection, org_id: int, report, keyring: Keyring | 
 
     # Everything the seals point at, read once.
     numbers = sorted({s.entry_number for s in seals if s.entry_number})
-    entries = {}
+    entries: dict[int | None, str | None] = {}
     for i in range(0, len(numbers), 5000):
         part = numbers[i:i + 5000]
         entries.update((await conn.execute(select(Entry.number, Entry.hash).where(
@@ -341,7 +350,7 @@ async def verify(conn: AsyncConnection, org_id: int, report, keyring: Keyring | 
     till_closings = set((await conn.execute(select(TillClosing.hash).where(TillClosing.org_id == org_id))).scalars().all())
     archives = set((await conn.execute(select(Archive.hash).where(Archive.org_id == org_id))).scalars().all())
     lines: dict[tuple[str | None, int], str] = {}
-    by_site = defaultdict(set)
+    by_site: defaultdict[str | None, set[int]] = defaultdict(set)
     for s in seals:
         if s.bar_seq:
             by_site[s.site].add(s.bar_seq)
@@ -413,11 +422,11 @@ async def verify(conn: AsyncConnection, org_id: int, report, keyring: Keyring | 
                 report.problem(f"{where}: the database holds another seal under this number")
 
 
-def _name(s) -> str:
+def _name(s: KeptSeal) -> str:
     return f"seal {s.seq} ({s.kind} {s.period}, {s.sealed_at:%Y-%m-%d})"
 
 
-def _from_row(r, siren: str, slug: str | None) -> KeptSeal:
+def _from_row(r: AnyRow, siren: str, slug: str | None) -> KeptSeal:
     return KeptSeal(siren, r.seq, r.kind, r.period, slug, r.entry_number, r.entry_hash, r.closing_hash, r.bar_seq, r.bar_hash,
                     r.bar_closing_hash, r.bar_archive_hash, r.counts, r.sealed_at, r.key_id, r.prev_hash, r.hash,
                     r.signature, "")

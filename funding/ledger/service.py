@@ -12,7 +12,7 @@ import datetime as dt
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, TypeVar
 
 from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from funding.errors import FundingError
-from funding.db import dialect_insert, utcnow
+from funding.db import AnyRow, AnySelect, dialect_insert, dialect_of, utcnow
 from funding.ledger.canonical import chain_hash, closing_hash, entry_document
 from funding.ledger.chart import DEFAULT_CHART, JOURNALS
 from funding.ledger.models import (
@@ -38,6 +38,11 @@ from funding.ledger.models import (
 )
 from funding.money import MoneyError, check_currency
 
+if TYPE_CHECKING:
+    from funding.orgs.models import Organisation
+
+SelectT = TypeVar("SelectT", bound=AnySelect)
+
 
 class LedgerError(FundingError):
     """A refused ledger operation. The message says why, for a person."""
@@ -52,12 +57,12 @@ class Line:
     label: str | None = None
 
 
-def debit(account: str, amount: int, currency: str = "EUR", **kw) -> Line:
-    return Line(account, amount, currency, **kw)
+def debit(account: str, amount: int, currency: str = "EUR", *, aux: str | None = None, label: str | None = None) -> Line:
+    return Line(account, amount, currency, aux, label)
 
 
-def credit(account: str, amount: int, currency: str = "EUR", **kw) -> Line:
-    return Line(account, -amount, currency, **kw)
+def credit(account: str, amount: int, currency: str = "EUR", *, aux: str | None = None, label: str | None = None) -> Line:
+    return Line(account, -amount, currency, aux, label)
 
 
 @dataclass
@@ -240,17 +245,18 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
 
     try:
         async with session.begin_nested():
-            if session.bind.dialect.name == "postgresql":
+            if dialect_of(session) == "postgresql":
                 # The entries' keys are checked once, on the numbered rows, when they are set back
                 # to immediate below (an inserted row updated since is skipped by the deferred check).
                 await session.execute(_DEFER_ENTRY_KEYS)
-            ids = await _insert_drafts(session, org_id, todo, now)
+            inserted = await _insert_drafts(session, org_id, todo, now)
             # A key that another transaction committed meanwhile: its entry is the one.
-            lost = [d.source_key for d, i in zip(todo, ids) if i is None]
+            lost = [d.source_key for d, i in zip(todo, inserted) if i is None and d.source_key]
             if lost:
                 late = await _existing(session, org_id, lost)
                 out.extend(late[k] for k in lost if k in late)
-                todo, ids = [d for d, i in zip(todo, ids) if i is not None], [i for i in ids if i is not None]
+                todo = [d for d, i in zip(todo, inserted) if i is not None]
+            ids = [i for i in inserted if i is not None]
             if not todo:
                 return out
             rows = [
@@ -267,7 +273,7 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
                 for entry_id, d in zip(ids, todo)
                 for n, line in enumerate(d.lines, start=1)
             ]
-            if session.bind.dialect.name == "postgresql":
+            if dialect_of(session) == "postgresql":
                 # One statement for the whole batch, so the statement-level guard checks it at once.
                 await session.execute(_PG_POSTINGS, {k: [r[k] for r in rows] for k in _POSTING_COLUMNS})
             else:
@@ -301,7 +307,7 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
                 validations.append({"id": entry_id, "number": number, "prev_hash": prev, "hash": digest, "validated_at": now})
                 out.append(Posted(entry_id, number, digest, d.source_key))
                 prev = digest
-            if session.bind.dialect.name == "postgresql":
+            if dialect_of(session) == "postgresql":
                 # One statement, so the database validates the batch and moves the head once.
                 await session.execute(_PG_VALIDATE, {"now": now, **{k: [v[k] for v in validations] for k in _VALIDATE_COLUMNS}})
                 await session.execute(_CHECK_ENTRY_KEYS)
@@ -310,7 +316,7 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
     except IntegrityError as exc:
         raise LedgerError(explain_db_error(exc)) from exc
     finally:
-        if session.bind.dialect.name == "postgresql" and session.in_transaction():
+        if dialect_of(session) == "postgresql" and session.in_transaction():
             await session.execute(_CHECK_ENTRY_KEYS)  # never leave them deferred for the caller
     # The triggers advanced the head; keep the identity map in step with them (no UPDATE of ours).
     set_committed_value(head, "last_number", number)
@@ -337,7 +343,7 @@ async def _existing(session: AsyncSession, org_id: int, keys: list[str]) -> dict
     return {r.source_key: Posted(r.id, r.number, r.hash, r.source_key, created=False) for r in rows}
 
 
-def _entry_row(org_id: int, d: EntryDraft, now: dt.datetime) -> dict:
+def _entry_row(org_id: int, d: EntryDraft, now: dt.datetime) -> dict[str, Any]:
     return {
         "org_id": org_id,
         "site_id": d.site_id,
@@ -361,10 +367,10 @@ async def _insert_drafts(session: AsyncSession, org_id: int, todo: list[EntryDra
     NOTHING: two transactions holding the same keys wait for each other in the same order (no
     deadlock) and the second one skips what the first one posted."""
     ids: list[int | None] = [None] * len(todo)
-    keyed = sorted((i for i, d in enumerate(todo) if d.source_key), key=lambda i: todo[i].source_key)
+    keyed = sorted((i for i, d in enumerate(todo) if d.source_key), key=lambda i: todo[i].source_key or "")
     plain = [i for i, d in enumerate(todo) if not d.source_key]
     if keyed:
-        upsert = dialect_insert(session.bind.dialect.name)
+        upsert = dialect_insert(dialect_of(session))
         stmt = (upsert(Entry.__table__).on_conflict_do_nothing(index_elements=["org_id", "source_key"])
                 .returning(Entry.__table__.c.id, Entry.__table__.c.source_key))
         got = {key: entry_id for entry_id, key in (await session.execute(stmt, [_entry_row(org_id, todo[i], now) for i in keyed])).all()}
@@ -480,6 +486,8 @@ async def close_month(
             raise LedgerError(f"clôturez d'abord {earlier.strftime('%Y-%m')} : les mois se clôturent dans l'ordre")
 
     org = await session.get(Organisation, org_id)
+    if org is None:
+        raise LedgerError(f"organisation {org_id} inconnue")
     rows = (
         await session.execute(
             select(
@@ -553,12 +561,12 @@ async def close_month(
     return closing
 
 
-async def labels_snapshot(session: AsyncSession, org) -> str:
+async def labels_snapshot(session: AsyncSession, org: Organisation) -> str:
     """The labels a period's exports print beside its codes, as they are now (frozen in its closing)."""
     from funding.ledger.models import Grant, Journal
     from funding.orgs.models import Site
 
-    def table(rows) -> dict:
+    def table(rows: Sequence[AnyRow]) -> dict[str, str]:
         return {str(k): v for k, v in rows}
 
     doc = {
@@ -573,15 +581,15 @@ async def labels_snapshot(session: AsyncSession, org) -> str:
     return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def _dumps(value) -> str:
+def _dumps(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 # --- reports ----------------------------------------------------------------------
 
 
-def validated_entries(query, *, org_id: int | None = None, site_id: int | None = None, start: dt.date | None = None,
-                      end: dt.date | None = None):
+def validated_entries(query: SelectT, *, org_id: int | None = None, site_id: int | None = None,
+                      start: dt.date | None = None, end: dt.date | None = None) -> SelectT:
     """Restrict a query joined on entries to validated ones of an organisation, site and period."""
     query = query.where(Entry.number.is_not(None))
     if org_id is not None:

@@ -10,12 +10,17 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from funding.db import AnyRow, AnySelect
 from funding.ledger.canonical import chain_hash, closing_hash, entry_document
 from funding.ledger.models import GENESIS_HASH, Closing, Entry, LedgerHead, Posting
+
+if TYPE_CHECKING:
+    from funding.ledger.seals import KeptSeal, Keyring
 
 MAX_PROBLEMS = 100
 
@@ -43,7 +48,7 @@ _E = Entry.__table__.c
 _P = Posting.__table__.c
 
 
-def _entries_query(org_id: int):
+def _entries_query(org_id: int) -> AnySelect:
     return (
         select(
             _E.id, _E.number, _E.journal_code, _E.entry_date, _E.label, _E.piece_ref, _E.piece_date, _E.site_id,
@@ -56,15 +61,15 @@ def _entries_query(org_id: int):
     )
 
 
-async def verify_org(conn: AsyncConnection, org_id: int, *, batch: int = 10_000, keyring=None,
-                     kept=None) -> VerifyReport:
+async def verify_org(conn: AsyncConnection, org_id: int, *, batch: int = 10_000, keyring: Keyring | None = None,
+                     kept: list[KeptSeal] | None = None) -> VerifyReport:
     """Numbering, chain and balance of every entry, the closings, the domains' own chains, then
     the seals (funding.ledger.seals): the organisation's, and ``kept`` ones (copies made
     elsewhere), checked against ``keyring``'s trusted keys."""
     report = VerifyReport(org_id)
     prev_hash, expected_number = GENESIS_HASH, 1
     current = None
-    postings: list[tuple] = []
+    postings: list[tuple[Any, ...]] = []
 
     def finish() -> None:
         nonlocal prev_hash, expected_number
@@ -124,7 +129,7 @@ async def verify_org(conn: AsyncConnection, org_id: int, *, batch: int = 10_000,
     return report
 
 
-async def _verify_closings(conn: AsyncConnection, org_id: int, report: VerifyReport, head) -> None:
+async def _verify_closings(conn: AsyncConnection, org_id: int, report: VerifyReport, head: AnyRow | None) -> None:
     closings = (
         await conn.execute(
             select(Closing.__table__).where(Closing.org_id == org_id).order_by(Closing.end_date, Closing.id)

@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.errors import FundingError
-from funding.db import dialect_insert, insert_ignore, utcnow
+from funding.db import dialect_insert, dialect_of, insert_ignore, rowcount, utcnow
 from funding.mail.models import Email, EmailStatus
 from funding.settings import Settings
 
@@ -105,7 +105,7 @@ async def enqueue_many(session: AsyncSession, emails: list[dict]) -> None:
     one whose ``dedupe_key`` is already queued is left as it is."""
     if not emails:
         return
-    insert = dialect_insert(session.bind.dialect.name)
+    insert = dialect_insert(dialect_of(session))
     await session.execute(insert(Email.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]),
                           [_row(**email) for email in emails])
 
@@ -164,7 +164,7 @@ async def send_pending(sessions: async_sessionmaker, settings: Settings, *, limi
                 .values(status=EmailStatus.SENDING, attempts=Email.attempts + 1, next_attempt_at=utcnow())
             )
             await session.commit()
-            if claimed.rowcount != 1:
+            if rowcount(claimed) != 1:
                 continue
             email = await session.get(Email, email_id)
         error = None

@@ -15,6 +15,8 @@ while the ledger's head is locked.
 
 from __future__ import annotations
 
+from typing import Any
+
 import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -22,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.db import Sessions
 from funding.errors import FundingError
 from funding.ledger.service import EntryDraft, Line, Posted, post
 from funding.ledger.models import Entry, LedgerHead
@@ -43,9 +46,9 @@ class BooksError(FundingError):
 
 @dataclass
 class TxnContext:
-    txn: dict
-    charge: dict | None
-    metadata: dict
+    txn: dict[str, Any]
+    charge: dict[str, Any] | None
+    metadata: dict[str, Any]
 
 
 def source_key(txn_id: str) -> str:
@@ -78,7 +81,7 @@ async def fetch_context(gw: StripeGateway, txn_id: str) -> TxnContext:
     return TxnContext(txn, charge, metadata)
 
 
-async def invoice_metadata(gw: StripeGateway, payment_intent_id: str) -> dict:
+async def invoice_metadata(gw: StripeGateway, payment_intent_id: str) -> dict[str, Any]:
     """Invoices' payments carry no metadata: they reach their invoice through
     ``invoice_payment`` objects, and the invoice its subscription's metadata through
     ``parent.subscription_details``. Such a charge has the purpose ``invoice``; the
@@ -161,7 +164,8 @@ async def draft_for(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None
     return _draft(org_id, site_id, txn, FundingSource.INTERNAL, txn.get("description") or f"Stripe : {kind}", source_id, lines)
 
 
-def _draft(org_id, site_id, txn, funding_source, label, source_id, lines) -> EntryDraft:
+def _draft(org_id: int, site_id: int, txn: dict[str, Any], funding_source: FundingSource, label: str, source_id: str | None,
+           lines: list[Line]) -> EntryDraft:
     day = local_date(txn["created"])
     return EntryDraft(
         org_id=org_id, site_id=site_id, journal="ST", entry_date=day, label=label[:200],
@@ -199,7 +203,7 @@ async def post_contexts(session: AsyncSession, contexts: list[TxnContext]) -> li
     return (await post(session, drafts)).entries
 
 
-async def ingest(sessions, gw: StripeGateway, txn_ids: list[str]) -> list[Posted]:
+async def ingest(sessions: Sessions, gw: StripeGateway, txn_ids: list[str]) -> list[Posted]:
     """Fetch and post balance transactions that are not in the books yet (any path may call it)."""
     from funding.db import transaction
 

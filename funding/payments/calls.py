@@ -12,17 +12,21 @@ The request row (with its idempotency key, derived from our own record) is commi
 
 from __future__ import annotations
 
+from typing import Any, TYPE_CHECKING
+
 import datetime as dt
 import json
 import logging
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from funding.db import insert_ignore, transaction, utcnow
+from funding.db import Sessions, insert_ignore, transaction, utcnow
 from funding.payments.models import StripeRequest
 from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown
 from funding.payments.models import RequestStatus
+
+if TYPE_CHECKING:
+    from funding.settings import Settings
 
 log = logging.getLogger("funding.payments")
 KEY_LIFETIME = dt.timedelta(hours=23)
@@ -34,8 +38,8 @@ def idempotency_key(ref: str, resource: str, attempt: int) -> str:
 
 
 async def create_once(
-    sessions: async_sessionmaker, gw: StripeGateway, *, ref: str, resource: str, params: dict, tag: bool = True
-) -> dict:
+    sessions: Sessions, gw: StripeGateway, *, ref: str, resource: str, params: dict[str, Any], tag: bool = True
+) -> dict[str, Any]:
     """Create a Stripe object for our record ``ref`` (e.g. ``payment:12``) at most once.
 
     ``params["metadata"]["entrelab_ref"]`` is set to ``ref`` so the object can be found
@@ -56,21 +60,25 @@ async def create_once(
             done = None
             attempt = existing.attempt if existing is not None else 1
             key = idempotency_key(ref, resource, attempt)
-            request_id = existing.id if existing is not None else await insert_ignore(
-                session, StripeRequest,
-                {"ref": ref, "resource": resource, "attempt": attempt, "idempotency_key": key,
-                 "params": json.dumps(params, sort_keys=True), "status": RequestStatus.PENDING, "created_at": utcnow(),
-                 "updated_at": utcnow()},
-                ["idempotency_key"],
-            )
-            if request_id is None:  # a concurrent caller inserted it first: same key, same outcome
-                request_id = await session.scalar(select(StripeRequest.id).where(StripeRequest.idempotency_key == key))
+            if existing is not None:
+                request_id = existing.id
+            else:
+                inserted = await insert_ignore(
+                    session, StripeRequest,
+                    {"ref": ref, "resource": resource, "attempt": attempt, "idempotency_key": key,
+                     "params": json.dumps(params, sort_keys=True), "status": RequestStatus.PENDING, "created_at": utcnow(),
+                     "updated_at": utcnow()},
+                    ["idempotency_key"],
+                )
+                # None: a concurrent caller inserted it first; same key, same outcome
+                request_id = inserted if inserted is not None else (await session.execute(
+                    select(StripeRequest.id).where(StripeRequest.idempotency_key == key))).scalar_one()
     if done:
         return await gw.retrieve(resource, done)
     return await _call(sessions, gw, request_id, resource, params, key)
 
 
-async def _call(sessions, gw: StripeGateway, request_id: int, resource: str, params: dict, key: str) -> dict:
+async def _call(sessions: Sessions, gw: StripeGateway, request_id: int, resource: str, params: dict[str, Any], key: str) -> dict[str, Any]:
     try:
         obj = await gw.create(resource, params, key=key)
     except StripeRefused as exc:
@@ -83,7 +91,7 @@ async def _call(sessions, gw: StripeGateway, request_id: int, resource: str, par
     return obj
 
 
-async def _settle(sessions, request_id: int, status: str, *, stripe_id: str | None = None, error: str | None = None) -> None:
+async def _settle(sessions: Sessions, request_id: int, status: str, *, stripe_id: str | None = None, error: str | None = None) -> None:
     async with transaction(sessions) as session:
         await session.execute(
             update(StripeRequest).where(StripeRequest.id == request_id, StripeRequest.status != RequestStatus.SUCCEEDED)
@@ -91,7 +99,7 @@ async def _settle(sessions, request_id: int, status: str, *, stripe_id: str | No
         )
 
 
-async def resolve_unknown(sessions, settings, gw: StripeGateway | None = None, *, limit: int = 50) -> int:
+async def resolve_unknown(sessions: Sessions, settings: Settings, gw: StripeGateway | None = None, *, limit: int = 50) -> int:
     """The sweep: settle requests whose outcome is unknown (or stuck pending after a crash)."""
     stale = utcnow() - dt.timedelta(minutes=2)
     async with sessions() as session:
@@ -115,7 +123,7 @@ async def resolve_unknown(sessions, settings, gw: StripeGateway | None = None, *
                 if utcnow() - row.created_at < KEY_LIFETIME:
                     await _call(sessions, gw, row.id, row.resource, params, row.idempotency_key)
                 else:
-                    found = []
+                    found: list[dict[str, Any]] = []
                     if row.resource in SEARCHABLE:
                         found = await gw.search(row.resource, f"metadata['entrelab_ref']:'{row.ref}'")
                     if found:
@@ -143,7 +151,7 @@ async def resolve_unknown(sessions, settings, gw: StripeGateway | None = None, *
     return settled
 
 
-async def request_for(sessions, ref: str, resource: str) -> StripeRequest | None:
+async def request_for(sessions: Sessions, ref: str, resource: str) -> StripeRequest | None:
     async with sessions() as session:
         return await session.scalar(
             select(StripeRequest).where(StripeRequest.ref == ref, StripeRequest.resource == resource)

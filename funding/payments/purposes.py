@@ -10,23 +10,24 @@ balances. Unknown purposes land on a suspense account (467) for an accountant to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.ledger.service import Line
+from funding.ledger.models import FundingSource
 
 
 @dataclass(frozen=True)
 class Allocation:
     org_id: int
     site_id: int
-    funding_source: str
+    funding_source: FundingSource
     label: str
     lines: list[Line]  # the revenue side; sums to -amount
 
 
-Resolver = Callable[[AsyncSession, dict, int, str], Awaitable[Allocation | None]]
+Resolver = Callable[[AsyncSession, dict[str, Any], int, str], Awaitable[Allocation | None]]
 _registry: dict[str, Resolver] = {}
 
 

@@ -4,21 +4,26 @@ unreconciled, with the difference and the missing entries shown to a person."""
 
 from __future__ import annotations
 
+from typing import Any, TYPE_CHECKING
+
 import json
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.db import insert_ignore, transaction, utcnow
+from funding.db import Sessions, insert_ignore, must_get, transaction, utcnow
 from funding.ledger.models import Entry
 from funding.payments.books import source_key
 from funding.payments.models import Payout
 from funding.stripe_gateway import StripeGateway
 from funding.payments.models import PayoutStatus
 
+if TYPE_CHECKING:
+    from funding.settings import Settings
 
-async def remember_payout(session: AsyncSession, payout: dict) -> None:
+
+async def remember_payout(session: AsyncSession, payout: dict[str, Any]) -> None:
     inserted = await insert_ignore(
         session, Payout,
         {"id": payout["id"], "amount": int(payout["amount"]), "currency": payout["currency"].upper(),
@@ -27,7 +32,7 @@ async def remember_payout(session: AsyncSession, payout: dict) -> None:
         ["id"],
     )
     if inserted is None:
-        row = await session.get(Payout, payout["id"])
+        row = await must_get(session, Payout, payout["id"])
         if row.status != PayoutStatus.PAID:  # paid is final for our purpose
             row.status = payout.get("status", row.status)
 
@@ -49,7 +54,7 @@ class PayoutCheck:
         return self.difference == 0 and not self.missing
 
 
-async def check_payout(sessions, gw: StripeGateway, payout: dict) -> PayoutCheck:
+async def check_payout(sessions: Sessions, gw: StripeGateway, payout: dict[str, Any]) -> PayoutCheck:
     """Compare the payout with its balance transactions (Stripe) and our entries (ledger)."""
     check = PayoutCheck(payout["id"], int(payout["amount"]), payout["currency"].upper())
     txn_ids = []
@@ -66,7 +71,7 @@ async def check_payout(sessions, gw: StripeGateway, payout: dict) -> PayoutCheck
     check.missing = sorted({t for t in txn_ids if source_key(t) not in present})
     async with transaction(sessions) as session:
         await remember_payout(session, payout)
-        row = await session.get(Payout, payout["id"])
+        row = await must_get(session, Payout, payout["id"])
         row.reconciled = check.ok
         row.transactions_net = check.transactions_net
         row.difference = check.difference
@@ -75,7 +80,7 @@ async def check_payout(sessions, gw: StripeGateway, payout: dict) -> PayoutCheck
     return check
 
 
-async def reconcile(sessions, gw: StripeGateway, *, only_unreconciled: bool = True, limit: int = 100) -> list[PayoutCheck]:
+async def reconcile(sessions: Sessions, gw: StripeGateway, *, only_unreconciled: bool = True, limit: int = 100) -> list[PayoutCheck]:
     """Check paid payouts: those not reconciled yet, or all of them."""
     checks = []
     params = {"status": "paid"}
@@ -91,7 +96,7 @@ async def reconcile(sessions, gw: StripeGateway, *, only_unreconciled: bool = Tr
     return checks
 
 
-async def reconcile_job(sessions, settings, gw: StripeGateway | None = None) -> int:
+async def reconcile_job(sessions: Sessions, settings: Settings, gw: StripeGateway | None = None) -> int:
     """Worker job: check payouts that are paid but not reconciled yet (known from webhooks)."""
     async with sessions() as session:
         ids = (await session.scalars(select(Payout.id).where(Payout.status == PayoutStatus.PAID, Payout.reconciled.is_(False))

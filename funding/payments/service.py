@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from funding.db import transaction, utcnow
+from funding.db import Sessions, dialect_of, rowcount, transaction, utcnow
 from funding.payments import purposes
 from funding.payments.calls import create_once
 from funding.payments.models import EventStatus, Payment, PaymentStatus, StripeEvent
@@ -52,7 +52,7 @@ async def _paid_hooks(session: AsyncSession, payments: list[Payment]) -> None:
 
 
 async def start_checkout(
-    sessions: async_sessionmaker,
+    sessions: Sessions,
     gw: StripeGateway,
     *,
     purpose: str,
@@ -66,7 +66,7 @@ async def start_checkout(
     email: str | None = None,
     name: str | None = None,
     ref: str | None = None,
-    metadata: dict | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> tuple[Payment, str]:
     """Record the payment, then open a Checkout session for it. Returns (payment, url)."""
     async with transaction(sessions) as session:
@@ -107,7 +107,7 @@ async def start_checkout(
     return payment, session_obj["url"]
 
 
-async def settle_session(session: AsyncSession, checkout: dict) -> Payment | None:
+async def settle_session(session: AsyncSession, checkout: dict[str, Any]) -> Payment | None:
     """Apply a Checkout session's current state to its payment. Idempotent, monotonic."""
     meta = checkout.get("metadata") or {}
     payment = None
@@ -140,14 +140,14 @@ async def mark_paid(session: AsyncSession, payment: Payment, *, checkout_session
     if payment_intent_id:
         values["payment_intent_id"] = payment_intent_id
     result = await session.execute(update(Payment).where(Payment.id == payment.id, Payment.status != PaymentStatus.PAID).values(**values))
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return False
     await session.refresh(payment)
     await _paid_hooks(session, [payment])
     return True
 
 
-async def settle_payment_intent(session: AsyncSession, pi: dict) -> Payment | None:
+async def settle_payment_intent(session: AsyncSession, pi: dict[str, Any]) -> Payment | None:
     """A succeeded PaymentIntent pays its payment (found by its id or our metadata), once."""
     meta = pi.get("metadata") or {}
     payment_id = int(meta["payment_id"]) if str(meta.get("payment_id", "")).isdigit() else None
@@ -168,7 +168,7 @@ async def settle_payment_intent(session: AsyncSession, pi: dict) -> Payment | No
     return paid
 
 
-async def settle_payment_intents(session: AsyncSession, pis: list[dict]) -> list[Payment]:
+async def settle_payment_intents(session: AsyncSession, pis: list[dict[str, Any]]) -> list[Payment]:
     """``settle_payment_intent`` for several PaymentIntents, in a fixed number of statements:
     the payments still to settle are read and locked (FOR UPDATE on PostgreSQL; SQLite has one
     writer), so the transition to ``paid`` — and its hook — still happens once whichever path
@@ -184,7 +184,7 @@ async def settle_payment_intents(session: AsyncSession, pis: list[dict]) -> list
     pi_ids = {pi["id"] for pi in succeeded}
     query = select(Payment.id, Payment.payment_intent_id).where(
         (Payment.payment_intent_id.in_(pi_ids) | Payment.id.in_(list(by_payment))), Payment.status != PaymentStatus.PAID)
-    if session.bind.dialect.name == "postgresql":
+    if dialect_of(session) == "postgresql":
         query = query.with_for_update()
     todo = []
     for row in (await session.execute(query)).all():
@@ -202,7 +202,7 @@ async def settle_payment_intents(session: AsyncSession, pis: list[dict]) -> list
     return paid
 
 
-async def record_refunds(session: AsyncSession, charge: dict) -> None:
+async def record_refunds(session: AsyncSession, charge: dict[str, Any]) -> None:
     """Keep the refunded total of a payment; Stripe's figure only ever grows."""
     pi = charge.get("payment_intent")
     pi_id = pi.get("id") if isinstance(pi, dict) else pi
@@ -218,10 +218,10 @@ async def reset_event(session: AsyncSession, event_id: str) -> bool:
     """Make a stored webhook event due now, whatever its state (replay of a dead letter)."""
     result = await session.execute(update(StripeEvent).where(StripeEvent.id == event_id).values(
         status=EventStatus.PENDING, attempts=0, next_attempt_at=utcnow(), lease_until=None, last_error=None))
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
-async def settle_return(sessions: async_sessionmaker, gw: StripeGateway, session_id: str, *,
+async def settle_return(sessions: Sessions, gw: StripeGateway, session_id: str, *,
                         purpose: str | None = None) -> Payment | None:
     """The payer's return from Checkout: settle their payment from Stripe's current state and
     book its charge now (the webhook may come later, or came earlier: either way, once).
