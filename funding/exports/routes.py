@@ -26,7 +26,7 @@ from funding.i18n import SOURCE_LABELS
 from funding.i18n import gettext as _
 from funding.mail.models import Email
 from funding.orgs.models import Organisation, Site
-from funding.web import BOOKS, db, flash, load_user, redirect, render, require
+from funding.web import BOOKS, db, flash, load_user, redirect_to, render, require
 
 EXPORTERS = ("admin", "accountant")
 CHART = {"chart_width": report.CHART_WIDTH, "trend_height": report.TREND_HEIGHT, "trend_bar": report.TREND_BAR}
@@ -177,16 +177,16 @@ async def recipients(request: Request) -> Response:
             if row is not None:
                 row.active = False
             flash(request, _("Destinataire retiré."), "success")
-            return redirect("/admin/exports")
+            return redirect_to(request, "exports")
         formats = ",".join(f for f in FORMATS if form.get(f"format-{f}"))
         try:
             await service.add_recipient(session, org.id, str(form.get("email", "")), str(form.get("name", "")), formats)
         except ExportError as exc:
             await session.rollback()
             flash(request, str(exc), "error")
-            return redirect("/admin/exports")
+            return redirect_to(request, "exports")
     flash(request, _("Destinataire enregistré : il recevra les exports de chaque mois clos."), "success")
-    return redirect("/admin/exports")
+    return redirect_to(request, "exports")
 
 
 async def signed_link(request: Request) -> Response:
