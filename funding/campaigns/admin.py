@@ -263,9 +263,9 @@ async def receipts_index(request: Request) -> Response:
         orgs = (await session.scalars(select(Organisation).order_by(Organisation.name))).all()
         per_org = [(org, await receipts.donors_of_year(session, org.id, year)) for org in orgs]
     secret = request.app.state.settings.secret_key
-    links = {(org.id, email): "/recus/annuel/" + receipts.summary_token(secret, org.id, email, year)
-             for org, donors in per_org for email, *_rest in donors}
-    return render(request, "campaigns/admin_receipts.html", {"per_org": per_org, "year": year, "links": links})
+    tokens = {(org.id, email): receipts.summary_token(secret, org.id, email, year)
+              for org, donors in per_org for email, *_rest in donors}
+    return render(request, "campaigns/admin_receipts.html", {"per_org": per_org, "year": year, "tokens": tokens})
 
 
 async def send_summaries(request: Request) -> Response:

@@ -148,7 +148,7 @@ async def trial_balance_page(request: Request) -> Response:
         t[0] += r.debit
         t[1] += r.credit
     return render(request, "exports/trial_balance.html", {**choices, "scope": scope, "rows": rows, "totals": totals,
-                                                           "query": urlencode(request.query_params.multi_items())})
+                                                           "query": request.query_params.multi_items()})
 
 
 async def general_ledger_page(request: Request) -> Response:
@@ -161,7 +161,7 @@ async def general_ledger_page(request: Request) -> Response:
         async for part in books.general_ledger(conn, scope):
             lines += part
     return render(request, "exports/general_ledger.html", {**choices, "scope": scope, "lines": lines,
-                                                            "query": urlencode(request.query_params.multi_items())})
+                                                            "query": request.query_params.multi_items()})
 
 
 async def recipients(request: Request) -> Response:
