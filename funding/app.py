@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
 
         if sandbox is None:
             sandbox = Sandbox(
-                webhook_url=f"{settings.base_url}/webhooks/stripe",
+                webhook_url=settings.base_url + webhook_routes.PATH,
                 webhook_secret=settings.stripe_webhook_secret,
                 public_base=settings.base_url + SANDBOX_PATH,
             )

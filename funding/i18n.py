@@ -17,7 +17,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
-from funding.money import format_money
+from funding.money import format_money, format_plain
 from funding.settings import LOCALES
 
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -89,6 +89,13 @@ def money(amount, currency: str = "EUR") -> str:
     if amount is None:
         return ""
     return format_money(int(amount), currency, get_locale())
+
+
+def plain_money(amount, currency: str = "EUR") -> str:
+    """An amount as a person types it back into a form: ``150`` → ``1,50`` (no symbol, no grouping)."""
+    if amount is None:
+        return ""
+    return format_plain(int(amount), currency)
 
 
 def date(value, fmt: str = "medium") -> str:

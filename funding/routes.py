@@ -12,7 +12,7 @@ from funding.i18n import gettext as _
 from funding.ledger.service import revenue_by_source
 from funding.migrate import current_revisions, head_revisions
 from funding.orgs.models import Organisation, Site
-from funding.web import db, flash, load_user, redirect, render
+from funding.web import db, flash, load_user, path_for, redirect, redirect_to, render
 
 
 async def home(request: Request) -> Response:
@@ -74,15 +74,15 @@ async def login_link(request: Request) -> Response:
     request.session["uid"] = user.id
     request.session["lang"] = user.locale
     flash(request, _("Bienvenue, %(name)s.", name=user.name), "success")
-    if next_path == "/" and team:
-        next_path = "/admin"
+    if next_path == path_for(request, "home") and team:
+        next_path = path_for(request, "admin")
     return redirect(next_path)
 
 
 async def logout(request: Request) -> Response:
     request.session.clear()
     flash(request, _("Vous êtes déconnecté."))
-    return redirect("/")
+    return redirect_to(request, "home")
 
 
 routes = [

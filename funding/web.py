@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
+from urllib.parse import urlencode
 
 import jinja2
 from markupsafe import Markup
@@ -39,9 +41,42 @@ def make_templates() -> Jinja2Templates:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(money=i18n.money, date=i18n.date, percent=i18n.percent, fromjson=_fromjson)
-    env.globals.update(get_locale=i18n.get_locale, source_labels=i18n.SOURCE_LABELS)
+    env.filters.update(money=i18n.money, plain_money=i18n.plain_money, date=i18n.date, percent=i18n.percent,
+                       fromjson=_fromjson)
+    env.globals.update(get_locale=i18n.get_locale, source_labels=i18n.SOURCE_LABELS, path_for=_template_path_for)
     return Jinja2Templates(env=env)
+
+
+Query = Mapping[str, Any] | Iterable[tuple[str, Any]] | str | None
+
+
+def with_query(path: str, query: Query = None) -> str:
+    """``path`` with ``query`` as its query string: a mapping or pairs (None values left out, "/" kept
+    readable as in ``?next=/membre``), or a string already encoded."""
+    if isinstance(query, str):
+        text = query
+    else:
+        pairs = query.items() if isinstance(query, Mapping) else (query or ())
+        text = urlencode([(key, value) for key, value in pairs if value is not None], safe="/")
+    return f"{path}?{text}" if text else path
+
+
+def path_for(request: Request, name: str, /, query: Query = None, **params: Any) -> str:
+    """The path of the route called ``name`` (a relative link: no scheme, no host), so that a
+    route's path is typed once, where the route is declared."""
+    return with_query(str(request.app.url_path_for(name, **params)), query)
+
+
+def absolute_url(request: Request, name: str, /, query: Query = None, **params: Any) -> str:
+    """The route's address under the configured BASE_URL, for what is followed from outside
+    the site: Stripe's return addresses, the API's links, the widget's code."""
+    return request.app.state.settings.base_url + path_for(request, name, query, **params)
+
+
+@jinja2.pass_context
+def _template_path_for(context, name: str, /, query: Query = None, **params: Any) -> str:
+    """``path_for`` in templates: ``{{ path_for("bar_till", site=site.slug, query={"membre": m.id}) }}``."""
+    return path_for(context["request"], name, query, **params)
 
 
 def render(request: Request, name: str, context: dict | None = None, status_code: int = 200) -> Response:
@@ -67,6 +102,11 @@ def flash(request: Request, message: str, level: str = "info") -> None:
 
 def redirect(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
+
+
+def redirect_to(request: Request, name: str, /, query: Query = None, **params: Any) -> RedirectResponse:
+    """See other: the route called ``name`` (see :func:`path_for`)."""
+    return redirect(path_for(request, name, query, **params))
 
 
 @asynccontextmanager
@@ -204,7 +244,7 @@ async def funding_error(request: Request, exc: FundingError) -> Response:
 
 
 async def login_required(request: Request, exc: LoginRequired) -> Response:
-    return redirect(f"/login?next={request.url.path}")
+    return redirect_to(request, "login", query={"next": request.url.path})
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

@@ -24,7 +24,7 @@ from funding.payments import books
 from funding.payments.models import Payment
 from funding.payments.service import settle_session
 from funding.stripe_gateway import GatewayError
-from funding.web import STAFF, db, flash, redirect, render, require
+from funding.web import STAFF, db, flash, redirect, redirect_to, render, require
 from funding.bar.models import TicketStatus
 from funding.payments.models import PaymentStatus
 from funding.bar.models import BatchStatus
@@ -47,12 +47,10 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
 
-def _till_url(slug: str, member_id=None, ticket_id=None, q: str = "") -> str:
-    if ticket_id:
-        return f"/bar/{slug}/caisse?comptoir={ticket_id}"
-    if member_id:
-        return f"/bar/{slug}/caisse?membre={member_id}"
-    return f"/bar/{slug}/caisse" + (f"?q={q}" if q else "")
+def _back_to_till(request: Request, slug: str, member_id=None, ticket_id=None) -> Response:
+    """The till, open on the walk-in ticket or the member's tab the staff was serving."""
+    query = {"comptoir": ticket_id} if ticket_id else {"membre": member_id} if member_id else None
+    return redirect_to(request, "bar_till", query=query, site=slug)
 
 
 def qr_svg(text: str) -> str:
@@ -126,7 +124,7 @@ async def sell(request: Request) -> Response:
         if _wants_json(request):
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
         flash(request, str(exc), "error")
-        return redirect(_till_url(slug, member_id, ticket_id))
+        return _back_to_till(request, slug, member_id, ticket_id)
     line = rung.line
     message = _("%(label)s ajouté (%(amount)s).", label=line.label, amount=money(line.amount, line.currency))
     if rung.balance is not None:
@@ -137,7 +135,7 @@ async def sell(request: Request) -> Response:
             "amount": money(line.amount, line.currency)},
             "balance": money(rung.balance, line.currency) if rung.balance is not None else None})
     flash(request, message, "success")
-    return redirect(_till_url(slug, member_id, ticket_id))
+    return _back_to_till(request, slug, member_id, ticket_id)
 
 
 async def cancel_line(request: Request) -> Response:
@@ -155,7 +153,7 @@ async def cancel_line(request: Request) -> Response:
     else:
         flash(request, _("Ligne annulée : %(label)s (%(amount)s), motif « %(reason)s ».", label=line.label,
                          amount=money(line.amount, line.currency), reason=line.reason), "success")
-    return redirect(_till_url(slug, member_id, ticket_id))
+    return _back_to_till(request, slug, member_id, ticket_id)
 
 
 async def new_ticket(request: Request) -> Response:
@@ -164,7 +162,7 @@ async def new_ticket(request: Request) -> Response:
         user = await require(request, session, STAFF)
         site = await _site(session, slug)
         ticket = await till.open_ticket(session, site, created_by=user.name)
-    return redirect(_till_url(slug, ticket_id=ticket.id))
+    return _back_to_till(request, slug, ticket_id=ticket.id)
 
 
 async def charge_ticket(request: Request) -> Response:
@@ -177,11 +175,11 @@ async def charge_ticket(request: Request) -> Response:
                                     base_url=request.app.state.settings.base_url)
     except BarError as exc:
         flash(request, str(exc), "error")
-        return redirect(_till_url(slug, ticket_id=ticket_id))
+        return _back_to_till(request, slug, ticket_id=ticket_id)
     except GatewayError:
         flash(request, _("Le paiement par carte est momentanément indisponible : réessayez dans un instant."), "error")
-        return redirect(_till_url(slug, ticket_id=ticket_id))
-    return redirect(f"/bar/{slug}/comptoir/{ticket_id}")
+        return _back_to_till(request, slug, ticket_id=ticket_id)
+    return redirect_to(request, "bar_ticket_payment", site=slug, ticket=ticket_id)
 
 
 async def ticket_payment(request: Request) -> Response:
@@ -230,7 +228,7 @@ async def cancel_ticket(request: Request) -> Response:
     slug, ticket_id = request.path_params["site"], request.path_params["ticket"]
     if not await _stop_open_checkout(request, ticket_id):
         flash(request, _("Le client est en train de payer (ou a payé) : la vente ne peut plus être annulée ici."), "error")
-        return redirect(f"/bar/{slug}/comptoir/{ticket_id}")
+        return redirect_to(request, "bar_ticket_payment", site=slug, ticket=ticket_id)
     try:
         async with db(request) as session:
             user = await require(request, session, STAFF)
@@ -241,9 +239,9 @@ async def cancel_ticket(request: Request) -> Response:
             count = await till.cancel_ticket(session, site, ticket, reason=str(form.get("reason", "")), recorded_by=user.name)
     except BarError as exc:
         flash(request, str(exc), "error")
-        return redirect(_till_url(slug, ticket_id=ticket_id))
+        return _back_to_till(request, slug, ticket_id=ticket_id)
     flash(request, _("Vente comptoir annulée (%(n)s ligne(s)).", n=count), "success")
-    return redirect(_till_url(slug))
+    return _back_to_till(request, slug)
 
 
 async def _stop_open_checkout(request: Request, ticket_id: int) -> bool:
@@ -276,12 +274,12 @@ async def close_today(request: Request) -> Response:
             made = await closings.close_day(session, site, closed_by=user.name)
     except BarError as exc:
         flash(request, str(exc), "error")
-        return redirect(_till_url(slug))
+        return _back_to_till(request, slug)
     last = made[-1]
     flash(request, _("Journée du %(day)s clôturée : %(total)s.", day=last.end_date.strftime("%d/%m/%Y"),
                      total=", ".join(money(v, c) for c, v in closings.closing_view(last)["period_total"].items()) or money(0)),
           "success")
-    return redirect(f"/bar/{slug}/clotures/{last.id}")
+    return redirect_to(request, "bar_closing", site=slug, closing=last.id)
 
 
 async def settle_member(request: Request) -> Response:
@@ -294,7 +292,7 @@ async def settle_member(request: Request) -> Response:
             batch = await settlement.settle_departure(session, site, member_id)
     except BarError as exc:
         flash(request, str(exc), "error")
-        return redirect(_till_url(slug, member_id))
+        return _back_to_till(request, slug, member_id)
     try:
         status = await settlement.bill(request.app.state.sessions, request.app.state.gateway, batch.id)
     except GatewayError:
@@ -305,7 +303,7 @@ async def settle_member(request: Request) -> Response:
                 BatchStatus.DUE: _("Ardoise arrêtée (%(amount)s) : le membre la règle depuis son espace (e-mail envoyé)."),
                 BatchStatus.READY: _("Ardoise arrêtée (%(amount)s) : elle sera facturée dans quelques minutes.")}
     flash(request, messages.get(status, messages[BatchStatus.READY]) % {"amount": money(batch.amount, batch.currency)}, "success")
-    return redirect(_till_url(slug, member_id))
+    return _back_to_till(request, slug, member_id)
 
 
 # --- closings -------------------------------------------------------------------------------
@@ -360,7 +358,7 @@ async def products_page(request: Request) -> Response:
             error = str(exc)
         else:
             flash(request, message, "success")
-            return redirect(f"/bar/{slug}/produits")
+            return redirect_to(request, "bar_products", site=slug)
     async with db(request) as session:
         await require(request, session, STAFF)
         site = await _site(session, slug)
@@ -391,11 +389,11 @@ async def pay_tab(request: Request) -> Response:
                                       _int(request.path_params["batch"]) or 0, base_url=request.app.state.settings.base_url)
     except BarError as exc:
         flash(request, str(exc), "error")
-        return redirect("/bar/ardoise")
+        return redirect_to(request, "bar_my_tab")
     except GatewayError:
         flash(request, _("Le paiement est momentanément indisponible. Réessayez dans quelques minutes : rien n'a été débité."),
               "error")
-        return redirect("/bar/ardoise")
+        return redirect_to(request, "bar_my_tab")
     return redirect(url)
 
 
@@ -415,7 +413,7 @@ async def tab_thanks(request: Request) -> Response:
             if payment is not None and payment.status == PaymentStatus.PAID:
                 await _book_now(request, checkout)
                 flash(request, _("Merci ! Votre ardoise est réglée."), "success")
-    return redirect("/bar/ardoise")
+    return redirect_to(request, "bar_my_tab")
 
 
 routes = [

@@ -28,7 +28,7 @@ from funding.ledger.models import Entry
 from funding.ledger.service import LedgerError
 from funding.money import format_plain
 from funding.orgs.models import Organisation, Site
-from funding.web import BOOKS, STAFF, db, flash, redirect, render, require
+from funding.web import BOOKS, STAFF, absolute_url, db, flash, redirect_to, render, require
 from funding.campaigns.models import Mode, PledgeStatus
 from funding.campaigns.models import Nature
 
@@ -82,7 +82,7 @@ async def new(request: Request) -> Response:
         context["error"] = str(exc)
         return render(request, "campaigns/admin_form.html", context, status_code=400)
     flash(request, _("Brouillon créé : ajoutez ses contreparties, puis publiez-le."), "success")
-    return redirect(f"/admin/campaigns/{slug}")
+    return redirect_to(request, "admin_campaign", slug=slug)
 
 
 async def edit(request: Request) -> Response:
@@ -105,7 +105,7 @@ async def edit(request: Request) -> Response:
         context["error"] = str(exc)
         return render(request, "campaigns/admin_form.html", context, status_code=400)
     flash(request, _("Campagne enregistrée."), "success")
-    return redirect(f"/admin/campaigns/{slug}")
+    return redirect_to(request, "admin_campaign", slug=slug)
 
 
 async def owner_view(request: Request) -> Response:
@@ -140,14 +140,13 @@ async def owner_view(request: Request) -> Response:
             .order_by(Entry.number.desc()).limit(100))).all()
     more = len(pledges) > PAGE
     tier_titles = {t.id: t.title for t in tiers}
-    settings = request.app.state.settings
     return render(request, "campaigns/admin_view.html", {
         "c": campaign, "site": site, "org": org, "match": match, "tiers": tiers, "by_status": by_status,
         "undelivered": undelivered, "chase": chase, "pledges": pledges[:PAGE], "more": more,
         "next_before": pledges[PAGE - 1].id if more else None, "entries": entries, "tier_titles": tier_titles,
         "progress": views.progress_of(campaign, match), "labels": views.STATUS_LABELS, "modes": views.MODE_LABELS,
         "pledge_labels": views.PLEDGE_LABELS,
-        "can_edit": user.can(*STAFF, org=campaign.org_id), "widget_url": f"{settings.base_url}/widget/campaigns/{campaign.slug}",
+        "can_edit": user.can(*STAFF, org=campaign.org_id), "widget_url": absolute_url(request, "campaign_widget", slug=campaign.slug),
         "description": richtext.render(campaign.description), "local": local,
     })
 
@@ -163,7 +162,7 @@ async def _act(request: Request, action, success: str) -> Response:
         flash(request, str(exc), "error")
     else:
         flash(request, success, "success")
-    return redirect(f"/admin/campaigns/{slug}")
+    return redirect_to(request, "admin_campaign", slug=slug)
 
 
 async def add_tier(request: Request) -> Response:
@@ -266,9 +265,9 @@ async def receipts_index(request: Request) -> Response:
         orgs = (await session.scalars(select(Organisation).order_by(Organisation.name))).all()
         per_org = [(org, await receipts.donors_of_year(session, org.id, year)) for org in orgs]
     secret = request.app.state.settings.secret_key
-    links = {(org.id, email): "/recus/annuel/" + receipts.summary_token(secret, org.id, email, year)
-             for org, donors in per_org for email, *_rest in donors}
-    return render(request, "campaigns/admin_receipts.html", {"per_org": per_org, "year": year, "links": links})
+    tokens = {(org.id, email): receipts.summary_token(secret, org.id, email, year)
+              for org, donors in per_org for email, *_rest in donors}
+    return render(request, "campaigns/admin_receipts.html", {"per_org": per_org, "year": year, "tokens": tokens})
 
 
 async def send_summaries(request: Request) -> Response:
@@ -283,7 +282,7 @@ async def send_summaries(request: Request) -> Response:
         sent = await send_year(session, request.app.state.settings, int(year))
     request.app.state.kick_mail()
     flash(request, _("%(n)s récapitulatif(s) annuel(s) envoyé(s).", n=sent), "success")
-    return redirect(f"/admin/campaigns/recus?annee={year}")
+    return redirect_to(request, "admin_campaign_receipts", query={"annee": year})
 
 
 routes = [
@@ -294,8 +293,10 @@ routes = [
     Route("/admin/campaigns/{slug:str}", owner_view, name="admin_campaign"),
     Route("/admin/campaigns/{slug:str}/edit", edit, methods=["GET", "POST"], name="admin_campaign_edit"),
     Route("/admin/campaigns/{slug:str}/tiers", add_tier, methods=["POST"], name="admin_campaign_tier"),
-    Route("/admin/campaigns/{slug:str}/tiers/{tier_id:int}/active", toggle_tier, methods=["POST"]),
-    Route("/admin/campaigns/{slug:str}/tiers/{tier_id:int}/deliver", deliver_tier, methods=["POST"]),
+    Route("/admin/campaigns/{slug:str}/tiers/{tier_id:int}/active", toggle_tier, methods=["POST"],
+          name="admin_campaign_tier_active"),
+    Route("/admin/campaigns/{slug:str}/tiers/{tier_id:int}/deliver", deliver_tier, methods=["POST"],
+          name="admin_campaign_tier_deliver"),
     Route("/admin/campaigns/{slug:str}/match", set_match, methods=["POST"], name="admin_campaign_match"),
     Route("/admin/campaigns/{slug:str}/publish", publish, methods=["POST"], name="admin_campaign_publish"),
     Route("/admin/campaigns/{slug:str}/archive", archive, methods=["POST"], name="admin_campaign_archive"),

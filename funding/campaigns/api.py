@@ -7,6 +7,8 @@ Amounts are integers of minor units with their ISO currency, as everywhere here.
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
+from typing import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -16,7 +18,7 @@ from starlette.routing import Route
 from funding import i18n
 from funding.campaigns import richtext, views
 from funding.db import utcnow
-from funding.web import db
+from funding.web import absolute_url, db, path_for
 from funding.campaigns.models import MatchStatus
 from funding.campaigns.models import CampaignStatus
 
@@ -29,13 +31,12 @@ def _iso(moment: dt.datetime) -> str:
 
 
 def _summary(request: Request, campaign, site, progress: views.Progress, now: dt.datetime) -> dict:
-    base = request.app.state.settings.base_url
     return {
         "slug": campaign.slug,
         "title": campaign.title,
         "summary": campaign.summary or richtext.plain(campaign.description, 300),
-        "url": f"{base}/campagnes/{campaign.slug}",
-        "widget_url": f"{base}/widget/campaigns/{campaign.slug}",
+        "url": absolute_url(request, "campaign", slug=campaign.slug),
+        "widget_url": absolute_url(request, "campaign_widget", slug=campaign.slug),
         "site": {"slug": site.slug, "name": site.name, "town": site.town},
         "status": campaign.status,
         "mode": campaign.mode,
@@ -172,7 +173,9 @@ ERROR = {"description": "no such public campaign", "content": {"application/json
     "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}
 
 
-def openapi_document(base_url: str) -> dict:
+def openapi_document(base_url: str, path_of: Callable[..., str]) -> dict:
+    """The API described for its users; ``path_of(name, **params)`` gives each route's path
+    (a parameter given as ``"{slug}"`` stays the template OpenAPI writes)."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -184,19 +187,19 @@ def openapi_document(base_url: str) -> dict:
         },
         "servers": [{"url": base_url}],
         "paths": {
-            "/api/campaigns": {"get": {
+            path_of("api_campaigns"): {"get": {
                 "operationId": "listCampaigns", "summary": "Public campaigns, live ones first",
                 "responses": {"200": {"description": "the campaigns", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["campaigns"], "properties": {"campaigns": {
                         "type": "array", "items": {"$ref": "#/components/schemas/CampaignSummary"}}}}}}}},
             }},
-            "/api/campaigns/{slug}": {"get": {
+            path_of("api_campaign", slug="{slug}"): {"get": {
                 "operationId": "getCampaign", "summary": "One campaign with its tiers and its public match",
                 "parameters": [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "the campaign", "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/Campaign"}}}}, "404": ERROR},
             }},
-            "/api/openapi.json": {"get": {
+            path_of("openapi"): {"get": {
                 "operationId": "openapi", "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["openapi", "info", "paths"]}}}}},
@@ -208,7 +211,7 @@ def openapi_document(base_url: str) -> dict:
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(openapi_document(request.app.state.settings.base_url), headers=API_HEADERS)
+    return JSONResponse(openapi_document(request.app.state.settings.base_url, partial(path_for, request)), headers=API_HEADERS)
 
 
 routes = [

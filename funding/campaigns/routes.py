@@ -18,7 +18,7 @@ from funding.db import utcnow
 from funding.i18n import gettext as _
 from funding.security import TokenError, unsign
 from funding.stripe_gateway import GatewayError
-from funding.web import STAFF, db, flash, load_user, redirect, render
+from funding.web import STAFF, absolute_url, db, flash, load_user, redirect, redirect_to, render
 from funding.campaigns.models import CampaignStatus, Mode, PledgeStatus
 
 FORM_FIELDS = ("tier", "amount", "currency", "name", "email", "address", "show_name", "public_name", "message")
@@ -147,7 +147,7 @@ async def pledge_cancel(request: Request) -> Response:
             "Cette promesse ne peut plus être annulée : la campagne est terminée ou la promesse n'est plus active."))
     request.app.state.kick_mail()
     flash(request, _("Votre promesse est annulée. Rien n'a été débité."), "success")
-    return redirect(f"/contributions/{request.path_params['token']}")
+    return redirect_to(request, "pledge", token=request.path_params["token"])
 
 
 async def pledge_card(request: Request) -> Response:
@@ -162,7 +162,7 @@ async def pledge_card(request: Request) -> Response:
             except GatewayError:
                 pass
             request.app.state.kick_mail()
-        return redirect(f"/contributions/{token}")
+        return redirect_to(request, "pledge", token=token)
     try:
         url = await flows.start_card_update(request.app.state.sessions, request.app.state.gateway, pledge_id)
     except flows.NotAllowed as exc:
@@ -177,7 +177,6 @@ async def pledge_confirm(request: Request) -> Response:
     """POST: confirm on session the payment the bank wants authenticated; GET: back from the bank."""
     pledge_id = _pledge_id(request)
     token = request.path_params["token"]
-    settings = request.app.state.settings
     if request.method == "GET":
         pi_id = request.query_params.get("payment_intent", "")
         async with db(request) as session:
@@ -192,10 +191,10 @@ async def pledge_confirm(request: Request) -> Response:
                 flash(request, _("Paiement confirmé : merci !"), "success")
             else:
                 flash(request, _("Le paiement n'est pas confirmé. Réessayez, ou enregistrez une autre carte."), "error")
-        return redirect(f"/contributions/{token}")
+        return redirect_to(request, "pledge", token=token)
     try:
         result = await flows.confirm_on_session(request.app.state.sessions, request.app.state.gateway, pledge_id,
-                                                f"{settings.base_url}/contributions/{token}/confirmer")
+                                                absolute_url(request, "pledge_confirm", token=token))
     except flows.NotAllowed as exc:
         return await _pledge_page(request, error=str(exc), status_code=409)
     except flows.PaymentUnavailable:
@@ -206,7 +205,7 @@ async def pledge_confirm(request: Request) -> Response:
     request.app.state.kick_mail()
     if result.paid:
         flash(request, _("Paiement confirmé : merci !"), "success")
-        return redirect(f"/contributions/{token}")
+        return redirect_to(request, "pledge", token=token)
     return await _pledge_page(request, status_code=402, error=result.error or _("Le paiement a été refusé."))
 
 

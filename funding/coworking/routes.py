@@ -38,9 +38,9 @@ from funding.coworking.service import member_panels, passes_of
 from funding.coworking.staff import page
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
-from funding.payments.service import settle_return
+from funding.payments.service import CHECKOUT_RETURN, settle_return
 from funding.stripe_gateway import GatewayError
-from funding.web import db, flash, load_user, redirect, require
+from funding.web import absolute_url, db, flash, load_user, path_for, redirect, redirect_to, require
 from funding.coworking.models import RUNNING, InvoiceStatus, PlanKind
 from funding.payments.models import PaymentPurpose
 
@@ -133,16 +133,15 @@ async def join(request: Request) -> Response:
         elif plan.company_only and not member.company_name:
             raise MemberError(_("Cette formule est réservée aux entreprises : renseignez d'abord votre entreprise et son SIREN "
                                 "dans votre espace membre."))
-        base = settings.base_url
-        cancel_url = f"{base}/coworking/{site.slug}?annule=1"
+        cancel_url = absolute_url(request, "coworking_plans", query={"annule": 1}, site=site.slug)
         if plan.kind == PlanKind.PASS:
             url = await billing.start_pass(request.app.state.sessions, request.app.state.gateway, member_id=member.id,
                                            plan_id=plan.id, cancel_url=cancel_url,
-                                           success_url=f"{base}/coworking/pass/merci?session_id={{CHECKOUT_SESSION_ID}}")
+                                           success_url=absolute_url(request, "coworking_pass_thanks", query=CHECKOUT_RETURN))
         else:
             url = await billing.start_subscription(request.app.state.sessions, request.app.state.gateway, member_id=member.id,
                                                    plan_id=plan.id, cancel_url=cancel_url,
-                                                   success_url=f"{base}/coworking/bienvenue?session_id={{CHECKOUT_SESSION_ID}}")
+                                                   success_url=absolute_url(request, "coworking_welcome", query=CHECKOUT_RETURN))
     except (MemberError, billing.BillingError, AuthError) as exc:
         context["error"] = str(exc)
         return page(request, "coworking/join.html", context, status_code=400)
@@ -282,15 +281,15 @@ async def confirm_change(request: Request) -> Response:
         raise HTTPException(404) from None
     except billing.BillingError as exc:
         flash(request, str(exc), "error")
-        return redirect("/membre")
+        return redirect_to(request, "member_home")
     except GatewayError:
         flash(request, _("Le changement de formule n'a pas pu être fait : réessayez dans quelques minutes."), "error")
-        return redirect("/membre")
+        return redirect_to(request, "member_home")
     request.app.state.kick_mail()
     async with db(request) as session:
         plan = await session.get(Plan, sub.plan_id) if sub and sub.plan_id else None
     flash(request, _("Votre formule est maintenant « %(plan)s ».", plan=plan.name if plan else "?"), "success")
-    return redirect("/membre")
+    return redirect_to(request, "member_home")
 
 
 async def cancel(request: Request) -> Response:
@@ -313,17 +312,17 @@ async def _set_cancel(request: Request, flag: bool) -> Response:
         raise HTTPException(404) from None
     except billing.BillingError as exc:
         flash(request, str(exc), "error")
-        return redirect("/membre")
+        return redirect_to(request, "member_home")
     except GatewayError:
         flash(request, _unavailable(), "error")
-        return redirect("/membre")
+        return redirect_to(request, "member_home")
     if flag:
         end = sub.current_period_end
         flash(request, _("Votre abonnement prendra fin le %(date)s ; d'ici là rien ne change.",
                          date=lifecycle.local_day(end).strftime("%d/%m/%Y") if end else "?"), "success")
     else:
         flash(request, _("Votre abonnement continue."), "success")
-    return redirect("/membre")
+    return redirect_to(request, "member_home")
 
 
 async def card(request: Request) -> Response:
@@ -332,13 +331,13 @@ async def card(request: Request) -> Response:
         member, _user = await _me(request, session)
     try:
         url = await billing.portal_url(request.app.state.sessions, request.app.state.gateway, member_id=member.id,
-                                       return_url=f"{request.app.state.settings.base_url}/membre")
+                                       return_url=absolute_url(request, "member_home"))
     except billing.BillingError as exc:
         flash(request, str(exc), "error")
-        return redirect("/membre")
+        return redirect_to(request, "member_home")
     except GatewayError:
         flash(request, _unavailable(), "error")
-        return redirect("/membre")
+        return redirect_to(request, "member_home")
     return redirect(url)
 
 
@@ -378,14 +377,14 @@ async def details(request: Request) -> Response:
         await push_details(request.app.state.gateway, member, user)
     except GatewayError:
         flash(request, _("Coordonnées enregistrées ; elles seront transmises à notre prestataire de paiement plus tard."))
-        return redirect("/membre")
+        return redirect_to(request, "member_home")
     flash(request, _("Coordonnées enregistrées : elles figureront sur vos prochaines factures."), "success")
-    return redirect("/membre")
+    return redirect_to(request, "member_home")
 
 
 async def login_shortcut(request: Request) -> Response:
     """/membre/connexion: the login page, coming back to the member area."""
-    return redirect("/login?next=/membre")
+    return redirect_to(request, "login", query={"next": path_for(request, "member_home")})
 
 
 routes = [

@@ -28,7 +28,7 @@ from funding.i18n import N_
 from funding.i18n import gettext as _
 from funding.mail.models import Email
 from funding.orgs.models import Organisation, Site
-from funding.web import BOOKS, STAFF, db, flash, redirect, render, require
+from funding.web import BOOKS, STAFF, db, flash, redirect_to, render, require
 from funding.coworking.models import PlanKind
 
 STATUS_LABELS = {
@@ -125,7 +125,7 @@ async def pass_day(request: Request) -> Response:
         day = dt.date.fromisoformat(str(form.get("day", "")))
     except ValueError:
         flash(request, _("Date invalide (AAAA-MM-JJ)."), "error")
-        return redirect(f"/admin/coworking/membres/{row.id}")
+        return redirect_to(request, "coworking_member", member_id=row.id)
     try:
         async with db(request) as session:
             found = await use_pass_day(session, row, day=day, recorded_by=current.email)
@@ -135,7 +135,7 @@ async def pass_day(request: Request) -> Response:
     else:
         flash(request, _("Journée du %(day)s décomptée : %(left)s jour(s) restant(s) sur ce pass.",
                          day=day.strftime("%d/%m/%Y"), left=left), "success")
-    return redirect(f"/admin/coworking/membres/{row.id}")
+    return redirect_to(request, "coworking_member", member_id=row.id)
 
 
 async def plans(request: Request) -> Response:

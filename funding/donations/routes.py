@@ -12,9 +12,9 @@ from funding.donations.service import MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE
 from funding.i18n import gettext as _, money
 from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Site
-from funding.payments.service import settle_return, start_checkout
+from funding.payments.service import CHECKOUT_RETURN, settle_return, start_checkout
 from funding.stripe_gateway import GatewayError
-from funding.web import db, redirect, render
+from funding.web import absolute_url, db, redirect, render
 
 
 async def _sites(session):
@@ -47,12 +47,12 @@ async def donate(request: Request) -> Response:
     except (ValueError, MoneyError, AuthError) as exc:
         context["error"] = str(exc)
         return render(request, "donations/donate.html", context, status_code=400)
-    base = request.app.state.settings.base_url
     try:
         _payment, url = await start_checkout(
             request.app.state.sessions, request.app.state.gateway, purpose=PURPOSE, org_id=site.org_id, site_id=site.id,
             amount=amount, currency="EUR", description=f"Don à {site.name}", email=email, name=name,
-            success_url=f"{base}/soutenir/merci?session_id={{CHECKOUT_SESSION_ID}}", cancel_url=f"{base}/soutenir?annule=1",
+            success_url=absolute_url(request, "donate_thanks", query=CHECKOUT_RETURN),
+            cancel_url=absolute_url(request, "donate", query={"annule": 1}),
         )
     except GatewayError:
         context["error"] = _("Le paiement est momentanément indisponible. Réessayez dans quelques minutes : rien n'a été débité.")

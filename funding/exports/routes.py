@@ -26,7 +26,7 @@ from funding.i18n import SOURCE_LABELS
 from funding.i18n import gettext as _
 from funding.mail.models import Email
 from funding.orgs.models import Organisation, Site
-from funding.web import BOOKS, db, flash, load_user, redirect, render, require
+from funding.web import BOOKS, db, flash, load_user, redirect_to, render, require
 from funding.exports.models import Channel
 
 EXPORTERS = ("admin", "accountant")
@@ -149,7 +149,7 @@ async def trial_balance_page(request: Request) -> Response:
         t[0] += r.debit
         t[1] += r.credit
     return render(request, "exports/trial_balance.html", {**choices, "scope": scope, "rows": rows, "totals": totals,
-                                                           "query": urlencode(request.query_params.multi_items())})
+                                                           "query": request.query_params.multi_items()})
 
 
 async def general_ledger_page(request: Request) -> Response:
@@ -162,7 +162,7 @@ async def general_ledger_page(request: Request) -> Response:
         async for part in books.general_ledger(conn, scope):
             lines += part
     return render(request, "exports/general_ledger.html", {**choices, "scope": scope, "lines": lines,
-                                                            "query": urlencode(request.query_params.multi_items())})
+                                                            "query": request.query_params.multi_items()})
 
 
 async def recipients(request: Request) -> Response:
@@ -178,16 +178,16 @@ async def recipients(request: Request) -> Response:
             if row is not None:
                 row.active = False
             flash(request, _("Destinataire retiré."), "success")
-            return redirect("/admin/exports")
+            return redirect_to(request, "exports")
         formats = ",".join(f for f in FORMATS if form.get(f"format-{f}"))
         try:
             await service.add_recipient(session, org.id, str(form.get("email", "")), str(form.get("name", "")), formats)
         except ExportError as exc:
             await session.rollback()
             flash(request, str(exc), "error")
-            return redirect("/admin/exports")
+            return redirect_to(request, "exports")
     flash(request, _("Destinataire enregistré : il recevra les exports de chaque mois clos."), "success")
-    return redirect("/admin/exports")
+    return redirect_to(request, "exports")
 
 
 async def signed_link(request: Request) -> Response:

@@ -20,7 +20,7 @@ from funding.ledger.service import LedgerError, close_month, reverse, totals_by_
 from funding.ledger.seals import Keyring
 from funding.ledger.verify import verify_org
 from funding.orgs.models import Organisation, Site
-from funding.web import BOOKS, STAFF, db, flash, redirect, render, require
+from funding.web import BOOKS, STAFF, db, flash, redirect, redirect_to, render, require
 
 PAGE = 50
 
@@ -141,7 +141,7 @@ async def entry_detail(request: Request) -> Response:
                 flash(request, str(exc), "error")
                 return redirect(request.url.path)
             flash(request, _("Écriture n° %(number)s contrepassée par l'écriture n° %(new)s.", number=entry.number, new=posted.number), "success")
-            return redirect(f"/admin/ledger/{org.siren}/{posted.number}")
+            return redirect_to(request, "entry", siren=org.siren, number=posted.number)
     return render(
         request, "admin/entry.html",
         {"org": org, "entry": entry, "postings": postings, "site": site, "reversed_by": reversed_by, "reverses": reverses},
@@ -186,7 +186,7 @@ async def record(request: Request) -> Response:
         _("%(n)s opération(s) enregistrée(s), %(d)s déjà présente(s).", n=len(created), d=len(outcomes) - len(created)),
         "success",
     )
-    return redirect("/admin/ledger")
+    return redirect_to(request, "journal")
 
 
 async def closings(request: Request) -> Response:
@@ -205,9 +205,9 @@ async def closings(request: Request) -> Response:
             except LedgerError as exc:
                 await session.rollback()
                 flash(request, str(exc), "error")
-                return redirect("/admin/ledger/closings")
+                return redirect_to(request, "closings")
             flash(request, _("Période %(period)s clôturée.", period=closing.period), "success")
-            return redirect("/admin/ledger/closings")
+            return redirect_to(request, "closings")
         rows = (await session.execute(select(Closing, Organisation.name).join(Organisation).order_by(Closing.end_date.desc()))).all()
     return render(request, "admin/closings.html", {"rows": rows, "orgs": orgs})
 

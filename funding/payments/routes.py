@@ -12,7 +12,7 @@ from starlette.routing import Route
 from funding.i18n import gettext as _
 from funding.payments.models import EVENT_STATES, Payment, Payout, StripeEvent, StripeRequest
 from funding.payments.service import reset_event
-from funding.web import BOOKS, STAFF, db, flash, redirect, render, require
+from funding.web import BOOKS, STAFF, db, flash, redirect_to, render, require
 from funding.payments.models import EventStatus, RequestStatus
 
 
@@ -52,7 +52,7 @@ async def replay(request: Request) -> Response:
             raise HTTPException(404)
     request.app.state.kick_events()
     flash(request, _("Événement %(id)s remis en traitement.", id=event_id), "success")
-    return redirect("/admin/stripe")
+    return redirect_to(request, "stripe_overview")
 
 
 routes = [

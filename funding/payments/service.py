@@ -27,6 +27,9 @@ PaidHook = Callable[[AsyncSession, Payment], Awaitable[None]]
 PaidManyHook = Callable[[AsyncSession, list[Payment]], Awaitable[None]]
 _on_paid: dict[str, PaidHook] = {}
 _on_paid_many: dict[str, PaidManyHook] = {}
+# The query of a Checkout's success_url: Stripe puts the session's id in place of the
+# braces, so they stay as they are (never URL-encoded).
+CHECKOUT_RETURN = "session_id={CHECKOUT_SESSION_ID}"
 
 
 def on_paid(purpose: str, hook: PaidHook, *, many: PaidManyHook | None = None) -> None:
