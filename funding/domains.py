@@ -6,7 +6,8 @@ A domain is a package ``funding/<name>/`` that may provide any of:
 - ``routes``  — ``routes``: a list of Starlette routes;
 - ``service`` — imported at start so it can register payment purposes and hooks;
 - ``jobs``    — ``JOBS``: ``[(name, async fn(sessions, settings, gateway) -> int)]`` for the worker;
-- ``cli``     — ``register(subparsers)``: its ``funding …`` commands;
+- ``cli``     — its ``funding …`` commands, registered as the module is imported (with
+  ``funding.commands.command``, each naming the roles ``--as`` needs);
 - ``integrity`` — ``async verify(conn, org_id, report)``: checks of its own chained records,
   run by ``funding ledger verify`` (problems go to ``report.problem``, totals to ``report.counts``);
 - ``demo``    — ``async seed(session, demo)`` (demo data) and ``async play(settings, gateway, sessions)``

@@ -4,7 +4,8 @@ Every error the product raises on purpose — bad input, a rule that says no, so
 found, Stripe unavailable — is a :class:`FundingError`: ``str(exc)`` is what the person
 reads (French first, through the catalog where it was written with ``_``), ``status`` is
 the HTTP answer it maps to. The web edge (``funding.web.funding_error``) renders it once,
-the command line (``funding.cli.main``) prints it once; neither knows the subclasses.
+the command line (``funding.commands``, around every command) prints it once; neither knows
+the subclasses.
 Anything else that escapes is a bug: logged with its traceback, answered with a plain 500
 or "unexpected error".
 

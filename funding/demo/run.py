@@ -14,6 +14,7 @@ import uvicorn
 
 from funding.db import create_engine, sessions_for, transaction
 from funding.demo.seed import USERS, is_seeded, seed
+from funding.errors import FundingError
 from funding.migrate import upgrade
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH
@@ -89,11 +90,10 @@ def run_demo(settings: Settings, *, host: str, port: int, reset: bool = False) -
     from sqlalchemy.engine import make_url
 
     from funding.app import create_app
-    from funding.cli import CommandError
     from funding.sandbox import Sandbox
 
     if not _port_free(host, port):
-        raise CommandError(f"port {port} is already in use: try `funding demo --port {port + 1}`")
+        raise FundingError(f"port {port} is already in use: try `funding demo --port {port + 1}`")
     settings = settings.with_(base_url=f"http://{host}:{port}")
     state = None
     if settings.database_url.startswith("sqlite"):

@@ -7,8 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+import click
 from sqlalchemy import select
 
+from funding.commands import ADMIN, EXPORTERS, CommandError, Context, acting_as, command, group, out, root
 from funding.exports.models import FORMATS
 
 
@@ -41,66 +43,71 @@ class ProgressBar:
             self.stream.flush()
 
 
-def _who() -> str:
-    from funding.cli import _actor
-
-    if _actor.get():
-        return _actor.get()
+def _taker() -> str:
+    """Who takes an export, for its log: the ``--as`` person, else ``cli:`` and the operator's login."""
+    if acting_as():
+        return acting_as()
     try:
         return f"cli:{getpass.getuser()}"
     except Exception:
         return "cli"
 
 
-async def cmd_export(args, ctx) -> int:
-    from funding.cli import CommandError, _out
+@command(root, "export", roles=EXPORTERS,
+         help="export the books: FEC, CSV journal, Beancount, hledger, trial balance, general ledger")
+@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS))
+@click.option("--from", "start", required=True, help="YYYY-MM-DD")
+@click.option("--to", "end", required=True, help="YYYY-MM-DD")
+@click.option("--org", "siren", help="SIREN (optional with a single organisation)")
+@click.option("--site", "slug", help="only this site's entries")
+@click.option("--output", required=True,
+              help="file (or directory); for the FEC, the directory that receives <SIREN>FEC<date>.txt")
+async def export(ctx: Context, fmt: str, start: str, end: str, siren: str | None, slug: str | None, output: str) -> None:
     from funding.exports import journal
-    from funding.exports.journal import ExportError
     from funding.exports.service import parse_date, resolve_scope, write_export
 
+    first, last = parse_date(start, "date de début (--from)"), parse_date(end, "date de fin (--to)")
+    async with ctx.sessions() as session:
+        scope = await resolve_scope(session, siren=siren, site=slug, start=first, end=last)
+    bar = None
+    if sys.stderr.isatty():
+        async with ctx.engine.connect() as conn:
+            bar = ProgressBar(await journal.count_rows(conn, scope))
     try:
-        start, end = parse_date(args.start, "date de début (--from)"), parse_date(args.end, "date de fin (--to)")
-        async with ctx.sessions() as session:
-            scope = await resolve_scope(session, siren=args.org, site=args.site, start=start, end=end)
-        bar = None
-        if sys.stderr.isatty():
-            async with ctx.engine.connect() as conn:
-                bar = ProgressBar(await journal.count_rows(conn, scope))
-        try:
-            written = await write_export(ctx.engine, ctx.sessions, scope, args.format, Path(args.output), taken_by=_who(),
-                                         progress=bar)
-        finally:
-            if bar:
-                bar.finish()
-    except ExportError as exc:
-        raise CommandError(str(exc)) from None
+        written = await write_export(ctx.engine, ctx.sessions, scope, fmt, Path(output), taken_by=_taker(), progress=bar)
     except OSError as exc:
-        raise CommandError(f"écriture impossible : {exc.strerror or exc} ({exc.filename or args.output})") from None
-    _out(f"{written.path}  {written.digest.rows} lignes  {written.digest.size} octets  sha256 {written.digest.hexdigest}")
+        raise CommandError(f"écriture impossible : {exc.strerror or exc} ({exc.filename or output})") from None
+    finally:
+        if bar:
+            bar.finish()
+    out(f"{written.path}  {written.digest.rows} lignes  {written.digest.size} octets  sha256 {written.digest.hexdigest}")
     for path in written.extra:
-        _out(str(path))
-    return 0
+        out(str(path))
 
 
-async def cmd_send(args, ctx) -> int:
-    from funding.cli import CommandError, _out
+exports = group(root, "exports", help="sending exports to accountants, recipients, log")
+
+
+@command(exports, "send", roles=EXPORTERS, serving=True,
+         help="email a closed month's exports to each recipient (once per period, recipient and format)")
+@click.option("--period", required=True, help="YYYY-MM (a closed month)")
+@click.option("--to", help="send to this address only")
+@click.option("--formats", help=f"with --to: comma-separated among {', '.join(FORMATS)}")
+@click.option("--org", "siren", help="SIREN (default: every organisation)")
+async def send(ctx: Context, period: str, to: str | None, formats: str | None, siren: str | None) -> int:
     from funding.db import transaction
-    from funding.exports.journal import ExportError
     from funding.exports.service import queue_period, sending_status
     from funding.mail.service import send_pending
     from funding.orgs.models import Organisation
-    from funding.orgs.service import OrgError, organisation_for
+    from funding.orgs.service import organisation_for
 
-    try:
-        async with transaction(ctx.sessions) as session:
-            orgs = [await organisation_for(session, args.org)] if args.org else (
-                await session.scalars(select(Organisation).order_by(Organisation.id))).all()
-            queued = []
-            for org in orgs:
-                queued += await queue_period(session, ctx.settings, org, args.period, to=args.to, formats=args.formats,
-                                             created_by=_who())
-    except (ExportError, OrgError) as exc:
-        raise CommandError(str(exc)) from None
+    async with transaction(ctx.sessions) as session:
+        orgs = [await organisation_for(session, siren)] if siren else (
+            await session.scalars(select(Organisation).order_by(Organisation.id))).all()
+        queued = []
+        for org in orgs:
+            queued += await queue_period(session, ctx.settings, org, period, to=to, formats=formats,
+                                         created_by=_taker())
     if not queued:
         raise CommandError("aucun destinataire : ajoutez-en un (funding exports recipients --add ADRESSE) ou utilisez --to")
     if ctx.settings.smtp_url:
@@ -121,75 +128,47 @@ async def cmd_send(args, ctx) -> int:
         else:
             failed += state in ("failed", "unknown")
             shown = {"failed": f"ÉCHEC DÉFINITIF : {email.last_error}", "unknown": "état inconnu : vérifiez avant de renvoyer"}.get(state, state)
-        _out(f"{args.period} {q.format:<15} {q.email:<40} {'pièce jointe' if q.mode == 'attachment' else 'lien signé'}  {shown}")
+        out(f"{period} {q.format:<15} {q.email:<40} {'pièce jointe' if q.mode == 'attachment' else 'lien signé'}  {shown}")
     return 1 if failed else 0
 
 
-async def cmd_recipients(args, ctx) -> int:
-    from funding.cli import CommandError, _out
+@command(exports, "recipients", roles=ADMIN,
+         help="who receives the monthly exports (default: the organisation's accountants)")
+@click.option("--org", "siren", help="SIREN")
+@click.option("--add", metavar="EMAIL")
+@click.option("--name")
+@click.option("--formats", help=f"comma-separated among {', '.join(FORMATS)}")
+@click.option("--remove", metavar="EMAIL")
+async def recipients(ctx: Context, siren: str | None, add: str | None, name: str | None, formats: str | None,
+                     remove: str | None) -> None:
     from funding.db import transaction
-    from funding.exports.journal import ExportError
     from funding.exports.models import ExportRecipient
     from funding.exports.service import add_recipient, recipients_for
-    from funding.orgs.service import OrgError, organisation_for
+    from funding.orgs.service import organisation_for
 
-    try:
-        async with transaction(ctx.sessions) as session:
-            org = await organisation_for(session, args.org)
-            if args.add:
-                new = await add_recipient(session, org.id, args.add, args.name or "", args.formats or "fec,csv,trial-balance")
-                _out(f"{args.add}: {'ajouté' if new else 'mis à jour'}")
-            if args.remove:
-                row = await session.scalar(select(ExportRecipient).where(ExportRecipient.org_id == org.id,
-                                                                         ExportRecipient.email == args.remove.strip().lower()))
-                if row is None:
-                    raise CommandError(f"{args.remove} n'est pas destinataire des exports de {org.siren}")
-                row.active = False
-                _out(f"{args.remove}: retiré")
-            for person in await recipients_for(session, org.id):
-                _out(f"{person.email:<40} {','.join(person.formats)}  {person.name}")
-    except (ExportError, OrgError) as exc:
-        raise CommandError(str(exc)) from None
-    return 0
+    async with transaction(ctx.sessions) as session:
+        org = await organisation_for(session, siren)
+        if add:
+            new = await add_recipient(session, org.id, add, name or "", formats or "fec,csv,trial-balance")
+            out(f"{add}: {'ajouté' if new else 'mis à jour'}")
+        if remove:
+            row = await session.scalar(select(ExportRecipient).where(ExportRecipient.org_id == org.id,
+                                                                     ExportRecipient.email == remove.strip().lower()))
+            if row is None:
+                raise CommandError(f"{remove} n'est pas destinataire des exports de {org.siren}")
+            row.active = False
+            out(f"{remove}: retiré")
+        for person in await recipients_for(session, org.id):
+            out(f"{person.email:<40} {','.join(person.formats)}  {person.name}")
 
 
-async def cmd_log(args, ctx) -> int:
-    from funding.cli import _out
+@command(exports, "log", help="exports taken: who, when, what, SHA-256", roles=EXPORTERS)
+@click.option("--limit", type=int, default=50, show_default=True)
+async def log(ctx: Context, limit: int) -> None:
     from funding.exports.models import ExportLog
 
     async with ctx.sessions() as session:
-        rows = (await session.scalars(select(ExportLog).order_by(ExportLog.id.desc()).limit(args.limit))).all()
+        rows = (await session.scalars(select(ExportLog).order_by(ExportLog.id.desc()).limit(limit))).all()
     for r in rows:
-        _out(f"{r.taken_at:%Y-%m-%d %H:%M:%S}  {r.taken_by:<35} {r.channel:<6} {r.format:<15} "
-             f"{r.start_date}…{r.end_date} {'clos' if r.closed else 'ouvert'}  {r.sha256}")
-    return 0
-
-
-def register(sub) -> None:
-    ex = sub.add_parser("export", help="export the books: FEC, CSV journal, Beancount, hledger, trial balance, general ledger")
-    ex.add_argument("--format", required=True, choices=FORMATS)
-    ex.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD")
-    ex.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD")
-    ex.add_argument("--org", help="SIREN (optional with a single organisation)")
-    ex.add_argument("--site", help="only this site's entries")
-    ex.add_argument("--output", required=True, help="file (or directory); for the FEC, the directory that receives <SIREN>FEC<date>.txt")
-    ex.set_defaults(run=cmd_export)
-
-    exs = sub.add_parser("exports", help="sending exports to accountants, recipients, log").add_subparsers(
-        dest="exports_command", required=True)
-    se = exs.add_parser("send", help="email a closed month's exports to each recipient (once per period, recipient and format)")
-    se.add_argument("--period", required=True, help="YYYY-MM (a closed month)")
-    se.add_argument("--to", help="send to this address only")
-    se.add_argument("--formats", help=f"with --to: comma-separated among {', '.join(FORMATS)}")
-    se.add_argument("--org", help="SIREN (default: every organisation)")
-    se.set_defaults(run=cmd_send, serving=True)
-    rc = exs.add_parser("recipients", help="who receives the monthly exports (default: the organisation's accountants)")
-    rc.add_argument("--org", help="SIREN")
-    rc.add_argument("--add", metavar="EMAIL")
-    rc.add_argument("--name")
-    rc.add_argument("--formats", help=f"comma-separated among {', '.join(FORMATS)}")
-    rc.add_argument("--remove", metavar="EMAIL")
-    rc.set_defaults(run=cmd_recipients)
-    lg = exs.add_parser("log", help="exports taken: who, when, what, SHA-256")
-    lg.add_argument("--limit", type=int, default=50)
-    lg.set_defaults(run=cmd_log)
+        out(f"{r.taken_at:%Y-%m-%d %H:%M:%S}  {r.taken_by:<35} {r.channel:<6} {r.format:<15} "
+            f"{r.start_date}…{r.end_date} {'clos' if r.closed else 'ouvert'}  {r.sha256}")

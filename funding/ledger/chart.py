@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from funding.errors import FundingError
+
 # (number, label) — ACCOUNTING.md §1. 5115 is used as the Stripe balance.
 DEFAULT_CHART: tuple[tuple[str, str], ...] = (
     ("194", "Fonds dédiés sur subventions de fonctionnement"),
@@ -44,8 +46,12 @@ JOURNALS = {
 }
 
 
+class AccountNumberError(FundingError, ValueError):
+    """Not an account number of the chart (a ValueError too, for the callers that check input)."""
+
+
 def check_account_number(number: str) -> str:
     number = (number or "").strip()
     if not re.fullmatch(r"[1-8]\d{2,19}", number):
-        raise ValueError(f"numéro de compte invalide : {number or '(vide)'} (au moins 3 chiffres, classe 1 à 8)")
+        raise AccountNumberError(f"numéro de compte invalide : {number or '(vide)'} (au moins 3 chiffres, classe 1 à 8)")
     return number

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import anyio
-
 from tests.bar.helpers import make_bar, sell
-from tests.ledger.test_integrity import _cli
-
-
-async def run(settings, *args):
-    return await anyio.to_thread.run_sync(lambda: _cli(settings.database_url, *args))
+from tests.support.cli import funding as run
 
 
 async def test_close_day_from_the_command_line(sessions, world, settings):
@@ -17,10 +11,10 @@ async def test_close_day_from_the_command_line(sessions, world, settings):
     await sell(sessions, bar, "Café", quantity=2)
     await sell(sessions, bar, "Bière locale")
     result = await run(settings, "bar", "close-day", "--site", world.site_slug)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert "closed — 2 lines (0 cancelling), total 7,50 EUR" in result.stdout and "grand total 7,50 EUR" in result.stdout
     again = await run(settings, "bar", "close-day", "--site", world.site_slug)
-    assert again.returncode == 1 and again.stderr.startswith("error: La journée du") and "Traceback" not in again.stderr
+    assert again.exit_code == 1 and again.stderr.startswith("error: La journée du") and "Traceback" not in again.stderr
 
 
 async def test_bad_arguments_and_files_get_one_line_and_change_nothing(sessions, world, settings, tmp_path):
@@ -34,10 +28,10 @@ async def test_bad_arguments_and_files_get_one_line_and_change_nothing(sessions,
         (("bar", "import-products", str(tmp_path / "none.csv"), "--site", world.site_slug), "no such file"),
     ]:
         result = await run(settings, *args)
-        assert result.returncode == 1 and message in result.stderr, (args, result.stderr)
+        assert result.exit_code == 1 and message in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     good = tmp_path / "good.csv"
     good.write_text("nom;categorie;prix;tva\nPart de tarte;Pâtisseries;3,20;10\nCafé;Boissons chaudes;1,60;10\n",
                     encoding="utf-8")
     result = await run(settings, "bar", "import-products", str(good), "--site", world.site_slug)
-    assert result.returncode == 0 and "1 product(s) added, 1 updated" in result.stdout
+    assert result.exit_code == 0 and "1 product(s) added, 1 updated" in result.stdout

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import anyio
 import pytest
 from sqlalchemy import select
 
@@ -17,7 +16,8 @@ from funding.db import transaction, utcnow
 from funding.ledger.models import Entry, Posting
 from funding.ledger.verify import verify_org
 from tests.bar.helpers import make_bar, sell, site_of
-from tests.ledger.test_integrity import _cli, _without_triggers
+from tests.support.cli import funding
+from tests.support.tamper import without_triggers
 
 DAY = dt.timedelta(days=1)
 
@@ -146,13 +146,13 @@ async def test_a_till_record_altered_behind_the_applications_back_is_caught_by_l
         await close_year(session, await site_of(session, world), str(year), closed_by="t", now=utcnow())
     async with engine.connect() as conn:
         assert (await verify_org(conn, world.org_id)).ok
-    await _without_triggers(owner_engine, [tamper])
+    await without_triggers(owner_engine, [tamper])
     expected = expected.format(slug=world.site_slug)
     async with engine.connect() as conn:
         report = await verify_org(conn, world.org_id)
     assert not report.ok and report.problems[0].startswith(expected), report.problems
-    result = await anyio.to_thread.run_sync(_cli, settings.database_url, "ledger", "verify")
-    assert result.returncode == 1 and "BROKEN" in result.stdout and expected in result.stdout
+    result = await funding(settings, "ledger", "verify")
+    assert result.exit_code == 1 and "BROKEN" in result.stdout and expected in result.stdout
     assert "Traceback" not in result.stderr
 
 
@@ -160,8 +160,8 @@ async def test_verify_counts_the_till_when_intact(sessions, world, settings):
     bar = await make_bar(sessions, world)
     await sell(sessions, bar, "Café")
     await _close(sessions, world)
-    result = await anyio.to_thread.run_sync(_cli, settings.database_url, "ledger", "verify")
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = await funding(settings, "ledger", "verify")
+    assert result.exit_code == 0, result.stdout + result.stderr
     assert "1 bar sale lines, 1 bar closings, 0 bar archives" in result.stdout
 
 

@@ -18,6 +18,7 @@ from funding.coworking.plans import (
 from funding.db import transaction
 from funding.orgs.models import Site
 from funding.payments.models import StripeRequest
+from tests.support.cli import invoke
 
 
 async def _plans(sessions, world, *specs):
@@ -131,28 +132,28 @@ async def test_bad_plans_are_refused_with_a_french_message(sessions, world, spec
         assert (await session.scalars(select(Plan))).all() == []
 
 
-def test_the_plans_command_refuses_bad_input_in_one_line(tmp_path, capsys, monkeypatch, sqlite_template):
+def test_the_plans_command_refuses_bad_input_in_one_line(tmp_path, sqlite_template):
     import shutil
-
-    from funding.cli import main
 
     db = tmp_path / "cli.db"
     shutil.copy(sqlite_template, db)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
-    monkeypatch.setenv("FUNDING_ENV", "development")
-    assert main(["org", "create", "--name", "Asso", "--siren", "912345675", "--vat-liable"]) == 0
-    assert main(["site", "create", "--slug", "thiers", "--name", "Thiers"]) == 0
-    capsys.readouterr()
-    code = main(["plans", "set", "--site", "thiers", "--code", "flex", "--name", "Poste nomade", "--kind", "workspace",
-                 "--price", "cent", "--interval", "month"])
-    err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and "montant invalide" in err
-    assert main(["plans", "set", "--site", "nulle-part", "--code", "flex", "--name", "Poste", "--kind", "workspace",
-                 "--price", "150", "--interval", "month"]) == 1
-    assert "site inconnu" in capsys.readouterr().err
-    assert main(["plans", "set", "--site", "thiers", "--code", "flex", "--name", "Poste nomade", "--kind", "workspace",
-                 "--price", "150,00", "--interval", "month"]) == 0
-    capsys.readouterr()
-    assert main(["plans", "list"]) == 0
-    out = capsys.readouterr().out
+
+    def cli(*args):
+        return invoke(*args, database_url=f"sqlite:///{db}", FUNDING_ENV="development")
+
+    assert cli("org", "create", "--name", "Asso", "--siren", "912345675", "--vat-liable").exit_code == 0
+    assert cli("site", "create", "--slug", "thiers", "--name", "Thiers").exit_code == 0
+    result = cli("plans", "set", "--site", "thiers", "--code", "flex", "--name", "Poste nomade", "--kind", "workspace",
+                 "--price", "cent", "--interval", "month")
+    err = result.stderr
+    assert result.exit_code == 1 and err.count("\n") == 1 and "montant invalide" in err
+    result = cli("plans", "set", "--site", "nulle-part", "--code", "flex", "--name", "Poste", "--kind", "workspace",
+                 "--price", "150", "--interval", "month")
+    assert result.exit_code == 1
+    assert "site inconnu" in result.stderr
+    assert cli("plans", "set", "--site", "thiers", "--code", "flex", "--name", "Poste nomade", "--kind", "workspace",
+               "--price", "150,00", "--interval", "month").exit_code == 0
+    result = cli("plans", "list")
+    assert result.exit_code == 0
+    out = result.stdout
     assert "thiers/flex  Poste nomade  workspace  month  HT 150,00  TVA 20 %  TTC 180,00 EUR  706  not synced" in out

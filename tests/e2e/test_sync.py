@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import subprocess
-import sys
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import TEST_SEAL_KEY
 from funding.ledger.models import Entry
 from funding.payments.models import Payment
 from funding.sandbox import Sandbox
@@ -21,6 +17,7 @@ from tests.e2e.conftest import db_call, sandbox_get, wait_for
 from tests.e2e.test_donation import pay_on_hosted_page
 from tests.factories import make_world
 from tests.live import LiveServer
+from tests.support.cli import invoke
 from tests.web.helpers import csrf_of
 
 
@@ -38,10 +35,8 @@ def deaf(e2e_settings):
 
 
 def cli(server, *args):
-    env = {**os.environ, "DATABASE_URL": server.settings.database_url, "FUNDING_ENV": "test", "SECRET_KEY": "x" * 20, "LEDGER_SEAL_KEY": TEST_SEAL_KEY,
-           "BASE_URL": server.settings.base_url}
-    env.pop("STRIPE_SECRET_KEY", None)
-    return subprocess.run([sys.executable, "-m", "funding.cli", *args], capture_output=True, text=True, env=env, timeout=120)
+    return invoke(*args, database_url=server.settings.database_url, BASE_URL=server.settings.base_url,
+                  STRIPE_SECRET_KEY=None)
 
 
 async def _stripe_entries(sessions):
@@ -67,7 +62,7 @@ def test_sync_recovers_undelivered_events_and_reconcile_checks_payouts(deaf):
 
     today = dt.date.today().isoformat()
     result = cli(deaf, "stripe", "sync", "--since", today)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert re.search(r"events not delivered: [1-9]\d* \([1-9]\d* new\)", result.stdout), result.stdout
     assert db_call(deaf.settings, _stripe_entries) == ["Don en ligne n° 1 — Thiers"]
 
@@ -81,15 +76,15 @@ def test_sync_recovers_undelivered_events_and_reconcile_checks_payouts(deaf):
 
     httpx.post(f"{deaf.url}{SANDBOX_PATH}/_admin/advance", data={"seconds": str(5 * 86400)}, timeout=20)
     before = cli(deaf, "reconcile")
-    assert before.returncode == 1 and "UNRECONCILED" in before.stdout and "no ledger entry for txn_" in before.stdout
-    assert cli(deaf, "stripe", "sync", "--since", today).returncode == 0
+    assert before.exit_code == 1 and "UNRECONCILED" in before.stdout and "no ledger entry for txn_" in before.stdout
+    assert cli(deaf, "stripe", "sync", "--since", today).exit_code == 0
     after = cli(deaf, "reconcile")
-    assert after.returncode == 0 and re.search(r"po_\w+: reconciled — 19,45 EUR", after.stdout), after.stdout
+    assert after.exit_code == 0 and re.search(r"po_\w+: reconciled — 19,45 EUR", after.stdout), after.stdout
     assert db_call(deaf.settings, _stripe_entries)[-1] == "Virement Stripe vers la banque"
 
 
 def test_replay_of_an_unknown_event_id_is_a_clear_error(deaf):
     result = cli(deaf, "webhooks", "replay", "not-an-event")
-    assert result.returncode == 1 and "not an event id" in result.stderr
+    assert result.exit_code == 1 and "not an event id" in result.stderr
     result = cli(deaf, "webhooks", "replay", "evt_does_not_exist")
-    assert result.returncode == 1 and "Stripe:" in result.stderr and "Traceback" not in result.stderr
+    assert result.exit_code == 1 and "Stripe:" in result.stderr and "Traceback" not in result.stderr

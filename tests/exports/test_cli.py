@@ -6,18 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import io
 
-import anyio
-
 from funding.exports.cli import ProgressBar
 from tests.exports import fec_checker
 from tests.factories import post_gift
-from tests.test_cli import run
+from tests.support.cli import funding as cli
 
 TODAY = dt.date.today()
-
-
-async def cli(settings, *args):
-    return await anyio.to_thread.run_sync(lambda: run(settings.database_url, *args))
 
 
 async def test_export_writes_the_fec_under_its_legal_name_and_each_format(settings, sessions, world, tmp_path):
@@ -25,7 +19,7 @@ async def test_export_writes_the_fec_under_its_legal_name_and_each_format(settin
         await post_gift(sessions, world, key=f"stripe:txn_{n}", amount=5000 + n)
     span = ["--from", TODAY.replace(day=1).isoformat(), "--to", TODAY.isoformat()]
     result = await cli(settings, "export", "--format", "fec", *span, "--output", str(tmp_path / "fec"))
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     name = f"{world.siren}FEC{TODAY:%Y%m%d}.txt"
     assert fec_checker.check_fec(name, (tmp_path / "fec" / name).read_bytes()) == []
     assert "9 lignes" in result.stdout and "sha256" in result.stdout
@@ -35,7 +29,7 @@ async def test_export_writes_the_fec_under_its_legal_name_and_each_format(settin
         target = tmp_path / f"out{suffix}"
         result = await cli(settings, "export", "--format", fmt, *span, "--org", world.siren, "--site", world.site_slug,
                            "--output", str(target))
-        assert result.returncode == 0 and target.stat().st_size > 0, (fmt, result.stderr)
+        assert result.exit_code == 0 and target.stat().st_size > 0, (fmt, result.stderr)
     log = await cli(settings, "exports", "log")
     assert log.stdout.count("cli:") == 5
 
@@ -53,7 +47,7 @@ async def test_export_errors_are_one_line_and_leave_no_file(settings, sessions, 
     ]
     for args, message in cases:
         result = await cli(settings, "export", "--format", "fec", *args)
-        assert result.returncode == 1 and message in result.stderr, (args, result.stderr)
+        assert result.exit_code == 1 and message in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["file.txt"]
 

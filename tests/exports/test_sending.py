@@ -10,7 +10,6 @@ import email.policy
 import hashlib
 import re
 
-import anyio
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select, update
@@ -26,7 +25,7 @@ from funding.mail.service import send_pending
 from funding.orgs.models import Organisation
 from tests.exports import fec_checker
 from tests.live import free_port
-from tests.test_cli import run
+from tests.support.cli import funding
 
 LAST_MONTH_END = dt.date.today().replace(day=1) - dt.timedelta(days=1)
 PERIOD = f"{LAST_MONTH_END:%Y-%m}"
@@ -64,13 +63,7 @@ async def closed_month(sessions, world) -> None:
 
 
 async def cli(settings, smtp_url: str, *args):
-    import os
-
-    os.environ["SMTP_URL"] = smtp_url
-    try:
-        return await anyio.to_thread.run_sync(lambda: run(settings.database_url, *args))
-    finally:
-        os.environ.pop("SMTP_URL", None)
+    return await funding(settings, *args, SMTP_URL=smtp_url)
 
 
 def attachments(message) -> dict[str, bytes]:
@@ -81,7 +74,7 @@ def attachments(message) -> dict[str, bytes]:
 async def test_send_emails_each_accountant_the_closed_months_exports_once(settings, sessions, world, smtp):
     await closed_month(sessions, world)
     result = await cli(settings, smtp.url, "exports", "send", "--period", PERIOD)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert result.stdout.count("envoyé") == 3 and "ÉCHEC" not in result.stdout
     assert len(smtp.messages) == 3  # FEC, CSV journal, trial balance: one email per format
     accountant = f"accountant-{world.siren[-4:]}@example.org"
@@ -103,7 +96,7 @@ async def test_send_emails_each_accountant_the_closed_months_exports_once(settin
         assert f"Sceau n° {sealed.seq} (month {PERIOD})" in body and sealed.hash in body and sealed.signature in body
 
     again = await cli(settings, smtp.url, "exports", "send", "--period", PERIOD)
-    assert again.returncode == 0 and again.stdout.count("déjà envoyé") == 3
+    assert again.exit_code == 0 and again.stdout.count("déjà envoyé") == 3
     assert len(smtp.messages) == 3  # never twice
 
 
@@ -111,7 +104,7 @@ async def test_a_failed_send_is_reported_retried_and_then_delivered_once(setting
     await closed_month(sessions, world)
     dead = f"smtp://127.0.0.1:{free_port()}"  # nobody listens there
     result = await cli(settings, dead, "exports", "send", "--period", PERIOD, "--to", "cabinet@example.org", "--formats", "fec")
-    assert result.returncode == 1 and "ÉCHEC" in result.stdout and "ConnectionRefusedError" in result.stdout
+    assert result.exit_code == 1 and "ÉCHEC" in result.stdout and "ConnectionRefusedError" in result.stdout
     async with sessions() as session:
         queued = await session.scalar(select(Email).where(Email.to_addr == "cabinet@example.org"))
     assert queued.status == "pending" and queued.attempts == 1 and queued.last_error
@@ -159,12 +152,12 @@ async def test_the_worker_sends_a_newly_closed_month_once(settings, sessions, wo
 
 async def test_an_open_month_is_not_sent_and_bad_arguments_say_why(settings, sessions, world, smtp):
     result = await cli(settings, smtp.url, "exports", "send", "--period", f"{dt.date.today():%Y-%m}")
-    assert result.returncode == 1 and "n'est pas clos" in result.stderr and "Traceback" not in result.stderr
+    assert result.exit_code == 1 and "n'est pas clos" in result.stderr and "Traceback" not in result.stderr
     result = await cli(settings, smtp.url, "exports", "send", "--period", "2026-13")
-    assert result.returncode == 1 and "période invalide" in result.stderr
+    assert result.exit_code == 1 and "période invalide" in result.stderr
     await closed_month(sessions, world)
     result = await cli(settings, smtp.url, "exports", "send", "--period", PERIOD, "--to", "pas-une-adresse")
-    assert result.returncode == 1 and "invalide" in result.stderr
+    assert result.exit_code == 1 and "invalide" in result.stderr
     assert smtp.messages == []
 
 

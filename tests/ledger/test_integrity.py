@@ -4,43 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import subprocess
-import sys
 
-import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import select
 
-from tests.conftest import sealed_sessions, TEST_SEAL_KEY
+from tests.conftest import sealed_sessions
 from funding.db import create_engine, transaction
 from funding.ledger.models import Entry
 from funding.ledger.service import EntryDraft, credit, debit, post, reverse, trial_balance
 from funding.ledger.verify import verify_org
 from tests.factories import make_world, post_gift
-
-
-async def _without_triggers(engine, statements: list[str]) -> None:
-    """What an intruder with database access does: switch the guards off and edit rows."""
-    async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            await conn.execute(text("SET LOCAL session_replication_role = replica"))
-            for sql in statements:
-                await conn.execute(text(sql))
-        else:
-            triggers = (await conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))).all()
-            for name, _ in triggers:
-                await conn.execute(text(f"DROP TRIGGER {name}"))
-            for sql in statements:
-                await conn.execute(text(sql))
-            for _, sql in triggers:
-                await conn.execute(text(sql))
-
-
-def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": database_url, "FUNDING_ENV": "test", "SECRET_KEY": "x" * 20, "LEDGER_SEAL_KEY": TEST_SEAL_KEY}
-    return subprocess.run([sys.executable, "-m", "funding.cli", *args], capture_output=True, text=True, env=env, timeout=60)
+from tests.support.cli import funding
+from tests.support.tamper import without_triggers
 
 
 @pytest.mark.parametrize(
@@ -59,14 +35,14 @@ async def test_verify_names_the_first_altered_entry(sessions, world, engine, own
         await post_gift(sessions, world, key=f"ch_{n}", amount=1000 + n)
     async with engine.connect() as conn:
         assert (await verify_org(conn, world.org_id)).ok
-    await _without_triggers(owner_engine, [tamper])
+    await without_triggers(owner_engine, [tamper])
     async with engine.connect() as conn:
         report = await verify_org(conn, world.org_id)
     assert not report.ok
     assert report.problems[0].startswith(expected), report.problems
 
-    result = await anyio.to_thread.run_sync(_cli, settings.database_url, "ledger", "verify")
-    assert result.returncode == 1
+    result = await funding(settings, "ledger", "verify")
+    assert result.exit_code == 1
     assert "BROKEN" in result.stdout and expected in result.stdout
     assert "Traceback" not in result.stderr
 
@@ -74,7 +50,7 @@ async def test_verify_names_the_first_altered_entry(sessions, world, engine, own
 async def test_a_deleted_entry_leaves_a_gap_that_verify_reports(sessions, world, engine, owner_engine):
     for n in range(4):
         await post_gift(sessions, world, key=f"g_{n}")
-    await _without_triggers(owner_engine, [
+    await without_triggers(owner_engine, [
         "DELETE FROM postings WHERE entry_id = (SELECT id FROM entries WHERE number = 2)",
         "DELETE FROM entries WHERE number = 2",
     ])
@@ -85,8 +61,8 @@ async def test_a_deleted_entry_leaves_a_gap_that_verify_reports(sessions, world,
 
 async def test_verify_cli_is_green_on_an_intact_ledger(sessions, world, settings):
     await post_gift(sessions, world, key="ok")
-    result = await anyio.to_thread.run_sync(_cli, settings.database_url, "ledger", "verify")
-    assert result.returncode == 0, result.stderr
+    result = await funding(settings, "ledger", "verify")
+    assert result.exit_code == 0, result.stderr
     assert "OK — 1 entries, 3 postings" in result.stdout
 
 

@@ -7,9 +7,7 @@ Every case runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
-from contextlib import redirect_stdout
 from dataclasses import dataclass
 
 import pytest
@@ -28,9 +26,10 @@ from funding.ledger.service import EntryDraft, close_month, credit, debit, post
 from funding.ledger.verify import verify_org
 from funding.orgs.models import Site
 from funding.settings import Settings, generate_seal_key
-from tests.conftest import TEST_SEAL_KEY, run_blocking
+from tests.conftest import TEST_SEAL_KEY
 from tests.factories import make_world
-from tests.ledger.test_integrity import _without_triggers
+from tests.support.cli import funding
+from tests.support.tamper import without_triggers
 
 
 def month_start(today: dt.date, back: int) -> dt.date:
@@ -195,7 +194,7 @@ async def forge_the_seals_with_another_key(engine, b: Books) -> None:
 
 
 async def drop_the_triggers_and_edit_a_row(engine, b: Books) -> None:
-    await _without_triggers(engine, [f"UPDATE entries SET label = 'Don anonyme' WHERE org_id = {b.org_id} AND number = 2"])
+    await without_triggers(engine, [f"UPDATE entries SET label = 'Don anonyme' WHERE org_id = {b.org_id} AND number = 2"])
 
 
 CASES = [
@@ -236,23 +235,16 @@ async def test_tampering_is_named_by_verify_with_the_kept_seals(sessions, engine
 
 
 async def test_verify_on_the_command_line_names_the_first_seal_that_no_longer_holds(sessions, owner_engine, settings,
-                                                                                   tmp_path, monkeypatch):
-    from funding.cli import main
-
+                                                                                   tmp_path):
     books = await make_books(sessions)
     kept = tmp_path / "sceaux.csv"
     kept.write_bytes(books.kept)
     await delete_the_tail(owner_engine, books)
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("FUNDING_ENV", "test")
-    monkeypatch.setenv("LEDGER_SEAL_KEY", TEST_SEAL_KEY)
-    out = io.StringIO()
-    with redirect_stdout(out):
-        alone = run_blocking(main, ["ledger", "verify", "--org", books.siren])
-        given = run_blocking(main, ["ledger", "verify", "--org", books.siren, "--seals", str(kept)])
-    lines = out.getvalue().splitlines()
-    assert alone == 0 and "OK" in lines[0]
-    assert given == 1 and "BROKEN — first problem: seal 3 (bar-day" in lines[1] and "entry 9 is missing" in lines[1]
+    alone = await funding(settings, "ledger", "verify", "--org", books.siren)
+    given = await funding(settings, "ledger", "verify", "--org", books.siren, "--seals", str(kept))
+    lines = (alone.stdout + given.stdout).splitlines()
+    assert alone.exit_code == 0 and "OK" in lines[0]
+    assert given.exit_code == 1 and "BROKEN — first problem: seal 3 (bar-day" in lines[1] and "entry 9 is missing" in lines[1]
 
 
 async def test_a_renamed_account_leaves_a_closed_month_exporting_the_same_bytes(sessions, engine):

@@ -6,9 +6,7 @@ changes; B's own people still see B's own books (the sweep is not a wall of 403s
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 
 import httpx
@@ -31,8 +29,8 @@ from funding.models import metadata
 from funding.orgs.models import Organisation, Site
 from funding.payments.models import StripeEvent
 from tests.campaigns.helpers import make_campaign, paid_pledge
-from tests.conftest import run_blocking
 from tests.factories import World, make_world
+from tests.support.cli import funding
 from tests.web.helpers import csrf_of, login_as
 
 # Private to organisation A: none may reach anyone of B.
@@ -288,24 +286,12 @@ async def test_a_network_role_sees_every_organisation_and_a_double_role_stays_in
             text(f"org_id = {a.world.org_id} AND reverses_id IS NOT NULL"))) == 0
 
 
-def _cli(monkeypatch, settings, *argv) -> tuple[int, str]:
-    from funding.cli import main
-
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("FUNDING_ENV", "test")
-    out, err = io.StringIO(), io.StringIO()
-    def run() -> int:
-        try:
-            return main(list(argv))
-        except SystemExit as exc:  # argparse's own refusal of the arguments
-            return int(exc.code or 0)
-
-    with redirect_stdout(out), redirect_stderr(err):
-        code = run_blocking(run)
-    return code, out.getvalue() + err.getvalue()
+async def _cli(settings, *argv) -> tuple[int, str]:
+    result = await funding(settings, *argv)
+    return result.exit_code, result.output
 
 
-async def test_commands_as_a_person_of_b_cannot_reach_a(monkeypatch, engine, settings, alpha_beta, tmp_path):
+async def test_commands_as_a_person_of_b_cannot_reach_a(engine, settings, alpha_beta, tmp_path):
     a, b = alpha_beta
     before = await snapshot(engine, a)
     email = {role: f"{role}-{b.siren[-4:]}@example.org" for role in ("admin", "staff", "accountant", "member")}
@@ -331,7 +317,7 @@ async def test_commands_as_a_person_of_b_cannot_reach_a(monkeypatch, engine, set
         ("staff", "db", "upgrade"),
     ]
     for role, *argv in attempts:
-        code, output = _cli(monkeypatch, settings, "--as", email[role], *argv)
+        code, output = await _cli(settings, "--as", email[role], *argv)
         assert code != 0, (role, argv, output)
         assert not any(m in output for m in MARKERS), (role, argv, output)
         assert "Traceback" not in output
@@ -339,9 +325,9 @@ async def test_commands_as_a_person_of_b_cannot_reach_a(monkeypatch, engine, set
     # What lists everything lists B's only.
     for role, *argv in [("accountant", "exports", "log"), ("accountant", "ledger", "trial-balance"),
                         ("staff", "campaigns", "list"), ("staff", "plans", "list"), ("admin", "exports", "recipients")]:
-        code, output = _cli(monkeypatch, settings, "--as", email[role], *argv)
+        code, output = await _cli(settings, "--as", email[role], *argv)
         assert code == 0 and not any(m in output for m in MARKERS), (role, argv, output)
     assert await snapshot(engine, a) == before
     # The same person, on their own organisation, is served.
-    code, output = _cli(monkeypatch, settings, "--as", email["accountant"], "ledger", "verify", "--org", b.siren)
+    code, output = await _cli(settings, "--as", email["accountant"], "ledger", "verify", "--org", b.siren)
     assert code == 0 and "OK" in output, output

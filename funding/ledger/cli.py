@@ -1,0 +1,198 @@
+"""``funding ledger …``: verify the books and their seals, close months, reverse and record
+entries, the trial balance and the chart of accounts."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from funding.commands import BOOKS, STAFF, CommandError, Context, command, group, out, parse_day, root, who
+
+ledger = group(root, "ledger", help="the double-entry ledger")
+
+
+@command(ledger, "verify", help="recompute the chain and the balances; non-zero exit names the first broken entry",
+         roles=BOOKS)
+@click.option("--org", "siren", help="SIREN")
+@click.option("--seals", metavar="FILE|URL",
+              help="seals kept elsewhere (the published feed saved earlier, a CSV): the books must pass through each")
+async def verify(ctx: Context, siren: str | None, seals: str | None) -> int:
+    from sqlalchemy import select
+
+    from funding.ledger.seals import Keyring, SealError, read_kept
+    from funding.ledger.verify import verify_org
+    from funding.orgs.models import Organisation
+    from funding.orgs.service import organisation_for
+
+    try:
+        kept = await asyncio.to_thread(read_kept, seals) if seals else None
+    except SealError as exc:
+        raise CommandError(f"--seals: {exc}") from None
+    async with ctx.sessions() as session:
+        orgs = [await organisation_for(session, siren)] if siren else (
+            await session.scalars(select(Organisation).order_by(Organisation.id))
+        ).all()
+    if not orgs:
+        raise CommandError("no organisation: nothing to verify")
+    broken = 0
+    if kept is not None:
+        if not kept:
+            raise CommandError(f"--seals: {seals} holds no seal")
+        strangers = sorted({s.siren for s in kept} - {o.siren for o in orgs})
+        if strangers and not siren:
+            broken += 1
+            out(f"BROKEN — the seals name organisation(s) {', '.join(strangers)}, which this database does not hold")
+    keyring = Keyring.from_settings(ctx.settings)
+    async with ctx.engine.connect() as conn:
+        for org in orgs:
+            report = await verify_org(conn, org.id, keyring=keyring, kept=kept)
+            if report.ok:
+                more = "".join(f", {n} {what}" for what, n in report.counts.items())
+                notes = "".join(f" ({note})" for note in sorted(report.notes))
+                out(f"{org.siren} {org.name}: OK — {report.entries} entries, {report.postings} postings, "
+                    f"{report.closings} closings{more}; chain, balances and seals verified{notes}")
+            else:
+                broken += 1
+                out(f"{org.siren} {org.name}: BROKEN — first problem: {report.problems[0]}")
+                for problem in report.problems[1:10]:
+                    out(f"  also: {problem}")
+    return 1 if broken else 0
+
+
+@command(ledger, "seal-key", help="make a new Ed25519 key for LEDGER_SEAL_KEY and print its public half")
+def seal_key(settings) -> None:
+    """A key for LEDGER_SEAL_KEY (keep it in the environment, never in the database), and its public
+    half (publish it: it is what every copy of the seals is checked against)."""
+    from funding.ledger.seals import Keyring
+    from funding.settings import generate_seal_key
+
+    key = generate_seal_key()
+    keyring = Keyring.from_settings(settings.with_(seal_key=key, seal_public_keys=()))
+    out(f"LEDGER_SEAL_KEY={key}")
+    out(f"# public key {keyring.key_id}: {keyring.public_keys()[keyring.key_id]}")
+    out("# when you replace a key, add the old public key to LEDGER_SEAL_PUBLIC_KEYS so its seals stay trusted")
+
+
+@command(ledger, "close", help="close a month (YYYY-MM)", roles=STAFF)
+@click.argument("period")
+@click.option("--org", "siren", help="SIREN")
+async def close(ctx: Context, period: str, siren: str | None) -> None:
+    from funding.db import transaction
+    from funding.ledger.service import close_month
+    from funding.orgs.service import organisation_for
+
+    async with transaction(ctx.sessions) as session:
+        org = await organisation_for(session, siren)
+        closing = await close_month(session, org.id, period, closed_by=who())
+    out(f"{org.siren}: {closing.period} closed — {closing.entry_count} entries, grand total {closing.grand_total}")
+
+
+@command(ledger, "reverse", help="cancel an entry by a reversing entry", roles=STAFF)
+@click.argument("number", type=int)
+@click.option("--reason", required=True)
+@click.option("--org", "siren", help="SIREN")
+async def reverse(ctx: Context, number: int, reason: str, siren: str | None) -> None:
+    from funding.db import transaction
+    from funding.ledger import service
+    from funding.orgs.service import organisation_for
+
+    async with transaction(ctx.sessions) as session:
+        org = await organisation_for(session, siren)
+        posted = await service.reverse(session, org.id, number, reason=reason, created_by=who())
+    out(f"entry {number} reversed by entry {posted.number}")
+
+
+@command(ledger, "record", help="record money outside Stripe: grants, patronage, sponsoring, transfers", roles=STAFF)
+@click.argument("kind", required=False)
+@click.option("--file", "csv_file", help="a CSV file of operations (header: kind,site,date,amount,...)")
+@click.option("--site")
+@click.option("--date")
+@click.option("--amount", help="e.g. 1234,56")
+@click.option("--currency", default="EUR", show_default=True)
+@click.option("--label")
+@click.option("--piece", "piece_ref", help="piece reference (bank statement, receipt)")
+@click.option("--funder", help="funder, patron or sponsor")
+@click.option("--funder-siret")
+@click.option("--reference", help="grant decision or agreement reference")
+@click.option("--object", help="what the grant is for")
+@click.option("--debit", help="transfer: debited account")
+@click.option("--credit", help="transfer: credited account")
+@click.option("--source", help="transfer: public, private, crowdfunding, self or internal")
+@click.option("--vat-rate", help="sponsoring: 20, 10, 5.5 or 0")
+async def record(ctx: Context, kind: str | None, csv_file: str | None, currency: str, **fields: str | None) -> None:
+    """``kind`` (grant-notified, grant-paid, patronage, sponsoring, transfer) and its fields, or ``--file``.
+    The fields' options are named after those of :class:`funding.ledger.records.Record`."""
+    from funding.db import transaction
+    from funding.ledger import records
+
+    if csv_file:
+        path = Path(csv_file)
+        if not path.is_file():
+            raise CommandError(f"no such file: {csv_file}")
+        try:
+            batch = records.parse_csv(path.read_bytes())
+        except records.RecordError as exc:
+            raise CommandError(f"{csv_file}: {exc}") from None
+    else:
+        if not kind:
+            raise CommandError("give the kind of operation (" + ", ".join(records.KINDS) + ") or --file FILE.csv")
+        if not fields["date"] or not fields["amount"]:
+            raise CommandError("--date and --amount are required")
+        batch = [records.Record(kind=kind, currency=currency, **{name: value or "" for name, value in fields.items()})]
+    try:
+        async with transaction(ctx.sessions) as session:
+            outcomes = await records.record_many(session, batch, created_by=who())
+    except records.RecordError as exc:
+        raise CommandError(f"{exc} — nothing was recorded") from None
+    for outcome in outcomes:
+        state = "recorded as" if outcome.entry.created else "already recorded as"
+        out(f"{outcome.record.kind} {outcome.record.amount} {outcome.record.currency}: {state} entry {outcome.entry.number}")
+
+
+@command(ledger, "trial-balance", help="debit, credit and balance per account", roles=BOOKS)
+@click.option("--org", "siren", help="SIREN (default: the whole network)")
+@click.option("--site", "slug")
+@click.option("--from", "start")
+@click.option("--to", "end")
+async def balance(ctx: Context, siren: str | None, slug: str | None, start: str | None, end: str | None) -> None:
+    from funding.ledger.service import totals_by_currency, trial_balance
+    from funding.money import format_plain
+    from funding.orgs.service import organisation_for, site_by_slug
+
+    async with ctx.sessions() as session:
+        org = await organisation_for(session, siren) if siren else None
+        site = await site_by_slug(session, slug) if slug else None
+        rows = await trial_balance(session, org_id=org.id if org else None, site_id=site.id if site else None,
+                                   start=parse_day(start), end=parse_day(end))
+    out(f"{'compte':<10} {'intitulé':<45} {'débit':>14} {'crédit':>14} {'solde':>14}")
+    for r in rows:
+        out(f"{r.account:<10} {r.label[:45]:<45} {format_plain(r.debit, r.currency):>14} "
+            f"{format_plain(r.credit, r.currency):>14} {format_plain(r.balance, r.currency):>14} {r.currency}")
+    for cur, (d, c) in totals_by_currency(rows).items():
+        out(f"{'TOTAL':<56} {format_plain(d, cur):>14} {format_plain(c, cur):>14} {format_plain(d - c, cur):>14} {cur}")
+
+
+@command(ledger, "accounts", help="list the chart of accounts, or --add NUMBER LABEL", roles=STAFF)
+@click.option("--org", "siren", help="SIREN")
+@click.option("--add", nargs=2, metavar="NUMBER LABEL")
+async def accounts(ctx: Context, siren: str | None, add: tuple[str, str] | None) -> None:
+    from sqlalchemy import select
+
+    from funding.db import transaction
+    from funding.ledger.chart import check_account_number
+    from funding.ledger.models import Account
+    from funding.orgs.service import organisation_for
+
+    async with transaction(ctx.sessions) as session:
+        org = await organisation_for(session, siren)
+        if add:
+            number = check_account_number(add[0])
+            if await session.scalar(select(Account.id).where(Account.org_id == org.id, Account.number == number)):
+                raise CommandError(f"account {number} already exists")
+            session.add(Account(org_id=org.id, number=number, label=add[1]))
+            out(f"account {number} {add[1]} added")
+            return
+        for acc in (await session.scalars(select(Account).where(Account.org_id == org.id).order_by(Account.number))).all():
+            out(f"{acc.number:<10} {acc.label}{'' if acc.active else ' (inactive)'}")

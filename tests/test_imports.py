@@ -1,0 +1,128 @@
+"""How the command line's modules depend on the rest, read from the source (nothing is run):
+no import cycle through them, no private name across modules, ``webhooks`` wired in by
+composition roots only."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# The modules of `funding` that may import `webhooks`: they put the application together.
+COMPOSITION_ROOTS = {"funding.app", "funding.worker", "funding.cli"}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted([*ROOT.glob("funding/**/*.py"), *ROOT.glob("webhooks/**/*.py")]):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+COMMAND_LINE = {"funding.commands", "funding.cli", "webhooks.cli"} | {m for m in MODULES if m.startswith("funding.")
+                                                                     and m.endswith(".cli")}
+
+
+def _owner(name: str) -> str | None:
+    """The module of ours that ``name`` (a module, or a name in one) lives in."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imports(module: str) -> list[tuple[str, str | None]]:
+    """(module, name) for every import of ``module``, at its top or inside a function."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                found.append((submodule, None) if submodule in MODULES else (base, alias.name))
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    graph = {module: set() for module in MODULES}
+    for module in MODULES:
+        for target, _ in _imports(module):
+            owner = _owner(target)
+            if owner and owner != module:
+                graph[module].add(owner)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of more than one module (Tarjan, iteratively)."""
+    index, low, stack, on_stack, components, counter = {}, {}, [], set(), [], 0
+    for start in graph:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, edges = work[-1]
+            for nxt in edges:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(sorted(graph[nxt]))))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.add(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        components.append(component)
+    return components
+
+
+def test_the_command_line_is_in_no_import_cycle():
+    assert "funding.ledger.cli" in COMMAND_LINE and "funding.bar.cli" in COMMAND_LINE
+    tangled = [sorted(c) for c in _cycles(_graph()) if c & COMMAND_LINE]
+    assert tangled == []
+
+
+def test_nothing_imports_the_entry_point():
+    """`funding.cli` is what runs (`python -m funding.cli` too): imported by nobody, it is never
+    loaded twice, as `__main__` and as itself."""
+    assert [m for m, targets in _graph().items() if "funding.cli" in targets] == []
+
+
+def test_the_command_line_imports_no_private_name_from_another_module():
+    crossing = [(module, target, name) for module in MODULES for target, name in _imports(module)
+                if name and name.startswith("_") and not name.startswith("__") and _owner(target) not in (None, module)
+                and (module in COMMAND_LINE or _owner(target) in COMMAND_LINE)]
+    assert crossing == []
+
+
+def test_funding_imports_webhooks_only_where_the_application_is_put_together():
+    reaching = sorted({module for module in MODULES if module.startswith("funding")
+                       for target, _ in _imports(module) if (_owner(target) or "").startswith("webhooks")})
+    assert set(reaching) <= COMPOSITION_ROOTS, reaching

@@ -1,0 +1,60 @@
+"""``funding stripe sync`` and ``funding webhooks …``: the webhook inbox from the command line.
+
+``funding`` does not import ``webhooks``: the command line's entry point (``funding.cli``)
+loads this module, as ``funding.app`` wires the webhook routes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+
+from funding.commands import CommandError, Context, command, group, out, parse_day, root, stripe_gateway
+
+stripe = group(root, "stripe", help="Stripe")
+webhooks = group(root, "webhooks", help="the webhook inbox")
+
+
+@command(stripe, "sync", help="recover missed events (Events API) and unbooked balance transactions", serving=True)
+@click.option("--since", required=True, help="YYYY-MM-DD")
+async def stripe_sync(ctx: Context, since: str) -> None:
+    from webhooks.sync import sync
+
+    day = parse_day(since)
+    if day is None:
+        raise CommandError("--since DATE is required (YYYY-MM-DD; the Events API keeps 30 days)")
+    async with stripe_gateway(ctx.settings) as gw:
+        report = await sync(ctx.sessions, gw, dt.datetime.combine(day, dt.time(), dt.timezone.utc))
+    out(f"events not delivered: {report.events_seen} ({report.events_new} new), processed {report.events_processed}; "
+        f"balance transactions: {report.transactions_seen} seen, {report.transactions_booked} booked now")
+
+
+@command(webhooks, "replay", help="process one event again (fetched from Stripe if we never stored it)", serving=True)
+@click.argument("event_id")
+async def replay(ctx: Context, event_id: str) -> int:
+    from webhooks import sync
+
+    if not event_id.startswith("evt_"):
+        raise CommandError(f"not an event id: {event_id} (evt_…)")
+    async with stripe_gateway(ctx.settings) as gw:
+        status = await sync.replay(ctx.sessions, gw, event_id)
+    out(f"{event_id}: {status}")
+    return 0 if status == "processed" else 1
+
+
+@command(webhooks, "list", help="recent events; --status dead shows the dead letters")
+@click.option("--status", type=click.Choice(["pending", "processing", "processed", "failed", "dead"]))
+@click.option("--limit", type=int, default=50, show_default=True)
+async def list_events(ctx: Context, status: str | None, limit: int) -> None:
+    from sqlalchemy import select
+
+    from funding.payments.models import StripeEvent
+
+    async with ctx.sessions() as session:
+        query = select(StripeEvent).order_by(StripeEvent.received_at.desc()).limit(limit)
+        if status:
+            query = query.where(StripeEvent.status == status)
+        for event in (await session.scalars(query)).all():
+            out(f"{event.id}  {event.type:<40} {event.status:<10} attempts={event.attempts}"
+                + (f"  {event.last_error[:120]}" if event.last_error else ""))
