@@ -14,6 +14,7 @@ runs the command, and turns whatever refusal escapes it into one line on stderr:
 from __future__ import annotations
 
 import asyncio
+import enum
 import datetime as dt
 import functools
 import inspect
@@ -65,6 +66,11 @@ def acting_as() -> str:
 def who() -> str:
     """Who acts, for the records' ``created_by``: the ``--as`` person, else the operator's login."""
     return acting_as() or os.environ.get("USER", "cli")
+
+
+def choice(values: type[enum.StrEnum]) -> click.Choice[str]:
+    """An option taking one of an enum's values, as they are written (``fec``, not ``FEC``)."""
+    return click.Choice([member.value for member in values])
 
 
 def out(text: str = "") -> None:

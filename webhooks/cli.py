@@ -10,7 +10,8 @@ import datetime as dt
 
 import click
 
-from funding.commands import CommandError, Context, command, group, out, parse_day, root, stripe_gateway
+from funding.commands import CommandError, Context, choice, command, group, out, parse_day, root, stripe_gateway
+from funding.payments.models import EventStatus
 
 stripe = group(root, "stripe", help="Stripe")
 webhooks = group(root, "webhooks", help="the webhook inbox")
@@ -40,11 +41,11 @@ async def replay(ctx: Context, event_id: str) -> int:
     async with stripe_gateway(ctx.settings) as gw:
         status = await sync.replay(ctx.sessions, gw, event_id)
     out(f"{event_id}: {status}")
-    return 0 if status == "processed" else 1
+    return 0 if status == EventStatus.PROCESSED else 1
 
 
 @command(webhooks, "list", help="recent events; --status dead shows the dead letters")
-@click.option("--status", type=click.Choice(["pending", "processing", "processed", "failed", "dead"]))
+@click.option("--status", type=choice(EventStatus))
 @click.option("--limit", type=int, default=50, show_default=True)
 async def list_events(ctx: Context, status: str | None, limit: int) -> None:
     from sqlalchemy import select

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from funding.commands import ADMIN, CommandError, Context, command, exclusive, group, out, root, who
+from funding.auth.models import Role
+from funding.commands import ADMIN, CommandError, Context, choice, command, exclusive, group, out, root, who
 
-ROLES = click.Choice(["admin", "staff", "accountant", "member"])
+ROLES = choice(Role)
 
 user = group(root, "user", help="people who log in")
 

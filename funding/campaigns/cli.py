@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from funding.campaigns.models import TierKind
 from funding.campaigns.models import Nature, PledgeStatus
-from funding.commands import BOOKS, STAFF, CommandError, Context, command, exclusive, group, out, root, stripe_gateway
+from funding.commands import BOOKS, STAFF, CommandError, Context, choice, command, exclusive, group, out, root, stripe_gateway
 
 campaigns = group(root, "campaigns", help="crowdfunding campaigns")
 
@@ -127,7 +127,7 @@ async def edit(ctx: Context, slug: str, **options) -> None:
 @click.argument("slug")
 @click.option("--title", required=True)
 @click.option("--amount", required=True)
-@click.option("--kind", type=click.Choice([k.value for k in TierKind]), default=TierKind.GIFT.value, show_default=True)
+@click.option("--kind", type=choice(TierKind), default=TierKind.GIFT.value, show_default=True)
 @click.option("--value", help="value of the reward")
 @click.option("--vat", type=click.Choice(["0", "5,5", "5.5", "10", "20"]),
               help="VAT rate of the reward when it makes a sale")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from funding.coworking.models import Interval, PriceStatus
-from funding.commands import BOOKS, STAFF, Context, command, group, out, root, stripe_gateway
+from funding.coworking.models import Interval, PlanKind, PriceStatus
+from funding.commands import BOOKS, STAFF, Context, choice, command, group, out, root, stripe_gateway
 
 plans = group(root, "plans", help="coworking plans per site and their Stripe prices")
 
@@ -47,11 +47,11 @@ async def list_plans(ctx: Context, slug: str | None) -> None:
 @click.option("--site", "slug", required=True, help="site slug")
 @click.option("--code", required=True, help="e.g. flex, fixe, bureau, adhesion, journee, carnet-10")
 @click.option("--name", required=True)
-@click.option("--kind", required=True, type=click.Choice(["workspace", "membership", "pass"]))
+@click.option("--kind", required=True, type=choice(PlanKind))
 @click.option("--price", required=True, help="price before VAT (HT), e.g. 150,00")
 @click.option("--vat-rate", default="20", show_default=True, help="20, 10, 5,5 or 0 (memberships: 0)")
 @click.option("--account", default="706", show_default=True, help="706, 7561 or 7562")
-@click.option("--interval", type=click.Choice([i.value for i in Interval]), help="workspace and membership plans")
+@click.option("--interval", type=choice(Interval), help="workspace and membership plans")
 @click.option("--days", "pass_days", type=int, help="passes: number of days")
 @click.option("--description", default="")
 @click.option("--company-only", is_flag=True, help="reserved to companies (SIREN required)")

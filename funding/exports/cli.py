@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from funding.commands import ADMIN, EXPORTERS, CommandError, Context, acting_as, command, group, out, root
-from funding.exports.models import FORMATS
+from funding.commands import ADMIN, EXPORTERS, CommandError, Context, acting_as, choice, command, group, out, root
+from funding.exports.models import FORMATS, ExportFormat
 
 
 class ProgressBar:
@@ -55,7 +55,7 @@ def _taker() -> str:
 
 @command(root, "export", roles=EXPORTERS,
          help="export the books: FEC, CSV journal, Beancount, hledger, trial balance, general ledger")
-@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS))
+@click.option("--format", "fmt", required=True, type=choice(ExportFormat))
 @click.option("--from", "start", required=True, help="YYYY-MM-DD")
 @click.option("--to", "end", required=True, help="YYYY-MM-DD")
 @click.option("--org", "siren", help="SIREN (optional with a single organisation)")
