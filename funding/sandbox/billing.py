@@ -50,7 +50,7 @@ def prorate(amount: int, remaining: int, total: int) -> int:
 
 
 def _price(sb: "Sandbox", sub_or_item: dict[str, Any]) -> dict[str, Any]:
-    return sb.store.get("price", sub_or_item["price"])
+    return sb.store.ref("price", sub_or_item["price"])
 
 
 def _period(sub: dict[str, Any]) -> tuple[int, int]:
@@ -117,7 +117,7 @@ def create_subscription(
     if payment_behavior == "error_if_incomplete" and not trial_end:
         if not pm_id:
             raise invalid("This customer has no attached payment source or default payment method.", "default_payment_method", "resource_missing")
-        pm = sb.store.get("payment_method", pm_id)
+        pm = sb.store.ref("payment_method", pm_id)
         outcome = cards.payment_outcome(payments.card_of(pm), off_session=off_session, set_up=pm["_set_up"], authenticated=authenticated)
         if outcome.kind != "succeeded":
             raise payments.card_error(outcome if outcome.kind == "declined" else cards.Outcome("declined", "authentication_required", "authentication_required"))
@@ -413,7 +413,7 @@ def _renew(sb: "Sandbox", sub: dict[str, Any]) -> None:
         return
     before = sb.view(sub)
     if sub["status"] == "trialing":
-        has_pm = sub["default_payment_method"] or sb.store.get("customer", sub["customer"])["invoice_settings"]["default_payment_method"]
+        has_pm = sub["default_payment_method"] or sb.store.ref("customer", sub["customer"])["invoice_settings"]["default_payment_method"]
         behaviour = sub["trial_settings"]["end_behavior"]["missing_payment_method"]
         if not has_pm and behaviour == "cancel":
             cancel_now(sb, sub, at=end, reason="cancellation_requested")

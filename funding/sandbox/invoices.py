@@ -191,7 +191,7 @@ def new_invoice(
     preview: bool = False,
 ) -> dict[str, Any]:
     now = sb.now()
-    cus = sb.store.get("customer", customer)
+    cus = sb.store.ref("customer", customer)
     ident = "upcoming_" + sb.store.new_id("invoice") if preview else sb.store.new_id("invoice")
     start, end = period or (now, now)
     invoice = {
@@ -315,7 +315,7 @@ def finalize(sb: "Sandbox", invoice: dict[str, Any]) -> None:
     if invoice["status"] != "draft":
         raise invalid("This invoice is already finalized, you can't re-finalize a non-draft invoice.", code="invoice_not_editable")
     now = sb.now()
-    customer = sb.store.get("customer", invoice["customer"])
+    customer = sb.store.ref("customer", invoice["customer"])
     recompute(invoice, starting_balance=customer["balance"])
     ending = min(invoice["total"] + customer["balance"], 0)
     if customer["balance"] or invoice["total"] < 0:
@@ -396,9 +396,9 @@ def attempt(
     """Try to collect an open invoice; True when paid. Card errors are recorded, not raised."""
     if invoice["status"] != "open":
         raise invalid(f"Invoice {invoice['id']} is {invoice['status']}; only open invoices can be paid.", code="invoice_unexpected_state")
-    pi = sb.store.get("payment_intent", invoice["_payment_intent"])
+    pi = sb.store.ref("payment_intent", invoice["_payment_intent"])
     subscription = _subscription(sb, invoice)
-    customer = sb.store.get("customer", invoice["customer"])
+    customer = sb.store.ref("customer", invoice["customer"])
     payment_method = (
         payment_method
         or (subscription["default_payment_method"] if subscription else None)

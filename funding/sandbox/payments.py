@@ -218,7 +218,7 @@ def confirm_payment_intent(
 ) -> str:
     """Attempt the payment; returns the PaymentIntent's new status. Emits the events; never raises card errors."""
     confirmable(pi)
-    pm = sb.store.get("payment_method", pi["payment_method"])
+    pm = sb.store.ref("payment_method", pi["payment_method"])
     outcome = cards.payment_outcome(card_of(pm), off_session=off_session, set_up=pm["_set_up"], authenticated=authenticated)
     pi["_off_session"] = off_session
     if outcome.kind == "requires_action" or (outcome.code == "authentication_required" and pi["_invoice"]):
@@ -270,7 +270,7 @@ def _require_action(sb: "Sandbox", pi: dict[str, Any], return_url: str | None) -
 
 
 def fail_authentication(sb: "Sandbox", pi: dict[str, Any]) -> None:
-    pm = sb.store.get("payment_method", pi["payment_method"])
+    pm = sb.store.ref("payment_method", pi["payment_method"])
     pi["status"] = "requires_payment_method"
     pi["payment_method"] = None
     pi["next_action"] = None
@@ -503,7 +503,7 @@ def confirm_setup_intent(sb: "Sandbox", seti: dict[str, Any], *, authenticated: 
         raise unexpected_state(f"This SetupIntent's status is {seti['status']}; it cannot be confirmed.", "setup_intent_unexpected_state")
     if not seti["payment_method"]:
         raise unexpected_state("You cannot confirm this SetupIntent because it's missing a payment method.", "setup_intent_unexpected_state")
-    pm = sb.store.get("payment_method", seti["payment_method"])
+    pm = sb.store.ref("payment_method", seti["payment_method"])
     outcome = cards.setup_outcome(card_of(pm), authenticated=authenticated)
     if outcome.kind == "requires_action":
         seti["status"] = "requires_action"
@@ -532,7 +532,7 @@ def confirm_setup_intent(sb: "Sandbox", seti: dict[str, Any], *, authenticated: 
 
 
 def fail_setup_authentication(sb: "Sandbox", seti: dict[str, Any]) -> None:
-    pm = sb.store.get("payment_method", seti["payment_method"])
+    pm = sb.store.ref("payment_method", seti["payment_method"])
     seti["status"] = "requires_payment_method"
     seti["next_action"] = None
     seti["last_setup_error"] = {

@@ -82,7 +82,7 @@ def _item_specs(sb: "Sandbox", p: Params, sub: dict[str, Any] | None = None, key
         elif "price_data" in entry:
             price = catalog.price_from_data(sb, entry.dict("price_data"))
         elif existing:
-            price = sb.store.get("price", existing["price"])
+            price = sb.store.ref("price", existing["price"])
         else:
             raise missing_param(entry._name("price"))
         quantity = entry.int("quantity", default=existing["quantity"] if existing else 1, minimum=0)
@@ -372,7 +372,7 @@ def pay_invoice(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
         pm = found["id"]
     invoices.attempt(sb, invoice, off_session=p.bool("off_session", default=True), automatic=False, payment_method=pm)
     if invoice["status"] != "paid":
-        pi = sb.store.get("payment_intent", invoice["_payment_intent"])
+        pi = sb.store.ref("payment_intent", invoice["_payment_intent"])
         error = pi["last_payment_error"] or {}
         if pi["status"] == "requires_action":
             raise StripeError(402, "This payment requires additional user action before it can be completed successfully. Send the customer to the invoice's hosted_invoice_url.", type="card_error", code="invoice_payment_intent_requires_action", extra={"payment_intent": sb.view(pi)})
@@ -481,7 +481,7 @@ def update_invoice_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"amount", "description", "metadata", "quantity", "discountable", "period"})
     item = _item(sb, ident)
     if item["invoice"] and set(p.data) - {"metadata", "expand"}:
-        invoice = sb.store.get("invoice", item["invoice"])
+        invoice = sb.store.ref("invoice", item["invoice"])
         if invoice["status"] != "draft":
             raise invalid("This invoice item is on a finalized invoice and can no longer be edited.", code="invoice_not_editable")
     before = sb.view(item)
@@ -491,7 +491,7 @@ def update_invoice_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
         item["description"] = p.str("description")
     item["metadata"] = merge_metadata(item["metadata"], p.metadata())
     if item["invoice"]:
-        invoice = sb.store.get("invoice", item["invoice"])
+        invoice = sb.store.ref("invoice", item["invoice"])
         for line in invoice["lines"]["data"]:
             if (line["parent"]["invoice_item_details"] or {}).get("invoice_item") == item["id"]:
                 line.update(amount=item["amount"], subtotal=item["amount"], description=item["description"], metadata=dict(item["metadata"]))
@@ -503,7 +503,7 @@ def update_invoice_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 def delete_invoice_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
     item = _item(sb, ident)
     if item["invoice"]:
-        invoice = sb.store.get("invoice", item["invoice"])
+        invoice = sb.store.ref("invoice", item["invoice"])
         if invoice["status"] != "draft":
             raise invalid("This invoice item is on a finalized invoice and cannot be deleted.", code="invoice_not_editable")
         invoice["lines"]["data"] = [l for l in invoice["lines"]["data"] if (l["parent"]["invoice_item_details"] or {}).get("invoice_item") != item["id"]]

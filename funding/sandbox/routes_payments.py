@@ -271,7 +271,7 @@ def create_refund(sb: "Sandbox", p: Params) -> dict[str, Any]:
         pi = get_or_404(sb, "payment_intent", p.str("payment_intent"))
         if pi["status"] != "succeeded" or not pi["latest_charge"]:
             raise invalid(f"This PaymentIntent ({pi['id']}) does not have a successful charge to refund.", "payment_intent", "charge_not_refundable")
-        charge = sb.store.get("charge", pi["latest_charge"])
+        charge = sb.store.ref("charge", pi["latest_charge"])
     else:
         raise invalid("One of the following params should be provided for this request: payment_intent or charge.", "charge", "parameter_missing")
     reason = p.str("reason", choices=("duplicate", "fraudulent", "requested_by_customer"))
