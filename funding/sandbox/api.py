@@ -301,9 +301,9 @@ def search_response(sb: "Sandbox", kind: str, p: Params, url: str) -> dict[str, 
     if not 1 <= limit <= 100:
         raise invalid("Invalid limit: must be between 1 and 100", "limit")
     offset = 0
-    if p.str("page"):
+    if page_token := p.str("page"):
         try:
-            offset = int(base64.urlsafe_b64decode(p.str("page").encode()).decode().split(":", 1)[1])
+            offset = int(base64.urlsafe_b64decode(page_token.encode()).decode().split(":", 1)[1])
         except (ValueError, IndexError):
             raise invalid("Invalid page token.", "page") from None
     page = objects[offset : offset + limit]

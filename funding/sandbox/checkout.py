@@ -150,8 +150,8 @@ def _line_items(sb: "Sandbox", p: Params, mode: str) -> list[dict[str, Any]]:
     items = []
     for entry in entries:
         entry.check_known({"price", "price_data", "quantity", "adjustable_quantity", "tax_rates", "metadata"})
-        if entry.str("price"):
-            price = catalog.find_price(sb, entry.str("price"), entry._name("price"))
+        if price_id := entry.str("price"):
+            price = catalog.find_price(sb, price_id, entry._name("price"))
             if not price["active"]:
                 raise invalid(f"The price specified ({price['id']}) is inactive. This field only accepts active prices.", entry._name("price"))
         elif "price_data" in entry:
