@@ -316,7 +316,7 @@ def merged_specs(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec]) -> l
     return merged
 
 
-def update_items(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec], *, proration_behavior: str, proration_date: int | None) -> Callable[[], None] | None:
+def update_items(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec], *, proration_behavior: str, proration_date: int | None) -> Callable[[], object] | None:
     """Apply an item change; returns what is left to do once the change is announced (an immediate invoice), if anything."""
     if sub["status"] in ("canceled", "incomplete_expired"):
         raise invalid("A canceled subscription can only update its cancellation_details and metadata.")
@@ -351,9 +351,9 @@ def update_items(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec], *, p
     sub["items"]["data"] = items
     if resets:
         lines = [invoices.price_line(sb, _price(sb, i), i["quantity"], (start, end), subscription=sub, item_id=i["id"]) for i in items]
-        return lambda: _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment), lines=lines) and None
+        return lambda: _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment), lines=lines)
     if proration_behavior == "always_invoice" and invoices.pending_items(sb, sub["customer"], sub["id"]):
-        return lambda: _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment)) and None
+        return lambda: _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment))
     return None
 
 

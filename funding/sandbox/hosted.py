@@ -136,7 +136,7 @@ async def checkout_submit(request: Request) -> Response:
 
 def _after_checkout(sb: "Sandbox", session: dict[str, Any], result: checkout.Result, values: dict[str, str]) -> Response:
     if result.kind == "challenge":
-        return _redirect(result.url)
+        return _redirect(result.url or sb.url(f"/authenticate/{session['id']}"))
     if result.kind == "error":
         return _checkout_page(sb, session, values=values, message=result.message, status=402)
     return _redirect(result.url or sb.url(f"/checkout/{session['id']}/done"))

@@ -235,7 +235,7 @@ def confirm_payment_intent(
             "charge": charge["id"],
             "code": outcome.code,
             "decline_code": outcome.decline_code,
-            "doc_url": f"https://stripe.com/docs/error-codes/{outcome.code.replace('_', '-')}",
+            "doc_url": outcome.doc_url,
             "message": outcome.message,
             "network_decline_code": None,
             "payment_method": sb.view(pm),
@@ -516,7 +516,7 @@ def confirm_setup_intent(sb: "Sandbox", seti: dict[str, Any], *, authenticated: 
         seti["last_setup_error"] = {
             "code": outcome.code,
             "decline_code": outcome.decline_code,
-            "doc_url": f"https://stripe.com/docs/error-codes/{outcome.code.replace('_', '-')}",
+            "doc_url": outcome.doc_url,
             "message": outcome.message,
             "payment_method": sb.view(pm),
             "type": "card_error",

@@ -25,7 +25,7 @@ DELIVERY_TIMEOUT = 10.0
 def diff(old: Any, new: Any) -> Any:
     """Stripe's previous_attributes: the old values of what changed (recursing into hashes)."""
     if isinstance(old, dict) and isinstance(new, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key in old.keys() | new.keys():
             if key.startswith("_"):
                 continue
