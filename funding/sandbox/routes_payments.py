@@ -113,8 +113,8 @@ def update_payment_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any
         pi["amount"] = p.int("amount", minimum=1)
     if "currency" in p:
         pi["currency"] = catalog.parse_currency(p)
-    if "customer" in p:
-        pi["customer"] = catalog.find_customer(sb, p.str("customer"))["id"]
+    if "customer" in p:  # the sandbox cannot unset a customer: a blank one is a missing one
+        pi["customer"] = catalog.find_customer(sb, p.str("customer", required=True))["id"]
     for field in ("description", "receipt_email", "statement_descriptor", "statement_descriptor_suffix", "setup_future_usage"):
         if field in p:
             pi[field] = p.str(field)
@@ -193,8 +193,8 @@ def get_setup_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 def update_setup_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"customer", "payment_method", "metadata", "description"})
     seti = get_or_404(sb, "setup_intent", ident)
-    if "customer" in p:
-        seti["customer"] = catalog.find_customer(sb, p.str("customer"))["id"]
+    if "customer" in p:  # the sandbox cannot unset a customer: a blank one is a missing one
+        seti["customer"] = catalog.find_customer(sb, p.str("customer", required=True))["id"]
     if pm_id := p.str("payment_method"):
         seti["payment_method"] = payments.resolve_payment_method(sb, pm_id)["id"]
         seti["status"] = "requires_confirmation"

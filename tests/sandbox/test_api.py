@@ -173,3 +173,15 @@ async def test_async_variants(server, sb):
     pm = await client.v1.payment_methods.attach_async("pm_card_visa", params={"customer": customer["id"]})
     listed = await client.v1.customers.payment_methods.list_async(customer["id"])
     assert [p["id"] for p in listed["data"]] == [pm["id"]]
+
+
+def test_a_blank_customer_on_an_intent_update_is_a_missing_param(stripe_client):
+    # It used to reach find_customer as None and answer 404 "No such customer: 'None'".
+    pi = stripe_client.v1.payment_intents.create(params={"amount": 5000, "currency": "eur"})
+    seti = stripe_client.v1.setup_intents.create(params={})
+    for update, ident in ((stripe_client.v1.payment_intents.update, pi["id"]), (stripe_client.v1.setup_intents.update, seti["id"])):
+        with pytest.raises(stripe.InvalidRequestError) as blank:
+            update(ident, params={"customer": ""})
+        assert (blank.value.http_status, blank.value.code, blank.value.param) == (400, "parameter_missing", "customer")
+        assert "None" not in blank.value.user_message
+
