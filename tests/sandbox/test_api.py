@@ -185,3 +185,15 @@ def test_a_blank_customer_on_an_intent_update_is_a_missing_param(stripe_client):
         assert (blank.value.http_status, blank.value.code, blank.value.param) == (400, "parameter_missing", "customer")
         assert "None" not in blank.value.user_message
 
+
+def test_a_reference_the_state_cannot_resolve_is_a_stripe_shaped_500(stripe_client, sb):
+    from funding.sandbox.state import BrokenReference
+
+    pi = stripe_client.v1.payment_intents.create(params={"amount": 5000, "currency": "eur", "payment_method": "pm_card_visa"})
+    del sb.store.data["objects"]["payment_method"][pi["payment_method"]]  # a hand-edited state file, say
+    with pytest.raises(BrokenReference):
+        sb.store.ref("payment_method", pi["payment_method"])
+    with pytest.raises(stripe.APIError) as broken:
+        stripe_client.v1.payment_intents.confirm(pi["id"], options={"max_network_retries": 0})
+    assert broken.value.http_status == 500
+    assert broken.value.json_body["error"]["type"] == "api_error"
