@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from funding.sandbox import money, payments
-from funding.sandbox.errors import invalid
+from funding.sandbox.errors import StripeError, invalid
 
 if TYPE_CHECKING:
     from funding.sandbox.sandbox import Sandbox
@@ -316,6 +316,13 @@ def finalize(sb: "Sandbox", invoice: dict[str, Any]) -> None:
         raise invalid("This invoice is already finalized, you can't re-finalize a non-draft invoice.", code="invoice_not_editable")
     now = sb.now()
     customer = sb.store.ref("customer", invoice["customer"])
+    due = sum(line["amount"] for line in invoice["lines"]["data"]) + customer["balance"]
+    if due > 0:  # the PaymentIntent must be possible before anything changes: a failure leaves a draft
+        try:
+            payments.check_amount(due, invoice["currency"], for_invoice=True)
+        except StripeError as exc:
+            _finalization_failed(sb, invoice, exc)
+            raise
     recompute(invoice, starting_balance=customer["balance"])
     ending = min(invoice["total"] + customer["balance"], 0)
     if customer["balance"] or invoice["total"] < 0:
@@ -328,6 +335,7 @@ def finalize(sb: "Sandbox", invoice: dict[str, Any]) -> None:
         number=f"{NUMBER_PREFIX}-{sb.store.next_invoice_number():06d}",
         effective_at=now,
         automatically_finalizes_at=None,
+        last_finalization_error=None,
         hosted_invoice_url=sb.url(f"/invoices/{invoice['id']}"),
         invoice_pdf=sb.url(f"/invoices/{invoice['id']}/pdf"),
     )
@@ -375,6 +383,13 @@ def finalize(sb: "Sandbox", invoice: dict[str, Any]) -> None:
     }
     sb.store.put("invoice_payment", record)
     sb.emit("invoice.finalized", invoice)
+
+
+def _finalization_failed(sb: "Sandbox", invoice: dict[str, Any], error: StripeError) -> None:
+    """Stripe's answer to a draft that cannot be finalized: it stays a draft, says why, and is not retried."""
+    invoice["last_finalization_error"] = error.body()["error"]
+    invoice["automatically_finalizes_at"] = None
+    sb.emit("invoice.finalization_failed", invoice)
 
 
 def _subscription(sb: "Sandbox", invoice: dict[str, Any]) -> dict[str, Any] | None:
@@ -513,7 +528,10 @@ def run_due(sb: "Sandbox") -> None:
     now = sb.now()
     for invoice in sorted(sb.store.all("invoice"), key=lambda i: i["_seq"]):
         if invoice["status"] == "draft" and invoice["auto_advance"] and (invoice["automatically_finalizes_at"] or now + 1) <= now:
-            finalize(sb, invoice)
+            try:
+                finalize(sb, invoice)
+            except StripeError:  # recorded on the invoice (invoice.finalization_failed); the clock goes on
+                continue
             if invoice["status"] == "open" and invoice["collection_method"] == "charge_automatically":
                 attempt(sb, invoice)
         elif invoice["status"] == "open" and invoice["auto_advance"] and (invoice["next_payment_attempt"] or now + 1) <= now:

@@ -114,6 +114,17 @@ def detach(sb: "Sandbox", pm: dict[str, Any]) -> None:
 
 # payment intents -----------------------------------------------------------
 
+MAXIMUM_AMOUNT = 99_999_999
+
+
+def check_amount(amount: int, currency: str, *, for_invoice: bool = False) -> None:
+    """Stripe's bounds on a PaymentIntent's amount (an invoice's may be below the card minimum)."""
+    minimum = 1 if for_invoice else money.MINIMUMS.get(currency, 1)
+    if amount < minimum:
+        raise invalid(f"Amount must be at least {money.format_amount(minimum, currency)}", "amount", "amount_too_small")
+    if amount > MAXIMUM_AMOUNT:
+        raise invalid("Amount must be no more than 999,999.99", "amount", "amount_too_large")
+
 
 def new_payment_intent(
     sb: "Sandbox",
@@ -132,11 +143,7 @@ def new_payment_intent(
     invoice: str | None = None,
 ) -> dict[str, Any]:
     ident = sb.store.new_id("payment_intent")
-    minimum = money.MINIMUMS.get(currency, 1) if invoice is None else 1
-    if amount < minimum:
-        raise invalid(f"Amount must be at least {money.format_amount(minimum, currency)}", "amount", "amount_too_small")
-    if amount > 99_999_999:
-        raise invalid("Amount must be no more than 999,999.99", "amount", "amount_too_large")
+    check_amount(amount, currency, for_invoice=invoice is not None)
     pi = {
         "id": ident,
         "object": "payment_intent",
