@@ -490,8 +490,8 @@ def update_invoice_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
         if invoice["status"] != "draft":
             raise invalid("This invoice item is on a finalized invoice and can no longer be edited.", code="invoice_not_editable")
     before = sb.view(item)
-    if "amount" in p:
-        item["amount"] = item["net_amount"] = p.int("amount")
+    if "amount" in p:  # a blank amount is a missing one, not an amount of None
+        item["amount"] = item["net_amount"] = p.int("amount", required=True)
     if "description" in p:
         item["description"] = p.str("description")
     item["metadata"] = merge_metadata(item["metadata"], p.metadata())

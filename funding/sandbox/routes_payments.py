@@ -109,8 +109,8 @@ def update_payment_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any
     pi = get_or_404(sb, "payment_intent", ident)
     if pi["status"] in ("succeeded", "canceled", "processing"):
         raise invalid(f"This PaymentIntent's status is {pi['status']}; it can no longer be updated.", code="payment_intent_unexpected_state")
-    if "amount" in p:
-        pi["amount"] = p.int("amount", minimum=1)
+    if "amount" in p:  # a blank amount is a missing one, not an amount of None
+        pi["amount"] = p.int("amount", required=True, minimum=1)
     if "currency" in p:
         pi["currency"] = catalog.parse_currency(p)
     if "customer" in p:  # the sandbox cannot unset a customer: a blank one is a missing one
