@@ -10,7 +10,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, AbstractSet, Any, Callable
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -200,7 +200,7 @@ def created_filter(p: Params, key: str = "created") -> Callable[[int], bool]:
     return lambda v: (gt is None or v > gt) and (gte is None or v >= gte) and (lt is None or v < lt) and (lte is None or v <= lte)
 
 
-def list_response(sb: "Sandbox", kind: str, p: Params, url: str, where: Callable[[dict[str, Any]], bool] | None = None, *, extra: set[str] = frozenset()) -> dict[str, Any]:
+def list_response(sb: "Sandbox", kind: str, p: Params, url: str, where: Callable[[dict[str, Any]], bool] | None = None, *, extra: AbstractSet[str] = frozenset()) -> dict[str, Any]:
     p.check_known(LIST_PARAMS | set(extra))
     in_range = created_filter(p)
     objects = [
@@ -283,6 +283,8 @@ def _matches(obj: dict[str, Any], clause: dict[str, Any]) -> bool:
     elif op == "~":
         result = actual is not None and str(expected).lower() in str(actual).lower()
     else:
+        if actual is None or expected is None:  # a missing field (or `null`) is never > or < anything
+            return False
         try:
             left, right = int(actual), int(expected)
         except (TypeError, ValueError):
@@ -301,9 +303,9 @@ def search_response(sb: "Sandbox", kind: str, p: Params, url: str) -> dict[str, 
     if not 1 <= limit <= 100:
         raise invalid("Invalid limit: must be between 1 and 100", "limit")
     offset = 0
-    if p.str("page"):
+    if page_token := p.str("page"):
         try:
-            offset = int(base64.urlsafe_b64decode(p.str("page").encode()).decode().split(":", 1)[1])
+            offset = int(base64.urlsafe_b64decode(page_token.encode()).decode().split(":", 1)[1])
         except (ValueError, IndexError):
             raise invalid("Invalid page token.", "page") from None
     page = objects[offset : offset + limit]

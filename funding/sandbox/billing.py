@@ -50,7 +50,7 @@ def prorate(amount: int, remaining: int, total: int) -> int:
 
 
 def _price(sb: "Sandbox", sub_or_item: dict[str, Any]) -> dict[str, Any]:
-    return sb.store.get("price", sub_or_item["price"])
+    return sb.store.ref("price", sub_or_item["price"])
 
 
 def _period(sub: dict[str, Any]) -> tuple[int, int]:
@@ -117,7 +117,7 @@ def create_subscription(
     if payment_behavior == "error_if_incomplete" and not trial_end:
         if not pm_id:
             raise invalid("This customer has no attached payment source or default payment method.", "default_payment_method", "resource_missing")
-        pm = sb.store.get("payment_method", pm_id)
+        pm = sb.store.ref("payment_method", pm_id)
         outcome = cards.payment_outcome(payments.card_of(pm), off_session=off_session, set_up=pm["_set_up"], authenticated=authenticated)
         if outcome.kind != "succeeded":
             raise payments.card_error(outcome if outcome.kind == "declined" else cards.Outcome("declined", "authentication_required", "authentication_required"))
@@ -316,7 +316,7 @@ def merged_specs(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec]) -> l
     return merged
 
 
-def update_items(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec], *, proration_behavior: str, proration_date: int | None) -> Callable[[], None] | None:
+def update_items(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec], *, proration_behavior: str, proration_date: int | None) -> Callable[[], object] | None:
     """Apply an item change; returns what is left to do once the change is announced (an immediate invoice), if anything."""
     if sub["status"] in ("canceled", "incomplete_expired"):
         raise invalid("A canceled subscription can only update its cancellation_details and metadata.")
@@ -351,9 +351,9 @@ def update_items(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec], *, p
     sub["items"]["data"] = items
     if resets:
         lines = [invoices.price_line(sb, _price(sb, i), i["quantity"], (start, end), subscription=sub, item_id=i["id"]) for i in items]
-        return lambda: _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment), lines=lines) and None
+        return lambda: _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment), lines=lines)
     if proration_behavior == "always_invoice" and invoices.pending_items(sb, sub["customer"], sub["id"]):
-        return lambda: _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment)) and None
+        return lambda: _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment))
     return None
 
 
@@ -413,7 +413,7 @@ def _renew(sb: "Sandbox", sub: dict[str, Any]) -> None:
         return
     before = sb.view(sub)
     if sub["status"] == "trialing":
-        has_pm = sub["default_payment_method"] or sb.store.get("customer", sub["customer"])["invoice_settings"]["default_payment_method"]
+        has_pm = sub["default_payment_method"] or sb.store.ref("customer", sub["customer"])["invoice_settings"]["default_payment_method"]
         behaviour = sub["trial_settings"]["end_behavior"]["missing_payment_method"]
         if not has_pm and behaviour == "cancel":
             cancel_now(sb, sub, at=end, reason="cancellation_requested")

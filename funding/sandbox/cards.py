@@ -153,6 +153,11 @@ class Outcome:
     def message(self) -> str:
         return DECLINE_MESSAGES.get(self.decline_code or self.code or "", "Your card was declined.")
 
+    @property
+    def doc_url(self) -> str | None:
+        """Stripe's page for the error code (a declined outcome always has one)."""
+        return f"https://stripe.com/docs/error-codes/{self.code.replace('_', '-')}" if self.code else None
+
 
 def payment_outcome(card: Card, *, off_session: bool, set_up: bool, authenticated: bool) -> Outcome:
     """A charge attempt. ``set_up``: the card went through a SetupIntent (or saved on-session payment)."""

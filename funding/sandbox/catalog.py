@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from funding.sandbox.encoding import Params
 from funding.sandbox.errors import invalid, not_found
@@ -17,7 +17,7 @@ INTERVALS = ("day", "week", "month", "year")
 def new_customer(
     sb: "Sandbox", *, email: str | None = None, name: str | None = None, description: str | None = None, phone: str | None = None, metadata: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    customer = {
+    customer: dict[str, Any] = {
         "id": sb.store.new_id("customer"),
         "object": "customer",
         "address": None,
@@ -128,6 +128,10 @@ def new_price(
     return price
 
 
+@overload
+def parse_currency(p: Params, key: str = ..., required: Literal[True] = ...) -> str: ...
+@overload
+def parse_currency(p: Params, key: str = ..., *, required: bool) -> str | None: ...
 def parse_currency(p: Params, key: str = "currency", required: bool = True) -> str | None:
     currency = p.str(key, required=required)
     if currency is None:

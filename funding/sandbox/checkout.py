@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from funding.sandbox import billing, cards, catalog, payments
 from funding.sandbox.encoding import Params
@@ -59,7 +59,7 @@ def create_session(sb: "Sandbox", p: Params) -> dict[str, Any]:
     subd = p.dict("subscription_data")
     subd.check_known({"metadata", "description", "trial_period_days", "trial_end", "trial_settings", "billing_cycle_anchor", "proration_behavior"})
     ident = sb.store.new_id("checkout.session")
-    session = {
+    session: dict[str, Any] = {
         "id": ident,
         "object": "checkout.session",
         "adaptive_pricing": {"enabled": False},
@@ -150,8 +150,8 @@ def _line_items(sb: "Sandbox", p: Params, mode: str) -> list[dict[str, Any]]:
     items = []
     for entry in entries:
         entry.check_known({"price", "price_data", "quantity", "adjustable_quantity", "tax_rates", "metadata"})
-        if entry.str("price"):
-            price = catalog.find_price(sb, entry.str("price"), entry._name("price"))
+        if price_id := entry.str("price"):
+            price = catalog.find_price(sb, price_id, entry._name("price"))
             if not price["active"]:
                 raise invalid(f"The price specified ({price['id']}) is inactive. This field only accepts active prices.", entry._name("price"))
         elif "price_data" in entry:
@@ -205,7 +205,7 @@ def submit_card(sb: "Sandbox", session: dict[str, Any], *, number: str, exp_mont
 
 def proceed(sb: "Sandbox", session: dict[str, Any], *, authenticated: bool) -> Result:
     pending = session["_pending"]
-    pm = sb.store.get("payment_method", pending["payment_method"])
+    pm = sb.store.ref("payment_method", pending["payment_method"])
     card = payments.card_of(pm)
     mode = session["mode"]
     if mode == "setup":
@@ -223,9 +223,14 @@ def proceed(sb: "Sandbox", session: dict[str, Any], *, authenticated: bool) -> R
     return _subscribe(sb, session, pm, pending, authenticated)
 
 
+@overload
+def _customer(sb: "Sandbox", session: dict[str, Any], pending: dict[str, Any], *, required: Literal[True]) -> dict[str, Any]: ...
+@overload
+def _customer(sb: "Sandbox", session: dict[str, Any], pending: dict[str, Any], *, required: bool) -> dict[str, Any] | None: ...
 def _customer(sb: "Sandbox", session: dict[str, Any], pending: dict[str, Any], *, required: bool) -> dict[str, Any] | None:
+    """The session's customer; created from the card form when ``required`` (or customer_creation=always)."""
     if session["customer"]:
-        return sb.store.get("customer", session["customer"])
+        return sb.store.ref("customer", session["customer"])
     if not required and session["customer_creation"] != "always":
         return None
     customer = catalog.new_customer(sb, email=pending["email"], name=pending["name"])
@@ -281,7 +286,7 @@ def _subscribe(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any], pendi
     data = session["_subscription_data"]
     specs = []
     for item in session["_line_items"]:
-        price = sb.store.get("price", item["price"]["id"])
+        price = sb.store.ref("price", item["price"]["id"])
         if price["recurring"]:
             specs.append(billing.ItemSpec(price, item["quantity"], {}))
         else:
@@ -295,11 +300,11 @@ def _subscribe(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any], pendi
     session["subscription"] = sub["id"]
     session["invoice"] = sub["latest_invoice"]
     if sub["status"] not in ("active", "trialing"):
-        invoice = sb.store.get("invoice", sub["latest_invoice"])
+        invoice = sb.store.ref("invoice", sub["latest_invoice"])
         pi = sb.store.get("payment_intent", invoice["_payment_intent"]) if invoice["_payment_intent"] else None
         error = (pi or {}).get("last_payment_error") or {}
         return Result("error", message=cards.decline_message_fr(error.get("decline_code") or error.get("code")))
-    invoice = sb.store.get("invoice", sub["latest_invoice"])
+    invoice = sb.store.ref("invoice", sub["latest_invoice"])
     _complete(sb, session, pending, "paid" if invoice["amount_due"] > 0 else "no_payment_required")
     return Result("done", url=redirect_target(session))
 

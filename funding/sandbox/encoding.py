@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal, overload
 
 from funding.sandbox.errors import invalid, missing_param
 
@@ -60,7 +61,16 @@ class Params:
     def raw(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)
 
-    def str(self, key: str, *, required: bool = False, default: str | None = None, choices: Iterable[str] | None = None) -> str | None:
+    # The accessors are named after the types they return (``p.str``, ``p.int``...), which shadows
+    # the builtins inside this class: its annotations spell them ``builtins.str`` and so on.
+    # Overloads: ``required=True`` or a non-None ``default`` means the answer is never None.
+    @overload
+    def str(self, key: builtins.str, *, required: Literal[True], default: builtins.str | None = ..., choices: Iterable[builtins.str] | None = ...) -> builtins.str: ...
+    @overload
+    def str(self, key: builtins.str, *, required: builtins.bool = ..., default: builtins.str, choices: Iterable[builtins.str] | None = ...) -> builtins.str: ...
+    @overload
+    def str(self, key: builtins.str, *, required: builtins.bool = ..., default: None = ..., choices: Iterable[builtins.str] | None = ...) -> builtins.str | None: ...
+    def str(self, key: builtins.str, *, required: builtins.bool = False, default: builtins.str | None = None, choices: Iterable[builtins.str] | None = None) -> builtins.str | None:
         value = self.data.get(key)
         if value is None or value == "":
             if required:
@@ -73,7 +83,13 @@ class Params:
             raise invalid(f"Invalid {self._name(key)}: must be one of {allowed}", self._name(key))
         return value
 
-    def int(self, key: str, *, required: bool = False, default: int | None = None, minimum: int | None = None) -> int | None:
+    @overload
+    def int(self, key: builtins.str, *, required: Literal[True], default: builtins.int | None = ..., minimum: builtins.int | None = ...) -> builtins.int: ...
+    @overload
+    def int(self, key: builtins.str, *, required: builtins.bool = ..., default: builtins.int, minimum: builtins.int | None = ...) -> builtins.int: ...
+    @overload
+    def int(self, key: builtins.str, *, required: builtins.bool = ..., default: None = ..., minimum: builtins.int | None = ...) -> builtins.int | None: ...
+    def int(self, key: builtins.str, *, required: builtins.bool = False, default: builtins.int | None = None, minimum: builtins.int | None = None) -> builtins.int | None:
         value = self.data.get(key)
         if value is None or value == "":
             if required:
@@ -86,7 +102,11 @@ class Params:
             raise invalid(f"Invalid {self._name(key)}: must be at least {minimum}", self._name(key))
         return number
 
-    def bool(self, key: str, *, default: bool | None = None) -> bool | None:
+    @overload
+    def bool(self, key: builtins.str, *, default: builtins.bool) -> builtins.bool: ...
+    @overload
+    def bool(self, key: builtins.str, *, default: None = ...) -> builtins.bool | None: ...
+    def bool(self, key: builtins.str, *, default: builtins.bool | None = None) -> builtins.bool | None:
         value = self.data.get(key)
         if value is None or value == "":
             return default
@@ -94,7 +114,7 @@ class Params:
             return value == "true"
         raise invalid(f"Invalid boolean: {value}", self._name(key))
 
-    def dict(self, key: str) -> "Params":
+    def dict(self, key: builtins.str) -> Params:
         value = self.data.get(key)
         if value is None or value == "":
             return Params({}, self._name(key))
@@ -102,7 +122,7 @@ class Params:
             raise invalid(f"Invalid hash: {self._name(key)}", self._name(key))
         return Params(value, self._name(key))
 
-    def list(self, key: str) -> list[Any]:
+    def list(self, key: builtins.str) -> builtins.list[Any]:
         value = self.data.get(key)
         if value is None or value == "":
             return []
@@ -112,8 +132,8 @@ class Params:
             raise invalid(f"Invalid array: {self._name(key)}", self._name(key))
         return value
 
-    def dicts(self, key: str) -> list["Params"]:
-        out = []
+    def dicts(self, key: builtins.str) -> builtins.list[Params]:
+        out: builtins.list[Params] = []
         for index, item in enumerate(self.list(key)):
             name = f"{self._name(key)}[{index}]"
             if not isinstance(item, dict):
@@ -121,7 +141,7 @@ class Params:
             out.append(Params(item, name))
         return out
 
-    def strings(self, key: str) -> list[str]:
+    def strings(self, key: builtins.str) -> builtins.list[builtins.str]:
         value = self.data.get(key)
         if isinstance(value, str) and value:
             return [value]
@@ -130,7 +150,7 @@ class Params:
             raise invalid(f"Invalid array of strings: {self._name(key)}", self._name(key))
         return items
 
-    def metadata(self, key: str = "metadata") -> dict[str, str] | None:
+    def metadata(self, key: builtins.str = "metadata") -> builtins.dict[builtins.str, builtins.str] | None:
         """The metadata hash as sent (None when absent); ``metadata=`` means "clear all" (empty dict)."""
         if key not in self.data:
             return None
@@ -148,7 +168,7 @@ class Params:
                 raise invalid("Metadata keys are at most 40 characters and values at most 500.", f"{self._name(key)}[{k}]")
         return dict(value)
 
-    def check_known(self, allowed: Iterable[str]) -> None:
+    def check_known(self, allowed: Iterable[builtins.str]) -> None:
         allowed = set(allowed) | {"expand"}
         for key in self.data:
             if key not in allowed:

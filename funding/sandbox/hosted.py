@@ -57,7 +57,7 @@ def _checkout_email(sb: "Sandbox", session: dict[str, Any]) -> str | None:
     if session["customer_email"]:
         return session["customer_email"]
     if session["customer"]:
-        return sb.store.get("customer", session["customer"])["email"]
+        return sb.store.ref("customer", session["customer"])["email"]
     return None
 
 
@@ -136,7 +136,7 @@ async def checkout_submit(request: Request) -> Response:
 
 def _after_checkout(sb: "Sandbox", session: dict[str, Any], result: checkout.Result, values: dict[str, str]) -> Response:
     if result.kind == "challenge":
-        return _redirect(result.url)
+        return _redirect(result.url or sb.url(f"/authenticate/{session['id']}"))
     if result.kind == "error":
         return _checkout_page(sb, session, values=values, message=result.message, status=402)
     return _redirect(result.url or sb.url(f"/checkout/{session['id']}/done"))
@@ -236,7 +236,7 @@ def _resolve_challenge(sb: "Sandbox", kind: str, obj: dict[str, Any], ok: bool) 
     # billing portal: a new card waiting for authentication
     pending = obj.pop("_pending", None)
     if pending and ok:
-        message = _save_portal_card(sb, obj, sb.store.get("payment_method", pending), authenticated=True)
+        message = _save_portal_card(sb, obj, sb.store.ref("payment_method", pending), authenticated=True)
         return _redirect(sb.url(f"/portal/{obj['id']}") + ("?card=error" if message else "?card=ok"))
     return _redirect(sb.url(f"/portal/{obj['id']}?card=failed"))
 
@@ -306,7 +306,7 @@ async def invoice_submit(request: Request) -> Response:
             invoices.attempt(sb, invoice, off_session=False, automatic=False, payment_method=pm["id"], return_url=invoice["hosted_invoice_url"])
         finally:
             sb.save()
-        pi = sb.store.get("payment_intent", invoice["_payment_intent"])
+        pi = sb.store.ref("payment_intent", invoice["_payment_intent"])
         if pi["status"] == "requires_action":
             return _redirect(pi["next_action"]["redirect_to_url"]["url"])
         if invoice["status"] != "paid":
@@ -365,7 +365,7 @@ def _save_portal_card(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any]
     if status != "succeeded":
         error = seti["last_setup_error"] or {}
         return cards.decline_message_fr(error.get("decline_code") or error.get("code"))
-    customer = sb.store.get("customer", session["customer"])
+    customer = sb.store.ref("customer", session["customer"])
     before = sb.view(customer)
     customer["invoice_settings"]["default_payment_method"] = pm["id"]
     from funding.sandbox.webhooks import diff
@@ -380,16 +380,16 @@ def _save_portal_card(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any]
 
 
 def _portal_page(sb: "Sandbox", session: dict[str, Any], *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, notice: str | None = None, status: int = 200) -> Response:
-    customer = sb.store.get("customer", session["customer"])
+    customer = sb.store.ref("customer", session["customer"])
     pm_id = customer["invoice_settings"]["default_payment_method"]
     subs = [s for s in sb.store.all("subscription") if s["customer"] == customer["id"] and s["status"] in billing.LIVE_STATUSES]
     blocks = []
     for sub in subs:
         item = sub["items"]["data"][0]
-        price = sb.store.get("price", item["price"])
+        price = sb.store.ref("price", item["price"])
         name = invoices.product_name(sb, price)
         end = item["current_period_end"]
-        amount = money(sum(sb.store.get("price", i["price"])["unit_amount"] * i["quantity"] for i in sub["items"]["data"]), sub["currency"])
+        amount = money(sum(sb.store.ref("price", i["price"])["unit_amount"] * i["quantity"] for i in sub["items"]["data"]), sub["currency"])
         if sub["cancel_at_period_end"] or sub["cancel_at"]:
             state = f"Se termine le {date_fr(sub['cancel_at'] or end)}"
             action = f'<button type="submit" class="inline" name="action" value="resume" id="resume-{sub["id"]}">Reprendre l\'abonnement</button>'

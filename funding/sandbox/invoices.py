@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from funding.sandbox import money, payments
-from funding.sandbox.errors import invalid
+from funding.sandbox.errors import StripeError, invalid
 
 if TYPE_CHECKING:
     from funding.sandbox.sandbox import Sandbox
@@ -191,7 +191,7 @@ def new_invoice(
     preview: bool = False,
 ) -> dict[str, Any]:
     now = sb.now()
-    cus = sb.store.get("customer", customer)
+    cus = sb.store.ref("customer", customer)
     ident = "upcoming_" + sb.store.new_id("invoice") if preview else sb.store.new_id("invoice")
     start, end = period or (now, now)
     invoice = {
@@ -315,7 +315,14 @@ def finalize(sb: "Sandbox", invoice: dict[str, Any]) -> None:
     if invoice["status"] != "draft":
         raise invalid("This invoice is already finalized, you can't re-finalize a non-draft invoice.", code="invoice_not_editable")
     now = sb.now()
-    customer = sb.store.get("customer", invoice["customer"])
+    customer = sb.store.ref("customer", invoice["customer"])
+    due = sum(line["amount"] for line in invoice["lines"]["data"]) + customer["balance"]
+    if due > 0:  # the PaymentIntent must be possible before anything changes: a failure leaves a draft
+        try:
+            payments.check_amount(due, invoice["currency"], for_invoice=True)
+        except StripeError as exc:
+            _finalization_failed(sb, invoice, exc)
+            raise
     recompute(invoice, starting_balance=customer["balance"])
     ending = min(invoice["total"] + customer["balance"], 0)
     if customer["balance"] or invoice["total"] < 0:
@@ -328,6 +335,7 @@ def finalize(sb: "Sandbox", invoice: dict[str, Any]) -> None:
         number=f"{NUMBER_PREFIX}-{sb.store.next_invoice_number():06d}",
         effective_at=now,
         automatically_finalizes_at=None,
+        last_finalization_error=None,
         hosted_invoice_url=sb.url(f"/invoices/{invoice['id']}"),
         invoice_pdf=sb.url(f"/invoices/{invoice['id']}/pdf"),
     )
@@ -377,6 +385,13 @@ def finalize(sb: "Sandbox", invoice: dict[str, Any]) -> None:
     sb.emit("invoice.finalized", invoice)
 
 
+def _finalization_failed(sb: "Sandbox", invoice: dict[str, Any], error: StripeError) -> None:
+    """Stripe's answer to a draft that cannot be finalized: it stays a draft, says why, and is not retried."""
+    invoice["last_finalization_error"] = error.body()["error"]
+    invoice["automatically_finalizes_at"] = None
+    sb.emit("invoice.finalization_failed", invoice)
+
+
 def _subscription(sb: "Sandbox", invoice: dict[str, Any]) -> dict[str, Any] | None:
     parent = invoice.get("parent") or {}
     details = parent.get("subscription_details") or {}
@@ -396,9 +411,9 @@ def attempt(
     """Try to collect an open invoice; True when paid. Card errors are recorded, not raised."""
     if invoice["status"] != "open":
         raise invalid(f"Invoice {invoice['id']} is {invoice['status']}; only open invoices can be paid.", code="invoice_unexpected_state")
-    pi = sb.store.get("payment_intent", invoice["_payment_intent"])
+    pi = sb.store.ref("payment_intent", invoice["_payment_intent"])
     subscription = _subscription(sb, invoice)
-    customer = sb.store.get("customer", invoice["customer"])
+    customer = sb.store.ref("customer", invoice["customer"])
     payment_method = (
         payment_method
         or (subscription["default_payment_method"] if subscription else None)
@@ -513,7 +528,10 @@ def run_due(sb: "Sandbox") -> None:
     now = sb.now()
     for invoice in sorted(sb.store.all("invoice"), key=lambda i: i["_seq"]):
         if invoice["status"] == "draft" and invoice["auto_advance"] and (invoice["automatically_finalizes_at"] or now + 1) <= now:
-            finalize(sb, invoice)
+            try:
+                finalize(sb, invoice)
+            except StripeError:  # recorded on the invoice (invoice.finalization_failed); the clock goes on
+                continue
             if invoice["status"] == "open" and invoice["collection_method"] == "charge_automatically":
                 attempt(sb, invoice)
         elif invoice["status"] == "open" and invoice["auto_advance"] and (invoice["next_payment_attempt"] or now + 1) <= now:

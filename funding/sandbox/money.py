@@ -259,7 +259,7 @@ def available_amount(sb: "Sandbox", currency: str) -> int:
 
 def create_payout(sb: "Sandbox", amount: int, currency: str, *, automatic: bool, metadata: dict[str, str], description: str | None, transactions: list[dict[str, Any]]) -> dict[str, Any]:
     now = sb.now()
-    payout = {
+    payout: dict[str, Any] = {
         "id": sb.store.new_id("payout"),
         "object": "payout",
         "amount": amount,

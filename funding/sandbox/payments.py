@@ -114,6 +114,17 @@ def detach(sb: "Sandbox", pm: dict[str, Any]) -> None:
 
 # payment intents -----------------------------------------------------------
 
+MAXIMUM_AMOUNT = 99_999_999
+
+
+def check_amount(amount: int, currency: str, *, for_invoice: bool = False) -> None:
+    """Stripe's bounds on a PaymentIntent's amount (an invoice's may be below the card minimum)."""
+    minimum = 1 if for_invoice else money.MINIMUMS.get(currency, 1)
+    if amount < minimum:
+        raise invalid(f"Amount must be at least {money.format_amount(minimum, currency)}", "amount", "amount_too_small")
+    if amount > MAXIMUM_AMOUNT:
+        raise invalid("Amount must be no more than 999,999.99", "amount", "amount_too_large")
+
 
 def new_payment_intent(
     sb: "Sandbox",
@@ -132,11 +143,7 @@ def new_payment_intent(
     invoice: str | None = None,
 ) -> dict[str, Any]:
     ident = sb.store.new_id("payment_intent")
-    minimum = money.MINIMUMS.get(currency, 1) if invoice is None else 1
-    if amount < minimum:
-        raise invalid(f"Amount must be at least {money.format_amount(minimum, currency)}", "amount", "amount_too_small")
-    if amount > 99_999_999:
-        raise invalid("Amount must be no more than 999,999.99", "amount", "amount_too_large")
+    check_amount(amount, currency, for_invoice=invoice is not None)
     pi = {
         "id": ident,
         "object": "payment_intent",
@@ -218,7 +225,7 @@ def confirm_payment_intent(
 ) -> str:
     """Attempt the payment; returns the PaymentIntent's new status. Emits the events; never raises card errors."""
     confirmable(pi)
-    pm = sb.store.get("payment_method", pi["payment_method"])
+    pm = sb.store.ref("payment_method", pi["payment_method"])
     outcome = cards.payment_outcome(card_of(pm), off_session=off_session, set_up=pm["_set_up"], authenticated=authenticated)
     pi["_off_session"] = off_session
     if outcome.kind == "requires_action" or (outcome.code == "authentication_required" and pi["_invoice"]):
@@ -235,7 +242,7 @@ def confirm_payment_intent(
             "charge": charge["id"],
             "code": outcome.code,
             "decline_code": outcome.decline_code,
-            "doc_url": f"https://stripe.com/docs/error-codes/{outcome.code.replace('_', '-')}",
+            "doc_url": outcome.doc_url,
             "message": outcome.message,
             "network_decline_code": None,
             "payment_method": sb.view(pm),
@@ -270,7 +277,7 @@ def _require_action(sb: "Sandbox", pi: dict[str, Any], return_url: str | None) -
 
 
 def fail_authentication(sb: "Sandbox", pi: dict[str, Any]) -> None:
-    pm = sb.store.get("payment_method", pi["payment_method"])
+    pm = sb.store.ref("payment_method", pi["payment_method"])
     pi["status"] = "requires_payment_method"
     pi["payment_method"] = None
     pi["next_action"] = None
@@ -503,7 +510,7 @@ def confirm_setup_intent(sb: "Sandbox", seti: dict[str, Any], *, authenticated: 
         raise unexpected_state(f"This SetupIntent's status is {seti['status']}; it cannot be confirmed.", "setup_intent_unexpected_state")
     if not seti["payment_method"]:
         raise unexpected_state("You cannot confirm this SetupIntent because it's missing a payment method.", "setup_intent_unexpected_state")
-    pm = sb.store.get("payment_method", seti["payment_method"])
+    pm = sb.store.ref("payment_method", seti["payment_method"])
     outcome = cards.setup_outcome(card_of(pm), authenticated=authenticated)
     if outcome.kind == "requires_action":
         seti["status"] = "requires_action"
@@ -516,7 +523,7 @@ def confirm_setup_intent(sb: "Sandbox", seti: dict[str, Any], *, authenticated: 
         seti["last_setup_error"] = {
             "code": outcome.code,
             "decline_code": outcome.decline_code,
-            "doc_url": f"https://stripe.com/docs/error-codes/{outcome.code.replace('_', '-')}",
+            "doc_url": outcome.doc_url,
             "message": outcome.message,
             "payment_method": sb.view(pm),
             "type": "card_error",
@@ -532,7 +539,7 @@ def confirm_setup_intent(sb: "Sandbox", seti: dict[str, Any], *, authenticated: 
 
 
 def fail_setup_authentication(sb: "Sandbox", seti: dict[str, Any]) -> None:
-    pm = sb.store.get("payment_method", seti["payment_method"])
+    pm = sb.store.ref("payment_method", seti["payment_method"])
     seti["status"] = "requires_payment_method"
     seti["next_action"] = None
     seti["last_setup_error"] = {

@@ -77,12 +77,12 @@ def _item_specs(sb: "Sandbox", p: Params, sub: dict[str, Any] | None = None, key
         existing = current.get(item_id) if item_id else None
         if item_id and existing is None:
             raise invalid(f"Subscription item {item_id} does not belong to this subscription.", entry._name("id"))
-        if entry.str("price"):
-            price = catalog.find_price(sb, entry.str("price"), entry._name("price"))
+        if price_id := entry.str("price"):
+            price = catalog.find_price(sb, price_id, entry._name("price"))
         elif "price_data" in entry:
             price = catalog.price_from_data(sb, entry.dict("price_data"))
         elif existing:
-            price = sb.store.get("price", existing["price"])
+            price = sb.store.ref("price", existing["price"])
         else:
             raise missing_param(entry._name("price"))
         quantity = entry.int("quantity", default=existing["quantity"] if existing else 1, minimum=0)
@@ -123,7 +123,8 @@ def create_subscription(sb: "Sandbox", p: Params) -> dict[str, Any]:
         trial_end = None
     for entry in p.dicts("add_invoice_items"):
         entry.check_known({"price", "price_data", "quantity", "metadata"})
-        price = catalog.find_price(sb, entry.str("price"), entry._name("price")) if entry.str("price") else catalog.price_from_data(sb, entry.dict("price_data"))
+        price_id = entry.str("price")
+        price = catalog.find_price(sb, price_id, entry._name("price")) if price_id else catalog.price_from_data(sb, entry.dict("price_data"))
         quantity = entry.int("quantity", default=1, minimum=1)
         invoices.new_invoice_item(sb, customer=customer["id"], amount=price["unit_amount"] * quantity, currency=price["currency"], description=invoices.product_name(sb, price),
                                   metadata=entry.metadata() or {}, price=price, quantity=quantity)
@@ -251,7 +252,8 @@ def list_subscriptions(sb: "Sandbox", p: Params) -> dict[str, Any]:
 def create_invoice(sb: "Sandbox", p: Params) -> dict[str, Any]:
     p.check_known({"customer", "subscription", "auto_advance", "collection_method", "days_until_due", "description", "metadata", "pending_invoice_items_behavior", "currency", "default_payment_method", "footer"})
     customer = catalog.find_customer(sb, p.str("customer", required=True))
-    sub = billing.find_subscription(sb, p.str("subscription")) if p.str("subscription") else None
+    sub_id = p.str("subscription")
+    sub = billing.find_subscription(sb, sub_id) if sub_id else None
     method = p.str("collection_method", default="charge_automatically", choices=("charge_automatically", "send_invoice"))
     days = p.int("days_until_due", minimum=0)
     if method == "send_invoice" and days is None:
@@ -265,8 +267,8 @@ def create_invoice(sb: "Sandbox", p: Params) -> dict[str, Any]:
         sb, customer=customer["id"], currency=currency, billing_reason="manual", subscription=sub, collection_method=method,
         auto_advance=p.bool("auto_advance", default=False), metadata=p.metadata() or {}, description=p.str("description"), days_until_due=days,
     )
-    if p.str("default_payment_method"):
-        invoice["default_payment_method"] = get_or_404(sb, "payment_method", p.str("default_payment_method"), "PaymentMethod")["id"]
+    if pm_id := p.str("default_payment_method"):
+        invoice["default_payment_method"] = get_or_404(sb, "payment_method", pm_id, "PaymentMethod")["id"]
     if include:
         invoices.pull_pending_items(sb, invoice, sub["id"] if sub else None)
     sb.emit("invoice.created", invoice)
@@ -276,7 +278,8 @@ def create_invoice(sb: "Sandbox", p: Params) -> dict[str, Any]:
 @route("POST", "/v1/invoices/create_preview")
 def preview_invoice(sb: "Sandbox", p: Params) -> dict[str, Any]:
     p.check_known({"customer", "subscription", "subscription_details", "currency", "preview_mode"})
-    sub = billing.find_subscription(sb, p.str("subscription")) if p.str("subscription") else None
+    sub_id = p.str("subscription")
+    sub = billing.find_subscription(sb, sub_id) if sub_id else None
     customer_id = p.str("customer") or (sub["customer"] if sub else None)
     if customer_id is None:
         raise missing_param("customer")
@@ -372,7 +375,7 @@ def pay_invoice(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
         pm = found["id"]
     invoices.attempt(sb, invoice, off_session=p.bool("off_session", default=True), automatic=False, payment_method=pm)
     if invoice["status"] != "paid":
-        pi = sb.store.get("payment_intent", invoice["_payment_intent"])
+        pi = sb.store.ref("payment_intent", invoice["_payment_intent"])
         error = pi["last_payment_error"] or {}
         if pi["status"] == "requires_action":
             raise StripeError(402, "This payment requires additional user action before it can be completed successfully. Send the customer to the invoice's hosted_invoice_url.", type="card_error", code="invoice_payment_intent_requires_action", extra={"payment_intent": sb.view(pi)})
@@ -428,7 +431,8 @@ def list_invoices(sb: "Sandbox", p: Params) -> dict[str, Any]:
 def create_invoice_item(sb: "Sandbox", p: Params) -> dict[str, Any]:
     p.check_known({"customer", "amount", "currency", "description", "metadata", "subscription", "invoice", "period", "quantity", "pricing", "price_data", "unit_amount_decimal", "discountable", "tax_behavior"})
     customer = catalog.find_customer(sb, p.str("customer", required=True))
-    sub = billing.find_subscription(sb, p.str("subscription")) if p.str("subscription") else None
+    sub_id = p.str("subscription")
+    sub = billing.find_subscription(sb, sub_id) if sub_id else None
     if sub and sub["customer"] != customer["id"]:
         raise invalid(f"Subscription {sub['id']} belongs to another customer.", "subscription")
     quantity = p.int("quantity", default=1, minimum=1)
@@ -450,7 +454,8 @@ def create_invoice_item(sb: "Sandbox", p: Params) -> dict[str, Any]:
         raise invalid(f"The currency of this invoice item ({currency}) must match the subscription's ({sub['currency']}).", "currency")
     period = p.dict("period")
     span = (period.int("start", required=True), period.int("end", required=True)) if period.data else None
-    invoice = _invoice(sb, p.str("invoice")) if p.str("invoice") else None
+    invoice_id = p.str("invoice")
+    invoice = _invoice(sb, invoice_id) if invoice_id else None
     if invoice is not None and (invoice["status"] != "draft" or invoice["customer"] != customer["id"]):
         raise invalid("Invoice items can only be added to draft invoices of the same customer.", "invoice", "invoice_not_editable")
     item = invoices.new_invoice_item(
@@ -481,17 +486,17 @@ def update_invoice_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"amount", "description", "metadata", "quantity", "discountable", "period"})
     item = _item(sb, ident)
     if item["invoice"] and set(p.data) - {"metadata", "expand"}:
-        invoice = sb.store.get("invoice", item["invoice"])
+        invoice = sb.store.ref("invoice", item["invoice"])
         if invoice["status"] != "draft":
             raise invalid("This invoice item is on a finalized invoice and can no longer be edited.", code="invoice_not_editable")
     before = sb.view(item)
-    if "amount" in p:
-        item["amount"] = item["net_amount"] = p.int("amount")
+    if "amount" in p:  # a blank amount is a missing one, not an amount of None
+        item["amount"] = item["net_amount"] = p.int("amount", required=True)
     if "description" in p:
         item["description"] = p.str("description")
     item["metadata"] = merge_metadata(item["metadata"], p.metadata())
     if item["invoice"]:
-        invoice = sb.store.get("invoice", item["invoice"])
+        invoice = sb.store.ref("invoice", item["invoice"])
         for line in invoice["lines"]["data"]:
             if (line["parent"]["invoice_item_details"] or {}).get("invoice_item") == item["id"]:
                 line.update(amount=item["amount"], subtotal=item["amount"], description=item["description"], metadata=dict(item["metadata"]))
@@ -503,7 +508,7 @@ def update_invoice_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 def delete_invoice_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
     item = _item(sb, ident)
     if item["invoice"]:
-        invoice = sb.store.get("invoice", item["invoice"])
+        invoice = sb.store.ref("invoice", item["invoice"])
         if invoice["status"] != "draft":
             raise invalid("This invoice item is on a finalized invoice and cannot be deleted.", code="invoice_not_editable")
         invoice["lines"]["data"] = [l for l in invoice["lines"]["data"] if (l["parent"]["invoice_item_details"] or {}).get("invoice_item") != item["id"]]

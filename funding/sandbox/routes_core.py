@@ -31,12 +31,12 @@ CUSTOMER_FIELDS = {"email", "name", "description", "phone", "metadata", "invoice
 def create_customer(sb: "Sandbox", p: Params) -> dict[str, Any]:
     p.check_known(CUSTOMER_FIELDS)
     customer = catalog.new_customer(sb, email=p.str("email"), name=p.str("name"), description=p.str("description"), phone=p.str("phone"), metadata=p.metadata() or {})
-    if p.str("payment_method"):
-        pm = payments.resolve_payment_method(sb, p.str("payment_method"))
+    if pm_id := p.str("payment_method"):
+        pm = payments.resolve_payment_method(sb, pm_id)
         payments.attach(sb, pm, customer["id"])
     settings = p.dict("invoice_settings")
-    if settings.str("default_payment_method"):
-        _set_default_pm(sb, customer, settings.str("default_payment_method"))
+    if default_pm := settings.str("default_payment_method"):
+        _set_default_pm(sb, customer, default_pm)
     if "custom_fields" in settings:
         customer["invoice_settings"]["custom_fields"] = _custom_fields(settings)
     if p.int("balance") is not None:
@@ -91,8 +91,8 @@ def update_customer(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
     customer["metadata"] = merge_metadata(customer["metadata"], p.metadata())
     settings = p.dict("invoice_settings")
     if "default_payment_method" in settings:
-        if settings.str("default_payment_method"):
-            _set_default_pm(sb, customer, settings.str("default_payment_method"))
+        if default_pm := settings.str("default_payment_method"):
+            _set_default_pm(sb, customer, default_pm)
         else:
             customer["invoice_settings"]["default_payment_method"] = None
     if "custom_fields" in settings:
@@ -170,7 +170,8 @@ def update_product(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
     if "active" in p:
         product["active"] = p.bool("active")
     if "default_price" in p:
-        product["default_price"] = catalog.find_price(sb, p.str("default_price"), "default_price")["id"] if p.str("default_price") else None
+        price_id = p.str("default_price")
+        product["default_price"] = catalog.find_price(sb, price_id, "default_price")["id"] if price_id else None
     product["metadata"] = merge_metadata(product["metadata"], p.metadata())
     product["updated"] = sb.now()
     return updated(sb, product, before, "product.updated")
@@ -197,8 +198,8 @@ def create_price(sb: "Sandbox", p: Params) -> dict[str, Any]:
         if not decimal.isdigit():
             raise invalid("unit_amount_decimal: the sandbox only accepts whole minor units.", "unit_amount_decimal")
         unit = int(decimal)
-    if p.str("product"):
-        product = get_or_404(sb, "product", p.str("product"))["id"]
+    if product_id := p.str("product"):
+        product = get_or_404(sb, "product", product_id)["id"]
     elif "product_data" in p:
         data = p.dict("product_data")
         data.check_known({"name", "metadata", "active", "statement_descriptor", "unit_label", "id", "tax_code"})

@@ -28,8 +28,8 @@ def _off_session(p: Params) -> bool:
 
 
 def _payment_method_param(sb: "Sandbox", p: Params) -> dict[str, Any] | None:
-    if p.str("payment_method"):
-        return payments.resolve_payment_method(sb, p.str("payment_method"))
+    if pm_id := p.str("payment_method"):
+        return payments.resolve_payment_method(sb, pm_id)
     if "payment_method_data" in p:
         data = p.dict("payment_method_data")
         data.check_known({"type", "card", "billing_details", "metadata"})
@@ -65,7 +65,8 @@ def create_payment_intent(sb: "Sandbox", p: Params) -> dict[str, Any]:
         raise invalid("You can only pass `off_session` when `confirm` is true.", "off_session")
     amount = p.int("amount", required=True, minimum=1)
     currency = catalog.parse_currency(p)
-    customer = catalog.find_customer(sb, p.str("customer"))["id"] if p.str("customer") else None
+    customer_id = p.str("customer")
+    customer = catalog.find_customer(sb, customer_id)["id"] if customer_id else None
     pm = _payment_method_param(sb, p)
     if pm is not None:
         payments.check_payment_method_owner(sb, customer, pm)
@@ -108,17 +109,17 @@ def update_payment_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any
     pi = get_or_404(sb, "payment_intent", ident)
     if pi["status"] in ("succeeded", "canceled", "processing"):
         raise invalid(f"This PaymentIntent's status is {pi['status']}; it can no longer be updated.", code="payment_intent_unexpected_state")
-    if "amount" in p:
-        pi["amount"] = p.int("amount", minimum=1)
+    if "amount" in p:  # a blank amount is a missing one, not an amount of None
+        pi["amount"] = p.int("amount", required=True, minimum=1)
     if "currency" in p:
         pi["currency"] = catalog.parse_currency(p)
-    if "customer" in p:
-        pi["customer"] = catalog.find_customer(sb, p.str("customer"))["id"]
+    if "customer" in p:  # the sandbox cannot unset a customer: a blank one is a missing one
+        pi["customer"] = catalog.find_customer(sb, p.str("customer", required=True))["id"]
     for field in ("description", "receipt_email", "statement_descriptor", "statement_descriptor_suffix", "setup_future_usage"):
         if field in p:
             pi[field] = p.str(field)
-    if p.str("payment_method"):
-        pm = payments.resolve_payment_method(sb, p.str("payment_method"))
+    if pm_id := p.str("payment_method"):
+        pm = payments.resolve_payment_method(sb, pm_id)
         payments.check_payment_method_owner(sb, pi["customer"], pm)
         pi["payment_method"] = pm["id"]
         pi["status"] = "requires_confirmation"
@@ -171,7 +172,8 @@ def _confirm_seti(sb: "Sandbox", seti: dict[str, Any], p: Params) -> dict[str, A
 @route("POST", "/v1/setup_intents")
 def create_setup_intent(sb: "Sandbox", p: Params) -> dict[str, Any]:
     p.check_known({"customer", "payment_method", "payment_method_data", "metadata", "usage", "description", "confirm", "return_url", "payment_method_types", "automatic_payment_methods", "mandate_data", "use_stripe_sdk", "payment_method_options"})
-    customer = catalog.find_customer(sb, p.str("customer"))["id"] if p.str("customer") else None
+    customer_id = p.str("customer")
+    customer = catalog.find_customer(sb, customer_id)["id"] if customer_id else None
     pm = _payment_method_param(sb, p)
     if pm is not None:
         payments.check_payment_method_owner(sb, customer, pm)
@@ -191,10 +193,10 @@ def get_setup_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 def update_setup_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"customer", "payment_method", "metadata", "description"})
     seti = get_or_404(sb, "setup_intent", ident)
-    if "customer" in p:
-        seti["customer"] = catalog.find_customer(sb, p.str("customer"))["id"]
-    if p.str("payment_method"):
-        seti["payment_method"] = payments.resolve_payment_method(sb, p.str("payment_method"))["id"]
+    if "customer" in p:  # the sandbox cannot unset a customer: a blank one is a missing one
+        seti["customer"] = catalog.find_customer(sb, p.str("customer", required=True))["id"]
+    if pm_id := p.str("payment_method"):
+        seti["payment_method"] = payments.resolve_payment_method(sb, pm_id)["id"]
         seti["status"] = "requires_confirmation"
     if "description" in p:
         seti["description"] = p.str("description")
@@ -263,15 +265,16 @@ def list_charges(sb: "Sandbox", p: Params) -> dict[str, Any]:
 @route("POST", "/v1/refunds")
 def create_refund(sb: "Sandbox", p: Params) -> dict[str, Any]:
     p.check_known({"charge", "payment_intent", "amount", "reason", "metadata", "refund_application_fee", "reverse_transfer", "instructions_email"})
-    if p.str("charge") and p.str("payment_intent"):
+    charge_id, pi_id = p.str("charge"), p.str("payment_intent")
+    if charge_id and pi_id:
         raise invalid("You may only specify one of these parameters: charge, payment_intent.", "payment_intent")
-    if p.str("charge"):
-        charge = get_or_404(sb, "charge", p.str("charge"))
-    elif p.str("payment_intent"):
-        pi = get_or_404(sb, "payment_intent", p.str("payment_intent"))
+    if charge_id:
+        charge = get_or_404(sb, "charge", charge_id)
+    elif pi_id:
+        pi = get_or_404(sb, "payment_intent", pi_id)
         if pi["status"] != "succeeded" or not pi["latest_charge"]:
             raise invalid(f"This PaymentIntent ({pi['id']}) does not have a successful charge to refund.", "payment_intent", "charge_not_refundable")
-        charge = sb.store.get("charge", pi["latest_charge"])
+        charge = sb.store.ref("charge", pi["latest_charge"])
     else:
         raise invalid("One of the following params should be provided for this request: payment_intent or charge.", "charge", "parameter_missing")
     reason = p.str("reason", choices=("duplicate", "fraudulent", "requested_by_customer"))

@@ -13,7 +13,7 @@ import secrets
 import string
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, overload
 
 ALPHABET = string.ascii_letters + string.digits
 
@@ -49,13 +49,24 @@ def type_of_id(ident: str) -> str | None:
     return TYPES_BY_PREFIX.get(ident.split("_", 1)[0])
 
 
-def public(obj: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy without the sandbox's private keys (at any depth)."""
+@overload
+def public(obj: dict[str, Any]) -> dict[str, Any]: ...
+@overload
+def public(obj: list[Any]) -> list[Any]: ...
+def public(obj: Any) -> Any:
+    """A deep copy without the sandbox's private keys (at any depth); lists of objects too."""
     if isinstance(obj, dict):
         return {k: public(v) for k, v in obj.items() if not k.startswith("_")}
     if isinstance(obj, list):
         return [public(v) for v in obj]
     return obj
+
+
+class BrokenReference(LookupError):
+    """A stored object refers to one the store does not hold: a sandbox bug or a hand-edited state file.
+
+    Not a client error: an API call that meets one is answered as Stripe's 500 (``api._execute``).
+    """
 
 
 class Store:
@@ -101,6 +112,17 @@ class Store:
 
     def get(self, kind: str, ident: str) -> dict[str, Any] | None:
         return self.data["objects"][kind].get(ident)
+
+    def ref(self, kind: str, ident: str) -> dict[str, Any]:
+        """The object that a reference kept in the state points to (``pi["payment_method"]``...).
+
+        The sandbox only stores ids it has checked, so the object is there; ids that come from
+        a request go through ``api.get_or_404`` (or ``find_customer``...) instead.
+        """
+        obj = self.get(kind, ident)
+        if obj is None:
+            raise BrokenReference(f"sandbox state: {kind} {ident!r} is referenced but not stored")
+        return obj
 
     def find(self, ident: str) -> tuple[str, dict[str, Any]] | None:
         kind = type_of_id(ident)

@@ -14,14 +14,14 @@ if TYPE_CHECKING:
 
 def _charge(sb: "Sandbox", charge: dict[str, Any]) -> dict[str, Any]:
     out = dict(charge)
-    refunds = [sb.view(sb.store.get("refund", rid)) for rid in reversed(charge.get("_refunds", []))]
+    refunds = [sb.view(sb.store.ref("refund", rid)) for rid in reversed(charge.get("_refunds", []))]
     out["refunds"] = {"object": "list", "data": refunds, "has_more": False, "url": f"/v1/charges/{charge['id']}/refunds"}
     return out
 
 
 def _dispute(sb: "Sandbox", dispute: dict[str, Any]) -> dict[str, Any]:
     out = dict(dispute)
-    out["balance_transactions"] = [sb.view(sb.store.get("balance_transaction", t)) for t in dispute["balance_transactions"]]
+    out["balance_transactions"] = [sb.view(sb.store.ref("balance_transaction", t)) for t in dispute["balance_transactions"]]
     return out
 
 
@@ -54,7 +54,7 @@ def plan_of(price: dict[str, Any]) -> dict[str, Any] | None:
 
 def subscription_item(sb: "Sandbox", item: dict[str, Any]) -> dict[str, Any]:
     out = dict(item)
-    price = sb.store.get("price", item["price"])
+    price = sb.store.ref("price", item["price"])
     out["price"] = public(price)
     out["plan"] = plan_of(price)
     return out
@@ -87,7 +87,7 @@ def _invoice_payments(sb: "Sandbox", invoice: dict[str, Any]) -> dict[str, Any]:
 
 
 def _session_line_items(sb: "Sandbox", session: dict[str, Any]) -> dict[str, Any]:
-    stored = sb.store.get("checkout.session", session["id"])
+    stored = sb.store.ref("checkout.session", session["id"])
     return {"object": "list", "data": public(stored["_line_items"]), "has_more": False, "url": f"/v1/checkout/sessions/{session['id']}/line_items"}
 
 

@@ -25,7 +25,7 @@ DELIVERY_TIMEOUT = 10.0
 def diff(old: Any, new: Any) -> Any:
     """Stripe's previous_attributes: the old values of what changed (recursing into hashes)."""
     if isinstance(old, dict) and isinstance(new, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key in old.keys() | new.keys():
             if key.startswith("_"):
                 continue
@@ -97,11 +97,14 @@ async def deliver_due(sb: "Sandbox") -> int:
                 }
                 status: int | None = None
                 error = None
-                try:
-                    response = await client.post(url, content=body.encode("utf-8"), headers=headers)
-                    status = response.status_code
-                except httpx.HTTPError as exc:
-                    error = f"{type(exc).__name__}: {exc}"
+                if not url:  # a failed attempt like any other, not a TypeError that stops the whole batch
+                    error = "no webhook URL: the event records none and the sandbox has none"
+                else:
+                    try:
+                        response = await client.post(url, content=body.encode("utf-8"), headers=headers)
+                        status = response.status_code
+                    except httpx.HTTPError as exc:
+                        error = f"{type(exc).__name__}: {exc}"
                 ok = status is not None and 200 <= status < 300
                 with sb.lock:
                     _record(sb, event, status, error, ok)

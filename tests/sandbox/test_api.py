@@ -173,3 +173,40 @@ async def test_async_variants(server, sb):
     pm = await client.v1.payment_methods.attach_async("pm_card_visa", params={"customer": customer["id"]})
     listed = await client.v1.customers.payment_methods.list_async(customer["id"])
     assert [p["id"] for p in listed["data"]] == [pm["id"]]
+
+
+def test_a_blank_customer_on_an_intent_update_is_a_missing_param(stripe_client):
+    # It used to reach find_customer as None and answer 404 "No such customer: 'None'".
+    pi = stripe_client.v1.payment_intents.create(params={"amount": 5000, "currency": "eur"})
+    seti = stripe_client.v1.setup_intents.create(params={})
+    for update, ident in ((stripe_client.v1.payment_intents.update, pi["id"]), (stripe_client.v1.setup_intents.update, seti["id"])):
+        with pytest.raises(stripe.InvalidRequestError) as blank:
+            update(ident, params={"customer": ""})
+        assert (blank.value.http_status, blank.value.code, blank.value.param) == (400, "parameter_missing", "customer")
+        assert "None" not in blank.value.user_message
+
+
+def test_a_blank_amount_on_an_update_is_a_missing_param(stripe_client):
+    # It used to be stored as None; confirming the PaymentIntent (or totalling the invoice) then answered 500.
+    customer = stripe_client.v1.customers.create(params={"email": "blank@example.org"})
+    pi = stripe_client.v1.payment_intents.create(params={"amount": 5000, "currency": "eur", "payment_method": "pm_card_visa"})
+    item = stripe_client.v1.invoice_items.create(params={"customer": customer["id"], "amount": 1200, "currency": "eur"})
+    for update, ident in ((stripe_client.v1.payment_intents.update, pi["id"]), (stripe_client.v1.invoice_items.update, item["id"])):
+        with pytest.raises(stripe.InvalidRequestError) as blank:
+            update(ident, params={"amount": ""})
+        assert (blank.value.http_status, blank.value.code, blank.value.param) == (400, "parameter_missing", "amount")
+    assert stripe_client.v1.payment_intents.confirm(pi["id"])["amount_received"] == 5000
+    assert stripe_client.v1.invoice_items.retrieve(item["id"])["amount"] == 1200
+
+
+def test_a_reference_the_state_cannot_resolve_is_a_stripe_shaped_500(stripe_client, sb):
+    from funding.sandbox.state import BrokenReference
+
+    pi = stripe_client.v1.payment_intents.create(params={"amount": 5000, "currency": "eur", "payment_method": "pm_card_visa"})
+    del sb.store.data["objects"]["payment_method"][pi["payment_method"]]  # a hand-edited state file, say
+    with pytest.raises(BrokenReference):
+        sb.store.ref("payment_method", pi["payment_method"])
+    with pytest.raises(stripe.APIError) as broken:
+        stripe_client.v1.payment_intents.confirm(pi["id"], options={"max_network_retries": 0})
+    assert broken.value.http_status == 500
+    assert broken.value.json_body["error"]["type"] == "api_error"

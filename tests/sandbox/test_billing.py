@@ -279,6 +279,45 @@ def test_standalone_invoice_finalize_pay_and_void(stripe_client, sb):
     assert numbers == sorted(numbers, reverse=True) and numbers[0] - numbers[-1] == len(numbers) - 1
 
 
+def test_an_invoice_too_large_to_charge_stays_a_draft_and_says_why(stripe_client, sb):
+    # It used to be marked open (and numbered) before its PaymentIntent was refused, so it was an
+    # open invoice without a PaymentIntent: paying it answered 500.
+    customer = stripe_client.v1.customers.create(params={"email": "big@example.org"})
+    pm = stripe_client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer["id"]})
+    item = stripe_client.v1.invoice_items.create(params={"customer": customer["id"], "amount": 100_000_000, "currency": "eur"})
+    draft = stripe_client.v1.invoices.create(params={"customer": customer["id"], "pending_invoice_items_behavior": "include"})
+    start = len(sb.events)
+    for attempt in (stripe_client.v1.invoices.finalize_invoice, stripe_client.v1.invoices.pay):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            attempt(draft["id"])
+        assert (refused.value.http_status, refused.value.code) == (400, "amount_too_large")
+    still = stripe_client.v1.invoices.retrieve(draft["id"])
+    assert still["status"] == "draft" and still["number"] is None
+    assert still["last_finalization_error"]["code"] == "amount_too_large"
+    assert types(sb.events[start:]) == ["invoice.finalization_failed"] * 2
+    stripe_client.v1.invoice_items.update(item["id"], params={"amount": 5_000})
+    final = stripe_client.v1.invoices.finalize_invoice(draft["id"])
+    assert final["status"] == "open" and final["number"].endswith("-000001") and final["last_finalization_error"] is None
+    assert stripe_client.v1.invoices.pay(final["id"], params={"payment_method": pm["id"]})["status"] == "paid"
+
+
+def test_a_failed_automatic_finalization_does_not_stop_the_clock(stripe_client, sb):
+    customer = stripe_client.v1.customers.create(params={"email": "auto@example.org"})
+    pm = stripe_client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer["id"]})
+    stripe_client.v1.customers.update(customer["id"], params={"invoice_settings": {"default_payment_method": pm["id"]}})
+    big = stripe_client.v1.invoices.create(params={"customer": customer["id"], "auto_advance": True})
+    stripe_client.v1.invoice_items.create(params={"customer": customer["id"], "amount": 100_000_000, "currency": "eur", "invoice": big["id"]})
+    small = stripe_client.v1.invoices.create(params={"customer": customer["id"], "auto_advance": True})
+    stripe_client.v1.invoice_items.create(params={"customer": customer["id"], "amount": 2_500, "currency": "eur", "invoice": small["id"]})
+    sb.advance_clock(2 * 3_600)
+    big, small = stripe_client.v1.invoices.retrieve(big["id"]), stripe_client.v1.invoices.retrieve(small["id"])
+    assert big["status"] == "draft" and big["last_finalization_error"]["code"] == "amount_too_large"
+    assert big["automatically_finalizes_at"] is None  # not retried on every tick
+    assert small["status"] == "paid"
+    sb.advance_clock(DAY)
+    assert types(sb.events).count("invoice.finalization_failed") == 1
+
+
 def test_billing_portal_cancel_and_change_card(stripe_client, sb, server):
     _, sub = _subscribed(stripe_client, server)
     portal = stripe_client.v1.billing_portal.sessions.create(params={"customer": sub["customer"], "return_url": server.root + "/account"})

@@ -110,6 +110,21 @@ def test_no_webhook_url_means_nothing_pending(server):
     assert anyio.run(sb.deliver_pending) == 0
 
 
+@pytest.mark.anyio
+async def test_an_event_with_no_url_to_deliver_to_fails_alone(stripe_client, sb, server):
+    # Deliveries carry their URL; one without any (an older or hand-edited state file, and a sandbox
+    # started without webhook_url) used to raise TypeError from httpx and stop the whole batch.
+    await stripe_client.v1.customers.create_async(params={"email": "a@example.org"})
+    await stripe_client.v1.customers.create_async(params={"email": "b@example.org"})
+    first = sb.store.data["objects"]["event"][sb.events[0]["id"]]
+    del first["_delivery"]["url"]
+    sb.webhook_url = None
+    assert await sb.deliver_pending() == 1
+    assert [json.loads(d["body"])["id"] for d in server.receiver.received] == [sb.events[1]["id"]]
+    assert first["_delivery"]["attempts"] == 1 and "no webhook URL" in first["_delivery"]["last_error"]
+    assert first["_delivery"]["next_at"] == sb.now() + 1  # retried on the usual schedule
+
+
 def test_signature_helper_matches_stripe():
     from funding.sandbox import signature_header
 
