@@ -6,13 +6,24 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from funding.db import dialect_insert, utcnow
 from funding.payments.models import EventStatus, StripeEvent
-from funding.payments.service import reset_event as reset  # noqa: F401  (the replay command uses it)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy import CursorResult, FromClause
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from webhooks.events import Event
+
+    # The INSERT … ON CONFLICT of either dialect (funding.db.dialect_insert picks one).
+    Insert = postgresql.Insert | sqlite.Insert
 
 MAX_ATTEMPTS = 8
 LEASE = dt.timedelta(minutes=5)
@@ -26,7 +37,10 @@ _UNNEST = (f"INSERT INTO stripe_events ({', '.join(_COLUMNS)}) "
            "ON CONFLICT (id) DO NOTHING RETURNING id")
 
 
-def _row(event: dict, raw: str, source: str) -> dict:
+Row = dict[str, Any]  # a stripe_events row, by column
+
+
+def _row(event: Event, raw: str, source: str) -> Row:
     obj = event.get("data", {}).get("object") or {}
     now = utcnow()
     return {
@@ -37,11 +51,12 @@ def _row(event: dict, raw: str, source: str) -> dict:
     }
 
 
-def _insert(dialect: str):
-    return dialect_insert(dialect)(_T).on_conflict_do_nothing(index_elements=["id"])
+def _insert(dialect: str) -> Insert:
+    insert: Callable[[FromClause], Insert] = dialect_insert(dialect)
+    return insert(_T).on_conflict_do_nothing(index_elements=["id"])
 
 
-async def store(engine: AsyncEngine, event: dict, raw: str, *, source: str = "webhook") -> bool:
+async def store(engine: AsyncEngine, event: Event, raw: str, *, source: str = "webhook") -> bool:
     """Insert-or-ignore under the event id, committed. True if this delivery was the first."""
     async with engine.begin() as conn:
         result = await conn.execute(_insert(engine.dialect.name).values(**_row(event, raw, source)))
@@ -57,8 +72,8 @@ class InboxWriter:
 
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
-        self.queue: asyncio.Queue = asyncio.Queue()
-        self.task: asyncio.Task | None = None
+        self.queue: asyncio.Queue[tuple[Row, asyncio.Future[bool]]] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name="webhook-inbox-writer")
@@ -69,10 +84,10 @@ class InboxWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
 
-    async def store(self, event: dict, raw: str) -> bool:
+    async def store(self, event: Event, raw: str) -> bool:
         if self.task is None or self.task.done():
             return await store(self.engine, event, raw)
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.queue.put_nowait((_row(event, raw, "webhook"), future))
         return await future
 
@@ -81,7 +96,7 @@ class InboxWriter:
             batch = [await self.queue.get()]
             while len(batch) < self.MAX_BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
-            first: dict[str, dict] = {}
+            first: dict[str, Row] = {}
             for row, _ in batch:  # the same event twice in one batch: the first copy is the delivery that counts
                 first.setdefault(row["id"], row)
             try:
@@ -95,34 +110,38 @@ class InboxWriter:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            answered = set()
+            answered: set[str] = set()
             for row, future in batch:
                 if not future.done():
                     future.set_result(row["id"] in inserted and row["id"] not in answered)
                 answered.add(row["id"])
 
-    async def _postgresql(self, rows: list[dict]) -> set[str]:
+    async def _postgresql(self, rows: list[Row]) -> set[str]:
         """One statement on the driver's connection: its own transaction, committed (durable under
         synchronous_commit) when the call returns. asyncpg prepares it once per connection."""
         async with self.engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None  # None only once the connection is closed, not while it is checked out
             found = await driver.fetch(_UNNEST, *([row[c] for row in rows] for c in _COLUMNS))
         return {r[0] for r in found}
 
-    async def _sqlite(self, conn, rows: dict[str, dict]) -> set[str]:
-        inserted = set()
+    async def _sqlite(self, conn: AsyncConnection, rows: dict[str, Row]) -> set[str]:
+        inserted: set[str] = set()
         for row in rows.values():
             if (await conn.execute(_insert("sqlite").values(**row))).rowcount == 1:
                 inserted.add(row["id"])
         return inserted
 
 
-async def store_many(session: AsyncSession, events: list[dict], *, source: str) -> int:
+async def store_many(session: AsyncSession, events: list[Event], *, source: str) -> int:
     """Insert-or-ignore events fetched from the API; returns how many were new."""
+    assert session.bind is not None  # sessions are made bound to the engine (funding.db.session_factory)
     stmt = _insert(session.bind.dialect.name)
     new = 0
     for evt in events:  # one by one: executemany does not report rowcounts on every driver
-        new += (await session.execute(stmt.values(**_row(evt, json.dumps(evt), source)))).rowcount
+        # An INSERT's result is a CursorResult; AsyncSession.execute is typed for any statement.
+        result = cast("CursorResult[Any]", await session.execute(stmt.values(**_row(evt, json.dumps(evt), source))))
+        new += result.rowcount
     return new
 
 
@@ -148,6 +167,7 @@ async def claim(session: AsyncSession, *, limit: int) -> list[StripeEvent]:
     """
     now = utcnow()
     ids: list[str] = []
+    assert session.bind is not None  # sessions are made bound to the engine (funding.db.session_factory)
     pg = session.bind.dialect.name == "postgresql"
     if pg:  # see _ORDERED_SCAN
         saved = (await session.execute(_ORDERED_SCAN)).one()

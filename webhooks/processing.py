@@ -11,18 +11,28 @@ import asyncio
 import collections
 import logging
 import time
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.db import refresh_statistics, transaction
-from funding.ledger.service import post
+from funding.ledger.service import EntryDraft, post
 from funding.payments.books import dated_for_open_period
+from funding.payments.models import StripeEvent
 from funding.stripe_gateway import StripeGateway
-from webhooks.handlers import Prepared, registry
+from webhooks.events import Event, StripeDict
+from webhooks.handlers import Handler, Prepared, registry
 from webhooks.handlers.charges import settled_charge
 from webhooks.inbox import claim, mark_failed, mark_processed
+
+if TYPE_CHECKING:
+    # BatchReads stands in for the gateway (every attribute it does not define is the gateway's),
+    # so to the type checker it is one; at run time it is a plain wrapper.
+    _GatewayView = StripeGateway
+else:
+    _GatewayView = object
 
 log = logging.getLogger("funding.webhooks")
 HANDLERS = registry()
@@ -47,11 +57,11 @@ class TxnReads:
 
     def __init__(self, gw: StripeGateway):
         self.gw = gw
-        self.txns: collections.OrderedDict[str, dict] = collections.OrderedDict()
+        self.txns: collections.OrderedDict[str, StripeDict] = collections.OrderedDict()
         self.cursors: dict[tuple[int, int], str | None] = {}
         self.lock = asyncio.Lock()
 
-    def get(self, txn_id: str, sources: dict[str, dict]) -> dict | None:
+    def get(self, txn_id: str, sources: dict[str, StripeDict]) -> StripeDict | None:
         """The transaction with its source object: as read expanded, or joined to the charge
         the batch's payload holds (``sources``, by transaction id)."""
         txn = self.txns.get(txn_id)
@@ -60,14 +70,16 @@ class TxnReads:
         known = sources.get(txn_id)
         return {**txn, "source": known} if known is not None and known.get("id") == txn.get("source") else None
 
-    def _keep(self, txn: dict) -> None:
+    def _keep(self, txn: StripeDict) -> None:
         self.txns[txn["id"]] = txn
         while len(self.txns) > self.MAX:
             self.txns.popitem(last=False)
 
-    async def prefetch(self, payloads: list[dict]) -> dict[str, dict]:
+    async def prefetch(self, payloads: list[Event]) -> dict[str, StripeDict]:
         """Read the batch's balance transactions; returns the sources its payloads hold (see ``get``)."""
-        wanted, created, known = set(), [], {}
+        wanted: set[str] = set()
+        created: list[int] = []
+        known: dict[str, StripeDict] = {}
         for event in payloads:
             obj = (event.get("data") or {}).get("object") or {}
             refs = [obj.get("balance_transaction")] + list(obj.get("balance_transactions") or [])
@@ -121,19 +133,19 @@ class TxnReads:
         self.cursors[window] = cursor
 
 
-class BatchReads:
+class BatchReads(_GatewayView):
     """The gateway as one batch sees it: balance transactions come from the drain's
     ``TxnReads`` when it holds them; anything else, or anything not found, goes to Stripe."""
 
-    def __init__(self, gw: StripeGateway, reads: TxnReads, sources: dict[str, dict]):
+    def __init__(self, gw: StripeGateway, reads: TxnReads, sources: dict[str, StripeDict]):
         self.gw = gw
         self.reads = reads
         self.sources = sources
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.gw, name)
 
-    async def retrieve(self, resource: str, object_id: str, *, expand: list[str] | None = None) -> dict:
+    async def retrieve(self, resource: str, object_id: str, *, expand: list[str] | None = None) -> StripeDict:
         if resource == "balance_transactions" and expand in (None, ["source"]):
             txn = self.reads.get(object_id, self.sources)
             if txn is not None:
@@ -141,21 +153,21 @@ class BatchReads:
         return await self.gw.retrieve(resource, object_id, expand=expand)
 
 
-async def process_due(sessions: async_sessionmaker, gw: StripeGateway, *, limit: int = 100,
+async def process_due(sessions: async_sessionmaker[AsyncSession], gw: StripeGateway, *, limit: int = 100,
                       reads: TxnReads | None = None) -> int:
     """Process up to ``limit`` due events. Returns how many were claimed."""
     async with transaction(sessions) as session:
         events = await claim(session, limit=limit)
     if not events:
         return 0
-    payloads = {e.id: orjson.loads(e.payload) for e in events}
+    payloads: dict[str, Event] = {e.id: orjson.loads(e.payload) for e in events}
     reads = reads or TxnReads(gw)
     gw = BatchReads(gw, reads, await reads.prefetch(list(payloads.values())))
     prepared: dict[str, list[Prepared]] = {}
     failures: dict[str, str] = {}
     semaphore = asyncio.Semaphore(FETCH_CONCURRENCY)
 
-    async def fetch(event) -> None:
+    async def fetch(event: StripeEvent) -> None:
         handlers = HANDLERS.get(event.type, [])  # none: a flow we don't handle (yet): stored, acknowledged, done
         async with semaphore:
             try:
@@ -184,15 +196,16 @@ async def process_due(sessions: async_sessionmaker, gw: StripeGateway, *, limit:
     return len(events)
 
 
-async def _apply(sessions, events, payloads, prepared) -> None:
+async def _apply(sessions: async_sessionmaker[AsyncSession], events: list[StripeEvent], payloads: dict[str, Event],
+                 prepared: dict[str, list[Prepared]]) -> None:
     if not events:
         return
-    work: dict = collections.defaultdict(list)  # handler -> [(event, prepared)], in the batch's order
+    work: dict[Handler, list[tuple[Event, Prepared]]] = collections.defaultdict(list)  # in the batch's order
     for event in events:
         for handler, ready in zip(HANDLERS.get(event.type, []), prepared[event.id]):
             work[handler].append((payloads[event.id], ready))
     async with transaction(sessions) as session:
-        drafts = []
+        drafts: list[EntryDraft] = []
         # Handlers in module order, as for a single event (the stable sort keeps the batch's
         # order within a handler); effects never depend on the order of different events.
         for handler in sorted(work, key=lambda h: h.apply.__module__):
@@ -207,7 +220,8 @@ async def _apply(sessions, events, payloads, prepared) -> None:
             await post(session, await dated_for_open_period(session, drafts))
 
 
-async def drain(sessions, gw: StripeGateway, *, batch: int = 500, workers: int | None = None) -> int:
+async def drain(sessions: async_sessionmaker[AsyncSession], gw: StripeGateway, *, batch: int = 500,
+                workers: int | None = None) -> int:
     """Process until nothing is due. On PostgreSQL several batches run at once (their claims
     skip each other's rows; only posting to the ledger takes turns), so the time spent
     waiting on the database and on Stripe overlaps. A batch is one transaction: what each

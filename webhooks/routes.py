@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TypedDict
 
 import orjson
 
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -32,7 +34,15 @@ MAX_BODY = 512 * 1024
 PATH = "/webhooks/stripe"
 
 
-async def receive_event(state, body: bytes, signature: str | None) -> tuple[int, dict]:
+class Answer(TypedDict, total=False):
+    """The JSON body of the endpoint's answer: an error, or what became of the delivery."""
+
+    error: str
+    received: bool
+    duplicate: bool
+
+
+async def receive_event(state: State, body: bytes, signature: str | None) -> tuple[int, Answer]:
     """Verify and store one delivery: (HTTP status, JSON answer). Never raises."""
     settings = state.settings
     if len(body) > MAX_BODY:

@@ -11,11 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.db import transaction
 from funding.payments import books
+from funding.payments.service import reset_event
 from funding.stripe_gateway import StripeGateway
-from webhooks.inbox import reset, store_many
+from webhooks.events import Event
+from webhooks.inbox import store_many
 from webhooks.processing import drain
 
 
@@ -28,10 +33,10 @@ class SyncReport:
     transactions_booked: int = 0
 
 
-async def sync(sessions, gw: StripeGateway, since: dt.datetime) -> SyncReport:
+async def sync(sessions: async_sessionmaker[AsyncSession], gw: StripeGateway, since: dt.datetime) -> SyncReport:
     report = SyncReport()
     created = {"gte": int(since.timestamp())}
-    batch = []
+    batch: list[Event] = []
     async for event in gw.list_all("events", {"delivery_success": "false", "created": created}):
         report.events_seen += 1
         batch.append(event)
@@ -39,7 +44,7 @@ async def sync(sessions, gw: StripeGateway, since: dt.datetime) -> SyncReport:
         report.events_new = await store_many(session, batch, source="sync")
     report.events_processed = await drain(sessions, gw)
 
-    missing = []
+    missing: list[str] = []
     async for txn in gw.list_all("balance_transactions", {"created": created}):
         report.transactions_seen += 1
         async with sessions() as session:
@@ -50,12 +55,12 @@ async def sync(sessions, gw: StripeGateway, since: dt.datetime) -> SyncReport:
     return report
 
 
-async def replay(sessions, gw: StripeGateway, event_id: str) -> str:
+async def replay(sessions: async_sessionmaker[AsyncSession], gw: StripeGateway, event_id: str) -> str:
     """Process one event again, fetching it from Stripe if we never stored it."""
     async with transaction(sessions) as session:
-        found = await reset(session, event_id)
+        found = await reset_event(session, event_id)
     if not found:
-        event = await gw.retrieve("events", event_id)
+        event = cast(Event, await gw.retrieve("events", event_id))  # the Events API answers with an event
         async with transaction(sessions) as session:
             await store_many(session, [event], source="replay")
     await drain(sessions, gw)
@@ -63,6 +68,7 @@ async def replay(sessions, gw: StripeGateway, event_id: str) -> str:
 
     async with sessions() as session:
         row = await session.get(StripeEvent, event_id)
+    assert row is not None  # stored above if it was not already, and events are never deleted
     return f"{row.status}" + (f" ({row.last_error})" if row.last_error else "")
 
 

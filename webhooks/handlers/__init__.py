@@ -12,18 +12,23 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from funding.ledger.service import EntryDraft
 from funding.payments.books import TxnContext
+from funding.stripe_gateway import StripeGateway
+from webhooks.events import Event, StripeDict
 
-Prepare = Callable[[object, dict], Awaitable["Prepared"]]
-Apply = Callable[[object, dict, "Prepared"], Awaitable[list[EntryDraft]]]
-ApplyMany = Callable[[object, list[tuple[dict, "Prepared"]]], Awaitable[list[EntryDraft]]]
+# ``prepare`` is given the gateway as a batch sees it (processing.BatchReads, a StripeGateway to callers).
+Prepare = Callable[[StripeGateway, Event], Awaitable["Prepared"]]
+Apply = Callable[[AsyncSession, Event, "Prepared"], Awaitable[list[EntryDraft]]]
+ApplyMany = Callable[[AsyncSession, list[tuple[Event, "Prepared"]]], Awaitable[list[EntryDraft]]]
 
 
 @dataclass
 class Prepared:
     contexts: list[TxnContext] = field(default_factory=list)
-    objects: list[dict] = field(default_factory=list)  # current objects, as fetched
+    objects: list[StripeDict] = field(default_factory=list)  # current objects, as fetched
     fetched_at: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -37,7 +42,7 @@ class Handler:
     apply_many: ApplyMany | None = None
 
 
-def version(event: dict, prepared: Prepared) -> int:
+def version(event: Event, prepared: Prepared) -> int:
     """The version of a fetched object: newer than the event that led us to fetch it."""
     return max(int(event.get("created") or 0), prepared.fetched_at)
 

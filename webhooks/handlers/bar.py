@@ -9,12 +9,18 @@ booked by the charges handlers from balance transactions (purposes ``bar_tab``,
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from funding.bar.settlement import record_invoice, record_payment_intent
-from funding.stripe_gateway import StripeRefused
+from funding.ledger.service import EntryDraft
+from funding.stripe_gateway import StripeGateway, StripeRefused
+from webhooks.events import Event, StripeDict
 from webhooks.handlers import Handler, Prepared
 
 
-async def _fetch(gw, resource: str, event: dict) -> Prepared:
+async def _fetch(gw: StripeGateway, resource: str, event: Event) -> Prepared:
     obj = event["data"]["object"]
     if resource == "payment_intents" and (obj.get("metadata") or {}).get("purpose") != "bar_tab":
         return Prepared()  # not one of ours: nothing to fetch
@@ -28,7 +34,7 @@ async def _fetch(gw, resource: str, event: dict) -> Prepared:
 
 # invoice.finalized / paid / voided / marked_uncollectible: which batch a subscription
 # invoice carries (its lines' metadata), billed then paid with it, or due again if voided.
-async def prepare_invoice(gw, event: dict) -> Prepared:
+async def prepare_invoice(gw: StripeGateway, event: Event) -> Prepared:
     prepared = await _fetch(gw, "invoices", event)
     for invoice in prepared.objects:
         lines = invoice.get("lines") or {}
@@ -40,7 +46,7 @@ async def prepare_invoice(gw, event: dict) -> Prepared:
     return prepared
 
 
-async def _lines_after(gw, invoice_id: str, after: str):
+async def _lines_after(gw: StripeGateway, invoice_id: str, after: str) -> AsyncIterator[StripeDict]:
     while True:
         page = await gw.call("invoices.line_items", "list", invoice_id, params={"limit": 100, "starting_after": after})
         for line in page["data"]:
@@ -50,18 +56,18 @@ async def _lines_after(gw, invoice_id: str, after: str):
         after = page["data"][-1]["id"]
 
 
-async def apply_invoice(session, event: dict, prepared: Prepared):
+async def apply_invoice(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     for invoice in prepared.objects:
         await record_invoice(session, invoice)
     return []
 
 
 # payment_intent.*: an off-session charge of a batch, or the member's own Checkout payment.
-async def prepare_payment_intent(gw, event: dict) -> Prepared:
+async def prepare_payment_intent(gw: StripeGateway, event: Event) -> Prepared:
     return await _fetch(gw, "payment_intents", event)
 
 
-async def apply_payment_intent(session, event: dict, prepared: Prepared):
+async def apply_payment_intent(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     for pi in prepared.objects:
         await record_payment_intent(session, pi)
     return []

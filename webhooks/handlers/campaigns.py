@@ -8,18 +8,23 @@ here the payload only says which object to fetch, and only pledges are looked at
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from funding.campaigns import settle
 from funding.campaigns.books import charge_txns, tag_stripe
 from funding.campaigns.models import EntryKind
+from funding.ledger.service import EntryDraft
+from funding.stripe_gateway import StripeGateway
+from webhooks.events import Event, StripeDict
 from webhooks.handlers import Handler, Prepared
 
 
-def _ours(obj: dict) -> bool:
+def _ours(obj: StripeDict) -> bool:
     return (obj.get("metadata") or {}).get("purpose") == "pledge"
 
 
 # checkout.session.completed / .expired: an all-or-nothing card saved, a keep-it-all page paid or abandoned.
-async def prepare_checkout(gw, event: dict) -> Prepared:
+async def prepare_checkout(gw: StripeGateway, event: Event) -> Prepared:
     obj = event["data"]["object"]
     if not _ours(obj):
         return Prepared()
@@ -27,7 +32,7 @@ async def prepare_checkout(gw, event: dict) -> Prepared:
                                                expand=["setup_intent", "payment_intent.latest_charge"])])
 
 
-async def apply_checkout(session, event: dict, prepared: Prepared):
+async def apply_checkout(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     for checkout in prepared.objects:
         pledge_id = settle.pledge_id_of(checkout)
         if checkout.get("mode") == "setup":
@@ -42,14 +47,14 @@ async def apply_checkout(session, event: dict, prepared: Prepared):
 
 
 # payment_intent.*: an all-or-nothing charge succeeded, needs authentication or was declined.
-async def prepare_payment_intent(gw, event: dict) -> Prepared:
+async def prepare_payment_intent(gw: StripeGateway, event: Event) -> Prepared:
     obj = event["data"]["object"]
     if not _ours(obj):
         return Prepared()
     return Prepared(objects=[await gw.retrieve("payment_intents", obj["id"], expand=["latest_charge"])])
 
 
-async def apply_payment_intent(session, event: dict, prepared: Prepared):
+async def apply_payment_intent(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     for pi in prepared.objects:
         await settle.settle_charge(session, pi)  # ignores keep-it-all payments (they carry a payment_id)
         pledge_id = settle.pledge_id_of(pi)
@@ -59,7 +64,7 @@ async def apply_payment_intent(session, event: dict, prepared: Prepared):
     return []
 
 
-async def _pledge_charge(gw, charge_id: str, expand: list[str]) -> dict | None:
+async def _pledge_charge(gw: StripeGateway, charge_id: str, expand: list[str]) -> StripeDict | None:
     """The charge as Stripe has it now, with its PaymentIntent's metadata (an off-session charge
     carries ours there) under its own; None if it is not a pledge's."""
     charge = await gw.retrieve("charges", charge_id, expand=expand)
@@ -72,7 +77,7 @@ async def _pledge_charge(gw, charge_id: str, expand: list[str]) -> dict | None:
 
 # charge.*, refund.*: tags for the charge's and refunds' balance transactions (they may appear
 # late), and Stripe's refunded total of a pledge's charge (it only grows).
-async def prepare_charge(gw, event: dict) -> Prepared:
+async def prepare_charge(gw: StripeGateway, event: Event) -> Prepared:
     obj = event["data"]["object"]
     charge_id = obj["id"] if obj.get("object") == "charge" else obj.get("charge")
     if isinstance(charge_id, dict):
@@ -86,7 +91,7 @@ async def prepare_charge(gw, event: dict) -> Prepared:
     return Prepared(objects=[charge]) if charge else Prepared()
 
 
-async def apply_charge(session, event: dict, prepared: Prepared):
+async def apply_charge(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     for charge in prepared.objects:
         pledge_id = settle.pledge_id_of(charge)
         if pledge_id is None:
@@ -103,7 +108,7 @@ async def apply_charge(session, event: dict, prepared: Prepared):
 # chargeback takes the money back as a refund would (totals down, the gift's receipt voided
 # or reissued for what remains). A dispute is final once lost, so Stripe's refunded total
 # plus the lost amount only ever grows, whichever of the charge or dispute events comes first.
-async def prepare_dispute(gw, event: dict) -> Prepared:
+async def prepare_dispute(gw: StripeGateway, event: Event) -> Prepared:
     obj = event["data"]["object"]
     charge_id = obj.get("charge")
     charge_id = charge_id.get("id") if isinstance(charge_id, dict) else charge_id
@@ -115,14 +120,15 @@ async def prepare_dispute(gw, event: dict) -> Prepared:
     return Prepared(objects=[charge, await gw.retrieve("disputes", obj["id"])])
 
 
-async def apply_dispute(session, event: dict, prepared: Prepared):
+async def apply_dispute(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     if not prepared.objects:
         return []
     charge, dispute = prepared.objects
     pledge_id = settle.pledge_id_of(charge)
     if pledge_id is None:
         return []
-    txns = [bt.get("id") if isinstance(bt, dict) else bt for bt in dispute.get("balance_transactions") or []]
+    refs = (bt.get("id") if isinstance(bt, dict) else bt for bt in dispute.get("balance_transactions") or [])
+    txns = [t for t in refs if t]  # as tag_stripe would: an id, never an empty reference
     await tag_stripe(session, pledge_id, txns, EntryKind.DISPUTE)
     if dispute.get("status") == "lost":
         taken_back = int(charge.get("amount_refunded") or 0) + int(dispute.get("amount") or 0)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.ledger.service import EntryDraft
 from funding.payments import books, mirror
 from funding.payments.service import record_refunds, settle_payment_intent, settle_payment_intents
+from funding.stripe_gateway import StripeGateway
+from webhooks.events import Event, StripeDict
 from webhooks.handlers import Handler, Prepared, version
 
 
-async def _contexts(gw, charge: dict) -> list[books.TxnContext]:
+async def _contexts(gw: StripeGateway, charge: StripeDict) -> list[books.TxnContext]:
     txns = []
     if charge.get("balance_transaction"):
         bt = charge["balance_transaction"]
@@ -19,7 +24,7 @@ async def _contexts(gw, charge: dict) -> list[books.TxnContext]:
     return [await books.fetch_context(gw, t) for t in txns]
 
 
-def settled_charge(event: dict) -> dict | None:
+def settled_charge(event: Event) -> StripeDict | None:
     """The charge of a ``charge.succeeded``/``captured``/``updated`` event when the payload
     serves as is: a succeeded charge's facts that we book (amount, metadata, balance
     transaction) never change once set. None when something may have changed since
@@ -33,14 +38,14 @@ def settled_charge(event: dict) -> dict | None:
 
 
 # charge.succeeded, charge.updated (its balance transaction may appear late), charge.refunded…
-async def prepare_charge(gw, event: dict) -> Prepared:
+async def prepare_charge(gw: StripeGateway, event: Event) -> Prepared:
     charge = settled_charge(event)
     if charge is None:
         charge = await gw.retrieve("charges", event["data"]["object"]["id"], expand=["refunds"])
     return Prepared(contexts=await _contexts(gw, charge), objects=[charge])
 
 
-async def apply_charges(session, items: list[tuple[dict, Prepared]]):
+async def apply_charges(session: AsyncSession, items: list[tuple[Event, Prepared]]) -> list[EntryDraft]:
     """Settle the payments of the succeeded charges (one batch of statements for all), then
     record refunded totals (a refund needs its payment settled first), then the drafts."""
     charges = [prepared.objects[0] for _event, prepared in items]
@@ -56,12 +61,12 @@ async def apply_charges(session, items: list[tuple[dict, Prepared]]):
     return await books.drafts_for(session, [ctx for _event, prepared in items for ctx in prepared.contexts])
 
 
-async def apply_charge(session, event: dict, prepared: Prepared):
+async def apply_charge(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     return await apply_charges(session, [(event, prepared)])
 
 
 # refund.created / refund.updated / refund.failed: a refund's own balance transaction.
-async def prepare_refund(gw, event: dict) -> Prepared:
+async def prepare_refund(gw: StripeGateway, event: Event) -> Prepared:
     refund = await gw.retrieve("refunds", event["data"]["object"]["id"])
     txns = []
     for key in ("balance_transaction", "failure_balance_transaction"):
@@ -71,19 +76,19 @@ async def prepare_refund(gw, event: dict) -> Prepared:
     return Prepared(contexts=[await books.fetch_context(gw, t) for t in txns], objects=[refund])
 
 
-async def apply_refund(session, event: dict, prepared: Prepared):
+async def apply_refund(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     return await books.drafts_for(session, prepared.contexts)
 
 
 # payment_intent.*: mirror the state; a success settles its payment and books its charge.
-async def prepare_payment_intent(gw, event: dict) -> Prepared:
+async def prepare_payment_intent(gw: StripeGateway, event: Event) -> Prepared:
     pi = await gw.retrieve("payment_intents", event["data"]["object"]["id"], expand=["latest_charge"])
     charge = pi.get("latest_charge")
     contexts = await _contexts(gw, charge) if isinstance(charge, dict) else []
     return Prepared(contexts=contexts, objects=[pi])
 
 
-async def apply_payment_intent(session, event: dict, prepared: Prepared):
+async def apply_payment_intent(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     pi = prepared.objects[0]
     await mirror.apply_state(session, {**pi, "latest_charge": None}, version(event, prepared))
     await settle_payment_intent(session, pi)

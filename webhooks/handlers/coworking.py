@@ -7,23 +7,27 @@ a duplicate or an older event arriving late changes nothing.
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from funding.coworking.billing import apply_checkout
 from funding.coworking.lifecycle import (
     apply_invoice,
     apply_subscription,
     invoice_effects,
 )
+from funding.ledger.service import EntryDraft
 from funding.payments import books
-from funding.stripe_gateway import StripeRefused
+from funding.stripe_gateway import StripeGateway, StripeRefused
 from funding.coworking.models import InvoiceStatus
+from webhooks.events import Event, StripeDict
 from webhooks.handlers import Handler, Prepared, version
 
 
-def _id(value) -> str | None:
+def _id(value: StripeDict | str | None) -> str | None:
     return value.get("id") if isinstance(value, dict) else value
 
 
-async def _current(gw, resource: str, event: dict, *, expand: list[str] | None = None) -> Prepared:
+async def _current(gw: StripeGateway, resource: str, event: Event, *, expand: list[str] | None = None) -> Prepared:
     obj = event["data"]["object"]
     try:
         return Prepared(objects=[await gw.retrieve(resource, obj["id"], expand=expand)])
@@ -34,18 +38,18 @@ async def _current(gw, resource: str, event: dict, *, expand: list[str] | None =
 
 
 # customer.subscription.*: status, price and period, moved only forwards.
-async def prepare_subscription(gw, event: dict) -> Prepared:
+async def prepare_subscription(gw: StripeGateway, event: Event) -> Prepared:
     return await _current(gw, "subscriptions", event)
 
 
-async def apply_subscription_event(session, event: dict, prepared: Prepared):
+async def apply_subscription_event(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     await apply_subscription(session, prepared.objects[0], version(event, prepared))
     return []
 
 
 # invoice.*: the member's invoice list; once paid, its sale entry then its settlement
 # (from the charge's balance transaction); failed attempts and 3-D Secure requests email the member.
-async def prepare_invoice(gw, event: dict) -> Prepared:
+async def prepare_invoice(gw: StripeGateway, event: Event) -> Prepared:
     prepared = await _current(gw, "invoices", event, expand=["payments"])
     invoice = prepared.objects[0]
     lines = invoice.get("lines") or {}
@@ -71,7 +75,7 @@ async def prepare_invoice(gw, event: dict) -> Prepared:
     return prepared
 
 
-async def apply_invoice_event(session, event: dict, prepared: Prepared):
+async def apply_invoice_event(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     row = await apply_invoice(session, prepared.objects[0], version(event, prepared))
     if row is None:
         return []
@@ -82,14 +86,14 @@ async def apply_invoice_event(session, event: dict, prepared: Prepared):
 
 
 # checkout.session.*: a member's subscription checkout (payment-mode passes are the payments service's).
-async def prepare_checkout(gw, event: dict) -> Prepared:
+async def prepare_checkout(gw: StripeGateway, event: Event) -> Prepared:
     obj = event["data"]["object"]
     if obj.get("mode") != "subscription" or (obj.get("metadata") or {}).get("purpose") != "coworking":
         return Prepared()
     return await _current(gw, "checkout.sessions", event, expand=["subscription"])
 
 
-async def apply_checkout_event(session, event: dict, prepared: Prepared):
+async def apply_checkout_event(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     if prepared.objects:
         await apply_checkout(session, prepared.objects[0], version(event, prepared))
     return []

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.ledger.service import EntryDraft
 from funding.payments import books, mirror
+from funding.stripe_gateway import StripeGateway
+from webhooks.events import Event
 from webhooks.handlers import Handler, Prepared, version
 
 
-async def prepare(gw, event: dict) -> Prepared:
+async def prepare(gw: StripeGateway, event: Event) -> Prepared:
     dispute = await gw.retrieve("disputes", event["data"]["object"]["id"])
     txns = [bt["id"] if isinstance(bt, dict) else bt for bt in dispute.get("balance_transactions") or []]
     return Prepared(contexts=[await books.fetch_context(gw, t) for t in txns], objects=[dispute])
 
 
-async def apply(session, event: dict, prepared: Prepared):
+async def apply(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     dispute = prepared.objects[0]
     await mirror.apply_state(session, {**dispute, "balance_transactions": [
         bt["id"] if isinstance(bt, dict) else bt for bt in dispute.get("balance_transactions") or []]}, version(event, prepared))

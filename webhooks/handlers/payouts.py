@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.ledger.service import EntryDraft
 from funding.payments import books, mirror
 from funding.payments.reconcile import remember_payout
+from funding.stripe_gateway import StripeGateway
+from webhooks.events import Event
 from webhooks.handlers import Handler, Prepared, version
 
 
-async def prepare(gw, event: dict) -> Prepared:
+async def prepare(gw: StripeGateway, event: Event) -> Prepared:
     payout = await gw.retrieve("payouts", event["data"]["object"]["id"])
     contexts = []
     if payout.get("status") == "paid" and payout.get("balance_transaction"):
@@ -16,7 +21,7 @@ async def prepare(gw, event: dict) -> Prepared:
     return Prepared(contexts=contexts, objects=[payout])
 
 
-async def apply(session, event: dict, prepared: Prepared):
+async def apply(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     payout = prepared.objects[0]
     await mirror.apply_state(session, payout, version(event, prepared))
     await remember_payout(session, payout)

@@ -7,17 +7,21 @@ replaces it. (What a subscription means for members comes with the coworking iss
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.ledger.service import EntryDraft
 from funding.payments import mirror
-from funding.stripe_gateway import StripeRefused
+from funding.stripe_gateway import StripeGateway, StripeRefused
+from webhooks.events import Event
 from webhooks.handlers import Handler, Prepared, version
 
 RESOURCES = {"subscription": "subscriptions", "invoice": "invoices", "customer": "customers",
              "setup_intent": "setup_intents"}
 
 
-async def prepare(gw, event: dict) -> Prepared:
+async def prepare(gw: StripeGateway, event: Event) -> Prepared:
     obj = event["data"]["object"]
-    resource = RESOURCES.get(obj.get("object"))
+    resource = RESOURCES.get(obj.get("object", ""))
     if resource is None:
         return Prepared()
     try:
@@ -28,7 +32,7 @@ async def prepare(gw, event: dict) -> Prepared:
         raise
 
 
-async def apply(session, event: dict, prepared: Prepared):
+async def apply(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
     if prepared.objects:
         await mirror.apply_state(session, prepared.objects[0], version(event, prepared))
     else:
