@@ -8,7 +8,6 @@ same SQLSTATE). UPDATE and DELETE keep their row-level guard. SQLite is unchange
 no statement-level triggers).
 
 Revision ID: 0009
-Revises: 0008
 Create Date: 2026-12-01 21:20:00
 """
 
@@ -18,8 +17,6 @@ from funding.migrate import sql_function
 
 revision = "0009"
 down_revision = "0008"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -19,7 +19,6 @@ lets it move forward to an entry that exists with that number and hash. Same mes
 SQLSTATEs as before. SQLite is unchanged (no statement-level triggers).
 
 Revision ID: 0010
-Revises: 0009
 Create Date: 2026-12-02 00:45:00
 """
 
@@ -29,8 +28,6 @@ from funding.migrate import sql_function
 
 revision = "0010"
 down_revision = "0009"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

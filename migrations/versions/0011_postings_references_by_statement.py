@@ -15,7 +15,6 @@ The models still declare both keys (SQLite uses them): PG_TRIGGER_CHECKED_FKS in
 funding.ledger.models tells autogenerate and the drift test not to add them back.
 
 Revision ID: 0011
-Revises: 0010
 Create Date: 2026-12-02 01:45:00
 """
 
@@ -25,8 +24,6 @@ from funding.migrate import sql_function
 
 revision = "0011"
 down_revision = "0010"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

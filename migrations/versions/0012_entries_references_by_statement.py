@@ -13,7 +13,6 @@ its key (an organisation with entries has sites, whose own key keeps it). SQLSTA
 as before. SQLite keeps its foreign keys.
 
 Revision ID: 0012
-Revises: 0011
 Create Date: 2026-12-02 02:05:00
 """
 
@@ -23,8 +22,6 @@ from funding.migrate import sql_function
 
 revision = "0012"
 down_revision = "0011"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -11,7 +11,6 @@ a bar sale or a tab at. Emails now say which organisation they are about, so tha
 organisation's staff see only theirs.
 
 Revision ID: 0013
-Revises: 0012
 Create Date: 2026-12-03 15:00:00
 """
 
@@ -20,8 +19,6 @@ import sqlalchemy as sa
 
 revision = "0013"
 down_revision = "0012"
-branch_labels = None
-depends_on = None
 
 BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

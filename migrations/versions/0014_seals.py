@@ -8,7 +8,6 @@ sites, grants, the organisation), hashed into the closing: a closed period expor
 identically forever, renamed account or not.
 
 Revision ID: 0014
-Revises: 0013
 Create Date: 2026-12-03 16:00:00
 """
 
@@ -19,8 +18,6 @@ from funding.migrate import sqlite_trigger
 
 revision = "0014"
 down_revision = "0013"
-branch_labels = None
-depends_on = None
 
 BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

@@ -17,7 +17,6 @@ webhook drain now asks ``funding_analyze``, a SECURITY DEFINER function that run
 on the schema's tables it is given, and nothing else.
 
 Revision ID: 0015
-Revises: 0014
 Create Date: 2026-12-03 17:00:00
 """
 
@@ -27,8 +26,6 @@ from funding.migrate import sql_function, sqlite_trigger
 
 revision = "0015"
 down_revision = "0014"
-branch_labels = None
-depends_on = None
 
 KEYS = [
     ("postings", "fk_postings_entry_id_org_id_entries", "(entry_id, org_id) REFERENCES entries (id, org_id)"),

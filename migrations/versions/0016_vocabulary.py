@@ -12,7 +12,6 @@ legacy rename leaves other tables' triggers be); the triggers of a rebuilt table
 again from migrations/sql/sqlite.
 
 Revision ID: 0016
-Revises: 0015
 Create Date: 2026-12-03 18:00:00
 """
 
@@ -22,8 +21,6 @@ from funding.migrate import sqlite_trigger
 
 revision = "0016"
 down_revision = "0015"
-branch_labels = None
-depends_on = None
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
