@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -184,3 +185,73 @@ def abort(message: str) -> str:
 
 def _named(create: str, kind: str) -> str:
     return re.search(rf"CREATE (?:OR REPLACE )?{kind} (\w+)", create).group(1)
+
+
+@dataclass(frozen=True)
+class GuardChange:
+    """A change of PostgreSQL's guards that a migration makes, and undoes on downgrade (SQLite,
+    without statement-level triggers, is left as it is).
+
+    ``functions`` maps a function of migrations/sql to its version (before, after), None where it
+    does not exist; ``triggers`` are (before, after) pairs, None where there is none; ``sql`` are
+    (upgrade, downgrade) statements (None: nothing) run last on upgrade, first on downgrade."""
+
+    functions: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    triggers: Sequence[tuple[Trigger | None, Trigger | None]] = ()
+    sql: Sequence[tuple[str, str]] = ()
+
+    def upgrade(self) -> None:
+        if is_postgresql():
+            self._apply(self.functions, self.triggers)
+            for sql, _undo in self.sql:
+                if sql:
+                    op.execute(sql)
+
+    def downgrade(self) -> None:
+        if is_postgresql():
+            for _sql, undo in reversed(self.sql):
+                if undo:
+                    op.execute(undo)
+            self._apply({name: (after, before) for name, (before, after) in self.functions.items()},
+                        [(after, before) for before, after in reversed(self.triggers)])
+
+    @staticmethod
+    def _apply(functions, triggers) -> None:
+        from funding.migrate import sql_function
+
+        for name, (_before, after) in functions.items():
+            if after is not None:
+                op.execute(sql_function(name, after))
+        for before, after in triggers:
+            if before is not None:
+                op.execute(before.drop())
+            if after is not None:
+                op.execute(after.create())
+        for name, (_before, after) in functions.items():
+            if after is None:
+                op.execute(f"DROP FUNCTION IF EXISTS {name}()")
+
+
+def keys_dropped(table: str, keys: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """GuardChange.sql for foreign keys (name, definition) that the change drops and its undoing adds."""
+    return [(f"ALTER TABLE {table} DROP CONSTRAINT {name}", f"ALTER TABLE {table} ADD CONSTRAINT {name} {key}")
+            for name, key in keys]
+
+
+@contextmanager
+def sqlite_rebuild(table: str, triggers: Sequence[str] = ()):
+    """SQLite's way to alter a key or a check: a new table, the rows copied, the old one dropped
+    (foreign keys off meanwhile, see migrations/env.py). The legacy rename leaves the triggers of
+    other tables that name this one be, instead of checking them against a table that is, for that
+    moment, gone; the table's own triggers go with it and are made again (``triggers``)."""
+    op.execute("PRAGMA legacy_alter_table = ON")
+    with op.batch_alter_table(table, recreate="always") as batch_op:
+        yield batch_op
+    op.execute("PRAGMA legacy_alter_table = OFF")
+    for sql in triggers:
+        op.execute(sql)
+
+
+def revision_module(revision: str):
+    """Another revision's module, for a migration that undoes what it made (call it while migrating)."""
+    return op.get_context().script.get_revision(revision).module

@@ -3,16 +3,13 @@
 Database-side guards of the ledger (see funding/ledger/models.py): they refuse an unbalanced
 validation, a gap in numbering, a broken chain link, a post into a closed period, and any
 change to a validated entry, its postings or a closing.
-
-Revision ID: 0001
-Create Date: 2026-11-28 09:34:25.818379
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-from funding.ddl import (Guards, Trigger, boolean, check, column, create_table, date, drop_tables, foreign_key, index,
-                         no_truncate, ref, string, text, timestamp, unique)
+from funding.ddl import (Guards, Trigger, boolean, check, column, create_table, date, drop_tables, foreign_key,
+                         index, no_truncate, ref, string, text, timestamp, unique)
 from funding.migrate import sql_function, sqlite_trigger
 
 revision = "0001"

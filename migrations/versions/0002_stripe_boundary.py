@@ -1,14 +1,10 @@
-"""Stripe boundary: event inbox, outbound requests, mirrored objects, payments, payouts
-
-Revision ID: 0002
-Create Date: 2026-11-28 09:55:23.799770
-"""
+"""Stripe boundary: event inbox, outbound requests, mirrored objects, payments, payouts"""
 
 import sqlalchemy as sa
 from alembic import op
 
 from funding.ddl import (bigint, boolean, check, column, create_table, drop_tables, index, ref, string, text,
-                        timestamp, unique)
+                         timestamp, unique)
 
 revision = "0002"
 down_revision = "0001"

@@ -5,13 +5,10 @@ Triggers, on both engines:
   forwards (draft → live → succeeded | failed → closed);
 - tax receipts are numbered 1, 2, 3… per organisation and year without gaps, never deleted,
   and once issued only their void fields may be set (once).
-
-Revision ID: 0004
-Create Date: 2026-11-28 10:16:29.447250
 """
 
-from funding.ddl import (Guards, Trigger, abort, boolean, check, column, create_table, date, drop_tables, foreign_key,
-                         index, ref, string, text, timestamp, unique)
+from funding.ddl import (Guards, Trigger, abort, boolean, check, column, create_table, date, drop_tables,
+                         foreign_key, index, ref, string, text, timestamp, unique)
 
 revision = "0004"
 down_revision = "0002"

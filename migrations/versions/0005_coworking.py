@@ -1,12 +1,9 @@
 """Coworking: plans per site and their Stripe prices, members, subscriptions, invoices,
 subscription checkouts, passes and pass days
-
-Revision ID: 0005
-Create Date: 2026-11-28 10:22:28.826517
 """
 
 from funding.ddl import (bigint, boolean, check, column, create_table, date, drop_tables, index, ref, string, text,
-                        timestamp, unique)
+                         timestamp, unique)
 
 revision = "0005"
 down_revision = "0002"

@@ -1,8 +1,4 @@
-"""Bar: products, till heads, sale lines (hash-chained, append-only), walk-in tickets, batches, closings, archives
-
-Revision ID: 0006
-Create Date: 2026-11-28 10:25:27.929424
-"""
+"""Bar: products, till heads, sale lines (hash-chained, append-only), walk-in tickets, batches, closings, archives"""
 
 from funding.ddl import (Guards, Trigger, abort, boolean, check, column, create_table, date, drop_tables, index,
                          no_truncate, ref, string, text, timestamp, unique)

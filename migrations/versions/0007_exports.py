@@ -1,8 +1,4 @@
-"""Exports: log of exports taken, monthly recipients and sendings; email attachments by reference
-
-Revision ID: 0007
-Create Date: 2026-11-28 10:14:08.546958
-"""
+"""Exports: log of exports taken, monthly recipients and sendings; email attachments by reference"""
 
 import sqlalchemy as sa
 from alembic import op
