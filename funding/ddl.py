@@ -144,6 +144,11 @@ class Trigger:
         return f"DROP TRIGGER IF EXISTS {self.name} ON {self.table}"
 
 
+def statement_trigger(name: str, on: str, rows: str, function: str) -> Trigger:
+    """Once per statement, which sees the rows it inserted or updated as the transition table ``rows``."""
+    return Trigger(name, f"{on} REFERENCING NEW TABLE AS {rows}", function, each="STATEMENT")
+
+
 def no_truncate(table: str, function: str, *, name: str = "") -> Trigger:
     """``<table>_no_truncate`` unless named: TRUNCATE skips the row triggers, so it has its own."""
     return Trigger(name or f"{table}_no_truncate", f"BEFORE TRUNCATE ON {table}", function, each="STATEMENT")

@@ -28,15 +28,16 @@ def sql_function(name: str, version: int) -> str:
     return text_.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 
-_SECTION = re.compile(r"-- (\w+):(?: (\S+))?\n")
+_SECTION = re.compile(r"^-- (\w+):(?: (\S+))?\n", re.M)
 _PLACEHOLDER = re.compile(r"^[ \t]*\{(\w+)\}\n|\{(\w+)\}", re.M)
 
 
 def render_sql(path: Path, values: dict[str, str]) -> str:
     """The file as it stands, or, when it opens with ``-- template: <name>``, the template
     ``migrations/sql/templates/<name>.sql`` (itself a file of either kind) with each ``{section}``
-    filled from the file's ``-- section:`` blocks. A placeholder alone on its line takes a block of
-    lines, or nothing when no file gives that section; one within a line takes a value."""
+    filled from the file's ``-- section:`` blocks (``-- section: value`` for a word). A placeholder
+    alone on its line takes a block of lines, or nothing when no file gives that section; one within
+    a line takes a value."""
     frame, sections = _frame(path)
     wanted = {a or b for text_ in (frame, *sections.values()) for a, b in _PLACEHOLDER.findall(text_)}
     if set(sections) - wanted:
@@ -50,7 +51,9 @@ def _frame(path: Path) -> tuple[str, dict[str, str]]:
         return source, {}
     parts = _SECTION.split(source)  # ["", "template", name, "", section, None, text, …]
     frame, inherited = _frame(SQL_DIR / "templates" / f"{parts[2]}.sql")
-    return frame, {**inherited, **dict(zip(parts[4::3], parts[6::3], strict=True))}
+    own = {name: text_ if value is None else value
+           for name, value, text_ in zip(parts[4::3], parts[5::3], parts[6::3], strict=True)}
+    return frame, {**inherited, **own}
 
 
 def _fill(text_: str, values: dict[str, str], path: Path) -> str:

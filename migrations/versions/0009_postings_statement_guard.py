@@ -8,7 +8,7 @@ same SQLSTATE). UPDATE and DELETE keep their row-level guard. SQLite is unchange
 no statement-level triggers).
 """
 
-from funding.ddl import GuardChange, Trigger
+from funding.ddl import GuardChange, Trigger, statement_trigger
 
 revision = "0009"
 down_revision = "0008"
@@ -18,8 +18,8 @@ CHANGE = GuardChange(
     triggers=[
         (Trigger("postings_guard", "BEFORE INSERT OR UPDATE OR DELETE ON postings", "ledger_posting_guard"),
          Trigger("postings_guard", "BEFORE UPDATE OR DELETE ON postings", "ledger_posting_guard")),
-        (None, Trigger("postings_insert_guard", "AFTER INSERT ON postings REFERENCING NEW TABLE AS new_postings",
-                       "ledger_postings_insert_guard", each="STATEMENT")),
+        (None, statement_trigger("postings_insert_guard", "AFTER INSERT ON postings", "new_postings",
+                                 "ledger_postings_insert_guard")),
     ],
 )
 upgrade, downgrade = CHANGE.upgrade, CHANGE.downgrade

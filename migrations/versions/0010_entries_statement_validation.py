@@ -19,7 +19,7 @@ lets it move forward to an entry that exists with that number and hash. Same mes
 SQLSTATEs as before. SQLite is unchanged (no statement-level triggers).
 """
 
-from funding.ddl import GuardChange, Trigger
+from funding.ddl import GuardChange, Trigger, statement_trigger
 
 revision = "0010"
 down_revision = "0009"
@@ -29,8 +29,7 @@ CHANGE = GuardChange(
     triggers=[(
         Trigger("entries_advance_head", "AFTER UPDATE ON entries", "ledger_entry_advance_head",
                 when="OLD.number IS NULL AND NEW.number IS NOT NULL"),
-        Trigger("entries_advance_head", "AFTER UPDATE ON entries REFERENCING NEW TABLE AS new_entries",
-                "ledger_entries_validate", each="STATEMENT"),
+        statement_trigger("entries_advance_head", "AFTER UPDATE ON entries", "new_entries", "ledger_entries_validate"),
     )],
 )
 upgrade, downgrade = CHANGE.upgrade, CHANGE.downgrade

@@ -15,14 +15,13 @@ The models still declare both keys (SQLite uses them): PG_TRIGGER_CHECKED_FKS in
 funding.ledger.models tells autogenerate and the drift test not to add them back.
 """
 
-from funding.ddl import GuardChange, Trigger, keys_dropped
+from funding.ddl import GuardChange, Trigger, keys_dropped, statement_trigger
 
 revision = "0011"
 down_revision = "0010"
 
 TRIGGERS = [
-    Trigger("postings_update_refs", "AFTER UPDATE ON postings REFERENCING NEW TABLE AS new_postings",
-            "ledger_postings_insert_guard", each="STATEMENT"),
+    statement_trigger("postings_update_refs", "AFTER UPDATE ON postings", "new_postings", "ledger_postings_insert_guard"),
     Trigger("accounts_guard", "BEFORE UPDATE OR DELETE ON accounts", "ledger_account_guard"),
 ]
 KEYS = [  # (name, definition) of the foreign keys the guards stand in for

@@ -13,14 +13,13 @@ its key (an organisation with entries has sites, whose own key keeps it). SQLSTA
 as before. SQLite keeps its foreign keys.
 """
 
-from funding.ddl import GuardChange, Trigger, keys_dropped
+from funding.ddl import GuardChange, Trigger, keys_dropped, statement_trigger
 
 revision = "0012"
 down_revision = "0011"
 
 TRIGGERS = [
-    Trigger("entries_insert_refs", "AFTER INSERT ON entries REFERENCING NEW TABLE AS new_entries",
-            "ledger_entries_insert_refs", each="STATEMENT"),
+    statement_trigger("entries_insert_refs", "AFTER INSERT ON entries", "new_entries", "ledger_entries_insert_refs"),
     Trigger("journals_guard", "BEFORE UPDATE OR DELETE ON journals", "ledger_journal_guard"),
     Trigger("sites_ledger_guard", "BEFORE UPDATE OR DELETE ON sites", "ledger_site_guard"),
 ]

@@ -1,10 +1,7 @@
-CREATE FUNCTION ledger_entry_update_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-{declare}
-BEGIN
-  IF OLD.number IS NOT NULL THEN
-    RAISE EXCEPTION 'ledger: validated entry % cannot be modified; post a reversing entry instead', OLD.number
-      USING ERRCODE = '23001';
-  END IF;
+-- template: validated_entry
+-- refused: modified
+-- row: NEW
+-- checks:
 {keeps}
   IF NEW.number IS NULL THEN
     RETURN NEW;
@@ -14,5 +11,3 @@ BEGIN
     RAISE EXCEPTION 'ledger: an entry cannot be validated before its date' USING ERRCODE = '23514';
   END IF;
 {postings}
-  RETURN NEW;
-END $$
