@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -21,9 +23,49 @@ def sql_function(name: str, version: int) -> str:
 
     Migrations name the version they install (and the one their downgrade restores): a
     changed function is a new file, so that a diff shows what changed, and no body is
-    written twice."""
-    text_ = (SQL_DIR / f"{name}.v{version}.sql").read_text(encoding="utf-8")
+    written twice: a version may be a template's sections (see migrations/README.md)."""
+    text_ = render_sql(SQL_DIR / f"{name}.v{version}.sql", {"function": name})
     return text_.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+
+
+_SECTION = re.compile(r"^-- (\w+):(?: (\S+))?\n", re.M)
+_PLACEHOLDER = re.compile(r"^[ \t]*\{(\w+)\}\n|\{(\w+)\}", re.M)
+
+
+def render_sql(path: Path, values: dict[str, str]) -> str:
+    """The file as it stands, or, when it opens with ``-- template: <name>``, the template
+    ``migrations/sql/templates/<name>.sql`` (itself a file of either kind) with each ``{section}``
+    filled from the file's ``-- section:`` blocks (``-- section: value`` for a word). A placeholder
+    alone on its line takes a block of lines, or nothing when no file gives that section; one within
+    a line takes a value."""
+    frame, sections = _frame(path)
+    wanted = {a or b for text_ in (frame, *sections.values()) for a, b in _PLACEHOLDER.findall(text_)}
+    if set(sections) - wanted:
+        raise ValueError(f"{path.name}: its template has no place for {sorted(set(sections) - wanted)}")
+    return _fill(frame, {**values, **sections}, path)
+
+
+def _frame(path: Path) -> tuple[str, dict[str, str]]:
+    source = path.read_text(encoding="utf-8")
+    if not source.startswith("-- template: "):
+        return source, {}
+    parts = _SECTION.split(source)  # ["", "template", name, "", section, None, text, …]
+    frame, inherited = _frame(SQL_DIR / "templates" / f"{parts[2]}.sql")
+    own = {name: text_ if value is None else value
+           for name, value, text_ in zip(parts[4::3], parts[5::3], parts[6::3], strict=True)}
+    return frame, {**inherited, **own}
+
+
+def _fill(text_: str, values: dict[str, str], path: Path) -> str:
+    def one(match: re.Match) -> str:
+        block, inline = match.groups()
+        if block is not None:
+            return _fill(values.get(block, ""), values, path)
+        if inline not in values:
+            raise ValueError(f"{path.name}: nothing to put in {{{inline}}}")
+        return values[inline].rstrip("\n")
+
+    return _PLACEHOLDER.sub(one, text_)
 
 
 def sqlite_trigger(name: str, version: int) -> str:

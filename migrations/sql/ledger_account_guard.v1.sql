@@ -1,11 +1,6 @@
-CREATE FUNCTION ledger_account_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
+-- template: row_guard
+-- refusal:
   IF (TG_OP = 'DELETE' OR NEW.org_id <> OLD.org_id OR NEW.number <> OLD.number)
      AND EXISTS (SELECT 1 FROM postings WHERE org_id = OLD.org_id AND account_number = OLD.number) THEN
     RAISE EXCEPTION 'ledger: account % has postings', OLD.number USING ERRCODE = '23503';
   END IF;
-  IF TG_OP = 'DELETE' THEN
-    RETURN OLD;
-  END IF;
-  RETURN NEW;
-END $$

@@ -1,11 +1,5 @@
-CREATE FUNCTION ledger_entry_delete_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF OLD.number IS NOT NULL THEN
-    RAISE EXCEPTION 'ledger: validated entry % cannot be deleted; post a reversing entry instead', OLD.number
-      USING ERRCODE = '23001';
-  END IF;
+-- template: ledger_entry_delete_guard
+-- checks:
   IF EXISTS (SELECT 1 FROM postings WHERE entry_id = OLD.id) THEN
     RAISE EXCEPTION 'ledger: entry % still has postings', OLD.id USING ERRCODE = '23503';
   END IF;
-  RETURN OLD;
-END $$

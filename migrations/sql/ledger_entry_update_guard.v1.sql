@@ -1,14 +1,8 @@
-CREATE FUNCTION ledger_entry_update_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+-- template: ledger_entry_update_guard
+-- declare:
 DECLARE
   head ledger_heads%ROWTYPE;
-BEGIN
-  IF OLD.number IS NOT NULL THEN
-    RAISE EXCEPTION 'ledger: validated entry % cannot be modified; post a reversing entry instead', OLD.number
-      USING ERRCODE = '23001';
-  END IF;
-  IF NEW.number IS NULL THEN
-    RETURN NEW;
-  END IF;
+-- head:
   SELECT * INTO head FROM ledger_heads WHERE org_id = NEW.org_id FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'ledger: organisation % has no ledger', NEW.org_id USING ERRCODE = '23503';
@@ -24,14 +18,10 @@ BEGIN
     RAISE EXCEPTION 'ledger: the period is closed through %; date the entry after it', head.closed_through
       USING ERRCODE = '23514';
   END IF;
-  IF NEW.entry_date > NEW.validated_at::date THEN
-    RAISE EXCEPTION 'ledger: an entry cannot be validated before its date' USING ERRCODE = '23514';
-  END IF;
+-- postings:
   IF (SELECT count(*) FROM postings WHERE entry_id = NEW.id) < 2 THEN
     RAISE EXCEPTION 'ledger: an entry needs at least two postings' USING ERRCODE = '23514';
   END IF;
   IF EXISTS (SELECT 1 FROM postings WHERE entry_id = NEW.id GROUP BY currency HAVING sum(amount) <> 0) THEN
     RAISE EXCEPTION 'ledger: unbalanced entry (debits and credits differ)' USING ERRCODE = '23514';
   END IF;
-  RETURN NEW;
-END $$

@@ -1,17 +1,5 @@
-CREATE FUNCTION ledger_entry_update_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF OLD.number IS NOT NULL THEN
-    RAISE EXCEPTION 'ledger: validated entry % cannot be modified; post a reversing entry instead', OLD.number
-      USING ERRCODE = '23001';
-  END IF;
+-- template: ledger_entry_update_guard
+-- keeps:
   IF NEW.id <> OLD.id OR NEW.org_id <> OLD.org_id OR NEW.journal_code <> OLD.journal_code OR NEW.site_id <> OLD.site_id THEN
     RAISE EXCEPTION 'ledger: an entry keeps its id, organisation, journal and site' USING ERRCODE = '23503';
   END IF;
-  IF NEW.number IS NULL THEN
-    RETURN NEW;
-  END IF;
-  IF NEW.entry_date > NEW.validated_at::date THEN
-    RAISE EXCEPTION 'ledger: an entry cannot be validated before its date' USING ERRCODE = '23514';
-  END IF;
-  RETURN NEW;
-END $$

@@ -1,11 +1,6 @@
-CREATE FUNCTION ledger_site_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
+-- template: row_guard
+-- refusal:
   IF (TG_OP = 'DELETE' OR NEW.id <> OLD.id OR NEW.org_id <> OLD.org_id)
      AND EXISTS (SELECT 1 FROM entries WHERE org_id = OLD.org_id AND site_id = OLD.id) THEN
     RAISE EXCEPTION 'ledger: site % has entries', OLD.id USING ERRCODE = '23503';
   END IF;
-  IF TG_OP = 'DELETE' THEN
-    RETURN OLD;
-  END IF;
-  RETURN NEW;
-END $$

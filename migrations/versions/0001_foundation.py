@@ -1,326 +1,109 @@
 """foundation: organisations, ledger, users, outbox
 
-Revision ID: 0001
-Revises: 
-Create Date: 2026-11-28 09:34:25.818379
+Database-side guards of the ledger (see funding/ledger/models.py): they refuse an unbalanced
+validation, a gap in numbering, a broken chain link, a post into a closed period, and any
+change to a validated entry, its postings or a closing.
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
+from funding.ddl import (Guards, Trigger, boolean, check, column, create_table, date, drop_tables, foreign_key,
+                         index, no_truncate, ref, string, text, timestamp, unique)
 from funding.migrate import sql_function, sqlite_trigger
 
-# Database-side guards of the ledger (see funding/ledger/models.py): they refuse an
-# unbalanced validation, a gap in numbering, a broken chain link, a post into a closed
-# period, and any change to a validated entry, its postings or a closing.
-
-
-PG = [
-    sql_function("ledger_entry_insert_guard", 1),
-    sql_function("ledger_entry_update_guard", 1),
-    sql_function("ledger_entry_advance_head", 1),
-    sql_function("ledger_entry_delete_guard", 1),
-    sql_function("ledger_posting_guard", 1),
-    sql_function("ledger_frozen", 1),
-    sql_function("ledger_closing_insert_guard", 1),
-    sql_function("ledger_closing_advance_head", 1),
-    sql_function("ledger_head_guard", 1),
-    "CREATE TRIGGER entries_insert_guard BEFORE INSERT ON entries FOR EACH ROW EXECUTE FUNCTION ledger_entry_insert_guard()",
-    "CREATE TRIGGER entries_update_guard BEFORE UPDATE ON entries FOR EACH ROW EXECUTE FUNCTION ledger_entry_update_guard()",
-    "CREATE TRIGGER entries_advance_head AFTER UPDATE ON entries FOR EACH ROW"
-    " WHEN (OLD.number IS NULL AND NEW.number IS NOT NULL) EXECUTE FUNCTION ledger_entry_advance_head()",
-    "CREATE TRIGGER entries_delete_guard BEFORE DELETE ON entries FOR EACH ROW EXECUTE FUNCTION ledger_entry_delete_guard()",
-    "CREATE TRIGGER postings_guard BEFORE INSERT OR UPDATE OR DELETE ON postings FOR EACH ROW EXECUTE FUNCTION ledger_posting_guard()",
-    "CREATE TRIGGER closings_insert_guard BEFORE INSERT ON closings FOR EACH ROW EXECUTE FUNCTION ledger_closing_insert_guard()",
-    "CREATE TRIGGER closings_advance_head AFTER INSERT ON closings FOR EACH ROW EXECUTE FUNCTION ledger_closing_advance_head()",
-    "CREATE TRIGGER closings_frozen BEFORE UPDATE OR DELETE ON closings FOR EACH ROW EXECUTE FUNCTION ledger_frozen()",
-    "CREATE TRIGGER ledger_heads_guard BEFORE UPDATE OR DELETE ON ledger_heads FOR EACH ROW EXECUTE FUNCTION ledger_head_guard()",
-    "CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries EXECUTE FUNCTION ledger_frozen()",
-    "CREATE TRIGGER postings_no_truncate BEFORE TRUNCATE ON postings EXECUTE FUNCTION ledger_frozen()",
-    "CREATE TRIGGER closings_no_truncate BEFORE TRUNCATE ON closings EXECUTE FUNCTION ledger_frozen()",
-]
-
-PG_DROP = [
-    "DROP TRIGGER IF EXISTS {t} ON {table}".format(t=t, table=table)
-    for t, table in [
-        ("entries_insert_guard", "entries"), ("entries_update_guard", "entries"),
-        ("entries_advance_head", "entries"), ("entries_delete_guard", "entries"),
-        ("postings_guard", "postings"), ("closings_insert_guard", "closings"),
-        ("closings_advance_head", "closings"), ("closings_frozen", "closings"),
-        ("ledger_heads_guard", "ledger_heads"), ("entries_no_truncate", "entries"),
-        ("postings_no_truncate", "postings"), ("closings_no_truncate", "closings"),
-    ]
-] + [
-    f"DROP FUNCTION IF EXISTS {f}()"
-    for f in (
-        "ledger_entry_insert_guard", "ledger_entry_update_guard", "ledger_entry_advance_head",
-        "ledger_entry_delete_guard", "ledger_posting_guard", "ledger_frozen",
-        "ledger_closing_insert_guard", "ledger_closing_advance_head", "ledger_head_guard",
-    )
-]
-
-
-SQLITE = [sqlite_trigger(name, 1) for name in (
-    "entries_insert_guard",
-    "entries_frozen",
-    "entries_validate",
-    "entries_advance_head",
-    "entries_delete_guard",
-    "postings_insert_guard",
-    "postings_update_guard",
-    "postings_delete_guard",
-    "closings_insert_guard",
-    "closings_advance_head",
-    "closings_frozen_update",
-    "closings_frozen_delete",
-    "ledger_heads_guard",
-    "ledger_heads_no_delete",
-)]
-
-SQLITE_DROP = [
-    f"DROP TRIGGER IF EXISTS {name}"
-    for name in (
-        "entries_insert_guard", "entries_frozen", "entries_validate", "entries_advance_head",
-        "entries_delete_guard", "postings_insert_guard", "postings_update_guard", "postings_delete_guard",
-        "closings_insert_guard", "closings_advance_head", "closings_frozen_update", "closings_frozen_delete",
-        "ledger_heads_guard", "ledger_heads_no_delete",
-    )
-]
-
-
-def statements(dialect: str, *, drop: bool = False) -> list[str]:
-    if dialect == "postgresql":
-        return PG_DROP if drop else PG
-    return SQLITE_DROP if drop else SQLITE
-
-
-revision = '0001'
+revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
+
+FUNCTIONS = ("ledger_entry_insert_guard", "ledger_entry_update_guard", "ledger_entry_advance_head",
+             "ledger_entry_delete_guard", "ledger_posting_guard", "ledger_frozen", "ledger_closing_insert_guard",
+             "ledger_closing_advance_head", "ledger_head_guard")
+TRIGGERS = [
+    Trigger("entries_insert_guard", "BEFORE INSERT ON entries", "ledger_entry_insert_guard"),
+    Trigger("entries_update_guard", "BEFORE UPDATE ON entries", "ledger_entry_update_guard"),
+    Trigger("entries_advance_head", "AFTER UPDATE ON entries", "ledger_entry_advance_head",
+            when="OLD.number IS NULL AND NEW.number IS NOT NULL"),
+    Trigger("entries_delete_guard", "BEFORE DELETE ON entries", "ledger_entry_delete_guard"),
+    Trigger("postings_guard", "BEFORE INSERT OR UPDATE OR DELETE ON postings", "ledger_posting_guard"),
+    Trigger("closings_insert_guard", "BEFORE INSERT ON closings", "ledger_closing_insert_guard"),
+    Trigger("closings_advance_head", "AFTER INSERT ON closings", "ledger_closing_advance_head"),
+    Trigger("closings_frozen", "BEFORE UPDATE OR DELETE ON closings", "ledger_frozen"),
+    Trigger("ledger_heads_guard", "BEFORE UPDATE OR DELETE ON ledger_heads", "ledger_head_guard"),
+    *(no_truncate(table, "ledger_frozen") for table in ("entries", "postings", "closings")),
+]
+SQLITE_TRIGGERS = (
+    "entries_insert_guard", "entries_frozen", "entries_validate", "entries_advance_head", "entries_delete_guard",
+    "postings_insert_guard", "postings_update_guard", "postings_delete_guard", "closings_insert_guard",
+    "closings_advance_head", "closings_frozen_update", "closings_frozen_delete", "ledger_heads_guard",
+    "ledger_heads_no_delete",
+)
+GUARDS = Guards(functions=[sql_function(name, 1) for name in FUNCTIONS], triggers=TRIGGERS,
+                sqlite=[sqlite_trigger(name, 1) for name in SQLITE_TRIGGERS])
 
 
 def upgrade() -> None:
-    # ### commands auto generated by Alembic - please adjust! ###
-    op.create_table('journals',
-    sa.Column('code', sa.String(length=4), nullable=False),
-    sa.Column('label', sa.String(length=100), nullable=False),
-    sa.PrimaryKeyConstraint('code', name=op.f('pk_journals'))
-    )
-    op.create_table('organisations',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('siren', sa.String(length=9), nullable=False),
-    sa.Column('rna', sa.String(length=10), nullable=True),
-    sa.Column('vat_number', sa.String(length=20), nullable=True),
-    sa.Column('vat_liable', sa.Boolean(), nullable=False),
-    sa.Column('general_interest', sa.Boolean(), nullable=False),
-    sa.Column('address', sa.Text(), nullable=False),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('fiscal_year_start_month', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.CheckConstraint('fiscal_year_start_month BETWEEN 1 AND 12', name=op.f('ck_organisations_fiscal_year_start')),
-    sa.CheckConstraint('length(siren) = 9', name=op.f('ck_organisations_siren_length')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_organisations')),
-    sa.UniqueConstraint('siren', name=op.f('uq_organisations_siren'))
-    )
-    op.create_table('accounts',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('number', sa.String(length=20), nullable=False),
-    sa.Column('label', sa.String(length=200), nullable=False),
-    sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.CheckConstraint('length(number) >= 3', name=op.f('ck_accounts_number_length')),
-    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_accounts_org_id_organisations')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts')),
-    sa.UniqueConstraint('org_id', 'number', name=op.f('uq_accounts_org_id_number'))
-    )
-    op.create_table('aux_accounts',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('code', sa.String(length=30), nullable=False),
-    sa.Column('label', sa.String(length=200), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_aux_accounts_org_id_organisations')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_aux_accounts')),
-    sa.UniqueConstraint('org_id', 'code', name=op.f('uq_aux_accounts_org_id_code'))
-    )
-    op.create_table('closings',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('kind', sa.String(length=10), nullable=False),
-    sa.Column('period', sa.String(length=7), nullable=False),
-    sa.Column('start_date', sa.Date(), nullable=False),
-    sa.Column('end_date', sa.Date(), nullable=False),
-    sa.Column('first_number', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('last_number', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('entry_count', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('totals', sa.Text(), nullable=False),
-    sa.Column('period_total', sa.Text(), nullable=False),
-    sa.Column('fiscal_year_total', sa.Text(), nullable=False),
-    sa.Column('grand_total', sa.Text(), nullable=False),
-    sa.Column('closed_at', sa.DateTime(), nullable=False),
-    sa.Column('closed_by', sa.String(length=200), nullable=False),
-    sa.Column('prev_hash', sa.String(length=64), nullable=False),
-    sa.Column('hash', sa.String(length=64), nullable=False),
-    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_closings_org_id_organisations')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_closings')),
-    sa.UniqueConstraint('org_id', 'kind', 'period', name=op.f('uq_closings_org_id_kind_period'))
-    )
-    op.create_table('ledger_heads',
-    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('last_number', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('last_hash', sa.String(length=64), nullable=False),
-    sa.Column('closed_through', sa.Date(), nullable=True),
-    sa.Column('last_closing_hash', sa.String(length=64), nullable=False),
-    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_ledger_heads_org_id_organisations')),
-    sa.PrimaryKeyConstraint('org_id', name=op.f('pk_ledger_heads'))
-    )
-    op.create_table('sites',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('slug', sa.String(length=60), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('town', sa.String(length=120), nullable=False),
-    sa.Column('is_central', sa.Boolean(), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_sites_org_id_organisations')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_sites')),
-    sa.UniqueConstraint('id', 'org_id', name=op.f('uq_sites_id_org_id')),
-    sa.UniqueConstraint('slug', name=op.f('uq_sites_slug'))
-    )
-    with op.batch_alter_table('sites', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_sites_org_id'), ['org_id'], unique=False)
-
-    op.create_table('users',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('email', sa.String(length=254), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('role', sa.String(length=20), nullable=False),
-    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('locale', sa.String(length=5), nullable=False),
-    sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.CheckConstraint("role IN ('admin', 'staff', 'accountant', 'member')", name=op.f('ck_users_role')),
-    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_users_org_id_organisations')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
-    sa.UniqueConstraint('email', name=op.f('uq_users_email'))
-    )
-    op.create_table('emails',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('dedupe_key', sa.String(length=200), nullable=False),
-    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('to_addr', sa.String(length=254), nullable=False),
-    sa.Column('subject', sa.String(length=300), nullable=False),
-    sa.Column('body_text', sa.Text(), nullable=False),
-    sa.Column('body_html', sa.Text(), nullable=True),
-    sa.Column('status', sa.String(length=10), nullable=False),
-    sa.Column('attempts', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('next_attempt_at', sa.DateTime(), nullable=False),
-    sa.Column('sent_at', sa.DateTime(), nullable=True),
-    sa.CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed', 'unknown')", name=op.f('ck_emails_status')),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_emails_user_id_users')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_emails')),
-    sa.UniqueConstraint('dedupe_key', name=op.f('uq_emails_dedupe_key'))
-    )
-    with op.batch_alter_table('emails', schema=None) as batch_op:
-        batch_op.create_index('ix_emails_status_next', ['status', 'next_attempt_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_emails_user_id'), ['user_id'], unique=False)
-
-    op.create_table('grants',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('site_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('funder_name', sa.String(length=200), nullable=False),
-    sa.Column('funder_siret', sa.String(length=14), nullable=True),
-    sa.Column('reference', sa.String(length=100), nullable=False),
-    sa.Column('convention_date', sa.Date(), nullable=False),
-    sa.Column('object', sa.String(length=256), nullable=False),
-    sa.Column('amount', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('conditions', sa.String(length=20), nullable=False),
-    sa.Column('payment_dates', sa.String(length=60), nullable=False),
-    sa.Column('scheme', sa.String(length=200), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.CheckConstraint('amount > 0', name=op.f('ck_grants_amount_positive')),
-    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_grants_org_id_organisations')),
-    sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_grants_site_id_sites')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_grants')),
-    sa.UniqueConstraint('org_id', 'reference', name=op.f('uq_grants_org_id_reference'))
-    )
-    op.create_table('login_tokens',
-    sa.Column('id', sa.String(length=64), nullable=False),
-    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('expires_at', sa.DateTime(), nullable=False),
-    sa.Column('used_at', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_login_tokens_user_id_users')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_tokens'))
-    )
-    with op.batch_alter_table('login_tokens', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_login_tokens_user_id'), ['user_id'], unique=False)
-
-    op.create_table('entries',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('site_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('journal_code', sa.String(length=4), nullable=False),
-    sa.Column('number', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('entry_date', sa.Date(), nullable=False),
-    sa.Column('label', sa.String(length=200), nullable=False),
-    sa.Column('piece_ref', sa.String(length=100), nullable=False),
-    sa.Column('piece_date', sa.Date(), nullable=False),
-    sa.Column('funding_source', sa.String(length=16), nullable=False),
-    sa.Column('reverses_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('source_key', sa.String(length=200), nullable=True),
-    sa.Column('grant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('created_by', sa.String(length=200), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('validated_at', sa.DateTime(), nullable=True),
-    sa.Column('prev_hash', sa.String(length=64), nullable=True),
-    sa.Column('hash', sa.String(length=64), nullable=True),
-    sa.CheckConstraint("funding_source IN ('public', 'private', 'crowdfunding', 'self', 'internal')", name=op.f('ck_entries_funding_source')),
-    sa.CheckConstraint('(number IS NULL AND hash IS NULL AND validated_at IS NULL) OR (number IS NOT NULL AND hash IS NOT NULL AND prev_hash IS NOT NULL AND validated_at IS NOT NULL)', name=op.f('ck_entries_validated_fields')),
-    sa.ForeignKeyConstraint(['grant_id'], ['grants.id'], name=op.f('fk_entries_grant_id_grants')),
-    sa.ForeignKeyConstraint(['journal_code'], ['journals.code'], name=op.f('fk_entries_journal_code_journals')),
-    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_entries_org_id_organisations')),
-    sa.ForeignKeyConstraint(['reverses_id'], ['entries.id'], name=op.f('fk_entries_reverses_id_entries')),
-    sa.ForeignKeyConstraint(['site_id', 'org_id'], ['sites.id', 'sites.org_id'], name=op.f('fk_entries_site_id_org_id_sites')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_entries')),
-    sa.UniqueConstraint('id', 'org_id', name=op.f('uq_entries_id_org_id')),
-    sa.UniqueConstraint('org_id', 'number', name=op.f('uq_entries_org_id_number')),
-    sa.UniqueConstraint('org_id', 'source_key', name=op.f('uq_entries_org_id_source_key')),
-    sa.UniqueConstraint('reverses_id', name=op.f('uq_entries_reverses_id'))
-    )
-    with op.batch_alter_table('entries', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_entries_grant_id'), ['grant_id'], unique=False)
-        batch_op.create_index('ix_entries_org_date', ['org_id', 'entry_date'], unique=False)
-
-    op.create_table('postings',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('entry_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('line_no', sa.SmallInteger(), nullable=False),
-    sa.Column('account_number', sa.String(length=20), nullable=False),
-    sa.Column('aux_code', sa.String(length=30), nullable=True),
-    sa.Column('amount', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('label', sa.String(length=200), nullable=True),
-    sa.CheckConstraint('amount <> 0', name=op.f('ck_postings_amount_nonzero')),
-    sa.CheckConstraint('length(currency) = 3', name=op.f('ck_postings_currency_code')),
-    sa.ForeignKeyConstraint(['entry_id', 'org_id'], ['entries.id', 'entries.org_id'], name=op.f('fk_postings_entry_id_org_id_entries')),
-    sa.ForeignKeyConstraint(['org_id', 'account_number'], ['accounts.org_id', 'accounts.number'], name=op.f('fk_postings_org_id_account_number_accounts')),
-    sa.ForeignKeyConstraint(['org_id', 'aux_code'], ['aux_accounts.org_id', 'aux_accounts.code'], name=op.f('fk_postings_org_id_aux_code_aux_accounts')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_postings')),
-    sa.UniqueConstraint('entry_id', 'line_no', name=op.f('uq_postings_entry_id_line_no'))
-    )
-    with op.batch_alter_table('postings', schema=None) as batch_op:
-        batch_op.create_index('ix_postings_org_account', ['org_id', 'account_number'], unique=False)
-
-    # ### end Alembic commands ###
+    create_table("journals", string("code", 4), string("label", 100), primary_key=("code",))
+    create_table("organisations", column("id"), string("name", 200), string("siren", 9),
+                 string("rna", 10, null=True), string("vat_number", 20, null=True), boolean("vat_liable"),
+                 boolean("general_interest"), text("address"), string("currency", 3),
+                 column("fiscal_year_start_month"), timestamp("created_at"),
+                 check("fiscal_year_start", "fiscal_year_start_month BETWEEN 1 AND 12"),
+                 check("siren_length", "length(siren) = 9"), unique("siren"))
+    create_table("accounts", column("id"), ref("org_id", "organisations"), string("number", 20),
+                 string("label", 200), boolean("active"), timestamp("created_at"),
+                 check("number_length", "length(number) >= 3"), unique("org_id", "number"))
+    create_table("aux_accounts", column("id"), ref("org_id", "organisations"), string("code", 30),
+                 string("label", 200), timestamp("created_at"), unique("org_id", "code"))
+    create_table("closings", column("id"), ref("org_id", "organisations"), string("kind", 10), string("period", 7),
+                 date("start_date"), date("end_date"), column("first_number", null=True),
+                 column("last_number", null=True), column("entry_count"), text("totals"), text("period_total"),
+                 text("fiscal_year_total"), text("grand_total"), timestamp("closed_at"), string("closed_by", 200),
+                 string("prev_hash", 64), string("hash", 64), unique("org_id", "kind", "period"))
+    create_table("ledger_heads", ref("org_id", "organisations"), column("last_number"), string("last_hash", 64),
+                 date("closed_through", null=True), string("last_closing_hash", 64), primary_key=("org_id",))
+    create_table("sites", column("id"), ref("org_id", "organisations"), string("slug", 60), string("name", 200),
+                 string("town", 120), boolean("is_central"), timestamp("created_at"), unique("id", "org_id"),
+                 unique("slug"), index("org_id"))
+    create_table("users", column("id"), string("email", 254), string("name", 200), string("role", 20),
+                 ref("org_id", "organisations", null=True), string("locale", 5), boolean("active"),
+                 timestamp("created_at"), check("role", "role IN ('admin', 'staff', 'accountant', 'member')"),
+                 unique("email"))
+    create_table("emails", column("id"), string("dedupe_key", 200), ref("user_id", "users", null=True),
+                 string("to_addr", 254), string("subject", 300), text("body_text"), text("body_html", null=True),
+                 string("status", 10), column("attempts"), text("last_error", null=True), timestamp("created_at"),
+                 timestamp("next_attempt_at"), timestamp("sent_at", null=True),
+                 check("status", "status IN ('pending', 'sending', 'sent', 'failed', 'unknown')"),
+                 unique("dedupe_key"), index("status", "next_attempt_at", name="ix_emails_status_next"),
+                 index("user_id"))
+    create_table("grants", column("id"), ref("org_id", "organisations"), ref("site_id", "sites"),
+                 string("funder_name", 200), string("funder_siret", 14, null=True), string("reference", 100),
+                 date("convention_date"), string("object", 256), column("amount"), string("currency", 3),
+                 string("conditions", 20), string("payment_dates", 60), string("scheme", 200),
+                 timestamp("created_at"), check("amount_positive", "amount > 0"), unique("org_id", "reference"))
+    create_table("login_tokens", string("id", 64), ref("user_id", "users"), timestamp("created_at"),
+                 timestamp("expires_at"), timestamp("used_at", null=True), index("user_id"))
+    create_table("entries", column("id"), ref("org_id", "organisations"), column("site_id"),
+                 string("journal_code", 4), column("number", null=True), date("entry_date"), string("label", 200),
+                 string("piece_ref", 100), date("piece_date"), string("funding_source", 16),
+                 ref("reverses_id", "entries", null=True), string("source_key", 200, null=True),
+                 ref("grant_id", "grants", null=True), string("created_by", 200), timestamp("created_at"),
+                 timestamp("validated_at", null=True), string("prev_hash", 64, null=True),
+                 string("hash", 64, null=True),
+                 check("funding_source", "funding_source IN ('public', 'private', 'crowdfunding', 'self', 'internal')"),
+                 check("validated_fields", "(number IS NULL AND hash IS NULL AND validated_at IS NULL) OR (number IS NOT NULL AND hash IS NOT NULL AND prev_hash IS NOT NULL AND validated_at IS NOT NULL)"),
+                 foreign_key(["site_id", "org_id"], "sites", ["id", "org_id"]),
+                 foreign_key(["journal_code"], "journals", ["code"]), unique("id", "org_id"),
+                 unique("org_id", "number"), unique("org_id", "source_key"), unique("reverses_id"),
+                 index("grant_id"), index("org_id", "entry_date", name="ix_entries_org_date"))
+    create_table("postings", column("id"), column("entry_id"), column("org_id"),
+                 column("line_no", sa.SmallInteger()), string("account_number", 20),
+                 string("aux_code", 30, null=True), column("amount"), string("currency", 3),
+                 string("label", 200, null=True), check("amount_nonzero", "amount <> 0"),
+                 check("currency_code", "length(currency) = 3"),
+                 foreign_key(["org_id", "aux_code"], "aux_accounts", ["org_id", "code"]),
+                 foreign_key(["entry_id", "org_id"], "entries", ["id", "org_id"]),
+                 foreign_key(["org_id", "account_number"], "accounts", ["org_id", "number"]),
+                 unique("entry_id", "line_no"), index("org_id", "account_number", name="ix_postings_org_account"))
 
     op.bulk_insert(
         sa.table("journals", sa.column("code", sa.String), sa.column("label", sa.String)),
@@ -333,42 +116,10 @@ def upgrade() -> None:
             {"code": "AN", "label": "À-nouveaux"},
         ],
     )
-    for sql in statements(op.get_bind().dialect.name):
-        op.execute(sql)
+    GUARDS.install()
 
 
 def downgrade() -> None:
-    for sql in statements(op.get_bind().dialect.name, drop=True):
-        op.execute(sql)
-    # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table('postings', schema=None) as batch_op:
-        batch_op.drop_index('ix_postings_org_account')
-
-    op.drop_table('postings')
-    with op.batch_alter_table('entries', schema=None) as batch_op:
-        batch_op.drop_index('ix_entries_org_date')
-        batch_op.drop_index(batch_op.f('ix_entries_grant_id'))
-
-    op.drop_table('entries')
-    with op.batch_alter_table('login_tokens', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_login_tokens_user_id'))
-
-    op.drop_table('login_tokens')
-    op.drop_table('grants')
-    with op.batch_alter_table('emails', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_emails_user_id'))
-        batch_op.drop_index('ix_emails_status_next')
-
-    op.drop_table('emails')
-    op.drop_table('users')
-    with op.batch_alter_table('sites', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_sites_org_id'))
-
-    op.drop_table('sites')
-    op.drop_table('ledger_heads')
-    op.drop_table('closings')
-    op.drop_table('aux_accounts')
-    op.drop_table('accounts')
-    op.drop_table('organisations')
-    op.drop_table('journals')
-    # ### end Alembic commands ###
+    GUARDS.remove()
+    drop_tables("postings", "entries", "login_tokens", "grants", "emails", "users", "sites", "ledger_heads",
+                "closings", "aux_accounts", "accounts", "organisations", "journals")

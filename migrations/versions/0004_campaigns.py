@@ -5,16 +5,15 @@ Triggers, on both engines:
   forwards (draft → live → succeeded | failed → closed);
 - tax receipts are numbered 1, 2, 3… per organisation and year without gaps, never deleted,
   and once issued only their void fields may be set (once).
-
-Revision ID: 0004
-Revises: 0002
-Create Date: 2026-11-28 10:16:29.447250
 """
 
-from alembic import op
-import sqlalchemy as sa
+from funding.ddl import (Guards, Trigger, abort, boolean, check, column, create_table, date, drop_tables,
+                         foreign_key, index, ref, string, text, timestamp, unique)
 
-PG = [
+revision = "0004"
+down_revision = "0002"
+
+FUNCTIONS = [
     """CREATE FUNCTION campaign_update_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF OLD.status <> 'draft' AND (NEW.goal <> OLD.goal OR NEW.mode <> OLD.mode OR NEW.currency <> OLD.currency
@@ -54,317 +53,115 @@ END $$""",
 BEGIN
   RAISE EXCEPTION 'receipts: a tax receipt is never deleted; void it' USING ERRCODE = '23001';
 END $$""",
-    "CREATE TRIGGER campaigns_update_guard BEFORE UPDATE ON campaigns FOR EACH ROW EXECUTE FUNCTION campaign_update_guard()",
-    "CREATE TRIGGER tax_receipts_insert_guard BEFORE INSERT ON tax_receipts FOR EACH ROW"
-    " EXECUTE FUNCTION tax_receipt_insert_guard()",
-    "CREATE TRIGGER tax_receipts_update_guard BEFORE UPDATE ON tax_receipts FOR EACH ROW"
-    " EXECUTE FUNCTION tax_receipt_update_guard()",
-    "CREATE TRIGGER tax_receipts_delete_guard BEFORE DELETE ON tax_receipts FOR EACH ROW"
-    " EXECUTE FUNCTION tax_receipt_delete_guard()",
 ]
-PG_DROP = [
-    "DROP TRIGGER IF EXISTS campaigns_update_guard ON campaigns",
-    "DROP TRIGGER IF EXISTS tax_receipts_insert_guard ON tax_receipts",
-    "DROP TRIGGER IF EXISTS tax_receipts_update_guard ON tax_receipts",
-    "DROP TRIGGER IF EXISTS tax_receipts_delete_guard ON tax_receipts",
-    "DROP FUNCTION IF EXISTS campaign_update_guard()",
-    "DROP FUNCTION IF EXISTS tax_receipt_insert_guard()",
-    "DROP FUNCTION IF EXISTS tax_receipt_update_guard()",
-    "DROP FUNCTION IF EXISTS tax_receipt_delete_guard()",
+TRIGGERS = [
+    Trigger("campaigns_update_guard", "BEFORE UPDATE ON campaigns", "campaign_update_guard"),
+    *(Trigger(f"tax_receipts_{event}_guard", f"BEFORE {event.upper()} ON tax_receipts", f"tax_receipt_{event}_guard")
+      for event in ("insert", "update", "delete")),
 ]
-
-
-def _raise(message: str) -> str:
-    return f"SELECT RAISE(ABORT, '{message}')"
 
 
 SQLITE = [
     f"""CREATE TRIGGER campaigns_terms_guard BEFORE UPDATE ON campaigns
 WHEN OLD.status <> 'draft' AND (NEW.goal <> OLD.goal OR NEW.mode <> OLD.mode OR NEW.currency <> OLD.currency
   OR NEW.starts_at <> OLD.starts_at OR NEW.ends_at <> OLD.ends_at)
-BEGIN {_raise("campaigns: the goal, mode, currency and dates of a published campaign cannot change")}; END""",
+BEGIN {abort("campaigns: the goal, mode, currency and dates of a published campaign cannot change")}; END""",
     f"""CREATE TRIGGER campaigns_status_guard BEFORE UPDATE ON campaigns
 WHEN NEW.status <> OLD.status AND NOT (
   (OLD.status = 'draft' AND NEW.status = 'live')
   OR (OLD.status = 'live' AND NEW.status IN ('succeeded', 'failed'))
   OR (OLD.status IN ('succeeded', 'failed') AND NEW.status = 'closed'))
-BEGIN {_raise("campaigns: status only moves forwards")}; END""",
+BEGIN {abort("campaigns: status only moves forwards")}; END""",
     f"""CREATE TRIGGER tax_receipts_insert_guard BEFORE INSERT ON tax_receipts
 WHEN NEW.number <> (SELECT COALESCE(MAX(number), 0) + 1 FROM tax_receipts WHERE org_id = NEW.org_id AND year = NEW.year)
-BEGIN {_raise("receipts: number breaks the gap-free series")}; END""",
+BEGIN {abort("receipts: number breaks the gap-free series")}; END""",
     f"""CREATE TRIGGER tax_receipts_update_guard BEFORE UPDATE ON tax_receipts
 WHEN OLD.voided_at IS NOT NULL OR NEW.org_id IS NOT OLD.org_id OR NEW.year IS NOT OLD.year OR NEW.number IS NOT OLD.number
   OR NEW.pledge_id IS NOT OLD.pledge_id OR NEW.revision IS NOT OLD.revision OR NEW.campaign_id IS NOT OLD.campaign_id
   OR NEW.donor_name IS NOT OLD.donor_name OR NEW.donor_address IS NOT OLD.donor_address
   OR NEW.donor_email IS NOT OLD.donor_email OR NEW.amount IS NOT OLD.amount OR NEW.currency IS NOT OLD.currency
   OR NEW.paid_on IS NOT OLD.paid_on OR NEW.method IS NOT OLD.method OR NEW.issued_at IS NOT OLD.issued_at
-BEGIN {_raise("receipts: an issued tax receipt cannot be changed, only voided once")}; END""",
+BEGIN {abort("receipts: an issued tax receipt cannot be changed, only voided once")}; END""",
     f"""CREATE TRIGGER tax_receipts_delete_guard BEFORE DELETE ON tax_receipts
-BEGIN {_raise("receipts: a tax receipt is never deleted; void it")}; END""",
+BEGIN {abort("receipts: a tax receipt is never deleted; void it")}; END""",
 ]
-SQLITE_DROP = [
-    f"DROP TRIGGER IF EXISTS {name}"
-    for name in ("campaigns_terms_guard", "campaigns_status_guard", "tax_receipts_insert_guard",
-                 "tax_receipts_update_guard", "tax_receipts_delete_guard")
-]
-
-
-def _statements(*, drop: bool = False) -> list[str]:
-    if op.get_bind().dialect.name == "postgresql":
-        return PG_DROP if drop else PG
-    return SQLITE_DROP if drop else SQLITE
-
-
-revision = '0004'
-down_revision = '0002'
-branch_labels = None
-depends_on = None
+GUARDS = Guards(functions=FUNCTIONS, triggers=TRIGGERS, sqlite=SQLITE)
 
 
 def upgrade() -> None:
-    # ### commands auto generated by Alembic - please adjust! ###
-    op.create_table('tax_receipt_counters',
-    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('year', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
-    sa.Column('last_number', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_tax_receipt_counters_org_id_organisations')),
-    sa.PrimaryKeyConstraint('org_id', 'year', name=op.f('pk_tax_receipt_counters'))
-    )
-    op.create_table('tax_receipt_issuers',
-    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
-    sa.Column('purpose', sa.Text(), nullable=False),
-    sa.Column('signatory', sa.String(length=200), nullable=False),
-    sa.Column('signatory_role', sa.String(length=120), nullable=False),
-    sa.Column('place', sa.String(length=120), nullable=False),
-    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_tax_receipt_issuers_org_id_organisations')),
-    sa.PrimaryKeyConstraint('org_id', name=op.f('pk_tax_receipt_issuers'))
-    )
-    op.create_table('campaigns',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('site_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('slug', sa.String(length=80), nullable=False),
-    sa.Column('title', sa.String(length=200), nullable=False),
-    sa.Column('summary', sa.String(length=300), nullable=False),
-    sa.Column('description', sa.Text(), nullable=False),
-    sa.Column('image_url', sa.String(length=500), nullable=True),
-    sa.Column('goal', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('mode', sa.String(length=16), nullable=False),
-    sa.Column('status', sa.String(length=10), nullable=False),
-    sa.Column('starts_at', sa.DateTime(), nullable=False),
-    sa.Column('ends_at', sa.DateTime(), nullable=False),
-    sa.Column('min_amount', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('max_amount', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('free_amount', sa.Boolean(), nullable=False),
-    sa.Column('crowd_total', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('collected_total', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('match_uncapped', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('backers_count', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('created_by', sa.String(length=200), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
-    sa.Column('published_at', sa.DateTime(), nullable=True),
-    sa.Column('decided_at', sa.DateTime(), nullable=True),
-    sa.Column('closed_at', sa.DateTime(), nullable=True),
-    sa.CheckConstraint("mode IN ('all_or_nothing', 'keep_it_all')", name=op.f('ck_campaigns_mode')),
-    sa.CheckConstraint("status IN ('draft', 'live', 'succeeded', 'failed', 'closed')", name=op.f('ck_campaigns_status')),
-    sa.CheckConstraint('crowd_total >= 0 AND match_uncapped >= 0 AND backers_count >= 0 AND collected_total >= 0', name=op.f('ck_campaigns_totals_not_negative')),
-    sa.CheckConstraint('ends_at > starts_at', name=op.f('ck_campaigns_dates_in_order')),
-    sa.CheckConstraint('goal > 0', name=op.f('ck_campaigns_goal_positive')),
-    sa.CheckConstraint('length(currency) = 3', name=op.f('ck_campaigns_currency_code')),
-    sa.CheckConstraint('min_amount > 0 AND max_amount >= min_amount', name=op.f('ck_campaigns_amount_bounds')),
-    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_campaigns_org_id_organisations')),
-    sa.ForeignKeyConstraint(['site_id', 'org_id'], ['sites.id', 'sites.org_id'], name=op.f('fk_campaigns_site_id_org_id_sites')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaigns')),
-    sa.UniqueConstraint('slug', name=op.f('uq_campaigns_slug'))
-    )
-    with op.batch_alter_table('campaigns', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_campaigns_site_id'), ['site_id'], unique=False)
-        batch_op.create_index('ix_campaigns_status_ends', ['status', 'ends_at'], unique=False)
-
-    op.create_table('campaign_matches',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('funder_name', sa.String(length=200), nullable=False),
-    sa.Column('funder_siret', sa.String(length=14), nullable=True),
-    sa.Column('reference', sa.String(length=100), nullable=False),
-    sa.Column('ratio_num', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('ratio_den', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('cap_per_pledge', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('total_cap', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('status', sa.String(length=10), nullable=False),
-    sa.Column('released_amount', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('released_at', sa.DateTime(), nullable=True),
-    sa.Column('grant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.CheckConstraint("status IN ('pledged', 'released', 'cancelled')", name=op.f('ck_campaign_matches_status')),
-    sa.CheckConstraint('cap_per_pledge > 0 AND total_cap > 0', name=op.f('ck_campaign_matches_caps')),
-    sa.CheckConstraint('ratio_num > 0 AND ratio_den > 0', name=op.f('ck_campaign_matches_ratio')),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_matches_campaign_id_campaigns')),
-    sa.ForeignKeyConstraint(['grant_id'], ['grants.id'], name=op.f('fk_campaign_matches_grant_id_grants')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_matches')),
-    sa.UniqueConstraint('campaign_id', name=op.f('uq_campaign_matches_campaign_id'))
-    )
-    op.create_table('campaign_tiers',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('position', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('title', sa.String(length=120), nullable=False),
-    sa.Column('description', sa.Text(), nullable=False),
-    sa.Column('amount', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('kind', sa.String(length=10), nullable=False),
-    sa.Column('reward_value', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('vat_per_mille', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('stock', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('remaining', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('backers_count', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.CheckConstraint("kind IN ('gift', 'reward')", name=op.f('ck_campaign_tiers_kind')),
-    sa.CheckConstraint('(stock IS NULL AND remaining IS NULL) OR (remaining >= 0 AND remaining <= stock)', name=op.f('ck_campaign_tiers_stock')),
-    sa.CheckConstraint('amount > 0', name=op.f('ck_campaign_tiers_amount_positive')),
-    sa.CheckConstraint('backers_count >= 0', name=op.f('ck_campaign_tiers_backers')),
-    sa.CheckConstraint('reward_value >= 0', name=op.f('ck_campaign_tiers_reward_value')),
-    sa.CheckConstraint('vat_per_mille IN (0, 55, 100, 200)', name=op.f('ck_campaign_tiers_vat_rate')),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_tiers_campaign_id_campaigns')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_tiers'))
-    )
-    with op.batch_alter_table('campaign_tiers', schema=None) as batch_op:
-        batch_op.create_index('ix_campaign_tiers_campaign', ['campaign_id', 'position'], unique=False)
-
-    op.create_table('campaign_pledges',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('tier_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('amount', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('nature', sa.String(length=5), nullable=False),
-    sa.Column('vat_per_mille', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('match_amount', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('email', sa.String(length=254), nullable=False),
-    sa.Column('address', sa.Text(), nullable=False),
-    sa.Column('public_name', sa.String(length=120), nullable=True),
-    sa.Column('message', sa.String(length=500), nullable=False),
-    sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('access_token', sa.String(length=200), nullable=True),
-    sa.Column('link_base', sa.String(length=200), nullable=False),
-    sa.Column('payment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('checkout_session_id', sa.String(length=255), nullable=True),
-    sa.Column('customer_id', sa.String(length=255), nullable=True),
-    sa.Column('payment_method_id', sa.String(length=255), nullable=True),
-    sa.Column('payment_intent_id', sa.String(length=255), nullable=True),
-    sa.Column('charge_attempt', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('card_sessions', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('claimed_at', sa.DateTime(), nullable=True),
-    sa.Column('grace_until', sa.DateTime(), nullable=True),
-    sa.Column('amount_refunded', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
-    sa.Column('activated_at', sa.DateTime(), nullable=True),
-    sa.Column('paid_at', sa.DateTime(), nullable=True),
-    sa.Column('ended_at', sa.DateTime(), nullable=True),
-    sa.Column('delivered_at', sa.DateTime(), nullable=True),
-    sa.CheckConstraint("nature IN ('gift', 'sale')", name=op.f('ck_campaign_pledges_nature')),
-    sa.CheckConstraint("status IN ('pending', 'active', 'charging', 'action_required', 'card_declined', 'retry', 'paid', 'failed', 'cancelled', 'expired', 'void')", name=op.f('ck_campaign_pledges_status')),
-    sa.CheckConstraint('amount > 0', name=op.f('ck_campaign_pledges_amount_positive')),
-    sa.CheckConstraint('amount_refunded >= 0 AND amount_refunded <= amount', name=op.f('ck_campaign_pledges_refunded')),
-    sa.CheckConstraint('match_amount >= 0', name=op.f('ck_campaign_pledges_match_amount')),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_pledges_campaign_id_campaigns')),
-    sa.ForeignKeyConstraint(['payment_id'], ['payments.id'], name=op.f('fk_campaign_pledges_payment_id_payments')),
-    sa.ForeignKeyConstraint(['tier_id'], ['campaign_tiers.id'], name=op.f('fk_campaign_pledges_tier_id_campaign_tiers')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_pledges')),
-    sa.UniqueConstraint('access_token', name=op.f('uq_campaign_pledges_access_token')),
-    sa.UniqueConstraint('checkout_session_id', name=op.f('uq_campaign_pledges_checkout_session_id')),
-    sa.UniqueConstraint('payment_id', name=op.f('uq_campaign_pledges_payment_id'))
-    )
-    with op.batch_alter_table('campaign_pledges', schema=None) as batch_op:
-        batch_op.create_index('ix_campaign_pledges_campaign', ['campaign_id', 'id'], unique=False)
-        batch_op.create_index('ix_campaign_pledges_email', ['email'], unique=False)
-        batch_op.create_index(batch_op.f('ix_campaign_pledges_payment_intent_id'), ['payment_intent_id'], unique=False)
-        batch_op.create_index('ix_campaign_pledges_status', ['status', 'campaign_id'], unique=False)
-
-    op.create_table('campaign_entries',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('pledge_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('source_key', sa.String(length=200), nullable=False),
-    sa.Column('kind', sa.String(length=20), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_entries_campaign_id_campaigns')),
-    sa.ForeignKeyConstraint(['pledge_id'], ['campaign_pledges.id'], name=op.f('fk_campaign_entries_pledge_id_campaign_pledges')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_entries')),
-    sa.UniqueConstraint('source_key', name=op.f('uq_campaign_entries_source_key'))
-    )
-    with op.batch_alter_table('campaign_entries', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_campaign_entries_campaign_id'), ['campaign_id'], unique=False)
-
-    op.create_table('tax_receipts',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('year', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('number', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('pledge_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('revision', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('donor_name', sa.String(length=200), nullable=False),
-    sa.Column('donor_address', sa.Text(), nullable=False),
-    sa.Column('donor_email', sa.String(length=254), nullable=False),
-    sa.Column('amount', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('paid_on', sa.Date(), nullable=False),
-    sa.Column('method', sa.String(length=40), nullable=False),
-    sa.Column('issued_at', sa.DateTime(), nullable=False),
-    sa.Column('voided_at', sa.DateTime(), nullable=True),
-    sa.Column('void_reason', sa.String(length=200), nullable=True),
-    sa.CheckConstraint('amount > 0', name=op.f('ck_tax_receipts_amount_positive')),
-    sa.CheckConstraint('number > 0', name=op.f('ck_tax_receipts_number_positive')),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_tax_receipts_campaign_id_campaigns')),
-    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_tax_receipts_org_id_organisations')),
-    sa.ForeignKeyConstraint(['pledge_id'], ['campaign_pledges.id'], name=op.f('fk_tax_receipts_pledge_id_campaign_pledges')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_tax_receipts')),
-    sa.UniqueConstraint('org_id', 'year', 'number', name=op.f('uq_tax_receipts_org_id_year_number')),
-    sa.UniqueConstraint('pledge_id', 'revision', name=op.f('uq_tax_receipts_pledge_id_revision'))
-    )
-    with op.batch_alter_table('tax_receipts', schema=None) as batch_op:
-        batch_op.create_index('ix_tax_receipts_donor', ['org_id', 'donor_email', 'year'], unique=False)
-
-    # ### end Alembic commands ###
-    for sql in _statements():
-        op.execute(sql)
+    create_table("tax_receipt_counters", ref("org_id", "organisations"), column("year", autoincrement=False),
+                 column("last_number"), primary_key=("org_id", "year"))
+    create_table("tax_receipt_issuers", ref("org_id", "organisations", autoincrement=False), text("purpose"),
+                 string("signatory", 200), string("signatory_role", 120), string("place", 120),
+                 primary_key=("org_id",))
+    create_table("campaigns", column("id"), ref("org_id", "organisations"), column("site_id"), string("slug", 80),
+                 string("title", 200), string("summary", 300), text("description"),
+                 string("image_url", 500, null=True), column("goal"), string("currency", 3), string("mode", 16),
+                 string("status", 10), timestamp("starts_at"), timestamp("ends_at"), column("min_amount"),
+                 column("max_amount"), boolean("free_amount"), column("crowd_total"), column("collected_total"),
+                 column("match_uncapped"), column("backers_count"), string("created_by", 200),
+                 timestamp("created_at"), timestamp("updated_at"), timestamp("published_at", null=True),
+                 timestamp("decided_at", null=True), timestamp("closed_at", null=True),
+                 check("mode", "mode IN ('all_or_nothing', 'keep_it_all')"),
+                 check("status", "status IN ('draft', 'live', 'succeeded', 'failed', 'closed')"),
+                 check("totals_not_negative", "crowd_total >= 0 AND match_uncapped >= 0 AND backers_count >= 0 AND collected_total >= 0"),
+                 check("dates_in_order", "ends_at > starts_at"), check("goal_positive", "goal > 0"),
+                 check("currency_code", "length(currency) = 3"),
+                 check("amount_bounds", "min_amount > 0 AND max_amount >= min_amount"),
+                 foreign_key(["site_id", "org_id"], "sites", ["id", "org_id"]), unique("slug"), index("site_id"),
+                 index("status", "ends_at", name="ix_campaigns_status_ends"))
+    create_table("campaign_matches", column("id"), ref("campaign_id", "campaigns"), string("funder_name", 200),
+                 string("funder_siret", 14, null=True), string("reference", 100), column("ratio_num"),
+                 column("ratio_den"), column("cap_per_pledge"), column("total_cap"), string("status", 10),
+                 column("released_amount", null=True), timestamp("released_at", null=True),
+                 ref("grant_id", "grants", null=True), timestamp("created_at"),
+                 check("status", "status IN ('pledged', 'released', 'cancelled')"),
+                 check("caps", "cap_per_pledge > 0 AND total_cap > 0"),
+                 check("ratio", "ratio_num > 0 AND ratio_den > 0"), unique("campaign_id"))
+    create_table("campaign_tiers", column("id"), ref("campaign_id", "campaigns"), column("position"),
+                 string("title", 120), text("description"), column("amount"), string("kind", 10),
+                 column("reward_value"), column("vat_per_mille"), column("stock", null=True),
+                 column("remaining", null=True), column("backers_count"), boolean("active"), timestamp("created_at"),
+                 check("kind", "kind IN ('gift', 'reward')"),
+                 check("stock", "(stock IS NULL AND remaining IS NULL) OR (remaining >= 0 AND remaining <= stock)"),
+                 check("amount_positive", "amount > 0"), check("backers", "backers_count >= 0"),
+                 check("reward_value", "reward_value >= 0"), check("vat_rate", "vat_per_mille IN (0, 55, 100, 200)"),
+                 index("campaign_id", "position", name="ix_campaign_tiers_campaign"))
+    create_table("campaign_pledges", column("id"), ref("campaign_id", "campaigns"),
+                 ref("tier_id", "campaign_tiers", null=True), column("amount"), string("currency", 3),
+                 string("nature", 5), column("vat_per_mille"), column("match_amount"), string("name", 200),
+                 string("email", 254), text("address"), string("public_name", 120, null=True),
+                 string("message", 500), string("status", 16), string("access_token", 200, null=True),
+                 string("link_base", 200), ref("payment_id", "payments", null=True),
+                 string("checkout_session_id", 255, null=True), string("customer_id", 255, null=True),
+                 string("payment_method_id", 255, null=True), string("payment_intent_id", 255, null=True),
+                 column("charge_attempt"), column("card_sessions"), timestamp("claimed_at", null=True),
+                 timestamp("grace_until", null=True), column("amount_refunded"), text("last_error", null=True),
+                 timestamp("created_at"), timestamp("updated_at"), timestamp("activated_at", null=True),
+                 timestamp("paid_at", null=True), timestamp("ended_at", null=True),
+                 timestamp("delivered_at", null=True), check("nature", "nature IN ('gift', 'sale')"),
+                 check("status", "status IN ('pending', 'active', 'charging', 'action_required', 'card_declined', 'retry', 'paid', 'failed', 'cancelled', 'expired', 'void')"),
+                 check("amount_positive", "amount > 0"),
+                 check("refunded", "amount_refunded >= 0 AND amount_refunded <= amount"),
+                 check("match_amount", "match_amount >= 0"), unique("access_token"), unique("checkout_session_id"),
+                 unique("payment_id"), index("campaign_id", "id", name="ix_campaign_pledges_campaign"),
+                 index("email"), index("payment_intent_id"),
+                 index("status", "campaign_id", name="ix_campaign_pledges_status"))
+    create_table("campaign_entries", column("id"), ref("campaign_id", "campaigns"),
+                 ref("pledge_id", "campaign_pledges", null=True), string("source_key", 200), string("kind", 20),
+                 timestamp("created_at"), unique("source_key"), index("campaign_id"))
+    create_table("tax_receipts", column("id"), ref("org_id", "organisations"), column("year"), column("number"),
+                 ref("pledge_id", "campaign_pledges"), column("revision"), ref("campaign_id", "campaigns"),
+                 string("donor_name", 200), text("donor_address"), string("donor_email", 254), column("amount"),
+                 string("currency", 3), date("paid_on"), string("method", 40), timestamp("issued_at"),
+                 timestamp("voided_at", null=True), string("void_reason", 200, null=True),
+                 check("amount_positive", "amount > 0"), check("number_positive", "number > 0"),
+                 unique("org_id", "year", "number"), unique("pledge_id", "revision"),
+                 index("org_id", "donor_email", "year", name="ix_tax_receipts_donor"))
+    GUARDS.install()
 
 
 def downgrade() -> None:
-    for sql in _statements(drop=True):
-        op.execute(sql)
-    # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table('tax_receipts', schema=None) as batch_op:
-        batch_op.drop_index('ix_tax_receipts_donor')
-
-    op.drop_table('tax_receipts')
-    with op.batch_alter_table('campaign_entries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_campaign_entries_campaign_id'))
-
-    op.drop_table('campaign_entries')
-    with op.batch_alter_table('campaign_pledges', schema=None) as batch_op:
-        batch_op.drop_index('ix_campaign_pledges_status')
-        batch_op.drop_index(batch_op.f('ix_campaign_pledges_payment_intent_id'))
-        batch_op.drop_index('ix_campaign_pledges_email')
-        batch_op.drop_index('ix_campaign_pledges_campaign')
-
-    op.drop_table('campaign_pledges')
-    with op.batch_alter_table('campaign_tiers', schema=None) as batch_op:
-        batch_op.drop_index('ix_campaign_tiers_campaign')
-
-    op.drop_table('campaign_tiers')
-    op.drop_table('campaign_matches')
-    with op.batch_alter_table('campaigns', schema=None) as batch_op:
-        batch_op.drop_index('ix_campaigns_status_ends')
-        batch_op.drop_index(batch_op.f('ix_campaigns_site_id'))
-
-    op.drop_table('campaigns')
-    op.drop_table('tax_receipt_issuers')
-    op.drop_table('tax_receipt_counters')
-    # ### end Alembic commands ###
+    GUARDS.remove()
+    drop_tables("tax_receipts", "campaign_entries", "campaign_pledges", "campaign_tiers", "campaign_matches",
+                "campaigns", "tax_receipt_issuers", "tax_receipt_counters")

@@ -1,18 +1,7 @@
-"""one head: the campaigns, coworking, bar and exports branches
+"""one head: the campaigns, coworking, bar and exports branches"""
 
-Revision ID: 0008
-Revises: 0004, 0005, 0006, 0007
-Create Date: 2026-11-28 11:46:51.026676
-"""
-
-from alembic import op
-import sqlalchemy as sa
-
-
-revision = '0008'
-down_revision = ('0004', '0005', '0006', '0007')
-branch_labels = None
-depends_on = None
+revision = "0008"
+down_revision = ("0004", "0005", "0006", "0007")
 
 
 def upgrade() -> None:

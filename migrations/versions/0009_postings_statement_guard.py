@@ -6,38 +6,20 @@ INSERT … FOR EACH STATEMENT trigger sees every new posting in a transition tab
 them with one primary-key probe per entry: postings can still never be added to a validated entry (same message,
 same SQLSTATE). UPDATE and DELETE keep their row-level guard. SQLite is unchanged (it has
 no statement-level triggers).
-
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-12-01 21:20:00
 """
 
-from alembic import op
-
-from funding.migrate import sql_function
+from funding.ddl import GuardChange, Trigger, statement_trigger
 
 revision = "0009"
 down_revision = "0008"
-branch_labels = None
-depends_on = None
 
-
-def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute(sql_function("ledger_postings_insert_guard", 1))
-    op.execute("DROP TRIGGER postings_guard ON postings")
-    op.execute("CREATE TRIGGER postings_guard BEFORE UPDATE OR DELETE ON postings FOR EACH ROW "
-               "EXECUTE FUNCTION ledger_posting_guard()")
-    op.execute("CREATE TRIGGER postings_insert_guard AFTER INSERT ON postings REFERENCING NEW TABLE AS new_postings "
-               "FOR EACH STATEMENT EXECUTE FUNCTION ledger_postings_insert_guard()")
-
-
-def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute("DROP TRIGGER postings_insert_guard ON postings")
-    op.execute("DROP TRIGGER postings_guard ON postings")
-    op.execute("CREATE TRIGGER postings_guard BEFORE INSERT OR UPDATE OR DELETE ON postings FOR EACH ROW "
-               "EXECUTE FUNCTION ledger_posting_guard()")
-    op.execute("DROP FUNCTION ledger_postings_insert_guard()")
+CHANGE = GuardChange(
+    functions={"ledger_postings_insert_guard": (None, 1)},
+    triggers=[
+        (Trigger("postings_guard", "BEFORE INSERT OR UPDATE OR DELETE ON postings", "ledger_posting_guard"),
+         Trigger("postings_guard", "BEFORE UPDATE OR DELETE ON postings", "ledger_posting_guard")),
+        (None, statement_trigger("postings_insert_guard", "AFTER INSERT ON postings", "new_postings",
+                                 "ledger_postings_insert_guard")),
+    ],
+)
+upgrade, downgrade = CHANGE.upgrade, CHANGE.downgrade

@@ -17,39 +17,19 @@ What needs no query stays a row trigger: a validated entry cannot change, an ent
 be validated before its date. The head's guard, which only let the head move by one, now
 lets it move forward to an entry that exists with that number and hash. Same messages and
 SQLSTATEs as before. SQLite is unchanged (no statement-level triggers).
-
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-12-02 00:45:00
 """
 
-from alembic import op
-
-from funding.migrate import sql_function
+from funding.ddl import GuardChange, Trigger, statement_trigger
 
 revision = "0010"
 down_revision = "0009"
-branch_labels = None
-depends_on = None
 
-
-def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute(sql_function("ledger_entry_update_guard", 2))
-    op.execute(sql_function("ledger_entries_validate", 1))
-    op.execute(sql_function("ledger_head_guard", 2))
-    op.execute("DROP TRIGGER entries_advance_head ON entries")
-    op.execute("CREATE TRIGGER entries_advance_head AFTER UPDATE ON entries REFERENCING NEW TABLE AS new_entries "
-               "FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_validate()")
-
-
-def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute("DROP TRIGGER entries_advance_head ON entries")
-    op.execute("CREATE TRIGGER entries_advance_head AFTER UPDATE ON entries FOR EACH ROW"
-               " WHEN (OLD.number IS NULL AND NEW.number IS NOT NULL) EXECUTE FUNCTION ledger_entry_advance_head()")
-    op.execute("DROP FUNCTION ledger_entries_validate()")
-    op.execute(sql_function("ledger_head_guard", 1))
-    op.execute(sql_function("ledger_entry_update_guard", 1))
+CHANGE = GuardChange(
+    functions={"ledger_entry_update_guard": (1, 2), "ledger_entries_validate": (None, 1), "ledger_head_guard": (1, 2)},
+    triggers=[(
+        Trigger("entries_advance_head", "AFTER UPDATE ON entries", "ledger_entry_advance_head",
+                when="OLD.number IS NULL AND NEW.number IS NOT NULL"),
+        statement_trigger("entries_advance_head", "AFTER UPDATE ON entries", "new_entries", "ledger_entries_validate"),
+    )],
+)
+upgrade, downgrade = CHANGE.upgrade, CHANGE.downgrade

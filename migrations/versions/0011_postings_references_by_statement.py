@@ -13,47 +13,26 @@ or renumbered; an UPDATE of postings is checked like an INSERT. SQLSTATE 23503
 
 The models still declare both keys (SQLite uses them): PG_TRIGGER_CHECKED_FKS in
 funding.ledger.models tells autogenerate and the drift test not to add them back.
-
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-12-02 01:45:00
 """
 
-from alembic import op
-
-from funding.migrate import sql_function
+from funding.ddl import GuardChange, Trigger, keys_dropped, statement_trigger
 
 revision = "0011"
 down_revision = "0010"
-branch_labels = None
-depends_on = None
 
-
-def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute(sql_function("ledger_postings_insert_guard", 2))
-    op.execute(sql_function("ledger_entry_update_guard", 3))
-    op.execute(sql_function("ledger_entry_delete_guard", 2))
-    op.execute(sql_function("ledger_account_guard", 1))
-    op.execute("CREATE TRIGGER postings_update_refs AFTER UPDATE ON postings REFERENCING NEW TABLE AS new_postings "
-               "FOR EACH STATEMENT EXECUTE FUNCTION ledger_postings_insert_guard()")
-    op.execute("CREATE TRIGGER accounts_guard BEFORE UPDATE OR DELETE ON accounts FOR EACH ROW "
-               "EXECUTE FUNCTION ledger_account_guard()")
-    op.execute("ALTER TABLE postings DROP CONSTRAINT fk_postings_entry_id_org_id_entries")
-    op.execute("ALTER TABLE postings DROP CONSTRAINT fk_postings_org_id_account_number_accounts")
-
-
-def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute("ALTER TABLE postings ADD CONSTRAINT fk_postings_org_id_account_number_accounts "
-               "FOREIGN KEY (org_id, account_number) REFERENCES accounts (org_id, number)")
-    op.execute("ALTER TABLE postings ADD CONSTRAINT fk_postings_entry_id_org_id_entries "
-               "FOREIGN KEY (entry_id, org_id) REFERENCES entries (id, org_id)")
-    op.execute("DROP TRIGGER accounts_guard ON accounts")
-    op.execute("DROP TRIGGER postings_update_refs ON postings")
-    op.execute("DROP FUNCTION ledger_account_guard()")
-    op.execute(sql_function("ledger_entry_delete_guard", 1))
-    op.execute(sql_function("ledger_postings_insert_guard", 1))
-    op.execute(sql_function("ledger_entry_update_guard", 2))
+TRIGGERS = [
+    statement_trigger("postings_update_refs", "AFTER UPDATE ON postings", "new_postings", "ledger_postings_insert_guard"),
+    Trigger("accounts_guard", "BEFORE UPDATE OR DELETE ON accounts", "ledger_account_guard"),
+]
+KEYS = [  # (name, definition) of the foreign keys the guards stand in for
+    ("fk_postings_entry_id_org_id_entries", "FOREIGN KEY (entry_id, org_id) REFERENCES entries (id, org_id)"),
+    ("fk_postings_org_id_account_number_accounts",
+     "FOREIGN KEY (org_id, account_number) REFERENCES accounts (org_id, number)"),
+]
+CHANGE = GuardChange(
+    functions={"ledger_postings_insert_guard": (1, 2), "ledger_entry_update_guard": (2, 3),
+               "ledger_entry_delete_guard": (1, 2), "ledger_account_guard": (None, 1)},
+    triggers=[(None, trigger) for trigger in TRIGGERS],
+    sql=keys_dropped("postings", KEYS),
+)
+upgrade, downgrade = CHANGE.upgrade, CHANGE.downgrade

@@ -11,51 +11,27 @@ it can happen: a draft keeps its journal and site (the row guard, which already 
 id and organisation); a journal or a site used by entries cannot be deleted or change
 its key (an organisation with entries has sites, whose own key keeps it). SQLSTATE 23503,
 as before. SQLite keeps its foreign keys.
-
-Revision ID: 0012
-Revises: 0011
-Create Date: 2026-12-02 02:05:00
 """
 
-from alembic import op
-
-from funding.migrate import sql_function
+from funding.ddl import GuardChange, Trigger, keys_dropped, statement_trigger
 
 revision = "0012"
 down_revision = "0011"
-branch_labels = None
-depends_on = None
 
-
-def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute(sql_function("ledger_entries_insert_refs", 1))
-    op.execute(sql_function("ledger_entry_update_guard", 4))
-    op.execute(sql_function("ledger_journal_guard", 1))
-    op.execute(sql_function("ledger_site_guard", 1))
-    op.execute("CREATE TRIGGER entries_insert_refs AFTER INSERT ON entries REFERENCING NEW TABLE AS new_entries "
-               "FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_insert_refs()")
-    op.execute("CREATE TRIGGER journals_guard BEFORE UPDATE OR DELETE ON journals FOR EACH ROW "
-               "EXECUTE FUNCTION ledger_journal_guard()")
-    op.execute("CREATE TRIGGER sites_ledger_guard BEFORE UPDATE OR DELETE ON sites FOR EACH ROW "
-               "EXECUTE FUNCTION ledger_site_guard()")
-    for name in ("fk_entries_journal_code_journals", "fk_entries_org_id_organisations", "fk_entries_site_id_org_id_sites"):
-        op.execute(f"ALTER TABLE entries DROP CONSTRAINT {name}")
-
-
-def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute("ALTER TABLE entries ADD CONSTRAINT fk_entries_site_id_org_id_sites "
-               "FOREIGN KEY (site_id, org_id) REFERENCES sites (id, org_id)")
-    op.execute("ALTER TABLE entries ADD CONSTRAINT fk_entries_org_id_organisations FOREIGN KEY (org_id) REFERENCES organisations (id)")
-    op.execute("ALTER TABLE entries ADD CONSTRAINT fk_entries_journal_code_journals "
-               "FOREIGN KEY (journal_code) REFERENCES journals (code)")
-    op.execute("DROP TRIGGER sites_ledger_guard ON sites")
-    op.execute("DROP TRIGGER journals_guard ON journals")
-    op.execute("DROP TRIGGER entries_insert_refs ON entries")
-    op.execute("DROP FUNCTION ledger_site_guard()")
-    op.execute("DROP FUNCTION ledger_journal_guard()")
-    op.execute("DROP FUNCTION ledger_entries_insert_refs()")
-    op.execute(sql_function("ledger_entry_update_guard", 3))
+TRIGGERS = [
+    statement_trigger("entries_insert_refs", "AFTER INSERT ON entries", "new_entries", "ledger_entries_insert_refs"),
+    Trigger("journals_guard", "BEFORE UPDATE OR DELETE ON journals", "ledger_journal_guard"),
+    Trigger("sites_ledger_guard", "BEFORE UPDATE OR DELETE ON sites", "ledger_site_guard"),
+]
+KEYS = [  # (name, definition) of the foreign keys the guards stand in for
+    ("fk_entries_journal_code_journals", "FOREIGN KEY (journal_code) REFERENCES journals (code)"),
+    ("fk_entries_org_id_organisations", "FOREIGN KEY (org_id) REFERENCES organisations (id)"),
+    ("fk_entries_site_id_org_id_sites", "FOREIGN KEY (site_id, org_id) REFERENCES sites (id, org_id)"),
+]
+CHANGE = GuardChange(
+    functions={"ledger_entries_insert_refs": (None, 1), "ledger_entry_update_guard": (3, 4),
+               "ledger_journal_guard": (None, 1), "ledger_site_guard": (None, 1)},
+    triggers=[(None, trigger) for trigger in TRIGGERS],
+    sql=keys_dropped("entries", KEYS),
+)
+upgrade, downgrade = CHANGE.upgrade, CHANGE.downgrade

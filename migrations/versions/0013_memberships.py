@@ -9,21 +9,15 @@ of the only organisation if there is one, else a network role (it already saw th
 a member without one becomes a member of the organisations they have a coworking record,
 a bar sale or a tab at. Emails now say which organisation they are about, so that each
 organisation's staff see only theirs.
-
-Revision ID: 0013
-Revises: 0012
-Create Date: 2026-12-03 15:00:00
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
+from funding.ddl import BIGINT, check, column, create_table, index, ref, string, timestamp, unique
 
 revision = "0013"
 down_revision = "0012"
-branch_labels = None
-depends_on = None
-
-BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 # Who held what, as memberships. :now is the migration's time.
 COPY = [
@@ -51,26 +45,13 @@ COPY = [
 
 
 def upgrade() -> None:
-    op.create_table(
-        "memberships",
-        sa.Column("id", BIGINT, nullable=False),
-        sa.Column("user_id", BIGINT, nullable=False),
-        sa.Column("org_id", BIGINT, nullable=True),
-        sa.Column("role", sa.String(length=20), nullable=False),
-        sa.Column("granted_at", sa.DateTime(), nullable=False),
-        sa.Column("granted_by", sa.String(length=254), nullable=False),
-        sa.CheckConstraint("role IN ('admin', 'staff', 'accountant', 'member')", name=op.f("ck_memberships_role")),
-        sa.CheckConstraint("org_id IS NOT NULL OR role <> 'member'", name=op.f("ck_memberships_member_of_an_organisation")),
-        sa.ForeignKeyConstraint(["org_id"], ["organisations.id"], name=op.f("fk_memberships_org_id_organisations")),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_memberships_user_id_users")),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_memberships")),
-        sa.UniqueConstraint("user_id", "org_id", "role", name=op.f("uq_memberships_user_id_org_id_role")),
-    )
-    with op.batch_alter_table("memberships") as batch_op:
-        batch_op.create_index(batch_op.f("ix_memberships_org_id"), ["org_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_memberships_user_id"), ["user_id"], unique=False)
-        batch_op.create_index("uq_memberships_network", ["user_id", "role"], unique=True,
-                              sqlite_where=sa.text("org_id IS NULL"), postgresql_where=sa.text("org_id IS NULL"))
+    create_table("memberships", column("id"), ref("user_id", "users"), ref("org_id", "organisations", null=True),
+                 string("role", 20), timestamp("granted_at"), string("granted_by", 254),
+                 check("role", "role IN ('admin', 'staff', 'accountant', 'member')"),
+                 check("member_of_an_organisation", "org_id IS NOT NULL OR role <> 'member'"),
+                 unique("user_id", "org_id", "role"), index("org_id"), index("user_id"),
+                 index("user_id", "role", name="uq_memberships_network", unique=True,
+                       sqlite_where=sa.text("org_id IS NULL"), postgresql_where=sa.text("org_id IS NULL")))
 
     import datetime as dt
 

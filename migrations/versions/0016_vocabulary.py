@@ -10,20 +10,15 @@ statuses (Stripe's).
 SQLite changes a CHECK by rebuilding the table (foreign keys off meanwhile, see env.py; the
 legacy rename leaves other tables' triggers be); the triggers of a rebuilt table are made
 again from migrations/sql/sqlite.
-
-Revision ID: 0016
-Revises: 0015
-Create Date: 2026-12-03 18:00:00
 """
 
 from alembic import op
 
+from funding.ddl import sqlite_rebuild
 from funding.migrate import sqlite_trigger
 
 revision = "0016"
 down_revision = "0015"
-branch_labels = None
-depends_on = None
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -55,15 +50,11 @@ TRIGGERS = {  # SQLite triggers of the tables rebuilt here
 
 
 def _sqlite(table: str, *, drop: list[str] = (), add: list[tuple[str, str]] = ()) -> None:
-    op.execute("PRAGMA legacy_alter_table = ON")
-    with op.batch_alter_table(table, recreate="always") as batch_op:
+    with sqlite_rebuild(table, [sqlite_trigger(name, 1) for name in TRIGGERS.get(table, ())]) as batch_op:
         for name in drop:
             batch_op.drop_constraint(op.f(name), type_="check")
         for name, sql in add:
             batch_op.create_check_constraint(op.f(name), sql)
-    op.execute("PRAGMA legacy_alter_table = OFF")
-    for trigger in TRIGGERS.get(table, ()):
-        op.execute(sqlite_trigger(trigger, 1))
 
 
 def _rename(old: str, new: str) -> None:

@@ -1,0 +1,3 @@
+-- template: validated_entry
+-- refused: deleted
+-- row: OLD
