@@ -30,14 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
-from sqlalchemy import func, insert, select, update  # noqa: E402
+import httpx
+from sqlalchemy import func, insert, select, update
 
-from funding.campaigns.models import Campaign, Match, Pledge, Tier  # noqa: E402
-from funding.db import create_engine, session_factory, transaction, utcnow  # noqa: E402
-from funding.migrate import upgrade  # noqa: E402
-from funding.orgs.service import create_organisation, create_site  # noqa: E402
-from funding.settings import load_settings  # noqa: E402
+from funding.campaigns.models import Campaign, Match, Pledge, Tier
+from funding.db import create_engine, session_factory, transaction, utcnow
+from funding.migrate import upgrade
+from funding.orgs.service import create_organisation, create_site
+from funding.settings import load_settings
 
 ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 FIRST = ["Martine", "Karim", "Élodie", "Paul", "Jeanne", "Inès", "Louis", "Sophie", "Nadia", "Hugo", "Claire", "Lucas"]

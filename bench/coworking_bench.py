@@ -30,19 +30,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import insert, select, text  # noqa: E402
+from sqlalchemy import insert, select, text
 
-from funding.auth.models import User  # noqa: E402
-from funding.coworking.lifecycle import apply_invoice, sale_draft, settle_invoice_charge  # noqa: E402
-from funding.coworking.models import Invoice, Member, PlanPrice, Subscription  # noqa: E402
-from funding.coworking.plans import PlanSpec, price_ttc, save_plan  # noqa: E402
-from funding.coworking.reports import member_rows  # noqa: E402
-from funding.db import create_engine, session_factory, transaction, utcnow  # noqa: E402
-from funding.ledger.models import AuxAccount  # noqa: E402
-from funding.ledger.service import EntryDraft, Line, post  # noqa: E402
-from funding.migrate import upgrade  # noqa: E402
-from funding.orgs.models import Site  # noqa: E402
-from funding.orgs.service import create_organisation, create_site  # noqa: E402
+from funding.auth.models import User
+from funding.coworking.lifecycle import apply_invoice, sale_draft, settle_invoice_charge
+from funding.coworking.models import Invoice, Member, PlanPrice, Subscription
+from funding.coworking.plans import PlanSpec, price_ttc, save_plan
+from funding.coworking.reports import member_rows
+from funding.db import create_engine, session_factory, transaction, utcnow
+from funding.ledger.models import AuxAccount
+from funding.ledger.service import EntryDraft, Line, post
+from funding.migrate import upgrade
+from funding.orgs.models import Site
+from funding.orgs.service import create_organisation, create_site
 
 ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 STATUSES = ["active"] * 14 + ["past_due", "unpaid", "canceled", "trialing"]

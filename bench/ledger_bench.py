@@ -25,15 +25,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import text
 
-from funding.db import create_engine, session_factory, transaction  # noqa: E402
-from funding.ledger.seals import Keyring, feed, feed_csv, parse_kept, seal  # noqa: E402
-from funding.ledger.service import EntryDraft, Line, post  # noqa: E402
-from funding.ledger.verify import _entries_query, verify_org  # noqa: E402
-from funding.migrate import upgrade  # noqa: E402
-from funding.orgs.service import create_organisation, create_site  # noqa: E402
-from funding.settings import load_settings  # noqa: E402
+from funding.db import create_engine, session_factory, transaction
+from funding.ledger.seals import Keyring, feed, feed_csv, parse_kept, seal
+from funding.ledger.service import EntryDraft, Line, post
+from funding.ledger.verify import _entries_query, verify_org
+from funding.migrate import upgrade
+from funding.orgs.service import create_organisation, create_site
+from funding.settings import load_settings
 
 ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ACCOUNTS = ["512", "5115", "627", "706", "707", "741", "75411", "7542", "411", "445711"]

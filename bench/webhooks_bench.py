@@ -43,23 +43,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
-from sqlalchemy import func, insert, select  # noqa: E402
-from starlette.applications import Starlette  # noqa: E402
-from starlette.responses import JSONResponse, Response  # noqa: E402
-from starlette.routing import Route  # noqa: E402
+import httpx
+from sqlalchemy import func, insert, select
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-from funding.db import create_engine, session_factory, transaction  # noqa: E402
-from funding.ledger.models import Entry, Posting  # noqa: E402
-from funding.ledger.verify import verify_org  # noqa: E402
-from funding.mail.models import Email  # noqa: E402
-from funding.migrate import upgrade  # noqa: E402
-from funding.orgs.service import create_organisation, create_site  # noqa: E402
-from funding.payments.models import Payment, StripeEvent  # noqa: E402
-from funding.settings import load_settings  # noqa: E402
-from funding.stripe_gateway import SignatureError, StripeGateway, sign_payload, verify_signature  # noqa: E402
-from tests import stripe_objects as so  # noqa: E402
-from webhooks.processing import drain  # noqa: E402
+from funding.db import create_engine, session_factory, transaction
+from funding.ledger.models import Entry, Posting
+from funding.ledger.verify import verify_org
+from funding.mail.models import Email
+from funding.migrate import upgrade
+from funding.orgs.service import create_organisation, create_site
+from funding.payments.models import Payment, StripeEvent
+from funding.settings import load_settings
+from funding.stripe_gateway import SignatureError, StripeGateway, sign_payload, verify_signature
+from tests import stripe_objects as so
+from webhooks.processing import drain
 
 ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 LUA = Path(__file__).resolve().parent / "webhooks_wrk.lua"

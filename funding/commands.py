@@ -14,15 +14,15 @@ runs the command, and turns whatever refusal escapes it into one line on stderr:
 from __future__ import annotations
 
 import asyncio
-import enum
 import datetime as dt
+import enum
 import functools
 import inspect
 import os
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable
 
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Row, Select, String, Table, TypeDecorator, event, text
 from sqlalchemy.engine import CursorResult, Result, make_url

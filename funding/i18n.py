@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import io
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from babel.dates import format_date, format_datetime
@@ -25,7 +25,7 @@ _current = contextvars.ContextVar("locale", default="fr")
 BABEL = {"fr": "fr_FR", "en": "en_GB"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(locale: str) -> NullTranslations:
     po = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
     if locale == "fr" or not po.exists():

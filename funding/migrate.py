@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from funding.settings import PROJECT_ROOT
 
-
 SQL_DIR = PROJECT_ROOT / "migrations" / "sql"
 
 

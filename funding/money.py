@@ -43,19 +43,19 @@ class Money:
         if not isinstance(self.amount, int) or isinstance(self.amount, bool):
             raise TypeError(f"Money.amount must be an int of minor units, got {type(self.amount).__name__}")
 
-    def _same(self, other: "Money") -> None:
+    def _same(self, other: Money) -> None:
         if not isinstance(other, Money) or other.currency != self.currency:
             raise MoneyError(f"cannot mix {self.currency} with {getattr(other, 'currency', other)!r}")
 
-    def __add__(self, other: "Money") -> "Money":
+    def __add__(self, other: Money) -> Money:
         self._same(other)
         return Money(self.amount + other.amount, self.currency)
 
-    def __sub__(self, other: "Money") -> "Money":
+    def __sub__(self, other: Money) -> Money:
         self._same(other)
         return Money(self.amount - other.amount, self.currency)
 
-    def __neg__(self) -> "Money":
+    def __neg__(self) -> Money:
         return Money(-self.amount, self.currency)
 
     def decimal(self) -> Decimal:
@@ -65,7 +65,7 @@ class Money:
         return format_money(self.amount, self.currency, locale)
 
     @classmethod
-    def parse(cls, text: str, currency: str = "EUR", *, allow_negative: bool = False) -> "Money":
+    def parse(cls, text: str, currency: str = "EUR", *, allow_negative: bool = False) -> Money:
         return cls(parse_amount(text, currency, allow_negative=allow_negative), check_currency(currency))
 
 

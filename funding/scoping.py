@@ -48,7 +48,7 @@ class OrgScope:
 def set_scope(session, scope: OrgScope | None) -> None:
     """Install (or, with None, remove) the wall on a session (sync or async)."""
     target = getattr(session, "sync_session", session)
-    if scope is None or scope.everything and scope.user_id is None:
+    if scope is None or (scope.everything and scope.user_id is None):
         target.info.pop("scope", None)
     else:
         target.info["scope"] = scope

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
 from funding.errors import FundingError
@@ -69,7 +69,7 @@ class Settings:
     def stripe_livemode(self) -> bool:
         return self.stripe_secret_key.startswith(("sk_live_", "rk_live_"))
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         return replace(self, **changes)
 
 

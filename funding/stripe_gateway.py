@@ -16,13 +16,14 @@ Objects come back as plain dicts.
 from __future__ import annotations
 
 import asyncio
-import ssl
 import hashlib
 import hmac
 import logging
+import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import httpx
 import stripe

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
@@ -20,10 +20,10 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from funding import i18n
-from funding.errors import FundingError
 from funding.auth.models import BOOKS, EXPORTERS, STAFF, User  # noqa: F401  (the role sets routes ask for)
 from funding.auth.service import grants_of
 from funding.db import transaction
+from funding.errors import FundingError
 from funding.scoping import OrgScope, set_scope
 from funding.security import csrf_token
 from funding.settings import PROJECT_ROOT

@@ -21,11 +21,10 @@ log = logging.getLogger("funding.worker")
 def jobs(gw: StripeGateway):
     """Every periodic job, in the order they run. The worker is a composition root: it
     is where `webhooks` is wired in."""
+    from funding.domains import parts
     from funding.payments.calls import resolve_unknown
     from funding.payments.reconcile import reconcile_job
     from webhooks.processing import drain
-
-    from funding.domains import parts
 
     domain_jobs = [
         (name, (lambda fn: lambda sessions, settings: fn(sessions, settings, gw))(fn))
@@ -70,7 +69,7 @@ async def run_worker(settings: Settings, *, once: bool = False) -> None:
             try:
                 await asyncio.wait_for(stop.wait(), timeout=settings.worker_poll_seconds)
                 break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     finally:
         await gw.aclose()

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from funding.ledger.models import Entry
-from tests.support.cli import funding as cli, invoke_bare
+from tests.support.cli import funding as cli
+from tests.support.cli import invoke_bare
 
 
 async def test_create_org_site_user_and_record_money(settings, sessions, tmp_path):

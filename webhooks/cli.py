@@ -26,7 +26,7 @@ async def stripe_sync(ctx: Context, since: str) -> None:
     if day is None:
         raise CommandError("--since DATE is required (YYYY-MM-DD; the Events API keeps 30 days)")
     async with stripe_gateway(ctx.settings) as gw:
-        report = await sync(ctx.sessions, gw, dt.datetime.combine(day, dt.time(), dt.timezone.utc))
+        report = await sync(ctx.sessions, gw, dt.datetime.combine(day, dt.time(), dt.UTC))
     out(f"events not delivered: {report.events_seen} ({report.events_new} new), processed {report.events_processed}; "
         f"balance transactions: {report.transactions_seen} seen, {report.transactions_booked} booked now")
 

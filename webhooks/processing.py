@@ -14,7 +14,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
-
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.db import refresh_statistics, transaction
@@ -101,7 +100,7 @@ class TxnReads:
             expand = not missing <= known.keys()
             try:
                 await self._scan(missing, (min(created) - self.WINDOW_BEFORE, max(created) + self.WINDOW_AFTER), expand)
-            except Exception as exc:  # noqa: BLE001 - the handlers fetch one by one instead
+            except Exception as exc:
                 log.info("batch read of balance transactions failed (%s); reading them one by one", exc)
         return known
 
@@ -172,7 +171,7 @@ async def process_due(sessions: async_sessionmaker[AsyncSession], gw: StripeGate
         async with semaphore:
             try:
                 prepared[event.id] = [await h.prepare(gw, payloads[event.id]) for h in handlers]
-            except Exception as exc:  # noqa: BLE001 - any failure is retried later, with its message kept
+            except Exception as exc:
                 log.warning("event %s (%s): fetching failed: %s", event.id, event.type, exc)
                 failures[event.id] = f"prepare: {type(exc).__name__}: {exc}"
 
@@ -180,12 +179,12 @@ async def process_due(sessions: async_sessionmaker[AsyncSession], gw: StripeGate
     ready = [e for e in events if e.id in prepared]
     try:
         await _apply(sessions, ready, payloads, prepared)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.info("batch of %s events failed (%s); applying them one by one", len(ready), exc)
         for event in ready:
             try:
                 await _apply(sessions, [event], payloads, prepared)
-            except Exception as one:  # noqa: BLE001
+            except Exception as one:
                 log.warning("event %s (%s) failed: %s", event.id, event.type, one)
                 failures[event.id] = f"apply: {type(one).__name__}: {one}"
     if failures:
@@ -242,7 +241,7 @@ async def drain(sessions: async_sessionmaker[AsyncSession], gw: StripeGateway, *
             checked = time.monotonic()
             try:
                 await refresh_statistics(sessions, WRITTEN_TABLES)
-            except Exception as exc:  # noqa: BLE001 - statistics are an optimisation
+            except Exception as exc:
                 log.info("could not refresh statistics: %s", exc)
 
     async def worker() -> int:

@@ -19,7 +19,6 @@ import logging
 from typing import TypedDict
 
 import orjson
-
 from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response

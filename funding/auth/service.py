@@ -9,12 +9,12 @@ import secrets
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.errors import FundingError
 from funding.auth.models import ROLES, TEAM, LoginToken, Membership, Role, User
 from funding.db import rowcount, utcnow
-from funding.scoping import THROUGH_THE_WALL
+from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.mail.service import enqueue
+from funding.scoping import THROUGH_THE_WALL
 from funding.security import TokenError, sign, unsign
 from funding.settings import Settings
 

@@ -24,11 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.models import User
 from funding.bar.models import Batch, SaleLine, Ticket
+from funding.ledger.models import FundingSource
 from funding.ledger.service import EntryDraft, Line
 from funding.orgs.models import Organisation, Site
 from funding.payments import purposes
 from funding.payments.purposes import split_vat
-from funding.ledger.models import FundingSource
 
 VAT_ACCOUNTS = {200: "445711", 100: "445712", 55: "445713"}
 RATE_LABELS = {200: "20 %", 100: "10 %", 55: "5,5 %"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from funding.ledger.canonical import _ts, chain_hash  # noqa: F401  (chain_hash is re-exported)
+from funding.ledger.canonical import _ts, chain_hash
 
 FORMAT_VERSION = 1
 

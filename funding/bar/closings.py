@@ -24,15 +24,14 @@ from sqlalchemy.orm.attributes import set_committed_value
 from funding.bar import books
 from funding.bar.canonical import archive_hash, closing_hash, sha256
 from funding.bar.figures import fiscal_year_bounds, fiscal_year_label, fiscal_year_start, period_figures
-from funding.bar.models import Archive, SaleLine, TillClosing, TillHead
+from funding.bar.models import Archive, SaleLine, TillClosing, TillClosingKind, TillHead
 from funding.bar.till import BarError, local_today, lock_head
 from funding.db import utcnow
 from funding.i18n import gettext as _
+from funding.ledger.models import SealKind
 from funding.ledger.service import post
 from funding.orgs.models import Organisation, Site
 from funding.payments.books import dated_for_open_period
-from funding.bar.models import TillClosingKind
-from funding.ledger.models import SealKind
 
 log = logging.getLogger("funding.bar")
 

@@ -19,7 +19,7 @@ from funding.auth.models import User
 from funding.auth.service import create_user
 from funding.bar.catalog import add_product
 from funding.bar.closings import close_day
-from funding.bar.models import Batch, Product, SaleLine
+from funding.bar.models import Batch, BatchStatus, Product, SaleLine
 from funding.bar.service import start_tab_payment, start_walk_in_payment
 from funding.bar.settlement import billing_job, cut_off, cutoff_key
 from funding.bar.till import BarError, cancel, local_today, open_ticket, ring_up
@@ -27,7 +27,6 @@ from funding.db import transaction
 from funding.orgs.models import Site
 from funding.settings import Settings
 from funding.stripe_gateway import StripeGateway
-from funding.bar.models import BatchStatus
 
 log = logging.getLogger("funding.demo")
 

@@ -13,9 +13,8 @@ from collections import defaultdict
 
 from sqlalchemy import case, func, select
 
-from funding.bar.models import SaleLine
+from funding.bar.models import LineKind, SaleLine
 from funding.payments.purposes import split_vat
-from funding.bar.models import LineKind
 
 _L = SaleLine.__table__.c
 

@@ -13,10 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from funding.bar.canonical import archive_hash, closing_hash, line_document, sha256
 from funding.bar.figures import fiscal_year_start, period_figures
-from funding.bar.models import GENESIS_HASH, Archive, SaleLine, TillClosing, TillHead
+from funding.bar.models import GENESIS_HASH, Archive, SaleLine, TillClosing, TillClosingKind, TillHead
 from funding.ledger.canonical import chain_hash
 from funding.orgs.models import Organisation, Site
-from funding.bar.models import TillClosingKind
 
 FIGURES = ("line_count", "cancel_count", "first_seq", "last_seq", "totals", "by_mode", "cancellations", "period_total",
            "fiscal_year_total", "grand_total")

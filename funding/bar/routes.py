@@ -15,19 +15,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from funding.bar import catalog, closings, settlement, till
-from funding.bar.models import Ticket, TillClosing, TillHead
+from funding.bar.models import BatchStatus, Ticket, TicketStatus, TillClosing, TillHead
 from funding.bar.service import member_tabs, start_tab_payment, start_walk_in_payment
 from funding.bar.till import BarError
-from funding.i18n import gettext as _, money
+from funding.i18n import gettext as _
+from funding.i18n import money
 from funding.orgs.models import Site
 from funding.payments import books
-from funding.payments.models import Payment
+from funding.payments.models import Payment, PaymentStatus
 from funding.payments.service import settle_session
 from funding.stripe_gateway import GatewayError
 from funding.web import STAFF, db, flash, redirect, redirect_to, render, require
-from funding.bar.models import TicketStatus
-from funding.payments.models import PaymentStatus
-from funding.bar.models import BatchStatus
 
 MEMBER = ("member",)
 

@@ -20,18 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.auth.models import User
 from funding.bar import books
-from funding.bar.models import Batch, Ticket
-from funding.bar.settlement import PURPOSE as TAB_PURPOSE, mark
+from funding.bar.models import Batch, BatchMethod, BatchStatus, Ticket, TicketStatus
+from funding.bar.settlement import PURPOSE as TAB_PURPOSE
+from funding.bar.settlement import mark
 from funding.bar.till import BarError, tab_balance, ticket_total
 from funding.db import rowcount, transaction, utcnow
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
 from funding.payments import purposes
-from funding.payments.models import Payment
+from funding.payments.models import Payment, PaymentPurpose, PaymentStatus
 from funding.payments.service import on_paid, start_checkout
 from funding.stripe_gateway import StripeGateway
-from funding.bar.models import BatchMethod, BatchStatus, TicketStatus
-from funding.payments.models import PaymentPurpose, PaymentStatus
 
 log = logging.getLogger("funding.bar")
 SALE_PURPOSE = PaymentPurpose.BAR_SALE

@@ -26,17 +26,17 @@ from sqlalchemy import func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.auth.models import User
-from funding.bar.models import Batch, BatchLine, SaleLine
+from funding.bar.models import Batch, BatchLine, BatchMethod, BatchStatus, SaleLine
 from funding.bar.till import BarError, _insert, local_today, open_lines
 from funding.db import insert_ignore, rowcount, transaction, utcnow
-from funding.i18n import gettext as _, money
+from funding.i18n import gettext as _
+from funding.i18n import money
 from funding.mail.service import enqueue
 from funding.orgs.models import Site
 from funding.payments.calls import create_once
+from funding.payments.models import PaymentPurpose
 from funding.settings import Settings
 from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown
-from funding.bar.models import BatchMethod, BatchStatus
-from funding.payments.models import PaymentPurpose
 
 log = logging.getLogger("funding.bar")
 PURPOSE = PaymentPurpose.BAR_TAB

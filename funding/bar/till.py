@@ -19,15 +19,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from funding.errors import FundingError
 from funding.auth.models import Membership, Role, User
 from funding.auth.service import is_member_of
 from funding.bar.canonical import line_hash
-from funding.bar.models import GENESIS_HASH, BatchLine, Product, SaleLine, Ticket, TillHead
+from funding.bar.models import GENESIS_HASH, BatchLine, LineKind, Product, SaleLine, Ticket, TicketStatus, TillHead
 from funding.db import dialect_insert, dialect_of, utcnow
-from funding.i18n import gettext as _, money
+from funding.errors import FundingError
+from funding.i18n import gettext as _
+from funding.i18n import money
 from funding.orgs.models import Site
-from funding.bar.models import LineKind, TicketStatus
 
 PARIS = ZoneInfo("Europe/Paris")
 MAX_QUANTITY = 99

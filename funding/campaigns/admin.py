@@ -15,7 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from funding.campaigns import books, receipts, richtext, service, views
-from funding.campaigns.models import Campaign, CampaignEntry, Match, Pledge, Tier
+from funding.campaigns.models import Campaign, CampaignEntry, Match, Mode, Nature, Pledge, PledgeStatus, Tier
 from funding.campaigns.service import (
     CampaignError,
     CampaignForm,
@@ -29,8 +29,6 @@ from funding.ledger.service import LedgerError
 from funding.money import format_plain
 from funding.orgs.models import Organisation, Site
 from funding.web import BOOKS, STAFF, absolute_url, db, flash, redirect_to, render, require
-from funding.campaigns.models import Mode, PledgeStatus
-from funding.campaigns.models import Nature
 
 PAGE = 50
 CHASE = (PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED, PledgeStatus.FAILED)

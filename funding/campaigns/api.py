@@ -7,8 +7,8 @@ Amounts are integers of minor units with their ISO currency, as everywhere here.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -17,10 +17,9 @@ from starlette.routing import Route
 
 from funding import i18n
 from funding.campaigns import richtext, views
+from funding.campaigns.models import CampaignStatus, MatchStatus
 from funding.db import utcnow
 from funding.web import absolute_url, db, path_for
-from funding.campaigns.models import MatchStatus
-from funding.campaigns.models import CampaignStatus
 
 API_HEADERS = {"access-control-allow-origin": "*", "cache-control": "public, max-age=30"}
 WIDGET_HEADERS = {"content-security-policy": "frame-ancestors *", "cache-control": "public, max-age=60"}

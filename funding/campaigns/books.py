@@ -19,17 +19,25 @@ import datetime as dt
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.campaigns.models import IN_FLIGHT, Campaign, CampaignEntry, Match, Pledge
+from funding.campaigns.models import (
+    IN_FLIGHT,
+    Campaign,
+    CampaignEntry,
+    CampaignStatus,
+    EntryKind,
+    Match,
+    MatchStatus,
+    Nature,
+    Pledge,
+    PledgeStatus,
+)
 from funding.db import insert_ignore, rowcount, utcnow
-from funding.ledger.models import Grant
+from funding.ledger.models import FundingSource, Grant
 from funding.ledger.service import EntryDraft, Line, credit, debit, post
 from funding.payments import purposes
 from funding.payments.books import dated_for_open_period
 from funding.payments.books import source_key as stripe_key
 from funding.payments.models import PaymentPurpose
-from funding.campaigns.models import MatchStatus, PledgeStatus
-from funding.campaigns.models import CampaignStatus, EntryKind, Nature
-from funding.ledger.models import FundingSource
 
 PURPOSE = PaymentPurpose.PLEDGE
 VAT_ACCOUNTS = {200: "445711", 100: "445712", 55: "445713"}

@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from funding.campaigns.models import TierKind
-from funding.campaigns.models import Nature, PledgeStatus
+from funding.campaigns.models import Nature, PledgeStatus, TierKind
 from funding.commands import BOOKS, STAFF, CommandError, Context, choice, command, exclusive, group, out, root, stripe_gateway
 
 campaigns = group(root, "campaigns", help="crowdfunding campaigns")

@@ -23,10 +23,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from funding.campaigns import settle
 from funding.campaigns.books import release_match
 from funding.campaigns.flows import settle_payment_intent
-from funding.campaigns.models import Campaign, Match, Pledge
+from funding.campaigns.models import Campaign, CampaignStatus, Match, MatchStatus, Mode, Pledge, PledgeStatus
 from funding.campaigns.pledges import lock_campaign, match_total
 from funding.db import dialect_of, rowcount, transaction, utcnow
 from funding.payments.calls import create_once
+from funding.payments.models import PaymentPurpose
 from funding.payments.service import settle_session
 from funding.stripe_gateway import (
     GatewayError,
@@ -34,8 +35,6 @@ from funding.stripe_gateway import (
     StripeRefused,
     StripeUnknown,
 )
-from funding.payments.models import PaymentPurpose
-from funding.campaigns.models import CampaignStatus, MatchStatus, Mode, PledgeStatus
 
 log = logging.getLogger("funding.campaigns")
 BATCH = 20

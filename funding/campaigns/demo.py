@@ -18,12 +18,21 @@ import re
 import httpx
 from sqlalchemy import func, select
 
-from funding.campaigns.models import Campaign, Match, Pledge, ReceiptIssuer, Tier
+from funding.campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    Match,
+    Mode,
+    Nature,
+    Pledge,
+    PledgeStatus,
+    ReceiptIssuer,
+    Tier,
+    TierKind,
+)
 from funding.db import transaction, utcnow
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
-from funding.campaigns.models import CampaignStatus, Mode, TierKind
-from funding.campaigns.models import Nature, PledgeStatus
 
 log = logging.getLogger("funding.demo")
 DAY = dt.timedelta(days=1)

@@ -16,21 +16,19 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from funding.errors import Forbidden, Unavailable
 from funding.campaigns import settle
 from funding.campaigns.books import charge_txns, tag_stripe
-from funding.campaigns.models import Campaign, Pledge, Tier
+from funding.campaigns.models import Campaign, CampaignStatus, EntryKind, Mode, Pledge, PledgeStatus, Tier
 from funding.campaigns.pledges import Contribution, create_pledge
 from funding.db import rowcount, transaction, utcnow
+from funding.errors import Forbidden, Unavailable
 from funding.i18n import gettext as _
 from funding.payments import books
 from funding.payments.calls import create_once
+from funding.payments.models import PaymentPurpose
 from funding.payments.service import start_checkout
 from funding.settings import Settings
 from funding.stripe_gateway import GatewayError, StripeGateway, StripeRefused
-from funding.payments.models import PaymentPurpose
-from funding.campaigns.models import PledgeStatus
-from funding.campaigns.models import CampaignStatus, EntryKind, Mode
 
 log = logging.getLogger("funding.campaigns")
 CARD_STATES = (PledgeStatus.ACTIVE, PledgeStatus.RETRY, PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED)
@@ -137,7 +135,7 @@ async def _book(sessions: async_sessionmaker, gw: StripeGateway, txn_ids: list[s
         return
     try:
         await books.ingest(sessions, gw, txn_ids)
-    except Exception:  # noqa: BLE001 - the webhook or the worker books it anyway
+    except Exception:
         log.info("balance transactions %s: booking deferred to the webhook", txn_ids)
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.campaigns.models import Campaign, Pledge, TaxReceipt, Tier
+from funding.campaigns.models import Campaign, Nature, Pledge, TaxReceipt, Tier
 from funding.campaigns.pledges import manage_url
 from funding.campaigns.receipts import local_day, receipt_code
 from funding.i18n import date, money
 from funding.mail.service import enqueue
-from funding.campaigns.models import Nature
 
 
 def _day(moment) -> str:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from funding.db import Base, EnumText, one_of, utcnow
 from funding.scoping import CampaignScoped, OrgScoped
 
+
 class CampaignStatus(StrEnum):
     DRAFT = "draft"
     LIVE = "live"

@@ -15,17 +15,15 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.errors import FundingError
 from funding.auth.service import AuthError, normalise_email
-from funding.campaigns.models import COUNTED, Campaign, Match, Pledge, Tier
+from funding.campaigns.models import COUNTED, Campaign, CampaignStatus, Match, MatchStatus, Nature, Pledge, PledgeStatus, Tier
 from funding.db import rowcount, utcnow
+from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.money import MoneyError, check_currency, parse_amount
 from funding.orgs.models import Organisation
 from funding.security import sign
-from funding.campaigns.models import CampaignStatus, MatchStatus, PledgeStatus
-from funding.campaigns.models import Nature
 
 GIFT_TOLERANCE_PERCENT = 25  # a counterpart is tolerated up to 25 % of the gift…
 GIFT_TOLERANCE_CAP = 7300  # …and 73 € (ACCOUNTING.md §2); above that the contribution is a sale

@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.campaigns.models import (
     Campaign,
+    Nature,
     Pledge,
+    PledgeStatus,
     ReceiptIssuer,
     TaxReceipt,
     TaxReceiptCounter,
@@ -26,7 +28,6 @@ from funding.campaigns.words import amount_in_words
 from funding.db import dialect_insert, dialect_of, insert_ignore, utcnow
 from funding.orgs.models import Organisation, Site
 from funding.security import sign
-from funding.campaigns.models import Nature, PledgeStatus
 
 PARIS = ZoneInfo("Europe/Paris")
 RECEIPT_TOKEN = "campaign-tax-receipt"

@@ -12,14 +12,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from funding.campaigns import admin, api, flows, receipts, richtext, settle, views
-from funding.campaigns.models import Campaign, Pledge, TaxReceipt, Tier
+from funding.campaigns.models import Campaign, CampaignStatus, Mode, Pledge, PledgeStatus, TaxReceipt, Tier
 from funding.campaigns.pledges import TOKEN_PURPOSE, Contribution, ContributionError
 from funding.db import utcnow
 from funding.i18n import gettext as _
 from funding.security import TokenError, unsign
 from funding.stripe_gateway import GatewayError
 from funding.web import STAFF, absolute_url, db, flash, load_user, redirect, redirect_to, render
-from funding.campaigns.models import CampaignStatus, Mode, PledgeStatus
 
 FORM_FIELDS = ("tier", "amount", "currency", "name", "email", "address", "show_name", "public_name", "message")
 

@@ -16,11 +16,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.errors import FundingError
 from funding.campaigns import books, settle
-from funding.campaigns.models import MODES, Campaign, Match, Pledge, Tier
+from funding.campaigns.models import MODES, Campaign, CampaignStatus, Match, MatchStatus, Pledge, Tier
 from funding.campaigns.pledges import lock_campaign
 from funding.db import rowcount, utcnow
+from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.ledger.models import Grant
@@ -29,7 +29,6 @@ from funding.orgs.models import Site
 from funding.orgs.service import OrgError, check_siret
 from funding.payments import purposes
 from funding.payments.service import on_paid
-from funding.campaigns.models import CampaignStatus, MatchStatus
 
 PARIS = ZoneInfo("Europe/Paris")
 VAT_CHOICES = {"0": 0, "5,5": 55, "5.5": 55, "10": 100, "20": 200}

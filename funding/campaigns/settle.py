@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.campaigns import mails, receipts
-from funding.campaigns.models import IN_FLIGHT, Campaign, Pledge, Tier
+from funding.campaigns.models import IN_FLIGHT, Campaign, CampaignStatus, Mode, Nature, Pledge, PledgeStatus, Tier
 from funding.campaigns.pledges import (
     GRACE,
     lock_campaign,
@@ -24,7 +24,6 @@ from funding.campaigns.pledges import (
 )
 from funding.db import rowcount, utcnow
 from funding.payments.models import Payment
-from funding.campaigns.models import CampaignStatus, Mode, Nature, PledgeStatus
 
 log = logging.getLogger("funding.campaigns")
 

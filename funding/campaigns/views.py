@@ -6,20 +6,18 @@ included), its site, its match, its tiers and the last names of the wall.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.campaigns.models import COUNTED, Campaign, Match, Pledge, Tier
+from funding.campaigns.models import COUNTED, Campaign, CampaignStatus, Match, Mode, Pledge, PledgeStatus, Tier
 from funding.campaigns.pledges import match_total
 from funding.i18n import N_, ngettext
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
-from funding.campaigns.models import CampaignStatus, Mode, PledgeStatus
 
 WALL_SIZE = 30
 PUBLIC_STATES = (CampaignStatus.LIVE, CampaignStatus.SUCCEEDED, CampaignStatus.FAILED, CampaignStatus.CLOSED)

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from funding.errors import FundingError
 from funding.auth.models import User
 from funding.coworking.lifecycle import apply_subscription, fetched_version, from_unix
 from funding.coworking.members import ensure_customer
 from funding.coworking.models import (
     LIVE_STATUSES,
+    RUNNING,
     Checkout,
+    CheckoutStatus,
     Member,
     Plan,
     PlanPrice,
@@ -31,14 +32,14 @@ from funding.coworking.models import (
 )
 from funding.coworking.plans import current_price, price_ttc
 from funding.db import transaction
+from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
 from funding.payments.calls import create_once
+from funding.payments.models import PaymentPurpose
 from funding.payments.service import start_checkout
 from funding.security import TokenError, sign, unsign
 from funding.stripe_gateway import GatewayError, StripeGateway, StripeUnknown
-from funding.coworking.models import RUNNING, CheckoutStatus
-from funding.payments.models import PaymentPurpose
 
 CHANGE_TOKEN = "coworking-change"
 CHANGE_TOKEN_MAX_AGE = 15 * 60

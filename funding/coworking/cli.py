@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from funding.coworking.models import Interval, PlanKind, PriceStatus
 from funding.commands import BOOKS, STAFF, Context, choice, command, group, out, root, stripe_gateway
+from funding.coworking.models import Interval, PlanKind, PriceStatus
 
 plans = group(root, "plans", help="coworking plans per site and their Stripe prices")
 

@@ -17,14 +17,13 @@ from sqlalchemy import func, select
 
 from funding.coworking import billing
 from funding.coworking.members import check_details, enrol
-from funding.coworking.models import Checkout, Member, Pass, Plan, Subscription
+from funding.coworking.models import Checkout, Interval, Member, Pass, Plan, PlanKind, Subscription
 from funding.coworking.plans import PlanSpec, save_plan, sync_plans
 from funding.coworking.service import use_pass_day
 from funding.db import transaction
 from funding.orgs.models import Site
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
-from funding.coworking.models import Interval, PlanKind
 
 log = logging.getLogger("funding.demo")
 

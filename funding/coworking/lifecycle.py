@@ -32,22 +32,22 @@ from funding.coworking.members import ensure_aux_account, member_from_metadata
 from funding.coworking.models import (
     LIVE_STATUSES,
     Invoice,
+    InvoiceStatus,
     Member,
     Plan,
     PlanPrice,
     Subscription,
+    SubscriptionStatus,
 )
 from funding.coworking.plans import plan_for_price, vat_account
 from funding.db import insert_ignore, utcnow
 from funding.i18n import money
-from funding.ledger.models import Entry
+from funding.ledger.models import Entry, FundingSource
 from funding.ledger.service import EntryDraft, Line, post
 from funding.mail.service import enqueue
 from funding.orgs.models import Site
 from funding.payments import purposes
 from funding.payments.books import dated_for_open_period
-from funding.coworking.models import InvoiceStatus, SubscriptionStatus
-from funding.ledger.models import FundingSource
 
 PARIS = ZoneInfo("Europe/Paris")
 DEFAULT_GRACE_DAYS = 7

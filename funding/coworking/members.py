@@ -16,11 +16,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from funding.errors import FundingError
 from funding.auth.models import Role, User
 from funding.auth.service import AuthError, create_user, grant, is_team, normalise_email
 from funding.coworking.models import Member
 from funding.db import insert_ignore, transaction, utcnow
+from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.ledger.models import AuxAccount
 from funding.orgs.models import Site

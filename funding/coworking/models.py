@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from funding.db import Base, EnumText, one_of, utcnow
 from funding.scoping import MemberScoped, OrgScoped, SiteScoped
 
+
 class PlanKind(StrEnum):
     WORKSPACE = "workspace"    # a desk or an office, monthly
     MEMBERSHIP = "membership"  # the association's yearly fee

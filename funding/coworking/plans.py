@@ -19,15 +19,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from funding.errors import FundingError
-from funding.coworking.models import PLAN_KINDS, Plan, PlanPrice
+from funding.coworking.models import PLAN_KINDS, Interval, Plan, PlanKind, PlanPrice, PriceStatus
 from funding.db import transaction, utcnow
+from funding.errors import FundingError
 from funding.ledger.models import Account
 from funding.money import MoneyError, check_currency, parse_amount
 from funding.orgs.models import Site
 from funding.payments.calls import create_once
 from funding.stripe_gateway import StripeGateway
-from funding.coworking.models import Interval, PlanKind, PriceStatus
 
 REVENUE_ACCOUNTS = ("706", "7561", "7562")
 VAT_RATES = {0: "0", 55: "5,5", 100: "10", 200: "20"}

@@ -15,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.models import User
 from funding.coworking.lifecycle import PARIS, Access, access_of, local_day, overdue_filter, pass_day_members, with_pass
-from funding.coworking.models import Invoice, Member, Pass, Plan, Subscription
+from funding.coworking.models import LIVE_STATUSES, Invoice, InvoiceStatus, Member, Pass, Plan, Subscription
 from funding.db import utcnow
 from funding.orgs.models import Organisation, Site
-from funding.coworking.models import LIVE_STATUSES, InvoiceStatus
 
 STATUS_FILTERS = ("active", "trialing", "past_due", "unpaid", "canceled", "none")
 

@@ -26,7 +26,7 @@ from funding.coworking.members import (
     push_details,
     update_details,
 )
-from funding.coworking.models import Invoice, Member, Plan, PlanPrice, Subscription
+from funding.coworking.models import RUNNING, Invoice, InvoiceStatus, Member, Plan, PlanKind, PlanPrice, Subscription
 from funding.coworking.plans import (
     VAT_RATES,
     current_price,
@@ -38,11 +38,10 @@ from funding.coworking.service import member_panels, passes_of
 from funding.coworking.staff import page
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
+from funding.payments.models import PaymentPurpose
 from funding.payments.service import CHECKOUT_RETURN, settle_return
 from funding.stripe_gateway import GatewayError
 from funding.web import absolute_url, db, flash, load_user, path_for, redirect, redirect_to, require
-from funding.coworking.models import RUNNING, InvoiceStatus, PlanKind
-from funding.payments.models import PaymentPurpose
 
 MEMBER = ("member",)
 

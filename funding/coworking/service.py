@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.errors import FundingError
 from funding.coworking.lifecycle import (  # noqa: F401  (the service's public API)
     DEFAULT_GRACE_DAYS,
     Access,
@@ -53,20 +52,19 @@ from funding.coworking.members import (  # noqa: F401
     member_by_customer,
     member_for_user,
 )
-from funding.coworking.models import Member, Pass, PassDay, Plan, Subscription
+from funding.coworking.models import RUNNING, Member, Pass, PassDay, Plan, Subscription
 from funding.coworking.plans import pass_expiry, vat_account
 from funding.db import insert_ignore, rowcount, utcnow
+from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.i18n import money
+from funding.ledger.models import FundingSource
 from funding.ledger.service import Line
 from funding.mail.service import enqueue
 from funding.orgs.models import Site
 from funding.payments import purposes
-from funding.payments.models import Payment
+from funding.payments.models import Payment, PaymentPurpose
 from funding.payments.service import on_paid
-from funding.payments.models import PaymentPurpose
-from funding.ledger.models import FundingSource
-from funding.coworking.models import RUNNING
 
 PASS_PURPOSE = PaymentPurpose.PASS
 INVOICE_PURPOSE = PaymentPurpose.INVOICE

@@ -19,6 +19,7 @@ from funding.coworking.models import (
     Pass,
     PassDay,
     Plan,
+    PlanKind,
     PlanPrice,
     Subscription,
 )
@@ -29,7 +30,6 @@ from funding.i18n import gettext as _
 from funding.mail.models import Email
 from funding.orgs.models import Organisation, Site
 from funding.web import BOOKS, STAFF, db, flash, redirect_to, render, require
-from funding.coworking.models import PlanKind
 
 STATUS_LABELS = {
     "active": N_("actif"), "trialing": N_("essai"), "past_due": N_("paiement en retard"), "unpaid": N_("impayé"),

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.auth.models import User
 from funding.auth.service import create_user
+from funding.domains import parts
 from funding.ledger.records import Record, record_many
 from funding.ledger.service import close_month
-from funding.auth.models import User
-from funding.domains import parts
 from funding.orgs.models import Organisation, Site
 from funding.orgs.service import create_organisation, create_site
 

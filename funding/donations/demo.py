@@ -15,11 +15,10 @@ import httpx
 from sqlalchemy import func, select
 
 from funding.orgs.models import Site
-from funding.payments.models import Payment
+from funding.payments.models import Payment, PaymentPurpose
 from funding.payments.service import start_checkout
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
-from funding.payments.models import PaymentPurpose
 
 log = logging.getLogger("funding.demo")
 

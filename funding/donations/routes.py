@@ -9,7 +9,8 @@ from starlette.routing import Route
 
 from funding.auth.service import AuthError, normalise_email
 from funding.donations.service import MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE
-from funding.i18n import gettext as _, money
+from funding.i18n import gettext as _
+from funding.i18n import money
 from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Site
 from funding.payments.service import CHECKOUT_RETURN, settle_return, start_checkout

@@ -9,13 +9,13 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.i18n import money
+from funding.ledger.models import FundingSource
 from funding.ledger.service import Line
 from funding.mail.service import enqueue, enqueue_many
 from funding.orgs.models import Site
 from funding.payments import purposes
 from funding.payments.models import Payment
 from funding.payments.service import on_paid
-from funding.ledger.models import FundingSource
 
 PURPOSE = "donation"
 MIN_AMOUNT = 100  # 1,00 €

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from funding.db import Base, EnumText, one_of, utcnow
 from funding.scoping import OrgScoped
 
+
 class ExportFormat(StrEnum):
     FEC = "fec"
     CSV = "csv"

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.ledger.models import FUNDING_SOURCES, Account, Entry, Grant, Posting
+from funding.ledger.models import FUNDING_SOURCES, Account, Entry, FundingSource, Grant, Posting
 from funding.money import format_plain
 from funding.orgs.models import Organisation, Site
-from funding.ledger.models import FundingSource
 
 CHART_WIDTH = 600
 TREND_HEIGHT = 160

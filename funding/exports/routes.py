@@ -19,15 +19,14 @@ from starlette.routing import Route
 from funding.db import transaction
 from funding.exports import books, report, service
 from funding.exports.journal import ExportError, Scope
-from funding.exports.models import FORMATS, ExportLog, ExportRecipient, ExportRun
-from funding.ledger import seals
-from funding.ledger.seals import Keyring
+from funding.exports.models import FORMATS, Channel, ExportLog, ExportRecipient, ExportRun
 from funding.i18n import SOURCE_LABELS
 from funding.i18n import gettext as _
+from funding.ledger import seals
+from funding.ledger.seals import Keyring
 from funding.mail.models import Email
 from funding.orgs.models import Organisation, Site
 from funding.web import BOOKS, db, flash, load_user, redirect_to, render, require
-from funding.exports.models import Channel
 
 EXPORTERS = ("admin", "accountant")
 CHART = {"chart_width": report.CHART_WIDTH, "trend_height": report.TREND_HEIGHT, "trend_bar": report.TREND_BAR}

@@ -31,9 +31,9 @@ from funding.auth.models import Membership, User
 from funding.db import insert_ignore, utcnow
 from funding.exports import books, journal, textledgers
 from funding.exports.journal import ExportError, Scope
-from funding.exports.models import FORMATS, ExportLog, ExportRecipient, ExportRun
+from funding.exports.models import FORMATS, Channel, ExportFormat, ExportLog, ExportRecipient, ExportRun
 from funding.i18n import gettext as _
-from funding.ledger.models import Closing, LedgerHead, Seal
+from funding.ledger.models import Closing, LedgerHead, Seal, SealKind
 from funding.ledger.seals import seal_text
 from funding.ledger.service import LedgerError, month_bounds
 from funding.mail.models import Email
@@ -42,8 +42,6 @@ from funding.orgs.models import Organisation, Site
 from funding.orgs.service import OrgError, organisation_for, site_by_slug
 from funding.security import TokenError, sign, unsign
 from funding.settings import Settings
-from funding.exports.models import Channel, ExportFormat
-from funding.ledger.models import SealKind
 
 ATTACHMENT_LIMIT = 5 * 1024 * 1024  # above this, the email carries a signed link instead
 LINK_MAX_AGE = 30 * 24 * 3600

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from funding.db import Base, EnumText, one_of, utcnow
 from funding.scoping import OrgScoped
 
+
 class FundingSource(StrEnum):
     """Where the money of an entry comes from (ACCOUNTING.md §1); ``internal`` moves it between our own accounts."""
 

@@ -20,12 +20,11 @@ from funding.db import must_get
 from funding.errors import FundingError
 from funding.i18n import N_
 from funding.ledger.chart import check_account_number
-from funding.ledger.models import FUNDING_SOURCES, Entry, Grant, Posting
+from funding.ledger.models import FUNDING_SOURCES, Entry, FundingSource, Grant, Posting
 from funding.ledger.service import EntryDraft, LedgerError, Posted, credit, debit, post
 from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Organisation, Site
 from funding.orgs.service import OrgError, check_siret
-from funding.ledger.models import FundingSource
 
 KINDS = {
     "grant-notified": N_("Subvention notifiée"),

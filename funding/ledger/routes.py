@@ -16,8 +16,8 @@ from starlette.routing import Route
 from funding.i18n import gettext as _
 from funding.ledger import records
 from funding.ledger.models import FUNDING_SOURCES, Closing, Entry, LedgerHead, Posting
-from funding.ledger.service import LedgerError, close_month, reverse, totals_by_currency, trial_balance
 from funding.ledger.seals import Keyring
+from funding.ledger.service import LedgerError, close_month, reverse, totals_by_currency, trial_balance
 from funding.ledger.verify import verify_org
 from funding.orgs.models import Organisation, Site
 from funding.web import BOOKS, STAFF, db, flash, redirect, redirect_to, render, require

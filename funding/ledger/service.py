@@ -11,30 +11,31 @@ import calendar
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from funding.errors import FundingError
 from funding.db import AnyRow, AnySelect, dialect_insert, dialect_of, utcnow
+from funding.errors import FundingError
 from funding.ledger.canonical import chain_hash, closing_hash, entry_document
 from funding.ledger.chart import DEFAULT_CHART, JOURNALS
 from funding.ledger.models import (
     ENTRY_KEYS,
-    ClosingKind,
-    SealKind,
     FUNDING_SOURCES,
     GENESIS_HASH,
     Account,
     AuxAccount,
     Closing,
+    ClosingKind,
     Entry,
     LedgerHead,
     Posting,
+    SealKind,
 )
 from funding.money import MoneyError, check_currency
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from funding.db import Base, EnumText, one_of, utcnow
 
+
 class EmailStatus(StrEnum):
     PENDING = "pending"
     SENDING = "sending"

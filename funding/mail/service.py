@@ -14,16 +14,16 @@ import json
 import logging
 import smtplib
 import ssl
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from funding.errors import FundingError
 from funding.db import dialect_insert, dialect_of, insert_ignore, rowcount, utcnow
+from funding.errors import FundingError
 from funding.mail.models import Email, EmailStatus
 from funding.settings import Settings
 

@@ -32,7 +32,7 @@ class Organisation(Base):
     uses_stripe: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    sites: Mapped[list["Site"]] = relationship(back_populates="organisation", order_by="Site.id")
+    sites: Mapped[list[Site]] = relationship(back_populates="organisation", order_by="Site.id")
 
 
 class Site(OrgScoped, Base):

@@ -15,10 +15,9 @@ while the ledger's head is locked.
 
 from __future__ import annotations
 
-from typing import Any
-
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -26,12 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.db import Sessions
 from funding.errors import FundingError
+from funding.ledger.models import Entry, FundingSource, LedgerHead
 from funding.ledger.service import EntryDraft, Line, Posted, post
-from funding.ledger.models import Entry, LedgerHead
 from funding.orgs.models import Organisation, Site
 from funding.payments import purposes
 from funding.stripe_gateway import StripeGateway
-from funding.ledger.models import FundingSource
 
 PARIS = ZoneInfo("Europe/Paris")
 REVENUE_TYPES = {"charge", "payment", "refund", "payment_refund", "refund_failure", "payment_failure_refund",

@@ -12,18 +12,16 @@ The request row (with its idempotency key, derived from our own record) is commi
 
 from __future__ import annotations
 
-from typing import Any, TYPE_CHECKING
-
 import datetime as dt
 import json
 import logging
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
 from funding.db import Sessions, insert_ignore, transaction, utcnow
-from funding.payments.models import StripeRequest
+from funding.payments.models import RequestStatus, StripeRequest
 from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown
-from funding.payments.models import RequestStatus
 
 if TYPE_CHECKING:
     from funding.settings import Settings

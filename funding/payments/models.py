@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from funding.db import Base, EnumText, one_of, utcnow
 from funding.scoping import OrgScoped
 
+
 class EventStatus(StrEnum):
     PENDING = "pending"
     PROCESSING = "processing"

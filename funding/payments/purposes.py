@@ -9,13 +9,14 @@ balances. Unknown purposes land on a suspense account (467) for an accountant to
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.ledger.service import Line
 from funding.ledger.models import FundingSource
+from funding.ledger.service import Line
 
 
 @dataclass(frozen=True)

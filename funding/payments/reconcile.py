@@ -4,10 +4,9 @@ unreconciled, with the difference and the missing entries shown to a person."""
 
 from __future__ import annotations
 
-from typing import Any, TYPE_CHECKING
-
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.db import Sessions, insert_ignore, must_get, transaction, utcnow
 from funding.ledger.models import Entry
 from funding.payments.books import source_key
-from funding.payments.models import Payout
+from funding.payments.models import Payout, PayoutStatus
 from funding.stripe_gateway import StripeGateway
-from funding.payments.models import PayoutStatus
 
 if TYPE_CHECKING:
     from funding.settings import Settings

@@ -10,10 +10,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from funding.i18n import gettext as _
-from funding.payments.models import EVENT_STATES, Payment, Payout, StripeEvent, StripeRequest
+from funding.payments.models import EVENT_STATES, EventStatus, Payment, Payout, RequestStatus, StripeEvent, StripeRequest
 from funding.payments.service import reset_event
 from funding.web import BOOKS, STAFF, db, flash, redirect_to, render, require
-from funding.payments.models import EventStatus, RequestStatus
 
 
 async def overview(request: Request) -> Response:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from funding.db import Sessions, dialect_of, rowcount, transaction, utcnow
@@ -247,6 +248,6 @@ async def settle_return(sessions: Sessions, gw: StripeGateway, session_id: str, 
     if bt:
         try:
             await books.ingest(sessions, gw, [bt if isinstance(bt, str) else bt["id"]])
-        except Exception:  # noqa: BLE001 - the webhook or the worker books it anyway
+        except Exception:
             log.info("return page: charge of checkout %s left to the webhook", session_id, exc_info=True)
     return payment

@@ -9,8 +9,9 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AbstractSet, Any, Callable
+from typing import TYPE_CHECKING, AbstractSet, Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -85,7 +86,7 @@ async def _params(request: Request) -> dict[str, Any]:
 
 
 async def dispatch(request: Request) -> Response:
-    sb: "Sandbox" = request.app.state.sandbox
+    sb: Sandbox = request.app.state.sandbox
     method = request.method
     path = "/v1/" + request.path_params["path"]
     request_id = "req_" + secrets.token_hex(7)
@@ -124,7 +125,7 @@ async def _hold(request: Request, seconds: float) -> None:
         await asyncio.sleep(min(0.25, left))
 
 
-def _execute(sb: "Sandbox", method: str, path: str, params: dict[str, Any], key: str | None, request_id: str, version: str) -> tuple[int, Any, bool]:
+def _execute(sb: Sandbox, method: str, path: str, params: dict[str, Any], key: str | None, request_id: str, version: str) -> tuple[int, Any, bool]:
     with sb.lock:
         sb.tick()
         fingerprint = None
@@ -161,7 +162,7 @@ def _execute(sb: "Sandbox", method: str, path: str, params: dict[str, Any], key:
         return status, body, False
 
 
-def _call(sb: "Sandbox", method: str, path: str, params: dict[str, Any]) -> tuple[int, Any]:
+def _call(sb: Sandbox, method: str, path: str, params: dict[str, Any]) -> tuple[int, Any]:
     matched_path = False
     for candidate in ROUTES:
         match = candidate.pattern.match(path)
@@ -200,7 +201,7 @@ def created_filter(p: Params, key: str = "created") -> Callable[[int], bool]:
     return lambda v: (gt is None or v > gt) and (gte is None or v >= gte) and (lt is None or v < lt) and (lte is None or v <= lte)
 
 
-def list_response(sb: "Sandbox", kind: str, p: Params, url: str, where: Callable[[dict[str, Any]], bool] | None = None, *, extra: AbstractSet[str] = frozenset()) -> dict[str, Any]:
+def list_response(sb: Sandbox, kind: str, p: Params, url: str, where: Callable[[dict[str, Any]], bool] | None = None, *, extra: AbstractSet[str] = frozenset()) -> dict[str, Any]:
     p.check_known(LIST_PARAMS | set(extra))
     in_range = created_filter(p)
     objects = [
@@ -274,9 +275,7 @@ def _matches(obj: dict[str, Any], clause: dict[str, Any]) -> bool:
     if op == ":":
         if expected is None:
             result = actual is None
-        elif isinstance(actual, bool):
-            result = str(actual).lower() == str(expected).lower()
-        elif clause["field"] == "email" and actual:
+        elif isinstance(actual, bool) or (clause["field"] == "email" and actual):
             result = str(actual).lower() == str(expected).lower()
         else:
             result = actual is not None and str(actual) == str(expected)
@@ -293,7 +292,7 @@ def _matches(obj: dict[str, Any], clause: dict[str, Any]) -> bool:
     return result != clause["neg"]
 
 
-def search_response(sb: "Sandbox", kind: str, p: Params, url: str) -> dict[str, Any]:
+def search_response(sb: Sandbox, kind: str, p: Params, url: str) -> dict[str, Any]:
     p.check_known({"query", "limit", "page"})
     join, clauses = parse_query(p.str("query", required=True))
     combine = all if join == "AND" else any
@@ -314,7 +313,7 @@ def search_response(sb: "Sandbox", kind: str, p: Params, url: str) -> dict[str, 
     return {"object": "search_result", "data": [sb.view(o) for o in page], "has_more": more, "next_page": token, "url": url}
 
 
-def get_or_404(sb: "Sandbox", kind: str, ident: str, label: str | None = None) -> dict[str, Any]:
+def get_or_404(sb: Sandbox, kind: str, ident: str, label: str | None = None) -> dict[str, Any]:
     obj = sb.store.get(kind, ident)
     if obj is None:
         raise StripeError(404, f"No such {label or kind}: '{ident}'", param="id", code="resource_missing")

@@ -11,8 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from funding.sandbox import api, hosted
-from funding.sandbox import routes_billing, routes_core, routes_payments  # noqa: F401  (register the /v1 routes)
+from funding.sandbox import api, hosted, routes_billing, routes_core, routes_payments  # noqa: F401  (register the /v1 routes)
 from funding.sandbox.sandbox import FAULT_MODES
 from funding.sandbox.state import public
 
@@ -36,7 +35,7 @@ def _error(message: str, status: int = 400) -> JSONResponse:
 
 
 async def admin_advance(request: Request) -> Response:
-    sb: "Sandbox" = request.app.state.sandbox
+    sb: Sandbox = request.app.state.sandbox
     params = await _admin_params(request)
     try:
         seconds = int(params.get("seconds", ""))
@@ -51,7 +50,7 @@ async def admin_clock(request: Request) -> Response:
 
 
 async def admin_faults(request: Request) -> Response:
-    sb: "Sandbox" = request.app.state.sandbox
+    sb: Sandbox = request.app.state.sandbox
     if request.method == "POST":
         params = await _admin_params(request)
         if str(params.get("clear", "")).lower() in ("1", "true"):
@@ -69,12 +68,12 @@ async def admin_faults(request: Request) -> Response:
 
 
 async def admin_deliver(request: Request) -> Response:
-    sb: "Sandbox" = request.app.state.sandbox
+    sb: Sandbox = request.app.state.sandbox
     return JSONResponse({"delivered": await sb.deliver_pending()})
 
 
 async def admin_events(request: Request) -> Response:
-    sb: "Sandbox" = request.app.state.sandbox
+    sb: Sandbox = request.app.state.sandbox
     with sb.lock:
         events = []
         for event in sb.store.data["objects"]["event"].values():
@@ -86,7 +85,7 @@ async def admin_events(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": events})
 
 
-def create_sandbox_app(sb: "Sandbox") -> Starlette:
+def create_sandbox_app(sb: Sandbox) -> Starlette:
     """The sandbox as an ASGI app; mount it at the path of ``sb.public_base`` (e.g. ``/_sandbox/stripe``)."""
     app = Starlette(
         routes=[

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from funding.sandbox import cards, invoices, money, payments
 from funding.sandbox.errors import StripeError, invalid, not_found
@@ -36,12 +37,12 @@ def period_end(start: int, anchor: int, interval: str, count: int) -> int:
     if interval == "week":
         return start + 7 * count * DAY
     months = count * (12 if interval == "year" else 1)
-    begin = dt.datetime.fromtimestamp(start, dt.timezone.utc)
-    anchor_at = dt.datetime.fromtimestamp(anchor, dt.timezone.utc)
+    begin = dt.datetime.fromtimestamp(start, dt.UTC)
+    anchor_at = dt.datetime.fromtimestamp(anchor, dt.UTC)
     index = begin.year * 12 + (begin.month - 1) + months
     year, month = divmod(index, 12)
     day = min(anchor_at.day, calendar.monthrange(year, month + 1)[1])
-    end = dt.datetime(year, month + 1, day, anchor_at.hour, anchor_at.minute, anchor_at.second, tzinfo=dt.timezone.utc)
+    end = dt.datetime(year, month + 1, day, anchor_at.hour, anchor_at.minute, anchor_at.second, tzinfo=dt.UTC)
     return int(end.timestamp())
 
 
@@ -49,7 +50,7 @@ def prorate(amount: int, remaining: int, total: int) -> int:
     return money.div_half_up(amount * remaining, total) if total > 0 else 0
 
 
-def _price(sb: "Sandbox", sub_or_item: dict[str, Any]) -> dict[str, Any]:
+def _price(sb: Sandbox, sub_or_item: dict[str, Any]) -> dict[str, Any]:
     return sb.store.ref("price", sub_or_item["price"])
 
 
@@ -58,7 +59,7 @@ def _period(sub: dict[str, Any]) -> tuple[int, int]:
     return item["current_period_start"], item["current_period_end"]
 
 
-def _recurring(sub: dict[str, Any], sb: "Sandbox") -> dict[str, Any]:
+def _recurring(sub: dict[str, Any], sb: Sandbox) -> dict[str, Any]:
     return _price(sb, sub["items"]["data"][0])["recurring"]
 
 
@@ -79,7 +80,7 @@ def check_items(specs: list[ItemSpec]) -> None:
         raise invalid("All prices on a subscription must have the same recurring interval.", "items")
 
 
-def _new_item(sb: "Sandbox", sub: dict[str, Any], spec: ItemSpec, period: tuple[int, int]) -> dict[str, Any]:
+def _new_item(sb: Sandbox, sub: dict[str, Any], spec: ItemSpec, period: tuple[int, int]) -> dict[str, Any]:
     return {
         "id": sb.store.sub_id("si"),
         "object": "subscription_item",
@@ -97,7 +98,7 @@ def _new_item(sb: "Sandbox", sub: dict[str, Any], spec: ItemSpec, period: tuple[
 
 
 def create_subscription(
-    sb: "Sandbox",
+    sb: Sandbox,
     *,
     customer: dict[str, Any],
     specs: list[ItemSpec],
@@ -196,14 +197,14 @@ def create_subscription(
     return sub
 
 
-def after_invoice_paid(sb: "Sandbox", sub: dict[str, Any], invoice: dict[str, Any]) -> None:
+def after_invoice_paid(sb: Sandbox, sub: dict[str, Any], invoice: dict[str, Any]) -> None:
     if sub["status"] in ("incomplete", "past_due", "unpaid"):
         others = [i for i in sb.store.all("invoice") if i["status"] == "open" and invoices._subscription(sb, i) is sub]
         if not others:
             _set_status(sb, sub, "active")
 
 
-def after_invoice_failed(sb: "Sandbox", sub: dict[str, Any], invoice: dict[str, Any], *, exhausted: bool) -> None:
+def after_invoice_failed(sb: Sandbox, sub: dict[str, Any], invoice: dict[str, Any], *, exhausted: bool) -> None:
     if invoice["billing_reason"] == "subscription_create":
         return
     if sub["status"] in ("active", "trialing"):
@@ -215,13 +216,13 @@ def after_invoice_failed(sb: "Sandbox", sub: dict[str, Any], invoice: dict[str, 
             _set_status(sb, sub, "unpaid")
 
 
-def _set_status(sb: "Sandbox", sub: dict[str, Any], status: str) -> None:
+def _set_status(sb: Sandbox, sub: dict[str, Any], status: str) -> None:
     before = sb.view(sub)
     sub["status"] = status
     sb.emit("customer.subscription.updated", sub, diff(before, sb.view(sub)))
 
 
-def cancel_now(sb: "Sandbox", sub: dict[str, Any], *, reason: str = "cancellation_requested", at: int | None = None, prorate_unused: bool = False, invoice_now: bool = False) -> None:
+def cancel_now(sb: Sandbox, sub: dict[str, Any], *, reason: str = "cancellation_requested", at: int | None = None, prorate_unused: bool = False, invoice_now: bool = False) -> None:
     if sub["status"] in ("canceled", "incomplete_expired"):
         raise invalid("A canceled subscription can only update its cancellation_details and metadata.", code="resource_missing")
     moment = at or sb.now()
@@ -244,10 +245,10 @@ def cancel_now(sb: "Sandbox", sub: dict[str, Any], *, reason: str = "cancellatio
 
 
 def _date(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%d %b %Y")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%d %b %Y")
 
 
-def _invoice_immediately(sb: "Sandbox", sub: dict[str, Any], reason: str, *, period: tuple[int, int], lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _invoice_immediately(sb: Sandbox, sub: dict[str, Any], reason: str, *, period: tuple[int, int], lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     invoice = invoices.new_invoice(sb, customer=sub["customer"], currency=sub["currency"], billing_reason=reason, subscription=sub, period=period)
     invoices.add_lines(invoice, lines or [])
     invoices.pull_pending_items(sb, invoice, sub["id"])
@@ -262,7 +263,7 @@ def _invoice_immediately(sb: "Sandbox", sub: dict[str, Any], reason: str, *, per
 # plan changes --------------------------------------------------------------
 
 
-def _proration_lines(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec], moment: int) -> tuple[list[dict[str, Any]], bool]:
+def _proration_lines(sb: Sandbox, sub: dict[str, Any], specs: list[ItemSpec], moment: int) -> tuple[list[dict[str, Any]], bool]:
     """Proration entries (as dicts for invoice items) for moving the current items to ``specs``, and whether the interval changes."""
     start, end = _period(sub)
     current = {item["id"]: item for item in sub["items"]["data"]}
@@ -305,7 +306,7 @@ def _proration_lines(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec], 
     return [e for e in entries if e["amount"]], resets
 
 
-def merged_specs(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec]) -> list[ItemSpec]:
+def merged_specs(sb: Sandbox, sub: dict[str, Any], specs: list[ItemSpec]) -> list[ItemSpec]:
     """The subscription's items after applying ``specs`` (updates by id, additions, deletions)."""
     by_id = {s.item_id: s for s in specs if s.item_id}
     merged = []
@@ -316,7 +317,7 @@ def merged_specs(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec]) -> l
     return merged
 
 
-def update_items(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec], *, proration_behavior: str, proration_date: int | None) -> Callable[[], object] | None:
+def update_items(sb: Sandbox, sub: dict[str, Any], specs: list[ItemSpec], *, proration_behavior: str, proration_date: int | None) -> Callable[[], object] | None:
     """Apply an item change; returns what is left to do once the change is announced (an immediate invoice), if anything."""
     if sub["status"] in ("canceled", "incomplete_expired"):
         raise invalid("A canceled subscription can only update its cancellation_details and metadata.")
@@ -357,7 +358,7 @@ def update_items(sb: "Sandbox", sub: dict[str, Any], specs: list[ItemSpec], *, p
     return None
 
 
-def preview(sb: "Sandbox", customer: dict[str, Any], sub: dict[str, Any] | None, specs: list[ItemSpec] | None, *, proration_behavior: str, proration_date: int | None, cancel_at_period_end: bool | None) -> dict[str, Any]:
+def preview(sb: Sandbox, customer: dict[str, Any], sub: dict[str, Any] | None, specs: list[ItemSpec] | None, *, proration_behavior: str, proration_date: int | None, cancel_at_period_end: bool | None) -> dict[str, Any]:
     """The invoice a change would produce (always_invoice) or the next renewal invoice; nothing is stored."""
     if sub is None:
         items = invoices.pending_items(sb, customer["id"], None)
@@ -406,7 +407,7 @@ def preview(sb: "Sandbox", customer: dict[str, Any], sub: dict[str, Any] | None,
 # the clock -----------------------------------------------------------------
 
 
-def _renew(sb: "Sandbox", sub: dict[str, Any]) -> None:
+def _renew(sb: Sandbox, sub: dict[str, Any]) -> None:
     start, end = _period(sub)
     if sub["cancel_at"] and sub["cancel_at"] <= end:
         cancel_now(sb, sub, at=sub["cancel_at"])
@@ -439,7 +440,7 @@ def _renew(sb: "Sandbox", sub: dict[str, Any]) -> None:
     sb.emit("customer.subscription.updated", sub, diff(before, sb.view(sub)))
 
 
-def resume(sb: "Sandbox", sub: dict[str, Any]) -> None:
+def resume(sb: Sandbox, sub: dict[str, Any]) -> None:
     if sub["status"] != "paused":
         raise invalid("Only paused subscriptions can be resumed.")
     now = sb.now()
@@ -456,7 +457,7 @@ def resume(sb: "Sandbox", sub: dict[str, Any]) -> None:
     _invoice_immediately(sb, sub, "subscription_cycle", period=(now, now), lines=lines)
 
 
-def _subscription_dues(sb: "Sandbox", sub: dict[str, Any]) -> list[int]:
+def _subscription_dues(sb: Sandbox, sub: dict[str, Any]) -> list[int]:
     dues = []
     if sub["status"] in LIVE_STATUSES:
         dues.append(_period(sub)[1])
@@ -469,7 +470,7 @@ def _subscription_dues(sb: "Sandbox", sub: dict[str, Any]) -> list[int]:
     return dues
 
 
-def next_due(sb: "Sandbox") -> int | None:
+def next_due(sb: Sandbox) -> int | None:
     dues = [d for sub in sb.store.all("subscription") for d in _subscription_dues(sb, sub)]
     invoice_due = invoices.next_due(sb)
     if invoice_due is not None:
@@ -477,7 +478,7 @@ def next_due(sb: "Sandbox") -> int | None:
     return min(dues) if dues else None
 
 
-def run_due(sb: "Sandbox") -> None:
+def run_due(sb: Sandbox) -> None:
     now = sb.now()
     for sub in sorted(sb.store.all("subscription"), key=lambda s: s["_seq"]):
         if sub["status"] == "trialing" and not sub.get("_trial_will_end_sent") and sub["trial_end"] and sub["trial_end"] - TRIAL_WILL_END_BEFORE <= now:
@@ -501,7 +502,7 @@ def run_due(sb: "Sandbox") -> None:
     invoices.run_due(sb)
 
 
-def find_subscription(sb: "Sandbox", ident: str, param: str = "subscription") -> dict[str, Any]:
+def find_subscription(sb: Sandbox, ident: str, param: str = "subscription") -> dict[str, Any]:
     sub = sb.store.get("subscription", ident)
     if sub is None:
         raise not_found("subscription", ident, param)

@@ -15,7 +15,7 @@ INTERVALS = ("day", "week", "month", "year")
 
 
 def new_customer(
-    sb: "Sandbox", *, email: str | None = None, name: str | None = None, description: str | None = None, phone: str | None = None, metadata: dict[str, str] | None = None
+    sb: Sandbox, *, email: str | None = None, name: str | None = None, description: str | None = None, phone: str | None = None, metadata: dict[str, str] | None = None
 ) -> dict[str, Any]:
     customer: dict[str, Any] = {
         "id": sb.store.new_id("customer"),
@@ -46,14 +46,14 @@ def new_customer(
     return customer
 
 
-def find_customer(sb: "Sandbox", ident: str, param: str = "customer") -> dict[str, Any]:
+def find_customer(sb: Sandbox, ident: str, param: str = "customer") -> dict[str, Any]:
     customer = sb.store.get("customer", ident)
     if customer is None or customer.get("_deleted"):
         raise not_found("customer", ident, param)
     return customer
 
 
-def new_product(sb: "Sandbox", *, name: str, description: str | None = None, metadata: dict[str, str] | None = None, active: bool = True, ident: str | None = None) -> dict[str, Any]:
+def new_product(sb: Sandbox, *, name: str, description: str | None = None, metadata: dict[str, str] | None = None, active: bool = True, ident: str | None = None) -> dict[str, Any]:
     now = sb.now()
     if ident and sb.store.get("product", ident):
         raise invalid("Product already exists.", "id", "resource_already_exists")
@@ -84,7 +84,7 @@ def new_product(sb: "Sandbox", *, name: str, description: str | None = None, met
 
 
 def new_price(
-    sb: "Sandbox",
+    sb: Sandbox,
     *,
     currency: str,
     unit_amount: int,
@@ -151,7 +151,7 @@ def parse_recurring(p: Params) -> dict[str, Any] | None:
     return {"interval": interval, "interval_count": count}
 
 
-def price_from_data(sb: "Sandbox", data: Params) -> dict[str, Any]:
+def price_from_data(sb: Sandbox, data: Params) -> dict[str, Any]:
     """An inline price from ``price_data`` (Checkout line items, subscription items, invoice items)."""
     data.check_known({"currency", "unit_amount", "unit_amount_decimal", "product", "product_data", "recurring", "tax_behavior"})
     currency = parse_currency(data)
@@ -172,7 +172,7 @@ def price_from_data(sb: "Sandbox", data: Params) -> dict[str, Any]:
     return new_price(sb, currency=currency, unit_amount=unit, product=product_id, recurring=parse_recurring(data), active=False, inline=True)
 
 
-def find_price(sb: "Sandbox", ident: str, param: str) -> dict[str, Any]:
+def find_price(sb: Sandbox, ident: str, param: str) -> dict[str, Any]:
     price = sb.store.get("price", ident)
     if price is None:
         raise not_found("price", ident, param)

@@ -23,7 +23,7 @@ ALLOWED = {
 }
 
 
-def create_session(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known(ALLOWED)
     now = sb.now()
     mode = p.str("mode", required=True, choices=("payment", "setup", "subscription"))
@@ -139,7 +139,7 @@ def create_session(sb: "Sandbox", p: Params) -> dict[str, Any]:
     return sb.store.put("checkout.session", session)
 
 
-def _line_items(sb: "Sandbox", p: Params, mode: str) -> list[dict[str, Any]]:
+def _line_items(sb: Sandbox, p: Params, mode: str) -> list[dict[str, Any]]:
     entries = p.dicts("line_items")
     if mode == "setup":
         if entries:
@@ -197,13 +197,13 @@ def redirect_target(session: dict[str, Any]) -> str | None:
     return session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
 
 
-def submit_card(sb: "Sandbox", session: dict[str, Any], *, number: str, exp_month: int, exp_year: int, name: str, email: str | None) -> Result:
+def submit_card(sb: Sandbox, session: dict[str, Any], *, number: str, exp_month: int, exp_year: int, name: str, email: str | None) -> Result:
     pm = payments.new_card_payment_method(sb, number, exp_month, exp_year, name=name, email=email)
     session["_pending"] = {"payment_method": pm["id"], "email": email, "name": name}
     return proceed(sb, session, authenticated=False)
 
 
-def proceed(sb: "Sandbox", session: dict[str, Any], *, authenticated: bool) -> Result:
+def proceed(sb: Sandbox, session: dict[str, Any], *, authenticated: bool) -> Result:
     pending = session["_pending"]
     pm = sb.store.ref("payment_method", pending["payment_method"])
     card = payments.card_of(pm)
@@ -224,10 +224,10 @@ def proceed(sb: "Sandbox", session: dict[str, Any], *, authenticated: bool) -> R
 
 
 @overload
-def _customer(sb: "Sandbox", session: dict[str, Any], pending: dict[str, Any], *, required: Literal[True]) -> dict[str, Any]: ...
+def _customer(sb: Sandbox, session: dict[str, Any], pending: dict[str, Any], *, required: Literal[True]) -> dict[str, Any]: ...
 @overload
-def _customer(sb: "Sandbox", session: dict[str, Any], pending: dict[str, Any], *, required: bool) -> dict[str, Any] | None: ...
-def _customer(sb: "Sandbox", session: dict[str, Any], pending: dict[str, Any], *, required: bool) -> dict[str, Any] | None:
+def _customer(sb: Sandbox, session: dict[str, Any], pending: dict[str, Any], *, required: bool) -> dict[str, Any] | None: ...
+def _customer(sb: Sandbox, session: dict[str, Any], pending: dict[str, Any], *, required: bool) -> dict[str, Any] | None:
     """The session's customer; created from the card form when ``required`` (or customer_creation=always)."""
     if session["customer"]:
         return sb.store.ref("customer", session["customer"])
@@ -238,7 +238,7 @@ def _customer(sb: "Sandbox", session: dict[str, Any], pending: dict[str, Any], *
     return customer
 
 
-def _pay(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any], pending: dict[str, Any], authenticated: bool) -> Result:
+def _pay(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], pending: dict[str, Any], authenticated: bool) -> Result:
     data = session["_payment_intent_data"]
     customer = _customer(sb, session, pending, required=bool(data["setup_future_usage"]))
     pi = sb.store.get("payment_intent", session["payment_intent"]) if session["payment_intent"] else None
@@ -267,7 +267,7 @@ def _pay(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any], pending: di
     return Result("done", url=redirect_target(session))
 
 
-def _setup(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any], pending: dict[str, Any], authenticated: bool) -> Result:
+def _setup(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], pending: dict[str, Any], authenticated: bool) -> Result:
     customer = _customer(sb, session, pending, required=True)
     data = session["_setup_intent_data"]
     seti = payments.new_setup_intent(sb, customer=customer["id"], payment_method=pm["id"], metadata=dict(data["metadata"]), description=data["description"])
@@ -280,7 +280,7 @@ def _setup(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any], pending: 
     return Result("done", url=redirect_target(session))
 
 
-def _subscribe(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any], pending: dict[str, Any], authenticated: bool) -> Result:
+def _subscribe(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], pending: dict[str, Any], authenticated: bool) -> Result:
     customer = _customer(sb, session, pending, required=True)
     payments.attach(sb, pm, customer["id"], validate=False)
     data = session["_subscription_data"]
@@ -309,7 +309,7 @@ def _subscribe(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any], pendi
     return Result("done", url=redirect_target(session))
 
 
-def _complete(sb: "Sandbox", session: dict[str, Any], pending: dict[str, Any], payment_status: str) -> None:
+def _complete(sb: Sandbox, session: dict[str, Any], pending: dict[str, Any], payment_status: str) -> None:
     customer = sb.store.get("customer", session["customer"]) if session["customer"] else None
     email = pending["email"] or session["customer_email"] or (customer or {}).get("email")
     session.update(status="complete", payment_status=payment_status, url=None)
@@ -328,7 +328,7 @@ def _complete(sb: "Sandbox", session: dict[str, Any], pending: dict[str, Any], p
     sb.emit("checkout.session.completed", session)
 
 
-def expire(sb: "Sandbox", session: dict[str, Any]) -> None:
+def expire(sb: Sandbox, session: dict[str, Any]) -> None:
     if session["status"] != "open":
         raise invalid(f"Only Checkout Sessions with a status in [\"open\"] can be expired; this one is {session['status']}.", code="checkout_session_expired" if session["status"] == "expired" else None)
     session.update(status="expired", url=None)
@@ -336,12 +336,12 @@ def expire(sb: "Sandbox", session: dict[str, Any]) -> None:
     sb.emit("checkout.session.expired", session)
 
 
-def next_due(sb: "Sandbox") -> int | None:
+def next_due(sb: Sandbox) -> int | None:
     dues = [s["expires_at"] for s in sb.store.all("checkout.session") if s["status"] == "open"]
     return min(dues) if dues else None
 
 
-def run_due(sb: "Sandbox") -> None:
+def run_due(sb: Sandbox) -> None:
     now = sb.now()
     for session in sb.store.all("checkout.session"):
         if session["status"] == "open" and session["expires_at"] <= now:

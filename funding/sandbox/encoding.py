@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import builtins
 import re
-from typing import Any, Iterable, Literal, overload
+from collections.abc import Iterable
+from typing import Any, Literal, overload
 
 from funding.sandbox.errors import invalid, missing_param
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from funding.sandbox.sandbox import Sandbox
 
 
-def _sb(request: Request) -> "Sandbox":
+def _sb(request: Request) -> Sandbox:
     return request.app.state.sandbox
 
 
@@ -36,9 +36,9 @@ def _not_found(what: str) -> Response:
     return page("Page introuvable", f"<p>{escape(what)} n'existe pas dans ce bac à sable.</p>", status=404)
 
 
-def _read_card(sb: "Sandbox", form: dict[str, str], *, ask_email: bool) -> tuple[dict[str, str], dict[str, Any] | None]:
+def _read_card(sb: Sandbox, form: dict[str, str], *, ask_email: bool) -> tuple[dict[str, str], dict[str, Any] | None]:
     """Validate a card form; returns (errors by field, card details)."""
-    today = dt.datetime.fromtimestamp(sb.now(), dt.timezone.utc)
+    today = dt.datetime.fromtimestamp(sb.now(), dt.UTC)
     problems = cards.parse_card_form(form.get("card-number", ""), form.get("card-expiry", ""), form.get("card-cvc", ""), form.get("cardholder-name", ""), now_year=today.year, now_month=today.month)
     errors = {p.field: p.message for p in problems}
     email = form.get("email", "").strip()
@@ -53,7 +53,7 @@ def _read_card(sb: "Sandbox", form: dict[str, str], *, ask_email: bool) -> tuple
 # checkout --------------------------------------------------------------------
 
 
-def _checkout_email(sb: "Sandbox", session: dict[str, Any]) -> str | None:
+def _checkout_email(sb: Sandbox, session: dict[str, Any]) -> str | None:
     if session["customer_email"]:
         return session["customer_email"]
     if session["customer"]:
@@ -61,7 +61,7 @@ def _checkout_email(sb: "Sandbox", session: dict[str, Any]) -> str | None:
     return None
 
 
-def _checkout_page(sb: "Sandbox", session: dict[str, Any], *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, status: int = 200) -> Response:
+def _checkout_page(sb: Sandbox, session: dict[str, Any], *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, status: int = 200) -> Response:
     errors, values = errors or {}, values or {}
     if session["status"] == "complete":
         return page("Paiement déjà effectué", '<div class="ok" role="status">Cette session de paiement est terminée.</div>' + link(checkout.redirect_target(session), "Retour au site", "continue"))
@@ -134,7 +134,7 @@ async def checkout_submit(request: Request) -> Response:
         return _after_checkout(sb, session, result, values)
 
 
-def _after_checkout(sb: "Sandbox", session: dict[str, Any], result: checkout.Result, values: dict[str, str]) -> Response:
+def _after_checkout(sb: Sandbox, session: dict[str, Any], result: checkout.Result, values: dict[str, str]) -> Response:
     if result.kind == "challenge":
         return _redirect(result.url or sb.url(f"/authenticate/{session['id']}"))
     if result.kind == "error":
@@ -149,7 +149,7 @@ async def checkout_done(request: Request) -> Response:
 # 3-D Secure ------------------------------------------------------------------
 
 
-def _challenge_subject(sb: "Sandbox", ident: str) -> tuple[str, dict[str, Any]] | None:
+def _challenge_subject(sb: Sandbox, ident: str) -> tuple[str, dict[str, Any]] | None:
     for kind in ("checkout.session", "payment_intent", "setup_intent", "billing_portal.session"):
         obj = sb.store.get(kind, ident)
         if obj is not None:
@@ -202,7 +202,7 @@ def _with_query(url: str, params: dict[str, str]) -> str:
     return url + ("&" if "?" in url else "?") + urlencode(params)
 
 
-def _resolve_challenge(sb: "Sandbox", kind: str, obj: dict[str, Any], ok: bool) -> Response:
+def _resolve_challenge(sb: Sandbox, kind: str, obj: dict[str, Any], ok: bool) -> Response:
     fail_message = cards.decline_message_fr("payment_intent_authentication_failure")
     if kind == "checkout.session":
         if obj["status"] != "open" or "_pending" not in obj:
@@ -256,7 +256,7 @@ def _invoice_rows(invoice: dict[str, Any]) -> list[tuple[str, str]]:
     return [(line["description"] or "Ligne", money(line["amount"], line["currency"])) for line in invoice["lines"]["data"]]
 
 
-def _invoice_page(sb: "Sandbox", invoice: dict[str, Any], *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, status: int = 200) -> Response:
+def _invoice_page(sb: Sandbox, invoice: dict[str, Any], *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, status: int = 200) -> Response:
     title = f"Facture {invoice['number'] or '(brouillon)'}"
     head = f"""<p>Statut : <strong id="invoice-status">{escape(STATUS_FR.get(invoice['status'], invoice['status']))}</strong></p>
 <p class="muted">Émise le {date_fr(invoice['status_transitions']['finalized_at'] or invoice['created'])} — {escape(invoice['customer_email'] or '')}</p>
@@ -348,14 +348,14 @@ async def receipt_page(request: Request) -> Response:
 # billing portal ------------------------------------------------------------------
 
 
-def _portal_session(sb: "Sandbox", ident: str) -> dict[str, Any] | None:
+def _portal_session(sb: Sandbox, ident: str) -> dict[str, Any] | None:
     session = sb.store.get("billing_portal.session", ident)
     if session is None or session["_expires_at"] < sb.now():
         return None
     return session
 
 
-def _save_portal_card(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any], *, authenticated: bool) -> str | None:
+def _save_portal_card(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], *, authenticated: bool) -> str | None:
     """Set up a card from the portal and make it the default everywhere; returns a French error, if any."""
     seti = payments.new_setup_intent(sb, customer=session["customer"], payment_method=pm["id"], metadata={})
     status = payments.confirm_setup_intent(sb, seti, authenticated=authenticated)
@@ -379,7 +379,7 @@ def _save_portal_card(sb: "Sandbox", session: dict[str, Any], pm: dict[str, Any]
     return None
 
 
-def _portal_page(sb: "Sandbox", session: dict[str, Any], *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, notice: str | None = None, status: int = 200) -> Response:
+def _portal_page(sb: Sandbox, session: dict[str, Any], *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, notice: str | None = None, status: int = 200) -> Response:
     customer = sb.store.ref("customer", session["customer"])
     pm_id = customer["invoice_settings"]["default_payment_method"]
     subs = [s for s in sb.store.all("subscription") if s["customer"] == customer["id"] and s["status"] in billing.LIVE_STATUSES]

@@ -16,13 +16,13 @@ RETRY_DAYS = (3, 5, 7)  # Smart Retries, simplified: after the first failure
 NUMBER_PREFIX = "SBX"
 
 
-def product_name(sb: "Sandbox", price: dict[str, Any]) -> str:
+def product_name(sb: Sandbox, price: dict[str, Any]) -> str:
     product = sb.store.get("product", price["product"])
     return product["name"] if product else price["product"]
 
 
 def price_line(
-    sb: "Sandbox",
+    sb: Sandbox,
     price: dict[str, Any],
     quantity: int,
     period: tuple[int, int],
@@ -74,7 +74,7 @@ def price_line(
     }
 
 
-def item_line(sb: "Sandbox", item: dict[str, Any]) -> dict[str, Any]:
+def item_line(sb: Sandbox, item: dict[str, Any]) -> dict[str, Any]:
     sub_id = (item["parent"] or {}).get("subscription_details", {}).get("subscription") if item["parent"] else None
     return {
         "id": sb.store.sub_id("il"),
@@ -110,7 +110,7 @@ def item_line(sb: "Sandbox", item: dict[str, Any]) -> dict[str, Any]:
 
 
 def new_invoice_item(
-    sb: "Sandbox",
+    sb: Sandbox,
     *,
     customer: str,
     amount: int,
@@ -163,7 +163,7 @@ def item_subscription(item: dict[str, Any]) -> str | None:
     return item["parent"]["subscription_details"]["subscription"] if item["parent"] else None
 
 
-def pending_items(sb: "Sandbox", customer: str, subscription: str | None) -> list[dict[str, Any]]:
+def pending_items(sb: Sandbox, customer: str, subscription: str | None) -> list[dict[str, Any]]:
     """Pending invoice items that the next invoice for this customer (and subscription) picks up."""
     items = []
     for item in sb.store.all("invoiceitem"):
@@ -176,7 +176,7 @@ def pending_items(sb: "Sandbox", customer: str, subscription: str | None) -> lis
 
 
 def new_invoice(
-    sb: "Sandbox",
+    sb: Sandbox,
     *,
     customer: str,
     currency: str,
@@ -291,7 +291,7 @@ def add_lines(invoice: dict[str, Any], lines: list[dict[str, Any]]) -> None:
     recompute(invoice)
 
 
-def pull_pending_items(sb: "Sandbox", invoice: dict[str, Any], subscription: str | None) -> None:
+def pull_pending_items(sb: Sandbox, invoice: dict[str, Any], subscription: str | None) -> None:
     lines = []
     for item in pending_items(sb, invoice["customer"], subscription):
         if item["currency"] != invoice["currency"]:
@@ -310,7 +310,7 @@ def recompute(invoice: dict[str, Any], starting_balance: int = 0) -> None:
     invoice["amount_remaining"] = max(due, 0) - invoice["amount_paid"]
 
 
-def finalize(sb: "Sandbox", invoice: dict[str, Any]) -> None:
+def finalize(sb: Sandbox, invoice: dict[str, Any]) -> None:
     """draft -> open (or paid when nothing is due). Payment is attempted separately."""
     if invoice["status"] != "draft":
         raise invalid("This invoice is already finalized, you can't re-finalize a non-draft invoice.", code="invoice_not_editable")
@@ -385,21 +385,21 @@ def finalize(sb: "Sandbox", invoice: dict[str, Any]) -> None:
     sb.emit("invoice.finalized", invoice)
 
 
-def _finalization_failed(sb: "Sandbox", invoice: dict[str, Any], error: StripeError) -> None:
+def _finalization_failed(sb: Sandbox, invoice: dict[str, Any], error: StripeError) -> None:
     """Stripe's answer to a draft that cannot be finalized: it stays a draft, says why, and is not retried."""
     invoice["last_finalization_error"] = error.body()["error"]
     invoice["automatically_finalizes_at"] = None
     sb.emit("invoice.finalization_failed", invoice)
 
 
-def _subscription(sb: "Sandbox", invoice: dict[str, Any]) -> dict[str, Any] | None:
+def _subscription(sb: Sandbox, invoice: dict[str, Any]) -> dict[str, Any] | None:
     parent = invoice.get("parent") or {}
     details = parent.get("subscription_details") or {}
     return sb.store.get("subscription", details["subscription"]) if details.get("subscription") else None
 
 
 def attempt(
-    sb: "Sandbox",
+    sb: Sandbox,
     invoice: dict[str, Any],
     *,
     off_session: bool = True,
@@ -420,7 +420,7 @@ def attempt(
         or customer["invoice_settings"]["default_payment_method"]
         or pi["payment_method"]
     )
-    if payment_method and payment_method != pi["payment_method"] or pi["status"] == "requires_payment_method":
+    if (payment_method and payment_method != pi["payment_method"]) or pi["status"] == "requires_payment_method":
         pi["payment_method"] = payment_method
         if pi["status"] in ("requires_payment_method", "requires_action") and payment_method:
             pi["status"] = "requires_confirmation"
@@ -434,7 +434,7 @@ def attempt(
     return invoice["status"] == "paid"
 
 
-def after_invoice_attempt(sb: "Sandbox", pi: dict[str, Any], *, paid: bool) -> None:
+def after_invoice_attempt(sb: Sandbox, pi: dict[str, Any], *, paid: bool) -> None:
     """Called by payments when an invoice's PaymentIntent succeeds, fails or needs authentication."""
     invoice = sb.store.get("invoice", pi["_invoice"])
     if invoice is None or invoice["status"] != "open":
@@ -447,7 +447,7 @@ def after_invoice_attempt(sb: "Sandbox", pi: dict[str, Any], *, paid: bool) -> N
         _after_failure(sb, invoice, pi, action_required=pi["status"] == "requires_action")
 
 
-def _mark_paid(sb: "Sandbox", invoice: dict[str, Any], pi: dict[str, Any] | None = None) -> None:
+def _mark_paid(sb: Sandbox, invoice: dict[str, Any], pi: dict[str, Any] | None = None) -> None:
     now = sb.now()
     invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0, next_payment_attempt=None)
     invoice["status_transitions"]["paid_at"] = now
@@ -466,7 +466,7 @@ def _mark_paid(sb: "Sandbox", invoice: dict[str, Any], pi: dict[str, Any] | None
         billing.after_invoice_paid(sb, subscription, invoice)
 
 
-def _after_failure(sb: "Sandbox", invoice: dict[str, Any], pi: dict[str, Any], *, action_required: bool) -> None:
+def _after_failure(sb: Sandbox, invoice: dict[str, Any], pi: dict[str, Any], *, action_required: bool) -> None:
     invoice["attempt_count"] += 1
     invoice["attempted"] = True
     subscription = _subscription(sb, invoice)
@@ -489,7 +489,7 @@ def _after_failure(sb: "Sandbox", invoice: dict[str, Any], pi: dict[str, Any], *
         billing.after_invoice_failed(sb, subscription, invoice, exhausted=exhausted)
 
 
-def void(sb: "Sandbox", invoice: dict[str, Any]) -> None:
+def void(sb: Sandbox, invoice: dict[str, Any]) -> None:
     if invoice["status"] != "open":
         raise invalid(f"You can only void open invoices; this one is {invoice['status']}.", code="invoice_not_editable")
     now = sb.now()
@@ -505,7 +505,7 @@ def void(sb: "Sandbox", invoice: dict[str, Any]) -> None:
     sb.emit("invoice.voided", invoice)
 
 
-def mark_paid_out_of_band(sb: "Sandbox", invoice: dict[str, Any]) -> None:
+def mark_paid_out_of_band(sb: Sandbox, invoice: dict[str, Any]) -> None:
     if invoice["status"] != "open":
         raise invalid(f"Invoice {invoice['id']} is {invoice['status']}; only open invoices can be paid.", code="invoice_unexpected_state")
     pi = sb.store.get("payment_intent", invoice["_payment_intent"]) if invoice["_payment_intent"] else None
@@ -514,7 +514,7 @@ def mark_paid_out_of_band(sb: "Sandbox", invoice: dict[str, Any]) -> None:
     _mark_paid(sb, invoice)
 
 
-def next_due(sb: "Sandbox") -> int | None:
+def next_due(sb: Sandbox) -> int | None:
     due = []
     for invoice in sb.store.all("invoice"):
         if invoice["status"] == "draft" and invoice["auto_advance"] and invoice["automatically_finalizes_at"]:
@@ -524,7 +524,7 @@ def next_due(sb: "Sandbox") -> int | None:
     return min(due) if due else None
 
 
-def run_due(sb: "Sandbox") -> None:
+def run_due(sb: Sandbox) -> None:
     now = sb.now()
     for invoice in sorted(sb.store.all("invoice"), key=lambda i: i["_seq"]):
         if invoice["status"] == "draft" and invoice["auto_advance"] and (invoice["automatically_finalizes_at"] or now + 1) <= now:

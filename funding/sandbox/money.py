@@ -68,7 +68,7 @@ def fee_details(amount: int, currency: str, description: str) -> list[dict[str, 
 
 
 def add_balance_transaction(
-    sb: "Sandbox",
+    sb: Sandbox,
     *,
     amount: int,
     currency: str,
@@ -102,13 +102,13 @@ def add_balance_transaction(
     return sb.store.put("balance_transaction", txn)
 
 
-def view_balance_transaction(sb: "Sandbox", txn: dict[str, Any]) -> dict[str, Any]:
+def view_balance_transaction(sb: Sandbox, txn: dict[str, Any]) -> dict[str, Any]:
     txn = dict(txn)
     txn["status"] = "available" if txn["available_on"] <= sb.now() else "pending"
     return txn
 
 
-def charge_transaction(sb: "Sandbox", charge: dict[str, Any]) -> dict[str, Any]:
+def charge_transaction(sb: Sandbox, charge: dict[str, Any]) -> dict[str, Any]:
     amount, currency = charge["amount"], charge["currency"]
     return add_balance_transaction(
         sb,
@@ -123,7 +123,7 @@ def charge_transaction(sb: "Sandbox", charge: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def refund_transaction(sb: "Sandbox", refund: dict[str, Any]) -> dict[str, Any]:
+def refund_transaction(sb: Sandbox, refund: dict[str, Any]) -> dict[str, Any]:
     return add_balance_transaction(
         sb,
         amount=-refund["amount"],
@@ -138,7 +138,7 @@ def refund_transaction(sb: "Sandbox", refund: dict[str, Any]) -> dict[str, Any]:
 # disputes ---------------------------------------------------------------
 
 
-def open_dispute(sb: "Sandbox", charge: dict[str, Any], *, inquiry: bool) -> dict[str, Any]:
+def open_dispute(sb: Sandbox, charge: dict[str, Any], *, inquiry: bool) -> dict[str, Any]:
     now = sb.now()
     card = (charge.get("payment_method_details") or {}).get("card") or {}
     dispute = {
@@ -196,7 +196,7 @@ def open_dispute(sb: "Sandbox", charge: dict[str, Any], *, inquiry: bool) -> dic
     return dispute
 
 
-def close_dispute(sb: "Sandbox", dispute: dict[str, Any], *, won: bool) -> None:
+def close_dispute(sb: Sandbox, dispute: dict[str, Any], *, won: bool) -> None:
     inquiry = dispute["status"].startswith("warning")
     previous = {"status": dispute["status"]}
     if inquiry:
@@ -218,20 +218,13 @@ def close_dispute(sb: "Sandbox", dispute: dict[str, Any], *, won: bool) -> None:
     sb.emit("charge.dispute.closed", dispute, previous)
 
 
-EVIDENCE_FIELDS = (
-    "access_activity_log billing_address cancellation_policy cancellation_policy_disclosure cancellation_rebuttal "
-    "customer_communication customer_email_address customer_name customer_purchase_ip customer_signature "
-    "duplicate_charge_documentation duplicate_charge_explanation duplicate_charge_id product_description receipt "
-    "refund_policy refund_policy_disclosure refund_refusal_explanation service_date service_documentation "
-    "shipping_address shipping_carrier shipping_date shipping_documentation shipping_tracking_number "
-    "uncategorized_file uncategorized_text"
-).split()
+EVIDENCE_FIELDS = ["access_activity_log", "billing_address", "cancellation_policy", "cancellation_policy_disclosure", "cancellation_rebuttal", "customer_communication", "customer_email_address", "customer_name", "customer_purchase_ip", "customer_signature", "duplicate_charge_documentation", "duplicate_charge_explanation", "duplicate_charge_id", "product_description", "receipt", "refund_policy", "refund_policy_disclosure", "refund_refusal_explanation", "service_date", "service_documentation", "shipping_address", "shipping_carrier", "shipping_date", "shipping_documentation", "shipping_tracking_number", "uncategorized_file", "uncategorized_text"]
 
 
 # balance and payouts ----------------------------------------------------
 
 
-def balance(sb: "Sandbox") -> dict[str, Any]:
+def balance(sb: Sandbox) -> dict[str, Any]:
     now = sb.now()
     available: dict[str, int] = {}
     pending: dict[str, int] = {}
@@ -252,12 +245,12 @@ def balance(sb: "Sandbox") -> dict[str, Any]:
     }
 
 
-def available_amount(sb: "Sandbox", currency: str) -> int:
+def available_amount(sb: Sandbox, currency: str) -> int:
     now = sb.now()
     return sum(t["net"] for t in sb.store.all("balance_transaction") if t["currency"] == currency and t["available_on"] <= now)
 
 
-def create_payout(sb: "Sandbox", amount: int, currency: str, *, automatic: bool, metadata: dict[str, str], description: str | None, transactions: list[dict[str, Any]]) -> dict[str, Any]:
+def create_payout(sb: Sandbox, amount: int, currency: str, *, automatic: bool, metadata: dict[str, str], description: str | None, transactions: list[dict[str, Any]]) -> dict[str, Any]:
     now = sb.now()
     payout: dict[str, Any] = {
         "id": sb.store.new_id("payout"),
@@ -298,11 +291,11 @@ def create_payout(sb: "Sandbox", amount: int, currency: str, *, automatic: bool,
     return payout
 
 
-def _unpaid(sb: "Sandbox") -> list[dict[str, Any]]:
+def _unpaid(sb: Sandbox) -> list[dict[str, Any]]:
     return [t for t in sb.store.all("balance_transaction") if t["type"] != "payout" and not t.get("_payout")]
 
 
-def payouts_next_due(sb: "Sandbox") -> int | None:
+def payouts_next_due(sb: Sandbox) -> int | None:
     due: list[int] = []
     if sb.payout_schedule == "daily":
         unpaid = _unpaid(sb)
@@ -314,7 +307,7 @@ def payouts_next_due(sb: "Sandbox") -> int | None:
     return min(due) if due else None
 
 
-def run_payouts(sb: "Sandbox") -> None:
+def run_payouts(sb: Sandbox) -> None:
     now = sb.now()
     for payout in sb.store.all("payout"):
         if payout["status"] == "in_transit" and payout["arrival_date"] <= now:

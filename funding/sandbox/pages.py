@@ -10,7 +10,7 @@ from starlette.responses import HTMLResponse
 
 from funding.sandbox.money import format_amount
 
-MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
+MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"]
 BANNER = "Bac à sable Stripe — aucun paiement réel"
 
 CSS = """
@@ -65,7 +65,7 @@ def page(title: str, body: str, *, status: int = 200) -> HTMLResponse:
 def date_fr(ts: int | None) -> str:
     if not ts:
         return "—"
-    day = dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+    day = dt.datetime.fromtimestamp(ts, dt.UTC)
     return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
 
 

@@ -24,7 +24,7 @@ def billing_details(name: str | None = None, email: str | None = None) -> dict[s
 
 
 def new_card_payment_method(
-    sb: "Sandbox", number: str, exp_month: int, exp_year: int, *, name: str | None = None, email: str | None = None, metadata: dict[str, str] | None = None
+    sb: Sandbox, number: str, exp_month: int, exp_year: int, *, name: str | None = None, email: str | None = None, metadata: dict[str, str] | None = None
 ) -> dict[str, Any]:
     card = cards.card_for(number)
     brand = card.brand
@@ -61,14 +61,14 @@ def new_card_payment_method(
     return sb.store.put("payment_method", pm)
 
 
-def test_card_expiry(sb: "Sandbox") -> tuple[int, int]:
+def test_card_expiry(sb: Sandbox) -> tuple[int, int]:
     import datetime as dt
 
-    today = dt.datetime.fromtimestamp(sb.now(), dt.timezone.utc)
+    today = dt.datetime.fromtimestamp(sb.now(), dt.UTC)
     return 12, today.year + 5
 
 
-def resolve_payment_method(sb: "Sandbox", value: str, param: str = "payment_method") -> dict[str, Any]:
+def resolve_payment_method(sb: Sandbox, value: str, param: str = "payment_method") -> dict[str, Any]:
     """A stored PaymentMethod, or a new one from a test PaymentMethod/token name (``pm_card_visa``, ``tok_visa``)."""
     number = cards.TEST_PAYMENT_METHODS.get(value) or cards.TEST_TOKENS.get(value)
     if number:
@@ -88,7 +88,7 @@ def card_error(outcome: cards.Outcome, *, param: str | None = None, extra: dict[
     return StripeError(402, outcome.message, type="card_error", code=outcome.code, decline_code=outcome.decline_code, param=param, extra=extra)
 
 
-def attach(sb: "Sandbox", pm: dict[str, Any], customer_id: str, *, validate: bool = True) -> None:
+def attach(sb: Sandbox, pm: dict[str, Any], customer_id: str, *, validate: bool = True) -> None:
     if pm["customer"] == customer_id:
         return
     if pm["customer"]:
@@ -101,7 +101,7 @@ def attach(sb: "Sandbox", pm: dict[str, Any], customer_id: str, *, validate: boo
     sb.emit("payment_method.attached", pm)
 
 
-def detach(sb: "Sandbox", pm: dict[str, Any]) -> None:
+def detach(sb: Sandbox, pm: dict[str, Any]) -> None:
     if not pm["customer"]:
         raise invalid("The payment method you provided is not attached to a customer so detachment is impossible.", "payment_method", "payment_method_unexpected_state")
     previous = {"customer": pm["customer"]}
@@ -127,7 +127,7 @@ def check_amount(amount: int, currency: str, *, for_invoice: bool = False) -> No
 
 
 def new_payment_intent(
-    sb: "Sandbox",
+    sb: Sandbox,
     *,
     amount: int,
     currency: str,
@@ -194,7 +194,7 @@ def new_payment_intent(
     return pi
 
 
-def check_payment_method_owner(sb: "Sandbox", customer: str | None, pm: dict[str, Any]) -> None:
+def check_payment_method_owner(sb: Sandbox, customer: str | None, pm: dict[str, Any]) -> None:
     if pm["customer"] and customer != pm["customer"]:
         if customer is None:
             raise invalid(
@@ -221,7 +221,7 @@ def confirmable(pi: dict[str, Any]) -> None:
 
 
 def confirm_payment_intent(
-    sb: "Sandbox", pi: dict[str, Any], *, off_session: bool, authenticated: bool = False, return_url: str | None = None
+    sb: Sandbox, pi: dict[str, Any], *, off_session: bool, authenticated: bool = False, return_url: str | None = None
 ) -> str:
     """Attempt the payment; returns the PaymentIntent's new status. Emits the events; never raises card errors."""
     confirmable(pi)
@@ -268,7 +268,7 @@ def confirm_payment_intent(
     return pi["status"]
 
 
-def _require_action(sb: "Sandbox", pi: dict[str, Any], return_url: str | None) -> None:
+def _require_action(sb: Sandbox, pi: dict[str, Any], return_url: str | None) -> None:
     pi["status"] = "requires_action"
     pi["_return_url"] = return_url
     pi["next_action"] = {"redirect_to_url": {"return_url": return_url, "url": sb.url(f"/authenticate/{pi['id']}")}, "type": "redirect_to_url"}
@@ -276,7 +276,7 @@ def _require_action(sb: "Sandbox", pi: dict[str, Any], return_url: str | None) -
     _invoice_hook(sb, pi, paid=False)
 
 
-def fail_authentication(sb: "Sandbox", pi: dict[str, Any]) -> None:
+def fail_authentication(sb: Sandbox, pi: dict[str, Any]) -> None:
     pm = sb.store.ref("payment_method", pi["payment_method"])
     pi["status"] = "requires_payment_method"
     pi["payment_method"] = None
@@ -292,14 +292,14 @@ def fail_authentication(sb: "Sandbox", pi: dict[str, Any]) -> None:
     _invoice_hook(sb, pi, paid=False)
 
 
-def _invoice_hook(sb: "Sandbox", pi: dict[str, Any], *, paid: bool) -> None:
+def _invoice_hook(sb: Sandbox, pi: dict[str, Any], *, paid: bool) -> None:
     if pi.get("_invoice"):
         from funding.sandbox import invoices
 
         invoices.after_invoice_attempt(sb, pi, paid=paid)
 
 
-def cancel_payment_intent(sb: "Sandbox", pi: dict[str, Any], reason: str | None) -> None:
+def cancel_payment_intent(sb: Sandbox, pi: dict[str, Any], reason: str | None) -> None:
     if pi["status"] not in ("requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"):
         raise unexpected_state(
             f"You cannot cancel this PaymentIntent because it has a status of {pi['status']}. Only a PaymentIntent with one of the "
@@ -309,7 +309,7 @@ def cancel_payment_intent(sb: "Sandbox", pi: dict[str, Any], reason: str | None)
     sb.emit("payment_intent.canceled", pi)
 
 
-def _new_charge(sb: "Sandbox", pi: dict[str, Any], pm: dict[str, Any], outcome: cards.Outcome, *, authenticated: bool) -> dict[str, Any]:
+def _new_charge(sb: Sandbox, pi: dict[str, Any], pm: dict[str, Any], outcome: cards.Outcome, *, authenticated: bool) -> dict[str, Any]:
     ok = outcome.kind == "succeeded"
     card = pm["card"]
     ident = sb.store.new_id("charge")
@@ -412,7 +412,7 @@ def _three_d_secure() -> dict[str, Any]:
 # refunds -------------------------------------------------------------------
 
 
-def create_refund(sb: "Sandbox", charge: dict[str, Any], amount: int | None, *, reason: str | None, metadata: dict[str, str]) -> dict[str, Any]:
+def create_refund(sb: Sandbox, charge: dict[str, Any], amount: int | None, *, reason: str | None, metadata: dict[str, str]) -> dict[str, Any]:
     if charge["status"] != "succeeded":
         raise invalid(f"Charge {charge['id']} has not succeeded and cannot be refunded.", "charge", "charge_not_refundable")
     disputes = [d for d in sb.store.all("dispute") if d["charge"] == charge["id"] and d["status"] in ("needs_response", "under_review", "lost", "won")]
@@ -470,7 +470,7 @@ def create_refund(sb: "Sandbox", charge: dict[str, Any], amount: int | None, *, 
 
 
 def new_setup_intent(
-    sb: "Sandbox", *, customer: str | None, payment_method: str | None, metadata: dict[str, str] | None, usage: str = "off_session", description: str | None = None
+    sb: Sandbox, *, customer: str | None, payment_method: str | None, metadata: dict[str, str] | None, usage: str = "off_session", description: str | None = None
 ) -> dict[str, Any]:
     ident = sb.store.new_id("setup_intent")
     seti = {
@@ -505,7 +505,7 @@ def new_setup_intent(
     return seti
 
 
-def confirm_setup_intent(sb: "Sandbox", seti: dict[str, Any], *, authenticated: bool = False, return_url: str | None = None) -> str:
+def confirm_setup_intent(sb: Sandbox, seti: dict[str, Any], *, authenticated: bool = False, return_url: str | None = None) -> str:
     if seti["status"] not in ("requires_payment_method", "requires_confirmation", "requires_action"):
         raise unexpected_state(f"This SetupIntent's status is {seti['status']}; it cannot be confirmed.", "setup_intent_unexpected_state")
     if not seti["payment_method"]:
@@ -538,7 +538,7 @@ def confirm_setup_intent(sb: "Sandbox", seti: dict[str, Any], *, authenticated: 
     return seti["status"]
 
 
-def fail_setup_authentication(sb: "Sandbox", seti: dict[str, Any]) -> None:
+def fail_setup_authentication(sb: Sandbox, seti: dict[str, Any]) -> None:
     pm = sb.store.ref("payment_method", seti["payment_method"])
     seti["status"] = "requires_payment_method"
     seti["next_action"] = None

@@ -19,22 +19,22 @@ if TYPE_CHECKING:
 
 
 @route("POST", "/v1/checkout/sessions")
-def create_checkout_session(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def create_checkout_session(sb: Sandbox, p: Params) -> dict[str, Any]:
     return sb.view(checkout.create_session(sb, p))
 
 
 @route("GET", "/v1/checkout/sessions/search")
-def search_checkout_sessions(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def search_checkout_sessions(sb: Sandbox, p: Params) -> dict[str, Any]:
     return search_response(sb, "checkout.session", p, "/v1/checkout/sessions/search")
 
 
 @route("GET", "/v1/checkout/sessions/{ident}")
-def get_checkout_session(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_checkout_session(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     return sb.view(get_or_404(sb, "checkout.session", ident, "checkout.session"))
 
 
 @route("POST", "/v1/checkout/sessions/{ident}")
-def update_checkout_session(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def update_checkout_session(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"metadata"})
     session = get_or_404(sb, "checkout.session", ident, "checkout.session")
     session["metadata"] = merge_metadata(session["metadata"], p.metadata())
@@ -42,7 +42,7 @@ def update_checkout_session(sb: "Sandbox", p: Params, ident: str) -> dict[str, A
 
 
 @route("POST", "/v1/checkout/sessions/{ident}/expire")
-def expire_checkout_session(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def expire_checkout_session(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known(set())
     session = get_or_404(sb, "checkout.session", ident, "checkout.session")
     checkout.expire(sb, session)
@@ -50,7 +50,7 @@ def expire_checkout_session(sb: "Sandbox", p: Params, ident: str) -> dict[str, A
 
 
 @route("GET", "/v1/checkout/sessions/{ident}/line_items")
-def checkout_line_items(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def checkout_line_items(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"limit", "starting_after", "ending_before"})
     session = get_or_404(sb, "checkout.session", ident, "checkout.session")
     page, more = paginate(session["_line_items"], p)
@@ -58,7 +58,7 @@ def checkout_line_items(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/checkout/sessions")
-def list_checkout_sessions(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_checkout_sessions(sb: Sandbox, p: Params) -> dict[str, Any]:
     filters = {k: p.str(k) for k in ("customer", "payment_intent", "subscription", "status", "payment_link")}
     return list_response(sb, "checkout.session", p, "/v1/checkout/sessions", lambda s: all(v in (None, s.get(k)) for k, v in filters.items()), extra=set(filters) | {"customer_details"})
 
@@ -68,7 +68,7 @@ def list_checkout_sessions(sb: "Sandbox", p: Params) -> dict[str, Any]:
 ITEM_FIELDS = {"id", "price", "price_data", "quantity", "metadata", "deleted", "tax_rates", "discounts", "billing_thresholds", "clear_usage"}
 
 
-def _item_specs(sb: "Sandbox", p: Params, sub: dict[str, Any] | None = None, key: str = "items") -> list[billing.ItemSpec]:
+def _item_specs(sb: Sandbox, p: Params, sub: dict[str, Any] | None = None, key: str = "items") -> list[billing.ItemSpec]:
     current = {i["id"]: i for i in sub["items"]["data"]} if sub else {}
     specs = []
     for entry in p.dicts(key):
@@ -91,14 +91,14 @@ def _item_specs(sb: "Sandbox", p: Params, sub: dict[str, Any] | None = None, key
     return specs
 
 
-def _timestamp_or_now(sb: "Sandbox", p: Params, key: str) -> int | None:
+def _timestamp_or_now(sb: Sandbox, p: Params, key: str) -> int | None:
     if p.raw(key) == "now":
         return sb.now()
     return p.int(key)
 
 
 @route("POST", "/v1/subscriptions")
-def create_subscription(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def create_subscription(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({
         "customer", "items", "default_payment_method", "metadata", "description", "trial_period_days", "trial_end", "payment_behavior",
         "off_session", "cancel_at_period_end", "collection_method", "proration_behavior", "payment_settings", "trial_settings", "add_invoice_items",
@@ -146,17 +146,17 @@ def create_subscription(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("GET", "/v1/subscriptions/search")
-def search_subscriptions(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def search_subscriptions(sb: Sandbox, p: Params) -> dict[str, Any]:
     return search_response(sb, "subscription", p, "/v1/subscriptions/search")
 
 
 @route("GET", "/v1/subscriptions/{ident}")
-def get_subscription(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_subscription(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     return sb.view(billing.find_subscription(sb, ident, "id"))
 
 
 @route("POST", "/v1/subscriptions/{ident}")
-def update_subscription(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def update_subscription(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({
         "items", "proration_behavior", "proration_date", "cancel_at_period_end", "cancel_at", "metadata", "default_payment_method",
         "description", "payment_behavior", "cancellation_details", "off_session", "trial_end",
@@ -207,7 +207,7 @@ def update_subscription(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("DELETE", "/v1/subscriptions/{ident}")
-def cancel_subscription(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def cancel_subscription(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"invoice_now", "prorate", "cancellation_details"})
     sub = billing.find_subscription(sb, ident, "id")
     details = p.dict("cancellation_details")
@@ -219,7 +219,7 @@ def cancel_subscription(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("POST", "/v1/subscriptions/{ident}/resume")
-def resume_subscription(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def resume_subscription(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"billing_cycle_anchor", "proration_behavior", "proration_date"})
     sub = billing.find_subscription(sb, ident, "id")
     billing.resume(sb, sub)
@@ -227,7 +227,7 @@ def resume_subscription(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/subscriptions")
-def list_subscriptions(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_subscriptions(sb: Sandbox, p: Params) -> dict[str, Any]:
     customer, price, status = p.str("customer"), p.str("price"), p.str("status")
 
     def where(sub: dict[str, Any]) -> bool:
@@ -249,7 +249,7 @@ def list_subscriptions(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("POST", "/v1/invoices")
-def create_invoice(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def create_invoice(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({"customer", "subscription", "auto_advance", "collection_method", "days_until_due", "description", "metadata", "pending_invoice_items_behavior", "currency", "default_payment_method", "footer"})
     customer = catalog.find_customer(sb, p.str("customer", required=True))
     sub_id = p.str("subscription")
@@ -276,7 +276,7 @@ def create_invoice(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("POST", "/v1/invoices/create_preview")
-def preview_invoice(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def preview_invoice(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({"customer", "subscription", "subscription_details", "currency", "preview_mode"})
     sub_id = p.str("subscription")
     sub = billing.find_subscription(sb, sub_id) if sub_id else None
@@ -295,11 +295,11 @@ def preview_invoice(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("GET", "/v1/invoices/search")
-def search_invoices(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def search_invoices(sb: Sandbox, p: Params) -> dict[str, Any]:
     return search_response(sb, "invoice", p, "/v1/invoices/search")
 
 
-def _invoice(sb: "Sandbox", ident: str) -> dict[str, Any]:
+def _invoice(sb: Sandbox, ident: str) -> dict[str, Any]:
     invoice = get_or_404(sb, "invoice", ident)
     if invoice.get("_deleted"):
         raise StripeError(404, f"No such invoice: '{ident}'", param="id", code="resource_missing")
@@ -307,12 +307,12 @@ def _invoice(sb: "Sandbox", ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/invoices/{ident}")
-def get_invoice(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_invoice(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     return sb.view(_invoice(sb, ident))
 
 
 @route("POST", "/v1/invoices/{ident}")
-def update_invoice(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def update_invoice(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"metadata", "description", "auto_advance", "days_until_due", "default_payment_method", "footer"})
     invoice = _invoice(sb, ident)
     if invoice["status"] != "draft" and set(p.data) - {"metadata", "expand"}:
@@ -330,7 +330,7 @@ def update_invoice(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("DELETE", "/v1/invoices/{ident}")
-def delete_invoice(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def delete_invoice(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     invoice = _invoice(sb, ident)
     if invoice["status"] != "draft":
         raise invalid("You can only delete draft invoices.", code="invoice_not_editable")
@@ -346,7 +346,7 @@ def delete_invoice(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("POST", "/v1/invoices/{ident}/finalize")
-def finalize_invoice(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def finalize_invoice(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"auto_advance"})
     invoice = _invoice(sb, ident)
     if "auto_advance" in p:
@@ -358,7 +358,7 @@ def finalize_invoice(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("POST", "/v1/invoices/{ident}/pay")
-def pay_invoice(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def pay_invoice(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"payment_method", "off_session", "paid_out_of_band", "forgive", "source", "mandate"})
     invoice = _invoice(sb, ident)
     if invoice["status"] == "draft":
@@ -386,7 +386,7 @@ def pay_invoice(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("POST", "/v1/invoices/{ident}/void")
-def void_invoice(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def void_invoice(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known(set())
     invoice = _invoice(sb, ident)
     invoices.void(sb, invoice)
@@ -394,7 +394,7 @@ def void_invoice(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("POST", "/v1/invoices/{ident}/mark_uncollectible")
-def mark_uncollectible(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def mark_uncollectible(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known(set())
     invoice = _invoice(sb, ident)
     if invoice["status"] != "open":
@@ -406,7 +406,7 @@ def mark_uncollectible(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/invoices/{ident}/lines")
-def invoice_lines(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def invoice_lines(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"limit", "starting_after", "ending_before"})
     invoice = _invoice(sb, ident)
     page, more = paginate(invoice["lines"]["data"], p)
@@ -414,7 +414,7 @@ def invoice_lines(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/invoices")
-def list_invoices(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_invoices(sb: Sandbox, p: Params) -> dict[str, Any]:
     customer, sub, status, method = p.str("customer"), p.str("subscription"), p.str("status"), p.str("collection_method")
 
     def where(invoice: dict[str, Any]) -> bool:
@@ -428,7 +428,7 @@ def list_invoices(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("POST", "/v1/invoiceitems")
-def create_invoice_item(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def create_invoice_item(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({"customer", "amount", "currency", "description", "metadata", "subscription", "invoice", "period", "quantity", "pricing", "price_data", "unit_amount_decimal", "discountable", "tax_behavior"})
     customer = catalog.find_customer(sb, p.str("customer", required=True))
     sub_id = p.str("subscription")
@@ -469,7 +469,7 @@ def create_invoice_item(sb: "Sandbox", p: Params) -> dict[str, Any]:
     return sb.view(item)
 
 
-def _item(sb: "Sandbox", ident: str) -> dict[str, Any]:
+def _item(sb: Sandbox, ident: str) -> dict[str, Any]:
     item = get_or_404(sb, "invoiceitem", ident)
     if item.get("_deleted"):
         raise StripeError(404, f"No such invoiceitem: '{ident}'", param="id", code="resource_missing")
@@ -477,12 +477,12 @@ def _item(sb: "Sandbox", ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/invoiceitems/{ident}")
-def get_invoice_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_invoice_item(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     return sb.view(_item(sb, ident))
 
 
 @route("POST", "/v1/invoiceitems/{ident}")
-def update_invoice_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def update_invoice_item(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"amount", "description", "metadata", "quantity", "discountable", "period"})
     item = _item(sb, ident)
     if item["invoice"] and set(p.data) - {"metadata", "expand"}:
@@ -505,7 +505,7 @@ def update_invoice_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("DELETE", "/v1/invoiceitems/{ident}")
-def delete_invoice_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def delete_invoice_item(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     item = _item(sb, ident)
     if item["invoice"]:
         invoice = sb.store.ref("invoice", item["invoice"])
@@ -519,7 +519,7 @@ def delete_invoice_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/invoiceitems")
-def list_invoice_items(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_invoice_items(sb: Sandbox, p: Params) -> dict[str, Any]:
     customer, invoice, pending = p.str("customer"), p.str("invoice"), p.bool("pending")
 
     def where(item: dict[str, Any]) -> bool:
@@ -529,12 +529,12 @@ def list_invoice_items(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("GET", "/v1/invoice_payments/{ident}")
-def get_invoice_payment(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_invoice_payment(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     return sb.view(get_or_404(sb, "invoice_payment", ident))
 
 
 @route("GET", "/v1/invoice_payments")
-def list_invoice_payments(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_invoice_payments(sb: Sandbox, p: Params) -> dict[str, Any]:
     invoice = p.str("invoice")
     payment = p.dict("payment")
     pi = payment.str("payment_intent")
@@ -547,7 +547,7 @@ PORTAL_LIFETIME = 3_600
 
 
 @route("POST", "/v1/billing_portal/sessions")
-def create_portal_session(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def create_portal_session(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({"customer", "return_url", "configuration", "flow_data", "locale", "on_behalf_of"})
     customer = catalog.find_customer(sb, p.str("customer", required=True))
     ident = sb.store.new_id("billing_portal.session")
@@ -574,7 +574,7 @@ def create_portal_session(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("GET", "/v1/subscription_items/{ident}")
-def get_subscription_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_subscription_item(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     from funding.sandbox.views import subscription_item
 
     for sub in sb.store.all("subscription"):
@@ -585,7 +585,7 @@ def get_subscription_item(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any
 
 
 @route("GET", "/v1/subscription_items")
-def list_subscription_items(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_subscription_items(sb: Sandbox, p: Params) -> dict[str, Any]:
     from funding.sandbox.views import subscription_item
 
     p.check_known({"subscription", "limit", "starting_after", "ending_before"})

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from funding.sandbox.sandbox import Sandbox
 
 
-def updated(sb: "Sandbox", obj: dict[str, Any], before: dict[str, Any], event: str) -> dict[str, Any]:
+def updated(sb: Sandbox, obj: dict[str, Any], before: dict[str, Any], event: str) -> dict[str, Any]:
     after = sb.view(obj)
     changes = diff(before, after)
     if changes:
@@ -28,7 +28,7 @@ CUSTOMER_FIELDS = {"email", "name", "description", "phone", "metadata", "invoice
 
 
 @route("POST", "/v1/customers")
-def create_customer(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def create_customer(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known(CUSTOMER_FIELDS)
     customer = catalog.new_customer(sb, email=p.str("email"), name=p.str("name"), description=p.str("description"), phone=p.str("phone"), metadata=p.metadata() or {})
     if pm_id := p.str("payment_method"):
@@ -58,7 +58,7 @@ def _custom_fields(settings: Params) -> list[dict[str, str]] | None:
     return fields or None
 
 
-def _set_default_pm(sb: "Sandbox", customer: dict[str, Any], pm_id: str) -> None:
+def _set_default_pm(sb: Sandbox, customer: dict[str, Any], pm_id: str) -> None:
     pm = get_or_404(sb, "payment_method", pm_id, "PaymentMethod")
     if pm["customer"] != customer["id"]:
         raise invalid(f"The customer does not have a payment method with the ID {pm_id}. The payment method must be attached to the customer.", "invoice_settings[default_payment_method]")
@@ -66,12 +66,12 @@ def _set_default_pm(sb: "Sandbox", customer: dict[str, Any], pm_id: str) -> None
 
 
 @route("GET", "/v1/customers/search")
-def search_customers(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def search_customers(sb: Sandbox, p: Params) -> dict[str, Any]:
     return search_response(sb, "customer", p, "/v1/customers/search")
 
 
 @route("GET", "/v1/customers/{ident}")
-def get_customer(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_customer(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     customer = get_or_404(sb, "customer", ident)
     if customer.get("_deleted"):
         return {"id": ident, "object": "customer", "deleted": True}
@@ -79,7 +79,7 @@ def get_customer(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("POST", "/v1/customers/{ident}")
-def update_customer(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def update_customer(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known(CUSTOMER_FIELDS - {"payment_method", "test_clock"})
     customer = catalog.find_customer(sb, ident, "id")
     before = sb.view(customer)
@@ -101,7 +101,7 @@ def update_customer(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("DELETE", "/v1/customers/{ident}")
-def delete_customer(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def delete_customer(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     customer = catalog.find_customer(sb, ident, "id")
     from funding.sandbox import billing
 
@@ -114,20 +114,20 @@ def delete_customer(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/customers")
-def list_customers(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_customers(sb: Sandbox, p: Params) -> dict[str, Any]:
     email = p.str("email")
     return list_response(sb, "customer", p, "/v1/customers", lambda c: email is None or c["email"] == email, extra={"email", "test_clock"})
 
 
 @route("GET", "/v1/customers/{ident}/payment_methods")
-def customer_payment_methods(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def customer_payment_methods(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     catalog.find_customer(sb, ident, "customer")
     kind = p.str("type")
     return list_response(sb, "payment_method", p, f"/v1/customers/{ident}/payment_methods", lambda pm: pm["customer"] == ident and kind in (None, pm["type"]), extra={"type", "allow_redisplay"})
 
 
 @route("GET", "/v1/customers/{ident}/payment_methods/{pm_id}")
-def customer_payment_method(sb: "Sandbox", p: Params, ident: str, pm_id: str) -> dict[str, Any]:
+def customer_payment_method(sb: Sandbox, p: Params, ident: str, pm_id: str) -> dict[str, Any]:
     pm = get_or_404(sb, "payment_method", pm_id, "PaymentMethod")
     if pm["customer"] != ident:
         raise StripeError(404, f"No such PaymentMethod: '{pm_id}'", param="payment_method", code="resource_missing")
@@ -138,7 +138,7 @@ def customer_payment_method(sb: "Sandbox", p: Params, ident: str, pm_id: str) ->
 
 
 @route("POST", "/v1/products")
-def create_product(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def create_product(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({"name", "description", "metadata", "active", "id", "default_price_data", "images", "tax_code", "unit_label", "statement_descriptor", "url", "shippable"})
     product = catalog.new_product(sb, name=p.str("name", required=True), description=p.str("description"), metadata=p.metadata() or {}, active=p.bool("active", default=True), ident=p.str("id"))
     data = p.dict("default_price_data")
@@ -150,17 +150,17 @@ def create_product(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("GET", "/v1/products/search")
-def search_products(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def search_products(sb: Sandbox, p: Params) -> dict[str, Any]:
     return search_response(sb, "product", p, "/v1/products/search")
 
 
 @route("GET", "/v1/products/{ident}")
-def get_product(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_product(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     return sb.view(get_or_404(sb, "product", ident))
 
 
 @route("POST", "/v1/products/{ident}")
-def update_product(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def update_product(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"name", "description", "metadata", "active", "default_price", "images", "unit_label", "statement_descriptor", "url"})
     product = get_or_404(sb, "product", ident)
     before = sb.view(product)
@@ -178,14 +178,14 @@ def update_product(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/products")
-def list_products(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_products(sb: Sandbox, p: Params) -> dict[str, Any]:
     active = p.bool("active")
     ids = set(p.strings("ids"))
     return list_response(sb, "product", p, "/v1/products", lambda o: (active is None or o["active"] == active) and (not ids or o["id"] in ids), extra={"active", "ids", "shippable", "url"})
 
 
 @route("POST", "/v1/prices")
-def create_price(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def create_price(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({"currency", "unit_amount", "unit_amount_decimal", "product", "product_data", "recurring", "lookup_key", "transfer_lookup_key", "nickname", "metadata", "active", "tax_behavior", "billing_scheme"})
     if p.str("billing_scheme", default="per_unit") != "per_unit":
         raise invalid("The sandbox only supports per_unit prices.", "billing_scheme")
@@ -213,7 +213,7 @@ def create_price(sb: "Sandbox", p: Params) -> dict[str, Any]:
     return sb.view(price)
 
 
-def _claim_lookup_key(sb: "Sandbox", lookup_key: str, transfer: bool, keep: str | None = None) -> None:
+def _claim_lookup_key(sb: Sandbox, lookup_key: str, transfer: bool, keep: str | None = None) -> None:
     for other in sb.store.all("price"):
         if other["lookup_key"] == lookup_key and other["id"] != keep:
             if not transfer:
@@ -222,17 +222,17 @@ def _claim_lookup_key(sb: "Sandbox", lookup_key: str, transfer: bool, keep: str 
 
 
 @route("GET", "/v1/prices/search")
-def search_prices(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def search_prices(sb: Sandbox, p: Params) -> dict[str, Any]:
     return search_response(sb, "price", p, "/v1/prices/search")
 
 
 @route("GET", "/v1/prices/{ident}")
-def get_price(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_price(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     return sb.view(get_or_404(sb, "price", ident))
 
 
 @route("POST", "/v1/prices/{ident}")
-def update_price(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def update_price(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"active", "metadata", "nickname", "lookup_key", "transfer_lookup_key", "tax_behavior"})
     price = get_or_404(sb, "price", ident)
     before = sb.view(price)
@@ -250,7 +250,7 @@ def update_price(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/prices")
-def list_prices(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_prices(sb: Sandbox, p: Params) -> dict[str, Any]:
     active, product, kind, currency = p.bool("active"), p.str("product"), p.str("type"), p.str("currency")
     lookup_keys = set(p.strings("lookup_keys"))
     interval = p.dict("recurring").str("interval")
@@ -272,7 +272,7 @@ def list_prices(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("POST", "/v1/payment_methods")
-def create_payment_method(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def create_payment_method(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({"type", "card", "billing_details", "metadata", "allow_redisplay", "customer", "payment_method"})
     if p.str("type", required=True) != "card":
         raise invalid("The sandbox only supports card payment methods.", "type")
@@ -285,7 +285,7 @@ def create_payment_method(sb: "Sandbox", p: Params) -> dict[str, Any]:
     return sb.view(pm)
 
 
-def _card_from_params(sb: "Sandbox", card: Params) -> dict[str, Any]:
+def _card_from_params(sb: Sandbox, card: Params) -> dict[str, Any]:
     token = card.str("token")
     if token:
         if token not in cards.TEST_TOKENS:
@@ -299,7 +299,7 @@ def _card_from_params(sb: "Sandbox", card: Params) -> dict[str, Any]:
         year += 2000
     import datetime as dt
 
-    today = dt.datetime.fromtimestamp(sb.now(), dt.timezone.utc)
+    today = dt.datetime.fromtimestamp(sb.now(), dt.UTC)
     if not 1 <= month <= 12:
         raise StripeError(402, "Your card's expiration month is invalid.", type="card_error", code="invalid_expiry_month", param=card._name("exp_month"))
     if (year, month) < (today.year, today.month):
@@ -308,14 +308,14 @@ def _card_from_params(sb: "Sandbox", card: Params) -> dict[str, Any]:
 
 
 @route("GET", "/v1/payment_methods/{ident}")
-def get_payment_method(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_payment_method(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     if ident in cards.TEST_PAYMENT_METHODS:
         return sb.view(payments.resolve_payment_method(sb, ident))
     return sb.view(get_or_404(sb, "payment_method", ident, "PaymentMethod"))
 
 
 @route("POST", "/v1/payment_methods/{ident}")
-def update_payment_method(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def update_payment_method(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"metadata", "billing_details", "card", "allow_redisplay"})
     pm = get_or_404(sb, "payment_method", ident, "PaymentMethod")
     before = sb.view(pm)
@@ -332,7 +332,7 @@ def update_payment_method(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any
 
 
 @route("POST", "/v1/payment_methods/{ident}/attach")
-def attach_payment_method(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def attach_payment_method(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"customer"})
     customer = catalog.find_customer(sb, p.str("customer", required=True))
     pm = payments.resolve_payment_method(sb, ident, "payment_method")
@@ -341,7 +341,7 @@ def attach_payment_method(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any
 
 
 @route("POST", "/v1/payment_methods/{ident}/detach")
-def detach_payment_method(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def detach_payment_method(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known(set())
     pm = get_or_404(sb, "payment_method", ident, "PaymentMethod")
     payments.detach(sb, pm)
@@ -349,6 +349,6 @@ def detach_payment_method(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any
 
 
 @route("GET", "/v1/payment_methods")
-def list_payment_methods(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_payment_methods(sb: Sandbox, p: Params) -> dict[str, Any]:
     customer, kind = p.str("customer"), p.str("type")
     return list_response(sb, "payment_method", p, "/v1/payment_methods", lambda pm: customer in (None, pm["customer"]) and kind in (None, pm["type"]), extra={"customer", "type"})

@@ -27,7 +27,7 @@ def _off_session(p: Params) -> bool:
     raise invalid(f"Invalid off_session: {value}", "off_session")
 
 
-def _payment_method_param(sb: "Sandbox", p: Params) -> dict[str, Any] | None:
+def _payment_method_param(sb: Sandbox, p: Params) -> dict[str, Any] | None:
     if pm_id := p.str("payment_method"):
         return payments.resolve_payment_method(sb, pm_id)
     if "payment_method_data" in p:
@@ -41,7 +41,7 @@ def _payment_method_param(sb: "Sandbox", p: Params) -> dict[str, Any] | None:
     return None
 
 
-def _confirm_pi(sb: "Sandbox", pi: dict[str, Any], p: Params) -> dict[str, Any]:
+def _confirm_pi(sb: Sandbox, pi: dict[str, Any], p: Params) -> dict[str, Any]:
     """Confirm and answer like Stripe: the PaymentIntent, or a 402 card error carrying it."""
     off_session = _off_session(p)
     status = payments.confirm_payment_intent(sb, pi, off_session=off_session, return_url=p.str("return_url"))
@@ -56,7 +56,7 @@ def _confirm_pi(sb: "Sandbox", pi: dict[str, Any], p: Params) -> dict[str, Any]:
 
 
 @route("POST", "/v1/payment_intents")
-def create_payment_intent(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def create_payment_intent(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known(PI_FIELDS)
     if p.str("capture_method", default="automatic") not in ("automatic", "automatic_async"):
         raise invalid("The sandbox supports capture_method=automatic only.", "capture_method")
@@ -93,18 +93,18 @@ def create_payment_intent(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("GET", "/v1/payment_intents/search")
-def search_payment_intents(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def search_payment_intents(sb: Sandbox, p: Params) -> dict[str, Any]:
     return search_response(sb, "payment_intent", p, "/v1/payment_intents/search")
 
 
 @route("GET", "/v1/payment_intents/{ident}")
-def get_payment_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_payment_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"client_secret"})
     return sb.view(get_or_404(sb, "payment_intent", ident))
 
 
 @route("POST", "/v1/payment_intents/{ident}")
-def update_payment_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def update_payment_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"amount", "currency", "customer", "description", "metadata", "payment_method", "receipt_email", "setup_future_usage", "statement_descriptor", "statement_descriptor_suffix"})
     pi = get_or_404(sb, "payment_intent", ident)
     if pi["status"] in ("succeeded", "canceled", "processing"):
@@ -128,7 +128,7 @@ def update_payment_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any
 
 
 @route("POST", "/v1/payment_intents/{ident}/confirm")
-def confirm_payment_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def confirm_payment_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known(PI_CONFIRM | {"client_secret"})
     pi = get_or_404(sb, "payment_intent", ident)
     pm = _payment_method_param(sb, p)
@@ -143,7 +143,7 @@ def confirm_payment_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, An
 
 
 @route("POST", "/v1/payment_intents/{ident}/cancel")
-def cancel_payment_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def cancel_payment_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"cancellation_reason"})
     pi = get_or_404(sb, "payment_intent", ident)
     if pi.get("_invoice"):
@@ -153,7 +153,7 @@ def cancel_payment_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any
 
 
 @route("GET", "/v1/payment_intents")
-def list_payment_intents(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_payment_intents(sb: Sandbox, p: Params) -> dict[str, Any]:
     customer = p.str("customer")
     return list_response(sb, "payment_intent", p, "/v1/payment_intents", lambda o: customer in (None, o["customer"]), extra={"customer"})
 
@@ -161,7 +161,7 @@ def list_payment_intents(sb: "Sandbox", p: Params) -> dict[str, Any]:
 # setup intents -----------------------------------------------------------------
 
 
-def _confirm_seti(sb: "Sandbox", seti: dict[str, Any], p: Params) -> dict[str, Any]:
+def _confirm_seti(sb: Sandbox, seti: dict[str, Any], p: Params) -> dict[str, Any]:
     payments.confirm_setup_intent(sb, seti, return_url=p.str("return_url"))
     error = seti["last_setup_error"]
     if seti["status"] == "requires_payment_method" and error and error["type"] == "card_error":
@@ -170,7 +170,7 @@ def _confirm_seti(sb: "Sandbox", seti: dict[str, Any], p: Params) -> dict[str, A
 
 
 @route("POST", "/v1/setup_intents")
-def create_setup_intent(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def create_setup_intent(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({"customer", "payment_method", "payment_method_data", "metadata", "usage", "description", "confirm", "return_url", "payment_method_types", "automatic_payment_methods", "mandate_data", "use_stripe_sdk", "payment_method_options"})
     customer_id = p.str("customer")
     customer = catalog.find_customer(sb, customer_id)["id"] if customer_id else None
@@ -184,13 +184,13 @@ def create_setup_intent(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("GET", "/v1/setup_intents/{ident}")
-def get_setup_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_setup_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"client_secret"})
     return sb.view(get_or_404(sb, "setup_intent", ident))
 
 
 @route("POST", "/v1/setup_intents/{ident}")
-def update_setup_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def update_setup_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"customer", "payment_method", "metadata", "description"})
     seti = get_or_404(sb, "setup_intent", ident)
     if "customer" in p:  # the sandbox cannot unset a customer: a blank one is a missing one
@@ -205,7 +205,7 @@ def update_setup_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("POST", "/v1/setup_intents/{ident}/confirm")
-def confirm_setup_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def confirm_setup_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"payment_method", "payment_method_data", "return_url", "mandate_data", "use_stripe_sdk", "client_secret", "payment_method_options"})
     seti = get_or_404(sb, "setup_intent", ident)
     pm = _payment_method_param(sb, p)
@@ -215,7 +215,7 @@ def confirm_setup_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]
 
 
 @route("POST", "/v1/setup_intents/{ident}/cancel")
-def cancel_setup_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def cancel_setup_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"cancellation_reason"})
     seti = get_or_404(sb, "setup_intent", ident)
     if seti["status"] in ("succeeded", "canceled"):
@@ -226,7 +226,7 @@ def cancel_setup_intent(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/setup_intents")
-def list_setup_intents(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_setup_intents(sb: Sandbox, p: Params) -> dict[str, Any]:
     customer, pm = p.str("customer"), p.str("payment_method")
     return list_response(sb, "setup_intent", p, "/v1/setup_intents", lambda o: customer in (None, o["customer"]) and pm in (None, o["payment_method"]), extra={"customer", "payment_method", "attach_to_self"})
 
@@ -235,17 +235,17 @@ def list_setup_intents(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("GET", "/v1/charges/search")
-def search_charges(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def search_charges(sb: Sandbox, p: Params) -> dict[str, Any]:
     return search_response(sb, "charge", p, "/v1/charges/search")
 
 
 @route("GET", "/v1/charges/{ident}")
-def get_charge(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_charge(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     return sb.view(get_or_404(sb, "charge", ident))
 
 
 @route("POST", "/v1/charges/{ident}")
-def update_charge(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def update_charge(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"metadata", "description", "receipt_email"})
     charge = get_or_404(sb, "charge", ident)
     before = sb.view(charge)
@@ -257,13 +257,13 @@ def update_charge(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/charges")
-def list_charges(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_charges(sb: Sandbox, p: Params) -> dict[str, Any]:
     customer, pi = p.str("customer"), p.str("payment_intent")
     return list_response(sb, "charge", p, "/v1/charges", lambda o: customer in (None, o["customer"]) and pi in (None, o["payment_intent"]), extra={"customer", "payment_intent", "transfer_group"})
 
 
 @route("POST", "/v1/refunds")
-def create_refund(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def create_refund(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({"charge", "payment_intent", "amount", "reason", "metadata", "refund_application_fee", "reverse_transfer", "instructions_email"})
     charge_id, pi_id = p.str("charge"), p.str("payment_intent")
     if charge_id and pi_id:
@@ -283,12 +283,12 @@ def create_refund(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("GET", "/v1/refunds/{ident}")
-def get_refund(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_refund(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     return sb.view(get_or_404(sb, "refund", ident))
 
 
 @route("POST", "/v1/refunds/{ident}")
-def update_refund(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def update_refund(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"metadata"})
     refund = get_or_404(sb, "refund", ident)
     before = sb.view(refund)
@@ -297,7 +297,7 @@ def update_refund(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/refunds")
-def list_refunds(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_refunds(sb: Sandbox, p: Params) -> dict[str, Any]:
     charge, pi = p.str("charge"), p.str("payment_intent")
     return list_response(sb, "refund", p, "/v1/refunds", lambda o: charge in (None, o["charge"]) and pi in (None, o["payment_intent"]), extra={"charge", "payment_intent"})
 
@@ -306,12 +306,12 @@ def list_refunds(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("GET", "/v1/disputes/{ident}")
-def get_dispute(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_dispute(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     return sb.view(get_or_404(sb, "dispute", ident))
 
 
 @route("POST", "/v1/disputes/{ident}")
-def update_dispute(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def update_dispute(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"evidence", "metadata", "submit", "intended_submission_method"})
     dispute = get_or_404(sb, "dispute", ident)
     if dispute["status"] not in ("needs_response", "warning_needs_response"):
@@ -337,7 +337,7 @@ def update_dispute(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("POST", "/v1/disputes/{ident}/close")
-def close_dispute(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def close_dispute(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known(set())
     dispute = get_or_404(sb, "dispute", ident)
     if dispute["status"] not in ("needs_response", "warning_needs_response", "under_review", "warning_under_review"):
@@ -347,7 +347,7 @@ def close_dispute(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/disputes")
-def list_disputes(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_disputes(sb: Sandbox, p: Params) -> dict[str, Any]:
     charge, pi = p.str("charge"), p.str("payment_intent")
     return list_response(sb, "dispute", p, "/v1/disputes", lambda o: charge in (None, o["charge"]) and pi in (None, o["payment_intent"]), extra={"charge", "payment_intent"})
 
@@ -356,17 +356,17 @@ def list_disputes(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("GET", "/v1/balance")
-def get_balance(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def get_balance(sb: Sandbox, p: Params) -> dict[str, Any]:
     return money.balance(sb)
 
 
 @route("GET", "/v1/balance_transactions/{ident}")
-def get_balance_transaction(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_balance_transaction(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     return sb.view(get_or_404(sb, "balance_transaction", ident))
 
 
 @route("GET", "/v1/balance_transactions")
-def list_balance_transactions(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_balance_transactions(sb: Sandbox, p: Params) -> dict[str, Any]:
     payout, kind, source, currency = p.str("payout"), p.str("type"), p.str("source"), p.str("currency")
     if payout:
         get_or_404(sb, "payout", payout)
@@ -378,7 +378,7 @@ def list_balance_transactions(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("POST", "/v1/payouts")
-def create_payout(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def create_payout(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({"amount", "currency", "metadata", "description", "statement_descriptor", "method", "destination", "source_type"})
     if sb.payout_schedule != "manual":
         raise invalid("You cannot create manual payouts while automatic payouts are enabled (this sandbox pays out daily; start it with payout_schedule='manual').", code="payouts_not_allowed")
@@ -392,12 +392,12 @@ def create_payout(sb: "Sandbox", p: Params) -> dict[str, Any]:
 
 
 @route("GET", "/v1/payouts/{ident}")
-def get_payout(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_payout(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     return sb.view(get_or_404(sb, "payout", ident))
 
 
 @route("POST", "/v1/payouts/{ident}")
-def update_payout(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def update_payout(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"metadata"})
     payout = get_or_404(sb, "payout", ident)
     before = sb.view(payout)
@@ -406,7 +406,7 @@ def update_payout(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
 
 
 @route("GET", "/v1/payouts")
-def list_payouts(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_payouts(sb: Sandbox, p: Params) -> dict[str, Any]:
     status = p.str("status")
     arrival = p.raw("arrival_date")
     from funding.sandbox.api import created_filter
@@ -421,12 +421,12 @@ EVENT_WINDOW = 30 * 86_400
 
 
 @route("GET", "/v1/events/{ident}")
-def get_event(sb: "Sandbox", p: Params, ident: str) -> dict[str, Any]:
+def get_event(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     return public(get_or_404(sb, "event", ident))
 
 
 @route("GET", "/v1/events")
-def list_events(sb: "Sandbox", p: Params) -> dict[str, Any]:
+def list_events(sb: Sandbox, p: Params) -> dict[str, Any]:
     single = p.str("type")
     several = set(p.strings("types"))
     if single and several:

@@ -7,8 +7,9 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from funding.sandbox import billing, checkout, money, views, webhooks
 from funding.sandbox.state import Store, public
@@ -18,7 +19,7 @@ API_VERSION = "2026-10-28.endive"
 FAULT_MODES = ("error_500", "error_500_after", "timeout_after", "error_429")
 
 # Scheduled work: (when is something next due, do what is due now), in this order.
-SCHEDULE: list[tuple[Callable[["Sandbox"], int | None], Callable[["Sandbox"], None]]] = [
+SCHEDULE: list[tuple[Callable[[Sandbox], int | None], Callable[[Sandbox], None]]] = [
     (checkout.next_due, checkout.run_due),
     (billing.next_due, billing.run_due),
     (money.payouts_next_due, money.run_payouts),

@@ -12,8 +12,9 @@ import os
 import secrets
 import string
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, overload
+from typing import Any, overload
 
 ALPHABET = string.ascii_letters + string.digits
 
@@ -165,7 +166,7 @@ class Store:
             raise
 
     @classmethod
-    def load(cls, path: Path) -> "Store":
+    def load(cls, path: Path) -> Store:
         if not path.exists():
             return cls()
         with path.open(encoding="utf-8") as handle:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from funding.sandbox import money
 from funding.sandbox.errors import invalid
@@ -12,14 +13,14 @@ if TYPE_CHECKING:
     from funding.sandbox.sandbox import Sandbox
 
 
-def _charge(sb: "Sandbox", charge: dict[str, Any]) -> dict[str, Any]:
+def _charge(sb: Sandbox, charge: dict[str, Any]) -> dict[str, Any]:
     out = dict(charge)
     refunds = [sb.view(sb.store.ref("refund", rid)) for rid in reversed(charge.get("_refunds", []))]
     out["refunds"] = {"object": "list", "data": refunds, "has_more": False, "url": f"/v1/charges/{charge['id']}/refunds"}
     return out
 
 
-def _dispute(sb: "Sandbox", dispute: dict[str, Any]) -> dict[str, Any]:
+def _dispute(sb: Sandbox, dispute: dict[str, Any]) -> dict[str, Any]:
     out = dict(dispute)
     out["balance_transactions"] = [sb.view(sb.store.ref("balance_transaction", t)) for t in dispute["balance_transactions"]]
     return out
@@ -52,7 +53,7 @@ def plan_of(price: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def subscription_item(sb: "Sandbox", item: dict[str, Any]) -> dict[str, Any]:
+def subscription_item(sb: Sandbox, item: dict[str, Any]) -> dict[str, Any]:
     out = dict(item)
     price = sb.store.ref("price", item["price"])
     out["price"] = public(price)
@@ -60,13 +61,13 @@ def subscription_item(sb: "Sandbox", item: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _subscription(sb: "Sandbox", sub: dict[str, Any]) -> dict[str, Any]:
+def _subscription(sb: Sandbox, sub: dict[str, Any]) -> dict[str, Any]:
     out = dict(sub)
     out["items"] = dict(sub["items"], data=[subscription_item(sb, item) for item in sub["items"]["data"]])
     return out
 
 
-VIEWS: dict[str, Callable[["Sandbox", dict[str, Any]], dict[str, Any]]] = {
+VIEWS: dict[str, Callable[[Sandbox, dict[str, Any]], dict[str, Any]]] = {
     "balance_transaction": money.view_balance_transaction,
     "charge": _charge,
     "dispute": _dispute,
@@ -74,36 +75,36 @@ VIEWS: dict[str, Callable[["Sandbox", dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def view(sb: "Sandbox", obj: dict[str, Any]) -> dict[str, Any]:
+def view(sb: Sandbox, obj: dict[str, Any]) -> dict[str, Any]:
     shown = VIEWS.get(obj.get("object", ""))
     return public(shown(sb, obj) if shown else obj)
 
 
 # includable fields: absent unless expanded
-def _invoice_payments(sb: "Sandbox", invoice: dict[str, Any]) -> dict[str, Any]:
+def _invoice_payments(sb: Sandbox, invoice: dict[str, Any]) -> dict[str, Any]:
     payments = [sb.view(p) for p in sb.store.all("invoice_payment") if p["invoice"] == invoice["id"]]
     payments.sort(key=lambda p: p["created"], reverse=True)
     return {"object": "list", "data": payments, "has_more": False, "url": f"/v1/invoice_payments?invoice={invoice['id']}"}
 
 
-def _session_line_items(sb: "Sandbox", session: dict[str, Any]) -> dict[str, Any]:
+def _session_line_items(sb: Sandbox, session: dict[str, Any]) -> dict[str, Any]:
     stored = sb.store.ref("checkout.session", session["id"])
     return {"object": "list", "data": public(stored["_line_items"]), "has_more": False, "url": f"/v1/checkout/sessions/{session['id']}/line_items"}
 
 
-def _confirmation_secret(sb: "Sandbox", invoice: dict[str, Any]) -> dict[str, Any] | None:
+def _confirmation_secret(sb: Sandbox, invoice: dict[str, Any]) -> dict[str, Any] | None:
     stored = sb.store.get("invoice", invoice["id"])
     pi = sb.store.get("payment_intent", stored["_payment_intent"]) if stored and stored.get("_payment_intent") else None
     return {"client_secret": pi["client_secret"], "type": "payment_intent"} if pi else None
 
 
-INCLUDABLE: dict[str, dict[str, Callable[["Sandbox", dict[str, Any]], Any]]] = {
+INCLUDABLE: dict[str, dict[str, Callable[[Sandbox, dict[str, Any]], Any]]] = {
     "invoice": {"payments": _invoice_payments, "confirmation_secret": _confirmation_secret},
     "checkout.session": {"line_items": _session_line_items},
 }
 
 
-def expand(sb: "Sandbox", shown: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+def expand(sb: Sandbox, shown: dict[str, Any], paths: list[str]) -> dict[str, Any]:
     for path in paths:
         if not isinstance(path, str) or not path:
             raise invalid("Invalid expand parameter.", "expand")
@@ -114,7 +115,7 @@ def expand(sb: "Sandbox", shown: dict[str, Any], paths: list[str]) -> dict[str, 
     return shown
 
 
-def _expand(sb: "Sandbox", node: Any, parts: list[str], path: str) -> None:
+def _expand(sb: Sandbox, node: Any, parts: list[str], path: str) -> None:
     if not parts or node is None:
         return
     if isinstance(node, list):

@@ -37,7 +37,7 @@ def diff(old: Any, new: Any) -> Any:
     return old
 
 
-def create_event(sb: "Sandbox", type: str, obj: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
+def create_event(sb: Sandbox, type: str, obj: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
     now = sb.now()
     request = sb.request_context or {}
     event: dict[str, Any] = {
@@ -65,7 +65,7 @@ def signature_header(payload: str, secret: str, timestamp: int | None = None) ->
     return f"t={timestamp},v1={mac}"
 
 
-def _due(sb: "Sandbox") -> list[dict[str, Any]]:
+def _due(sb: Sandbox) -> list[dict[str, Any]]:
     now = sb.now()
     due = []
     with sb.lock:
@@ -79,7 +79,7 @@ def _due(sb: "Sandbox") -> list[dict[str, Any]]:
     return due
 
 
-async def deliver_due(sb: "Sandbox") -> int:
+async def deliver_due(sb: Sandbox) -> int:
     events = _due(sb)
     if not events:
         return 0
@@ -117,7 +117,7 @@ async def deliver_due(sb: "Sandbox") -> int:
     return delivered
 
 
-def _record(sb: "Sandbox", event: dict[str, Any], status: int | None, error: str | None, ok: bool) -> None:
+def _record(sb: Sandbox, event: dict[str, Any], status: int | None, error: str | None, ok: bool) -> None:
     delivery = event["_delivery"]
     now = sb.now()
     delivery["attempts"] += 1

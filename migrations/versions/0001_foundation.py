@@ -8,8 +8,24 @@ change to a validated entry, its postings or a closing.
 import sqlalchemy as sa
 from alembic import op
 
-from funding.ddl import (Guards, Trigger, boolean, check, column, create_table, date, drop_tables, foreign_key,
-                         index, no_truncate, ref, string, text, timestamp, unique)
+from funding.ddl import (
+    Guards,
+    Trigger,
+    boolean,
+    check,
+    column,
+    create_table,
+    date,
+    drop_tables,
+    foreign_key,
+    index,
+    no_truncate,
+    ref,
+    string,
+    text,
+    timestamp,
+    unique,
+)
 from funding.migrate import sql_function, sqlite_trigger
 
 revision = "0001"

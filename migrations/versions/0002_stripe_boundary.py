@@ -3,8 +3,7 @@
 import sqlalchemy as sa
 from alembic import op
 
-from funding.ddl import (bigint, boolean, check, column, create_table, drop_tables, index, ref, string, text,
-                         timestamp, unique)
+from funding.ddl import bigint, boolean, check, column, create_table, drop_tables, index, ref, string, text, timestamp, unique
 
 revision = "0002"
 down_revision = "0001"

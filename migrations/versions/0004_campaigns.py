@@ -7,8 +7,24 @@ Triggers, on both engines:
   and once issued only their void fields may be set (once).
 """
 
-from funding.ddl import (Guards, Trigger, abort, boolean, check, column, create_table, date, drop_tables,
-                         foreign_key, index, ref, string, text, timestamp, unique)
+from funding.ddl import (
+    Guards,
+    Trigger,
+    abort,
+    boolean,
+    check,
+    column,
+    create_table,
+    date,
+    drop_tables,
+    foreign_key,
+    index,
+    ref,
+    string,
+    text,
+    timestamp,
+    unique,
+)
 
 revision = "0004"
 down_revision = "0002"

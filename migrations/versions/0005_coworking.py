@@ -2,8 +2,21 @@
 subscription checkouts, passes and pass days
 """
 
-from funding.ddl import (bigint, boolean, check, column, create_table, date, drop_tables, index, ref, string, text,
-                         timestamp, unique)
+from funding.ddl import (
+    bigint,
+    boolean,
+    check,
+    column,
+    create_table,
+    date,
+    drop_tables,
+    index,
+    ref,
+    string,
+    text,
+    timestamp,
+    unique,
+)
 
 revision = "0005"
 down_revision = "0002"

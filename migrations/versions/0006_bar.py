@@ -1,7 +1,23 @@
 """Bar: products, till heads, sale lines (hash-chained, append-only), walk-in tickets, batches, closings, archives"""
 
-from funding.ddl import (Guards, Trigger, abort, boolean, check, column, create_table, date, drop_tables, index,
-                         no_truncate, ref, string, text, timestamp, unique)
+from funding.ddl import (
+    Guards,
+    Trigger,
+    abort,
+    boolean,
+    check,
+    column,
+    create_table,
+    date,
+    drop_tables,
+    index,
+    no_truncate,
+    ref,
+    string,
+    text,
+    timestamp,
+    unique,
+)
 
 revision = "0006"
 down_revision = "0002"

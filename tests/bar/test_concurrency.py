@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tests.conftest import sealed_sessions
 import asyncio
 import random
 
@@ -14,6 +13,7 @@ from funding.bar.settlement import cut_off
 from funding.db import create_engine
 from funding.ledger.verify import verify_org
 from tests.bar.helpers import make_bar, sell
+from tests.conftest import sealed_sessions
 from tests.factories import make_world
 
 pytestmark = pytest.mark.postgres_only

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from funding.db import create_engine
-from tests.conftest import sealed_sessions, run_async
+from tests.conftest import run_async, sealed_sessions
 from tests.factories import make_world
 
 pytestmark = pytest.mark.browser

@@ -8,7 +8,7 @@ from funding.auth.models import User
 from funding.auth.service import issue_link
 from funding.db import create_engine, transaction
 from tests.bar.helpers import make_bar
-from tests.conftest import sealed_sessions, run_async
+from tests.conftest import run_async, sealed_sessions
 from tests.factories import make_world
 
 pytestmark = pytest.mark.browser

@@ -7,7 +7,7 @@ import pytest
 
 from funding.db import create_engine
 from tests.campaigns.helpers import make_campaign, paid_pledge
-from tests.conftest import sealed_sessions, run_async
+from tests.conftest import run_async, sealed_sessions
 from tests.factories import make_world
 
 pytestmark = pytest.mark.browser

@@ -12,7 +12,7 @@ import pytest
 from funding.auth.models import User
 from funding.auth.service import issue_link
 from funding.db import create_engine, transaction
-from tests.conftest import sealed_sessions, run_async
+from tests.conftest import run_async, sealed_sessions
 from tests.exports.test_pages import seed_money
 from tests.factories import make_world
 

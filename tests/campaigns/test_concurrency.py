@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tests.conftest import sealed_sessions, TEST_SEAL_KEY
 import asyncio
 import datetime as dt
 
@@ -24,6 +23,7 @@ from tests.campaigns.helpers import (
     pledge,
     tiers_of,
 )
+from tests.conftest import TEST_SEAL_KEY, sealed_sessions
 from tests.factories import make_world
 from tests.stripe_objects import BASE
 

@@ -3,7 +3,6 @@ and a respx fake of Stripe Billing."""
 
 from __future__ import annotations
 
-from tests.conftest import TEST_SEAL_KEY
 import json
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from funding.db import transaction
 from funding.orgs.models import Site
 from funding.settings import load_settings
 from funding.stripe_gateway import StripeGateway
+from tests.conftest import TEST_SEAL_KEY
 from tests.coworking.fakes import BillingStripe, price
 from tests.stripe_objects import BASE, sid
 from webhooks.inbox import store

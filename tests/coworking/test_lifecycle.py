@@ -5,7 +5,6 @@ nothing."""
 
 from __future__ import annotations
 
-from tests.conftest import sealed_sessions, TEST_SEAL_KEY
 import asyncio
 import datetime as dt
 
@@ -19,6 +18,7 @@ from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
 from funding.payments.models import StripeEvent
 from funding.payments.service import reset_event
+from tests.conftest import TEST_SEAL_KEY, sealed_sessions
 from tests.coworking.conftest import deliver, new_member, sub_metadata
 from tests.coworking.fakes import DAY, MONTH, invoice, line, subscription
 from tests.stripe_objects import event, now

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from funding.settings import load_settings
-from tests.conftest import sealed_sessions, TEST_SEAL_KEY, run_async
+from tests.conftest import TEST_SEAL_KEY, run_async, sealed_sessions
 from tests.live import LiveServer, free_port
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from tests.conftest import sealed_sessions, TEST_SEAL_KEY
 import datetime as dt
 import email
 import email.policy
@@ -23,6 +22,7 @@ from funding.ledger.service import EntryDraft, Line, close_month, post
 from funding.mail.models import Email
 from funding.mail.service import send_pending
 from funding.orgs.models import Organisation
+from tests.conftest import TEST_SEAL_KEY, sealed_sessions
 from tests.exports import fec_checker
 from tests.live import free_port
 from tests.support.cli import funding

@@ -6,14 +6,16 @@ import asyncio
 import datetime as dt
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
-from tests.conftest import sealed_sessions
 from funding.db import create_engine, transaction
 from funding.ledger.models import Entry
 from funding.ledger.service import EntryDraft, credit, debit, post, reverse, trial_balance
 from funding.ledger.verify import verify_org
+from tests.conftest import sealed_sessions
 from tests.factories import make_world, post_gift
 from tests.support.cli import funding
 from tests.support.tamper import without_triggers

@@ -259,7 +259,7 @@ async def test_a_renamed_account_leaves_a_closed_month_exporting_the_same_bytes(
             return await exports.build(conn, scope, "fec")
 
     before = await fec()
-    assert "Dons manuels".encode() in before
+    assert b"Dons manuels" in before
     async with transaction(sessions) as session:
         await session.execute(text(f"UPDATE accounts SET label = 'Dons reçus en ligne' WHERE org_id = {books.org_id} "
                                    "AND number = '75411'"))

@@ -12,8 +12,8 @@ from sqlalchemy import select, update
 
 from funding.payments.calls import create_once, resolve_unknown
 from funding.payments.models import StripeRequest
-from funding.stripe_gateway import API_VERSION, StripeGateway, StripeRefused, StripeUnknown
 from funding.settings import load_settings
+from funding.stripe_gateway import API_VERSION, StripeGateway, StripeRefused, StripeUnknown
 from tests.stripe_objects import BASE, payment_intent
 
 SETTINGS = load_settings({"FUNDING_ENV": "test", "STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",

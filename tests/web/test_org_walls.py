@@ -227,13 +227,12 @@ async def alpha_beta(sessions):
 async def test_every_route_for_a_person_of_b_shows_and_changes_nothing_of_a(app, engine, sessions, settings, alpha_beta, role):
     a, b = alpha_beta
     before = await snapshot(engine, a)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
-            await login_as(client, sessions, settings, b.users[role])
-            leaks = await _sweep(app, client, a)
-            if role in ("admin", "staff", "accountant"):  # the wall is not a wall of refusals: B sees B
-                journal = await client.get("/admin/ledger")
-                assert journal.status_code == 200 and "BETA-OWN-LABEL" in journal.text
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        await login_as(client, sessions, settings, b.users[role])
+        leaks = await _sweep(app, client, a)
+        if role in ("admin", "staff", "accountant"):  # the wall is not a wall of refusals: B sees B
+            journal = await client.get("/admin/ledger")
+            assert journal.status_code == 200 and "BETA-OWN-LABEL" in journal.text
     assert leaks == [], "\n".join(leaks)
     assert await snapshot(engine, a) == before
 
@@ -241,18 +240,17 @@ async def test_every_route_for_a_person_of_b_shows_and_changes_nothing_of_a(app,
 async def test_anonymous_visitors_see_nothing_private_either(app, engine, alpha_beta):
     a, _b = alpha_beta
     before = await snapshot(engine, a)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
-            assert await _sweep(app, client, a) == []
-            # Every other POST sends an anonymous visitor to log in: the public list above is the whole of it.
-            open_posts = set()
-            for route in _routes(app):
-                if "POST" in (route.methods or ()) and route.path not in PUBLIC_POSTS:
-                    token = csrf_of((await client.get("/login")).text)
-                    response = await client.post(_path(route, a), data=_form(a, token))
-                    if not (response.status_code == 303 and response.headers["location"].startswith("/login")):
-                        open_posts.add(route.path)
-            assert open_posts == set()
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        assert await _sweep(app, client, a) == []
+        # Every other POST sends an anonymous visitor to log in: the public list above is the whole of it.
+        open_posts = set()
+        for route in _routes(app):
+            if "POST" in (route.methods or ()) and route.path not in PUBLIC_POSTS:
+                token = csrf_of((await client.get("/login")).text)
+                response = await client.post(_path(route, a), data=_form(a, token))
+                if not (response.status_code == 303 and response.headers["location"].startswith("/login")):
+                    open_posts.add(route.path)
+        assert open_posts == set()
     assert await snapshot(engine, a) == before
 
 
@@ -267,20 +265,19 @@ async def test_a_network_role_sees_every_organisation_and_a_double_role_stays_in
         from funding.auth.service import grant
 
         await grant(session, double, "staff", org_id=b.org_id)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
-            await login_as(client, sessions, settings, auditor.id)
-            journal = (await client.get("/admin/ledger")).text
-            assert "ALPHA-SECRET-LABEL" in journal and "BETA-OWN-LABEL" in journal
-            client.cookies.clear()
-            await login_as(client, sessions, settings, double.id)
-            assert "ALPHA-SECRET-LABEL" in (await client.get(f"/admin/ledger/{a.world.siren}/1")).text
-            token = csrf_of((await client.get(f"/admin/ledger/{a.world.siren}/1")).text)
-            # Accountant of A, staff of B: reads A's books, cannot reverse A's entries.
-            refused = await client.post(f"/admin/ledger/{a.world.siren}/1", data={"csrf_token": token, "reason": "x"})
-            assert refused.status_code == 403
-            till = await client.get(f"/bar/{a.world.site_slug}/caisse")
-            assert till.status_code == 404
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        await login_as(client, sessions, settings, auditor.id)
+        journal = (await client.get("/admin/ledger")).text
+        assert "ALPHA-SECRET-LABEL" in journal and "BETA-OWN-LABEL" in journal
+        client.cookies.clear()
+        await login_as(client, sessions, settings, double.id)
+        assert "ALPHA-SECRET-LABEL" in (await client.get(f"/admin/ledger/{a.world.siren}/1")).text
+        token = csrf_of((await client.get(f"/admin/ledger/{a.world.siren}/1")).text)
+        # Accountant of A, staff of B: reads A's books, cannot reverse A's entries.
+        refused = await client.post(f"/admin/ledger/{a.world.siren}/1", data={"csrf_token": token, "reason": "x"})
+        assert refused.status_code == 403
+        till = await client.get(f"/bar/{a.world.site_slug}/caisse")
+        assert till.status_code == 404
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(text("entries")).where(
             text(f"org_id = {a.world.org_id} AND reverses_id IS NOT NULL"))) == 0

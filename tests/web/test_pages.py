@@ -218,9 +218,8 @@ async def test_session_cookie_is_http_only_and_secure_behind_https(settings, ses
     from funding.app import create_app
 
     app = create_app(settings.with_(base_url="https://funding.example.org"))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://funding.example.org") as c:
-            response = await c.get("/login")
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://funding.example.org") as c:
+        response = await c.get("/login")
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "secure" in cookie and "samesite=lax" in cookie
     assert response.headers["x-frame-options"] == "DENY" and response.headers["x-content-type-options"] == "nosniff"
@@ -233,9 +232,8 @@ async def test_the_demo_mailbox_never_exists_in_production(settings, path):
     from funding.app import create_app
 
     app = create_app(settings.with_(environment="production"))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
-            assert (await c.get(path)).status_code == 404
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        assert (await c.get(path)).status_code == 404
 
 
 async def test_two_messages_in_a_row_both_reach_the_next_page(client, sessions, settings, world):

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from tests.conftest import TEST_SEAL_KEY
 import httpx
 import pytest
 import respx
 
 from funding.settings import load_settings
 from funding.stripe_gateway import StripeGateway
+from tests.conftest import TEST_SEAL_KEY
 from tests.stripe_objects import BASE, FakeStripe
 
 SECRET = "whsec_test_secret_for_webhooks"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tests.conftest import sealed_sessions, TEST_SEAL_KEY
 import asyncio
 import datetime as dt
 import json
@@ -18,6 +17,7 @@ from funding.payments import books
 from funding.payments.models import Payment, Payout, StripeEvent, StripeObject
 from funding.payments.reconcile import reconcile
 from funding.payments.service import settle_session
+from tests.conftest import TEST_SEAL_KEY, sealed_sessions
 from tests.stripe_objects import (
     balance_transaction,
     charge,
@@ -333,13 +333,12 @@ async def test_dead_letters_are_visible_and_replayable_from_the_back_office(engi
     async with transaction(sessions) as session:
         (await session.get(StripeEvent, broken["id"])).status = "dead"
     app = create_app(settings.with_(stripe_secret_key="sk_test_x", stripe_api_base="http://stripe.test"), process_events=False)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
-            await login_as(client, sessions, settings, world.users["staff"])
-            page = await client.get("/admin/stripe?status=dead")
-            assert broken["id"] in page.text and "No such object" in page.text
-            response = await client.post(f"/admin/stripe/events/{broken['id']}/replay", data={"csrf_token": csrf_of(page.text)})
-            assert response.status_code == 303
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        await login_as(client, sessions, settings, world.users["staff"])
+        page = await client.get("/admin/stripe?status=dead")
+        assert broken["id"] in page.text and "No such object" in page.text
+        response = await client.post(f"/admin/stripe/events/{broken['id']}/replay", data={"csrf_token": csrf_of(page.text)})
+        assert response.status_code == 303
     async with sessions() as session:
         row = await session.get(StripeEvent, broken["id"])
     assert (row.status, row.attempts) == ("pending", 0)

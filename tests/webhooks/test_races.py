@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tests.conftest import sealed_sessions, TEST_SEAL_KEY
 import asyncio
 import json
 
@@ -17,6 +16,7 @@ from funding.payments.calls import resolve_unknown
 from funding.payments.models import Payment, StripeRequest
 from funding.payments.service import settle_session, start_checkout
 from funding.settings import load_settings
+from tests.conftest import TEST_SEAL_KEY, sealed_sessions
 from tests.stripe_objects import BASE, event, sign
 from tests.webhooks.test_processing import deliver, entries, make_payment, paid_donation
 from webhooks.processing import drain
@@ -29,9 +29,8 @@ async def test_a_test_mode_event_at_a_live_endpoint_is_rejected(database_url):
                          STRIPE_SECRET_KEY="sk_live_x", STRIPE_WEBHOOK_SECRET="whsec_live", BASE_URL="https://x.example")
     app = create_app(live, process_events=False)
     body = json.dumps(event("charge.succeeded", {"id": "ch_1", "object": "charge"}, livemode=False)).encode()
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://x.example") as client:
-            response = await client.post("/webhooks/stripe", content=body, headers={"stripe-signature": sign(body, "whsec_live")})
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://x.example") as client:
+        response = await client.post("/webhooks/stripe", content=body, headers={"stripe-signature": sign(body, "whsec_live")})
     assert response.status_code == 400 and "livemode" in response.json()["error"]
 
 

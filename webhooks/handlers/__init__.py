@@ -9,8 +9,8 @@ to post. Effects are keyed by Stripe ids, so applying twice, or in any order, is
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 

@@ -15,10 +15,10 @@ from funding.coworking.lifecycle import (
     apply_subscription,
     invoice_effects,
 )
+from funding.coworking.models import InvoiceStatus
 from funding.ledger.service import EntryDraft
 from funding.payments import books
 from funding.stripe_gateway import StripeGateway, StripeRefused
-from funding.coworking.models import InvoiceStatus
 from webhooks.events import Event, StripeDict
 from webhooks.handlers import Handler, Prepared, version
 
