@@ -14,11 +14,12 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from funding.db import create_engine, sessions_for
+from funding.db import create_engine
 from funding.domains import parts
 from funding.errors import FundingError
 from funding.mail.service import send_pending
 from funding.security import SECURITY_HEADERS, CSRFMiddleware
+from funding.sessions import sessions_for
 from funding.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 from funding.web import (
     LocaleMiddleware,

@@ -45,7 +45,7 @@ class CommandError(FundingError):
 class Context:
     settings: Settings
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]  # from funding.db.sessions_for
+    sessions: async_sessionmaker[AsyncSession]  # from funding.sessions.sessions_for
     actor: str = ""  # who acts: the ``--as`` person, else the operator's login (see who())
     scope: object = None  # the ``--as`` person's organisations (funding.scoping.OrgScope), None for the operator
 
@@ -113,7 +113,8 @@ async def stripe_gateway(settings: Settings):
 async def open_context(settings: Settings, *, as_email: str | None = None, roles: tuple[str, ...] = ()):
     """The command's engine and sessions; with ``as_email``, sessions walled to that person's
     organisations where they hold one of ``roles``."""
-    from funding.db import create_engine, sessions_for
+    from funding.db import create_engine
+    from funding.sessions import sessions_for
 
     engine = create_engine(settings.database_url)
     try:

@@ -125,13 +125,6 @@ def session_factory(engine: AsyncEngine, *, scope=None, keyring=None) -> async_s
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 
-def sessions_for(engine: AsyncEngine, settings, *, scope=None) -> async_sessionmaker[AsyncSession]:
-    """The sessions a process of this installation works with: sealed with its key."""
-    from funding.ledger.seals import Keyring
-
-    return session_factory(engine, scope=scope, keyring=Keyring.from_settings(settings))
-
-
 @asynccontextmanager
 async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A session whose work is committed on success and rolled back on any error."""

@@ -12,7 +12,7 @@ Unscoped sessions (webhooks, the worker, the operator's command line, anonymous 
 pages) see everything: their work is per organisation by construction, or public.
 
 Each mapped class says how it belongs to an organisation, by inheriting one of the
-mixins below (the placeholder column is overridden by the model's own definition) or by
+mixins of funding/scoped.py (the placeholder column is overridden by the model's own definition) or by
 naming a criterion in ``CUSTOM`` (tables reached through a parent, and people). Tables
 that belong to nobody are listed in ``GLOBAL`` with the reason.
 
@@ -26,7 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import event, exists, func, or_, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, with_loader_criteria
+from sqlalchemy.orm import Session, with_loader_criteria
+
+from funding.scoped import CampaignScoped, MemberScoped, OrgScoped, SiteScoped
 
 
 @dataclass(frozen=True)
@@ -56,30 +58,6 @@ def set_scope(session, scope: OrgScope | None) -> None:
 
 def scope_of(session) -> OrgScope | None:
     return getattr(session, "sync_session", session).info.get("scope")
-
-
-class OrgScoped:
-    """A table whose rows carry their organisation."""
-
-    org_id: Mapped[int] = mapped_column()
-
-
-class SiteScoped:
-    """A table whose rows carry their site (a site belongs to one organisation)."""
-
-    site_id: Mapped[int] = mapped_column()
-
-
-class CampaignScoped:
-    """A table whose rows hang from a campaign."""
-
-    campaign_id: Mapped[int] = mapped_column()
-
-
-class MemberScoped:
-    """A table whose rows hang from a coworking member."""
-
-    member_id: Mapped[int] = mapped_column()
 
 
 GLOBAL = {

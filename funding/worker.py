@@ -10,8 +10,9 @@ import asyncio
 import logging
 import signal
 
-from funding.db import create_engine, sessions_for
+from funding.db import create_engine
 from funding.mail.service import send_pending
+from funding.sessions import sessions_for
 from funding.settings import Settings
 from funding.stripe_gateway import StripeGateway
 

@@ -222,14 +222,14 @@ async def owner_engine(settings):
 @pytest.fixture
 async def owner_sessions(owner_engine, settings):
     """Sessions as the database's owner (on SQLite, the same file): where only the triggers stand guard."""
-    from funding.db import sessions_for
+    from funding.sessions import sessions_for
 
     return sessions_for(owner_engine, settings)
 
 
 @pytest.fixture
 async def sessions(engine, settings):
-    from funding.db import sessions_for
+    from funding.sessions import sessions_for
 
     return sessions_for(engine, settings)
 

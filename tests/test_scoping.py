@@ -9,7 +9,8 @@ from funding.db import Base, transaction
 from funding.ledger.models import Entry
 from funding.models import metadata
 from funding.orgs.models import Organisation, Site
-from funding.scoping import CUSTOM, GLOBAL, CampaignScoped, MemberScoped, OrgScope, OrgScoped, SiteScoped, set_scope
+from funding.scoped import CampaignScoped, MemberScoped, OrgScoped, SiteScoped
+from funding.scoping import CUSTOM, GLOBAL, OrgScope, set_scope
 from tests.factories import make_world, post_gift
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from funding.ledger.canonical import _ts, chain_hash
+from funding.ledger.canonical import chain_hash, timestamp
 
 FORMAT_VERSION = 1
 
@@ -22,7 +22,7 @@ def _dumps(doc: dict) -> bytes:
 def line_document(line, cancels_seq: int | None) -> bytes:
     return _dumps({
         "v": FORMAT_VERSION, "site": line.site_id, "org": line.org_id, "n": line.seq, "d": line.day.isoformat(),
-        "at": _ts(line.recorded_at), "k": line.kind, "m": line.member_id, "t": line.ticket_id, "p": line.product_id,
+        "at": timestamp(line.recorded_at), "k": line.kind, "m": line.member_id, "t": line.ticket_id, "p": line.product_id,
         "l": line.label, "c": line.category, "u": line.unit_price, "q": line.quantity, "a": line.amount,
         "r": line.vat_rate, "cur": line.currency, "x": cancels_seq, "why": line.reason, "by": line.recorded_by,
     })
@@ -38,7 +38,7 @@ def closing_document(closing) -> bytes:
         "s": closing.start_date.isoformat(), "e": closing.end_date.isoformat(), "fn": closing.first_seq,
         "ln": closing.last_seq, "c": closing.line_count, "cc": closing.cancel_count, "t": closing.totals,
         "m": closing.by_mode, "x": closing.cancellations, "pt": closing.period_total, "ft": closing.fiscal_year_total,
-        "gt": closing.grand_total, "ek": closing.entry_key, "at": _ts(closing.closed_at), "by": closing.closed_by,
+        "gt": closing.grand_total, "ek": closing.entry_key, "at": timestamp(closing.closed_at), "by": closing.closed_by,
     })
 
 
@@ -54,6 +54,6 @@ def archive_hash(archive) -> str:
     """The archive's link in its chain: over its file's checksum and what it covers."""
     return chain_hash(archive.prev_hash, _dumps({
         "v": FORMAT_VERSION, "site": archive.site_id, "org": archive.org_id, "p": archive.period,
-        "f": archive.filename, "sha": archive.sha256, "c": archive.line_count, "at": _ts(archive.created_at),
+        "f": archive.filename, "sha": archive.sha256, "c": archive.line_count, "at": timestamp(archive.created_at),
         "by": archive.created_by,
     }))

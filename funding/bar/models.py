@@ -18,7 +18,7 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, Text, U
 from sqlalchemy.orm import Mapped, mapped_column
 
 from funding.db import Base, EnumText, one_of, utcnow
-from funding.scoping import OrgScoped, SiteScoped
+from funding.scoped import OrgScoped, SiteScoped
 
 GENESIS_HASH = "0" * 64
 VAT_RATES = (55, 100, 200)  # per mille: 5,5 %, 10 %, 20 %

@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.auth.models import User
 from funding.bar.models import Batch, BatchLine, BatchMethod, BatchStatus, SaleLine
-from funding.bar.till import BarError, _insert, local_today, open_lines
-from funding.db import insert_ignore, rowcount, transaction, utcnow
+from funding.bar.till import BarError, local_today, open_lines
+from funding.db import dialect_insert, dialect_of, insert_ignore, rowcount, transaction, utcnow
 from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.mail.service import enqueue
@@ -56,7 +56,7 @@ async def cut_tab(session: AsyncSession, site: Site, member_id: int, key: str, *
         if batch_id is None:
             await savepoint.rollback()
             return None
-        claim = (_insert(session)(BatchLine)
+        claim = (dialect_insert(dialect_of(session))(BatchLine)
                  .from_select(["sale_line_id", "batch_id"],
                               select(SaleLine.id, literal(batch_id)).where(open_lines(site.id, member_id)))
                  .on_conflict_do_nothing(index_elements=["sale_line_id"]).returning(BatchLine.sale_line_id))

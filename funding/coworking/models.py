@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from funding.db import Base, EnumText, one_of, utcnow
-from funding.scoping import MemberScoped, OrgScoped, SiteScoped
+from funding.scoped import MemberScoped, OrgScoped, SiteScoped
 
 
 class PlanKind(StrEnum):

@@ -12,10 +12,11 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from funding.db import create_engine, sessions_for, transaction
+from funding.db import create_engine, transaction
 from funding.demo.seed import USERS, is_seeded, seed
 from funding.errors import FundingError
 from funding.migrate import upgrade
+from funding.sessions import sessions_for
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH
 

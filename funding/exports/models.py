@@ -10,7 +10,7 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from funding.db import Base, EnumText, one_of, utcnow
-from funding.scoping import OrgScoped
+from funding.scoped import OrgScoped
 
 
 class ExportFormat(StrEnum):

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 
 
-def _ts(value: dt.datetime) -> str:
+def timestamp(value: dt.datetime) -> str:
+    """A UTC moment as the canonical documents write it (microseconds, `Z`)."""
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -58,7 +59,7 @@ def entry_document(
         "rv": reverses_id,
         "k": source_key,
         "g": grant_id,
-        "va": _ts(validated_at),
+        "va": timestamp(validated_at),
         "p": [list(p) for p in postings],
     }
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
@@ -85,7 +86,7 @@ def closing_document(closing: Closing | AnyRow) -> bytes:
         "pt": closing.period_total,
         "ft": closing.fiscal_year_total,
         "gt": closing.grand_total,
-        "at": _ts(closing.closed_at),
+        "at": timestamp(closing.closed_at),
         "by": closing.closed_by,
     }
     if labels is not None:
@@ -115,7 +116,7 @@ def seal_document(seal: Seal | KeptSeal, siren: str, site_slug: str | None) -> b
         "bc": seal.bar_closing_hash,
         "ba": seal.bar_archive_hash,
         "w": json.loads(seal.counts),
-        "at": _ts(seal.sealed_at),
+        "at": timestamp(seal.sealed_at),
         "key": seal.key_id,
     }
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()

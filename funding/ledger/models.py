@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from funding.db import Base, EnumText, one_of, utcnow
-from funding.scoping import OrgScoped
+from funding.scoped import OrgScoped
 
 
 class FundingSource(StrEnum):

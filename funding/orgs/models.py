@@ -8,7 +8,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstrai
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from funding.db import Base, utcnow
-from funding.scoping import OrgScoped
+from funding.scoped import OrgScoped
 
 
 class Organisation(Base):

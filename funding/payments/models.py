@@ -14,7 +14,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, T
 from sqlalchemy.orm import Mapped, mapped_column
 
 from funding.db import Base, EnumText, one_of, utcnow
-from funding.scoping import OrgScoped
+from funding.scoped import OrgScoped
 
 
 class EventStatus(StrEnum):

@@ -461,9 +461,7 @@ def _mark_paid(sb: Sandbox, invoice: dict[str, Any], pi: dict[str, Any] | None =
     sb.emit("invoice.payment_succeeded", invoice)
     subscription = _subscription(sb, invoice)
     if subscription:
-        from funding.sandbox import billing
-
-        billing.after_invoice_paid(sb, subscription, invoice)
+        sb.subscription_invoice_paid(subscription, invoice)
 
 
 def _after_failure(sb: Sandbox, invoice: dict[str, Any], pi: dict[str, Any], *, action_required: bool) -> None:
@@ -483,10 +481,8 @@ def _after_failure(sb: Sandbox, invoice: dict[str, Any], pi: dict[str, Any], *, 
         sb.emit("invoice.payment_action_required", invoice)
     sb.emit("invoice.payment_failed", invoice)
     if subscription:
-        from funding.sandbox import billing
-
         exhausted = automatic and retries and invoice["next_payment_attempt"] is None
-        billing.after_invoice_failed(sb, subscription, invoice, exhausted=exhausted)
+        sb.subscription_invoice_failed(subscription, invoice, exhausted=exhausted)
 
 
 def void(sb: Sandbox, invoice: dict[str, Any]) -> None:

@@ -294,9 +294,7 @@ def fail_authentication(sb: Sandbox, pi: dict[str, Any]) -> None:
 
 def _invoice_hook(sb: Sandbox, pi: dict[str, Any], *, paid: bool) -> None:
     if pi.get("_invoice"):
-        from funding.sandbox import invoices
-
-        invoices.after_invoice_attempt(sb, pi, paid=paid)
+        sb.invoice_attempted(pi, paid=paid)
 
 
 def cancel_payment_intent(sb: Sandbox, pi: dict[str, Any], reason: str | None) -> None:

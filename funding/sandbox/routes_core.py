@@ -278,14 +278,14 @@ def create_payment_method(sb: Sandbox, p: Params) -> dict[str, Any]:
         raise invalid("The sandbox only supports card payment methods.", "type")
     card = p.dict("card")
     card.check_known({"token", "number", "exp_month", "exp_year", "cvc"})
-    pm = _card_from_params(sb, card)
+    pm = card_from_params(sb, card)
     details = p.dict("billing_details")
     pm["billing_details"].update(name=details.str("name"), email=details.str("email"), phone=details.str("phone"))
     pm["metadata"] = p.metadata() or {}
     return sb.view(pm)
 
 
-def _card_from_params(sb: Sandbox, card: Params) -> dict[str, Any]:
+def card_from_params(sb: Sandbox, card: Params) -> dict[str, Any]:
     token = card.str("token")
     if token:
         if token not in cards.TEST_TOKENS:

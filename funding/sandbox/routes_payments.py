@@ -8,7 +8,7 @@ from funding.sandbox import catalog, money, payments
 from funding.sandbox.api import get_or_404, list_response, route, search_response
 from funding.sandbox.encoding import Params, merge_metadata
 from funding.sandbox.errors import StripeError, invalid
-from funding.sandbox.routes_core import _card_from_params, updated
+from funding.sandbox.routes_core import card_from_params, updated
 from funding.sandbox.state import public
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def _payment_method_param(sb: Sandbox, p: Params) -> dict[str, Any] | None:
             raise invalid("The sandbox only supports card payment methods.", "payment_method_data[type]")
         card = data.dict("card")
         card.check_known({"token", "number", "exp_month", "exp_year", "cvc"})
-        return _card_from_params(sb, card)
+        return card_from_params(sb, card)
     return None
 
 

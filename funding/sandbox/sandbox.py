@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from funding.sandbox import billing, checkout, money, views, webhooks
+from funding.sandbox import billing, checkout, invoices, money, views, webhooks
 from funding.sandbox.state import Store, public
 
 log = logging.getLogger("funding.sandbox")
@@ -108,6 +108,17 @@ class Sandbox:
     # objects and events --------------------------------------------------
     def url(self, path: str) -> str:
         return f"{self.public_base}{path}"
+
+    # Settlement flows upwards: a PaymentIntent settles its invoice, an invoice its subscription.
+    # The lower modules call these instead of importing the higher ones (no import cycle).
+    def invoice_attempted(self, pi: dict[str, Any], *, paid: bool) -> None:
+        invoices.after_invoice_attempt(self, pi, paid=paid)
+
+    def subscription_invoice_paid(self, subscription: dict[str, Any], invoice: dict[str, Any]) -> None:
+        billing.after_invoice_paid(self, subscription, invoice)
+
+    def subscription_invoice_failed(self, subscription: dict[str, Any], invoice: dict[str, Any], *, exhausted: bool) -> None:
+        billing.after_invoice_failed(self, subscription, invoice, exhausted=exhausted)
 
     def view(self, obj: dict[str, Any]) -> dict[str, Any]:
         return views.view(self, obj)

@@ -12,7 +12,7 @@ from webhooks.events import Event, StripeDict
 from webhooks.handlers import Handler, Prepared, version
 
 
-async def _contexts(gw: StripeGateway, charge: StripeDict) -> list[books.TxnContext]:
+async def charge_contexts(gw: StripeGateway, charge: StripeDict) -> list[books.TxnContext]:
     txns = []
     if charge.get("balance_transaction"):
         bt = charge["balance_transaction"]
@@ -42,7 +42,7 @@ async def prepare_charge(gw: StripeGateway, event: Event) -> Prepared:
     charge = settled_charge(event)
     if charge is None:
         charge = await gw.retrieve("charges", event["data"]["object"]["id"], expand=["refunds"])
-    return Prepared(contexts=await _contexts(gw, charge), objects=[charge])
+    return Prepared(contexts=await charge_contexts(gw, charge), objects=[charge])
 
 
 async def apply_charges(session: AsyncSession, items: list[tuple[Event, Prepared]]) -> list[EntryDraft]:
@@ -84,7 +84,7 @@ async def apply_refund(session: AsyncSession, event: Event, prepared: Prepared) 
 async def prepare_payment_intent(gw: StripeGateway, event: Event) -> Prepared:
     pi = await gw.retrieve("payment_intents", event["data"]["object"]["id"], expand=["latest_charge"])
     charge = pi.get("latest_charge")
-    contexts = await _contexts(gw, charge) if isinstance(charge, dict) else []
+    contexts = await charge_contexts(gw, charge) if isinstance(charge, dict) else []
     return Prepared(contexts=contexts, objects=[pi])
 
 

@@ -10,14 +10,14 @@ from funding.payments.service import settle_session
 from funding.stripe_gateway import StripeGateway
 from webhooks.events import Event
 from webhooks.handlers import Handler, Prepared
-from webhooks.handlers.charges import _contexts
+from webhooks.handlers.charges import charge_contexts
 
 
 async def prepare(gw: StripeGateway, event: Event) -> Prepared:
     checkout = await gw.retrieve("checkout.sessions", event["data"]["object"]["id"], expand=["payment_intent.latest_charge"])
     pi = checkout.get("payment_intent")
     charge = pi.get("latest_charge") if isinstance(pi, dict) else None
-    contexts = await _contexts(gw, charge) if isinstance(charge, dict) else []
+    contexts = await charge_contexts(gw, charge) if isinstance(charge, dict) else []
     return Prepared(contexts=contexts, objects=[checkout])
 
 
