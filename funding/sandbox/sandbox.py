@@ -33,7 +33,8 @@ class Sandbox:
         self,
         state_path: Path | None = None,
         webhook_url: str | None = None,
-        webhook_secret: str = "whsec_sandbox_0000000000000000000000000000",
+        # S107: a public, development-only secret of the offline sandbox, never used with real Stripe.
+        webhook_secret: str = "whsec_sandbox_0000000000000000000000000000",  # noqa: S107 (see above)
         public_base: str = "http://127.0.0.1:8000/_sandbox/stripe",
         now: Callable[[], int] | None = None,
         *,
