@@ -9,9 +9,9 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AbstractSet, Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -65,7 +65,11 @@ def _authenticate(request: Request) -> str:
         except ValueError:
             key = ""
     if not key:
-        raise StripeError(401, "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').")
+        raise StripeError(
+            401,
+            "You did not provide an API key. You need to provide your API key in the Authorization header, "
+            "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
+        )
     if key.startswith(("sk_live_", "rk_live_", "pk_live_")):
         raise StripeError(401, "Invalid API Key provided: the offline Stripe sandbox never accepts live keys (sk_live_…): it cannot move real money.")
     if not key.startswith(("sk_test_", "rk_test_")):
@@ -109,7 +113,8 @@ async def dispatch(request: Request) -> Response:
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     if fault == "error_500_after" and status < 500:
-        return _json(500, StripeError(500, "An unknown error occurred after the request was processed (injected by the sandbox).", type="api_error").body(), headers)
+        error = StripeError(500, "An unknown error occurred after the request was processed (injected by the sandbox).", type="api_error")
+        return _json(500, error.body(), headers)
     if fault == "timeout_after":
         await _hold(request, sb.fault_timeout)
     return _json(status, body, headers)
@@ -180,7 +185,11 @@ def _call(sb: Sandbox, method: str, path: str, params: dict[str, Any]) -> tuple[
         return status, body
     if matched_path:
         raise StripeError(404, f"Unrecognized request URL ({method}: {path}). The sandbox does not support this method on this URL.")
-    raise StripeError(404, f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/ (the offline sandbox implements only what the product uses).")
+    raise StripeError(
+        404,
+        f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/ "
+        "(the offline sandbox implements only what the product uses).",
+    )
 
 
 # lists ---------------------------------------------------------------------
@@ -201,7 +210,15 @@ def created_filter(p: Params, key: str = "created") -> Callable[[int], bool]:
     return lambda v: (gt is None or v > gt) and (gte is None or v >= gte) and (lt is None or v < lt) and (lte is None or v <= lte)
 
 
-def list_response(sb: Sandbox, kind: str, p: Params, url: str, where: Callable[[dict[str, Any]], bool] | None = None, *, extra: AbstractSet[str] = frozenset()) -> dict[str, Any]:
+def list_response(
+    sb: Sandbox,
+    kind: str,
+    p: Params,
+    url: str,
+    where: Callable[[dict[str, Any]], bool] | None = None,
+    *,
+    extra: Set[str] = frozenset(),
+) -> dict[str, Any]:
     p.check_known(LIST_PARAMS | set(extra))
     in_range = created_filter(p)
     objects = [

@@ -121,7 +121,9 @@ def create_subscription(
         pm = sb.store.ref("payment_method", pm_id)
         outcome = cards.payment_outcome(payments.card_of(pm), off_session=off_session, set_up=pm["_set_up"], authenticated=authenticated)
         if outcome.kind != "succeeded":
-            raise payments.card_error(outcome if outcome.kind == "declined" else cards.Outcome("declined", "authentication_required", "authentication_required"))
+            if outcome.kind != "declined":
+                outcome = cards.Outcome("declined", "authentication_required", "authentication_required")
+            raise payments.card_error(outcome)
     recurring = specs[0].price["recurring"]
     anchor = trial_end or now
     end = trial_end or period_end(now, now, recurring["interval"], recurring["interval_count"])
@@ -183,7 +185,11 @@ def create_subscription(
     for item in sub["items"]["data"]:
         price = _price(sb, item)
         if trial_end:
-            lines.append(invoices.price_line(sb, price, item["quantity"], (now, end), subscription=sub, item_id=item["id"], amount=0, description=f"Trial period for {invoices.product_name(sb, price)}"))
+            lines.append(invoices.price_line(
+                sb, price, item["quantity"], (now, end),
+                subscription=sub, item_id=item["id"],
+                amount=0, description=f"Trial period for {invoices.product_name(sb, price)}",
+            ))
         else:
             lines.append(invoices.price_line(sb, price, item["quantity"], (now, end), subscription=sub, item_id=item["id"]))
     invoices.add_lines(invoice, lines)
@@ -222,7 +228,15 @@ def _set_status(sb: Sandbox, sub: dict[str, Any], status: str) -> None:
     sb.emit("customer.subscription.updated", sub, diff(before, sb.view(sub)))
 
 
-def cancel_now(sb: Sandbox, sub: dict[str, Any], *, reason: str = "cancellation_requested", at: int | None = None, prorate_unused: bool = False, invoice_now: bool = False) -> None:
+def cancel_now(
+    sb: Sandbox,
+    sub: dict[str, Any],
+    *,
+    reason: str = "cancellation_requested",
+    at: int | None = None,
+    prorate_unused: bool = False,
+    invoice_now: bool = False,
+) -> None:
     if sub["status"] in ("canceled", "incomplete_expired"):
         raise invalid("A canceled subscription can only update its cancellation_details and metadata.", code="resource_missing")
     moment = at or sb.now()
@@ -248,7 +262,14 @@ def _date(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%d %b %Y")
 
 
-def _invoice_immediately(sb: Sandbox, sub: dict[str, Any], reason: str, *, period: tuple[int, int], lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _invoice_immediately(
+    sb: Sandbox,
+    sub: dict[str, Any],
+    reason: str,
+    *,
+    period: tuple[int, int],
+    lines: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     invoice = invoices.new_invoice(sb, customer=sub["customer"], currency=sub["currency"], billing_reason=reason, subscription=sub, period=period)
     invoices.add_lines(invoice, lines or [])
     invoices.pull_pending_items(sb, invoice, sub["id"])
@@ -317,7 +338,14 @@ def merged_specs(sb: Sandbox, sub: dict[str, Any], specs: list[ItemSpec]) -> lis
     return merged
 
 
-def update_items(sb: Sandbox, sub: dict[str, Any], specs: list[ItemSpec], *, proration_behavior: str, proration_date: int | None) -> Callable[[], object] | None:
+def update_items(
+    sb: Sandbox,
+    sub: dict[str, Any],
+    specs: list[ItemSpec],
+    *,
+    proration_behavior: str,
+    proration_date: int | None,
+) -> Callable[[], object] | None:
     """Apply an item change; returns what is left to do once the change is announced (an immediate invoice), if anything."""
     if sub["status"] in ("canceled", "incomplete_expired"):
         raise invalid("A canceled subscription can only update its cancellation_details and metadata.")
@@ -336,7 +364,7 @@ def update_items(sb: Sandbox, sub: dict[str, Any], specs: list[ItemSpec], *, pro
             )
     start, end = _period(sub)
     if resets:
-        recurring = [s for s in merged if not s.deleted][0].price["recurring"]
+        recurring = next(s for s in merged if not s.deleted).price["recurring"]
         start, end = moment, period_end(moment, moment, recurring["interval"], recurring["interval_count"])
         sub["billing_cycle_anchor"] = moment
     items = []
@@ -358,7 +386,16 @@ def update_items(sb: Sandbox, sub: dict[str, Any], specs: list[ItemSpec], *, pro
     return None
 
 
-def preview(sb: Sandbox, customer: dict[str, Any], sub: dict[str, Any] | None, specs: list[ItemSpec] | None, *, proration_behavior: str, proration_date: int | None, cancel_at_period_end: bool | None) -> dict[str, Any]:
+def preview(
+    sb: Sandbox,
+    customer: dict[str, Any],
+    sub: dict[str, Any] | None,
+    specs: list[ItemSpec] | None,
+    *,
+    proration_behavior: str,
+    proration_date: int | None,
+    cancel_at_period_end: bool | None,
+) -> dict[str, Any]:
     """The invoice a change would produce (always_invoice) or the next renewal invoice; nothing is stored."""
     if sub is None:
         items = invoices.pending_items(sb, customer["id"], None)
@@ -378,12 +415,19 @@ def preview(sb: Sandbox, customer: dict[str, Any], sub: dict[str, Any] | None, s
     proration_lines = []
     if proration_behavior != "none":
         for entry in entries:
-            line = invoices.price_line(sb, entry["price"], entry["quantity"], entry["period"], subscription=sub, item_id=None, amount=entry["amount"], proration=True, description=entry["description"])
+            line = invoices.price_line(
+                sb, entry["price"], entry["quantity"], entry["period"],
+                subscription=sub, item_id=None,
+                amount=entry["amount"], proration=True, description=entry["description"],
+            )
             proration_lines.append(line)
     pending = [invoices.item_line(sb, i) for i in invoices.pending_items(sb, customer["id"], sub["id"])]
     live = [s for s in merged if not s.deleted]
     if resets or proration_behavior == "always_invoice":
-        invoice = invoices.new_invoice(sb, customer=customer["id"], currency=sub["currency"], billing_reason="subscription_update", subscription=sub, period=(moment, moment), preview=True)
+        invoice = invoices.new_invoice(
+            sb, customer=customer["id"], currency=sub["currency"],
+            billing_reason="subscription_update", subscription=sub, period=(moment, moment), preview=True,
+        )
         lines = proration_lines + pending
         if resets:
             recurring = live[0].price["recurring"]
@@ -395,7 +439,10 @@ def preview(sb: Sandbox, customer: dict[str, Any], sub: dict[str, Any] | None, s
             raise StripeError(404, f"No upcoming invoices for customer: {customer['id']}", code="invoice_upcoming_none")
         recurring = live[0].price["recurring"]
         next_end = period_end(end, sub["billing_cycle_anchor"], recurring["interval"], recurring["interval_count"])
-        invoice = invoices.new_invoice(sb, customer=customer["id"], currency=sub["currency"], billing_reason="upcoming", subscription=sub, period=(start, end), preview=True)
+        invoice = invoices.new_invoice(
+            sb, customer=customer["id"], currency=sub["currency"],
+            billing_reason="upcoming", subscription=sub, period=(start, end), preview=True,
+        )
         invoice["created"] = end
         renewal = [invoices.price_line(sb, s.price, s.quantity, (end, next_end), subscription=sub, item_id=s.item_id) for s in live]
         invoices.add_lines(invoice, pending + proration_lines + renewal)
@@ -430,7 +477,9 @@ def _renew(sb: Sandbox, sub: dict[str, Any]) -> None:
     for item in sub["items"]["data"]:
         item["current_period_start"], item["current_period_end"] = end, new_end
     invoice = invoices.new_invoice(
-        sb, customer=sub["customer"], currency=sub["currency"], billing_reason="subscription_cycle", subscription=sub, period=(start, end), auto_advance=sub["status"] != "unpaid"
+        sb, customer=sub["customer"], currency=sub["currency"],
+        billing_reason="subscription_cycle", subscription=sub, period=(start, end),
+        auto_advance=sub["status"] != "unpaid",
     )
     lines = [invoices.price_line(sb, _price(sb, i), i["quantity"], (end, new_end), subscription=sub, item_id=i["id"]) for i in sub["items"]["data"]]
     invoices.add_lines(invoice, lines)

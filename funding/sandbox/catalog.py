@@ -15,7 +15,13 @@ INTERVALS = ("day", "week", "month", "year")
 
 
 def new_customer(
-    sb: Sandbox, *, email: str | None = None, name: str | None = None, description: str | None = None, phone: str | None = None, metadata: dict[str, str] | None = None
+    sb: Sandbox,
+    *,
+    email: str | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    phone: str | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     customer: dict[str, Any] = {
         "id": sb.store.new_id("customer"),
@@ -53,7 +59,15 @@ def find_customer(sb: Sandbox, ident: str, param: str = "customer") -> dict[str,
     return customer
 
 
-def new_product(sb: Sandbox, *, name: str, description: str | None = None, metadata: dict[str, str] | None = None, active: bool = True, ident: str | None = None) -> dict[str, Any]:
+def new_product(
+    sb: Sandbox,
+    *,
+    name: str,
+    description: str | None = None,
+    metadata: dict[str, str] | None = None,
+    active: bool = True,
+    ident: str | None = None,
+) -> dict[str, Any]:
     now = sb.now()
     if ident and sb.store.get("product", ident):
         raise invalid("Product already exists.", "id", "resource_already_exists")
@@ -110,7 +124,13 @@ def new_price(
         "nickname": nickname,
         "product": product,
         "recurring": (
-            {"interval": recurring["interval"], "interval_count": recurring["interval_count"], "meter": None, "trial_period_days": None, "usage_type": "licensed"}
+            {
+                "interval": recurring["interval"],
+                "interval_count": recurring["interval_count"],
+                "meter": None,
+                "trial_period_days": None,
+                "usage_type": "licensed",
+            }
             if recurring
             else None
         ),

@@ -89,7 +89,17 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
         "expires_at": expires_at,
         "integration_identifier": None,
         "invoice": None,
-        "invoice_creation": {"enabled": False, "invoice_data": {"account_tax_ids": None, "custom_fields": None, "description": None, "footer": None, "issuer": None, "metadata": {}, "rendering_options": None}} if mode == "payment" else None,
+        "invoice_creation": (
+            {
+                "enabled": False,
+                "invoice_data": {
+                    "account_tax_ids": None, "custom_fields": None, "description": None, "footer": None,
+                    "issuer": None, "metadata": {}, "rendering_options": None,
+                },
+            }
+            if mode == "payment"
+            else None
+        ),
         "livemode": False,
         "locale": p.str("locale"),
         "managed_payments": {"enabled": False},
@@ -160,7 +170,11 @@ def _line_items(sb: Sandbox, p: Params, mode: str) -> list[dict[str, Any]]:
             raise invalid("Each line item needs a `price` or `price_data`.", entry._name("price"), "parameter_missing")
         quantity = entry.int("quantity", default=1, minimum=1)
         if mode == "payment" and price["recurring"]:
-            raise invalid("You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or use only one-time prices.", entry._name("price"))
+            raise invalid(
+                "You specified `payment` mode but passed a recurring price. "
+                "Either switch to `subscription` mode or use only one-time prices.",
+                entry._name("price"),
+            )
         amount = price["unit_amount"] * quantity
         product = sb.store.get("product", price["product"])
         items.append({
@@ -330,7 +344,10 @@ def _complete(sb: Sandbox, session: dict[str, Any], pending: dict[str, Any], pay
 
 def expire(sb: Sandbox, session: dict[str, Any]) -> None:
     if session["status"] != "open":
-        raise invalid(f"Only Checkout Sessions with a status in [\"open\"] can be expired; this one is {session['status']}.", code="checkout_session_expired" if session["status"] == "expired" else None)
+        raise invalid(
+            f"Only Checkout Sessions with a status in [\"open\"] can be expired; this one is {session['status']}.",
+            code="checkout_session_expired" if session["status"] == "expired" else None,
+        )
     session.update(status="expired", url=None)
     session.pop("_pending", None)
     sb.emit("checkout.session.expired", session)

@@ -66,12 +66,24 @@ class Params:
     # the builtins inside this class: its annotations spell them ``builtins.str`` and so on.
     # Overloads: ``required=True`` or a non-None ``default`` means the answer is never None.
     @overload
-    def str(self, key: builtins.str, *, required: Literal[True], default: builtins.str | None = ..., choices: Iterable[builtins.str] | None = ...) -> builtins.str: ...
+    def str(
+        self, key: builtins.str, *,
+        required: Literal[True], default: builtins.str | None = ..., choices: Iterable[builtins.str] | None = ...,
+    ) -> builtins.str: ...
     @overload
-    def str(self, key: builtins.str, *, required: builtins.bool = ..., default: builtins.str, choices: Iterable[builtins.str] | None = ...) -> builtins.str: ...
+    def str(
+        self, key: builtins.str, *,
+        required: builtins.bool = ..., default: builtins.str, choices: Iterable[builtins.str] | None = ...,
+    ) -> builtins.str: ...
     @overload
-    def str(self, key: builtins.str, *, required: builtins.bool = ..., default: None = ..., choices: Iterable[builtins.str] | None = ...) -> builtins.str | None: ...
-    def str(self, key: builtins.str, *, required: builtins.bool = False, default: builtins.str | None = None, choices: Iterable[builtins.str] | None = None) -> builtins.str | None:
+    def str(
+        self, key: builtins.str, *,
+        required: builtins.bool = ..., default: None = ..., choices: Iterable[builtins.str] | None = ...,
+    ) -> builtins.str | None: ...
+    def str(
+        self, key: builtins.str, *,
+        required: builtins.bool = False, default: builtins.str | None = None, choices: Iterable[builtins.str] | None = None,
+    ) -> builtins.str | None:
         value = self.data.get(key)
         if value is None or value == "":
             if required:
@@ -85,12 +97,24 @@ class Params:
         return value
 
     @overload
-    def int(self, key: builtins.str, *, required: Literal[True], default: builtins.int | None = ..., minimum: builtins.int | None = ...) -> builtins.int: ...
+    def int(
+        self, key: builtins.str, *,
+        required: Literal[True], default: builtins.int | None = ..., minimum: builtins.int | None = ...,
+    ) -> builtins.int: ...
     @overload
-    def int(self, key: builtins.str, *, required: builtins.bool = ..., default: builtins.int, minimum: builtins.int | None = ...) -> builtins.int: ...
+    def int(
+        self, key: builtins.str, *,
+        required: builtins.bool = ..., default: builtins.int, minimum: builtins.int | None = ...,
+    ) -> builtins.int: ...
     @overload
-    def int(self, key: builtins.str, *, required: builtins.bool = ..., default: None = ..., minimum: builtins.int | None = ...) -> builtins.int | None: ...
-    def int(self, key: builtins.str, *, required: builtins.bool = False, default: builtins.int | None = None, minimum: builtins.int | None = None) -> builtins.int | None:
+    def int(
+        self, key: builtins.str, *,
+        required: builtins.bool = ..., default: None = ..., minimum: builtins.int | None = ...,
+    ) -> builtins.int | None: ...
+    def int(
+        self, key: builtins.str, *,
+        required: builtins.bool = False, default: builtins.int | None = None, minimum: builtins.int | None = None,
+    ) -> builtins.int | None:
         value = self.data.get(key)
         if value is None or value == "":
             if required:

@@ -247,7 +247,11 @@ def new_invoice(
         "number": None,
         "on_behalf_of": None,
         "parent": (
-            {"quote_details": None, "subscription_details": {"metadata": dict(subscription["metadata"]), "subscription": subscription["id"]}, "type": "subscription_details"}
+            {
+                "quote_details": None,
+                "subscription_details": {"metadata": dict(subscription["metadata"]), "subscription": subscription["id"]},
+                "type": "subscription_details",
+            }
             if subscription
             else None
         ),

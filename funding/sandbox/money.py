@@ -218,7 +218,14 @@ def close_dispute(sb: Sandbox, dispute: dict[str, Any], *, won: bool) -> None:
     sb.emit("charge.dispute.closed", dispute, previous)
 
 
-EVIDENCE_FIELDS = ["access_activity_log", "billing_address", "cancellation_policy", "cancellation_policy_disclosure", "cancellation_rebuttal", "customer_communication", "customer_email_address", "customer_name", "customer_purchase_ip", "customer_signature", "duplicate_charge_documentation", "duplicate_charge_explanation", "duplicate_charge_id", "product_description", "receipt", "refund_policy", "refund_policy_disclosure", "refund_refusal_explanation", "service_date", "service_documentation", "shipping_address", "shipping_carrier", "shipping_date", "shipping_documentation", "shipping_tracking_number", "uncategorized_file", "uncategorized_text"]
+EVIDENCE_FIELDS = [
+    "access_activity_log", "billing_address", "cancellation_policy", "cancellation_policy_disclosure", "cancellation_rebuttal",
+    "customer_communication", "customer_email_address", "customer_name", "customer_purchase_ip", "customer_signature",
+    "duplicate_charge_documentation", "duplicate_charge_explanation", "duplicate_charge_id", "product_description", "receipt",
+    "refund_policy", "refund_policy_disclosure", "refund_refusal_explanation", "service_date", "service_documentation",
+    "shipping_address", "shipping_carrier", "shipping_date", "shipping_documentation", "shipping_tracking_number",
+    "uncategorized_file", "uncategorized_text",
+]
 
 
 # balance and payouts ----------------------------------------------------
@@ -250,7 +257,16 @@ def available_amount(sb: Sandbox, currency: str) -> int:
     return sum(t["net"] for t in sb.store.all("balance_transaction") if t["currency"] == currency and t["available_on"] <= now)
 
 
-def create_payout(sb: Sandbox, amount: int, currency: str, *, automatic: bool, metadata: dict[str, str], description: str | None, transactions: list[dict[str, Any]]) -> dict[str, Any]:
+def create_payout(
+    sb: Sandbox,
+    amount: int,
+    currency: str,
+    *,
+    automatic: bool,
+    metadata: dict[str, str],
+    description: str | None,
+    transactions: list[dict[str, Any]],
+) -> dict[str, Any]:
     now = sb.now()
     payout: dict[str, Any] = {
         "id": sb.store.new_id("payout"),
@@ -282,7 +298,10 @@ def create_payout(sb: Sandbox, amount: int, currency: str, *, automatic: bool, m
         "type": "bank_account",
     }
     sb.store.put("payout", payout)
-    txn = add_balance_transaction(sb, amount=-amount, currency=currency, type="payout", category="payout", source=payout["id"], description=payout["description"])
+    txn = add_balance_transaction(
+        sb, amount=-amount, currency=currency,
+        type="payout", category="payout", source=payout["id"], description=payout["description"],
+    )
     txn["_payout"] = payout["id"]
     payout["balance_transaction"] = txn["id"]
     for item in transactions:

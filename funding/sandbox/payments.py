@@ -103,7 +103,11 @@ def attach(sb: Sandbox, pm: dict[str, Any], customer_id: str, *, validate: bool 
 
 def detach(sb: Sandbox, pm: dict[str, Any]) -> None:
     if not pm["customer"]:
-        raise invalid("The payment method you provided is not attached to a customer so detachment is impossible.", "payment_method", "payment_method_unexpected_state")
+        raise invalid(
+            "The payment method you provided is not attached to a customer so detachment is impossible.",
+            "payment_method",
+            "payment_method_unexpected_state",
+        )
     previous = {"customer": pm["customer"]}
     customer = sb.store.get("customer", pm["customer"])
     pm["customer"] = None
@@ -284,7 +288,10 @@ def fail_authentication(sb: Sandbox, pi: dict[str, Any]) -> None:
     pi["last_payment_error"] = {
         "code": "payment_intent_authentication_failure",
         "doc_url": "https://stripe.com/docs/error-codes/payment-intent-authentication-failure",
-        "message": "The provided PaymentMethod has failed authentication. You can provide payment_method_data or a new PaymentMethod to attempt to fulfill this PaymentIntent again.",
+        "message": (
+            "The provided PaymentMethod has failed authentication. "
+            "You can provide payment_method_data or a new PaymentMethod to attempt to fulfill this PaymentIntent again."
+        ),
         "payment_method": sb.view(pm),
         "type": "invalid_request_error",
     }
@@ -468,7 +475,13 @@ def create_refund(sb: Sandbox, charge: dict[str, Any], amount: int | None, *, re
 
 
 def new_setup_intent(
-    sb: Sandbox, *, customer: str | None, payment_method: str | None, metadata: dict[str, str] | None, usage: str = "off_session", description: str | None = None
+    sb: Sandbox,
+    *,
+    customer: str | None,
+    payment_method: str | None,
+    metadata: dict[str, str] | None,
+    usage: str = "off_session",
+    description: str | None = None,
 ) -> dict[str, Any]:
     ident = sb.store.new_id("setup_intent")
     seti = {
