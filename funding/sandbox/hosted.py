@@ -32,6 +32,12 @@ def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+TEST_CARDS_HINT = (
+    '<p class="hint">Cartes de test : 4000 0025 0000 3155 (3-D Secure), 4000 0000 0000 9995 (fonds insuffisants), '
+    "4000 0000 0000 0341 (refus au paiement), 4000 0000 0000 0259 (litige).</p>"
+)
+
+
 def _not_found(what: str) -> Response:
     return page("Page introuvable", f"<p>{escape(what)} n'existe pas dans ce bac à sable.</p>", status=404)
 
@@ -39,7 +45,10 @@ def _not_found(what: str) -> Response:
 def _read_card(sb: Sandbox, form: dict[str, str], *, ask_email: bool) -> tuple[dict[str, str], dict[str, Any] | None]:
     """Validate a card form; returns (errors by field, card details)."""
     today = dt.datetime.fromtimestamp(sb.now(), dt.UTC)
-    problems = cards.parse_card_form(form.get("card-number", ""), form.get("card-expiry", ""), form.get("card-cvc", ""), form.get("cardholder-name", ""), now_year=today.year, now_month=today.month)
+    problems = cards.parse_card_form(
+        form.get("card-number", ""), form.get("card-expiry", ""), form.get("card-cvc", ""), form.get("cardholder-name", ""),
+        now_year=today.year, now_month=today.month,
+    )
     errors = {p.field: p.message for p in problems}
     email = form.get("email", "").strip()
     if ask_email and ("@" not in email or "." not in email.split("@")[-1] or " " in email):
@@ -47,7 +56,13 @@ def _read_card(sb: Sandbox, form: dict[str, str], *, ask_email: bool) -> tuple[d
     if errors:
         return errors, None
     month, year = cards.expiry_values(form["card-expiry"])
-    return {}, {"number": cards.normalise_number(form["card-number"]), "exp_month": month, "exp_year": year, "name": form["cardholder-name"].strip(), "email": email or None}
+    return {}, {
+        "number": cards.normalise_number(form["card-number"]),
+        "exp_month": month,
+        "exp_year": year,
+        "name": form["cardholder-name"].strip(),
+        "email": email or None,
+    }
 
 
 # checkout --------------------------------------------------------------------
@@ -61,12 +76,17 @@ def _checkout_email(sb: Sandbox, session: dict[str, Any]) -> str | None:
     return None
 
 
-def _checkout_page(sb: Sandbox, session: dict[str, Any], *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, status: int = 200) -> Response:
+def _checkout_page(
+    sb: Sandbox, session: dict[str, Any], *,
+    errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, status: int = 200,
+) -> Response:
     errors, values = errors or {}, values or {}
     if session["status"] == "complete":
-        return page("Paiement déjà effectué", '<div class="ok" role="status">Cette session de paiement est terminée.</div>' + link(checkout.redirect_target(session), "Retour au site", "continue"))
+        done = '<div class="ok" role="status">Cette session de paiement est terminée.</div>'
+        return page("Paiement déjà effectué", done + link(checkout.redirect_target(session), "Retour au site", "continue"))
     if session["status"] == "expired":
-        return page("Session expirée", "<p>Cette session de paiement a expiré. Revenez au site pour recommencer.</p>" + link(session["cancel_url"], "Retour au site", "cancel"), status=410)
+        expired = "<p>Cette session de paiement a expiré. Revenez au site pour recommencer.</p>"
+        return page("Session expirée", expired + link(session["cancel_url"], "Retour au site", "cancel"), status=410)
     mode = session["mode"]
     email = _checkout_email(sb, session)
     summary = ""
@@ -100,7 +120,7 @@ def _checkout_page(sb: Sandbox, session: dict[str, Any], *, errors: dict[str, st
 <button type="submit" id="pay">{escape(button)}</button>
 </form>
 {link(session['cancel_url'], "Annuler et retourner au site", "cancel")}
-<p class="hint">Cartes de test : 4000 0025 0000 3155 (3-D Secure), 4000 0000 0000 9995 (fonds insuffisants), 4000 0000 0000 0341 (refus au paiement), 4000 0000 0000 0259 (litige).</p>
+{TEST_CARDS_HINT}
 """
     return page(title, body, status=status)
 
@@ -129,7 +149,11 @@ async def checkout_submit(request: Request) -> Response:
         errors, card = _read_card(sb, form, ask_email=_checkout_email(sb, session) is None)
         if card is None:
             return _checkout_page(sb, session, errors=errors, values=values, status=400)
-        result = checkout.submit_card(sb, session, number=card["number"], exp_month=card["exp_month"], exp_year=card["exp_year"], name=card["name"], email=card["email"] or _checkout_email(sb, session))
+        result = checkout.submit_card(
+            sb, session,
+            number=card["number"], exp_month=card["exp_month"], exp_year=card["exp_year"], name=card["name"],
+            email=card["email"] or _checkout_email(sb, session),
+        )
         sb.save()
         return _after_checkout(sb, session, result, values)
 
@@ -220,7 +244,8 @@ def _resolve_challenge(sb: Sandbox, kind: str, obj: dict[str, Any], ok: bool) ->
         target = obj.get("_return_url")
         status = "succeeded" if obj["status"] == "succeeded" else "failed"
         if target:
-            return _redirect(_with_query(target, {"payment_intent": obj["id"], "payment_intent_client_secret": obj["client_secret"], "redirect_status": status}))
+            query = {"payment_intent": obj["id"], "payment_intent_client_secret": obj["client_secret"], "redirect_status": status}
+            return _redirect(_with_query(target, query))
         return _result_page(status == "succeeded")
     if kind == "setup_intent":
         if obj["status"] == "requires_action":
@@ -256,11 +281,15 @@ def _invoice_rows(invoice: dict[str, Any]) -> list[tuple[str, str]]:
     return [(line["description"] or "Ligne", money(line["amount"], line["currency"])) for line in invoice["lines"]["data"]]
 
 
-def _invoice_page(sb: Sandbox, invoice: dict[str, Any], *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, status: int = 200) -> Response:
+def _invoice_page(
+    sb: Sandbox, invoice: dict[str, Any], *,
+    errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, status: int = 200,
+) -> Response:
     title = f"Facture {invoice['number'] or '(brouillon)'}"
+    fields = "".join(f"<br>{escape(f['name'])} : {escape(f['value'])}" for f in invoice["custom_fields"] or [])
     head = f"""<p>Statut : <strong id="invoice-status">{escape(STATUS_FR.get(invoice['status'], invoice['status']))}</strong></p>
 <p class="muted">Émise le {date_fr(invoice['status_transitions']['finalized_at'] or invoice['created'])} — {escape(invoice['customer_email'] or '')}</p>
-<p id="invoice-customer">{escape(invoice['customer_name'] or '')}{''.join(f"<br>{escape(f['name'])} : {escape(f['value'])}" for f in invoice['custom_fields'] or [])}</p>"""
+<p id="invoice-customer">{escape(invoice['customer_name'] or '')}{fields}</p>"""
     table = lines_table(_invoice_rows(invoice), ("Montant dû", money(invoice["amount_due"], invoice["currency"])))
     pay = ""
     if invoice["status"] == "open":
@@ -321,7 +350,8 @@ async def invoice_pdf(request: Request) -> Response:
         invoice = sb.store.get("invoice", request.path_params["ident"])
         if invoice is None or invoice["status"] == "draft":
             return _not_found("Cette facture")
-        lines = [f"Facture {invoice['number']}", "BAC A SABLE STRIPE - AUCUN PAIEMENT REEL", "", f"Client : {invoice['customer_name'] or invoice['customer_email'] or invoice['customer']}"]
+        client = invoice["customer_name"] or invoice["customer_email"] or invoice["customer"]
+        lines = [f"Facture {invoice['number']}", "BAC A SABLE STRIPE - AUCUN PAIEMENT REEL", "", f"Client : {client}"]
         lines += [f"{f['name']} : {f['value']}" for f in invoice["custom_fields"] or []]
         lines += [f"Date : {date_fr(invoice['status_transitions']['finalized_at'])}", ""]
         for line in invoice["lines"]["data"]:
@@ -379,7 +409,11 @@ def _save_portal_card(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], 
     return None
 
 
-def _portal_page(sb: Sandbox, session: dict[str, Any], *, errors: dict[str, str] | None = None, values: dict[str, str] | None = None, message: str | None = None, notice: str | None = None, status: int = 200) -> Response:
+def _portal_page(
+    sb: Sandbox, session: dict[str, Any], *,
+    errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
+    message: str | None = None, notice: str | None = None, status: int = 200,
+) -> Response:
     customer = sb.store.ref("customer", session["customer"])
     pm_id = customer["invoice_settings"]["default_payment_method"]
     subs = [s for s in sb.store.all("subscription") if s["customer"] == customer["id"] and s["status"] in billing.LIVE_STATUSES]
@@ -395,16 +429,29 @@ def _portal_page(sb: Sandbox, session: dict[str, Any], *, errors: dict[str, str]
             action = f'<button type="submit" class="inline" name="action" value="resume" id="resume-{sub["id"]}">Reprendre l\'abonnement</button>'
         else:
             state = f"Prochain paiement le {date_fr(end)}"
-            action = f'<button type="submit" class="inline secondary" name="action" value="cancel" id="cancel-{sub["id"]}">Annuler à la fin de la période</button>'
-        blocks.append(f"""<div class="card"><p><strong>{escape(name)}</strong> — {amount}</p><p class="muted">Statut : {escape(sub['status'])}. {escape(state)}.</p>
-<form method="post" action="{escape(sb.url('/portal/' + session['id']))}"><input type="hidden" name="subscription" value="{escape(sub['id'])}">{action}</form></div>""")
+            action = (
+                f'<button type="submit" class="inline secondary" name="action" value="cancel" id="cancel-{sub["id"]}">'
+                "Annuler à la fin de la période</button>"
+            )
+        blocks.append(
+            f'<div class="card"><p><strong>{escape(name)}</strong> — {amount}</p>'
+            f'<p class="muted">Statut : {escape(sub["status"])}. {escape(state)}.</p>\n'
+            f'<form method="post" action="{escape(sb.url("/portal/" + session["id"]))}">'
+            f'<input type="hidden" name="subscription" value="{escape(sub["id"])}">{action}</form></div>'
+        )
     bills = [i for i in sb.store.all("invoice") if i["customer"] == customer["id"] and i["status"] in ("open", "paid", "uncollectible")]
     bills.sort(key=lambda i: i["created"], reverse=True)
     rows = "".join(
-        f"<tr><td><a href='{escape(i['hosted_invoice_url'])}'>{escape(i['number'])}</a></td><td>{date_fr(i['created'])}</td><td>{escape(STATUS_FR.get(i['status'], i['status']))}</td><td class='num'>{money(i['total'], i['currency'])}</td></tr>"
+        f"<tr><td><a href='{escape(i['hosted_invoice_url'])}'>{escape(i['number'])}</a></td><td>{date_fr(i['created'])}</td>"
+        f"<td>{escape(STATUS_FR.get(i['status'], i['status']))}</td><td class='num'>{money(i['total'], i['currency'])}</td></tr>"
         for i in bills[:12]
     )
-    invoices_html = f"<table><thead><tr><th scope='col'>Facture</th><th scope='col'>Date</th><th scope='col'>Statut</th><th scope='col' class='num'>Montant</th></tr></thead><tbody>{rows}</tbody></table>" if rows else "<p>Aucune facture.</p>"
+    invoices_html = (
+        "<table><thead><tr><th scope='col'>Facture</th><th scope='col'>Date</th><th scope='col'>Statut</th>"
+        f"<th scope='col' class='num'>Montant</th></tr></thead><tbody>{rows}</tbody></table>"
+        if rows
+        else "<p>Aucune facture.</p>"
+    )
     ok = f'<div class="ok" role="status">{escape(notice)}</div>' if notice else ""
     body = f"""{ok}{alert(message)}
 <p class="muted">{escape(customer['email'] or customer['id'])}</p>

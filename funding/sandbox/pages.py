@@ -30,7 +30,8 @@ input[aria-invalid=true]{border-color:#c0123c}
 .field-error{color:#c0123c;font-size:.95rem;margin:.25rem 0 0}
 .alert{border:2px solid #c0123c;background:#fff0f3;color:#8a0b2a;border-radius:.375rem;padding:.75rem;margin:0 0 1rem}
 .ok{border:2px solid #1a7f37;background:#effcf1;color:#0f5323;border-radius:.375rem;padding:.75rem;margin:0 0 1rem}
-button{display:block;width:100%;font-size:1.1rem;font-weight:700;padding:.8rem;margin:1.25rem 0 0;border:0;border-radius:.375rem;background:#635bff;color:#fff;cursor:pointer}
+button{display:block;width:100%;font-size:1.1rem;font-weight:700;padding:.8rem;margin:1.25rem 0 0;
+border:0;border-radius:.375rem;background:#635bff;color:#fff;cursor:pointer}
 button.secondary{background:#fff;color:#c0123c;border:2px solid #c0123c}
 button.inline{display:inline-block;width:auto;font-size:.95rem;padding:.45rem .8rem;margin:.5rem 0 0}
 table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.4rem .25rem;border-bottom:1px solid #eaeef2;vertical-align:top}
@@ -77,7 +78,18 @@ def alert(message: str | None) -> str:
     return f'<div class="alert" role="alert" id="error">{escape(message)}</div>' if message else ""
 
 
-def _input(name: str, label: str, errors: dict[str, str], values: dict[str, str], *, kind: str = "text", autocomplete: str = "", inputmode: str = "", hint: str = "", placeholder: str = "") -> str:
+def _input(
+    name: str,
+    label: str,
+    errors: dict[str, str],
+    values: dict[str, str],
+    *,
+    kind: str = "text",
+    autocomplete: str = "",
+    inputmode: str = "",
+    hint: str = "",
+    placeholder: str = "",
+) -> str:
     error = errors.get(name)
     described = []
     hint_html = ""
@@ -107,7 +119,10 @@ def card_fields(errors: dict[str, str], values: dict[str, str], *, ask_email: bo
     if ask_email:
         parts.append(_input("email", "Adresse e-mail", errors, values, kind="email", autocomplete="email"))
     parts.append(_input("cardholder-name", "Nom du titulaire de la carte", errors, values, autocomplete="cc-name"))
-    parts.append(_input("card-number", "Numéro de carte", errors, values, autocomplete="cc-number", inputmode="numeric", hint="Carte de test : 4242 4242 4242 4242", placeholder="1234 1234 1234 1234"))
+    parts.append(_input(
+        "card-number", "Numéro de carte", errors, values,
+        autocomplete="cc-number", inputmode="numeric", hint="Carte de test : 4242 4242 4242 4242", placeholder="1234 1234 1234 1234",
+    ))
     parts.append('<div class="row"><div>')
     parts.append(_input("card-expiry", "Date d'expiration (MM/AA)", errors, values, autocomplete="cc-exp", inputmode="numeric", placeholder="MM/AA"))
     parts.append("</div><div>")
