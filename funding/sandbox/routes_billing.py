@@ -60,7 +60,11 @@ def checkout_line_items(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 @route("GET", "/v1/checkout/sessions")
 def list_checkout_sessions(sb: Sandbox, p: Params) -> dict[str, Any]:
     filters = {k: p.str(k) for k in ("customer", "payment_intent", "subscription", "status", "payment_link")}
-    return list_response(sb, "checkout.session", p, "/v1/checkout/sessions", lambda s: all(v in (None, s.get(k)) for k, v in filters.items()), extra=set(filters) | {"customer_details"})
+    return list_response(
+        sb, "checkout.session", p, "/v1/checkout/sessions",
+        lambda s: all(v in (None, s.get(k)) for k, v in filters.items()),
+        extra=set(filters) | {"customer_details"},
+    )
 
 
 # subscriptions ---------------------------------------------------------------
@@ -113,7 +117,10 @@ def create_subscription(sb: Sandbox, p: Params) -> dict[str, Any]:
     if pm:
         found = payments.resolve_payment_method(sb, pm, "default_payment_method")
         if found["customer"] != customer["id"]:
-            raise invalid(f"The customer does not have a payment method with the ID {pm}. The payment method must be attached to the customer.", "default_payment_method")
+            raise invalid(
+                f"The customer does not have a payment method with the ID {pm}. The payment method must be attached to the customer.",
+                "default_payment_method",
+            )
         pm = found["id"]
     trial_end = _timestamp_or_now(sb, p, "trial_end")
     days = p.int("trial_period_days", minimum=1)
@@ -126,8 +133,10 @@ def create_subscription(sb: Sandbox, p: Params) -> dict[str, Any]:
         price_id = entry.str("price")
         price = catalog.find_price(sb, price_id, entry._name("price")) if price_id else catalog.price_from_data(sb, entry.dict("price_data"))
         quantity = entry.int("quantity", default=1, minimum=1)
-        invoices.new_invoice_item(sb, customer=customer["id"], amount=price["unit_amount"] * quantity, currency=price["currency"], description=invoices.product_name(sb, price),
-                                  metadata=entry.metadata() or {}, price=price, quantity=quantity)
+        invoices.new_invoice_item(
+            sb, customer=customer["id"], amount=price["unit_amount"] * quantity, currency=price["currency"],
+            description=invoices.product_name(sb, price), metadata=entry.metadata() or {}, price=price, quantity=quantity,
+        )
     settings = p.dict("trial_settings").dict("end_behavior")
     sub = billing.create_subscription(
         sb,
@@ -137,7 +146,11 @@ def create_subscription(sb: Sandbox, p: Params) -> dict[str, Any]:
         metadata=p.metadata() or {},
         description=p.str("description"),
         trial_end=trial_end,
-        payment_behavior=p.str("payment_behavior", default="allow_incomplete", choices=("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete")),
+        payment_behavior=p.str(
+            "payment_behavior",
+            default="allow_incomplete",
+            choices=("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete"),
+        ),
         off_session=p.bool("off_session", default=False),
         cancel_at_period_end=p.bool("cancel_at_period_end", default=False),
         missing_payment_method=settings.str("missing_payment_method", default="create_invoice", choices=("create_invoice", "cancel", "pause")),
@@ -242,7 +255,10 @@ def list_subscriptions(sb: Sandbox, p: Params) -> dict[str, Any]:
         price_ok = price is None or any(i["price"] == price for i in sub["items"]["data"])
         return status_ok and price_ok and customer in (None, sub["customer"])
 
-    return list_response(sb, "subscription", p, "/v1/subscriptions", where, extra={"customer", "price", "status", "collection_method", "current_period_end", "current_period_start"})
+    return list_response(
+        sb, "subscription", p, "/v1/subscriptions", where,
+        extra={"customer", "price", "status", "collection_method", "current_period_end", "current_period_start"},
+    )
 
 
 # invoices --------------------------------------------------------------------
@@ -250,7 +266,10 @@ def list_subscriptions(sb: Sandbox, p: Params) -> dict[str, Any]:
 
 @route("POST", "/v1/invoices")
 def create_invoice(sb: Sandbox, p: Params) -> dict[str, Any]:
-    p.check_known({"customer", "subscription", "auto_advance", "collection_method", "days_until_due", "description", "metadata", "pending_invoice_items_behavior", "currency", "default_payment_method", "footer"})
+    p.check_known({
+        "customer", "subscription", "auto_advance", "collection_method", "days_until_due", "description", "metadata",
+        "pending_invoice_items_behavior", "currency", "default_payment_method", "footer",
+    })
     customer = catalog.find_customer(sb, p.str("customer", required=True))
     sub_id = p.str("subscription")
     sub = billing.find_subscription(sb, sub_id) if sub_id else None
@@ -285,12 +304,20 @@ def preview_invoice(sb: Sandbox, p: Params) -> dict[str, Any]:
         raise missing_param("customer")
     customer = catalog.find_customer(sb, customer_id)
     details = p.dict("subscription_details")
-    details.check_known({"items", "proration_behavior", "proration_date", "cancel_at_period_end", "cancel_now", "billing_cycle_anchor", "trial_end", "default_tax_rates", "cancel_at", "resume_at", "start_date"})
+    details.check_known({
+        "items", "proration_behavior", "proration_date", "cancel_at_period_end", "cancel_now", "billing_cycle_anchor",
+        "trial_end", "default_tax_rates", "cancel_at", "resume_at", "start_date",
+    })
     specs = _item_specs(sb, details, sub) if "items" in details else None
     if specs and sub is None:
         raise invalid("The sandbox previews changes to an existing subscription only: pass `subscription`.", "subscription")
     behaviour = details.str("proration_behavior", default="create_prorations", choices=("create_prorations", "none", "always_invoice"))
-    invoice = billing.preview(sb, customer, sub, specs, proration_behavior=behaviour, proration_date=details.int("proration_date"), cancel_at_period_end=details.bool("cancel_at_period_end"))
+    invoice = billing.preview(
+        sb, customer, sub, specs,
+        proration_behavior=behaviour,
+        proration_date=details.int("proration_date"),
+        cancel_at_period_end=details.bool("cancel_at_period_end"),
+    )
     return public(invoice)
 
 
@@ -378,10 +405,21 @@ def pay_invoice(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
         pi = sb.store.ref("payment_intent", invoice["_payment_intent"])
         error = pi["last_payment_error"] or {}
         if pi["status"] == "requires_action":
-            raise StripeError(402, "This payment requires additional user action before it can be completed successfully. Send the customer to the invoice's hosted_invoice_url.", type="card_error", code="invoice_payment_intent_requires_action", extra={"payment_intent": sb.view(pi)})
+            raise StripeError(
+                402,
+                "This payment requires additional user action before it can be completed successfully. "
+                "Send the customer to the invoice's hosted_invoice_url.",
+                type="card_error",
+                code="invoice_payment_intent_requires_action",
+                extra={"payment_intent": sb.view(pi)},
+            )
         if not error:
             raise invalid("This customer has no attached payment source or default payment method. Please consider adding a default payment method.")
-        raise StripeError(402, error["message"], type="card_error", code=error["code"], decline_code=error.get("decline_code"), extra={"payment_intent": sb.view(pi), "charge": error.get("charge")})
+        raise StripeError(
+            402, error["message"],
+            type="card_error", code=error["code"], decline_code=error.get("decline_code"),
+            extra={"payment_intent": sb.view(pi), "charge": error.get("charge")},
+        )
     return sb.view(invoice)
 
 
@@ -419,7 +457,12 @@ def list_invoices(sb: Sandbox, p: Params) -> dict[str, Any]:
 
     def where(invoice: dict[str, Any]) -> bool:
         parent = (invoice["parent"] or {}).get("subscription_details") or {}
-        return customer in (None, invoice["customer"]) and sub in (None, parent.get("subscription")) and status in (None, invoice["status"]) and method in (None, invoice["collection_method"])
+        return (
+            customer in (None, invoice["customer"])
+            and sub in (None, parent.get("subscription"))
+            and status in (None, invoice["status"])
+            and method in (None, invoice["collection_method"])
+        )
 
     return list_response(sb, "invoice", p, "/v1/invoices", where, extra={"customer", "subscription", "status", "collection_method", "due_date"})
 
@@ -429,7 +472,10 @@ def list_invoices(sb: Sandbox, p: Params) -> dict[str, Any]:
 
 @route("POST", "/v1/invoiceitems")
 def create_invoice_item(sb: Sandbox, p: Params) -> dict[str, Any]:
-    p.check_known({"customer", "amount", "currency", "description", "metadata", "subscription", "invoice", "period", "quantity", "pricing", "price_data", "unit_amount_decimal", "discountable", "tax_behavior"})
+    p.check_known({
+        "customer", "amount", "currency", "description", "metadata", "subscription", "invoice", "period", "quantity",
+        "pricing", "price_data", "unit_amount_decimal", "discountable", "tax_behavior",
+    })
     customer = catalog.find_customer(sb, p.str("customer", required=True))
     sub_id = p.str("subscription")
     sub = billing.find_subscription(sb, sub_id) if sub_id else None
@@ -511,7 +557,10 @@ def delete_invoice_item(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
         invoice = sb.store.ref("invoice", item["invoice"])
         if invoice["status"] != "draft":
             raise invalid("This invoice item is on a finalized invoice and cannot be deleted.", code="invoice_not_editable")
-        invoice["lines"]["data"] = [l for l in invoice["lines"]["data"] if (l["parent"]["invoice_item_details"] or {}).get("invoice_item") != item["id"]]
+        invoice["lines"]["data"] = [
+            line for line in invoice["lines"]["data"]
+            if (line["parent"]["invoice_item_details"] or {}).get("invoice_item") != item["id"]
+        ]
         invoices.recompute(invoice, invoice["starting_balance"])
     item["_deleted"] = True
     sb.emit("invoiceitem.deleted", item)
@@ -538,7 +587,11 @@ def list_invoice_payments(sb: Sandbox, p: Params) -> dict[str, Any]:
     invoice = p.str("invoice")
     payment = p.dict("payment")
     pi = payment.str("payment_intent")
-    return list_response(sb, "invoice_payment", p, "/v1/invoice_payments", lambda r: invoice in (None, r["invoice"]) and pi in (None, r["payment"]["payment_intent"]), extra={"invoice", "payment", "status"})
+    return list_response(
+        sb, "invoice_payment", p, "/v1/invoice_payments",
+        lambda r: invoice in (None, r["invoice"]) and pi in (None, r["payment"]["payment_intent"]),
+        extra={"invoice", "payment", "status"},
+    )
 
 
 # billing portal ----------------------------------------------------------------

@@ -24,13 +24,20 @@ def updated(sb: Sandbox, obj: dict[str, Any], before: dict[str, Any], event: str
 
 # customers -----------------------------------------------------------------
 
-CUSTOMER_FIELDS = {"email", "name", "description", "phone", "metadata", "invoice_settings", "preferred_locales", "address", "payment_method", "test_clock", "tax_exempt", "balance"}
+CUSTOMER_FIELDS = {
+    "email", "name", "description", "phone", "metadata", "invoice_settings", "preferred_locales", "address", "payment_method",
+    "test_clock", "tax_exempt", "balance",
+}
 
 
 @route("POST", "/v1/customers")
 def create_customer(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known(CUSTOMER_FIELDS)
-    customer = catalog.new_customer(sb, email=p.str("email"), name=p.str("name"), description=p.str("description"), phone=p.str("phone"), metadata=p.metadata() or {})
+    customer = catalog.new_customer(
+        sb,
+        email=p.str("email"), name=p.str("name"), description=p.str("description"), phone=p.str("phone"),
+        metadata=p.metadata() or {},
+    )
     if pm_id := p.str("payment_method"):
         pm = payments.resolve_payment_method(sb, pm_id)
         payments.attach(sb, pm, customer["id"])
@@ -61,7 +68,10 @@ def _custom_fields(settings: Params) -> list[dict[str, str]] | None:
 def _set_default_pm(sb: Sandbox, customer: dict[str, Any], pm_id: str) -> None:
     pm = get_or_404(sb, "payment_method", pm_id, "PaymentMethod")
     if pm["customer"] != customer["id"]:
-        raise invalid(f"The customer does not have a payment method with the ID {pm_id}. The payment method must be attached to the customer.", "invoice_settings[default_payment_method]")
+        raise invalid(
+            f"The customer does not have a payment method with the ID {pm_id}. The payment method must be attached to the customer.",
+            "invoice_settings[default_payment_method]",
+        )
     customer["invoice_settings"]["default_payment_method"] = pm_id
 
 
@@ -106,7 +116,7 @@ def delete_customer(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     from funding.sandbox import billing
 
     for sub in sb.store.all("subscription"):
-        if sub["customer"] == ident and sub["status"] in billing.LIVE_STATUSES + ("incomplete", "paused"):
+        if sub["customer"] == ident and sub["status"] in (*billing.LIVE_STATUSES, "incomplete", "paused"):
             billing.cancel_now(sb, sub)
     customer["_deleted"] = True
     sb.emit("customer.deleted", customer)
@@ -123,7 +133,11 @@ def list_customers(sb: Sandbox, p: Params) -> dict[str, Any]:
 def customer_payment_methods(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     catalog.find_customer(sb, ident, "customer")
     kind = p.str("type")
-    return list_response(sb, "payment_method", p, f"/v1/customers/{ident}/payment_methods", lambda pm: pm["customer"] == ident and kind in (None, pm["type"]), extra={"type", "allow_redisplay"})
+    return list_response(
+        sb, "payment_method", p, f"/v1/customers/{ident}/payment_methods",
+        lambda pm: pm["customer"] == ident and kind in (None, pm["type"]),
+        extra={"type", "allow_redisplay"},
+    )
 
 
 @route("GET", "/v1/customers/{ident}/payment_methods/{pm_id}")
@@ -139,12 +153,23 @@ def customer_payment_method(sb: Sandbox, p: Params, ident: str, pm_id: str) -> d
 
 @route("POST", "/v1/products")
 def create_product(sb: Sandbox, p: Params) -> dict[str, Any]:
-    p.check_known({"name", "description", "metadata", "active", "id", "default_price_data", "images", "tax_code", "unit_label", "statement_descriptor", "url", "shippable"})
-    product = catalog.new_product(sb, name=p.str("name", required=True), description=p.str("description"), metadata=p.metadata() or {}, active=p.bool("active", default=True), ident=p.str("id"))
+    p.check_known({
+        "name", "description", "metadata", "active", "id", "default_price_data", "images", "tax_code", "unit_label",
+        "statement_descriptor", "url", "shippable",
+    })
+    product = catalog.new_product(
+        sb,
+        name=p.str("name", required=True), description=p.str("description"), metadata=p.metadata() or {},
+        active=p.bool("active", default=True), ident=p.str("id"),
+    )
     data = p.dict("default_price_data")
     if data.data:
         data.check_known({"currency", "unit_amount", "recurring", "unit_amount_decimal", "tax_behavior"})
-        price = catalog.new_price(sb, currency=catalog.parse_currency(data), unit_amount=data.int("unit_amount", required=True, minimum=0), product=product["id"], recurring=catalog.parse_recurring(data))
+        price = catalog.new_price(
+            sb,
+            currency=catalog.parse_currency(data), unit_amount=data.int("unit_amount", required=True, minimum=0),
+            product=product["id"], recurring=catalog.parse_recurring(data),
+        )
         product["default_price"] = price["id"]
     return sb.view(product)
 
@@ -181,12 +206,19 @@ def update_product(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 def list_products(sb: Sandbox, p: Params) -> dict[str, Any]:
     active = p.bool("active")
     ids = set(p.strings("ids"))
-    return list_response(sb, "product", p, "/v1/products", lambda o: (active is None or o["active"] == active) and (not ids or o["id"] in ids), extra={"active", "ids", "shippable", "url"})
+    return list_response(
+        sb, "product", p, "/v1/products",
+        lambda o: (active is None or o["active"] == active) and (not ids or o["id"] in ids),
+        extra={"active", "ids", "shippable", "url"},
+    )
 
 
 @route("POST", "/v1/prices")
 def create_price(sb: Sandbox, p: Params) -> dict[str, Any]:
-    p.check_known({"currency", "unit_amount", "unit_amount_decimal", "product", "product_data", "recurring", "lookup_key", "transfer_lookup_key", "nickname", "metadata", "active", "tax_behavior", "billing_scheme"})
+    p.check_known({
+        "currency", "unit_amount", "unit_amount_decimal", "product", "product_data", "recurring", "lookup_key",
+        "transfer_lookup_key", "nickname", "metadata", "active", "tax_behavior", "billing_scheme",
+    })
     if p.str("billing_scheme", default="per_unit") != "per_unit":
         raise invalid("The sandbox only supports per_unit prices.", "billing_scheme")
     currency = catalog.parse_currency(p)
@@ -209,7 +241,11 @@ def create_price(sb: Sandbox, p: Params) -> dict[str, Any]:
     lookup_key = p.str("lookup_key")
     if lookup_key:
         _claim_lookup_key(sb, lookup_key, p.bool("transfer_lookup_key", default=False))
-    price = catalog.new_price(sb, currency=currency, unit_amount=unit, product=product, recurring=catalog.parse_recurring(p), lookup_key=lookup_key, nickname=p.str("nickname"), metadata=p.metadata() or {}, active=p.bool("active", default=True))
+    price = catalog.new_price(
+        sb,
+        currency=currency, unit_amount=unit, product=product, recurring=catalog.parse_recurring(p),
+        lookup_key=lookup_key, nickname=p.str("nickname"), metadata=p.metadata() or {}, active=p.bool("active", default=True),
+    )
     return sb.view(price)
 
 
@@ -351,4 +387,8 @@ def detach_payment_method(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 @route("GET", "/v1/payment_methods")
 def list_payment_methods(sb: Sandbox, p: Params) -> dict[str, Any]:
     customer, kind = p.str("customer"), p.str("type")
-    return list_response(sb, "payment_method", p, "/v1/payment_methods", lambda pm: customer in (None, pm["customer"]) and kind in (None, pm["type"]), extra={"customer", "type"})
+    return list_response(
+        sb, "payment_method", p, "/v1/payment_methods",
+        lambda pm: customer in (None, pm["customer"]) and kind in (None, pm["type"]),
+        extra={"customer", "type"},
+    )

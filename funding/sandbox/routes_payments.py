@@ -14,8 +14,14 @@ from funding.sandbox.state import public
 if TYPE_CHECKING:
     from funding.sandbox.sandbox import Sandbox
 
-PI_CONFIRM = {"payment_method", "payment_method_data", "off_session", "return_url", "setup_future_usage", "receipt_email", "error_on_requires_action", "mandate_data", "use_stripe_sdk", "payment_method_options", "payment_method_types", "capture_method"}
-PI_FIELDS = {"amount", "currency", "customer", "description", "metadata", "statement_descriptor", "statement_descriptor_suffix", "automatic_payment_methods", "confirmation_method", "confirm"} | PI_CONFIRM
+PI_CONFIRM = {
+    "payment_method", "payment_method_data", "off_session", "return_url", "setup_future_usage", "receipt_email",
+    "error_on_requires_action", "mandate_data", "use_stripe_sdk", "payment_method_options", "payment_method_types", "capture_method",
+}
+PI_FIELDS = {
+    "amount", "currency", "customer", "description", "metadata", "statement_descriptor", "statement_descriptor_suffix",
+    "automatic_payment_methods", "confirmation_method", "confirm",
+} | PI_CONFIRM
 
 
 def _off_session(p: Params) -> bool:
@@ -47,11 +53,25 @@ def _confirm_pi(sb: Sandbox, pi: dict[str, Any], p: Params) -> dict[str, Any]:
     status = payments.confirm_payment_intent(sb, pi, off_session=off_session, return_url=p.str("return_url"))
     if status == "requires_action" and p.bool("error_on_requires_action", default=False):
         payments.fail_authentication(sb, pi)
-        pi["last_payment_error"].update(code="authentication_required", type="card_error", decline_code="authentication_required", message="Your card was declined. This transaction requires authentication.")
+        pi["last_payment_error"].update(
+            code="authentication_required",
+            type="card_error",
+            decline_code="authentication_required",
+            message="Your card was declined. This transaction requires authentication.",
+        )
     error = pi["last_payment_error"]
     if pi["status"] == "requires_payment_method" and error and error["type"] == "card_error":
-        extra = {"charge": error.get("charge"), "payment_intent": sb.view(pi), "payment_method": error["payment_method"], "advice_code": error.get("advice_code")}
-        raise StripeError(402, error["message"], type="card_error", code=error["code"], decline_code=error.get("decline_code"), extra={k: v for k, v in extra.items() if v is not None})
+        extra = {
+            "charge": error.get("charge"),
+            "payment_intent": sb.view(pi),
+            "payment_method": error["payment_method"],
+            "advice_code": error.get("advice_code"),
+        }
+        raise StripeError(
+            402, error["message"],
+            type="card_error", code=error["code"], decline_code=error.get("decline_code"),
+            extra={k: v for k, v in extra.items() if v is not None},
+        )
     return sb.view(pi)
 
 
@@ -105,7 +125,10 @@ def get_payment_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 
 @route("POST", "/v1/payment_intents/{ident}")
 def update_payment_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
-    p.check_known({"amount", "currency", "customer", "description", "metadata", "payment_method", "receipt_email", "setup_future_usage", "statement_descriptor", "statement_descriptor_suffix"})
+    p.check_known({
+        "amount", "currency", "customer", "description", "metadata", "payment_method", "receipt_email", "setup_future_usage",
+        "statement_descriptor", "statement_descriptor_suffix",
+    })
     pi = get_or_404(sb, "payment_intent", ident)
     if pi["status"] in ("succeeded", "canceled", "processing"):
         raise invalid(f"This PaymentIntent's status is {pi['status']}; it can no longer be updated.", code="payment_intent_unexpected_state")
@@ -147,7 +170,10 @@ def cancel_payment_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"cancellation_reason"})
     pi = get_or_404(sb, "payment_intent", ident)
     if pi.get("_invoice"):
-        raise invalid("You cannot cancel this PaymentIntent because it was created by an invoice. Void the invoice instead.", code="payment_intent_unexpected_state")
+        raise invalid(
+            "You cannot cancel this PaymentIntent because it was created by an invoice. Void the invoice instead.",
+            code="payment_intent_unexpected_state",
+        )
     payments.cancel_payment_intent(sb, pi, p.str("cancellation_reason", choices=("duplicate", "fraudulent", "requested_by_customer", "abandoned")))
     return sb.view(pi)
 
@@ -165,19 +191,33 @@ def _confirm_seti(sb: Sandbox, seti: dict[str, Any], p: Params) -> dict[str, Any
     payments.confirm_setup_intent(sb, seti, return_url=p.str("return_url"))
     error = seti["last_setup_error"]
     if seti["status"] == "requires_payment_method" and error and error["type"] == "card_error":
-        raise StripeError(402, error["message"], type="card_error", code=error["code"], decline_code=error.get("decline_code"), extra={"setup_intent": sb.view(seti), "payment_method": error["payment_method"]})
+        raise StripeError(
+            402, error["message"],
+            type="card_error", code=error["code"], decline_code=error.get("decline_code"),
+            extra={"setup_intent": sb.view(seti), "payment_method": error["payment_method"]},
+        )
     return sb.view(seti)
 
 
 @route("POST", "/v1/setup_intents")
 def create_setup_intent(sb: Sandbox, p: Params) -> dict[str, Any]:
-    p.check_known({"customer", "payment_method", "payment_method_data", "metadata", "usage", "description", "confirm", "return_url", "payment_method_types", "automatic_payment_methods", "mandate_data", "use_stripe_sdk", "payment_method_options"})
+    p.check_known({
+        "customer", "payment_method", "payment_method_data", "metadata", "usage", "description", "confirm", "return_url",
+        "payment_method_types", "automatic_payment_methods", "mandate_data", "use_stripe_sdk", "payment_method_options",
+    })
     customer_id = p.str("customer")
     customer = catalog.find_customer(sb, customer_id)["id"] if customer_id else None
     pm = _payment_method_param(sb, p)
     if pm is not None:
         payments.check_payment_method_owner(sb, customer, pm)
-    seti = payments.new_setup_intent(sb, customer=customer, payment_method=pm["id"] if pm else None, metadata=p.metadata() or {}, usage=p.str("usage", default="off_session", choices=("on_session", "off_session")), description=p.str("description"))
+    seti = payments.new_setup_intent(
+        sb,
+        customer=customer,
+        payment_method=pm["id"] if pm else None,
+        metadata=p.metadata() or {},
+        usage=p.str("usage", default="off_session", choices=("on_session", "off_session")),
+        description=p.str("description"),
+    )
     if p.bool("confirm", default=False):
         return _confirm_seti(sb, seti, p)
     return sb.view(seti)
@@ -228,7 +268,11 @@ def cancel_setup_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 @route("GET", "/v1/setup_intents")
 def list_setup_intents(sb: Sandbox, p: Params) -> dict[str, Any]:
     customer, pm = p.str("customer"), p.str("payment_method")
-    return list_response(sb, "setup_intent", p, "/v1/setup_intents", lambda o: customer in (None, o["customer"]) and pm in (None, o["payment_method"]), extra={"customer", "payment_method", "attach_to_self"})
+    return list_response(
+        sb, "setup_intent", p, "/v1/setup_intents",
+        lambda o: customer in (None, o["customer"]) and pm in (None, o["payment_method"]),
+        extra={"customer", "payment_method", "attach_to_self"},
+    )
 
 
 # charges and refunds -------------------------------------------------------------
@@ -259,7 +303,11 @@ def update_charge(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 @route("GET", "/v1/charges")
 def list_charges(sb: Sandbox, p: Params) -> dict[str, Any]:
     customer, pi = p.str("customer"), p.str("payment_intent")
-    return list_response(sb, "charge", p, "/v1/charges", lambda o: customer in (None, o["customer"]) and pi in (None, o["payment_intent"]), extra={"customer", "payment_intent", "transfer_group"})
+    return list_response(
+        sb, "charge", p, "/v1/charges",
+        lambda o: customer in (None, o["customer"]) and pi in (None, o["payment_intent"]),
+        extra={"customer", "payment_intent", "transfer_group"},
+    )
 
 
 @route("POST", "/v1/refunds")
@@ -299,7 +347,11 @@ def update_refund(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 @route("GET", "/v1/refunds")
 def list_refunds(sb: Sandbox, p: Params) -> dict[str, Any]:
     charge, pi = p.str("charge"), p.str("payment_intent")
-    return list_response(sb, "refund", p, "/v1/refunds", lambda o: charge in (None, o["charge"]) and pi in (None, o["payment_intent"]), extra={"charge", "payment_intent"})
+    return list_response(
+        sb, "refund", p, "/v1/refunds",
+        lambda o: charge in (None, o["charge"]) and pi in (None, o["payment_intent"]),
+        extra={"charge", "payment_intent"},
+    )
 
 
 # disputes --------------------------------------------------------------------
@@ -315,7 +367,10 @@ def update_dispute(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({"evidence", "metadata", "submit", "intended_submission_method"})
     dispute = get_or_404(sb, "dispute", ident)
     if dispute["status"] not in ("needs_response", "warning_needs_response"):
-        raise invalid(f"This dispute is {dispute['status']}; evidence can no longer be submitted.", code="dispute_already_closed" if dispute["status"] in ("won", "lost", "warning_closed") else None)
+        raise invalid(
+            f"This dispute is {dispute['status']}; evidence can no longer be submitted.",
+            code="dispute_already_closed" if dispute["status"] in ("won", "lost", "warning_closed") else None,
+        )
     before = sb.view(dispute)
     evidence = p.dict("evidence")
     evidence.check_known(money.EVIDENCE_FIELDS)
@@ -349,7 +404,11 @@ def close_dispute(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 @route("GET", "/v1/disputes")
 def list_disputes(sb: Sandbox, p: Params) -> dict[str, Any]:
     charge, pi = p.str("charge"), p.str("payment_intent")
-    return list_response(sb, "dispute", p, "/v1/disputes", lambda o: charge in (None, o["charge"]) and pi in (None, o["payment_intent"]), extra={"charge", "payment_intent"})
+    return list_response(
+        sb, "dispute", p, "/v1/disputes",
+        lambda o: charge in (None, o["charge"]) and pi in (None, o["payment_intent"]),
+        extra={"charge", "payment_intent"},
+    )
 
 
 # balance, balance transactions, payouts -------------------------------------------
@@ -381,12 +440,21 @@ def list_balance_transactions(sb: Sandbox, p: Params) -> dict[str, Any]:
 def create_payout(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({"amount", "currency", "metadata", "description", "statement_descriptor", "method", "destination", "source_type"})
     if sb.payout_schedule != "manual":
-        raise invalid("You cannot create manual payouts while automatic payouts are enabled (this sandbox pays out daily; start it with payout_schedule='manual').", code="payouts_not_allowed")
+        raise invalid(
+            "You cannot create manual payouts while automatic payouts are enabled "
+            "(this sandbox pays out daily; start it with payout_schedule='manual').",
+            code="payouts_not_allowed",
+        )
     amount = p.int("amount", required=True, minimum=1)
     currency = catalog.parse_currency(p)
     available = money.available_amount(sb, currency)
     if amount > available:
-        raise invalid(f"You have insufficient funds in your Stripe account for this transfer. Your card balance is too low. (available: {money.format_amount(available, currency)})", "amount", "balance_insufficient")
+        raise invalid(
+            "You have insufficient funds in your Stripe account for this transfer. Your card balance is too low. "
+            f"(available: {money.format_amount(available, currency)})",
+            "amount",
+            "balance_insufficient",
+        )
     payout = money.create_payout(sb, amount, currency, automatic=False, metadata=p.metadata() or {}, description=p.str("description"), transactions=[])
     return sb.view(payout)
 
@@ -412,7 +480,11 @@ def list_payouts(sb: Sandbox, p: Params) -> dict[str, Any]:
     from funding.sandbox.api import created_filter
 
     in_range = created_filter(p, "arrival_date") if arrival is not None else (lambda value: True)
-    return list_response(sb, "payout", p, "/v1/payouts", lambda o: status in (None, o["status"]) and in_range(o["arrival_date"]), extra={"status", "arrival_date", "destination"})
+    return list_response(
+        sb, "payout", p, "/v1/payouts",
+        lambda o: status in (None, o["status"]) and in_range(o["arrival_date"]),
+        extra={"status", "arrival_date", "destination"},
+    )
 
 
 # events --------------------------------------------------------------------------
