@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.models import User
 from funding.bar.models import Batch, SaleLine, Ticket
+from funding.db import must_get
 from funding.ledger.models import FundingSource
 from funding.ledger.service import EntryDraft, Line
 from funding.orgs.models import Organisation, Site
@@ -47,7 +49,7 @@ async def member_account(session: AsyncSession, site: Site, user_id: int) -> tup
     from funding.coworking.members import Details, enrol
     from funding.coworking.service import ensure_aux_account, member_for_user
 
-    user = await session.get(User, user_id)
+    user = await must_get(session, User, user_id)
     member = await member_for_user(session, user_id)
     if member is None:
         member, _created = await enrol(session, site, Details(name=user.name, email=user.email))
@@ -77,11 +79,11 @@ async def day_draft(session: AsyncSession, site: Site, day: dt.date) -> EntryDra
         .order_by(SaleLine.member_id, SaleLine.vat_rate))).all()
     if not rows:
         return None
-    org = await session.get(Organisation, site.org_id)
+    org = await must_get(session, Organisation, site.org_id)
     per_member: dict[tuple[int, str], int] = defaultdict(int)
     per_rate: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for member_id, rate, currency, total in rows:
-        per_member[(member_id, currency)] += int(total)
+        per_member[(cast("int", member_id), currency)] += int(total)  # not NULL: the query keeps tab lines only
         per_rate[currency][rate] += int(total)
     lines = []
     for (member_id, currency), total in sorted(per_member.items()):
@@ -120,8 +122,8 @@ async def allocate_walk_in(session: AsyncSession, metadata: dict, amount: int, c
     ticket = await session.get(Ticket, int(raw)) if raw.isdigit() else None
     if ticket is None:
         return None
-    site = await session.get(Site, ticket.site_id)
-    org = await session.get(Organisation, site.org_id)
+    site = await must_get(session, Site, ticket.site_id)
+    org = await must_get(session, Organisation, site.org_id)
     rows = (await session.execute(select(SaleLine.vat_rate, func.sum(SaleLine.amount))
                                   .where(SaleLine.ticket_id == ticket.id).group_by(SaleLine.vat_rate))).all()
     by_rate = _share(amount, {rate: int(total) for rate, total in rows if int(total)})
@@ -138,7 +140,7 @@ async def allocate_tab(session: AsyncSession, metadata: dict, amount: int, curre
     batch = await session.get(Batch, int(raw)) if raw.isdigit() else None
     if batch is None:
         return None
-    site = await session.get(Site, batch.site_id)
+    site = await must_get(session, Site, batch.site_id)
     code, label = await member_account(session, site, batch.member_id)
     return purposes.Allocation(org_id=site.org_id, site_id=site.id, funding_source=FundingSource.SELF,
                                label=f"Règlement ardoise bar n° {batch.id} — {label}"[:200],

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.bar.models import Product
 from funding.bar.till import BarError
-from funding.db import insert_ignore, utcnow
+from funding.db import insert_ignore, must_get, utcnow
 from funding.i18n import gettext as _
 from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Site
@@ -78,7 +78,7 @@ async def add_product(session: AsyncSession, site: Site, *, name, category="", p
     new_id = await insert_ignore(session, Product, values, ["site_id", "name"])
     if new_id is None:
         raise BarError(_("« %(name)s » existe déjà dans ce bar : modifiez-le plutôt.", name=values["name"]))
-    return await session.get(Product, new_id)
+    return await must_get(session, Product, new_id)
 
 
 async def product_of(session: AsyncSession, site: Site, product_id) -> Product:
@@ -144,7 +144,8 @@ def parse_csv(data: bytes) -> list[Row]:
     missing = {"name", "price", "vat_rate"} - set(header)
     if missing:
         raise BarError(_("Colonnes manquantes : il faut au moins nom, prix et tva (en-tête : nom;categorie;prix;tva;actif)."))
-    rows, seen = [], set()
+    rows: list[Row] = []
+    seen: set[str] = set()
     for number, cells in enumerate(reader, start=2):
         if not any(c.strip() for c in cells):
             continue

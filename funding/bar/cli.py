@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy import select
 
 from funding.bar.models import TillClosingKind
 from funding.commands import BOOKS, STAFF, CommandError, Context, command, group, out, parse_day, root, stripe_gateway, who
+
+if TYPE_CHECKING:
+    from funding.bar.models import Archive, TillClosing
+    from funding.orgs.models import Site
 
 bar = group(root, "bar", help="the snack/bar: closings, archives, tabs")
 
@@ -56,18 +62,18 @@ async def _close_period(ctx: Context, kind: TillClosingKind, period: str, slug: 
     from funding.db import transaction
 
     async with transaction(ctx.sessions) as session:
-        done = []
+        done: list[tuple[Site, TillClosing, Archive | None]] = []
         for site in await _sites(session, slug):
             if kind == TillClosingKind.MONTH:
                 done.append((site, await close_month(session, site, period, closed_by=who()), None))
             else:
                 closing, archive = await close_year(session, site, period, closed_by=who())
                 done.append((site, closing, archive))
-    for site, closing, archive in done:
+    for site, closing, archived in done:
         out(f"{site.slug} {closing.period}: closed — total {_total(closing_view(closing)['period_total'])}")
-        if archive is not None:
-            out(f"{site.slug} {archive.period}: archived {archive.line_count} lines as {archive.filename}, "
-                f"sha256 {archive.sha256}")
+        if archived is not None:
+            out(f"{site.slug} {archived.period}: archived {archived.line_count} lines as {archived.filename}, "
+                f"sha256 {archived.sha256}")
 
 
 @command(bar, "close-month", help="close a month that is over (YYYY-MM)", roles=STAFF)
@@ -92,7 +98,7 @@ async def archive_export(ctx: Context, slug: str, directory: str) -> None:
     from funding.bar.models import Archive
 
     target = Path(directory)
-    if not target.is_dir():
+    if not await asyncio.to_thread(target.is_dir):
         raise CommandError(f"no such directory: {directory}")
     async with ctx.sessions() as session:
         [site] = await _sites(session, slug)
@@ -100,10 +106,17 @@ async def archive_export(ctx: Context, slug: str, directory: str) -> None:
     if not archives:
         raise CommandError(f"{site.slug}: no archive yet (they are made when a fiscal year is closed)")
     for archive in archives:
-        (target / archive.filename).write_text(archive.content, encoding="utf-8")
-        (target / f"{archive.filename}.sha256").write_text(
-            f"{archive.sha256}  {archive.filename}\nchain {archive.prev_hash} -> {archive.hash}\n", encoding="utf-8")
-        out(f"{target / archive.filename} (sha256 {archive.sha256})")
+        written = await asyncio.to_thread(_write_archive, target, archive)
+        out(f"{written} (sha256 {archive.sha256})")
+
+
+def _write_archive(target: Path, archive: Archive) -> Path:
+    """The archive's document and its checksum file in ``target``; the document's path."""
+    document = target / archive.filename
+    document.write_text(archive.content, encoding="utf-8")
+    (target / f"{archive.filename}.sha256").write_text(
+        f"{archive.sha256}  {archive.filename}\nchain {archive.prev_hash} -> {archive.hash}\n", encoding="utf-8")
+    return document
 
 
 @command(bar, "cutoff", help="turn every open tab into a batch now (the worker does it on BAR_CUTOFF_DAY)")
@@ -161,10 +174,10 @@ async def import_products(ctx: Context, file: str, slug: str) -> None:
     from funding.db import transaction
 
     path = Path(file)
-    if not path.is_file():
+    if not await asyncio.to_thread(path.is_file):
         raise CommandError(f"no such file: {file}")
     try:
-        rows = parse_csv(path.read_bytes())
+        rows = parse_csv(await asyncio.to_thread(path.read_bytes))
         async with transaction(ctx.sessions) as session:
             [site] = await _sites(session, slug)
             added, updated = await import_rows(session, site, rows)

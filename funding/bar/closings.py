@@ -26,7 +26,7 @@ from funding.bar.canonical import archive_hash, closing_hash, sha256
 from funding.bar.figures import fiscal_year_bounds, fiscal_year_label, fiscal_year_start, period_figures
 from funding.bar.models import Archive, SaleLine, TillClosing, TillClosingKind, TillHead
 from funding.bar.till import BarError, local_today, lock_head
-from funding.db import utcnow
+from funding.db import must_get, utcnow
 from funding.i18n import gettext as _
 from funding.ledger.models import SealKind
 from funding.ledger.service import post
@@ -199,7 +199,7 @@ def _plain(value):
 async def archive_document(session: AsyncSession, site: Site, period: str, start: dt.date, end: dt.date,
                            now: dt.datetime) -> tuple[bytes, int]:
     """The fiscal year's lines and closings as an indented, readable JSON document."""
-    org = await session.get(Organisation, site.org_id)
+    org = await must_get(session, Organisation, site.org_id)
     original = SaleLine.__table__.alias("original")
     rows = (await session.execute(
         select(SaleLine, original.c.seq).outerjoin(original, original.c.id == SaleLine.cancels_id)

@@ -135,6 +135,6 @@ on_paid(TAB_PURPOSE, tab_paid)
 try:
     from funding.coworking.service import register_member_panel
 except ImportError:  # pragma: no cover - the coworking domain is part of the product
-    register_member_panel = None
-if register_member_panel is not None:
+    pass
+else:
     register_member_panel(member_panel)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from funding.auth.models import User
 from funding.bar.models import Batch, BatchLine, BatchMethod, BatchStatus, SaleLine
 from funding.bar.till import BarError, local_today, open_lines
-from funding.db import dialect_insert, dialect_of, insert_ignore, rowcount, transaction, utcnow
+from funding.db import dialect_insert, dialect_of, insert_ignore, must_get, rowcount, transaction, utcnow
 from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.mail.service import enqueue
@@ -77,9 +78,10 @@ async def cut_tab(session: AsyncSession, site: Site, member_id: int, key: str, *
 
 async def members_with_open_tabs(session: AsyncSession, site_id: int) -> list[int]:
     claimed = select(BatchLine.sale_line_id)
-    return list((await session.scalars(
+    members = (await session.scalars(
         select(SaleLine.member_id).distinct().where(SaleLine.site_id == site_id, SaleLine.member_id.is_not(None),
-                                                    SaleLine.id.not_in(claimed)).order_by(SaleLine.member_id))).all())
+                                                    SaleLine.id.not_in(claimed)).order_by(SaleLine.member_id))).all()
+    return cast("list[int]", list(members))  # the query keeps tab lines only: member_id IS NOT NULL
 
 
 def cutoff_key(day: dt.date) -> str:
@@ -154,8 +156,8 @@ async def plan_for(sessions: async_sessionmaker, gw: StripeGateway, batch: Batch
     async with sessions() as session:
         member = await member_for_user(session, batch.member_id)
         customer = stripe_customer_id(member) if member is not None else None
-        sub = await active_subscription(session, member) if customer else None
-        site = await session.get(Site, batch.site_id)
+        sub = await active_subscription(session, member) if member is not None and customer else None
+        site = await must_get(session, Site, batch.site_id)
     label = (f"Ardoise du bar — {site.name} ({batch.line_count} consommation(s), arrêtée le "
              f"{batch.created_at.strftime('%d/%m/%Y')})")[:200]
     if customer is None:
@@ -182,6 +184,8 @@ async def bill(sessions: async_sessionmaker, gw: StripeGateway, batch_id: int) -
     if plan.method == BatchMethod.DUE:
         await _transition(sessions, batch, (BatchStatus.READY,), BatchStatus.DUE, error=plan.reason)
         return BatchStatus.DUE
+    if plan.resource is None or plan.params is None:
+        raise RuntimeError(f"a {plan.method} plan without its Stripe call")
     try:
         obj = await create_once(sessions, gw, ref=f"bar-batch:{batch.id}", resource=plan.resource, params=plan.params)
     except StripeRefused as exc:
@@ -225,7 +229,7 @@ async def record_payment_intent(session: AsyncSession, pi: dict) -> str | None:
 
 async def _transition(sessions, batch: Batch, sources: tuple[BatchStatus, ...], target: BatchStatus, **values) -> None:
     async with transaction(sessions) as session:
-        await mark(session, await session.get(Batch, batch.id), sources, target, **values)
+        await mark(session, await must_get(session, Batch, batch.id), sources, target, **values)
 
 
 async def mark(session: AsyncSession, batch: Batch, sources: tuple[BatchStatus, ...], target: BatchStatus, *,
@@ -249,8 +253,8 @@ async def mark(session: AsyncSession, batch: Batch, sources: tuple[BatchStatus, 
 
 
 async def _tell_member(session: AsyncSession, batch: Batch) -> None:
-    user = await session.get(User, batch.member_id)
-    site = await session.get(Site, batch.site_id)
+    user = await must_get(session, User, batch.member_id)
+    site = await must_get(session, Site, batch.site_id)
     amount = money(batch.amount, batch.currency)
     if batch.status == BatchStatus.DUE:
         await enqueue(session, to=user.email, user_id=user.id, org_id=batch.org_id, dedupe_key=f"bar-batch:{batch.id}:due",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, exists, func, insert, literal, select
@@ -72,7 +73,8 @@ def open_lines(site_id: int, member_id: int):
 
 
 async def tab_balance(session: AsyncSession, site_id: int, member_id: int) -> int:
-    return int(await session.scalar(select(func.coalesce(func.sum(SaleLine.amount), 0)).where(open_lines(site_id, member_id))))
+    owed = select(func.coalesce(func.sum(SaleLine.amount), 0)).where(open_lines(site_id, member_id))
+    return int((await session.execute(owed)).scalar_one())
 
 
 _COLUMNS = [c for c in SaleLine.__table__.columns.keys() if c != "id"]  # noqa: SIM118  (ordered)
@@ -157,7 +159,8 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
     """Record one sale line on a member's tab or a walk-in ticket."""
     quantity = parse_quantity(quantity)
     product = await sellable(session, site, product_id)
-    member = ticket = None
+    member: User | None = None
+    ticket: Ticket | None = None
     if member_id not in (None, ""):
         member = await tab_holder(session, site, member_id)
     elif ticket_id not in (None, ""):
@@ -173,7 +176,7 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
         owed = select(func.coalesce(func.sum(SaleLine.amount), 0)).where(open_lines(site.id, member.id)) \
             .scalar_subquery().correlate(None)
         guard = owed + amount <= limit
-    else:
+    elif ticket is not None:
         await session.refresh(ticket, with_for_update=True)
         if ticket.status != TicketStatus.OPEN:
             raise BarError(_("Cette vente comptoir est close : ouvrez-en une nouvelle."))
@@ -187,6 +190,8 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
                     cancels_id=None, reason="", recorded_by=recorded_by[:200])
     written = await _write(session, head, line, None, only_if=guard, owed=owed)
     if written is None:
+        if member is None:
+            raise RuntimeError("a walk-in sale has no guard that could refuse it")
         balance = await tab_balance(session, site.id, member.id)
         raise BarError(_(
             "Plafond d'ardoise atteint pour %(name)s : %(balance)s déjà dus, cette vente (%(amount)s) dépasserait "
@@ -218,6 +223,8 @@ async def cancel(session: AsyncSession, site: Site, *, line_id, reason: str, rec
         raise BarError(_("Cette ligne est déjà annulée (ligne n° %(seq)s).", seq=done))
     if original.ticket_id is not None:
         ticket = await session.get(Ticket, original.ticket_id, with_for_update=True, populate_existing=True)
+        if ticket is None:  # the line's foreign key guarantees it
+            raise LookupError(f"Ticket {original.ticket_id} does not exist")
         if ticket.status == TicketStatus.PAID:
             raise BarError(_("Cette vente est déjà payée par carte : un remboursement se fait depuis Stripe."))
     now = now or utcnow()
@@ -226,7 +233,10 @@ async def cancel(session: AsyncSession, site: Site, *, line_id, reason: str, rec
                     label=original.label, category=original.category, unit_price=original.unit_price,
                     quantity=-original.quantity, amount=-original.amount, vat_rate=original.vat_rate,
                     currency=original.currency, cancels_id=original.id, reason=reason[:200], recorded_by=recorded_by[:200])
-    return (await _write(session, head, line, original.seq))[0]
+    written = await _write(session, head, line, original.seq)
+    if written is None:
+        raise RuntimeError("an unguarded insert wrote nothing")
+    return written[0]
 
 
 # --- walk-in tickets --------------------------------------------------------------------
@@ -277,7 +287,8 @@ async def lines_of(session: AsyncSession, *, site_id: int, member_id: int | None
 async def canceled_ids(session: AsyncSession, line_ids: list[int]) -> set[int]:
     if not line_ids:
         return set()
-    return set((await session.scalars(select(SaleLine.cancels_id).where(SaleLine.cancels_id.in_(line_ids)))).all())
+    found = (await session.scalars(select(SaleLine.cancels_id).where(SaleLine.cancels_id.in_(line_ids)))).all()
+    return cast("set[int]", set(found))  # IN (…) never matches NULL
 
 
 @dataclass(frozen=True)
