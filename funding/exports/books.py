@@ -72,6 +72,16 @@ class LedgerLine:
     text: str = ""
 
 
+@dataclass
+class _Running:
+    """The account being written (account, currency) and its running sums."""
+
+    key: tuple[str, str] | None = None
+    balance: int = 0
+    debit: int = 0
+    credit: int = 0
+
+
 async def _openings(conn: AsyncConnection, scope: Scope) -> dict[tuple[str, str], int]:
     """Balance of every account before the period (what the ledger carries forward)."""
     query = (
@@ -97,24 +107,24 @@ async def general_ledger(conn: AsyncConnection, scope: Scope, progress: Progress
     )
     query = in_scope(query, scope)
 
-    state = {"key": None, "balance": 0, "debit": 0, "credit": 0}
+    state = _Running()
     pending = sorted(openings)  # accounts carried forward, merged in account order
 
     def close() -> list[LedgerLine]:
-        if state["key"] is None:
+        if state.key is None:
             return []
-        account, cur = state["key"]
-        return [LedgerLine("total", account, look.accounts.get(account, ""), cur, state["debit"], state["credit"], state["balance"])]
+        account, cur = state.key
+        return [LedgerLine("total", account, look.accounts.get(account, ""), cur, state.debit, state.credit, state.balance)]
 
-    def open_account(key) -> list[LedgerLine]:
-        state.update(key=key, balance=openings.get(key, 0), debit=0, credit=0)
-        bal = state["balance"]
+    def open_account(key: tuple[str, str]) -> list[LedgerLine]:
+        state.key, state.balance, state.debit, state.credit = key, openings.get(key, 0), 0, 0
+        bal = state.balance
         if not bal:
             return []
         return [LedgerLine("opening", key[0], look.accounts.get(key[0], ""), key[1], max(bal, 0), max(-bal, 0), bal,
                            day=scope.start)]
 
-    def advance_to(key) -> list[LedgerLine]:
+    def advance_to(key: tuple[str, str]) -> list[LedgerLine]:
         out = close()
         while pending and pending[0] < key:  # accounts with a balance but no movement this period
             out += open_account(pending.pop(0)) + close()
@@ -126,22 +136,25 @@ async def general_ledger(conn: AsyncConnection, scope: Scope, progress: Progress
         out: list[LedgerLine] = []
         for r in part:
             key = (r.account_number, r.currency)
-            if key != state["key"]:
+            if key != state.key:
                 out += advance_to(key)
             amount = r.amount
-            state["balance"] += amount
-            state["debit" if amount > 0 else "credit"] += abs(amount)
+            state.balance += amount
+            if amount > 0:
+                state.debit += amount
+            else:
+                state.credit -= amount
             out.append(LedgerLine("move", r.account_number, look.accounts.get(r.account_number, ""), r.currency,
-                                  max(amount, 0), max(-amount, 0), state["balance"], day=r.entry_date, number=r.number,
+                                  max(amount, 0), max(-amount, 0), state.balance, day=r.entry_date, number=r.number,
                                   journal=r.journal_code, piece=r.piece_ref, text=r.line_label or r.label))
         if progress:
             progress(len(part))
         yield out
     out = close()
-    state["key"] = None
+    state.key = None
     while pending:
         out += open_account(pending.pop(0)) + close()
-        state["key"] = None
+        state.key = None
     yield out
 
 

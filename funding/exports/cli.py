@@ -118,16 +118,17 @@ async def send(ctx: Context, period: str, to: str | None, formats: str | None, s
     for q in queued:
         email = status.get(q.dedupe_key)
         state = email.status if email else "?"
+        error = email.last_error if email else None
         if state == "sent":
             shown = "envoyé" if q.new else "déjà envoyé"
-        elif state == "pending" and email.last_error:
+        elif state == "pending" and error:
             failed += 1
-            shown = f"ÉCHEC (nouvel essai par le worker) : {email.last_error}"
+            shown = f"ÉCHEC (nouvel essai par le worker) : {error}"
         elif state == "pending":
             shown = "en file d'attente (pas de SMTP_URL)" if not ctx.settings.smtp_url else "en file d'attente"
         else:
             failed += state in ("failed", "unknown")
-            shown = {"failed": f"ÉCHEC DÉFINITIF : {email.last_error}", "unknown": "état inconnu : vérifiez avant de renvoyer"}.get(state, state)
+            shown = {"failed": f"ÉCHEC DÉFINITIF : {error}", "unknown": "état inconnu : vérifiez avant de renvoyer"}.get(state, state)
         out(f"{period} {q.format:<15} {q.email:<40} {'pièce jointe' if q.mode == 'attachment' else 'lien signé'}  {shown}")
     return 1 if failed else 0
 

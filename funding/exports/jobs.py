@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from funding.db import transaction
+from funding.db import must_get, transaction
 from funding.exports.journal import ExportError
 from funding.exports.service import periods_to_send, queue_period
 from funding.orgs.models import Organisation
@@ -21,7 +21,7 @@ async def send_closed_months(sessions, settings, gw) -> int:
     for org_id, period in todo:
         try:
             async with transaction(sessions) as session:
-                org = await session.get(Organisation, org_id)
+                org = await must_get(session, Organisation, org_id)
                 done = await queue_period(session, settings, org, period, created_by="worker")
         except ExportError as exc:
             log.warning("exports of %s for %s not queued: %s", period, org_id, exc)

@@ -14,13 +14,14 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from funding.db import AnyRow
 from funding.errors import FundingError
 from funding.ledger.models import Account, AuxAccount, Entry, Grant, Journal, Posting
 from funding.ledger.service import validated_entries
@@ -138,7 +139,7 @@ async def currencies(conn: AsyncConnection, scope: Scope) -> list[str]:
     return sorted((await conn.execute(query)).scalars().all())
 
 
-async def stream_rows(conn: AsyncConnection, query) -> AsyncIterator[list]:
+async def stream_rows(conn: AsyncConnection, query) -> AsyncIterator[Sequence[AnyRow]]:
     result = await conn.stream(query.execution_options(yield_per=BATCH))
     async for part in result.partitions(BATCH):
         yield part
@@ -190,7 +191,8 @@ async def fec_python(conn: AsyncConnection, scope: Scope, progress: Progress | N
     await check_fec_possible(conn, scope)
     look = await lookups(conn, scope)
     yield fec_header()
-    sep, num, current, last_number = FEC_SEPARATOR, 0, None, None
+    sep, num, last_number = FEC_SEPARATOR, 0, None
+    current: tuple[str, ...] = ()  # the zones of the entry being written, set by its first row
     async for part in stream_rows(conn, rows_query(scope, "fec")):
         lines = []
         for r in part:
@@ -282,7 +284,7 @@ def _fec_sql(scope: Scope, look: Lookups, *, opening: bool, first: int) -> tuple
         ) en
         JOIN postings p ON p.entry_id = en.id
         ORDER BY en.number, p.line_no
-    """
+    """  # noqa: S608 (every interpolated part is built here from constants, never input; every value is a $n parameter)
     labels = [json.dumps({k: f"{k}\t{v.translate(_FEC_CLEAN)}\t" for k, v in table.items() if k}, ensure_ascii=False)
               for table in (look.accounts, look.aux, look.journals)]
     args = [scope.org_id, scope.start, scope.end, first, *labels] + ([scope.site_id] if scope.site_id is not None else [])
@@ -302,7 +304,7 @@ async def _fec_parts(conn: AsyncConnection, scope: Scope) -> list[tuple[str, lis
     openings = int((await conn.execute(
         in_scope(select(func.count()).select_from(Entry.__table__), scope).where(_E.journal_code == "AN"))).scalar_one())
     parts = [_fec_sql(scope, look, opening=True, first=1)] if openings else []
-    return parts + [_fec_sql(scope, look, opening=False, first=openings + 1)]
+    return [*parts, _fec_sql(scope, look, opening=False, first=openings + 1)]
 
 
 async def fec_copy(conn: AsyncConnection, scope: Scope, progress: Progress | None = None) -> AsyncIterator[bytes]:
@@ -324,6 +326,8 @@ async def fec_copy(conn: AsyncConnection, scope: Scope, progress: Progress | Non
     # Formatting a million rows is cheap per row; compiling it with JIT is not.
     await conn.execute(text("SET LOCAL jit = off"))
     raw = (await conn.get_raw_connection()).driver_connection
+    if raw is None:  # only once the connection is closed, which it is not while in use
+        raise RuntimeError("the database connection has no driver connection")
     queue: asyncio.Queue = asyncio.Queue(maxsize=8)
     done = object()
     block = bytearray()

@@ -45,7 +45,9 @@ class ExportLog(OrgScoped, Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    # Every export is taken of one organisation's books (Scope.org_id), so every row has one;
+    # the column stays nullable as migration 0007 created it.
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), nullable=True)
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
     format: Mapped[ExportFormat] = mapped_column(EnumText(ExportFormat, 20))
     start_date: Mapped[dt.date] = mapped_column(Date)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.ledger.models import FUNDING_SOURCES, Account, Entry, FundingSource, Grant, Posting
@@ -119,7 +120,8 @@ class FundingMix:
         peak = max((sum(max(v, 0) for v in amounts.values()) for _, amounts in self.months), default=0)
         bars = []
         for n, (month, amounts) in enumerate(self.months):
-            x, y, segments = n * (TREND_BAR + TREND_GAP), TREND_HEIGHT, []
+            x, y = n * (TREND_BAR + TREND_GAP), TREND_HEIGHT
+            segments: list[tuple[str, int, int, int]] = []
             for source in FUNDING_SOURCES:
                 amount = amounts.get(source, 0)
                 if amount <= 0 or not peak:
@@ -157,7 +159,7 @@ async def funding_mix(session: AsyncSession, *, start: dt.date, end: dt.date, si
         by_source[source] += amount
         by_account[(source, account)] += amount
         by_month[f"{day:%Y-%m}"][source] += amount
-    order = {s: n for n, s in enumerate(FUNDING_SOURCES)}
+    order: dict[str, int] = {s: n for n, s in enumerate(FUNDING_SOURCES)}
     mix.by_source = sorted(((s, a) for s, a in by_source.items() if a), key=lambda r: (-r[1], order[r[0]]))
     mix.total = sum(a for _, a in mix.by_source)
     labels = dict((await session.execute(select(Account.number, func.min(Account.label)).group_by(Account.number))).all())
@@ -188,7 +190,7 @@ async def grant_rows(session: AsyncSession, *, end: dt.date | None = None, site:
     if not grants:
         return []
     ids = [g.id for g, _ in grants]
-    entry_filter = [Entry.grant_id.in_(ids), Entry.number.is_not(None)]
+    entry_filter: list[ColumnElement[bool]] = [Entry.grant_id.in_(ids), Entry.number.is_not(None)]
     if end is not None:
         entry_filter.append(Entry.entry_date <= end)
     received = dict((await session.execute(
@@ -203,10 +205,11 @@ async def grant_rows(session: AsyncSession, *, end: dt.date | None = None, site:
         .join(Posting, Posting.entry_id == Entry.id).where(*entry_filter)
         .group_by(Entry.id, Entry.grant_id, Entry.piece_ref, Entry.entry_date).order_by(Entry.entry_date, Entry.id)
     )).all():
-        if piece not in pieces[grant_id]:
-            pieces[grant_id].append(piece)
+        grant = cast("int", grant_id)  # never NULL: the filter keeps the entries of these grants
+        if piece not in pieces[grant]:
+            pieces[grant].append(piece)
         if paid:
-            payments[grant_id].append(day)
+            payments[grant].append(day)
     return [
         GrantRow(g.reference, g.funder_name, g.funder_siret, g.convention_date, g.object, site_name, g.currency, g.amount,
                  int(received.get(g.id) or 0), pieces[g.id], payments[g.id])

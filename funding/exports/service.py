@@ -15,11 +15,12 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -169,7 +170,8 @@ async def build(conn: AsyncConnection, scope: Scope, fmt: str) -> bytes:
 
 def fec_description(scope: Scope, digest: Digest) -> bytes:
     """The written description of the FEC file that goes alongside it (same bytes every time)."""
-    site = f"\nRestriction        : écritures du lieu « {scope.site_slug} » seulement (fichier de travail, pas le FEC légal de l'organisation)" if scope.site_slug else ""
+    site = (f"\nRestriction        : écritures du lieu « {scope.site_slug} » seulement "
+            "(fichier de travail, pas le FEC légal de l'organisation)") if scope.site_slug else ""
     text = f"""Description du fichier des écritures comptables (FEC)
 =====================================================
 
@@ -229,22 +231,26 @@ class Written:
     extra: list[Path] = field(default_factory=list)
 
 
+def _target(output: Path, fmt: str, scope: Scope) -> Path:
+    """The file to write: in ``output`` if it is a directory (made for the FEC), else ``output``."""
+    if fmt == ExportFormat.FEC:
+        if output.exists() and not output.is_dir():
+            raise ExportError(f"--output doit être un répertoire pour le FEC : {output} est un fichier")
+        output.mkdir(parents=True, exist_ok=True)
+        return output / filename(fmt, scope)
+    if output.is_dir():
+        return output / filename(fmt, scope)
+    if not output.parent.is_dir():
+        raise ExportError(f"répertoire introuvable : {output.parent}")
+    return output
+
+
 async def write_export(engine: AsyncEngine, sessions: async_sessionmaker, scope: Scope, fmt: str, output: Path, *,
                        taken_by: str, progress: Callable[[int], None] | None = None) -> Written:
     """Stream an export to disk (``output`` is a directory for the FEC), then log it.
 
     Written to a temporary name and renamed at the end: a failed export leaves no file."""
-    if fmt == ExportFormat.FEC:
-        if output.exists() and not output.is_dir():
-            raise ExportError(f"--output doit être un répertoire pour le FEC : {output} est un fichier")
-        await asyncio.to_thread(output.mkdir, parents=True, exist_ok=True)
-        target = output / filename(fmt, scope)
-    elif output.is_dir():
-        target = output / filename(fmt, scope)
-    else:
-        if not output.parent.is_dir():
-            raise ExportError(f"répertoire introuvable : {output.parent}")
-        target = output
+    target = await asyncio.to_thread(_target, output, fmt, scope)
     partial = target.with_name(target.name + ".part")
     digest = Digest()
 
@@ -318,7 +324,9 @@ async def add_recipient(session: AsyncSession, org_id: int, email: str, name: st
                                                          "formats": formats, "active": True, "created_at": utcnow()},
                               ["org_id", "email"])
     if new is None:
-        row = await session.scalar(select(ExportRecipient).where(ExportRecipient.org_id == org_id, ExportRecipient.email == email))
+        # The INSERT met this row: it exists.
+        row = (await session.execute(
+            select(ExportRecipient).where(ExportRecipient.org_id == org_id, ExportRecipient.email == email))).scalar_one()
         row.active, row.formats = True, formats
         if name.strip():
             row.name = name.strip()[:200]
@@ -408,7 +416,9 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
     run = await insert_ignore(session, ExportRun, {"org_id": org.id, "period": period, "emails": sum(q.new for q in queued),
                                                    "created_by": created_by, "created_at": utcnow()}, ["org_id", "period"])
     if run is None and any(q.new for q in queued):
-        existing = await session.scalar(select(ExportRun).where(ExportRun.org_id == org.id, ExportRun.period == period))
+        # The INSERT met this row: it exists.
+        existing = (await session.execute(
+            select(ExportRun).where(ExportRun.org_id == org.id, ExportRun.period == period))).scalar_one()
         existing.emails += sum(q.new for q in queued)
     await session.flush()
     return queued
@@ -468,12 +478,12 @@ async def periods_to_send(session: AsyncSession) -> list[tuple[Organisation, str
     )).all()
     todo = []
     for org, closed_through in rows:
-        period = closed_through.strftime("%Y-%m")
+        period = cast("dt.date", closed_through).strftime("%Y-%m")  # never NULL: the query keeps closed ledgers only
         done = await session.scalar(select(ExportRun.id).where(ExportRun.org_id == org.id, ExportRun.period == period))
         if done is None:
             todo.append((org, period))
     return todo
 
 
-async def site_choices(session: AsyncSession) -> list:
+async def site_choices(session: AsyncSession) -> Sequence[Row[int, str, str, int]]:
     return (await session.execute(select(Site.id, Site.slug, Site.name, Site.org_id).order_by(Site.is_central.desc(), Site.name))).all()

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from funding.db import AnyRow
 from funding.exports.journal import Progress, Scope, currencies, in_scope, lookups, rows_query, stream_rows, stripe_id
 from funding.ledger.models import Entry, Posting
 from funding.money import exponent, format_plain
@@ -64,7 +65,8 @@ def _header(scope: Scope, comment: str) -> list[str]:
 
 async def _transactions(conn: AsyncConnection, scope: Scope, progress: Progress | None, render) -> AsyncIterator[bytes]:
     """``render(rows)`` of each entry, its postings grouped (rows come by date, number, line)."""
-    number, rows = None, []
+    number = None
+    rows: list[AnyRow] = []
     async for part in stream_rows(conn, rows_query(scope, "date")):
         out: list[str] = []
         for r in part:
