@@ -18,6 +18,7 @@ from funding.ddl import (
     timestamp,
     unique,
 )
+from funding.migrate import sql_function
 
 revision = "0006"
 down_revision = "0002"
@@ -27,89 +28,8 @@ down_revision = "0002"
 # by batches, closings and archives are append-only; closings and archives are chained;
 # the head only moves forwards.
 
-FUNCTIONS = [
-    """
-CREATE FUNCTION bar_line_insert_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  head bar_heads%ROWTYPE;
-BEGIN
-  SELECT * INTO head FROM bar_heads WHERE site_id = NEW.site_id FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'bar: site % has no till', NEW.site_id USING ERRCODE = '23503';
-  END IF;
-  IF NEW.seq <> head.last_seq + 1 THEN
-    RAISE EXCEPTION 'bar: sale line % breaks the gap-free sequence (next is %)', NEW.seq, head.last_seq + 1
-      USING ERRCODE = '23514';
-  END IF;
-  IF NEW.prev_hash <> head.last_hash THEN
-    RAISE EXCEPTION 'bar: sale line % is not chained to the previous line', NEW.seq USING ERRCODE = '23514';
-  END IF;
-  IF head.closed_through IS NOT NULL AND NEW.day <= head.closed_through THEN
-    RAISE EXCEPTION 'bar: the day % is closed', NEW.day USING ERRCODE = '23514';
-  END IF;
-  RETURN NEW;
-END $$""",
-    """
-CREATE FUNCTION bar_line_advance_head() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  UPDATE bar_heads SET last_seq = NEW.seq, last_hash = NEW.hash WHERE site_id = NEW.site_id;
-  RETURN NULL;
-END $$""",
-    """
-CREATE FUNCTION bar_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION 'bar: % rows are never changed or deleted; record a cancelling line instead', TG_TABLE_NAME
-    USING ERRCODE = '23001';
-END $$""",
-    """
-CREATE FUNCTION bar_closing_insert_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  head bar_heads%ROWTYPE;
-BEGIN
-  SELECT * INTO head FROM bar_heads WHERE site_id = NEW.site_id FOR UPDATE;
-  IF NOT FOUND OR NEW.prev_hash <> head.last_closing_hash THEN
-    RAISE EXCEPTION 'bar: closing % is not chained to the previous closing', NEW.period USING ERRCODE = '23514';
-  END IF;
-  IF NEW.kind = 'day' AND head.closed_through IS NOT NULL AND NEW.end_date <= head.closed_through THEN
-    RAISE EXCEPTION 'bar: the day % is already closed', NEW.end_date USING ERRCODE = '23514';
-  END IF;
-  RETURN NEW;
-END $$""",
-    """
-CREATE FUNCTION bar_closing_advance_head() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  UPDATE bar_heads SET last_closing_hash = NEW.hash,
-    closed_through = CASE WHEN NEW.kind = 'day' THEN NEW.end_date ELSE closed_through END
-  WHERE site_id = NEW.site_id;
-  RETURN NULL;
-END $$""",
-    """
-CREATE FUNCTION bar_archive_insert_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.prev_hash <> (SELECT last_archive_hash FROM bar_heads WHERE site_id = NEW.site_id FOR UPDATE) THEN
-    RAISE EXCEPTION 'bar: archive % is not chained to the previous archive', NEW.period USING ERRCODE = '23514';
-  END IF;
-  RETURN NEW;
-END $$""",
-    """
-CREATE FUNCTION bar_archive_advance_head() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  UPDATE bar_heads SET last_archive_hash = NEW.hash WHERE site_id = NEW.site_id;
-  RETURN NULL;
-END $$""",
-    """
-CREATE FUNCTION bar_head_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF TG_OP = 'DELETE' THEN
-    RAISE EXCEPTION 'bar: a till head cannot be deleted' USING ERRCODE = '23001';
-  END IF;
-  IF NEW.last_seq NOT IN (OLD.last_seq, OLD.last_seq + 1)
-     OR (OLD.closed_through IS NOT NULL AND (NEW.closed_through IS NULL OR NEW.closed_through < OLD.closed_through)) THEN
-    RAISE EXCEPTION 'bar: a till head only moves forward' USING ERRCODE = '23001';
-  END IF;
-  RETURN NEW;
-END $$""",
-]
+FUNCTIONS = ("bar_line_insert_guard", "bar_line_advance_head", "bar_frozen", "bar_closing_insert_guard",
+             "bar_closing_advance_head", "bar_archive_insert_guard", "bar_archive_advance_head", "bar_head_guard")
 TRIGGERS = [
     Trigger("bar_lines_insert_guard", "BEFORE INSERT ON bar_sale_lines", "bar_line_insert_guard"),
     Trigger("bar_lines_advance_head", "AFTER INSERT ON bar_sale_lines", "bar_line_advance_head"),
@@ -128,6 +48,13 @@ TRIGGERS = [
 
 FROZEN = "bar: rows are never changed or deleted; record a cancelling line instead"
 
+
+def frozen(prefix: str, table: str) -> list[str]:
+    """SQLite's refusals of any change to ``table``'s rows (PostgreSQL's ``bar_frozen``)."""
+    return [f"CREATE TRIGGER {prefix}_no_{event} BEFORE {event.upper()} ON {table} BEGIN {abort(FROZEN)}; END"
+            for event in ("update", "delete")]
+
+
 SQLITE = [
     f"""CREATE TRIGGER bar_lines_insert_guard BEFORE INSERT ON bar_sale_lines
 BEGIN
@@ -139,48 +66,44 @@ BEGIN
     WHERE NEW.prev_hash <> (SELECT last_hash FROM bar_heads WHERE site_id = NEW.site_id);
   {abort("bar: the day is closed")}
     WHERE NEW.day <= (SELECT closed_through FROM bar_heads WHERE site_id = NEW.site_id);
-END""",
+END""",  # noqa: S608 — only messages written here are interpolated, never input
     """CREATE TRIGGER bar_lines_advance_head AFTER INSERT ON bar_sale_lines
 BEGIN
   UPDATE bar_heads SET last_seq = NEW.seq, last_hash = NEW.hash WHERE site_id = NEW.site_id;
 END""",
-    f"CREATE TRIGGER bar_lines_no_update BEFORE UPDATE ON bar_sale_lines BEGIN {abort(FROZEN)}; END",
-    f"CREATE TRIGGER bar_lines_no_delete BEFORE DELETE ON bar_sale_lines BEGIN {abort(FROZEN)}; END",
-    f"CREATE TRIGGER bar_claims_no_update BEFORE UPDATE ON bar_batch_lines BEGIN {abort(FROZEN)}; END",
-    f"CREATE TRIGGER bar_claims_no_delete BEFORE DELETE ON bar_batch_lines BEGIN {abort(FROZEN)}; END",
+    *frozen("bar_lines", "bar_sale_lines"),
+    *frozen("bar_claims", "bar_batch_lines"),
     f"""CREATE TRIGGER bar_closings_insert_guard BEFORE INSERT ON bar_closings
 BEGIN
   {abort("bar: closing is not chained to the previous closing")}
     WHERE NEW.prev_hash IS NOT (SELECT last_closing_hash FROM bar_heads WHERE site_id = NEW.site_id);
   {abort("bar: the day is already closed")}
     WHERE NEW.kind = 'day' AND NEW.end_date <= (SELECT closed_through FROM bar_heads WHERE site_id = NEW.site_id);
-END""",
+END""",  # noqa: S608 — only messages written here are interpolated, never input
     """CREATE TRIGGER bar_closings_advance_head AFTER INSERT ON bar_closings
 BEGIN
   UPDATE bar_heads SET last_closing_hash = NEW.hash,
     closed_through = CASE WHEN NEW.kind = 'day' THEN NEW.end_date ELSE closed_through END
   WHERE site_id = NEW.site_id;
 END""",
-    f"CREATE TRIGGER bar_closings_no_update BEFORE UPDATE ON bar_closings BEGIN {abort(FROZEN)}; END",
-    f"CREATE TRIGGER bar_closings_no_delete BEFORE DELETE ON bar_closings BEGIN {abort(FROZEN)}; END",
+    *frozen("bar_closings", "bar_closings"),
     f"""CREATE TRIGGER bar_archives_insert_guard BEFORE INSERT ON bar_archives
 BEGIN
   {abort("bar: archive is not chained to the previous archive")}
     WHERE NEW.prev_hash IS NOT (SELECT last_archive_hash FROM bar_heads WHERE site_id = NEW.site_id);
-END""",
+END""",  # noqa: S608 — only messages written here are interpolated, never input
     """CREATE TRIGGER bar_archives_advance_head AFTER INSERT ON bar_archives
 BEGIN
   UPDATE bar_heads SET last_archive_hash = NEW.hash WHERE site_id = NEW.site_id;
 END""",
-    f"CREATE TRIGGER bar_archives_no_update BEFORE UPDATE ON bar_archives BEGIN {abort(FROZEN)}; END",
-    f"CREATE TRIGGER bar_archives_no_delete BEFORE DELETE ON bar_archives BEGIN {abort(FROZEN)}; END",
+    *frozen("bar_archives", "bar_archives"),
     f"""CREATE TRIGGER bar_heads_guard BEFORE UPDATE ON bar_heads
 WHEN NEW.last_seq NOT IN (OLD.last_seq, OLD.last_seq + 1)
   OR (OLD.closed_through IS NOT NULL AND (NEW.closed_through IS NULL OR NEW.closed_through < OLD.closed_through))
 BEGIN {abort("bar: a till head only moves forward")}; END""",
     f"CREATE TRIGGER bar_heads_no_delete BEFORE DELETE ON bar_heads BEGIN {abort('bar: a till head cannot be deleted')}; END",
 ]
-GUARDS = Guards(functions=FUNCTIONS, triggers=TRIGGERS, sqlite=SQLITE)
+GUARDS = Guards(functions=[sql_function(name, 1) for name in FUNCTIONS], triggers=TRIGGERS, sqlite=SQLITE)
 
 
 def upgrade() -> None:
