@@ -98,8 +98,8 @@ def create_table(name: str, *items, primary_key: tuple[str, ...] = ("id",)) -> N
     given = [item for item in items if isinstance(item, _Constraint)]
     keys = [((c.name,), c.info["refers_to"], ("id",)) for c in columns if "refers_to" in c.info]
     keys += [c.args for c in given if c.kind == "foreign_key"]
-    constraints = [sa.CheckConstraint(sql, name=op.f(f"ck_{name}_{suffix}"))
-                   for suffix, sql in (c.args for c in given if c.kind == "check")]
+    constraints: list[sa.Constraint] = [sa.CheckConstraint(sql, name=op.f(f"ck_{name}_{suffix}"))
+                                        for suffix, sql in (c.args for c in given if c.kind == "check")]
     constraints += [
         sa.ForeignKeyConstraint(list(cols), [f"{table}.{r}" for r in referred],
                                 name=op.f(f"fk_{name}_{'_'.join(cols)}_{table}"))
@@ -189,7 +189,10 @@ def abort(message: str) -> str:
 
 
 def _named(create: str, kind: str) -> str:
-    return re.search(rf"CREATE (?:OR REPLACE )?{kind} (\w+)", create).group(1)
+    found = re.search(rf"CREATE (?:OR REPLACE )?{kind} (\w+)", create)
+    if found is None:
+        raise ValueError(f"not a CREATE {kind} statement: {create[:80]!r}")
+    return found.group(1)
 
 
 @dataclass(frozen=True)
@@ -259,4 +262,7 @@ def sqlite_rebuild(table: str, triggers: Sequence[str] = ()):
 
 def revision_module(revision: str):
     """Another revision's module, for a migration that undoes what it made (call it while migrating)."""
-    return op.get_context().script.get_revision(revision).module
+    script = op.get_context().script
+    if script is None:
+        raise RuntimeError("revision_module is called from a revision, while Alembic migrates")
+    return script.get_revision(revision).module

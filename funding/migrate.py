@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from funding.settings import PROJECT_ROOT
 
 SQL_DIR = PROJECT_ROOT / "migrations" / "sql"
+TEMPLATES_DIR = SQL_DIR / "templates"
 
 
 def sql_function(name: str, version: int) -> str:
@@ -27,21 +28,23 @@ def sql_function(name: str, version: int) -> str:
     return text_.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 
-_SECTION = re.compile(r"^-- (\w+):(?: (\S+))?\n", re.M)
+_SECTION = re.compile(r"^-- (\w+):(?: (.+))?\n", re.M)
 _PLACEHOLDER = re.compile(r"^[ \t]*\{(\w+)\}\n|\{(\w+)\}", re.M)
 
 
 def render_sql(path: Path, values: dict[str, str]) -> str:
     """The file as it stands, or, when it opens with ``-- template: <name>``, the template
     ``migrations/sql/templates/<name>.sql`` (itself a file of either kind) with each ``{section}``
-    filled from the file's ``-- section:`` blocks (``-- section: value`` for a word). A placeholder
-    alone on its line takes a block of lines, or nothing when no file gives that section; one within
-    a line takes a value."""
+    filled from the file's ``-- section:`` blocks (``-- section: value`` for a value on one line).
+    A placeholder alone on its line takes a block of lines: the section of that name, else the
+    template of that name (a block that several functions share), else nothing. One within a line
+    takes a value."""
     frame, sections = _frame(path)
-    wanted = {a or b for text_ in (frame, *sections.values()) for a, b in _PLACEHOLDER.findall(text_)}
-    if set(sections) - wanted:
-        raise ValueError(f"{path.name}: its template has no place for {sorted(set(sections) - wanted)}")
-    return _fill(frame, {**values, **sections}, path)
+    used: set[str] = set()
+    text_ = _fill(frame, {**values, **sections}, path, used)
+    if set(sections) - used:
+        raise ValueError(f"{path.name}: its template has no place for {sorted(set(sections) - used)}")
+    return text_
 
 
 def _frame(path: Path) -> tuple[str, dict[str, str]]:
@@ -49,22 +52,29 @@ def _frame(path: Path) -> tuple[str, dict[str, str]]:
     if not source.startswith("-- template: "):
         return source, {}
     parts = _SECTION.split(source)  # ["", "template", name, "", section, None, text, …]
-    frame, inherited = _frame(SQL_DIR / "templates" / f"{parts[2]}.sql")
+    frame, inherited = _frame(TEMPLATES_DIR / f"{parts[2]}.sql")
     own = {name: text_ if value is None else value
            for name, value, text_ in zip(parts[4::3], parts[5::3], parts[6::3], strict=True)}
     return frame, {**inherited, **own}
 
 
-def _fill(text_: str, values: dict[str, str], path: Path) -> str:
-    def one(match: re.Match) -> str:
+def _fill(text_: str, values: dict[str, str], path: Path, used: set[str]) -> str:
+    def one(match: re.Match[str]) -> str:
         block, inline = match.groups()
         if block is not None:
-            return _fill(values.get(block, ""), values, path)
+            used.add(block)
+            return _fill(values[block] if block in values else _shared_block(block), values, path, used)
         if inline not in values:
             raise ValueError(f"{path.name}: nothing to put in {{{inline}}}")
+        used.add(inline)
         return values[inline].rstrip("\n")
 
     return _PLACEHOLDER.sub(one, text_)
+
+
+def _shared_block(name: str) -> str:
+    shared = TEMPLATES_DIR / f"{name}.sql"
+    return shared.read_text(encoding="utf-8") if shared.is_file() else ""
 
 
 def sqlite_trigger(name: str, version: int) -> str:

@@ -1,13 +1,10 @@
-CREATE FUNCTION ledger_closing_insert_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  head ledger_heads%ROWTYPE;
-BEGIN
-  SELECT * INTO head FROM ledger_heads WHERE org_id = NEW.org_id FOR UPDATE;
+-- template: locked_head
+-- heads: ledger_heads
+-- key: org_id
+-- checks:
   IF NOT FOUND OR NEW.prev_hash <> head.last_closing_hash THEN
     RAISE EXCEPTION 'ledger: closing % is not chained to the previous closing', NEW.period USING ERRCODE = '23514';
   END IF;
   IF head.closed_through IS NOT NULL AND NEW.start_date <> head.closed_through + 1 THEN
     RAISE EXCEPTION 'ledger: closing % does not follow the last closed period', NEW.period USING ERRCODE = '23514';
   END IF;
-  RETURN NEW;
-END $$

@@ -1,11 +1,5 @@
-CREATE FUNCTION ledger_head_guard() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF TG_OP = 'DELETE' THEN
-    RAISE EXCEPTION 'ledger: a ledger head cannot be deleted' USING ERRCODE = '23001';
-  END IF;
-  IF NEW.last_number NOT IN (OLD.last_number, OLD.last_number + 1)
-     OR (OLD.closed_through IS NOT NULL AND (NEW.closed_through IS NULL OR NEW.closed_through < OLD.closed_through)) THEN
-    RAISE EXCEPTION 'ledger: a ledger head only moves forward' USING ERRCODE = '23001';
-  END IF;
-  RETURN NEW;
-END $$
+-- template: head_guard
+-- head: ledger: a ledger head
+-- backwards:
+NEW.last_number NOT IN (OLD.last_number, OLD.last_number + 1)
+     OR (OLD.closed_through IS NOT NULL AND (NEW.closed_through IS NULL OR NEW.closed_through < OLD.closed_through))

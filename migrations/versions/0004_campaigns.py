@@ -7,24 +7,7 @@ Triggers, on both engines:
   and once issued only their void fields may be set (once).
 """
 
-from funding.ddl import (
-    Guards,
-    Trigger,
-    abort,
-    boolean,
-    check,
-    column,
-    create_table,
-    date,
-    drop_tables,
-    foreign_key,
-    index,
-    ref,
-    string,
-    text,
-    timestamp,
-    unique,
-)
+from funding import ddl
 
 revision = "0004"
 down_revision = "0002"
@@ -71,8 +54,8 @@ BEGIN
 END $$""",
 ]
 TRIGGERS = [
-    Trigger("campaigns_update_guard", "BEFORE UPDATE ON campaigns", "campaign_update_guard"),
-    *(Trigger(f"tax_receipts_{event}_guard", f"BEFORE {event.upper()} ON tax_receipts", f"tax_receipt_{event}_guard")
+    ddl.Trigger("campaigns_update_guard", "BEFORE UPDATE ON campaigns", "campaign_update_guard"),
+    *(ddl.Trigger(f"tax_receipts_{event}_guard", f"BEFORE {event.upper()} ON tax_receipts", f"tax_receipt_{event}_guard")
       for event in ("insert", "update", "delete")),
 ]
 
@@ -81,103 +64,113 @@ SQLITE = [
     f"""CREATE TRIGGER campaigns_terms_guard BEFORE UPDATE ON campaigns
 WHEN OLD.status <> 'draft' AND (NEW.goal <> OLD.goal OR NEW.mode <> OLD.mode OR NEW.currency <> OLD.currency
   OR NEW.starts_at <> OLD.starts_at OR NEW.ends_at <> OLD.ends_at)
-BEGIN {abort("campaigns: the goal, mode, currency and dates of a published campaign cannot change")}; END""",
+BEGIN {ddl.abort("campaigns: the goal, mode, currency and dates of a published campaign cannot change")}; END""",
     f"""CREATE TRIGGER campaigns_status_guard BEFORE UPDATE ON campaigns
 WHEN NEW.status <> OLD.status AND NOT (
   (OLD.status = 'draft' AND NEW.status = 'live')
   OR (OLD.status = 'live' AND NEW.status IN ('succeeded', 'failed'))
   OR (OLD.status IN ('succeeded', 'failed') AND NEW.status = 'closed'))
-BEGIN {abort("campaigns: status only moves forwards")}; END""",
+BEGIN {ddl.abort("campaigns: status only moves forwards")}; END""",
     f"""CREATE TRIGGER tax_receipts_insert_guard BEFORE INSERT ON tax_receipts
 WHEN NEW.number <> (SELECT COALESCE(MAX(number), 0) + 1 FROM tax_receipts WHERE org_id = NEW.org_id AND year = NEW.year)
-BEGIN {abort("receipts: number breaks the gap-free series")}; END""",
+BEGIN {ddl.abort("receipts: number breaks the gap-free series")}; END""",  # noqa: S608 — only a message written here is interpolated, never input
     f"""CREATE TRIGGER tax_receipts_update_guard BEFORE UPDATE ON tax_receipts
 WHEN OLD.voided_at IS NOT NULL OR NEW.org_id IS NOT OLD.org_id OR NEW.year IS NOT OLD.year OR NEW.number IS NOT OLD.number
   OR NEW.pledge_id IS NOT OLD.pledge_id OR NEW.revision IS NOT OLD.revision OR NEW.campaign_id IS NOT OLD.campaign_id
   OR NEW.donor_name IS NOT OLD.donor_name OR NEW.donor_address IS NOT OLD.donor_address
   OR NEW.donor_email IS NOT OLD.donor_email OR NEW.amount IS NOT OLD.amount OR NEW.currency IS NOT OLD.currency
   OR NEW.paid_on IS NOT OLD.paid_on OR NEW.method IS NOT OLD.method OR NEW.issued_at IS NOT OLD.issued_at
-BEGIN {abort("receipts: an issued tax receipt cannot be changed, only voided once")}; END""",
+BEGIN {ddl.abort("receipts: an issued tax receipt cannot be changed, only voided once")}; END""",
     f"""CREATE TRIGGER tax_receipts_delete_guard BEFORE DELETE ON tax_receipts
-BEGIN {abort("receipts: a tax receipt is never deleted; void it")}; END""",
+BEGIN {ddl.abort("receipts: a tax receipt is never deleted; void it")}; END""",
 ]
-GUARDS = Guards(functions=FUNCTIONS, triggers=TRIGGERS, sqlite=SQLITE)
+GUARDS = ddl.Guards(functions=FUNCTIONS, triggers=TRIGGERS, sqlite=SQLITE)
 
 
 def upgrade() -> None:
-    create_table("tax_receipt_counters", ref("org_id", "organisations"), column("year", autoincrement=False),
-                 column("last_number"), primary_key=("org_id", "year"))
-    create_table("tax_receipt_issuers", ref("org_id", "organisations", autoincrement=False), text("purpose"),
-                 string("signatory", 200), string("signatory_role", 120), string("place", 120),
-                 primary_key=("org_id",))
-    create_table("campaigns", column("id"), ref("org_id", "organisations"), column("site_id"), string("slug", 80),
-                 string("title", 200), string("summary", 300), text("description"),
-                 string("image_url", 500, null=True), column("goal"), string("currency", 3), string("mode", 16),
-                 string("status", 10), timestamp("starts_at"), timestamp("ends_at"), column("min_amount"),
-                 column("max_amount"), boolean("free_amount"), column("crowd_total"), column("collected_total"),
-                 column("match_uncapped"), column("backers_count"), string("created_by", 200),
-                 timestamp("created_at"), timestamp("updated_at"), timestamp("published_at", null=True),
-                 timestamp("decided_at", null=True), timestamp("closed_at", null=True),
-                 check("mode", "mode IN ('all_or_nothing', 'keep_it_all')"),
-                 check("status", "status IN ('draft', 'live', 'succeeded', 'failed', 'closed')"),
-                 check("totals_not_negative", "crowd_total >= 0 AND match_uncapped >= 0 AND backers_count >= 0 AND collected_total >= 0"),
-                 check("dates_in_order", "ends_at > starts_at"), check("goal_positive", "goal > 0"),
-                 check("currency_code", "length(currency) = 3"),
-                 check("amount_bounds", "min_amount > 0 AND max_amount >= min_amount"),
-                 foreign_key(["site_id", "org_id"], "sites", ["id", "org_id"]), unique("slug"), index("site_id"),
-                 index("status", "ends_at", name="ix_campaigns_status_ends"))
-    create_table("campaign_matches", column("id"), ref("campaign_id", "campaigns"), string("funder_name", 200),
-                 string("funder_siret", 14, null=True), string("reference", 100), column("ratio_num"),
-                 column("ratio_den"), column("cap_per_pledge"), column("total_cap"), string("status", 10),
-                 column("released_amount", null=True), timestamp("released_at", null=True),
-                 ref("grant_id", "grants", null=True), timestamp("created_at"),
-                 check("status", "status IN ('pledged', 'released', 'cancelled')"),
-                 check("caps", "cap_per_pledge > 0 AND total_cap > 0"),
-                 check("ratio", "ratio_num > 0 AND ratio_den > 0"), unique("campaign_id"))
-    create_table("campaign_tiers", column("id"), ref("campaign_id", "campaigns"), column("position"),
-                 string("title", 120), text("description"), column("amount"), string("kind", 10),
-                 column("reward_value"), column("vat_per_mille"), column("stock", null=True),
-                 column("remaining", null=True), column("backers_count"), boolean("active"), timestamp("created_at"),
-                 check("kind", "kind IN ('gift', 'reward')"),
-                 check("stock", "(stock IS NULL AND remaining IS NULL) OR (remaining >= 0 AND remaining <= stock)"),
-                 check("amount_positive", "amount > 0"), check("backers", "backers_count >= 0"),
-                 check("reward_value", "reward_value >= 0"), check("vat_rate", "vat_per_mille IN (0, 55, 100, 200)"),
-                 index("campaign_id", "position", name="ix_campaign_tiers_campaign"))
-    create_table("campaign_pledges", column("id"), ref("campaign_id", "campaigns"),
-                 ref("tier_id", "campaign_tiers", null=True), column("amount"), string("currency", 3),
-                 string("nature", 5), column("vat_per_mille"), column("match_amount"), string("name", 200),
-                 string("email", 254), text("address"), string("public_name", 120, null=True),
-                 string("message", 500), string("status", 16), string("access_token", 200, null=True),
-                 string("link_base", 200), ref("payment_id", "payments", null=True),
-                 string("checkout_session_id", 255, null=True), string("customer_id", 255, null=True),
-                 string("payment_method_id", 255, null=True), string("payment_intent_id", 255, null=True),
-                 column("charge_attempt"), column("card_sessions"), timestamp("claimed_at", null=True),
-                 timestamp("grace_until", null=True), column("amount_refunded"), text("last_error", null=True),
-                 timestamp("created_at"), timestamp("updated_at"), timestamp("activated_at", null=True),
-                 timestamp("paid_at", null=True), timestamp("ended_at", null=True),
-                 timestamp("delivered_at", null=True), check("nature", "nature IN ('gift', 'sale')"),
-                 check("status", "status IN ('pending', 'active', 'charging', 'action_required', 'card_declined', 'retry', 'paid', 'failed', 'cancelled', 'expired', 'void')"),
-                 check("amount_positive", "amount > 0"),
-                 check("refunded", "amount_refunded >= 0 AND amount_refunded <= amount"),
-                 check("match_amount", "match_amount >= 0"), unique("access_token"), unique("checkout_session_id"),
-                 unique("payment_id"), index("campaign_id", "id", name="ix_campaign_pledges_campaign"),
-                 index("email"), index("payment_intent_id"),
-                 index("status", "campaign_id", name="ix_campaign_pledges_status"))
-    create_table("campaign_entries", column("id"), ref("campaign_id", "campaigns"),
-                 ref("pledge_id", "campaign_pledges", null=True), string("source_key", 200), string("kind", 20),
-                 timestamp("created_at"), unique("source_key"), index("campaign_id"))
-    create_table("tax_receipts", column("id"), ref("org_id", "organisations"), column("year"), column("number"),
-                 ref("pledge_id", "campaign_pledges"), column("revision"), ref("campaign_id", "campaigns"),
-                 string("donor_name", 200), text("donor_address"), string("donor_email", 254), column("amount"),
-                 string("currency", 3), date("paid_on"), string("method", 40), timestamp("issued_at"),
-                 timestamp("voided_at", null=True), string("void_reason", 200, null=True),
-                 check("amount_positive", "amount > 0"), check("number_positive", "number > 0"),
-                 unique("org_id", "year", "number"), unique("pledge_id", "revision"),
-                 index("org_id", "donor_email", "year", name="ix_tax_receipts_donor"))
+    ddl.create_table("tax_receipt_counters", ddl.ref("org_id", "organisations"),
+                     ddl.column("year", autoincrement=False), ddl.column("last_number"), primary_key=("org_id", "year"))
+    ddl.create_table("tax_receipt_issuers", ddl.ref("org_id", "organisations", autoincrement=False),
+                     ddl.text("purpose"), ddl.string("signatory", 200), ddl.string("signatory_role", 120),
+                     ddl.string("place", 120), primary_key=("org_id",))
+    ddl.create_table("campaigns", ddl.column("id"), ddl.ref("org_id", "organisations"), ddl.column("site_id"),
+                     ddl.string("slug", 80), ddl.string("title", 200), ddl.string("summary", 300),
+                     ddl.text("description"), ddl.string("image_url", 500, null=True), ddl.column("goal"),
+                     ddl.string("currency", 3), ddl.string("mode", 16), ddl.string("status", 10),
+                     ddl.timestamp("starts_at"), ddl.timestamp("ends_at"), ddl.column("min_amount"),
+                     ddl.column("max_amount"), ddl.boolean("free_amount"), ddl.column("crowd_total"),
+                     ddl.column("collected_total"), ddl.column("match_uncapped"), ddl.column("backers_count"),
+                     ddl.string("created_by", 200), ddl.timestamp("created_at"), ddl.timestamp("updated_at"),
+                     ddl.timestamp("published_at", null=True), ddl.timestamp("decided_at", null=True),
+                     ddl.timestamp("closed_at", null=True),
+                     ddl.check("mode", "mode IN ('all_or_nothing', 'keep_it_all')"),
+                     ddl.check("status", "status IN ('draft', 'live', 'succeeded', 'failed', 'closed')"),
+                     ddl.check("totals_not_negative", "crowd_total >= 0 AND match_uncapped >= 0 AND backers_count >= 0 AND collected_total >= 0"),
+                     ddl.check("dates_in_order", "ends_at > starts_at"), ddl.check("goal_positive", "goal > 0"),
+                     ddl.check("currency_code", "length(currency) = 3"),
+                     ddl.check("amount_bounds", "min_amount > 0 AND max_amount >= min_amount"),
+                     ddl.foreign_key(["site_id", "org_id"], "sites", ["id", "org_id"]), ddl.unique("slug"),
+                     ddl.index("site_id"), ddl.index("status", "ends_at", name="ix_campaigns_status_ends"))
+    ddl.create_table("campaign_matches", ddl.column("id"), ddl.ref("campaign_id", "campaigns"),
+                     ddl.string("funder_name", 200), ddl.string("funder_siret", 14, null=True),
+                     ddl.string("reference", 100), ddl.column("ratio_num"), ddl.column("ratio_den"),
+                     ddl.column("cap_per_pledge"), ddl.column("total_cap"), ddl.string("status", 10),
+                     ddl.column("released_amount", null=True), ddl.timestamp("released_at", null=True),
+                     ddl.ref("grant_id", "grants", null=True), ddl.timestamp("created_at"),
+                     ddl.check("status", "status IN ('pledged', 'released', 'cancelled')"),
+                     ddl.check("caps", "cap_per_pledge > 0 AND total_cap > 0"),
+                     ddl.check("ratio", "ratio_num > 0 AND ratio_den > 0"), ddl.unique("campaign_id"))
+    ddl.create_table("campaign_tiers", ddl.column("id"), ddl.ref("campaign_id", "campaigns"), ddl.column("position"),
+                     ddl.string("title", 120), ddl.text("description"), ddl.column("amount"), ddl.string("kind", 10),
+                     ddl.column("reward_value"), ddl.column("vat_per_mille"), ddl.column("stock", null=True),
+                     ddl.column("remaining", null=True), ddl.column("backers_count"), ddl.boolean("active"),
+                     ddl.timestamp("created_at"), ddl.check("kind", "kind IN ('gift', 'reward')"),
+                     ddl.check("stock", "(stock IS NULL AND remaining IS NULL) OR (remaining >= 0 AND remaining <= stock)"),
+                     ddl.check("amount_positive", "amount > 0"), ddl.check("backers", "backers_count >= 0"),
+                     ddl.check("reward_value", "reward_value >= 0"),
+                     ddl.check("vat_rate", "vat_per_mille IN (0, 55, 100, 200)"),
+                     ddl.index("campaign_id", "position", name="ix_campaign_tiers_campaign"))
+    ddl.create_table("campaign_pledges", ddl.column("id"), ddl.ref("campaign_id", "campaigns"),
+                     ddl.ref("tier_id", "campaign_tiers", null=True), ddl.column("amount"), ddl.string("currency", 3),
+                     ddl.string("nature", 5), ddl.column("vat_per_mille"), ddl.column("match_amount"),
+                     ddl.string("name", 200), ddl.string("email", 254), ddl.text("address"),
+                     ddl.string("public_name", 120, null=True), ddl.string("message", 500), ddl.string("status", 16),
+                     ddl.string("access_token", 200, null=True), ddl.string("link_base", 200),
+                     ddl.ref("payment_id", "payments", null=True), ddl.string("checkout_session_id", 255, null=True),
+                     ddl.string("customer_id", 255, null=True), ddl.string("payment_method_id", 255, null=True),
+                     ddl.string("payment_intent_id", 255, null=True), ddl.column("charge_attempt"),
+                     ddl.column("card_sessions"), ddl.timestamp("claimed_at", null=True),
+                     ddl.timestamp("grace_until", null=True), ddl.column("amount_refunded"),
+                     ddl.text("last_error", null=True), ddl.timestamp("created_at"), ddl.timestamp("updated_at"),
+                     ddl.timestamp("activated_at", null=True), ddl.timestamp("paid_at", null=True),
+                     ddl.timestamp("ended_at", null=True), ddl.timestamp("delivered_at", null=True),
+                     ddl.check("nature", "nature IN ('gift', 'sale')"),
+                     ddl.check("status", "status IN ('pending', 'active', 'charging', 'action_required', 'card_declined',"
+                                         " 'retry', 'paid', 'failed', 'cancelled', 'expired', 'void')"),
+                     ddl.check("amount_positive", "amount > 0"),
+                     ddl.check("refunded", "amount_refunded >= 0 AND amount_refunded <= amount"),
+                     ddl.check("match_amount", "match_amount >= 0"), ddl.unique("access_token"),
+                     ddl.unique("checkout_session_id"), ddl.unique("payment_id"),
+                     ddl.index("campaign_id", "id", name="ix_campaign_pledges_campaign"), ddl.index("email"),
+                     ddl.index("payment_intent_id"),
+                     ddl.index("status", "campaign_id", name="ix_campaign_pledges_status"))
+    ddl.create_table("campaign_entries", ddl.column("id"), ddl.ref("campaign_id", "campaigns"),
+                     ddl.ref("pledge_id", "campaign_pledges", null=True), ddl.string("source_key", 200),
+                     ddl.string("kind", 20), ddl.timestamp("created_at"), ddl.unique("source_key"),
+                     ddl.index("campaign_id"))
+    ddl.create_table("tax_receipts", ddl.column("id"), ddl.ref("org_id", "organisations"), ddl.column("year"),
+                     ddl.column("number"), ddl.ref("pledge_id", "campaign_pledges"), ddl.column("revision"),
+                     ddl.ref("campaign_id", "campaigns"), ddl.string("donor_name", 200), ddl.text("donor_address"),
+                     ddl.string("donor_email", 254), ddl.column("amount"), ddl.string("currency", 3),
+                     ddl.date("paid_on"), ddl.string("method", 40), ddl.timestamp("issued_at"),
+                     ddl.timestamp("voided_at", null=True), ddl.string("void_reason", 200, null=True),
+                     ddl.check("amount_positive", "amount > 0"), ddl.check("number_positive", "number > 0"),
+                     ddl.unique("org_id", "year", "number"), ddl.unique("pledge_id", "revision"),
+                     ddl.index("org_id", "donor_email", "year", name="ix_tax_receipts_donor"))
     GUARDS.install()
 
 
 def downgrade() -> None:
     GUARDS.remove()
-    drop_tables("tax_receipts", "campaign_entries", "campaign_pledges", "campaign_tiers", "campaign_matches",
-                "campaigns", "tax_receipt_issuers", "tax_receipt_counters")
+    ddl.drop_tables("tax_receipts", "campaign_entries", "campaign_pledges", "campaign_tiers", "campaign_matches",
+                    "campaigns", "tax_receipt_issuers", "tax_receipt_counters")

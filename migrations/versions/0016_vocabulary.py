@@ -67,7 +67,7 @@ def _rename(old: str, new: str) -> None:
             _sqlite(table, drop=[name])
         else:
             op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
-        op.execute(f"UPDATE {table} SET status = '{new}' WHERE status = '{old}'")
+        op.execute(f"UPDATE {table} SET status = '{new}' WHERE status = '{old}'")  # noqa: S608 — RENAMED's tables and this file's states, never input
         if sqlite:
             _sqlite(table, add=[(name, after)])
         else:
