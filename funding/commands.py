@@ -23,12 +23,17 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from funding.errors import FundingError
 from funding.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from funding.scoping import OrgScope
 
 # The roles a command may ask of the ``--as`` person (``roles=`` of :func:`command`).
 ADMIN = ("admin",)
@@ -47,7 +52,7 @@ class Context:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]  # from funding.sessions.sessions_for
     actor: str = ""  # who acts: the ``--as`` person, else the operator's login (see who())
-    scope: object = None  # the ``--as`` person's organisations (funding.scoping.OrgScope), None for the operator
+    scope: OrgScope | None = None  # the ``--as`` person's organisations, None for the operator
 
     def check_network(self, network: bool) -> None:
         """A role over the whole network is given by the operator or a network admin only."""
@@ -124,7 +129,7 @@ async def open_context(settings: Settings, *, as_email: str | None = None, roles
         await engine.dispose()
 
 
-async def _scope_of(engine: AsyncEngine, email: str, roles: tuple[str, ...]):
+async def _scope_of(engine: AsyncEngine, email: str, roles: tuple[str, ...]) -> OrgScope:
     from sqlalchemy import select
 
     from funding.auth.models import User
@@ -173,7 +178,9 @@ def root(ctx: click.Context, as_email: str | None) -> None:
 
 def group(parent: click.Group, name: str, *, help: str) -> Group:
     """A group of commands under ``parent`` (``funding ledger …``)."""
-    return parent.group(name, cls=Group, help=help)(lambda: None)
+    sub = click.group(name, cls=Group, help=help)(lambda: None)
+    parent.add_command(sub)
+    return sub
 
 
 def command(parent: click.Group, name: str, *, help: str, roles: tuple[str, ...] | None = None,
