@@ -93,6 +93,18 @@ def parse_day(text: str | None) -> dt.date | None:
         raise CommandError(f"invalid date {text!r} (YYYY-MM-DD)") from None
 
 
+async def read_file(name: str) -> bytes:
+    """A file named on the command line, read off the event loop; a missing one is refused in one line."""
+    return await asyncio.to_thread(_read_file, name)
+
+
+def _read_file(name: str) -> bytes:
+    path = Path(name)
+    if not path.is_file():
+        raise CommandError(f"no such file: {name}")
+    return path.read_bytes()
+
+
 def exclusive(**given: object) -> None:
     """Refuse, as a usage error, two options given together that exclude each other."""
     named = [f"--{name.replace('_', '-')}" for name, value in given.items() if value not in (None, False)]
