@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar, cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
 from funding.db import create_engine
 from funding.domains import parts
@@ -33,6 +37,14 @@ from funding.web import (
 
 log = logging.getLogger("funding")
 EXEMPT_FROM_CSRF = ("/webhooks/", "/_sandbox/")
+E = TypeVar("E", bound=Exception)
+
+
+def _handling(exc_class: type[E], handler: Callable[[Request, E], Awaitable[Response]]) -> tuple[type[E], ExceptionHandler]:
+    """One entry of the app's exception handlers, checked as a pair: Starlette calls a handler
+    only with the class it is registered for (or a subclass), which its type (any Exception)
+    cannot say."""
+    return exc_class, cast(ExceptionHandler, handler)
 
 
 class SecurityHeaders:
@@ -142,8 +154,8 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
             Middleware(LocaleMiddleware, default=settings.default_locale),
             Middleware(CSRFMiddleware, exempt_prefixes=EXEMPT_FROM_CSRF),
         ],
-        exception_handlers={HTTPException: http_error, FundingError: funding_error, LoginRequired: login_required,
-                            Exception: server_error},
+        exception_handlers=dict((_handling(HTTPException, http_error), _handling(FundingError, funding_error),
+                                 _handling(LoginRequired, login_required), _handling(Exception, server_error))),
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -23,12 +23,17 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from funding.errors import FundingError
 from funding.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from funding.scoping import OrgScope
 
 # The roles a command may ask of the ``--as`` person (``roles=`` of :func:`command`).
 ADMIN = ("admin",)
@@ -47,7 +52,7 @@ class Context:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]  # from funding.sessions.sessions_for
     actor: str = ""  # who acts: the ``--as`` person, else the operator's login (see who())
-    scope: object = None  # the ``--as`` person's organisations (funding.scoping.OrgScope), None for the operator
+    scope: OrgScope | None = None  # the ``--as`` person's organisations, None for the operator
 
     def check_network(self, network: bool) -> None:
         """A role over the whole network is given by the operator or a network admin only."""
@@ -88,6 +93,18 @@ def parse_day(text: str | None) -> dt.date | None:
         raise CommandError(f"invalid date {text!r} (YYYY-MM-DD)") from None
 
 
+async def read_file(name: str) -> bytes:
+    """A file named on the command line, read off the event loop; a missing one is refused in one line."""
+    return await asyncio.to_thread(_read_file, name)
+
+
+def _read_file(name: str) -> bytes:
+    path = Path(name)
+    if not path.is_file():
+        raise CommandError(f"no such file: {name}")
+    return path.read_bytes()
+
+
 def exclusive(**given: object) -> None:
     """Refuse, as a usage error, two options given together that exclude each other."""
     named = [f"--{name.replace('_', '-')}" for name, value in given.items() if value not in (None, False)]
@@ -124,7 +141,7 @@ async def open_context(settings: Settings, *, as_email: str | None = None, roles
         await engine.dispose()
 
 
-async def _scope_of(engine: AsyncEngine, email: str, roles: tuple[str, ...]):
+async def _scope_of(engine: AsyncEngine, email: str, roles: tuple[str, ...]) -> OrgScope:
     from sqlalchemy import select
 
     from funding.auth.models import User
@@ -173,7 +190,9 @@ def root(ctx: click.Context, as_email: str | None) -> None:
 
 def group(parent: click.Group, name: str, *, help: str) -> Group:
     """A group of commands under ``parent`` (``funding ledger …``)."""
-    return parent.group(name, cls=Group, help=help)(lambda: None)
+    sub = click.group(name, cls=Group, help=help)(lambda: None)
+    parent.add_command(sub)
+    return sub
 
 
 def command(parent: click.Group, name: str, *, help: str, roles: tuple[str, ...] | None = None,

@@ -18,6 +18,7 @@ from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeEngine
 
 # A row, or a SELECT, of any columns (SQLAlchemy 2.1 types them by their columns' types).
 AnyRow = Row[*tuple[Any, ...]]
@@ -41,7 +42,8 @@ class Base(DeclarativeBase):
 
     metadata = MetaData(naming_convention=NAMING)
     # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
-    type_annotation_map = {int: BigInteger().with_variant(Integer(), "sqlite"), dt.datetime: DateTime()}
+    type_annotation_map: ClassVar[dict[type, TypeEngine[Any]]] = {
+        int: BigInteger().with_variant(Integer(), "sqlite"), dt.datetime: DateTime()}
 
 
 class EnumText(TypeDecorator):

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import make_url
 
+from funding.errors import FundingError
+
 
 @dataclass(frozen=True)
 class Access:
@@ -135,6 +137,8 @@ async def apply(owner_url: str, service_url: str) -> str | None:
     if owner.get_backend_name() != "postgresql" or service.username in (None, owner.username):
         return None
     role = service.username
+    if not owner.database:
+        raise FundingError("MIGRATION_DATABASE_URL (or DATABASE_URL) names no database to grant access to")
     conn = await asyncpg.connect(owner.set(drivername="postgresql").render_as_string(hide_password=False))
     try:
         async with conn.transaction():

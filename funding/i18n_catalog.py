@@ -62,9 +62,9 @@ def placeholders(text: str) -> set[str]:
     return {name or conv for name, conv in PLACEHOLDER.findall(text) if conv != "%"}
 
 
-def forms(value: str | tuple | None) -> tuple[str, ...]:
+def forms(value: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
     """A message id or translation as a tuple: one item, or one per plural form."""
-    return value if isinstance(value, tuple) else (value or "",)
+    return tuple(value) if isinstance(value, tuple | list) else (value or "",)
 
 
 def problems(catalog: Catalog, template: Catalog | None = None) -> list[str]:
@@ -77,7 +77,7 @@ def problems(catalog: Catalog, template: Catalog | None = None) -> list[str]:
         ids, strings = forms(message.id), forms(entry.string if entry else None)
         expected = set().union(*map(placeholders, ids))
         got = set().union(*map(placeholders, strings))
-        if not all(strings):
+        if entry is None or not all(strings):
             found.append(f"untranslated: {ids[0]!r}")
         elif entry.fuzzy:
             found.append(f"fuzzy: {ids[0]!r}")

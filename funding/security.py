@@ -89,7 +89,8 @@ class CSRFMiddleware:
         if supplied is None and expected:
             try:
                 form = await Request(scope, replay).form()
-                supplied = form.get(CSRF_FIELD)
+                field = form.get(CSRF_FIELD)
+                supplied = field if isinstance(field, str) else None  # a file is no token
                 await form.close()
             except Exception:
                 supplied = None

@@ -16,6 +16,7 @@ Objects come back as plain dicts.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import hmac
 import logging
@@ -23,7 +24,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import stripe
@@ -156,10 +157,13 @@ class StripeGateway:
     async def get(self, path: str, params: dict | None = None) -> dict:
         """A read as plain JSON (``GET /v1/…``): the same errors and retries as ``call``,
         without turning every nested object into a StripeObject and back."""
-        response = await self._with_retries(f"GET {path}", lambda: self.client.raw_request_async("get", path, **(params or {})))
-        return response.data
+        response: stripe.StripeResponse = await self._with_retries(
+            f"GET {path}", lambda: self.client.raw_request_async("get", path, **(params or {})))
+        return cast(dict, response.data)  # Stripe answers a GET with a JSON object
 
-    async def _with_retries(self, what: str, attempt_call) -> dict:
+    async def _with_retries(self, what: str, attempt_call: Callable[[], Awaitable[Any]]) -> Any:
+        """What ``attempt_call`` answers, a StripeObject turned into a plain dict (a raw
+        request's StripeResponse is returned as it is)."""
         attempt = 0
         while True:
             attempt += 1
@@ -204,7 +208,7 @@ class StripeGateway:
                 return
             params["starting_after"] = page["data"][-1]["id"]
 
-    async def search(self, resource: str, query: str) -> list[dict]:
+    async def search(self, resource: str, query: str) -> builtins.list[dict]:  # `list` is a method here
         return (await self.get(f"/v1/{_path(resource)}/search", {"query": query}))["data"]
 
 

@@ -82,7 +82,8 @@ def _template_path_for(context, name: str, /, query: Query = None, **params: Any
 def render(request: Request, name: str, context: dict | None = None, status_code: int = 200) -> Response:
     templates: Jinja2Templates = request.app.state.templates
     # Rendering is synchronous: installing the request's catalog just before it is safe.
-    templates.env.install_gettext_translations(i18n.translations(i18n.get_locale()), newstyle=True)
+    env: Any = templates.env  # jinja2.ext.i18n (make_templates) adds install_gettext_translations, untyped
+    env.install_gettext_translations(i18n.translations(i18n.get_locale()), newstyle=True)
     ctx = {
         "user": request.scope.get("user"),
         "csrf_token": csrf_token(request),

@@ -7,6 +7,7 @@ process, can run side by side.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -27,10 +28,7 @@ def jobs(gw: StripeGateway):
     from funding.payments.reconcile import reconcile_job
     from webhooks.processing import drain
 
-    domain_jobs = [
-        (name, (lambda fn: lambda sessions, settings: fn(sessions, settings, gw))(fn))
-        for module in parts("jobs") for name, fn in module.JOBS
-    ]
+    domain_jobs = [(name, _with_gateway(fn, gw)) for module in parts("jobs") for name, fn in module.JOBS]
     return [
         ("webhook events", lambda sessions, settings: drain(sessions, gw)),
         ("unknown Stripe requests", lambda sessions, settings: resolve_unknown(sessions, settings, gw)),
@@ -38,6 +36,11 @@ def jobs(gw: StripeGateway):
         *domain_jobs,
         ("emails", send_pending),
     ]
+
+
+def _with_gateway(fn, gw: StripeGateway):
+    """A domain's job ``fn(sessions, settings, gw)`` as a job of the round, ``job(sessions, settings)``."""
+    return lambda sessions, settings: fn(sessions, settings, gw)
 
 
 async def run_once(sessions, settings: Settings, gw: StripeGateway) -> dict[str, int]:
@@ -58,10 +61,8 @@ async def run_worker(settings: Settings, *, once: bool = False) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers here (Windows, a thread)
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
     try:
         while True:
             await run_once(sessions, settings, gw)

@@ -6,18 +6,18 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from funding.db import dialect_insert, utcnow
+from funding.db import dialect_insert, dialect_of, rowcount, utcnow
 from funding.payments.models import EventStatus, StripeEvent
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sqlalchemy import CursorResult, FromClause
+    from sqlalchemy import FromClause
     from sqlalchemy.dialects import postgresql, sqlite
 
     from webhooks.events import Event
@@ -32,7 +32,8 @@ _TYPES = {"id": "text", "type": "text", "livemode": "boolean", "api_version": "t
           "object_id": "text", "payload": "text", "source": "text", "status": "text", "attempts": "bigint",
           "next_attempt_at": "timestamp", "received_at": "timestamp"}
 _COLUMNS = list(_TYPES)
-_UNNEST = (f"INSERT INTO stripe_events ({', '.join(_COLUMNS)}) "
+# Column names and types from _TYPES, values bound ($1…): nothing from input is interpolated.
+_UNNEST = (f"INSERT INTO stripe_events ({', '.join(_COLUMNS)}) "  # noqa: S608
            f"SELECT * FROM unnest({', '.join(f'${n}::{t}[]' for n, t in enumerate(_TYPES.values(), 1))}) "
            "ON CONFLICT (id) DO NOTHING RETURNING id")
 
@@ -121,7 +122,8 @@ class InboxWriter:
         synchronous_commit) when the call returns. asyncpg prepares it once per connection."""
         async with self.engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None  # None only once the connection is closed, not while it is checked out
+            if driver is None:  # only once the connection is closed, not while it is checked out
+                raise RuntimeError("the checked-out connection has no driver connection")
             found = await driver.fetch(_UNNEST, *([row[c] for row in rows] for c in _COLUMNS))
         return {r[0] for r in found}
 
@@ -135,13 +137,10 @@ class InboxWriter:
 
 async def store_many(session: AsyncSession, events: list[Event], *, source: str) -> int:
     """Insert-or-ignore events fetched from the API; returns how many were new."""
-    assert session.bind is not None  # sessions are made bound to the engine (funding.db.session_factory)
-    stmt = _insert(session.bind.dialect.name)
+    stmt = _insert(dialect_of(session))
     new = 0
     for evt in events:  # one by one: executemany does not report rowcounts on every driver
-        # An INSERT's result is a CursorResult; AsyncSession.execute is typed for any statement.
-        result = cast("CursorResult[Any]", await session.execute(stmt.values(**_row(evt, json.dumps(evt), source))))
-        new += result.rowcount
+        new += rowcount(await session.execute(stmt.values(**_row(evt, json.dumps(evt), source))))
     return new
 
 
@@ -167,8 +166,7 @@ async def claim(session: AsyncSession, *, limit: int) -> list[StripeEvent]:
     """
     now = utcnow()
     ids: list[str] = []
-    assert session.bind is not None  # sessions are made bound to the engine (funding.db.session_factory)
-    pg = session.bind.dialect.name == "postgresql"
+    pg = dialect_of(session) == "postgresql"
     if pg:  # see _ORDERED_SCAN
         saved = (await session.execute(_ORDERED_SCAN)).one()
     for status, due in ((EventStatus.PROCESSING, StripeEvent.lease_until < now),

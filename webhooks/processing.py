@@ -81,7 +81,7 @@ class TxnReads:
         known: dict[str, StripeDict] = {}
         for event in payloads:
             obj = (event.get("data") or {}).get("object") or {}
-            refs = [obj.get("balance_transaction")] + list(obj.get("balance_transactions") or [])
+            refs = [obj.get("balance_transaction"), *(obj.get("balance_transactions") or [])]
             for ref in refs:
                 ref = ref.get("id") if isinstance(ref, dict) else ref
                 if isinstance(ref, str) and ref.startswith("txn_"):
@@ -201,7 +201,7 @@ async def _apply(sessions: async_sessionmaker[AsyncSession], events: list[Stripe
         return
     work: dict[Handler, list[tuple[Event, Prepared]]] = collections.defaultdict(list)  # in the batch's order
     for event in events:
-        for handler, ready in zip(HANDLERS.get(event.type, []), prepared[event.id]):
+        for handler, ready in zip(HANDLERS.get(event.type, []), prepared[event.id], strict=True):  # one each
             work[handler].append((payloads[event.id], ready))
     async with transaction(sessions) as session:
         drafts: list[EntryDraft] = []

@@ -15,7 +15,7 @@ from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from funding.db import transaction
+from funding.db import must_get, transaction
 from funding.payments import books
 from funding.payments.service import reset_event
 from funding.stripe_gateway import StripeGateway
@@ -67,8 +67,7 @@ async def replay(sessions: async_sessionmaker[AsyncSession], gw: StripeGateway, 
     from funding.payments.models import StripeEvent
 
     async with sessions() as session:
-        row = await session.get(StripeEvent, event_id)
-    assert row is not None  # stored above if it was not already, and events are never deleted
+        row = await must_get(session, StripeEvent, event_id)  # stored above if it was not already, never deleted
     return f"{row.status}" + (f" ({row.last_error})" if row.last_error else "")
 
 

@@ -30,7 +30,7 @@ async def user_create(ctx: Context, email: str, name: str, role: str, siren: str
         org = None if network else await organisation_for(session, siren)
         made = await create_user(session, email=email, name=name, role=role, org_id=org.id if org else None,
                                  network=network, granted_by=who())
-    out(f"user {made.email} created, {role} of {'the whole network' if network else org.siren}")
+    out(f"user {made.email} created, {role} of {'the whole network' if org is None else org.siren}")
 
 
 @command(user, "grant", help="give a person a role in an organisation (or --network), or --revoke it", roles=ADMIN)
@@ -57,7 +57,7 @@ async def user_grant(ctx: Context, email: str, role: str, siren: str | None, net
         if person is None:
             raise CommandError(f"no user {email}")
         org = None if network else await organisation_for(session, siren)
-        where = "the whole network" if network else org.siren
+        where = "the whole network" if org is None else org.siren
         if revoke:
             done = await service.revoke(session, person, role, org_id=org.id if org else None)
             out(f"{person.email}: {role} of {where} {'revoked' if done else 'was not granted'}")

@@ -97,8 +97,9 @@ def run_demo(settings: Settings, *, host: str, port: int, reset: bool = False) -
         raise FundingError(f"port {port} is already in use: try `funding demo --port {port + 1}`")
     settings = settings.with_(base_url=f"http://{host}:{port}")
     state = None
-    if settings.database_url.startswith("sqlite"):
-        db_path = Path(make_url(settings.database_url).database)
+    database = make_url(settings.database_url).database
+    if settings.database_url.startswith("sqlite") and database:  # a file (sqlite:// alone is in memory)
+        db_path = Path(database)
         state = db_path.with_name(db_path.stem + "-stripe-sandbox.json")
         if reset:
             for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm"), state):

@@ -4,11 +4,11 @@ entries, the trial balance and the chart of accounts."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import click
 
-from funding.commands import BOOKS, STAFF, CommandError, Context, command, group, out, parse_day, root, who
+from funding.commands import BOOKS, STAFF, CommandError, Context, command, group, out, parse_day, read_file, root, who
+from funding.settings import Settings
 
 ledger = group(root, "ledger", help="the double-entry ledger")
 
@@ -62,7 +62,7 @@ async def verify(ctx: Context, siren: str | None, seals: str | None) -> int:
 
 
 @command(ledger, "seal-key", help="make a new Ed25519 key for LEDGER_SEAL_KEY and print its public half")
-def seal_key(settings) -> None:
+def seal_key(settings: Settings) -> None:
     """A key for LEDGER_SEAL_KEY (keep it in the environment, never in the database), and its public
     half (publish it: it is what every copy of the seals is checked against)."""
     from funding.ledger.seals import Keyring
@@ -128,11 +128,9 @@ async def record(ctx: Context, kind: str | None, csv_file: str | None, currency:
     from funding.ledger import records
 
     if csv_file:
-        path = Path(csv_file)
-        if not path.is_file():
-            raise CommandError(f"no such file: {csv_file}")
+        content = await read_file(csv_file)
         try:
-            batch = records.parse_csv(path.read_bytes())
+            batch = records.parse_csv(content)
         except records.RecordError as exc:
             raise CommandError(f"{csv_file}: {exc}") from None
     else:

@@ -228,7 +228,7 @@ async def record_many(session: AsyncSession, records: list[Record], *, created_b
     except LedgerError as exc:
         raise RecordError(str(exc)) from None
     by_key = {e.source_key: e for e in result.entries}
-    return [RecordOutcome(rec, by_key[d.source_key]) for rec, d in zip(records, drafts)]
+    return [RecordOutcome(rec, by_key[d.source_key]) for rec, d in zip(records, drafts, strict=True)]  # one draft per record
 
 
 def parse_csv(data: bytes | str) -> list[Record]:

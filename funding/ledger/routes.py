@@ -4,9 +4,11 @@ closings and verification. HTTP only: parse, call the service, render."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -35,7 +37,7 @@ def _date_param(request: Request, name: str) -> dt.date | None:
         raise HTTPException(400, _("Date invalide : %(value)s (AAAA-MM-JJ)", value=raw)) from None
 
 
-async def _filters(request: Request, session) -> dict:
+async def _filters(request: Request, session: AsyncSession) -> dict[str, Any]:
     orgs = (await session.scalars(select(Organisation).order_by(Organisation.name))).all()
     sites = (await session.scalars(select(Site).order_by(Site.name))).all()
     org_id = site_id = None
@@ -93,7 +95,7 @@ async def journal(request: Request) -> Response:
             if source not in FUNDING_SOURCES:
                 raise HTTPException(400, _("Origine des fonds inconnue."))
             query = query.where(Entry.funding_source == source)
-        total = await session.scalar(select(func.count()).select_from(query.subquery()))
+        total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
         rows = (
             await session.execute(query.order_by(Entry.validated_at.desc(), Entry.id.desc()).limit(PAGE).offset((page - 1) * PAGE))
         ).all()
@@ -125,7 +127,7 @@ async def entry_detail(request: Request) -> Response:
         if org is None:
             raise HTTPException(404)
         entry = await session.scalar(select(Entry).where(Entry.org_id == org.id, Entry.number == request.path_params["number"]))
-        if entry is None:
+        if entry is None or entry.number is None:  # found by its number: it has one
             raise HTTPException(404)
         postings = (await session.scalars(select(Posting).where(Posting.entry_id == entry.id).order_by(Posting.line_no))).all()
         site = await session.get(Site, entry.site_id)
@@ -161,7 +163,7 @@ async def record(request: Request) -> Response:
         user = await require(request, session, STAFF)
         # Plain rows, not ORM objects: they stay readable after a rollback.
         sites = (await session.execute(select(Site.slug, Site.name).order_by(Site.name))).all()
-        context = {"sites": sites, "kinds": records.KINDS, "sources": FUNDING_SOURCES, "form": {}, "error": None,
+        context: dict[str, Any] = {"sites": sites, "kinds": records.KINDS, "sources": FUNDING_SOURCES, "form": {}, "error": None,
                    "columns": records.CSV_COLUMNS}
         if request.method == "GET":
             context["form"] = {"kind": request.query_params.get("kind", "grant-notified"), "date": dt.date.today().isoformat()}

@@ -139,7 +139,8 @@ async def _counts(conn: AsyncConnection, org_id: int) -> dict[str, list[int]]:
 
     out: dict[str, list[int]] = {}
     for table, sql in COUNTED.items():
-        top, rows = (await conn.execute(text(f"SELECT coalesce(max(x.id), 0), count(*) FROM ({sql}) x"), {"org": org_id})).one()
+        marks = text(f"SELECT coalesce(max(x.id), 0), count(*) FROM ({sql}) x")  # noqa: S608  (COUNTED's SQL is code; the org is bound)
+        top, rows = (await conn.execute(marks, {"org": org_id})).one()
         out[table] = [int(top), int(rows)]
     return out
 

@@ -200,10 +200,11 @@ async def post(
     return result
 
 
+# The column names and types interpolated into _PG_POSTINGS and _PG_VALIDATE are these constants, never input.
 _POSTING_COLUMNS = {"entry_id": "bigint", "org_id": "bigint", "line_no": "smallint", "account_number": "varchar",
                     "aux_code": "varchar", "amount": "bigint", "currency": "varchar", "label": "varchar"}
 _PG_POSTINGS = text(
-    f"INSERT INTO postings ({', '.join(_POSTING_COLUMNS)}) SELECT * FROM unnest("
+    f"INSERT INTO postings ({', '.join(_POSTING_COLUMNS)}) SELECT * FROM unnest("  # noqa: S608  (constants, no input)
     + ", ".join(f"CAST(:{k} AS {t}[])" for k, t in _POSTING_COLUMNS.items()) + ")"
 )
 
@@ -212,7 +213,8 @@ _CHECK_ENTRY_KEYS = text(f"SET CONSTRAINTS {', '.join(ENTRY_KEYS)} IMMEDIATE")
 
 _VALIDATE_COLUMNS = {"id": "bigint", "number": "bigint", "prev_hash": "varchar", "hash": "varchar"}
 _PG_VALIDATE = text(
-    "UPDATE entries SET number = v.number, prev_hash = v.prev_hash, hash = v.hash, validated_at = :now FROM unnest("
+    "UPDATE entries SET number = v.number, prev_hash = v.prev_hash, hash = v.hash, validated_at = :now "  # noqa: S608  (constants)
+    "FROM unnest("
     + ", ".join(f"CAST(:{k} AS {t}[])" for k, t in _VALIDATE_COLUMNS.items())
     + f") AS v({', '.join(_VALIDATE_COLUMNS)}) WHERE entries.id = v.id"
 )
@@ -252,11 +254,11 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
                 await session.execute(_DEFER_ENTRY_KEYS)
             inserted = await _insert_drafts(session, org_id, todo, now)
             # A key that another transaction committed meanwhile: its entry is the one.
-            lost = [d.source_key for d, i in zip(todo, inserted) if i is None and d.source_key]
+            lost = [d.source_key for d, i in zip(todo, inserted, strict=True) if i is None and d.source_key]
             if lost:
                 late = await _existing(session, org_id, lost)
                 out.extend(late[k] for k in lost if k in late)
-                todo = [d for d, i in zip(todo, inserted) if i is not None]
+                todo = [d for d, i in zip(todo, inserted, strict=True) if i is not None]
             ids = [i for i in inserted if i is not None]
             if not todo:
                 return out
@@ -271,7 +273,7 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
                     "currency": line.currency,
                     "label": line.label,
                 }
-                for entry_id, d in zip(ids, todo)
+                for entry_id, d in zip(ids, todo, strict=True)
                 for n, line in enumerate(d.lines, start=1)
             ]
             if dialect_of(session) == "postgresql":
@@ -286,7 +288,7 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
             _check_open(todo, head.closed_through)  # a month closed while we prepared
             number, prev = head.last_number, head.last_hash
             validations = []
-            for entry_id, d in zip(ids, todo):
+            for entry_id, d in zip(ids, todo, strict=True):
                 number += 1
                 doc = entry_document(
                     org_id=org_id,
@@ -380,7 +382,7 @@ async def _insert_drafts(session: AsyncSession, org_id: int, todo: list[EntryDra
     if plain:
         new = (await session.scalars(insert(Entry).returning(Entry.id, sort_by_parameter_order=True),
                                      [_entry_row(org_id, todo[i], now) for i in plain])).all()
-        for i, entry_id in zip(plain, new):
+        for i, entry_id in zip(plain, new, strict=True):
             ids[i] = entry_id
     return ids
 

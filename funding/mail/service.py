@@ -14,7 +14,7 @@ import json
 import logging
 import smtplib
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import unquote, urlsplit
@@ -110,7 +110,7 @@ async def enqueue_many(session: AsyncSession, emails: list[dict]) -> None:
                           [_row(**email) for email in emails])
 
 
-def build_message(settings: Settings, email: Email, files: list[tuple[str, str, bytes]] = ()) -> EmailMessage:
+def build_message(settings: Settings, email: Email, files: Sequence[tuple[str, str, bytes]] = ()) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = settings.mail_from
     msg["To"] = email.to_addr
@@ -128,6 +128,7 @@ def build_message(settings: Settings, email: Email, files: list[tuple[str, str, 
 def smtp_send(smtp_url: str, message: EmailMessage) -> None:
     parts = urlsplit(smtp_url)
     host, port = parts.hostname or "localhost", parts.port
+    client: smtplib.SMTP  # or its subclass SMTP_SSL
     if parts.scheme == "smtps":
         client = smtplib.SMTP_SSL(host, port or 465, timeout=30, context=ssl.create_default_context())
     else:

@@ -56,7 +56,7 @@ class PaymentPurpose(StrEnum):
 
     DONATION = "donation"
     PLEDGE = "pledge"
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105  (a coworking pass, not a password)
     INVOICE = "invoice"
     BAR_SALE = "bar_sale"
     BAR_TAB = "bar_tab"

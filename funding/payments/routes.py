@@ -22,11 +22,8 @@ async def overview(request: Request) -> Response:
     async with db(request) as session:
         await require(request, session, BOOKS)
         counts = dict((await session.execute(select(StripeEvent.status, func.count()).group_by(StripeEvent.status))).all())
-        query = select(StripeEvent).order_by(StripeEvent.received_at.desc()).limit(100)
-        if status:
-            query = query.where(StripeEvent.status == status)
-        else:
-            query = query.where(StripeEvent.status.in_((EventStatus.FAILED, EventStatus.DEAD)))
+        shown = (StripeEvent.status == status) if status else StripeEvent.status.in_((EventStatus.FAILED, EventStatus.DEAD))
+        query = select(StripeEvent).where(shown).order_by(StripeEvent.received_at.desc()).limit(100)
         events = (await session.execute(query.with_only_columns(
             StripeEvent.id, StripeEvent.type, StripeEvent.status, StripeEvent.attempts, StripeEvent.last_error,
             StripeEvent.received_at))).all()

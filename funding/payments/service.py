@@ -130,7 +130,9 @@ async def settle_session(session: AsyncSession, checkout: dict[str, Any]) -> Pay
     if checkout.get("payment_status") == "paid":
         await mark_paid(session, payment, checkout_session_id=checkout.get("id"), payment_intent_id=pi_id)
     elif checkout.get("status") == "expired":
-        await session.execute(update(Payment).where(Payment.id == payment.id, Payment.status.in_((PaymentStatus.CREATED, PaymentStatus.OPEN, PaymentStatus.UNKNOWN)))
+        await session.execute(update(Payment)
+                              .where(Payment.id == payment.id,
+                                     Payment.status.in_((PaymentStatus.CREATED, PaymentStatus.OPEN, PaymentStatus.UNKNOWN)))
                               .values(status=PaymentStatus.EXPIRED, checkout_session_id=checkout.get("id")))
     return payment
 

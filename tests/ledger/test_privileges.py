@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from funding import grants
 from funding.db import create_engine, transaction
+from funding.errors import FundingError
 from funding.ledger.models import Account, Posting
 from funding.ledger.service import EntryDraft, credit, debit
 from funding.models import metadata
@@ -76,6 +77,11 @@ def test_every_table_has_its_privileges_written():
     for name, access in grants.TABLES.items():
         if isinstance(access.update, tuple) and access.update:
             assert set(access.update) <= set(metadata.tables[name].c.keys()), name
+
+
+async def test_an_owner_url_without_a_database_is_refused_before_anything_is_granted():
+    with pytest.raises(FundingError, match="MIGRATION_DATABASE_URL"):
+        await grants.apply("postgresql://owner@127.0.0.1:1", "postgresql://service@127.0.0.1:1/funding")
 
 
 @pytest.mark.postgres_only
