@@ -10,7 +10,20 @@ import click
 from sqlalchemy import select
 
 from funding.bar.models import TillClosingKind
-from funding.commands import BOOKS, STAFF, CommandError, Context, command, group, out, parse_day, root, stripe_gateway, who
+from funding.commands import (
+    BOOKS,
+    STAFF,
+    CommandError,
+    Context,
+    command,
+    group,
+    out,
+    parse_day,
+    read_file,
+    root,
+    stripe_gateway,
+    who,
+)
 
 if TYPE_CHECKING:
     from funding.bar.models import Archive, TillClosing
@@ -173,11 +186,9 @@ async def import_products(ctx: Context, file: str, slug: str) -> None:
     from funding.bar.till import BarError
     from funding.db import transaction
 
-    path = Path(file)
-    if not await asyncio.to_thread(path.is_file):
-        raise CommandError(f"no such file: {file}")
+    content = await read_file(file)
     try:
-        rows = parse_csv(await asyncio.to_thread(path.read_bytes))
+        rows = parse_csv(content)
         async with transaction(ctx.sessions) as session:
             [site] = await _sites(session, slug)
             added, updated = await import_rows(session, site, rows)
