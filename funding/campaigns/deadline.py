@@ -117,7 +117,8 @@ async def charge(sessions: async_sessionmaker, gw: StripeGateway, pledge_id: int
     if pledge.status != PledgeStatus.CHARGING:
         return
     attempt = pledge.charge_attempt
-    if attempt > 1 and pledge.payment_intent_id and not await _previous_attempt_closed(sessions, gw, pledge, now):
+    previous_id = pledge.payment_intent_id
+    if attempt > 1 and previous_id and not await _previous_attempt_closed(sessions, gw, pledge.id, previous_id, now):
         return
     meta = {"purpose": PaymentPurpose.PLEDGE, "pledge_id": str(pledge.id), "campaign_id": str(campaign.id), "org_id": str(campaign.org_id),
             "site_id": str(campaign.site_id), "attempt": str(attempt)}
@@ -139,11 +140,11 @@ async def charge(sessions: async_sessionmaker, gw: StripeGateway, pledge_id: int
     await settle_payment_intent(sessions, gw, pi["id"], now=now)
 
 
-async def _previous_attempt_closed(sessions, gw: StripeGateway, pledge: Pledge, now) -> bool:
+async def _previous_attempt_closed(sessions, gw: StripeGateway, pledge_id: int, previous_id: str, now) -> bool:
     """Before charging a new card, make sure the last attempt can no longer take the money
     (a 3-D Secure page left open): cancel it — or, if it succeeded meanwhile, settle that."""
     try:
-        previous = await gw.retrieve("payment_intents", pledge.payment_intent_id)
+        previous = await gw.retrieve("payment_intents", previous_id)
         if previous.get("status") == "succeeded":
             async with transaction(sessions) as session:
                 await settle.settle_charge(session, previous, now=now)
@@ -151,7 +152,7 @@ async def _previous_attempt_closed(sessions, gw: StripeGateway, pledge: Pledge, 
         if previous.get("status") in ("requires_action", "requires_payment_method", "requires_confirmation"):
             await gw.call("payment_intents", "cancel", previous["id"], params={"cancellation_reason": "abandoned"})
     except GatewayError as exc:  # it moved on in the meantime, or Stripe is away: look again next round
-        log.info("pledge %s: previous attempt %s not cancelled (%s)", pledge.id, pledge.payment_intent_id, exc)
+        log.info("pledge %s: previous attempt %s not cancelled (%s)", pledge_id, previous_id, exc)
         return False
     return True
 

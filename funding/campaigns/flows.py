@@ -20,7 +20,7 @@ from funding.campaigns import settle
 from funding.campaigns.books import charge_txns, tag_stripe
 from funding.campaigns.models import Campaign, CampaignStatus, EntryKind, Mode, Pledge, PledgeStatus, Tier
 from funding.campaigns.pledges import Contribution, create_pledge
-from funding.db import rowcount, transaction, utcnow
+from funding.db import must_get, rowcount, transaction, utcnow
 from funding.errors import Forbidden, Unavailable
 from funding.i18n import gettext as _
 from funding.payments import books
@@ -143,8 +143,8 @@ async def start_card_update(sessions: async_sessionmaker, gw: StripeGateway, ple
     """A Checkout (setup mode) to save another card for an all-or-nothing pledge."""
     async with transaction(sessions) as session:
         pledge = await session.get(Pledge, pledge_id)
-        campaign = await session.get(Campaign, pledge.campaign_id) if pledge else None
-        if pledge is None or campaign.mode != Mode.ALL_OR_NOTHING or not pledge.customer_id:
+        campaign = await must_get(session, Campaign, pledge.campaign_id) if pledge else None
+        if pledge is None or campaign is None or campaign.mode != Mode.ALL_OR_NOTHING or not pledge.customer_id:
             raise NotAllowed(_("Cette contribution ne se règle pas par une carte enregistrée."))
         before_deadline = pledge.status == PledgeStatus.ACTIVE and campaign.status == CampaignStatus.LIVE and utcnow() < campaign.ends_at
         if not before_deadline and pledge.status not in (PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED, PledgeStatus.RETRY):
