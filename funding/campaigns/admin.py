@@ -23,6 +23,7 @@ from funding.campaigns.service import (
     TierForm,
     local,
 )
+from funding.db import must_get
 from funding.i18n import gettext as _
 from funding.ledger.models import Entry
 from funding.ledger.service import LedgerError
@@ -88,7 +89,7 @@ async def edit(request: Request) -> Response:
     async with db(request) as session:
         await require(request, session, STAFF)
         campaign = await _campaign(session, slug)
-        site = await session.get(Site, campaign.site_id)
+        site = await must_get(session, Site, campaign.site_id)
         sites = await _sites(session)
         context = {"form": service.form_of(campaign, site.slug), "sites": sites, "error": None, "campaign": campaign}
     if request.method == "GET":

@@ -31,7 +31,8 @@ from funding.campaigns.models import (
     Pledge,
     PledgeStatus,
 )
-from funding.db import insert_ignore, rowcount, utcnow
+from funding.campaigns.pledges import lock_campaign, match_total, reload_pledge
+from funding.db import insert_ignore, must_get, rowcount, utcnow
 from funding.ledger.models import FundingSource, Grant
 from funding.ledger.service import EntryDraft, Line, credit, debit, post
 from funding.payments import purposes
@@ -90,7 +91,7 @@ async def allocate(session: AsyncSession, metadata: dict, amount: int, currency:
     pledge = await session.get(Pledge, int(raw)) if raw.isdigit() else None
     if pledge is None:
         return None
-    campaign = await session.get(Campaign, pledge.campaign_id)
+    campaign = await must_get(session, Campaign, pledge.campaign_id)
     what = "don" if pledge.nature == Nature.GIFT else "prévente"
     return purposes.Allocation(
         org_id=campaign.org_id, site_id=campaign.site_id, funding_source=FundingSource.CROWDFUNDING,
@@ -109,13 +110,13 @@ async def deliver(session: AsyncSession, pledge_ids: list[int], *, by: str = "",
         )
         if rowcount(result) != 1:
             continue
-        pledge = await session.get(Pledge, pledge_id, populate_existing=True)
+        pledge = await reload_pledge(session, pledge_id)
         net = pledge.amount - pledge.amount_refunded
         delivered += 1
         if net <= 0:
             continue
         base = purposes.split_vat(net, pledge.vat_per_mille)[0] if pledge.vat_per_mille else net
-        campaign = await session.get(Campaign, pledge.campaign_id)
+        campaign = await must_get(session, Campaign, pledge.campaign_id)
         key = f"campaign-pledge:{pledge.id}:delivery"
         day = today or dt.date.today()
         drafts = await dated_for_open_period(session, [EntryDraft(
@@ -133,8 +134,6 @@ async def release_match(session: AsyncSession, campaign_id: int, *, today: dt.da
     """The funder's share, once the campaign succeeded and nothing can change it any more:
     a grant notified ([OD] D 441 · C 741, public), with its Grant row. Returns the amount
     released, or None when it is not time yet (or already done)."""
-    from funding.campaigns.pledges import lock_campaign, match_total
-
     campaign = await lock_campaign(session, campaign_id)
     match = await session.scalar(select(Match).where(Match.campaign_id == campaign_id).with_for_update())
     if match is None or match.status != MatchStatus.PLEDGED or campaign.status not in (CampaignStatus.SUCCEEDED, CampaignStatus.CLOSED):

@@ -18,14 +18,13 @@ import datetime as dt
 import logging
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from funding.campaigns import settle
 from funding.campaigns.books import release_match
 from funding.campaigns.flows import settle_payment_intent
 from funding.campaigns.models import Campaign, CampaignStatus, Match, MatchStatus, Mode, Pledge, PledgeStatus
 from funding.campaigns.pledges import lock_campaign, match_total
-from funding.db import dialect_of, rowcount, transaction, utcnow
+from funding.db import Sessions, dialect_of, must_get, rowcount, transaction, utcnow
 from funding.payments.calls import create_once
 from funding.payments.models import PaymentPurpose
 from funding.payments.service import settle_session
@@ -42,7 +41,7 @@ STALE_CLAIM = dt.timedelta(minutes=5)
 CHECKOUT_PATIENCE = dt.timedelta(hours=1)
 
 
-async def run(sessions: async_sessionmaker, settings, gw: StripeGateway, *, now: dt.datetime | None = None) -> int:
+async def run(sessions: Sessions, settings, gw: StripeGateway, *, now: dt.datetime | None = None) -> int:
     """Everything due now. Returns how many things it did (0 when idle)."""
     now = now or utcnow()
     done = await decide_due(sessions, now)
@@ -54,7 +53,7 @@ async def run(sessions: async_sessionmaker, settings, gw: StripeGateway, *, now:
     return done
 
 
-async def decide_due(sessions: async_sessionmaker, now: dt.datetime) -> int:
+async def decide_due(sessions: Sessions, now: dt.datetime) -> int:
     async with sessions() as session:
         due = (await session.scalars(select(Campaign.id).where(Campaign.status == CampaignStatus.LIVE, Campaign.ends_at <= now)
                                      .order_by(Campaign.ends_at))).all()
@@ -82,7 +81,7 @@ async def decide_due(sessions: async_sessionmaker, now: dt.datetime) -> int:
     return decided
 
 
-async def charge_due(sessions: async_sessionmaker, gw: StripeGateway, now: dt.datetime) -> int:
+async def charge_due(sessions: Sessions, gw: StripeGateway, now: dt.datetime) -> int:
     charged = 0
     while True:
         async with transaction(sessions) as session:
@@ -109,15 +108,16 @@ async def charge_due(sessions: async_sessionmaker, gw: StripeGateway, now: dt.da
             return charged
 
 
-async def charge(sessions: async_sessionmaker, gw: StripeGateway, pledge_id: int, now: dt.datetime | None = None) -> None:
+async def charge(sessions: Sessions, gw: StripeGateway, pledge_id: int, now: dt.datetime | None = None) -> None:
     """Create (or find again, same key) the off-session PaymentIntent of a claimed pledge and apply its outcome."""
     async with sessions() as session:
-        pledge = await session.get(Pledge, pledge_id)
-        campaign = await session.get(Campaign, pledge.campaign_id)
+        pledge = await must_get(session, Pledge, pledge_id)
+        campaign = await must_get(session, Campaign, pledge.campaign_id)
     if pledge.status != PledgeStatus.CHARGING:
         return
     attempt = pledge.charge_attempt
-    if attempt > 1 and pledge.payment_intent_id and not await _previous_attempt_closed(sessions, gw, pledge, now):
+    previous_id = pledge.payment_intent_id
+    if attempt > 1 and previous_id and not await _previous_attempt_closed(sessions, gw, pledge.id, previous_id, now):
         return
     meta = {"purpose": PaymentPurpose.PLEDGE, "pledge_id": str(pledge.id), "campaign_id": str(campaign.id), "org_id": str(campaign.org_id),
             "site_id": str(campaign.site_id), "attempt": str(attempt)}
@@ -139,11 +139,11 @@ async def charge(sessions: async_sessionmaker, gw: StripeGateway, pledge_id: int
     await settle_payment_intent(sessions, gw, pi["id"], now=now)
 
 
-async def _previous_attempt_closed(sessions, gw: StripeGateway, pledge: Pledge, now) -> bool:
+async def _previous_attempt_closed(sessions, gw: StripeGateway, pledge_id: int, previous_id: str, now) -> bool:
     """Before charging a new card, make sure the last attempt can no longer take the money
     (a 3-D Secure page left open): cancel it — or, if it succeeded meanwhile, settle that."""
     try:
-        previous = await gw.retrieve("payment_intents", pledge.payment_intent_id)
+        previous = await gw.retrieve("payment_intents", previous_id)
         if previous.get("status") == "succeeded":
             async with transaction(sessions) as session:
                 await settle.settle_charge(session, previous, now=now)
@@ -151,12 +151,12 @@ async def _previous_attempt_closed(sessions, gw: StripeGateway, pledge: Pledge, 
         if previous.get("status") in ("requires_action", "requires_payment_method", "requires_confirmation"):
             await gw.call("payment_intents", "cancel", previous["id"], params={"cancellation_reason": "abandoned"})
     except GatewayError as exc:  # it moved on in the meantime, or Stripe is away: look again next round
-        log.info("pledge %s: previous attempt %s not cancelled (%s)", pledge.id, pledge.payment_intent_id, exc)
+        log.info("pledge %s: previous attempt %s not cancelled (%s)", pledge_id, previous_id, exc)
         return False
     return True
 
 
-async def resume_stale(sessions: async_sessionmaker, gw: StripeGateway, now: dt.datetime) -> int:
+async def resume_stale(sessions: Sessions, gw: StripeGateway, now: dt.datetime) -> int:
     """A claim whose worker died mid-call: charge again with the same idempotency key."""
     async with sessions() as session:
         ids = (await session.scalars(select(Pledge.id).where(Pledge.status == PledgeStatus.CHARGING, Pledge.claimed_at < now - STALE_CLAIM)
@@ -172,7 +172,7 @@ async def resume_stale(sessions: async_sessionmaker, gw: StripeGateway, now: dt.
     return resumed
 
 
-async def expire_grace(sessions: async_sessionmaker, gw: StripeGateway, now: dt.datetime) -> int:
+async def expire_grace(sessions: Sessions, gw: StripeGateway, now: dt.datetime) -> int:
     async with sessions() as session:
         rows = (await session.execute(select(Pledge.id, Pledge.payment_intent_id).where(
             Pledge.status.in_((PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED)), Pledge.grace_until <= now).limit(100))).all()
@@ -191,7 +191,7 @@ async def expire_grace(sessions: async_sessionmaker, gw: StripeGateway, now: dt.
     return failed
 
 
-async def release_matches(sessions: async_sessionmaker) -> int:
+async def release_matches(sessions: Sessions) -> int:
     async with sessions() as session:
         ids = (await session.scalars(select(Campaign.id).join(Match, Match.campaign_id == Campaign.id).where(
             Campaign.status.in_((CampaignStatus.SUCCEEDED, CampaignStatus.CLOSED)), Match.status == MatchStatus.PLEDGED))).all()
@@ -203,7 +203,7 @@ async def release_matches(sessions: async_sessionmaker) -> int:
     return released
 
 
-async def sweep_checkouts(sessions: async_sessionmaker, gw: StripeGateway, now: dt.datetime) -> int:
+async def sweep_checkouts(sessions: Sessions, gw: StripeGateway, now: dt.datetime) -> int:
     """Pending pledges whose Checkout was abandoned: expire the page at Stripe (so it can no
     longer be paid), then apply its final state (paid after all, or expired)."""
     async with sessions() as session:

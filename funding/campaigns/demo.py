@@ -30,7 +30,7 @@ from funding.campaigns.models import (
     Tier,
     TierKind,
 )
-from funding.db import transaction, utcnow
+from funding.db import must_get, transaction, utcnow
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
 
@@ -63,8 +63,13 @@ portes ouvertes du FabLab."""
 
 FOUR = """Un four à pain au feu de bois dans la cour du Relais, pour des fournées partagées le dimanche."""
 
+# (title, amount, kind, reward value, VAT per mille, stock or None)
+TierSeed = tuple[str, int, TierKind, int, int, int | None]
+# (funder, SIRET or None, reference, ratio numerator, denominator, cap per pledge, total cap)
+MatchSeed = tuple[str, str | None, str, int, int, int, int]
 # (slug, site, title, summary, description, mode, goal, start (days from today), end, status, tiers, match)
-CAMPAIGNS = [
+CampaignSeed = tuple[str, str, str, str, str, Mode, int, int, int, CampaignStatus, list[TierSeed], MatchSeed | None]
+CAMPAIGNS: list[CampaignSeed] = [
     ("four-a-pain-courpiere", "courpiere", "Un four à pain pour le Relais de Courpière", "Des fournées partagées le dimanche",
      FOUR, Mode.KEEP_IT_ALL, 450_000, 10, 50, CampaignStatus.DRAFT,
      [("Merci !", 1500, TierKind.GIFT, 0, 0, None), ("Pain de la première fournée", 3000, TierKind.REWARD, 600, 55, 80)], None),
@@ -160,7 +165,7 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
             if await session.scalar(select(func.count(Pledge.id))):
                 return
             campaigns = {c.slug: c for c in (await session.scalars(select(Campaign))).all()}
-            tiers = {}
+            tiers: dict[int, list[Tier]] = {}
             for tier in (await session.scalars(select(Tier).order_by(Tier.position))).all():
                 tiers.setdefault(tier.campaign_id, []).append(tier)
         if not campaigns:
@@ -183,6 +188,14 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
         log.exception("demo: could not play the campaigns")
 
 
+def _form_action(html: str) -> str:
+    """Where the sandbox's hosted page (Checkout, 3-D Secure) posts its form."""
+    found = re.search(r'<form method="post" action="([^"]+)"', html)
+    if found is None:
+        raise ValueError("no form on the sandbox's page")
+    return found.group(1).replace("&amp;", "&")
+
+
 async def _give(settings, gw, sessions, http, campaign, tier, name, email, amount, card, public, message) -> None:
     """A backer on the campaign page, then on the sandbox's Checkout page (3-D Secure when asked)."""
     from funding.campaigns.flows import open_checkout
@@ -197,12 +210,12 @@ async def _give(settings, gw, sessions, http, campaign, tier, name, email, amoun
                                      link_base=settings.base_url, now=when)
     started = await open_checkout(sessions, gw, settings, pledge.id)
     page = await http.get(started.url)
-    action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    action = _form_action(page.text)
     result = await http.post(action, data={"cardholder-name": name, "card-number": card, "card-expiry": "09/31",
                                            "card-cvc": "314", "email": email})
     if result.status_code in (302, 303) and "/authenticate/" in result.headers["location"]:
         challenge = await http.get(result.headers["location"])
-        action = re.search(r'<form method="post" action="([^"]+)"', challenge.text).group(1).replace("&amp;", "&")
+        action = _form_action(challenge.text)
         result = await http.post(action, data={"action": "authenticate"})
     if result.status_code in (302, 303):
         await http.get(result.headers["location"])  # back on the thank-you page, which settles the payment
@@ -239,6 +252,6 @@ async def _deliver_and_close(sessions, campaign_id: int) -> None:
                                                              Pledge.nature == Nature.SALE))).all()
         await deliver(session, list(ids), by="demo")
     async with transaction(sessions) as session:
-        campaign = await session.get(Campaign, campaign_id)
+        campaign = await must_get(session, Campaign, campaign_id)
         if campaign.status in (CampaignStatus.SUCCEEDED, CampaignStatus.FAILED):
             await archive(session, campaign_id)

@@ -14,13 +14,12 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from funding.campaigns import settle
 from funding.campaigns.books import charge_txns, tag_stripe
 from funding.campaigns.models import Campaign, CampaignStatus, EntryKind, Mode, Pledge, PledgeStatus, Tier
 from funding.campaigns.pledges import Contribution, create_pledge
-from funding.db import rowcount, transaction, utcnow
+from funding.db import Sessions, must_get, rowcount, transaction, utcnow
 from funding.errors import Forbidden, Unavailable
 from funding.i18n import gettext as _
 from funding.payments import books
@@ -57,7 +56,7 @@ def _description(campaign: Campaign, tier: Tier | None) -> str:
     return f"{campaign.title} — {tier.title if tier else 'contribution libre'}"[:200]
 
 
-async def start_contribution(sessions: async_sessionmaker, gw: StripeGateway, settings: Settings, campaign_id: int,
+async def start_contribution(sessions: Sessions, gw: StripeGateway, settings: Settings, campaign_id: int,
                              data: Contribution) -> Started:
     """Record the pledge, then open Stripe Checkout for it. ContributionError (bad input,
     nothing written) or PaymentUnavailable (the pledge is expired, its unit given back)."""
@@ -66,11 +65,11 @@ async def start_contribution(sessions: async_sessionmaker, gw: StripeGateway, se
     return await open_checkout(sessions, gw, settings, pledge.id)
 
 
-async def open_checkout(sessions: async_sessionmaker, gw: StripeGateway, settings: Settings, pledge_id: int) -> Started:
+async def open_checkout(sessions: Sessions, gw: StripeGateway, settings: Settings, pledge_id: int) -> Started:
     """Checkout for a pending pledge: ``payment`` mode (keep-it-all) or ``setup`` mode (all-or-nothing)."""
     async with sessions() as session:
-        pledge = await session.get(Pledge, pledge_id)
-        campaign = await session.get(Campaign, pledge.campaign_id)
+        pledge = await must_get(session, Pledge, pledge_id)
+        campaign = await must_get(session, Campaign, pledge.campaign_id)
         tier = await session.get(Tier, pledge.tier_id) if pledge.tier_id else None
     base = settings.base_url
     success = f"{base}/campagnes/{campaign.slug}/merci?session_id={{CHECKOUT_SESSION_ID}}"
@@ -107,7 +106,7 @@ async def open_checkout(sessions: async_sessionmaker, gw: StripeGateway, setting
         raise PaymentUnavailable(str(exc)) from exc
 
 
-async def settle_return(sessions: async_sessionmaker, gw: StripeGateway, checkout_id: str) -> int | None:
+async def settle_return(sessions: Sessions, gw: StripeGateway, checkout_id: str) -> int | None:
     """The backer is back from Checkout: apply the session's current state now (the webhook
     may come later, or may have come already). Returns the pledge id."""
     from funding.payments.service import settle_session
@@ -130,7 +129,7 @@ async def settle_return(sessions: async_sessionmaker, gw: StripeGateway, checkou
     return pledge_id
 
 
-async def _book(sessions: async_sessionmaker, gw: StripeGateway, txn_ids: list[str]) -> None:
+async def _book(sessions: Sessions, gw: StripeGateway, txn_ids: list[str]) -> None:
     if not txn_ids:
         return
     try:
@@ -139,12 +138,12 @@ async def _book(sessions: async_sessionmaker, gw: StripeGateway, txn_ids: list[s
         log.info("balance transactions %s: booking deferred to the webhook", txn_ids)
 
 
-async def start_card_update(sessions: async_sessionmaker, gw: StripeGateway, pledge_id: int) -> str:
+async def start_card_update(sessions: Sessions, gw: StripeGateway, pledge_id: int) -> str:
     """A Checkout (setup mode) to save another card for an all-or-nothing pledge."""
     async with transaction(sessions) as session:
         pledge = await session.get(Pledge, pledge_id)
-        campaign = await session.get(Campaign, pledge.campaign_id) if pledge else None
-        if pledge is None or campaign.mode != Mode.ALL_OR_NOTHING or not pledge.customer_id:
+        campaign = await must_get(session, Campaign, pledge.campaign_id) if pledge else None
+        if pledge is None or campaign is None or campaign.mode != Mode.ALL_OR_NOTHING or not pledge.customer_id:
             raise NotAllowed(_("Cette contribution ne se règle pas par une carte enregistrée."))
         before_deadline = pledge.status == PledgeStatus.ACTIVE and campaign.status == CampaignStatus.LIVE and utcnow() < campaign.ends_at
         if not before_deadline and pledge.status not in (PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED, PledgeStatus.RETRY):
@@ -179,7 +178,7 @@ class Confirmation:
     error: str | None = None
 
 
-async def confirm_on_session(sessions: async_sessionmaker, gw: StripeGateway, pledge_id: int, return_url: str) -> Confirmation:
+async def confirm_on_session(sessions: Sessions, gw: StripeGateway, pledge_id: int, return_url: str) -> Confirmation:
     """The backer confirms, on session, a payment their bank wanted authenticated."""
     async with sessions() as session:
         pledge = await session.get(Pledge, pledge_id)
@@ -204,7 +203,7 @@ async def confirm_on_session(sessions: async_sessionmaker, gw: StripeGateway, pl
     return Confirmation(paid=await settle_payment_intent(sessions, gw, pi["id"]))
 
 
-async def settle_payment_intent(sessions: async_sessionmaker, gw: StripeGateway, pi_id: str, *,
+async def settle_payment_intent(sessions: Sessions, gw: StripeGateway, pi_id: str, *,
                                 now: dt.datetime | None = None) -> bool:
     """Apply a PaymentIntent's current state to its pledge, and book its charge if it succeeded."""
     pi = await gw.retrieve("payment_intents", pi_id, expand=["latest_charge"])

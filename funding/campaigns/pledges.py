@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.service import AuthError, normalise_email
 from funding.campaigns.models import COUNTED, Campaign, CampaignStatus, Match, MatchStatus, Nature, Pledge, PledgeStatus, Tier
-from funding.db import rowcount, utcnow
+from funding.db import must_get, rowcount, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.i18n import money
@@ -28,7 +28,7 @@ from funding.security import sign
 GIFT_TOLERANCE_PERCENT = 25  # a counterpart is tolerated up to 25 % of the gift…
 GIFT_TOLERANCE_CAP = 7300  # …and 73 € (ACCOUNTING.md §2); above that the contribution is a sale
 GRACE = dt.timedelta(days=7)
-TOKEN_PURPOSE = "campaign-pledge"
+TOKEN_PURPOSE = "campaign-pledge"  # noqa: S105  (a signing purpose, not a secret)
 RELEASES_STOCK = (PledgeStatus.EXPIRED, PledgeStatus.CANCELED, PledgeStatus.FAILED)
 ENDED = (PledgeStatus.FAILED, PledgeStatus.CANCELED, PledgeStatus.EXPIRED, PledgeStatus.VOID)
 
@@ -160,9 +160,9 @@ async def create_pledge(
     if data.show_name:
         public_name = " ".join((data.public_name or "").split())[:120] or name[:120]
 
-    org = await session.get(Organisation, campaign.org_id)
+    org = await must_get(session, Organisation, campaign.org_id)
     sale = is_sale(amount, tier)
-    vat = tier.vat_per_mille if sale and org.vat_liable else 0
+    vat = tier.vat_per_mille if tier is not None and sale and org.vat_liable else 0
     match = await session.scalar(select(Match).where(Match.campaign_id == campaign.id))
 
     if tier is not None and tier.stock is not None:
@@ -230,9 +230,9 @@ async def move(
     )
     if rowcount(result) != 1:
         return None
-    pledge = await session.get(Pledge, pledge_id, populate_existing=True)
+    await session.refresh(pledge)
     net = pledge.amount - pledge.amount_refunded
-    campaign_changes = {}
+    campaign_changes: dict[str, ColumnElement[int]] = {}
     if was_counted != now_counted:
         sign_ = 1 if now_counted else -1
         campaign_changes.update(
@@ -250,6 +250,15 @@ async def move(
     if to in RELEASES_STOCK and pledge.tier_id is not None:
         await session.execute(update(Tier).where(Tier.id == pledge.tier_id, Tier.stock.is_not(None))
                               .values(remaining=Tier.remaining + 1))
+    return pledge
+
+
+async def reload_pledge(session: AsyncSession, pledge_id: int) -> Pledge:
+    """The pledge as the database has it now, after an UPDATE that went around the session's
+    copy. The caller just moved or found it: its absence is a bug."""
+    pledge = await session.get(Pledge, pledge_id, populate_existing=True)
+    if pledge is None:
+        raise LookupError(f"Pledge {pledge_id!r} does not exist")
     return pledge
 
 

@@ -25,13 +25,13 @@ from funding.campaigns.models import (
     TaxReceiptCounter,
 )
 from funding.campaigns.words import amount_in_words
-from funding.db import dialect_insert, dialect_of, insert_ignore, utcnow
+from funding.db import dialect_insert, dialect_of, insert_ignore, must_get, utcnow
 from funding.orgs.models import Organisation, Site
 from funding.security import sign
 
 PARIS = ZoneInfo("Europe/Paris")
-RECEIPT_TOKEN = "campaign-tax-receipt"
-SUMMARY_TOKEN = "campaign-donor-summary"
+RECEIPT_TOKEN = "campaign-tax-receipt"  # noqa: S105  (a signing purpose, not a secret)
+SUMMARY_TOKEN = "campaign-donor-summary"  # noqa: S105  (a signing purpose, not a secret)
 
 
 def local_day(moment: dt.datetime) -> dt.date:
@@ -61,8 +61,8 @@ async def issue(session: AsyncSession, pledge: Pledge, *, now: dt.datetime | Non
     amount = pledge.amount - pledge.amount_refunded
     if amount <= 0:
         return None
-    campaign = await session.get(Campaign, pledge.campaign_id)
-    org = await session.get(Organisation, campaign.org_id)
+    campaign = await must_get(session, Campaign, pledge.campaign_id)
+    org = await must_get(session, Organisation, campaign.org_id)
     if not org.general_interest:
         return None
     current = await session.scalar(select(TaxReceipt).where(TaxReceipt.pledge_id == pledge.id)
@@ -125,10 +125,10 @@ async def view(session: AsyncSession, receipt_id: int) -> ReceiptView | None:
     receipt = await session.get(TaxReceipt, receipt_id)
     if receipt is None:
         return None
-    campaign = await session.get(Campaign, receipt.campaign_id)
-    org = await session.get(Organisation, receipt.org_id)
+    campaign = await must_get(session, Campaign, receipt.campaign_id)
+    org = await must_get(session, Organisation, receipt.org_id)
     return ReceiptView(receipt, receipt_code(receipt), org, await session.get(ReceiptIssuer, org.id), campaign,
-                       await session.get(Site, campaign.site_id), amount_in_words(receipt.amount, receipt.currency))
+                       await must_get(session, Site, campaign.site_id), amount_in_words(receipt.amount, receipt.currency))
 
 
 @dataclass

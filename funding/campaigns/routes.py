@@ -3,6 +3,7 @@ own pledge page (signed link), tax receipts and yearly summaries. HTTP only."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 from sqlalchemy import select
@@ -14,7 +15,7 @@ from starlette.routing import Route
 from funding.campaigns import admin, api, flows, receipts, richtext, settle, views
 from funding.campaigns.models import Campaign, CampaignStatus, Mode, Pledge, PledgeStatus, TaxReceipt, Tier
 from funding.campaigns.pledges import TOKEN_PURPOSE, Contribution, ContributionError
-from funding.db import utcnow
+from funding.db import must_get, utcnow
 from funding.i18n import gettext as _
 from funding.security import TokenError, unsign
 from funding.stripe_gateway import GatewayError
@@ -117,17 +118,18 @@ async def _pledge_page(request: Request, *, error: str | None = None, status_cod
         pledge = await session.get(Pledge, pledge_id)
         if pledge is None:
             raise HTTPException(404)
-        campaign = await session.get(Campaign, pledge.campaign_id)
+        campaign = await must_get(session, Campaign, pledge.campaign_id)
         tier = await session.get(Tier, pledge.tier_id) if pledge.tier_id else None
         receipt = await session.scalar(select(TaxReceipt).where(TaxReceipt.pledge_id == pledge.id)
                                        .order_by(TaxReceipt.revision.desc()).limit(1))
     before_deadline = campaign.status == CampaignStatus.LIVE and now < campaign.ends_at
+    card_to_replace = pledge.status in (PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED, PledgeStatus.RETRY)
     context = {
         "pledge": pledge, "c": campaign, "tier": tier, "receipt": receipt, "token": request.path_params["token"],
         "error": error, "local": admin.local,
         "can_cancel": campaign.mode == Mode.ALL_OR_NOTHING and before_deadline and pledge.status in (PledgeStatus.ACTIVE, PledgeStatus.PENDING),
         "can_change_card": campaign.mode == Mode.ALL_OR_NOTHING and pledge.customer_id is not None and (
-            (before_deadline and pledge.status == PledgeStatus.ACTIVE) or pledge.status in (PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED, PledgeStatus.RETRY)),
+            (before_deadline and pledge.status == PledgeStatus.ACTIVE) or card_to_replace),
         "can_confirm": pledge.status == PledgeStatus.ACTION_REQUIRED and pledge.payment_intent_id is not None,
     }
     return render(request, "campaigns/pledge.html", context, status_code=status_code)
@@ -156,10 +158,8 @@ async def pledge_card(request: Request) -> Response:
     if request.method == "GET":
         session_id = request.query_params.get("session_id", "")
         if session_id.startswith("cs_") and len(session_id) < 255:
-            try:
+            with contextlib.suppress(GatewayError):  # Stripe away or the id refused: the page shows what we know, the webhook applies the card
                 await flows.settle_return(request.app.state.sessions, request.app.state.gateway, session_id)
-            except GatewayError:
-                pass
             request.app.state.kick_mail()
         return redirect_to(request, "pledge", token=token)
     try:

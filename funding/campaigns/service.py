@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import overload
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -67,6 +68,10 @@ def parse_moment(text: str, *, end_of_day: bool = False) -> dt.datetime:
     return value.replace(tzinfo=PARIS).astimezone(dt.UTC).replace(tzinfo=None)
 
 
+@overload
+def local(moment: dt.datetime) -> dt.datetime: ...
+@overload
+def local(moment: dt.datetime | None) -> dt.datetime | None: ...
 def local(moment: dt.datetime | None) -> dt.datetime | None:
     """A stored naive-UTC moment in Paris time (naive), for forms and pages."""
     return moment.replace(tzinfo=dt.UTC).astimezone(PARIS).replace(tzinfo=None) if moment else None
@@ -189,7 +194,8 @@ async def update_campaign(session: AsyncSession, campaign_id: int, form: Campaig
             raise CampaignError(_("La campagne est publiée : son objectif, son mode, sa devise et ses dates ne peuvent plus changer."))
         values.update({k: terms[k] for k in ("min_amount", "max_amount", "free_amount")})
     await session.execute(update(Campaign).where(Campaign.id == campaign_id).values(updated_at=utcnow(), **values))
-    return await session.get(Campaign, campaign_id, populate_existing=True)
+    await session.refresh(campaign)
+    return campaign
 
 
 def form_of(campaign: Campaign, site_slug: str) -> CampaignForm:
@@ -344,7 +350,8 @@ async def publish(session: AsyncSession, campaign_id: int, *, now: dt.datetime |
         raise CampaignError(_("Décrivez le projet avant de publier."))
     await session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.DRAFT)
                           .values(status="live", published_at=now, updated_at=now))
-    return await session.get(Campaign, campaign_id, populate_existing=True)
+    await session.refresh(campaign)
+    return campaign
 
 
 async def archive(session: AsyncSession, campaign_id: int, *, now: dt.datetime | None = None) -> Campaign:
@@ -362,7 +369,8 @@ async def archive(session: AsyncSession, campaign_id: int, *, now: dt.datetime |
         raise CampaignError(_("L'abondement n'est pas encore comptabilisé : relancez « funding campaigns close »."))
     await session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status.in_((CampaignStatus.SUCCEEDED, CampaignStatus.FAILED)))
                           .values(status="closed", closed_at=now, updated_at=now))
-    return await session.get(Campaign, campaign_id, populate_existing=True)
+    await session.refresh(campaign)
+    return campaign
 
 
 async def by_slug(session: AsyncSession, slug: str) -> Campaign:

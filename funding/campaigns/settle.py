@@ -20,9 +20,10 @@ from funding.campaigns.pledges import (
     lock_campaign,
     move,
     record_refund,
+    reload_pledge,
     retake_stock,
 )
-from funding.db import rowcount, utcnow
+from funding.db import must_get, rowcount, utcnow
 from funding.payments.models import Payment
 
 log = logging.getLogger("funding.campaigns")
@@ -42,7 +43,7 @@ def _id(value) -> str | None:
 
 
 async def _context(session: AsyncSession, pledge: Pledge) -> tuple[Campaign, Tier | None]:
-    campaign = await session.get(Campaign, pledge.campaign_id)
+    campaign = await must_get(session, Campaign, pledge.campaign_id)
     tier = await session.get(Tier, pledge.tier_id) if pledge.tier_id else None
     return campaign, tier
 
@@ -50,7 +51,7 @@ async def _context(session: AsyncSession, pledge: Pledge) -> tuple[Campaign, Tie
 async def mark_paid(session: AsyncSession, pledge_id: int, *, payment_intent_id: str | None = None,
                     now: dt.datetime | None = None) -> Pledge | None:
     """The money is in: count it, issue the tax receipt of a gift, send the receipt email. Once."""
-    values = {"payment_intent_id": payment_intent_id} if payment_intent_id else {}
+    values: dict[str, str | None] = {"payment_intent_id": payment_intent_id} if payment_intent_id else {}
     values.update(grace_until=None, last_error=None)
     pledge = await move(session, pledge_id, (PledgeStatus.PENDING,), PledgeStatus.PAID, now=now, **values)
     if pledge is None:
@@ -118,7 +119,7 @@ async def settle_setup_session(session: AsyncSession, checkout: dict, *, now: dt
     if rowcount(result) == 0:
         moved = await move(session, pledge.id, (PledgeStatus.CARD_DECLINED, PledgeStatus.ACTION_REQUIRED), PledgeStatus.RETRY, now=now, **card)
     if rowcount(result) or moved is not None:
-        pledge = await session.get(Pledge, pledge.id, populate_existing=True)
+        pledge = await reload_pledge(session, pledge.id)
         campaign, _tier = await _context(session, pledge)
         await mails.new_card(session, pledge, campaign)
     return pledge
@@ -190,7 +191,7 @@ async def cancel(session: AsyncSession, pledge_id: int, now: dt.datetime | None 
     pledge = await session.get(Pledge, pledge_id)
     if pledge is None:
         return None
-    campaign = await session.get(Campaign, pledge.campaign_id)
+    campaign = await must_get(session, Campaign, pledge.campaign_id)
     if campaign.mode != Mode.ALL_OR_NOTHING or campaign.status != CampaignStatus.LIVE or now >= campaign.ends_at:
         return None
     moved = await move(session, pledge_id, (PledgeStatus.ACTIVE,), PledgeStatus.CANCELED, now=now)
@@ -208,7 +209,7 @@ async def apply_refund(session: AsyncSession, pledge_id: int, refunded_total: in
     delta = await record_refund(session, pledge_id, refunded_total)
     if delta <= 0:
         return 0
-    pledge = await session.get(Pledge, pledge_id, populate_existing=True)
+    pledge = await reload_pledge(session, pledge_id)
     campaign, _tier = await _context(session, pledge)
     receipt = None
     if pledge.nature == Nature.GIFT:
@@ -226,7 +227,7 @@ async def void_campaign(session: AsyncSession, campaign: Campaign, now: dt.datet
         .values(status=PledgeStatus.VOID, ended_at=now, updated_at=now).returning(Pledge.id)
     )).scalars().all()
     for pledge_id in voided:
-        pledge = await session.get(Pledge, pledge_id, populate_existing=True)
+        pledge = await reload_pledge(session, pledge_id)
         await mails.campaign_failed(session, pledge, campaign)
     pending = (await session.scalars(select(Pledge.id).where(Pledge.campaign_id == campaign.id,
                                                              Pledge.status == PledgeStatus.PENDING))).all()

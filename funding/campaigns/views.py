@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.campaigns.models import COUNTED, Campaign, CampaignStatus, Match, Mode, Pledge, PledgeStatus, Tier
 from funding.campaigns.pledges import match_total
+from funding.db import must_get
 from funding.i18n import N_, ngettext
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
@@ -103,7 +104,7 @@ async def load(session: AsyncSession, slug: str, now: dt.datetime, *,
     campaign = await session.scalar(select(Campaign).where(Campaign.slug == slug))
     if campaign is None or (campaign.status == CampaignStatus.DRAFT and not include_draft(campaign.org_id)):
         return None
-    site = await session.get(Site, campaign.site_id)
+    site = await must_get(session, Site, campaign.site_id)
     match = await session.scalar(select(Match).where(Match.campaign_id == campaign.id))
     tiers = (await session.scalars(select(Tier).where(Tier.campaign_id == campaign.id, Tier.active)
                                    .order_by(Tier.position, Tier.id))).all()

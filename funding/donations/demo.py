@@ -52,13 +52,19 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
                     cancel_url=f"{settings.base_url}/soutenir?annule=1",
                 )
                 page = await http.get(url)
-                action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+                found = re.search(r'<form method="post" action="([^"]+)"', page.text)
+                if found is None:
+                    raise ValueError("no form on the sandbox's Checkout page")
+                action = found.group(1).replace("&amp;", "&")
                 result = await http.post(action, data={"cardholder-name": name, "card-number": card,
                                                        "card-expiry": "09/31", "card-cvc": "314"})
                 if result.status_code in (302, 303):
                     paid.append(payment)
             # A refund made from Stripe's dashboard: 10,00 € of Karim's gift.
-            checkout = await gw.retrieve("checkout.sessions", paid[1].checkout_session_id)
+            refunded = paid[1].checkout_session_id
+            if refunded is None:  # start_checkout sets it before it returns
+                raise ValueError(f"payment {paid[1].id} has no Checkout session")
+            checkout = await gw.retrieve("checkout.sessions", refunded)
             await gw.create("refunds", {"payment_intent": checkout["payment_intent"], "amount": 1000,
                                         "reason": "requested_by_customer"}, key="demo-dashboard-refund-1")
             # Paul's bank disputes his gift; the association accepts the loss.

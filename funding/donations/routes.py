@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from funding.auth.service import AuthError, normalise_email
+from funding.db import must_get
 from funding.donations.service import MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE
 from funding.i18n import gettext as _
 from funding.i18n import money
@@ -69,7 +70,7 @@ async def thanks(request: Request) -> Response:
     if payment is None:
         return render(request, "donations/thanks.html", {"payment": None, "site": None}, status_code=404)
     async with db(request) as session:
-        site = await session.get(Site, payment.site_id)
+        site = await must_get(session, Site, payment.site_id)
         site_name = site.name
     return render(request, "donations/thanks.html", {"payment": payment, "site": site_name})
 

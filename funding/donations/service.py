@@ -45,6 +45,8 @@ async def allocate(session: AsyncSession, metadata: dict, amount: int, currency:
 
 async def _thanks(session: AsyncSession, payment: Payment) -> dict:
     site = await _site(session, payment.site_id)
+    if site is None:  # payments.site_id is a foreign key
+        raise LookupError(f"Site {payment.site_id!r} does not exist")
     return {
         "to": payment.email,
         "org_id": payment.org_id,
