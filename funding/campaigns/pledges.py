@@ -16,7 +16,18 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.service import AuthError, normalise_email
-from funding.campaigns.models import COUNTED, Campaign, CampaignStatus, Match, MatchStatus, Nature, Pledge, PledgeStatus, Tier
+from funding.campaigns.models import (
+    COUNTED,
+    Campaign,
+    CampaignStatus,
+    Match,
+    MatchStatus,
+    Nature,
+    Pledge,
+    PledgeStatus,
+    Tier,
+    TierKind,
+)
 from funding.db import must_get, rowcount, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
@@ -54,7 +65,7 @@ class Contribution:
 
 def is_sale(amount: int, tier: Tier | None) -> bool:
     """A reward worth more than the tolerated counterpart makes the whole contribution a sale."""
-    if tier is None or tier.kind != "reward":
+    if tier is None or tier.kind != TierKind.REWARD:
         return False
     tolerance = min(amount * GIFT_TOLERANCE_PERCENT // 100, GIFT_TOLERANCE_CAP)
     return tier.reward_value > tolerance

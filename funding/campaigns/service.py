@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.campaigns import books, settle
-from funding.campaigns.models import MODES, Campaign, CampaignStatus, Match, MatchStatus, Pledge, Tier
+from funding.campaigns.models import MODES, Campaign, CampaignStatus, Match, MatchStatus, Pledge, Tier, TierKind
 from funding.campaigns.pledges import lock_campaign
 from funding.db import rowcount, utcnow
 from funding.errors import FundingError
@@ -237,11 +237,11 @@ async def add_tier(session: AsyncSession, campaign_id: int, form: TierForm) -> T
     if amount < campaign.min_amount or amount > campaign.max_amount:
         raise CampaignError(_("Le montant d'une contrepartie doit être compris entre %(min)s et %(max)s.",
                               min=money(campaign.min_amount, campaign.currency), max=money(campaign.max_amount, campaign.currency)))
-    if form.kind not in ("gift", "reward"):
+    if form.kind not in tuple(TierKind):
         raise CampaignError(_("Type de contrepartie inconnu : don ou récompense."))
     value = 0
     vat = 0
-    if form.kind == "reward":
+    if form.kind == TierKind.REWARD:
         value = _amount(form.reward_value, campaign.currency, _("Valeur de la récompense"))
         if value <= 0:
             raise CampaignError(_("Indiquez la valeur de la récompense."))
@@ -349,7 +349,7 @@ async def publish(session: AsyncSession, campaign_id: int, *, now: dt.datetime |
     if not campaign.description.strip():
         raise CampaignError(_("Décrivez le projet avant de publier."))
     await session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.DRAFT)
-                          .values(status="live", published_at=now, updated_at=now))
+                          .values(status=CampaignStatus.LIVE, published_at=now, updated_at=now))
     await session.refresh(campaign)
     return campaign
 
@@ -368,7 +368,7 @@ async def archive(session: AsyncSession, campaign_id: int, *, now: dt.datetime |
     if match is not None and match.status == MatchStatus.PLEDGED:
         raise CampaignError(_("L'abondement n'est pas encore comptabilisé : relancez « funding campaigns close »."))
     await session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status.in_((CampaignStatus.SUCCEEDED, CampaignStatus.FAILED)))
-                          .values(status="closed", closed_at=now, updated_at=now))
+                          .values(status=CampaignStatus.CLOSED, closed_at=now, updated_at=now))
     await session.refresh(campaign)
     return campaign
 

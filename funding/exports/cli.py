@@ -97,6 +97,7 @@ exports = group(root, "exports", help="sending exports to accountants, recipient
 async def send(ctx: Context, period: str, to: str | None, formats: str | None, siren: str | None) -> int:
     from funding.db import transaction
     from funding.exports.service import queue_period, sending_status
+    from funding.mail.models import EmailStatus
     from funding.mail.service import send_pending
     from funding.orgs.models import Organisation
     from funding.orgs.service import organisation_for
@@ -119,12 +120,12 @@ async def send(ctx: Context, period: str, to: str | None, formats: str | None, s
         email = status.get(q.dedupe_key)
         state = email.status if email else "?"
         error = email.last_error if email else None
-        if state == "sent":
+        if state == EmailStatus.SENT:
             shown = "envoyé" if q.new else "déjà envoyé"
-        elif state == "pending" and error:
+        elif state == EmailStatus.PENDING and error:
             failed += 1
             shown = f"ÉCHEC (nouvel essai par le worker) : {error}"
-        elif state == "pending":
+        elif state == EmailStatus.PENDING:
             shown = "en file d'attente (pas de SMTP_URL)" if not ctx.settings.smtp_url else "en file d'attente"
         else:
             failed += state in ("failed", "unknown")

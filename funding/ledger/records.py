@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import io
 from dataclasses import dataclass
+from enum import StrEnum
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,12 +27,23 @@ from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Organisation, Site
 from funding.orgs.service import OrgError, check_siret
 
+
+class RecordKind(StrEnum):
+    """What a recorded operation is: the `kind` column of a CSV line, the choice of the form."""
+
+    GRANT_NOTIFIED = "grant-notified"
+    GRANT_PAID = "grant-paid"
+    PATRONAGE = "patronage"
+    SPONSORING = "sponsoring"
+    TRANSFER = "transfer"
+
+
 KINDS = {
-    "grant-notified": N_("Subvention notifiée"),
-    "grant-paid": N_("Subvention versée"),
-    "patronage": N_("Mécénat (virement)"),
-    "sponsoring": N_("Parrainage (virement)"),
-    "transfer": N_("Autre virement"),
+    RecordKind.GRANT_NOTIFIED: N_("Subvention notifiée"),
+    RecordKind.GRANT_PAID: N_("Subvention versée"),
+    RecordKind.PATRONAGE: N_("Mécénat (virement)"),
+    RecordKind.SPONSORING: N_("Parrainage (virement)"),
+    RecordKind.TRANSFER: N_("Autre virement"),
 }
 CSV_COLUMNS = (
     "kind", "site", "date", "amount", "currency", "label", "piece_ref", "funder", "funder_siret",
@@ -122,7 +134,7 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
     cur = (rec.currency or "EUR").strip().upper()
     key = rec.key()
 
-    if rec.kind == "grant-paid":
+    if rec.kind == RecordKind.GRANT_PAID:
         reference = _required(rec.reference, "référence de la subvention")
         grant = await session.scalar(select(Grant).where(Grant.reference == reference))
         if grant is None:
@@ -145,7 +157,7 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
 
     site = await _site(session, rec.site)
     org = await must_get(session, Organisation, site.org_id)
-    if rec.kind == "grant-notified":
+    if rec.kind == RecordKind.GRANT_NOTIFIED:
         funder = _required(rec.funder, "nom du financeur")
         reference = _required(rec.reference, "référence de la décision ou convention")
         obj = _required(rec.object, "objet de la subvention")[:256]
@@ -171,7 +183,7 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
             funding_source=FundingSource.PUBLIC, lines=[debit("441", amount, cur), credit("741", amount, cur)],
             source_key=key, grant_id=grant.id, created_by=created_by,
         )
-    if rec.kind == "patronage":
+    if rec.kind == RecordKind.PATRONAGE:
         donor = _required(rec.funder, "nom du mécène")
         return EntryDraft(
             org_id=org.id, site_id=site.id, journal="BQ", entry_date=day,
@@ -179,7 +191,7 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
             funding_source=FundingSource.PRIVATE, lines=[debit("512", amount, cur), credit("7542", amount, cur)],
             source_key=key, created_by=created_by,
         )
-    if rec.kind == "sponsoring":
+    if rec.kind == RecordKind.SPONSORING:
         sponsor = _required(rec.funder, "nom du partenaire")
         rate = (rec.vat_rate or ("20" if org.vat_liable else "0")).strip().replace(",", ".").rstrip("%").strip()
         if rate not in VAT_ACCOUNTS and rate != "0":
