@@ -8,6 +8,7 @@ right away and through the webhooks anyway.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import secrets
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.auth.models import User
 from funding.coworking.lifecycle import apply_subscription, fetched_version, from_unix
@@ -31,7 +32,7 @@ from funding.coworking.models import (
     Subscription,
 )
 from funding.coworking.plans import current_price, price_ttc
-from funding.db import transaction
+from funding.db import must_get, transaction
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
@@ -41,7 +42,7 @@ from funding.payments.service import start_checkout
 from funding.security import TokenError, sign, unsign
 from funding.stripe_gateway import GatewayError, StripeGateway, StripeUnknown
 
-CHANGE_TOKEN = "coworking-change"
+CHANGE_TOKEN = "coworking-change"  # noqa: S105  (the purpose a signed token is for, not a secret)
 CHANGE_TOKEN_MAX_AGE = 15 * 60
 
 
@@ -75,10 +76,8 @@ async def start_subscription(sessions: async_sessionmaker, gw: StripeGateway, *,
             Checkout.member_id == member.id, Checkout.status == CheckoutStatus.OPEN, Checkout.checkout_session_id.is_not(None)))).all()
     customer = await ensure_customer(sessions, gw, member.id)
     for session_id in stale:  # one open checkout per member: a second payment could start a second subscription
-        try:
+        with contextlib.suppress(GatewayError):  # already completed or expired: its webhook tells us which
             await gw.call("checkout.sessions", "expire", session_id)
-        except GatewayError:
-            pass  # already completed or expired: its webhook tells us which
     async with transaction(sessions) as session:
         if stale:
             await session.execute(update(Checkout).where(Checkout.checkout_session_id.in_(stale), Checkout.status == CheckoutStatus.OPEN)
@@ -151,7 +150,8 @@ async def apply_checkout(session, checkout: dict, version: int | None) -> Checko
         await session.execute(update(Checkout).where(Checkout.id == row.id, Checkout.status != CheckoutStatus.COMPLETE).values(
             status=CheckoutStatus.COMPLETE, checkout_session_id=checkout["id"], stripe_subscription_id=sub["id"] if isinstance(sub, dict) else sub))
     elif checkout.get("status") == "expired":
-        await session.execute(update(Checkout).where(Checkout.id == row.id, Checkout.status.in_((CheckoutStatus.CREATED, CheckoutStatus.OPEN, CheckoutStatus.UNKNOWN)))
+        still_open = (CheckoutStatus.CREATED, CheckoutStatus.OPEN, CheckoutStatus.UNKNOWN)
+        await session.execute(update(Checkout).where(Checkout.id == row.id, Checkout.status.in_(still_open))
                               .values(status=CheckoutStatus.EXPIRED))
     if isinstance(sub, dict):
         await apply_subscription(session, sub, version if version is not None else
@@ -212,7 +212,10 @@ async def _checked_change(session, member: Member, sub: Subscription, plan_id: i
     if target.company_only and not member.company_name:
         raise BillingError(_("Cette formule est réservée aux entreprises : renseignez d'abord votre entreprise et son SIREN."))
     price = await current_price(session, target.id)
-    return await session.get(Plan, sub.plan_id), target, price
+    if price is None:  # change_options offers only plans on sale
+        raise BillingError(_("Choisissez une des formules proposées."))
+    # A plan to move to was offered: the subscription has a plan.
+    return await must_get(session, Plan, sub.plan_id), target, price
 
 
 async def preview_change(sessions: async_sessionmaker, gw: StripeGateway, settings, *, member_id: int, sub_id: int,
@@ -282,7 +285,15 @@ async def confirm_change(sessions: async_sessionmaker, gw: StripeGateway, settin
         "metadata": {"plan_id": str(target.id)},
     })
     async with transaction(sessions) as session:
-        return await apply_subscription(session, updated, await fetched_version(session, Subscription, updated["id"]))
+        return await _mirrored(session, updated)
+
+
+async def _mirrored(session: AsyncSession, updated: dict) -> Subscription:
+    """The row of a member's subscription that Stripe just returned, brought up to date."""
+    row = await apply_subscription(session, updated, await fetched_version(session, Subscription, updated["id"]))
+    if row is None:  # we only ask Stripe to change a member's own subscription
+        raise LookupError(f"subscription {updated['id']} is no member's")
+    return row
 
 
 async def set_cancel_at_period_end(sessions: async_sessionmaker, gw: StripeGateway, *, member_id: int, sub_id: int,
@@ -297,7 +308,7 @@ async def set_cancel_at_period_end(sessions: async_sessionmaker, gw: StripeGatew
     updated = await gw.call("subscriptions", "update", sub.stripe_subscription_id, key=key,
                             params={"cancel_at_period_end": cancel})
     async with transaction(sessions) as session:
-        return await apply_subscription(session, updated, await fetched_version(session, Subscription, updated["id"]))
+        return await _mirrored(session, updated)
 
 
 async def portal_url(sessions: async_sessionmaker, gw: StripeGateway, *, member_id: int, return_url: str) -> str:

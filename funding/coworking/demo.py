@@ -20,7 +20,7 @@ from funding.coworking.members import check_details, enrol
 from funding.coworking.models import Checkout, Interval, Member, Pass, Plan, PlanKind, Subscription
 from funding.coworking.plans import PlanSpec, save_plan, sync_plans
 from funding.coworking.service import use_pass_day
-from funding.db import transaction
+from funding.db import must_get, transaction
 from funding.orgs.models import Site
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
@@ -90,7 +90,10 @@ async def seed(session, demo) -> None:
 
 async def _pay(http: httpx.AsyncClient, url: str, name: str, card: str) -> bool:
     page = await http.get(url)
-    action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    form = re.search(r'<form method="post" action="([^"]+)"', page.text)
+    if form is None:
+        raise RuntimeError(f"no payment form on the Checkout page {url}")
+    action = form.group(1).replace("&amp;", "&")
     result = await http.post(action, data={"cardholder-name": name, "card-number": card, "card-expiry": "09/31",
                                            "card-cvc": "314"})
     if result.status_code not in (302, 303):
@@ -111,10 +114,14 @@ async def _advance(http: httpx.AsyncClient, settings: Settings, seconds: int) ->
     await http.post(f"{settings.base_url}{SANDBOX_PATH}/_admin/deliver")
 
 
-async def _subscription(sessions, member_id: int) -> Subscription | None:
+async def _subscription(sessions, member_id: int) -> Subscription:
+    """The member's latest subscription: the return page from Checkout recorded it."""
     async with sessions() as session:
-        return await session.scalar(select(Subscription).where(Subscription.member_id == member_id)
-                                    .order_by(Subscription.id.desc()).limit(1))
+        sub = await session.scalar(select(Subscription).where(Subscription.member_id == member_id)
+                                   .order_by(Subscription.id.desc()).limit(1))
+    if sub is None:
+        raise LookupError(f"member {member_id} has no subscription")
+    return sub
 
 
 async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
@@ -130,7 +137,7 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
             for slug, code, name, email, company, siren, vat, story in MEMBERS:
                 site = sites.get(slug)
                 plan = plans.get((site.id, code)) if site else None
-                if plan is None:
+                if site is None or plan is None:
                     continue
                 details = check_details(name=name, email=email, company_name=company, siren=siren, vat_number=vat)
                 async with transaction(sessions) as session:
@@ -144,17 +151,17 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
                     url = await billing.start_subscription(sessions, gw, member_id=member.id, plan_id=plan.id, **urls)
                 if await _pay(http, url, name, GOOD):
                     members[story + ":" + email] = (member.id, name)
-            by_story = {}
+            by_story: dict[str, list[tuple[int, str]]] = {}
             for key, value in members.items():
                 by_story.setdefault(key.split(":", 1)[0], []).append(value)
 
             # Hugo spends three days of his 10-day pass.
             async with transaction(sessions) as session:
                 for member_id, _name in by_story.get("pass", []):
-                    member = await session.get(Member, member_id)
+                    holder = await must_get(session, Member, member_id)
                     if await session.scalar(select(Pass.id).where(Pass.member_id == member_id, Pass.days_total > 1)):
                         for back in (3, 2, 1):
-                            await use_pass_day(session, member, day=dt.date.today() - dt.timedelta(days=back),
+                            await use_pass_day(session, holder, day=dt.date.today() - dt.timedelta(days=back),
                                                recorded_by="accueil@entre-lab.fr")
             # Marc leaves at the end of his first month; Kévin's card starts failing.
             for member_id, _name in by_story.get("cancels", []):
@@ -168,6 +175,8 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
                 sub = await _subscription(sessions, member_id)
                 async with sessions() as session:
                     target = await session.scalar(select(Plan).where(Plan.site_id == sub.site_id, Plan.code == "fixe"))
+                if target is None:
+                    raise LookupError(f"site {sub.site_id} sells no fixed desk")
                 preview = await billing.preview_change(sessions, gw, settings, member_id=member_id, sub_id=sub.id,
                                                        plan_id=target.id)
                 await billing.confirm_change(sessions, gw, settings, member_id=member_id, token=preview.token)

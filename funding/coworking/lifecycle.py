@@ -40,7 +40,7 @@ from funding.coworking.models import (
     SubscriptionStatus,
 )
 from funding.coworking.plans import plan_for_price, vat_account
-from funding.db import insert_ignore, utcnow
+from funding.db import insert_ignore, must_get, utcnow
 from funding.i18n import money
 from funding.ledger.models import Entry, FundingSource
 from funding.ledger.service import EntryDraft, Line, post
@@ -185,16 +185,17 @@ async def apply_subscription(session: AsyncSession, sub: dict, version: int) -> 
                 Subscription.stripe_subscription_id == sub["id"], Subscription.version <= int(version),
                 or_(Subscription.status.not_in(FINAL_SUBSCRIPTION), Subscription.status == status),
             ).values(**values).execution_options(synchronize_session=False))
-    row = await session.scalar(select(Subscription).where(Subscription.stripe_subscription_id == sub["id"])
-                               .execution_options(populate_existing=True))
+    # Inserted or already there: the row exists either way.
+    row = (await session.scalars(select(Subscription).where(Subscription.stripe_subscription_id == sub["id"])
+                                 .execution_options(populate_existing=True))).one()
     await _subscription_emails(session, row, member)
     return row
 
 
 async def _subscription_emails(session: AsyncSession, row: Subscription, member: Member) -> None:
-    user = await session.get(User, member.user_id)
+    user = await must_get(session, User, member.user_id)
     plan = await session.get(Plan, row.plan_id) if row.plan_id else None
-    site = await session.get(Site, row.site_id)
+    site = await must_get(session, Site, row.site_id)
     name = plan.name if plan else "abonnement"
     if row.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"coworking:{row.stripe_subscription_id}:welcome",
@@ -240,7 +241,9 @@ async def booked_lines(session: AsyncSession, invoice: dict) -> list[dict]:
         meta = line.get("metadata") or {}
         amount = int(line.get("amount") or 0)
         price_id = _line_price(line)
-        plan_id, account, rate = None, SUSPENSE, 0
+        plan_id: int | None = None
+        account: str | None = SUSPENSE  # None: booked by another domain already
+        rate = 0
         if meta.get("entrelab_booked"):
             account = None
         elif meta.get("account") and str(meta.get("vat_rate", "")).isdigit():
@@ -330,9 +333,9 @@ async def sale_draft(session: AsyncSession, row: Invoice) -> EntryDraft | None:
         if line["vat"]:
             credits[vat_account(line["vat_rate"])] += line["vat"]
     receivable = sum(credits.values())
-    member = await session.get(Member, row.member_id)
-    site = await session.get(Site, row.site_id)
-    user = await session.get(User, member.user_id)
+    member = await must_get(session, Member, row.member_id)
+    site = await must_get(session, Site, row.site_id)
+    user = await must_get(session, User, member.user_id)
     who = member.company_name or user.name
     code = await ensure_aux_account(session, site.org_id, member, who)
     postings = [Line("411", receivable, row.currency, aux=code, label=who[:200])] if receivable else []
@@ -354,7 +357,7 @@ def sale_key(invoice_id: str) -> str:
 
 async def post_sale(session: AsyncSession, row: Invoice) -> None:
     """Post the invoice's sale entry now if it is not in the books (so it comes before its settlement)."""
-    site = await session.get(Site, row.site_id)
+    site = await must_get(session, Site, row.site_id)
     if await session.scalar(select(Entry.id).where(Entry.org_id == site.org_id,
                                                    Entry.source_key == sale_key(row.stripe_invoice_id))) is not None:
         return  # posted already (the unique source key would refuse it anyway)
@@ -385,7 +388,7 @@ async def settle_invoice_charge(session: AsyncSession, metadata: dict, amount: i
     site = await session.get(Site, site_id)
     if site is None:
         return None
-    user = await session.get(User, member.user_id)
+    user = await must_get(session, User, member.user_id)
     who = member.company_name or user.name
     code = await ensure_aux_account(session, site.org_id, member, who)
     number = (row.number if row is not None else None) or metadata.get("invoice") or "?"
@@ -396,8 +399,8 @@ async def settle_invoice_charge(session: AsyncSession, metadata: dict, amount: i
 
 async def invoice_effects(session: AsyncSession, event_type: str, event_invoice: dict, row: Invoice) -> list[EntryDraft]:
     """Emails and the sale entry that an invoice event calls for, once each."""
-    member = await session.get(Member, row.member_id)
-    user = await session.get(User, member.user_id)
+    member = await must_get(session, Member, row.member_id)
+    user = await must_get(session, User, member.user_id)
     number = row.number or row.stripe_invoice_id
     attempt = int(event_invoice.get("attempt_count") or row.attempt_count or 0)
     due = money(row.amount_remaining or row.amount_due, row.currency)

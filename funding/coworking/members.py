@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from funding.auth.models import Role, User
 from funding.auth.service import AuthError, create_user, grant, is_team, normalise_email
 from funding.coworking.models import Member
-from funding.db import insert_ignore, transaction, utcnow
+from funding.db import insert_ignore, must_get, transaction, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.ledger.models import AuxAccount
@@ -141,7 +141,7 @@ async def enrol(session: AsyncSession, site: Site, details: Details) -> tuple[Me
 
 
 async def update_details(session: AsyncSession, member: Member, details: Details) -> None:
-    user = await session.get(User, member.user_id)
+    user = await must_get(session, User, member.user_id)
     user.name = details.name
     member.company_name, member.siren, member.vat_number = details.company_name, details.siren, details.vat_number
     member.phone = details.phone
@@ -195,7 +195,7 @@ async def push_details(gw: StripeGateway, member: Member, user: User) -> None:
 async def ensure_aux_account(session: AsyncSession, org_id: int, member: Member, label: str | None = None) -> str:
     """Insert-or-ignore the member's 411 auxiliary account in ``org_id``'s books; returns its code."""
     if label is None:
-        user = await session.get(User, member.user_id)
+        user = await must_get(session, User, member.user_id)
         label = member.company_name or user.name
     await insert_ignore(session, AuxAccount, {"org_id": org_id, "code": member.aux_code, "label": label[:200],
                                               "created_at": utcnow()}, ["org_id", "code"])

@@ -30,7 +30,7 @@ from funding.scoped import MemberScoped, OrgScoped, SiteScoped
 class PlanKind(StrEnum):
     WORKSPACE = "workspace"    # a desk or an office, monthly
     MEMBERSHIP = "membership"  # the association's yearly fee
-    PASS = "pass"              # days bought at once
+    PASS = "pass"              # noqa: S105  (days bought at once: a kind of plan, not a password)
 
 
 class Interval(StrEnum):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -219,19 +220,17 @@ async def _sync_price(sessions, gw: StripeGateway, plan: Plan, report: SyncRepor
     async with transaction(sessions) as session:
         latest = await session.scalar(select(PlanPrice).where(PlanPrice.plan_id == plan.id)
                                       .order_by(PlanPrice.seq.desc()).limit(1))
-        same = latest is not None and (latest.amount, latest.currency, latest.interval) == (amount, plan.currency, plan.interval)
-        if same and latest.status == PriceStatus.ACTIVE:
-            target = None
-        elif same:  # created but Stripe's answer never recorded: the same request again (same key)
-            target = latest
+        target: PlanPrice | None
+        if latest is not None and (latest.amount, latest.currency, latest.interval) == (amount, plan.currency, plan.interval):
+            # On sale already; or created but Stripe's answer never recorded: the same request again (same key).
+            target = None if latest.status == PriceStatus.ACTIVE else latest
         else:
             target = PlanPrice(plan_id=plan.id, seq=(latest.seq + 1) if latest else 1, amount=amount, price_ht=plan.price_ht,
                                vat_rate=plan.vat_rate, currency=plan.currency, interval=plan.interval, status=PriceStatus.PENDING)
             session.add(target)
             await session.flush()
-        target_id = target.id if target is not None else None
-    if target_id is not None:
-        params = {
+    if target is not None:
+        params: dict[str, Any] = {
             "product": plan.stripe_product_id,
             "currency": plan.currency.lower(),
             "unit_amount": amount,
@@ -242,9 +241,9 @@ async def _sync_price(sessions, gw: StripeGateway, plan: Plan, report: SyncRepor
         }
         if plan.interval:
             params["recurring"] = {"interval": plan.interval, "interval_count": 1}
-        price = await create_once(sessions, gw, ref=f"coworking-price:{target_id}", resource="prices", params=params)
+        price = await create_once(sessions, gw, ref=f"coworking-price:{target.id}", resource="prices", params=params)
         async with transaction(sessions) as session:
-            await session.execute(update(PlanPrice).where(PlanPrice.id == target_id, PlanPrice.status == PriceStatus.PENDING)
+            await session.execute(update(PlanPrice).where(PlanPrice.id == target.id, PlanPrice.status == PriceStatus.PENDING)
                                   .values(stripe_price_id=price["id"], status=PriceStatus.ACTIVE))
         report.prices_created += 1
         report.lines.append(f"plan {plan.code}: price {price['id']} ({amount} {plan.currency}) created")

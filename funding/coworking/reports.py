@@ -61,9 +61,9 @@ async def member_rows(session: AsyncSession, *, site_id: int | None = None, stat
     on_pass: set[int] = set()
     if ids:
         on_pass = await pass_day_members(session, ids, local_day(now or utcnow()))
-        for sub in (await session.scalars(select(Subscription).where(
+        for held in (await session.scalars(select(Subscription).where(
                 Subscription.member_id.in_(ids), Subscription.status.not_in(("incomplete", "incomplete_expired"))))).all():
-            subs[(sub.member_id, sub.kind)].append(sub)
+            subs[(held.member_id, held.kind)].append(held)
         passes = dict((await session.execute(
             select(Pass.member_id, func.min(Pass.plan_id)).where(Pass.member_id.in_(ids), Pass.days_used < Pass.days_total)
             .group_by(Pass.member_id))).all())
@@ -75,7 +75,7 @@ async def member_rows(session: AsyncSession, *, site_id: int | None = None, stat
     for member, name, email, site_name in members:
         workspace = _pick(subs.get((member.id, "workspace"), []))
         sub = workspace or _pick(subs.get((member.id, "membership"), []))  # a membership fee alone: shown, no desk
-        plan = plans.get(sub.plan_id) if sub else None
+        plan = plans.get(sub.plan_id) if sub and sub.plan_id else None
         if sub is None and member.id in passes:
             plan = plans.get(passes[member.id])
         row = MemberRow(member=member, name=name, email=email, site=site_name, plan=plan,

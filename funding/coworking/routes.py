@@ -8,6 +8,8 @@ belong to that member, or the answer is 404.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -36,6 +38,7 @@ from funding.coworking.plans import (
 )
 from funding.coworking.service import member_panels, passes_of
 from funding.coworking.staff import page
+from funding.db import must_get
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
 from funding.payments.models import PaymentPurpose
@@ -122,7 +125,7 @@ async def join(request: Request) -> Response:
                     await update_details(session, member, details)
                     created = True
                 if not created:  # someone else may be typing this address: the owner continues by email
-                    target = await session.get(User, member.user_id)
+                    target = await must_get(session, User, member.user_id)
                     link = await issue_link(session, target, settings, next_path=request.url.path)
                     await _email_join_link(session, target, link, plan, site)
             if not created:
@@ -176,8 +179,8 @@ async def welcome(request: Request) -> Response:
             sub = await session.scalar(select(Subscription).where(
                 Subscription.stripe_subscription_id == checkout.stripe_subscription_id))
         if checkout is not None:
-            plan = await session.get(Plan, checkout.plan_id)
-            site = await session.get(Site, plan.site_id)
+            plan = await must_get(session, Plan, checkout.plan_id)
+            site = await must_get(session, Site, plan.site_id)
     request.app.state.kick_mail()
     status = 200 if checkout is not None else 404
     return page(request, "coworking/welcome.html", {"checkout": checkout, "sub": sub, "plan": plan, "site": site},
@@ -251,7 +254,7 @@ async def change_plan(request: Request) -> Response:
         current = await session.get(Plan, sub.plan_id) if sub.plan_id else None
         options = [await _offer(session, p) for p in await billing.change_options(session, sub)
                    if member.company_name or not p.company_only]
-    context = {"sub": sub, "current": current, "options": options, "preview": None, "error": None}
+    context: dict[str, Any] = {"sub": sub, "current": current, "options": options, "preview": None, "error": None}
     if request.method == "GET":
         return page(request, "coworking/member/change.html", context)
     try:
@@ -357,15 +360,16 @@ async def invoice_link(request: Request) -> Response:
 async def details(request: Request) -> Response:
     async with db(request) as session:
         member, user = await _me(request, session)
-    context = {"member": member, "me": user, "error": None,
-               "form": {"name": user.name, "phone": member.phone or "", "company_name": member.company_name or "",
-                        "siren": member.siren or "", "vat_number": member.vat_number or ""}}
+    context: dict[str, Any] = {"member": member, "me": user, "error": None,
+                               "form": {"name": user.name, "phone": member.phone or "", "company_name": member.company_name or "",
+                                        "siren": member.siren or "", "vat_number": member.vat_number or ""}}
     if request.method == "GET":
         return page(request, "coworking/member/details.html", context)
     form = await request.form()
     context["form"] = f = {k: str(form.get(k, "")).strip() for k in ("name", "phone", "company_name", "siren", "vat_number")}
     try:
-        checked: Details = check_details(email=user.email, **f)
+        checked: Details = check_details(email=user.email, name=f["name"], phone=f["phone"], company_name=f["company_name"],
+                                         siren=f["siren"], vat_number=f["vat_number"])
     except MemberError as exc:
         context["error"] = str(exc)
         return page(request, "coworking/member/details.html", context, status_code=400)

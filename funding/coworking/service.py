@@ -54,7 +54,7 @@ from funding.coworking.members import (  # noqa: F401
 )
 from funding.coworking.models import RUNNING, Member, Pass, PassDay, Plan, Subscription
 from funding.coworking.plans import pass_expiry, vat_account
-from funding.db import insert_ignore, rowcount, utcnow
+from funding.db import insert_ignore, must_get, rowcount, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.i18n import money
@@ -111,7 +111,7 @@ async def allocate_pass(session: AsyncSession, metadata: dict, amount: int, curr
     plan = await session.get(Plan, int(plan_id)) if plan_id.isdigit() else None
     if plan is None:
         return None
-    site = await session.get(Site, plan.site_id)
+    site = await must_get(session, Site, plan.site_id)
     rate = int(metadata["vat_rate"]) if str(metadata.get("vat_rate", "")).isdigit() else plan.vat_rate
     account = str(metadata.get("account") or plan.account)
     base, vat = purposes.split_vat(amount, rate) if rate else (amount, 0)
@@ -138,7 +138,7 @@ async def pass_paid(session: AsyncSession, payment: Payment) -> None:
     }, ["payment_id"])
     if inserted is None or not payment.email:
         return
-    site = await session.get(Site, plan.site_id)
+    site = await must_get(session, Site, plan.site_id)
     await enqueue(session, to=payment.email, user_id=member.user_id, org_id=member.org_id, dedupe_key=f"payment:{payment.id}:receipt",
                   subject=f"{plan.name} — {site.name}",
                   body_text=(f"Bonjour {payment.name or ''},\n\nNous avons bien reçu votre paiement de "
