@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-import re
 
 import httpx
 from sqlalchemy import func, select
@@ -25,6 +24,7 @@ from funding.bar.settlement import billing_job, cut_off, cutoff_key
 from funding.bar.till import BarError, cancel, local_today, open_ticket, ring_up
 from funding.db import transaction
 from funding.orgs.models import Site
+from funding.sandbox.visitor import pay
 from funding.settings import Settings
 from funding.stripe_gateway import StripeGateway
 
@@ -121,13 +121,7 @@ async def seed(session, demo) -> None:
 
 
 async def _pay(http: httpx.AsyncClient, url: str, name: str, email: str = "client.passage@example.fr") -> bool:
-    page = await http.get(url)
-    form = re.search(r'<form method="post" action="([^"]+)"', page.text)
-    if form is None:
-        raise RuntimeError(f"no payment form at {url}")
-    action = form.group(1).replace("&amp;", "&")
-    result = await http.post(action, data={"cardholder-name": name, "card-number": "4242 4242 4242 4242",
-                                           "card-expiry": "09/31", "card-cvc": "314", "email": email})
+    result = await pay(http, url, name=name, email=email)
     return result.status_code in (302, 303)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 
 import httpx
 from sqlalchemy import func, select
@@ -31,6 +30,7 @@ from funding.campaigns.models import (
     TierKind,
 )
 from funding.db import must_get, transaction, utcnow
+from funding.sandbox.visitor import pay
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
 
@@ -188,14 +188,6 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
         log.exception("demo: could not play the campaigns")
 
 
-def _form_action(html: str) -> str:
-    """Where the sandbox's hosted page (Checkout, 3-D Secure) posts its form."""
-    found = re.search(r'<form method="post" action="([^"]+)"', html)
-    if found is None:
-        raise ValueError("no form on the sandbox's page")
-    return found.group(1).replace("&amp;", "&")
-
-
 async def _give(settings, gw, sessions, http, campaign, tier, name, email, amount, card, public, message) -> None:
     """A backer on the campaign page, then on the sandbox's Checkout page (3-D Secure when asked)."""
     from funding.campaigns.flows import open_checkout
@@ -209,14 +201,7 @@ async def _give(settings, gw, sessions, http, campaign, tier, name, email, amoun
         pledge = await create_pledge(session, campaign.id, data, secret_key=settings.secret_key,
                                      link_base=settings.base_url, now=when)
     started = await open_checkout(sessions, gw, settings, pledge.id)
-    page = await http.get(started.url)
-    action = _form_action(page.text)
-    result = await http.post(action, data={"cardholder-name": name, "card-number": card, "card-expiry": "09/31",
-                                           "card-cvc": "314", "email": email})
-    if result.status_code in (302, 303) and "/authenticate/" in result.headers["location"]:
-        challenge = await http.get(result.headers["location"])
-        action = _form_action(challenge.text)
-        result = await http.post(action, data={"action": "authenticate"})
+    result = await pay(http, started.url, name=name, card=card, email=email, challenge=True)
     if result.status_code in (302, 303):
         await http.get(result.headers["location"])  # back on the thank-you page, which settles the payment
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 
 import httpx
 from sqlalchemy import func, select
@@ -22,6 +21,7 @@ from funding.coworking.plans import PlanSpec, save_plan, sync_plans
 from funding.coworking.service import use_pass_day
 from funding.db import must_get, transaction
 from funding.orgs.models import Site
+from funding.sandbox.visitor import pay
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
 
@@ -89,13 +89,7 @@ async def seed(session, demo) -> None:
 
 
 async def _pay(http: httpx.AsyncClient, url: str, name: str, card: str) -> bool:
-    page = await http.get(url)
-    form = re.search(r'<form method="post" action="([^"]+)"', page.text)
-    if form is None:
-        raise RuntimeError(f"no payment form on the Checkout page {url}")
-    action = form.group(1).replace("&amp;", "&")
-    result = await http.post(action, data={"cardholder-name": name, "card-number": card, "card-expiry": "09/31",
-                                           "card-cvc": "314"})
+    result = await pay(http, url, name=name, card=card)
     if result.status_code not in (302, 303):
         return False
     await http.get(result.headers["location"])  # back to our return page, which applies the result now

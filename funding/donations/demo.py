@@ -9,7 +9,6 @@ then flows through webhooks into the books like in production.
 from __future__ import annotations
 
 import logging
-import re
 
 import httpx
 from sqlalchemy import func, select
@@ -17,6 +16,7 @@ from sqlalchemy import func, select
 from funding.orgs.models import Site
 from funding.payments.models import Payment, PaymentPurpose
 from funding.payments.service import start_checkout
+from funding.sandbox.visitor import pay
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
 
@@ -51,13 +51,7 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
                     success_url=f"{settings.base_url}/soutenir/merci?session_id={{CHECKOUT_SESSION_ID}}",
                     cancel_url=f"{settings.base_url}/soutenir?annule=1",
                 )
-                page = await http.get(url)
-                found = re.search(r'<form method="post" action="([^"]+)"', page.text)
-                if found is None:
-                    raise ValueError("no form on the sandbox's Checkout page")
-                action = found.group(1).replace("&amp;", "&")
-                result = await http.post(action, data={"cardholder-name": name, "card-number": card,
-                                                       "card-expiry": "09/31", "card-cvc": "314"})
+                result = await pay(http, url, name=name, card=card)
                 if result.status_code in (302, 303):
                     paid.append(payment)
             # A refund made from Stripe's dashboard: 10,00 € of Karim's gift.
