@@ -58,7 +58,7 @@ from funding.orgs.service import create_organisation, create_site
 from funding.payments.models import Payment, StripeEvent
 from funding.settings import load_settings
 from funding.stripe_gateway import SignatureError, StripeGateway, sign_payload, verify_signature
-from tests import stripe_objects as so
+from tests.support import stripe_objects as so
 from webhooks.processing import drain
 
 ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

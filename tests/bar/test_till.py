@@ -12,7 +12,7 @@ from funding.bar.catalog import BarError, edit_product, import_rows, parse_csv, 
 from funding.bar.models import SaleLine, TillHead
 from funding.bar.till import cancel, open_ticket, ring_up, tab_balance
 from funding.db import transaction
-from tests.bar.helpers import LIMIT, PRICES, make_bar, sell, site_of
+from tests.support.bar import LIMIT, PRICES, make_bar, sell, site_of
 
 
 async def test_a_sale_is_recorded_at_once_numbered_and_chained(sessions, world):

@@ -7,9 +7,9 @@ import pytest
 from funding.auth.models import User
 from funding.auth.service import issue_link
 from funding.db import create_engine, transaction
-from tests.bar.helpers import make_bar
-from tests.conftest import run_async, sealed_sessions
-from tests.factories import make_world
+from tests.support.bar import make_bar
+from tests.support.db import run_async, sealed_sessions
+from tests.support.world import make_world
 
 pytestmark = pytest.mark.browser
 

@@ -9,16 +9,13 @@ from sqlalchemy import func, select
 
 from funding.auth.models import User
 from funding.auth.service import grants_of
-from funding.coworking.lifecycle import apply_invoice, apply_subscription
 from funding.coworking.models import Checkout, Member, Pass, Subscription
-from funding.db import transaction
 from funding.i18n import money
 from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
 from funding.payments.models import Payment
-from tests.coworking.conftest import deliver, new_member, sub_metadata
-from tests.coworking.fakes import DAY, MONTH, invoice, line, subscription
-from tests.stripe_objects import (
+from tests.support.coworking import active_member, line, subscription
+from tests.support.stripe_objects import (
     balance_transaction,
     charge,
     checkout_session,
@@ -27,34 +24,9 @@ from tests.stripe_objects import (
     payment_intent,
     sid,
 )
-from tests.web.helpers import csrf_of, login_as
+from tests.support.web import csrf, csrf_of, login_as, text_of
+from tests.support.webhooks import deliver
 from webhooks.processing import drain
-
-
-def text_of(html: str) -> str:
-    import html as markup
-
-    return markup.unescape(re.sub(r"[ \t\r\n]+", " ", re.sub(r"<[^>]+>", " ", html)))
-
-
-async def csrf(client, path: str = "/login") -> str:
-    return csrf_of((await client.get(path)).text)
-
-
-async def active_member(sessions, world, catalogue, fake, *, code: str = "flex", name: str = "Julie Fayolle"):
-    """A member with a live subscription and a paid first invoice, known to the fake and to us."""
-    member = await new_member(sessions, world, name=name)
-    start = now() - 5 * DAY
-    sub = subscription(customer=member.stripe_customer_id, price=catalogue.prices[code],
-                       metadata=sub_metadata(member, catalogue.plans[code]), start=start, end=start + MONTH)
-    fake.add(sub)
-    inv = invoice(customer=member.stripe_customer_id, sub=sub, created=start, lines=[
-        line(price_id=catalogue.price_id(code), amount=catalogue.prices[code]["unit_amount"], start=start, end=start + MONTH,
-             sub_id=sub["id"])])
-    async with transaction(sessions) as session:
-        row = await apply_subscription(session, sub, now())
-        await apply_invoice(session, inv, now())
-    return member, sub, row, inv
 
 
 async def test_plans_are_listed_per_site_with_prices_before_and_after_vat(app_client, world, catalogue):

@@ -16,8 +16,8 @@ from funding.coworking.models import Invoice, Member
 from funding.db import transaction
 from funding.mail.models import Email
 from funding.security import sign
-from tests.coworking.test_member_area import active_member
-from tests.web.helpers import csrf_of, login_as
+from tests.support.coworking import active_member
+from tests.support.web import csrf_of, login_as
 
 MEMBER_PREFIXES = ("/membre", "/coworking", "/admin/coworking")
 

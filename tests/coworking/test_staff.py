@@ -15,11 +15,9 @@ from funding.coworking.reports import deferred_revenue, fiscal_year_end
 from funding.db import transaction
 from funding.mail.service import enqueue
 from funding.payments.models import Payment
-from tests.coworking.conftest import new_member, sub_metadata
-from tests.coworking.fakes import DAY, invoice, line, subscription, unix
-from tests.coworking.test_member_area import active_member, text_of
-from tests.stripe_objects import now
-from tests.web.helpers import csrf_of, login_as
+from tests.support.coworking import DAY, active_member, invoice, line, new_member, sub_metadata, subscription, unix
+from tests.support.stripe_objects import now
+from tests.support.web import csrf_of, login_as, text_of
 
 
 async def _crowd(sessions, world, catalogue, fake):

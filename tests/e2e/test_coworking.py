@@ -22,9 +22,9 @@ from funding.mail.models import Email
 from funding.orgs.models import Site
 from funding.payments.models import StripeEvent
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway, sign_payload
-from tests.e2e.conftest import db_call, sandbox_get, wait_for
-from tests.factories import make_world
-from tests.web.helpers import csrf_of
+from tests.support.e2e import db_call, sandbox_get, wait_for
+from tests.support.web import csrf_of
+from tests.support.world import make_world
 
 GOOD, FAILS = "4242 4242 4242 4242", "4000 0000 0000 0341"
 DAY, HOUR = 86_400, 3_600

@@ -15,9 +15,9 @@ from funding.ledger.chart import JOURNALS
 from funding.ledger.models import FUNDING_SOURCES
 from funding.ledger.service import EntryDraft, Line
 from funding.orgs.models import Site
-from tests.conftest import run_async
-from tests.exports import fec_checker
-from tests.exports.helpers import engine_and_sessions, make_books, post_drafts, scope_for
+from tests.support import fec_checker
+from tests.support.db import run_async
+from tests.support.exports import engine_and_sessions, make_books, post_drafts, scope_for
 
 ACCOUNTS = ("194", "411", "4191", "441", "445711", "512", "5115", "580", "627", "706", "707", "741", "75411", "7542", "7561")
 AUX = ("ADH-001", "adh 2/β", "C;3", "tab\there")

@@ -22,9 +22,9 @@ from funding.ledger.chart import JOURNALS
 from funding.ledger.models import FUNDING_SOURCES
 from funding.ledger.service import EntryDraft, Line, close_month, reverse, trial_balance
 from funding.orgs.models import Site
-from tests.conftest import run_async
-from tests.exports import fec_checker
-from tests.exports.helpers import (
+from tests.support import fec_checker
+from tests.support.db import run_async
+from tests.support.exports import (
     bean_check,
     beancount_balances,
     engine_and_sessions,

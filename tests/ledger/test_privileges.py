@@ -15,8 +15,8 @@ from funding.db import create_engine, transaction
 from funding.ledger.models import Account, Posting
 from funding.ledger.service import EntryDraft, credit, debit
 from funding.models import metadata
-from tests.conftest import owner_url
-from tests.factories import make_world, post_gift
+from tests.support.db import owner_url
+from tests.support.world import make_world, post_gift
 
 REFUSED = [
     "TRUNCATE tax_receipts", "TRUNCATE bar_archives", "TRUNCATE bar_batch_lines", "TRUNCATE export_logs",
@@ -83,7 +83,7 @@ async def test_a_concurrent_delete_of_an_account_beside_an_uncommitted_posting_i
     """Migrations 0011–0012 checked postings' references by trigger, without locking: the owner's
     DELETE of an account committed beside an uncommitted posting, leaving an orphan. The foreign
     key locks the account: the DELETE waits, then fails."""
-    from tests.conftest import sealed_sessions
+    from tests.support.db import sealed_sessions
 
     engine, owner = create_engine(pg_url), create_engine(owner_url(pg_url))
     sessions = sealed_sessions(engine)

@@ -22,7 +22,7 @@ from funding.ledger.service import (
     trial_balance,
 )
 from funding.ledger.verify import verify_org
-from tests.factories import gift, post_gift
+from tests.support.world import gift, post_gift
 
 TODAY = dt.date.today()
 LAST_MONTH_DAY = TODAY.replace(day=1) - dt.timedelta(days=1)

@@ -8,7 +8,7 @@ import stripe
 
 from funding.sandbox.encoding import decode_pairs
 from funding.sandbox.errors import StripeError
-from tests.sandbox.conftest import make_client
+from tests.support.sandbox import make_client
 
 
 def test_form_decoding_nested_lists_and_appends():

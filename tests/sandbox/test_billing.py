@@ -7,7 +7,7 @@ import pytest
 import stripe
 
 from funding.sandbox.billing import prorate
-from tests.sandbox.helpers import authenticate, card_form, subscription_checkout, types
+from tests.support.sandbox import authenticate, card_form, subscription_checkout, types
 
 DAY = 86_400
 IGNORED = {"payout.created", "payout.paid"}
@@ -96,7 +96,7 @@ def test_failing_card_goes_past_due_then_unpaid(stripe_client, sb, server):
 
 
 def test_failing_card_can_cancel_instead(stripe_client, server):
-    from tests.sandbox.conftest import make_client, make_sandbox
+    from tests.support.sandbox import make_client, make_sandbox
 
     sb = make_sandbox(server, after_last_failure="canceled")
     client = make_client(server)

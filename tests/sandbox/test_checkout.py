@@ -9,7 +9,7 @@ import httpx
 import pytest
 import stripe
 
-from tests.sandbox.helpers import authenticate, card_form, submit, types_since
+from tests.support.sandbox import authenticate, card_form, submit, types_since
 
 
 def _payment_session(client, server, **extra):

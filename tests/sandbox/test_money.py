@@ -6,7 +6,7 @@ import pytest
 import stripe
 
 from funding.sandbox import money
-from tests.sandbox.helpers import types_since
+from tests.support.sandbox import types_since
 
 DAY = 86_400
 
@@ -138,7 +138,7 @@ def test_daily_payouts_sum_the_nets_of_newly_available_transactions(stripe_clien
 
 
 def test_manual_payouts_only_on_a_manual_schedule(stripe_client, server):
-    from tests.sandbox.conftest import make_client, make_sandbox
+    from tests.support.sandbox import make_client, make_sandbox
 
     with pytest.raises(stripe.InvalidRequestError):
         stripe_client.v1.payouts.create(params={"amount": 100, "currency": "eur"})

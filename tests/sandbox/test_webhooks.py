@@ -9,7 +9,7 @@ import anyio
 import pytest
 import stripe
 
-from tests.sandbox.conftest import SECRET
+from tests.support.sandbox import SECRET
 
 
 @pytest.mark.anyio
@@ -101,7 +101,7 @@ def test_events_api_filters(stripe_client, sb):
 
 
 def test_no_webhook_url_means_nothing_pending(server):
-    from tests.sandbox.conftest import make_client, make_sandbox
+    from tests.support.sandbox import make_client, make_sandbox
 
     sb = make_sandbox(server, webhook_url=None)
     client = make_client(server)

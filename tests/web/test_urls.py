@@ -14,7 +14,7 @@ from starlette.routing import Mount, Route
 from funding.payments.service import CHECKOUT_RETURN
 from funding.settings import PROJECT_ROOT, load_settings
 from funding.web import with_query
-from tests.conftest import TEST_SEAL_KEY
+from tests.support.db import TEST_SEAL_KEY
 
 TEMPLATES = PROJECT_ROOT / "templates"
 # A quoted string that starts with a local path ("/admin…", not "//host" nor "/" alone), or a path

@@ -16,9 +16,9 @@ from funding.payments.calls import resolve_unknown
 from funding.payments.models import Payment, StripeRequest
 from funding.payments.service import settle_session, start_checkout
 from funding.settings import load_settings
-from tests.conftest import TEST_SEAL_KEY, sealed_sessions
-from tests.stripe_objects import BASE, event, sign
-from tests.webhooks.test_processing import deliver, entries, make_payment, paid_donation
+from tests.support.db import TEST_SEAL_KEY
+from tests.support.stripe_objects import BASE, event, sign
+from tests.support.webhooks import deliver, entries, make_payment, paid_donation, workers_on
 from webhooks.processing import drain
 
 
@@ -86,17 +86,11 @@ async def test_a_crash_after_stripe_created_the_session_is_completed_through_our
 @pytest.mark.postgres_only
 async def test_the_webhook_racing_the_return_page_settles_once(pg_url, fake_stripe):
     """The donor's browser returns while the webhook is being processed: one payment, one email, one entry."""
-    from funding.db import create_engine
     from funding.payments import books
-    from funding.stripe_gateway import StripeGateway
-    from tests.factories import make_world
+    from tests.support.world import make_world
 
-    engine = create_engine(pg_url)
-    sessions = sealed_sessions(engine)
-    settings = load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=pg_url, STRIPE_SECRET_KEY="sk_test_x",
-                             STRIPE_WEBHOOK_SECRET="whsec_x", STRIPE_API_BASE=BASE)
-    gw = StripeGateway(settings)
-    try:
+    async with workers_on(pg_url) as workers:
+        engine, sessions, (gw,) = workers.engine, workers.sessions, workers.gateways
         world = await make_world(sessions)
         for _ in range(5):
             payment = await make_payment(sessions, world)
@@ -113,6 +107,3 @@ async def test_the_webhook_racing_the_return_page_settles_once(pg_url, fake_stri
             assert await session.scalar(select(func.count(Entry.id))) == 5
             assert await session.scalar(select(func.count(Email.id))) == 5
             assert set((await session.scalars(select(Payment.status))).all()) == {"paid"}
-    finally:
-        await gw.aclose()
-        await engine.dispose()
