@@ -43,9 +43,9 @@ KEEP_TABLES = {"alembic_version", "journals"}
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(collector, name, obj):
     """Every coroutine test runs on asyncio through anyio's plugin, without a marker each."""
-    if collector.funcnamefilter(name) and inspect.iscoroutinefunction(obj):
-        if not any(mark.name == "anyio" for mark in getattr(obj, "pytestmark", [])):
-            pytest.mark.anyio(obj)
+    if (collector.funcnamefilter(name) and inspect.iscoroutinefunction(obj)
+            and not any(mark.name == "anyio" for mark in getattr(obj, "pytestmark", []))):
+        pytest.mark.anyio(obj)
 
 
 def pytest_sessionfinish(session, exitstatus):

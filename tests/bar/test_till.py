@@ -117,7 +117,7 @@ async def test_the_database_refuses_a_line_out_of_the_chain(sessions, world):
     bar = await make_bar(sessions, world)
     line = await sell(sessions, bar, "Café")
     async with sessions() as session:
-        forged = SaleLine(**{c: getattr(line, c) for c in SaleLine.__table__.columns.keys() if c != "id"})
+        forged = SaleLine(**{col.key: getattr(line, col.key) for col in SaleLine.__table__.columns if col.key != "id"})
         forged.seq = 5
         session.add(forged)
         with pytest.raises(DBAPIError, match="gap-free"):

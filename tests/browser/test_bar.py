@@ -32,7 +32,7 @@ def _setup(settings):
 
 
 def test_three_taps_on_the_till_put_three_items_on_a_member_s_tab(live_server, live_settings, phone):
-    world, bar, link = _setup(live_settings)
+    world, _bar, link = _setup(live_settings)
     page = phone
     page.goto(link)
     page.get_by_role("button", name="Me connecter").click()

@@ -359,7 +359,7 @@ async def test_invoice_lines_booked_elsewhere_or_unknown_are_handled(engine, ses
              line(price_id=None, amount=1100, start=start, end=start, invoice_item="ii_room",
                   metadata={"account": "706", "vat_rate": "100"}, description="Salle"),
              line(price_id=None, amount=500, start=start, end=start, invoice_item="ii_x", description="Divers")]
-    inv, ch = story.bill(lines=lines, fee=300)
+    inv, _ch = story.bill(lines=lines, fee=300)
     await deliver(engine, story.evt("invoice.paid", inv))
     await drain(sessions, gw)
     vt, st = await ledger(sessions)

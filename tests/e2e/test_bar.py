@@ -118,7 +118,7 @@ def test_a_member_s_tab_is_closed_cut_off_and_charged_off_session_on_the_saved_c
             await gw.aclose()
         return world, member, batch_id, status
 
-    world, member, batch_id, status = db_call(e2e.settings, setup)
+    _world, member, batch_id, status = db_call(e2e.settings, setup)
     assert status == "paid"
 
     async def settled(sessions):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import unicodedata
 from dataclasses import dataclass
 
@@ -62,7 +63,7 @@ def entries(draw) -> EntrySpec:
     total = sum(debits)
     cuts = draw(st.lists(st.integers(1, total - 1), max_size=2, unique=True)) if total > 1 else []
     bounds = [0, *sorted(cuts), total]
-    credits = [b - a for a, b in zip(bounds, bounds[1:])]
+    credits = [b - a for a, b in itertools.pairwise(bounds)]
     amounts = debits + [-c for c in credits]
     lines = []
     for amount in draw(st.permutations(amounts)):

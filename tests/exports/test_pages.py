@@ -108,7 +108,7 @@ async def test_transparency_pages_and_open_data_show_counts_never_people(client,
     assert rows[0] == ["nomAttribuant", "idAttribuant", "dateConvention", "referenceDecision", "nomBeneficiaire",
                        "idBeneficiaire", "rnaBeneficiaire", "objet", "montant", "nature", "conditionsVersement",
                        "datesPeriodeVersement", "idRAE", "notificationUE", "pourcentageSubvention", "dispositifAide"]
-    row = dict(zip(rows[0], rows[1]))
+    row = dict(zip(rows[0], rows[1], strict=True))
     assert row["idAttribuant"] == "20005376700014" and row["montant"] == "30000.00"
     assert row["dateConvention"] == TODAY.replace(day=1).isoformat() == row["datesPeriodeVersement"]
     assert row["nature"] == "aide en numéraire" and row["notificationUE"] == "non"

@@ -13,6 +13,7 @@ import copy
 import datetime as dt
 import json
 from dataclasses import dataclass
+from typing import ClassVar
 from urllib.parse import parse_qsl
 
 import httpx
@@ -159,7 +160,7 @@ class BillingStripe(FakeStripe):
     """FakeStripe plus the Billing endpoints: customers, products, prices, checkout sessions,
     subscription updates, invoice previews, invoice payments, billing portal sessions."""
 
-    RESOURCES = {**FakeStripe.RESOURCES, "customers": "cus", "products": "prod", "prices": "price"}
+    RESOURCES: ClassVar[dict[str, str]] = {**FakeStripe.RESOURCES, "customers": "cus", "products": "prod", "prices": "price"}
 
     def __init__(self, router: respx.MockRouter):
         super().__init__(router)
@@ -291,7 +292,7 @@ async def make_catalogue(sessions, world, fake) -> Catalogue:
     plans, prices = {}, {}
     async with transaction(sessions) as session:
         site = await session.get(Site, world.site_id)
-        for seq, spec in enumerate(PLANS, start=1):
+        for spec in PLANS:
             plan = await save_plan(session, site, spec)
             plan.stripe_product_id = sid("prod")
             amount = price_ttc(plan.price_ht, plan.vat_rate)

@@ -17,7 +17,8 @@ from funding.sandbox import Sandbox, create_sandbox_app
 VISA = "4242 4242 4242 4242"
 
 
-def card_form(number: str = VISA, *, expiry: str = "12/34", cvc: str = "123", name: str = "Camille Martin", email: str | None = "camille@example.org") -> dict[str, str]:
+def card_form(number: str = VISA, *, expiry: str = "12/34", cvc: str = "123", name: str = "Camille Martin",
+              email: str | None = "camille@example.org") -> dict[str, str]:
     form = {"cardholder-name": name, "card-number": number, "card-expiry": expiry, "card-cvc": cvc}
     if email is not None:
         form["email"] = email
@@ -44,7 +45,8 @@ def subscription_checkout(client, server, *, amount: int = 2000, card: str = VIS
     session = client.v1.checkout.sessions.create(
         params={
             "mode": "subscription",
-            "line_items": [{"price_data": {"currency": "eur", "unit_amount": amount, "product_data": {"name": "Poste nomade"}, "recurring": {"interval": "month"}}, "quantity": 1}],
+            "line_items": [{"price_data": {"currency": "eur", "unit_amount": amount, "product_data": {"name": "Poste nomade"},
+                                           "recurring": {"interval": "month"}}, "quantity": 1}],
             "subscription_data": {"metadata": metadata or {"membership_id": "7"}},
             "success_url": server.root + "/merchant/success?session_id={CHECKOUT_SESSION_ID}",
             "cancel_url": server.root + "/merchant/cancel",

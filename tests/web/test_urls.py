@@ -114,7 +114,7 @@ def test_every_name_leads_to_its_own_route():
             assert app.url_path_for(name, path="x.css") == route.path + "/x.css"
             continue
         params = {key: 7 if convertor.regex == "[0-9]+" else "x" for key, convertor in route.param_convertors.items()}
-        expected = mount + re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: str(params[m.group(1)]), route.path)
+        expected = mount + re.sub(r"\{(\w+)(?::\w+)?\}", lambda m, params=params: str(params[m.group(1)]), route.path)
         assert app.url_path_for(name, **params) == expected, name
 
 

@@ -78,7 +78,7 @@ async def test_the_same_event_processed_concurrently_on_postgresql_has_one_effec
         engine, sessions, gws = workers.engine, workers.sessions, workers.gateways
         world = await make_world(sessions)
         payment = await make_payment(sessions, world)
-        cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+        cs, pi, ch, _txn = paid_donation(fake_stripe, world, payment)
         events = [event("charge.succeeded", ch), event("checkout.session.completed", cs), event("payment_intent.succeeded", pi)]
         # Four deliveries of each at once, and four workers processing at once.
         await asyncio.gather(*(store(engine, e, json.dumps(e)) for e in events for _ in range(4)))
@@ -93,7 +93,7 @@ async def test_the_same_event_processed_concurrently_on_postgresql_has_one_effec
 
 async def test_a_fee_that_appears_later_is_booked_when_it_appears(engine, sessions, world, gw, fake_stripe):
     payment = await make_payment(sessions, world)
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment, txn_now=False)
+    _cs, _pi, ch, txn = paid_donation(fake_stripe, world, payment, txn_now=False)
     await deliver(engine, event("charge.succeeded", ch))
     await drain(sessions, gw)
     assert await entries(sessions) == []  # no balance transaction yet: nothing guessed
@@ -106,7 +106,7 @@ async def test_a_fee_that_appears_later_is_booked_when_it_appears(engine, sessio
 async def test_a_partial_refund_made_in_the_dashboard_is_booked_from_its_balance_transaction(engine, sessions, world, gw,
                                                                                             fake_stripe):
     payment = await make_payment(sessions, world, amount=8000)
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment, fee=145)
+    _cs, _pi, ch, _txn = paid_donation(fake_stripe, world, payment, fee=145)
     await deliver(engine, event("charge.succeeded", ch))
     await drain(sessions, gw)
     re_txn = balance_transaction(amount=-3000, fee=0, type="refund", source="re_x")
@@ -130,7 +130,7 @@ async def test_a_partial_refund_made_in_the_dashboard_is_booked_from_its_balance
 async def test_a_dispute_withdraws_funds_with_its_fee_and_reinstates_them_if_won(engine, sessions, world, gw, fake_stripe,
                                                                                  outcome):
     payment = await make_payment(sessions, world)
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    _cs, _pi, ch, _txn = paid_donation(fake_stripe, world, payment)
     withdrawal = balance_transaction(amount=-5000, fee=2000, type="adjustment", category="dispute", source="dp_x")
     dp = dispute(amount=5000, charge_id=ch["id"], status="needs_response", txns=[withdrawal])
     withdrawal["source"] = dp["id"]
@@ -162,7 +162,7 @@ async def test_a_dispute_withdraws_funds_with_its_fee_and_reinstates_them_if_won
 
 async def test_a_payout_moves_the_stripe_balance_to_the_bank_and_is_reconciled(engine, sessions, world, gw, fake_stripe):
     payment = await make_payment(sessions, world)
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    _cs, _pi, ch, txn = paid_donation(fake_stripe, world, payment)
     po_txn = balance_transaction(amount=-4900, fee=0, type="payout", source="po_x")
     po = payout(amount=4900, txn=po_txn["id"])
     po_txn["source"] = po["id"]
@@ -181,7 +181,7 @@ async def test_a_payout_moves_the_stripe_balance_to_the_bank_and_is_reconciled(e
 
 async def test_a_payout_that_does_not_add_up_or_lacks_an_entry_stays_unreconciled(engine, sessions, world, gw, fake_stripe):
     payment = await make_payment(sessions, world)
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    _cs, _pi, ch, txn = paid_donation(fake_stripe, world, payment)
     unbooked = balance_transaction(amount=1000, fee=40, source="ch_other")
     po_txn = balance_transaction(amount=-5900, fee=0, type="payout", source="po_x")
     po = payout(amount=5900, txn=po_txn["id"])
@@ -226,7 +226,7 @@ async def test_unknown_event_types_are_stored_acknowledged_and_done(engine, sess
 
 async def test_a_failing_event_is_retried_then_dead_lettered_and_does_not_block_others(engine, sessions, world, gw, fake_stripe):
     payment = await make_payment(sessions, world)
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    _cs, _pi, ch, _txn = paid_donation(fake_stripe, world, payment)
     broken = event("charge.succeeded", {"id": "ch_missing", "object": "charge"})  # Stripe answers 404
     await deliver(engine, broken, event("charge.succeeded", ch))
     await drain(sessions, gw)
@@ -234,7 +234,7 @@ async def test_a_failing_event_is_retried_then_dead_lettered_and_does_not_block_
     async with sessions() as session:
         row = await session.get(StripeEvent, broken["id"])
     assert row.status == "failed" and row.attempts == 1 and "No such object" in row.last_error
-    for attempt in range(2, MAX_ATTEMPTS + 1):
+    for _attempt in range(2, MAX_ATTEMPTS + 1):
         async with transaction(sessions) as session:
             (await session.get(StripeEvent, broken["id"])).next_attempt_at = dt.datetime(2000, 1, 1)
         await drain(sessions, gw)
@@ -261,7 +261,7 @@ async def test_a_movement_dated_in_a_closed_month_is_booked_on_the_first_open_da
     async with transaction(sessions) as session:
         await close_month(session, world.org_id, last_month.strftime("%Y-%m"))
     payment = await make_payment(sessions, world)
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    _cs, _pi, ch, txn = paid_donation(fake_stripe, world, payment)
     txn["created"] = int(dt.datetime.combine(last_month, dt.time(12)).timestamp())
     fake_stripe.add(txn)
     await deliver(engine, event("charge.succeeded", ch))

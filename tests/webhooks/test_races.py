@@ -65,7 +65,7 @@ async def test_a_crash_after_stripe_created_the_session_is_completed_through_our
 
     # The donor paid anyway: the webhook finds the payment by the id we put in metadata.
     (session_id,) = [s["id"] for s in created.values()]
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    cs, _pi, ch, _txn = paid_donation(fake_stripe, world, payment)
     fake_stripe.add({**cs, "id": session_id})
     await deliver(engine, event("checkout.session.completed", {**cs, "id": session_id}), event("charge.succeeded", ch))
     await drain(sessions, gw)
@@ -94,15 +94,15 @@ async def test_the_webhook_racing_the_return_page_settles_once(pg_url, fake_stri
         world = await make_world(sessions)
         for _ in range(5):
             payment = await make_payment(sessions, world)
-            cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+            cs, _pi, _ch, txn = paid_donation(fake_stripe, world, payment)
             await deliver(engine, event("checkout.session.completed", cs))
 
-            async def return_page():
+            async def return_page(cs, txn):
                 async with transaction(sessions) as session:
                     await settle_session(session, cs)
                 await books.ingest(sessions, gw, [txn["id"]])
 
-            await asyncio.gather(drain(sessions, gw), return_page(), return_page())
+            await asyncio.gather(drain(sessions, gw), return_page(cs, txn), return_page(cs, txn))
         async with sessions() as session:
             assert await session.scalar(select(func.count(Entry.id))) == 5
             assert await session.scalar(select(func.count(Email.id))) == 5
