@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from funding.db import create_engine, transaction
+from funding.db import Sessions, create_engine, transaction
 from funding.ledger.models import Entry, Posting
 from funding.payments.models import Payment
 from funding.settings import Settings, load_settings
@@ -63,8 +64,8 @@ async def entries(sessions) -> list[tuple[str, list[tuple[str, int]]]]:
 
 @dataclass
 class Workers:
-    engine: object
-    sessions: object
+    engine: AsyncEngine
+    sessions: Sessions
     settings: Settings
     gateways: list[StripeGateway]
 
