@@ -215,10 +215,6 @@ class FakeStripe:
         return httpx.Response(200, json={"object": "list", "data": clean, "has_more": False, "url": f"/v1/{resource}"})
 
 
-def stripe_settings(settings):
-    return settings.with_(stripe_api_base=BASE)
-
-
 def sign(payload: bytes, secret: str, *, at: int | None = None) -> str:
     from funding.stripe_gateway import sign_payload
 
