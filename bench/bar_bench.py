@@ -46,6 +46,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_server(url: str, port: int) -> subprocess.Popen:
+    """This script serving the app on ``port`` in another process; returns once it answers (or
+    after 20 s: the bench's first request then says what is wrong)."""
+    server = subprocess.Popen([sys.executable, __file__, "--serve", url, "--port", str(port)])
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.1)
+    return server
+
+
 async def admin(sql: str) -> None:
     import asyncpg
 
@@ -197,13 +210,7 @@ async def main(args) -> None:
         seeded = await seed(url, args.members)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen([sys.executable, __file__, "--serve", url, "--port", str(port)])
-        for _ in range(200):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
+        server = await asyncio.to_thread(start_server, url, port)
         cookie, token = login(base, seeded["link"])
         taps = [f"product_id={p}&member_id={m}" for m in seeded["members"] for p in seeded["products"]]
         tool = "wrk" if shutil.which("wrk") and not args.asyncio else "asyncio"

@@ -26,8 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text
 
@@ -35,6 +34,8 @@ from funding.db import create_engine, session_factory, transaction
 from funding.ledger.service import EntryDraft, Line, post
 from funding.migrate import upgrade
 from funding.orgs.service import create_organisation, create_site
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ACCOUNTS = ["512", "5115", "627", "706", "707", "741", "75411", "7542", "411", "445711"]

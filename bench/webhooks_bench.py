@@ -10,7 +10,7 @@
 (b) processing: events per second that ``webhooks.processing.drain`` turns into chained,
     balanced ledger entries (paid donations: the payment settled, its receipt queued), fetching
     each charge and its balance transaction over HTTP from a fake Stripe (a Starlette app in
-    another subprocess, objects in memory, ``expand`` honoured as tests/stripe_objects does).
+    another subprocess, objects in memory, ``expand`` honoured as tests/support/stripe_objects.py does).
     Checked after: exactly one entry per event's balance transaction, ``verify_org`` OK.
 (c) duplicates: EVENTS events, each delivered 3 times in shuffled order by 8 concurrent senders
     through the real endpoint, then drained; the ledger (keyed by source_key) must equal the one
@@ -58,7 +58,7 @@ from funding.orgs.service import create_organisation, create_site
 from funding.payments.models import Payment, StripeEvent
 from funding.settings import load_settings
 from funding.stripe_gateway import SignatureError, StripeGateway, sign_payload, verify_signature
-from tests import stripe_objects as so
+from tests.support import stripe_objects as so
 from webhooks.processing import drain
 
 ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -87,12 +87,12 @@ def stripe_app() -> Starlette:
     position: dict[str, int] = {}
 
     async def load(request):  # lines "<id>\t<json>" of a file written by the bench
-        with open((await request.json())["path"], "rb") as f:
-            for line in f:
-                oid, _, raw = line.rstrip(b"\n").partition(b"\t")
-                objects[oid.decode()] = raw
-                if oid.startswith(b"txn_"):
-                    txns.append((json.loads(raw)["created"], oid.decode()))
+        data = await asyncio.to_thread(Path((await request.json())["path"]).read_bytes)
+        for line in data.splitlines():  # compact JSON: no raw line break inside an object
+            oid, _, raw = line.partition(b"\t")
+            objects[oid.decode()] = raw
+            if oid.startswith(b"txn_"):
+                txns.append((json.loads(raw)["created"], oid.decode()))
         txns.sort()
         position.clear()
         position.update((oid, n) for n, (_, oid) in enumerate(txns))
@@ -334,7 +334,7 @@ async def ledger(db: Db) -> tuple[dict, object, dict]:
         books: dict[str, tuple] = {}
         for r in rows:
             head, lines = books.get(r[0], (tuple(r[1:8]), ()))
-            books[r[0]] = (head, lines + (tuple(r[8:]),))
+            books[r[0]] = (head, (*lines, tuple(r[8:])))
         report = await verify_org(conn, db.org_id)
         effects = {"events processed": await conn.scalar(select(func.count()).where(StripeEvent.status == "processed")),
                    "payments paid": await conn.scalar(select(func.count()).where(Payment.status == "paid")),

@@ -8,8 +8,6 @@ summary says so; with FUNDING_TEST_REQUIRE_ALL=1 (what .ci/run sets) a skip is a
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import inspect
 import os
 import secrets
@@ -19,26 +17,35 @@ from pathlib import Path
 import pytest
 
 from funding.settings import load_settings
+from tests.support.db import (
+    PG_ADMIN_URL,
+    REQUIRE_ALL,
+    TEST_SEAL_KEY,
+    owner_url,
+    pg_admin,
+    run_async,
+    run_blocking,
+    service_url,
+    skip_or_fail,
+)
 
-REQUIRE_ALL = os.environ.get("FUNDING_TEST_REQUIRE_ALL") == "1"
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# tests/test_migrations.py and tests/test_migrations_schema.py still import these from here;
+# every other test imports them from tests.support.db.
+_pg_admin = pg_admin
+__all__ = ["PG_ADMIN_URL", "TEST_SEAL_KEY", "_pg_admin", "owner_url", "run_async", "run_blocking", "skip_or_fail"]
+
+# Stripe faked over respx (stripe_settings, fake_stripe, gw, hook_client), for every directory.
+pytest_plugins = ["tests.support.stripe_fixtures"]
+
 KEEP_TABLES = {"alembic_version", "journals"}
-# The key that seals the tests' closings (what LEDGER_SEAL_KEY holds in production).
-TEST_SEAL_KEY = "dGVzdC1zZWFsLWtleS1mb3ItZW50cmUtbGFiLXRlc3Q="
-
-
-def skip_or_fail(reason: str):
-    if REQUIRE_ALL:
-        pytest.fail(f"{reason} (FUNDING_TEST_REQUIRE_ALL=1 forbids skipping)")
-    pytest.skip(reason)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(collector, name, obj):
     """Every coroutine test runs on asyncio through anyio's plugin, without a marker each."""
-    if collector.funcnamefilter(name) and inspect.iscoroutinefunction(obj):
-        if not any(mark.name == "anyio" for mark in getattr(obj, "pytestmark", [])):
-            pytest.mark.anyio(obj)
+    if (collector.funcnamefilter(name) and inspect.iscoroutinefunction(obj)
+            and not any(mark.name == "anyio" for mark in getattr(obj, "pytestmark", []))):
+        pytest.mark.anyio(obj)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -65,37 +72,6 @@ def anyio_backend():
     return "asyncio"
 
 
-def sealed_sessions(engine):
-    """Sessions of ``engine`` that seal closings with the tests' key (as a process of the service does)."""
-    from funding.db import session_factory
-    from funding.ledger.seals import Keyring
-    from funding.settings import Settings
-
-    return session_factory(engine, keyring=Keyring.from_settings(Settings(seal_key=TEST_SEAL_KEY)))
-
-
-def run_async(make_coro):
-    """Run a coroutine to completion on a fresh loop in another thread: safe from any
-    test, including those where Playwright or anyio already runs a loop here."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(make_coro())).result()
-
-
-def run_blocking(fn, *args):
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(fn, *args).result()
-
-
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://"), timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def pg_database():
     """A fresh PostgreSQL database for this run, migrated by its owner exactly as `funding db
@@ -105,7 +81,7 @@ def pg_database():
 
     name = f"funding_test_{os.getpid()}_{secrets.token_hex(3)}"
     try:
-        run_async(lambda: _pg_admin(f'CREATE DATABASE "{name}"'))
+        run_async(lambda: pg_admin(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # unreachable, auth refused…
         yield None, f"PostgreSQL not available at {PG_ADMIN_URL}: {type(exc).__name__}"
         return
@@ -116,23 +92,8 @@ def pg_database():
         run_blocking(upgrade_and_grant, load_settings(serving=False, DATABASE_URL=url, MIGRATION_DATABASE_URL=owner))
         yield url, None
     finally:
-        run_async(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        run_async(lambda: _pg_admin(f'DROP ROLE IF EXISTS "{name}_svc"'))
-
-
-def service_url(owner_url: str, role: str) -> str:
-    """The same database, as another role (trust authentication here: the password is for show)."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(owner_url).set(username=role, password="service-role-pw").render_as_string(hide_password=False)
-
-
-def owner_url(url: str) -> str:
-    """The same database, as its owner (what an intruder with the owner's role, or a test's setup, uses)."""
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(PG_ADMIN_URL)
-    return make_url(url).set(username=admin.username, password=admin.password).render_as_string(hide_password=False)
+        run_async(lambda: pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_async(lambda: pg_admin(f'DROP ROLE IF EXISTS "{name}_svc"'))
 
 
 @pytest.fixture(scope="session")
@@ -237,7 +198,7 @@ async def sessions(engine, settings):
 @pytest.fixture
 async def world(sessions):
     """An organisation with two sites, and one user of each role."""
-    from tests.factories import make_world
+    from tests.support.world import make_world
 
     return await make_world(sessions)
 

@@ -11,7 +11,7 @@ from funding.models import metadata
 from funding.orgs.models import Organisation, Site
 from funding.scoped import CampaignScoped, MemberScoped, OrgScoped, SiteScoped
 from funding.scoping import CUSTOM, GLOBAL, OrgScope, set_scope
-from tests.factories import make_world, post_gift
+from tests.support.world import make_world, post_gift
 
 
 def test_every_table_says_how_it_belongs_to_an_organisation():

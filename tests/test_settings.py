@@ -66,7 +66,7 @@ def test_commands_that_serve_nobody_do_not_need_the_web_secrets():
 def test_the_web_entry_point_stops_with_the_message(monkeypatch):
     from funding.app import create_app
 
-    for key in list(PROD) + ["FUNDING_ENV"]:
+    for key in [*PROD, "FUNDING_ENV"]:
         monkeypatch.delenv(key, raising=False)
     with pytest.raises(SystemExit, match="configuration error: SECRET_KEY: required in production"):
         create_app()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.bar.helpers import make_bar, sell
+from tests.support.bar import make_bar, sell
 from tests.support.cli import funding as run
 
 

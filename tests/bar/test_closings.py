@@ -15,7 +15,7 @@ from funding.bar.till import BarError, cancel, open_ticket
 from funding.db import transaction, utcnow
 from funding.ledger.models import Entry, Posting
 from funding.ledger.verify import verify_org
-from tests.bar.helpers import make_bar, sell, site_of
+from tests.support.bar import make_bar, sell, site_of
 from tests.support.cli import funding
 from tests.support.tamper import without_triggers
 

@@ -12,9 +12,9 @@ from funding.bar.models import Batch, BatchLine, SaleLine
 from funding.bar.settlement import cut_off
 from funding.db import create_engine
 from funding.ledger.verify import verify_org
-from tests.bar.helpers import make_bar, sell
-from tests.conftest import sealed_sessions
-from tests.factories import make_world
+from tests.support.bar import make_bar, sell
+from tests.support.db import sealed_sessions
+from tests.support.world import make_world
 
 pytestmark = pytest.mark.postgres_only
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from funding.bar.models import Product, SaleLine, TillClosing
-from tests.bar.helpers import make_bar
-from tests.web.helpers import csrf_of, login_as
+from tests.support.bar import make_bar
+from tests.support.web import csrf_of, login_as
 
 
 async def _staff(client, sessions, settings, world):
@@ -117,7 +117,7 @@ async def test_the_till_is_for_staff_and_the_tab_page_for_its_member(client, ses
 async def test_the_member_area_shows_the_bar_tab(client, sessions, settings, world):
     from funding.coworking.models import Member
     from funding.db import transaction
-    from tests.bar.helpers import sell
+    from tests.support.bar import sell
 
     bar = await make_bar(sessions, world)
     async with transaction(sessions) as session:

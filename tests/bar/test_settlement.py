@@ -19,9 +19,9 @@ from funding.db import transaction, utcnow
 from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
 from funding.payments.models import Payment
-from tests.bar.helpers import make_bar, sell, site_of
-from tests.stripe_objects import BASE, balance_transaction, charge, checkout_session, event, payment_intent, sid
-from tests.webhooks.test_processing import deliver
+from tests.support.bar import make_bar, sell, site_of
+from tests.support.stripe_objects import BASE, balance_transaction, charge, checkout_session, event, payment_intent, sid
+from tests.support.webhooks import deliver
 from webhooks.handlers import bar as bar_handlers
 from webhooks.processing import drain
 

@@ -12,7 +12,7 @@ from funding.bar.catalog import BarError, edit_product, import_rows, parse_csv, 
 from funding.bar.models import SaleLine, TillHead
 from funding.bar.till import cancel, open_ticket, ring_up, tab_balance
 from funding.db import transaction
-from tests.bar.helpers import LIMIT, PRICES, make_bar, sell, site_of
+from tests.support.bar import LIMIT, PRICES, make_bar, sell, site_of
 
 
 async def test_a_sale_is_recorded_at_once_numbered_and_chained(sessions, world):
@@ -117,7 +117,7 @@ async def test_the_database_refuses_a_line_out_of_the_chain(sessions, world):
     bar = await make_bar(sessions, world)
     line = await sell(sessions, bar, "Café")
     async with sessions() as session:
-        forged = SaleLine(**{c: getattr(line, c) for c in SaleLine.__table__.columns.keys() if c != "id"})
+        forged = SaleLine(**{col.key: getattr(line, col.key) for col in SaleLine.__table__.columns if col.key != "id"})
         forged.seq = 5
         session.add(forged)
         with pytest.raises(DBAPIError, match="gap-free"):

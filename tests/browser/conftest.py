@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from funding.settings import load_settings
-from tests.conftest import TEST_SEAL_KEY, skip_or_fail
-from tests.live import LiveServer, free_port
+from tests.support.db import TEST_SEAL_KEY, skip_or_fail
+from tests.support.live import LiveServer, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from funding.db import create_engine
-from tests.conftest import run_async, sealed_sessions
-from tests.factories import make_world
+from tests.support.db import run_async, sealed_sessions
+from tests.support.world import make_world
 
 pytestmark = pytest.mark.browser
 

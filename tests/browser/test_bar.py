@@ -7,9 +7,9 @@ import pytest
 from funding.auth.models import User
 from funding.auth.service import issue_link
 from funding.db import create_engine, transaction
-from tests.bar.helpers import make_bar
-from tests.conftest import run_async, sealed_sessions
-from tests.factories import make_world
+from tests.support.bar import make_bar
+from tests.support.db import run_async, sealed_sessions
+from tests.support.world import make_world
 
 pytestmark = pytest.mark.browser
 
@@ -32,7 +32,7 @@ def _setup(settings):
 
 
 def test_three_taps_on_the_till_put_three_items_on_a_member_s_tab(live_server, live_settings, phone):
-    world, bar, link = _setup(live_settings)
+    world, _bar, link = _setup(live_settings)
     page = phone
     page.goto(link)
     page.get_by_role("button", name="Me connecter").click()

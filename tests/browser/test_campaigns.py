@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from funding.db import create_engine
-from tests.campaigns.helpers import make_campaign, paid_pledge
-from tests.conftest import run_async, sealed_sessions
-from tests.factories import make_world
+from tests.support.campaigns import make_campaign, paid_pledge
+from tests.support.db import run_async, sealed_sessions
+from tests.support.world import make_world
 
 pytestmark = pytest.mark.browser
 

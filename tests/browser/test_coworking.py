@@ -19,10 +19,10 @@ from funding.db import create_engine, transaction
 from funding.orgs.models import Site
 from funding.settings import load_settings
 from funding.stripe_gateway import StripeGateway
-from tests.conftest import TEST_SEAL_KEY, run_async, sealed_sessions
-from tests.factories import make_world
-from tests.live import LiveServer, free_port
-from tests.web.helpers import csrf_of
+from tests.support.db import TEST_SEAL_KEY, run_async, sealed_sessions
+from tests.support.live import LiveServer, free_port
+from tests.support.web import csrf_of
+from tests.support.world import make_world
 
 pytestmark = pytest.mark.browser
 

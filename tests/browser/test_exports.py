@@ -12,9 +12,9 @@ import pytest
 from funding.auth.models import User
 from funding.auth.service import issue_link
 from funding.db import create_engine, transaction
-from tests.conftest import run_async, sealed_sessions
-from tests.exports.test_pages import seed_money
-from tests.factories import make_world
+from tests.support.db import run_async, sealed_sessions
+from tests.support.exports import seed_money
+from tests.support.world import make_world
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,7 @@ from funding.campaigns.models import CampaignEntry, Match, Pledge
 from funding.db import transaction
 from funding.ledger.models import Entry, Grant, Posting
 from funding.ledger.service import Line
-from tests.campaigns.helpers import (
+from tests.support.campaigns import (
     active_pledge,
     make_campaign,
     paid_pledge,

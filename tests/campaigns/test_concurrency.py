@@ -15,17 +15,17 @@ from funding.db import create_engine
 from funding.mail.models import Email
 from funding.settings import load_settings
 from funding.stripe_gateway import StripeGateway
-from tests.campaigns.conftest import OffSession
-from tests.campaigns.helpers import (
+from tests.support.campaigns import (
+    OffSession,
     active_pledge,
     campaign_row,
     make_campaign,
     pledge,
     tiers_of,
 )
-from tests.conftest import TEST_SEAL_KEY, sealed_sessions
-from tests.factories import make_world
-from tests.stripe_objects import BASE
+from tests.support.db import TEST_SEAL_KEY, sealed_sessions
+from tests.support.stripe_objects import BASE
+from tests.support.world import make_world
 
 
 @pytest.fixture

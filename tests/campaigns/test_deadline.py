@@ -11,7 +11,7 @@ from funding.campaigns.models import Campaign, Match, Pledge
 from funding.db import transaction, utcnow
 from funding.mail.models import Email
 from funding.payments.models import StripeRequest
-from tests.campaigns.helpers import (
+from tests.support.campaigns import (
     active_pledge,
     campaign_row,
     make_campaign,
@@ -19,7 +19,7 @@ from tests.campaigns.helpers import (
     pledge_row,
     tiers_of,
 )
-from tests.stripe_objects import BASE, checkout_session
+from tests.support.stripe_objects import BASE, checkout_session
 
 
 async def close_at(sessions, stripe_settings, gw, moment: dt.datetime) -> int:
@@ -132,7 +132,7 @@ async def test_no_definite_answer_keeps_the_claim_and_the_sweep_retries_with_the
 
 
 async def test_keep_it_all_is_decided_without_charging_anyone(sessions, world, gw, stripe_settings, off_session):
-    from tests.campaigns.helpers import paid_pledge
+    from tests.support.campaigns import paid_pledge
 
     met = await make_campaign(sessions, world, slug="met", goal=5000)
     missed = await make_campaign(sessions, world, slug="missed", goal=500_000)

@@ -11,7 +11,7 @@ from funding.db import transaction
 from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
 from funding.payments.models import Payment
-from tests.campaigns.helpers import (
+from tests.support.campaigns import (
     campaign_row,
     make_campaign,
     pledge,
@@ -19,7 +19,7 @@ from tests.campaigns.helpers import (
     set_status,
     tiers_of,
 )
-from tests.stripe_objects import (
+from tests.support.stripe_objects import (
     balance_transaction,
     charge,
     checkout_session,
@@ -29,7 +29,7 @@ from tests.stripe_objects import (
     refund,
     sid,
 )
-from tests.webhooks.test_processing import deliver
+from tests.support.webhooks import deliver
 from webhooks.processing import drain
 
 

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from funding.campaigns.models import Campaign, Pledge, TaxReceipt
 from funding.campaigns.receipts import receipt_token, summary_token
-from tests.campaigns.helpers import make_campaign, paid_pledge, pledge, tiers_of
-from tests.web.helpers import csrf_of, login_as
+from tests.support.campaigns import make_campaign, paid_pledge, pledge, tiers_of
+from tests.support.web import csrf_of, login_as
 
 
 async def page_with_backers(sessions, world):

@@ -10,7 +10,7 @@ from funding.campaigns.models import Campaign, Pledge, Tier
 from funding.campaigns.pledges import ContributionError, is_sale, match_share, move
 from funding.db import transaction
 from funding.orgs.models import Organisation
-from tests.campaigns.helpers import (
+from tests.support.campaigns import (
     active_pledge,
     campaign_row,
     make_campaign,

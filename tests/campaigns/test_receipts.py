@@ -11,8 +11,8 @@ from funding.campaigns.models import TaxReceipt
 from funding.db import transaction
 from funding.mail.models import Email
 from funding.orgs.models import Organisation
-from tests.campaigns.helpers import make_campaign, paid_pledge, tiers_of
-from tests.factories import make_world
+from tests.support.campaigns import make_campaign, paid_pledge, tiers_of
+from tests.support.world import make_world
 
 
 async def all_receipts(sessions) -> list[TaxReceipt]:

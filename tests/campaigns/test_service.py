@@ -12,7 +12,7 @@ from funding.campaigns import service
 from funding.campaigns.models import Campaign
 from funding.campaigns.service import CampaignError, CampaignForm, MatchForm, TierForm
 from funding.db import transaction
-from tests.campaigns.helpers import active_pledge, campaign_row, make_campaign
+from tests.support.campaigns import active_pledge, campaign_row, make_campaign
 
 
 def form(world, **kw) -> CampaignForm:

@@ -18,10 +18,10 @@ from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
 from funding.payments.models import StripeEvent
 from funding.payments.service import reset_event
-from tests.conftest import TEST_SEAL_KEY, sealed_sessions
-from tests.coworking.conftest import deliver, new_member, sub_metadata
-from tests.coworking.fakes import DAY, MONTH, invoice, line, subscription
-from tests.stripe_objects import event, now
+from tests.support.coworking import DAY, MONTH, invoice, line, make_catalogue, new_member, sub_metadata, subscription
+from tests.support.stripe_objects import event, now
+from tests.support.webhooks import deliver, workers_on
+from tests.support.world import make_world
 from webhooks.processing import drain
 
 
@@ -359,7 +359,7 @@ async def test_invoice_lines_booked_elsewhere_or_unknown_are_handled(engine, ses
              line(price_id=None, amount=1100, start=start, end=start, invoice_item="ii_room",
                   metadata={"account": "706", "vat_rate": "100"}, description="Salle"),
              line(price_id=None, amount=500, start=start, end=start, invoice_item="ii_x", description="Divers")]
-    inv, ch = story.bill(lines=lines, fee=300)
+    inv, _ch = story.bill(lines=lines, fee=300)
     await deliver(engine, story.evt("invoice.paid", inv))
     await drain(sessions, gw)
     vt, st = await ledger(sessions)
@@ -387,19 +387,8 @@ async def test_a_zero_invoice_and_a_credit_invoice_balance_the_members_account(e
 @pytest.mark.postgres_only
 async def test_invoice_paid_processed_by_four_workers_at_once_books_once_on_postgresql(pg_url, fake):
     """Four workers drain the same inbox concurrently: one sale, one settlement, one email."""
-    from funding.db import create_engine
-    from funding.settings import load_settings
-    from funding.stripe_gateway import StripeGateway
-    from tests.coworking.conftest import make_catalogue
-    from tests.factories import make_world
-    from tests.stripe_objects import BASE
-
-    engine = create_engine(pg_url)
-    sessions = sealed_sessions(engine)
-    settings = load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=pg_url, STRIPE_SECRET_KEY="sk_test_x",
-                             STRIPE_WEBHOOK_SECRET="whsec_x", STRIPE_API_BASE=BASE)
-    gws = [StripeGateway(settings) for _ in range(4)]
-    try:
+    async with workers_on(pg_url, 4) as workers:
+        engine, sessions, gws = workers.engine, workers.sessions, workers.gateways
         world = await make_world(sessions)
         cat = await make_catalogue(sessions, world, fake)
         member = await new_member(sessions, world)
@@ -412,10 +401,6 @@ async def test_invoice_paid_processed_by_four_workers_at_once_books_once_on_post
         assert [j for j, _, _ in await ledger(sessions)] == ["VT", "ST"]
         async with sessions() as session:
             assert await session.scalar(select(func.count(Email.id))) == 1
-    finally:
-        for g in gws:
-            await g.aclose()
-        await engine.dispose()
 
 
 async def test_grace_period_starts_when_we_first_see_it_past_due(sessions, member, catalogue, fake):

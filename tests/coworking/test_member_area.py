@@ -9,16 +9,13 @@ from sqlalchemy import func, select
 
 from funding.auth.models import User
 from funding.auth.service import grants_of
-from funding.coworking.lifecycle import apply_invoice, apply_subscription
 from funding.coworking.models import Checkout, Member, Pass, Subscription
-from funding.db import transaction
 from funding.i18n import money
 from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
 from funding.payments.models import Payment
-from tests.coworking.conftest import deliver, new_member, sub_metadata
-from tests.coworking.fakes import DAY, MONTH, invoice, line, subscription
-from tests.stripe_objects import (
+from tests.support.coworking import active_member, line, subscription
+from tests.support.stripe_objects import (
     balance_transaction,
     charge,
     checkout_session,
@@ -27,34 +24,9 @@ from tests.stripe_objects import (
     payment_intent,
     sid,
 )
-from tests.web.helpers import csrf_of, login_as
+from tests.support.web import csrf, csrf_of, login_as, text_of
+from tests.support.webhooks import deliver
 from webhooks.processing import drain
-
-
-def text_of(html: str) -> str:
-    import html as markup
-
-    return markup.unescape(re.sub(r"[ \t\r\n]+", " ", re.sub(r"<[^>]+>", " ", html)))
-
-
-async def csrf(client, path: str = "/login") -> str:
-    return csrf_of((await client.get(path)).text)
-
-
-async def active_member(sessions, world, catalogue, fake, *, code: str = "flex", name: str = "Julie Fayolle"):
-    """A member with a live subscription and a paid first invoice, known to the fake and to us."""
-    member = await new_member(sessions, world, name=name)
-    start = now() - 5 * DAY
-    sub = subscription(customer=member.stripe_customer_id, price=catalogue.prices[code],
-                       metadata=sub_metadata(member, catalogue.plans[code]), start=start, end=start + MONTH)
-    fake.add(sub)
-    inv = invoice(customer=member.stripe_customer_id, sub=sub, created=start, lines=[
-        line(price_id=catalogue.price_id(code), amount=catalogue.prices[code]["unit_amount"], start=start, end=start + MONTH,
-             sub_id=sub["id"])])
-    async with transaction(sessions) as session:
-        row = await apply_subscription(session, sub, now())
-        await apply_invoice(session, inv, now())
-    return member, sub, row, inv
 
 
 async def test_plans_are_listed_per_site_with_prices_before_and_after_vat(app_client, world, catalogue):
@@ -75,7 +47,7 @@ async def test_joining_creates_the_member_and_its_customer_then_a_subscription_c
         "csrf_token": token, "name": "Nadia Chassaing", "email": "Nadia@Atelier-Livradois.example.fr", "phone": "04 73 80 00 00",
         "company_name": "Atelier Numérique du Livradois SAS", "siren": "918 734 021", "vat_number": "FR 37 918734021"})
     assert response.status_code == 303 and response.headers["location"].startswith("https://checkout.stripe.test/")
-    (path, customer, key), = fake.posted("customers")
+    (_path, customer, key), = fake.posted("customers")
     assert customer["name"] == "Atelier Numérique du Livradois SAS" and customer["email"] == "nadia@atelier-livradois.example.fr"
     assert customer["invoice_settings"]["custom_fields"] == [
         {"name": "SIREN", "value": "918734021"}, {"name": "N° TVA intracommunautaire", "value": "FR37918734021"},
@@ -88,7 +60,7 @@ async def test_joining_creates_the_member_and_its_customer_then_a_subscription_c
     assert grants == {(world.org_id, "member")}
     assert (member.siren, member.vat_number, member.phone) == ("918734021", "FR37918734021", "0473800000")
     assert customer["metadata"]["member_id"] == str(member.id) and key == f"entrelab-coworking-member-{member.id}-customers-1"
-    (path, params, key), = fake.posted("checkout/sessions")
+    (_path, params, key), = fake.posted("checkout/sessions")
     assert params["mode"] == "subscription" and params["customer"] == member.stripe_customer_id
     assert params["line_items"] == [{"price": catalogue.price_id("bureau"), "quantity": "1"}]
     meta = params["subscription_data"]["metadata"]
@@ -152,7 +124,7 @@ async def test_a_pass_is_paid_in_payment_mode_and_gives_its_days(app_client, eng
     response = await app_client.post(f"/coworking/{world.site_slug}/adherer/carnet-10", data={
         "csrf_token": await csrf(app_client), "name": "Hugo Morel", "email": "hugo@example.org"})
     assert response.status_code == 303
-    (path, params, _key), = fake.posted("checkout/sessions")
+    (_path, params, _key), = fake.posted("checkout/sessions")
     assert params["mode"] == "payment" and params["metadata"]["purpose"] == "pass"
     assert params["line_items"][0]["price_data"]["unit_amount"] == "18000"
     meta = params["metadata"]
@@ -178,7 +150,7 @@ async def test_a_pass_is_paid_in_payment_mode_and_gives_its_days(app_client, eng
 
 async def test_the_member_area_shows_plan_status_next_payment_and_invoices(app_client, sessions, settings, world, catalogue,
                                                                            fake):
-    member, sub, row, inv = await active_member(sessions, world, catalogue, fake)
+    member, _sub, _row, inv = await active_member(sessions, world, catalogue, fake)
     await login_as(app_client, sessions, settings, member.user_id)
     page = await app_client.get("/membre")
     assert page.status_code == 200
@@ -210,7 +182,7 @@ async def test_changing_plan_shows_stripes_proration_preview_then_applies_exactl
     text = text_of(preview.text)
     assert "Crédit pour le temps non utilisé de « Poste nomade »" in text and f"-{money(12000)}" in text.replace("−", "-")
     assert "À payer maintenant" in text and money(5600) in text
-    (path, asked, _key), = fake.posted("invoices/create_preview")
+    (_path, asked, _key), = fake.posted("invoices/create_preview")
     assert asked["subscription"] == sub["id"] and asked["subscription_details"]["proration_behavior"] == "always_invoice"
     assert asked["subscription_details"]["items"][0]["price"] == catalogue.price_id("fixe")
     token = re.search(r'name="token" value="([^"]+)"', preview.text).group(1)
@@ -218,7 +190,7 @@ async def test_changing_plan_shows_stripes_proration_preview_then_applies_exactl
     form = {"csrf_token": csrf_of(preview.text), "token": token}
     done = await app_client.post("/membre/formule/confirmer", data=form)
     assert done.status_code == 303 and done.headers["location"] == "/membre"
-    (path, update, key), = fake.posted(f"subscriptions/{sub['id']}")
+    (_path, update, _key), = fake.posted(f"subscriptions/{sub['id']}")
     assert update["items"][0] == {"id": sub["items"]["data"][0]["id"], "price": catalogue.price_id("fixe")}
     assert update["proration_behavior"] == "always_invoice" and update["proration_date"] == str(moment)
     async with sessions() as session:
@@ -240,7 +212,7 @@ async def test_cancel_at_period_end_then_resume(app_client, sessions, settings, 
     token = csrf_of((await app_client.get("/membre")).text)
     response = await app_client.post("/membre/resilier", data={"csrf_token": token, "subscription": str(row.id)})
     assert response.status_code == 303
-    (path, params, key), = fake.posted(f"subscriptions/{sub['id']}")
+    (_path, params, key), = fake.posted(f"subscriptions/{sub['id']}")
     assert params == {"cancel_at_period_end": "true"} and key.startswith(f"entrelab-coworking-cancel-{row.id}-1-")
     page = text_of((await app_client.get("/membre")).text)
     assert "prendra fin le" in page and "Fin de l'abonnement" in page and "Reprendre mon abonnement" in page
@@ -257,7 +229,7 @@ async def test_the_card_is_updated_through_a_billing_portal_session(app_client, 
     await login_as(app_client, sessions, settings, member.user_id)
     response = await app_client.post("/membre/carte", data={"csrf_token": csrf_of((await app_client.get("/membre")).text)})
     assert response.status_code == 303 and response.headers["location"].startswith("https://billing.stripe.test/p/session/")
-    (path, params, key), = fake.posted("billing_portal/sessions")
+    (_path, params, key), = fake.posted("billing_portal/sessions")
     assert params == {"customer": member.stripe_customer_id, "return_url": "http://testserver/membre", "locale": "fr"}
     assert key.startswith(f"entrelab-coworking-portal-{member.id}-")
 
@@ -274,7 +246,7 @@ async def test_member_details_are_checked_and_sent_to_the_stripe_customer(app_cl
                                                             "company_name": "Fayolle Conseil", "siren": "934561200",
                                                             "vat_number": "FR74934561200", "phone": ""})
     assert ok.status_code == 303
-    (path, params, _key), = fake.posted(f"customers/{member.stripe_customer_id}")
+    (_path, params, _key), = fake.posted(f"customers/{member.stripe_customer_id}")
     assert params["name"] == "Fayolle Conseil" and params["invoice_settings"]["custom_fields"][0] == {
         "name": "SIREN", "value": "934561200"}
     async with sessions() as session:
@@ -288,7 +260,7 @@ async def test_the_return_from_checkout_applies_the_subscription_at_once(app_cli
     async with sessions() as session:
         member = await session.scalar(select(Member))
         checkout = await session.scalar(select(Checkout))
-    (path, params, _key), = fake.posted("checkout/sessions")
+    (_path, params, _key), = fake.posted("checkout/sessions")
     sub = subscription(customer=member.stripe_customer_id, price=catalogue.prices["flex"],
                        metadata=params["subscription_data"]["metadata"])
     fake.add(sub)

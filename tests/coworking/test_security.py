@@ -16,8 +16,8 @@ from funding.coworking.models import Invoice, Member
 from funding.db import transaction
 from funding.mail.models import Email
 from funding.security import sign
-from tests.coworking.test_member_area import active_member
-from tests.web.helpers import csrf_of, login_as
+from tests.support.coworking import active_member
+from tests.support.web import csrf_of, login_as
 
 MEMBER_PREFIXES = ("/membre", "/coworking", "/admin/coworking")
 
@@ -77,7 +77,7 @@ async def test_a_magic_link_reused_expired_or_altered_is_refused(app_client, ses
 
 
 async def test_member_a_can_neither_see_nor_act_on_member_b(app_client, sessions, settings, world, catalogue, fake):
-    a, sub_a, row_a, inv_a = await active_member(sessions, world, catalogue, fake, name="Alice Ardoin")
+    a, _sub_a, _row_a, inv_a = await active_member(sessions, world, catalogue, fake, name="Alice Ardoin")
     b, sub_b, row_b, inv_b = await active_member(sessions, world, catalogue, fake, name="Bruno Besse")
     async with sessions() as session:
         invoice_b = await session.scalar(select(Invoice).where(Invoice.member_id == b.id))
@@ -134,7 +134,7 @@ async def test_member_a_can_neither_see_nor_act_on_member_b(app_client, sessions
 
 async def test_every_coworking_form_without_a_valid_csrf_token_is_refused(app_client, sessions, settings, world, catalogue,
                                                                           fake):
-    a, sub_a, row_a, _ = await active_member(sessions, world, catalogue, fake)
+    a, _sub_a, row_a, _ = await active_member(sessions, world, catalogue, fake)
     await login_as(app_client, sessions, settings, a.user_id)
     posts = [r for r in app_client.app.routes if isinstance(r, Route) and "POST" in (r.methods or ())
              and r.path.startswith(MEMBER_PREFIXES)]

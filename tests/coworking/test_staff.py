@@ -15,16 +15,14 @@ from funding.coworking.reports import deferred_revenue, fiscal_year_end
 from funding.db import transaction
 from funding.mail.service import enqueue
 from funding.payments.models import Payment
-from tests.coworking.conftest import new_member, sub_metadata
-from tests.coworking.fakes import DAY, invoice, line, subscription, unix
-from tests.coworking.test_member_area import active_member, text_of
-from tests.stripe_objects import now
-from tests.web.helpers import csrf_of, login_as
+from tests.support.coworking import DAY, active_member, invoice, line, new_member, sub_metadata, subscription, unix
+from tests.support.stripe_objects import now
+from tests.support.web import csrf_of, login_as, text_of
 
 
 async def _crowd(sessions, world, catalogue, fake):
     julie, *_ = await active_member(sessions, world, catalogue, fake, name="Julie Fayolle")
-    kevin, sub_k, row_k, _ = await active_member(sessions, world, catalogue, fake, code="fixe", name="Kévin Lopez")
+    kevin, sub_k, _row_k, _ = await active_member(sessions, world, catalogue, fake, code="fixe", name="Kévin Lopez")
     due = invoice(customer=kevin.stripe_customer_id, sub=sub_k, status="open", attempt_count=2,
                   billing_reason="subscription_cycle",
                   lines=[line(price_id=catalogue.price_id("fixe"), amount=26400, start=now(), end=now() + 30 * DAY,
@@ -38,7 +36,7 @@ async def _crowd(sessions, world, catalogue, fake):
 
 async def test_members_per_site_with_status_plan_since_and_overdue_filters_and_csv(app_client, sessions, settings, world,
                                                                                    catalogue, fake):
-    julie, kevin, lea = await _crowd(sessions, world, catalogue, fake)
+    await _crowd(sessions, world, catalogue, fake)
     await active_member(sessions, world, catalogue, fake, code="adhesion", name="Amandine Brun")
     await login_as(app_client, sessions, settings, world.users["staff"])
     page = await app_client.get("/admin/coworking")
@@ -72,7 +70,7 @@ async def test_members_per_site_with_status_plan_since_and_overdue_filters_and_c
 
 
 async def test_a_members_history_shows_subscriptions_invoices_and_emails(app_client, sessions, settings, world, catalogue, fake):
-    julie, kevin, _ = await _crowd(sessions, world, catalogue, fake)
+    _julie, kevin, _ = await _crowd(sessions, world, catalogue, fake)
     async with transaction(sessions) as session:
         await enqueue(session, to="kevin@example.org", user_id=kevin.user_id, org_id=world.org_id, dedupe_key="test:1",
                       subject="Paiement refusé : facture X", body_text="…")

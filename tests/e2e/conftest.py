@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
-import httpx
 import pytest
 
 from funding.settings import load_settings
-from tests.conftest import TEST_SEAL_KEY, run_async, sealed_sessions
-from tests.live import LiveServer, free_port
+from tests.support.db import TEST_SEAL_KEY
+from tests.support.live import LiveServer, free_port
 
 
 @pytest.fixture
@@ -28,33 +25,3 @@ def e2e(e2e_settings):
         server.app = app
         server.settings = e2e_settings
         yield server
-
-
-def db_call(settings, fn):
-    """Run ``await fn(sessions)`` against the test database from a sync test."""
-    from funding.db import create_engine
-
-    async def go():
-        engine = create_engine(settings.database_url)
-        try:
-            return await fn(sealed_sessions(engine))
-        finally:
-            await engine.dispose()
-
-    return run_async(go)
-
-
-def wait_for(predicate, *, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def sandbox_get(server, path: str) -> dict:
-    response = httpx.get(f"{server.url}/_sandbox/stripe{path}", headers={"authorization": "Bearer sk_test_e2e"}, timeout=10)
-    response.raise_for_status()
-    return response.json()

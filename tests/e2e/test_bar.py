@@ -17,11 +17,10 @@ from funding.db import transaction
 from funding.ledger.models import Entry, Posting
 from funding.orgs.models import Site
 from funding.stripe_gateway import StripeGateway
-from tests.bar.helpers import make_bar, sell
-from tests.e2e.conftest import db_call, wait_for
-from tests.e2e.test_campaigns import pay_on_hosted_page
-from tests.factories import make_world
-from tests.web.helpers import csrf_of
+from tests.support.bar import make_bar, sell
+from tests.support.e2e import db_call, pay_on_hosted_page, wait_for
+from tests.support.web import csrf_of
+from tests.support.world import make_world
 
 
 def logged_in(e2e, user_id: int) -> httpx.Client:
@@ -119,7 +118,7 @@ def test_a_member_s_tab_is_closed_cut_off_and_charged_off_session_on_the_saved_c
             await gw.aclose()
         return world, member, batch_id, status
 
-    world, member, batch_id, status = db_call(e2e.settings, setup)
+    _world, member, batch_id, status = db_call(e2e.settings, setup)
     assert status == "paid"
 
     async def settled(sessions):

@@ -4,7 +4,6 @@ the deadline job, and the books checked against the sandbox's balance transactio
 from __future__ import annotations
 
 import datetime as dt
-import re
 import threading
 
 import httpx
@@ -15,26 +14,10 @@ from funding.campaigns.models import Campaign, CampaignEntry, Match, Pledge
 from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
 from funding.stripe_gateway import StripeGateway
-from tests.campaigns.helpers import make_campaign
-from tests.e2e.conftest import db_call, sandbox_get, wait_for
-from tests.factories import make_world
-from tests.web.helpers import csrf_of
-
-
-def hosted_form(page: httpx.Response) -> str:
-    return re.search(r'<form method="post" action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
-
-
-def pay_on_hosted_page(client: httpx.Client, url: str, card: str, *, name: str = "Ana Martin") -> httpx.Response:
-    """Fill the sandbox's Checkout page; authenticate on its 3-D Secure page when the bank asks."""
-    page = client.get(url)
-    assert page.status_code == 200, page.text[:300]
-    response = client.post(hosted_form(page), data={"cardholder-name": name, "card-number": card, "card-expiry": "12/34",
-                                                     "card-cvc": "123", "email": "ana@example.org"})
-    if response.status_code in (302, 303) and "/authenticate/" in response.headers["location"]:
-        challenge = client.get(response.headers["location"])
-        response = client.post(hosted_form(challenge), data={"action": "authenticate"})
-    return response
+from tests.support.campaigns import make_campaign
+from tests.support.e2e import db_call, hosted_form, pay_on_hosted_page, sandbox_get, wait_for
+from tests.support.web import csrf_of
+from tests.support.world import make_world
 
 
 def contribute(client: httpx.Client, slug: str, **fields) -> str:

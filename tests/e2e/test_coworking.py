@@ -6,6 +6,7 @@ webhook delivered again, in reverse order, and every event processed again: noth
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 
@@ -22,9 +23,9 @@ from funding.mail.models import Email
 from funding.orgs.models import Site
 from funding.payments.models import StripeEvent
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway, sign_payload
-from tests.e2e.conftest import db_call, sandbox_get, wait_for
-from tests.factories import make_world
-from tests.web.helpers import csrf_of
+from tests.support.e2e import db_call, sandbox_get, wait_for
+from tests.support.web import csrf_of
+from tests.support.world import make_world
 
 GOOD, FAILS = "4242 4242 4242 4242", "4000 0000 0000 0341"
 DAY, HOUR = 86_400, 3_600
@@ -131,7 +132,7 @@ def facts(e2e, member_id: int):
 def settled(e2e, member_id: int, count: int):
     """Wait until ``count`` invoices are paid and both their entries are in the books."""
     def ready():
-        sub, invoices, entries, emails, numbers = facts(e2e, member_id)
+        sub, invoices, entries, emails, _numbers = facts(e2e, member_id)
         paid = [i for i in invoices if i.status == "paid"]
         return (sub, invoices, entries, emails) if len(paid) >= count and len(entries) >= 2 * count else None
 
@@ -195,7 +196,7 @@ def test_a_failing_card_then_recovery_and_a_card_failing_into_unpaid(e2e):
         return (sub, invoices, entries, emails) if done else None
 
     for member_id in (claire, kevin):
-        sub, invoices, entries, emails = wait_for(lambda: past_due(member_id), timeout=30, what="past due")
+        sub, invoices, entries, emails = wait_for(functools.partial(past_due, member_id), timeout=30, what="past due")
         access = access_of(sub)
         assert access.granted and access.reason == "grace"  # a week to sort it out
         assert invoices[-1].status == "open" and invoices[-1].amount_remaining == 18000
@@ -311,7 +312,7 @@ def test_webhooks_delivered_again_in_reverse_order_and_reprocessed_change_nothin
         db_call(e2e.settings, replay)
         wait_for(lambda: _all_processed(e2e), timeout=60, what="every event processed again")
     after = [facts(e2e, m) for m in (member_id, other)]
-    for b, a in zip(before, after):
+    for b, a in zip(before, after, strict=True):
         assert (b[0].status, b[0].plan_id, b[0].version <= a[0].version) == (a[0].status, a[0].plan_id, True)
         assert [(i.stripe_invoice_id, i.status, i.amount_remaining) for i in b[1]] == \
             [(i.stripe_invoice_id, i.status, i.amount_remaining) for i in a[1]]

@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-import re
-
 import httpx
 from sqlalchemy import select
 
 from funding.ledger.models import Entry, Posting
 from funding.payments.models import Payment
-from tests.e2e.conftest import db_call, sandbox_get, wait_for
-from tests.factories import make_world
-from tests.web.helpers import csrf_of
-
-
-def pay_on_hosted_page(client: httpx.Client, url: str, card: str) -> httpx.Response:
-    page = client.get(url)
-    assert page.status_code == 200 and "Bac à sable" in page.text
-    action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
-    return client.post(action, data={"cardholder-name": "Ana Martin", "card-number": card, "card-expiry": "12/34",
-                                     "card-cvc": "123"})
+from tests.support.e2e import db_call, donate, pay_on_hosted_page, sandbox_get, wait_for
+from tests.support.web import csrf_of
+from tests.support.world import make_world
 
 
 def test_a_donation_paid_on_the_hosted_page_lands_in_the_books_with_the_sandbox_fee(e2e):
     world = db_call(e2e.settings, make_world)
     with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=20) as client:
-        form = client.get("/soutenir")
-        response = client.post("/soutenir", data={"csrf_token": csrf_of(form.text), "site": world.site_slug, "amount": "50",
-                                                   "other": "", "name": "Ana Martin", "email": "ana@example.org"})
-        assert response.status_code == 303
-        checkout_url = response.headers["location"]
+        checkout_url = donate(client, world)
         assert checkout_url.startswith(f"{e2e.url}/_sandbox/stripe/checkout/cs_")
-        paid = pay_on_hosted_page(client, checkout_url, "4242 4242 4242 4242")
+        paid = pay_on_hosted_page(client, checkout_url, "4242 4242 4242 4242", email=None)
         assert paid.status_code in (302, 303)
         thanks = client.get(paid.headers["location"])
         assert thanks.status_code == 200 and "Merci !" in thanks.text and "50,00" in thanks.text
@@ -69,10 +55,8 @@ def test_a_donation_paid_on_the_hosted_page_lands_in_the_books_with_the_sandbox_
 def test_a_declined_card_is_refused_on_the_page_and_books_nothing(e2e):
     world = db_call(e2e.settings, make_world)
     with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=20) as client:
-        form = client.get("/soutenir")
-        response = client.post("/soutenir", data={"csrf_token": csrf_of(form.text), "site": world.site_slug, "amount": "",
-                                                   "other": "35", "name": "Léo", "email": "leo@example.org"})
-        declined = pay_on_hosted_page(client, response.headers["location"], "4000 0000 0000 9995")
+        checkout_url = donate(client, world, amount="", other="35", name="Léo", email="leo@example.org")
+        declined = pay_on_hosted_page(client, checkout_url, "4000 0000 0000 9995", email=None)
         assert declined.status_code in (200, 402) and "refusée" in declined.text.lower()
 
     async def state(sessions):

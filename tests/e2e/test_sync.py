@@ -13,12 +13,10 @@ from funding.ledger.models import Entry
 from funding.payments.models import Payment
 from funding.sandbox import Sandbox
 from funding.stripe_gateway import SANDBOX_PATH
-from tests.e2e.conftest import db_call, sandbox_get, wait_for
-from tests.e2e.test_donation import pay_on_hosted_page
-from tests.factories import make_world
-from tests.live import LiveServer
 from tests.support.cli import invoke
-from tests.web.helpers import csrf_of
+from tests.support.e2e import db_call, donate, pay_on_hosted_page, sandbox_get, wait_for
+from tests.support.live import LiveServer
+from tests.support.world import make_world
 
 
 @pytest.fixture
@@ -47,10 +45,8 @@ async def _stripe_entries(sessions):
 def test_sync_recovers_undelivered_events_and_reconcile_checks_payouts(deaf):
     world = db_call(deaf.settings, make_world)
     with httpx.Client(base_url=deaf.url, follow_redirects=False, timeout=20) as client:
-        form = client.get("/soutenir")
-        response = client.post("/soutenir", data={"csrf_token": csrf_of(form.text), "site": world.site_slug, "amount": "20",
-                                                   "other": "", "name": "Ana", "email": "ana@example.org"})
-        paid = pay_on_hosted_page(client, response.headers["location"], "4242424242424242")
+        checkout_url = donate(client, world, amount="20", name="Ana")
+        paid = pay_on_hosted_page(client, checkout_url, "4242424242424242", email=None)
         assert paid.status_code in (302, 303)
 
     def failed_deliveries():

@@ -7,9 +7,9 @@ import datetime as dt
 import io
 
 from funding.exports.cli import ProgressBar
-from tests.exports import fec_checker
-from tests.factories import post_gift
+from tests.support import fec_checker
 from tests.support.cli import funding as cli
+from tests.support.world import post_gift
 
 TODAY = dt.date.today()
 

@@ -15,15 +15,15 @@ from funding.ledger.chart import JOURNALS
 from funding.ledger.models import FUNDING_SOURCES
 from funding.ledger.service import EntryDraft, Line
 from funding.orgs.models import Site
-from tests.conftest import run_async
-from tests.exports import fec_checker
-from tests.exports.helpers import engine_and_sessions, make_books, post_drafts, scope_for
+from tests.support import fec_checker
+from tests.support.db import run_async
+from tests.support.exports import engine_and_sessions, make_books, post_drafts, scope_for
 
 ACCOUNTS = ("194", "411", "4191", "441", "445711", "512", "5115", "580", "627", "706", "707", "741", "75411", "7542", "7561")
 AUX = ("ADH-001", "adh 2/β", "C;3", "tab\there")
 TODAY = dt.date.today()
 START = TODAY - dt.timedelta(days=200)
-BREAKS = st.sampled_from(list(journal.BREAKS) + [" "])
+BREAKS = st.sampled_from([*journal.BREAKS, " "])
 WORDS = st.sampled_from(["Don", "Adhésion « 2026 »", "€", "é", '"', "\\", ";", "|", ",", "ch_1", "\x1c", "\x02", "\u00a0"])
 # Texts as people and imports write them, including ones that are only breaks once cleaned.
 TEXT = st.lists(WORDS | BREAKS | st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), min_size=1,

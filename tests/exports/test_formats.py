@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import unicodedata
 from dataclasses import dataclass
 
@@ -22,9 +23,9 @@ from funding.ledger.chart import JOURNALS
 from funding.ledger.models import FUNDING_SOURCES
 from funding.ledger.service import EntryDraft, Line, close_month, reverse, trial_balance
 from funding.orgs.models import Site
-from tests.conftest import run_async
-from tests.exports import fec_checker
-from tests.exports.helpers import (
+from tests.support import fec_checker
+from tests.support.db import run_async
+from tests.support.exports import (
     bean_check,
     beancount_balances,
     engine_and_sessions,
@@ -62,7 +63,7 @@ def entries(draw) -> EntrySpec:
     total = sum(debits)
     cuts = draw(st.lists(st.integers(1, total - 1), max_size=2, unique=True)) if total > 1 else []
     bounds = [0, *sorted(cuts), total]
-    credits = [b - a for a, b in zip(bounds, bounds[1:])]
+    credits = [b - a for a, b in itertools.pairwise(bounds)]
     amounts = debits + [-c for c in credits]
     lines = []
     for amount in draw(st.permutations(amounts)):

@@ -13,34 +13,13 @@ from sqlalchemy import select
 from funding.db import transaction
 from funding.exports import service
 from funding.exports.models import ExportLog
-from funding.ledger.records import Record, record_many
 from funding.ledger.service import EntryDraft, Line, post
 from funding.security import sign
-from tests.exports import fec_checker
-from tests.web.helpers import login_as
+from tests.support import fec_checker
+from tests.support.exports import seed_money
+from tests.support.web import login_as
 
 TODAY = dt.date.today()
-
-
-async def seed_money(sessions, world) -> None:
-    day = TODAY.replace(day=1)
-    async with transaction(sessions) as session:
-        await record_many(session, [
-            Record("grant-notified", day.isoformat(), "30000,00", site=world.site_slug, funder="Région Auvergne-Rhône-Alpes",
-                   funder_siret="20005376700014", reference="AURA-1", object="Fonctionnement"),
-            Record("grant-paid", day.isoformat(), "10000,00", reference="AURA-1", piece_ref="RELEVE-1"),
-            Record("patronage", day.isoformat(), "5000,00", site=world.site_slug, funder="Fondation X", piece_ref="CONV-1"),
-        ], created_by="test")
-        await post(session, [
-            EntryDraft(org_id=world.org_id, site_id=world.other_site_id, journal="ST", entry_date=day, label="Don en ligne",
-                       piece_ref="ch_1", funding_source="crowdfunding", source_key="stripe:txn_1",
-                       lines=[Line("5115", 4885), Line("627", 115), Line("75411", -5000)]),
-            EntryDraft(org_id=world.org_id, site_id=world.other_site_id, journal="ST", entry_date=day, label="Don en ligne",
-                       piece_ref="ch_2", funding_source="crowdfunding", source_key="stripe:txn_2",
-                       lines=[Line("5115", 1941), Line("627", 59), Line("75411", -2000)]),
-            EntryDraft(org_id=world.org_id, site_id=world.site_id, journal="BQ", entry_date=day, label="Loyers incubateur",
-                       piece_ref="VIR-1", funding_source="self", lines=[Line("512", 360000), Line("706", -360000)]),
-        ])
 
 
 async def test_accountant_downloads_each_format_and_every_download_is_logged(client, sessions, settings, world):
@@ -129,7 +108,7 @@ async def test_transparency_pages_and_open_data_show_counts_never_people(client,
     assert rows[0] == ["nomAttribuant", "idAttribuant", "dateConvention", "referenceDecision", "nomBeneficiaire",
                        "idBeneficiaire", "rnaBeneficiaire", "objet", "montant", "nature", "conditionsVersement",
                        "datesPeriodeVersement", "idRAE", "notificationUE", "pourcentageSubvention", "dispositifAide"]
-    row = dict(zip(rows[0], rows[1]))
+    row = dict(zip(rows[0], rows[1], strict=True))
     assert row["idAttribuant"] == "20005376700014" and row["montant"] == "30000.00"
     assert row["dateConvention"] == TODAY.replace(day=1).isoformat() == row["datesPeriodeVersement"]
     assert row["nature"] == "aide en numéraire" and row["notificationUE"] == "non"

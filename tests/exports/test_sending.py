@@ -22,10 +22,10 @@ from funding.ledger.service import EntryDraft, Line, close_month, post
 from funding.mail.models import Email
 from funding.mail.service import send_pending
 from funding.orgs.models import Organisation
-from tests.conftest import TEST_SEAL_KEY, sealed_sessions
-from tests.exports import fec_checker
-from tests.live import free_port
+from tests.support import fec_checker
 from tests.support.cli import funding
+from tests.support.db import TEST_SEAL_KEY, sealed_sessions
+from tests.support.live import free_port
 
 LAST_MONTH_END = dt.date.today().replace(day=1) - dt.timedelta(days=1)
 PERIOD = f"{LAST_MONTH_END:%Y-%m}"
@@ -167,7 +167,7 @@ async def test_two_workers_racing_on_a_closed_month_queue_each_email_once(pg_url
 
     from funding.db import create_engine
     from funding.settings import load_settings
-    from tests.factories import make_world
+    from tests.support.world import make_world
 
     settings = load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=pg_url, SECRET_KEY="test-secret-key-0123456789",
                              BASE_URL="http://testserver")

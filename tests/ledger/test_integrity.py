@@ -15,10 +15,10 @@ from funding.db import create_engine, transaction
 from funding.ledger.models import Entry
 from funding.ledger.service import EntryDraft, credit, debit, post, reverse, trial_balance
 from funding.ledger.verify import verify_org
-from tests.conftest import sealed_sessions
-from tests.factories import make_world, post_gift
 from tests.support.cli import funding
+from tests.support.db import sealed_sessions
 from tests.support.tamper import without_triggers
+from tests.support.world import make_world, post_gift
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from funding.errors import FundingError
 from funding.ledger.models import Account, Posting
 from funding.ledger.service import EntryDraft, credit, debit
 from funding.models import metadata
-from tests.conftest import owner_url
-from tests.factories import make_world, post_gift
+from tests.support.db import owner_url
+from tests.support.world import make_world, post_gift
 
 REFUSED = [
     "TRUNCATE tax_receipts", "TRUNCATE bar_archives", "TRUNCATE bar_batch_lines", "TRUNCATE export_logs",
@@ -42,7 +42,7 @@ async def test_the_services_role_cannot_erase_or_unguard_history(pg_url, stateme
     engine = create_engine(pg_url)
     try:
         async with engine.connect() as conn:
-            with pytest.raises(DBAPIError, match="permission denied|must be owner|must be superuser"):
+            with pytest.raises(DBAPIError, match=r"permission denied|must be owner|must be superuser"):
                 await conn.execute(text(statement))
     finally:
         await engine.dispose()
@@ -89,7 +89,7 @@ async def test_a_concurrent_delete_of_an_account_beside_an_uncommitted_posting_i
     """Migrations 0011–0012 checked postings' references by trigger, without locking: the owner's
     DELETE of an account committed beside an uncommitted posting, leaving an orphan. The foreign
     key locks the account: the DELETE waits, then fails."""
-    from tests.conftest import sealed_sessions
+    from tests.support.db import sealed_sessions
 
     engine, owner = create_engine(pg_url), create_engine(owner_url(pg_url))
     sessions = sealed_sessions(engine)
@@ -119,7 +119,7 @@ async def test_a_concurrent_delete_of_an_account_beside_an_uncommitted_posting_i
                     f"DELETE FROM accounts WHERE org_id = {world.org_id} AND number = '7588'")))
                 await asyncio.sleep(0.5)
                 release.set()
-                with pytest.raises(DBAPIError, match="foreign key|violates"):
+                with pytest.raises(DBAPIError, match=r"foreign key|violates"):
                     await task
                 await conn.rollback()
 
@@ -137,6 +137,6 @@ async def test_an_entry_with_postings_cannot_lose_its_account_or_site_even_as_th
     for statement in ("DELETE FROM accounts WHERE number = '75411'", f"DELETE FROM sites WHERE id = {world.site_id}",
                       "DELETE FROM journals WHERE code = 'ST'"):
         async with owner_engine.connect() as conn:
-            with pytest.raises(DBAPIError, match="(?i)foreign key|has entries|has postings"):
+            with pytest.raises(DBAPIError, match=r"(?i)foreign key|has entries|has postings"):
                 await conn.execute(text(statement))
             await conn.rollback()

@@ -22,7 +22,7 @@ from funding.ledger.service import (
     trial_balance,
 )
 from funding.ledger.verify import verify_org
-from tests.factories import gift, post_gift
+from tests.support.world import gift, post_gift
 
 TODAY = dt.date.today()
 LAST_MONTH_DAY = TODAY.replace(day=1) - dt.timedelta(days=1)
@@ -35,7 +35,7 @@ async def raw_draft(session, world, amounts=(100, -100), accounts=("512", "706")
     session.add(entry)
     await session.flush()
     session.add_all([Posting(entry_id=entry.id, org_id=world.org_id, line_no=n, account_number=account, amount=amount,
-                             currency="EUR") for n, (account, amount) in enumerate(zip(accounts, amounts), start=1)])
+                             currency="EUR") for n, (account, amount) in enumerate(zip(accounts, amounts, strict=True), start=1)])
     await session.flush()
     return entry
 

@@ -26,10 +26,10 @@ from funding.ledger.service import EntryDraft, close_month, credit, debit, post
 from funding.ledger.verify import verify_org
 from funding.orgs.models import Site
 from funding.settings import Settings, generate_seal_key
-from tests.conftest import TEST_SEAL_KEY
-from tests.factories import make_world
 from tests.support.cli import funding
+from tests.support.db import TEST_SEAL_KEY
 from tests.support.tamper import without_triggers
+from tests.support.world import make_world
 
 
 def month_start(today: dt.date, back: int) -> dt.date:

@@ -6,11 +6,8 @@ merchant success page and a webhook receiver that records what it gets.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 import stripe
@@ -20,10 +17,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
-from funding.sandbox import Sandbox, create_sandbox_app
-
-SECRET = "whsec_test_sandbox_secret_0123456789abcdef"
-MOUNT = "/_sandbox/stripe"
+from funding.sandbox import Sandbox
+from tests.support.live import free_port
+from tests.support.sandbox import MOUNT, Receiver, Server, Switch, make_client, make_sandbox
 
 
 def pytest_collection_modifyitems(items):
@@ -38,44 +34,6 @@ def anyio_backend():
     return "asyncio"
 
 
-class Switch:
-    """An ASGI app that forwards to whichever sandbox app the current test set."""
-
-    def __init__(self) -> None:
-        self.app: Any = None
-
-    async def __call__(self, scope, receive, send):
-        await self.app(scope, receive, send)
-
-
-@dataclass
-class Receiver:
-    status: int = 200
-    received: list[dict[str, Any]] = field(default_factory=list)
-
-    async def endpoint(self, request: Request) -> PlainTextResponse:
-        body = await request.body()
-        self.received.append({"body": body, "signature": request.headers.get("stripe-signature"), "status": self.status})
-        return PlainTextResponse("ok" if self.status < 300 else "nope", status_code=self.status)
-
-
-@dataclass
-class Server:
-    root: str
-    switch: Switch
-    receiver: Receiver
-
-    @property
-    def base(self) -> str:
-        return self.root + MOUNT
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server():
     switch, receiver = Switch(), Receiver()
@@ -84,7 +42,7 @@ def server():
         return PlainTextResponse(f"merchant success {request.query_params.get('session_id')}")
 
     app = Starlette(routes=[Mount(MOUNT, app=switch), Route("/merchant/success", success), Route("/webhooks/stripe", receiver.endpoint, methods=["POST"])])
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
@@ -99,29 +57,11 @@ def server():
     thread.join(timeout=5)
 
 
-def make_sandbox(server: Server, **kwargs: Any) -> Sandbox:
-    kwargs.setdefault("webhook_url", server.root + "/webhooks/stripe")
-    kwargs.setdefault("webhook_secret", SECRET)
-    sb = Sandbox(public_base=server.base, **kwargs)
-    server.switch.app = create_sandbox_app(sb)
-    return sb
-
-
 @pytest.fixture
 def sb(server: Server) -> Sandbox:
     server.receiver.status = 200
     server.receiver.received.clear()
     return make_sandbox(server)
-
-
-def make_client(server: Server, **kwargs: Any) -> stripe.StripeClient:
-    timeout = kwargs.pop("timeout", 80)
-    return stripe.StripeClient(
-        "sk_test_sandbox",
-        http_client=stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True),
-        base_addresses={"api": server.base},
-        **kwargs,
-    )
 
 
 @pytest.fixture

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import httpx
 import pytest
 import stripe
 
 from funding.sandbox.encoding import decode_pairs
 from funding.sandbox.errors import StripeError
-from tests.sandbox.conftest import make_client
+from tests.support.sandbox import make_client
 
 
 def test_form_decoding_nested_lists_and_appends():
@@ -127,10 +129,9 @@ def test_lists_paginate_newest_first_with_created_filters(stripe_client, sb):
 
 def test_search_by_metadata_and_status(stripe_client):
     for pledge, card in (("1", "pm_card_visa"), ("2", "pm_card_visa"), ("1", "pm_card_chargeDeclined")):
-        try:
-            stripe_client.v1.payment_intents.create(params={"amount": 1000, "currency": "eur", "payment_method": card, "confirm": True, "metadata": {"pledge_id": pledge, "campaign": "roof"}})
-        except stripe.CardError:
-            pass
+        with contextlib.suppress(stripe.CardError):  # the declined card: its PaymentIntent stays, to be searched
+            stripe_client.v1.payment_intents.create(params={"amount": 1000, "currency": "eur", "payment_method": card, "confirm": True,
+                                                            "metadata": {"pledge_id": pledge, "campaign": "roof"}})
     found = stripe_client.v1.payment_intents.search(params={"query": "metadata['pledge_id']:'1' AND status:'succeeded'"})
     assert found["object"] == "search_result"
     assert len(found["data"]) == 1 and found["data"][0]["metadata"]["pledge_id"] == "1"
@@ -156,7 +157,8 @@ def test_expand_inlines_nested_objects(stripe_client):
 def test_objects_follow_the_current_api_shapes(stripe_client):
     pi = stripe_client.v1.payment_intents.create(params={"amount": 5000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True})
     charge = stripe_client.v1.charges.retrieve(pi["latest_charge"])
-    for key in ("amount_captured", "balance_transaction", "billing_details", "outcome", "payment_method_details", "receipt_url", "refunds", "livemode", "metadata"):
+    for key in ("amount_captured", "balance_transaction", "billing_details", "outcome", "payment_method_details", "receipt_url",
+                "refunds", "livemode", "metadata"):
         assert key in charge
     assert charge["livemode"] is False and charge["paid"] is True and charge["captured"] is True
     assert charge["payment_method_details"]["card"]["last4"] == "4242"

@@ -7,7 +7,7 @@ import pytest
 import stripe
 
 from funding.sandbox.billing import prorate
-from tests.sandbox.helpers import authenticate, card_form, subscription_checkout, types
+from tests.support.sandbox import authenticate, card_form, subscription_checkout, types
 
 DAY = 86_400
 IGNORED = {"payout.created", "payout.paid"}
@@ -96,7 +96,7 @@ def test_failing_card_goes_past_due_then_unpaid(stripe_client, sb, server):
 
 
 def test_failing_card_can_cancel_instead(stripe_client, server):
-    from tests.sandbox.conftest import make_client, make_sandbox
+    from tests.support.sandbox import make_client, make_sandbox
 
     sb = make_sandbox(server, after_last_failure="canceled")
     client = make_client(server)
@@ -122,7 +122,8 @@ def test_authentication_card_renewal_needs_the_member(stripe_client, sb, server)
     events = sb.advance_clock(32 * DAY)
     assert "invoice.payment_action_required" in types(events) and "invoice.payment_failed" in types(events)
     invoice = stripe_client.v1.invoices.retrieve(stripe_client.v1.subscriptions.retrieve(sub["id"])["latest_invoice"])
-    pi = stripe_client.v1.payment_intents.retrieve(stripe_client.v1.invoices.retrieve(invoice["id"], params={"expand": ["payments"]})["payments"]["data"][0]["payment"]["payment_intent"])
+    paid = stripe_client.v1.invoices.retrieve(invoice["id"], params={"expand": ["payments"]})
+    pi = stripe_client.v1.payment_intents.retrieve(paid["payments"]["data"][0]["payment"]["payment_intent"])
     assert pi["status"] == "requires_action"
     page = httpx.get(invoice["hosted_invoice_url"])
     assert 'id="authenticate-payment"' in page.text
@@ -135,14 +136,15 @@ def test_authentication_card_renewal_needs_the_member(stripe_client, sb, server)
 def test_invoice_item_lands_on_the_next_invoice(stripe_client, sb, server):
     _, sub = _subscribed(stripe_client, server)
     item = stripe_client.v1.invoice_items.create(
-        params={"customer": sub["customer"], "subscription": sub["id"], "amount": 750, "currency": "eur", "description": "Ardoise bar — semaine 12", "metadata": {"tab_batch": "12"}},
+        params={"customer": sub["customer"], "subscription": sub["id"], "amount": 750, "currency": "eur",
+                "description": "Ardoise bar — semaine 12", "metadata": {"tab_batch": "12"}},
         options={"idempotency_key": "tab-batch-12"},
     )
     assert item["invoice"] is None and item["parent"]["subscription_details"]["subscription"] == sub["id"]
     assert [i["id"] for i in stripe_client.v1.invoice_items.list(params={"customer": sub["customer"], "pending": True})["data"]] == [item["id"]]
     events = sb.advance_clock(32 * DAY)
     finalized = next(e["data"]["object"] for e in events if e["type"] == "invoice.finalized")
-    line = next(l for l in finalized["lines"]["data"] if l["parent"]["type"] == "invoice_item_details")
+    line = next(item for item in finalized["lines"]["data"] if item["parent"]["type"] == "invoice_item_details")
     assert line["parent"]["invoice_item_details"]["invoice_item"] == item["id"] and line["metadata"] == {"tab_batch": "12"}
     assert finalized["amount_due"] == 2750
     invoice = stripe_client.v1.invoices.retrieve(finalized["id"])
@@ -156,19 +158,22 @@ def test_invoice_item_lands_on_the_next_invoice(stripe_client, sb, server):
 def test_plan_change_with_prorations_preview_then_next_invoice(stripe_client, sb, server):
     _, sub = _subscribed(stripe_client, server)
     sb.advance_clock(10 * DAY)
-    bigger = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 5000, "recurring": {"interval": "month"}, "product_data": {"name": "Bureau fixe"}})
+    bigger = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 5000, "recurring": {"interval": "month"},
+                                                    "product_data": {"name": "Bureau fixe"}})
     item = sub["items"]["data"][0]
     moment = sb.now()
     start, end = item["current_period_start"], item["current_period_end"]
     credit, debit = -prorate(2000, end - moment, end - start), prorate(5000, end - moment, end - start)
     change = {"items": [{"id": item["id"], "price": bigger["id"]}], "proration_behavior": "create_prorations", "proration_date": moment}
     preview = stripe_client.v1.invoices.create_preview(params={"subscription": sub["id"], "subscription_details": change})
-    amounts = [l["amount"] for l in preview["lines"]["data"]]
+    amounts = [item["amount"] for item in preview["lines"]["data"]]
     assert amounts == [credit, debit, 5000] and preview["amount_due"] == credit + debit + 5000
     assert preview["id"].startswith("upcoming_")
-    immediate = stripe_client.v1.invoices.create_preview(params={"subscription": sub["id"], "subscription_details": change | {"proration_behavior": "always_invoice"}})
-    assert [l["amount"] for l in immediate["lines"]["data"]] == [credit, debit]
-    updated = stripe_client.v1.subscriptions.update(sub["id"], params={"items": [{"id": item["id"], "price": bigger["id"]}], "proration_behavior": "create_prorations", "proration_date": moment})
+    immediate = stripe_client.v1.invoices.create_preview(
+        params={"subscription": sub["id"], "subscription_details": change | {"proration_behavior": "always_invoice"}})
+    assert [item["amount"] for item in immediate["lines"]["data"]] == [credit, debit]
+    updated = stripe_client.v1.subscriptions.update(sub["id"], params={"items": [{"id": item["id"], "price": bigger["id"]}],
+                                                                       "proration_behavior": "create_prorations", "proration_date": moment})
     assert updated["items"]["data"][0]["price"]["id"] == bigger["id"]
     pending = stripe_client.v1.invoice_items.list(params={"customer": sub["customer"], "pending": True})["data"]
     assert sorted(i["amount"] for i in pending) == sorted([credit, debit]) and all(i["proration"] for i in pending)
@@ -180,17 +185,19 @@ def test_plan_change_with_prorations_preview_then_next_invoice(stripe_client, sb
 def test_always_invoice_bills_the_change_now_and_none_bills_nothing(stripe_client, sb, server):
     _, sub = _subscribed(stripe_client, server)
     sb.advance_clock(5 * DAY)
-    bigger = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 4000, "recurring": {"interval": "month"}, "product_data": {"name": "Grand bureau"}})
+    bigger = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 4000, "recurring": {"interval": "month"},
+                                                    "product_data": {"name": "Grand bureau"}})
     item = sub["items"]["data"][0]
     start = len(sb.events)
-    updated = stripe_client.v1.subscriptions.update(sub["id"], params={"items": [{"id": item["id"], "price": bigger["id"]}], "proration_behavior": "always_invoice"})
+    updated = stripe_client.v1.subscriptions.update(sub["id"], params={"items": [{"id": item["id"], "price": bigger["id"]}],
+                                                                       "proration_behavior": "always_invoice"})
     invoice = stripe_client.v1.invoices.retrieve(stripe_client.v1.subscriptions.retrieve(sub["id"])["latest_invoice"])
     assert invoice["billing_reason"] == "subscription_update" and invoice["status"] == "paid" and invoice["amount_paid"] > 0
     assert types(sb.events[start:]) == [
         "invoiceitem.created", "invoiceitem.created", "customer.subscription.updated", "invoice.created", "payment_intent.created",
         "invoice.finalized", "charge.succeeded", "payment_intent.succeeded", "invoice_payment.paid", "invoice.paid", "invoice.payment_succeeded",
     ]
-    assert [l["amount"] < 0 for l in invoice["lines"]["data"]] == [True, False]
+    assert [item["amount"] < 0 for item in invoice["lines"]["data"]] == [True, False]
     assert updated["items"]["data"][0]["current_period_end"] == item["current_period_end"]
     again = stripe_client.v1.subscriptions.update(sub["id"], params={"items": [{"id": item["id"], "quantity": 2}], "proration_behavior": "none"})
     assert again["items"]["data"][0]["quantity"] == 2
@@ -224,7 +231,8 @@ def test_trial_then_first_payment(stripe_client, sb):
     customer = stripe_client.v1.customers.create(params={"email": "t@example.org"})
     pm = stripe_client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer["id"]})
     stripe_client.v1.customers.update(customer["id"], params={"invoice_settings": {"default_payment_method": pm["id"]}})
-    price = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 1200, "recurring": {"interval": "month"}, "product_data": {"name": "Essai"}})
+    price = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 1200, "recurring": {"interval": "month"},
+                                                   "product_data": {"name": "Essai"}})
     sub = stripe_client.v1.subscriptions.create(params={"customer": customer["id"], "items": [{"price": price["id"]}], "trial_period_days": 7})
     assert sub["status"] == "trialing" and sub["trial_end"] == sub["items"]["data"][0]["current_period_end"]
     assert stripe_client.v1.invoices.retrieve(sub["latest_invoice"])["amount_due"] == 0
@@ -237,8 +245,10 @@ def test_trial_then_first_payment(stripe_client, sb):
 
 def test_default_incomplete_then_the_member_confirms(stripe_client, sb):
     customer = stripe_client.v1.customers.create(params={"email": "c@example.org"})
-    price = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 900, "recurring": {"interval": "month"}, "product_data": {"name": "Casier"}})
-    sub = stripe_client.v1.subscriptions.create(params={"customer": customer["id"], "items": [{"price": price["id"]}], "payment_behavior": "default_incomplete", "expand": ["latest_invoice.payments"]})
+    price = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 900, "recurring": {"interval": "month"},
+                                                   "product_data": {"name": "Casier"}})
+    sub = stripe_client.v1.subscriptions.create(params={"customer": customer["id"], "items": [{"price": price["id"]}],
+                                                        "payment_behavior": "default_incomplete", "expand": ["latest_invoice.payments"]})
     pi_id = sub["latest_invoice"]["payments"]["data"][0]["payment"]["payment_intent"]
     pi = stripe_client.v1.payment_intents.confirm(pi_id, params={"payment_method": "pm_card_visa"})
     assert pi["status"] == "succeeded"
@@ -249,15 +259,20 @@ def test_default_incomplete_then_the_member_confirms(stripe_client, sb):
 
 def test_incomplete_subscription_expires_after_23_hours(stripe_client, sb):
     customer = stripe_client.v1.customers.create(params={"email": "i@example.org"})
-    price = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 900, "recurring": {"interval": "month"}, "product_data": {"name": "Casier"}})
-    sub = stripe_client.v1.subscriptions.create(params={"customer": customer["id"], "items": [{"price": price["id"]}], "payment_behavior": "default_incomplete", "expand": ["latest_invoice.confirmation_secret"]})
+    price = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 900, "recurring": {"interval": "month"},
+                                                   "product_data": {"name": "Casier"}})
+    sub = stripe_client.v1.subscriptions.create(params={"customer": customer["id"], "items": [{"price": price["id"]}],
+                                                        "payment_behavior": "default_incomplete",
+                                                        "expand": ["latest_invoice.confirmation_secret"]})
     assert sub["status"] == "incomplete"
     assert sub["latest_invoice"]["confirmation_secret"]["client_secret"].startswith("pi_")
     events = sb.advance_clock(23 * 3600)
     assert "invoice.voided" in types(events) and "customer.subscription.deleted" in types(events)
     assert stripe_client.v1.subscriptions.retrieve(sub["id"])["status"] == "incomplete_expired"
     with pytest.raises(stripe.CardError):
-        stripe_client.v1.subscriptions.create(params={"customer": customer["id"], "items": [{"price": price["id"]}], "payment_behavior": "error_if_incomplete", "default_payment_method": stripe_client.v1.payment_methods.attach("pm_card_chargeCustomerFail", params={"customer": customer["id"]})["id"]})
+        failing = stripe_client.v1.payment_methods.attach("pm_card_chargeCustomerFail", params={"customer": customer["id"]})
+        stripe_client.v1.subscriptions.create(params={"customer": customer["id"], "items": [{"price": price["id"]}],
+                                                      "payment_behavior": "error_if_incomplete", "default_payment_method": failing["id"]})
 
 
 def test_standalone_invoice_finalize_pay_and_void(stripe_client, sb):

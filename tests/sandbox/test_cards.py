@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from tests.sandbox.helpers import authenticate, types_since
+from tests.support.sandbox import authenticate, types_since
 
 
 def _charge(client, pm, **extra):

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import stripe
 
-from tests.sandbox.helpers import authenticate, card_form, submit, types_since
+from tests.support.sandbox import authenticate, card_form, submit, types_since
 
 
 def _payment_session(client, server, **extra):
@@ -130,7 +130,8 @@ def test_setup_mode_saves_the_card_for_later(stripe_client, sb, server):
     assert types_since(sb, 0) == ["customer.created", "setup_intent.created", "payment_method.attached", "setup_intent.succeeded", "checkout.session.completed"]
     # the deadline: an off-session charge on the saved 0341 card is declined
     with pytest.raises(stripe.CardError):
-        stripe_client.v1.payment_intents.create(params={"amount": 5000, "currency": "eur", "customer": customer["id"], "payment_method": seti["payment_method"], "off_session": True, "confirm": True})
+        stripe_client.v1.payment_intents.create(params={"amount": 5000, "currency": "eur", "customer": customer["id"],
+                                                        "payment_method": seti["payment_method"], "off_session": True, "confirm": True})
 
 
 def test_setup_mode_with_an_authenticating_card(stripe_client, sb, server):
@@ -147,7 +148,8 @@ def test_session_validation_and_expiry(stripe_client, sb, server):
         stripe_client.v1.checkout.sessions.create(params={"mode": "payment", "success_url": "https://x.example"})
     with pytest.raises(stripe.InvalidRequestError):
         stripe_client.v1.checkout.sessions.create(
-            params={"mode": "payment", "line_items": [{"price_data": {"currency": "eur", "unit_amount": 100, "product_data": {"name": "x"}, "recurring": {"interval": "month"}}}]}
+            params={"mode": "payment", "line_items": [{"price_data": {"currency": "eur", "unit_amount": 100, "product_data": {"name": "x"},
+                                                                      "recurring": {"interval": "month"}}}]}
         )
     session = _payment_session(stripe_client, server)
     expired = stripe_client.v1.checkout.sessions.expire(session["id"])
@@ -155,7 +157,8 @@ def test_session_validation_and_expiry(stripe_client, sb, server):
     assert sb.events[-1]["type"] == "checkout.session.expired"
     assert httpx.get(session["url"]).status_code == 410
     other = stripe_client.v1.checkout.sessions.create(
-        params={"mode": "payment", "line_items": [{"price_data": {"currency": "eur", "unit_amount": 900, "product_data": {"name": "y"}}}], "expires_at": sb.now() + 1800}
+        params={"mode": "payment", "line_items": [{"price_data": {"currency": "eur", "unit_amount": 900, "product_data": {"name": "y"}}}],
+                "expires_at": sb.now() + 1800}
     )
     events = sb.advance_clock(1801)
     assert [e["type"] for e in events] == ["checkout.session.expired"]
@@ -166,7 +169,8 @@ def test_customer_creation_always_and_existing_prices(stripe_client, sb, server)
     product = stripe_client.v1.products.create(params={"name": "Adhésion"})
     price = stripe_client.v1.prices.create(params={"product": product["id"], "currency": "eur", "unit_amount": 1500, "lookup_key": "adhesion"})
     session = stripe_client.v1.checkout.sessions.create(
-        params={"mode": "payment", "customer_creation": "always", "line_items": [{"price": price["id"], "quantity": 1}], "success_url": server.root + "/merchant/success"}
+        params={"mode": "payment", "customer_creation": "always", "line_items": [{"price": price["id"], "quantity": 1}],
+                "success_url": server.root + "/merchant/success"}
     )
     submit(session["url"], card_form())
     session = stripe_client.v1.checkout.sessions.retrieve(session["id"])

@@ -6,7 +6,7 @@ import httpx
 import pytest
 import stripe
 
-from tests.sandbox.conftest import make_client
+from tests.support.sandbox import make_client
 
 PLEDGE = {"amount": 5000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True, "metadata": {"pledge_id": "9"}}
 

@@ -6,20 +6,22 @@ import pytest
 import stripe
 
 from funding.sandbox import money
-from tests.sandbox.helpers import types_since
+from tests.support.sandbox import types_since
 
 DAY = 86_400
 
 
 def _paid(client, amount=5000, pm="pm_card_visa", currency="eur"):
-    pi = client.v1.payment_intents.create(params={"amount": amount, "currency": currency, "payment_method": pm, "confirm": True, "expand": ["latest_charge.balance_transaction"]})
+    pi = client.v1.payment_intents.create(params={"amount": amount, "currency": currency, "payment_method": pm, "confirm": True,
+                                                  "expand": ["latest_charge.balance_transaction"]})
     return pi, pi["latest_charge"], pi["latest_charge"]["balance_transaction"]
 
 
 def test_fee_is_one_and_a_half_percent_plus_25_cents(stripe_client):
     _, charge, txn = _paid(stripe_client, 5000)
     assert (txn["amount"], txn["fee"], txn["net"]) == (5000, 100, 4900)
-    assert [d.to_dict() for d in txn["fee_details"]] == [{"amount": 100, "application": None, "currency": "eur", "description": "Stripe processing fees", "type": "stripe_fee"}]
+    assert [d.to_dict() for d in txn["fee_details"]] == [{"amount": 100, "application": None, "currency": "eur",
+                                                          "description": "Stripe processing fees", "type": "stripe_fee"}]
     assert txn["reporting_category"] == "charge" and txn["type"] == "charge" and txn["source"] == charge["id"]
     assert txn["available_on"] == txn["created"] + 2 * DAY and txn["status"] == "pending"
 
@@ -40,7 +42,8 @@ def test_jpy_charge_keeps_minor_units(stripe_client):
 
 def test_partial_refunds_then_a_refund_larger_than_what_remains_is_refused(stripe_client, sb):
     pi, charge, _ = _paid(stripe_client, 5000)
-    refund = stripe_client.v1.refunds.create(params={"payment_intent": pi["id"], "amount": 2000, "metadata": {"reason": "tab"}}, options={"idempotency_key": "refund-1"})
+    refund = stripe_client.v1.refunds.create(params={"payment_intent": pi["id"], "amount": 2000, "metadata": {"reason": "tab"}},
+                                             options={"idempotency_key": "refund-1"})
     assert refund["status"] == "succeeded" and refund["charge"] == charge["id"]
     txn = stripe_client.v1.balance_transactions.retrieve(refund["balance_transaction"])
     assert (txn["amount"], txn["fee"], txn["net"], txn["reporting_category"], txn["type"]) == (-2000, 0, -2000, "refund", "refund")
@@ -81,7 +84,8 @@ def test_dispute_won_reinstates_the_funds(stripe_client, sb):
     start = len(sb.events)
     won = stripe_client.v1.disputes.update(dispute["id"], params={"evidence": {"uncategorized_text": "winning_evidence"}})
     assert won["status"] == "won"
-    assert [(t["amount"], t["fee"], t["net"], t["reporting_category"]) for t in won["balance_transactions"]] == [(-5000, 2000, -7000, "dispute"), (5000, 0, 5000, "dispute_reversal")]
+    assert [(t["amount"], t["fee"], t["net"], t["reporting_category"]) for t in won["balance_transactions"]] == [
+        (-5000, 2000, -7000, "dispute"), (5000, 0, 5000, "dispute_reversal")]
     assert types_since(sb, start) == ["charge.dispute.updated", "charge.dispute.funds_reinstated", "charge.dispute.closed"]
     with pytest.raises(stripe.InvalidRequestError):
         stripe_client.v1.refunds.create(params={"charge": charge["id"]})
@@ -138,7 +142,7 @@ def test_daily_payouts_sum_the_nets_of_newly_available_transactions(stripe_clien
 
 
 def test_manual_payouts_only_on_a_manual_schedule(stripe_client, server):
-    from tests.sandbox.conftest import make_client, make_sandbox
+    from tests.support.sandbox import make_client, make_sandbox
 
     with pytest.raises(stripe.InvalidRequestError):
         stripe_client.v1.payouts.create(params={"amount": 100, "currency": "eur"})

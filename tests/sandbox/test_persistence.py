@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tests.sandbox.conftest import make_client, make_sandbox
-from tests.sandbox.helpers import subscription_checkout
+from tests.support.sandbox import make_client, make_sandbox, subscription_checkout
 
 
 def test_state_round_trip(server, tmp_path):

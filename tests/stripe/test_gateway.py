@@ -14,7 +14,7 @@ from funding.payments.calls import create_once, resolve_unknown
 from funding.payments.models import StripeRequest
 from funding.settings import load_settings
 from funding.stripe_gateway import API_VERSION, StripeGateway, StripeRefused, StripeUnknown
-from tests.stripe_objects import BASE, payment_intent
+from tests.support.stripe_objects import BASE, payment_intent
 
 SETTINGS = load_settings({"FUNDING_ENV": "test", "STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",
                           "STRIPE_API_BASE": BASE, "SECRET_KEY": "k" * 20})

@@ -13,7 +13,7 @@ import anyio
 from click.testing import CliRunner, Result
 
 from funding.cli import cli
-from tests.conftest import TEST_SEAL_KEY
+from tests.support.db import TEST_SEAL_KEY
 
 # What a command of the tests runs with, besides its database.
 ENVIRONMENT = {"FUNDING_ENV": "test", "SECRET_KEY": "k" * 20, "LEDGER_SEAL_KEY": TEST_SEAL_KEY,

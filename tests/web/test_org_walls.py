@@ -28,10 +28,10 @@ from funding.mail.service import enqueue
 from funding.models import metadata
 from funding.orgs.models import Organisation, Site
 from funding.payments.models import StripeEvent
-from tests.campaigns.helpers import make_campaign, paid_pledge
-from tests.factories import World, make_world
+from tests.support.campaigns import make_campaign, paid_pledge
 from tests.support.cli import funding
-from tests.web.helpers import csrf_of, login_as
+from tests.support.web import csrf_of, login_as
+from tests.support.world import World, make_world
 
 # Private to organisation A: none may reach anyone of B.
 MARKERS = ("Zoé Alphamember", "alpha-member@example.org", "ALPHA-SECRET-LABEL", "backer@alpha.example",

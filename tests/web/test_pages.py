@@ -12,8 +12,8 @@ from starlette.routing import Route
 from funding.auth.models import LoginToken
 from funding.ledger.models import Entry
 from funding.mail.models import Email
-from tests.factories import post_gift
-from tests.web.helpers import csrf, csrf_of, login_as
+from tests.support.web import csrf, csrf_of, login_as
+from tests.support.world import post_gift
 
 
 async def test_healthz_reports_database_and_migrations(client, owner_engine):

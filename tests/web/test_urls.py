@@ -14,7 +14,7 @@ from starlette.routing import Mount, Route
 from funding.payments.service import CHECKOUT_RETURN
 from funding.settings import PROJECT_ROOT, load_settings
 from funding.web import with_query
-from tests.conftest import TEST_SEAL_KEY
+from tests.support.db import TEST_SEAL_KEY
 
 TEMPLATES = PROJECT_ROOT / "templates"
 # A quoted string that starts with a local path ("/admin…", not "//host" nor "/" alone), or a path
@@ -114,7 +114,7 @@ def test_every_name_leads_to_its_own_route():
             assert app.url_path_for(name, path="x.css") == route.path + "/x.css"
             continue
         params = {key: 7 if convertor.regex == "[0-9]+" else "x" for key, convertor in route.param_convertors.items()}
-        expected = mount + re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: str(params[m.group(1)]), route.path)
+        expected = mount + re.sub(r"\{(\w+)(?::\w+)?\}", lambda m, params=params: str(params[m.group(1)]), route.path)
         assert app.url_path_for(name, **params) == expected, name
 
 

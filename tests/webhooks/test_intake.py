@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from funding.payments.models import StripeEvent
-from tests.stripe_objects import event, payout, sid, sign
-from tests.webhooks.conftest import SECRET
+from tests.support.stripe_objects import event, payout, sid, sign
+from tests.support.webhooks import SECRET
 
 
 def delivery(evt: dict, *, secret: str = SECRET, at: int | None = None) -> tuple[bytes, dict]:

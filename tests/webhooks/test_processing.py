@@ -10,63 +10,25 @@ import pytest
 from sqlalchemy import func, select
 
 from funding.db import transaction
-from funding.ledger.models import Entry, Posting
+from funding.ledger.models import Entry
 from funding.ledger.service import close_month, trial_balance
 from funding.mail.models import Email
 from funding.payments import books
 from funding.payments.models import Payment, Payout, StripeEvent, StripeObject
 from funding.payments.reconcile import reconcile
 from funding.payments.service import settle_session
-from tests.conftest import TEST_SEAL_KEY, sealed_sessions
-from tests.stripe_objects import (
+from tests.support.stripe_objects import (
     balance_transaction,
-    charge,
-    checkout_session,
     dispute,
     event,
-    payment_intent,
     payout,
     refund,
     sid,
     subscription,
 )
+from tests.support.webhooks import deliver, entries, make_payment, paid_donation, workers_on
 from webhooks.inbox import MAX_ATTEMPTS, store
 from webhooks.processing import drain, process_due
-
-
-async def deliver(engine, *events: dict) -> None:
-    for evt in events:
-        await store(engine, evt, json.dumps(evt))
-
-
-async def make_payment(sessions, world, amount=5000, email="ana@example.org") -> Payment:
-    async with transaction(sessions) as session:
-        payment = Payment(org_id=world.org_id, site_id=world.site_id, purpose="donation", amount=amount, currency="EUR",
-                          description="Don", email=email, name="Ana", status="open")
-        session.add(payment)
-    return payment
-
-
-def paid_donation(fake, world, payment: Payment, *, fee: int = 100, txn_now: bool = True):
-    meta = {"purpose": "donation", "site_id": str(world.site_id), "payment_id": str(payment.id), "org_id": str(world.org_id)}
-    ch_id = sid("ch")
-    pi = payment_intent(amount=payment.amount, metadata=meta, latest_charge=ch_id)
-    txn = balance_transaction(amount=payment.amount, fee=fee, source=ch_id)
-    ch = charge(amount=payment.amount, txn=txn["id"] if txn_now else None, metadata=meta, payment_intent=pi["id"],
-                charge_id=ch_id)
-    cs = checkout_session(amount=payment.amount, metadata=meta, payment_intent=pi["id"])
-    fake.add(txn, ch, pi, cs)
-    return cs, pi, ch, txn
-
-
-async def entries(sessions) -> list[tuple[str, list[tuple[str, int]]]]:
-    async with sessions() as session:
-        rows = (await session.scalars(select(Entry).order_by(Entry.number))).all()
-        out = []
-        for entry in rows:
-            postings = (await session.scalars(select(Posting).where(Posting.entry_id == entry.id).order_by(Posting.line_no))).all()
-            out.append((entry.source_key, [(p.account_number, p.amount) for p in postings]))
-    return out
 
 
 async def test_a_paid_donation_becomes_one_balanced_entry_with_stripes_fee(engine, sessions, world, gw, fake_stripe):
@@ -110,21 +72,13 @@ async def test_the_same_event_twice_and_every_path_in_any_order_give_one_effect(
 
 @pytest.mark.postgres_only
 async def test_the_same_event_processed_concurrently_on_postgresql_has_one_effect(pg_url, fake_stripe):
-    from funding.db import create_engine
-    from funding.settings import load_settings
-    from funding.stripe_gateway import StripeGateway
-    from tests.factories import make_world
-    from tests.stripe_objects import BASE
+    from tests.support.world import make_world
 
-    engine = create_engine(pg_url)
-    sessions = sealed_sessions(engine)
-    settings = load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=pg_url, STRIPE_SECRET_KEY="sk_test_x",
-                             STRIPE_WEBHOOK_SECRET="whsec_x", STRIPE_API_BASE=BASE)
-    gws = [StripeGateway(settings) for _ in range(4)]
-    try:
+    async with workers_on(pg_url, 4) as workers:
+        engine, sessions, gws = workers.engine, workers.sessions, workers.gateways
         world = await make_world(sessions)
         payment = await make_payment(sessions, world)
-        cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+        cs, pi, ch, _txn = paid_donation(fake_stripe, world, payment)
         events = [event("charge.succeeded", ch), event("checkout.session.completed", cs), event("payment_intent.succeeded", pi)]
         # Four deliveries of each at once, and four workers processing at once.
         await asyncio.gather(*(store(engine, e, json.dumps(e)) for e in events for _ in range(4)))
@@ -135,15 +89,11 @@ async def test_the_same_event_processed_concurrently_on_postgresql_has_one_effec
             assert await session.scalar(select(func.count(StripeEvent.id))) == 3
             assert await session.scalar(select(func.count(Email.id))) == 1
             assert set((await session.scalars(select(StripeEvent.status))).all()) == {"processed"}
-    finally:
-        for g in gws:
-            await g.aclose()
-        await engine.dispose()
 
 
 async def test_a_fee_that_appears_later_is_booked_when_it_appears(engine, sessions, world, gw, fake_stripe):
     payment = await make_payment(sessions, world)
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment, txn_now=False)
+    _cs, _pi, ch, txn = paid_donation(fake_stripe, world, payment, txn_now=False)
     await deliver(engine, event("charge.succeeded", ch))
     await drain(sessions, gw)
     assert await entries(sessions) == []  # no balance transaction yet: nothing guessed
@@ -156,7 +106,7 @@ async def test_a_fee_that_appears_later_is_booked_when_it_appears(engine, sessio
 async def test_a_partial_refund_made_in_the_dashboard_is_booked_from_its_balance_transaction(engine, sessions, world, gw,
                                                                                             fake_stripe):
     payment = await make_payment(sessions, world, amount=8000)
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment, fee=145)
+    _cs, _pi, ch, _txn = paid_donation(fake_stripe, world, payment, fee=145)
     await deliver(engine, event("charge.succeeded", ch))
     await drain(sessions, gw)
     re_txn = balance_transaction(amount=-3000, fee=0, type="refund", source="re_x")
@@ -180,7 +130,7 @@ async def test_a_partial_refund_made_in_the_dashboard_is_booked_from_its_balance
 async def test_a_dispute_withdraws_funds_with_its_fee_and_reinstates_them_if_won(engine, sessions, world, gw, fake_stripe,
                                                                                  outcome):
     payment = await make_payment(sessions, world)
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    _cs, _pi, ch, _txn = paid_donation(fake_stripe, world, payment)
     withdrawal = balance_transaction(amount=-5000, fee=2000, type="adjustment", category="dispute", source="dp_x")
     dp = dispute(amount=5000, charge_id=ch["id"], status="needs_response", txns=[withdrawal])
     withdrawal["source"] = dp["id"]
@@ -212,7 +162,7 @@ async def test_a_dispute_withdraws_funds_with_its_fee_and_reinstates_them_if_won
 
 async def test_a_payout_moves_the_stripe_balance_to_the_bank_and_is_reconciled(engine, sessions, world, gw, fake_stripe):
     payment = await make_payment(sessions, world)
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    _cs, _pi, ch, txn = paid_donation(fake_stripe, world, payment)
     po_txn = balance_transaction(amount=-4900, fee=0, type="payout", source="po_x")
     po = payout(amount=4900, txn=po_txn["id"])
     po_txn["source"] = po["id"]
@@ -231,7 +181,7 @@ async def test_a_payout_moves_the_stripe_balance_to_the_bank_and_is_reconciled(e
 
 async def test_a_payout_that_does_not_add_up_or_lacks_an_entry_stays_unreconciled(engine, sessions, world, gw, fake_stripe):
     payment = await make_payment(sessions, world)
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    _cs, _pi, ch, txn = paid_donation(fake_stripe, world, payment)
     unbooked = balance_transaction(amount=1000, fee=40, source="ch_other")
     po_txn = balance_transaction(amount=-5900, fee=0, type="payout", source="po_x")
     po = payout(amount=5900, txn=po_txn["id"])
@@ -276,7 +226,7 @@ async def test_unknown_event_types_are_stored_acknowledged_and_done(engine, sess
 
 async def test_a_failing_event_is_retried_then_dead_lettered_and_does_not_block_others(engine, sessions, world, gw, fake_stripe):
     payment = await make_payment(sessions, world)
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    _cs, _pi, ch, _txn = paid_donation(fake_stripe, world, payment)
     broken = event("charge.succeeded", {"id": "ch_missing", "object": "charge"})  # Stripe answers 404
     await deliver(engine, broken, event("charge.succeeded", ch))
     await drain(sessions, gw)
@@ -284,7 +234,7 @@ async def test_a_failing_event_is_retried_then_dead_lettered_and_does_not_block_
     async with sessions() as session:
         row = await session.get(StripeEvent, broken["id"])
     assert row.status == "failed" and row.attempts == 1 and "No such object" in row.last_error
-    for attempt in range(2, MAX_ATTEMPTS + 1):
+    for _attempt in range(2, MAX_ATTEMPTS + 1):
         async with transaction(sessions) as session:
             (await session.get(StripeEvent, broken["id"])).next_attempt_at = dt.datetime(2000, 1, 1)
         await drain(sessions, gw)
@@ -311,7 +261,7 @@ async def test_a_movement_dated_in_a_closed_month_is_booked_on_the_first_open_da
     async with transaction(sessions) as session:
         await close_month(session, world.org_id, last_month.strftime("%Y-%m"))
     payment = await make_payment(sessions, world)
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    _cs, _pi, ch, txn = paid_donation(fake_stripe, world, payment)
     txn["created"] = int(dt.datetime.combine(last_month, dt.time(12)).timestamp())
     fake_stripe.add(txn)
     await deliver(engine, event("charge.succeeded", ch))
@@ -325,7 +275,7 @@ async def test_dead_letters_are_visible_and_replayable_from_the_back_office(engi
     import httpx
 
     from funding.app import create_app
-    from tests.web.helpers import csrf_of, login_as
+    from tests.support.web import csrf_of, login_as
 
     broken = event("charge.succeeded", {"id": "ch_gone", "object": "charge"})
     await deliver(engine, broken)

@@ -16,9 +16,9 @@ from funding.payments.calls import resolve_unknown
 from funding.payments.models import Payment, StripeRequest
 from funding.payments.service import settle_session, start_checkout
 from funding.settings import load_settings
-from tests.conftest import TEST_SEAL_KEY, sealed_sessions
-from tests.stripe_objects import BASE, event, sign
-from tests.webhooks.test_processing import deliver, entries, make_payment, paid_donation
+from tests.support.db import TEST_SEAL_KEY
+from tests.support.stripe_objects import BASE, event, sign
+from tests.support.webhooks import deliver, entries, make_payment, paid_donation, workers_on
 from webhooks.processing import drain
 
 
@@ -65,7 +65,7 @@ async def test_a_crash_after_stripe_created_the_session_is_completed_through_our
 
     # The donor paid anyway: the webhook finds the payment by the id we put in metadata.
     (session_id,) = [s["id"] for s in created.values()]
-    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    cs, _pi, ch, _txn = paid_donation(fake_stripe, world, payment)
     fake_stripe.add({**cs, "id": session_id})
     await deliver(engine, event("checkout.session.completed", {**cs, "id": session_id}), event("charge.succeeded", ch))
     await drain(sessions, gw)
@@ -86,33 +86,24 @@ async def test_a_crash_after_stripe_created_the_session_is_completed_through_our
 @pytest.mark.postgres_only
 async def test_the_webhook_racing_the_return_page_settles_once(pg_url, fake_stripe):
     """The donor's browser returns while the webhook is being processed: one payment, one email, one entry."""
-    from funding.db import create_engine
     from funding.payments import books
-    from funding.stripe_gateway import StripeGateway
-    from tests.factories import make_world
+    from tests.support.world import make_world
 
-    engine = create_engine(pg_url)
-    sessions = sealed_sessions(engine)
-    settings = load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=pg_url, STRIPE_SECRET_KEY="sk_test_x",
-                             STRIPE_WEBHOOK_SECRET="whsec_x", STRIPE_API_BASE=BASE)
-    gw = StripeGateway(settings)
-    try:
+    async with workers_on(pg_url) as workers:
+        engine, sessions, (gw,) = workers.engine, workers.sessions, workers.gateways
         world = await make_world(sessions)
         for _ in range(5):
             payment = await make_payment(sessions, world)
-            cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+            cs, _pi, _ch, txn = paid_donation(fake_stripe, world, payment)
             await deliver(engine, event("checkout.session.completed", cs))
 
-            async def return_page():
+            async def return_page(cs, txn):
                 async with transaction(sessions) as session:
                     await settle_session(session, cs)
                 await books.ingest(sessions, gw, [txn["id"]])
 
-            await asyncio.gather(drain(sessions, gw), return_page(), return_page())
+            await asyncio.gather(drain(sessions, gw), return_page(cs, txn), return_page(cs, txn))
         async with sessions() as session:
             assert await session.scalar(select(func.count(Entry.id))) == 5
             assert await session.scalar(select(func.count(Email.id))) == 5
             assert set((await session.scalars(select(Payment.status))).all()) == {"paid"}
-    finally:
-        await gw.aclose()
-        await engine.dispose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from typing import ClassVar
 
 import httpx
 import respx
@@ -155,7 +156,7 @@ class FakeStripe:
     """Objects served by id over respx, the way the API serves them (``expand`` honoured
     for the fields our handlers expand)."""
 
-    RESOURCES = {
+    RESOURCES: ClassVar[dict[str, str]] = {
         "charges": "ch", "balance_transactions": "txn", "refunds": "re", "disputes": "dp", "payouts": "po",
         "payment_intents": "pi", "checkout/sessions": "cs", "subscriptions": "sub", "invoices": "in", "events": "evt",
     }
@@ -179,7 +180,7 @@ class FakeStripe:
         for path in paths:
             target = obj
             parts = path.split(".")
-            for n, part in enumerate(parts):
+            for part in parts:
                 value = target.get(part)
                 if isinstance(value, str) and value in self.objects:
                     target[part] = json.loads(json.dumps(self.objects[value]))
@@ -212,10 +213,6 @@ class FakeStripe:
         expand = [v[len("data."):] for k, v in request.url.params.multi_items() if k.startswith("expand") and v.startswith("data.")]
         clean = [self._expand(item, expand) for item in clean]
         return httpx.Response(200, json={"object": "list", "data": clean, "has_more": False, "url": f"/v1/{resource}"})
-
-
-def stripe_settings(settings):
-    return settings.with_(stripe_api_base=BASE)
 
 
 def sign(payload: bytes, secret: str, *, at: int | None = None) -> str:

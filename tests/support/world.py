@@ -1,4 +1,5 @@
-"""Builders for test data, one place for every domain."""
+"""The world every test starts from: an organisation with two sites and one user of each role,
+SIRENs that pass the Luhn check, a card gift booked, the login link of an email."""
 
 from __future__ import annotations
 

@@ -1,3 +1,5 @@
+"""Pages in the tests: the CSRF token of a form, a signed-in client, a page's text without its markup."""
+
 from __future__ import annotations
 
 import re
@@ -25,3 +27,10 @@ async def login_as(client, sessions, settings, user_id: int) -> None:
     page = await client.get(path)
     response = await client.post(path, data={"csrf_token": csrf_of(page.text)})
     assert response.status_code == 303, response.text
+
+
+def text_of(html: str) -> str:
+    """The page's text, tags dropped and whitespace folded (what a person reads)."""
+    import html as markup
+
+    return markup.unescape(re.sub(r"[ \t\r\n]+", " ", re.sub(r"<[^>]+>", " ", html)))

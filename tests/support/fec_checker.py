@@ -54,18 +54,18 @@ def check_fec(name: str, data: bytes) -> list[str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return problems + [f"not UTF-8: {exc}"]
+        return [*problems, f"not UTF-8: {exc}"]
     if not text.endswith(("\n", "\r")):
         problems.append("the last record does not end with CR and/or LF")
     lines = re.split(r"\r\n|\n|\r", text)
     if lines and lines[-1] == "":
         lines.pop()
     if not lines:
-        return problems + ["empty file"]
+        return [*problems, "empty file"]
     header = lines[0]
     sep = "\t" if "\t" in header else "|"
     if header.split(sep) != list(COLUMNS):
-        return problems + [f"first line is not the 18 column names in order, separated by tab or |: {header!r}"]
+        return [*problems, f"first line is not the 18 column names in order, separated by tab or |: {header!r}"]
 
     entries: dict[str, dict] = {}
     order: list[str] = []
@@ -76,7 +76,7 @@ def check_fec(name: str, data: bytes) -> list[str]:
         if len(fields) != 18:
             problems.append(f"line {n}: {len(fields)} fields instead of 18")
             continue
-        row = dict(zip(COLUMNS, fields))
+        row = dict(zip(COLUMNS, fields, strict=True))
         for col in MANDATORY:
             if not row[col].strip():
                 problems.append(f"line {n}: {col} is mandatory")
@@ -150,6 +150,6 @@ def balances(data: bytes) -> dict[str, int]:
     out: dict[str, int] = defaultdict(int)
     lines = data.decode("utf-8").splitlines()
     for line in lines[1:]:
-        row = dict(zip(COLUMNS, line.split("\t")))
+        row = dict(zip(COLUMNS, line.split("\t"), strict=True))
         out[row["CompteNum"]] += cents(row["Debit"]) - cents(row["Credit"])
     return dict(out)

@@ -11,7 +11,7 @@ from funding.bar.catalog import add_product
 from funding.bar.till import ring_up
 from funding.db import transaction
 from funding.orgs.models import Site
-from tests.factories import World
+from tests.support.world import World
 
 LIMIT = 5000
 MENU = [  # name, category, price TTC as typed, VAT rate as typed

@@ -1,4 +1,4 @@
-"""Validators for the exports (bean-check, hledger, parsers) and a ledger builder."""
+"""Validators for the exports (bean-check, hledger, parsers), a ledger builder and a month of money to export."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from funding.db import create_engine, transaction
 from funding.exports import service
 from funding.exports.journal import Scope
 from funding.ledger.models import AuxAccount
-from funding.ledger.service import EntryDraft, post
+from funding.ledger.records import Record, record_many
+from funding.ledger.service import EntryDraft, Line, post
 from funding.orgs.service import create_organisation, create_site
-from tests.conftest import sealed_sessions, skip_or_fail
-from tests.factories import next_siren
+from tests.support.db import sealed_sessions, skip_or_fail
+from tests.support.world import next_siren
 
 BEAN_CHECK = Path(sys.executable).with_name("bean-check")
 
@@ -68,7 +69,7 @@ def hledger_balances(path: Path) -> dict[tuple[str, str], int]:
 
 
 def journal_csv_balances(data: bytes) -> dict[tuple[str, str], int]:
-    from tests.exports.fec_checker import cents
+    from tests.support.fec_checker import cents
 
     out: dict[tuple[str, str], int] = defaultdict(int)
     for row in csv.DictReader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"):
@@ -111,3 +112,25 @@ async def scope_for(sessions, siren: str, start: dt.date, end: dt.date, site: st
 def engine_and_sessions(database_url: str):
     engine = create_engine(database_url)
     return engine, sealed_sessions(engine)
+
+
+async def seed_money(sessions, world) -> None:
+    """This month's grant, patronage, two online gifts and rents, for the pages and downloads."""
+    day = dt.date.today().replace(day=1)
+    async with transaction(sessions) as session:
+        await record_many(session, [
+            Record("grant-notified", day.isoformat(), "30000,00", site=world.site_slug, funder="Région Auvergne-Rhône-Alpes",
+                   funder_siret="20005376700014", reference="AURA-1", object="Fonctionnement"),
+            Record("grant-paid", day.isoformat(), "10000,00", reference="AURA-1", piece_ref="RELEVE-1"),
+            Record("patronage", day.isoformat(), "5000,00", site=world.site_slug, funder="Fondation X", piece_ref="CONV-1"),
+        ], created_by="test")
+        await post(session, [
+            EntryDraft(org_id=world.org_id, site_id=world.other_site_id, journal="ST", entry_date=day, label="Don en ligne",
+                       piece_ref="ch_1", funding_source="crowdfunding", source_key="stripe:txn_1",
+                       lines=[Line("5115", 4885), Line("627", 115), Line("75411", -5000)]),
+            EntryDraft(org_id=world.org_id, site_id=world.other_site_id, journal="ST", entry_date=day, label="Don en ligne",
+                       piece_ref="ch_2", funding_source="crowdfunding", source_key="stripe:txn_2",
+                       lines=[Line("5115", 1941), Line("627", 59), Line("75411", -2000)]),
+            EntryDraft(org_id=world.org_id, site_id=world.site_id, journal="BQ", entry_date=day, label="Loyers incubateur",
+                       piece_ref="VIR-1", funding_source="self", lines=[Line("512", 360000), Line("706", -360000)]),
+        ])

@@ -1,4 +1,5 @@
-"""Stripe Billing objects in today's API shapes (2026-10-28.endive) and a respx fake that
+"""The coworking tests' world: plans on sale with their Stripe prices (:func:`make_catalogue`),
+members, and Stripe Billing objects in today's API shapes (2026-10-28.endive) and a respx fake that
 serves them, records what we ask Stripe to create or change, and answers like Stripe does.
 
 Invoices reach their payments through ``invoice_payment`` objects; an invoice carries
@@ -11,13 +12,21 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+from dataclasses import dataclass
+from typing import ClassVar
 from urllib.parse import parse_qsl
 
 import httpx
 import respx
 
+from funding.coworking.lifecycle import apply_invoice, apply_subscription
+from funding.coworking.members import check_details, enrol
+from funding.coworking.models import Member, Plan, PlanPrice
+from funding.coworking.plans import PlanSpec, price_ttc, save_plan
+from funding.db import transaction
+from funding.orgs.models import Site
 from funding.sandbox.encoding import decode_pairs
-from tests.stripe_objects import (
+from tests.support.stripe_objects import (
     BASE,
     FakeStripe,
     balance_transaction,
@@ -151,7 +160,7 @@ class BillingStripe(FakeStripe):
     """FakeStripe plus the Billing endpoints: customers, products, prices, checkout sessions,
     subscription updates, invoice previews, invoice payments, billing portal sessions."""
 
-    RESOURCES = {**FakeStripe.RESOURCES, "customers": "cus", "products": "prod", "prices": "price"}
+    RESOURCES: ClassVar[dict[str, str]] = {**FakeStripe.RESOURCES, "customers": "cus", "products": "prod", "prices": "price"}
 
     def __init__(self, router: respx.MockRouter):
         super().__init__(router)
@@ -258,3 +267,70 @@ def as_json(obj: dict) -> str:
 
 def unix(day: dt.date) -> int:
     return int(dt.datetime.combine(day, dt.time(12), dt.UTC).timestamp())
+
+
+@dataclass
+class Catalogue:
+    plans: dict[str, Plan]
+    prices: dict[str, dict]  # Stripe price objects by plan code
+
+    def price_id(self, code: str) -> str:
+        return self.prices[code]["id"]
+
+
+PLANS = [
+    PlanSpec("flex", "Poste nomade", "workspace", "150,00", "20", "706", "month", position=1),
+    PlanSpec("fixe", "Poste fixe", "workspace", "220,00", "20", "706", "month", position=2),
+    PlanSpec("bureau", "Bureau privatif", "workspace", "390,00", "20", "706", "month", company_only=True, position=3),
+    PlanSpec("adhesion", "Adhésion annuelle", "membership", "30,00", "0", "7562", "year", position=4),
+    PlanSpec("carnet-10", "Carnet de 10 journées", "pass", "150,00", "20", "706", pass_days=10, position=5),
+]
+
+
+async def make_catalogue(sessions, world, fake) -> Catalogue:
+    """The central site's plans, with a Stripe price each (as after `funding plans sync`)."""
+    plans, prices = {}, {}
+    async with transaction(sessions) as session:
+        site = await session.get(Site, world.site_id)
+        for spec in PLANS:
+            plan = await save_plan(session, site, spec)
+            plan.stripe_product_id = sid("prod")
+            amount = price_ttc(plan.price_ht, plan.vat_rate)
+            obj = price(price_id=sid("price"), amount=amount, product=plan.stripe_product_id, interval=plan.interval)
+            session.add(PlanPrice(plan_id=plan.id, seq=1, amount=amount, price_ht=plan.price_ht, vat_rate=plan.vat_rate,
+                                  currency="EUR", interval=plan.interval, stripe_price_id=obj["id"], status="active"))
+            fake.add(obj)
+            plans[spec.code], prices[spec.code] = plan, obj
+    return Catalogue(plans, prices)
+
+
+async def new_member(sessions, world, *, name: str = "Julie Fayolle", email: str | None = None, company: str = "",
+                     siren: str = "", vat: str = "", customer: str | None = None) -> Member:
+    email = email or f"{name.split()[0].lower()}.{sid('x')[-5:].lower()}@example.org"
+    details = check_details(name=name, email=email, company_name=company, siren=siren, vat_number=vat)
+    async with transaction(sessions) as session:
+        site = await session.get(Site, world.site_id)
+        member, _ = await enrol(session, site, details)
+        member.stripe_customer_id = customer or sid("cus")
+    return member
+
+
+def sub_metadata(member: Member, plan: Plan) -> dict:
+    return {"purpose": "coworking", "member_id": str(member.id), "site_id": str(plan.site_id), "org_id": str(member.org_id),
+            "plan_id": str(plan.id), "kind": plan.kind, "checkout_id": "1"}
+
+
+async def active_member(sessions, world, catalogue, fake, *, code: str = "flex", name: str = "Julie Fayolle"):
+    """A member with a live subscription and a paid first invoice, known to the fake and to us."""
+    member = await new_member(sessions, world, name=name)
+    start = now() - 5 * DAY
+    sub = subscription(customer=member.stripe_customer_id, price=catalogue.prices[code],
+                       metadata=sub_metadata(member, catalogue.plans[code]), start=start, end=start + MONTH)
+    fake.add(sub)
+    inv = invoice(customer=member.stripe_customer_id, sub=sub, created=start, lines=[
+        line(price_id=catalogue.price_id(code), amount=catalogue.prices[code]["unit_amount"], start=start, end=start + MONTH,
+             sub_id=sub["id"])])
+    async with transaction(sessions) as session:
+        row = await apply_subscription(session, sub, now())
+        await apply_invoice(session, inv, now())
+    return member, sub, row, inv

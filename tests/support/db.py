@@ -1,0 +1,68 @@
+"""The tests' databases and event loops: the seal key, sessions that seal, a PostgreSQL admin
+connection, the owner's and the service's addresses, and coroutines run from sync code."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+
+import pytest
+
+REQUIRE_ALL = os.environ.get("FUNDING_TEST_REQUIRE_ALL") == "1"
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# The key that seals the tests' closings (what LEDGER_SEAL_KEY holds in production).
+TEST_SEAL_KEY = "dGVzdC1zZWFsLWtleS1mb3ItZW50cmUtbGFiLXRlc3Q="
+
+
+def skip_or_fail(reason: str):
+    if REQUIRE_ALL:
+        pytest.fail(f"{reason} (FUNDING_TEST_REQUIRE_ALL=1 forbids skipping)")
+    pytest.skip(reason)
+
+
+def sealed_sessions(engine):
+    """Sessions of ``engine`` that seal closings with the tests' key (as a process of the service does)."""
+    from funding.db import session_factory
+    from funding.ledger.seals import Keyring
+    from funding.settings import Settings
+
+    return session_factory(engine, keyring=Keyring.from_settings(Settings(seal_key=TEST_SEAL_KEY)))
+
+
+def run_async(make_coro):
+    """Run a coroutine to completion on a fresh loop in another thread: safe from any
+    test, including those where Playwright or anyio already runs a loop here."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coro())).result()
+
+
+def run_blocking(fn, *args):
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+async def pg_admin(sql: str) -> None:
+    """Run ``sql`` as PostgreSQL's administrator (CREATE/DROP DATABASE, roles)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://"), timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def service_url(owner_url: str, role: str) -> str:
+    """The same database, as another role (trust authentication here: the password is for show)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(owner_url).set(username=role, password="service-role-pw").render_as_string(hide_password=False)
+
+
+def owner_url(url: str) -> str:
+    """The same database, as its owner (what an intruder with the owner's role, or a test's setup, uses)."""
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(PG_ADMIN_URL)
+    return make_url(url).set(username=admin.username, password=admin.password).render_as_string(hide_password=False)
