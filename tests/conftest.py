@@ -29,11 +29,6 @@ from tests.support.db import (
     skip_or_fail,
 )
 
-# tests/test_migrations.py and tests/test_migrations_schema.py still import these from here;
-# every other test imports them from tests.support.db.
-_pg_admin = pg_admin
-__all__ = ["PG_ADMIN_URL", "TEST_SEAL_KEY", "_pg_admin", "owner_url", "run_async", "run_blocking", "skip_or_fail"]
-
 # Stripe faked over respx (stripe_settings, fake_stripe, gw, hook_client), for every directory.
 pytest_plugins = ["tests.support.stripe_fixtures"]
 

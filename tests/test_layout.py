@@ -10,13 +10,6 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 
-# Imports the rule still lets through: these files belong to the migrations' work and move to
-# tests.support.db with it. Remove an entry when its file no longer needs it.
-PENDING = {
-    ("tests/test_migrations.py", "tests.conftest"),
-    ("tests/test_migrations_schema.py", "tests.conftest"),
-}
-
 
 def _modules(tests: Path) -> dict[str, Path]:
     """Every module under ``tests`` by its dotted name (``tests.bar.test_cli``)."""
@@ -64,7 +57,7 @@ def imports_of_test_modules(tests: Path) -> list[tuple[str, str]]:
 
 def test_no_test_imports_a_test_module_or_a_conftest():
     found = set(imports_of_test_modules(TESTS))
-    assert sorted(found - PENDING) == [], "import the helper from tests/support/<domain>.py instead"
+    assert sorted(found) == [], "import the helper from tests/support/<domain>.py instead"
 
 
 def test_the_rule_sees_absolute_relative_and_plugin_imports(tmp_path):

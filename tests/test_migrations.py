@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from funding.migrate import alembic_config, head_revisions
 from funding.models import metadata
-from tests.conftest import _pg_admin, owner_url, run_async, skip_or_fail
+from tests.support.db import owner_url, pg_admin, run_async, skip_or_fail
 
 
 async def test_models_and_migrations_do_not_drift(engine):
@@ -64,11 +64,11 @@ def empty_database(request, tmp_path):
     if url is None:
         skip_or_fail(reason)
     name = f"{url.rsplit('/', 1)[1]}_steps"
-    run_async(lambda: _pg_admin(f'CREATE DATABASE "{name}"'))
+    run_async(lambda: pg_admin(f'CREATE DATABASE "{name}"'))
     try:
         yield f"{owner_url(url).rsplit('/', 1)[0]}/{name}"
     finally:
-        run_async(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_async(lambda: pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_roles_become_memberships_and_nobody_gains_or_loses_a_power(empty_database):

@@ -44,7 +44,7 @@ def _steps(config) -> list[tuple[str, str, str]]:
     trunk = [rev for rev in order if all(rev in below[o] or o in below[rev] or o == rev for o in order)]
     steps = [(f"up {rev}", "upgrade", rev) for rev in order]
     steps += [(f"down {rev}", "downgrade", rev) for rev in trunk[-2::-1]]
-    return steps + [("down base", "downgrade", "base")]
+    return [*steps, ("down base", "downgrade", "base")]
 
 
 def sqlite_schema(path: Path) -> str:
@@ -86,10 +86,10 @@ class _Database:
             self.path = workdir / f"schema-{secrets.token_hex(3)}.db"
             self.url = f"sqlite+aiosqlite:///{self.path}"
             return
-        from tests.conftest import PG_ADMIN_URL, _pg_admin, run_async
+        from tests.support.db import PG_ADMIN_URL, pg_admin, run_async
 
         self.name = f"funding_schema_{os.getpid()}_{secrets.token_hex(3)}"
-        run_async(lambda: _pg_admin(f'CREATE DATABASE "{self.name}"'))
+        run_async(lambda: pg_admin(f'CREATE DATABASE "{self.name}"'))
         self.libpq_url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{self.name}".replace("postgresql+asyncpg://", "postgresql://")
         self.url = self.libpq_url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
@@ -98,9 +98,9 @@ class _Database:
 
     def drop(self) -> None:
         if self.dialect == "postgresql":
-            from tests.conftest import _pg_admin, run_async
+            from tests.support.db import pg_admin, run_async
 
-            run_async(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+            run_async(lambda: pg_admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
 
 
 def schemas(dialect: str, workdir: Path) -> dict[str, str]:
@@ -129,7 +129,7 @@ def fingerprint(schema: str) -> str:
 
 
 def _run_blocking(fn, *args):
-    from tests.conftest import run_blocking
+    from tests.support.db import run_blocking
 
     return run_blocking(fn, *args)  # the migrations run their own event loop
 
@@ -139,11 +139,11 @@ def test_every_revision_makes_the_schema_it_always_made(dialect, tmp_path, reque
     if dialect == "postgresql":
         url, reason = request.getfixturevalue("pg_database")
         if url is None:
-            from tests.conftest import skip_or_fail
+            from tests.support.db import skip_or_fail
 
             skip_or_fail(reason)
         if shutil.which("pg_dump") is None:
-            from tests.conftest import skip_or_fail
+            from tests.support.db import skip_or_fail
 
             skip_or_fail("pg_dump (postgresql-client) is needed to read the schema")
     recorded = json.loads(RECORD.read_text(encoding="utf-8"))[dialect]
