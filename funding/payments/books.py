@@ -79,6 +79,21 @@ async def fetch_context(gw: StripeGateway, txn_id: str) -> TxnContext:
     return TxnContext(txn, charge, metadata)
 
 
+async def with_all_lines(gw: StripeGateway, invoice: dict[str, Any]) -> dict[str, Any]:
+    """``invoice`` with every line: Stripe embeds the first page of an invoice's lines only
+    (``lines.has_more``); the rest are fetched, so a sale is booked from all of them."""
+    lines = invoice.get("lines") or {}
+    if not lines.get("has_more"):
+        return invoice
+    data = list(lines.get("data") or [])
+    while True:
+        page = await gw.call("invoices.line_items", "list", invoice["id"], params={"limit": 100, "starting_after": data[-1]["id"]})
+        data += page["data"]
+        if not page.get("has_more") or not page["data"]:
+            break
+    return {**invoice, "lines": {**lines, "data": data, "has_more": False}}
+
+
 async def invoice_metadata(gw: StripeGateway, payment_intent_id: str) -> dict[str, Any]:
     """Invoices' payments carry no metadata: they reach their invoice through
     ``invoice_payment`` objects, and the invoice its subscription's metadata through
@@ -89,7 +104,7 @@ async def invoice_metadata(gw: StripeGateway, payment_intent_id: str) -> dict[st
     if not found.get("data"):
         return {}
     invoice_ref = found["data"][0]["invoice"]
-    invoice = invoice_ref if isinstance(invoice_ref, dict) else await gw.retrieve("invoices", invoice_ref)
+    invoice = await with_all_lines(gw, invoice_ref if isinstance(invoice_ref, dict) else await gw.retrieve("invoices", invoice_ref))
     details = (invoice.get("parent") or {}).get("subscription_details") or {}
     customer = invoice.get("customer")
     return {**(details.get("metadata") or {}), **(invoice.get("metadata") or {}), "purpose": "invoice",

@@ -138,6 +138,26 @@ async def test_the_settlement_never_comes_before_its_sale_whatever_the_order(eng
     assert [(journal, ref) for journal, ref, _ in await ledger(sessions)] == [("VT", inv["number"]), ("ST", charge["id"])]
 
 
+async def test_an_invoice_with_more_lines_than_one_page_is_sold_whole_before_its_charge_settles(
+        engine, sessions, member, catalogue, gw, fake):
+    """Stripe embeds one page of lines in an invoice (and in the charge's path to it): the sale
+    is booked from every line, and before the settlement, even when the charge comes first."""
+    story = Story(fake, member, catalogue)
+    start, end = story.period()
+    price = catalogue.price_id("flex")
+    lines = [line(price_id=price, amount=9000, start=start, end=end, sub_id=story.sub["id"]) for _ in range(3)]
+    inv, charge = story.bill(lines=lines, fee=295)
+    fake.paginate_lines(inv, first_page=1)
+    await deliver(engine, story.evt("charge.succeeded", charge))  # alone, before any invoice event
+    await drain(sessions, gw)
+    await deliver(engine, story.evt("invoice.paid", inv), story.evt("invoice.finalized", inv))
+    await drain(sessions, gw)
+
+    books = await ledger(sessions)
+    assert [(journal, ref) for journal, ref, _ in books] == [("VT", inv["number"]), ("ST", charge["id"])]
+    assert books[0][2] == [("411", member.aux_code, 27000), ("445711", None, -4500), ("706", None, -22500)]
+
+
 async def test_a_renewal_books_a_second_sale_and_settlement(engine, sessions, member, catalogue, gw, fake):
     story = Story(fake, member, catalogue)
     first, ch1 = story.bill(fee=295)

@@ -167,7 +167,9 @@ class BillingStripe(FakeStripe):
         self.posts: list[tuple[str, dict, str | None]] = []  # (path, params, idempotency key)
         self.preview: dict | None = None
         self.invoice_payments: list[dict] = []
+        self.invoice_lines: dict[str, list[dict]] = {}  # every line of an invoice whose embedded list is one page
         router.get(url__regex=rf"^{BASE}/v1/invoice_payments(\?.*)?$").mock(side_effect=self._invoice_payments)
+        router.get(url__regex=rf"^{BASE}/v1/invoices/(?P<oid>[^/?]+)/lines(\?.*)?$").mock(side_effect=self._lines)
         router.post(url__regex=rf"^{BASE}/v1/(?P<path>.+)$").mock(side_effect=self._post)
 
     # helpers for tests
@@ -188,7 +190,24 @@ class BillingStripe(FakeStripe):
         self.add(inv, pi, ch, txn)
         return pi, ch, txn
 
+    def paginate_lines(self, inv: dict, *, first_page: int) -> None:
+        """Embed only the first ``first_page`` lines of ``inv``, as Stripe does past a page; the
+        rest are served by GET /v1/invoices/{id}/lines."""
+        self.invoice_lines[inv["id"]] = list(inv["lines"]["data"])
+        inv["lines"] = {**inv["lines"], "data": inv["lines"]["data"][:first_page], "has_more": True}
+        self.add(inv)
+
     # endpoints
+    def _lines(self, request: httpx.Request, oid: str) -> httpx.Response:
+        self.requests.append(request)
+        lines = self.invoice_lines.get(oid, [])
+        after = request.url.params.get("starting_after")
+        start = next((i + 1 for i, item in enumerate(lines) if item["id"] == after), 0) if after else 0
+        limit = int(request.url.params.get("limit", 10))
+        page = lines[start:start + limit]
+        return httpx.Response(200, json={"object": "list", "data": page, "has_more": start + limit < len(lines),
+                                         "url": f"/v1/invoices/{oid}/lines"})
+
     def _invoice_payments(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         params = decode_pairs(request.url.params.multi_items())

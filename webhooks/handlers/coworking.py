@@ -51,17 +51,8 @@ async def apply_subscription_event(session: AsyncSession, event: Event, prepared
 # (from the charge's balance transaction); failed attempts and 3-D Secure requests email the member.
 async def prepare_invoice(gw: StripeGateway, event: Event) -> Prepared:
     prepared = await _current(gw, "invoices", event, expand=["payments"])
-    invoice = prepared.objects[0]
-    lines = invoice.get("lines") or {}
-    if lines.get("has_more"):
-        data = list(lines.get("data") or [])
-        while True:
-            page = await gw.call("invoices.line_items", "list", invoice["id"],
-                                 params={"limit": 100, "starting_after": data[-1]["id"]})
-            data += page["data"]
-            if not page.get("has_more") or not page["data"]:
-                break
-        invoice["lines"] = {**lines, "data": data, "has_more": False}
+    invoice = await books.with_all_lines(gw, prepared.objects[0])
+    prepared.objects[0] = invoice
     if invoice.get("status") == "paid":
         for payment in (invoice.get("payments") or {}).get("data") or []:
             pi_id = _id((payment.get("payment") or {}).get("payment_intent"))
