@@ -17,6 +17,7 @@ from funding.coworking.models import Plan, Subscription
 from funding.coworking.plans import PlanSpec, save_plan, sync_plans
 from funding.db import create_engine, transaction
 from funding.orgs.models import Site
+from funding.sandbox.visitor import form_action
 from funding.settings import load_settings
 from funding.stripe_gateway import StripeGateway
 from tests.support.db import TEST_SEAL_KEY, run_async, sealed_sessions
@@ -118,8 +119,7 @@ def _join(server, world, email_address: str) -> None:
         response = client.post(f"/coworking/{world.site_slug}/adherer/flex",
                                data={"csrf_token": token, "name": "Julie Fayolle", "email": email_address})
         page = client.get(response.headers["location"])
-        action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
-        paid = client.post(action, data={"cardholder-name": "Julie Fayolle", "card-number": "4242 4242 4242 4242",
+        paid = client.post(form_action(page.text), data={"cardholder-name": "Julie Fayolle", "card-number": "4242 4242 4242 4242",
                                          "card-expiry": "12/34", "card-cvc": "123"})
         assert "est actif" in client.get(paid.headers["location"]).text
 

@@ -22,6 +22,7 @@ from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
 from funding.orgs.models import Site
 from funding.payments.models import StripeEvent
+from funding.sandbox.visitor import form_action
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway, sign_payload
 from tests.support.e2e import db_call, sandbox_get, wait_for
 from tests.support.web import csrf_of
@@ -51,8 +52,8 @@ def setup(e2e):
 
 def pay(client: httpx.Client, url: str, name: str, card: str) -> httpx.Response:
     page = client.get(url)
-    action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
-    return client.post(action, data={"cardholder-name": name, "card-number": card, "card-expiry": "12/34", "card-cvc": "123"})
+    return client.post(form_action(page.text), data={"cardholder-name": name, "card-number": card, "card-expiry": "12/34",
+                                                     "card-cvc": "123"})
 
 
 def join(e2e, world, code: str, name: str, email: str) -> int:

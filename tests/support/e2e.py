@@ -3,11 +3,11 @@ answers, a donation through the form and a payment on the sandbox's hosted Check
 
 from __future__ import annotations
 
-import re
 import time
 
 import httpx
 
+from funding.sandbox.visitor import form_action
 from tests.support.db import run_async, sealed_sessions
 from tests.support.web import csrf_of
 
@@ -44,7 +44,7 @@ def sandbox_get(server, path: str) -> dict:
 
 def hosted_form(page: httpx.Response) -> str:
     """Where the sandbox's hosted page posts its form."""
-    return re.search(r'<form method="post" action="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    return form_action(page.text)
 
 
 def pay_on_hosted_page(client: httpx.Client, url: str, card: str, *, name: str = "Ana Martin",
