@@ -28,6 +28,7 @@ class ItemSpec:
     metadata: dict[str, str]
     item_id: str | None = None  # an existing subscription item
     deleted: bool = False
+    tax_rates: list[str] | None = None  # None: keep the item's (none for a new item)
 
 
 def period_end(start: int, anchor: int, interval: str, count: int) -> int:
@@ -93,7 +94,7 @@ def _new_item(sb: Sandbox, sub: dict[str, Any], spec: ItemSpec, period: tuple[in
         "price": spec.price["id"],
         "quantity": spec.quantity,
         "subscription": sub["id"],
-        "tax_rates": [],
+        "tax_rates": list(spec.tax_rates or []),
     }
 
 
@@ -111,6 +112,7 @@ def create_subscription(
     cancel_at_period_end: bool = False,
     missing_payment_method: str = "create_invoice",
     authenticated: bool = False,
+    default_tax_rates: list[str] | None = None,
 ) -> dict[str, Any]:
     check_items(specs)
     now = sb.now()
@@ -150,7 +152,7 @@ def create_subscription(
         "days_until_due": None,
         "default_payment_method": default_payment_method,
         "default_source": None,
-        "default_tax_rates": [],
+        "default_tax_rates": list(default_tax_rates or []),
         "description": description,
         "discounts": [],
         "ended_at": None,
@@ -188,11 +190,11 @@ def create_subscription(
             lines.append(invoices.price_line(
                 sb, price, item["quantity"], (now, end),
                 subscription=sub, item_id=item["id"],
-                amount=0, description=f"Trial period for {invoices.product_name(sb, price)}",
+                amount=0, description=f"Trial period for {invoices.product_name(sb, price)}", tax_rates=item["tax_rates"],
             ))
         else:
-            lines.append(invoices.price_line(sb, price, item["quantity"], (now, end), subscription=sub, item_id=item["id"]))
-    invoices.add_lines(invoice, lines)
+            lines.append(invoices.price_line(sb, price, item["quantity"], (now, end), subscription=sub, item_id=item["id"], tax_rates=item["tax_rates"]))
+    invoices.add_lines(sb, invoice, lines)
     if not trial_end:
         invoices.pull_pending_items(sb, invoice, sub["id"])
     sub["latest_invoice"] = invoice["id"]
@@ -249,13 +251,25 @@ def cancel_now(
                 invoices.new_invoice_item(
                     sb, customer=sub["customer"], amount=-credit, currency=price["currency"], subscription=sub["id"], proration=True,
                     description=f"Unused time on {item['quantity']} × {invoices.product_name(sb, price)} after {_date(moment)}",
-                    metadata={}, period=(moment, end), price=price, quantity=item["quantity"],
+                    metadata={}, period=(moment, end), price=price, quantity=item["quantity"], tax_rates=item["tax_rates"],
                 )
     sub.update(status="canceled", ended_at=moment, canceled_at=sub["canceled_at"] or moment)
     sub["cancellation_details"]["reason"] = sub["cancellation_details"]["reason"] or reason
     sb.emit("customer.subscription.deleted", sub)
     if invoice_now and invoices.pending_items(sb, sub["customer"], sub["id"]):
         _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment))
+
+
+def _item_line(sb: Sandbox, sub: dict[str, Any], item: dict[str, Any], period: tuple[int, int]) -> dict[str, Any]:
+    """The invoice line billing a subscription item for ``period``, with the item's tax rates."""
+    return invoices.price_line(sb, _price(sb, item), item["quantity"], period, subscription=sub, item_id=item["id"], tax_rates=item["tax_rates"])
+
+
+def _spec_line(sb: Sandbox, sub: dict[str, Any], spec: ItemSpec, period: tuple[int, int]) -> dict[str, Any]:
+    """The line a previewed item (``spec``) would bill for ``period``."""
+    current = {i["id"]: i for i in sub["items"]["data"]}
+    rates = spec.tax_rates if spec.tax_rates is not None else (current[spec.item_id]["tax_rates"] if spec.item_id in current else [])
+    return invoices.price_line(sb, spec.price, spec.quantity, period, subscription=sub, item_id=spec.item_id, tax_rates=rates)
 
 
 def _date(ts: int) -> str:
@@ -271,7 +285,7 @@ def _invoice_immediately(
     lines: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     invoice = invoices.new_invoice(sb, customer=sub["customer"], currency=sub["currency"], billing_reason=reason, subscription=sub, period=period)
-    invoices.add_lines(invoice, lines or [])
+    invoices.add_lines(sb, invoice, lines or [])
     invoices.pull_pending_items(sb, invoice, sub["id"])
     sub["latest_invoice"] = invoice["id"]
     sb.emit("invoice.created", invoice)
@@ -297,20 +311,24 @@ def _proration_lines(sb: Sandbox, sub: dict[str, Any], specs: list[ItemSpec], mo
     touched = {s.item_id for s in specs if s.item_id}
     for spec in specs:
         old = current.get(spec.item_id) if spec.item_id else None
-        changed = old is None or spec.deleted or old["price"] != spec.price["id"] or old["quantity"] != spec.quantity or resets
+        new_rates = spec.tax_rates if spec.tax_rates is not None else (old["tax_rates"] if old else [])
+        changed = (
+            old is None or spec.deleted or old["price"] != spec.price["id"] or old["quantity"] != spec.quantity or resets
+            or new_rates != old["tax_rates"]
+        )
         if not changed:
             continue
         if old is not None:
             old_price = _price(sb, old)
             entries.append({
                 "amount": -prorate(old_price["unit_amount"] * old["quantity"], remaining, total),
-                "price": old_price, "quantity": old["quantity"],
+                "price": old_price, "quantity": old["quantity"], "tax_rates": old["tax_rates"],
                 "description": f"Unused time on {old['quantity']} × {invoices.product_name(sb, old_price)} after {_date(moment)}",
             })
         if not spec.deleted and not resets:
             entries.append({
                 "amount": prorate(spec.price["unit_amount"] * spec.quantity, remaining, total),
-                "price": spec.price, "quantity": spec.quantity,
+                "price": spec.price, "quantity": spec.quantity, "tax_rates": new_rates,
                 "description": f"Remaining time on {spec.quantity} × {invoices.product_name(sb, spec.price)} after {_date(moment)}",
             })
     if resets:  # items not mentioned are replaced too when the interval changes
@@ -319,7 +337,7 @@ def _proration_lines(sb: Sandbox, sub: dict[str, Any], specs: list[ItemSpec], mo
                 old_price = _price(sb, item)
                 entries.append({
                     "amount": -prorate(old_price["unit_amount"] * item["quantity"], remaining, total),
-                    "price": old_price, "quantity": item["quantity"],
+                    "price": old_price, "quantity": item["quantity"], "tax_rates": item["tax_rates"],
                     "description": f"Unused time on {item['quantity']} × {invoices.product_name(sb, old_price)} after {_date(moment)}",
                 })
     for entry in entries:
@@ -333,7 +351,7 @@ def merged_specs(sb: Sandbox, sub: dict[str, Any], specs: list[ItemSpec]) -> lis
     merged = []
     for item in sub["items"]["data"]:
         spec = by_id.get(item["id"])
-        merged.append(spec or ItemSpec(_price(sb, item), item["quantity"], item["metadata"], item["id"]))
+        merged.append(spec or ItemSpec(_price(sb, item), item["quantity"], item["metadata"], item["id"], tax_rates=item["tax_rates"]))
     merged += [s for s in specs if not s.item_id]
     return merged
 
@@ -361,6 +379,7 @@ def update_items(
             invoices.new_invoice_item(
                 sb, customer=sub["customer"], amount=entry["amount"], currency=sub["currency"], subscription=sub["id"], proration=True,
                 description=entry["description"], metadata={}, period=entry["period"], price=entry["price"], quantity=entry["quantity"],
+                tax_rates=entry["tax_rates"],
             )
     start, end = _period(sub)
     if resets:
@@ -376,10 +395,12 @@ def update_items(
         if item is None:
             item = _new_item(sb, sub, spec, (start, end))
         item.update(price=spec.price["id"], quantity=spec.quantity, metadata=spec.metadata, current_period_start=start, current_period_end=end)
+        if spec.tax_rates is not None:
+            item["tax_rates"] = list(spec.tax_rates)
         items.append(item)
     sub["items"]["data"] = items
     if resets:
-        lines = [invoices.price_line(sb, _price(sb, i), i["quantity"], (start, end), subscription=sub, item_id=i["id"]) for i in items]
+        lines = [_item_line(sb, sub, i, (start, end)) for i in items]
         return lambda: _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment), lines=lines)
     if proration_behavior == "always_invoice" and invoices.pending_items(sb, sub["customer"], sub["id"]):
         return lambda: _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment))
@@ -402,7 +423,7 @@ def preview(
         if not items:
             raise StripeError(404, f"No upcoming invoices for customer: {customer['id']}", code="invoice_upcoming_none")
         invoice = invoices.new_invoice(sb, customer=customer["id"], currency=items[0]["currency"], billing_reason="upcoming", preview=True)
-        invoices.add_lines(invoice, [invoices.item_line(sb, i) for i in items if i["currency"] == invoice["currency"]])
+        invoices.add_lines(sb, invoice, [invoices.item_line(sb, i) for i in items if i["currency"] == invoice["currency"]])
         return invoice
     if sub["status"] not in LIVE_STATUSES:
         raise StripeError(404, f"No upcoming invoices for customer: {customer['id']}", code="invoice_upcoming_none")
@@ -418,7 +439,7 @@ def preview(
             line = invoices.price_line(
                 sb, entry["price"], entry["quantity"], entry["period"],
                 subscription=sub, item_id=None,
-                amount=entry["amount"], proration=True, description=entry["description"],
+                amount=entry["amount"], proration=True, description=entry["description"], tax_rates=entry["tax_rates"],
             )
             proration_lines.append(line)
     pending = [invoices.item_line(sb, i) for i in invoices.pending_items(sb, customer["id"], sub["id"])]
@@ -432,8 +453,8 @@ def preview(
         if resets:
             recurring = live[0].price["recurring"]
             new_end = period_end(moment, moment, recurring["interval"], recurring["interval_count"])
-            lines += [invoices.price_line(sb, s.price, s.quantity, (moment, new_end), subscription=sub, item_id=s.item_id) for s in live]
-        invoices.add_lines(invoice, lines)
+            lines += [_spec_line(sb, sub, s, (moment, new_end)) for s in live]
+        invoices.add_lines(sb, invoice, lines)
     else:
         if cancel:
             raise StripeError(404, f"No upcoming invoices for customer: {customer['id']}", code="invoice_upcoming_none")
@@ -444,9 +465,9 @@ def preview(
             billing_reason="upcoming", subscription=sub, period=(start, end), preview=True,
         )
         invoice["created"] = end
-        renewal = [invoices.price_line(sb, s.price, s.quantity, (end, next_end), subscription=sub, item_id=s.item_id) for s in live]
-        invoices.add_lines(invoice, pending + proration_lines + renewal)
-    invoices.recompute(invoice, starting_balance=customer["balance"])
+        renewal = [_spec_line(sb, sub, s, (end, next_end)) for s in live]
+        invoices.add_lines(sb, invoice, pending + proration_lines + renewal)
+    invoices.recompute(sb, invoice, starting_balance=customer["balance"])
     invoice["automatically_finalizes_at"] = None
     return invoice
 
@@ -481,8 +502,8 @@ def _renew(sb: Sandbox, sub: dict[str, Any]) -> None:
         billing_reason="subscription_cycle", subscription=sub, period=(start, end),
         auto_advance=sub["status"] != "unpaid",
     )
-    lines = [invoices.price_line(sb, _price(sb, i), i["quantity"], (end, new_end), subscription=sub, item_id=i["id"]) for i in sub["items"]["data"]]
-    invoices.add_lines(invoice, lines)
+    lines = [_item_line(sb, sub, i, (end, new_end)) for i in sub["items"]["data"]]
+    invoices.add_lines(sb, invoice, lines)
     invoices.pull_pending_items(sb, invoice, sub["id"])
     sub["latest_invoice"] = invoice["id"]
     sb.emit("invoice.created", invoice)
@@ -502,7 +523,7 @@ def resume(sb: Sandbox, sub: dict[str, Any]) -> None:
     sub["status"] = "active"
     sb.emit("customer.subscription.resumed", sub)
     sb.emit("customer.subscription.updated", sub, diff(before, sb.view(sub)))
-    lines = [invoices.price_line(sb, _price(sb, i), i["quantity"], (now, end), subscription=sub, item_id=i["id"]) for i in sub["items"]["data"]]
+    lines = [_item_line(sb, sub, i, (now, end)) for i in sub["items"]["data"]]
     _invoice_immediately(sb, sub, "subscription_cycle", period=(now, now), lines=lines)
 
 

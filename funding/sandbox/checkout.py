@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from funding.sandbox import billing, cards, catalog, payments
+from funding.sandbox import billing, cards, catalog, payments, taxes
 from funding.sandbox.encoding import Params
 from funding.sandbox.errors import invalid
 from funding.sandbox.invoices import new_invoice_item
@@ -50,6 +50,8 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
     if mode != "setup" and "currency" in p and catalog.parse_currency(p) != currency:
         raise invalid("The currency must match the line items' currency.", "currency")
     subtotal = sum(item["amount_subtotal"] for item in line_items)
+    total = sum(item["amount_total"] for item in line_items)
+    tax = sum(item["amount_tax"] for item in line_items)
     pid = p.dict("payment_intent_data")
     pid.check_known({"metadata", "description", "setup_future_usage", "receipt_email", "statement_descriptor", "statement_descriptor_suffix", "capture_method"})
     if pid.str("capture_method", default="automatic") not in ("automatic", "automatic_async"):
@@ -66,7 +68,7 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
         "after_expiration": None,
         "allow_promotion_codes": None,
         "amount_subtotal": subtotal if mode != "setup" else None,
-        "amount_total": subtotal if mode != "setup" else None,
+        "amount_total": total if mode != "setup" else None,
         "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
         "billing_address_collection": None,
         "cancel_url": p.str("cancel_url"),
@@ -125,7 +127,7 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
         "submit_type": p.str("submit_type"),
         "subscription": None,
         "success_url": p.str("success_url"),
-        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0} if mode != "setup" else None,
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": tax} if mode != "setup" else None,
         "ui_mode": "hosted",
         "url": sb.url(f"/checkout/{ident}"),
         "wallet_options": None,
@@ -177,19 +179,22 @@ def _line_items(sb: Sandbox, p: Params, mode: str) -> list[dict[str, Any]]:
             )
         amount = price["unit_amount"] * quantity
         product = sb.store.get("product", price["product"])
+        rates = taxes.parse_ids(sb, entry, "tax_rates")
+        line_taxes = taxes.line_taxes(sb, amount, rates)
         items.append({
             "id": sb.store.sub_id("li"),
             "object": "item",
             "adjustable_quantity": None,
             "amount_discount": 0,
             "amount_subtotal": amount,
-            "amount_tax": 0,
-            "amount_total": amount,
+            "amount_tax": sum(t["amount"] for t in line_taxes),
+            "amount_total": amount + taxes.exclusive_tax(line_taxes),
             "currency": price["currency"],
             "description": product["name"] if product else None,
             "metadata": entry.metadata() if "metadata" in entry else None,
             "price": dict(price),
             "quantity": quantity,
+            "_tax_rates": rates,
         })
     if len({i["currency"] for i in items}) > 1:
         raise invalid("All line items must use the same currency.", "line_items")
@@ -302,10 +307,10 @@ def _subscribe(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], pending
     for item in session["_line_items"]:
         price = sb.store.ref("price", item["price"]["id"])
         if price["recurring"]:
-            specs.append(billing.ItemSpec(price, item["quantity"], {}))
+            specs.append(billing.ItemSpec(price, item["quantity"], {}, tax_rates=item.get("_tax_rates")))
         else:
             new_invoice_item(sb, customer=customer["id"], amount=price["unit_amount"] * item["quantity"], currency=price["currency"],
-                             description=item["description"], metadata={}, price=price, quantity=item["quantity"])
+                             description=item["description"], metadata={}, price=price, quantity=item["quantity"], tax_rates=item.get("_tax_rates"))
     trial_end = data["trial_end"] or (sb.now() + data["trial_period_days"] * 86_400 if data["trial_period_days"] else None)
     sub = billing.create_subscription(
         sb, customer=customer, specs=specs, default_payment_method=pm["id"], metadata=dict(data["metadata"]),

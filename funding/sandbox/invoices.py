@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox import money, payments
+from funding.sandbox import money, payments, taxes
 from funding.sandbox.errors import StripeError, invalid
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ def price_line(
     amount: int | None = None,
     proration: bool = False,
     description: str | None = None,
+    tax_rates: list[str] | None = None,
 ) -> dict[str, Any]:
     unit = price["unit_amount"]
     if amount is None:
@@ -71,6 +72,7 @@ def price_line(
         "subscription": sub_id,
         "subtotal": amount,
         "taxes": [],
+        "_tax_rates": list(tax_rates or []),
     }
 
 
@@ -106,6 +108,7 @@ def item_line(sb: Sandbox, item: dict[str, Any]) -> dict[str, Any]:
         "subscription": sub_id,
         "subtotal": item["amount"],
         "taxes": [],
+        "_tax_rates": list(item["tax_rates"]),
     }
 
 
@@ -123,6 +126,7 @@ def new_invoice_item(
     price: dict[str, Any] | None = None,
     quantity: int = 1,
     invoice: str | None = None,
+    tax_rates: list[str] | None = None,
 ) -> dict[str, Any]:
     now = sb.now()
     unit = price["unit_amount"] if price else (amount // quantity if quantity else amount)
@@ -151,7 +155,7 @@ def new_invoice_item(
         "proration": proration,
         "quantity": quantity,
         "quantity_decimal": str(quantity),
-        "tax_rates": [],
+        "tax_rates": list(tax_rates or []),
         "test_clock": None,
     }
     sb.store.put("invoiceitem", item)
@@ -223,11 +227,11 @@ def new_invoice(
         "customer_name": cus["name"],
         "customer_phone": cus["phone"],
         "customer_shipping": None,
-        "customer_tax_exempt": "none",
+        "customer_tax_exempt": cus.get("tax_exempt") or "none",
         "customer_tax_ids": [],
         "default_payment_method": None,
         "default_source": None,
-        "default_tax_rates": [],
+        "default_tax_rates": list(subscription["default_tax_rates"]) if subscription else [],
         "description": description,
         "discounts": [],
         "due_date": None,
@@ -288,11 +292,11 @@ def new_invoice(
     return invoice
 
 
-def add_lines(invoice: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+def add_lines(sb: Sandbox, invoice: dict[str, Any], lines: list[dict[str, Any]]) -> None:
     for line in lines:
         line["invoice"] = invoice["id"]
         invoice["lines"]["data"].append(line)
-    recompute(invoice)
+    recompute(sb, invoice)
 
 
 def pull_pending_items(sb: Sandbox, invoice: dict[str, Any], subscription: str | None) -> None:
@@ -302,13 +306,34 @@ def pull_pending_items(sb: Sandbox, invoice: dict[str, Any], subscription: str |
             continue
         item["invoice"] = invoice["id"]
         lines.append(item_line(sb, item))
-    add_lines(invoice, lines)
+    add_lines(sb, invoice, lines)
 
 
-def recompute(invoice: dict[str, Any], starting_balance: int = 0) -> None:
-    total = sum(line["amount"] for line in invoice["lines"]["data"])
-    invoice.update(subtotal=total, subtotal_excluding_tax=total, total=total, total_excluding_tax=total)
-    due = total + starting_balance
+def line_tax_rates(invoice: dict[str, Any], line: dict[str, Any]) -> list[str]:
+    """A line's own tax rates win; a line without any takes the invoice's default_tax_rates."""
+    return line.get("_tax_rates") or invoice["default_tax_rates"]
+
+
+def compute_taxes(sb: Sandbox, invoice: dict[str, Any]) -> None:
+    """Each line's ``taxes`` and the invoice's subtotals, taxes and total (before any customer balance)."""
+    lines = invoice["lines"]["data"]
+    for line in lines:
+        line["taxes"] = taxes.line_taxes(sb, line["amount"], line_tax_rates(invoice, line))
+    subtotal = sum(line["amount"] for line in lines)
+    inclusive = sum(taxes.inclusive_tax(line["taxes"]) for line in lines)
+    exclusive = sum(taxes.exclusive_tax(line["taxes"]) for line in lines)
+    invoice.update(
+        subtotal=subtotal,
+        subtotal_excluding_tax=subtotal - inclusive,
+        total=subtotal + exclusive,
+        total_excluding_tax=subtotal - inclusive,
+        total_taxes=taxes.total_taxes(lines),
+    )
+
+
+def recompute(sb: Sandbox, invoice: dict[str, Any], starting_balance: int = 0) -> None:
+    compute_taxes(sb, invoice)
+    due = invoice["total"] + starting_balance
     invoice["starting_balance"] = starting_balance
     invoice["amount_due"] = max(due, 0)
     invoice["amount_remaining"] = max(due, 0) - invoice["amount_paid"]
@@ -320,14 +345,15 @@ def finalize(sb: Sandbox, invoice: dict[str, Any]) -> None:
         raise invalid("This invoice is already finalized, you can't re-finalize a non-draft invoice.", code="invoice_not_editable")
     now = sb.now()
     customer = sb.store.ref("customer", invoice["customer"])
-    due = sum(line["amount"] for line in invoice["lines"]["data"]) + customer["balance"]
+    compute_taxes(sb, invoice)
+    due = invoice["total"] + customer["balance"]
     if due > 0:  # the PaymentIntent must be possible before anything changes: a failure leaves a draft
         try:
             payments.check_amount(due, invoice["currency"], for_invoice=True)
         except StripeError as exc:
             _finalization_failed(sb, invoice, exc)
             raise
-    recompute(invoice, starting_balance=customer["balance"])
+    recompute(sb, invoice, starting_balance=customer["balance"])
     ending = min(invoice["total"] + customer["balance"], 0)
     if customer["balance"] or invoice["total"] < 0:
         invoice["ending_balance"] = ending

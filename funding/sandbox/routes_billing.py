@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox import billing, catalog, checkout, invoices, payments
+from funding.sandbox import billing, catalog, checkout, invoices, payments, taxes
 from funding.sandbox.api import get_or_404, list_response, paginate, route, search_response
 from funding.sandbox.encoding import Params, merge_metadata
 from funding.sandbox.errors import StripeError, invalid, missing_param
@@ -91,7 +91,8 @@ def _item_specs(sb: Sandbox, p: Params, sub: dict[str, Any] | None = None, key: 
             raise missing_param(entry._name("price"))
         quantity = entry.int("quantity", default=existing["quantity"] if existing else 1, minimum=0)
         metadata = merge_metadata(existing["metadata"] if existing else {}, entry.metadata())
-        specs.append(billing.ItemSpec(price, quantity, metadata, item_id, entry.bool("deleted", default=False)))
+        rates = taxes.parse_ids(sb, entry, "tax_rates", keep=existing["tax_rates"] if existing else ()) if "tax_rates" in entry else None
+        specs.append(billing.ItemSpec(price, quantity, metadata, item_id, entry.bool("deleted", default=False), rates))
     return specs
 
 
@@ -106,6 +107,7 @@ def create_subscription(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({
         "customer", "items", "default_payment_method", "metadata", "description", "trial_period_days", "trial_end", "payment_behavior",
         "off_session", "cancel_at_period_end", "collection_method", "proration_behavior", "payment_settings", "trial_settings", "add_invoice_items",
+        "default_tax_rates",
     })
     customer = catalog.find_customer(sb, p.str("customer", required=True))
     if p.str("collection_method", default="charge_automatically") != "charge_automatically":
@@ -113,6 +115,7 @@ def create_subscription(sb: Sandbox, p: Params) -> dict[str, Any]:
     specs = _item_specs(sb, p)
     if not specs:
         raise missing_param("items")
+    default_rates = taxes.parse_ids(sb, p, "default_tax_rates")
     pm = p.str("default_payment_method")
     if pm:
         found = payments.resolve_payment_method(sb, pm, "default_payment_method")
@@ -129,13 +132,14 @@ def create_subscription(sb: Sandbox, p: Params) -> dict[str, Any]:
     if trial_end is not None and trial_end <= sb.now():
         trial_end = None
     for entry in p.dicts("add_invoice_items"):
-        entry.check_known({"price", "price_data", "quantity", "metadata"})
+        entry.check_known({"price", "price_data", "quantity", "metadata", "tax_rates"})
         price_id = entry.str("price")
         price = catalog.find_price(sb, price_id, entry._name("price")) if price_id else catalog.price_from_data(sb, entry.dict("price_data"))
         quantity = entry.int("quantity", default=1, minimum=1)
         invoices.new_invoice_item(
             sb, customer=customer["id"], amount=price["unit_amount"] * quantity, currency=price["currency"],
             description=invoices.product_name(sb, price), metadata=entry.metadata() or {}, price=price, quantity=quantity,
+            tax_rates=taxes.parse_ids(sb, entry, "tax_rates"),
         )
     settings = p.dict("trial_settings").dict("end_behavior")
     sub = billing.create_subscription(
@@ -154,6 +158,7 @@ def create_subscription(sb: Sandbox, p: Params) -> dict[str, Any]:
         off_session=p.bool("off_session", default=False),
         cancel_at_period_end=p.bool("cancel_at_period_end", default=False),
         missing_payment_method=settings.str("missing_payment_method", default="create_invoice", choices=("create_invoice", "cancel", "pause")),
+        default_tax_rates=default_rates,
     )
     return sb.view(sub)
 
@@ -172,12 +177,14 @@ def get_subscription(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 def update_subscription(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({
         "items", "proration_behavior", "proration_date", "cancel_at_period_end", "cancel_at", "metadata", "default_payment_method",
-        "description", "payment_behavior", "cancellation_details", "off_session", "trial_end",
+        "description", "payment_behavior", "cancellation_details", "off_session", "trial_end", "default_tax_rates",
     })
     sub = billing.find_subscription(sb, ident, "id")
     if sub["status"] in ("canceled", "incomplete_expired") and set(p.data) - {"metadata", "cancellation_details", "expand"}:
         raise invalid("A canceled subscription can only update its cancellation_details and metadata.")
     before = sb.view(sub)
+    if "default_tax_rates" in p:  # applies from the next invoice on, as Stripe: no proration for a tax change
+        sub["default_tax_rates"] = taxes.parse_ids(sb, p, "default_tax_rates", keep=sub["default_tax_rates"])
     finish = None
     if "items" in p:
         behaviour = p.str("proration_behavior", default="create_prorations", choices=("create_prorations", "none", "always_invoice"))
@@ -268,11 +275,12 @@ def list_subscriptions(sb: Sandbox, p: Params) -> dict[str, Any]:
 def create_invoice(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({
         "customer", "subscription", "auto_advance", "collection_method", "days_until_due", "description", "metadata",
-        "pending_invoice_items_behavior", "currency", "default_payment_method", "footer",
+        "pending_invoice_items_behavior", "currency", "default_payment_method", "footer", "default_tax_rates",
     })
     customer = catalog.find_customer(sb, p.str("customer", required=True))
     sub_id = p.str("subscription")
     sub = billing.find_subscription(sb, sub_id) if sub_id else None
+    default_rates = taxes.parse_ids(sb, p, "default_tax_rates")
     method = p.str("collection_method", default="charge_automatically", choices=("charge_automatically", "send_invoice"))
     days = p.int("days_until_due", minimum=0)
     if method == "send_invoice" and days is None:
@@ -288,6 +296,8 @@ def create_invoice(sb: Sandbox, p: Params) -> dict[str, Any]:
     )
     if pm_id := p.str("default_payment_method"):
         invoice["default_payment_method"] = get_or_404(sb, "payment_method", pm_id, "PaymentMethod")["id"]
+    if "default_tax_rates" in p:
+        invoice["default_tax_rates"] = default_rates
     if include:
         invoices.pull_pending_items(sb, invoice, sub["id"] if sub else None)
     sb.emit("invoice.created", invoice)
@@ -318,7 +328,7 @@ def preview_invoice(sb: Sandbox, p: Params) -> dict[str, Any]:
         proration_date=details.int("proration_date"),
         cancel_at_period_end=details.bool("cancel_at_period_end"),
     )
-    return public(invoice)
+    return sb.view(invoice)
 
 
 @route("GET", "/v1/invoices/search")
@@ -340,7 +350,7 @@ def get_invoice(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 
 @route("POST", "/v1/invoices/{ident}")
 def update_invoice(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
-    p.check_known({"metadata", "description", "auto_advance", "days_until_due", "default_payment_method", "footer"})
+    p.check_known({"metadata", "description", "auto_advance", "days_until_due", "default_payment_method", "footer", "default_tax_rates"})
     invoice = _invoice(sb, ident)
     if invoice["status"] != "draft" and set(p.data) - {"metadata", "expand"}:
         raise invalid("Only draft invoices can be edited (metadata aside).", code="invoice_not_editable")
@@ -353,6 +363,9 @@ def update_invoice(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
         invoice["automatically_finalizes_at"] = invoice["created"] + invoices.FINALIZE_AFTER if invoice["auto_advance"] else None
     if "days_until_due" in p:
         invoice["_days_until_due"] = p.int("days_until_due", minimum=0)
+    if "default_tax_rates" in p:
+        invoice["default_tax_rates"] = taxes.parse_ids(sb, p, "default_tax_rates", keep=invoice["default_tax_rates"])
+        invoices.recompute(sb, invoice, invoice["starting_balance"])
     return updated(sb, invoice, before, "invoice.updated")
 
 
@@ -474,7 +487,7 @@ def list_invoices(sb: Sandbox, p: Params) -> dict[str, Any]:
 def create_invoice_item(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({
         "customer", "amount", "currency", "description", "metadata", "subscription", "invoice", "period", "quantity",
-        "pricing", "price_data", "unit_amount_decimal", "discountable", "tax_behavior",
+        "pricing", "price_data", "unit_amount_decimal", "discountable", "tax_behavior", "tax_rates",
     })
     customer = catalog.find_customer(sb, p.str("customer", required=True))
     sub_id = p.str("subscription")
@@ -504,14 +517,16 @@ def create_invoice_item(sb: Sandbox, p: Params) -> dict[str, Any]:
     invoice = _invoice(sb, invoice_id) if invoice_id else None
     if invoice is not None and (invoice["status"] != "draft" or invoice["customer"] != customer["id"]):
         raise invalid("Invoice items can only be added to draft invoices of the same customer.", "invoice", "invoice_not_editable")
+    rates = taxes.parse_ids(sb, p, "tax_rates")
     item = invoices.new_invoice_item(
         sb, customer=customer["id"], amount=amount, currency=currency, description=p.str("description"), metadata=p.metadata() or {},
         subscription=sub["id"] if sub else None, period=span, price=price, quantity=quantity, invoice=invoice["id"] if invoice else None,
+        tax_rates=rates,
     )
     if "discountable" in p:
         item["discountable"] = p.bool("discountable")
     if invoice is not None:
-        invoices.add_lines(invoice, [invoices.item_line(sb, item)])
+        invoices.add_lines(sb, invoice, [invoices.item_line(sb, item)])
     return sb.view(item)
 
 
@@ -529,7 +544,7 @@ def get_invoice_item(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 
 @route("POST", "/v1/invoiceitems/{ident}")
 def update_invoice_item(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
-    p.check_known({"amount", "description", "metadata", "quantity", "discountable", "period"})
+    p.check_known({"amount", "description", "metadata", "quantity", "discountable", "period", "tax_rates"})
     item = _item(sb, ident)
     if item["invoice"] and set(p.data) - {"metadata", "expand"}:
         invoice = sb.store.ref("invoice", item["invoice"])
@@ -540,13 +555,18 @@ def update_invoice_item(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
         item["amount"] = item["net_amount"] = p.int("amount", required=True)
     if "description" in p:
         item["description"] = p.str("description")
+    if "tax_rates" in p:
+        item["tax_rates"] = taxes.parse_ids(sb, p, "tax_rates", keep=item["tax_rates"])
     item["metadata"] = merge_metadata(item["metadata"], p.metadata())
     if item["invoice"]:
         invoice = sb.store.ref("invoice", item["invoice"])
         for line in invoice["lines"]["data"]:
             if (line["parent"]["invoice_item_details"] or {}).get("invoice_item") == item["id"]:
-                line.update(amount=item["amount"], subtotal=item["amount"], description=item["description"], metadata=dict(item["metadata"]))
-        invoices.recompute(invoice, invoice["starting_balance"])
+                line.update(
+                    amount=item["amount"], subtotal=item["amount"], description=item["description"], metadata=dict(item["metadata"]),
+                    _tax_rates=list(item["tax_rates"]),
+                )
+        invoices.recompute(sb, invoice, invoice["starting_balance"])
     return updated(sb, item, before, "invoiceitem.updated")
 
 
@@ -561,7 +581,7 @@ def delete_invoice_item(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
             line for line in invoice["lines"]["data"]
             if (line["parent"]["invoice_item_details"] or {}).get("invoice_item") != item["id"]
         ]
-        invoices.recompute(invoice, invoice["starting_balance"])
+        invoices.recompute(sb, invoice, invoice["starting_balance"])
     item["_deleted"] = True
     sb.emit("invoiceitem.deleted", item)
     return {"id": ident, "object": "invoiceitem", "deleted": True}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox import cards, catalog, payments
+from funding.sandbox import cards, catalog, payments, taxes
 from funding.sandbox.api import get_or_404, list_response, route, search_response
 from funding.sandbox.encoding import Params, merge_metadata
 from funding.sandbox.errors import StripeError, invalid, missing_param
@@ -28,6 +28,7 @@ CUSTOMER_FIELDS = {
     "email", "name", "description", "phone", "metadata", "invoice_settings", "preferred_locales", "address", "payment_method",
     "test_clock", "tax_exempt", "balance",
 }
+TAX_EXEMPT = ("none", "exempt", "reverse")
 
 
 @route("POST", "/v1/customers")
@@ -48,6 +49,8 @@ def create_customer(sb: Sandbox, p: Params) -> dict[str, Any]:
         customer["invoice_settings"]["custom_fields"] = _custom_fields(settings)
     if p.int("balance") is not None:
         customer["balance"] = p.int("balance")
+    if "tax_exempt" in p:
+        customer["tax_exempt"] = p.str("tax_exempt", default="none", choices=TAX_EXEMPT)
     return sb.view(customer)
 
 
@@ -98,6 +101,8 @@ def update_customer(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
             customer[field] = p.str(field)
     if p.int("balance") is not None:
         customer["balance"] = p.int("balance")
+    if "tax_exempt" in p:
+        customer["tax_exempt"] = p.str("tax_exempt", default="none", choices=TAX_EXEMPT)
     customer["metadata"] = merge_metadata(customer["metadata"], p.metadata())
     settings = p.dict("invoice_settings")
     if "default_payment_method" in settings:
@@ -392,3 +397,37 @@ def list_payment_methods(sb: Sandbox, p: Params) -> dict[str, Any]:
         lambda pm: customer in (None, pm["customer"]) and kind in (None, pm["type"]),
         extra={"customer", "type"},
     )
+
+
+# tax rates -------------------------------------------------------------------
+
+TAX_RATE_FIELDS = {"active", "description", "display_name", "jurisdiction", "metadata", "tax_type", "country", "state"}
+
+
+@route("POST", "/v1/tax_rates")
+def create_tax_rate(sb: Sandbox, p: Params) -> dict[str, Any]:
+    p.check_known(TAX_RATE_FIELDS | {"percentage", "inclusive"})
+    return sb.view(taxes.new_tax_rate(sb, p))
+
+
+@route("GET", "/v1/tax_rates/{ident}")
+def get_tax_rate(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
+    return sb.view(taxes.find(sb, ident))
+
+
+@route("POST", "/v1/tax_rates/{ident}")
+def update_tax_rate(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
+    rate = taxes.find(sb, ident)
+    for immutable in ("percentage", "inclusive"):  # Stripe: create a new rate instead
+        if immutable in p:
+            raise StripeError(400, f"Received unknown parameter: {immutable}", param=immutable, code="parameter_unknown")
+    p.check_known(TAX_RATE_FIELDS)
+    before = sb.view(rate)
+    taxes.set_fields(rate, p)
+    return updated(sb, rate, before, "tax_rate.updated")
+
+
+@route("GET", "/v1/tax_rates")
+def list_tax_rates(sb: Sandbox, p: Params) -> dict[str, Any]:
+    filters = {k: p.bool(k) for k in ("active", "inclusive")}
+    return list_response(sb, "tax_rate", p, "/v1/tax_rates", lambda r: all(v in (None, r[k]) for k, v in filters.items()), extra=set(filters))

@@ -37,6 +37,7 @@ PREFIXES: dict[str, str] = {
     "invoiceitem": "ii",
     "invoice_payment": "inpay",
     "billing_portal.session": "bps",
+    "tax_rate": "txr",
     "event": "evt",
 }
 TYPES_BY_PREFIX = {prefix: kind for kind, prefix in PREFIXES.items()}

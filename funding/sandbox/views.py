@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox import money
+from funding.sandbox import money, taxes
 from funding.sandbox.errors import invalid
 from funding.sandbox.state import public
 
@@ -58,19 +58,31 @@ def subscription_item(sb: Sandbox, item: dict[str, Any]) -> dict[str, Any]:
     price = sb.store.ref("price", item["price"])
     out["price"] = public(price)
     out["plan"] = plan_of(price)
+    out["tax_rates"] = taxes.view_rates(sb, item["tax_rates"])
     return out
 
 
 def _subscription(sb: Sandbox, sub: dict[str, Any]) -> dict[str, Any]:
     out = dict(sub)
     out["items"] = dict(sub["items"], data=[subscription_item(sb, item) for item in sub["items"]["data"]])
+    out["default_tax_rates"] = taxes.view_rates(sb, sub["default_tax_rates"])
     return out
+
+
+def _invoice(sb: Sandbox, invoice: dict[str, Any]) -> dict[str, Any]:
+    return dict(invoice, default_tax_rates=taxes.view_rates(sb, invoice["default_tax_rates"]))
+
+
+def _invoice_item(sb: Sandbox, item: dict[str, Any]) -> dict[str, Any]:
+    return dict(item, tax_rates=taxes.view_rates(sb, item["tax_rates"]))
 
 
 VIEWS: dict[str, Callable[[Sandbox, dict[str, Any]], dict[str, Any]]] = {
     "balance_transaction": money.view_balance_transaction,
     "charge": _charge,
     "dispute": _dispute,
+    "invoice": _invoice,
+    "invoiceitem": _invoice_item,
     "subscription": _subscription,
 }
 
