@@ -277,8 +277,23 @@ def _result_page(ok: bool) -> Response:
 STATUS_FR = {"draft": "brouillon", "open": "à payer", "paid": "payée", "void": "annulée", "uncollectible": "irrécouvrable"}
 
 
-def _invoice_rows(invoice: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(line["description"] or "Ligne", money(line["amount"], line["currency"])) for line in invoice["lines"]["data"]]
+def _invoice_rows(sb: Sandbox, invoice: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [(line["description"] or "Ligne", money(line["amount"], line["currency"])) for line in invoice["lines"]["data"]]
+    return rows + [(label, money(amount, invoice["currency"])) for label, amount in _tax_rows(sb, invoice)]
+
+
+def _tax_rows(sb: Sandbox, invoice: dict[str, Any]) -> list[tuple[str, int]]:
+    """What a French invoice states once tax rates apply: the total excluding tax, the tax per rate, the total including it."""
+    if not invoice["total_taxes"]:
+        return []
+    rows = [("Total HT", invoice["total_excluding_tax"])]
+    for tax in invoice["total_taxes"]:
+        rate = sb.store.ref("tax_rate", tax["tax_rate_details"]["tax_rate"])
+        percentage = f"{rate['percentage']:g}".replace(".", ",")  # 20.0 → 20, 5.5 → 5,5
+        included = " (incluse)" if tax["tax_behavior"] == "inclusive" else ""
+        rows.append((f"{rate['display_name']} {percentage} %{included} sur {format_amount(tax['taxable_amount'], invoice['currency'])}", tax["amount"]))
+    rows.append(("Total TTC", invoice["total"]))
+    return rows
 
 
 def _invoice_page(
@@ -290,7 +305,7 @@ def _invoice_page(
     head = f"""<p>Statut : <strong id="invoice-status">{escape(STATUS_FR.get(invoice['status'], invoice['status']))}</strong></p>
 <p class="muted">Émise le {date_fr(invoice['status_transitions']['finalized_at'] or invoice['created'])} — {escape(invoice['customer_email'] or '')}</p>
 <p id="invoice-customer">{escape(invoice['customer_name'] or '')}{fields}</p>"""
-    table = lines_table(_invoice_rows(invoice), ("Montant dû", money(invoice["amount_due"], invoice["currency"])))
+    table = lines_table(_invoice_rows(sb, invoice), ("Montant dû", money(invoice["amount_due"], invoice["currency"])))
     pay = ""
     if invoice["status"] == "open":
         pi = sb.store.get("payment_intent", invoice["_payment_intent"]) if invoice["_payment_intent"] else None
@@ -356,6 +371,8 @@ async def invoice_pdf(request: Request) -> Response:
         lines += [f"Date : {date_fr(invoice['status_transitions']['finalized_at'])}", ""]
         for line in invoice["lines"]["data"]:
             lines.append(f"{line['description']}  {format_amount(line['amount'], line['currency'])}")
+        if taxes := _tax_rows(sb, invoice):  # Total HT and the tax per rate; "Total" below is the total including tax
+            lines += [""] + [f"{label} : {format_amount(amount, invoice['currency'])}" for label, amount in taxes[:-1]]
         lines += ["", f"Total : {format_amount(invoice['total'], invoice['currency'])}", f"Statut : {STATUS_FR.get(invoice['status'], invoice['status'])}"]
         return Response(minimal_pdf(lines), media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{invoice["number"]}.pdf"'})
 

@@ -6,6 +6,7 @@ inclusive taxable amount = amount / (1 + rate), tax = amount − taxable amount.
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import stripe
 
@@ -270,6 +271,19 @@ def test_checkout_line_item_tax_rates(stripe_client, server):
     sub = stripe_client.v1.subscriptions.retrieve(sub_id, params={"expand": ["latest_invoice"]})
     assert [r["id"] for r in sub["items"]["data"][0]["tax_rates"]] == [normal["id"]]
     assert sub["latest_invoice"]["total"] == sub["latest_invoice"]["amount_paid"] == 2400
+
+
+def test_hosted_invoice_page_and_pdf_show_each_rate_and_the_total_excluding_tax(stripe_client):
+    normal, reduced = _rate(stripe_client, 20), _rate(stripe_client, 5.5)
+    invoice = _draft(stripe_client, [(1000, [normal]), (300, [reduced])], collection_method="send_invoice", days_until_due=30)
+    invoice = stripe_client.v1.invoices.finalize_invoice(invoice["id"])
+    html = httpx.get(invoice["hosted_invoice_url"]).text
+    assert "Total HT" in html and "13,00\u00a0€" in html
+    assert "TVA 20 % sur 10,00\u00a0€" in html and "2,00\u00a0€" in html
+    assert "TVA 5,5 % sur 3,00\u00a0€" in html and "0,17\u00a0€" in html
+    assert "Total TTC" in html and "15,17\u00a0€" in html
+    pdf = httpx.get(invoice["invoice_pdf"]).content
+    assert b"Total HT : 13,00" in pdf and b"TVA 20 % sur 10,00" in pdf and b"TVA 5,5 % sur 3,00" in pdf and b"Total : 15,17" in pdf
 
 
 def test_unknown_or_inactive_tax_rates_are_refused_and_change_nothing(stripe_client):
