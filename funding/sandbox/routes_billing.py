@@ -183,12 +183,13 @@ def update_subscription(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     if sub["status"] in ("canceled", "incomplete_expired") and set(p.data) - {"metadata", "cancellation_details", "expand"}:
         raise invalid("A canceled subscription can only update its cancellation_details and metadata.")
     before = sb.view(sub)
-    if "default_tax_rates" in p:  # applies from the next invoice on, as Stripe: no proration for a tax change
-        sub["default_tax_rates"] = taxes.parse_ids(sb, p, "default_tax_rates", keep=sub["default_tax_rates"])
+    default_rates = taxes.parse_ids(sb, p, "default_tax_rates", keep=sub["default_tax_rates"]) if "default_tax_rates" in p else None
     finish = None
     if "items" in p:
         behaviour = p.str("proration_behavior", default="create_prorations", choices=("create_prorations", "none", "always_invoice"))
         finish = billing.update_items(sb, sub, _item_specs(sb, p, sub), proration_behavior=behaviour, proration_date=p.int("proration_date"))
+    if default_rates is not None:  # for the invoices to come, as Stripe: a tax change alone is not prorated
+        sub["default_tax_rates"] = default_rates
     if "cancel_at_period_end" in p:
         flag = p.bool("cancel_at_period_end")
         sub["cancel_at_period_end"] = flag
@@ -355,6 +356,7 @@ def update_invoice(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     if invoice["status"] != "draft" and set(p.data) - {"metadata", "expand"}:
         raise invalid("Only draft invoices can be edited (metadata aside).", code="invoice_not_editable")
     before = sb.view(invoice)
+    default_rates = taxes.parse_ids(sb, p, "default_tax_rates", keep=invoice["default_tax_rates"]) if "default_tax_rates" in p else None
     invoice["metadata"] = merge_metadata(invoice["metadata"], p.metadata())
     if "description" in p:
         invoice["description"] = p.str("description")
@@ -363,8 +365,8 @@ def update_invoice(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
         invoice["automatically_finalizes_at"] = invoice["created"] + invoices.FINALIZE_AFTER if invoice["auto_advance"] else None
     if "days_until_due" in p:
         invoice["_days_until_due"] = p.int("days_until_due", minimum=0)
-    if "default_tax_rates" in p:
-        invoice["default_tax_rates"] = taxes.parse_ids(sb, p, "default_tax_rates", keep=invoice["default_tax_rates"])
+    if default_rates is not None:
+        invoice["default_tax_rates"] = default_rates
         invoices.recompute(sb, invoice, invoice["starting_balance"])
     return updated(sb, invoice, before, "invoice.updated")
 
@@ -551,12 +553,13 @@ def update_invoice_item(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
         if invoice["status"] != "draft":
             raise invalid("This invoice item is on a finalized invoice and can no longer be edited.", code="invoice_not_editable")
     before = sb.view(item)
+    rates = taxes.parse_ids(sb, p, "tax_rates", keep=item["tax_rates"]) if "tax_rates" in p else None
     if "amount" in p:  # a blank amount is a missing one, not an amount of None
         item["amount"] = item["net_amount"] = p.int("amount", required=True)
     if "description" in p:
         item["description"] = p.str("description")
-    if "tax_rates" in p:
-        item["tax_rates"] = taxes.parse_ids(sb, p, "tax_rates", keep=item["tax_rates"])
+    if rates is not None:
+        item["tax_rates"] = rates
     item["metadata"] = merge_metadata(item["metadata"], p.metadata())
     if item["invoice"]:
         invoice = sb.store.ref("invoice", item["invoice"])

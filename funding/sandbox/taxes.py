@@ -70,27 +70,28 @@ def new_tax_rate(sb: Sandbox, p: Params) -> dict[str, Any]:
 
 
 def set_fields(rate: dict[str, Any], p: Params) -> None:
-    """The fields both create and update take."""
-    rate["metadata"] = merge_metadata(rate["metadata"], p.metadata())
+    """The fields both create and update take; all are checked before any is changed."""
+    changes: dict[str, Any] = {"metadata": merge_metadata(rate["metadata"], p.metadata())}
     for field in ("description", "jurisdiction", "state"):
         if field in p:
-            rate[field] = p.str(field)
+            changes[field] = p.str(field)
     if "display_name" in p:
-        rate["display_name"] = p.str("display_name", required=True)
+        changes["display_name"] = p.str("display_name", required=True)
     if "country" in p:
         country = p.str("country")
         if country is not None and (len(country) != 2 or not country.isalpha()):
             raise invalid("Country must be a two-letter ISO 3166-1 alpha-2 code.", "country")
-        rate["country"] = country.upper() if country else None
+        changes["country"] = country.upper() if country else None
     if "tax_type" in p:
-        rate["tax_type"] = p.str("tax_type", choices=TAX_TYPES)
+        changes["tax_type"] = p.str("tax_type", choices=TAX_TYPES)
     if "active" in p:
-        rate["active"] = p.bool("active", default=True)
+        changes["active"] = p.bool("active", default=True)
+    rate.update(changes)
 
 
 def find(sb: Sandbox, ident: str, param: str = "id") -> dict[str, Any]:
-    rate = sb.store.get("tax_rate", ident)
-    if rate is None:
+    """The tax rate ``ident`` names (``param``: where the request named it, for the 404)."""
+    if (rate := sb.store.get("tax_rate", ident)) is None:
         raise not_found("tax_rate", ident, param)
     return rate
 

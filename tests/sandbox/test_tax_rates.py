@@ -214,6 +214,9 @@ def test_subscription_default_tax_rates_and_an_item_overriding_them(stripe_clien
         assert invoice["total_excluding_tax"] == 2999 and invoice["total"] == invoice["amount_due"] == invoice["amount_paid"] == 3454
         assert invoice["status"] == "paid"
 
+    with pytest.raises(stripe.InvalidRequestError):  # a bad item leaves the new default rates unapplied too
+        stripe_client.v1.subscriptions.update(sub["id"], params={"default_tax_rates": "", "items": [{"price": "price_missing"}]})
+    assert [r["id"] for r in stripe_client.v1.subscriptions.retrieve(sub["id"])["default_tax_rates"]] == [normal["id"]]
     changed = stripe_client.v1.subscriptions.update(sub["id"], params={"default_tax_rates": ""})
     assert changed["default_tax_rates"] == []
     upcoming = stripe_client.v1.invoices.create_preview(params={"subscription": sub["id"]})
@@ -309,3 +312,26 @@ def test_unknown_or_inactive_tax_rates_are_refused_and_change_nothing(stripe_cli
     assert stripe_client.v1.subscriptions.list(params={"customer": customer["id"], "status": "all"})["data"] == []
     unchanged = stripe_client.v1.invoices.retrieve(invoice["id"])
     assert unchanged["lines"]["data"] == [] and unchanged["default_tax_rates"] == [] and unchanged["total"] == 0
+
+
+def test_a_refused_update_changes_nothing(stripe_client):
+    rate = _rate(stripe_client, 20, description="Taux normal")
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_client.v1.tax_rates.update(rate["id"], params={"description": "Autre", "country": "FRA"})
+    assert refused.value.param == "country" and stripe_client.v1.tax_rates.retrieve(rate["id"]).to_dict() == rate.to_dict()
+
+    invoice = _draft(stripe_client, [(1000, [rate])])
+    item_id = invoice["lines"]["data"][0]["parent"]["invoice_item_details"]["invoice_item"]
+    item = stripe_client.v1.invoice_items.retrieve(item_id)
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_client.v1.invoice_items.update(item_id, params={"amount": 5000, "description": "Autre", "tax_rates": ["txr_missing"]})
+    assert refused.value.code == "resource_missing" and stripe_client.v1.invoice_items.retrieve(item_id).to_dict() == item.to_dict()
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.invoices.update(invoice["id"], params={"description": "Autre", "default_tax_rates": ["txr_missing"]})
+    assert stripe_client.v1.invoices.retrieve(invoice["id"]).to_dict() == invoice.to_dict()
+
+    reduced = _rate(stripe_client, 5.5)
+    moved = stripe_client.v1.invoice_items.update(item_id, params={"tax_rates": [reduced["id"]]})
+    assert [r["id"] for r in moved["tax_rates"]] == [reduced["id"]]
+    retaxed = stripe_client.v1.invoices.retrieve(invoice["id"])
+    assert _plain(retaxed["total_taxes"]) == [_tax(55, reduced, 1000)] and retaxed["total"] == 1055
