@@ -131,33 +131,40 @@ def create_subscription(sb: Sandbox, p: Params) -> dict[str, Any]:
         trial_end = sb.now() + days * 86_400
     if trial_end is not None and trial_end <= sb.now():
         trial_end = None
+    # Every parameter is read (and refused) before anything is created: a refused request creates nothing.
+    extra_items: list[dict[str, Any]] = []
     for entry in p.dicts("add_invoice_items"):
         entry.check_known({"price", "price_data", "quantity", "metadata", "tax_rates"})
         price_id = entry.str("price")
         price = catalog.find_price(sb, price_id, entry._name("price")) if price_id else catalog.price_from_data(sb, entry.dict("price_data"))
         quantity = entry.int("quantity", default=1, minimum=1)
-        invoices.new_invoice_item(
-            sb, customer=customer["id"], amount=price["unit_amount"] * quantity, currency=price["currency"],
-            description=invoices.product_name(sb, price), metadata=entry.metadata() or {}, price=price, quantity=quantity,
-            tax_rates=taxes.parse_ids(sb, entry, "tax_rates"),
-        )
+        extra_items.append({
+            "amount": price["unit_amount"] * quantity, "currency": price["currency"], "description": invoices.product_name(sb, price),
+            "metadata": entry.metadata() or {}, "price": price, "quantity": quantity, "tax_rates": taxes.parse_ids(sb, entry, "tax_rates"),
+        })
     settings = p.dict("trial_settings").dict("end_behavior")
+    metadata, description = p.metadata() or {}, p.str("description")
+    payment_behavior = p.str(
+        "payment_behavior",
+        default="allow_incomplete",
+        choices=("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete"),
+    )
+    off_session, cancel_at_period_end = p.bool("off_session", default=False), p.bool("cancel_at_period_end", default=False)
+    missing_pm = settings.str("missing_payment_method", default="create_invoice", choices=("create_invoice", "cancel", "pause"))
+    for item in extra_items:
+        invoices.new_invoice_item(sb, customer=customer["id"], **item)
     sub = billing.create_subscription(
         sb,
         customer=customer,
         specs=specs,
         default_payment_method=pm,
-        metadata=p.metadata() or {},
-        description=p.str("description"),
+        metadata=metadata,
+        description=description,
         trial_end=trial_end,
-        payment_behavior=p.str(
-            "payment_behavior",
-            default="allow_incomplete",
-            choices=("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete"),
-        ),
-        off_session=p.bool("off_session", default=False),
-        cancel_at_period_end=p.bool("cancel_at_period_end", default=False),
-        missing_payment_method=settings.str("missing_payment_method", default="create_invoice", choices=("create_invoice", "cancel", "pause")),
+        payment_behavior=payment_behavior,
+        off_session=off_session,
+        cancel_at_period_end=cancel_at_period_end,
+        missing_payment_method=missing_pm,
         default_tax_rates=default_rates,
     )
     return sb.view(sub)
@@ -356,15 +363,16 @@ def update_invoice(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     if invoice["status"] != "draft" and set(p.data) - {"metadata", "expand"}:
         raise invalid("Only draft invoices can be edited (metadata aside).", code="invoice_not_editable")
     before = sb.view(invoice)
+    # Every parameter is read (and refused) before anything changes: a refused update changes nothing.
     default_rates = taxes.parse_ids(sb, p, "default_tax_rates", keep=invoice["default_tax_rates"]) if "default_tax_rates" in p else None
-    invoice["metadata"] = merge_metadata(invoice["metadata"], p.metadata())
-    if "description" in p:
-        invoice["description"] = p.str("description")
-    if "auto_advance" in p:
-        invoice["auto_advance"] = p.bool("auto_advance")
-        invoice["automatically_finalizes_at"] = invoice["created"] + invoices.FINALIZE_AFTER if invoice["auto_advance"] else None
-    if "days_until_due" in p:
-        invoice["_days_until_due"] = p.int("days_until_due", minimum=0)
+    metadata = merge_metadata(invoice["metadata"], p.metadata())
+    description = p.str("description") if "description" in p else invoice["description"]
+    auto_advance = p.bool("auto_advance") if "auto_advance" in p else None
+    days = p.int("days_until_due", minimum=0) if "days_until_due" in p else invoice["_days_until_due"]
+    invoice.update(metadata=metadata, description=description, _days_until_due=days)
+    if auto_advance is not None:
+        invoice["auto_advance"] = auto_advance
+        invoice["automatically_finalizes_at"] = invoice["created"] + invoices.FINALIZE_AFTER if auto_advance else None
     if default_rates is not None:
         invoice["default_tax_rates"] = default_rates
         invoices.recompute(sb, invoice, invoice["starting_balance"])

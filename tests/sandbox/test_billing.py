@@ -275,6 +275,18 @@ def test_incomplete_subscription_expires_after_23_hours(stripe_client, sb):
                                                       "payment_behavior": "error_if_incomplete", "default_payment_method": failing["id"]})
 
 
+def test_a_refused_subscription_leaves_no_invoice_item_behind(stripe_client):
+    customer = stripe_client.v1.customers.create(params={"email": "refus@example.org"})
+    price = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 900, "recurring": {"interval": "month"},
+                                                   "product_data": {"name": "Casier"}})
+    once = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 2000, "product_data": {"name": "Badge"}})
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_client.v1.subscriptions.create(params={"customer": customer["id"], "items": [{"price": price["id"]}],
+                                                      "add_invoice_items": [{"price": once["id"]}], "payment_behavior": "sometimes"})
+    assert refused.value.param == "payment_behavior"
+    assert stripe_client.v1.invoice_items.list(params={"customer": customer["id"]})["data"] == []
+
+
 def test_standalone_invoice_finalize_pay_and_void(stripe_client, sb):
     customer = stripe_client.v1.customers.create(params={"email": "tab@example.org"})
     pm = stripe_client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer["id"]})

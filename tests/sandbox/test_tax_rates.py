@@ -329,6 +329,10 @@ def test_a_refused_update_changes_nothing(stripe_client):
     with pytest.raises(stripe.InvalidRequestError):
         stripe_client.v1.invoices.update(invoice["id"], params={"description": "Autre", "default_tax_rates": ["txr_missing"]})
     assert stripe_client.v1.invoices.retrieve(invoice["id"]).to_dict() == invoice.to_dict()
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_client.v1.invoices.update(invoice["id"], params={"description": "Autre", "auto_advance": True, "days_until_due": -1})
+    assert refused.value.param == "days_until_due"
+    assert stripe_client.v1.invoices.retrieve(invoice["id"]).to_dict() == invoice.to_dict()
 
     reduced = _rate(stripe_client, 5.5)
     moved = stripe_client.v1.invoice_items.update(item_id, params={"tax_rates": [reduced["id"]]})
