@@ -17,10 +17,10 @@ from funding.coworking.models import Plan, Subscription
 from funding.coworking.plans import PlanSpec, save_plan, sync_plans
 from funding.db import create_engine, transaction
 from funding.orgs.models import Site
-from funding.sandbox.visitor import form_action
 from funding.settings import load_settings
 from funding.stripe_gateway import StripeGateway
 from tests.support.db import TEST_SEAL_KEY, run_async, sealed_sessions
+from tests.support.e2e import pay_on_hosted_page
 from tests.support.live import LiveServer, free_port
 from tests.support.web import csrf_of
 from tests.support.world import make_world
@@ -118,9 +118,7 @@ def _join(server, world, email_address: str) -> None:
         token = csrf_of(client.get("/login").text)
         response = client.post(f"/coworking/{world.site_slug}/adherer/flex",
                                data={"csrf_token": token, "name": "Julie Fayolle", "email": email_address})
-        page = client.get(response.headers["location"])
-        paid = client.post(form_action(page.text), data={"cardholder-name": "Julie Fayolle", "card-number": "4242 4242 4242 4242",
-                                         "card-expiry": "12/34", "card-cvc": "123"})
+        paid = pay_on_hosted_page(client, response.headers["location"], "4242 4242 4242 4242", name="Julie Fayolle", email=None)
         assert "est actif" in client.get(paid.headers["location"]).text
 
 

@@ -13,9 +13,10 @@ from funding.campaigns import deadline
 from funding.campaigns.models import Campaign, CampaignEntry, Match, Pledge
 from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
+from funding.sandbox.visitor import form_action
 from funding.stripe_gateway import StripeGateway
 from tests.support.campaigns import make_campaign
-from tests.support.e2e import db_call, hosted_form, pay_on_hosted_page, sandbox_get, wait_for
+from tests.support.e2e import db_call, pay_on_hosted_page, sandbox_get, wait_for
 from tests.support.web import csrf_of
 from tests.support.world import make_world
 
@@ -164,7 +165,7 @@ def test_an_all_or_nothing_campaign_that_succeeds_with_one_card_to_authenticate_
         to_bank = client.post(f"/contributions/{jeanne.access_token}/confirmer", data={"csrf_token": csrf_of(mine.text)})
         assert to_bank.status_code == 303 and "/_sandbox/stripe/authenticate/pi_" in to_bank.headers["location"]
         challenge = client.get(to_bank.headers["location"])
-        back = client.post(hosted_form(challenge), data={"action": "authenticate"})
+        back = client.post(form_action(challenge.text), data={"action": "authenticate"})
         assert back.status_code == 303
         assert back.headers["location"].startswith(f"{e2e.url}/contributions/{jeanne.access_token}/confirmer")
         done = client.get(back.headers["location"])

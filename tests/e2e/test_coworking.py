@@ -22,9 +22,8 @@ from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
 from funding.orgs.models import Site
 from funding.payments.models import StripeEvent
-from funding.sandbox.visitor import form_action
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway, sign_payload
-from tests.support.e2e import db_call, sandbox_get, wait_for
+from tests.support.e2e import db_call, pay_on_hosted_page, sandbox_get, wait_for
 from tests.support.web import csrf_of
 from tests.support.world import make_world
 
@@ -50,19 +49,13 @@ def setup(e2e):
     return db_call(e2e.settings, go)
 
 
-def pay(client: httpx.Client, url: str, name: str, card: str) -> httpx.Response:
-    page = client.get(url)
-    return client.post(form_action(page.text), data={"cardholder-name": name, "card-number": card, "card-expiry": "12/34",
-                                                     "card-cvc": "123"})
-
-
 def join(e2e, world, code: str, name: str, email: str) -> int:
     with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=30) as client:
         token = csrf_of(client.get("/login").text)
         response = client.post(f"/coworking/{world.site_slug}/adherer/{code}",
                                data={"csrf_token": token, "name": name, "email": email})
         assert response.status_code == 303, response.text
-        paid = pay(client, response.headers["location"], name, GOOD)
+        paid = pay_on_hosted_page(client, response.headers["location"], GOOD, name=name, email=None)
         assert paid.status_code in (302, 303)
         welcome = client.get(paid.headers["location"])
         assert welcome.status_code == 200 and "est actif" in welcome.text

@@ -42,11 +42,6 @@ def sandbox_get(server, path: str) -> dict:
     return response.json()
 
 
-def hosted_form(page: httpx.Response) -> str:
-    """Where the sandbox's hosted page posts its form."""
-    return form_action(page.text)
-
-
 def pay_on_hosted_page(client: httpx.Client, url: str, card: str, *, name: str = "Ana Martin",
                        email: str | None = "ana@example.org") -> httpx.Response:
     """Fill the sandbox's Checkout page (``email`` None: the field left out); authenticate on its
@@ -56,10 +51,10 @@ def pay_on_hosted_page(client: httpx.Client, url: str, card: str, *, name: str =
     form = {"cardholder-name": name, "card-number": card, "card-expiry": "12/34", "card-cvc": "123"}
     if email is not None:
         form["email"] = email
-    response = client.post(hosted_form(page), data=form)
+    response = client.post(form_action(page.text), data=form)
     if response.status_code in (302, 303) and "/authenticate/" in response.headers["location"]:
         challenge = client.get(response.headers["location"])
-        response = client.post(hosted_form(challenge), data={"action": "authenticate"})
+        response = client.post(form_action(challenge.text), data={"action": "authenticate"})
     return response
 
 
