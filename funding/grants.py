@@ -64,6 +64,7 @@ TABLES: dict[str, Access] = {
     "stripe_events": STATE,
     "stripe_requests": STATE,
     "stripe_objects": STATE,
+    "stripe_tax_rates": forward("stripe_id"),
     "stripe_payouts": STATE,
     "payments": STATE,
     # campaigns

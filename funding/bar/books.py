@@ -26,13 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.auth.models import User
 from funding.bar.models import Batch, SaleLine, Ticket
 from funding.db import must_get
+from funding.ledger.chart import vat_account
 from funding.ledger.models import FundingSource
 from funding.ledger.service import EntryDraft, Line
 from funding.orgs.models import Organisation, Site
 from funding.payments import purposes
 from funding.payments.purposes import split_vat
 
-VAT_ACCOUNTS = {200: "445711", 100: "445712", 55: "445713"}
 RATE_LABELS = {200: "20 %", 100: "10 %", 55: "5,5 %"}
 REVENUE = "707"
 RECEIVABLE = "411"
@@ -66,7 +66,7 @@ def revenue_lines(by_rate: dict[int, int], currency: str, *, vat_liable: bool, l
         base, vat = split_vat(ttc, rate) if vat_liable else (ttc, 0)
         lines.append(Line(REVENUE, -base, currency, label=f"{label} TVA {RATE_LABELS[rate]}"))
         if vat:
-            lines.append(Line(VAT_ACCOUNTS[rate], -vat, currency, label=f"TVA collectée {RATE_LABELS[rate]}"))
+            lines.append(Line(vat_account(rate), -vat, currency, label=f"TVA collectée {RATE_LABELS[rate]}"))
     return [line for line in lines if line.amount]
 
 

@@ -18,6 +18,7 @@ Statuses only move forwards (conditional UPDATEs); Stripe's events confirm them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from funding.mail.service import enqueue
 from funding.orgs.models import Site
 from funding.payments.calls import create_once
 from funding.payments.models import PaymentPurpose
+from funding.payments.tax_rates import label as vat_label
+from funding.payments.tax_rates import tax_rate_ids
 from funding.settings import Settings
 from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown
 
@@ -133,6 +136,15 @@ class Plan:
     resource: str | None = None
     params: dict | None = None
     reason: str = ""
+    items: tuple[tuple[int, dict], ...] = ()  # invoice items: (VAT rate per mille, params), one per rate
+
+
+async def amounts_by_rate(session: AsyncSession, batch_id: int) -> dict[int, int]:
+    """What the batch's lines come to per VAT rate (per mille), TTC."""
+    rows = (await session.execute(
+        select(SaleLine.vat_rate, func.sum(SaleLine.amount)).join(BatchLine, BatchLine.sale_line_id == SaleLine.id)
+        .where(BatchLine.batch_id == batch_id).group_by(SaleLine.vat_rate).order_by(SaleLine.vat_rate))).all()
+    return {int(rate): int(amount) for rate, amount in rows if amount}
 
 
 def _meta(batch: Batch) -> dict:
@@ -158,14 +170,20 @@ async def plan_for(sessions: async_sessionmaker, gw: StripeGateway, batch: Batch
         customer = stripe_customer_id(member) if member is not None else None
         sub = await active_subscription(session, member) if member is not None and customer else None
         site = await must_get(session, Site, batch.site_id)
+        by_rate = await amounts_by_rate(session, batch.id)
     label = (f"Ardoise du bar — {site.name} ({batch.line_count} consommation(s), arrêtée le "
              f"{batch.created_at.strftime('%d/%m/%Y')})")[:200]
     if customer is None:
         return Plan(BatchMethod.DUE, reason="no_customer")
     if sub is not None and not batch.key.startswith(DEPARTURE):
-        return Plan(BatchMethod.INVOICE_ITEM, "invoice_items", {
-            "customer": customer, "subscription": sub.stripe_subscription_id, "amount": batch.amount,
-            "currency": batch.currency.lower(), "description": label, "metadata": {**_meta(batch), "entrelab_booked": "1"}})
+        # One line per VAT rate, each with its (inclusive) Tax Rate: the invoice states the VAT of the tab.
+        rates = await tax_rate_ids(sessions, gw, by_rate)
+        return Plan(BatchMethod.INVOICE_ITEM, "invoice_items", items=tuple(
+            (rate, {"customer": customer, "subscription": sub.stripe_subscription_id, "amount": amount,
+                    "currency": batch.currency.lower(), "tax_rates": [rates[rate]],
+                    "description": f"{label} — TVA {vat_label(rate)}"[:250],
+                    "metadata": {**_meta(batch), "entrelab_booked": "1", "vat_rate": str(rate)}})
+            for rate, amount in by_rate.items()))
     card = await _saved_card(gw, customer)
     if card is None:
         return Plan(BatchMethod.DUE, reason="no_card")
@@ -184,6 +202,8 @@ async def bill(sessions: async_sessionmaker, gw: StripeGateway, batch_id: int) -
     if plan.method == BatchMethod.DUE:
         await _transition(sessions, batch, (BatchStatus.READY,), BatchStatus.DUE, error=plan.reason)
         return BatchStatus.DUE
+    if plan.method == BatchMethod.INVOICE_ITEM:
+        return await _bill_items(sessions, gw, batch, plan)
     if plan.resource is None or plan.params is None:
         raise RuntimeError(f"a {plan.method} plan without its Stripe call")
     try:
@@ -193,10 +213,28 @@ async def bill(sessions: async_sessionmaker, gw: StripeGateway, batch_id: int) -
         return BatchStatus.DUE
     except StripeUnknown:
         return BatchStatus.READY  # the sweep settles the request; Stripe's event or the next round completes it
-    if plan.method == BatchMethod.INVOICE_ITEM:
-        await _transition(sessions, batch, (BatchStatus.READY,), BatchStatus.BILLED, method=plan.method, stripe_invoice_item_id=obj["id"])
-        return BatchStatus.BILLED
     return await apply_payment_intent(sessions, obj)
+
+
+async def _bill_items(sessions: async_sessionmaker, gw: StripeGateway, batch: Batch, plan: Plan) -> str:
+    """The batch's invoice items, one per VAT rate, each created once (its own key). Refused
+    half-way: the items already made are deleted, so the batch is due in full or billed in full."""
+    made: list[str] = []
+    try:
+        for rate, params in plan.items:
+            made.append((await create_once(sessions, gw, ref=f"bar-batch:{batch.id}:vat-{rate}", resource="invoice_items",
+                                           params=params))["id"])
+    except StripeRefused as exc:
+        for item_id in made:
+            with contextlib.suppress(StripeRefused):  # already on an invoice, or gone: Stripe says no
+                await gw.call("invoice_items", "delete", item_id)
+        await _transition(sessions, batch, (BatchStatus.READY,), BatchStatus.DUE, method=plan.method, error=str(exc)[:500])
+        return BatchStatus.DUE
+    except StripeUnknown:
+        return BatchStatus.READY  # the sweep settles the request; the next round completes the others (same keys)
+    await _transition(sessions, batch, (BatchStatus.READY,), BatchStatus.BILLED, method=plan.method,
+                      stripe_invoice_item_id=made[0] if made else None)
+    return BatchStatus.BILLED
 
 
 async def apply_payment_intent(sessions: async_sessionmaker, pi: dict) -> str:

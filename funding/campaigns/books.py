@@ -33,6 +33,7 @@ from funding.campaigns.models import (
 )
 from funding.campaigns.pledges import lock_campaign, match_total, reload_pledge
 from funding.db import insert_ignore, must_get, rowcount, utcnow
+from funding.ledger.chart import vat_account
 from funding.ledger.models import FundingSource, Grant
 from funding.ledger.service import EntryDraft, Line, credit, debit, post
 from funding.payments import purposes
@@ -41,7 +42,6 @@ from funding.payments.books import source_key as stripe_key
 from funding.payments.models import PaymentPurpose
 
 PURPOSE = PaymentPurpose.PLEDGE
-VAT_ACCOUNTS = {200: "445711", 100: "445712", 55: "445713"}
 # Pledges that can still change the amount the funder matches.
 UNSETTLED = (*IN_FLIGHT, PledgeStatus.ACTIVE, PledgeStatus.PENDING)
 
@@ -54,7 +54,7 @@ def revenue_lines(pledge: Pledge, amount: int, currency: str) -> list[Line]:
     account = "707" if pledge.delivered_at is not None and amount < 0 else "4191"
     lines = [Line(account, -base, currency)]
     if vat:
-        lines.append(Line(VAT_ACCOUNTS[pledge.vat_per_mille], -vat, currency, label="TVA sur prévente"))
+        lines.append(Line(vat_account(pledge.vat_per_mille), -vat, currency, label="TVA sur prévente"))
     return lines
 
 

@@ -39,6 +39,7 @@ from funding.orgs.models import Site
 from funding.payments.calls import create_once
 from funding.payments.models import PaymentPurpose
 from funding.payments.service import start_checkout
+from funding.payments.tax_rates import tax_rate_id
 from funding.security import TokenError, sign, unsign
 from funding.stripe_gateway import GatewayError, StripeGateway, StripeUnknown
 
@@ -86,10 +87,11 @@ async def start_subscription(sessions: async_sessionmaker, gw: StripeGateway, *,
         session.add(checkout)
         await session.flush()
     meta = subscription_metadata(member, plan, site, checkout.id)
+    rate = await tax_rate_id(sessions, gw, price.vat_rate)
     params = {
         "mode": "subscription",
         "customer": customer,
-        "line_items": [{"price": price.stripe_price_id, "quantity": 1}],
+        "line_items": [{"price": price.stripe_price_id, "quantity": 1, "tax_rates": [rate]}],
         "subscription_data": {"metadata": meta, "description": f"{plan.name} — {site.name}"[:200]},
         "metadata": meta,
         "success_url": success_url,
@@ -124,6 +126,7 @@ async def start_pass(sessions: async_sessionmaker, gw: StripeGateway, *, member_
         cancel_url=cancel_url,
         metadata={"member_id": str(member.id), "plan_id": str(plan.id), "vat_rate": str(plan.vat_rate),
                   "account": plan.account},
+        tax_rates=[await tax_rate_id(sessions, gw, plan.vat_rate)],
     )
     return url
 
@@ -232,10 +235,11 @@ async def preview_change(sessions: async_sessionmaker, gw: StripeGateway, settin
         names = dict((await session.execute(select(Plan.id, Plan.name).where(Plan.site_id == sub.site_id))).all())
     stripe_sub = await gw.retrieve("subscriptions", sub.stripe_subscription_id)
     item = stripe_sub["items"]["data"][0]
+    rate = await tax_rate_id(sessions, gw, price.vat_rate)
     # Prorated at Stripe's "now" (a test clock may differ from ours); the confirmation reuses that moment.
     invoice = await gw.call("invoices", "create_preview", params={
         "customer": member.stripe_customer_id, "subscription": sub.stripe_subscription_id,
-        "subscription_details": {"items": [{"id": item["id"], "price": price.stripe_price_id}],
+        "subscription_details": {"items": [{"id": item["id"], "price": price.stripe_price_id, "tax_rates": [rate]}],
                                  "proration_behavior": "always_invoice"},
     })
     starts = [int((line.get("period") or {}).get("start") or 0) for line in (invoice.get("lines") or {}).get("data") or []]
@@ -278,8 +282,9 @@ async def confirm_change(sessions: async_sessionmaker, gw: StripeGateway, settin
     stripe_sub = await gw.retrieve("subscriptions", sub.stripe_subscription_id)
     item = stripe_sub["items"]["data"][0]
     key = f"entrelab-coworking-change-{sub.id}-{hashlib.sha256(token.encode()).hexdigest()[:24]}"
+    rate = await tax_rate_id(sessions, gw, price.vat_rate)
     updated = await gw.call("subscriptions", "update", sub.stripe_subscription_id, key=key, params={
-        "items": [{"id": item["id"], "price": price.stripe_price_id}],
+        "items": [{"id": item["id"], "price": price.stripe_price_id, "tax_rates": [rate]}],
         "proration_behavior": "always_invoice",
         "proration_date": int(data["d"]),
         "metadata": {"plan_id": str(target.id)},

@@ -39,15 +39,17 @@ from funding.coworking.models import (
     Subscription,
     SubscriptionStatus,
 )
-from funding.coworking.plans import plan_for_price, vat_account
+from funding.coworking.plans import plan_for_price
 from funding.db import insert_ignore, must_get, utcnow
 from funding.i18n import money
+from funding.ledger.chart import vat_account
 from funding.ledger.models import Entry, FundingSource
-from funding.ledger.service import EntryDraft, Line, post
+from funding.ledger.service import EntryDraft, Line, post, reversal_by_key
 from funding.mail.service import enqueue
 from funding.orgs.models import Site
 from funding.payments import purposes
 from funding.payments.books import dated_for_open_period
+from funding.payments.tax_rates import rates_by_stripe_id
 
 PARIS = ZoneInfo("Europe/Paris")
 DEFAULT_GRACE_DAYS = 7
@@ -230,12 +232,15 @@ def _line_price(line: dict) -> str | None:
 async def booked_lines(session: AsyncSession, invoice: dict) -> list[dict]:
     """How each line of a finalised invoice is booked: base and VAT on which accounts.
 
-    Amounts are what the member pays (our Stripe prices include VAT): the base is split
-    back per line at the plan's rate. A line another domain already booked (metadata
-    ``entrelab_booked``) stays out of the sale entry; a line naming ``account`` and
-    ``vat_rate`` (per mille) in its metadata is booked there; an unknown line goes to
-    the suspense account for an accountant to sort.
+    Where Stripe taxed the line (our Tax Rates), its figures are the ones booked: base =
+    the line's taxable amount, VAT = its taxes, at the rate our Tax Rate stands for; so the
+    receivable is, to the cent, what Stripe asks the member. An untaxed line (an invoice from
+    before the Tax Rates) is split back at the plan's rate. A line another domain already
+    booked (metadata ``entrelab_booked``: a bar tab) stays out of the sale entry, but counts
+    in a write-off; a line naming ``account`` and ``vat_rate`` (per mille) in its metadata
+    is booked there; an unknown line goes to the suspense account for an accountant to sort.
     """
+    known_rates = await rates_by_stripe_id(session)
     out = []
     for line in (invoice.get("lines") or {}).get("data") or []:
         meta = line.get("metadata") or {}
@@ -246,6 +251,7 @@ async def booked_lines(session: AsyncSession, invoice: dict) -> list[dict]:
         rate = 0
         if meta.get("entrelab_booked"):
             account = None
+            rate = int(meta["vat_rate"]) if str(meta.get("vat_rate", "")).isdigit() else 0
         elif meta.get("account") and str(meta.get("vat_rate", "")).isdigit():
             account, rate = str(meta["account"]), int(meta["vat_rate"])
         elif price_id:
@@ -254,7 +260,14 @@ async def booked_lines(session: AsyncSession, invoice: dict) -> list[dict]:
                                          .where(PlanPrice.stripe_price_id == price_id))).first()
             if row is not None:
                 plan_id, rate, account = row.plan_id, row.vat_rate, row.account
-        base, vat = purposes.split_vat(amount, rate) if rate else (amount, 0)
+        taxes = line.get("taxes") or []
+        if taxes:
+            vat = sum(int(t.get("amount") or 0) for t in taxes)
+            base = amount - sum(int(t.get("amount") or 0) for t in taxes if t.get("tax_behavior") == "inclusive")
+            stated = [known_rates.get(str((t.get("tax_rate_details") or {}).get("tax_rate"))) for t in taxes]
+            rate = next((r for r in stated if r is not None), rate)
+        else:
+            base, vat = purposes.split_vat(amount, rate) if rate else (amount, 0)
         period = line.get("period") or {}
         parent = line.get("parent") or {}
         details = parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
@@ -355,6 +368,90 @@ def sale_key(invoice_id: str) -> str:
     return f"stripe:{invoice_id}"
 
 
+BOOKED = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE, InvoiceStatus.VOID)
+
+
+def _transition_day(invoice: dict | None, name: str) -> dt.date:
+    moment = from_unix(((invoice or {}).get("status_transitions") or {}).get(name))
+    return local_day(moment or utcnow())
+
+
+async def accrual_drafts(session: AsyncSession, row: Invoice, invoice: dict | None = None) -> list[EntryDraft]:
+    """The invoice in the books as it stands now (accrual: ACCOUNTING.md §9), whatever order
+    the events came in. Every finalised invoice has its sale, at its date; then
+
+    - void: the sale is reversed (and a write-off, if there was one), at the void date;
+    - uncollectible: what remains due is written off: [OD] D 654 · D 4457x (the VAT on it is
+      recovered) · C 411, at the date it was marked;
+    - paid after a write-off: the write-off is reversed, so the payment settles a receivable.
+    Each entry is keyed by the invoice, so a replay posts nothing twice."""
+    if row.status not in BOOKED:
+        return []
+    key = sale_key(row.stripe_invoice_id)
+    number = row.number or row.stripe_invoice_id
+    org_id = await session.scalar(select(Site.org_id).where(Site.id == row.site_id))
+    if org_id is None:
+        return []
+    if row.status == InvoiceStatus.VOID:
+        await post_sale(session, row)  # the reversal refers to it: it must be in the books first
+        day = _transition_day(invoice, "voided_at")
+        drafts = [await reversal_by_key(session, org_id, key, key=f"{key}:void", label=f"Facture {number} annulée", entry_date=day),
+                  await reversal_by_key(session, org_id, f"{key}:uncollectible", key=f"{key}:void-writeoff",
+                                        label=f"Facture {number} annulée : perte contrepassée", entry_date=day)]
+        return [d for d in drafts if d is not None]
+    drafts = [await sale_draft(session, row)]
+    if row.status == InvoiceStatus.UNCOLLECTIBLE:
+        drafts.append(await writeoff_draft(session, row, _transition_day(invoice, "marked_uncollectible_at")))
+    elif row.status == InvoiceStatus.PAID:
+        drafts.append(await reversal_by_key(session, org_id, f"{key}:uncollectible", key=f"{key}:recovered",
+                                            label=f"Facture {number} réglée après passage en perte",
+                                            entry_date=_transition_day(invoice, "paid_at")))
+    return [d for d in drafts if d is not None]
+
+
+def _shares(total: int, weights: dict[int, int]) -> dict[int, int]:
+    """``total`` split in proportion to ``weights`` (largest remainders), to the cent."""
+    whole = sum(weights.values())
+    if not whole:
+        return {}
+    exact = {k: total * w for k, w in weights.items()}
+    out = {k: v // whole for k, v in exact.items()}
+    for k in sorted(weights, key=lambda k: (-(exact[k] % whole), k))[: total - sum(out.values())]:
+        out[k] += 1
+    return out
+
+
+async def writeoff_draft(session: AsyncSession, row: Invoice, day: dt.date) -> EntryDraft | None:
+    """[OD] D 654 · D 4457x · C 411 for what the member still owes on an uncollectible invoice,
+    spread over the invoice's VAT rates in proportion to its lines."""
+    remaining = int(row.amount_remaining or 0)
+    lines = json.loads(row.lines or "[]")
+    gross: dict[int, int] = defaultdict(int)
+    for line in lines:
+        if line["base"] + line["vat"] > 0:
+            gross[int(line["vat_rate"])] += line["base"] + line["vat"]
+    if remaining <= 0 or not gross:
+        return None
+    member = await must_get(session, Member, row.member_id)
+    site = await must_get(session, Site, row.site_id)
+    user = await must_get(session, User, member.user_id)
+    who = member.company_name or user.name
+    code = await ensure_aux_account(session, site.org_id, member, who)
+    loss = 0
+    vat_lines = []
+    for rate, share in sorted(_shares(remaining, gross).items()):
+        vat = (share * rate * 2 + 1000 + rate) // (2 * (1000 + rate)) if rate else 0  # the VAT a gross share holds, half up
+        loss += share - vat
+        if vat:
+            vat_lines.append(Line(vat_account(rate), vat, row.currency, label="TVA sur créance irrécouvrable"))
+    number = row.number or row.stripe_invoice_id
+    postings = [Line("654", loss, row.currency, label=who[:200]), *vat_lines, Line("411", -remaining, row.currency, aux=code, label=who[:200])]
+    return EntryDraft(org_id=site.org_id, site_id=site.id, journal="OD", entry_date=day, piece_date=day,
+                      label=f"Facture {number} irrécouvrable — {who}"[:200], piece_ref=number[:100],
+                      funding_source=FundingSource.SELF, lines=[p for p in postings if p.amount],
+                      source_key=f"{sale_key(row.stripe_invoice_id)}:uncollectible")
+
+
 async def post_sale(session: AsyncSession, row: Invoice) -> None:
     """Post the invoice's sale entry now if it is not in the books (so it comes before its settlement)."""
     site = await must_get(session, Site, row.site_id)
@@ -397,8 +494,10 @@ async def settle_invoice_charge(session: AsyncSession, metadata: dict, amount: i
                                lines=[Line("411", -amount, currency, aux=code, label=who[:200])])
 
 
-async def invoice_effects(session: AsyncSession, event_type: str, event_invoice: dict, row: Invoice) -> list[EntryDraft]:
-    """Emails and the sale entry that an invoice event calls for, once each."""
+async def invoice_effects(session: AsyncSession, event_type: str, event_invoice: dict, row: Invoice,
+                          current: dict | None = None) -> list[EntryDraft]:
+    """Emails and the entries that an invoice event calls for, once each (``current``: the
+    invoice as fetched now, for the dates of its transitions)."""
     member = await must_get(session, Member, row.member_id)
     user = await must_get(session, User, member.user_id)
     number = row.number or row.stripe_invoice_id
@@ -421,10 +520,7 @@ async def invoice_effects(session: AsyncSession, event_type: str, event_invoice:
                       body_text=(f"Bonjour {user.name},\n\nVotre banque demande que vous confirmiez le paiement de votre "
                                  f"facture {number} ({due}). Ouvrez ce lien pour le valider :\n{row.hosted_invoice_url or ''}"
                                  "\n\nL'équipe Entre-Lab"))
-    if row.status == InvoiceStatus.PAID:
-        draft = await sale_draft(session, row)
-        return [draft] if draft is not None else []
-    return []
+    return await accrual_drafts(session, row, current)
 
 
 async def member_invoices(session: AsyncSession, member_id: int, *, limit: int = 50) -> list[Invoice]:

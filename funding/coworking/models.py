@@ -160,6 +160,7 @@ class Member(OrgScoped, Base):
     company_name: Mapped[str | None] = mapped_column(String(200))
     siren: Mapped[str | None] = mapped_column(String(9))
     vat_number: Mapped[str | None] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(Text, default="", server_default="")
     phone: Mapped[str | None] = mapped_column(String(30))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -31,7 +31,6 @@ from funding.stripe_gateway import StripeGateway
 
 REVENUE_ACCOUNTS = ("706", "7561", "7562")
 VAT_RATES = {0: "0", 55: "5,5", 100: "10", 200: "20"}
-VAT_ACCOUNTS = {200: "445711", 100: "445712", 55: "445713"}
 PASS_VALIDITY_DAYS = 365
 
 
@@ -46,10 +45,6 @@ def vat_of(price_ht: int, vat_rate: int) -> int:
 
 def price_ttc(price_ht: int, vat_rate: int) -> int:
     return price_ht + vat_of(price_ht, vat_rate)
-
-
-def vat_account(vat_rate: int) -> str:
-    return VAT_ACCOUNTS.get(vat_rate, "44571")
 
 
 def parse_vat_rate(text: str) -> int:

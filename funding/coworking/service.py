@@ -53,11 +53,12 @@ from funding.coworking.members import (  # noqa: F401
     member_for_user,
 )
 from funding.coworking.models import RUNNING, Member, Pass, PassDay, Plan, Subscription
-from funding.coworking.plans import pass_expiry, vat_account
+from funding.coworking.plans import pass_expiry
 from funding.db import insert_ignore, must_get, rowcount, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.i18n import money
+from funding.ledger.chart import vat_account
 from funding.ledger.models import FundingSource
 from funding.ledger.service import Line
 from funding.mail.service import enqueue

@@ -16,12 +16,14 @@ DEFAULT_CHART: tuple[tuple[str, str], ...] = (
     ("445711", "TVA collectée 20 %"),
     ("445712", "TVA collectée 10 %"),
     ("445713", "TVA collectée 5,5 %"),
+    ("445714", "TVA collectée 2,1 %"),
     ("467", "Autres comptes débiteurs ou créditeurs"),
     ("487", "Produits constatés d'avance"),
     ("5115", "Paiements par carte à encaisser (solde Stripe)"),
     ("512", "Banque"),
     ("580", "Virements internes"),
     ("627", "Services bancaires et assimilés (frais Stripe)"),
+    ("654", "Pertes sur créances irrécouvrables"),
     ("6894", "Engagements à réaliser sur subventions attribuées"),
     ("706", "Prestations de services"),
     ("7063", "Parrainages"),
@@ -35,6 +37,14 @@ DEFAULT_CHART: tuple[tuple[str, str], ...] = (
     ("758", "Produits divers de gestion courante"),
     ("7894", "Report des ressources non utilisées des exercices antérieurs"),
 )
+
+# VAT collected, one sub-account per rate (per mille); 44571 for a rate without its own.
+VAT_ACCOUNTS = {200: "445711", 100: "445712", 55: "445713", 21: "445714"}
+
+
+def vat_account(vat_rate: int) -> str:
+    return VAT_ACCOUNTS.get(vat_rate, "44571")
+
 
 JOURNALS = {
     "ST": "Stripe",

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.db import must_get
 from funding.errors import FundingError
 from funding.i18n import N_
-from funding.ledger.chart import check_account_number
+from funding.ledger.chart import check_account_number, vat_account
 from funding.ledger.models import FUNDING_SOURCES, Entry, FundingSource, Grant, Posting
 from funding.ledger.service import EntryDraft, LedgerError, Posted, credit, debit, post
 from funding.money import MoneyError, parse_amount
@@ -49,7 +49,7 @@ CSV_COLUMNS = (
     "kind", "site", "date", "amount", "currency", "label", "piece_ref", "funder", "funder_siret",
     "reference", "object", "debit", "credit", "source", "vat_rate",
 )
-VAT_ACCOUNTS = {"20": "445711", "10": "445712", "5.5": "445713"}
+VAT_ACCOUNTS = {"20": vat_account(200), "10": vat_account(100), "5.5": vat_account(55)}
 VAT_PER_MILLE = {"20": 200, "10": 100, "5.5": 55}
 
 

@@ -424,22 +424,40 @@ async def reverse(
         raise LedgerError(f"l'écriture n° {number} a déjà été contrepassée par l'écriture n° {already}")
     if not (reason or "").strip():
         raise LedgerError("indiquez le motif de la contrepassation")
+    draft = await mirror_of(session, original, label=f"Annulation écr. {number} : {reason.strip()}",
+                            entry_date=entry_date or now.date(), created_by=created_by)
+    return (await post(session, draft, now=now)).entries[0]
+
+
+async def mirror_of(session: AsyncSession, original: Entry, *, label: str, entry_date: dt.date, source_key: str | None = None,
+                    created_by: str = "") -> EntryDraft:
+    """The reversing entry of ``original``: the same lines, signs swapped, referencing it."""
     lines = (await session.scalars(select(Posting).where(Posting.entry_id == original.id).order_by(Posting.line_no))).all()
-    draft = EntryDraft(
-        org_id=org_id,
+    return EntryDraft(
+        org_id=original.org_id,
         site_id=original.site_id,
         journal=original.journal_code,
-        entry_date=entry_date or now.date(),
-        label=f"Annulation écr. {number} : {reason.strip()}"[:200],
+        entry_date=entry_date,
+        label=label[:200],
         piece_ref=original.piece_ref,
         piece_date=original.piece_date,
         funding_source=original.funding_source,
         lines=[Line(p.account_number, -p.amount, p.currency, p.aux_code, p.label) for p in lines],
         reverses_id=original.id,
         grant_id=original.grant_id,
+        source_key=source_key,
         created_by=created_by,
     )
-    return (await post(session, draft, now=now)).entries[0]
+
+
+async def reversal_by_key(session: AsyncSession, org_id: int, original_key: str, *, key: str, label: str,
+                          entry_date: dt.date) -> EntryDraft | None:
+    """The reversing entry (keyed ``key``) of the entry keyed ``original_key``, if that one is in
+    the books and not reversed yet; None otherwise."""
+    original = await session.scalar(select(Entry).where(Entry.org_id == org_id, Entry.source_key == original_key))
+    if original is None or await session.scalar(select(Entry.id).where(Entry.reverses_id == original.id)) is not None:
+        return None
+    return await mirror_of(session, original, label=label, entry_date=entry_date, source_key=key)
 
 
 # --- closings ---------------------------------------------------------------------

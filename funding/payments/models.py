@@ -178,3 +178,23 @@ class Payout(Base):
     difference: Mapped[int | None]
     missing_entries: Mapped[str] = mapped_column(Text, default="[]")
     checked_at: Mapped[dt.datetime | None]
+
+
+VAT_RATES = (0, 21, 55, 100, 200)  # per mille: the French rates (2,1 %, 5,5 %, 10 %, 20 %) and 0 (exempt)
+
+
+class TaxRate(Base):
+    """A French VAT rate as a Stripe Tax Rate, created once (the idempotency key is this row)."""
+
+    __tablename__ = "stripe_tax_rates"
+    __table_args__ = (
+        CheckConstraint("vat_rate IN (0, 21, 55, 100, 200)", name="vat_rate"),
+        UniqueConstraint("vat_rate", "inclusive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vat_rate: Mapped[int]
+    inclusive: Mapped[bool]
+    stripe_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+

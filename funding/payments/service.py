@@ -71,8 +71,10 @@ async def start_checkout(
     name: str | None = None,
     ref: str | None = None,
     metadata: dict[str, Any] | None = None,
+    tax_rates: list[str] | None = None,
 ) -> tuple[Payment, str]:
-    """Record the payment, then open a Checkout session for it. Returns (payment, url)."""
+    """Record the payment, then open a Checkout session for it. Returns (payment, url).
+    ``tax_rates``: the Stripe Tax Rates (inclusive) of what is sold, stated on the receipt."""
     async with transaction(sessions) as session:
         payment = Payment(org_id=org_id, site_id=site_id, purpose=purpose, ref=ref, amount=amount, currency=currency,
                           description=description[:200], email=email, name=name, status=PaymentStatus.CREATED,
@@ -86,7 +88,8 @@ async def start_checkout(
     params = {
         "mode": "payment",
         "line_items": [{"quantity": 1, "price_data": {"currency": currency.lower(), "unit_amount": amount,
-                                                      "product_data": {"name": description[:200]}}}],
+                                                      "product_data": {"name": description[:200]}},
+                        **({"tax_rates": tax_rates} if tax_rates else {})}],
         "success_url": success_url,
         "cancel_url": cancel_url,
         "metadata": meta,

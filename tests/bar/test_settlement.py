@@ -54,21 +54,25 @@ async def test_a_subscriber_s_tab_goes_on_the_next_invoice_once_then_is_paid_wit
     await coworker(sessions, world, bar.members[0], subscription=True)
     batch = await a_batch(sessions, world, bar)
     assert (batch.amount, batch.line_count, batch.status) == (150 + 450 + 550, 3, "ready")
+    items = iter(("ii_bar1", "ii_bar2"))
     route = fake_stripe.router.post(f"{BASE}/v1/invoiceitems").mock(
-        return_value=httpx.Response(200, json={"id": "ii_bar1", "object": "invoiceitem", "amount": batch.amount}))
+        side_effect=lambda request: httpx.Response(200, json={"id": next(items), "object": "invoiceitem"}))
     assert await bill(sessions, gw, batch.id) == "billed"
     assert await billing_job(sessions, None, gw) == 0  # billed already: never twice
-    [call] = route.calls
-    sent = form(call.request)
-    assert call.request.headers["idempotency-key"] == f"entrelab-bar-batch-{batch.id}-invoice_items-1"
-    assert (sent["customer"], sent["subscription"], sent["amount"], sent["currency"]) == (
-        "cus_bar1", "sub_cus_bar1", "1150", "eur")
-    assert sent["metadata[bar_batch_id]"] == str(batch.id) and sent["metadata[entrelab_booked]"] == "1"
+    # One line per VAT rate (coffee and sandwich at 10 %, beer at 20 %), each with its Tax Rate and its own key.
+    sent_all = [form(call.request) for call in route.calls]
+    assert [call.request.headers["idempotency-key"] for call in route.calls] == [
+        f"entrelab-bar-batch-{batch.id}-vat-100-invoice_items-1", f"entrelab-bar-batch-{batch.id}-vat-200-invoice_items-1"]
+    assert [(s["amount"], fake_stripe.objects[s["tax_rates[0]"]]["percentage"]) for s in sent_all] == [("700", 10.0), ("450", 20.0)]
+    sent = sent_all[0]
+    assert (sent["customer"], sent["subscription"], sent["currency"]) == ("cus_bar1", "sub_cus_bar1", "eur")
+    assert all(s["metadata[bar_batch_id]"] == str(batch.id) and s["metadata[entrelab_booked]"] == "1" for s in sent_all)
 
     invoice = {"id": "in_bar1", "object": "invoice", "status": "paid", "customer": "cus_bar1",
                "lines": {"object": "list", "has_more": False, "data": [
                    {"id": "il_1", "object": "line_item", "amount": 15000, "metadata": {}},
-                   {"id": "il_2", "object": "line_item", "amount": 1150, "metadata": sent_metadata(sent)}]}}
+                   {"id": "il_2", "object": "line_item", "amount": 700, "metadata": sent_metadata(sent_all[0])},
+                   {"id": "il_3", "object": "line_item", "amount": 450, "metadata": sent_metadata(sent_all[1])}]}}
     fake_stripe.add(invoice)
     evt = event("invoice.paid", invoice)
     for _ in range(2):  # delivered twice: one effect

@@ -62,7 +62,9 @@ async def test_joining_creates_the_member_and_its_customer_then_a_subscription_c
     assert customer["metadata"]["member_id"] == str(member.id) and key == f"entrelab-coworking-member-{member.id}-customers-1"
     (_path, params, key), = fake.posted("checkout/sessions")
     assert params["mode"] == "subscription" and params["customer"] == member.stripe_customer_id
+    [rate_id] = params["line_items"][0].pop("tax_rates")  # the plan's VAT rate, as a Stripe Tax Rate
     assert params["line_items"] == [{"price": catalogue.price_id("bureau"), "quantity": "1"}]
+    assert fake.objects[rate_id]["percentage"] == 20.0 and fake.objects[rate_id]["inclusive"] is True
     meta = params["subscription_data"]["metadata"]
     assert (meta["purpose"], meta["member_id"], meta["plan_id"], meta["site_id"]) == (
         "coworking", str(member.id), str(catalogue.plans["bureau"].id), str(world.site_id))
@@ -191,7 +193,9 @@ async def test_changing_plan_shows_stripes_proration_preview_then_applies_exactl
     done = await app_client.post("/membre/formule/confirmer", data=form)
     assert done.status_code == 303 and done.headers["location"] == "/membre"
     (_path, update, _key), = fake.posted(f"subscriptions/{sub['id']}")
+    [rate_id] = update["items"][0].pop("tax_rates")
     assert update["items"][0] == {"id": sub["items"]["data"][0]["id"], "price": catalogue.price_id("fixe")}
+    assert asked["subscription_details"]["items"][0]["tax_rates"] == [rate_id]  # the preview priced the same tax
     assert update["proration_behavior"] == "always_invoice" and update["proration_date"] == str(moment)
     async with sessions() as session:
         assert (await session.get(Subscription, row.id)).plan_id == catalogue.plans["fixe"].id

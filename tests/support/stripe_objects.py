@@ -10,6 +10,7 @@ import itertools
 import json
 import time
 from typing import ClassVar
+from urllib.parse import parse_qsl
 
 import httpx
 import respx
@@ -152,6 +153,15 @@ def event(type: str, obj: dict, *, created: int | None = None, event_id: str | N
     }
 
 
+def tax_rate(*, percentage: str, inclusive: bool, metadata: dict | None = None, rate_id: str | None = None) -> dict:
+    """A Tax Rate as Stripe returns it (2026-10-28.endive)."""
+    return {"id": rate_id or sid("txr"), "object": "tax_rate", "active": True, "country": "FR", "created": now(),
+            "description": None, "display_name": "TVA", "effective_percentage": float(percentage), "flat_amount": None,
+            "inclusive": inclusive, "jurisdiction": "FR", "jurisdiction_level": None, "livemode": False,
+            "metadata": metadata or {}, "percentage": float(percentage), "rate_type": "percentage", "state": None,
+            "tax_type": "vat"}
+
+
 class FakeStripe:
     """Objects served by id over respx, the way the API serves them (``expand`` honoured
     for the fields our handlers expand)."""
@@ -170,6 +180,15 @@ class FakeStripe:
             router.get(url__regex=rf"^{BASE}/v1/{resource}/(?P<oid>[^/?]+)(\?.*)?$").mock(side_effect=self._get)
         router.get(url__regex=rf"^{BASE}/v1/(?P<resource>balance_transactions|payouts|events)(\?.*)?$").mock(
             side_effect=self._list)
+        router.post(f"{BASE}/v1/tax_rates").mock(side_effect=self._tax_rate)
+
+    def _tax_rate(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        params = dict(parse_qsl(request.content.decode()))
+        obj = tax_rate(percentage=params["percentage"], inclusive=params.get("inclusive") == "true",
+                       metadata={k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")})
+        self.objects[obj["id"]] = obj
+        return httpx.Response(200, json=obj)
 
     def add(self, *objects: dict) -> None:
         for obj in objects:

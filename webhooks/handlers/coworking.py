@@ -70,7 +70,7 @@ async def apply_invoice_event(session: AsyncSession, event: Event, prepared: Pre
     row = await apply_invoice(session, prepared.objects[0], version(event, prepared))
     if row is None:
         return []
-    drafts = await invoice_effects(session, event["type"], event["data"]["object"], row)
+    drafts = await invoice_effects(session, event["type"], event["data"]["object"], row, prepared.objects[0])
     if row.status == InvoiceStatus.PAID and prepared.contexts:
         drafts += await books.drafts_for(session, prepared.contexts)
     return drafts
