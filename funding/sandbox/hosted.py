@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
@@ -392,46 +393,46 @@ REASON_FR = {
 }
 
 
-def _credit_note_found(sb: Sandbox, ident: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    note = sb.store.get("credit_note", ident)
-    return (note, sb.store.ref("invoice", note["invoice"])) if note is not None else None
-
-
-async def credit_note_page(request: Request) -> Response:
+def _credit_note(request: Request, render: Callable[[Sandbox, dict[str, Any], dict[str, Any]], Response]) -> Response:
+    """``render(sb, note, invoice)`` for the credit note the path names, or the page saying it does not exist."""
     sb = _sb(request)
     with sb.lock:
-        found = _credit_note_found(sb, request.path_params["ident"])
-        if found is None:
+        note = sb.store.get("credit_note", request.path_params["ident"])
+        if note is None:
             return _not_found("Cet avoir")
-        note, invoice = found
-        reason = f"<p>Motif : {escape(REASON_FR[note['reason']])}</p>" if note["reason"] else ""
-        memo = f"<p id='credit-note-memo'>{escape(note['memo'])}</p>" if note["memo"] else ""
-        head = f"""<p>Statut : <strong id="credit-note-status">{escape(CREDIT_NOTE_STATUS_FR[note['status']])}</strong></p>
+        return render(sb, note, sb.store.ref("invoice", note["invoice"]))
+
+
+def _credit_note_html(sb: Sandbox, note: dict[str, Any], invoice: dict[str, Any]) -> Response:
+    reason = f"<p>Motif : {escape(REASON_FR[note['reason']])}</p>" if note["reason"] else ""
+    memo = f"<p id='credit-note-memo'>{escape(note['memo'])}</p>" if note["memo"] else ""
+    head = f"""<p>Statut : <strong id="credit-note-status">{escape(CREDIT_NOTE_STATUS_FR[note['status']])}</strong></p>
 <p class="muted">Émis le {date_fr(note['effective_at'])} — sur la facture
 <a href="{escape(invoice['hosted_invoice_url'] or '')}" id="credit-note-invoice">{escape(invoice['number'] or invoice['id'])}</a></p>
 <p id="credit-note-customer">{escape(invoice['customer_name'] or invoice['customer_email'] or '')}</p>{reason}{memo}"""
-        table = lines_table(_invoice_rows(sb, note), ("Total de l'avoir", money(note["total"], note["currency"])))
-        pdf = link(note["pdf"], "Télécharger l'avoir (PDF)", "credit-note-pdf")
-        return page(f"Avoir {note['number']}", f"{head}<section class='card'>{table}</section>{pdf}")
+    table = lines_table(_invoice_rows(sb, note), ("Total de l'avoir", money(note["total"], note["currency"])))
+    pdf = link(note["pdf"], "Télécharger l'avoir (PDF)", "credit-note-pdf")
+    return page(f"Avoir {note['number']}", f"{head}<section class='card'>{table}</section>{pdf}")
+
+
+def _credit_note_pdf(sb: Sandbox, note: dict[str, Any], invoice: dict[str, Any]) -> Response:
+    client = invoice["customer_name"] or invoice["customer_email"] or invoice["customer"]
+    lines = [f"Avoir {note['number']}", "BAC A SABLE STRIPE - AUCUN PAIEMENT REEL", "", f"Client : {client}"]
+    lines += [f"Facture d'origine : {invoice['number']}", f"Date : {date_fr(note['effective_at'])}"]
+    lines += [f"Motif : {REASON_FR[note['reason']]}"] if note["reason"] else []
+    lines += [note["memo"]] if note["memo"] else []
+    lines += ["", *_pdf_amounts(sb, note)]
+    total = "Total TTC" if note["total_taxes"] else "Total"
+    lines += ["", f"{total} : {format_amount(note['total'], note['currency'])}", f"Statut : {CREDIT_NOTE_STATUS_FR[note['status']]}"]
+    return Response(minimal_pdf(lines), media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{note["number"]}.pdf"'})
+
+
+async def credit_note_page(request: Request) -> Response:
+    return _credit_note(request, _credit_note_html)
 
 
 async def credit_note_pdf(request: Request) -> Response:
-    sb = _sb(request)
-    with sb.lock:
-        found = _credit_note_found(sb, request.path_params["ident"])
-        if found is None:
-            return _not_found("Cet avoir")
-        note, invoice = found
-        client = invoice["customer_name"] or invoice["customer_email"] or invoice["customer"]
-        lines = [f"Avoir {note['number']}", "BAC A SABLE STRIPE - AUCUN PAIEMENT REEL", "", f"Client : {client}"]
-        lines += [f"Facture d'origine : {invoice['number']}", f"Date : {date_fr(note['effective_at'])}"]
-        lines += [f"Motif : {REASON_FR[note['reason']]}"] if note["reason"] else []
-        lines += [note["memo"]] if note["memo"] else []
-        lines += ["", *_pdf_amounts(sb, note)]
-        total = "Total TTC" if note["total_taxes"] else "Total"
-        lines += ["", f"{total} : {format_amount(note['total'], note['currency'])}", f"Statut : {CREDIT_NOTE_STATUS_FR[note['status']]}"]
-        headers = {"Content-Disposition": f'inline; filename="{note["number"]}.pdf"'}
-        return Response(minimal_pdf(lines), media_type="application/pdf", headers=headers)
+    return _credit_note(request, _credit_note_pdf)
 
 
 async def receipt_page(request: Request) -> Response:
