@@ -12,7 +12,7 @@ import httpx
 import pytest
 import stripe
 
-from tests.support.sandbox import types_since
+from tests.support.sandbox import make_client, make_sandbox, types_since
 
 # every field of a credit_note and a credit_note_line_item in today's API (2026-10-28.endive)
 NOTE_FIELDS = {
@@ -127,6 +127,20 @@ def test_custom_lines_take_their_own_tax_rates_and_quantity(stripe_client, rates
     assert set(first.to_dict()) == LINE_FIELDS - {"invoice_line_item"}  # as Stripe's example shows a custom line
     assert [t["amount"] for t in first["taxes"]] == [110] and second["taxes"] == [] and second["tax_rates"] == []
     assert (note["subtotal"], note["total"]) == (2_333, 2_443)
+
+
+def test_a_credit_on_a_tax_inclusive_line_holds_its_tax_as_the_line_does(stripe_client):
+    included = stripe_client.v1.tax_rates.create(params={"display_name": "TVA", "percentage": 20, "inclusive": True})
+    customer = stripe_client.v1.customers.create(params={"email": "ttc@example.org"})
+    draft = stripe_client.v1.invoices.create(params={"customer": customer["id"], "auto_advance": False, "default_tax_rates": [included["id"]]})
+    stripe_client.v1.invoice_items.create(params={"customer": customer["id"], "invoice": draft["id"], "amount": 1_200, "currency": "eur"})
+    invoice = stripe_client.v1.invoices.finalize_invoice(draft["id"])
+    note = stripe_client.v1.credit_notes.create(params={"invoice": invoice["id"], "lines": [_line(invoice, 0, amount=601)]})
+    # 601 TTC: taxable 601 / 1,2 = 500,83 -> 501, tax 100; the invoice's default rate applies to its line without rates
+    [tax] = note["lines"]["data"][0]["taxes"]
+    assert (tax["amount"], tax["taxable_amount"], tax["tax_behavior"]) == (100, 501, "inclusive")
+    assert (note["subtotal"], note["subtotal_excluding_tax"], note["total_excluding_tax"], note["total"]) == (601, 501, 501, 601)
+    assert stripe_client.v1.invoices.retrieve(invoice["id"])["amount_due"] == 599
 
 
 def test_crediting_all_that_is_due_marks_the_open_invoice_paid(stripe_client, sb, rates):
@@ -287,3 +301,18 @@ def test_hosted_credit_note_and_pdf_state_totals_and_vat_per_rate(stripe_client,
     assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
     assert b"Total HT : 13,00" in pdf.content and b"TVA 20 % sur 10,00" in pdf.content and b"Total TTC : 15,17" in pdf.content
     assert httpx.get(note["pdf"].replace(note["id"], "cn_missing")).status_code == 404
+
+
+def test_credit_notes_survive_a_restart_and_still_void(server, tmp_path):
+    path = tmp_path / "state.json"
+    make_sandbox(server, state_path=path)
+    client = make_client(server)
+    rate = client.v1.tax_rates.create(params={"display_name": "TVA", "percentage": 20, "inclusive": False})
+    invoice = _open(client, (rate, rate))
+    note = client.v1.credit_notes.create(params={"invoice": invoice["id"], "lines": [_line(invoice, 0, amount=1_000)]})
+
+    make_sandbox(server, state_path=path)
+    client = make_client(server)
+    assert client.v1.credit_notes.retrieve(note["id"]).to_dict() == note.to_dict()
+    assert client.v1.credit_notes.void_credit_note(note["id"])["status"] == "void"
+    assert client.v1.invoices.retrieve(invoice["id"])["amount_due"] == invoice["amount_due"]
