@@ -183,13 +183,7 @@ def _refunds(sb: Sandbox, invoice: dict[str, Any], p: Params) -> tuple[list[tupl
         charge = sb.store.get("charge", pi["latest_charge"]) if pi and pi["latest_charge"] else None
         if charge is None or charge["status"] != "succeeded":
             raise invalid(f"Invoice {invoice['id']} has no successful charge to refund.", "refund_amount", "charge_not_refundable")
-        if any(d["charge"] == charge["id"] for d in sb.store.all("dispute")):
-            raise invalid(f"Charge {charge['id']} has been charged back; cannot issue a refund.", "refund_amount", "charge_disputed")
-        if new_refund > charge["amount"] - charge["amount_refunded"]:
-            raise invalid(
-                f"Refund amount ({format_amount(new_refund, charge['currency'])}) is greater than unrefunded amount on charge "
-                f"({format_amount(charge['amount'] - charge['amount_refunded'], charge['currency'])})", "refund_amount", "amount_too_large",
-            )
+        # a disputed charge or too large an amount: payments.create_refund refuses it in issue(), before anything changes
     return linked, new_refund
 
 
@@ -291,14 +285,14 @@ def _link(refund_id: str, amount: int) -> dict[str, Any]:
 def issue(sb: Sandbox, draft: Draft) -> dict[str, Any]:
     """Store a built credit note and apply it: refunds, customer balance, the invoice's amounts, events."""
     note, invoice = draft.note, draft.invoice
-    for line in draft.lines:
-        line["id"] = sb.store.sub_id("cnli")
     links = [_link(refund["id"], amount) for refund, amount in draft.linked]
-    if draft.new_refund is not None:  # checked in build: creating it cannot be refused now
+    if draft.new_refund is not None:  # first: create_refund checks everything before it changes anything
         pi = sb.store.ref("payment_intent", invoice["_payment_intent"])
         charge = sb.store.ref("charge", pi["latest_charge"])
         refund = payments.create_refund(sb, charge, draft.new_refund, reason=None, metadata={})
         links.append(_link(refund["id"], draft.new_refund))
+    for line in draft.lines:
+        line["id"] = sb.store.sub_id("cnli")
     note["refunds"] = links
     if note["_credit_amount"]:
         customer = sb.store.ref("customer", invoice["customer"])

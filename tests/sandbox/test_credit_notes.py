@@ -196,6 +196,10 @@ def test_on_a_paid_invoice_refunds_credit_and_out_of_band_must_add_up_to_the_not
         "invoice": invoice["id"], "amount": 1_100, "refunds": [{"refund": other["id"], "amount_refunded": 100}], "credit_amount": 1_000,
     })
     assert both["post_payment_amount"] == 1_100 and stripe_client.v1.customers.retrieve(invoice["customer"])["balance"] == -1_400
+    # a refund larger than what is left on the charge is refused whole: no refund, no note
+    stripe_client.v1.refunds.create(params={"charge": charge, "amount": 15_000})  # 1 175 left unrefunded
+    error = _refused(sb, stripe_client.v1.credit_notes.create, invoice=invoice["id"], amount=1_200, refund_amount=1_200)
+    assert error.code == "amount_too_large"
 
 
 def test_refused_credit_notes_change_nothing(stripe_client, sb, rates):
