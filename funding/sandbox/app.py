@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from funding.sandbox import api, hosted, routes_billing, routes_core, routes_payments  # noqa: F401  (register the /v1 routes)
+from funding.sandbox import api, hosted, routes_billing, routes_core, routes_credit_notes, routes_payments  # noqa: F401  (register the /v1 routes)
 from funding.sandbox.sandbox import FAULT_MODES
 from funding.sandbox.state import public
 
@@ -98,6 +98,8 @@ def create_sandbox_app(sb: Sandbox) -> Starlette:
             Route("/invoices/{ident}", hosted.invoice_page, methods=["GET"], name="invoice"),
             Route("/invoices/{ident}", hosted.invoice_submit, methods=["POST"], name="invoice_submit"),
             Route("/invoices/{ident}/pdf", hosted.invoice_pdf, methods=["GET"], name="invoice_pdf"),
+            Route("/credit_notes/{ident}", hosted.credit_note_page, methods=["GET"], name="credit_note"),
+            Route("/credit_notes/{ident}/pdf", hosted.credit_note_pdf, methods=["GET"], name="credit_note_pdf"),
             Route("/receipts/{ident}", hosted.receipt_page, methods=["GET"], name="receipt"),
             Route("/portal/{ident}", hosted.portal_page, methods=["GET"], name="portal"),
             Route("/portal/{ident}", hosted.portal_submit, methods=["POST"], name="portal_submit"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
@@ -277,13 +278,22 @@ def _result_page(ok: bool) -> Response:
 STATUS_FR = {"draft": "brouillon", "open": "à payer", "paid": "payée", "void": "annulée", "uncollectible": "irrécouvrable"}
 
 
-def _invoice_rows(sb: Sandbox, invoice: dict[str, Any]) -> list[tuple[str, str]]:
-    rows = [(line["description"] or "Ligne", money(line["amount"], line["currency"])) for line in invoice["lines"]["data"]]
-    return rows + [(label, money(amount, invoice["currency"])) for label, amount in _tax_rows(sb, invoice)]
+def _invoice_rows(sb: Sandbox, document: dict[str, Any]) -> list[tuple[str, str]]:
+    """The lines, then the tax rows, of an invoice or a credit note (both have lines, total_taxes and totals)."""
+    rows = [(line["description"] or "Ligne", money(line["amount"], document["currency"])) for line in document["lines"]["data"]]
+    return rows + [(label, money(amount, document["currency"])) for label, amount in _tax_rows(sb, document)]
+
+
+def _pdf_amounts(sb: Sandbox, document: dict[str, Any]) -> list[str]:
+    """An invoice's or credit note's PDF lines for its lines, Total HT and the tax per rate ("Total" after them includes tax)."""
+    lines = [f"{line['description'] or 'Ligne'}  {format_amount(line['amount'], document['currency'])}" for line in document["lines"]["data"]]
+    if taxes := _tax_rows(sb, document):
+        lines += [""] + [f"{label} : {format_amount(amount, document['currency'])}" for label, amount in taxes[:-1]]
+    return lines
 
 
 def _tax_rows(sb: Sandbox, invoice: dict[str, Any]) -> list[tuple[str, int]]:
-    """What a French invoice states once tax rates apply: the total excluding tax, the tax per rate, the total including it."""
+    """What a French invoice (or credit note) states once tax rates apply: the total excluding tax, the tax per rate, the total including it."""
     if not invoice["total_taxes"]:
         return []
     rows = [("Total HT", invoice["total_excluding_tax"])]
@@ -369,12 +379,60 @@ async def invoice_pdf(request: Request) -> Response:
         lines = [f"Facture {invoice['number']}", "BAC A SABLE STRIPE - AUCUN PAIEMENT REEL", "", f"Client : {client}"]
         lines += [f"{f['name']} : {f['value']}" for f in invoice["custom_fields"] or []]
         lines += [f"Date : {date_fr(invoice['status_transitions']['finalized_at'])}", ""]
-        for line in invoice["lines"]["data"]:
-            lines.append(f"{line['description']}  {format_amount(line['amount'], line['currency'])}")
-        if taxes := _tax_rows(sb, invoice):  # Total HT and the tax per rate; "Total" below is the total including tax
-            lines += [""] + [f"{label} : {format_amount(amount, invoice['currency'])}" for label, amount in taxes[:-1]]
+        lines += _pdf_amounts(sb, invoice)
         lines += ["", f"Total : {format_amount(invoice['total'], invoice['currency'])}", f"Statut : {STATUS_FR.get(invoice['status'], invoice['status'])}"]
         return Response(minimal_pdf(lines), media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{invoice["number"]}.pdf"'})
+
+
+# credit notes --------------------------------------------------------------------
+
+CREDIT_NOTE_STATUS_FR = {"issued": "émis", "void": "annulé"}
+REASON_FR = {
+    "duplicate": "facturation en double", "fraudulent": "paiement frauduleux", "order_change": "commande modifiée",
+    "product_unsatisfactory": "produit ou service insatisfaisant",
+}
+
+
+def _credit_note(request: Request, render: Callable[[Sandbox, dict[str, Any], dict[str, Any]], Response]) -> Response:
+    """``render(sb, note, invoice)`` for the credit note the path names, or the page saying it does not exist."""
+    sb = _sb(request)
+    with sb.lock:
+        note = sb.store.get("credit_note", request.path_params["ident"])
+        if note is None:
+            return _not_found("Cet avoir")
+        return render(sb, note, sb.store.ref("invoice", note["invoice"]))
+
+
+def _credit_note_html(sb: Sandbox, note: dict[str, Any], invoice: dict[str, Any]) -> Response:
+    reason = f"<p>Motif : {escape(REASON_FR[note['reason']])}</p>" if note["reason"] else ""
+    memo = f"<p id='credit-note-memo'>{escape(note['memo'])}</p>" if note["memo"] else ""
+    head = f"""<p>Statut : <strong id="credit-note-status">{escape(CREDIT_NOTE_STATUS_FR[note['status']])}</strong></p>
+<p class="muted">Émis le {date_fr(note['effective_at'])} — sur la facture
+<a href="{escape(invoice['hosted_invoice_url'] or '')}" id="credit-note-invoice">{escape(invoice['number'] or invoice['id'])}</a></p>
+<p id="credit-note-customer">{escape(invoice['customer_name'] or invoice['customer_email'] or '')}</p>{reason}{memo}"""
+    table = lines_table(_invoice_rows(sb, note), ("Total de l'avoir", money(note["total"], note["currency"])))
+    pdf = link(note["pdf"], "Télécharger l'avoir (PDF)", "credit-note-pdf")
+    return page(f"Avoir {note['number']}", f"{head}<section class='card'>{table}</section>{pdf}")
+
+
+def _credit_note_pdf(sb: Sandbox, note: dict[str, Any], invoice: dict[str, Any]) -> Response:
+    client = invoice["customer_name"] or invoice["customer_email"] or invoice["customer"]
+    lines = [f"Avoir {note['number']}", "BAC A SABLE STRIPE - AUCUN PAIEMENT REEL", "", f"Client : {client}"]
+    lines += [f"Facture d'origine : {invoice['number']}", f"Date : {date_fr(note['effective_at'])}"]
+    lines += [f"Motif : {REASON_FR[note['reason']]}"] if note["reason"] else []
+    lines += [note["memo"]] if note["memo"] else []
+    lines += ["", *_pdf_amounts(sb, note)]
+    total = "Total TTC" if note["total_taxes"] else "Total"
+    lines += ["", f"{total} : {format_amount(note['total'], note['currency'])}", f"Statut : {CREDIT_NOTE_STATUS_FR[note['status']]}"]
+    return Response(minimal_pdf(lines), media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{note["number"]}.pdf"'})
+
+
+async def credit_note_page(request: Request) -> Response:
+    return _credit_note(request, _credit_note_html)
+
+
+async def credit_note_pdf(request: Request) -> Response:
+    return _credit_note(request, _credit_note_pdf)
 
 
 async def receipt_page(request: Request) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox import money, payments, taxes
+from funding.sandbox import money, payments, taxes, webhooks
 from funding.sandbox.errors import StripeError, invalid
 
 if TYPE_CHECKING:
@@ -538,6 +538,27 @@ def mark_paid_out_of_band(sb: Sandbox, invoice: dict[str, Any]) -> None:
     if pi and pi["status"] != "succeeded":
         payments.cancel_payment_intent(sb, pi, "void_invoice")
     _mark_paid(sb, invoice)
+
+
+def apply_credit(sb: Sandbox, invoice: dict[str, Any], pre_payment: int, before: dict[str, Any]) -> None:
+    """A credit note took ``pre_payment`` off an open invoice (negative: a voided note gives it back).
+
+    The amounts due and the PaymentIntent still to be collected follow; ``invoice.updated`` says what
+    changed since ``before``; an invoice left with nothing to pay is paid, as Stripe marks it.
+    """
+    invoice["amount_due"] -= pre_payment
+    invoice["amount_remaining"] -= pre_payment
+    pi = sb.store.get("payment_intent", invoice["_payment_intent"]) if invoice["_payment_intent"] else None
+    if pi and pi["status"] in ("requires_payment_method", "requires_confirmation", "requires_action") and invoice["amount_remaining"] > 0:
+        pi["amount"] = invoice["amount_remaining"]
+        for record in sb.store.all("invoice_payment"):
+            if record["invoice"] == invoice["id"] and record["status"] == "open":
+                record["amount_requested"] = invoice["amount_remaining"]
+    changes = webhooks.diff(before, sb.view(invoice))
+    if changes:
+        sb.emit("invoice.updated", invoice, changes)
+    if invoice["status"] == "open" and invoice["amount_remaining"] == 0:
+        mark_paid_out_of_band(sb, invoice)
 
 
 def next_due(sb: Sandbox) -> int | None:

@@ -38,6 +38,7 @@ PREFIXES: dict[str, str] = {
     "invoice_payment": "inpay",
     "billing_portal.session": "bps",
     "tax_rate": "txr",
+    "credit_note": "cn",
     "event": "evt",
 }
 TYPES_BY_PREFIX = {prefix: kind for kind, prefix in PREFIXES.items()}
