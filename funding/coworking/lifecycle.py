@@ -439,7 +439,7 @@ async def writeoff_draft(session: AsyncSession, row: Invoice, day: dt.date) -> E
     code = await ensure_aux_account(session, site.org_id, member, who)
     loss = 0
     vat_lines = []
-    for rate, share in sorted(_shares(remaining, gross).items()):
+    for rate, share in sorted(_shares(remaining, gross).items(), key=lambda item: vat_account(item[0])):
         vat = (share * rate * 2 + 1000 + rate) // (2 * (1000 + rate)) if rate else 0  # the VAT a gross share holds, half up
         loss += share - vat
         if vat:
@@ -474,8 +474,11 @@ async def settle_invoice_charge(session: AsyncSession, metadata: dict, amount: i
         row = await apply_invoice(session, fetched, await fetched_version(session, Invoice, fetched["id"]))  # events may lag
     else:
         row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == metadata.get("invoice", "")))
-    if row is not None and amount > 0 and row.status in (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE):
-        await post_sale(session, row)  # the sale is numbered before its settlement, whatever the events' order
+    if row is not None and amount > 0 and row.status in BOOKED:
+        # The sale (and a paid invoice's reversed write-off) numbered before the settlement, whatever the events' order.
+        drafts = await accrual_drafts(session, row, fetched if isinstance(fetched, dict) else None)
+        if drafts:
+            await post(session, await dated_for_open_period(session, drafts))
     if row is not None:
         site_id = row.site_id
     elif str(metadata.get("site_id", "")).isdigit():

@@ -30,7 +30,8 @@ def upgrade() -> None:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     for number, label in ACCOUNTS:
         op.get_bind().execute(sa.text(
-            "INSERT INTO accounts (org_id, number, label, active, created_at) SELECT id, CAST(:number AS VARCHAR(20)), CAST(:label AS VARCHAR(200)), :yes, :now "
+            "INSERT INTO accounts (org_id, number, label, active, created_at) "
+            "SELECT id, CAST(:number AS VARCHAR(20)), CAST(:label AS VARCHAR(200)), :yes, :now "
             "FROM organisations o WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.org_id = o.id AND a.number = CAST(:number AS VARCHAR(20)))")
             .bindparams(sa.bindparam("now", type_=sa.DateTime()), sa.bindparam("yes", type_=sa.Boolean()),
                        sa.bindparam("number", type_=sa.String()), sa.bindparam("label", type_=sa.String())),

@@ -86,6 +86,23 @@ async def test_a_subscriber_s_tab_goes_on_the_next_invoice_once_then_is_paid_wit
     assert emails == [f"bar-batch:{batch.id}:billed"]
 
 
+async def test_a_tab_refused_half_way_is_billed_in_full_or_not_at_all(sessions, world, gw, fake_stripe):
+    """Stripe takes the 10 % line and refuses the 20 % one: the first is deleted, the batch is due."""
+    bar = await make_bar(sessions, world)
+    await coworker(sessions, world, bar.members[0], subscription=True)
+    batch = await a_batch(sessions, world, bar)
+    answers = iter((httpx.Response(200, json={"id": "ii_half", "object": "invoiceitem"}),
+                    httpx.Response(400, json={"error": {"type": "invalid_request_error", "message": "No such subscription"}})))
+    fake_stripe.router.post(f"{BASE}/v1/invoiceitems").mock(side_effect=lambda request: next(answers))
+    deleted = fake_stripe.router.delete(f"{BASE}/v1/invoiceitems/ii_half").mock(
+        return_value=httpx.Response(200, json={"id": "ii_half", "object": "invoiceitem", "deleted": True}))
+    assert await bill(sessions, gw, batch.id) == "due"
+    assert deleted.call_count == 1
+    async with sessions() as session:
+        due = await session.get(Batch, batch.id)
+    assert (due.status, due.stripe_invoice_item_id) == ("due", None) and "No such subscription" in due.last_error
+
+
 def sent_metadata(sent: dict) -> dict:
     return {k[len("metadata["):-1]: v for k, v in sent.items() if k.startswith("metadata[")}
 
