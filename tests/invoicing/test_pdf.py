@@ -16,7 +16,7 @@ def test_an_invoice_to_an_individual_has_every_mention_and_no_company_one(docume
         "Entre-Lab", "12 rue de la Coutellerie", "63300 Thiers", "SIREN : 912345675",
         "N° TVA intracommunautaire : FR65912345675",
         "Camille Martin", "4 rue Durolle",
-        "Facture n° F-2026-0042", "Date d'émission 1 décembre 2026", "Date de la prestation 1 décembre 2026",
+        "Facture n° F-2026-0042", "Date d'émission : 1 décembre 2026", "Date de la prestation : 1 décembre 2026",
         "Bureau fermé, décembre 2026 du 1 décembre 2026 au 31 décembre 2026 1 250,00 € 20 % 250,00 €",
         "Taux Base HT Montant TVA 20 % 250,00 € 50,00 €",
         "Total HT 250,00 €", "Total TVA 50,00 €", "Total TTC 300,00 €", "Net à payer 300,00 €",
@@ -39,7 +39,7 @@ def test_an_invoice_to_a_company_names_its_siren_vat_number_and_the_40_euro_inde
 
     for mention in [
         "Coutellerie du Pirou SARL", "3 place du Pirou Bâtiment B 63300 Thiers", "SIREN : 552081317", "N° TVA intracommunautaire : FR03552081317",
-        "Période de la prestation du 1 décembre 2026 au 31 décembre 2026",
+        "Période de la prestation : du 1 décembre 2026 au 31 décembre 2026",
         "Indemnité forfaitaire pour frais de recouvrement : 40 € (art. L441-10 du Code de commerce)",
     ]:
         assert mention in text
