@@ -17,7 +17,14 @@ from decimal import Decimal
 
 from facturx import generate_from_binary, xml_check_xsd
 
-from funding.invoicing.document import VAT_EXEMPT_MENTION, DocumentKind, DocumentLine, InvoiceDocument, Party
+from funding.invoicing.document import (
+    RECOVERY_INDEMNITY_MENTION,
+    VAT_EXEMPT_MENTION,
+    DocumentKind,
+    DocumentLine,
+    InvoiceDocument,
+    Party,
+)
 from funding.invoicing.pdf import document_pdf
 from funding.money import exponent
 
@@ -119,7 +126,7 @@ def facturx_xml(doc: InvoiceDocument) -> bytes:
     _date(header, "ram:IssueDateTime", doc.issue_date)
     notes = [("PMD", f"Pénalités de retard : {doc.late_penalty}")]
     if doc.buyer.is_company:
-        notes.append(("PMT", "Indemnité forfaitaire pour frais de recouvrement : 40 €"))
+        notes.append(("PMT", RECOVERY_INDEMNITY_MENTION))
     for code, text in notes:
         note = _el(header, "ram:IncludedNote")
         _el(note, "ram:Content", text)

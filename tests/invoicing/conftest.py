@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
+from funding.coworking.plans import vat_of
 from funding.invoicing.document import DocumentKind, DocumentLine, InvoiceDocument, Party
 
 SELLER = Party("Entre-Lab", ("12 rue de la Coutellerie", "63300 Thiers"), siren="912345675",
@@ -26,7 +27,7 @@ COMPANY = Party("Coutellerie du Pirou SARL", ("3 place du Pirou", "Bâtiment B",
 
 def make_line(description: str, quantity: int, unit: int, rate: int, **extra: Any) -> DocumentLine:
     ht = quantity * unit
-    return DocumentLine(description, quantity, unit, rate, ht, (ht * rate * 2 + 1000) // 2000, **extra)
+    return DocumentLine(description, quantity, unit, rate, ht, vat_of(ht, rate), **extra)
 
 
 DESK = make_line("Bureau fermé, décembre 2026", 1, 25000, 200, period_start=dt.date(2026, 12, 1), period_end=dt.date(2026, 12, 31))
