@@ -31,8 +31,7 @@ from funding.money import exponent
 RSM = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
 RAM = "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
 UDT = "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100"
-QDT = "urn:un:unece:uncefact:data:standard:QualifiedDataType:100"
-for _prefix, _uri in (("rsm", RSM), ("ram", RAM), ("udt", UDT), ("qdt", QDT)):
+for _prefix, _uri in (("rsm", RSM), ("ram", RAM), ("udt", UDT)):
     ET.register_namespace(_prefix, _uri)
 
 EN16931 = "urn:cen.eu:en16931:2017"
