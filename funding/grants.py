@@ -83,6 +83,7 @@ TABLES: dict[str, Access] = {
     "coworking_checkouts": STATE,
     "coworking_subscriptions": STATE,
     "coworking_invoices": STATE,
+    "coworking_credit_notes": STATE,
     "coworking_passes": STATE,
     "coworking_pass_days": APPEND,
     # the bar

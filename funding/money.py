@@ -116,3 +116,15 @@ def parse_amount(text: str, currency: str = "EUR", *, allow_negative: bool = Fal
 
 def _babel_locale(locale: str) -> str:
     return {"fr": "fr_FR", "en": "en_GB"}.get(locale, locale)
+
+
+def proportional_shares(total: int, weights: dict[int, int]) -> dict[int, int]:
+    """``total`` split in proportion to ``weights`` (largest remainders), to the cent."""
+    whole = sum(weights.values())
+    if not whole:
+        return {}
+    exact = {k: total * w for k, w in weights.items()}
+    out = {k: v // whole for k, v in exact.items()}
+    for k in sorted(weights, key=lambda k: (-(exact[k] % whole), k))[: total - sum(out.values())]:
+        out[k] += 1
+    return out

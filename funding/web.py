@@ -101,6 +101,12 @@ def flash(request: Request, message: str, level: str = "info") -> None:
     request.session["flashes"] = [*request.session.get("flashes", []), {"message": str(message), "level": level}]
 
 
+def pdf_response(content: bytes, filename: str) -> Response:
+    """A private document (an invoice, a credit note), shown in the browser, never cached on the way."""
+    return Response(content, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "private, no-store"})
+
+
 def redirect(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
 

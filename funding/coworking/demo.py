@@ -8,6 +8,7 @@ made up.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 
@@ -15,8 +16,20 @@ import httpx
 from sqlalchemy import func, select
 
 from funding.coworking import billing
+from funding.coworking.credit_notes import issue_pending
 from funding.coworking.members import check_details, enrol
-from funding.coworking.models import Checkout, Interval, Member, Pass, Plan, PlanKind, Subscription
+from funding.coworking.models import (
+    Checkout,
+    CreditNote,
+    Interval,
+    Invoice,
+    InvoiceStatus,
+    Member,
+    Pass,
+    Plan,
+    PlanKind,
+    Subscription,
+)
 from funding.coworking.plans import PlanSpec, save_plan, sync_plans
 from funding.coworking.service import use_pass_day
 from funding.db import must_get, transaction
@@ -77,6 +90,21 @@ MEMBERS = [
     ("puy-guillaume", "journee", "Léa Perrin", "lea.perrin@example.fr", "", "", "", "pass"),
 ]
 DAY = 86_400
+# Where the members live or work (made up, in the Thiers area): printed on their invoices.
+ADDRESSES = {
+    "julie.fayolle@example.fr": "12 rue de la Coutellerie\n63300 Thiers",
+    "thomas.granet@example.fr": "4 place du Pirou\n63300 Thiers",
+    "contact@atelier-numerique-livradois.example.fr": "Zone du Felet, 18 rue des Forges\n63300 Thiers",
+    "marc.vidal@example.fr": "9 avenue de la Gare\n63120 Courpière",
+    "claire.bouchet@example.fr": "27 rue Conchette\n63300 Thiers",
+    "sebastien.roche@example.fr": "3 chemin des Rivaux\n63650 La Monnerie-le-Montel",
+    "d.riviere@coop-dore-bois.example.fr": "Moulin de la Dore, 2 route de Vichy\n63650 La Monnerie-le-Montel",
+    "kevin.lopez@example.fr": "15 rue de la République\n63290 Puy-Guillaume",
+    "amandine.brun@example.fr": "6 rue Mancel-Chabot\n63300 Thiers",
+    "elise.montagnon@example.fr": "21 boulevard Gambetta\n63300 Thiers",
+    "hugo.morel@example.fr": "8 rue du Bourg\n63300 Thiers",
+    "lea.perrin@example.fr": "1 place Jean-Jaurès\n63290 Puy-Guillaume",
+}
 
 
 async def seed(session, demo) -> None:
@@ -118,6 +146,38 @@ async def _subscription(sessions, member_id: int) -> Subscription:
     return sub
 
 
+async def _invoices_afterlife(sessions, gw: StripeGateway, http: httpx.AsyncClient, settings: Settings,
+                              by_story: dict[str, list[tuple[int, str]]]) -> None:
+    """What becomes of invoices: Thomas is refunded 40 € of his first month (the heating failed for
+    a week): Stripe issues a credit note, booked as the sale's mirror. Kévin's unpaid invoice is
+    written off (uncollectible): a loss on 654, its VAT recovered."""
+    for member_id, _name in by_story.get("renews", [])[1:2]:
+        async with sessions() as session:
+            first = await session.scalar(select(Invoice).where(Invoice.member_id == member_id, Invoice.status == InvoiceStatus.PAID)
+                                         .order_by(Invoice.id).limit(1))
+        if first is None:
+            continue
+        payments = await gw.list("invoice_payments", {"invoice": first.stripe_invoice_id, "limit": 1})
+        for record in payments.get("data") or []:
+            await gw.create("refunds", {"payment_intent": record["payment"]["payment_intent"], "amount": 4000,
+                                        "reason": "requested_by_customer", "metadata": {"motif": "chauffage en panne une semaine"}},
+                            key=f"demo-refund-{first.stripe_invoice_id}")
+    for member_id, _name in by_story.get("unpaid", []):
+        async with sessions() as session:
+            unpaid = (await session.scalars(select(Invoice.stripe_invoice_id).where(
+                Invoice.member_id == member_id, Invoice.status == InvoiceStatus.OPEN))).all()
+        for invoice_id in unpaid:
+            await gw.call("invoices", "mark_uncollectible", invoice_id)
+    await http.post(f"{settings.base_url}{SANDBOX_PATH}/_admin/deliver")
+    for _ in range(100):  # the refund's events call for the credit note (the server applies them), the worker issues it
+        async with sessions() as session:
+            if await session.scalar(select(func.count(CreditNote.id))):
+                break
+        await asyncio.sleep(0.1)
+    await issue_pending(sessions, settings, gw)
+    await http.post(f"{settings.base_url}{SANDBOX_PATH}/_admin/deliver")
+
+
 async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
     try:
         async with sessions() as session:
@@ -133,9 +193,11 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
                 plan = plans.get((site.id, code)) if site else None
                 if site is None or plan is None:
                     continue
-                details = check_details(name=name, email=email, company_name=company, siren=siren, vat_number=vat)
+                details = check_details(name=name, email=email, company_name=company, siren=siren, vat_number=vat,
+                                        address=ADDRESSES.get(email))
                 async with transaction(sessions) as session:
                     member, _created = await enrol(session, site, details)
+                    member.address = details.address or ""
                 urls = {"success_url": f"{settings.base_url}/coworking/bienvenue?session_id={{CHECKOUT_SESSION_ID}}",
                         "cancel_url": f"{settings.base_url}/coworking/{slug}"}
                 if plan.kind == PlanKind.PASS:
@@ -185,6 +247,7 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
             for member_id, _name in by_story.get("leaving", []):
                 sub = await _subscription(sessions, member_id)
                 await billing.set_cancel_at_period_end(sessions, gw, member_id=member_id, sub_id=sub.id, cancel=True)
+            await _invoices_afterlife(sessions, gw, http, settings, by_story)
         log.info("demo: %s coworking members joined through the sandbox", len(members))
     except Exception:  # the demo must start even if this goes wrong
         log.exception("demo: could not play the coworking members")

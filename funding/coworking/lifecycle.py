@@ -46,6 +46,7 @@ from funding.ledger.chart import vat_account
 from funding.ledger.models import Entry, FundingSource
 from funding.ledger.service import EntryDraft, Line, post, reversal_by_key
 from funding.mail.service import enqueue
+from funding.money import proportional_shares
 from funding.orgs.models import Site
 from funding.payments import purposes
 from funding.payments.books import dated_for_open_period
@@ -271,7 +272,7 @@ async def booked_lines(session: AsyncSession, invoice: dict) -> list[dict]:
         period = line.get("period") or {}
         parent = line.get("parent") or {}
         details = parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
-        out.append({"description": (line.get("description") or "")[:200], "amount": amount, "base": base, "vat": vat,
+        out.append({"id": line.get("id"), "description": (line.get("description") or "")[:200], "amount": amount, "base": base, "vat": vat,
                     "vat_rate": rate, "account": account, "plan_id": plan_id, "proration": bool(details.get("proration")),
                     "period_start": period.get("start"), "period_end": period.get("end")})
     return out
@@ -409,18 +410,6 @@ async def accrual_drafts(session: AsyncSession, row: Invoice, invoice: dict | No
     return [d for d in drafts if d is not None]
 
 
-def _shares(total: int, weights: dict[int, int]) -> dict[int, int]:
-    """``total`` split in proportion to ``weights`` (largest remainders), to the cent."""
-    whole = sum(weights.values())
-    if not whole:
-        return {}
-    exact = {k: total * w for k, w in weights.items()}
-    out = {k: v // whole for k, v in exact.items()}
-    for k in sorted(weights, key=lambda k: (-(exact[k] % whole), k))[: total - sum(out.values())]:
-        out[k] += 1
-    return out
-
-
 async def writeoff_draft(session: AsyncSession, row: Invoice, day: dt.date) -> EntryDraft | None:
     """[OD] D 654 · D 4457x · C 411 for what the member still owes on an uncollectible invoice,
     spread over the invoice's VAT rates in proportion to its lines."""
@@ -439,7 +428,7 @@ async def writeoff_draft(session: AsyncSession, row: Invoice, day: dt.date) -> E
     code = await ensure_aux_account(session, site.org_id, member, who)
     loss = 0
     vat_lines = []
-    for rate, share in sorted(_shares(remaining, gross).items(), key=lambda item: vat_account(item[0])):
+    for rate, share in sorted(proportional_shares(remaining, gross).items(), key=lambda item: vat_account(item[0])):
         vat = (share * rate * 2 + 1000 + rate) // (2 * (1000 + rate)) if rate else 0  # the VAT a gross share holds, half up
         loss += share - vat
         if vat:

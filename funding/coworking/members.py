@@ -41,6 +41,7 @@ class Details:
     company_name: str | None = None
     siren: str | None = None
     vat_number: str | None = None
+    address: str | None = None  # postal address, printed on invoices (None: left as it is)
 
     @property
     def is_company(self) -> bool:
@@ -52,7 +53,7 @@ def french_vat_key(siren: str) -> int:
 
 
 def check_details(*, name: str, email: str, phone: str = "", company_name: str = "", siren: str = "",
-                  vat_number: str = "", company_required: bool = False) -> Details:
+                  vat_number: str = "", company_required: bool = False, address: str | None = None) -> Details:
     """Read a join or details form. Raises MemberError with a French message."""
     name = (name or "").strip()
     if not name or len(name) > 200:
@@ -80,8 +81,12 @@ def check_details(*, name: str, email: str, phone: str = "", company_name: str =
             match = re.fullmatch(r"FR(\d{2})(\d{9})", vat_number)
             if not match or match.group(2) != siren or int(match.group(1)) != french_vat_key(siren):
                 raise MemberError(_("Numéro de TVA intracommunautaire invalide : FR, une clé de 2 chiffres, puis le SIREN."))
+    if address is not None:
+        address = "\n".join(line.strip() for line in address.replace("\r", "").split("\n") if line.strip())
+        if len(address) > 500 or len(address.splitlines()) > 6:
+            raise MemberError(_("Adresse trop longue (6 lignes, 500 caractères au plus)."))
     return Details(name=name, email=email, phone=phone or None, company_name=company_name or None,
-                   siren=siren or None, vat_number=vat_number or None)
+                   siren=siren or None, vat_number=vat_number or None, address=address)
 
 
 async def get_member(session: AsyncSession, member_id: int) -> Member | None:
@@ -145,6 +150,8 @@ async def update_details(session: AsyncSession, member: Member, details: Details
     user.name = details.name
     member.company_name, member.siren, member.vat_number = details.company_name, details.siren, details.vat_number
     member.phone = details.phone
+    if details.address is not None:
+        member.address = details.address
     member.updated_at = utcnow()
     await session.flush()
 

@@ -75,6 +75,21 @@ class InvoiceStatus(StrEnum):
     UNCOLLECTIBLE = "uncollectible"
 
 
+class CreditNoteStatus(StrEnum):
+    """Ours first (``pending``: called for, not yet issued; ``refused``: Stripe said no), then Stripe's."""
+
+    PENDING = "pending"
+    REFUSED = "refused"
+    ISSUED = "issued"
+    VOID = "void"
+
+
+class CreditNoteCause(StrEnum):
+    REFUND = "refund"
+    DISPUTE = "dispute"
+    STRIPE = "stripe"  # issued in Stripe by someone else (the Dashboard): mirrored and booked all the same
+
+
 PLAN_KINDS = tuple(PlanKind)
 SUBSCRIPTION_STATUSES = tuple(SubscriptionStatus)
 LIVE_STATUSES = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE,
@@ -250,6 +265,38 @@ class Invoice(SiteScoped, Base):
     lines: Mapped[str] = mapped_column(Text, default="[]")
     version: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CreditNote(SiteScoped, Base):
+    """A credit note (avoir) on a member's invoice: called for by a refund or a lost dispute
+    (``cause_id``, once each), issued in Stripe by the worker, then booked as the sale's mirror
+    ([VT] D 706… · D 4457x · C 411) with its own number; its lines as booked (JSON)."""
+
+    __tablename__ = "coworking_credit_notes"
+    __table_args__ = (
+        CheckConstraint(one_of("status", CreditNoteStatus), name="status"),
+        CheckConstraint(one_of("cause", CreditNoteCause), name="cause"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_coworking_credit_notes_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("coworking_invoices.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("coworking_members.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    cause: Mapped[CreditNoteCause] = mapped_column(EnumText(CreditNoteCause, 8))
+    cause_id: Mapped[str] = mapped_column(String(255), unique=True)
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[CreditNoteStatus] = mapped_column(EnumText(CreditNoteStatus, 8), default=CreditNoteStatus.PENDING)
+    stripe_credit_note_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    number: Mapped[str | None] = mapped_column(String(60))
+    lines: Mapped[str] = mapped_column(Text, default="[]")
+    issued_at: Mapped[dt.datetime | None]
+    voided_at: Mapped[dt.datetime | None]
+    pdf_url: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Pass(SiteScoped, Base):

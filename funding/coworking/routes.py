@@ -18,7 +18,8 @@ from starlette.routing import Route
 
 from funding.auth.models import User
 from funding.auth.service import AuthError, issue_link
-from funding.coworking import billing, lifecycle, staff
+from funding.coworking import billing, documents, lifecycle, staff
+from funding.coworking.credit_notes import credit_notes_of
 from funding.coworking.members import (
     Details,
     MemberError,
@@ -28,7 +29,7 @@ from funding.coworking.members import (
     push_details,
     update_details,
 )
-from funding.coworking.models import RUNNING, Invoice, InvoiceStatus, Member, Plan, PlanKind, PlanPrice, Subscription
+from funding.coworking.models import RUNNING, CreditNote, Invoice, InvoiceStatus, Member, Plan, PlanKind, PlanPrice, Subscription
 from funding.coworking.plans import (
     VAT_RATES,
     current_price,
@@ -40,11 +41,12 @@ from funding.coworking.service import member_panels, passes_of
 from funding.coworking.staff import page
 from funding.db import must_get
 from funding.i18n import gettext as _
+from funding.invoicing.document import InvoiceDocumentError
 from funding.orgs.models import Site
 from funding.payments.models import PaymentPurpose
 from funding.payments.service import CHECKOUT_RETURN, settle_return
 from funding.stripe_gateway import GatewayError
-from funding.web import absolute_url, db, flash, load_user, path_for, redirect, redirect_to, require
+from funding.web import absolute_url, db, flash, load_user, path_for, pdf_response, redirect, redirect_to, require
 
 MEMBER = ("member",)
 
@@ -232,6 +234,7 @@ async def member_home(request: Request) -> Response:
         workspace = await _sub_view(session, await lifecycle.current_subscription(session, member.id), grace)
         membership = await _sub_view(session, await lifecycle.current_subscription(session, member.id, kind=PlanKind.MEMBERSHIP), grace)
         invoices = await lifecycle.member_invoices(session, member.id)
+        notes = await credit_notes_of(session, member.id)
         overdue = await lifecycle.overdue_amount(session, member.id)
         passes = await passes_of(session, member.id)
         pass_plans = {p.id: p for p in (await session.scalars(select(Plan).where(Plan.kind == PlanKind.PASS))).all()}
@@ -239,7 +242,7 @@ async def member_home(request: Request) -> Response:
         panels = await member_panels(session, member)
     unpaid = [i for i in invoices if i.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and i.attempt_count > 0]
     return page(request, "coworking/member/home.html", {
-        "member": member, "me": user, "site": site, "workspace": workspace, "membership": membership, "invoices": invoices,
+        "member": member, "me": user, "site": site, "workspace": workspace, "membership": membership, "invoices": invoices, "notes": notes,
         "overdue": overdue, "unpaid": unpaid, "passes": passes, "pass_plans": pass_plans, "options": options, "panels": panels,
     })
 
@@ -344,17 +347,38 @@ async def card(request: Request) -> Response:
 
 
 async def invoice_link(request: Request) -> Response:
-    """An invoice's PDF (or its page), only for the member it belongs to."""
+    """An invoice as a PDF with every legal mention (ours, Factur-X for a company), or Stripe's
+    page to pay it; only for the member it belongs to."""
     what = request.path_params["what"]
     async with db(request) as session:
         member, _user = await _me(request, session)
         invoice = await session.get(Invoice, _int(request.path_params["invoice_id"]) or 0)
         if invoice is None or invoice.member_id != member.id or what not in ("pdf", "page"):
             raise HTTPException(404)
-    url = invoice.hosted_invoice_url if what == "page" else invoice.invoice_pdf
-    if not url:
+        if what == "pdf":
+            return await _pdf(request, documents.invoice_document(session, invoice))
+    if not invoice.hosted_invoice_url:
         raise HTTPException(404)
-    return redirect(url)
+    return redirect(invoice.hosted_invoice_url)
+
+
+async def credit_note_pdf(request: Request) -> Response:
+    async with db(request) as session:
+        member, _user = await _me(request, session)
+        note = await session.get(CreditNote, _int(request.path_params["note_id"]) or 0)
+        if note is None or note.member_id != member.id:
+            raise HTTPException(404)
+        return await _pdf(request, documents.credit_note_document(session, note))
+
+
+async def _pdf(request: Request, building) -> Response:
+    """The document printed, or the reason it cannot be (a missing address) back on the member's page."""
+    try:
+        doc = await building
+    except InvoiceDocumentError as exc:
+        flash(request, str(exc), "error")
+        return redirect_to(request, "member_details")
+    return pdf_response(await documents.printed(doc), documents.filename(doc))
 
 
 async def details(request: Request) -> Response:
@@ -362,14 +386,15 @@ async def details(request: Request) -> Response:
         member, user = await _me(request, session)
     context: dict[str, Any] = {"member": member, "me": user, "error": None,
                                "form": {"name": user.name, "phone": member.phone or "", "company_name": member.company_name or "",
-                                        "siren": member.siren or "", "vat_number": member.vat_number or ""}}
+                                        "siren": member.siren or "", "vat_number": member.vat_number or "",
+                                        "address": member.address or ""}}
     if request.method == "GET":
         return page(request, "coworking/member/details.html", context)
     form = await request.form()
-    context["form"] = f = {k: str(form.get(k, "")).strip() for k in ("name", "phone", "company_name", "siren", "vat_number")}
+    context["form"] = f = {k: str(form.get(k, "")).strip() for k in ("name", "phone", "company_name", "siren", "vat_number", "address")}
     try:
         checked: Details = check_details(email=user.email, name=f["name"], phone=f["phone"], company_name=f["company_name"],
-                                         siren=f["siren"], vat_number=f["vat_number"])
+                                         siren=f["siren"], vat_number=f["vat_number"], address=f["address"])
     except MemberError as exc:
         context["error"] = str(exc)
         return page(request, "coworking/member/details.html", context, status_code=400)
@@ -405,5 +430,6 @@ routes = [
     Route("/membre/carte", card, methods=["POST"], name="member_card"),
     Route("/membre/coordonnees", details, methods=["GET", "POST"], name="member_details"),
     Route("/membre/factures/{invoice_id}/{what:str}", invoice_link, name="member_invoice"),
+    Route("/membre/avoirs/{note_id}/pdf", credit_note_pdf, name="member_credit_note"),
     *staff.routes,
 ]

@@ -13,8 +13,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from funding.auth.models import User
-from funding.coworking import lifecycle, reports
+from funding.coworking import documents, lifecycle, reports
+from funding.coworking.credit_notes import credit_notes_of
 from funding.coworking.models import (
+    CreditNote,
+    Invoice,
     Member,
     Pass,
     PassDay,
@@ -27,9 +30,10 @@ from funding.coworking.plans import VAT_RATES, price_ttc
 from funding.coworking.service import PassError, member_panels, use_pass_day
 from funding.i18n import N_
 from funding.i18n import gettext as _
+from funding.invoicing.document import InvoiceDocumentError
 from funding.mail.models import Email
 from funding.orgs.models import Organisation, Site
-from funding.web import BOOKS, STAFF, db, flash, redirect_to, render, require
+from funding.web import BOOKS, STAFF, db, flash, pdf_response, redirect_to, render, require
 
 STATUS_LABELS = {
     "active": N_("actif"), "trialing": N_("essai"), "past_due": N_("paiement en retard"), "unpaid": N_("impayé"),
@@ -99,6 +103,7 @@ async def member(request: Request) -> Response:
                                       .order_by(Subscription.started_at.desc(), Subscription.id.desc()))).all()
         plans = dict((await session.execute(select(Plan.id, Plan.name))).all())
         invoices = await lifecycle.member_invoices(session, row.id, limit=200)
+        notes = await credit_notes_of(session, row.id)
         passes = (await session.scalars(select(Pass).where(Pass.member_id == row.id).order_by(Pass.purchased_at.desc()))).all()
         days = (await session.scalars(select(PassDay).where(PassDay.member_id == row.id).order_by(PassDay.day.desc())
                                       .limit(60))).all()
@@ -108,7 +113,7 @@ async def member(request: Request) -> Response:
         access = await lifecycle.member_access(session, row.id, grace_days=grace)
         panels = await member_panels(session, row)
     return page(request, "coworking/staff/member.html", {
-        "m": row, "person": user, "site": site, "subs": subs, "plans": plans, "invoices": invoices, "passes": passes,
+        "m": row, "person": user, "site": site, "subs": subs, "plans": plans, "invoices": invoices, "notes": notes, "passes": passes,
         "days": days, "emails": emails, "overdue": overdue, "access": access, "panels": panels,
         "can_edit": current.can(*STAFF, org=row.org_id), "today": dt.date.today(),
     })
@@ -180,12 +185,42 @@ async def _deferred(request: Request, *, as_csv: bool) -> Response:
     return page(request, "coworking/staff/deferred.html", {"orgs": orgs, "org": org, "year": year, "report": report})
 
 
+async def invoice_pdf(request: Request) -> Response:
+    """A member's invoice as the staff and accountants see it: the same document the member gets."""
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        invoice = await session.get(Invoice, int(request.path_params["invoice_id"]))
+        if invoice is None:
+            raise HTTPException(404)
+        return await _staff_pdf(request, documents.invoice_document(session, invoice), invoice.member_id)
+
+
+async def credit_note_pdf(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        note = await session.get(CreditNote, int(request.path_params["note_id"]))
+        if note is None:
+            raise HTTPException(404)
+        return await _staff_pdf(request, documents.credit_note_document(session, note), note.member_id)
+
+
+async def _staff_pdf(request: Request, building, member_id: int) -> Response:
+    try:
+        doc = await building
+    except InvoiceDocumentError as exc:
+        flash(request, str(exc), "error")
+        return redirect_to(request, "coworking_member", member_id=member_id)
+    return pdf_response(await documents.printed(doc), documents.filename(doc))
+
+
 routes = [
     Route("/admin/coworking", members, name="coworking_members"),
     Route("/admin/coworking/membres.csv", members_csv, name="coworking_members_csv"),
     Route("/admin/coworking/membres/{member_id:int}", member, name="coworking_member"),
     Route("/admin/coworking/membres/{member_id:int}/journee", pass_day, methods=["POST"], name="coworking_pass_day"),
     Route("/admin/coworking/formules", plans, name="coworking_plans_admin"),
+    Route("/admin/coworking/factures/{invoice_id:int}.pdf", invoice_pdf, name="coworking_invoice_pdf"),
+    Route("/admin/coworking/avoirs/{note_id:int}.pdf", credit_note_pdf, name="coworking_credit_note_pdf"),
     Route("/admin/coworking/produits-constates-d-avance", deferred, name="coworking_deferred"),
     Route("/admin/coworking/produits-constates-d-avance.csv", deferred_csv, name="coworking_deferred_csv"),
 ]

@@ -8,8 +8,7 @@ from sqlalchemy import func, select
 
 from funding.ledger.models import Entry, Posting
 from funding.payments.tax_rates import tax_rate_id
-from tests.coworking.test_lifecycle import Story
-from tests.support.coworking import line
+from tests.support.coworking import Story, line
 from tests.support.stripe_objects import now
 from tests.support.webhooks import deliver
 from webhooks.processing import drain

@@ -31,6 +31,7 @@ from tests.support.stripe_objects import (
     FakeStripe,
     balance_transaction,
     charge,
+    event,
     now,
     payment_intent,
     sid,
@@ -353,3 +354,44 @@ async def active_member(sessions, world, catalogue, fake, *, code: str = "flex",
         row = await apply_subscription(session, sub, now())
         await apply_invoice(session, inv, now())
     return member, sub, row, inv
+
+
+class Story:
+    """One member's subscription as Stripe holds it (the fake serves the current state)."""
+
+    def __init__(self, fake, member, catalogue, code: str = "flex", start: int | None = None):
+        self.fake, self.member, self.catalogue = fake, member, catalogue
+        self.plan = catalogue.plans[code]
+        self.start = start or now() - 2 * DAY
+        self.sub = subscription(customer=member.stripe_customer_id, price=catalogue.prices[code],
+                                metadata=sub_metadata(member, self.plan), start=self.start, end=self.start + MONTH)
+        fake.add(self.sub)
+        self.t = now() - 100  # event clock: every event is newer than the previous one
+
+    def tick(self) -> int:
+        self.t += 1
+        return self.t
+
+    def evt(self, type_: str, obj: dict) -> dict:
+        return event(type_, obj, created=self.tick())
+
+    def set(self, **changes) -> dict:
+        self.sub.update(changes)
+        self.fake.add(self.sub)
+        return self.sub
+
+    def period(self, n: int = 0) -> tuple[int, int]:
+        return self.start + n * MONTH, self.start + (n + 1) * MONTH
+
+    def bill(self, *, n: int = 0, status: str = "paid", reason: str = "subscription_create", lines=None, attempts: int = 1,
+             fee: int | None = None, next_attempt: int | None = None):
+        start, end = self.period(n)
+        lines = lines or [line(price_id=self.catalogue.price_id(self.plan.code), amount=self.catalogue.prices[self.plan.code]
+                               ["unit_amount"], start=start, end=end, sub_id=self.sub["id"])]
+        inv = invoice(customer=self.member.stripe_customer_id, sub=self.sub, lines=lines, status=status, billing_reason=reason,
+                      attempt_count=attempts, created=start, next_payment_attempt=next_attempt)
+        charge = None
+        if status == "paid" and inv["amount_due"] > 0:
+            _pi, charge, _txn = self.fake.paid_invoice(inv, fee=fee or 0)
+        self.fake.add(inv)
+        return inv, charge

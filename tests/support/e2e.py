@@ -3,13 +3,24 @@ answers, a donation through the form and a payment on the sandbox's hosted Check
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import httpx
+from sqlalchemy import select
 
+from funding.auth.models import User
+from funding.coworking.models import Invoice, Member, Subscription
+from funding.coworking.plans import PlanSpec, save_plan, sync_plans
+from funding.db import transaction
+from funding.ledger.models import Entry, Posting
+from funding.mail.models import Email
+from funding.orgs.models import Site
 from funding.sandbox.visitor import form_action
+from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
 from tests.support.db import run_async, sealed_sessions
 from tests.support.web import csrf_of
+from tests.support.world import make_world
 
 
 def db_call(settings, fn):
@@ -66,3 +77,111 @@ def donate(client: httpx.Client, world, *, amount: str = "50", other: str = "", 
                                               "other": other, "name": name, "email": email})
     assert response.status_code == 303, response.text[:500]
     return response.headers["location"]
+
+
+# --- coworking through the sandbox -------------------------------------------------------
+
+GOOD, FAILS = "4242 4242 4242 4242", "4000 0000 0000 0341"
+DAY, HOUR = 86_400, 3_600
+
+
+def setup(e2e):
+    """A world whose central site sells a nomad desk and a fixed desk, synced to the sandbox."""
+    async def go(sessions):
+        world = await make_world(sessions)
+        async with transaction(sessions) as session:
+            site = await session.get(Site, world.site_id)
+            await save_plan(session, site, PlanSpec("flex", "Poste nomade", "workspace", "150,00", "20", "706", "month"))
+            await save_plan(session, site, PlanSpec("fixe", "Poste fixe", "workspace", "220,00", "20", "706", "month"))
+        gw = StripeGateway(e2e.settings)
+        try:
+            await sync_plans(sessions, gw)
+        finally:
+            await gw.aclose()
+        return world
+
+    return db_call(e2e.settings, go)
+
+
+def join(e2e, world, code: str, name: str, email: str) -> int:
+    with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=30) as client:
+        token = csrf_of(client.get("/login").text)
+        response = client.post(f"/coworking/{world.site_slug}/adherer/{code}",
+                               data={"csrf_token": token, "name": name, "email": email})
+        assert response.status_code == 303, response.text
+        paid = pay_on_hosted_page(client, response.headers["location"], GOOD, name=name, email=None)
+        assert paid.status_code in (302, 303)
+        welcome = client.get(paid.headers["location"])
+        assert welcome.status_code == 200 and "est actif" in welcome.text
+
+    async def member_id(sessions):
+        async with sessions() as session:
+            return await session.scalar(select(Member.id).join(User, User.id == Member.user_id).where(User.email == email))
+
+    return db_call(e2e.settings, member_id)
+
+
+@contextlib.contextmanager
+def member_client(e2e, member_id: int):
+    """A browser session logged in as the member, through a magic link."""
+    from funding.auth.service import issue_link
+
+    async def link(sessions):
+        async with transaction(sessions) as session:
+            member = await session.get(Member, member_id)
+            return await issue_link(session, await session.get(User, member.user_id), e2e.settings, next_path="/membre")
+
+    path = db_call(e2e.settings, link).replace(e2e.settings.base_url, "")
+    with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=30) as client:
+        page = client.get(path)
+        assert client.post(path, data={"csrf_token": csrf_of(page.text)}).status_code == 303
+        yield client
+
+
+def change_card(e2e, member_id: int, card: str) -> None:
+    with member_client(e2e, member_id) as client:
+        portal = client.post("/membre/carte", data={"csrf_token": csrf_of(client.get("/membre").text)})
+        assert portal.status_code == 303 and f"{SANDBOX_PATH}/portal/" in portal.headers["location"]
+        saved = client.post(portal.headers["location"].split("?")[0],
+                            data={"action": "update-card", "cardholder-name": "Membre", "card-number": card,
+                                  "card-expiry": "12/34", "card-cvc": "123"})
+        assert saved.status_code == 200 and "Votre carte est enregistrée" in saved.text
+
+
+def advance(e2e, seconds: int) -> None:
+    response = httpx.post(f"{e2e.url}{SANDBOX_PATH}/_admin/advance", data={"seconds": str(seconds)}, timeout=30)
+    assert response.status_code == 200
+    httpx.post(f"{e2e.url}{SANDBOX_PATH}/_admin/deliver", timeout=30)
+
+
+def facts(e2e, member_id: int):
+    """The member's subscription, invoices, VT/ST entries and emails, as the database has them."""
+    async def go(sessions):
+        async with sessions() as session:
+            member = await session.get(Member, member_id)
+            sub = await session.scalar(select(Subscription).where(Subscription.member_id == member_id))
+            invoices = (await session.scalars(select(Invoice).where(Invoice.member_id == member_id).order_by(Invoice.id))).all()
+            numbers = {i.number for i in invoices}
+            entries = []
+            for entry in (await session.scalars(select(Entry).where(Entry.journal_code.in_(("VT", "ST")))
+                                                .order_by(Entry.number))).all():
+                postings = (await session.scalars(select(Posting).where(Posting.entry_id == entry.id)
+                                                  .order_by(Posting.line_no))).all()
+                if any(p.aux_code == member.aux_code for p in postings):
+                    entries.append((entry.journal_code, entry.piece_ref,
+                                    [(p.account_number, p.aux_code, p.amount) for p in postings]))
+            emails = (await session.scalars(select(Email.dedupe_key).where(Email.user_id == member.user_id)
+                                            .order_by(Email.id))).all()
+        return sub, invoices, entries, list(emails), numbers
+
+    return db_call(e2e.settings, go)
+
+
+def settled(e2e, member_id: int, count: int):
+    """Wait until ``count`` invoices are paid and both their entries are in the books."""
+    def ready():
+        sub, invoices, entries, emails, _numbers = facts(e2e, member_id)
+        paid = [i for i in invoices if i.status == "paid"]
+        return (sub, invoices, entries, emails) if len(paid) >= count and len(entries) >= 2 * count else None
+
+    return wait_for(ready, timeout=30, what=f"{count} paid invoice(s) booked")

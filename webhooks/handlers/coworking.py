@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.coworking.billing import apply_checkout
+from funding.coworking.credit_notes import apply_credit_note, note_intents, with_all_note_lines
 from funding.coworking.lifecycle import (
     apply_invoice,
     apply_subscription,
@@ -90,9 +91,39 @@ async def apply_checkout_event(session: AsyncSession, event: Event, prepared: Pr
     return []
 
 
+# refund.* / charge.dispute.closed: a refund or a lost dispute on a member's invoice calls for a
+# credit note (recorded here, issued by the worker); the money itself is the charges' handlers'.
+async def prepare_credit_cause(gw: StripeGateway, event: Event) -> Prepared:
+    obj = event["data"]["object"]
+    if event["type"].startswith("refund."):
+        source = await gw.retrieve("refunds", obj["id"])
+        txns = [source.get("balance_transaction")] if source.get("status") in ("succeeded", "pending") else []
+    else:
+        source = await gw.retrieve("disputes", obj["id"])
+        txns = list(source.get("balance_transactions") or [])[:1] if source.get("status") == "lost" else []
+    return Prepared(contexts=[await books.fetch_context(gw, _id(txn) or "") for txn in txns if _id(txn)])
+
+
+async def apply_credit_cause(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
+    await note_intents(session, prepared.contexts)
+    return []
+
+
+# credit_note.*: a credit note on a member's invoice, ours or made in the Dashboard: mirrored, booked, sent.
+async def prepare_credit_note(gw: StripeGateway, event: Event) -> Prepared:
+    return Prepared(objects=[await with_all_note_lines(gw, await gw.retrieve("credit_notes", event["data"]["object"]["id"]))])
+
+
+async def apply_credit_note_event(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
+    await apply_credit_note(session, prepared.objects[0])
+    return []
+
+
 SUBSCRIPTION = Handler(prepare_subscription, apply_subscription_event)
 INVOICE = Handler(prepare_invoice, apply_invoice_event)
 CHECKOUT = Handler(prepare_checkout, apply_checkout_event)
+CREDIT_CAUSE = Handler(prepare_credit_cause, apply_credit_cause)
+CREDIT_NOTE = Handler(prepare_credit_note, apply_credit_note_event)
 
 HANDLERS = {
     **{t: SUBSCRIPTION for t in ("customer.subscription.created", "customer.subscription.updated",
@@ -102,4 +133,6 @@ HANDLERS = {
                             "invoice.payment_action_required", "invoice.voided", "invoice.marked_uncollectible",
                             "invoice.updated")},
     **{t: CHECKOUT for t in ("checkout.session.completed", "checkout.session.expired")},
+    **{t: CREDIT_CAUSE for t in ("refund.created", "refund.updated", "charge.dispute.closed")},
+    **{t: CREDIT_NOTE for t in ("credit_note.created", "credit_note.updated", "credit_note.voided")},
 }
