@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.models import User
 from funding.coworking.lifecycle import PARIS, Access, access_of, local_day, overdue_filter, pass_day_members, with_pass
-from funding.coworking.models import LIVE_STATUSES, Invoice, InvoiceStatus, Member, Pass, Plan, Subscription
+from funding.coworking.models import LIVE_STATUSES, Invoice, InvoiceStatus, Member, Pass, PassDay, Plan, Subscription
 from funding.db import utcnow
 from funding.orgs.models import Organisation, Site
+from funding.payments.models import Payment
+from funding.payments.purposes import split_vat
 
 STATUS_FILTERS = ("active", "trialing", "past_due", "unpaid", "canceled", "none")
 
@@ -152,8 +154,11 @@ def _paris_day(unix: int) -> dt.date:
 
 
 async def deferred_revenue(session: AsyncSession, org_id: int, year: int) -> DeferredReport:
-    """Paid invoices issued by the year-end whose service runs past it: the share of the base
-    (HT) after the year-end, pro rata temporis, rounded half up to the cent."""
+    """Revenue booked by the year-end for a service after it: invoices in the books (issued by
+    then, not void: accrual books them when issued, paid or not) whose lines' service period
+    runs past the year-end, the share of each line's base (HT) after it, pro rata temporis; and
+    passes bought by then, not expired, for the days not yet used at the year-end. Rounded half
+    up to the cent."""
     org = await session.get(Organisation, org_id)
     year_end = fiscal_year_end(year, org.fiscal_year_start_month if org else 1)
     cutoff = _unix_at_paris_midnight(year_end + dt.timedelta(days=1))
@@ -161,8 +166,9 @@ async def deferred_revenue(session: AsyncSession, org_id: int, year: int) -> Def
     rows = (await session.execute(
         select(Invoice, User.name, Member.company_name).join(Member, Member.id == Invoice.member_id)
         .join(User, User.id == Member.user_id).join(Site, Site.id == Invoice.site_id)
-        .where(Site.org_id == org_id, Invoice.status == InvoiceStatus.PAID, Invoice.issued_at < dt.datetime.fromtimestamp(cutoff, dt.UTC)
-               .replace(tzinfo=None))
+        .where(Site.org_id == org_id,
+               Invoice.status.in_((InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE)),
+               Invoice.issued_at < dt.datetime.fromtimestamp(cutoff, dt.UTC).replace(tzinfo=None))
         .order_by(Invoice.issued_at, Invoice.id))).all()
     for invoice, name, company in rows:
         for line in json.loads(invoice.lines or "[]"):
@@ -177,7 +183,35 @@ async def deferred_revenue(session: AsyncSession, org_id: int, year: int) -> Def
                     invoice=invoice.number or invoice.stripe_invoice_id, member=company or name, account=line["account"],
                     description=line.get("description") or "", start=_paris_day(start), end=_paris_day(end),
                     base=base, deferred=deferred, currency=invoice.currency))
+    report.lines += await _unused_passes(session, org_id, year_end)
     return report
+
+
+async def _unused_passes(session: AsyncSession, org_id: int, year_end: dt.date) -> list[DeferredLine]:
+    """A pass is a number of days: what it was sold for (HT), in proportion to the days still
+    unused at the year-end, belongs to the next year (unless it has expired by then)."""
+    cutoff = dt.datetime.combine(year_end + dt.timedelta(days=1), dt.time())
+    used_by_then = (select(PassDay.pass_id, func.count(PassDay.id).label("used")).where(PassDay.day <= year_end)
+                    .group_by(PassDay.pass_id).subquery())
+    rows = (await session.execute(
+        select(Pass, Payment.amount, Payment.currency, Plan.vat_rate, Plan.account, Plan.name, User.name, Member.company_name,
+               func.coalesce(used_by_then.c.used, 0))
+        .join(Payment, Payment.id == Pass.payment_id).join(Plan, Plan.id == Pass.plan_id)
+        .join(Member, Member.id == Pass.member_id).join(User, User.id == Member.user_id).join(Site, Site.id == Pass.site_id)
+        .outerjoin(used_by_then, used_by_then.c.pass_id == Pass.id)
+        .where(Site.org_id == org_id, Pass.purchased_at < cutoff, Pass.expires_on > year_end)
+        .order_by(Pass.purchased_at, Pass.id))).all()
+    out = []
+    for held, amount, currency, vat_rate, account, plan_name, name, company, used in rows:
+        base = split_vat(amount, vat_rate)[0] if vat_rate else amount
+        unused = held.days_total - min(int(used), held.days_total)
+        deferred = (base * unused * 2 + held.days_total) // (2 * held.days_total)
+        if deferred:
+            out.append(DeferredLine(invoice=f"pass-{held.id}", member=company or name, account=account,
+                                    description=f"{plan_name} : {unused} jour(s) sur {held.days_total} à utiliser",
+                                    start=local_day(held.purchased_at), end=held.expires_on, base=base, deferred=deferred,
+                                    currency=currency))
+    return out
 
 
 def deferred_csv(report: DeferredReport) -> str:

@@ -186,3 +186,34 @@ async def test_a_pass_day_counted_today_opens_the_spaces_for_that_day_only(app_c
     assert "journée de pass aujourd'hui" in page
     listing = text_of((await app_client.get("/admin/coworking")).text)
     assert "Hugo Morel" in listing and "oui (journée de pass)" in listing
+
+
+async def test_the_487_report_follows_accrual_and_counts_the_unused_days_of_passes(sessions, world, catalogue, fake):
+    """An open invoice is in the books, so its advance share is deferred; a void one is not;
+    a pass bought before the year-end defers its days still unused then."""
+    from funding.coworking.models import PassDay
+
+    member = await new_member(sessions, world, name="Amandine Brun")
+    year = dt.date.today().year - 1
+    sub = subscription(customer=member.stripe_customer_id, price=catalogue.prices["flex"],
+                       metadata=sub_metadata(member, catalogue.plans["flex"]))
+    dec15, jan15 = unix(dt.date(year, 12, 15)), unix(dt.date(year + 1, 1, 15))
+    unpaid = invoice(customer=member.stripe_customer_id, sub=sub, created=dec15, status="open", lines=[
+        line(price_id=catalogue.price_id("flex"), amount=18000, start=dec15, end=jan15, sub_id=sub["id"])])
+    voided = invoice(customer=member.stripe_customer_id, sub=sub, created=dec15, status="void", lines=[
+        line(price_id=catalogue.price_id("flex"), amount=18000, start=dec15, end=jan15, sub_id=sub["id"])])
+    hugo = await _member_with_pass(sessions, world, catalogue, days=10)
+    async with transaction(sessions) as session:
+        for inv in (unpaid, voided):
+            await apply_invoice(session, inv, now())
+        held = await session.scalar(select(Pass).where(Pass.member_id == hugo.id))
+        held.purchased_at = dt.datetime(year, 11, 2, 9)
+        held.expires_on = dt.date(year + 1, 11, 2)
+        held.days_used = 4
+        for day in (dt.date(year, 11, 3), dt.date(year, 12, 1), dt.date(year, 12, 30), dt.date(year + 1, 1, 5)):
+            session.add(PassDay(pass_id=held.id, member_id=hugo.id, day=day))  # three by the year-end, one after
+    async with sessions() as session:
+        report = await deferred_revenue(session, world.org_id, year)
+    # The pass: 36,00 TTC at 20 % is 30,00 HT; 7 of its 10 days unused at the year-end.
+    assert [(line.invoice, line.base, line.deferred) for line in report.lines] == [
+        (unpaid["number"], 15000, 7036), (f"pass-{held.id}", 3000, 2100)]
