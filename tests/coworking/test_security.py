@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from funding.auth.models import LoginToken, User
 from funding.coworking.billing import CHANGE_TOKEN
-from funding.coworking.models import Invoice, Member
+from funding.coworking.models import CreditNote, Invoice, Member
 from funding.db import transaction
 from funding.mail.models import Email
 from funding.security import sign
@@ -82,6 +82,13 @@ async def test_member_a_can_neither_see_nor_act_on_member_b(app_client, sessions
     async with sessions() as session:
         invoice_b = await session.scalar(select(Invoice).where(Invoice.member_id == b.id))
         user_b = await session.get(User, b.user_id)
+    async with transaction(sessions) as session:
+        note_b = CreditNote(invoice_id=invoice_b.id, member_id=b.id, site_id=invoice_b.site_id, cause="refund", cause_id="re_b",
+                            amount=6000, currency="EUR", status="issued", stripe_credit_note_id="cn_b",
+                            number=f"{inv_b['number']}-CN-01", lines="[]", issued_at=invoice_b.issued_at)
+        session.add(note_b)
+        await session.flush()
+        note_b_id = note_b.id
     await login_as(app_client, sessions, settings, a.user_id)
     home = await app_client.get("/membre")
     assert "Alice Ardoin" in home.text and inv_a["number"] in home.text
@@ -94,6 +101,7 @@ async def test_member_a_can_neither_see_nor_act_on_member_b(app_client, sessions
     attempts = [
         ("GET", f"/membre/factures/{invoice_b.id}/pdf", None),
         ("GET", f"/membre/factures/{invoice_b.id}/page", None),
+        ("GET", f"/membre/avoirs/{note_b_id}/pdf", None),
         ("GET", f"/membre/formule?subscription={row_b.id}", None),
         ("POST", "/membre/formule", {"subscription": str(row_b.id), "plan": str(catalogue.plans["fixe"].id)}),
         ("POST", "/membre/formule/confirmer", {"token": b_token}),
@@ -101,7 +109,7 @@ async def test_member_a_can_neither_see_nor_act_on_member_b(app_client, sessions
         ("POST", "/membre/reprendre", {"subscription": str(row_b.id)}),
     ]
     routes = {r.path for r in app_client.app.routes if isinstance(r, Route) and r.path.startswith("/membre")}
-    tried = {"/membre/factures/{invoice_id}/{what:str}", "/membre/formule", "/membre/formule/confirmer", "/membre/resilier",
+    tried = {"/membre/factures/{invoice_id}/{what:str}", "/membre/avoirs/{note_id}/pdf", "/membre/formule", "/membre/formule/confirmer", "/membre/resilier",
              "/membre/reprendre"}
     # The remaining member URLs take no id at all: they only ever act on the session's member.
     assert routes - tried == {"/membre", "/membre/connexion", "/membre/carte", "/membre/coordonnees"}

@@ -20,7 +20,7 @@ from funding.bar.closings import close_day
 from funding.bar.settlement import settle_departure
 from funding.bar.till import open_ticket, ring_up
 from funding.campaigns.models import Campaign
-from funding.coworking.models import Invoice, Member, Plan, Subscription
+from funding.coworking.models import CreditNote, Invoice, Member, Plan, Subscription
 from funding.db import transaction, utcnow
 from funding.exports.service import Digest, add_recipient, record_taken, resolve_scope
 from funding.ledger.service import EntryDraft, close_month, credit, debit, post
@@ -45,6 +45,7 @@ class Alpha:
     member_id: int
     plan_code: str
     invoice_id: int
+    note_id: int
     product_id: int
     line_id: int
     ticket_id: int
@@ -90,6 +91,11 @@ async def make_alpha(sessions) -> Alpha:
                           status="paid", currency="EUR", total=18000, amount_due=18000, amount_paid=18000,
                           amount_remaining=0, issued_at=now, version=1)
         session.add(invoice)
+        await session.flush()
+        note = CreditNote(invoice_id=invoice.id, member_id=member.id, site_id=world.site_id, cause="refund", cause_id="re_alpha",
+                          amount=6000, currency="EUR", status="issued", stripe_credit_note_id="cn_alpha", number="ALPHA-0001-CN-01",
+                          lines="[]", issued_at=now)
+        session.add(note)
         product = await add_product(session, site, name="Café Alpha", category="Boissons", price="1,50", vat_rate="10")
         line = (await ring_up(session, site, product_id=product.id, member_id=zoe.id, limit=5000, recorded_by="Alpha")).line
         ticket = await open_ticket(session, site, created_by="Alpha")
@@ -104,7 +110,7 @@ async def make_alpha(sessions) -> Alpha:
         session.add(StripeEvent(id="evt_alpha_dead", type="charge.succeeded", livemode=False, created=1, payload="{}",
                                 status="dead", last_error="ALPHA-SECRET-LABEL"))
         await session.flush()
-        ids = (member.id, plan.code, invoice.id, product.id, line.id, ticket.id)
+        ids = (member.id, plan.code, invoice.id, product.id, line.id, ticket.id, note.id)
     async with transaction(sessions) as session:
         site = await session.get(Site, world.site_id)
         closing = (await close_day(session, site, closed_by="Alpha"))[-1]
@@ -119,7 +125,7 @@ async def make_alpha(sessions) -> Alpha:
     await paid_pledge(sessions, live.id, amount="50", email="backer@alpha.example", name="Bernard Alphabacker")
     async with sessions() as session:
         tier_id = await session.scalar(text("SELECT min(id) FROM campaign_tiers WHERE campaign_id = :c"), {"c": draft.id})
-    return Alpha(world, zoe.id, ids[0], ids[1], ids[2], ids[3], ids[4], ids[5], closing_id, batch_id, tier_id,
+    return Alpha(world, zoe.id, ids[0], ids[1], ids[2], ids[6], ids[3], ids[4], ids[5], closing_id, batch_id, tier_id,
                  "evt_alpha_dead", draft.slug, live.slug)
 
 
@@ -149,7 +155,7 @@ def _path(route: Route, a: Alpha) -> str:
     values = {
         "siren": a.world.siren, "number": "1", "slug": a.draft_slug, "site": a.world.site_slug, "member_id": a.member_id,
         "member": a.member_user, "ticket": a.ticket_id, "closing": a.closing_id, "tier_id": a.tier_id, "batch": a.batch_id,
-        "event_id": a.event_id, "invoice_id": a.invoice_id, "what": "pdf", "plan": a.plan_code, "token": "not-a-token",
+        "event_id": a.event_id, "invoice_id": a.invoice_id, "note_id": a.note_id, "what": "pdf", "plan": a.plan_code, "token": "not-a-token",
     }
     missing = set(re.findall(r"{(\w+)", route.path)) - set(values)
     assert not missing, f"{route.path}: give the sweep a value of A for {missing}"
