@@ -92,7 +92,7 @@ MEMBERS = [
 DAY = 86_400
 # Where the members live or work (made up, in the Thiers area): printed on their invoices.
 ADDRESSES = {
-    "julie.fayolle@example.fr": "12 rue de la Coutellerie\n63300 Thiers",
+    "julie.fayolle@example.fr": "5 rue Durolle\n63300 Thiers",
     "thomas.granet@example.fr": "4 place du Pirou\n63300 Thiers",
     "contact@atelier-numerique-livradois.example.fr": "Zone du Felet, 18 rue des Forges\n63300 Thiers",
     "marc.vidal@example.fr": "9 avenue de la Gare\n63120 Courpière",

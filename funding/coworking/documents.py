@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
@@ -27,12 +28,19 @@ PAYMENT_TERMS = ("Payable à réception, par prélèvement sur la carte bancaire
 LATE_PENALTY = "En cas de retard de paiement : pénalités au taux de trois fois le taux d'intérêt légal, exigibles de plein droit."
 
 
+def _description(text: str) -> str:
+    """Stripe's line text without what the document states in its own columns (English, too):
+    "1 × Poste fixe — Thiers (at 264,00 € / month)" → "Poste fixe — Thiers"."""
+    text = re.sub(r"^\d+ × ", "", text or "")
+    return re.sub(r"\s*\((at|à) [^()]*\)$", "", text).strip() or "Prestation"
+
+
 def _lines(booked: list[dict]) -> tuple[DocumentLine, ...]:
     out = []
     for line in booked:
         start, end = from_unix(line.get("period_start")), from_unix(line.get("period_end"))
         period = (local_day(start), max(local_day(start), local_day(end) - dt.timedelta(days=1))) if start and end else (None, None)
-        out.append(DocumentLine(description=line.get("description") or "Prestation", quantity=1, unit_amount_ht=line["base"],
+        out.append(DocumentLine(description=_description(line.get("description") or ""), quantity=1, unit_amount_ht=line["base"],
                                 vat_rate=int(line["vat_rate"]), amount_ht=line["base"], vat_amount=line["vat"],
                                 period_start=period[0], period_end=period[1]))
     return tuple(out)

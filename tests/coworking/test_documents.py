@@ -51,6 +51,7 @@ async def test_the_member_gets_a_legal_invoice_once_their_address_is_known(app_c
                     "12 rue de la Coutellerie", "150,00 €", "30,00 €", "180,00 €", "20 %", "pénalités"):
         assert mention in text, mention
     assert "40 €" not in text  # the recovery indemnity is for companies only
+    assert "Poste nomade" in text and "1 × Poste" not in text  # Stripe's line text, without what the columns say
     assert (await app_client.get(f"/membre/factures/{invoice_id}/autre")).status_code == 404
 
 
