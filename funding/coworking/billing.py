@@ -113,20 +113,22 @@ async def start_subscription(sessions: async_sessionmaker, gw: StripeGateway, *,
 
 async def start_pass(sessions: async_sessionmaker, gw: StripeGateway, *, member_id: int, plan_id: int, success_url: str,
                      cancel_url: str) -> str:
-    """A pass is a one-off payment: Checkout ``payment`` mode through the payments service."""
+    """A pass is a one-off payment: Checkout ``payment`` mode through the payments service. Its
+    sale is booked from the payment; Stripe also issues the paid invoice (metadata
+    ``entrelab_booked``: listed and printed for the member, not booked a second time)."""
     async with sessions() as session:
         member = await session.get(Member, member_id)
         user = await session.get(User, member.user_id)
         plan = await session.get(Plan, plan_id)
         site = await session.get(Site, plan.site_id)
+    customer = await ensure_customer(sessions, gw, member.id)
+    meta = {"member_id": str(member.id), "plan_id": str(plan.id), "vat_rate": str(plan.vat_rate), "account": plan.account}
     _payment, url = await start_checkout(
         sessions, gw, purpose=PaymentPurpose.PASS, org_id=site.org_id, site_id=site.id, amount=price_ttc(plan.price_ht, plan.vat_rate),
         currency=plan.currency, description=f"{plan.name} — {site.name}", email=user.email,
         name=member.company_name or user.name, ref=f"coworking-member:{member.id}", success_url=success_url,
-        cancel_url=cancel_url,
-        metadata={"member_id": str(member.id), "plan_id": str(plan.id), "vat_rate": str(plan.vat_rate),
-                  "account": plan.account},
-        tax_rates=[await tax_rate_id(sessions, gw, plan.vat_rate)],
+        cancel_url=cancel_url, metadata=meta, tax_rates=[await tax_rate_id(sessions, gw, plan.vat_rate)], customer=customer,
+        invoice_metadata={**meta, "purpose": "coworking", "site_id": str(site.id), "entrelab_booked": "1"},
     )
     return url
 

@@ -242,9 +242,10 @@ async def booked_lines(session: AsyncSession, invoice: dict) -> list[dict]:
     is booked there; an unknown line goes to the suspense account for an accountant to sort.
     """
     known_rates = await rates_by_stripe_id(session)
+    whole = (invoice.get("metadata") or {}).get("entrelab_booked")  # a pass's invoice: its sale is booked from its payment
     out = []
     for line in (invoice.get("lines") or {}).get("data") or []:
-        meta = line.get("metadata") or {}
+        meta = {**(line.get("metadata") or {}), **({"entrelab_booked": "1"} if whole else {})}
         amount = int(line.get("amount") or 0)
         price_id = _line_price(line)
         plan_id: int | None = None

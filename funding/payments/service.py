@@ -72,9 +72,13 @@ async def start_checkout(
     ref: str | None = None,
     metadata: dict[str, Any] | None = None,
     tax_rates: list[str] | None = None,
+    customer: str | None = None,
+    invoice_metadata: dict[str, str] | None = None,
 ) -> tuple[Payment, str]:
     """Record the payment, then open a Checkout session for it. Returns (payment, url).
-    ``tax_rates``: the Stripe Tax Rates (inclusive) of what is sold, stated on the receipt."""
+    ``tax_rates``: the Stripe Tax Rates (inclusive) of what is sold, stated on the receipt.
+    ``invoice_metadata``: Stripe also issues the paid invoice (``invoice_creation``), with it;
+    ``customer``: the Stripe customer it is for (else the email)."""
     async with transaction(sessions) as session:
         payment = Payment(org_id=org_id, site_id=site_id, purpose=purpose, ref=ref, amount=amount, currency=currency,
                           description=description[:200], email=email, name=name, status=PaymentStatus.CREATED,
@@ -96,8 +100,13 @@ async def start_checkout(
         "payment_intent_data": {"metadata": meta, "description": description[:200]},
         "locale": "fr",
     }
-    if email:
+    if customer:
+        params["customer"] = customer
+    elif email:
         params["customer_email"] = email
+    if invoice_metadata is not None:
+        params["invoice_creation"] = {"enabled": True, "invoice_data": {"metadata": invoice_metadata,
+                                                                        "description": description[:200]}}
     try:
         session_obj = await create_once(sessions, gw, ref=f"payment:{payment.id}", resource="checkout.sessions", params=params)
     except StripeUnknown:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from funding.sandbox import billing, cards, catalog, payments, taxes
+from funding.sandbox import billing, cards, catalog, invoices, payments, taxes
 from funding.sandbox.encoding import Params
 from funding.sandbox.errors import invalid
 from funding.sandbox.invoices import new_invoice_item
@@ -58,6 +58,13 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
         raise invalid("The sandbox only supports automatic capture.", "payment_intent_data[capture_method]")
     sid = p.dict("setup_intent_data")
     sid.check_known({"metadata", "description", "on_behalf_of"})
+    creation_params = p.dict("invoice_creation")
+    creation_params.check_known({"enabled", "invoice_data"})
+    if "invoice_creation" in p and mode != "payment":
+        raise invalid("`invoice_creation` can only be used in `payment` mode.", "invoice_creation")
+    invoice_data = creation_params.dict("invoice_data")
+    invoice_data.check_known({"metadata", "description", "footer", "custom_fields", "account_tax_ids", "issuer", "rendering_options"})
+    invoice_enabled = creation_params.bool("enabled", default=False)
     subd = p.dict("subscription_data")
     subd.check_known({"metadata", "description", "trial_period_days", "trial_end", "trial_settings", "billing_cycle_anchor", "proration_behavior"})
     ident = sb.store.new_id("checkout.session")
@@ -93,10 +100,11 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
         "invoice": None,
         "invoice_creation": (
             {
-                "enabled": False,
+                "enabled": invoice_enabled,
                 "invoice_data": {
-                    "account_tax_ids": None, "custom_fields": None, "description": None, "footer": None,
-                    "issuer": None, "metadata": {}, "rendering_options": None,
+                    "account_tax_ids": None, "custom_fields": None, "description": invoice_data.str("description"),
+                    "footer": invoice_data.str("footer"), "issuer": None, "metadata": invoice_data.metadata() or {},
+                    "rendering_options": None,
                 },
             }
             if mode == "payment"
@@ -259,7 +267,8 @@ def _customer(sb: Sandbox, session: dict[str, Any], pending: dict[str, Any], *, 
 
 def _pay(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], pending: dict[str, Any], authenticated: bool) -> Result:
     data = session["_payment_intent_data"]
-    customer = _customer(sb, session, pending, required=bool(data["setup_future_usage"]))
+    invoiced = bool((session["invoice_creation"] or {}).get("enabled"))
+    customer = _customer(sb, session, pending, required=bool(data["setup_future_usage"]) or invoiced)
     pi = sb.store.get("payment_intent", session["payment_intent"]) if session["payment_intent"] else None
     if pi is None:
         pi = payments.new_payment_intent(
@@ -282,8 +291,28 @@ def _pay(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], pending: dict
     if pi["status"] != "succeeded":
         error = pi["last_payment_error"] or {}
         return Result("error", message=cards.decline_message_fr(error.get("decline_code") or error.get("code")))
+    if invoiced and customer is not None:
+        _post_payment_invoice(sb, session, pi, customer)
     _complete(sb, session, pending, "paid")
     return Result("done", url=redirect_target(session))
+
+
+def _post_payment_invoice(sb: Sandbox, session: dict[str, Any], pi: dict[str, Any], customer: dict[str, Any]) -> None:
+    """``invoice_creation[enabled]``: once paid, an invoice of the session's lines (with their tax
+    rates), paid by the session's PaymentIntent, as Stripe issues it for a one-off payment."""
+    data = session["invoice_creation"]["invoice_data"]
+    invoice = invoices.new_invoice(sb, customer=customer["id"], currency=session["currency"], billing_reason="manual",
+                                   metadata=dict(data["metadata"]), description=data["description"], auto_advance=False)
+    lines = []
+    for item in session["_line_items"]:
+        price = sb.store.ref("price", item["price"]["id"])
+        entry = new_invoice_item(sb, customer=customer["id"], amount=price["unit_amount"] * item["quantity"], currency=price["currency"],
+                                 description=item["description"], metadata={}, price=price, quantity=item["quantity"],
+                                 invoice=invoice["id"], tax_rates=item.get("_tax_rates"))
+        lines.append(invoices.item_line(sb, entry))
+    invoices.add_lines(sb, invoice, lines)
+    invoices.paid_by(sb, invoice, pi)
+    session["invoice"] = invoice["id"]
 
 
 def _setup(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], pending: dict[str, Any], authenticated: bool) -> Result:

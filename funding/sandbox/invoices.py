@@ -415,6 +415,25 @@ def finalize(sb: Sandbox, invoice: dict[str, Any]) -> None:
     sb.emit("invoice.finalized", invoice)
 
 
+def paid_by(sb: Sandbox, invoice: dict[str, Any], pi: dict[str, Any]) -> None:
+    """A draft already paid by ``pi`` (Checkout's post-payment invoice): finalized and paid at once."""
+    now = sb.now()
+    compute_taxes(sb, invoice)
+    recompute(sb, invoice)
+    invoice.update(status="open", number=f"{NUMBER_PREFIX}-{sb.store.next_invoice_number():06d}", effective_at=now,
+                   automatically_finalizes_at=None, hosted_invoice_url=sb.url(f"/invoices/{invoice['id']}"),
+                   invoice_pdf=sb.url(f"/invoices/{invoice['id']}/pdf"), attempt_count=1, attempted=True)
+    invoice["status_transitions"]["finalized_at"] = now
+    invoice["_payment_intent"] = pi["id"]
+    sb.store.put("invoice_payment", {
+        "id": sb.store.new_id("invoice_payment"), "object": "invoice_payment", "amount_paid": None,
+        "amount_requested": invoice["amount_due"], "created": now, "currency": invoice["currency"], "invoice": invoice["id"],
+        "is_default": True, "livemode": False, "payment": {"payment_intent": pi["id"], "type": "payment_intent"},
+        "status": "open", "status_transitions": {"canceled_at": None, "paid_at": None}})
+    sb.emit("invoice.finalized", invoice)
+    _mark_paid(sb, invoice, pi)
+
+
 def _finalization_failed(sb: Sandbox, invoice: dict[str, Any], error: StripeError) -> None:
     """Stripe's answer to a draft that cannot be finalized: it stays a draft, says why, and is not retried."""
     invoice["last_finalization_error"] = error.body()["error"]

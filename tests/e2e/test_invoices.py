@@ -9,10 +9,28 @@ from sqlalchemy import func, select
 
 from funding.coworking.credit_notes import issue_pending
 from funding.coworking.models import CreditNote, Invoice, Member
+from funding.coworking.plans import PlanSpec, save_plan, sync_plans
+from funding.db import transaction
 from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
+from funding.orgs.models import Site
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
-from tests.support.e2e import DAY, FAILS, HOUR, advance, change_card, db_call, join, sandbox_get, settled, setup, wait_for
+from tests.support.e2e import (
+    DAY,
+    FAILS,
+    GOOD,
+    HOUR,
+    advance,
+    change_card,
+    db_call,
+    join,
+    pay_on_hosted_page,
+    sandbox_get,
+    settled,
+    setup,
+    wait_for,
+)
+from tests.support.web import csrf_of
 
 AUTH = {"authorization": "Bearer sk_test_e2e"}
 
@@ -126,3 +144,43 @@ def test_vat_per_rate_accrual_credit_notes_and_411_equal_to_stripe(e2e):
 async def _customer(sessions, member_id: int) -> str:
     async with sessions() as session:
         return (await session.get(Member, member_id)).stripe_customer_id
+
+
+def test_a_pass_gets_its_paid_invoice_with_vat_booked_once_from_its_payment(e2e):
+    world = setup(e2e)
+
+    async def pass_plan(sessions):
+        async with transaction(sessions) as session:
+            site = await session.get(Site, world.site_id)
+            await save_plan(session, site, PlanSpec("journee", "Pass journée", "pass", "15,00", "20", "706", pass_days=1))
+        gw = StripeGateway(e2e.settings)
+        try:
+            await sync_plans(sessions, gw)
+        finally:
+            await gw.aclose()
+
+    db_call(e2e.settings, pass_plan)
+    with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=30) as client:
+        token = csrf_of(client.get("/login").text)
+        response = client.post(f"/coworking/{world.site_slug}/adherer/journee",
+                               data={"csrf_token": token, "name": "Léa Perrin", "email": "lea@example.org"})
+        assert response.status_code == 303, response.text
+        paid = pay_on_hosted_page(client, response.headers["location"], GOOD, name="Léa Perrin", email=None)
+        assert paid.status_code in (302, 303)
+
+    async def invoice_and_books(sessions):
+        async with sessions() as session:
+            invoice = await session.scalar(select(Invoice))
+            if invoice is None or invoice.status != "paid":
+                return None
+            entries = (await session.execute(select(Entry.journal_code, Entry.source_key))).all()
+            if not any(journal == "ST" for journal, _ in entries):
+                return None
+            return invoice, entries
+
+    invoice, entries = wait_for(lambda: db_call(e2e.settings, invoice_and_books), timeout=30, what="the pass's invoice")
+    stated = sandbox_get(e2e, f"/v1/invoices/{invoice.stripe_invoice_id}")
+    assert (stated["total"], stated["total_excluding_tax"], stated["amount_paid"]) == (1800, 1500, 1800)
+    # Booked once, from the payment ([ST] D 5115 · D 627 · C 706 · C 445711); the invoice adds no sale.
+    assert [journal for journal, _ in entries] == ["ST"]
+    assert invoice.total == 1800 and invoice.number == stated["number"]

@@ -276,6 +276,32 @@ def test_checkout_line_item_tax_rates(stripe_client, server):
     assert sub["latest_invoice"]["total"] == sub["latest_invoice"]["amount_paid"] == 2400
 
 
+def test_a_one_off_checkout_payment_can_issue_its_paid_invoice_with_the_lines_tax(stripe_client, server):
+    """invoice_creation[enabled]: once paid, the invoice of the session's lines, paid by its PaymentIntent."""
+    rate = _rate(stripe_client, 20, inclusive=True)
+    customer = _customer(stripe_client)
+    session = stripe_client.v1.checkout.sessions.create(params={
+        "mode": "payment", "customer": customer["id"],
+        "line_items": [{"price_data": {"currency": "eur", "unit_amount": 18000, "product_data": {"name": "Carnet"}}, "quantity": 1,
+                        "tax_rates": [rate["id"]]}],
+        "invoice_creation": {"enabled": True, "invoice_data": {"metadata": {"member_id": "7"}, "description": "Carnet de 10 jours"}},
+        "success_url": server.root + "/merchant/success?session_id={CHECKOUT_SESSION_ID}",
+    })
+    assert session["invoice_creation"]["enabled"] is True and session["invoice"] is None
+    assert submit(session["url"], card_form()).status_code == 200
+    paid = stripe_client.v1.checkout.sessions.retrieve(session["id"], params={"expand": ["invoice"]})
+    invoice = paid["invoice"]
+    assert (invoice["status"], invoice["billing_reason"], invoice["metadata"]["member_id"]) == ("paid", "manual", "7")
+    assert (invoice["total"], invoice["total_excluding_tax"], invoice["amount_paid"]) == (18000, 15000, 18000)
+    assert invoice["number"] and invoice["status_transitions"]["finalized_at"] and invoice["status_transitions"]["paid_at"]
+    [record] = stripe_client.v1.invoice_payments.list(params={"invoice": invoice["id"]})["data"]
+    assert (record["status"], record["payment"]["payment_intent"]) == ("paid", paid["payment_intent"])
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.checkout.sessions.create(params={
+            "mode": "subscription", "line_items": [{"price": _price(stripe_client, 2000)["id"]}],
+            "invoice_creation": {"enabled": True}, "success_url": server.root + "/ok"})
+
+
 def test_hosted_invoice_page_and_pdf_show_each_rate_and_the_total_excluding_tax(stripe_client):
     normal, reduced = _rate(stripe_client, 20), _rate(stripe_client, 5.5)
     invoice = _draft(stripe_client, [(1000, [normal]), (300, [reduced])], collection_method="send_invoice", days_until_due=30)
