@@ -139,16 +139,7 @@ async def issue_pending(sessions: Sessions, settings: Settings | None, gw: Strip
 
 
 async def with_all_note_lines(gw: StripeGateway, note: dict) -> dict:
-    lines = note.get("lines") or {}
-    if not lines.get("has_more"):
-        return note
-    data = list(lines.get("data") or [])
-    while data:
-        page = await gw.call("credit_notes.line_items", "list", note["id"], params={"limit": 100, "starting_after": data[-1]["id"]})
-        data += page["data"]
-        if not page.get("has_more") or not page["data"]:
-            break
-    return {**note, "lines": {**lines, "data": data, "has_more": False}}
+    return await with_all_lines(gw, note, resource="credit_notes.line_items")
 
 
 # --- 3. mirrored and booked ---------------------------------------------------------------

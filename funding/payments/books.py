@@ -79,15 +79,16 @@ async def fetch_context(gw: StripeGateway, txn_id: str) -> TxnContext:
     return TxnContext(txn, charge, metadata)
 
 
-async def with_all_lines(gw: StripeGateway, invoice: dict[str, Any]) -> dict[str, Any]:
-    """``invoice`` with every line: Stripe embeds the first page of an invoice's lines only
-    (``lines.has_more``); the rest are fetched, so a sale is booked from all of them."""
+async def with_all_lines(gw: StripeGateway, invoice: dict[str, Any], *, resource: str = "invoices.line_items") -> dict[str, Any]:
+    """``invoice`` (or a credit note: ``resource="credit_notes.line_items"``) with every line:
+    Stripe embeds the first page of the lines only (``lines.has_more``); the rest are fetched,
+    so a sale is booked from all of them."""
     lines = invoice.get("lines") or {}
-    if not lines.get("has_more"):
+    if not lines.get("has_more") or not lines.get("data"):
         return invoice
     data = list(lines.get("data") or [])
     while True:
-        page = await gw.call("invoices.line_items", "list", invoice["id"], params={"limit": 100, "starting_after": data[-1]["id"]})
+        page = await gw.call(resource, "list", invoice["id"], params={"limit": 100, "starting_after": data[-1]["id"]})
         data += page["data"]
         if not page.get("has_more") or not page["data"]:
             break
