@@ -329,3 +329,27 @@ async def portal_url(sessions: async_sessionmaker, gw: StripeGateway, *, member_
                                params={"customer": member.stripe_customer_id, "return_url": return_url, "locale": "fr"})
     return portal["url"]
 
+
+
+async def tax_untaxed_subscriptions(sessions: async_sessionmaker, gw: StripeGateway, *, site_id: int | None = None) -> list[str]:
+    """Subscriptions that started before our Tax Rates (their item has none) get their plan's
+    rate on the item, without proration: their next invoices state the VAT like the others.
+    Idempotent: an item that has a rate is left alone, and the request's key is the item and the rate."""
+    query = (select(Subscription.stripe_subscription_id, PlanPrice.vat_rate)
+             .join(PlanPrice, PlanPrice.stripe_price_id == Subscription.stripe_price_id)
+             .where(Subscription.status.in_(RUNNING)).order_by(Subscription.id))
+    if site_id is not None:
+        query = query.where(Subscription.site_id == site_id)
+    async with sessions() as session:
+        rows = (await session.execute(query)).all()
+    done = []
+    for sub_id, vat_rate in rows:
+        stripe_sub = await gw.retrieve("subscriptions", sub_id)
+        items = (stripe_sub.get("items") or {}).get("data") or []
+        if stripe_sub.get("status") not in RUNNING or not items or items[0].get("tax_rates") or stripe_sub.get("default_tax_rates"):
+            continue
+        rate = await tax_rate_id(sessions, gw, vat_rate)
+        await gw.call("subscriptions", "update", sub_id, key=f"entrelab-coworking-tax-{items[0]['id']}-{rate}",
+                      params={"items": [{"id": items[0]["id"], "tax_rates": [rate]}], "proration_behavior": "none"})
+        done.append(sub_id)
+    return done

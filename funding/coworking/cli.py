@@ -73,14 +73,18 @@ async def set_plan(ctx: Context, slug: str, inactive: bool, **terms) -> None:
 @command(plans, "sync", help="create or update the Stripe Products and Prices (idempotent)", serving=True)
 @click.option("--site", "slug", help="site slug")
 async def sync(ctx: Context, slug: str | None) -> None:
+    from funding.coworking.billing import tax_untaxed_subscriptions
     from funding.coworking.plans import sync_plans
 
     async with ctx.sessions() as session:
         site_id = await _site_id(session, slug)
     async with stripe_gateway(ctx.settings) as gw:
         report = await sync_plans(ctx.sessions, gw, site_id=site_id)
+        taxed = await tax_untaxed_subscriptions(ctx.sessions, gw, site_id=site_id)
     for line in report.lines:
         out(line)
+    for sub_id in taxed:
+        out(f"subscription {sub_id}: its plan's VAT rate added (next invoices state the VAT)")
     out(f"products: {report.products_created} created, {report.products_updated} updated; "
         f"prices: {report.prices_created} created, {report.prices_archived} archived"
         + ("" if report.changed else " — Stripe already matches"))

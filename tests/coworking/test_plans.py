@@ -157,3 +157,18 @@ def test_the_plans_command_refuses_bad_input_in_one_line(tmp_path, sqlite_templa
     assert result.exit_code == 0
     out = result.stdout
     assert "thiers/flex  Poste nomade  workspace  month  HT 150,00  TVA 20 %  TTC 180,00 EUR  706  not synced" in out
+
+
+async def test_subscriptions_from_before_tax_rates_get_their_plans_rate_once_without_proration(sessions, world, catalogue, gw, fake):
+    from funding.coworking.billing import tax_untaxed_subscriptions
+    from tests.support.coworking import active_member
+
+    _member, sub, _row, _inv = await active_member(sessions, world, catalogue, fake)
+    assert sub["items"]["data"][0]["tax_rates"] == []
+    assert await tax_untaxed_subscriptions(sessions, gw) == [sub["id"]]
+    (_path, params, key), = fake.posted(f"subscriptions/{sub['id']}")
+    assert params["proration_behavior"] == "none" and params["items"][0]["id"] == sub["items"]["data"][0]["id"]
+    [rate] = params["items"][0]["tax_rates"]
+    assert fake.objects[rate]["percentage"] == 20.0 and key.startswith("entrelab-coworking-tax-")
+    assert await tax_untaxed_subscriptions(sessions, gw) == []  # taxed now: left alone
+    assert len(fake.posted(f"subscriptions/{sub['id']}")) == 1

@@ -272,8 +272,12 @@ class BillingStripe(FakeStripe):
                        canceled_at=now() if flag else None)
         for entry in params.get("items") or []:
             item = sub["items"]["data"][0]
-            item["price"] = self.objects.get(entry["price"]) or price(price_id=entry["price"], amount=0)
+            if "price" in entry:
+                item["price"] = self.objects.get(entry["price"]) or price(price_id=entry["price"], amount=0)
+            if "tax_rates" in entry:
+                item["tax_rates"] = [self.objects[r] for r in entry["tax_rates"]]
         sub["metadata"] = {**sub["metadata"], **params.get("metadata", {})}
+        self.objects[sub_id] = sub
         return sub
 
 
