@@ -170,12 +170,13 @@ async def plan_for(sessions: async_sessionmaker, gw: StripeGateway, batch: Batch
         customer = stripe_customer_id(member) if member is not None else None
         sub = await active_subscription(session, member) if member is not None and customer else None
         site = await must_get(session, Site, batch.site_id)
-        by_rate = await amounts_by_rate(session, batch.id)
+        on_invoice = sub is not None and not batch.key.startswith(DEPARTURE)
+        by_rate = await amounts_by_rate(session, batch.id) if on_invoice else {}
     label = (f"Ardoise du bar — {site.name} ({batch.line_count} consommation(s), arrêtée le "
              f"{batch.created_at.strftime('%d/%m/%Y')})")[:200]
     if customer is None:
         return Plan(BatchMethod.DUE, reason="no_customer")
-    if sub is not None and not batch.key.startswith(DEPARTURE):
+    if on_invoice and sub is not None:
         # One line per VAT rate, each with its (inclusive) Tax Rate: the invoice states the VAT of the tab.
         rates = await tax_rate_ids(sessions, gw, by_rate)
         return Plan(BatchMethod.INVOICE_ITEM, "invoice_items", items=tuple(

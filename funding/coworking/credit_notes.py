@@ -24,8 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.models import User
-from funding.coworking.lifecycle import apply_invoice, fetched_version, from_unix, local_day
-from funding.coworking.members import ensure_aux_account
+from funding.coworking.lifecycle import apply_invoice, fetched_version, from_unix, local_day, member_account
 from funding.coworking.models import CreditNote, CreditNoteCause, CreditNoteStatus, Invoice, Member
 from funding.db import Sessions, insert_ignore, must_get, transaction, utcnow
 from funding.i18n import money
@@ -37,7 +36,7 @@ from funding.money import proportional_shares
 from funding.orgs.models import Site
 from funding.payments.books import TxnContext, dated_for_open_period, with_all_lines
 from funding.payments.calls import create_once
-from funding.payments.tax_rates import rates_by_stripe_id
+from funding.payments.tax_rates import rates_by_stripe_id, stated_tax
 from funding.settings import Settings
 from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown
 
@@ -184,12 +183,9 @@ async def booked_note_lines(session: AsyncSession, invoice: Invoice, note: dict)
     out = []
     for line in (note.get("lines") or {}).get("data") or []:
         amount = int(line.get("amount") or 0)
-        taxes = line.get("taxes") or []
-        vat = sum(int(t.get("amount") or 0) for t in taxes)
-        base = amount - sum(int(t.get("amount") or 0) for t in taxes if t.get("tax_behavior") == "inclusive")
         origin = sold.get(line.get("invoice_line_item")) or {}
-        stated = [known_rates.get(str((t.get("tax_rate_details") or {}).get("tax_rate"))) for t in taxes]
-        rate = next((r for r in stated if r is not None), int(origin.get("vat_rate") or 0))
+        base, vat, stated = stated_tax(line, known_rates) or (amount, 0, None)
+        rate = int(origin.get("vat_rate") or 0) if stated is None else stated
         account = origin.get("account", "706") if origin else "706"
         out.append({"description": (line.get("description") or origin.get("description") or "")[:200], "amount": amount,
                     "base": base, "vat": vat, "vat_rate": rate, "account": account or BAR_REVENUE,
@@ -204,8 +200,6 @@ def note_key(note_id: str) -> str:
 async def _book(session: AsyncSession, row: CreditNote, invoice: Invoice, note: dict) -> None:
     site = await must_get(session, Site, row.site_id)
     member = await must_get(session, Member, row.member_id)
-    user = await must_get(session, User, member.user_id)
-    who = member.company_name or user.name
     number = row.number or note["id"]
     debits: dict[str, int] = defaultdict(int)
     for line in json.loads(row.lines):
@@ -215,7 +209,7 @@ async def _book(session: AsyncSession, row: CreditNote, invoice: Invoice, note: 
     total = sum(debits.values())
     if total <= 0:
         return
-    code = await ensure_aux_account(session, site.org_id, member, who)
+    who, code = await member_account(session, member, site.org_id)
     day = local_day(row.issued_at or utcnow())
     draft = EntryDraft(
         org_id=site.org_id, site_id=site.id, journal="VT", entry_date=day, piece_date=day,

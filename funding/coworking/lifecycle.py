@@ -50,7 +50,7 @@ from funding.money import proportional_shares
 from funding.orgs.models import Site
 from funding.payments import purposes
 from funding.payments.books import dated_for_open_period
-from funding.payments.tax_rates import rates_by_stripe_id
+from funding.payments.tax_rates import rates_by_stripe_id, stated_tax
 
 PARIS = ZoneInfo("Europe/Paris")
 DEFAULT_GRACE_DAYS = 7
@@ -262,12 +262,10 @@ async def booked_lines(session: AsyncSession, invoice: dict) -> list[dict]:
                                          .where(PlanPrice.stripe_price_id == price_id))).first()
             if row is not None:
                 plan_id, rate, account = row.plan_id, row.vat_rate, row.account
-        taxes = line.get("taxes") or []
-        if taxes:
-            vat = sum(int(t.get("amount") or 0) for t in taxes)
-            base = amount - sum(int(t.get("amount") or 0) for t in taxes if t.get("tax_behavior") == "inclusive")
-            stated = [known_rates.get(str((t.get("tax_rate_details") or {}).get("tax_rate"))) for t in taxes]
-            rate = next((r for r in stated if r is not None), rate)
+        taxed = stated_tax(line, known_rates)
+        if taxed is not None:
+            base, vat, stated = taxed
+            rate = rate if stated is None else stated
         else:
             base, vat = purposes.split_vat(amount, rate) if rate else (amount, 0)
         period = line.get("period") or {}
@@ -337,6 +335,14 @@ async def apply_invoice(session: AsyncSession, invoice: dict, version: int) -> I
                                 .execution_options(populate_existing=True))
 
 
+async def member_account(session: AsyncSession, member: Member, org_id: int) -> tuple[str, str]:
+    """The member as the books name them (the company, else the person) and their 411 auxiliary
+    account in ``org_id``'s books (made on first use)."""
+    user = await must_get(session, User, member.user_id)
+    who = member.company_name or user.name
+    return who, await ensure_aux_account(session, org_id, member, who)
+
+
 async def sale_draft(session: AsyncSession, row: Invoice) -> EntryDraft | None:
     """[VT] D 411 (the member's account) · C revenue per account · C VAT per rate, for an invoice."""
     lines = json.loads(row.lines or "[]")
@@ -350,9 +356,7 @@ async def sale_draft(session: AsyncSession, row: Invoice) -> EntryDraft | None:
     receivable = sum(credits.values())
     member = await must_get(session, Member, row.member_id)
     site = await must_get(session, Site, row.site_id)
-    user = await must_get(session, User, member.user_id)
-    who = member.company_name or user.name
-    code = await ensure_aux_account(session, site.org_id, member, who)
+    who, code = await member_account(session, member, site.org_id)
     postings = [Line("411", receivable, row.currency, aux=code, label=who[:200])] if receivable else []
     postings += [Line(account, -amount, row.currency) for account, amount in sorted(credits.items()) if amount]
     if len(postings) < 2:
@@ -424,9 +428,7 @@ async def writeoff_draft(session: AsyncSession, row: Invoice, day: dt.date) -> E
         return None
     member = await must_get(session, Member, row.member_id)
     site = await must_get(session, Site, row.site_id)
-    user = await must_get(session, User, member.user_id)
-    who = member.company_name or user.name
-    code = await ensure_aux_account(session, site.org_id, member, who)
+    who, code = await member_account(session, member, site.org_id)
     loss = 0
     vat_lines = []
     for rate, share in sorted(proportional_shares(remaining, gross).items(), key=lambda item: vat_account(item[0])):
@@ -478,9 +480,7 @@ async def settle_invoice_charge(session: AsyncSession, metadata: dict, amount: i
     site = await session.get(Site, site_id)
     if site is None:
         return None
-    user = await must_get(session, User, member.user_id)
-    who = member.company_name or user.name
-    code = await ensure_aux_account(session, site.org_id, member, who)
+    who, code = await member_account(session, member, site.org_id)
     number = (row.number if row is not None else None) or metadata.get("invoice") or "?"
     return purposes.Allocation(org_id=site.org_id, site_id=site.id, funding_source=FundingSource.SELF,
                                label=f"Règlement facture {number} — {who}"[:200],

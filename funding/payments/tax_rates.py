@@ -10,6 +10,7 @@ inclusive; Stripe then states each line's amount before tax and the tax per rate
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,3 +76,17 @@ async def rates_by_stripe_id(session: AsyncSession) -> dict[str, int]:
     """Stripe Tax Rate id → VAT rate per mille, for reading invoices back."""
     rows = (await session.execute(select(TaxRate.stripe_id, TaxRate.vat_rate).where(TaxRate.stripe_id.is_not(None)))).all()
     return {str(stripe_id): int(rate) for stripe_id, rate in rows}
+
+
+def stated_tax(line: dict[str, Any], rates: dict[str, int]) -> tuple[int, int, int | None] | None:
+    """What Stripe states for a taxed line (of an invoice or a credit note): its base (the amount
+    less any inclusive tax), its VAT, and the rate per mille if the Tax Rate is one of ours
+    (``rates``: :func:`rates_by_stripe_id`). None for a line Stripe did not tax."""
+    taxes = line.get("taxes") or []
+    if not taxes:
+        return None
+    vat = sum(int(t.get("amount") or 0) for t in taxes)
+    base = int(line.get("amount") or 0) - sum(int(t.get("amount") or 0) for t in taxes if t.get("tax_behavior") == "inclusive")
+    stated = [rates.get(str((t.get("tax_rate_details") or {}).get("tax_rate"))) for t in taxes]
+    return base, vat, next((r for r in stated if r is not None), None)
+
