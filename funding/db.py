@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -69,6 +70,16 @@ class EnumText(TypeDecorator):
 def one_of(column: str, values) -> str:
     """The SQL of a CHECK that ``column`` holds one of ``values`` (an enum, or plain values)."""
     return f"{column} IN (" + ", ".join(f"'{v}'" if isinstance(v, str) else str(v) for v in values) + ")"
+
+
+ROW_ID = r"[0-9]{1,18}"  # a row id as text: digits that always fit the database's BIGINT
+
+
+def row_id(value: object) -> int | None:
+    """A row id from outside (a path, a form, a query string), or None: anything but 1 to 18
+    digits (a BIGINT holds every such number) is no row, rather than an overflow in the driver."""
+    text = str(value if value is not None else "")
+    return int(text) if re.fullmatch(ROW_ID, text) else None
 
 
 def utcnow() -> dt.datetime:

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import jinja2
 from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -22,11 +23,26 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from funding import i18n
 from funding.auth.models import BOOKS, EXPORTERS, STAFF, User  # noqa: F401  (the role sets routes ask for)
 from funding.auth.service import grants_of
-from funding.db import transaction
+from funding.db import ROW_ID, transaction
 from funding.errors import FundingError
 from funding.scoping import OrgScope, set_scope
 from funding.security import csrf_token
 from funding.settings import PROJECT_ROOT
+
+
+class RowIdConvertor(Convertor[int]):
+    """``{name:id}`` in a route: a row id that fits a BIGINT; anything longer matches no route (404)."""
+
+    regex = ROW_ID
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(int(value))
+
+
+register_url_convertor("id", RowIdConvertor())
 
 log = logging.getLogger("funding.web")
 TEMPLATES_DIR = PROJECT_ROOT / "templates"

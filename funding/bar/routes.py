@@ -19,6 +19,7 @@ from funding.bar import catalog, closings, settlement, till
 from funding.bar.models import BatchStatus, Ticket, TicketStatus, TillClosing, TillHead
 from funding.bar.service import member_tabs, start_tab_payment, start_walk_in_payment
 from funding.bar.till import BarError
+from funding.db import row_id
 from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.orgs.models import Site
@@ -33,7 +34,7 @@ MEMBER = ("member",)
 
 
 def _int(value) -> int | None:
-    return int(value) if str(value or "").isdigit() else None
+    return row_id(value)
 
 
 async def _site(session, slug: str) -> Site:
@@ -425,17 +426,17 @@ routes = [
     Route("/bar", index, name="bar_index"),
     Route("/bar/ardoise", my_tab, name="bar_my_tab"),
     Route("/bar/ardoise/merci", tab_thanks, name="bar_tab_thanks"),
-    Route("/bar/ardoise/{batch:int}/regler", pay_tab, methods=["POST"], name="bar_pay_tab"),
+    Route("/bar/ardoise/{batch:id}/regler", pay_tab, methods=["POST"], name="bar_pay_tab"),
     Route("/bar/{site}/caisse", till_page, name="bar_till"),
     Route("/bar/{site}/caisse/vente", sell, methods=["POST"], name="bar_sell"),
     Route("/bar/{site}/caisse/annulation", cancel_line, methods=["POST"], name="bar_cancel"),
     Route("/bar/{site}/caisse/cloture", close_today, methods=["POST"], name="bar_close_day"),
     Route("/bar/{site}/comptoir", new_ticket, methods=["POST"], name="bar_new_ticket"),
-    Route("/bar/{site}/comptoir/{ticket:int}", ticket_payment, name="bar_ticket_payment"),
-    Route("/bar/{site}/comptoir/{ticket:int}/encaisser", charge_ticket, methods=["POST"], name="bar_charge_ticket"),
-    Route("/bar/{site}/comptoir/{ticket:int}/annuler", cancel_ticket, methods=["POST"], name="bar_cancel_ticket"),
-    Route("/bar/{site}/membres/{member:int}/solder", settle_member, methods=["POST"], name="bar_settle_member"),
+    Route("/bar/{site}/comptoir/{ticket:id}", ticket_payment, name="bar_ticket_payment"),
+    Route("/bar/{site}/comptoir/{ticket:id}/encaisser", charge_ticket, methods=["POST"], name="bar_charge_ticket"),
+    Route("/bar/{site}/comptoir/{ticket:id}/annuler", cancel_ticket, methods=["POST"], name="bar_cancel_ticket"),
+    Route("/bar/{site}/membres/{member:id}/solder", settle_member, methods=["POST"], name="bar_settle_member"),
     Route("/bar/{site}/clotures", closing_list, name="bar_closings"),
-    Route("/bar/{site}/clotures/{closing:int}", closing_detail, name="bar_closing"),
+    Route("/bar/{site}/clotures/{closing:id}", closing_detail, name="bar_closing"),
     Route("/bar/{site}/produits", products_page, methods=["GET", "POST"], name="bar_products"),
 ]

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.auth.models import User
 from funding.coworking.lifecycle import apply_invoice, fetched_version, from_unix, local_day, member_account
 from funding.coworking.models import CreditNote, CreditNoteCause, CreditNoteStatus, Invoice, Member
-from funding.db import Sessions, insert_ignore, must_get, transaction, utcnow
+from funding.db import Sessions, insert_ignore, must_get, row_id, transaction, utcnow
 from funding.i18n import money
 from funding.ledger.chart import vat_account
 from funding.ledger.models import FundingSource
@@ -150,8 +150,8 @@ async def apply_credit_note(session: AsyncSession, note: dict) -> CreditNote | N
     invoice = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == _id(note.get("invoice"))))
     if invoice is None:
         return None  # not a member's invoice (or not seen yet: the invoice's own events will bring it, then this again)
-    raw = str((note.get("metadata") or {}).get("credit_note_id") or "")
-    row = await session.get(CreditNote, int(raw)) if raw.isdigit() else None
+    ours = row_id((note.get("metadata") or {}).get("credit_note_id"))
+    row = await session.get(CreditNote, ours) if ours is not None else None
     if row is None:
         row = await session.scalar(select(CreditNote).where(CreditNote.stripe_credit_note_id == note["id"]))
     if row is None:

@@ -39,7 +39,7 @@ from funding.coworking.plans import (
 )
 from funding.coworking.service import member_panels, passes_of
 from funding.coworking.staff import page
-from funding.db import must_get
+from funding.db import must_get, row_id
 from funding.i18n import gettext as _
 from funding.invoicing.document import InvoiceDocumentError
 from funding.orgs.models import Site
@@ -56,7 +56,7 @@ def _unavailable() -> str:
 
 
 def _int(value) -> int | None:
-    return int(value) if str(value or "").isdigit() else None
+    return row_id(value)
 
 
 # --- public: plans and joining ---------------------------------------------------------------
@@ -429,7 +429,7 @@ routes = [
     Route("/membre/reprendre", resume, methods=["POST"], name="member_resume"),
     Route("/membre/carte", card, methods=["POST"], name="member_card"),
     Route("/membre/coordonnees", details, methods=["GET", "POST"], name="member_details"),
-    Route("/membre/factures/{invoice_id}/{what:str}", invoice_link, name="member_invoice"),
-    Route("/membre/avoirs/{note_id}/pdf", credit_note_pdf, name="member_credit_note"),
+    Route("/membre/factures/{invoice_id:id}/{what:str}", invoice_link, name="member_invoice"),
+    Route("/membre/avoirs/{note_id:id}/pdf", credit_note_pdf, name="member_credit_note"),
     *staff.routes,
 ]

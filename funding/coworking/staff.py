@@ -28,6 +28,7 @@ from funding.coworking.models import (
 )
 from funding.coworking.plans import VAT_RATES, price_ttc
 from funding.coworking.service import PassError, member_panels, use_pass_day
+from funding.db import row_id
 from funding.i18n import N_
 from funding.i18n import gettext as _
 from funding.invoicing.document import InvoiceDocumentError
@@ -60,7 +61,7 @@ async def _filters(request: Request, session) -> dict:
     status = params.get("status", "")
     if status and status not in reports.STATUS_FILTERS:
         raise HTTPException(400, _("État inconnu."))
-    plan_id = int(params["plan"]) if params.get("plan", "").isdigit() else None
+    plan_id = row_id(params.get("plan"))
     if params.get("plan") and plan_id not in {p.id for p in plans}:
         raise HTTPException(400, _("Formule inconnue."))
     return {"sites": sites, "plans": plans, "site": site, "status": status, "plan_id": plan_id, "q": params.get("q", "")[:100],
@@ -216,11 +217,11 @@ async def _staff_pdf(request: Request, building, member_id: int) -> Response:
 routes = [
     Route("/admin/coworking", members, name="coworking_members"),
     Route("/admin/coworking/membres.csv", members_csv, name="coworking_members_csv"),
-    Route("/admin/coworking/membres/{member_id:int}", member, name="coworking_member"),
-    Route("/admin/coworking/membres/{member_id:int}/journee", pass_day, methods=["POST"], name="coworking_pass_day"),
+    Route("/admin/coworking/membres/{member_id:id}", member, name="coworking_member"),
+    Route("/admin/coworking/membres/{member_id:id}/journee", pass_day, methods=["POST"], name="coworking_pass_day"),
     Route("/admin/coworking/formules", plans, name="coworking_plans_admin"),
-    Route("/admin/coworking/factures/{invoice_id:int}.pdf", invoice_pdf, name="coworking_invoice_pdf"),
-    Route("/admin/coworking/avoirs/{note_id:int}.pdf", credit_note_pdf, name="coworking_credit_note_pdf"),
+    Route("/admin/coworking/factures/{invoice_id:id}.pdf", invoice_pdf, name="coworking_invoice_pdf"),
+    Route("/admin/coworking/avoirs/{note_id:id}.pdf", credit_note_pdf, name="coworking_credit_note_pdf"),
     Route("/admin/coworking/produits-constates-d-avance", deferred, name="coworking_deferred"),
     Route("/admin/coworking/produits-constates-d-avance.csv", deferred_csv, name="coworking_deferred_csv"),
 ]

@@ -233,5 +233,5 @@ routes = [
     Route("/admin/ledger/record", record, methods=["GET", "POST"], name="record"),
     Route("/admin/ledger/closings", closings, methods=["GET", "POST"], name="closings"),
     Route("/admin/ledger/verify", verify, methods=["POST"], name="verify"),
-    Route("/admin/ledger/{siren:str}/{number:int}", entry_detail, methods=["GET", "POST"], name="entry"),
+    Route("/admin/ledger/{siren:str}/{number:id}", entry_detail, methods=["GET", "POST"], name="entry"),
 ]

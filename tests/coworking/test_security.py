@@ -109,7 +109,8 @@ async def test_member_a_can_neither_see_nor_act_on_member_b(app_client, sessions
         ("POST", "/membre/reprendre", {"subscription": str(row_b.id)}),
     ]
     routes = {r.path for r in app_client.app.routes if isinstance(r, Route) and r.path.startswith("/membre")}
-    tried = {"/membre/factures/{invoice_id}/{what:str}", "/membre/avoirs/{note_id}/pdf", "/membre/formule", "/membre/formule/confirmer", "/membre/resilier",
+    tried = {"/membre/factures/{invoice_id:id}/{what:str}", "/membre/avoirs/{note_id:id}/pdf",
+             "/membre/formule", "/membre/formule/confirmer", "/membre/resilier",
              "/membre/reprendre"}
     # The remaining member URLs take no id at all: they only ever act on the session's member.
     assert routes - tried == {"/membre", "/membre/connexion", "/membre/carte", "/membre/coordonnees"}
@@ -158,3 +159,21 @@ async def test_every_coworking_form_without_a_valid_csrf_token_is_refused(app_cl
     async with sessions() as session:
         assert await session.scalar(select(func.count(Member.id))) == 1
         assert (await session.get(User, a.user_id)).name == "Julie Fayolle"
+
+
+async def test_an_id_too_long_for_the_database_is_no_page_rather_than_a_server_error(app_client, sessions, settings, world,
+                                                                                   catalogue, fake):
+    """Every id in a path (and the forms' ids) is read as a row id: 19 digits and more match nothing (404);
+    before, the driver overflowed (500 on PostgreSQL and SQLite)."""
+    member, *_ = await active_member(sessions, world, catalogue, fake)
+    huge = "9" * 20
+    await login_as(app_client, sessions, settings, member.user_id)
+    for path in (f"/membre/avoirs/{huge}/pdf", f"/membre/factures/{huge}/pdf", f"/membre/formule?subscription={huge}"):
+        assert (await app_client.get(path)).status_code == 404, path
+    await login_as(app_client, sessions, settings, world.users["admin"])
+    for path in (f"/admin/coworking/factures/{huge}.pdf", f"/admin/coworking/avoirs/{huge}.pdf",
+                 f"/admin/coworking/membres/{huge}", f"/admin/ledger/{world.siren}/{huge}",
+                 f"/bar/{world.site_slug}/clotures/{huge}"):
+        assert (await app_client.get(path)).status_code == 404, path
+    assert (await app_client.get(f"/admin/coworking?plan={huge}")).status_code == 400  # an unknown plan, as before
+    assert (await app_client.get(f"/admin/coworking/membres/{'9' * 18}")).status_code == 404  # the longest id: no such row

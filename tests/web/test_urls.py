@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from starlette.routing import Mount, Route
 
+from funding.db import ROW_ID
 from funding.payments.service import CHECKOUT_RETURN
 from funding.settings import PROJECT_ROOT, load_settings
 from funding.web import with_query
@@ -113,7 +114,7 @@ def test_every_name_leads_to_its_own_route():
         if isinstance(route, Mount):  # static files: a path inside
             assert app.url_path_for(name, path="x.css") == route.path + "/x.css"
             continue
-        params = {key: 7 if convertor.regex == "[0-9]+" else "x" for key, convertor in route.param_convertors.items()}
+        params = {key: 7 if convertor.regex in ("[0-9]+", ROW_ID) else "x" for key, convertor in route.param_convertors.items()}
         expected = mount + re.sub(r"\{(\w+)(?::\w+)?\}", lambda m, params=params: str(params[m.group(1)]), route.path)
         assert app.url_path_for(name, **params) == expected, name
 
