@@ -405,7 +405,8 @@ async def accrual_drafts(session: AsyncSession, row: Invoice, invoice: dict | No
                   await reversal_by_key(session, org_id, f"{key}:uncollectible", key=f"{key}:void-writeoff",
                                         label=f"Facture {number} annulée : perte contrepassée", entry_date=day)]
         return [d for d in drafts if d is not None]
-    drafts = [await sale_draft(session, row)]
+    # A sale already in the books is not drafted again (every later event of the invoice comes here).
+    drafts = [] if await _in_books(session, org_id, key) else [await sale_draft(session, row)]
     if row.status == InvoiceStatus.UNCOLLECTIBLE:
         drafts.append(await writeoff_draft(session, row, _transition_day(invoice, "marked_uncollectible_at")))
     elif row.status == InvoiceStatus.PAID:
@@ -444,11 +445,14 @@ async def writeoff_draft(session: AsyncSession, row: Invoice, day: dt.date) -> E
                       source_key=f"{sale_key(row.stripe_invoice_id)}:uncollectible")
 
 
+async def _in_books(session: AsyncSession, org_id: int, source_key: str) -> bool:
+    return await session.scalar(select(Entry.id).where(Entry.org_id == org_id, Entry.source_key == source_key)) is not None
+
+
 async def post_sale(session: AsyncSession, row: Invoice) -> None:
     """Post the invoice's sale entry now if it is not in the books (so it comes before its settlement)."""
     site = await must_get(session, Site, row.site_id)
-    if await session.scalar(select(Entry.id).where(Entry.org_id == site.org_id,
-                                                   Entry.source_key == sale_key(row.stripe_invoice_id))) is not None:
+    if await _in_books(session, site.org_id, sale_key(row.stripe_invoice_id)):
         return  # posted already (the unique source key would refuse it anyway)
     draft = await sale_draft(session, row)
     if draft is not None:
