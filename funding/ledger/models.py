@@ -40,6 +40,7 @@ class FundingSource(StrEnum):
 
 class ClosingKind(StrEnum):
     MONTH = "month"
+    YEAR = "year"
 
 
 class SealKind(StrEnum):
@@ -49,6 +50,7 @@ class SealKind(StrEnum):
     BAR_DAY = "bar-day"
     BAR_MONTH = "bar-month"
     BAR_YEAR = "bar-year"
+    YEAR = "year"
 
 
 FUNDING_SOURCES = tuple(FundingSource)
