@@ -154,7 +154,8 @@ async def balance(request: Request) -> Response:
     async with db(request) as session:
         await require(request, session, BOOKS)
         f = await _filters(request, session)
-        rows = await trial_balance(session, org_id=f["org_id"], site_id=f["site_id"], start=f["start"], end=f["end"])
+        rows = await trial_balance(session, org_id=f["org_id"], site_id=f["site_id"], start=f["start"], end=f["end"],
+                                   openings=True)
     return render(request, "admin/trial_balance.html", {**f, "rows": rows, "totals": totals_by_currency(rows)})
 
 
