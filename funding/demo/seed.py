@@ -132,8 +132,9 @@ async def seed(session: AsyncSession, *, today: dt.date | None = None) -> Organi
     sites = {}
     for slug, name, town, central in SITES:
         sites[slug] = await create_site(session, org_id=org.id, slug=slug, name=name, town=town, is_central=central)
+    # The partner keeps the associative year (September to August): its books show a closed year.
     partner = await create_organisation(session, name=PARTNER["name"], siren=PARTNER["siren"], rna=PARTNER["rna"],
-                                        general_interest=True, address=PARTNER["address"])
+                                        general_interest=True, address=PARTNER["address"], fiscal_year_start_month=9)
     await create_site(session, org_id=partner.id, slug=PARTNER_SITE[0], name=PARTNER_SITE[1], town=PARTNER_SITE[2],
                       is_central=True)
     users = {}

@@ -17,9 +17,9 @@ from starlette.routing import Route
 
 from funding.i18n import gettext as _
 from funding.ledger import records
-from funding.ledger.models import FUNDING_SOURCES, Closing, Entry, LedgerHead, Posting
+from funding.ledger.models import FUNDING_SOURCES, Closing, ClosingKind, Entry, LedgerHead, Posting
 from funding.ledger.seals import Keyring
-from funding.ledger.service import LedgerError, close_month, reverse, totals_by_currency, trial_balance
+from funding.ledger.service import LedgerError, close_month, close_year, reverse, totals_by_currency, trial_balance, year_label
 from funding.ledger.verify import verify_org
 from funding.orgs.models import Organisation, Site
 from funding.web import BOOKS, STAFF, db, flash, redirect, redirect_to, render, require
@@ -203,13 +203,21 @@ async def closings(request: Request) -> Response:
                 raise HTTPException(400, _("Organisation inconnue."))
             if not user.can(*STAFF, org=org.id):
                 raise HTTPException(403)
+            year = str(form.get("year", "")).strip()
             try:
-                closing = await close_month(session, org.id, str(form.get("period", "")).strip(), closed_by=user.email)
+                if "year" in form:
+                    closing = (await close_year(session, org.id, year, closed_by=user.email)).closing
+                else:
+                    closing = await close_month(session, org.id, str(form.get("period", "")).strip(), closed_by=user.email)
             except LedgerError as exc:
                 await session.rollback()
                 flash(request, str(exc), "error")
                 return redirect_to(request, "closings")
-            flash(request, _("Période %(period)s clôturée.", period=closing.period), "success")
+            if closing.kind == ClosingKind.YEAR:
+                flash(request, _("Exercice %(year)s clôturé : ses à-nouveaux ouvrent l'exercice suivant.",
+                                 year=year_label(int(closing.period), org.fiscal_year_start_month)), "success")
+            else:
+                flash(request, _("Période %(period)s clôturée.", period=closing.period), "success")
             return redirect_to(request, "closings")
         rows = (await session.execute(select(Closing, Organisation.name).join(Organisation).order_by(Closing.end_date.desc()))).all()
     return render(request, "admin/closings.html", {"rows": rows, "orgs": orgs})

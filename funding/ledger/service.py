@@ -490,6 +490,11 @@ def fiscal_year_of(day: dt.date, start_month: int) -> int:
     return _fiscal_year_start(day, start_month).year
 
 
+def year_label(year: int, start_month: int) -> str:
+    """How people name a fiscal year: ``2026``, or ``2025-2026`` when it straddles two."""
+    return str(year) if start_month == 1 else f"{year}-{year + 1}"
+
+
 def parse_year(text_: str | int) -> int:
     try:
         year = int(str(text_).strip())
@@ -675,7 +680,8 @@ class YearClosed:
     result: dict[str, int]  # per currency: > 0 a surplus, < 0 a deficit
 
 
-async def opening_drafts(session: AsyncSession, org_id: int, year: int, start: dt.date, end: dt.date) -> tuple[list[EntryDraft], dict[str, int]]:
+async def opening_drafts(session: AsyncSession, org_id: int, year: int, start: dt.date, end: dt.date,
+                         start_month: int = 1) -> tuple[list[EntryDraft], dict[str, int]]:
     """The à-nouveaux of the year after ``year``: per site and currency, one entry in journal AN
     dated the next year's first day, carrying every balance of classes 1 to 5 (auxiliary
     accounts kept), the year's result into 120 (surplus) or 129 (deficit), and an earlier
@@ -710,10 +716,10 @@ async def opening_drafts(session: AsyncSession, org_id: int, year: int, start: d
         out = list(lines.get(key, []))
         if earlier.get(key):
             out.append(Line(CARRIED_ACCOUNTS["surplus" if earlier[key] < 0 else "deficit"], earlier[key], currency, None,
-                            f"Résultat antérieur reporté à nouveau ({year - 1})"))
+                            f"Résultat antérieur reporté à nouveau ({year_label(year - 1, start_month)})"))
         if result.get(key):
             out.append(Line(RESULT_ACCOUNTS["surplus" if result[key] < 0 else "deficit"], result[key], currency, None,
-                            f"Résultat de l'exercice {year}"))
+                            f"Résultat de l'exercice {year_label(year, start_month)}"))
         totals[currency] -= result.get(key, 0)
         if len(out) < 2:
             if out:  # a lone balance would mean an unbalanced year: the entries say otherwise
@@ -721,7 +727,7 @@ async def opening_drafts(session: AsyncSession, org_id: int, year: int, start: d
             continue
         drafts.append(EntryDraft(
             org_id=org_id, site_id=site_id, journal="AN", entry_date=next_day, piece_date=next_day,
-            label=f"À-nouveaux de l'exercice {year}", piece_ref=f"AN-{year}", funding_source=FundingSource.INTERNAL,
+            label=f"À-nouveaux de l'exercice {year_label(year, start_month)}", piece_ref=f"AN-{year}", funding_source=FundingSource.INTERNAL,
             lines=out, source_key=f"an:{org_id}:{next_day:%Y%m%d}:{site_id}:{currency}", created_by="clôture"))
     return drafts, dict(totals)
 
@@ -761,7 +767,7 @@ async def close_year(
     last_month = await session.scalar(
         select(Closing).where(Closing.org_id == org_id, Closing.kind == ClosingKind.MONTH).order_by(Closing.end_date.desc()).limit(1)
     )
-    drafts, result = await opening_drafts(session, org_id, year, start, end)
+    drafts, result = await opening_drafts(session, org_id, year, start, end, org.fiscal_year_start_month)
     closing = Closing(
         labels=await labels_snapshot(session, org),
         org_id=org_id,

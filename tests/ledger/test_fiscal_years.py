@@ -257,3 +257,26 @@ async def test_close_year_from_the_command_line(settings, sessions):
     assert f"exercice {Y1} clos" in r.stdout and "excédent 1 326,00 €" in r.stdout.replace("\u202f", " ").replace("\xa0", " ")
     again = await cli(settings, "ledger", "close-year", str(Y1), "--org", bk.siren)
     assert again.exit_code != 0 and "déjà clos" in again.stderr
+
+
+async def test_staff_close_a_year_from_the_closings_page(client, sessions, settings, world):
+    from funding.auth.models import User
+    from funding.auth.service import grant
+    from tests.support.web import csrf_of, login_as
+
+    bk = await books(sessions)
+    await year_one(sessions, bk)
+    async with transaction(sessions) as session:
+        await close_months(session, bk.org_id, months(Y1))
+        await grant(session, await session.get(User, world.users["staff"]), "staff", org_id=bk.org_id)
+    await login_as(client, sessions, settings, world.users["staff"])
+    page = await client.get("/admin/ledger/closings")
+    assert page.status_code == 200 and 'name="year"' in page.text
+    bad = await client.post("/admin/ledger/closings", data={"csrf_token": csrf_of(page.text), "org": bk.siren, "year": "l'an dernier"})
+    assert bad.status_code == 303 and "exercice invalide" in (await client.get("/admin/ledger/closings")).text
+    done = await client.post("/admin/ledger/closings", data={"csrf_token": csrf_of(page.text), "org": bk.siren, "year": str(Y1)})
+    assert done.status_code == 303
+    after = await client.get("/admin/ledger/closings")
+    assert f"Exercice {Y1} clôturé" in after.text and f"Exercice {Y1}</td>" in after.text
+    async with sessions() as session:
+        assert await session.scalar(select(Closing.period).where(Closing.org_id == bk.org_id, Closing.kind == "year")) == str(Y1)
