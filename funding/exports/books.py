@@ -3,7 +3,6 @@ and as rows for the printable pages."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -13,6 +12,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from funding import csvout
 from funding.exports.journal import Progress, Scope, in_scope, lookups, stream_rows
 from funding.ledger.models import Entry, Posting
 from funding.ledger.service import BalanceRow, opening_balances, trial_balance
@@ -28,7 +28,7 @@ GENERAL_LEDGER_COLUMNS = ("compte", "intitule", "ligne", "date", "numero", "jour
 
 def _csv_writer():
     buf = io.StringIO()
-    return buf, csv.writer(buf, delimiter=";", lineterminator="\r\n")
+    return buf, csvout.writer(buf, delimiter=";", lineterminator="\r\n")
 
 
 def _flush(buf: io.StringIO) -> bytes:
