@@ -47,7 +47,7 @@ def _period(request: Request, today: dt.date) -> tuple[dt.date, dt.date]:
             start = service.parse_date(params["from"], _("Date de début"))
         if params.get("to", "").strip():
             end = service.parse_date(params["to"], _("Date de fin"))
-    except (ValueError, ExportError) as exc:
+    except (ValueError, OverflowError, ExportError) as exc:
         raise HTTPException(400, _("Période invalide : %(detail)s", detail=str(exc))) from None
     if start > end:
         raise HTTPException(400, _("La période est inversée."))
@@ -196,6 +196,7 @@ async def signed_link(request: Request) -> Response:
         ref = service.read_link(settings, request.path_params["token"])
         async with db(request) as session:
             scope = await service.scope_for_ref(session, ref)
+            await service.check_link_recipient(session, scope, ref)
     except ExportError as exc:
         return render(request, "exports/link.html", {"error": str(exc)}, status_code=400)
     engine, sessions, fmt = request.app.state.engine, request.app.state.sessions, ref["format"]

@@ -397,7 +397,9 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
                 body += keep
             else:
                 mode, attachments = "link", None
-                token = sign(settings.secret_key, LINK_PURPOSE, {k: ref[k] for k in ("org", "period", "format", "sha256", "to")})
+                # A link lives as long as its address receives the exports (one sent --to an address: its 30 days).
+                token = sign(settings.secret_key, LINK_PURPOSE,
+                             {**{k: ref[k] for k in ("org", "period", "format", "sha256", "to")}, "adhoc": bool(to)})
                 link = f"{settings.base_url}/exports/lien/{token}"
                 expires = (utcnow() + dt.timedelta(seconds=LINK_MAX_AGE)).date()
                 body = _("%(greeting)s\n\nL'export « %(label)s » de %(org)s pour la période close %(period)s (%(file)s, "
@@ -422,6 +424,16 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
         existing.emails += sum(q.new for q in queued)
     await session.flush()
     return queued
+
+
+async def check_link_recipient(session: AsyncSession, scope: Scope, ref: dict) -> None:
+    """A link sent to a recipient dies with that recipient: removed from the organisation's
+    recipients (or, with none configured, no longer one of its accountants), it opens nothing."""
+    if ref.get("adhoc"):
+        return
+    if ref["to"] not in {r.email for r in await recipients_for(session, scope.org_id)}:
+        raise ExportError(_("Ce lien n'est plus valable : son destinataire ne reçoit plus les exports de cette "
+                            "organisation."))
 
 
 async def scope_for_ref(session: AsyncSession, ref: dict) -> Scope:
@@ -460,7 +472,8 @@ def read_link(settings: Settings, token: str) -> dict:
     except TokenError as exc:
         raise ExportError(_("Ce lien de téléchargement a expiré : demandez un nouvel envoi.") if str(exc) == "expired"
                           else _("Ce lien de téléchargement est invalide.")) from None
-    if not isinstance(data, dict) or set(data) != {"org", "period", "format", "sha256", "to"} or data["format"] not in FORMATS:
+    keys = {"org", "period", "format", "sha256", "to"}
+    if not isinstance(data, dict) or set(data) - {"adhoc"} != keys or data["format"] not in FORMATS:
         raise ExportError(_("Ce lien de téléchargement est invalide."))
     return data
 

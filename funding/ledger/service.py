@@ -468,7 +468,7 @@ def month_bounds(period: str) -> tuple[dt.date, dt.date]:
     try:
         year, month = (int(x) for x in period.split("-"))
         start = dt.date(year, month, 1)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise LedgerError(f"période invalide : {period!r} (attendu AAAA-MM, par exemple 2026-11)") from None
     return start, dt.date(year, month, calendar.monthrange(year, month)[1])
 
