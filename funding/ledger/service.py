@@ -472,7 +472,7 @@ def month_bounds(period: str) -> tuple[dt.date, dt.date]:
     return start, dt.date(year, month, calendar.monthrange(year, month)[1])
 
 
-def _fiscal_year_start(day: dt.date, start_month: int) -> dt.date:
+def fiscal_year_start(day: dt.date, start_month: int) -> dt.date:
     year = day.year if day.month >= start_month else day.year - 1
     return dt.date(year, start_month, 1)
 
@@ -539,7 +539,7 @@ async def close_month(
         select(Closing).where(Closing.org_id == org_id, Closing.kind == ClosingKind.MONTH).order_by(Closing.end_date.desc()).limit(1)
     )
     grand = defaultdict(int, json.loads(previous.grand_total) if previous else {})
-    fy_start = _fiscal_year_start(start, org.fiscal_year_start_month if org else 1)
+    fy_start = fiscal_year_start(start, org.fiscal_year_start_month if org else 1)
     fiscal = defaultdict(int, json.loads(previous.fiscal_year_total) if previous and previous.start_date >= fy_start else {})
     for cur, amount in period_total.items():
         grand[cur] += amount

@@ -25,6 +25,7 @@ from funding.orgs.models import Organisation
 from tests.support import fec_checker
 from tests.support.cli import funding
 from tests.support.db import TEST_SEAL_KEY, sealed_sessions
+from tests.support.exports import monthly_fec_name
 from tests.support.live import free_port
 
 LAST_MONTH_END = dt.date.today().replace(day=1) - dt.timedelta(days=1)
@@ -80,9 +81,9 @@ async def test_send_emails_each_accountant_the_closed_months_exports_once(settin
     accountant = f"accountant-{world.siren[-4:]}@example.org"
     assert {m["To"] for m in smtp.messages} == {accountant}
     files = {name: data for m in smtp.messages for name, data in attachments(m).items()}
-    fec_name = f"{world.siren}FEC{LAST_MONTH_END:%Y%m%d}.txt"
+    fec_name = monthly_fec_name(world.siren, LAST_MONTH_END)
     assert fec_checker.check_fec(fec_name, files[fec_name]) == []
-    assert f"{world.siren}FEC{LAST_MONTH_END:%Y%m%d}-description.txt" in files
+    assert fec_name.replace(".txt", "-description.txt") in files
     async with sessions() as session:
         logs = (await session.scalars(select(ExportLog).where(ExportLog.channel == "email"))).all()
     assert {log.filename: log.sha256 for log in logs} == {
