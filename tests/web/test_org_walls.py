@@ -129,7 +129,7 @@ async def make_alpha(sessions) -> Alpha:
         tier_id = await session.scalar(text("SELECT min(id) FROM campaign_tiers WHERE campaign_id = :c"), {"c": draft.id})
     async with transaction(sessions) as session:
         grant = Grant(org_id=world.org_id, site_id=world.site_id, funder_name="Ville Alpha", reference="ALPHA-GRANT",
-                      convention_date=month_start, object="ALPHA-SECRET-LABEL", amount=100000, currency="EUR")
+                      convention_date=month_start, object="Ateliers Alpha (public, as grants are)", amount=100000, currency="EUR")
         session.add(grant)
         await session.flush()
         session.add(GrantBudgetLine(org_id=world.org_id, grant_id=grant.id, category="60", label="Alpha", amount=5000,
