@@ -229,3 +229,16 @@ async def test_a_bad_budget_file_names_its_line_and_changes_nothing(settings, se
         assert result.exit_code == 1 and message in result.stderr and "nothing was changed" in result.stderr, result.stderr
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(GrantBudgetLine)) == 8
+
+
+async def test_the_demo_shows_a_balanced_budget_against_the_sites_books(sessions):
+    from funding.demo.seed import seed
+
+    async with transaction(sessions) as session:
+        org = await seed(session)
+    async with sessions() as session:
+        grant = await gr.grant_by_reference(session, "COURPIERE-2026-12", org.id)
+        report = await gr.grant_report(session, grant)
+    assert report.total("charge").budget == report.total("produit").budget == 1140000
+    assert report.basis == "site"  # the demo tags no expense with the grant
+    assert ("74", "Commune de Courpière", 500000, 500000) in [(r.category, r.detail, r.budget, r.actual) for r in report.rows]
