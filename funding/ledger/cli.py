@@ -215,16 +215,16 @@ async def grant_budget(ctx: Context, reference: str, csv_file: str | None, siren
             try:
                 lines = gr.parse_budget(content.decode("utf-8"), grant.currency)
             except UnicodeDecodeError:
-                raise CommandError(f"{csv_file}: not UTF-8") from None
+                raise CommandError(f"{csv_file} : pas en UTF-8, rien n'a été modifié") from None
             except gr.GrantReportError as exc:
-                raise CommandError(f"{csv_file}: {exc} — nothing was changed") from None
+                raise CommandError(f"{csv_file} : {exc} — rien n'a été modifié") from None
             await gr.set_budget(session, grant, lines, created_by=who())
         rows = await gr.budget_of(session, grant)
     for row in rows:
         out(f"{row.category} {gr.kind_of(row.category):<8} {gr.CATEGORIES[row.category][:40]:<40} {row.label[:30]:<30} "
             f"{format_plain(row.amount, row.currency):>14} {row.currency}")
     if not rows:
-        out(f"{reference}: no budget (funding ledger grant-budget {reference} --file budget.csv)")
+        out(f"{reference} : pas de budget (funding ledger grant-budget {reference} --file budget.csv)")
 
 
 @command(ledger, "grant-report", help="a grant's financial report (cerfa 15059): budget against actual, received",
@@ -245,9 +245,9 @@ async def grant_report_command(ctx: Context, reference: str, year: int | None, f
     from funding.orgs.service import organisation_for
 
     if fmt == "pdf" and not output:
-        raise CommandError("--format pdf needs --output FILE.pdf")
+        raise CommandError("--format pdf demande --output FICHIER.pdf")
     if output and not Path(output).parent.is_dir():
-        raise CommandError(f"no such directory: {Path(output).parent}")
+        raise CommandError(f"répertoire introuvable : {Path(output).parent}")
     async with ctx.sessions() as session:
         org = await organisation_for(session, siren) if siren else None
         grant = await gr.grant_by_reference(session, reference, org.id if org else None)

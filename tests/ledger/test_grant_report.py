@@ -205,9 +205,9 @@ async def test_command_line_sets_the_budget_and_writes_the_report(settings, sess
 
 @pytest.mark.parametrize(("args", "message"), [
     (["grant-report", "NOPE"], "subvention inconnue : NOPE"),
-    (["grant-report", REFERENCE, "--format", "pdf"], "--format pdf needs --output"),
+    (["grant-report", REFERENCE, "--format", "pdf"], "--format pdf demande --output"),
     (["grant-report", REFERENCE, "--year", "1800"], "année invalide : 1800"),
-    (["grant-report", REFERENCE, "--format", "csv", "--output", "/nulle/part/x.csv"], "no such directory"),
+    (["grant-report", REFERENCE, "--format", "csv", "--output", "/nulle/part/x.csv"], "répertoire introuvable"),
     (["grant-budget", REFERENCE, "--file", "/nulle/part.csv"], "no such file"),
 ])
 async def test_bad_command_lines_are_refused_in_one_line(settings, sessions, world, args, message):
@@ -226,7 +226,7 @@ async def test_a_bad_budget_file_names_its_line_and_changes_nothing(settings, se
         budget = tmp_path / "budget.csv"
         budget.write_text(content, encoding="utf-8")
         result = await cli(settings, "ledger", "grant-budget", REFERENCE, "--file", str(budget))
-        assert result.exit_code == 1 and message in result.stderr and "nothing was changed" in result.stderr, result.stderr
+        assert result.exit_code == 1 and message in result.stderr and "rien n'a été modifié" in result.stderr, result.stderr
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(GrantBudgetLine)) == 8
 
