@@ -493,6 +493,8 @@ async def fec_latin9(conn: AsyncConnection, scope: Scope, progress: Progress | N
             zones = line.split(FEC_SEPARATOR)
             for i, zone in enumerate(zones):
                 clean = latin9_text(zone)
+                if not clean.strip() and zone.strip():  # only zero-width characters: a zone never goes blank
+                    clean = "?"
                 if clean != zone:
                     zones[i] = clean
                     if notes is not None:

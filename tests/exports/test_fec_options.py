@@ -7,6 +7,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from funding.db import transaction
 from funding.exports import journal, service
@@ -37,6 +40,16 @@ def test_characters_outside_latin9_are_transliterated_and_those_inside_kept():
     assert journal.latin9_text("1\u202f234,56\u00a0€") == "1\u00a0234,56\u00a0€"
     for text in ("\u2028", "\t", "😀\u0301"):  # nothing becomes a break; a lone accent is dropped
         assert "\t" not in journal.latin9_text(text.replace("\t", "x")) and "\n" not in journal.latin9_text(text)
+
+
+@examples(max_examples=300, deadline=None)
+@given(st.text())
+def test_transliteration_always_gives_latin9_and_never_a_new_break(text):
+    out = journal.latin9_text(text)
+    out.encode("iso-8859-15")
+    assert set(out) & set(journal.BREAKS) <= set(text)
+    if all(journal._encodable(c) for c in text):
+        assert out == text
 
 
 async def _post(sessions, world, day: dt.date, label: str, journal_code: str = "BQ", amount: int = 10000) -> None:
@@ -73,6 +86,19 @@ async def test_latin9_fec_from_the_command_line_decodes_as_iso_8859_15_and_says_
     assert "UTF-8" in (tmp_path / "utf8" / name.replace(".txt", "-description.txt")).read_text(encoding="utf-8")
     log = await cli(settings, "exports", "log")
     assert "fec-latin9" in log.stdout
+
+
+async def test_a_label_of_zero_width_characters_never_leaves_a_mandatory_zone_blank(engine, sessions, world):
+    day = TODAY.replace(day=1)
+    await _post(sessions, world, day, "\u200b\u200d")
+    async with sessions() as session:
+        scope = await service.resolve_scope(session, siren=world.siren, site=None, start=day, end=day)
+    async with engine.connect() as conn:
+        digest = await service.digest_of(conn, scope, "fec-latin9")
+        data = await service.build(conn, scope, "fec-latin9")
+    assert fec_checker.check_fec(journal.fec_filename(scope), data, encoding="iso-8859-15") == []
+    assert [line.split("\t")[10] for line in data.decode("iso-8859-15").splitlines()[1:]] == ["?", "?"]
+    assert digest.notes.zones == 2
 
 
 async def test_bad_encoding_options_are_refused_clearly(settings, sessions, world, tmp_path):
