@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from funding.ledger import grant_report
+
+if TYPE_CHECKING:
+    from funding.demo.seed import DemoContext
 
 # The budget filed with the application to the Commune de Courpière (balanced, as the form asks).
 COURPIERE_BUDGET = """categorie;libelle;montant
@@ -19,7 +26,7 @@ COURPIERE_BUDGET = """categorie;libelle;montant
 """
 
 
-async def seed(session, demo) -> None:
+async def seed(session: AsyncSession, demo: DemoContext) -> None:
     grant = await grant_report.grant_by_reference(session, "COURPIERE-2026-12", demo.org.id)
     await grant_report.set_budget(session, grant, grant_report.parse_budget(COURPIERE_BUDGET, grant.currency),
                                   created_by="demo")
