@@ -141,3 +141,13 @@ def monthly_fec_name(siren: str, month_end: dt.date, fiscal_end: dt.date | None 
     (fiscal year = calendar year unless ``fiscal_end`` says otherwise)."""
     fiscal_end = fiscal_end or dt.date(month_end.year, 12, 31)
     return f"{siren}FEC{fiscal_end:%Y%m%d}_{month_end:%Y%m}.txt"
+
+
+def fec_name(siren: str, start: dt.date, end: dt.date) -> str:
+    """The FEC's name for [start, end] (fiscal year = calendar year): a whole month is a monthly
+    file, anything else is named after its end — so a test of "this month so far" holds on the
+    month's last day too."""
+    whole_month = start.day == 1 and (end + dt.timedelta(days=1)).day == 1 and (start.year, start.month) == (end.year, end.month)
+    if whole_month:
+        return monthly_fec_name(siren, end)
+    return f"{siren}FEC{end:%Y%m%d}.txt"
