@@ -103,20 +103,21 @@ async def download(request: Request) -> Response:
     fmt = request.query_params.get("format", "")
     async with db(request) as session:
         user = await require(request, session, EXPORTERS)
-        if fmt not in FORMATS and fmt != "fec-description":
+        if fmt not in FORMATS and fmt not in service.DESCRIPTIONS:
             raise HTTPException(400, _("Format inconnu : %(format)s", format=fmt))
         scope = await _scope(request, session)
     engine, sessions = request.app.state.engine, request.app.state.sessions
-    if fmt == "fec-description":
+    if fmt in service.DESCRIPTIONS:
+        described = service.DESCRIPTIONS[fmt]
         async with engine.connect() as conn:
-            digest = await service.digest_of(conn, scope, "fec")
-        return Response(service.fec_description(scope, digest), media_type=service.MEDIA_TYPES[fmt],
+            digest = await service.digest_of(conn, scope, described)
+        return Response(service.fec_description(scope, digest, described), media_type=service.MEDIA_TYPES[fmt],
                         headers=_attachment(service.filename(fmt, scope)))
     digest = service.Digest()
 
     async def body():
         async with engine.connect() as conn:
-            async for chunk in service.chunks(conn, scope, fmt, digest.count):
+            async for chunk in service.chunks(conn, scope, fmt, digest.count, digest.notes):
                 yield digest.add(chunk)
         async with transaction(sessions) as log_session:
             await service.record_taken(log_session, scope, fmt, digest, taken_by=user.email, channel=Channel.WEB)

@@ -16,7 +16,7 @@ from funding.exports.models import ExportLog
 from funding.ledger.service import EntryDraft, Line, post
 from funding.security import sign
 from tests.support import fec_checker
-from tests.support.exports import seed_money
+from tests.support.exports import fec_name, seed_money
 from tests.support.web import login_as
 
 TODAY = dt.date.today()
@@ -30,7 +30,7 @@ async def test_accountant_downloads_each_format_and_every_download_is_logged(cli
     query = f"org={world.siren}&from={TODAY.replace(day=1).isoformat()}&to={TODAY.isoformat()}"
     response = await client.get(f"/admin/exports/download?format=fec&{query}")
     assert response.status_code == 200
-    name = f"{world.siren}FEC{TODAY:%Y%m%d}.txt"
+    name = fec_name(world.siren, TODAY.replace(day=1), TODAY)
     assert f'filename="{name}"' in response.headers["content-disposition"]
     assert fec_checker.check_fec(name, response.content) == []
     hashes = {"fec": hashlib.sha256(response.content).hexdigest()}
