@@ -157,6 +157,7 @@ class Payment(OrgScoped, Base):
     donor_address: Mapped[str | None] = mapped_column(Text)
     company_name: Mapped[str | None] = mapped_column(String(200))
     company_siren: Mapped[str | None] = mapped_column(String(9))
+    donor_link: Mapped[str | None] = mapped_column(String(300))  # the donor's signed page (their receipt)
     status: Mapped[PaymentStatus] = mapped_column(EnumText(PaymentStatus, 10), default=PaymentStatus.CREATED)
     checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)

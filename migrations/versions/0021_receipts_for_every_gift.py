@@ -4,7 +4,8 @@ A tax receipt is now for a campaign pledge or for a one-off payment (a gift on /
 one of the two, in the same gap-free series per organisation and year. A receipt names the
 company that gave (its SIREN: the receipt for companies, article 238 bis) or the person. Pledges
 and payments keep what the donor gave for the receipt: the company and its SIREN, and on a
-payment the postal address (a pledge has had one since 0004).
+payment the postal address (a pledge has had one since 0004) and the donor's signed link to
+their receipt (a pledge has its own page).
 The update guard covers the new columns (an issued receipt never changes, only voided once).
 SQLite changes a NOT NULL by rebuilding the table, and makes its triggers again (as 0016).
 """
@@ -59,6 +60,7 @@ def upgrade() -> None:
             batch_op.add_column(sa.Column("company_siren", sa.String(length=9), nullable=True))
     with op.batch_alter_table("payments") as batch_op:
         batch_op.add_column(sa.Column("donor_address", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("donor_link", sa.String(length=300), nullable=True))
     sqlite = op.get_bind().dialect.name == "sqlite"
     if sqlite:
         with ddl.sqlite_rebuild("tax_receipts", _sqlite_triggers(_sqlite_update_guard(NEW_COLUMNS))) as batch_op:
@@ -90,6 +92,7 @@ def downgrade() -> None:
         with op.batch_alter_table("tax_receipts") as batch_op:
             _unalter(batch_op)
     with op.batch_alter_table("payments") as batch_op:
+        batch_op.drop_column("donor_link")
         batch_op.drop_column("donor_address")
     for table in ("payments", "campaign_pledges"):
         with op.batch_alter_table(table) as batch_op:
