@@ -88,7 +88,8 @@ async def thanks(request: Request) -> Response:
         site = await must_get(session, Site, payment.site_id)
         site_name = site.name
         receipt = await receipts.latest_of_payment(session, payment.id)
-    return render(request, "donations/thanks.html", {"payment": payment, "site": site_name, "receipt": receipt})
+    return render(request, "donations/thanks.html", {"payment": payment, "site": site_name, "receipt": receipt,
+                                                      "receipt_code": receipts.receipt_code(receipt) if receipt else ""})
 
 
 def _donation_id(request: Request) -> int:
