@@ -165,11 +165,17 @@ STREETS = ("3 rue Durolle", "12 rue de la Coutellerie", "5 place du Pirou", "18 
 TOWNS = (("63300", "Thiers"), ("63120", "Courpière"), ("63290", "Puy-Guillaume"), ("63650", "La Monnerie-le-Montel"))
 
 
+# Backers that give as companies: their receipts are the ones for companies (238 bis, 60 %).
+COMPANY_SIRENS = {"Imprimerie des Margerides": "123456782", "Coutellerie Chambriard": "901234567"}
+
+
 def demo_address(name: str) -> DonorDetails:
     """A donor's address for their receipt, the same for the same name at each demo."""
     n = sum(map(ord, name))
     postcode, town = TOWNS[n % len(TOWNS)]
-    return DonorDetails(street=STREETS[n % len(STREETS)], postcode=postcode, town=town, country="France")
+    siren = COMPANY_SIRENS.get(name)
+    return DonorDetails(street=STREETS[n % len(STREETS)], postcode=postcode, town=town, country="France",
+                        company=siren is not None, company_name=name if siren else "", siren=siren or "")
 
 
 async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
