@@ -4,9 +4,11 @@ lost chargeback; the donor's address asked for whenever a receipt is due."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
+import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
@@ -22,7 +24,8 @@ from funding.payments.models import Payment
 from tests.support.campaigns import make_campaign, paid_pledge
 from tests.support.stripe_objects import balance_transaction, dispute, event, refund, sid
 from tests.support.web import csrf_of
-from tests.support.webhooks import deliver, paid_donation
+from tests.support.webhooks import deliver, paid_donation, workers_on
+from webhooks.inbox import store
 from webhooks.processing import drain
 
 ADDRESS = "12 rue de la Coutellerie\n63300 Thiers\nFrance"
@@ -245,3 +248,20 @@ async def test_the_receipt_pdf_renders_without_a_request(sessions, world):
         view = await receipts.view(session, receipt.id)
     text = pdf_text(receipt_pdf.receipt_pdf(view))
     assert "vingt euros" in text and "Campagne" in text and "3 rue Durolle 63300 Thiers France" in text
+
+
+@pytest.mark.postgres_only
+async def test_workers_racing_on_a_gifts_events_issue_one_receipt_on_postgresql(pg_url, fake_stripe):
+    from tests.support.world import make_world
+
+    async with workers_on(pg_url, 4) as workers:
+        world = await make_world(workers.sessions)
+        payment = await gift(workers.sessions, world)
+        cs, pi, ch, _txn = paid_donation(fake_stripe, world, payment)
+        events = [event("charge.succeeded", ch), event("checkout.session.completed", cs), event("payment_intent.succeeded", pi)]
+        await asyncio.gather(*(store(workers.engine, e, json.dumps(e)) for e in events for _ in range(4)))
+        await asyncio.gather(*(drain(workers.sessions, g, batch=1) for g in workers.gateways))
+        await drain(workers.sessions, workers.gateways[0])
+        (receipt,) = await receipts_of(workers.sessions)
+        assert (receipt.payment_id, receipt.number) == (payment.id, 1)
+        assert len([m for m in await emails(workers.sessions) if m.attachments]) == 1
