@@ -12,7 +12,7 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
-from funding.campaigns import receipt_pdf, receipts
+from funding.campaigns import receipt_pdf, receipts, settle
 from funding.campaigns.donors import DonorDetails
 from funding.campaigns.models import Pledge, TaxReceipt
 from funding.db import transaction
@@ -265,3 +265,24 @@ async def test_workers_racing_on_a_gifts_events_issue_one_receipt_on_postgresql(
         (receipt,) = await receipts_of(workers.sessions)
         assert (receipt.payment_id, receipt.number) == (payment.id, 1)
         assert len([m for m in await emails(workers.sessions) if m.attachments]) == 1
+
+
+async def test_a_refunded_campaign_gift_says_its_amounts_in_euros_on_the_voided_receipt_and_in_the_email(sessions, world,
+                                                                                                       client):
+    campaign = await make_campaign(sessions, world)
+    paid = await paid_pledge(sessions, campaign.id, amount="1 250")
+    async with transaction(sessions) as session:
+        await settle.apply_refund(session, paid.id, 5000)
+    first, second = await receipts_of(sessions)
+    assert flat(first.void_reason) == "remboursement de 50,00 €" and second.amount == 120000
+    async with sessions() as session:
+        mail = await session.scalar(select(Email).where(Email.dedupe_key == f"campaign-pledge:{paid.id}:refund-5000"))
+    body = flat(mail.body_text)
+    assert "Nous vous avons remboursé 50,00 €" in body and "pour 1 200,00 €" in body and "5000" not in body
+    assert json.loads(mail.attachments) == [{"kind": "tax-receipt", "receipt_id": second.id}]
+    page = await client.get(f"/contributions/{paid.access_token}/recu")  # the latest: the one in force
+    assert page.status_code == 200 and receipts.receipt_code(second) in page.text
+    async with sessions() as session:
+        voided = await receipts.view(session, first.id)
+    text = pdf_text(receipt_pdf.receipt_pdf(voided))
+    assert "REÇU ANNULÉ" in text and "remboursement de 50,00 €" in text
