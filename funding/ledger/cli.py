@@ -104,7 +104,8 @@ async def reverse(ctx: Context, number: int, reason: str, siren: str | None) -> 
     out(f"entry {number} reversed by entry {posted.number}")
 
 
-@command(ledger, "record", help="record money outside Stripe: grants, patronage, sponsoring, transfers", roles=STAFF)
+@command(ledger, "record", help="record money outside Stripe (grants, patronage, sponsoring, transfers) and contributions "
+                                "in kind (volunteering, goods lent or given)", roles=STAFF)
 @click.argument("kind", required=False)
 @click.option("--file", "csv_file", help="a CSV file of operations (header: kind,site,date,amount,...)")
 @click.option("--site")
@@ -121,8 +122,11 @@ async def reverse(ctx: Context, number: int, reason: str, siren: str | None) -> 
 @click.option("--credit", help="transfer: credited account")
 @click.option("--source", help="transfer: public, private, crowdfunding, self or internal")
 @click.option("--vat-rate", help="sponsoring: 20, 10, 5.5 or 0")
+@click.option("--hours", help="volunteering: hours given, e.g. 12,5")
+@click.option("--hourly-value", help="volunteering: value of one hour, e.g. 11,88")
 async def record(ctx: Context, kind: str | None, csv_file: str | None, currency: str, **fields: str | None) -> None:
-    """``kind`` (grant-notified, grant-paid, patronage, sponsoring, transfer) and its fields, or ``--file``.
+    """``kind`` (grant-notified, grant-paid, patronage, sponsoring, transfer, volunteering, goods-lent,
+    goods-given) and its fields, or ``--file``.
     The fields' options are named after those of :class:`funding.ledger.records.Record`."""
     from funding.db import transaction
     from funding.ledger import records
@@ -136,8 +140,8 @@ async def record(ctx: Context, kind: str | None, csv_file: str | None, currency:
     else:
         if not kind:
             raise CommandError("give the kind of operation (" + ", ".join(records.KINDS) + ") or --file FILE.csv")
-        if not fields["date"] or not fields["amount"]:
-            raise CommandError("--date and --amount are required")
+        if not fields["date"] or not (fields["amount"] or fields["hours"]):
+            raise CommandError("--date and --amount (--hours and --hourly-value for volunteering) are required")
         batch = [records.Record(kind=kind, currency=currency, **{name: value or "" for name, value in fields.items()})]
     try:
         async with transaction(ctx.sessions) as session:
