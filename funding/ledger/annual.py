@@ -22,9 +22,11 @@ import csv
 import datetime as dt
 import io
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import Select, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.errors import FundingError
@@ -87,6 +89,12 @@ INCOME_SECTIONS = {
     "impot": N_("Impôts sur les sociétés"),
     "fonds_dedies": N_("Fonds dédiés"),
 }
+# Each group of charges closes with its result: (the produits it is set against, key, label).
+RESULT_OF = {
+    "charges_exploitation": ("produits_exploitation", "resultat_exploitation", N_("Résultat d'exploitation")),
+    "charges_financieres": ("produits_financiers", "resultat_financier", N_("Résultat financier")),
+    "charges_exceptionnelles": ("produits_exceptionnels", "resultat_exceptionnel", N_("Résultat exceptionnel")),
+}
 # Which lines are produits (shown as credit balances); the others are charges.
 PRODUCT_LINES = frozenset(k for s, k, _l, _p in INCOME if s.startswith("produits")) | {"utilisations_fonds_dedies"}
 
@@ -146,7 +154,7 @@ PASSIF_GROUPS = {
 }
 
 
-def _longest(account: str, candidates) -> tuple | None:
+def _longest(account: str, candidates: Sequence[tuple[Any, ...]]) -> tuple[Any, ...] | None:
     best, size = None, -1
     for item in candidates:
         for prefix in item[3]:
@@ -238,6 +246,11 @@ def fiscal_year(year: int, start_month: int) -> tuple[dt.date, dt.date]:
     return start, following - dt.timedelta(days=1)
 
 
+def current_year(today: dt.date, start_month: int) -> int:
+    """The name of the fiscal year ``today`` falls in."""
+    return today.year if today.month >= start_month else today.year - 1
+
+
 def parse_year(text: str | None) -> int:
     raw = (text or "").strip()
     if not raw.isdigit() or len(raw) != 4:
@@ -245,7 +258,8 @@ def parse_year(text: str | None) -> int:
     return int(raw)
 
 
-def buckets_query(*, org_id: int, site_id: int | None, previous_start: dt.date, start: dt.date, end: dt.date):
+def buckets_query(*, org_id: int, site_id: int | None, previous_start: dt.date, start: dt.date,
+                  end: dt.date) -> Select[Any]:
     """The one query: balance per account, currency and date bucket, validated entries outside
     journal AN dated on or before ``end``."""
     bucket = case((Entry.entry_date < previous_start, literal(BEFORE)), (Entry.entry_date < start, literal(PREVIOUS)),
@@ -261,7 +275,7 @@ def buckets_query(*, org_id: int, site_id: int | None, previous_start: dt.date, 
     return query
 
 
-def _sum_rows(section: str, spec, amounts: dict[str, tuple[int, int]], sign: dict[str, int]) -> list[Row]:
+def _sum_rows(section: str, spec: Sequence[tuple[Any, ...]], amounts: dict[str, tuple[int, int]], sign: dict[str, int]) -> list[Row]:
     return [Row(section, key, label, sign.get(key, 1) * amounts[key][0], sign.get(key, 1) * amounts[key][1])
             for _s, key, label, *_rest in spec if key in amounts and amounts[key] != (0, 0)]
 
@@ -300,14 +314,11 @@ async def annual_accounts(session: AsyncSession, *, org_id: int, year: int, site
     acc.other_currencies = sorted(others)
     labels = dict((await session.execute(select(Account.number, Account.label).where(Account.org_id == org.id))).all())
     fill(acc, sums, labels)
-    for when, (lo, hi) in ((0, (start, end)), (1, (previous_start, previous_end))):
-        for r in await revenue_by_source(session, org_id=org.id, site_id=site_id, start=lo, end=hi):
-            if r.currency == org.currency:
-                acc.sources.append(Row("origine", r.source, r.source, r.amount if when == 0 else 0, r.amount if when else 0))
     merged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for r in acc.sources:
-        merged[r.key][0] += r.n
-        merged[r.key][1] += r.n1
+    for column, (lo, hi) in ((0, (start, end)), (1, (previous_start, previous_end))):
+        for source in await revenue_by_source(session, org_id=org.id, site_id=site_id, start=lo, end=hi):
+            if source.currency == org.currency:
+                merged[source.source][column] += source.amount
     acc.sources = sorted((Row("origine", k, k, n, n1) for k, (n, n1) in merged.items()), key=lambda r: (-r.n, -r.n1, r.key))
     return acc
 
@@ -362,19 +373,16 @@ def fill(acc: AnnualAccounts, sums: dict[str, list[int]], labels: dict[str, str]
             continue
         rows.append(Row(section, section, title, *totals[section], kind="heading"))
         rows += lines
-        if section in ("charges_exploitation", "charges_financieres", "charges_exceptionnelles"):
-            produits = totals[section.replace("charges", "produits").replace("exceptionnelles", "exceptionnels")
-                              .replace("financieres", "financiers")]
-            label = {"charges_exploitation": N_("Résultat d'exploitation"), "charges_financieres": N_("Résultat financier"),
-                     "charges_exceptionnelles": N_("Résultat exceptionnel")}[section]
-            rows.append(Row(section, section.replace("charges", "resultat"), label,
-                            produits[0] - totals[section][0], produits[1] - totals[section][1], kind="subtotal"))
-    produits = [k for k in totals if k.startswith("produits")]
-    charges = [k for k in totals if k.startswith("charges") or k == "impot"]
+        if section in RESULT_OF:
+            earned = totals[RESULT_OF[section][0]]
+            rows.append(Row(section, RESULT_OF[section][1], RESULT_OF[section][2],
+                            earned[0] - totals[section][0], earned[1] - totals[section][1], kind="subtotal"))
     fonds = {r.key: (r.n, r.n1) for r in rows if r.section == "fonds_dedies" and r.kind == "line"}
     reports, uses = fonds.get("reports_fonds_dedies", (0, 0)), fonds.get("utilisations_fonds_dedies", (0, 0))
-    total_produits = tuple(sum(totals[k][i] for k in produits) + uses[i] for i in (0, 1))
-    total_charges = tuple(sum(totals[k][i] for k in charges) + reports[i] for i in (0, 1))
+    produits = [totals[k] for k in totals if k.startswith("produits")] + [uses]
+    charges = [totals[k] for k in totals if k.startswith("charges") or k == "impot"] + [reports]
+    total_produits = (sum(p[0] for p in produits), sum(p[1] for p in produits))
+    total_charges = (sum(c[0] for c in charges), sum(c[1] for c in charges))
     rows.append(Row("totaux", "total_produits", N_("Total des produits"), *total_produits, kind="total"))
     rows.append(Row("totaux", "total_charges", N_("Total des charges"), *total_charges, kind="total"))
     result = (total_produits[0] - total_charges[0], total_produits[1] - total_charges[1])
@@ -416,12 +424,12 @@ def fill(acc: AnnualAccounts, sums: dict[str, list[int]], labels: dict[str, str]
     acc.passif.append(Row("passif", "total_passif", N_("Total du passif"), *acc.total_passif, kind="total"))
 
     # Fonds dédiés: at the start, reports (689), uses (789), at the end (credit balances of 19x but 191).
-    def dedicated(bucket_sum) -> int:
-        return -sum(bucket_sum(v) for a, v in sums.items() if a.startswith("19") and not a.startswith("191"))
+    def dedicated(buckets: int) -> int:
+        """Credit balance of the fonds dédiés (19x but 191) over the first ``buckets`` date buckets."""
+        return -sum(sum(v[:buckets]) for a, v in sums.items() if a.startswith("19") and not a.startswith("191"))
 
-    start_n = dedicated(lambda v: v[0] + v[1])
-    start_n1 = dedicated(lambda v: v[0])
-    end_n, end_n1 = dedicated(lambda v: v[0] + v[1] + v[2]), start_n
+    start_n, start_n1 = dedicated(2), dedicated(1)
+    end_n, end_n1 = dedicated(3), start_n
     acc.dedicated = []
     if any((start_n1, end_n, end_n1, *reports, *uses)):
         acc.dedicated = [

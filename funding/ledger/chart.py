@@ -36,7 +36,6 @@ DEFAULT_CHART: tuple[tuple[str, str], ...] = (
     ("7562", "Cotisations avec contrepartie"),
     ("758", "Produits divers de gestion courante"),
     ("7894", "Report des ressources non utilisées des exercices antérieurs"),
-) + (
     # Contributions volontaires en nature (classe 8, règlement ANC 2018-06): uses (86) and sources (87).
     ("860", "Secours en nature"),
     ("861", "Mise à disposition gratuite de biens"),
