@@ -129,3 +129,28 @@ def test_years_are_checked():
     for bad in ("", "26", "deux", "20266", "-2026"):
         with pytest.raises(AnnualAccountsError, match="exercice invalide"):
             parse_year(bad)
+
+
+async def test_the_demo_books_balance_for_its_years(sessions):
+    from sqlalchemy import select
+
+    from funding.demo.seed import ORG, PARTNER, seed
+    from funding.ledger.annual import current_year
+    from funding.orgs.models import Organisation
+
+    async with transaction(sessions) as session:
+        await seed(session)
+    async with sessions() as session:
+        orgs = {o.siren: o for o in (await session.scalars(select(Organisation))).all()}
+        this = current_year(dt.date.today(), orgs[ORG["siren"]].fiscal_year_start_month)
+        kind = 0
+        for siren in (ORG["siren"], PARTNER["siren"]):
+            for year in (this, this - 1):
+                acc = await annual_accounts(session, org_id=orgs[siren].id, year=year)
+                assert acc.balanced and acc.total_actif == acc.total_passif, (siren, year)
+                rows = await trial_balance(session, org_id=orgs[siren].id, start=acc.start, end=acc.end)
+                assert acc.result[0] == -sum(r.balance for r in rows if r.account[0] in "67" and r.currency == acc.currency)
+                if siren == ORG["siren"]:
+                    kind += _lines(acc.in_kind)["contributions"][0]
+                    assert acc.total_actif[0] > 0 or year != this
+    assert kind == 126 * 1188 + 180000 + 65000 + 4850 * 1188 // 100
