@@ -11,8 +11,9 @@ How the figures are computed (they hold whether or not a year was closed):
   report à nouveau (11) in the fonds propres, the year's result (classes 6 and 7 within the
   year) as excédent ou déficit (12): so the actif always equals the passif.
 
-One query reads it all: a GROUP BY on account, currency and a date bucket (before N-1, N-1, N),
-then every account is mapped here to its line by the longest matching prefix of :data:`INCOME`
+One query reads it all: a GROUP BY on account, currency, a date bucket (before N-1, N-1, N) and
+the funding source (the revenue by source, as funding.ledger.service.revenue_by_source counts it,
+comes from the same rows), then every account is mapped here to its line by the longest matching prefix of :data:`INCOME`
 or :data:`BALANCE_SHEET`. Labels are French (the regulation's words), translated on the page.
 """
 
@@ -32,7 +33,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.errors import FundingError
 from funding.i18n import N_
 from funding.ledger.models import Account, Entry, Posting
-from funding.ledger.service import revenue_by_source
 from funding.money import format_plain
 
 AN_JOURNAL = "AN"
@@ -260,15 +260,15 @@ def parse_year(text: str | None) -> int:
 
 def buckets_query(*, org_id: int, site_id: int | None, previous_start: dt.date, start: dt.date,
                   end: dt.date) -> Select[Any]:
-    """The one query: balance per account, currency and date bucket, validated entries outside
-    journal AN dated on or before ``end``."""
+    """The one query: balance per account, currency, date bucket and funding source (for the revenue
+    by source), of the validated entries outside journal AN dated on or before ``end``."""
     bucket = case((Entry.entry_date < previous_start, literal(BEFORE)), (Entry.entry_date < start, literal(PREVIOUS)),
                   else_=literal(CURRENT)).label("bucket")
     query = (
-        select(Posting.account_number, Posting.currency, bucket, func.sum(Posting.amount).label("amount"))
+        select(Posting.account_number, Posting.currency, bucket, Entry.funding_source, func.sum(Posting.amount).label("amount"))
         .join(Entry, Entry.id == Posting.entry_id)
         .where(Entry.org_id == org_id, Entry.number.is_not(None), Entry.journal_code != AN_JOURNAL, Entry.entry_date <= end)
-        .group_by(Posting.account_number, Posting.currency, bucket)
+        .group_by(Posting.account_number, Posting.currency, bucket, Entry.funding_source)
     )
     if site_id is not None:
         query = query.where(Entry.site_id == site_id)
@@ -306,20 +306,20 @@ async def annual_accounts(session: AsyncSession, *, org_id: int, year: int, site
     others: set[str] = set()
     rows = (await session.execute(buckets_query(org_id=org.id, site_id=site_id, previous_start=previous_start,
                                                 start=start, end=end))).all()
-    for account, currency, bucket, amount in rows:
+    # Revenue (class 7, credit net of debit) by funding source, as revenue_by_source counts it.
+    merged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for account, currency, bucket, source, amount in rows:
         if currency != org.currency:
             others.add(currency)
             continue
         sums[account][int(bucket)] += int(amount or 0)
+        if account[:1] == "7" and bucket != BEFORE:
+            merged[source][0 if bucket == CURRENT else 1] -= int(amount or 0)
     acc.other_currencies = sorted(others)
     labels = dict((await session.execute(select(Account.number, Account.label).where(Account.org_id == org.id))).all())
     fill(acc, sums, labels)
-    merged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for column, (lo, hi) in ((0, (start, end)), (1, (previous_start, previous_end))):
-        for source in await revenue_by_source(session, org_id=org.id, site_id=site_id, start=lo, end=hi):
-            if source.currency == org.currency:
-                merged[source.source][column] += source.amount
-    acc.sources = sorted((Row("origine", k, k, n, n1) for k, (n, n1) in merged.items()), key=lambda r: (-r.n, -r.n1, r.key))
+    acc.sources = sorted((Row("origine", k, k, n, n1) for k, (n, n1) in merged.items() if (n, n1) != (0, 0)),
+                         key=lambda r: (-r.n, -r.n1, r.key))
     return acc
 
 

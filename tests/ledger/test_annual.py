@@ -9,7 +9,7 @@ import pytest
 
 from funding.db import transaction
 from funding.ledger.annual import AnnualAccountsError, annual_accounts, balance_line, fiscal_year, parse_year
-from funding.ledger.service import post, trial_balance
+from funding.ledger.service import post, revenue_by_source, trial_balance
 from tests.support.annual import an_entry, seed_hand_books
 
 
@@ -82,6 +82,11 @@ async def test_the_figures_are_the_trial_balance_s_without_the_a_nouveaux(sessio
              if n and not k.startswith(("groupe_", "total_")) and k not in ("report_a_nouveau", "resultat")}
     assert shown == expected
     assert sum(r.balance for r in to_end if r.account[0] in "12345") + sum(r.balance for r in to_end if r.account[0] in "67") == 0
+    # The revenue by funding source is the service's, for each year.
+    async with sessions() as session:
+        for column, (lo, hi) in ((0, (acc.start, acc.end)), (1, (acc.previous_start, acc.previous_end))):
+            by_source = await revenue_by_source(session, org_id=world.org_id, start=lo, end=hi)
+            assert {r.source: r.amount for r in by_source} == {r.key: (r.n, r.n1)[column] for r in acc.sources if (r.n, r.n1)[column]}
 
     # A year's closing then posts its à-nouveaux (journal AN): the accounts do not move by a cent.
     async with transaction(sessions) as session:
@@ -150,6 +155,8 @@ async def test_the_demo_books_balance_for_its_years(sessions):
                 assert acc.balanced and acc.total_actif == acc.total_passif, (siren, year)
                 rows = await trial_balance(session, org_id=orgs[siren].id, start=acc.start, end=acc.end)
                 assert acc.result[0] == -sum(r.balance for r in rows if r.account[0] in "67" and r.currency == acc.currency)
+                by_source = await revenue_by_source(session, org_id=orgs[siren].id, start=acc.start, end=acc.end)
+                assert {r.source: r.amount for r in by_source} == {r.key: r.n for r in acc.sources if r.n}
                 if siren == ORG["siren"]:
                     kind += _lines(acc.in_kind)["contributions"][0]
                     assert acc.total_actif[0] > 0 or year != this
