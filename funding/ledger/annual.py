@@ -11,8 +11,8 @@ How the figures are computed (they hold whether or not a year was closed):
   report à nouveau (11) in the fonds propres, the year's result (classes 6 and 7 within the
   year) as excédent ou déficit (12): so the actif always equals the passif.
 
-One query reads it all: a GROUP BY on account, currency, a date bucket (before N-1, N-1, N) and
-the funding source (the revenue by source, as funding.ledger.service.revenue_by_source counts it,
+One query reads it all: a GROUP BY on account, currency and funding source, summing each row
+into its date bucket (before N-1, N-1, N); the funding source (the revenue by source, as funding.ledger.service.revenue_by_source counts it,
 comes from the same rows), then every account is mapped here to its line by the longest matching prefix of :data:`INCOME`
 or :data:`BALANCE_SHEET`. Labels are French (the regulation's words), translated on the page.
 """
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, case, func, literal, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.errors import FundingError
@@ -260,15 +260,19 @@ def parse_year(text: str | None) -> int:
 
 def buckets_query(*, org_id: int, site_id: int | None, previous_start: dt.date, start: dt.date,
                   end: dt.date) -> Select[Any]:
-    """The one query: balance per account, currency, date bucket and funding source (for the revenue
-    by source), of the validated entries outside journal AN dated on or before ``end``."""
-    bucket = case((Entry.entry_date < previous_start, literal(BEFORE)), (Entry.entry_date < start, literal(PREVIOUS)),
-                  else_=literal(CURRENT)).label("bucket")
-    query = (
-        select(Posting.account_number, Posting.currency, bucket, Entry.funding_source, func.sum(Posting.amount).label("amount"))
+    """The one query: per account, currency and funding source (for the revenue by source), the
+    running balances of the validated entries outside journal AN dated on or before ``end``: up to
+    N-1's start, up to N's start, and in all. Cumulative sums of one CASE each keep the grouping
+    key as short as the rows allow (SQLite sorts every row by it)."""
+    amount = Posting.amount
+    query: Select[Any] = (
+        select(Posting.account_number, Posting.currency, Entry.funding_source,
+               func.sum(case((Entry.entry_date < previous_start, amount), else_=0)).label("before"),
+               func.sum(case((Entry.entry_date < start, amount), else_=0)).label("to_previous"),
+               func.sum(amount).label("total"))
         .join(Entry, Entry.id == Posting.entry_id)
         .where(Entry.org_id == org_id, Entry.number.is_not(None), Entry.journal_code != AN_JOURNAL, Entry.entry_date <= end)
-        .group_by(Posting.account_number, Posting.currency, bucket, Entry.funding_source)
+        .group_by(Posting.account_number, Posting.currency, Entry.funding_source)
     )
     if site_id is not None:
         query = query.where(Entry.site_id == site_id)
@@ -308,13 +312,18 @@ async def annual_accounts(session: AsyncSession, *, org_id: int, year: int, site
                                                 start=start, end=end))).all()
     # Revenue (class 7, credit net of debit) by funding source, as revenue_by_source counts it.
     merged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for account, currency, bucket, source, amount in rows:
+    for account, currency, source, before, to_previous, total in rows:
         if currency != org.currency:
             others.add(currency)
             continue
-        sums[account][int(bucket)] += int(amount or 0)
-        if account[:1] == "7" and bucket != BEFORE:
-            merged[source][0 if bucket == CURRENT else 1] -= int(amount or 0)
+        before, to_previous, total = int(before or 0), int(to_previous or 0), int(total or 0)
+        buckets = sums[account]
+        buckets[BEFORE] += before
+        buckets[PREVIOUS] += to_previous - before
+        buckets[CURRENT] += total - to_previous
+        if account[:1] == "7":
+            merged[source][0] -= total - to_previous
+            merged[source][1] -= to_previous - before
     acc.other_currencies = sorted(others)
     labels = dict((await session.execute(select(Account.number, Account.label).where(Account.org_id == org.id))).all())
     fill(acc, sums, labels)
