@@ -27,9 +27,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.db import AnySelect
 from funding.errors import FundingError
 from funding.i18n import N_
 from funding.ledger.models import Account, Entry, Posting
@@ -259,13 +260,13 @@ def parse_year(text: str | None) -> int:
 
 
 def buckets_query(*, org_id: int, site_id: int | None, previous_start: dt.date, start: dt.date,
-                  end: dt.date) -> Select[Any]:
+                  end: dt.date) -> AnySelect:
     """The one query: per account, currency and funding source (for the revenue by source), the
     running balances of the validated entries outside journal AN dated on or before ``end``: up to
     N-1's start, up to N's start, and in all. Cumulative sums of one CASE each keep the grouping
     key as short as the rows allow (SQLite sorts every row by it)."""
     amount = Posting.amount
-    query: Select[Any] = (
+    query: AnySelect = (
         select(Posting.account_number, Posting.currency, Entry.funding_source,
                func.sum(case((Entry.entry_date < previous_start, amount), else_=0)).label("before"),
                func.sum(case((Entry.entry_date < start, amount), else_=0)).label("to_previous"),
