@@ -11,10 +11,11 @@ How the figures are computed (they hold whether or not a year was closed):
   report à nouveau (11) in the fonds propres, the year's result (classes 6 and 7 within the
   year) as excédent ou déficit (12): so the actif always equals the passif.
 
-One query reads it all: a GROUP BY on account, currency and funding source, summing each row
-into its date bucket (before N-1, N-1, N); the funding source (the revenue by source, as funding.ledger.service.revenue_by_source counts it,
-comes from the same rows), then every account is mapped here to its line by the longest matching prefix of :data:`INCOME`
-or :data:`BALANCE_SHEET`. Labels are French (the regulation's words), translated on the page.
+One query reads the statements: a GROUP BY on account and currency, summing each row into its
+date bucket (before N-1, N-1, N); then every account is mapped here to its line by the longest
+matching prefix of :data:`INCOME` or :data:`BALANCE_SHEET`. The revenue by funding source is
+funding.ledger.service.revenue_by_source's, for N and N-1. Labels are French (the regulation's
+words), translated on the page.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from funding.db import AnySelect
 from funding.errors import FundingError
 from funding.i18n import N_
 from funding.ledger.models import Account, Entry, Posting
+from funding.ledger.service import revenue_by_source
 from funding.money import format_plain
 
 AN_JOURNAL = "AN"
@@ -261,19 +263,19 @@ def parse_year(text: str | None) -> int:
 
 def buckets_query(*, org_id: int, site_id: int | None, previous_start: dt.date, start: dt.date,
                   end: dt.date) -> AnySelect:
-    """The one query: per account, currency and funding source (for the revenue by source), the
-    running balances of the validated entries outside journal AN dated on or before ``end``: up to
-    N-1's start, up to N's start, and in all. Cumulative sums of one CASE each keep the grouping
-    key as short as the rows allow (SQLite sorts every row by it)."""
+    """The one query: per account and currency, the running balances of the validated entries
+    outside journal AN dated on or before ``end`` — up to N-1's start, up to N's start, and in all.
+    A sum of one CASE per year keeps the grouping key to what the plain balance groups by (SQLite
+    sorts every row by that key: each column added to it costs more than the CASEs)."""
     amount = Posting.amount
     query: AnySelect = (
-        select(Posting.account_number, Posting.currency, Entry.funding_source,
+        select(Posting.account_number, Posting.currency,
                func.sum(case((Entry.entry_date < previous_start, amount), else_=0)).label("before"),
                func.sum(case((Entry.entry_date < start, amount), else_=0)).label("to_previous"),
                func.sum(amount).label("total"))
         .join(Entry, Entry.id == Posting.entry_id)
         .where(Entry.org_id == org_id, Entry.number.is_not(None), Entry.journal_code != AN_JOURNAL, Entry.entry_date <= end)
-        .group_by(Posting.account_number, Posting.currency, Entry.funding_source)
+        .group_by(Posting.account_number, Posting.currency)
     )
     if site_id is not None:
         query = query.where(Entry.site_id == site_id)
@@ -289,8 +291,10 @@ def _pair(rows: list[Row]) -> tuple[int, int]:
     return sum(r.n for r in rows), sum(r.n1 for r in rows)
 
 
-async def annual_accounts(session: AsyncSession, *, org_id: int, year: int, site_id: int | None = None) -> AnnualAccounts:
-    """The annual accounts of fiscal year ``year`` of an organisation, or of one of its sites."""
+async def annual_accounts(session: AsyncSession, *, org_id: int, year: int, site_id: int | None = None,
+                          with_sources: bool = True) -> AnnualAccounts:
+    """The annual accounts of fiscal year ``year`` of an organisation, or of one of its sites; without
+    ``with_sources``, the statements alone (no revenue by funding source)."""
     from funding.orgs.models import Organisation, Site
 
     org = await session.get(Organisation, org_id)
@@ -311,26 +315,30 @@ async def annual_accounts(session: AsyncSession, *, org_id: int, year: int, site
     others: set[str] = set()
     rows = (await session.execute(buckets_query(org_id=org.id, site_id=site_id, previous_start=previous_start,
                                                 start=start, end=end))).all()
-    # Revenue (class 7, credit net of debit) by funding source, as revenue_by_source counts it.
-    merged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for account, currency, source, before, to_previous, total in rows:
+    for account, currency, before, to_previous, total in rows:
         if currency != org.currency:
             others.add(currency)
             continue
         before, to_previous, total = int(before or 0), int(to_previous or 0), int(total or 0)
-        buckets = sums[account]
-        buckets[BEFORE] += before
-        buckets[PREVIOUS] += to_previous - before
-        buckets[CURRENT] += total - to_previous
-        if account[:1] == "7":
-            merged[source][0] -= total - to_previous
-            merged[source][1] -= to_previous - before
+        sums[account] = [before, to_previous - before, total - to_previous]
     acc.other_currencies = sorted(others)
     labels = dict((await session.execute(select(Account.number, Account.label).where(Account.org_id == org.id))).all())
     fill(acc, sums, labels)
-    acc.sources = sorted((Row("origine", k, k, n, n1) for k, (n, n1) in merged.items() if (n, n1) != (0, 0)),
-                         key=lambda r: (-r.n, -r.n1, r.key))
+    if with_sources:
+        acc.sources = await sources_of(session, acc, org_id=org.id, site_id=site_id)
     return acc
+
+
+async def sources_of(session: AsyncSession, acc: AnnualAccounts, *, org_id: int, site_id: int | None) -> list[Row]:
+    """The revenue (class 7) of N and N-1 by funding source: the service's revenue_by_source, as the
+    funding-mix report shows it."""
+    merged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for column, (lo, hi) in ((0, (acc.start, acc.end)), (1, (acc.previous_start, acc.previous_end))):
+        for source in await revenue_by_source(session, org_id=org_id, site_id=site_id, start=lo, end=hi):
+            if source.currency == acc.currency:
+                merged[source.source][column] += source.amount
+    return sorted((Row("origine", k, k, n, n1) for k, (n, n1) in merged.items() if (n, n1) != (0, 0)),
+                  key=lambda r: (-r.n, -r.n1, r.key))
 
 
 def fill(acc: AnnualAccounts, sums: dict[str, list[int]], labels: dict[str, str]) -> None:
