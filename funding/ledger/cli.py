@@ -145,7 +145,7 @@ async def record(ctx: Context, kind: str | None, csv_file: str | None, currency:
         if not kind:
             raise CommandError("give the kind of operation (" + ", ".join(records.KINDS) + ") or --file FILE.csv")
         if not fields["date"] or not (fields["amount"] or fields["hours"]):
-            raise CommandError("--date and --amount (--hours and --hourly-value for volunteering) are required")
+            raise CommandError("--date and --amount are required (for volunteering: --hours and --hourly-value)")
         batch = [records.Record(kind=kind, currency=currency, **{name: value or "" for name, value in fields.items()})]
     try:
         async with transaction(ctx.sessions) as session:
