@@ -21,7 +21,7 @@ so the ratios carry a wide noise):
     PostgreSQL: plain GROUP BY 0.76 s, annual accounts 0.93 s: 1.22×; with the revenue by source
                 1.57 s: 2.06×; peak Python memory of the computation 0.4 MB, peak RSS 96 MB
     SQLite:     plain GROUP BY 0.79 s, annual accounts 1.73 s: 2.19×; with the revenue by source
-                2.33 s: 2.96×; peak Python memory 0.8 MB (best of 5, on the file the run had filled;
+                2.33 s: 2.96×; peak Python memory 0.8 MB (best of 5, on a file filled the same way;
                 the run itself, with tests beside it, printed 2.19 s against 7.66 s: 3.50×)
 SQLite groups by sorting every row on the grouping key, with the columns the sums read: the
 date each row needs for its year is what the plain query does not carry (the same query run
