@@ -106,3 +106,38 @@ def test_roles_become_memberships_and_nobody_gains_or_loses_a_power(empty_databa
         return [tuple(r) for r in rows]
 
     assert anyio.run(before_and_after) == [(1, 2, "admin"), (2, None, "accountant"), (3, 2, "member"), (4, 1, "member")]
+
+
+def test_organisations_made_before_0022_get_the_accounts_of_contributions_in_kind(empty_database):
+    """0022: every existing chart gets 860–875 (the annual accounts' classe 8), once; an account the
+    organisation already had keeps its own label."""
+    from alembic import command
+
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0019")
+
+    async def before_and_after():
+        from funding.db import create_engine
+
+        engine = create_engine(empty_database)
+        async with engine.begin() as conn:
+            now = "2026-11-30 10:00:00"
+            for org_id, siren in ((1, "100000009"), (2, "100000017")):
+                await conn.execute(text("INSERT INTO organisations (id, name, siren, vat_liable, general_interest, address, "
+                                        "currency, fiscal_year_start_month, uses_stripe, created_at) VALUES "
+                                        f"({org_id}, 'O{org_id}', '{siren}', false, false, '', 'EUR', 1, false, '{now}')"))
+            await conn.execute(text("INSERT INTO accounts (org_id, number, label, active, created_at) VALUES "
+                                    f"(2, '870', 'Bénévolat (notre intitulé)', true, '{now}')"))
+        await engine.dispose()
+        await anyio.to_thread.run_sync(command.upgrade, config, "heads")
+        engine = create_engine(empty_database)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT org_id, number, label FROM accounts WHERE number LIKE '8%' "
+                                            "ORDER BY org_id, number"))).all()
+        await engine.dispose()
+        return [tuple(r) for r in rows]
+
+    rows = anyio.run(before_and_after)
+    numbers = ["860", "861", "862", "864", "870", "871", "875"]
+    assert [(o, n) for o, n, _label in rows] == [(1, n) for n in numbers] + [(2, n) for n in numbers]
+    assert (2, "870", "Bénévolat (notre intitulé)") in rows and (1, "864", "Personnel bénévole") in rows

@@ -107,6 +107,17 @@ def operations(today: dt.date) -> list[Record]:
                piece_ref="FACT-2026-0031", label="Location de salle : formation Mission locale"),
         Record("transfer", m(1, 8), "1840,00", site="thiers", debit="512", credit="7561", source="self",
                piece_ref="REMISE-CHQ-2026-11", label="Cotisations des adhérents remises en banque"),
+        # Contributions in kind (classe 8, below the result of the annual accounts): volunteering
+        # valued at the SMIC's hourly rate, a hall lent by the town, tools given.
+        Record("volunteering", m(9, 30), "", site="thiers", hours="126", hourly_value="11,88",
+               label="Chantier participatif d'aménagement de La Manufacture", piece_ref="RELEVE-HEURES-2026-T1",
+               funder="Bénévoles de l'association"),
+        Record("goods-lent", m(7, 15), "1800,00", site="thiers", funder="Commune de Thiers",
+               label="Salle Espace Coutellerie prêtée pour la Fête des tiers-lieux (3 jours)", piece_ref="ATTEST-MAD-THIERS-2026-03"),
+        Record("goods-given", m(4, 5), "650,00", site="la-monnerie", funder="Coutellerie du Pont de Seychalles",
+               label="Deux établis et un lot d'outillage pour l'atelier", piece_ref="ATTEST-DON-NATURE-2026-01"),
+        Record("volunteering", m(2, 27), "", site="courpiere", hours="48,5", hourly_value="11,88",
+               label="Animation des ateliers numériques du Relais", piece_ref="RELEVE-HEURES-2026-T3"),
     ]
 
 

@@ -4,6 +4,7 @@ pages and open data. HTTP only: parse, call the services, render or stream."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import json
@@ -22,11 +23,11 @@ from funding.exports.journal import ExportError, Scope
 from funding.exports.models import FORMATS, Channel, ExportLog, ExportRecipient, ExportRun
 from funding.i18n import SOURCE_LABELS
 from funding.i18n import gettext as _
-from funding.ledger import seals
+from funding.ledger import annual, seals
 from funding.ledger.seals import Keyring
 from funding.mail.models import Email
 from funding.orgs.models import Organisation, Site
-from funding.web import BOOKS, db, flash, load_user, redirect_to, render, require
+from funding.web import BOOKS, db, flash, load_user, pdf_response, redirect_to, render, require
 
 EXPORTERS = ("admin", "accountant")
 CHART = {"chart_width": report.CHART_WIDTH, "trend_height": report.TREND_HEIGHT, "trend_bar": report.TREND_BAR}
@@ -281,6 +282,63 @@ async def funding_mix_csv(request: Request) -> Response:
     return Response(mix_csv(mix), media_type="text/csv; charset=utf-8", headers=_attachment(name))
 
 
+# --- annual accounts -----------------------------------------------------------------------------
+
+
+async def _annual(request: Request, session) -> annual.AnnualAccounts:
+    """?org=SIREN (default: the first organisation in sight), ?site=SLUG (its analytic view),
+    ?year= (default: the fiscal year of today). Another organisation's is not there: 404."""
+    params = request.query_params
+    site = org = None
+    if params.get("site"):
+        site = await session.scalar(select(Site).where(Site.slug == params["site"]))
+        if site is None:
+            raise HTTPException(404)
+    if params.get("org"):
+        org = await session.scalar(select(Organisation).where(Organisation.siren == params["org"]))
+        if org is None:
+            raise HTTPException(404)
+        if site is not None and site.org_id != org.id:
+            raise HTTPException(400, _("Ce lieu n'appartient pas à cette organisation."))
+    elif site is not None:
+        org = await session.get(Organisation, site.org_id)
+    else:
+        org = await session.scalar(select(Organisation).order_by(Organisation.name).limit(1))
+    if org is None:
+        raise HTTPException(404)
+    try:
+        year = annual.parse_year(params["year"]) if params.get("year", "").strip() else annual.current_year(
+            dt.date.today(), org.fiscal_year_start_month)
+        return await annual.annual_accounts(session, org_id=org.id, year=year, site_id=site.id if site else None)
+    except annual.AnnualAccountsError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+async def annual_accounts_page(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, EXPORTERS)
+        acc = await _annual(request, session)
+        choices = await _choices(session)
+    query = {"org": acc.siren, "year": str(acc.year), **({"site": acc.site} if acc.site else {})}
+    mix_query = {"org": acc.siren, "from": acc.start.isoformat(), "to": acc.end.isoformat(), **({"site": acc.site} if acc.site else {})}
+    return render(request, "exports/annual_accounts.html", {**choices, "acc": acc, "query": query, "mix_query": mix_query})
+
+
+async def annual_accounts_csv(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, EXPORTERS)
+        acc = await _annual(request, session)
+    return Response(annual.annual_csv(acc), media_type="text/csv; charset=utf-8", headers=_attachment(annual.csv_name(acc)))
+
+
+async def annual_accounts_pdf(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, EXPORTERS)
+        acc = await _annual(request, session)
+    content = await asyncio.to_thread(annual.annual_pdf, acc)
+    return pdf_response(content, annual.pdf_name(acc))
+
+
 # --- public ------------------------------------------------------------------------------------
 
 
@@ -365,6 +423,9 @@ routes = [
     Route("/admin/exports/recipients", recipients, methods=["POST"], name="exports_recipients"),
     Route("/admin/reports/funding-mix", funding_mix_page, name="funding_mix"),
     Route("/admin/reports/funding-mix.csv", funding_mix_csv, name="funding_mix_csv"),
+    Route("/admin/reports/annual-accounts", annual_accounts_page, name="annual_accounts"),
+    Route("/admin/reports/annual-accounts.csv", annual_accounts_csv, name="annual_accounts_csv"),
+    Route("/admin/reports/annual-accounts.pdf", annual_accounts_pdf, name="annual_accounts_pdf"),
     Route("/exports/lien/{token:str}", signed_link, name="exports_link"),
     Route("/transparence", transparency, name="transparency"),
     Route("/transparence/{slug:str}", transparency, name="transparency_site"),

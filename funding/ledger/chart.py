@@ -40,6 +40,14 @@ DEFAULT_CHART: tuple[tuple[str, str], ...] = (
     ("7562", "Cotisations avec contrepartie"),
     ("758", "Produits divers de gestion courante"),
     ("7894", "Report des ressources non utilisées des exercices antérieurs"),
+    # Contributions volontaires en nature (classe 8, règlement ANC 2018-06): uses (86) and sources (87).
+    ("860", "Secours en nature"),
+    ("861", "Mise à disposition gratuite de biens"),
+    ("862", "Prestations"),
+    ("864", "Personnel bénévole"),
+    ("870", "Bénévolat"),
+    ("871", "Prestations en nature"),
+    ("875", "Dons en nature"),
 )
 
 # VAT collected, one sub-account per rate (per mille); 44571 for a rate without its own.

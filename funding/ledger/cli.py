@@ -4,11 +4,15 @@ entries, the trial balance and the chart of accounts."""
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import click
 
-from funding.commands import BOOKS, STAFF, CommandError, Context, command, group, out, parse_day, read_file, root, who
+from funding.commands import BOOKS, EXPORTERS, STAFF, CommandError, Context, command, group, out, parse_day, read_file, root, who
 from funding.settings import Settings
+
+if TYPE_CHECKING:
+    from funding.ledger.annual import AnnualAccounts
 
 ledger = group(root, "ledger", help="the double-entry ledger")
 
@@ -127,7 +131,8 @@ async def reverse(ctx: Context, number: int, reason: str, siren: str | None) -> 
     out(f"entry {number} reversed by entry {posted.number}")
 
 
-@command(ledger, "record", help="record money outside Stripe: grants, patronage, sponsoring, transfers", roles=STAFF)
+@command(ledger, "record", help="record money outside Stripe (grants, patronage, sponsoring, transfers) and contributions "
+                                "in kind (volunteering, goods lent or given)", roles=STAFF)
 @click.argument("kind", required=False)
 @click.option("--file", "csv_file", help="a CSV file of operations (header: kind,site,date,amount,...)")
 @click.option("--site")
@@ -144,8 +149,11 @@ async def reverse(ctx: Context, number: int, reason: str, siren: str | None) -> 
 @click.option("--credit", help="transfer: credited account")
 @click.option("--source", help="transfer: public, private, crowdfunding, self or internal")
 @click.option("--vat-rate", help="sponsoring: 20, 10, 5.5 or 0")
+@click.option("--hours", help="volunteering: hours given, e.g. 12,5")
+@click.option("--hourly-value", help="volunteering: value of one hour, e.g. 11,88")
 async def record(ctx: Context, kind: str | None, csv_file: str | None, currency: str, **fields: str | None) -> None:
-    """``kind`` (grant-notified, grant-paid, patronage, sponsoring, transfer) and its fields, or ``--file``.
+    """``kind`` (grant-notified, grant-paid, patronage, sponsoring, transfer, volunteering, goods-lent,
+    goods-given) and its fields, or ``--file``.
     The fields' options are named after those of :class:`funding.ledger.records.Record`."""
     from funding.db import transaction
     from funding.ledger import records
@@ -159,8 +167,8 @@ async def record(ctx: Context, kind: str | None, csv_file: str | None, currency:
     else:
         if not kind:
             raise CommandError("give the kind of operation (" + ", ".join(records.KINDS) + ") or --file FILE.csv")
-        if not fields["date"] or not fields["amount"]:
-            raise CommandError("--date and --amount are required")
+        if not fields["date"] or not (fields["amount"] or fields["hours"]):
+            raise CommandError("--date and --amount are required (for volunteering: --hours and --hourly-value)")
         batch = [records.Record(kind=kind, currency=currency, **{name: value or "" for name, value in fields.items()})]
     try:
         async with transaction(ctx.sessions) as session:
@@ -296,3 +304,69 @@ async def grant_report_command(ctx: Context, reference: str, year: int | None, f
     out(f"{'':3} {result.label:<48} {format_plain(result.budget, cur):>14} {format_plain(result.actual, cur):>14}")
     out(f"subvention accordée {format_plain(grant.amount, cur)}, reçue sur la période {format_plain(report.received_in_period, cur)}, "
         f"depuis la convention {format_plain(report.received_to_date, cur)}, reste {format_plain(report.remaining, cur)} {cur}")
+
+
+@command(ledger, "annual-accounts",
+         help="compte de résultat and bilan of a fiscal year (ANC 2018-06), the year before beside; text, CSV or PDF",
+         roles=EXPORTERS)
+@click.argument("year")
+@click.option("--org", "siren", help="SIREN (default: the only organisation, or the site's)")
+@click.option("--site", "slug", help="a site's analytic view")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "pdf"]), default="text", show_default=True)
+@click.option("--output", help="file to write (required for pdf; csv and text go to stdout without it)")
+async def annual_accounts(ctx: Context, year: str, siren: str | None, slug: str | None, fmt: str, output: str | None) -> None:
+    """YEAR names the fiscal year by the year it starts in (2026 = the year starting in 2026)."""
+    from pathlib import Path
+
+    from funding.ledger import annual
+    from funding.money import format_plain
+    from funding.orgs.models import Organisation
+    from funding.orgs.service import organisation_for, site_by_slug
+
+    if fmt == "pdf" and not output:
+        raise CommandError("--format pdf needs --output FILE.pdf")
+    number = annual.parse_year(year)
+    async with ctx.sessions() as session:
+        site = await site_by_slug(session, slug) if slug else None
+        if site is not None and not siren:
+            org = await session.get(Organisation, site.org_id)
+            if org is None:
+                raise CommandError(f"site {slug}: organisation not found")
+        else:
+            org = await organisation_for(session, siren)
+        if site is not None and site.org_id != org.id:
+            raise CommandError(f"site {slug} is not one of {org.siren}'s sites")
+        acc = await annual.annual_accounts(session, org_id=org.id, year=number, site_id=site.id if site else None)
+    if fmt == "pdf":
+        data = await asyncio.to_thread(annual.annual_pdf, acc)
+    elif fmt == "csv":
+        data = annual.annual_csv(acc)
+    else:
+        data = annual_text(acc).encode()
+    if output:
+        await asyncio.to_thread(Path(output).write_bytes, data)
+        out(f"{acc.siren}{' ' + acc.site if acc.site else ''}: annual accounts {acc.title} written to {output} "
+            f"(result {format_plain(acc.result[0], acc.currency)} {acc.currency}, balance sheet total "
+            f"{format_plain(acc.total_actif[0], acc.currency)} {acc.currency})")
+    else:
+        click.echo(data.decode("utf-8-sig"), nl=False)
+
+
+def annual_text(acc: AnnualAccounts) -> str:
+    """The accounts as text for a terminal: one line per row, N and N-1 in columns."""
+    from funding.money import format_plain
+
+    lines = [f"{acc.org_name} — SIREN {acc.siren}{' — ' + (acc.site_name or '') if acc.site else ''}",
+             f"Comptes annuels {acc.title} : du {acc.start.isoformat()} au {acc.end.isoformat()} ({acc.currency})"]
+    for title, rows in (("COMPTE DE RÉSULTAT", acc.income), ("CONTRIBUTIONS VOLONTAIRES EN NATURE", acc.in_kind),
+                        ("BILAN — ACTIF", acc.actif), ("BILAN — PASSIF", acc.passif), ("FONDS DÉDIÉS", acc.dedicated),
+                        ("PRODUITS PAR ORIGINE DES FONDS", acc.sources)):
+        if not rows:
+            continue
+        lines += ["", f"{title:<62} {'N':>16} {'N-1':>16}"]
+        for r in rows:
+            indent = "  " if r.kind == "line" else ""
+            lines.append(f"{(indent + r.label)[:62]:<62} {format_plain(r.n, acc.currency):>16} {format_plain(r.n1, acc.currency):>16}")
+    if acc.other_currencies:
+        lines += ["", f"écritures en {', '.join(acc.other_currencies)} non reprises (comptes établis en {acc.currency})"]
+    return "\n".join(lines) + "\n"

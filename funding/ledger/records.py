@@ -1,4 +1,6 @@
-"""Money that never touches Stripe: grants, patronage, sponsoring, bank transfers.
+"""Money that never touches Stripe: grants, patronage, sponsoring, bank transfers; and what is
+given without money, the contributions in kind (volunteering hours valued, goods lent or given),
+posted in classe 8 (86x debit, 87x credit: ANC 2018-06) and shown below the annual result.
 
 Staff record them from the command line (one, or a CSV file of them) and from the
 admin page. A batch is checked whole before anything is written: one bad line and
@@ -12,6 +14,7 @@ import datetime as dt
 import hashlib
 import io
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 
 from sqlalchemy import func, select
@@ -23,7 +26,7 @@ from funding.i18n import N_
 from funding.ledger.chart import check_account_number, vat_account
 from funding.ledger.models import FUNDING_SOURCES, Entry, FundingSource, Grant, Posting
 from funding.ledger.service import EntryDraft, LedgerError, Posted, credit, debit, post
-from funding.money import MoneyError, parse_amount
+from funding.money import MoneyError, format_plain, parse_amount
 from funding.orgs.models import Organisation, Site
 from funding.orgs.service import OrgError, check_siret
 
@@ -36,6 +39,9 @@ class RecordKind(StrEnum):
     PATRONAGE = "patronage"
     SPONSORING = "sponsoring"
     TRANSFER = "transfer"
+    VOLUNTEERING = "volunteering"
+    GOODS_LENT = "goods-lent"
+    GOODS_GIVEN = "goods-given"
 
 
 KINDS = {
@@ -44,10 +50,25 @@ KINDS = {
     RecordKind.PATRONAGE: N_("Mécénat (virement)"),
     RecordKind.SPONSORING: N_("Parrainage (virement)"),
     RecordKind.TRANSFER: N_("Autre virement"),
+    RecordKind.VOLUNTEERING: N_("Bénévolat valorisé (heures × valeur horaire)"),
+    RecordKind.GOODS_LENT: N_("Biens ou services mis à disposition gratuitement"),
+    RecordKind.GOODS_GIVEN: N_("Dons en nature"),
 }
+# Contributions in kind: (debited use, credited source) in classe 8.
+IN_KIND = {
+    RecordKind.VOLUNTEERING: ("864", "870"),
+    RecordKind.GOODS_LENT: ("861", "871"),
+    RecordKind.GOODS_GIVEN: ("860", "875"),
+}
+IN_KIND_LABELS = {
+    RecordKind.VOLUNTEERING: "Bénévolat",
+    RecordKind.GOODS_LENT: "Mise à disposition gratuite",
+    RecordKind.GOODS_GIVEN: "Don en nature",
+}
+MAX_HOURS = Decimal(10_000)  # in one line: more is a typing slip (a year of one full-time person is ~1 607 h)
 CSV_COLUMNS = (
     "kind", "site", "date", "amount", "currency", "label", "piece_ref", "funder", "funder_siret",
-    "reference", "object", "debit", "credit", "source", "vat_rate",
+    "reference", "object", "debit", "credit", "source", "vat_rate", "hours", "hourly_value",
 )
 VAT_ACCOUNTS = {"20": vat_account(200), "10": vat_account(100), "5.5": vat_account(55)}
 VAT_PER_MILLE = {"20": 200, "10": 100, "5.5": 55}
@@ -74,10 +95,14 @@ class Record:
     credit: str = ""
     source: str = ""
     vat_rate: str = ""
+    hours: str = ""
+    hourly_value: str = ""
 
     def key(self) -> str:
         parts = [self.kind, self.site, self.date, self.amount, self.currency, self.label, self.piece_ref,
                  self.funder, self.reference, self.debit, self.credit, self.source, self.vat_rate]
+        if self.hours.strip() or self.hourly_value.strip():  # only then: the keys of the other kinds stay as they were
+            parts += [self.hours, self.hourly_value]
         return "manual:" + hashlib.sha256("\x1f".join(p.strip() for p in parts).encode()).hexdigest()[:40]
 
 
@@ -125,13 +150,16 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
     if rec.kind not in KINDS:
         raise RecordError(f"type d'opération inconnu : {rec.kind or '(vide)'} ({', '.join(KINDS)})")
     day = _date(rec.date)
-    try:
-        amount = parse_amount(rec.amount, rec.currency or "EUR")
-    except MoneyError as exc:
-        raise RecordError(str(exc)) from None
-    if amount <= 0:
-        raise RecordError("le montant doit être positif")
     cur = (rec.currency or "EUR").strip().upper()
+    if rec.kind == RecordKind.VOLUNTEERING:
+        amount = _volunteering_value(rec, cur)
+    else:
+        try:
+            amount = parse_amount(rec.amount, rec.currency or "EUR")
+        except MoneyError as exc:
+            raise RecordError(str(exc)) from None
+        if amount <= 0:
+            raise RecordError("le montant doit être positif")
     key = rec.key()
 
     if rec.kind == RecordKind.GRANT_PAID:
@@ -209,6 +237,8 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
             label=(rec.label or f"Parrainage {sponsor}")[:200], piece_ref=_required(rec.piece_ref, "référence de pièce")[:100],
             funding_source=FundingSource.PRIVATE, lines=lines, source_key=key, created_by=created_by,
         )
+    if rec.kind in IN_KIND:
+        return _in_kind(rec, org, site, day, amount, cur, key, created_by)
     # transfer
     try:
         debit_acc, credit_acc = check_account_number(rec.debit), check_account_number(rec.credit)
@@ -221,6 +251,57 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
         org_id=org.id, site_id=site.id, journal="BQ", entry_date=day,
         label=_required(rec.label, "libellé")[:200], piece_ref=_required(rec.piece_ref, "référence de pièce")[:100],
         funding_source=source, lines=[debit(debit_acc, amount, cur), credit(credit_acc, amount, cur)],
+        source_key=key, created_by=created_by,
+    )
+
+
+def _hours(text: str) -> Decimal:
+    raw = (text or "").strip().replace("\u202f", "").replace("\xa0", "").replace(" ", "").replace(",", ".")
+    if raw.lower().endswith("h"):
+        raw = raw[:-1]
+    try:
+        hours = Decimal(raw)
+    except InvalidOperation:
+        raise RecordError(f"nombre d'heures invalide : {text.strip() or '(vide)'} (par exemple 12,5)") from None
+    if not hours.is_finite() or hours <= 0:
+        raise RecordError(f"nombre d'heures invalide : {text.strip() or '(vide)'} (un nombre positif, par exemple 12,5)")
+    if hours > MAX_HOURS or hours != hours.quantize(Decimal("0.01")):
+        raise RecordError(f"nombre d'heures invalide : {text.strip()} (au plus {MAX_HOURS} heures, au centième)")
+    return hours
+
+
+def _volunteering_value(rec: Record, currency: str) -> int:
+    """Hours × hourly value, rounded half up to the minor unit; a stated amount must be that product."""
+    hours = _hours(_required(rec.hours, "nombre d'heures"))
+    try:
+        rate = parse_amount(_required(rec.hourly_value, "valeur horaire"), currency)
+    except MoneyError as exc:
+        raise RecordError(f"valeur horaire : {exc}") from None
+    if rate <= 0:
+        raise RecordError("la valeur horaire doit être positive")
+    amount = int((hours * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if rec.amount.strip():
+        try:
+            stated = parse_amount(rec.amount, currency)
+        except MoneyError as exc:
+            raise RecordError(str(exc)) from None
+        if stated != amount:
+            raise RecordError(f"le montant ne correspond pas aux heures × valeur horaire ({format_plain(amount, currency)})")
+    return amount
+
+
+def _in_kind(rec: Record, org: Organisation, site: Site, day: dt.date, amount: int, cur: str, key: str,
+             created_by: str) -> EntryDraft:
+    """A contribution in kind: no money moves; its value goes to 86x (use) and 87x (source)."""
+    kind = RecordKind(rec.kind)
+    use, source = IN_KIND[kind]
+    what = _required(rec.label, "description de la contribution")
+    who = rec.funder.strip()
+    label = f"{IN_KIND_LABELS[kind]} : {what}" + (f" ({who})" if who else "")
+    return EntryDraft(
+        org_id=org.id, site_id=site.id, journal="OD", entry_date=day, label=label[:200],
+        piece_ref=_required(rec.piece_ref, "référence de pièce (relevé d'heures, attestation…)")[:100],
+        funding_source=FundingSource.PRIVATE, lines=[debit(use, amount, cur), credit(source, amount, cur)],
         source_key=key, created_by=created_by,
     )
 
@@ -259,9 +340,9 @@ def parse_csv(data: bytes | str) -> list[Record]:
     reader = csv.DictReader(io.StringIO(data), dialect=dialect)
     header = [h.strip() for h in (reader.fieldnames or [])]
     unknown = [h for h in header if h not in CSV_COLUMNS]
-    if unknown or not {"kind", "date", "amount"} <= set(header):
+    if unknown or not {"kind", "date"} <= set(header) or not {"amount", "hours"} & set(header):
         raise RecordError(
-            f"en-tête invalide : colonnes attendues parmi {', '.join(CSV_COLUMNS)} (au moins kind, date, amount)"
+            f"en-tête invalide : colonnes attendues parmi {', '.join(CSV_COLUMNS)} (au moins kind, date, amount ou hours)"
             + (f" ; inconnues : {', '.join(unknown)}" if unknown else "")
         )
     records = []
@@ -271,7 +352,7 @@ def parse_csv(data: bytes | str) -> list[Record]:
         values = {k.strip(): (v or "").strip() for k, v in row.items() if k}
         if not any(values.values()):
             continue
-        records.append(Record(**{k: v for k, v in values.items() if k in CSV_COLUMNS}))
+        records.append(Record(**{"amount": "", **{k: v for k, v in values.items() if k in CSV_COLUMNS}}))
     if not records:
         raise RecordError("le fichier ne contient aucune opération")
     return records
