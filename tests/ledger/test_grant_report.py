@@ -39,9 +39,11 @@ async def _books(sessions, world) -> Grant:
     """Notified 10 000,00 and paid 6 000,00; tagged charges and products in the convention's year;
     an untagged fee of the same site; a tagged purchase before the convention; another site's."""
     async with transaction(sessions) as session:
+        have = set((await session.scalars(select(Account.number).where(Account.org_id == world.org_id))).all())
         for number, label in (("606", "Achats non stockés"), ("641", "Rémunérations du personnel"),
                               ("864", "Personnel bénévole"), ("870", "Bénévolat")):
-            session.add(Account(org_id=world.org_id, number=number, label=label))
+            if number not in have:  # the chart may already hold it
+                session.add(Account(org_id=world.org_id, number=number, label=label))
         await session.flush()
         slug = world.site_slug
         await record_many(session, [

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
+
 from funding.db import transaction
 from funding.ledger.models import Account
 from funding.ledger.records import Record, record_many
@@ -50,7 +52,8 @@ def an_entry(world: World) -> EntryDraft:
 
 async def seed_hand_books(sessions, world: World, *, with_an: bool = True) -> None:
     async with transaction(sessions) as session:
-        session.add_all(Account(org_id=world.org_id, number=n, label=label) for n, label in EXTRA_ACCOUNTS)
+        have = set((await session.scalars(select(Account.number).where(Account.org_id == world.org_id))).all())
+        session.add_all(Account(org_id=world.org_id, number=n, label=label) for n, label in EXTRA_ACCOUNTS if n not in have)
         await session.flush()
         await post(session, hand_books(world) + ([an_entry(world)] if with_an else []))
         await record_many(session, [Record("volunteering", "2025-10-01", "", site=world.site_slug, hours="100",
