@@ -55,15 +55,16 @@ class SecurityHeaders:
     that does not say how it may be cached (private pages, login pages, links carrying a
     token), the static files aside."""
 
-    def __init__(self, app: ASGIApp, *, https: bool = False):
+    def __init__(self, app: ASGIApp, *, https: bool = False, cacheable: tuple[str, ...] = ()):
         self.app = app
         self.extra = [HSTS] if https else []
+        self.cacheable = cacheable
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        static = scope["path"].startswith("/static/")
+        static = scope["path"].startswith(self.cacheable) if self.cacheable else False
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -126,7 +127,8 @@ class FundingApp(Starlette):
         super().__init__(*args, **kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(SafeMethods(super().build_middleware_stack()), https=self.https)
+        static = str(self.url_path_for("static", path=""))  # public files: the browser may keep them
+        return SecurityHeaders(SafeMethods(super().build_middleware_stack()), https=self.https, cacheable=(static,))
 
 
 def create_app(settings: Settings | None = None, *, sandbox=None, process_events: bool = True) -> Starlette:

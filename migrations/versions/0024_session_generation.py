@@ -7,8 +7,9 @@ taken away, "log out everywhere" (the person, or staff for them) move it on, and
 cookie carrying an older one is logged out.
 """
 
-import sqlalchemy as sa
 from alembic import op
+
+from funding.ddl import column
 
 revision = "0024"
 down_revision = "0019"
@@ -16,7 +17,7 @@ down_revision = "0019"
 
 def upgrade() -> None:
     with op.batch_alter_table("users") as batch:
-        batch.add_column(sa.Column("session_generation", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(column("session_generation", server_default="0"))
 
 
 def downgrade() -> None:
