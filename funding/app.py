@@ -64,7 +64,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        static = scope["path"].startswith(self.cacheable) if self.cacheable else False
+        static = scope["path"].startswith(self.cacheable)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
