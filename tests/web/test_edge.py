@@ -241,3 +241,17 @@ async def test_the_access_log_never_shows_a_token(app, client, sessions, setting
     assert '"GET /login/[jeton] HTTP/1.1" 200' in lines[0]
     assert "/exports/lien/[jeton]?x=1" in lines[3]
     assert await csrf(client)  # the app still serves
+
+
+async def test_an_error_on_a_tokened_link_is_logged_without_its_token(app, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("funding.exports.service.read_link", broken)
+    with caplog.at_level(logging.ERROR, logger="funding.web"):
+        async with app.router.lifespan_context(app), _client(app, raise_app_exceptions=False) as c:
+            response = await c.get("/exports/lien/SeCrEtToKeN.abc")
+    assert response.status_code == 500 and "SeCrEtToKeN" not in response.text
+    logged = [record.getMessage() for record in caplog.records if record.name == "funding.web"]
+    assert logged == ["unhandled error on GET /exports/lien/[jeton]"]
+    assert "SeCrEtToKeN" not in caplog.text
