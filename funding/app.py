@@ -85,8 +85,12 @@ class SecurityHeaders:
 
 class SafeMethods:
     """GET and HEAD change nothing, whatever the route: a HEAD is answered as the GET it stands
-    for, its body (if any) read and dropped, the answer's body withheld. So no handler ever
-    sees a HEAD, and none can take one for a POST (``if request.method == "GET": … else: …``)."""
+    for, its body (if any) read and dropped. So no handler ever sees a HEAD, and none can take
+    one for a POST (``if request.method == "GET": … else: …``).
+
+    The answer ends with its headers: the client then goes away (ASGI's ``http.disconnect``,
+    which a streamed body listens for, as a 2.3 server says it), so a streamed download is
+    not produced, nor recorded as taken, for a HEAD."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -95,27 +99,32 @@ class SafeMethods:
         if scope["type"] != "http" or scope["method"] != "HEAD":
             await self.app(scope, receive, send)
             return
-        drained = False
+        drained, answered = False, asyncio.Event()
 
         async def no_body() -> Message:
             nonlocal drained
-            if drained:
-                return await receive()  # then only the disconnect
-            drained = True
-            more = True
-            while more:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return message
-                more = message.get("more_body", False)
-            return {"type": "http.request", "body": b"", "more_body": False}
+            if not drained:
+                drained = True
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return message
+                    more = message.get("more_body", False)
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await answered.wait()
+            return {"type": "http.disconnect"}
 
         async def headers_only(message: Message) -> None:
-            if message["type"] == "http.response.body":
-                message = {**message, "body": b""}
-            await send(message)
+            if message["type"] == "http.response.start":
+                await send(message)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                answered.set()
+            elif message["type"] != "http.response.body":
+                await send(message)
 
-        await self.app({**scope, "method": "GET"}, no_body, headers_only)
+        asgi = {**scope.get("asgi", {}), "spec_version": "2.3"}
+        await self.app({**scope, "method": "GET", "asgi": asgi}, no_body, headers_only)
 
 
 class FundingApp(Starlette):
