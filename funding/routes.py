@@ -7,12 +7,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from funding.auth.service import AuthError, consume_link, is_team, read_link, request_login, safe_next
+from funding.auth.service import AuthError, consume_link, end_sessions, is_team, read_link, request_login, safe_next
 from funding.i18n import gettext as _
 from funding.ledger.service import revenue_by_source
 from funding.migrate import current_revisions, head_revisions
 from funding.orgs.models import Organisation, Site
-from funding.web import db, flash, load_user, path_for, redirect, redirect_to, render
+from funding.web import db, flash, load_user, log_in, log_out, path_for, redirect, redirect_to, render
 
 
 async def home(request: Request) -> Response:
@@ -70,9 +70,7 @@ async def login_link(request: Request) -> Response:
             team = await is_team(session, user.id)
     except AuthError as exc:
         return render(request, "login_link.html", {"error": str(exc), "token": None}, status_code=400)
-    request.session.clear()
-    request.session["uid"] = user.id
-    request.session["lang"] = user.locale
+    log_in(request, user)
     flash(request, _("Bienvenue, %(name)s.", name=user.name), "success")
     if next_path == path_for(request, "home") and team:
         next_path = path_for(request, "admin")
@@ -80,8 +78,15 @@ async def login_link(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    request.session.clear()
-    flash(request, _("Vous êtes déconnecté."))
+    """Logging out ends every session of the person, not only this browser's: a copied cookie
+    dies with it (the "log out everywhere" buttons of the member area and the back office
+    come here too)."""
+    async with db(request) as session:
+        user = await load_user(request, session)  # a cookie already logged out ends nothing more
+        if user is not None:
+            await end_sessions(session, user.id)
+    log_out(request)
+    flash(request, _("Vous êtes déconnecté, sur tous vos appareils."))
     return redirect_to(request, "home")
 
 

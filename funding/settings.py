@@ -67,6 +67,13 @@ class Settings:
         return not self.stripe_secret_key
 
     @property
+    def demo_mailbox(self) -> bool:
+        """The demo mailbox (/dev/mailbox) shows the emails only when they go nowhere else: the
+        offline sandbox (no Stripe key) and no SMTP server, outside production. Anything real
+        configured, whatever FUNDING_ENV says, and the page does not exist."""
+        return self.uses_sandbox and not self.smtp_url and not self.is_production
+
+    @property
     def stripe_livemode(self) -> bool:
         return self.stripe_secret_key.startswith(("sk_live_", "rk_live_"))
 

@@ -19,10 +19,12 @@ from funding import i18n
 from funding.campaigns import richtext, views
 from funding.campaigns.models import CampaignStatus, MatchStatus
 from funding.db import utcnow
+from funding.security import content_security_policy
 from funding.web import absolute_url, db, path_for
 
 API_HEADERS = {"access-control-allow-origin": "*", "cache-control": "public, max-age=30"}
-WIDGET_HEADERS = {"content-security-policy": "frame-ancestors *", "cache-control": "public, max-age=60"}
+# The site's CSP, but anyone may frame the widget (the one route that may be framed).
+WIDGET_HEADERS = {"content-security-policy": content_security_policy(frame_ancestors="*"), "cache-control": "public, max-age=60"}
 
 
 def _iso(moment: dt.datetime) -> str:
