@@ -12,11 +12,12 @@ from funding.db import must_get
 from funding.donations.service import MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE
 from funding.i18n import gettext as _
 from funding.i18n import money
+from funding.limits.service import RateLimited
 from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Site
 from funding.payments.service import CHECKOUT_RETURN, settle_return, start_checkout
 from funding.stripe_gateway import GatewayError
-from funding.web import absolute_url, db, redirect, render
+from funding.web import absolute_url, db, rate_limit, redirect, render
 
 
 async def _sites(session):
@@ -49,6 +50,13 @@ async def donate(request: Request) -> Response:
     except (ValueError, MoneyError, AuthError) as exc:
         context["error"] = str(exc)
         return render(request, "donations/donate.html", context, status_code=400)
+    try:
+        await rate_limit(request, ("donate", None))
+    except RateLimited as exc:
+        context["error"] = str(exc)
+        response = render(request, "donations/donate.html", context, status_code=exc.status)
+        response.headers.update(exc.headers)
+        return response
     try:
         _payment, url = await start_checkout(
             request.app.state.sessions, request.app.state.gateway, purpose=PURPOSE, org_id=site.org_id, site_id=site.id,

@@ -122,3 +122,18 @@ def test_the_client_ip_is_the_peer_unless_a_proxy_is_trusted():
     assert client_ip(scope, settings.with_(trusted_proxies=1)) == "203.0.113.7"  # what our proxy saw
     assert client_ip(scope, settings.with_(trusted_proxies=2)) == "6.6.6.6"
     assert client_ip(scope, settings.with_(trusted_proxies=3)) == "10.0.0.9"  # fewer hops than proxies: not theirs
+
+
+async def test_the_public_api_answers_429_with_retry_after_past_its_limit(client, sessions, world):
+    from tests.support.campaigns import make_campaign
+
+    await make_campaign(sessions, world, slug="tiers-lieu")
+    answers = [await client.get("/api/campaigns") for _ in range(120)]
+    assert {a.status_code for a in answers} == {200}
+    refused = await client.get("/api/campaigns/tiers-lieu")  # every API path shares the client's count
+    assert refused.status_code == 429 and 0 < int(refused.headers["retry-after"]) <= 60
+    assert refused.json()["error"].startswith("Trop de demandes en peu de temps")
+    widget = await client.get("/widget/campaigns/tiers-lieu")
+    assert widget.status_code == 429 and "retry-after" in widget.headers
+    assert (await client.get("/campagnes/tiers-lieu")).status_code == 200  # the campaign's own page is not the API
+    assert (await client.get("/api/openapi.json")).status_code == 429
