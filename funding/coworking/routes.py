@@ -191,7 +191,7 @@ async def _join_by_email(request: Request, context: dict, site: Site, plan: Plan
 async def _answer_join(app, site_id: int, plan_id: int, details: Details, locale: str) -> None:
     token = set_locale(locale)
     try:
-        await _write_join_email(app.state.sessions, app.state.settings, site_id, plan_id, details)
+        await _write_join_email(app, site_id, plan_id, details)
         app.state.kick_mail()
     except Exception:  # the visitor has their answer already; the log has this
         log.exception("join: the email for a join form could not be queued")
@@ -199,9 +199,10 @@ async def _answer_join(app, site_id: int, plan_id: int, details: Details, locale
         reset_locale(token)
 
 
-async def _write_join_email(sessions, settings, site_id: int, plan_id: int, details: Details) -> None:
+async def _write_join_email(app, site_id: int, plan_id: int, details: Details) -> None:
     from funding.mail.service import enqueue
 
+    sessions, settings = app.state.sessions, app.state.settings
     async with sessions() as session:
         user = await session.scalar(select(User).where(User.email == details.email))
         team = user is not None and await is_team(session, user.id)
@@ -210,10 +211,10 @@ async def _write_join_email(sessions, settings, site_id: int, plan_id: int, deta
     async with transaction(sessions) as session:
         site = await must_get(session, Site, site_id)
         plan = await must_get(session, Plan, plan_id)
-        join_path = f"/coworking/{site.slug}/adherer/{plan.code}"
+        join_path = str(app.url_path_for("coworking_join", site=site.slug, plan=plan.code))
         if user is None:
             signed = sign(settings.secret_key, JOIN_LINK, {"s": site.id, "p": plan.id, "d": asdict(details)})
-            link = f"{settings.base_url}{join_path}/confirmer/{signed}"
+            link = settings.base_url + str(app.url_path_for("coworking_join_confirm", site=site.slug, plan=plan.code, token=signed))
             await enqueue(session, to=details.email, org_id=site.org_id,
                           dedupe_key=f"join:{hashlib.sha256(signed.encode()).hexdigest()[:40]}",
                           subject=_("Confirmez votre adresse pour adhérer — %(site)s", site=site.name),
