@@ -291,7 +291,7 @@ def _bar_cutoff_day(raw: str | None, default: int) -> int:
 def _rate_limits(raw: str) -> tuple[tuple[str, int, int], ...]:
     """RATE_LIMITS: ``action=hits/seconds`` separated by commas (``login=5/900,api=120/60``);
     ``action=off`` lifts that limit. Unknown actions are refused (a typo would limit nothing)."""
-    from funding.limits.service import DEFAULTS
+    from funding.limits.rules import DEFAULTS
 
     out = []
     for item in (part.strip() for part in raw.split(",")):

@@ -9,9 +9,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from funding.campaigns import deadline
 from funding.campaigns.models import Pledge, Tier
 from funding.db import utcnow
-from tests.e2e.test_campaigns import close, pledges_of
+from funding.stripe_gateway import StripeGateway
 from tests.support.campaigns import make_campaign
 from tests.support.e2e import advance, db_call, sandbox_get, wait_for
 from tests.support.web import csrf_of, text_of
@@ -22,6 +23,26 @@ from tests.support.world import make_world
 def e2e_settings(e2e_settings):
     # One proxy in front (as on a Procfile platform): each backer is told apart by X-Forwarded-For.
     return e2e_settings.with_(trusted_proxies=1, rate_limits=(("donate", 2, 3600),))
+
+
+def close(server, moment: dt.datetime) -> int:
+    """The worker's campaign job (deadlines and the Checkout sweep) as of ``moment``."""
+    async def go(sessions):
+        gw = StripeGateway(server.settings)
+        try:
+            return await deadline.run(sessions, server.settings, gw, now=moment)
+        finally:
+            await gw.aclose()
+
+    return db_call(server.settings, go)
+
+
+def pledges_of(server, campaign_id: int) -> list[Pledge]:
+    async def go(sessions):
+        async with sessions() as session:
+            return list((await session.scalars(select(Pledge).where(Pledge.campaign_id == campaign_id).order_by(Pledge.id))).all())
+
+    return db_call(server.settings, go)
 
 
 def _backer(client: httpx.Client, slug: str, tier_id: int, ip: str, name: str) -> httpx.Response:
