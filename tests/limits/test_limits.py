@@ -57,6 +57,22 @@ async def test_login_answers_the_same_for_an_account_and_for_nobody(client, sess
     assert (await client.post("/login", data={"email": "personne@example.org", "csrf_token": await csrf(client)})).status_code == 429
 
 
+async def test_the_address_is_looked_up_after_the_answer_so_the_answer_cannot_depend_on_it(client, sessions, world,
+                                                                                             monkeypatch):
+    import funding.routes
+
+    looked_up = []
+
+    async def failing_lookup(session, email, settings, *, next_path="/"):
+        looked_up.append(email)
+        raise RuntimeError("the lookup fails after the answer")
+
+    monkeypatch.setattr(funding.routes, "request_login", failing_lookup)
+    response = await client.post("/login", data={"email": "Quelquun@Example.org", "csrf_token": await csrf(client)})
+    assert response.status_code == 200 and "Si un compte correspond" in text_of(response.text)
+    assert looked_up == ["quelquun@example.org"] and await _emails(sessions) == 0
+
+
 def _without_csrf(html: str) -> str:
     import re
 
