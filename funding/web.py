@@ -142,6 +142,16 @@ async def db(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def rate_limit(request: Request, *checks: tuple[str, str | None]) -> None:
+    """Count this request against each (action, key) of funding.limits (key None: the client's
+    IP); RateLimited (429 with Retry-After, a French page or JSON) past any limit."""
+    from funding.limits.service import client_ip, hit
+
+    settings = request.app.state.settings
+    ip = client_ip(request.scope, settings)
+    await hit(request.app.state.sessions, settings, [(action, ip if key is None else key) for action, key in checks])
+
+
 class LoginRequired(FundingError):
     pass
 
@@ -334,9 +344,13 @@ async def funding_error(request: Request, exc: FundingError) -> Response:
     """Every refusal meant for a person, answered once: its message, with its status."""
     if exc.status >= 500:
         log.warning("%s on %s %s: %s", type(exc).__name__, request.method, logged_path(request), exc)
+    headers = getattr(exc, "headers", None) or {}  # e.g. Retry-After of a rate limit
     if wants_json(request):
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
-    return _error_page(request, exc.status, str(exc) or None)
+        response: Response = JSONResponse({"error": str(exc)}, status_code=exc.status)
+    else:
+        response = _error_page(request, exc.status, str(exc) or None)
+    response.headers.update(headers)
+    return response
 
 
 async def login_required(request: Request, exc: LoginRequired) -> Response:
