@@ -313,7 +313,7 @@ def _rate_limits(raw: str) -> tuple[tuple[str, int, int], ...]:
             out.append((action, 0, 1))
             continue
         hits, _, seconds = rule.partition("/")
-        if not (hits.strip().isdigit() and seconds.strip().isdigit() and int(hits) > 0 and int(seconds) > 0):
+        if not (digits(hits.strip()) and digits(seconds.strip()) and int(hits) > 0 and int(seconds) > 0):
             raise ConfigError(f"RATE_LIMITS: expected {action}=HITS/SECONDS (such as 5/900) or {action}=off, not {rule!r}")
         out.append((action, int(hits), int(seconds)))
     return tuple(out)
@@ -322,6 +322,6 @@ def _rate_limits(raw: str) -> tuple[tuple[str, int, int], ...]:
 def _trusted_proxies(raw: str | None) -> int:
     if raw in (None, ""):
         return 0
-    if not raw.strip().isdigit() or int(raw) > 5:
+    if not digits(raw.strip()) or int(raw) > 5:
         raise ConfigError(f"TRUSTED_PROXIES: the number of proxies in front of the service (0 to 5), not {raw!r}")
     return int(raw)
