@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
@@ -22,7 +22,7 @@ from funding.db import create_engine
 from funding.domains import parts
 from funding.errors import FundingError
 from funding.mail.service import send_pending
-from funding.security import SECURITY_HEADERS, CSRFMiddleware
+from funding.security import CSP, HSTS, SECURITY_HEADERS, CSRFMiddleware, TokenRedactor
 from funding.sessions import sessions_for
 from funding.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 from funding.web import (
@@ -49,13 +49,23 @@ def _handling(exc_class: type[E], handler: Callable[[Request, E], Awaitable[Resp
 
 
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp):
+    """The headers every answer carries, errors included (it wraps the whole stack, outside the
+    500 handler): nosniff, same-origin referrer, the CSP (funding.security.CSP: a route that
+    says who may frame it, the campaign widget, sends its own, which is kept), no framing,
+    HSTS when the site is served over https, and ``Cache-Control: no-store`` on everything
+    that does not say how it may be cached (private pages, login pages, links carrying a
+    token), the static files aside."""
+
+    def __init__(self, app: ASGIApp, *, https: bool = False, cacheable: tuple[str, ...] = ()):
         self.app = app
+        self.extra = [HSTS] if https else []
+        self.cacheable = cacheable
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        static = scope["path"].startswith(self.cacheable)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -64,12 +74,71 @@ class SecurityHeaders:
                 # A response that says who may frame it (CSP frame-ancestors, e.g. an embeddable
                 # widget) keeps that say: no X-Frame-Options is added to it.
                 framable = any(k.lower() == b"content-security-policy" and b"frame-ancestors" in v for k, v in headers)
-                for key, value in SECURITY_HEADERS:
+                for key, value in (*SECURITY_HEADERS, (b"content-security-policy", CSP), *self.extra):
                     if key not in names and not (framable and key == b"x-frame-options"):
                         headers.append((key, value))
+                if b"cache-control" not in names and not static:
+                    headers.append((b"cache-control", b"no-store"))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class SafeMethods:
+    """GET and HEAD change nothing, whatever the route: a HEAD is answered as the GET it stands
+    for, its body (if any) read and dropped. So no handler ever sees a HEAD, and none can take
+    one for a POST (``if request.method == "GET": … else: …``).
+
+    The answer ends with its headers: the client then goes away (ASGI's ``http.disconnect``,
+    which a streamed body listens for, as a 2.3 server says it), so a streamed download is
+    not produced, nor recorded as taken, for a HEAD."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        drained, answered = False, asyncio.Event()
+
+        async def no_body() -> Message:
+            nonlocal drained
+            if not drained:
+                drained = True
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return message
+                    more = message.get("more_body", False)
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await answered.wait()
+            return {"type": "http.disconnect"}
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await send(message)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                answered.set()
+            elif message["type"] != "http.response.body":
+                await send(message)
+
+        asgi = {**scope.get("asgi", {}), "spec_version": "2.3"}
+        await self.app({**scope, "method": "GET", "asgi": asgi}, no_body, headers_only)
+
+
+class FundingApp(Starlette):
+    """Starlette, with the edge outside everything, even the 500 handler (ServerErrorMiddleware,
+    which Starlette puts outermost): error pages carry the security headers too."""
+
+    def __init__(self, *args: Any, https: bool = False, **kwargs: Any):
+        self.https = https
+        super().__init__(*args, **kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        static = str(self.url_path_for("static", path=""))  # public files: the browser may keep them
+        return SecurityHeaders(SafeMethods(super().build_middleware_stack()), https=self.https, cacheable=(static,))
 
 
 def create_app(settings: Settings | None = None, *, sandbox=None, process_events: bool = True) -> Starlette:
@@ -132,7 +201,8 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
             await app.state.gateway.aclose()
             await engine.dispose()
 
-    app = Starlette(
+    app = FundingApp(
+        https=settings.https,
         debug=False,
         routes=[
             *core_routes.routes,
@@ -143,7 +213,6 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
         ],
         middleware=[
             Middleware(WebhookFastPath),
-            Middleware(SecurityHeaders),
             Middleware(RefuseNul),
             Middleware(
                 SessionMiddleware,
@@ -161,10 +230,23 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.redactor = _redact_access_log(app)
     app.state.templates = make_templates()
     app.state.sandbox = sandbox
     app.state.kick_mail = app.state.kick_events = lambda: None
     return app
+
+
+def _redact_access_log(app: Starlette) -> TokenRedactor:
+    """uvicorn's access log (Procfile: uvicorn --factory funding.app:create_app) logs every
+    path: the routes with a ``{token}`` have it redacted there (one filter, this app's)."""
+    patterns = [route.path_regex for route in app.routes if isinstance(route, Route) and "{token" in route.path]
+    redactor = TokenRedactor(patterns)
+    access = logging.getLogger("uvicorn.access")
+    for old in [f for f in access.filters if isinstance(f, TokenRedactor)]:
+        access.removeFilter(old)
+    access.addFilter(redactor)
+    return redactor
 
 
 async def _process_and_mail(app: Starlette) -> None:

@@ -51,6 +51,7 @@ TABLES: dict[str, Access] = {
     "memberships": Access(update=True, delete=True),
     "login_tokens": forward("used_at"),
     "emails": forward("status", "attempts", "last_error", "next_attempt_at", "sent_at"),
+    "rate_limits": Access(update=("hits",), delete=True),  # counters: a window's hits grow, old windows go
     # the ledger
     "accounts": forward("label", "active"),
     "aux_accounts": forward("label"),

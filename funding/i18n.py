@@ -42,6 +42,10 @@ def set_locale(locale: str) -> contextvars.Token:
     return _current.set(locale if locale in LOCALES else "fr")
 
 
+def reset_locale(token: contextvars.Token) -> None:
+    _current.reset(token)
+
+
 def get_locale() -> str:
     return _current.get()
 

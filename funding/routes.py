@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select, text
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from funding.auth.service import AuthError, consume_link, is_team, read_link, request_login, safe_next
+from funding.auth.service import (
+    AuthError,
+    consume_link,
+    end_sessions,
+    is_team,
+    normalise_email,
+    read_link,
+    request_login,
+    safe_next,
+)
+from funding.db import transaction
+from funding.i18n import get_locale, reset_locale, set_locale
 from funding.i18n import gettext as _
 from funding.ledger.service import revenue_by_source
 from funding.migrate import current_revisions, head_revisions
 from funding.orgs.models import Organisation, Site
-from funding.web import db, flash, load_user, path_for, redirect, redirect_to, render
+from funding.web import db, flash, load_user, log_in, log_out, path_for, rate_limit, redirect, redirect_to, render
+
+log = logging.getLogger("funding.auth")
 
 
 async def home(request: Request) -> Response:
@@ -46,12 +62,28 @@ async def login(request: Request) -> Response:
     form = await request.form()
     next_path = safe_next(str(form.get("next", "/")))
     try:
-        async with db(request) as session:
-            await request_login(session, str(form.get("email", "")), request.app.state.settings, next_path=next_path)
+        email = normalise_email(str(form.get("email", "")))
     except AuthError as exc:
         return render(request, "login.html", {"next": next_path, "sent": False, "error": str(exc)}, status_code=400)
-    request.app.state.kick_mail()
-    return render(request, "login.html", {"next": next_path, "sent": True, "error": None})
+    await rate_limit(request, ("login", email), ("login-ip", None))
+    # The same answer, in the same time, whether or not the address has an account: looking it
+    # up and queuing the email happen after the answer is sent.
+    response = render(request, "login.html", {"next": next_path, "sent": True, "error": None})
+    response.background = BackgroundTask(_send_login_link, request.app, email, next_path, get_locale())
+    return response
+
+
+async def _send_login_link(app, email: str, next_path: str, locale: str) -> None:
+    token = set_locale(locale)
+    try:
+        async with transaction(app.state.sessions) as session:
+            await request_login(session, email, app.state.settings, next_path=next_path)
+    except Exception:  # the visitor has their answer already; the worker's log has this
+        log.exception("login link for a requested address could not be queued")
+    else:
+        app.state.kick_mail()
+    finally:
+        reset_locale(token)
 
 
 async def login_link(request: Request) -> Response:
@@ -70,9 +102,7 @@ async def login_link(request: Request) -> Response:
             team = await is_team(session, user.id)
     except AuthError as exc:
         return render(request, "login_link.html", {"error": str(exc), "token": None}, status_code=400)
-    request.session.clear()
-    request.session["uid"] = user.id
-    request.session["lang"] = user.locale
+    log_in(request, user)
     flash(request, _("Bienvenue, %(name)s.", name=user.name), "success")
     if next_path == path_for(request, "home") and team:
         next_path = path_for(request, "admin")
@@ -80,8 +110,15 @@ async def login_link(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    request.session.clear()
-    flash(request, _("Vous êtes déconnecté."))
+    """Logging out ends every session of the person, not only this browser's: a copied cookie
+    dies with it (the "log out everywhere" buttons of the member area and the back office
+    come here too)."""
+    async with db(request) as session:
+        user = await load_user(request, session)  # a cookie already logged out ends nothing more
+        if user is not None:
+            await end_sessions(session, user.id)
+    log_out(request)
+    flash(request, _("Vous êtes déconnecté, sur tous vos appareils."))
     return redirect_to(request, "home")
 
 

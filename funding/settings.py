@@ -52,6 +52,12 @@ class Settings:
     # keys of earlier ones that seals may still be signed with (base64 of the 32 raw bytes).
     seal_key: str = field(default="", repr=False)
     seal_public_keys: tuple[str, ...] = ()
+    # Rate limits changed from their defaults (funding.limits.service.DEFAULTS): (action, hits, seconds);
+    # hits 0 turns the action's limit off.
+    rate_limits: tuple[tuple[str, int, int], ...] = ()
+    # How many proxies in front of the web process append to X-Forwarded-For (0: none trusted,
+    # the client is the ASGI peer).
+    trusted_proxies: int = 0
 
     @property
     def is_production(self) -> bool:
@@ -65,6 +71,13 @@ class Settings:
     def uses_sandbox(self) -> bool:
         """No Stripe key: talk to our own offline Stripe stand-in."""
         return not self.stripe_secret_key
+
+    @property
+    def demo_mailbox(self) -> bool:
+        """The demo mailbox (/dev/mailbox) shows the emails only when they go nowhere else: the
+        offline sandbox (no Stripe key) and no SMTP server, outside production. Anything real
+        configured, whatever FUNDING_ENV says, and the page does not exist."""
+        return self.uses_sandbox and not self.smtp_url and not self.is_production
 
     @property
     def stripe_livemode(self) -> bool:
@@ -204,6 +217,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
         bar_cutoff_day=_bar_cutoff_day(env.get("BAR_CUTOFF_DAY"), defaults.bar_cutoff_day),
         seal_key=seal_key,
         seal_public_keys=public_keys,
+        rate_limits=_rate_limits(env.get("RATE_LIMITS", "")),
+        trusted_proxies=_trusted_proxies(env.get("TRUSTED_PROXIES")),
     )
 
 
@@ -278,4 +293,35 @@ def _bar_cutoff_day(raw: str | None, default: int) -> int:
         return default
     if not digits(raw.strip()) or not 1 <= int(raw) <= 28:
         raise ConfigError(f"BAR_CUTOFF_DAY: a day of the month from 1 to 28, not {raw!r}")
+    return int(raw)
+
+
+def _rate_limits(raw: str) -> tuple[tuple[str, int, int], ...]:
+    """RATE_LIMITS: ``action=hits/seconds`` separated by commas (``login=5/900,api=120/60``);
+    ``action=off`` lifts that limit. Unknown actions are refused (a typo would limit nothing)."""
+    from funding.limits.rules import DEFAULTS
+
+    out = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        action, _, rule = item.partition("=")
+        action, rule = action.strip(), rule.strip()
+        if action not in DEFAULTS:
+            raise ConfigError(f"RATE_LIMITS: unknown action {action!r} (one of {', '.join(DEFAULTS)})")
+        if rule == "off":
+            out.append((action, 0, 1))
+            continue
+        hits, _, seconds = rule.partition("/")
+        if not (digits(hits.strip()) and digits(seconds.strip()) and int(hits) > 0 and int(seconds) > 0):
+            raise ConfigError(f"RATE_LIMITS: expected {action}=HITS/SECONDS (such as 5/900) or {action}=off, not {rule!r}")
+        out.append((action, int(hits), int(seconds)))
+    return tuple(out)
+
+
+def _trusted_proxies(raw: str | None) -> int:
+    if raw in (None, ""):
+        return 0
+    if not digits(raw.strip()) or int(raw) > 5:
+        raise ConfigError(f"TRUSTED_PROXIES: the number of proxies in front of the service (0 to 5), not {raw!r}")
     return int(raw)

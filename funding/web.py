@@ -142,6 +142,16 @@ async def db(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def rate_limit(request: Request, *checks: tuple[str, str | None]) -> None:
+    """Count this request against each (action, key) of funding.limits (key None: the client's
+    IP); RateLimited (429 with Retry-After, a French page or JSON) past any limit."""
+    from funding.limits.service import client_ip, hit
+
+    settings = request.app.state.settings
+    ip = client_ip(request.scope, settings)
+    await hit(request.app.state.sessions, settings, [(action, ip if key is None else key) for action, key in checks])
+
+
 class LoginRequired(FundingError):
     pass
 
@@ -182,12 +192,30 @@ async def load_user(request: Request, session: AsyncSession) -> CurrentUser | No
     if not uid:
         return None
     user = await session.get(User, uid)
-    if user is None or not user.active:
-        request.session.pop("uid", None)
+    if user is None or not user.active or request.session.get("gen", 0) != user.session_generation:
+        # Gone, disabled, or logged out since this cookie was issued (funding.auth.service.end_sessions).
+        log_out(request)
         return None
     current = CurrentUser(user.id, user.email, user.name, user.locale, await grants_of(session, user.id))
     request.scope["user"] = current
     return current
+
+
+def log_in(request: Request, user: User) -> None:
+    """A fresh session for ``user`` (nothing of the anonymous one kept), bound to their current
+    session generation."""
+    request.session.clear()
+    request.session.update(uid=user.id, gen=user.session_generation, lang=user.locale)
+
+
+def log_out(request: Request) -> None:
+    """This browser forgets the person, keeping only its language (their other sessions:
+    funding.auth.service.end_sessions)."""
+    lang = request.session.get("lang")
+    request.session.clear()
+    if lang:
+        request.session["lang"] = lang
+    request.scope.pop("user", None)
 
 
 async def require(request: Request, session: AsyncSession, roles: tuple[str, ...]) -> CurrentUser:
@@ -296,6 +324,12 @@ ERROR_TITLES = {
 }
 
 
+def logged_path(request: Request) -> str:
+    """The request's path as logs may show it: its token, if any, redacted (funding.security.TokenRedactor)."""
+    redactor = getattr(request.app.state, "redactor", None)
+    return redactor.redact(request.url.path) if redactor is not None else request.url.path
+
+
 async def http_error(request: Request, exc: HTTPException) -> Response:
     if wants_json(request):
         return JSONResponse({"error": exc.detail or ERROR_TITLES.get(exc.status_code, "error")}, status_code=exc.status_code)
@@ -309,10 +343,14 @@ ERROR_TITLES.update({401: i18n.N_("Connexion requise"), 409: i18n.N_("Conflit"),
 async def funding_error(request: Request, exc: FundingError) -> Response:
     """Every refusal meant for a person, answered once: its message, with its status."""
     if exc.status >= 500:
-        log.warning("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
+        log.warning("%s on %s %s: %s", type(exc).__name__, request.method, logged_path(request), exc)
+    headers = getattr(exc, "headers", None) or {}  # e.g. Retry-After of a rate limit
     if wants_json(request):
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
-    return _error_page(request, exc.status, str(exc) or None)
+        response: Response = JSONResponse({"error": str(exc)}, status_code=exc.status)
+    else:
+        response = _error_page(request, exc.status, str(exc) or None)
+    response.headers.update(headers)
+    return response
 
 
 async def login_required(request: Request, exc: LoginRequired) -> Response:
@@ -320,7 +358,7 @@ async def login_required(request: Request, exc: LoginRequired) -> Response:
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.exception("unhandled error on %s %s", request.method, logged_path(request), exc_info=exc)
     if wants_json(request):
         return JSONResponse({"error": "internal error"}, status_code=500)
     return _error_page(request, 500, None)

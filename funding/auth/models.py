@@ -36,6 +36,9 @@ class User(Base):
     locale: Mapped[str] = mapped_column(String(5), default="fr")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Written into the session cookie at login; moving it on ends every session of the person
+    # (funding.auth.service.end_sessions).
+    session_generation: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
 
 class Membership(Base):

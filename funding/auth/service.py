@@ -45,14 +45,25 @@ async def create_user(session: AsyncSession, *, email: str, name: str, role: str
     user = User(email=email, name=name.strip(), locale=locale)
     session.add(user)
     await session.flush()
-    if role is not None:
-        await grant(session, user, role, org_id=org_id, network=network, granted_by=granted_by)
+    if role is not None:  # a new person has no session to end
+        await grant(session, user, role, org_id=org_id, network=network, granted_by=granted_by, log_out=False)
     return user
 
 
+async def end_sessions(session: AsyncSession, user_id: int) -> None:
+    """Log the person out everywhere: every session cookie issued to them until now stops
+    working (web.load_user compares its generation with this one)."""
+    await session.execute(update(User).where(User.id == user_id)
+                          .values(session_generation=User.session_generation + 1)
+                          .execution_options(synchronize_session=False, **THROUGH_THE_WALL))
+
+
 async def grant(session: AsyncSession, user: User, role: str, *, org_id: int | None, network: bool = False,
-                granted_by: str = "") -> bool:
-    """Give ``user`` a role in an organisation (or, ``network=True``, in all of them). True if new."""
+                granted_by: str = "", log_out: bool = True) -> bool:
+    """Give ``user`` a role in an organisation (or, ``network=True``, in all of them). True if new.
+    A role given ends the person's sessions (they log in again under it), unless ``log_out``
+    is False: a role someone takes for themselves by joining (an anonymous form must not be
+    able to log a person out)."""
     if role not in ROLES:
         raise AuthError(f"rôle inconnu : {role} ({', '.join(ROLES)})")
     if network == (org_id is not None):
@@ -66,6 +77,8 @@ async def grant(session: AsyncSession, user: User, role: str, *, org_id: int | N
         return False
     session.add(Membership(user_id=user.id, org_id=org_id, role=str(role), granted_at=utcnow(), granted_by=granted_by[:254]))
     await session.flush()
+    if log_out:
+        await end_sessions(session, user.id)
     return True
 
 
@@ -75,7 +88,10 @@ async def revoke(session: AsyncSession, user: User, role: str, *, org_id: int | 
     result = await session.execute(delete(Membership).where(
         Membership.user_id == user.id, Membership.role == role,
         Membership.org_id.is_(None) if org_id is None else Membership.org_id == org_id))
-    return bool(rowcount(result))
+    if not rowcount(result):
+        return False
+    await end_sessions(session, user.id)  # a role taken away: every session of the person ends
+    return True
 
 
 async def grants_of(session: AsyncSession, user_id: int) -> frozenset[tuple[int | None, str]]:

@@ -7,8 +7,8 @@ Amounts are integers of minor units with their ISO currency, as everywhere here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Awaitable, Callable
+from functools import partial, wraps
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -19,10 +19,12 @@ from funding import i18n
 from funding.campaigns import richtext, views
 from funding.campaigns.models import CampaignStatus, MatchStatus
 from funding.db import utcnow
-from funding.web import absolute_url, db, path_for
+from funding.security import content_security_policy
+from funding.web import absolute_url, db, path_for, rate_limit
 
 API_HEADERS = {"access-control-allow-origin": "*", "cache-control": "public, max-age=30"}
-WIDGET_HEADERS = {"content-security-policy": "frame-ancestors *", "cache-control": "public, max-age=60"}
+# The site's CSP, but anyone may frame the widget (the one route that may be framed).
+WIDGET_HEADERS = {"content-security-policy": content_security_policy(frame_ancestors="*"), "cache-control": "public, max-age=60"}
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -170,6 +172,10 @@ MATCH_SCHEMA = {
 }
 ERROR = {"description": "no such public campaign", "content": {"application/json": {"schema": {
     "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}
+TOO_MANY = {"description": "too many requests from this client: wait the seconds of Retry-After",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            "content": {"application/json": {"schema": {
+                "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}
 
 
 def openapi_document(base_url: str, path_of: Callable[..., str]) -> dict:
@@ -190,13 +196,13 @@ def openapi_document(base_url: str, path_of: Callable[..., str]) -> dict:
                 "operationId": "listCampaigns", "summary": "Public campaigns, live ones first",
                 "responses": {"200": {"description": "the campaigns", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["campaigns"], "properties": {"campaigns": {
-                        "type": "array", "items": {"$ref": "#/components/schemas/CampaignSummary"}}}}}}}},
+                        "type": "array", "items": {"$ref": "#/components/schemas/CampaignSummary"}}}}}}}, "429": TOO_MANY},
             }},
             path_of("api_campaign", slug="{slug}"): {"get": {
                 "operationId": "getCampaign", "summary": "One campaign with its tiers and its public match",
                 "parameters": [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "the campaign", "content": {"application/json": {"schema": {
-                    "$ref": "#/components/schemas/Campaign"}}}}, "404": ERROR},
+                    "$ref": "#/components/schemas/Campaign"}}}}, "404": ERROR, "429": TOO_MANY},
             }},
             path_of("openapi"): {"get": {
                 "operationId": "openapi", "summary": "This document",
@@ -213,9 +219,20 @@ async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document(request.app.state.settings.base_url, partial(path_for, request)), headers=API_HEADERS)
 
 
+def limited(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint behind the ``api`` rate limit (per client IP): past it, 429 with Retry-After."""
+
+    @wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        await rate_limit(request, ("api", None))
+        return await endpoint(request)
+
+    return guarded
+
+
 routes = [
-    Route("/api/campaigns", list_campaigns, name="api_campaigns"),
-    Route("/api/campaigns/{slug:str}", get_campaign, name="api_campaign"),
-    Route("/api/openapi.json", openapi, name="openapi"),
-    Route("/widget/campaigns/{slug:str}", widget, name="campaign_widget"),
+    Route("/api/campaigns", limited(list_campaigns), name="api_campaigns"),
+    Route("/api/campaigns/{slug:str}", limited(get_campaign), name="api_campaign"),
+    Route("/api/openapi.json", limited(openapi), name="openapi"),
+    Route("/widget/campaigns/{slug:str}", limited(widget), name="campaign_widget"),
 ]

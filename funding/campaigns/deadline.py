@@ -9,7 +9,8 @@
    even when the job runs twice or on two workers at once;
 3. grace: a declined card or an unconfirmed authentication fails after 7 days;
 4. match: once nothing can change it, the public funder's share is booked;
-5. sweep: Checkout pages abandoned for an hour are expired, their units given back.
+5. sweep: Checkout pages abandoned past their expiry (30 minutes, Stripe's
+   ``checkout.session.expired`` normally comes first) are expired, their units given back.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from funding.campaigns.pledges import lock_campaign, match_total
 from funding.db import Sessions, dialect_of, must_get, rowcount, transaction, utcnow
 from funding.payments.calls import create_once
 from funding.payments.models import PaymentPurpose
-from funding.payments.service import settle_session
+from funding.payments.service import CHECKOUT_LIFETIME, settle_session
 from funding.stripe_gateway import (
     GatewayError,
     StripeGateway,
@@ -38,7 +39,9 @@ from funding.stripe_gateway import (
 log = logging.getLogger("funding.campaigns")
 BATCH = 20
 STALE_CLAIM = dt.timedelta(minutes=5)
-CHECKOUT_PATIENCE = dt.timedelta(hours=1)
+# A pending pledge's Checkout expires after CHECKOUT_LIFETIME; its unit is released by the
+# webhook, or, if that is late or lost, by the sweep a few minutes later.
+CHECKOUT_PATIENCE = CHECKOUT_LIFETIME + dt.timedelta(minutes=5)
 
 
 async def run(sessions: Sessions, settings, gw: StripeGateway, *, now: dt.datetime | None = None) -> int:

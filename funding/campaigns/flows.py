@@ -25,7 +25,7 @@ from funding.i18n import gettext as _
 from funding.payments import books
 from funding.payments.calls import create_once
 from funding.payments.models import PaymentPurpose
-from funding.payments.service import start_checkout
+from funding.payments.service import checkout_expiry, start_checkout
 from funding.settings import Settings
 from funding.stripe_gateway import GatewayError, StripeGateway, StripeRefused
 
@@ -93,7 +93,7 @@ async def open_checkout(sessions: Sessions, gw: StripeGateway, settings: Setting
             "mode": "setup", "customer": customer["id"], "currency": pledge.currency.lower(),
             "payment_method_types": ["card"], "metadata": meta, "locale": "fr",
             "setup_intent_data": {"metadata": meta, "description": _description(campaign, tier)},
-            "success_url": success, "cancel_url": cancel,
+            "success_url": success, "cancel_url": cancel, "expires_at": checkout_expiry(pledge.created_at),
         })
         async with transaction(sessions) as session:
             await session.execute(update(Pledge).where(Pledge.id == pledge.id).values(

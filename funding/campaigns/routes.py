@@ -16,11 +16,24 @@ from funding.campaigns import admin, api, flows, receipt_pdf, receipts, richtext
 from funding.campaigns.donors import DonorDetails
 from funding.campaigns.models import Campaign, CampaignStatus, Mode, Pledge, PledgeStatus, TaxReceipt, Tier
 from funding.campaigns.pledges import TOKEN_PURPOSE, Contribution, ContributionError
-from funding.db import must_get, utcnow
+from funding.db import must_get, row_id, utcnow
 from funding.i18n import gettext as _
+from funding.limits.service import RateLimited
 from funding.security import TokenError, unsign
 from funding.stripe_gateway import GatewayError
-from funding.web import STAFF, absolute_url, db, flash, load_user, path_for, pdf_response, redirect, redirect_to, render
+from funding.web import (
+    STAFF,
+    absolute_url,
+    db,
+    flash,
+    load_user,
+    path_for,
+    pdf_response,
+    rate_limit,
+    redirect,
+    redirect_to,
+    render,
+)
 
 FORM_FIELDS = ("tier", "amount", "currency", "name", "email", "street", "postcode", "town", "country", "company",
                "company_name", "siren", "show_name", "public_name", "message")
@@ -68,6 +81,12 @@ async def contribute(request: Request) -> Response:
                         email=form["email"], donor=DonorDetails.from_form(form), show_name=form["show_name"] == "1",
                         public_name=form["public_name"], message=form["message"])
     try:
+        await rate_limit(request, ("contribute", None), *([("hold", None)] if await _holds_stock(request, form["tier"]) else []))
+    except RateLimited as exc:
+        response = await _page(request, slug, form=form, error=str(exc), status_code=exc.status)
+        response.headers.update(exc.headers)
+        return response
+    try:
         started = await flows.start_contribution(request.app.state.sessions, request.app.state.gateway,
                                                  request.app.state.settings, campaign_id, data)
     except ContributionError as exc:
@@ -76,6 +95,15 @@ async def contribute(request: Request) -> Response:
         return await _page(request, slug, form=form, status_code=503, error=_(
             "Le paiement est momentanément indisponible. Réessayez dans quelques minutes : rien n'a été débité."))
     return redirect(started.url)
+
+
+async def _holds_stock(request: Request, raw_tier: str) -> bool:
+    """Would this contribution hold a unit of a limited reward (until its Checkout expires)?"""
+    tier_id = row_id(raw_tier.strip())
+    if tier_id is None:
+        return False
+    async with db(request) as session:
+        return await session.scalar(select(Tier.stock).where(Tier.id == tier_id)) is not None
 
 
 async def thanks(request: Request) -> Response:
@@ -215,6 +243,7 @@ async def pledge_confirm(request: Request) -> Response:
 
 async def show_receipt(request: Request, receipt_id: int | None, pdf_url: str, *, pdf: bool = False) -> Response:
     """A receipt as a page (with its PDF's link) or as the PDF itself: the caller checked the signed link."""
+    await rate_limit(request, ("receipt", None))
     async with db(request) as session:
         view = await receipts.view(session, receipt_id) if receipt_id else None
     if view is None:
@@ -259,6 +288,7 @@ async def receipt_pdf_by_token(request: Request) -> Response:
 
 
 async def donor_summary(request: Request) -> Response:
+    await rate_limit(request, ("receipt", None))
     try:
         org_id, email, year = unsign(request.app.state.settings.secret_key, receipts.SUMMARY_TOKEN,
                                      request.path_params["token"], max_age=None)

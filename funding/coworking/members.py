@@ -132,7 +132,7 @@ async def enrol(session: AsyncSession, site: Site, details: Details) -> tuple[Me
         if user is None:
             user = await create_user(session, email=details.email, name=details.name, role=Role.MEMBER, org_id=site.org_id)
         else:
-            await grant(session, user, Role.MEMBER, org_id=site.org_id)
+            await grant(session, user, Role.MEMBER, org_id=site.org_id, log_out=False)  # joining, not being given a role
         # An account that exists already (the bar's regulars) gets its member record bare: its owner adds
         # the company after logging in.
         member = Member(user_id=user.id, site_id=site.id, org_id=site.org_id, company_name=details.company_name if created

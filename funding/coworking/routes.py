@@ -8,16 +8,21 @@ belong to that member, or the answer is 404.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import secrets
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import select
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from funding.auth.models import User
-from funding.auth.service import AuthError, issue_link
+from funding.auth.service import AuthError, is_team, issue_link
 from funding.coworking import billing, documents, lifecycle, staff
 from funding.coworking.credit_notes import credit_notes_of
 from funding.coworking.members import (
@@ -39,15 +44,19 @@ from funding.coworking.plans import (
 )
 from funding.coworking.service import member_panels, passes_of
 from funding.coworking.staff import page
-from funding.db import must_get, row_id
+from funding.db import must_get, row_id, transaction
+from funding.i18n import get_locale, reset_locale, set_locale
 from funding.i18n import gettext as _
 from funding.invoicing.document import InvoiceDocumentError
+from funding.limits.service import RateLimited, allowed
 from funding.orgs.models import Site
 from funding.payments.models import PaymentPurpose
 from funding.payments.service import CHECKOUT_RETURN, settle_return
+from funding.security import TokenError, sign, unsign
 from funding.stripe_gateway import GatewayError
-from funding.web import absolute_url, db, flash, load_user, path_for, pdf_response, redirect, redirect_to, require
+from funding.web import absolute_url, db, flash, load_user, path_for, pdf_response, rate_limit, redirect, redirect_to, require
 
+log = logging.getLogger("funding.coworking")
 MEMBER = ("member",)
 
 
@@ -97,7 +106,6 @@ async def site_plans(request: Request) -> Response:
 
 
 async def join(request: Request) -> Response:
-    settings = request.app.state.settings
     async with db(request) as session:
         user = await load_user(request, session)
         site = await _site(session, request.path_params["site"])
@@ -116,53 +124,170 @@ async def join(request: Request) -> Response:
     if user is not None and user.is_team:
         context["error"] = _("Vous êtes connecté avec un compte de l'équipe : déconnectez-vous pour adhérer.")
         return page(request, "coworking/join.html", context, status_code=400)
-    if user is not None and user.is_member and member is None:
-        f["email"] = user.email  # a member account without its coworking profile yet: this address, no other
+    if user is not None and member is None:
+        f["email"] = user.email  # logged in (a bar regular…): their own account, this address and no other
     try:
         if member is None:
             details = check_details(**f, company_required=plan.company_only)
+            if user is None:
+                return await _join_by_email(request, context, site, plan, details)
+            await rate_limit(request, ("join-ip", None))
             async with db(request) as session:
                 member, created = await enrol(session, site, details)
-                if not created and user is not None:  # logged in: their own account, its details from their form
+                if not created:  # logged in: their own account, its details from their form
                     await update_details(session, member, details)
-                    created = True
-                if not created:  # someone else may be typing this address: the owner continues by email
-                    target = await must_get(session, User, member.user_id)
-                    link = await issue_link(session, target, settings, next_path=request.url.path)
-                    await _email_join_link(session, target, link, plan, site)
-            if not created:
-                request.app.state.kick_mail()
-                context["sent"] = True
-                return page(request, "coworking/join.html", context)
         elif plan.company_only and not member.company_name:
             raise MemberError(_("Cette formule est réservée aux entreprises : renseignez d'abord votre entreprise et son SIREN "
                                 "dans votre espace membre."))
-        cancel_url = absolute_url(request, "coworking_plans", query={"annule": 1}, site=site.slug)
-        if plan.kind == PlanKind.PASS:
-            url = await billing.start_pass(request.app.state.sessions, request.app.state.gateway, member_id=member.id,
-                                           plan_id=plan.id, cancel_url=cancel_url,
-                                           success_url=absolute_url(request, "coworking_pass_thanks", query=CHECKOUT_RETURN))
         else:
-            url = await billing.start_subscription(request.app.state.sessions, request.app.state.gateway, member_id=member.id,
-                                                   plan_id=plan.id, cancel_url=cancel_url,
-                                                   success_url=absolute_url(request, "coworking_welcome", query=CHECKOUT_RETURN))
+            await rate_limit(request, ("join-ip", None))
+        return redirect(await _checkout(request, site, plan, member.id))
+    except RateLimited as exc:
+        context["error"] = str(exc)
+        response = page(request, "coworking/join.html", context, status_code=exc.status)
+        response.headers.update(exc.headers)
+        return response
     except (MemberError, billing.BillingError, AuthError) as exc:
         context["error"] = str(exc)
         return page(request, "coworking/join.html", context, status_code=400)
     except GatewayError:
         context["error"] = _unavailable()
         return page(request, "coworking/join.html", context, status_code=503)
-    return redirect(url)
 
 
-async def _email_join_link(session, user: User, link: str, plan: Plan, site: Site) -> None:
+async def _checkout(request: Request, site: Site, plan: Plan, member_id: int) -> str:
+    """The Checkout page of the plan for the member: a pass is paid once, a plan subscribed."""
+    cancel_url = absolute_url(request, "coworking_plans", query={"annule": 1}, site=site.slug)
+    if plan.kind == PlanKind.PASS:
+        return await billing.start_pass(request.app.state.sessions, request.app.state.gateway, member_id=member_id,
+                                        plan_id=plan.id, cancel_url=cancel_url,
+                                        success_url=absolute_url(request, "coworking_pass_thanks", query=CHECKOUT_RETURN))
+    return await billing.start_subscription(request.app.state.sessions, request.app.state.gateway, member_id=member_id,
+                                            plan_id=plan.id, cancel_url=cancel_url,
+                                            success_url=absolute_url(request, "coworking_welcome", query=CHECKOUT_RETURN))
+
+
+# --- joining without an account: the address is confirmed by email, whoever owns it -------------
+#
+# An anonymous join gets the same page, in the same time, whether or not the address has an
+# account: "we wrote to this address". After the answer is sent, the address is looked up: a new
+# one gets a signed link that leads to Checkout (its account is created when that link is
+# followed, by the one who reads that mailbox); an account gets a login link to continue (a team
+# account, a word that it cannot join), once within the ``join-mail`` limit.
+
+JOIN_LINK = "coworking-join"
+JOIN_LINK_MAX_AGE = 24 * 3600
+
+
+async def _join_by_email(request: Request, context: dict, site: Site, plan: Plan, details: Details) -> Response:
+    await rate_limit(request, ("join", details.email), ("join-ip", None))
+    context["sent"] = True
+    context["form"] = {"email": details.email}
+    response = page(request, "coworking/join.html", context)
+    response.background = BackgroundTask(_answer_join, request.app, site.id, plan.id, details, get_locale())
+    return response
+
+
+async def _answer_join(app, site_id: int, plan_id: int, details: Details, locale: str) -> None:
+    token = set_locale(locale)
+    try:
+        await _write_join_email(app, site_id, plan_id, details)
+        app.state.kick_mail()
+    except Exception:  # the visitor has their answer already; the log has this
+        log.exception("join: the email for a join form could not be queued")
+    finally:
+        reset_locale(token)
+
+
+async def _write_join_email(app, site_id: int, plan_id: int, details: Details) -> None:
     from funding.mail.service import enqueue
 
-    await enqueue(session, to=user.email, user_id=user.id, org_id=site.org_id, dedupe_key=f"login:{link.rsplit('/', 1)[-1][:120]}",
-                  subject=_("Poursuivre votre adhésion — %(site)s", site=site.name),
-                  body_text=_("Bonjour %(name)s,\n\nPour choisir la formule « %(plan)s », connectez-vous avec ce lien "
-                              "(valable quelques minutes, une seule fois) :\n%(link)s\n\nSi vous n'avez rien demandé, "
-                              "ignorez ce message.\n\nEntre-Lab", name=user.name, plan=plan.name, link=link))
+    sessions, settings = app.state.sessions, app.state.settings
+    async with sessions() as session:
+        user = await session.scalar(select(User).where(User.email == details.email))
+        team = user is not None and await is_team(session, user.id)
+    if user is not None and not await allowed(sessions, settings, "join-mail", details.email):
+        return  # told once already within the limit
+    async with transaction(sessions) as session:
+        site = await must_get(session, Site, site_id)
+        plan = await must_get(session, Plan, plan_id)
+        join_path = str(app.url_path_for("coworking_join", site=site.slug, plan=plan.code))
+        if user is None:
+            signed = sign(settings.secret_key, JOIN_LINK, {"s": site.id, "p": plan.id, "d": asdict(details)})
+            link = settings.base_url + str(app.url_path_for("coworking_join_confirm", site=site.slug, plan=plan.code, token=signed))
+            await enqueue(session, to=details.email, org_id=site.org_id,
+                          dedupe_key=f"join:{hashlib.sha256(signed.encode()).hexdigest()[:40]}",
+                          subject=_("Confirmez votre adresse pour adhérer — %(site)s", site=site.name),
+                          body_text=_("Bonjour %(name)s,\n\nPour poursuivre votre adhésion (formule « %(plan)s »), ouvrez ce lien "
+                                      "(valable 24 heures) : vous passerez ensuite au paiement.\n%(link)s\n\nSi vous n'avez "
+                                      "rien demandé, ignorez ce message : aucun compte n'est créé sans lui.\n\nEntre-Lab",
+                                      name=details.name, plan=plan.name, link=link))
+        elif team:
+            await enqueue(session, to=user.email, user_id=user.id, org_id=site.org_id,
+                          dedupe_key=f"join-team:{user.id}:{secrets.token_hex(8)}",
+                          subject=_("Adhésion au coworking — %(site)s", site=site.name),
+                          body_text=_("Bonjour %(name)s,\n\nQuelqu'un a demandé à adhérer au coworking avec votre adresse, "
+                                      "qui est celle d'un compte de l'équipe : pour adhérer, utilisez une autre adresse.\n\n"
+                                      "Si vous n'avez rien demandé, ignorez ce message.\n\nEntre-Lab", name=user.name))
+        else:
+            link = await issue_link(session, user, settings, next_path=join_path)
+            await enqueue(session, to=user.email, user_id=user.id, org_id=site.org_id,
+                          dedupe_key=f"login:{link.rsplit('/', 1)[-1][:120]}",
+                          subject=_("Poursuivre votre adhésion — %(site)s", site=site.name),
+                          body_text=_("Bonjour %(name)s,\n\nVous avez déjà un compte Entre-Lab avec cette adresse. Pour choisir "
+                                      "la formule « %(plan)s », connectez-vous avec ce lien (valable quelques minutes, une seule "
+                                      "fois) :\n%(link)s\n\nSi vous n'avez rien demandé, ignorez ce message.\n\nEntre-Lab",
+                                      name=user.name, plan=plan.name, link=link))
+
+
+def _join_link(request: Request, site: Site, plan: Plan) -> Details:
+    try:
+        data = unsign(request.app.state.settings.secret_key, JOIN_LINK, request.path_params["token"], max_age=JOIN_LINK_MAX_AGE)
+    except TokenError as exc:
+        raise MemberError(_("Ce lien d'adhésion a expiré : remplissez à nouveau le formulaire.") if str(exc) == "expired"
+                          else _("Ce lien d'adhésion est invalide.")) from None
+    if not isinstance(data, dict) or data.get("s") != site.id or data.get("p") != plan.id or not isinstance(data.get("d"), dict):
+        raise MemberError(_("Ce lien d'adhésion est invalide."))
+    fields = {k: str(v or "") for k, v in data["d"].items() if k in ("name", "email", "phone", "company_name", "siren", "vat_number")}
+    return check_details(**fields, company_required=plan.company_only)
+
+
+async def join_confirm(request: Request) -> Response:
+    """The link of the join email: GET shows a button (mail scanners follow links), POST creates
+    the account and its member record, then opens Checkout."""
+    async with db(request) as session:
+        await load_user(request, session)
+        site = await _site(session, request.path_params["site"])
+        plan = await session.scalar(select(Plan).where(Plan.site_id == site.id, Plan.code == request.path_params["plan"],
+                                                       Plan.active))
+        if plan is None:
+            raise HTTPException(404)
+        offer = await _offer(session, plan)
+    context: dict[str, Any] = {"site": site, "offer": offer, "details": None, "error": None}
+    try:
+        details = _join_link(request, site, plan)
+        context["details"] = details
+        if request.method == "GET":
+            return page(request, "coworking/join_confirm.html", context)
+        await rate_limit(request, ("join-ip", None))
+        async with db(request) as session:
+            member, created = await enrol(session, site, details)
+        if not created:  # the account exists now (this link followed twice, or joined since): its owner logs in
+            flash(request, _("Cette adresse a déjà un compte : connectez-vous pour choisir votre formule."))
+            return redirect_to(request, "login", query={"next": path_for(request, "coworking_join", site=site.slug,
+                                                                           plan=plan.code)})
+        return redirect(await _checkout(request, site, plan, member.id))
+    except RateLimited as exc:
+        context["error"] = str(exc)
+        response = page(request, "coworking/join_confirm.html", context, status_code=exc.status)
+        response.headers.update(exc.headers)
+        return response
+    except (MemberError, billing.BillingError, AuthError) as exc:
+        context["error"] = str(exc)
+        return page(request, "coworking/join_confirm.html", context, status_code=400)
+    except GatewayError:
+        context["error"] = _unavailable()
+        return page(request, "coworking/join_confirm.html", context, status_code=503)
 
 
 async def welcome(request: Request) -> Response:
@@ -421,6 +546,8 @@ routes = [
     Route("/coworking/pass/merci", pass_thanks, name="coworking_pass_thanks"),
     Route("/coworking/{site}", site_plans, name="coworking_plans"),
     Route("/coworking/{site}/adherer/{plan}", join, methods=["GET", "POST"], name="coworking_join"),
+    Route("/coworking/{site}/adherer/{plan}/confirmer/{token}", join_confirm, methods=["GET", "POST"],
+          name="coworking_join_confirm"),
     Route("/membre", member_home, name="member_home"),
     Route("/membre/connexion", login_shortcut, name="member_login"),
     Route("/membre/formule", change_plan, methods=["GET", "POST"], name="member_change"),

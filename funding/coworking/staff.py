@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from funding.auth.models import User
+from funding.auth.service import end_sessions
 from funding.coworking import documents, lifecycle, reports
 from funding.coworking.credit_notes import credit_notes_of
 from funding.coworking.models import (
@@ -144,6 +145,20 @@ async def pass_day(request: Request) -> Response:
     return redirect_to(request, "coworking_member", member_id=row.id)
 
 
+async def member_logout(request: Request) -> Response:
+    """Staff end every session of a member (a lost phone, a shared computer): their cookies stop working."""
+    async with db(request) as session:
+        current = await require(request, session, STAFF)
+        row = await session.get(Member, int(request.path_params["member_id"]))
+        if row is None:
+            raise HTTPException(404)
+        if not current.can(*STAFF, org=row.org_id):
+            raise HTTPException(403)
+        await end_sessions(session, row.user_id)
+    flash(request, _("Ce membre est déconnecté de tous ses appareils."), "success")
+    return redirect_to(request, "coworking_member", member_id=row.id)
+
+
 async def plans(request: Request) -> Response:
     async with db(request) as session:
         await require(request, session, BOOKS)
@@ -219,6 +234,8 @@ routes = [
     Route("/admin/coworking/membres.csv", members_csv, name="coworking_members_csv"),
     Route("/admin/coworking/membres/{member_id:id}", member, name="coworking_member"),
     Route("/admin/coworking/membres/{member_id:id}/journee", pass_day, methods=["POST"], name="coworking_pass_day"),
+    Route("/admin/coworking/membres/{member_id:id}/deconnecter", member_logout, methods=["POST"],
+          name="coworking_member_logout"),
     Route("/admin/coworking/formules", plans, name="coworking_plans_admin"),
     Route("/admin/coworking/factures/{invoice_id:id}.pdf", invoice_pdf, name="coworking_invoice_pdf"),
     Route("/admin/coworking/avoirs/{note_id:id}.pdf", credit_note_pdf, name="coworking_credit_note_pdf"),

@@ -110,7 +110,8 @@ def run_demo(settings: Settings, *, host: str, port: int, reset: bool = False) -
                       webhook_secret=settings.stripe_webhook_secret, public_base=settings.base_url + SANDBOX_PATH)
     print("", flush=True)
     print(f"Entre-Lab Funding demo: {settings.base_url}/", flush=True)
-    print("Log in with these single-use links (valid a few minutes; more from /login → /dev/mailbox):", flush=True)
+    print("Log in with these single-use links: open one, then press « Me connecter » "
+          "(valid a few minutes; more from /login → /dev/mailbox):", flush=True)
     for who, link in links:
         print(f"  {who}: {link}", flush=True)
     print(f"Donate with the test card 4242 4242 4242 4242: {settings.base_url}/soutenir", flush=True)

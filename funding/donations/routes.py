@@ -16,12 +16,13 @@ from funding.db import must_get
 from funding.donations.service import DONOR_TOKEN, MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE, donor_token
 from funding.i18n import gettext as _
 from funding.i18n import money
+from funding.limits.service import RateLimited
 from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Organisation, Site
 from funding.payments.service import CHECKOUT_RETURN, settle_return, start_checkout
 from funding.security import TokenError, unsign
 from funding.stripe_gateway import GatewayError
-from funding.web import absolute_url, db, path_for, redirect, render
+from funding.web import absolute_url, db, path_for, rate_limit, redirect, render
 
 DONOR_FIELDS = ("street", "postcode", "town", "country", "company", "company_name", "siren")
 
@@ -61,6 +62,13 @@ async def donate(request: Request) -> Response:
         context["error"] = str(exc)
         return render(request, "donations/donate.html", context, status_code=400)
     settings = request.app.state.settings
+    try:
+        await rate_limit(request, ("donate", None))
+    except RateLimited as exc:
+        context["error"] = str(exc)
+        response = render(request, "donations/donate.html", context, status_code=exc.status)
+        response.headers.update(exc.headers)
+        return response
     try:
         _payment, url = await start_checkout(
             request.app.state.sessions, request.app.state.gateway, purpose=PURPOSE, org_id=site.org_id, site_id=site.id,

@@ -31,7 +31,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding import csvout
-from funding.db import AnySelect
+from funding.db import AnySelect, digits
 from funding.errors import FundingError
 from funding.i18n import N_
 from funding.ledger.models import Account, Entry, Posting
@@ -256,7 +256,7 @@ def current_year(today: dt.date, start_month: int) -> int:
 
 def parse_year(text: str | None) -> int:
     raw = (text or "").strip()
-    if not raw.isdigit() or len(raw) != 4:
+    if not digits(raw) or len(raw) != 4:
         raise AnnualAccountsError(f"exercice invalide : {raw or '(vide)'} (une année sur quatre chiffres, par exemple 2026)")
     return int(raw)
 

@@ -13,8 +13,7 @@ from funding.web import db, render
 
 
 async def mailbox(request: Request) -> Response:
-    settings = request.app.state.settings
-    if settings.is_production or not settings.uses_sandbox or settings.smtp_url:
+    if not request.app.state.settings.demo_mailbox:
         raise HTTPException(404)  # only a development installation, whose emails go nowhere else
     async with db(request) as session:
         emails = (await session.scalars(select(Email).order_by(Email.id.desc()).limit(100))).all()

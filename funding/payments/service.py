@@ -7,6 +7,7 @@ The webhook, the worker's sync and the backer's return to the thank-you page all
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,15 @@ _on_paid_many: dict[str, PaidManyHook] = {}
 # The query of a Checkout's success_url: Stripe puts the session's id in place of the
 # braces, so they stay as they are (never URL-encoded).
 CHECKOUT_RETURN = "session_id={CHECKOUT_SESSION_ID}"
+# A Checkout session lives 30 minutes, Stripe's minimum (24 hours otherwise): what it holds (a
+# reward's unit) comes back soon after an abandoned page. A minute more covers the way to Stripe.
+CHECKOUT_LIFETIME = dt.timedelta(minutes=31)
+
+
+def checkout_expiry(created_at: dt.datetime) -> int:
+    """``expires_at`` of a Checkout session opened for a row created at ``created_at`` (naive UTC):
+    derived from the row, so a retry under the same idempotency key sends the same parameters."""
+    return int((created_at + CHECKOUT_LIFETIME).replace(tzinfo=dt.UTC).timestamp())
 
 
 def on_paid(purpose: str, hook: PaidHook, *, many: PaidManyHook | None = None) -> None:
@@ -106,6 +116,7 @@ async def start_checkout(
         "metadata": meta,
         "payment_intent_data": {"metadata": meta, "description": description[:200]},
         "locale": "fr",
+        "expires_at": checkout_expiry(payment.created_at),
     }
     if customer:
         params["customer"] = customer

@@ -55,5 +55,10 @@ def phone(browser):
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="fr-FR", is_mobile=True, has_touch=True)
     page = context.new_page()
     page.set_default_timeout(15_000)
+    # The site's CSP (funding.security) refuses inline scripts: a page that needed one would break
+    # silently in a real browser; here, chromium's report of it fails the test.
+    blocked: list[str] = []
+    page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None)
     yield page
     context.close()
+    assert blocked == [], blocked

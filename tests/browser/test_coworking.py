@@ -20,7 +20,7 @@ from funding.orgs.models import Site
 from funding.settings import load_settings
 from funding.stripe_gateway import StripeGateway
 from tests.support.db import TEST_SEAL_KEY, run_async, sealed_sessions
-from tests.support.e2e import pay_on_hosted_page
+from tests.support.e2e import confirm_join, pay_on_hosted_page
 from tests.support.live import LiveServer, free_port
 from tests.support.web import csrf_of
 from tests.support.world import make_world
@@ -116,8 +116,8 @@ def _join(server, world, email_address: str) -> None:
     """Joining is tested elsewhere: here it is done over HTTP, paying on the sandbox's page."""
     with httpx.Client(base_url=server.url, follow_redirects=False, timeout=30) as client:
         token = csrf_of(client.get("/login").text)
-        response = client.post(f"/coworking/{world.site_slug}/adherer/flex",
-                               data={"csrf_token": token, "name": "Julie Fayolle", "email": email_address})
+        response = confirm_join(server, client, f"/coworking/{world.site_slug}/adherer/flex",
+                                {"csrf_token": token, "name": "Julie Fayolle", "email": email_address})
         paid = pay_on_hosted_page(client, response.headers["location"], "4242 4242 4242 4242", name="Julie Fayolle", email=None)
         assert "est actif" in client.get(paid.headers["location"]).text
 

@@ -24,7 +24,7 @@ from tests.support.stripe_objects import (
     payment_intent,
     sid,
 )
-from tests.support.web import csrf, csrf_of, login_as, text_of
+from tests.support.web import csrf, csrf_of, join_by_email, login_as, text_of
 from tests.support.webhooks import deliver
 from webhooks.processing import drain
 
@@ -43,7 +43,7 @@ async def test_plans_are_listed_per_site_with_prices_before_and_after_vat(app_cl
 async def test_joining_creates_the_member_and_its_customer_then_a_subscription_checkout(app_client, sessions, world,
                                                                                         catalogue, fake):
     token = await csrf(app_client)
-    response = await app_client.post(f"/coworking/{world.site_slug}/adherer/bureau", data={
+    response = await join_by_email(app_client, sessions, f"/coworking/{world.site_slug}/adherer/bureau", {
         "csrf_token": token, "name": "Nadia Chassaing", "email": "Nadia@Atelier-Livradois.example.fr", "phone": "04 73 80 00 00",
         "company_name": "Atelier Numérique du Livradois SAS", "siren": "918 734 021", "vat_number": "FR 37 918734021"})
     assert response.status_code == 303 and response.headers["location"].startswith("https://checkout.stripe.test/")
@@ -101,7 +101,7 @@ async def test_an_existing_members_address_gets_a_login_link_instead_of_a_checko
     response = await app_client.post(f"/coworking/{world.site_slug}/adherer/adhesion", data={
         "csrf_token": await csrf(app_client), "name": "Quelqu'un d'autre", "email": user.email, "company_name": "Autre SA",
         "siren": "918734021"})
-    assert response.status_code == 200 and "un lien de connexion pour poursuivre" in response.text
+    assert response.status_code == 200 and "Nous venons d'écrire à" in text_of(response.text)
     assert fake.posted("checkout/sessions") == []
     async with sessions() as session:
         mail = await session.scalar(select(Email).where(Email.to_addr == user.email, Email.dedupe_key.like("login:%")))
@@ -115,15 +115,73 @@ async def test_an_existing_members_address_gets_a_login_link_instead_of_a_checko
     response = await app_client.post(f"/coworking/{world.site_slug}/adherer/flex", data={
         "csrf_token": await csrf(app_client), "name": "Usurpateur", "email": regular.email, "company_name": "Fausse SARL",
         "siren": "918734021"})
-    assert response.status_code == 200 and "un lien de connexion pour poursuivre" in response.text
+    assert response.status_code == 200 and "Nous venons d'écrire à" in text_of(response.text)
     assert fake.posted("checkout/sessions") == []
     async with sessions() as session:
         record = await session.scalar(select(Member).where(Member.user_id == regular.id))
-    assert record is not None and record.company_name is None and record.siren is None
+        mail = await session.scalar(select(Email).where(Email.to_addr == regular.email, Email.dedupe_key.like("login:%")))
+    assert record is None  # nothing is created for an account before its owner logs in
+    assert "Vous avez déjà un compte Entre-Lab avec cette adresse" in mail.body_text
+
+
+def _without_csrf(html: str) -> str:
+    return re.sub(r'name="csrf_token" value="[^"]+"', "", html)
+
+
+async def test_joining_answers_alike_for_a_member_a_team_address_and_a_stranger(app_client, sessions, world, catalogue, fake):
+    member, *_ = await active_member(sessions, world, catalogue, fake)
+    async with sessions() as session:
+        member_address = (await session.get(User, member.user_id)).email
+        staff_address = (await session.get(User, world.users["staff"])).email
+    pages = {}
+    for address in (member_address, staff_address, "inconnue@example.org"):
+        # The form's values are those typed (the same here), only the address differs, and it is shown back.
+        response = await app_client.post(f"/coworking/{world.site_slug}/adherer/flex", data={
+            "csrf_token": await csrf(app_client), "name": "Camille Dumas", "email": address})
+        pages[address] = (response.status_code, _without_csrf(response.text).replace(address, "ADRESSE"))
+    assert len(set(pages.values())) == 1 and pages[member_address][0] == 200
+    assert "équipe" not in pages[staff_address][1]
+
+    # Ten more tries with the member's address: one email in all, then the same limit for every address.
+    statuses = []
+    for _ in range(9):
+        response = await app_client.post(f"/coworking/{world.site_slug}/adherer/flex", data={
+            "csrf_token": await csrf(app_client), "name": "Camille Dumas", "email": member_address})
+        statuses.append(response.status_code)
+    assert statuses == [200] * 4 + [429] * 5 and "retry-after" in response.headers
+    async with sessions() as session:
+        to_member = (await session.scalars(select(Email.dedupe_key).where(Email.to_addr == member_address))).all()
+        to_staff = (await session.scalars(select(Email.body_text).where(Email.to_addr == staff_address))).all()
+        stranger = (await session.scalars(select(Email.body_text).where(Email.to_addr == "inconnue@example.org"))).all()
+        users = await session.scalar(select(func.count(User.id)).where(User.email == "inconnue@example.org"))
+    assert len([k for k in to_member if k.startswith("login:")]) == 1
+    assert len(to_staff) == 1 and "compte de l'équipe" in to_staff[0]
+    assert len(stranger) == 1 and "/confirmer/" in stranger[0] and users == 0  # no account before the link is followed
+    assert fake.posted("checkout/sessions") == []
+
+
+async def test_the_join_link_is_checked_and_serves_its_address_once(app_client, sessions, world, catalogue, fake):
+    path = f"/coworking/{world.site_slug}/adherer/flex"
+    response = await join_by_email(app_client, sessions, path, {
+        "csrf_token": await csrf(app_client), "name": "Rose Chabrier", "email": "rose@example.org"})
+    assert response.status_code == 303 and response.headers["location"].startswith("https://checkout.stripe.test/")
+    async with sessions() as session:
+        link = re.search(r"http://testserver(\S+/confirmer/\S+)", await session.scalar(
+            select(Email.body_text).where(Email.to_addr == "rose@example.org"))).group(1)
+    # Followed again: the account exists now, its owner logs in to go on.
+    page = await app_client.get(link)
+    again = await app_client.post(link, data={"csrf_token": csrf_of(page.text)})
+    assert again.status_code == 303 and again.headers["location"].startswith("/login?next=")
+    assert len(fake.posted("checkout/sessions")) == 1
+    # Altered, or for another plan: refused, nothing created.
+    bad = await app_client.get(link[:-4] + "AAAA")
+    assert bad.status_code == 400 and "invalide" in text_of(bad.text)
+    other = await app_client.get(link.replace("/adherer/flex/", "/adherer/adhesion/"))
+    assert other.status_code == 400 and "invalide" in text_of(other.text)
 
 
 async def test_a_pass_is_paid_in_payment_mode_and_gives_its_days(app_client, engine, sessions, world, catalogue, fake, gw):
-    response = await app_client.post(f"/coworking/{world.site_slug}/adherer/carnet-10", data={
+    response = await join_by_email(app_client, sessions, f"/coworking/{world.site_slug}/adherer/carnet-10", {
         "csrf_token": await csrf(app_client), "name": "Hugo Morel", "email": "hugo@example.org"})
     assert response.status_code == 303
     (_path, params, _key), = fake.posted("checkout/sessions")
@@ -259,7 +317,7 @@ async def test_member_details_are_checked_and_sent_to_the_stripe_customer(app_cl
 
 async def test_the_return_from_checkout_applies_the_subscription_at_once(app_client, sessions, world, catalogue, fake):
     token = await csrf(app_client)
-    await app_client.post(f"/coworking/{world.site_slug}/adherer/flex", data={
+    await join_by_email(app_client, sessions, f"/coworking/{world.site_slug}/adherer/flex", {
         "csrf_token": token, "name": "Marc Vidal", "email": "marc@example.org"})
     async with sessions() as session:
         member = await session.scalar(select(Member))

@@ -22,6 +22,7 @@ from tests.support.e2e import (
     HOUR,
     advance,
     change_card,
+    confirm_join,
     db_call,
     join,
     pay_on_hosted_page,
@@ -162,8 +163,8 @@ def test_a_pass_gets_its_paid_invoice_with_vat_booked_once_from_its_payment(e2e)
     db_call(e2e.settings, pass_plan)
     with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=30) as client:
         token = csrf_of(client.get("/login").text)
-        response = client.post(f"/coworking/{world.site_slug}/adherer/journee",
-                               data={"csrf_token": token, "name": "Léa Perrin", "email": "lea@example.org"})
+        response = confirm_join(e2e, client, f"/coworking/{world.site_slug}/adherer/journee",
+                                {"csrf_token": token, "name": "Léa Perrin", "email": "lea@example.org"})
         assert response.status_code == 303, response.text
         paid = pay_on_hosted_page(client, response.headers["location"], GOOD, name="Léa Perrin", email=None)
         assert paid.status_code in (302, 303)

@@ -8,7 +8,7 @@ import datetime as dt
 import hashlib
 import io
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from funding.db import transaction
 from funding.exports import service
@@ -138,7 +138,12 @@ async def test_signed_links_serve_the_recorded_file_and_expire(client, sessions,
         digest = await service.digest_of(await session.connection(), scope, "csv")
     ref = {"org": world.siren, "period": f"{last_month_end:%Y-%m}", "format": "csv", "sha256": digest.hexdigest,
            "to": "sophie@example.org"}
-    response = await client.get(f"/exports/lien/{sign(settings.secret_key, service.LINK_PURPOSE, ref)}")
+    link = f"/exports/lien/{sign(settings.secret_key, service.LINK_PURPOSE, ref)}"
+    head = await client.head(link)  # a mail scanner: the file is not produced, nor recorded as taken
+    assert head.status_code == 200 and head.content == b"" and head.headers["content-type"].startswith("text/csv")
+    async with sessions() as session:
+        assert await session.scalar(select(func.count(ExportLog.id))) == 0
+    response = await client.get(link)
     assert response.status_code == 200 and hashlib.sha256(response.content).hexdigest() == digest.hexdigest
     async with sessions() as session:
         log = await session.scalar(select(ExportLog))

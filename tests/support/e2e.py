@@ -106,11 +106,30 @@ def setup(e2e):
     return db_call(e2e.settings, go)
 
 
+def confirm_join(e2e, client: httpx.Client, path: str, data: dict) -> httpx.Response:
+    """An anonymous join through the live app: the form, the link of the email, its button."""
+    import re
+
+    sent = client.post(path, data=data)
+    assert sent.status_code == 200 and "Nous venons d'\u00e9crire \u00e0" in sent.text.replace("&#39;", "'"), sent.text[:500]
+
+    async def mail(sessions):
+        async with sessions() as session:
+            return await session.scalar(select(Email.body_text).where(Email.to_addr == data["email"].lower(),
+                                                                      Email.dedupe_key.like("join:%")).order_by(Email.id.desc()))
+
+    body = wait_for(lambda: db_call(e2e.settings, mail), what="the join email")
+    link = re.search(r"https?://[^/\s]+(/coworking/\S+/confirmer/\S+)", body).group(1)
+    page = client.get(link)
+    assert page.status_code == 200, page.text[:500]
+    return client.post(link, data={"csrf_token": csrf_of(page.text)})
+
+
 def join(e2e, world, code: str, name: str, email: str) -> int:
     with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=30) as client:
         token = csrf_of(client.get("/login").text)
-        response = client.post(f"/coworking/{world.site_slug}/adherer/{code}",
-                               data={"csrf_token": token, "name": name, "email": email})
+        response = confirm_join(e2e, client, f"/coworking/{world.site_slug}/adherer/{code}",
+                                {"csrf_token": token, "name": name, "email": email})
         assert response.status_code == 303, response.text
         paid = pay_on_hosted_page(client, response.headers["location"], GOOD, name=name, email=None)
         assert paid.status_code in (302, 303)

@@ -196,7 +196,8 @@ def _form(a: Alpha, token: str) -> dict:
 
 # What anyone may do, logged in or not, for any organisation: log in, give, back a campaign, join.
 PUBLIC_POSTS = {"/login", "/login/{token}", "/soutenir", "/campagnes/{slug:str}/contribuer", "/contributions/{token:str}/annuler",
-                "/contributions/{token:str}/carte", "/contributions/{token:str}/confirmer", "/coworking/{site}/adherer/{plan}"}
+                "/contributions/{token:str}/carte", "/contributions/{token:str}/confirmer", "/coworking/{site}/adherer/{plan}",
+                "/coworking/{site}/adherer/{plan}/confirmer/{token}"}
 
 
 def _routes(app) -> list[Route]:
