@@ -56,6 +56,7 @@ TABLES: dict[str, Access] = {
     "aux_accounts": forward("label"),
     "ledger_heads": forward("last_number", "last_hash", "closed_through", "last_closing_hash"),
     "grants": APPEND,
+    "fixed_assets": APPEND,
     "entries": forward("number", "prev_hash", "hash", "validated_at"),
     "postings": APPEND,
     "closings": APPEND,

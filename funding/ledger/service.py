@@ -509,6 +509,10 @@ async def close_month(
     org = await session.get(Organisation, org_id)
     if org is None:
         raise LedgerError(f"organisation {org_id} inconnue")
+    if end.month % 12 + 1 == org.fiscal_year_start_month:  # the fiscal year's last month: its year-end entries first
+        from funding.ledger.yearend import post_year_end
+
+        await post_year_end(session, org_id, _fiscal_year_start(start, org.fiscal_year_start_month), end, now)
     rows = (
         await session.execute(
             select(
