@@ -88,6 +88,11 @@ def asset_piece(asset: FixedAsset) -> str:
     return f"IMMO-{asset.id}"
 
 
+async def asset_balance(session: AsyncSession, asset: FixedAsset, account: str, day: dt.date | None = None) -> int:
+    """The asset's balance on ``account`` (its 28x: minus the depreciation booked) up to ``day``."""
+    return await _balance(session, asset.org_id, account, day or dt.date.max, piece_ref=asset_piece(asset))
+
+
 async def year_end_drafts(session: AsyncSession, org_id: int, fy_start: dt.date, fy_end: dt.date) -> list[EntryDraft]:
     """The entries that bring the grants' and assets' accounts to their balances at ``fy_end``
     (none when they are there already)."""

@@ -214,3 +214,25 @@ async def test_scdl_rows_fill_every_required_field(sessions, world):
     # Not paid yet: the period the grant covers (its convention's date to its fiscal year's end).
     assert rows["FONC-1"]["datesPeriodeVersement"] == f"{Y1}-02-01/{Y1}-12-31"
     assert rows["FONC-1"]["conditionsVersement"] == "unique" and rows["FONC-1"]["montant"] == "8000.00"
+
+
+async def test_the_asset_register_from_the_command_line(settings, sessions, world):
+    from tests.support.cli import funding as cli
+
+    await _record(sessions, _grant("EQUIP-2", f"{Y1}-06-01", "6000,00", "investment", world.site_slug))
+    r = await cli(settings, "ledger", "assets", "--add", "Mobilier de l'atelier", "--site", world.site_slug,
+                  "--date", f"{Y1}-07-01", "--cost", "6000,00", "--account", "2184", "--life", "5", "--grant", "EQUIP-2",
+                  "--piece", "F-2023-118")
+    assert r.exit_code == 0 and "recorded as entry 2" in r.stdout, r.stderr
+    bad = await cli(settings, "ledger", "assets", "--add", "Tables", "--site", world.site_slug, "--date", f"{Y1}-07-01",
+                    "--cost", "600", "--account", "2184", "--life", "0", "--piece", "F-1")
+    assert bad.exit_code != 0 and "durée d'amortissement invalide" in bad.stderr and "nothing was recorded" in bad.stderr
+    async with transaction(sessions) as session:
+        await post_year_end(session, world.org_id, dt.date(Y1, 1, 1), dt.date(Y1, 12, 31))
+    listing = await cli(settings, "ledger", "assets")
+    assert listing.exit_code == 0, listing.stderr
+    (line,) = [ln for ln in listing.stdout.splitlines() if "Mobilier de l'atelier" in ln]
+    # 1 200 € a year, 184 days of 365 the first: 604,93 € depreciated, 5 395,07 € net.
+    assert "2184" in line and "6000,00" in line and "604,93" in line and "5395,07" in line and "EQUIP-2" in line
+    async with sessions() as session:
+        assert await session.scalar(select(func.count(FixedAsset.id))) == 1
