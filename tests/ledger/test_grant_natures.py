@@ -15,6 +15,7 @@ from funding.exports.report import SCDL_COLUMNS, scdl_rows
 from funding.ledger.models import Entry, FixedAsset, Grant, Posting
 from funding.ledger.records import Record, RecordError, record_many
 from funding.ledger.service import close_month
+from funding.ledger.verify import verify_org
 from funding.ledger.yearend import depreciated, post_year_end, year_end_drafts
 
 Y1, Y2 = 2023, 2024
@@ -65,7 +66,7 @@ async def _year_one(sessions, world) -> None:
     )
 
 
-async def test_each_nature_books_as_described_across_two_year_ends(sessions, world):
+async def test_each_nature_books_as_described_across_two_year_ends(sessions, world, engine):
     await _year_one(sessions, world)
     await _close_year(sessions, world.org_id, Y1)
     end1 = dt.date(Y1, 12, 31)
@@ -97,6 +98,8 @@ async def test_each_nature_books_as_described_across_two_year_ends(sessions, wor
     assert b["28183"] == -601_644 and year2["6811"] == 400_000  # a full year: 4 000 €
     assert b["139"] == 601_644 and year2["777"] == -400_000
     assert b["131"] == -1_200_000 and b["441"] == 800_000 + 5_000_000 + 2_000_000 + 1_200_000 - 5_000_000  # granted less paid
+    async with engine.connect() as conn:  # the year-end entries are entries like any: numbered, chained, sealed
+        assert (await verify_org(conn, world.org_id)).ok
 
 
 async def test_the_year_end_posts_nothing_twice(sessions, world):
@@ -236,3 +239,22 @@ async def test_the_asset_register_from_the_command_line(settings, sessions, worl
     assert "2184" in line and "6000,00" in line and "604,93" in line and "5395,07" in line and "EQUIP-2" in line
     async with sessions() as session:
         assert await session.scalar(select(func.count(FixedAsset.id))) == 1
+
+
+async def test_staff_choose_the_nature_on_the_record_page(client, sessions, settings, world):
+    from tests.support.web import csrf_of, login_as
+
+    await login_as(client, sessions, settings, world.users["staff"])
+    page = await client.get("/admin/ledger/record")
+    assert 'name="nature"' in page.text and "Subvention affectée (fonds dédiés)" in page.text
+    form = {"csrf_token": csrf_of(page.text), "kind": "grant-notified", "site": world.site_slug, "date": f"{Y1}-05-10",
+            "amount": "20 000,00", "funder": "Commune de Courpière", "funder_siret": SIRET, "reference": "AFF-9",
+            "object": "Ateliers numériques", "currency": "EUR", "nature": "restricted"}
+    bad = await client.post("/admin/ledger/record", data={**form, "nature": "multi-year", "years": "1"})
+    assert bad.status_code == 400 and "de 2 à 10 ans" in bad.text
+    no_siret = await client.post("/admin/ledger/record", data={**form, "funder_siret": ""})
+    assert no_siret.status_code == 400 and "SIRET du financeur manquant" in no_siret.text
+    assert (await client.post("/admin/ledger/record", data=form)).status_code == 303
+    async with sessions() as session:
+        grant = await session.scalar(select(Grant))
+    assert (grant.reference, grant.nature, grant.years, grant.funder_siret) == ("AFF-9", "restricted", 1, SIRET)
