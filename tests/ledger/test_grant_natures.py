@@ -17,6 +17,7 @@ from funding.ledger.records import Record, RecordError, record_many
 from funding.ledger.service import close_month
 from funding.ledger.verify import verify_org
 from funding.ledger.yearend import depreciated, post_year_end, year_end_drafts
+from funding.orgs.models import Organisation
 
 Y1, Y2 = 2023, 2024
 SIRET = "20005376700014"  # Région Auvergne-Rhône-Alpes
@@ -258,3 +259,30 @@ async def test_staff_choose_the_nature_on_the_record_page(client, sessions, sett
     async with sessions() as session:
         grant = await session.scalar(select(Grant))
     assert (grant.reference, grant.nature, grant.years, grant.funder_siret) == ("AFF-9", "restricted", 1, SIRET)
+
+
+async def test_a_fiscal_year_from_september_posts_its_year_end_when_august_closes(sessions, world):
+    async with transaction(sessions) as session:
+        org = await session.get(Organisation, world.org_id)
+        org.fiscal_year_start_month = 9
+    await _record(sessions, _grant("PLURI-SEPT", f"{Y1}-10-01", "10000,00", "multi-year", world.site_slug, years="2"))
+    for period in [f"{Y1}-{m:02d}" for m in (10, 11, 12)] + [f"{Y2}-{m:02d}" for m in range(1, 9)]:
+        async with transaction(sessions) as session:
+            await close_month(session, world.org_id, period, closed_by="test")
+        b = await _balances(sessions, world.org_id, end=dt.date(Y2, 12, 31))
+        if period != f"{Y2}-08":
+            assert "487" not in b, period  # not the fiscal year's end: nothing deferred yet
+    assert b["487"] == -500_000 and b["741"] == -500_000
+    async with sessions() as session:
+        entry = await session.scalar(select(Entry).where(Entry.source_key.like("yearend:%")))
+    assert (entry.entry_date, entry.journal_code) == (dt.date(Y2, 8, 31), "OD")
+
+
+async def test_a_grant_recorded_before_the_siret_was_required_stays_out_of_the_scdl_file(sessions, world):
+    await _record(sessions, _grant("FONC-3", f"{Y1}-02-01", "8000,00", "operating", world.site_slug))
+    async with transaction(sessions) as session:
+        session.add(Grant(org_id=world.org_id, site_id=world.site_id, funder_name="Commune", funder_siret=None,
+                          reference="OLD-1", convention_date=dt.date(Y1, 1, 5), object="Fonctionnement", amount=100_000,
+                          currency="EUR"))
+    async with sessions() as session:
+        assert [r["referenceDecision"] for r in await scdl_rows(session)] == ["FONC-3"]
