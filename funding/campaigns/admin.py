@@ -4,7 +4,6 @@ tax-receipt summaries. HTTP only: parse, call the service, render."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 
@@ -14,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from funding import csvout
 from funding.campaigns import books, receipts, richtext, service, views
 from funding.campaigns.models import Campaign, CampaignEntry, Match, Mode, Nature, Pledge, PledgeStatus, Tier
 from funding.campaigns.service import (
@@ -225,7 +225,7 @@ async def export_csv(request: Request) -> Response:
 
     def line(values) -> str:
         buf = io.StringIO()
-        csv.writer(buf, delimiter=";", lineterminator="\r\n").writerow(values)
+        csvout.writer(buf, delimiter=";", lineterminator="\r\n").writerow(values)
         return buf.getvalue()
 
     async def rows():

@@ -3,7 +3,6 @@ member's history; revenue invoiced in advance across a year-end (for the 487 adj
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -13,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding import csvout
 from funding.auth.models import User
 from funding.coworking.lifecycle import PARIS, Access, access_of, local_day, overdue_filter, pass_day_members, with_pass
 from funding.coworking.models import LIVE_STATUSES, Invoice, InvoiceStatus, Member, Pass, PassDay, Plan, Subscription
@@ -100,7 +100,7 @@ def members_csv(rows: list[MemberRow]) -> str:
     from funding.money import format_plain
 
     out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer = csvout.writer(out, delimiter=";", lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
     for r in rows:
         writer.writerow([r.name, r.email, r.member.company_name or "", r.member.siren or "", r.member.vat_number or "",
@@ -218,7 +218,7 @@ def deferred_csv(report: DeferredReport) -> str:
     from funding.money import format_plain
 
     out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer = csvout.writer(out, delimiter=";", lineterminator="\r\n")
     writer.writerow(["facture", "membre", "compte", "libelle", "debut", "fin", "base_ht", "constate_d_avance", "devise"])
     for line in report.lines:
         writer.writerow([line.invoice, line.member, line.account, line.description, line.start.isoformat(),

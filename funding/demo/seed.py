@@ -16,7 +16,7 @@ from funding.auth.models import User
 from funding.auth.service import create_user
 from funding.domains import parts
 from funding.ledger.records import Record, record_many
-from funding.ledger.service import close_month
+from funding.ledger.service import close_months
 from funding.orgs.models import Organisation, Site
 from funding.orgs.service import create_organisation, create_site
 
@@ -140,8 +140,9 @@ async def seed(session: AsyncSession, *, today: dt.date | None = None) -> Organi
     sites = {}
     for slug, name, town, central in SITES:
         sites[slug] = await create_site(session, org_id=org.id, slug=slug, name=name, town=town, is_central=central)
+    # The partner keeps the associative year (September to August): its books show a closed year.
     partner = await create_organisation(session, name=PARTNER["name"], siren=PARTNER["siren"], rna=PARTNER["rna"],
-                                        general_interest=True, address=PARTNER["address"])
+                                        general_interest=True, address=PARTNER["address"], fiscal_year_start_month=9)
     await create_site(session, org_id=partner.id, slug=PARTNER_SITE[0], name=PARTNER_SITE[1], town=PARTNER_SITE[2],
                       is_central=True)
     users = {}
@@ -156,11 +157,8 @@ async def seed(session: AsyncSession, *, today: dt.date | None = None) -> Organi
         if hasattr(module, "seed"):
             await module.seed(session, demo)
     # Close every month before the last three, so the demo shows closed periods.
-    back = 10
-    while back > 3:
-        period = month_start(today, back)
-        await close_month(session, org.id, period.strftime("%Y-%m"), closed_by="demo")
-        back -= 1
-    for back in (6, 5, 4, 3, 2):
-        await close_month(session, partner.id, month_start(today, back).strftime("%Y-%m"), closed_by="demo")
+    # A fiscal year whose twelve months are closed is closed too (its à-nouveaux open the next).
+    await close_months(session, org.id, [f"{month_start(today, back):%Y-%m}" for back in range(10, 3, -1)], closed_by="demo")
+    await close_months(session, partner.id, [f"{month_start(today, back):%Y-%m}" for back in (6, 5, 4, 3, 2)],
+                       closed_by="demo")
     return org

@@ -3,31 +3,32 @@ and as rows for the printable pages."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from funding import csvout
 from funding.exports.journal import Progress, Scope, in_scope, lookups, stream_rows
 from funding.ledger.models import Entry, Posting
-from funding.ledger.service import BalanceRow, trial_balance, validated_entries
+from funding.ledger.service import BalanceRow, opening_balances, trial_balance
 from funding.money import format_plain
 
 _E = Entry.__table__.c
 _P = Posting.__table__.c
-TRIAL_BALANCE_COLUMNS = ("compte", "intitule", "devise", "debit", "credit", "solde_debiteur", "solde_crediteur")
+TRIAL_BALANCE_COLUMNS = ("compte", "intitule", "devise", "debit", "credit", "solde_debiteur", "solde_crediteur",
+                         "report_debiteur", "report_crediteur")
 GENERAL_LEDGER_COLUMNS = ("compte", "intitule", "ligne", "date", "numero", "journal", "piece", "libelle", "debit", "credit",
                           "solde", "devise")
 
 
 def _csv_writer():
     buf = io.StringIO()
-    return buf, csv.writer(buf, delimiter=";", lineterminator="\r\n")
+    return buf, csvout.writer(buf, delimiter=";", lineterminator="\r\n")
 
 
 def _flush(buf: io.StringIO) -> bytes:
@@ -38,7 +39,8 @@ def _flush(buf: io.StringIO) -> bytes:
 
 
 async def balance_rows(session: AsyncSession, scope: Scope) -> list[BalanceRow]:
-    rows = await trial_balance(session, org_id=scope.org_id, site_id=scope.site_id, start=scope.start, end=scope.end)
+    rows = await trial_balance(session, org_id=scope.org_id, site_id=scope.site_id, start=scope.start, end=scope.end,
+                               openings=True)
     if scope.labels is None:
         return rows
     frozen = json.loads(scope.labels)["accounts"]
@@ -50,7 +52,8 @@ def trial_balance_csv(rows: list[BalanceRow]) -> bytes:
     writer.writerow(TRIAL_BALANCE_COLUMNS)
     for r in rows:
         writer.writerow((r.account, r.label, r.currency, format_plain(r.debit, r.currency), format_plain(r.credit, r.currency),
-                         format_plain(max(r.balance, 0), r.currency), format_plain(max(-r.balance, 0), r.currency)))
+                         format_plain(max(r.balance, 0), r.currency), format_plain(max(-r.balance, 0), r.currency),
+                         format_plain(max(r.opening, 0), r.currency), format_plain(max(-r.opening, 0), r.currency)))
     return ("\ufeff" + buf.getvalue()).encode()
 
 
@@ -83,15 +86,8 @@ class _Running:
 
 
 async def _openings(conn: AsyncConnection, scope: Scope) -> dict[tuple[str, str], int]:
-    """Balance of every account before the period (what the ledger carries forward)."""
-    query = (
-        select(_P.account_number, _P.currency, func.sum(_P.amount))
-        .select_from(Entry.__table__.join(Posting.__table__, _P.entry_id == _E.id))
-        .where(_E.entry_date < scope.start)
-        .group_by(_P.account_number, _P.currency)
-    )
-    query = validated_entries(query, org_id=scope.org_id, site_id=scope.site_id)
-    return {(r[0], r[1]): int(r[2]) for r in await conn.execute(query) if r[2]}
+    """What every account carries into the period, by the rule of fiscal years (the ledger's)."""
+    return await opening_balances(conn, org_id=scope.org_id, start=scope.start, site_id=scope.site_id)
 
 
 async def general_ledger(conn: AsyncConnection, scope: Scope, progress: Progress | None = None) -> AsyncIterator[list[LedgerLine]]:

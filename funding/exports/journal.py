@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import datetime as dt
 import io
 import json
@@ -21,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from funding import csvout
 from funding.db import AnyRow
 from funding.errors import FundingError
 from funding.ledger.models import Account, AuxAccount, Entry, Grant, Journal, Posting
@@ -380,7 +380,7 @@ async def journal_csv(conn: AsyncConnection, scope: Scope, progress: Progress | 
     """One row per posting, ``;``-separated, decimal comma, UTF-8 with a BOM (Excel opens it as is)."""
     look = await lookups(conn, scope)
     buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=";", lineterminator="\r\n")
+    writer = csvout.writer(buf, delimiter=";", lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     yield ("\ufeff" + buf.getvalue()).encode()
     async for part in stream_rows(conn, rows_query(scope, "number")):

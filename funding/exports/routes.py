@@ -4,7 +4,6 @@ pages and open data. HTTP only: parse, call the services, render or stream."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -16,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from funding import csvout
 from funding.db import transaction
 from funding.exports import books, report, service
 from funding.exports.journal import ExportError, Scope
@@ -235,7 +235,7 @@ async def _mix(request: Request, session, *, site_slug: str | None, org_siren: s
 
 def mix_csv(mix: report.FundingMix) -> bytes:
     buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=";", lineterminator="\r\n")
+    writer = csvout.writer(buf, delimiter=";", lineterminator="\r\n")
     writer.writerow(("section", "periode", "lieu", "origine", "compte", "intitule", "montant", "devise", "part"))
     where = mix.site.slug if mix.site else "reseau"
     period = f"{mix.start.isoformat()}/{mix.end.isoformat()}"
@@ -295,7 +295,7 @@ async def open_data_grants(request: Request) -> Response:
     async with db(request) as session:
         rows = await report.scdl_rows(session)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=report.SCDL_COLUMNS, lineterminator="\r\n")
+    writer = csvout.dict_writer(buf, report.SCDL_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows(rows)
     return Response(buf.getvalue().encode(), media_type="text/csv; charset=utf-8",
@@ -339,7 +339,7 @@ async def _open_mix(request: Request) -> list[dict]:
 
 async def open_data_mix_csv(request: Request) -> Response:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
+    writer = csvout.writer(buf, lineterminator="\r\n")
     writer.writerow(("periode", "lieu", "origine", "montant", "devise", "part"))
     for row in await _open_mix(request):
         for source, values in row["sources"].items():

@@ -8,6 +8,10 @@ from funding.errors import FundingError
 
 # (number, label) — ACCOUNTING.md §1. 5115 is used as the Stripe balance.
 DEFAULT_CHART: tuple[tuple[str, str], ...] = (
+    ("110", "Report à nouveau (solde créditeur)"),
+    ("119", "Report à nouveau (solde débiteur)"),
+    ("120", "Résultat de l'exercice (excédent)"),
+    ("129", "Résultat de l'exercice (déficit)"),
     ("131", "Subventions d'équipement"),
     ("139", "Subventions d'investissement inscrites au compte de résultat"),
     ("194", "Fonds dédiés sur subventions de fonctionnement"),

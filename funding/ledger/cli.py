@@ -89,6 +89,29 @@ async def close(ctx: Context, period: str, siren: str | None) -> None:
     out(f"{org.siren}: {closing.period} closed — {closing.entry_count} entries, grand total {closing.grand_total}")
 
 
+@command(ledger, "close-year", help="close a fiscal year (YYYY, the year it starts in) after its twelve months",
+         roles=STAFF)
+@click.argument("year")
+@click.option("--org", "siren", help="SIREN")
+async def close_year(ctx: Context, year: str, siren: str | None) -> None:
+    """Store the year's closing, post the next year's à-nouveaux (journal AN) and seal it."""
+    import datetime as dt
+
+    from funding.db import transaction
+    from funding.ledger.service import close_year as close
+    from funding.money import format_money
+    from funding.orgs.service import organisation_for
+
+    async with transaction(ctx.sessions) as session:
+        org = await organisation_for(session, siren)
+        done = await close(session, org.id, year, closed_by=who())
+    results = ", ".join(("excédent " if amount >= 0 else "déficit ") + format_money(abs(amount), cur)
+                        for cur, amount in sorted(done.result.items())) or "aucun"
+    out(f"{org.siren}: exercice {done.closing.period} clos ({done.closing.start_date} – {done.closing.end_date}), "
+        f"{done.closing.entry_count} entries, résultat {results}; {len(done.openings)} à-nouveaux entries "
+        f"dated {done.closing.end_date + dt.timedelta(days=1)}")
+
+
 @command(ledger, "reverse", help="cancel an entry by a reversing entry", roles=STAFF)
 @click.argument("number", type=int)
 @click.option("--reason", required=True)
@@ -168,13 +191,13 @@ async def balance(ctx: Context, siren: str | None, slug: str | None, start: str 
         org = await organisation_for(session, siren) if siren else None
         site = await site_by_slug(session, slug) if slug else None
         rows = await trial_balance(session, org_id=org.id if org else None, site_id=site.id if site else None,
-                                   start=parse_day(start), end=parse_day(end))
-    out(f"{'compte':<10} {'intitulé':<45} {'débit':>14} {'crédit':>14} {'solde':>14}")
+                                   start=parse_day(start), end=parse_day(end), openings=True)
+    out(f"{'compte':<10} {'intitulé':<45} {'report':>14} {'débit':>14} {'crédit':>14} {'solde':>14}")
     for r in rows:
-        out(f"{r.account:<10} {r.label[:45]:<45} {format_plain(r.debit, r.currency):>14} "
+        out(f"{r.account:<10} {r.label[:45]:<45} {format_plain(r.opening, r.currency):>14} {format_plain(r.debit, r.currency):>14} "
             f"{format_plain(r.credit, r.currency):>14} {format_plain(r.balance, r.currency):>14} {r.currency}")
     for cur, (d, c) in totals_by_currency(rows).items():
-        out(f"{'TOTAL':<56} {format_plain(d, cur):>14} {format_plain(c, cur):>14} {format_plain(d - c, cur):>14} {cur}")
+        out(f"{'TOTAL':<71} {format_plain(d, cur):>14} {format_plain(c, cur):>14} {format_plain(d - c, cur):>14} {cur}")
 
 
 @command(ledger, "accounts", help="list the chart of accounts, or --add NUMBER LABEL", roles=STAFF)

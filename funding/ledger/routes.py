@@ -17,9 +17,9 @@ from starlette.routing import Route
 
 from funding.i18n import gettext as _
 from funding.ledger import records
-from funding.ledger.models import FUNDING_SOURCES, Closing, Entry, LedgerHead, Posting
+from funding.ledger.models import FUNDING_SOURCES, Closing, ClosingKind, Entry, LedgerHead, Posting
 from funding.ledger.seals import Keyring
-from funding.ledger.service import LedgerError, close_month, reverse, totals_by_currency, trial_balance
+from funding.ledger.service import LedgerError, close_month, close_year, reverse, totals_by_currency, trial_balance, year_label
 from funding.ledger.verify import verify_org
 from funding.orgs.models import Organisation, Site
 from funding.web import BOOKS, STAFF, db, flash, redirect, redirect_to, render, require
@@ -154,7 +154,8 @@ async def balance(request: Request) -> Response:
     async with db(request) as session:
         await require(request, session, BOOKS)
         f = await _filters(request, session)
-        rows = await trial_balance(session, org_id=f["org_id"], site_id=f["site_id"], start=f["start"], end=f["end"])
+        rows = await trial_balance(session, org_id=f["org_id"], site_id=f["site_id"], start=f["start"], end=f["end"],
+                                   openings=True)
     return render(request, "admin/trial_balance.html", {**f, "rows": rows, "totals": totals_by_currency(rows)})
 
 
@@ -202,13 +203,21 @@ async def closings(request: Request) -> Response:
                 raise HTTPException(400, _("Organisation inconnue."))
             if not user.can(*STAFF, org=org.id):
                 raise HTTPException(403)
+            year = str(form.get("year", "")).strip()
             try:
-                closing = await close_month(session, org.id, str(form.get("period", "")).strip(), closed_by=user.email)
+                if "year" in form:
+                    closing = (await close_year(session, org.id, year, closed_by=user.email)).closing
+                else:
+                    closing = await close_month(session, org.id, str(form.get("period", "")).strip(), closed_by=user.email)
             except LedgerError as exc:
                 await session.rollback()
                 flash(request, str(exc), "error")
                 return redirect_to(request, "closings")
-            flash(request, _("Période %(period)s clôturée.", period=closing.period), "success")
+            if closing.kind == ClosingKind.YEAR:
+                flash(request, _("Exercice %(year)s clôturé : ses à-nouveaux ouvrent l'exercice suivant.",
+                                 year=year_label(int(closing.period), org.fiscal_year_start_month)), "success")
+            else:
+                flash(request, _("Période %(period)s clôturée.", period=closing.period), "success")
             return redirect_to(request, "closings")
         rows = (await session.execute(select(Closing, Organisation.name).join(Organisation).order_by(Closing.end_date.desc()))).all()
     return render(request, "admin/closings.html", {"rows": rows, "orgs": orgs})

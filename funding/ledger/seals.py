@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from funding import csvout
 from funding.db import AnyRow
 from funding.errors import FundingError
 from funding.ledger.canonical import chain_hash, seal_document
@@ -202,7 +203,7 @@ async def feed(session: AsyncSession, keyring: Keyring, *, siren: str | None = N
 
 def feed_csv(rows: list[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FEED_COLUMNS, lineterminator="\r\n")
+    writer = csvout.dict_writer(buf, FEED_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue().encode()

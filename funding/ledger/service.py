@@ -12,12 +12,12 @@ import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from funding.db import AnyRow, AnySelect, dialect_insert, dialect_of, utcnow
@@ -33,6 +33,7 @@ from funding.ledger.models import (
     Closing,
     ClosingKind,
     Entry,
+    FundingSource,
     LedgerHead,
     Posting,
     SealKind,
@@ -477,42 +478,54 @@ def _fiscal_year_start(day: dt.date, start_month: int) -> dt.date:
     return dt.date(year, start_month, 1)
 
 
-async def close_month(
-    session: AsyncSession,
-    org_id: int,
-    period: str,
-    *,
-    closed_by: str = "",
-    now: dt.datetime | None = None,
-) -> Closing:
-    """Close a month: store its totals and the running totals, chained. Months close in order."""
-    from funding.orgs.models import Organisation
+def fiscal_year_bounds(year: int, start_month: int) -> tuple[dt.date, dt.date]:
+    """First and last day of the fiscal year named ``year`` (the year it starts in)."""
+    start = dt.date(year, start_month, 1)
+    following = dt.date(year + 1, start_month, 1)
+    return start, following - dt.timedelta(days=1)
 
-    now = now or utcnow()
-    start, end = month_bounds(period)
-    if end >= now.date():
-        raise LedgerError(f"le mois {period} n'est pas terminé : il se clôt à partir du {(end + dt.timedelta(days=1)).isoformat()}")
-    head = await _lock_head(session, org_id)
-    if head.closed_through is not None:
-        expected = head.closed_through + dt.timedelta(days=1)
-        if start < expected:
-            raise LedgerError(f"le mois {period} est déjà clos")
-        if start > expected:
-            raise LedgerError(f"clôturez d'abord {expected.strftime('%Y-%m')} : les mois se clôturent dans l'ordre")
-    else:
-        earlier = await session.scalar(
-            select(func.min(Entry.entry_date)).where(Entry.org_id == org_id, Entry.number.is_not(None), Entry.entry_date < start)
-        )
-        if earlier is not None:
-            raise LedgerError(f"clôturez d'abord {earlier.strftime('%Y-%m')} : les mois se clôturent dans l'ordre")
 
-    org = await session.get(Organisation, org_id)
-    if org is None:
-        raise LedgerError(f"organisation {org_id} inconnue")
-    if end.month % 12 + 1 == org.fiscal_year_start_month:  # the fiscal year's last month: its year-end entries first
-        from funding.ledger.yearend import post_year_end
+def fiscal_year_of(day: dt.date, start_month: int) -> int:
+    """The name of the fiscal year ``day`` belongs to: the calendar year it starts in."""
+    return _fiscal_year_start(day, start_month).year
 
-        await post_year_end(session, org_id, _fiscal_year_start(start, org.fiscal_year_start_month), end, now)
+
+def year_label(year: int, start_month: int) -> str:
+    """How people name a fiscal year: ``2026``, or ``2025-2026`` when it straddles two."""
+    return str(year) if start_month == 1 else f"{year}-{year + 1}"
+
+
+def parse_year(text_: str | int) -> int:
+    try:
+        year = int(str(text_).strip())
+    except ValueError:
+        year = 0
+    if not 1900 <= year <= 9999:
+        raise LedgerError(f"exercice invalide : {text_!r} (attendu AAAA, l'année où il commence, par exemple 2026)")
+    return year
+
+
+async def year_closing(session: AsyncSession, org_id: int, year: int) -> Closing | None:
+    return await session.scalar(
+        select(Closing).where(Closing.org_id == org_id, Closing.kind == ClosingKind.YEAR, Closing.period == str(year)))
+
+
+async def _has_entries_before(session: AsyncSession, org_id: int, day: dt.date) -> bool:
+    first = await session.scalar(
+        select(Entry.id).where(Entry.org_id == org_id, Entry.number.is_not(None), Entry.entry_date < day).limit(1))
+    return first is not None
+
+
+@dataclass
+class _Totals:
+    totals: dict[str, list[int]]
+    period_total: dict[str, int]
+    first_number: int | None
+    last_number: int | None
+    count: int
+
+
+async def _period_totals(session: AsyncSession, org_id: int, start: dt.date, end: dt.date) -> _Totals:
     rows = (
         await session.execute(
             select(
@@ -538,14 +551,81 @@ async def close_month(
             )
         )
     ).one()
+    return _Totals(totals, dict(period_total), numbers[0], numbers[1], int(numbers[2]))
 
-    previous = await session.scalar(
+
+async def _store_closing(session: AsyncSession, org: Organisation, head: LedgerHead, closing: Closing,
+                         seal_kind: SealKind, now: dt.datetime) -> Closing:
+    closing.hash = closing_hash(closing)
+    session.add(closing)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise LedgerError(explain_db_error(exc)) from exc
+    # The database's trigger moved the head; keep the identity map in step (no UPDATE of ours).
+    set_committed_value(head, "closed_through", closing.end_date)
+    set_committed_value(head, "last_closing_hash", closing.hash)
+    from funding.ledger.seals import SealError, seal
+
+    try:
+        await seal(session, org.id, kind=seal_kind, period=closing.period, now=now)
+    except SealError as exc:
+        raise LedgerError(str(exc)) from None
+    return closing
+
+
+async def close_month(
+    session: AsyncSession,
+    org_id: int,
+    period: str,
+    *,
+    closed_by: str = "",
+    now: dt.datetime | None = None,
+) -> Closing:
+    """Close a month: store its totals and the running totals, chained. Months close in order,
+    and the first month of a fiscal year only once the year before it is closed (its
+    à-nouveaux are dated that month's first day)."""
+    from funding.orgs.models import Organisation
+
+    now = now or utcnow()
+    start, end = month_bounds(period)
+    if end >= now.date():
+        raise LedgerError(f"le mois {period} n'est pas terminé : il se clôt à partir du {(end + dt.timedelta(days=1)).isoformat()}")
+    org = await session.get(Organisation, org_id)
+    if org is None:
+        raise LedgerError(f"organisation {org_id} inconnue")
+    head = await _lock_head(session, org_id)
+    if head.closed_through is not None:
+        expected = head.closed_through + dt.timedelta(days=1)
+        if start < expected:
+            raise LedgerError(f"le mois {period} est déjà clos")
+        if start > expected:
+            raise LedgerError(f"clôturez d'abord {expected.strftime('%Y-%m')} : les mois se clôturent dans l'ordre")
+    else:
+        earlier = await session.scalar(
+            select(func.min(Entry.entry_date)).where(Entry.org_id == org_id, Entry.number.is_not(None), Entry.entry_date < start)
+        )
+        if earlier is not None:
+            raise LedgerError(f"clôturez d'abord {earlier.strftime('%Y-%m')} : les mois se clôturent dans l'ordre")
+    fy_start = _fiscal_year_start(start, org.fiscal_year_start_month)
+    if start == fy_start and await _has_entries_before(session, org_id, start):
+        previous = fy_start.year - 1
+        if await year_closing(session, org_id, previous) is None:
+            raise LedgerError(f"clôturez d'abord l'exercice {previous} (funding ledger close-year {previous}) : "
+                              f"ses à-nouveaux sont datés du {start.isoformat()}")
+    if end.month % 12 + 1 == org.fiscal_year_start_month:  # the fiscal year's last month: its year-end entries first
+        from funding.ledger.yearend import post_year_end
+
+        await post_year_end(session, org_id, fy_start, end, now)
+
+    got = await _period_totals(session, org_id, start, end)
+    previous_closing = await session.scalar(
         select(Closing).where(Closing.org_id == org_id, Closing.kind == ClosingKind.MONTH).order_by(Closing.end_date.desc()).limit(1)
     )
-    grand = defaultdict(int, json.loads(previous.grand_total) if previous else {})
-    fy_start = _fiscal_year_start(start, org.fiscal_year_start_month if org else 1)
-    fiscal = defaultdict(int, json.loads(previous.fiscal_year_total) if previous and previous.start_date >= fy_start else {})
-    for cur, amount in period_total.items():
+    grand = defaultdict(int, json.loads(previous_closing.grand_total) if previous_closing else {})
+    fiscal = defaultdict(int, json.loads(previous_closing.fiscal_year_total)
+                         if previous_closing and previous_closing.start_date >= fy_start else {})
+    for cur, amount in got.period_total.items():
         grand[cur] += amount
         fiscal[cur] += amount
 
@@ -556,11 +636,11 @@ async def close_month(
         period=period,
         start_date=start,
         end_date=end,
-        first_number=numbers[0],
-        last_number=numbers[1],
-        entry_count=int(numbers[2]),
-        totals=_dumps(totals),
-        period_total=_dumps(dict(period_total)),
+        first_number=got.first_number,
+        last_number=got.last_number,
+        entry_count=got.count,
+        totals=_dumps(got.totals),
+        period_total=_dumps(got.period_total),
         fiscal_year_total=_dumps(dict(fiscal)),
         grand_total=_dumps(dict(grand)),
         closed_at=now,
@@ -568,22 +648,152 @@ async def close_month(
         prev_hash=head.last_closing_hash,
         hash="",
     )
-    closing.hash = closing_hash(closing)
-    session.add(closing)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        raise LedgerError(explain_db_error(exc)) from exc
-    # The database's trigger moved the head; keep the identity map in step (no UPDATE of ours).
-    set_committed_value(head, "closed_through", end)
-    set_committed_value(head, "last_closing_hash", closing.hash)
-    from funding.ledger.seals import SealError, seal
+    return await _store_closing(session, org, head, closing, SealKind.MONTH, now)
 
-    try:
-        await seal(session, org_id, kind=SealKind.MONTH, period=period, now=now)
-    except SealError as exc:
-        raise LedgerError(str(exc)) from None
-    return closing
+
+async def close_months(session: AsyncSession, org_id: int, periods: Iterable[str], *, closed_by: str = "",
+                       now: dt.datetime | None = None) -> list[Closing]:
+    """Close months in order, closing a fiscal year first where the next month opens a new one
+    (what the demo does; people close a year by its own command, once its accounts are final)."""
+    from funding.orgs.models import Organisation
+
+    org = await session.get(Organisation, org_id)
+    if org is None:
+        raise LedgerError(f"organisation {org_id} inconnue")
+    done = []
+    for period in periods:
+        start, _ = month_bounds(period)
+        if (start == _fiscal_year_start(start, org.fiscal_year_start_month) and await _has_entries_before(session, org_id, start)
+                and await year_closing(session, org_id, start.year - 1) is None):
+            done.append((await close_year(session, org_id, start.year - 1, closed_by=closed_by, now=now)).closing)
+        done.append(await close_month(session, org_id, period, closed_by=closed_by, now=now))
+    return done
+
+
+# Classes carried into the next year (balance sheet) and those whose balance is the year's result.
+BALANCE_CLASSES = ("1", "2", "3", "4", "5")
+RESULT_CLASSES = ("6", "7")
+RESULT_ACCOUNTS = {"surplus": "120", "deficit": "129"}
+CARRIED_ACCOUNTS = {"surplus": "110", "deficit": "119"}  # an earlier result nobody allocated
+
+
+@dataclass
+class YearClosed:
+    closing: Closing
+    openings: list[Posted]
+    result: dict[str, int]  # per currency: > 0 a surplus, < 0 a deficit
+
+
+async def opening_drafts(session: AsyncSession, org_id: int, year: int, start: dt.date, end: dt.date,
+                         start_month: int = 1) -> tuple[list[EntryDraft], dict[str, int]]:
+    """The à-nouveaux of the year after ``year``: per site and currency, one entry in journal AN
+    dated the next year's first day, carrying every balance of classes 1 to 5 (auxiliary
+    accounts kept), the year's result into 120 (surplus) or 129 (deficit), and an earlier
+    result still on 12x into report à nouveau (110/119). The year's balances are its own
+    entries, à-nouveaux of the year before included (a year closes after the one before)."""
+    cls = func.substr(Posting.account_number, 1, 1)
+    rows = (await session.execute(
+        select(Entry.site_id, Posting.account_number, Posting.aux_code, Posting.currency, func.sum(Posting.amount))
+        .join(Entry, Entry.id == Posting.entry_id)
+        .where(Entry.org_id == org_id, Entry.number.is_not(None), Entry.entry_date.between(start, end),
+               cls.in_((*BALANCE_CLASSES, *RESULT_CLASSES)))
+        .group_by(Entry.site_id, Posting.account_number, Posting.aux_code, Posting.currency)
+        .order_by(Entry.site_id, Posting.currency, Posting.account_number, Posting.aux_code)
+    )).all()
+    lines: dict[tuple[int, str], list[Line]] = defaultdict(list)
+    earlier: dict[tuple[int, str], int] = defaultdict(int)
+    result: dict[tuple[int, str], int] = defaultdict(int)
+    for site_id, account, aux, currency, total in rows:
+        amount = int(total or 0)
+        key = (site_id, currency)
+        if account[0] in RESULT_CLASSES:
+            result[key] += amount
+        elif account.startswith("12"):
+            earlier[key] += amount
+        elif amount:
+            lines[key].append(Line(account, amount, currency, aux, None))
+    next_day = end + dt.timedelta(days=1)
+    drafts: list[EntryDraft] = []
+    totals: dict[str, int] = defaultdict(int)
+    for key in sorted(set(lines) | set(earlier) | set(result)):
+        site_id, currency = key
+        out = list(lines.get(key, []))
+        if earlier.get(key):
+            out.append(Line(CARRIED_ACCOUNTS["surplus" if earlier[key] < 0 else "deficit"], earlier[key], currency, None,
+                            f"Résultat antérieur reporté à nouveau ({year_label(year - 1, start_month)})"))
+        if result.get(key):
+            out.append(Line(RESULT_ACCOUNTS["surplus" if result[key] < 0 else "deficit"], result[key], currency, None,
+                            f"Résultat de l'exercice {year_label(year, start_month)}"))
+        totals[currency] -= result.get(key, 0)
+        if len(out) < 2:
+            if out:  # a lone balance would mean an unbalanced year: the entries say otherwise
+                raise LedgerError(f"à-nouveaux déséquilibrés pour le site {site_id} ({currency})")
+            continue
+        drafts.append(EntryDraft(
+            org_id=org_id, site_id=site_id, journal="AN", entry_date=next_day, piece_date=next_day,
+            label=f"À-nouveaux de l'exercice {year_label(year, start_month)}", piece_ref=f"AN-{year}", funding_source=FundingSource.INTERNAL,
+            lines=out, source_key=f"an:{org_id}:{next_day:%Y%m%d}:{site_id}:{currency}", created_by="clôture"))
+    return drafts, dict(totals)
+
+
+async def close_year(
+    session: AsyncSession,
+    org_id: int,
+    year: int | str,
+    *,
+    closed_by: str = "",
+    now: dt.datetime | None = None,
+) -> YearClosed:
+    """Close a fiscal year once its twelve months are closed (and the year before it): store
+    the year's totals as a closing of kind ``year``, chained with the months', post the next
+    year's à-nouveaux (journal AN) and seal. A closed year never reopens: its months and its
+    closing are frozen by the database, and a second closing of it is refused."""
+    from funding.orgs.models import Organisation
+
+    now = now or utcnow()
+    year = parse_year(year)
+    org = await session.get(Organisation, org_id)
+    if org is None:
+        raise LedgerError(f"organisation {org_id} inconnue")
+    start, end = fiscal_year_bounds(year, org.fiscal_year_start_month)
+    head = await _lock_head(session, org_id)
+    if await year_closing(session, org_id, year) is not None:
+        raise LedgerError(f"l'exercice {year} est déjà clos : un exercice clos ne se rouvre pas")
+    if head.closed_through is None or head.closed_through < end:
+        upto = "aucun mois n'est clos" if head.closed_through is None else f"clos jusqu'au {head.closed_through.isoformat()}"
+        raise LedgerError(f"clôturez d'abord les douze mois de l'exercice {year} ({start:%Y-%m} à {end:%Y-%m}) : {upto}")
+    if head.closed_through > end:
+        raise LedgerError(f"l'exercice {year} ne peut plus être clos : des mois de l'exercice suivant le sont déjà")
+    if await _has_entries_before(session, org_id, start) and await year_closing(session, org_id, year - 1) is None:
+        raise LedgerError(f"clôturez d'abord l'exercice {year - 1} : les exercices se clôturent dans l'ordre")
+
+    got = await _period_totals(session, org_id, start, end)
+    last_month = await session.scalar(
+        select(Closing).where(Closing.org_id == org_id, Closing.kind == ClosingKind.MONTH).order_by(Closing.end_date.desc()).limit(1)
+    )
+    drafts, result = await opening_drafts(session, org_id, year, start, end, org.fiscal_year_start_month)
+    closing = Closing(
+        labels=await labels_snapshot(session, org),
+        org_id=org_id,
+        kind=ClosingKind.YEAR,
+        period=str(year),
+        start_date=start,
+        end_date=end,
+        first_number=got.first_number,
+        last_number=got.last_number,
+        entry_count=got.count,
+        totals=_dumps(got.totals),
+        period_total=_dumps(got.period_total),
+        fiscal_year_total=_dumps(got.period_total),
+        grand_total=last_month.grand_total if last_month is not None else _dumps({}),
+        closed_at=now,
+        closed_by=closed_by,
+        prev_hash=head.last_closing_hash,
+        hash="",
+    )
+    posted = (await post(session, drafts, now=now)).entries if drafts else []
+    await _store_closing(session, org, head, closing, SealKind.YEAR, now)
+    return YearClosed(closing, posted, result)
 
 
 async def labels_snapshot(session: AsyncSession, org: Organisation) -> str:
@@ -635,10 +845,11 @@ class BalanceRow:
     currency: str
     debit: int
     credit: int
+    opening: int = 0  # carried into the period (signed, debit > 0); 0 unless asked for
 
     @property
     def balance(self) -> int:
-        return self.debit - self.credit
+        return self.opening + self.debit - self.credit
 
 
 async def trial_balance(
@@ -648,8 +859,11 @@ async def trial_balance(
     site_id: int | None = None,
     start: dt.date | None = None,
     end: dt.date | None = None,
+    openings: bool = False,
 ) -> list[BalanceRow]:
-    """Debit and credit totals per account. Without ``org_id`` the network is consolidated."""
+    """Debit and credit totals per account. Without ``org_id`` the network is consolidated.
+    With ``openings`` (an organisation and a start), each row also carries what the account
+    brings into the period (:func:`opening_balances`), so its balance is the general ledger's."""
     amount = Posting.amount
     query = (
         select(
@@ -668,7 +882,59 @@ async def trial_balance(
     if org_id is not None:
         labels_q = labels_q.where(Account.org_id == org_id)
     labels = dict((await session.execute(labels_q)).all())
-    return [BalanceRow(r.account_number, labels.get(r.account_number, ""), r.currency, int(r.debit), int(r.credit)) for r in rows]
+    out = {(r.account_number, r.currency): BalanceRow(r.account_number, labels.get(r.account_number, ""), r.currency,
+                                                      int(r.debit), int(r.credit)) for r in rows}
+    if openings and org_id is not None and start is not None:
+        carried = await opening_balances(await session.connection(), org_id=org_id, start=start, site_id=site_id)
+        for key, carried_amount in carried.items():
+            row = out.get(key) or BalanceRow(key[0], labels.get(key[0], ""), key[1], 0, 0)
+            out[key] = replace(row, opening=carried_amount)
+    return [out[k] for k in sorted(out)]
+
+
+async def opening_balances(conn: AsyncConnection, *, org_id: int, start: dt.date,
+                           site_id: int | None = None) -> dict[tuple[str, str], int]:
+    """What every account carries into a period starting on ``start`` (signed, debit > 0), by
+    the rule of fiscal years: the accounts of the balance sheet (classes 1 to 5) carry from the
+    last closed year's à-nouveaux (journal AN, dated its next year's first day) or from the
+    beginning; the accounts of the result (classes 6 and 7) and class 8 only from the fiscal
+    year of ``start``. The result of an earlier year not yet closed shows on 120 (surplus) or
+    129 (deficit), where its à-nouveaux will put it."""
+    from funding.orgs.models import Organisation
+
+    month = (await conn.execute(select(Organisation.fiscal_year_start_month).where(Organisation.id == org_id))).scalar()
+    fy_start = _fiscal_year_start(start, month or 1)
+    closed_end = (await conn.execute(
+        select(func.max(Closing.end_date)).where(Closing.org_id == org_id, Closing.kind == ClosingKind.YEAR,
+                                                  Closing.end_date < start))).scalar()
+    base = closed_end + dt.timedelta(days=1) if closed_end is not None else None
+    _E, _P = Entry.__table__.c, Posting.__table__.c
+    income = func.substr(_P.account_number, 1, 1).in_((*RESULT_CLASSES, "8"))
+    # 0: a balance-sheet account; 1: result or class 8 of this year; 2: result of an earlier open year.
+    bucket = case((~income, 0), (_E.entry_date >= fy_start, 1), else_=2)
+    query = (
+        select(bucket.label("bucket"), _P.account_number, _P.currency, func.sum(_P.amount))
+        .select_from(Entry.__table__.join(Posting.__table__, _P.entry_id == _E.id))
+        .where(_E.org_id == org_id, _E.number.is_not(None), _E.entry_date < start)
+        .group_by(bucket, _P.account_number, _P.currency)
+    )
+    if base is not None:
+        query = query.where(_E.entry_date >= base)
+    if site_id is not None:
+        query = query.where(_E.site_id == site_id)
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for kind, account, currency, total in await conn.execute(query):
+        amount = int(total or 0)
+        if kind == 2:
+            if account[0] in RESULT_CLASSES:
+                out[("__result__", currency)] += amount
+        else:
+            out[(account, currency)] += amount
+    for key in [k for k in out if k[0] == "__result__"]:
+        amount = out.pop(key)
+        if amount:
+            out[(RESULT_ACCOUNTS["surplus" if amount < 0 else "deficit"], key[1])] += amount
+    return {k: v for k, v in out.items() if v}
 
 
 def totals_by_currency(rows: Iterable[BalanceRow]) -> dict[str, tuple[int, int]]:

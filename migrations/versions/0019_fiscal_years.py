@@ -7,6 +7,9 @@ later month closed before it), where a month's closing must start the day after.
 SQLite changes a CHECK by rebuilding the table, and makes its triggers again (as 0016).
 """
 
+import datetime as dt
+
+import sqlalchemy as sa
 from alembic import op
 
 from funding.ddl import GuardChange, sqlite_rebuild
@@ -25,6 +28,9 @@ TRIGGERS = {  # SQLite triggers of the rebuilt tables: (name, version before, ve
                  ("closings_frozen_delete", 1, 1)),
     "ledger_seals": (("ledger_seals_frozen_update", 1, 1), ("ledger_seals_frozen_delete", 1, 1)),
 }
+# The accounts a year's closing posts to (result and report à nouveau), in every organisation's chart.
+ACCOUNTS = [("110", "Report à nouveau (solde créditeur)"), ("119", "Report à nouveau (solde débiteur)"),
+            ("120", "Résultat de l'exercice (excédent)"), ("129", "Résultat de l'exercice (déficit)")]
 GUARD = GuardChange(functions={"ledger_closing_insert_guard": (1, 2)})
 
 
@@ -49,8 +55,18 @@ def _checks(after: bool) -> None:
 def upgrade() -> None:
     _checks(after=True)
     GUARD.upgrade()
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for number, label in ACCOUNTS:
+        op.get_bind().execute(sa.text(
+            "INSERT INTO accounts (org_id, number, label, active, created_at) "
+            "SELECT id, CAST(:number AS VARCHAR(20)), CAST(:label AS VARCHAR(200)), :yes, :now "
+            "FROM organisations o WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.org_id = o.id AND a.number = CAST(:number AS VARCHAR(20)))")
+            .bindparams(sa.bindparam("now", type_=sa.DateTime()), sa.bindparam("yes", type_=sa.Boolean()),
+                       sa.bindparam("number", type_=sa.String()), sa.bindparam("label", type_=sa.String())),
+            {"number": number, "label": label, "yes": True, "now": now})
 
 
 def downgrade() -> None:
+    # The accounts stay: the chart only grows.
     GUARD.downgrade()
     _checks(after=False)
