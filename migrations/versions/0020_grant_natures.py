@@ -62,6 +62,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     # The accounts stay: the chart only grows (an account in use cannot go, one unused harms nothing).
     op.drop_table("fixed_assets")
-    with op.batch_alter_table("grants") as batch_op:
-        batch_op.drop_column("years")
-        batch_op.drop_column("nature")
+    # Dropped in place (SQLite 3.35+ too): a rebuilt table would not give back 0019's schema to the letter.
+    op.execute("ALTER TABLE grants DROP COLUMN years")
+    op.execute("ALTER TABLE grants DROP COLUMN nature")
