@@ -37,10 +37,14 @@ async def _close_year(sessions, org_id: int, year: int) -> None:
             await close_months(session, org_id, [f"{year}-{month:02d}"], closed_by="test")
 
 
-async def _balances(sessions, org_id: int, *, start: dt.date | None = None, end: dt.date) -> dict[str, int]:
+async def _balances(sessions, org_id: int, *, start: dt.date | None = None, end: dt.date,
+                    openings: bool = False) -> dict[str, int]:
+    """Per account, from the first entry (à-nouveaux left out) or from ``start`` (with them if ``openings``)."""
     query = (select(Posting.account_number, func.sum(Posting.amount)).join(Entry, Entry.id == Posting.entry_id)
              .where(Entry.org_id == org_id, Entry.number.is_not(None), Entry.entry_date <= end)
              .group_by(Posting.account_number))
+    if not openings:
+        query = query.where(Entry.journal_code != "AN")
     if start is not None:
         query = query.where(Entry.entry_date >= start)
     async with sessions() as session:
@@ -96,6 +100,10 @@ async def test_each_nature_books_as_described_across_two_year_ends(sessions, wor
     b = await _balances(sessions, world.org_id, end=end2)
     year2 = await _balances(sessions, world.org_id, start=start2, end=end2)
     assert b["487"] == -1_666_667 and year2["741"] == -1_666_667  # the second third released to 741
+    # The same balances seen from the second year: its à-nouveaux (journal AN) and its own entries.
+    opened = await _balances(sessions, world.org_id, start=start2, end=end2, openings=True)
+    assert {acc: opened[acc] for acc in ("487", "194", "28183", "139", "131")} == {
+        acc: b[acc] for acc in ("487", "194", "28183", "139", "131")}
     assert b["194"] == -300_000 and (year2["7894"], year2.get("6894", 0)) == (-500_000, 0)  # 5 000 € spent back
     assert b["28183"] == -601_644 and year2["6811"] == 400_000  # a full year: 4 000 €
     assert b["139"] == 601_644 and year2["777"] == -400_000
