@@ -28,6 +28,7 @@ from funding.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 from funding.web import (
     LocaleMiddleware,
     LoginRequired,
+    RefuseNul,
     funding_error,
     http_error,
     login_required,
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
         middleware=[
             Middleware(WebhookFastPath),
             Middleware(SecurityHeaders),
+            Middleware(RefuseNul),
             Middleware(
                 SessionMiddleware,
                 secret_key=settings.secret_key,

@@ -82,6 +82,12 @@ def row_id(value: object) -> int | None:
     return int(text) if re.fullmatch(ROW_ID, text) else None
 
 
+def digits(value: object) -> bool:
+    """1 to 18 ASCII digits: what :func:`int` reads and a BIGINT holds (``str.isdigit`` also says
+    yes to "²" or "①", on which ``int`` raises; and to 30 digits, on which the driver does)."""
+    return row_id(value) is not None
+
+
 def utcnow() -> dt.datetime:
     """Naive UTC, microsecond precision: identical on SQLite and PostgreSQL."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)

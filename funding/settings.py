@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from funding.db import digits
 from funding.errors import FundingError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -275,6 +276,6 @@ def _bar_tab_limit(raw: str | None, default: int) -> int:
 def _bar_cutoff_day(raw: str | None, default: int) -> int:
     if raw in (None, ""):
         return default
-    if not raw.strip().isdigit() or not 1 <= int(raw) <= 28:
+    if not digits(raw.strip()) or not 1 <= int(raw) <= 28:
         raise ConfigError(f"BAR_CUTOFF_DAY: a day of the month from 1 to 28, not {raw!r}")
     return int(raw)

@@ -29,6 +29,7 @@ from typing import Any, cast
 import httpx
 import stripe
 
+from funding.db import digits
 from funding.errors import FundingError
 from funding.settings import Settings
 
@@ -177,7 +178,7 @@ class StripeGateway:
                     raise StripeUnknown(f"{what}: {type(exc).__name__}: {exc}") from exc
                 delay = self.backoff * 2 ** (attempt - 1)
                 retry_after = (exc.headers or {}).get("retry-after") if hasattr(exc, "headers") else None
-                if retry_after and str(retry_after).isdigit():
+                if retry_after and digits(str(retry_after)):
                     delay = max(delay, float(retry_after))
                 log.info("stripe %s attempt %s failed (%s); retrying in %.1fs with the same key",
                          what, attempt, type(exc).__name__, delay)
@@ -237,10 +238,12 @@ def verify_signature(payload: bytes, header: str | None, secret: str, *, toleran
             timestamp = value
         elif key == "v1":
             signatures.append(value)
-    if not timestamp or not timestamp.isdigit() or not signatures:
+    # ASCII digits only (str.isdigit() also admits "²" or "①", which int() refuses).
+    if not timestamp or not digits(timestamp) or len(timestamp) > 12 or not signatures:
         raise SignatureError("malformed Stripe-Signature header")
     expected = hmac.new(secret.encode(), timestamp.encode() + b"." + payload, hashlib.sha256).hexdigest()
-    if not any(hmac.compare_digest(expected, sig) for sig in signatures):
+    # Bytes, not str: compare_digest refuses non-ASCII text (a crafted header was a 500).
+    if not any(hmac.compare_digest(expected.encode(), sig.encode("utf-8", "surrogateescape")) for sig in signatures):
         raise SignatureError("signature does not match the payload")
     if tolerance and abs((now if now is not None else time.time()) - int(timestamp)) > tolerance:
         raise SignatureError("signature timestamp outside the tolerance")

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from funding import i18n
 from funding.auth.models import BOOKS, EXPORTERS, STAFF, User  # noqa: F401  (the role sets routes ask for)
@@ -229,6 +229,55 @@ class LocaleMiddleware:
             await self.app(scope, receive, send)
         finally:
             i18n._current.reset(token)
+
+
+class RefuseNul:
+    """NUL is never text: a query string, a path or a form or JSON body carrying one is refused
+    (400) before any handler reads it. PostgreSQL refuses NUL in text, so it used to surface as a
+    database error (500) wherever a value reached a query; SQLite would have stored it.
+    Multipart bodies (file uploads) are left to the parsers of their files."""
+
+    MARKS = (b"%00", b"\x00", b"\\u0000")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def _bad(self, data: bytes) -> bool:
+        lowered = data.lower()
+        return any(mark in lowered for mark in self.MARKS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/webhooks/"):
+            await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or self._bad(scope.get("query_string", b"")):
+            await PlainTextResponse("Caractère nul refusé.", status_code=400)(scope, receive, send)
+            return
+        ctype = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
+        if scope["method"] not in ("POST", "PUT", "PATCH") or ctype.startswith(b"multipart/"):
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if self._bad(body):
+            await PlainTextResponse("Caractère nul refusé.", status_code=400)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def wants_json(request: Request) -> bool:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.models import User
 from funding.bar.models import Batch, SaleLine, Ticket
-from funding.db import must_get
+from funding.db import digits, must_get
 from funding.ledger.chart import vat_account
 from funding.ledger.models import FundingSource
 from funding.ledger.service import EntryDraft, Line
@@ -119,7 +119,7 @@ def _share(total: int, parts: dict[int, int]) -> dict[int, int]:
 async def allocate_walk_in(session: AsyncSession, metadata: dict, amount: int, currency: str) -> purposes.Allocation | None:
     """Purpose ``bar_sale``: a walk-in ticket paid by card; a refund reverses it pro rata."""
     raw = str(metadata.get("ticket_id", ""))
-    ticket = await session.get(Ticket, int(raw)) if raw.isdigit() else None
+    ticket = await session.get(Ticket, int(raw)) if digits(raw) else None
     if ticket is None:
         return None
     site = await must_get(session, Site, ticket.site_id)
@@ -137,7 +137,7 @@ async def allocate_walk_in(session: AsyncSession, metadata: dict, amount: int, c
 async def allocate_tab(session: AsyncSession, metadata: dict, amount: int, currency: str) -> purposes.Allocation | None:
     """Purpose ``bar_tab``: a tab batch paid by card settles the member's 411 account."""
     raw = str(metadata.get("bar_batch_id", ""))
-    batch = await session.get(Batch, int(raw)) if raw.isdigit() else None
+    batch = await session.get(Batch, int(raw)) if digits(raw) else None
     if batch is None:
         return None
     site = await must_get(session, Site, batch.site_id)

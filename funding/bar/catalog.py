@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.bar.models import Product
 from funding.bar.till import BarError
-from funding.db import insert_ignore, must_get, utcnow
+from funding.db import digits, insert_ignore, must_get, utcnow
 from funding.i18n import gettext as _
 from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Site
@@ -82,7 +82,7 @@ async def add_product(session: AsyncSession, site: Site, *, name, category="", p
 
 
 async def product_of(session: AsyncSession, site: Site, product_id) -> Product:
-    product = await session.get(Product, int(product_id)) if str(product_id or "").isdigit() else None
+    product = await session.get(Product, int(product_id)) if digits(str(product_id or "")) else None
     if product is None or product.site_id != site.id:
         raise BarError(_("Produit inconnu."))
     return product

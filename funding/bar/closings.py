@@ -26,7 +26,7 @@ from funding.bar.canonical import archive_hash, closing_hash, sha256
 from funding.bar.figures import fiscal_year_bounds, fiscal_year_label, fiscal_year_start, period_figures
 from funding.bar.models import Archive, SaleLine, TillClosing, TillClosingKind, TillHead
 from funding.bar.till import BarError, local_today, lock_head
-from funding.db import must_get, utcnow
+from funding.db import digits, must_get, utcnow
 from funding.i18n import gettext as _
 from funding.ledger.models import SealKind
 from funding.ledger.service import post
@@ -40,7 +40,7 @@ def month_bounds(period: str) -> tuple[dt.date, dt.date]:
     try:
         year, month = (int(x) for x in period.split("-"))
         start = dt.date(year, month, 1)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise BarError(_("Mois invalide : %(value)s (attendu AAAA-MM, par exemple 2026-11).", value=period)) from None
     return start, dt.date(year, month, calendar.monthrange(year, month)[1])
 
@@ -160,7 +160,7 @@ async def close_year(session: AsyncSession, site: Site, period: str, *, closed_b
                      now: dt.datetime | None = None) -> tuple[TillClosing, Archive]:
     """Close a fiscal year once it is over (its months first), then archive it."""
     now = now or utcnow()
-    if not period.isdigit() or len(period) != 4:
+    if not digits(period) or len(period) != 4:
         raise BarError(_("Exercice invalide : %(value)s (l'année où il commence, par exemple 2026).", value=period))
     start, end = fiscal_year_bounds(period, await _start_month(session, site))
     if end >= local_today(now):

@@ -24,7 +24,7 @@ from funding.bar.models import Batch, BatchMethod, BatchStatus, Ticket, TicketSt
 from funding.bar.settlement import PURPOSE as TAB_PURPOSE
 from funding.bar.settlement import mark
 from funding.bar.till import BarError, tab_balance, ticket_total
-from funding.db import rowcount, transaction, utcnow
+from funding.db import digits, rowcount, transaction, utcnow
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
 from funding.payments import purposes
@@ -42,7 +42,7 @@ def _extra(payment: Payment) -> dict:
 
 async def ticket_paid(session: AsyncSession, payment: Payment) -> None:
     raw = str(_extra(payment).get("ticket_id", ""))
-    if not raw.isdigit():
+    if not digits(raw):
         return
     result = await session.execute(update(Ticket).where(Ticket.id == int(raw), Ticket.status == TicketStatus.OPEN)
                                    .values(status=TicketStatus.PAID, paid_at=utcnow(), payment_id=payment.id))
@@ -52,7 +52,7 @@ async def ticket_paid(session: AsyncSession, payment: Payment) -> None:
 
 async def tab_paid(session: AsyncSession, payment: Payment) -> None:
     raw = str(_extra(payment).get("bar_batch_id", ""))
-    batch = await session.get(Batch, int(raw)) if raw.isdigit() else None
+    batch = await session.get(Batch, int(raw)) if digits(raw) else None
     if batch is not None:
         await mark(session, batch, (BatchStatus.READY, BatchStatus.BILLED, BatchStatus.DUE), BatchStatus.PAID,
                    method=BatchMethod.CHECKOUT, payment_id=payment.id)

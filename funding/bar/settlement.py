@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from funding.auth.models import User
 from funding.bar.models import Batch, BatchLine, BatchMethod, BatchStatus, SaleLine
 from funding.bar.till import BarError, local_today, open_lines
-from funding.db import dialect_insert, dialect_of, insert_ignore, must_get, rowcount, transaction, utcnow
+from funding.db import dialect_insert, dialect_of, digits, insert_ignore, must_get, rowcount, transaction, utcnow
 from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.mail.service import enqueue
@@ -246,7 +246,7 @@ async def apply_payment_intent(sessions: async_sessionmaker, pi: dict) -> str:
 async def record_payment_intent(session: AsyncSession, pi: dict) -> str | None:
     """A PaymentIntent of a batch (off-session, or the member's Checkout) as Stripe says it is now."""
     raw = str((pi.get("metadata") or {}).get("bar_batch_id") or "")
-    if (pi.get("metadata") or {}).get("purpose") != PURPOSE or not raw.isdigit():
+    if (pi.get("metadata") or {}).get("purpose") != PURPOSE or not digits(raw):
         return None
     batch = await session.get(Batch, int(raw))
     if batch is None:
@@ -333,7 +333,7 @@ async def record_invoice(session: AsyncSession, invoice: dict) -> list[int]:
     status = invoice.get("status")
     for line in (invoice.get("lines") or {}).get("data") or []:
         raw = str((line.get("metadata") or {}).get("bar_batch_id") or "")
-        if not raw.isdigit():
+        if not digits(raw):
             continue
         batch = await session.get(Batch, int(raw))
         if batch is None:

@@ -24,7 +24,7 @@ from funding.auth.models import Membership, Role, User
 from funding.auth.service import is_member_of
 from funding.bar.canonical import line_hash
 from funding.bar.models import GENESIS_HASH, BatchLine, LineKind, Product, SaleLine, Ticket, TicketStatus, TillHead
-from funding.db import dialect_insert, dialect_of, utcnow
+from funding.db import dialect_insert, dialect_of, digits, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.i18n import money
@@ -132,7 +132,7 @@ def parse_quantity(raw) -> int:
 
 
 async def sellable(session: AsyncSession, site: Site, product_id) -> Product:
-    product = await session.get(Product, int(product_id)) if str(product_id or "").isdigit() else None
+    product = await session.get(Product, int(product_id)) if digits(str(product_id or "")) else None
     if product is None or product.site_id != site.id:
         raise BarError(_("Produit inconnu à %(site)s : %(value)s.", site=site.name, value=str(product_id or "(vide)")[:40]))
     if not product.active:
@@ -142,7 +142,7 @@ async def sellable(session: AsyncSession, site: Site, product_id) -> Product:
 
 async def tab_holder(session: AsyncSession, site: Site, member_id) -> User:
     """A member of the site's organisation, who may run a tab there."""
-    user = await session.get(User, int(member_id)) if str(member_id or "").isdigit() else None
+    user = await session.get(User, int(member_id)) if digits(str(member_id or "")) else None
     if user is None or not user.active or not await is_member_of(session, user.id, site.org_id):
         raise BarError(_("Membre inconnu : choisissez un membre dans la recherche."))
     return user
@@ -164,7 +164,7 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
     if member_id not in (None, ""):
         member = await tab_holder(session, site, member_id)
     elif ticket_id not in (None, ""):
-        ticket = await session.get(Ticket, int(ticket_id)) if str(ticket_id).isdigit() else None
+        ticket = await session.get(Ticket, int(ticket_id)) if digits(str(ticket_id)) else None
         if ticket is None or ticket.site_id != site.id:
             raise BarError(_("Vente comptoir inconnue."))
     else:
@@ -213,7 +213,7 @@ async def cancel(session: AsyncSession, site: Site, *, line_id, reason: str, rec
     if not reason:
         raise BarError(_("Indiquez le motif de l'annulation (erreur de saisie, produit rendu…)."))
     head = await lock_head(session, site)
-    original = await session.get(SaleLine, int(line_id)) if str(line_id or "").isdigit() else None
+    original = await session.get(SaleLine, int(line_id)) if digits(str(line_id or "")) else None
     if original is None or original.site_id != site.id:
         raise BarError(_("Ligne de vente inconnue."))
     if original.kind != LineKind.SALE:

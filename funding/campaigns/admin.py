@@ -23,7 +23,7 @@ from funding.campaigns.service import (
     TierForm,
     local,
 )
-from funding.db import must_get
+from funding.db import digits, must_get
 from funding.i18n import gettext as _
 from funding.ledger.models import Entry
 from funding.ledger.service import LedgerError
@@ -110,7 +110,7 @@ async def edit(request: Request) -> Response:
 async def owner_view(request: Request) -> Response:
     slug = request.path_params["slug"]
     before = request.query_params.get("avant", "")
-    if before and not before.isdigit():
+    if before and not digits(before):
         raise HTTPException(400, _("Page invalide."))
     async with db(request) as session:
         user = await require(request, session, BOOKS)
@@ -256,7 +256,7 @@ async def export_csv(request: Request) -> Response:
 
 async def receipts_index(request: Request) -> Response:
     raw_year = request.query_params.get("annee", str(dt.date.today().year))
-    if not raw_year.isdigit() or not 2000 <= int(raw_year) <= 2100:
+    if not digits(raw_year) or not 2000 <= int(raw_year) <= 2100:
         raise HTTPException(400, _("Année invalide."))
     year = int(raw_year)
     async with db(request) as session:
@@ -274,7 +274,7 @@ async def send_summaries(request: Request) -> Response:
 
     raw = await request.form()
     year = str(raw.get("annee", ""))
-    if not year.isdigit() or not 2000 <= int(year) <= 2100:
+    if not digits(year) or not 2000 <= int(year) <= 2100:
         raise HTTPException(400, _("Année invalide."))
     async with db(request) as session:
         await require(request, session, STAFF)

@@ -32,7 +32,7 @@ from funding.campaigns.models import (
     PledgeStatus,
 )
 from funding.campaigns.pledges import lock_campaign, match_total, reload_pledge
-from funding.db import insert_ignore, must_get, rowcount, utcnow
+from funding.db import digits, insert_ignore, must_get, rowcount, utcnow
 from funding.ledger.chart import vat_account
 from funding.ledger.models import FundingSource, Grant
 from funding.ledger.service import EntryDraft, Line, credit, debit, post
@@ -88,7 +88,7 @@ def charge_txns(charge: dict | None) -> tuple[list[str], list[str]]:
 async def allocate(session: AsyncSession, metadata: dict, amount: int, currency: str) -> purposes.Allocation | None:
     """The purpose ``pledge``: a balance transaction of a contribution, charge or refund."""
     raw = str(metadata.get("pledge_id") or "")
-    pledge = await session.get(Pledge, int(raw)) if raw.isdigit() else None
+    pledge = await session.get(Pledge, int(raw)) if digits(raw) else None
     if pledge is None:
         return None
     campaign = await must_get(session, Campaign, pledge.campaign_id)

@@ -28,7 +28,7 @@ from funding.campaigns.models import (
     Tier,
     TierKind,
 )
-from funding.db import must_get, rowcount, utcnow
+from funding.db import digits, must_get, rowcount, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.i18n import money
@@ -131,7 +131,7 @@ async def create_pledge(
     tier = None
     if (data.tier or "").strip():
         raw = data.tier.strip()
-        tier = await session.get(Tier, int(raw)) if raw.isdigit() and len(raw) < 18 else None
+        tier = await session.get(Tier, int(raw)) if digits(raw) and len(raw) < 18 else None
         if tier is None or tier.campaign_id != campaign.id or not tier.active:
             raise ContributionError(_("Cette contrepartie n'existe pas pour cette campagne."))
     elif not campaign.free_amount:

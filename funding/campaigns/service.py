@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.campaigns import books, settle
 from funding.campaigns.models import MODES, Campaign, CampaignStatus, Match, MatchStatus, Pledge, Tier, TierKind
 from funding.campaigns.pledges import lock_campaign
-from funding.db import rowcount, utcnow
+from funding.db import digits, rowcount, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.i18n import money
@@ -250,7 +250,7 @@ async def add_tier(session: AsyncSession, campaign_id: int, form: TierForm) -> T
         vat = VAT_CHOICES[form.vat_rate.strip()]
     stock = None
     if (form.stock or "").strip():
-        if not form.stock.strip().isdigit() or not 0 < int(form.stock.strip()) <= 1_000_000:
+        if not digits(form.stock.strip()) or not 0 < int(form.stock.strip()) <= 1_000_000:
             raise CampaignError(_("Stock invalide : un nombre entier positif, ou rien pour un stock illimité."))
         stock = int(form.stock.strip())
     description = (form.description or "").strip()

@@ -23,7 +23,7 @@ from funding.campaigns.pledges import (
     reload_pledge,
     retake_stock,
 )
-from funding.db import must_get, rowcount, utcnow
+from funding.db import digits, must_get, rowcount, utcnow
 from funding.payments.models import Payment
 
 log = logging.getLogger("funding.campaigns")
@@ -31,7 +31,7 @@ log = logging.getLogger("funding.campaigns")
 
 def _ref_id(value) -> int | None:
     text = str(value or "")
-    return int(text) if text.isdigit() and len(text) < 18 else None
+    return int(text) if digits(text) and len(text) < 18 else None
 
 
 def pledge_id_of(obj: dict) -> int | None:

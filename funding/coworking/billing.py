@@ -32,7 +32,7 @@ from funding.coworking.models import (
     Subscription,
 )
 from funding.coworking.plans import current_price, price_ttc
-from funding.db import must_get, transaction
+from funding.db import digits, must_get, transaction
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
@@ -146,7 +146,7 @@ async def apply_checkout(session, checkout: dict, version: int | None) -> Checko
     if checkout.get("mode") != "subscription" or meta.get("purpose") != "coworking":
         return None
     row = await session.scalar(select(Checkout).where(Checkout.checkout_session_id == checkout["id"]))
-    if row is None and str(meta.get("checkout_id", "")).isdigit():
+    if row is None and digits(str(meta.get("checkout_id", ""))):
         row = await session.get(Checkout, int(meta["checkout_id"]))
     if row is None:
         return None

@@ -40,7 +40,7 @@ from funding.coworking.models import (
     SubscriptionStatus,
 )
 from funding.coworking.plans import plan_for_price
-from funding.db import insert_ignore, must_get, utcnow
+from funding.db import digits, insert_ignore, must_get, utcnow
 from funding.i18n import money
 from funding.ledger.chart import vat_account
 from funding.ledger.models import Entry, FundingSource
@@ -158,7 +158,7 @@ async def apply_subscription(session: AsyncSession, sub: dict, version: int) -> 
     item = items[0] if items else {}
     price_id = _id(item.get("price"))
     plan = await plan_for_price(session, price_id)
-    site_id = plan.site_id if plan else (int(meta["site_id"]) if str(meta.get("site_id", "")).isdigit() else member.site_id)
+    site_id = plan.site_id if plan else (int(meta["site_id"]) if digits(str(meta.get("site_id", ""))) else member.site_id)
     status = sub["status"]
     seen_at = from_unix(version) or utcnow()
     values = {
@@ -253,8 +253,8 @@ async def booked_lines(session: AsyncSession, invoice: dict) -> list[dict]:
         rate = 0
         if meta.get("entrelab_booked"):
             account = None
-            rate = int(meta["vat_rate"]) if str(meta.get("vat_rate", "")).isdigit() else 0
-        elif meta.get("account") and str(meta.get("vat_rate", "")).isdigit():
+            rate = int(meta["vat_rate"]) if digits(str(meta.get("vat_rate", ""))) else 0
+        elif meta.get("account") and digits(str(meta.get("vat_rate", ""))):
             account, rate = str(meta["account"]), int(meta["vat_rate"])
         elif price_id:
             row = (await session.execute(select(PlanPrice.plan_id, PlanPrice.vat_rate, Plan.account)
@@ -319,7 +319,7 @@ async def apply_invoice(session: AsyncSession, invoice: dict, version: int) -> I
     if sub_id:
         site_id = await session.scalar(select(Subscription.site_id).where(Subscription.stripe_subscription_id == sub_id))
     if site_id is None:
-        site_id = int(meta["site_id"]) if str(meta.get("site_id", "")).isdigit() else member.site_id
+        site_id = int(meta["site_id"]) if digits(str(meta.get("site_id", ""))) else member.site_id
     lines = json.dumps(await booked_lines(session, invoice), sort_keys=True)
     inserted = await insert_ignore(session, Invoice, {
         **values, "member_id": member.id, "site_id": site_id, "stripe_invoice_id": invoice["id"],
@@ -477,7 +477,7 @@ async def settle_invoice_charge(session: AsyncSession, metadata: dict, amount: i
             await post(session, await dated_for_open_period(session, drafts))
     if row is not None:
         site_id = row.site_id
-    elif str(metadata.get("site_id", "")).isdigit():
+    elif digits(str(metadata.get("site_id", ""))):
         site_id = int(metadata["site_id"])
     else:
         site_id = member.site_id

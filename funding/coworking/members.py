@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from funding.auth.models import Role, User
 from funding.auth.service import AuthError, create_user, grant, is_team, normalise_email
 from funding.coworking.models import Member
-from funding.db import insert_ignore, must_get, transaction, utcnow
+from funding.db import digits, insert_ignore, must_get, transaction, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.ledger.models import AuxAccount
@@ -106,7 +106,7 @@ async def member_by_customer(session: AsyncSession, customer_id: str | None) -> 
 async def member_from_metadata(session: AsyncSession, metadata: dict | None, customer_id: str | None) -> Member | None:
     """The member a Stripe object belongs to: our id in its metadata, else its customer."""
     raw = str((metadata or {}).get("member_id") or "")
-    if raw.isdigit():
+    if digits(raw):
         member = await session.get(Member, int(raw))
         if member is not None and (not customer_id or member.stripe_customer_id in (None, customer_id)):
             return member

@@ -54,7 +54,7 @@ from funding.coworking.members import (  # noqa: F401
 )
 from funding.coworking.models import RUNNING, Member, Pass, PassDay, Plan, Subscription
 from funding.coworking.plans import pass_expiry
-from funding.db import insert_ignore, must_get, rowcount, utcnow
+from funding.db import digits, insert_ignore, must_get, rowcount, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.i18n import money
@@ -109,11 +109,11 @@ async def has_access(session: AsyncSession, member: Member, *, now: dt.datetime 
 
 async def allocate_pass(session: AsyncSession, metadata: dict, amount: int, currency: str) -> purposes.Allocation | None:
     plan_id = str(metadata.get("plan_id", ""))
-    plan = await session.get(Plan, int(plan_id)) if plan_id.isdigit() else None
+    plan = await session.get(Plan, int(plan_id)) if digits(plan_id) else None
     if plan is None:
         return None
     site = await must_get(session, Site, plan.site_id)
-    rate = int(metadata["vat_rate"]) if str(metadata.get("vat_rate", "")).isdigit() else plan.vat_rate
+    rate = int(metadata["vat_rate"]) if digits(str(metadata.get("vat_rate", ""))) else plan.vat_rate
     account = str(metadata.get("account") or plan.account)
     base, vat = purposes.split_vat(amount, rate) if rate else (amount, 0)
     lines = [Line(account, -base, currency)]
@@ -127,7 +127,7 @@ async def allocate_pass(session: AsyncSession, metadata: dict, amount: int, curr
 async def pass_paid(session: AsyncSession, payment: Payment) -> None:
     """A pass's payment went through: the member gets its days (once: unique payment id)."""
     extra = json.loads(payment.extra or "{}")
-    if not str(extra.get("member_id", "")).isdigit() or not str(extra.get("plan_id", "")).isdigit():
+    if not digits(str(extra.get("member_id", ""))) or not digits(str(extra.get("plan_id", ""))):
         return
     member = await session.get(Member, int(extra["member_id"]))
     plan = await session.get(Plan, int(extra["plan_id"]))

@@ -28,7 +28,7 @@ from funding.coworking.models import (
 )
 from funding.coworking.plans import VAT_RATES, price_ttc
 from funding.coworking.service import PassError, member_panels, use_pass_day
-from funding.db import row_id
+from funding.db import digits, row_id
 from funding.i18n import N_
 from funding.i18n import gettext as _
 from funding.invoicing.document import InvoiceDocumentError
@@ -176,7 +176,7 @@ async def _deferred(request: Request, *, as_csv: bool) -> Response:
         if org is None:
             raise HTTPException(400, _("Organisation inconnue."))
         raw = request.query_params.get("annee", "")
-        if raw and not (raw.isdigit() and 2000 <= int(raw) <= 2100):
+        if raw and not (digits(raw) and 2000 <= int(raw) <= 2100):
             raise HTTPException(400, _("Année invalide."))
         year = int(raw) if raw else dt.date.today().year
         report = await reports.deferred_revenue(session, org.id, year)

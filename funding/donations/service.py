@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.db import digits
 from funding.i18n import money
 from funding.ledger.models import FundingSource
 from funding.ledger.service import Line
@@ -33,7 +34,7 @@ async def _site(session: AsyncSession, site_id) -> Site | None:
 
 async def allocate(session: AsyncSession, metadata: dict, amount: int, currency: str) -> purposes.Allocation | None:
     site_id = metadata.get("site_id")
-    site = await _site(session, site_id) if str(site_id or "").isdigit() else None
+    site = await _site(session, site_id) if digits(str(site_id or "")) else None
     if site is None:
         return None
     return purposes.Allocation(

@@ -62,10 +62,14 @@ def _taker() -> str:
 @click.option("--site", "slug", help="only this site's entries")
 @click.option("--output", required=True,
               help="file (or directory); for the FEC, the directory that receives <SIREN>FEC<date>.txt")
-async def export(ctx: Context, fmt: str, start: str, end: str, siren: str | None, slug: str | None, output: str) -> None:
+@click.option("--encoding", default="utf-8", show_default=True,
+              help="the FEC's encoding: utf-8, or iso-8859-15 (characters outside it transliterated)")
+async def export(ctx: Context, fmt: str, start: str, end: str, siren: str | None, slug: str | None, output: str,
+                 encoding: str) -> None:
     from funding.exports import journal
     from funding.exports.service import parse_date, resolve_scope, write_export
 
+    fmt = fec_format(fmt, encoding)
     first, last = parse_date(start, "date de début (--from)"), parse_date(end, "date de fin (--to)")
     async with ctx.sessions() as session:
         scope = await resolve_scope(session, siren=siren, site=slug, start=first, end=last)
@@ -83,6 +87,22 @@ async def export(ctx: Context, fmt: str, start: str, end: str, siren: str | None
     out(f"{written.path}  {written.digest.rows} lignes  {written.digest.size} octets  sha256 {written.digest.hexdigest}")
     for path in written.extra:
         out(str(path))
+
+
+ENCODINGS = {"utf-8": ExportFormat.FEC, "utf8": ExportFormat.FEC, "iso-8859-15": ExportFormat.FEC_LATIN9,
+             "iso8859-15": ExportFormat.FEC_LATIN9, "latin-9": ExportFormat.FEC_LATIN9, "latin9": ExportFormat.FEC_LATIN9}
+
+
+def fec_format(fmt: str, encoding: str) -> str:
+    """``--format fec --encoding iso-8859-15`` is the format ``fec-latin9``; other formats are UTF-8 only."""
+    name = encoding.strip().lower()
+    if name not in ENCODINGS:
+        raise CommandError(f"codage inconnu : {encoding} (utf-8 ou iso-8859-15)")
+    if ENCODINGS[name] == ExportFormat.FEC:
+        return fmt
+    if fmt not in (ExportFormat.FEC, ExportFormat.FEC_LATIN9):
+        raise CommandError(f"--encoding {encoding} ne vaut que pour le FEC (--format fec), pas pour {fmt}")
+    return ExportFormat.FEC_LATIN9
 
 
 exports = group(root, "exports", help="sending exports to accountants, recipients, log")

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import io
 import json
+import unicodedata
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -71,6 +72,19 @@ class Scope:
     site_slug: str | None = None
     closed: bool = False  # every day of the period is in a closed month
     labels: str | None = field(default=None, repr=False)  # frozen by the closing of a closed period (JSON)
+    # The fiscal year holding the period's last day; None where unknown (then the file is named
+    # after the period's end and numbered from 1, as before fiscal years were looked at).
+    fiscal_start: dt.date | None = None
+    fiscal_end: dt.date | None = None
+
+    @property
+    def monthly(self) -> bool:
+        """One calendar month, less than the whole fiscal year: a monthly FEC (see :func:`fec_filename`)."""
+        if self.fiscal_start is None or self.fiscal_end is None:
+            return False
+        next_month = (self.start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        whole_month = self.start.day == 1 and self.end == next_month - dt.timedelta(days=1)
+        return whole_month and (self.start, self.end) != (self.fiscal_start, self.fiscal_end)
 
 
 @dataclass
@@ -158,7 +172,34 @@ def stripe_id(source_key: str | None) -> str:
 
 
 def fec_filename(scope: Scope) -> str:
+    """``<SIREN>FEC<AAAAMMJJ>.txt``, the date being the period's end (for the legal file, the
+    fiscal year's closing). A monthly file keeps the legal file's name, date of the fiscal
+    year's closing included, and adds the month after an underscore: ``<SIREN>FEC<AAAAMMJJ>_<AAAAMM>.txt``
+    — an accountant's tool sorts and recognises it, and it never poses as the year's file."""
+    if scope.monthly and scope.fiscal_end is not None:
+        return f"{scope.siren}FEC{scope.fiscal_end:%Y%m%d}_{scope.start:%Y%m}.txt"
     return f"{scope.siren}FEC{scope.end:%Y%m%d}.txt"
+
+
+async def fiscal_numbers(conn: AsyncConnection, scope: Scope) -> dict[int, int]:
+    """For a monthly FEC: each of its entries' EcritureNum in the fiscal year's legal file (the
+    year's entries, organisation-wide, opening entries first, then in validation order), so
+    that the months' files carry the numbers the year's file will carry. Once the month is
+    closed nothing can be dated in it any more and later entries take higher ledger numbers:
+    the numbers are final."""
+    if scope.fiscal_start is None or scope.fiscal_end is None:
+        return {}
+    year = (
+        select(_E.number, _E.entry_date, _E.site_id,
+               func.row_number().over(order_by=(case((_E.journal_code == "AN", 0), else_=1), _E.number)).label("n"))
+        .where(_E.org_id == scope.org_id, _E.number.is_not(None), _E.entry_date >= scope.fiscal_start,
+               _E.entry_date <= scope.fiscal_end)
+        .subquery()
+    )
+    query = select(year.c.number, year.c.n).where(year.c.entry_date >= scope.start, year.c.entry_date <= scope.end)
+    if scope.site_id is not None:
+        query = query.where(year.c.site_id == scope.site_id)
+    return {int(number): int(n) for number, n in (await conn.execute(query)).all()}
 
 
 def fec_text(value: str, fallback: str) -> str:
@@ -187,9 +228,11 @@ async def check_fec_possible(conn: AsyncConnection, scope: Scope) -> None:
 
 
 async def fec_python(conn: AsyncConnection, scope: Scope, progress: Progress | None = None) -> AsyncIterator[bytes]:
-    """The FEC formatted here (any database). EcritureNum numbers the file's entries from 1."""
+    """The FEC formatted here (any database). EcritureNum numbers the file's entries from 1;
+    a monthly file's, as the fiscal year's file numbers them (:func:`fiscal_numbers`)."""
     await check_fec_possible(conn, scope)
     look = await lookups(conn, scope)
+    numbers = await fiscal_numbers(conn, scope) if scope.monthly else None
     yield fec_header()
     sep, num, last_number = FEC_SEPARATOR, 0, None
     current: tuple[str, ...] = ()  # the zones of the entry being written, set by its first row
@@ -198,7 +241,7 @@ async def fec_python(conn: AsyncConnection, scope: Scope, progress: Progress | N
         for r in part:
             if r.number != last_number:
                 last_number = r.number
-                num += 1
+                num = numbers[r.number] if numbers is not None else num + 1
                 current = (
                     r.journal_code, look.journals.get(r.journal_code, r.journal_code).translate(_FEC_CLEAN), str(num),
                     f"{r.entry_date:%Y%m%d}", fec_text(r.piece_ref, f"ECR{r.number}"), f"{r.piece_date:%Y%m%d}",
@@ -312,8 +355,9 @@ async def fec_copy(conn: AsyncConnection, scope: Scope, progress: Progress | Non
 
     CSV mode, one column per record, with a delimiter and a quote character that cleaning
     removes from every zone: nothing is ever quoted or escaped. The driver's small chunks
-    are gathered into blocks of about 1 MiB."""
-    if exponent(scope.currency) != 2:
+    are gathered into blocks of about 1 MiB. A monthly file (a month's entries, numbered as
+    in the year's file) is formatted by Python."""
+    if exponent(scope.currency) != 2 or scope.monthly:
         async for chunk in fec_python(conn, scope, progress):
             yield chunk
         return
@@ -371,6 +415,94 @@ async def fec(conn: AsyncConnection, scope: Scope, progress: Progress | None = N
     maker = fec_copy if conn.dialect.name == "postgresql" else fec_python
     async for chunk in maker(conn, scope, progress):
         yield chunk
+
+
+# --- FEC in ISO 8859-15 ---------------------------------------------------------------------
+
+LATIN9 = "iso-8859-15"
+# What NFKD does not bring into ISO 8859-15. NFKD handles accented letters outside it
+# ("ă" → "a"), ligatures ("ﬁ" → "fi"), full-width and super/subscript forms.
+TRANSLITERATIONS = str.maketrans({
+    "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ħ": "h", "Ħ": "H", "ı": "i", "ŀ": "l", "Ŀ": "L", "ŧ": "t", "Ŧ": "T",
+    "ſ": "s", "ƒ": "f", "ə": "e", "Ə": "E", "ŋ": "n", "Ŋ": "N",
+    "‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"',
+    "‹": "<", "›": ">", "–": "-", "—": "-", "―": "-", "‐": "-", "‑": "-", "‒": "-", "−": "-",
+    "…": "...", "•": "-", "¤": "?", "¦": "|", "¨": '"', "´": "'", "¸": ",",
+    "¼": "1/4", "½": "1/2", "¾": "3/4", "⁄": "/", "™": "TM", "℠": "SM", "№": "No",
+    "\u2009": " ", "\u200a": " ", "\u202f": "\u00a0", "\u2007": " ", "\u2002": " ", "\u2003": " ",
+    "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "",
+})
+
+
+def _encodable(char: str) -> bool:
+    try:
+        char.encode(LATIN9)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def latin9_text(value: str) -> str:
+    """``value`` with every character outside ISO 8859-15 replaced: by the table above, else by
+    its compatibility decomposition without accents (NFKD), else by "?" (emoji, CJK…)."""
+    out = []
+    for char in value:
+        if _encodable(char):
+            out.append(char)
+            continue
+        mapped = char.translate(TRANSLITERATIONS)
+        if mapped != char:
+            out.append(mapped)
+            continue
+        parts = [c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)]
+        parts = [p if _encodable(p) else p.translate(TRANSLITERATIONS) for p in parts]
+        decomposed = "".join(parts)
+        out.append(decomposed if decomposed and all(_encodable(c) for c in decomposed) and decomposed.translate(_FEC_CLEAN) == decomposed
+                   else "?")
+    return "".join(out)
+
+
+@dataclass
+class Transliterated:
+    """How many text zones of a FEC written in ISO 8859-15 had characters replaced."""
+
+    zones: int = 0
+
+
+async def fec_latin9(conn: AsyncConnection, scope: Scope, progress: Progress | None = None,
+                     notes: Transliterated | None = None) -> AsyncIterator[bytes]:
+    """The FEC (either path, same UTF-8 bytes) written in ISO 8859-15, one of the encodings the
+    DGFiP lists; each zone holding a character outside it is transliterated
+    (:func:`latin9_text`) and counted in ``notes``. Records are re-encoded whole: a chunk's
+    unfinished last record waits for the next chunk."""
+    rest = b""
+    async for chunk in fec(conn, scope, progress):
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        data, rest = data[:cut], data[cut:]
+        if not data:
+            continue
+        text_ = data.decode()
+        try:
+            yield text_.encode(LATIN9)
+            continue
+        except UnicodeEncodeError:
+            pass
+        lines = []
+        for line in text_.split(FEC_NEWLINE):
+            zones = line.split(FEC_SEPARATOR)
+            for i, zone in enumerate(zones):
+                clean = latin9_text(zone)
+                if not clean.strip() and zone.strip():  # only zero-width characters: a zone never goes blank
+                    clean = "?"
+                if clean != zone:
+                    zones[i] = clean
+                    if notes is not None:
+                        notes.zones += 1
+            lines.append(FEC_SEPARATOR.join(zones))
+        yield FEC_NEWLINE.join(lines).encode(LATIN9)
+    if rest:  # every record ends with a line feed: never happens
+        raise RuntimeError("the FEC ended in the middle of a record")
 
 
 # --- CSV general journal ----------------------------------------------------------------

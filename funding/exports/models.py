@@ -15,6 +15,7 @@ from funding.scoped import OrgScoped
 
 class ExportFormat(StrEnum):
     FEC = "fec"
+    FEC_LATIN9 = "fec-latin9"  # the FEC in ISO 8859-15, characters outside it transliterated
     CSV = "csv"
     BEANCOUNT = "beancount"
     HLEDGER = "hledger"

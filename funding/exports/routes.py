@@ -47,7 +47,7 @@ def _period(request: Request, today: dt.date) -> tuple[dt.date, dt.date]:
             start = service.parse_date(params["from"], _("Date de début"))
         if params.get("to", "").strip():
             end = service.parse_date(params["to"], _("Date de fin"))
-    except (ValueError, ExportError) as exc:
+    except (ValueError, OverflowError, ExportError) as exc:
         raise HTTPException(400, _("Période invalide : %(detail)s", detail=str(exc))) from None
     if start > end:
         raise HTTPException(400, _("La période est inversée."))
@@ -103,20 +103,21 @@ async def download(request: Request) -> Response:
     fmt = request.query_params.get("format", "")
     async with db(request) as session:
         user = await require(request, session, EXPORTERS)
-        if fmt not in FORMATS and fmt != "fec-description":
+        if fmt not in FORMATS and fmt not in service.DESCRIPTIONS:
             raise HTTPException(400, _("Format inconnu : %(format)s", format=fmt))
         scope = await _scope(request, session)
     engine, sessions = request.app.state.engine, request.app.state.sessions
-    if fmt == "fec-description":
+    if fmt in service.DESCRIPTIONS:
+        described = service.DESCRIPTIONS[fmt]
         async with engine.connect() as conn:
-            digest = await service.digest_of(conn, scope, "fec")
-        return Response(service.fec_description(scope, digest), media_type=service.MEDIA_TYPES[fmt],
+            digest = await service.digest_of(conn, scope, described)
+        return Response(service.fec_description(scope, digest, described), media_type=service.MEDIA_TYPES[fmt],
                         headers=_attachment(service.filename(fmt, scope)))
     digest = service.Digest()
 
     async def body():
         async with engine.connect() as conn:
-            async for chunk in service.chunks(conn, scope, fmt, digest.count):
+            async for chunk in service.chunks(conn, scope, fmt, digest.count, digest.notes):
                 yield digest.add(chunk)
         async with transaction(sessions) as log_session:
             await service.record_taken(log_session, scope, fmt, digest, taken_by=user.email, channel=Channel.WEB)
@@ -196,6 +197,7 @@ async def signed_link(request: Request) -> Response:
         ref = service.read_link(settings, request.path_params["token"])
         async with db(request) as session:
             scope = await service.scope_for_ref(session, ref)
+            await service.check_link_recipient(session, scope, ref)
     except ExportError as exc:
         return render(request, "exports/link.html", {"error": str(exc)}, status_code=400)
     engine, sessions, fmt = request.app.state.engine, request.app.state.sessions, ref["format"]

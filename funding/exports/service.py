@@ -36,7 +36,7 @@ from funding.exports.models import FORMATS, Channel, ExportFormat, ExportLog, Ex
 from funding.i18n import gettext as _
 from funding.ledger.models import Closing, LedgerHead, Seal, SealKind
 from funding.ledger.seals import seal_text
-from funding.ledger.service import LedgerError, month_bounds
+from funding.ledger.service import LedgerError, fiscal_year_start, month_bounds
 from funding.mail.models import Email
 from funding.mail.service import AttachmentError, enqueue, register_attachment
 from funding.orgs.models import Organisation, Site
@@ -48,9 +48,14 @@ ATTACHMENT_LIMIT = 5 * 1024 * 1024  # above this, the email carries a signed lin
 LINK_MAX_AGE = 30 * 24 * 3600
 LINK_PURPOSE = "export-link"
 DEFAULT_FORMATS = (ExportFormat.FEC, ExportFormat.CSV, ExportFormat.TRIAL_BALANCE)
+FEC_FORMATS = (ExportFormat.FEC, ExportFormat.FEC_LATIN9)
+# The written description of each FEC (not an export of its own: made from the FEC's digest).
+DESCRIPTIONS = {"fec-description": ExportFormat.FEC, "fec-latin9-description": ExportFormat.FEC_LATIN9}
 MEDIA_TYPES = {
     "fec": "text/plain; charset=utf-8",
+    "fec-latin9": "text/plain; charset=iso-8859-15",
     "fec-description": "text/plain; charset=utf-8",
+    "fec-latin9-description": "text/plain; charset=utf-8",
     "csv": "text/csv; charset=utf-8",
     "beancount": "text/plain; charset=utf-8",
     "hledger": "text/plain; charset=utf-8",
@@ -59,6 +64,7 @@ MEDIA_TYPES = {
 }
 FORMAT_LABELS = {
     "fec": "FEC",
+    "fec-latin9": "FEC (ISO 8859-15)",
     "csv": "Journal général (CSV)",
     "beancount": "Beancount",
     "hledger": "hledger",
@@ -92,6 +98,8 @@ async def resolve_scope(session: AsyncSession, *, siren: str | None, site: str |
         raise ExportError(f"le lieu {place.slug} n'appartient pas à l'organisation {org.siren}")
     closed_through = await session.scalar(select(LedgerHead.closed_through).where(LedgerHead.org_id == org.id))
     closed = bool(closed_through and end <= closed_through)
+    fiscal_start = fiscal_year_start(end, org.fiscal_year_start_month)
+    fiscal_end = (fiscal_start.replace(year=fiscal_start.year + 1)) - dt.timedelta(days=1)
     labels, name = None, org.name
     if closed:  # the labels frozen by the closing of the period's last month
         labels = await session.scalar(select(Closing.labels).where(
@@ -101,13 +109,14 @@ async def resolve_scope(session: AsyncSession, *, siren: str | None, site: str |
     return Scope(
         org_id=org.id, siren=org.siren, org_name=name, currency=org.currency, start=start, end=end,
         site_id=place.id if place else None, site_slug=place.slug if place else None, closed=closed, labels=labels,
+        fiscal_start=fiscal_start, fiscal_end=fiscal_end,
     )
 
 
 def filename(fmt: str, scope: Scope) -> str:
-    if fmt == ExportFormat.FEC:
+    if fmt in FEC_FORMATS:
         return journal.fec_filename(scope)
-    if fmt == "fec-description":
+    if fmt in DESCRIPTIONS:
         return journal.fec_filename(scope).removesuffix(".txt") + "-description.txt"
     site = f"-{scope.site_slug}" if scope.site_slug else ""
     stem = {"csv": "journal", "beancount": "grand-livre", "hledger": "grand-livre", "trial-balance": "balance",
@@ -116,9 +125,13 @@ def filename(fmt: str, scope: Scope) -> str:
     return f"{stem}-{scope.siren}{site}-{scope.start:%Y%m%d}-{scope.end:%Y%m%d}.{ext}"
 
 
-async def chunks(conn: AsyncConnection, scope: Scope, fmt: str,
-                 progress: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
-    """The export's bytes, streamed from ``conn``."""
+async def chunks(conn: AsyncConnection, scope: Scope, fmt: str, progress: Callable[[int], None] | None = None,
+                 notes: journal.Transliterated | None = None) -> AsyncIterator[bytes]:
+    """The export's bytes, streamed from ``conn``; ``notes`` counts what the ISO 8859-15 FEC transliterated."""
+    if fmt == ExportFormat.FEC_LATIN9:
+        async for chunk in journal.fec_latin9(conn, scope, progress, notes):
+            yield chunk
+        return
     if fmt == "trial-balance":
         async with AsyncSession(bind=conn) as session:
             rows = await books.balance_rows(session, scope)
@@ -141,6 +154,7 @@ class Digest:
     sha: hashlib._Hash = field(default_factory=hashlib.sha256)
     size: int = 0
     rows: int = 0
+    notes: journal.Transliterated = field(default_factory=journal.Transliterated)
 
     def add(self, chunk: bytes) -> bytes:
         self.sha.update(chunk)
@@ -158,7 +172,7 @@ class Digest:
 async def digest_of(conn: AsyncConnection, scope: Scope, fmt: str) -> Digest:
     """Hash an export without keeping it (memory stays flat)."""
     digest = Digest()
-    async for chunk in chunks(conn, scope, fmt, digest.count):
+    async for chunk in chunks(conn, scope, fmt, digest.count, digest.notes):
         digest.add(chunk)
     return digest
 
@@ -168,10 +182,26 @@ async def build(conn: AsyncConnection, scope: Scope, fmt: str) -> bytes:
     return b"".join([chunk async for chunk in chunks(conn, scope, fmt)])
 
 
-def fec_description(scope: Scope, digest: Digest) -> bytes:
-    """The written description of the FEC file that goes alongside it (same bytes every time)."""
+def fec_description(scope: Scope, digest: Digest, fmt: str = ExportFormat.FEC) -> bytes:
+    """The written description of the FEC file that goes alongside it (same bytes every time).
+    ``fmt``: which FEC (UTF-8 or ISO 8859-15) it describes."""
     site = (f"\nRestriction        : écritures du lieu « {scope.site_slug} » seulement "
             "(fichier de travail, pas le FEC légal de l'organisation)") if scope.site_slug else ""
+    if scope.monthly and scope.fiscal_end is not None:
+        site += (f"\nFichier mensuel     : écritures du mois {scope.start:%m/%Y} seulement (fichier de travail, pas le FEC "
+                 f"légal de l'exercice clos le {scope.fiscal_end:%d/%m/%Y}, qui s'appellera "
+                 f"{scope.siren}FEC{scope.fiscal_end:%Y%m%d}.txt)")
+    if fmt == ExportFormat.FEC_LATIN9:
+        encoding = ("ISO 8859-15 (Latin-9), sans marque d'ordre des octets. Les caractères hors de ce jeu sont "
+                    "translittérés (lettres sans leur accent, guillemets et tirets typographiques en ' \" -, "
+                    f"autres caractères en « ? ») : {digest.notes.zones} zone(s) de texte translittérée(s).")
+    else:
+        encoding = "UTF-8, sans marque d'ordre des octets (BOM)."
+    numbering = ("numéro de l'écriture dans le FEC de l'exercice (à-nouveaux en premier, puis ordre de validation),\n"
+                 "  continu sur l'exercice : les fichiers mensuels portent les numéros que portera le fichier\n"
+                 "  de l'exercice, sans trou d'un mois à l'autre" if scope.monthly else
+                 "numéro continu de l'écriture dans ce fichier, à partir de 1, sans trou, dans l'ordre\n"
+                 "  de validation des écritures (les à-nouveaux en premier)")
     text = f"""Description du fichier des écritures comptables (FEC)
 =====================================================
 
@@ -186,7 +216,7 @@ Empreinte SHA-256  : {digest.hexdigest}
 Logiciel           : Entre-Lab Funding (comptabilité en partie double, inaltérable, chaînée par SHA-256)
 
 Format (article A47 A-1 du livre des procédures fiscales)
-- Codage des caractères : UTF-8, sans marque d'ordre des octets (BOM).
+- Codage des caractères : {encoding}
 - Séparateur de zones : tabulation (caractère 09). Aucune zone ne contient de tabulation.
 - Fin d'enregistrement : LF (caractère 0A).
 - Première ligne : les 18 noms de zones, dans l'ordre réglementaire.
@@ -196,8 +226,7 @@ Format (article A47 A-1 du livre des procédures fiscales)
 
 Zones
 - JournalCode / JournalLib : ST Stripe, VT Ventes, CA Caisse (bar), BQ Banque, OD Opérations diverses, AN À-nouveaux.
-- EcritureNum : numéro continu de l'écriture dans ce fichier, à partir de 1, sans trou, dans l'ordre
-  de validation des écritures (les à-nouveaux en premier). Le numéro propre du grand livre figure
+- EcritureNum : {numbering}. Le numéro propre du grand livre figure
   dans la colonne « numero » du journal général CSV.
 - EcritureDate : date de l'opération ; ValidDate : date de validation (heure de Paris), toujours
   postérieure ou égale à EcritureDate. Une écriture validée n'est plus modifiable : une correction
@@ -233,7 +262,7 @@ class Written:
 
 def _target(output: Path, fmt: str, scope: Scope) -> Path:
     """The file to write: in ``output`` if it is a directory (made for the FEC), else ``output``."""
-    if fmt == ExportFormat.FEC:
+    if fmt in FEC_FORMATS:
         if output.exists() and not output.is_dir():
             raise ExportError(f"--output doit être un répertoire pour le FEC : {output} est un fichier")
         output.mkdir(parents=True, exist_ok=True)
@@ -262,7 +291,7 @@ async def write_export(engine: AsyncEngine, sessions: async_sessionmaker, scope:
     fh = await asyncio.to_thread(open, partial, "wb")
     try:
         async with engine.connect() as conn:
-            async for chunk in chunks(conn, scope, fmt, count):
+            async for chunk in chunks(conn, scope, fmt, count, digest.notes):
                 await asyncio.to_thread(fh.write, digest.add(chunk))
         await asyncio.to_thread(fh.close)
         await asyncio.to_thread(os.replace, partial, target)
@@ -271,9 +300,9 @@ async def write_export(engine: AsyncEngine, sessions: async_sessionmaker, scope:
         partial.unlink(missing_ok=True)
         raise
     written = Written(target, digest)
-    if fmt == ExportFormat.FEC:
+    if fmt in FEC_FORMATS:
         description = target.with_name(filename("fec-description", scope))
-        await asyncio.to_thread(description.write_bytes, fec_description(scope, digest))
+        await asyncio.to_thread(description.write_bytes, fec_description(scope, digest, fmt))
         written.extra.append(description)
     async with sessions() as session:
         await record_taken(session, scope, fmt, digest, taken_by=taken_by, channel=Channel.CLI)
@@ -390,14 +419,16 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
             label = _(FORMAT_LABELS[fmt])
             greeting = _("Bonjour %(name)s,", name=person.name) if person.name else _("Bonjour,")
             if digest.size <= ATTACHMENT_LIMIT:
-                mode, attachments = "attachment", [ref] + ([{**ref, "format": "fec-description"}] if fmt == ExportFormat.FEC else [])
+                mode, attachments = "attachment", [ref] + ([{**ref, "format": f"{fmt}-description"}] if fmt in FEC_FORMATS else [])
                 body = _("%(greeting)s\n\nVoici l'export « %(label)s » de %(org)s pour la période close %(period)s, en pièce "
                          "jointe : %(file)s.\nEmpreinte SHA-256 : %(sha)s\n\nEntre-Lab Funding",
                          greeting=greeting, label=label, org=org.name, period=period, file=name, sha=digest.hexdigest)
                 body += keep
             else:
                 mode, attachments = "link", None
-                token = sign(settings.secret_key, LINK_PURPOSE, {k: ref[k] for k in ("org", "period", "format", "sha256", "to")})
+                # A link lives as long as its address receives the exports (one sent --to an address: its 30 days).
+                token = sign(settings.secret_key, LINK_PURPOSE,
+                             {**{k: ref[k] for k in ("org", "period", "format", "sha256", "to")}, "adhoc": bool(to)})
                 link = f"{settings.base_url}/exports/lien/{token}"
                 expires = (utcnow() + dt.timedelta(seconds=LINK_MAX_AGE)).date()
                 body = _("%(greeting)s\n\nL'export « %(label)s » de %(org)s pour la période close %(period)s (%(file)s, "
@@ -424,6 +455,16 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
     return queued
 
 
+async def check_link_recipient(session: AsyncSession, scope: Scope, ref: dict) -> None:
+    """A link sent to a recipient dies with that recipient: removed from the organisation's
+    recipients (or, with none configured, no longer one of its accountants), it opens nothing."""
+    if ref.get("adhoc"):
+        return
+    if ref["to"] not in {r.email for r in await recipients_for(session, scope.org_id)}:
+        raise ExportError(_("Ce lien n'est plus valable : son destinataire ne reçoit plus les exports de cette "
+                            "organisation."))
+
+
 async def scope_for_ref(session: AsyncSession, ref: dict) -> Scope:
     start, end = month_bounds(ref["period"])
     return await resolve_scope(session, siren=ref["org"], site=None, start=start, end=end)
@@ -435,9 +476,10 @@ async def load_attachment(sessions: async_sessionmaker, settings: Settings, ref:
         async with sessions() as session:
             scope = await scope_for_ref(session, ref)
             conn = await session.connection()
-            if ref["format"] == "fec-description":
-                digest = await digest_of(conn, scope, "fec")
-                data = fec_description(scope, digest)
+            if ref["format"] in DESCRIPTIONS:
+                described = DESCRIPTIONS[ref["format"]]
+                digest = await digest_of(conn, scope, described)
+                data = fec_description(scope, digest, described)
             else:
                 data = await build(conn, scope, ref["format"])
                 digest = Digest()
@@ -460,7 +502,8 @@ def read_link(settings: Settings, token: str) -> dict:
     except TokenError as exc:
         raise ExportError(_("Ce lien de téléchargement a expiré : demandez un nouvel envoi.") if str(exc) == "expired"
                           else _("Ce lien de téléchargement est invalide.")) from None
-    if not isinstance(data, dict) or set(data) != {"org", "period", "format", "sha256", "to"} or data["format"] not in FORMATS:
+    keys = {"org", "period", "format", "sha256", "to"}
+    if not isinstance(data, dict) or set(data) - {"adhoc"} != keys or data["format"] not in FORMATS:
         raise ExportError(_("Ce lien de téléchargement est invalide."))
     return data
 

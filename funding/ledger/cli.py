@@ -279,3 +279,82 @@ async def assets(ctx: Context, siren: str | None, label: str | None, site: str |
                 f"{format_plain(asset.cost, asset.currency):>12} {asset.useful_life:>3} "
                 f"{format_plain(done, asset.currency):>12} {format_plain(asset.cost - done, asset.currency):>12}  "
                 f"{(grant or '-')[:16]:<16} {asset.label}")
+
+
+@command(ledger, "grant-budget", help="set a grant's action budget from a CSV (categorie;libelle;montant); show it",
+         roles=STAFF)
+@click.argument("reference")
+@click.option("--file", "csv_file", help="CSV: categorie (60…69, 86, 70…79, 87);libelle;montant — replaces the budget")
+@click.option("--org", "siren", help="SIREN")
+async def grant_budget(ctx: Context, reference: str, csv_file: str | None, siren: str | None) -> None:
+    from funding.db import transaction
+    from funding.ledger import grant_report as gr
+    from funding.money import format_plain
+    from funding.orgs.service import organisation_for
+
+    async with transaction(ctx.sessions) as session:
+        org = await organisation_for(session, siren) if siren else None
+        grant = await gr.grant_by_reference(session, reference, org.id if org else None)
+        if csv_file:
+            content = await read_file(csv_file)
+            try:
+                lines = gr.parse_budget(content.decode("utf-8"), grant.currency)
+            except UnicodeDecodeError:
+                raise CommandError(f"{csv_file} : pas en UTF-8, rien n'a été modifié") from None
+            except gr.GrantReportError as exc:
+                raise CommandError(f"{csv_file} : {exc} — rien n'a été modifié") from None
+            await gr.set_budget(session, grant, lines, created_by=who())
+        rows = await gr.budget_of(session, grant)
+    for row in rows:
+        out(f"{row.category} {gr.kind_of(row.category):<8} {gr.CATEGORIES[row.category][:40]:<40} {row.label[:30]:<30} "
+            f"{format_plain(row.amount, row.currency):>14} {row.currency}")
+    if not rows:
+        out(f"{reference} : pas de budget (funding ledger grant-budget {reference} --file budget.csv)")
+
+
+@command(ledger, "grant-report", help="a grant's financial report (cerfa 15059): budget against actual, received",
+         roles=BOOKS)
+@click.argument("reference")
+@click.option("--year", type=int, help="the fiscal year starting in YEAR (default: the convention's year)")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "pdf"]), default="text", show_default=True)
+@click.option("--output", help="file to write (csv: default stdout; pdf: required)")
+@click.option("--basis", type=click.Choice(["auto", "grant", "site"]), default="auto", show_default=True,
+              help="actual from entries tagged with the grant, or from every entry of its site (auto: tagged if any charge is)")
+@click.option("--org", "siren", help="SIREN")
+async def grant_report_command(ctx: Context, reference: str, year: int | None, fmt: str, output: str | None, basis: str,
+                               siren: str | None) -> None:
+    from pathlib import Path
+
+    from funding.ledger import grant_report as gr
+    from funding.money import format_plain
+    from funding.orgs.service import organisation_for
+
+    if fmt == "pdf" and not output:
+        raise CommandError("--format pdf demande --output FICHIER.pdf")
+    if output and not Path(output).parent.is_dir():
+        raise CommandError(f"répertoire introuvable : {Path(output).parent}")
+    async with ctx.sessions() as session:
+        org = await organisation_for(session, siren) if siren else None
+        grant = await gr.grant_by_reference(session, reference, org.id if org else None)
+        report = await gr.grant_report(session, grant, year=year, basis=basis)
+    if fmt in ("csv", "pdf"):
+        data = gr.report_csv(report) if fmt == "csv" else await asyncio.to_thread(gr.report_pdf, report)
+        if output:
+            await asyncio.to_thread(Path(output).write_bytes, data)
+            out(f"{output}  {len(data)} octets")
+        else:
+            click.echo(data.decode("utf-8-sig"), nl=False)
+        return
+    cur = report.currency
+    out(f"{report.org_name} — subvention {grant.reference} ({grant.funder_name}) — du {report.start:%d/%m/%Y} au {report.end:%d/%m/%Y}")
+    out(f"réalisé : {report.basis_text}")
+    out(f"{'':3} {'poste':<48} {'prévisionnel':>14} {'réalisé':>14} {'écart %':>8}")
+    for kind in ("charge", "produit"):
+        for row in [*report.section(kind), report.total(kind)]:
+            name = f"{row.label}{' — ' + row.detail if row.detail else ''}"
+            out(f"{row.category:<3} {name[:48]:<48} {format_plain(row.budget, cur):>14} {format_plain(row.actual, cur):>14} "
+                f"{gr.pct_text(row.gap_pct):>8}")
+    result = report.result
+    out(f"{'':3} {result.label:<48} {format_plain(result.budget, cur):>14} {format_plain(result.actual, cur):>14}")
+    out(f"subvention accordée {format_plain(grant.amount, cur)}, reçue sur la période {format_plain(report.received_in_period, cur)}, "
+        f"depuis la convention {format_plain(report.received_to_date, cur)}, reste {format_plain(report.remaining, cur)} {cur}")

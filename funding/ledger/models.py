@@ -298,3 +298,29 @@ class Seal(OrgScoped, Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(100))
+
+
+class GrantBudgetLine(OrgScoped, Base):
+    """One line of a granted action's budget (the *prévisionnel* of cerfa 15059): a category of
+    the form — the first two digits of the accounts it covers (60 achats … 68 dotations,
+    86 emplois des contributions en nature; 70 ventes … 74 subventions, 75 dons et
+    cotisations, 87 contributions en nature) — a label (for 74, the funder) and an amount.
+    Kept beside the grant, never on its row; a budget set again replaces the grant's lines."""
+
+    __tablename__ = "grant_budget_lines"
+    __table_args__ = (
+        UniqueConstraint("grant_id", "category", "label"),
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint("category IN ('60', '61', '62', '63', '64', '65', '66', '67', '68', '69', '86', "
+                        "'70', '71', '72', '73', '74', '75', '76', '77', '78', '79', '87')", name="category"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id"), index=True)
+    category: Mapped[str] = mapped_column(String(2))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    created_by: Mapped[str] = mapped_column(String(254), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -3,6 +3,7 @@ closings and verification. HTTP only: parse, call the service, render."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 from urllib.parse import urlencode
@@ -16,11 +17,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from funding.i18n import gettext as _
+from funding.ledger import grant_report as gr
 from funding.ledger import records
-from funding.ledger.models import FUNDING_SOURCES, Closing, ClosingKind, Entry, LedgerHead, Posting
+from funding.ledger.models import FUNDING_SOURCES, Closing, ClosingKind, Entry, Grant, LedgerHead, Posting
 from funding.ledger.seals import Keyring
 from funding.ledger.service import LedgerError, close_month, close_year, reverse, totals_by_currency, trial_balance, year_label
 from funding.ledger.verify import verify_org
+from funding.money import format_plain
 from funding.orgs.models import Organisation, Site
 from funding.web import BOOKS, STAFF, db, flash, redirect, redirect_to, render, require
 
@@ -235,8 +238,88 @@ async def verify(request: Request) -> Response:
     return render(request, "admin/verify.html", {"reports": reports})
 
 
+# --- grant reports (compte rendu financier, cerfa 15059) ------------------------------------
+
+
+async def grants_page(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        rows = (await session.execute(select(Grant, Site.name, Organisation.name).join(Site, Site.id == Grant.site_id)
+                                      .join(Organisation, Organisation.id == Grant.org_id)
+                                      .order_by(Grant.convention_date.desc(), Grant.reference))).all()
+    return render(request, "admin/grants.html", {"rows": rows})
+
+
+async def _grant_report(request: Request, session: AsyncSession, grant: Grant) -> gr.GrantReport:
+    params = request.query_params
+    raw_year = params.get("year", "").strip()
+    try:
+        year = int(raw_year) if raw_year else None
+        return await gr.grant_report(session, grant, year=year, basis=params.get("basis", "auto") or "auto")
+    except ValueError:
+        raise HTTPException(400, _("Année invalide : %(value)s", value=raw_year)) from None
+    except gr.GrantReportError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+async def _grant(request: Request, session: AsyncSession) -> Grant:
+    grant = await session.get(Grant, request.path_params["grant_id"])  # another organisation's is not there: 404
+    if grant is None:
+        raise HTTPException(404)
+    return grant
+
+
+async def grant_report_page(request: Request) -> Response:
+    """The report; staff set the action's budget here (CSV pasted: categorie;libelle;montant)."""
+    async with db(request) as session:
+        user = await require(request, session, BOOKS)
+        grant = await _grant(request, session)
+        can_edit = user.can(*STAFF, org=grant.org_id)
+        if request.method == "POST":
+            if not can_edit:
+                raise HTTPException(403)
+            form = await request.form()
+            try:
+                lines = gr.parse_budget(str(form.get("budget", "")), grant.currency)
+            except gr.GrantReportError as exc:
+                flash(request, _("Budget refusé, rien n'a changé : %(detail)s", detail=str(exc)), "error")
+                return redirect(request.url.path)
+            await gr.set_budget(session, grant, lines, created_by=user.email)
+            flash(request, _("Budget de l'action enregistré."), "success")
+            return redirect(request.url.path)
+        report = await _grant_report(request, session, grant)
+        budget = await gr.budget_of(session, grant)
+    text = "categorie;libelle;montant\n" + "".join(
+        f"{line.category};{line.label};{format_plain(line.amount, line.currency)}\n" for line in budget)
+    return render(request, "admin/grant_report.html", {
+        "report": report, "grant": grant, "can_edit": can_edit, "budget_text": text, "pct": gr.pct_text,
+        "query": request.url.query, "categories": gr.CATEGORIES,
+    })
+
+
+async def grant_report_csv(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        report = await _grant_report(request, session, await _grant(request, session))
+    return Response(gr.report_csv(report), media_type="text/csv; charset=utf-8",
+                    headers={"content-disposition": f'attachment; filename="{gr.report_filename(report, "csv")}"'})
+
+
+async def grant_report_pdf(request: Request) -> Response:
+    async with db(request) as session:
+        await require(request, session, BOOKS)
+        report = await _grant_report(request, session, await _grant(request, session))
+    data = await asyncio.to_thread(gr.report_pdf, report)
+    return Response(data, media_type="application/pdf",
+                    headers={"content-disposition": f'attachment; filename="{gr.report_filename(report, "pdf")}"'})
+
+
 routes = [
     Route("/admin", dashboard, name="admin"),
+    Route("/admin/reports/grants", grants_page, name="grants"),
+    Route("/admin/reports/grants/{grant_id:id}", grant_report_page, methods=["GET", "POST"], name="grant_report"),
+    Route("/admin/reports/grants/{grant_id:id}/compte-rendu.csv", grant_report_csv, name="grant_report_csv"),
+    Route("/admin/reports/grants/{grant_id:id}/compte-rendu.pdf", grant_report_pdf, name="grant_report_pdf"),
     Route("/admin/ledger", journal, name="journal"),
     Route("/admin/ledger/trial-balance", balance, name="trial_balance"),
     Route("/admin/ledger/record", record, methods=["GET", "POST"], name="record"),

@@ -468,14 +468,17 @@ def month_bounds(period: str) -> tuple[dt.date, dt.date]:
     try:
         year, month = (int(x) for x in period.split("-"))
         start = dt.date(year, month, 1)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise LedgerError(f"période invalide : {period!r} (attendu AAAA-MM, par exemple 2026-11)") from None
     return start, dt.date(year, month, calendar.monthrange(year, month)[1])
 
 
-def _fiscal_year_start(day: dt.date, start_month: int) -> dt.date:
+def fiscal_year_start(day: dt.date, start_month: int) -> dt.date:
     year = day.year if day.month >= start_month else day.year - 1
     return dt.date(year, start_month, 1)
+
+
+_fiscal_year_start = fiscal_year_start  # its earlier private name
 
 
 def fiscal_year_bounds(year: int, start_month: int) -> tuple[dt.date, dt.date]:
@@ -487,7 +490,7 @@ def fiscal_year_bounds(year: int, start_month: int) -> tuple[dt.date, dt.date]:
 
 def fiscal_year_of(day: dt.date, start_month: int) -> int:
     """The name of the fiscal year ``day`` belongs to: the calendar year it starts in."""
-    return _fiscal_year_start(day, start_month).year
+    return fiscal_year_start(day, start_month).year
 
 
 def year_label(year: int, start_month: int) -> str:
@@ -607,7 +610,7 @@ async def close_month(
         )
         if earlier is not None:
             raise LedgerError(f"clôturez d'abord {earlier.strftime('%Y-%m')} : les mois se clôturent dans l'ordre")
-    fy_start = _fiscal_year_start(start, org.fiscal_year_start_month)
+    fy_start = fiscal_year_start(start, org.fiscal_year_start_month)
     if start == fy_start and await _has_entries_before(session, org_id, start):
         previous = fy_start.year - 1
         if await year_closing(session, org_id, previous) is None:
@@ -663,7 +666,7 @@ async def close_months(session: AsyncSession, org_id: int, periods: Iterable[str
     done = []
     for period in periods:
         start, _ = month_bounds(period)
-        if (start == _fiscal_year_start(start, org.fiscal_year_start_month) and await _has_entries_before(session, org_id, start)
+        if (start == fiscal_year_start(start, org.fiscal_year_start_month) and await _has_entries_before(session, org_id, start)
                 and await year_closing(session, org_id, start.year - 1) is None):
             done.append((await close_year(session, org_id, start.year - 1, closed_by=closed_by, now=now)).closing)
         done.append(await close_month(session, org_id, period, closed_by=closed_by, now=now))
@@ -903,7 +906,7 @@ async def opening_balances(conn: AsyncConnection, *, org_id: int, start: dt.date
     from funding.orgs.models import Organisation
 
     month = (await conn.execute(select(Organisation.fiscal_year_start_month).where(Organisation.id == org_id))).scalar()
-    fy_start = _fiscal_year_start(start, month or 1)
+    fy_start = fiscal_year_start(start, month or 1)
     closed_end = (await conn.execute(
         select(func.max(Closing.end_date)).where(Closing.org_id == org_id, Closing.kind == ClosingKind.YEAR,
                                                   Closing.end_date < start))).scalar()

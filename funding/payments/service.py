@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from funding.db import Sessions, dialect_of, rowcount, transaction, utcnow
+from funding.db import Sessions, dialect_of, digits, rowcount, transaction, utcnow
 from funding.payments import purposes
 from funding.payments.calls import create_once
 from funding.payments.models import EventStatus, Payment, PaymentStatus, StripeEvent
@@ -129,7 +129,7 @@ async def settle_session(session: AsyncSession, checkout: dict[str, Any]) -> Pay
     payment = None
     if checkout.get("id"):
         payment = await session.scalar(select(Payment).where(Payment.checkout_session_id == checkout["id"]))
-    if payment is None and str(meta.get("payment_id", "")).isdigit():
+    if payment is None and digits(str(meta.get("payment_id", ""))):
         payment = await session.get(Payment, int(meta["payment_id"]))
     if payment is None:
         return None
@@ -168,7 +168,7 @@ async def mark_paid(session: AsyncSession, payment: Payment, *, checkout_session
 async def settle_payment_intent(session: AsyncSession, pi: dict[str, Any]) -> Payment | None:
     """A succeeded PaymentIntent pays its payment (found by its id or our metadata), once."""
     meta = pi.get("metadata") or {}
-    payment_id = int(meta["payment_id"]) if str(meta.get("payment_id", "")).isdigit() else None
+    payment_id = int(meta["payment_id"]) if digits(str(meta.get("payment_id", ""))) else None
     match = Payment.payment_intent_id == pi["id"]
     if payment_id is not None:
         match = match | (Payment.id == payment_id)
@@ -197,7 +197,7 @@ async def settle_payment_intents(session: AsyncSession, pis: list[dict[str, Any]
     by_payment: dict[int, str] = {}
     for pi in succeeded:
         raw = str((pi.get("metadata") or {}).get("payment_id", ""))
-        if raw.isdigit():
+        if digits(raw):
             by_payment[int(raw)] = pi["id"]
     pi_ids = {pi["id"] for pi in succeeded}
     query = select(Payment.id, Payment.payment_intent_id).where(

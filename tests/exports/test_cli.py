@@ -9,6 +9,7 @@ import io
 from funding.exports.cli import ProgressBar
 from tests.support import fec_checker
 from tests.support.cli import funding as cli
+from tests.support.exports import fec_name
 from tests.support.world import post_gift
 
 TODAY = dt.date.today()
@@ -20,11 +21,11 @@ async def test_export_writes_the_fec_under_its_legal_name_and_each_format(settin
     span = ["--from", TODAY.replace(day=1).isoformat(), "--to", TODAY.isoformat()]
     result = await cli(settings, "export", "--format", "fec", *span, "--output", str(tmp_path / "fec"))
     assert result.exit_code == 0, result.stderr
-    name = f"{world.siren}FEC{TODAY:%Y%m%d}.txt"
+    name = fec_name(world.siren, TODAY.replace(day=1), TODAY)
     assert fec_checker.check_fec(name, (tmp_path / "fec" / name).read_bytes()) == []
     assert "9 lignes" in result.stdout and "sha256" in result.stdout
     assert result.stderr == ""  # no progress bar when stderr is not a terminal
-    assert "UTF-8" in (tmp_path / "fec" / f"{world.siren}FEC{TODAY:%Y%m%d}-description.txt").read_text(encoding="utf-8")
+    assert "UTF-8" in (tmp_path / "fec" / name.replace(".txt", "-description.txt")).read_text(encoding="utf-8")
     for fmt, suffix in (("csv", ".csv"), ("beancount", ".beancount"), ("hledger", ".journal"), ("general-ledger", ".csv")):
         target = tmp_path / f"out{suffix}"
         result = await cli(settings, "export", "--format", fmt, *span, "--org", world.siren, "--site", world.site_slug,

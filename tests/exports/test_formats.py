@@ -33,6 +33,7 @@ from tests.support.exports import (
     hledger_check,
     journal_csv_balances,
     make_books,
+    monthly_fec_name,
     post_drafts,
     scope_for,
 )
@@ -163,14 +164,13 @@ async def test_a_closed_month_exports_identically_twice_and_its_hash_is_logged(d
         second = await service.write_export(engine, sessions, scope, fmt, tmp_path / f"b-{fmt}", taken_by="test")
         assert first.path.read_bytes() == second.path.read_bytes()
         assert first.digest.hexdigest == second.digest.hexdigest
-    fec_dir = tmp_path / "a-fec"
-    assert sorted(p.name for p in fec_dir.iterdir()) == [f"{siren}FEC{last_month_end:%Y%m%d}-description.txt",
-                                                          f"{siren}FEC{last_month_end:%Y%m%d}.txt"]
-    assert (fec_dir / f"{siren}FEC{last_month_end:%Y%m%d}-description.txt").read_bytes() == \
-        (tmp_path / "b-fec" / f"{siren}FEC{last_month_end:%Y%m%d}-description.txt").read_bytes()
+    fec_dir, fec_name = tmp_path / "a-fec", monthly_fec_name(siren, last_month_end)
+    description = fec_name.replace(".txt", "-description.txt")
+    assert sorted(p.name for p in fec_dir.iterdir()) == [description, fec_name]
+    assert (fec_dir / description).read_bytes() == (tmp_path / "b-fec" / description).read_bytes()
     async with sessions() as session:
         logs = (await session.scalars(select(ExportLog).where(ExportLog.format == "fec"))).all()
-    assert [log.sha256 for log in logs] == [hashlib.sha256((fec_dir / f"{siren}FEC{last_month_end:%Y%m%d}.txt").read_bytes()).hexdigest()] * 2
+    assert [log.sha256 for log in logs] == [hashlib.sha256((fec_dir / fec_name).read_bytes()).hexdigest()] * 2
     assert all(log.closed and log.rows == 5 and log.channel == "cli" and log.taken_by == "test" for log in logs)
 
 

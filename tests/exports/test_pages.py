@@ -16,7 +16,7 @@ from funding.exports.models import ExportLog
 from funding.ledger.service import EntryDraft, Line, post
 from funding.security import sign
 from tests.support import fec_checker
-from tests.support.exports import seed_money
+from tests.support.exports import fec_name, seed_money
 from tests.support.web import login_as
 
 TODAY = dt.date.today()
@@ -30,7 +30,7 @@ async def test_accountant_downloads_each_format_and_every_download_is_logged(cli
     query = f"org={world.siren}&from={TODAY.replace(day=1).isoformat()}&to={TODAY.isoformat()}"
     response = await client.get(f"/admin/exports/download?format=fec&{query}")
     assert response.status_code == 200
-    name = f"{world.siren}FEC{TODAY:%Y%m%d}.txt"
+    name = fec_name(world.siren, TODAY.replace(day=1), TODAY)
     assert f'filename="{name}"' in response.headers["content-disposition"]
     assert fec_checker.check_fec(name, response.content) == []
     hashes = {"fec": hashlib.sha256(response.content).hexdigest()}
@@ -131,6 +131,7 @@ async def test_signed_links_serve_the_recorded_file_and_expire(client, sessions,
                                         label="Mécénat", piece_ref="VIR-9", funding_source="private",
                                         lines=[Line("512", 100000), Line("7542", -100000)])])
         await close_month(session, world.org_id, f"{last_month_end:%Y-%m}")
+        await service.add_recipient(session, world.org_id, "sophie@example.org", "Sophie Roux", "csv")
     async with sessions() as session:
         scope = await service.resolve_scope(session, siren=world.siren, site=None, start=last_month_end.replace(day=1),
                                             end=last_month_end)
@@ -150,3 +151,35 @@ async def test_signed_links_serve_the_recorded_file_and_expire(client, sessions,
     monkeypatch.setattr(service, "LINK_MAX_AGE", -1)
     expired = await client.get(f"/exports/lien/{sign(settings.secret_key, service.LINK_PURPOSE, ref)}")
     assert expired.status_code == 400 and "expiré" in expired.text
+
+
+async def test_a_link_dies_with_its_recipient(client, sessions, settings, world):
+    """Observed: an export link kept working after its recipient was removed."""
+    from sqlalchemy import update
+
+    from funding.exports.models import ExportRecipient
+    from funding.ledger.service import close_month
+
+    last_month_end = TODAY.replace(day=1) - dt.timedelta(days=1)
+    async with transaction(sessions) as session:
+        await post(session, [EntryDraft(org_id=world.org_id, site_id=world.site_id, journal="BQ", entry_date=last_month_end,
+                                        label="Mécénat", piece_ref="VIR-9", funding_source="private",
+                                        lines=[Line("512", 100000), Line("7542", -100000)])])
+        await close_month(session, world.org_id, f"{last_month_end:%Y-%m}")
+        await service.add_recipient(session, world.org_id, "sophie@example.org", "Sophie Roux", "csv")
+    async with sessions() as session:
+        scope = await service.resolve_scope(session, siren=world.siren, site=None, start=last_month_end.replace(day=1),
+                                            end=last_month_end)
+        digest = await service.digest_of(await session.connection(), scope, "csv")
+    ref = {"org": world.siren, "period": f"{last_month_end:%Y-%m}", "format": "csv", "sha256": digest.hexdigest,
+           "to": "sophie@example.org"}
+    link = f"/exports/lien/{sign(settings.secret_key, service.LINK_PURPOSE, {**ref, 'adhoc': False})}"
+    assert (await client.get(link)).status_code == 200
+    async with transaction(sessions) as session:
+        await session.execute(update(ExportRecipient).where(ExportRecipient.email == "sophie@example.org").values(active=False))
+    gone = await client.get(link)
+    assert gone.status_code == 400 and "ne reçoit plus les exports" in gone.text
+    stranger = f"/exports/lien/{sign(settings.secret_key, service.LINK_PURPOSE, {**ref, 'to': 'eve@example.org'})}"
+    assert (await client.get(stranger)).status_code == 400
+    one_off = f"/exports/lien/{sign(settings.secret_key, service.LINK_PURPOSE, {**ref, 'to': 'eve@example.org', 'adhoc': True})}"
+    assert (await client.get(one_off)).status_code == 200  # sent --to an address: lives its 30 days

@@ -4,13 +4,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 import hashlib
 import re
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import func, select, update
 
 from funding.db import transaction
@@ -25,29 +22,17 @@ from funding.orgs.models import Organisation
 from tests.support import fec_checker
 from tests.support.cli import funding
 from tests.support.db import TEST_SEAL_KEY, sealed_sessions
+from tests.support.exports import monthly_fec_name
 from tests.support.live import free_port
+from tests.support.smtp import attachments, running_inbox
 
 LAST_MONTH_END = dt.date.today().replace(day=1) - dt.timedelta(days=1)
 PERIOD = f"{LAST_MONTH_END:%Y-%m}"
 
 
-class Inbox:
-    def __init__(self):
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 Message accepted"
-
-
 @pytest.fixture
 def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    inbox.url = f"smtp://127.0.0.1:{controller.port}"
-    yield inbox
-    controller.stop()
+    yield from running_inbox()
 
 
 async def closed_month(sessions, world) -> None:
@@ -66,11 +51,6 @@ async def cli(settings, smtp_url: str, *args):
     return await funding(settings, *args, SMTP_URL=smtp_url)
 
 
-def attachments(message) -> dict[str, bytes]:
-    """The attachments' exact bytes (base64 on the wire, so nothing rewrites line ends)."""
-    return {part.get_filename(): part.get_payload(decode=True) for part in message.iter_attachments()}
-
-
 async def test_send_emails_each_accountant_the_closed_months_exports_once(settings, sessions, world, smtp):
     await closed_month(sessions, world)
     result = await cli(settings, smtp.url, "exports", "send", "--period", PERIOD)
@@ -80,9 +60,9 @@ async def test_send_emails_each_accountant_the_closed_months_exports_once(settin
     accountant = f"accountant-{world.siren[-4:]}@example.org"
     assert {m["To"] for m in smtp.messages} == {accountant}
     files = {name: data for m in smtp.messages for name, data in attachments(m).items()}
-    fec_name = f"{world.siren}FEC{LAST_MONTH_END:%Y%m%d}.txt"
+    fec_name = monthly_fec_name(world.siren, LAST_MONTH_END)
     assert fec_checker.check_fec(fec_name, files[fec_name]) == []
-    assert f"{world.siren}FEC{LAST_MONTH_END:%Y%m%d}-description.txt" in files
+    assert fec_name.replace(".txt", "-description.txt") in files
     async with sessions() as session:
         logs = (await session.scalars(select(ExportLog).where(ExportLog.channel == "email"))).all()
     assert {log.filename: log.sha256 for log in logs} == {

@@ -134,3 +134,20 @@ async def seed_money(sessions, world) -> None:
             EntryDraft(org_id=world.org_id, site_id=world.site_id, journal="BQ", entry_date=day, label="Loyers incubateur",
                        piece_ref="VIR-1", funding_source="self", lines=[Line("512", 360000), Line("706", -360000)]),
         ])
+
+
+def monthly_fec_name(siren: str, month_end: dt.date, fiscal_end: dt.date | None = None) -> str:
+    """A monthly FEC's name: the legal file's, with the fiscal year's closing date, then ``_AAAAMM``
+    (fiscal year = calendar year unless ``fiscal_end`` says otherwise)."""
+    fiscal_end = fiscal_end or dt.date(month_end.year, 12, 31)
+    return f"{siren}FEC{fiscal_end:%Y%m%d}_{month_end:%Y%m}.txt"
+
+
+def fec_name(siren: str, start: dt.date, end: dt.date) -> str:
+    """The FEC's name for [start, end] (fiscal year = calendar year): a whole month is a monthly
+    file, anything else is named after its end — so a test of "this month so far" holds on the
+    month's last day too."""
+    whole_month = start.day == 1 and (end + dt.timedelta(days=1)).day == 1 and (start.year, start.month) == (end.year, end.month)
+    if whole_month:
+        return monthly_fec_name(siren, end)
+    return f"{siren}FEC{end:%Y%m%d}.txt"

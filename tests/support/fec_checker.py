@@ -41,20 +41,23 @@ def cents(text: str) -> int:
     return -value if text.startswith("-") else value
 
 
-def check_fec(name: str, data: bytes) -> list[str]:
-    """Every problem found (empty when the file is valid)."""
+def check_fec(name: str, data: bytes, encoding: str = "utf-8") -> list[str]:
+    """Every problem found (empty when the file is valid). A monthly file
+    (``<SIREN>FEC<AAAAMMJJ>_<AAAAMM>.txt``) carries the year's file's EcritureNum: increasing,
+    not from 1."""
     problems: list[str] = []
-    m = re.fullmatch(r"(\d{9})FEC(\d{8})\.txt", name)
+    m = re.fullmatch(r"(\d{9})FEC(\d{8})(_\d{6})?\.txt", name)
     if not m:
-        problems.append(f"file name {name!r} is not <SIREN>FEC<AAAAMMJJ>.txt")
+        problems.append(f"file name {name!r} is not <SIREN>FEC<AAAAMMJJ>.txt (or _<AAAAMM> for a month)")
     elif not _luhn(m.group(1)) or _date(m.group(2)) is None:
         problems.append(f"file name {name!r}: invalid SIREN or closing date")
+    monthly = bool(m and m.group(3))
     if data.startswith(b"\xef\xbb\xbf"):
         problems.append("byte order mark before the header")
     try:
-        text = data.decode("utf-8")
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        return [*problems, f"not UTF-8: {exc}"]
+        return [*problems, f"not {encoding}: {exc}"]
     if not text.endswith(("\n", "\r")):
         problems.append("the last record does not end with CR and/or LF")
     lines = re.split(r"\r\n|\n|\r", text)
@@ -140,6 +143,9 @@ def check_fec(name: str, data: bytes) -> list[str]:
             problems.append(f"entry {num}: debit {entry['debit']} ≠ credit {entry['credit']}")
     if not all(re.fullmatch(r"\d+", num) for num in order):
         problems.append("EcritureNum is not a number")
+    elif monthly:
+        if [int(num) for num in order] != sorted({int(num) for num in order}):
+            problems.append(f"EcritureNum is not increasing in file order: {order[:20]}…")
     elif [int(num) for num in order] != list(range(1, len(order) + 1)):
         problems.append(f"EcritureNum is not continuous from 1 in file order: {order[:20]}…")
     return problems

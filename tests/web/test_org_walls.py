@@ -23,6 +23,7 @@ from funding.campaigns.models import Campaign
 from funding.coworking.models import CreditNote, Invoice, Member, Plan, Subscription
 from funding.db import transaction, utcnow
 from funding.exports.service import Digest, add_recipient, record_taken, resolve_scope
+from funding.ledger.models import Grant, GrantBudgetLine
 from funding.ledger.service import EntryDraft, close_month, credit, debit, post
 from funding.mail.service import enqueue
 from funding.models import metadata
@@ -55,6 +56,7 @@ class Alpha:
     event_id: str
     draft_slug: str
     live_slug: str
+    grant_id: int = 0
 
 
 def _previous_month(today: dt.date) -> tuple[dt.date, str]:
@@ -125,8 +127,16 @@ async def make_alpha(sessions) -> Alpha:
     await paid_pledge(sessions, live.id, amount="50", email="backer@alpha.example", name="Bernard Alphabacker")
     async with sessions() as session:
         tier_id = await session.scalar(text("SELECT min(id) FROM campaign_tiers WHERE campaign_id = :c"), {"c": draft.id})
+    async with transaction(sessions) as session:
+        grant = Grant(org_id=world.org_id, site_id=world.site_id, funder_name="Ville Alpha", reference="ALPHA-GRANT",
+                      convention_date=month_start, object="Ateliers Alpha (public, as grants are)", amount=100000, currency="EUR")
+        session.add(grant)
+        await session.flush()
+        session.add(GrantBudgetLine(org_id=world.org_id, grant_id=grant.id, category="60", label="Alpha", amount=5000,
+                                    currency="EUR"))
+        grant_id = grant.id
     return Alpha(world, zoe.id, ids[0], ids[1], ids[2], ids[6], ids[3], ids[4], ids[5], closing_id, batch_id, tier_id,
-                 "evt_alpha_dead", draft.slug, live.slug)
+                 "evt_alpha_dead", draft.slug, live.slug, grant_id)
 
 
 async def snapshot(engine, a: Alpha) -> dict[str, list]:
@@ -156,6 +166,7 @@ def _path(route: Route, a: Alpha) -> str:
         "siren": a.world.siren, "number": "1", "slug": a.draft_slug, "site": a.world.site_slug, "member_id": a.member_id,
         "member": a.member_user, "ticket": a.ticket_id, "closing": a.closing_id, "tier_id": a.tier_id, "batch": a.batch_id,
         "event_id": a.event_id, "invoice_id": a.invoice_id, "note_id": a.note_id, "what": "pdf", "plan": a.plan_code, "token": "not-a-token",
+        "grant_id": a.grant_id,
     }
     missing = set(re.findall(r"{(\w+)", route.path)) - set(values)
     assert not missing, f"{route.path}: give the sweep a value of A for {missing}"
@@ -179,7 +190,7 @@ def _form(a: Alpha, token: str) -> dict:
         "title": "Wall", "slug": "wall-test", "goal": "100", "mode": "keep_it_all", "starts_at": today.isoformat(),
         "ends_at": (today + dt.timedelta(days=30)).isoformat(), "active": "0", "day": today.isoformat(),
         "annee": str(today.year), "ratio": "1:1", "cap_per_pledge": "50", "total_cap": "100", "funder": "Eve",
-        "reference": "W", "tier": "", "plan": a.plan_code,
+        "reference": "W", "tier": "", "plan": a.plan_code, "budget": "categorie;libelle;montant\n60;Wall;1\n",
     }
 
 
