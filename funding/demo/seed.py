@@ -87,12 +87,17 @@ def operations(today: dt.date) -> list[Record]:
         Record("asset", m(7, 21), "12000,00", site="thiers", debit="2183", life="5", reference="TDM-DEL-2026-087",
                piece_ref="FACT-LASERCUT-2026-0412", label="FabLab : découpeuse laser et fraiseuse numérique"),
         Record("grant-notified", m(7, 2), "5000,00", site="courpiere", funder="Commune de Courpière",
-               funder_siret="21630125800010", reference="COURPIERE-2026-12", nature="restricted",
+               funder_siret="21630125800010", reference="COURPIERE-2026-12", nature="operating",
                object="Animation du Relais : ateliers numériques"),
         Record("grant-paid", m(4, 9), "2500,00", reference="COURPIERE-2026-12", piece_ref="RELEVE-BQ-08-2026"),
-        # Spent on what the restricted grant is for; what is left at the year-end becomes fonds dédiés.
-        Record("expense", m(3, 14), "1850,00", site="courpiere", debit="606", reference="COURPIERE-2026-12",
-               piece_ref="FACT-MATNUM-2026-77", label="Tablettes et fournitures des ateliers numériques"),
+        # A restricted grant (subvention affectée), and what was spent on it: what is left at the
+        # year-end becomes fonds dédiés.
+        Record("grant-notified", m(8, 17), "8000,00", site="la-monnerie", funder="Département du Puy-de-Dôme",
+               funder_siret="22630001700010", reference="CD63-REPAR-2026-019", nature="restricted",
+               object="Repair café et ateliers d'autoréparation de vélos"),
+        Record("grant-paid", m(7, 3), "8000,00", reference="CD63-REPAR-2026-019", piece_ref="RELEVE-BQ-05-2026"),
+        Record("expense", m(3, 14), "1850,00", site="la-monnerie", debit="606", reference="CD63-REPAR-2026-019",
+               piece_ref="FACT-OUTILS-2026-77", label="Outillage et pièces du repair café"),
         Record("grant-notified", m(5, 25), "50000,00", site="thiers", funder="Agence nationale de la cohésion des territoires",
                funder_siret="13002603200016", reference="ANCT-FT-2026-0631", nature="multi-year", years="3",
                object="Fabrique de Territoire : animation du réseau de tiers-lieux (3 ans)"),

@@ -41,12 +41,14 @@ async def _books(sessions, world) -> Grant:
     async with transaction(sessions) as session:
         for number, label in (("606", "Achats non stockés"), ("641", "Rémunérations du personnel"),
                               ("864", "Personnel bénévole"), ("870", "Bénévolat")):
-            session.add(Account(org_id=world.org_id, number=number, label=label))
+            if not await session.scalar(select(Account.id).where(Account.org_id == world.org_id, Account.number == number)):
+                session.add(Account(org_id=world.org_id, number=number, label=label))  # 606 is in the chart now
         await session.flush()
         slug = world.site_slug
         await record_many(session, [
             Record(kind="grant-notified", site=slug, date=CONVENTION.isoformat(), amount="10 000,00", currency="EUR",
-                   funder="Ville de Clermont", reference=REFERENCE, object="Ateliers numériques pour les seniors"),
+                   funder="Ville de Clermont", funder_siret="21630113500010", reference=REFERENCE,
+                   object="Ateliers numériques pour les seniors"),
             Record(kind="grant-paid", site=slug, date="2026-03-01", amount="6 000,00", currency="EUR", reference=REFERENCE,
                    piece_ref="VIR-CLERMONT-1"),
         ], created_by="test")
