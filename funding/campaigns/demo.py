@@ -17,6 +17,7 @@ import logging
 import httpx
 from sqlalchemy import func, select
 
+from funding.campaigns.donors import DonorDetails
 from funding.campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -159,6 +160,24 @@ async def seed(session, demo) -> None:
     await session.flush()
 
 
+STREETS = ("3 rue Durolle", "12 rue de la Coutellerie", "5 place du Pirou", "18 avenue Léo-Lagrange",
+           "7 rue Conchette", "24 boulevard Émile-Zola", "9 rue du Bourg", "2 chemin des Margerides")
+TOWNS = (("63300", "Thiers"), ("63120", "Courpière"), ("63290", "Puy-Guillaume"), ("63650", "La Monnerie-le-Montel"))
+
+
+# Backers that give as companies: their receipts are the ones for companies (238 bis, 60 %).
+COMPANY_SIRENS = {"Imprimerie des Margerides": "123456782", "Coutellerie Chambriard": "901234567"}
+
+
+def demo_address(name: str) -> DonorDetails:
+    """A donor's address for their receipt, the same for the same name at each demo."""
+    n = sum(map(ord, name))
+    postcode, town = TOWNS[n % len(TOWNS)]
+    siren = COMPANY_SIRENS.get(name)
+    return DonorDetails(street=STREETS[n % len(STREETS)], postcode=postcode, town=town, country="France",
+                        company=siren is not None, company_name=name if siren else "", siren=siren or "")
+
+
 async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
     try:
         async with sessions() as session:
@@ -194,7 +213,7 @@ async def _give(settings, gw, sessions, http, campaign, tier, name, email, amoun
     from funding.campaigns.pledges import Contribution, create_pledge
 
     data = Contribution(amount=amount, tier=str(tier.id) if tier else "", name=name, email=email, show_name=public,
-                        message=message)
+                        message=message, donor=demo_address(name))
     async with transaction(sessions) as session:
         # The finished campaigns' backers gave while they ran.
         when = min(utcnow(), campaign.ends_at - DAY)
@@ -213,7 +232,7 @@ async def _promise(settings, gw, sessions, http, campaign, name, email, euros, m
 
     async with transaction(sessions) as session:
         pledge = await create_pledge(session, campaign.id, Contribution(amount=str(euros), name=name, email=email,
-                                                                        show_name=public),
+                                                                        show_name=public, donor=demo_address(name)),
                                      secret_key=settings.secret_key, link_base=settings.base_url,
                                      now=campaign.ends_at - 2 * DAY)
     meta = {"pledge_id": str(pledge.id), "campaign_id": str(campaign.id)}

@@ -6,7 +6,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.campaigns.models import Campaign, Nature, Pledge, TaxReceipt, Tier
 from funding.campaigns.pledges import manage_url
-from funding.campaigns.receipts import local_day, receipt_code
+from funding.campaigns.receipt_pdf import attachment
+from funding.campaigns.receipts import local_day, rate_sentence, receipt_code
 from funding.i18n import date, money
 from funding.mail.service import enqueue
 
@@ -18,9 +19,12 @@ def _day(moment) -> str:
 SIGNATURE = "\n\nMerci de faire vivre les tiers-lieux du bassin thiernois.\nL'équipe Entre-Lab"
 
 
-async def _send(session: AsyncSession, pledge: Pledge, campaign: Campaign, key: str, subject: str, body: str) -> None:
+async def _send(session: AsyncSession, pledge: Pledge, campaign: Campaign, key: str, subject: str, body: str,
+                receipt: TaxReceipt | None = None) -> None:
+    """``receipt``: a tax receipt to join as a PDF (built when the email is sent)."""
     await enqueue(session, to=pledge.email, org_id=campaign.org_id, dedupe_key=f"campaign-pledge:{pledge.id}:{key}", subject=subject,
-                  body_text=f"Bonjour {pledge.name},\n\n{body}{SIGNATURE}")
+                  body_text=f"Bonjour {pledge.name},\n\n{body}{SIGNATURE}",
+                  attachments=[attachment(receipt.id)] if receipt is not None else None)
 
 
 def _what(pledge: Pledge, tier: Tier | None) -> str:
@@ -42,10 +46,11 @@ async def paid(session: AsyncSession, pledge: Pledge, campaign: Campaign, tier: 
     lines = [f"Nous avons bien reçu votre contribution de {_what(pledge, tier)} à la campagne « {campaign.title} ».",
              f"Référence : contribution n° {pledge.id}, payée le {_day(pledge.paid_at)}.", _nature(pledge)]
     if receipt is not None:
-        lines.append(f"Votre reçu fiscal n° {receipt_code(receipt)} (66 % du don déductible de l'impôt sur le revenu) : "
-                     f"{manage_url(pledge)}/recu")
+        lines.append(f"Votre reçu fiscal n° {receipt_code(receipt)} est joint à ce message (PDF) ; vous pouvez aussi le "
+                     f"télécharger ici : {manage_url(pledge)}/recu\n{rate_sentence(receipt.donor_siren is not None)}")
     lines.append(f"Votre contribution en ligne : {manage_url(pledge)}")
-    await _send(session, pledge, campaign, "paid", f"Reçu : votre contribution à « {campaign.title} »", "\n\n".join(lines))
+    await _send(session, pledge, campaign, "paid", f"Reçu : votre contribution à « {campaign.title} »", "\n\n".join(lines),
+                receipt)
 
 
 async def card_saved(session: AsyncSession, pledge: Pledge, campaign: Campaign, tier: Tier | None) -> None:
@@ -109,4 +114,5 @@ async def refunded(session: AsyncSession, pledge: Pledge, campaign: Campaign, am
                  f"pour {money(receipt.amount, receipt.currency)} : {manage_url(pledge)}/recu")
     elif pledge.nature == Nature.GIFT:
         body += "\n\nLe reçu fiscal de ce don est annulé."
-    await _send(session, pledge, campaign, f"refund-{pledge.amount_refunded}", f"Remboursement : « {campaign.title} »", body)
+    await _send(session, pledge, campaign, f"refund-{pledge.amount_refunded}", f"Remboursement : « {campaign.title} »", body,
+                receipt if pledge.nature == Nature.GIFT else None)

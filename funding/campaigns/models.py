@@ -223,6 +223,8 @@ class Pledge(CampaignScoped, Base):
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(254))
     address: Mapped[str] = mapped_column(Text, default="")
+    company_name: Mapped[str | None] = mapped_column(String(200))  # a company gives: its receipt is for companies
+    company_siren: Mapped[str | None] = mapped_column(String(9))
     public_name: Mapped[str | None] = mapped_column(String(120))  # None: the backer stays anonymous
     message: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[PledgeStatus] = mapped_column(EnumText(PledgeStatus, 16), default=PledgeStatus.PENDING)
@@ -264,14 +266,18 @@ class CampaignEntry(CampaignScoped, Base):
 
 
 class TaxReceipt(OrgScoped, Base):
-    """A reçu fiscal (cerfa 11580) for a gift: numbered per organisation and year without
-    gaps (a trigger refuses any other number), never deleted, only ever voided."""
+    """A reçu fiscal for a gift — a campaign pledge or a one-off payment (/soutenir), one of the
+    two — numbered per organisation and year without gaps (a trigger refuses any other number),
+    never deleted, only ever voided. With ``donor_siren`` it is a company's (cerfa 16216)."""
 
     __tablename__ = "tax_receipts"
     __table_args__ = (
         UniqueConstraint("org_id", "year", "number"),
         UniqueConstraint("pledge_id", "revision"),
+        UniqueConstraint("payment_id", "revision"),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("(pledge_id IS NULL AND payment_id IS NOT NULL) OR (pledge_id IS NOT NULL AND payment_id IS NULL)",
+                        name="one_gift"),
         CheckConstraint("number > 0", name="number_positive"),
         Index("ix_tax_receipts_donor", "org_id", "donor_email", "year"),
     )
@@ -280,9 +286,11 @@ class TaxReceipt(OrgScoped, Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     year: Mapped[int]
     number: Mapped[int]
-    pledge_id: Mapped[int] = mapped_column(ForeignKey("campaign_pledges.id"))
+    pledge_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_pledges.id"))
     revision: Mapped[int] = mapped_column(default=1)  # a partial refund voids and reissues
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))  # a one-off gift (/soutenir)
+    donor_siren: Mapped[str | None] = mapped_column(String(9))  # set: the donor is a company (article 238 bis)
     donor_name: Mapped[str] = mapped_column(String(200))
     donor_address: Mapped[str] = mapped_column(Text, default="")
     donor_email: Mapped[str] = mapped_column(String(254))

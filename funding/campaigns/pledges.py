@@ -10,12 +10,13 @@ same order — campaign, then pledge, then tier — so concurrent transitions ne
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.service import AuthError, normalise_email
+from funding.campaigns.donors import DonorDetails, DonorError, check_donor
 from funding.campaigns.models import (
     COUNTED,
     Campaign,
@@ -57,7 +58,8 @@ class Contribution:
     currency: str = ""
     name: str = ""
     email: str = ""
-    address: str = ""
+    address: str = ""  # as one text (the API, the demo); the forms give ``donor``
+    donor: DonorDetails = field(default_factory=DonorDetails)
     show_name: bool = False
     public_name: str = ""
     message: str = ""
@@ -173,6 +175,14 @@ async def create_pledge(
 
     org = await must_get(session, Organisation, campaign.org_id)
     sale = is_sale(amount, tier)
+    # A gift part above zero to an organisation of general interest calls for a receipt: its address.
+    receipt_due = not sale and org.general_interest
+    try:
+        donor = check_donor(data.donor, required=receipt_due and not address)
+    except DonorError as exc:
+        raise ContributionError(str(exc)) from None
+    if donor is not None:
+        address = donor.address
     vat = tier.vat_per_mille if tier is not None and sale and org.vat_liable else 0
     match = await session.scalar(select(Match).where(Match.campaign_id == campaign.id))
 
@@ -187,6 +197,7 @@ async def create_pledge(
         campaign_id=campaign.id, tier_id=tier.id if tier else None, amount=amount, currency=currency,
         nature=Nature.SALE if sale else Nature.GIFT, vat_per_mille=vat, match_amount=match_share(amount, match),
         name=name, email=email, address=address, public_name=public_name, message=message,
+        company_name=donor.company_name if donor else None, company_siren=donor.siren if donor else None,
         status=PledgeStatus.PENDING, link_base=link_base.rstrip("/"), created_at=now, updated_at=now,
     )
     session.add(pledge)

@@ -12,16 +12,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from funding.campaigns import admin, api, flows, receipts, richtext, settle, views
+from funding.campaigns import admin, api, flows, receipt_pdf, receipts, richtext, settle, views
+from funding.campaigns.donors import DonorDetails
 from funding.campaigns.models import Campaign, CampaignStatus, Mode, Pledge, PledgeStatus, TaxReceipt, Tier
 from funding.campaigns.pledges import TOKEN_PURPOSE, Contribution, ContributionError
 from funding.db import must_get, utcnow
 from funding.i18n import gettext as _
 from funding.security import TokenError, unsign
 from funding.stripe_gateway import GatewayError
-from funding.web import STAFF, absolute_url, db, flash, load_user, redirect, redirect_to, render
+from funding.web import STAFF, absolute_url, db, flash, load_user, path_for, pdf_response, redirect, redirect_to, render
 
-FORM_FIELDS = ("tier", "amount", "currency", "name", "email", "address", "show_name", "public_name", "message")
+FORM_FIELDS = ("tier", "amount", "currency", "name", "email", "street", "postcode", "town", "country", "company",
+               "company_name", "siren", "show_name", "public_name", "message")
 
 
 async def campaign_list(request: Request) -> Response:
@@ -63,7 +65,7 @@ async def contribute(request: Request) -> Response:
     if campaign_id is None:
         raise HTTPException(404)
     data = Contribution(amount=form["amount"], tier=form["tier"], currency=form["currency"], name=form["name"],
-                        email=form["email"], address=form["address"], show_name=form["show_name"] == "1",
+                        email=form["email"], donor=DonorDetails.from_form(form), show_name=form["show_name"] == "1",
                         public_name=form["public_name"], message=form["message"])
     try:
         started = await flows.start_contribution(request.app.state.sessions, request.app.state.gateway,
@@ -211,29 +213,49 @@ async def pledge_confirm(request: Request) -> Response:
 # --- tax receipts -----------------------------------------------------------------------------
 
 
-async def _receipt(request: Request, receipt_id: int | None) -> Response:
+async def show_receipt(request: Request, receipt_id: int | None, pdf_url: str, *, pdf: bool = False) -> Response:
+    """A receipt as a page (with its PDF's link) or as the PDF itself: the caller checked the signed link."""
     async with db(request) as session:
         view = await receipts.view(session, receipt_id) if receipt_id else None
     if view is None:
         raise HTTPException(404)
-    return render(request, "campaigns/receipt.html", {"r": view})
+    if pdf:
+        return pdf_response(await receipt_pdf.render(view), view.filename)
+    return render(request, "campaigns/receipt.html", {"r": view, "pdf_url": pdf_url})
+
+
+async def _pledge_receipt_id(request: Request) -> int | None:
+    pledge_id = _pledge_id(request)
+    async with db(request) as session:
+        return await session.scalar(select(TaxReceipt.id).where(TaxReceipt.pledge_id == pledge_id)
+                                    .order_by(TaxReceipt.revision.desc()).limit(1))
 
 
 async def pledge_receipt(request: Request) -> Response:
-    pledge_id = _pledge_id(request)
-    async with db(request) as session:
-        receipt_id = await session.scalar(select(TaxReceipt.id).where(TaxReceipt.pledge_id == pledge_id)
-                                          .order_by(TaxReceipt.revision.desc()).limit(1))
-    return await _receipt(request, receipt_id)
+    pdf_url = path_for(request, "pledge_receipt_pdf", token=request.path_params["token"])
+    return await show_receipt(request, await _pledge_receipt_id(request), pdf_url)
 
 
-async def receipt_by_token(request: Request) -> Response:
+async def pledge_receipt_pdf(request: Request) -> Response:
+    return await show_receipt(request, await _pledge_receipt_id(request), "", pdf=True)
+
+
+def _receipt_id(request: Request) -> int | None:
     try:
         receipt_id = unsign(request.app.state.settings.secret_key, receipts.RECEIPT_TOKEN, request.path_params["token"],
                             max_age=None)
     except TokenError:
         raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie.")) from None
-    return await _receipt(request, receipt_id if isinstance(receipt_id, int) else None)
+    return receipt_id if isinstance(receipt_id, int) else None
+
+
+async def receipt_by_token(request: Request) -> Response:
+    pdf_url = path_for(request, "tax_receipt_pdf", token=request.path_params["token"])
+    return await show_receipt(request, _receipt_id(request), pdf_url)
+
+
+async def receipt_pdf_by_token(request: Request) -> Response:
+    return await show_receipt(request, _receipt_id(request), "", pdf=True)
 
 
 async def donor_summary(request: Request) -> Response:
@@ -263,8 +285,10 @@ routes = [
     Route("/contributions/{token:str}/carte", pledge_card, methods=["GET", "POST"], name="pledge_card"),
     Route("/contributions/{token:str}/confirmer", pledge_confirm, methods=["GET", "POST"], name="pledge_confirm"),
     Route("/contributions/{token:str}/recu", pledge_receipt, name="pledge_receipt"),
+    Route("/contributions/{token:str}/recu/pdf", pledge_receipt_pdf, name="pledge_receipt_pdf"),
     Route("/recus/annuel/{token:str}", donor_summary, name="donor_summary"),
     Route("/recus/{token:str}", receipt_by_token, name="tax_receipt"),
+    Route("/recus/{token:str}/pdf", receipt_pdf_by_token, name="tax_receipt_pdf"),
     *admin.routes,
     *api.routes,
 ]

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.campaigns import books, settle
+from funding.campaigns import receipt_pdf as _receipt_pdf  # noqa: F401  (registers the PDF attachment of receipts)
 from funding.campaigns.models import MODES, Campaign, CampaignStatus, Match, MatchStatus, Pledge, Tier, TierKind
 from funding.campaigns.pledges import lock_campaign
 from funding.db import digits, rowcount, utcnow

@@ -213,7 +213,7 @@ async def apply_refund(session: AsyncSession, pledge_id: int, refunded_total: in
     campaign, _tier = await _context(session, pledge)
     receipt = None
     if pledge.nature == Nature.GIFT:
-        receipt = await receipts.void_and_reissue(session, pledge, f"{reason} de {delta} (unités mineures)")
+        receipt = await receipts.void_and_reissue(session, pledge, receipts.void_reason(reason, delta, pledge.currency))
     if reason == "remboursement":
         await mails.refunded(session, pledge, campaign, delta, receipt)
     return delta

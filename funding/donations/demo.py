@@ -1,9 +1,10 @@
 """Demo donations through the offline Stripe sandbox, the way people and Stripe produce them.
 
-Played once, after the demo server answers: donors pay on the sandbox's hosted Checkout page
-(a declined card among them), a refund is made as from Stripe's dashboard, a chargeback
-is lost, and the sandbox's clock moves on so that payouts reach the bank. Everything
-then flows through webhooks into the books like in production.
+Played once, after the demo server answers: donors (a company among them, each with the
+postal address their tax receipt states) pay on the sandbox's hosted Checkout page (a
+declined card among them), a refund is made as from Stripe's dashboard, a chargeback is
+lost, and the sandbox's clock moves on so that payouts reach the bank. Everything then
+flows through webhooks into the books like in production: receipts issued, then voided.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import logging
 import httpx
 from sqlalchemy import func, select
 
+from funding.campaigns.demo import demo_address
+from funding.campaigns.donors import DonorDetails, check_donor
+from funding.donations.service import donor_token
 from funding.orgs.models import Site
 from funding.payments.models import Payment, PaymentPurpose
 from funding.payments.service import start_checkout
@@ -26,11 +30,16 @@ DONATIONS = [
     ("thiers", 5000, "Martine Chabrier", "martine.chabrier@example.fr", "4242 4242 4242 4242"),
     ("thiers", 2000, "Karim Benali", "karim.benali@example.fr", "4242 4242 4242 4242"),
     ("courpiere", 3500, "Élodie Vernet", "elodie.vernet@example.fr", "4242 4242 4242 4242"),
-    ("la-monnerie", 10000, "Coutellerie Dumas (dirigeant)", "contact@coutellerie-dumas.example.fr", "4242 4242 4242 4242"),
+    ("la-monnerie", 10000, "Jean Dumas", "contact@coutellerie-dumas.example.fr", "4242 4242 4242 4242"),
     ("puy-guillaume", 1500, "Jeanne Roux", "jeanne.roux@example.fr", "4242 4242 4242 4242"),
     ("thiers", 8000, "Paul Mercier", "paul.mercier@example.fr", "4000 0000 0000 0259"),  # disputed later
     ("courpiere", 2500, "Inès Fabre", "ines.fabre@example.fr", "4000 0000 0000 9995"),  # declined
 ]
+
+# A company gives as a company: its receipt is the one for companies (article 238 bis, 60 %).
+COMPANIES = {"Jean Dumas": DonorDetails(street="14 rue de la Coutellerie", postcode="63650", town="La Monnerie-le-Montel",
+                                        country="France", company=True, company_name="Coutellerie Dumas SARL",
+                                        siren="812345676")}
 
 
 async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
@@ -45,9 +54,15 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
                 site = sites.get(slug)
                 if site is None:
                     continue
+                details = COMPANIES.get(name) or demo_address(name)
+                donor = check_donor(details, required=True)
+                if donor is None:  # required: a donor or a refusal
+                    raise ValueError(name)
                 payment, url = await start_checkout(
                     sessions, gw, purpose=PaymentPurpose.DONATION, org_id=site.org_id, site_id=site.id, amount=amount, currency="EUR",
                     description=f"Don à {site.name}", email=email, name=name,
+                    donor={"donor_address": donor.address, "company_name": donor.company_name, "company_siren": donor.siren},
+                    donor_link=lambda payment_id: f"{settings.base_url}/soutenir/recu/{donor_token(settings.secret_key, payment_id)}",
                     success_url=f"{settings.base_url}/soutenir/merci?session_id={{CHECKOUT_SESSION_ID}}",
                     cancel_url=f"{settings.base_url}/soutenir?annule=1",
                 )

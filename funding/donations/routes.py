@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from funding.auth.service import AuthError, normalise_email
+from funding.campaigns import receipts
+from funding.campaigns.donors import DonorDetails, DonorError, check_donor
+from funding.campaigns.routes import show_receipt
 from funding.db import must_get
-from funding.donations.service import MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE
+from funding.donations.service import DONOR_TOKEN, MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE, donor_token
 from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.money import MoneyError, parse_amount
-from funding.orgs.models import Site
+from funding.orgs.models import Organisation, Site
 from funding.payments.service import CHECKOUT_RETURN, settle_return, start_checkout
+from funding.security import TokenError, unsign
 from funding.stripe_gateway import GatewayError
-from funding.web import absolute_url, db, redirect, render
+from funding.web import absolute_url, db, path_for, redirect, render
+
+DONOR_FIELDS = ("street", "postcode", "town", "country", "company", "company_name", "siren")
 
 
 async def _sites(session):
@@ -32,7 +39,7 @@ async def donate(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "donations/donate.html", context)
     form = await request.form()
-    context["form"] = {k: str(form.get(k, "")) for k in ("site", "amount", "other", "name", "email")}
+    context["form"] = {k: str(form.get(k, "")) for k in ("site", "amount", "other", "name", "email", *DONOR_FIELDS)}
     f = context["form"]
     try:
         site = next((s for s in sites if s.slug == f["site"]), None)
@@ -46,13 +53,21 @@ async def donate(request: Request) -> Response:
         name = f["name"].strip()[:200]
         if not name:
             raise ValueError(_("Indiquez votre nom (il figure sur votre reçu)."))
-    except (ValueError, MoneyError, AuthError) as exc:
+        async with db(request) as session:
+            org = await must_get(session, Organisation, site.org_id)
+            receipt_due = org.general_interest
+        donor = check_donor(DonorDetails.from_form(f), required=receipt_due)
+    except (ValueError, MoneyError, AuthError, DonorError) as exc:
         context["error"] = str(exc)
         return render(request, "donations/donate.html", context, status_code=400)
+    settings = request.app.state.settings
     try:
         _payment, url = await start_checkout(
             request.app.state.sessions, request.app.state.gateway, purpose=PURPOSE, org_id=site.org_id, site_id=site.id,
             amount=amount, currency="EUR", description=f"Don à {site.name}", email=email, name=name,
+            donor={"donor_address": donor.address, "company_name": donor.company_name, "company_siren": donor.siren}
+            if donor else None,
+            donor_link=lambda payment_id: absolute_url(request, "donation_receipt", token=donor_token(settings.secret_key, payment_id)),
             success_url=absolute_url(request, "donate_thanks", query=CHECKOUT_RETURN),
             cancel_url=absolute_url(request, "donate", query={"annule": 1}),
         )
@@ -72,10 +87,41 @@ async def thanks(request: Request) -> Response:
     async with db(request) as session:
         site = await must_get(session, Site, payment.site_id)
         site_name = site.name
-    return render(request, "donations/thanks.html", {"payment": payment, "site": site_name})
+        receipt = await receipts.latest_of_payment(session, payment.id)
+    return render(request, "donations/thanks.html", {"payment": payment, "site": site_name, "receipt": receipt,
+                                                      "receipt_code": receipts.receipt_code(receipt) if receipt else ""})
+
+
+def _donation_id(request: Request) -> int:
+    try:
+        value = unsign(request.app.state.settings.secret_key, DONOR_TOKEN, request.path_params["token"], max_age=None)
+    except TokenError:
+        raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie. "
+                                   "Reprenez le lien complet de votre e-mail.")) from None
+    if not isinstance(value, int):
+        raise HTTPException(400, _("Ce lien n'est pas valide."))
+    return value
+
+
+async def _receipt_id(request: Request) -> int | None:
+    async with db(request) as session:
+        receipt = await receipts.latest_of_payment(session, _donation_id(request))
+    return receipt.id if receipt is not None else None
+
+
+async def receipt_page(request: Request) -> Response:
+    """The donor's signed link (from their email): their gift's tax receipt, and its PDF."""
+    pdf_url = path_for(request, "donation_receipt_pdf", token=request.path_params["token"])
+    return await show_receipt(request, await _receipt_id(request), pdf_url)
+
+
+async def receipt_pdf(request: Request) -> Response:
+    return await show_receipt(request, await _receipt_id(request), "", pdf=True)
 
 
 routes = [
     Route("/soutenir", donate, methods=["GET", "POST"], name="donate"),
     Route("/soutenir/merci", thanks, name="donate_thanks"),
+    Route("/soutenir/recu/{token:str}", receipt_page, name="donation_receipt"),
+    Route("/soutenir/recu/{token:str}/pdf", receipt_pdf, name="donation_receipt_pdf"),
 ]

@@ -63,8 +63,13 @@ def document_html(doc: InvoiceDocument, template: str = DOCUMENT_TEMPLATE) -> st
     return environment().get_template(template).render(doc=doc)
 
 
+def html_pdf(html: str, *, stylesheets: list[CSS] | None = None, pdf_variant: str | None = None) -> bytes:
+    """Any document of ours (HTML from ``environment()``'s templates) printed by WeasyPrint."""
+    pdf: bytes = HTML(string=html, base_url=str(TEMPLATE_DIR / "invoicing")).write_pdf(
+        stylesheets=stylesheets or [], font_config=fonts(), pdf_variant=pdf_variant)
+    return pdf
+
+
 def document_pdf(doc: InvoiceDocument, *, pdf_variant: str | None = None, template: str = DOCUMENT_TEMPLATE) -> bytes:
     """The PDF of ``doc``; ``pdf_variant="pdf/a-3b"`` for the base of a Factur-X."""
-    html = HTML(string=document_html(doc, template), base_url=str(TEMPLATE_DIR / "invoicing"))
-    pdf: bytes = html.write_pdf(stylesheets=[stylesheet()], font_config=fonts(), pdf_variant=pdf_variant)
-    return pdf
+    return html_pdf(document_html(doc, template), stylesheets=[stylesheet()], pdf_variant=pdf_variant)

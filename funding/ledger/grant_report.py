@@ -29,6 +29,7 @@ from typing import Any, Literal
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding import csvout
 from funding.errors import FundingError
 from funding.ledger.models import Entry, Grant, GrantBudgetLine, Posting
 from funding.ledger.service import fiscal_year_bounds, validated_entries
@@ -282,7 +283,7 @@ def report_csv(report: GrantReport) -> bytes:
     """``;``-separated, decimal comma without thousands separator or currency sign (a spreadsheet
     reads the amounts as numbers), UTF-8 with a BOM, as the other CSV exports."""
     buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=";", lineterminator="\r\n")
+    writer = csvout.writer(buf, delimiter=";", lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     cur = report.currency
 

@@ -153,6 +153,11 @@ class Payment(OrgScoped, Base):
     description: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(254))
     name: Mapped[str | None] = mapped_column(String(200))
+    # A gift's donor, for its tax receipt: postal address, and the company that gives, if one does.
+    donor_address: Mapped[str | None] = mapped_column(Text)
+    company_name: Mapped[str | None] = mapped_column(String(200))
+    company_siren: Mapped[str | None] = mapped_column(String(9))
+    donor_link: Mapped[str | None] = mapped_column(String(300))  # the donor's signed page (their receipt)
     status: Mapped[PaymentStatus] = mapped_column(EnumText(PaymentStatus, 10), default=PaymentStatus.CREATED)
     checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)

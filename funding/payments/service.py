@@ -74,17 +74,24 @@ async def start_checkout(
     tax_rates: list[str] | None = None,
     customer: str | None = None,
     invoice_metadata: dict[str, str] | None = None,
+    donor: dict[str, str | None] | None = None,
+    donor_link: Callable[[int], str] | None = None,
 ) -> tuple[Payment, str]:
     """Record the payment, then open a Checkout session for it. Returns (payment, url).
     ``tax_rates``: the Stripe Tax Rates (inclusive) of what is sold, stated on the receipt.
     ``invoice_metadata``: Stripe also issues the paid invoice (``invoice_creation``), with it;
-    ``customer``: the Stripe customer it is for (else the email)."""
+    ``customer``: the Stripe customer it is for (else the email).
+    ``donor``: a gift's donor for its tax receipt (``donor_address``, ``company_name``,
+    ``company_siren``), kept here, never sent to Stripe; ``donor_link``: the donor's signed
+    page, from the payment's id."""
     async with transaction(sessions) as session:
         payment = Payment(org_id=org_id, site_id=site_id, purpose=purpose, ref=ref, amount=amount, currency=currency,
                           description=description[:200], email=email, name=name, status=PaymentStatus.CREATED,
-                          extra=json.dumps(metadata or {}, sort_keys=True))
+                          extra=json.dumps(metadata or {}, sort_keys=True), **(donor or {}))
         session.add(payment)
         await session.flush()
+        if donor_link is not None:
+            payment.donor_link = donor_link(payment.id)
     meta = {**(metadata or {}), "purpose": purpose, "payment_id": str(payment.id), "org_id": str(org_id),
             "site_id": str(site_id)}
     if ref:

@@ -65,7 +65,8 @@ async def test_bad_contributions_over_http_get_a_message_and_create_nothing(clie
     (foreign,) = await tiers_of(sessions, other.id)
     await pledge(sessions, campaign.id, tier=str(tier.id), amount="")
     token = csrf_of((await client.get(f"/campagnes/{campaign.slug}")).text)
-    base = {"csrf_token": token, "currency": "EUR", "name": "Léa Vidal", "email": "lea@example.org", "tier": "", "amount": "20"}
+    base = {"csrf_token": token, "currency": "EUR", "name": "Léa Vidal", "email": "lea@example.org", "tier": "", "amount": "20",
+            "street": "3 rue Durolle", "postcode": "63300", "town": "Thiers", "country": "France"}
     for slug, data, message in [
         (campaign.slug, {"amount": "0,40"}, "La contribution minimale est de 1,00"),
         (campaign.slug, {"amount": "1 000,01"}, "Au-delà de 1\u202f000,00"),

@@ -25,7 +25,8 @@ def contribute(client: httpx.Client, slug: str, **fields) -> str:
     """Fill the campaign page's form; returns the sandbox Checkout address it leads to."""
     page = client.get(f"/campagnes/{slug}")
     data = {"csrf_token": csrf_of(page.text), "currency": "EUR", "tier": "", "amount": "", "name": "Ana Martin",
-            "email": "ana@example.org", "address": "", "show_name": "1", "public_name": "", "message": ""}
+            "email": "ana@example.org", "street": "3 rue Durolle", "postcode": "63300", "town": "Thiers",
+            "country": "France", "show_name": "1", "public_name": "", "message": ""}
     data.update(fields)
     response = client.post(f"/campagnes/{slug}/contribuer", data=data)
     assert response.status_code == 303, response.text[:500]

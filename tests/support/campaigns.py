@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy import select, update
 
 from funding.campaigns import settle
+from funding.campaigns.donors import DonorDetails
 from funding.campaigns.models import Campaign, Match, Pledge, Tier
 from funding.campaigns.pledges import Contribution, create_pledge, move
 from funding.db import transaction, utcnow
@@ -52,10 +53,12 @@ async def tiers_of(sessions, campaign_id: int) -> list[Tier]:
 
 
 async def pledge(sessions, campaign_id: int, *, amount: str = "50", tier: str = "", name: str = "Ana Martin",
-                 email: str = "ana@example.org", show_name: bool = True, message: str = "", address: str = "") -> Pledge:
+                 email: str = "ana@example.org", show_name: bool = True, message: str = "",
+                 address: str = "3 rue Durolle\n63300 Thiers\nFrance", donor: DonorDetails | None = None) -> Pledge:
     async with transaction(sessions) as session:
         return await create_pledge(session, campaign_id, Contribution(
-            amount=amount, tier=tier, name=name, email=email, show_name=show_name, message=message, address=address),
+            amount=amount, tier=tier, name=name, email=email, show_name=show_name, message=message, address=address,
+            donor=donor or DonorDetails()),
             secret_key=SECRET, link_base="http://testserver")
 
 

@@ -69,12 +69,15 @@ def pay_on_hosted_page(client: httpx.Client, url: str, card: str, *, name: str =
     return response
 
 
+DONOR_ADDRESS = {"street": "3 rue Durolle", "postcode": "63300", "town": "Thiers", "country": "France"}
+
+
 def donate(client: httpx.Client, world, *, amount: str = "50", other: str = "", name: str = "Ana Martin",
-           email: str = "ana@example.org") -> str:
+           email: str = "ana@example.org", **address: str) -> str:
     """Fill the donation form for the world's central site; the sandbox Checkout address it leads to."""
     form = client.get("/soutenir")
     response = client.post("/soutenir", data={"csrf_token": csrf_of(form.text), "site": world.site_slug, "amount": amount,
-                                              "other": other, "name": name, "email": email})
+                                              "other": other, "name": name, "email": email, **DONOR_ADDRESS, **address})
     assert response.status_code == 303, response.text[:500]
     return response.headers["location"]
 
