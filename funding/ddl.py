@@ -266,3 +266,19 @@ def revision_module(revision: str):
     if script is None:
         raise RuntimeError("revision_module is called from a revision, while Alembic migrates")
     return script.get_revision(revision).module
+
+
+def add_accounts(accounts: Sequence[tuple[str, str]]) -> None:
+    """Put these (number, label) accounts in every organisation's chart that lacks them (new
+    organisations get them from funding.ledger.chart). Nothing to undo: the chart only grows."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    statement = sa.text(
+        "INSERT INTO accounts (org_id, number, label, active, created_at) "
+        "SELECT id, CAST(:number AS VARCHAR(20)), CAST(:label AS VARCHAR(200)), :yes, :now FROM organisations o "
+        "WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.org_id = o.id AND a.number = CAST(:number AS VARCHAR(20)))"
+    ).bindparams(sa.bindparam("now", type_=sa.DateTime()), sa.bindparam("yes", type_=sa.Boolean()),
+                 sa.bindparam("number", type_=sa.String()), sa.bindparam("label", type_=sa.String()))
+    for number, label in accounts:
+        op.get_bind().execute(statement, {"number": number, "label": label, "yes": True, "now": now})

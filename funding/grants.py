@@ -57,6 +57,7 @@ TABLES: dict[str, Access] = {
     "aux_accounts": forward("label"),
     "ledger_heads": forward("last_number", "last_hash", "closed_through", "last_closing_hash"),
     "grants": APPEND,
+    "fixed_assets": APPEND,
     "grant_budget_lines": Access(update=True, delete=True),  # a budget set again replaces its lines
     "entries": forward("number", "prev_hash", "hash", "validated_at"),
     "postings": APPEND,

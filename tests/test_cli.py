@@ -25,7 +25,8 @@ async def test_create_org_site_user_and_record_money(settings, sessions, tmp_pat
 
     today = dt.date.today().isoformat()
     r = await cli(settings, "ledger", "record", "grant-notified", "--site", "thiers", "--date", today, "--amount", "12000,00",
-                  "--funder", "Thiers Dore et Montagne", "--reference", "TDM-1", "--object", "FabLab")
+                  "--funder", "Thiers Dore et Montagne", "--funder-siret", "20005376700014", "--reference", "TDM-1",
+                  "--object", "FabLab", "--nature", "investment")
     assert r.exit_code == 0 and "recorded as entry 1" in r.stdout, r.stderr
     csv_file = tmp_path / "ops.csv"
     csv_file.write_text(f"kind,reference,date,amount,piece_ref\ngrant-paid,TDM-1,{today},6000,RELEVE-1\n", encoding="utf-8")

@@ -74,19 +74,32 @@ def month_start(today: dt.date, back: int) -> dt.date:
 def operations(today: dt.date) -> list[Record]:
     m = lambda back, day: (month_start(today, back) + dt.timedelta(days=day - 1)).isoformat()  # noqa: E731
     return [
-        # Public grants: notified, then paid (some in part).
+        # Public grants, by their nature: notified, then paid (some in part).
         Record("grant-notified", m(10, 12), "30000,00", site="thiers", funder="Région Auvergne-Rhône-Alpes",
-               funder_siret="20005376700014", reference="AURA-TL-2026-0142",
+               funder_siret="20005376700014", reference="AURA-TL-2026-0142", nature="operating",
                object="Soutien au fonctionnement des tiers-lieux du bassin thiernois"),
         Record("grant-paid", m(8, 3), "15000,00", reference="AURA-TL-2026-0142", piece_ref="RELEVE-BQ-04-2026"),
         Record("grant-notified", m(9, 20), "12000,00", site="thiers", funder="Thiers Dore et Montagne",
-               funder_siret="20007065300015", reference="TDM-DEL-2026-087", object="Équipement du FabLab (découpe laser, fraiseuse)"),
+               funder_siret="20007065300015", reference="TDM-DEL-2026-087", nature="investment",
+               object="Équipement du FabLab (découpe laser, fraiseuse)"),
         Record("grant-paid", m(6, 15), "12000,00", reference="TDM-DEL-2026-087", piece_ref="RELEVE-BQ-06-2026"),
+        # What the equipment grant bought: in the fixed-asset register, depreciated over 5 years.
+        Record("asset", m(7, 21), "12000,00", site="thiers", debit="2183", life="5", reference="TDM-DEL-2026-087",
+               piece_ref="FACT-LASERCUT-2026-0412", label="FabLab : découpeuse laser et fraiseuse numérique"),
         Record("grant-notified", m(7, 2), "5000,00", site="courpiere", funder="Commune de Courpière",
-               funder_siret="21630125800010", reference="COURPIERE-2026-12", object="Animation du Relais : ateliers numériques"),
+               funder_siret="21630125800010", reference="COURPIERE-2026-12", nature="operating",
+               object="Animation du Relais : ateliers numériques"),
         Record("grant-paid", m(4, 9), "2500,00", reference="COURPIERE-2026-12", piece_ref="RELEVE-BQ-08-2026"),
+        # A restricted grant (subvention affectée), and what was spent on it: what is left at the
+        # year-end becomes fonds dédiés.
+        Record("grant-notified", m(8, 17), "8000,00", site="la-monnerie", funder="Département du Puy-de-Dôme",
+               funder_siret="22630001700010", reference="CD63-REPAR-2026-019", nature="restricted",
+               object="Repair café et ateliers d'autoréparation de vélos"),
+        Record("grant-paid", m(7, 3), "8000,00", reference="CD63-REPAR-2026-019", piece_ref="RELEVE-BQ-05-2026"),
+        Record("expense", m(3, 14), "1850,00", site="la-monnerie", debit="606", reference="CD63-REPAR-2026-019",
+               piece_ref="FACT-OUTILS-2026-77", label="Outillage et pièces du repair café"),
         Record("grant-notified", m(5, 25), "50000,00", site="thiers", funder="Agence nationale de la cohésion des territoires",
-               funder_siret="13002603200016", reference="ANCT-FT-2026-0631",
+               funder_siret="13002603200016", reference="ANCT-FT-2026-0631", nature="multi-year", years="3",
                object="Fabrique de Territoire : animation du réseau de tiers-lieux (3 ans)"),
         Record("grant-paid", m(2, 6), "25000,00", reference="ANCT-FT-2026-0631", piece_ref="RELEVE-BQ-10-2026"),
         # Private: patronage and sponsoring received by transfer.

@@ -227,18 +227,31 @@ SCDL_COLUMNS = (
 
 
 async def scdl_rows(session: AsyncSession) -> list[dict[str, str]]:
-    """Grants received by the network's organisations, in the SCDL "subventions" schema (ACCOUNTING.md §7)."""
+    """Grants received by the network's organisations, in the SCDL "subventions" schema (ACCOUNTING.md §7),
+    every required field filled: the funder's SIRET (required since grants are recorded by their
+    nature; a grant recorded before without it cannot make a valid row and is left out), and the
+    dates of payment — those of the payment entries, or before any the period the grant covers
+    (its convention's date to the end of its last fiscal year)."""
     orgs = {o.id: o for o in (await session.scalars(select(Organisation))).all()}
     grants = (await session.scalars(select(Grant).order_by(Grant.convention_date, Grant.reference))).all()
     details = {(g.reference, g.convention_date): g for g in await grant_rows(session)}
     out = []
     for g in grants:
+        if not g.funder_siret:
+            continue
         org = orgs[g.org_id]
-        dates = details[(g.reference, g.convention_date)].payment_dates
-        period = "" if not dates else dates[0].isoformat() if len(set(dates)) == 1 else f"{min(dates).isoformat()}/{max(dates).isoformat()}"
-        conditions = "échelonné" if len(dates) > 1 else {"unique": "unique", "échelonné": "échelonné"}.get(g.conditions, "autre")
+        dates = sorted(set(details[(g.reference, g.convention_date)].payment_dates))
+        if not dates:
+            start_month = org.fiscal_year_start_month
+            first = g.convention_date.year if g.convention_date.month >= start_month else g.convention_date.year - 1
+            last = dt.date(first + g.years, start_month, 1) - dt.timedelta(days=1)
+            period = f"{g.convention_date.isoformat()}/{last.isoformat()}"
+        else:
+            period = dates[0].isoformat() if len(dates) == 1 else f"{dates[0].isoformat()}/{dates[-1].isoformat()}"
+        conditions = "échelonné" if len(dates) > 1 or g.years > 1 else {"unique": "unique", "échelonné": "échelonné"}.get(
+            g.conditions, "autre")
         out.append({
-            "nomAttribuant": g.funder_name, "idAttribuant": g.funder_siret or "", "dateConvention": g.convention_date.isoformat(),
+            "nomAttribuant": g.funder_name, "idAttribuant": g.funder_siret, "dateConvention": g.convention_date.isoformat(),
             "referenceDecision": g.reference, "nomBeneficiaire": org.name, "idBeneficiaire": "",
             "rnaBeneficiaire": org.rna or "", "objet": g.object[:256], "montant": decimal_point(g.amount, g.currency),
             "nature": "aide en numéraire", "conditionsVersement": conditions, "datesPeriodeVersement": period,

@@ -12,7 +12,15 @@ DEFAULT_CHART: tuple[tuple[str, str], ...] = (
     ("119", "Report à nouveau (solde débiteur)"),
     ("120", "Résultat de l'exercice (excédent)"),
     ("129", "Résultat de l'exercice (déficit)"),
+    ("131", "Subventions d'équipement"),
+    ("139", "Subventions d'investissement inscrites au compte de résultat"),
     ("194", "Fonds dédiés sur subventions de fonctionnement"),
+    ("2181", "Installations générales, agencements, aménagements divers"),
+    ("2183", "Matériel de bureau et matériel informatique"),
+    ("2184", "Mobilier"),
+    ("28181", "Amortissements des installations générales, agencements"),
+    ("28183", "Amortissements du matériel de bureau et informatique"),
+    ("28184", "Amortissements du mobilier"),
     ("411", "Clients"),
     ("4191", "Avances et acomptes reçus"),
     ("441", "État et collectivités – subventions à recevoir"),
@@ -26,8 +34,13 @@ DEFAULT_CHART: tuple[tuple[str, str], ...] = (
     ("5115", "Paiements par carte à encaisser (solde Stripe)"),
     ("512", "Banque"),
     ("580", "Virements internes"),
+    ("604", "Achats d'études et prestations de services"),
+    ("606", "Achats non stockés de matières et fournitures"),
+    ("613", "Locations"),
+    ("622", "Rémunérations d'intermédiaires et honoraires"),
     ("627", "Services bancaires et assimilés (frais Stripe)"),
     ("654", "Pertes sur créances irrécouvrables"),
+    ("6811", "Dotations aux amortissements des immobilisations"),
     ("6894", "Engagements à réaliser sur subventions attribuées"),
     ("706", "Prestations de services"),
     ("7063", "Parrainages"),
@@ -39,6 +52,7 @@ DEFAULT_CHART: tuple[tuple[str, str], ...] = (
     ("7561", "Cotisations sans contrepartie"),
     ("7562", "Cotisations avec contrepartie"),
     ("758", "Produits divers de gestion courante"),
+    ("777", "Quote-part des subventions d'investissement virée au résultat"),
     ("7894", "Report des ressources non utilisées des exercices antérieurs"),
     # Contributions volontaires en nature (classe 8, règlement ANC 2018-06): uses (86) and sources (87).
     ("860", "Secours en nature"),
@@ -51,6 +65,9 @@ DEFAULT_CHART: tuple[tuple[str, str], ...] = (
 )
 
 # VAT collected, one sub-account per rate (per mille); 44571 for a rate without its own.
+# What a fixed asset's account depreciates into (2x → 28x).
+DEPRECIATION_ACCOUNTS = {"2181": "28181", "2183": "28183", "2184": "28184"}
+
 VAT_ACCOUNTS = {200: "445711", 100: "445712", 55: "445713", 21: "445714"}
 
 

@@ -143,17 +143,22 @@ async def reverse(ctx: Context, number: int, reason: str, siren: str | None) -> 
 @click.option("--piece", "piece_ref", help="piece reference (bank statement, receipt)")
 @click.option("--funder", help="funder, patron or sponsor")
 @click.option("--funder-siret")
-@click.option("--reference", help="grant decision or agreement reference")
+@click.option("--reference", help="grant decision or agreement reference (expense, asset: the grant it spends)")
 @click.option("--object", help="what the grant is for")
-@click.option("--debit", help="transfer: debited account")
+@click.option("--debit", help="transfer: debited account; expense: its charge account; asset: its 2x account")
 @click.option("--credit", help="transfer: credited account")
 @click.option("--source", help="transfer: public, private, crowdfunding, self or internal")
 @click.option("--vat-rate", help="sponsoring: 20, 10, 5.5 or 0")
 @click.option("--hours", help="volunteering: hours given, e.g. 12,5")
 @click.option("--hourly-value", help="volunteering: value of one hour, e.g. 11,88")
+@click.option("--nature", help="grant-notified: operating (default), multi-year, restricted or investment")
+@click.option("--years", help="multi-year grant: the fiscal years it covers (2 or more)")
+@click.option("--life", help="asset: useful life in years (straight-line depreciation)")
 async def record(ctx: Context, kind: str | None, csv_file: str | None, currency: str, **fields: str | None) -> None:
-    """``kind`` (grant-notified, grant-paid, patronage, sponsoring, transfer, volunteering, goods-lent,
-    goods-given) and its fields, or ``--file``.
+    """``kind`` (grant-notified, grant-paid, patronage, sponsoring, transfer, expense, asset, volunteering,
+    goods-lent, goods-given) and its fields, or ``--file``.
+    An expense (``--debit`` a charge account) or an asset (``--debit`` 2181, 2183 or 2184, ``--life``) may name
+    the grant it spends (``--reference``).
     The fields' options are named after those of :class:`funding.ledger.records.Record`."""
     from funding.db import transaction
     from funding.ledger import records
@@ -225,6 +230,63 @@ async def accounts(ctx: Context, siren: str | None, add: tuple[str, str] | None)
             return
         for acc in (await session.scalars(select(Account).where(Account.org_id == org.id).order_by(Account.number))).all():
             out(f"{acc.number:<10} {acc.label}{'' if acc.active else ' (inactive)'}")
+
+
+@command(ledger, "assets", help="the fixed-asset register (with depreciation booked so far), or --add one bought",
+         roles=STAFF)
+@click.option("--org", "siren", help="SIREN")
+@click.option("--add", "label", metavar="LABEL", help="record an asset bought (paid from 512) under this label")
+@click.option("--site")
+@click.option("--date", help="acquisition date")
+@click.option("--cost", help="e.g. 12000,00")
+@click.option("--account", help="2181, 2183 or 2184")
+@click.option("--life", help="useful life in years")
+@click.option("--grant", "reference", help="the investment grant that funds it (its reference)")
+@click.option("--piece", "piece_ref", help="the invoice's reference")
+async def assets(ctx: Context, siren: str | None, label: str | None, site: str | None, date: str | None,
+                 cost: str | None, account: str | None, life: str | None, reference: str | None,
+                 piece_ref: str | None) -> None:
+    """Straight-line depreciation, prorata temporis in days the first year (funding.ledger.yearend),
+    booked by the year-end entries when the fiscal year's last month is closed."""
+    from sqlalchemy import select
+
+    from funding.db import transaction
+    from funding.ledger import records
+    from funding.ledger.chart import DEPRECIATION_ACCOUNTS
+    from funding.ledger.models import FixedAsset, Grant
+    from funding.ledger.yearend import asset_balance
+    from funding.money import format_plain
+    from funding.orgs.models import Site
+    from funding.orgs.service import organisation_for
+
+    if label is not None:
+        if not (site and date and cost and account and life):
+            raise CommandError("--add needs --site, --date, --cost, --account and --life")
+        rec = records.Record("asset", date, cost, site=site, label=label, debit=account, life=life,
+                             reference=reference or "", piece_ref=piece_ref or "")
+        try:
+            async with transaction(ctx.sessions) as session:
+                (outcome,) = await records.record_many(session, [rec], created_by=who())
+        except records.RecordError as exc:
+            raise CommandError(f"{exc} — nothing was recorded") from None
+        state = "recorded as" if outcome.entry.created else "already recorded as"
+        out(f"asset {label}: {state} entry {outcome.entry.number}")
+        return
+    async with ctx.sessions() as session:
+        org = await organisation_for(session, siren)
+        rows = (await session.execute(
+            select(FixedAsset, Site.slug, Grant.reference).join(Site, Site.id == FixedAsset.site_id)
+            .outerjoin(Grant, Grant.id == FixedAsset.grant_id).where(FixedAsset.org_id == org.id)
+            .order_by(FixedAsset.acquired_on, FixedAsset.id)
+        )).all()
+        out(f"{'n°':<5} {'lieu':<14} {'compte':<7} {'acquis le':<10} {'coût':>12} {'ans':>3} {'amorti':>12} "
+            f"{'net':>12}  {'subvention':<16} libellé")
+        for asset, slug, grant in rows:
+            done = -await asset_balance(session, asset, DEPRECIATION_ACCOUNTS[asset.account_number])
+            out(f"{asset.id:<5} {slug[:14]:<14} {asset.account_number:<7} {asset.acquired_on.isoformat():<10} "
+                f"{format_plain(asset.cost, asset.currency):>12} {asset.useful_life:>3} "
+                f"{format_plain(done, asset.currency):>12} {format_plain(asset.cost - done, asset.currency):>12}  "
+                f"{(grant or '-')[:16]:<16} {asset.label}")
 
 
 @command(ledger, "grant-budget", help="set a grant's action budget from a CSV (categorie;libelle;montant); show it",

@@ -53,6 +53,15 @@ class SealKind(StrEnum):
     YEAR = "year"
 
 
+class GrantNature(StrEnum):
+    """How a grant is booked, chosen when it is recorded (funding.ledger.yearend books its year-ends)."""
+
+    OPERATING = "operating"  # for the year: 74x at notification
+    MULTI_YEAR = "multi-year"  # spread evenly over ``years`` fiscal years: later years' part in 487
+    RESTRICTED = "restricted"  # subvention affectée: the part unspent at a year-end goes to fonds dédiés (194)
+    INVESTMENT = "investment"  # 131 at notification, released to 777 (via 139) as what it funded depreciates
+
+
 FUNDING_SOURCES = tuple(FundingSource)
 GENESIS_HASH = "0" * 64
 
@@ -129,6 +138,36 @@ class Grant(OrgScoped, Base):
     conditions: Mapped[str] = mapped_column(String(20), default="unique")
     payment_dates: Mapped[str] = mapped_column(String(60), default="")
     scheme: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    nature: Mapped[GrantNature] = mapped_column(EnumText(GrantNature, 20), default=GrantNature.OPERATING)
+    years: Mapped[int] = mapped_column(SmallInteger, default=1)  # fiscal years it covers (multi-year), from its convention's
+
+
+class FixedAsset(OrgScoped, Base):
+    """An entry of the fixed-asset register: bought once (its purchase entry debits ``account``),
+    depreciated straight-line over ``useful_life`` years into the matching 28x account by the
+    year-end entries (funding.ledger.yearend), prorata temporis in days in its first year.
+    ``grant_id``: the investment grant that funded it, released to 777 in step."""
+
+    __tablename__ = "fixed_assets"
+    __table_args__ = (
+        UniqueConstraint("org_id", "source_key"),
+        ForeignKeyConstraint(["site_id", "org_id"], ["sites.id", "sites.org_id"]),
+        CheckConstraint("cost > 0", name="cost_positive"),
+        CheckConstraint("useful_life BETWEEN 1 AND 50", name="useful_life"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    site_id: Mapped[int]
+    label: Mapped[str] = mapped_column(String(200))
+    account_number: Mapped[str] = mapped_column(String(20))
+    acquired_on: Mapped[dt.date] = mapped_column(Date)
+    cost: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    useful_life: Mapped[int] = mapped_column(SmallInteger)
+    grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"), index=True)
+    source_key: Mapped[str] = mapped_column(String(200))  # the purchase entry's
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -1,6 +1,14 @@
-"""Money that never touches Stripe: grants, patronage, sponsoring, bank transfers; and what is
-given without money, the contributions in kind (volunteering hours valued, goods lent or given),
-posted in classe 8 (86x debit, 87x credit: ANC 2018-06) and shown below the annual result.
+"""Money that never touches Stripe: grants, patronage, sponsoring, bank transfers; what grants
+pay for: expenses and fixed assets; and what is given without money, the contributions in kind
+(volunteering hours valued, goods lent or given), posted in classe 8 (86x debit, 87x credit:
+ANC 2018-06) and shown below the annual result.
+
+A grant is recorded with its nature (funding.ledger.models.GrantNature), which says how it is
+booked: an operating, multi-year or restricted grant credits 741 when notified (the year-end
+entries of funding.ledger.yearend then defer or dedicate what belongs to later years), an
+investment grant credits 131. An expense or an asset bought may name the grant it spends
+(``reference``): that is what the year-ends count as spent on a restricted grant, and what
+releases an investment grant in step with the asset's depreciation.
 
 Staff record them from the command line (one, or a CSV file of them) and from the
 admin page. A batch is checked whole before anything is written: one bad line and
@@ -23,8 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.db import must_get
 from funding.errors import FundingError
 from funding.i18n import N_
-from funding.ledger.chart import check_account_number, vat_account
-from funding.ledger.models import FUNDING_SOURCES, Entry, FundingSource, Grant, Posting
+from funding.ledger.chart import DEPRECIATION_ACCOUNTS, check_account_number, vat_account
+from funding.ledger.models import FUNDING_SOURCES, Entry, FixedAsset, FundingSource, Grant, GrantNature, Posting
 from funding.ledger.service import EntryDraft, LedgerError, Posted, credit, debit, post
 from funding.money import MoneyError, format_plain, parse_amount
 from funding.orgs.models import Organisation, Site
@@ -42,6 +50,8 @@ class RecordKind(StrEnum):
     VOLUNTEERING = "volunteering"
     GOODS_LENT = "goods-lent"
     GOODS_GIVEN = "goods-given"
+    EXPENSE = "expense"
+    ASSET = "asset"
 
 
 KINDS = {
@@ -53,6 +63,14 @@ KINDS = {
     RecordKind.VOLUNTEERING: N_("Bénévolat valorisé (heures × valeur horaire)"),
     RecordKind.GOODS_LENT: N_("Biens ou services mis à disposition gratuitement"),
     RecordKind.GOODS_GIVEN: N_("Dons en nature"),
+    RecordKind.EXPENSE: N_("Dépense payée par virement"),
+    RecordKind.ASSET: N_("Achat d'une immobilisation"),
+}
+NATURES = {
+    GrantNature.OPERATING: N_("Subvention de fonctionnement de l'exercice"),
+    GrantNature.MULTI_YEAR: N_("Subvention pluriannuelle"),
+    GrantNature.RESTRICTED: N_("Subvention affectée (fonds dédiés)"),
+    GrantNature.INVESTMENT: N_("Subvention d'investissement"),
 }
 # Contributions in kind: (debited use, credited source) in classe 8.
 IN_KIND = {
@@ -68,8 +86,9 @@ IN_KIND_LABELS = {
 MAX_HOURS = Decimal(10_000)  # in one line: more is a typing slip (a year of one full-time person is ~1 607 h)
 CSV_COLUMNS = (
     "kind", "site", "date", "amount", "currency", "label", "piece_ref", "funder", "funder_siret",
-    "reference", "object", "debit", "credit", "source", "vat_rate", "hours", "hourly_value",
+    "reference", "object", "debit", "credit", "source", "vat_rate", "hours", "hourly_value", "nature", "years", "life",
 )
+MAX_YEARS = 10
 VAT_ACCOUNTS = {"20": vat_account(200), "10": vat_account(100), "5.5": vat_account(55)}
 VAT_PER_MILLE = {"20": 200, "10": 100, "5.5": 55}
 
@@ -97,12 +116,18 @@ class Record:
     vat_rate: str = ""
     hours: str = ""
     hourly_value: str = ""
+    nature: str = ""
+    years: str = ""
+    life: str = ""
 
     def key(self) -> str:
         parts = [self.kind, self.site, self.date, self.amount, self.currency, self.label, self.piece_ref,
                  self.funder, self.reference, self.debit, self.credit, self.source, self.vat_rate]
         if self.hours.strip() or self.hourly_value.strip():  # only then: the keys of the other kinds stay as they were
             parts += [self.hours, self.hourly_value]
+        # The later fields join the key only when given: a line recorded before them keeps its key.
+        parts += [f"{name}={value.strip()}" for name, value in
+                  (("nature", self.nature), ("years", self.years), ("life", self.life)) if (value or "").strip()]
         return "manual:" + hashlib.sha256("\x1f".join(p.strip() for p in parts).encode()).hexdigest()[:40]
 
 
@@ -143,6 +168,42 @@ async def _grant_received(session: AsyncSession, grant: Grant) -> int:
         .where(Entry.grant_id == grant.id, Entry.number.is_not(None), Posting.account_number == "441", Posting.amount < 0)
     )
     return int(value or 0)
+
+
+def _whole(text: str, what: str, low: int, high: int) -> int:
+    try:
+        value = int((text or "").strip())
+    except ValueError:
+        raise RecordError(f"{what} invalide : {text or '(vide)'} (un nombre entier d'années)") from None
+    if not low <= value <= high:
+        raise RecordError(f"{what} invalide : {value} (de {low} à {high} ans)")
+    return value
+
+
+def _nature(rec: Record) -> tuple[GrantNature, int]:
+    """The grant's nature and the fiscal years it covers (1 unless multi-year)."""
+    text = (rec.nature or GrantNature.OPERATING).strip().lower()
+    if text not in NATURES:
+        raise RecordError(f"nature de subvention inconnue : {rec.nature} ({', '.join(NATURES)})")
+    nature = GrantNature(text)
+    if nature == GrantNature.MULTI_YEAR:
+        return nature, _whole(rec.years, "nombre d'années de la subvention pluriannuelle", 2, MAX_YEARS)
+    if (rec.years or "").strip() not in ("", "1"):
+        raise RecordError("seule une subvention pluriannuelle couvre plusieurs années (nature multi-year)")
+    return nature, 1
+
+
+async def _grant_of(session: AsyncSession, org_id: int, reference: str, cur: str) -> Grant | None:
+    """The grant an expense or an asset spends (``reference``), if one is named."""
+    reference = (reference or "").strip()
+    if not reference:
+        return None
+    grant = await session.scalar(select(Grant).where(Grant.org_id == org_id, Grant.reference == reference))
+    if grant is None:
+        raise RecordError(f"subvention inconnue : {reference}")
+    if grant.currency != cur:
+        raise RecordError(f"la subvention {reference} est en {grant.currency}")
+    return grant
 
 
 async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_paid: dict[int, int]) -> EntryDraft:
@@ -189,27 +250,66 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
         funder = _required(rec.funder, "nom du financeur")
         reference = _required(rec.reference, "référence de la décision ou convention")
         obj = _required(rec.object, "objet de la subvention")[:256]
-        siret = None
-        if rec.funder_siret.strip():
-            try:
-                siret = check_siret(rec.funder_siret)
-            except OrgError as exc:
-                raise RecordError(str(exc)) from None
+        nature, years = _nature(rec)
+        # The SCDL open data names the funder by its SIRET: a new grant cannot go without it.
+        try:
+            siret = check_siret(_required(rec.funder_siret, "SIRET du financeur"))
+        except OrgError as exc:
+            raise RecordError(str(exc)) from None
         grant = await session.scalar(select(Grant).where(Grant.org_id == org.id, Grant.reference == reference))
         if grant is None:
             grant = Grant(
                 org_id=org.id, site_id=site.id, funder_name=funder, funder_siret=siret, reference=reference,
-                convention_date=day, object=obj, amount=amount, currency=cur,
+                convention_date=day, object=obj, amount=amount, currency=cur, nature=nature, years=years,
+                conditions="échelonné" if nature == GrantNature.MULTI_YEAR else "unique",
             )
             session.add(grant)
             await session.flush()
-        elif (grant.amount, grant.funder_name, grant.site_id) != (amount, funder, site.id):
+        elif (grant.amount, grant.funder_name, grant.site_id, grant.nature, grant.years) != (amount, funder, site.id,
+                                                                                              nature, years):
             raise RecordError(f"une autre subvention porte déjà la référence {reference}")
+        income = "131" if nature == GrantNature.INVESTMENT else "741"
         return EntryDraft(
             org_id=org.id, site_id=site.id, journal="OD", entry_date=day,
             label=(rec.label or f"Subvention {funder} : {obj}")[:200], piece_ref=reference[:100],
-            funding_source=FundingSource.PUBLIC, lines=[debit("441", amount, cur), credit("741", amount, cur)],
+            funding_source=FundingSource.PUBLIC, lines=[debit("441", amount, cur), credit(income, amount, cur)],
             source_key=key, grant_id=grant.id, created_by=created_by,
+        )
+    if rec.kind == RecordKind.EXPENSE:
+        try:
+            account = check_account_number(rec.debit)
+        except ValueError as exc:
+            raise RecordError(str(exc)) from None
+        if not account.startswith("6") or account.startswith("68"):
+            raise RecordError(f"une dépense se passe en charge (compte 60 à 67) : {account}")
+        grant = await _grant_of(session, org.id, rec.reference, cur)
+        return EntryDraft(
+            org_id=org.id, site_id=site.id, journal="BQ", entry_date=day,
+            label=_required(rec.label, "libellé")[:200], piece_ref=_required(rec.piece_ref, "référence de pièce")[:100],
+            funding_source=FundingSource.PUBLIC if grant else FundingSource.SELF,
+            lines=[debit(account, amount, cur), credit("512", amount, cur)], source_key=key,
+            grant_id=grant.id if grant else None, created_by=created_by,
+        )
+    if rec.kind == RecordKind.ASSET:
+        account = (rec.debit or "").strip()
+        if account not in DEPRECIATION_ACCOUNTS:
+            raise RecordError(f"compte d'immobilisation invalide : {account or '(vide)'} ({', '.join(DEPRECIATION_ACCOUNTS)})")
+        life = _whole(rec.life, "durée d'amortissement", 1, 50)
+        label = _required(rec.label, "libellé")[:200]
+        grant = await _grant_of(session, org.id, rec.reference, cur)
+        if grant is not None and grant.nature != GrantNature.INVESTMENT:
+            raise RecordError(f"la subvention {grant.reference} n'est pas une subvention d'investissement")
+        if not await session.scalar(select(FixedAsset.id).where(FixedAsset.org_id == org.id, FixedAsset.source_key == key)):
+            session.add(FixedAsset(org_id=org.id, site_id=site.id, label=label, account_number=account, acquired_on=day,
+                                   cost=amount, currency=cur, useful_life=life, grant_id=grant.id if grant else None,
+                                   source_key=key))
+            await session.flush()
+        return EntryDraft(
+            org_id=org.id, site_id=site.id, journal="BQ", entry_date=day, label=label,
+            piece_ref=_required(rec.piece_ref, "référence de pièce")[:100],
+            funding_source=FundingSource.PUBLIC if grant else FundingSource.SELF,
+            lines=[debit(account, amount, cur), credit("512", amount, cur)], source_key=key,
+            grant_id=grant.id if grant else None, created_by=created_by,
         )
     if rec.kind == RecordKind.PATRONAGE:
         donor = _required(rec.funder, "nom du mécène")

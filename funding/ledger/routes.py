@@ -167,7 +167,7 @@ async def record(request: Request) -> Response:
         user = await require(request, session, STAFF)
         # Plain rows, not ORM objects: they stay readable after a rollback.
         sites = (await session.execute(select(Site.slug, Site.name).order_by(Site.name))).all()
-        context: dict[str, Any] = {"sites": sites, "kinds": records.KINDS, "sources": FUNDING_SOURCES, "form": {}, "error": None,
+        context: dict[str, Any] = {"sites": sites, "kinds": records.KINDS, "natures": records.NATURES, "sources": FUNDING_SOURCES, "form": {}, "error": None,
                    "columns": records.CSV_COLUMNS}
         if request.method == "GET":
             context["form"] = {"kind": request.query_params.get("kind", "grant-notified"), "date": dt.date.today().isoformat()}

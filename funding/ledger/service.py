@@ -616,6 +616,10 @@ async def close_month(
         if await year_closing(session, org_id, previous) is None:
             raise LedgerError(f"clôturez d'abord l'exercice {previous} (funding ledger close-year {previous}) : "
                               f"ses à-nouveaux sont datés du {start.isoformat()}")
+    if end.month % 12 + 1 == org.fiscal_year_start_month:  # the fiscal year's last month: its year-end entries first
+        from funding.ledger.yearend import post_year_end
+
+        await post_year_end(session, org_id, fy_start, end, now)
 
     got = await _period_totals(session, org_id, start, end)
     previous_closing = await session.scalar(

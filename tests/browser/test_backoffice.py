@@ -47,6 +47,7 @@ def test_staff_log_in_by_magic_link_and_record_a_grant_on_a_phone(live_server, l
     page.get_by_label("Date", exact=True).fill(dt.date.today().isoformat())
     page.get_by_label("Montant (TTC, en euros)").fill("12 000,00")
     page.get_by_label("Financeur, mécène ou partenaire").fill("Thiers Dore et Montagne")
+    page.get_by_label("SIRET du financeur (subvention)").fill("20005376700014")
     page.get_by_label("Référence de la décision ou convention (subvention)").fill("TDM-2026-1")
     page.get_by_label("Objet (subvention)").fill("Équipement du FabLab")
     page.get_by_role("button", name="Enregistrer", exact=True).click()

@@ -48,7 +48,8 @@ async def _books(sessions, world) -> Grant:
         slug = world.site_slug
         await record_many(session, [
             Record(kind="grant-notified", site=slug, date=CONVENTION.isoformat(), amount="10 000,00", currency="EUR",
-                   funder="Ville de Clermont", reference=REFERENCE, object="Ateliers numériques pour les seniors"),
+                   funder="Ville de Clermont", funder_siret="21630113500010", reference=REFERENCE,
+                   object="Ateliers numériques pour les seniors"),
             Record(kind="grant-paid", site=slug, date="2026-03-01", amount="6 000,00", currency="EUR", reference=REFERENCE,
                    piece_ref="VIR-CLERMONT-1"),
         ], created_by="test")

@@ -97,10 +97,10 @@ async def test_bad_records_are_refused_with_a_clear_message_and_change_nothing(s
 
 async def test_a_csv_with_one_bad_line_records_nothing(sessions, world):
     data = (
-        "kind;site;date;amount;funder;reference;object;piece_ref\n"
-        f"grant-notified;{world.site_slug};{TODAY};5000,00;Commune;C-1;Animation;\n"
-        f"patronage;{world.site_slug};{TODAY};300;Mécène;;;M-1\n"
-        f"patronage;{world.site_slug};{TODAY};trois cents;Mécène;;;M-2\n"
+        "kind;site;date;amount;funder;funder_siret;reference;object;piece_ref\n"
+        f"grant-notified;{world.site_slug};{TODAY};5000,00;Commune;20005376700014;C-1;Animation;\n"
+        f"patronage;{world.site_slug};{TODAY};300;Mécène;;;;M-1\n"
+        f"patronage;{world.site_slug};{TODAY};trois cents;Mécène;;;;M-2\n"
     ).encode()
     records = parse_csv(data)
     assert len(records) == 3

@@ -147,7 +147,8 @@ async def test_staff_record_a_grant_from_the_admin_page(client, sessions, settin
     page = await client.get("/admin/ledger/record")
     form = {
         "csrf_token": csrf_of(page.text), "kind": "grant-notified", "site": world.site_slug, "date": dt.date.today().isoformat(),
-        "amount": "12 000,00", "funder": "Thiers Dore et Montagne", "reference": "TDM-1", "object": "FabLab", "currency": "EUR",
+        "amount": "12 000,00", "funder": "Thiers Dore et Montagne", "funder_siret": "20005376700014", "reference": "TDM-1",
+        "object": "FabLab", "currency": "EUR", "nature": "multi-year", "years": "2",
     }
     bad = await client.post("/admin/ledger/record", data={**form, "amount": "douze mille"})
     assert bad.status_code == 400 and "montant invalide" in bad.text and "douze mille" in bad.text
