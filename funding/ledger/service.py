@@ -11,7 +11,7 @@ import calendar
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -577,6 +577,11 @@ async def _store_closing(session: AsyncSession, org: Organisation, head: LedgerH
     return closing
 
 
+# What a fiscal year's last month posts before it closes (funding.ledger.yearend registers its
+# year-end entries here when the package loads: the ledger's core never imports it).
+YEAR_END: list[Callable[[AsyncSession, int, dt.date, dt.date, dt.datetime], Awaitable[object]]] = []
+
+
 async def close_month(
     session: AsyncSession,
     org_id: int,
@@ -617,9 +622,8 @@ async def close_month(
             raise LedgerError(f"clôturez d'abord l'exercice {previous} (funding ledger close-year {previous}) : "
                               f"ses à-nouveaux sont datés du {start.isoformat()}")
     if end.month % 12 + 1 == org.fiscal_year_start_month:  # the fiscal year's last month: its year-end entries first
-        from funding.ledger.yearend import post_year_end
-
-        await post_year_end(session, org_id, fy_start, end, now)
+        for hook in YEAR_END:
+            await hook(session, org_id, fy_start, end, now)
 
     got = await _period_totals(session, org_id, start, end)
     previous_closing = await session.scalar(

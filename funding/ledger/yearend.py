@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.db import must_get
 from funding.ledger.chart import DEPRECIATION_ACCOUNTS
 from funding.ledger.models import Entry, FixedAsset, FundingSource, Grant, GrantNature, Posting
-from funding.ledger.service import EntryDraft, Line, PostResult, _fiscal_year_start, credit, debit, post
+from funding.ledger.service import YEAR_END, EntryDraft, Line, PostResult, credit, debit, fiscal_year_start, post
 from funding.orgs.models import Organisation
 
 
@@ -56,7 +56,7 @@ def multi_year_recognised(grant: Grant, years_elapsed: int) -> int:
 
 def depreciated(asset: FixedAsset, fy_start: dt.date, start_month: int) -> int:
     """The asset's depreciation accumulated at the end of the fiscal year starting ``fy_start``."""
-    first_start = _fiscal_year_start(asset.acquired_on, start_month)
+    first_start = fiscal_year_start(asset.acquired_on, start_month)
     first_end = _year_end(first_start)
     if fy_start < first_start:
         return 0
@@ -133,7 +133,7 @@ async def year_end_drafts(session: AsyncSession, org_id: int, fy_start: dt.date,
 
     for grant in grants:
         cur = grant.currency
-        years_elapsed = fy_start.year - _fiscal_year_start(grant.convention_date, start_month).year + 1
+        years_elapsed = fy_start.year - fiscal_year_start(grant.convention_date, start_month).year + 1
         if grant.nature == GrantNature.MULTI_YEAR:
             target = -(grant.amount - multi_year_recognised(grant, years_elapsed))
             delta = target - await _balance(session, org_id, "487", fy_end, grant_id=grant.id)
@@ -174,3 +174,6 @@ async def post_year_end(session: AsyncSession, org_id: int, fy_start: dt.date, f
     """Post the year-end entries of the fiscal year ``fy_start``–``fy_end`` (see the module)."""
     drafts = await year_end_drafts(session, org_id, fy_start, fy_end)
     return await post(session, drafts, now=now) if drafts else PostResult()
+
+
+YEAR_END.append(post_year_end)

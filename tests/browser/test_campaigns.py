@@ -49,6 +49,9 @@ def test_a_backer_contributes_from_the_campaign_page_and_sees_the_bar_move(live_
     page.get_by_label("Porte-clés gravé au laser — 25,00 €").check()
     page.get_by_label("Nom et prénom").fill("Karim Benali")
     page.get_by_label("Adresse e-mail (pour le reçu)").fill("karim.benali@example.fr")
+    page.get_by_label("Numéro et rue").fill("12 rue de la Coutellerie")  # a gift's tax receipt needs the address
+    page.get_by_label("Code postal").fill("63300")
+    page.get_by_label("Ville").fill("Thiers")
     page.get_by_label("Afficher mon nom").check()
     page.get_by_label("Un mot pour le projet (public, facultatif)").fill("Hâte de graver mon porte-clés !")
     page.get_by_role("button", name="Contribuer par carte").click()

@@ -14,7 +14,7 @@ from funding.campaigns.models import Pledge, Tier
 from funding.db import utcnow
 from funding.stripe_gateway import StripeGateway
 from tests.support.campaigns import make_campaign
-from tests.support.e2e import advance, db_call, sandbox_get, wait_for
+from tests.support.e2e import DONOR_ADDRESS, advance, db_call, sandbox_get, wait_for
 from tests.support.web import csrf_of, text_of
 from tests.support.world import make_world
 
@@ -121,7 +121,7 @@ def test_donations_past_the_limit_get_the_form_again_with_a_french_message_and_r
             form = client.get("/soutenir", headers={"x-forwarded-for": "192.0.2.44"})
             response = client.post("/soutenir", headers={"x-forwarded-for": "192.0.2.44"}, data={
                 "csrf_token": csrf_of(form.text), "site": world.site_slug, "amount": "20", "other": "",
-                "name": "Odile Chassaing", "email": "odile@example.org"})
+                "name": "Odile Chassaing", "email": "odile@example.org", **DONOR_ADDRESS})
             statuses.append(response.status_code)
         assert statuses == [303, 303, 429]
         assert int(response.headers["retry-after"]) > 0
@@ -129,7 +129,7 @@ def test_donations_past_the_limit_get_the_form_again_with_a_french_message_and_r
         form = client.get("/soutenir", headers={"x-forwarded-for": "192.0.2.45"})  # another visitor
         other = client.post("/soutenir", headers={"x-forwarded-for": "192.0.2.45"}, data={
             "csrf_token": csrf_of(form.text), "site": world.site_slug, "amount": "20", "other": "",
-            "name": "Rémi Gouttefangeas", "email": "remi@example.org"})
+            "name": "Rémi Gouttefangeas", "email": "remi@example.org", **DONOR_ADDRESS})
         assert other.status_code == 303
 
     async def pending(sessions):

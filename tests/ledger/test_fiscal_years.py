@@ -152,6 +152,17 @@ async def test_closing_a_year_carries_classes_1_to_5_and_the_result_into_the_nex
     assert june[("512", "EUR")] == (110_600 - 2_000 + 10_000, 24_000, 0)
     assert june[("411", "EUR")] == (24_000, 0, 24_000)
 
+    # The annual accounts of year two say the same: its result, a balanced bilan, the year before beside.
+    from funding.ledger.annual import annual_accounts
+
+    async with sessions() as session:
+        acc = await annual_accounts(session, org_id=bk.org_id, year=Y2)
+    year_result = -sum(credit_ - debit_ for (account, _), (_, debit_, credit_) in tb.items() if account[0] in "67")
+    assert acc.result == (-year_result, 134_600 - 2_000) == (10_000, 132_600)
+    assert acc.total_actif == acc.total_passif
+    cash = sum(o + d - c for (account, _), (o, d, c) in tb.items() if account.startswith("5"))
+    assert acc.total_actif[0] == cash  # the member paid: the association holds only its bank
+
     # Year two closes the same way: last year's result is carried to report à nouveau (110).
     async with transaction(sessions) as session:
         await close_months(session, bk.org_id, months(Y2))
