@@ -88,9 +88,12 @@ def received(obj: dict[str, Any]) -> int | None:
 
 
 def check_row(row_id: int, amount: int, currency: str, obj: dict[str, Any], *, id_key: str = "payment_id",
-              what: str = "paiement") -> None:
-    """Stripe's object ``obj`` must pay exactly our row: same amount, same currency, and our
-    metadata naming this row (when it names one)."""
+              what: str = "paiement", customer: str | None = None) -> None:
+    """Stripe's object ``obj`` must pay exactly our row: same amount, same currency, the row's
+    Stripe customer (when it has one), and our metadata naming this row (when it names one)."""
+    theirs = _id(obj.get("customer"))
+    if customer and theirs and theirs != customer:
+        raise StripeMismatch(f"{_what(obj)} : client {theirs} chez Stripe, {customer} pour le {what} {row_id}")
     paid = received(obj)
     if paid is not None and int(paid) != amount:
         raise StripeMismatch(f"{_what(obj)} : {int(paid)} reçus chez Stripe pour le {what} {row_id} de {amount}")

@@ -153,3 +153,49 @@ async def test_a_genuine_payment_still_goes_through_from_any_of_its_events(engin
     async with sessions() as session:
         assert (await session.get(Payment, payment.id)).status == "paid"
         assert set((await session.scalars(select(StripeEvent.status))).all()) == {"processed"}
+
+
+async def test_an_off_session_charge_stripe_holds_for_another_amount_or_customer_pays_no_promise(
+        engine, sessions, world, gw, fake_stripe):
+    from tests.support.campaigns import active_pledge
+
+    campaign = await make_campaign(sessions, world, mode="all_or_nothing")
+    made = await active_pledge(sessions, campaign.id, amount="40")
+    meta = {"purpose": "pledge", "pledge_id": str(made.id), "campaign_id": str(campaign.id)}
+    cheap = payment_intent(amount=100, metadata=meta)
+    foreign = {**payment_intent(amount=made.amount, metadata=meta), "customer": "cus_someone_else"}
+    fake_stripe.add(cheap, foreign)
+    before = await campaign_row(sessions, campaign.id)
+    for pi, words in ((cheap, "100 reçus"), (foreign, "cus_someone_else")):
+        evt = event("payment_intent.succeeded", pi)
+        await deliver(engine, evt)
+        await drain(sessions, gw)
+        assert words in await dead_letter(sessions, evt)
+    async with sessions() as session:
+        assert (await session.get(Pledge, made.id)).status == "active"
+        assert await session.scalar(select(func.count(TaxReceipt.id))) == 0
+    row = await campaign_row(sessions, campaign.id)
+    assert (row.crowd_total, row.collected_total, row.backers_count) == (
+        before.crowd_total, before.collected_total, before.backers_count)
+
+
+async def test_a_bar_tab_batch_is_paid_only_for_its_own_amount(engine, sessions, world, gw, fake_stripe):
+    from funding.bar.models import Batch
+    from funding.bar.settlement import cut_off
+    from tests.support.bar import make_bar, sell
+
+    bar = await make_bar(sessions, world)
+    await sell(sessions, bar, "Sandwich")
+    [batch_id] = await cut_off(sessions, key="2026-11", site_ids=[world.site_id])
+    meta = {"purpose": "bar_tab", "bar_batch_id": str(batch_id)}
+    pi = payment_intent(amount=1, metadata=meta)
+    invoice = {"id": sid("in"), "object": "invoice", "status": "paid", "paid": True, "amount_paid": 1, "currency": "eur",
+               "customer": None, "lines": {"object": "list", "has_more": False, "data": [
+                   {"id": sid("il"), "object": "line_item", "amount": 1, "currency": "eur", "metadata": meta}]}}
+    fake_stripe.add(pi, invoice)
+    for evt in (event("payment_intent.succeeded", pi), event("invoice.paid", invoice)):
+        await deliver(engine, evt)
+        await drain(sessions, gw)
+        await dead_letter(sessions, evt)
+    async with sessions() as session:
+        assert (await session.get(Batch, batch_id)).status != "paid"
