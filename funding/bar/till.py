@@ -162,7 +162,7 @@ async def tab_holder(session: AsyncSession, site: Site, member_id) -> User:
 @dataclass(frozen=True)
 class Rung:
     line: SaleLine
-    balance: int | None  # the member's tab after this line (None for a walk-in)
+    balance: int | None  # the member's tab after this line, at all the organisation's sites (None for a walk-in)
 
 
 async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, member_id=None, ticket_id=None,
