@@ -46,7 +46,7 @@ class Settings:
     login_link_max_age: int = 900
     worker_poll_seconds: float = 2.0
     coworking_grace_days: int = 7
-    bar_tab_limit: int = 5000  # minor units: a member's open tab may not exceed it
+    bar_tab_limit: int = 5000  # minor units: a member's open tab, all the organisation's sites together, may not exceed it
     bar_cutoff_day: int = 1  # day of the month on which open tabs are billed
     # Ed25519 key that signs the ledger's seals (never stored in the database), and the public
     # keys of earlier ones that seals may still be signed with (base64 of the 32 raw bytes).

@@ -55,6 +55,7 @@ async def test_create_org_site_user_and_record_money(settings, sessions, tmp_pat
         (["ledger", "record", "--file", "/nonexistent.csv"], "no such file"),
         (["ledger", "trial-balance", "--from", "yesterday"], "invalid date"),
         (["user", "create", "--email", "nope", "--name", "X", "--role", "member"], "invalide"),
+        (["user", "create", "--email", "mallory@example.org,eve", "--name", "X", "--role", "member"], "une seule adresse"),
     ],
 )
 async def test_bad_arguments_get_one_clear_line_and_a_non_zero_exit(settings, args, message):

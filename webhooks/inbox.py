@@ -197,9 +197,10 @@ async def mark_processed(session: AsyncSession, event_ids: list[str]) -> None:
                               .values(status=EventStatus.PROCESSED, processed_at=utcnow(), lease_until=None, last_error=None))
 
 
-async def mark_failed(session: AsyncSession, event: StripeEvent, error: str) -> EventStatus:
-    """Retry later with back-off; after MAX_ATTEMPTS the event is a visible dead letter."""
-    dead = event.attempts >= MAX_ATTEMPTS
+async def mark_failed(session: AsyncSession, event: StripeEvent, error: str, *, dead: bool = False) -> EventStatus:
+    """Retry later with back-off; after MAX_ATTEMPTS the event is a visible dead letter. ``dead``:
+    at once (refused: its payload disagrees with Stripe or with our rows; staff look, then replay)."""
+    dead = dead or event.attempts >= MAX_ATTEMPTS
     delay = dt.timedelta(seconds=min(3600, 5 * 3 ** max(0, event.attempts - 1)))
     status = EventStatus.DEAD if dead else EventStatus.FAILED
     await session.execute(update(StripeEvent).where(StripeEvent.id == event.id).values(

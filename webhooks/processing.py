@@ -20,6 +20,7 @@ from funding.db import refresh_statistics, transaction
 from funding.ledger.service import EntryDraft, post
 from funding.payments.books import dated_for_open_period
 from funding.payments.models import StripeEvent
+from funding.payments.verify import MONEY_EVENTS, StripeMismatch, check_payload, stripe_copy
 from funding.stripe_gateway import StripeGateway
 from webhooks.events import Event, StripeDict
 from webhooks.handlers import Handler, Prepared, registry
@@ -164,13 +165,20 @@ async def process_due(sessions: async_sessionmaker[AsyncSession], gw: StripeGate
     gw = BatchReads(gw, reads, await reads.prefetch(list(payloads.values())))
     prepared: dict[str, list[Prepared]] = {}
     failures: dict[str, str] = {}
+    refused: set[str] = set()  # disagree with Stripe or with our rows: dead letters at once
     semaphore = asyncio.Semaphore(FETCH_CONCURRENCY)
 
     async def fetch(event: StripeEvent) -> None:
         handlers = HANDLERS.get(event.type, [])  # none: a flow we don't handle (yet): stored, acknowledged, done
         async with semaphore:
             try:
-                prepared[event.id] = [await h.prepare(gw, payloads[event.id]) for h in handlers]
+                ready = [await h.prepare(gw, payloads[event.id]) for h in handlers]
+                _check_against_stripe(payloads[event.id], ready)
+                prepared[event.id] = ready
+            except StripeMismatch as exc:
+                log.warning("event %s (%s) refused: %s", event.id, event.type, exc)
+                failures[event.id] = f"refusé : {exc}"
+                refused.add(event.id)
             except Exception as exc:
                 log.warning("event %s (%s): fetching failed: %s", event.id, event.type, exc)
                 failures[event.id] = f"prepare: {type(exc).__name__}: {exc}"
@@ -184,6 +192,10 @@ async def process_due(sessions: async_sessionmaker[AsyncSession], gw: StripeGate
         for event in ready:
             try:
                 await _apply(sessions, [event], payloads, prepared)
+            except StripeMismatch as one:
+                log.warning("event %s (%s) refused: %s", event.id, event.type, one)
+                failures[event.id] = f"refusé : {one}"
+                refused.add(event.id)
             except Exception as one:
                 log.warning("event %s (%s) failed: %s", event.id, event.type, one)
                 failures[event.id] = f"apply: {type(one).__name__}: {one}"
@@ -191,8 +203,19 @@ async def process_due(sessions: async_sessionmaker[AsyncSession], gw: StripeGate
         async with transaction(sessions) as session:
             for event in events:
                 if event.id in failures:
-                    await mark_failed(session, event, failures[event.id])
+                    await mark_failed(session, event, failures[event.id], dead=event.id in refused)
     return len(events)
+
+
+def _check_against_stripe(payload: Event, ready: list[Prepared]) -> None:
+    """An event about money whose payload claims a payment must agree with the object as the
+    handlers fetched it from Stripe (see funding.payments.verify); else it is refused whole."""
+    if not payload.get("type", "").startswith(MONEY_EVENTS):
+        return
+    obj = (payload.get("data") or {}).get("object") or {}
+    current = stripe_copy(obj, [o for p in ready for o in p.objects])
+    if current is not None:
+        check_payload(obj, current)
 
 
 async def _apply(sessions: async_sessionmaker[AsyncSession], events: list[StripeEvent], payloads: dict[str, Event],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import secrets
 
 from sqlalchemy import func, select, update
@@ -11,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.models import ROLES, TEAM, LoginToken, Membership, Role, User
 from funding.db import rowcount, utcnow
+from funding.emails import InvalidEmail, check_email
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.mail.service import enqueue
@@ -18,7 +18,6 @@ from funding.scoping import THROUGH_THE_WALL
 from funding.security import TokenError, sign, unsign
 from funding.settings import Settings
 
-EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 PURPOSE = "login"
 
 
@@ -27,10 +26,11 @@ class AuthError(FundingError):
 
 
 def normalise_email(value: str) -> str:
-    email = (value or "").strip().lower()
-    if not EMAIL_RE.fullmatch(email) or len(email) > 254:
-        raise AuthError(_("Adresse e-mail invalide."))
-    return email
+    """One valid address (funding.emails.check_email), in lower case; else ``AuthError``."""
+    try:
+        return check_email(value)
+    except InvalidEmail as exc:
+        raise AuthError(str(exc)) from None
 
 
 async def create_user(session: AsyncSession, *, email: str, name: str, role: str | None = None,

@@ -82,7 +82,7 @@ async def till_page(request: Request) -> Response:
         head = await session.get(TillHead, site.id)
         day = till.business_day(head) if head else till.local_today()
         member = ticket = None
-        lines, canceled, total = [], set(), 0
+        lines, canceled, total, owed = [], set(), 0, 0
         if _int(params.get("membre")):
             try:
                 member = await till.tab_holder(session, site, params["membre"])
@@ -90,6 +90,7 @@ async def till_page(request: Request) -> Response:
                 raise HTTPException(404) from None
             lines = await till.lines_of(session, site_id=site.id, member_id=member.id, open_only=True)
             total = await till.tab_balance(session, site.id, member.id)
+            owed = await till.owed_in_org(session, site.org_id, member.id)
         elif _int(params.get("comptoir")):
             ticket = await session.get(Ticket, _int(params["comptoir"]))
             if ticket is None or ticket.site_id != site.id:
@@ -105,7 +106,7 @@ async def till_page(request: Request) -> Response:
         groups.setdefault(product.category or _("Divers"), []).append(product)
     return render(request, "bar/till.html", {
         "site": site, "day": day, "member": member, "ticket": ticket, "lines": lines, "canceled": canceled,
-        "total": total, "limit": request.app.state.settings.bar_tab_limit, "q": params.get("q", ""), "found": found,
+        "total": total, "owed": owed, "limit": request.app.state.settings.bar_tab_limit, "q": params.get("q", ""), "found": found,
         "groups": list(groups.items()), "summary": summary,
     })
 

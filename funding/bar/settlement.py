@@ -39,6 +39,7 @@ from funding.payments.calls import create_once
 from funding.payments.models import PaymentPurpose
 from funding.payments.tax_rates import label as vat_label
 from funding.payments.tax_rates import tax_rate_ids
+from funding.payments.verify import StripeMismatch, check_row
 from funding.settings import Settings
 from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown
 
@@ -254,6 +255,8 @@ async def record_payment_intent(session: AsyncSession, pi: dict) -> str | None:
     status = pi.get("status")
     method = BatchMethod.CHECKOUT if (pi.get("metadata") or {}).get("payment_id") else BatchMethod.PAYMENT_INTENT
     if status == "succeeded":
+        if batch.status != BatchStatus.PAID:
+            check_row(batch.id, batch.amount, batch.currency, pi, id_key="bar_batch_id", what="lot d'ardoise")
         await mark(session, batch, (BatchStatus.READY, BatchStatus.BILLED, BatchStatus.DUE), BatchStatus.PAID, method=method,
                    stripe_payment_intent_id=pi["id"])
     elif status in ("processing",):
@@ -331,6 +334,10 @@ async def record_invoice(session: AsyncSession, invoice: dict) -> list[int]:
     """Which batches an invoice carries (metadata of its lines), and their state from it."""
     touched = []
     status = invoice.get("status")
+    billed: dict[str, int] = {}  # by batch: what the invoice's lines (one per VAT rate) bill of it
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        raw = str((line.get("metadata") or {}).get("bar_batch_id") or "")
+        billed[raw] = billed.get(raw, 0) + int(line.get("amount") or 0)
     for line in (invoice.get("lines") or {}).get("data") or []:
         raw = str((line.get("metadata") or {}).get("bar_batch_id") or "")
         if not digits(raw):
@@ -343,6 +350,9 @@ async def record_invoice(session: AsyncSession, invoice: dict) -> list[int]:
             await session.execute(update(Batch).where(Batch.id == batch.id, Batch.stripe_invoice_id.is_(None))
                                   .values(stripe_invoice_id=invoice["id"]))
         if status == "paid":
+            if batch.status != BatchStatus.PAID and billed[raw] != batch.amount:
+                raise StripeMismatch(f"invoice {invoice.get('id')} : {billed[raw]} facturés chez Stripe pour le lot "
+                                     f"d'ardoise {batch.id} de {batch.amount}")
             await mark(session, batch, (BatchStatus.READY, BatchStatus.BILLED, BatchStatus.DUE), BatchStatus.PAID)
         elif status == "open":
             await mark(session, batch, (BatchStatus.READY,), BatchStatus.BILLED, method=BatchMethod.INVOICE_ITEM)

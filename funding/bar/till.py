@@ -72,6 +72,17 @@ def open_lines(site_id: int, member_id: int):
     return and_(SaleLine.site_id == site_id, SaleLine.member_id == member_id, ~claimed)
 
 
+def member_open_lines(org_id: int, member_id: int):
+    """The member's unclaimed lines at every site of the organisation: what the tab limit counts."""
+    claimed = exists().where(BatchLine.sale_line_id == SaleLine.id)
+    return and_(SaleLine.org_id == org_id, SaleLine.member_id == member_id, ~claimed)
+
+
+async def owed_in_org(session: AsyncSession, org_id: int, member_id: int) -> int:
+    owed = select(func.coalesce(func.sum(SaleLine.amount), 0)).where(member_open_lines(org_id, member_id))
+    return int((await session.execute(owed)).scalar_one())
+
+
 async def tab_balance(session: AsyncSession, site_id: int, member_id: int) -> int:
     owed = select(func.coalesce(func.sum(SaleLine.amount), 0)).where(open_lines(site_id, member_id))
     return int((await session.execute(owed)).scalar_one())
@@ -151,7 +162,7 @@ async def tab_holder(session: AsyncSession, site: Site, member_id) -> User:
 @dataclass(frozen=True)
 class Rung:
     line: SaleLine
-    balance: int | None  # the member's tab after this line (None for a walk-in)
+    balance: int | None  # the member's tab after this line, at all the organisation's sites (None for a walk-in)
 
 
 async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, member_id=None, ticket_id=None,
@@ -173,7 +184,11 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
     amount = product.price * quantity
     guard = owed = None
     if member is not None:
-        owed = select(func.coalesce(func.sum(SaleLine.amount), 0)).where(open_lines(site.id, member.id)) \
+        # The limit is the member's across the organisation's sites: each site's head serialises
+        # its own lines only, so the member's row is locked too (PostgreSQL; SQLite has one writer).
+        if dialect_of(session) == "postgresql":
+            await session.execute(select(User.id).where(User.id == member.id).with_for_update())
+        owed = select(func.coalesce(func.sum(SaleLine.amount), 0)).where(member_open_lines(site.org_id, member.id)) \
             .scalar_subquery().correlate(None)
         guard = owed + amount <= limit
     elif ticket is not None:
@@ -192,7 +207,7 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
     if written is None:
         if member is None:
             raise RuntimeError("a walk-in sale has no guard that could refuse it")
-        balance = await tab_balance(session, site.id, member.id)
+        balance = await owed_in_org(session, site.org_id, member.id)
         raise BarError(_(
             "Plafond d'ardoise atteint pour %(name)s : %(balance)s déjà dus, cette vente (%(amount)s) dépasserait "
             "le plafond de %(limit)s. Faites payer par carte en vente comptoir, ou soldez l'ardoise.",

@@ -29,6 +29,7 @@ from funding.db import Sessions, dialect_of, must_get, rowcount, transaction, ut
 from funding.payments.calls import create_once
 from funding.payments.models import PaymentPurpose
 from funding.payments.service import CHECKOUT_LIFETIME, settle_session
+from funding.payments.verify import StripeMismatch
 from funding.stripe_gateway import (
     GatewayError,
     StripeGateway,
@@ -236,4 +237,6 @@ async def sweep_checkouts(sessions: Sessions, gw: StripeGateway, now: dt.datetim
             swept += 1
         except GatewayError as exc:
             log.info("pledge %s: checkout not swept yet (%s)", pledge_id, exc)
+        except StripeMismatch as exc:  # Stripe's session does not pay this pledge: left for staff, the others go on
+            log.warning("pledge %s: checkout refused: %s", pledge_id, exc)
     return swept

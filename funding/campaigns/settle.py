@@ -25,6 +25,7 @@ from funding.campaigns.pledges import (
 )
 from funding.db import digits, must_get, rowcount, utcnow
 from funding.payments.models import Payment
+from funding.payments.verify import check_row
 
 log = logging.getLogger("funding.campaigns")
 
@@ -150,6 +151,9 @@ async def settle_charge(session: AsyncSession, pi: dict, *, code: str | None = N
             await session.execute(update(Pledge).where(Pledge.id == pledge.id).values(
                 last_error=f"payée deux fois ({pledge.payment_intent_id} et {pi['id']}) : rembourser l'un des deux"))
             return pledge
+        if pledge.status != PledgeStatus.PAID:
+            check_row(pledge.id, pledge.amount, pledge.currency, pi, id_key="pledge_id", what="don",
+                      customer=pledge.customer_id)
         return await mark_paid(session, pledge.id, payment_intent_id=pi["id"], now=now)
     attempt = _ref_id((pi.get("metadata") or {}).get("attempt"))
     if attempt is not None and attempt != pledge.charge_attempt:

@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.db import dialect_insert, dialect_of, insert_ignore, rowcount, utcnow
+from funding.emails import check_email
 from funding.errors import FundingError
 from funding.mail.models import Email, EmailStatus
 from funding.settings import Settings
@@ -88,7 +89,7 @@ def _row(*, to: str, subject: str, body_text: str, dedupe_key: str, body_html: s
         "dedupe_key": dedupe_key,
         "user_id": user_id,
         "org_id": org_id,
-        "to_addr": to,
+        "to_addr": check_email(to),  # one address, never a list for SMTP
         "subject": subject,
         "body_text": body_text,
         "body_html": body_html,
@@ -113,7 +114,7 @@ async def enqueue_many(session: AsyncSession, emails: list[dict]) -> None:
 def build_message(settings: Settings, email: Email, files: Sequence[tuple[str, str, bytes]] = ()) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = settings.mail_from
-    msg["To"] = email.to_addr
+    msg["To"] = check_email(email.to_addr)
     msg["Subject"] = email.subject
     msg["Message-ID"] = make_msgid(idstring=f"email-{email.id}", domain="entre-lab.fr")
     msg.set_content(email.body_text)

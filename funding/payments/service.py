@@ -21,6 +21,7 @@ from funding.db import Sessions, dialect_of, digits, rowcount, transaction, utcn
 from funding.payments import purposes
 from funding.payments.calls import create_once
 from funding.payments.models import EventStatus, Payment, PaymentStatus, StripeEvent
+from funding.payments.verify import check_row
 from funding.stripe_gateway import GatewayError, StripeGateway, StripeUnknown
 
 log = logging.getLogger("funding.payments")
@@ -158,6 +159,8 @@ async def settle_session(session: AsyncSession, checkout: dict[str, Any]) -> Pay
                               .values(checkout_session_id=checkout["id"]))
         set_committed_value(payment, "checkout_session_id", checkout["id"])  # written just above
     if checkout.get("payment_status") == "paid":
+        if payment.status != PaymentStatus.PAID:
+            check_row(payment.id, payment.amount, payment.currency, checkout)
         await mark_paid(session, payment, checkout_session_id=checkout.get("id"), payment_intent_id=pi_id)
     elif checkout.get("status") == "expired":
         await session.execute(update(Payment)
@@ -192,6 +195,9 @@ async def settle_payment_intent(session: AsyncSession, pi: dict[str, Any]) -> Pa
         match = match | (Payment.id == payment_id)
     if pi.get("status") != "succeeded":
         return await session.scalar(select(Payment).where(match))
+    for row in (await session.execute(select(Payment.id, Payment.amount, Payment.currency)
+                                      .where(match, Payment.status != PaymentStatus.PAID))).all():
+        check_row(row.id, row.amount, row.currency, pi)
     # One conditional UPDATE: the transition happens once, whichever path runs it first.
     paid = (await session.execute(
         update(Payment).where(match, Payment.status != PaymentStatus.PAID)
@@ -218,7 +224,7 @@ async def settle_payment_intents(session: AsyncSession, pis: list[dict[str, Any]
         if digits(raw):
             by_payment[int(raw)] = pi["id"]
     pi_ids = {pi["id"] for pi in succeeded}
-    query = select(Payment.id, Payment.payment_intent_id).where(
+    query = select(Payment.id, Payment.payment_intent_id, Payment.amount, Payment.currency).where(
         (Payment.payment_intent_id.in_(pi_ids) | Payment.id.in_(list(by_payment))), Payment.status != PaymentStatus.PAID)
     if dialect_of(session) == "postgresql":
         query = query.with_for_update()
@@ -226,6 +232,7 @@ async def settle_payment_intents(session: AsyncSession, pis: list[dict[str, Any]
     for row in (await session.execute(query)).all():
         pi_id = row.payment_intent_id if row.payment_intent_id in pi_ids else by_payment.get(row.id)
         if pi_id is not None:
+            check_row(row.id, row.amount, row.currency, next(pi for pi in succeeded if pi["id"] == pi_id))
             todo.append({"b_id": row.id, "b_pi": pi_id})
     if not todo:
         return []

@@ -74,3 +74,46 @@ async def test_fifty_concurrent_sale_lines_and_concurrent_cut_offs_bill_every_li
             assert await session.scalar(select(func.count(SaleLine.id))) == 50
     finally:
         await engine.dispose()
+
+
+
+async def test_a_sale_at_another_site_waits_for_the_members_open_sale_then_sees_the_limit(pg_url):
+    """Each site's head serialises its own lines only: the member's row serialises the limit,
+    so a sale at Courpière waits for the one being rung at Thiers, then counts it."""
+    from funding.bar.catalog import BarError, add_product
+    from funding.bar.till import ring_up
+    from funding.db import transaction
+    from funding.orgs.models import Site
+    from tests.support.bar import LIMIT, MENU
+
+    engine = create_engine(pg_url)
+    sessions = sealed_sessions(engine)
+    try:
+        world = await make_world(sessions)
+        bar = await make_bar(sessions, world)
+        async with transaction(sessions) as session:
+            other = await session.get(Site, world.other_site_id)
+            name, category, price, rate = next(m for m in MENU if m[0] == "Sandwich")
+            elsewhere = (await add_product(session, other, name=name, category=category, price=price, vat_rate=rate)).id
+        for _ in range(8):
+            await sell(sessions, bar, "Sandwich")  # 44,00 € owed at Thiers
+        member = bar.members[0]
+
+        async def at_courpiere():
+            async with transaction(sessions) as session:
+                site = await session.get(Site, world.other_site_id)
+                return await ring_up(session, site, product_id=elsewhere, member_id=member, limit=LIMIT)
+
+        async with transaction(sessions) as session:  # a 5,50 € sale at Thiers, not committed yet
+            site = await session.get(Site, world.site_id)
+            await ring_up(session, site, product_id=bar.products["Sandwich"], member_id=member, limit=LIMIT)
+            other_sale = asyncio.create_task(at_courpiere())
+            await asyncio.sleep(0.5)
+            assert not other_sale.done()  # waiting on the member, not racing past the limit
+        with pytest.raises(BarError, match="Plafond d'ardoise atteint"):
+            await other_sale  # 49,50 € + 5,50 € would pass 50 €
+        async with sessions() as session:
+            owed = await session.scalar(select(func.sum(SaleLine.amount)).where(SaleLine.member_id == member))
+        assert owed == 9 * 550
+    finally:
+        await engine.dispose()

@@ -128,3 +128,20 @@ async def test_the_member_area_shows_the_bar_tab(client, sessions, settings, wor
     assert page.status_code == 200 and "Mon ardoise du bar" in page.text and "4,50" in page.text
     tab = await client.get("/bar/ardoise")
     assert "Bière locale" in tab.text and "4,50" in tab.text
+
+
+async def test_the_till_at_another_site_shows_the_members_whole_tab_against_the_limit(client, sessions, settings, world):
+    from funding.db import transaction
+    from funding.orgs.models import Site
+    from tests.support.bar import sell
+    from tests.support.web import text_of
+
+    bar = await make_bar(sessions, world)
+    for _ in range(8):
+        await sell(sessions, bar, "Sandwich")  # 44,00 € at Thiers
+    async with transaction(sessions) as session:
+        other = await session.get(Site, world.other_site_id)
+    await _staff(client, sessions, settings, world)
+    page = text_of((await client.get(f"/bar/{other.slug}/caisse", params={"membre": bar.members[0]})).text)
+    page = page.replace("\u00a0", " ").replace("\u202f", " ")
+    assert "44,00 € / plafond 50,00 €" in page and "dont 0,00 € ici" in page

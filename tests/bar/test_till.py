@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from funding.bar.catalog import BarError, edit_product, import_rows, parse_csv, products_of
+from funding.bar.catalog import BarError, add_product, edit_product, import_rows, parse_csv, products_of
 from funding.bar.models import SaleLine, TillHead
 from funding.bar.till import cancel, open_ticket, ring_up, tab_balance
 from funding.db import transaction
-from tests.support.bar import LIMIT, PRICES, make_bar, sell, site_of
+from funding.orgs.models import Site
+from tests.support.bar import LIMIT, MENU, PRICES, make_bar, sell, site_of
 
 
 async def test_a_sale_is_recorded_at_once_numbered_and_chained(sessions, world):
@@ -75,6 +76,29 @@ async def test_a_sale_over_the_tab_limit_is_refused_with_the_figures(sessions, w
     await sell(sessions, bar, "Café", ticket=ticket.id)
     async with sessions() as session:
         assert await tab_balance(session, world.site_id, bar.members[0]) == 9 * 550
+
+
+async def test_the_tab_limit_holds_per_member_across_the_organisations_sites(sessions, world):
+    """86,50 € open across Thiers and Courpière against a 50 € limit: the sale that would pass
+    it is refused at the second site, with the limit message and the member's whole tab."""
+    bar = await make_bar(sessions, world)
+    async with transaction(sessions) as session:
+        other = await session.get(Site, world.other_site_id)
+        for name, category, price, rate in MENU:
+            bar.products[f"{name}@other"] = (await add_product(session, other, name=name, category=category, price=price,
+                                                               vat_rate=rate)).id
+    for _ in range(8):
+        await sell(sessions, bar, "Sandwich")  # 44,00 € at Thiers
+    bar.products["Sandwich"] = bar.products["Sandwich@other"]
+    bar.products["Café"] = bar.products["Café@other"]
+    with pytest.raises(BarError) as refused:
+        await sell(sessions, bar, "Sandwich", site_id=world.other_site_id, quantity=7)  # 38,50 € more: 82,50 €
+    message = str(refused.value)
+    assert "Plafond d'ardoise atteint" in message and "44,00" in message and "50,00" in message
+    await sell(sessions, bar, "Café", site_id=world.other_site_id)  # 45,50 €: still under the limit
+    async with sessions() as session:
+        assert await tab_balance(session, world.other_site_id, bar.members[0]) == 150
+        assert await tab_balance(session, world.site_id, bar.members[0]) == 8 * 550
 
 
 async def test_only_members_hold_tabs(sessions, world):

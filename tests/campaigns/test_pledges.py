@@ -69,6 +69,7 @@ async def test_bad_contributions_are_refused_with_a_clear_message_and_change_not
         (campaign.id, {"amount": "90", "tier": "99999999999999999999999"}, "n'existe pas pour cette campagne"),
         (campaign.id, {"amount": "20", "name": ""}, "Indiquez votre nom"),
         (campaign.id, {"amount": "20", "email": "pas-un-email"}, "e-mail invalide"),
+        (campaign.id, {"amount": "20", "email": "mallory@example.org,eve"}, "une seule adresse"),
         (campaign.id, {"amount": "20", "message": "x" * 281}, "trop long"),
         (draft.id, {"amount": "20"}, "pas encore publiée"),
         (over.id, {"amount": "20"}, "Cette campagne est terminée"),

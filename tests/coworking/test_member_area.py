@@ -79,6 +79,7 @@ async def test_bad_join_input_is_refused_and_creates_nothing(app_client, session
     cases = [
         ("flex", {"name": ""}, "Indiquez votre nom"),
         ("flex", {"email": "leo-at-example"}, "Adresse e-mail invalide"),
+        ("flex", {"email": "mallory@example.org,eve"}, "une seule adresse"),
         ("flex", {"phone": "appelez-moi"}, "Numéro de téléphone invalide"),
         ("flex", {"company_name": "Léo SARL", "siren": "123456789"}, "SIREN invalide"),
         ("flex", {"company_name": "Léo SARL", "siren": "918734021", "vat_number": "FR00918734021"}, "TVA intracommunautaire invalide"),

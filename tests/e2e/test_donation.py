@@ -79,6 +79,7 @@ def test_bad_donation_input_is_refused_and_creates_nothing(e2e):
             ({"site": world.site_slug, "other": "vingt", "name": "A", "email": "a@example.org"}, "montant invalide"),
             ({"site": world.site_slug, "amount": "20", "name": "", "email": "a@example.org"}, "Indiquez votre nom"),
             ({"site": world.site_slug, "amount": "20", "name": "A", "email": "pas-un-email"}, "e-mail invalide"),
+            ({"site": world.site_slug, "amount": "20", "name": "A", "email": "mallory@example.org,eve"}, "une seule adresse"),
         ]:
             response = client.post("/soutenir", data={"csrf_token": token, "amount": "", "other": "", **data})
             assert response.status_code == 400 and message in response.text, (data, response.text[:300])

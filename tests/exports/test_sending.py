@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from funding.db import transaction
 from funding.exports import service
 from funding.exports.jobs import send_closed_months
-from funding.exports.models import ExportLog, ExportRun
+from funding.exports.models import ExportLog, ExportRecipient, ExportRun
 from funding.ledger.models import Seal
 from funding.ledger.service import EntryDraft, Line, close_month, post
 from funding.mail.models import Email
@@ -138,6 +138,12 @@ async def test_an_open_month_is_not_sent_and_bad_arguments_say_why(settings, ses
     await closed_month(sessions, world)
     result = await cli(settings, smtp.url, "exports", "send", "--period", PERIOD, "--to", "pas-une-adresse")
     assert result.exit_code == 1 and "invalide" in result.stderr
+    result = await cli(settings, smtp.url, "exports", "send", "--period", PERIOD, "--to", "mallory@example.org,eve")
+    assert result.exit_code == 1 and "une seule adresse" in result.stderr
+    result = await cli(settings, smtp.url, "exports", "recipients", "--org", world.siren, "--add", "mallory@example.org,eve")
+    assert result.exit_code == 1 and "une seule adresse" in result.stderr and "Traceback" not in result.stderr
+    async with sessions() as session:
+        assert await session.scalar(select(func.count(ExportRecipient.id))) == 0
     assert smtp.messages == []
 
 

@@ -80,6 +80,11 @@ async def test_unknown_addresses_get_the_same_answer_and_no_email(client, sessio
         assert await session.scalar(select(func.count(Email.id))) == 0
     response = await client.post("/login", data={"email": "not-an-email", "csrf_token": await csrf(client)})
     assert response.status_code == 400 and "Adresse e-mail invalide" in response.text
+    for two in ("mallory@example.org,eve", "mallory@example.org;eve@example.org", "mallory@example.org\nBcc: eve@x.fr"):
+        response = await client.post("/login", data={"email": two, "csrf_token": await csrf(client)})
+        assert response.status_code == 400 and "une seule adresse" in response.text
+    async with sessions() as session:
+        assert await session.scalar(select(func.count(Email.id))) == 0
 
 
 async def test_altered_and_expired_links_are_refused(client, sessions, owner_sessions, settings, world, monkeypatch):

@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.ledger.service import EntryDraft
 from funding.payments import books, mirror
 from funding.payments.service import record_refunds, settle_payment_intent, settle_payment_intents
-from funding.stripe_gateway import StripeGateway
+from funding.payments.verify import StripeMismatch, claims_money
+from funding.stripe_gateway import StripeGateway, StripeRefused
 from webhooks.events import Event, StripeDict
 from webhooks.handlers import Handler, Prepared, version
 
@@ -37,24 +38,61 @@ def settled_charge(event: Event) -> StripeDict | None:
     return None
 
 
+def _vouched_by_stripe(charge: StripeDict, contexts: list[books.TxnContext]) -> None:
+    """A settled charge taken from its payload is only booked if Stripe's balance transaction
+    for it, read from Stripe, is this charge's, for its amount: else the payload is refused."""
+    txn = next((c.txn for c in contexts if c.txn.get("id") == charge["balance_transaction"]), None)
+    source = _id((txn or {}).get("source"))
+    if txn is None or source != charge["id"] or txn.get("type") not in ("charge", "payment"):
+        raise StripeMismatch(f"charge {charge['id']} : sa transaction {charge['balance_transaction']} chez Stripe "
+                             f"n'est pas la sienne ({source})")
+    same_money = str(txn.get("currency")).lower() == str(charge.get("currency")).lower() and not txn.get("exchange_rate")
+    if same_money and int(txn.get("amount") or 0) != int(charge.get("amount") or 0):
+        raise StripeMismatch(f"charge {charge['id']} : {charge.get('amount')} dans l'événement, "
+                             f"{txn.get('amount')} chez Stripe")
+
+
+def _id(value: object) -> object:
+    return value.get("id") if isinstance(value, dict) else value
+
+
 # charge.succeeded, charge.updated (its balance transaction may appear late), charge.refunded…
 async def prepare_charge(gw: StripeGateway, event: Event) -> Prepared:
+    """A settled charge's payload serves for its booking once Stripe's balance transaction vouches
+    for it, but it settles no payment (its checkout or PaymentIntent, always fetched, does); any
+    other charge is fetched, and settles its payment as Stripe holds it."""
+    payload = event["data"]["object"]
     charge = settled_charge(event)
-    if charge is None:
-        charge = await gw.retrieve("charges", event["data"]["object"]["id"], expand=["refunds"])
+    if charge is not None:
+        try:
+            contexts = await charge_contexts(gw, charge)
+        except StripeRefused as exc:
+            if exc.http_status == 404:
+                raise StripeMismatch(f"charge {charge['id']} : Stripe ne connaît pas sa transaction "
+                                     f"{charge['balance_transaction']}") from exc
+            raise
+        _vouched_by_stripe(charge, contexts)
+        return Prepared(contexts=contexts)
+    try:
+        charge = await gw.retrieve("charges", payload["id"], expand=["refunds"])
+    except StripeRefused as exc:
+        if exc.http_status == 404 and claims_money(payload):
+            raise StripeMismatch(f"charge {payload['id']} : inconnue chez Stripe") from exc
+        raise
     return Prepared(contexts=await charge_contexts(gw, charge), objects=[charge])
 
 
 async def apply_charges(session: AsyncSession, items: list[tuple[Event, Prepared]]) -> list[EntryDraft]:
-    """Settle the payments of the succeeded charges (one batch of statements for all), then
-    record refunded totals (a refund needs its payment settled first), then the drafts."""
-    charges = [prepared.objects[0] for _event, prepared in items]
+    """Settle the payments of the succeeded charges as Stripe holds them (one batch of statements
+    for all), then record refunded totals (a refund needs its payment settled first), then the drafts."""
+    charges = [obj for _event, prepared in items for obj in prepared.objects]
     pis = []
     for charge in charges:
         if charge.get("status") == "succeeded" and charge.get("payment_intent"):
             pi = charge["payment_intent"]
-            pis.append(pi if isinstance(pi, dict) else {"id": pi, "status": "succeeded",
-                                                        "metadata": charge.get("metadata") or {}})
+            pis.append(pi if isinstance(pi, dict) else {
+                "id": pi, "object": "payment_intent", "status": "succeeded", "metadata": charge.get("metadata") or {},
+                "amount_received": charge.get("amount_captured") or charge.get("amount"), "currency": charge.get("currency")})
     await settle_payment_intents(session, pis)
     for charge in charges:
         await record_refunds(session, charge)

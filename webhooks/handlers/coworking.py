@@ -19,6 +19,7 @@ from funding.coworking.lifecycle import (
 from funding.coworking.models import InvoiceStatus
 from funding.ledger.service import EntryDraft
 from funding.payments import books
+from funding.payments.verify import StripeMismatch, claims_money
 from funding.stripe_gateway import StripeGateway, StripeRefused
 from webhooks.events import Event, StripeDict
 from webhooks.handlers import Handler, Prepared, version
@@ -33,6 +34,8 @@ async def _current(gw: StripeGateway, resource: str, event: Event, *, expand: li
     try:
         return Prepared(objects=[await gw.retrieve(resource, obj["id"], expand=expand)])
     except StripeRefused as exc:
+        if exc.http_status == 404 and claims_money(obj):  # a paid object Stripe does not know: refused
+            raise StripeMismatch(f"{obj.get('object')} {obj['id']} : l'événement le dit payé, Stripe ne le connaît pas") from exc
         if exc.http_status == 404:  # gone from Stripe (a deleted draft): the payload, at the event's time
             return Prepared(objects=[obj], fetched_at=0)
         raise
