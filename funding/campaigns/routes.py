@@ -94,7 +94,13 @@ async def contribute(request: Request) -> Response:
     except flows.PaymentUnavailable:
         return await _page(request, slug, form=form, status_code=503, error=_(
             "Le paiement est momentanément indisponible. Réessayez dans quelques minutes : rien n'a été débité."))
+    # Only this browser may see the pledge's link on the thanks page: a Checkout session id (in
+    # a URL, a referrer, a log) is not a key to the pledge.
+    request.session[OWN_PLEDGES] = [*request.session.get(OWN_PLEDGES, []), started.pledge_id][-10:]
     return redirect(started.url)
+
+
+OWN_PLEDGES = "own_pledges"
 
 
 async def _holds_stock(request: Request, raw_tier: str) -> bool:
@@ -122,8 +128,10 @@ async def thanks(request: Request) -> Response:
         if page is None or (pledge is not None and pledge.campaign_id != page.campaign.id):
             raise HTTPException(404)
         tier = await session.get(Tier, pledge.tier_id) if pledge and pledge.tier_id else None
+    own = pledge is not None and pledge.id in request.session.get(OWN_PLEDGES, [])
     return render(request, "campaigns/thanks.html", {"pledge": pledge, "page": page, "c": page.campaign, "tier": tier,
-                                                      "modes": views.MODE_LABELS, "local": admin.local},
+                                                      "modes": views.MODE_LABELS, "local": admin.local, "own": own,
+                                                      "email": pledge.email if own and pledge else _("votre adresse")},
                   status_code=200 if pledge else 404)
 
 

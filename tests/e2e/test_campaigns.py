@@ -114,6 +114,13 @@ def test_a_keep_it_all_gift_from_the_page_to_the_books(e2e):
         checkout = contribute(client, "fablab", amount="50", name="Martine Chabrier", message="Pour le FabLab !")
         thanks = back_and_thanked(client, pay_on_hosted_page(client, checkout, "4242 4242 4242 4242"))
         assert "Merci !" in thanks.text and "50,00" in thanks.text
+        assert "Voir ma contribution" in thanks.text
+        # Observed: the Checkout session id alone (a URL, a referrer, a log) revealed the pledge's link.
+        with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=20) as stranger:
+            seen = stranger.get(str(thanks.url).replace(e2e.url, ""))
+        assert seen.status_code == 200 and "Merci !" in seen.text
+        assert "Voir ma contribution" not in seen.text and "/contributions/" not in seen.text
+        assert "ana@example.org" in thanks.text and "ana@example.org" not in seen.text
         page = client.get("/campagnes/fablab")
         assert 'data-percent="5"' in page.text and "Martine Chabrier" in page.text and "Pour le FabLab !" in page.text
 
