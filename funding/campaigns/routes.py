@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 
 from sqlalchemy import select
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from funding.campaigns import admin, api, flows, receipt_pdf, receipts, richtext, settle, views
+from funding.auth.service import AuthError, normalise_email
+from funding.campaigns import admin, api, flows, receipt_pdf, receipts, resend, richtext, settle, views
 from funding.campaigns.donors import DonorDetails
 from funding.campaigns.models import Campaign, CampaignStatus, Mode, Pledge, PledgeStatus, TaxReceipt, Tier
 from funding.campaigns.pledges import TOKEN_PURPOSE, Contribution, ContributionError
-from funding.db import must_get, row_id, utcnow
+from funding.db import must_get, row_id, transaction, utcnow
+from funding.i18n import get_locale, reset_locale, set_locale
 from funding.i18n import gettext as _
 from funding.limits.service import RateLimited
 from funding.security import TokenError, unsign
@@ -34,6 +38,8 @@ from funding.web import (
     redirect_to,
     render,
 )
+
+log = logging.getLogger("funding.campaigns")
 
 FORM_FIELDS = ("tier", "amount", "currency", "name", "email", "street", "postcode", "town", "country", "company",
                "company_name", "siren", "show_name", "public_name", "message")
@@ -137,11 +143,43 @@ async def thanks(request: Request) -> Response:
 
 # --- the backer's own page (signed link) ----------------------------------------------------
 
+async def resend_page(request: Request) -> Response:
+    """Ask for the links of one's contributions and receipts again (the same answer for any address)."""
+    if request.method == "GET":
+        return render(request, "campaigns/resend.html", {"sent": False, "error": None})
+    form = await request.form()
+    try:
+        email = normalise_email(str(form.get("email", "")))
+    except AuthError as exc:
+        return render(request, "campaigns/resend.html", {"sent": False, "error": str(exc)}, status_code=400)
+    await rate_limit(request, ("resend", email), ("resend-ip", None))
+    response = render(request, "campaigns/resend.html", {"sent": True, "error": None})
+    response.background = BackgroundTask(_resend, request.app, email, get_locale())
+    return response
+
+
+async def _resend(app, email: str, locale: str) -> None:
+    token = set_locale(locale)
+    try:
+        async with transaction(app.state.sessions) as session:
+            queued = await resend.resend_links(session, app.state.settings, email)
+    except Exception:  # the visitor has their answer already; the log has this
+        log.exception("links asked again could not be queued")
+    else:
+        if queued:
+            app.state.kick_mail()
+    finally:
+        reset_locale(token)
+
+
 
 def _pledge_id(request: Request) -> int:
     try:
-        value = unsign(request.app.state.settings.secret_key, TOKEN_PURPOSE, request.path_params["token"], max_age=None)
-    except TokenError:
+        value = unsign(request.app.state.settings.secret_key, TOKEN_PURPOSE, request.path_params["token"],
+                       max_age=resend.PLEDGE_LINK_MAX_AGE)
+    except TokenError as exc:
+        if str(exc) == "expired":
+            raise HTTPException(400, _(resend.EXPIRED)) from None
         raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie. "
                                    "Reprenez le lien complet de votre e-mail.")) from None
     if not isinstance(value, int):
@@ -280,8 +318,10 @@ async def pledge_receipt_pdf(request: Request) -> Response:
 def _receipt_id(request: Request) -> int | None:
     try:
         receipt_id = unsign(request.app.state.settings.secret_key, receipts.RECEIPT_TOKEN, request.path_params["token"],
-                            max_age=None)
-    except TokenError:
+                            max_age=resend.RECEIPT_LINK_MAX_AGE)
+    except TokenError as exc:
+        if str(exc) == "expired":
+            raise HTTPException(400, _(resend.EXPIRED)) from None
         raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie.")) from None
     return receipt_id if isinstance(receipt_id, int) else None
 
@@ -318,6 +358,7 @@ routes = [
     Route("/campagnes/{slug:str}", campaign_page, name="campaign"),
     Route("/campagnes/{slug:str}/contribuer", contribute, methods=["POST"], name="campaign_contribute"),
     Route("/campagnes/{slug:str}/merci", thanks, name="campaign_thanks"),
+    Route("/contributions/renvoyer", resend_page, methods=["GET", "POST"], name="pledge_resend"),
     Route("/contributions/{token:str}", pledge_page, name="pledge"),
     Route("/contributions/{token:str}/annuler", pledge_cancel, methods=["POST"], name="pledge_cancel"),
     Route("/contributions/{token:str}/carte", pledge_card, methods=["GET", "POST"], name="pledge_card"),

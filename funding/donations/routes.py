@@ -11,6 +11,7 @@ from starlette.routing import Route
 from funding.auth.service import AuthError, normalise_email
 from funding.campaigns import receipts
 from funding.campaigns.donors import DonorDetails, DonorError, check_donor
+from funding.campaigns.resend import EXPIRED, RECEIPT_LINK_MAX_AGE
 from funding.campaigns.routes import show_receipt
 from funding.db import must_get
 from funding.donations.service import DONOR_TOKEN, MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE, donor_token
@@ -102,8 +103,11 @@ async def thanks(request: Request) -> Response:
 
 def _donation_id(request: Request) -> int:
     try:
-        value = unsign(request.app.state.settings.secret_key, DONOR_TOKEN, request.path_params["token"], max_age=None)
-    except TokenError:
+        value = unsign(request.app.state.settings.secret_key, DONOR_TOKEN, request.path_params["token"],
+                       max_age=RECEIPT_LINK_MAX_AGE)
+    except TokenError as exc:
+        if str(exc) == "expired":
+            raise HTTPException(400, _(EXPIRED)) from None
         raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie. "
                                    "Reprenez le lien complet de votre e-mail.")) from None
     if not isinstance(value, int):

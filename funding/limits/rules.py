@@ -13,5 +13,7 @@ DEFAULTS: dict[str, tuple[int, int]] = {
     "hold": (3, 3600),  # contributions that hold a limited reward, from one client
     "donate": (10, 3600),  # donations (their Checkout) from one client
     "receipt": (30, 3600),  # tax receipt and yearly summary pages shown to one client
+    "resend": (3, 3600),  # contributions' and receipts' links sent again to one address
+    "resend-ip": (20, 3600),  # … asked from one client
     "api": (120, 60),  # public API and widget requests from one client
 }

@@ -1,0 +1,56 @@
+"""The links a backer or a donor was emailed, sent again on request; and how long they live.
+
+A contribution's link (to manage it, see its receipt) and a tax receipt's link are signed and
+dated: they open for a while (:data:`PLEDGE_LINK_MAX_AGE`, :data:`RECEIPT_LINK_MAX_AGE`), then
+say so and point here. Asking for them again (``/contributions/renvoyer``) emails every
+contribution and every receipt of an address with fresh links — the same answer, whether or
+not the address gave anything (the work happens after the answer is sent), counted by the
+rate limits like a login link."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.campaigns.models import Campaign, Pledge, TaxReceipt
+from funding.campaigns.pledges import pledge_token
+from funding.campaigns.receipts import receipt_code, receipt_token
+from funding.db import utcnow
+from funding.donations.service import donor_token
+from funding.i18n import N_, money
+from funding.i18n import gettext as _
+from funding.mail.service import enqueue
+from funding.settings import Settings
+
+DAY = 86_400
+PLEDGE_LINK_MAX_AGE = 400 * DAY  # a campaign and its delivery fit well inside it
+RECEIPT_LINK_MAX_AGE = 550 * DAY  # the receipt is needed for the next spring's tax return
+EXPIRED = N_("Ce lien a expiré. Demandez de nouveaux liens à l'adresse /contributions/renvoyer : ils partent par e-mail.")
+MOST = 50  # links of one address in one email, newest first
+
+
+async def resend_links(session: AsyncSession, settings: Settings, email: str) -> int | None:
+    """Queue one email with fresh links to every contribution and receipt of ``email``; None if
+    the address gave nothing (and nothing is sent)."""
+    pledges = (await session.execute(
+        select(Pledge, Campaign.title).join(Campaign, Campaign.id == Pledge.campaign_id)
+        .where(Pledge.email == email).order_by(Pledge.id.desc()).limit(MOST))).all()
+    receipts = (await session.scalars(
+        select(TaxReceipt).where(TaxReceipt.donor_email == email, TaxReceipt.voided_at.is_(None))
+        .order_by(TaxReceipt.id.desc()).limit(MOST))).all()
+    if not pledges and not receipts:
+        return None
+    base = settings.base_url
+    lines = [_("Bonjour,"), "", _("Voici les liens de vos contributions et de vos reçus fiscaux, valables de nouveau :"), ""]
+    for pledge, title in pledges:
+        lines.append(f"- {title} — {money(pledge.amount, pledge.currency)} : {base}/contributions/"
+                     f"{pledge_token(settings.secret_key, pledge.id)}")
+    for receipt in receipts:
+        path = (f"/recus/{receipt_token(settings.secret_key, receipt.id)}" if receipt.pledge_id is not None
+                else f"/soutenir/recu/{donor_token(settings.secret_key, receipt.payment_id or 0)}")
+        lines.append(_("- Reçu fiscal n° %(code)s (%(amount)s) : %(url)s", code=receipt_code(receipt),
+                       amount=money(receipt.amount, receipt.currency), url=base + path))
+    lines += ["", _("Vous n'avez rien demandé ? Ignorez ce message : ces liens ne donnent accès qu'à vos contributions."),
+              "", "Entre-Lab"]
+    return await enqueue(session, to=email, subject=_("Vos contributions et vos reçus fiscaux"), body_text="\n".join(lines),
+                         dedupe_key=f"links:{email}:{utcnow():%Y%m%d%H%M%S%f}")
