@@ -44,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from funding.db import create_engine, session_factory, transaction
 from funding.ledger.annual import annual_accounts
@@ -93,7 +93,8 @@ async def fill(url: str, entries: int, lines: int, batch: int) -> tuple[int, flo
     async with transaction(sessions) as session:
         org = await create_organisation(session, name="Bench", siren="912345675")
         site = await create_site(session, org_id=org.id, slug="bench", name="Bench")
-        session.add_all(Account(org_id=org.id, number=n, label=label) for n, label in EXTRA)
+        have = set((await session.scalars(select(Account.number).where(Account.org_id == org.id))).all())
+        session.add_all(Account(org_id=org.id, number=n, label=label) for n, label in EXTRA if n not in have)
     started = time.perf_counter()
     for i, start in enumerate(range(0, entries, batch)):
         async with transaction(sessions) as session:
