@@ -197,7 +197,8 @@ def _form(a: Alpha, token: str) -> dict:
 # What anyone may do, logged in or not, for any organisation: log in, give, back a campaign, join.
 PUBLIC_POSTS = {"/login", "/login/{token}", "/soutenir", "/campagnes/{slug:str}/contribuer", "/contributions/{token:str}/annuler",
                 "/contributions/{token:str}/carte", "/contributions/{token:str}/confirmer", "/coworking/{site}/adherer/{plan}",
-                "/coworking/{site}/adherer/{plan}/confirmer/{token}"}
+                "/coworking/{site}/adherer/{plan}/confirmer/{token}",
+                "/contributions/renvoyer"}  # asks for one's links again: the same answer for any address
 
 
 def _routes(app) -> list[Route]:
