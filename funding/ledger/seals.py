@@ -299,7 +299,9 @@ def parse_kept(data: bytes) -> list[KeptSeal]:
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or not {"siren", "seq", "hash", "signature"} <= set(reader.fieldnames):
         raise SealError("CSV sans les colonnes d'un fichier de sceaux (siren, seq, hash, signature…)")
-    return [_kept(row) for row in reader]
+    # The feed's CSV goes through funding.csvout, which marks a cell starting like a formula with an
+    # apostrophe: a base64 signature or key may start with "+". No field of a seal starts with one.
+    return [_kept({k: v[1:] if isinstance(v, str) and v.startswith("'") else v for k, v in row.items()}) for row in reader]
 
 
 def read_kept(source: str) -> list[KeptSeal]:

@@ -300,3 +300,21 @@ def test_kept_seals_are_read_from_the_published_address_too():
         from funding.ledger.seals import parse_kept
 
         parse_kept(b"a,b\n1,2\n")
+
+
+def test_a_seal_whose_signature_starts_like_a_formula_reads_back_from_the_csv():
+    """Observed (1 run in ~20): a base64 signature starting with "+" came back from the feed's CSV
+    with the spreadsheet-safe apostrophe, and no longer matched the JSON feed."""
+    import datetime as dt
+
+    from funding.ledger.seals import KeptSeal, feed_csv
+
+    row = {"siren": "912345675", "seq": 1, "kind": "month", "period": "2026-10", "site": None, "entry_number": 3,
+           "entry_hash": "a" * 64, "closing_hash": "b" * 64, "bar_seq": None, "bar_hash": None, "bar_closing_hash": None,
+           "bar_archive_hash": None, "counts": '{"export_logs":[0,0]}', "sealed_at": "2026-11-01T00:00:00.000000Z",
+           "key_id": "k", "prev_hash": "0" * 64, "hash": "c" * 64, "signature": "+/sig==", "public_key": "-pub="}
+    data = feed_csv([row])
+    assert b"'+/sig==" in data  # a spreadsheet shows it as text
+    [kept] = parse_kept(data)
+    assert isinstance(kept, KeptSeal) and (kept.signature, kept.public_key) == ("+/sig==", "-pub=")
+    assert kept.sealed_at == dt.datetime(2026, 11, 1)
