@@ -160,7 +160,7 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
 
     mounts = []
     if settings.uses_sandbox:
-        from funding.sandbox import Sandbox, create_sandbox_app
+        from stripe_sandbox import Sandbox, create_sandbox_app
 
         if sandbox is None:
             sandbox = Sandbox(

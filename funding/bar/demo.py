@@ -24,9 +24,9 @@ from funding.bar.settlement import billing_job, cut_off, cutoff_key
 from funding.bar.till import BarError, cancel, local_today, open_ticket, ring_up
 from funding.db import transaction
 from funding.orgs.models import Site
-from funding.sandbox.visitor import pay
 from funding.settings import Settings
 from funding.stripe_gateway import StripeGateway
+from stripe_sandbox.visitor import pay
 
 log = logging.getLogger("funding.demo")
 

@@ -31,9 +31,9 @@ from funding.campaigns.models import (
     TierKind,
 )
 from funding.db import must_get, transaction, utcnow
-from funding.sandbox.visitor import pay
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
+from stripe_sandbox.visitor import pay
 
 log = logging.getLogger("funding.demo")
 DAY = dt.timedelta(days=1)

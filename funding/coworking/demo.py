@@ -34,9 +34,9 @@ from funding.coworking.plans import PlanSpec, save_plan, sync_plans
 from funding.coworking.service import use_pass_day
 from funding.db import must_get, transaction
 from funding.orgs.models import Site
-from funding.sandbox.visitor import pay
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
+from stripe_sandbox.visitor import pay
 
 log = logging.getLogger("funding.demo")
 

@@ -91,7 +91,7 @@ def run_demo(settings: Settings, *, host: str, port: int, reset: bool = False) -
     from sqlalchemy.engine import make_url
 
     from funding.app import create_app
-    from funding.sandbox import Sandbox
+    from stripe_sandbox import Sandbox
 
     if not _port_free(host, port):
         raise FundingError(f"port {port} is already in use: try `funding demo --port {port + 1}`")

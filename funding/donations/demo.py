@@ -20,9 +20,9 @@ from funding.donations.service import donor_token
 from funding.orgs.models import Site
 from funding.payments.models import Payment, PaymentPurpose
 from funding.payments.service import start_checkout
-from funding.sandbox.visitor import pay
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
+from stripe_sandbox.visitor import pay
 
 log = logging.getLogger("funding.demo")
 

@@ -14,8 +14,8 @@ from funding.campaigns import deadline
 from funding.campaigns.models import Campaign, CampaignEntry, Match, Pledge
 from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
-from funding.sandbox.visitor import form_action
 from funding.stripe_gateway import StripeGateway
+from stripe_sandbox.visitor import form_action
 from tests.support.campaigns import make_campaign
 from tests.support.e2e import db_call, pay_on_hosted_page, sandbox_get, wait_for
 from tests.support.web import csrf_of

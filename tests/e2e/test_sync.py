@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from funding.ledger.models import Entry
 from funding.payments.models import Payment
-from funding.sandbox import Sandbox
 from funding.stripe_gateway import SANDBOX_PATH
+from stripe_sandbox import Sandbox
 from tests.support.cli import invoke
 from tests.support.e2e import db_call, donate, pay_on_hosted_page, sandbox_get, wait_for
 from tests.support.live import LiveServer

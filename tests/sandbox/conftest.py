@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
-from funding.sandbox import Sandbox
+from stripe_sandbox import Sandbox
 from tests.support.live import free_port
 from tests.support.sandbox import MOUNT, Receiver, Server, Switch, make_client, make_sandbox
 

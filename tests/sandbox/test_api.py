@@ -8,8 +8,8 @@ import httpx
 import pytest
 import stripe
 
-from funding.sandbox.encoding import decode_pairs
-from funding.sandbox.errors import StripeError
+from stripe_sandbox.encoding import decode_pairs
+from stripe_sandbox.errors import StripeError
 from tests.support.sandbox import make_client
 
 
@@ -202,7 +202,7 @@ def test_a_blank_amount_on_an_update_is_a_missing_param(stripe_client):
 
 
 def test_a_reference_the_state_cannot_resolve_is_a_stripe_shaped_500(stripe_client, sb):
-    from funding.sandbox.state import BrokenReference
+    from stripe_sandbox.state import BrokenReference
 
     pi = stripe_client.v1.payment_intents.create(params={"amount": 5000, "currency": "eur", "payment_method": "pm_card_visa"})
     del sb.store.data["objects"]["payment_method"][pi["payment_method"]]  # a hand-edited state file, say

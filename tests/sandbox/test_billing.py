@@ -6,7 +6,7 @@ import httpx
 import pytest
 import stripe
 
-from funding.sandbox.billing import prorate
+from stripe_sandbox.billing import prorate
 from tests.support.sandbox import authenticate, card_form, subscription_checkout, types
 
 DAY = 86_400

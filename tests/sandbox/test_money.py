@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from funding.sandbox import money
+from stripe_sandbox import money
 from tests.support.sandbox import types_since
 
 DAY = 86_400

@@ -128,7 +128,7 @@ async def test_an_event_with_no_url_to_deliver_to_fails_alone(stripe_client, sb,
 
 
 def test_signature_helper_matches_stripe():
-    from funding.sandbox import signature_header
+    from stripe_sandbox import signature_header
 
     header = signature_header('{"id": "evt_1"}', SECRET, timestamp=int(time.time()))
     assert stripe.WebhookSignature.verify_header('{"id": "evt_1"}', header, SECRET, tolerance=300)

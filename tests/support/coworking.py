@@ -25,7 +25,7 @@ from funding.coworking.models import Member, Plan, PlanPrice
 from funding.coworking.plans import PlanSpec, price_ttc, save_plan
 from funding.db import transaction
 from funding.orgs.models import Site
-from funding.sandbox.encoding import decode_pairs
+from stripe_sandbox.encoding import decode_pairs
 from tests.support.stripe_objects import (
     BASE,
     FakeStripe,

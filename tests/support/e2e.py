@@ -16,8 +16,8 @@ from funding.db import transaction
 from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
 from funding.orgs.models import Site
-from funding.sandbox.visitor import form_action
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
+from stripe_sandbox.visitor import form_action
 from tests.support.db import run_async, sealed_sessions
 from tests.support.web import csrf_of
 from tests.support.world import make_world

@@ -12,7 +12,7 @@ import stripe
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
-from funding.sandbox import Sandbox, create_sandbox_app
+from stripe_sandbox import Sandbox, create_sandbox_app
 
 VISA = "4242 4242 4242 4242"
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from funding.sandbox import billing, cards, catalog, invoices, payments, taxes
-from funding.sandbox.encoding import Params
-from funding.sandbox.errors import invalid
-from funding.sandbox.invoices import new_invoice_item
+from stripe_sandbox import billing, cards, catalog, invoices, payments, taxes
+from stripe_sandbox.encoding import Params
+from stripe_sandbox.errors import invalid
+from stripe_sandbox.invoices import new_invoice_item
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
 DEFAULT_LIFETIME = 24 * 3_600
 MIN_LIFETIME = 30 * 60

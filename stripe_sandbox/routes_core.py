@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox import cards, catalog, payments, taxes
-from funding.sandbox.api import get_or_404, list_response, route, search_response
-from funding.sandbox.encoding import Params, merge_metadata
-from funding.sandbox.errors import StripeError, invalid, missing_param
-from funding.sandbox.webhooks import diff
+from stripe_sandbox import cards, catalog, payments, taxes
+from stripe_sandbox.api import get_or_404, list_response, route, search_response
+from stripe_sandbox.encoding import Params, merge_metadata
+from stripe_sandbox.errors import StripeError, invalid, missing_param
+from stripe_sandbox.webhooks import diff
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
 
 def updated(sb: Sandbox, obj: dict[str, Any], before: dict[str, Any], event: str) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def update_customer(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 @route("DELETE", "/v1/customers/{ident}")
 def delete_customer(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     customer = catalog.find_customer(sb, ident, "id")
-    from funding.sandbox import billing
+    from stripe_sandbox import billing
 
     for sub in sb.store.all("subscription"):
         if sub["customer"] == ident and sub["status"] in (*billing.LIVE_STATUSES, "incomplete", "paused"):

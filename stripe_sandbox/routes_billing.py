@@ -5,15 +5,15 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox import billing, catalog, checkout, invoices, payments, taxes
-from funding.sandbox.api import get_or_404, list_response, paginate, route, search_response
-from funding.sandbox.encoding import Params, merge_metadata
-from funding.sandbox.errors import StripeError, invalid, missing_param
-from funding.sandbox.routes_core import updated
-from funding.sandbox.state import public
+from stripe_sandbox import billing, catalog, checkout, invoices, payments, taxes
+from stripe_sandbox.api import get_or_404, list_response, paginate, route, search_response
+from stripe_sandbox.encoding import Params, merge_metadata
+from stripe_sandbox.errors import StripeError, invalid, missing_param
+from stripe_sandbox.routes_core import updated
+from stripe_sandbox.state import public
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
 # checkout ---------------------------------------------------------------------
 
@@ -659,7 +659,7 @@ def create_portal_session(sb: Sandbox, p: Params) -> dict[str, Any]:
 
 @route("GET", "/v1/subscription_items/{ident}")
 def get_subscription_item(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
-    from funding.sandbox.views import subscription_item
+    from stripe_sandbox.views import subscription_item
 
     for sub in sb.store.all("subscription"):
         for item in sub["items"]["data"]:
@@ -670,7 +670,7 @@ def get_subscription_item(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 
 @route("GET", "/v1/subscription_items")
 def list_subscription_items(sb: Sandbox, p: Params) -> dict[str, Any]:
-    from funding.sandbox.views import subscription_item
+    from stripe_sandbox.views import subscription_item
 
     p.check_known({"subscription", "limit", "starting_after", "ending_before"})
     sub = billing.find_subscription(sb, p.str("subscription", required=True))

@@ -11,13 +11,13 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from funding.sandbox import billing, cards, checkout, invoices, payments
-from funding.sandbox.errors import StripeError
-from funding.sandbox.money import format_amount
-from funding.sandbox.pages import alert, card_fields, date_fr, describe_card, lines_table, link, minimal_pdf, money, page
+from stripe_sandbox import billing, cards, checkout, invoices, payments
+from stripe_sandbox.errors import StripeError
+from stripe_sandbox.money import format_amount
+from stripe_sandbox.pages import alert, card_fields, date_fr, describe_card, lines_table, link, minimal_pdf, money, page
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
 
 def _sb(request: Request) -> Sandbox:
@@ -473,7 +473,7 @@ def _save_portal_card(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], 
     customer = sb.store.ref("customer", session["customer"])
     before = sb.view(customer)
     customer["invoice_settings"]["default_payment_method"] = pm["id"]
-    from funding.sandbox.webhooks import diff
+    from stripe_sandbox.webhooks import diff
 
     sb.emit("customer.updated", customer, diff(before, sb.view(customer)))
     for sub in sb.store.all("subscription"):
@@ -568,7 +568,7 @@ async def portal_submit(request: Request) -> Response:
                 sub = sb.store.get("subscription", form.get("subscription", ""))
                 if sub is None or sub["customer"] != session["customer"] or sub["status"] not in billing.LIVE_STATUSES:
                     return _portal_page(sb, session, message="Abonnement introuvable.", status=404)
-                from funding.sandbox.webhooks import diff
+                from stripe_sandbox.webhooks import diff
 
                 before = sb.view(sub)
                 flag = action == "cancel"

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import HTMLResponse
 
-from funding.sandbox.money import format_amount
+from stripe_sandbox.money import format_amount
 
 MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"]
 BANNER = "Bac à sable Stripe — aucun paiement réel"

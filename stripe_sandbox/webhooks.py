@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from funding.sandbox.state import public
+from stripe_sandbox.state import public
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
-log = logging.getLogger("funding.sandbox")
+log = logging.getLogger("stripe_sandbox")
 BACKOFF = (1, 5, 30, 120, 600, 1800, 3600)  # seconds after attempt n; then every hour
 GIVE_UP_AFTER = 3 * 86_400
 DELIVERY_TIMEOUT = 10.0

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox import money, payments, taxes, webhooks
-from funding.sandbox.errors import StripeError, invalid
+from stripe_sandbox import money, payments, taxes, webhooks
+from stripe_sandbox.errors import StripeError, invalid
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
 DAY = 86_400
 FINALIZE_AFTER = 3_600  # drafts of automatic invoices are finalised an hour after creation

@@ -17,14 +17,14 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
-from funding.sandbox.encoding import Params, decode_pairs
-from funding.sandbox.errors import StripeError, invalid
-from funding.sandbox.views import expand
+from stripe_sandbox.encoding import Params, decode_pairs
+from stripe_sandbox.errors import StripeError, invalid
+from stripe_sandbox.views import expand
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
-log = logging.getLogger("funding.sandbox")
+log = logging.getLogger("stripe_sandbox")
 IDEMPOTENCY_TTL = 24 * 3_600
 Handler = Callable[..., Any]
 

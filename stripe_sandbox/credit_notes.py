@@ -2,7 +2,7 @@
 
 A credit note is computed whole from the request (``build``) before anything is stored, so a
 refused request changes nothing; ``issue`` then applies it. Its lines are taxed exactly like
-invoice lines (funding.sandbox.taxes): a line that credits an invoice line carries that line's
+invoice lines (stripe_sandbox.taxes): a line that credits an invoice line carries that line's
 tax rates, a custom line the ``tax_rates`` it names.
 
 The credit first lowers the invoice's ``amount_remaining`` (and ``amount_due``), never below
@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox import invoices, payments, taxes
-from funding.sandbox.encoding import Params, merge_metadata
-from funding.sandbox.errors import StripeError, invalid, missing_param, not_found
-from funding.sandbox.money import format_amount
+from stripe_sandbox import invoices, payments, taxes
+from stripe_sandbox.encoding import Params, merge_metadata
+from stripe_sandbox.errors import StripeError, invalid, missing_param, not_found
+from stripe_sandbox.money import format_amount
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
 REASONS = ("duplicate", "fraudulent", "order_change", "product_unsatisfactory")
 LINE_TYPES = ("invoice_line_item", "custom_line_item")

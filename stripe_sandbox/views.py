@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox import money, taxes
-from funding.sandbox.errors import invalid
-from funding.sandbox.state import public
+from stripe_sandbox import money, taxes
+from stripe_sandbox.errors import invalid
+from stripe_sandbox.state import public
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
 
 def _charge(sb: Sandbox, charge: dict[str, Any]) -> dict[str, Any]:

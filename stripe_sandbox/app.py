@@ -11,12 +11,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from funding.sandbox import api, hosted, routes_billing, routes_core, routes_credit_notes, routes_payments  # noqa: F401  (register the /v1 routes)
-from funding.sandbox.sandbox import FAULT_MODES
-from funding.sandbox.state import public
+from stripe_sandbox import api, hosted, routes_billing, routes_core, routes_credit_notes, routes_payments  # noqa: F401  (register the /v1 routes)
+from stripe_sandbox.sandbox import FAULT_MODES
+from stripe_sandbox.state import public
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
 
 async def _admin_params(request: Request) -> dict[str, Any]:

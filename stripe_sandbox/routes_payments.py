@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox import catalog, money, payments
-from funding.sandbox.api import get_or_404, list_response, route, search_response
-from funding.sandbox.encoding import Params, merge_metadata
-from funding.sandbox.errors import StripeError, invalid
-from funding.sandbox.routes_core import card_from_params, updated
-from funding.sandbox.state import public
+from stripe_sandbox import catalog, money, payments
+from stripe_sandbox.api import get_or_404, list_response, route, search_response
+from stripe_sandbox.encoding import Params, merge_metadata
+from stripe_sandbox.errors import StripeError, invalid
+from stripe_sandbox.routes_core import card_from_params, updated
+from stripe_sandbox.state import public
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
 PI_CONFIRM = {
     "payment_method", "payment_method_data", "off_session", "return_url", "setup_future_usage", "receipt_email",
@@ -477,7 +477,7 @@ def update_payout(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 def list_payouts(sb: Sandbox, p: Params) -> dict[str, Any]:
     status = p.str("status")
     arrival = p.raw("arrival_date")
-    from funding.sandbox.api import created_filter
+    from stripe_sandbox.api import created_filter
 
     in_range = created_filter(p, "arrival_date") if arrival is not None else (lambda value: True)
     return list_response(

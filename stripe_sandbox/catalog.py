@@ -5,11 +5,11 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from funding.sandbox.encoding import Params
-from funding.sandbox.errors import invalid, not_found
+from stripe_sandbox.encoding import Params
+from stripe_sandbox.errors import invalid, not_found
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
 INTERVALS = ("day", "week", "month", "year")
 

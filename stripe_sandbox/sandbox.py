@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from funding.sandbox import billing, checkout, invoices, money, views, webhooks
-from funding.sandbox.state import Store, public
+from stripe_sandbox import billing, checkout, invoices, money, views, webhooks
+from stripe_sandbox.state import Store, public
 
-log = logging.getLogger("funding.sandbox")
+log = logging.getLogger("stripe_sandbox")
 API_VERSION = "2026-10-28.endive"
 FAULT_MODES = ("error_500", "error_500_after", "timeout_after", "error_429")
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox import credit_notes
-from funding.sandbox.api import list_response, paginate, route
-from funding.sandbox.encoding import Params
-from funding.sandbox.routes_core import updated
-from funding.sandbox.state import public
+from stripe_sandbox import credit_notes
+from stripe_sandbox.api import list_response, paginate, route
+from stripe_sandbox.encoding import Params
+from stripe_sandbox.routes_core import updated
+from stripe_sandbox.state import public
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
 PAGE = {"limit", "starting_after", "ending_before"}
 

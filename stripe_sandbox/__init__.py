@@ -7,8 +7,8 @@ The real stripe SDK talks HTTP to it (``base_addresses={"api": public_base}``); 
 pages (Checkout, 3-D Secure, invoices, billing portal) live under the same base.
 """
 
-from funding.sandbox.app import create_sandbox_app
-from funding.sandbox.sandbox import API_VERSION, Sandbox
-from funding.sandbox.webhooks import signature_header
+from stripe_sandbox.app import create_sandbox_app
+from stripe_sandbox.sandbox import API_VERSION, Sandbox
+from stripe_sandbox.webhooks import signature_header
 
 __all__ = ["API_VERSION", "Sandbox", "create_sandbox_app", "signature_header"]

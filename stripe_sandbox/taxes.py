@@ -11,11 +11,11 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox.encoding import Params, merge_metadata
-from funding.sandbox.errors import invalid, missing_param, not_found
+from stripe_sandbox.encoding import Params, merge_metadata
+from stripe_sandbox.errors import invalid, missing_param, not_found
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
 MAX_RATES_PER_LINE = 10  # "You can add up to ten tax rates to each line item" (docs.stripe.com/invoicing/taxes/tax-rates)
 TAX_TYPES = (

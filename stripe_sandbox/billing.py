@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox import cards, invoices, money, payments
-from funding.sandbox.errors import StripeError, invalid, not_found
-from funding.sandbox.webhooks import diff
+from stripe_sandbox import cards, invoices, money, payments
+from stripe_sandbox.errors import StripeError, invalid, not_found
+from stripe_sandbox.webhooks import diff
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
 DAY = 86_400
 INCOMPLETE_EXPIRES_AFTER = 23 * 3_600

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Literal, overload
 
-from funding.sandbox.errors import invalid, missing_param
+from stripe_sandbox.errors import invalid, missing_param
 
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
 _HEAD = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")

@@ -6,11 +6,11 @@ import copy
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from funding.sandbox import cards, money
-from funding.sandbox.errors import StripeError, invalid, not_found, unexpected_state
+from stripe_sandbox import cards, money
+from stripe_sandbox.errors import StripeError, invalid, not_found, unexpected_state
 
 if TYPE_CHECKING:
-    from funding.sandbox.sandbox import Sandbox
+    from stripe_sandbox.sandbox import Sandbox
 
 EMPTY_ADDRESS = {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None, "state": None}
 CARD_OPTIONS = {"installments": None, "mandate_options": None, "network": None, "request_three_d_secure": "automatic"}
