@@ -52,6 +52,7 @@ TABLES: dict[str, Access] = {
     "login_tokens": forward("used_at"),
     "emails": forward("status", "attempts", "last_error", "next_attempt_at", "sent_at"),
     "rate_limits": Access(update=("hits",), delete=True),  # counters: a window's hits grow, old windows go
+    "link_revocations": Access(update=("revoked_before",)),  # moved forward at each revocation
     # the ledger
     "accounts": forward("label", "active"),
     "aux_accounts": forward("label"),

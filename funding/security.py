@@ -59,6 +59,16 @@ def unsign(secret_key: str, purpose: str, token: str, *, max_age: int | None):
         raise TokenError("invalid") from None
 
 
+def unsign_dated(secret_key: str, purpose: str, token: str, *, max_age: int | None):
+    """``unsign``, and when the token was signed (an aware UTC datetime, to the second)."""
+    try:
+        return serializer(secret_key, purpose).loads(token, max_age=max_age, return_timestamp=True)
+    except SignatureExpired:
+        raise TokenError("expired") from None
+    except BadSignature:
+        raise TokenError("invalid") from None
+
+
 REDACTED = "[jeton]"
 
 

@@ -257,6 +257,26 @@ async def receipts_issuer(ctx: Context, siren: str | None, **mentions: str | Non
     out(f"mentions des reçus fiscaux de {org.name} enregistrées")
 
 
+@command(campaigns, "revoke-links", help="an address's emailed links to contributions and receipts stop opening; fresh ones are sent",
+         roles=STAFF)
+@click.argument("email")
+async def revoke_links(ctx: Context, email: str) -> None:
+    from funding.auth.service import AuthError, normalise_email
+    from funding.campaigns import resend
+
+    try:
+        address = normalise_email(email)
+    except AuthError as exc:
+        raise CommandError(str(exc)) from None
+
+    async def action(session):
+        await resend.revoke_links(session, ctx.settings, address)
+        return await resend.resend_links(session, ctx.settings, address)
+
+    queued = await _in_transaction(ctx, action)
+    out(f"liens de {address} révoqués" + ("; nouveaux liens mis en envoi" if queued else " (aucune contribution ni reçu à cette adresse)"))
+
+
 @command(campaigns, "receipts-summary", help="donors of a year; --send emails each their summary", roles=STAFF)
 @click.option("--year", type=int, default=lambda: dt.date.today().year, show_default="this year")
 @click.option("--send", is_flag=True)

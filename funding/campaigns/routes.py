@@ -23,7 +23,7 @@ from funding.db import must_get, row_id, transaction, utcnow
 from funding.i18n import get_locale, reset_locale, set_locale
 from funding.i18n import gettext as _
 from funding.limits.service import RateLimited
-from funding.security import TokenError, unsign
+from funding.security import TokenError, unsign_dated
 from funding.stripe_gateway import GatewayError
 from funding.web import (
     STAFF,
@@ -173,10 +173,12 @@ async def _resend(app, email: str, locale: str) -> None:
 
 
 
-def _pledge_id(request: Request) -> int:
+async def _pledge_id(request: Request) -> int:
+    """The pledge a signed link opens, once its signature, age and revocation are checked."""
+    settings = request.app.state.settings
     try:
-        value = unsign(request.app.state.settings.secret_key, TOKEN_PURPOSE, request.path_params["token"],
-                       max_age=resend.PLEDGE_LINK_MAX_AGE)
+        value, signed_at = unsign_dated(settings.secret_key, TOKEN_PURPOSE, request.path_params["token"],
+                                        max_age=resend.PLEDGE_LINK_MAX_AGE)
     except TokenError as exc:
         if str(exc) == "expired":
             raise HTTPException(400, _(resend.EXPIRED)) from None
@@ -184,11 +186,14 @@ def _pledge_id(request: Request) -> int:
                                    "Reprenez le lien complet de votre e-mail.")) from None
     if not isinstance(value, int):
         raise HTTPException(400, _("Ce lien n'est pas valide."))
+    async with db(request) as session:
+        email = await session.scalar(select(Pledge.email).where(Pledge.id == value))
+        await resend.check_not_revoked(session, settings, email, signed_at)
     return value
 
 
 async def _pledge_page(request: Request, *, error: str | None = None, status_code: int = 200) -> Response:
-    pledge_id = _pledge_id(request)
+    pledge_id = await _pledge_id(request)
     now = utcnow()
     async with db(request) as session:
         pledge = await session.get(Pledge, pledge_id)
@@ -216,7 +221,7 @@ async def pledge_page(request: Request) -> Response:
 
 
 async def pledge_cancel(request: Request) -> Response:
-    pledge_id = _pledge_id(request)
+    pledge_id = await _pledge_id(request)
     async with db(request) as session:
         done = await settle.cancel(session, pledge_id)
     if done is None:
@@ -229,7 +234,7 @@ async def pledge_cancel(request: Request) -> Response:
 
 async def pledge_card(request: Request) -> Response:
     """POST: open a Checkout to save another card; GET (return from it): apply it."""
-    pledge_id = _pledge_id(request)
+    pledge_id = await _pledge_id(request)
     token = request.path_params["token"]
     if request.method == "GET":
         session_id = request.query_params.get("session_id", "")
@@ -250,7 +255,7 @@ async def pledge_card(request: Request) -> Response:
 
 async def pledge_confirm(request: Request) -> Response:
     """POST: confirm on session the payment the bank wants authenticated; GET: back from the bank."""
-    pledge_id = _pledge_id(request)
+    pledge_id = await _pledge_id(request)
     token = request.path_params["token"]
     if request.method == "GET":
         pi_id = request.query_params.get("payment_intent", "")
@@ -284,6 +289,22 @@ async def pledge_confirm(request: Request) -> Response:
     return await _pledge_page(request, status_code=402, error=result.error or _("Le paiement a été refusé."))
 
 
+async def pledge_revoke(request: Request) -> Response:
+    """Every link of this pledge's address stops opening; fresh ones are emailed at once."""
+    pledge_id = await _pledge_id(request)
+    settings = request.app.state.settings
+    async with db(request) as session:
+        email = await session.scalar(select(Pledge.email).where(Pledge.id == pledge_id))
+    if email is None:
+        raise HTTPException(404)
+    await rate_limit(request, ("resend", email), ("resend-ip", None))
+    async with transaction(request.app.state.sessions) as session:
+        await resend.revoke_links(session, settings, email)
+        await resend.resend_links(session, settings, email)
+    request.app.state.kick_mail()
+    return render(request, "campaigns/resend.html", {"sent": True, "revoked": True, "error": None})
+
+
 # --- tax receipts -----------------------------------------------------------------------------
 
 
@@ -300,7 +321,7 @@ async def show_receipt(request: Request, receipt_id: int | None, pdf_url: str, *
 
 
 async def _pledge_receipt_id(request: Request) -> int | None:
-    pledge_id = _pledge_id(request)
+    pledge_id = await _pledge_id(request)
     async with db(request) as session:
         return await session.scalar(select(TaxReceipt.id).where(TaxReceipt.pledge_id == pledge_id)
                                     .order_by(TaxReceipt.revision.desc()).limit(1))
@@ -315,34 +336,46 @@ async def pledge_receipt_pdf(request: Request) -> Response:
     return await show_receipt(request, await _pledge_receipt_id(request), "", pdf=True)
 
 
-def _receipt_id(request: Request) -> int | None:
+async def _receipt_id(request: Request) -> int | None:
+    settings = request.app.state.settings
     try:
-        receipt_id = unsign(request.app.state.settings.secret_key, receipts.RECEIPT_TOKEN, request.path_params["token"],
-                            max_age=resend.RECEIPT_LINK_MAX_AGE)
+        receipt_id, signed_at = unsign_dated(settings.secret_key, receipts.RECEIPT_TOKEN, request.path_params["token"],
+                                             max_age=resend.RECEIPT_LINK_MAX_AGE)
     except TokenError as exc:
         if str(exc) == "expired":
             raise HTTPException(400, _(resend.EXPIRED)) from None
         raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie.")) from None
-    return receipt_id if isinstance(receipt_id, int) else None
+    if not isinstance(receipt_id, int):
+        return None
+    async with db(request) as session:
+        email = await session.scalar(select(TaxReceipt.donor_email).where(TaxReceipt.id == receipt_id))
+        await resend.check_not_revoked(session, settings, email, signed_at)
+    return receipt_id
 
 
 async def receipt_by_token(request: Request) -> Response:
     pdf_url = path_for(request, "tax_receipt_pdf", token=request.path_params["token"])
-    return await show_receipt(request, _receipt_id(request), pdf_url)
+    return await show_receipt(request, await _receipt_id(request), pdf_url)
 
 
 async def receipt_pdf_by_token(request: Request) -> Response:
-    return await show_receipt(request, _receipt_id(request), "", pdf=True)
+    return await show_receipt(request, await _receipt_id(request), "", pdf=True)
 
 
 async def donor_summary(request: Request) -> Response:
     await rate_limit(request, ("receipt", None))
+    settings = request.app.state.settings
     try:
-        org_id, email, year = unsign(request.app.state.settings.secret_key, receipts.SUMMARY_TOKEN,
-                                     request.path_params["token"], max_age=None)
-    except (TokenError, TypeError, ValueError):
+        (org_id, email, year), signed_at = unsign_dated(settings.secret_key, receipts.SUMMARY_TOKEN,
+                                                        request.path_params["token"], max_age=resend.RECEIPT_LINK_MAX_AGE)
+    except TokenError as exc:
+        if str(exc) == "expired":
+            raise HTTPException(400, _(resend.EXPIRED)) from None
+        raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie.")) from None
+    except (TypeError, ValueError):
         raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie.")) from None
     async with db(request) as session:
+        await resend.check_not_revoked(session, settings, str(email), signed_at)
         summary = await receipts.donor_year(session, int(org_id), str(email), int(year))
         from funding.orgs.models import Organisation
 
@@ -361,6 +394,7 @@ routes = [
     Route("/contributions/renvoyer", resend_page, methods=["GET", "POST"], name="pledge_resend"),
     Route("/contributions/{token:str}", pledge_page, name="pledge"),
     Route("/contributions/{token:str}/annuler", pledge_cancel, methods=["POST"], name="pledge_cancel"),
+    Route("/contributions/{token:str}/revoquer", pledge_revoke, methods=["POST"], name="pledge_revoke"),
     Route("/contributions/{token:str}/carte", pledge_card, methods=["GET", "POST"], name="pledge_card"),
     Route("/contributions/{token:str}/confirmer", pledge_confirm, methods=["GET", "POST"], name="pledge_confirm"),
     Route("/contributions/{token:str}/recu", pledge_receipt, name="pledge_receipt"),

@@ -11,7 +11,7 @@ from starlette.routing import Route
 from funding.auth.service import AuthError, normalise_email
 from funding.campaigns import receipts
 from funding.campaigns.donors import DonorDetails, DonorError, check_donor
-from funding.campaigns.resend import EXPIRED, RECEIPT_LINK_MAX_AGE
+from funding.campaigns.resend import EXPIRED, RECEIPT_LINK_MAX_AGE, check_not_revoked
 from funding.campaigns.routes import show_receipt
 from funding.db import must_get
 from funding.donations.service import DONOR_TOKEN, MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE, donor_token
@@ -21,7 +21,7 @@ from funding.limits.service import RateLimited
 from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Organisation, Site
 from funding.payments.service import CHECKOUT_RETURN, settle_return, start_checkout
-from funding.security import TokenError, unsign
+from funding.security import TokenError, unsign_dated
 from funding.stripe_gateway import GatewayError
 from funding.web import absolute_url, db, path_for, rate_limit, redirect, render
 
@@ -101,10 +101,13 @@ async def thanks(request: Request) -> Response:
                                                       "receipt_code": receipts.receipt_code(receipt) if receipt else ""})
 
 
-def _donation_id(request: Request) -> int:
+async def _receipt_id(request: Request) -> int | None:
+    """The latest receipt of the gift a donor's signed link names, once its signature, age and
+    revocation are checked."""
+    settings = request.app.state.settings
     try:
-        value = unsign(request.app.state.settings.secret_key, DONOR_TOKEN, request.path_params["token"],
-                       max_age=RECEIPT_LINK_MAX_AGE)
+        value, signed_at = unsign_dated(settings.secret_key, DONOR_TOKEN, request.path_params["token"],
+                                        max_age=RECEIPT_LINK_MAX_AGE)
     except TokenError as exc:
         if str(exc) == "expired":
             raise HTTPException(400, _(EXPIRED)) from None
@@ -112,13 +115,12 @@ def _donation_id(request: Request) -> int:
                                    "Reprenez le lien complet de votre e-mail.")) from None
     if not isinstance(value, int):
         raise HTTPException(400, _("Ce lien n'est pas valide."))
-    return value
-
-
-async def _receipt_id(request: Request) -> int | None:
     async with db(request) as session:
-        receipt = await receipts.latest_of_payment(session, _donation_id(request))
-    return receipt.id if receipt is not None else None
+        receipt = await receipts.latest_of_payment(session, value)
+        if receipt is None:
+            return None
+        await check_not_revoked(session, settings, receipt.donor_email, signed_at)
+        return receipt.id
 
 
 async def receipt_page(request: Request) -> Response:

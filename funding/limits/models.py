@@ -22,3 +22,14 @@ class RateCounter(Base):
     key_hash: Mapped[str] = mapped_column(String(64))
     window_start: Mapped[dt.datetime]
     hits: Mapped[int]
+
+
+class LinkRevocation(Base):
+    """Links to contributions and tax receipts emailed to an address (``email_hash``, a keyed
+    hash) and signed before ``revoked_before`` no longer open. Moved forward, never back."""
+
+    __tablename__ = "link_revocations"
+    __table_args__ = (PrimaryKeyConstraint("email_hash"),)
+
+    email_hash: Mapped[str] = mapped_column(String(64))
+    revoked_before: Mapped[dt.datetime]
