@@ -210,6 +210,8 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
             *[route for module in parts("routes") for route in module.routes],
             *mounts,
             Mount("/static", StaticFiles(directory=PROJECT_ROOT / "funding" / "static"), name="static"),
+            *([] if settings.s3_bucket else
+              [Mount("/media", StaticFiles(directory=settings.media_dir, check_dir=False), name="media")]),
         ],
         middleware=[
             Middleware(WebhookFastPath),

@@ -58,6 +58,15 @@ class Settings:
     # How many proxies in front of the web process append to X-Forwarded-For (0: none trusted,
     # the client is the ASGI peer).
     trusted_proxies: int = 0
+    # Where uploaded images are kept (funding.media): a local directory served at /media/, or an
+    # S3-compatible bucket when s3_bucket is set.
+    media_dir: str = str(PROJECT_ROOT / "var" / "media")
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "fr-par"
+    s3_access_key_id: str = field(default="", repr=False)
+    s3_secret_access_key: str = field(default="", repr=False)
+    s3_public_url: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -219,7 +228,26 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
         seal_public_keys=public_keys,
         rate_limits=_rate_limits(env.get("RATE_LIMITS", "")),
         trusted_proxies=_trusted_proxies(env.get("TRUSTED_PROXIES")),
+        **_media(env, defaults),
     )
+
+
+def _media(env, defaults: Settings) -> dict:
+    """MEDIA_DIR, or S3_BUCKET with S3_ENDPOINT_URL, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY
+    (S3_REGION, S3_PUBLIC_URL optional)."""
+    bucket = env.get("S3_BUCKET", "").strip()
+    endpoint = env.get("S3_ENDPOINT_URL", "").strip()
+    public = env.get("S3_PUBLIC_URL", "").strip()
+    if bucket:
+        missing = [name for name in ("S3_ENDPOINT_URL", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY") if not env.get(name)]
+        if missing:
+            raise ConfigError(f"S3_BUCKET is set: {', '.join(missing)} required too")
+        for name, url in (("S3_ENDPOINT_URL", endpoint), ("S3_PUBLIC_URL", public)):
+            if url and urlsplit(url).scheme not in ("https", "http"):
+                raise ConfigError(f"{name}: expected an https:// address, not {url!r}")
+    return {"media_dir": env.get("MEDIA_DIR") or defaults.media_dir, "s3_endpoint_url": endpoint, "s3_bucket": bucket,
+            "s3_region": env.get("S3_REGION") or defaults.s3_region, "s3_access_key_id": env.get("S3_ACCESS_KEY_ID", ""),
+            "s3_secret_access_key": env.get("S3_SECRET_ACCESS_KEY", ""), "s3_public_url": public}
 
 
 def generate_seal_key() -> str:

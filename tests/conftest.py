@@ -144,7 +144,7 @@ def pg_url(request) -> str:
 
 
 @pytest.fixture
-def settings(database_url):
+def settings(database_url, tmp_path):
     return load_settings(
         {},
         FUNDING_ENV="test",
@@ -152,6 +152,7 @@ def settings(database_url):
         SECRET_KEY="test-secret-key-0123456789",
         BASE_URL="http://testserver",
         LEDGER_SEAL_KEY=TEST_SEAL_KEY,
+        MEDIA_DIR=str(tmp_path / "media"),
     )
 
 

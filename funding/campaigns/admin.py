@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from funding import csvout
-from funding.campaigns import books, receipts, richtext, service, views
+from funding import csvout, media
+from funding.campaigns import books, news, receipts, richtext, service, views
 from funding.campaigns.models import Campaign, CampaignEntry, Match, Mode, Nature, Pledge, PledgeStatus, Tier
 from funding.campaigns.service import (
     CampaignError,
@@ -25,6 +25,7 @@ from funding.campaigns.service import (
 )
 from funding.db import digits, must_get
 from funding.i18n import gettext as _
+from funding.i18n import ngettext
 from funding.ledger.models import Entry
 from funding.ledger.service import LedgerError
 from funding.money import format_plain
@@ -64,6 +65,15 @@ async def _sites(session):
     return (await session.execute(select(Site.slug, Site.name).order_by(Site.is_central.desc(), Site.name))).all()
 
 
+async def _with_upload(request: Request, raw, form: CampaignForm) -> None:
+    """An image chosen in the form's file field: checked, resized, stored; its URL replaces the typed one."""
+    upload = raw.get("image_file")
+    if upload is None or isinstance(upload, str) or not upload.filename:
+        return
+    data = await upload.read(media.MAX_UPLOAD + 1)
+    form.image_url = await media.store_image(request.app.state.settings, data)
+
+
 async def new(request: Request) -> Response:
     async with db(request) as session:
         user = await require(request, session, STAFF)
@@ -71,13 +81,15 @@ async def new(request: Request) -> Response:
     context = {"form": CampaignForm(mode=Mode.KEEP_IT_ALL), "sites": sites, "error": None, "campaign": None}
     if request.method == "GET":
         return render(request, "campaigns/admin_form.html", context)
-    form = _campaign_form(await request.form())
+    raw = await request.form()
+    form = _campaign_form(raw)
     context["form"] = form
     try:
+        await _with_upload(request, raw, form)
         async with db(request) as session:
             campaign = await service.create_campaign(session, form, created_by=user.email)
             slug = campaign.slug
-    except CampaignError as exc:
+    except (CampaignError, media.ImageError) as exc:
         context["error"] = str(exc)
         return render(request, "campaigns/admin_form.html", context, status_code=400)
     flash(request, _("Brouillon créé : ajoutez ses contreparties, puis publiez-le."), "success")
@@ -94,13 +106,15 @@ async def edit(request: Request) -> Response:
         context = {"form": service.form_of(campaign, site.slug), "sites": sites, "error": None, "campaign": campaign}
     if request.method == "GET":
         return render(request, "campaigns/admin_form.html", context)
-    form = _campaign_form(await request.form())
+    raw = await request.form()
+    form = _campaign_form(raw)
     form.site, form.slug = site.slug, campaign.slug  # neither moves once created
     context["form"] = form
     try:
+        await _with_upload(request, raw, form)
         async with db(request) as session:
             await service.update_campaign(session, campaign.id, form)
-    except CampaignError as exc:
+    except (CampaignError, media.ImageError) as exc:
         context["error"] = str(exc)
         return render(request, "campaigns/admin_form.html", context, status_code=400)
     flash(request, _("Campagne enregistrée."), "success")
@@ -137,6 +151,9 @@ async def owner_view(request: Request) -> Response:
             .join(CampaignEntry, CampaignEntry.source_key == Entry.source_key)
             .where(CampaignEntry.campaign_id == campaign.id, Entry.org_id == campaign.org_id, Entry.number.is_not(None))
             .order_by(Entry.number.desc()).limit(100))).all()
+        updates = await news.updates_of(session, campaign.id)
+        news_readers = await session.scalar(select(func.count(func.distinct(Pledge.email))).where(
+            Pledge.campaign_id == campaign.id, Pledge.wants_updates.is_(True), Pledge.status.in_(news.NEWS_STATES)))
     more = len(pledges) > PAGE
     tier_titles = {t.id: t.title for t in tiers}
     return render(request, "campaigns/admin_view.html", {
@@ -147,6 +164,7 @@ async def owner_view(request: Request) -> Response:
         "pledge_labels": views.PLEDGE_LABELS,
         "can_edit": user.can(*STAFF, org=campaign.org_id), "widget_url": absolute_url(request, "campaign_widget", slug=campaign.slug),
         "description": richtext.render(campaign.description), "local": local,
+        "updates": updates, "news_readers": news_readers or 0, "render_text": richtext.render,
     })
 
 
@@ -161,6 +179,27 @@ async def _act(request: Request, action, success: str) -> Response:
         flash(request, str(exc), "error")
     else:
         flash(request, success, "success")
+    return redirect_to(request, "admin_campaign", slug=slug)
+
+
+async def post_update(request: Request) -> Response:
+    """Publish news of the campaign: on its page, and emailed to the backers who agreed."""
+    slug = request.path_params["slug"]
+    raw = await request.form()
+    try:
+        async with db(request) as session:
+            user = await require(request, session, STAFF)
+            campaign = await _campaign(session, slug)
+            published = await news.publish_update(session, request.app.state.settings, campaign,
+                                                  title=str(raw.get("title", "")), body=str(raw.get("body", "")),
+                                                  author=user.email)
+            recipients = published.recipients
+    except news.NewsError as exc:
+        flash(request, str(exc), "error")
+        return redirect_to(request, "admin_campaign", slug=slug)
+    request.app.state.kick_mail()
+    flash(request, ngettext("Nouvelle publiée et envoyée à %(num)s contributeur.",
+                            "Nouvelle publiée et envoyée à %(num)s contributeurs.", recipients), "success")
     return redirect_to(request, "admin_campaign", slug=slug)
 
 
@@ -296,6 +335,7 @@ routes = [
           name="admin_campaign_tier_active"),
     Route("/admin/campaigns/{slug:str}/tiers/{tier_id:id}/deliver", deliver_tier, methods=["POST"],
           name="admin_campaign_tier_deliver"),
+    Route("/admin/campaigns/{slug:str}/nouvelles", post_update, methods=["POST"], name="admin_campaign_update"),
     Route("/admin/campaigns/{slug:str}/match", set_match, methods=["POST"], name="admin_campaign_match"),
     Route("/admin/campaigns/{slug:str}/publish", publish, methods=["POST"], name="admin_campaign_publish"),
     Route("/admin/campaigns/{slug:str}/archive", archive, methods=["POST"], name="admin_campaign_archive"),

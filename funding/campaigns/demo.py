@@ -202,6 +202,7 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
             await run(sessions, settings, gw)
             await run(sessions, settings, gw)
             await _deliver_and_close(sessions, campaigns["fete-des-tiers-lieux-2026"].id)
+        await _travel(settings, sessions, campaigns)
         log.info("demo: campaigns played through the sandbox")
     except Exception:  # the demo must start even if this goes wrong
         log.exception("demo: could not play the campaigns")
@@ -213,7 +214,7 @@ async def _give(settings, gw, sessions, http, campaign, tier, name, email, amoun
     from funding.campaigns.pledges import Contribution, create_pledge
 
     data = Contribution(amount=amount, tier=str(tier.id) if tier else "", name=name, email=email, show_name=public,
-                        message=message, donor=demo_address(name))
+                        message=message, donor=demo_address(name), wants_updates=public)
     async with transaction(sessions) as session:
         # The finished campaigns' backers gave while they ran.
         when = min(utcnow(), campaign.ends_at - DAY)
@@ -245,6 +246,45 @@ async def _promise(settings, gw, sessions, http, campaign, name, email, euros, m
     async with transaction(sessions) as session:
         await move(session, pledge.id, (PledgeStatus.PENDING,), PledgeStatus.ACTIVE, now=campaign.ends_at - 2 * DAY,
                    customer_id=customer["id"], payment_method_id=seti["payment_method"])
+
+
+# A picture per campaign (drawn here: the demo ships no photos), and news from the laser's campaign.
+PICTURES = {"decoupeuse-laser-fablab": ((24, 46, 84), (230, 80, 60)), "four-a-pain-courpiere": ((150, 90, 40), (250, 235, 200)),
+            "cuisine-partagee-puy-guillaume": ((46, 110, 60), (250, 200, 80)),
+            "atelier-la-monnerie": ((120, 72, 40), (240, 230, 210)), "fete-des-tiers-lieux-2026": ((110, 40, 110), (250, 220, 120))}
+NEWS = ("La découpeuse est choisie", "Après trois démonstrations, le FabLab a retenu une machine de 60 W qui grave "
+        "le bois, le cuir et l'acier des lames.\n\n**Merci** aux premiers contributeurs : les ateliers d'essai "
+        "ouvriront dès la livraison.")
+
+
+def _picture(background: tuple[int, int, int], ink: tuple[int, int, int]) -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (1200, 630), background)
+    draw = ImageDraw.Draw(image)
+    for i in range(12):
+        draw.line([(i * 110, 630), (i * 110 + 400, 0)], fill=ink, width=6)
+    draw.ellipse([760, 150, 1090, 480], outline=ink, width=14)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+async def _travel(settings: Settings, sessions, campaigns: dict) -> None:
+    from funding import media
+    from funding.campaigns.news import publish_update
+
+    for slug, colours in PICTURES.items():
+        if slug in campaigns:
+            url = await media.store_image(settings, _picture(*colours))
+            async with transaction(sessions) as session:
+                (await must_get(session, Campaign, campaigns[slug].id)).image_url = url
+    if "decoupeuse-laser-fablab" in campaigns:
+        async with transaction(sessions) as session:
+            campaign = await must_get(session, Campaign, campaigns["decoupeuse-laser-fablab"].id)
+            await publish_update(session, settings, campaign, title=NEWS[0], body=NEWS[1], author="camille@entre-lab.fr")
 
 
 async def _deliver_and_close(sessions, campaign_id: int) -> None:

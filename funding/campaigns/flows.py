@@ -93,7 +93,7 @@ async def open_checkout(sessions: Sessions, gw: StripeGateway, settings: Setting
             "mode": "setup", "customer": customer["id"], "currency": pledge.currency.lower(),
             "payment_method_types": ["card"], "metadata": meta, "locale": "fr",
             "setup_intent_data": {"metadata": meta, "description": _description(campaign, tier)},
-            "success_url": success, "cancel_url": cancel, "expires_at": checkout_expiry(pledge.created_at),
+            "success_url": success, "cancel_url": cancel, "expires_at": checkout_expiry(),
         })
         async with transaction(sessions) as session:
             await session.execute(update(Pledge).where(Pledge.id == pledge.id).values(

@@ -249,6 +249,37 @@ class Pledge(CampaignScoped, Base):
     paid_at: Mapped[dt.datetime | None]
     ended_at: Mapped[dt.datetime | None]  # canceled, expired, failed or void
     delivered_at: Mapped[dt.datetime | None]
+    wants_updates: Mapped[bool] = mapped_column(default=False)  # the backer agreed to receive the campaign's news
+
+
+class CampaignUpdate(CampaignScoped, Base):
+    """News of a campaign written by its staff: shown on its page, emailed to the backers who
+    agreed. Published once, never edited (a correction is another update)."""
+
+    __tablename__ = "campaign_updates"
+    __table_args__ = (Index("ix_campaign_updates_campaign", "campaign_id", "published_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)  # safe formatted text (see richtext)
+    author: Mapped[str] = mapped_column(String(254))
+    published_at: Mapped[dt.datetime]
+    recipients: Mapped[int] = mapped_column(default=0)  # emails queued when it was published
+
+
+class CampaignReminder(CampaignScoped, Base):
+    """A visitor asked to be reminded 48 hours before an all-or-nothing campaign ends; sent once."""
+
+    __tablename__ = "campaign_reminders"
+    __table_args__ = (UniqueConstraint("campaign_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    email: Mapped[str] = mapped_column(String(254))
+    locale: Mapped[str] = mapped_column(String(5), default="fr")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
 
 
 class CampaignEntry(CampaignScoped, Base):

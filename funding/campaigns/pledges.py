@@ -63,6 +63,7 @@ class Contribution:
     show_name: bool = False
     public_name: str = ""
     message: str = ""
+    wants_updates: bool = False  # "send me the campaign's news"
 
 
 def is_sale(amount: int, tier: Tier | None) -> bool:
@@ -197,7 +198,7 @@ async def create_pledge(
         campaign_id=campaign.id, tier_id=tier.id if tier else None, amount=amount, currency=currency,
         nature=Nature.SALE if sale else Nature.GIFT, vat_per_mille=vat, match_amount=match_share(amount, match),
         name=name, email=email, address=address, public_name=public_name, message=message,
-        company_name=donor.company_name if donor else None, company_siren=donor.siren if donor else None,
+        wants_updates=data.wants_updates, company_name=donor.company_name if donor else None, company_siren=donor.siren if donor else None,
         status=PledgeStatus.PENDING, link_base=link_base.rstrip("/"), created_at=now, updated_at=now,
     )
     session.add(pledge)

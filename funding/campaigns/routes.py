@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from funding.auth.service import AuthError, normalise_email
-from funding.campaigns import admin, api, flows, receipt_pdf, receipts, resend, richtext, settle, views
+from funding.campaigns import admin, api, flows, news, receipt_pdf, receipts, resend, richtext, settle, views
 from funding.campaigns.donors import DonorDetails
 from funding.campaigns.models import Campaign, CampaignStatus, Mode, Pledge, PledgeStatus, TaxReceipt, Tier
 from funding.campaigns.pledges import TOKEN_PURPOSE, Contribution, ContributionError
@@ -42,14 +42,16 @@ from funding.web import (
 log = logging.getLogger("funding.campaigns")
 
 FORM_FIELDS = ("tier", "amount", "currency", "name", "email", "street", "postcode", "town", "country", "company",
-               "company_name", "siren", "show_name", "public_name", "message")
+               "company_name", "siren", "show_name", "public_name", "message", "news")
 
 
 async def campaign_list(request: Request) -> Response:
     async with db(request) as session:
         await load_user(request, session)
         rows = await views.public_list(session)
-    return render(request, "campaigns/list.html", {"rows": rows, "labels": views.STATUS_LABELS, "modes": views.MODE_LABELS})
+    now = utcnow()
+    return render(request, "campaigns/list.html", {"rows": rows, "labels": views.STATUS_LABELS, "modes": views.MODE_LABELS,
+                                                   "time_left": lambda campaign: views.time_left(campaign, now)})
 
 
 async def _page(request: Request, slug: str, *, form: dict | None = None, error: str | None = None,
@@ -62,8 +64,14 @@ async def _page(request: Request, slug: str, *, form: dict | None = None, error:
         if page is None:
             raise HTTPException(404)
         wall = await views.wall(session, page.campaign.id)
+        updates = await news.updates_of(session, page.campaign.id)
+    base = request.app.state.settings.base_url
+    image = page.campaign.image_url
     context = {
         "page": page, "c": page.campaign, "wall": wall, "description": richtext.render(page.campaign.description),
+        "updates": updates, "render_text": richtext.render, "share_url": base + path_for(request, "campaign", slug=slug),
+        "og_image": (base + image if image and image.startswith("/") else image),
+        "can_remind": news.can_remind(page.campaign, now), "reminded": "rappel" in request.query_params,
         "form": form or {"tier": request.query_params.get("contrepartie", "")}, "error": error,
         "canceled": "annule" in request.query_params, "labels": views.STATUS_LABELS, "modes": views.MODE_LABELS,
         "local": admin.local,
@@ -85,7 +93,7 @@ async def contribute(request: Request) -> Response:
         raise HTTPException(404)
     data = Contribution(amount=form["amount"], tier=form["tier"], currency=form["currency"], name=form["name"],
                         email=form["email"], donor=DonorDetails.from_form(form), show_name=form["show_name"] == "1",
-                        public_name=form["public_name"], message=form["message"])
+                        public_name=form["public_name"], message=form["message"], wants_updates=form["news"] == "1")
     try:
         await rate_limit(request, ("contribute", None), *([("hold", None)] if await _holds_stock(request, form["tier"]) else []))
     except RateLimited as exc:
@@ -139,6 +147,27 @@ async def thanks(request: Request) -> Response:
                                                       "modes": views.MODE_LABELS, "local": admin.local, "own": own,
                                                       "email": pledge.email if own and pledge else _("votre adresse")},
                   status_code=200 if pledge else 404)
+
+
+async def remind(request: Request) -> Response:
+    """A visitor asks to be told 48 hours before an all-or-nothing campaign ends (the same
+    answer whether or not the address had already asked)."""
+    slug = request.path_params["slug"]
+    raw = await request.form()
+    try:
+        email = normalise_email(str(raw.get("email", "")))
+    except AuthError as exc:
+        return await _page(request, slug, error=str(exc), status_code=400)
+    await rate_limit(request, ("remind", None))
+    try:
+        async with transaction(request.app.state.sessions) as session:
+            campaign = await session.scalar(select(Campaign).where(Campaign.slug == slug))
+            if campaign is None or campaign.status == CampaignStatus.DRAFT:
+                raise HTTPException(404)
+            await news.ask_reminder(session, campaign, email, get_locale())
+    except news.NewsError as exc:
+        return await _page(request, slug, error=str(exc), status_code=409)
+    return redirect(path_for(request, "campaign", slug=slug, query={"rappel": "1"}) + "#rappel")
 
 
 # --- the backer's own page (signed link) ----------------------------------------------------
@@ -391,6 +420,7 @@ routes = [
     Route("/campagnes/{slug:str}", campaign_page, name="campaign"),
     Route("/campagnes/{slug:str}/contribuer", contribute, methods=["POST"], name="campaign_contribute"),
     Route("/campagnes/{slug:str}/merci", thanks, name="campaign_thanks"),
+    Route("/campagnes/{slug:str}/rappel", remind, methods=["POST"], name="campaign_remind"),
     Route("/contributions/renvoyer", resend_page, methods=["GET", "POST"], name="pledge_resend"),
     Route("/contributions/{token:str}", pledge_page, name="pledge"),
     Route("/contributions/{token:str}/annuler", pledge_cancel, methods=["POST"], name="pledge_cancel"),

@@ -98,7 +98,7 @@ def check_image(value: str) -> str | None:
     url = (value or "").strip()
     if not url:
         return None
-    if len(url) > 500 or not re.fullmatch(r"(https://|/static/)[^\s\"'<>]+", url):
+    if len(url) > 500 or not re.fullmatch(r"(https://|/static/|/media/)[^\s\"'<>]+", url):
         raise CampaignError(_("Image : indiquez une adresse https:// (ou /static/…)."))
     return url
 

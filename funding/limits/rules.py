@@ -15,5 +15,6 @@ DEFAULTS: dict[str, tuple[int, int]] = {
     "receipt": (30, 3600),  # tax receipt and yearly summary pages shown to one client
     "resend": (3, 3600),  # contributions' and receipts' links sent again to one address
     "resend-ip": (20, 3600),  # … asked from one client
+    "remind": (10, 3600),  # reminders before a campaign's end asked from one client
     "api": (120, 60),  # public API and widget requests from one client
 }

@@ -60,6 +60,10 @@ async def create_once(
             key = idempotency_key(ref, resource, attempt)
             if existing is not None:
                 request_id = existing.id
+                # A retry under the same key sends what the first attempt sent, as Stripe expects
+                # (anything derived from the clock, such as a Checkout's expires_at, included).
+                if existing.status in (RequestStatus.PENDING, RequestStatus.UNKNOWN) and existing.params:
+                    params = json.loads(existing.params)
             else:
                 inserted = await insert_ignore(
                     session, StripeRequest,

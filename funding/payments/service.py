@@ -38,10 +38,12 @@ CHECKOUT_RETURN = "session_id={CHECKOUT_SESSION_ID}"
 CHECKOUT_LIFETIME = dt.timedelta(minutes=31)
 
 
-def checkout_expiry(created_at: dt.datetime) -> int:
-    """``expires_at`` of a Checkout session opened for a row created at ``created_at`` (naive UTC):
-    derived from the row, so a retry under the same idempotency key sends the same parameters."""
-    return int((created_at + CHECKOUT_LIFETIME).replace(tzinfo=dt.UTC).timestamp())
+def checkout_expiry(opened_at: dt.datetime | None = None) -> int:
+    """``expires_at`` of a Checkout session opened at ``opened_at`` (naive UTC, default now).
+    Stripe wants it 30 minutes to 24 hours after the session's creation, whenever the row behind
+    it was made (a retry minutes later, a demo backer who gave last month); a retry under the same
+    idempotency key sends the parameters of its first attempt (``create_once``)."""
+    return int(((opened_at or utcnow()) + CHECKOUT_LIFETIME).replace(tzinfo=dt.UTC).timestamp())
 
 
 def on_paid(purpose: str, hook: PaidHook, *, many: PaidManyHook | None = None) -> None:
@@ -117,7 +119,7 @@ async def start_checkout(
         "metadata": meta,
         "payment_intent_data": {"metadata": meta, "description": description[:200]},
         "locale": "fr",
-        "expires_at": checkout_expiry(payment.created_at),
+        "expires_at": checkout_expiry(),
     }
     if customer:
         params["customer"] = customer

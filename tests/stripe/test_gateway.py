@@ -188,3 +188,28 @@ async def test_after_24_hours_the_sweep_searches_our_metadata_before_creating(se
     assert len(create_route.calls) == 1  # only the one nothing was found for
     assert create_route.calls.last.request.headers["idempotency-key"] == "entrelab-pledge-10-payment_intents-2"
     assert json.loads(rows[("pledge:10", 2)].params)["metadata"]["entrelab_ref"] == "pledge:10"
+
+
+@respx.mock
+async def test_a_retry_under_the_same_key_sends_what_the_first_attempt_sent(sessions):
+    # Observed: a Checkout's expires_at was derived from the row's creation, so a pledge made a
+    # while before its Checkout (a retry, the demo's backers) was refused by Stripe; now it is
+    # derived from the call, and a retry under the same key repeats the first call's parameters.
+    route = respx.post(f"{BASE}/v1/checkout/sessions").mock(return_value=error(500, "api_error"))
+    gw, _ = gateway(max_attempts=1)
+    with pytest.raises(StripeUnknown):
+        await create_once(sessions, gw, ref="pledge:11", resource="checkout.sessions", params={"expires_at": 1000})
+    with pytest.raises(StripeUnknown):
+        await create_once(sessions, gw, ref="pledge:11", resource="checkout.sessions", params={"expires_at": 2000})
+    first, second = (call.request for call in route.calls)
+    assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"]
+    assert b"expires_at=1000" in first.content and b"expires_at=1000" in second.content
+
+
+def test_a_checkout_expires_31_minutes_after_it_is_opened_whenever_its_row_was_made():
+    from funding.payments.service import checkout_expiry
+
+    opened = dt.datetime(2026, 12, 4, 10, 0)
+    assert checkout_expiry(opened) == int(dt.datetime(2026, 12, 4, 10, 31, tzinfo=dt.UTC).timestamp())
+    now = dt.datetime.now(dt.UTC).timestamp()
+    assert 30 * 60 < checkout_expiry() - now <= 31 * 60 + 1

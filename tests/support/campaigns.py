@@ -54,11 +54,12 @@ async def tiers_of(sessions, campaign_id: int) -> list[Tier]:
 
 async def pledge(sessions, campaign_id: int, *, amount: str = "50", tier: str = "", name: str = "Ana Martin",
                  email: str = "ana@example.org", show_name: bool = True, message: str = "",
-                 address: str = "3 rue Durolle\n63300 Thiers\nFrance", donor: DonorDetails | None = None) -> Pledge:
+                 address: str = "3 rue Durolle\n63300 Thiers\nFrance", donor: DonorDetails | None = None,
+                 wants_updates: bool = False) -> Pledge:
     async with transaction(sessions) as session:
         return await create_pledge(session, campaign_id, Contribution(
             amount=amount, tier=tier, name=name, email=email, show_name=show_name, message=message, address=address,
-            donor=donor or DonorDetails()),
+            donor=donor or DonorDetails(), wants_updates=wants_updates),
             secret_key=SECRET, link_base="http://testserver")
 
 
