@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +20,11 @@ from funding.security import TokenError, sign, unsign
 from funding.settings import Settings
 
 PURPOSE = "login"
+
+# People a domain knows without an account (a backer, a donor): ``async fn(session, email)``
+# gives (their name, the page they land on) or None. Registered by those domains at start; a
+# login link asked for such an address makes them an account with no role, for their own space.
+ACCOUNT_SOURCES: list[Callable[[AsyncSession, str], Awaitable[tuple[str, str] | None]]] = []
 
 
 class AuthError(FundingError):
@@ -123,9 +129,23 @@ async def issue_link(session: AsyncSession, user: User, settings: Settings, *, n
 async def request_login(session: AsyncSession, email: str, settings: Settings, *, next_path: str = "/") -> None:
     """Email a login link if the address belongs to an active account; silent otherwise."""
     email = normalise_email(email)
-    user = await session.scalar(select(User).where(func.lower(User.email) == email, User.active))
-    if user is None:
+    user = await session.scalar(select(User).where(func.lower(User.email) == email))
+    if user is not None and not user.active:
         return
+    known = None
+    if user is None or (next_path == "/" and not await is_team(session, user.id)):
+        for source in ACCOUNT_SOURCES:
+            known = await source(session, email)
+            if known is not None:
+                break
+    if user is None:
+        if known is None:
+            return
+        user = User(email=email, name=known[0][:200], created_at=utcnow())
+        session.add(user)
+        await session.flush()
+    if known is not None and next_path == "/":
+        next_path = known[1]
     link = await issue_link(session, user, settings, next_path=next_path)
     minutes = settings.login_link_max_age // 60
     await enqueue(

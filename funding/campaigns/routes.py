@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from funding.auth.service import AuthError, normalise_email
-from funding.campaigns import admin, api, flows, news, receipt_pdf, receipts, resend, richtext, settle, views
+from funding.campaigns import admin, api, backers, flows, news, receipt_pdf, receipts, resend, richtext, settle, views
 from funding.campaigns.donors import DonorDetails
 from funding.campaigns.models import Campaign, CampaignStatus, Mode, Pledge, PledgeStatus, TaxReceipt, Tier
 from funding.campaigns.pledges import TOKEN_PURPOSE, Contribution, ContributionError
@@ -27,6 +27,7 @@ from funding.security import TokenError, unsign_dated
 from funding.stripe_gateway import GatewayError
 from funding.web import (
     STAFF,
+    LoginRequired,
     absolute_url,
     db,
     flash,
@@ -168,6 +169,19 @@ async def remind(request: Request) -> Response:
     except news.NewsError as exc:
         return await _page(request, slug, error=str(exc), status_code=409)
     return redirect(path_for(request, "campaign", slug=slug, query={"rappel": "1"}) + "#rappel")
+
+
+async def backer_space(request: Request) -> Response:
+    """The logged-in person's contributions, promises and receipts (any account: a backer's has no role)."""
+    async with db(request) as session:
+        user = await load_user(request, session)
+    if user is None:
+        raise LoginRequired()
+    # Read outside the organisations' wall: the rows of the address the login link proved, and only those.
+    async with request.app.state.sessions() as session:
+        view = await backers.space(session, request.app.state.settings, user.email, utcnow())
+    return render(request, "campaigns/backer.html", {"s": view, "labels": views.PLEDGE_LABELS, "modes": views.MODE_LABELS,
+                                                      "local": admin.local})
 
 
 # --- the backer's own page (signed link) ----------------------------------------------------
@@ -421,6 +435,7 @@ routes = [
     Route("/campagnes/{slug:str}/contribuer", contribute, methods=["POST"], name="campaign_contribute"),
     Route("/campagnes/{slug:str}/merci", thanks, name="campaign_thanks"),
     Route("/campagnes/{slug:str}/rappel", remind, methods=["POST"], name="campaign_remind"),
+    Route("/mes-contributions", backer_space, name="backer_space"),
     Route("/contributions/renvoyer", resend_page, methods=["GET", "POST"], name="pledge_resend"),
     Route("/contributions/{token:str}", pledge_page, name="pledge"),
     Route("/contributions/{token:str}/annuler", pledge_cancel, methods=["POST"], name="pledge_cancel"),

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.campaigns import backers as _backers  # noqa: F401  (lets backers log in to their space)
 from funding.campaigns import books, settle
 from funding.campaigns import receipt_pdf as _receipt_pdf  # noqa: F401  (registers the PDF attachment of receipts)
 from funding.campaigns.models import MODES, Campaign, CampaignStatus, Match, MatchStatus, Pledge, Tier, TierKind
