@@ -198,7 +198,9 @@ def _form(a: Alpha, token: str) -> dict:
 PUBLIC_POSTS = {"/login", "/login/{token}", "/soutenir", "/campagnes/{slug:str}/contribuer", "/contributions/{token:str}/annuler",
                 "/contributions/{token:str}/carte", "/contributions/{token:str}/confirmer", "/coworking/{site}/adherer/{plan}",
                 "/coworking/{site}/adherer/{plan}/confirmer/{token}",
-                "/contributions/renvoyer"}  # asks for one's links again: the same answer for any address
+                "/contributions/renvoyer",  # asks for one's links again: the same answer for any address
+                "/contributions/{token:str}/revoquer",  # the signed link's holder revokes it (fresh ones are emailed)
+                "/campagnes/{slug:str}/rappel"}  # a reminder before an all-or-nothing deadline, for any address
 
 
 def _routes(app) -> list[Route]:
