@@ -126,8 +126,11 @@ def read_csv(data: bytes | str, *, columns: Mapping[str, str], required: Iterabl
             break
         except csv.Error as exc:
             if "field limit" in str(exc):
+                physical = lines[start - 1].split(delimiter) if start - 1 < len(lines) else []
+                rank = next((n for n, cell in enumerate(physical) if len(cell) > max_cell), 0)
+                name = header[rank] if rank < len(header) and header[rank] else f"n°{rank + 1}"
                 raise CsvError(_("cellule trop longue (au plus %(max)s caractères)", max=max_cell),
-                               line=start) from None
+                               line=start, column=name) from None
             rank = _open_quote_rank(lines[start - 1] if start - 1 < len(lines) else "", delimiter)
             name = (header[rank] if rank < len(header) and header[rank] else f"n°{rank + 1}") if header else f"n°{rank + 1}"
             raise CsvError(_("guillemet non fermé ou mal placé (%(detail)s)", detail=str(exc)), line=start,

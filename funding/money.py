@@ -110,10 +110,10 @@ def parse_amount(text: str, currency: str = "EUR", *, allow_negative: bool = Fal
         raw = raw[1:]
     exp = exponent(currency)
     pattern = rf"(\d{{1,15}})(?:[.,](\d{{1,{exp}}}))?" if exp else r"(\d{1,15})"
-    match = re.fullmatch(pattern, raw)
+    match = re.fullmatch(pattern, raw, re.ASCII)  # "٣" is a digit to Python, not to an accountant
     if not match:
         shown = str(text).strip() or "(vide)"
-        if exp and re.fullmatch(r"\d+[.,]\d+", raw):
+        if exp and re.fullmatch(r"\d+[.,]\d+", raw, re.ASCII):
             raise MoneyError(f"montant invalide : {shown} (au plus {exp} décimales en {currency})")
         raise MoneyError(f"montant invalide : {shown}")
     if negative and not allow_negative:

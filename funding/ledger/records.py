@@ -35,6 +35,7 @@ from funding.i18n import N_
 from funding.ledger.chart import DEPRECIATION_ACCOUNTS, check_account_number, vat_account
 from funding.ledger.models import FUNDING_SOURCES, Entry, FixedAsset, FundingSource, Grant, GrantNature, Posting
 from funding.ledger.service import EntryDraft, LedgerError, Posted, check_draft, credit, debit, post
+from funding.ledger.service import _check_references as check_references
 from funding.money import MAX_AMOUNT, MoneyError, check_currency, format_plain, parse_amount
 from funding.orgs.models import Organisation, Site
 from funding.orgs.service import OrgError, check_siret
@@ -129,7 +130,7 @@ class Record:
     @classmethod
     def of(cls, fields: Mapping[str, str], line: int = 0) -> Record:
         """A record from its columns' texts (a form, a CSV row, command-line options)."""
-        values: dict[str, Any] = {"amount": "", **{k: v for k, v in fields.items() if k in CSV_COLUMNS}}
+        values: dict[str, Any] = {"kind": "", "date": "", "amount": "", **{k: v for k, v in fields.items() if k in CSV_COLUMNS}}
         return cls(**values, line=line)
 
     def key(self) -> str:
@@ -456,6 +457,11 @@ async def record_many(session: AsyncSession, records: list[Record], *, created_b
             if draft.entry_date > today:
                 raise RecordError(f"date future refusée : {draft.entry_date.isoformat()}", field="date")
             check_draft(draft, today=today)
+            try:
+                await check_references(session, draft.org_id, [draft])
+            except LedgerError as exc:
+                named = [f for f in ("debit", "credit") if getattr(rec, f).strip() and getattr(rec, f).strip() in str(exc)]
+                raise RecordError(str(exc), field=named[0] if named else None) from None
         except (RecordError, LedgerError) as exc:
             raise _located(rec, exc, n if len(records) > 1 else 0) from None
         drafts.append(draft)
