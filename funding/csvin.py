@@ -75,8 +75,9 @@ def _decode(data: bytes) -> str:
         rank = prefix.count(delimiter)
         names = [h.strip() for h in header.split(delimiter)]
         column = names[rank] if line > 1 and rank < len(names) and names[rank] else f"n°{rank + 1}"
-        raise CsvError(_("le fichier n'est pas en UTF-8 (octet 0x%(byte)s) : enregistrez-le en « CSV UTF-8 »",
-                         byte=f"{data[exc.start]:02X}"), line=line, column=column) from None
+        byte = format(data[exc.start], "02X")
+        raise CsvError(_("le fichier n'est pas en UTF-8 (octet 0x%(byte)s) : enregistrez-le en « CSV UTF-8 »", byte=byte),
+                       line=line, column=column) from None
 
 
 def _delimiter(header: str, delimiters: str) -> str:
@@ -174,8 +175,8 @@ def read_csv(data: bytes | str, *, columns: Mapping[str, str], required: Iterabl
             name = names[keys[rank]]
             control = CONTROL.search(raw)
             if control:
-                raise CsvError(_("caractère de contrôle refusé (code 0x%(code)s)", code=f"{ord(control.group()):02X}"),
-                               line=line, column=name)
+                code = format(ord(control.group()), "02X")
+                raise CsvError(_("caractère de contrôle refusé (code 0x%(code)s)", code=code), line=line, column=name)
             if len(raw) > max_cell:
                 raise CsvError(_("cellule trop longue (%(n)s caractères, au plus %(max)s)", n=len(raw), max=max_cell),
                                line=line, column=name)
