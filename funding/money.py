@@ -88,7 +88,10 @@ def _format_money(amount: int, currency: str, locale: str) -> str:
     # Babel's formatting costs tens of microseconds; a batch of receipts formats the same
     # prices, tiers and totals again and again.
     value = Decimal(amount).scaleb(-exponent(currency))
-    return format_currency(value, currency, locale=_babel_locale(locale))
+    # Where CLDR shows fewer digits than ISO 4217 counts (HUF, COP, IDR…), show the exact amount
+    # rather than let Babel round it to CLDR's digits.
+    exact = exponent(currency) > get_currency_precision(currency)
+    return format_currency(value, currency, locale=_babel_locale(locale), decimal_quantization=not exact)
 
 
 def format_plain(amount: int, currency: str) -> str:

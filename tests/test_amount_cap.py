@@ -77,3 +77,10 @@ async def test_pages_that_sum_amounts_at_the_cap_answer(client, sessions, world)
                  "/open-data/subventions.csv"):
         response = await client.get(path)
         assert response.status_code == 200, (path, response.status_code)
+
+
+def test_a_currency_whose_iso_minor_units_babel_does_not_use_shows_its_exact_amount():
+    from funding.money import format_money
+
+    assert format_money(12345, "HUF") == "123,45\u00a0HUF" and format_money(12300, "HUF") == "123\u00a0HUF"
+    assert format_money(123456, "EUR") == "1\u202f234,56\u00a0€"
