@@ -183,3 +183,14 @@ async def test_a_broken_budget_file_names_line_column_and_reason_and_changes_not
         assert result.exit_code != 0 and message in result.stderr, (content[:60], result.stderr)
         assert "Traceback" not in result.stderr
     assert await _counts(sessions) == before
+
+
+def test_every_csv_import_goes_through_the_one_reader():
+    """Nothing but funding/csvin.py makes a csv reader (the seals' feed is read to verify, never written)."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "funding"
+    readers = re.compile(r"csv\.(reader|DictReader|Sniffer)\(")
+    found = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if readers.search(p.read_text(encoding="utf-8")))
+    assert found == ["csvin.py", "ledger/seals.py"], found
