@@ -10,6 +10,7 @@ from decimal import Decimal
 from babel.numbers import format_currency, get_currency_precision
 
 from funding.errors import FundingError
+from funding.iso4217 import MINOR_UNITS
 
 _SPACES = re.compile(r"[\s\u00a0\u202f']")
 
@@ -18,20 +19,28 @@ class MoneyError(FundingError, ValueError):
     """A malformed amount or currency; the message is meant for the person who typed it."""
 
 
+# The most one amount may be, in minor units (10 000 000 000,00 € in euros): far above any grant,
+# invoice or pledge, and low enough that the sum of nine million amounts at the cap still fits a
+# signed 64-bit integer — what SQLite's SUM and a PostgreSQL BIGINT hold. Every amount that enters
+# (forms, CSV, CLI, API) is read by parse_amount, and the ledger refuses a line above it.
+MAX_AMOUNT = 10**12
+
+
 def check_currency(code: str) -> str:
-    code = (code or "").strip().upper()
-    if not re.fullmatch(r"[A-Z]{3}", code):
-        raise MoneyError(f"devise inconnue : {code or '(vide)'}")
-    try:
-        get_currency_precision(code)
-    except Exception:  # pragma: no cover - Babel answers 2 for unknown codes
-        raise MoneyError(f"devise inconnue : {code}") from None
+    """An active ISO 4217 code (funding.iso4217), upper-cased; anything else is refused."""
+    code = str(code or "").strip().upper()
+    if code not in MINOR_UNITS:
+        shown = code if code.isascii() and code.isprintable() else repr(code)
+        raise MoneyError(f"devise inconnue : {shown[:12] or '(vide)'} (un code ISO 4217, par exemple EUR)")
     return code
 
 
 def exponent(currency: str) -> int:
-    """Digits after the decimal point: 2 for EUR, 0 for JPY, 3 for KWD."""
-    return get_currency_precision(currency.upper())
+    """Digits after the decimal point: 2 for EUR, 0 for JPY, 3 for KWD (ISO 4217's minor units).
+    A code outside the active list (one stored before the list was enforced) keeps Babel's answer."""
+    code = currency.upper()
+    digits = MINOR_UNITS.get(code)
+    return get_currency_precision(code) if digits is None else digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +88,10 @@ def _format_money(amount: int, currency: str, locale: str) -> str:
     # Babel's formatting costs tens of microseconds; a batch of receipts formats the same
     # prices, tiers and totals again and again.
     value = Decimal(amount).scaleb(-exponent(currency))
-    return format_currency(value, currency, locale=_babel_locale(locale))
+    # Where CLDR shows fewer digits than ISO 4217 counts (HUF, COP, IDR…), show the exact amount
+    # rather than let Babel round it to CLDR's digits.
+    exact = exponent(currency) > get_currency_precision(currency)
+    return format_currency(value, currency, locale=_babel_locale(locale), decimal_quantization=not exact)
 
 
 def format_plain(amount: int, currency: str) -> str:
@@ -101,16 +113,18 @@ def parse_amount(text: str, currency: str = "EUR", *, allow_negative: bool = Fal
         raw = raw[1:]
     exp = exponent(currency)
     pattern = rf"(\d{{1,15}})(?:[.,](\d{{1,{exp}}}))?" if exp else r"(\d{1,15})"
-    match = re.fullmatch(pattern, raw)
+    match = re.fullmatch(pattern, raw, re.ASCII)  # "٣" is a digit to Python, not to an accountant
     if not match:
         shown = str(text).strip() or "(vide)"
-        if exp and re.fullmatch(r"\d+[.,]\d+", raw):
+        if exp and re.fullmatch(r"\d+[.,]\d+", raw, re.ASCII):
             raise MoneyError(f"montant invalide : {shown} (au plus {exp} décimales en {currency})")
         raise MoneyError(f"montant invalide : {shown}")
     if negative and not allow_negative:
         raise MoneyError(f"le montant doit être positif : {str(text).strip()}")
     units, fraction = match.group(1), (match.group(2) or "") if exp else ""
     value = int(units) * 10**exp + (int(fraction.ljust(exp, "0")) if fraction else 0)
+    if value > MAX_AMOUNT:
+        raise MoneyError(f"montant trop grand : {str(text).strip()[:40]} (au plus {format_plain(MAX_AMOUNT, currency)})")
     return -value if negative else value
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -260,29 +261,77 @@ class LocaleMiddleware:
 
 
 class RefuseNul:
-    """NUL is never text: a query string, a path or a form or JSON body carrying one is refused
-    (400) before any handler reads it. PostgreSQL refuses NUL in text, so it used to surface as a
-    database error (500) wherever a value reached a query; SQLite would have stored it.
-    Multipart bodies (file uploads) are left to the parsers of their files."""
+    """NUL and the other C0 control characters (all but tab, line feed and carriage return) are
+    never text: a path, a query string, a form (urlencoded or multipart: its fields, not its
+    files) or a JSON body carrying one, raw or escaped, is refused (400, a page that says so)
+    before any handler reads it. PostgreSQL refuses NUL in text, so it used to surface as a
+    database error (500) wherever a value reached a query; SQLite would have stored it, and the
+    other controls break exports and mails. Uploaded files are checked by their reader
+    (funding.csvin for CSV). Stripe's webhooks are left to their signature."""
 
-    MARKS = (b"%00", b"\x00", b"\\u0000")
+    RAW = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+    ENCODED = re.compile(rb"%(?:0[0-8bcef]|1[0-9a-f])", re.IGNORECASE)  # in a query string or a urlencoded form
+    ESCAPED = re.compile(rb"\\u00(?:0[0-8bcef]|1[0-9a-f])", re.IGNORECASE)  # in JSON
+    PATH = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    def _bad(self, data: bytes) -> bool:
-        lowered = data.lower()
-        return any(mark in lowered for mark in self.MARKS)
+    def _bad_body(self, ctype: bytes, body: bytes) -> bool:
+        if ctype.startswith(b"multipart/"):
+            return self._bad_multipart(ctype, body)
+        if self.RAW.search(body):
+            return True
+        if b"json" in ctype:
+            return bool(self.ESCAPED.search(body))
+        return bool(self.ENCODED.search(body))
+
+    def _bad_multipart(self, ctype: bytes, body: bytes) -> bool:
+        """A field's value (a part without a file name) carrying a control character."""
+        match = re.search(rb'boundary="?([^";]+)"?', ctype, re.IGNORECASE)
+        if not match:
+            return False
+        for part in body.split(b"--" + match.group(1)):
+            head, sep, value = part.partition(b"\r\n\r\n")
+            if sep and b"filename=" not in head.lower() and self.RAW.search(value.removesuffix(b"\r\n")):
+                return True
+        return False
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        locale = i18n.pick_locale(None, None, request.headers.get("accept-language"), "fr")
+        token = i18n.set_locale(locale)
+        try:
+            detail = i18n.gettext("Caractère de contrôle refusé (caractère nul ou invisible) : retirez-le du texte et réessayez.")
+            title = i18n.gettext(ERROR_TITLES[400])
+            if wants_json(request):
+                response: Response = JSONResponse({"error": detail}, status_code=400)
+            else:
+                try:
+                    env: Any = request.app.state.templates.env
+                    env.install_gettext_translations(i18n.translations(locale), newstyle=True)
+                    response = request.app.state.templates.TemplateResponse(request, "error.html", {
+                        "status": 400, "title": ERROR_TITLES[400], "detail": detail, "user": None, "csrf_token": "",
+                        "flashes": [], "locale": locale, "settings": request.app.state.settings,
+                        "sandbox": request.app.state.settings.uses_sandbox}, status_code=400)
+                except Exception:  # the refusal itself must never fail
+                    log.exception("refusal page failed")
+                    response = HTMLResponse(f"<!doctype html><title>{title}</title><h1>{title} (400)</h1><p>{detail}</p>",
+                                            status_code=400)
+        finally:
+            i18n.reset_locale(token)
+        await response(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/webhooks/"):
             await self.app(scope, receive, send)
             return
-        if "\x00" in scope["path"] or self._bad(scope.get("query_string", b"")):
-            await PlainTextResponse("Caractère nul refusé.", status_code=400)(scope, receive, send)
+        query = scope.get("query_string", b"")
+        if self.PATH.search(scope["path"]) or self.RAW.search(query) or self.ENCODED.search(query):
+            await self._refuse(scope, receive, send)
             return
         ctype = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
-        if scope["method"] not in ("POST", "PUT", "PATCH") or ctype.startswith(b"multipart/"):
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
         chunks, more = [], True
@@ -293,8 +342,8 @@ class RefuseNul:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if self._bad(body):
-            await PlainTextResponse("Caractère nul refusé.", status_code=400)(scope, receive, send)
+        if self._bad_body(ctype, body):
+            await self._refuse(scope, receive, send)
             return
         replayed = False
 

@@ -73,7 +73,7 @@ async def test_a_bad_csv_line_records_nothing(settings, sessions, world, tmp_pat
         encoding="utf-8",
     )
     r = await cli(settings, "ledger", "record", "--file", str(path), "--site", world.site_slug)
-    assert r.exit_code == 1 and "ligne 2" in r.stderr and "nothing was recorded" in r.stderr
+    assert r.exit_code == 1 and "ligne 3, colonne amount" in r.stderr and "nothing was recorded" in r.stderr
     async with sessions() as session:
         assert await session.scalar(select(func.count(Entry.id))) == 0
 

@@ -6,21 +6,23 @@ changes. A product is never deleted (sale lines refer to it): it is deactivated.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.bar.models import Product
 from funding.bar.till import BarError
+from funding.csvin import CsvError, CsvRow, read_csv
 from funding.db import digits, insert_ignore, must_get, utcnow
 from funding.i18n import gettext as _
 from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Site
 
+T = TypeVar("T")
 RATES = {"5,5": 55, "10": 100, "20": 200}
 MAX_PRICE = 100_000  # 1 000,00 €: a bar product above that is a typing mistake
 TRUE, FALSE = {"1", "oui", "yes", "true", "vrai", "o", "x", "actif"}, {"0", "non", "no", "false", "faux", "n", "inactif"}
@@ -129,42 +131,23 @@ class Row:
 
 
 def parse_csv(data: bytes) -> list[Row]:
-    """Read a products file (UTF-8, comma or semicolon): every row checked, the first error
-    named with its line number."""
+    """Read a products file (UTF-8, comma or semicolon) through funding.csvin: every row
+    checked, the first fault named with its line, its column and why."""
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise BarError(_("Le fichier doit être encodé en UTF-8.")) from None
-    if not text.strip():
-        raise BarError(_("Le fichier est vide."))
-    first = text.splitlines()[0]
-    delimiter = ";" if first.count(";") > first.count(",") else ","
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header = [COLUMNS.get(h.strip().lower()) for h in next(reader)]
-    missing = {"name", "price", "vat_rate"} - set(header)
-    if missing:
-        raise BarError(_("Colonnes manquantes : il faut au moins nom, prix et tva (en-tête : nom;categorie;prix;tva;actif)."))
-    rows: list[Row] = []
-    seen: set[str] = set()
-    for number, cells in enumerate(reader, start=2):
-        if not any(c.strip() for c in cells):
-            continue
-        if len(rows) >= MAX_ROWS:
-            raise BarError(_("Trop de lignes : %(max)s produits au plus par fichier.", max=MAX_ROWS))
-        record = {key: cells[i] if i < len(cells) else "" for i, key in enumerate(header) if key}
-        try:
-            row = Row(number, parse_name(record.get("name")), parse_category(record.get("category")),
-                      parse_price(record.get("price")), parse_rate(record.get("vat_rate")),
-                      parse_active(record.get("active")))
-        except BarError as exc:
-            raise BarError(_("Ligne %(line)s : %(error)s", line=number, error=str(exc))) from None
-        if row.name.lower() in seen:
-            raise BarError(_("Ligne %(line)s : « %(name)s » apparaît deux fois.", line=number, name=row.name))
-        seen.add(row.name.lower())
-        rows.append(row)
-    if not rows:
-        raise BarError(_("Le fichier ne contient aucun produit."))
-    return rows
+        parsed = read_csv(data, columns=COLUMNS, required=("name", "price", "vat_rate"), numeric=("price", "vat_rate"),
+                          unique=("name",), max_rows=MAX_ROWS, expected="nom;categorie;prix;tva;actif")
+        return [Row(r.line, _cell(r, "name", parse_name), _cell(r, "category", parse_category),
+                    _cell(r, "price", parse_price), _cell(r, "vat_rate", parse_rate), _cell(r, "active", parse_active))
+                for r in parsed]
+    except CsvError as exc:
+        raise BarError(str(exc)) from None
+
+
+def _cell(row: CsvRow, column: str, parse: Callable[[str], T]) -> T:
+    try:
+        return parse(row.get(column))
+    except BarError as exc:
+        raise row.error(column, str(exc)) from None
 
 
 async def import_rows(session: AsyncSession, site: Site, rows: list[Row]) -> tuple[int, int]:

@@ -174,7 +174,7 @@ async def record(ctx: Context, kind: str | None, csv_file: str | None, currency:
             raise CommandError("give the kind of operation (" + ", ".join(records.KINDS) + ") or --file FILE.csv")
         if not fields["date"] or not (fields["amount"] or fields["hours"]):
             raise CommandError("--date and --amount are required (for volunteering: --hours and --hourly-value)")
-        batch = [records.Record(kind=kind, currency=currency, **{name: value or "" for name, value in fields.items()})]
+        batch = [records.Record.of({"kind": kind, "currency": currency, **{name: value or "" for name, value in fields.items()}})]
     try:
         async with transaction(ctx.sessions) as session:
             outcomes = await records.record_many(session, batch, created_by=who())
@@ -306,9 +306,7 @@ async def grant_budget(ctx: Context, reference: str, csv_file: str | None, siren
         if csv_file:
             content = await read_file(csv_file)
             try:
-                lines = gr.parse_budget(content.decode("utf-8"), grant.currency)
-            except UnicodeDecodeError:
-                raise CommandError(f"{csv_file} : pas en UTF-8, rien n'a été modifié") from None
+                lines = gr.parse_budget(content, grant.currency)
             except gr.GrantReportError as exc:
                 raise CommandError(f"{csv_file} : {exc} — rien n'a été modifié") from None
             await gr.set_budget(session, grant, lines, created_by=who())

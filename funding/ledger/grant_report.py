@@ -18,7 +18,6 @@ funding-mix report counts it), in the period and since the convention.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections import defaultdict
@@ -30,6 +29,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding import csvout
+from funding.csvin import CsvError, read_csv
 from funding.errors import FundingError
 from funding.ledger.models import Entry, Grant, GrantBudgetLine, Posting
 from funding.ledger.service import fiscal_year_bounds, validated_entries
@@ -141,38 +141,39 @@ class BudgetLine:
     amount: int
 
 
-def parse_budget(content: str, currency: str) -> list[BudgetLine]:
+BUDGET_COLUMNS = {"categorie": "categorie", "catégorie": "categorie", "libelle": "libelle", "libellé": "libelle",
+                  "montant": "montant"}
+
+
+def parse_budget(content: str | bytes, currency: str) -> list[BudgetLine]:
     """A budget as CSV (``;`` or ``,``), header ``categorie;libelle;montant``: the category is the
     first two digits of the accounts (60…69, 86, 70…79, 87), ``montant`` like ``1 234,56``.
-    Checked whole: any bad line refuses the file, naming the line."""
-    text = content.lstrip("\ufeff")
-    if not text.strip():
-        raise GrantReportError("budget vide : une ligne d'en-tête categorie;libelle;montant puis une ligne par poste")
-    delimiter = ";" if text.splitlines()[0].count(";") >= text.splitlines()[0].count(",") else ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    if not {"categorie", "montant"} <= set(header):
-        raise GrantReportError(f"en-tête attendu : categorie;libelle;montant (trouvé : {';'.join(header) or '(vide)'})")
-    lines: dict[tuple[str, str], int] = {}
-    for n, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
-        category = row.get("categorie", "")[:2]
-        if category not in CATEGORIES:
-            raise GrantReportError(f"ligne {n} : catégorie inconnue « {row.get('categorie', '')} » "
-                                   f"(parmi {', '.join(sorted(CATEGORIES))})")
+    Checked whole through funding.csvin: any bad line refuses the file, naming its line and column."""
+    try:
+        rows = read_csv(content, columns=BUDGET_COLUMNS, required=("categorie", "montant"), numeric=("montant",),
+                        unique=("categorie", "libelle"), delimiters=";,", expected="categorie;libelle;montant")
+    except CsvError as exc:
+        raise GrantReportError(str(exc)) from None
+    lines: list[BudgetLine] = []
+    seen: dict[tuple[str, str], int] = {}
+    for row in rows:
+        category = row.get("categorie")[:2]
+        if category not in CATEGORIES or row.get("categorie")[2:].strip(" 0123456789"):
+            raise GrantReportError(str(row.error("categorie", f"catégorie inconnue « {row.get('categorie')[:20]} » "
+                                                              f"(parmi {', '.join(sorted(CATEGORIES))})")))
         try:
-            amount = parse_amount(row.get("montant", ""), currency)
-        except (ValueError, FundingError):
-            raise GrantReportError(f"ligne {n} : montant invalide « {row.get('montant', '')} » (ex. 1 234,56)") from None
+            amount = parse_amount(row.get("montant"), currency)
+        except (ValueError, FundingError) as exc:
+            raise GrantReportError(str(row.error("montant", f"{exc} (ex. 1 234,56)"))) from None
         if amount < 0:
-            raise GrantReportError(f"ligne {n} : montant négatif « {row.get('montant', '')} »")
-        key = (category, row.get("libelle", "")[:200])
-        if key in lines:
-            raise GrantReportError(f"ligne {n} : poste en double ({category} {key[1] or '(sans libellé)'})")
-        lines[key] = amount
-    if not lines:
-        raise GrantReportError("budget vide : aucune ligne après l'en-tête")
-    return [BudgetLine(c, label, amount) for (c, label), amount in lines.items()]
+            raise GrantReportError(str(row.error("montant", f"montant négatif « {row.get('montant')} »")))
+        key = (category, row.get("libelle")[:200])
+        if key in seen:
+            raise GrantReportError(str(row.error("libelle", f"poste en double ({category} {key[1] or '(sans libellé)'}, "
+                                                            f"déjà ligne {seen[key]})")))
+        seen[key] = row.line
+        lines.append(BudgetLine(*key, amount))
+    return lines
 
 
 async def grant_by_reference(session: AsyncSession, reference: str, org_id: int | None = None) -> Grant:

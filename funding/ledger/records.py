@@ -17,24 +17,26 @@ nothing is recorded. Recording the same line twice posts it once (its content is
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.db import must_get
+from funding.csvin import CsvError, read_csv
+from funding.db import must_get, utcnow
 from funding.errors import FundingError
 from funding.i18n import N_
 from funding.ledger.chart import DEPRECIATION_ACCOUNTS, check_account_number, vat_account
 from funding.ledger.models import FUNDING_SOURCES, Entry, FixedAsset, FundingSource, Grant, GrantNature, Posting
-from funding.ledger.service import EntryDraft, LedgerError, Posted, credit, debit, post
-from funding.money import MoneyError, format_plain, parse_amount
+from funding.ledger.service import EntryDraft, LedgerError, Posted, check_draft, credit, debit, post
+from funding.ledger.service import _check_references as check_references
+from funding.money import MAX_AMOUNT, MoneyError, check_currency, format_plain, parse_amount
 from funding.orgs.models import Organisation, Site
 from funding.orgs.service import OrgError, check_siret
 
@@ -94,7 +96,11 @@ VAT_PER_MILLE = {"20": 200, "10": 100, "5.5": 55}
 
 
 class RecordError(FundingError):
-    pass
+    """A record refused; ``field`` names the column (of Record, as a CSV header spells it) at fault."""
+
+    def __init__(self, message: str = "", *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass
@@ -119,6 +125,13 @@ class Record:
     nature: str = ""
     years: str = ""
     life: str = ""
+    line: int = 0  # in its CSV file (0: typed in)
+
+    @classmethod
+    def of(cls, fields: Mapping[str, str], line: int = 0) -> Record:
+        """A record from its columns' texts (a form, a CSV row, command-line options)."""
+        values: dict[str, Any] = {"kind": "", "date": "", "amount": "", **{k: v for k, v in fields.items() if k in CSV_COLUMNS}}
+        return cls(**values, line=line)
 
     def key(self) -> str:
         parts = [self.kind, self.site, self.date, self.amount, self.currency, self.label, self.piece_ref,
@@ -144,19 +157,19 @@ def _date(text: str) -> dt.date:
             return dt.datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-    raise RecordError(f"date invalide : {text or '(vide)'} (AAAA-MM-JJ ou JJ/MM/AAAA)")
+    raise RecordError(f"date invalide : {text[:20] or '(vide)'} (AAAA-MM-JJ ou JJ/MM/AAAA)", field="date")
 
 
-def _required(value: str, what: str) -> str:
+def _required(value: str, what: str, field: str | None = None) -> str:
     if not (value or "").strip():
-        raise RecordError(f"{what} manquant")
+        raise RecordError(f"{what} manquant", field=field)
     return value.strip()
 
 
 async def _site(session: AsyncSession, slug: str) -> Site:
     site = await session.scalar(select(Site).where(Site.slug == (slug or "").strip().lower()))
     if site is None:
-        raise RecordError(f"site inconnu : {slug or '(vide)'}")
+        raise RecordError(f"site inconnu : {slug[:40] or '(vide)'}", field="site")
     return site
 
 
@@ -170,13 +183,13 @@ async def _grant_received(session: AsyncSession, grant: Grant) -> int:
     return int(value or 0)
 
 
-def _whole(text: str, what: str, low: int, high: int) -> int:
-    try:
-        value = int((text or "").strip())
-    except ValueError:
-        raise RecordError(f"{what} invalide : {text or '(vide)'} (un nombre entier d'années)") from None
+def _whole(text: str, what: str, low: int, high: int, field: str) -> int:
+    raw = (text or "").strip()
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4):
+        raise RecordError(f"{what} invalide : {raw[:20] or '(vide)'} (un nombre entier d'années)", field=field)
+    value = int(raw)
     if not low <= value <= high:
-        raise RecordError(f"{what} invalide : {value} (de {low} à {high} ans)")
+        raise RecordError(f"{what} invalide : {value} (de {low} à {high} ans)", field=field)
     return value
 
 
@@ -184,12 +197,12 @@ def _nature(rec: Record) -> tuple[GrantNature, int]:
     """The grant's nature and the fiscal years it covers (1 unless multi-year)."""
     text = (rec.nature or GrantNature.OPERATING).strip().lower()
     if text not in NATURES:
-        raise RecordError(f"nature de subvention inconnue : {rec.nature} ({', '.join(NATURES)})")
+        raise RecordError(f"nature de subvention inconnue : {rec.nature[:20]} ({', '.join(NATURES)})", field="nature")
     nature = GrantNature(text)
     if nature == GrantNature.MULTI_YEAR:
-        return nature, _whole(rec.years, "nombre d'années de la subvention pluriannuelle", 2, MAX_YEARS)
+        return nature, _whole(rec.years, "nombre d'années de la subvention pluriannuelle", 2, MAX_YEARS, "years")
     if (rec.years or "").strip() not in ("", "1"):
-        raise RecordError("seule une subvention pluriannuelle couvre plusieurs années (nature multi-year)")
+        raise RecordError("seule une subvention pluriannuelle couvre plusieurs années (nature multi-year)", field="years")
     return nature, 1
 
 
@@ -200,41 +213,45 @@ async def _grant_of(session: AsyncSession, org_id: int, reference: str, cur: str
         return None
     grant = await session.scalar(select(Grant).where(Grant.org_id == org_id, Grant.reference == reference))
     if grant is None:
-        raise RecordError(f"subvention inconnue : {reference}")
+        raise RecordError(f"subvention inconnue : {reference[:40]}", field="reference")
     if grant.currency != cur:
-        raise RecordError(f"la subvention {reference} est en {grant.currency}")
+        raise RecordError(f"la subvention {reference} est en {grant.currency}", field="currency")
     return grant
 
 
 async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_paid: dict[int, int]) -> EntryDraft:
     """Check one record and turn it into a draft entry (a grant row is flushed if new)."""
     if rec.kind not in KINDS:
-        raise RecordError(f"type d'opération inconnu : {rec.kind or '(vide)'} ({', '.join(KINDS)})")
+        raise RecordError(f"type d'opération inconnu : {rec.kind[:40] or '(vide)'} ({', '.join(KINDS)})", field="kind")
     day = _date(rec.date)
-    cur = (rec.currency or "EUR").strip().upper()
+    try:
+        cur = check_currency(rec.currency or "EUR")
+    except MoneyError as exc:
+        raise RecordError(str(exc), field="currency") from None
     if rec.kind == RecordKind.VOLUNTEERING:
         amount = _volunteering_value(rec, cur)
     else:
         try:
-            amount = parse_amount(rec.amount, rec.currency or "EUR")
+            amount = parse_amount(rec.amount, cur)
         except MoneyError as exc:
-            raise RecordError(str(exc)) from None
+            raise RecordError(str(exc), field="amount") from None
         if amount <= 0:
-            raise RecordError("le montant doit être positif")
+            raise RecordError("le montant doit être positif", field="amount")
     key = rec.key()
 
     if rec.kind == RecordKind.GRANT_PAID:
-        reference = _required(rec.reference, "référence de la subvention")
+        reference = _required(rec.reference, "référence de la subvention", "reference")
         grant = await session.scalar(select(Grant).where(Grant.reference == reference))
         if grant is None:
-            raise RecordError(f"subvention inconnue : {reference} (enregistrez d'abord sa notification)")
+            raise RecordError(f"subvention inconnue : {reference[:40]} (enregistrez d'abord sa notification)",
+                              field="reference")
         if cur != grant.currency:
-            raise RecordError(f"la subvention {reference} est en {grant.currency}")
+            raise RecordError(f"la subvention {reference} est en {grant.currency}", field="currency")
         already = await session.scalar(select(Entry.id).where(Entry.source_key == key))
         if not already:
             remaining = grant.amount - await _grant_received(session, grant) - pending_paid.get(grant.id, 0)
             if amount > remaining:
-                raise RecordError(f"le versement dépasse ce qui reste à recevoir de la subvention {reference}")
+                raise RecordError(f"le versement dépasse ce qui reste à recevoir de la subvention {reference}", field="amount")
             pending_paid[grant.id] = pending_paid.get(grant.id, 0) + amount
         return EntryDraft(
             org_id=grant.org_id, site_id=grant.site_id, journal="BQ", entry_date=day,
@@ -247,15 +264,15 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
     site = await _site(session, rec.site)
     org = await must_get(session, Organisation, site.org_id)
     if rec.kind == RecordKind.GRANT_NOTIFIED:
-        funder = _required(rec.funder, "nom du financeur")
-        reference = _required(rec.reference, "référence de la décision ou convention")
-        obj = _required(rec.object, "objet de la subvention")[:256]
+        funder = _required(rec.funder, "nom du financeur", "funder")
+        reference = _required(rec.reference, "référence de la décision ou convention", "reference")
+        obj = _required(rec.object, "objet de la subvention", "object")[:256]
         nature, years = _nature(rec)
         # The SCDL open data names the funder by its SIRET: a new grant cannot go without it.
         try:
-            siret = check_siret(_required(rec.funder_siret, "SIRET du financeur"))
+            siret = check_siret(_required(rec.funder_siret, "SIRET du financeur", "funder_siret"))
         except OrgError as exc:
-            raise RecordError(str(exc)) from None
+            raise RecordError(str(exc), field="funder_siret") from None
         grant = await session.scalar(select(Grant).where(Grant.org_id == org.id, Grant.reference == reference))
         if grant is None:
             grant = Grant(
@@ -267,7 +284,7 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
             await session.flush()
         elif (grant.amount, grant.funder_name, grant.site_id, grant.nature, grant.years) != (amount, funder, site.id,
                                                                                               nature, years):
-            raise RecordError(f"une autre subvention porte déjà la référence {reference}")
+            raise RecordError(f"une autre subvention porte déjà la référence {reference}", field="reference")
         income = "131" if nature == GrantNature.INVESTMENT else "741"
         return EntryDraft(
             org_id=org.id, site_id=site.id, journal="OD", entry_date=day,
@@ -279,13 +296,14 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
         try:
             account = check_account_number(rec.debit)
         except ValueError as exc:
-            raise RecordError(str(exc)) from None
+            raise RecordError(str(exc), field="debit") from None
         if not account.startswith("6") or account.startswith("68"):
-            raise RecordError(f"une dépense se passe en charge (compte 60 à 67) : {account}")
+            raise RecordError(f"une dépense se passe en charge (compte 60 à 67) : {account}", field="debit")
         grant = await _grant_of(session, org.id, rec.reference, cur)
         return EntryDraft(
             org_id=org.id, site_id=site.id, journal="BQ", entry_date=day,
-            label=_required(rec.label, "libellé")[:200], piece_ref=_required(rec.piece_ref, "référence de pièce")[:100],
+            label=_required(rec.label, "libellé", "label")[:200],
+            piece_ref=_required(rec.piece_ref, "référence de pièce", "piece_ref")[:100],
             funding_source=FundingSource.PUBLIC if grant else FundingSource.SELF,
             lines=[debit(account, amount, cur), credit("512", amount, cur)], source_key=key,
             grant_id=grant.id if grant else None, created_by=created_by,
@@ -293,12 +311,13 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
     if rec.kind == RecordKind.ASSET:
         account = (rec.debit or "").strip()
         if account not in DEPRECIATION_ACCOUNTS:
-            raise RecordError(f"compte d'immobilisation invalide : {account or '(vide)'} ({', '.join(DEPRECIATION_ACCOUNTS)})")
-        life = _whole(rec.life, "durée d'amortissement", 1, 50)
-        label = _required(rec.label, "libellé")[:200]
+            raise RecordError(f"compte d'immobilisation invalide : {account[:20] or '(vide)'} "
+                              f"({', '.join(DEPRECIATION_ACCOUNTS)})", field="debit")
+        life = _whole(rec.life, "durée d'amortissement", 1, 50, "life")
+        label = _required(rec.label, "libellé", "label")[:200]
         grant = await _grant_of(session, org.id, rec.reference, cur)
         if grant is not None and grant.nature != GrantNature.INVESTMENT:
-            raise RecordError(f"la subvention {grant.reference} n'est pas une subvention d'investissement")
+            raise RecordError(f"la subvention {grant.reference} n'est pas une subvention d'investissement", field="reference")
         if not await session.scalar(select(FixedAsset.id).where(FixedAsset.org_id == org.id, FixedAsset.source_key == key)):
             session.add(FixedAsset(org_id=org.id, site_id=site.id, label=label, account_number=account, acquired_on=day,
                                    cost=amount, currency=cur, useful_life=life, grant_id=grant.id if grant else None,
@@ -306,24 +325,24 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
             await session.flush()
         return EntryDraft(
             org_id=org.id, site_id=site.id, journal="BQ", entry_date=day, label=label,
-            piece_ref=_required(rec.piece_ref, "référence de pièce")[:100],
+            piece_ref=_required(rec.piece_ref, "référence de pièce", "piece_ref")[:100],
             funding_source=FundingSource.PUBLIC if grant else FundingSource.SELF,
             lines=[debit(account, amount, cur), credit("512", amount, cur)], source_key=key,
             grant_id=grant.id if grant else None, created_by=created_by,
         )
     if rec.kind == RecordKind.PATRONAGE:
-        donor = _required(rec.funder, "nom du mécène")
+        donor = _required(rec.funder, "nom du mécène", "funder")
         return EntryDraft(
             org_id=org.id, site_id=site.id, journal="BQ", entry_date=day,
-            label=(rec.label or f"Mécénat {donor}")[:200], piece_ref=_required(rec.piece_ref, "référence de pièce")[:100],
+            label=(rec.label or f"Mécénat {donor}")[:200], piece_ref=_required(rec.piece_ref, "référence de pièce", "piece_ref")[:100],
             funding_source=FundingSource.PRIVATE, lines=[debit("512", amount, cur), credit("7542", amount, cur)],
             source_key=key, created_by=created_by,
         )
     if rec.kind == RecordKind.SPONSORING:
-        sponsor = _required(rec.funder, "nom du partenaire")
+        sponsor = _required(rec.funder, "nom du partenaire", "funder")
         rate = (rec.vat_rate or ("20" if org.vat_liable else "0")).strip().replace(",", ".").rstrip("%").strip()
         if rate not in VAT_ACCOUNTS and rate != "0":
-            raise RecordError(f"taux de TVA invalide : {rec.vat_rate} (20, 10, 5,5 ou 0)")
+            raise RecordError(f"taux de TVA invalide : {rec.vat_rate[:20]} (20, 10, 5,5 ou 0)", field="vat_rate")
         lines = [debit("512", amount, cur)]
         if rate == "0":
             lines.append(credit("7063", amount, cur))
@@ -334,22 +353,28 @@ async def build(session: AsyncSession, rec: Record, *, created_by: str, pending_
             lines += [credit("7063", base, cur), credit(VAT_ACCOUNTS[rate], amount - base, cur)]
         return EntryDraft(
             org_id=org.id, site_id=site.id, journal="BQ", entry_date=day,
-            label=(rec.label or f"Parrainage {sponsor}")[:200], piece_ref=_required(rec.piece_ref, "référence de pièce")[:100],
+            label=(rec.label or f"Parrainage {sponsor}")[:200], piece_ref=_required(rec.piece_ref, "référence de pièce", "piece_ref")[:100],
             funding_source=FundingSource.PRIVATE, lines=lines, source_key=key, created_by=created_by,
         )
     if rec.kind in IN_KIND:
         return _in_kind(rec, org, site, day, amount, cur, key, created_by)
     # transfer
     try:
-        debit_acc, credit_acc = check_account_number(rec.debit), check_account_number(rec.credit)
+        debit_acc = check_account_number(rec.debit)
     except ValueError as exc:
-        raise RecordError(str(exc)) from None
+        raise RecordError(str(exc), field="debit") from None
+    try:
+        credit_acc = check_account_number(rec.credit)
+    except ValueError as exc:
+        raise RecordError(str(exc), field="credit") from None
     source = (rec.source or "").strip()
     if source not in FUNDING_SOURCES:
-        raise RecordError(f"origine des fonds invalide : {source or '(vide)'} ({', '.join(FUNDING_SOURCES)})")
+        raise RecordError(f"origine des fonds invalide : {source[:20] or '(vide)'} ({', '.join(FUNDING_SOURCES)})",
+                          field="source")
     return EntryDraft(
         org_id=org.id, site_id=site.id, journal="BQ", entry_date=day,
-        label=_required(rec.label, "libellé")[:200], piece_ref=_required(rec.piece_ref, "référence de pièce")[:100],
+        label=_required(rec.label, "libellé", "label")[:200],
+        piece_ref=_required(rec.piece_ref, "référence de pièce", "piece_ref")[:100],
         funding_source=source, lines=[debit(debit_acc, amount, cur), credit(credit_acc, amount, cur)],
         source_key=key, created_by=created_by,
     )
@@ -362,31 +387,35 @@ def _hours(text: str) -> Decimal:
     try:
         hours = Decimal(raw)
     except InvalidOperation:
-        raise RecordError(f"nombre d'heures invalide : {text.strip() or '(vide)'} (par exemple 12,5)") from None
+        raise RecordError(f"nombre d'heures invalide : {text.strip()[:20] or '(vide)'} (par exemple 12,5)", field="hours") from None
     if not hours.is_finite() or hours <= 0:
-        raise RecordError(f"nombre d'heures invalide : {text.strip() or '(vide)'} (un nombre positif, par exemple 12,5)")
+        raise RecordError(f"nombre d'heures invalide : {text.strip()[:20] or '(vide)'} (un nombre positif, par exemple 12,5)",
+                          field="hours")
     if hours > MAX_HOURS or hours != hours.quantize(Decimal("0.01")):
-        raise RecordError(f"nombre d'heures invalide : {text.strip()} (au plus {MAX_HOURS} heures, au centième)")
+        raise RecordError(f"nombre d'heures invalide : {text.strip()[:20]} (au plus {MAX_HOURS} heures, au centième)",
+                          field="hours")
     return hours
 
 
 def _volunteering_value(rec: Record, currency: str) -> int:
     """Hours × hourly value, rounded half up to the minor unit; a stated amount must be that product."""
-    hours = _hours(_required(rec.hours, "nombre d'heures"))
+    hours = _hours(_required(rec.hours, "nombre d'heures", "hours"))
     try:
-        rate = parse_amount(_required(rec.hourly_value, "valeur horaire"), currency)
+        rate = parse_amount(_required(rec.hourly_value, "valeur horaire", "hourly_value"), currency)
     except MoneyError as exc:
-        raise RecordError(f"valeur horaire : {exc}") from None
+        raise RecordError(f"valeur horaire : {exc}", field="hourly_value") from None
     if rate <= 0:
-        raise RecordError("la valeur horaire doit être positive")
+        raise RecordError("la valeur horaire doit être positive", field="hourly_value")
     amount = int((hours * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if amount > MAX_AMOUNT:
+        raise RecordError(f"valeur trop grande : au plus {format_plain(MAX_AMOUNT, currency)}", field="hourly_value")
     if rec.amount.strip():
         try:
             stated = parse_amount(rec.amount, currency)
         except MoneyError as exc:
-            raise RecordError(str(exc)) from None
+            raise RecordError(str(exc), field="amount") from None
         if stated != amount:
-            raise RecordError(f"le montant ne correspond pas aux heures × valeur horaire ({format_plain(amount, currency)})")
+            raise RecordError(field="amount", message=f"le montant ne correspond pas aux heures × valeur horaire ({format_plain(amount, currency)})")
     return amount
 
 
@@ -395,27 +424,47 @@ def _in_kind(rec: Record, org: Organisation, site: Site, day: dt.date, amount: i
     """A contribution in kind: no money moves; its value goes to 86x (use) and 87x (source)."""
     kind = RecordKind(rec.kind)
     use, source = IN_KIND[kind]
-    what = _required(rec.label, "description de la contribution")
+    what = _required(rec.label, "description de la contribution", "label")
     who = rec.funder.strip()
     label = f"{IN_KIND_LABELS[kind]} : {what}" + (f" ({who})" if who else "")
     return EntryDraft(
         org_id=org.id, site_id=site.id, journal="OD", entry_date=day, label=label[:200],
-        piece_ref=_required(rec.piece_ref, "référence de pièce (relevé d'heures, attestation…)")[:100],
+        piece_ref=_required(rec.piece_ref, "référence de pièce (relevé d'heures, attestation…)", "piece_ref")[:100],
         funding_source=FundingSource.PRIVATE, lines=[debit(use, amount, cur), credit(source, amount, cur)],
         source_key=key, created_by=created_by,
     )
 
 
+def _located(rec: Record, exc: RecordError | LedgerError, many: int) -> RecordError:
+    """The refusal of one record, naming its line and column when it came from a file."""
+    field = getattr(exc, "field", None)
+    if rec.line and field:
+        return RecordError(str(CsvError(str(exc), line=rec.line, column=field)), field=field)
+    if rec.line:
+        return RecordError(str(CsvError(str(exc), line=rec.line)), field=field)
+    return RecordError(f"ligne {many} : {exc}" if many else str(exc), field=field)
+
+
 async def record_many(session: AsyncSession, records: list[Record], *, created_by: str) -> list[RecordOutcome]:
     """Check every record, then post them together. Any error raises and writes nothing
-    (the caller's transaction is rolled back); the message names the faulty line."""
+    (the caller's transaction is rolled back); the message names the faulty line (and column)."""
     drafts: list[EntryDraft] = []
     pending: dict[int, int] = {}
+    today = utcnow().date()
     for n, rec in enumerate(records, start=1):
         try:
-            drafts.append(await build(session, rec, created_by=created_by, pending_paid=pending))
+            draft = await build(session, rec, created_by=created_by, pending_paid=pending)
+            if draft.entry_date > today:
+                raise RecordError(f"date future refusée : {draft.entry_date.isoformat()}", field="date")
+            check_draft(draft, today=today)
+            try:
+                await check_references(session, draft.org_id, [draft])
+            except LedgerError as exc:
+                named = [f for f in ("debit", "credit") if getattr(rec, f).strip() and getattr(rec, f).strip() in str(exc)]
+                raise RecordError(str(exc), field=named[0] if named else None) from None
         except (RecordError, LedgerError) as exc:
-            raise RecordError(f"ligne {n} : {exc}" if len(records) > 1 else str(exc)) from None
+            raise _located(rec, exc, n if len(records) > 1 else 0) from None
+        drafts.append(draft)
     try:
         result = await post(session, drafts)
     except LedgerError as exc:
@@ -425,34 +474,12 @@ async def record_many(session: AsyncSession, records: list[Record], *, created_b
 
 
 def parse_csv(data: bytes | str) -> list[Record]:
-    """Read a CSV of records (comma or semicolon separated, UTF-8, header line)."""
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise RecordError("le fichier n'est pas en UTF-8") from None
-    if not data.strip():
-        raise RecordError("le fichier est vide")
+    """Read a CSV of records (comma, semicolon or tab separated, UTF-8, header line) through
+    funding.csvin: a fault names its line, its column and why; the same line twice is refused."""
     try:
-        dialect = csv.Sniffer().sniff(data.splitlines()[0], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(data), dialect=dialect)
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    unknown = [h for h in header if h not in CSV_COLUMNS]
-    if unknown or not {"kind", "date"} <= set(header) or not {"amount", "hours"} & set(header):
-        raise RecordError(
-            f"en-tête invalide : colonnes attendues parmi {', '.join(CSV_COLUMNS)} (au moins kind, date, amount ou hours)"
-            + (f" ; inconnues : {', '.join(unknown)}" if unknown else "")
-        )
-    records = []
-    for row in reader:
-        if None in row:
-            raise RecordError(f"ligne {reader.line_num} : trop de colonnes")
-        values = {k.strip(): (v or "").strip() for k, v in row.items() if k}
-        if not any(values.values()):
-            continue
-        records.append(Record(**{"amount": "", **{k: v for k, v in values.items() if k in CSV_COLUMNS}}))
-    if not records:
-        raise RecordError("le fichier ne contient aucune opération")
-    return records
+        rows = read_csv(data, columns={c: c for c in CSV_COLUMNS}, required=("kind", "date"), any_of=("amount", "hours"),
+                        delimiters=",;\t", numeric=("amount", "hours", "hourly_value", "vat_rate", "years", "life"),
+                        unique=CSV_COLUMNS, expected=",".join(CSV_COLUMNS[:4]) + ",…")
+    except CsvError as exc:
+        raise RecordError(str(exc), field=exc.column) from None
+    return [Record.of(row.cells, row.line) for row in rows]

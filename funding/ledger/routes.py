@@ -180,7 +180,7 @@ async def record(request: Request) -> Response:
             else:
                 fields = {k: str(form.get(k, "")) for k in records.CSV_COLUMNS}
                 context["form"] = fields
-                batch = [records.Record(**fields)]
+                batch = [records.Record.of(fields)]
             outcomes = await records.record_many(session, batch, created_by=user.email)
         except records.RecordError as exc:
             await session.rollback()

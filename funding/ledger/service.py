@@ -38,7 +38,7 @@ from funding.ledger.models import (
     Posting,
     SealKind,
 )
-from funding.money import MoneyError, check_currency
+from funding.money import MAX_AMOUNT, MoneyError, check_currency
 
 if TYPE_CHECKING:
     from funding.orgs.models import Organisation
@@ -122,6 +122,8 @@ def check_draft(draft: EntryDraft, *, today: dt.date) -> None:
             raise LedgerError(f"montant non entier sur le compte {line.account} : les montants sont en centimes")
         if line.amount == 0:
             raise LedgerError(f"ligne à zéro sur le compte {line.account}")
+        if abs(line.amount) > MAX_AMOUNT:
+            raise LedgerError(f"montant trop grand sur le compte {line.account} : au plus {MAX_AMOUNT} unités mineures par ligne")
         try:
             check_currency(line.currency)
         except MoneyError as exc:

@@ -24,7 +24,7 @@ async def test_bad_arguments_and_files_get_one_line_and_change_nothing(sessions,
     for args, message in [
         (("bar", "close-day", "--date", "28/11/2026"), "invalid date"),
         (("bar", "close-month", "2026-13", "--site", world.site_slug), "Mois invalide"),
-        (("bar", "import-products", str(bad), "--site", world.site_slug), "Ligne 3 : Taux de TVA invalide"),
+        (("bar", "import-products", str(bad), "--site", world.site_slug), "ligne 3, colonne tva : Taux de TVA invalide"),
         (("bar", "import-products", str(tmp_path / "none.csv"), "--site", world.site_slug), "no such file"),
     ]:
         result = await run(settings, *args)

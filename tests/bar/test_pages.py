@@ -94,7 +94,7 @@ async def test_staff_manage_products_and_a_bad_csv_changes_nothing(client, sessi
     assert bad.status_code == 400 and "Prix invalide" in bad.text
     csv = "nom;prix;tva\nCafé;1,60;10\nKir;3,00;19\n".encode()
     refused = await client.post(url, data={"csrf_token": token}, files={"file": ("menu.csv", csv, "text/csv")})
-    assert refused.status_code == 400 and "Ligne 3 : Taux de TVA invalide" in refused.text
+    assert refused.status_code == 400 and "ligne 3, colonne tva : Taux de TVA invalide" in refused.text
     async with sessions() as session:
         products = {p.name: p.price for p in (await session.scalars(select(Product))).all()}
     assert products["Café"] == 150 and products["Part de tarte"] == 320 and "Kir" not in products and "Soda" not in products

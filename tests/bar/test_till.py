@@ -159,11 +159,11 @@ async def test_products_csv_import_is_checked_whole(sessions, world):
         products = {p.name: p for p in await products_of(session, world.site_id)}
     assert products["Café"].price == 160 and products["Limonade artisanale"].vat_rate == 55
     for data, message in [
-        (b"nom;prix\nCafe;1\n", "Colonnes manquantes"),
-        ("nom;prix;tva\nCafé;1,50;19,6\n".encode(), "Ligne 2 : Taux de TVA invalide : 19,6"),
-        ("nom;prix;tva\nThé;-2;10\n".encode(), "Ligne 2 : Prix invalide"),
-        ("nom;prix;tva\nThé;2;10\nthé;2;10\n".encode(), "Ligne 3 : « thé » apparaît deux fois"),
-        (b"\xff\xfe", "UTF-8"),
+        (b"nom;prix\nCafe;1\n", "ligne 1, colonne vat_rate : colonne manquante"),
+        ("nom;prix;tva\nCafé;1,50;19,6\n".encode(), "ligne 2, colonne tva : Taux de TVA invalide : 19,6"),
+        ("nom;prix;tva\nThé;-2;10\n".encode(), "ligne 2, colonne prix : Prix invalide"),
+        ("nom;prix;tva\nThé;2;10\nthé;2;10\n".encode(), "ligne 3, colonne nom : même ligne que la ligne 2"),
+        (b"\xff\xfe", "ligne 1, colonne n°1 : le fichier n'est pas en UTF-8"),
     ]:
         with pytest.raises(BarError, match=message):
             parse_csv(data)

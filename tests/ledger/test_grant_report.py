@@ -222,8 +222,8 @@ async def test_bad_command_lines_are_refused_in_one_line(settings, sessions, wor
 
 async def test_a_bad_budget_file_names_its_line_and_changes_nothing(settings, sessions, world, tmp_path):
     await _books(sessions, world)
-    for content, message in (("categorie;libelle;montant\n60;A;10\n61;B;dix\n", "ligne 3 : montant invalide « dix »"),
-                             ("categorie;libelle;montant\n60;A;10\n60;A;5\n", "ligne 3 : poste en double"),
+    for content, message in (("categorie;libelle;montant\n60;A;10\n61;B;dix\n", "ligne 3, colonne montant : montant invalide : dix"),
+                             ("categorie;libelle;montant\n60;A;10\n60;A;5\n", "ligne 3, colonne categorie : même ligne que la ligne 2"),
                              ("compte;montant\n60;10\n", "en-tête attendu"),
                              ("categorie;libelle;montant\n", "aucune ligne")):
         budget = tmp_path / "budget.csv"

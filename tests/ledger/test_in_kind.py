@@ -102,7 +102,7 @@ async def test_csv_of_contributions_in_kind_is_checked_whole(sessions, world):
         f"goods-lent;{world.site_slug};{TODAY};;;300;Prêt d'un véhicule;ATTEST-1\n"
         f"volunteering;{world.site_slug};{TODAY};dix;11,88;;Chantier;HEURES-2\n"
     ).encode()
-    with pytest.raises(RecordError, match="ligne 3 : nombre d'heures invalide"):
+    with pytest.raises(RecordError, match="ligne 4, colonne hours : nombre d'heures invalide"):
         await _record(sessions, *parse_csv(data))
     assert await _count(sessions) == 0
     outcomes = await _record(sessions, *parse_csv(data.replace(b";dix;", b";2,5;")))

@@ -104,7 +104,7 @@ async def test_a_csv_with_one_bad_line_records_nothing(sessions, world):
     ).encode()
     records = parse_csv(data)
     assert len(records) == 3
-    with pytest.raises(RecordError, match="ligne 3 : montant invalide"):
+    with pytest.raises(RecordError, match="ligne 4, colonne amount : montant invalide"):
         await _record(sessions, *records)
     async with sessions() as session:
         assert await session.scalar(select(func.count(Entry.id))) == 0
@@ -117,12 +117,12 @@ async def test_a_csv_with_one_bad_line_records_nothing(sessions, world):
 @pytest.mark.parametrize(
     "data, message",
     [
-        (b"", "vide"),
-        (b"\xff\xfe\x00", "UTF-8"),
-        (b"kind,date,amount,color\npatronage,2026-01-01,1,red\n", "inconnues : color"),
-        (b"site,label\nx,y\n", "en-tête invalide"),
-        (b"kind,date,amount\n", "aucune opération"),
-        (b"kind,date,amount\npatronage,2026-01-01,1,extra\n", "trop de colonnes"),
+        (b"", "ligne 1 : le fichier est vide"),
+        (b"\xff\xfe\x00", "ligne 1, colonne n°1 : le fichier n'est pas en UTF-8"),
+        (b"kind,date,amount,color\npatronage,2026-01-01,1,red\n", "ligne 1, colonne color : colonne inconnue"),
+        (b"site,label\nx,y\n", "ligne 1, colonne kind : colonne manquante"),
+        (b"kind,date,amount\n", "ligne 2 : aucune ligne après l'en-tête"),
+        (b"kind,date,amount\npatronage,2026-01-01,1,extra\n", "ligne 2, colonne n°4 : cellule en trop"),
     ],
 )
 def test_malformed_csv_files_are_refused(data, message):
