@@ -104,9 +104,12 @@ async def reconcile(sessions: Sessions, gw: StripeGateway, *, only_unreconciled:
 
 
 async def _payouts(gw: StripeGateway, statuses: tuple[str, ...]) -> AsyncIterator[dict[str, Any]]:
+    seen = set()
     for status in statuses:
         async for payout in gw.list_all("payouts", {"status": status}):
-            yield payout
+            if payout["id"] not in seen and payout.get("status", status) == status:
+                seen.add(payout["id"])
+                yield payout
 
 
 async def reconcile_job(sessions: Sessions, settings: Settings, gw: StripeGateway | None = None) -> int:
