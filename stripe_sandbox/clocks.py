@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from stripe_sandbox.sandbox import Sandbox
 
 KIND = "test_helpers.test_clock"
-DELETES_AFTER = 30 * 86_400  # Stripe deletes a clock 30 days after its creation
+DELETES_AFTER = 7 * 86_400  # Stripe's example: deletes_after = created + 7 days
 CUSTOMERS_PER_CLOCK = 3  # Stripe: "up to three customers" per test clock
 BASE = "/v1/test_helpers/test_clocks"
 
@@ -156,7 +156,27 @@ def advance_clock(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
         raise invalid(
             f"The frozen_time ({target}) must be after the test clock's current frozen time ({clock['frozen_time']}).", "frozen_time"
         )
+    limit = advance_limit(sb, clock)
+    if target > limit:
+        raise invalid(
+            f"The frozen_time ({target}) cannot be more than two intervals in the future from the shortest subscription in this "
+            f"test clock (two years without subscriptions): at most {limit}. Advance in several steps.", "frozen_time"
+        )
     return advance(sb, clock, target)
+
+
+def advance_limit(sb: Sandbox, clock: dict[str, Any]) -> int:
+    """Stripe's bound on one advance: two intervals of the clock's shortest subscription from
+    its frozen time, or two years if it has none."""
+    from stripe_sandbox import billing
+
+    frozen = clock["frozen_time"]
+    ends = [billing.period_end(frozen, frozen, "year", 2)]
+    for sub in sb.store.all("subscription"):
+        if sub.get("_clock") == clock["id"] and sub["status"] not in ("canceled", "incomplete_expired"):
+            recurring = billing._recurring(sub, sb)
+            ends.append(billing.period_end(frozen, frozen, recurring["interval"], 2 * recurring["interval_count"]))
+    return min(ends)
 
 
 def _find(sb: Sandbox, ident: str) -> dict[str, Any]:

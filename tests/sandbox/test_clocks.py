@@ -38,6 +38,9 @@ def test_clock_lifecycle_as_the_sdk_sees_it(stripe_client, sb):
     assert (ready["status"], ready["frozen_time"]) == ("ready", frozen + DAY)
     kinds = [e["type"] for e in sb.events]
     assert kinds == ["test_helpers.test_clock.created", "test_helpers.test_clock.advancing", "test_helpers.test_clock.ready"]
+    with pytest.raises(stripe.InvalidRequestError) as years:  # no subscription: two years at most
+        stripe_client.v1.test_helpers.test_clocks.advance(clock["id"], params={"frozen_time": frozen + 800 * DAY})
+    assert years.value.param == "frozen_time"
     with pytest.raises(stripe.InvalidRequestError) as back:
         stripe_client.v1.test_helpers.test_clocks.advance(clock["id"], params={"frozen_time": frozen})
     assert back.value.param == "frozen_time"
@@ -59,7 +62,12 @@ def test_a_customer_on_a_clock_lives_on_its_time_not_the_global_one(stripe_clien
     # The global clock moving on renews nothing on the clock.
     sb.advance_clock(40 * DAY)
     assert len(stripe_client.v1.invoices.list(params={"customer": customer["id"]})["data"]) == 1
-    # Advancing the clock renews twice, with invoices and charges dated by the clock.
+    # Stripe bounds one advance to two intervals of the shortest subscription (two months here).
+    with pytest.raises(stripe.InvalidRequestError) as too_far:
+        stripe_client.v1.test_helpers.test_clocks.advance(clock["id"], params={"frozen_time": start + 70 * DAY})
+    assert too_far.value.param == "frozen_time" and "two intervals" in str(too_far.value.user_message)
+    # Advancing the clock (in two steps) renews twice, with invoices and charges dated by the clock.
+    stripe_client.v1.test_helpers.test_clocks.advance(clock["id"], params={"frozen_time": start + 40 * DAY})
     stripe_client.v1.test_helpers.test_clocks.advance(clock["id"], params={"frozen_time": start + 61 * DAY + 7200})
     invoices = stripe_client.v1.invoices.list(params={"customer": customer["id"]})["data"]
     assert len(invoices) == 3 and all(i["status"] == "paid" for i in invoices)
