@@ -56,11 +56,13 @@ class TxnContext:
     original: TxnContext | None = None  # a failure's: the payout's or refund's own balance transaction
 
 
-FAILURES = {"payout_failure": "Virement Stripe rejeté par la banque", "refund_failure": "Remboursement refusé par la banque de la carte"}
+FAILURES = {"payout_failure": "Virement Stripe rejeté par la banque", "payout_cancel": "Virement Stripe annulé",
+            "refund_failure": "Remboursement refusé par la banque de la carte"}
 
 
 def failure_of(txn: dict[str, Any]) -> str | None:
-    """``payout_failure`` / ``refund_failure`` (or None): money back from a failed payout or refund."""
+    """``payout_failure`` / ``payout_cancel`` / ``refund_failure`` (or None): money back from a
+    payout that failed or was canceled, or from a refund that failed."""
     kind = txn.get("type")
     if kind in FAILURES:
         return str(kind)
@@ -166,10 +168,10 @@ async def draft_for(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None
     source = txn.get("source")
     source_id = source.get("id") if isinstance(source, dict) else source
     kind = txn["type"]
-    if failure_of(txn):
-        reversal = await failure_draft(session, ctx)
-        if reversal is not None:
-            return reversal
+    if failure_of(txn) and ctx.original is not None:
+        # None when a person already reversed the original by hand: booking the money back again
+        # would count it twice; the failure stays without entry, and reconciliation shows it.
+        return await failure_draft(session, ctx)
     stripe_lines = [Line("5115", net, currency)] if net else []
     if fee:
         stripe_lines.append(Line("627", fee, currency, label="Frais Stripe"))
@@ -178,7 +180,7 @@ async def draft_for(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None
         org_id, site_id = await stripe_org(session)
         lines = [Line("512", -amount, currency), Line("5115", amount, currency)]
         return _draft(org_id, site_id, txn, FundingSource.INTERNAL, "Virement Stripe vers la banque", source_id, lines)
-    if failure_of(txn) == "payout_failure":  # its payout's entry is reversed already (by hand): the bank sends it back
+    if failure_of(txn) in ("payout_failure", "payout_cancel"):  # no payout transaction to reverse: the money comes back
         org_id, site_id = await stripe_org(session)
         lines = [Line("5115", amount, currency), Line("512", -amount, currency)]
         return _draft(org_id, site_id, txn, FundingSource.INTERNAL, _failure_label(txn), source_id, lines)
@@ -223,7 +225,7 @@ def _failure_label(txn: dict[str, Any]) -> str:
 async def failure_draft(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None:
     """The reversing entry of a failed payout's or refund's own entry, keyed by the failure's
     balance transaction. The original is posted first if the books do not have it yet; None
-    if it is already reversed (by hand), or if there is nothing to reverse."""
+    if it is already reversed (by hand), or if it books nothing."""
     original_ctx = ctx.original
     if original_ctx is None:
         return None

@@ -152,3 +152,25 @@ async def test_a_payout_row_moves_to_failed_even_from_paid(sessions, status):
         await remember_payout(session, {**po, "status": "in_transit"})  # older news never moves it back
     async with sessions() as session:
         assert (await session.get(Payout, po["id"])).status == status
+
+
+async def test_a_payout_already_reversed_by_hand_is_not_given_back_twice(engine, sessions, world, gw, fake_stripe):
+    from funding.db import transaction
+    from funding.ledger.service import reverse
+
+    payment = await make_payment(sessions, world)
+    _cs, _pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    po, po_txn = _paid_payout(fake_stripe, txn)
+    await deliver(engine, event("charge.succeeded", ch), event("payout.paid", po))
+    await drain(sessions, gw)
+    async with transaction(sessions) as session:
+        number = await session.scalar(select(Entry.number).where(Entry.source_key == f"stripe:{po_txn['id']}"))
+        await reverse(session, world.org_id, number, reason="la banque a rejeté le virement")
+    failed, back = _failed(fake_stripe, po)
+    await deliver(engine, event("payout.failed", failed))
+    await drain(sessions, gw)
+    balances = await _balances(sessions, world)
+    assert balances.get("512", 0) == 0 and balances["5115"] == 4900
+    assert f"stripe:{back['id']}" not in [key for key, _lines in await entries(sessions)]
+    (check,) = await reconcile(sessions, gw)
+    assert not check.ok and check.missing == [back["id"]]  # a person sees it
