@@ -99,3 +99,15 @@ def test_clock_customers_and_unknown_clocks(stripe_client):
     assert stripe_client.v1.customers.retrieve(loose["id"])["test_clock"] == other["id"]
     stripe_client.v1.test_helpers.test_clocks.delete(clock["id"])
     assert stripe_client.v1.customers.list(params={"test_clock": clock["id"]})["data"] == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("days", [-20, 20])  # a clock in the past or in the future
+async def test_a_clocks_events_are_dated_by_it_and_delivered_now(stripe_client, sb, server, days):
+    start = int(time.time()) + days * DAY
+    clock = stripe_client.v1.test_helpers.test_clocks.create(params={"frozen_time": start})
+    customer = stripe_client.v1.customers.create(params={"email": "past@example.fr", "test_clock": clock["id"]})
+    created = next(e for e in sb.events if e["type"] == "customer.created" and e["data"]["object"]["id"] == customer["id"])
+    assert created["created"] == start
+    assert await sb.deliver_pending() == len(sb.events)  # none waits for the global clock to reach the clock's time
+    assert len(server.receiver.received) == len(sb.events)
