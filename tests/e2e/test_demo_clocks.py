@@ -9,14 +9,16 @@ import re
 import time
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from funding.coworking.models import Invoice, Member, Subscription
 from funding.db import transaction
 from funding.demo.seed import seed
 from funding.ledger.models import Entry
+from funding.payments.models import EventStatus, StripeEvent
+from funding.stripe_gateway import SANDBOX_PATH
 from tests.support.db import run_async
-from tests.support.e2e import db_call, member_client, sandbox_get
+from tests.support.e2e import db_call, member_client, sandbox_get, wait_for
 
 MONTHS = {"janv": 1, "févr": 2, "mars": 3, "avr": 4, "mai": 5, "juin": 6, "juil": 7, "août": 8, "sept": 9, "oct": 10,
           "nov": 11, "déc": 12}
@@ -46,6 +48,20 @@ def test_the_demo_plays_renewals_on_test_clocks_and_shows_no_date_after_today(e2
 
     db_call(e2e.settings, seeded)
     run_async(lambda: _play(e2e.settings))
+
+    # Wait until Stripe has delivered everything and the app has processed it (a loaded machine lags).
+    async def unsettled(sessions):
+        async with sessions() as session:
+            return await session.scalar(select(func.count(StripeEvent.id)).where(
+                StripeEvent.status.in_((EventStatus.PENDING, EventStatus.PROCESSING, EventStatus.FAILED))))
+
+    def settled():
+        httpx.post(f"{e2e.url}{SANDBOX_PATH}/_admin/deliver", timeout=30)
+        events = sandbox_get(e2e, "/_admin/events")["data"]
+        delivered = all((e.get("sandbox_delivery") or {}).get("delivered_at") for e in events)
+        return delivered and db_call(e2e.settings, unsettled) == 0
+
+    wait_for(settled, timeout=180, what="every event delivered and processed")
     now = int(time.time()) + 5
     today = dt.date.today()
 
