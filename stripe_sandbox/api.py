@@ -152,7 +152,10 @@ def _execute(sb: Sandbox, method: str, path: str, params: dict[str, Any], key: s
                 return record["status"], record["body"], True
         sb.request_context = {"id": request_id, "idempotency_key": key, "api_version": version}
         try:
-            status, body = _call(sb, method, path, params)
+            from stripe_sandbox.clocks import clock_of_request
+
+            with sb.on_clock(clock_of_request(sb, method, path, params)):  # a customer's test clock, if it has one
+                status, body = _call(sb, method, path, params)
         except StripeError as exc:
             status, body = exc.status, exc.body()
         except Exception:  # a sandbox bug: answer like Stripe's 500s rather than with a traceback page

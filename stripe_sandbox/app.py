@@ -11,7 +11,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from stripe_sandbox import api, hosted, routes_billing, routes_core, routes_credit_notes, routes_payments  # noqa: F401  (register the /v1 routes)
+from stripe_sandbox import (  # noqa: F401  (register the /v1 routes)
+    api,
+    clocks,
+    hosted,
+    money,
+    payments,
+    routes_billing,
+    routes_core,
+    routes_credit_notes,
+    routes_payments,
+)
 from stripe_sandbox.sandbox import FAULT_MODES
 from stripe_sandbox.state import public
 
@@ -67,6 +77,45 @@ async def admin_faults(request: Request) -> Response:
         return JSONResponse({"faults": [dict(f) for f in sb.faults]})
 
 
+async def admin_fail_payouts(request: Request) -> Response:
+    """``payout=po_…``: that payout fails now (in transit or paid); else the next ``count``
+    payouts fail on arrival. ``failure_code`` is one of Stripe's (default ``account_closed``)."""
+    sb: Sandbox = request.app.state.sandbox
+    params = await _admin_params(request)
+    code = params.get("failure_code") or "account_closed"
+    with sb.lock:
+        try:
+            if payout_id := params.get("payout"):
+                payout = sb.store.get("payout", payout_id)
+                if payout is None:
+                    return _error(f"payout: no such payout {payout_id!r}", 404)
+                money.fail_payout(sb, payout, code)
+                sb.save()
+                return JSONResponse({"payout": public(payout)})
+            money.fail_next_payouts(sb, code, int(params.get("count", 1)))
+        except ValueError as exc:
+            return _error(str(exc))
+        sb.save()
+        return JSONResponse({"payout_failures": list(sb.store.data.get("payout_failures", []))})
+
+
+async def admin_fail_refund(request: Request) -> Response:
+    """``refund=re_…`` fails now (``failure_reason``, default ``expired_or_canceled_card``)."""
+    sb: Sandbox = request.app.state.sandbox
+    params = await _admin_params(request)
+    refund_id = params.get("refund", "")
+    with sb.on_clock_of(refund_id):
+        refund = sb.store.get("refund", refund_id)
+        if refund is None:
+            return _error(f"refund: no such refund {refund_id!r}", 404)
+        try:
+            payments.fail_refund(sb, refund, params.get("failure_reason") or "expired_or_canceled_card")
+        except ValueError as exc:
+            return _error(str(exc))
+        sb.save()
+        return JSONResponse({"refund": public(refund)})
+
+
 async def admin_deliver(request: Request) -> Response:
     sb: Sandbox = request.app.state.sandbox
     return JSONResponse({"delivered": await sb.deliver_pending()})
@@ -106,6 +155,8 @@ def create_sandbox_app(sb: Sandbox) -> Starlette:
             Route("/_admin/advance", admin_advance, methods=["POST"], name="admin_advance"),
             Route("/_admin/clock", admin_clock, methods=["GET"], name="admin_clock"),
             Route("/_admin/faults", admin_faults, methods=["GET", "POST"], name="admin_faults"),
+            Route("/_admin/payouts/fail", admin_fail_payouts, methods=["POST"], name="admin_fail_payouts"),
+            Route("/_admin/refunds/fail", admin_fail_refund, methods=["POST"], name="admin_fail_refund"),
             Route("/_admin/deliver", admin_deliver, methods=["POST"], name="admin_deliver"),
             Route("/_admin/events", admin_events, methods=["GET"], name="admin_events"),
         ]

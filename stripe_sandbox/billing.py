@@ -541,7 +541,7 @@ def _subscription_dues(sb: Sandbox, sub: dict[str, Any]) -> list[int]:
 
 
 def next_due(sb: Sandbox) -> int | None:
-    dues = [d for sub in sb.store.all("subscription") for d in _subscription_dues(sb, sub)]
+    dues = [d for sub in sb.store.scoped("subscription") for d in _subscription_dues(sb, sub)]
     invoice_due = invoices.next_due(sb)
     if invoice_due is not None:
         dues.append(invoice_due)
@@ -550,7 +550,7 @@ def next_due(sb: Sandbox) -> int | None:
 
 def run_due(sb: Sandbox) -> None:
     now = sb.now()
-    for sub in sorted(sb.store.all("subscription"), key=lambda s: s["_seq"]):
+    for sub in sorted(sb.store.scoped("subscription"), key=lambda s: s["_seq"]):
         if sub["status"] == "trialing" and not sub.get("_trial_will_end_sent") and sub["trial_end"] and sub["trial_end"] - TRIAL_WILL_END_BEFORE <= now:
             sub["_trial_will_end_sent"] = True
             sb.emit("customer.subscription.trial_will_end", sub)

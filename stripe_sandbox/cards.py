@@ -14,6 +14,7 @@ DECLINE = "decline"  # declined at setup/attach and at every charge
 CHARGE_FAILS = "charge_fails"  # attaches and sets up fine, every charge is declined
 DISPUTE = "dispute"  # succeeds, then a fraudulent chargeback is opened
 INQUIRY = "inquiry"  # succeeds, then an inquiry (no funds withdrawn) is opened
+REFUND_FAILS = "refund_fails"  # succeeds; a refund of it starts succeeded, then fails (Stripe's 4000 0000 0000 5126)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ TEST_CARDS: dict[str, Card] = {
         Card("4000000000000341", CHARGE_FAILS, "generic_decline"),
         Card("4000000000000259", DISPUTE),
         Card("4000000000001976", INQUIRY),
+        Card("4000000000005126", REFUND_FAILS),
     )
 }
 
@@ -77,6 +79,7 @@ TEST_PAYMENT_METHODS: dict[str, str] = {
     "pm_card_chargeCustomerFail": "4000000000000341",
     "pm_card_createDispute": "4000000000000259",
     "pm_card_createDisputeInquiry": "4000000000001976",
+    "pm_card_refundFail": "4000000000005126",
 }
 TEST_TOKENS: dict[str, str] = {
     "tok_visa": "4242424242424242",

@@ -45,7 +45,7 @@ def new_customer(
         "preferred_locales": [],
         "shipping": None,
         "tax_exempt": "none",
-        "test_clock": None,
+        "test_clock": sb.store.clock,  # a customer created on a test clock lives on it
     }
     sb.store.put("customer", customer)
     sb.emit("customer.created", customer)

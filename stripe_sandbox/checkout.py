@@ -388,12 +388,12 @@ def expire(sb: Sandbox, session: dict[str, Any]) -> None:
 
 
 def next_due(sb: Sandbox) -> int | None:
-    dues = [s["expires_at"] for s in sb.store.all("checkout.session") if s["status"] == "open"]
+    dues = [s["expires_at"] for s in sb.store.scoped("checkout.session") if s["status"] == "open"]
     return min(dues) if dues else None
 
 
 def run_due(sb: Sandbox) -> None:
     now = sb.now()
-    for session in sb.store.all("checkout.session"):
+    for session in sb.store.scoped("checkout.session"):
         if session["status"] == "open" and session["expires_at"] <= now:
             expire(sb, session)

@@ -129,7 +129,7 @@ def _checkout_page(
 async def checkout_page(request: Request) -> Response:
     sb = _sb(request)
     sb.tick()
-    with sb.lock:
+    with sb.on_clock_of(request.path_params["ident"]):  # the test clock of what the page is about
         session = sb.store.get("checkout.session", request.path_params["ident"])
         if session is None:
             return _not_found("Cette session de paiement")
@@ -140,7 +140,7 @@ async def checkout_submit(request: Request) -> Response:
     sb = _sb(request)
     sb.tick()
     form = await _form(request)
-    with sb.lock:
+    with sb.on_clock_of(request.path_params["ident"]):  # the test clock of what the page is about
         session = sb.store.get("checkout.session", request.path_params["ident"])
         if session is None:
             return _not_found("Cette session de paiement")
@@ -185,7 +185,7 @@ def _challenge_subject(sb: Sandbox, ident: str) -> tuple[str, dict[str, Any]] | 
 async def challenge_page(request: Request) -> Response:
     sb = _sb(request)
     ident = request.path_params["ident"]
-    with sb.lock:
+    with sb.on_clock_of(request.path_params["ident"]):  # the test clock of what the page is about
         found = _challenge_subject(sb, ident)
         if found is None:
             return _not_found("Cette authentification")
@@ -211,7 +211,7 @@ async def challenge_submit(request: Request) -> Response:
     ident = request.path_params["ident"]
     form = await _form(request)
     ok = form.get("action") == "authenticate"
-    with sb.lock:
+    with sb.on_clock_of(request.path_params["ident"]):  # the test clock of what the page is about
         found = _challenge_subject(sb, ident)
         if found is None:
             return _not_found("Cette authentification")
@@ -335,7 +335,7 @@ def _invoice_page(
 async def invoice_page(request: Request) -> Response:
     sb = _sb(request)
     sb.tick()
-    with sb.lock:
+    with sb.on_clock_of(request.path_params["ident"]):  # the test clock of what the page is about
         invoice = sb.store.get("invoice", request.path_params["ident"])
         if invoice is None or invoice["status"] == "draft":
             return _not_found("Cette facture")
@@ -345,7 +345,7 @@ async def invoice_page(request: Request) -> Response:
 async def invoice_submit(request: Request) -> Response:
     sb = _sb(request)
     form = await _form(request)
-    with sb.lock:
+    with sb.on_clock_of(request.path_params["ident"]):  # the test clock of what the page is about
         invoice = sb.store.get("invoice", request.path_params["ident"])
         if invoice is None or invoice["status"] == "draft":
             return _not_found("Cette facture")
@@ -371,7 +371,7 @@ async def invoice_submit(request: Request) -> Response:
 
 async def invoice_pdf(request: Request) -> Response:
     sb = _sb(request)
-    with sb.lock:
+    with sb.on_clock_of(request.path_params["ident"]):  # the test clock of what the page is about
         invoice = sb.store.get("invoice", request.path_params["ident"])
         if invoice is None or invoice["status"] == "draft":
             return _not_found("Cette facture")
@@ -396,7 +396,7 @@ REASON_FR = {
 def _credit_note(request: Request, render: Callable[[Sandbox, dict[str, Any], dict[str, Any]], Response]) -> Response:
     """``render(sb, note, invoice)`` for the credit note the path names, or the page saying it does not exist."""
     sb = _sb(request)
-    with sb.lock:
+    with sb.on_clock_of(request.path_params["ident"]):  # the test clock of what the page is about
         note = sb.store.get("credit_note", request.path_params["ident"])
         if note is None:
             return _not_found("Cet avoir")
@@ -437,7 +437,7 @@ async def credit_note_pdf(request: Request) -> Response:
 
 async def receipt_page(request: Request) -> Response:
     sb = _sb(request)
-    with sb.lock:
+    with sb.on_clock_of(request.path_params["ident"]):  # the test clock of what the page is about
         charge = sb.store.get("charge", request.path_params["ident"])
         if charge is None:
             return _not_found("Ce reçu")
@@ -545,7 +545,7 @@ def _portal_page(
 async def portal_page(request: Request) -> Response:
     sb = _sb(request)
     sb.tick()
-    with sb.lock:
+    with sb.on_clock_of(request.path_params["ident"]):  # the test clock of what the page is about
         session = _portal_session(sb, request.path_params["ident"])
         if session is None:
             return page("Session expirée", "<p>Ce lien n'est plus valable. Revenez au site pour ouvrir une nouvelle session.</p>", status=410)
@@ -558,7 +558,7 @@ async def portal_page(request: Request) -> Response:
 async def portal_submit(request: Request) -> Response:
     sb = _sb(request)
     form = await _form(request)
-    with sb.lock:
+    with sb.on_clock_of(request.path_params["ident"]):  # the test clock of what the page is about
         session = _portal_session(sb, request.path_params["ident"])
         if session is None:
             return page("Session expirée", "<p>Ce lien n'est plus valable. Revenez au site pour ouvrir une nouvelle session.</p>", status=410)

@@ -582,7 +582,7 @@ def apply_credit(sb: Sandbox, invoice: dict[str, Any], pre_payment: int, before:
 
 def next_due(sb: Sandbox) -> int | None:
     due = []
-    for invoice in sb.store.all("invoice"):
+    for invoice in sb.store.scoped("invoice"):
         if invoice["status"] == "draft" and invoice["auto_advance"] and invoice["automatically_finalizes_at"]:
             due.append(invoice["automatically_finalizes_at"])
         elif invoice["status"] == "open" and invoice["auto_advance"] and invoice["next_payment_attempt"]:
@@ -592,7 +592,7 @@ def next_due(sb: Sandbox) -> int | None:
 
 def run_due(sb: Sandbox) -> None:
     now = sb.now()
-    for invoice in sorted(sb.store.all("invoice"), key=lambda i: i["_seq"]):
+    for invoice in sorted(sb.store.scoped("invoice"), key=lambda i: i["_seq"]):
         if invoice["status"] == "draft" and invoice["auto_advance"] and (invoice["automatically_finalizes_at"] or now + 1) <= now:
             try:
                 finalize(sb, invoice)

@@ -123,6 +123,19 @@ def charge_transaction(sb: Sandbox, charge: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def refund_failure_transaction(sb: Sandbox, refund: dict[str, Any]) -> dict[str, Any]:
+    """A failed refund's money back in the balance: the mirror of the refund's transaction."""
+    return add_balance_transaction(
+        sb,
+        amount=refund["amount"],
+        currency=refund["currency"],
+        type="refund_failure",
+        category="refund_failure",
+        source=refund["id"],
+        description="REFUND FAILURE",
+    )
+
+
 def refund_transaction(sb: Sandbox, refund: dict[str, Any]) -> dict[str, Any]:
     return add_balance_transaction(
         sb,
@@ -297,6 +310,9 @@ def create_payout(
         "trace_id": {"status": "pending", "value": None},
         "type": "bank_account",
     }
+    failures = sb.store.data.setdefault("payout_failures", [])
+    if failures:  # armed by fail_next_payouts: this payout will fail when it should arrive
+        payout["_fail_with"] = failures.pop(0)
     sb.store.put("payout", payout)
     txn = add_balance_transaction(
         sb, amount=-amount, currency=currency,
@@ -315,6 +331,8 @@ def _unpaid(sb: Sandbox) -> list[dict[str, Any]]:
 
 
 def payouts_next_due(sb: Sandbox) -> int | None:
+    if sb.store.clock is not None:
+        return None
     due: list[int] = []
     if sb.payout_schedule == "daily":
         unpaid = _unpaid(sb)
@@ -326,10 +344,55 @@ def payouts_next_due(sb: Sandbox) -> int | None:
     return min(due) if due else None
 
 
+# Stripe's payout failure codes and their messages (API reference, "Payout failures").
+PAYOUT_FAILURES = {
+    "account_closed": "The bank account has been closed.",
+    "account_frozen": "The bank account has been frozen.",
+    "bank_account_restricted": "The bank account has restrictions on either the type, or the number, of payouts allowed.",
+    "could_not_process": "The bank could not process this payout.",
+    "insufficient_funds": "Your Stripe account has insufficient funds to cover the payout.",
+    "invalid_account_number": "The routing number seems correct, but the account number is invalid.",
+    "no_account": "The bank account details on file are probably incorrect. No bank account could be located with those details.",
+    "declined": "The bank has declined this transfer.",
+}
+
+
+def fail_next_payouts(sb: Sandbox, failure_code: str = "account_closed", count: int = 1) -> None:
+    """The next ``count`` payouts created fail on their arrival date with ``failure_code``."""
+    if failure_code not in PAYOUT_FAILURES:
+        raise ValueError(f"failure_code: one of {', '.join(PAYOUT_FAILURES)}")
+    sb.store.data.setdefault("payout_failures", []).extend([failure_code] * int(count))
+
+
+def fail_payout(sb: Sandbox, payout: dict[str, Any], failure_code: str = "account_closed") -> dict[str, Any]:
+    """The bank sends the payout back (at arrival, or days after it was paid, as Stripe allows):
+    status ``failed``, ``failure_code``/``failure_message``, and a ``payout_failure`` balance
+    transaction (reporting category ``payout_reversal``) that puts the amount back in the Stripe
+    balance, where the next payout takes it (it belongs to no payout yet)."""
+    if failure_code not in PAYOUT_FAILURES:
+        raise ValueError(f"failure_code: one of {', '.join(PAYOUT_FAILURES)}")
+    if payout["status"] not in ("pending", "in_transit", "paid"):
+        raise ValueError(f"payout {payout['id']} is {payout['status']}: only a pending, in-transit or paid payout can fail")
+    previous = {"status": payout["status"], "failure_code": None, "failure_message": None, "failure_balance_transaction": None}
+    txn = add_balance_transaction(
+        sb, amount=payout["amount"], currency=payout["currency"], type="payout_failure", category="payout_reversal",
+        source=payout["id"], description=f"Payout failure for {payout['id']}",
+    )
+    payout.pop("_fail_with", None)
+    payout.update(status="failed", failure_code=failure_code, failure_message=PAYOUT_FAILURES[failure_code],
+                  failure_balance_transaction=txn["id"])
+    sb.emit("payout.failed", payout, previous)
+    return payout
+
+
 def run_payouts(sb: Sandbox) -> None:
+    if sb.store.clock is not None:  # payouts belong to the account, never to a test clock
+        return
     now = sb.now()
     for payout in sb.store.all("payout"):
-        if payout["status"] == "in_transit" and payout["arrival_date"] <= now:
+        if payout["status"] == "in_transit" and payout["arrival_date"] <= now and payout.get("_fail_with"):
+            fail_payout(sb, payout, payout["_fail_with"])
+        elif payout["status"] == "in_transit" and payout["arrival_date"] <= now:
             payout["status"] = "paid"
             payout["trace_id"] = {"status": "supported", "value": f"SANDBOX{payout['id'][-10:].upper()}"}
             sb.emit("payout.paid", payout, {"status": "in_transit"})

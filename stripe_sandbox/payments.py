@@ -460,6 +460,9 @@ def create_refund(sb: Sandbox, charge: dict[str, Any], amount: int | None, *, re
         "status": "succeeded",
         "transfer_reversal": None,
     }
+    pm = sb.store.get("payment_method", charge["payment_method"]) if charge.get("payment_method") else None
+    if pm is not None and card_of(pm).behaviour == cards.REFUND_FAILS:
+        refund["_fails_at"] = sb.now() + REFUND_FAILS_AFTER
     sb.store.put("refund", refund)
     refund["balance_transaction"] = money.refund_transaction(sb, refund)["id"]
     previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
@@ -469,6 +472,49 @@ def create_refund(sb: Sandbox, charge: dict[str, Any], amount: int | None, *, re
     sb.emit("refund.created", refund)
     sb.emit("charge.refunded", charge, previous)
     return refund
+
+
+REFUND_FAILS_AFTER = 3_600  # "some time later", for the card that makes refunds fail
+REFUND_FAILURES = ("lost_or_stolen_card", "expired_or_canceled_card", "charge_for_pending_refund_disputed", "insufficient_funds",
+                   "declined", "merchant_request", "unknown")
+
+
+def fail_refund(sb: Sandbox, refund: dict[str, Any], failure_reason: str = "expired_or_canceled_card") -> dict[str, Any]:
+    """A refund the card network sends back: ``failed`` with its ``failure_reason``, a
+    ``refund_failure`` balance transaction (the refund's amount back in the balance,
+    ``failure_balance_transaction``), the charge's ``amount_refunded`` lowered; events
+    ``refund.updated``, ``refund.failed`` and ``charge.refund.updated``."""
+    if failure_reason not in REFUND_FAILURES:
+        raise ValueError(f"failure_reason: one of {', '.join(REFUND_FAILURES)}")
+    if refund["status"] not in ("pending", "succeeded"):
+        raise ValueError(f"refund {refund['id']} is {refund['status']}: only a pending or succeeded refund can fail")
+    before = sb.view(refund)
+    charge = sb.store.ref("charge", refund["charge"])
+    txn = money.refund_failure_transaction(sb, refund)
+    refund.pop("_fails_at", None)
+    refund.update(status="failed", failure_reason=failure_reason, failure_balance_transaction=txn["id"])
+    refund["destination_details"]["card"]["reference_status"] = "unavailable"
+    previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
+    charge["amount_refunded"] -= refund["amount"]
+    charge["refunded"] = False
+    changed = {k: v for k, v in before.items() if sb.view(refund).get(k) != v}
+    sb.emit("refund.updated", refund, changed)
+    sb.emit("refund.failed", refund)
+    sb.emit("charge.refund.updated", refund, changed)
+    sb.emit("charge.updated", charge, previous)
+    return refund
+
+
+def refunds_next_due(sb: Sandbox) -> int | None:
+    dues = [r["_fails_at"] for r in sb.store.scoped("refund") if r.get("_fails_at")]
+    return min(dues) if dues else None
+
+
+def run_refund_failures(sb: Sandbox) -> None:
+    now = sb.now()
+    for refund in sb.store.scoped("refund"):
+        if refund.get("_fails_at") and refund["_fails_at"] <= now:
+            fail_refund(sb, refund)
 
 
 # setup intents -------------------------------------------------------------

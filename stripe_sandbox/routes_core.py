@@ -130,8 +130,9 @@ def delete_customer(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 
 @route("GET", "/v1/customers")
 def list_customers(sb: Sandbox, p: Params) -> dict[str, Any]:
-    email = p.str("email")
-    return list_response(sb, "customer", p, "/v1/customers", lambda c: email is None or c["email"] == email, extra={"email", "test_clock"})
+    email, clock = p.str("email"), p.str("test_clock")
+    return list_response(sb, "customer", p, "/v1/customers", lambda c: email in (None, c["email"]) and clock in (None, c.get("test_clock")),
+                         extra={"email", "test_clock"})
 
 
 @route("GET", "/v1/customers/{ident}/payment_methods")

@@ -427,8 +427,8 @@ def get_balance_transaction(sb: Sandbox, p: Params, ident: str) -> dict[str, Any
 @route("GET", "/v1/balance_transactions")
 def list_balance_transactions(sb: Sandbox, p: Params) -> dict[str, Any]:
     payout, kind, source, currency = p.str("payout"), p.str("type"), p.str("source"), p.str("currency")
-    if payout:
-        get_or_404(sb, "payout", payout)
+    if payout and not get_or_404(sb, "payout", payout)["automatic"]:
+        raise invalid("Balance transaction history can only be filtered on automatic transfers, not manual.", "payout")
 
     def where(txn: dict[str, Any]) -> bool:
         return payout in (None, txn.get("_payout")) and kind in (None, txn["type"]) and source in (None, txn["source"]) and currency in (None, txn["currency"])

@@ -7,11 +7,11 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from stripe_sandbox import billing, checkout, invoices, money, views, webhooks
+from stripe_sandbox import billing, checkout, invoices, money, payments, views, webhooks
 from stripe_sandbox.state import Store, public
 
 log = logging.getLogger("stripe_sandbox")
@@ -22,6 +22,7 @@ FAULT_MODES = ("error_500", "error_500_after", "timeout_after", "error_429")
 SCHEDULE: list[tuple[Callable[[Sandbox], int | None], Callable[[Sandbox], None]]] = [
     (checkout.next_due, checkout.run_due),
     (billing.next_due, billing.run_due),
+    (payments.refunds_next_due, payments.run_refund_failures),
     (money.payouts_next_due, money.run_payouts),
 ]
 
@@ -63,10 +64,39 @@ class Sandbox:
 
     # clock -------------------------------------------------------------
     def now(self) -> int:
+        """Sandbox time: the frozen time of the test clock in use, else the global clock."""
+        if self.store.clock is not None:
+            return int(self.store.ref("test_helpers.test_clock", self.store.clock)["frozen_time"])
         return int(self._base_now()) + self.store.clock_offset
 
     def _set_now(self, moment: int) -> None:
+        if self.store.clock is not None:
+            self.store.ref("test_helpers.test_clock", self.store.clock)["frozen_time"] = moment
+            return
         self.store.clock_offset = moment - int(self._base_now())
+
+    @contextlib.contextmanager
+    def on_clock(self, clock_id: str | None) -> Iterator[None]:
+        """Run on a test clock (None: the global clock): its time, its objects, its scheduled work."""
+        with self.lock, self.store_clock(clock_id):
+            yield
+
+    def on_clock_of(self, ident: str) -> contextlib.AbstractContextManager[None]:
+        """Run on the test clock of the object ``ident`` (a customer's ``test_clock``, or the clock
+        another object was made on); the global clock if it has none."""
+        found = self.store.find(ident)
+        clock = None
+        if found is not None:
+            kind, obj = found
+            clock = obj.get("test_clock") if kind == "customer" else obj.get("_clock")
+        if clock is not None and self.store.get("test_helpers.test_clock", clock) is None:
+            clock = None
+        return self.on_clock(clock)
+
+    def run_until(self, target: int) -> None:
+        """Run the scheduled work of the clock in use up to ``target``."""
+        with self.lock:
+            self._run_until(target)
 
     def advance_clock(self, seconds: int) -> list[dict[str, Any]]:
         """Move sandbox time forward, running everything that falls due on the way, in time order."""
@@ -125,7 +155,23 @@ class Sandbox:
         return views.view(self, obj)
 
     def emit(self, type: str, obj: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
-        return webhooks.create_event(self, type, obj, previous)
+        event = webhooks.create_event(self, type, obj, previous)
+        delivery = event.get("_delivery")
+        if self.store.clock is not None and delivery and "next_at" in delivery:
+            # Dated by its test clock, but delivered in the global clock's time: shift the delivery
+            # schedule (and any delay it holds) from the one clock to the other.
+            clock_now = self.now()
+            with self.store_clock(None):
+                delivery["next_at"] = delivery["next_at"] - clock_now + self.now()
+        return event
+
+    @contextlib.contextmanager
+    def store_clock(self, clock_id: str | None) -> Iterator[None]:
+        previous, self.store.clock = self.store.clock, clock_id
+        try:
+            yield
+        finally:
+            self.store.clock = previous
 
     @property
     def events(self) -> list[dict[str, Any]]:

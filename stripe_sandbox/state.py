@@ -39,6 +39,7 @@ PREFIXES: dict[str, str] = {
     "billing_portal.session": "bps",
     "tax_rate": "txr",
     "credit_note": "cn",
+    "test_helpers.test_clock": "clock",
     "event": "evt",
 }
 TYPES_BY_PREFIX = {prefix: kind for kind, prefix in PREFIXES.items()}
@@ -84,6 +85,9 @@ class Store:
         }
         for kind in PREFIXES:
             self.data["objects"].setdefault(kind, {})
+        # The test clock that requests and scheduled work run on now (None: the global clock);
+        # objects stored meanwhile belong to it (``_clock``). Never persisted.
+        self.clock: str | None = None
 
     # ids and sequences
     def next_seq(self) -> int:
@@ -110,6 +114,8 @@ class Store:
     # objects
     def put(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
         obj.setdefault("_seq", self.next_seq())
+        if self.clock is not None:
+            obj.setdefault("_clock", self.clock)
         self.data["objects"][kind][obj["id"]] = obj
         return obj
 
@@ -136,6 +142,10 @@ class Store:
 
     def all(self, kind: str) -> Iterator[dict[str, Any]]:
         return iter(list(self.data["objects"][kind].values()))
+
+    def scoped(self, kind: str) -> Iterator[dict[str, Any]]:
+        """The objects of the clock in use: a test clock's own, or (global clock) those of none."""
+        return iter([o for o in self.data["objects"][kind].values() if o.get("_clock") == self.clock])
 
     @property
     def idempotency(self) -> dict[str, Any]:

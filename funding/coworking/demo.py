@@ -1,9 +1,13 @@
 """Coworking demo: plans per site (seed), then members who join and live through the Stripe
 sandbox (play, first run only): they pay on the hosted Checkout page, a card starts failing
 (past due, then unpaid), someone upgrades with proration, someone cancels at period end,
-passes are bought and used; the sandbox's clock moves two months on so that renewals happen.
-Everything reaches the books through webhooks, as in production. People and companies are
-made up.
+passes are bought and used; two months of renewals happen. Everything reaches the books
+through webhooks, as in production. People and companies are made up.
+
+Their history is played on Stripe Test Clocks, as one would on a Stripe test account: each
+subscriber's customer lives on a clock frozen two months ago (``HISTORY``), which the demo
+then advances to today (passes are bought today, on the global clock). The sandbox's global clock never moves, so the dates of the app and of
+Stripe agree: nobody has joined, been invoiced or paid later than today.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from sqlalchemy import func, select
 
 from funding.coworking import billing
 from funding.coworking.credit_notes import issue_pending
-from funding.coworking.members import check_details, enrol
+from funding.coworking.members import check_details, enrol, ensure_customer
 from funding.coworking.models import (
     Checkout,
     CreditNote,
@@ -90,6 +94,10 @@ MEMBERS = [
     ("puy-guillaume", "journee", "Léa Perrin", "lea.perrin@example.fr", "", "", "", "pass"),
 ]
 DAY = 86_400
+# The demo's story, in days after joining: an upgrade after 10, the renewals after 32 and 41,
+# Claire's second renewal after 64. Members join this long ago, on their clocks.
+STEPS = (10, 22, 9, 23)
+HISTORY = sum(STEPS) * DAY
 # Where the members live or work (made up, in the Thiers area): printed on their invoices.
 ADDRESSES = {
     "julie.fayolle@example.fr": "5 rue Durolle\n63300 Thiers",
@@ -131,8 +139,25 @@ async def _portal_card(sessions, gw, http: httpx.AsyncClient, settings: Settings
                                                   "card-expiry": "09/31", "card-cvc": "314"})
 
 
-async def _advance(http: httpx.AsyncClient, settings: Settings, seconds: int) -> None:
-    await http.post(f"{settings.base_url}{SANDBOX_PATH}/_admin/advance", data={"seconds": str(seconds)})
+async def _on_a_clock(sessions, gw: StripeGateway, member_id: int, name: str, frozen_time: int) -> str:
+    """The member's Stripe customer, attached to a new Test Clock frozen at ``frozen_time``."""
+    customer = await ensure_customer(sessions, gw, member_id)
+    clock = await gw.create("test_helpers.test_clocks", {"frozen_time": frozen_time, "name": f"Démo : {name}"[:300],
+                                                         "customer": customer}, key=f"demo-clock-member-{member_id}")
+    return str(clock["id"])
+
+
+async def _advance(http: httpx.AsyncClient, settings: Settings, gw: StripeGateway, clocks: dict[str, int], seconds: int) -> None:
+    """Every member's clock moves ``seconds`` on (Stripe advances a clock asynchronously: wait
+    until it is ``ready``), then the sandbox delivers what happened."""
+    for clock_id in clocks:
+        clocks[clock_id] += seconds
+        await gw.call("test_helpers.test_clocks", "advance", clock_id, params={"frozen_time": clocks[clock_id]},
+                      key=f"demo-advance-{clock_id}-{clocks[clock_id]}")
+        for _ in range(300):
+            if (await gw.retrieve("test_helpers.test_clocks", clock_id))["status"] == "ready":
+                break
+            await asyncio.sleep(0.1)
     await http.post(f"{settings.base_url}{SANDBOX_PATH}/_admin/deliver")
 
 
@@ -188,6 +213,9 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
         await sync_plans(sessions, gw)
         members: dict[str, tuple[int, str]] = {}
         async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
+            # Everyone joins HISTORY ago, on their own clock; the clocks then catch up with today.
+            today = int((await http.get(f"{settings.base_url}{SANDBOX_PATH}/_admin/clock")).json()["now"])
+            clocks: dict[str, int] = {}
             for slug, code, name, email, company, siren, vat, story in MEMBERS:
                 site = sites.get(slug)
                 plan = plans.get((site.id, code)) if site else None
@@ -198,6 +226,8 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
                 async with transaction(sessions) as session:
                     member, _created = await enrol(session, site, details)
                     member.address = details.address or ""
+                if plan.kind != PlanKind.PASS:  # a pass is bought today: its Checkout expires_at is real time
+                    clocks[await _on_a_clock(sessions, gw, member.id, name, today - HISTORY)] = today - HISTORY
                 urls = {"success_url": f"{settings.base_url}/coworking/bienvenue?session_id={{CHECKOUT_SESSION_ID}}",
                         "cancel_url": f"{settings.base_url}/coworking/{slug}"}
                 if plan.kind == PlanKind.PASS:
@@ -226,7 +256,8 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
             for member_id, name in by_story.get("unpaid", []):
                 await _portal_card(sessions, gw, http, settings, member_id, name, FAILS)
             # Ten days later Sébastien moves from the nomad desk to a fixed bench (prorated, paid now).
-            await _advance(http, settings, 10 * DAY)
+            ten, twenty_two, nine, twenty_three = (n * DAY for n in STEPS)
+            await _advance(http, settings, gw, clocks, ten)
             for member_id, _name in by_story.get("upgrades", []):
                 sub = await _subscription(sessions, member_id)
                 async with sessions() as session:
@@ -237,12 +268,12 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
                                                        plan_id=target.id)
                 await billing.confirm_change(sessions, gw, settings, member_id=member_id, token=preview.token)
             # First renewals (Kévin's fails and is retried), then Kévin's last retry: unpaid.
-            await _advance(http, settings, 22 * DAY)
-            await _advance(http, settings, 9 * DAY)
+            await _advance(http, settings, gw, clocks, twenty_two)
+            await _advance(http, settings, gw, clocks, nine)
             # Claire's card expires before her second renewal: past due, in the grace period.
             for member_id, name in by_story.get("past_due", []):
                 await _portal_card(sessions, gw, http, settings, member_id, name, FAILS)
-            await _advance(http, settings, 23 * DAY)
+            await _advance(http, settings, gw, clocks, twenty_three)
             # Élise has given notice: she stays until the end of the month she paid.
             for member_id, _name in by_story.get("leaving", []):
                 sub = await _subscription(sessions, member_id)

@@ -3,8 +3,9 @@
 Played once, after the demo server answers: donors (a company among them, each with the
 postal address their tax receipt states) pay on the sandbox's hosted Checkout page (a
 declined card among them), a refund is made as from Stripe's dashboard, a chargeback is
-lost, and the sandbox's clock moves on so that payouts reach the bank. Everything then
-flows through webhooks into the books like in production: receipts issued, then voided.
+lost. Everything then flows through webhooks into the books like in production: receipts
+issued, then voided. The sandbox's clock is not moved (the app and Stripe keep one date):
+the gifts are paid out the way Stripe does it, at the daily payout once they are available.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from funding.orgs.models import Site
 from funding.payments.models import Payment, PaymentPurpose
 from funding.payments.service import start_checkout
 from funding.settings import Settings
-from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
+from funding.stripe_gateway import StripeGateway
 from stripe_sandbox.visitor import pay
 
 log = logging.getLogger("funding.demo")
@@ -80,8 +81,6 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
             disputes = await gw.list("disputes", {"limit": 10})
             for dispute in disputes["data"]:
                 await gw.call("disputes", "close", dispute["id"])
-            # Days later Stripe pays the available balance out to the bank.
-            await http.post(f"{settings.base_url}{SANDBOX_PATH}/_admin/advance", data={"seconds": str(5 * 86400)})
         log.info("demo: %s donations paid through the sandbox", len(paid))
     except Exception:  # the demo must start even if this goes wrong
         log.exception("demo: could not play the donations")

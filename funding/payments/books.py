@@ -8,6 +8,12 @@ brings it. Fees come from the balance transaction, never from a formula:
     [ST] D 5115 net · D 627 fee · C <revenue of the purpose> amount      (charge)
     [ST] D <revenue> · C 5115 (refund, dispute withdrawal, with its fee on 627)
     [ST] D 512 · C 5115                                                  (payout)
+    [ST] mirror of the payout's / the refund's entry, ``reverses_id`` set  (payout_failure, refund_failure)
+
+A payout the bank sends back (``payout_failure``) or a refund the card network refuses
+(``refund_failure``) puts the money back in the Stripe balance: its entry is the reversing
+entry of the payout's (or refund's) own, never an UPDATE, and never a suspense line on 467.
+If that entry is not in the books yet (events in any order), it is posted first.
 
 Fetching (network) and posting (database) are separate, so no Stripe call ever runs
 while the ledger's head is locked.
@@ -26,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.db import Sessions
 from funding.errors import FundingError
 from funding.ledger.models import Entry, FundingSource, LedgerHead
-from funding.ledger.service import EntryDraft, Line, Posted, post
+from funding.ledger.service import EntryDraft, Line, Posted, post, reversal_by_key
 from funding.orgs.models import Organisation, Site
 from funding.payments import purposes
 from funding.stripe_gateway import StripeGateway
@@ -47,6 +53,22 @@ class TxnContext:
     txn: dict[str, Any]
     charge: dict[str, Any] | None
     metadata: dict[str, Any]
+    original: TxnContext | None = None  # a failure's: the payout's or refund's own balance transaction
+
+
+FAILURES = {"payout_failure": "Virement Stripe rejeté par la banque", "payout_cancel": "Virement Stripe annulé",
+            "refund_failure": "Remboursement refusé par la banque de la carte"}
+
+
+def failure_of(txn: dict[str, Any]) -> str | None:
+    """``payout_failure`` / ``payout_cancel`` / ``refund_failure`` (or None): money back from a
+    payout that failed or was canceled, or from a refund that failed."""
+    kind = txn.get("type")
+    if kind in FAILURES:
+        return str(kind)
+    if txn.get("reporting_category") == "payout_reversal":
+        return "payout_failure"
+    return None
 
 
 def source_key(txn_id: str) -> str:
@@ -69,6 +91,10 @@ async def fetch_context(gw: StripeGateway, txn_id: str) -> TxnContext:
         elif kind in ("refund", "dispute") and source.get("charge"):
             charge_ref = source["charge"]
             charge = charge_ref if isinstance(charge_ref, dict) else await gw.retrieve("charges", charge_ref)
+    original = None
+    if failure_of(txn) and isinstance(source, dict) and source.get("balance_transaction"):
+        first = source["balance_transaction"]
+        original = await fetch_context(gw, first["id"] if isinstance(first, dict) else first)
     metadata = dict((charge or {}).get("metadata") or {})
     if charge and "purpose" not in metadata and charge.get("payment_intent"):
         pi = charge["payment_intent"]
@@ -76,7 +102,7 @@ async def fetch_context(gw: StripeGateway, txn_id: str) -> TxnContext:
         metadata = {**(pi.get("metadata") or {}), **metadata}
         if "purpose" not in metadata:
             metadata = {**(await invoice_metadata(gw, pi["id"])), **metadata}
-    return TxnContext(txn, charge, metadata)
+    return TxnContext(txn, charge, metadata, original)
 
 
 async def with_all_lines(gw: StripeGateway, invoice: dict[str, Any], *, resource: str = "invoices.line_items") -> dict[str, Any]:
@@ -142,6 +168,10 @@ async def draft_for(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None
     source = txn.get("source")
     source_id = source.get("id") if isinstance(source, dict) else source
     kind = txn["type"]
+    if failure_of(txn) and ctx.original is not None:
+        # None when a person already reversed the original by hand: booking the money back again
+        # would count it twice; the failure stays without entry, and reconciliation shows it.
+        return await failure_draft(session, ctx)
     stripe_lines = [Line("5115", net, currency)] if net else []
     if fee:
         stripe_lines.append(Line("627", fee, currency, label="Frais Stripe"))
@@ -150,6 +180,10 @@ async def draft_for(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None
         org_id, site_id = await stripe_org(session)
         lines = [Line("512", -amount, currency), Line("5115", amount, currency)]
         return _draft(org_id, site_id, txn, FundingSource.INTERNAL, "Virement Stripe vers la banque", source_id, lines)
+    if failure_of(txn) in ("payout_failure", "payout_cancel"):  # no payout transaction to reverse: the money comes back
+        org_id, site_id = await stripe_org(session)
+        lines = [Line("5115", amount, currency), Line("512", -amount, currency)]
+        return _draft(org_id, site_id, txn, FundingSource.INTERNAL, _failure_label(txn), source_id, lines)
     if kind in REVENUE_TYPES and ctx.charge is not None:
         allocation = None
         resolve = purposes.resolver(ctx.metadata.get("purpose"))
@@ -169,6 +203,8 @@ async def draft_for(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None
             label = f"Litige (fonds retenus) : {label}"
         elif category == "dispute_reversal":
             label = f"Litige gagné (fonds restitués) : {label}"
+        elif kind == "refund_failure":
+            label = f"Remboursement refusé (fonds restitués) : {label}"
         return _draft(allocation.org_id, allocation.site_id, txn, allocation.funding_source, label, source_id,
                       stripe_lines + allocation.lines)
     # Stripe's own fees and anything else: against the Stripe balance, fees on 627, the rest in suspense.
@@ -176,6 +212,35 @@ async def draft_for(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None
     counterpart = "627" if kind in FEE_TYPES else "467"
     lines = [Line("5115", net, currency), Line(counterpart, -net, currency)]
     return _draft(org_id, site_id, txn, FundingSource.INTERNAL, txn.get("description") or f"Stripe : {kind}", source_id, lines)
+
+
+def _failure_label(txn: dict[str, Any]) -> str:
+    source = txn.get("source")
+    source = source if isinstance(source, dict) else {}
+    why = source.get("failure_code") or source.get("failure_reason")
+    label = FAILURES[failure_of(txn) or "payout_failure"]
+    return f"{label} ({why})" if why else label
+
+
+async def failure_draft(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None:
+    """The reversing entry of a failed payout's or refund's own entry, keyed by the failure's
+    balance transaction. The original is posted first if the books do not have it yet; None
+    if it is already reversed (by hand), or if it books nothing."""
+    original_ctx = ctx.original
+    if original_ctx is None:
+        return None
+    key = source_key(original_ctx.txn["id"])
+    original = await session.scalar(select(Entry).where(Entry.source_key == key))
+    if original is None:
+        first = await draft_for(session, original_ctx)
+        if first is None:
+            return None
+        await post(session, await dated_for_open_period(session, [first]))
+        original = await session.scalar(select(Entry).where(Entry.source_key == key))
+        if original is None:  # pragma: no cover - post either books it or raises
+            return None
+    return await reversal_by_key(session, original.org_id, key, key=source_key(ctx.txn["id"]), label=_failure_label(ctx.txn),
+                                 entry_date=local_date(ctx.txn["created"]))
 
 
 def _draft(org_id: int, site_id: int, txn: dict[str, Any], funding_source: FundingSource, label: str, source_id: str | None,

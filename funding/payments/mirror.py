@@ -14,6 +14,8 @@ from funding.payments.models import StripeObject
 # At equal timestamps a terminal state wins: an object never goes back from it.
 TERMINAL = {"canceled", "incomplete_expired", "succeeded", "paid", "void", "uncollectible", "won", "lost", "failed",
             "expired", "complete"}
+# ...except these, which still move on: a paid payout the bank sends back, a refund the card network refuses.
+TERMINAL_EXITS = {("paid", "failed"), ("succeeded", "failed")}
 
 
 async def apply_state(session: AsyncSession, obj: dict[str, Any], version: int) -> bool:
@@ -33,7 +35,8 @@ async def apply_state(session: AsyncSession, obj: dict[str, Any], version: int) 
         raise LookupError(f"stripe object {obj['id']} vanished")
     if version < current.version:
         return False
-    if version == current.version and current.status in TERMINAL and status != current.status:
+    if version == current.version and current.status in TERMINAL and status != current.status \
+            and (current.status, status) not in TERMINAL_EXITS:
         return False
     result = await session.execute(
         update(StripeObject)

@@ -5,6 +5,7 @@ unreconciled, with the difference and the missing entries shown to a person."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +32,12 @@ async def remember_payout(session: AsyncSession, payout: dict[str, Any]) -> None
     )
     if inserted is None:
         row = await must_get(session, Payout, payout["id"])
-        if row.status != PayoutStatus.PAID:  # paid is final for our purpose
-            row.status = payout.get("status", row.status)
+        status = payout.get("status", row.status)
+        # Paid is final for our purpose, except that the bank may still send a paid payout back.
+        movable = row.status not in (PayoutStatus.PAID, PayoutStatus.FAILED) or status == PayoutStatus.FAILED
+        if movable and status != row.status:
+            row.status = status
+            row.reconciled = False
 
 
 @dataclass
@@ -56,13 +61,18 @@ async def check_payout(sessions: Sessions, gw: StripeGateway, payout: dict[str, 
     """Compare the payout with its balance transactions (Stripe) and our entries (ledger)."""
     check = PayoutCheck(payout["id"], int(payout["amount"]), payout["currency"].upper())
     txn_ids = []
-    async for txn in gw.list_all("balance_transactions", {"payout": payout["id"]}):
-        txn_ids.append(txn["id"])
-        if txn["type"] != "payout":  # the payout's own transaction is what we compare against
-            check.transactions_net += int(txn["net"])
-    if payout.get("balance_transaction"):
-        bt = payout["balance_transaction"]
-        txn_ids.append(bt["id"] if isinstance(bt, dict) else bt)
+    if payout.get("automatic", True):
+        async for txn in gw.list_all("balance_transactions", {"payout": payout["id"]}):
+            txn_ids.append(txn["id"])
+            if txn["type"] != "payout":  # the payout's own transaction is what we compare against
+                check.transactions_net += int(txn["net"])
+    else:
+        # Stripe refuses to list by a manual payout (400: "only automatic"): it draws on the
+        # balance, not on given transactions; only its own entry (and failure's) is checked.
+        check.transactions_net = check.amount
+    for key in ("balance_transaction", "failure_balance_transaction"):  # a failed payout: both, netting to 0 on 512
+        if bt := payout.get(key):
+            txn_ids.append(bt["id"] if isinstance(bt, dict) else bt)
     async with sessions() as session:
         keys = {source_key(t) for t in txn_ids}
         present = set((await session.scalars(select(Entry.source_key).where(Entry.source_key.in_(keys)))).all()) if keys else set()
@@ -81,8 +91,7 @@ async def check_payout(sessions: Sessions, gw: StripeGateway, payout: dict[str, 
 async def reconcile(sessions: Sessions, gw: StripeGateway, *, only_unreconciled: bool = True, limit: int = 100) -> list[PayoutCheck]:
     """Check paid payouts: those not reconciled yet, or all of them."""
     checks = []
-    params = {"status": "paid"}
-    async for payout in gw.list_all("payouts", params):
+    async for payout in _payouts(gw, ("paid", "failed")):
         if only_unreconciled:
             async with sessions() as session:
                 row = await session.get(Payout, payout["id"])
@@ -94,10 +103,20 @@ async def reconcile(sessions: Sessions, gw: StripeGateway, *, only_unreconciled:
     return checks
 
 
+async def _payouts(gw: StripeGateway, statuses: tuple[str, ...]) -> AsyncIterator[dict[str, Any]]:
+    seen = set()
+    for status in statuses:
+        async for payout in gw.list_all("payouts", {"status": status}):
+            if payout["id"] not in seen and payout.get("status", status) == status:
+                seen.add(payout["id"])
+                yield payout
+
+
 async def reconcile_job(sessions: Sessions, settings: Settings, gw: StripeGateway | None = None) -> int:
     """Worker job: check payouts that are paid but not reconciled yet (known from webhooks)."""
     async with sessions() as session:
-        ids = (await session.scalars(select(Payout.id).where(Payout.status == PayoutStatus.PAID, Payout.reconciled.is_(False))
+        ids = (await session.scalars(select(Payout.id).where(Payout.status.in_((PayoutStatus.PAID, PayoutStatus.FAILED)),
+                                                             Payout.reconciled.is_(False))
                                      .limit(20))).all()
     if not ids:
         return 0

@@ -3,6 +3,9 @@ payouts and their reconciliation, payments, and requests whose outcome is unknow
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from sqlalchemy import func, select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -10,7 +13,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from funding.i18n import gettext as _
-from funding.payments.models import EVENT_STATES, EventStatus, Payment, Payout, RequestStatus, StripeEvent, StripeRequest
+from funding.payments.models import (
+    EVENT_STATES,
+    EventStatus,
+    Payment,
+    Payout,
+    RequestStatus,
+    StripeEvent,
+    StripeObject,
+    StripeRequest,
+)
 from funding.payments.service import reset_event
 from funding.web import BOOKS, STAFF, db, flash, redirect_to, render, require
 
@@ -33,11 +45,22 @@ async def overview(request: Request) -> Response:
         payments = (await session.execute(select(Payment.id, Payment.purpose, Payment.amount, Payment.currency,
                                                  Payment.status, Payment.name, Payment.amount_refunded, Payment.created_at)
                                           .order_by(Payment.id.desc()).limit(50))).all()
+        failed = (await session.execute(select(StripeObject.type, StripeObject.data)
+                                        .where(StripeObject.type.in_(("payout", "refund")), StripeObject.status == "failed")
+                                        .order_by(StripeObject.updated_at.desc()).limit(50))).all()
         unknown = (await session.execute(select(StripeRequest.ref, StripeRequest.resource, StripeRequest.status,
                                                 StripeRequest.error, StripeRequest.updated_at)
                                          .where(StripeRequest.status.in_((RequestStatus.UNKNOWN, RequestStatus.PENDING))))).all()
     return render(request, "admin/stripe.html", {"counts": counts, "events": events, "status": status, "states": EVENT_STATES,
-                                                 "payouts": payouts, "payments": payments, "unknown": unknown})
+                                                 "payouts": payouts, "payments": payments, "unknown": unknown,
+                                                 "failures": [_failure(kind, json.loads(data)) for kind, data in failed]})
+
+
+def _failure(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """A payout the bank sent back, or a refund the card network refused, as staff read it."""
+    return {"kind": kind, "id": obj.get("id", ""), "amount": int(obj.get("amount") or 0),
+            "currency": str(obj.get("currency") or "eur").upper(), "code": obj.get("failure_code") or obj.get("failure_reason") or "",
+            "message": obj.get("failure_message") or "", "charge": obj.get("charge") or ""}
 
 
 async def replay(request: Request) -> Response:

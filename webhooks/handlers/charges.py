@@ -115,6 +115,9 @@ async def prepare_refund(gw: StripeGateway, event: Event) -> Prepared:
 
 
 async def apply_refund(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
+    """Its state is kept (staff see failed refunds); a failed one's money back is the reversal of its entry."""
+    for refund in prepared.objects:
+        await mirror.apply_state(session, refund, version(event, prepared))
     return await books.drafts_for(session, prepared.contexts)
 
 

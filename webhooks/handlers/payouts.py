@@ -1,4 +1,6 @@
-"""Payouts: the Stripe balance leaves for the bank (5115 → 512); reconciled afterwards."""
+"""Payouts: the Stripe balance leaves for the bank (5115 → 512); reconciled afterwards. A payout
+the bank sends back (``payout.failed``, even after ``paid``) is reversed: its own entry and the
+reversing one, from its ``failure_balance_transaction``."""
 
 from __future__ import annotations
 
@@ -15,9 +17,10 @@ from webhooks.handlers import Handler, Prepared, version
 async def prepare(gw: StripeGateway, event: Event) -> Prepared:
     payout = await gw.retrieve("payouts", event["data"]["object"]["id"])
     contexts = []
-    if payout.get("status") == "paid" and payout.get("balance_transaction"):
-        bt = payout["balance_transaction"]
-        contexts.append(await books.fetch_context(gw, bt["id"] if isinstance(bt, dict) else bt))
+    for key in ("balance_transaction", "failure_balance_transaction"):
+        bt = payout.get(key)
+        if payout.get("status") in ("paid", "failed") and bt:
+            contexts.append(await books.fetch_context(gw, bt["id"] if isinstance(bt, dict) else bt))
     return Prepared(contexts=contexts, objects=[payout])
 
 
