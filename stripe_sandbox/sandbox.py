@@ -16,7 +16,7 @@ from stripe_sandbox.state import Store, public
 
 log = logging.getLogger("stripe_sandbox")
 API_VERSION = "2026-10-28.endive"
-FAULT_MODES = ("error_500", "error_500_after", "timeout_after", "error_429")
+FAULT_MODES = ("error_500", "error_500_after", "timeout_after", "error_429", "delay_before")
 
 # Scheduled work: (when is something next due, do what is due now), in this order.
 SCHEDULE: list[tuple[Callable[[Sandbox], int | None], Callable[[Sandbox], None]]] = [
@@ -55,7 +55,8 @@ class Sandbox:
         self.lock = threading.RLock()
         self.store = Store.load(self.state_path) if self.state_path else Store()
         self.faults: list[dict[str, Any]] = []
-        self.fault_timeout = 30.0  # how long "timeout_after" holds the answer back
+        self.fault_timeout = 30.0  # how long "timeout_after" holds the answer back ("delay_before": the work)
+        self.keys_in_flight: set[str] = set()  # idempotency keys of requests being worked on (a twin gets 409)
         self.request_context: dict[str, Any] | None = None
         self.api_version = API_VERSION
         self._delivery_task: asyncio.Task | None = None
