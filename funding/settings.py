@@ -7,6 +7,7 @@ variable; the command line and the web entry point print it and stop.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,9 @@ class Settings:
     stripe_secret_key: str = field(default="", repr=False)
     stripe_webhook_secret: str = field(default="", repr=False)
     stripe_api_base: str = ""
+    # Prefix of our idempotency keys (and the ``entrelab_installation`` metadata of what we create);
+    # empty: ``entrelab-`` + an id this database draws at first use (funding.payments.calls.key_prefix).
+    stripe_idempotency_prefix: str = ""
     smtp_url: str = field(default="", repr=False)
     mail_from: str = "Entre-Lab <noreply@entre-lab.fr>"
     default_locale: str = "fr"
@@ -207,6 +211,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
         stripe_secret_key=stripe_key,
         stripe_webhook_secret=webhook_secret,
         stripe_api_base=api_base,
+        stripe_idempotency_prefix=_idempotency_prefix(env.get("STRIPE_IDEMPOTENCY_PREFIX", "")),
         smtp_url=smtp_url,
         mail_from=env.get("MAIL_FROM") or defaults.mail_from,
         default_locale=locale,
@@ -220,6 +225,13 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
         rate_limits=_rate_limits(env.get("RATE_LIMITS", "")),
         trusted_proxies=_trusted_proxies(env.get("TRUSTED_PROXIES")),
     )
+
+
+def _idempotency_prefix(raw: str) -> str:
+    value = raw.strip()
+    if value and not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", value):
+        raise ConfigError("STRIPE_IDEMPOTENCY_PREFIX: 1 to 40 letters, digits, '-' or '_'")
+    return value
 
 
 def generate_seal_key() -> str:

@@ -152,6 +152,7 @@ def settings(database_url):
         SECRET_KEY="test-secret-key-0123456789",
         BASE_URL="http://testserver",
         LEDGER_SEAL_KEY=TEST_SEAL_KEY,
+        STRIPE_IDEMPOTENCY_PREFIX="entrelab",  # the keys tests spell out; the default (per database) has its own test
     )
 
 
