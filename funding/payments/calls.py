@@ -137,6 +137,36 @@ async def _settle(sessions: Sessions, request_id: int, status: str, *, stripe_id
         )
 
 
+async def find_ours(sessions: Sessions, gw: StripeGateway, resource: str, metadata: dict[str, str]) -> list[dict[str, Any]]:
+    """What this installation created at Stripe with ``metadata`` (Search API), oldest first:
+    how a job asks Stripe whether its object already exists before creating it, so that a
+    restored backup (or any lost local state) never makes it twice."""
+    tags = {"entrelab_installation": await key_prefix(sessions, gw), **metadata}
+    query = " AND ".join(f"metadata['{k}']:'{_quoted(v)}'" for k, v in tags.items())
+    hits = [o for o in await gw.search(resource, query) if all((o.get("metadata") or {}).get(k) == v for k, v in tags.items())]
+    return sorted(hits, key=lambda o: o.get("created", 0))
+
+
+async def adopt(sessions: Sessions, gw: StripeGateway, *, ref: str, resource: str, obj: dict[str, Any]) -> None:
+    """Record that ``obj``, found at Stripe, is what ``ref`` asks for: its latest request
+    succeeded with it (or one is written, if local state lost even the request)."""
+    prefix = await key_prefix(sessions, gw)
+    async with transaction(sessions) as session:
+        existing = await session.scalar(select(StripeRequest).where(StripeRequest.ref == ref, StripeRequest.resource == resource)
+                                        .order_by(StripeRequest.attempt.desc()).limit(1))
+        if existing is not None:
+            if existing.status != RequestStatus.SUCCEEDED:
+                await session.execute(update(StripeRequest).where(StripeRequest.id == existing.id).values(
+                    status=RequestStatus.SUCCEEDED, stripe_id=obj["id"], error="found again at Stripe by our metadata",
+                    raised_at=None, updated_at=utcnow()))
+            return
+        await insert_ignore(session, StripeRequest, {
+            "ref": ref, "resource": resource, "attempt": 1, "idempotency_key": idempotency_key(ref, resource, 1, prefix),
+            "params": json.dumps({"metadata": obj.get("metadata") or {}}, sort_keys=True), "status": RequestStatus.SUCCEEDED,
+            "stripe_id": obj["id"], "error": "found again at Stripe by our metadata", "created_at": utcnow(), "updated_at": utcnow()},
+            ["idempotency_key"])
+
+
 @dataclass
 class Lookup:
     found: dict[str, Any] | None
