@@ -34,8 +34,9 @@ async def overview(request: Request) -> Response:
                                                  Payment.status, Payment.name, Payment.amount_refunded, Payment.created_at)
                                           .order_by(Payment.id.desc()).limit(50))).all()
         unknown = (await session.execute(select(StripeRequest.ref, StripeRequest.resource, StripeRequest.status,
-                                                StripeRequest.error, StripeRequest.updated_at)
-                                         .where(StripeRequest.status.in_((RequestStatus.UNKNOWN, RequestStatus.PENDING))))).all()
+                                                StripeRequest.error, StripeRequest.updated_at, StripeRequest.raised_at)
+                                         .where(StripeRequest.status.in_((RequestStatus.UNKNOWN, RequestStatus.PENDING)))
+                                         .order_by(StripeRequest.raised_at.is_(None), StripeRequest.id))).all()
     return render(request, "admin/stripe.html", {"counts": counts, "events": events, "status": status, "states": EVENT_STATES,
                                                  "payouts": payouts, "payments": payments, "unknown": unknown})
 

@@ -138,7 +138,7 @@ async def test_an_answer_that_never_comes_is_looked_up_then_made_once_with_the_s
     assert row.status == "succeeded" and [i["id"] for i in sandbox.store.all("invoiceitem")] == [row.stripe_id]
 
 
-async def test_stripe_unreachable_for_a_day_raises_the_request_to_staff(sessions, settings, sgw, sandbox):
+async def test_stripe_unreachable_for_a_day_raises_the_request_to_staff(sessions, settings, sgw, sandbox, world):
     sandbox.inject_fault("POST", "/v1/payment_intents", "error_500", count=4)
     with pytest.raises(StripeUnknown):
         await create_once(sessions, sgw, ref="pledge:3:charge:1", resource="payment_intents",
@@ -153,3 +153,13 @@ async def test_stripe_unreachable_for_a_day_raises_the_request_to_staff(sessions
         row = await session.scalar(select(StripeRequest))
     assert row.status == "unknown" and row.raised_at is not None and "injoignable" in row.error
     assert json.loads(row.params)["amount"] == 2500 and list(sandbox.store.all("payment_intent")) == []
+    # Where staff see it: the back office's Stripe page, with what to check.
+    from funding.app import create_app
+    from tests.support.web import login_as, text_of
+
+    app = create_app(settings.with_(stripe_secret_key="sk_test_x", stripe_api_base="http://stripe.test"), process_events=False)
+    async with app.router.lifespan_context(app), \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        await login_as(client, sessions, settings, world.users["staff"])
+        page = text_of((await client.get("/admin/stripe")).text)
+    assert "À vérifier par le personnel" in page and "pledge:3:charge:1" in page and row.idempotency_key in page
