@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from stripe_sandbox.sandbox import Sandbox
 
 log = logging.getLogger("stripe_sandbox")
-IDEMPOTENCY_TTL = 24 * 3_600
 Handler = Callable[..., Any]
 
 
@@ -175,9 +174,7 @@ def _execute(sb: Sandbox, method: str, path: str, params: dict[str, Any], key: s
         sb.tick()
         fingerprint = None
         if key:
-            now = sb.now()
-            for old in [k for k, v in sb.store.idempotency.items() if v["created"] + IDEMPOTENCY_TTL <= now]:
-                del sb.store.idempotency[old]
+            sb.forget_idempotency_keys()
             fingerprint = hashlib.sha256(json.dumps([method, path, params], sort_keys=True).encode()).hexdigest()
             record = sb.store.idempotency.get(key)
             if record is not None:

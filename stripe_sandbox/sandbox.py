@@ -16,6 +16,7 @@ from stripe_sandbox.state import Store, public
 
 log = logging.getLogger("stripe_sandbox")
 API_VERSION = "2026-10-28.endive"
+IDEMPOTENCY_TTL = 24 * 3_600
 FAULT_MODES = ("error_500", "error_500_after", "timeout_after", "error_429", "delay_before")
 
 # Scheduled work: (when is something next due, do what is due now), in this order.
@@ -77,8 +78,17 @@ class Sandbox:
             first = len(self.store.data["objects"]["event"])
             target = self.now() + int(seconds)
             self._run_until(target)
+            self.forget_idempotency_keys()
             self.save()
             return [public(e) for e in list(self.store.data["objects"]["event"].values())[first:]]
+
+    def forget_idempotency_keys(self) -> None:
+        """Stripe keeps a key's result for 24 h (of this clock), then forgets the key."""
+        with self.lock:
+            now = self.now()
+            saved = self.store.idempotency
+            for key in [k for k, v in saved.items() if v["created"] + IDEMPOTENCY_TTL <= now]:
+                del saved[key]
 
     def tick(self) -> None:
         """Run whatever is due at the current sandbox time."""
