@@ -181,7 +181,7 @@ class FakeStripe:
             side_effect=self._search)
         for resource in self.RESOURCES:
             router.get(url__regex=rf"^{BASE}/v1/{resource}/(?P<oid>[^/?]+)(\?.*)?$").mock(side_effect=self._get)
-        router.get(url__regex=rf"^{BASE}/v1/(?P<resource>balance_transactions|payouts|events)(\?.*)?$").mock(
+        router.get(url__regex=rf"^{BASE}/v1/(?P<resource>balance_transactions|payouts|events|invoiceitems)(\?.*)?$").mock(
             side_effect=self._list)
         router.post(f"{BASE}/v1/tax_rates").mock(side_effect=self._tax_rate)
 
