@@ -230,7 +230,8 @@ def _what_to_check(row: StripeRequest, params: dict[str, Any], lookup: str, why:
     return (f"Remonté au personnel ({why}) : Stripe n'a pas dit s'il a créé ce {row.resource}{amount}{customer}, "
             f"demandé le {row.created_at:%d/%m/%Y %H:%M} UTC avec la clé {row.idempotency_key}. Recherche : {lookup}. "
             f"À vérifier dans le tableau de bord Stripe : un objet de métadonnées {tags}. "
-            f"S'il existe, rien à refaire ; sinon, refaire l'opération depuis l'application. Le balayage ne le recrée jamais.")
+            f"S'il existe : funding stripe resolve {row.id} --found <son id> ; sinon : funding stripe resolve {row.id} --absent "
+            f"(créé alors une fois). Le balayage ne le recrée jamais.")
 
 
 async def _raise(sessions: Sessions, row: StripeRequest, params: dict[str, Any], lookup: str, why: str) -> None:
@@ -345,6 +346,28 @@ async def resolve_unknown(sessions: Sessions, settings: Settings, gw: StripeGate
         if own:
             await gw.aclose()
     return settled
+
+
+async def staff_resolve(sessions: Sessions, gw: StripeGateway, request_id: int, *, stripe_id: str | None = None) -> str:
+    """Staff checked a raised request at Stripe: ``stripe_id`` found there (it must carry our
+    ``entrelab_ref``) settles it; none found makes it now, once, under the next attempt's key.
+    Returns the request's outcome (``succeeded`` or ``failed`` with the refusal)."""
+    async with sessions() as session:
+        row = await session.get(StripeRequest, request_id)
+    if row is None or row.raised_at is None or row.status != RequestStatus.UNKNOWN:
+        raise ValueError(f"request {request_id}: not raised to staff")
+    params = json.loads(row.params)
+    if stripe_id is not None:
+        obj = await gw.retrieve(row.resource, stripe_id)
+        if row.resource != "billing_portal.sessions" and (obj.get("metadata") or {}).get("entrelab_ref") != row.ref:
+            raise ValueError(f"{stripe_id} is not what {row.ref} asked for (its metadata entrelab_ref differs)")
+        await _settle(sessions, row.id, "succeeded", stripe_id=stripe_id)
+        return RequestStatus.SUCCEEDED
+    try:
+        await _supersede(sessions, gw, row, params)
+    except StripeRefused as exc:
+        return f"{RequestStatus.FAILED}: {exc}"
+    return RequestStatus.SUCCEEDED
 
 
 async def request_for(sessions: Sessions, ref: str, resource: str) -> StripeRequest | None:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from funding.db import utcnow
-from funding.payments.calls import create_once, resolve_unknown
+from funding.payments.calls import create_once, resolve_unknown, staff_resolve
 from funding.payments.models import StripeRequest
 from funding.settings import load_settings
 from funding.stripe_gateway import StripeGateway, StripeUnknown
@@ -123,6 +123,18 @@ async def test_the_answer_of_each_kind_of_creating_call_dropped_the_sweep_ends_e
         await create_once(sessions, sgw, ref="sweep:lonely", resource="setup_intents",
                           params={"payment_method": "pm_card_visa", "confirm": True, "usage": "off_session"})
     assert len(list(sandbox.store.all("setup_intent"))) == made["setup_intents"]
+    # Staff checked at Stripe: another object is not it; nothing there → made now, once.
+    assert f"funding stripe resolve {lonely.id} --absent" in lonely.error
+    with pytest.raises(ValueError, match="not what sweep:lonely asked for"):
+        await staff_resolve(sessions, sgw, lonely.id, stripe_id=rows["sweep:setup_intents"].stripe_id)
+    assert await staff_resolve(sessions, sgw, lonely.id) == "succeeded"
+    with pytest.raises(ValueError, match="not raised"):
+        await staff_resolve(sessions, sgw, lonely.id)
+    async with sessions() as session:
+        latest = await session.scalar(select(StripeRequest).where(StripeRequest.ref == "sweep:lonely")
+                                      .order_by(StripeRequest.attempt.desc()).limit(1))
+    assert (latest.attempt, latest.status) == (2, "succeeded")
+    assert len(list(sandbox.store.all("setup_intent"))) == made["setup_intents"] + 1
 
 
 async def test_an_answer_that_never_comes_is_looked_up_then_made_once_with_the_same_key(sessions, settings, sgw, sandbox):
