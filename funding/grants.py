@@ -67,6 +67,7 @@ TABLES: dict[str, Access] = {
     # the Stripe boundary
     "stripe_events": STATE,
     "stripe_requests": STATE,
+    "installation_facts": APPEND,  # written once, at first use
     "stripe_objects": STATE,
     "stripe_tax_rates": forward("stripe_id"),
     "stripe_payouts": STATE,

@@ -62,6 +62,7 @@ def scope_of(session) -> OrgScope | None:
 
 GLOBAL = {
     "journals": "the journal codes are the same reference list for every organisation",
+    "installation_facts": "facts of the installation itself (its Stripe key prefix): no organisation, no person, no money",
     "link_revocations": "when the emailed links of a hashed address were revoked: a person, not an organisation; no money",
     "rate_limits": "counters of requests per hashed address or client IP: anonymous visitors, no organisation, no money",
     "stripe_tax_rates": "France's VAT rates as Stripe Tax Rates: the same few for every organisation, and no money",

@@ -7,6 +7,7 @@ variable; the command line and the web entry point print it and stop.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,9 @@ class Settings:
     stripe_secret_key: str = field(default="", repr=False)
     stripe_webhook_secret: str = field(default="", repr=False)
     stripe_api_base: str = ""
+    # Prefix of our idempotency keys (and the ``entrelab_installation`` metadata of what we create);
+    # empty: ``entrelab-`` + an id this database draws at first use (funding.payments.calls.key_prefix).
+    stripe_idempotency_prefix: str = ""
     smtp_url: str = field(default="", repr=False)
     mail_from: str = "Entre-Lab <noreply@entre-lab.fr>"
     default_locale: str = "fr"
@@ -216,6 +220,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
         stripe_secret_key=stripe_key,
         stripe_webhook_secret=webhook_secret,
         stripe_api_base=api_base,
+        stripe_idempotency_prefix=_idempotency_prefix(env.get("STRIPE_IDEMPOTENCY_PREFIX", "")),
         smtp_url=smtp_url,
         mail_from=env.get("MAIL_FROM") or defaults.mail_from,
         default_locale=locale,
@@ -248,6 +253,13 @@ def _media(env, defaults: Settings) -> dict:
     return {"media_dir": env.get("MEDIA_DIR") or defaults.media_dir, "s3_endpoint_url": endpoint, "s3_bucket": bucket,
             "s3_region": env.get("S3_REGION") or defaults.s3_region, "s3_access_key_id": env.get("S3_ACCESS_KEY_ID", ""),
             "s3_secret_access_key": env.get("S3_SECRET_ACCESS_KEY", ""), "s3_public_url": public}
+
+
+def _idempotency_prefix(raw: str) -> str:
+    value = raw.strip()
+    if value and not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", value):
+        raise ConfigError("STRIPE_IDEMPOTENCY_PREFIX: 1 to 40 letters, digits, '-' or '_'")
+    return value
 
 
 def generate_seal_key() -> str:

@@ -1,13 +1,18 @@
 """The only module that imports ``stripe``.
 
 One ``StripeClient`` over ``stripe.HTTPXClient`` (respx sees its traffic), the API
-version pinned here, ``STRIPE_API_BASE`` honoured, and our own retry policy:
+version pinned here, ``STRIPE_API_BASE`` honoured, and our own retry policy, which
+follows Stripe's ``Stripe-Should-Retry`` header whenever Stripe sends it:
 
-- retried with the *same* idempotency key: connection errors and timeouts, 409, 429
-  (with back-off), 5xx;
+- retried with the *same* idempotency key: connection errors and timeouts; 409 (a lock,
+  or ``idempotency_key_in_use`` while our twin is in flight) and 429, after ``Retry-After``
+  if given, else with back-off; a 5xx unless Stripe says ``Stripe-Should-Retry: false``;
 - never retried: 400, 401, 402, 403, 404 and idempotency errors (``StripeRefused``);
+- a 5xx Stripe says not to retry (it saved that answer under the key and would only replay
+  it): the outcome is unknown at once (``StripeUnknown`` with ``final``);
 - retries exhausted on a retryable failure: the outcome is unknown (``StripeUnknown``);
-  the caller leaves its row UNKNOWN for the sweep, which retrieves before creating.
+  the caller leaves its row UNKNOWN for the sweep, which looks the object up before
+  creating anything (funding.payments.calls).
 
 The SDK's own retries are off (``max_network_retries=0``) so there is one policy.
 Objects come back as plain dicts.
@@ -64,7 +69,21 @@ class StripeRefused(GatewayError):
 
 
 class StripeUnknown(GatewayError):
-    """No definite answer after every retry: Stripe may or may not have done it."""
+    """No definite answer after every retry: Stripe may or may not have done it.
+
+    ``final``: Stripe said not to retry (``Stripe-Should-Retry: false``): the same key only
+    replays this answer for 24 h; ``replayed``: this answer was such a replay."""
+
+    def __init__(self, message: str, *, final: bool = False, replayed: bool = False):
+        super().__init__(message)
+        self.final = final
+        self.replayed = replayed
+
+
+def _header(exc: stripe.StripeError, name: str) -> str | None:
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get(name) if hasattr(headers, "get") else None
+    return str(value) if value is not None else None
 
 
 def api_base(settings: Settings) -> str:
@@ -99,7 +118,12 @@ def _refusal(exc: stripe.StripeError) -> StripeRefused:
 
 
 def _retryable(exc: stripe.StripeError) -> bool:
-    if isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError)):
+    if isinstance(exc, stripe.APIConnectionError):
+        return True
+    should = (_header(exc, "stripe-should-retry") or "").lower()
+    if should in ("true", "false"):  # Stripe knows: a saved answer would only be replayed
+        return should == "true"
+    if isinstance(exc, stripe.RateLimitError):
         return True
     if isinstance(exc, (stripe.IdempotencyError, stripe.CardError, stripe.InvalidRequestError,
                         stripe.AuthenticationError, stripe.PermissionError)):
@@ -119,6 +143,7 @@ class StripeGateway:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
         self.livemode = settings.stripe_livemode
+        self.key_prefix = settings.stripe_idempotency_prefix  # empty: the database's own (funding.payments.calls)
         self.sandbox = settings.uses_sandbox
         self.base = api_base(settings)
         self.max_attempts = max_attempts
@@ -172,13 +197,18 @@ class StripeGateway:
                 return _plain(await attempt_call())
             except stripe.StripeError as exc:
                 if not _retryable(exc):
+                    if (exc.http_status or 0) >= 500:  # Stripe may have done it, and says a retry would not tell
+                        replayed = (_header(exc, "idempotent-replayed") or "").lower() == "true"
+                        log.warning("stripe %s: %s, not to be retried (Stripe-Should-Retry: false%s)", what, exc.http_status,
+                                    ", a replayed answer" if replayed else "")
+                        raise StripeUnknown(f"{what}: {type(exc).__name__}: {exc}", final=True, replayed=replayed) from exc
                     raise _refusal(exc) from exc
                 if attempt >= self.max_attempts:
                     log.warning("stripe %s: no definite answer after %s attempts: %s", what, attempt, exc)
                     raise StripeUnknown(f"{what}: {type(exc).__name__}: {exc}") from exc
                 delay = self.backoff * 2 ** (attempt - 1)
-                retry_after = (exc.headers or {}).get("retry-after") if hasattr(exc, "headers") else None
-                if retry_after and digits(str(retry_after)):
+                retry_after = _header(exc, "retry-after")
+                if retry_after and digits(retry_after):
                     delay = max(delay, float(retry_after))
                 log.info("stripe %s attempt %s failed (%s); retrying in %.1fs with the same key",
                          what, attempt, type(exc).__name__, delay)

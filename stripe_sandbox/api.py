@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from stripe_sandbox.sandbox import Sandbox
 
 log = logging.getLogger("stripe_sandbox")
-IDEMPOTENCY_TTL = 24 * 3_600
 Handler = Callable[..., Any]
 
 
@@ -90,6 +89,11 @@ async def _params(request: Request) -> dict[str, Any]:
 
 
 async def dispatch(request: Request) -> Response:
+    """One API request, with Stripe's idempotency: a key's first result (an object, a card error,
+    or a 500 that followed the work) is saved and replayed for 24 h of sandbox time
+    (``Idempotent-Replayed: true``); a twin sent while the first is in flight gets 409
+    ``idempotency_key_in_use``; another request under a used key gets 400. Errors carry
+    ``Stripe-Should-Retry`` (and ``Retry-After`` for 409 locks and 429s)."""
     sb: Sandbox = request.app.state.sandbox
     method = request.method
     path = "/v1/" + request.path_params["path"]
@@ -103,21 +107,49 @@ async def dispatch(request: Request) -> Response:
         _authenticate(request)
         fault = sb.take_fault(method, path)
         if fault == "error_500":
-            raise StripeError(500, "An unknown error occurred (injected by the sandbox).", type="api_error")
+            raise StripeError(500, "An unknown error occurred (injected by the sandbox).", type="api_error",
+                              headers={SHOULD_RETRY: "true"})
         if fault == "error_429":
-            raise StripeError(429, "Too many requests hit the API too quickly (injected by the sandbox).", code="rate_limit")
+            raise StripeError(429, "Too many requests hit the API too quickly (injected by the sandbox).", code="rate_limit",
+                              headers={SHOULD_RETRY: "true", "Retry-After": "1"})
         params = await _params(request)
+        if key:
+            with sb.lock:
+                if key in sb.keys_in_flight:
+                    raise StripeError(
+                        409,
+                        f"There is currently another in-progress request using this Stripe-Idempotency-Key ('{key}'). "
+                        "Please try again later.",
+                        type="idempotency_error", code="idempotency_key_in_use",
+                        headers={SHOULD_RETRY: "true", "Retry-After": "1"},
+                    )
+                sb.keys_in_flight.add(key)
     except StripeError as exc:
-        return _json(exc.status, exc.body(), headers | exc.headers)
-    status, body, replayed = _execute(sb, method, path, params, key, request_id, version)
+        return _json(exc.status, exc.body(), headers | _retry_headers(exc.status, saved=False) | exc.headers)
+    try:
+        if fault == "delay_before":  # the work takes a while: the key stays locked meanwhile
+            await asyncio.sleep(sb.fault_timeout)
+        status, body, replayed = _execute(sb, method, path, params, key, request_id, version, fault)
+    finally:
+        if key:
+            with sb.lock:
+                sb.keys_in_flight.discard(key)
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    if fault == "error_500_after" and status < 500:
-        error = StripeError(500, "An unknown error occurred after the request was processed (injected by the sandbox).", type="api_error")
-        return _json(500, error.body(), headers)
     if fault == "timeout_after":
         await _hold(request, sb.fault_timeout)
-    return _json(status, body, headers)
+    return _json(status, body, headers | _retry_headers(status, saved=bool(key)))
+
+
+SHOULD_RETRY = "Stripe-Should-Retry"
+
+
+def _retry_headers(status: int, *, saved: bool) -> dict[str, str]:
+    """Stripe-Should-Retry on an error: a saved result would only be replayed, a refusal would
+    be refused again; a 5xx whose result was not saved may be retried."""
+    if status < 400:
+        return {}
+    return {SHOULD_RETRY: "true" if status >= 500 and not saved else "false"}
 
 
 async def _hold(request: Request, seconds: float) -> None:
@@ -130,14 +162,19 @@ async def _hold(request: Request, seconds: float) -> None:
         await asyncio.sleep(min(0.25, left))
 
 
-def _execute(sb: Sandbox, method: str, path: str, params: dict[str, Any], key: str | None, request_id: str, version: str) -> tuple[int, Any, bool]:
+def _saved(status: int) -> bool:
+    """What Stripe keeps under a key: every result of a request that started its work — the
+    object, a card's refusal (402), a 5xx. A request refused at validation (400, 404) is not kept."""
+    return 200 <= status < 300 or status == 402 or status >= 500
+
+
+def _execute(sb: Sandbox, method: str, path: str, params: dict[str, Any], key: str | None, request_id: str, version: str,
+             fault: str | None = None) -> tuple[int, Any, bool]:
     with sb.lock:
         sb.tick()
         fingerprint = None
         if key:
-            now = sb.now()
-            for old in [k for k, v in sb.store.idempotency.items() if v["created"] + IDEMPOTENCY_TTL < now]:
-                del sb.store.idempotency[old]
+            sb.forget_idempotency_keys()
             fingerprint = hashlib.sha256(json.dumps([method, path, params], sort_keys=True).encode()).hexdigest()
             record = sb.store.idempotency.get(key)
             if record is not None:
@@ -163,7 +200,10 @@ def _execute(sb: Sandbox, method: str, path: str, params: dict[str, Any], key: s
             status, body = 500, StripeError(500, "An unexpected error occurred in the Stripe sandbox (see its log).", type="api_error").body()
         finally:
             sb.request_context = None
-        if key and (200 <= status < 300 or status == 402):
+        if fault == "error_500_after" and status < 500:  # the work is done; the answer is an error, saved as such
+            status, body = 500, StripeError(500, "An unknown error occurred after the request was processed (injected by the sandbox).",
+                                            type="api_error").body()
+        if key and _saved(status):
             sb.store.idempotency[key] = {"fingerprint": fingerprint, "status": status, "body": body, "created": sb.now()}
         if method != "GET":
             sb.save()

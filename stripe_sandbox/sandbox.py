@@ -16,7 +16,8 @@ from stripe_sandbox.state import Store, public
 
 log = logging.getLogger("stripe_sandbox")
 API_VERSION = "2026-10-28.endive"
-FAULT_MODES = ("error_500", "error_500_after", "timeout_after", "error_429")
+IDEMPOTENCY_TTL = 24 * 3_600
+FAULT_MODES = ("error_500", "error_500_after", "timeout_after", "error_429", "delay_before")
 
 # Scheduled work: (when is something next due, do what is due now), in this order.
 SCHEDULE: list[tuple[Callable[[Sandbox], int | None], Callable[[Sandbox], None]]] = [
@@ -56,7 +57,8 @@ class Sandbox:
         self.lock = threading.RLock()
         self.store = Store.load(self.state_path) if self.state_path else Store()
         self.faults: list[dict[str, Any]] = []
-        self.fault_timeout = 30.0  # how long "timeout_after" holds the answer back
+        self.fault_timeout = 30.0  # how long "timeout_after" holds the answer back ("delay_before": the work)
+        self.keys_in_flight: set[str] = set()  # idempotency keys of requests being worked on (a twin gets 409)
         self.request_context: dict[str, Any] | None = None
         self.api_version = API_VERSION
         self._delivery_task: asyncio.Task | None = None
@@ -106,8 +108,17 @@ class Sandbox:
             first = len(self.store.data["objects"]["event"])
             target = self.now() + int(seconds)
             self._run_until(target)
+            self.forget_idempotency_keys()
             self.save()
             return [public(e) for e in list(self.store.data["objects"]["event"].values())[first:]]
+
+    def forget_idempotency_keys(self) -> None:
+        """Stripe keeps a key's result for 24 h (of this clock), then forgets the key."""
+        with self.lock:
+            now = self.now()
+            saved = self.store.idempotency
+            for key in [k for k, v in saved.items() if v["created"] + IDEMPOTENCY_TTL <= now]:
+                del saved[key]
 
     def tick(self) -> None:
         """Run whatever is due at the current sandbox time."""

@@ -153,6 +153,7 @@ def settings(database_url, tmp_path):
         BASE_URL="http://testserver",
         LEDGER_SEAL_KEY=TEST_SEAL_KEY,
         MEDIA_DIR=str(tmp_path / "media"),
+        STRIPE_IDEMPOTENCY_PREFIX="entrelab",  # the keys tests spell out; the default (per database) has its own test
     )
 
 

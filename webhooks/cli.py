@@ -31,6 +31,25 @@ async def stripe_sync(ctx: Context, since: str) -> None:
         f"balance transactions: {report.transactions_seen} seen, {report.transactions_booked} booked now")
 
 
+@command(stripe, "resolve", help="settle an unknown request raised to staff, once checked at Stripe", serving=True)
+@click.argument("request_id", type=int)
+@click.option("--found", "stripe_id", help="the object found at Stripe (its metadata entrelab_ref is the request's)")
+@click.option("--absent", is_flag=True, help="nothing at Stripe: create it now, once, under the next key")
+async def stripe_resolve(ctx: Context, request_id: int, stripe_id: str | None, absent: bool) -> int:
+    from funding.payments.calls import staff_resolve
+    from funding.stripe_gateway import GatewayError
+
+    if bool(stripe_id) == absent:
+        raise CommandError("say what Stripe holds: --found OBJECT_ID, or --absent")
+    async with stripe_gateway(ctx.settings) as gw:
+        try:
+            outcome = await staff_resolve(ctx.sessions, gw, request_id, stripe_id=stripe_id)
+        except (ValueError, GatewayError) as exc:
+            raise CommandError(str(exc)) from exc
+    out(f"request {request_id}: {outcome}")
+    return 0 if outcome == "succeeded" else 1
+
+
 @command(webhooks, "replay", help="process one event again (fetched from Stripe if we never stored it)", serving=True)
 @click.argument("event_id")
 async def replay(ctx: Context, event_id: str) -> int:

@@ -35,13 +35,13 @@ from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.mail.service import enqueue
 from funding.orgs.models import Site
-from funding.payments.calls import create_once
+from funding.payments.calls import adopt, create_once, find_ours, key_prefix
 from funding.payments.models import PaymentPurpose
 from funding.payments.tax_rates import label as vat_label
 from funding.payments.tax_rates import tax_rate_ids
 from funding.payments.verify import StripeMismatch, check_row
 from funding.settings import Settings
-from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown
+from funding.stripe_gateway import GatewayError, StripeGateway, StripeRefused, StripeUnknown
 
 log = logging.getLogger("funding.bar")
 PURPOSE = PaymentPurpose.BAR_TAB
@@ -208,8 +208,14 @@ async def bill(sessions: async_sessionmaker, gw: StripeGateway, batch_id: int) -
         return await _bill_items(sessions, gw, batch, plan)
     if plan.resource is None or plan.params is None:
         raise RuntimeError(f"a {plan.method} plan without its Stripe call")
+    try:  # asked first: a restored backup, or a reply lost more than 24 h ago, never bills twice
+        obj = await _charged_already(sessions, gw, batch)
+    except GatewayError as exc:  # Stripe could not be asked: nothing made; the next round
+        log.warning("bar batch %s: not billed this round (%s)", batch.id, exc)
+        return BatchStatus.READY
     try:
-        obj = await create_once(sessions, gw, ref=f"bar-batch:{batch.id}", resource=plan.resource, params=plan.params)
+        if obj is None:
+            obj = await create_once(sessions, gw, ref=f"bar-batch:{batch.id}", resource=plan.resource, params=plan.params)
     except StripeRefused as exc:
         await _transition(sessions, batch, (BatchStatus.READY,), BatchStatus.DUE, method=plan.method, error=str(exc)[:500])
         return BatchStatus.DUE
@@ -218,14 +224,48 @@ async def bill(sessions: async_sessionmaker, gw: StripeGateway, batch_id: int) -
     return await apply_payment_intent(sessions, obj)
 
 
+async def _charged_already(sessions: async_sessionmaker, gw: StripeGateway, batch: Batch) -> dict | None:
+    """The batch's off-session PaymentIntent that already took the money, found at Stripe by our metadata."""
+    found = [pi for pi in await find_ours(sessions, gw, "payment_intents", {"bar_batch_id": str(batch.id)})
+             if pi.get("status") in ("succeeded", "processing", "requires_capture")
+             and (pi.get("metadata") or {}).get("purpose") == PURPOSE]
+    if found:
+        log.info("bar batch %s: already charged at Stripe (%s): adopted, nothing created", batch.id, found[0]["id"])
+        await adopt(sessions, gw, ref=f"bar-batch:{batch.id}", resource="payment_intents", obj=found[0])
+        return found[0]
+    return None
+
+
+async def _items_made(sessions: async_sessionmaker, gw: StripeGateway, batch: Batch, customer: str) -> dict[str, dict]:
+    """The batch's invoice items already at Stripe (invoice items cannot be searched: the
+    customer's are listed), by VAT rate."""
+    prefix = await key_prefix(sessions, gw)
+    made: dict[str, dict] = {}
+    async for item in gw.list_all("invoice_items", {"customer": customer}):
+        meta = item.get("metadata") or {}
+        if meta.get("entrelab_installation") == prefix and meta.get("bar_batch_id") == str(batch.id) and not item.get("deleted"):
+            made.setdefault(str(meta.get("vat_rate")), item)
+    return made
+
+
 async def _bill_items(sessions: async_sessionmaker, gw: StripeGateway, batch: Batch, plan: Plan) -> str:
     """The batch's invoice items, one per VAT rate, each created once (its own key). Refused
     half-way: the items already made are deleted, so the batch is due in full or billed in full."""
     made: list[str] = []
+    customer = plan.items[0][1]["customer"] if plan.items else None
+    try:
+        there = await _items_made(sessions, gw, batch, customer) if customer else {}
+    except GatewayError as exc:  # the customer's items could not be listed: nothing made this round
+        log.warning("bar batch %s: items not billed this round (%s)", batch.id, exc)
+        return BatchStatus.READY
     try:
         for rate, params in plan.items:
-            made.append((await create_once(sessions, gw, ref=f"bar-batch:{batch.id}:vat-{rate}", resource="invoice_items",
-                                           params=params))["id"])
+            ref = f"bar-batch:{batch.id}:vat-{rate}"
+            if (item := there.get(str(rate))) is not None:  # made before local state was lost: adopted, not made again
+                await adopt(sessions, gw, ref=ref, resource="invoice_items", obj=item)
+                made.append(item["id"])
+                continue
+            made.append((await create_once(sessions, gw, ref=ref, resource="invoice_items", params=params))["id"])
     except StripeRefused as exc:
         for item_id in made:
             with contextlib.suppress(StripeRefused):  # already on an invoice, or gone: Stripe says no

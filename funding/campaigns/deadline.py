@@ -6,7 +6,11 @@
    by a conditional UPDATE (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) before its
    PaymentIntent is created through ``create_once`` with the key ``pledge:<id>:charge:<n>``;
    a claim left by a crash is resumed with the *same* key, so nobody is charged twice
-   even when the job runs twice or on two workers at once;
+   even when the job runs twice or on two workers at once; and before creating, the job
+   asks Stripe (Search API, by our metadata) whether this pledge was already charged —
+   a restored backup older than Stripe's 24 h idempotency window then adopts the charge
+   it finds instead of making a second one. A Stripe read that fails after the charge
+   fails that pledge only (resumed by ``resume_stale``); the others go on;
 3. grace: a declined card or an unconfirmed authentication fails after 7 days;
 4. match: once nothing can change it, the public funder's share is booked;
 5. sweep: Checkout pages abandoned past their expiry (30 minutes, Stripe's
@@ -26,7 +30,7 @@ from funding.campaigns.flows import settle_payment_intent
 from funding.campaigns.models import Campaign, CampaignStatus, Match, MatchStatus, Mode, Pledge, PledgeStatus
 from funding.campaigns.pledges import lock_campaign, match_total
 from funding.db import Sessions, dialect_of, must_get, rowcount, transaction, utcnow
-from funding.payments.calls import create_once
+from funding.payments.calls import adopt, create_once, find_ours
 from funding.payments.models import PaymentPurpose
 from funding.payments.service import CHECKOUT_LIFETIME, settle_session
 from funding.payments.verify import StripeMismatch
@@ -128,9 +132,11 @@ async def charge(sessions: Sessions, gw: StripeGateway, pledge_id: int, now: dt.
     params = {"amount": pledge.amount, "currency": pledge.currency.lower(), "customer": pledge.customer_id,
               "payment_method": pledge.payment_method_id, "off_session": True, "confirm": True, "metadata": meta,
               "description": f"{campaign.title} — contribution n° {pledge.id}"[:200]}
+    ref = f"pledge:{pledge.id}:charge:{attempt}"
     try:
-        pi = await create_once(sessions, gw, ref=f"pledge:{pledge.id}:charge:{attempt}", resource="payment_intents",
-                               params=params)
+        pi = await _charged_already(sessions, gw, pledge.id, ref)
+        if pi is None:
+            pi = await create_once(sessions, gw, ref=ref, resource="payment_intents", params=params)
     except StripeRefused as exc:
         pi = dict(exc.payment_intent or {"id": None, "status": "requires_payment_method"})
         pi["metadata"] = {**(pi.get("metadata") or {}), **meta}
@@ -140,7 +146,32 @@ async def charge(sessions: Sessions, gw: StripeGateway, pledge_id: int, now: dt.
     except StripeUnknown as exc:
         log.warning("pledge %s: charge outcome unknown (%s); resumed with the same key", pledge.id, exc)
         return
-    await settle_payment_intent(sessions, gw, pi["id"], now=now)
+    except GatewayError as exc:  # Stripe could not be asked: nothing created; this pledge is resumed later
+        log.warning("pledge %s: Stripe not asked whether it was charged (%s); resumed later", pledge.id, exc)
+        return
+    try:
+        await settle_payment_intent(sessions, gw, pi["id"], now=now)
+    except GatewayError as exc:  # charged, but not read back: this pledge stays claimed and is resumed, the others go on
+        log.warning("pledge %s: charged (%s) but not read back (%s); resumed later with the same key", pledge.id, pi["id"], exc)
+
+
+# A PaymentIntent in one of these took, or is taking, the money: never charge beside it.
+CHARGED = ("succeeded", "processing", "requires_capture")
+
+
+async def _charged_already(sessions: Sessions, gw: StripeGateway, pledge_id: int, ref: str) -> dict | None:
+    """The pledge's PaymentIntent that already took the money, found at Stripe by our metadata
+    (a restored backup, or a reply lost more than 24 h ago), adopted as this attempt's; else None."""
+    found = [pi for pi in await find_ours(sessions, gw, "payment_intents", {"pledge_id": str(pledge_id)})
+             if pi.get("status") in CHARGED and (pi.get("metadata") or {}).get("purpose") == PaymentPurpose.PLEDGE]
+    if not found:
+        return None
+    pi = found[0]
+    if len(found) > 1:
+        log.error("pledge %s charged %s times at Stripe (%s): refund all but one", pledge_id, len(found), ", ".join(p["id"] for p in found))
+    log.info("pledge %s: already charged at Stripe (%s): adopted, nothing created", pledge_id, pi["id"])
+    await adopt(sessions, gw, ref=ref, resource="payment_intents", obj=pi)
+    return pi
 
 
 async def _previous_attempt_closed(sessions, gw: StripeGateway, pledge_id: int, previous_id: str, now) -> bool:

@@ -95,8 +95,10 @@ class StripeRequest(Base):
     """An object we asked Stripe to create, committed before the call.
 
     ``status`` is ``pending`` during the call, then ``succeeded`` (``stripe_id`` set),
-    ``failed`` (Stripe refused) or ``unknown`` (no definite answer: the sweep retrieves
-    before it ever creates again).
+    ``failed`` (Stripe refused) or ``unknown`` (no definite answer: the sweep looks for it
+    before it ever creates again). An unknown request the sweep cannot settle on its own
+    (the object cannot be looked up, and creating it again could bill twice) is *raised*
+    to staff: ``raised_at`` set, ``error`` says what to check; the sweep leaves it alone.
     """
 
     __tablename__ = "stripe_requests"
@@ -117,6 +119,18 @@ class StripeRequest(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    raised_at: Mapped[dt.datetime | None]
+
+
+class InstallationFact(Base):
+    """Facts of this installation (this database), written once at first use: ``stripe_key_prefix``,
+    the prefix of our idempotency keys and the ``entrelab_installation`` metadata of what we
+    create, so that two databases on one Stripe account never share a key or an object."""
+
+    __tablename__ = "installation_facts"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
 
 
 class StripeObject(Base):

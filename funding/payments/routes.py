@@ -49,8 +49,9 @@ async def overview(request: Request) -> Response:
                                         .where(StripeObject.type.in_(("payout", "refund")), StripeObject.status == "failed")
                                         .order_by(StripeObject.updated_at.desc()).limit(50))).all()
         unknown = (await session.execute(select(StripeRequest.ref, StripeRequest.resource, StripeRequest.status,
-                                                StripeRequest.error, StripeRequest.updated_at)
-                                         .where(StripeRequest.status.in_((RequestStatus.UNKNOWN, RequestStatus.PENDING))))).all()
+                                                StripeRequest.error, StripeRequest.updated_at, StripeRequest.raised_at)
+                                         .where(StripeRequest.status.in_((RequestStatus.UNKNOWN, RequestStatus.PENDING)))
+                                         .order_by(StripeRequest.raised_at.is_(None), StripeRequest.id))).all()
     return render(request, "admin/stripe.html", {"counts": counts, "events": events, "status": status, "states": EVENT_STATES,
                                                  "payouts": payouts, "payments": payments, "unknown": unknown,
                                                  "failures": [_failure(kind, json.loads(data)) for kind, data in failed]})

@@ -63,7 +63,7 @@ async def test_two_workers_closing_at_once_charge_each_promise_once(pg_url, pg_s
     off_session = OffSession(fake_stripe)
     settings = load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=pg_url, SECRET_KEY="test-secret-key-0123456789",
                              BASE_URL="http://testserver", STRIPE_SECRET_KEY="sk_test_unit",
-                             STRIPE_WEBHOOK_SECRET="whsec_x", STRIPE_API_BASE=BASE)
+                             STRIPE_WEBHOOK_SECRET="whsec_x", STRIPE_API_BASE=BASE, STRIPE_IDEMPOTENCY_PREFIX="entrelab")
     moment = campaign.ends_at + dt.timedelta(seconds=1)
 
     async def worker():

@@ -17,7 +17,7 @@ from funding.stripe_gateway import API_VERSION, StripeGateway, StripeRefused, St
 from tests.support.stripe_objects import BASE, payment_intent
 
 SETTINGS = load_settings({"FUNDING_ENV": "test", "STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",
-                          "STRIPE_API_BASE": BASE, "SECRET_KEY": "k" * 20})
+                          "STRIPE_API_BASE": BASE, "SECRET_KEY": "k" * 20, "STRIPE_IDEMPOTENCY_PREFIX": "entrelab"})
 
 
 def gateway(**kw) -> tuple[StripeGateway, list[float]]:
@@ -119,12 +119,21 @@ class StripeWithMemory:
         if key not in self.created and self.calls > self.fail_first:
             form = dict(httpx.QueryParams(request.content.decode()))
             self.created[key] = payment_intent(amount=int(form["amount"]), metadata={
-                "entrelab_ref": form.get("metadata[entrelab_ref]")})
+                k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")})
             if self.work_then_timeout and len(self.created) == 1 and self.calls == self.fail_first + 1:
                 raise httpx.ReadTimeout("Stripe did the work, the answer never came back")
         if key in self.created:
             return httpx.Response(200, json=self.created[key])
         return error(500, "api_error")
+
+    def search(self, request: httpx.Request) -> httpx.Response:
+        """``metadata['k']:'v' AND …`` over what was created."""
+        import re
+
+        wanted = dict(re.findall(r"metadata\['([^']+)'\]:'([^']*)'", request.url.params["query"]))
+        hits = [o for o in self.created.values() if all(o["metadata"].get(k) == v for k, v in wanted.items())]
+        return httpx.Response(200, json={"object": "search_result", "data": hits, "has_more": False, "next_page": None,
+                                         "url": "/v1/payment_intents/search"})
 
 
 @respx.mock
@@ -147,6 +156,7 @@ async def test_a_timeout_after_stripe_did_the_work_gives_back_the_same_object(se
 async def test_unknown_outcome_is_settled_by_the_sweep_with_one_object(sessions):
     fake = StripeWithMemory(fail_first=4)  # four 500s: the call gives up
     respx.post(f"{BASE}/v1/payment_intents").mock(side_effect=fake)
+    respx.get(f"{BASE}/v1/payment_intents/search").mock(side_effect=fake.search)
     gw, _ = gateway(max_attempts=4)
     with pytest.raises(StripeUnknown):
         await create_once(sessions, gw, ref="pledge:8", resource="payment_intents", params={"amount": 2500, "currency": "eur"})
@@ -169,7 +179,7 @@ async def test_after_24_hours_the_sweep_searches_our_metadata_before_creating(se
     async with sessions() as session:
         await session.execute(update(StripeRequest).values(created_at=dt.datetime(2020, 1, 1)))
         await session.commit()
-    found = payment_intent(amount=1000, metadata={"entrelab_ref": "pledge:9"})
+    found = payment_intent(amount=1000, metadata={"entrelab_ref": "pledge:9", "entrelab_installation": "entrelab"})
 
     def search(request):
         query = request.url.params["query"]
@@ -177,7 +187,7 @@ async def test_after_24_hours_the_sweep_searches_our_metadata_before_creating(se
                                          "has_more": False, "next_page": None, "url": "/v1/payment_intents/search"})
 
     respx.get(f"{BASE}/v1/payment_intents/search").mock(side_effect=search)
-    created = payment_intent(amount=1000, metadata={"entrelab_ref": "pledge:10"})
+    created = payment_intent(amount=1000, metadata={"entrelab_ref": "pledge:10", "entrelab_installation": "entrelab"})
     create_route = respx.post(f"{BASE}/v1/payment_intents").mock(return_value=httpx.Response(200, json=created))
     create_route.calls.clear()
     await resolve_unknown(sessions, SETTINGS, gw)

@@ -19,7 +19,7 @@ from tests.support.webhooks import SECRET
 def stripe_settings(database_url):
     return load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=database_url,
                          SECRET_KEY="test-secret-key-0123456789", BASE_URL="http://testserver", STRIPE_SECRET_KEY="sk_test_unit",
-                         STRIPE_WEBHOOK_SECRET=SECRET, STRIPE_API_BASE=BASE)
+                         STRIPE_WEBHOOK_SECRET=SECRET, STRIPE_API_BASE=BASE, STRIPE_IDEMPOTENCY_PREFIX="entrelab")
 
 
 @pytest.fixture

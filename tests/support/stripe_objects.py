@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from typing import ClassVar
 from urllib.parse import parse_qsl
@@ -176,9 +177,11 @@ class FakeStripe:
         self.objects: dict[str, dict] = {}
         self.requests: list[httpx.Request] = []
         self.lists: dict[str, list[dict]] = {}
+        router.get(url__regex=rf"^{BASE}/v1/(?P<resource>payment_intents|customers|charges|invoices|subscriptions)/search(\?.*)?$").mock(
+            side_effect=self._search)
         for resource in self.RESOURCES:
             router.get(url__regex=rf"^{BASE}/v1/{resource}/(?P<oid>[^/?]+)(\?.*)?$").mock(side_effect=self._get)
-        router.get(url__regex=rf"^{BASE}/v1/(?P<resource>balance_transactions|payouts|events)(\?.*)?$").mock(
+        router.get(url__regex=rf"^{BASE}/v1/(?P<resource>balance_transactions|payouts|events|invoiceitems)(\?.*)?$").mock(
             side_effect=self._list)
         router.post(f"{BASE}/v1/tax_rates").mock(side_effect=self._tax_rate)
 
@@ -217,6 +220,17 @@ class FakeStripe:
                                                        "message": f"No such object: '{oid}'"}})
         expand = [v for k, v in request.url.params.multi_items() if k.startswith("expand")]
         return httpx.Response(200, json=self._expand(self.objects[oid], expand))
+
+    def _search(self, request: httpx.Request, resource: str) -> httpx.Response:
+        """The Search API over what is held, for ``metadata['k']:'v'`` clauses joined by AND."""
+        self.requests.append(request)
+        wanted = dict(re.findall(r"metadata\['([^']+)'\]:'([^']*)'", request.url.params.get("query", "")))
+        kind = {"payment_intents": "payment_intent", "customers": "customer", "charges": "charge", "invoices": "invoice",
+                "subscriptions": "subscription"}[resource]
+        data = [o for o in self.objects.values() if o.get("object") == kind
+                and all((o.get("metadata") or {}).get(k) == v for k, v in wanted.items())]
+        return httpx.Response(200, json={"object": "search_result", "data": data, "has_more": False, "next_page": None,
+                                         "url": f"/v1/{resource}/search"})
 
     def _list(self, request: httpx.Request, resource: str) -> httpx.Response:
         self.requests.append(request)
