@@ -40,6 +40,10 @@ class Sandbox:
         *,
         payout_schedule: str = "daily",
         after_last_failure: str = "unpaid",
+        delivery: str | None = None,
+        seed: int | None = None,
+        webhook_api_version: str | None = None,
+        chaos: webhooks.Chaos | None = None,
     ):
         if payout_schedule not in ("daily", "manual"):
             raise ValueError("payout_schedule: 'daily' or 'manual'")
@@ -58,12 +62,25 @@ class Sandbox:
         self.fault_timeout = 30.0  # how long "timeout_after" holds the answer back
         self.request_context: dict[str, Any] | None = None
         self.api_version = API_VERSION
+        # Webhook delivery: "polite" (once, in order) or "chaos" (delays, duplicates, any order),
+        # from SANDBOX_DELIVERY / SANDBOX_SEED when not given; see webhooks.py.
+        self.delivery = webhooks.delivery_mode(delivery)
+        self.seed = webhooks.delivery_seed(seed)
+        self.chaos = chaos or webhooks.Chaos()
+        self.webhook_api_version = webhook_api_version or API_VERSION
+        self._more_endpoints: list[webhooks.Endpoint] = []
         self._delivery_task: asyncio.Task | None = None
-        self._in_flight: set[str] = set()
+        self._in_flight: set[tuple[str, int]] = set()
+        if self.delivery == "chaos":
+            log.info("sandbox webhooks: chaotic delivery, seed %s (SANDBOX_SEED=%s replays it)", self.seed, self.seed)
 
     # clock -------------------------------------------------------------
     def now(self) -> int:
         return int(self._base_now()) + self.store.clock_offset
+
+    def precise_now(self) -> float:
+        """Sandbox time with its fraction of a second (chaotic delivery holds events back that finely)."""
+        return self._base_now() + self.store.clock_offset
 
     def _set_now(self, moment: int) -> None:
         self.store.clock_offset = moment - int(self._base_now())
@@ -162,6 +179,16 @@ class Sandbox:
         return None
 
     # webhook delivery ----------------------------------------------------
+    @property
+    def endpoints(self) -> list[webhooks.Endpoint]:
+        """The webhook endpoints, in order: ``webhook_url``'s first, then those added."""
+        first = [webhooks.Endpoint(self.webhook_url, self.webhook_secret, self.webhook_api_version)] if self.webhook_url else []
+        return first + self._more_endpoints
+
+    def add_webhook_endpoint(self, url: str, secret: str | None = None, api_version: str | None = None) -> None:
+        """Another endpoint that receives every event from now on (its own secret and API version)."""
+        self._more_endpoints.append(webhooks.Endpoint(url, secret or self.webhook_secret, api_version or self.webhook_api_version))
+
     async def deliver_pending(self) -> int:
         """Deliver every event whose delivery is due now; returns how many were acknowledged (2xx)."""
         return await webhooks.deliver_due(self)
