@@ -70,6 +70,8 @@ class Sandbox:
         self.webhook_api_version = webhook_api_version or API_VERSION
         self._more_endpoints: list[webhooks.Endpoint] = []
         self._delivery_task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
         self._in_flight: set[tuple[str, int]] = set()
         if self.delivery == "chaos":
             log.info("sandbox webhooks: chaotic delivery, seed %s (SANDBOX_SEED=%s replays it)", self.seed, self.seed)
@@ -142,7 +144,9 @@ class Sandbox:
         return views.view(self, obj)
 
     def emit(self, type: str, obj: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
-        return webhooks.create_event(self, type, obj, previous)
+        event = webhooks.create_event(self, type, obj, previous)
+        self._wake_delivery()
+        return event
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -194,10 +198,13 @@ class Sandbox:
         return await webhooks.deliver_due(self)
 
     def start_delivery(self, interval: float = 0.5) -> None:
-        """Deliver events (with retries) and run scheduled work in a background asyncio task."""
+        """Deliver events (with retries) and run scheduled work in a background asyncio task:
+        woken by each new event, else when the next delivery falls due, at least every ``interval``."""
         if self._delivery_task is not None and not self._delivery_task.done():
             return
-        self._delivery_task = asyncio.get_running_loop().create_task(self._delivery_loop(interval))
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._delivery_task = self._loop.create_task(self._delivery_loop(interval))
 
     async def stop_delivery(self) -> None:
         task, self._delivery_task = self._delivery_task, None
@@ -206,13 +213,26 @@ class Sandbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _wake_delivery(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and self._delivery_task is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop is closing: its last pass will see the event
+                loop.call_soon_threadsafe(wake.set)
+
     async def _delivery_loop(self, interval: float) -> None:
+        wake = self._wake or asyncio.Event()
         while True:
             try:
                 self.tick()
                 await self.deliver_pending()
+                with self.lock:
+                    due = webhooks.next_due(self)
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep delivering whatever one failure was
                 log.exception("sandbox delivery loop")
-            await asyncio.sleep(interval)
+                due = None
+            wait = interval if due is None else min(interval, max(0.0, due - self.precise_now()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=wait)
+            wake.clear()

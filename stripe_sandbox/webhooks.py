@@ -162,6 +162,19 @@ def _is_due(delivery: dict[str, Any], now: float) -> bool:
     return delivery["next_at"] <= now
 
 
+def next_due(sb: Sandbox) -> float | None:
+    """When the next delivery (first attempt, retry or chaotic twin) falls due; None: nothing waits."""
+    soonest = None
+    for event in sb.store.data["objects"]["event"].values():
+        for delivery in deliveries(event):
+            if delivery.get("given_up"):
+                continue
+            at = delivery.get("duplicate_at") if delivery["delivered_at"] else delivery["next_at"]
+            if at is not None and (soonest is None or at < soonest):
+                soonest = at
+    return soonest
+
+
 def _due(sb: Sandbox) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     now = sb.precise_now()
     due = []
