@@ -45,7 +45,9 @@ def with_sandbox(product: Starlette, sandbox: Sandbox) -> Starlette:
             finally:
                 await sandbox.stop_delivery()
 
-    app = Starlette(routes=[Mount(SANDBOX_PATH, create_sandbox_app(sandbox), name="sandbox"), Mount("/", product)],
+    # The product's mount has no name on purpose: the product's own route names (url_for("static"),
+    # redirect_to(request, "journal")) resolve through this router unprefixed, as when it is served alone.
+    app = Starlette(routes=[Mount(SANDBOX_PATH, create_sandbox_app(sandbox), name="sandbox"), Mount("/", product, name=None)],
                     lifespan=lifespan)
     app.state.product = product
     app.state.sandbox = sandbox
