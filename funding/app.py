@@ -37,7 +37,7 @@ from funding.web import (
 )
 
 log = logging.getLogger("funding")
-EXEMPT_FROM_CSRF = ("/webhooks/", "/_sandbox/")
+EXEMPT_FROM_CSRF = ("/webhooks/",)
 E = TypeVar("E", bound=Exception)
 
 
@@ -141,10 +141,11 @@ class FundingApp(Starlette):
         return SecurityHeaders(SafeMethods(super().build_middleware_stack()), https=self.https, cacheable=(static,))
 
 
-def create_app(settings: Settings | None = None, *, sandbox=None, process_events: bool = True) -> Starlette:
-    """The web application. Without Stripe keys it mounts the offline Stripe sandbox at
-    /_sandbox/stripe (pass ``sandbox`` to choose its persistence). ``process_events=False``
-    leaves stored webhook events to the worker (benchmarks, tests of the inbox)."""
+def create_app(settings: Settings | None = None, *, process_events: bool = True) -> Starlette:
+    """The web application. It talks to the Stripe API its settings name; without a key, the
+    offline sandbox at {BASE_URL}/_sandbox/stripe, which something else serves there (the demo
+    and the tests compose both: funding.demo.compose). ``process_events=False`` leaves stored
+    webhook events to the worker (benchmarks, tests of the inbox)."""
     if settings is None:
         try:
             settings = load_settings()
@@ -153,22 +154,10 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
 
     # The composition root is the one place in `funding` that wires `webhooks` in.
     from funding import routes as core_routes
-    from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
+    from funding.stripe_gateway import StripeGateway
     from webhooks import routes as webhook_routes
     from webhooks.inbox import InboxWriter
     from webhooks.routes import WebhookFastPath
-
-    mounts = []
-    if settings.uses_sandbox:
-        from stripe_sandbox import Sandbox, create_sandbox_app
-
-        if sandbox is None:
-            sandbox = Sandbox(
-                webhook_url=settings.base_url + webhook_routes.PATH,
-                webhook_secret=settings.stripe_webhook_secret,
-                public_base=settings.base_url + SANDBOX_PATH,
-            )
-        mounts.append(Mount(SANDBOX_PATH, create_sandbox_app(sandbox), name="sandbox"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -185,8 +174,6 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
         if process_events:
             tasks.append(asyncio.create_task(
                 _pump("events", event_wake, settings, lambda: _process_and_mail(app))))
-        if sandbox is not None:
-            sandbox.start_delivery()
         try:
             yield
         finally:
@@ -195,8 +182,6 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if sandbox is not None:
-                await sandbox.stop_delivery()
             await app.state.inbox.stop()
             await app.state.gateway.aclose()
             await engine.dispose()
@@ -208,7 +193,6 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
             *core_routes.routes,
             *webhook_routes.routes,
             *[route for module in parts("routes") for route in module.routes],
-            *mounts,
             Mount("/static", StaticFiles(directory=PROJECT_ROOT / "funding" / "static"), name="static"),
             *([] if settings.s3_bucket else
               [Mount("/media", StaticFiles(directory=settings.media_dir, check_dir=False), name="media")]),
@@ -234,7 +218,6 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
     app.state.settings = settings
     app.state.redactor = _redact_access_log(app)
     app.state.templates = make_templates()
-    app.state.sandbox = sandbox
     app.state.kick_mail = app.state.kick_events = lambda: None
     return app
 

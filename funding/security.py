@@ -111,7 +111,7 @@ def csrf_token(request: Request) -> str:
 class CSRFMiddleware:
     """Refuses any state-changing request whose form field or header does not carry the
     session's token. Placed inside the session middleware. Machine endpoints that
-    authenticate otherwise (the Stripe webhook, the sandbox's API) are exempt by prefix."""
+    authenticate otherwise (the Stripe webhook) are exempt by prefix."""
 
     def __init__(self, app: ASGIApp, *, exempt_prefixes: tuple[str, ...] = ()):
         self.app = app

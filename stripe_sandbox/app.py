@@ -129,7 +129,8 @@ async def admin_events(request: Request) -> Response:
             shown = public(event)
             delivery = event.get("_delivery")
             if delivery:
-                shown["sandbox_delivery"] = {k: delivery.get(k) for k in ("attempts", "next_at", "last_status", "delivered_at", "given_up")}
+                shown["sandbox_delivery"] = {k: delivery.get(k) for k in ("attempts", "next_at", "last_status", "delivered_at", "given_up",
+                                                                          "duplicates", "duplicate_at")}
             events.append(shown)
     return JSONResponse({"object": "list", "data": events})
 

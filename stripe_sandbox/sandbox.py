@@ -42,6 +42,10 @@ class Sandbox:
         *,
         payout_schedule: str = "daily",
         after_last_failure: str = "unpaid",
+        delivery: str | None = None,
+        seed: int | None = None,
+        webhook_api_version: str | None = None,
+        chaos: webhooks.Chaos | None = None,
     ):
         if payout_schedule not in ("daily", "manual"):
             raise ValueError("payout_schedule: 'daily' or 'manual'")
@@ -61,8 +65,19 @@ class Sandbox:
         self.keys_in_flight: set[str] = set()  # idempotency keys of requests being worked on (a twin gets 409)
         self.request_context: dict[str, Any] | None = None
         self.api_version = API_VERSION
+        # Webhook delivery: "polite" (once, in order) or "chaos" (delays, duplicates, any order),
+        # from SANDBOX_DELIVERY / SANDBOX_SEED when not given; see webhooks.py.
+        self.delivery = webhooks.delivery_mode(delivery)
+        self.seed = webhooks.delivery_seed(seed)
+        self.chaos = chaos or webhooks.Chaos()
+        self.webhook_api_version = webhook_api_version or API_VERSION
+        self._more_endpoints: list[webhooks.Endpoint] = []
         self._delivery_task: asyncio.Task | None = None
-        self._in_flight: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._in_flight: set[tuple[str, int]] = set()
+        if self.delivery == "chaos":
+            log.info("sandbox webhooks: chaotic delivery, seed %s (SANDBOX_SEED=%s replays it)", self.seed, self.seed)
 
     # clock -------------------------------------------------------------
     def now(self) -> int:
@@ -70,6 +85,10 @@ class Sandbox:
         if self.store.clock is not None:
             return int(self.store.ref("test_helpers.test_clock", self.store.clock)["frozen_time"])
         return int(self._base_now()) + self.store.clock_offset
+
+    def precise_now(self) -> float:
+        """Sandbox time with its fraction of a second (chaotic delivery holds events back that finely)."""
+        return self._base_now() + self.store.clock_offset
 
     def _set_now(self, moment: int) -> None:
         if self.store.clock is not None:
@@ -174,6 +193,7 @@ class Sandbox:
             clock_now = self.now()
             with self.store_clock(None):
                 delivery["next_at"] = delivery["next_at"] - clock_now + self.now()
+        self._wake_delivery()
         return event
 
     @contextlib.contextmanager
@@ -219,15 +239,28 @@ class Sandbox:
         return None
 
     # webhook delivery ----------------------------------------------------
+    @property
+    def endpoints(self) -> list[webhooks.Endpoint]:
+        """The webhook endpoints, in order: ``webhook_url``'s first, then those added."""
+        first = [webhooks.Endpoint(self.webhook_url, self.webhook_secret, self.webhook_api_version)] if self.webhook_url else []
+        return first + self._more_endpoints
+
+    def add_webhook_endpoint(self, url: str, secret: str | None = None, api_version: str | None = None) -> None:
+        """Another endpoint that receives every event from now on (its own secret and API version)."""
+        self._more_endpoints.append(webhooks.Endpoint(url, secret or self.webhook_secret, api_version or self.webhook_api_version))
+
     async def deliver_pending(self) -> int:
         """Deliver every event whose delivery is due now; returns how many were acknowledged (2xx)."""
         return await webhooks.deliver_due(self)
 
     def start_delivery(self, interval: float = 0.5) -> None:
-        """Deliver events (with retries) and run scheduled work in a background asyncio task."""
+        """Deliver events (with retries) and run scheduled work in a background asyncio task:
+        woken by each new event, else when the next delivery falls due, at least every ``interval``."""
         if self._delivery_task is not None and not self._delivery_task.done():
             return
-        self._delivery_task = asyncio.get_running_loop().create_task(self._delivery_loop(interval))
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._delivery_task = self._loop.create_task(self._delivery_loop(interval))
 
     async def stop_delivery(self) -> None:
         task, self._delivery_task = self._delivery_task, None
@@ -236,13 +269,26 @@ class Sandbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _wake_delivery(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and self._delivery_task is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop is closing: its last pass will see the event
+                loop.call_soon_threadsafe(wake.set)
+
     async def _delivery_loop(self, interval: float) -> None:
+        wake = self._wake or asyncio.Event()
         while True:
             try:
                 self.tick()
                 await self.deliver_pending()
+                with self.lock:
+                    due = webhooks.next_due(self)
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep delivering whatever one failure was
                 log.exception("sandbox delivery loop")
-            await asyncio.sleep(interval)
+                due = None
+            wait = interval if due is None else min(interval, max(0.0, due - self.precise_now()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=wait)
+            wake.clear()

@@ -12,6 +12,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # The modules of `funding` that may import `webhooks`: they put the application together.
 COMPOSITION_ROOTS = {"funding.app", "funding.worker", "funding.cli"}
+# The modules that may import the offline Stripe sandbox (`stripe_sandbox`, a sibling package):
+# the demo's composition of product and sandbox, and each domain's demo activity, which pays on
+# its hosted pages. Nothing else of `funding`, and nothing of `webhooks` (issue 16).
+SANDBOX_USERS = {"funding.demo.compose", "funding.bar.demo", "funding.campaigns.demo", "funding.coworking.demo",
+                 "funding.donations.demo"}
+# ... and the modules that may import those: the demo command and its runner.
+DEMO = SANDBOX_USERS | {"funding.demo.run"}
 
 
 def _modules() -> dict[str, Path]:
@@ -135,3 +142,25 @@ def test_funding_imports_webhooks_only_where_the_application_is_put_together():
     reaching = sorted({module for module in MODULES if module.startswith("funding")
                        for target, _ in _imports(module) if (_owner(target) or "").startswith("webhooks")})
     assert set(reaching) <= COMPOSITION_ROOTS, reaching
+
+
+def _imports_sandbox(module: str) -> bool:
+    return any(target == "stripe_sandbox" or target.startswith("stripe_sandbox.") for target, _ in _imports(module))
+
+
+def test_only_the_demo_imports_the_stripe_sandbox():
+    assert {m for m in MODULES if _imports_sandbox(m)} == SANDBOX_USERS
+    assert all(m.startswith("funding.demo.") or m.endswith(".demo") for m in SANDBOX_USERS)  # demo code, by its name
+
+
+def test_the_product_reaches_the_sandbox_through_no_demo_module():
+    reaching = sorted((module, owner) for module in MODULES if module not in DEMO
+                      for target, _ in _imports(module) if (owner := _owner(target)) in SANDBOX_USERS)
+    assert reaching == []
+
+
+def test_the_rule_sees_a_sandbox_import(tmp_path, monkeypatch):
+    sneaky = tmp_path / "sneaky.py"
+    sneaky.write_text("def f():\n    from stripe_sandbox.visitor import pay\n    return pay\n", encoding="utf-8")
+    monkeypatch.setitem(MODULES, "funding.sneaky", sneaky)
+    assert _imports_sandbox("funding.sneaky")

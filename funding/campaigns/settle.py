@@ -160,7 +160,9 @@ async def settle_charge(session: AsyncSession, pi: dict, *, code: str | None = N
         return pledge  # news about an earlier attempt: the pledge has moved on
     if status in ("processing", "requires_capture"):
         return pledge
-    grace = pledge.grace_until or now + GRACE
+    # The week of grace runs from the charge (the job's claim), whoever learns of the refusal first:
+    # Stripe's webhook may beat the job to its own answer.
+    grace = pledge.grace_until or (pledge.claimed_at or now) + GRACE
     error = _charge_error(pi)
     message = (error.get("message") or code or "")[:500]
     if needs_authentication(pi, code, decline_code):

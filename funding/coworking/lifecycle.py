@@ -134,11 +134,14 @@ async def member_access(session: AsyncSession, member_id: int, *, now: dt.dateti
 
 async def fetched_version(session: AsyncSession, model, stripe_id: str) -> int:
     """The version of an object we fetched (or got back from our own call) just now: the
-    current state, so at least as new as what we hold, whatever the clocks (Stripe's test
-    clocks and the sandbox's run ahead of ours)."""
+    current state, so newer than what we hold, whatever the clocks (Stripe's test clocks and
+    the sandbox's run ahead of ours). Strictly newer, by a second: versions are whole seconds,
+    and an event's handler may have fetched the object a moment before our call, in the same
+    second as its event; it applies after us with that version, and must lose the tie (Stripe
+    delivers late, twice, concurrently)."""
     column = model.stripe_subscription_id if model is Subscription else model.stripe_invoice_id
     held = await session.scalar(select(model.version).where(column == stripe_id))
-    return max(int(time.time()), int(held or 0))
+    return max(int(time.time()), int(held or 0)) + 1
 
 
 # --- subscriptions -----------------------------------------------------------------------

@@ -18,7 +18,6 @@ from funding.errors import FundingError
 from funding.migrate import upgrade
 from funding.sessions import sessions_for
 from funding.settings import Settings
-from funding.stripe_gateway import SANDBOX_PATH
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -90,8 +89,7 @@ def _sidecar(settings: Settings) -> None:
 def run_demo(settings: Settings, *, host: str, port: int, reset: bool = False) -> int:
     from sqlalchemy.engine import make_url
 
-    from funding.app import create_app
-    from stripe_sandbox import Sandbox
+    from funding.demo.compose import create_demo_app, sandbox_for
 
     if not _port_free(host, port):
         raise FundingError(f"port {port} is already in use: try `funding demo --port {port + 1}`")
@@ -106,8 +104,7 @@ def run_demo(settings: Settings, *, host: str, port: int, reset: bool = False) -
                 path.unlink(missing_ok=True)
     upgrade(settings.database_url)
     links = asyncio.run(_prepare(settings))
-    sandbox = Sandbox(state_path=state, webhook_url=f"{settings.base_url}/webhooks/stripe",
-                      webhook_secret=settings.stripe_webhook_secret, public_base=settings.base_url + SANDBOX_PATH)
+    sandbox = sandbox_for(settings, state_path=state)
     print("", flush=True)
     print(f"Entre-Lab Funding demo: {settings.base_url}/", flush=True)
     print("Log in with these single-use links: open one, then press « Me connecter » "
@@ -117,6 +114,6 @@ def run_demo(settings: Settings, *, host: str, port: int, reset: bool = False) -
     print(f"Donate with the test card 4242 4242 4242 4242: {settings.base_url}/soutenir", flush=True)
     print("The offline Stripe sandbox is a development tool: no real money moves. Stop with Ctrl+C.", flush=True)
     threading.Thread(target=_sidecar, args=(settings,), daemon=True, name="demo-worker").start()
-    config = uvicorn.Config(create_app(settings, sandbox=sandbox), host=host, port=port, log_level="warning")
+    config = uvicorn.Config(create_demo_app(settings, sandbox=sandbox), host=host, port=port, log_level="warning")
     uvicorn.Server(config).run()
     return 0

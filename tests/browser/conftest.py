@@ -23,9 +23,9 @@ def live_settings(database_url):
 
 @pytest.fixture
 def live_server(live_settings):
-    from funding.app import create_app
+    from tests.support.e2e import served
 
-    with LiveServer(create_app(live_settings), int(live_settings.base_url.rsplit(":", 1)[1])) as server:
+    with LiveServer(served(live_settings), int(live_settings.base_url.rsplit(":", 1)[1])) as server:
         yield server
 
 

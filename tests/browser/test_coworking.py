@@ -67,13 +67,13 @@ def smtp():
 @pytest.fixture
 def mail_server(database_url, smtp):
     """The app with the Stripe sandbox, sending its emails to the test's SMTP server."""
-    from funding.app import create_app
+    from tests.support.e2e import served
 
     port = free_port()
     settings = load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=database_url, SECRET_KEY="browser-secret-0123456789",
                              BASE_URL=f"http://127.0.0.1:{port}", SMTP_URL=f"smtp://127.0.0.1:{smtp.port}",
                              WORKER_POLL_SECONDS="0.2")
-    with LiveServer(create_app(settings), port) as server:
+    with LiveServer(served(settings), port) as server:
         server.settings = settings
         yield server
 

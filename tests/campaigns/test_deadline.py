@@ -192,3 +192,25 @@ async def test_a_confirmation_that_lands_while_a_new_card_waits_is_kept_and_the_
     paid = await pledge_row(sessions, promise.id)
     assert (paid.status, paid.payment_intent_id) == ("paid", waiting.payment_intent_id)
     assert len(off_session.created) == 1 and off_session.canceled == []
+
+
+async def test_the_grace_period_runs_from_the_charge_whoever_learns_the_decline_first(sessions, world):
+    # Stripe's webhook can arrive before the deadline job has read its own answer (issue 16: delivery
+    # in any order): the webhook's handler settles the PaymentIntent first, at its own time. The
+    # week of grace still runs from the charge the job made, not from whoever heard of it first.
+    campaign = await make_campaign(sessions, world, mode="all_or_nothing", goal=10_000)
+    declined = await active_pledge(sessions, campaign.id, amount="40", pm="pm_card_chargeDeclined", email="no@example.org")
+    charged_at = utcnow() + dt.timedelta(days=30)  # the job's clock: the deadline, a month from the handler's
+    async with transaction(sessions) as session:
+        await session.execute(update(Pledge).where(Pledge.id == declined.id).values(
+            status="charging", charge_attempt=1, claimed_at=charged_at, updated_at=charged_at))
+    pi = {"id": "pi_declined", "object": "payment_intent", "status": "requires_payment_method", "amount": 4000, "currency": "eur",
+          "metadata": {"pledge_id": str(declined.id), "attempt": "1"},
+          "last_payment_error": {"code": "card_declined", "decline_code": "generic_decline", "message": "Your card was declined."}}
+    async with transaction(sessions) as session:
+        await settle.settle_charge(session, pi)  # the webhook's handler: no `now`, its own clock
+    row = await pledge_row(sessions, declined.id)
+    assert row.status == "card_declined" and row.grace_until == charged_at + dt.timedelta(days=7)
+    async with transaction(sessions) as session:  # the job's own settle, a moment later, changes nothing
+        await settle.settle_charge(session, pi, now=charged_at + dt.timedelta(seconds=2))
+    assert (await pledge_row(sessions, declined.id)).grace_until == charged_at + dt.timedelta(days=7)

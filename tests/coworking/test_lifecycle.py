@@ -279,6 +279,27 @@ async def test_a_subscription_row_only_moves_forwards(sessions, member, catalogu
     assert revived.status == "canceled"  # final, even with a newer version
 
 
+async def test_our_own_update_wins_over_a_fetch_made_before_it_in_the_same_second(sessions, member, catalogue, fake):
+    # Chaotic delivery (issue 16): an event's handler fetched the subscription (cancel_at_period_end
+    # false) just before the member cancelled; it applies after our call's answer was mirrored. The
+    # event and the fetch are both of the same second as what we hold (Stripe's clock ahead of ours,
+    # or one second for all three): the older fetch must not undo the cancellation.
+    from funding.coworking.billing import _mirrored
+
+    story = Story(fake, member, catalogue)
+    ahead = now() + 10 * DAY  # the sandbox's clock, or a test clock, runs ahead of ours
+    async with transaction(sessions) as session:
+        await apply_subscription(session, {**story.sub, "status": "active", "cancel_at_period_end": False}, ahead)
+    async with transaction(sessions) as session:
+        await _mirrored(session, {**story.sub, "status": "active", "cancel_at_period_end": True})
+    async with transaction(sessions) as session:  # the stale fetch: version max(event.created, fetched_at)
+        stale = await apply_subscription(session, {**story.sub, "status": "active", "cancel_at_period_end": False}, ahead)
+    assert stale.cancel_at_period_end
+    async with transaction(sessions) as session:  # a later event still moves it on
+        later = await apply_subscription(session, {**story.sub, "status": "past_due", "cancel_at_period_end": True}, ahead + 60)
+    assert later.status == "past_due"
+
+
 async def test_the_same_events_replayed_twice_and_in_reverse_order_change_nothing(engine, sessions, world, member, catalogue,
                                                                                   gw, fake):
     story = Story(fake, member, catalogue)

@@ -18,10 +18,11 @@ def e2e_settings(database_url):
 
 @pytest.fixture
 def e2e(e2e_settings):
-    from funding.app import create_app
+    from tests.support.e2e import served
 
-    app = create_app(e2e_settings)
+    app = served(e2e_settings)
     with LiveServer(app, int(e2e_settings.base_url.rsplit(":", 1)[1])) as server:
         server.app = app
+        server.sandbox = app.state.sandbox
         server.settings = e2e_settings
         yield server

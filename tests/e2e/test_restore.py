@@ -26,7 +26,7 @@ from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
 from stripe_sandbox import Sandbox
 from tests.support.campaigns import make_campaign
 from tests.support.db import pg_admin, run_async
-from tests.support.e2e import db_call, wait_for
+from tests.support.e2e import db_call, served, wait_for
 from tests.support.live import LiveServer
 from tests.support.world import make_world
 from webhooks.processing import drain
@@ -84,15 +84,13 @@ def delivered(sb: Sandbox) -> bool:
 
 
 def test_a_backup_restored_past_the_idempotency_window_charges_nobody_twice(e2e_settings, tmp_path):
-    from funding.app import create_app
-
     settings = e2e_settings
     sb = Sandbox(webhook_url=settings.base_url + "/webhooks/stripe", webhook_secret=settings.stripe_webhook_secret,
                  public_base=settings.base_url + SANDBOX_PATH)
     port = int(settings.base_url.rsplit(":", 1)[1])
 
     def serving() -> LiveServer:
-        return LiveServer(create_app(settings, sandbox=sb), port)
+        return LiveServer(served(settings, sb), port)
 
     with serving():
         world = db_call(settings, make_world)

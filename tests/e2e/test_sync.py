@@ -12,9 +12,8 @@ from sqlalchemy import select
 from funding.ledger.models import Entry
 from funding.payments.models import Payment
 from funding.stripe_gateway import SANDBOX_PATH
-from stripe_sandbox import Sandbox
 from tests.support.cli import invoke
-from tests.support.e2e import db_call, donate, pay_on_hosted_page, sandbox_get, wait_for
+from tests.support.e2e import db_call, donate, e2e_sandbox, pay_on_hosted_page, sandbox_get, served, wait_for
 from tests.support.live import LiveServer
 from tests.support.world import make_world
 
@@ -22,12 +21,9 @@ from tests.support.world import make_world
 @pytest.fixture
 def deaf(e2e_settings):
     """The app, with a sandbox that signs with a secret the app does not know: every delivery fails."""
-    from funding.app import create_app
-
     s = e2e_settings
-    sandbox = Sandbox(webhook_url=f"{s.base_url}/webhooks/stripe", webhook_secret="whsec_not_the_apps",
-                      public_base=s.base_url + SANDBOX_PATH)
-    with LiveServer(create_app(s, sandbox=sandbox), int(s.base_url.rsplit(":", 1)[1])) as server:
+    sandbox = e2e_sandbox(s, webhook_secret="whsec_not_the_apps")
+    with LiveServer(served(s, sandbox), int(s.base_url.rsplit(":", 1)[1])) as server:
         server.settings, server.sandbox = s, sandbox
         yield server
 

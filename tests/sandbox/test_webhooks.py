@@ -44,13 +44,15 @@ async def test_failed_deliveries_are_retried_with_backoff_and_found_by_the_event
     missed = (await stripe_client.v1.events.list_async(params={"delivery_success": False}))["data"]
     assert [e["type"] for e in missed] == ["customer.created"] and missed[0]["pending_webhooks"] == 1
     assert missed[0]["data"]["object"]["id"] == customer["id"]
-    assert await sb.deliver_pending() == 0 and len(server.receiver.received) == 1  # next attempt 1 s later
+    assert await sb.deliver_pending() == 0 and len(server.receiver.received) == 1  # next attempt 1 min later
+    sb.advance_clock(59)
+    assert await sb.deliver_pending() == 0 and len(server.receiver.received) == 1
     sb.advance_clock(1)
     assert await sb.deliver_pending() == 0 and len(server.receiver.received) == 2
-    sb.advance_clock(1)
-    assert await sb.deliver_pending() == 0 and len(server.receiver.received) == 2  # then 5 s
+    sb.advance_clock(60)
+    assert await sb.deliver_pending() == 0 and len(server.receiver.received) == 2  # then 2 min
     server.receiver.status = 200
-    sb.advance_clock(4)
+    sb.advance_clock(60)
     assert await sb.deliver_pending() == 1
     assert len({json.loads(d["body"])["id"] for d in server.receiver.received}) == 1
     assert stripe_client.v1.events.list(params={"delivery_success": False})["data"] == []
@@ -65,7 +67,7 @@ async def test_a_clock_jump_never_drops_an_event_on_its_first_failure(stripe_cli
     await sb.deliver_pending()
     assert len(server.receiver.received) >= 1
     server.receiver.status = 200
-    sb.advance_clock(5)
+    sb.advance_clock(60)
     assert await sb.deliver_pending() >= 1  # retried, not given up
     assert stripe_client.v1.events.list(params={"delivery_success": False})["data"] == []
 
@@ -124,7 +126,7 @@ async def test_an_event_with_no_url_to_deliver_to_fails_alone(stripe_client, sb,
     assert await sb.deliver_pending() == 1
     assert [json.loads(d["body"])["id"] for d in server.receiver.received] == [sb.events[1]["id"]]
     assert first["_delivery"]["attempts"] == 1 and "no webhook URL" in first["_delivery"]["last_error"]
-    assert first["_delivery"]["next_at"] == sb.now() + 1  # retried on the usual schedule
+    assert first["_delivery"]["next_at"] == sb.now() + 60  # retried on the usual schedule
 
 
 def test_signature_helper_matches_stripe():
@@ -132,3 +134,85 @@ def test_signature_helper_matches_stripe():
 
     header = signature_header('{"id": "evt_1"}', SECRET, timestamp=int(time.time()))
     assert stripe.WebhookSignature.verify_header('{"id": "evt_1"}', header, SECRET, tolerance=300)
+
+
+@pytest.mark.anyio
+async def test_retries_back_off_exponentially_for_three_days_then_give_up(stripe_client, sb, server):
+    server.receiver.status = 500
+    await stripe_client.v1.customers.create_async(params={"email": "down@example.org"})
+    event = sb.store.data["objects"]["event"][sb.events[0]["id"]]
+    first = sb.now()
+    waits = []
+    for _ in range(20):
+        await sb.deliver_pending()
+        delivery = event["_delivery"]
+        if delivery.get("given_up"):
+            break
+        waits.append(delivery["next_at"] - sb.now())
+        sb.advance_clock(int(delivery["next_at"] - sb.now()))
+    assert waits == [60 * 2**n for n in range(12)]  # 1 min, 2 min, 4 min … doubling
+    assert event["_delivery"]["attempts"] == 13 and 2 * 86_400 < sb.now() - first <= 3 * 86_400
+    assert sb.events[0]["pending_webhooks"] == 1  # never acknowledged: still pending to the Events API
+
+
+@pytest.mark.anyio
+async def test_the_event_carries_the_endpoints_api_version_and_pending_webhooks_counts_endpoints(server):
+    from tests.support.sandbox import make_client, make_sandbox
+
+    server.receiver.status = 200
+    server.receiver.received.clear()
+    sb = make_sandbox(server, webhook_api_version="2025-03-31.basil")
+    sb.add_webhook_endpoint(server.root + "/webhooks/nowhere", api_version="2026-10-28.endive")
+    client = make_client(server)  # pinned to the sandbox's version in every request header
+    await client.v1.customers.create_async(params={"email": "v@example.org"}, options={"stripe_version": "2026-10-28.endive"})
+    stored = sb.events[0]
+    assert stored["api_version"] == "2025-03-31.basil"  # the (first) endpoint's, not the request's header
+    assert stored["pending_webhooks"] == 2
+    await sb.deliver_pending()  # the second endpoint answers 404 (no route there)
+    bodies = [json.loads(d["body"]) for d in server.receiver.received]
+    assert [b["api_version"] for b in bodies] == ["2025-03-31.basil"]
+    assert bodies[0]["pending_webhooks"] == 2  # as Stripe sends it: counted before this delivery
+    assert sb.events[0]["pending_webhooks"] == 1
+    listed = (await client.v1.events.list_async(params={"delivery_success": False}))["data"]
+    assert [e["id"] for e in listed] == [stored["id"]]
+
+
+def _chaotic_run(server, seed):
+    from tests.support.sandbox import make_client, make_sandbox
+
+    server.receiver.status = 200
+    server.receiver.received.clear()
+    now = [1_800_000_000.0]
+    sb = make_sandbox(server, delivery="chaos", seed=seed, now=lambda: now[0])
+    client = make_client(server)
+    for n in range(6):
+        client.v1.customers.create(params={"email": f"c{n}@example.org", "metadata": {"n": str(n)}})
+    for _ in range(40):  # 0.1 s steps of a frozen clock, so the draw alone decides the order
+        anyio.run(sb.deliver_pending)
+        now[0] += 0.1
+    return [json.loads(d["body"])["data"]["object"]["metadata"]["n"] for d in server.receiver.received]
+
+
+def test_chaotic_delivery_reorders_and_duplicates_reproducibly_from_its_seed(server):
+    run = _chaotic_run(server, seed=7)
+    assert sorted(set(run)) == [str(n) for n in range(6)]  # every event arrives
+    assert len(run) > 6  # some twice
+    assert run != sorted(run)  # not in creation order
+    assert _chaotic_run(server, seed=7) == run  # the same seed, the same delivery
+    assert _chaotic_run(server, seed=8) != run
+
+
+def test_delivery_mode_from_the_environment(monkeypatch):
+    from stripe_sandbox import Sandbox
+
+    monkeypatch.delenv("SANDBOX_DELIVERY", raising=False)
+    assert Sandbox().delivery == "polite"
+    monkeypatch.setenv("SANDBOX_DELIVERY", "chaos")
+    monkeypatch.setenv("SANDBOX_SEED", "42")
+    sb = Sandbox()
+    assert (sb.delivery, sb.seed) == ("chaos", 42)
+    monkeypatch.setenv("SANDBOX_DELIVERY", "rude")
+    with pytest.raises(ValueError, match="polite, chaos"):
+        Sandbox()
+    monkeypatch.setenv("SANDBOX_DELIVERY", "polite")
+    assert Sandbox(delivery="chaos").delivery == "chaos"  # an argument wins

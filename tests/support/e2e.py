@@ -4,6 +4,7 @@ answers, a donation through the form and a payment on the sandbox's hosted Check
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 
 import httpx
@@ -21,6 +22,27 @@ from stripe_sandbox.visitor import form_action
 from tests.support.db import run_async, sealed_sessions
 from tests.support.web import csrf_of
 from tests.support.world import make_world
+
+# End-to-end runs deliver webhooks as Stripe may: late, twice, in any order, concurrently
+# (SANDBOX_DELIVERY=polite turns that off; SANDBOX_SEED=N replays another draw).
+E2E_DELIVERY, E2E_SEED = "chaos", 16
+
+
+def e2e_sandbox(settings, **kwargs):
+    """A sandbox for ``settings``' server: chaotic delivery unless the environment says otherwise."""
+    from funding.demo.compose import sandbox_for
+
+    kwargs.setdefault("delivery", os.environ.get("SANDBOX_DELIVERY") or E2E_DELIVERY)
+    kwargs.setdefault("seed", int(os.environ.get("SANDBOX_SEED") or E2E_SEED))
+    return sandbox_for(settings, **kwargs)
+
+
+def served(settings, sandbox=None, **kwargs):
+    """The product with the sandbox mounted in front of it (one port), as ``funding demo`` serves it."""
+    from funding.app import create_app
+    from funding.demo.compose import with_sandbox
+
+    return with_sandbox(create_app(settings, **kwargs), sandbox or e2e_sandbox(settings))
 
 
 def db_call(settings, fn):

@@ -95,16 +95,17 @@ def test_views_build_links_and_redirects_from_route_names():
 def _all_routes(routes, names: str = "", paths: str = ""):
     """(name, route, path of its mount) of every route, those of mounted applications included."""
     for route in routes:
-        if isinstance(route, Mount) and route.routes:
-            yield from _all_routes(route.routes, f"{names}{route.name}:", paths + route.path)
+        if isinstance(route, Mount) and route.routes:  # an unnamed mount (the product in the demo's composition) adds no prefix
+            yield from _all_routes(route.routes, f"{names}{route.name}:" if route.name else names, paths + route.path)
         elif isinstance(route, (Route, Mount)):
             yield names + route.name, route, paths
 
 
 def test_every_name_leads_to_its_own_route():
-    from funding.app import create_app
+    """In the app as the demo and the tests serve it: the product, and the sandbox mounted beside it."""
+    from funding.demo.compose import create_demo_app
 
-    app = create_app(load_settings({}, FUNDING_ENV="test", DATABASE_URL="sqlite+aiosqlite:///unused.db",
+    app = create_demo_app(load_settings({}, FUNDING_ENV="test", DATABASE_URL="sqlite+aiosqlite:///unused.db",
                                    SECRET_KEY="test-secret-key-0123456789", LEDGER_SEAL_KEY=TEST_SEAL_KEY))
     routes = list(_all_routes(app.routes))
     names = [name for name, _route, _mount in routes]
