@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from funding.errors import FundingError
-from funding.i18n import _
+from funding.i18n import gettext as _
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 FORMULA = re.compile(r"(?:[=@]|[+-](?![\d\s.,]))")

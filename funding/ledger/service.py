@@ -157,7 +157,7 @@ async def _lock_head(session: AsyncSession, org_id: int) -> LedgerHead:
     return head
 
 
-async def _check_references(session: AsyncSession, org_id: int, drafts: Sequence[EntryDraft]) -> None:
+async def check_references(session: AsyncSession, org_id: int, drafts: Sequence[EntryDraft]) -> None:
     accounts = {line.account for d in drafts for line in d.lines}
     known = set(
         (
@@ -229,7 +229,7 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
     invisible to others until commit) — because every poster of the organisation waits for
     that lock; under it, only numbering and chaining. All of it runs in a savepoint, so a
     refusal leaves nothing behind even if the caller goes on with its transaction."""
-    await _check_references(session, org_id, drafts)
+    await check_references(session, org_id, drafts)
     closed = await session.scalar(select(LedgerHead.closed_through).where(LedgerHead.org_id == org_id))
     _check_open(drafts, closed)
 
