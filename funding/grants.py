@@ -51,7 +51,8 @@ TABLES: dict[str, Access] = {
     "memberships": Access(update=True, delete=True),
     "login_tokens": forward("used_at"),
     "emails": forward("status", "attempts", "last_error", "next_attempt_at", "sent_at"),
-    "rate_limits": Access(update=("hits",), delete=True),  # counters: a window's hits grow, old windows go
+    "rate_limits": Access(update=("hits",), delete=True),
+    "process_heartbeats": Access(update=True, delete=True),  # running processes: a clean stop deletes its row  # counters: a window's hits grow, old windows go
     # the ledger
     "accounts": forward("label", "active"),
     "aux_accounts": forward("label"),

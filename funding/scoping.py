@@ -63,6 +63,7 @@ def scope_of(session) -> OrgScope | None:
 GLOBAL = {
     "journals": "the journal codes are the same reference list for every organisation",
     "rate_limits": "counters of requests per hashed address or client IP: anonymous visitors, no organisation, no money",
+    "process_heartbeats": "the service's own running processes: no organisation, no money",
     "stripe_tax_rates": "France's VAT rates as Stripe Tax Rates: the same few for every organisation, and no money",
 }
 

@@ -358,6 +358,15 @@ async def login_required(request: Request, exc: LoginRequired) -> Response:
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
+    from funding.ops.outage import is_outage
+
+    if is_outage(exc):  # expected while the database is away: one line, and "try again"
+        log.warning("database unavailable on %s %s: %s", request.method, logged_path(request), type(exc).__name__)
+        if wants_json(request):
+            return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers={"retry-after": "5"})
+        page = _error_page(request, 503, None)
+        page.headers["retry-after"] = "5"
+        return page
     log.exception("unhandled error on %s %s", request.method, logged_path(request), exc_info=exc)
     if wants_json(request):
         return JSONResponse({"error": "internal error"}, status_code=500)
