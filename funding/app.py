@@ -26,6 +26,7 @@ from funding.ops.bodies import BodyLimit
 from funding.ops.heartbeat import Heartbeat
 from funding.ops.logs import AccessLog
 from funding.ops.logs import configure as configure_logs
+from funding.ops.outage import is_outage
 from funding.security import CSP, HSTS, SECURITY_HEADERS, CSRFMiddleware, TokenRedactor
 from funding.sessions import sessions_for
 from funding.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
@@ -290,5 +291,8 @@ async def _pump(name: str, wake: asyncio.Event, settings: Settings, work) -> Non
         wake.clear()
         try:
             await work()
-        except Exception:
-            log.exception("%s pump failed; the worker will retry", name)
+        except Exception as exc:
+            if is_outage(exc):  # the database is away: expected, one line
+                log.warning("%s pump: database unavailable (%s); the worker will retry", name, type(exc).__name__)
+            else:
+                log.exception("%s pump failed; the worker will retry", name)

@@ -77,6 +77,8 @@ class Settings:
     max_body_anonymous: int = 64 * 1024
     max_body_member: int = 1024 * 1024
     log_format: str = "text"  # or "json": one JSON line per request and per job
+    # Exports (FEC, journals) a web process reads from the database at once; more wait their turn.
+    export_concurrency: int = 2
 
     @property
     def engine_options(self) -> dict:
@@ -277,6 +279,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
         max_body_anonymous=_number("MAX_BODY_ANONYMOUS", defaults.max_body_anonymous),
         max_body_member=_number("MAX_BODY_MEMBER", defaults.max_body_member),
         log_format=log_format,
+        export_concurrency=_number("EXPORT_CONCURRENCY", defaults.export_concurrency),
     )
 
 

@@ -113,12 +113,12 @@ async def download(request: Request) -> Response:
     engine, sessions = request.app.state.read_engine, request.app.state.sessions
     if fmt in service.DESCRIPTIONS:
         described = service.DESCRIPTIONS[fmt]
-        async with engine.connect() as conn:
+        async with _turns(request), engine.connect() as conn:
             digest = await service.digest_of(conn, scope, described)
         return Response(service.fec_description(scope, digest, described), media_type=service.MEDIA_TYPES[fmt],
                         headers=_attachment(service.filename(fmt, scope)))
     try:  # refusals (e.g. a FEC with foreign currencies) come before any byte
-        spool, digest = await _spool(engine, scope, fmt)
+        spool, digest = await _spool(request, engine, scope, fmt)
     except ExportError as exc:
         raise HTTPException(400, str(exc)) from None
 
@@ -134,14 +134,24 @@ SPOOL_IN_MEMORY = 1024 * 1024  # past this, an export being sent waits in a temp
 SEND_CHUNK = 64 * 1024
 
 
-async def _spool(engine, scope: Scope, fmt: str) -> tuple[IO[bytes], service.Digest]:
+def _turns(request: Request) -> asyncio.Semaphore:
+    """Exports of this process read the database a few at a time (EXPORT_CONCURRENCY): forty
+    asked at once wait for their turn here, holding nothing, instead of taking every connection
+    of the pool from the pages and the webhooks."""
+    state = request.app.state
+    if getattr(state, "export_turns", None) is None:
+        state.export_turns = asyncio.Semaphore(state.settings.export_concurrency)
+    return state.export_turns
+
+
+async def _spool(request: Request, engine, scope: Scope, fmt: str) -> tuple[IO[bytes], service.Digest]:
     """Read the whole export, then give its connection back: a client that reads slowly (or
     stops reading) holds a file, never one of the pool's connections. Read as before, from
     one connection in one pass; the bytes wait in memory up to SPOOL_IN_MEMORY, then on disk."""
     digest = service.Digest()
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115  (closed by _unspool)
     try:
-        async with engine.connect() as conn:
+        async with _turns(request), engine.connect() as conn:
             async for chunk in service.chunks(conn, scope, fmt, digest.count, digest.notes):
                 spool.write(digest.add(chunk))
     except BaseException:
@@ -225,7 +235,7 @@ async def signed_link(request: Request) -> Response:
     except ExportError as exc:
         return render(request, "exports/link.html", {"error": str(exc)}, status_code=400)
     engine, sessions, fmt = request.app.state.read_engine, request.app.state.sessions, ref["format"]
-    spool, digest = await _spool(engine, scope, fmt)  # read once: what is checked is what is sent
+    spool, digest = await _spool(request, engine, scope, fmt)  # read once: what is checked is what is sent
     if digest.hexdigest != ref["sha256"]:
         spool.close()
         return render(request, "exports/link.html", {"error": _("Ce fichier ne correspond plus à celui qui vous a été envoyé : "
