@@ -3,10 +3,10 @@ not after the whole five-minute lease: the lease names the process, the process 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 
@@ -53,17 +53,18 @@ async def _claim(sessions) -> list[StripeEvent]:
 async def test_events_of_a_worker_killed_mid_batch_are_taken_again_at_once(engine, sessions):
     await deliver(engine, *(event("charge.succeeded", charge(amount=1000 + n, txn=None)) for n in range(3)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, engine.url.render_as_string(hide_password=False)],
-                              stdout=subprocess.PIPE, text=True, env=env)
+    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLDER, engine.url.render_as_string(hide_password=False),
+                                                  stdout=asyncio.subprocess.PIPE, env=env)
     try:
-        holder_id, claimed = holder.stdout.readline().split()
+        assert holder.stdout is not None
+        holder_id, claimed = (await asyncio.wait_for(holder.stdout.readline(), 60)).decode().split()
         assert claimed == "3"
         me = Heartbeat(engine, "worker", stale=60)
         await me.start()
         try:
             assert await _claim(sessions) == []  # alive, beating: its lease holds
             holder.send_signal(signal.SIGKILL)  # kill -9: no clean stop, its row stays behind
-            holder.wait(timeout=10)
+            await asyncio.wait_for(holder.wait(), 10)
             again = await _claim(sessions)  # at once, not five minutes later: its pid is gone
             assert len(again) == 3 and {e.attempts for e in again} == {2} and {e.leased_by for e in again} == {me.id}
             async with sessions() as session:
@@ -75,9 +76,9 @@ async def test_events_of_a_worker_killed_mid_batch_are_taken_again_at_once(engin
                 all(u <= utcnow() for u in (await session.scalars(select(StripeEvent.lease_until))).all())
             assert await session.get(ProcessHeartbeat, me.id) is None
     finally:
-        if holder.poll() is None:
+        if holder.returncode is None:
             holder.kill()
-            holder.wait()
+            await holder.wait()
 
 
 async def test_a_process_on_another_host_is_dead_once_its_heartbeat_is_stale(engine, sessions):
