@@ -26,7 +26,7 @@ from funding.ops.bodies import BodyLimit
 from funding.ops.heartbeat import Heartbeat
 from funding.ops.logs import AccessLog
 from funding.ops.logs import configure as configure_logs
-from funding.ops.outage import is_outage
+from funding.ops.outage import DATABASE_ERRORS, is_outage
 from funding.security import CSP, HSTS, SECURITY_HEADERS, CSRFMiddleware, TokenRedactor
 from funding.sessions import sessions_for
 from funding.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
@@ -34,6 +34,7 @@ from funding.web import (
     LocaleMiddleware,
     LoginRequired,
     RefuseNul,
+    database_error,
     funding_error,
     http_error,
     login_required,
@@ -247,7 +248,8 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
             Middleware(CSRFMiddleware, exempt_prefixes=EXEMPT_FROM_CSRF),
         ],
         exception_handlers=dict((_handling(HTTPException, http_error), _handling(FundingError, funding_error),
-                                 _handling(LoginRequired, login_required), _handling(Exception, server_error))),
+                                 _handling(LoginRequired, login_required), _handling(Exception, server_error),
+                                 *((kind, cast(ExceptionHandler, database_error)) for kind in DATABASE_ERRORS))),
         lifespan=lifespan,
     )
     app.state.settings = settings

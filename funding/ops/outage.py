@@ -6,20 +6,36 @@ cost kilobytes of log (81 MB for 12,613 refusals)."""
 
 from __future__ import annotations
 
-import asyncio
+import errno
+import socket
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+# What the app hands to funding.web.database_error (inside the app, not raised to the server).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, PoolTimeout, OSError)
+
+
+_NETWORK = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT, errno.EHOSTUNREACH,
+            errno.ENETUNREACH, errno.EPIPE}
+
+
+def _network(exc: BaseException) -> bool:
+    """A failure to reach a server (not a missing file or a full disk)."""
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):
+        return True
+    return isinstance(exc, OSError) and (exc.errno in _NETWORK or str(exc).startswith("Multiple exceptions"))
+
 
 def _connection_error(exc: BaseException) -> bool:
+    if _network(exc):
+        return True
     try:
         from asyncpg import exceptions as pg
     except ImportError:  # SQLite only
-        return isinstance(exc, (OSError, ConnectionError))
-    return isinstance(exc, (OSError, ConnectionError, asyncio.TimeoutError, pg.PostgresConnectionError,
-                            pg.CannotConnectNowError, pg.TooManyConnectionsError, pg.ConnectionDoesNotExistError,
-                            pg.AdminShutdownError, pg.InterfaceError))
+        return False
+    return isinstance(exc, (pg.PostgresConnectionError, pg.CannotConnectNowError, pg.TooManyConnectionsError,
+                            pg.ConnectionDoesNotExistError, pg.AdminShutdownError))
 
 
 def is_outage(exc: BaseException) -> bool:
