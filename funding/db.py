@@ -105,6 +105,9 @@ def create_engine(database_url: str, *, pool: bool = True, echo: bool = False, p
     PgBouncer in transaction mode is in front, so no statement is prepared under a name that
     outlives its transaction and no setting is sent at connection time (funding.ops.pgbouncer)."""
     url = make_url(database_url)
+    if "pgbouncer" in url.query:  # ?pgbouncer=1, as other tools spell "PgBouncer in transaction mode in front"
+        pgbouncer = pgbouncer or url.query["pgbouncer"] in ("1", "true", "yes")
+        url = url.difference_update_query(["pgbouncer"])
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
