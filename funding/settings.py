@@ -79,6 +79,8 @@ class Settings:
     log_format: str = "text"  # or "json": one JSON line per request and per job
     # Exports (FEC, journals) a web process reads from the database at once; more wait their turn.
     export_concurrency: int = 2
+    # Webhook events a worker claims per batch (one transaction each; several batches run at once).
+    webhook_batch: int = 500
 
     @property
     def engine_options(self) -> dict:
@@ -280,6 +282,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
         max_body_member=_number("MAX_BODY_MEMBER", defaults.max_body_member),
         log_format=log_format,
         export_concurrency=_number("EXPORT_CONCURRENCY", defaults.export_concurrency),
+        webhook_batch=_number("WEBHOOK_BATCH", defaults.webhook_batch),
     )
 
 

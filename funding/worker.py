@@ -35,7 +35,7 @@ def jobs(gw: StripeGateway):
 
     domain_jobs = [(name, _with_gateway(fn, gw)) for module in parts("jobs") for name, fn in module.JOBS]
     return [
-        ("webhook events", lambda sessions, settings: drain(sessions, gw)),
+        ("webhook events", lambda sessions, settings: drain(sessions, gw, batch=settings.webhook_batch)),
         ("unknown Stripe requests", lambda sessions, settings: resolve_unknown(sessions, settings, gw)),
         ("payout reconciliation", lambda sessions, settings: reconcile_job(sessions, settings, gw)),
         *domain_jobs,
