@@ -8,8 +8,8 @@ import os
 import signal
 import time
 
-from tests.conftest import _empty_pg
 from tests.support import storm
+from tests.support.db import empty_pg
 
 EVENTS = int(os.environ.get("STORM_EVENTS", "300"))
 
@@ -43,7 +43,7 @@ async def _run(pg_url: str, workers: int, tmp_path, *, kill_one: bool) -> tuple:
 async def test_four_workers_and_one_killed_give_the_books_of_one(pg_url, tmp_path):
     (alone, report_alone, effects_alone), n = await _run(pg_url, 1, tmp_path / "one", kill_one=False)
     assert report_alone.ok and len(alone) == n == EVENTS
-    _empty_pg(pg_url)
+    empty_pg(pg_url)
     (many, report_many, effects_many), _ = await _run(pg_url, 4, tmp_path / "four", kill_one=True)
     assert report_many.ok, report_many.problems[:3]
     assert many == alone  # same entries, same postings, keyed by Stripe's balance transactions
