@@ -370,7 +370,10 @@ async def workers_section(args, dbs: list[Db], workdir: Path) -> None:
             procs = await storm.start_workers(n, env)
             try:
                 # Timed from the first claim (process start-up is not throughput) to the last event processed.
-                while not (await storm.counts(db.url)).get("processing") and not (await storm.counts(db.url)).get("processed"):
+                for _ in range(30_000):
+                    seen = await storm.counts(db.url)
+                    if seen.get("processing") or seen.get("processed"):
+                        break
                     await asyncio.sleep(0.02)
                 started = time.perf_counter()
                 ok = await storm.drained(db.url, args.events_w, within=600)
