@@ -223,6 +223,10 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
                 await other.dispose()
             await engine.dispose()
 
+    handlers: dict[Any, ExceptionHandler] = dict((_handling(HTTPException, http_error), _handling(FundingError, funding_error),
+                                                 _handling(LoginRequired, login_required), _handling(Exception, server_error)))
+    # Inside the app (not re-raised to the server): an outage is answered 503 in one log line.
+    handlers.update(_handling(kind, database_error) for kind in DATABASE_ERRORS)
     app = FundingApp(
         https=settings.https,
         debug=False,
@@ -247,9 +251,7 @@ def create_app(settings: Settings | None = None, *, sandbox=None, process_events
             Middleware(LocaleMiddleware, default=settings.default_locale),
             Middleware(CSRFMiddleware, exempt_prefixes=EXEMPT_FROM_CSRF),
         ],
-        exception_handlers=dict((_handling(HTTPException, http_error), _handling(FundingError, funding_error),
-                                 _handling(LoginRequired, login_required), _handling(Exception, server_error),
-                                 *((kind, cast(ExceptionHandler, database_error)) for kind in DATABASE_ERRORS))),
+        exception_handlers=handlers,
         lifespan=lifespan,
     )
     app.state.settings = settings
