@@ -16,6 +16,10 @@
     through the real endpoint, then drained; the ledger (keyed by source_key) must equal the one
     of a second database where each event was delivered once.
 
+(d) workers: EVENTS_W events (each delivered 3 times, shuffled) drained by 1, 2 and 4 `funding worker`
+    processes (real subprocesses, tests/support/storm.py) against one PostgreSQL: events per second
+    for each, and whether every run's ledger equals the 1-worker one. ``--only-workers`` runs (d) alone.
+
 Throw-away databases on TEST_POSTGRES_URL (default the local server). Every figure comes from
 this one run: compare the ratios, not absolute numbers (machines here are shared and noisy).
 Without wrk (``apt-get install wrk``) intake falls back to an httpx load generator, and says so.
@@ -343,8 +347,60 @@ async def ledger(db: Db) -> tuple[dict, object, dict]:
     return books, report, effects
 
 
+async def workers_section(args, dbs: list[Db], workdir: Path) -> None:
+    """(d) the same storm drained by 1, 2, 4 worker processes."""
+    from tests.support import storm
+
+    counts = [int(n) for n in args.workers.split(",") if n.strip()]
+    print(f"\n(d) {args.events_w:,} events × 3 deliveries drained by `funding worker` processes "
+          f"(WEBHOOK_BATCH={args.worker_batch})", flush=True)
+    rates, first = {}, None
+    async with storm.FakeStripe() as stripe:
+        for n in counts:
+            name = f"funding_bench_{secrets.token_hex(4)}"
+            await admin(f'CREATE DATABASE "{name}"')
+            db = Db(name, "postgresql+asyncpg://" + ADMIN.split("://", 1)[1].rsplit("/", 1)[0] + f"/{name}")
+            dbs.append(db)
+            await asyncio.to_thread(upgrade, db.url)
+            sub = workdir / f"workers{n}"
+            sub.mkdir()
+            org_id, _ = await storm.seed(db.url, args.events_w, sub)
+            await stripe.load(sub / "objects.txt")
+            env = storm.worker_env(db.url, stripe.url, WEBHOOK_BATCH=str(args.worker_batch))
+            procs = await storm.start_workers(n, env)
+            try:
+                # Timed from the first claim (process start-up is not throughput) to the last event processed.
+                for _ in range(30_000):
+                    seen = await storm.counts(db.url)
+                    if seen.get("processing") or seen.get("processed"):
+                        break
+                    await asyncio.sleep(0.02)
+                started = time.perf_counter()
+                ok = await storm.drained(db.url, args.events_w, within=600)
+                secs = time.perf_counter() - started
+            finally:
+                await storm.stop_workers(procs)
+            books, report, _ = await storm.books(db.url, org_id)
+            first = first if first is not None else books
+            rates[n] = args.events_w / secs
+            print(f"    {n} worker(s): {args.events_w:,} events in {secs:.1f} s = {rates[n]:,.0f} events/s"
+                  f" ({rates[n] / rates[counts[0]]:.2f}× {counts[0]} worker); drained {'yes' if ok else 'NO'}; "
+                  f"verify_org {'OK' if report.ok else 'FAILED'}; ledger {'= ' + str(counts[0]) + ' worker' if books == first else 'DIFFERS'}",
+                  flush=True)
+
+
 async def main(args) -> None:
     dbs: list[Db] = []
+    if args.only_workers:
+        workdir = Path(tempfile.mkdtemp(prefix="webhooks_bench_"))
+        print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
+        try:
+            await workers_section(args, dbs, workdir)
+        finally:
+            for db in dbs:
+                await admin(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
     workdir = Path(tempfile.mkdtemp(prefix="webhooks_bench_"))
     objects = workdir / "objects.txt"
     stripe = Server("stripe")
@@ -419,6 +475,7 @@ async def main(args) -> None:
         same = a == b and len(a) == args.events and results[1][2] == results[3][2]
         print(f"    ledger of 3× vs 1× deliveries: {'OK' if same else 'MISMATCH'} — {len(b):,} vs {len(a):,} entries, "
               f"{len(b.keys() - a.keys())} extra, {len(a.keys() - b.keys())} missing, {differ} different")
+        await workers_section(args, dbs, workdir)
     finally:
         for server in list(RUNNING):
             server.stop()
@@ -435,6 +492,10 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=10_000, help="events replayed in (c)")
     parser.add_argument("--duration", type=int, default=15, help="seconds of load per endpoint in (a)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections in (a)")
+    parser.add_argument("--workers", default="1,2,4", help="worker process counts measured in (d)")
+    parser.add_argument("--events-w", type=int, default=4000, help="events drained in (d)")
+    parser.add_argument("--worker-batch", type=int, default=100, help="WEBHOOK_BATCH of the workers in (d)")
+    parser.add_argument("--only-workers", action="store_true", help="run (d) alone")
     parser.add_argument("--serve", choices=("app", "bare", "stripe"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     cli = parser.parse_args()

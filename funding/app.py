@@ -22,6 +22,11 @@ from funding.db import create_engine
 from funding.domains import parts
 from funding.errors import FundingError
 from funding.mail.service import send_pending
+from funding.ops.bodies import BodyLimit
+from funding.ops.heartbeat import Heartbeat
+from funding.ops.logs import AccessLog
+from funding.ops.logs import configure as configure_logs
+from funding.ops.outage import DATABASE_ERRORS, is_outage
 from funding.security import CSP, HSTS, SECURITY_HEADERS, CSRFMiddleware, TokenRedactor
 from funding.sessions import sessions_for
 from funding.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
@@ -29,6 +34,7 @@ from funding.web import (
     LocaleMiddleware,
     LoginRequired,
     RefuseNul,
+    database_error,
     funding_error,
     http_error,
     login_required,
@@ -134,11 +140,15 @@ class FundingApp(Starlette):
 
     def __init__(self, *args: Any, https: bool = False, **kwargs: Any):
         self.https = https
+        self.edge: list[Callable[[ASGIApp], ASGIApp]] = []  # outermost layers, innermost first (funding.ops)
         super().__init__(*args, **kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
         static = str(self.url_path_for("static", path=""))  # public files: the browser may keep them
-        return SecurityHeaders(SafeMethods(super().build_middleware_stack()), https=self.https, cacheable=(static,))
+        stack: ASGIApp = SecurityHeaders(SafeMethods(super().build_middleware_stack()), https=self.https, cacheable=(static,))
+        for layer in self.edge:
+            stack = layer(stack)
+        return stack
 
 
 def create_app(settings: Settings | None = None, *, process_events: bool = True) -> Starlette:
@@ -161,9 +171,17 @@ def create_app(settings: Settings | None = None, *, process_events: bool = True)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, **settings.engine_options)
         app.state.engine = engine
         app.state.sessions = sessions_for(engine, settings)
+        # /healthz and /readyz look at the database through a connection outside the pool.
+        app.state.probe_engine = create_engine(settings.database_url, pool=False, pgbouncer=settings.db_pgbouncer)
+        # Pages and exports that only read may read a replica (DATABASE_REPLICA_URL), else the primary.
+        app.state.read_engine = (create_engine(settings.database_replica_url, **settings.engine_options)
+                                 if settings.database_replica_url else engine)
+        beat = Heartbeat(engine, "web", every=settings.heartbeat_seconds, stale=settings.heartbeat_stale_seconds)
+        if process_events:  # this process leases events too: it says it is alive
+            await beat.start()
         app.state.gateway = StripeGateway(settings)
         app.state.inbox = InboxWriter(engine)
         app.state.inbox.start()
@@ -184,8 +202,16 @@ def create_app(settings: Settings | None = None, *, process_events: bool = True)
                     await task
             await app.state.inbox.stop()
             await app.state.gateway.aclose()
+            if process_events:
+                await beat.stop()
+            for other in {app.state.probe_engine, app.state.read_engine} - {engine}:
+                await other.dispose()
             await engine.dispose()
 
+    handlers: dict[Any, ExceptionHandler] = dict((_handling(HTTPException, http_error), _handling(FundingError, funding_error),
+                                                 _handling(LoginRequired, login_required), _handling(Exception, server_error)))
+    # Inside the app (not re-raised to the server): an outage is answered 503 in one log line.
+    handlers.update(_handling(kind, database_error) for kind in DATABASE_ERRORS)
     app = FundingApp(
         https=settings.https,
         debug=False,
@@ -211,12 +237,17 @@ def create_app(settings: Settings | None = None, *, process_events: bool = True)
             Middleware(LocaleMiddleware, default=settings.default_locale),
             Middleware(CSRFMiddleware, exempt_prefixes=EXEMPT_FROM_CSRF),
         ],
-        exception_handlers=dict((_handling(HTTPException, http_error), _handling(FundingError, funding_error),
-                                 _handling(LoginRequired, login_required), _handling(Exception, server_error))),
+        exception_handlers=handlers,
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.redactor = _redact_access_log(app)
+    configure_logs(settings.log_format)
+    app.edge.append(lambda inner: BodyLimit(inner, secret_key=settings.secret_key, cookie="entrelab_session",
+                                            anonymous=settings.max_body_anonymous, member=settings.max_body_member,
+                                            exempt=EXEMPT_FROM_CSRF))
+    if settings.log_format == "json":
+        app.edge.append(lambda inner: AccessLog(inner, redact=app.state.redactor.redact))
     app.state.templates = make_templates()
     app.state.kick_mail = app.state.kick_events = lambda: None
     return app
@@ -249,5 +280,8 @@ async def _pump(name: str, wake: asyncio.Event, settings: Settings, work) -> Non
         wake.clear()
         try:
             await work()
-        except Exception:
-            log.exception("%s pump failed; the worker will retry", name)
+        except Exception as exc:
+            if is_outage(exc):  # the database is away: expected, one line
+                log.warning("%s pump: database unavailable (%s); the worker will retry", name, type(exc).__name__)
+            else:
+                log.exception("%s pump failed; the worker will retry", name)

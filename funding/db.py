@@ -98,8 +98,16 @@ def is_sqlite(url_or_engine) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def create_engine(database_url: str, *, pool: bool = True, echo: bool = False) -> AsyncEngine:
+def create_engine(database_url: str, *, pool: bool = True, echo: bool = False, pool_size: int = 20, max_overflow: int = 10,
+                  pool_timeout: float = 30.0, pgbouncer: bool = False) -> AsyncEngine:
+    """An engine of ``database_url``. ``pool_size``/``max_overflow``/``pool_timeout``: each process's
+    share of the server's connections (Settings.engine_options, README "Deployment"). ``pgbouncer``:
+    PgBouncer in transaction mode is in front, so no statement is prepared under a name that
+    outlives its transaction and no setting is sent at connection time (funding.ops.pgbouncer)."""
     url = make_url(database_url)
+    if "pgbouncer" in url.query:  # ?pgbouncer=1, as other tools spell "PgBouncer in transaction mode in front"
+        pgbouncer = pgbouncer or url.query["pgbouncer"] in ("1", "true", "yes")
+        url = url.difference_update_query(["pgbouncer"])
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -112,9 +120,14 @@ def create_engine(database_url: str, *, pool: bool = True, echo: bool = False) -
     # switches to a generic plan after five runs and keeps it for life: made while the ledger or
     # the payments were small, it scans them whole once they are not (seen at 30 ms a batch, and
     # worse, on a server without autovacuum). Our statements are short; planning each is cheap.
-    kwargs = {"pool_pre_ping": True, "pool_size": 20, "max_overflow": 10} if pool else {"poolclass": NullPool}
-    return create_async_engine(url, echo=echo, connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
-                               **kwargs)
+    kwargs: dict[str, Any] = ({"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": max_overflow,
+                               "pool_timeout": pool_timeout} if pool else {"poolclass": NullPool})
+    connect_args: dict[str, Any] = {"server_settings": {"plan_cache_mode": "force_custom_plan"}}
+    if pgbouncer:
+        from funding.ops.pgbouncer import connect_args as pgbouncer_args
+
+        connect_args, url = pgbouncer_args(), url.update_query_dict({"prepared_statement_cache_size": "0"})
+    return create_async_engine(url, echo=echo, connect_args=connect_args, **kwargs)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

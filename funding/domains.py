@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-DOMAINS = ("orgs", "auth", "mail", "limits", "ledger", "payments", "donations", "campaigns", "coworking", "bar", "exports")
+DOMAINS = ("orgs", "auth", "mail", "limits", "ledger", "payments", "donations", "campaigns", "coworking", "bar", "exports", "ops")
 
 
 def parts(kind: str) -> list[ModuleType]:

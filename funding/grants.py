@@ -53,6 +53,7 @@ TABLES: dict[str, Access] = {
     "emails": forward("status", "attempts", "last_error", "next_attempt_at", "sent_at"),
     "rate_limits": Access(update=("hits",), delete=True),  # counters: a window's hits grow, old windows go
     "link_revocations": Access(update=("revoked_before",)),  # moved forward at each revocation
+    "process_heartbeats": Access(update=True, delete=True),  # running processes: a clean stop deletes its row
     # the ledger
     "accounts": forward("label", "active"),
     "aux_accounts": forward("label"),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from funding.auth.service import (
@@ -24,7 +24,6 @@ from funding.db import transaction
 from funding.i18n import get_locale, reset_locale, set_locale
 from funding.i18n import gettext as _
 from funding.ledger.service import revenue_by_source
-from funding.migrate import current_revisions, head_revisions
 from funding.orgs.models import Organisation, Site
 from funding.web import db, flash, load_user, log_in, log_out, path_for, rate_limit, redirect, redirect_to, render
 
@@ -38,21 +37,6 @@ async def home(request: Request) -> Response:
         orgs = (await session.scalars(select(Organisation).order_by(Organisation.name))).all()
         revenue = [r for r in await revenue_by_source(session) if r.currency == "EUR"]
     return render(request, "home.html", {"sites": sites, "orgs": orgs, "revenue": revenue})
-
-
-async def healthz(request: Request) -> Response:
-    engine = request.app.state.engine
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-            revisions = await current_revisions(conn)
-    except Exception:
-        return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
-    heads = head_revisions()
-    if revisions != heads:
-        at, want = ", ".join(sorted(revisions or ())) or "nothing", ", ".join(sorted(heads))
-        return JSONResponse({"status": "error", "database": "ok", "migrations": f"at {at}, head is {want}"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok", "migrations": "current"})
 
 
 async def login(request: Request) -> Response:
@@ -124,7 +108,6 @@ async def logout(request: Request) -> Response:
 
 routes = [
     Route("/", home, name="home"),
-    Route("/healthz", healthz, name="healthz"),
     Route("/login", login, methods=["GET", "POST"], name="login"),
     Route("/login/{token}", login_link, methods=["GET", "POST"], name="login_link"),
     Route("/logout", logout, methods=["POST"], name="logout"),

@@ -65,6 +65,7 @@ GLOBAL = {
     "installation_facts": "facts of the installation itself (its Stripe key prefix): no organisation, no person, no money",
     "link_revocations": "when the emailed links of a hashed address were revoked: a person, not an organisation; no money",
     "rate_limits": "counters of requests per hashed address or client IP: anonymous visitors, no organisation, no money",
+    "process_heartbeats": "the service's own running processes: no organisation, no money",
     "stripe_tax_rates": "France's VAT rates as Stripe Tax Rates: the same few for every organisation, and no money",
 }
 

@@ -71,6 +71,35 @@ class Settings:
     s3_access_key_id: str = field(default="", repr=False)
     s3_secret_access_key: str = field(default="", repr=False)
     s3_public_url: str = ""
+    # Deployment (README, Deployment): the connection pool of each process, and how long a request
+    # waits for a connection before it is refused (503) instead of queueing without end.
+    db_pool_size: int = 10
+    db_max_overflow: int = 5
+    db_pool_timeout: float = 5.0
+    # PgBouncer in transaction mode in front of PostgreSQL: no prepared statement outlives its
+    # transaction, no session setting is sent at connection time.
+    db_pgbouncer: bool = False
+    # A read-only replica for pages and exports that only read (empty: the primary).
+    database_replica_url: str = field(default="", repr=False)
+    # Processes that lease webhook events beat every HEARTBEAT_SECONDS; one silent for
+    # HEARTBEAT_STALE_SECONDS is dead and its leases are taken again.
+    heartbeat_seconds: float = 5.0
+    heartbeat_stale_seconds: float = 30.0
+    # Request bodies: an anonymous request (no signed-in session) may send this many bytes, a
+    # signed-in one this many (uploads: funding.ops.bodies.UPLOADS); more is refused (413) unread.
+    max_body_anonymous: int = 64 * 1024
+    max_body_member: int = 1024 * 1024
+    log_format: str = "text"  # or "json": one JSON line per request and per job
+    # Exports (FEC, journals) a web process reads from the database at once; more wait their turn.
+    export_concurrency: int = 2
+    # Webhook events a worker claims per batch (one transaction each; several batches run at once).
+    webhook_batch: int = 500
+
+    @property
+    def engine_options(self) -> dict:
+        """funding.db.create_engine's pool and driver options for this deployment."""
+        return {"pool_size": self.db_pool_size, "max_overflow": self.db_max_overflow, "pool_timeout": self.db_pool_timeout,
+                "pgbouncer": self.db_pgbouncer}
 
     @property
     def is_production(self) -> bool:
@@ -193,6 +222,29 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
             raise ConfigError(f"{name}: must be positive")
         return value
 
+    def _count(name: str, default: int) -> int:
+        raw = env.get(name, "").strip()
+        if not raw:
+            return default
+        if not digits(raw):
+            raise ConfigError(f"{name}: expected a whole number, not {raw!r}")
+        return int(raw)
+
+    def _flag(name: str) -> bool:
+        raw = env.get(name, "").strip().lower()
+        if raw not in ("", "0", "1", "true", "false", "yes", "no"):
+            raise ConfigError(f"{name}: expected 1 or 0, not {raw!r}")
+        return raw in ("1", "true", "yes")
+
+    replica_url = ""
+    if env.get("DATABASE_REPLICA_URL"):
+        replica_url = _normalise_database_url("DATABASE_REPLICA_URL", env["DATABASE_REPLICA_URL"])
+        if replica_url.split("+", 1)[0] != database_url.split("+", 1)[0]:
+            raise ConfigError("DATABASE_REPLICA_URL: must name the same kind of database as DATABASE_URL")
+    log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT: text or json, not {log_format!r}")
+
     seal_key = env.get("LEDGER_SEAL_KEY", "").strip()
     if seal_key:
         _check_seal_key(seal_key)
@@ -234,6 +286,18 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
         rate_limits=_rate_limits(env.get("RATE_LIMITS", "")),
         trusted_proxies=_trusted_proxies(env.get("TRUSTED_PROXIES")),
         **_media(env, defaults),
+        db_pool_size=_number("DATABASE_POOL_SIZE", defaults.db_pool_size),
+        db_max_overflow=_count("DATABASE_MAX_OVERFLOW", defaults.db_max_overflow),
+        db_pool_timeout=_number("DATABASE_POOL_TIMEOUT", defaults.db_pool_timeout, float),
+        db_pgbouncer=_flag("DATABASE_PGBOUNCER"),
+        database_replica_url=replica_url,
+        heartbeat_seconds=_number("HEARTBEAT_SECONDS", defaults.heartbeat_seconds, float),
+        heartbeat_stale_seconds=_number("HEARTBEAT_STALE_SECONDS", defaults.heartbeat_stale_seconds, float),
+        max_body_anonymous=_number("MAX_BODY_ANONYMOUS", defaults.max_body_anonymous),
+        max_body_member=_number("MAX_BODY_MEMBER", defaults.max_body_member),
+        log_format=log_format,
+        export_concurrency=_number("EXPORT_CONCURRENCY", defaults.export_concurrency),
+        webhook_batch=_number("WEBHOOK_BATCH", defaults.webhook_batch),
     )
 
 

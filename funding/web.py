@@ -406,6 +406,23 @@ async def login_required(request: Request, exc: LoginRequired) -> Response:
     return redirect_to(request, "login", query={"next": request.url.path})
 
 
+async def database_error(request: Request, exc: Exception) -> Response:
+    """A database error (or any OSError), handled inside the app so that it is not raised again
+    to the server (whose own traceback would follow): while the database is away it is expected,
+    answered 503 "try again" and logged in one line (funding.ops.outage); anything else is a
+    server error."""
+    from funding.ops.outage import is_outage
+
+    if not is_outage(exc):
+        return await server_error(request, exc)
+    log.warning("database unavailable on %s %s: %s", request.method, logged_path(request), type(exc).__name__)
+    if wants_json(request):
+        return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers={"retry-after": "5"})
+    page = _error_page(request, 503, None)
+    page.headers["retry-after"] = "5"
+    return page
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, logged_path(request), exc_info=exc)
     if wants_json(request):

@@ -12,6 +12,8 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from funding.db import dialect_insert, dialect_of, rowcount, utcnow
+from funding.ops import heartbeat
+from funding.ops.models import ProcessHeartbeat
 from funding.payments.models import EventStatus, StripeEvent
 
 if TYPE_CHECKING:
@@ -158,7 +160,8 @@ _RESTORE_SCAN = text("SELECT set_config('enable_sort', :sort, true), set_config(
 async def claim(session: AsyncSession, *, limit: int) -> list[StripeEvent]:
     """Take up to ``limit`` due events with a lease (FOR UPDATE SKIP LOCKED on PostgreSQL).
 
-    An expired lease (a worker died mid-way) makes the event due again; effects are
+    An expired lease (a worker died mid-way), or one held by a process known dead (its
+    heartbeat gone or stale: funding.ops.heartbeat), makes the event due again; effects are
     keyed by Stripe ids, so processing it twice changes nothing. Oldest first within each
     kind — expired leases, retries due, then new events — one status at a time, so each
     query walks ix_stripe_events_due (status, next_attempt_at) in order and stops at the
@@ -167,9 +170,14 @@ async def claim(session: AsyncSession, *, limit: int) -> list[StripeEvent]:
     now = utcnow()
     ids: list[str] = []
     pg = dialect_of(session) == "postgresql"
+    holder = heartbeat.current()
+    orphaned = StripeEvent.lease_until < now
+    if holder is not None:  # a lease whose process is known dead is over now (funding.ops.heartbeat)
+        await heartbeat.reap(session, holder.stale)
+        orphaned = orphaned | (StripeEvent.leased_by.is_not(None) & StripeEvent.leased_by.not_in(select(ProcessHeartbeat.id)))
     if pg:  # see _ORDERED_SCAN
         saved = (await session.execute(_ORDERED_SCAN)).one()
-    for status, due in ((EventStatus.PROCESSING, StripeEvent.lease_until < now),
+    for status, due in ((EventStatus.PROCESSING, orphaned),
                         (EventStatus.FAILED, StripeEvent.next_attempt_at <= now),
                         (EventStatus.PENDING, StripeEvent.next_attempt_at <= now)):
         if len(ids) >= limit:
@@ -185,7 +193,7 @@ async def claim(session: AsyncSession, *, limit: int) -> list[StripeEvent]:
         return []
     rows = (await session.scalars(
         update(StripeEvent).where(StripeEvent.id.in_(ids))
-        .values(status=EventStatus.PROCESSING, lease_until=now + LEASE, attempts=StripeEvent.attempts + 1)
+        .values(status=EventStatus.PROCESSING, lease_until=now + LEASE, leased_by=holder.id if holder else None, attempts=StripeEvent.attempts + 1)
         .returning(StripeEvent), execution_options={"populate_existing": True})).all()
     order = {event_id: n for n, event_id in enumerate(ids)}
     return sorted(rows, key=lambda e: order[e.id])
@@ -194,7 +202,8 @@ async def claim(session: AsyncSession, *, limit: int) -> list[StripeEvent]:
 async def mark_processed(session: AsyncSession, event_ids: list[str]) -> None:
     if event_ids:
         await session.execute(update(StripeEvent).where(StripeEvent.id.in_(event_ids))
-                              .values(status=EventStatus.PROCESSED, processed_at=utcnow(), lease_until=None, last_error=None))
+                              .values(status=EventStatus.PROCESSED, processed_at=utcnow(), lease_until=None, leased_by=None,
+                                      last_error=None))
 
 
 async def mark_failed(session: AsyncSession, event: StripeEvent, error: str, *, dead: bool = False) -> EventStatus:
@@ -204,6 +213,6 @@ async def mark_failed(session: AsyncSession, event: StripeEvent, error: str, *, 
     delay = dt.timedelta(seconds=min(3600, 5 * 3 ** max(0, event.attempts - 1)))
     status = EventStatus.DEAD if dead else EventStatus.FAILED
     await session.execute(update(StripeEvent).where(StripeEvent.id == event.id).values(
-        status=status, last_error=error[:2000], lease_until=None, next_attempt_at=utcnow() + delay))
+        status=status, last_error=error[:2000], lease_until=None, leased_by=None, next_attempt_at=utcnow() + delay))
     return status
 

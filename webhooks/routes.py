@@ -61,8 +61,13 @@ async def receive_event(state: State, body: bytes, signature: str | None) -> tup
         return 400, {"error": "livemode does not match this endpoint's keys"}
     try:
         inserted = await state.inbox.store(event, body.decode("utf-8"))
-    except Exception:  # not stored: say so, Stripe retries
-        log.exception("webhook %s could not be stored", event["id"])
+    except Exception as exc:  # not stored: say so, Stripe retries
+        from funding.ops.outage import is_outage
+
+        if is_outage(exc):  # the database is away: expected, one line
+            log.warning("webhook %s not stored, database unavailable: %s", event["id"], type(exc).__name__)
+        else:
+            log.exception("webhook %s could not be stored", event["id"])
         return 503, {"error": "temporarily unavailable"}
     if inserted:
         state.kick_events()

@@ -8,6 +8,9 @@ import asyncio
 import datetime as dt
 import io
 import json
+import tempfile
+from collections.abc import Awaitable, Callable
+from typing import IO
 from urllib.parse import urlencode
 
 from sqlalchemy import select
@@ -107,35 +110,65 @@ async def download(request: Request) -> Response:
         if fmt not in FORMATS and fmt not in service.DESCRIPTIONS:
             raise HTTPException(400, _("Format inconnu : %(format)s", format=fmt))
         scope = await _scope(request, session)
-    engine, sessions = request.app.state.engine, request.app.state.sessions
+    engine, sessions = request.app.state.read_engine, request.app.state.sessions
     if fmt in service.DESCRIPTIONS:
         described = service.DESCRIPTIONS[fmt]
-        async with engine.connect() as conn:
+        async with _turns(request), engine.connect() as conn:
             digest = await service.digest_of(conn, scope, described)
         return Response(service.fec_description(scope, digest, described), media_type=service.MEDIA_TYPES[fmt],
                         headers=_attachment(service.filename(fmt, scope)))
-    digest = service.Digest()
+    try:  # refusals (e.g. a FEC with foreign currencies) come before any byte
+        spool, digest = await _spool(request, engine, scope, fmt)
+    except ExportError as exc:
+        raise HTTPException(400, str(exc)) from None
 
-    async def body():
-        async with engine.connect() as conn:
-            async for chunk in service.chunks(conn, scope, fmt, digest.count, digest.notes):
-                yield digest.add(chunk)
+    async def taken() -> None:
         async with transaction(sessions) as log_session:
             await service.record_taken(log_session, scope, fmt, digest, taken_by=user.email, channel=Channel.WEB)
 
-    stream = body()
+    return StreamingResponse(_unspool(spool, taken), media_type=service.MEDIA_TYPES[fmt],
+                             headers=_attachment(service.filename(fmt, scope)))
+
+
+SPOOL_IN_MEMORY = 1024 * 1024  # past this, an export being sent waits in a temporary file
+SEND_CHUNK = 64 * 1024
+
+
+def _turns(request: Request) -> asyncio.Semaphore:
+    """Exports of this process read the database a few at a time (EXPORT_CONCURRENCY): forty
+    asked at once wait for their turn here, holding nothing, instead of taking every connection
+    of the pool from the pages and the webhooks."""
+    state = request.app.state
+    if getattr(state, "export_turns", None) is None:
+        state.export_turns = asyncio.Semaphore(state.settings.export_concurrency)
+    return state.export_turns
+
+
+async def _spool(request: Request, engine, scope: Scope, fmt: str) -> tuple[IO[bytes], service.Digest]:
+    """Read the whole export, then give its connection back: a client that reads slowly (or
+    stops reading) holds a file, never one of the pool's connections. Read as before, from
+    one connection in one pass; the bytes wait in memory up to SPOOL_IN_MEMORY, then on disk."""
+    digest = service.Digest()
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115  (closed by _unspool)
     try:
-        first = await anext(stream)  # refusals (e.g. a FEC with foreign currencies) come before any byte
-    except ExportError as exc:
-        await stream.aclose()
-        raise HTTPException(400, str(exc)) from None
+        async with _turns(request), engine.connect() as conn:
+            async for chunk in service.chunks(conn, scope, fmt, digest.count, digest.notes):
+                spool.write(digest.add(chunk))
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool, digest
 
-    async def rest():
-        yield first
-        async for chunk in stream:
+
+async def _unspool(spool: IO[bytes], then: Callable[[], Awaitable[None]]):
+    """The spooled export, sent at the client's pace; ``then`` once it has been handed over whole."""
+    try:
+        while chunk := spool.read(SEND_CHUNK):
             yield chunk
-
-    return StreamingResponse(rest(), media_type=service.MEDIA_TYPES[fmt], headers=_attachment(service.filename(fmt, scope)))
+    finally:
+        spool.close()
+    await then()
 
 
 async def trial_balance_page(request: Request) -> Response:
@@ -201,22 +234,19 @@ async def signed_link(request: Request) -> Response:
             await service.check_link_recipient(session, scope, ref)
     except ExportError as exc:
         return render(request, "exports/link.html", {"error": str(exc)}, status_code=400)
-    engine, sessions, fmt = request.app.state.engine, request.app.state.sessions, ref["format"]
-    async with engine.connect() as conn:
-        check = await service.digest_of(conn, scope, fmt)
-    if check.hexdigest != ref["sha256"]:
+    engine, sessions, fmt = request.app.state.read_engine, request.app.state.sessions, ref["format"]
+    spool, digest = await _spool(request, engine, scope, fmt)  # read once: what is checked is what is sent
+    if digest.hexdigest != ref["sha256"]:
+        spool.close()
         return render(request, "exports/link.html", {"error": _("Ce fichier ne correspond plus à celui qui vous a été envoyé : "
                                                                   "contactez l'association.")}, status_code=409)
 
-    async def body():
-        digest = service.Digest()
-        async with engine.connect() as conn:
-            async for chunk in service.chunks(conn, scope, fmt, digest.count):
-                yield digest.add(chunk)
+    async def taken() -> None:
         async with transaction(sessions) as session:
             await service.record_taken(session, scope, fmt, digest, taken_by=ref["to"], channel=Channel.LINK)
 
-    return StreamingResponse(body(), media_type=service.MEDIA_TYPES[fmt], headers=_attachment(service.filename(fmt, scope)))
+    return StreamingResponse(_unspool(spool, taken), media_type=service.MEDIA_TYPES[fmt],
+                             headers=_attachment(service.filename(fmt, scope)))
 
 
 # --- funding mix ---------------------------------------------------------------------------

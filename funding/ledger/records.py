@@ -34,8 +34,7 @@ from funding.errors import FundingError
 from funding.i18n import N_
 from funding.ledger.chart import DEPRECIATION_ACCOUNTS, check_account_number, vat_account
 from funding.ledger.models import FUNDING_SOURCES, Entry, FixedAsset, FundingSource, Grant, GrantNature, Posting
-from funding.ledger.service import EntryDraft, LedgerError, Posted, check_draft, credit, debit, post
-from funding.ledger.service import check_references
+from funding.ledger.service import EntryDraft, LedgerError, Posted, check_draft, check_references, credit, debit, post
 from funding.money import MAX_AMOUNT, MoneyError, check_currency, format_plain, parse_amount
 from funding.orgs.models import Organisation, Site
 from funding.orgs.service import OrgError, check_siret

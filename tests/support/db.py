@@ -66,3 +66,23 @@ def owner_url(url: str) -> str:
 
     admin = make_url(PG_ADMIN_URL)
     return make_url(url).set(username=admin.username, password=admin.password).render_as_string(hide_password=False)
+
+
+def empty_pg(url: str, keep: tuple[str, ...] = ("alembic_version", "journals")) -> None:
+    """Empty a test PostgreSQL database as its owner (what the root conftest does before each test),
+    for a test that runs twice on one database."""
+    from funding.models import metadata
+
+    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables if t.name not in keep)
+
+    async def run() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(owner_url(url).replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute("SET session_replication_role = replica")  # the ledger's triggers forbid deleting
+            await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        finally:
+            await conn.close()
+
+    run_async(run)

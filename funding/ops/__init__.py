@@ -1,0 +1,1 @@
+"""Running the service: health and readiness, process heartbeats, request body limits, JSON logs."""
