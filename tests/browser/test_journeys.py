@@ -1,0 +1,188 @@
+"""What a first-time user hit in a real browser (issue 17): invisible buttons, pages wider than
+a phone, a widget cropped by its own snippet, a slug pattern the browser ignores, a walk-in
+customer sent to the staff login page."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import re
+import threading
+
+import pytest
+
+from funding.auth.models import User
+from funding.auth.service import issue_link
+from funding.db import create_engine, transaction
+from tests.support.db import run_async, sealed_sessions
+from tests.support.world import make_world
+
+pytestmark = pytest.mark.browser
+
+PHONES = (390, 360)
+
+
+def _db(settings, build):
+    """Run ``build(sessions)`` on its own loop (Playwright's sync API keeps one in this thread)."""
+    async def go():
+        engine = create_engine(settings.database_url)
+        try:
+            return await build(sealed_sessions(engine))
+        finally:
+            await engine.dispose()
+
+    return run_async(go)
+
+
+async def _link(sessions, settings, user_id: int, next_path: str = "/") -> str:
+    async with transaction(sessions) as session:
+        return await issue_link(session, await session.get(User, user_id), settings, next_path=next_path)
+
+
+def _log_in(page, link: str) -> None:
+    page.goto(link)
+    page.get_by_role("button", name="Me connecter").click()
+    page.wait_for_load_state()
+
+
+# WCAG relative luminance and contrast of a text against the first opaque background behind it.
+CONTRAST_JS = """
+el => {
+  const parse = c => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const fg = parse(getComputedStyle(el).color);
+  let node = el, bg = [255, 255, 255];
+  while (node && node.nodeType === 1) {
+    const c = parse(getComputedStyle(node).backgroundColor);
+    if (c.length >= 3 && (c.length === 3 || c[3] > 0)) { bg = c.slice(0, 3); break; }
+    node = node.parentElement;
+  }
+  const [a, b] = [lum(fg.slice(0, 3)), lum(bg)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}
+"""
+
+
+def _contrast(locator) -> float:
+    return locator.evaluate(CONTRAST_JS)
+
+
+def _fits(page, url: str) -> None:
+    for width in PHONES:
+        page.set_viewport_size({"width": width, "height": 800})
+        page.goto(url)
+        wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert wide <= 0, f"{url} is {wide} px wider than a {width} px phone"
+
+
+def _admin_world(settings):
+    from funding.exports.service import add_recipient
+    from tests.support.campaigns import make_campaign, paid_pledge, tiers_of
+    from tests.support.exports import seed_money
+
+    async def build(sessions):
+        world = await make_world(sessions)
+        await seed_money(sessions, world)
+        campaign = await make_campaign(sessions, world, slug="four-a-pain", goal=50_000, tiers=[
+            {"title": "Pain du four", "amount": 2000, "kind": "reward", "value": 800, "vat": 55, "stock": 20},
+            {"title": "Merci public", "amount": 1000},
+        ])
+        reward = (await tiers_of(sessions, campaign.id))[0]
+        await paid_pledge(sessions, campaign.id, amount="20", tier=str(reward.id), name="Martine Chabrier", email="martine@example.org")
+        async with transaction(sessions) as session:
+            await add_recipient(session, world.org_id, "cabinet@example.org", "Cabinet Durolle")
+        return world, await _link(sessions, settings, world.users["admin"])
+
+    return _db(settings, build)
+
+
+def test_admin_buttons_are_readable_and_admin_pages_fit_a_phone(live_server, live_settings, phone):
+    world, link = _admin_world(live_settings)
+    page = phone
+    _log_in(page, link)
+
+    page.goto(live_server.url + "/admin/campaigns/four-a-pain")
+    deliver = page.get_by_role("button", name=re.compile(r"Livrer 1 prévente"))
+    withdraw = page.get_by_role("button", name="Retirer").first
+    for button in (deliver, withdraw):
+        assert _contrast(button) >= 4.5, button
+    page.goto(live_server.url + "/admin/exports")
+    assert _contrast(page.get_by_role("button", name="Retirer").first) >= 4.5
+
+    for path in ("/admin", "/admin/coworking", "/admin/campaigns", "/admin/campaigns/four-a-pain",
+                 "/admin/campaigns/four-a-pain/edit", "/admin/exports", "/admin/ledger"):
+        _fits(page, live_server.url + path)
+
+
+def test_the_vat_of_a_reward_reads_as_a_percentage(live_server, live_settings, phone):
+    _world, link = _admin_world(live_settings)
+    page = phone
+    _log_in(page, link)
+    page.goto(live_server.url + "/admin/campaigns/four-a-pain")
+    text = page.locator("main").inner_text()
+    assert re.search(r"TVA 5,5\s?%", text) and "‰" not in text
+
+
+def test_the_browser_itself_refuses_a_bad_slug(live_server, live_settings, phone):
+    _world, link = _admin_world(live_settings)
+    page = phone
+    _log_in(page, link)
+    page.goto(live_server.url + "/admin/campaigns/new")
+    slug = page.get_by_label(re.compile("Adresse de la page"))
+    slug.fill("Pas Bon!")
+    assert slug.evaluate("el => el.validity.patternMismatch") is True
+    slug.fill("four-a-pain-2")
+    assert slug.evaluate("el => el.validity.patternMismatch") is False
+
+
+@contextlib.contextmanager
+def _partner_site(body: str):
+    """A one-page web site on its own port: a partner's page that embeds our widget."""
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the standard library's name)
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html; charset=utf-8")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_embed_snippet_shows_the_contribute_button_inside_its_frame(live_server, live_settings, phone):
+    _world, link = _admin_world(live_settings)
+    page = phone
+    _log_in(page, link)
+    page.goto(live_server.url + "/admin/campaigns/four-a-pain")
+    snippet = page.locator(".cf-code").inner_text()
+    assert "<iframe" in snippet
+    page.set_viewport_size({"width": 1000, "height": 900})
+    host = page.context.new_page()
+    # A partner's site (another origin, served by another server): nothing but the snippet.
+    with _partner_site(f"<!doctype html><html><body style='margin:0'>{snippet}</body></html>") as partner:
+        host.goto(partner)
+        frame_el = host.locator("iframe")
+        frame_el.wait_for()
+        frame = frame_el.element_handle().content_frame()
+        button = frame.get_by_role("link", name="Contribuer")
+        button.wait_for()
+        host.wait_for_timeout(500)  # the widget may resize its frame
+        outer = frame_el.bounding_box()
+        inner = button.bounding_box()
+        assert inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 0.5, (inner, outer)
+        assert inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5, (inner, outer)
+    host.close()
