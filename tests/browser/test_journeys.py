@@ -186,3 +186,58 @@ def test_the_embed_snippet_shows_the_contribute_button_inside_its_frame(live_ser
         assert inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 0.5, (inner, outer)
         assert inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5, (inner, outer)
     host.close()
+
+
+def test_a_walk_in_customer_pays_by_qr_and_lands_on_a_public_thanks_page(live_server, live_settings, browser):
+    import html
+
+    import httpx
+
+    from tests.support.bar import make_bar
+    from tests.support.web import csrf_of
+
+    async def build(sessions):
+        world = await make_world(sessions)
+        bar = await make_bar(sessions, world)
+        return world, bar, await _link(sessions, live_settings, world.users["staff"])
+
+    world, bar, link = _db(live_settings, build)
+    till = f"/bar/{world.site_slug}"
+    with httpx.Client(base_url=live_server.url, follow_redirects=False, timeout=30) as staff:
+        path = link.replace(live_settings.base_url, "")
+        assert staff.post(path, data={"csrf_token": csrf_of(staff.get(path).text)}).status_code == 303
+        token = csrf_of(staff.get(f"{till}/caisse").text)
+
+        def checkout_of_a_new_sale() -> str:
+            opened = staff.post(f"{till}/comptoir", data={"csrf_token": token})
+            ticket = int(opened.headers["location"].rsplit("=", 1)[1])
+            staff.post(f"{till}/caisse/vente", data={"csrf_token": token, "product_id": bar.products["Bière locale"],
+                                                    "ticket_id": ticket})
+            staff.post(f"{till}/comptoir/{ticket}/encaisser", data={"csrf_token": token})
+            qr = staff.get(f"{till}/comptoir/{ticket}").text
+            return html.unescape(re.search(r'<figcaption><a href="([^"]+)"', qr).group(1))
+
+        paying, turning_back = checkout_of_a_new_sale(), checkout_of_a_new_sale()
+
+    # The customer's own phone: no session of ours.
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="fr-FR", is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(paying)
+        page.locator("#cardholder-name").fill("Client de passage")
+        page.locator("#card-number").fill("4242 4242 4242 4242")
+        page.locator("#card-expiry").fill("12/34")
+        page.locator("#card-cvc").fill("123")
+        page.locator("#pay").click()
+        page.wait_for_url(re.compile(r".*/bar/[^/]+/comptoir/\d+/merci\?session_id=cs_.*"))
+        page.get_by_role("heading", name="Merci !").wait_for()
+        assert "4,50" in page.get_by_role("status").inner_text()
+        assert "/login" not in page.url
+
+        page.goto(turning_back)
+        page.get_by_role("link", name=re.compile("Annuler et retourner")).click()
+        page.wait_for_url(re.compile(r".*/bar/[^/]+/comptoir/\d+/paiement-annule$"))
+        page.get_by_role("heading", name="Paiement annulé").wait_for()
+        assert "Rien n'a été débité" in page.get_by_role("status").inner_text()
+    finally:
+        context.close()

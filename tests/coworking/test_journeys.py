@@ -1,0 +1,24 @@
+"""Journeys of issue 17 seen over HTTP in the coworking domain: staff looking at a member."""
+
+from __future__ import annotations
+
+import re
+
+from tests.support.bar import make_bar, sell
+from tests.support.coworking import new_member
+from tests.support.web import login_as, text_of
+
+
+async def test_staff_viewing_a_member_reach_the_member_s_bar_tab_at_the_till(app_client, sessions, settings, world):
+    member = await new_member(sessions, world, name="Élise Rochias")
+    bar = await make_bar(sessions, world)
+    await sell(sessions, bar, "Café", member=member.user_id)
+    await login_as(app_client, sessions, settings, world.users["staff"])
+    page = await app_client.get(f"/admin/coworking/membres/{member.id}")
+    assert page.status_code == 200
+    assert "/bar/ardoise" not in page.text  # the member's own page: 403 for staff
+    link = re.search(r'href="(/bar/[^"]+/caisse\?membre=\d+)"', page.text)
+    assert link, text_of(page.text)
+    till = await app_client.get(link.group(1).replace("&amp;", "&"))
+    assert till.status_code == 200
+    assert "Ardoise de Élise Rochias" in text_of(till.text) and "Café" in text_of(till.text)
