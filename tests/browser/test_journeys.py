@@ -224,6 +224,7 @@ def test_a_walk_in_customer_pays_by_qr_and_lands_on_a_public_thanks_page(live_se
     try:
         page = context.new_page()
         page.goto(paying)
+        page.get_by_label("Adresse e-mail").fill("client@example.org")
         page.locator("#cardholder-name").fill("Client de passage")
         page.locator("#card-number").fill("4242 4242 4242 4242")
         page.locator("#card-expiry").fill("12/34")
