@@ -100,7 +100,7 @@ def _admin_world(settings):
 
 
 def test_admin_buttons_are_readable_and_admin_pages_fit_a_phone(live_server, live_settings, phone):
-    world, link = _admin_world(live_settings)
+    _world, link = _admin_world(live_settings)
     page = phone
     _log_in(page, link)
 
@@ -142,7 +142,7 @@ def test_the_browser_itself_refuses_a_bad_slug(live_server, live_settings, phone
 def _partner_site(body: str):
     """A one-page web site on its own port: a partner's page that embeds our widget."""
     class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (the standard library's name)
+        def do_GET(self):
             data = body.encode()
             self.send_response(200)
             self.send_header("content-type", "text/html; charset=utf-8")
