@@ -242,3 +242,42 @@ def test_a_walk_in_customer_pays_by_qr_and_lands_on_a_public_thanks_page(live_se
         assert "Rien n'a été débité" in page.get_by_role("status").inner_text()
     finally:
         context.close()
+
+
+def test_the_member_area_fits_a_phone_with_its_invoices_pdf_in_view(live_server, live_settings, phone):
+    from sqlalchemy import select, update
+
+    from funding.coworking.models import Subscription
+    from tests.browser.test_coworking import _join, _prepare
+
+    world = _prepare(live_settings)
+    address = "julie.fayolle@example.org"
+    live_server.settings = live_settings  # what _join reads
+    _join(live_server, world, address)
+
+    async def member_link(sessions):
+        async with sessions() as session:
+            user = await session.scalar(select(User).where(User.email == address))
+        return await _link(sessions, live_settings, user.id, "/membre")
+
+    page = phone
+    _log_in(page, _db(live_settings, member_link))
+    page.wait_for_url(live_server.url + "/membre")
+
+    def check():
+        for width in PHONES:
+            page.set_viewport_size({"width": width, "height": 800})
+            page.reload()
+            assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, width
+            pdf = page.get_by_role("link", name=re.compile(r"^PDF")).first
+            box = pdf.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (width, box)
+
+    check()
+
+    async def past_due(sessions):
+        async with transaction(sessions) as session:
+            await session.execute(update(Subscription).values(status="past_due"))
+
+    _db(live_settings, past_due)
+    check()
