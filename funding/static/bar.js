@@ -35,6 +35,16 @@
           amount.className = "num";
           amount.textContent = result.data.line.amount;
           item.appendChild(what); item.appendChild(document.createTextNode(" ")); item.appendChild(amount);
+          // Its "Annuler" at once, as after a reload.
+          var undo = till.querySelector("template[data-undo]");
+          if (undo) {
+            var form = undo.content.cloneNode(true);
+            form.querySelector("input[name=line_id]").value = result.data.line.id;
+            var reason = form.querySelector("input[name=reason]"), label = form.querySelector("label[for=reason-new]");
+            reason.id = "reason-" + result.data.line.id;
+            if (label) label.htmlFor = reason.id;
+            item.appendChild(form);
+          }
           lines.insertBefore(item, lines.firstChild);
         }
       }).catch(function () {

@@ -281,3 +281,41 @@ def test_the_member_area_fits_a_phone_with_its_invoices_pdf_in_view(live_server,
 
     _db(live_settings, past_due)
     check()
+
+
+IN_VIEW_JS = "el => { const r = el.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight && r.height > 0; }"
+
+
+def test_the_phone_till_shows_products_first_answers_in_view_and_undoes_in_place(live_server, live_settings, phone):
+    from tests.support.bar import make_bar
+
+    async def build(sessions):
+        world = await make_world(sessions)
+        bar = await make_bar(sessions, world)
+        return world, bar, await _link(sessions, live_settings, world.users["staff"])
+
+    world, bar, link = _db(live_settings, build)
+    page = phone
+    _log_in(page, link)
+    page.wait_for_url(f"{live_server.url}/bar/{world.site_slug}/caisse")  # staff land on their till
+    page.goto(f"{live_server.url}/bar/{world.site_slug}/caisse?membre={bar.members[0]}")
+    first = page.locator("button.product").first
+    box = first.bounding_box()
+    assert box["y"] + box["height"] <= 844, f"the first product starts at {box['y']} px"
+
+    # The last product, scrolled to: the answer shows where the eye is.
+    sandwich = page.get_by_role("button", name=re.compile("^Sandwich"))
+    sandwich.scroll_into_view_if_needed()
+    sandwich.click()
+    status = page.get_by_role("status").filter(has_text="Sandwich ajouté")
+    status.wait_for()
+    assert status.evaluate(IN_VIEW_JS), status.bounding_box()
+
+    # The line just added can be undone at once, without a reload.
+    line = page.locator("ol.tab-lines > li").first
+    line.get_by_text("Annuler", exact=True).click()
+    line.get_by_label("Motif de l'annulation").fill("Erreur de touche")
+    line.get_by_role("button", name="Annuler cette ligne").click()
+    page.get_by_text("Ligne annulée : Sandwich").wait_for()
+    assert page.locator("[data-balance]").inner_text() == "0,00\u00a0€"
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
