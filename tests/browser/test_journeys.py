@@ -319,3 +319,34 @@ def test_the_phone_till_shows_products_first_answers_in_view_and_undoes_in_place
     page.get_by_text("Ligne annulée : Sandwich").wait_for()
     assert page.locator("[data-balance]").inner_text() == "0,00\u00a0€"
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+
+
+def test_a_refused_contribution_shows_its_error_in_view_with_the_form_kept(live_server, live_settings, phone):
+    from tests.support.campaigns import make_campaign
+
+    async def build(sessions):
+        world = await make_world(sessions)
+        await make_campaign(sessions, world, slug="atelier-velo", max_amount=10_000)
+
+    _db(live_settings, build)
+    page = phone
+    page.goto(live_server.url + "/campagnes/atelier-velo")
+    page.get_by_label("Montant (en EUR)").fill("5000")  # above the campaign's maximum of 100 €
+    page.get_by_label("Nom et prénom").fill("Karim Benali")
+    page.get_by_label("Adresse e-mail (pour le reçu)").fill("karim.benali@example.fr")
+    page.get_by_label("Numéro et rue").fill("12 rue de la Coutellerie")
+    page.get_by_label("Code postal").fill("63300")
+    page.get_by_label("Ville").fill("Thiers")
+    page.get_by_role("button", name="Contribuer par carte").click()
+    error = page.get_by_role("alert")
+    error.wait_for()
+    page.wait_for_function("document.activeElement && document.activeElement.getAttribute('role') === 'alert'")
+    assert error.evaluate(IN_VIEW_JS), error.bounding_box()
+    assert page.get_by_label("Nom et prénom").input_value() == "Karim Benali"
+    assert page.get_by_label("Montant (en EUR)").input_value() == "5000"
+
+    page.goto(live_server.url + "/campagnes/atelier-velo?annule=1")
+    canceled = page.get_by_text("Paiement annulé")  # where the campaign's Checkout sends people back
+    canceled.wait_for()
+    page.wait_for_function("document.activeElement && document.activeElement.hasAttribute('data-focus')")
+    assert canceled.evaluate(IN_VIEW_JS)
