@@ -1,5 +1,6 @@
 // Progressive enhancement of the till: a tap posts its form in the background (no page
 // reload on a slow connection) and updates the tab; without JavaScript the form posts as usual.
+// Its own words come from the page (data-msg-*), in the page's language.
 (function () {
   var till = document.querySelector(".till");
   if (!till || !window.fetch) return;
@@ -21,7 +22,7 @@
       }).then(function (response) {
         return response.json().then(function (data) { return {ok: response.ok, data: data}; });
       }).then(function (result) {
-        if (!result.ok) { say(result.data.error || "Erreur", false); return; }
+        if (!result.ok) { say(result.data.error || till.dataset.msgError, false); return; }
         say(result.data.message, true);
         if (balance && result.data.balance) balance.textContent = result.data.balance;
         if (lines) {
@@ -49,7 +50,7 @@
         }
       }).catch(function () {
         // No answer: the line may or may not be recorded. Never tap twice blindly: show the tab as it is.
-        say("Connexion perdue : vérification de l'ardoise…", false);
+        say(till.dataset.msgLost, false);
         setTimeout(function () { window.location.reload(); }, 1200);
       }).finally(function () { button.removeAttribute("aria-busy"); });
     });
