@@ -350,3 +350,23 @@ def test_a_refused_contribution_shows_its_error_in_view_with_the_form_kept(live_
     canceled.wait_for()
     page.wait_for_function("document.activeElement && document.activeElement.hasAttribute('data-focus')")
     assert canceled.evaluate(IN_VIEW_JS)
+
+
+def test_publishing_a_campaign_asks_for_a_second_explicit_tap(live_server, live_settings, phone):
+    from tests.support.campaigns import make_campaign
+
+    async def build(sessions):
+        world = await make_world(sessions)
+        await make_campaign(sessions, world, slug="brouillon", status="draft")
+        return await _link(sessions, live_settings, world.users["admin"])
+
+    page = phone
+    _log_in(page, _db(live_settings, build))
+    page.goto(live_server.url + "/admin/campaigns/brouillon")
+    page.get_by_text("Publier", exact=True).click()  # opens the confirmation, publishes nothing
+    assert page.url.endswith("/admin/campaigns/brouillon")
+    assert page.locator(".cf-badge").first.inner_text() == "Brouillon"
+    page.get_by_role("button", name="Oui, publier la campagne").click()
+    page.wait_for_load_state()
+    page.goto(live_server.url + "/admin/campaigns/brouillon")
+    assert page.locator(".cf-badge").first.inner_text() == "En cours"

@@ -50,3 +50,13 @@ async def test_a_finished_campaign_reads_ended_and_an_empty_one_has_no_zero_back
     assert re.search(r"€\.\s+Plus que 5 disponibles\.\s+Aucun contributeur", page), page
     english = text_of((await client.get("/campagnes/fini", params={"lang": "en"})).text)
     assert "Ended" in english and not re.search(r"\bClose\b", english)
+
+
+async def test_cancelling_a_pledge_is_a_second_explicit_tap(client, sessions, world):
+    from tests.support.campaigns import pledge
+
+    campaign = await make_campaign(sessions, world, slug="promesse", mode="all_or_nothing")
+    made = await pledge(sessions, campaign.id, amount="30")
+    page = (await client.get(f"/contributions/{made.access_token}")).text
+    confirm = re.search(r'<details class="confirm">\s*<summary>Annuler ma promesse</summary>(.*?)</details>', page, re.S)
+    assert confirm and 'id="cancel-pledge"' in confirm.group(1) and "Oui, annuler ma promesse" in confirm.group(1)
