@@ -263,6 +263,12 @@ def test_the_member_area_fits_a_phone_with_its_invoices_pdf_in_view(live_server,
     page = phone
     _log_in(page, _db(live_settings, member_link))
     page.wait_for_url(live_server.url + "/membre")
+    pdf_link = page.get_by_role("link", name=re.compile(r"^PDF"))
+    for _ in range(60):  # the first invoice arrives by webhook
+        if pdf_link.count():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
 
     def check():
         for width in PHONES:
