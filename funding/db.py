@@ -21,6 +21,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeEngine
 
+from funding.textfold import register_sqlite
+
 # A row, or a SELECT, of any columns (SQLAlchemy 2.1 types them by their columns' types).
 AnyRow = Row[*tuple[Any, ...]]
 AnySelect = Select[*tuple[Any, ...]]
@@ -142,6 +144,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        register_sqlite(dbapi_connection)  # fold(): accent-insensitive search (funding.textfold)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn):

@@ -26,10 +26,17 @@ BABEL = {"fr": "fr_FR", "en": "en_GB"}
 
 
 @cache
+class _French(NullTranslations):
+    """The source text is French: French's plural rule (0 and 1 take the singular: "0 jour restant")."""
+
+    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
+        return msgid1 if abs(n) < 2 else msgid2
+
+
 def translations(locale: str) -> NullTranslations:
     po = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
     if locale == "fr" or not po.exists():
-        return NullTranslations()
+        return _French()
     with po.open("rb") as fh:
         catalog = read_po(fh, locale=locale)
     buf = io.BytesIO()

@@ -84,13 +84,27 @@ async def login_link(request: Request) -> Response:
         async with db(request) as session:
             user, next_path = await consume_link(session, token, settings)
             team = await is_team(session, user.id)
+            landing = await _landing(session, user.id) if team else None
     except AuthError as exc:
         return render(request, "login_link.html", {"error": str(exc), "token": None}, status_code=400)
     log_in(request, user)
     flash(request, _("Bienvenue, %(name)s.", name=user.name), "success")
     if next_path == path_for(request, "home") and team:
-        next_path = path_for(request, "admin")
+        next_path = path_for(request, "bar_till", site=landing) if landing else path_for(request, "admin")
     return redirect(next_path)
+
+
+async def _landing(session, user_id: int) -> str | None:
+    """The till a person who is staff only (not admin nor accountant) lands on after logging in:
+    the central site of their organisation, else its first site. None: the back office."""
+    from funding.auth.models import Membership
+
+    roles = set((await session.scalars(select(Membership.role).where(Membership.user_id == user_id))).all())
+    if "staff" not in roles or roles & {"admin", "accountant"}:
+        return None
+    org_ids = select(Membership.org_id).where(Membership.user_id == user_id, Membership.role == "staff")
+    return await session.scalar(select(Site.slug).where(Site.org_id.in_(org_ids))
+                                .order_by(Site.is_central.desc(), Site.name).limit(1))
 
 
 async def logout(request: Request) -> Response:

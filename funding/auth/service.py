@@ -184,7 +184,9 @@ async def consume_link(session: AsyncSession, token: str, settings: Settings) ->
     )
     user_id = result.scalar_one_or_none()
     if user_id is None:
-        raise AuthError(_("Ce lien de connexion a déjà servi ou a expiré : demandez-en un nouveau."))
+        used = await session.scalar(select(LoginToken.used_at).where(LoginToken.id == data["t"]))
+        raise AuthError(_("Ce lien de connexion a déjà été utilisé : demandez-en un nouveau.") if used is not None
+                        else _("Ce lien de connexion a expiré : demandez-en un nouveau."))
     user = await session.get(User, user_id)
     if user is None or not user.active:
         raise AuthError(_("Ce compte est désactivé."))

@@ -227,6 +227,43 @@ async def _book_now(request: Request, checkout: dict) -> None:
     request.app.state.kick_mail()
 
 
+async def walk_in_thanks(request: Request) -> Response:
+    """Where Checkout sends a walk-in customer after paying, on their own phone: public (the
+    customer has no account), and it says no more than the sale's total and whether it is paid."""
+    slug, ticket_id = request.path_params["site"], request.path_params["ticket"]
+    session_id = request.query_params.get("session_id", "")
+    async with db(request) as session:
+        site = await _site(session, slug)
+        ticket = await session.get(Ticket, ticket_id)
+        payment = await session.get(Payment, ticket.payment_id) if ticket is not None and ticket.payment_id else None
+        if ticket is None or ticket.site_id != site.id or payment is None or not session_id \
+                or payment.checkout_session_id != session_id:
+            raise HTTPException(404)
+        total, currency = await till.ticket_total(session, ticket.id)
+    if ticket.status == TicketStatus.OPEN:
+        try:
+            checkout = await request.app.state.gateway.retrieve("checkout.sessions", session_id,
+                                                                expand=["payment_intent.latest_charge"])
+        except GatewayError:
+            checkout = None
+        if checkout is not None:
+            async with db(request) as session:
+                await settle_session(session, checkout)
+                ticket = await session.get(Ticket, ticket_id, populate_existing=True)
+            if ticket is not None and ticket.status == TicketStatus.PAID:
+                await _book_now(request, checkout)
+    return render(request, "bar/walk_in_done.html", {"site": site, "ticket": ticket, "total": total, "currency": currency,
+                                                     "paid": ticket is not None and ticket.status == TicketStatus.PAID})
+
+
+async def walk_in_canceled(request: Request) -> Response:
+    """Where Checkout sends a walk-in customer who turned back: public, so it shows nothing of
+    the sale (its address is guessable), only that nothing was charged."""
+    async with db(request) as session:
+        site = await _site(session, request.path_params["site"])
+    return render(request, "bar/walk_in_done.html", {"site": site, "paid": False, "canceled": True})
+
+
 async def cancel_ticket(request: Request) -> Response:
     form = await request.form()
     slug, ticket_id = request.path_params["site"], request.path_params["ticket"]
@@ -434,6 +471,8 @@ routes = [
     Route("/bar/{site}/caisse/cloture", close_today, methods=["POST"], name="bar_close_day"),
     Route("/bar/{site}/comptoir", new_ticket, methods=["POST"], name="bar_new_ticket"),
     Route("/bar/{site}/comptoir/{ticket:id}", ticket_payment, name="bar_ticket_payment"),
+    Route("/bar/{site}/comptoir/{ticket:id}/merci", walk_in_thanks, name="bar_walk_in_thanks"),
+    Route("/bar/{site}/comptoir/{ticket:id}/paiement-annule", walk_in_canceled, name="bar_walk_in_canceled"),
     Route("/bar/{site}/comptoir/{ticket:id}/encaisser", charge_ticket, methods=["POST"], name="bar_charge_ticket"),
     Route("/bar/{site}/comptoir/{ticket:id}/annuler", cancel_ticket, methods=["POST"], name="bar_cancel_ticket"),
     Route("/bar/{site}/membres/{member:id}/solder", settle_member, methods=["POST"], name="bar_settle_member"),

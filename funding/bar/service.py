@@ -70,10 +70,12 @@ async def start_walk_in_payment(sessions: async_sessionmaker, gw: StripeGateway,
         total, currency = await ticket_total(session, ticket.id)
     if total <= 0:
         raise BarError(_("Rien à encaisser : ajoutez des produits à la vente."))
+    # The customer's own phone comes back here: public pages, never the staff-only till.
     back = f"{base_url}/bar/{site.slug}/comptoir/{ticket_id}"
     payment, url = await start_checkout(
         sessions, gw, purpose=SALE_PURPOSE, org_id=site.org_id, site_id=site.id, amount=total, currency=currency,
-        description=f"Bar {site.name} — vente n° {ticket_id}", success_url=f"{back}?paye=1", cancel_url=back,
+        description=f"Bar {site.name} — vente n° {ticket_id}",
+        success_url=f"{back}/merci?session_id={{CHECKOUT_SESSION_ID}}", cancel_url=f"{back}/paiement-annule",
         ref=f"bar-ticket:{ticket_id}", metadata={"ticket_id": str(ticket_id)},
     )
     async with transaction(sessions) as session:

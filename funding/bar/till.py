@@ -29,6 +29,7 @@ from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.orgs.models import Site
+from funding.textfold import fold, folded
 
 PARIS = ZoneInfo("Europe/Paris")
 MAX_QUANTITY = 99
@@ -337,9 +338,9 @@ async def find_members(session: AsyncSession, site: Site, query: str, *, limit: 
     text = (query or "").strip()
     if len(text) < 2:
         return []
-    pattern = f"%{text.lower()}%"
+    pattern = f"%{fold(text)}%"
     return list((await session.scalars(
         select(User).join(Membership, Membership.user_id == User.id)
         .where(Membership.role == Role.MEMBER, Membership.org_id == site.org_id, User.active,
-                           func.lower(User.name).like(pattern) | func.lower(User.email).like(pattern))
+                           folded(User.name).like(pattern) | func.lower(User.email).like(pattern))
         .order_by(User.name).limit(limit))).all())

@@ -163,6 +163,8 @@ async def owner_view(request: Request) -> Response:
         "progress": views.progress_of(campaign, match), "labels": views.STATUS_LABELS, "modes": views.MODE_LABELS,
         "pledge_labels": views.PLEDGE_LABELS,
         "can_edit": user.can(*STAFF, org=campaign.org_id), "widget_url": absolute_url(request, "campaign_widget", slug=campaign.slug),
+        # Tall enough for the widget at 320 px with a match line; embed.js then fits it exactly.
+        "widget_height": 360 if match else 320, "embed_url": absolute_url(request, "static", path="embed.js"),
         "description": richtext.render(campaign.description), "local": local,
         "updates": updates, "news_readers": news_readers or 0, "render_text": richtext.render,
     })

@@ -118,6 +118,7 @@ async def send_reminders(sessions: Sessions, settings: Settings, gw=None, *, now
                 CampaignReminder.id == reminder_id, CampaignReminder.sent_at.is_(None)).values(sent_at=now))
             if rowcount(claimed) != 1:
                 continue  # another worker sent it
+            page = f"{settings.base_url}/campagnes/{campaign.slug}#contribuer"
             token = set_locale(locale)
             try:
                 await enqueue_many(session, [{
@@ -127,7 +128,7 @@ async def send_reminders(sessions: Sessions, settings: Settings, gw=None, *, now
                         _("Vous avez demandé à être prévenu : la campagne « %(campaign)s » se termine dans moins de "
                           "48 heures. En tout ou rien, elle ne reçoit rien si son objectif n'est pas atteint.",
                           campaign=campaign.title), "",
-                        _("Contribuer : %(url)s", url=f"{settings.base_url}/campagnes/{campaign.slug}#contribuer"), "",
+                        _("Contribuer : %(url)s", url=page), "",
                         _("Vous ne recevrez pas d'autre rappel pour cette campagne."), "", "Entre-Lab"]),
                     "dedupe_key": f"campaign-reminder:{reminder_id}", "org_id": campaign.org_id}])
             finally:

@@ -24,7 +24,7 @@ WALL_SIZE = 30
 PUBLIC_STATES = (CampaignStatus.LIVE, CampaignStatus.SUCCEEDED, CampaignStatus.FAILED, CampaignStatus.CLOSED)
 STATUS_LABELS = {
     CampaignStatus.DRAFT: N_("Brouillon"), CampaignStatus.LIVE: N_("En cours"), CampaignStatus.SUCCEEDED: N_("Réussie"),
-    CampaignStatus.FAILED: N_("Objectif non atteint"), CampaignStatus.CLOSED: N_("Close"),
+    CampaignStatus.FAILED: N_("Objectif non atteint"), CampaignStatus.CLOSED: N_("Terminée"),
 }
 PLEDGE_LABELS = {
     PledgeStatus.PENDING: N_("en attente de paiement"), PledgeStatus.ACTIVE: N_("carte enregistrée"),

@@ -30,7 +30,7 @@ from funding.coworking.models import (
 from funding.coworking.plans import VAT_RATES, price_ttc
 from funding.coworking.service import PassError, member_panels, use_pass_day
 from funding.db import digits, row_id
-from funding.i18n import N_
+from funding.i18n import N_, ngettext
 from funding.i18n import gettext as _
 from funding.invoicing.document import InvoiceDocumentError
 from funding.mail.models import Email
@@ -140,8 +140,9 @@ async def pass_day(request: Request) -> Response:
     except PassError as exc:
         flash(request, str(exc), "error")
     else:
-        flash(request, _("Journée du %(day)s décomptée : %(left)s jour(s) restant(s) sur ce pass.",
-                         day=day.strftime("%d/%m/%Y"), left=left), "success")
+        flash(request, ngettext("Journée du %(day)s décomptée : %(num)s jour restant sur ce pass.",
+                                "Journée du %(day)s décomptée : %(num)s jours restants sur ce pass.", left,
+                                day=day.strftime("%d/%m/%Y")), "success")
     return redirect_to(request, "coworking_member", member_id=row.id)
 
 

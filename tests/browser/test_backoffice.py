@@ -39,7 +39,7 @@ def test_staff_log_in_by_magic_link_and_record_a_grant_on_a_phone(live_server, l
     link = re.search(r"http://127\.0\.0\.1:\d+/login/\S+", page.locator("pre").first.inner_text()).group(0)
     page.goto(link)
     page.get_by_role("button", name="Me connecter").click()
-    page.wait_for_url(live_server.url + "/admin")
+    page.wait_for_url(f"{live_server.url}/bar/{world.site_slug}/caisse")  # staff land on their till
 
     page.goto(live_server.url + "/admin/ledger/record")
     page.get_by_label("Type").select_option("grant-notified")

@@ -168,7 +168,7 @@ async def test_cards_say_how_many_backed_and_how_long_is_left(client, sessions, 
     laser = next(card for card in cards if "/campagnes/laser" in card)
     empty = next(card for card in cards if "/campagnes/vide" in card)
     assert "2 contributeurs" in laser, laser and re.search(r"Plus que (9|10) jours", laser)
-    assert "Aucun contributeur pour l'instant" in empty and re.search(r"Plus que [23] jours", empty)
+    assert "Aucun contributeur encore" in empty and re.search(r"Plus que [23] jours", empty)
 
 
 async def test_news_is_shown_and_emailed_once_to_each_backer_who_agreed(client, sessions, world, settings):

@@ -35,7 +35,7 @@ async def test_plans_are_listed_per_site_with_prices_before_and_after_vat(app_cl
     text = text_of(page.text)
     assert f"{money(18000)} TTC ({money(15000)} HT + TVA 20 %) par mois" in text
     assert f"{money(3000)} par an (non soumis à la TVA)" in text
-    assert "Réservé aux entreprises incubées" in text and "10 jour(s), valable un an" in text
+    assert "Réservé aux entreprises incubées" in text and "10 jours, valables un an" in text
     assert (await app_client.get("/coworking/nulle-part")).status_code == 404
     assert world.site_slug in (await app_client.get("/coworking")).text
 

@@ -52,7 +52,7 @@ async def test_a_magic_link_reused_expired_or_altered_is_refused(app_client, ses
     # Reused: refused, even from another browser.
     app_client.cookies.clear()
     again = await _use(app_client, path)
-    assert again.status_code == 400 and "déjà servi" in again.text
+    assert again.status_code == 400 and "déjà été utilisé" in again.text
     assert (await app_client.get("/membre")).status_code == 303
 
     # Altered: refused.

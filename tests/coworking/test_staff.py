@@ -108,9 +108,9 @@ async def test_staff_count_pass_days_once_per_day_and_never_beyond_the_pass(app_
         response = await app_client.post(url, data={"csrf_token": token, "day": day})
         assert response.status_code == 303
         messages.append(text_of((await app_client.get(f"/admin/coworking/membres/{hugo.id}")).text))
-    assert "1 jour(s) restant(s)" in messages[0]
+    assert "1 jour restant sur ce pass" in messages[0]
     assert "déjà décomptée" in messages[1]
-    assert "0 jour(s) restant(s)" in messages[2]
+    assert "0 jour restant sur ce pass" in messages[2]
     assert "Aucun pass en cours" in messages[3]
     assert "Date invalide" in messages[4]
     async with sessions() as session:

@@ -53,7 +53,7 @@ async def test_magic_link_login_end_to_end(client, sessions, world):
     client.cookies.clear()
     page = await client.get(path)
     response = await client.post(path, data={"csrf_token": csrf_of(page.text)})
-    assert response.status_code == 400 and "déjà servi" in response.text
+    assert response.status_code == 400 and "déjà été utilisé" in response.text
     assert (await client.get("/admin")).status_code == 303
 
 
