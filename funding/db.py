@@ -108,13 +108,13 @@ def create_engine(database_url: str, *, pool: bool = True, echo: bool = False) -
         return engine
     # Enough steady connections for a busy web process: overflow connections are closed on
     # return and reopened on the next request, which costs more than keeping them.
-    # Every statement is planned for the tables as they are now. A pooled connection otherwise
-    # switches to a generic plan after five runs and keeps it for life: made while the ledger or
-    # the payments were small, it scans them whole once they are not (seen at 30 ms a batch, and
-    # worse, on a server without autovacuum). Our statements are short; planning each is cheap.
+    # Planning is PostgreSQL's default (a prepared statement may settle on a generic plan): a
+    # lookup by key plans the same whatever the table's size, and planning it on every run is
+    # a cost each short transaction pays. What depends on sizes asks for fresh plans where it
+    # runs: batches (:func:`plan_each_statement`) and the ledger's statement-level triggers
+    # (their functions carry ``SET plan_cache_mode``, migration 0035).
     kwargs = {"pool_pre_ping": True, "pool_size": 20, "max_overflow": 10} if pool else {"poolclass": NullPool}
-    return create_async_engine(url, echo=echo, connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
-                               **kwargs)
+    return create_async_engine(url, echo=echo, **kwargs)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -193,6 +193,19 @@ async def insert_ignore(session: AsyncSession, model: type[Any], values: dict[st
     insert = dialect_insert(dialect_of(session))
     stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict).returning(model.id)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+_CUSTOM_PLANS = text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+
+
+async def plan_each_statement(session: AsyncSession) -> None:
+    """From here to the end of the transaction, every statement is planned for its values and
+    the tables as they are (PostgreSQL). For batches: one round trip per batch, and no generic
+    plan made while a table was small (or for a batch of one) serves a large one — a cached plan
+    is kept until the table's statistics change, which on a server without autovacuum is never.
+    A transaction of a few lookups by key does without: its plans do not depend on sizes."""
+    if dialect_of(session) == "postgresql":
+        await session.execute(_CUSTOM_PLANS)
 
 
 # Autovacuum's rule for re-analysing a table: 50 rows plus a fifth of the table changed.
