@@ -194,6 +194,7 @@ async def main(args) -> None:
                         allocation = await settle_invoice_charge(session, {"member_id": str(mid), "invoice": obj["id"]},
                                                                  price, "EUR")
                         fee = 295
+                        drafts.extend(allocation.before)  # the sale first, as the webhook posts it
                         drafts.append(EntryDraft(org_id=allocation.org_id, site_id=allocation.site_id, journal="ST",
                                                  entry_date=dt.date.today(), label=allocation.label, piece_ref=f"ch_{n}",
                                                  funding_source="self", source_key=f"stripe:txn_bench_{offset + n}",

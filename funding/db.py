@@ -162,6 +162,31 @@ async def must_get(session: AsyncSession, model: type[ModelT], ident: object) ->
     row = await session.get(model, ident)
     if row is None:
         raise LookupError(f"{model.__name__} {ident!r} does not exist")
+    # The session's identity map holds rows weakly: a row read for a moment is read again from the
+    # database the next time (a booking looked its site, member and person up three times each).
+    # Held for the session's life, the next get is answered from the map (and refreshed if expired).
+    session.info.setdefault("held", {})[(model, ident)] = row
+    return row
+
+
+def per_transaction(session: AsyncSession, name: str) -> dict[Any, Any]:
+    """A memo of ``name`` that lives as long as the session's innermost transaction (a savepoint
+    rolled back, or the next transaction, starts an empty one): for what a batch would otherwise
+    read or ensure once per item (an account inserted if missing, Stripe's tax rates)."""
+    sync = session.sync_session
+    txn = sync.get_nested_transaction() or sync.get_transaction()
+    memo = session.info.setdefault("per_transaction", {})
+    held = memo.get(name)
+    if held is None or held[0] is not txn:
+        held = memo[name] = (txn, {})
+    return cast("dict[Any, Any]", held[1])
+
+
+async def get_held(session: AsyncSession, model: type[ModelT], ident: object) -> ModelT | None:
+    """``session.get``, the row then held for the session's life (see :func:`must_get`)."""
+    row = await session.get(model, ident)
+    if row is not None:
+        session.info.setdefault("held", {})[(model, ident)] = row
     return row
 
 
