@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -50,6 +51,11 @@ def anonymous_token(secret_key: str, day: dt.date | None = None) -> str:
     day = day or dt.datetime.now(dt.UTC).date()
     mac = hmac.new(secret_key.encode(), f"{ANONYMOUS_FORM}:{day.isoformat()}".encode(), hashlib.sha256).hexdigest()
     return f"{day.isoformat()}.{mac[:40]}"
+
+
+# The forms a public page carries, to which its anonymous token may be posted: nowhere else
+# (a login link's button, say: a forged form must not log a visitor into someone else's account).
+ANONYMOUS_POSTS = re.compile(r"/campagnes/[^/]+/contribuer")
 
 
 def valid_anonymous_token(secret_key: str, token: str) -> bool:

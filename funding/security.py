@@ -155,11 +155,13 @@ class CSRFMiddleware:
 
 
 def _anonymous_form(scope: Scope, supplied: str) -> bool:
-    """A form from a public page (funding.public), posted by someone who is not logged in: no
-    session's authority for a forged form to borrow, so the page's signed token is enough."""
-    if scope.get("session", {}).get("uid") or "app" not in scope:
+    """A form of a public page (funding.public), posted to that form's action by someone who is
+    not logged in: no session's authority for a forged form to borrow, so the page's signed token
+    is enough there (and only there: never to log someone in, say)."""
+    from funding.public import ANONYMOUS_POSTS, valid_anonymous_token
+
+    if scope.get("session", {}).get("uid") or "app" not in scope or not ANONYMOUS_POSTS.fullmatch(scope["path"]):
         return False
-    from funding.public import valid_anonymous_token
 
     return valid_anonymous_token(scope["app"].state.settings.secret_key, supplied)
 

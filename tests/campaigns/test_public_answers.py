@@ -100,3 +100,17 @@ async def test_a_process_serves_a_burst_from_one_rendering(app, client, sessions
         assert "set-cookie" not in again.headers
     await client.get(paths[0], params={"lang": "en"})
     assert "Changé entre-temps" in (await client.get(paths[1], params={"lang": "en"})).text  # another key: rendered now
+
+
+async def test_the_anonymous_token_opens_only_the_public_pages_forms(client, sessions, world, settings):
+    from funding.auth.models import User
+    from funding.auth.service import issue_link
+    from funding.db import transaction
+
+    campaign = await make_campaign(sessions, world, tiers=[{"amount": 2000}])
+    token = csrf_of((await client.get(f"/campagnes/{campaign.slug}")).text)
+    async with transaction(sessions) as session:
+        link = await issue_link(session, await session.get(User, world.users["staff"]), settings)
+    # A forged form must not log a visitor into someone else's account (login CSRF).
+    login = await client.post(link.replace(settings.base_url, ""), data={"csrf_token": token})
+    assert login.status_code == 403 and not client.cookies
