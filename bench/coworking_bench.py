@@ -36,7 +36,7 @@ from funding.auth.models import User
 from funding.coworking.lifecycle import apply_invoice, sale_draft, settle_invoice_charge
 from funding.coworking.models import Invoice, Member, PlanPrice, Subscription
 from funding.coworking.plans import PlanSpec, price_ttc, save_plan
-from funding.coworking.reports import member_rows
+from funding.coworking.reports import member_count, member_rows
 from funding.db import create_engine, session_factory, transaction, utcnow
 from funding.ledger.models import AuxAccount
 from funding.ledger.service import EntryDraft, Line, post
@@ -169,6 +169,26 @@ async def main(args) -> None:
         print(f"staff list / plain SELECT = {list_time / select_time:.2f}×; Python memory peak {peak / 1e6:.1f} MB "
               f"({peak / args.members:.0f} B per member)")
 
+        # 1b. One page of the list, as the staff page reads it (count, then the page), against a
+        # plain SELECT of the same page of members.
+        async def staff_page():
+            async with sessions() as session:
+                total = await member_count(session)
+                return total, await member_rows(session, offset=args.members // 2, limit=50)
+
+        async def plain_page():
+            async with sessions() as session:
+                return (await session.execute(select(Member, User.name, User.email, Site.name)
+                                              .join(User, User.id == Member.user_id).join(Site, Site.id == Member.site_id)
+                                              .order_by(User.name, Member.id).offset(args.members // 2).limit(50))).all()
+
+        await staff_page()
+        page_select, plain_page_rows = await timed(plain_page, rounds=21)
+        page_time, (total, page_rows) = await timed(staff_page, rounds=21)
+        assert total == args.members and [r.member.id for r in page_rows] == [m.id for m, *_ in plain_page_rows]
+        print(f"staff list page (50 of {args.members:,}): {page_time * 1000:.1f} ms; plain SELECT of the page "
+              f"{page_select * 1000:.1f} ms; page / plain SELECT = {page_time / page_select:.2f}×")
+
         # 2. Booking paid invoices as the webhook does, against posting the same entries as bare drafts.
         price = price_ttc(plans[0].price_ht, plans[0].vat_rate)
         async with transaction(sessions) as session:
@@ -194,6 +214,7 @@ async def main(args) -> None:
                         allocation = await settle_invoice_charge(session, {"member_id": str(mid), "invoice": obj["id"]},
                                                                  price, "EUR")
                         fee = 295
+                        drafts.extend(allocation.before)  # the sale first, as the webhook posts it
                         drafts.append(EntryDraft(org_id=allocation.org_id, site_id=allocation.site_id, journal="ST",
                                                  entry_date=dt.date.today(), label=allocation.label, piece_ref=f"ch_{n}",
                                                  funding_source="self", source_key=f"stripe:txn_bench_{offset + n}",

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import text
 
 from funding.db import create_engine, session_factory, transaction
+from funding.ledger.models import SealKind
 from funding.ledger.seals import Keyring, feed, feed_csv, parse_kept, seal
 from funding.ledger.service import EntryDraft, Line, post
 from funding.ledger.verify import _entries_query, verify_org
@@ -85,7 +86,7 @@ async def main(args) -> None:
                                      for n in range(start, min(start + args.batch, args.entries))])
                 # One seal each time the entries pass a multiple of `every` (a day's closings).
                 for _ in range(start // every, min(start + args.batch, args.entries) // every):
-                    await seal(session, org.id, kind="bench", period=day.isoformat())
+                    await seal(session, org.id, kind=SealKind.BAR_DAY, period=day.isoformat())
             if i % 20 == 1:
                 # What autovacuum does on a live server: without statistics, the plans cached
                 # for the foreign-key checks of a table that was empty scan it sequentially.

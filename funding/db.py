@@ -118,13 +118,13 @@ def create_engine(database_url: str, *, pool: bool = True, echo: bool = False, p
         return engine
     # Enough steady connections for a busy web process: overflow connections are closed on
     # return and reopened on the next request, which costs more than keeping them.
-    # Every statement is planned for the tables as they are now. A pooled connection otherwise
-    # switches to a generic plan after five runs and keeps it for life: made while the ledger or
-    # the payments were small, it scans them whole once they are not (seen at 30 ms a batch, and
-    # worse, on a server without autovacuum). Our statements are short; planning each is cheap.
+    # Planning is PostgreSQL's default (a prepared statement may settle on a generic plan): a
+    # lookup by key plans the same whatever the table's size, and planning it on every run is
+    # a cost each short transaction pays. What depends on sizes asks for fresh plans where it
+    # runs: batches (:func:`plan_each_statement`, a SET LOCAL that PgBouncer lets through).
     kwargs: dict[str, Any] = ({"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": max_overflow,
                                "pool_timeout": pool_timeout} if pool else {"poolclass": NullPool})
-    connect_args: dict[str, Any] = {"server_settings": {"plan_cache_mode": "force_custom_plan"}}
+    connect_args: dict[str, Any] = {}
     if pgbouncer:
         from funding.ops.pgbouncer import connect_args as pgbouncer_args
 
@@ -178,6 +178,31 @@ async def must_get(session: AsyncSession, model: type[ModelT], ident: object) ->
     row = await session.get(model, ident)
     if row is None:
         raise LookupError(f"{model.__name__} {ident!r} does not exist")
+    # The session's identity map holds rows weakly: a row read for a moment is read again from the
+    # database the next time (a booking looked its site, member and person up three times each).
+    # Held for the session's life, the next get is answered from the map (and refreshed if expired).
+    session.info.setdefault("held", {})[(model, ident)] = row
+    return row
+
+
+def per_transaction(session: AsyncSession, name: str) -> dict[Any, Any]:
+    """A memo of ``name`` that lives as long as the session's innermost transaction (a savepoint
+    rolled back, or the next transaction, starts an empty one): for what a batch would otherwise
+    read or ensure once per item (an account inserted if missing, Stripe's tax rates)."""
+    sync = session.sync_session
+    txn = sync.get_nested_transaction() or sync.get_transaction()
+    memo = session.info.setdefault("per_transaction", {})
+    held = memo.get(name)
+    if held is None or held[0] is not txn:
+        held = memo[name] = (txn, {})
+    return cast("dict[Any, Any]", held[1])
+
+
+async def get_held(session: AsyncSession, model: type[ModelT], ident: object) -> ModelT | None:
+    """``session.get``, the row then held for the session's life (see :func:`must_get`)."""
+    row = await session.get(model, ident)
+    if row is not None:
+        session.info.setdefault("held", {})[(model, ident)] = row
     return row
 
 
@@ -209,6 +234,19 @@ async def insert_ignore(session: AsyncSession, model: type[Any], values: dict[st
     insert = dialect_insert(dialect_of(session))
     stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict).returning(model.id)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+_CUSTOM_PLANS = text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+
+
+async def plan_each_statement(session: AsyncSession) -> None:
+    """From here to the end of the transaction, every statement is planned for its values and
+    the tables as they are (PostgreSQL). For batches: one round trip per batch, and no generic
+    plan made while a table was small (or for a batch of one) serves a large one — a cached plan
+    is kept until the table's statistics change, which on a server without autovacuum is never.
+    A transaction of a few lookups by key does without: its plans do not depend on sizes."""
+    if dialect_of(session) == "postgresql":
+        await session.execute(_CUSTOM_PLANS)
 
 
 # Autovacuum's rule for re-analysing a table: 50 rows plus a fifth of the table changed.

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import jinja2
 from markupsafe import Markup
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
@@ -22,8 +23,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from funding import i18n
-from funding.auth.models import BOOKS, EXPORTERS, STAFF, User  # noqa: F401  (the role sets routes ask for)
-from funding.auth.service import grants_of
+from funding.auth.models import BOOKS, EXPORTERS, STAFF, Membership, User  # noqa: F401  (the role sets routes ask for)
 from funding.db import ROW_ID, transaction
 from funding.errors import FundingError
 from funding.scoping import OrgScope, set_scope
@@ -192,12 +192,16 @@ async def load_user(request: Request, session: AsyncSession) -> CurrentUser | No
     uid = request.session.get("uid")
     if not uid:
         return None
-    user = await session.get(User, uid)
+    # The person and their roles in one round trip (every request of a logged-in person asks).
+    rows = (await session.execute(select(User, Membership.org_id, Membership.role)
+                                  .outerjoin(Membership, Membership.user_id == User.id).where(User.id == uid))).all()
+    user = rows[0][0] if rows else None
     if user is None or not user.active or request.session.get("gen", 0) != user.session_generation:
         # Gone, disabled, or logged out since this cookie was issued (funding.auth.service.end_sessions).
         log_out(request)
         return None
-    current = CurrentUser(user.id, user.email, user.name, user.locale, await grants_of(session, user.id))
+    grants = frozenset((org_id, role) for _user, org_id, role in rows if role is not None)
+    current = CurrentUser(user.id, user.email, user.name, user.locale, grants)
     request.scope["user"] = current
     return current
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from funding.db import refresh_statistics, transaction
+from funding.db import plan_each_statement, refresh_statistics, transaction
 from funding.ledger.service import EntryDraft, post
 from funding.payments.books import dated_for_open_period
 from funding.payments.models import StripeEvent
@@ -227,6 +227,8 @@ async def _apply(sessions: async_sessionmaker[AsyncSession], events: list[Stripe
         for handler, ready in zip(HANDLERS.get(event.type, []), prepared[event.id], strict=True):  # one each
             work[handler].append((payloads[event.id], ready))
     async with transaction(sessions) as session:
+        if len(events) > 1:  # a batch: its statements planned for its size (funding.db.plan_each_statement)
+            await plan_each_statement(session)
         drafts: list[EntryDraft] = []
         # Handlers in module order, as for a single event (the stable sort keeps the batch's
         # order within a handler); effects never depend on the order of different events.

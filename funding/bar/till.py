@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from funding.auth.models import Membership, Role, User
-from funding.auth.service import is_member_of
 from funding.bar.canonical import line_hash
 from funding.bar.models import GENESIS_HASH, BatchLine, LineKind, Product, SaleLine, Ticket, TicketStatus, TillHead
 from funding.db import dialect_insert, dialect_of, digits, utcnow
@@ -152,10 +151,18 @@ async def sellable(session: AsyncSession, site: Site, product_id) -> Product:
     return product
 
 
-async def tab_holder(session: AsyncSession, site: Site, member_id) -> User:
-    """A member of the site's organisation, who may run a tab there."""
-    user = await session.get(User, int(member_id)) if digits(str(member_id or "")) else None
-    if user is None or not user.active or not await is_member_of(session, user.id, site.org_id):
+async def tab_holder(session: AsyncSession, site: Site, member_id, *, lock: bool = False) -> User:
+    """A member of the site's organisation, who may run a tab there; one query. With ``lock``, the
+    member's row is locked for the transaction (PostgreSQL): the tab limit is the member's across
+    the organisation's sites, and each site's head serialises its own lines only."""
+    if not digits(str(member_id or "")):
+        raise BarError(_("Membre inconnu : choisissez un membre dans la recherche."))
+    member = exists().where(Membership.user_id == User.id, Membership.role == Role.MEMBER, Membership.org_id == site.org_id)
+    query = select(User).where(User.id == int(member_id), User.active, member)
+    if lock:
+        query = query.with_for_update(of=User)
+    user = (await session.execute(query)).scalar_one_or_none()
+    if user is None:
         raise BarError(_("Membre inconnu : choisissez un membre dans la recherche."))
     return user
 
@@ -174,7 +181,9 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
     member: User | None = None
     ticket: Ticket | None = None
     if member_id not in (None, ""):
-        member = await tab_holder(session, site, member_id)
+        # The member's row is locked before the site's head, as every sale does (never the other
+        # way round: no deadlock), and outside the head's critical section, which other tills wait on.
+        member = await tab_holder(session, site, member_id, lock=True)
     elif ticket_id not in (None, ""):
         ticket = await session.get(Ticket, int(ticket_id)) if digits(str(ticket_id)) else None
         if ticket is None or ticket.site_id != site.id:
@@ -185,10 +194,7 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
     amount = product.price * quantity
     guard = owed = None
     if member is not None:
-        # The limit is the member's across the organisation's sites: each site's head serialises
-        # its own lines only, so the member's row is locked too (PostgreSQL; SQLite has one writer).
-        if dialect_of(session) == "postgresql":
-            await session.execute(select(User.id).where(User.id == member.id).with_for_update())
+        # The limit is the member's across the organisation's sites (their row is locked above).
         owed = select(func.coalesce(func.sum(SaleLine.amount), 0)).where(member_open_lines(site.org_id, member.id)) \
             .scalar_subquery().correlate(None)
         guard = owed + amount <= limit

@@ -19,6 +19,7 @@ from funding import i18n
 from funding.campaigns import richtext, views
 from funding.campaigns.models import CampaignStatus, MatchStatus
 from funding.db import utcnow
+from funding.public import public
 from funding.security import content_security_policy
 from funding.web import absolute_url, db, path_for, rate_limit
 
@@ -231,8 +232,9 @@ def limited(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Req
 
 
 routes = [
-    Route("/api/campaigns", limited(list_campaigns), name="api_campaigns"),
-    Route("/api/campaigns/{slug:str}", limited(get_campaign), name="api_campaign"),
+    # A public answer kept (funding.public) is served without counting: it costs us next to nothing.
+    Route("/api/campaigns", public(limited(list_campaigns)), name="api_campaigns"),
+    Route("/api/campaigns/{slug:str}", public(limited(get_campaign)), name="api_campaign"),
     Route("/api/openapi.json", limited(openapi), name="openapi"),
-    Route("/widget/campaigns/{slug:str}", limited(widget), name="campaign_widget"),
+    Route("/widget/campaigns/{slug:str}", public(limited(widget)), name="campaign_widget"),
 ]

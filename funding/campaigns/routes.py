@@ -23,6 +23,7 @@ from funding.db import must_get, row_id, transaction, utcnow
 from funding.i18n import get_locale, reset_locale, set_locale
 from funding.i18n import gettext as _
 from funding.limits.service import RateLimited
+from funding.public import public
 from funding.security import TokenError, unsign_dated
 from funding.stripe_gateway import GatewayError
 from funding.web import (
@@ -430,8 +431,8 @@ async def donor_summary(request: Request) -> Response:
 
 
 routes = [
-    Route("/campagnes", campaign_list, name="campaigns"),
-    Route("/campagnes/{slug:str}", campaign_page, name="campaign"),
+    Route("/campagnes", public(campaign_list), name="campaigns"),
+    Route("/campagnes/{slug:str}", public(campaign_page), name="campaign"),
     Route("/campagnes/{slug:str}/contribuer", contribute, methods=["POST"], name="campaign_contribute"),
     Route("/campagnes/{slug:str}/merci", thanks, name="campaign_thanks"),
     Route("/campagnes/{slug:str}/rappel", remind, methods=["POST"], name="campaign_remind"),

@@ -40,7 +40,7 @@ from funding.coworking.models import (
     SubscriptionStatus,
 )
 from funding.coworking.plans import plan_for_price
-from funding.db import digits, insert_ignore, must_get, utcnow
+from funding.db import digits, get_held, insert_ignore, must_get, per_transaction, utcnow
 from funding.i18n import money
 from funding.ledger.chart import vat_account
 from funding.ledger.models import Entry, FundingSource
@@ -260,9 +260,12 @@ async def booked_lines(session: AsyncSession, invoice: dict) -> list[dict]:
         elif meta.get("account") and digits(str(meta.get("vat_rate", ""))):
             account, rate = str(meta["account"]), int(meta["vat_rate"])
         elif price_id:
-            row = (await session.execute(select(PlanPrice.plan_id, PlanPrice.vat_rate, Plan.account)
-                                         .join(Plan, Plan.id == PlanPrice.plan_id)
-                                         .where(PlanPrice.stripe_price_id == price_id))).first()
+            prices = per_transaction(session, "plan_prices")  # a batch of invoices names a few prices
+            if price_id not in prices:
+                prices[price_id] = (await session.execute(select(PlanPrice.plan_id, PlanPrice.vat_rate, Plan.account)
+                                                          .join(Plan, Plan.id == PlanPrice.plan_id)
+                                                          .where(PlanPrice.stripe_price_id == price_id))).first()
+            row = prices[price_id]
             if row is not None:
                 plan_id, rate, account = row.plan_id, row.vat_rate, row.account
         taxed = stated_tax(line, known_rates)
@@ -398,9 +401,10 @@ async def accrual_drafts(session: AsyncSession, row: Invoice, invoice: dict | No
         return []
     key = sale_key(row.stripe_invoice_id)
     number = row.number or row.stripe_invoice_id
-    org_id = await session.scalar(select(Site.org_id).where(Site.id == row.site_id))
-    if org_id is None:
+    site = await get_held(session, Site, row.site_id)
+    if site is None:
         return []
+    org_id = site.org_id
     if row.status == InvoiceStatus.VOID:
         await post_sale(session, row)  # the reversal refers to it: it must be in the books first
         day = _transition_day(invoice, "voided_at")
@@ -473,25 +477,25 @@ async def settle_invoice_charge(session: AsyncSession, metadata: dict, amount: i
         row = await apply_invoice(session, fetched, await fetched_version(session, Invoice, fetched["id"]))  # events may lag
     else:
         row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == metadata.get("invoice", "")))
+    before: list[EntryDraft] = []
     if row is not None and amount > 0 and row.status in BOOKED:
-        # The sale (and a paid invoice's reversed write-off) numbered before the settlement, whatever the events' order.
-        drafts = await accrual_drafts(session, row, fetched if isinstance(fetched, dict) else None)
-        if drafts:
-            await post(session, await dated_for_open_period(session, drafts))
+        # The sale (and a paid invoice's reversed write-off) numbered before the settlement, whatever
+        # the events' order: posted in the same batch, just before it (Allocation.before).
+        before = await accrual_drafts(session, row, fetched if isinstance(fetched, dict) else None)
     if row is not None:
         site_id = row.site_id
     elif digits(str(metadata.get("site_id", ""))):
         site_id = int(metadata["site_id"])
     else:
         site_id = member.site_id
-    site = await session.get(Site, site_id)
+    site = await get_held(session, Site, site_id)
     if site is None:
         return None
     who, code = await member_account(session, member, site.org_id)
     number = (row.number if row is not None else None) or metadata.get("invoice") or "?"
     return purposes.Allocation(org_id=site.org_id, site_id=site.id, funding_source=FundingSource.SELF,
                                label=f"Règlement facture {number} — {who}"[:200],
-                               lines=[Line("411", -amount, currency, aux=code, label=who[:200])])
+                               lines=[Line("411", -amount, currency, aux=code, label=who[:200])], before=before)
 
 
 async def invoice_effects(session: AsyncSession, event_type: str, event_invoice: dict, row: Invoice,

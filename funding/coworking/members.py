@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from funding.auth.models import Role, User
 from funding.auth.service import AuthError, create_user, grant, is_team, normalise_email
 from funding.coworking.models import Member
-from funding.db import digits, insert_ignore, must_get, transaction, utcnow
+from funding.db import digits, get_held, insert_ignore, must_get, per_transaction, transaction, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.ledger.models import AuxAccount
@@ -107,7 +107,7 @@ async def member_from_metadata(session: AsyncSession, metadata: dict | None, cus
     """The member a Stripe object belongs to: our id in its metadata, else its customer."""
     raw = str((metadata or {}).get("member_id") or "")
     if digits(raw):
-        member = await session.get(Member, int(raw))
+        member = await get_held(session, Member, int(raw))
         if member is not None and (not customer_id or member.stripe_customer_id in (None, customer_id)):
             return member
     return await member_by_customer(session, customer_id)
@@ -204,8 +204,12 @@ async def ensure_aux_account(session: AsyncSession, org_id: int, member: Member,
     if label is None:
         user = await must_get(session, User, member.user_id)
         label = member.company_name or user.name
-    await insert_ignore(session, AuxAccount, {"org_id": org_id, "code": member.aux_code, "label": label[:200],
-                                              "created_at": utcnow()}, ["org_id", "code"])
+    # Once per transaction: a booking names the member's account for its sale and its settlement.
+    ensured = per_transaction(session, "aux_accounts")
+    if (org_id, member.aux_code) not in ensured:
+        await insert_ignore(session, AuxAccount, {"org_id": org_id, "code": member.aux_code, "label": label[:200],
+                                                  "created_at": utcnow()}, ["org_id", "code"])
+        ensured[(org_id, member.aux_code)] = True
     return member.aux_code
 
 

@@ -16,7 +16,7 @@ from funding import csvout
 from funding.auth.models import User
 from funding.coworking.lifecycle import PARIS, Access, access_of, local_day, overdue_filter, pass_day_members, with_pass
 from funding.coworking.models import LIVE_STATUSES, Invoice, InvoiceStatus, Member, Pass, PassDay, Plan, Subscription
-from funding.db import utcnow
+from funding.db import AnySelect, utcnow
 from funding.orgs.models import Organisation, Site
 from funding.payments.models import Payment
 from funding.payments.purposes import split_vat
@@ -44,16 +44,30 @@ def _pick(subs: list[Subscription]) -> Subscription | None:
     return max(pool, key=lambda s: (s.started_at, s.id)) if pool else None
 
 
-async def member_rows(session: AsyncSession, *, site_id: int | None = None, status: str = "", plan_id: int | None = None,
-                      q: str = "", now: dt.datetime | None = None, grace_days: int = 7) -> list[MemberRow]:
+def _members_query(site_id: int | None, q: str) -> AnySelect:
     query = (select(Member, User.name, User.email, Site.name).join(User, User.id == Member.user_id)
-             .join(Site, Site.id == Member.site_id).order_by(User.name, Member.id))
+             .join(Site, Site.id == Member.site_id).order_by(User.name, Member.id))  # stable: a page never shifts
     if site_id:
         query = query.where(Member.site_id == site_id)
     if q.strip():
         like = f"%{q.strip().lower()}%"
         query = query.where(or_(func.lower(User.name).like(like), func.lower(User.email).like(like),
                                 func.lower(func.coalesce(Member.company_name, "")).like(like)))
+    return query
+
+
+async def member_count(session: AsyncSession, *, site_id: int | None = None, q: str = "") -> int:
+    """How many members the list shows without its status and plan filters (they are computed)."""
+    query = _members_query(site_id, q).order_by(None)
+    return int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+async def member_rows(session: AsyncSession, *, site_id: int | None = None, status: str = "", plan_id: int | None = None,
+                      q: str = "", now: dt.datetime | None = None, grace_days: int = 7, offset: int = 0,
+                      limit: int | None = None) -> list[MemberRow]:
+    query = _members_query(site_id, q)
+    if limit is not None:
+        query = query.offset(offset).limit(limit)
     members = (await session.execute(query)).all()
     ids = [m.id for m, *_ in members]
     subs: dict[tuple[int, str], list[Subscription]] = defaultdict(list)

@@ -35,6 +35,7 @@ from funding.i18n import gettext as _
 from funding.invoicing.document import InvoiceDocumentError
 from funding.mail.models import Email
 from funding.orgs.models import Organisation, Site
+from funding.pages import pager
 from funding.web import BOOKS, STAFF, db, flash, pdf_response, redirect_to, render, require
 
 STATUS_LABELS = {
@@ -73,10 +74,17 @@ async def members(request: Request) -> Response:
     async with db(request) as session:
         await require(request, session, BOOKS)
         f = await _filters(request, session)
-        rows = await reports.member_rows(session, site_id=f["site"].id if f["site"] else None, status=f["status"],
-                                         plan_id=f["plan_id"], q=f["q"],
-                                         grace_days=request.app.state.settings.coworking_grace_days)
-    return page(request, "coworking/staff/members.html", {**f, "rows": rows,
+        site_id, grace = (f["site"].id if f["site"] else None), request.app.state.settings.coworking_grace_days
+        if f["status"] or f["plan_id"]:  # computed per member: the whole list, then its page
+            every = await reports.member_rows(session, site_id=site_id, status=f["status"], plan_id=f["plan_id"], q=f["q"],
+                                              grace_days=grace)
+            pages = pager(request, len(every))
+            rows = every[pages.offset:pages.offset + pages.per_page]
+        else:  # the database reads the page only
+            pages = pager(request, await reports.member_count(session, site_id=site_id, q=f["q"]))
+            rows = await reports.member_rows(session, site_id=site_id, q=f["q"], grace_days=grace,
+                                             offset=pages.offset, limit=pages.per_page)
+    return page(request, "coworking/staff/members.html", {**f, "rows": rows, "pager": pages,
                                                          "statuses": reports.STATUS_FILTERS})
 
 

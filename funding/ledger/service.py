@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import case, func, insert, select, text, update
+from sqlalchemy import BigInteger, Date, String, case, cast, func, insert, literal, select, text, union_all, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from funding.db import AnyRow, AnySelect, dialect_insert, dialect_of, utcnow
+from funding.db import AnyRow, AnySelect, dialect_insert, dialect_of, plan_each_statement, utcnow
 from funding.errors import FundingError
 from funding.ledger.canonical import chain_hash, closing_hash, entry_document
 from funding.ledger.chart import DEFAULT_CHART, JOURNALS
@@ -157,25 +157,40 @@ async def _lock_head(session: AsyncSession, org_id: int) -> LedgerHead:
     return head
 
 
-async def check_references(session: AsyncSession, org_id: int, drafts: Sequence[EntryDraft]) -> None:
-    accounts = {line.account for d in drafts for line in d.lines}
-    known = set(
-        (
-            await session.scalars(
-                select(Account.number).where(Account.org_id == org_id, Account.number.in_(accounts), Account.active)
-            )
-        ).all()
-    )
-    missing = sorted(accounts - known)
+async def check_references(session: AsyncSession, org_id: int, drafts: Sequence[EntryDraft]) -> tuple[dt.date | None, dict[str, Posted]]:
+    """What posting reads before it writes, in one round trip: the drafts' accounts (known and
+    active) and auxiliary accounts, the organisation's closed period, and the entries already
+    posted under the drafts' source keys. Refuses unknown accounts; returns (closed through,
+    existing entries by key)."""
+    accounts = sorted({line.account for d in drafts for line in d.lines})
+    auxes = sorted({line.aux for d in drafts for line in d.lines if line.aux})
+    keys = sorted({d.source_key for d in drafts if d.source_key})
+    none_int, none_text = cast(literal(None), BigInteger), cast(literal(None), String)
+    parts: list[Any] = [
+        select(literal("closed"), none_text, none_int, none_int, none_text, LedgerHead.closed_through)
+        .where(LedgerHead.org_id == org_id),
+        select(literal("account"), Account.number, none_int, none_int, none_text, cast(literal(None), Date))
+        .where(Account.org_id == org_id, Account.number.in_(accounts), Account.active),
+    ]
+    if auxes:
+        parts.append(select(literal("aux"), AuxAccount.code, none_int, none_int, none_text, cast(literal(None), Date))
+                     .where(AuxAccount.org_id == org_id, AuxAccount.code.in_(auxes)))
+    if keys:
+        parts.append(select(literal("key"), Entry.source_key, Entry.id, Entry.number, Entry.hash, cast(literal(None), Date))
+                     .where(Entry.org_id == org_id, Entry.source_key.in_(keys)))
+    rows = (await session.execute(union_all(*parts))).all()
+    known = {r[1] for r in rows if r[0] == "account"}
+    missing = sorted(set(accounts) - known)
     if missing:
         raise LedgerError(f"compte inconnu ou inactif : {', '.join(missing)}")
-    auxes = {line.aux for d in drafts for line in d.lines if line.aux}
-    if auxes:
-        known_aux = set(
-            (await session.scalars(select(AuxAccount.code).where(AuxAccount.org_id == org_id, AuxAccount.code.in_(auxes)))).all()
-        )
-        if auxes - known_aux:
-            raise LedgerError(f"compte auxiliaire inconnu : {', '.join(sorted(auxes - known_aux))}")
+    known_aux = {r[1] for r in rows if r[0] == "aux"}
+    if set(auxes) - known_aux:
+        raise LedgerError(f"compte auxiliaire inconnu : {', '.join(sorted(set(auxes) - known_aux))}")
+    closed = next((r[5] for r in rows if r[0] == "closed"), None)
+    if isinstance(closed, str):  # SQLite hands a date of a UNION back as its text
+        closed = dt.date.fromisoformat(closed)
+    existing = {r[1]: Posted(r[2], r[3], r[4], r[1], created=False) for r in rows if r[0] == "key"}
+    return closed, existing
 
 
 async def post(
@@ -211,6 +226,7 @@ _PG_POSTINGS = text(
     + ", ".join(f"CAST(:{k} AS {t}[])" for k, t in _POSTING_COLUMNS.items()) + ")"
 )
 
+BATCH = 20  # entries from which a posting is a batch (see _post_org)
 _DEFER_ENTRY_KEYS = text(f"SET CONSTRAINTS {', '.join(ENTRY_KEYS)} DEFERRED")
 _CHECK_ENTRY_KEYS = text(f"SET CONSTRAINTS {', '.join(ENTRY_KEYS)} IMMEDIATE")
 
@@ -229,12 +245,8 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
     invisible to others until commit) — because every poster of the organisation waits for
     that lock; under it, only numbering and chaining. All of it runs in a savepoint, so a
     refusal leaves nothing behind even if the caller goes on with its transaction."""
-    await check_references(session, org_id, drafts)
-    closed = await session.scalar(select(LedgerHead.closed_through).where(LedgerHead.org_id == org_id))
+    closed, existing = await check_references(session, org_id, drafts)
     _check_open(drafts, closed)
-
-    keys = [d.source_key for d in drafts if d.source_key]
-    existing = await _existing(session, org_id, keys)
     out: list[Posted] = []
     todo: list[EntryDraft] = []
     seen: set[str] = set()
@@ -249,11 +261,16 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
     if not todo:
         return out
 
+    pg = dialect_of(session) == "postgresql"
+    # A batch has its entries' keys checked once, on the numbered rows, when they are set back to
+    # immediate below (an inserted row updated since is skipped by the deferred check), and every
+    # statement planned for its size. A few entries are checked twice (a probe of three keys
+    # each), cheaper than the two round trips; their plans are those of lookups by key.
+    batch = pg and len(todo) >= BATCH
     try:
         async with session.begin_nested():
-            if dialect_of(session) == "postgresql":
-                # The entries' keys are checked once, on the numbered rows, when they are set back
-                # to immediate below (an inserted row updated since is skipped by the deferred check).
+            if batch:
+                await plan_each_statement(session)
                 await session.execute(_DEFER_ENTRY_KEYS)
             inserted = await _insert_drafts(session, org_id, todo, now)
             # A key that another transaction committed meanwhile: its entry is the one.
@@ -279,7 +296,7 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
                 for entry_id, d in zip(ids, todo, strict=True)
                 for n, line in enumerate(d.lines, start=1)
             ]
-            if dialect_of(session) == "postgresql":
+            if pg:
                 # One statement for the whole batch, so the statement-level guard checks it at once.
                 await session.execute(_PG_POSTINGS, {k: [r[k] for r in rows] for k in _POSTING_COLUMNS})
             else:
@@ -313,16 +330,18 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
                 validations.append({"id": entry_id, "number": number, "prev_hash": prev, "hash": digest, "validated_at": now})
                 out.append(Posted(entry_id, number, digest, d.source_key))
                 prev = digest
-            if dialect_of(session) == "postgresql":
+            if pg:
                 # One statement, so the database validates the batch and moves the head once.
                 await session.execute(_PG_VALIDATE, {"now": now, **{k: [v[k] for v in validations] for k in _VALIDATE_COLUMNS}})
-                await session.execute(_CHECK_ENTRY_KEYS)
+                if batch:
+                    await session.execute(_CHECK_ENTRY_KEYS)
+                    batch = False
             else:
                 await session.execute(update(Entry), validations)
     except IntegrityError as exc:
         raise LedgerError(explain_db_error(exc)) from exc
     finally:
-        if dialect_of(session) == "postgresql" and session.in_transaction():
+        if batch and session.in_transaction():
             await session.execute(_CHECK_ENTRY_KEYS)  # never leave them deferred for the caller
     # The triggers advanced the head; keep the identity map in step with them (no UPDATE of ours).
     set_committed_value(head, "last_number", number)

@@ -157,7 +157,9 @@ async def already_posted(session: AsyncSession, txn_id: str) -> Posted | None:
     return Posted(row.id, row.number, row.hash, source_key(txn_id), created=False) if row else None
 
 
-async def draft_for(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None:
+async def draft_for(session: AsyncSession, ctx: TxnContext, *, before: list[EntryDraft] | None = None) -> EntryDraft | None:
+    """The entry of a balance transaction; the entries its purpose needs in the books first (an
+    invoice's sale before its settlement) are added to ``before``, to be posted with it."""
     txn = ctx.txn
     amount, fee, net = int(txn["amount"]), int(txn["fee"]), int(txn["net"])
     currency = txn["currency"].upper()
@@ -205,6 +207,8 @@ async def draft_for(session: AsyncSession, ctx: TxnContext) -> EntryDraft | None
             label = f"Litige gagné (fonds restitués) : {label}"
         elif kind == "refund_failure":
             label = f"Remboursement refusé (fonds restitués) : {label}"
+        if before is not None:
+            before += allocation.before
         return _draft(allocation.org_id, allocation.site_id, txn, allocation.funding_source, label, source_id,
                       stripe_lines + allocation.lines)
     # Stripe's own fees and anything else: against the Stripe balance, fees on 627, the rest in suspense.
@@ -255,7 +259,12 @@ def _draft(org_id: int, site_id: int, txn: dict[str, Any], funding_source: Fundi
 
 async def drafts_for(session: AsyncSession, contexts: list[TxnContext]) -> list[EntryDraft]:
     """Drafts as Stripe dated them; whoever posts them dates them for the open period."""
-    return [d for d in [await draft_for(session, ctx) for ctx in contexts] if d is not None]
+    out: list[EntryDraft] = []
+    for ctx in contexts:
+        draft = await draft_for(session, ctx, before=out)  # what its purpose needs numbered first, then it
+        if draft is not None:
+            out.append(draft)
+    return out
 
 
 async def dated_for_open_period(session: AsyncSession, drafts: list[EntryDraft]) -> list[EntryDraft]:

@@ -10,13 +10,13 @@ balances. Unknown purposes land on a suspense account (467) for an accountant to
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.ledger.models import FundingSource
-from funding.ledger.service import Line
+from funding.ledger.service import EntryDraft, Line
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,9 @@ class Allocation:
     funding_source: FundingSource
     label: str
     lines: list[Line]  # the revenue side; sums to -amount
+    # Entries this payment's own entry must follow, posted with it (an invoice's sale before its
+    # settlement): one batch, one head lock, instead of a posting of their own.
+    before: list[EntryDraft] = field(default_factory=list)
 
 
 Resolver = Callable[[AsyncSession, dict[str, Any], int, str], Awaitable[Allocation | None]]

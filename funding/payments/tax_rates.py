@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.db import Sessions, insert_ignore, transaction, utcnow
+from funding.db import Sessions, insert_ignore, per_transaction, transaction, utcnow
 from funding.errors import FundingError
 from funding.payments.calls import create_once
 from funding.payments.models import VAT_RATES, TaxRate
@@ -74,8 +74,11 @@ async def _row(session: AsyncSession, vat_rate: int, inclusive: bool) -> TaxRate
 
 async def rates_by_stripe_id(session: AsyncSession) -> dict[str, int]:
     """Stripe Tax Rate id → VAT rate per mille, for reading invoices back."""
-    rows = (await session.execute(select(TaxRate.stripe_id, TaxRate.vat_rate).where(TaxRate.stripe_id.is_not(None)))).all()
-    return {str(stripe_id): int(rate) for stripe_id, rate in rows}
+    memo = per_transaction(session, "tax_rates")  # a batch of invoices reads them once
+    if "rates" not in memo:
+        rows = (await session.execute(select(TaxRate.stripe_id, TaxRate.vat_rate).where(TaxRate.stripe_id.is_not(None)))).all()
+        memo["rates"] = {str(stripe_id): int(rate) for stripe_id, rate in rows}
+    return dict(memo["rates"])
 
 
 def stated_tax(line: dict[str, Any], rates: dict[str, int]) -> tuple[int, int, int | None] | None:

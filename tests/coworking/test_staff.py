@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 
 from sqlalchemy import select
 
@@ -217,3 +218,29 @@ async def test_the_487_report_follows_accrual_and_counts_the_unused_days_of_pass
     # The pass: 36,00 TTC at 20 % is 30,00 HT; 7 of its 10 days unused at the year-end.
     assert [(line.invoice, line.base, line.deferred) for line in report.lines] == [
         (unpaid["number"], 15000, 7036), (f"pass-{held.id}", 3000, 2100)]
+
+
+async def test_the_members_list_comes_a_page_at_a_time_in_a_stable_order(app_client, sessions, settings, world):
+    names = [f"Membre {n:02d}" for n in range(7)]
+    for name in reversed(names):
+        await new_member(sessions, world, name=name, email=f"m{name[-2:]}@example.org")
+    await login_as(app_client, sessions, settings, world.users["staff"])
+    seen = []
+    url = "/admin/coworking?q=membre&par_page=3"
+    for number in (1, 2, 3):
+        page = await app_client.get(url)
+        assert page.status_code == 200
+        text = text_of(page.text)
+        assert f"Page {number} sur 3" in text and "7 membre(s)" in text
+        seen += [name for name in names if name in text]
+        links = re.findall(r'rel="next" href="([^"]+)"', page.text)
+        if number < 3:
+            assert "q=membre" in links[0] and f"page={number + 1}" in links[0] and "par_page=3" in links[0]
+            url = "/admin/coworking" + links[0].replace("&amp;", "&")
+        else:
+            assert not links and 'rel="prev"' in page.text
+    assert seen == names  # every member once, by name, whatever order they joined in
+    last = text_of((await app_client.get("/admin/coworking?q=membre&par_page=3&page=99")).text)
+    assert "Page 3 sur 3" in last and "Membre 06" in last
+    for bad in ("page=abc", "page=0", "par_page=-1", "page=" + "9" * 30):
+        assert (await app_client.get(f"/admin/coworking?{bad}")).status_code == 200
