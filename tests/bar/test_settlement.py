@@ -14,39 +14,19 @@ from funding.bar.closings import close_day
 from funding.bar.models import Batch, Ticket
 from funding.bar.settlement import bill, billing_job, cut_off, record_invoice, settle_departure
 from funding.bar.till import BarError, open_ticket
-from funding.coworking.models import Member, Subscription
-from funding.db import transaction, utcnow
+from funding.db import transaction
 from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
 from funding.payments.models import Payment
-from tests.support.bar import make_bar, sell, site_of
+from tests.support.bar import a_batch, coworker, make_bar, sell, site_of
 from tests.support.stripe_objects import BASE, balance_transaction, charge, checkout_session, event, payment_intent, sid
 from tests.support.webhooks import deliver
 from webhooks.handlers import bar as bar_handlers
 from webhooks.processing import drain
 
 
-async def coworker(sessions, world, user_id: int, *, customer: str | None = "cus_bar1", subscription: bool = False):
-    async with transaction(sessions) as session:
-        member = Member(user_id=user_id, site_id=world.site_id, org_id=world.org_id, stripe_customer_id=customer)
-        session.add(member)
-        await session.flush()
-        if subscription:
-            session.add(Subscription(member_id=member.id, site_id=world.site_id, kind="workspace", status="active",
-                                     stripe_subscription_id=f"sub_{customer}", started_at=utcnow(), version=1))
-    return member
-
-
 def form(request: httpx.Request) -> dict:
     return dict(urllib.parse.parse_qsl(request.content.decode()))
-
-
-async def a_batch(sessions, world, bar) -> Batch:
-    for product in ("Café", "Bière locale", "Sandwich"):
-        await sell(sessions, bar, product)
-    [batch_id] = await cut_off(sessions, key="2026-11", site_ids=[world.site_id])
-    async with sessions() as session:
-        return await session.get(Batch, batch_id)
 
 
 async def test_a_subscriber_s_tab_goes_on_the_next_invoice_once_then_is_paid_with_it(sessions, world, gw, fake_stripe):

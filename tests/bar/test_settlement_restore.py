@@ -10,8 +10,7 @@ from funding.bar import service  # noqa: F401  (registers the purposes and paid 
 from funding.bar.models import Batch
 from funding.bar.settlement import bill
 from funding.payments.models import StripeRequest
-from tests.bar.test_settlement import a_batch, coworker
-from tests.support.bar import make_bar
+from tests.support.bar import a_batch, coworker, make_bar
 from tests.support.stripe_objects import BASE, payment_intent
 
 

@@ -248,7 +248,8 @@ def test_the_member_area_fits_a_phone_with_its_invoices_pdf_in_view(live_server,
     from sqlalchemy import select, update
 
     from funding.coworking.models import Subscription
-    from tests.browser.test_coworking import _join, _prepare
+    from tests.support.browser import join as _join
+    from tests.support.browser import prepare as _prepare
 
     world = _prepare(live_settings)
     address = "julie.fayolle@example.org"

@@ -95,9 +95,9 @@ def _empty(database_url: str, sqlite_template) -> None:
     if database_url.startswith("sqlite"):
         shutil.copy(sqlite_template, database_url.split("///", 1)[1])
     else:
-        from tests.conftest import _empty_pg
+        from tests.support.db import empty_pg
 
-        _empty_pg(database_url)
+        empty_pg(database_url)
 
 
 def test_the_ledger_after_chaotic_delivery_equals_the_ledger_after_polite_delivery(database_url, sqlite_template):

@@ -8,8 +8,11 @@ from sqlalchemy import select
 
 from funding.auth.service import create_user
 from funding.bar.catalog import add_product
+from funding.bar.models import Batch
+from funding.bar.settlement import cut_off
 from funding.bar.till import ring_up
-from funding.db import transaction
+from funding.coworking.models import Member, Subscription
+from funding.db import transaction, utcnow
 from funding.orgs.models import Site
 from tests.support.world import World
 
@@ -58,3 +61,22 @@ async def sell(sessions, bar: Bar, product: str, *, member: int | None = None, t
 
 async def site_of(session, world: World) -> Site:
     return await session.scalar(select(Site).where(Site.id == world.site_id))
+
+
+async def coworker(sessions, world, user_id: int, *, customer: str | None = "cus_bar1", subscription: bool = False):
+    async with transaction(sessions) as session:
+        member = Member(user_id=user_id, site_id=world.site_id, org_id=world.org_id, stripe_customer_id=customer)
+        session.add(member)
+        await session.flush()
+        if subscription:
+            session.add(Subscription(member_id=member.id, site_id=world.site_id, kind="workspace", status="active",
+                                     stripe_subscription_id=f"sub_{customer}", started_at=utcnow(), version=1))
+    return member
+
+
+async def a_batch(sessions, world, bar) -> Batch:
+    for product in ("Café", "Bière locale", "Sandwich"):
+        await sell(sessions, bar, product)
+    [batch_id] = await cut_off(sessions, key="2026-11", site_ids=[world.site_id])
+    async with sessions() as session:
+        return await session.get(Batch, batch_id)
