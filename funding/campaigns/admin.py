@@ -152,8 +152,7 @@ async def owner_view(request: Request) -> Response:
             .where(CampaignEntry.campaign_id == campaign.id, Entry.org_id == campaign.org_id, Entry.number.is_not(None))
             .order_by(Entry.number.desc()).limit(100))).all()
         updates = await news.updates_of(session, campaign.id)
-        news_readers = await session.scalar(select(func.count(func.distinct(Pledge.email))).where(
-            Pledge.campaign_id == campaign.id, Pledge.wants_updates.is_(True), Pledge.status.in_(news.NEWS_STATES)))
+        news_readers = await session.scalar(select(func.count()).select_from(news.readers(campaign.id).subquery()))
     more = len(pledges) > PAGE
     tier_titles = {t.id: t.title for t in tiers}
     return render(request, "campaigns/admin_view.html", {

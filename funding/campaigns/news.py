@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.campaigns.models import (
@@ -39,6 +39,12 @@ MAX_BODY = 20_000
 NEWS_STATES = (*COUNTED, PledgeStatus.PAID)
 
 
+def readers(campaign_id: int) -> Select[str]:
+    """The addresses that hear a campaign's news, once each."""
+    return (select(Pledge.email).where(Pledge.campaign_id == campaign_id, Pledge.wants_updates.is_(True),
+                                       Pledge.status.in_(NEWS_STATES)).distinct())
+
+
 class NewsError(FundingError):
     status = 400
 
@@ -59,9 +65,7 @@ async def publish_update(session: AsyncSession, settings: Settings, campaign: Ca
     if campaign.status == CampaignStatus.DRAFT:
         raise NewsError(_("Publiez d'abord la campagne : une nouvelle s'adresse à ses contributeurs."))
     now = now or utcnow()
-    addresses = (await session.scalars(
-        select(Pledge.email).where(Pledge.campaign_id == campaign.id, Pledge.wants_updates.is_(True),
-                                   Pledge.status.in_(NEWS_STATES)).distinct().order_by(Pledge.email))).all()
+    addresses = (await session.scalars(readers(campaign.id).order_by(Pledge.email))).all()
     news = CampaignUpdate(campaign_id=campaign.id, title=title, body=body, author=author, published_at=now,
                           recipients=len(addresses))
     session.add(news)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+from typing import Any
 
 from sqlalchemy import select
 from starlette.background import BackgroundTask
@@ -20,7 +21,7 @@ from funding.campaigns.donors import DonorDetails
 from funding.campaigns.models import Campaign, CampaignStatus, Mode, Pledge, PledgeStatus, TaxReceipt, Tier
 from funding.campaigns.pledges import TOKEN_PURPOSE, Contribution, ContributionError
 from funding.db import must_get, row_id, transaction, utcnow
-from funding.i18n import get_locale, reset_locale, set_locale
+from funding.i18n import N_, get_locale, reset_locale, set_locale
 from funding.i18n import gettext as _
 from funding.limits.service import RateLimited
 from funding.public import public
@@ -217,17 +218,27 @@ async def _resend(app, email: str, locale: str) -> None:
 
 
 
-async def _pledge_id(request: Request) -> int:
-    """The pledge a signed link opens, once its signature, age and revocation are checked."""
-    settings = request.app.state.settings
+# What a signed link says when it cannot be read: altered, or cut when it was copied.
+ALTERED = N_("Ce lien n'est pas valide : il a été modifié ou recopié en partie. Reprenez le lien complet de votre e-mail.")
+ALTERED_SHORT = N_("Ce lien n'est pas valide : il a été modifié ou recopié en partie.")
+
+
+def open_link(request: Request, purpose: str, max_age: int, *, altered: str = ALTERED) -> tuple[Any, dt.datetime]:
+    """What a contribution's or a receipt's emailed link signs, and when it was signed; a 400 that
+    says why (expired: where to ask again) when it cannot be read. Revocation is checked by the
+    caller, against the address of what the link opens (:func:`resend.check_not_revoked`)."""
     try:
-        value, signed_at = unsign_dated(settings.secret_key, TOKEN_PURPOSE, request.path_params["token"],
-                                        max_age=resend.PLEDGE_LINK_MAX_AGE)
+        return unsign_dated(request.app.state.settings.secret_key, purpose, request.path_params["token"], max_age=max_age)
     except TokenError as exc:
         if str(exc) == "expired":
             raise HTTPException(400, _(resend.EXPIRED)) from None
-        raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie. "
-                                   "Reprenez le lien complet de votre e-mail.")) from None
+        raise HTTPException(400, _(altered)) from None
+
+
+async def _pledge_id(request: Request) -> int:
+    """The pledge a signed link opens, once its signature, age and revocation are checked."""
+    settings = request.app.state.settings
+    value, signed_at = open_link(request, TOKEN_PURPOSE, resend.PLEDGE_LINK_MAX_AGE)
     if not isinstance(value, int):
         raise HTTPException(400, _("Ce lien n'est pas valide."))
     async with db(request) as session:
@@ -382,13 +393,7 @@ async def pledge_receipt_pdf(request: Request) -> Response:
 
 async def _receipt_id(request: Request) -> int | None:
     settings = request.app.state.settings
-    try:
-        receipt_id, signed_at = unsign_dated(settings.secret_key, receipts.RECEIPT_TOKEN, request.path_params["token"],
-                                             max_age=resend.RECEIPT_LINK_MAX_AGE)
-    except TokenError as exc:
-        if str(exc) == "expired":
-            raise HTTPException(400, _(resend.EXPIRED)) from None
-        raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie.")) from None
+    receipt_id, signed_at = open_link(request, receipts.RECEIPT_TOKEN, resend.RECEIPT_LINK_MAX_AGE, altered=ALTERED_SHORT)
     if not isinstance(receipt_id, int):
         return None
     async with db(request) as session:
@@ -409,15 +414,11 @@ async def receipt_pdf_by_token(request: Request) -> Response:
 async def donor_summary(request: Request) -> Response:
     await rate_limit(request, ("receipt", None))
     settings = request.app.state.settings
+    value, signed_at = open_link(request, receipts.SUMMARY_TOKEN, resend.RECEIPT_LINK_MAX_AGE, altered=ALTERED_SHORT)
     try:
-        (org_id, email, year), signed_at = unsign_dated(settings.secret_key, receipts.SUMMARY_TOKEN,
-                                                        request.path_params["token"], max_age=resend.RECEIPT_LINK_MAX_AGE)
-    except TokenError as exc:
-        if str(exc) == "expired":
-            raise HTTPException(400, _(resend.EXPIRED)) from None
-        raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie.")) from None
+        org_id, email, year = value
     except (TypeError, ValueError):
-        raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie.")) from None
+        raise HTTPException(400, _(ALTERED_SHORT)) from None
     async with db(request) as session:
         await resend.check_not_revoked(session, settings, str(email), signed_at)
         summary = await receipts.donor_year(session, int(org_id), str(email), int(year))

@@ -11,8 +11,8 @@ from starlette.routing import Route
 from funding.auth.service import AuthError, normalise_email
 from funding.campaigns import receipts
 from funding.campaigns.donors import DonorDetails, DonorError, check_donor
-from funding.campaigns.resend import EXPIRED, RECEIPT_LINK_MAX_AGE, check_not_revoked
-from funding.campaigns.routes import show_receipt
+from funding.campaigns.resend import RECEIPT_LINK_MAX_AGE, check_not_revoked
+from funding.campaigns.routes import open_link, show_receipt
 from funding.db import must_get
 from funding.donations.service import DONOR_TOKEN, MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE, donor_token
 from funding.i18n import gettext as _
@@ -21,7 +21,6 @@ from funding.limits.service import RateLimited
 from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Organisation, Site
 from funding.payments.service import CHECKOUT_RETURN, settle_return, start_checkout
-from funding.security import TokenError, unsign_dated
 from funding.stripe_gateway import GatewayError
 from funding.web import absolute_url, db, path_for, rate_limit, redirect, render
 
@@ -105,14 +104,7 @@ async def _receipt_id(request: Request) -> int | None:
     """The latest receipt of the gift a donor's signed link names, once its signature, age and
     revocation are checked."""
     settings = request.app.state.settings
-    try:
-        value, signed_at = unsign_dated(settings.secret_key, DONOR_TOKEN, request.path_params["token"],
-                                        max_age=RECEIPT_LINK_MAX_AGE)
-    except TokenError as exc:
-        if str(exc) == "expired":
-            raise HTTPException(400, _(EXPIRED)) from None
-        raise HTTPException(400, _("Ce lien n'est pas valide : il a été modifié ou recopié en partie. "
-                                   "Reprenez le lien complet de votre e-mail.")) from None
+    value, signed_at = open_link(request, DONOR_TOKEN, RECEIPT_LINK_MAX_AGE)
     if not isinstance(value, int):
         raise HTTPException(400, _("Ce lien n'est pas valide."))
     async with db(request) as session:
