@@ -155,7 +155,8 @@ def test_an_upgrade_with_proration_then_cancel_at_period_end(e2e):
 
     with member_client(e2e, member_id) as client:
         home = client.get("/membre")
-        client.post("/membre/resilier", data={"csrf_token": csrf_of(home.text), "subscription": sub_id})
+        canceled = client.post("/membre/resilier", data={"csrf_token": csrf_of(home.text), "subscription": sub_id})
+        assert canceled.status_code in (302, 303), canceled.text[:500]  # seen failing once under CI load: say why
     sub = facts(e2e, member_id)[0]
     assert sub.cancel_at_period_end and sub.status == "active" and access_of(sub).granted
     advance(e2e, 21 * DAY + 2 * HOUR)

@@ -140,8 +140,13 @@ def test_the_client_ip_is_the_peer_unless_a_proxy_is_trusted():
     assert client_ip(scope, settings.with_(trusted_proxies=3)) == "10.0.0.9"  # fewer hops than proxies: not theirs
 
 
-async def test_the_public_api_answers_429_with_retry_after_past_its_limit(client, sessions, world):
+async def test_the_public_api_answers_429_with_retry_after_past_its_limit(client, sessions, world, monkeypatch):
+    from funding.limits import service
     from tests.support.campaigns import make_campaign
+
+    # One fixed window for all 121 requests: on a slow run they could straddle two (seen on PostgreSQL under load).
+    moment = service.window_of(service.utcnow(), 60) + dt.timedelta(seconds=1)
+    monkeypatch.setattr(service, "utcnow", lambda: moment)
 
     await make_campaign(sessions, world, slug="tiers-lieu")
     answers = [await client.get("/api/campaigns") for _ in range(120)]
