@@ -25,7 +25,7 @@ from funding.i18n import money
 from funding.orgs.models import Site
 from funding.payments import books
 from funding.payments.models import Payment, PaymentStatus
-from funding.payments.service import settle_session
+from funding.payments.service import settle_return, settle_session
 from funding.stripe_gateway import GatewayError
 from funding.web import STAFF, db, flash, redirect, redirect_to, render, require
 
@@ -240,18 +240,12 @@ async def walk_in_thanks(request: Request) -> Response:
                 or payment.checkout_session_id != session_id:
             raise HTTPException(404)
         total, currency = await till.ticket_total(session, ticket.id)
-    if ticket.status == TicketStatus.OPEN:
-        try:
-            checkout = await request.app.state.gateway.retrieve("checkout.sessions", session_id,
-                                                                expand=["payment_intent.latest_charge"])
-        except GatewayError:
-            checkout = None
-        if checkout is not None:
-            async with db(request) as session:
-                await settle_session(session, checkout)
-                ticket = await session.get(Ticket, ticket_id, populate_existing=True)
-            if ticket is not None and ticket.status == TicketStatus.PAID:
-                await _book_now(request, checkout)
+    # An open ticket is settled from Stripe's current state and its charge booked now, once (the webhook may be late).
+    if ticket.status == TicketStatus.OPEN and \
+            await settle_return(request.app.state.sessions, request.app.state.gateway, session_id) is not None:
+        request.app.state.kick_mail()
+        async with db(request) as session:
+            ticket = await session.get(Ticket, ticket_id, populate_existing=True)
     return render(request, "bar/walk_in_done.html", {"site": site, "ticket": ticket, "total": total, "currency": currency,
                                                      "paid": ticket is not None and ticket.status == TicketStatus.PAID})
 
