@@ -12,6 +12,7 @@ import inspect
 import os
 import secrets
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,12 @@ from tests.support.db import (
     service_url,
     skip_or_fail,
 )
+
+# The app's days are Paris days (funding.clock), whatever the server's zone; the tests' own
+# "today" (dt.date.today() in a test) must be the same day, or every test that dates something
+# "today" fails between 23:00 and midnight UTC. (tests/test_clock.py keeps the app off local time.)
+os.environ["TZ"] = "Europe/Paris"
+time.tzset()
 
 # Stripe faked over respx (stripe_settings, fake_stripe, gw, hook_client), for every directory.
 pytest_plugins = ["tests.support.stripe_fixtures"]

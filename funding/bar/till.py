@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import cast
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, exists, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from funding.auth.models import Membership, Role, User
 from funding.bar.canonical import line_hash
 from funding.bar.models import GENESIS_HASH, BatchLine, LineKind, Product, SaleLine, Ticket, TicketStatus, TillHead
+from funding.clock import PARIS
 from funding.db import dialect_insert, dialect_of, digits, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
@@ -30,7 +30,6 @@ from funding.i18n import money
 from funding.orgs.models import Site
 from funding.textfold import fold, folded
 
-PARIS = ZoneInfo("Europe/Paris")
 MAX_QUANTITY = 99
 
 

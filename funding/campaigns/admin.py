@@ -4,7 +4,6 @@ tax-receipt summaries. HTTP only: parse, call the service, render."""
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 
 from sqlalchemy import func, select
@@ -23,6 +22,7 @@ from funding.campaigns.service import (
     TierForm,
     local,
 )
+from funding.clock import paris_today
 from funding.db import digits, must_get
 from funding.i18n import gettext as _
 from funding.i18n import ngettext
@@ -58,7 +58,7 @@ async def index(request: Request) -> Response:
         matches = {m.campaign_id: m for m in (await session.scalars(select(Match))).all()}
     items = [(c, s, views.progress_of(c, matches.get(c.id))) for c, s in rows]
     return render(request, "campaigns/admin_list.html", {"items": items, "labels": views.STATUS_LABELS,
-                                                         "modes": views.MODE_LABELS, "year": dt.date.today().year})
+                                                         "modes": views.MODE_LABELS, "year": paris_today().year})
 
 
 async def _sites(session):
@@ -289,13 +289,13 @@ async def export_csv(request: Request) -> Response:
             yield "".join(chunk)
             after = batch[-1].id
 
-    filename = f"contributions-{campaign.slug}-{dt.date.today().isoformat()}.csv"
+    filename = f"contributions-{campaign.slug}-{paris_today().isoformat()}.csv"
     return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
                              headers={"content-disposition": f'attachment; filename="{filename}"'})
 
 
 async def receipts_index(request: Request) -> Response:
-    raw_year = request.query_params.get("annee", str(dt.date.today().year))
+    raw_year = request.query_params.get("annee", str(paris_today().year))
     if not digits(raw_year) or not 2000 <= int(raw_year) <= 2100:
         raise HTTPException(400, _("Année invalide."))
     year = int(raw_year)

@@ -32,6 +32,7 @@ from funding.campaigns.models import (
     PledgeStatus,
 )
 from funding.campaigns.pledges import lock_campaign, match_total, reload_pledge
+from funding.clock import paris_today
 from funding.db import digits, insert_ignore, must_get, rowcount, utcnow
 from funding.ledger.chart import vat_account
 from funding.ledger.models import FundingSource, Grant
@@ -118,7 +119,7 @@ async def deliver(session: AsyncSession, pledge_ids: list[int], *, by: str = "",
         base = purposes.split_vat(net, pledge.vat_per_mille)[0] if pledge.vat_per_mille else net
         campaign = await must_get(session, Campaign, pledge.campaign_id)
         key = f"campaign-pledge:{pledge.id}:delivery"
-        day = today or dt.date.today()
+        day = today or paris_today()
         drafts = await dated_for_open_period(session, [EntryDraft(
             org_id=campaign.org_id, site_id=campaign.site_id, journal="OD", entry_date=day, piece_date=day,
             label=f"Campagne « {campaign.title} » : contrepartie livrée, prévente n° {pledge.id}"[:200],
@@ -145,7 +146,7 @@ async def release_match(session: AsyncSession, campaign_id: int, *, today: dt.da
     amount = match_total(campaign, match)
     grant_id = None
     if amount > 0:
-        day = today or dt.date.today()
+        day = today or paris_today()
         grant_id = await insert_ignore(session, Grant, {
             "org_id": campaign.org_id, "site_id": campaign.site_id, "funder_name": match.funder_name,
             "funder_siret": match.funder_siret, "reference": match.reference, "convention_date": day,

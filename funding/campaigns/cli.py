@@ -10,6 +10,7 @@ import click
 from sqlalchemy import select
 
 from funding.campaigns.models import Nature, PledgeStatus, TierKind
+from funding.clock import paris_today
 from funding.commands import BOOKS, STAFF, CommandError, Context, choice, command, exclusive, group, out, root, stripe_gateway
 
 campaigns = group(root, "campaigns", help="crowdfunding campaigns")
@@ -278,7 +279,7 @@ async def revoke_links(ctx: Context, email: str) -> None:
 
 
 @command(campaigns, "receipts-summary", help="donors of a year; --send emails each their summary", roles=STAFF)
-@click.option("--year", type=int, default=lambda: dt.date.today().year, show_default="this year")
+@click.option("--year", type=int, default=lambda: paris_today().year, show_default="this year")
 @click.option("--send", is_flag=True)
 async def receipts_summary(ctx: Context, year: int, send: bool) -> None:
     from funding.campaigns.receipts import donors_of_year

@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.campaigns.models import Campaign, Nature, Pledge, TaxReceipt, Tier
 from funding.campaigns.pledges import manage_url
 from funding.campaigns.receipt_pdf import attachment
-from funding.campaigns.receipts import local_day, rate_sentence, receipt_code
+from funding.campaigns.receipts import rate_sentence, receipt_code
+from funding.clock import local_day
 from funding.i18n import date, money
 from funding.mail.service import enqueue
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,19 +25,15 @@ from funding.campaigns.models import (
     TaxReceiptCounter,
 )
 from funding.campaigns.words import amount_in_words
+from funding.clock import local_day
 from funding.db import dialect_insert, dialect_of, insert_ignore, must_get, utcnow
 from funding.money import format_money
 from funding.orgs.models import Organisation, Site
 from funding.payments.models import Payment, PaymentStatus
 from funding.security import sign
 
-PARIS = ZoneInfo("Europe/Paris")
 RECEIPT_TOKEN = "campaign-tax-receipt"  # noqa: S105  (a signing purpose, not a secret)
 SUMMARY_TOKEN = "campaign-donor-summary"  # noqa: S105  (a signing purpose, not a secret)
-
-
-def local_day(moment: dt.datetime) -> dt.date:
-    return moment.replace(tzinfo=dt.UTC).astimezone(PARIS).date()
 
 
 def receipt_code(receipt: TaxReceipt) -> str:

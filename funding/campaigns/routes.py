@@ -20,6 +20,7 @@ from funding.campaigns import admin, api, backers, flows, news, receipt_pdf, rec
 from funding.campaigns.donors import DonorDetails
 from funding.campaigns.models import Campaign, CampaignStatus, Mode, Pledge, PledgeStatus, TaxReceipt, Tier
 from funding.campaigns.pledges import TOKEN_PURPOSE, Contribution, ContributionError
+from funding.clock import paris_today
 from funding.db import must_get, row_id, transaction, utcnow
 from funding.i18n import N_, get_locale, reset_locale, set_locale
 from funding.i18n import gettext as _
@@ -428,7 +429,7 @@ async def donor_summary(request: Request) -> Response:
     if org is None:
         raise HTTPException(404)
     return render(request, "campaigns/summary.html", {"s": summary, "org": org, "code": receipts.receipt_code,
-                                                      "today": dt.date.today()})
+                                                      "today": paris_today()})
 
 
 routes = [

@@ -11,7 +11,6 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import overload
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +21,7 @@ from funding.campaigns import books, settle
 from funding.campaigns import receipt_pdf as _receipt_pdf  # noqa: F401  (registers the PDF attachment of receipts)
 from funding.campaigns.models import MODES, Campaign, CampaignStatus, Match, MatchStatus, Pledge, Tier, TierKind
 from funding.campaigns.pledges import lock_campaign
+from funding.clock import PARIS
 from funding.db import digits, rowcount, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
@@ -33,7 +33,6 @@ from funding.orgs.service import OrgError, check_siret
 from funding.payments import purposes
 from funding.payments.service import on_paid
 
-PARIS = ZoneInfo("Europe/Paris")
 VAT_CHOICES = {"0": 0, "5,5": 55, "5.5": 55, "10": 100, "20": 200}
 SLUG_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?")
 MIN_CHARGE = 50  # Stripe's smallest card payment in euros: 0,50 €

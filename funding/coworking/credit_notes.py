@@ -24,7 +24,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.models import User
-from funding.coworking.lifecycle import apply_invoice, fetched_version, from_unix, local_day, member_account
+from funding.clock import local_day
+from funding.coworking.lifecycle import apply_invoice, fetched_version, from_unix, member_account
 from funding.coworking.models import CreditNote, CreditNoteCause, CreditNoteStatus, Invoice, Member
 from funding.db import Sessions, insert_ignore, must_get, row_id, transaction, utcnow
 from funding.i18n import money

@@ -19,6 +19,7 @@ import logging
 import httpx
 from sqlalchemy import func, select
 
+from funding.clock import paris_today
 from funding.coworking import billing
 from funding.coworking.credit_notes import issue_pending
 from funding.coworking.members import check_details, enrol, ensure_customer
@@ -247,7 +248,7 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
                     holder = await must_get(session, Member, member_id)
                     if await session.scalar(select(Pass.id).where(Pass.member_id == member_id, Pass.days_total > 1)):
                         for back in (3, 2, 1):
-                            await use_pass_day(session, holder, day=dt.date.today() - dt.timedelta(days=back),
+                            await use_pass_day(session, holder, day=paris_today() - dt.timedelta(days=back),
                                                recorded_by="accueil@entre-lab.fr")
             # Marc leaves at the end of his first month; Kévin's card starts failing.
             for member_id, _name in by_story.get("cancels", []):

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
 from funding.auth.models import User
-from funding.coworking.lifecycle import from_unix, local_day
+from funding.clock import local_day
+from funding.coworking.lifecycle import from_unix
 from funding.coworking.models import CreditNote, Invoice, InvoiceStatus, Member
 from funding.db import must_get
 from funding.invoicing.document import DocumentKind, DocumentLine, InvoiceDocument, InvoiceDocumentError, Party

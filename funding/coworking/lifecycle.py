@@ -22,12 +22,12 @@ import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.models import User
+from funding.clock import local_day
 from funding.coworking.members import ensure_aux_account, member_from_metadata
 from funding.coworking.models import (
     LIVE_STATUSES,
@@ -52,7 +52,6 @@ from funding.payments import purposes
 from funding.payments.books import dated_for_open_period
 from funding.payments.tax_rates import rates_by_stripe_id, stated_tax
 
-PARIS = ZoneInfo("Europe/Paris")
 DEFAULT_GRACE_DAYS = 7
 FINAL_SUBSCRIPTION = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
 FINAL_INVOICE = (InvoiceStatus.PAID, InvoiceStatus.VOID)
@@ -63,10 +62,6 @@ def from_unix(value) -> dt.datetime | None:
     if value in (None, "", 0):
         return None
     return dt.datetime.fromtimestamp(int(value), dt.UTC).replace(tzinfo=None)
-
-
-def local_day(moment: dt.datetime) -> dt.date:
-    return moment.replace(tzinfo=dt.UTC).astimezone(PARIS).date()
 
 
 def _id(value) -> str | None:

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding import csvout
 from funding.auth.models import User
-from funding.coworking.lifecycle import PARIS, Access, access_of, local_day, overdue_filter, pass_day_members, with_pass
+from funding.clock import PARIS, local_day
+from funding.coworking.lifecycle import Access, access_of, overdue_filter, pass_day_members, with_pass
 from funding.coworking.models import LIVE_STATUSES, Invoice, InvoiceStatus, Member, Pass, PassDay, Plan, Subscription
 from funding.db import AnySelect, utcnow
 from funding.orgs.models import Organisation, Site

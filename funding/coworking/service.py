@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.clock import paris_today
 from funding.coworking.lifecycle import (  # noqa: F401  (the service's public API)
     DEFAULT_GRACE_DAYS,
     Access,
@@ -135,7 +136,7 @@ async def pass_paid(session: AsyncSession, payment: Payment) -> None:
         return
     inserted = await insert_ignore(session, Pass, {
         "member_id": member.id, "plan_id": plan.id, "site_id": plan.site_id, "payment_id": payment.id,
-        "days_total": plan.pass_days, "days_used": 0, "purchased_at": utcnow(), "expires_on": pass_expiry(dt.date.today()),
+        "days_total": plan.pass_days, "days_used": 0, "purchased_at": utcnow(), "expires_on": pass_expiry(paris_today()),
     }, ["payment_id"])
     if inserted is None or not payment.email:
         return

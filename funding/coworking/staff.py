@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from funding.auth.models import User
 from funding.auth.service import end_sessions
+from funding.clock import paris_today
 from funding.coworking import documents, lifecycle, reports
 from funding.coworking.credit_notes import credit_notes_of
 from funding.coworking.models import (
@@ -95,7 +96,7 @@ async def members_csv(request: Request) -> Response:
         rows = await reports.member_rows(session, site_id=f["site"].id if f["site"] else None, status=f["status"],
                                          plan_id=f["plan_id"], q=f["q"],
                                          grace_days=request.app.state.settings.coworking_grace_days)
-    stamp = dt.date.today().isoformat()
+    stamp = paris_today().isoformat()
     return Response(reports.members_csv(rows).encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="membres-coworking-{stamp}.csv"'})
 
@@ -125,7 +126,7 @@ async def member(request: Request) -> Response:
     return page(request, "coworking/staff/member.html", {
         "m": row, "person": user, "site": site, "subs": subs, "plans": plans, "invoices": invoices, "notes": notes, "passes": passes,
         "days": days, "emails": emails, "overdue": overdue, "access": access, "panels": panels,
-        "can_edit": current.can(*STAFF, org=row.org_id), "today": dt.date.today(),
+        "can_edit": current.can(*STAFF, org=row.org_id), "today": paris_today(),
     })
 
 
@@ -202,7 +203,7 @@ async def _deferred(request: Request, *, as_csv: bool) -> Response:
         raw = request.query_params.get("annee", "")
         if raw and not (digits(raw) and 2000 <= int(raw) <= 2100):
             raise HTTPException(400, _("Année invalide."))
-        year = int(raw) if raw else dt.date.today().year
+        year = int(raw) if raw else paris_today().year
         report = await reports.deferred_revenue(session, org.id, year)
     if as_csv:
         return Response(reports.deferred_csv(report).encode("utf-8-sig"), media_type="text/csv; charset=utf-8",

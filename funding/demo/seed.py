@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.models import User
 from funding.auth.service import create_user
+from funding.clock import paris_today
 from funding.domains import parts
 from funding.ledger.records import Record, record_many
 from funding.ledger.service import close_months
@@ -147,7 +148,7 @@ class DemoContext:
 
 
 async def seed(session: AsyncSession, *, today: dt.date | None = None) -> Organisation:
-    today = today or dt.date.today()
+    today = today or paris_today()
     org = await create_organisation(
         session, name=ORG["name"], siren=ORG["siren"], rna=ORG["rna"], vat_number=ORG["vat_number"],
         vat_liable=True, general_interest=True, address=ORG["address"],

@@ -16,12 +16,12 @@ import json
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from funding import csvout
+from funding.clock import PARIS
 from funding.db import AnyRow
 from funding.errors import FundingError
 from funding.ledger.models import Account, AuxAccount, Entry, Grant, Journal, Posting
@@ -29,7 +29,6 @@ from funding.ledger.service import validated_entries
 from funding.money import exponent, format_plain
 from funding.orgs.models import Site
 
-PARIS = ZoneInfo("Europe/Paris")
 BATCH = 5_000
 BLOCK = 1 << 20
 FEC_COLUMNS = (

@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from funding import csvout
+from funding.clock import paris_today
 from funding.db import transaction
 from funding.exports import books, report, service
 from funding.exports.journal import ExportError, Scope
@@ -65,7 +66,7 @@ async def _choices(session) -> dict:
 
 
 async def _scope(request: Request, session) -> Scope:
-    start, end = _period(request, dt.date.today())
+    start, end = _period(request, paris_today())
     params = request.query_params
     try:
         return await service.resolve_scope(session, siren=params.get("org") or None, site=params.get("site") or None,
@@ -81,7 +82,7 @@ async def exports_page(request: Request) -> Response:
     async with db(request) as session:
         user = await require(request, session, EXPORTERS)
         choices = await _choices(session)
-        start, end = _period(request, dt.date.today())
+        start, end = _period(request, paris_today())
         logs = (await session.execute(
             select(ExportLog, Organisation.siren, Site.slug).outerjoin(Organisation, Organisation.id == ExportLog.org_id)
             .outerjoin(Site, Site.id == ExportLog.site_id).order_by(ExportLog.id.desc()).limit(100)
@@ -253,7 +254,7 @@ async def signed_link(request: Request) -> Response:
 
 
 async def _mix(request: Request, session, *, site_slug: str | None, org_siren: str | None = None, with_grants: bool = True):
-    start, end = _period(request, dt.date.today())
+    start, end = _period(request, paris_today())
     site = org_id = None
     if site_slug:
         site = await session.scalar(select(Site).where(Site.slug == site_slug))
@@ -338,7 +339,7 @@ async def _annual(request: Request, session) -> annual.AnnualAccounts:
         raise HTTPException(404)
     try:
         year = annual.parse_year(params["year"]) if params.get("year", "").strip() else annual.current_year(
-            dt.date.today(), org.fiscal_year_start_month)
+            paris_today(), org.fiscal_year_start_month)
         return await annual.annual_accounts(session, org_id=org.id, year=year, site_id=site.id if site else None)
     except annual.AnnualAccountsError as exc:
         raise HTTPException(400, str(exc)) from None

@@ -31,6 +31,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding import csvout
+from funding.clock import paris_today
 from funding.db import AnySelect, digits
 from funding.errors import FundingError
 from funding.i18n import N_
@@ -510,7 +511,7 @@ def annual_html(acc: AnnualAccounts, *, source_labels: dict[str, str] | None = N
     from funding.invoicing.pdf import environment
 
     return environment().get_template(PDF_TEMPLATE).render(acc=acc, sources=source_labels or SOURCE_LABELS,
-                                                           today=dt.date.today())
+                                                           today=paris_today())
 
 
 def annual_pdf(acc: AnnualAccounts) -> bytes:

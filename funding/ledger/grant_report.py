@@ -29,6 +29,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding import csvout
+from funding.clock import paris_today
 from funding.csvin import CsvError, read_csv
 from funding.errors import FundingError
 from funding.ledger.models import Entry, Grant, GrantBudgetLine, Posting
@@ -327,6 +328,6 @@ def report_pdf(report: GrantReport) -> bytes:
     from funding.invoicing.pdf import TEMPLATE_DIR, environment, fonts
 
     html = environment().get_template("ledger/grant_report_pdf.html").render(
-        report=report, pct=pct_text, today=dt.date.today())
+        report=report, pct=pct_text, today=paris_today())
     pdf: bytes = HTML(string=html, base_url=str(TEMPLATE_DIR)).write_pdf(font_config=fonts())
     return pdf

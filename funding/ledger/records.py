@@ -28,8 +28,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.clock import paris_today
 from funding.csvin import CsvError, read_csv
-from funding.db import must_get, utcnow
+from funding.db import must_get
 from funding.errors import FundingError
 from funding.i18n import N_
 from funding.ledger.chart import DEPRECIATION_ACCOUNTS, check_account_number, vat_account
@@ -449,7 +450,7 @@ async def record_many(session: AsyncSession, records: list[Record], *, created_b
     (the caller's transaction is rolled back); the message names the faulty line (and column)."""
     drafts: list[EntryDraft] = []
     pending: dict[int, int] = {}
-    today = utcnow().date()
+    today = paris_today()
     for n, rec in enumerate(records, start=1):
         try:
             draft = await build(session, rec, created_by=created_by, pending_paid=pending)

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from funding.clock import paris_today
 from funding.i18n import gettext as _
 from funding.ledger import grant_report as gr
 from funding.ledger import records
@@ -170,7 +171,7 @@ async def record(request: Request) -> Response:
         context: dict[str, Any] = {"sites": sites, "kinds": records.KINDS, "natures": records.NATURES, "sources": FUNDING_SOURCES, "form": {}, "error": None,
                    "columns": records.CSV_COLUMNS}
         if request.method == "GET":
-            context["form"] = {"kind": request.query_params.get("kind", "grant-notified"), "date": dt.date.today().isoformat()}
+            context["form"] = {"kind": request.query_params.get("kind", "grant-notified"), "date": paris_today().isoformat()}
             return render(request, "admin/record.html", context)
         form = await request.form()
         upload = form.get("file")

@@ -24,11 +24,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.clock import local_date, paris_today
 from funding.db import Sessions
 from funding.errors import FundingError
 from funding.ledger.models import Entry, FundingSource, LedgerHead
@@ -37,7 +37,6 @@ from funding.orgs.models import Organisation, Site
 from funding.payments import purposes
 from funding.stripe_gateway import StripeGateway
 
-PARIS = ZoneInfo("Europe/Paris")
 REVENUE_TYPES = {"charge", "payment", "refund", "payment_refund", "refund_failure", "payment_failure_refund",
                  "adjustment"}
 FEE_TYPES = {"stripe_fee", "application_fee", "tax_fee", "stripe_fx_fee", "payment_network_reserve_hold",
@@ -73,10 +72,6 @@ def failure_of(txn: dict[str, Any]) -> str | None:
 
 def source_key(txn_id: str) -> str:
     return f"stripe:{txn_id}"
-
-
-def local_date(unix: int) -> dt.date:
-    return dt.datetime.fromtimestamp(int(unix), PARIS).date()
 
 
 async def fetch_context(gw: StripeGateway, txn_id: str) -> TxnContext:
@@ -270,7 +265,7 @@ async def drafts_for(session: AsyncSession, contexts: list[TxnContext]) -> list[
 async def dated_for_open_period(session: AsyncSession, drafts: list[EntryDraft]) -> list[EntryDraft]:
     """A movement Stripe dated in a closed period (or in the sandbox's future) is booked on
     the first open day, never into a closed month; its piece keeps Stripe's date."""
-    today = dt.date.today()
+    today = paris_today()
     heads = {}
     for draft in drafts:
         if draft.org_id not in heads:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import func, select
@@ -20,6 +21,7 @@ from funding.stripe_gateway import SANDBOX_PATH
 from tests.support.db import run_async
 from tests.support.e2e import db_call, member_client, sandbox_get, wait_for
 
+PARIS = ZoneInfo("Europe/Paris")
 MONTHS = {"janv": 1, "févr": 2, "mars": 3, "avr": 4, "mai": 5, "juin": 6, "juil": 7, "août": 8, "sept": 9, "oct": 10,
           "nov": 11, "déc": 12}
 # What is still to come may be later than today: the next payment, the end of a notice, a grace period.
@@ -63,7 +65,7 @@ def test_the_demo_plays_renewals_on_test_clocks_and_shows_no_date_after_today(e2
 
     wait_for(settled, timeout=180, what="every event delivered and processed")
     now = int(time.time()) + 5
-    today = dt.date.today()
+    today = dt.datetime.now(PARIS).date()  # the app dates in Paris time: at 23:30 UTC it is already tomorrow there
 
     # Stripe's side: the global clock is today's, and so is everything it made.
     assert sandbox_get(e2e, "/_admin/clock")["now"] <= now
