@@ -89,6 +89,7 @@ async def start_checkout(
     invoice_metadata: dict[str, str] | None = None,
     donor: dict[str, str | None] | None = None,
     donor_link: Callable[[int], str] | None = None,
+    opened_at: dt.datetime | None = None,
 ) -> tuple[Payment, str]:
     """Record the payment, then open a Checkout session for it. Returns (payment, url).
     ``tax_rates``: the Stripe Tax Rates (inclusive) of what is sold, stated on the receipt.
@@ -96,7 +97,8 @@ async def start_checkout(
     ``customer``: the Stripe customer it is for (else the email).
     ``donor``: a gift's donor for its tax receipt (``donor_address``, ``company_name``,
     ``company_siren``), kept here, never sent to Stripe; ``donor_link``: the donor's signed
-    page, from the payment's id."""
+    page, from the payment's id. ``opened_at``: when the session opens for Stripe (naive UTC,
+    default now), which dates its expiry: a customer on a Test Clock lives at the clock's time."""
     async with transaction(sessions) as session:
         payment = Payment(org_id=org_id, site_id=site_id, purpose=purpose, ref=ref, amount=amount, currency=currency,
                           description=description[:200], email=email, name=name, status=PaymentStatus.CREATED,
@@ -119,7 +121,7 @@ async def start_checkout(
         "metadata": meta,
         "payment_intent_data": {"metadata": meta, "description": description[:200]},
         "locale": "fr",
-        "expires_at": checkout_expiry(),
+        "expires_at": checkout_expiry(opened_at),
     }
     if customer:
         params["customer"] = customer
