@@ -115,6 +115,18 @@ async def fill(url: str, entries: int, lines: int, batch: int) -> tuple[int, flo
     return org.id, time.perf_counter() - started
 
 
+async def filled(url: str) -> int | None:
+    """The organisation of a kept SQLite file filled by an earlier run, if any."""
+    if not await asyncio.to_thread(Path(url.split("///", 1)[1]).exists):
+        return None
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return (await conn.execute(text("SELECT id FROM organisations WHERE siren = '912345675'"))).scalar()
+    finally:
+        await engine.dispose()
+
+
 async def measure(url: str, org_id: int, rounds: int) -> tuple[float, float, float, float, int]:
     """Best of ``rounds``, interleaved: the plain GROUP BY, the statements, the statements with the
     revenue by source (the page's whole computation); and the statements' peak Python memory."""
@@ -147,8 +159,12 @@ async def measure(url: str, org_id: int, rounds: int) -> tuple[float, float, flo
 async def run(label: str, url: str, args) -> None:
     total = args.entries * args.lines
     print(f"{label}: posting {total:,} postings ({args.entries:,} entries) …", flush=True)
-    org_id, posting = await fill(url, args.entries, args.lines, args.batch)
-    print(f"  posted in {posting:.0f} s", flush=True)
+    org_id = await filled(url) if url.startswith("sqlite") and args.sqlite_file else None
+    if org_id is None:
+        org_id, posting = await fill(url, args.entries, args.lines, args.batch)
+        print(f"  posted in {posting:.0f} s", flush=True)
+    else:
+        print(f"  already filled: {url}", flush=True)
     plain, statements, whole, peak, rows = await measure(url, org_id, args.rounds)
     print(f"  plain GROUP BY: {plain:.2f} s ({rows} accounts); annual accounts {YEAR}: {statements:.2f} s; "
           f"with the revenue by source: {whole:.2f} s")
@@ -167,8 +183,11 @@ async def admin(sql: str) -> None:
 
 
 async def main(args) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        await run("SQLite", f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", args)
+    if args.sqlite_file:  # kept between runs: filled once, measured as often as wanted
+        await run("SQLite", f"sqlite+aiosqlite:///{args.sqlite_file}", args)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            await run("SQLite", f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", args)
     if args.no_postgres:
         return
     name = f"funding_bench_{secrets.token_hex(4)}"
@@ -186,4 +205,8 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-postgres", action="store_true")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--sqlite-file", help="keep the SQLite database in this file (filled once, reused by later runs)")
+    arguments = parser.parse_args()
+    if arguments.sqlite_file:
+        arguments.sqlite_file = str(Path(arguments.sqlite_file).resolve())
+    asyncio.run(main(arguments))

@@ -27,12 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import CompoundSelect, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding import csvout
 from funding.clock import paris_today
-from funding.db import AnySelect, digits
+from funding.db import digits
 from funding.errors import FundingError
 from funding.i18n import N_
 from funding.ledger.models import Account, Entry, Posting
@@ -263,24 +263,27 @@ def parse_year(text: str | None) -> int:
 
 
 def buckets_query(*, org_id: int, site_id: int | None, previous_start: dt.date, start: dt.date,
-                  end: dt.date) -> AnySelect:
-    """The one query: per account and currency, the running balances of the validated entries
-    outside journal AN dated on or before ``end`` — up to N-1's start, up to N's start, and in all.
-    A sum of one CASE per year keeps the grouping key to what the plain balance groups by (SQLite
-    sorts every row by that key: each column added to it costs more than the CASEs)."""
-    amount = Posting.amount
-    query: AnySelect = (
-        select(Posting.account_number, Posting.currency,
-               func.sum(case((Entry.entry_date < previous_start, amount), else_=0)).label("before"),
-               func.sum(case((Entry.entry_date < start, amount), else_=0)).label("to_previous"),
-               func.sum(amount).label("total"))
-        .join(Entry, Entry.id == Posting.entry_id)
-        .where(Entry.org_id == org_id, Entry.number.is_not(None), Entry.journal_code != AN_JOURNAL, Entry.entry_date <= end)
-        .group_by(Posting.account_number, Posting.currency)
-    )
-    if site_id is not None:
-        query = query.where(Entry.site_id == site_id)
-    return query
+                  end: dt.date) -> CompoundSelect[int, str, str, int]:
+    """The one query: per year bucket (0: before N-1, 1: N-1, 2: N), account and currency, the
+    sum of the validated entries outside journal AN dated on or before ``end``. Three GROUP BYs
+    on disjoint date ranges, joined by UNION ALL: each reads its own range of the entries' (org,
+    date) index and groups rows that carry only their amount, so the three together cost about
+    what the plain balance costs. (One GROUP BY with a CASE per year made SQLite carry each
+    posting's date through its sort: 2.1× the plain balance over 1,000,000 postings.)"""
+    ranges = ((Entry.entry_date < previous_start,), (Entry.entry_date >= previous_start, Entry.entry_date < start),
+              (Entry.entry_date >= start, Entry.entry_date <= end))
+    parts = []
+    for bucket, dates in enumerate(ranges):
+        part = (
+            select(literal(bucket).label("bucket"), Posting.account_number, Posting.currency, func.sum(Posting.amount).label("amount"))
+            .join(Entry, Entry.id == Posting.entry_id)
+            .where(Entry.org_id == org_id, Entry.number.is_not(None), Entry.journal_code != AN_JOURNAL, *dates)
+            .group_by(Posting.account_number, Posting.currency)
+        )
+        if site_id is not None:
+            part = part.where(Entry.site_id == site_id)
+        parts.append(part)
+    return union_all(*parts)
 
 
 def _sum_rows(section: str, spec: Sequence[tuple[Any, ...]], amounts: dict[str, tuple[int, int]], sign: dict[str, int]) -> list[Row]:
@@ -316,12 +319,11 @@ async def annual_accounts(session: AsyncSession, *, org_id: int, year: int, site
     others: set[str] = set()
     rows = (await session.execute(buckets_query(org_id=org.id, site_id=site_id, previous_start=previous_start,
                                                 start=start, end=end))).all()
-    for account, currency, before, to_previous, total in rows:
+    for bucket, account, currency, amount in rows:
         if currency != org.currency:
             others.add(currency)
             continue
-        before, to_previous, total = int(before or 0), int(to_previous or 0), int(total or 0)
-        sums[account] = [before, to_previous - before, total - to_previous]
+        sums[account][int(bucket)] += int(amount or 0)
     acc.other_currencies = sorted(others)
     labels = dict((await session.execute(select(Account.number, Account.label).where(Account.org_id == org.id))).all())
     fill(acc, sums, labels)
