@@ -116,12 +116,16 @@ async def fill(url: str, entries: int, lines: int, batch: int) -> tuple[int, flo
 
 
 async def filled(url: str) -> int | None:
-    """The organisation of a kept SQLite file filled by an earlier run, if any."""
-    if not await asyncio.to_thread(Path(url.split("///", 1)[1]).exists):
+    """The organisation of a kept database (SQLite file, PostgreSQL database) filled by an earlier run, if any."""
+    if url.startswith("sqlite") and not await asyncio.to_thread(Path(url.split("///", 1)[1]).exists):
         return None
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
+            if not (await conn.execute(text("SELECT count(*) FROM information_schema.tables WHERE table_name = 'organisations'"
+                                            if url.startswith("postgresql") else
+                                            "SELECT count(*) FROM sqlite_master WHERE name = 'organisations'"))).scalar():
+                return None
             return (await conn.execute(text("SELECT id FROM organisations WHERE siren = '912345675'"))).scalar()
     finally:
         await engine.dispose()
@@ -159,7 +163,7 @@ async def measure(url: str, org_id: int, rounds: int) -> tuple[float, float, flo
 async def run(label: str, url: str, args) -> None:
     total = args.entries * args.lines
     print(f"{label}: posting {total:,} postings ({args.entries:,} entries) …", flush=True)
-    org_id = await filled(url) if url.startswith("sqlite") and args.sqlite_file else None
+    org_id = await filled(url) if (args.sqlite_file if url.startswith("sqlite") else args.postgres_db) else None
     if org_id is None:
         org_id, posting = await fill(url, args.entries, args.lines, args.batch)
         print(f"  posted in {posting:.0f} s", flush=True)
@@ -190,6 +194,19 @@ async def main(args) -> None:
             await run("SQLite", f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", args)
     if args.no_postgres:
         return
+    if args.postgres_db:  # kept between runs, like --sqlite-file
+        url = "postgresql+asyncpg://" + ADMIN.split("://", 1)[1].rsplit("/", 1)[0] + f"/{args.postgres_db}"
+        import asyncpg
+
+        conn = await asyncpg.connect(ADMIN)
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", args.postgres_db)
+        finally:
+            await conn.close()
+        if not exists:
+            await admin(f'CREATE DATABASE "{args.postgres_db}"')
+        await run("PostgreSQL", url, args)
+        return
     name = f"funding_bench_{secrets.token_hex(4)}"
     await admin(f'CREATE DATABASE "{name}"')
     try:
@@ -205,6 +222,7 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--postgres-db", help="keep the PostgreSQL database of this name (filled once, reused by later runs)")
     parser.add_argument("--sqlite-file", help="keep the SQLite database in this file (filled once, reused by later runs)")
     arguments = parser.parse_args()
     if arguments.sqlite_file:
