@@ -1,6 +1,6 @@
 """Annual accounts benchmark: compte de résultat and bilan over 1,000,000 postings, against a plain GROUP BY.
 
-    python bench/annual_accounts_bench.py [--entries 100000] [--lines 10] [--batch 1000] [--rounds 3] [--no-postgres]
+    python bench/annual_accounts_bench.py [--entries 100000] [--lines 10] [--batch 1000] [--rounds 3] [--no-postgres] [--sqlite-file PATH] [--postgres-db NAME]
 
 In a fresh SQLite file (then a throw-away PostgreSQL database on TEST_POSTGRES_URL, default the
 local server, unless --no-postgres), posts ENTRIES entries of LINES postings through the ledger
@@ -16,20 +16,19 @@ some in journal AN. Then, in the same run, best of ROUNDS each:
 and prints the ratios (target ≤ 2× for the statements) and the computation's peak memory
 (tracemalloc) with the process's peak RSS. Ratios, not verdicts: compare within one run.
 
-Measured on 2026-12-04, 1,000,000 postings, on 2 CPUs shared with other jobs (load average 10–14,
-so the ratios carry a wide noise):
-    PostgreSQL: plain GROUP BY 0.76 s, annual accounts 0.93 s: 1.22×; with the revenue by source
-                1.57 s: 2.06×; peak Python memory of the computation 0.4 MB, peak RSS 96 MB
-    SQLite:     plain GROUP BY 0.79 s, annual accounts 1.73 s: 2.19×; with the revenue by source
-                2.33 s: 2.96×; peak Python memory 0.8 MB (best of 5, on a file filled the same way;
-                the run itself, with tests beside it, printed 2.19 s against 7.66 s: 3.50×)
-Measured again on 2026-12-04 on a quiet machine (SQLite only): plain GROUP BY 0.38 s, annual
-accounts 0.81 s: 2.11×; with the revenue by source 0.98 s: 2.58×; peak Python memory 0.2 MB, peak
-RSS 89 MB. Grouping on the account alone over the (org_id, account_number) index, to spare the
-sort, measured 2.68× (the lookups of each posting's entry in index order cost more than the sort).
-SQLite groups by sorting every row on the grouping key, with the columns the sums read: the
-date each row needs for its year is what the plain query does not carry (the same query run
-by itself measured 1.7–2.5× there, depending on the load).
+Measured on 2026-12-05, 1,000,000 postings, one run each (best of 5), 2 CPUs shared (load 4):
+    SQLite:     plain GROUP BY 0.40 s, annual accounts 0.63 s: 1.58×; with the revenue by source
+                0.84 s: 2.11×; peak Python memory of the computation 0.2 MB, peak RSS 94 MB
+    PostgreSQL: plain GROUP BY 0.15 s, annual accounts 0.20 s: 1.37×; with the revenue by source
+                0.35 s: 2.35×; peak Python memory 0.4 MB, peak RSS 99 MB
+Where SQLite's time went (2.11× on 2026-12-04): one GROUP BY (account, currency) with a CASE per
+year made its sorter carry every posting's date with its amount. Three GROUP BYs over disjoint
+date ranges (UNION ALL), each reading its own range of the entries' (org, date) index, sort the
+amount alone: 1.3–1.6× over several runs. PostgreSQL hashes its groups, and the union read the
+postings three times (1.8–2×): there one GROUP BY on the year bucket (1.15–1.5×). See
+funding/ledger/annual.py, buckets_query. The revenue by source is two more queries (N and N-1):
+not part of the ≤ 2× goal, reported beside it. ``--sqlite-file`` and ``--postgres-db`` keep the
+filled databases to measure again without refilling.
 """
 
 from __future__ import annotations

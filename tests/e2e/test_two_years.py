@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import func, select, update
 
+from funding.campaigns.models import TaxReceipt
+from funding.clock import paris_today
 from funding.coworking import billing
 from funding.coworking.members import check_details, enrol, ensure_customer
 from funding.coworking.models import Invoice, InvoiceStatus, Plan
@@ -187,11 +189,17 @@ def test_two_years_through_the_sandbox_clock(e2e):
                                             .where(Entry.org_id == world.org_id, Entry.journal_code == "AN"))
             an_days = set((await session.scalars(select(Entry.entry_date).where(Entry.org_id == world.org_id,
                                                                                  Entry.journal_code == "AN"))).all())
+            receipts = (await session.execute(select(TaxReceipt.year, TaxReceipt.number, TaxReceipt.paid_on, TaxReceipt.amount)
+                                              .where(TaxReceipt.org_id == world.org_id).order_by(TaxReceipt.id))).all()
             tb = await trial_balance(session, org_id=world.org_id, start=start2, end=end2, openings=True)
             acc = await annual_accounts(session, org_id=world.org_id, year=Y2)
-        return year1, an, an_lines, an_days, tb, acc
+        return year1, an, an_lines, an_days, receipts, tb, acc
 
-    year1, an, an_lines, an_days, tb, acc = db_call(settings, books)
+    year1, an, an_lines, an_days, receipts, tb, acc = db_call(settings, books)
+    # Each gift has its tax receipt, numbered in the year it is issued (today's), stating the day
+    # Stripe took the money (the clock's), as the books date it.
+    issued = paris_today().year
+    assert [tuple(r) for r in receipts] == [(issued, 1, dt.date(Y1, 3, 11), 8_000), (issued, 2, dt.date(Y2, 5, 11), 4_000)]
 
     # The à-nouveaux: year 1's closing balances of classes 1 to 5, account by account and by auxiliary,
     # and its result (classes 6 and 7) on 120 (surplus) or 129 (deficit).
