@@ -249,7 +249,7 @@ async def move(
     elif to in ENDED:
         stamps["ended_at"] = stamps["updated_at"]
     result = await session.execute(
-        update(Pledge).where(Pledge.id == pledge_id, Pledge.status.in_(frm)).values(status=to, **stamps, **values)
+        update(Pledge).where(Pledge.id == pledge_id, Pledge.status.in_(frm)).values(status=to, **{**stamps, **values})
     )
     if rowcount(result) != 1:
         return None

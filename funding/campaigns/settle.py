@@ -25,6 +25,7 @@ from funding.campaigns.pledges import (
 )
 from funding.db import digits, must_get, rowcount, utcnow
 from funding.payments.models import Payment
+from funding.payments.service import stripe_paid_at
 from funding.payments.verify import check_row
 
 log = logging.getLogger("funding.campaigns")
@@ -50,9 +51,12 @@ async def _context(session: AsyncSession, pledge: Pledge) -> tuple[Campaign, Tie
 
 
 async def mark_paid(session: AsyncSession, pledge_id: int, *, payment_intent_id: str | None = None,
-                    now: dt.datetime | None = None) -> Pledge | None:
-    """The money is in: count it, issue the tax receipt of a gift, send the receipt email. Once."""
-    values: dict[str, str | None] = {"payment_intent_id": payment_intent_id} if payment_intent_id else {}
+                    now: dt.datetime | None = None, paid_at: dt.datetime | None = None) -> Pledge | None:
+    """The money is in: count it, issue the tax receipt of a gift, send the receipt email. Once.
+    ``paid_at``: when Stripe took the money (the day the receipt states), default ``now``."""
+    values: dict[str, str | dt.datetime | None] = {"payment_intent_id": payment_intent_id} if payment_intent_id else {}
+    if paid_at is not None:
+        values["paid_at"] = paid_at
     values.update(grace_until=None, last_error=None)
     pledge = await move(session, pledge_id, (PledgeStatus.PENDING,), PledgeStatus.PAID, now=now, **values)
     if pledge is None:
@@ -77,7 +81,7 @@ async def on_payment_paid(session: AsyncSession, payment: Payment) -> None:
     if pledge_id is None:
         return
     await session.execute(update(Pledge).where(Pledge.id == pledge_id, Pledge.payment_id.is_(None)).values(payment_id=payment.id))
-    await mark_paid(session, pledge_id, payment_intent_id=payment.payment_intent_id)
+    await mark_paid(session, pledge_id, payment_intent_id=payment.payment_intent_id, paid_at=payment.paid_at)
 
 
 async def expire(session: AsyncSession, pledge_id: int, reason: str) -> Pledge | None:
@@ -154,7 +158,7 @@ async def settle_charge(session: AsyncSession, pi: dict, *, code: str | None = N
         if pledge.status != PledgeStatus.PAID:
             check_row(pledge.id, pledge.amount, pledge.currency, pi, id_key="pledge_id", what="don",
                       customer=pledge.customer_id)
-        return await mark_paid(session, pledge.id, payment_intent_id=pi["id"], now=now)
+        return await mark_paid(session, pledge.id, payment_intent_id=pi["id"], now=now, paid_at=stripe_paid_at(pi))
     attempt = _ref_id((pi.get("metadata") or {}).get("attempt"))
     if attempt is not None and attempt != pledge.charge_attempt:
         return pledge  # news about an earlier attempt: the pledge has moved on

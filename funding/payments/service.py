@@ -89,6 +89,7 @@ async def start_checkout(
     invoice_metadata: dict[str, str] | None = None,
     donor: dict[str, str | None] | None = None,
     donor_link: Callable[[int], str] | None = None,
+    opened_at: dt.datetime | None = None,
 ) -> tuple[Payment, str]:
     """Record the payment, then open a Checkout session for it. Returns (payment, url).
     ``tax_rates``: the Stripe Tax Rates (inclusive) of what is sold, stated on the receipt.
@@ -96,7 +97,8 @@ async def start_checkout(
     ``customer``: the Stripe customer it is for (else the email).
     ``donor``: a gift's donor for its tax receipt (``donor_address``, ``company_name``,
     ``company_siren``), kept here, never sent to Stripe; ``donor_link``: the donor's signed
-    page, from the payment's id."""
+    page, from the payment's id. ``opened_at``: when the session opens for Stripe (naive UTC,
+    default now), which dates its expiry: a customer on a Test Clock lives at the clock's time."""
     async with transaction(sessions) as session:
         payment = Payment(org_id=org_id, site_id=site_id, purpose=purpose, ref=ref, amount=amount, currency=currency,
                           description=description[:200], email=email, name=name, status=PaymentStatus.CREATED,
@@ -119,7 +121,7 @@ async def start_checkout(
         "metadata": meta,
         "payment_intent_data": {"metadata": meta, "description": description[:200]},
         "locale": "fr",
-        "expires_at": checkout_expiry(),
+        "expires_at": checkout_expiry(opened_at),
     }
     if customer:
         params["customer"] = customer
@@ -144,6 +146,27 @@ async def start_checkout(
     return payment, session_obj["url"]
 
 
+def stripe_paid_at(obj: Any) -> dt.datetime | None:
+    """When Stripe took the money (naive UTC): the creation of the charge of a Checkout session,
+    a PaymentIntent or a charge, as far as the object says it (expanded or not; a PaymentIntent
+    without its charge: its own creation). None: it does not say. A gift's receipt states this
+    day, and the books date the charge by Stripe too: a webhook processed after midnight, or a
+    customer on a Test Clock, must not move a gift to another day or year."""
+    if not isinstance(obj, dict):
+        return None
+    kind = obj.get("object")
+    if kind == "checkout.session":
+        return stripe_paid_at(obj.get("payment_intent"))
+    if kind == "payment_intent":
+        found = stripe_paid_at(obj.get("latest_charge"))
+        if found is not None:
+            return found
+    created = obj.get("created")
+    if not isinstance(created, int) or isinstance(created, bool):
+        return None
+    return dt.datetime.fromtimestamp(created, dt.UTC).replace(tzinfo=None)
+
+
 async def settle_session(session: AsyncSession, checkout: dict[str, Any]) -> Payment | None:
     """Apply a Checkout session's current state to its payment. Idempotent, monotonic."""
     meta = checkout.get("metadata") or {}
@@ -163,7 +186,8 @@ async def settle_session(session: AsyncSession, checkout: dict[str, Any]) -> Pay
     if checkout.get("payment_status") == "paid":
         if payment.status != PaymentStatus.PAID:
             check_row(payment.id, payment.amount, payment.currency, checkout)
-        await mark_paid(session, payment, checkout_session_id=checkout.get("id"), payment_intent_id=pi_id)
+        await mark_paid(session, payment, checkout_session_id=checkout.get("id"), payment_intent_id=pi_id,
+                        paid_at=stripe_paid_at(checkout))
     elif checkout.get("status") == "expired":
         await session.execute(update(Payment)
                               .where(Payment.id == payment.id,
@@ -173,9 +197,10 @@ async def settle_session(session: AsyncSession, checkout: dict[str, Any]) -> Pay
 
 
 async def mark_paid(session: AsyncSession, payment: Payment, *, checkout_session_id: str | None = None,
-                    payment_intent_id: str | None = None) -> bool:
-    """created/open/failed/expired/unknown → paid, once; runs the purpose's hook on that transition."""
-    values = {"status": PaymentStatus.PAID, "paid_at": utcnow()}
+                    payment_intent_id: str | None = None, paid_at: dt.datetime | None = None) -> bool:
+    """created/open/failed/expired/unknown → paid, once; runs the purpose's hook on that transition.
+    ``paid_at``: when Stripe took the money (:func:`stripe_paid_at`), default now."""
+    values = {"status": PaymentStatus.PAID, "paid_at": paid_at or utcnow()}
     if checkout_session_id:
         values["checkout_session_id"] = checkout_session_id
     if payment_intent_id:
@@ -203,7 +228,7 @@ async def settle_payment_intent(session: AsyncSession, pi: dict[str, Any]) -> Pa
     # One conditional UPDATE: the transition happens once, whichever path runs it first.
     paid = (await session.execute(
         update(Payment).where(match, Payment.status != PaymentStatus.PAID)
-        .values(status=PaymentStatus.PAID, paid_at=utcnow(), payment_intent_id=pi["id"]).returning(Payment)
+        .values(status=PaymentStatus.PAID, paid_at=stripe_paid_at(pi) or utcnow(), payment_intent_id=pi["id"]).returning(Payment)
         .execution_options(synchronize_session=False)
     )).scalar_one_or_none()
     if paid is None:
@@ -235,12 +260,13 @@ async def settle_payment_intents(session: AsyncSession, pis: list[dict[str, Any]
         pi_id = row.payment_intent_id if row.payment_intent_id in pi_ids else by_payment.get(row.id)
         if pi_id is not None:
             check_row(row.id, row.amount, row.currency, next(pi for pi in succeeded if pi["id"] == pi_id))
-            todo.append({"b_id": row.id, "b_pi": pi_id})
+            pi = next(pi for pi in succeeded if pi["id"] == pi_id)
+            todo.append({"b_id": row.id, "b_pi": pi_id, "b_paid_at": stripe_paid_at(pi) or utcnow()})
     if not todo:
         return []
     table = Payment.__table__
     await session.execute(update(table).where(table.c.id == bindparam("b_id"), table.c.status != PaymentStatus.PAID)
-                          .values(status=PaymentStatus.PAID, paid_at=utcnow(), payment_intent_id=bindparam("b_pi")), todo)
+                          .values(status=PaymentStatus.PAID, paid_at=bindparam("b_paid_at"), payment_intent_id=bindparam("b_pi")), todo)
     paid = list((await session.scalars(select(Payment).where(Payment.id.in_([t["b_id"] for t in todo]))
                                        .order_by(Payment.id).execution_options(populate_existing=True))).all())
     await _paid_hooks(session, paid)

@@ -286,3 +286,39 @@ async def test_a_refunded_campaign_gift_says_its_amounts_in_euros_on_the_voided_
         voided = await receipts.view(session, first.id)
     text = pdf_text(receipt_pdf.receipt_pdf(voided))
     assert "REÇU ANNULÉ" in text and "remboursement de 50,00 €" in text
+
+
+def test_a_gift_is_dated_when_stripe_took_the_money_not_when_we_heard_of_it():
+    """A gift charged at 23:50 on 31 December in Paris whose webhook is processed after midnight
+    keeps its day and its year: the receipt states the charge's day (as the books date it)."""
+    import datetime as dt
+
+    from funding.clock import local_day
+    from funding.payments.service import stripe_paid_at
+
+    new_year_eve = int(dt.datetime(2025, 12, 31, 22, 50, tzinfo=dt.UTC).timestamp())  # 23:50 in Paris
+    charge = {"object": "charge", "id": "ch_1", "created": new_year_eve}
+    pi = {"object": "payment_intent", "id": "pi_1", "created": new_year_eve - 60, "latest_charge": charge}
+    checkout = {"object": "checkout.session", "id": "cs_1", "created": new_year_eve - 3600, "payment_intent": pi}
+    assert {stripe_paid_at(o) for o in (charge, pi, checkout)} == {dt.datetime(2025, 12, 31, 22, 50)}
+    assert local_day(stripe_paid_at(checkout)) == dt.date(2025, 12, 31)
+    # A PaymentIntent whose charge is not expanded: its own creation; a session that does not say: None (now).
+    assert stripe_paid_at({**pi, "latest_charge": "ch_1"}) == dt.datetime(2025, 12, 31, 22, 49)
+    assert stripe_paid_at({**checkout, "payment_intent": "pi_1"}) is None and stripe_paid_at(None) is None
+
+
+async def test_a_gift_charged_on_new_year_s_eve_heard_of_later_keeps_its_day_on_the_receipt(engine, sessions, world, gw,
+                                                                                              fake_stripe):
+    """Its events processed whenever (here: today), the receipt states the day of the charge."""
+    import datetime as dt
+
+    payment = await gift(sessions, world)
+    cs, pi, ch, txn = paid_donation(fake_stripe, world, payment)
+    charged = int(dt.datetime(2025, 12, 31, 22, 50, tzinfo=dt.UTC).timestamp())  # 23:50 in Paris
+    for obj in (pi, ch, cs, txn):
+        obj["created"] = charged
+    await deliver(engine, event("checkout.session.completed", cs), event("charge.succeeded", ch),
+                  event("payment_intent.succeeded", pi))
+    await drain(sessions, gw)
+    (receipt,) = await receipts_of(sessions)
+    assert receipt.paid_on == dt.date(2025, 12, 31)

@@ -10,7 +10,7 @@ import pytest
 from funding.db import transaction
 from funding.ledger.annual import AnnualAccountsError, annual_accounts, balance_line, fiscal_year, parse_year
 from funding.ledger.service import post, revenue_by_source, trial_balance
-from tests.support.annual import an_entry, seed_hand_books
+from tests.support.annual import an_entry, check_bilan_against_trial_balance, seed_hand_books
 
 
 def _lines(rows):
@@ -154,6 +154,9 @@ async def test_the_demo_books_balance_for_its_years(sessions):
                 acc = await annual_accounts(session, org_id=orgs[siren].id, year=year)
                 assert acc.balanced and acc.total_actif == acc.total_passif, (siren, year)
                 rows = await trial_balance(session, org_id=orgs[siren].id, start=acc.start, end=acc.end)
+                # The bilan's lines are the trial balance's classes 1 to 5 at the year's end.
+                check_bilan_against_trial_balance(acc, await trial_balance(session, org_id=orgs[siren].id, start=acc.start,
+                                                                           end=acc.end, openings=True))
                 assert acc.result[0] == -sum(r.balance for r in rows if r.account[0] in "67" and r.currency == acc.currency)
                 by_source = await revenue_by_source(session, org_id=orgs[siren].id, start=acc.start, end=acc.end)
                 assert {r.source: r.amount for r in by_source} == {r.key: r.n for r in acc.sources if r.n}

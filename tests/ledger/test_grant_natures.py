@@ -295,3 +295,33 @@ async def test_a_grant_recorded_before_the_siret_was_required_stays_out_of_the_s
                           currency="EUR"))
     async with sessions() as session:
         assert [r["referenceDecision"] for r in await scdl_rows(session)] == ["FONC-3"]
+
+
+async def test_grants_of_every_nature_come_in_by_a_csv_file(sessions, world):
+    """The nature (and a multi-year grant's years) is a column of the import, as on the command
+    line and the page; a bad nature names its line and writes nothing."""
+    from funding.ledger.models import GrantNature
+    from funding.ledger.records import parse_csv
+
+    s = world.site_slug
+    head = "kind;site;date;amount;funder;funder_siret;reference;object;nature;years\n"
+    rows = (f"grant-notified;{s};{Y1}-02-01;8000,00;Commune;{SIRET};CSV-FONC;Animation;operating;\n"
+            f"grant-notified;{s};{Y1}-03-15;30000,00;Région;{SIRET};CSV-PLURI;Tiers-lieu;multi-year;3\n"
+            f"grant-notified;{s};{Y1}-05-10;20000,00;Département;{SIRET};CSV-AFF;Ateliers;restricted;\n"
+            f"grant-notified;{s};{Y1}-06-01;12000,00;État;{SIRET};CSV-EQUIP;Découpeuse laser;investment;\n")
+    bad = parse_csv((head + rows + f"grant-notified;{s};{Y1}-07-01;100;Commune;{SIRET};CSV-X;X;pluriannuelle;\n").encode())
+    with pytest.raises(RecordError, match="ligne 6, colonne nature : nature de subvention inconnue"):
+        await _record(sessions, *bad)
+    async with sessions() as session:
+        assert await session.scalar(select(func.count(Grant.id)).where(Grant.org_id == world.org_id)) == 0
+
+    await _record(sessions, *parse_csv((head + rows).encode()))
+    async with sessions() as session:
+        grants = {g.reference: (g.nature, g.years) for g in (await session.scalars(
+            select(Grant).where(Grant.org_id == world.org_id))).all()}
+        credited = dict((await session.execute(
+            select(Grant.reference, Posting.account_number).join(Entry, Entry.grant_id == Grant.id)
+            .join(Posting, Posting.entry_id == Entry.id).where(Grant.org_id == world.org_id, Posting.amount < 0))).all())
+    assert grants == {"CSV-FONC": (GrantNature.OPERATING, 1), "CSV-PLURI": (GrantNature.MULTI_YEAR, 3),
+                      "CSV-AFF": (GrantNature.RESTRICTED, 1), "CSV-EQUIP": (GrantNature.INVESTMENT, 1)}
+    assert credited["CSV-EQUIP"].startswith("13") and credited["CSV-FONC"].startswith("74")

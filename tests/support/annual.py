@@ -59,3 +59,29 @@ async def seed_hand_books(sessions, world: World, *, with_an: bool = True) -> No
         await record_many(session, [Record("volunteering", "2025-10-01", "", site=world.site_slug, hours="100",
                                            hourly_value="11,88", label="Animation des ateliers", piece_ref="HEURES-2025-10")],
                           created_by="test")
+
+
+def check_bilan_against_trial_balance(acc, rows) -> None:
+    """The bilan of ``acc`` (AnnualAccounts) is the trial balance ``rows`` of its year (with
+    openings, so each row's balance is its closing one): each of its lines the sum of the accounts
+    of classes 1 to 5 it gathers, to the cent; the reserves and results (11x, 12x) brought in plus
+    the year's result are its *report à nouveau* and *résultat*; the year's result is classes 6 and 7."""
+    from collections import defaultdict
+
+    from funding.ledger.annual import balance_line
+
+    rows = [r for r in rows if r.currency == acc.currency]
+    assert acc.result[0] == -sum(r.balance for r in rows if r.account[0] in "67")
+    actif = {r.key: r.n for r in acc.actif}
+    passif = {r.key: r.n for r in acc.passif}
+    expected: dict[str, int] = defaultdict(int)
+    for r in rows:
+        line = balance_line(r.account, r.balance) if r.balance else None
+        if line and not r.account.startswith(("11", "12")):
+            expected[line] += r.balance if line in actif else -r.balance
+    shown = {k: n for k, n in {**actif, **passif}.items()
+             if n and not k.startswith(("groupe_", "total_")) and k not in ("report_a_nouveau", "resultat")}
+    assert shown == {k: v for k, v in expected.items() if v}
+    brought = -sum(r.balance for r in rows if r.account.startswith(("11", "12")))
+    assert passif.get("report_a_nouveau", 0) + passif.get("resultat", 0) == brought + acc.result[0]
+    assert acc.total_actif[0] == acc.total_passif[0]

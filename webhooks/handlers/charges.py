@@ -92,7 +92,8 @@ async def apply_charges(session: AsyncSession, items: list[tuple[Event, Prepared
             pi = charge["payment_intent"]
             pis.append(pi if isinstance(pi, dict) else {
                 "id": pi, "object": "payment_intent", "status": "succeeded", "metadata": charge.get("metadata") or {},
-                "amount_received": charge.get("amount_captured") or charge.get("amount"), "currency": charge.get("currency")})
+                "amount_received": charge.get("amount_captured") or charge.get("amount"), "currency": charge.get("currency"),
+                "latest_charge": {"object": "charge", "created": charge.get("created")}})
     await settle_payment_intents(session, pis)
     for charge in charges:
         await record_refunds(session, charge)
