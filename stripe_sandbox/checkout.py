@@ -18,7 +18,7 @@ MIN_LIFETIME = 30 * 60
 ALLOWED = {
     "mode", "line_items", "customer", "customer_email", "customer_creation", "client_reference_id", "metadata",
     "payment_intent_data", "setup_intent_data", "subscription_data", "success_url", "cancel_url", "return_url", "expires_at",
-    "currency", "payment_method_types", "locale", "submit_type", "ui_mode", "allow_promotion_codes",
+    "currency", "allowed_payment_method_types", "locale", "submit_type", "ui_mode", "allow_promotion_codes",
     "billing_address_collection", "payment_method_collection", "invoice_creation", "customer_update", "consent_collection",
 }
 
@@ -121,6 +121,7 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
         "payment_method_collection": "always" if mode != "payment" else None,
         "payment_method_configuration_details": None,
         "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+        "allowed_payment_method_types": ["card"],
         "payment_method_types": ["card"],
         "payment_status": "unpaid",
         "permissions": None,
