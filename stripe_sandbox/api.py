@@ -221,6 +221,7 @@ def _execute(sb: Sandbox, method: str, path: str, params: dict[str, Any], key: s
         if fault == "error_500_after" and status < 500:  # the work is done; the answer is an error, saved as such
             status, body = 500, StripeError(500, "An unknown error occurred after the request was processed (injected by the sandbox).",
                                             type="api_error").body()
+        body = with_log_url(body, request_id)  # saved with it: a replay shows the first request's log
         if key and _saved(status):
             sb.store.idempotency[key] = {"fingerprint": fingerprint, "status": status, "body": body, "created": sb.now()}
         if method != "GET":

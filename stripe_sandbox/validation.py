@@ -114,6 +114,8 @@ def _value(node: Any, value: Any, name: str) -> None:
         return
     if not isinstance(value, str):
         raise StripeError(400, f"Invalid {name}: must be a {node}", param=name)
+    if value == "":
+        return  # a blank scalar: unset, or missing where required (the endpoint says which)
     if node == "integer" and not re.fullmatch(r"-?\d+", value):
         raise StripeError(400, f"Invalid integer: {value}", param=name, code="parameter_invalid_integer")
     if node == "boolean" and value not in ("true", "false"):
