@@ -11,6 +11,8 @@ RESOURCES = {
     "checkout.session": stripe.checkout.Session,
     "payment_intent": stripe.PaymentIntent,
     "setup_intent": stripe.SetupIntent,
+    "invoice": stripe.Invoice,
+    "subscription": stripe.Subscription,
 }
 
 
@@ -18,6 +20,7 @@ RESOURCES = {
 NOT_BY_DEFAULT = {
     "customer": {"cash_balance", "invoice_credit_balance", "sources", "subscriptions", "tax", "tax_ids", "deleted"},
     "checkout.session": {"line_items"},
+    "invoice": {"confirmation_secret", "payments", "deleted"},
 }
 
 
@@ -30,13 +33,18 @@ def _fields(cls) -> set[str]:
 
 
 def _objects(client, server):
-    customer = client.v1.customers.create(params={"email": "shape@example.org"})
+    customer = client.v1.customers.create(params={"email": "shape@example.org", "payment_method": "pm_card_visa",
+                                                  "invoice_settings": {"default_payment_method": "pm_card_visa"}})
     session = client.v1.checkout.sessions.create(params={
         "mode": "setup", "customer": customer["id"], "currency": "eur", "allowed_payment_method_types": ["card"],
         "success_url": server.root + "/ok", "cancel_url": server.root + "/ko"})
     intent = client.v1.payment_intents.create(params={"amount": 1000, "currency": "eur"})
     setup = client.v1.setup_intents.create(params={"customer": customer["id"]})
-    return {"customer": customer, "checkout.session": session, "payment_intent": intent, "setup_intent": setup}
+    price = client.v1.prices.create(params={"currency": "eur", "unit_amount": 9000, "recurring": {"interval": "month"},
+                                            "product_data": {"name": "Poste nomade"}})
+    sub = client.v1.subscriptions.create(params={"customer": customer["id"], "items": [{"price": price["id"]}]})
+    invoice = client.v1.invoices.retrieve(sub["latest_invoice"])
+    return {"invoice": invoice, "subscription": sub, "customer": customer, "checkout.session": session, "payment_intent": intent, "setup_intent": setup}
 
 
 @pytest.mark.parametrize("kind", sorted(RESOURCES))
