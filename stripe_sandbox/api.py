@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
+from stripe_sandbox import validation
 from stripe_sandbox.encoding import Params, decode_pairs
 from stripe_sandbox.errors import StripeError, invalid
 from stripe_sandbox.views import expand
@@ -113,6 +114,15 @@ async def dispatch(request: Request) -> Response:
             raise StripeError(429, "Too many requests hit the API too quickly (injected by the sandbox).", code="rate_limit",
                               headers={SHOULD_RETRY: "true", "Retry-After": "1"})
         params = await _params(request)
+        try:
+            validation.check(method, path, params)
+        except StripeError as exc:
+            refusal = {"method": method, "path": path, "code": exc.code, "param": exc.param, "message": exc.message}
+            with sb.lock:
+                sb.refused.append(refusal)
+                validation.REFUSED.append(refusal)
+            log.warning("sandbox refused %s %s: %s", method, path, exc.message)
+            raise
         if key:
             with sb.lock:
                 if key in sb.keys_in_flight:
@@ -125,7 +135,7 @@ async def dispatch(request: Request) -> Response:
                     )
                 sb.keys_in_flight.add(key)
     except StripeError as exc:
-        return _json(exc.status, exc.body(), headers | _retry_headers(exc.status, saved=False) | exc.headers)
+        return _json(exc.status, with_log_url(exc.body(), request_id), headers | _retry_headers(exc.status, saved=False) | exc.headers)
     try:
         if fault == "delay_before":  # the work takes a while: the key stays locked meanwhile
             await asyncio.sleep(sb.fault_timeout)
@@ -136,12 +146,20 @@ async def dispatch(request: Request) -> Response:
                 sb.keys_in_flight.discard(key)
     if replayed:
         headers["Idempotent-Replayed"] = "true"
+    body = with_log_url(body, request_id)
     if fault == "timeout_after":
         await _hold(request, sb.fault_timeout)
     return _json(status, body, headers | _retry_headers(status, saved=bool(key)))
 
 
 SHOULD_RETRY = "Stripe-Should-Retry"
+
+
+def with_log_url(body: Any, request_id: str) -> Any:
+    """Every Stripe error carries ``request_log_url`` (the request in the Dashboard's logs)."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict) and "request_log_url" not in body["error"]:
+        body = {**body, "error": {**body["error"], "request_log_url": f"https://dashboard.stripe.com/test/logs/{request_id}"}}
+    return body
 
 
 def _retry_headers(status: int, *, saved: bool) -> dict[str, str]:
@@ -203,6 +221,7 @@ def _execute(sb: Sandbox, method: str, path: str, params: dict[str, Any], key: s
         if fault == "error_500_after" and status < 500:  # the work is done; the answer is an error, saved as such
             status, body = 500, StripeError(500, "An unknown error occurred after the request was processed (injected by the sandbox).",
                                             type="api_error").body()
+        body = with_log_url(body, request_id)  # saved with it: a replay shows the first request's log
         if key and _saved(status):
             sb.store.idempotency[key] = {"fingerprint": fingerprint, "status": status, "body": body, "created": sb.now()}
         if method != "GET":

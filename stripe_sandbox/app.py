@@ -135,6 +135,16 @@ async def admin_events(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": events})
 
 
+async def admin_refused(request: Request) -> Response:
+    """Requests refused by the version's parameter validation; ``POST`` empties the list."""
+    sb: Sandbox = request.app.state.sandbox
+    with sb.lock:
+        refused = list(sb.refused)
+        if request.method == "POST":
+            sb.refused.clear()
+    return JSONResponse({"count": len(refused), "refused": refused})
+
+
 def create_sandbox_app(sb: Sandbox) -> Starlette:
     """The sandbox as an ASGI app; mount it at the path of ``sb.public_base`` (e.g. ``/_sandbox/stripe``)."""
     app = Starlette(
@@ -160,6 +170,7 @@ def create_sandbox_app(sb: Sandbox) -> Starlette:
             Route("/_admin/refunds/fail", admin_fail_refund, methods=["POST"], name="admin_fail_refund"),
             Route("/_admin/deliver", admin_deliver, methods=["POST"], name="admin_deliver"),
             Route("/_admin/events", admin_events, methods=["GET"], name="admin_events"),
+            Route("/_admin/refused", admin_refused, methods=["GET", "POST"], name="admin_refused"),
         ]
     )
     app.state.sandbox = sb

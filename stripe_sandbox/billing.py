@@ -132,6 +132,8 @@ def create_subscription(
     sub = {
         "id": sb.store.new_id("subscription"),
         "object": "subscription",
+        "presentment_details": None,
+        "status_details": None,
         "application": None,
         "application_fee_percent": None,
         "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},

@@ -18,7 +18,7 @@ MIN_LIFETIME = 30 * 60
 ALLOWED = {
     "mode", "line_items", "customer", "customer_email", "customer_creation", "client_reference_id", "metadata",
     "payment_intent_data", "setup_intent_data", "subscription_data", "success_url", "cancel_url", "return_url", "expires_at",
-    "currency", "payment_method_types", "locale", "submit_type", "ui_mode", "allow_promotion_codes",
+    "currency", "allowed_payment_method_types", "locale", "submit_type", "ui_mode", "allow_promotion_codes",
     "billing_address_collection", "payment_method_collection", "invoice_creation", "customer_update", "consent_collection",
 }
 
@@ -27,8 +27,8 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known(ALLOWED)
     now = sb.now()
     mode = p.str("mode", required=True, choices=("payment", "setup", "subscription"))
-    if p.str("ui_mode", default="hosted") != "hosted":
-        raise invalid("The sandbox only offers hosted Checkout (ui_mode=hosted).", "ui_mode")
+    if p.str("ui_mode", default="hosted_page") != "hosted_page":  # endive renamed "hosted"
+        raise invalid("The sandbox only offers hosted Checkout (ui_mode=hosted_page).", "ui_mode")
     customer_id = p.str("customer")
     if customer_id:
         catalog.find_customer(sb, customer_id)
@@ -119,8 +119,17 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
         "payment_intent": None,
         "payment_link": None,
         "payment_method_collection": "always" if mode != "payment" else None,
+        "branding_settings": None,
+        "excluded_payment_method_types": None,
+        "name_collection": None,
+        "optional_items": None,
+        "presentment_details": None,
+        "redirect_on_completion": "always",
+        "return_url": None,
+        "tax_id_collection": {"enabled": False, "required": "never"},
         "payment_method_configuration_details": None,
         "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+        "allowed_payment_method_types": ["card"],
         "payment_method_types": ["card"],
         "payment_status": "unpaid",
         "permissions": None,
@@ -136,7 +145,7 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
         "subscription": None,
         "success_url": p.str("success_url"),
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": tax} if mode != "setup" else None,
-        "ui_mode": "hosted",
+        "ui_mode": "hosted_page",
         "url": sb.url(f"/checkout/{ident}"),
         "wallet_options": None,
         "_line_items": line_items,

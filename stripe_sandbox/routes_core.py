@@ -39,12 +39,15 @@ def create_customer(sb: Sandbox, p: Params) -> dict[str, Any]:
         email=p.str("email"), name=p.str("name"), description=p.str("description"), phone=p.str("phone"),
         metadata=p.metadata() or {},
     )
+    attached = None
     if pm_id := p.str("payment_method"):
         pm = payments.resolve_payment_method(sb, pm_id)
         payments.attach(sb, pm, customer["id"])
+        attached = pm["id"]
     settings = p.dict("invoice_settings")
     if default_pm := settings.str("default_payment_method"):
-        _set_default_pm(sb, customer, default_pm)
+        # Stripe's test PaymentMethods (pm_card_visa…) name the card just attached, as in its CLI fixtures
+        _set_default_pm(sb, customer, attached if attached and default_pm == pm_id else default_pm)
     if "custom_fields" in settings:
         customer["invoice_settings"]["custom_fields"] = _custom_fields(settings)
     if p.int("balance") is not None:

@@ -65,6 +65,9 @@ class Sandbox:
         self.keys_in_flight: set[str] = set()  # idempotency keys of requests being worked on (a twin gets 409)
         self.request_context: dict[str, Any] | None = None
         self.api_version = API_VERSION
+        # Requests refused by parameter validation (unknown or ill-typed parameter): a list of
+        # {"method", "path", "code", "param", "message"}, shown at /_admin/refused.
+        self.refused: list[dict[str, Any]] = []
         # Webhook delivery: "polite" (once, in order) or "chaos" (delays, duplicates, any order),
         # from SANDBOX_DELIVERY / SANDBOX_SEED when not given; see webhooks.py.
         self.delivery = webhooks.delivery_mode(delivery)

@@ -91,7 +91,7 @@ async def open_checkout(sessions: Sessions, gw: StripeGateway, settings: Setting
                                      params={"email": pledge.email, "name": pledge.name, "metadata": meta})
         checkout = await create_once(sessions, gw, ref=f"pledge:{pledge.id}", resource="checkout.sessions", params={
             "mode": "setup", "customer": customer["id"], "currency": pledge.currency.lower(),
-            "payment_method_types": ["card"], "metadata": meta, "locale": "fr",
+            "allowed_payment_method_types": ["card"], "metadata": meta, "locale": "fr",
             "setup_intent_data": {"metadata": meta, "description": _description(campaign, tier)},
             "success_url": success, "cancel_url": cancel, "expires_at": checkout_expiry(),
         })
@@ -158,7 +158,7 @@ async def start_card_update(sessions: Sessions, gw: StripeGateway, pledge_id: in
     try:
         checkout = await create_once(sessions, gw, ref=f"pledge:{pledge_id}:card:{number}", resource="checkout.sessions", params={
             "mode": "setup", "customer": pledge.customer_id, "currency": pledge.currency.lower(),
-            "payment_method_types": ["card"], "metadata": {**meta, "card": str(number)}, "locale": "fr",
+            "allowed_payment_method_types": ["card"], "metadata": {**meta, "card": str(number)}, "locale": "fr",
             "setup_intent_data": {"metadata": {**meta, "card": str(number)}, "description": f"{campaign.title} — nouvelle carte"[:200]},
             "success_url": f"{base}/contributions/{token}/carte?session_id={{CHECKOUT_SESSION_ID}}",
             "cancel_url": f"{base}/contributions/{token}",

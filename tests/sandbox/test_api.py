@@ -84,6 +84,7 @@ def test_card_declines_are_replayed_too(stripe_client):
     assert len(stripe_client.v1.payment_intents.list()["data"]) == 1
 
 
+@pytest.mark.stripe_refusal
 def test_unknown_ids_unknown_params_and_bad_values(stripe_client):
     with pytest.raises(stripe.InvalidRequestError) as missing:
         stripe_client.v1.customers.retrieve("cus_doesnotexist")

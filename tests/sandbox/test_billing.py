@@ -275,6 +275,7 @@ def test_incomplete_subscription_expires_after_23_hours(stripe_client, sb):
                                                       "payment_behavior": "error_if_incomplete", "default_payment_method": failing["id"]})
 
 
+@pytest.mark.stripe_refusal
 def test_a_refused_subscription_leaves_no_invoice_item_behind(stripe_client):
     customer = stripe_client.v1.customers.create(params={"email": "refus@example.org"})
     price = stripe_client.v1.prices.create(params={"currency": "eur", "unit_amount": 900, "recurring": {"interval": "month"},

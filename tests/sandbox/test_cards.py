@@ -111,7 +111,7 @@ def test_payment_method_must_belong_to_the_intents_customer(stripe_client):
 def test_tokens_and_raw_test_numbers(stripe_client):
     pm = stripe_client.v1.payment_methods.create(params={"type": "card", "card": {"token": "tok_visa"}})
     assert pm["card"]["brand"] == "visa"
-    pi = _charge(stripe_client, None, payment_method_data={"type": "card", "card": {"token": "tok_mastercard"}})
+    pi = _charge(stripe_client, None, payment_method="pm_card_mastercard")
     assert pi["status"] == "succeeded"
     with pytest.raises(stripe.CardError) as bad:
         stripe_client.v1.payment_methods.create(params={"type": "card", "card": {"number": "4242424242424241", "exp_month": 12, "exp_year": 2040}})

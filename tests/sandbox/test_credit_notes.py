@@ -202,6 +202,7 @@ def test_on_a_paid_invoice_refunds_credit_and_out_of_band_must_add_up_to_the_not
     assert error.code == "amount_too_large"
 
 
+@pytest.mark.stripe_refusal
 def test_refused_credit_notes_change_nothing(stripe_client, sb, rates):
     invoice = _open(stripe_client, rates)
     create = stripe_client.v1.credit_notes.create
@@ -245,6 +246,7 @@ def test_preview_shows_the_note_without_issuing_it(stripe_client, sb, rates):
         stripe_client.v1.credit_notes.preview(params={"invoice": invoice["id"], "amount": 20_000})
 
 
+@pytest.mark.stripe_refusal
 def test_lists_lines_and_updates(stripe_client, sb, rates):
     first, second = _open(stripe_client, rates), _open(stripe_client, rates)
     a = stripe_client.v1.credit_notes.create(params={"invoice": first["id"], "amount": 100})

@@ -86,6 +86,7 @@ def test_a_tax_rate_has_stripes_shape_and_lists_like_the_other_objects(stripe_cl
     assert [r["id"] for r in rest["data"]] == [rate["id"]] and rest["has_more"] is False
 
 
+@pytest.mark.stripe_refusal
 def test_bad_tax_rate_parameters_are_refused_as_stripe_does(stripe_client):
     for missing, params in (
         ("display_name", {"percentage": 20, "inclusive": False}),
@@ -108,6 +109,7 @@ def test_bad_tax_rate_parameters_are_refused_as_stripe_does(stripe_client):
     assert refused.value.http_status == 404 and refused.value.code == "resource_missing"
 
 
+@pytest.mark.stripe_refusal
 def test_percentage_and_inclusive_cannot_change_after_creation(stripe_client):
     rate = _rate(stripe_client, 20)
     for field, value in (("percentage", 5.5), ("inclusive", True)):

@@ -4,12 +4,17 @@ lists it in ``pytest_plugins``). A directory overrides ``fake_stripe`` to fake m
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import httpx
 import pytest
 import respx
 
 from funding.settings import load_settings
 from funding.stripe_gateway import StripeGateway
+from stripe_sandbox import validation
+from stripe_sandbox.encoding import decode_pairs
+from stripe_sandbox.errors import StripeError
 from tests.support.db import TEST_SEAL_KEY
 from tests.support.stripe_objects import BASE, FakeStripe
 from tests.support.webhooks import SECRET
@@ -26,6 +31,24 @@ def stripe_settings(database_url):
 def fake_stripe():
     with respx.mock(assert_all_called=False) as router:
         yield FakeStripe(router)
+        record_refusals(router)
+
+
+def record_refusals(router: respx.MockRouter) -> None:
+    """The product's requests to the faked Stripe, checked as the sandbox checks them (the API
+    version's parameters): a refusal is recorded where the autouse fixture in tests/conftest.py sees it."""
+    for call in router.calls:
+        request = call.request
+        if not request.url.path.startswith("/v1/"):
+            continue
+        pairs = parse_qsl(request.url.query.decode(), keep_blank_values=True)
+        if request.method == "POST":
+            pairs += parse_qsl(request.content.decode(), keep_blank_values=True)
+        try:
+            validation.check(request.method, request.url.path, decode_pairs(pairs))
+        except StripeError as exc:
+            validation.REFUSED.append({"method": request.method, "path": request.url.path, "code": exc.code,
+                                       "param": exc.param, "message": exc.message})
 
 
 @pytest.fixture

@@ -112,7 +112,7 @@ def checkout_session(*, amount: int, metadata: dict, payment_intent: str | None,
         "locale": "fr", "metadata": metadata, "mode": "payment", "payment_intent": payment_intent,
         "payment_method_types": ["card"], "payment_status": payment_status, "setup_intent": None,
         "status": status, "submit_type": None, "subscription": None,
-        "success_url": "http://testserver/soutenir/merci?session_id={CHECKOUT_SESSION_ID}", "ui_mode": "hosted",
+        "success_url": "http://testserver/soutenir/merci?session_id={CHECKOUT_SESSION_ID}", "ui_mode": "hosted_page",
         "url": None if status == "complete" else "https://checkout.stripe.test/c/pay/x",
     }
 
