@@ -50,6 +50,7 @@ from funding.i18n import gettext as _
 from funding.invoicing.document import InvoiceDocumentError
 from funding.limits.service import RateLimited, allowed
 from funding.orgs.models import Site
+from funding.payments.cards import customer_card
 from funding.payments.models import PaymentPurpose
 from funding.payments.service import CHECKOUT_RETURN, settle_return
 from funding.security import TokenError, sign, unsign
@@ -383,9 +384,13 @@ async def member_home(request: Request) -> Response:
         options = await billing.change_options(session, workspace["sub"]) if workspace else []
         panels = await member_panels(session, member)
     unpaid = [i for i in invoices if i.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and i.attempt_count > 0]
+    running = next((v["sub"] for v in (workspace, membership) if v and v["sub"].status in RUNNING), None)
+    card = await customer_card(request.app.state.gateway, member.stripe_customer_id,
+                               subscription_id=running.stripe_subscription_id if running else None)
     return page(request, "coworking/member/home.html", {
         "member": member, "me": user, "site": site, "workspace": workspace, "membership": membership, "invoices": invoices, "notes": notes,
         "overdue": overdue, "unpaid": unpaid, "passes": passes, "pass_plans": pass_plans, "options": options, "panels": panels,
+        "card": card,
     })
 
 
