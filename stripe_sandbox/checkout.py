@@ -20,6 +20,7 @@ ALLOWED = {
     "payment_intent_data", "setup_intent_data", "subscription_data", "success_url", "cancel_url", "return_url", "expires_at",
     "currency", "allowed_payment_method_types", "locale", "submit_type", "ui_mode", "allow_promotion_codes",
     "billing_address_collection", "payment_method_collection", "invoice_creation", "customer_update", "consent_collection",
+    "custom_text",
 }
 
 
@@ -67,6 +68,18 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
     invoice_enabled = creation_params.bool("enabled", default=False)
     subd = p.dict("subscription_data")
     subd.check_known({"metadata", "description", "trial_period_days", "trial_end", "trial_settings", "billing_cycle_anchor", "proration_behavior"})
+    texts = p.dict("custom_text")
+    texts.check_known({"after_submit", "shipping_address", "submit", "terms_of_service_acceptance"})
+    custom_text: dict[str, Any] = {"after_submit": None, "shipping_address": None, "submit": None,
+                                   "terms_of_service_acceptance": None}
+    for part in custom_text:
+        text = texts.dict(part)
+        text.check_known({"message"})
+        message = text.str("message")
+        if message is not None and len(message) > 1200:
+            raise invalid("Custom text messages must be at most 1200 characters.", f"custom_text[{part}][message]")
+        if message:
+            custom_text[part] = {"message": message}
     ident = sb.store.new_id("checkout.session")
     session: dict[str, Any] = {
         "id": ident,
@@ -88,7 +101,7 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
         "currency": currency,
         "currency_conversion": None,
         "custom_fields": [],
-        "custom_text": {"after_submit": None, "shipping_address": None, "submit": None, "terms_of_service_acceptance": None},
+        "custom_text": custom_text,
         "customer": customer_id,
         "customer_account": None,
         "customer_creation": (creation or "if_required") if mode == "payment" and not customer_id else None,

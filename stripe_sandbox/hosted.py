@@ -112,12 +112,15 @@ def _checkout_page(
     if errors:
         problems = alert("Corrigez les champs signalés : " + " ".join(errors.values()))
     known_email = f"<p class='muted'>E-mail : {escape(email)}</p>" if email else ""
+    submit_text = (session.get("custom_text") or {}).get("submit") or {}
+    note = f"<p id='submit-message'>{escape(submit_text['message'])}</p>" if submit_text.get("message") else ""
     body = f"""
 {alert(message)}{problems}
 <section class="card" aria-label="Récapitulatif">{summary}</section>
 <form method="post" action="{escape(sb.url('/checkout/' + session['id']))}" novalidate>
 {known_email}
 {card_fields(errors, values, ask_email=email is None)}
+{note}
 <button type="submit" id="pay">{escape(button)}</button>
 </form>
 {link(session['cancel_url'], "Annuler et retourner au site", "cancel")}

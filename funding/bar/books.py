@@ -38,8 +38,8 @@ REVENUE = "707"
 RECEIVABLE = "411"
 
 
-def day_key(site_id: int, day: dt.date) -> str:
-    return f"bar:day:{site_id}:{day.isoformat()}"
+def day_key(site_id: int, day: dt.date, part: int = 1) -> str:
+    return f"bar:day:{site_id}:{day.isoformat()}" + (f":{part}" if part > 1 else "")
 
 
 async def member_account(session: AsyncSession, site: Site, user_id: int) -> tuple[str, str]:
@@ -70,11 +70,14 @@ def revenue_lines(by_rate: dict[int, int], currency: str, *, vat_liable: bool, l
     return [line for line in lines if line.amount]
 
 
-async def day_draft(session: AsyncSession, site: Site, day: dt.date) -> EntryDraft | None:
-    """The [CA] entry of the tab sales of one site and day, or None when they net to zero."""
+async def day_draft(session: AsyncSession, site: Site, day: dt.date, *, after: dt.datetime | None = None,
+                    part: int = 1) -> EntryDraft | None:
+    """The [CA] entry of the tab sales of one site and day (``part`` 2, 3…: those rung after the
+    day's earlier closing, at ``after``), or None when they net to zero."""
+    recorded = (SaleLine.recorded_at > after,) if after is not None else ()
     rows = (await session.execute(
         select(SaleLine.member_id, SaleLine.vat_rate, SaleLine.currency, func.sum(SaleLine.amount))
-        .where(SaleLine.site_id == site.id, SaleLine.day == day, SaleLine.member_id.is_not(None))
+        .where(SaleLine.site_id == site.id, SaleLine.day == day, SaleLine.member_id.is_not(None), *recorded)
         .group_by(SaleLine.member_id, SaleLine.vat_rate, SaleLine.currency)
         .order_by(SaleLine.member_id, SaleLine.vat_rate))).all()
     if not rows:
@@ -97,8 +100,8 @@ async def day_draft(session: AsyncSession, site: Site, day: dt.date) -> EntryDra
     return EntryDraft(
         org_id=site.org_id, site_id=site.id, journal="CA", entry_date=day, piece_date=day,
         label=f"Ventes bar sur ardoises du {day.strftime('%d/%m/%Y')} — {site.name}"[:200],
-        piece_ref=f"Z-{site.slug}-{day.isoformat()}"[:100], funding_source=FundingSource.SELF, lines=lines,
-        source_key=day_key(site.id, day),
+        piece_ref=(f"Z-{site.slug}-{day.isoformat()}" + (f"-{part}" if part > 1 else ""))[:100],
+        funding_source=FundingSource.SELF, lines=lines, source_key=day_key(site.id, day, part),
     )
 
 

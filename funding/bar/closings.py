@@ -51,10 +51,13 @@ async def _start_month(session: AsyncSession, site: Site) -> int:
 
 
 async def _record(session: AsyncSession, site: Site, head: TillHead, *, kind: str, period: str, start: dt.date,
-                  end: dt.date, closed_by: str, now: dt.datetime, entry_key: str | None = None) -> TillClosing:
+                  end: dt.date, closed_by: str, now: dt.datetime, entry_key: str | None = None,
+                  earlier: TillClosing | None = None) -> TillClosing:
+    is_day = kind == TillClosingKind.DAY
     figures = await period_figures(session, site.id, start, end,
                                    fy_start=fiscal_year_start(end, await _start_month(session, site)),
-                                   with_cancellations=kind == TillClosingKind.DAY)
+                                   with_cancellations=is_day, after=earlier.closed_at if earlier is not None else None,
+                                   upto=now if is_day else None)
     closing = TillClosing(site_id=site.id, org_id=site.org_id, kind=kind, period=period, start_date=start, end_date=end,
                           entry_key=entry_key, closed_at=now, closed_by=closed_by[:200], prev_hash=head.last_closing_hash,
                           hash="", **figures)
@@ -70,11 +73,33 @@ async def _record(session: AsyncSession, site: Site, head: TillHead, *, kind: st
     return closing
 
 
+async def _day_closings(session: AsyncSession, site_id: int, day: dt.date) -> list[TillClosing]:
+    """The closings of one day, in order: the first, then one per closing made again after
+    lines were rung on that day after the previous one."""
+    return list((await session.scalars(select(TillClosing).where(
+        TillClosing.site_id == site_id, TillClosing.kind == TillClosingKind.DAY, TillClosing.start_date == day)
+        .order_by(TillClosing.id))).all())
+
+
+async def _rung_since(session: AsyncSession, site_id: int, day: dt.date, moment: dt.datetime) -> bool:
+    """Lines of ``day`` recorded after ``moment`` (a closing of that day made before its end)."""
+    return await session.scalar(select(SaleLine.id).where(SaleLine.site_id == site_id, SaleLine.day == day,
+                                                          SaleLine.recorded_at > moment).limit(1)) is not None
+
+
 async def _pending_days(session: AsyncSession, site: Site, head: TillHead, through: dt.date) -> list[dt.date]:
+    """Days up to ``through`` with lines no closing covers yet: the days after the last closed
+    one, and that day itself when lines were rung after its closing (before its midnight)."""
     query = select(SaleLine.day).distinct().where(SaleLine.site_id == site.id, SaleLine.day <= through)
     if head.closed_through is not None:
         query = query.where(SaleLine.day > head.closed_through)
-    return sorted((await session.scalars(query)).all())
+    days = sorted((await session.scalars(query)).all())
+    last = head.closed_through
+    if last is not None and last <= through:
+        closings = await _day_closings(session, site.id, last)
+        if closings and await _rung_since(session, site.id, last, closings[-1].closed_at):
+            days.insert(0, last)
+    return days
 
 
 async def close_day(session: AsyncSession, site: Site, day: dt.date | None = None, *, closed_by: str = "",
@@ -88,20 +113,26 @@ async def close_day(session: AsyncSession, site: Site, day: dt.date | None = Non
         raise BarError(_("Le %(day)s n'est pas encore arrivé : on ne clôture pas une journée future.",
                          day=day.strftime("%d/%m/%Y")))
     head = await lock_head(session, site)
-    if head.closed_through is not None and day <= head.closed_through:
-        raise BarError(_("La journée du %(day)s est déjà clôturée.", day=day.strftime("%d/%m/%Y")))
     days = await _pending_days(session, site, head, day)
+    if head.closed_through is not None and day <= head.closed_through and day not in days:
+        raise BarError(_("La journée du %(day)s est déjà clôturée.", day=day.strftime("%d/%m/%Y")))
     if day not in days:
         days.append(day)
     return [await _close_one_day(session, site, head, d, closed_by, now) for d in days]
 
 
 async def _close_one_day(session, site, head, day, closed_by, now) -> TillClosing:
-    draft = await books.day_draft(session, site, day)
+    """The day's closing, or a further one for the lines rung on that day since its last
+    closing (period ``2026-12-05/2``…), each with its own entry for the tab sales it covers."""
+    earlier_closings = await _day_closings(session, site.id, day)
+    earlier = earlier_closings[-1] if earlier_closings else None
+    part = len(earlier_closings) + 1
+    draft = await books.day_draft(session, site, day, after=earlier.closed_at if earlier else None, part=part)
     if draft is not None:
         await post(session, await dated_for_open_period(session, [draft]), now=now)
-    closing = await _record(session, site, head, kind=TillClosingKind.DAY, period=day.isoformat(), start=day, end=day,
-                            closed_by=closed_by, now=now, entry_key=draft.source_key if draft else None)
+    period = day.isoformat() + (f"/{part}" if part > 1 else "")
+    closing = await _record(session, site, head, kind=TillClosingKind.DAY, period=period, start=day, end=day,
+                            closed_by=closed_by, now=now, entry_key=draft.source_key if draft else None, earlier=earlier)
     await _seal(session, site, head, closing, now)
     return closing
 
@@ -111,8 +142,9 @@ async def _seal(session, site: Site, head: TillHead, closing: TillClosing, now: 
     from funding.ledger.seals import SealError, seal
 
     try:
-        await seal(session, site.org_id, kind=SealKind(f"bar-{closing.kind}"), period=closing.period, site=site, till_head=head,
-                   now=now)
+        # A day closed again seals under its day (seals are numbered; the closing's hash tells them apart).
+        await seal(session, site.org_id, kind=SealKind(f"bar-{closing.kind}"), period=closing.period.split("/")[0], site=site,
+                   till_head=head, now=now)
     except SealError as exc:
         raise BarError(str(exc)) from None
 

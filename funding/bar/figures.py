@@ -39,18 +39,29 @@ def fiscal_year_label(day: dt.date, start_month: int) -> str:
     return str(fiscal_year_start(day, start_month).year)
 
 
-async def sums(conn, site_id: int, start: dt.date | None, end: dt.date) -> dict[str, int]:
-    """Net TTC per currency of the lines dated in [start, end] (from the first line if no start)."""
+async def sums(conn, site_id: int, start: dt.date | None, end: dt.date, *, upto: dt.datetime | None = None) -> dict[str, int]:
+    """Net TTC per currency of the lines dated in [start, end] (from the first line if no start),
+    recorded by ``upto`` when given (a day closed before its midnight)."""
     query = select(_L.currency, func.sum(_L.amount)).where(_L.site_id == site_id, _L.day <= end).group_by(_L.currency)
     if start is not None:
         query = query.where(_L.day >= start)
+    if upto is not None:
+        query = query.where(_L.recorded_at <= upto)
     return {cur: int(total) for cur, total in (await conn.execute(query)).all()}
 
 
 async def period_figures(conn, site_id: int, start: dt.date, end: dt.date, *, fy_start: dt.date,
-                         with_cancellations: bool) -> dict:
-    """Everything a closing of [start, end] stores, except its chain fields."""
-    in_period = (_L.site_id == site_id, _L.day >= start, _L.day <= end)
+                         with_cancellations: bool, after: dt.datetime | None = None,
+                         upto: dt.datetime | None = None) -> dict:
+    """Everything a closing of [start, end] stores, except its chain fields. A day's closing
+    covers that day's lines recorded by its closing (``upto``) and, for a further closing of the
+    same day, after the previous one (``after``): lines rung after a closing made before midnight
+    still belong to their day."""
+    in_period: tuple = (_L.site_id == site_id, _L.day >= start, _L.day <= end)
+    if upto is not None:
+        in_period += (_L.recorded_at <= upto,)
+    if after is not None:
+        in_period += (_L.recorded_at > after,)
     rows = (await conn.execute(
         select(_L.currency, _L.vat_rate, func.sum(_L.amount),
                func.sum(case((_L.member_id.is_not(None), _L.amount), else_=0)),
@@ -84,6 +95,14 @@ async def period_figures(conn, site_id: int, start: dt.date, end: dt.date, *, fy
         "line_count": int(counts[0]), "cancel_count": int(counts[1]), "first_seq": counts[2], "last_seq": counts[3],
         "totals": dumps(totals), "by_mode": dumps(by_mode), "cancellations": dumps(cancellations),
         "period_total": dumps(period_total),
-        "fiscal_year_total": dumps(await sums(conn, site_id, fy_start, end)),
-        "grand_total": dumps(await sums(conn, site_id, None, end)),
+        "fiscal_year_total": dumps(await sums(conn, site_id, fy_start, end, upto=upto)),
+        "grand_total": dumps(await sums(conn, site_id, None, end, upto=upto)),
     }
+
+
+def day_bounds(closing, earlier) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """(after, upto) of a day's closing: ``earlier`` is the closing of the same day made before
+    it (None for the day's first); month and year closings take whole days."""
+    if closing.kind != "day":
+        return None, None
+    return (earlier.closed_at if earlier is not None else None), closing.closed_at

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from funding.bar.canonical import archive_hash, closing_hash, line_document, sha256
-from funding.bar.figures import fiscal_year_start, period_figures
+from funding.bar.figures import day_bounds, fiscal_year_start, period_figures
 from funding.bar.models import GENESIS_HASH, Archive, SaleLine, TillClosing, TillClosingKind, TillHead
 from funding.ledger.canonical import chain_hash
 from funding.orgs.models import Organisation, Site
@@ -59,15 +59,19 @@ async def _closings(conn, head, report, start_month: int) -> None:
     prev = GENESIS_HASH
     closings = (await conn.execute(select(TillClosing.__table__).where(TillClosing.site_id == head.site_id)
                                    .order_by(TillClosing.id))).all()
+    last_of_day: dict = {}
     for closing in closings:
         where = f"bar {head.slug} closing {closing.kind} {closing.period}"
+        after, upto = day_bounds(closing, last_of_day.get(closing.start_date))
+        if closing.kind == TillClosingKind.DAY:
+            last_of_day[closing.start_date] = closing
         if closing.prev_hash != prev:
             report.problem(f"{where}: not chained to the previous closing")
         if closing_hash(closing) != closing.hash:
             report.problem(f"{where}: hash mismatch, the closing was altered")
         figures = await period_figures(conn, head.site_id, closing.start_date, closing.end_date,
                                        fy_start=fiscal_year_start(closing.end_date, start_month),
-                                       with_cancellations=closing.kind == TillClosingKind.DAY)
+                                       with_cancellations=closing.kind == TillClosingKind.DAY, after=after, upto=upto)
         differ = [f for f in FIGURES if figures[f] != getattr(closing, f)]
         if differ:
             report.problem(f"{where}: {', '.join(differ)} differ from the sale lines of the period")

@@ -220,7 +220,9 @@ class TillClosing(OrgScoped, Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     kind: Mapped[TillClosingKind] = mapped_column(EnumText(TillClosingKind, 5))
-    period: Mapped[str] = mapped_column(String(10))
+    # 2026-12-05, 2026-12-05/2 (the day closed again), 2026-12, 2026. SQLite keeps its first
+    # VARCHAR(10): it never holds a VARCHAR to its length (migration 0037).
+    period: Mapped[str] = mapped_column(String(16).with_variant(String(10), "sqlite"))
     start_date: Mapped[dt.date] = mapped_column(Date)
     end_date: Mapped[dt.date] = mapped_column(Date)
     first_seq: Mapped[int | None]

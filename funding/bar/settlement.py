@@ -345,6 +345,13 @@ async def _tell_member(session: AsyncSession, batch: Batch) -> None:
                                  f"({batch.line_count} consommation(s)).\nNous n'avons pas pu la prélever sur une carte "
                                  "enregistrée : réglez-la en ligne depuis votre espace, rubrique « Mon ardoise du bar » "
                                  "(/bar/ardoise).\n\nMerci !\nL'équipe Entre-Lab"))
+    elif batch.status == BatchStatus.PAID and batch.method in (BatchMethod.PAYMENT_INTENT, BatchMethod.CHECKOUT):
+        how = "prélevée sur votre carte enregistrée" if batch.method == BatchMethod.PAYMENT_INTENT else "payée en ligne"
+        await enqueue(session, to=user.email, user_id=user.id, org_id=batch.org_id, dedupe_key=f"bar-batch:{batch.id}:paid",
+                      subject=f"Votre ardoise du bar de {site.name} est réglée : {amount}",
+                      body_text=(f"Bonjour {user.name},\n\nVotre ardoise du bar de {site.name} ({amount}, "
+                                 f"{batch.line_count} consommation(s)) est réglée, {how}. Le détail reste visible dans "
+                                 "votre espace, rubrique « Mon ardoise du bar ».\n\nMerci !\nL'équipe Entre-Lab"))
     elif batch.status == BatchStatus.BILLED and batch.method == BatchMethod.INVOICE_ITEM:
         await enqueue(session, to=user.email, user_id=user.id, org_id=batch.org_id, dedupe_key=f"bar-batch:{batch.id}:billed",
                       subject=f"Votre ardoise du bar de {site.name} : {amount} sur votre prochaine facture",

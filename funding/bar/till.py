@@ -43,9 +43,12 @@ def local_today(now: dt.datetime | None = None) -> dt.date:
 
 
 def business_day(head: TillHead, now: dt.datetime | None = None) -> dt.date:
+    """The day a line rung now belongs to: today in Paris, even when today was closed already (a
+    closing before midnight covers the lines up to it; the later ones get a closing of their own,
+    funding.bar.closings). Only a clock gone back files onto the last closed day."""
     today = local_today(now)
-    if head.closed_through is not None and today <= head.closed_through:
-        return head.closed_through + dt.timedelta(days=1)
+    if head.closed_through is not None and today < head.closed_through:
+        return head.closed_through
     return today
 
 

@@ -10,6 +10,7 @@ belongs to none: their own rows are found by their address, which the login prov
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from funding.campaigns.models import Campaign, CampaignStatus, Mode, Pledge, Ple
 from funding.campaigns.pledges import pledge_token
 from funding.campaigns.receipts import receipt_code, receipt_token
 from funding.donations.service import donor_token
+from funding.payments.cards import CardOnFile, payment_method_card
 from funding.settings import Settings
 
 LANDING = "/mes-contributions"
@@ -88,3 +90,13 @@ async def space(session: AsyncSession, settings: Settings, email: str, now: dt.d
                 else f"/soutenir/recu/{donor_token(settings.secret_key, receipt.payment_id or 0)}")
         kept.append(BackerReceipt(receipt, receipt_code(receipt), path))
     return BackerSpace(pledges, kept)
+
+
+CARDS_SHOWN = 10  # Stripe reads per page: the open promises, newest first
+
+
+async def cards_on_file(gw, view: BackerSpace) -> dict[int, CardOnFile]:
+    """The card saved for each promise still to be charged (or to be retried), from Stripe."""
+    wanted = [b.pledge for b in view.pledges if b.pledge.status in OPEN_PROMISES and b.pledge.payment_method_id][:CARDS_SHOWN]
+    found = await asyncio.gather(*(payment_method_card(gw, p.payment_method_id) for p in wanted))
+    return {p.id: card for p, card in zip(wanted, found, strict=True) if card is not None}

@@ -19,9 +19,11 @@ from funding.campaigns import settle
 from funding.campaigns.books import charge_txns, tag_stripe
 from funding.campaigns.models import Campaign, CampaignStatus, EntryKind, Mode, Pledge, PledgeStatus, Tier
 from funding.campaigns.pledges import Contribution, create_pledge
+from funding.clock import local_day
 from funding.db import Sessions, must_get, rowcount, transaction, utcnow
 from funding.errors import Forbidden, Unavailable
 from funding.i18n import gettext as _
+from funding.i18n import money
 from funding.payments import books
 from funding.payments.calls import create_once
 from funding.payments.models import PaymentPurpose
@@ -54,6 +56,15 @@ def _meta(pledge: Pledge, campaign: Campaign) -> dict:
 
 def _description(campaign: Campaign, tier: Tier | None) -> str:
     return f"{campaign.title} — {tier.title if tier else 'contribution libre'}"[:200]
+
+
+def _card_note(campaign: Campaign, pledge: Pledge) -> dict:
+    """What a saved card is for, shown on Checkout's card page above its button (setup mode has
+    no amount of its own): the promise's amount, the campaign, the day of the charge."""
+    text = _("Promesse de %(amount)s à « %(campaign)s » : votre carte sera débitée le %(day)s seulement si la campagne "
+             "atteint son objectif ; sinon, rien ne sera prélevé.", amount=money(pledge.amount, pledge.currency),
+             campaign=campaign.title, day=local_day(campaign.ends_at).strftime("%d/%m/%Y"))
+    return {"submit": {"message": text[:1200]}}
 
 
 async def start_contribution(sessions: Sessions, gw: StripeGateway, settings: Settings, campaign_id: int,
@@ -93,6 +104,7 @@ async def open_checkout(sessions: Sessions, gw: StripeGateway, settings: Setting
             "mode": "setup", "customer": customer["id"], "currency": pledge.currency.lower(),
             "allowed_payment_method_types": ["card"], "metadata": meta, "locale": "fr",
             "setup_intent_data": {"metadata": meta, "description": _description(campaign, tier)},
+            "custom_text": _card_note(campaign, pledge),
             "success_url": success, "cancel_url": cancel, "expires_at": checkout_expiry(),
         })
         async with transaction(sessions) as session:
@@ -160,6 +172,7 @@ async def start_card_update(sessions: Sessions, gw: StripeGateway, pledge_id: in
             "mode": "setup", "customer": pledge.customer_id, "currency": pledge.currency.lower(),
             "allowed_payment_method_types": ["card"], "metadata": {**meta, "card": str(number)}, "locale": "fr",
             "setup_intent_data": {"metadata": {**meta, "card": str(number)}, "description": f"{campaign.title} — nouvelle carte"[:200]},
+            "custom_text": _card_note(campaign, pledge),
             "success_url": f"{base}/contributions/{token}/carte?session_id={{CHECKOUT_SESSION_ID}}",
             "cancel_url": f"{base}/contributions/{token}",
         })

@@ -184,7 +184,8 @@ async def backer_space(request: Request) -> Response:
     async with request.app.state.sessions() as session:
         view = await backers.space(session, request.app.state.settings, user.email, utcnow())
     return render(request, "campaigns/backer.html", {"s": view, "labels": views.PLEDGE_LABELS, "modes": views.MODE_LABELS,
-                                                      "local": admin.local})
+                                                      "local": admin.local,
+                                                      "cards": await backers.cards_on_file(request.app.state.gateway, view)})
 
 
 # --- the backer's own page (signed link) ----------------------------------------------------

@@ -31,6 +31,7 @@ from funding.clock import local_day
 from funding.coworking.members import ensure_aux_account, member_from_metadata
 from funding.coworking.models import (
     LIVE_STATUSES,
+    RUNNING,
     Invoice,
     InvoiceStatus,
     Member,
@@ -40,7 +41,7 @@ from funding.coworking.models import (
     SubscriptionStatus,
 )
 from funding.coworking.plans import plan_for_price
-from funding.db import digits, get_held, insert_ignore, must_get, per_transaction, utcnow
+from funding.db import digits, get_held, insert_ignore, must_get, per_transaction, rowcount, utcnow
 from funding.i18n import money
 from funding.ledger.chart import vat_account
 from funding.ledger.models import Entry, FundingSource
@@ -178,19 +179,66 @@ async def apply_subscription(session: AsyncSession, sub: dict, version: int) -> 
         "started_at": from_unix(sub.get("start_date") or sub.get("created")) or seen_at,
         "past_due_since": seen_at if status == SubscriptionStatus.PAST_DUE else None, "created_at": utcnow(),
     }, ["stripe_subscription_id"])
+    before = None
     if inserted is None:
+        before = (await session.execute(
+            select(Subscription.stripe_price_id, Subscription.plan_id, Subscription.cancel_at_period_end,
+                   Subscription.canceled_at, Subscription.status)
+            .where(Subscription.stripe_subscription_id == sub["id"]).with_for_update())).one()
         values["past_due_since"] = case((Subscription.status == SubscriptionStatus.PAST_DUE, func.coalesce(Subscription.past_due_since, seen_at)),
                                         else_=seen_at) if status == SubscriptionStatus.PAST_DUE else None
-        await session.execute(
+        moved = await session.execute(
             update(Subscription).where(
                 Subscription.stripe_subscription_id == sub["id"], Subscription.version <= int(version),
                 or_(Subscription.status.not_in(FINAL_SUBSCRIPTION), Subscription.status == status),
             ).values(**values).execution_options(synchronize_session=False))
+        if rowcount(moved) != 1:
+            before = None  # an older word than ours: nothing changed
     # Inserted or already there: the row exists either way.
     row = (await session.scalars(select(Subscription).where(Subscription.stripe_subscription_id == sub["id"])
                                  .execution_options(populate_existing=True))).one()
     await _subscription_emails(session, row, member)
+    if before is not None:
+        await _change_emails(session, row, member, before, int(version))
     return row
+
+
+async def _change_emails(session: AsyncSession, row: Subscription, member: Member, before, version: int) -> None:
+    """What the member changed (or Stripe's portal did) since the row we held: a plan change, a
+    cancellation at the period's end, its undo, each told once. The row was locked before the
+    update, so a second delivery of the same news finds nothing changed; the keys come from
+    Stripe's object (the price, the cancellation's ``canceled_at``) and the event's time."""
+    if row.status not in RUNNING or before.status not in RUNNING:
+        return
+    user = await must_get(session, User, member.user_id)
+    site = await must_get(session, Site, row.site_id)
+    plan = await session.get(Plan, row.plan_id) if row.plan_id else None
+    name = plan.name if plan else "abonnement"
+    key = f"coworking:{row.stripe_subscription_id}"
+    if before.stripe_price_id and row.stripe_price_id and before.stripe_price_id != row.stripe_price_id:
+        old = await session.get(Plan, before.plan_id) if before.plan_id else None
+        await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
+                      dedupe_key=f"{key}:plan:{row.stripe_price_id}:{version}",
+                      subject=f"Nouvelle formule : {name} — {site.name}",
+                      body_text=(f"Bonjour {user.name},\n\nVotre abonnement passe "
+                                 + (f"de la formule « {old.name} » " if old else "")
+                                 + f"à la formule « {name} » ({site.name}). La différence au prorata figure sur votre "
+                                 "prochaine facture, visible dans votre espace membre.\n\nL'équipe Entre-Lab"))
+    if row.cancel_at_period_end and not before.cancel_at_period_end:
+        end = local_day(row.cancel_at or row.current_period_end or utcnow())
+        stamp = int((row.canceled_at or from_unix(version) or utcnow()).replace(tzinfo=dt.UTC).timestamp())
+        await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"{key}:cancel:{stamp}",
+                      subject=f"Résiliation enregistrée — {site.name}",
+                      body_text=(f"Bonjour {user.name},\n\nVotre abonnement « {name} » ({site.name}) prendra fin le "
+                                 f"{end.strftime('%d/%m/%Y')} : vous gardez l'accès jusque-là, sans autre prélèvement.\n"
+                                 "Vous pouvez annuler cette résiliation depuis votre espace membre avant cette date.\n\n"
+                                 "L'équipe Entre-Lab"))
+    elif before.cancel_at_period_end and not row.cancel_at_period_end:
+        stamp = int((before.canceled_at or from_unix(version) or utcnow()).replace(tzinfo=dt.UTC).timestamp())
+        await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"{key}:resume:{stamp}",
+                      subject=f"Résiliation annulée — {site.name}",
+                      body_text=(f"Bonjour {user.name},\n\nVotre abonnement « {name} » ({site.name}) continue : la "
+                                 "résiliation est annulée et il se renouvellera normalement.\n\nL'équipe Entre-Lab"))
 
 
 async def _subscription_emails(session: AsyncSession, row: Subscription, member: Member) -> None:

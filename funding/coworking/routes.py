@@ -50,11 +50,24 @@ from funding.i18n import gettext as _
 from funding.invoicing.document import InvoiceDocumentError
 from funding.limits.service import RateLimited, allowed
 from funding.orgs.models import Site
+from funding.payments.cards import customer_card
 from funding.payments.models import PaymentPurpose
 from funding.payments.service import CHECKOUT_RETURN, settle_return
 from funding.security import TokenError, sign, unsign
 from funding.stripe_gateway import GatewayError
-from funding.web import absolute_url, db, flash, load_user, path_for, pdf_response, rate_limit, redirect, redirect_to, require
+from funding.web import (
+    absolute_url,
+    db,
+    flash,
+    load_user,
+    log_in,
+    path_for,
+    pdf_response,
+    rate_limit,
+    redirect,
+    redirect_to,
+    require,
+)
 
 log = logging.getLogger("funding.coworking")
 MEMBER = ("member",)
@@ -272,10 +285,15 @@ async def join_confirm(request: Request) -> Response:
         await rate_limit(request, ("join-ip", None))
         async with db(request) as session:
             member, created = await enrol(session, site, details)
-        if not created:  # the account exists now (this link followed twice, or joined since): its owner logs in
+            account = await must_get(session, User, member.user_id) if created else None
+        if account is None:  # the account exists now (this link followed twice, or joined since): its owner logs in
             flash(request, _("Cette adresse a déjà un compte : connectez-vous pour choisir votre formule."))
             return redirect_to(request, "login", query={"next": path_for(request, "coworking_join", site=site.slug,
                                                                            plan=plan.code)})
+        # The link of the join email proved this mailbox, as a login link does, and it creates the
+        # account once: its follower is logged in, so that Checkout's return leads to the member
+        # area without a second email (issue 17's login-link loop).
+        log_in(request, account)
         return redirect(await _checkout(request, site, plan, member.id))
     except RateLimited as exc:
         context["error"] = str(exc)
@@ -366,9 +384,13 @@ async def member_home(request: Request) -> Response:
         options = await billing.change_options(session, workspace["sub"]) if workspace else []
         panels = await member_panels(session, member)
     unpaid = [i for i in invoices if i.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and i.attempt_count > 0]
+    running = next((v["sub"] for v in (workspace, membership) if v and v["sub"].status in RUNNING), None)
+    card = await customer_card(request.app.state.gateway, member.stripe_customer_id,
+                               subscription_id=running.stripe_subscription_id if running else None)
     return page(request, "coworking/member/home.html", {
         "member": member, "me": user, "site": site, "workspace": workspace, "membership": membership, "invoices": invoices, "notes": notes,
         "overdue": overdue, "unpaid": unpaid, "passes": passes, "pass_plans": pass_plans, "options": options, "panels": panels,
+        "card": card,
     })
 
 

@@ -33,6 +33,7 @@ from funding.db import insert_ignore, utcnow
 from funding.exports import books, journal, textledgers
 from funding.exports.journal import ExportError, Scope
 from funding.exports.models import FORMATS, Channel, ExportFormat, ExportLog, ExportRecipient, ExportRun
+from funding.i18n import N_
 from funding.i18n import gettext as _
 from funding.ledger.models import Closing, LedgerHead, Seal, SealKind
 from funding.ledger.seals import seal_text
@@ -62,14 +63,14 @@ MEDIA_TYPES = {
     "trial-balance": "text/csv; charset=utf-8",
     "general-ledger": "text/csv; charset=utf-8",
 }
-FORMAT_LABELS = {
+FORMAT_LABELS = {  # in the catalogue: shown through _() in the page's language
     "fec": "FEC",
     "fec-latin9": "FEC (ISO 8859-15)",
-    "csv": "Journal général (CSV)",
+    "csv": N_("Journal général (CSV)"),
     "beancount": "Beancount",
     "hledger": "hledger",
-    "trial-balance": "Balance générale (CSV)",
-    "general-ledger": "Grand livre (CSV)",
+    "trial-balance": N_("Balance générale (CSV)"),
+    "general-ledger": N_("Grand livre (CSV)"),
 }
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
@@ -170,7 +168,9 @@ async def test_products_csv_import_is_checked_whole(sessions, world):
     assert PRICES["Café"] == 150
 
 
-async def test_a_sale_after_the_evening_closing_opens_the_next_day(sessions, world):
+async def test_a_sale_after_the_closing_stays_on_its_day_and_is_closed_again(sessions, world):
+    """Issue 17: a sale rung after the day's closing used to open tomorrow; it stays on its
+    Paris day, and closing that day again covers it."""
     from funding.bar.closings import close_day
 
     bar = await make_bar(sessions, world)
@@ -178,7 +178,10 @@ async def test_a_sale_after_the_evening_closing_opens_the_next_day(sessions, wor
     async with transaction(sessions) as session:
         closings = await close_day(session, await site_of(session, world), closed_by="Louis")
     late = await sell(sessions, bar, "Thé")
-    assert late.day == closings[-1].end_date + dt.timedelta(days=1)
+    assert late.day == closings[-1].end_date
+    async with transaction(sessions) as session:
+        [again] = await close_day(session, await site_of(session, world), closed_by="Louis")
+    assert (again.period, again.line_count, again.first_seq) == (f"{late.day.isoformat()}/2", 1, late.seq)
 
 
 async def test_limit_counts_only_the_open_tab(sessions, world):
