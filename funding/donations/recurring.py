@@ -22,6 +22,7 @@ one-off gifts summed) is still to build (issue 18).
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Any
 
 from sqlalchemy import select, update
@@ -284,6 +285,20 @@ async def stop(sessions: Sessions, gw: StripeGateway, *, gift_id: int, email: st
     async with transaction(sessions) as session:
         stopped = await apply_subscription(session, sub, max(gift.version, int(sub.get("created") or 0)) + 1)
     return stopped or gift
+
+
+async def portal_url(sessions: Sessions, gw: StripeGateway, *, gift_id: int, email: str, return_url: str) -> str:
+    """A Billing Portal session of the gift's own customer: the donor changes the card (or stops)."""
+    async with sessions() as session:
+        gift = await session.get(RecurringGift, gift_id)
+    if gift is None or gift.email != email:
+        raise LookupError("not this donor's gift")
+    if not gift.stripe_customer_id or gift.status not in STOPPABLE:
+        raise GiftError(_("Ce don régulier est déjà arrêté."))
+    portal = await create_once(sessions, gw, ref=f"recurring-gift-portal:{gift.id}:{secrets.token_hex(6)}",
+                               resource="billing_portal.sessions", tag=False,
+                               params={"customer": gift.stripe_customer_id, "return_url": return_url, "locale": "fr"})
+    return str(portal["url"])
 
 
 purposes.register(PURPOSE, allocate, bills_invoices=True)

@@ -15,7 +15,7 @@ from funding.campaigns import receipts
 from funding.campaigns.donors import DonorDetails, DonorError, check_donor
 from funding.campaigns.resend import RECEIPT_LINK_MAX_AGE, check_not_revoked
 from funding.campaigns.routes import open_link, show_receipt
-from funding.db import must_get, transaction
+from funding.db import must_get, row_id, transaction
 from funding.donations import recurring
 from funding.donations.service import DONOR_TOKEN, MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE, donor_token
 from funding.i18n import gettext as _
@@ -25,7 +25,7 @@ from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Organisation, Site
 from funding.payments.service import CHECKOUT_RETURN, settle_return, start_checkout
 from funding.stripe_gateway import GatewayError
-from funding.web import absolute_url, db, path_for, rate_limit, redirect, render
+from funding.web import LoginRequired, absolute_url, db, flash, load_user, path_for, rate_limit, redirect, redirect_to, render
 
 DONOR_FIELDS = ("street", "postcode", "town", "country", "company", "company_name", "siren")
 
@@ -136,6 +136,51 @@ async def recurring_thanks(request: Request) -> Response:
                   status_code=200 if gift is not None else 404)
 
 
+async def _donor_gift(request: Request) -> tuple[int, str]:
+    """(gift id, the logged-in person's address): only the address a login link proved acts on its gifts."""
+    async with db(request) as session:
+        user = await load_user(request, session)
+    if user is None:
+        raise LoginRequired()
+    gift_id = row_id(str(request.path_params["gift_id"]))
+    if gift_id is None:
+        raise HTTPException(404)
+    return gift_id, user.email.strip().lower()
+
+
+async def stop_gift(request: Request) -> Response:
+    """The donor stops their recurring gift (backer space): cancelled at Stripe at once."""
+    gift_id, email = await _donor_gift(request)
+    try:
+        await recurring.stop(request.app.state.sessions, request.app.state.gateway, gift_id=gift_id, email=email)
+    except LookupError:
+        raise HTTPException(404) from None
+    except recurring.GiftError as exc:
+        flash(request, str(exc), "error")
+    except GatewayError:
+        flash(request, _("Le paiement est momentanément indisponible. Réessayez dans quelques minutes."), "error")
+    else:
+        flash(request, _("Votre don régulier est arrêté : plus rien ne sera prélevé. Merci pour votre soutien !"))
+    return redirect_to(request, "backer_space")
+
+
+async def gift_card(request: Request) -> Response:
+    """The donor changes the card of their recurring gift on Stripe's Billing Portal (they may stop it there too)."""
+    gift_id, email = await _donor_gift(request)
+    try:
+        url = await recurring.portal_url(request.app.state.sessions, request.app.state.gateway, gift_id=gift_id, email=email,
+                                         return_url=absolute_url(request, "backer_space"))
+    except LookupError:
+        raise HTTPException(404) from None
+    except recurring.GiftError as exc:
+        flash(request, str(exc), "error")
+        return redirect_to(request, "backer_space")
+    except GatewayError:
+        flash(request, _("Le paiement est momentanément indisponible. Réessayez dans quelques minutes."), "error")
+        return redirect_to(request, "backer_space")
+    return redirect(url)
+
+
 async def _receipt_id(request: Request) -> int | None:
     """The latest receipt of the gift a donor's signed link names, once its signature, age and
     revocation are checked."""
@@ -165,6 +210,8 @@ routes = [
     Route("/soutenir", donate, methods=["GET", "POST"], name="donate"),
     Route("/soutenir/merci", thanks, name="donate_thanks"),
     Route("/soutenir/regulier/merci", recurring_thanks, name="donate_recurring_thanks"),
+    Route("/mes-contributions/dons-reguliers/{gift_id:str}/arreter", stop_gift, methods=["POST"], name="recurring_gift_stop"),
+    Route("/mes-contributions/dons-reguliers/{gift_id:str}/carte", gift_card, methods=["POST"], name="recurring_gift_card"),
     Route("/soutenir/recu/{token:str}", receipt_page, name="donation_receipt"),
     Route("/soutenir/recu/{token:str}/pdf", receipt_pdf, name="donation_receipt_pdf"),
 ]

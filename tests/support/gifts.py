@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 from dataclasses import dataclass
 
 import httpx
@@ -10,6 +12,7 @@ from sqlalchemy import select
 from funding.donations.models import RecurringGift, RecurringGiftPayment
 from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
+from funding.stripe_gateway import SANDBOX_PATH
 from tests.support.e2e import DONOR_ADDRESS, db_call, pay_on_hosted_page, wait_for
 from tests.support.web import csrf_of
 
@@ -67,3 +70,33 @@ def instalments_booked(e2e, count: int) -> GiftFacts:
         return facts if len(facts.instalments) >= count and len(facts.entries) >= count else None
 
     return wait_for(ready, timeout=40, what=f"{count} instalment(s) booked")
+
+
+@contextlib.contextmanager
+def donor_client(e2e, email: str):
+    """A browser session of the donor, logged in by the link /login emails to their address."""
+    with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=30) as client:
+        page = client.get("/login")
+        assert client.post("/login", data={"csrf_token": csrf_of(page.text), "email": email}).status_code == 200
+
+        async def link(sessions):
+            async with sessions() as session:
+                return await session.scalar(select(Email.body_text).where(Email.to_addr == email, Email.dedupe_key.like("login:%"))
+                                            .order_by(Email.id.desc()).limit(1))
+
+        body = wait_for(lambda: db_call(e2e.settings, link), what="the login email")
+        path = re.search(r"https?://[^/\s]+(/login/\S+)", body).group(1)
+        confirm = client.get(path)
+        assert client.post(path, data={"csrf_token": csrf_of(confirm.text)}).status_code in (302, 303)
+        yield client
+
+
+def change_gift_card(e2e, client: httpx.Client, gift_id: int, card: str) -> None:
+    """From the backer space to the Billing Portal of the gift's customer, and a new card there."""
+    space = client.get("/mes-contributions")
+    portal = client.post(f"/mes-contributions/dons-reguliers/{gift_id}/carte", data={"csrf_token": csrf_of(space.text)})
+    assert portal.status_code == 303 and f"{SANDBOX_PATH}/portal/" in portal.headers["location"], portal.text[:300]
+    saved = client.post(portal.headers["location"].split("?")[0],
+                        data={"action": "update-card", "cardholder-name": "Donatrice", "card-number": card,
+                              "card-expiry": "12/34", "card-cvc": "123"})
+    assert saved.status_code == 200 and "Votre carte est enregistrée" in saved.text
