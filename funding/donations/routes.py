@@ -38,8 +38,9 @@ async def _sites(session):
 async def donate(request: Request) -> Response:
     async with db(request) as session:
         sites = await _sites(session)
-    context = {"sites": sites, "presets": PRESETS, "form": {"site": request.query_params.get("site", "")}, "error": None,
-               "canceled": "annule" in request.query_params,
+    query = request.query_params
+    context = {"sites": sites, "presets": PRESETS, "form": {"site": query.get("site", ""), "frequency": query.get("frequence", "")},
+               "error": None, "canceled": "annule" in request.query_params,
                "recurring_min": {i.value: m for i, m in recurring.MIN_AMOUNT.items()}}
     if request.method == "GET":
         return render(request, "donations/donate.html", context)

@@ -78,6 +78,8 @@ def test_a_failing_card_emails_the_donor_per_attempt_and_the_donor_stops_the_gif
 def test_bad_recurring_input_is_refused_and_creates_nothing(e2e):
     world = db_call(e2e.settings, make_world)
     with httpx.Client(base_url=e2e.url, timeout=20) as client:
+        chosen = client.get(f"/soutenir?site={world.site_slug}&frequence=month")  # the link on a site's coworking page
+        assert 'name="frequency" value="month" checked' in chosen.text
         low = give_recurring(client, world, other="4")  # below 5 € a month
         assert low.status_code == 400 and "compris entre" in low.text
         low_year = give_recurring(client, world, frequency="year", other="15")  # below 20 € a year
