@@ -14,7 +14,7 @@ from funding.mail.models import Email
 from funding.orgs.models import Site
 from funding.payments.models import StripeRequest
 from tests.support.coworking import invoice, line, price, subscription
-from tests.support.stripe_objects import event, now, sid
+from tests.support.stripe_objects import balance_transaction, event, now, refund, sid
 from tests.support.webhooks import deliver, entries
 from webhooks.processing import drain
 
@@ -155,3 +155,20 @@ async def test_the_donor_stops_their_gift_and_nobody_else_can(sessions, world, g
     assert stopped.status == GiftStatus.CANCELED and stopped.canceled_at is not None
     with pytest.raises(recurring.GiftError):
         await recurring.stop(sessions, gw, gift_id=gift.id, email="ana@example.org")
+
+
+async def test_a_refunded_instalment_is_booked_back_off_the_gifts(engine, sessions, world, gw, fake_stripe):
+    gift, _ = await _start(sessions, gw, world)
+    sub, checkout = _gift_subscription(fake_stripe, gift)
+    inv, ch, txn = _paid_month(fake_stripe, gift, sub)
+    await deliver(engine, event("checkout.session.completed", checkout), event("invoice.paid", inv))
+    await drain(sessions, gw)
+    re_txn = balance_transaction(amount=-2000, fee=0, type="refund", source="re_x")
+    re = refund(amount=2000, charge_id=ch["id"], txn=re_txn["id"])
+    re_txn["source"] = re["id"]
+    refunded = {**ch, "amount_refunded": 2000, "refunds": {**ch["refunds"], "data": [re]}}
+    fake_stripe.add(re_txn, re, refunded)
+    await deliver(engine, event("charge.refunded", refunded), event("refund.created", re))
+    await drain(sessions, gw)
+    assert await entries(sessions) == [(f"stripe:{txn['id']}", [("5115", 1945), ("627", 55), ("75411", -2000)]),
+                                       (f"stripe:{re_txn['id']}", [("5115", -2000), ("75411", 2000)])]
