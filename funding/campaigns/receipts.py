@@ -1,6 +1,7 @@
 """Tax receipts for gifts (reçu fiscal, cerfa 11580; 16216 for a company) and the yearly summary per donor.
 
-Only for gifts — a campaign's pledges and the one-off gifts of /soutenir, in one series —
+Only for gifts — a campaign's pledges, the one-off gifts of /soutenir and, once a year, a
+donor's recurring gifts of the year (one receipt for them all), in one series —
 only when the organisation is of general interest. Numbers form one
 continuous series per organisation and year: the counter row's lock serialises issuing,
 and a trigger refuses any number that is not the next one. A refund voids the receipt;
@@ -12,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.campaigns.models import (
@@ -27,6 +28,7 @@ from funding.campaigns.models import (
 from funding.campaigns.words import amount_in_words
 from funding.clock import local_day
 from funding.db import dialect_insert, dialect_of, insert_ignore, must_get, utcnow
+from funding.donations.models import RecurringGift
 from funding.money import format_money
 from funding.orgs.models import Organisation, Site
 from funding.payments.models import Payment, PaymentStatus
@@ -67,6 +69,7 @@ class Gift:
     amount: int  # what remains given
     currency: str
     paid_at: dt.datetime | None
+    annual_year: int | None = None  # a donor's year of recurring gifts (no pledge, no payment)
 
     @classmethod
     def of_pledge(cls, pledge: Pledge, campaign: Campaign) -> Gift:
@@ -84,7 +87,16 @@ class Gift:
 
 
 def _of(gift: Gift):
+    if gift.annual_year is not None:
+        return and_(TaxReceipt.org_id == gift.org_id, TaxReceipt.donor_email == gift.donor_email,
+                    TaxReceipt.annual_year == gift.annual_year)
     return TaxReceipt.pledge_id == gift.pledge_id if gift.pledge_id is not None else TaxReceipt.payment_id == gift.payment_id
+
+
+def _conflict(gift: Gift) -> list[str]:
+    if gift.annual_year is not None:
+        return ["org_id", "donor_email", "annual_year", "revision"]
+    return ["pledge_id", "revision"] if gift.pledge_id is not None else ["payment_id", "revision"]
 
 
 async def _issue(session: AsyncSession, gift: Gift, now: dt.datetime | None) -> TaxReceipt | None:
@@ -106,9 +118,10 @@ async def _issue(session: AsyncSession, gift: Gift, now: dt.datetime | None) -> 
         "donor_name": gift.donor_name, "donor_address": gift.donor_address, "donor_email": gift.donor_email,
         "donor_siren": gift.donor_siren, "amount": gift.amount, "currency": gift.currency,
         "paid_on": local_day(gift.paid_at or now), "method": "carte bancaire", "issued_at": now,
-    }, ["pledge_id", "revision"] if gift.pledge_id is not None else ["payment_id", "revision"])
+        "annual_year": gift.annual_year,
+    }, _conflict(gift))
     if receipt_id is None:  # issued concurrently: the counter advanced for nothing, roll back with us
-        raise RuntimeError(f"tax receipt of {gift.pledge_id or gift.payment_id} issued concurrently")
+        raise RuntimeError(f"tax receipt of {gift.pledge_id or gift.payment_id or gift.annual_year} issued concurrently")
     return await session.get(TaxReceipt, receipt_id)
 
 
@@ -125,6 +138,14 @@ async def issue_for_payment(session: AsyncSession, payment: Payment, *, now: dt.
     if payment.status != PaymentStatus.PAID:
         return None
     return await _issue(session, Gift.of_payment(payment), now)
+
+
+async def issue_annual(session: AsyncSession, gift: Gift, *, now: dt.datetime | None = None) -> TaxReceipt | None:
+    """A donor's receipt for a year of recurring gifts (``gift.annual_year`` set; its amount the
+    year's total, ``paid_at`` its last instalment): once per donor, organisation and year."""
+    if gift.annual_year is None:
+        raise ValueError("an annual receipt names its year of gifts")
+    return await _issue(session, gift, now)
 
 
 async def _void_and_reissue(session: AsyncSession, gift: Gift, reason: str) -> TaxReceipt | None:
@@ -208,6 +229,8 @@ class ReceiptView:
 
     @property
     def allocation(self) -> str:
+        if self.receipt.annual_year is not None:
+            return f"Dons réguliers de l'année {self.receipt.annual_year} au tiers-lieu {self.site.name}"
         if self.campaign is not None:
             return f"Campagne « {self.campaign.title} » ({self.site.name})"
         return f"Don en ligne au tiers-lieu {self.site.name}"
@@ -252,7 +275,17 @@ async def view(session: AsyncSession, receipt_id: int) -> ReceiptView | None:
     if receipt is None:
         return None
     campaign = await session.get(Campaign, receipt.campaign_id) if receipt.campaign_id is not None else None
-    site_id = campaign.site_id if campaign is not None else (await must_get(session, Payment, receipt.payment_id)).site_id
+    site_id: int | None
+    if campaign is not None:
+        site_id = campaign.site_id
+    elif receipt.payment_id is not None:
+        site_id = (await must_get(session, Payment, receipt.payment_id)).site_id
+    else:  # a year of recurring gifts: the site of the donor's latest gift
+        site_id = await session.scalar(select(RecurringGift.site_id).where(
+            RecurringGift.org_id == receipt.org_id, func.lower(RecurringGift.email) == receipt.donor_email.lower())
+            .order_by(RecurringGift.id.desc()).limit(1))
+        if site_id is None:
+            raise LookupError(f"receipt {receipt.id}: no recurring gift of {receipt.donor_email}")
     org = await must_get(session, Organisation, receipt.org_id)
     return ReceiptView(receipt, receipt_code(receipt), org, await session.get(ReceiptIssuer, org.id), campaign,
                        await must_get(session, Site, site_id), amount_in_words(receipt.amount, receipt.currency))
