@@ -3,9 +3,14 @@ sandbox's clock, each instalment booked once as a gift with Stripe's fee; stoppe
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 from sqlalchemy import func, select
 
+from funding.clock import local_day
+from funding.db import transaction
+from funding.donations import annual
 from funding.donations.models import GiftStatus, RecurringGift
 from funding.payments.models import StripeRequest
 from tests.support.e2e import DAY, FAILS, HOUR, advance, db_call, sandbox_get, wait_for
@@ -41,6 +46,23 @@ def test_a_monthly_gift_for_three_months_books_each_instalment_once_with_its_fee
     wait_for(lambda: all((e.get("sandbox_delivery") or {}).get("delivered_at")
                          for e in sandbox_get(e2e, "/_admin/events")["data"]), what="every webhook delivered")
     assert len(gift_facts(e2e).entries) == 3
+
+    # The annual receipt of each year the instalments fall in (three months may straddle a new year):
+    # one per donor and year, for the year's total, numbered in the one series.
+    years: dict[int, int] = {}
+    for instalment in facts.instalments:
+        years[local_day(instalment.paid_at).year] = years.get(local_day(instalment.paid_at).year, 0) + instalment.amount
+
+    async def issue(sessions):
+        issued = []
+        for year in sorted(years):
+            async with transaction(sessions) as session:
+                issued += [(r.annual_year, r.amount, r.donor_email, r.number)
+                           for r in await annual.issue_year(session, year, now=dt.datetime(year + 1, 1, 10, 9))]
+        return issued
+
+    assert db_call(e2e.settings, issue) == [(year, total, "ana@example.org", 1) for year, total in sorted(years.items())]
+    assert db_call(e2e.settings, issue) == []  # once
 
 
 def test_a_failing_card_emails_the_donor_per_attempt_and_the_donor_stops_the_gift(e2e):
