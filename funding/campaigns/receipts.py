@@ -170,6 +170,14 @@ async def void_and_reissue_payment(session: AsyncSession, payment: Payment, take
     return await _void_and_reissue(session, Gift.of_payment(payment, taken_back), reason)
 
 
+async def void_and_reissue_annual(session: AsyncSession, gift: Gift, reason: str) -> TaxReceipt | None:
+    """A donor's year of recurring gifts after an instalment was refunded or charged back
+    (``gift.amount``: what remains given that year): as for a pledge."""
+    if gift.annual_year is None:
+        raise ValueError("an annual receipt names its year of gifts")
+    return await _void_and_reissue(session, gift, reason)
+
+
 def void_reason(reason: str, amount: int, currency: str) -> str:
     """``remboursement de 50,00 €``: a legal document's French, whatever the reader's locale."""
     return f"{reason} de {format_money(amount, currency, 'fr')}"

@@ -5,7 +5,9 @@ organisation and year), emailed with its PDF.
 Its amount is the sum of the donor's instalments paid in that year (Paris days), across their
 recurring gifts to the organisation; its date the last instalment's; its donor the latest
 gift's (name, address, company). A donor's one-off gifts keep the receipt each got when paid:
-summing them here would receipt them twice (see the report of issue 18).
+summing them here would receipt them twice (see the report of issue 18). An instalment refunded
+or lost in a dispute counts for what remains given; after the receipt, it voids it and what
+remains gets a new one.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.campaigns import receipt_pdf, receipts
 from funding.campaigns.models import TaxReceipt
-from funding.clock import PARIS, paris_today
-from funding.db import Sessions, transaction, utcnow
+from funding.clock import PARIS, local_day, paris_today
+from funding.db import Sessions, must_get, transaction, utcnow
 from funding.donations.models import RecurringGift, RecurringGiftPayment
 from funding.i18n import money
 from funding.mail.service import enqueue
@@ -46,20 +48,27 @@ class DonorYear:
     gift: RecurringGift  # the latest: whose name, address and company the receipt states
 
 
-async def donors_of_year(session: AsyncSession, year: int, *, limit: int | None = None) -> list[DonorYear]:
+async def donors_of_year(session: AsyncSession, year: int, *, limit: int | None = None,
+                         donor: tuple[int, str] | None = None) -> list[DonorYear]:
     """Donors of organisations of general interest with instalments paid in ``year`` and no
-    annual receipt in force for it yet."""
+    annual receipt in force for it yet (``donor``: this (organisation, address) only, receipt
+    or not), with what remains given once refunds and lost disputes are taken off."""
     start, end = year_bounds(year)
     email = func.lower(RecurringGift.email)
-    done = (select(TaxReceipt.id).where(TaxReceipt.org_id == RecurringGift.org_id, TaxReceipt.donor_email == email,
-                                        TaxReceipt.annual_year == year, TaxReceipt.voided_at.is_(None)).exists())
-    query = (select(RecurringGift.org_id, email, RecurringGiftPayment.currency, func.sum(RecurringGiftPayment.amount),
+    query = (select(RecurringGift.org_id, email, RecurringGiftPayment.currency,
+                    func.sum(RecurringGiftPayment.amount - RecurringGiftPayment.amount_refunded),
                     func.max(RecurringGiftPayment.paid_at), func.max(RecurringGift.id))
              .join(RecurringGift, RecurringGift.id == RecurringGiftPayment.gift_id)
              .join(Organisation, Organisation.id == RecurringGift.org_id)
-             .where(RecurringGiftPayment.paid_at >= start, RecurringGiftPayment.paid_at < end, Organisation.general_interest, ~done)
+             .where(RecurringGiftPayment.paid_at >= start, RecurringGiftPayment.paid_at < end, Organisation.general_interest)
              .group_by(RecurringGift.org_id, email, RecurringGiftPayment.currency)
              .order_by(RecurringGift.org_id, email))
+    if donor is not None:
+        query = query.where(RecurringGift.org_id == donor[0], email == donor[1].lower())
+    else:
+        done = (select(TaxReceipt.id).where(TaxReceipt.org_id == RecurringGift.org_id, TaxReceipt.donor_email == email,
+                                            TaxReceipt.annual_year == year, TaxReceipt.voided_at.is_(None)).exists())
+        query = query.where(~done)
     if limit is not None:
         query = query.limit(limit)
     rows = (await session.execute(query)).all()
@@ -95,6 +104,47 @@ async def issue_year(session: AsyncSession, year: int, *, now: dt.datetime | Non
                                  "Merci de faire vivre les tiers-lieux du bassin thiernois.\n\nL'équipe Entre-Lab"),
                       attachments=[receipt_pdf.attachment(receipt.id)])
     return issued
+
+
+async def taken_back(session: AsyncSession, payment_intent_id: str, total: int, *, reason: str) -> TaxReceipt | None:
+    """Stripe's total taken back of an instalment (refunds, a lost dispute; it only grows): kept
+    on the instalment; if its year's annual receipt is issued, it is voided and what remains given
+    that year gets a new one (the donor is told, with it). Once per total."""
+    instalment = await session.scalar(select(RecurringGiftPayment).where(RecurringGiftPayment.payment_intent_id == payment_intent_id))
+    if instalment is None or total <= instalment.amount_refunded:
+        return None
+    total = min(total, instalment.amount)
+    await session.execute(update(RecurringGiftPayment).where(RecurringGiftPayment.id == instalment.id,
+                                                             RecurringGiftPayment.amount_refunded < total)
+                          .values(amount_refunded=total))
+    gift = await must_get(session, RecurringGift, instalment.gift_id)
+    year = local_day(instalment.paid_at).year
+    email = gift.email.lower()
+    current = await session.scalar(select(TaxReceipt).where(TaxReceipt.org_id == gift.org_id, TaxReceipt.donor_email == email,
+                                                            TaxReceipt.annual_year == year, TaxReceipt.voided_at.is_(None)))
+    if current is None:  # not issued yet: January's sum takes it off
+        return None
+    found = await donors_of_year(session, year, donor=(gift.org_id, email))
+    donor = found[0] if found else None
+    remaining = donor.total if donor is not None else 0
+    delta = current.amount - remaining
+    if delta <= 0:
+        return current
+    why = receipts.void_reason(reason, delta, current.currency)
+    if donor is not None and remaining > 0:
+        replaced = await receipts.void_and_reissue_annual(session, receipt_gift(donor, year), why)
+    else:
+        await session.execute(update(TaxReceipt).where(TaxReceipt.id == current.id, TaxReceipt.voided_at.is_(None))
+                              .values(voided_at=utcnow(), void_reason=why[:200]))
+        replaced = None
+    body = (f"Bonjour {gift.name},\n\n{money(delta, current.currency)} de vos dons réguliers de {year} vous ont été rendus "
+            f"({reason}).\nVotre reçu fiscal n° {receipts.receipt_code(current)} est annulé")
+    body += (f" ; le reçu n° {receipts.receipt_code(replaced)} le remplace pour {money(replaced.amount, replaced.currency)} "
+             "(joint).\n" if replaced is not None else ".\n")
+    await enqueue(session, to=email, org_id=gift.org_id, dedupe_key=f"annual-receipt:{current.id}:voided",
+                  subject=f"Vos dons réguliers de {year} : reçu fiscal annulé", body_text=body + "\nL'équipe Entre-Lab",
+                  attachments=[receipt_pdf.attachment(replaced.id)] if replaced is not None else None)
+    return replaced
 
 
 async def january(sessions: Sessions, settings, gateway) -> int:

@@ -74,10 +74,11 @@ class RecurringGift(OrgScoped, Base):
 
 
 class RecurringGiftPayment(OrgScoped, Base):
-    """A paid instalment of a recurring gift: its invoice, once."""
+    """A paid instalment of a recurring gift: its invoice, once; what was taken back of it."""
 
     __tablename__ = "recurring_gift_payments"
-    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),
+                      CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refunded"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
@@ -87,3 +88,4 @@ class RecurringGiftPayment(OrgScoped, Base):
     amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
     paid_at: Mapped[dt.datetime]
+    amount_refunded: Mapped[int] = mapped_column(default=0)  # refunds and a lost dispute: Stripe's total, only grows

@@ -1,7 +1,7 @@
 """recurring gifts: monthly or yearly gifts through Stripe subscriptions, and their paid instalments
 
 A recurring gift is a subscription of its own Stripe customer; its state is mirrored forwards
-only (``version``), and each paid invoice is an instalment, once (unique invoice id).
+only (``version``), and each paid invoice is an instalment, once (unique invoice id); what Stripe took back of it (refunds, a lost dispute) only grows.
 """
 
 from alembic import op
@@ -28,7 +28,8 @@ def upgrade() -> None:
                  unique("checkout_session_id"), unique("stripe_subscription_id"), index("email"))
     create_table("recurring_gift_payments", column("id"), ref("org_id", "organisations"), ref("gift_id", "recurring_gifts"),
                  string("stripe_invoice_id", 255), string("payment_intent_id", 255, null=True), column("amount"),
-                 string("currency", 3), timestamp("paid_at"), check("amount_positive", "amount > 0"),
+                 string("currency", 3), timestamp("paid_at"), column("amount_refunded"),
+                 check("amount_positive", "amount > 0"), check("refunded", "amount_refunded >= 0 AND amount_refunded <= amount"),
                  unique("stripe_invoice_id"), index("gift_id"))
 
 

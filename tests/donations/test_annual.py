@@ -28,7 +28,7 @@ async def _gift(session, world, *, email, name, amount, interval="month", site_i
 
 def _paid(session, gift, n: int, when: dt.datetime) -> None:
     session.add(RecurringGiftPayment(org_id=gift.org_id, gift_id=gift.id, stripe_invoice_id=f"in_{gift.id}_{n}",
-                                     amount=gift.amount, currency="EUR", paid_at=when))
+                                     payment_intent_id=f"pi_{gift.id}_{n}", amount=gift.amount, currency="EUR", paid_at=when))
 
 
 async def test_one_receipt_per_donor_sums_their_recurring_gifts_of_the_year(sessions, world):
@@ -76,3 +76,24 @@ async def test_a_company_gets_the_companies_receipt_and_last_year_is_left_alone(
     async with sessions() as session:
         view = await receipts.view(session, receipt.id)
     assert view.cerfa == "Cerfa n° 16216*01" and view.rate == 60
+
+
+async def test_a_refund_before_january_is_left_out_and_after_it_voids_and_reissues_the_receipt(sessions, world):
+    async with transaction(sessions) as session:
+        gift = await _gift(session, world, email="ana@example.org", name="Ana Martin", amount=2000)
+        for month in (1, 2, 3):
+            _paid(session, gift, month, dt.datetime(YEAR, month, 5, 9))
+        await session.flush()
+        assert await annual.taken_back(session, f"pi_{gift.id}_1", 500, reason="remboursement") is None  # before the receipt
+    async with transaction(sessions) as session:
+        (first,) = await annual.issue_year(session, YEAR, now=dt.datetime(YEAR + 1, 1, 10, 9))
+    assert first.amount == 5500
+    async with transaction(sessions) as session:
+        replaced = await annual.taken_back(session, f"pi_{gift.id}_2", 2000, reason="litige perdu")
+        again = await annual.taken_back(session, f"pi_{gift.id}_2", 2000, reason="litige perdu")  # the same total twice
+    assert replaced.amount == 3500 and replaced.revision == 2 and replaced.id != first.id and again is None
+    async with sessions() as session:
+        voided = await session.get(TaxReceipt, first.id)
+        emails = (await session.scalars(select(Email.dedupe_key).order_by(Email.id))).all()
+    assert voided.voided_at is not None and voided.void_reason == "litige perdu de 20,00\xa0€"
+    assert list(emails) == [f"annual-receipt:{first.id}", f"annual-receipt:{first.id}:voided"]

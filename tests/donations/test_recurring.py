@@ -172,3 +172,5 @@ async def test_a_refunded_instalment_is_booked_back_off_the_gifts(engine, sessio
     await drain(sessions, gw)
     assert await entries(sessions) == [(f"stripe:{txn['id']}", [("5115", 1945), ("627", 55), ("75411", -2000)]),
                                        (f"stripe:{re_txn['id']}", [("5115", -2000), ("75411", 2000)])]
+    async with sessions() as session:
+        assert (await session.scalar(select(RecurringGiftPayment))).amount_refunded == 2000  # the annual receipt will not count it

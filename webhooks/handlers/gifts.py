@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.donations import recurring
+from funding.donations import annual, recurring
 from funding.ledger.service import EntryDraft
 from funding.payments import books
 from funding.stripe_gateway import StripeGateway, StripeRefused
@@ -83,9 +83,40 @@ async def apply_invoice(session: AsyncSession, event: Event, prepared: Prepared)
     return await books.drafts_for(session, prepared.contexts)
 
 
+# charge.refunded, refund.*, charge.dispute.closed: what Stripe took back of an instalment (the charges'
+# handlers book the money; here the instalment and its year's receipt follow).
+async def prepare_taken_back(gw: StripeGateway, event: Event) -> Prepared:
+    obj = event["data"]["object"]
+    if obj.get("object") == "charge" and (obj.get("metadata") or {}).get("purpose"):
+        return Prepared()  # a charge of ours that is no invoice's (invoices' charges carry no metadata)
+    charge_id = obj["id"] if obj.get("object") == "charge" else _id(obj.get("charge"))
+    if not charge_id:
+        return Prepared()
+    charge = await gw.retrieve("charges", charge_id)
+    if not charge.get("payment_intent") or (charge.get("metadata") or {}).get("purpose"):
+        return Prepared()
+    objects = [charge]
+    if obj.get("object") == "dispute":
+        objects.append(await gw.retrieve("disputes", obj["id"]))
+    return Prepared(objects=objects)
+
+
+async def apply_taken_back(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
+    if not prepared.objects:
+        return []
+    charge = prepared.objects[0]
+    total, reason = int(charge.get("amount_refunded") or 0), "remboursement"
+    if len(prepared.objects) > 1 and prepared.objects[1].get("status") == "lost":
+        total, reason = total + int(prepared.objects[1].get("amount") or 0), "litige perdu"
+    if total > 0:
+        await annual.taken_back(session, str(_id(charge["payment_intent"])), total, reason=reason)
+    return []
+
+
 CHECKOUT = Handler(prepare_checkout, apply_checkout)
 SUBSCRIPTION = Handler(prepare_subscription, apply_subscription)
 INVOICE = Handler(prepare_invoice, apply_invoice)
+TAKEN_BACK = Handler(prepare_taken_back, apply_taken_back)
 
 HANDLERS = {
     **{t: CHECKOUT for t in ("checkout.session.completed", "checkout.session.expired")},
@@ -93,4 +124,5 @@ HANDLERS = {
                                  "customer.subscription.deleted", "customer.subscription.paused",
                                  "customer.subscription.resumed")},
     **{t: INVOICE for t in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed", "invoice.updated")},
+    **{t: TAKEN_BACK for t in ("charge.refunded", "refund.created", "refund.updated", "charge.dispute.closed")},
 }
