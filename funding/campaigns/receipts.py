@@ -42,14 +42,15 @@ def receipt_code(receipt: TaxReceipt) -> str:
     return f"{receipt.year}-{receipt.number:06d}"
 
 
-async def _next_number(session: AsyncSession, org_id: int, year: int) -> int:
-    """Advance the year's counter; its row stays locked until our commit, so issuing is serialised."""
+async def _next_number(session: AsyncSession, org_id: int, year: int, count: int = 1) -> int:
+    """Advance the year's counter by ``count``; its row stays locked until our commit, so issuing
+    is serialised. Returns the last number taken (the ``count`` numbers end there)."""
     insert = dialect_insert(dialect_of(session))
     await session.execute(insert(TaxReceiptCounter).values(org_id=org_id, year=year, last_number=0)
                           .on_conflict_do_nothing(index_elements=["org_id", "year"]))
     result = await session.execute(
         update(TaxReceiptCounter).where(TaxReceiptCounter.org_id == org_id, TaxReceiptCounter.year == year)
-        .values(last_number=TaxReceiptCounter.last_number + 1).returning(TaxReceiptCounter.last_number)
+        .values(last_number=TaxReceiptCounter.last_number + count).returning(TaxReceiptCounter.last_number)
     )
     return int(result.scalar_one())
 
@@ -140,12 +141,35 @@ async def issue_for_payment(session: AsyncSession, payment: Payment, *, now: dt.
     return await _issue(session, Gift.of_payment(payment), now)
 
 
-async def issue_annual(session: AsyncSession, gift: Gift, *, now: dt.datetime | None = None) -> TaxReceipt | None:
-    """A donor's receipt for a year of recurring gifts (``gift.annual_year`` set; its amount the
-    year's total, ``paid_at`` its last instalment): once per donor, organisation and year."""
-    if gift.annual_year is None:
-        raise ValueError("an annual receipt names its year of gifts")
-    return await _issue(session, gift, now)
+async def issue_annual_many(session: AsyncSession, gifts: list[Gift], *, now: dt.datetime | None = None) -> list[TaxReceipt]:
+    """First annual receipts (revision 1) of donors' years that have none (``gift.annual_year``
+    set; its amount the year's total, ``paid_at`` its last instalment), in a fixed number of statements per organisation (their numbers taken at once, in a row
+    of the series). A donor's year that has a receipt already fails the batch (unique constraint):
+    the caller picks donors without one."""
+    now = now or utcnow()
+    year = local_day(now).year
+    issued: list[TaxReceipt] = []
+    by_org: dict[int, list[Gift]] = {}
+    for gift in gifts:
+        if gift.annual_year is None:
+            raise ValueError("an annual receipt names its year of gifts")
+        if gift.amount > 0:
+            by_org.setdefault(gift.org_id, []).append(gift)
+    for org_id, group in by_org.items():
+        org = await must_get(session, Organisation, org_id)
+        if not org.general_interest:
+            continue
+        last = await _next_number(session, org_id, year, len(group))
+        first = last - len(group) + 1
+        await session.execute(TaxReceipt.__table__.insert(), [{
+            "org_id": org_id, "year": year, "number": first + i, "pledge_id": None, "payment_id": None, "revision": 1,
+            "campaign_id": None, "donor_name": g.donor_name, "donor_address": g.donor_address, "donor_email": g.donor_email,
+            "donor_siren": g.donor_siren, "amount": g.amount, "currency": g.currency, "paid_on": local_day(g.paid_at or now),
+            "method": "carte bancaire", "issued_at": now, "annual_year": g.annual_year} for i, g in enumerate(group)])
+        issued += (await session.scalars(select(TaxReceipt).where(
+            TaxReceipt.org_id == org_id, TaxReceipt.year == year, TaxReceipt.number.between(first, last))
+            .order_by(TaxReceipt.number))).all()
+    return issued
 
 
 async def _void_and_reissue(session: AsyncSession, gift: Gift, reason: str) -> TaxReceipt | None:

@@ -24,7 +24,7 @@ from funding.clock import PARIS, local_day, paris_today
 from funding.db import Sessions, must_get, transaction, utcnow
 from funding.donations.models import RecurringGift, RecurringGiftPayment
 from funding.i18n import money
-from funding.mail.service import enqueue
+from funding.mail.service import enqueue, enqueue_many
 from funding.orgs.models import Organisation
 
 BATCH = 500  # donors per transaction
@@ -88,21 +88,18 @@ def receipt_gift(donor: DonorYear, year: int) -> receipts.Gift:
 async def issue_year(session: AsyncSession, year: int, *, now: dt.datetime | None = None,
                      limit: int | None = BATCH) -> list[TaxReceipt]:
     """Issue (and email) the annual receipts still due for ``year``, at most ``limit`` donors."""
-    issued = []
-    for donor in await donors_of_year(session, year, limit=limit):
-        receipt = await receipts.issue_annual(session, receipt_gift(donor, year), now=now)
-        if receipt is None:
-            continue
-        issued.append(receipt)
-        code = receipts.receipt_code(receipt)
-        await enqueue(session, to=donor.email, org_id=donor.org_id, dedupe_key=f"annual-receipt:{receipt.id}",
-                      subject=f"Votre reçu fiscal {year} pour vos dons réguliers à Entre-Lab",
-                      body_text=(f"Bonjour {donor.gift.name},\n\nEn {year}, vos dons réguliers ont atteint "
-                                 f"{money(donor.total, donor.currency)}. Votre reçu fiscal n° {code} est joint à ce message "
-                                 f"(PDF), pour votre déclaration de revenus.\n"
-                                 f"{receipts.rate_sentence(receipt.donor_siren is not None)}\n\n"
-                                 "Merci de faire vivre les tiers-lieux du bassin thiernois.\n\nL'équipe Entre-Lab"),
-                      attachments=[receipt_pdf.attachment(receipt.id)])
+    donors = await donors_of_year(session, year, limit=limit)
+    issued = await receipts.issue_annual_many(session, [receipt_gift(donor, year) for donor in donors], now=now)
+    names = {(d.org_id, d.email): d.gift.name for d in donors}
+    await enqueue_many(session, [{
+        "to": receipt.donor_email, "org_id": receipt.org_id, "dedupe_key": f"annual-receipt:{receipt.id}",
+        "subject": f"Votre reçu fiscal {year} pour vos dons réguliers à Entre-Lab",
+        "body_text": (f"Bonjour {names[(receipt.org_id, receipt.donor_email)]},\n\nEn {year}, vos dons réguliers ont atteint "
+                      f"{money(receipt.amount, receipt.currency)}. Votre reçu fiscal n° {receipts.receipt_code(receipt)} est "
+                      f"joint à ce message (PDF), pour votre déclaration de revenus.\n"
+                      f"{receipts.rate_sentence(receipt.donor_siren is not None)}\n\n"
+                      "Merci de faire vivre les tiers-lieux du bassin thiernois.\n\nL'équipe Entre-Lab"),
+        "attachments": [receipt_pdf.attachment(receipt.id)]} for receipt in issued])
     return issued
 
 
