@@ -13,6 +13,7 @@ remains gets a new one.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -147,10 +148,17 @@ async def taken_back(session: AsyncSession, payment_intent_id: str, total: int, 
     return replaced
 
 
+QUIET_SECONDS = 3600.0  # once a round finds nothing due, the job looks again an hour later (the worker polls every few seconds)
+QUIET = {"until": 0.0}  # this process: when the job may look again
+
+
 async def january(sessions: Sessions, settings, gateway) -> int:
     """The worker's job: in January, the receipts of last year's recurring gifts still due (by batches)."""
     today = paris_today()
-    if today.month != 1:
+    if today.month != 1 or time.monotonic() < QUIET["until"]:
         return 0
     async with transaction(sessions) as session:
-        return len(await issue_year(session, today.year - 1, now=utcnow()))
+        issued = len(await issue_year(session, today.year - 1, now=utcnow()))
+    if issued == 0:
+        QUIET["until"] = time.monotonic() + QUIET_SECONDS
+    return issued

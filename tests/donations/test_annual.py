@@ -97,3 +97,16 @@ async def test_a_refund_before_january_is_left_out_and_after_it_voids_and_reissu
         emails = (await session.scalars(select(Email.dedupe_key).order_by(Email.id))).all()
     assert voided.voided_at is not None and voided.void_reason == "litige perdu de 20,00\xa0€"
     assert list(emails) == [f"annual-receipt:{first.id}", f"annual-receipt:{first.id}:voided"]
+
+
+async def test_the_worker_issues_them_in_january_only_then_rests_once_nothing_is_due(sessions, world, monkeypatch):
+    async with transaction(sessions) as session:
+        gift = await _gift(session, world, email="ana@example.org", name="Ana Martin", amount=2000)
+        _paid(session, gift, 1, dt.datetime(YEAR, 6, 5, 9))
+    monkeypatch.setattr(annual, "QUIET", {"until": 0.0})
+    monkeypatch.setattr(annual, "paris_today", lambda: dt.date(YEAR, 12, 31))
+    assert await annual.january(sessions, None, None) == 0
+    monkeypatch.setattr(annual, "paris_today", lambda: dt.date(YEAR + 1, 1, 2))
+    assert await annual.january(sessions, None, None) == 1
+    assert await annual.january(sessions, None, None) == 0  # nothing more: it rests an hour
+    assert annual.QUIET["until"] > 0
