@@ -73,6 +73,9 @@ TABLES: dict[str, Access] = {
     "stripe_tax_rates": forward("stripe_id"),
     "stripe_payouts": STATE,
     "payments": STATE,
+    # recurring gifts: the gift mirrors its subscription; an instalment only records what was taken back
+    "recurring_gifts": STATE,
+    "recurring_gift_payments": forward("amount_refunded"),
     # campaigns
     "campaigns": STATE,
     "campaign_tiers": STATE,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +21,8 @@ from funding.auth.service import ACCOUNT_SOURCES
 from funding.campaigns.models import Campaign, CampaignStatus, Mode, Pledge, PledgeStatus, TaxReceipt
 from funding.campaigns.pledges import pledge_token
 from funding.campaigns.receipts import receipt_code, receipt_token
+from funding.donations.models import RecurringGift
+from funding.donations.recurring import gifts_of
 from funding.donations.service import donor_token
 from funding.payments.cards import CardOnFile, payment_method_card
 from funding.settings import Settings
@@ -35,6 +37,9 @@ async def known_backer(session: AsyncSession, email: str) -> tuple[str, str] | N
     """(name, landing page) of an address that contributed or received a receipt; else None."""
     name = await session.scalar(select(Pledge.name).where(func.lower(Pledge.email) == email)
                                 .order_by(Pledge.id.desc()).limit(1))
+    if name is None:
+        name = await session.scalar(select(RecurringGift.name).where(func.lower(RecurringGift.email) == email)
+                                    .order_by(RecurringGift.id.desc()).limit(1))
     if name is None:
         name = await session.scalar(select(TaxReceipt.donor_name).where(func.lower(TaxReceipt.donor_email) == email)
                                     .order_by(TaxReceipt.id.desc()).limit(1))
@@ -64,6 +69,7 @@ class BackerReceipt:
 class BackerSpace:
     pledges: list[BackerPledge]
     receipts: list[BackerReceipt]
+    gifts: list[RecurringGift] = field(default_factory=list)  # recurring gifts, stopped ones included
 
 
 async def space(session: AsyncSession, settings: Settings, email: str, now: dt.datetime) -> BackerSpace:
@@ -89,7 +95,7 @@ async def space(session: AsyncSession, settings: Settings, email: str, now: dt.d
         path = (f"/recus/{receipt_token(settings.secret_key, receipt.id)}" if receipt.pledge_id is not None
                 else f"/soutenir/recu/{donor_token(settings.secret_key, receipt.payment_id or 0)}")
         kept.append(BackerReceipt(receipt, receipt_code(receipt), path))
-    return BackerSpace(pledges, kept)
+    return BackerSpace(pledges, kept, await gifts_of(session, email))
 
 
 CARDS_SHOWN = 10  # Stripe reads per page: the open promises, newest first

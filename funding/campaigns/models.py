@@ -297,8 +297,8 @@ class CampaignEntry(CampaignScoped, Base):
 
 
 class TaxReceipt(OrgScoped, Base):
-    """A reçu fiscal for a gift — a campaign pledge or a one-off payment (/soutenir), one of the
-    two — numbered per organisation and year without gaps (a trigger refuses any other number),
+    """A reçu fiscal for a gift — a campaign pledge, a one-off payment (/soutenir), or a donor's
+    year of recurring gifts, one of the three — numbered per organisation and year without gaps (a trigger refuses any other number),
     never deleted, only ever voided. With ``donor_siren`` it is a company's (cerfa 16216)."""
 
     __tablename__ = "tax_receipts"
@@ -306,9 +306,11 @@ class TaxReceipt(OrgScoped, Base):
         UniqueConstraint("org_id", "year", "number"),
         UniqueConstraint("pledge_id", "revision"),
         UniqueConstraint("payment_id", "revision"),
+        UniqueConstraint("org_id", "donor_email", "annual_year", "revision"),
         CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint("(pledge_id IS NULL AND payment_id IS NOT NULL) OR (pledge_id IS NOT NULL AND payment_id IS NULL)",
-                        name="one_gift"),
+        CheckConstraint("(pledge_id IS NOT NULL AND payment_id IS NULL AND annual_year IS NULL) "
+                        "OR (pledge_id IS NULL AND payment_id IS NOT NULL AND annual_year IS NULL) "
+                        "OR (pledge_id IS NULL AND payment_id IS NULL AND annual_year IS NOT NULL)", name="one_gift"),
         CheckConstraint("number > 0", name="number_positive"),
         Index("ix_tax_receipts_donor", "org_id", "donor_email", "year"),
     )
@@ -321,6 +323,8 @@ class TaxReceipt(OrgScoped, Base):
     revision: Mapped[int] = mapped_column(default=1)  # a partial refund voids and reissues
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))  # a one-off gift (/soutenir)
+    # a donor's year of recurring gifts (the year the instalments were paid; ``year`` is the series')
+    annual_year: Mapped[int | None]
     donor_siren: Mapped[str | None] = mapped_column(String(9))  # set: the donor is a company (article 238 bis)
     donor_name: Mapped[str] = mapped_column(String(200))
     donor_address: Mapped[str] = mapped_column(Text, default="")

@@ -1,6 +1,7 @@
 """Tax receipts for gifts (reçu fiscal, cerfa 11580; 16216 for a company) and the yearly summary per donor.
 
-Only for gifts — a campaign's pledges and the one-off gifts of /soutenir, in one series —
+Only for gifts — a campaign's pledges, the one-off gifts of /soutenir and, once a year, a
+donor's recurring gifts of the year (one receipt for them all), in one series —
 only when the organisation is of general interest. Numbers form one
 continuous series per organisation and year: the counter row's lock serialises issuing,
 and a trigger refuses any number that is not the next one. A refund voids the receipt;
@@ -12,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.campaigns.models import (
@@ -27,6 +28,7 @@ from funding.campaigns.models import (
 from funding.campaigns.words import amount_in_words
 from funding.clock import local_day
 from funding.db import dialect_insert, dialect_of, insert_ignore, must_get, utcnow
+from funding.donations.models import RecurringGift
 from funding.money import format_money
 from funding.orgs.models import Organisation, Site
 from funding.payments.models import Payment, PaymentStatus
@@ -40,14 +42,15 @@ def receipt_code(receipt: TaxReceipt) -> str:
     return f"{receipt.year}-{receipt.number:06d}"
 
 
-async def _next_number(session: AsyncSession, org_id: int, year: int) -> int:
-    """Advance the year's counter; its row stays locked until our commit, so issuing is serialised."""
+async def _next_number(session: AsyncSession, org_id: int, year: int, count: int = 1) -> int:
+    """Advance the year's counter by ``count``; its row stays locked until our commit, so issuing
+    is serialised. Returns the last number taken (the ``count`` numbers end there)."""
     insert = dialect_insert(dialect_of(session))
     await session.execute(insert(TaxReceiptCounter).values(org_id=org_id, year=year, last_number=0)
                           .on_conflict_do_nothing(index_elements=["org_id", "year"]))
     result = await session.execute(
         update(TaxReceiptCounter).where(TaxReceiptCounter.org_id == org_id, TaxReceiptCounter.year == year)
-        .values(last_number=TaxReceiptCounter.last_number + 1).returning(TaxReceiptCounter.last_number)
+        .values(last_number=TaxReceiptCounter.last_number + count).returning(TaxReceiptCounter.last_number)
     )
     return int(result.scalar_one())
 
@@ -67,6 +70,7 @@ class Gift:
     amount: int  # what remains given
     currency: str
     paid_at: dt.datetime | None
+    annual_year: int | None = None  # a donor's year of recurring gifts (no pledge, no payment)
 
     @classmethod
     def of_pledge(cls, pledge: Pledge, campaign: Campaign) -> Gift:
@@ -84,7 +88,16 @@ class Gift:
 
 
 def _of(gift: Gift):
+    if gift.annual_year is not None:
+        return and_(TaxReceipt.org_id == gift.org_id, TaxReceipt.donor_email == gift.donor_email,
+                    TaxReceipt.annual_year == gift.annual_year)
     return TaxReceipt.pledge_id == gift.pledge_id if gift.pledge_id is not None else TaxReceipt.payment_id == gift.payment_id
+
+
+def _conflict(gift: Gift) -> list[str]:
+    if gift.annual_year is not None:
+        return ["org_id", "donor_email", "annual_year", "revision"]
+    return ["pledge_id", "revision"] if gift.pledge_id is not None else ["payment_id", "revision"]
 
 
 async def _issue(session: AsyncSession, gift: Gift, now: dt.datetime | None) -> TaxReceipt | None:
@@ -106,9 +119,10 @@ async def _issue(session: AsyncSession, gift: Gift, now: dt.datetime | None) -> 
         "donor_name": gift.donor_name, "donor_address": gift.donor_address, "donor_email": gift.donor_email,
         "donor_siren": gift.donor_siren, "amount": gift.amount, "currency": gift.currency,
         "paid_on": local_day(gift.paid_at or now), "method": "carte bancaire", "issued_at": now,
-    }, ["pledge_id", "revision"] if gift.pledge_id is not None else ["payment_id", "revision"])
+        "annual_year": gift.annual_year,
+    }, _conflict(gift))
     if receipt_id is None:  # issued concurrently: the counter advanced for nothing, roll back with us
-        raise RuntimeError(f"tax receipt of {gift.pledge_id or gift.payment_id} issued concurrently")
+        raise RuntimeError(f"tax receipt of {gift.pledge_id or gift.payment_id or gift.annual_year} issued concurrently")
     return await session.get(TaxReceipt, receipt_id)
 
 
@@ -125,6 +139,37 @@ async def issue_for_payment(session: AsyncSession, payment: Payment, *, now: dt.
     if payment.status != PaymentStatus.PAID:
         return None
     return await _issue(session, Gift.of_payment(payment), now)
+
+
+async def issue_annual_many(session: AsyncSession, gifts: list[Gift], *, now: dt.datetime | None = None) -> list[TaxReceipt]:
+    """First annual receipts (revision 1) of donors' years that have none (``gift.annual_year``
+    set; its amount the year's total, ``paid_at`` its last instalment), in a fixed number of statements per organisation (their numbers taken at once, in a row
+    of the series). A donor's year that has a receipt already fails the batch (unique constraint):
+    the caller picks donors without one."""
+    now = now or utcnow()
+    year = local_day(now).year
+    issued: list[TaxReceipt] = []
+    by_org: dict[int, list[Gift]] = {}
+    for gift in gifts:
+        if gift.annual_year is None:
+            raise ValueError("an annual receipt names its year of gifts")
+        if gift.amount > 0:
+            by_org.setdefault(gift.org_id, []).append(gift)
+    for org_id, group in by_org.items():
+        org = await must_get(session, Organisation, org_id)
+        if not org.general_interest:
+            continue
+        last = await _next_number(session, org_id, year, len(group))
+        first = last - len(group) + 1
+        await session.execute(TaxReceipt.__table__.insert(), [{
+            "org_id": org_id, "year": year, "number": first + i, "pledge_id": None, "payment_id": None, "revision": 1,
+            "campaign_id": None, "donor_name": g.donor_name, "donor_address": g.donor_address, "donor_email": g.donor_email,
+            "donor_siren": g.donor_siren, "amount": g.amount, "currency": g.currency, "paid_on": local_day(g.paid_at or now),
+            "method": "carte bancaire", "issued_at": now, "annual_year": g.annual_year} for i, g in enumerate(group)])
+        issued += (await session.scalars(select(TaxReceipt).where(
+            TaxReceipt.org_id == org_id, TaxReceipt.year == year, TaxReceipt.number.between(first, last))
+            .order_by(TaxReceipt.number))).all()
+    return issued
 
 
 async def _void_and_reissue(session: AsyncSession, gift: Gift, reason: str) -> TaxReceipt | None:
@@ -147,6 +192,14 @@ async def void_and_reissue(session: AsyncSession, pledge: Pledge, reason: str) -
 async def void_and_reissue_payment(session: AsyncSession, payment: Payment, taken_back: int, reason: str) -> TaxReceipt | None:
     """A one-off gift refunded or charged back (``taken_back`` in all): as for a pledge."""
     return await _void_and_reissue(session, Gift.of_payment(payment, taken_back), reason)
+
+
+async def void_and_reissue_annual(session: AsyncSession, gift: Gift, reason: str) -> TaxReceipt | None:
+    """A donor's year of recurring gifts after an instalment was refunded or charged back
+    (``gift.amount``: what remains given that year): as for a pledge."""
+    if gift.annual_year is None:
+        raise ValueError("an annual receipt names its year of gifts")
+    return await _void_and_reissue(session, gift, reason)
 
 
 def void_reason(reason: str, amount: int, currency: str) -> str:
@@ -208,6 +261,8 @@ class ReceiptView:
 
     @property
     def allocation(self) -> str:
+        if self.receipt.annual_year is not None:
+            return f"Dons réguliers de l'année {self.receipt.annual_year} au tiers-lieu {self.site.name}"
         if self.campaign is not None:
             return f"Campagne « {self.campaign.title} » ({self.site.name})"
         return f"Don en ligne au tiers-lieu {self.site.name}"
@@ -252,7 +307,17 @@ async def view(session: AsyncSession, receipt_id: int) -> ReceiptView | None:
     if receipt is None:
         return None
     campaign = await session.get(Campaign, receipt.campaign_id) if receipt.campaign_id is not None else None
-    site_id = campaign.site_id if campaign is not None else (await must_get(session, Payment, receipt.payment_id)).site_id
+    site_id: int | None
+    if campaign is not None:
+        site_id = campaign.site_id
+    elif receipt.payment_id is not None:
+        site_id = (await must_get(session, Payment, receipt.payment_id)).site_id
+    else:  # a year of recurring gifts: the site of the donor's latest gift
+        site_id = await session.scalar(select(RecurringGift.site_id).where(
+            RecurringGift.org_id == receipt.org_id, func.lower(RecurringGift.email) == receipt.donor_email.lower())
+            .order_by(RecurringGift.id.desc()).limit(1))
+        if site_id is None:
+            raise LookupError(f"receipt {receipt.id}: no recurring gift of {receipt.donor_email}")
     org = await must_get(session, Organisation, receipt.org_id)
     return ReceiptView(receipt, receipt_code(receipt), org, await session.get(ReceiptIssuer, org.id), campaign,
                        await must_get(session, Site, site_id), amount_in_words(receipt.amount, receipt.currency))

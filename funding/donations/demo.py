@@ -6,6 +6,8 @@ declined card among them), a refund is made as from Stripe's dashboard, a charge
 lost. Everything then flows through webhooks into the books like in production: receipts
 issued, then voided. The sandbox's clock is not moved (the app and Stripe keep one date):
 the gifts are paid out the way Stripe does it, at the daily payout once they are available.
+One donor gives monthly (a recurring gift, Checkout in subscription mode): its first
+instalment is paid today, the next ones as the sandbox's clock moves on.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from sqlalchemy import func, select
 
 from funding.campaigns.demo import demo_address
 from funding.campaigns.donors import DonorDetails, check_donor
+from funding.donations import recurring
+from funding.donations.models import RecurringGift
 from funding.donations.service import donor_token
 from funding.orgs.models import Site
 from funding.payments.models import Payment, PaymentPurpose
@@ -43,7 +47,40 @@ COMPANIES = {"Jean Dumas": DonorDetails(street="14 rue de la Coutellerie", postc
                                         siren="812345676")}
 
 
+# A monthly gift to the central site, by card.
+RECURRING = ("thiers", 1500, "Sylvie Gauthier", "sylvie.gauthier@example.fr", "4242 4242 4242 4242")
+
+
+async def play_recurring(settings: Settings, gw: StripeGateway, sessions) -> None:
+    try:
+        async with sessions() as session:
+            if await session.scalar(select(func.count(RecurringGift.id))):
+                return
+            site = await session.scalar(select(Site).where(Site.slug == RECURRING[0]))
+        if site is None:
+            return
+        slug, amount, name, email, card = RECURRING
+        donor = check_donor(demo_address(name), required=True)
+        if donor is None:
+            raise ValueError(name)
+        _gift, url = await recurring.start_recurring(
+            sessions, gw, site=site, amount=amount, interval="month", email=email, name=name,
+            donor={"donor_address": donor.address, "company_name": donor.company_name, "company_siren": donor.siren},
+            success_url=f"{settings.base_url}/soutenir/regulier/merci?session_id={{CHECKOUT_SESSION_ID}}",
+            cancel_url=f"{settings.base_url}/soutenir?annule=1")
+        async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
+            await pay(http, url, name=name, card=card)
+        log.info("demo: a monthly gift of %s cents to %s", amount, slug)
+    except Exception:  # the demo must start even if this goes wrong
+        log.exception("demo: could not play the recurring gift")
+
+
 async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
+    await play_one_off(settings, gw, sessions)
+    await play_recurring(settings, gw, sessions)
+
+
+async def play_one_off(settings: Settings, gw: StripeGateway, sessions) -> None:
     try:
         async with sessions() as session:
             if await session.scalar(select(func.count(Payment.id))):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -13,7 +15,8 @@ from funding.campaigns import receipts
 from funding.campaigns.donors import DonorDetails, DonorError, check_donor
 from funding.campaigns.resend import RECEIPT_LINK_MAX_AGE, check_not_revoked
 from funding.campaigns.routes import open_link, show_receipt
-from funding.db import must_get
+from funding.db import must_get, row_id, transaction
+from funding.donations import recurring
 from funding.donations.service import DONOR_TOKEN, MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE, donor_token
 from funding.i18n import gettext as _
 from funding.i18n import money
@@ -22,7 +25,7 @@ from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Organisation, Site
 from funding.payments.service import CHECKOUT_RETURN, settle_return, start_checkout
 from funding.stripe_gateway import GatewayError
-from funding.web import absolute_url, db, path_for, rate_limit, redirect, render
+from funding.web import LoginRequired, absolute_url, db, flash, load_user, path_for, rate_limit, redirect, redirect_to, render
 
 DONOR_FIELDS = ("street", "postcode", "town", "country", "company", "company_name", "siren")
 
@@ -35,12 +38,14 @@ async def _sites(session):
 async def donate(request: Request) -> Response:
     async with db(request) as session:
         sites = await _sites(session)
-    context = {"sites": sites, "presets": PRESETS, "form": {"site": request.query_params.get("site", "")}, "error": None,
-               "canceled": "annule" in request.query_params}
+    query = request.query_params
+    context = {"sites": sites, "presets": PRESETS, "form": {"site": query.get("site", ""), "frequency": query.get("frequence", "")},
+               "error": None, "canceled": "annule" in request.query_params,
+               "recurring_min": {i.value: m for i, m in recurring.MIN_AMOUNT.items()}}
     if request.method == "GET":
         return render(request, "donations/donate.html", context)
     form = await request.form()
-    context["form"] = {k: str(form.get(k, "")) for k in ("site", "amount", "other", "name", "email", *DONOR_FIELDS)}
+    context["form"] = {k: str(form.get(k, "")) for k in ("site", "amount", "other", "frequency", "name", "email", *DONOR_FIELDS)}
     f = context["form"]
     try:
         site = next((s for s in sites if s.slug == f["site"]), None)
@@ -48,7 +53,10 @@ async def donate(request: Request) -> Response:
             raise ValueError(_("Choisissez un lieu."))
         raw = f["other"].strip() or f["amount"]
         amount = parse_amount(raw, "EUR")
-        if amount < MIN_AMOUNT or amount > MAX_AMOUNT:
+        frequency = f["frequency"] or "once"
+        if frequency != "once":
+            recurring.check_gift(amount, frequency)
+        elif amount < MIN_AMOUNT or amount > MAX_AMOUNT:
             raise ValueError(_("Le don doit être compris entre %(min)s et %(max)s.", min=money(MIN_AMOUNT), max=money(MAX_AMOUNT)))
         email = normalise_email(f["email"])
         name = f["name"].strip()[:200]
@@ -58,7 +66,7 @@ async def donate(request: Request) -> Response:
             org = await must_get(session, Organisation, site.org_id)
             receipt_due = org.general_interest
         donor = check_donor(DonorDetails.from_form(f), required=receipt_due)
-    except (ValueError, MoneyError, AuthError, DonorError) as exc:
+    except (ValueError, MoneyError, AuthError, DonorError, recurring.GiftError) as exc:
         context["error"] = str(exc)
         return render(request, "donations/donate.html", context, status_code=400)
     settings = request.app.state.settings
@@ -69,12 +77,20 @@ async def donate(request: Request) -> Response:
         response = render(request, "donations/donate.html", context, status_code=exc.status)
         response.headers.update(exc.headers)
         return response
+    donor_fields = ({"donor_address": donor.address, "company_name": donor.company_name, "company_siren": donor.siren}
+                    if donor else None)
     try:
+        if frequency != "once":
+            _gift, url = await recurring.start_recurring(
+                request.app.state.sessions, request.app.state.gateway, site=site, amount=amount, interval=frequency,
+                email=email, name=name, donor=donor_fields,
+                success_url=absolute_url(request, "donate_recurring_thanks", query=CHECKOUT_RETURN),
+                cancel_url=absolute_url(request, "donate", query={"annule": 1}))
+            return redirect(url)
         _payment, url = await start_checkout(
             request.app.state.sessions, request.app.state.gateway, purpose=PURPOSE, org_id=site.org_id, site_id=site.id,
             amount=amount, currency="EUR", description=f"Don à {site.name}", email=email, name=name,
-            donor={"donor_address": donor.address, "company_name": donor.company_name, "company_siren": donor.siren}
-            if donor else None,
+            donor=donor_fields,
             donor_link=lambda payment_id: absolute_url(request, "donation_receipt", token=donor_token(settings.secret_key, payment_id)),
             success_url=absolute_url(request, "donate_thanks", query=CHECKOUT_RETURN),
             cancel_url=absolute_url(request, "donate", query={"annule": 1}),
@@ -98,6 +114,72 @@ async def thanks(request: Request) -> Response:
         receipt = await receipts.latest_of_payment(session, payment.id)
     return render(request, "donations/thanks.html", {"payment": payment, "site": site_name, "receipt": receipt,
                                                       "receipt_code": receipts.receipt_code(receipt) if receipt else ""})
+
+
+async def recurring_thanks(request: Request) -> Response:
+    """The donor's return from a recurring gift's Checkout: its state from Stripe now (the webhooks may be later)."""
+    session_id = request.query_params.get("session_id", "")
+    gift = None
+    if session_id.startswith("cs_"):
+        try:
+            checkout = await request.app.state.gateway.retrieve("checkout.sessions", session_id, expand=["subscription"])
+        except GatewayError:
+            checkout = None
+        if checkout is not None and recurring.is_gift(checkout):
+            async with transaction(request.app.state.sessions) as session:
+                gift = await recurring.apply_checkout(session, checkout, int(time.time()))
+    site_name = ""
+    if gift is not None:
+        async with db(request) as session:
+            site_name = (await must_get(session, Site, gift.site_id)).name
+    return render(request, "donations/recurring_thanks.html",
+                  {"gift": gift, "site": site_name},
+                  status_code=200 if gift is not None else 404)
+
+
+async def _donor_gift(request: Request) -> tuple[int, str]:
+    """(gift id, the logged-in person's address): only the address a login link proved acts on its gifts."""
+    async with db(request) as session:
+        user = await load_user(request, session)
+    if user is None:
+        raise LoginRequired()
+    gift_id = row_id(str(request.path_params["gift_id"]))
+    if gift_id is None:
+        raise HTTPException(404)
+    return gift_id, user.email.strip().lower()
+
+
+async def stop_gift(request: Request) -> Response:
+    """The donor stops their recurring gift (backer space): cancelled at Stripe at once."""
+    gift_id, email = await _donor_gift(request)
+    try:
+        await recurring.stop(request.app.state.sessions, request.app.state.gateway, gift_id=gift_id, email=email)
+    except LookupError:
+        raise HTTPException(404) from None
+    except recurring.GiftError as exc:
+        flash(request, str(exc), "error")
+    except GatewayError:
+        flash(request, _("Le paiement est momentanément indisponible. Réessayez dans quelques minutes."), "error")
+    else:
+        flash(request, _("Votre don régulier est arrêté : plus rien ne sera prélevé. Merci pour votre soutien !"))
+    return redirect_to(request, "backer_space")
+
+
+async def gift_card(request: Request) -> Response:
+    """The donor changes the card of their recurring gift on Stripe's Billing Portal (they may stop it there too)."""
+    gift_id, email = await _donor_gift(request)
+    try:
+        url = await recurring.portal_url(request.app.state.sessions, request.app.state.gateway, gift_id=gift_id, email=email,
+                                         return_url=absolute_url(request, "backer_space"))
+    except LookupError:
+        raise HTTPException(404) from None
+    except recurring.GiftError as exc:
+        flash(request, str(exc), "error")
+        return redirect_to(request, "backer_space")
+    except GatewayError:
+        flash(request, _("Le paiement est momentanément indisponible. Réessayez dans quelques minutes."), "error")
+        return redirect_to(request, "backer_space")
+    return redirect(url)
 
 
 async def _receipt_id(request: Request) -> int | None:
@@ -128,6 +210,9 @@ async def receipt_pdf(request: Request) -> Response:
 routes = [
     Route("/soutenir", donate, methods=["GET", "POST"], name="donate"),
     Route("/soutenir/merci", thanks, name="donate_thanks"),
+    Route("/soutenir/regulier/merci", recurring_thanks, name="donate_recurring_thanks"),
+    Route("/mes-contributions/dons-reguliers/{gift_id:str}/arreter", stop_gift, methods=["POST"], name="recurring_gift_stop"),
+    Route("/mes-contributions/dons-reguliers/{gift_id:str}/carte", gift_card, methods=["POST"], name="recurring_gift_card"),
     Route("/soutenir/recu/{token:str}", receipt_page, name="donation_receipt"),
     Route("/soutenir/recu/{token:str}/pdf", receipt_pdf, name="donation_receipt_pdf"),
 ]

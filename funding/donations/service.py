@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.campaigns import receipt_pdf, receipts
 from funding.campaigns.models import TaxReceipt
 from funding.db import digits
+from funding.donations import recurring as recurring  # registers the recurring gifts' purpose
 from funding.i18n import money
 from funding.ledger.models import FundingSource
 from funding.ledger.service import Line

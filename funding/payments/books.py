@@ -119,7 +119,8 @@ async def with_all_lines(gw: StripeGateway, invoice: dict[str, Any], *, resource
 async def invoice_metadata(gw: StripeGateway, payment_intent_id: str) -> dict[str, Any]:
     """Invoices' payments carry no metadata: they reach their invoice through
     ``invoice_payment`` objects, and the invoice its subscription's metadata through
-    ``parent.subscription_details``. Such a charge has the purpose ``invoice``; the
+    ``parent.subscription_details``. Such a charge has the purpose ``invoice`` (a member's
+    invoice), or its subscription's own where that purpose bills its invoices (a recurring gift); the
     invoice itself, as fetched now, rides along (``invoice_object``) for its purpose."""
     found = await gw.list("invoice_payments", {"payment": {"type": "payment_intent", "payment_intent": payment_intent_id},
                                                "limit": 1})
@@ -129,8 +130,10 @@ async def invoice_metadata(gw: StripeGateway, payment_intent_id: str) -> dict[st
     invoice = await with_all_lines(gw, invoice_ref if isinstance(invoice_ref, dict) else await gw.retrieve("invoices", invoice_ref))
     details = (invoice.get("parent") or {}).get("subscription_details") or {}
     customer = invoice.get("customer")
-    return {**(details.get("metadata") or {}), **(invoice.get("metadata") or {}), "purpose": "invoice",
-            "invoice": invoice["id"], "customer": customer.get("id") if isinstance(customer, dict) else customer or "",
+    own = (details.get("metadata") or {}).get("purpose")
+    return {**(details.get("metadata") or {}), **(invoice.get("metadata") or {}),
+            "purpose": own if purposes.bills_invoices(own) else "invoice", "invoice": invoice["id"],
+            "customer": customer.get("id") if isinstance(customer, dict) else customer or "",
             "invoice_object": invoice}
 
 

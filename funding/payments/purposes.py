@@ -33,10 +33,21 @@ class Allocation:
 
 Resolver = Callable[[AsyncSession, dict[str, Any], int, str], Awaitable[Allocation | None]]
 _registry: dict[str, Resolver] = {}
+_bills_invoices: set[str] = set()
 
 
-def register(purpose: str, resolver: Resolver) -> None:
+def register(purpose: str, resolver: Resolver, *, bills_invoices: bool = False) -> None:
+    """``bills_invoices``: the purpose has subscriptions of its own (metadata ``purpose`` on the
+    subscription), whose invoices' charges are booked under it rather than as a member's
+    invoice (``invoice``)."""
     _registry[purpose] = resolver
+    if bills_invoices:
+        _bills_invoices.add(purpose)
+
+
+def bills_invoices(purpose: str | None) -> bool:
+    load_domains()
+    return (purpose or "") in _bills_invoices
 
 
 def resolver(purpose: str | None) -> Resolver | None:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from funding.coworking.models import Invoice, Member, Subscription
 from funding.db import transaction
 from funding.demo.seed import seed
+from funding.donations.models import RecurringGift, RecurringGiftPayment
 from funding.ledger.models import Entry
 from funding.payments.models import EventStatus, StripeEvent
 from funding.stripe_gateway import SANDBOX_PATH
@@ -117,4 +118,13 @@ def test_the_demo_plays_renewals_on_test_clocks_and_shows_no_date_after_today(e2
                     assert shown <= today, (member_id, path, shown)
                     seen += 1
     assert seen > len(member_ids)
+
+    # The demo's recurring gift: set up, its first instalment paid and booked as a gift.
+    async def gifts(sessions):
+        async with sessions() as session:
+            return [(g.status, g.interval, len((await session.scalars(select(RecurringGiftPayment.id)
+                                                                       .where(RecurringGiftPayment.gift_id == g.id))).all()))
+                    for g in (await session.scalars(select(RecurringGift))).all()]
+
+    assert db_call(e2e.settings, gifts) == [("active", "month", 1)]
     assert httpx.get(f"{e2e.url}/healthz", timeout=5).status_code == 200

@@ -12,8 +12,8 @@ from alembic import op
 from funding import ddl
 from funding.ddl import GuardChange
 
-revision = "0037"
-down_revision = "0036"
+revision = "0039"
+down_revision = "0038"
 
 GUARD = GuardChange(functions={"bar_line_insert_guard": (1, 2), "bar_closing_insert_guard": (1, 2)})
 

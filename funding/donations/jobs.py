@@ -1,0 +1,5 @@
+"""The donations' worker jobs."""
+
+from funding.donations.annual import january
+
+JOBS = [("annual receipts of recurring gifts", january)]

@@ -1,0 +1,304 @@
+"""Recurring gifts: a monthly or yearly gift of a chosen amount, through Stripe Checkout in
+``subscription`` mode.
+
+- The price: one Stripe Product per organisation for recurring gifts, one Price per amount,
+  interval and currency (``create_once``: both are created once, keyed by what they are).
+- The gift: its row is committed first (``created``), then its Checkout session, keyed by the
+  gift's id (``recurring-gift:<id>``); Checkout makes a customer of its own for the donor
+  (``customer_email``), so a donor who is also a coworking member never gets a gift on the
+  member's invoices.
+- Its state is its subscription's, mirrored forwards only (``version``).
+- Each paid invoice is an instalment, once (unique invoice id); its money is booked from the
+  charge's balance transaction by the payments' books, under this purpose: [ST] D 5115 net ·
+  D 627 fee · C 75411, funding source crowdfunding, tagged with the donor's site — as a
+  one-off gift is.
+- A failed attempt emails the donor once per attempt; the donor stops the gift from the
+  backer space (the subscription is cancelled at once: no later debit).
+
+No tax receipt per instalment: the annual receipt (one per donor and year, recurring and
+one-off gifts summed) is still to build (issue 18).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from funding.clock import local_day
+from funding.db import Sessions, digits, insert_ignore, transaction, utcnow
+from funding.donations.models import GiftInterval, GiftStatus, RecurringGift, RecurringGiftPayment
+from funding.errors import FundingError
+from funding.i18n import gettext as _
+from funding.i18n import money
+from funding.ledger.models import FundingSource
+from funding.ledger.service import Line
+from funding.mail.service import enqueue
+from funding.orgs.models import Site
+from funding.payments import purposes
+from funding.payments.calls import create_once
+from funding.payments.service import checkout_expiry
+from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown
+
+PURPOSE = "recurring_gift"
+MAX_AMOUNT = 1_000_000  # 10 000,00 € an instalment, as a one-off gift
+CURRENCY = "EUR"
+# Below these, Stripe's fixed fee (0,25 €) eats too much of each instalment.
+MIN_AMOUNT = {GiftInterval.MONTH: 500, GiftInterval.YEAR: 2000}
+INTERVALS = {GiftInterval.MONTH: "mensuel", GiftInterval.YEAR: "annuel"}
+PRE_STRIPE = (GiftStatus.CREATED, GiftStatus.OPEN, GiftStatus.UNKNOWN)
+STOPPABLE = (GiftStatus.ACTIVE, GiftStatus.PAST_DUE, GiftStatus.TRIALING, GiftStatus.UNPAID, GiftStatus.INCOMPLETE,
+             GiftStatus.PAUSED)
+
+
+class GiftError(FundingError):
+    """A refused gift; the message is for a person."""
+
+    status = 400
+
+
+def check_gift(amount: int, interval: str, currency: str = CURRENCY) -> GiftInterval:
+    """The interval of a valid gift, or GiftError saying what is wrong (nothing is created before)."""
+    if currency.upper() != CURRENCY:
+        raise GiftError(_("Les dons réguliers se font en euros."))
+    try:
+        every = GiftInterval(interval)
+    except ValueError:
+        raise GiftError(_("Choisissez un don mensuel ou annuel.")) from None
+    if amount < MIN_AMOUNT[every] or amount > MAX_AMOUNT:
+        raise GiftError(_("Un don régulier doit être compris entre %(min)s et %(max)s.",
+                          min=money(MIN_AMOUNT[every]), max=money(MAX_AMOUNT)))
+    return every
+
+
+def gift_metadata(gift: RecurringGift) -> dict[str, str]:
+    return {"purpose": PURPOSE, "recurring_gift_id": str(gift.id), "org_id": str(gift.org_id), "site_id": str(gift.site_id)}
+
+
+async def gift_price(sessions: Sessions, gw: StripeGateway, org_id: int, interval: GiftInterval, amount: int,
+                     currency: str = CURRENCY) -> str:
+    """The Stripe Price of this amount and interval (its Product: the organisation's recurring
+    gifts), each created once."""
+    product = await create_once(sessions, gw, ref=f"recurring-gift-product:{org_id}", resource="products",
+                                params={"name": "Don régulier à Entre-Lab", "metadata": {"purpose": PURPOSE, "org_id": str(org_id)}})
+    price = await create_once(
+        sessions, gw, ref=f"recurring-gift-price:{org_id}:{interval.value}:{currency.lower()}:{amount}", resource="prices",
+        params={"product": product["id"], "currency": currency.lower(), "unit_amount": amount,
+                "recurring": {"interval": interval.value}, "nickname": f"Don {INTERVALS[interval]} {amount}",
+                "metadata": {"purpose": PURPOSE, "org_id": str(org_id)}})
+    return str(price["id"])
+
+
+
+async def start_recurring(sessions: Sessions, gw: StripeGateway, *, site: Site, amount: int, interval: str, email: str,
+                          name: str, donor: dict[str, str | None] | None, success_url: str, cancel_url: str,
+                          currency: str = CURRENCY) -> tuple[RecurringGift, str]:
+    """Record the gift, then open its Checkout session (``subscription`` mode). Returns (gift, url)."""
+    every = check_gift(amount, interval, currency)
+    price_id = await gift_price(sessions, gw, site.org_id, every, amount, currency)
+    async with transaction(sessions) as session:
+        gift = RecurringGift(org_id=site.org_id, site_id=site.id, amount=amount, currency=currency.upper(), interval=every,
+                             email=email, name=name, status=GiftStatus.CREATED, **(donor or {}))
+        session.add(gift)
+        await session.flush()
+    meta = gift_metadata(gift)
+    description = f"Don {INTERVALS[every]} à {site.name}"[:200]
+    params = {
+        "mode": "subscription",
+        "line_items": [{"price": price_id, "quantity": 1}],
+        "customer_email": email,
+        "subscription_data": {"metadata": meta, "description": description},
+        "metadata": meta,
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+        "locale": "fr",
+        "expires_at": checkout_expiry(),
+    }
+    try:
+        checkout = await create_once(sessions, gw, ref=f"recurring-gift:{gift.id}", resource="checkout.sessions", params=params)
+    except StripeUnknown:
+        async with transaction(sessions) as session:
+            await session.execute(update(RecurringGift).where(RecurringGift.id == gift.id, RecurringGift.status == GiftStatus.CREATED)
+                                  .values(status=GiftStatus.UNKNOWN))
+        raise
+    async with transaction(sessions) as session:
+        await session.execute(update(RecurringGift).where(RecurringGift.id == gift.id, RecurringGift.status.in_(PRE_STRIPE))
+                              .values(status=GiftStatus.OPEN, checkout_session_id=checkout["id"]))
+    gift.checkout_session_id = checkout["id"]
+    return gift, str(checkout["url"])
+
+
+def _id(value: Any) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def is_gift(obj: dict[str, Any]) -> bool:
+    return (obj.get("metadata") or {}).get("purpose") == PURPOSE
+
+
+async def _gift_of(session: AsyncSession, *, subscription_id: str | None, metadata: dict[str, Any],
+                   checkout_id: str | None = None) -> RecurringGift | None:
+    if subscription_id:
+        gift = await session.scalar(select(RecurringGift).where(RecurringGift.stripe_subscription_id == subscription_id))
+        if gift is not None:
+            return gift
+    if checkout_id:
+        gift = await session.scalar(select(RecurringGift).where(RecurringGift.checkout_session_id == checkout_id))
+        if gift is not None:
+            return gift
+    raw = str(metadata.get("recurring_gift_id") or "")
+    return await session.get(RecurringGift, int(raw)) if digits(raw) else None
+
+
+async def apply_subscription(session: AsyncSession, sub: dict[str, Any], version: int) -> RecurringGift | None:
+    """Mirror a gift's subscription (as fetched) into its row, if not older than what we hold."""
+    if not is_gift(sub):
+        return None
+    gift = await _gift_of(session, subscription_id=sub["id"], metadata=sub.get("metadata") or {})
+    if gift is None:
+        return None
+    status = GiftStatus(sub["status"])
+    values: dict[str, Any] = {"status": status, "stripe_subscription_id": sub["id"],
+                              "stripe_customer_id": _id(sub.get("customer")), "version": version}
+    if status == GiftStatus.CANCELED:
+        values["canceled_at"] = utcnow()
+    await session.execute(update(RecurringGift).where(RecurringGift.id == gift.id, RecurringGift.version <= version)
+                          .values(**values).execution_options(synchronize_session=False))
+    await session.refresh(gift)
+    return gift
+
+
+async def apply_checkout(session: AsyncSession, checkout: dict[str, Any], version: int) -> RecurringGift | None:
+    """A gift's Checkout session (its subscription expanded, or its id): complete ties the
+    subscription to the gift; expired ends a gift that never started."""
+    if checkout.get("mode") != "subscription" or not is_gift(checkout):
+        return None
+    sub = checkout.get("subscription")
+    gift = await _gift_of(session, subscription_id=_id(sub), metadata=checkout.get("metadata") or {}, checkout_id=checkout["id"])
+    if gift is None:
+        return None
+    if checkout.get("status") == "complete" and sub:
+        await session.execute(update(RecurringGift).where(RecurringGift.id == gift.id, RecurringGift.stripe_subscription_id.is_(None))
+                              .values(stripe_subscription_id=_id(sub), checkout_session_id=checkout["id"]))
+        if isinstance(sub, dict):
+            return await apply_subscription(session, sub, version)
+    elif checkout.get("status") == "expired":
+        await session.execute(update(RecurringGift).where(RecurringGift.id == gift.id, RecurringGift.status.in_(PRE_STRIPE))
+                              .values(status=GiftStatus.EXPIRED))
+    await session.refresh(gift)
+    return gift
+
+
+def subscription_of_invoice(invoice: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    return _id(details.get("subscription")), dict(details.get("metadata") or {})
+
+
+async def apply_invoice(session: AsyncSession, event_type: str, invoice: dict[str, Any], attempt: int) -> RecurringGift | None:
+    """A gift's invoice, as fetched: paid → an instalment, once (the first thanks the donor);
+    a failed attempt → one email per attempt."""
+    sub_id, meta = subscription_of_invoice(invoice)
+    if meta.get("purpose") != PURPOSE:
+        return None
+    gift = await _gift_of(session, subscription_id=sub_id, metadata=meta)
+    if gift is None:
+        return None
+    if sub_id and gift.stripe_subscription_id is None:
+        await session.execute(update(RecurringGift).where(RecurringGift.id == gift.id, RecurringGift.stripe_subscription_id.is_(None))
+                              .values(stripe_subscription_id=sub_id))
+        set_committed_value(gift, "stripe_subscription_id", sub_id)
+    site = await session.get(Site, gift.site_id)
+    site_name = site.name if site is not None else ""
+    if invoice.get("status") == "paid" and int(invoice.get("amount_paid") or 0) > 0:
+        payments = ((invoice.get("payments") or {}).get("data") or [])
+        pi_id = next((_id((p.get("payment") or {}).get("payment_intent")) for p in payments if p.get("status") == "paid"), None)
+        paid_at = (invoice.get("status_transitions") or {}).get("paid_at")
+        inserted = await insert_ignore(session, RecurringGiftPayment, {
+            "org_id": gift.org_id, "gift_id": gift.id, "stripe_invoice_id": invoice["id"], "payment_intent_id": pi_id,
+            "amount": int(invoice["amount_paid"]), "currency": str(invoice.get("currency") or gift.currency).upper(),
+            "paid_at": utcnow() if not paid_at else _naive(int(paid_at))}, ["stripe_invoice_id"])
+        if inserted is not None:
+            await enqueue(session, to=gift.email, org_id=gift.org_id, dedupe_key=f"recurring-gift:{gift.id}:thanks",
+                          subject="Merci pour votre don régulier à Entre-Lab",
+                          body_text=(f"Bonjour {gift.name},\n\nNous avons bien reçu le premier versement de votre don "
+                                     f"{INTERVALS[gift.interval]} de {money(gift.amount, gift.currency)} pour {site_name}.\n"
+                                     f"Référence : don régulier n° {gift.id}.\n\nVous pouvez l'arrêter à tout moment depuis "
+                                     "votre espace donateur (« Mes contributions »). Votre reçu fiscal annuel récapitulera "
+                                     "vos dons de l'année.\n\nMerci de faire vivre les tiers-lieux du bassin thiernois.\n\n"
+                                     "L'équipe Entre-Lab"))
+    elif event_type == "invoice.payment_failed" and invoice.get("status") == "open":
+        due = money(int(invoice.get("amount_remaining") or invoice.get("amount_due") or gift.amount), gift.currency)
+        retry = invoice.get("next_payment_attempt")
+        when = (f"Nous réessaierons automatiquement le {local_day(_naive(int(retry))).strftime('%d/%m/%Y')}. " if retry else "")
+        await enqueue(session, to=gift.email, org_id=gift.org_id, dedupe_key=f"recurring-gift:{invoice['id']}:failed:{attempt}",
+                      subject="Votre don régulier n'a pas pu être prélevé",
+                      body_text=(f"Bonjour {gift.name},\n\nLe versement de {due} de votre don régulier n° {gift.id} "
+                                 f"pour {site_name} a été refusé par votre banque.\n{when}Pour le régler maintenant ou "
+                                 f"changer de carte :\n{invoice.get('hosted_invoice_url') or ''}\n\nPour arrêter ce don, "
+                                 "rendez-vous dans votre espace donateur (« Mes contributions »).\n\nL'équipe Entre-Lab"))
+    await session.refresh(gift)
+    return gift
+
+
+def _naive(unix: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(unix, dt.UTC).replace(tzinfo=None)
+
+
+async def allocate(session: AsyncSession, metadata: dict, amount: int, currency: str) -> purposes.Allocation | None:
+    """An instalment's charge (or its refund): a gift, 75411, on the donor's site."""
+    raw = str(metadata.get("site_id") or "")
+    site = await session.get(Site, int(raw)) if digits(raw) else None
+    if site is None:
+        return None
+    return purposes.Allocation(
+        org_id=site.org_id, site_id=site.id, funding_source=FundingSource.CROWDFUNDING,
+        label=f"Don régulier n° {metadata.get('recurring_gift_id', '?')} ({metadata.get('invoice', '')}) — {site.name}"[:200],
+        lines=[Line("75411", -amount, currency)],
+    )
+
+
+async def gifts_of(session: AsyncSession, email: str) -> list[RecurringGift]:
+    """An address's recurring gifts, newest first (the backer space)."""
+    return list((await session.scalars(select(RecurringGift).where(RecurringGift.email == email,
+                                                                   RecurringGift.status.not_in((*PRE_STRIPE, GiftStatus.EXPIRED)))
+                                       .order_by(RecurringGift.id.desc()))).all())
+
+
+async def stop(sessions: Sessions, gw: StripeGateway, *, gift_id: int, email: str) -> RecurringGift:
+    """The donor stops their gift: its subscription is cancelled at once (no later debit)."""
+    async with sessions() as session:
+        gift = await session.get(RecurringGift, gift_id)
+    if gift is None or gift.email != email:
+        raise LookupError("not this donor's gift")
+    if gift.status not in STOPPABLE or not gift.stripe_subscription_id:
+        raise GiftError(_("Ce don régulier est déjà arrêté."))
+    try:
+        sub = await gw.call("subscriptions", "cancel", gift.stripe_subscription_id)
+    except StripeRefused as exc:
+        if exc.http_status != 404:
+            raise
+        sub = await gw.retrieve("subscriptions", gift.stripe_subscription_id)
+    async with transaction(sessions) as session:
+        stopped = await apply_subscription(session, sub, max(gift.version, int(sub.get("created") or 0)) + 1)
+    return stopped or gift
+
+
+async def portal_url(sessions: Sessions, gw: StripeGateway, *, gift_id: int, email: str, return_url: str) -> str:
+    """A Billing Portal session of the gift's own customer: the donor changes the card (or stops)."""
+    async with sessions() as session:
+        gift = await session.get(RecurringGift, gift_id)
+    if gift is None or gift.email != email:
+        raise LookupError("not this donor's gift")
+    if not gift.stripe_customer_id or gift.status not in STOPPABLE:
+        raise GiftError(_("Ce don régulier est déjà arrêté."))
+    portal = await create_once(sessions, gw, ref=f"recurring-gift-portal:{gift.id}:{secrets.token_hex(6)}",
+                               resource="billing_portal.sessions", tag=False,
+                               params={"customer": gift.stripe_customer_id, "return_url": return_url, "locale": "fr"})
+    return str(portal["url"])
+
+
+purposes.register(PURPOSE, allocate, bills_invoices=True)

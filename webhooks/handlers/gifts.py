@@ -1,0 +1,128 @@
+"""Recurring gifts: their Checkout sessions, subscriptions and invoices (funding.donations.recurring).
+
+Each handler fetches the current object (the event is only a notification) and looks at gifts
+only (metadata ``purpose=recurring_gift``, on the subscription); every effect is keyed by a
+Stripe id — the instalment by its invoice, the failure email by invoice and attempt, the
+entry by its balance transaction — so a replay, a duplicate or an older event changes nothing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from funding.donations import annual, recurring
+from funding.ledger.service import EntryDraft
+from funding.payments import books
+from funding.stripe_gateway import StripeGateway, StripeRefused
+from webhooks.events import Event, StripeDict
+from webhooks.handlers import Handler, Prepared, version
+
+
+def _id(value: StripeDict | str | None) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value
+
+
+async def prepare_checkout(gw: StripeGateway, event: Event) -> Prepared:
+    obj = event["data"]["object"]
+    if obj.get("mode") != "subscription" or not recurring.is_gift(obj):
+        return Prepared()
+    return Prepared(objects=[await gw.retrieve("checkout.sessions", obj["id"], expand=["subscription"])])
+
+
+async def apply_checkout(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
+    if prepared.objects:
+        await recurring.apply_checkout(session, prepared.objects[0], version(event, prepared))
+    return []
+
+
+async def prepare_subscription(gw: StripeGateway, event: Event) -> Prepared:
+    obj = event["data"]["object"]
+    if not recurring.is_gift(obj):
+        return Prepared()
+    try:
+        return Prepared(objects=[await gw.retrieve("subscriptions", obj["id"])])
+    except StripeRefused as exc:
+        if exc.http_status == 404:
+            return Prepared(objects=[obj], fetched_at=0)
+        raise
+
+
+async def apply_subscription(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
+    if prepared.objects:
+        await recurring.apply_subscription(session, prepared.objects[0], version(event, prepared))
+    return []
+
+
+async def prepare_invoice(gw: StripeGateway, event: Event) -> Prepared:
+    _sub, meta = recurring.subscription_of_invoice(event["data"]["object"])
+    if meta.get("purpose") != recurring.PURPOSE:
+        return Prepared()
+    invoice = await gw.retrieve("invoices", event["data"]["object"]["id"], expand=["payments"])
+    prepared = Prepared(objects=[invoice])
+    if invoice.get("status") == "paid":
+        for payment in (invoice.get("payments") or {}).get("data") or []:
+            pi_id = _id((payment.get("payment") or {}).get("payment_intent"))
+            if payment.get("status") != "paid" or not pi_id:
+                continue
+            pi = await gw.retrieve("payment_intents", pi_id, expand=["latest_charge"])
+            charge = pi.get("latest_charge")
+            txn = _id(charge.get("balance_transaction")) if isinstance(charge, dict) else None
+            if txn:
+                prepared.contexts.append(await books.fetch_context(gw, txn))
+    return prepared
+
+
+async def apply_invoice(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
+    if not prepared.objects:
+        return []
+    invoice = prepared.objects[0]
+    attempt = int(event["data"]["object"].get("attempt_count") or invoice.get("attempt_count") or 0)
+    gift = await recurring.apply_invoice(session, event["type"], invoice, attempt)
+    if gift is None or not prepared.contexts:
+        return []
+    return await books.drafts_for(session, prepared.contexts)
+
+
+# charge.refunded, refund.*, charge.dispute.closed: what Stripe took back of an instalment (the charges'
+# handlers book the money; here the instalment and its year's receipt follow).
+async def prepare_taken_back(gw: StripeGateway, event: Event) -> Prepared:
+    obj = event["data"]["object"]
+    if obj.get("object") == "charge" and (obj.get("metadata") or {}).get("purpose"):
+        return Prepared()  # a charge of ours that is no invoice's (invoices' charges carry no metadata)
+    charge_id = obj["id"] if obj.get("object") == "charge" else _id(obj.get("charge"))
+    if not charge_id:
+        return Prepared()
+    charge = await gw.retrieve("charges", charge_id)
+    if not charge.get("payment_intent") or (charge.get("metadata") or {}).get("purpose"):
+        return Prepared()
+    objects = [charge]
+    if obj.get("object") == "dispute":
+        objects.append(await gw.retrieve("disputes", obj["id"]))
+    return Prepared(objects=objects)
+
+
+async def apply_taken_back(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:
+    if not prepared.objects:
+        return []
+    charge = prepared.objects[0]
+    total, reason = int(charge.get("amount_refunded") or 0), "remboursement"
+    if len(prepared.objects) > 1 and prepared.objects[1].get("status") == "lost":
+        total, reason = total + int(prepared.objects[1].get("amount") or 0), "litige perdu"
+    if total > 0:
+        await annual.taken_back(session, str(_id(charge["payment_intent"])), total, reason=reason)
+    return []
+
+
+CHECKOUT = Handler(prepare_checkout, apply_checkout)
+SUBSCRIPTION = Handler(prepare_subscription, apply_subscription)
+INVOICE = Handler(prepare_invoice, apply_invoice)
+TAKEN_BACK = Handler(prepare_taken_back, apply_taken_back)
+
+HANDLERS = {
+    **{t: CHECKOUT for t in ("checkout.session.completed", "checkout.session.expired")},
+    **{t: SUBSCRIPTION for t in ("customer.subscription.created", "customer.subscription.updated",
+                                 "customer.subscription.deleted", "customer.subscription.paused",
+                                 "customer.subscription.resumed")},
+    **{t: INVOICE for t in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed", "invoice.updated")},
+    **{t: TAKEN_BACK for t in ("charge.refunded", "refund.created", "refund.updated", "charge.dispute.closed")},
+}
