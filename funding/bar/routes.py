@@ -17,7 +17,6 @@ from starlette.routing import Route
 
 from funding.bar import catalog, closings, settlement, till
 from funding.bar.models import BatchStatus, Ticket, TicketStatus, TillClosing, TillHead
-from funding.bar.rush import tills
 from funding.bar.service import member_tabs, start_tab_payment, start_walk_in_payment
 from funding.bar.till import BarError
 from funding.db import row_id
@@ -116,14 +115,13 @@ async def sell(request: Request) -> Response:
     form = await request.form()
     slug = request.path_params["site"]
     member_id, ticket_id = form.get("member_id") or None, form.get("ticket_id") or None
-    async with db(request) as session:
-        user = await require(request, session, STAFF)
-        site = await _site(session, slug)
     try:
-        # The site's taps that arrive together share one transaction (funding.bar.rush).
-        rung = await tills(request.app).ring(site.id, product_id=form.get("product_id"), quantity=form.get("quantity") or 1,
-                                             member_id=member_id, ticket_id=ticket_id if not member_id else None,
-                                             limit=request.app.state.settings.bar_tab_limit, recorded_by=user.name)
+        async with db(request) as session:
+            user = await require(request, session, STAFF)
+            site = await _site(session, slug)
+            rung = await till.ring_up(session, site, product_id=form.get("product_id"), quantity=form.get("quantity") or 1,
+                                      member_id=member_id, ticket_id=ticket_id if not member_id else None,
+                                      limit=request.app.state.settings.bar_tab_limit, recorded_by=user.name)
     except BarError as exc:
         if _wants_json(request):
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
