@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
+from funding.clock import wait_event
 from funding.db import create_engine
 from funding.domains import parts
 from funding.errors import FundingError
@@ -275,8 +276,7 @@ async def _process_and_mail(app: Starlette) -> None:
 async def _pump(name: str, wake: asyncio.Event, settings: Settings, work) -> None:
     """Do ``work`` soon after something is committed (and now and then); the worker is the safety net."""
     while True:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=settings.worker_poll_seconds * 5)
+        await wait_event(wake, settings.worker_poll_seconds * 5)
         wake.clear()
         try:
             await work()

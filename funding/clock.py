@@ -4,6 +4,7 @@ the server's own time zone: at 23:30 UTC in winter it is already tomorrow in Thi
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -25,3 +26,15 @@ def local_date(unix: int) -> dt.date:
 def paris_today(now: dt.datetime | None = None) -> dt.date:
     """Today in Paris (or the Paris day of ``now``)."""
     return local_day(now or dt.datetime.now(dt.UTC))
+
+
+async def wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``event``; True if it came. Use this, not ``asyncio.wait_for``: on
+    Python 3.11 wait_for drops a cancellation that arrives as the event fires (CPython gh-86296), and a
+    background loop that swallowed its cancel makes shutdown wait for ever."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return event.is_set()
+    return True

@@ -12,6 +12,7 @@ import logging
 import signal
 import time
 
+from funding.clock import wait_event
 from funding.db import create_engine
 from funding.mail.service import send_pending
 from funding.ops.heartbeat import Heartbeat
@@ -83,11 +84,8 @@ async def run_worker(settings: Settings, *, once: bool = False) -> None:
             await run_once(sessions, settings, gw, worker=beat.id)
             if once:
                 break
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=settings.worker_poll_seconds)
+            if await wait_event(stop, settings.worker_poll_seconds):
                 break
-            except TimeoutError:
-                pass
     finally:
         await beat.stop()
         await gw.aclose()

@@ -292,6 +292,9 @@ class Sandbox:
                 log.exception("sandbox delivery loop")
                 due = None
             wait = interval if due is None else min(interval, max(0.0, due - self.precise_now()))
+            # Not asyncio.wait_for: on Python 3.11 it drops a cancel that lands as the event fires
+            # (CPython gh-86296), and the loop would then outlive its shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=wait)
+                async with asyncio.timeout(wait):
+                    await wake.wait()
             wake.clear()
