@@ -22,6 +22,7 @@ from funding.bar.till import open_ticket, ring_up
 from funding.campaigns.models import Campaign
 from funding.coworking.models import CreditNote, Invoice, Member, Plan, Subscription
 from funding.db import transaction, utcnow
+from funding.donations.models import GiftInterval, GiftStatus, RecurringGift
 from funding.exports.service import Digest, add_recipient, record_taken, resolve_scope
 from funding.ledger.models import Grant, GrantBudgetLine
 from funding.ledger.service import EntryDraft, close_month, credit, debit, post
@@ -57,6 +58,7 @@ class Alpha:
     draft_slug: str
     live_slug: str
     grant_id: int = 0
+    gift_id: int = 0
 
 
 def _previous_month(today: dt.date) -> tuple[dt.date, str]:
@@ -135,8 +137,14 @@ async def make_alpha(sessions) -> Alpha:
         session.add(GrantBudgetLine(org_id=world.org_id, grant_id=grant.id, category="60", label="Alpha", amount=5000,
                                     currency="EUR"))
         grant_id = grant.id
+        gift = RecurringGift(org_id=world.org_id, site_id=world.site_id, amount=1000, currency="EUR",
+                             interval=GiftInterval.MONTH, email="backer@alpha.example", name="Bernard Alphabacker",
+                             status=GiftStatus.ACTIVE, stripe_subscription_id="sub_alpha_gift", version=1)
+        session.add(gift)
+        await session.flush()
+        gift_id = gift.id
     return Alpha(world, zoe.id, ids[0], ids[1], ids[2], ids[6], ids[3], ids[4], ids[5], closing_id, batch_id, tier_id,
-                 "evt_alpha_dead", draft.slug, live.slug, grant_id)
+                 "evt_alpha_dead", draft.slug, live.slug, grant_id, gift_id)
 
 
 async def snapshot(engine, a: Alpha) -> dict[str, list]:
@@ -166,7 +174,7 @@ def _path(route: Route, a: Alpha) -> str:
         "siren": a.world.siren, "number": "1", "slug": a.draft_slug, "site": a.world.site_slug, "member_id": a.member_id,
         "member": a.member_user, "ticket": a.ticket_id, "closing": a.closing_id, "tier_id": a.tier_id, "batch": a.batch_id,
         "event_id": a.event_id, "invoice_id": a.invoice_id, "note_id": a.note_id, "what": "pdf", "plan": a.plan_code, "token": "not-a-token",
-        "grant_id": a.grant_id,
+        "grant_id": a.grant_id, "gift_id": a.gift_id,
     }
     missing = set(re.findall(r"{(\w+)", route.path)) - set(values)
     assert not missing, f"{route.path}: give the sweep a value of A for {missing}"
