@@ -86,6 +86,11 @@ def _header(exc: stripe.StripeError, name: str) -> str | None:
     return str(value) if value is not None else None
 
 
+def stripe_id(value: Any) -> Any:
+    """The id of an expandable field: Stripe gives the id, or the object once expanded."""
+    return value.get("id") if isinstance(value, dict) else value
+
+
 def api_base(settings: Settings) -> str:
     if settings.stripe_api_base:
         return settings.stripe_api_base

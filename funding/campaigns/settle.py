@@ -27,6 +27,7 @@ from funding.db import digits, must_get, rowcount, utcnow
 from funding.payments.models import Payment
 from funding.payments.service import stripe_paid_at
 from funding.payments.verify import check_row
+from funding.stripe_gateway import stripe_id
 
 log = logging.getLogger("funding.campaigns")
 
@@ -39,9 +40,6 @@ def _ref_id(value) -> int | None:
 def pledge_id_of(obj: dict) -> int | None:
     return _ref_id((obj.get("metadata") or {}).get("pledge_id"))
 
-
-def _id(value) -> str | None:
-    return value.get("id") if isinstance(value, dict) else value
 
 
 async def _context(session: AsyncSession, pledge: Pledge) -> tuple[Campaign, Tier | None]:
@@ -100,8 +98,8 @@ async def settle_setup_session(session: AsyncSession, checkout: dict, *, now: dt
     seti = checkout.get("setup_intent")
     if checkout.get("status") != "complete" or not isinstance(seti, dict) or seti.get("status") != "succeeded":
         return pledge
-    card = {"customer_id": _id(checkout.get("customer")) or pledge.customer_id,
-            "payment_method_id": _id(seti.get("payment_method"))}
+    card = {"customer_id": stripe_id(checkout.get("customer")) or pledge.customer_id,
+            "payment_method_id": stripe_id(seti.get("payment_method"))}
     if pledge.status == PledgeStatus.PENDING:
         campaign = await lock_campaign(session, pledge.campaign_id)
         if campaign.status != CampaignStatus.LIVE or (now or utcnow()) >= campaign.ends_at:

@@ -39,14 +39,11 @@ from funding.payments.books import TxnContext, dated_for_open_period, with_all_l
 from funding.payments.calls import create_once
 from funding.payments.tax_rates import rates_by_stripe_id, stated_tax
 from funding.settings import Settings
-from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown
+from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown, stripe_id
 
 log = logging.getLogger("funding.coworking")
 BAR_REVENUE = "707"  # lines another domain booked (the bar's tabs) were sold on 707
 
-
-def _id(value: Any) -> str | None:
-    return value.get("id") if isinstance(value, dict) else value
 
 
 # --- 1. called for ----------------------------------------------------------------------
@@ -148,7 +145,7 @@ async def with_all_note_lines(gw: StripeGateway, note: dict) -> dict:
 async def apply_credit_note(session: AsyncSession, note: dict) -> CreditNote | None:
     """Stripe's credit note into its row (inserted if someone else issued it), booked once,
     reversed once if void, sent to the member once."""
-    invoice = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == _id(note.get("invoice"))))
+    invoice = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == stripe_id(note.get("invoice"))))
     if invoice is None:
         return None  # not a member's invoice (or not seen yet: the invoice's own events will bring it, then this again)
     ours = row_id((note.get("metadata") or {}).get("credit_note_id"))

@@ -52,6 +52,7 @@ from funding.orgs.models import Site
 from funding.payments import purposes
 from funding.payments.books import dated_for_open_period
 from funding.payments.tax_rates import rates_by_stripe_id, stated_tax
+from funding.stripe_gateway import stripe_id
 
 DEFAULT_GRACE_DAYS = 7
 FINAL_SUBSCRIPTION = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
@@ -64,9 +65,6 @@ def from_unix(value) -> dt.datetime | None:
         return None
     return dt.datetime.fromtimestamp(int(value), dt.UTC).replace(tzinfo=None)
 
-
-def _id(value) -> str | None:
-    return value.get("id") if isinstance(value, dict) else value
 
 
 # --- access ----------------------------------------------------------------------------
@@ -149,13 +147,13 @@ async def apply_subscription(session: AsyncSession, sub: dict, version: int) -> 
     Returns the row, or None for a subscription that is not a member's.
     """
     meta = sub.get("metadata") or {}
-    customer = _id(sub.get("customer"))
+    customer = stripe_id(sub.get("customer"))
     member = await member_from_metadata(session, meta, customer)
     if member is None:
         return None
     items = (sub.get("items") or {}).get("data") or []
     item = items[0] if items else {}
-    price_id = _id(item.get("price"))
+    price_id = stripe_id(item.get("price"))
     plan = await plan_for_price(session, price_id)
     site_id = plan.site_id if plan else (int(meta["site_id"]) if digits(str(meta.get("site_id", ""))) else member.site_id)
     status = sub["status"]
@@ -273,7 +271,7 @@ def _line_price(line: dict) -> str | None:
     pricing = line.get("pricing") or {}
     details = pricing.get("price_details") or {}
     price = details.get("price") or line.get("price")
-    return _id(price)
+    return stripe_id(price)
 
 
 async def booked_lines(session: AsyncSession, invoice: dict) -> list[dict]:
@@ -350,7 +348,7 @@ def _invoice_values(invoice: dict, version: int) -> dict:
 
 def subscription_of(invoice: dict) -> tuple[str | None, dict]:
     details = ((invoice.get("parent") or {}).get("subscription_details")) or {}
-    return _id(details.get("subscription")), details.get("metadata") or {}
+    return stripe_id(details.get("subscription")), details.get("metadata") or {}
 
 
 async def apply_invoice(session: AsyncSession, invoice: dict, version: int) -> Invoice | None:
@@ -360,7 +358,7 @@ async def apply_invoice(session: AsyncSession, invoice: dict, version: int) -> I
         return None
     sub_id, sub_meta = subscription_of(invoice)
     meta = {**sub_meta, **(invoice.get("metadata") or {})}
-    member = await member_from_metadata(session, meta, _id(invoice.get("customer")))
+    member = await member_from_metadata(session, meta, stripe_id(invoice.get("customer")))
     if member is None:
         return None
     values = _invoice_values(invoice, version)

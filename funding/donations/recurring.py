@@ -42,7 +42,7 @@ from funding.orgs.models import Site
 from funding.payments import purposes
 from funding.payments.calls import create_once
 from funding.payments.service import checkout_expiry
-from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown
+from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown, stripe_id
 
 PURPOSE = "recurring_gift"
 MAX_AMOUNT = 1_000_000  # 10 000,00 € an instalment, as a one-off gift
@@ -132,9 +132,6 @@ async def start_recurring(sessions: Sessions, gw: StripeGateway, *, site: Site, 
     return gift, str(checkout["url"])
 
 
-def _id(value: Any) -> str | None:
-    return value.get("id") if isinstance(value, dict) else value
-
 
 def is_gift(obj: dict[str, Any]) -> bool:
     return (obj.get("metadata") or {}).get("purpose") == PURPOSE
@@ -163,7 +160,7 @@ async def apply_subscription(session: AsyncSession, sub: dict[str, Any], version
         return None
     status = GiftStatus(sub["status"])
     values: dict[str, Any] = {"status": status, "stripe_subscription_id": sub["id"],
-                              "stripe_customer_id": _id(sub.get("customer")), "version": version}
+                              "stripe_customer_id": stripe_id(sub.get("customer")), "version": version}
     if status == GiftStatus.CANCELED:
         values["canceled_at"] = utcnow()
     await session.execute(update(RecurringGift).where(RecurringGift.id == gift.id, RecurringGift.version <= version)
@@ -178,12 +175,12 @@ async def apply_checkout(session: AsyncSession, checkout: dict[str, Any], versio
     if checkout.get("mode") != "subscription" or not is_gift(checkout):
         return None
     sub = checkout.get("subscription")
-    gift = await _gift_of(session, subscription_id=_id(sub), metadata=checkout.get("metadata") or {}, checkout_id=checkout["id"])
+    gift = await _gift_of(session, subscription_id=stripe_id(sub), metadata=checkout.get("metadata") or {}, checkout_id=checkout["id"])
     if gift is None:
         return None
     if checkout.get("status") == "complete" and sub:
         await session.execute(update(RecurringGift).where(RecurringGift.id == gift.id, RecurringGift.stripe_subscription_id.is_(None))
-                              .values(stripe_subscription_id=_id(sub), checkout_session_id=checkout["id"]))
+                              .values(stripe_subscription_id=stripe_id(sub), checkout_session_id=checkout["id"]))
         if isinstance(sub, dict):
             return await apply_subscription(session, sub, version)
     elif checkout.get("status") == "expired":
@@ -195,7 +192,7 @@ async def apply_checkout(session: AsyncSession, checkout: dict[str, Any], versio
 
 def subscription_of_invoice(invoice: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     details = (invoice.get("parent") or {}).get("subscription_details") or {}
-    return _id(details.get("subscription")), dict(details.get("metadata") or {})
+    return stripe_id(details.get("subscription")), dict(details.get("metadata") or {})
 
 
 async def apply_invoice(session: AsyncSession, event_type: str, invoice: dict[str, Any], attempt: int) -> RecurringGift | None:
@@ -215,7 +212,7 @@ async def apply_invoice(session: AsyncSession, event_type: str, invoice: dict[st
     site_name = site.name if site is not None else ""
     if invoice.get("status") == "paid" and int(invoice.get("amount_paid") or 0) > 0:
         payments = ((invoice.get("payments") or {}).get("data") or [])
-        pi_id = next((_id((p.get("payment") or {}).get("payment_intent")) for p in payments if p.get("status") == "paid"), None)
+        pi_id = next((stripe_id((p.get("payment") or {}).get("payment_intent")) for p in payments if p.get("status") == "paid"), None)
         paid_at = (invoice.get("status_transitions") or {}).get("paid_at")
         inserted = await insert_ignore(session, RecurringGiftPayment, {
             "org_id": gift.org_id, "gift_id": gift.id, "stripe_invoice_id": invoice["id"], "payment_intent_id": pi_id,

@@ -35,7 +35,7 @@ from funding.ledger.models import Entry, FundingSource, LedgerHead
 from funding.ledger.service import EntryDraft, Line, Posted, post, reversal_by_key
 from funding.orgs.models import Organisation, Site
 from funding.payments import purposes
-from funding.stripe_gateway import StripeGateway
+from funding.stripe_gateway import StripeGateway, stripe_id
 
 REVENUE_TYPES = {"charge", "payment", "refund", "payment_refund", "refund_failure", "payment_failure_refund",
                  "adjustment"}
@@ -98,6 +98,23 @@ async def fetch_context(gw: StripeGateway, txn_id: str) -> TxnContext:
         if "purpose" not in metadata:
             metadata = {**(await invoice_metadata(gw, pi["id"])), **metadata}
     return TxnContext(txn, charge, metadata, original)
+
+
+async def paid_invoice_contexts(gw: StripeGateway, invoice: dict[str, Any]) -> list[TxnContext]:
+    """The balance transactions of a paid invoice's paid payments (``invoice`` fetched with ``expand=["payments"]``)."""
+    contexts: list[TxnContext] = []
+    if invoice.get("status") != "paid":
+        return contexts
+    for payment in (invoice.get("payments") or {}).get("data") or []:
+        pi_id = stripe_id((payment.get("payment") or {}).get("payment_intent"))
+        if payment.get("status") != "paid" or not pi_id:
+            continue
+        pi = await gw.retrieve("payment_intents", pi_id, expand=["latest_charge"])
+        charge = pi.get("latest_charge")
+        txn = stripe_id(charge.get("balance_transaction")) if isinstance(charge, dict) else None
+        if txn:
+            contexts.append(await fetch_context(gw, txn))
+    return contexts
 
 
 async def with_all_lines(gw: StripeGateway, invoice: dict[str, Any], *, resource: str = "invoices.line_items") -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from funding.errors import Conflict
+from funding.stripe_gateway import stripe_id
 
 # The event families whose objects move money state.
 MONEY_EVENTS = ("charge.", "payment_intent.", "checkout.session.", "invoice.")
@@ -28,9 +29,6 @@ OUR_KEYS = ("purpose", "payment_id", "pledge_id", "org_id", "site_id", "bar_batc
 class StripeMismatch(Conflict):
     """An event or object that disagrees with Stripe or with our row: refused, applied never."""
 
-
-def _id(value: Any) -> Any:
-    return value.get("id") if isinstance(value, dict) else value
 
 
 def claims_money(obj: dict[str, Any]) -> bool:
@@ -50,7 +48,7 @@ def check_payload(payload: dict[str, Any], current: dict[str, Any]) -> None:
         state = current.get("payment_status") or current.get("status")
         raise StripeMismatch(f"{_what(payload)} : l'événement le dit payé, Stripe le dit « {state} »")
     for key in FACTS:
-        mine, theirs = _id(payload.get(key)), _id(current.get(key))
+        mine, theirs = stripe_id(payload.get(key)), stripe_id(current.get(key))
         if mine is not None and theirs is not None and mine != theirs:
             raise StripeMismatch(f"{_what(payload)} : {key} vaut {mine!r} dans l'événement, {theirs!r} chez Stripe")
     ours, theirs_meta = payload.get("metadata") or {}, current.get("metadata") or {}
@@ -91,7 +89,7 @@ def check_row(row_id: int, amount: int, currency: str, obj: dict[str, Any], *, i
               what: str = "paiement", customer: str | None = None) -> None:
     """Stripe's object ``obj`` must pay exactly our row: same amount, same currency, the row's
     Stripe customer (when it has one), and our metadata naming this row (when it names one)."""
-    theirs = _id(obj.get("customer"))
+    theirs = stripe_id(obj.get("customer"))
     if customer and theirs and theirs != customer:
         raise StripeMismatch(f"{_what(obj)} : client {theirs} chez Stripe, {customer} pour le {what} {row_id}")
     paid = received(obj)

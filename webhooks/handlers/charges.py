@@ -8,7 +8,7 @@ from funding.ledger.service import EntryDraft
 from funding.payments import books, mirror
 from funding.payments.service import record_refunds, settle_payment_intent, settle_payment_intents
 from funding.payments.verify import StripeMismatch, claims_money
-from funding.stripe_gateway import StripeGateway, StripeRefused
+from funding.stripe_gateway import StripeGateway, StripeRefused, stripe_id
 from webhooks.events import Event, StripeDict
 from webhooks.handlers import Handler, Prepared, version
 
@@ -42,7 +42,7 @@ def _vouched_by_stripe(charge: StripeDict, contexts: list[books.TxnContext]) -> 
     """A settled charge taken from its payload is only booked if Stripe's balance transaction
     for it, read from Stripe, is this charge's, for its amount: else the payload is refused."""
     txn = next((c.txn for c in contexts if c.txn.get("id") == charge["balance_transaction"]), None)
-    source = _id((txn or {}).get("source"))
+    source = stripe_id((txn or {}).get("source"))
     if txn is None or source != charge["id"] or txn.get("type") not in ("charge", "payment"):
         raise StripeMismatch(f"charge {charge['id']} : sa transaction {charge['balance_transaction']} chez Stripe "
                              f"n'est pas la sienne ({source})")
@@ -51,9 +51,6 @@ def _vouched_by_stripe(charge: StripeDict, contexts: list[books.TxnContext]) -> 
         raise StripeMismatch(f"charge {charge['id']} : {charge.get('amount')} dans l'événement, "
                              f"{txn.get('amount')} chez Stripe")
 
-
-def _id(value: object) -> object:
-    return value.get("id") if isinstance(value, dict) else value
 
 
 # charge.succeeded, charge.updated (its balance transaction may appear late), charge.refunded…

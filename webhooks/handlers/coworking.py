@@ -20,13 +20,9 @@ from funding.coworking.models import InvoiceStatus
 from funding.ledger.service import EntryDraft
 from funding.payments import books
 from funding.payments.verify import StripeMismatch, claims_money
-from funding.stripe_gateway import StripeGateway, StripeRefused
-from webhooks.events import Event, StripeDict
+from funding.stripe_gateway import StripeGateway, StripeRefused, stripe_id
+from webhooks.events import Event
 from webhooks.handlers import Handler, Prepared, version
-
-
-def _id(value: StripeDict | str | None) -> str | None:
-    return value.get("id") if isinstance(value, dict) else value
 
 
 async def _current(gw: StripeGateway, resource: str, event: Event, *, expand: list[str] | None = None) -> Prepared:
@@ -57,16 +53,7 @@ async def prepare_invoice(gw: StripeGateway, event: Event) -> Prepared:
     prepared = await _current(gw, "invoices", event, expand=["payments"])
     invoice = await books.with_all_lines(gw, prepared.objects[0])
     prepared.objects[0] = invoice
-    if invoice.get("status") == "paid":
-        for payment in (invoice.get("payments") or {}).get("data") or []:
-            pi_id = _id((payment.get("payment") or {}).get("payment_intent"))
-            if payment.get("status") != "paid" or not pi_id:
-                continue
-            pi = await gw.retrieve("payment_intents", pi_id, expand=["latest_charge"])
-            charge = pi.get("latest_charge")
-            txn = _id(charge.get("balance_transaction")) if isinstance(charge, dict) else None
-            if txn:
-                prepared.contexts.append(await books.fetch_context(gw, txn))
+    prepared.contexts += await books.paid_invoice_contexts(gw, invoice)
     return prepared
 
 
@@ -104,7 +91,7 @@ async def prepare_credit_cause(gw: StripeGateway, event: Event) -> Prepared:
     else:
         source = await gw.retrieve("disputes", obj["id"])
         txns = list(source.get("balance_transactions") or [])[:1] if source.get("status") == "lost" else []
-    return Prepared(contexts=[await books.fetch_context(gw, _id(txn) or "") for txn in txns if _id(txn)])
+    return Prepared(contexts=[await books.fetch_context(gw, stripe_id(txn) or "") for txn in txns if stripe_id(txn)])
 
 
 async def apply_credit_cause(session: AsyncSession, event: Event, prepared: Prepared) -> list[EntryDraft]:

@@ -13,13 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding.donations import annual, recurring
 from funding.ledger.service import EntryDraft
 from funding.payments import books
-from funding.stripe_gateway import StripeGateway, StripeRefused
-from webhooks.events import Event, StripeDict
+from funding.stripe_gateway import StripeGateway, StripeRefused, stripe_id
+from webhooks.events import Event
 from webhooks.handlers import Handler, Prepared, version
-
-
-def _id(value: StripeDict | str | None) -> str | None:
-    return value.get("id") if isinstance(value, dict) else value
 
 
 async def prepare_checkout(gw: StripeGateway, event: Event) -> Prepared:
@@ -59,16 +55,7 @@ async def prepare_invoice(gw: StripeGateway, event: Event) -> Prepared:
         return Prepared()
     invoice = await gw.retrieve("invoices", event["data"]["object"]["id"], expand=["payments"])
     prepared = Prepared(objects=[invoice])
-    if invoice.get("status") == "paid":
-        for payment in (invoice.get("payments") or {}).get("data") or []:
-            pi_id = _id((payment.get("payment") or {}).get("payment_intent"))
-            if payment.get("status") != "paid" or not pi_id:
-                continue
-            pi = await gw.retrieve("payment_intents", pi_id, expand=["latest_charge"])
-            charge = pi.get("latest_charge")
-            txn = _id(charge.get("balance_transaction")) if isinstance(charge, dict) else None
-            if txn:
-                prepared.contexts.append(await books.fetch_context(gw, txn))
+    prepared.contexts += await books.paid_invoice_contexts(gw, invoice)
     return prepared
 
 
@@ -89,7 +76,7 @@ async def prepare_taken_back(gw: StripeGateway, event: Event) -> Prepared:
     obj = event["data"]["object"]
     if obj.get("object") == "charge" and (obj.get("metadata") or {}).get("purpose"):
         return Prepared()  # a charge of ours that is no invoice's (invoices' charges carry no metadata)
-    charge_id = obj["id"] if obj.get("object") == "charge" else _id(obj.get("charge"))
+    charge_id = obj["id"] if obj.get("object") == "charge" else stripe_id(obj.get("charge"))
     if not charge_id:
         return Prepared()
     charge = await gw.retrieve("charges", charge_id)
@@ -109,7 +96,7 @@ async def apply_taken_back(session: AsyncSession, event: Event, prepared: Prepar
     if len(prepared.objects) > 1 and prepared.objects[1].get("status") == "lost":
         total, reason = total + int(prepared.objects[1].get("amount") or 0), "litige perdu"
     if total > 0:
-        await annual.taken_back(session, str(_id(charge["payment_intent"])), total, reason=reason)
+        await annual.taken_back(session, str(stripe_id(charge["payment_intent"])), total, reason=reason)
     return []
 
 
