@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from funding.db import Sessions, dialect_insert, dialect_of, insert_ignore, transaction, utcnow
+from funding.db import Sessions, dialect_insert, dialect_of, insert_ignore, rowcount, transaction, utcnow
 from funding.payments.models import InstallationFact, RequestStatus, StripeRequest
 from funding.stripe_gateway import GatewayError, StripeGateway, StripeRefused, StripeUnknown
 
@@ -318,6 +319,40 @@ async def resolve_one(sessions: Sessions, gw: StripeGateway, row: StripeRequest,
     else:
         await _raise(sessions, row, params, lookup.how, "introuvable par nos métadonnées après la fenêtre d'idempotence")
     return True
+
+
+async def ended_checkouts(session: AsyncSession, refs: list[str]) -> dict[str, str | None]:
+    """Of our rows left ``unknown`` by a Checkout Session call, those whose request has ended since:
+    ref → the session's id when the sweep found it at Stripe, None when it ended without one (failed:
+    a page nobody received, never made again). Refs still unknown or raised to staff are absent."""
+    if not refs:
+        return {}
+    rows = (await session.execute(
+        select(StripeRequest.ref, StripeRequest.status, StripeRequest.stripe_id, StripeRequest.attempt)
+        .where(StripeRequest.ref.in_(refs), StripeRequest.resource == "checkout.sessions")
+        .order_by(StripeRequest.ref, StripeRequest.attempt))).all()
+    latest = {ref: (status, stripe_id) for ref, status, stripe_id, _attempt in rows}  # the last attempt of each
+    return {ref: (stripe_id if status == RequestStatus.SUCCEEDED else None)
+            for ref, (status, stripe_id) in latest.items() if status in (RequestStatus.SUCCEEDED, RequestStatus.FAILED)}
+
+
+async def end_unknown_checkouts(sessions: Sessions, model: Any, prefix: str, *, unknown: str, opened: str, expired: str,
+                                limit: int = 200) -> int:
+    """Rows of ``model`` (a payment, a coworking checkout, a recurring gift…) left ``unknown`` by their
+    Checkout Session call follow that call once the sweep has ended it: the session found at Stripe →
+    ``opened`` with its id (its webhooks finish it, completed or expired); nothing → ``expired``: no
+    page was ever given, so no money can come. Their request ref is ``{prefix}:{row id}``. Returns
+    how many rows moved; a row whose request is still unknown or raised to staff waits."""
+    async with transaction(sessions) as session:
+        ids = (await session.scalars(select(model.id).where(model.status == unknown).order_by(model.id).limit(limit))).all()
+        ended = await ended_checkouts(session, [f"{prefix}:{row_id}" for row_id in ids])
+        moved = 0
+        for ref, session_id in ended.items():
+            values = {"status": opened, "checkout_session_id": session_id} if session_id else {"status": expired}
+            result = await session.execute(update(model).where(model.id == int(ref.rsplit(":", 1)[1]), model.status == unknown)
+                                           .values(**values))
+            moved += rowcount(result)
+    return moved
 
 
 async def resolve_unknown(sessions: Sessions, settings: Settings, gw: StripeGateway | None = None, *, limit: int = 50,
