@@ -13,13 +13,6 @@ if TYPE_CHECKING:
     from stripe_sandbox.sandbox import Sandbox
 
 
-def _charge(sb: Sandbox, charge: dict[str, Any]) -> dict[str, Any]:
-    out = dict(charge)
-    refunds = [sb.view(sb.store.ref("refund", rid)) for rid in reversed(charge.get("_refunds", []))]
-    out["refunds"] = {"object": "list", "data": refunds, "has_more": False, "url": f"/v1/charges/{charge['id']}/refunds"}
-    return out
-
-
 def _dispute(sb: Sandbox, dispute: dict[str, Any]) -> dict[str, Any]:
     out = dict(dispute)
     out["balance_transactions"] = [sb.view(sb.store.ref("balance_transaction", t)) for t in dispute["balance_transactions"]]
@@ -79,7 +72,6 @@ def _invoice_item(sb: Sandbox, item: dict[str, Any]) -> dict[str, Any]:
 
 VIEWS: dict[str, Callable[[Sandbox, dict[str, Any]], dict[str, Any]]] = {
     "balance_transaction": money.view_balance_transaction,
-    "charge": _charge,
     "dispute": _dispute,
     "invoice": _invoice,
     "invoiceitem": _invoice_item,
@@ -99,6 +91,12 @@ def _invoice_payments(sb: Sandbox, invoice: dict[str, Any]) -> dict[str, Any]:
     return {"object": "list", "data": payments, "has_more": False, "url": f"/v1/invoice_payments?invoice={invoice['id']}"}
 
 
+def _charge_refunds(sb: Sandbox, charge: dict[str, Any]) -> dict[str, Any]:
+    stored = sb.store.ref("charge", charge["id"])
+    refunds = [sb.view(sb.store.ref("refund", rid)) for rid in reversed(stored.get("_refunds", []))]
+    return {"object": "list", "data": refunds, "has_more": False, "url": f"/v1/charges/{charge['id']}/refunds"}
+
+
 def _session_line_items(sb: Sandbox, session: dict[str, Any]) -> dict[str, Any]:
     stored = sb.store.ref("checkout.session", session["id"])
     return {"object": "list", "data": public(stored["_line_items"]), "has_more": False, "url": f"/v1/checkout/sessions/{session['id']}/line_items"}
@@ -111,6 +109,7 @@ def _confirmation_secret(sb: Sandbox, invoice: dict[str, Any]) -> dict[str, Any]
 
 
 INCLUDABLE: dict[str, dict[str, Callable[[Sandbox, dict[str, Any]], Any]]] = {
+    "charge": {"refunds": _charge_refunds},  # not returned by default since 2022-11-15
     "invoice": {"payments": _invoice_payments, "confirmation_secret": _confirmation_secret},
     "checkout.session": {"line_items": _session_line_items},
 }

@@ -159,8 +159,9 @@ def test_objects_follow_the_current_api_shapes(stripe_client):
     pi = stripe_client.v1.payment_intents.create(params={"amount": 5000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True})
     charge = stripe_client.v1.charges.retrieve(pi["latest_charge"])
     for key in ("amount_captured", "balance_transaction", "billing_details", "outcome", "payment_method_details", "receipt_url",
-                "refunds", "livemode", "metadata"):
+                "livemode", "metadata"):
         assert key in charge
+    assert "refunds" not in charge  # includable since 2022-11-15: only with expand[]=refunds
     assert charge["livemode"] is False and charge["paid"] is True and charge["captured"] is True
     assert charge["payment_method_details"]["card"]["last4"] == "4242"
     for key in ("amount_received", "client_secret", "latest_charge", "last_payment_error", "next_action", "payment_method_types", "status"):

@@ -52,7 +52,7 @@ def test_partial_refunds_then_a_refund_larger_than_what_remains_is_refused(strip
     assert too_much.value.code == "amount_too_large" and too_much.value.param == "amount"
     rest = stripe_client.v1.refunds.create(params={"charge": charge["id"]})
     assert rest["amount"] == 3000
-    charge = stripe_client.v1.charges.retrieve(charge["id"])
+    charge = stripe_client.v1.charges.retrieve(charge["id"], params={"expand": ["refunds"]})  # includable
     assert charge["amount_refunded"] == 5000 and charge["refunded"] is True
     assert [r["id"] for r in charge["refunds"]["data"]] == [rest["id"], refund["id"]]
     with pytest.raises(stripe.InvalidRequestError) as again:
