@@ -1,4 +1,4 @@
-"""Issue 17: accessibility. Every page of the seeded demo, as each persona sees it (anonymous,
+"""Issue 17: accessibility. Every page of the seeded demo, as each persona sees it (anonymous, member,
 staff, admin, accountant), on a desktop (1280 px) and a phone (360 px): axe-core (WCAG 2.1 A and
 AA rules, shipped in tests/browser/vendor with its licence) finds no violation, and no page is
 wider than the screen."""

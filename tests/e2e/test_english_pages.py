@@ -50,12 +50,14 @@ def test_every_page_of_the_demo_in_english_has_no_french_message_left(e2e):
     pattern = re.compile("|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True)))
     found: dict[str, set[str]] = {}
     pages = 0
+    seen: dict[str, set[str]] = {}
     for persona, (email, starts) in PERSONAS.items():
         with httpx.Client(base_url=e2e.url, follow_redirects=True, timeout=30) as client:
             logged_in(e2e, email, client)
             client.get("/?lang=en")
             for path, response in crawl(client, starts):
                 pages += 1
+                seen.setdefault(persona, set()).add(path)
                 assert response.status_code < 500, (persona, path)
                 assert '<html lang="en">' in response.text, (persona, path)
                 for hit in pattern.findall(visible_text(response.text)):
@@ -63,4 +65,5 @@ def test_every_page_of_the_demo_in_english_has_no_french_message_left(e2e):
                         continue
                     found.setdefault(phrases[hit][:80], set()).add(f"{persona} {path}")
     assert pages >= 40, pages
+    assert {"/membre", "/mes-contributions"} <= seen["member"], sorted(seen["member"])  # the member's own pages, in English
     assert found == {}, "\n".join(f"{msg!r}: {sorted(where)[:3]}" for msg, where in sorted(found.items()))

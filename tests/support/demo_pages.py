@@ -22,6 +22,7 @@ PERSONAS = {  # persona: (the demo's address, where they land first)
     "staff": ("louis.bernard@entre-lab.fr", ("/", "/admin", "/bar")),
     "admin": ("camille.martin@entre-lab.fr", ("/", "/admin")),
     "accountant": ("sophie.roux@cabinet-dore-expertise.fr", ("/", "/admin")),
+    "member": ("lea.garnier@example.fr", ("/", "/membre", "/mes-contributions")),
 }
 SKIP = re.compile(r"^/(_sandbox|dev/|logout|static/)|\.(csv|pdf|json|txt|zip|xml|beancount|journal|png|jpe?g|webp|svg)(\?|$)"
                   r"|/(telecharger|download|export|pdf|recu\.pdf)(/|\?|$)|/deconnexion")
@@ -34,8 +35,36 @@ def seed_demo(settings) -> None:
     async def go(sessions):
         async with transaction(sessions) as session:
             await seed(session)
+            await _member(session)
 
     db_call(settings, go)
+
+
+async def _member(session) -> None:
+    """A desk member, as the demo's play makes them through Stripe (the crawl plays nothing): an
+    active subscription, a paid invoice and an open bar tab, for the member persona's pages."""
+    from funding.auth.service import create_user
+    from funding.bar.models import Product
+    from funding.bar.till import ring_up
+    from funding.coworking.models import Invoice, Member, Plan, Subscription
+    from funding.db import utcnow
+    from funding.orgs.models import Site
+
+    site = await session.scalar(select(Site).where(Site.slug == "thiers"))
+    plan = await session.scalar(select(Plan).where(Plan.site_id == site.id, Plan.code == "flex"))
+    user = await create_user(session, email=PERSONAS["member"][0], name="Léa Garnier", role="member", org_id=site.org_id)
+    member = Member(user_id=user.id, site_id=site.id, org_id=site.org_id, stripe_customer_id=None)
+    session.add(member)
+    await session.flush()
+    now = utcnow()
+    session.add(Subscription(member_id=member.id, site_id=site.id, plan_id=plan.id, stripe_subscription_id="sub_crawl_lea",
+                             status="active", started_at=now, version=1))
+    session.add(Invoice(member_id=member.id, site_id=site.id, stripe_invoice_id="in_crawl_lea", number="CRAWL-0001",
+                        status="paid", currency="EUR", total=18000, amount_due=18000, amount_paid=18000, amount_remaining=0,
+                        issued_at=now, version=1))
+    product = await session.scalar(select(Product).where(Product.site_id == site.id).limit(1))
+    if product is not None:
+        await ring_up(session, site, product_id=product.id, member_id=user.id, limit=5000, recorded_by="Louis Bernard")
 
 
 def logged_in(server, email: str | None, client: httpx.Client) -> None:
