@@ -258,8 +258,20 @@ def cancel_now(
     sub.update(status="canceled", ended_at=moment, canceled_at=sub["canceled_at"] or moment)
     sub["cancellation_details"]["reason"] = sub["cancellation_details"]["reason"] or reason
     sb.emit("customer.subscription.deleted", sub)
+    stop_collection(sb, sub["customer"])
     if invoice_now and invoices.pending_items(sb, sub["customer"], sub["id"]):
         _invoice_immediately(sb, sub, "subscription_update", period=(moment, moment))
+
+
+def stop_collection(sb: Sandbox, customer: str) -> None:
+    """What Stripe does on a cancellation: "By default, upon subscription cancellation, Stripe stops
+    automatic collection of all finalized invoices for the customer" (API reference, Cancel a
+    subscription) — no retry of an open invoice after the customer has left; one can still pay it."""
+    for invoice in sb.store.all("invoice"):
+        if invoice["customer"] == customer and invoice["status"] == "open" and invoice["auto_advance"]:
+            before = sb.view(invoice)
+            invoice.update(auto_advance=False, next_payment_attempt=None)
+            sb.emit("invoice.updated", invoice, diff(before, sb.view(invoice)))
 
 
 def _item_line(sb: Sandbox, sub: dict[str, Any], item: dict[str, Any], period: tuple[int, int]) -> dict[str, Any]:

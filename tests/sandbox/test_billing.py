@@ -95,6 +95,27 @@ def test_failing_card_goes_past_due_then_unpaid(stripe_client, sb, server):
     assert stripe_client.v1.subscriptions.retrieve(sub["id"])["status"] == "active"
 
 
+def test_a_cancellation_stops_the_automatic_collection_of_the_customer_s_open_invoices(stripe_client, sb, server):
+    """Stripe: "upon subscription cancellation, Stripe stops automatic collection of all finalized
+    invoices for the customer" — a donor who stops after a failed attempt is never retried."""
+    _, sub = _subscribed(stripe_client, server)
+    bad = stripe_client.v1.payment_methods.attach("pm_card_chargeCustomerFail", params={"customer": sub["customer"]})
+    stripe_client.v1.subscriptions.update(sub["id"], params={"default_payment_method": bad["id"]})
+    sb.advance_clock(32 * DAY)
+    invoice = stripe_client.v1.subscriptions.retrieve(sub["id"], params={"expand": ["latest_invoice"]})["latest_invoice"]
+    assert invoice["status"] == "open" and invoice["attempt_count"] == 1 and invoice["next_payment_attempt"]
+    stripe_client.v1.subscriptions.cancel(sub["id"])
+    invoice = stripe_client.v1.invoices.retrieve(invoice["id"])
+    assert (invoice["status"], invoice["auto_advance"], invoice["next_payment_attempt"]) == ("open", False, None)
+    assert "invoice.updated" in types(sb.events[-3:])
+    events = sb.advance_clock(60 * DAY)
+    assert "invoice.payment_failed" not in types(events) and "charge.failed" not in types(events)
+    assert stripe_client.v1.invoices.retrieve(invoice["id"])["attempt_count"] == 1
+    # still payable by hand (the customer may settle it)
+    good = stripe_client.v1.payment_methods.attach("pm_card_visa", params={"customer": sub["customer"]})
+    assert stripe_client.v1.invoices.pay(invoice["id"], params={"payment_method": good["id"]})["status"] == "paid"
+
+
 def test_failing_card_can_cancel_instead(stripe_client, server):
     from tests.support.sandbox import make_client, make_sandbox
 
