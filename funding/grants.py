@@ -92,6 +92,7 @@ TABLES: dict[str, Access] = {
     "coworking_plan_prices": STATE,
     "coworking_members": STATE,
     "coworking_checkouts": STATE,
+    "coworking_join_requests": Access(update=True, delete=True),  # a join never paid is forgotten after 30 days
     "coworking_subscriptions": STATE,
     "coworking_invoices": STATE,
     "coworking_credit_notes": STATE,

@@ -20,28 +20,31 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.auth.models import User
 from funding.coworking.lifecycle import apply_subscription, fetched_version, from_unix
-from funding.coworking.members import ensure_customer
+from funding.coworking.members import ensure_customer, ensure_join_customer, member_from_metadata
 from funding.coworking.models import (
     LIVE_STATUSES,
     RUNNING,
     Checkout,
     CheckoutStatus,
+    JoinRequest,
+    JoinStatus,
     Member,
     Plan,
+    PlanKind,
     PlanPrice,
     Subscription,
 )
 from funding.coworking.plans import current_price, price_ttc
-from funding.db import digits, must_get, transaction
+from funding.db import digits, insert_ignore, must_get, transaction, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
 from funding.payments.calls import create_once
 from funding.payments.models import PaymentPurpose
-from funding.payments.service import start_checkout
+from funding.payments.service import checkout_expiry, start_checkout
 from funding.payments.tax_rates import tax_rate_id
 from funding.security import TokenError, sign, unsign
-from funding.stripe_gateway import GatewayError, StripeGateway, StripeUnknown
+from funding.stripe_gateway import GatewayError, StripeGateway, StripeUnknown, stripe_id
 
 CHANGE_TOKEN = "coworking-change"  # noqa: S105  (the purpose a signed token is for, not a secret)
 CHANGE_TOKEN_MAX_AGE = 15 * 60
@@ -133,6 +136,88 @@ async def start_pass(sessions: async_sessionmaker, gw: StripeGateway, *, member_
     return url
 
 
+# --- a join's first payment: the account is created when it succeeds ---------------------------
+
+
+async def start_join(sessions: async_sessionmaker, gw: StripeGateway, *, join_id: int, success_url: str,
+                     cancel_url: str) -> str:
+    """Open Checkout for a join request (nobody's account yet): a plan in ``subscription`` mode, a
+    pass in ``payment`` mode, charged to the join's own Stripe customer. Each opening has its
+    own key (``attempts``); the previous session is expired, so one link never pays twice."""
+    async with transaction(sessions) as session:
+        join = await session.get(JoinRequest, join_id, with_for_update=True, populate_existing=True)
+        if join is None or join.status != JoinStatus.OPEN:
+            raise BillingError(_("Cette adhésion est déjà réglée : connectez-vous pour la retrouver."))
+        join.attempts += 1
+        attempt, stale = join.attempts, join.checkout_session_id
+        plan = await must_get(session, Plan, join.plan_id)
+        site = await must_get(session, Site, plan.site_id)
+        price = await current_price(session, plan.id)
+    if plan.kind != PlanKind.PASS and (price is None or not plan.active):  # (a pass is sold at its plan's price)
+        raise BillingError(_("Cette formule n'est pas encore en vente en ligne : contactez l'accueil du lieu."))
+    customer = await ensure_join_customer(sessions, gw, join.id)
+    if stale:
+        with contextlib.suppress(GatewayError):  # already completed or expired: its webhook tells us which
+            await gw.call("checkout.sessions", "expire", stale)
+    meta = {"purpose": "coworking", "join_id": str(join.id), "site_id": str(site.id), "org_id": str(site.org_id),
+            "plan_id": str(plan.id), "kind": plan.kind}
+    if plan.kind == PlanKind.PASS:
+        pass_meta = {"join_id": str(join.id), "plan_id": str(plan.id), "vat_rate": str(plan.vat_rate), "account": plan.account}
+        payment, url = await start_checkout(
+            sessions, gw, purpose=PaymentPurpose.PASS, org_id=site.org_id, site_id=site.id,
+            amount=price_ttc(plan.price_ht, plan.vat_rate), currency=plan.currency, description=f"{plan.name} — {site.name}",
+            email=join.email, name=join.company_name or join.name, ref=f"coworking-join:{join.id}", success_url=success_url,
+            cancel_url=cancel_url, metadata=pass_meta, tax_rates=[await tax_rate_id(sessions, gw, plan.vat_rate)],
+            customer=customer, invoice_metadata={**pass_meta, "purpose": "coworking", "site_id": str(site.id),
+                                                 "entrelab_booked": "1"},
+        )
+        session_id = payment.checkout_session_id
+    elif price is not None:
+        rate = await tax_rate_id(sessions, gw, price.vat_rate)
+        obj = await create_once(sessions, gw, ref=f"coworking-join-checkout:{join.id}:{attempt}", resource="checkout.sessions",
+                                params={
+                                    "mode": "subscription",
+                                    "customer": customer,
+                                    "line_items": [{"price": price.stripe_price_id, "quantity": 1, "tax_rates": [rate]}],
+                                    "subscription_data": {"metadata": meta, "description": f"{plan.name} — {site.name}"[:200]},
+                                    "metadata": meta,
+                                    "success_url": success_url,
+                                    "cancel_url": cancel_url,
+                                    "locale": "fr",
+                                    "expires_at": checkout_expiry(),
+                                })
+        session_id, url = obj["id"], obj["url"]
+    else:
+        raise BillingError(_("Cette formule n'est pas encore en vente en ligne : contactez l'accueil du lieu."))
+    async with transaction(sessions) as session:
+        await session.execute(update(JoinRequest).where(JoinRequest.id == join.id, JoinRequest.attempts == attempt)
+                              .values(checkout_session_id=session_id))
+    return url
+
+
+async def _joined_checkout(session, checkout: dict) -> Checkout | None:
+    """A join's subscription checkout, complete: its member (made now if no event made it
+    before) gets the checkout row every member's checkout has."""
+    meta = checkout.get("metadata") or {}
+    member = await member_from_metadata(session, meta, stripe_id(checkout.get("customer")))
+    if member is None or not digits(str(meta.get("plan_id", ""))):
+        return None
+    sub = checkout.get("subscription")
+    items = ((sub.get("items") or {}).get("data") or []) if isinstance(sub, dict) else []
+    price = None
+    if items:
+        price = await session.scalar(select(PlanPrice).where(PlanPrice.stripe_price_id == stripe_id(items[0].get("price"))))
+    if price is None:
+        price = await current_price(session, int(meta["plan_id"]))
+    if price is None:
+        return None
+    await insert_ignore(session, Checkout, {
+        "member_id": member.id, "plan_id": int(meta["plan_id"]), "price_id": price.id, "status": CheckoutStatus.COMPLETE,
+        "checkout_session_id": checkout["id"], "stripe_subscription_id": stripe_id(sub), "created_at": utcnow()},
+        ["checkout_session_id"])
+    return await session.scalar(select(Checkout).where(Checkout.checkout_session_id == checkout["id"]))
+
+
 async def complete_checkout(sessions: async_sessionmaker, gw: StripeGateway, session_id: str) -> Checkout | None:
     """The member's return from Checkout: apply Stripe's current state now (the webhook may come later)."""
     checkout = await gw.retrieve("checkout.sessions", session_id, expand=["subscription"])
@@ -148,6 +233,8 @@ async def apply_checkout(session, checkout: dict, version: int | None) -> Checko
     row = await session.scalar(select(Checkout).where(Checkout.checkout_session_id == checkout["id"]))
     if row is None and digits(str(meta.get("checkout_id", ""))):
         row = await session.get(Checkout, int(meta["checkout_id"]))
+    if row is None and digits(str(meta.get("join_id", ""))) and checkout.get("status") == "complete":
+        row = await _joined_checkout(session, checkout)
     if row is None:
         return None
     sub = checkout.get("subscription")

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.auth.models import Role, User
 from funding.auth.service import AuthError, create_user, grant, is_team, normalise_email
-from funding.coworking.models import Member
+from funding.coworking.models import JoinRequest, JoinStatus, Member
 from funding.db import digits, get_held, insert_ignore, must_get, per_transaction, transaction, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
@@ -110,7 +110,65 @@ async def member_from_metadata(session: AsyncSession, metadata: dict | None, cus
         member = await get_held(session, Member, int(raw))
         if member is not None and (not customer_id or member.stripe_customer_id in (None, customer_id)):
             return member
-    return await member_by_customer(session, customer_id)
+    member = await member_by_customer(session, customer_id)
+    if member is None:
+        join = await join_of(session, metadata, customer_id)
+        if join is not None:  # a paid join's first event, whichever comes first: its account is made now
+            member = await joined_member(session, join.id)
+    return member
+
+
+# --- a join waiting for its payment ------------------------------------------------------------
+
+
+async def join_of(session: AsyncSession, metadata: dict | None, customer_id: str | None) -> JoinRequest | None:
+    """The join request a Stripe object belongs to: our id in its metadata, else its customer."""
+    raw = str((metadata or {}).get("join_id") or "")
+    if digits(raw):
+        join = await session.get(JoinRequest, int(raw))
+        if join is not None and (not customer_id or join.stripe_customer_id in (None, customer_id)):
+            return join
+    if not customer_id:
+        return None
+    return await session.scalar(select(JoinRequest).where(JoinRequest.stripe_customer_id == customer_id))
+
+
+def join_details(join: JoinRequest) -> Details:
+    return Details(name=join.name, email=join.email, phone=join.phone, company_name=join.company_name, siren=join.siren,
+                   vat_number=join.vat_number)
+
+
+async def open_join(session: AsyncSession, site: Site, plan_id: int, details: Details, *, link_digest: str,
+                    locale: str) -> JoinRequest:
+    """The join request of an email link, recorded once per link (followed twice: the same row)."""
+    await insert_ignore(session, JoinRequest, {
+        "org_id": site.org_id, "site_id": site.id, "plan_id": plan_id, "link_digest": link_digest, "email": details.email,
+        "name": details.name, "phone": details.phone, "company_name": details.company_name, "siren": details.siren,
+        "vat_number": details.vat_number, "locale": locale, "attempts": 0, "status": JoinStatus.OPEN,
+        "created_at": utcnow()}, ["link_digest"])
+    return (await session.scalars(select(JoinRequest).where(JoinRequest.link_digest == link_digest)
+                                  .execution_options(populate_existing=True))).one()
+
+
+async def joined_member(session: AsyncSession, join_id: int) -> Member:
+    """The member a paid join becomes: its account and member record are created now, once
+    (the request's row is locked, so two events of one payment make one account). An address
+    that got an account meanwhile keeps it: the join's customer is then that member's too."""
+    join = await session.get(JoinRequest, join_id, with_for_update=True, populate_existing=True)
+    if join is None:
+        raise LookupError(join_id)
+    if join.member_id is not None:
+        return await must_get(session, Member, join.member_id)
+    site = await must_get(session, Site, join.site_id)
+    member, created = await enrol(session, site, join_details(join))
+    if created:
+        user = await must_get(session, User, member.user_id)
+        user.locale = join.locale
+    if member.stripe_customer_id is None:
+        member.stripe_customer_id = join.stripe_customer_id
+    join.member_id, join.status, join.joined_at = member.id, JoinStatus.JOINED, utcnow()
+    await session.flush()
+    return member
 
 
 async def enrol(session: AsyncSession, site: Site, details: Details) -> tuple[Member, bool]:
@@ -157,21 +215,36 @@ async def update_details(session: AsyncSession, member: Member, details: Details
 
 
 def customer_params(member: Member, user: User) -> dict:
+    return _customer(Details(name=user.name, email=user.email, phone=member.phone, company_name=member.company_name,
+                             siren=member.siren, vat_number=member.vat_number),
+                     {"purpose": "coworking", "member_id": str(member.id), "site_id": str(member.site_id),
+                      "org_id": str(member.org_id)})
+
+
+def _customer(details: Details, metadata: dict) -> dict:
     fields = []
-    if member.company_name:
-        fields.append({"name": "SIREN", "value": member.siren or ""})
-        if member.vat_number:
-            fields.append({"name": "N° TVA intracommunautaire", "value": member.vat_number})
-        fields.append({"name": "Contact", "value": user.name[:140]})
+    if details.company_name:
+        fields.append({"name": "SIREN", "value": details.siren or ""})
+        if details.vat_number:
+            fields.append({"name": "N° TVA intracommunautaire", "value": details.vat_number})
+        fields.append({"name": "Contact", "value": details.name[:140]})
     return {
-        "email": user.email,
-        "name": (member.company_name or user.name)[:250],
-        "phone": member.phone or "",
+        "email": details.email,
+        "name": (details.company_name or details.name)[:250],
+        "phone": details.phone or "",
         "preferred_locales": ["fr"],
-        "metadata": {"purpose": "coworking", "member_id": str(member.id), "site_id": str(member.site_id),
-                     "org_id": str(member.org_id)},
+        "metadata": metadata,
         "invoice_settings": {"custom_fields": fields or ""},
     }
+
+
+def _created_params(params: dict) -> dict:
+    """What a create sends: Stripe refuses an empty ``phone`` or custom fields list there."""
+    if not params["invoice_settings"]["custom_fields"]:
+        params.pop("invoice_settings")
+    if not params["phone"]:
+        params.pop("phone")
+    return params
 
 
 async def ensure_customer(sessions: async_sessionmaker, gw: StripeGateway, member_id: int) -> str:
@@ -181,15 +254,28 @@ async def ensure_customer(sessions: async_sessionmaker, gw: StripeGateway, membe
         user = await session.get(User, member.user_id)
     if member.stripe_customer_id:
         return member.stripe_customer_id
-    params = customer_params(member, user)
-    if not params["invoice_settings"]["custom_fields"]:
-        params.pop("invoice_settings")
-    if not params["phone"]:
-        params.pop("phone")
-    customer = await create_once(sessions, gw, ref=f"coworking-member:{member.id}", resource="customers", params=params)
+    customer = await create_once(sessions, gw, ref=f"coworking-member:{member.id}", resource="customers",
+                                 params=_created_params(customer_params(member, user)))
     async with transaction(sessions) as session:
         await session.execute(update(Member).where(Member.id == member.id, Member.stripe_customer_id.is_(None))
                               .values(stripe_customer_id=customer["id"], updated_at=utcnow()))
+    return customer["id"]
+
+
+async def ensure_join_customer(sessions: async_sessionmaker, gw: StripeGateway, join_id: int) -> str:
+    """The Stripe customer a join's Checkout charges, created once (the key is derived from the
+    join request); it becomes the member's when the payment makes the account."""
+    async with sessions() as session:
+        join = await must_get(session, JoinRequest, join_id)
+    if join.stripe_customer_id:
+        return join.stripe_customer_id
+    params = _customer(join_details(join), {"purpose": "coworking", "join_id": str(join.id), "site_id": str(join.site_id),
+                                            "org_id": str(join.org_id)})
+    customer = await create_once(sessions, gw, ref=f"coworking-join:{join.id}", resource="customers",
+                                 params=_created_params(params))
+    async with transaction(sessions) as session:
+        await session.execute(update(JoinRequest).where(JoinRequest.id == join.id, JoinRequest.stripe_customer_id.is_(None))
+                              .values(stripe_customer_id=customer["id"]))
     return customer["id"]
 
 

@@ -52,6 +52,11 @@ class CheckoutStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+class JoinStatus(StrEnum):
+    OPEN = "open"      # the address proved, Checkout opened: nobody's account yet
+    JOINED = "joined"  # paid: its account and member record exist (``member_id``)
+
+
 class SubscriptionStatus(StrEnum):
     """Stripe's subscription statuses, as Stripe spells them."""
 
@@ -200,6 +205,36 @@ class Checkout(MemberScoped, Base):
     checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class JoinRequest(OrgScoped, Base):
+    """A join whose address was proved by its email link, waiting for its first payment: the
+    details typed in the form and the Stripe customer Checkout charges. Its account and member
+    record are created when Stripe reports the payment (``coworking.members.joined_member``),
+    never before; a join that is never paid leaves no account behind."""
+
+    __tablename__ = "coworking_join_requests"
+    __table_args__ = (CheckConstraint(one_of("status", JoinStatus), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    plan_id: Mapped[int] = mapped_column(ForeignKey("coworking_plans.id"))
+    link_digest: Mapped[str] = mapped_column(String(64), unique=True)  # the email link's: one request per link
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(30))
+    company_name: Mapped[str | None] = mapped_column(String(200))
+    siren: Mapped[str | None] = mapped_column(String(9))
+    vat_number: Mapped[str | None] = mapped_column(String(20))
+    locale: Mapped[str] = mapped_column(String(5), default="fr")
+    attempts: Mapped[int] = mapped_column(default=0)  # Checkout sessions opened (each its own idempotency key)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    checkout_session_id: Mapped[str | None] = mapped_column(String(255))  # the latest opened, expired by the next
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("coworking_members.id"))
+    status: Mapped[JoinStatus] = mapped_column(EnumText(JoinStatus, 10), default=JoinStatus.OPEN)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    joined_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class Subscription(SiteScoped, Base):

@@ -9,6 +9,7 @@ belong to that member, or the answer is 404.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 from dataclasses import asdict
@@ -31,10 +32,23 @@ from funding.coworking.members import (
     check_details,
     enrol,
     member_for_user,
+    open_join,
     push_details,
     update_details,
 )
-from funding.coworking.models import RUNNING, CreditNote, Invoice, InvoiceStatus, Member, Plan, PlanKind, PlanPrice, Subscription
+from funding.coworking.models import (
+    RUNNING,
+    CreditNote,
+    Invoice,
+    InvoiceStatus,
+    JoinRequest,
+    JoinStatus,
+    Member,
+    Plan,
+    PlanKind,
+    PlanPrice,
+    Subscription,
+)
 from funding.coworking.plans import (
     VAT_RATES,
     current_price,
@@ -168,6 +182,32 @@ async def join(request: Request) -> Response:
         return page(request, "coworking/join.html", context, status_code=503)
 
 
+JOIN_MARK = "join"  # the session key: the join request whose link this browser followed
+
+
+async def _join_checkout(request: Request, site: Site, plan: Plan, join_id: int) -> str:
+    cancel_url = absolute_url(request, "coworking_plans", query={"annule": 1}, site=site.slug)
+    success = "coworking_pass_thanks" if plan.kind == PlanKind.PASS else "coworking_welcome"
+    return await billing.start_join(request.app.state.sessions, request.app.state.gateway, join_id=join_id,
+                                    cancel_url=cancel_url, success_url=absolute_url(request, success, query=CHECKOUT_RETURN))
+
+
+async def _log_in_joined(request: Request, session, member_id: int | None) -> None:
+    """Back from a join's Checkout, paid: the browser that followed the join's link (its session
+    marked) is logged in to the account the payment made."""
+    mark = request.session.get(JOIN_MARK)
+    if member_id is None or not isinstance(mark, int) or request.scope.get("user") is not None:
+        return
+    join = await session.get(JoinRequest, mark)
+    if join is None or join.member_id != member_id:
+        return
+    member = await must_get(session, Member, member_id)
+    user = await must_get(session, User, member.user_id)
+    if user.active:
+        log_in(request, user)
+        await load_user(request, session)
+
+
 async def _checkout(request: Request, site: Site, plan: Plan, member_id: int) -> str:
     """The Checkout page of the plan for the member: a pass is paid once, a plan subscribed."""
     cancel_url = absolute_url(request, "coworking_plans", query={"annule": 1}, site=site.slug)
@@ -283,18 +323,21 @@ async def join_confirm(request: Request) -> Response:
         if request.method == "GET":
             return page(request, "coworking/join_confirm.html", context)
         await rate_limit(request, ("join-ip", None))
+        digest = hashlib.sha256(request.path_params["token"].encode()).hexdigest()
         async with db(request) as session:
-            member, created = await enrol(session, site, details)
-            account = await must_get(session, User, member.user_id) if created else None
-        if account is None:  # the account exists now (this link followed twice, or joined since): its owner logs in
+            account = await session.scalar(select(User.id).where(User.email == details.email))
+            join = None if account is not None else await open_join(session, site, plan.id, details, link_digest=digest,
+                                                                    locale=get_locale())
+        if join is None or join.status != JoinStatus.OPEN:
+            # The account exists (this link paid already, or the address joined since): its owner logs in.
             flash(request, _("Cette adresse a déjà un compte : connectez-vous pour choisir votre formule."))
             return redirect_to(request, "login", query={"next": path_for(request, "coworking_join", site=site.slug,
                                                                            plan=plan.code)})
-        # The link of the join email proved this mailbox, as a login link does, and it creates the
-        # account once: its follower is logged in, so that Checkout's return leads to the member
-        # area without a second email (issue 17's login-link loop).
-        log_in(request, account)
-        return redirect(await _checkout(request, site, plan, member.id))
+        # Nobody's account yet: it is made when Stripe reports the payment. This browser, which
+        # followed the link that proved the mailbox, is marked, so that Checkout's return logs it
+        # in to the new member area without a second email (issue 17's login-link loop).
+        request.session[JOIN_MARK] = join.id
+        return redirect(await _join_checkout(request, site, plan, join.id))
     except RateLimited as exc:
         context["error"] = str(exc)
         response = page(request, "coworking/join_confirm.html", context, status_code=exc.status)
@@ -326,6 +369,7 @@ async def welcome(request: Request) -> Response:
         if checkout is not None:
             plan = await must_get(session, Plan, checkout.plan_id)
             site = await must_get(session, Site, plan.site_id)
+            await _log_in_joined(request, session, checkout.member_id)
     request.app.state.kick_mail()
     status = 200 if checkout is not None else 404
     return page(request, "coworking/welcome.html", {"checkout": checkout, "sub": sub, "plan": plan, "site": site},
@@ -338,6 +382,10 @@ async def pass_thanks(request: Request) -> Response:
     request.app.state.kick_mail()
     async with db(request) as session:
         await load_user(request, session)
+        if payment is not None:
+            extra = json.loads(payment.extra or "{}")
+            join = await session.get(JoinRequest, int(extra["join_id"])) if str(extra.get("join_id", "")).isdigit() else None
+            await _log_in_joined(request, session, join.member_id if join is not None else None)
     return page(request, "coworking/pass_thanks.html", {"payment": payment}, status_code=200 if payment else 404)
 
 

@@ -50,6 +50,7 @@ from funding.coworking.members import (  # noqa: F401
     ensure_aux_account,
     ensure_customer,
     get_member,
+    joined_member,
     member_by_customer,
     member_for_user,
 )
@@ -128,9 +129,14 @@ async def allocate_pass(session: AsyncSession, metadata: dict, amount: int, curr
 async def pass_paid(session: AsyncSession, payment: Payment) -> None:
     """A pass's payment went through: the member gets its days (once: unique payment id)."""
     extra = json.loads(payment.extra or "{}")
-    if not digits(str(extra.get("member_id", ""))) or not digits(str(extra.get("plan_id", ""))):
+    if not digits(str(extra.get("plan_id", ""))):
         return
-    member = await session.get(Member, int(extra["member_id"]))
+    if digits(str(extra.get("member_id", ""))):
+        member = await session.get(Member, int(extra["member_id"]))
+    elif digits(str(extra.get("join_id", ""))):  # a join paid by its pass: its account is made now
+        member = await joined_member(session, int(extra["join_id"]))
+    else:
+        return
     plan = await session.get(Plan, int(extra["plan_id"]))
     if member is None or plan is None or not plan.pass_days:
         return

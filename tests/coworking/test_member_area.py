@@ -3,13 +3,16 @@ with which idempotency keys, and what the member sees."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from sqlalchemy import func, select
 
 from funding.auth.models import User
 from funding.auth.service import grants_of
-from funding.coworking.models import Checkout, Member, Pass, Subscription
+from funding.coworking.jobs import forget_unpaid_joins
+from funding.coworking.models import Checkout, JoinRequest, Member, Pass, Subscription
+from funding.db import utcnow
 from funding.i18n import money
 from funding.ledger.models import Entry, Posting
 from funding.mail.models import Email
@@ -40,8 +43,8 @@ async def test_plans_are_listed_per_site_with_prices_before_and_after_vat(app_cl
     assert world.site_slug in (await app_client.get("/coworking")).text
 
 
-async def test_joining_creates_the_member_and_its_customer_then_a_subscription_checkout(app_client, sessions, world,
-                                                                                        catalogue, fake):
+async def test_a_join_opens_checkout_for_its_own_customer_and_makes_no_account_before_the_payment(app_client, sessions, world,
+                                                                                                 catalogue, fake):
     token = await csrf(app_client)
     response = await join_by_email(app_client, sessions, f"/coworking/{world.site_slug}/adherer/bureau", {
         "csrf_token": token, "name": "Nadia Chassaing", "email": "Nadia@Atelier-Livradois.example.fr", "phone": "04 73 80 00 00",
@@ -53,23 +56,72 @@ async def test_joining_creates_the_member_and_its_customer_then_a_subscription_c
         {"name": "SIREN", "value": "918734021"}, {"name": "N° TVA intracommunautaire", "value": "FR37918734021"},
         {"name": "Contact", "value": "Nadia Chassaing"}]
     async with sessions() as session:
-        member = await session.scalar(select(Member))
-        user = await session.get(User, member.user_id)
-        checkout = await session.scalar(select(Checkout))
-        grants = await grants_of(session, user.id)
-    assert grants == {(world.org_id, "member")}
-    assert (member.siren, member.vat_number, member.phone) == ("918734021", "FR37918734021", "0473800000")
-    assert customer["metadata"]["member_id"] == str(member.id) and key == f"entrelab-coworking-member-{member.id}-customers-1"
+        join = await session.scalar(select(JoinRequest))
+        accounts = await session.scalar(select(func.count(User.id)).where(User.email == join.email))
+        members = await session.scalar(select(func.count(Member.id)))
+        checkouts = await session.scalar(select(func.count(Checkout.id)))
+    # Nobody's account before the payment: the join request holds the details and its customer.
+    assert (accounts, members, checkouts, join.status) == (0, 0, 0, "open")
+    assert (join.siren, join.vat_number, join.phone) == ("918734021", "FR37918734021", "0473800000")
+    assert customer["metadata"]["join_id"] == str(join.id) and "member_id" not in customer["metadata"]
+    assert key == f"entrelab-coworking-join-{join.id}-customers-1"
     (_path, params, key), = fake.posted("checkout/sessions")
-    assert params["mode"] == "subscription" and params["customer"] == member.stripe_customer_id
+    assert params["mode"] == "subscription" and params["customer"] == join.stripe_customer_id
+    assert int(params["expires_at"]) <= now() + 31 * 60  # a session that cannot complete holds nothing for long
     [rate_id] = params["line_items"][0].pop("tax_rates")  # the plan's VAT rate, as a Stripe Tax Rate
     assert params["line_items"] == [{"price": catalogue.price_id("bureau"), "quantity": "1"}]
     assert fake.objects[rate_id]["percentage"] == 20.0 and fake.objects[rate_id]["inclusive"] is True
     meta = params["subscription_data"]["metadata"]
-    assert (meta["purpose"], meta["member_id"], meta["plan_id"], meta["site_id"]) == (
-        "coworking", str(member.id), str(catalogue.plans["bureau"].id), str(world.site_id))
-    assert key == f"entrelab-coworking-checkout-{checkout.id}-checkout-sessions-1"
-    assert checkout.status == "open" and checkout.checkout_session_id
+    assert (meta["purpose"], meta["join_id"], meta["plan_id"], meta["site_id"]) == (
+        "coworking", str(join.id), str(catalogue.plans["bureau"].id), str(world.site_id))
+    assert key == f"entrelab-coworking-join-checkout-{join.id}-1-checkout-sessions-1"
+    assert fake.objects[join.checkout_session_id]["url"] == response.headers["location"]
+
+
+async def test_the_account_is_made_by_the_payments_first_event_whichever_it_is_and_once(app_client, engine, sessions, world,
+                                                                                      catalogue, fake, gw):
+    await join_by_email(app_client, sessions, f"/coworking/{world.site_slug}/adherer/flex", {
+        "csrf_token": await csrf(app_client), "name": "Inès Roche", "email": "ines@example.org", "phone": "0473000001"})
+    async with sessions() as session:
+        join = await session.scalar(select(JoinRequest))
+    (_path, params, _key), = fake.posted("checkout/sessions")
+    sub = subscription(customer=join.stripe_customer_id, price=catalogue.prices["flex"], metadata=params["subscription_data"]["metadata"])
+    fake.add(sub)
+    fake.objects[join.checkout_session_id].update(status="complete", subscription=sub["id"], payment_status="paid")
+    # The subscription's event first, the checkout's after, each twice: one account, one member, one checkout row.
+    await deliver(engine, event("customer.subscription.created", sub), event("customer.subscription.created", sub),
+                  event("checkout.session.completed", fake.objects[join.checkout_session_id]),
+                  event("checkout.session.completed", fake.objects[join.checkout_session_id]))
+    await drain(sessions, gw)
+    async with sessions() as session:
+        users = (await session.scalars(select(User).where(User.email == "ines@example.org"))).all()
+        member = await session.scalar(select(Member))
+        join = await session.get(JoinRequest, join.id)
+        row = await session.scalar(select(Subscription))
+        checkout = (await session.scalars(select(Checkout))).all()
+        grants = await grants_of(session, users[0].id)
+    assert len(users) == 1 and users[0].name == "Inès Roche" and grants == {(world.org_id, "member")}
+    assert (member.user_id, member.stripe_customer_id, member.phone) == (users[0].id, join.stripe_customer_id, "0473000001")
+    assert (join.status, join.member_id) == ("joined", member.id) and join.joined_at is not None
+    assert (row.member_id, row.status) == (member.id, "active")
+    assert [(c.member_id, c.status, c.stripe_subscription_id) for c in checkout] == [(member.id, "complete", sub["id"])]
+
+
+async def test_a_join_that_is_never_paid_leaves_no_account(app_client, engine, sessions, world, catalogue, fake, gw):
+    await join_by_email(app_client, sessions, f"/coworking/{world.site_slug}/adherer/flex", {
+        "csrf_token": await csrf(app_client), "name": "Paul Imbert", "email": "paul@example.org"})
+    async with sessions() as session:
+        join = await session.scalar(select(JoinRequest))
+    fake.objects[join.checkout_session_id].update(status="expired")
+    await deliver(engine, event("checkout.session.expired", fake.objects[join.checkout_session_id]))
+    await drain(sessions, gw)
+    page = await app_client.get(f"/coworking/bienvenue?session_id={join.checkout_session_id}")
+    async with sessions() as session:
+        users = await session.scalar(select(func.count(User.id)).where(User.email == "paul@example.org"))
+        members = await session.scalar(select(func.count(Member.id)))
+    assert (users, members) == (0, 0) and page.status_code == 404
+    # The address is still free: a login asked for it sends nothing of an account.
+    assert (await app_client.get("/membre")).status_code in (302, 303)
 
 
 async def test_bad_join_input_is_refused_and_creates_nothing(app_client, sessions, world, catalogue, fake):
@@ -169,11 +221,29 @@ async def test_the_join_link_is_checked_and_serves_its_address_once(app_client, 
     async with sessions() as session:
         link = re.search(r"http://testserver(\S+/confirmer/\S+)", await session.scalar(
             select(Email.body_text).where(Email.to_addr == "rose@example.org"))).group(1)
-    # Followed again: the account exists now, its owner logs in to go on.
+        join = await session.scalar(select(JoinRequest))
+    first = join.checkout_session_id
+    # Followed again before paying (Checkout closed, say): the same request, a new session, the first expired.
+    page = await app_client.get(link)
+    again = await app_client.post(link, data={"csrf_token": csrf_of(page.text)})
+    assert again.status_code == 303 and again.headers["location"].startswith("https://checkout.stripe.test/")
+    keys = [key for path, _params, key in fake.posted("checkout/sessions") if path == "checkout/sessions"]
+    assert keys[0].endswith(f"-{join.id}-1-checkout-sessions-1") and keys[-1].endswith(f"-{join.id}-2-checkout-sessions-1")
+    assert fake.objects[first]["status"] == "expired" and len(fake.posted("customers")) == 1
+    async with sessions() as session:
+        assert await session.scalar(select(func.count(JoinRequest.id))) == 1
+        join = await session.get(JoinRequest, join.id)
+    # Paid: the account exists now, and the link leads its owner to log in.
+    sub = subscription(customer=join.stripe_customer_id, price=catalogue.prices["flex"],
+                       metadata=fake.posted("checkout/sessions")[-1][1]["subscription_data"]["metadata"])
+    fake.add(sub)
+    fake.objects[join.checkout_session_id].update(status="complete", subscription=sub["id"], payment_status="paid")
+    assert (await app_client.get(f"/coworking/bienvenue?session_id={join.checkout_session_id}")).status_code == 200
+    app_client.cookies.clear()
     page = await app_client.get(link)
     again = await app_client.post(link, data={"csrf_token": csrf_of(page.text)})
     assert again.status_code == 303 and again.headers["location"].startswith("/login?next=")
-    assert len(fake.posted("checkout/sessions")) == 1
+    assert len([p for p, _params, _key in fake.posted("checkout/sessions") if p == "checkout/sessions"]) == 2
     # Altered, or for another plan: refused, nothing created.
     bad = await app_client.get(link[:-4] + "AAAA")
     assert bad.status_code == 400 and "invalide" in text_of(bad.text)
@@ -191,7 +261,10 @@ async def test_a_pass_is_paid_in_payment_mode_and_gives_its_days(app_client, eng
     meta = params["metadata"]
     async with sessions() as session:
         payment = await session.scalar(select(Payment))
-    assert (payment.purpose, payment.amount) == ("pass", 18000)
+        join = await session.scalar(select(JoinRequest))
+        members = await session.scalar(select(func.count(Member.id)))
+    assert (payment.purpose, payment.amount, members) == ("pass", 18000, 0)  # no account before the payment
+    assert params["customer"] == join.stripe_customer_id and meta["join_id"] == str(join.id)
     ch_id = sid("ch")
     pi = payment_intent(amount=18000, metadata=meta, latest_charge=ch_id)
     txn = balance_transaction(amount=18000, fee=295, source=ch_id)
@@ -205,7 +278,9 @@ async def test_a_pass_is_paid_in_payment_mode_and_gives_its_days(app_client, eng
         entry = await session.scalar(select(Entry))
         lines = [(p.account_number, p.amount) for p in (await session.scalars(
             select(Posting).where(Posting.entry_id == entry.id).order_by(Posting.line_no))).all()]
-    assert (bought.days_total, bought.days_used) == (10, 0)
+        hugo = await session.scalar(select(Member).join(User, User.id == Member.user_id).where(User.email == "hugo@example.org"))
+    assert (bought.days_total, bought.days_used, bought.member_id) == (10, 0, hugo.id)
+    assert hugo.stripe_customer_id == join.stripe_customer_id
     assert entry.journal_code == "ST" and lines == [("5115", 17705), ("627", 295), ("706", -15000), ("445711", -3000)]
 
 
@@ -321,20 +396,38 @@ async def test_the_return_from_checkout_applies_the_subscription_at_once(app_cli
     await join_by_email(app_client, sessions, f"/coworking/{world.site_slug}/adherer/flex", {
         "csrf_token": token, "name": "Marc Vidal", "email": "marc@example.org"})
     async with sessions() as session:
-        member = await session.scalar(select(Member))
-        checkout = await session.scalar(select(Checkout))
+        join = await session.scalar(select(JoinRequest))
+    assert (await app_client.get("/membre")).status_code in (302, 303)  # nobody to log in before the payment
     (_path, params, _key), = fake.posted("checkout/sessions")
-    sub = subscription(customer=member.stripe_customer_id, price=catalogue.prices["flex"],
+    sub = subscription(customer=join.stripe_customer_id, price=catalogue.prices["flex"],
                        metadata=params["subscription_data"]["metadata"])
     fake.add(sub)
-    fake.objects[checkout.checkout_session_id].update(status="complete", subscription=sub["id"], payment_status="paid")
-    page = await app_client.get(f"/coworking/bienvenue?session_id={checkout.checkout_session_id}")
+    fake.objects[join.checkout_session_id].update(status="complete", subscription=sub["id"], payment_status="paid")
+    page = await app_client.get(f"/coworking/bienvenue?session_id={join.checkout_session_id}")
     assert page.status_code == 200 and "Votre abonnement « Poste nomade » est actif" in page.text
     async with sessions() as session:
-        checkout = await session.get(Checkout, checkout.id)
+        member = await session.scalar(select(Member))
+        checkout = await session.scalar(select(Checkout))
         row = await session.scalar(select(Subscription))
     assert checkout.status == "complete" and (row.status, row.member_id) == ("active", member.id)
+    # The browser that followed the join's link is logged in to the account the payment made.
+    home = await app_client.get("/membre")
+    assert home.status_code == 200 and "Poste nomade" in text_of(home.text)
     assert (await app_client.get("/coworking/bienvenue?session_id=nope")).status_code == 404
+
+
+async def test_another_browser_back_from_the_same_checkout_is_not_logged_in(app_client, sessions, world, catalogue, fake):
+    await join_by_email(app_client, sessions, f"/coworking/{world.site_slug}/adherer/flex", {
+        "csrf_token": await csrf(app_client), "name": "Marc Vidal", "email": "marc@example.org"})
+    async with sessions() as session:
+        join = await session.scalar(select(JoinRequest))
+    (_path, params, _key), = fake.posted("checkout/sessions")
+    sub = subscription(customer=join.stripe_customer_id, price=catalogue.prices["flex"], metadata=params["subscription_data"]["metadata"])
+    fake.add(sub)
+    fake.objects[join.checkout_session_id].update(status="complete", subscription=sub["id"], payment_status="paid")
+    app_client.cookies.clear()  # the return address, replayed elsewhere: the page, not the account
+    page = await app_client.get(f"/coworking/bienvenue?session_id={join.checkout_session_id}")
+    assert page.status_code == 200 and (await app_client.get("/membre")).status_code in (302, 303)
 
 
 async def test_a_logged_in_account_without_a_member_record_joins_without_a_detour(app_client, sessions, settings, world,
@@ -351,3 +444,15 @@ async def test_a_logged_in_account_without_a_member_record_joins_without_a_detou
         user = await session.get(User, world.users["member"])
     assert (member.company_name, member.siren, user.name) == ("Habitué Conseil", "934561200", "Membre Habitué")
     assert fake.posted("customers")[0][1]["email"] == user.email  # their address, not the one typed
+
+
+async def test_an_unpaid_join_is_forgotten_after_thirty_days_and_a_paid_one_kept(sessions, world, catalogue, settings, gw):
+    async with sessions() as session, session.begin():
+        for digest, status, age in (("a" * 64, "open", 31), ("b" * 64, "open", 29), ("c" * 64, "joined", 90)):
+            session.add(JoinRequest(org_id=world.org_id, site_id=world.site_id, plan_id=catalogue.plans["flex"].id,
+                                    link_digest=digest, email=f"{digest[0]}@example.org", name="X", status=status,
+                                    created_at=utcnow() - dt.timedelta(days=age)))
+    assert await forget_unpaid_joins(sessions, settings, gw) == 1
+    async with sessions() as session:
+        left = sorted((j.link_digest[0], j.status) for j in (await session.scalars(select(JoinRequest))).all())
+    assert left == [("b", "open"), ("c", "joined")]

@@ -25,18 +25,21 @@ def test_a_new_member_back_from_checkout_reaches_the_member_area_without_logging
         assert "Nina Vidal" in area.text or "nina@example.org" in area.text
 
 
-def test_the_join_link_logs_in_only_the_account_it_creates(e2e):
-    """Followed again once the account exists, the link no longer logs anyone in: it asks for a login."""
+def test_the_join_link_logs_in_only_the_account_its_payment_creates(e2e):
+    """Until Checkout is paid there is no account to log in to; once it exists, the link followed
+    again (from another browser) no longer logs anyone in: it asks for a login."""
     world = setup(e2e)
+    path = f"/coworking/{world.site_slug}/adherer/flex"
     with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=30) as first:
         token = csrf_of(first.get("/login").text)
-        path = f"/coworking/{world.site_slug}/adherer/flex"
-        assert confirm_join(e2e, first, path, {"csrf_token": token, "name": "Léo Brun",
-                                                "email": "leo@example.org"}).status_code == 303
-        link_page = first.get(path)  # the same visitor, logged in now
-        assert link_page.status_code == 200
+        started = confirm_join(e2e, first, path, {"csrf_token": token, "name": "Léo Brun", "email": "leo@example.org"})
+        assert started.status_code == 303
+        assert first.get("/membre").status_code in (302, 303)  # not paid: nobody's account yet
+        paid = pay_on_hosted_page(first, started.headers["location"], GOOD, name="Léo Brun", email=None)
+        assert "est actif" in first.get(paid.headers["location"]).text
+        assert first.get("/membre").status_code == 200
     with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=30) as second:
         token = csrf_of(second.get("/login").text)
         again = confirm_join(e2e, second, path, {"csrf_token": token, "name": "Léo Brun", "email": "leo@example.org"})
-        assert again.status_code == 200 or "/login" in again.headers.get("location", "")
+        assert again.status_code == 303 and "/login" in again.headers.get("location", "")
         assert second.get("/membre").status_code in (302, 303)
