@@ -97,10 +97,13 @@ async def apply_charge(session: AsyncSession, event: Event, prepared: Prepared) 
         if pledge_id is None:
             continue
         paid, refunds = charge_txns(charge)
+        # The pledge's rows first, its entries' tags after, as every other path does (the return
+        # page, the PaymentIntent and Checkout handlers): the other way round, a return page and
+        # this handler deadlocked on PostgreSQL (tag insert against the pledge's lock).
+        await settle.apply_refund(session, pledge_id, int(charge.get("amount_refunded") or 0))
         if charge.get("status") == "succeeded":
             await tag_stripe(session, pledge_id, paid, EntryKind.PAYMENT)
         await tag_stripe(session, pledge_id, refunds, EntryKind.REFUND)
-        await settle.apply_refund(session, pledge_id, int(charge.get("amount_refunded") or 0))
     return []
 
 
