@@ -15,6 +15,7 @@ CHARGE_FAILS = "charge_fails"  # attaches and sets up fine, every charge is decl
 DISPUTE = "dispute"  # succeeds, then a fraudulent chargeback is opened
 INQUIRY = "inquiry"  # succeeds, then an inquiry (no funds withdrawn) is opened
 REFUND_FAILS = "refund_fails"  # succeeds; a refund of it starts succeeded, then fails (Stripe's 4000 0000 0000 5126)
+BYPASS_PENDING = "bypass_pending"  # succeeds; the funds go straight to the available balance (4000 0000 0000 0077)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ TEST_CARDS: dict[str, Card] = {
         Card("4000000000000259", DISPUTE),
         Card("4000000000001976", INQUIRY),
         Card("4000000000005126", REFUND_FAILS),
+        Card("4000000000000077", BYPASS_PENDING),
+        Card("4000003720000278", BYPASS_PENDING),
     )
 }
 
@@ -80,6 +83,8 @@ TEST_PAYMENT_METHODS: dict[str, str] = {
     "pm_card_createDispute": "4000000000000259",
     "pm_card_createDisputeInquiry": "4000000000001976",
     "pm_card_refundFail": "4000000000005126",
+    "pm_card_bypassPending": "4000000000000077",
+    "pm_card_bypassPendingInternational": "4000003720000278",
 }
 TEST_TOKENS: dict[str, str] = {
     "tok_visa": "4242424242424242",
@@ -91,6 +96,7 @@ TEST_TOKENS: dict[str, str] = {
     "tok_chargeCustomerFail": "4000000000000341",
     "tok_createDispute": "4000000000000259",
     "tok_threeDSecure2Required": "4000000000003220",
+    "tok_bypassPending": "4000000000000077",
 }
 
 DECLINE_MESSAGES = {

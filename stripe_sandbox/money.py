@@ -108,7 +108,8 @@ def view_balance_transaction(sb: Sandbox, txn: dict[str, Any]) -> dict[str, Any]
     return txn
 
 
-def charge_transaction(sb: Sandbox, charge: dict[str, Any]) -> dict[str, Any]:
+def charge_transaction(sb: Sandbox, charge: dict[str, Any], *, bypass_pending: bool = False) -> dict[str, Any]:
+    """The charge's balance transaction: pending for Stripe's delay, or available at once for the bypass cards."""
     amount, currency = charge["amount"], charge["currency"]
     return add_balance_transaction(
         sb,
@@ -118,7 +119,7 @@ def charge_transaction(sb: Sandbox, charge: dict[str, Any]) -> dict[str, Any]:
         category="charge",
         source=charge["id"],
         fee=processing_fee(amount, currency),
-        available_on=sb.now() + AVAILABLE_AFTER,
+        available_on=sb.now() if bypass_pending else sb.now() + AVAILABLE_AFTER,
         description=charge.get("description"),
     )
 

@@ -10,6 +10,7 @@ from stripe_sandbox import cards, money
 from stripe_sandbox.errors import StripeError, invalid, not_found, unexpected_state
 
 if TYPE_CHECKING:
+    from stripe_sandbox.encoding import Params
     from stripe_sandbox.sandbox import Sandbox
 
 EMPTY_ADDRESS = {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None, "state": None}
@@ -130,6 +131,28 @@ def check_amount(amount: int, currency: str, *, for_invoice: bool = False) -> No
         raise invalid("Amount must be no more than 999,999.99", "amount", "amount_too_large")
 
 
+ADDRESS_FIELDS = tuple(EMPTY_ADDRESS)
+
+
+def parse_shipping(p: Params) -> dict[str, Any] | None:
+    """A ``shipping`` hash as Stripe stores it on a PaymentIntent and its charges (``shipping=`` clears it)."""
+    if p.raw("shipping") == "":
+        return None
+    shipping = p.dict("shipping")
+    shipping.check_known({"address", "name", "carrier", "phone", "tracking_number"})
+    address = shipping.dict("address")
+    address.check_known(ADDRESS_FIELDS)
+    if "address" not in shipping:
+        raise invalid("Missing required param: shipping[address].", "shipping[address]", "parameter_missing")
+    return {
+        "address": {field: address.str(field) for field in ADDRESS_FIELDS},
+        "carrier": shipping.str("carrier"),
+        "name": shipping.str("name", required=True),
+        "phone": shipping.str("phone"),
+        "tracking_number": shipping.str("tracking_number"),
+    }
+
+
 def new_payment_intent(
     sb: Sandbox,
     *,
@@ -145,6 +168,7 @@ def new_payment_intent(
     statement_descriptor_suffix: str | None = None,
     payment_method_types: list[str] | None = None,
     invoice: str | None = None,
+    shipping: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     ident = sb.store.new_id("payment_intent")
     check_amount(amount, currency, for_invoice=invoice is not None)
@@ -189,7 +213,7 @@ def new_payment_intent(
         "receipt_email": receipt_email,
         "review": None,
         "setup_future_usage": setup_future_usage,
-        "shipping": None,
+        "shipping": shipping,
         "source": None,
         "statement_descriptor": statement_descriptor,
         "statement_descriptor_suffix": statement_descriptor_suffix,
@@ -261,7 +285,7 @@ def confirm_payment_intent(
         sb.emit("payment_intent.payment_failed", pi)
         _invoice_hook(sb, pi, paid=False)
         return pi["status"]
-    txn = money.charge_transaction(sb, charge)
+    txn = money.charge_transaction(sb, charge, bypass_pending=card_of(pm).behaviour == cards.BYPASS_PENDING)
     charge["balance_transaction"] = txn["id"]
     pi.update(status="succeeded", amount_received=pi["amount"], latest_charge=charge["id"], next_action=None, last_payment_error=None)
     if pi["customer"] and (pi["setup_future_usage"] or pi["_invoice"]):
@@ -394,7 +418,7 @@ def _new_charge(sb: Sandbox, pi: dict[str, Any], pm: dict[str, Any], outcome: ca
         "receipt_url": sb.url(f"/receipts/{ident}"),
         "refunded": False,
         "review": None,
-        "shipping": None,
+        "shipping": pi.get("shipping"),
         "source": None,
         "source_transfer": None,
         "statement_descriptor": pi["statement_descriptor"],

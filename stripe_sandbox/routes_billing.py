@@ -23,11 +23,6 @@ def create_checkout_session(sb: Sandbox, p: Params) -> dict[str, Any]:
     return sb.view(checkout.create_session(sb, p))
 
 
-@route("GET", "/v1/checkout/sessions/search")
-def search_checkout_sessions(sb: Sandbox, p: Params) -> dict[str, Any]:
-    return search_response(sb, "checkout.session", p, "/v1/checkout/sessions/search")
-
-
 @route("GET", "/v1/checkout/sessions/{ident}")
 def get_checkout_session(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     return sb.view(get_or_404(sb, "checkout.session", ident, "checkout.session"))

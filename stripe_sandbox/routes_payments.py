@@ -20,7 +20,7 @@ PI_CONFIRM = {
 }
 PI_FIELDS = {
     "amount", "currency", "customer", "description", "metadata", "statement_descriptor", "statement_descriptor_suffix",
-    "automatic_payment_methods", "confirmation_method", "confirm",
+    "automatic_payment_methods", "confirmation_method", "confirm", "shipping",
 } | PI_CONFIRM
 
 
@@ -106,6 +106,7 @@ def create_payment_intent(sb: Sandbox, p: Params) -> dict[str, Any]:
         statement_descriptor=p.str("statement_descriptor"),
         statement_descriptor_suffix=p.str("statement_descriptor_suffix"),
         payment_method_types=p.strings("payment_method_types") or None,
+        shipping=payments.parse_shipping(p) if "shipping" in p else None,
     )
     if confirm:
         return _confirm_pi(sb, pi, p)
@@ -127,7 +128,7 @@ def get_payment_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 def update_payment_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({
         "amount", "currency", "customer", "description", "metadata", "payment_method", "receipt_email", "setup_future_usage",
-        "statement_descriptor", "statement_descriptor_suffix",
+        "statement_descriptor", "statement_descriptor_suffix", "shipping",
     })
     pi = get_or_404(sb, "payment_intent", ident)
     if pi["status"] in ("succeeded", "canceled", "processing"):
@@ -141,6 +142,8 @@ def update_payment_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     for field in ("description", "receipt_email", "statement_descriptor", "statement_descriptor_suffix", "setup_future_usage"):
         if field in p:
             pi[field] = p.str(field)
+    if "shipping" in p:
+        pi["shipping"] = payments.parse_shipping(p)
     if pm_id := p.str("payment_method"):
         pm = payments.resolve_payment_method(sb, pm_id)
         payments.check_payment_method_owner(sb, pi["customer"], pm)

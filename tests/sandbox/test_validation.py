@@ -79,3 +79,15 @@ def test_list_query_parameters_are_checked_too(server, sb):
 def test_sandbox_only_endpoints_are_not_stripe_and_not_checked(server, sb):
     assert httpx.get(server.base + "/_admin/events").status_code == 200
     assert httpx.post(server.base + "/_admin/refused").json()["count"] == 0
+
+
+def test_every_stripe_route_the_sandbox_serves_is_one_stripe_has():
+    """A route Stripe lacks would let the product call something live Stripe answers 404 to."""
+    data = json.loads(validation.SPEC.read_text(encoding="utf-8"))
+    assert data["not_in_stripe"] == []
+
+
+def test_checkout_sessions_have_no_search_as_in_stripe(server, sb):
+    answer = httpx.get(server.base + "/v1/checkout/sessions/search", params={"query": "status:'open'"}, headers=KEY)
+    assert answer.status_code in (400, 404)
+    assert answer.json()["error"]["type"] == "invalid_request_error"
