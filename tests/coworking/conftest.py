@@ -9,12 +9,14 @@ import respx
 
 from funding.coworking.models import Member
 from tests.support.coworking import BillingStripe, Catalogue, make_catalogue, new_member
+from tests.support.stripe_fixtures import record_refusals
 
 
 @pytest.fixture
 def fake_stripe():
     with respx.mock(assert_all_called=False) as router:
         yield BillingStripe(router)
+        record_refusals(router)
 
 
 @pytest.fixture

@@ -7,9 +7,11 @@ import pytest
 import respx
 
 from tests.support.coworking import BillingStripe
+from tests.support.stripe_fixtures import record_refusals
 
 
 @pytest.fixture
 def fake_stripe():
     with respx.mock(assert_all_called=False) as router:
         yield BillingStripe(router)
+        record_refusals(router)
