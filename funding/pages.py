@@ -52,3 +52,9 @@ def pager(request: Request, total: int) -> Pager:
     page = min(max(row_id(params.get("page")) or 1, 1), pages)
     kept = tuple((k, v) for k, v in params.multi_items() if k not in ("page", "par_page"))
     return Pager(page, per_page, total, kept)
+
+
+def asked_page(request: Request) -> Pager:
+    """The page the request asks for before the total is known (a query that counts as it reads
+    the page); ``pager(request, total)`` then says whether it was past the last one."""
+    return pager(request, 1 << 62)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding import csvout
 from funding.auth.models import User
 from funding.clock import PARIS, local_day
-from funding.coworking.lifecycle import Access, access_of, overdue_filter, pass_day_members, with_pass
+from funding.coworking.lifecycle import Access, access_of, overdue_filter, with_pass
 from funding.coworking.models import LIVE_STATUSES, Invoice, InvoiceStatus, Member, Pass, PassDay, Plan, Subscription
 from funding.db import AnySelect, utcnow
 from funding.orgs.models import Organisation, Site
@@ -63,48 +63,70 @@ async def member_count(session: AsyncSession, *, site_id: int | None = None, q: 
     return int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
+def _member_facts(day: dt.date) -> tuple:
+    """What each member's row needs besides the subscriptions, as columns of the members' own query (one
+    round trip for the page): what they owe, the plan of a pass with days left, a pass day counted today."""
+    owed = (select(func.coalesce(func.sum(Invoice.amount_remaining), 0))
+            .where(Invoice.member_id == Member.id, overdue_filter()).scalar_subquery())
+    pass_plan = (select(Plan.name).join(Pass, Pass.plan_id == Plan.id)
+                 .where(Pass.member_id == Member.id, Pass.days_used < Pass.days_total)
+                 .order_by(Pass.plan_id).limit(1).scalar_subquery())
+    on_pass = select(PassDay.id).where(PassDay.member_id == Member.id, PassDay.day == day).exists()
+    return owed.label("owed"), pass_plan.label("pass_plan"), on_pass.label("on_pass")
+
+
+async def member_page(session: AsyncSession, *, site_id: int | None = None, q: str = "", now: dt.datetime | None = None,
+                      grace_days: int = 7, offset: int = 0, limit: int | None = None) -> tuple[int, list[MemberRow]]:
+    """One page of the list and how many members the whole list has, read together."""
+    total, rows = await _read(session, site_id=site_id, q=q, now=now, grace_days=grace_days, offset=offset, limit=limit)
+    if not rows and offset:  # past the end: no row came back to carry the count
+        total = await member_count(session, site_id=site_id, q=q)
+    return total, rows
+
+
 async def member_rows(session: AsyncSession, *, site_id: int | None = None, status: str = "", plan_id: int | None = None,
                       q: str = "", now: dt.datetime | None = None, grace_days: int = 7, offset: int = 0,
                       limit: int | None = None) -> list[MemberRow]:
-    query = _members_query(site_id, q)
-    if limit is not None:
-        query = query.offset(offset).limit(limit)
-    members = (await session.execute(query)).all()
+    return (await _read(session, site_id=site_id, status=status, plan_id=plan_id, q=q, now=now, grace_days=grace_days,
+                        offset=offset, limit=limit))[1]
+
+
+async def _read(session: AsyncSession, *, site_id: int | None, q: str, now: dt.datetime | None, grace_days: int,
+                offset: int, limit: int | None, status: str = "", plan_id: int | None = None) -> tuple[int, list[MemberRow]]:
+    """Two round trips whatever the page: the page's members with what they owe, their pass and the whole
+    list's count; then their subscriptions with their plans."""
+    base = _members_query(site_id, q)
+    counted = select(func.count()).select_from(base.order_by(None).subquery()).scalar_subquery()
+    query = base
+    if limit is not None:  # the page's ids first, so the facts are computed for its rows only (not the skipped ones)
+        page = base.with_only_columns(Member.id).offset(offset).limit(limit).subquery()
+        query = query.join(page, page.c.id == Member.id)
+    members = (await session.execute(query.add_columns(*_member_facts(local_day(now or utcnow())), counted))).all()
+    total = int(members[0][-1]) if members else 0
     ids = [m.id for m, *_ in members]
     subs: dict[tuple[int, str], list[Subscription]] = defaultdict(list)
-    owed: dict[int, int] = {}
-    plans: dict[int, str] = {}
-    passes: dict[int, int] = {}
-    on_pass: set[int] = set()
+    names: dict[int, str] = {}
     if ids:
-        on_pass = await pass_day_members(session, ids, local_day(now or utcnow()))
-        for held in (await session.scalars(select(Subscription).where(
-                Subscription.member_id.in_(ids), Subscription.status.not_in(("incomplete", "incomplete_expired"))))).all():
+        for held, plan_name in (await session.execute(
+                select(Subscription, Plan.name).outerjoin(Plan, Plan.id == Subscription.plan_id).where(
+                    Subscription.member_id.in_(ids), Subscription.status.not_in(("incomplete", "incomplete_expired"))))).all():
             subs[(held.member_id, held.kind)].append(held)
-        passes = dict((await session.execute(
-            select(Pass.member_id, func.min(Pass.plan_id)).where(Pass.member_id.in_(ids), Pass.days_used < Pass.days_total)
-            .group_by(Pass.member_id))).all())
-        owed = dict((await session.execute(select(Invoice.member_id, func.sum(Invoice.amount_remaining))
-                                           .where(Invoice.member_id.in_(ids), overdue_filter())
-                                           .group_by(Invoice.member_id))).all())
-        plans = dict((await session.execute(select(Plan.id, Plan.name))).all())
+            names[held.id] = plan_name
     rows = []
-    for member, name, email, site_name in members:
+    for member, name, email, site_name, owed, pass_plan, on_pass, _count in members:
         workspace = _pick(subs.get((member.id, "workspace"), []))
         sub = workspace or _pick(subs.get((member.id, "membership"), []))  # a membership fee alone: shown, no desk
-        plan = plans.get(sub.plan_id) if sub and sub.plan_id else None
-        if sub is None and member.id in passes:
-            plan = plans.get(passes[member.id])
+        plan = names.get(sub.id) if sub else pass_plan
         row = MemberRow(member=member, name=name, email=email, site=site_name, plan=plan,
                         status=sub.status if sub else "none",
-                        access=with_pass(access_of(workspace, now=now, grace_days=grace_days), member.id in on_pass),
-                        since=sub.started_at if sub else member.created_at, overdue=int(owed.get(member.id) or 0))
+                        access=with_pass(access_of(workspace, now=now, grace_days=grace_days), bool(on_pass)),
+                        since=sub.started_at if sub else member.created_at, overdue=int(owed or 0))
         if status and row.status != status:
             continue
         if plan_id and (sub is None or sub.plan_id != plan_id):
             continue
         rows.append(row)
-    return rows
+    return total, rows
 
 
 CSV_HEADER = ["membre", "email", "entreprise", "siren", "tva", "lieu", "formule", "statut", "acces", "depuis",

@@ -36,7 +36,7 @@ from funding.i18n import gettext as _
 from funding.invoicing.document import InvoiceDocumentError
 from funding.mail.models import Email
 from funding.orgs.models import Organisation, Site
-from funding.pages import pager
+from funding.pages import asked_page, pager
 from funding.web import BOOKS, STAFF, db, flash, pdf_response, redirect_to, render, require
 
 STATUS_LABELS = {
@@ -81,10 +81,14 @@ async def members(request: Request) -> Response:
                                               grace_days=grace)
             pages = pager(request, len(every))
             rows = every[pages.offset:pages.offset + pages.per_page]
-        else:  # the database reads the page only
-            pages = pager(request, await reports.member_count(session, site_id=site_id, q=f["q"]))
-            rows = await reports.member_rows(session, site_id=site_id, q=f["q"], grace_days=grace,
-                                             offset=pages.offset, limit=pages.per_page)
+        else:  # the database reads the page only, and counts the list in the same query
+            wanted = asked_page(request)
+            total, rows = await reports.member_page(session, site_id=site_id, q=f["q"], grace_days=grace,
+                                                    offset=wanted.offset, limit=wanted.per_page)
+            pages = pager(request, total)
+            if pages.offset != wanted.offset:  # asked past the last page: the last one
+                rows = (await reports.member_page(session, site_id=site_id, q=f["q"], grace_days=grace,
+                                                  offset=pages.offset, limit=pages.per_page))[1]
     return page(request, "coworking/staff/members.html", {**f, "rows": rows, "pager": pages,
                                                          "statuses": reports.STATUS_FILTERS})
 

@@ -12,11 +12,12 @@ from sqlalchemy import select
 
 from funding.coworking.lifecycle import apply_invoice, apply_subscription
 from funding.coworking.models import Pass, Plan
-from funding.coworking.reports import deferred_revenue, fiscal_year_end
+from funding.coworking.reports import deferred_revenue, fiscal_year_end, member_page, member_rows
 from funding.db import transaction
 from funding.mail.service import enqueue
 from funding.payments.models import Payment
 from tests.support.coworking import DAY, active_member, invoice, line, new_member, sub_metadata, subscription, unix
+from tests.support.db import counted
 from tests.support.stripe_objects import now
 from tests.support.web import csrf_of, login_as, text_of
 
@@ -244,3 +245,24 @@ async def test_the_members_list_comes_a_page_at_a_time_in_a_stable_order(app_cli
     assert "Page 3 sur 3" in last and "Membre 06" in last
     for bad in ("page=abc", "page=0", "par_page=-1", "page=" + "9" * 30):
         assert (await app_client.get(f"/admin/coworking?{bad}")).status_code == 200
+
+
+async def test_a_page_of_the_members_list_costs_two_statements_however_many_members(sessions, world, catalogue, fake):
+    """The page, its members' debts and passes and the list's count in one query, their subscriptions in
+    a second: the same two round trips for a few members as for many (issue 19, the staff page)."""
+    await active_member(sessions, world, catalogue, fake, code="fixe", name="Kévin Lopez")
+    await active_member(sessions, world, catalogue, fake, code="adhesion", name="Amandine Brun")
+    for n in range(6):
+        await new_member(sessions, world, name=f"Membre {n:02d}", email=f"page{n}@example.org")
+    async with sessions() as session:
+        every = await member_rows(session)
+        with counted(sessions) as sent:
+            total, page = await member_page(session, offset=2, limit=3)
+        assert len(sent) == 2, sent
+        assert total == len(every) == 8
+        assert [r.member.id for r in page] == [r.member.id for r in every[2:5]]
+        assert [(r.name, r.plan, r.status) for r in every[:2]] == [("Amandine Brun", catalogue.plans["adhesion"].name, "active"),
+                                                                 ("Kévin Lopez", catalogue.plans["fixe"].name, "active")]
+        with counted(sessions) as sent:
+            past = await member_page(session, offset=30, limit=3)
+        assert past == (8, [])  # past the end: counted apart, since no row carries the count

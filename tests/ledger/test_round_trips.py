@@ -4,30 +4,12 @@ chosen per transaction where it matters, not forced on every statement of every 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from funding.db import dialect_of, transaction
 from funding.ledger.service import BATCH, post
+from tests.support.db import counted
 from tests.support.world import gift
-
-
-@contextmanager
-def counted(sessions):
-    """The statements sent through the sessions' engine while the block runs."""
-    engine = sessions.kw["bind"].sync_engine
-    sent: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        if not statement.startswith("BEGIN"):  # the transaction's own, not the posting's
-            sent.append(" ".join(statement.split())[:80])
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 async def test_a_one_entry_posting_reads_in_one_round_trip_and_writes_in_a_few(sessions, world):

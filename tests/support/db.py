@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import event
 
 REQUIRE_ALL = os.environ.get("FUNDING_TEST_REQUIRE_ALL") == "1"
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -86,3 +88,20 @@ def empty_pg(url: str, keep: tuple[str, ...] = ("alembic_version", "journals")) 
             await conn.close()
 
     run_async(run)
+
+
+@contextmanager
+def counted(sessions):
+    """The statements sent through the sessions' engine while the block runs (a transaction's BEGIN aside)."""
+    engine = sessions.kw["bind"].sync_engine
+    sent: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if not statement.startswith("BEGIN"):
+            sent.append(" ".join(statement.split())[:80])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
