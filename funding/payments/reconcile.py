@@ -1,6 +1,11 @@
 """Payout reconciliation: a payout must equal the sum of the nets of its balance
 transactions, and every one of them must have its ledger entry. Otherwise it stays
-unreconciled, with the difference and the missing entries shown to a person."""
+unreconciled, with the difference and the missing entries shown to a person.
+
+The balance check: the ledger's Stripe account (5115, what Stripe holds for us, in transit or
+available) must equal Stripe's own balance (available + pending), currency by currency, to the
+cent. A SEPA debit or a card payment still pending at Stripe is in both; a payment Stripe has
+not settled into a balance transaction (a debit still ``processing``) is in neither."""
 
 from __future__ import annotations
 
@@ -9,12 +14,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.db import Sessions, insert_ignore, must_get, transaction, utcnow
-from funding.ledger.models import Entry
-from funding.payments.books import source_key
+from funding.ledger.models import Entry, Posting
+from funding.payments.books import source_key, stripe_org
 from funding.payments.models import Payout, PayoutStatus
 from funding.stripe_gateway import StripeGateway
 
@@ -129,3 +134,39 @@ async def reconcile_job(sessions: Sessions, settings: Settings, gw: StripeGatewa
         if own:
             await gw.aclose()
     return len(ids)
+
+
+STRIPE_ACCOUNT = "5115"
+
+
+@dataclass
+class BalanceCheck:
+    currency: str
+    ledger: int  # the balance of 5115 in the books (debit > 0)
+    stripe: int  # Stripe's balance: available + pending
+
+    @property
+    def difference(self) -> int:
+        return self.ledger - self.stripe
+
+    @property
+    def ok(self) -> bool:
+        return self.difference == 0
+
+
+async def balance_check(sessions: Sessions, gw: StripeGateway) -> list[BalanceCheck]:
+    """The books' Stripe account against Stripe's balance, per currency (both sides listed, zeros too)."""
+    balance = await gw.get("/v1/balance")
+    stripe_side: dict[str, int] = {}
+    for bucket in ("available", "pending"):
+        for part in balance.get(bucket) or []:
+            currency = str(part["currency"]).upper()
+            stripe_side[currency] = stripe_side.get(currency, 0) + int(part["amount"])
+    async with sessions() as session:
+        org_id, _site_id = await stripe_org(session)
+        books = dict((await session.execute(
+            select(Posting.currency, func.sum(Posting.amount)).join(Entry, Entry.id == Posting.entry_id)
+            .where(Entry.org_id == org_id, Posting.account_number == STRIPE_ACCOUNT)
+            .group_by(Posting.currency))).all())
+    currencies = sorted(set(stripe_side) | set(books))
+    return [BalanceCheck(c, int(books.get(c) or 0), stripe_side.get(c, 0)) for c in currencies]

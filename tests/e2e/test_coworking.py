@@ -22,6 +22,7 @@ from tests.support.e2e import (
     GOOD,
     HOUR,
     advance,
+    books_match_stripe,
     change_card,
     db_call,
     facts,
@@ -62,6 +63,7 @@ def test_join_and_renew_through_the_sandbox(e2e):
     assert sub.status == "active" and access_of(sub).granted
     assert [(e[0]) for e in entries] == ["VT", "ST"] and invoices[0].total == 18000
     check_pairs(e2e, entries, invoices, aux(member_id))
+    books_match_stripe(e2e)
     assert emails == [f"coworking:{sub.stripe_subscription_id}:welcome"]
     invoice_page = httpx.get(invoices[0].hosted_invoice_url, timeout=10)
     assert "Julie Fayolle" in invoice_page.text or "julie@example.org" in invoice_page.text
@@ -71,6 +73,7 @@ def test_join_and_renew_through_the_sandbox(e2e):
     assert sub.status == "active" and invoices[-1].billing_reason == "subscription_cycle"
     assert [e[0] for e in entries] == ["VT", "ST", "VT", "ST"]
     check_pairs(e2e, entries, invoices, aux(member_id))
+    books_match_stripe(e2e)  # the first month's payout included
     assert len(emails) == 1
 
 

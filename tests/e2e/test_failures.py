@@ -10,7 +10,7 @@ from funding.ledger.models import Entry, Posting
 from funding.payments.models import Payout
 from funding.payments.reconcile import reconcile
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
-from tests.support.e2e import DAY, HOUR, advance, db_call, donate, pay_on_hosted_page, sandbox_get, wait_for
+from tests.support.e2e import DAY, HOUR, advance, books_match_stripe, db_call, donate, pay_on_hosted_page, sandbox_get, wait_for
 from tests.support.world import make_world
 
 
@@ -54,6 +54,7 @@ def test_a_failed_payout_is_reversed_and_its_money_goes_out_with_the_next_one(e2
     assert payout_lines == {"512": 4900, "5115": -4900} and back_lines == {"512": -4900, "5115": 4900}
     assert reverses == payout_entry
     assert not any("467" in lines for _r, _i, lines in rows.values())
+    books_match_stripe(e2e)  # the money the bank sent back is in Stripe's balance again, and on 5115
 
     # Two days later the money goes out again, and this payout arrives.
     advance(e2e, 2 * DAY)
@@ -72,6 +73,7 @@ def test_a_failed_payout_is_reversed_and_its_money_goes_out_with_the_next_one(e2
         return checks, rows
 
     checks, rows = db_call(e2e.settings, check)
+    books_match_stripe(e2e)
     assert sorted((c.payout_id, c.ok) for c in checks) == sorted([(failed["id"], True), (payouts[0]["id"], True)])
     assert rows == {failed["id"]: ("failed", True), payouts[0]["id"]: ("paid", True)}
 
@@ -90,6 +92,7 @@ def test_a_refund_that_fails_later_reverses_the_refunds_entry(e2e):
     made = db_call(e2e.settings, refund)
     assert made["status"] == "succeeded"
     wait_for(lambda: made["balance_transaction"] in {k for k, *_ in _entries(e2e)}, what="the refund's entry")
+    books_match_stripe(e2e)
     advance(e2e, 2 * HOUR)
     failed = sandbox_get(e2e, f"/v1/refunds/{made['id']}")
     assert failed["status"] == "failed"
@@ -102,3 +105,4 @@ def test_a_refund_that_fails_later_reverses_the_refunds_entry(e2e):
     _r, refund_entry, refund_lines = rows[made["balance_transaction"]]
     reverses, _id, back_lines = rows[failed["failure_balance_transaction"]]
     assert reverses == refund_entry and back_lines == {k: -v for k, v in refund_lines.items()}
+    books_match_stripe(e2e)

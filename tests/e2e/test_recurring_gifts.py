@@ -13,7 +13,7 @@ from funding.db import transaction
 from funding.donations import annual
 from funding.donations.models import GiftStatus, RecurringGift
 from funding.payments.models import StripeRequest
-from tests.support.e2e import DAY, FAILS, HOUR, advance, db_call, sandbox_get, wait_for
+from tests.support.e2e import DAY, FAILS, HOUR, advance, books_match_stripe, db_call, sandbox_get, wait_for
 from tests.support.gifts import change_gift_card, donor_client, gift_facts, give_recurring, instalments_booked, subscribe
 from tests.support.web import csrf_of
 from tests.support.world import make_world
@@ -25,6 +25,7 @@ def test_a_monthly_gift_for_three_months_books_each_instalment_once_with_its_fee
     assert thanks.status_code == 200 and "Merci" in thanks.text and "20,00" in thanks.text
 
     facts = instalments_booked(e2e, 1)
+    books_match_stripe(e2e)
     assert facts.gift.status == GiftStatus.ACTIVE and facts.gift.amount == 2000 and facts.gift.interval == "month"
     sub = sandbox_get(e2e, f"/v1/subscriptions/{facts.gift.stripe_subscription_id}")
     assert sub["metadata"]["purpose"] == "recurring_gift" and sub["items"]["data"][0]["price"]["unit_amount"] == 2000
@@ -32,6 +33,8 @@ def test_a_monthly_gift_for_three_months_books_each_instalment_once_with_its_fee
     for month in (2, 3):
         advance(e2e, 31 * DAY + 2 * HOUR)
         facts = instalments_booked(e2e, month)
+        [eur] = books_match_stripe(e2e)  # payouts included: each month's took the previous instalments to the bank
+        assert eur.currency == "EUR"
 
     assert [i.amount for i in facts.instalments] == [2000, 2000, 2000]
     assert len({i.stripe_invoice_id for i in facts.instalments}) == 3

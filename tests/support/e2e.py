@@ -69,6 +69,31 @@ def wait_for(predicate, *, timeout: float = 15.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def books_match_stripe(e2e, *, timeout: float = 20.0) -> list:
+    """The books' Stripe account (5115) equals Stripe's balance, to the cent, once the webhooks in
+    flight have landed (``funding reconcile --balance``): waits for it, then says by how much it differs."""
+    from funding.payments.reconcile import balance_check
+
+    async def sides(sessions):
+        gw = StripeGateway(e2e.settings)
+        try:
+            return await balance_check(sessions, gw)
+        finally:
+            await gw.aclose()
+
+    last: list = []
+
+    def agree():
+        nonlocal last
+        last = db_call(e2e.settings, sides)
+        return last if all(side.ok for side in last) else None
+
+    try:
+        return wait_for(agree, timeout=timeout, what="the books' 5115 to equal Stripe's balance")
+    except AssertionError:
+        raise AssertionError(f"the books and Stripe's balance differ: {last}") from None
+
+
 def sandbox_get(server, path: str) -> dict:
     response = httpx.get(f"{server.url}/_sandbox/stripe{path}", headers={"authorization": "Bearer sk_test_e2e"}, timeout=10)
     response.raise_for_status()

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -15,9 +16,10 @@ from funding.ledger.service import close_month, trial_balance
 from funding.mail.models import Email
 from funding.payments import books
 from funding.payments.models import Payment, Payout, StripeEvent, StripeObject
-from funding.payments.reconcile import reconcile
+from funding.payments.reconcile import balance_check, reconcile
 from funding.payments.service import settle_session
 from tests.support.stripe_objects import (
+    BASE,
     balance_transaction,
     dispute,
     event,
@@ -195,6 +197,27 @@ async def test_a_payout_that_does_not_add_up_or_lacks_an_entry_stays_unreconcile
     async with sessions() as session:
         row = await session.get(Payout, po["id"])
     assert row.reconciled is False and json.loads(row.missing_entries) == [unbooked["id"]] and row.difference == 40
+
+
+async def test_the_books_stripe_account_is_checked_against_stripe_s_balance_to_the_cent(engine, sessions, world, gw,
+                                                                                        fake_stripe):
+    """``funding reconcile --balance``: 5115 in the books against available + pending at Stripe, per currency."""
+    payment = await make_payment(sessions, world)
+    _cs, _pi, ch, _txn = paid_donation(fake_stripe, world, payment)
+    await deliver(engine, event("charge.succeeded", ch))
+    await drain(sessions, gw)
+    balance = fake_stripe.router.get(f"{BASE}/v1/balance")
+    balance.mock(return_value=httpx.Response(200, json={"object": "balance", "livemode": False,
+                                                        "available": [{"amount": 900, "currency": "eur"}],
+                                                        "pending": [{"amount": 4000, "currency": "eur"}]}))
+    assert [(c.currency, c.ledger, c.stripe, c.ok) for c in await balance_check(sessions, gw)] == [("EUR", 4900, 4900, True)]
+    # Stripe holds 40 cents more (a transaction the books never saw), and a currency the books do not have.
+    balance.mock(return_value=httpx.Response(200, json={"object": "balance", "livemode": False,
+                                                        "available": [{"amount": 940, "currency": "eur"},
+                                                                      {"amount": 300, "currency": "usd"}],
+                                                        "pending": [{"amount": 4000, "currency": "eur"}]}))
+    checks = await balance_check(sessions, gw)
+    assert [(c.currency, c.difference, c.ok) for c in checks] == [("EUR", -40, False), ("USD", -300, False)]
 
 
 async def test_an_older_subscription_update_after_deletion_leaves_it_canceled(engine, sessions, world, gw, fake_stripe):
