@@ -41,7 +41,7 @@ from funding.coworking.models import (
     SubscriptionStatus,
 )
 from funding.coworking.plans import plan_for_price
-from funding.db import digits, get_held, insert_ignore, must_get, per_transaction, rowcount, utcnow
+from funding.db import dialect_insert, dialect_of, digits, get_held, insert_ignore, must_get, per_transaction, rowcount, utcnow
 from funding.i18n import money
 from funding.ledger.chart import vat_account
 from funding.ledger.models import Entry, FundingSource
@@ -368,18 +368,24 @@ async def apply_invoice(session: AsyncSession, invoice: dict, version: int) -> I
     if site_id is None:
         site_id = int(meta["site_id"]) if digits(str(meta.get("site_id", ""))) else member.site_id
     lines = json.dumps(await booked_lines(session, invoice), sort_keys=True)
-    inserted = await insert_ignore(session, Invoice, {
-        **values, "member_id": member.id, "site_id": site_id, "stripe_invoice_id": invoice["id"],
-        "stripe_subscription_id": sub_id, "lines": lines,
-    }, ["stripe_invoice_id"])
-    if inserted is None:
-        await session.execute(
-            update(Invoice).where(
-                Invoice.stripe_invoice_id == invoice["id"], Invoice.version <= int(version),
-                or_(Invoice.status.not_in(FINAL_INVOICE), Invoice.status == invoice["status"]),
-            ).values(**values).execution_options(synchronize_session=False))
-    return await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"])
-                                .execution_options(populate_existing=True))
+    # The row comes back from the statement that writes it (RETURNING): no read after the write.
+    refreshed = {"populate_existing": True}
+    inserted = await session.scalar(
+        dialect_insert(dialect_of(session))(Invoice).values(
+            **values, member_id=member.id, site_id=site_id, stripe_invoice_id=invoice["id"], stripe_subscription_id=sub_id,
+            lines=lines,
+        ).on_conflict_do_nothing(index_elements=["stripe_invoice_id"]).returning(Invoice), execution_options=refreshed)
+    if inserted is not None:
+        return inserted
+    updated = await session.scalar(
+        update(Invoice).where(
+            Invoice.stripe_invoice_id == invoice["id"], Invoice.version <= int(version),
+            or_(Invoice.status.not_in(FINAL_INVOICE), Invoice.status == invoice["status"]),
+        ).values(**values).returning(Invoice), execution_options={**refreshed, "synchronize_session": False})
+    if updated is not None:
+        return updated
+    return await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"]),  # ours is older
+                                execution_options=refreshed)
 
 
 async def member_account(session: AsyncSession, member: Member, org_id: int) -> tuple[str, str]:
@@ -453,11 +459,14 @@ async def accrual_drafts(session: AsyncSession, row: Invoice, invoice: dict | No
                   await reversal_by_key(session, org_id, f"{key}:uncollectible", key=f"{key}:void-writeoff",
                                         label=f"Facture {number} annulée : perte contrepassée", entry_date=day)]
         return [d for d in drafts if d is not None]
-    # A sale already in the books is not drafted again (every later event of the invoice comes here).
-    drafts = [] if await _in_books(session, org_id, key) else [await sale_draft(session, row)]
+    # A sale already in the books is not drafted again (every later event of the invoice comes here);
+    # one read says whether the sale and a write-off are in the books.
+    present = set((await session.scalars(select(Entry.source_key).where(
+        Entry.org_id == org_id, Entry.source_key.in_((key, f"{key}:uncollectible"))))).all())
+    drafts = [] if key in present else [await sale_draft(session, row)]
     if row.status == InvoiceStatus.UNCOLLECTIBLE:
         drafts.append(await writeoff_draft(session, row, _transition_day(invoice, "marked_uncollectible_at")))
-    elif row.status == InvoiceStatus.PAID:
+    elif row.status == InvoiceStatus.PAID and f"{key}:uncollectible" in present:  # paid after a write-off
         drafts.append(await reversal_by_key(session, org_id, f"{key}:uncollectible", key=f"{key}:recovered",
                                             label=f"Facture {number} réglée après passage en perte",
                                             entry_date=_transition_day(invoice, "paid_at")))
