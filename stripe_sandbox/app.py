@@ -21,6 +21,7 @@ from stripe_sandbox import (  # noqa: F401  (register the /v1 routes)
     routes_core,
     routes_credit_notes,
     routes_payments,
+    sepa,
 )
 from stripe_sandbox.sandbox import FAULT_MODES
 from stripe_sandbox.state import public
@@ -116,6 +117,19 @@ async def admin_fail_refund(request: Request) -> Response:
         return JSONResponse({"refund": public(refund)})
 
 
+async def admin_fail_sepa(request: Request) -> Response:
+    """The next SEPA debit to settle fails with ``failure_code`` (default ``insufficient_funds``)."""
+    sb: Sandbox = request.app.state.sandbox
+    params = await _admin_params(request)
+    with sb.lock:
+        try:
+            sepa.arm_failure(sb, params.get("failure_code") or "insufficient_funds")
+        except ValueError as exc:
+            return _error(str(exc))
+        sb.save()
+        return JSONResponse({"sepa_failures": list(sb.store.data.get("sepa_failures", []))})
+
+
 async def admin_deliver(request: Request) -> Response:
     sb: Sandbox = request.app.state.sandbox
     return JSONResponse({"delivered": await sb.deliver_pending()})
@@ -168,6 +182,7 @@ def create_sandbox_app(sb: Sandbox) -> Starlette:
             Route("/_admin/faults", admin_faults, methods=["GET", "POST"], name="admin_faults"),
             Route("/_admin/payouts/fail", admin_fail_payouts, methods=["POST"], name="admin_fail_payouts"),
             Route("/_admin/refunds/fail", admin_fail_refund, methods=["POST"], name="admin_fail_refund"),
+            Route("/_admin/sepa/fail", admin_fail_sepa, methods=["POST"], name="admin_fail_sepa"),
             Route("/_admin/deliver", admin_deliver, methods=["POST"], name="admin_deliver"),
             Route("/_admin/events", admin_events, methods=["GET"], name="admin_events"),
             Route("/_admin/refused", admin_refused, methods=["GET", "POST"], name="admin_refused"),

@@ -6,7 +6,7 @@ import copy
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from stripe_sandbox import cards, money
+from stripe_sandbox import cards, money, sepa
 from stripe_sandbox.errors import StripeError, invalid, not_found, unexpected_state
 
 if TYPE_CHECKING:
@@ -81,8 +81,11 @@ def resolve_payment_method(sb: Sandbox, value: str, param: str = "payment_method
     return pm
 
 
+NO_CARD = cards.Card("0000000000000000")  # a bank account: none of a card's behaviours apply
+
+
 def card_of(pm: dict[str, Any]) -> cards.Card:
-    return cards.card_for(pm["_number"])
+    return cards.card_for(pm["_number"]) if pm.get("type", "card") == "card" else NO_CARD
 
 
 def card_error(outcome: cards.Outcome, *, param: str | None = None, extra: dict[str, Any] | None = None) -> StripeError:
@@ -254,11 +257,14 @@ def confirmable(pi: dict[str, Any]) -> None:
 
 
 def confirm_payment_intent(
-    sb: Sandbox, pi: dict[str, Any], *, off_session: bool, authenticated: bool = False, return_url: str | None = None
+    sb: Sandbox, pi: dict[str, Any], *, off_session: bool, authenticated: bool = False, return_url: str | None = None,
+    mandate_data: dict[str, Any] | None = None,
 ) -> str:
     """Attempt the payment; returns the PaymentIntent's new status. Emits the events; never raises card errors."""
     confirmable(pi)
     pm = sb.store.ref("payment_method", pi["payment_method"])
+    if sepa.is_sepa(pm):
+        return sepa.confirm(sb, pi, pm, off_session=off_session, mandate_data=mandate_data)
     outcome = cards.payment_outcome(card_of(pm), off_session=off_session, set_up=pm["_set_up"], authenticated=authenticated)
     pi["_off_session"] = off_session
     if outcome.kind == "requires_action" or (outcome.code == "authentication_required" and pi["_invoice"]):
@@ -283,7 +289,7 @@ def confirm_payment_intent(
         }
         sb.emit("charge.failed", charge)
         sb.emit("payment_intent.payment_failed", pi)
-        _invoice_hook(sb, pi, paid=False)
+        invoice_hook(sb, pi, paid=False)
         return pi["status"]
     txn = money.charge_transaction(sb, charge, bypass_pending=card_of(pm).behaviour == cards.BYPASS_PENDING)
     charge["balance_transaction"] = txn["id"]
@@ -294,7 +300,7 @@ def confirm_payment_intent(
         pm["_set_up"] = True
     sb.emit("charge.succeeded", charge)
     sb.emit("payment_intent.succeeded", pi)
-    _invoice_hook(sb, pi, paid=True)
+    invoice_hook(sb, pi, paid=True)
     behaviour = card_of(pm).behaviour
     if behaviour in (cards.DISPUTE, cards.INQUIRY):
         money.open_dispute(sb, charge, inquiry=behaviour == cards.INQUIRY)
@@ -306,7 +312,7 @@ def _require_action(sb: Sandbox, pi: dict[str, Any], return_url: str | None) -> 
     pi["_return_url"] = return_url
     pi["next_action"] = {"redirect_to_url": {"return_url": return_url, "url": sb.url(f"/authenticate/{pi['id']}")}, "type": "redirect_to_url"}
     sb.emit("payment_intent.requires_action", pi)
-    _invoice_hook(sb, pi, paid=False)
+    invoice_hook(sb, pi, paid=False)
 
 
 def fail_authentication(sb: Sandbox, pi: dict[str, Any]) -> None:
@@ -325,10 +331,10 @@ def fail_authentication(sb: Sandbox, pi: dict[str, Any]) -> None:
         "type": "invalid_request_error",
     }
     sb.emit("payment_intent.payment_failed", pi)
-    _invoice_hook(sb, pi, paid=False)
+    invoice_hook(sb, pi, paid=False)
 
 
-def _invoice_hook(sb: Sandbox, pi: dict[str, Any], *, paid: bool) -> None:
+def invoice_hook(sb: Sandbox, pi: dict[str, Any], *, paid: bool) -> None:
     if pi.get("_invoice"):
         sb.invoice_attempted(pi, paid=paid)
 
@@ -343,9 +349,46 @@ def cancel_payment_intent(sb: Sandbox, pi: dict[str, Any], reason: str | None) -
     sb.emit("payment_intent.canceled", pi)
 
 
-def _new_charge(sb: Sandbox, pi: dict[str, Any], pm: dict[str, Any], outcome: cards.Outcome, *, authenticated: bool) -> dict[str, Any]:
-    ok = outcome.kind == "succeeded"
+def new_charge(sb: Sandbox, pi: dict[str, Any], pm: dict[str, Any], *, pending: bool, mandate: str | None) -> dict[str, Any]:
+    """A bank debit's charge: ``pending`` until the bank answers (see sepa.py)."""
+    return _new_charge(sb, pi, pm, cards.Outcome("succeeded"), authenticated=False, pending=pending, mandate=mandate)
+
+
+def _card_details(pi: dict[str, Any], pm: dict[str, Any], ok: bool, authenticated: bool) -> dict[str, Any]:
     card = pm["card"]
+    return {
+        "card": {
+            "amount_authorized": pi["amount"] if ok else None,
+            "authorization_code": "123456" if ok else None,
+            "brand": card["brand"],
+            "checks": dict(card["checks"]),
+            "country": card["country"],
+            "exp_month": card["exp_month"],
+            "exp_year": card["exp_year"],
+            "extended_authorization": {"status": "disabled"},
+            "fingerprint": card["fingerprint"],
+            "funding": card["funding"],
+            "incremental_authorization": {"status": "unavailable"},
+            "installments": None,
+            "last4": card["last4"],
+            "mandate": None,
+            "multicapture": {"status": "unavailable"},
+            "network": card["brand"],
+            "network_token": {"used": False},
+            "network_transaction_id": secrets.token_hex(8) if ok else None,
+            "overcapture": {"maximum_amount_capturable": pi["amount"], "status": "unavailable"},
+            "regulated_status": "unregulated",
+            "three_d_secure": _three_d_secure() if authenticated else None,
+            "transaction_link_id": None,
+            "wallet": None,
+        },
+        "type": "card",
+    }
+
+
+def _new_charge(sb: Sandbox, pi: dict[str, Any], pm: dict[str, Any], outcome: cards.Outcome, *, authenticated: bool,
+                pending: bool = False, mandate: str | None = None) -> dict[str, Any]:
+    ok = outcome.kind == "succeeded"
     ident = sb.store.new_id("charge")
     if ok:
         result = {"network_status": "approved_by_network", "reason": None, "seller_message": "Payment complete.", "type": "authorized"}
@@ -382,37 +425,11 @@ def _new_charge(sb: Sandbox, pi: dict[str, Any], pm: dict[str, Any], outcome: ca
         "metadata": dict(pi["metadata"]),
         "on_behalf_of": None,
         "outcome": {"advice_code": None, "network_advice_code": None, "network_decline_code": None, "risk_level": "normal", "risk_score": 20} | result,
-        "paid": ok,
+        "paid": ok and not pending,
         "payment_intent": pi["id"],
         "payment_method": pm["id"],
-        "payment_method_details": {
-            "card": {
-                "amount_authorized": pi["amount"] if ok else None,
-                "authorization_code": "123456" if ok else None,
-                "brand": card["brand"],
-                "checks": dict(card["checks"]),
-                "country": card["country"],
-                "exp_month": card["exp_month"],
-                "exp_year": card["exp_year"],
-                "extended_authorization": {"status": "disabled"},
-                "fingerprint": card["fingerprint"],
-                "funding": card["funding"],
-                "incremental_authorization": {"status": "unavailable"},
-                "installments": None,
-                "last4": card["last4"],
-                "mandate": None,
-                "multicapture": {"status": "unavailable"},
-                "network": card["brand"],
-                "network_token": {"used": False},
-                "network_transaction_id": secrets.token_hex(8) if ok else None,
-                "overcapture": {"maximum_amount_capturable": pi["amount"], "status": "unavailable"},
-                "regulated_status": "unregulated",
-                "three_d_secure": _three_d_secure() if authenticated else None,
-                "transaction_link_id": None,
-                "wallet": None,
-            },
-            "type": "card",
-        },
+        "payment_method_details": (sepa.payment_method_details(sb, pm, mandate) if sepa.is_sepa(pm)
+                                   else _card_details(pi, pm, ok, authenticated)),
         "receipt_email": pi["receipt_email"],
         "receipt_number": None,
         "receipt_url": sb.url(f"/receipts/{ident}"),
@@ -423,7 +440,7 @@ def _new_charge(sb: Sandbox, pi: dict[str, Any], pm: dict[str, Any], outcome: ca
         "source_transfer": None,
         "statement_descriptor": pi["statement_descriptor"],
         "statement_descriptor_suffix": pi["statement_descriptor_suffix"],
-        "status": "succeeded" if ok else "failed",
+        "status": "pending" if pending else "succeeded" if ok else "failed",
         "transfer_data": None,
         "transfer_group": None,
         "_refunds": [],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from stripe_sandbox import cards, catalog, payments, taxes
+from stripe_sandbox import cards, catalog, payments, sepa, taxes
 from stripe_sandbox.api import get_or_404, list_response, route, search_response
 from stripe_sandbox.encoding import Params, merge_metadata
 from stripe_sandbox.errors import StripeError, invalid, missing_param
@@ -318,9 +318,12 @@ def list_prices(sb: Sandbox, p: Params) -> dict[str, Any]:
 
 @route("POST", "/v1/payment_methods")
 def create_payment_method(sb: Sandbox, p: Params) -> dict[str, Any]:
-    p.check_known({"type", "card", "billing_details", "metadata", "allow_redisplay", "customer", "payment_method"})
-    if p.str("type", required=True) != "card":
-        raise invalid("The sandbox only supports card payment methods.", "type")
+    p.check_known({"type", "card", "sepa_debit", "billing_details", "metadata", "allow_redisplay", "customer", "payment_method"})
+    kind = p.str("type", required=True)
+    if kind == "sepa_debit":
+        return sb.view(sepa.from_params(sb, p))
+    if kind != "card":
+        raise invalid("The sandbox supports card and sepa_debit payment methods.", "type")
     card = p.dict("card")
     card.check_known({"token", "number", "exp_month", "exp_year", "cvc"})
     pm = card_from_params(sb, card)

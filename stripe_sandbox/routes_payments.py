@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from stripe_sandbox import catalog, money, payments
+from stripe_sandbox import catalog, money, payments, sepa
 from stripe_sandbox.api import get_or_404, list_response, route, search_response
 from stripe_sandbox.encoding import Params, merge_metadata
 from stripe_sandbox.errors import StripeError, invalid
@@ -20,7 +20,7 @@ PI_CONFIRM = {
 }
 PI_FIELDS = {
     "amount", "currency", "customer", "description", "metadata", "statement_descriptor", "statement_descriptor_suffix",
-    "automatic_payment_methods", "confirmation_method", "confirm", "shipping",
+    "automatic_payment_methods", "confirmation_method", "confirm", "shipping", "allowed_payment_method_types",
 } | PI_CONFIRM
 
 
@@ -38,9 +38,12 @@ def _payment_method_param(sb: Sandbox, p: Params) -> dict[str, Any] | None:
         return payments.resolve_payment_method(sb, pm_id)
     if "payment_method_data" in p:
         data = p.dict("payment_method_data")
-        data.check_known({"type", "card", "billing_details", "metadata"})
-        if data.str("type", required=True) != "card":
-            raise invalid("The sandbox only supports card payment methods.", "payment_method_data[type]")
+        data.check_known({"type", "card", "sepa_debit", "billing_details", "metadata"})
+        kind = data.str("type", required=True)
+        if kind == "sepa_debit":
+            return sepa.from_params(sb, data)
+        if kind != "card":
+            raise invalid("The sandbox supports card and sepa_debit payment methods.", "payment_method_data[type]")
         card = data.dict("card")
         card.check_known({"token", "number", "exp_month", "exp_year", "cvc"})
         return card_from_params(sb, card)
@@ -50,7 +53,8 @@ def _payment_method_param(sb: Sandbox, p: Params) -> dict[str, Any] | None:
 def _confirm_pi(sb: Sandbox, pi: dict[str, Any], p: Params) -> dict[str, Any]:
     """Confirm and answer like Stripe: the PaymentIntent, or a 402 card error carrying it."""
     off_session = _off_session(p)
-    status = payments.confirm_payment_intent(sb, pi, off_session=off_session, return_url=p.str("return_url"))
+    status = payments.confirm_payment_intent(sb, pi, off_session=off_session, return_url=p.str("return_url"),
+                                             mandate_data=sepa.parse_mandate_data(p))
     if status == "requires_action" and p.bool("error_on_requires_action", default=False):
         payments.fail_authentication(sb, pi)
         pi["last_payment_error"].update(
@@ -105,7 +109,7 @@ def create_payment_intent(sb: Sandbox, p: Params) -> dict[str, Any]:
         receipt_email=p.str("receipt_email"),
         statement_descriptor=p.str("statement_descriptor"),
         statement_descriptor_suffix=p.str("statement_descriptor_suffix"),
-        payment_method_types=p.strings("payment_method_types") or None,
+        payment_method_types=p.strings("allowed_payment_method_types") or p.strings("payment_method_types") or None,
         shipping=payments.parse_shipping(p) if "shipping" in p else None,
     )
     if confirm:
@@ -520,3 +524,8 @@ def list_events(sb: Sandbox, p: Params) -> dict[str, Any]:
         return delivery is None or (event["pending_webhooks"] == 0) == delivery
 
     return list_response(sb, "event", p, "/v1/events", where, extra={"type", "types", "delivery_success"})
+
+
+@route("GET", "/v1/mandates/{ident}")
+def get_mandate(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
+    return sb.view(get_or_404(sb, "mandate", ident))

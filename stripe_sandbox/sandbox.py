@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from stripe_sandbox import billing, checkout, invoices, money, payments, views, webhooks
+from stripe_sandbox import billing, checkout, invoices, money, payments, sepa, views, webhooks
 from stripe_sandbox.state import Store, public
 
 log = logging.getLogger("stripe_sandbox")
@@ -24,6 +24,7 @@ SCHEDULE: list[tuple[Callable[[Sandbox], int | None], Callable[[Sandbox], None]]
     (checkout.next_due, checkout.run_due),
     (billing.next_due, billing.run_due),
     (payments.refunds_next_due, payments.run_refund_failures),
+    (sepa.next_due, sepa.run_due),
     (money.payouts_next_due, money.run_payouts),
 ]
 

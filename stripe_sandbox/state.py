@@ -24,6 +24,7 @@ PREFIXES: dict[str, str] = {
     "product": "prod",
     "price": "price",
     "payment_method": "pm",
+    "mandate": "mandate",
     "payment_intent": "pi",
     "setup_intent": "seti",
     "charge": "ch",
