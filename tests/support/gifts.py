@@ -130,3 +130,31 @@ def gift_subscription(fake, gift, status: str = "active") -> dict:
     sub = subscription(customer=sid("cus"), price=gift_price, status=status, metadata=recurring.gift_metadata(gift))
     fake.add(gift_price, sub)
     return sub
+
+
+def gift_action(client: httpx.Client, gift_id: int, action: str, **data: str) -> httpx.Response:
+    """A POST of the backer space's form for one recurring gift (``montant``, ``sauter``, ``arreter``)."""
+    space = client.get("/mes-contributions")
+    return client.post(f"/mes-contributions/dons-reguliers/{gift_id}/{action}", data={"csrf_token": csrf_of(space.text), **data})
+
+
+def gift_changes(e2e) -> list:
+    """The donor's requested changes, oldest first."""
+    from funding.donations.models import RecurringGiftChange
+
+    async def go(sessions):
+        async with sessions() as session:
+            return list((await session.scalars(select(RecurringGiftChange).order_by(RecurringGiftChange.id))).all())
+
+    return db_call(e2e.settings, go)
+
+
+def change_emails(e2e) -> list[tuple[str, str, str]]:
+    """The emails confirming the donor's changes: (dedupe key, subject, body)."""
+    async def go(sessions):
+        async with sessions() as session:
+            return [tuple(row) for row in (await session.execute(
+                select(Email.dedupe_key, Email.subject, Email.body_text).where(Email.dedupe_key.like("recurring-gift-change:%"))
+                .order_by(Email.id))).all()]
+
+    return db_call(e2e.settings, go)
