@@ -76,6 +76,7 @@ TABLES: dict[str, Access] = {
     # recurring gifts: the gift mirrors its subscription; an instalment only records what was taken back
     "recurring_gifts": STATE,
     "recurring_gift_payments": forward("amount_refunded"),
+    "recurring_gift_changes": forward("status", "applied_at"),  # a donor's request, settled once
     # campaigns
     "campaigns": STATE,
     "campaign_tiers": STATE,

@@ -19,6 +19,7 @@ DAY = 86_400
 INCOMPLETE_EXPIRES_AFTER = 23 * 3_600
 TRIAL_WILL_END_BEFORE = 3 * DAY
 LIVE_STATUSES = ("trialing", "active", "past_due", "unpaid")
+PAUSE_BEHAVIORS = ("keep_as_draft", "mark_uncollectible", "void")
 
 
 @dataclass
@@ -521,7 +522,41 @@ def _renew(sb: Sandbox, sub: dict[str, Any]) -> None:
     invoices.pull_pending_items(sb, invoice, sub["id"])
     sub["latest_invoice"] = invoice["id"]
     sb.emit("invoice.created", invoice)
+    if _collection_paused(sub, end):
+        _paused_invoice(sb, invoice, sub["pause_collection"]["behavior"])
     sb.emit("customer.subscription.updated", sub, diff(before, sb.view(sub)))
+
+
+def _collection_paused(sub: dict[str, Any], moment: int) -> bool:
+    """Whether an invoice generated at ``moment`` falls in the subscription's paused collection:
+    "All invoices generated before the resumes_at date" are handled as the pause says (none: until unset)."""
+    pause = sub.get("pause_collection")
+    return pause is not None and (pause["resumes_at"] is None or moment < pause["resumes_at"])
+
+
+def _paused_invoice(sb: Sandbox, invoice: dict[str, Any], behavior: str) -> None:
+    """What Stripe does with an invoice generated while collection is paused (Pause payment
+    collection, docs.stripe.com/billing/subscriptions/pause-payment): ``void`` — "immediately marked
+    as void and won't use the customer credit balance"; ``keep_as_draft`` — left in ``draft`` with
+    ``auto_advance`` false; ``mark_uncollectible`` — finalized and marked uncollectible, never attempted.
+    No payment is ever attempted."""
+    now = sb.now()
+    if behavior == "keep_as_draft":
+        invoice.update(auto_advance=False, automatically_finalizes_at=None)
+        return
+    if behavior == "void":
+        invoices.recompute(sb, invoice, starting_balance=0)
+        invoice.update(status="void", auto_advance=False, automatically_finalizes_at=None, next_payment_attempt=None,
+                       amount_remaining=0, effective_at=now)
+        invoice["status_transitions"]["voided_at"] = now
+        sb.emit("invoice.voided", invoice)
+        return
+    invoice["auto_advance"] = False
+    invoices.finalize(sb, invoice)
+    if invoice["status"] == "open":
+        invoice.update(status="uncollectible", next_payment_attempt=None)
+        invoice["status_transitions"]["marked_uncollectible_at"] = now
+        sb.emit("invoice.marked_uncollectible", invoice)
 
 
 def resume(sb: Sandbox, sub: dict[str, Any]) -> None:
@@ -551,6 +586,8 @@ def _subscription_dues(sb: Sandbox, sub: dict[str, Any]) -> list[int]:
         dues.append(sub["trial_end"] - TRIAL_WILL_END_BEFORE)
     if sub["status"] == "incomplete":
         dues.append(sub["created"] + INCOMPLETE_EXPIRES_AFTER)
+    if sub.get("pause_collection") and sub["pause_collection"]["resumes_at"]:
+        dues.append(sub["pause_collection"]["resumes_at"])
     return dues
 
 
@@ -579,6 +616,11 @@ def run_due(sb: Sandbox) -> None:
         if sub["status"] in LIVE_STATUSES and sub["cancel_at"] and sub["cancel_at"] <= now and sub["cancel_at"] < _period(sub)[1]:
             cancel_now(sb, sub, at=sub["cancel_at"])
             continue
+        pause = sub.get("pause_collection")
+        if pause and pause["resumes_at"] and pause["resumes_at"] <= now:  # Stripe unsets it by itself at resumes_at
+            before = sb.view(sub)
+            sub["pause_collection"] = None
+            sb.emit("customer.subscription.updated", sub, diff(before, sb.view(sub)))
         guard = 0
         while sub["status"] in LIVE_STATUSES and _period(sub)[1] <= now and guard < 1000:
             _renew(sb, sub)

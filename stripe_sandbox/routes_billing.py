@@ -180,18 +180,22 @@ def update_subscription(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     p.check_known({
         "items", "proration_behavior", "proration_date", "cancel_at_period_end", "cancel_at", "metadata", "default_payment_method",
         "description", "payment_behavior", "cancellation_details", "off_session", "trial_end", "default_tax_rates",
+        "pause_collection",
     })
     sub = billing.find_subscription(sb, ident, "id")
     if sub["status"] in ("canceled", "incomplete_expired") and set(p.data) - {"metadata", "cancellation_details", "expand"}:
         raise invalid("A canceled subscription can only update its cancellation_details and metadata.")
     before = sb.view(sub)
     default_rates = taxes.parse_ids(sb, p, "default_tax_rates", keep=sub["default_tax_rates"]) if "default_tax_rates" in p else None
+    pause = _pause_collection(sb, p) if "pause_collection" in p else False
     finish = None
     if "items" in p:
         behaviour = p.str("proration_behavior", default="create_prorations", choices=("create_prorations", "none", "always_invoice"))
         finish = billing.update_items(sb, sub, _item_specs(sb, p, sub), proration_behavior=behaviour, proration_date=p.int("proration_date"))
     if default_rates is not None:  # for the invoices to come, as Stripe: a tax change alone is not prorated
         sub["default_tax_rates"] = default_rates
+    if pause is not False:
+        sub["pause_collection"] = pause
     if "cancel_at_period_end" in p:
         flag = p.bool("cancel_at_period_end")
         sub["cancel_at_period_end"] = flag
@@ -227,6 +231,20 @@ def update_subscription(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
     if p.raw("trial_end") == "now":
         billing.run_due(sb)
     return sb.view(sub)
+
+
+def _pause_collection(sb: Sandbox, p: Params) -> dict[str, Any] | None:
+    """``pause_collection``: "" unsets it (collection resumes now); else a behavior for the invoices
+    generated while paused, and when collection resumes by itself (none: until unset)."""
+    if p.raw("pause_collection") == "":
+        return None
+    pause = p.dict("pause_collection")
+    pause.check_known({"behavior", "resumes_at"})
+    behavior = pause.str("behavior", required=True, choices=billing.PAUSE_BEHAVIORS)
+    resumes_at = pause.int("resumes_at")
+    if resumes_at is not None and resumes_at <= sb.now():
+        raise invalid("resumes_at must be in the future.", pause._name("resumes_at"))
+    return {"behavior": behavior, "resumes_at": resumes_at}
 
 
 @route("DELETE", "/v1/subscriptions/{ident}")

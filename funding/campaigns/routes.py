@@ -22,6 +22,7 @@ from funding.campaigns.models import Campaign, CampaignStatus, Mode, Pledge, Ple
 from funding.campaigns.pledges import TOKEN_PURPOSE, Contribution, ContributionError
 from funding.clock import paris_today
 from funding.db import must_get, row_id, transaction, utcnow
+from funding.donations.recurring import MIN_AMOUNT as GIFT_MIN
 from funding.i18n import N_, get_locale, reset_locale, set_locale
 from funding.i18n import gettext as _
 from funding.limits.service import RateLimited
@@ -184,7 +185,7 @@ async def backer_space(request: Request) -> Response:
     async with request.app.state.sessions() as session:
         view = await backers.space(session, request.app.state.settings, user.email, utcnow())
     return render(request, "campaigns/backer.html", {"s": view, "labels": views.PLEDGE_LABELS, "modes": views.MODE_LABELS,
-                                                      "local": admin.local,
+                                                      "local": admin.local, "gift_min": {i.value: m for i, m in GIFT_MIN.items()},
                                                       "cards": await backers.cards_on_file(request.app.state.gateway, view)})
 
 

@@ -41,6 +41,10 @@ class GiftStatus(StrEnum):
     CANCELED = "canceled"
 
 
+# A skipped instalment: collection resumes this long after its billing date (Stripe voids the
+# invoices generated before resumes_at; the next period's is a month or a year away).
+SKIP_MARGIN = dt.timedelta(days=1)
+
 LIVE_GIFT_STATUSES = (GiftStatus.ACTIVE, GiftStatus.PAST_DUE, GiftStatus.TRIALING, GiftStatus.INCOMPLETE,
                       GiftStatus.UNPAID, GiftStatus.PAUSED)
 
@@ -71,6 +75,49 @@ class RecurringGift(OrgScoped, Base):
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     canceled_at: Mapped[dt.datetime | None]
+    # The subscription's pause_collection.resumes_at: an instalment skipped, collection resumes then.
+    collection_resumes_at: Mapped[dt.datetime | None]
+
+    @property
+    def skipped_instalment_at(self) -> dt.datetime | None:
+        """The billing date of the skipped instalment (collection resumes SKIP_MARGIN after it)."""
+        return self.collection_resumes_at - SKIP_MARGIN if self.collection_resumes_at else None
+
+
+class GiftChangeKind(StrEnum):
+    AMOUNT = "amount"  # a new amount, from the next instalment
+    SKIP = "skip"      # the next instalment skipped
+
+
+class GiftChangeStatus(StrEnum):
+    REQUESTED = "requested"  # recorded, then asked of Stripe
+    APPLIED = "applied"      # Stripe confirmed it (its answer, or the subscription as fetched after an event)
+    REFUSED = "refused"      # Stripe said no: nothing changed
+    UNKNOWN = "unknown"      # no answer: the subscription's next event settles it
+
+
+class RecurringGiftChange(OrgScoped, Base):
+    """A change the donor asked for from the backer space: its id keys the subscription update
+    (``recurring-gift-change:<id>``); the gift itself changes only when Stripe confirms."""
+
+    __tablename__ = "recurring_gift_changes"
+    __table_args__ = (
+        CheckConstraint(one_of("kind", GiftChangeKind), name="kind"),
+        CheckConstraint(one_of("status", GiftChangeStatus), name="status"),
+        CheckConstraint("amount IS NULL OR amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    gift_id: Mapped[int] = mapped_column(ForeignKey("recurring_gifts.id"), index=True)
+    kind: Mapped[GiftChangeKind] = mapped_column(EnumText(GiftChangeKind, 10))
+    amount: Mapped[int | None]           # the new amount (kind amount)
+    previous_amount: Mapped[int | None]
+    instalment_at: Mapped[dt.datetime]   # the first instalment at the new amount, or the one skipped
+    resumes_at: Mapped[dt.datetime | None]  # kind skip: when collection resumes
+    status: Mapped[GiftChangeStatus] = mapped_column(EnumText(GiftChangeStatus, 10), default=GiftChangeStatus.REQUESTED)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    applied_at: Mapped[dt.datetime | None]
 
 
 class RecurringGiftPayment(OrgScoped, Base):

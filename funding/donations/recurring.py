@@ -14,6 +14,14 @@
   one-off gift is.
 - A failed attempt emails the donor once per attempt; the donor stops the gift from the
   backer space (the subscription is cancelled at once: no later debit).
+- From the backer space the donor also changes the amount (the item moves to the Price of the
+  new amount, ``proration_behavior=none``: from the next instalment) or skips the next
+  instalment (``pause_collection``, behavior ``void``, until ``SKIP_MARGIN`` after that billing
+  date: Stripe voids its invoice and resumes by itself). Each change is a row first
+  (``recurring_gift_changes``), whose id keys the update; the gift mirrors the new amount and
+  the pause from the subscription only once Stripe confirmed (the update's answer, or the
+  subscription fetched after its event), and the donor gets one email per change. Nothing is
+  booked until an instalment is paid: a skipped one books nothing.
 
 No tax receipt per instalment: the annual receipt (one per donor and year, recurring and
 one-off gifts summed) is still to build (issue 18).
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import time
 from typing import Any
 
 from sqlalchemy import select, update
@@ -30,8 +39,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from funding.clock import local_day
-from funding.db import Sessions, digits, insert_ignore, transaction, utcnow
-from funding.donations.models import GiftInterval, GiftStatus, RecurringGift, RecurringGiftPayment
+from funding.db import Sessions, digits, insert_ignore, rowcount, transaction, utcnow
+from funding.donations.models import (
+    SKIP_MARGIN,
+    GiftChangeKind,
+    GiftChangeStatus,
+    GiftInterval,
+    GiftStatus,
+    RecurringGift,
+    RecurringGiftChange,
+    RecurringGiftPayment,
+)
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.i18n import money
@@ -40,7 +58,7 @@ from funding.ledger.service import Line
 from funding.mail.service import enqueue
 from funding.orgs.models import Site
 from funding.payments import purposes
-from funding.payments.calls import create_once
+from funding.payments.calls import create_once, idempotency_key, key_prefix
 from funding.payments.service import checkout_expiry
 from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown, stripe_id
 
@@ -53,6 +71,8 @@ INTERVALS = {GiftInterval.MONTH: "mensuel", GiftInterval.YEAR: "annuel"}
 PRE_STRIPE = (GiftStatus.CREATED, GiftStatus.OPEN, GiftStatus.UNKNOWN)
 STOPPABLE = (GiftStatus.ACTIVE, GiftStatus.PAST_DUE, GiftStatus.TRIALING, GiftStatus.UNPAID, GiftStatus.INCOMPLETE,
              GiftStatus.PAUSED)
+CHANGEABLE = (GiftStatus.ACTIVE, GiftStatus.PAST_DUE, GiftStatus.TRIALING)  # a new amount: a running gift
+SKIPPABLE = (GiftStatus.ACTIVE, GiftStatus.TRIALING)  # a skip: a gift whose instalments are paid up
 
 
 class GiftError(FundingError):
@@ -163,10 +183,68 @@ async def apply_subscription(session: AsyncSession, sub: dict[str, Any], version
                               "stripe_customer_id": stripe_id(sub.get("customer")), "version": version}
     if status == GiftStatus.CANCELED:
         values["canceled_at"] = utcnow()
+    amount = _subscription_amount(sub)
+    if amount > 0 and str(sub.get("currency") or gift.currency).upper() == gift.currency:
+        values["amount"] = amount
+    pause = sub.get("pause_collection") or {}
+    values["collection_resumes_at"] = _naive(int(pause["resumes_at"])) if pause.get("resumes_at") else None
     await session.execute(update(RecurringGift).where(RecurringGift.id == gift.id, RecurringGift.version <= version)
                           .values(**values).execution_options(synchronize_session=False))
     await session.refresh(gift)
+    await _settle_changes(session, gift)
     return gift
+
+
+def _subscription_amount(sub: dict[str, Any]) -> int:
+    """What each instalment takes: the items' prices (the price comes with each item)."""
+    total = 0
+    for item in (sub.get("items") or {}).get("data") or []:
+        price = item.get("price")
+        if not isinstance(price, dict) or price.get("unit_amount") is None:
+            return 0  # not the whole picture: keep what we hold
+        total += int(price["unit_amount"]) * int(item.get("quantity") or 1)
+    return total
+
+
+async def _settle_changes(session: AsyncSession, gift: RecurringGift) -> None:
+    """The donor's changes that the gift now shows (as Stripe holds it) are applied, once each,
+    and each is confirmed to the donor by email."""
+    waiting = (await session.scalars(select(RecurringGiftChange).where(
+        RecurringGiftChange.gift_id == gift.id,
+        RecurringGiftChange.status.in_((GiftChangeStatus.REQUESTED, GiftChangeStatus.UNKNOWN)))
+        .order_by(RecurringGiftChange.id))).all()
+    for change in waiting:
+        done = (gift.amount == change.amount if change.kind == GiftChangeKind.AMOUNT
+                else gift.collection_resumes_at is not None and gift.collection_resumes_at == change.resumes_at)
+        if not done:
+            continue
+        settled = await session.execute(update(RecurringGiftChange).where(
+            RecurringGiftChange.id == change.id, RecurringGiftChange.status.in_((GiftChangeStatus.REQUESTED, GiftChangeStatus.UNKNOWN)))
+            .values(status=GiftChangeStatus.APPLIED, applied_at=utcnow()).execution_options(synchronize_session=False))
+        if rowcount(settled):
+            await _confirm(session, gift, change)
+
+
+async def _confirm(session: AsyncSession, gift: RecurringGift, change: RecurringGiftChange) -> None:
+    site = await session.get(Site, gift.site_id)
+    site_name = site.name if site is not None else ""
+    day = local_day(change.instalment_at).strftime("%d/%m/%Y")
+    every = INTERVALS[gift.interval]
+    if change.kind == GiftChangeKind.AMOUNT:
+        new = money(change.amount or gift.amount, gift.currency)
+        old = f" (au lieu de {money(change.previous_amount, gift.currency)})" if change.previous_amount else ""
+        subject = f"Votre don régulier passe à {new}"
+        what = (f"Le montant de votre don {every} n° {gift.id} pour {site_name} est désormais de {new}{old}.\n"
+                f"Il s'applique à partir du prochain versement, le {day} ; rien de plus n'est prélevé d'ici là.")
+    else:
+        subject = "Le prochain versement de votre don régulier est sauté"
+        what = (f"Comme vous l'avez demandé, le versement du {day} de votre don {every} n° {gift.id} pour {site_name} "
+                "ne sera pas prélevé.\nVotre don reprend ensuite de lui-même, au même montant "
+                f"({money(gift.amount, gift.currency)}).")
+    await enqueue(session, to=gift.email, org_id=gift.org_id, dedupe_key=f"recurring-gift-change:{change.id}", subject=subject,
+                  body_text=(f"Bonjour {gift.name},\n\n{what}\n\nVous pouvez modifier ou arrêter ce don à tout moment depuis "
+                             "votre espace donateur (« Mes contributions »). Votre reçu fiscal annuel récapitulera les "
+                             "versements effectivement prélevés.\n\nL'équipe Entre-Lab"))
 
 
 async def apply_checkout(session: AsyncSession, checkout: dict[str, Any], version: int) -> RecurringGift | None:
@@ -282,6 +360,94 @@ async def stop(sessions: Sessions, gw: StripeGateway, *, gift_id: int, email: st
     async with transaction(sessions) as session:
         stopped = await apply_subscription(session, sub, max(gift.version, int(sub.get("created") or 0)) + 1)
     return stopped or gift
+
+
+async def _own_gift(sessions: Sessions, gift_id: int, email: str) -> RecurringGift:
+    async with sessions() as session:
+        gift = await session.get(RecurringGift, gift_id)
+    if gift is None or gift.email != email:
+        raise LookupError("not this donor's gift")
+    if gift.status not in STOPPABLE or not gift.stripe_subscription_id:
+        raise GiftError(_("Ce don régulier est arrêté : il ne peut plus être modifié."))
+    return gift
+
+
+async def _live_subscription(sessions: Sessions, gw: StripeGateway, gift: RecurringGift) -> dict[str, Any]:
+    """The gift's subscription as Stripe holds it now; a gift Stripe has ended is mirrored and refused."""
+    sub = await gw.retrieve("subscriptions", str(gift.stripe_subscription_id))
+    if GiftStatus(sub["status"]) not in CHANGEABLE:
+        async with transaction(sessions) as session:
+            await apply_subscription(session, sub, await _answer_version(session, gift.id))
+        raise GiftError(_("Ce don régulier est arrêté : il ne peut plus être modifié.")
+                        if sub["status"] in ("canceled", "incomplete_expired")
+                        else _("Ce don ne peut pas être modifié tant qu'un versement reste impayé."))
+    return sub
+
+
+async def _answer_version(session: AsyncSession, gift_id: int) -> int:
+    """The version of a subscription Stripe just answered with: the current state, so newer than
+    what we hold, and strictly (an event's handler may have fetched it a moment before, in the
+    same second; it applies after us and must lose the tie)."""
+    held = await session.scalar(select(RecurringGift.version).where(RecurringGift.id == gift_id))
+    return max(int(time.time()), int(held or 0)) + 1
+
+
+async def _request_change(sessions: Sessions, gw: StripeGateway, gift: RecurringGift, change: RecurringGiftChange,
+                          params: dict[str, Any]) -> RecurringGift:
+    """Record the change, ask Stripe under a key derived from it, mirror the answer."""
+    async with transaction(sessions) as session:
+        session.add(change)
+        await session.flush()
+    key = idempotency_key(f"recurring-gift-change:{change.id}", "subscriptions", 1, await key_prefix(sessions, gw))
+    try:
+        sub = await gw.call("subscriptions", "update", str(gift.stripe_subscription_id), params=params, key=key)
+    except (StripeRefused, StripeUnknown) as exc:
+        status = GiftChangeStatus.REFUSED if isinstance(exc, StripeRefused) else GiftChangeStatus.UNKNOWN
+        async with transaction(sessions) as session:
+            await session.execute(update(RecurringGiftChange).where(RecurringGiftChange.id == change.id,
+                                                                    RecurringGiftChange.status == GiftChangeStatus.REQUESTED)
+                                  .values(status=status))
+        raise
+    async with transaction(sessions) as session:
+        mirrored = await apply_subscription(session, sub, await _answer_version(session, gift.id))
+    return mirrored or gift
+
+
+async def change_amount(sessions: Sessions, gw: StripeGateway, *, gift_id: int, email: str, amount: int) -> RecurringGift:
+    """The donor's new amount, from the next instalment on (same bounds as a new gift). Nothing is
+    asked of Stripe, nor written, for a refused amount."""
+    gift = await _own_gift(sessions, gift_id, email)
+    if gift.status not in CHANGEABLE:
+        raise GiftError(_("Ce don ne peut pas être modifié tant qu'un versement reste impayé."))
+    check_gift(amount, gift.interval, gift.currency)
+    if amount == gift.amount:
+        raise GiftError(_("Votre don est déjà de %(amount)s.", amount=money(amount, gift.currency)))
+    sub = await _live_subscription(sessions, gw, gift)
+    price_id = await gift_price(sessions, gw, gift.org_id, gift.interval, amount, gift.currency)
+    item = sub["items"]["data"][0]
+    change = RecurringGiftChange(org_id=gift.org_id, gift_id=gift.id, kind=GiftChangeKind.AMOUNT, amount=amount,
+                                 previous_amount=gift.amount, instalment_at=_naive(int(item["current_period_end"])),
+                                 status=GiftChangeStatus.REQUESTED)
+    return await _request_change(sessions, gw, gift, change,
+                                 {"items": [{"id": item["id"], "price": price_id}], "proration_behavior": "none"})
+
+
+async def skip_next(sessions: Sessions, gw: StripeGateway, *, gift_id: int, email: str) -> RecurringGift:
+    """The donor skips the next instalment: collection paused (its invoice voided by Stripe) until
+    just after that billing date; the gift then resumes by itself."""
+    gift = await _own_gift(sessions, gift_id, email)
+    if gift.collection_resumes_at is not None:
+        raise GiftError(_("Le prochain versement de ce don est déjà sauté."))
+    if gift.status not in SKIPPABLE:
+        raise GiftError(_("Un versement ne peut être sauté que sur un don à jour de ses versements."))
+    sub = await _live_subscription(sessions, gw, gift)
+    if sub.get("pause_collection"):
+        raise GiftError(_("Le prochain versement de ce don est déjà sauté."))
+    billing = int(sub["items"]["data"][0]["current_period_end"])
+    resumes = billing + int(SKIP_MARGIN.total_seconds())
+    change = RecurringGiftChange(org_id=gift.org_id, gift_id=gift.id, kind=GiftChangeKind.SKIP, instalment_at=_naive(billing),
+                                 resumes_at=_naive(resumes), status=GiftChangeStatus.REQUESTED)
+    return await _request_change(sessions, gw, gift, change, {"pause_collection": {"behavior": "void", "resumes_at": resumes}})
 
 
 async def portal_url(sessions: Sessions, gw: StripeGateway, *, gift_id: int, email: str, return_url: str) -> str:

@@ -15,11 +15,12 @@ from funding.campaigns import receipts
 from funding.campaigns.donors import DonorDetails, DonorError, check_donor
 from funding.campaigns.resend import RECEIPT_LINK_MAX_AGE, check_not_revoked
 from funding.campaigns.routes import open_link, show_receipt
+from funding.clock import local_day
 from funding.db import must_get, row_id, transaction
 from funding.donations import recurring
 from funding.donations.service import DONOR_TOKEN, MAX_AMOUNT, MIN_AMOUNT, PRESETS, PURPOSE, donor_token
+from funding.i18n import date, money
 from funding.i18n import gettext as _
-from funding.i18n import money
 from funding.limits.service import RateLimited
 from funding.money import MoneyError, parse_amount
 from funding.orgs.models import Organisation, Site
@@ -165,6 +166,50 @@ async def stop_gift(request: Request) -> Response:
     return redirect_to(request, "backer_space")
 
 
+async def change_gift_amount(request: Request) -> Response:
+    """The donor changes the amount of their recurring gift (backer space): from the next instalment."""
+    gift_id, email = await _donor_gift(request)
+    form = await request.form()
+    try:
+        amount = parse_amount(str(form.get("amount", "")).strip(), "EUR")
+        gift = await recurring.change_amount(request.app.state.sessions, request.app.state.gateway, gift_id=gift_id, email=email,
+                                             amount=amount)
+    except LookupError:
+        raise HTTPException(404) from None
+    except MoneyError:
+        flash(request, _("Indiquez le nouveau montant en euros, par exemple 25 ou 12,50."), "error")
+    except recurring.GiftError as exc:
+        flash(request, str(exc), "error")
+    except GatewayError:
+        flash(request, _("Le paiement est momentanément indisponible. Réessayez dans quelques minutes : votre don n'a pas changé."),
+              "error")
+    else:
+        request.app.state.kick_mail()
+        flash(request, _("C'est noté : votre don passe à %(amount)s à partir du prochain versement. Un e-mail vous le confirme.",
+                         amount=money(gift.amount, gift.currency)))
+    return redirect_to(request, "backer_space")
+
+
+async def skip_gift_instalment(request: Request) -> Response:
+    """The donor skips the next instalment of their recurring gift (backer space); it resumes by itself."""
+    gift_id, email = await _donor_gift(request)
+    try:
+        gift = await recurring.skip_next(request.app.state.sessions, request.app.state.gateway, gift_id=gift_id, email=email)
+    except LookupError:
+        raise HTTPException(404) from None
+    except recurring.GiftError as exc:
+        flash(request, str(exc), "error")
+    except GatewayError:
+        flash(request, _("Le paiement est momentanément indisponible. Réessayez dans quelques minutes : votre don n'a pas changé."),
+              "error")
+    else:
+        request.app.state.kick_mail()
+        skipped = gift.skipped_instalment_at
+        flash(request, _("C'est noté : le versement du %(day)s ne sera pas prélevé, puis votre don reprendra de lui-même. "
+                         "Un e-mail vous le confirme.", day=date(local_day(skipped), "long") if skipped else ""))
+    return redirect_to(request, "backer_space")
+
+
 async def gift_card(request: Request) -> Response:
     """The donor changes the card of their recurring gift on Stripe's Billing Portal (they may stop it there too)."""
     gift_id, email = await _donor_gift(request)
@@ -213,6 +258,10 @@ routes = [
     Route("/soutenir/regulier/merci", recurring_thanks, name="donate_recurring_thanks"),
     Route("/mes-contributions/dons-reguliers/{gift_id:str}/arreter", stop_gift, methods=["POST"], name="recurring_gift_stop"),
     Route("/mes-contributions/dons-reguliers/{gift_id:str}/carte", gift_card, methods=["POST"], name="recurring_gift_card"),
+    Route("/mes-contributions/dons-reguliers/{gift_id:str}/montant", change_gift_amount, methods=["POST"],
+          name="recurring_gift_amount"),
+    Route("/mes-contributions/dons-reguliers/{gift_id:str}/sauter", skip_gift_instalment, methods=["POST"],
+          name="recurring_gift_skip"),
     Route("/soutenir/recu/{token:str}", receipt_page, name="donation_receipt"),
     Route("/soutenir/recu/{token:str}/pdf", receipt_pdf, name="donation_receipt_pdf"),
 ]

@@ -1,5 +1,6 @@
 """A monthly gift through the sandbox: Checkout in subscription mode, three months on the
-sandbox's clock, each instalment booked once as a gift with Stripe's fee; stopped by the donor."""
+sandbox's clock, each instalment booked once as a gift with Stripe's fee; stopped by the donor;
+its amount changed and a month skipped by the donor."""
 
 from __future__ import annotations
 
@@ -14,7 +15,17 @@ from funding.donations import annual
 from funding.donations.models import GiftStatus, RecurringGift
 from funding.payments.models import StripeRequest
 from tests.support.e2e import DAY, FAILS, HOUR, advance, books_match_stripe, db_call, sandbox_get, wait_for
-from tests.support.gifts import change_gift_card, donor_client, gift_facts, give_recurring, instalments_booked, subscribe
+from tests.support.gifts import (
+    change_emails,
+    change_gift_card,
+    donor_client,
+    gift_action,
+    gift_changes,
+    gift_facts,
+    give_recurring,
+    instalments_booked,
+    subscribe,
+)
 from tests.support.web import csrf_of
 from tests.support.world import make_world
 
@@ -121,3 +132,92 @@ def test_bad_recurring_input_is_refused_and_creates_nothing(e2e):
 
     assert db_call(e2e.settings, nothing) == (0, 0)
     assert sandbox_get(e2e, "/v1/checkout/sessions")["data"] == []
+
+
+def past_next_billing(e2e, sub_path: str) -> None:
+    """The sandbox's clock two hours past the subscription's next billing date."""
+    end = sandbox_get(e2e, sub_path)["items"]["data"][0]["current_period_end"]
+    advance(e2e, end - e2e.sandbox.now() + 2 * HOUR)
+
+
+def test_the_donor_changes_the_amount_then_skips_a_month_and_only_paid_instalments_are_booked(e2e):
+    world = db_call(e2e.settings, make_world)
+    subscribe(e2e, world, other="20")
+    gift = instalments_booked(e2e, 1).gift
+    books_match_stripe(e2e)
+    sub_path = f"/v1/subscriptions/{gift.stripe_subscription_id}"
+
+    with donor_client(e2e, "ana@example.org") as client:
+        space = client.get("/mes-contributions").text
+        assert "Changer le montant" in space and "Sauter le prochain versement" in space
+        # Bad input: said clearly, and nothing changes, here or at Stripe.
+        for amount, says in (("abc", "Indiquez le nouveau montant"), ("4", "compris entre"), ("20 USD", "Indiquez le nouveau montant"),
+                             ("20", "déjà de")):
+            refused = gift_action(client, gift.id, "montant", amount=amount)
+            assert refused.status_code == 303
+            assert says in client.get("/mes-contributions").text, amount
+        assert gift_action(client, gift.id + 1000, "montant", amount="30").status_code == 404  # no one's (or someone else's)
+        assert gift_changes(e2e) == [] and gift_facts(e2e).gift.amount == 2000
+        assert sandbox_get(e2e, sub_path)["items"]["data"][0]["price"]["unit_amount"] == 2000
+
+        # 35 € from the next instalment on.
+        assert gift_action(client, gift.id, "montant", amount="35").status_code == 303
+        assert "votre don passe à 35,00" in client.get("/mes-contributions").text
+        assert gift_facts(e2e).gift.amount == 3500
+        sub = sandbox_get(e2e, sub_path)
+        assert sub["items"]["data"][0]["price"]["unit_amount"] == 3500
+        books_match_stripe(e2e)  # nothing booked for a change
+
+        # Then the next instalment skipped.
+        assert gift_action(client, gift.id, "sauter").status_code == 303
+        page = client.get("/mes-contributions").text
+        assert "ne sera pas prélevé" in page and "sauté" in page
+        assert "Sauter le prochain versement" not in page  # once is enough
+        skipped_at = gift_facts(e2e).gift.skipped_instalment_at
+        assert skipped_at is not None
+        assert sandbox_get(e2e, sub_path)["pause_collection"]["behavior"] == "void"
+        books_match_stripe(e2e)
+
+        # Three months on the sandbox's clock, to just past each billing date (a payout still in transit
+        # would stand between the books and Stripe's balance): the skipped month voided, the others paid at 35 €.
+        past_next_billing(e2e, sub_path)
+        wait_for(lambda: any(i["status"] == "void" for i in sandbox_get(e2e, f"/v1/invoices?subscription={gift.stripe_subscription_id}")["data"]),
+                 what="the skipped instalment's invoice voided")
+        books_match_stripe(e2e)
+        for month in (2, 3):
+            past_next_billing(e2e, sub_path)
+            instalments_booked(e2e, month)
+            books_match_stripe(e2e)
+        assert "sauté" not in client.get("/mes-contributions").text  # resumed by itself
+
+    facts = gift_facts(e2e)
+    assert facts.gift.collection_resumes_at is None and facts.gift.status == GiftStatus.ACTIVE
+    assert [i.amount for i in facts.instalments] == [2000, 3500, 3500]
+    invoices = list(reversed(sandbox_get(e2e, f"/v1/invoices?subscription={gift.stripe_subscription_id}")["data"]))
+    assert [(i["status"], i["amount_paid"]) for i in invoices] == [("paid", 2000), ("void", 0), ("paid", 3500), ("paid", 3500)]
+    void = invoices[1]
+    assert void["lines"]["data"][0]["period"]["start"] == int(skipped_at.replace(tzinfo=dt.UTC).timestamp())  # the month skipped
+    assert {i.stripe_invoice_id for i in facts.instalments} == {i["id"] for i in invoices if i["status"] == "paid"}
+    # One entry per paid instalment, none for the skipped month.
+    assert [next(amount for account, amount in lines if account == "75411") for _p, _k, lines in facts.entries] == [-2000, -3500, -3500]
+    changes = gift_changes(e2e)
+    assert [(c.kind, c.status) for c in changes] == [("amount", "applied"), ("skip", "applied")]
+    assert facts.emails == [f"recurring-gift:{gift.id}:thanks"]
+    amount_mail, skip_mail = change_emails(e2e)  # one email per change
+    assert amount_mail[0] == f"recurring-gift-change:{changes[0].id}" and "35,00" in amount_mail[1]
+    assert skip_mail[0] == f"recurring-gift-change:{changes[1].id}" and "ne sera pas prélevé" in skip_mail[2]
+
+    # The annual receipts sum what was paid: 20 + 35 + 35, the skipped month counting for nothing.
+    years: dict[int, int] = {}
+    for instalment in facts.instalments:
+        years[local_day(instalment.paid_at).year] = years.get(local_day(instalment.paid_at).year, 0) + instalment.amount
+
+    async def issue(sessions):
+        issued = []
+        for year in sorted(years):
+            async with transaction(sessions) as session:
+                issued += [(r.annual_year, r.amount) for r in await annual.issue_year(session, year, now=dt.datetime(year + 1, 1, 10, 9))]
+        return issued
+
+    receipts = db_call(e2e.settings, issue)
+    assert receipts == sorted(years.items()) and sum(amount for _year, amount in receipts) == 9000

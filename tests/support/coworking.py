@@ -276,6 +276,11 @@ class BillingStripe(FakeStripe):
                 item["price"] = self.objects.get(entry["price"]) or price(price_id=entry["price"], amount=0)
             if "tax_rates" in entry:
                 item["tax_rates"] = [self.objects[r] for r in entry["tax_rates"]]
+        if "pause_collection" in params:  # "" unsets it, as Stripe
+            pause = params["pause_collection"]
+            sub["pause_collection"] = ({"behavior": pause["behavior"],
+                                        "resumes_at": int(pause["resumes_at"]) if pause.get("resumes_at") else None}
+                                       if pause else None)
         sub["metadata"] = {**sub["metadata"], **params.get("metadata", {})}
         self.objects[sub_id] = sub
         return sub

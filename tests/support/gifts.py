@@ -100,3 +100,61 @@ def change_gift_card(e2e, client: httpx.Client, gift_id: int, card: str) -> None
                         data={"action": "update-card", "cardholder-name": "Donatrice", "card-number": card,
                               "card-expiry": "12/34", "card-cvc": "123"})
     assert saved.status_code == 200 and "Votre carte est enregistrée" in saved.text
+
+
+# --- unit tests' gifts (respx Stripe) ------------------------------------------------------
+
+
+async def start_gift(sessions, gw, world, amount: int = 2000, interval: str = "month", email: str = "ana@example.org"):
+    """A recurring gift recorded and its Checkout opened (the fake Stripe answers)."""
+    from funding.donations import recurring
+    from funding.orgs.models import Site
+
+    async with sessions() as session:
+        site = await session.get(Site, world.site_id)
+    gift, _url = await recurring.start_recurring(
+        sessions, gw, site=site, amount=amount, interval=interval, email=email, name="Ana Martin",
+        donor={"donor_address": "3 rue Durolle\n63300 Thiers\nFrance"},
+        success_url="http://testserver/soutenir/regulier/merci?session_id={CHECKOUT_SESSION_ID}",
+        cancel_url="http://testserver/soutenir?annule=1")
+    return gift
+
+
+def gift_subscription(fake, gift, status: str = "active") -> dict:
+    """The gift's subscription at the fake Stripe (its price the gift's amount)."""
+    from funding.donations import recurring
+    from tests.support.coworking import price, subscription
+    from tests.support.stripe_objects import sid
+
+    gift_price = price(price_id=sid("price"), amount=gift.amount)
+    sub = subscription(customer=sid("cus"), price=gift_price, status=status, metadata=recurring.gift_metadata(gift))
+    fake.add(gift_price, sub)
+    return sub
+
+
+def gift_action(client: httpx.Client, gift_id: int, action: str, **data: str) -> httpx.Response:
+    """A POST of the backer space's form for one recurring gift (``montant``, ``sauter``, ``arreter``)."""
+    space = client.get("/mes-contributions")
+    return client.post(f"/mes-contributions/dons-reguliers/{gift_id}/{action}", data={"csrf_token": csrf_of(space.text), **data})
+
+
+def gift_changes(e2e) -> list:
+    """The donor's requested changes, oldest first."""
+    from funding.donations.models import RecurringGiftChange
+
+    async def go(sessions):
+        async with sessions() as session:
+            return list((await session.scalars(select(RecurringGiftChange).order_by(RecurringGiftChange.id))).all())
+
+    return db_call(e2e.settings, go)
+
+
+def change_emails(e2e) -> list[tuple[str, str, str]]:
+    """The emails confirming the donor's changes: (dedupe key, subject, body)."""
+    async def go(sessions):
+        async with sessions() as session:
+            return [tuple(row) for row in (await session.execute(
+                select(Email.dedupe_key, Email.subject, Email.body_text).where(Email.dedupe_key.like("recurring-gift-change:%"))
+                .order_by(Email.id))).all()]
+
+    return db_call(e2e.settings, go)
