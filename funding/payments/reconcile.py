@@ -21,7 +21,7 @@ from funding.db import Sessions, insert_ignore, must_get, transaction, utcnow
 from funding.ledger.models import Entry, Posting
 from funding.payments.books import source_key, stripe_org
 from funding.payments.models import Payout, PayoutStatus
-from funding.stripe_gateway import StripeGateway
+from funding.stripe_gateway import StripeGateway, stripe_id
 
 if TYPE_CHECKING:
     from funding.settings import Settings
@@ -143,7 +143,7 @@ STRIPE_ACCOUNT = "5115"
 class BalanceCheck:
     currency: str
     ledger: int  # the balance of 5115 in the books (debit > 0)
-    stripe: int  # Stripe's balance: available + pending
+    stripe: int  # Stripe's balance (available + pending) and the payouts in transit not booked yet
 
     @property
     def difference(self) -> int:
@@ -162,8 +162,20 @@ async def balance_check(sessions: Sessions, gw: StripeGateway) -> list[BalanceCh
         for part in balance.get(bucket) or []:
             currency = str(part["currency"]).upper()
             stripe_side[currency] = stripe_side.get(currency, 0) + int(part["amount"])
+    # A payout on its way to the bank has left Stripe's balance but is booked (5115 -> 512) only once it
+    # arrives: until then it is still on 5115, so it counts on Stripe's side too.
+    in_transit: list[tuple[str, str, int]] = []
+    for status in ("pending", "in_transit"):
+        async for payout in gw.list_all("payouts", {"status": status}):
+            if payout.get("status", status) == status and (txn := stripe_id(payout.get("balance_transaction"))):
+                in_transit.append((source_key(txn), str(payout["currency"]).upper(), int(payout["amount"])))
     async with sessions() as session:
         org_id, _site_id = await stripe_org(session)
+        keys = [key for key, _c, _a in in_transit]
+        booked = set(await session.scalars(select(Entry.source_key).where(Entry.source_key.in_(keys)))) if keys else set()
+        for key, currency, amount in in_transit:
+            if key not in booked:
+                stripe_side[currency] = stripe_side.get(currency, 0) + amount
         books = dict((await session.execute(
             select(Posting.currency, func.sum(Posting.amount)).join(Entry, Entry.id == Posting.entry_id)
             .where(Entry.org_id == org_id, Posting.account_number == STRIPE_ACCOUNT)

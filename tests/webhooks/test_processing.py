@@ -218,6 +218,12 @@ async def test_the_books_stripe_account_is_checked_against_stripe_s_balance_to_t
                                                         "pending": [{"amount": 4000, "currency": "eur"}]}))
     checks = await balance_check(sessions, gw)
     assert [(c.currency, c.difference, c.ok) for c in checks] == [("EUR", -40, False), ("USD", -300, False)]
+    # 4 000 on its way to the bank: out of Stripe's balance, still on 5115 until the payout is paid.
+    fake_stripe.lists["payouts"] = [payout(amount=4000, txn="txn_in_transit", status="in_transit")]
+    balance.mock(return_value=httpx.Response(200, json={"object": "balance", "livemode": False,
+                                                        "available": [{"amount": 900, "currency": "eur"}],
+                                                        "pending": []}))
+    assert [(c.currency, c.stripe, c.ok) for c in await balance_check(sessions, gw)] == [("EUR", 4900, True)]
 
 
 async def test_an_older_subscription_update_after_deletion_leaves_it_canceled(engine, sessions, world, gw, fake_stripe):
