@@ -14,6 +14,7 @@ from funding.db import rowcount, utcnow
 from funding.emails import InvalidEmail, check_email
 from funding.errors import FundingError
 from funding.i18n import gettext as _
+from funding.mail.compose import render
 from funding.mail.service import enqueue
 from funding.scoping import THROUGH_THE_WALL
 from funding.security import TokenError, sign, unsign
@@ -147,18 +148,12 @@ async def request_login(session: AsyncSession, email: str, settings: Settings, *
     if known is not None and next_path == "/":
         next_path = known[1]
     link = await issue_link(session, user, settings, next_path=next_path)
-    minutes = settings.login_link_max_age // 60
     await enqueue(
         session,
         to=user.email,
         user_id=user.id,
         dedupe_key=f"login:{link.rsplit('/', 1)[-1][:120]}",
-        subject=_("Votre lien de connexion à Entre-Lab"),
-        body_text=_(
-            "Bonjour %(name)s,\n\nPour vous connecter, ouvrez ce lien (valable %(minutes)s minutes, une seule fois) :\n"
-            "%(link)s\n\nSi vous n'avez rien demandé, ignorez ce message.\n\nEntre-Lab",
-            name=user.name, minutes=minutes, link=link,
-        ),
+        **render("login_link", user.locale, name=user.name, minutes=settings.login_link_max_age // 60, link=link),
     )
 
 

@@ -32,7 +32,7 @@ from funding.bar.models import Batch, BatchLine, BatchMethod, BatchStatus, SaleL
 from funding.bar.till import BarError, local_today, open_lines
 from funding.db import dialect_insert, dialect_of, digits, insert_ignore, must_get, rowcount, transaction, utcnow
 from funding.i18n import gettext as _
-from funding.i18n import money
+from funding.mail.compose import render
 from funding.mail.service import enqueue
 from funding.orgs.models import Site
 from funding.payments.calls import adopt, create_once, find_ours, key_prefix
@@ -337,27 +337,17 @@ async def mark(session: AsyncSession, batch: Batch, sources: tuple[BatchStatus, 
 async def _tell_member(session: AsyncSession, batch: Batch) -> None:
     user = await must_get(session, User, batch.member_id)
     site = await must_get(session, Site, batch.site_id)
-    amount = money(batch.amount, batch.currency)
+    about = {"name": user.name, "site": site.name, "amount": batch.amount, "currency": batch.currency,
+             "lines": batch.line_count}
     if batch.status == BatchStatus.DUE:
         await enqueue(session, to=user.email, user_id=user.id, org_id=batch.org_id, dedupe_key=f"bar-batch:{batch.id}:due",
-                      subject=f"Votre ardoise du bar de {site.name} : {amount} à régler",
-                      body_text=(f"Bonjour {user.name},\n\nVotre ardoise du bar de {site.name} a été arrêtée : {amount} "
-                                 f"({batch.line_count} consommation(s)).\nNous n'avons pas pu la prélever sur une carte "
-                                 "enregistrée : réglez-la en ligne depuis votre espace, rubrique « Mon ardoise du bar » "
-                                 "(/bar/ardoise).\n\nMerci !\nL'équipe Entre-Lab"))
+                      **render("bar/tab_due", user.locale, **about, path="/bar/ardoise"))
     elif batch.status == BatchStatus.PAID and batch.method in (BatchMethod.PAYMENT_INTENT, BatchMethod.CHECKOUT):
-        how = "prélevée sur votre carte enregistrée" if batch.method == BatchMethod.PAYMENT_INTENT else "payée en ligne"
         await enqueue(session, to=user.email, user_id=user.id, org_id=batch.org_id, dedupe_key=f"bar-batch:{batch.id}:paid",
-                      subject=f"Votre ardoise du bar de {site.name} est réglée : {amount}",
-                      body_text=(f"Bonjour {user.name},\n\nVotre ardoise du bar de {site.name} ({amount}, "
-                                 f"{batch.line_count} consommation(s)) est réglée, {how}. Le détail reste visible dans "
-                                 "votre espace, rubrique « Mon ardoise du bar ».\n\nMerci !\nL'équipe Entre-Lab"))
+                      **render("bar/tab_paid", user.locale, **about, charged=batch.method == BatchMethod.PAYMENT_INTENT))
     elif batch.status == BatchStatus.BILLED and batch.method == BatchMethod.INVOICE_ITEM:
         await enqueue(session, to=user.email, user_id=user.id, org_id=batch.org_id, dedupe_key=f"bar-batch:{batch.id}:billed",
-                      subject=f"Votre ardoise du bar de {site.name} : {amount} sur votre prochaine facture",
-                      body_text=(f"Bonjour {user.name},\n\nVotre ardoise du bar de {site.name} ({amount}, "
-                                 f"{batch.line_count} consommation(s)) sera ajoutée à la prochaine facture de votre "
-                                 "abonnement.\n\nL'équipe Entre-Lab"))
+                      **render("bar/tab_billed", user.locale, **about))
 
 
 async def billing_job(sessions, settings: Settings, gw: StripeGateway, *, limit: int = 50) -> int:

@@ -28,10 +28,10 @@ from funding.clock import local_day
 from funding.coworking.lifecycle import apply_invoice, fetched_version, from_unix, member_account
 from funding.coworking.models import CreditNote, CreditNoteCause, CreditNoteStatus, Invoice, Member
 from funding.db import Sessions, insert_ignore, must_get, row_id, transaction, utcnow
-from funding.i18n import money
 from funding.ledger.chart import vat_account
 from funding.ledger.models import FundingSource
 from funding.ledger.service import EntryDraft, Line, post, reversal_by_key
+from funding.mail.compose import render
 from funding.mail.service import enqueue
 from funding.money import proportional_shares
 from funding.orgs.models import Site
@@ -229,12 +229,9 @@ async def _send(session: AsyncSession, row: CreditNote, invoice: Invoice) -> Non
     number = row.number or row.stripe_credit_note_id
     await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
                   dedupe_key=f"coworking:{row.stripe_credit_note_id}:credit-note",
-                  subject=f"Avoir {number} sur votre facture {invoice.number or ''}".strip(),
-                  body_text=(f"Bonjour {user.name},\n\nNous avons émis l'avoir {number} ({money(row.amount, row.currency)}) "
-                             f"sur votre facture {invoice.number or ''}"
-                             f"{' : le remboursement arrive sur votre carte sous quelques jours' if row.cause == CreditNoteCause.REFUND else ''}.\n"
-                             "Vous le trouverez, avec vos factures, dans votre espace membre (rubrique « Factures »)."
-                             f"\n{row.pdf_url or ''}\n\nL'équipe Entre-Lab"))
+                  **render("coworking/credit_note", user.locale, name=user.name, number=number, invoice=invoice.number or "",
+                           amount=row.amount, currency=row.currency, refund=row.cause == CreditNoteCause.REFUND,
+                           link=row.pdf_url or ""))
 
 
 async def credit_notes_of(session: AsyncSession, member_id: int) -> list[CreditNote]:

@@ -42,10 +42,10 @@ from funding.coworking.models import (
 )
 from funding.coworking.plans import plan_for_price
 from funding.db import dialect_insert, dialect_of, digits, get_held, insert_ignore, must_get, per_transaction, rowcount, utcnow
-from funding.i18n import money
 from funding.ledger.chart import vat_account
 from funding.ledger.models import Entry, FundingSource
 from funding.ledger.service import EntryDraft, Line, post, reversal_by_key
+from funding.mail.compose import render
 from funding.mail.service import enqueue
 from funding.money import proportional_shares
 from funding.orgs.models import Site
@@ -211,57 +211,38 @@ async def _change_emails(session: AsyncSession, row: Subscription, member: Membe
     user = await must_get(session, User, member.user_id)
     site = await must_get(session, Site, row.site_id)
     plan = await session.get(Plan, row.plan_id) if row.plan_id else None
-    name = plan.name if plan else "abonnement"
+    about = {"name": user.name, "plan": plan.name if plan else None, "site": site.name}  # no plan: "abonnement"
     key = f"coworking:{row.stripe_subscription_id}"
     if before.stripe_price_id and row.stripe_price_id and before.stripe_price_id != row.stripe_price_id:
         old = await session.get(Plan, before.plan_id) if before.plan_id else None
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
                       dedupe_key=f"{key}:plan:{row.stripe_price_id}:{version}",
-                      subject=f"Nouvelle formule : {name} — {site.name}",
-                      body_text=(f"Bonjour {user.name},\n\nVotre abonnement passe "
-                                 + (f"de la formule « {old.name} » " if old else "")
-                                 + f"à la formule « {name} » ({site.name}). La différence au prorata figure sur votre "
-                                 "prochaine facture, visible dans votre espace membre.\n\nL'équipe Entre-Lab"))
+                      **render("coworking/plan_changed", user.locale, **about, old=old.name if old else None))
     if row.cancel_at_period_end and not before.cancel_at_period_end:
         end = local_day(row.cancel_at or row.current_period_end or utcnow())
         stamp = int((row.canceled_at or from_unix(version) or utcnow()).replace(tzinfo=dt.UTC).timestamp())
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"{key}:cancel:{stamp}",
-                      subject=f"Résiliation enregistrée — {site.name}",
-                      body_text=(f"Bonjour {user.name},\n\nVotre abonnement « {name} » ({site.name}) prendra fin le "
-                                 f"{end.strftime('%d/%m/%Y')} : vous gardez l'accès jusque-là, sans autre prélèvement.\n"
-                                 "Vous pouvez annuler cette résiliation depuis votre espace membre avant cette date.\n\n"
-                                 "L'équipe Entre-Lab"))
+                      **render("coworking/cancel_scheduled", user.locale, **about, end=end))
     elif before.cancel_at_period_end and not row.cancel_at_period_end:
         stamp = int((before.canceled_at or from_unix(version) or utcnow()).replace(tzinfo=dt.UTC).timestamp())
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"{key}:resume:{stamp}",
-                      subject=f"Résiliation annulée — {site.name}",
-                      body_text=(f"Bonjour {user.name},\n\nVotre abonnement « {name} » ({site.name}) continue : la "
-                                 "résiliation est annulée et il se renouvellera normalement.\n\nL'équipe Entre-Lab"))
+                      **render("coworking/cancel_undone", user.locale, **about))
 
 
 async def _subscription_emails(session: AsyncSession, row: Subscription, member: Member) -> None:
     user = await must_get(session, User, member.user_id)
     plan = await session.get(Plan, row.plan_id) if row.plan_id else None
     site = await must_get(session, Site, row.site_id)
-    name = plan.name if plan else "abonnement"
+    about = {"name": user.name, "plan": plan.name if plan else None, "site": site.name}  # no plan: "abonnement"
     if row.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"coworking:{row.stripe_subscription_id}:welcome",
-                      subject=f"Bienvenue — {site.name}",
-                      body_text=(f"Bonjour {user.name},\n\nVotre abonnement « {name} » ({site.name}) est actif.\n"
-                                 "Votre espace membre (formule, factures, carte bancaire) : connectez-vous sur le site "
-                                 "avec cette adresse e-mail, rubrique « Mon espace ».\n\nÀ bientôt,\nL'équipe Entre-Lab"))
+                      **render("coworking/welcome", user.locale, **about))
     elif row.status == SubscriptionStatus.UNPAID:
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"coworking:{row.stripe_subscription_id}:unpaid",
-                      subject=f"Accès suspendu — {site.name}",
-                      body_text=(f"Bonjour {user.name},\n\nLes paiements de votre abonnement « {name} » ont échoué à "
-                                 "plusieurs reprises : votre accès est suspendu. Réglez la facture en attente depuis votre "
-                                 "espace membre pour le rétablir.\n\nL'équipe Entre-Lab"))
+                      **render("coworking/suspended", user.locale, **about))
     elif row.status == SubscriptionStatus.CANCELED:
-        ended = local_day(row.ended_at or utcnow())
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"coworking:{row.stripe_subscription_id}:ended",
-                      subject=f"Fin de votre abonnement — {site.name}",
-                      body_text=(f"Bonjour {user.name},\n\nVotre abonnement « {name} » a pris fin le "
-                                 f"{ended.strftime('%d/%m/%Y')}. Merci d'avoir travaillé avec nous ({site.name}) !\n\nL'équipe Entre-Lab"))
+                      **render("coworking/ended", user.locale, **about, ended=local_day(row.ended_at or utcnow())))
 
 
 # --- invoices ----------------------------------------------------------------------------
@@ -556,24 +537,17 @@ async def invoice_effects(session: AsyncSession, event_type: str, event_invoice:
     user = await must_get(session, User, member.user_id)
     number = row.number or row.stripe_invoice_id
     attempt = int(event_invoice.get("attempt_count") or row.attempt_count or 0)
-    due = money(row.amount_remaining or row.amount_due, row.currency)
+    about = {"name": user.name, "number": number, "due": row.amount_remaining or row.amount_due, "currency": row.currency,
+             "link": row.hosted_invoice_url or ""}
     if event_type == "invoice.payment_failed" and row.status == InvoiceStatus.OPEN:
         retry = from_unix(event_invoice.get("next_payment_attempt"))
-        when = (f"Nous réessaierons automatiquement le {local_day(retry).strftime('%d/%m/%Y')}. " if retry else "")
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
                       dedupe_key=f"coworking:{row.stripe_invoice_id}:failed:{attempt}",
-                      subject=f"Paiement refusé : facture {number}",
-                      body_text=(f"Bonjour {user.name},\n\nLe paiement de votre facture {number} ({due}) a été refusé "
-                                 f"par votre banque.\n{when}Pour régler maintenant ou changer de carte :\n"
-                                 f"{row.hosted_invoice_url or ''}\n\nVous pouvez aussi mettre à jour votre carte depuis "
-                                 "votre espace membre.\n\nL'équipe Entre-Lab"))
+                      **render("coworking/payment_failed", user.locale, **about, retry=local_day(retry) if retry else None))
     elif event_type == "invoice.payment_action_required" and row.status == InvoiceStatus.OPEN:
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
                       dedupe_key=f"coworking:{row.stripe_invoice_id}:action:{attempt}",
-                      subject=f"Confirmez le paiement de votre facture {number}",
-                      body_text=(f"Bonjour {user.name},\n\nVotre banque demande que vous confirmiez le paiement de votre "
-                                 f"facture {number} ({due}). Ouvrez ce lien pour le valider :\n{row.hosted_invoice_url or ''}"
-                                 "\n\nL'équipe Entre-Lab"))
+                      **render("coworking/payment_action", user.locale, **about))
     return await accrual_drafts(session, row, current)
 
 

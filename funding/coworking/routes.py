@@ -253,6 +253,7 @@ async def _answer_join(app, site_id: int, plan_id: int, details: Details, locale
 
 
 async def _write_join_email(app, site_id: int, plan_id: int, details: Details) -> None:
+    from funding.mail.compose import render
     from funding.mail.service import enqueue
 
     sessions, settings = app.state.sessions, app.state.settings
@@ -270,27 +271,19 @@ async def _write_join_email(app, site_id: int, plan_id: int, details: Details) -
             link = settings.base_url + str(app.url_path_for("coworking_join_confirm", site=site.slug, plan=plan.code, token=signed))
             await enqueue(session, to=details.email, org_id=site.org_id,
                           dedupe_key=f"join:{hashlib.sha256(signed.encode()).hexdigest()[:40]}",
-                          subject=_("Confirmez votre adresse pour adhérer — %(site)s", site=site.name),
-                          body_text=_("Bonjour %(name)s,\n\nPour poursuivre votre adhésion (formule « %(plan)s »), ouvrez ce lien "
-                                      "(valable 24 heures) : vous passerez ensuite au paiement.\n%(link)s\n\nSi vous n'avez "
-                                      "rien demandé, ignorez ce message : aucun compte n'est créé sans lui.\n\nEntre-Lab",
-                                      name=details.name, plan=plan.name, link=link))
+                          # No account yet: the language the form was filled in.
+                          **render("coworking/join_confirm", get_locale(), name=details.name, plan=plan.name, site=site.name,
+                                   link=link))
         elif team:
             await enqueue(session, to=user.email, user_id=user.id, org_id=site.org_id,
                           dedupe_key=f"join-team:{user.id}:{secrets.token_hex(8)}",
-                          subject=_("Adhésion au coworking — %(site)s", site=site.name),
-                          body_text=_("Bonjour %(name)s,\n\nQuelqu'un a demandé à adhérer au coworking avec votre adresse, "
-                                      "qui est celle d'un compte de l'équipe : pour adhérer, utilisez une autre adresse.\n\n"
-                                      "Si vous n'avez rien demandé, ignorez ce message.\n\nEntre-Lab", name=user.name))
+                          **render("coworking/join_team", user.locale, name=user.name, site=site.name))
         else:
             link = await issue_link(session, user, settings, next_path=join_path)
             await enqueue(session, to=user.email, user_id=user.id, org_id=site.org_id,
                           dedupe_key=f"login:{link.rsplit('/', 1)[-1][:120]}",
-                          subject=_("Poursuivre votre adhésion — %(site)s", site=site.name),
-                          body_text=_("Bonjour %(name)s,\n\nVous avez déjà un compte Entre-Lab avec cette adresse. Pour choisir "
-                                      "la formule « %(plan)s », connectez-vous avec ce lien (valable quelques minutes, une seule "
-                                      "fois) :\n%(link)s\n\nSi vous n'avez rien demandé, ignorez ce message.\n\nEntre-Lab",
-                                      name=user.name, plan=plan.name, link=link))
+                          **render("coworking/join_login", user.locale, name=user.name, plan=plan.name, site=site.name,
+                                   link=link))
 
 
 def _join_link(request: Request, site: Site, plan: Plan) -> Details:

@@ -59,10 +59,10 @@ from funding.coworking.plans import pass_expiry
 from funding.db import digits, insert_ignore, must_get, rowcount, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
-from funding.i18n import money
 from funding.ledger.chart import vat_account
 from funding.ledger.models import FundingSource
 from funding.ledger.service import Line
+from funding.mail.compose import recipient_locale, render
 from funding.mail.service import enqueue
 from funding.orgs.models import Site
 from funding.payments import purposes
@@ -148,11 +148,9 @@ async def pass_paid(session: AsyncSession, payment: Payment) -> None:
         return
     site = await must_get(session, Site, plan.site_id)
     await enqueue(session, to=payment.email, user_id=member.user_id, org_id=member.org_id, dedupe_key=f"payment:{payment.id}:receipt",
-                  subject=f"{plan.name} — {site.name}",
-                  body_text=(f"Bonjour {payment.name or ''},\n\nNous avons bien reçu votre paiement de "
-                             f"{money(payment.amount, payment.currency)} pour « {plan.name} » ({plan.pass_days} jour(s) "
-                             f"— {site.name}, valable un an).\nPrésentez-vous à l'accueil : chaque journée est décomptée "
-                             "sur votre espace membre.\n\nL'équipe Entre-Lab"))
+                  **render("coworking/pass_receipt", await recipient_locale(session, user_id=member.user_id),
+                           name=payment.name or "", amount=payment.amount, currency=payment.currency, plan=plan.name,
+                           days=plan.pass_days, site=site.name))
 
 
 async def passes_of(session: AsyncSession, member_id: int) -> list[Pass]:

@@ -18,7 +18,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import (
@@ -38,6 +38,7 @@ from funding.i18n import gettext as _
 from funding.ledger.models import Closing, LedgerHead, Seal, SealKind
 from funding.ledger.seals import seal_text
 from funding.ledger.service import LedgerError, fiscal_year_start, month_bounds
+from funding.mail.compose import recipient_locale, render
 from funding.mail.models import Email
 from funding.mail.service import AttachmentError, enqueue, register_attachment
 from funding.orgs.models import Organisation, Site
@@ -404,11 +405,9 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
     queued: list[Queued] = []
     sealed = await session.scalar(select(Seal).where(Seal.org_id == org.id, Seal.kind == SealKind.MONTH, Seal.period == period))
     feed_url = f"{settings.base_url}/open-data/ledger-seals.csv?org={org.siren}"
-    keep = ("\n\n" + _("À conserver : le sceau de cette clôture. Il prouve plus tard que les comptes n'ont pas changé "
-                        "(funding ledger verify --seals) ; la liste de tous les sceaux est publiée sur %(url)s.",
-                        url=feed_url)
-            + "\n" + seal_text(sealed, org.siren)) if sealed is not None else ""
+    seal = seal_text(sealed, org.siren) if sealed is not None else ""  # kept by the accountant, below the message
     for person in recipients:
+        locale = await recipient_locale(session, email=person.email)
         for fmt in person.formats:
             if fmt not in digests:
                 digests[fmt] = await digest_of(conn, scope, fmt)
@@ -417,31 +416,19 @@ async def queue_period(session: AsyncSession, settings: Settings, org: Organisat
             ref = {"kind": "export", "org": org.siren, "period": period, "format": fmt, "sha256": digest.hexdigest,
                    "to": person.email}
             name = filename(fmt, scope)
-            label = _(FORMAT_LABELS[fmt])
-            greeting = _("Bonjour %(name)s,", name=person.name) if person.name else _("Bonjour,")
+            about: dict[str, Any] = {"name": person.name, "label": FORMAT_LABELS[fmt], "org": org.name, "period": period, "file": name,
+                                     "sha": digest.hexdigest, "seal": seal, "seals_url": feed_url, "link": None}
             if digest.size <= ATTACHMENT_LIMIT:
                 mode, attachments = "attachment", [ref] + ([{**ref, "format": f"{fmt}-description"}] if fmt in FEC_FORMATS else [])
-                body = _("%(greeting)s\n\nVoici l'export « %(label)s » de %(org)s pour la période close %(period)s, en pièce "
-                         "jointe : %(file)s.\nEmpreinte SHA-256 : %(sha)s\n\nEntre-Lab Funding",
-                         greeting=greeting, label=label, org=org.name, period=period, file=name, sha=digest.hexdigest)
-                body += keep
             else:
                 mode, attachments = "link", None
                 # A link lives as long as its address receives the exports (one sent --to an address: its 30 days).
                 token = sign(settings.secret_key, LINK_PURPOSE,
                              {**{k: ref[k] for k in ("org", "period", "format", "sha256", "to")}, "adhoc": bool(to)})
                 link = f"{settings.base_url}/exports/lien/{token}"
-                expires = (utcnow() + dt.timedelta(seconds=LINK_MAX_AGE)).date()
-                body = _("%(greeting)s\n\nL'export « %(label)s » de %(org)s pour la période close %(period)s (%(file)s, "
-                         "%(size)s octets) est trop volumineux pour être joint. Téléchargez-le avec ce lien personnel, "
-                         "valable jusqu'au %(expires)s :\n%(link)s\nEmpreinte SHA-256 : %(sha)s\n\nEntre-Lab Funding",
-                         greeting=greeting, label=label, org=org.name, period=period, file=name, size=digest.size,
-                         expires=expires.strftime("%d/%m/%Y"), link=link,
-                         sha=digest.hexdigest) + keep
-            new = await enqueue(
-                session, to=person.email, org_id=org.id, dedupe_key=key, attachments=attachments, body_text=body,
-                subject=_("Exports comptables %(period)s — %(org)s — %(label)s", period=period, org=org.name, label=label),
-            )
+                about.update(link=link, size=digest.size, expires=(utcnow() + dt.timedelta(seconds=LINK_MAX_AGE)).date())
+            new = await enqueue(session, to=person.email, org_id=org.id, dedupe_key=key, attachments=attachments,
+                                **render("exports/period", locale, **about))
             if new is not None and mode == "attachment":
                 await record_taken(session, scope, fmt, digest, taken_by=person.email, channel=Channel.EMAIL)
             queued.append(Queued(person.email, fmt, key, new is not None, mode, digest.size))
