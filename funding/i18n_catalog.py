@@ -35,7 +35,9 @@ def extract() -> Catalog:
     method_map = [(pattern, EXTRACTORS.get(method, method)) for pattern, method in method_map]
     for pattern, method in method_map:
         if method.startswith("jinja2"):
-            options_map[pattern] = {"extensions": "jinja2.ext.i18n", **options_map.get(pattern, {})}
+            # newstyle: as the templates are rendered (funding/web.py, funding/mail/compose.py), a "%" of a block
+            # without variables stays "%%" in its message id, the id gettext is then asked for
+            options_map[pattern] = {"extensions": "jinja2.ext.i18n", "newstyle_gettext": "true", **options_map.get(pattern, {})}
     template = Catalog(project="Entre-Lab Funding", fuzzy=False)
     found = extract_from_dir(
         ROOT, method_map, options_map, keywords=KEYWORDS, comment_tags=("Translators:",), strip_comment_tags=True

@@ -2,7 +2,8 @@
 
 - **Updates**: staff publish a title and a text (the description's safe formatting); it shows
   on the campaign's page, newest first, and is emailed once to every backer who ticked "send
-  me the campaign's news" (one email per address, however many pledges it made).
+  me the campaign's news" (one email per address, however many pledges it made; around the
+  staff's words, in the backer's language).
 - **Reminders**: a visitor of a live all-or-nothing campaign leaves an address to be told 48
   hours before the end (one email, in the language of the page they asked from; asking twice
   changes nothing, and the answer is the same whether or not the address had asked).
@@ -28,7 +29,7 @@ from funding.campaigns.models import (
 from funding.db import Sessions, dialect_insert, dialect_of, rowcount, transaction, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
-from funding.i18n import reset_locale, set_locale
+from funding.mail.compose import recipient_locales, render
 from funding.mail.service import enqueue_many
 from funding.settings import Settings
 
@@ -71,12 +72,10 @@ async def publish_update(session: AsyncSession, settings: Settings, campaign: Ca
     session.add(news)
     await session.flush()
     page = f"{settings.base_url}/campagnes/{campaign.slug}#nouvelles"
+    locales = await recipient_locales(session, addresses)
     await enqueue_many(session, [{
-        "to": email, "subject": _("%(campaign)s : %(title)s", campaign=campaign.title, title=title),
-        "body_text": "\n".join([title, "", body, "", _("Toutes les nouvelles de la campagne : %(url)s", url=page), "",
-                                _("Vous recevez ce message parce que vous avez contribué à cette campagne et demandé "
-                                  "à en recevoir les nouvelles."), "", "Entre-Lab"]),
-        "dedupe_key": f"campaign-update:{news.id}:{email}", "org_id": campaign.org_id,
+        "to": email, "dedupe_key": f"campaign-update:{news.id}:{email}", "org_id": campaign.org_id,
+        **render("campaigns/update", locales.get(email.lower(), "fr"), campaign=campaign.title, title=title, body=body, url=page),
     } for email in addresses])
     return news
 
@@ -123,19 +122,8 @@ async def send_reminders(sessions: Sessions, settings: Settings, gw=None, *, now
             if rowcount(claimed) != 1:
                 continue  # another worker sent it
             page = f"{settings.base_url}/campagnes/{campaign.slug}#contribuer"
-            token = set_locale(locale)
-            try:
-                await enqueue_many(session, [{
-                    "to": email, "subject": _("Plus que 48 heures : %(campaign)s", campaign=campaign.title),
-                    "body_text": "\n".join([
-                        _("Bonjour,"), "",
-                        _("Vous avez demandé à être prévenu : la campagne « %(campaign)s » se termine dans moins de "
-                          "48 heures. En tout ou rien, elle ne reçoit rien si son objectif n'est pas atteint.",
-                          campaign=campaign.title), "",
-                        _("Contribuer : %(url)s", url=page), "",
-                        _("Vous ne recevrez pas d'autre rappel pour cette campagne."), "", "Entre-Lab"]),
-                    "dedupe_key": f"campaign-reminder:{reminder_id}", "org_id": campaign.org_id}])
-            finally:
-                reset_locale(token)
+            await enqueue_many(session, [{
+                "to": email, "dedupe_key": f"campaign-reminder:{reminder_id}", "org_id": campaign.org_id,
+                **render("campaigns/reminder", locale, campaign=campaign.title, url=page)}])
             sent += 1
     return sent

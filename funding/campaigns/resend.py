@@ -25,10 +25,11 @@ from funding.campaigns.receipts import receipt_code, receipt_token
 from funding.db import dialect_insert, dialect_of, utcnow
 from funding.donations.service import donor_token
 from funding.errors import FundingError
-from funding.i18n import N_, money
+from funding.i18n import N_
 from funding.i18n import gettext as _
 from funding.limits.models import LinkRevocation
 from funding.limits.service import key_hash
+from funding.mail.compose import recipient_locale, render
 from funding.mail.service import enqueue
 from funding.settings import Settings
 
@@ -77,9 +78,10 @@ async def check_not_revoked(session: AsyncSession, settings: Settings, email: st
         raise LinkRevoked
 
 
-async def resend_links(session: AsyncSession, settings: Settings, email: str) -> int | None:
+async def resend_links(session: AsyncSession, settings: Settings, email: str, locale: str | None = None) -> int | None:
     """Queue one email with fresh links to every contribution and receipt of ``email``; None if
-    the address gave nothing (and nothing is sent)."""
+    the address gave nothing (and nothing is sent). ``locale``: the language of the page the
+    links were asked from; else the address's (French unless it is an English-speaking user's)."""
     pledges = (await session.execute(
         select(Pledge, Campaign.title).join(Campaign, Campaign.id == Pledge.campaign_id)
         .where(Pledge.email == email).order_by(Pledge.id.desc()).limit(MOST))).all()
@@ -89,16 +91,13 @@ async def resend_links(session: AsyncSession, settings: Settings, email: str) ->
     if not pledges and not receipts:
         return None
     base = settings.base_url
-    lines = [_("Bonjour,"), "", _("Voici les liens de vos contributions et de vos reçus fiscaux, valables de nouveau :"), ""]
-    for pledge, title in pledges:
-        lines.append(f"- {title} — {money(pledge.amount, pledge.currency)} : {base}/contributions/"
-                     f"{pledge_token(settings.secret_key, pledge.id)}")
-    for receipt in receipts:
-        path = (f"/recus/{receipt_token(settings.secret_key, receipt.id)}" if receipt.pledge_id is not None
-                else f"/soutenir/recu/{donor_token(settings.secret_key, receipt.payment_id or 0)}")
-        lines.append(_("- Reçu fiscal n° %(code)s (%(amount)s) : %(url)s", code=receipt_code(receipt),
-                       amount=money(receipt.amount, receipt.currency), url=base + path))
-    lines += ["", _("Vous n'avez rien demandé ? Ignorez ce message : ces liens ne donnent accès qu'à vos contributions."),
-              "", "Entre-Lab"]
-    return await enqueue(session, to=email, subject=_("Vos contributions et vos reçus fiscaux"), body_text="\n".join(lines),
-                         dedupe_key=f"links:{email}:{utcnow():%Y%m%d%H%M%S%f}")
+    links = {
+        "pledges": [{"title": title, "amount": pledge.amount, "currency": pledge.currency,
+                     "url": f"{base}/contributions/{pledge_token(settings.secret_key, pledge.id)}"} for pledge, title in pledges],
+        "receipts": [{"code": receipt_code(receipt), "amount": receipt.amount, "currency": receipt.currency,
+                      "url": base + (f"/recus/{receipt_token(settings.secret_key, receipt.id)}" if receipt.pledge_id is not None
+                                     else f"/soutenir/recu/{donor_token(settings.secret_key, receipt.payment_id or 0)}")}
+                     for receipt in receipts],
+    }
+    return await enqueue(session, to=email, dedupe_key=f"links:{email}:{utcnow():%Y%m%d%H%M%S%f}",
+                         **render("campaigns/links", locale or await recipient_locale(session, email=email), **links))

@@ -210,7 +210,7 @@ async def _resend(app, email: str, locale: str) -> None:
     token = set_locale(locale)
     try:
         async with transaction(app.state.sessions) as session:
-            queued = await resend.resend_links(session, app.state.settings, email)
+            queued = await resend.resend_links(session, app.state.settings, email, locale)
     except Exception:  # the visitor has their answer already; the log has this
         log.exception("links asked again could not be queued")
     else:
@@ -358,7 +358,7 @@ async def pledge_revoke(request: Request) -> Response:
     await rate_limit(request, ("resend", email), ("resend-ip", None))
     async with transaction(request.app.state.sessions) as session:
         await resend.revoke_links(session, settings, email)
-        await resend.resend_links(session, settings, email)
+        await resend.resend_links(session, settings, email, get_locale())
     request.app.state.kick_mail()
     return render(request, "campaigns/resend.html", {"sent": True, "revoked": True, "error": None})
 

@@ -24,7 +24,7 @@ from funding.campaigns.models import TaxReceipt
 from funding.clock import PARIS, local_day, paris_today
 from funding.db import Sessions, must_get, transaction, utcnow
 from funding.donations.models import RecurringGift, RecurringGiftPayment
-from funding.i18n import money
+from funding.mail.compose import recipient_locale, recipient_locales, render
 from funding.mail.service import enqueue, enqueue_many
 from funding.orgs.models import Organisation
 
@@ -95,14 +95,12 @@ async def issue_year(session: AsyncSession, year: int, *, now: dt.datetime | Non
     donors = await donors_of_year(session, year, limit=limit)
     issued = await receipts.issue_annual_many(session, [receipt_gift(donor, year) for donor in donors], now=now)
     names = {(d.org_id, d.email): d.gift.name for d in donors}
+    locales = await recipient_locales(session, [receipt.donor_email for receipt in issued])
     await enqueue_many(session, [{
         "to": receipt.donor_email, "org_id": receipt.org_id, "dedupe_key": f"annual-receipt:{receipt.id}",
-        "subject": f"Votre reçu fiscal {year} pour vos dons réguliers à Entre-Lab",
-        "body_text": (f"Bonjour {names[(receipt.org_id, receipt.donor_email)]},\n\nEn {year}, vos dons réguliers ont atteint "
-                      f"{money(receipt.amount, receipt.currency)}. Votre reçu fiscal n° {receipts.receipt_code(receipt)} est "
-                      f"joint à ce message (PDF), pour votre déclaration de revenus.\n"
-                      f"{receipts.rate_sentence(receipt.donor_siren is not None)}\n\n"
-                      "Merci de faire vivre les tiers-lieux du bassin thiernois.\n\nL'équipe Entre-Lab"),
+        **render("donations/annual_receipt", locales.get(receipt.donor_email.lower(), "fr"), name=names[(receipt.org_id, receipt.donor_email)],
+                 year=year, amount=receipt.amount, currency=receipt.currency, code=receipts.receipt_code(receipt),
+                 company=receipt.donor_siren is not None),
         "attachments": [receipt_pdf.attachment(receipt.id)]} for receipt in issued])
     return issued
 
@@ -138,12 +136,11 @@ async def taken_back(session: AsyncSession, payment_intent_id: str, total: int, 
         await session.execute(update(TaxReceipt).where(TaxReceipt.id == current.id, TaxReceipt.voided_at.is_(None))
                               .values(voided_at=utcnow(), void_reason=why[:200]))
         replaced = None
-    body = (f"Bonjour {gift.name},\n\n{money(delta, current.currency)} de vos dons réguliers de {year} vous ont été rendus "
-            f"({reason}).\nVotre reçu fiscal n° {receipts.receipt_code(current)} est annulé")
-    body += (f" ; le reçu n° {receipts.receipt_code(replaced)} le remplace pour {money(replaced.amount, replaced.currency)} "
-             "(joint).\n" if replaced is not None else ".\n")
     await enqueue(session, to=email, org_id=gift.org_id, dedupe_key=f"annual-receipt:{current.id}:voided",
-                  subject=f"Vos dons réguliers de {year} : reçu fiscal annulé", body_text=body + "\nL'équipe Entre-Lab",
+                  **render("donations/annual_voided", await recipient_locale(session, email=email), name=gift.name, year=year,
+                           amount=delta, currency=current.currency, reason=reason, code=receipts.receipt_code(current),
+                           new_code=receipts.receipt_code(replaced) if replaced is not None else None,
+                           new_amount=replaced.amount if replaced is not None else None),
                   attachments=[receipt_pdf.attachment(replaced.id)] if replaced is not None else None)
     return replaced
 

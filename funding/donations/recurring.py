@@ -55,6 +55,7 @@ from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.ledger.models import FundingSource
 from funding.ledger.service import Line
+from funding.mail.compose import recipient_locale, render
 from funding.mail.service import enqueue
 from funding.orgs.models import Site
 from funding.payments import purposes
@@ -226,25 +227,15 @@ async def _settle_changes(session: AsyncSession, gift: RecurringGift) -> None:
 
 
 async def _confirm(session: AsyncSession, gift: RecurringGift, change: RecurringGiftChange) -> None:
+    """The donor's change is in force: one email, in the donor's language."""
     site = await session.get(Site, gift.site_id)
-    site_name = site.name if site is not None else ""
-    day = local_day(change.instalment_at).strftime("%d/%m/%Y")
-    every = INTERVALS[gift.interval]
-    if change.kind == GiftChangeKind.AMOUNT:
-        new = money(change.amount or gift.amount, gift.currency)
-        old = f" (au lieu de {money(change.previous_amount, gift.currency)})" if change.previous_amount else ""
-        subject = f"Votre don régulier passe à {new}"
-        what = (f"Le montant de votre don {every} n° {gift.id} pour {site_name} est désormais de {new}{old}.\n"
-                f"Il s'applique à partir du prochain versement, le {day} ; rien de plus n'est prélevé d'ici là.")
-    else:
-        subject = "Le prochain versement de votre don régulier est sauté"
-        what = (f"Comme vous l'avez demandé, le versement du {day} de votre don {every} n° {gift.id} pour {site_name} "
-                "ne sera pas prélevé.\nVotre don reprend ensuite de lui-même, au même montant "
-                f"({money(gift.amount, gift.currency)}).")
-    await enqueue(session, to=gift.email, org_id=gift.org_id, dedupe_key=f"recurring-gift-change:{change.id}", subject=subject,
-                  body_text=(f"Bonjour {gift.name},\n\n{what}\n\nVous pouvez modifier ou arrêter ce don à tout moment depuis "
-                             "votre espace donateur (« Mes contributions »). Votre reçu fiscal annuel récapitulera les "
-                             "versements effectivement prélevés.\n\nL'équipe Entre-Lab"))
+    skipped = change.kind != GiftChangeKind.AMOUNT
+    await enqueue(session, to=gift.email, org_id=gift.org_id, dedupe_key=f"recurring-gift-change:{change.id}",
+                  **render("donations/gift_changed", await recipient_locale(session, email=gift.email), name=gift.name,
+                           number=gift.id, site=site.name if site is not None else "", monthly=gift.interval == GiftInterval.MONTH,
+                           skipped=skipped, day=local_day(change.instalment_at), currency=gift.currency,
+                           amount=gift.amount if skipped else change.amount or gift.amount,
+                           previous=None if skipped else change.previous_amount))
 
 
 async def apply_checkout(session: AsyncSession, checkout: dict[str, Any], version: int) -> RecurringGift | None:
@@ -298,23 +289,17 @@ async def apply_invoice(session: AsyncSession, event_type: str, invoice: dict[st
             "paid_at": utcnow() if not paid_at else _naive(int(paid_at))}, ["stripe_invoice_id"])
         if inserted is not None:
             await enqueue(session, to=gift.email, org_id=gift.org_id, dedupe_key=f"recurring-gift:{gift.id}:thanks",
-                          subject="Merci pour votre don régulier à Entre-Lab",
-                          body_text=(f"Bonjour {gift.name},\n\nNous avons bien reçu le premier versement de votre don "
-                                     f"{INTERVALS[gift.interval]} de {money(gift.amount, gift.currency)} pour {site_name}.\n"
-                                     f"Référence : don régulier n° {gift.id}.\n\nVous pouvez l'arrêter à tout moment depuis "
-                                     "votre espace donateur (« Mes contributions »). Votre reçu fiscal annuel récapitulera "
-                                     "vos dons de l'année.\n\nMerci de faire vivre les tiers-lieux du bassin thiernois.\n\n"
-                                     "L'équipe Entre-Lab"))
+                          **render("donations/recurring_thanks", await recipient_locale(session, email=gift.email),
+                                   name=gift.name, monthly=gift.interval == GiftInterval.MONTH, amount=gift.amount,
+                                   currency=gift.currency, site=site_name, number=gift.id))
     elif event_type == "invoice.payment_failed" and invoice.get("status") == "open":
-        due = money(int(invoice.get("amount_remaining") or invoice.get("amount_due") or gift.amount), gift.currency)
         retry = invoice.get("next_payment_attempt")
-        when = (f"Nous réessaierons automatiquement le {local_day(_naive(int(retry))).strftime('%d/%m/%Y')}. " if retry else "")
         await enqueue(session, to=gift.email, org_id=gift.org_id, dedupe_key=f"recurring-gift:{invoice['id']}:failed:{attempt}",
-                      subject="Votre don régulier n'a pas pu être prélevé",
-                      body_text=(f"Bonjour {gift.name},\n\nLe versement de {due} de votre don régulier n° {gift.id} "
-                                 f"pour {site_name} a été refusé par votre banque.\n{when}Pour le régler maintenant ou "
-                                 f"changer de carte :\n{invoice.get('hosted_invoice_url') or ''}\n\nPour arrêter ce don, "
-                                 "rendez-vous dans votre espace donateur (« Mes contributions »).\n\nL'équipe Entre-Lab"))
+                      **render("donations/recurring_failed", await recipient_locale(session, email=gift.email), name=gift.name,
+                               due=int(invoice.get("amount_remaining") or invoice.get("amount_due") or gift.amount),
+                               currency=gift.currency, number=gift.id, site=site_name,
+                               retry=local_day(_naive(int(retry))) if retry else None,
+                               link=invoice.get("hosted_invoice_url") or ""))
     await session.refresh(gift)
     return gift
 

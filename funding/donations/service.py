@@ -14,9 +14,9 @@ from funding.campaigns import receipt_pdf, receipts
 from funding.campaigns.models import TaxReceipt
 from funding.db import digits
 from funding.donations import recurring as recurring  # registers the recurring gifts' purpose
-from funding.i18n import money
 from funding.ledger.models import FundingSource
 from funding.ledger.service import Line
+from funding.mail.compose import recipient_locale, recipient_locales, render
 from funding.mail.service import enqueue, enqueue_many
 from funding.orgs.models import Site
 from funding.payments import purposes
@@ -56,44 +56,35 @@ async def allocate(session: AsyncSession, metadata: dict, amount: int, currency:
     )
 
 
-async def _thanks(session: AsyncSession, payment: Payment, receipt: TaxReceipt | None) -> dict:
+async def _thanks(session: AsyncSession, payment: Payment, receipt: TaxReceipt | None, locale: str) -> dict:
+    """The thanks for a paid gift (with its receipt, if any), in ``locale``: what ``enqueue`` takes."""
     site = await _site(session, payment.site_id)
     if site is None:  # payments.site_id is a foreign key
         raise LookupError(f"Site {payment.site_id!r} does not exist")
-    body = (f"Bonjour {payment.name or ''},\n\n"
-            f"Nous avons bien reçu votre don de {money(payment.amount, payment.currency)} pour {site.name}.\n"
-            f"Référence : don n° {payment.id}.\n\n")
-    if receipt is not None:
-        body += (f"Votre reçu fiscal n° {receipts.receipt_code(receipt)} est joint à ce message (PDF). "
-                 f"{receipts.rate_sentence(receipt.donor_siren is not None)}\n")
-        if payment.donor_link:
-            body += f"Vous pouvez le télécharger à nouveau ici : {payment.donor_link}\n"
-        body += "\n"
-    body += "Merci de faire vivre les tiers-lieux du bassin thiernois.\n\nL'équipe Entre-Lab"
     return {
         "to": payment.email,
         "org_id": payment.org_id,
         "dedupe_key": f"payment:{payment.id}:receipt",
-        "subject": "Merci pour votre don à Entre-Lab" + (" — votre reçu fiscal" if receipt is not None else ""),
-        "body_text": body,
+        **render("donations/thanks", locale, name=payment.name or "", amount=payment.amount, currency=payment.currency,
+                 site=site.name, number=payment.id, code=receipts.receipt_code(receipt) if receipt is not None else None,
+                 company=receipt is not None and receipt.donor_siren is not None, link=payment.donor_link),
         "attachments": [receipt_pdf.attachment(receipt.id)] if receipt is not None else None,
     }
 
 
 async def thank(session: AsyncSession, payment: Payment) -> None:
-    """A gift is paid (once: the payment's transition runs this): its tax receipt, then the thanks."""
+    """A gift is paid (once: the payment's transition runs this): its tax receipt, then the thanks
+    (in the donor's language: French unless the address is an English-speaking user's)."""
     receipt = await receipts.issue_for_payment(session, payment)
     if payment.email:
-        await enqueue(session, **await _thanks(session, payment, receipt))
+        await enqueue(session, **await _thanks(session, payment, receipt, await recipient_locale(session, email=payment.email)))
 
 
 async def thank_many(session: AsyncSession, payments: list[Payment]) -> None:
-    emails = []
-    for payment in payments:
-        receipt = await receipts.issue_for_payment(session, payment)
-        if payment.email:
-            emails.append(await _thanks(session, payment, receipt))
-    await enqueue_many(session, emails)
+    issued = [(payment, await receipts.issue_for_payment(session, payment)) for payment in payments]
+    locales = await recipient_locales(session, [payment.email for payment in payments if payment.email])
+    await enqueue_many(session, [await _thanks(session, payment, receipt, locales.get(payment.email.strip().lower(), "fr"))
+                                 for payment, receipt in issued if payment.email])
 
 
 async def apply_taken_back(session: AsyncSession, payment_id: int, taken_back: int, *, reason: str = "remboursement") -> TaxReceipt | None:
@@ -113,21 +104,12 @@ async def apply_taken_back(session: AsyncSession, payment_id: int, taken_back: i
     replaced = await receipts.void_and_reissue_payment(session, payment, taken_back,
                                                        receipts.void_reason(reason, delta, payment.currency))
     if payment.email:
-        what = (f"Nous vous avons remboursé {money(delta, payment.currency)} sur votre don n° {payment.id}."
-                if reason == "remboursement" else
-                f"À la suite de la contestation du paiement auprès de votre banque, {money(delta, payment.currency)} "
-                f"de votre don n° {payment.id} vous ont été rendus.")
-        body = f"Bonjour {payment.name or ''},\n\n{what}\n\n"
-        if replaced is not None:
-            body += (f"Votre reçu fiscal n° {receipts.receipt_code(current)} est annulé ; le reçu n° "
-                     f"{receipts.receipt_code(replaced)} le remplace pour {money(replaced.amount, replaced.currency)} (joint).\n")
-        else:
-            body += f"Votre reçu fiscal n° {receipts.receipt_code(current)} est annulé.\n"
-        if payment.donor_link:
-            body += f"Votre don en ligne : {payment.donor_link}\n"
-        body += "\nL'équipe Entre-Lab"
         await enqueue(session, to=payment.email, org_id=payment.org_id, dedupe_key=f"payment:{payment.id}:taken-back-{taken_back}",
-                      subject=f"Votre don n° {payment.id} : reçu fiscal annulé", body_text=body,
+                      **render("donations/taken_back", await recipient_locale(session, email=payment.email),
+                               name=payment.name or "", number=payment.id, amount=delta, currency=payment.currency,
+                               dispute=reason != "remboursement", code=receipts.receipt_code(current),
+                               new_code=receipts.receipt_code(replaced) if replaced is not None else None,
+                               new_amount=replaced.amount if replaced is not None else None, link=payment.donor_link),
                       attachments=[receipt_pdf.attachment(replaced.id)] if replaced is not None else None)
     return replaced
 

@@ -15,6 +15,7 @@ id or an address); anyone who is not a user reads French.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from functools import cache
 from typing import Any, TypedDict
 
@@ -91,3 +92,14 @@ async def recipient_locale(session: AsyncSession, *, user_id: int | None = None,
     elif email:
         locale = await session.scalar(select(User.locale).where(func.lower(User.email) == email.strip().lower()))
     return locale if locale in LOCALES else "fr"
+
+
+async def recipient_locales(session: AsyncSession, emails: Iterable[str]) -> dict[str, str]:
+    """The language of each address of a batch, in one query: ``{address lowercased: locale}``,
+    French for an address that is no user's (``.get(address.lower(), "fr")`` reads it)."""
+    wanted = {email.strip().lower() for email in emails if email}
+    found = {email: "fr" for email in wanted}
+    if wanted:
+        rows = await session.execute(select(func.lower(User.email), User.locale).where(func.lower(User.email).in_(wanted)))
+        found.update({email: locale for email, locale in rows.all() if locale in LOCALES})
+    return found

@@ -41,3 +41,11 @@ def assert_html_part(mail: Email, *, name: str, links: list[str], lang: str) -> 
     assert html.escape(name, quote=False) in body and name not in body
     for link in links:
         assert f'href="{html.escape(link)}"' in body
+
+
+async def donor_row(sessions, row):
+    """Insert a donor's row (a gift, a payment) as the form would have recorded it; returns it as stored."""
+    async with transaction(sessions) as session:
+        session.add(row)
+    async with sessions() as session:
+        return await session.get(type(row), row.id)
