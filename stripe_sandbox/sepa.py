@@ -262,6 +262,28 @@ def confirm(sb: Sandbox, pi: dict[str, Any], pm: dict[str, Any], *, off_session:
     return str(pi["status"])
 
 
+def confirm_setup(sb: Sandbox, seti: dict[str, Any], pm: dict[str, Any], *, mandate_data: dict[str, Any] | None) -> str:
+    """A SetupIntent with a sepa_debit PaymentMethod: the mandate is what is set up. It needs the
+    customer's acceptance (``mandate_data``) and succeeds at once: nothing is debited, so there is
+    nothing to wait for (Stripe, "Save SEPA Direct Debit details for future payments")."""
+    from stripe_sandbox import payments
+
+    allowed = seti["payment_method_types"] if seti["automatic_payment_methods"] is None else None
+    if allowed and "sepa_debit" not in allowed:
+        raise invalid(f"The PaymentMethod provided (sepa_debit) is not allowed for this SetupIntent. Please attach a "
+                      f"PaymentMethod of one of the following types: {', '.join(allowed)}.", "payment_method",
+                      "setup_intent_invalid_parameter")
+    if mandate_data is None:
+        raise invalid("A SetupIntent with a sepa_debit PaymentMethod needs the customer's acceptance of a mandate: "
+                      "pass mandate_data.", "mandate_data", "parameter_missing")
+    mandate = ensure_mandate(sb, pm, mandate_data, off_session=False)
+    if seti["customer"] and pm["customer"] != seti["customer"]:
+        payments.attach(sb, pm, seti["customer"], validate=False)
+    seti.update(status="succeeded", mandate=mandate["id"], next_action=None, last_setup_error=None)
+    sb.emit("setup_intent.succeeded", seti)
+    return str(seti["status"])
+
+
 def arm_failure(sb: Sandbox, failure_code: str) -> None:
     if failure_code not in FAILURES:
         raise ValueError(f"failure_code: one of {', '.join(sorted(FAILURES))}")
