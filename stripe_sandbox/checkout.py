@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from stripe_sandbox import billing, cards, catalog, invoices, payments, taxes
+from stripe_sandbox import billing, cards, catalog, invoices, payments, sepa, taxes
 from stripe_sandbox.encoding import Params
 from stripe_sandbox.errors import invalid
 from stripe_sandbox.invoices import new_invoice_item
@@ -50,6 +50,7 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
     currency = line_items[0]["currency"] if line_items else catalog.parse_currency(p, required=False)
     if mode != "setup" and "currency" in p and catalog.parse_currency(p) != currency:
         raise invalid("The currency must match the line items' currency.", "currency")
+    method_types = _method_types(p, currency)
     subtotal = sum(item["amount_subtotal"] for item in line_items)
     total = sum(item["amount_total"] for item in line_items)
     tax = sum(item["amount_tax"] for item in line_items)
@@ -142,8 +143,8 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
         "tax_id_collection": {"enabled": False, "required": "never"},
         "payment_method_configuration_details": None,
         "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
-        "allowed_payment_method_types": ["card"],
-        "payment_method_types": ["card"],
+        "allowed_payment_method_types": list(method_types),
+        "payment_method_types": list(method_types),
         "payment_status": "unpaid",
         "permissions": None,
         "phone_number_collection": {"enabled": False},
@@ -179,6 +180,31 @@ def create_session(sb: Sandbox, p: Params) -> dict[str, Any]:
         },
     }
     return sb.store.put("checkout.session", session)
+
+
+SANDBOX_METHODS = ("card", "sepa_debit")
+
+
+def _method_types(p: Params, currency: str | None) -> list[str]:
+    """``allowed_payment_method_types`` (endive's name): the sandbox's page offers card and
+    sepa_debit. SEPA Direct Debit takes euros only: a session in another currency offering it is
+    refused when it is created, as Stripe refuses it (the message Stripe gives, quoted in
+    stripe-samples/firebase-subscription-payments#39)."""
+    param = "allowed_payment_method_types"
+    types = p.strings(param)
+    for kind in types:
+        if kind not in SANDBOX_METHODS:
+            raise invalid(f"The sandbox's Checkout page offers card and sepa_debit, not {kind}.", param)
+    if "sepa_debit" in types and currency not in (None, "eur"):
+        raise invalid(f"Invalid currency options `{currency}`. The payment method `sepa_debit` only supports the following "
+                      "currencies: `eur`.", param)
+    return list(dict.fromkeys(types)) or ["card"]
+
+
+def offers(session: dict[str, Any], kind: str) -> bool:
+    """Whether the session's page offers this payment method type (endive's field, or the older one
+    a session stored before the rename may carry)."""
+    return kind in (session.get("allowed_payment_method_types") or session.get("payment_method_types") or ["card"])
 
 
 def _line_items(sb: Sandbox, p: Params, mode: str) -> list[dict[str, Any]]:
@@ -252,6 +278,17 @@ def submit_card(sb: Sandbox, session: dict[str, Any], *, number: str, exp_month:
     return proceed(sb, session, authenticated=False)
 
 
+def submit_sepa(sb: Sandbox, session: dict[str, Any], *, iban: sepa.Iban, name: str, email: str,
+                acceptance: dict[str, Any]) -> Result:
+    """The customer pays by SEPA Direct Debit: a sepa_debit PaymentMethod from the IBAN, and the
+    mandate they accepted on the page (``acceptance``, as ``mandate_data[customer_acceptance]``)."""
+    if not offers(session, "sepa_debit"):
+        raise invalid("This Checkout Session does not offer sepa_debit.", "payment_method_types")
+    pm = sepa.new_payment_method(sb, iban, name=name, email=email)
+    session["_pending"] = {"payment_method": pm["id"], "email": email, "name": name, "mandate_data": acceptance}
+    return proceed(sb, session, authenticated=False)
+
+
 def proceed(sb: Sandbox, session: dict[str, Any], *, authenticated: bool) -> Result:
     pending = session["_pending"]
     pm = sb.store.ref("payment_method", pending["payment_method"])
@@ -309,7 +346,16 @@ def _pay(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], pending: dict
         session["payment_intent"] = pi["id"]
     else:
         pi.update(payment_method=pm["id"], status="requires_confirmation")
-    payments.confirm_payment_intent(sb, pi, off_session=False, authenticated=authenticated)
+    if sepa.is_sepa(pm):
+        types = list(session["allowed_payment_method_types"])  # Checkout's PaymentIntent takes the session's types
+        pi.update(payment_method_types=types, allowed_payment_method_types=list(types), automatic_payment_methods=None)
+    payments.confirm_payment_intent(sb, pi, off_session=False, authenticated=authenticated, mandate_data=pending.get("mandate_data"))
+    if pi["status"] == "processing":
+        # A bank debit: the session is complete, its payment not yet made ("unpaid"); Stripe sends
+        # checkout.session.async_payment_succeeded or _failed when the debit settles.
+        session["_awaiting"] = pi["id"]
+        _complete(sb, session, pending, "unpaid")
+        return Result("done", url=redirect_target(session))
     if pi["status"] != "succeeded":
         error = pi["last_payment_error"] or {}
         return Result("error", message=cards.decline_message_fr(error.get("decline_code") or error.get("code")))
@@ -342,7 +388,10 @@ def _setup(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], pending: di
     data = session["_setup_intent_data"]
     seti = payments.new_setup_intent(sb, customer=customer["id"], payment_method=pm["id"], metadata=dict(data["metadata"]), description=data["description"])
     session["setup_intent"] = seti["id"]
-    payments.confirm_setup_intent(sb, seti, authenticated=authenticated)
+    if sepa.is_sepa(pm):
+        types = list(session["allowed_payment_method_types"])
+        seti.update(payment_method_types=types, allowed_payment_method_types=list(types), automatic_payment_methods=None)
+    payments.confirm_setup_intent(sb, seti, authenticated=authenticated, mandate_data=pending.get("mandate_data"))
     if seti["status"] != "succeeded":
         error = seti["last_setup_error"] or {}
         return Result("error", message=cards.decline_message_fr(error.get("decline_code") or error.get("code")))
@@ -353,6 +402,8 @@ def _setup(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], pending: di
 def _subscribe(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], pending: dict[str, Any], authenticated: bool) -> Result:
     customer = _customer(sb, session, pending, required=True)
     payments.attach(sb, pm, customer["id"], validate=False)
+    if sepa.is_sepa(pm):  # the mandate the customer accepted on the page: the invoices' debits use it
+        sepa.ensure_mandate(sb, pm, pending.get("mandate_data"), off_session=False)
     data = session["_subscription_data"]
     specs = []
     for item in session["_line_items"]:
@@ -369,6 +420,15 @@ def _subscribe(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], pending
     )
     session["subscription"] = sub["id"]
     session["invoice"] = sub["latest_invoice"]
+    invoice = sb.store.ref("invoice", sub["latest_invoice"])
+    pi = sb.store.get("payment_intent", invoice["_payment_intent"]) if invoice["_payment_intent"] else None
+    if pi is not None and pi["status"] == "processing":
+        # The first invoice's debit is in flight: the subscription stays `incomplete` (Stripe, "How
+        # subscriptions work", subscription statuses: "Subscriptions can also be incomplete if there's
+        # a pending payment and the PaymentIntent status is processing") until the invoice is paid.
+        session["_awaiting"] = pi["id"]
+        _complete(sb, session, pending, "unpaid")
+        return Result("done", url=redirect_target(session))
     if sub["status"] not in ("active", "trialing"):
         invoice = sb.store.ref("invoice", sub["latest_invoice"])
         pi = sb.store.get("payment_intent", invoice["_payment_intent"]) if invoice["_payment_intent"] else None
@@ -396,6 +456,22 @@ def _complete(sb: Sandbox, session: dict[str, Any], pending: dict[str, Any], pay
     session["collected_information"] = {"business_name": None, "individual_name": None, "shipping_details": None}
     session.pop("_pending", None)
     sb.emit("checkout.session.completed", session)
+
+
+def after_async_payment(sb: Sandbox, pi: dict[str, Any], *, paid: bool) -> None:
+    """A bank debit started on a Checkout page has settled: the session's ``payment_status`` becomes
+    ``paid`` (or stays ``unpaid``) and Stripe sends ``checkout.session.async_payment_succeeded``
+    (or ``checkout.session.async_payment_failed``)."""
+    for session in sb.store.all("checkout.session"):
+        if session.get("_awaiting") != pi["id"]:
+            continue
+        session.pop("_awaiting")
+        if paid:
+            invoiced = bool((session["invoice_creation"] or {}).get("enabled"))
+            if session["mode"] == "payment" and invoiced and session["customer"]:
+                _post_payment_invoice(sb, session, pi, sb.store.ref("customer", session["customer"]))
+            session["payment_status"] = "paid"
+        sb.emit("checkout.session.async_payment_succeeded" if paid else "checkout.session.async_payment_failed", session)
 
 
 def expire(sb: Sandbox, session: dict[str, Any]) -> None:

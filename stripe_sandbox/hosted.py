@@ -11,10 +11,21 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from stripe_sandbox import billing, cards, checkout, invoices, payments
+from stripe_sandbox import billing, cards, checkout, invoices, payments, sepa
 from stripe_sandbox.errors import StripeError
 from stripe_sandbox.money import format_amount
-from stripe_sandbox.pages import alert, card_fields, date_fr, describe_card, lines_table, link, minimal_pdf, money, page
+from stripe_sandbox.pages import (
+    alert,
+    card_fields,
+    date_fr,
+    describe_card,
+    lines_table,
+    link,
+    minimal_pdf,
+    money,
+    page,
+    sepa_fields,
+)
 
 if TYPE_CHECKING:
     from stripe_sandbox.sandbox import Sandbox
@@ -66,6 +77,41 @@ def _read_card(sb: Sandbox, form: dict[str, str], *, ask_email: bool) -> tuple[d
     }
 
 
+def _read_sepa(form: dict[str, str], *, ask_email: bool) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """Validate the SEPA Direct Debit form; returns (French errors by field, the IBAN, name and email)."""
+    errors: dict[str, str] = {}
+    name = form.get("account-holder-name", "").strip()
+    if not name:
+        errors["account-holder-name"] = "Saisissez le nom du titulaire du compte."
+    raw = form.get("iban", "")
+    iban = None
+    if not raw.strip():
+        errors["iban"] = "Saisissez votre IBAN."
+    else:
+        try:
+            iban = sepa.parse_iban(raw, "iban")
+        except StripeError as exc:
+            value = "".join(raw.split()).upper()
+            if exc.message.startswith("The country"):
+                errors["iban"] = (f"Les comptes de ce pays ({value[:2]}) ne font pas partie de la zone SEPA : "
+                                  "le prélèvement SEPA n'est pas possible.")
+            else:
+                errors["iban"] = "Cet IBAN est invalide : vérifiez-le."
+    email = form.get("sepa-email", "").strip()
+    if ask_email and ("@" not in email or "." not in email.split("@")[-1] or " " in email):
+        errors["sepa-email"] = "Saisissez une adresse e-mail valide."
+    if errors or iban is None:
+        return errors, None
+    return {}, {"iban": iban, "name": name, "email": email or None}
+
+
+def _acceptance(request: Request) -> dict[str, Any]:
+    """The customer's acceptance of the mandate, as Checkout records it: online, from this request."""
+    host = request.client.host if request.client else "127.0.0.1"
+    return {"accepted_at": None, "type": "online", "offline": None,
+            "online": {"ip_address": host, "user_agent": request.headers.get("user-agent", "")}}
+
+
 # checkout --------------------------------------------------------------------
 
 
@@ -114,17 +160,41 @@ def _checkout_page(
     known_email = f"<p class='muted'>E-mail : {escape(email)}</p>" if email else ""
     submit_text = (session.get("custom_text") or {}).get("submit") or {}
     note = f"<p id='submit-message'>{escape(submit_text['message'])}</p>" if submit_text.get("message") else ""
-    body = f"""
-{alert(message)}{problems}
-<section class="card" aria-label="Récapitulatif">{summary}</section>
-<form method="post" action="{escape(sb.url('/checkout/' + session['id']))}" novalidate>
+    action = escape(sb.url('/checkout/' + session['id']))
+    with_sepa = checkout.offers(session, "sepa_debit")
+    card_form = ""
+    if checkout.offers(session, "card"):
+        card_form = f"""<section aria-labelledby="card-title">
+{'<h2 id="card-title">Carte bancaire</h2>' if with_sepa else ''}
+<form method="post" action="{action}" novalidate>
 {known_email}
 {card_fields(errors, values, ask_email=email is None)}
 {note}
 <button type="submit" id="pay">{escape(button)}</button>
 </form>
+</section>
+{TEST_CARDS_HINT}"""
+    sepa_form = ""
+    if with_sepa:
+        sepa_button = "Enregistrer le compte" if mode == "setup" else f"{button} par prélèvement"
+        mandate = sepa.MANDATE_TEXT_FR.format(creditor=sepa.CREDITOR)
+        sepa_form = f"""<section aria-labelledby="sepa-title" id="sepa">
+<h2 id="sepa-title">Prélèvement SEPA</h2>
+<form method="post" action="{action}" novalidate>
+<input type="hidden" name="method" value="sepa_debit">
+{known_email}
+{sepa_fields(errors, values, ask_email=email is None)}
+<p class="hint" id="sepa-mandate">{escape(mandate)}</p>
+{note}
+<button type="submit" id="pay-sepa" aria-describedby="sepa-mandate">{escape(sepa_button)}</button>
+</form>
+</section>"""
+    body = f"""
+{alert(message)}{problems}
+<section class="card" aria-label="Récapitulatif">{summary}</section>
+{card_form}
+{sepa_form}
 {link(session['cancel_url'], "Annuler et retourner au site", "cancel")}
-{TEST_CARDS_HINT}
 """
     return page(title, body, status=status)
 
@@ -149,6 +219,8 @@ async def checkout_submit(request: Request) -> Response:
             return _not_found("Cette session de paiement")
         if session["status"] != "open":
             return _checkout_page(sb, session)
+        if form.get("method") == "sepa_debit":
+            return _checkout_sepa(request, sb, session, form)
         values = {k: v for k, v in form.items() if k != "card-cvc"}
         errors, card = _read_card(sb, form, ask_email=_checkout_email(sb, session) is None)
         if card is None:
@@ -160,6 +232,27 @@ async def checkout_submit(request: Request) -> Response:
         )
         sb.save()
         return _after_checkout(sb, session, result, values)
+
+
+def _checkout_sepa(request: Request, sb: Sandbox, session: dict[str, Any], form: dict[str, str]) -> Response:
+    """The SEPA Direct Debit form: checked here first (French errors beside the fields, nothing created),
+    then the PaymentMethod, the mandate and the debit (or the SetupIntent, or the subscription)."""
+    values = {k: v for k, v in form.items() if k != "method"}
+    if not checkout.offers(session, "sepa_debit"):
+        return _checkout_page(sb, session, values=values, message="Le prélèvement SEPA n'est pas proposé pour ce paiement.",
+                              status=400)
+    known_email = _checkout_email(sb, session)
+    errors, data = _read_sepa(form, ask_email=known_email is None)
+    if data is None:
+        return _checkout_page(sb, session, errors=errors, values=values, status=400)
+    try:
+        result = checkout.submit_sepa(sb, session, iban=data["iban"], name=data["name"], email=data["email"] or known_email or "",
+                                      acceptance=_acceptance(request))
+    except StripeError as exc:
+        return _checkout_page(sb, session, values=values, message=exc.message, status=400)
+    finally:
+        sb.save()
+    return _after_checkout(sb, session, result, values)
 
 
 def _after_checkout(sb: Sandbox, session: dict[str, Any], result: checkout.Result, values: dict[str, str]) -> Response:

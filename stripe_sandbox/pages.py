@@ -131,6 +131,17 @@ def card_fields(errors: dict[str, str], values: dict[str, str], *, ask_email: bo
     return "".join(parts)
 
 
+def sepa_fields(errors: dict[str, str], values: dict[str, str], *, ask_email: bool) -> str:
+    """The SEPA Direct Debit inputs: the account holder's name, their email (Stripe requires both), the IBAN."""
+    parts = []
+    if ask_email:
+        parts.append(_input("sepa-email", "Adresse e-mail", errors, values, kind="email", autocomplete="email"))
+    parts.append(_input("account-holder-name", "Nom du titulaire du compte", errors, values, autocomplete="name"))
+    parts.append(_input("iban", "IBAN", errors, values, hint="IBAN de test : FR14 2004 1010 0505 0001 3M02 606",
+                        placeholder="FR76 0000 0000 0000 0000 0000 000"))
+    return "".join(parts)
+
+
 def lines_table(rows: list[tuple[str, str]], total: tuple[str, str] | None) -> str:
     body = "".join(f"<tr><td>{escape(label)}</td><td class='num'>{value}</td></tr>" for label, value in rows)
     if total:

@@ -574,13 +574,14 @@ def new_setup_intent(
     metadata: dict[str, str] | None,
     usage: str = "off_session",
     description: str | None = None,
+    payment_method_types: list[str] | None = None,
 ) -> dict[str, Any]:
     ident = sb.store.new_id("setup_intent")
     seti = {
         "id": ident,
         "object": "setup_intent",
         "application": None,
-        "automatic_payment_methods": {"allow_redirects": "always", "enabled": True},
+        "automatic_payment_methods": None if payment_method_types else {"allow_redirects": "always", "enabled": True},
         "cancellation_reason": None,
         "client_secret": f"{ident}_secret_{secrets.token_urlsafe(24).replace('-', 'x').replace('_', 'y')}",
         "created": sb.now(),
@@ -598,8 +599,8 @@ def new_setup_intent(
         "payment_method": payment_method,
         "payment_method_configuration_details": None,
         "payment_method_options": {"card": {"mandate_options": None, "network": None, "request_three_d_secure": "automatic"}},
-        "payment_method_types": ["card"],
-        "allowed_payment_method_types": ["card"],
+        "payment_method_types": payment_method_types or ["card"],
+        "allowed_payment_method_types": payment_method_types or ["card"],
         "attach_to_self": None,
         "customer_account": None,
         "managed_payments": None,
@@ -612,12 +613,15 @@ def new_setup_intent(
     return seti
 
 
-def confirm_setup_intent(sb: Sandbox, seti: dict[str, Any], *, authenticated: bool = False, return_url: str | None = None) -> str:
+def confirm_setup_intent(sb: Sandbox, seti: dict[str, Any], *, authenticated: bool = False, return_url: str | None = None,
+                         mandate_data: dict[str, Any] | None = None) -> str:
     if seti["status"] not in ("requires_payment_method", "requires_confirmation", "requires_action"):
         raise unexpected_state(f"This SetupIntent's status is {seti['status']}; it cannot be confirmed.", "setup_intent_unexpected_state")
     if not seti["payment_method"]:
         raise unexpected_state("You cannot confirm this SetupIntent because it's missing a payment method.", "setup_intent_unexpected_state")
     pm = sb.store.ref("payment_method", seti["payment_method"])
+    if sepa.is_sepa(pm):
+        return sepa.confirm_setup(sb, seti, pm, mandate_data=mandate_data)
     outcome = cards.setup_outcome(card_of(pm), authenticated=authenticated)
     if outcome.kind == "requires_action":
         seti["status"] = "requires_action"

@@ -195,7 +195,7 @@ def list_payment_intents(sb: Sandbox, p: Params) -> dict[str, Any]:
 
 
 def _confirm_seti(sb: Sandbox, seti: dict[str, Any], p: Params) -> dict[str, Any]:
-    payments.confirm_setup_intent(sb, seti, return_url=p.str("return_url"))
+    payments.confirm_setup_intent(sb, seti, return_url=p.str("return_url"), mandate_data=sepa.parse_mandate_data(p))
     error = seti["last_setup_error"]
     if seti["status"] == "requires_payment_method" and error and error["type"] == "card_error":
         raise StripeError(
@@ -210,7 +210,8 @@ def _confirm_seti(sb: Sandbox, seti: dict[str, Any], p: Params) -> dict[str, Any
 def create_setup_intent(sb: Sandbox, p: Params) -> dict[str, Any]:
     p.check_known({
         "customer", "payment_method", "payment_method_data", "metadata", "usage", "description", "confirm", "return_url",
-        "payment_method_types", "automatic_payment_methods", "mandate_data", "use_stripe_sdk", "payment_method_options",
+        "payment_method_types", "allowed_payment_method_types", "automatic_payment_methods", "mandate_data", "use_stripe_sdk",
+        "payment_method_options",
     })
     customer_id = p.str("customer")
     customer = catalog.find_customer(sb, customer_id)["id"] if customer_id else None
@@ -224,6 +225,7 @@ def create_setup_intent(sb: Sandbox, p: Params) -> dict[str, Any]:
         metadata=p.metadata() or {},
         usage=p.str("usage", default="off_session", choices=("on_session", "off_session")),
         description=p.str("description"),
+        payment_method_types=p.strings("allowed_payment_method_types") or p.strings("payment_method_types") or None,
     )
     if p.bool("confirm", default=False):
         return _confirm_seti(sb, seti, p)
@@ -253,8 +255,11 @@ def update_setup_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
 
 @route("POST", "/v1/setup_intents/{ident}/confirm")
 def confirm_setup_intent(sb: Sandbox, p: Params, ident: str) -> dict[str, Any]:
-    p.check_known({"payment_method", "payment_method_data", "return_url", "mandate_data", "use_stripe_sdk", "client_secret", "payment_method_options"})
+    p.check_known({"payment_method", "payment_method_data", "return_url", "mandate_data", "use_stripe_sdk", "client_secret",
+                   "payment_method_options", "allowed_payment_method_types"})
     seti = get_or_404(sb, "setup_intent", ident)
+    if types := p.strings("allowed_payment_method_types"):
+        seti.update(allowed_payment_method_types=types, payment_method_types=types, automatic_payment_methods=None)
     pm = _payment_method_param(sb, p)
     if pm is not None:
         seti["payment_method"] = pm["id"]

@@ -49,6 +49,19 @@ IBAN_LENGTHS = {
 }
 SEPA_COUNTRIES = frozenset(IBAN_LENGTHS)
 
+CREDITOR = "Entre-Lab (bac à sable)"  # the creditor the customer's mandate authorises (the account's name)
+# The mandate text Stripe shows beside a SEPA Direct Debit form (its French version), which the
+# customer accepts by confirming: they authorise the creditor and Stripe to debit their account.
+MANDATE_TEXT_FR = (
+    "En fournissant vos informations de paiement et en confirmant ce paiement, vous autorisez (A) {creditor} et Stripe, "
+    "notre prestataire de services de paiement, à envoyer des instructions à votre banque pour débiter votre compte, et "
+    "(B) votre banque à débiter votre compte conformément à ces instructions. Vous avez, entre autres, le droit de vous "
+    "faire rembourser par votre banque selon les conditions décrites dans la convention que vous avez passée avec elle. "
+    "Toute demande de remboursement doit être présentée dans les 8 semaines suivant la date de débit de votre compte. "
+    "Vos droits sont expliqués dans un document que vous pouvez obtenir auprès de votre banque. Vous acceptez de recevoir "
+    "des notifications des débits à venir jusqu'à 2 jours avant leur réalisation."
+)
+
 SUCCEED, FAIL, DISPUTE = "succeed", "fail", "dispute"
 TEST_IBANS: dict[str, str] = {
     "AT611904300234573201": SUCCEED, "AT861904300235473202": SUCCEED, "AT591904300235473203": FAIL,
@@ -262,6 +275,28 @@ def confirm(sb: Sandbox, pi: dict[str, Any], pm: dict[str, Any], *, off_session:
     return str(pi["status"])
 
 
+def confirm_setup(sb: Sandbox, seti: dict[str, Any], pm: dict[str, Any], *, mandate_data: dict[str, Any] | None) -> str:
+    """A SetupIntent with a sepa_debit PaymentMethod: the mandate is what is set up. It needs the
+    customer's acceptance (``mandate_data``) and succeeds at once: nothing is debited, so there is
+    nothing to wait for (Stripe, "Save SEPA Direct Debit details for future payments")."""
+    from stripe_sandbox import payments
+
+    allowed = seti["payment_method_types"] if seti["automatic_payment_methods"] is None else None
+    if allowed and "sepa_debit" not in allowed:
+        raise invalid(f"The PaymentMethod provided (sepa_debit) is not allowed for this SetupIntent. Please attach a "
+                      f"PaymentMethod of one of the following types: {', '.join(allowed)}.", "payment_method",
+                      "setup_intent_invalid_parameter")
+    if mandate_data is None:
+        raise invalid("A SetupIntent with a sepa_debit PaymentMethod needs the customer's acceptance of a mandate: "
+                      "pass mandate_data.", "mandate_data", "parameter_missing")
+    mandate = ensure_mandate(sb, pm, mandate_data, off_session=False)
+    if seti["customer"] and pm["customer"] != seti["customer"]:
+        payments.attach(sb, pm, seti["customer"], validate=False)
+    seti.update(status="succeeded", mandate=mandate["id"], next_action=None, last_setup_error=None)
+    sb.emit("setup_intent.succeeded", seti)
+    return str(seti["status"])
+
+
 def arm_failure(sb: Sandbox, failure_code: str) -> None:
     if failure_code not in FAILURES:
         raise ValueError(f"failure_code: one of {', '.join(sorted(FAILURES))}")
@@ -306,6 +341,7 @@ def settle(sb: Sandbox, pi: dict[str, Any]) -> None:
         if failure in ENDS_MANDATE and pm.get("_mandate"):
             end_mandate(sb, sb.store.ref("mandate", pm["_mandate"]))
         payments.invoice_hook(sb, pi, paid=False)
+        _checkout_hook(sb, pi, paid=False)
         return
     txn = money.charge_transaction(sb, charge)
     charge.update(status="succeeded", paid=True, balance_transaction=txn["id"])
@@ -313,8 +349,15 @@ def settle(sb: Sandbox, pi: dict[str, Any]) -> None:
     sb.emit("charge.succeeded", charge, {"status": "pending"})
     sb.emit("payment_intent.succeeded", pi)
     payments.invoice_hook(sb, pi, paid=True)
+    _checkout_hook(sb, pi, paid=True)
     if behaviour == DISPUTE:
         money.open_dispute(sb, charge, inquiry=False)
+
+
+def _checkout_hook(sb: Sandbox, pi: dict[str, Any], *, paid: bool) -> None:
+    from stripe_sandbox import checkout
+
+    checkout.after_async_payment(sb, pi, paid=paid)
 
 
 def payment_method_details(sb: Sandbox, pm: dict[str, Any], mandate: str | None) -> dict[str, Any]:
