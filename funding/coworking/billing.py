@@ -54,6 +54,12 @@ class BillingError(FundingError):
     """A refused member action; the message is for a person."""
 
 
+def payment_method_types(currency: str) -> list[str]:
+    """What a plan's Checkout offers: the card, and SEPA Direct Debit for a plan in euros (a
+    debit is ``processing`` for days: see lifecycle.access_of for the access meanwhile)."""
+    return ["card", "sepa_debit"] if currency.upper() == "EUR" else ["card"]
+
+
 def subscription_metadata(member: Member, plan: Plan, site: Site, checkout_id: int) -> dict:
     return {"purpose": "coworking", "member_id": str(member.id), "site_id": str(site.id), "org_id": str(site.org_id),
             "plan_id": str(plan.id), "kind": plan.kind, "checkout_id": str(checkout_id)}
@@ -100,6 +106,7 @@ async def start_subscription(sessions: async_sessionmaker, gw: StripeGateway, *,
         "success_url": success_url,
         "cancel_url": cancel_url,
         "locale": "fr",
+        "allowed_payment_method_types": payment_method_types(plan.currency),
     }
     try:
         obj = await create_once(sessions, gw, ref=f"coworking-checkout:{checkout.id}", resource="checkout.sessions", params=params)
@@ -184,6 +191,7 @@ async def start_join(sessions: async_sessionmaker, gw: StripeGateway, *, join_id
                                     "success_url": success_url,
                                     "cancel_url": cancel_url,
                                     "locale": "fr",
+                                    "allowed_payment_method_types": payment_method_types(plan.currency),
                                     "expires_at": checkout_expiry(),
                                 })
         session_id, url = obj["id"], obj["url"]

@@ -26,6 +26,7 @@ from funding.auth.models import User
 from funding.auth.service import AuthError, is_team, issue_link
 from funding.coworking import billing, documents, lifecycle, staff
 from funding.coworking.credit_notes import credit_notes_of
+from funding.coworking.mandates import debit_on_file, debits_processing
 from funding.coworking.members import (
     Details,
     MemberError,
@@ -48,6 +49,7 @@ from funding.coworking.models import (
     PlanKind,
     PlanPrice,
     Subscription,
+    SubscriptionStatus,
 )
 from funding.coworking.plans import (
     VAT_RATES,
@@ -424,14 +426,20 @@ async def member_home(request: Request) -> Response:
         pass_plans = {p.id: p for p in (await session.scalars(select(Plan).where(Plan.kind == PlanKind.PASS))).all()}
         options = await billing.change_options(session, workspace["sub"]) if workspace else []
         panels = await member_panels(session, member)
-    unpaid = [i for i in invoices if i.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and i.attempt_count > 0]
-    running = next((v["sub"] for v in (workspace, membership) if v and v["sub"].status in RUNNING), None)
-    card = await customer_card(request.app.state.gateway, member.stripe_customer_id,
-                               subscription_id=running.stripe_subscription_id if running else None)
+    gw = request.app.state.gateway
+    # An open invoice whose SEPA debit is processing is being paid: not "to pay", shown "prélèvement en cours".
+    in_flight = await debits_processing(gw, [i.stripe_invoice_id for i in invoices if i.status == InvoiceStatus.OPEN])
+    unpaid = [i for i in invoices if i.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and i.attempt_count > 0
+              and i.stripe_invoice_id not in in_flight]
+    billed = (*RUNNING, SubscriptionStatus.INCOMPLETE)  # incomplete: its first debit is processing
+    running = next((v["sub"] for v in (workspace, membership) if v and v["sub"].status in billed), None)
+    card = await customer_card(gw, member.stripe_customer_id, subscription_id=running.stripe_subscription_id if running else None)
+    debit = None if card else await debit_on_file(gw, member.stripe_customer_id,
+                                                  subscription_id=running.stripe_subscription_id if running else None)
     return page(request, "coworking/member/home.html", {
         "member": member, "me": user, "site": site, "workspace": workspace, "membership": membership, "invoices": invoices, "notes": notes,
         "overdue": overdue, "unpaid": unpaid, "passes": passes, "pass_plans": pass_plans, "options": options, "panels": panels,
-        "card": card,
+        "card": card, "debit": debit, "in_flight": in_flight,
     })
 
 
