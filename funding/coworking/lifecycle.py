@@ -569,9 +569,10 @@ async def settle_invoice_charge(session: AsyncSession, metadata: dict, amount: i
 
 
 async def invoice_effects(session: AsyncSession, event_type: str, event_invoice: dict, row: Invoice,
-                          current: dict | None = None) -> list[EntryDraft]:
+                          current: dict | None = None, *, debit: dict | None = None) -> list[EntryDraft]:
     """Emails and the entries that an invoice event calls for, once each (``current``: the
-    invoice as fetched now, for the dates of its transitions)."""
+    invoice as fetched now, for the dates of its transitions; ``debit``: the SEPA debit paying
+    it, still processing — funding.coworking.mandates.debit_of_invoice)."""
     member = await must_get(session, Member, row.member_id)
     user = await must_get(session, User, member.user_id)
     number = row.number or row.stripe_invoice_id
@@ -583,7 +584,14 @@ async def invoice_effects(session: AsyncSession, event_type: str, event_invoice:
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
                       dedupe_key=f"coworking:{row.stripe_invoice_id}:failed:{attempt}",
                       **render("coworking/payment_failed", user.locale, **about, retry=local_day(retry) if retry else None))
-    elif event_type == "invoice.payment_action_required" and row.status == InvoiceStatus.OPEN:
+    if debit is not None and row.status == InvoiceStatus.OPEN and event_type != "invoice.payment_failed":
+        # SEPA's pre-notification: the amount and the day of the debit, before the bank takes it (once per debit).
+        day = dt.date.fromisoformat(debit["date"]) if debit.get("date") else None
+        await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
+                      dedupe_key=f"coworking:{row.stripe_invoice_id}:debit:{debit['payment_intent']}",
+                      **render("coworking/debit_notice", user.locale, name=user.name, number=number, amount=debit["amount"],
+                               currency=debit["currency"], day=day, link=row.hosted_invoice_url or ""))
+    if event_type == "invoice.payment_action_required" and row.status == InvoiceStatus.OPEN:
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
                       dedupe_key=f"coworking:{row.stripe_invoice_id}:action:{attempt}",
                       **render("coworking/payment_action", user.locale, **about))

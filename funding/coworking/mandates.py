@@ -85,3 +85,24 @@ async def debits_processing(gw: StripeGateway, invoice_ids: list[str]) -> set[st
         except GatewayError as exc:
             log.info("payments of invoice %s not shown: %s", invoice_id, exc)
     return found
+
+
+async def debit_of_invoice(gw: StripeGateway, invoice: dict[str, Any]) -> dict[str, Any] | None:
+    """An open invoice (fetched with ``expand=["payments"]``) being paid by a SEPA debit: its
+    amount and the day the bank debits the account (the charge's ``expected_debit_date``), for
+    the member's pre-notification; None otherwise."""
+    if invoice.get("status") != "open":
+        return None
+    for payment in (invoice.get("payments") or {}).get("data") or []:
+        pi_id = stripe_id((payment.get("payment") or {}).get("payment_intent"))
+        if payment.get("status") != "open" or not pi_id:
+            continue
+        pi = await gw.retrieve("payment_intents", pi_id, expand=["latest_charge"])
+        charge = pi.get("latest_charge")
+        details = (charge.get("payment_method_details") or {}) if isinstance(charge, dict) else {}
+        sepa = details.get("sepa_debit") if details.get("type") == "sepa_debit" else None
+        if pi.get("status") == "processing" and isinstance(sepa, dict):
+            return {"object": "entrelab.sepa_debit", "invoice": invoice["id"], "payment_intent": pi_id,
+                    "amount": int(pi.get("amount") or 0), "currency": str(pi.get("currency") or "eur").upper(),
+                    "date": sepa.get("expected_debit_date"), "mandate": sepa.get("mandate")}
+    return None

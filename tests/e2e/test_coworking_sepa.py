@@ -5,6 +5,8 @@ due (grace); a dispute after settlement is booked. The books equal Stripe's bala
 
 from __future__ import annotations
 
+import re
+
 from funding.coworking.lifecycle import access_of
 from tests.support.e2e import (
     DAY,
@@ -27,6 +29,19 @@ from tests.support.e2e import (
 SETTLES = 8 * DAY  # 5 business days, whatever the weekday
 
 
+def notice(e2e, invoice_id: str) -> str:
+    """The text of the pre-notification email of an invoice's debit."""
+    async def go(sessions):
+        from sqlalchemy import select
+
+        from funding.mail.models import Email
+
+        async with sessions() as session:
+            return await session.scalar(select(Email.body_text).where(Email.dedupe_key.like(f"coworking:{invoice_id}:debit:%")))
+
+    return db_call(e2e.settings, go) or ""
+
+
 def aux(member_id: int) -> str:
     return f"M{member_id:06d}"
 
@@ -44,6 +59,9 @@ def test_a_desk_paid_by_sepa_processing_then_paid_then_renewed(e2e):
     member_id = join_by_sepa(e2e, world, "flex", "Lucie Ferrand", "lucie@example.org", SEPA_OK)
     sub, invoices, entries, _emails = processing(e2e, member_id)
     assert sub.status == "incomplete"
+    wait_for(lambda: any(f"{invoices[0].stripe_invoice_id}:debit:" in e for e in facts(e2e, member_id)[3]), timeout=30,
+             what="the pre-notification of the first debit")
+    assert re.search(r"Votre prochain prélèvement de 180,00\s€ le \d\d/\d\d/\d{4}", notice(e2e, invoices[0].stripe_invoice_id))
     access = access_of(sub)
     assert access.granted and access.reason == "processing"  # the door opens while the bank answers
     assert invoices[0].status == "open" and invoices[0].amount_remaining == 18000
@@ -70,6 +88,8 @@ def test_a_desk_paid_by_sepa_processing_then_paid_then_renewed(e2e):
         return (sub, invoices, entries, emails) if len(invoices) >= 2 and len(entries) >= 3 else None
 
     sub, invoices, entries, _emails = wait_for(renewal_processing, timeout=30, what="the renewal invoice")
+    wait_for(lambda: any(f"{invoices[-1].stripe_invoice_id}:debit:" in e for e in facts(e2e, member_id)[3]), timeout=30,
+             what="the pre-notification of the renewal's debit")
     assert sub.status == "active" and access_of(sub).granted
     assert invoices[-1].status == "open" and [e[0] for e in entries] == ["VT", "ST", "VT"]
     books_match_stripe(e2e)
