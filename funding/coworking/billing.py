@@ -426,6 +426,51 @@ async def portal_url(sessions: async_sessionmaker, gw: StripeGateway, *, member_
 
 
 
+async def start_payment_method_setup(sessions: async_sessionmaker, gw: StripeGateway, *, member_id: int, success_url: str,
+                                     cancel_url: str) -> str:
+    """A Checkout session in ``setup`` mode where the member saves a new card or signs a new SEPA
+    mandate (an IBAN); nothing is debited. ``use_payment_method`` makes it the one Stripe uses."""
+    async with sessions() as session:
+        member = await session.get(Member, member_id)
+        plan_currency = await session.scalar(select(Plan.currency).join(Subscription, Subscription.plan_id == Plan.id).where(
+            Subscription.member_id == member_id).order_by(Subscription.id.desc()).limit(1))
+    customer = await ensure_customer(sessions, gw, member.id)
+    currency = (plan_currency or "EUR").lower()
+    obj = await create_once(sessions, gw, ref=f"coworking-setup:{member.id}:{secrets.token_hex(6)}", resource="checkout.sessions",
+                            tag=False, params={
+                                "mode": "setup", "customer": customer, "currency": currency,
+                                "allowed_payment_method_types": payment_method_types(currency),
+                                "setup_intent_data": {"metadata": {"purpose": "coworking", "member_id": str(member.id)}},
+                                "metadata": {"purpose": "coworking-setup", "member_id": str(member.id)},
+                                "success_url": success_url, "cancel_url": cancel_url, "locale": "fr",
+                            })
+    return obj["url"]
+
+
+async def use_payment_method(sessions: async_sessionmaker, gw: StripeGateway, *, member_id: int, session_id: str) -> bool:
+    """Back from the setup Checkout: the method saved there becomes the customer's default for
+    invoices and each running subscription's (Stripe debits it from the next invoice on). False:
+    not this member's session, or not complete."""
+    async with sessions() as session:
+        member = await session.get(Member, member_id)
+        subs = (await session.scalars(select(Subscription.stripe_subscription_id).where(
+            Subscription.member_id == member_id, Subscription.status.in_((*RUNNING, "incomplete"))))).all()
+    checkout = await gw.retrieve("checkout.sessions", session_id, expand=["setup_intent"])
+    seti = checkout.get("setup_intent")
+    if (checkout.get("mode") != "setup" or checkout.get("status") != "complete" or not member.stripe_customer_id
+            or stripe_id(checkout.get("customer")) != member.stripe_customer_id or not isinstance(seti, dict)):
+        return False
+    pm = stripe_id(seti.get("payment_method"))
+    if not pm:
+        return False
+    await gw.call("customers", "update", member.stripe_customer_id, key=f"entrelab-coworking-default-pm-{session_id}",
+                  params={"invoice_settings": {"default_payment_method": pm}})
+    for sub_id in subs:
+        await gw.call("subscriptions", "update", sub_id, key=f"entrelab-coworking-sub-pm-{sub_id}-{session_id}",
+                      params={"default_payment_method": pm})
+    return True
+
+
 async def tax_untaxed_subscriptions(sessions: async_sessionmaker, gw: StripeGateway, *, site_id: int | None = None) -> list[str]:
     """Subscriptions that started before our Tax Rates (their item has none) get their plan's
     rate on the item, without proration: their next invoices state the VAT like the others.

@@ -433,9 +433,10 @@ async def member_home(request: Request) -> Response:
               and i.stripe_invoice_id not in in_flight]
     billed = (*RUNNING, SubscriptionStatus.INCOMPLETE)  # incomplete: its first debit is processing
     running = next((v["sub"] for v in (workspace, membership) if v and v["sub"].status in billed), None)
-    card = await customer_card(gw, member.stripe_customer_id, subscription_id=running.stripe_subscription_id if running else None)
-    debit = None if card else await debit_on_file(gw, member.stripe_customer_id,
-                                                  subscription_id=running.stripe_subscription_id if running else None)
+    running_id = running.stripe_subscription_id if running else None
+    # The method Stripe charges: a SEPA mandate (the subscription's or the customer's default), else the card.
+    debit = await debit_on_file(gw, member.stripe_customer_id, subscription_id=running_id)
+    card = None if debit else await customer_card(gw, member.stripe_customer_id, subscription_id=running_id)
     return page(request, "coworking/member/home.html", {
         "member": member, "me": user, "site": site, "workspace": workspace, "membership": membership, "invoices": invoices, "notes": notes,
         "overdue": overdue, "unpaid": unpaid, "passes": passes, "pass_plans": pass_plans, "options": options, "panels": panels,
@@ -542,6 +543,33 @@ async def card(request: Request) -> Response:
     return redirect(url)
 
 
+async def payment_method(request: Request) -> Response:
+    """POST: a setup Checkout where the member saves a card or signs a SEPA mandate (a new IBAN).
+    GET (back from it): that method becomes the one Stripe charges."""
+    async with db(request) as session:
+        member, _user = await _me(request, session)
+    sessions, gw = request.app.state.sessions, request.app.state.gateway
+    try:
+        if request.method == "POST":
+            return redirect(await billing.start_payment_method_setup(
+                sessions, gw, member_id=member.id, cancel_url=absolute_url(request, "member_home"),
+                success_url=absolute_url(request, "member_payment_method", query=CHECKOUT_RETURN)))
+        session_id = request.query_params.get("session_id", "")
+        done = session_id.startswith("cs_") and await billing.use_payment_method(sessions, gw, member_id=member.id,
+                                                                                   session_id=session_id)
+    except billing.BillingError as exc:
+        flash(request, str(exc), "error")
+        return redirect_to(request, "member_home")
+    except GatewayError:
+        flash(request, _unavailable(), "error")
+        return redirect_to(request, "member_home")
+    if done:
+        flash(request, _("Votre nouveau moyen de paiement est enregistré : il servira dès la prochaine facture."), "success")
+    else:
+        flash(request, _("Aucun nouveau moyen de paiement n'a été enregistré."), "error")
+    return redirect_to(request, "member_home")
+
+
 async def invoice_link(request: Request) -> Response:
     """An invoice as a PDF with every legal mention (ours, Factur-X for a company), or Stripe's
     page to pay it; only for the member it belongs to."""
@@ -626,6 +654,7 @@ routes = [
     Route("/membre/resilier", cancel, methods=["POST"], name="member_cancel"),
     Route("/membre/reprendre", resume, methods=["POST"], name="member_resume"),
     Route("/membre/carte", card, methods=["POST"], name="member_card"),
+    Route("/membre/moyen-de-paiement", payment_method, methods=["GET", "POST"], name="member_payment_method"),
     Route("/membre/coordonnees", details, methods=["GET", "POST"], name="member_details"),
     Route("/membre/factures/{invoice_id:id}/{what:str}", invoice_link, name="member_invoice"),
     Route("/membre/avoirs/{note_id:id}/pdf", credit_note_pdf, name="member_credit_note"),

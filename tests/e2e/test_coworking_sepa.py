@@ -19,8 +19,10 @@ from tests.support.e2e import (
     books_match_stripe,
     db_call,
     facts,
+    join,
     join_by_sepa,
     member_client,
+    replace_by_sepa,
     settled,
     setup,
     wait_for,
@@ -168,4 +170,27 @@ def test_a_debit_disputed_after_settlement_is_booked_by_the_dispute_path(e2e):
             return await session.scalar(select(func.count()).select_from(Entry).where(Entry.label.like("Litige (fonds retenus)%")))
 
     wait_for(lambda: db_call(e2e.settings, disputes), timeout=30, what="the dispute booked")
+    books_match_stripe(e2e)
+
+
+def test_a_card_member_moves_to_sepa_and_the_renewal_is_debited(e2e):
+    world = setup(e2e)
+    member_id = join(e2e, world, "flex", "Nina Roux", "nina@example.org")
+    settled(e2e, member_id, 1)
+    home = replace_by_sepa(e2e, member_id, SEPA_OK, name="Nina Roux")
+    assert "Votre nouveau moyen de paiement est enregistré" in home.replace("&#39;", "'")
+    assert 'id="mandate-on-file"' in home and "2606" in home and "Référence du mandat" in home
+    advance(e2e, 31 * DAY + 2 * HOUR)
+
+    def renewal():
+        sub, invoices, entries, emails, _ = facts(e2e, member_id)
+        ready = len(invoices) >= 2 and len(entries) >= 3 and any(f"{invoices[-1].stripe_invoice_id}:debit:" in e for e in emails)
+        return (sub, invoices, entries) if ready else None
+
+    sub, invoices, entries = wait_for(renewal, timeout=30, what="the renewal debited by SEPA")
+    assert sub.status == "active" and access_of(sub).granted and invoices[-1].status == "open"
+    books_match_stripe(e2e)
+    advance(e2e, SETTLES)
+    sub, invoices, entries, _emails = settled(e2e, member_id, 2)
+    assert [e[0] for e in entries] == ["VT", "ST", "VT", "ST"]
     books_match_stripe(e2e)

@@ -296,3 +296,17 @@ def arm_sepa_failure(e2e, failure_code: str = "insufficient_funds") -> None:
     """The next SEPA debit to settle fails with ``failure_code``."""
     response = httpx.post(f"{e2e.url}{SANDBOX_PATH}/_admin/sepa/fail", data={"failure_code": failure_code}, timeout=30)
     assert response.status_code == 200, response.text
+
+
+def replace_by_sepa(e2e, member_id: int, iban: str, *, name: str = "Membre") -> str:
+    """From the member area, a new SEPA mandate on the setup Checkout; the member page after it."""
+    with member_client(e2e, member_id) as client:
+        opened = client.post("/membre/moyen-de-paiement", data={"csrf_token": csrf_of(client.get("/membre").text)})
+        assert opened.status_code == 303 and "/checkout/" in opened.headers["location"], opened.text[:300]
+        saved = pay_by_sepa_on_hosted_page(client, opened.headers["location"], iban, name=name,
+                                           email=None if "sepa-email" not in client.get(opened.headers["location"]).text
+                                           else "membre@example.org")
+        assert saved.status_code in (302, 303), saved.text[:500]
+        back = client.get(saved.headers["location"].replace(e2e.settings.base_url, ""))
+        assert back.status_code == 303, back.text[:300]
+        return client.get("/membre").text
