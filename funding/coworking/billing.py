@@ -15,11 +15,11 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.auth.models import User
-from funding.coworking.lifecycle import apply_subscription, fetched_version, from_unix
+from funding.coworking.lifecycle import apply_subscription, fetched_version, first_debit_processing, from_unix
 from funding.coworking.members import ensure_customer, ensure_join_customer, member_from_metadata
 from funding.coworking.models import (
     LIVE_STATUSES,
@@ -66,8 +66,9 @@ def subscription_metadata(member: Member, plan: Plan, site: Site, checkout_id: i
 
 
 async def live_subscription_of_kind(session, member_id: int, kind: str) -> Subscription | None:
-    return await session.scalar(select(Subscription).where(
-        Subscription.member_id == member_id, Subscription.kind == kind, Subscription.status.in_(LIVE_STATUSES)).limit(1))
+    return await session.scalar(select(Subscription).where(  # one whose first debit is processing is live too
+        Subscription.member_id == member_id, Subscription.kind == kind,
+        or_(Subscription.status.in_(LIVE_STATUSES), first_debit_processing())).limit(1))
 
 
 async def start_subscription(sessions: async_sessionmaker, gw: StripeGateway, *, member_id: int, plan_id: int,

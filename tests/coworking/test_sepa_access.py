@@ -11,9 +11,9 @@ from funding.coworking.lifecycle import apply_subscription, current_subscription
 from funding.coworking.models import JoinRequest, Member
 from funding.db import transaction
 from funding.mail.models import Email
-from tests.support.coworking import active_member, new_member, subscription
-from tests.support.stripe_objects import event, now
-from tests.support.web import csrf, join_by_email
+from tests.support.coworking import active_member, invoice, invoice_payment, line, new_member, subscription
+from tests.support.stripe_objects import charge, event, now, payment_intent, sid
+from tests.support.web import csrf, join_by_email, login_as
 from tests.support.webhooks import deliver
 from webhooks.processing import drain
 
@@ -87,3 +87,34 @@ async def test_a_renewal_debit_processing_keeps_the_subscription_active_and_the_
     async with sessions() as session:
         access = await member_access(session, member.id)
     assert access.granted and access.reason == "active"
+
+
+async def test_a_renewal_debited_by_sepa_is_pre_notified_once_and_shown_in_flight(app_client, engine, sessions, settings, world,
+                                                                                  catalogue, fake, gw):
+    member, sub, _row, _inv = await active_member(sessions, world, catalogue, fake)
+    ch_id = sid("ch")
+    pi = payment_intent(amount=18000, metadata={}, status="processing", latest_charge=ch_id)
+    pi["payment_method_types"] = ["card", "sepa_debit"]
+    ch = charge(amount=18000, txn=None, metadata={}, payment_intent=pi["id"], charge_id=ch_id)
+    ch.update(status="pending", paid=False, payment_method_details={"type": "sepa_debit", "sepa_debit": {
+        "bank_code": "20041", "branch_code": "01005", "country": "FR", "last4": "2606", "mandate": "mandate_x",
+        "expected_debit_date": "2027-01-12"}})
+    renewal = invoice(customer=member.stripe_customer_id, sub=sub, status="open", billing_reason="subscription_cycle", lines=[
+        line(price_id=catalogue.price_id("flex"), amount=18000, start=now(), end=now() + 30 * 86_400, sub_id=sub["id"])])
+    record = invoice_payment(invoice_id=renewal["id"], pi_id=pi["id"], amount=18000, status="open")
+    renewal["payments"]["data"] = [record]
+    fake.invoice_payments.append(record)
+    fake.add(renewal, pi, ch)
+    await deliver(engine, event("invoice.finalized", renewal), event("invoice.updated", renewal))
+    await drain(sessions, gw)
+    async with sessions() as session:
+        notices = (await session.scalars(select(Email).where(Email.user_id == member.user_id,
+                                                             Email.dedupe_key.like("%:debit:%")))).all()
+        access = await member_access(session, member.id)
+    assert [n.dedupe_key for n in notices] == [f"coworking:{renewal['id']}:debit:{pi['id']}"]  # once, whatever the events
+    assert "Votre prochain prélèvement de" in notices[0].body_text and "12/01/2027" in notices[0].body_text
+    assert access.granted and access.reason == "active"
+
+    await login_as(app_client, sessions, settings, member.user_id)
+    home = await app_client.get("/membre")
+    assert 'status-processing">prélèvement en cours' in home.text and "Régler la facture" not in home.text
