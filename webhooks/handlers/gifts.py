@@ -55,6 +55,9 @@ async def prepare_invoice(gw: StripeGateway, event: Event) -> Prepared:
         return Prepared()
     invoice = await gw.retrieve("invoices", event["data"]["object"]["id"], expand=["payments"])
     prepared = Prepared(objects=[invoice])
+    pi_id = recurring.invoice_payment_intent(invoice) if event["type"] == "invoice.payment_failed" else None
+    if pi_id:  # the bank's reason, for the donor's email
+        prepared.objects.append(await gw.retrieve("payment_intents", pi_id))
     prepared.contexts += await books.paid_invoice_contexts(gw, invoice)
     return prepared
 
@@ -64,7 +67,8 @@ async def apply_invoice(session: AsyncSession, event: Event, prepared: Prepared)
         return []
     invoice = prepared.objects[0]
     attempt = int(event["data"]["object"].get("attempt_count") or invoice.get("attempt_count") or 0)
-    gift = await recurring.apply_invoice(session, event["type"], invoice, attempt)
+    reason = recurring.failure_reason(prepared.objects[1]) if len(prepared.objects) > 1 else None
+    gift = await recurring.apply_invoice(session, event["type"], invoice, attempt, reason)
     if gift is None or not prepared.contexts:
         return []
     return await books.drafts_for(session, prepared.contexts)
