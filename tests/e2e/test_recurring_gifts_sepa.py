@@ -5,8 +5,14 @@ bank's reason; a first debit that fails late ends the gift before it started."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+from funding.clock import local_day
+from funding.db import transaction
+from funding.donations import annual
 from tests.support.e2e import DAY, HOUR, advance, books_match_stripe, db_call, sandbox_get, wait_for
 from tests.support.gifts import (
+    SEPA_DISPUTED,
     SEPA_FAILS,
     arm_sepa_failure,
     donor_client,
@@ -135,3 +141,23 @@ def test_a_first_debit_failing_late_ends_the_gift_before_it_starts(e2e):
     with donor_client(e2e, "ana@example.org") as client:
         space = client.get("/mes-contributions").text
         assert "non abouti" in space and "ne se poursuivra pas" in space
+
+
+def test_a_disputed_debit_is_booked_as_a_dispute_and_taken_off_the_year(e2e):
+    world = db_call(e2e.settings, make_world)
+    subscribe_sepa(e2e, world, SEPA_DISPUTED, other="25")
+    facts = _until(e2e, _booked(e2e, 1), what="the first instalment booked")
+    gift = facts.gift
+    [charge] = sandbox_get(e2e, f"/v1/charges?customer={gift.stripe_customer_id}")["data"]
+    assert charge["disputed"] and charge["status"] == "succeeded"
+    books_match_stripe(e2e)  # the instalment and the dispute's withdrawal (and its fee), as Stripe holds them
+
+    # The donor's bank took the debit back, for good: the year's receipt counts nothing of it.
+    taken = wait_for(lambda: (i := gift_facts(e2e).instalments[0]).amount_refunded == 2500 and i, what="the instalment taken back")
+    year = local_day(taken.paid_at).year
+
+    async def issue(sessions):
+        async with transaction(sessions) as session:
+            return [(r.annual_year, r.amount) for r in await annual.issue_year(session, year, now=dt.datetime(year + 1, 1, 10, 9))]
+
+    assert all(amount == 0 for _year, amount in db_call(e2e.settings, issue))

@@ -74,7 +74,7 @@ async def apply_invoice(session: AsyncSession, event: Event, prepared: Prepared)
     return await books.drafts_for(session, prepared.contexts)
 
 
-# charge.refunded, refund.*, charge.dispute.closed: what Stripe took back of an instalment (the charges'
+# charge.refunded, refund.*, charge.dispute.closed (and funds_withdrawn, for a SEPA debit): what Stripe took back of an instalment (the charges'
 # handlers book the money; here the instalment and its year's receipt follow).
 async def prepare_taken_back(gw: StripeGateway, event: Event) -> Prepared:
     obj = event["data"]["object"]
@@ -97,12 +97,20 @@ async def apply_taken_back(session: AsyncSession, event: Event, prepared: Prepar
         return []
     charge = prepared.objects[0]
     total, reason = int(charge.get("amount_refunded") or 0), "remboursement"
-    if len(prepared.objects) > 1 and prepared.objects[1].get("status") == "lost":
-        total, reason = total + int(prepared.objects[1].get("amount") or 0), "litige perdu"
+    dispute = prepared.objects[1] if len(prepared.objects) > 1 else {}
+    if dispute.get("status") == "lost":
+        total, reason = total + int(dispute.get("amount") or 0), "litige perdu"
+    elif dispute.get("status") in FINAL_DEBIT_DISPUTE and (charge.get("payment_method_details") or {}).get("type") == "sepa_debit":
+        # A SEPA Direct Debit disputed by the donor's bank cannot be won back: the money is gone when it is withdrawn.
+        total, reason = total + int(dispute.get("amount") or 0), "prélèvement contesté"
     if total > 0:
         await annual.taken_back(session, str(stripe_id(charge["payment_intent"])), total, reason=reason)
     return []
 
+
+# A SEPA debit's dispute (the donor asked their bank for the money back: "SEPA Direct Debit disputes are final and
+# there's no process for appeal", Stripe): taken back as soon as the funds are withdrawn, whatever its status says.
+FINAL_DEBIT_DISPUTE = ("needs_response", "under_review", "lost")
 
 CHECKOUT = Handler(prepare_checkout, apply_checkout)
 SUBSCRIPTION = Handler(prepare_subscription, apply_subscription)
@@ -115,5 +123,6 @@ HANDLERS = {
                                  "customer.subscription.deleted", "customer.subscription.paused",
                                  "customer.subscription.resumed")},
     **{t: INVOICE for t in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed", "invoice.updated")},
-    **{t: TAKEN_BACK for t in ("charge.refunded", "refund.created", "refund.updated", "charge.dispute.closed")},
+    **{t: TAKEN_BACK for t in ("charge.refunded", "refund.created", "refund.updated", "charge.dispute.closed",
+                               "charge.dispute.funds_withdrawn")},
 }
