@@ -7,6 +7,11 @@
   gift's id (``recurring-gift:<id>``); Checkout makes a customer of its own for the donor
   (``customer_email``), so a donor who is also a coworking member never gets a gift on the
   member's invoices.
+- Paid by card or by SEPA Direct Debit (``METHODS``). A debit is ``processing`` for days: the
+  subscription (so the gift) stays ``incomplete`` until its first invoice is paid, and nothing is
+  booked until Stripe settles (the balance transaction appears only then). A first debit refused
+  late ends the subscription (``incomplete_expired``) and the donor is told once, with the bank's
+  reason; a later one is a failed attempt like a card's.
 - Its state is its subscription's, mirrored forwards only (``version``).
 - Each paid invoice is an instalment, once (unique invoice id); its money is booked from the
   charge's balance transaction by the payments' books, under this purpose: [ST] D 5115 net ·

@@ -153,7 +153,7 @@ def test_a_disputed_debit_is_booked_as_a_dispute_and_taken_off_the_year(e2e):
     books_match_stripe(e2e)  # the instalment and the dispute's withdrawal (and its fee), as Stripe holds them
 
     # The donor's bank took the debit back, for good: the year's receipt counts nothing of it.
-    taken = wait_for(lambda: (i := gift_facts(e2e).instalments[0]).amount_refunded == 2500 and i, what="the instalment taken back")
+    taken = wait_for(lambda: (i := gift_facts(e2e).instalments[0]).amount_refunded == 2500 and i, timeout=30, what="the instalment taken back")
     year = local_day(taken.paid_at).year
 
     async def issue(sessions):

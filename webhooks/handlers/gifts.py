@@ -8,6 +8,8 @@ entry by its balance transaction — so a replay, a duplicate or an older event 
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.donations import annual, recurring
@@ -71,7 +73,20 @@ async def apply_invoice(session: AsyncSession, event: Event, prepared: Prepared)
     gift = await recurring.apply_invoice(session, event["type"], invoice, attempt, reason)
     if gift is None or not prepared.contexts:
         return []
+    for context in prepared.contexts:  # taken back before its instalment was recorded (its events came first)
+        await _taken_back_already(session, context.charge)
     return await books.drafts_for(session, prepared.contexts)
+
+
+async def _taken_back_already(session: AsyncSession, charge: dict[str, Any] | None) -> None:
+    """What the charge already shows taken back: refunds, and a SEPA debit's dispute (final, the whole amount)."""
+    if not charge or not charge.get("payment_intent"):
+        return
+    total, reason = int(charge.get("amount_refunded") or 0), "remboursement"
+    if charge.get("disputed") and (charge.get("payment_method_details") or {}).get("type") == "sepa_debit":
+        total, reason = total + int(charge.get("amount") or 0), "prélèvement contesté"
+    if total > 0:
+        await annual.taken_back(session, str(stripe_id(charge["payment_intent"])), total, reason=reason)
 
 
 # charge.refunded, refund.*, charge.dispute.closed (and funds_withdrawn, for a SEPA debit): what Stripe took back of an instalment (the charges'
