@@ -68,11 +68,14 @@ def test_a_monthly_gift_by_sepa_is_booked_only_when_each_debit_settles(e2e):
         assert "20041 •••• 2606" in space and reference in space  # the mandate, read from Stripe
         assert "Changer le montant" not in space and "Arrêter ce don" in space
 
-    # Settled: the gift starts, its instalment booked with Stripe's fee.
-    facts = _until(e2e, _booked(e2e, 1), what="the first instalment booked")
-    books_match_stripe(e2e)
-    facts = wait_for(lambda: (f := gift_facts(e2e)).gift.status == "active" and f, what="the gift active")
-    assert facts.emails == [f"recurring-gift:{gift.id}:thanks"]
+        # Settled: the gift starts, its instalment booked with Stripe's fee.
+        facts = _until(e2e, _booked(e2e, 1), what="the first instalment booked")
+        books_match_stripe(e2e)
+        facts = wait_for(lambda: (f := gift_facts(e2e)).gift.status == "active" and f, what="the gift active")
+        assert facts.emails == [f"recurring-gift:{gift.id}:thanks"]
+        space = client.get("/mes-contributions").text
+        assert "en cours de prélèvement" not in space and "en cours</span>" in space and reference in space
+        assert "Changer le montant" in space and "Changer de compte ou de carte" in space
 
     for month in (2, 3):
         _past_next_billing(e2e, facts.gift)
