@@ -21,10 +21,10 @@ from funding.auth.service import ACCOUNT_SOURCES
 from funding.campaigns.models import Campaign, CampaignStatus, Mode, Pledge, PledgeStatus, TaxReceipt
 from funding.campaigns.pledges import pledge_token
 from funding.campaigns.receipts import receipt_code, receipt_token
-from funding.donations.models import RecurringGift
+from funding.donations.models import LIVE_GIFT_STATUSES, RecurringGift
 from funding.donations.recurring import gifts_of
 from funding.donations.service import donor_token
-from funding.payments.cards import CardOnFile, payment_method_card
+from funding.payments.cards import CardOnFile, MandateOnFile, payment_method_card, subscription_mandate
 from funding.settings import Settings
 
 LANDING = "/mes-contributions"
@@ -106,3 +106,11 @@ async def cards_on_file(gw, view: BackerSpace) -> dict[int, CardOnFile]:
     wanted = [b.pledge for b in view.pledges if b.pledge.status in OPEN_PROMISES and b.pledge.payment_method_id][:CARDS_SHOWN]
     found = await asyncio.gather(*(payment_method_card(gw, p.payment_method_id) for p in wanted))
     return {p.id: card for p, card in zip(wanted, found, strict=True) if card is not None}
+
+
+async def mandates_on_file(gw, view: BackerSpace) -> dict[int, MandateOnFile]:
+    """The SEPA mandate of each recurring gift still running that is debited from a bank account, from Stripe
+    (a gift paid by card has none)."""
+    wanted = [g for g in view.gifts if g.status in LIVE_GIFT_STATUSES and g.stripe_customer_id][:CARDS_SHOWN]
+    found = await asyncio.gather(*(subscription_mandate(gw, g.stripe_customer_id, g.stripe_subscription_id) for g in wanted))
+    return {g.id: mandate for g, mandate in zip(wanted, found, strict=True) if mandate is not None}

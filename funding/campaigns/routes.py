@@ -186,7 +186,8 @@ async def backer_space(request: Request) -> Response:
         view = await backers.space(session, request.app.state.settings, user.email, utcnow())
     return render(request, "campaigns/backer.html", {"s": view, "labels": views.PLEDGE_LABELS, "modes": views.MODE_LABELS,
                                                       "local": admin.local, "gift_min": {i.value: m for i, m in GIFT_MIN.items()},
-                                                      "cards": await backers.cards_on_file(request.app.state.gateway, view)})
+                                                      "cards": await backers.cards_on_file(request.app.state.gateway, view),
+                                                      "mandates": await backers.mandates_on_file(request.app.state.gateway, view)})
 
 
 # --- the backer's own page (signed link) ----------------------------------------------------

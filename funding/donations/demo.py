@@ -7,7 +7,8 @@ lost. Everything then flows through webhooks into the books like in production: 
 issued, then voided. The sandbox's clock is not moved (the app and Stripe keep one date):
 the gifts are paid out the way Stripe does it, at the daily payout once they are available.
 One donor gives monthly (a recurring gift, Checkout in subscription mode): its first
-instalment is paid today, the next ones as the sandbox's clock moves on.
+instalment is paid today, the next ones as the sandbox's clock moves on. Another gives monthly by
+SEPA Direct Debit: its first debit is processing (the gift shows "en cours de prélèvement").
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from funding.payments.models import Payment, PaymentPurpose
 from funding.payments.service import start_checkout
 from funding.settings import Settings
 from funding.stripe_gateway import StripeGateway
-from stripe_sandbox.visitor import pay
+from stripe_sandbox.visitor import form_action, pay
 
 log = logging.getLogger("funding.demo")
 
@@ -47,8 +48,16 @@ COMPANIES = {"Jean Dumas": DonorDetails(street="14 rue de la Coutellerie", postc
                                         siren="812345676")}
 
 
-# A monthly gift to the central site, by card.
+# A monthly gift to the central site, by card; another by SEPA Direct Debit (its first debit processing: the sandbox's
+# clock is not moved, so the backer space shows it "en cours de prélèvement" until the clock moves on 5 business days).
 RECURRING = ("thiers", 1500, "Sylvie Gauthier", "sylvie.gauthier@example.fr", "4242 4242 4242 4242")
+RECURRING_SEPA = ("courpiere", 2000, "Hélène Bardin", "helene.bardin@example.fr", "FR1420041010050500013M02606")
+
+
+async def pay_by_debit(http: httpx.AsyncClient, url: str, *, name: str, iban: str) -> httpx.Response:
+    """The Checkout page's SEPA form, as a browser posts it (the mandate accepted there)."""
+    page = await http.get(url)
+    return await http.post(form_action(page.text), data={"method": "sepa_debit", "iban": iban, "account-holder-name": name})
 
 
 async def play_recurring(settings: Settings, gw: StripeGateway, sessions) -> None:
@@ -56,21 +65,25 @@ async def play_recurring(settings: Settings, gw: StripeGateway, sessions) -> Non
         async with sessions() as session:
             if await session.scalar(select(func.count(RecurringGift.id))):
                 return
-            site = await session.scalar(select(Site).where(Site.slug == RECURRING[0]))
-        if site is None:
-            return
-        slug, amount, name, email, card = RECURRING
-        donor = check_donor(demo_address(name), required=True)
-        if donor is None:
-            raise ValueError(name)
-        _gift, url = await recurring.start_recurring(
-            sessions, gw, site=site, amount=amount, interval="month", email=email, name=name,
-            donor={"donor_address": donor.address, "company_name": donor.company_name, "company_siren": donor.siren},
-            success_url=f"{settings.base_url}/soutenir/regulier/merci?session_id={{CHECKOUT_SESSION_ID}}",
-            cancel_url=f"{settings.base_url}/soutenir?annule=1")
-        async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
-            await pay(http, url, name=name, card=card)
-        log.info("demo: a monthly gift of %s cents to %s", amount, slug)
+            sites = {s.slug: s for s in (await session.scalars(select(Site))).all()}
+        for (slug, amount, name, email, means), by_debit in ((RECURRING, False), (RECURRING_SEPA, True)):
+            site = sites.get(slug)
+            if site is None:
+                continue
+            donor = check_donor(demo_address(name), required=True)
+            if donor is None:
+                raise ValueError(name)
+            _gift, url = await recurring.start_recurring(
+                sessions, gw, site=site, amount=amount, interval="month", email=email, name=name,
+                donor={"donor_address": donor.address, "company_name": donor.company_name, "company_siren": donor.siren},
+                success_url=f"{settings.base_url}/soutenir/regulier/merci?session_id={{CHECKOUT_SESSION_ID}}",
+                cancel_url=f"{settings.base_url}/soutenir?annule=1")
+            async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
+                if by_debit:
+                    await pay_by_debit(http, url, name=name, iban=means)
+                else:
+                    await pay(http, url, name=name, card=means)
+            log.info("demo: a monthly gift of %s cents to %s%s", amount, slug, " by SEPA Direct Debit" if by_debit else "")
     except Exception:  # the demo must start even if this goes wrong
         log.exception("demo: could not play the recurring gift")
 

@@ -7,6 +7,11 @@
   gift's id (``recurring-gift:<id>``); Checkout makes a customer of its own for the donor
   (``customer_email``), so a donor who is also a coworking member never gets a gift on the
   member's invoices.
+- Paid by card or by SEPA Direct Debit (``METHODS``). A debit is ``processing`` for days: the
+  subscription (so the gift) stays ``incomplete`` until its first invoice is paid, and nothing is
+  booked until Stripe settles (the balance transaction appears only then). A first debit refused
+  late ends the subscription (``incomplete_expired``) and the donor is told once, with the bank's
+  reason; a later one is a failed attempt like a card's.
 - Its state is its subscription's, mirrored forwards only (``version``).
 - Each paid invoice is an instalment, once (unique invoice id); its money is booked from the
   charge's balance transaction by the payments' books, under this purpose: [ST] D 5115 net ·
@@ -69,6 +74,7 @@ CURRENCY = "EUR"
 # Below these, Stripe's fixed fee (0,25 €) eats too much of each instalment.
 MIN_AMOUNT = {GiftInterval.MONTH: 500, GiftInterval.YEAR: 2000}
 INTERVALS = {GiftInterval.MONTH: "mensuel", GiftInterval.YEAR: "annuel"}
+METHODS = ("card", "sepa_debit")
 PRE_STRIPE = (GiftStatus.CREATED, GiftStatus.OPEN, GiftStatus.UNKNOWN)
 STOPPABLE = (GiftStatus.ACTIVE, GiftStatus.PAST_DUE, GiftStatus.TRIALING, GiftStatus.UNPAID, GiftStatus.INCOMPLETE,
              GiftStatus.PAUSED)
@@ -131,6 +137,7 @@ async def start_recurring(sessions: Sessions, gw: StripeGateway, *, site: Site, 
     params = {
         "mode": "subscription",
         "line_items": [{"price": price_id, "quantity": 1}],
+        "allowed_payment_method_types": list(METHODS),  # a card, or a SEPA Direct Debit (euros only, as gifts are)
         "customer_email": email,
         "subscription_data": {"metadata": meta, "description": description},
         "metadata": meta,
@@ -264,9 +271,26 @@ def subscription_of_invoice(invoice: dict[str, Any]) -> tuple[str | None, dict[s
     return stripe_id(details.get("subscription")), dict(details.get("metadata") or {})
 
 
-async def apply_invoice(session: AsyncSession, event_type: str, invoice: dict[str, Any], attempt: int) -> RecurringGift | None:
+def failure_reason(payment_intent: dict[str, Any] | None) -> str | None:
+    """Why the bank refused a debit (or a card), as Stripe codes it: the email says it in words."""
+    error = (payment_intent or {}).get("last_payment_error") or {}
+    code = error.get("code")
+    return str(code) if code else None
+
+
+def invoice_payment_intent(invoice: dict[str, Any]) -> str | None:
+    """The PaymentIntent of an invoice's latest payment attempt (its ``payments`` expanded)."""
+    payments = (invoice.get("payments") or {}).get("data") or []
+    ids = [stripe_id((p.get("payment") or {}).get("payment_intent")) for p in payments]
+    return next((i for i in reversed(ids) if i), None)
+
+
+async def apply_invoice(session: AsyncSession, event_type: str, invoice: dict[str, Any], attempt: int,
+                        reason: str | None = None) -> RecurringGift | None:
     """A gift's invoice, as fetched: paid → an instalment, once (the first thanks the donor);
-    a failed attempt → one email per attempt."""
+    a failed attempt → one email per attempt, with the bank's reason (``reason``: Stripe's code).
+    The first invoice's debit failing (SEPA: days after Checkout) ends the attempt: the gift
+    never started, and the donor is told once."""
     sub_id, meta = subscription_of_invoice(invoice)
     if meta.get("purpose") != PURPOSE:
         return None
@@ -292,6 +316,14 @@ async def apply_invoice(session: AsyncSession, event_type: str, invoice: dict[st
                           **render("donations/recurring_thanks", await recipient_locale(session, email=gift.email),
                                    name=gift.name, monthly=gift.interval == GiftInterval.MONTH, amount=gift.amount,
                                    currency=gift.currency, site=site_name, number=gift.id))
+    elif (event_type == "invoice.payment_failed" and invoice.get("billing_reason") == "subscription_create"
+          and not invoice.get("next_payment_attempt")):
+        # The first invoice is never retried: its failure ends the subscription (incomplete_expired). The invoice
+        # may already be void when fetched: the email is the gift's, once.
+        await enqueue(session, to=gift.email, org_id=gift.org_id, dedupe_key=f"recurring-gift:{gift.id}:not-started",
+                      **render("donations/recurring_not_started", await recipient_locale(session, email=gift.email),
+                               name=gift.name, monthly=gift.interval == GiftInterval.MONTH, amount=gift.amount,
+                               currency=gift.currency, site=site_name, number=gift.id, reason=reason))
     elif event_type == "invoice.payment_failed" and invoice.get("status") == "open":
         retry = invoice.get("next_payment_attempt")
         await enqueue(session, to=gift.email, org_id=gift.org_id, dedupe_key=f"recurring-gift:{invoice['id']}:failed:{attempt}",
@@ -299,7 +331,7 @@ async def apply_invoice(session: AsyncSession, event_type: str, invoice: dict[st
                                due=int(invoice.get("amount_remaining") or invoice.get("amount_due") or gift.amount),
                                currency=gift.currency, number=gift.id, site=site_name,
                                retry=local_day(_naive(int(retry))) if retry else None,
-                               link=invoice.get("hosted_invoice_url") or ""))
+                               link=invoice.get("hosted_invoice_url") or "", reason=reason))
     await session.refresh(gift)
     return gift
 

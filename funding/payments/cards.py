@@ -71,3 +71,48 @@ async def customer_card(gw: StripeGateway, customer_id: str | None, *, subscript
     except GatewayError as exc:
         log.info("card on file of %s not shown: %s", customer_id, exc)
         return None
+
+
+# --- a SEPA Direct Debit mandate on file -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MandateOnFile:
+    """The bank account a SEPA Direct Debit takes from, and the mandate the customer signed."""
+
+    bank_code: str
+    last4: str
+    reference: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.bank_code} •••• {self.last4}" if self.bank_code else f"•••• {self.last4}"
+
+
+async def subscription_mandate(gw: StripeGateway, customer_id: str | None, subscription_id: str | None) -> MandateOnFile | None:
+    """The SEPA mandate a subscription is debited under (its default payment method, else the
+    customer's), read from Stripe: the account from the payment method, the reference from the
+    mandate its latest debit used. None for a card, or when Stripe does not answer."""
+    if not customer_id or not subscription_id:
+        return None
+    try:
+        sub = await gw.retrieve("subscriptions", subscription_id, expand=["default_payment_method"])
+        pm = sub.get("default_payment_method")
+        if not isinstance(pm, dict):
+            customer = await gw.retrieve("customers", customer_id, expand=["invoice_settings.default_payment_method"])
+            pm = (customer.get("invoice_settings") or {}).get("default_payment_method")
+        sepa = pm.get("sepa_debit") if isinstance(pm, dict) else None
+        if not isinstance(pm, dict) or not isinstance(sepa, dict) or not sepa.get("last4"):
+            return None
+        charges = await gw.get("/v1/charges", {"customer": customer_id, "limit": 10})
+        mandate_id = next((((c.get("payment_method_details") or {}).get("sepa_debit") or {}).get("mandate")
+                           for c in charges.get("data") or [] if c.get("payment_method") == pm.get("id")
+                           and ((c.get("payment_method_details") or {}).get("sepa_debit") or {}).get("mandate")), None)
+        reference = ""
+        if mandate_id:
+            mandate = await gw.retrieve("mandates", str(mandate_id))
+            reference = str((((mandate.get("payment_method_details") or {}).get("sepa_debit")) or {}).get("reference") or "")
+        return MandateOnFile(str(sepa.get("bank_code") or ""), str(sepa["last4"]), reference)
+    except GatewayError as exc:
+        log.info("mandate of %s not shown: %s", subscription_id, exc)
+        return None

@@ -36,6 +36,41 @@ def subscribe(e2e, world, card: str = "4242 4242 4242 4242", **kw) -> httpx.Resp
         return client.get(paid.headers["location"])
 
 
+SEPA_SUCCEEDS, SEPA_FAILS, SEPA_DISPUTED = "FR1420041010050500013M02606", "FR8420041010050500013M02607", "FR7920041010050500013M02600"
+
+
+def subscribe_sepa(e2e, world, iban: str = SEPA_SUCCEEDS, *, holder: str = "Ana Martin", **kw) -> httpx.Response:
+    """The form, then the sandbox's hosted Checkout page paid by SEPA Direct Debit (its mandate
+    accepted there); the thanks page, while the first debit is processing."""
+    from stripe_sandbox.visitor import form_action
+
+    with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=30) as client:
+        response = give_recurring(client, world, **kw)
+        assert response.status_code == 303, response.text[:500]
+        page = client.get(response.headers["location"])
+        assert page.status_code == 200 and 'id="pay-sepa"' in page.text, page.text[:300]
+        paid = client.post(form_action(page.text), data={"method": "sepa_debit", "iban": iban, "account-holder-name": holder})
+        assert paid.status_code in (302, 303), paid.text[:500]
+        return client.get(paid.headers["location"])
+
+
+def arm_sepa_failure(e2e, failure_code: str) -> None:
+    """The sandbox's next SEPA settlement fails late, with this reason."""
+    response = httpx.post(f"{e2e.url}{SANDBOX_PATH}/_admin/sepa/fail", data={"failure_code": failure_code}, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def gift_emails(e2e, like: str) -> list[tuple[str, str, str]]:
+    """The emails whose dedupe key matches ``like`` (SQL LIKE): (dedupe key, subject, body)."""
+    async def go(sessions):
+        async with sessions() as session:
+            return [tuple(row) for row in (await session.execute(
+                select(Email.dedupe_key, Email.subject, Email.body_text).where(Email.dedupe_key.like(like))
+                .order_by(Email.id))).all()]
+
+    return db_call(e2e.settings, go)
+
+
 @dataclass
 class GiftFacts:
     gift: RecurringGift | None

@@ -8,6 +8,8 @@ entry by its balance transaction — so a replay, a duplicate or an older event 
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.donations import annual, recurring
@@ -55,6 +57,9 @@ async def prepare_invoice(gw: StripeGateway, event: Event) -> Prepared:
         return Prepared()
     invoice = await gw.retrieve("invoices", event["data"]["object"]["id"], expand=["payments"])
     prepared = Prepared(objects=[invoice])
+    pi_id = recurring.invoice_payment_intent(invoice) if event["type"] == "invoice.payment_failed" else None
+    if pi_id:  # the bank's reason, for the donor's email
+        prepared.objects.append(await gw.retrieve("payment_intents", pi_id))
     prepared.contexts += await books.paid_invoice_contexts(gw, invoice)
     return prepared
 
@@ -64,13 +69,27 @@ async def apply_invoice(session: AsyncSession, event: Event, prepared: Prepared)
         return []
     invoice = prepared.objects[0]
     attempt = int(event["data"]["object"].get("attempt_count") or invoice.get("attempt_count") or 0)
-    gift = await recurring.apply_invoice(session, event["type"], invoice, attempt)
+    reason = recurring.failure_reason(prepared.objects[1]) if len(prepared.objects) > 1 else None
+    gift = await recurring.apply_invoice(session, event["type"], invoice, attempt, reason)
     if gift is None or not prepared.contexts:
         return []
+    for context in prepared.contexts:  # taken back before its instalment was recorded (its events came first)
+        await _taken_back_already(session, context.charge)
     return await books.drafts_for(session, prepared.contexts)
 
 
-# charge.refunded, refund.*, charge.dispute.closed: what Stripe took back of an instalment (the charges'
+async def _taken_back_already(session: AsyncSession, charge: dict[str, Any] | None) -> None:
+    """What the charge already shows taken back: refunds, and a SEPA debit's dispute (final, the whole amount)."""
+    if not charge or not charge.get("payment_intent"):
+        return
+    total, reason = int(charge.get("amount_refunded") or 0), "remboursement"
+    if charge.get("disputed") and (charge.get("payment_method_details") or {}).get("type") == "sepa_debit":
+        total, reason = total + int(charge.get("amount") or 0), "prélèvement contesté"
+    if total > 0:
+        await annual.taken_back(session, str(stripe_id(charge["payment_intent"])), total, reason=reason)
+
+
+# charge.refunded, refund.*, charge.dispute.closed (and funds_withdrawn, for a SEPA debit): what Stripe took back of an instalment (the charges'
 # handlers book the money; here the instalment and its year's receipt follow).
 async def prepare_taken_back(gw: StripeGateway, event: Event) -> Prepared:
     obj = event["data"]["object"]
@@ -93,12 +112,20 @@ async def apply_taken_back(session: AsyncSession, event: Event, prepared: Prepar
         return []
     charge = prepared.objects[0]
     total, reason = int(charge.get("amount_refunded") or 0), "remboursement"
-    if len(prepared.objects) > 1 and prepared.objects[1].get("status") == "lost":
-        total, reason = total + int(prepared.objects[1].get("amount") or 0), "litige perdu"
+    dispute = prepared.objects[1] if len(prepared.objects) > 1 else {}
+    if dispute.get("status") == "lost":
+        total, reason = total + int(dispute.get("amount") or 0), "litige perdu"
+    elif dispute.get("status") in FINAL_DEBIT_DISPUTE and (charge.get("payment_method_details") or {}).get("type") == "sepa_debit":
+        # A SEPA Direct Debit disputed by the donor's bank cannot be won back: the money is gone when it is withdrawn.
+        total, reason = total + int(dispute.get("amount") or 0), "prélèvement contesté"
     if total > 0:
         await annual.taken_back(session, str(stripe_id(charge["payment_intent"])), total, reason=reason)
     return []
 
+
+# A SEPA debit's dispute (the donor asked their bank for the money back: "SEPA Direct Debit disputes are final and
+# there's no process for appeal", Stripe): taken back as soon as the funds are withdrawn, whatever its status says.
+FINAL_DEBIT_DISPUTE = ("needs_response", "under_review", "lost")
 
 CHECKOUT = Handler(prepare_checkout, apply_checkout)
 SUBSCRIPTION = Handler(prepare_subscription, apply_subscription)
@@ -111,5 +138,6 @@ HANDLERS = {
                                  "customer.subscription.deleted", "customer.subscription.paused",
                                  "customer.subscription.resumed")},
     **{t: INVOICE for t in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed", "invoice.updated")},
-    **{t: TAKEN_BACK for t in ("charge.refunded", "refund.created", "refund.updated", "charge.dispute.closed")},
+    **{t: TAKEN_BACK for t in ("charge.refunded", "refund.created", "refund.updated", "charge.dispute.closed",
+                               "charge.dispute.funds_withdrawn")},
 }
