@@ -15,11 +15,11 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.auth.models import User
-from funding.coworking.lifecycle import apply_subscription, fetched_version, from_unix
+from funding.coworking.lifecycle import apply_subscription, fetched_version, first_debit_processing, from_unix
 from funding.coworking.members import ensure_customer, ensure_join_customer, member_from_metadata
 from funding.coworking.models import (
     LIVE_STATUSES,
@@ -54,14 +54,21 @@ class BillingError(FundingError):
     """A refused member action; the message is for a person."""
 
 
+def payment_method_types(currency: str) -> list[str]:
+    """What a plan's Checkout offers: the card, and SEPA Direct Debit for a plan in euros (a
+    debit is ``processing`` for days: see lifecycle.access_of for the access meanwhile)."""
+    return ["card", "sepa_debit"] if currency.upper() == "EUR" else ["card"]
+
+
 def subscription_metadata(member: Member, plan: Plan, site: Site, checkout_id: int) -> dict:
     return {"purpose": "coworking", "member_id": str(member.id), "site_id": str(site.id), "org_id": str(site.org_id),
             "plan_id": str(plan.id), "kind": plan.kind, "checkout_id": str(checkout_id)}
 
 
 async def live_subscription_of_kind(session, member_id: int, kind: str) -> Subscription | None:
-    return await session.scalar(select(Subscription).where(
-        Subscription.member_id == member_id, Subscription.kind == kind, Subscription.status.in_(LIVE_STATUSES)).limit(1))
+    return await session.scalar(select(Subscription).where(  # one whose first debit is processing is live too
+        Subscription.member_id == member_id, Subscription.kind == kind,
+        or_(Subscription.status.in_(LIVE_STATUSES), first_debit_processing())).limit(1))
 
 
 async def start_subscription(sessions: async_sessionmaker, gw: StripeGateway, *, member_id: int, plan_id: int,
@@ -100,6 +107,7 @@ async def start_subscription(sessions: async_sessionmaker, gw: StripeGateway, *,
         "success_url": success_url,
         "cancel_url": cancel_url,
         "locale": "fr",
+        "allowed_payment_method_types": payment_method_types(plan.currency),
     }
     try:
         obj = await create_once(sessions, gw, ref=f"coworking-checkout:{checkout.id}", resource="checkout.sessions", params=params)
@@ -184,6 +192,7 @@ async def start_join(sessions: async_sessionmaker, gw: StripeGateway, *, join_id
                                     "success_url": success_url,
                                     "cancel_url": cancel_url,
                                     "locale": "fr",
+                                    "allowed_payment_method_types": payment_method_types(plan.currency),
                                     "expires_at": checkout_expiry(),
                                 })
         session_id, url = obj["id"], obj["url"]
@@ -416,6 +425,51 @@ async def portal_url(sessions: async_sessionmaker, gw: StripeGateway, *, member_
                                params={"customer": member.stripe_customer_id, "return_url": return_url, "locale": "fr"})
     return portal["url"]
 
+
+
+async def start_payment_method_setup(sessions: async_sessionmaker, gw: StripeGateway, *, member_id: int, success_url: str,
+                                     cancel_url: str) -> str:
+    """A Checkout session in ``setup`` mode where the member saves a new card or signs a new SEPA
+    mandate (an IBAN); nothing is debited. ``use_payment_method`` makes it the one Stripe uses."""
+    async with sessions() as session:
+        member = await session.get(Member, member_id)
+        plan_currency = await session.scalar(select(Plan.currency).join(Subscription, Subscription.plan_id == Plan.id).where(
+            Subscription.member_id == member_id).order_by(Subscription.id.desc()).limit(1))
+    customer = await ensure_customer(sessions, gw, member.id)
+    currency = (plan_currency or "EUR").lower()
+    obj = await create_once(sessions, gw, ref=f"coworking-setup:{member.id}:{secrets.token_hex(6)}", resource="checkout.sessions",
+                            tag=False, params={
+                                "mode": "setup", "customer": customer, "currency": currency,
+                                "allowed_payment_method_types": payment_method_types(currency),
+                                "setup_intent_data": {"metadata": {"purpose": "coworking", "member_id": str(member.id)}},
+                                "metadata": {"purpose": "coworking-setup", "member_id": str(member.id)},
+                                "success_url": success_url, "cancel_url": cancel_url, "locale": "fr",
+                            })
+    return obj["url"]
+
+
+async def use_payment_method(sessions: async_sessionmaker, gw: StripeGateway, *, member_id: int, session_id: str) -> bool:
+    """Back from the setup Checkout: the method saved there becomes the customer's default for
+    invoices and each running subscription's (Stripe debits it from the next invoice on). False:
+    not this member's session, or not complete."""
+    async with sessions() as session:
+        member = await session.get(Member, member_id)
+        subs = (await session.scalars(select(Subscription.stripe_subscription_id).where(
+            Subscription.member_id == member_id, Subscription.status.in_((*RUNNING, "incomplete"))))).all()
+    checkout = await gw.retrieve("checkout.sessions", session_id, expand=["setup_intent"])
+    seti = checkout.get("setup_intent")
+    if (checkout.get("mode") != "setup" or checkout.get("status") != "complete" or not member.stripe_customer_id
+            or stripe_id(checkout.get("customer")) != member.stripe_customer_id or not isinstance(seti, dict)):
+        return False
+    pm = stripe_id(seti.get("payment_method"))
+    if not pm:
+        return False
+    await gw.call("customers", "update", member.stripe_customer_id, key=f"entrelab-coworking-default-pm-{session_id}",
+                  params={"invoice_settings": {"default_payment_method": pm}})
+    for sub_id in subs:
+        await gw.call("subscriptions", "update", sub_id, key=f"entrelab-coworking-sub-pm-{sub_id}-{session_id}",
+                      params={"default_payment_method": pm})
+    return True
 
 
 async def tax_untaxed_subscriptions(sessions: async_sessionmaker, gw: StripeGateway, *, site_id: int | None = None) -> list[str]:

@@ -13,6 +13,18 @@ from objects already fetched from Stripe, and is idempotent:
 Access rule: active or trialing → access; past_due → access for a grace period (setting
 ``COWORKING_GRACE_DAYS``, 7 days by default) counted from when we saw it fall past due;
 anything else → no access.
+
+SEPA Direct Debit: a debit is ``processing`` for about 5 business days before the bank answers.
+
+- A new member whose first debit is processing: the Checkout completed (the mandate is signed)
+  and Stripe leaves the subscription ``incomplete``, its first invoice open. They have access
+  from the Checkout's completion, as during a trial ("processing"): a member should not wait a
+  week at the door for a bank. If the debit fails late, Stripe ends the subscription
+  (``incomplete_expired``, the invoice void: its sale is reversed), access ends and the member
+  is told (``coworking/first_debit_failed``). An ``incomplete`` subscription whose Checkout did
+  not complete (a card that needs the customer) gives no access.
+- A renewal debit processing: the subscription stays ``active`` (Stripe leaves the invoice open
+  while it processes), so access goes on; a late failure makes it ``past_due``: the grace period.
 """
 
 from __future__ import annotations
@@ -32,6 +44,8 @@ from funding.coworking.members import ensure_aux_account, member_from_metadata
 from funding.coworking.models import (
     LIVE_STATUSES,
     RUNNING,
+    Checkout,
+    CheckoutStatus,
     Invoice,
     InvoiceStatus,
     Member,
@@ -78,11 +92,15 @@ class Access:
 
 
 def access_of(sub: Subscription | None, *, now: dt.datetime | None = None, grace_days: int = DEFAULT_GRACE_DAYS) -> Access:
-    """The access rule, for one subscription."""
+    """The access rule, for one subscription. An ``incomplete`` one reaches here only when its
+    Checkout completed (``current_subscription`` and ``shown_subscriptions`` pick no other): its
+    first debit is processing, and the member has access meanwhile."""
     if sub is None:
         return Access(False, "none")
     if sub.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
         return Access(True, sub.status)
+    if sub.status == SubscriptionStatus.INCOMPLETE:
+        return Access(True, "processing")
     if sub.status == SubscriptionStatus.PAST_DUE:
         now = now or utcnow()
         until = (sub.past_due_since or now) + dt.timedelta(days=grace_days)
@@ -92,12 +110,27 @@ def access_of(sub: Subscription | None, *, now: dt.datetime | None = None, grace
     return Access(False, sub.status)
 
 
+def first_debit_processing():
+    """An ``incomplete`` subscription whose Checkout completed: its first invoice is being paid by
+    a bank debit that is still processing (a card would have made it active or failed on the page)."""
+    checkout_done = select(Checkout.id).where(Checkout.stripe_subscription_id == Subscription.stripe_subscription_id,
+                                              Checkout.status == CheckoutStatus.COMPLETE).exists()
+    return and_(Subscription.status == SubscriptionStatus.INCOMPLETE, checkout_done)
+
+
+def shown_subscriptions():
+    """The subscriptions that count for a member: all but the ones that never started (an
+    ``incomplete`` one counts while its first debit is processing)."""
+    return or_(Subscription.status.not_in((SubscriptionStatus.INCOMPLETE, SubscriptionStatus.INCOMPLETE_EXPIRED)),
+               first_debit_processing())
+
+
 async def current_subscription(session: AsyncSession, member_id: int, *, kind: str = "workspace") -> Subscription | None:
-    """The member's subscription of this kind that matters now: a live one (the newest), else the last one."""
-    order = case((Subscription.status.in_(LIVE_STATUSES), 0), else_=1)
+    """The member's subscription of this kind that matters now: a live one (the newest; one whose
+    first debit is processing counts as live), else the last one."""
+    order = case((or_(Subscription.status.in_(LIVE_STATUSES), Subscription.status == SubscriptionStatus.INCOMPLETE), 0), else_=1)
     return await session.scalar(
-        select(Subscription).where(Subscription.member_id == member_id, Subscription.kind == kind,
-                                   Subscription.status.not_in(("incomplete", "incomplete_expired")))
+        select(Subscription).where(Subscription.member_id == member_id, Subscription.kind == kind, shown_subscriptions())
         .order_by(order, Subscription.started_at.desc(), Subscription.id.desc()).limit(1))
 
 
@@ -243,6 +276,12 @@ async def _subscription_emails(session: AsyncSession, row: Subscription, member:
     elif row.status == SubscriptionStatus.CANCELED:
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id, dedupe_key=f"coworking:{row.stripe_subscription_id}:ended",
                       **render("coworking/ended", user.locale, **about, ended=local_day(row.ended_at or utcnow())))
+    elif row.status == SubscriptionStatus.INCOMPLETE_EXPIRED and await session.scalar(select(Checkout.id).where(
+            Checkout.stripe_subscription_id == row.stripe_subscription_id, Checkout.status == CheckoutStatus.COMPLETE).limit(1)):
+        # The Checkout completed, yet the subscription never started: its first debit failed (access ends now).
+        await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
+                      dedupe_key=f"coworking:{row.stripe_subscription_id}:first-debit-failed",
+                      **render("coworking/first_debit_failed", user.locale, **about))
 
 
 # --- invoices ----------------------------------------------------------------------------
@@ -530,9 +569,10 @@ async def settle_invoice_charge(session: AsyncSession, metadata: dict, amount: i
 
 
 async def invoice_effects(session: AsyncSession, event_type: str, event_invoice: dict, row: Invoice,
-                          current: dict | None = None) -> list[EntryDraft]:
+                          current: dict | None = None, *, debit: dict | None = None) -> list[EntryDraft]:
     """Emails and the entries that an invoice event calls for, once each (``current``: the
-    invoice as fetched now, for the dates of its transitions)."""
+    invoice as fetched now, for the dates of its transitions; ``debit``: the SEPA debit paying
+    it, still processing — funding.coworking.mandates.debit_of_invoice)."""
     member = await must_get(session, Member, row.member_id)
     user = await must_get(session, User, member.user_id)
     number = row.number or row.stripe_invoice_id
@@ -544,7 +584,14 @@ async def invoice_effects(session: AsyncSession, event_type: str, event_invoice:
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
                       dedupe_key=f"coworking:{row.stripe_invoice_id}:failed:{attempt}",
                       **render("coworking/payment_failed", user.locale, **about, retry=local_day(retry) if retry else None))
-    elif event_type == "invoice.payment_action_required" and row.status == InvoiceStatus.OPEN:
+    if debit is not None and row.status == InvoiceStatus.OPEN and event_type != "invoice.payment_failed":
+        # SEPA's pre-notification: the amount and the day of the debit, before the bank takes it (once per debit).
+        day = dt.date.fromisoformat(debit["date"]) if debit.get("date") else None
+        await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
+                      dedupe_key=f"coworking:{row.stripe_invoice_id}:debit:{debit['payment_intent']}",
+                      **render("coworking/debit_notice", user.locale, name=user.name, number=number, amount=debit["amount"],
+                               currency=debit["currency"], day=day, link=row.hosted_invoice_url or ""))
+    if event_type == "invoice.payment_action_required" and row.status == InvoiceStatus.OPEN:
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
                       dedupe_key=f"coworking:{row.stripe_invoice_id}:action:{attempt}",
                       **render("coworking/payment_action", user.locale, **about))

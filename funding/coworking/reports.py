@@ -15,8 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from funding import csvout
 from funding.auth.models import User
 from funding.clock import PARIS, local_day
-from funding.coworking.lifecycle import Access, access_of, overdue_filter, with_pass
-from funding.coworking.models import LIVE_STATUSES, Invoice, InvoiceStatus, Member, Pass, PassDay, Plan, Subscription
+from funding.coworking.lifecycle import Access, access_of, overdue_filter, shown_subscriptions, with_pass
+from funding.coworking.models import (
+    LIVE_STATUSES,
+    Invoice,
+    InvoiceStatus,
+    Member,
+    Pass,
+    PassDay,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+)
 from funding.db import AnySelect, utcnow
 from funding.orgs.models import Organisation, Site
 from funding.payments.models import Payment
@@ -40,7 +50,7 @@ class MemberRow:
 
 
 def _pick(subs: list[Subscription]) -> Subscription | None:
-    live = [s for s in subs if s.status in LIVE_STATUSES]
+    live = [s for s in subs if s.status in LIVE_STATUSES or s.status == SubscriptionStatus.INCOMPLETE]  # incomplete: debit processing
     pool = live or subs
     return max(pool, key=lambda s: (s.started_at, s.id)) if pool else None
 
@@ -109,7 +119,7 @@ async def _read(session: AsyncSession, *, site_id: int | None, q: str, now: dt.d
     if ids:
         for held, plan_name in (await session.execute(
                 select(Subscription, Plan.name).outerjoin(Plan, Plan.id == Subscription.plan_id).where(
-                    Subscription.member_id.in_(ids), Subscription.status.not_in(("incomplete", "incomplete_expired"))))).all():
+                    Subscription.member_id.in_(ids), shown_subscriptions()))).all():
             subs[(held.member_id, held.kind)].append(held)
             names[held.id] = plan_name
     rows = []

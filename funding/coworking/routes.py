@@ -26,6 +26,7 @@ from funding.auth.models import User
 from funding.auth.service import AuthError, is_team, issue_link
 from funding.coworking import billing, documents, lifecycle, staff
 from funding.coworking.credit_notes import credit_notes_of
+from funding.coworking.mandates import debit_on_file, debits_processing
 from funding.coworking.members import (
     Details,
     MemberError,
@@ -48,6 +49,7 @@ from funding.coworking.models import (
     PlanKind,
     PlanPrice,
     Subscription,
+    SubscriptionStatus,
 )
 from funding.coworking.plans import (
     VAT_RATES,
@@ -424,14 +426,21 @@ async def member_home(request: Request) -> Response:
         pass_plans = {p.id: p for p in (await session.scalars(select(Plan).where(Plan.kind == PlanKind.PASS))).all()}
         options = await billing.change_options(session, workspace["sub"]) if workspace else []
         panels = await member_panels(session, member)
-    unpaid = [i for i in invoices if i.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and i.attempt_count > 0]
-    running = next((v["sub"] for v in (workspace, membership) if v and v["sub"].status in RUNNING), None)
-    card = await customer_card(request.app.state.gateway, member.stripe_customer_id,
-                               subscription_id=running.stripe_subscription_id if running else None)
+    gw = request.app.state.gateway
+    # An open invoice whose SEPA debit is processing is being paid: not "to pay", shown "prélèvement en cours".
+    in_flight = await debits_processing(gw, [i.stripe_invoice_id for i in invoices if i.status == InvoiceStatus.OPEN])
+    unpaid = [i for i in invoices if i.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and i.attempt_count > 0
+              and i.stripe_invoice_id not in in_flight]
+    billed = (*RUNNING, SubscriptionStatus.INCOMPLETE)  # incomplete: its first debit is processing
+    running = next((v["sub"] for v in (workspace, membership) if v and v["sub"].status in billed), None)
+    running_id = running.stripe_subscription_id if running else None
+    # The method Stripe charges: a SEPA mandate (the subscription's or the customer's default), else the card.
+    debit = await debit_on_file(gw, member.stripe_customer_id, subscription_id=running_id)
+    card = None if debit else await customer_card(gw, member.stripe_customer_id, subscription_id=running_id)
     return page(request, "coworking/member/home.html", {
         "member": member, "me": user, "site": site, "workspace": workspace, "membership": membership, "invoices": invoices, "notes": notes,
         "overdue": overdue, "unpaid": unpaid, "passes": passes, "pass_plans": pass_plans, "options": options, "panels": panels,
-        "card": card,
+        "card": card, "debit": debit, "in_flight": in_flight,
     })
 
 
@@ -534,6 +543,33 @@ async def card(request: Request) -> Response:
     return redirect(url)
 
 
+async def payment_method(request: Request) -> Response:
+    """POST: a setup Checkout where the member saves a card or signs a SEPA mandate (a new IBAN).
+    GET (back from it): that method becomes the one Stripe charges."""
+    async with db(request) as session:
+        member, _user = await _me(request, session)
+    sessions, gw = request.app.state.sessions, request.app.state.gateway
+    try:
+        if request.method == "POST":
+            return redirect(await billing.start_payment_method_setup(
+                sessions, gw, member_id=member.id, cancel_url=absolute_url(request, "member_home"),
+                success_url=absolute_url(request, "member_payment_method", query=CHECKOUT_RETURN)))
+        session_id = request.query_params.get("session_id", "")
+        done = session_id.startswith("cs_") and await billing.use_payment_method(sessions, gw, member_id=member.id,
+                                                                                   session_id=session_id)
+    except billing.BillingError as exc:
+        flash(request, str(exc), "error")
+        return redirect_to(request, "member_home")
+    except GatewayError:
+        flash(request, _unavailable(), "error")
+        return redirect_to(request, "member_home")
+    if done:
+        flash(request, _("Votre nouveau moyen de paiement est enregistré : il servira dès la prochaine facture."), "success")
+    else:
+        flash(request, _("Aucun nouveau moyen de paiement n'a été enregistré."), "error")
+    return redirect_to(request, "member_home")
+
+
 async def invoice_link(request: Request) -> Response:
     """An invoice as a PDF with every legal mention (ours, Factur-X for a company), or Stripe's
     page to pay it; only for the member it belongs to."""
@@ -618,6 +654,7 @@ routes = [
     Route("/membre/resilier", cancel, methods=["POST"], name="member_cancel"),
     Route("/membre/reprendre", resume, methods=["POST"], name="member_resume"),
     Route("/membre/carte", card, methods=["POST"], name="member_card"),
+    Route("/membre/moyen-de-paiement", payment_method, methods=["GET", "POST"], name="member_payment_method"),
     Route("/membre/coordonnees", details, methods=["GET", "POST"], name="member_details"),
     Route("/membre/factures/{invoice_id:id}/{what:str}", invoice_link, name="member_invoice"),
     Route("/membre/avoirs/{note_id:id}/pdf", credit_note_pdf, name="member_credit_note"),

@@ -41,7 +41,7 @@ from funding.web import BOOKS, STAFF, db, flash, pdf_response, redirect_to, rend
 
 STATUS_LABELS = {
     "active": N_("actif"), "trialing": N_("essai"), "past_due": N_("paiement en retard"), "unpaid": N_("impayé"),
-    "canceled": N_("terminé"), "paused": N_("en pause"), "incomplete": N_("incomplet"), "incomplete_expired": N_("expiré"),
+    "canceled": N_("terminé"), "paused": N_("en pause"), "incomplete": N_("premier prélèvement en cours"), "incomplete_expired": N_("expiré"),
     "none": N_("sans abonnement"),
 }
 INVOICE_LABELS = {"draft": N_("brouillon"), "open": N_("à payer"), "paid": N_("payée"), "void": N_("annulée"),

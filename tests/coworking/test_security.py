@@ -111,9 +111,15 @@ async def test_member_a_can_neither_see_nor_act_on_member_b(app_client, sessions
     routes = {r.path for r in app_client.app.routes if isinstance(r, Route) and r.path.startswith("/membre")}
     tried = {"/membre/factures/{invoice_id:id}/{what:str}", "/membre/avoirs/{note_id:id}/pdf",
              "/membre/formule", "/membre/formule/confirmer", "/membre/resilier",
-             "/membre/reprendre"}
+             "/membre/reprendre", "/membre/moyen-de-paiement"}
     # The remaining member URLs take no id at all: they only ever act on the session's member.
     assert routes - tried == {"/membre", "/membre/connexion", "/membre/carte", "/membre/coordonnees"}
+    # B's setup Checkout (a new mandate), brought back by A: nothing of B's is changed.
+    b_setup = {"id": "cs_test_b_setup", "object": "checkout.session", "mode": "setup", "status": "complete",
+               "customer": b.stripe_customer_id, "metadata": {}, "setup_intent": None}
+    fake.add(b_setup)
+    back = await app_client.get(f"/membre/moyen-de-paiement?session_id={b_setup['id']}")
+    assert back.status_code == 303
     for method, path, data in attempts:
         if method == "GET":
             response = await app_client.get(path)

@@ -254,3 +254,59 @@ def settled(e2e, member_id: int, count: int):
         return (sub, invoices, entries, emails) if len(paid) >= count and len(entries) >= 2 * count else None
 
     return wait_for(ready, timeout=30, what=f"{count} paid invoice(s) booked")
+
+
+# --- SEPA Direct Debit through the sandbox ------------------------------------------------
+
+SEPA_OK, SEPA_FAILS, SEPA_DISPUTED = "FR1420041010050500013M02606", "FR8420041010050500013M02607", "FR7920041010050500013M02600"
+
+
+def pay_by_sepa_on_hosted_page(client: httpx.Client, url: str, iban: str, *, name: str = "Ana Martin",
+                               email: str | None = None) -> httpx.Response:
+    """Fill the sandbox's Checkout page's "Prélèvement SEPA" form (``email`` None: the session knows it)."""
+    page = client.get(url)
+    assert page.status_code == 200 and 'id="pay-sepa"' in page.text, page.text[:300]
+    start = page.text.index('id="sepa"')
+    form = {"method": "sepa_debit", "iban": iban, "account-holder-name": name}
+    if email is not None:
+        form["sepa-email"] = email
+    return client.post(form_action(page.text[start:]), data=form)
+
+
+def join_by_sepa(e2e, world, code: str, name: str, email: str, iban: str) -> int:
+    """An anonymous join paid by SEPA Direct Debit: the Checkout completes, the debit processes."""
+    with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=30) as client:
+        token = csrf_of(client.get("/login").text)
+        response = confirm_join(e2e, client, f"/coworking/{world.site_slug}/adherer/{code}",
+                                {"csrf_token": token, "name": name, "email": email})
+        assert response.status_code == 303, response.text
+        paid = pay_by_sepa_on_hosted_page(client, response.headers["location"], iban, name=name)
+        assert paid.status_code in (302, 303), paid.text[:500]
+        welcome = client.get(paid.headers["location"])
+        assert welcome.status_code == 200 and "prélèvement SEPA est en cours" in welcome.text.replace("&#39;", "'"), welcome.text[:800]
+
+    async def member_id(sessions):
+        async with sessions() as session:
+            return await session.scalar(select(Member.id).join(User, User.id == Member.user_id).where(User.email == email))
+
+    return db_call(e2e.settings, member_id)
+
+
+def arm_sepa_failure(e2e, failure_code: str = "insufficient_funds") -> None:
+    """The next SEPA debit to settle fails with ``failure_code``."""
+    response = httpx.post(f"{e2e.url}{SANDBOX_PATH}/_admin/sepa/fail", data={"failure_code": failure_code}, timeout=30)
+    assert response.status_code == 200, response.text
+
+
+def replace_by_sepa(e2e, member_id: int, iban: str, *, name: str = "Membre") -> str:
+    """From the member area, a new SEPA mandate on the setup Checkout; the member page after it."""
+    with member_client(e2e, member_id) as client:
+        opened = client.post("/membre/moyen-de-paiement", data={"csrf_token": csrf_of(client.get("/membre").text)})
+        assert opened.status_code == 303 and "/checkout/" in opened.headers["location"], opened.text[:300]
+        saved = pay_by_sepa_on_hosted_page(client, opened.headers["location"], iban, name=name,
+                                           email=None if "sepa-email" not in client.get(opened.headers["location"]).text
+                                           else "membre@example.org")
+        assert saved.status_code in (302, 303), saved.text[:500]
+        back = client.get(saved.headers["location"].replace(e2e.settings.base_url, ""))
+        assert back.status_code == 303, back.text[:300]
+        return client.get("/membre").text

@@ -16,6 +16,7 @@ from funding.coworking.lifecycle import (
     apply_subscription,
     invoice_effects,
 )
+from funding.coworking.mandates import debit_of_invoice
 from funding.coworking.models import InvoiceStatus
 from funding.ledger.service import EntryDraft
 from funding.payments import books
@@ -54,6 +55,9 @@ async def prepare_invoice(gw: StripeGateway, event: Event) -> Prepared:
     invoice = await books.with_all_lines(gw, prepared.objects[0])
     prepared.objects[0] = invoice
     prepared.contexts += await books.paid_invoice_contexts(gw, invoice)
+    debit = await debit_of_invoice(gw, invoice)  # a SEPA debit in flight: the member is told its amount and day
+    if debit is not None:
+        prepared.objects.append(debit)
     return prepared
 
 
@@ -61,7 +65,8 @@ async def apply_invoice_event(session: AsyncSession, event: Event, prepared: Pre
     row = await apply_invoice(session, prepared.objects[0], version(event, prepared))
     if row is None:
         return []
-    drafts = await invoice_effects(session, event["type"], event["data"]["object"], row, prepared.objects[0])
+    debit = prepared.objects[1] if len(prepared.objects) > 1 else None
+    drafts = await invoice_effects(session, event["type"], event["data"]["object"], row, prepared.objects[0], debit=debit)
     if row.status == InvoiceStatus.PAID and prepared.contexts:
         drafts += await books.drafts_for(session, prepared.contexts)
     return drafts
