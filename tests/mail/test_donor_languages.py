@@ -106,7 +106,7 @@ async def test_an_english_speaking_donor_hears_of_the_refused_instalment_in_engl
     assert mail.subject == "Your recurring gift could not be taken"
     assert mail.body_text == (
         f"Hello {TRICKY_NAME},\n\nThe €20.00 instalment of your recurring gift no. {gift.id} to {site} was declined by your bank.\n"
-        f"We will try again automatically on {format_date(retry, 'd MMMM y', locale='en_GB')}. To pay it now or change your card:\n"
+        f"We will try again automatically on {format_date(retry, 'd MMMM y', locale='en_GB')}. To pay it now or change your payment method:\n"
         f"{PAY_URL}\n\nTo stop this gift, go to your donor space (“My contributions”).\n\nThe Entre-Lab team")
     assert_html_part(mail, name=TRICKY_NAME, links=[PAY_URL], lang="en")
 
@@ -117,7 +117,7 @@ async def test_a_french_speaking_donor_hears_of_the_refused_instalment_as_before
     assert mail.body_text == (
         f"Bonjour {TRICKY_NAME},\n\nLe versement de {eur(2000, 'fr')} de votre don régulier n° {gift.id} pour {site} a été "
         f"refusé par votre banque.\nNous réessaierons automatiquement le {retry:%d/%m/%Y}. Pour le régler maintenant ou "
-        f"changer de carte :\n{PAY_URL}\n\nPour arrêter ce don, rendez-vous dans votre espace donateur (« Mes contributions »)."
+        f"changer de moyen de paiement :\n{PAY_URL}\n\nPour arrêter ce don, rendez-vous dans votre espace donateur (« Mes contributions »)."
         "\n\nL'équipe Entre-Lab")
     assert_html_part(mail, name=TRICKY_NAME, links=[PAY_URL], lang="fr")
 
