@@ -1,4 +1,5 @@
-"""Annual receipts of recurring gifts: DONORS donors of 12 monthly instalments each.
+"""Annual receipts of recurring gifts: DONORS donors of 12 monthly instalments each (one in
+five also gave once on /soutenir, with its own receipt, which the annual receipt replaces).
 
     python bench/gift_receipts_bench.py [--donors 10000] [--batch 500] [--no-postgres]
 
@@ -38,12 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, insert, select
 
-from funding.campaigns.models import TaxReceipt
+from funding.campaigns.models import TaxReceipt, TaxReceiptCounter
 from funding.db import create_engine, session_factory, transaction
 from funding.donations import annual
 from funding.donations.models import RecurringGift, RecurringGiftPayment
 from funding.migrate import upgrade
 from funding.orgs.service import create_organisation, create_site
+from funding.payments.models import Payment
 
 ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 YEAR = 2026
@@ -73,6 +75,19 @@ async def fill(url: str, donors: int) -> None:
             await session.execute(insert(RecurringGiftPayment), [
                 {"org_id": org_id, "gift_id": i, "stripe_invoice_id": f"in_{i}_{m}", "amount": 1000 + i % 50 * 100,
                  "currency": "EUR", "paid_at": dt.datetime(YEAR, m, 5, 9)} for i in ids for m in range(1, 13)])
+    one_offs = [i for i in range(1, donors + 1) if i % 5 == 0]
+    async with transaction(sessions) as session:
+        await session.execute(insert(Payment), [
+            {"id": i, "org_id": org_id, "site_id": site_id, "purpose": "donation", "amount": 5000, "currency": "EUR",
+             "description": "Don en ligne", "email": f"donor{i}@example.org", "name": f"Donateur {i}", "status": "paid",
+             "amount_refunded": 0, "taken_back": 0, "extra": "{}", "created_at": now, "paid_at": dt.datetime(YEAR, 6, 1, 9)}
+            for i in one_offs])
+        for number, i in enumerate(one_offs, start=1):  # one by one: the series' trigger checks each number
+            await session.execute(insert(TaxReceipt).values(
+                org_id=org_id, year=YEAR, number=number, payment_id=i, revision=1, donor_name=f"Donateur {i}",
+                donor_address="Thiers", donor_email=f"donor{i}@example.org", amount=5000, currency="EUR",
+                paid_on=dt.date(YEAR, 6, 1), method="carte bancaire", issued_at=dt.datetime(YEAR, 6, 1, 9)))
+        session.add(TaxReceiptCounter(org_id=org_id, year=YEAR, last_number=len(one_offs)))
     await engine.dispose()
 
 
@@ -92,8 +107,11 @@ async def measure(url: str, batch: int) -> tuple[int, float, float]:
     _current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     async with sessions() as session:
-        count, last = (await session.execute(select(func.count(TaxReceipt.id), func.max(TaxReceipt.number)))).one()
+        count, last = (await session.execute(select(func.count(TaxReceipt.id), func.max(TaxReceipt.number))
+                                             .where(TaxReceipt.year == YEAR + 1))).one()
+        replaced = await session.scalar(select(func.count(TaxReceipt.id)).where(TaxReceipt.replaced_by_id.is_not(None)))
     assert count == issued == last, (count, issued, last)  # one each, numbered 1…N without gaps
+    assert replaced == issued // 5, (replaced, issued)  # every one-off receipt taken in
     await engine.dispose()
     return issued, elapsed, peak / 2**20
 

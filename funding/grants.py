@@ -85,7 +85,7 @@ TABLES: dict[str, Access] = {
     "campaign_entries": APPEND,
     "campaign_updates": APPEND,  # news is published once; a correction is another update
     "campaign_reminders": forward("sent_at"),
-    "tax_receipts": forward("voided_at", "void_reason"),
+    "tax_receipts": forward("voided_at", "void_reason", "replaced_by_id"),
     "tax_receipt_counters": forward("last_number"),
     "tax_receipt_issuers": STATE,
     # coworking

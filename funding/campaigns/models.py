@@ -336,6 +336,8 @@ class TaxReceipt(OrgScoped, Base):
     issued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     voided_at: Mapped[dt.datetime | None]
     void_reason: Mapped[str | None] = mapped_column(String(200))
+    # a one-off gift's receipt taken into its donor's annual receipt (voided with it): that annual receipt
+    replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("tax_receipts.id"))
 
 
 class TaxReceiptCounter(OrgScoped, Base):

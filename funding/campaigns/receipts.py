@@ -11,10 +11,11 @@ a partial refund reissues one (new number) for what remains given.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from funding.campaigns.models import (
     Campaign,
@@ -232,6 +233,8 @@ class ReceiptView:
     campaign: Campaign | None
     site: Site
     amount_words: str
+    replaces: list[str] = field(default_factory=list)  # an annual receipt: the one-off receipts it annuls and replaces
+    replaced_by: str | None = None  # a one-off receipt taken into an annual one: that receipt's code
 
     @property
     def place(self) -> str:
@@ -261,6 +264,8 @@ class ReceiptView:
 
     @property
     def allocation(self) -> str:
+        if self.receipt.annual_year is not None and self.replaces:
+            return f"Dons réguliers et ponctuels de l'année {self.receipt.annual_year} au tiers-lieu {self.site.name}"
         if self.receipt.annual_year is not None:
             return f"Dons réguliers de l'année {self.receipt.annual_year} au tiers-lieu {self.site.name}"
         if self.campaign is not None:
@@ -319,8 +324,20 @@ async def view(session: AsyncSession, receipt_id: int) -> ReceiptView | None:
         if site_id is None:
             raise LookupError(f"receipt {receipt.id}: no recurring gift of {receipt.donor_email}")
     org = await must_get(session, Organisation, receipt.org_id)
+    replaces: list[str] = []
+    if receipt.annual_year is not None:  # the one-off receipts of its year taken in by this one or an earlier revision
+        annual = aliased(TaxReceipt)
+        replaces = [receipt_code(r) for r in (await session.scalars(
+            select(TaxReceipt).join(annual, annual.id == TaxReceipt.replaced_by_id)
+            .where(annual.org_id == receipt.org_id, annual.donor_email == receipt.donor_email,
+                   annual.annual_year == receipt.annual_year, annual.revision <= receipt.revision)
+            .order_by(TaxReceipt.year, TaxReceipt.number))).all()]
+    replaced_by = None
+    if receipt.replaced_by_id is not None:
+        replaced_by = receipt_code(await must_get(session, TaxReceipt, receipt.replaced_by_id))
     return ReceiptView(receipt, receipt_code(receipt), org, await session.get(ReceiptIssuer, org.id), campaign,
-                       await must_get(session, Site, site_id), amount_in_words(receipt.amount, receipt.currency))
+                       await must_get(session, Site, site_id), amount_in_words(receipt.amount, receipt.currency),
+                       replaces, replaced_by)
 
 
 async def latest_of_payment(session: AsyncSession, payment_id: int) -> TaxReceipt | None:

@@ -23,7 +23,9 @@ from funding.campaigns.pledges import (
     reload_pledge,
     retake_stock,
 )
+from funding.clock import local_day
 from funding.db import digits, must_get, rowcount, utcnow
+from funding.donations import annual
 from funding.payments.models import Payment
 from funding.payments.service import stripe_paid_at
 from funding.payments.verify import check_row
@@ -68,9 +70,22 @@ async def mark_paid(session: AsyncSession, pledge_id: int, *, payment_intent_id:
     if pledge is None:
         return None
     campaign, tier = await _context(session, pledge)
-    receipt = await receipts.issue(session, pledge, now=now)
+    receipt = None
+    year = _annual_year(pledge, campaign)
+    if year is not None and await annual.in_force(session, campaign.org_id, pledge.email, year) is not None:
+        # a gift of a year whose annual receipt is issued (paid late): that receipt takes it in
+        await annual.refresh(session, campaign.org_id, pledge.email, year, reason=annual.ADDED)
+    else:
+        receipt = await receipts.issue(session, pledge, now=now)
     await mails.paid(session, pledge, campaign, tier, receipt)
     return pledge
+
+
+def _annual_year(pledge: Pledge, campaign: Campaign) -> int | None:
+    """The year of a paid gift's annual receipt, if its donor may have one."""
+    if pledge.nature != Nature.GIFT or pledge.paid_at is None or not pledge.email:
+        return None
+    return local_day(pledge.paid_at).year
 
 
 async def on_payment_paid(session: AsyncSession, payment: Payment) -> None:
@@ -220,7 +235,10 @@ async def apply_refund(session: AsyncSession, pledge_id: int, refunded_total: in
     pledge = await reload_pledge(session, pledge_id)
     campaign, _tier = await _context(session, pledge)
     receipt = None
-    if pledge.nature == Nature.GIFT:
+    year = _annual_year(pledge, campaign)
+    if year is not None and await annual.in_force(session, campaign.org_id, pledge.email, year) is not None:
+        await annual.refresh(session, campaign.org_id, pledge.email, year, reason=reason)  # the annual receipt states it
+    elif pledge.nature == Nature.GIFT:
         receipt = await receipts.void_and_reissue(session, pledge, receipts.void_reason(reason, delta, pledge.currency))
     if reason == "remboursement":
         await mails.refunded(session, pledge, campaign, delta, receipt)

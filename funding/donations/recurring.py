@@ -28,8 +28,8 @@
   subscription fetched after its event), and the donor gets one email per change. Nothing is
   booked until an instalment is paid: a skipped one books nothing.
 
-No tax receipt per instalment: the annual receipt (one per donor and year, recurring and
-one-off gifts summed) is still to build (issue 18).
+No tax receipt per instalment: January's annual receipt (funding/donations/annual.py) sums a
+donor's year, recurring and one-off gifts; an instalment paid after it is added to it.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from funding.clock import local_day
+from funding.clock import local_day, paris_today
 from funding.db import Sessions, digits, insert_ignore, rowcount, transaction, utcnow
+from funding.donations import annual
 from funding.donations.models import (
     SKIP_MARGIN,
     GiftChangeKind,
@@ -311,7 +312,9 @@ async def apply_invoice(session: AsyncSession, event_type: str, invoice: dict[st
             "org_id": gift.org_id, "gift_id": gift.id, "stripe_invoice_id": invoice["id"], "payment_intent_id": pi_id,
             "amount": int(invoice["amount_paid"]), "currency": str(invoice.get("currency") or gift.currency).upper(),
             "paid_at": utcnow() if not paid_at else _naive(int(paid_at))}, ["stripe_invoice_id"])
-        if inserted is not None:
+        if inserted is not None:  # an instalment of a year whose annual receipt is issued (paid late): added to it
+            paid = local_day(_naive(int(paid_at))).year if paid_at else paris_today().year
+            await annual.refresh(session, gift.org_id, gift.email, paid, reason=annual.ADDED)
             await enqueue(session, to=gift.email, org_id=gift.org_id, dedupe_key=f"recurring-gift:{gift.id}:thanks",
                           **render("donations/recurring_thanks", await recipient_locale(session, email=gift.email),
                                    name=gift.name, monthly=gift.interval == GiftInterval.MONTH, amount=gift.amount,

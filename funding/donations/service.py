@@ -2,17 +2,23 @@
 
 Books: [ST] D 5115 net · D 627 fee · C 75411 Dons manuels, funding source crowdfunding,
 tagged with the site chosen by the donor. Every gift gets its tax receipt (in the series of
-the campaigns' gifts), emailed as a PDF; a refund or a lost chargeback voids it.
+the campaigns' gifts), emailed as a PDF; a refund or a lost chargeback voids it. A donor who
+also gives by recurring gift gets, in January, one annual receipt that takes in the year's
+one-off receipts (funding/donations/annual.py); a gift of a year whose annual receipt is
+issued (paid late) is added to it instead of getting its own.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from funding.campaigns import receipt_pdf, receipts
 from funding.campaigns.models import TaxReceipt
+from funding.clock import local_day
 from funding.db import digits
+from funding.donations import annual
 from funding.donations import recurring as recurring  # registers the recurring gifts' purpose
 from funding.ledger.models import FundingSource
 from funding.ledger.service import Line
@@ -72,16 +78,31 @@ async def _thanks(session: AsyncSession, payment: Payment, receipt: TaxReceipt |
     }
 
 
+def _year_of(payment: Payment) -> tuple[int, str, int] | None:
+    return (payment.org_id, payment.email.strip().lower(), local_day(payment.paid_at).year) if payment.email and payment.paid_at else None
+
+
+async def _receipt(session: AsyncSession, payment: Payment, annual_issued: set[tuple[int, str, int]]) -> TaxReceipt | None:
+    """The gift's own receipt; or, when its year's annual receipt is issued already (a gift paid
+    late), none: the annual receipt takes it in (voided and reissued, the donor told)."""
+    key = _year_of(payment)
+    if key is not None and key in annual_issued:
+        await annual.refresh(session, key[0], key[1], key[2], reason=annual.ADDED)
+        return None
+    return await receipts.issue_for_payment(session, payment)
+
+
 async def thank(session: AsyncSession, payment: Payment) -> None:
     """A gift is paid (once: the payment's transition runs this): its tax receipt, then the thanks
     (in the donor's language: French unless the address is an English-speaking user's)."""
-    receipt = await receipts.issue_for_payment(session, payment)
+    receipt = await _receipt(session, payment, await annual.issued_for(session, [(payment.org_id, payment.email or "", payment.paid_at)]))
     if payment.email:
         await enqueue(session, **await _thanks(session, payment, receipt, await recipient_locale(session, email=payment.email)))
 
 
 async def thank_many(session: AsyncSession, payments: list[Payment]) -> None:
-    issued = [(payment, await receipts.issue_for_payment(session, payment)) for payment in payments]
+    annual_issued = await annual.issued_for(session, [(p.org_id, p.email or "", p.paid_at) for p in payments])
+    issued = [(payment, await _receipt(session, payment, annual_issued)) for payment in payments]
     locales = await recipient_locales(session, [payment.email for payment in payments if payment.email])
     await enqueue_many(session, [await _thanks(session, payment, receipt, locales.get(payment.email.strip().lower(), "fr"))
                                  for payment, receipt in issued if payment.email])
@@ -94,6 +115,13 @@ async def apply_taken_back(session: AsyncSession, payment_id: int, taken_back: i
     payment = await session.get(Payment, payment_id)
     if payment is None or payment.purpose != PURPOSE or taken_back <= 0:
         return None
+    if taken_back > payment.taken_back:  # kept for the annual receipt's sum (a lost dispute is not a refund)
+        await session.execute(update(Payment).where(Payment.id == payment.id, Payment.taken_back < taken_back)
+                              .values(taken_back=min(taken_back, payment.amount)))
+        set_committed_value(payment, "taken_back", min(taken_back, payment.amount))
+    key = _year_of(payment)
+    if key is not None and await annual.in_force(session, *key) is not None:  # the annual receipt states this gift
+        return await annual.refresh(session, *key, reason=reason)
     current = await session.scalar(select(TaxReceipt).where(TaxReceipt.payment_id == payment.id, TaxReceipt.voided_at.is_(None)))
     if current is None:
         return None

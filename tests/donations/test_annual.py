@@ -11,38 +11,24 @@ from funding.campaigns import receipt_pdf, receipts
 from funding.campaigns.models import TaxReceipt
 from funding.db import transaction
 from funding.donations import annual
-from funding.donations.models import GiftStatus, RecurringGift, RecurringGiftPayment
 from funding.mail.models import Email
+from tests.support.recurring import instalment, recurring_gift
 
 YEAR = 2026
 
 
-async def _gift(session, world, *, email, name, amount, interval="month", site_id=None, company=None, siren=None):
-    gift = RecurringGift(org_id=world.org_id, site_id=site_id or world.site_id, amount=amount, currency="EUR", interval=interval,
-                         email=email, name=name, donor_address="3 rue Durolle\n63300 Thiers\nFrance", company_name=company,
-                         company_siren=siren, status=GiftStatus.ACTIVE, stripe_subscription_id=f"sub_{email}_{amount}")
-    session.add(gift)
-    await session.flush()
-    return gift
-
-
-def _paid(session, gift, n: int, when: dt.datetime) -> None:
-    session.add(RecurringGiftPayment(org_id=gift.org_id, gift_id=gift.id, stripe_invoice_id=f"in_{gift.id}_{n}",
-                                     payment_intent_id=f"pi_{gift.id}_{n}", amount=gift.amount, currency="EUR", paid_at=when))
-
-
 async def test_one_receipt_per_donor_sums_their_recurring_gifts_of_the_year(sessions, world):
     async with transaction(sessions) as session:
-        ana = await _gift(session, world, email="ana@example.org", name="Ana Martin", amount=2000)
-        ana_yearly = await _gift(session, world, email="ana@example.org", name="Ana Martin", amount=5000, interval="year",
+        ana = await recurring_gift(session, world, email="ana@example.org", name="Ana Martin", amount=2000)
+        ana_yearly = await recurring_gift(session, world, email="ana@example.org", name="Ana Martin", amount=5000, interval="year",
                                  site_id=world.other_site_id)
-        bob = await _gift(session, world, email="bob@example.org", name="Bob Roux", amount=1000)
+        bob = await recurring_gift(session, world, email="bob@example.org", name="Bob Roux", amount=1000)
         for month in range(1, 13):
-            _paid(session, ana, month, dt.datetime(YEAR, month, 5, 9))
-        _paid(session, ana_yearly, 1, dt.datetime(YEAR, 3, 1, 9))
-        _paid(session, ana, 13, dt.datetime(YEAR - 1, 12, 31, 22, 30))  # 23:30 in Paris: still last year
-        _paid(session, bob, 1, dt.datetime(YEAR, 11, 5, 9))
-        _paid(session, bob, 2, dt.datetime(YEAR, 12, 31, 23, 30))  # 00:30 on 1 January in Paris: next year's
+            instalment(session, ana, month, dt.datetime(YEAR, month, 5, 9))
+        instalment(session, ana_yearly, 1, dt.datetime(YEAR, 3, 1, 9))
+        instalment(session, ana, 13, dt.datetime(YEAR - 1, 12, 31, 22, 30))  # 23:30 in Paris: still last year
+        instalment(session, bob, 1, dt.datetime(YEAR, 11, 5, 9))
+        instalment(session, bob, 2, dt.datetime(YEAR, 12, 31, 23, 30))  # 00:30 on 1 January in Paris: next year's
     issued_at = dt.datetime(YEAR + 1, 1, 15, 8)
     async with transaction(sessions) as session:
         issued = await annual.issue_year(session, YEAR, now=issued_at)
@@ -66,9 +52,9 @@ async def test_one_receipt_per_donor_sums_their_recurring_gifts_of_the_year(sess
 
 async def test_a_company_gets_the_companies_receipt_and_last_year_is_left_alone(sessions, world):
     async with transaction(sessions) as session:
-        gift = await _gift(session, world, email="contact@dumas.example.fr", name="Jean Dumas", amount=10000,
+        gift = await recurring_gift(session, world, email="contact@dumas.example.fr", name="Jean Dumas", amount=10000,
                            company="Coutellerie Dumas SARL", siren="812345676")
-        _paid(session, gift, 1, dt.datetime(YEAR, 6, 5, 9))
+        instalment(session, gift, 1, dt.datetime(YEAR, 6, 5, 9))
     async with transaction(sessions) as session:
         assert await annual.issue_year(session, YEAR - 1) == []
         (receipt,) = await annual.issue_year(session, YEAR, now=dt.datetime(YEAR + 1, 1, 2, 8))
@@ -80,9 +66,9 @@ async def test_a_company_gets_the_companies_receipt_and_last_year_is_left_alone(
 
 async def test_a_refund_before_january_is_left_out_and_after_it_voids_and_reissues_the_receipt(sessions, world):
     async with transaction(sessions) as session:
-        gift = await _gift(session, world, email="ana@example.org", name="Ana Martin", amount=2000)
+        gift = await recurring_gift(session, world, email="ana@example.org", name="Ana Martin", amount=2000)
         for month in (1, 2, 3):
-            _paid(session, gift, month, dt.datetime(YEAR, month, 5, 9))
+            instalment(session, gift, month, dt.datetime(YEAR, month, 5, 9))
         await session.flush()
         assert await annual.taken_back(session, f"pi_{gift.id}_1", 500, reason="remboursement") is None  # before the receipt
     async with transaction(sessions) as session:
@@ -101,8 +87,8 @@ async def test_a_refund_before_january_is_left_out_and_after_it_voids_and_reissu
 
 async def test_the_worker_issues_them_in_january_only_then_rests_once_nothing_is_due(sessions, world, monkeypatch):
     async with transaction(sessions) as session:
-        gift = await _gift(session, world, email="ana@example.org", name="Ana Martin", amount=2000)
-        _paid(session, gift, 1, dt.datetime(YEAR, 6, 5, 9))
+        gift = await recurring_gift(session, world, email="ana@example.org", name="Ana Martin", amount=2000)
+        instalment(session, gift, 1, dt.datetime(YEAR, 6, 5, 9))
     monkeypatch.setattr(annual, "QUIET", {"until": 0.0})
     monkeypatch.setattr(annual, "paris_today", lambda: dt.date(YEAR, 12, 31))
     assert await annual.january(sessions, None, None) == 0
