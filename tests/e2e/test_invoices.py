@@ -27,20 +27,12 @@ from tests.support.e2e import (
     join,
     pay_on_hosted_page,
     sandbox_get,
+    sandbox_post,
     settled,
     setup,
     wait_for,
 )
 from tests.support.web import csrf_of
-
-AUTH = {"authorization": "Bearer sk_test_e2e"}
-
-
-def sandbox_post(e2e, path: str, data: dict) -> dict:
-    response = httpx.post(f"{e2e.url}{SANDBOX_PATH}{path}", data=data, headers=AUTH, timeout=30)
-    assert response.status_code == 200, response.text
-    httpx.post(f"{e2e.url}{SANDBOX_PATH}/_admin/deliver", timeout=30)
-    return response.json()
 
 
 def receivables(e2e) -> dict[str, tuple[int, int]]:

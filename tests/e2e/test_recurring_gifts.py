@@ -9,12 +9,26 @@ import datetime as dt
 import httpx
 from sqlalchemy import func, select
 
+from funding.campaigns.models import TaxReceipt
 from funding.clock import local_day
 from funding.db import transaction
 from funding.donations import annual
 from funding.donations.models import GiftStatus, RecurringGift
-from funding.payments.models import StripeRequest
-from tests.support.e2e import DAY, FAILS, HOUR, advance, books_match_stripe, db_call, sandbox_get, wait_for
+from funding.payments.models import Payment, StripeRequest
+from tests.support.e2e import (
+    DAY,
+    FAILS,
+    GOOD,
+    HOUR,
+    advance,
+    books_match_stripe,
+    db_call,
+    donate,
+    pay_on_hosted_page,
+    sandbox_get,
+    sandbox_post,
+    wait_for,
+)
 from tests.support.gifts import (
     change_emails,
     change_gift_card,
@@ -221,3 +235,49 @@ def test_the_donor_changes_the_amount_then_skips_a_month_and_only_paid_instalmen
 
     receipts = db_call(e2e.settings, issue)
     assert receipts == sorted(years.items()) and sum(amount for _year, amount in receipts) == 9000
+
+
+def test_a_one_off_gift_joins_the_annual_receipt_and_a_later_refund_corrects_it(e2e):
+    """Ana gives 20 € a month and 50 € once on /soutenir: the one-off gets its receipt at once; in
+    January one receipt states both (the one-off's voided, naming it); a refund of 20 € of the
+    one-off through Stripe afterwards voids it and the corrected one states 50 €."""
+    world = db_call(e2e.settings, make_world)
+    subscribe(e2e, world, other="20")
+    facts = instalments_booked(e2e, 1)
+    with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=30) as client:
+        paid = pay_on_hosted_page(client, donate(client, world, amount="50"), GOOD, email=None)
+        assert paid.status_code in (302, 303), paid.text[:300]
+
+    async def one_off(sessions):
+        async with sessions() as session:
+            payment = await session.scalar(select(Payment).where(Payment.purpose == "donation", Payment.status == "paid"))
+            if payment is None:
+                return None
+            return payment, await session.scalar(select(TaxReceipt).where(TaxReceipt.payment_id == payment.id))
+
+    payment, own = wait_for(lambda: db_call(e2e.settings, one_off), what="the one-off gift paid, with its receipt")
+    assert own is not None and own.amount == 5000 and own.voided_at is None
+    year = local_day(facts.instalments[0].paid_at).year
+    assert local_day(payment.paid_at).year == year  # paid minutes apart (the test never runs across a new year's midnight)
+
+    async def january(sessions):
+        async with transaction(sessions) as session:
+            return await annual.issue_year(session, year, now=dt.datetime(year + 1, 1, 10, 9))
+
+    (receipt,) = db_call(e2e.settings, january)
+    assert receipt.amount == 2000 + 5000
+
+    async def receipts_of_year(sessions):
+        async with sessions() as session:
+            return (await session.scalars(select(TaxReceipt).where(TaxReceipt.org_id == world.org_id).order_by(TaxReceipt.id))).all()
+
+    before = db_call(e2e.settings, receipts_of_year)
+    assert [(r.payment_id, r.annual_year, r.voided_at is None, r.replaced_by_id) for r in before] == [
+        (payment.id, None, False, receipt.id), (None, year, True, None)]
+
+    sandbox_post(e2e, "/v1/refunds", {"payment_intent": payment.payment_intent_id, "amount": "2000"})
+    after = wait_for(lambda: (rows := db_call(e2e.settings, receipts_of_year)) and len(rows) == 3 and rows,
+                     what="the annual receipt corrected after the refund")
+    assert [(r.annual_year, r.amount, r.voided_at is None, r.revision) for r in after[1:]] == [(year, 7000, False, 1), (year, 5000, True, 2)]
+    assert after[1].void_reason == "remboursement de 20,00\xa0€"
+    books_match_stripe(e2e)

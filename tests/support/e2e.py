@@ -100,6 +100,15 @@ def sandbox_get(server, path: str) -> dict:
     return response.json()
 
 
+def sandbox_post(server, path: str, data: dict) -> dict:
+    """A call to the sandbox's Stripe API (a refund, a void…), its webhooks delivered at once."""
+    response = httpx.post(f"{server.url}/_sandbox/stripe{path}", data=data, headers={"authorization": "Bearer sk_test_e2e"},
+                          timeout=30)
+    assert response.status_code == 200, response.text
+    httpx.post(f"{server.url}/_sandbox/stripe/_admin/deliver", timeout=30)
+    return response.json()
+
+
 def pay_on_hosted_page(client: httpx.Client, url: str, card: str, *, name: str = "Ana Martin",
                        email: str | None = "ana@example.org") -> httpx.Response:
     """Fill the sandbox's Checkout page (``email`` None: the field left out); authenticate on its
