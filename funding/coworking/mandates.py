@@ -41,6 +41,15 @@ async def _mandate_id(gw: StripeGateway, customer_id: str, pm_id: str) -> str | 
     return None
 
 
+async def live_mandate(gw: StripeGateway, customer_id: str, pm_id: str) -> str | None:
+    """The id of the sepa_debit method's mandate when it is active (a new debit may be made under
+    it), else None. Raises GatewayError when Stripe cannot be asked."""
+    mandate_id = await _mandate_id(gw, customer_id, pm_id)
+    if mandate_id is None:
+        return None
+    return mandate_id if (await gw.retrieve("mandates", mandate_id)).get("status") == "active" else None
+
+
 async def debit_on_file(gw: StripeGateway, customer_id: str | None, *, subscription_id: str | None = None) -> DebitOnFile | None:
     """The SEPA mandate Stripe debits for this member: the subscription's default method, else the
     customer's default for invoices; None when that is a card (or nothing)."""
