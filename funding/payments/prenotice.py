@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.clock import local_date
+from funding.i18n import gettext as _
 from funding.mail.compose import recipient_locale, render
 from funding.mail.models import Email
 from funding.mail.service import enqueue
@@ -33,6 +34,17 @@ log = logging.getLogger("funding.payments")
 NOTICE_AT_LEAST_DAYS = 2  # the delay our mandate text agrees (Stripe's: "up to 2 days before")
 UPCOMING_DAYS = 7  # the Stripe account's "upcoming renewal events" setting the notices come from
 LIVE = ("active", "trialing", "past_due")
+
+
+def checkout_note(methods: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The pre-notification delay, stated beside the mandate on a Checkout that offers SEPA
+    (``custom_text``); nothing when it does not."""
+    if "sepa_debit" not in methods:
+        return {}
+    return {"custom_text": {"submit": {"message": _(
+        "Prélèvement SEPA : chaque prélèvement vous est annoncé par e-mail (montant et date) au moins %(least)s jours "
+        "avant d'être débité, et %(days)s jours avant chaque échéance suivante de votre abonnement ou de votre don.")
+        % {"least": NOTICE_AT_LEAST_DAYS, "days": UPCOMING_DAYS}}}}
 
 
 def subscription_of(invoice: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:

@@ -102,3 +102,9 @@ async def test_a_card_a_stale_period_or_an_ended_mandate_announce_nothing(sessio
     assert await announce(sessions, gw, upcoming(by_sepa, period_end=past)) == []
     ended = a_gift_subscription(fake_stripe, gift.id, method=sepa_method("pm_sepa_i"), mandate_status="inactive")
     assert await announce(sessions, gw, upcoming(ended)) == []
+
+
+def test_a_checkout_offering_sepa_states_the_pre_notification_delay():
+    note = prenotice.checkout_note(["card", "sepa_debit"])["custom_text"]["submit"]["message"]
+    assert "au moins 2 jours" in note and "7 jours avant chaque échéance" in note and len(note) <= 1200
+    assert prenotice.checkout_note(["card"]) == {}
