@@ -27,6 +27,7 @@ from tests.support.e2e import (
     books_match_stripe,
     db_call,
     member_client,
+    sandbox_get,
     wait_for,
 )
 from tests.support.world import make_world
@@ -35,9 +36,10 @@ DAY = 86_400
 SETTLES = 8 * DAY  # 5 business days, whatever the weekday
 
 
-async def member_paying_by_sepa(sessions, gw, world, user_id: int):
+async def member_paying_by_sepa(sessions, gw, world, user_id: int, *, default: bool = True):
     """A coworking member whose Stripe customer has a bank account with an active SEPA mandate
-    (set up as the member area's "moyen de paiement" Checkout does) as its default."""
+    (set up as the member area's "moyen de paiement" Checkout does), as its default or not (a
+    former desk member: the mandate was their subscription's)."""
     from funding.coworking.members import Details, enrol
     from funding.coworking.service import ensure_customer
 
@@ -54,18 +56,19 @@ async def member_paying_by_sepa(sessions, gw, world, user_id: int):
         "mandate_data": {"customer_acceptance": {"type": "online", "online": {"ip_address": "203.0.113.9",
                                                                                "user_agent": "e2e"}}}},
         key=f"e2e-seti-{member.id}")
-    await gw.call("customers", "update", customer, params={"invoice_settings": {"default_payment_method": pm["id"]}})
+    if default:
+        await gw.call("customers", "update", customer, params={"invoice_settings": {"default_payment_method": pm["id"]}})
     return member
 
 
-def tab_billed(e2e):
+def tab_billed(e2e, *, default: bool = True):
     """A member paying by SEPA runs a tab of 9,00 €; the day is closed; the cut-off bills it."""
     async def go(sessions):
         world = await make_world(sessions)
         bar = await make_bar(sessions, world)
         gw = StripeGateway(e2e.settings)
         try:
-            member = await member_paying_by_sepa(sessions, gw, world, bar.members[0])
+            member = await member_paying_by_sepa(sessions, gw, world, bar.members[0], default=default)
             for product in ("Café", "Thé", "Sandwich"):
                 await sell(sessions, bar, product)
             async with transaction(sessions) as session:
@@ -138,3 +141,14 @@ def test_a_tab_debit_failing_late_makes_it_due_and_the_member_is_told_why(e2e):
         page = client.get("/bar/ardoise").text
         assert "à régler" in page and f"/bar/ardoise/{batch_id}/regler" in page
     assert list(mails) == [f"bar-batch:{batch_id}:debit", f"bar-batch:{batch_id}:due"]  # told once of each
+
+
+def test_a_bank_account_with_a_mandate_but_not_the_default_is_debited_too(e2e):
+    """No default method, no card: the customer's bank account whose mandate is active is found."""
+    member, batch_id, status = tab_billed(e2e, default=False)
+    assert status == "billed"
+    batch, rows, mails = state(e2e, batch_id, member.aux_code)
+    charge = sandbox_get(e2e, f"/v1/payment_intents/{batch.stripe_payment_intent_id}?expand[]=latest_charge")["latest_charge"]
+    assert charge["status"] == "pending" and charge["payment_method_details"]["sepa_debit"]["last4"] == "2606"
+    assert rows == [("CA", 900)] and f"bar-batch:{batch_id}:debit" in mails
+    books_match_stripe(e2e)
