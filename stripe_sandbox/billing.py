@@ -576,8 +576,42 @@ def resume(sb: Sandbox, sub: dict[str, Any]) -> None:
     _invoice_immediately(sb, sub, "subscription_cycle", period=(now, now), lines=lines)
 
 
+def _upcoming_due(sb: Sandbox, sub: dict[str, Any]) -> int | None:
+    """When Stripe sends ``invoice.upcoming`` for the subscription's renewal: ``sb.upcoming_days``
+    days before it (the account's Billing setting), once per period, for a renewal that will make
+    an invoice charged automatically — not when the subscription ends at the period's end, nor
+    when its collection is paused, nor when the period is shorter than the notice."""
+    if not sb.upcoming_days or sub["status"] not in LIVE_STATUSES or sub["collection_method"] != "charge_automatically":
+        return None
+    start, end = _period(sub)
+    if sub["cancel_at_period_end"] or (sub["cancel_at"] and sub["cancel_at"] <= end) or sub.get("pause_collection"):
+        return None
+    due = end - sb.upcoming_days * DAY
+    if due <= start or sub.get("_upcoming_sent") == end:
+        return None
+    return due
+
+
+def _send_upcoming(sb: Sandbox, sub: dict[str, Any]) -> None:
+    """``invoice.upcoming``: the renewal's invoice as it would be (a preview: it has no id)."""
+    _start, end = _period(sub)
+    sub["_upcoming_sent"] = end
+    try:
+        invoice = preview(sb, sb.store.ref("customer", sub["customer"]), sub, None, proration_behavior="none",
+                          proration_date=None, cancel_at_period_end=None)
+    except StripeError:  # nothing to invoice after all
+        return
+    invoice.pop("id", None)
+    invoice["next_payment_attempt"] = end + invoices.FINALIZE_AFTER  # finalised and charged an hour after it is made
+    for line in invoice["lines"]["data"]:
+        line["invoice"] = None
+    sb.emit("invoice.upcoming", invoice)
+
+
 def _subscription_dues(sb: Sandbox, sub: dict[str, Any]) -> list[int]:
     dues = []
+    if (upcoming := _upcoming_due(sb, sub)) is not None:
+        dues.append(upcoming)
     if sub["status"] in LIVE_STATUSES:
         dues.append(_period(sub)[1])
         if sub["cancel_at"]:
@@ -632,6 +666,9 @@ def run_due(sb: Sandbox) -> None:
             before = sb.view(sub)
             sub["pause_collection"] = None
             sb.emit("customer.subscription.updated", sub, diff(before, sb.view(sub)))
+        upcoming = _upcoming_due(sb, sub)
+        if upcoming is not None and upcoming <= now:
+            _send_upcoming(sb, sub)
         guard = 0
         while sub["status"] in LIVE_STATUSES and _period(sub)[1] <= now and guard < 1000:
             _renew(sb, sub)

@@ -566,6 +566,36 @@ def _save_portal_card(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], 
     if status != "succeeded":
         error = seti["last_setup_error"] or {}
         return cards.decline_message_fr(error.get("decline_code") or error.get("code"))
+    _make_default(sb, session, pm)
+    return None
+
+
+def _save_portal_account(sb: Sandbox, session: dict[str, Any], account: dict[str, Any], acceptance: dict[str, Any]) -> dict[str, Any]:
+    """A bank account from the portal (Stripe's portal collects a SEPA mandate where the customer
+    pays by SEPA): its sepa_debit PaymentMethod, set up with the customer's acceptance of the mandate
+    (a SetupIntent: setup_intent.created then .succeeded, payment_method.attached), then the default
+    everywhere; returns the new mandate."""
+    customer = sb.store.ref("customer", session["customer"])
+    pm = sepa.new_payment_method(sb, account["iban"], name=account["name"], email=account["email"] or customer["email"])
+    seti = payments.new_setup_intent(sb, customer=customer["id"], payment_method=pm["id"], metadata={},
+                                     payment_method_types=["sepa_debit"])
+    payments.confirm_setup_intent(sb, seti, mandate_data=acceptance)
+    _make_default(sb, session, pm)
+    return sb.store.ref("mandate", seti["mandate"])
+
+
+def _paid_by(sb: Sandbox, customer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The payment methods the customer's live subscriptions are charged with (their own default,
+    else the customer's default for invoices), then the customer's default: the portal shows the
+    first and offers a bank account when one of them is a SEPA mandate."""
+    default = customer["invoice_settings"]["default_payment_method"]
+    ids = [s["default_payment_method"] or default for s in sb.store.all("subscription")
+           if s["customer"] == customer["id"] and s["status"] in billing.LIVE_STATUSES] + [default]
+    return [pm for pm_id in dict.fromkeys(ids) if pm_id and (pm := sb.store.get("payment_method", pm_id)) is not None]
+
+
+def _make_default(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any]) -> None:
+    """The payment method becomes the customer's default for invoices and their live subscriptions'."""
     customer = sb.store.ref("customer", session["customer"])
     before = sb.view(customer)
     customer["invoice_settings"]["default_payment_method"] = pm["id"]
@@ -577,7 +607,6 @@ def _save_portal_card(sb: Sandbox, session: dict[str, Any], pm: dict[str, Any], 
             before = sb.view(sub)
             sub["default_payment_method"] = pm["id"]
             sb.emit("customer.subscription.updated", sub, diff(before, sb.view(sub)))
-    return None
 
 
 def _portal_page(
@@ -586,7 +615,7 @@ def _portal_page(
     message: str | None = None, notice: str | None = None, status: int = 200,
 ) -> Response:
     customer = sb.store.ref("customer", session["customer"])
-    pm_id = customer["invoice_settings"]["default_payment_method"]
+    methods = _paid_by(sb, customer)
     subs = [s for s in sb.store.all("subscription") if s["customer"] == customer["id"] and s["status"] in billing.LIVE_STATUSES]
     blocks = []
     for sub in subs:
@@ -627,15 +656,30 @@ def _portal_page(
     body = f"""{ok}{alert(message)}
 <p class="muted">{escape(customer['email'] or customer['id'])}</p>
 <h2>Abonnements</h2>{''.join(blocks) or '<p>Aucun abonnement en cours.</p>'}
-<h2>Moyen de paiement</h2><p id="current-card">{escape(describe_card(sb.store.get('payment_method', pm_id) if pm_id else None))}</p>
+<h2>Moyen de paiement</h2><p id="current-card">{escape(describe_card(methods[0] if methods else None))}</p>
 <form method="post" action="{escape(sb.url('/portal/' + session['id']))}" novalidate>
 <input type="hidden" name="action" value="update-card">
 {card_fields(errors or {}, values or {}, ask_email=False)}
 <button type="submit" id="update-card">Enregistrer cette carte</button>
 </form>
+{_portal_sepa_form(sb, session, customer, errors or {}, values or {}) if any(sepa.is_sepa(pm) for pm in methods) else ""}
 <h2>Factures</h2>{invoices_html}
 {link(session['return_url'], "Retour au site", "return")}"""
     return page("Votre espace de facturation", body, status=status)
+
+
+def _portal_sepa_form(sb: Sandbox, session: dict[str, Any], customer: dict[str, Any], errors: dict[str, str],
+                      values: dict[str, str]) -> str:
+    mandate = sepa.MANDATE_TEXT_FR.format(creditor=sepa.CREDITOR)
+    return f"""<section aria-labelledby="portal-sepa-title" id="portal-sepa">
+<h3 id="portal-sepa-title">Ou un compte bancaire (prélèvement SEPA)</h3>
+<form method="post" action="{escape(sb.url('/portal/' + session['id']))}" novalidate>
+<input type="hidden" name="action" value="update-sepa">
+{sepa_fields(errors, values, ask_email=not customer["email"])}
+<p class="hint" id="portal-mandate">{escape(mandate)}</p>
+<button type="submit" id="update-sepa" aria-describedby="portal-mandate">Enregistrer ce compte</button>
+</form>
+</section>"""
 
 
 async def portal_page(request: Request) -> Response:
@@ -685,6 +729,18 @@ async def portal_submit(request: Request) -> Response:
                 if problem:
                     return _portal_page(sb, session, values=values, message=problem, status=402)
                 return _portal_page(sb, session, notice="Votre carte est enregistrée.")
+            if action == "update-sepa":
+                customer = sb.store.ref("customer", session["customer"])
+                if not any(sepa.is_sepa(pm) for pm in _paid_by(sb, customer)):
+                    return _portal_page(sb, session, message="Le prélèvement SEPA n'est pas proposé ici.", status=400)
+                values = dict(form)
+                errors, account = _read_sepa(form, ask_email=not customer["email"])
+                if account is None:
+                    return _portal_page(sb, session, errors=errors, values=values, status=400)
+                mandate = _save_portal_account(sb, session, account, _acceptance(request))
+                reference = mandate["payment_method_details"]["sepa_debit"]["reference"]
+                return _portal_page(sb, session, notice=f"Votre compte bancaire est enregistré (mandat {reference}) : les "
+                                                        "prochains prélèvements se feront sur ce compte.")
             return _portal_page(sb, session, message="Action inconnue.", status=400)
         except StripeError as exc:
             return _portal_page(sb, session, message=exc.message, status=400)

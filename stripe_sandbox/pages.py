@@ -191,5 +191,8 @@ def minimal_pdf(lines: list[str]) -> bytes:
 def describe_card(pm: dict[str, Any] | None) -> str:
     if not pm:
         return "Aucune carte enregistrée"
+    if pm.get("type") == "sepa_debit":
+        account = pm["sepa_debit"]
+        return f"Prélèvement SEPA — compte se terminant par {account['last4']} (banque {account['bank_code']})"
     card = pm["card"]
     return f"{card['brand'].capitalize()} se terminant par {card['last4']} (exp. {card['exp_month']:02d}/{card['exp_year'] % 100:02d})"

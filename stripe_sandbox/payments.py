@@ -258,11 +258,14 @@ def confirmable(pi: dict[str, Any]) -> None:
 
 def confirm_payment_intent(
     sb: Sandbox, pi: dict[str, Any], *, off_session: bool, authenticated: bool = False, return_url: str | None = None,
-    mandate_data: dict[str, Any] | None = None,
+    mandate_data: dict[str, Any] | None = None, mandate: str | None = None,
 ) -> str:
-    """Attempt the payment; returns the PaymentIntent's new status. Emits the events; never raises card errors."""
+    """Attempt the payment; returns the PaymentIntent's new status. Emits the events; never raises card errors
+    (``mandate``: the id of the PaymentMethod's existing mandate the payment is made under)."""
     confirmable(pi)
     pm = sb.store.ref("payment_method", pi["payment_method"])
+    if mandate:
+        sepa.given_mandate(sb, mandate, pm)
     if sepa.is_sepa(pm):
         return sepa.confirm(sb, pi, pm, off_session=off_session, mandate_data=mandate_data)
     outcome = cards.payment_outcome(card_of(pm), off_session=off_session, set_up=pm["_set_up"], authenticated=authenticated)

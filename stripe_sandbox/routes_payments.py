@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 PI_CONFIRM = {
     "payment_method", "payment_method_data", "off_session", "return_url", "setup_future_usage", "receipt_email",
-    "error_on_requires_action", "mandate_data", "use_stripe_sdk", "payment_method_options", "payment_method_types", "capture_method",
+    "error_on_requires_action", "mandate", "mandate_data", "use_stripe_sdk", "payment_method_options", "payment_method_types", "capture_method",
 }
 PI_FIELDS = {
     "amount", "currency", "customer", "description", "metadata", "statement_descriptor", "statement_descriptor_suffix",
@@ -50,11 +50,22 @@ def _payment_method_param(sb: Sandbox, p: Params) -> dict[str, Any] | None:
     return None
 
 
+def _check_mandate(sb: Sandbox, p: Params, mandate: str, pm: dict[str, Any] | None) -> None:
+    if "mandate_data" in p:
+        raise invalid("You cannot pass both `mandate` and `mandate_data`: a payment uses an existing mandate or makes a new "
+                      "one.", "mandate")
+    if pm is not None:
+        sepa.given_mandate(sb, mandate, pm)
+
+
 def _confirm_pi(sb: Sandbox, pi: dict[str, Any], p: Params) -> dict[str, Any]:
     """Confirm and answer like Stripe: the PaymentIntent, or a 402 card error carrying it."""
     off_session = _off_session(p)
+    mandate = p.str("mandate")
+    if mandate:
+        _check_mandate(sb, p, mandate, sb.store.ref("payment_method", pi["payment_method"]) if pi["payment_method"] else None)
     status = payments.confirm_payment_intent(sb, pi, off_session=off_session, return_url=p.str("return_url"),
-                                             mandate_data=sepa.parse_mandate_data(p))
+                                             mandate_data=sepa.parse_mandate_data(p), mandate=mandate)
     if status == "requires_action" and p.bool("error_on_requires_action", default=False):
         payments.fail_authentication(sb, pi)
         pi["last_payment_error"].update(
@@ -87,6 +98,8 @@ def create_payment_intent(sb: Sandbox, p: Params) -> dict[str, Any]:
     confirm = p.bool("confirm", default=False)
     if "off_session" in p and not confirm:
         raise invalid("You can only pass `off_session` when `confirm` is true.", "off_session")
+    if "mandate" in p and not confirm:
+        raise invalid("The `mandate` parameter can only be used with `confirm=true`.", "mandate")
     amount = p.int("amount", required=True, minimum=1)
     currency = catalog.parse_currency(p)
     customer_id = p.str("customer")
@@ -96,6 +109,8 @@ def create_payment_intent(sb: Sandbox, p: Params) -> dict[str, Any]:
         payments.check_payment_method_owner(sb, customer, pm)
     if confirm and pm is None:
         raise invalid("You must provide a `payment_method` (or `payment_method_data`) to confirm this PaymentIntent.", "payment_method", "parameter_missing")
+    if confirm and pm is not None and (mandate := p.str("mandate")):  # checked before anything is made, as Stripe does
+        _check_mandate(sb, p, mandate, pm)
     sfu = p.str("setup_future_usage", choices=("on_session", "off_session"))
     pi = payments.new_payment_intent(
         sb,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +48,7 @@ class Sandbox:
         seed: int | None = None,
         webhook_api_version: str | None = None,
         chaos: webhooks.Chaos | None = None,
+        upcoming_days: int | None = None,
     ):
         if payout_schedule not in ("daily", "manual"):
             raise ValueError("payout_schedule: 'daily' or 'manual'")
@@ -58,6 +60,13 @@ class Sandbox:
         self.public_base = public_base.rstrip("/")
         self.payout_schedule = payout_schedule
         self.after_last_failure = after_last_failure
+        # The account's Billing setting "upcoming renewal events": ``invoice.upcoming`` this many
+        # days before each subscription renews (0: not sent); SANDBOX_UPCOMING_DAYS when not given, else 7.
+        if upcoming_days is None:
+            upcoming_days = int(os.environ.get("SANDBOX_UPCOMING_DAYS") or 7)
+        if upcoming_days < 0:
+            raise ValueError("upcoming_days: a number of days, 0 or more")
+        self.upcoming_days = upcoming_days
         self._base_now = now or time.time
         self.lock = threading.RLock()
         self.store = Store.load(self.state_path) if self.state_path else Store()

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stripe_sandbox import money
-from stripe_sandbox.errors import invalid
+from stripe_sandbox.errors import StripeError, invalid
 
 if TYPE_CHECKING:
     from stripe_sandbox.encoding import Params
@@ -223,6 +223,19 @@ def ensure_mandate(sb: Sandbox, pm: dict[str, Any], acceptance: dict[str, Any] |
     sb.store.put("mandate", mandate)
     pm["_mandate"] = ident
     pm["_set_up"] = True
+    return mandate
+
+
+def given_mandate(sb: Sandbox, mandate_id: str, pm: dict[str, Any]) -> dict[str, Any]:
+    """The mandate a payment names (``mandate``): it must exist, be the PaymentMethod's and be active."""
+    mandate = sb.store.get("mandate", mandate_id)
+    if mandate is None:
+        raise StripeError(404, f"No such mandate: '{mandate_id}'", param="mandate", code="resource_missing")
+    if mandate["payment_method"] != pm["id"]:
+        raise invalid(f"The mandate {mandate_id} does not belong to the PaymentMethod {pm['id']}.", "mandate")
+    if mandate["status"] != "active":
+        raise invalid(f"The mandate {mandate_id} is {mandate['status']}: it cannot be used for a payment. Collect a new one.",
+                      "mandate", "payment_method_unexpected_state")
     return mandate
 
 

@@ -145,7 +145,7 @@ async def cutoff(ctx: Context, slug: str | None, key: str | None) -> None:
     out(f"{len(made)} tab(s) cut off into batches; the worker bills them (or run `funding bar bill`)")
 
 
-@command(bar, "bill", help="bill the batches that are ready (invoice item, card or member's area)", serving=True)
+@command(bar, "bill", help="bill the batches that are ready (invoice item, saved card or SEPA mandate, or member's area)", serving=True)
 async def bill(ctx: Context) -> None:
     from funding.bar.settlement import billing_job
 

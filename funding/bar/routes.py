@@ -335,7 +335,7 @@ async def settle_member(request: Request) -> Response:
     request.app.state.kick_mail()
     messages: dict[str, str] = {  # keyed by status: bill() answers a plain string
         BatchStatus.PAID: _("Ardoise soldée : %(amount)s prélevés sur la carte enregistrée."),
-        BatchStatus.BILLED: _("Ardoise arrêtée (%(amount)s) : paiement par carte en cours."),
+        BatchStatus.BILLED: _("Ardoise arrêtée (%(amount)s) : paiement en cours (carte, ou prélèvement SEPA sous quelques jours)."),
         BatchStatus.DUE: _("Ardoise arrêtée (%(amount)s) : le membre la règle depuis son espace (e-mail envoyé)."),
         BatchStatus.READY: _("Ardoise arrêtée (%(amount)s) : elle sera facturée dans quelques minutes.")}
     flash(request, messages.get(status, messages[BatchStatus.READY]) % {"amount": money(batch.amount, batch.currency)}, "success")

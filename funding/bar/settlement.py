@@ -9,10 +9,16 @@ cut-off runs is either claimed or left for the next batch, never lost, never bil
 Billing (network, outside any transaction; idempotency key per batch, ``bar-batch:<id>``):
 1. the member has a live subscription: an invoice item on its next invoice (metadata
    ``bar_batch_id`` and ``entrelab_booked=1``: the revenue is already in the books);
-2. else a saved card: an off-session PaymentIntent (purpose ``bar_tab``);
+2. else a payment method on file (``_on_file``: the customer's default for invoices first,
+   whatever its type; else a saved card; else a bank account with an active SEPA mandate): an
+   off-session PaymentIntent (purpose ``bar_tab``). A SEPA debit names its mandate and is
+   ``processing`` for days: the batch is ``billed`` (in transit: neither paid nor due; the
+   receivable stays open in the books, as nothing reaches the balance before the bank pays),
+   and the member is told the debit's day (SEPA's pre-notification); then ``succeeded`` (paid)
+   or ``payment_failed`` (due, the member emailed once with the bank's reason);
 3. else, or when the card is declined: the batch is due and the member pays it from
    their area (Checkout, purpose ``bar_tab``).
-A member's departure bills by card or from their area only: no next invoice will come.
+A member's departure bills by card, by debit or from their area only: no next invoice will come.
 Statuses only move forwards (conditional UPDATEs); Stripe's events confirm them.
 """
 
@@ -153,13 +159,47 @@ def _meta(batch: Batch) -> dict:
             "org_id": str(batch.org_id), "user_id": str(batch.member_id)}
 
 
-async def _saved_card(gw: StripeGateway, customer_id: str) -> str | None:
-    customer = await gw.retrieve("customers", customer_id)
+@dataclass(frozen=True)
+class OnFile:
+    """A payment method saved on the member's Stripe customer that a batch can be charged with off session."""
+    payment_method: str
+    kind: str                   # "card" or "sepa_debit"
+    mandate: str | None = None  # sepa_debit: the active mandate the debit is made under
+
+
+async def _sepa_on_file(gw: StripeGateway, customer_id: str, pm_id: str) -> OnFile | None:
+    from funding.coworking.mandates import live_mandate
+
+    mandate = await live_mandate(gw, customer_id, pm_id)
+    return OnFile(pm_id, "sepa_debit", mandate) if mandate else None
+
+
+async def _on_file(gw: StripeGateway, customer_id: str) -> OnFile | None:
+    """What a batch is charged with off session, in this order of preference:
+    1. the customer's default payment method for invoices, whatever its type — the means the
+       member chose last (a card; or a bank account, if its SEPA mandate is still active);
+    2. else a saved card (an immediate answer, as before SEPA);
+    3. else a bank account whose SEPA mandate is active (a former desk member, a pass holder
+       who signed a mandate): a debit that processes for days.
+    A bank account without an active mandate is never debited (Stripe would refuse it)."""
+    customer = await gw.retrieve("customers", customer_id, expand=["invoice_settings.default_payment_method"])
     default = (customer.get("invoice_settings") or {}).get("default_payment_method")
-    if default:
-        return default["id"] if isinstance(default, dict) else default
+    if isinstance(default, str):  # not expanded (an older answer): its type is asked
+        default = await gw.retrieve("payment_methods", default)
+    if isinstance(default, dict) and default.get("id"):
+        if default.get("type") == "sepa_debit":
+            if (found := await _sepa_on_file(gw, customer_id, default["id"])) is not None:
+                return found
+        else:
+            return OnFile(default["id"], str(default.get("type") or "card"))
     cards = await gw.call("customers.payment_methods", "list", customer_id, params={"type": "card", "limit": 1})
-    return cards["data"][0]["id"] if cards.get("data") else None
+    if cards.get("data"):
+        return OnFile(cards["data"][0]["id"], "card")
+    accounts = await gw.call("customers.payment_methods", "list", customer_id, params={"type": "sepa_debit", "limit": 10})
+    for pm in accounts.get("data") or []:
+        if (found := await _sepa_on_file(gw, customer_id, pm["id"])) is not None:
+            return found
+    return None
 
 
 async def plan_for(sessions: async_sessionmaker, gw: StripeGateway, batch: Batch) -> Plan:
@@ -186,12 +226,15 @@ async def plan_for(sessions: async_sessionmaker, gw: StripeGateway, batch: Batch
                     "description": f"{label} — TVA {vat_label(rate)}"[:250],
                     "metadata": {**_meta(batch), "entrelab_booked": "1", "vat_rate": str(rate)}})
             for rate, amount in by_rate.items()))
-    card = await _saved_card(gw, customer)
-    if card is None:
+    means = await _on_file(gw, customer)
+    if means is None or (means.kind == "sepa_debit" and batch.currency.upper() != "EUR"):
         return Plan(BatchMethod.DUE, reason="no_card")
-    return Plan(BatchMethod.PAYMENT_INTENT, "payment_intents", {
-        "amount": batch.amount, "currency": batch.currency.lower(), "customer": customer, "payment_method": card,
-        "off_session": True, "confirm": True, "description": label, "metadata": _meta(batch)})
+    params = {"amount": batch.amount, "currency": batch.currency.lower(), "customer": customer,
+              "payment_method": means.payment_method, "off_session": True, "confirm": True, "description": label,
+              "metadata": _meta(batch)}
+    if means.kind == "sepa_debit":  # a debit under the member's mandate: processing for days, then paid or failed
+        params |= {"allowed_payment_method_types": ["sepa_debit"], "mandate": means.mandate}
+    return Plan(BatchMethod.PAYMENT_INTENT, "payment_intents", params)
 
 
 async def bill(sessions: async_sessionmaker, gw: StripeGateway, batch_id: int) -> str:
@@ -221,6 +264,11 @@ async def bill(sessions: async_sessionmaker, gw: StripeGateway, batch_id: int) -
         return BatchStatus.DUE
     except StripeUnknown:
         return BatchStatus.READY  # the sweep settles the request; Stripe's event or the next round completes it
+    if obj.get("status") == "processing" and isinstance(obj.get("latest_charge"), str):
+        try:  # a debit under way: its charge says the day the bank takes it, for the member's notice
+            obj = await gw.retrieve("payment_intents", obj["id"], expand=["latest_charge"])
+        except GatewayError as exc:
+            log.info("bar batch %s: debit day not known yet (%s); Stripe's event tells it", batch.id, exc)
     return await apply_payment_intent(sessions, obj)
 
 
@@ -298,15 +346,29 @@ async def record_payment_intent(session: AsyncSession, pi: dict) -> str | None:
         if batch.status != BatchStatus.PAID:
             check_row(batch.id, batch.amount, batch.currency, pi, id_key="bar_batch_id", what="lot d'ardoise")
         await mark(session, batch, (BatchStatus.READY, BatchStatus.BILLED, BatchStatus.DUE), BatchStatus.PAID, method=method,
-                   stripe_payment_intent_id=pi["id"])
-    elif status in ("processing",):
+                   stripe_payment_intent_id=pi["id"], debit=debit_of(pi))
+    elif status in ("processing",):  # a SEPA debit in transit: neither paid nor due; the receivable stays open
         await mark(session, batch, (BatchStatus.READY,), BatchStatus.BILLED, method=BatchMethod.PAYMENT_INTENT,
-                   stripe_payment_intent_id=pi["id"])
+                   stripe_payment_intent_id=pi["id"], debit=debit_of(pi))
     elif status in ("requires_payment_method", "requires_action", "canceled") and batch.method == BatchMethod.PAYMENT_INTENT:
         error = ((pi.get("last_payment_error") or {}).get("code")) or status
-        await mark(session, batch, (BatchStatus.READY, BatchStatus.BILLED), BatchStatus.DUE, error=error)
+        await mark(session, batch, (BatchStatus.READY, BatchStatus.BILLED), BatchStatus.DUE, error=error, debit=debit_of(pi))
     await session.refresh(batch)
     return batch.status
+
+
+def debit_of(pi: dict) -> dict | None:
+    """A batch's off-session SEPA debit, for the member's email: the day the bank debits the
+    account (its charge, when expanded, says it), or the bank's reason when it failed. None for a card."""
+    error: dict = pi.get("last_payment_error") or {}
+    failed_with: dict = error["payment_method"] if isinstance(error.get("payment_method"), dict) else {}
+    charge: dict = pi["latest_charge"] if isinstance(pi.get("latest_charge"), dict) else {}
+    details: dict = charge.get("payment_method_details") or {}
+    types = pi.get("allowed_payment_method_types") or pi.get("payment_method_types") or []
+    if "sepa_debit" not in (details.get("type"), failed_with.get("type")) and types != ["sepa_debit"]:
+        return None
+    day = (details.get("sepa_debit") or {}).get("expected_debit_date")
+    return {"day": dt.date.fromisoformat(day) if day else None, "reason": error.get("code")}
 
 
 async def _transition(sessions, batch: Batch, sources: tuple[BatchStatus, ...], target: BatchStatus, **values) -> None:
@@ -315,9 +377,10 @@ async def _transition(sessions, batch: Batch, sources: tuple[BatchStatus, ...], 
 
 
 async def mark(session: AsyncSession, batch: Batch, sources: tuple[BatchStatus, ...], target: BatchStatus, *,
-               error: str | None = None,
+               error: str | None = None, debit: dict | None = None,
                **values) -> bool:
-    """sources → target, once (a conditional UPDATE); the member hears of it when it matters."""
+    """sources → target, once (a conditional UPDATE); the member hears of it when it matters
+    (``debit``: the batch's SEPA debit, see ``debit_of``)."""
     now = utcnow()
     stamp = {BatchStatus.BILLED: {"billed_at": now}, BatchStatus.PAID: {"paid_at": now}}.get(target, {})
     if error is not None:
@@ -330,21 +393,27 @@ async def mark(session: AsyncSession, batch: Batch, sources: tuple[BatchStatus, 
     if rowcount(result) != 1:
         return False
     await session.refresh(batch)
-    await _tell_member(session, batch)
+    await _tell_member(session, batch, debit)
     return True
 
 
-async def _tell_member(session: AsyncSession, batch: Batch) -> None:
+async def _tell_member(session: AsyncSession, batch: Batch, debit: dict | None = None) -> None:
     user = await must_get(session, User, batch.member_id)
     site = await must_get(session, Site, batch.site_id)
     about = {"name": user.name, "site": site.name, "amount": batch.amount, "currency": batch.currency,
              "lines": batch.line_count}
     if batch.status == BatchStatus.DUE:
         await enqueue(session, to=user.email, user_id=user.id, org_id=batch.org_id, dedupe_key=f"bar-batch:{batch.id}:due",
-                      **render("bar/tab_due", user.locale, **about, path="/bar/ardoise"))
+                      **render("bar/tab_due", user.locale, **about, path="/bar/ardoise", debit=debit is not None,
+                               reason=(debit or {}).get("reason")))
+    elif batch.status == BatchStatus.BILLED and batch.method == BatchMethod.PAYMENT_INTENT and debit is not None:
+        # SEPA's pre-notification: the amount and the day the bank debits the account, once per batch.
+        await enqueue(session, to=user.email, user_id=user.id, org_id=batch.org_id, dedupe_key=f"bar-batch:{batch.id}:debit",
+                      **render("bar/tab_debit", user.locale, **about, day=debit.get("day")))
     elif batch.status == BatchStatus.PAID and batch.method in (BatchMethod.PAYMENT_INTENT, BatchMethod.CHECKOUT):
         await enqueue(session, to=user.email, user_id=user.id, org_id=batch.org_id, dedupe_key=f"bar-batch:{batch.id}:paid",
-                      **render("bar/tab_paid", user.locale, **about, charged=batch.method == BatchMethod.PAYMENT_INTENT))
+                      **render("bar/tab_paid", user.locale, **about, charged=batch.method == BatchMethod.PAYMENT_INTENT,
+                               debit=debit is not None))
     elif batch.status == BatchStatus.BILLED and batch.method == BatchMethod.INVOICE_ITEM:
         await enqueue(session, to=user.email, user_id=user.id, org_id=batch.org_id, dedupe_key=f"bar-batch:{batch.id}:billed",
                       **render("bar/tab_billed", user.locale, **about))

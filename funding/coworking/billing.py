@@ -39,6 +39,7 @@ from funding.db import digits, insert_ignore, must_get, transaction, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.orgs.models import Site
+from funding.payments import prenotice
 from funding.payments.calls import create_once
 from funding.payments.models import PaymentPurpose
 from funding.payments.service import checkout_expiry, start_checkout
@@ -108,6 +109,7 @@ async def start_subscription(sessions: async_sessionmaker, gw: StripeGateway, *,
         "cancel_url": cancel_url,
         "locale": "fr",
         "allowed_payment_method_types": payment_method_types(plan.currency),
+        **prenotice.checkout_note(payment_method_types(plan.currency)),
     }
     try:
         obj = await create_once(sessions, gw, ref=f"coworking-checkout:{checkout.id}", resource="checkout.sessions", params=params)
@@ -194,6 +196,7 @@ async def start_join(sessions: async_sessionmaker, gw: StripeGateway, *, join_id
                                     "locale": "fr",
                                     "allowed_payment_method_types": payment_method_types(plan.currency),
                                     "expires_at": checkout_expiry(),
+                                    **prenotice.checkout_note(payment_method_types(plan.currency)),
                                 })
         session_id, url = obj["id"], obj["url"]
     else:
@@ -444,6 +447,7 @@ async def start_payment_method_setup(sessions: async_sessionmaker, gw: StripeGat
                                 "setup_intent_data": {"metadata": {"purpose": "coworking", "member_id": str(member.id)}},
                                 "metadata": {"purpose": "coworking-setup", "member_id": str(member.id)},
                                 "success_url": success_url, "cancel_url": cancel_url, "locale": "fr",
+                                **prenotice.checkout_note(payment_method_types(currency)),
                             })
     return obj["url"]
 

@@ -63,7 +63,7 @@ from funding.mail.compose import render
 from funding.mail.service import enqueue
 from funding.money import proportional_shares
 from funding.orgs.models import Site
-from funding.payments import purposes
+from funding.payments import prenotice, purposes
 from funding.payments.books import dated_for_open_period
 from funding.payments.tax_rates import rates_by_stripe_id, stated_tax
 from funding.stripe_gateway import stripe_id
@@ -584,8 +584,10 @@ async def invoice_effects(session: AsyncSession, event_type: str, event_invoice:
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
                       dedupe_key=f"coworking:{row.stripe_invoice_id}:failed:{attempt}",
                       **render("coworking/payment_failed", user.locale, **about, retry=local_day(retry) if retry else None))
-    if debit is not None and row.status == InvoiceStatus.OPEN and event_type != "invoice.payment_failed":
-        # SEPA's pre-notification: the amount and the day of the debit, before the bank takes it (once per debit).
+    if (debit is not None and row.status == InvoiceStatus.OPEN and event_type != "invoice.payment_failed"
+            and not await prenotice.announced(session, current or event_invoice)):
+        # SEPA's pre-notification: the amount and the day of the debit, before the bank takes it (once per debit),
+        # unless invoice.upcoming announced this renewal days before (funding.payments.prenotice).
         day = dt.date.fromisoformat(debit["date"]) if debit.get("date") else None
         await enqueue(session, to=user.email, user_id=user.id, org_id=member.org_id,
                       dedupe_key=f"coworking:{row.stripe_invoice_id}:debit:{debit['payment_intent']}",

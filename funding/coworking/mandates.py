@@ -41,9 +41,20 @@ async def _mandate_id(gw: StripeGateway, customer_id: str, pm_id: str) -> str | 
     return None
 
 
-async def debit_on_file(gw: StripeGateway, customer_id: str | None, *, subscription_id: str | None = None) -> DebitOnFile | None:
+async def live_mandate(gw: StripeGateway, customer_id: str, pm_id: str) -> str | None:
+    """The id of the sepa_debit method's mandate when it is active (a new debit may be made under
+    it), else None. Raises GatewayError when Stripe cannot be asked."""
+    mandate_id = await _mandate_id(gw, customer_id, pm_id)
+    if mandate_id is None:
+        return None
+    return mandate_id if (await gw.retrieve("mandates", mandate_id)).get("status") == "active" else None
+
+
+async def debit_on_file(gw: StripeGateway, customer_id: str | None, *, subscription_id: str | None = None,
+                        quiet: bool = True) -> DebitOnFile | None:
     """The SEPA mandate Stripe debits for this member: the subscription's default method, else the
-    customer's default for invoices; None when that is a card (or nothing)."""
+    customer's default for invoices; None when that is a card (or nothing). ``quiet``: Stripe
+    unreachable gives None (a page still renders); else the GatewayError is raised (a retry)."""
     if not customer_id:
         return None
     try:
@@ -66,6 +77,8 @@ async def debit_on_file(gw: StripeGateway, customer_id: str | None, *, subscript
             active = mandate.get("status") == "active"
         return DebitOnFile(str(details.get("bank_code") or ""), str(details.get("last4") or ""), reference, active)
     except GatewayError as exc:
+        if not quiet:
+            raise
         log.info("mandate of %s not shown: %s", customer_id, exc)
         return None
 

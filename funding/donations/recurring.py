@@ -64,7 +64,7 @@ from funding.ledger.service import Line
 from funding.mail.compose import recipient_locale, render
 from funding.mail.service import enqueue
 from funding.orgs.models import Site
-from funding.payments import purposes
+from funding.payments import prenotice, purposes
 from funding.payments.calls import create_once, idempotency_key, key_prefix
 from funding.payments.service import checkout_expiry
 from funding.stripe_gateway import StripeGateway, StripeRefused, StripeUnknown, stripe_id
@@ -146,6 +146,7 @@ async def start_recurring(sessions: Sessions, gw: StripeGateway, *, site: Site, 
         "cancel_url": cancel_url,
         "locale": "fr",
         "expires_at": checkout_expiry(),
+        **prenotice.checkout_note(METHODS),
     }
     try:
         checkout = await create_once(sessions, gw, ref=f"recurring-gift:{gift.id}", resource="checkout.sessions", params=params)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from funding.stripe_gateway import GatewayError, StripeGateway
+from funding.stripe_gateway import GatewayError, StripeGateway, stripe_id
 
 log = logging.getLogger("funding.payments")
 
@@ -108,6 +108,9 @@ async def subscription_mandate(gw: StripeGateway, customer_id: str | None, subsc
         mandate_id = next((((c.get("payment_method_details") or {}).get("sepa_debit") or {}).get("mandate")
                            for c in charges.get("data") or [] if c.get("payment_method") == pm.get("id")
                            and ((c.get("payment_method_details") or {}).get("sepa_debit") or {}).get("mandate")), None)
+        if not mandate_id:  # no debit yet under this account (set up in the portal, or by a SetupIntent)
+            intents = await gw.get("/v1/setup_intents", {"customer": customer_id, "payment_method": str(pm.get("id")), "limit": 5})
+            mandate_id = next((stripe_id(s["mandate"]) for s in intents.get("data") or [] if s.get("mandate")), None)
         reference = ""
         if mandate_id:
             mandate = await gw.retrieve("mandates", str(mandate_id))

@@ -106,8 +106,9 @@ async def test_a_card_on_file_is_charged_off_session_and_a_decline_leaves_the_ta
     for member in bar.members:
         await sell(sessions, bar, "Sandwich", member=member)
     first, second = await cut_off(sessions, key="2026-11", site_ids=[world.site_id])
-    fake_stripe.router.get(url__regex=rf"^{BASE}/v1/customers/cus_bar\d$").mock(return_value=httpx.Response(
-        200, json={"id": "cus_bar1", "object": "customer", "invoice_settings": {"default_payment_method": "pm_card_1"}}))
+    fake_stripe.router.get(url__regex=rf"^{BASE}/v1/customers/cus_bar\d(\?.*)?$").mock(return_value=httpx.Response(
+        200, json={"id": "cus_bar1", "object": "customer", "invoice_settings": {"default_payment_method": {
+            "id": "pm_card_1", "object": "payment_method", "type": "card", "card": {"brand": "visa", "last4": "4242"}}}}))
 
     def charge_card(request: httpx.Request) -> httpx.Response:
         sent = form(request)

@@ -24,7 +24,8 @@ async def test_a_tab_already_charged_at_stripe_is_adopted_not_charged_again(sess
     await coworker(sessions, world, bar.members[0])
     batch = await a_batch(sessions, world, bar)
     fake_stripe.router.get(f"{BASE}/v1/customers/cus_bar1").mock(return_value=httpx.Response(
-        200, json={"id": "cus_bar1", "object": "customer", "invoice_settings": {"default_payment_method": "pm_card_1"}}))
+        200, json={"id": "cus_bar1", "object": "customer", "invoice_settings": {"default_payment_method": {
+            "id": "pm_card_1", "object": "payment_method", "type": "card"}}}))  # expanded, as asked
     charged = {**payment_intent(amount=batch.amount, metadata=ours(batch, entrelab_ref=f"bar-batch:{batch.id}")),
                "customer": "cus_bar1"}
     fake_stripe.add(charged)  # charged before the backup was restored; Stripe forgot the key since

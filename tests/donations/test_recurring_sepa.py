@@ -46,6 +46,7 @@ async def test_the_gift_checkout_offers_card_and_sepa_debit(sessions, world, gw,
     await start_gift(sessions, gw, world)
     _path, params, _key = fake_stripe.posted("checkout/sessions")[0]
     assert params["allowed_payment_method_types"] == ["card", "sepa_debit"] and params["mode"] == "subscription"
+    assert "au moins 2 jours" in params["custom_text"]["submit"]["message"]  # the pre-notification delay, stated
 
 
 async def test_a_gift_whose_first_debit_is_processing_shows_as_being_debited_with_its_mandate(

@@ -5,8 +5,10 @@ due (grace); a dispute after settlement is booked. The books equal Stripe's bala
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
+from funding.clock import local_date
 from funding.coworking.lifecycle import access_of
 from tests.support.e2e import (
     DAY,
@@ -40,6 +42,18 @@ def notice(e2e, invoice_id: str) -> str:
 
         async with sessions() as session:
             return await session.scalar(select(Email.body_text).where(Email.dedupe_key.like(f"coworking:{invoice_id}:debit:%")))
+
+    return db_call(e2e.settings, go) or ""
+
+
+def email_body(e2e, key: str) -> str:
+    async def go(sessions):
+        from sqlalchemy import select
+
+        from funding.mail.models import Email
+
+        async with sessions() as session:
+            return await session.scalar(select(Email.body_text).where(Email.dedupe_key == key))
 
     return db_call(e2e.settings, go) or ""
 
@@ -82,16 +96,22 @@ def test_a_desk_paid_by_sepa_processing_then_paid_then_renewed(e2e):
     assert entries[1][2][-1] == ("411", aux(member_id), -18000)
     books_match_stripe(e2e)
 
+    # 7 days before the renewal (Stripe's invoice.upcoming), the member is told its amount and day.
+    end = int(sub.current_period_end.replace(tzinfo=dt.UTC).timestamp())
+    advance(e2e, end - 6 * DAY - e2e.sandbox.now())
+    key = f"sepa-notice:{sub.stripe_subscription_id}:{end}"
+    wait_for(lambda: key in facts(e2e, member_id)[3], timeout=30, what="the renewal's debit announced days before")
+    assert re.search(rf"Votre abonnement « [^»]+ » sera renouvelé le {local_date(end + HOUR):%d/%m/%Y} : 180,00\s€ seront "
+                     r"prélevés ce jour-là\.", email_body(e2e, key))
+
     # The renewal: debited at the period's end, processing for days: still active, access goes on.
-    advance(e2e, 31 * DAY + 2 * HOUR - SETTLES)
+    advance(e2e, 6 * DAY + 2 * HOUR)
 
     def renewal_processing():
         sub, invoices, entries, emails, _ = facts(e2e, member_id)
         return (sub, invoices, entries, emails) if len(invoices) >= 2 and len(entries) >= 3 else None
 
     sub, invoices, entries, _emails = wait_for(renewal_processing, timeout=30, what="the renewal invoice")
-    wait_for(lambda: any(f"{invoices[-1].stripe_invoice_id}:debit:" in e for e in facts(e2e, member_id)[3]), timeout=30,
-             what="the pre-notification of the renewal's debit")
     assert sub.status == "active" and access_of(sub).granted
     assert invoices[-1].status == "open" and [e[0] for e in entries] == ["VT", "ST", "VT"]
     books_match_stripe(e2e)
@@ -99,9 +119,12 @@ def test_a_desk_paid_by_sepa_processing_then_paid_then_renewed(e2e):
         home = client.get("/membre").text
         assert 'status-processing">prélèvement en cours' in home and "Régler la facture" not in home
     advance(e2e, SETTLES)
-    sub, invoices, entries, _emails = settled(e2e, member_id, 2)
+    sub, invoices, entries, emails = settled(e2e, member_id, 2)
     assert [e[0] for e in entries] == ["VT", "ST", "VT", "ST"] and access_of(sub).granted
     books_match_stripe(e2e)
+    # Announced once: days before (invoice.upcoming), not again when the debit started.
+    assert any(f"{invoices[0].stripe_invoice_id}:debit:" in e for e in emails)  # the first debit: at its start
+    assert not any(f"{invoices[-1].stripe_invoice_id}:debit:" in e for e in emails) and emails.count(key) == 1
 
 
 def test_a_first_debit_failing_late_ends_the_access_and_reverses_the_sale(e2e):

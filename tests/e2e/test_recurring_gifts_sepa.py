@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from funding.clock import local_day
+from funding.clock import local_date, local_day
 from funding.db import transaction
 from funding.donations import annual
 from tests.support.e2e import DAY, HOUR, advance, books_match_stripe, db_call, sandbox_get, wait_for
@@ -78,6 +78,14 @@ def test_a_monthly_gift_by_sepa_is_booked_only_when_each_debit_settles(e2e):
         assert "Changer le montant" in space and "Changer de compte ou de carte" in space
 
     for month in (2, 3):
+        # 7 days before the debit (Stripe's invoice.upcoming), the donor is told its amount and day, once.
+        end = sandbox_get(e2e, f"/v1/subscriptions/{gift.stripe_subscription_id}")["items"]["data"][0]["current_period_end"]
+        advance(e2e, end - 6 * DAY - e2e.sandbox.now())
+        key = f"sepa-notice:{gift.stripe_subscription_id}:{end}"
+        [(_key, subject, body)] = wait_for(lambda key=key: gift_emails(e2e, key), what=f"month {month}'s debit announced")
+        day = local_date(end + HOUR).strftime("%d/%m/%Y")
+        assert subject == f"Votre prochain prélèvement de 20,00\u00a0€ le {day}"
+        assert f"Votre don mensuel n° {gift.id} de 20,00\u00a0€ sera prélevé le {day}." in body and "2606" in body
         _past_next_billing(e2e, facts.gift)
         # The month's debit processing: the gift stays active, the instalment is not booked yet.
         wait_for(lambda: any(c["status"] == "pending" for c in sandbox_get(e2e, f"/v1/charges?customer={gift.stripe_customer_id}")["data"]),
@@ -98,6 +106,7 @@ def test_a_monthly_gift_by_sepa_is_booked_only_when_each_debit_settles(e2e):
         assert lines == [("5115", txn["net"]), ("627", txn["fee"]), ("75411", -2000)]
     assert facts.gift.status == "active"
     assert facts.emails == [f"recurring-gift:{gift.id}:thanks"]
+    assert len(gift_emails(e2e, f"sepa-notice:{gift.stripe_subscription_id}:%")) == 2  # months 2 and 3, once each
 
 
 def test_a_later_debit_failing_late_emails_the_donor_with_the_reason(e2e):

@@ -50,8 +50,8 @@ def test_subscription_through_checkout_then_a_renewal(stripe_client, sb, server)
     ]
 
     events = sb.advance_clock(32 * DAY)
-    assert _core(events) == [
-        "invoice.created", "customer.subscription.updated", "payment_intent.created", "invoice.finalized", "charge.succeeded",
+    assert _core(events) == [  # announced 7 days before (the account's "upcoming renewal events"), then renewed
+        "invoice.upcoming", "invoice.created", "customer.subscription.updated", "payment_intent.created", "invoice.finalized", "charge.succeeded",
         "payment_intent.succeeded", "invoice_payment.paid", "invoice.paid", "invoice.payment_succeeded",
     ]
     updated = next(e for e in events if e["type"] == "customer.subscription.updated")

@@ -202,3 +202,33 @@ def test_the_sepa_hashes_have_endive_s_fields(stripe_client, sb):
     assert set(mandate["customer_acceptance"].to_dict()) == _fields(stripe.Mandate.CustomerAcceptance)
     # Connect-only and single-use fields aside, the mandate has endive's fields.
     assert set(mandate.to_dict()) == _fields(stripe.Mandate) - {"on_behalf_of", "single_use"}
+
+
+def test_an_off_session_debit_may_name_the_mandate_it_is_made_under_and_only_a_live_one_of_its_method(stripe_client, sb):
+    customer = stripe_client.v1.customers.create(params={"email": "elise@example.org"})
+    first = _debit(stripe_client, customer=customer["id"], setup_future_usage="off_session")
+    pm, mandate = first["payment_method"], first["latest_charge"]["payment_method_details"]["sepa_debit"]["mandate"]
+    base = {"amount": 1500, "currency": "eur", "customer": customer["id"], "payment_method": pm,
+            "allowed_payment_method_types": ["sepa_debit"]}
+    again = stripe_client.v1.payment_intents.create(params={**base, "confirm": True, "off_session": True, "mandate": mandate,
+                                                            "expand": ["latest_charge"]})
+    assert again["status"] == "processing"
+    assert again["latest_charge"]["payment_method_details"]["sepa_debit"]["mandate"] == mandate
+    other = _debit(stripe_client, customer=customer["id"], setup_future_usage="off_session")
+    refusals = [
+        ({**base, "mandate": mandate}, "mandate", None),  # without confirm=true
+        ({**base, "confirm": True, "mandate": "mandate_nope"}, "mandate", "resource_missing"),
+        ({**base, "confirm": True, "mandate": other["latest_charge"]["payment_method_details"]["sepa_debit"]["mandate"]},
+         "mandate", None),  # another method's mandate
+        ({**base, "confirm": True, "mandate": mandate, "mandate_data": ACCEPTANCE}, "mandate", None),
+    ]
+    before = len(list(sb.store.all("payment_intent")))
+    for params, param, code in refusals:
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            stripe_client.v1.payment_intents.create(params=params)
+        assert refused.value.param == param and (code is None or refused.value.code == code)
+    assert len(list(sb.store.all("payment_intent"))) == before
+    sepa.end_mandate(sb, sb.store.get("mandate", mandate))
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_client.v1.payment_intents.create(params={**base, "confirm": True, "off_session": True, "mandate": mandate})
+    assert (refused.value.param, refused.value.code) == ("mandate", "payment_method_unexpected_state")

@@ -25,7 +25,9 @@ async def _fetch(gw: StripeGateway, resource: str, event: Event) -> Prepared:
     if resource == "payment_intents" and (obj.get("metadata") or {}).get("purpose") != "bar_tab":
         return Prepared()  # not one of ours: nothing to fetch
     try:
-        return Prepared(objects=[await gw.retrieve(resource, obj["id"])])
+        # A PaymentIntent with its charge: a SEPA debit's day (expected_debit_date) is on it.
+        expand = ["latest_charge"] if resource == "payment_intents" else None
+        return Prepared(objects=[await gw.retrieve(resource, obj["id"], expand=expand)])
     except StripeRefused as exc:
         if exc.http_status == 404:
             return Prepared()
