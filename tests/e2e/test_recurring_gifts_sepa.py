@@ -7,17 +7,30 @@ from __future__ import annotations
 
 import datetime as dt
 
+import httpx
+
 from funding.clock import local_date, local_day
 from funding.db import transaction
 from funding.donations import annual
-from tests.support.e2e import DAY, HOUR, advance, books_match_stripe, db_call, sandbox_get, wait_for
+from tests.support.e2e import (
+    DAY,
+    HOUR,
+    advance,
+    books_match_stripe,
+    db_call,
+    pay_by_sepa_on_hosted_page,
+    sandbox_get,
+    wait_for,
+)
 from tests.support.gifts import (
     SEPA_DISPUTED,
     SEPA_FAILS,
+    SEPA_SUCCEEDS,
     arm_sepa_failure,
     donor_client,
     gift_emails,
     gift_facts,
+    give_recurring,
     instalments_booked,
     subscribe_sepa,
 )
@@ -173,3 +186,28 @@ def test_a_disputed_debit_is_booked_as_a_dispute_and_taken_off_the_year(e2e):
             return [(r.annual_year, r.amount) for r in await annual.issue_year(session, year, now=dt.datetime(year + 1, 1, 10, 9))]
 
     assert all(amount == 0 for _year, amount in db_call(e2e.settings, issue))
+
+
+def test_an_invalid_iban_or_one_outside_sepa_is_refused_on_the_page_and_creates_nothing(e2e):
+    """On Checkout's SEPA form: a wrong check digit, then a Brazilian IBAN (valid, outside SEPA):
+    each refused beside the field, the form kept; no payment method, mandate or subscription at
+    Stripe, the gift never starts, nothing booked. Then a good IBAN on the same page goes through."""
+    world = db_call(e2e.settings, make_world)
+    with httpx.Client(base_url=e2e.url, follow_redirects=False, timeout=30) as client:
+        started = give_recurring(client, world, other="20")
+        assert started.status_code == 303, started.text[:500]
+        checkout = started.headers["location"]
+        for iban, message in (("FR76 3000 6000 0112 3456 7890 188", "Cet IBAN est invalide"),
+                              ("BR18 0036 0305 0000 1000 9795 493C 1", "ne font pas partie de la zone SEPA")):
+            refused = pay_by_sepa_on_hosted_page(client, checkout, iban)
+            assert refused.status_code in (200, 400) and message in refused.text, refused.text[:800]
+            assert iban in refused.text  # the form keeps what was typed
+        for kind in ("payment_method", "mandate", "subscription", "setup_intent", "payment_intent"):
+            assert list(e2e.sandbox.store.all(kind)) == [], kind
+        facts = gift_facts(e2e)
+        assert facts.gift.status not in ("active", "incomplete") and facts.instalments == [] and facts.entries == []
+        books_match_stripe(e2e)
+
+        paid = pay_by_sepa_on_hosted_page(client, checkout, SEPA_SUCCEEDS)
+        assert paid.status_code in (302, 303), paid.text[:500]
+    wait_for(lambda: gift_facts(e2e).gift.status == "incomplete", what="the gift's first debit processing")
