@@ -117,5 +117,5 @@ async def debit_of_invoice(gw: StripeGateway, invoice: dict[str, Any]) -> dict[s
         if pi.get("status") == "processing" and isinstance(sepa, dict):
             return {"object": "entrelab.sepa_debit", "invoice": invoice["id"], "payment_intent": pi_id,
                     "amount": int(pi.get("amount") or 0), "currency": str(pi.get("currency") or "eur").upper(),
-                    "date": sepa.get("expected_debit_date"), "mandate": sepa.get("mandate")}
+                    "date": sepa.get("expected_debit_date"), "mandate": sepa.get("mandate"), "last4": sepa.get("last4") or ""}
     return None

@@ -288,7 +288,7 @@ def invoice_payment_intent(invoice: dict[str, Any]) -> str | None:
 
 
 async def apply_invoice(session: AsyncSession, event_type: str, invoice: dict[str, Any], attempt: int,
-                        reason: str | None = None) -> RecurringGift | None:
+                        reason: str | None = None, *, debit: dict[str, Any] | None = None) -> RecurringGift | None:
     """A gift's invoice, as fetched: paid → an instalment, once (the first thanks the donor);
     a failed attempt → one email per attempt, with the bank's reason (``reason``: Stripe's code).
     The first invoice's debit failing (SEPA: days after Checkout) ends the attempt: the gift
@@ -328,6 +328,16 @@ async def apply_invoice(session: AsyncSession, event_type: str, invoice: dict[st
                       **render("donations/recurring_not_started", await recipient_locale(session, email=gift.email),
                                name=gift.name, monthly=gift.interval == GiftInterval.MONTH, amount=gift.amount,
                                currency=gift.currency, site=site_name, number=gift.id, reason=reason))
+    elif (debit is not None and invoice.get("status") == "open" and event_type != "invoice.payment_failed"
+          and not await prenotice.announced(session, invoice)):
+        # SEPA's pre-notification of a debit not announced days before by invoice.upcoming (the first one,
+        # whose day Checkout's mandate page stated too): its amount and day, once per debit.
+        day = dt.date.fromisoformat(debit["date"]) if debit.get("date") else paris_today()
+        await enqueue(session, to=gift.email, org_id=gift.org_id, dedupe_key=f"recurring-gift:{invoice['id']}:debit:{debit['payment_intent']}",
+                      **render("payments/debit_upcoming", await recipient_locale(session, email=gift.email), name=gift.name,
+                               gift=gift.id, monthly=gift.interval == GiftInterval.MONTH, plan="", path="/mes-contributions",
+                               amount=debit["amount"], currency=debit["currency"], day=day, last4=debit.get("last4") or "",
+                               reference=""))
     elif event_type == "invoice.payment_failed" and invoice.get("status") == "open":
         retry = invoice.get("next_payment_attempt")
         await enqueue(session, to=gift.email, org_id=gift.org_id, dedupe_key=f"recurring-gift:{invoice['id']}:failed:{attempt}",

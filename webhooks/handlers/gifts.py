@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from funding.coworking.mandates import debit_of_invoice
 from funding.donations import annual, recurring
 from funding.ledger.service import EntryDraft
 from funding.payments import books
@@ -60,6 +61,9 @@ async def prepare_invoice(gw: StripeGateway, event: Event) -> Prepared:
     pi_id = recurring.invoice_payment_intent(invoice) if event["type"] == "invoice.payment_failed" else None
     if pi_id:  # the bank's reason, for the donor's email
         prepared.objects.append(await gw.retrieve("payment_intents", pi_id))
+    debit = await debit_of_invoice(gw, invoice)  # a SEPA debit in flight: the donor is told its amount and day
+    if debit is not None:
+        prepared.objects.append(debit)
     prepared.contexts += await books.paid_invoice_contexts(gw, invoice)
     return prepared
 
@@ -69,8 +73,9 @@ async def apply_invoice(session: AsyncSession, event: Event, prepared: Prepared)
         return []
     invoice = prepared.objects[0]
     attempt = int(event["data"]["object"].get("attempt_count") or invoice.get("attempt_count") or 0)
-    reason = recurring.failure_reason(prepared.objects[1]) if len(prepared.objects) > 1 else None
-    gift = await recurring.apply_invoice(session, event["type"], invoice, attempt, reason)
+    fetched = {obj.get("object"): obj for obj in prepared.objects[1:]}
+    reason = recurring.failure_reason(fetched["payment_intent"]) if "payment_intent" in fetched else None
+    gift = await recurring.apply_invoice(session, event["type"], invoice, attempt, reason, debit=fetched.get("entrelab.sepa_debit"))
     if gift is None or not prepared.contexts:
         return []
     for context in prepared.contexts:  # taken back before its instalment was recorded (its events came first)
@@ -137,7 +142,7 @@ HANDLERS = {
     **{t: SUBSCRIPTION for t in ("customer.subscription.created", "customer.subscription.updated",
                                  "customer.subscription.deleted", "customer.subscription.paused",
                                  "customer.subscription.resumed")},
-    **{t: INVOICE for t in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed", "invoice.updated")},
+    **{t: INVOICE for t in ("invoice.finalized", "invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed", "invoice.updated")},
     **{t: TAKEN_BACK for t in ("charge.refunded", "refund.created", "refund.updated", "charge.dispute.closed",
                                "charge.dispute.funds_withdrawn")},
 }
