@@ -8,6 +8,7 @@ export downloaded, the update on the campaign page)."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from funding.i18n import translations
 from funding.settings import load_settings
 from tests.support.db import TEST_SEAL_KEY
 from tests.support.e2e import db_call
-from tests.support.live import free_port
+from tests.support.live import LiveServer, free_port
 from tests.support.world import make_world
 
 pytestmark = pytest.mark.browser
@@ -44,6 +45,18 @@ def live_settings(database_url, tmp_path):
     return load_settings({}, FUNDING_ENV="test", LEDGER_SEAL_KEY=TEST_SEAL_KEY, DATABASE_URL=database_url,
                          SECRET_KEY="browser-secret-0123456789", BASE_URL=f"http://127.0.0.1:{port}",
                          MEDIA_DIR=str(tmp_path / "media"), WORKER_POLL_SECONDS="0.2")
+
+
+@pytest.fixture
+def live_server(live_settings):
+    """The app and the sandbox on one port. Webhooks arrive politely here (once, in order, when
+    due): the chaotic deliveries of the other end-to-end tests double these journeys' time and
+    test nothing a persona sees (SANDBOX_DELIVERY=chaos brings them back)."""
+    from tests.support.e2e import e2e_sandbox, served
+
+    sandbox = e2e_sandbox(live_settings, delivery=os.environ.get("SANDBOX_DELIVERY") or "polite")
+    with LiveServer(served(live_settings, sandbox), int(live_settings.base_url.rsplit(":", 1)[1])) as server:
+        yield server
 
 
 class Visit:
