@@ -281,9 +281,10 @@ class RefuseNul:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    def _bad_body(self, ctype: bytes, body: bytes) -> bool:
+    def _bad_body(self, content_type: bytes, body: bytes) -> bool:
+        ctype = content_type.lower()
         if ctype.startswith(b"multipart/"):
-            return self._bad_multipart(ctype, body)
+            return self._bad_multipart(content_type, body)  # the boundary keeps its case (Chromium's is mixed)
         if self.RAW.search(body):
             return True
         if b"json" in ctype:
@@ -334,7 +335,7 @@ class RefuseNul:
         if self.PATH.search(scope["path"]) or self.RAW.search(query) or self.ENCODED.search(query):
             await self._refuse(scope, receive, send)
             return
-        ctype = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
+        content_type = dict(scope.get("headers", [])).get(b"content-type", b"")
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
@@ -346,7 +347,7 @@ class RefuseNul:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if self._bad_body(ctype, body):
+        if self._bad_body(content_type, body):
             await self._refuse(scope, receive, send)
             return
         replayed = False

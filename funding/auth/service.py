@@ -13,6 +13,7 @@ from funding.auth.models import ROLES, TEAM, LoginToken, Membership, Role, User
 from funding.db import rowcount, utcnow
 from funding.emails import InvalidEmail, check_email
 from funding.errors import FundingError
+from funding.i18n import get_locale
 from funding.i18n import gettext as _
 from funding.mail.compose import render
 from funding.mail.service import enqueue
@@ -142,7 +143,9 @@ async def request_login(session: AsyncSession, email: str, settings: Settings, *
     if user is None:
         if known is None:
             return
-        user = User(email=email, name=known[0][:200], created_at=utcnow())
+        # The account a backer's first login makes speaks the language they asked in (the
+        # request's, set by the caller): else an English backer reads French from then on.
+        user = User(email=email, name=known[0][:200], locale=get_locale(), created_at=utcnow())
         session.add(user)
         await session.flush()
     if known is not None and next_path == "/":

@@ -122,6 +122,9 @@ async def sell(request: Request) -> Response:
             rung = await till.ring_up(session, site, product_id=form.get("product_id"), quantity=form.get("quantity") or 1,
                                       member_id=member_id, ticket_id=ticket_id if not member_id else None,
                                       limit=request.app.state.settings.bar_tab_limit, recorded_by=user.name)
+            # A walk-in sale has no tab: what the till shows is the sale's amount to collect.
+            shown = rung.balance if rung.balance is not None or rung.line.ticket_id is None else \
+                (await till.ticket_total(session, rung.line.ticket_id))[0]
     except BarError as exc:
         if _wants_json(request):
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
@@ -135,7 +138,7 @@ async def sell(request: Request) -> Response:
         return JSONResponse({"ok": True, "message": message, "line": {
             "id": line.id, "seq": line.seq, "label": line.label, "quantity": line.quantity,
             "amount": money(line.amount, line.currency)},
-            "balance": money(rung.balance, line.currency) if rung.balance is not None else None})
+            "balance": money(shown, line.currency) if shown is not None else None})
     flash(request, message, "success")
     return _back_to_till(request, slug, member_id, ticket_id)
 

@@ -37,6 +37,22 @@ async def test_a_tap_on_the_till_records_a_line_and_shows_the_tab(client, sessio
         assert len((await session.scalars(select(SaleLine))).all()) == 3
 
 
+async def test_a_tap_on_a_walk_in_sale_answers_the_amount_to_collect(client, sessions, settings, world):
+    """Found by the bar persona of tests/browser/test_personas.py: on a walk-in sale the page's
+    script got no total back, so the till kept showing "0,00 € à encaisser" until a reload."""
+    bar = await make_bar(sessions, world)
+    await _staff(client, sessions, settings, world)
+    till = f"/bar/{world.site_slug}/caisse"
+    token = csrf_of((await client.get(till)).text)
+    opened = await client.post(f"{till[:-len('/caisse')]}/comptoir", data={"csrf_token": token})
+    ticket = int(opened.headers["location"].rsplit("=", 1)[1])
+    headers = {"accept": "application/json", "x-csrf-token": token}
+    for product, total in (("Bière locale", "4,50\u00a0€"), ("Café", "6,00\u00a0€")):
+        fast = await client.post(f"{till}/vente", data={"product_id": bar.products[product], "ticket_id": ticket},
+                                 headers=headers)
+        assert fast.status_code == 200 and fast.json()["balance"] == total, fast.json()
+
+
 async def test_refusals_reach_the_till_as_clear_messages(client, sessions, settings, world):
     bar = await make_bar(sessions, world)
     await _staff(client, sessions, settings, world)

@@ -45,6 +45,31 @@ async def test_a_french_speaking_user_gets_the_login_link_as_before(sessions, se
     assert_html_part(mail, name=TRICKY_NAME, links=[link], lang="fr")
 
 
+async def test_a_backer_s_first_login_from_an_english_page_makes_an_english_account(sessions, settings, world):
+    """Found by the English backer of tests/browser/test_personas.py: the account made at a
+    backer's first login spoke French, so the link and then the backer space came in French."""
+    from sqlalchemy import select
+
+    from funding.auth.models import User
+    from funding.auth.service import request_login
+    from funding.campaigns import backers  # noqa: F401  (registers backers as accounts a link can open)
+    from funding.i18n import reset_locale, set_locale
+    from tests.support.campaigns import make_campaign, pledge
+
+    campaign = await make_campaign(sessions, world)
+    await pledge(sessions, campaign.id, email="backer.en@example.org", name="Kim Backer")
+    token = set_locale("en")  # the language of the /login page the backer filled
+    try:
+        async with transaction(sessions) as session:
+            await request_login(session, "backer.en@example.org", settings)
+    finally:
+        reset_locale(token)
+    [mail] = await mails_to(sessions, "backer.en@example.org", key_like="login:%")
+    assert mail.subject == "Your Entre-Lab login link"
+    async with sessions() as session:
+        assert await session.scalar(select(User.locale).where(User.email == "backer.en@example.org")) == "en"
+
+
 # --- a bar tab ------------------------------------------------------------------------------
 
 

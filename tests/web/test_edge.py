@@ -255,3 +255,29 @@ async def test_an_error_on_a_tokened_link_is_logged_without_its_token(app, monke
     logged = [record.getMessage() for record in caplog.records if record.name == "funding.web"]
     assert logged == ["unhandled error on GET /exports/lien/[jeton]"]
     assert "SeCrEtToKeN" not in caplog.text
+
+
+async def test_a_browser_s_multipart_form_keeps_its_boundary_s_case_and_its_file_s_bytes():
+    """Found by the campaign admin of tests/browser/test_personas.py: Chromium's boundary is mixed
+    case (----WebKitFormBoundary…); the edge looked for it lowercased, missed every part, took
+    the uploaded photo's bytes for a field's and refused the form (400). The photo passes; a
+    control character in a field is still refused."""
+    from starlette.responses import PlainTextResponse
+
+    from funding.web import RefuseNul
+
+    async def echo(scope, receive, send):
+        await PlainTextResponse("read")(scope, receive, send)
+
+    boundary = "----WebKitFormBoundaryQx7YzAbC"
+
+    def form(title: str) -> bytes:
+        return (f'--{boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\n{title}\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="four.png"\r\n'
+                f"Content-Type: image/png\r\n\r\n").encode() + b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x01\x07" + \
+            f"\r\n--{boundary}--\r\n".encode()
+
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    async with _client(RefuseNul(echo)) as client:
+        assert (await client.post("/admin/campaigns/new", content=form("Four"), headers=headers)).text == "read"
+        assert (await client.post("/admin/campaigns/new", content=form("F\x07our"), headers=headers)).status_code == 400
