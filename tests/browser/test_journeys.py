@@ -377,3 +377,50 @@ def test_publishing_a_campaign_asks_for_a_second_explicit_tap(live_server, live_
     page.wait_for_load_state()
     page.goto(live_server.url + "/admin/campaigns/brouillon")
     assert page.locator(".cf-badge").first.inner_text() == "En cours"
+
+
+def test_the_qr_page_shows_the_payment_in_place_without_reloading(live_server, live_settings, browser, phone):
+    """The staff's QR page has no meta refresh (axe: meta-refresh, WCAG 2.2.1): it asks the server
+    every few seconds and, once the customer has paid, shows "Payé" in place, focus on it, without
+    a navigation."""
+    from tests.support.bar import make_bar
+
+    async def build(sessions):
+        world = await make_world(sessions)
+        bar = await make_bar(sessions, world)
+        return world, bar, await _link(sessions, live_settings, world.users["staff"])
+
+    world, _bar, link = _db(live_settings, build)
+    page = phone
+    _log_in(page, link)
+    page.goto(f"{live_server.url}/bar/{world.site_slug}/caisse")
+    page.get_by_role("button", name="Vente comptoir (paiement immédiat)").click()
+    page.wait_for_url(re.compile(r".*[?&]comptoir=\d+"))
+    page.get_by_role("button", name=re.compile("^Bière locale")).click()
+    page.get_by_role("status").filter(has_text="Bière locale").wait_for()
+    page.get_by_role("button", name=re.compile("par carte")).first.click()
+    page.wait_for_url(re.compile(rf".*/bar/{world.site_slug}/comptoir/\d+$"))
+    assert page.locator("meta[http-equiv=refresh]").count() == 0
+    checkout = page.get_by_role("link", name="Ouvrir la page de paiement sur cet appareil").get_attribute("href")
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
+
+    customer = browser.new_context(viewport={"width": 390, "height": 844}, locale="fr-FR", is_mobile=True, has_touch=True)
+    try:
+        paying = customer.new_page()
+        paying.goto(checkout)
+        paying.get_by_label("Adresse e-mail").fill("client@example.org")
+        paying.locator("#cardholder-name").fill("Client de passage")
+        paying.locator("#card-number").fill("4242 4242 4242 4242")
+        paying.locator("#card-expiry").fill("12/34")
+        paying.locator("#card-cvc").fill("123")
+        paying.locator("#pay").click()
+        paying.get_by_role("heading", name="Merci !").wait_for()
+    finally:
+        customer.close()
+
+    paid = page.get_by_role("status").filter(has_text="Payé. Merci !")
+    paid.wait_for(timeout=20_000)
+    assert navigations == []  # shown in place: the page was never reloaded
+    assert page.evaluate("document.activeElement.textContent").strip() == "Payé. Merci !"
+    assert page.locator("[data-wait]").count() == 0  # asks no more
