@@ -117,6 +117,18 @@ def date(value, fmt: str = "medium") -> str:
     return format_date(value, format=fmt, locale=BABEL[get_locale()])
 
 
+def day(value: dt.date | dt.datetime | None) -> str:
+    """A day as a message states it: ``05/03/2025`` in French (as the emails always wrote it),
+    ``5 March 2025`` in English (no day/month order to guess)."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if get_locale() == "fr":
+        return value.strftime("%d/%m/%Y")
+    return date(value, "long")
+
+
 def percent(part: int, whole: int) -> str:
     if not whole:
         return "–"

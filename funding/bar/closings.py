@@ -27,6 +27,7 @@ from funding.bar.figures import fiscal_year_bounds, fiscal_year_label, fiscal_ye
 from funding.bar.models import Archive, SaleLine, TillClosing, TillClosingKind, TillHead
 from funding.bar.till import BarError, local_today, lock_head
 from funding.db import digits, must_get, utcnow
+from funding.i18n import day as i18n_day
 from funding.i18n import gettext as _
 from funding.ledger.models import SealKind
 from funding.ledger.service import post
@@ -111,11 +112,11 @@ async def close_day(session: AsyncSession, site: Site, day: dt.date | None = Non
     day = day or today
     if day > today:
         raise BarError(_("Le %(day)s n'est pas encore arrivé : on ne clôture pas une journée future.",
-                         day=day.strftime("%d/%m/%Y")))
+                         day=i18n_day(day)))
     head = await lock_head(session, site)
     days = await _pending_days(session, site, head, day)
     if head.closed_through is not None and day <= head.closed_through and day not in days:
-        raise BarError(_("La journée du %(day)s est déjà clôturée.", day=day.strftime("%d/%m/%Y")))
+        raise BarError(_("La journée du %(day)s est déjà clôturée.", day=i18n_day(day)))
     if day not in days:
         days.append(day)
     return [await _close_one_day(session, site, head, d, closed_by, now) for d in days]
@@ -197,7 +198,7 @@ async def close_year(session: AsyncSession, site: Site, period: str, *, closed_b
     start, end = fiscal_year_bounds(period, await _start_month(session, site))
     if end >= local_today(now):
         raise BarError(_("L'exercice %(period)s n'est pas terminé (il finit le %(end)s).", period=period,
-                         end=end.strftime("%d/%m/%Y")))
+                         end=i18n_day(end)))
     head = await lock_head(session, site)
     if await _closed(session, site.id, TillClosingKind.YEAR, period):
         raise BarError(_("L'exercice %(period)s est déjà clôturé.", period=period))

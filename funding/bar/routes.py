@@ -20,6 +20,7 @@ from funding.bar.models import BatchStatus, Ticket, TicketStatus, TillClosing, T
 from funding.bar.service import member_tabs, start_tab_payment, start_walk_in_payment
 from funding.bar.till import BarError
 from funding.db import row_id
+from funding.i18n import day as i18n_day
 from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.orgs.models import Site
@@ -314,7 +315,7 @@ async def close_today(request: Request) -> Response:
         flash(request, str(exc), "error")
         return _back_to_till(request, slug)
     last = made[-1]
-    flash(request, _("Journée du %(day)s clôturée : %(total)s.", day=last.end_date.strftime("%d/%m/%Y"),
+    flash(request, _("Journée du %(day)s clôturée : %(total)s.", day=i18n_day(last.end_date),
                      total=", ".join(money(v, c) for c, v in closings.closing_view(last)["period_total"].items()) or money(0)),
           "success")
     return redirect_to(request, "bar_closing", site=slug, closing=last.id)

@@ -61,6 +61,7 @@ from funding.coworking.plans import (
 from funding.coworking.service import member_panels, passes_of
 from funding.coworking.staff import page
 from funding.db import must_get, row_id, transaction
+from funding.i18n import day as i18n_day
 from funding.i18n import get_locale, reset_locale, set_locale
 from funding.i18n import gettext as _
 from funding.invoicing.document import InvoiceDocumentError
@@ -521,7 +522,7 @@ async def _set_cancel(request: Request, flag: bool) -> Response:
     if flag:
         end = sub.current_period_end
         flash(request, _("Votre abonnement prendra fin le %(date)s ; d'ici là rien ne change.",
-                         date=lifecycle.local_day(end).strftime("%d/%m/%Y") if end else "?"), "success")
+                         date=i18n_day(lifecycle.local_day(end)) if end else "?"), "success")
     else:
         flash(request, _("Votre abonnement continue."), "success")
     return redirect_to(request, "member_home")

@@ -32,6 +32,7 @@ from funding.coworking.plans import VAT_RATES, price_ttc
 from funding.coworking.service import PassError, member_panels, use_pass_day
 from funding.db import digits, row_id
 from funding.i18n import N_, ngettext
+from funding.i18n import day as i18n_day
 from funding.i18n import gettext as _
 from funding.invoicing.document import InvoiceDocumentError
 from funding.mail.models import Email
@@ -155,7 +156,7 @@ async def pass_day(request: Request) -> Response:
     else:
         flash(request, ngettext("Journée du %(day)s décomptée : %(num)s jour restant sur ce pass.",
                                 "Journée du %(day)s décomptée : %(num)s jours restants sur ce pass.", left,
-                                day=day.strftime("%d/%m/%Y")), "success")
+                                day=i18n_day(day)), "success")
     return redirect_to(request, "coworking_member", member_id=row.id)
 
 

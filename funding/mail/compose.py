@@ -14,7 +14,6 @@ id or an address); anyone who is not a user reads French.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from functools import cache
 from typing import Any, TypedDict
@@ -38,16 +37,7 @@ class Rendered(TypedDict):
     body_html: str
 
 
-def day(value: dt.date | dt.datetime | None) -> str:
-    """A day as an email states it: ``05/03/2025`` in French (as the emails always wrote it),
-    ``5 March 2025`` in English (no day/month order to guess)."""
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        value = value.date()
-    if i18n.get_locale() == "fr":
-        return value.strftime("%d/%m/%Y")
-    return i18n.date(value, "long")
+day = i18n.day  # the filter's name in the templates
 
 
 @cache

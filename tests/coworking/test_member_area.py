@@ -344,6 +344,18 @@ async def test_changing_plan_shows_stripes_proration_preview_then_applies_exactl
     assert bad.status_code == 303 and len(fake.posts) == before
 
 
+async def test_the_cancellation_message_states_its_day_in_english_words_for_an_english_member(app_client, sessions, settings,
+                                                                                              world, catalogue, fake):
+    member, _sub, row, _inv = await active_member(sessions, world, catalogue, fake)
+    async with sessions() as session, session.begin():
+        (await session.get(User, member.user_id)).locale = "en"
+    await login_as(app_client, sessions, settings, member.user_id)
+    token = csrf_of((await app_client.get("/membre")).text)
+    await app_client.post("/membre/resilier", data={"csrf_token": token, "subscription": str(row.id)})
+    flash = re.search(r"Your subscription will end on ([^;]+);", text_of((await app_client.get("/membre")).text))
+    assert flash is not None and re.fullmatch(r"\d{1,2} [A-Z][a-z]+ \d{4}", flash.group(1)), flash  # 5 January 2027, not 05/01/2027
+
+
 async def test_cancel_at_period_end_then_resume(app_client, sessions, settings, world, catalogue, fake):
     member, sub, row, _inv = await active_member(sessions, world, catalogue, fake)
     await login_as(app_client, sessions, settings, member.user_id)
