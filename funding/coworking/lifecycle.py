@@ -34,6 +34,7 @@ import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any, cast
 
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -388,20 +389,22 @@ async def apply_invoice(session: AsyncSession, invoice: dict, version: int) -> I
     if member is None:
         return None
     values = _invoice_values(invoice, version)
-    site_id = None
-    if sub_id:
-        site_id = await session.scalar(select(Subscription.site_id).where(Subscription.stripe_subscription_id == sub_id))
-    if site_id is None:
-        site_id = int(meta["site_id"]) if digits(str(meta.get("site_id", ""))) else member.site_id
+    # The site is the subscription's, else the metadata's, else the member's: read by the statement that
+    # writes the row (a new row only: an update keeps its site), not by one more round trip before it.
+    fallback = int(meta["site_id"]) if digits(str(meta.get("site_id", ""))) else member.site_id
+    site_id: Any = fallback if not sub_id else func.coalesce(
+        select(Subscription.site_id).where(Subscription.stripe_subscription_id == sub_id).scalar_subquery(), fallback)
     lines = json.dumps(await booked_lines(session, invoice), sort_keys=True)
     # The row comes back from the statement that writes it (RETURNING): no read after the write.
     refreshed = {"populate_existing": True}
+    written = per_transaction(session, "invoices_written")
     inserted = await session.scalar(
         dialect_insert(dialect_of(session))(Invoice).values(
             **values, member_id=member.id, site_id=site_id, stripe_invoice_id=invoice["id"], stripe_subscription_id=sub_id,
             lines=lines,
         ).on_conflict_do_nothing(index_elements=["stripe_invoice_id"]).returning(Invoice), execution_options=refreshed)
     if inserted is not None:
+        written[invoice["id"]] = inserted
         return inserted
     updated = await session.scalar(
         update(Invoice).where(
@@ -409,9 +412,19 @@ async def apply_invoice(session: AsyncSession, invoice: dict, version: int) -> I
             or_(Invoice.status.not_in(FINAL_INVOICE), Invoice.status == invoice["status"]),
         ).values(**values).returning(Invoice), execution_options={**refreshed, "synchronize_session": False})
     if updated is not None:
+        written[invoice["id"]] = updated
         return updated
     return await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"]),  # ours is older
                                 execution_options=refreshed)
+
+
+async def invoice_row(session: AsyncSession, stripe_invoice_id: str) -> Invoice | None:
+    """The mirror of an invoice: the row this transaction wrote (and holds locked) if it wrote one, as
+    that statement returned it, else read."""
+    written = per_transaction(session, "invoices_written").get(stripe_invoice_id)
+    if written is not None:
+        return cast(Invoice, written)
+    return await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == stripe_invoice_id))
 
 
 async def member_account(session: AsyncSession, member: Member, org_id: int) -> tuple[str, str]:
@@ -552,7 +565,7 @@ async def settle_invoice_charge(session: AsyncSession, metadata: dict, amount: i
     if isinstance(fetched, dict) and not (fetched.get("lines") or {}).get("has_more"):
         row = await apply_invoice(session, fetched, await fetched_version(session, Invoice, fetched["id"]))  # events may lag
     else:
-        row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == metadata.get("invoice", "")))
+        row = await invoice_row(session, str(metadata.get("invoice", "")))
     before: list[EntryDraft] = []
     if row is not None and amount > 0 and row.status in BOOKED:
         # The sale (and a paid invoice's reversed write-off) numbered before the settlement, whatever

@@ -107,7 +107,7 @@ async def member_from_metadata(session: AsyncSession, metadata: dict | None, cus
     """The member a Stripe object belongs to: our id in its metadata, else its customer."""
     raw = str((metadata or {}).get("member_id") or "")
     if digits(raw):
-        member = await get_held(session, Member, int(raw))
+        member = await _held_with_person(session, int(raw))
         if member is not None and (not customer_id or member.stripe_customer_id in (None, customer_id)):
             return member
     member = await member_by_customer(session, customer_id)
@@ -115,6 +115,24 @@ async def member_from_metadata(session: AsyncSession, metadata: dict | None, cus
         join = await join_of(session, metadata, customer_id)
         if join is not None:  # a paid join's first event, whichever comes first: its account is made now
             member = await joined_member(session, join.id)
+    return member
+
+
+async def _held_with_person(session: AsyncSession, member_id: int) -> Member | None:
+    """The member, held for the session's life (:func:`funding.db.get_held`); the first time, read
+    together with their person (``users`` row, held too), whom a booking names next in the books."""
+    held = session.info.get("held", {})
+    if (Member, member_id) in held:
+        return await get_held(session, Member, member_id)
+    found = (await session.execute(select(Member, User).outerjoin(User, User.id == Member.user_id)  # a wall may hide the person
+                                   .where(Member.id == member_id))).first()
+    if found is None:
+        return None
+    member, user = found
+    held = session.info.setdefault("held", {})
+    held[(Member, member_id)] = member
+    if user is not None:
+        held[(User, user.id)] = user
     return member
 
 

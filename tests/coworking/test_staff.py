@@ -10,7 +10,7 @@ import re
 
 from sqlalchemy import select
 
-from funding.coworking.lifecycle import accrual_drafts, apply_invoice, apply_subscription
+from funding.coworking.lifecycle import accrual_drafts, apply_invoice, apply_subscription, sale_draft, settle_invoice_charge
 from funding.coworking.models import Pass, Plan
 from funding.coworking.reports import deferred_revenue, fiscal_year_end, member_page, member_rows
 from funding.db import transaction
@@ -322,3 +322,28 @@ async def test_the_members_list_read_as_columns_stays_behind_the_organisation_wa
         set_scope(session, OrgScope(frozenset({world.org_id})))
         total, rows = await member_page(session, offset=0, limit=50)
         assert total == 1 and [(r.name, r.status, r.access.granted) for r in rows] == [("Julie Fayolle", "active", True)]
+
+
+async def test_booking_and_settling_a_paid_invoice_in_one_transaction_reads_nothing_twice(sessions, world, catalogue, fake):
+    """A paid invoice booked as the webhook does it (the row mirrored, its sale drafted, its charge settling the
+    member's receivable) in a transaction that has not met the member yet (issue 19, invoice booking): the
+    member comes with their person in one read, the subscription's site is read by the statement that writes
+    the row, and the settlement finds the row that statement returned."""
+    member, sub, _row, _inv = await active_member(sessions, world, catalogue, fake)
+    start = now() - DAY
+    paid = invoice(customer=member.stripe_customer_id, sub=sub, created=start, billing_reason="subscription_cycle", lines=[
+        line(price_id=catalogue.price_id("flex"), amount=catalogue.prices["flex"]["unit_amount"], start=start,
+             end=start + 30 * DAY, sub_id=sub["id"])])
+    async with transaction(sessions) as session:
+        with counted(sessions) as sent:
+            row = await apply_invoice(session, paid, now())
+            sale = await sale_draft(session, row)
+            allocation = await settle_invoice_charge(session, {"member_id": str(member.id), "invoice": paid["id"]},
+                                                     row.total, "EUR")
+    assert row.site_id == world.site_id and sale is not None and allocation is not None
+    assert [d.source_key for d in allocation.before] == [f"stripe:{paid['id']}"]
+    assert allocation.lines[0].aux == member.aux_code and allocation.lines[0].amount == -row.total
+    for table in ("coworking_invoices", "coworking_subscriptions", "users"):
+        assert not [s for s in sent if s.startswith(f"SELECT {table}.")], sent
+    assert len([s for s in sent if s.startswith("SELECT coworking_members.")]) == 1, sent
+    assert len(sent) <= 7, sent
