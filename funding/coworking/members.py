@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from funding.auth.models import Role, User
 from funding.auth.service import AuthError, create_user, grant, is_team, normalise_email
 from funding.coworking.models import JoinRequest, JoinStatus, Member
-from funding.db import digits, get_held, insert_ignore, must_get, per_transaction, transaction, utcnow
+from funding.db import digits, get_held, insert_ignore, must_get, transaction, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
-from funding.ledger.models import AuxAccount
+from funding.ledger.service import expect_aux_account
 from funding.orgs.models import Site
 from funding.orgs.service import luhn_ok
 from funding.payments.calls import create_once
@@ -304,16 +304,13 @@ async def push_details(gw: StripeGateway, member: Member, user: User) -> None:
 
 
 async def ensure_aux_account(session: AsyncSession, org_id: int, member: Member, label: str | None = None) -> str:
-    """Insert-or-ignore the member's 411 auxiliary account in ``org_id``'s books; returns its code."""
+    """The member's 411 auxiliary account in ``org_id``'s books, asked for: inserted if missing by the
+    posting of this transaction that names it, with every other asked for, in one statement
+    (funding.ledger.service.expect_aux_account); returns its code."""
     if label is None:
         user = await must_get(session, User, member.user_id)
         label = member.company_name or user.name
-    # Once per transaction: a booking names the member's account for its sale and its settlement.
-    ensured = per_transaction(session, "aux_accounts")
-    if (org_id, member.aux_code) not in ensured:
-        await insert_ignore(session, AuxAccount, {"org_id": org_id, "code": member.aux_code, "label": label[:200],
-                                                  "created_at": utcnow()}, ["org_id", "code"])
-        ensured[(org_id, member.aux_code)] = True
+    expect_aux_account(session, org_id, member.aux_code, label)
     return member.aux_code
 
 
