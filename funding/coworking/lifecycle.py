@@ -30,13 +30,14 @@ SEPA Direct Debit: a debit is ``processing`` for about 5 business days before th
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.auth.models import User
@@ -389,20 +390,15 @@ async def apply_invoice(session: AsyncSession, invoice: dict, version: int) -> I
     if member is None:
         return None
     values = _invoice_values(invoice, version)
-    # The site is the subscription's, else the metadata's, else the member's: read by the statement that
-    # writes the row (a new row only: an update keeps its site), not by one more round trip before it.
-    fallback = int(meta["site_id"]) if digits(str(meta.get("site_id", ""))) else member.site_id
-    site_id: Any = fallback if not sub_id else func.coalesce(
-        select(Subscription.site_id).where(Subscription.stripe_subscription_id == sub_id).scalar_subquery(), fallback)
     lines = json.dumps(await booked_lines(session, invoice), sort_keys=True)
     # The row comes back from the statement that writes it (RETURNING): no read after the write.
     refreshed = {"populate_existing": True}
     written = per_transaction(session, "invoices_written")
-    inserted = await session.scalar(
-        dialect_insert(dialect_of(session))(Invoice).values(
-            **values, member_id=member.id, site_id=site_id, stripe_invoice_id=invoice["id"], stripe_subscription_id=sub_id,
-            lines=lines,
-        ).on_conflict_do_nothing(index_elements=["stripe_invoice_id"]).returning(Invoice), execution_options=refreshed)
+    inserted = await session.scalar(_insert_invoice(dialect_of(session)), {
+        **values, "member_id": member.id, "stripe_invoice_id": invoice["id"], "stripe_subscription_id": sub_id, "lines": lines,
+        "site_of_subscription": sub_id,
+        "site_otherwise": int(meta["site_id"]) if digits(str(meta.get("site_id", ""))) else member.site_id,
+    }, execution_options=refreshed)
     if inserted is not None:
         written[invoice["id"]] = inserted
         return inserted
@@ -416,6 +412,24 @@ async def apply_invoice(session: AsyncSession, invoice: dict, version: int) -> I
         return updated
     return await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice["id"]),  # ours is older
                                 execution_options=refreshed)
+
+
+_INSERTED_COLUMNS = ("number", "status", "billing_reason", "currency", "total", "amount_due", "amount_paid", "amount_remaining",
+                     "attempt_count", "hosted_invoice_url", "invoice_pdf", "issued_at", "paid_at", "version", "updated_at",
+                     "member_id", "stripe_invoice_id", "stripe_subscription_id", "lines")
+
+
+@functools.cache
+def _insert_invoice(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING the row, built once (values as parameters: building
+    and keying a statement of twenty values cost as much as sending it). The site is the subscription's,
+    else the metadata's, else the member's, read by this statement (not one more round trip before it)."""
+    table = Invoice.__table__
+    site = func.coalesce(select(Subscription.site_id).where(
+        Subscription.stripe_subscription_id == bindparam("site_of_subscription")).scalar_subquery(), bindparam("site_otherwise"))
+    written = (dialect_insert(dialect)(table).values(**{c: bindparam(c) for c in _INSERTED_COLUMNS}, site_id=site)
+               .on_conflict_do_nothing(index_elements=["stripe_invoice_id"]).returning(*table.c))
+    return select(Invoice).from_statement(written)
 
 
 async def invoice_row(session: AsyncSession, stripe_invoice_id: str) -> Invoice | None:
