@@ -488,6 +488,10 @@ def _transition_day(invoice: dict | None, name: str) -> dt.date:
     return local_day(moment or utcnow())
 
 
+_SALE_AND_WRITEOFF = select(Entry.source_key).where(Entry.org_id == bindparam("org_id"),
+                                                    Entry.source_key.in_((bindparam("sale"), bindparam("writeoff"))))
+
+
 async def accrual_drafts(session: AsyncSession, row: Invoice, invoice: dict | None = None) -> list[EntryDraft]:
     """The invoice in the books as it stands now (accrual: ACCOUNTING.md §9), whatever order
     the events came in. Every finalised invoice has its sale, at its date; then
@@ -514,8 +518,8 @@ async def accrual_drafts(session: AsyncSession, row: Invoice, invoice: dict | No
         return [d for d in drafts if d is not None]
     # A sale already in the books is not drafted again (every later event of the invoice comes here);
     # one read says whether the sale and a write-off are in the books.
-    present = set((await session.scalars(select(Entry.source_key).where(
-        Entry.org_id == org_id, Entry.source_key.in_((key, f"{key}:uncollectible"))))).all())
+    present = set((await session.scalars(_SALE_AND_WRITEOFF, {"org_id": org_id, "sale": key,
+                                                               "writeoff": f"{key}:uncollectible"})).all())
     drafts = [] if key in present else [await sale_draft(session, row)]
     if row.status == InvoiceStatus.UNCOLLECTIBLE:
         drafts.append(await writeoff_draft(session, row, _transition_day(invoice, "marked_uncollectible_at")))

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -118,14 +118,17 @@ async def member_from_metadata(session: AsyncSession, metadata: dict | None, cus
     return member
 
 
+_WITH_PERSON = (select(Member, User).outerjoin(User, User.id == Member.user_id)  # outer: a wall may hide the person
+                .where(Member.id == bindparam("member_id")))
+
+
 async def _held_with_person(session: AsyncSession, member_id: int) -> Member | None:
     """The member, held for the session's life (:func:`funding.db.get_held`); the first time, read
     together with their person (``users`` row, held too), whom a booking names next in the books."""
     held = session.info.get("held", {})
     if (Member, member_id) in held:
         return await get_held(session, Member, member_id)
-    found = (await session.execute(select(Member, User).outerjoin(User, User.id == Member.user_id)  # a wall may hide the person
-                                   .where(Member.id == member_id))).first()
+    found = (await session.execute(_WITH_PERSON, {"member_id": member_id})).first()
     if found is None:
         return None
     member, user = found

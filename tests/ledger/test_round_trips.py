@@ -10,9 +10,10 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select, text
 
-from funding.db import dialect_of, transaction
+from funding.db import dialect_of, get_held, must_get, transaction
 from funding.ledger.models import AuxAccount
 from funding.ledger.service import BATCH, EntryDraft, LedgerError, credit, debit, expect_aux_account, post
+from funding.orgs.models import Site
 from tests.support.db import counted
 from tests.support.world import gift
 
@@ -84,3 +85,23 @@ async def test_auxiliary_accounts_asked_for_are_written_by_the_posting_that_name
     async with sessions() as session:
         assert await session.scalar(select(AuxAccount.label).where(AuxAccount.org_id == world.org_id,
                                                                    AuxAccount.code == codes[0])) == "Membre 0"
+
+
+async def test_a_held_row_is_answered_without_a_statement_and_read_again_once_expired(sessions, world):
+    """must_get/get_held answer a held row as session.get would from its identity map, without its trip
+    through the async layer (issue 19, invoice booking); an expired one is read again."""
+    async with sessions() as session:
+        site = await must_get(session, Site, world.site_id)
+        with counted(sessions) as sent:
+            assert await must_get(session, Site, world.site_id) is site
+            assert await get_held(session, Site, world.site_id) is site
+        assert sent == []
+        await session.commit()  # its rows stay loaded (expire_on_commit=False), and SQLite's write lock goes
+        async with transaction(sessions) as other:
+            (await other.get(Site, world.site_id)).name = "Thiers-Renommé"
+        assert (await must_get(session, Site, world.site_id)).name == "Thiers"  # as session.get: the map's
+        session.expire(site)
+        with counted(sessions) as sent:
+            assert (await must_get(session, Site, world.site_id)).name == "Thiers-Renommé"
+        assert len(sent) == 1, sent
+        await session.commit()
