@@ -2,6 +2,7 @@
 against the same page with 10 pledges, measured in one run with wrk.
 
     python bench/campaigns_bench.py [--pledges 100000] [--duration 10] [--connections 16] [--rounds 3] [--sqlite]
+                                    [--lists-only]
 
 Two campaigns in one throw-away database (PostgreSQL on TEST_POSTGRES_URL, default the local
 server; ``--sqlite`` for a file): ``small`` with 10 paid pledges, ``big`` with 100,000, each
@@ -16,6 +17,11 @@ wall of names, a form; no database, no middleware), served by uvicorn in another
 is the floor: the campaign page (both), the campaign list, the widget and the public API are
 loaded the same way and each is printed as a ratio to it (goal ≥ 0.3, anonymous visitors, as
 a crowd comes). Every answer must be a 2xx.
+
+First, in-process: the staff list of the big campaign's pledges (`pledge_page`: a page of 50 with
+their tiers' titles), its first page and one in the middle, against a plain SELECT of the same
+page of pledges (the columns it shows), timed in alternation (goal ≤ 2×). ``--lists-only`` stops
+there.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +47,7 @@ import httpx
 from sqlalchemy import func, insert, select, update
 
 from funding.campaigns.models import Campaign, Match, Pledge, Tier
+from funding.campaigns.views import pledge_page
 from funding.db import create_engine, session_factory, transaction, utcnow
 from funding.migrate import upgrade
 from funding.orgs.service import create_organisation, create_site
@@ -136,6 +144,52 @@ async def populate(url: str, pledges_big: int) -> None:
         await engine.dispose()
 
 
+async def timed_together(first, second, rounds: int) -> tuple[tuple[float, object], tuple[float, object]]:
+    """Both timed in alternation, the median of each: drift on a shared machine hits both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    results: list[object] = [None, None]
+    for n in range(rounds):
+        for k, fn in ((0, first), (1, second)) if n % 2 == 0 else ((1, second), (0, first)):
+            started = time.perf_counter()
+            results[k] = await fn()
+            times[k].append(time.perf_counter() - started)
+    return (statistics.median(times[0]), results[0]), (statistics.median(times[1]), results[1])
+
+
+async def pledge_lists(url: str, pledges: int) -> float:
+    """The staff list of the big campaign's pledges against a plain SELECT of the same page; the worst ratio."""
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    worst = 0.0
+    try:
+        async with sessions() as session:
+            campaign_id = await session.scalar(select(Campaign.id).where(Campaign.slug == "big"))
+            ids = (await session.scalars(select(Pledge.id).where(Pledge.campaign_id == campaign_id)
+                                         .order_by(Pledge.id.desc()))).all()
+        for label, before in (("first", None), ("middle", ids[len(ids) // 2])):
+            async def staff(before=before):
+                async with sessions() as session:
+                    return await pledge_page(session, campaign_id, before=before, limit=50)
+
+            async def plain(before=before):
+                query = (select(Pledge.id, Pledge.created_at, Pledge.name, Pledge.amount, Pledge.currency,
+                                Pledge.amount_refunded, Pledge.tier_id, Pledge.nature, Pledge.status)
+                         .where(Pledge.campaign_id == campaign_id).order_by(Pledge.id.desc()).limit(50))
+                async with sessions() as session:
+                    return (await session.execute(query if before is None else query.where(Pledge.id < before))).all()
+
+            await staff()
+            await plain()
+            (select_time, plain_rows), (page_time, (rows, _older)) = await timed_together(plain, staff, rounds=101)
+            assert [r.id for r in rows] == [r.id for r in plain_rows] and len(rows) == 50
+            worst = max(worst, page_time / select_time)
+            print(f"staff pledge list page ({label}, 50 of {pledges:,}): {page_time * 1000:.2f} ms; plain SELECT of the page "
+                  f"{select_time * 1000:.2f} ms; page / plain SELECT = {page_time / select_time:.2f}×", flush=True)
+    finally:
+        await engine.dispose()
+    return worst
+
+
 BARE_TEMPLATE = """<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>{{ title }}</title>
 <link rel="stylesheet" href="/static/style.css"></head><body><header><a href="/">Entre-Lab</a></header><main>
 <h1>{{ title }}</h1><p>{{ description }}</p><dl><dt>Collecté</dt><dd>{{ raised }}</dd><dt>Objectif</dt><dd>{{ goal }}</dd>
@@ -194,12 +248,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sqlite", action="store_true", help="a SQLite file instead of PostgreSQL")
+    parser.add_argument("--lists-only", action="store_true", help="only the staff list of pledges, no HTTP load")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare(args.serve_bare)
         return 0
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.lists_only:
         raise SystemExit("wrk is needed (apt-get install -y wrk)")
 
     tmp = Path(tempfile.mkdtemp(prefix="campaigns-bench-"))
@@ -217,6 +272,10 @@ def main() -> int:
         asyncio.run(populate(settings.database_url, args.pledges))
         print(f"database: {'SQLite' if args.sqlite else 'PostgreSQL'}; {args.pledges} + 10 pledges inserted "
               f"in {time.perf_counter() - started:.1f} s", flush=True)
+        worst = asyncio.run(pledge_lists(settings.database_url, args.pledges))
+        print(f"staff pledge list / plain SELECT, worst page = {worst:.2f}× (goal <= 2×)", flush=True)
+        if args.lists_only:
+            return 0
         port = free_port()
         # The open API's per-IP limit (120 a minute) would answer wrk with 429s: lifted, it is not what is measured.
         env = {**os.environ, "DATABASE_URL": url, "FUNDING_ENV": "development", "SECRET_KEY": "bench-secret-key-0123456789",

@@ -7,8 +7,10 @@ ENTRIES entries of LINES postings each through the real service (numbered, chain
 checked by the triggers), sealing the head SEALS times along the way (a year of daily
 closings), then times `verify_org` over the whole chain — with the seals, the database's
 and the same ones kept in a saved feed — against a plain SELECT of the same rows through the
-same driver, in the same run. Prints ratios, not verdicts: machines here are noisy, so
-compare within one run.
+same driver, in the same run; and a page of the staff journal (`journal_page`: the page, each
+entry's amount and currency and the list's count), the first and one in the middle, against a
+plain SELECT of the same page of entries, timed in alternation. Prints ratios, not verdicts:
+machines here are noisy, so compare within one run.
 """
 
 from __future__ import annotations
@@ -19,20 +21,23 @@ import datetime as dt
 import os
 import resource
 import secrets
+import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from funding.db import create_engine, session_factory, transaction
-from funding.ledger.models import SealKind
+from funding.ledger.journal import journal_page
+from funding.ledger.models import Entry, SealKind
 from funding.ledger.seals import Keyring, feed, feed_csv, parse_kept, seal
 from funding.ledger.service import EntryDraft, Line, post
 from funding.ledger.verify import _entries_query, verify_org
 from funding.migrate import upgrade
+from funding.orgs.models import Organisation, Site
 from funding.orgs.service import create_organisation, create_site
 from funding.settings import load_settings
 
@@ -61,6 +66,42 @@ def draft(org_id: int, site_id: int, n: int, lines: int, day: dt.date) -> EntryD
     postings += [Line(ACCOUNTS[(i + 5) % len(ACCOUNTS)], -a) for i, a in enumerate(amounts)]
     return EntryDraft(org_id=org_id, site_id=site_id, journal="OD", entry_date=day, label=f"Opération {n}",
                       piece_ref=f"BENCH-{n}", funding_source="self", lines=postings)
+
+
+async def timed_together(first, second, rounds: int) -> tuple[tuple[float, object], tuple[float, object]]:
+    """Both timed in alternation, the median of each: drift on a shared machine hits both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    results: list[object] = [None, None]
+    for n in range(rounds):
+        for k, fn in ((0, first), (1, second)) if n % 2 == 0 else ((1, second), (0, first)):
+            started = time.perf_counter()
+            results[k] = await fn()
+            times[k].append(time.perf_counter() - started)
+    return (statistics.median(times[0]), results[0]), (statistics.median(times[1]), results[1])
+
+
+async def journal_pages(sessions, entries: int) -> None:
+    """The staff journal's page against a plain SELECT of the same entries (what the page shows of them)."""
+    for offset in (0, entries // 2):
+        async def staff_page(offset=offset):
+            async with sessions() as session:
+                return await journal_page(session, offset=offset, limit=50)
+
+        async def plain_page(offset=offset):
+            async with sessions() as session:
+                return (await session.execute(
+                    select(Entry.id, Entry.number, Entry.entry_date, Entry.journal_code, Entry.label, Entry.piece_ref,
+                           Entry.funding_source, Site.name, Organisation.siren)
+                    .join(Site, Site.id == Entry.site_id).join(Organisation, Organisation.id == Entry.org_id)
+                    .where(Entry.number.is_not(None)).order_by(Entry.validated_at.desc(), Entry.id.desc())
+                    .offset(offset).limit(50))).all()
+
+        await staff_page()
+        await plain_page()
+        (select_time, plain_rows), (page_time, (total, rows)) = await timed_together(plain_page, staff_page, rounds=21)
+        assert total == entries and [r.id for r in rows] == [r.id for r in plain_rows]
+        print(f"journal page (50 of {entries:,} from {offset:,}): {page_time * 1000:.1f} ms; plain SELECT of the page "
+              f"{select_time * 1000:.1f} ms; page / plain SELECT = {page_time / select_time:.2f}×", flush=True)
 
 
 async def main(args) -> None:
@@ -96,6 +137,10 @@ async def main(args) -> None:
         total_postings = args.entries * args.lines
         print(f"post:   {args.entries / posting:,.0f} entries/s ({total_postings / posting:,.0f} postings/s), "
               f"{posting:.1f} s; peak RSS so far {rss_mb():.0f} MB", flush=True)
+
+        async with engine.begin() as conn:
+            await conn.execute(text("ANALYZE entries, postings"))
+        await journal_pages(sessions, args.entries)
 
         # Plain SELECT of the same rows, same driver, streamed the same way.
         async with engine.connect() as conn:

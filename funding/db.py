@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Row, Select, String, Table, TypeDecorator, event, text
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Row, Select, String, Table, TypeDecorator, event, inspect, text
 from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -175,7 +175,7 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
 async def must_get(session: AsyncSession, model: type[ModelT], ident: object) -> ModelT:
     """``session.get`` of a row that must exist (a foreign key points at it): its absence is a
     bug, said as one, not an AttributeError on None further down."""
-    row = await session.get(model, ident)
+    row = _held_now(session, model, ident) or await session.get(model, ident)
     if row is None:
         raise LookupError(f"{model.__name__} {ident!r} does not exist")
     # The session's identity map holds rows weakly: a row read for a moment is read again from the
@@ -183,6 +183,20 @@ async def must_get(session: AsyncSession, model: type[ModelT], ident: object) ->
     # Held for the session's life, the next get is answered from the map (and refreshed if expired).
     session.info.setdefault("held", {})[(model, ident)] = row
     return row
+
+
+def _held_now(session: AsyncSession, model: type[ModelT], ident: object) -> ModelT | None:
+    """A held row that ``session.get`` would answer from the identity map without a statement (in this
+    session's map, not expired), answered here without its round trip through the async layer (a
+    booking asks for its member, site and person several times each)."""
+    row = session.info.get("held", {}).get((model, ident))
+    if row is None:
+        return None
+    state = inspect(row)
+    sync = session.sync_session
+    if state.expired or state.session_id != sync.hash_key or state.key is None or sync.identity_map.get(state.key) is not row:
+        return None
+    return cast("ModelT", row)
 
 
 def per_transaction(session: AsyncSession, name: str) -> dict[Any, Any]:
@@ -200,7 +214,7 @@ def per_transaction(session: AsyncSession, name: str) -> dict[Any, Any]:
 
 async def get_held(session: AsyncSession, model: type[ModelT], ident: object) -> ModelT | None:
     """``session.get``, the row then held for the session's life (see :func:`must_get`)."""
-    row = await session.get(model, ident)
+    row = _held_now(session, model, ident) or await session.get(model, ident)
     if row is not None:
         session.info.setdefault("held", {})[(model, ident)] = row
     return row

@@ -142,10 +142,8 @@ async def owner_view(request: Request) -> Response:
             .group_by(Pledge.tier_id))).all())
         chase = (await session.scalars(select(Pledge).where(Pledge.campaign_id == campaign.id, Pledge.status.in_(CHASE))
                                        .order_by(Pledge.grace_until, Pledge.id).limit(200))).all()
-        query = select(Pledge).where(Pledge.campaign_id == campaign.id).order_by(Pledge.id.desc()).limit(PAGE + 1)
-        if before:
-            query = query.where(Pledge.id < int(before))
-        pledges = (await session.scalars(query)).all()
+        pledges, next_before = await views.pledge_page(session, campaign.id, before=int(before) if before else None,
+                                                       limit=PAGE)
         entries = (await session.execute(
             select(Entry.number, Entry.entry_date, Entry.journal_code, Entry.label, Entry.funding_source, CampaignEntry.kind)
             .join(CampaignEntry, CampaignEntry.source_key == Entry.source_key)
@@ -153,12 +151,10 @@ async def owner_view(request: Request) -> Response:
             .order_by(Entry.number.desc()).limit(100))).all()
         updates = await news.updates_of(session, campaign.id)
         news_readers = await session.scalar(select(func.count()).select_from(news.readers(campaign.id).subquery()))
-    more = len(pledges) > PAGE
-    tier_titles = {t.id: t.title for t in tiers}
     return render(request, "campaigns/admin_view.html", {
         "c": campaign, "site": site, "org": org, "match": match, "tiers": tiers, "by_status": by_status,
-        "undelivered": undelivered, "chase": chase, "pledges": pledges[:PAGE], "more": more,
-        "next_before": pledges[PAGE - 1].id if more else None, "entries": entries, "tier_titles": tier_titles,
+        "undelivered": undelivered, "chase": chase, "pledges": pledges, "more": next_before is not None,
+        "next_before": next_before, "entries": entries,
         "progress": views.progress_of(campaign, match), "labels": views.STATUS_LABELS, "modes": views.MODE_LABELS,
         "pledge_labels": views.PLEDGE_LABELS,
         "can_edit": user.can(*STAFF, org=campaign.org_id), "widget_url": absolute_url(request, "campaign_widget", slug=campaign.slug),

@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding.campaigns.models import COUNTED, Campaign, CampaignStatus, Match, Mode, Pledge, PledgeStatus, Tier
@@ -131,3 +132,37 @@ async def public_list(session: AsyncSession) -> list[tuple[Campaign, Site, Progr
     matches = {m.campaign_id: m for m in (await session.scalars(
         select(Match).where(Match.campaign_id.in_([c.id for c, _s in rows])))).all()} if rows else {}
     return [(c, s, progress_of(c, matches.get(c.id))) for c, s in rows]
+
+
+# --- the staff list of a campaign's pledges --------------------------------------------------
+
+
+class PledgeRow(NamedTuple):
+    """What the owner's view shows of a pledge, read as columns (the list is read-only)."""
+
+    id: int
+    created_at: dt.datetime
+    name: str
+    amount: int
+    currency: str
+    amount_refunded: int
+    tier_title: str | None
+    nature: str
+    status: str
+
+
+_PLEDGE_PAGE = (select(Pledge.id, Pledge.created_at, Pledge.name, Pledge.amount, Pledge.currency, Pledge.amount_refunded,
+                       Tier.title, Pledge.nature, Pledge.status)
+                .outerjoin(Tier, Tier.id == Pledge.tier_id).where(Pledge.campaign_id == bindparam("campaign_id"))
+                .order_by(Pledge.id.desc()).limit(bindparam("limit")))
+_OLDER_PAGE = _PLEDGE_PAGE.where(Pledge.id < bindparam("before"))
+
+
+async def pledge_page(session: AsyncSession, campaign_id: int, *, before: int | None = None,
+                      limit: int = 50) -> tuple[list[PledgeRow], int | None]:
+    """A campaign's pledges, newest first, ``limit`` of them older than ``before`` (keyset on the
+    campaign's index of pledges: as fast at the last page as at the first), with their tier's title, in
+    one statement; and the id to ask the next (older) page from, when there is one."""
+    params = {"campaign_id": campaign_id, "limit": limit + 1, **({"before": before} if before is not None else {})}
+    found = [PledgeRow(*row) for row in await session.execute(_PLEDGE_PAGE if before is None else _OLDER_PAGE, params)]
+    return found[:limit], (found[limit - 1].id if len(found) > limit else None)

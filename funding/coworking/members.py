@@ -12,17 +12,17 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from funding.auth.models import Role, User
 from funding.auth.service import AuthError, create_user, grant, is_team, normalise_email
 from funding.coworking.models import JoinRequest, JoinStatus, Member
-from funding.db import digits, get_held, insert_ignore, must_get, per_transaction, transaction, utcnow
+from funding.db import digits, get_held, insert_ignore, must_get, transaction, utcnow
 from funding.errors import FundingError
 from funding.i18n import gettext as _
-from funding.ledger.models import AuxAccount
+from funding.ledger.service import expect_aux_account
 from funding.orgs.models import Site
 from funding.orgs.service import luhn_ok
 from funding.payments.calls import create_once
@@ -107,7 +107,7 @@ async def member_from_metadata(session: AsyncSession, metadata: dict | None, cus
     """The member a Stripe object belongs to: our id in its metadata, else its customer."""
     raw = str((metadata or {}).get("member_id") or "")
     if digits(raw):
-        member = await get_held(session, Member, int(raw))
+        member = await _held_with_person(session, int(raw))
         if member is not None and (not customer_id or member.stripe_customer_id in (None, customer_id)):
             return member
     member = await member_by_customer(session, customer_id)
@@ -115,6 +115,27 @@ async def member_from_metadata(session: AsyncSession, metadata: dict | None, cus
         join = await join_of(session, metadata, customer_id)
         if join is not None:  # a paid join's first event, whichever comes first: its account is made now
             member = await joined_member(session, join.id)
+    return member
+
+
+_WITH_PERSON = (select(Member, User).outerjoin(User, User.id == Member.user_id)  # outer: a wall may hide the person
+                .where(Member.id == bindparam("member_id")))
+
+
+async def _held_with_person(session: AsyncSession, member_id: int) -> Member | None:
+    """The member, held for the session's life (:func:`funding.db.get_held`); the first time, read
+    together with their person (``users`` row, held too), whom a booking names next in the books."""
+    held = session.info.get("held", {})
+    if (Member, member_id) in held:
+        return await get_held(session, Member, member_id)
+    found = (await session.execute(_WITH_PERSON, {"member_id": member_id})).first()
+    if found is None:
+        return None
+    member, user = found
+    held = session.info.setdefault("held", {})
+    held[(Member, member_id)] = member
+    if user is not None:
+        held[(User, user.id)] = user
     return member
 
 
@@ -286,16 +307,13 @@ async def push_details(gw: StripeGateway, member: Member, user: User) -> None:
 
 
 async def ensure_aux_account(session: AsyncSession, org_id: int, member: Member, label: str | None = None) -> str:
-    """Insert-or-ignore the member's 411 auxiliary account in ``org_id``'s books; returns its code."""
+    """The member's 411 auxiliary account in ``org_id``'s books, asked for: inserted if missing by the
+    posting of this transaction that names it, with every other asked for, in one statement
+    (funding.ledger.service.expect_aux_account); returns its code."""
     if label is None:
         user = await must_get(session, User, member.user_id)
         label = member.company_name or user.name
-    # Once per transaction: a booking names the member's account for its sale and its settlement.
-    ensured = per_transaction(session, "aux_accounts")
-    if (org_id, member.aux_code) not in ensured:
-        await insert_ignore(session, AuxAccount, {"org_id": org_id, "code": member.aux_code, "label": label[:200],
-                                                  "created_at": utcnow()}, ["org_id", "code"])
-        ensured[(org_id, member.aux_code)] = True
+    expect_aux_account(session, org_id, member.aux_code, label)
     return member.aux_code
 
 

@@ -4,18 +4,20 @@ member's history; revenue invoiced in advance across a year-end (for the 487 adj
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from funding import csvout
 from funding.auth.models import User
 from funding.clock import PARIS, local_day
-from funding.coworking.lifecycle import Access, access_of, overdue_filter, shown_subscriptions, with_pass
+from funding.coworking.lifecycle import Access, access_for, overdue_filter, shown_subscriptions, with_pass
 from funding.coworking.models import (
     LIVE_STATUSES,
     Invoice,
@@ -35,9 +37,19 @@ from funding.payments.purposes import split_vat
 STATUS_FILTERS = ("active", "trialing", "past_due", "unpaid", "canceled", "none")
 
 
+class ListedMember(NamedTuple):
+    """What the list shows of a member, read as columns (the list is read-only: no ORM row to load)."""
+
+    id: int
+    company_name: str | None
+    siren: str | None
+    vat_number: str | None
+    created_at: dt.datetime
+
+
 @dataclass
 class MemberRow:
-    member: Member
+    member: ListedMember
     name: str
     email: str
     site: str
@@ -49,10 +61,27 @@ class MemberRow:
     currency: str = "EUR"
 
 
-def _pick(subs: list[Subscription]) -> Subscription | None:
+class _Held(NamedTuple):
+    """A shown subscription of a listed member, the columns the list reads."""
+
+    id: int
+    kind: str
+    status: str
+    plan_id: int | None
+    started_at: dt.datetime
+    past_due_since: dt.datetime | None
+    plan: str | None
+
+
+def _pick(subs: list[_Held]) -> _Held | None:
     live = [s for s in subs if s.status in LIVE_STATUSES or s.status == SubscriptionStatus.INCOMPLETE]  # incomplete: debit processing
     pool = live or subs
     return max(pool, key=lambda s: (s.started_at, s.id)) if pool else None
+
+
+def _search(like: object) -> ColumnElement[bool]:
+    return or_(func.lower(User.name).like(like), func.lower(User.email).like(like),
+               func.lower(func.coalesce(Member.company_name, "")).like(like))
 
 
 def _members_query(site_id: int | None, q: str) -> AnySelect:
@@ -61,9 +90,7 @@ def _members_query(site_id: int | None, q: str) -> AnySelect:
     if site_id:
         query = query.where(Member.site_id == site_id)
     if q.strip():
-        like = f"%{q.strip().lower()}%"
-        query = query.where(or_(func.lower(User.name).like(like), func.lower(User.email).like(like),
-                                func.lower(func.coalesce(Member.company_name, "")).like(like)))
+        query = query.where(_search(f"%{q.strip().lower()}%"))
     return query
 
 
@@ -73,16 +100,36 @@ async def member_count(session: AsyncSession, *, site_id: int | None = None, q: 
     return int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
-def _member_facts(day: dt.date) -> tuple:
-    """What each member's row needs besides the subscriptions, as columns of the members' own query (one
-    round trip for the page): what they owe, the plan of a pass with days left, a pass day counted today."""
+@functools.cache
+def _list_query(by_site: bool, searched: bool, paged: bool) -> AnySelect:
+    """The list's one statement, built once for each shape (values as parameters: ``site_id``, ``like``,
+    ``offset``, ``limit``, ``day``). Paged, the page's members are picked first on the narrow sort (ids,
+    and the whole list's count as a window over that same scan; a member's user and site are there by
+    their foreign keys, so the site is not joined for it), then only those are joined to their details,
+    their shown subscriptions with their plans, what they owe (open after a failed attempt, or given up),
+    the plan of a pass with days left and a pass day counted today. A member with several subscriptions
+    comes back on several rows, one per subscription."""
+    filters = ([Member.site_id == bindparam("site_id")] if by_site else []) + ([_search(bindparam("like"))] if searched else [])
     owed = (select(func.coalesce(func.sum(Invoice.amount_remaining), 0))
             .where(Invoice.member_id == Member.id, overdue_filter()).scalar_subquery())
     pass_plan = (select(Plan.name).join(Pass, Pass.plan_id == Plan.id)
                  .where(Pass.member_id == Member.id, Pass.days_used < Pass.days_total)
                  .order_by(Pass.plan_id).limit(1).scalar_subquery())
-    on_pass = select(PassDay.id).where(PassDay.member_id == Member.id, PassDay.day == day).exists()
-    return owed.label("owed"), pass_plan.label("pass_plan"), on_pass.label("on_pass")
+    on_pass = select(PassDay.id).where(PassDay.member_id == Member.id, PassDay.day == bindparam("day")).exists()
+    if paged:
+        page = (select(Member.id, func.count().over().label("total")).join(User, User.id == Member.user_id).where(*filters)
+                .order_by(User.name, Member.id).offset(bindparam("offset")).limit(bindparam("limit")).subquery("page"))
+        query = select(Member.id, page.c.total).select_from(page).join(Member, Member.id == page.c.id)
+    else:  # the whole list: its length is the count
+        query = select(Member.id, literal(0).label("total")).where(*filters)
+    return (query.join(User, User.id == Member.user_id).join(Site, Site.id == Member.site_id)
+            .outerjoin(Subscription, and_(Subscription.member_id == Member.id, shown_subscriptions()))
+            .outerjoin(Plan, Plan.id == Subscription.plan_id)
+            .add_columns(Member.company_name, Member.siren, Member.vat_number, Member.created_at, User.name, User.email,
+                         Site.name, Subscription.id, Subscription.kind, Subscription.status, Subscription.plan_id,
+                         Subscription.started_at, Subscription.past_due_since, Plan.name, owed.label("owed"),
+                         pass_plan.label("pass_plan"), on_pass.label("on_pass"))
+            .order_by(User.name, Member.id))
 
 
 async def member_page(session: AsyncSession, *, site_id: int | None = None, q: str = "", now: dt.datetime | None = None,
@@ -103,40 +150,43 @@ async def member_rows(session: AsyncSession, *, site_id: int | None = None, stat
 
 async def _read(session: AsyncSession, *, site_id: int | None, q: str, now: dt.datetime | None, grace_days: int,
                 offset: int, limit: int | None, status: str = "", plan_id: int | None = None) -> tuple[int, list[MemberRow]]:
-    """Two round trips whatever the page: the page's members with what they owe, their pass and the whole
-    list's count; then their subscriptions with their plans."""
-    base = _members_query(site_id, q)
-    counted = select(func.count()).select_from(base.order_by(None).subquery()).scalar_subquery()
-    query = base
-    if limit is not None:  # the page's ids first, so the facts are computed for its rows only (not the skipped ones)
-        page = base.with_only_columns(Member.id).offset(offset).limit(limit).subquery()
-        query = query.join(page, page.c.id == Member.id)
-    members = (await session.execute(query.add_columns(*_member_facts(local_day(now or utcnow())), counted))).all()
-    total = int(members[0][-1]) if members else 0
-    ids = [m.id for m, *_ in members]
-    subs: dict[tuple[int, str], list[Subscription]] = defaultdict(list)
-    names: dict[int, str] = {}
-    if ids:
-        for held, plan_name in (await session.execute(
-                select(Subscription, Plan.name).outerjoin(Plan, Plan.id == Subscription.plan_id).where(
-                    Subscription.member_id.in_(ids), shown_subscriptions()))).all():
-            subs[(held.member_id, held.kind)].append(held)
-            names[held.id] = plan_name
+    """One round trip whatever the page (:func:`_list_query`), its rows grouped by member: a page is
+    ``limit`` members however many subscriptions they hold."""
+    searched = q.strip().lower()
+    params: dict[str, object] = {"day": local_day(now or utcnow())}
+    if site_id:
+        params["site_id"] = site_id
+    if searched:
+        params["like"] = f"%{searched}%"
+    if limit is not None:
+        params.update(offset=offset, limit=limit)
+    result = await session.execute(_list_query(bool(site_id), bool(searched), limit is not None), params)
+    found: dict[int, tuple] = {}
+    subs: dict[tuple[int, str], list[_Held]] = defaultdict(list)
+    for (member_id, total, company, siren, vat, created, name, email, site_name, sub_id, kind, sub_status, sub_plan,
+         started, past_due, plan_name, owed, pass_plan, on_pass) in result:
+        if member_id not in found:
+            found[member_id] = (ListedMember(member_id, company, siren, vat, created), name, email, site_name, total, owed,
+                                pass_plan, on_pass)
+        if sub_id is not None:
+            subs[(member_id, kind)].append(_Held(sub_id, kind, sub_status, sub_plan, started, past_due, plan_name))
     rows = []
-    for member, name, email, site_name, owed, pass_plan, on_pass, _count in members:
+    for member, name, email, site_name, _total, owed, pass_plan, on_pass in found.values():
         workspace = _pick(subs.get((member.id, "workspace"), []))
         sub = workspace or _pick(subs.get((member.id, "membership"), []))  # a membership fee alone: shown, no desk
-        plan = names.get(sub.id) if sub else pass_plan
-        row = MemberRow(member=member, name=name, email=email, site=site_name, plan=plan,
-                        status=sub.status if sub else "none",
-                        access=with_pass(access_of(workspace, now=now, grace_days=grace_days), bool(on_pass)),
+        access = access_for(workspace.status, workspace.past_due_since, now=now, grace_days=grace_days) if workspace \
+            else Access(False, "none")
+        row = MemberRow(member=member, name=name, email=email, site=site_name, plan=sub.plan if sub else pass_plan,
+                        status=sub.status if sub else "none", access=with_pass(access, bool(on_pass)),
                         since=sub.started_at if sub else member.created_at, overdue=int(owed or 0))
         if status and row.status != status:
             continue
         if plan_id and (sub is None or sub.plan_id != plan_id):
             continue
         rows.append(row)
-    return total, rows
+    if limit is None:
+        return len(found), rows
+    return (int(next(iter(found.values()))[4]) if found else 0), rows
 
 
 CSV_HEADER = ["membre", "email", "entreprise", "siren", "tva", "lieu", "formule", "statut", "acces", "depuis",

@@ -8,7 +8,7 @@ import datetime as dt
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -20,6 +20,7 @@ from funding.clock import paris_today
 from funding.i18n import gettext as _
 from funding.ledger import grant_report as gr
 from funding.ledger import records
+from funding.ledger.journal import journal_page
 from funding.ledger.models import FUNDING_SOURCES, Closing, ClosingKind, Entry, Grant, LedgerHead, Posting
 from funding.ledger.seals import Keyring
 from funding.ledger.service import LedgerError, close_month, close_year, reverse, totals_by_currency, trial_balance, year_label
@@ -83,43 +84,15 @@ async def journal(request: Request) -> Response:
             page = max(1, int(request.query_params.get("page", "1")))
         except ValueError:
             raise HTTPException(400, _("Numéro de page invalide.")) from None
-        query = select(Entry, Site.name.label("site_name"), Organisation.siren).join(Site, Site.id == Entry.site_id).join(
-            Organisation, Organisation.id == Entry.org_id
-        ).where(Entry.number.is_not(None))
-        if f["org_id"]:
-            query = query.where(Entry.org_id == f["org_id"])
-        if f["site_id"]:
-            query = query.where(Entry.site_id == f["site_id"])
-        if f["start"]:
-            query = query.where(Entry.entry_date >= f["start"])
-        if f["end"]:
-            query = query.where(Entry.entry_date <= f["end"])
         source = request.query_params.get("source", "")
-        if source:
-            if source not in FUNDING_SOURCES:
-                raise HTTPException(400, _("Origine des fonds inconnue."))
-            query = query.where(Entry.funding_source == source)
-        total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-        rows = (
-            await session.execute(query.order_by(Entry.validated_at.desc(), Entry.id.desc()).limit(PAGE).offset((page - 1) * PAGE))
-        ).all()
-        ids = [r.Entry.id for r in rows]
-        amounts = dict(
-            (
-                await session.execute(
-                    select(Posting.entry_id, func.sum(Posting.amount)).where(Posting.entry_id.in_(ids), Posting.amount > 0).group_by(
-                        Posting.entry_id
-                    )
-                )
-            ).all()
-        ) if ids else {}
-        currencies = dict(
-            (await session.execute(select(Posting.entry_id, func.min(Posting.currency)).where(Posting.entry_id.in_(ids)).group_by(Posting.entry_id))).all()
-        ) if ids else {}
+        if source and source not in FUNDING_SOURCES:
+            raise HTTPException(400, _("Origine des fonds inconnue."))
+        total, rows = await journal_page(session, org_id=f["org_id"], site_id=f["site_id"], start=f["start"], end=f["end"],
+                                         source=source, offset=(page - 1) * PAGE, limit=PAGE)
     return render(
         request,
         "admin/journal.html",
-        {**f, "rows": rows, "amounts": amounts, "currencies": currencies, "page": page, "pages": max(1, -(-total // PAGE)),
+        {**f, "rows": rows, "page": page, "pages": max(1, -(-total // PAGE)),
          "total": total, "source": source, "sources": FUNDING_SOURCES},
     )
 

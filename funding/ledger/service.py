@@ -157,6 +157,33 @@ async def _lock_head(session: AsyncSession, org_id: int) -> LedgerHead:
     return head
 
 
+def expect_aux_account(session: AsyncSession, org_id: int, code: str, label: str) -> None:
+    """Ask for ``org_id``'s auxiliary account ``code`` to exist by the time an entry of this
+    transaction names it: the organisation's next posting inserts every one asked for (missing
+    ones, labelled as first asked; existing ones untouched) in one statement before it reads,
+    instead of one round trip each when asked (a batch of invoices names a member's account each).
+    What a transaction asked for goes with it if it ends without posting; the posting still
+    refuses an auxiliary account that neither exists nor was asked for."""
+    root = session.sync_session.get_transaction()
+    held = session.info.get("aux_expected")
+    if held is None or held[0] is not root:
+        expected: defaultdict[int, dict[str, str]] = defaultdict(dict)
+        held = session.info["aux_expected"] = (root, expected)
+    held[1][org_id].setdefault(code, label[:200])
+
+
+async def _write_expected_aux(session: AsyncSession, org_id: int) -> None:
+    held = session.info.get("aux_expected")
+    if held is None or held[0] is not session.sync_session.get_transaction():
+        return
+    expected = held[1].pop(org_id, None)
+    if expected:
+        now = utcnow()
+        await session.execute(dialect_insert(dialect_of(session))(AuxAccount).values(
+            [{"org_id": org_id, "code": code, "label": label, "created_at": now} for code, label in sorted(expected.items())]
+        ).on_conflict_do_nothing(index_elements=["org_id", "code"]))
+
+
 async def check_references(session: AsyncSession, org_id: int, drafts: Sequence[EntryDraft]) -> tuple[dt.date | None, dict[str, Posted]]:
     """What posting reads before it writes, in one round trip: the drafts' accounts (known and
     active) and auxiliary accounts, the organisation's closed period, and the entries already
@@ -245,6 +272,7 @@ async def _post_org(session: AsyncSession, org_id: int, drafts: list[EntryDraft]
     invisible to others until commit) — because every poster of the organisation waits for
     that lock; under it, only numbering and chaining. All of it runs in a savepoint, so a
     refusal leaves nothing behind even if the caller goes on with its transaction."""
+    await _write_expected_aux(session, org_id)
     closed, existing = await check_references(session, org_id, drafts)
     _check_open(drafts, closed)
     out: list[Posted] = []

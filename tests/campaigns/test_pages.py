@@ -9,7 +9,9 @@ from sqlalchemy import func, select
 
 from funding.campaigns.models import Campaign, Pledge, TaxReceipt
 from funding.campaigns.receipts import receipt_token, summary_token
+from funding.campaigns.views import pledge_page
 from tests.support.campaigns import make_campaign, paid_pledge, pledge, tiers_of
+from tests.support.db import counted
 from tests.support.web import csrf_of, login_as
 
 
@@ -254,3 +256,30 @@ async def test_lists_render(client, sessions, world, settings, path):
     await login_as(client, sessions, settings, world.users["admin"])
     response = await client.get(path)
     assert response.status_code == 200 and ("Campagne laser" in response.text or "Martine Chabrier" in response.text)
+
+
+async def test_the_owner_views_pledges_a_page_at_a_time_in_one_statement(client, sessions, world, settings):
+    """The staff list of pledges (issue 19): newest first, the page's pledges with their tier's title in one
+    statement, a link to the older ones while there are more; the rows the page shows, not whole pledges."""
+    campaign = await page_with_backers(sessions, world)
+    for n in range(4):
+        await pledge(sessions, campaign.id, amount=str(10 + n), name=f"Contributeur {n}", email=f"c{n}@example.org")
+    async with sessions() as session:
+        with counted(sessions) as sent:
+            rows, older = await pledge_page(session, campaign.id, limit=3)
+        assert len(sent) == 1, sent
+        assert [r.name for r in rows] == ["Contributeur 3", "Contributeur 2", "Contributeur 1"] and older == rows[-1].id
+        rest, none = await pledge_page(session, campaign.id, before=older, limit=4)
+        assert none is None and [r.name for r in rest] == ["Contributeur 0", "Élodie Vernet", "Karim Benali",
+                                                           "Martine Chabrier"]
+        assert [(r.amount, r.tier_title, r.nature, r.status) for r in rest[2:]] == [
+            (8000, "Couteau de Thiers", "sale", "paid"), (2500, "Porte-clés gravé", "gift", "paid")]
+        assert (rest[1].tier_title, rest[1].currency, rest[1].amount_refunded) == (None, "EUR", 0)
+    await login_as(client, sessions, settings, world.users["accountant"])
+    view = await client.get(f"/admin/campaigns/{campaign.slug}")
+    pledges = view.text.split('id="pledges-title"')[1].split("</section>")[0]
+    assert view.status_code == 200 and "avant=" not in pledges  # seven pledges: one page
+    assert pledges.index("Contributeur 3") < pledges.index("Martine Chabrier") and "Couteau de Thiers" in pledges
+    older = await client.get(f"/admin/campaigns/{campaign.slug}?avant={rows[0].id}")
+    pledges = older.text.split('id="pledges-title"')[1].split("</section>")[0]
+    assert "Contributeur 3" not in pledges and "Contributeur 2" in pledges and "Porte-clés gravé" in pledges
