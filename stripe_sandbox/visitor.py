@@ -34,3 +34,9 @@ async def pay(http: httpx.AsyncClient, url: str, *, name: str, card: str = TEST_
         page = await http.get(result.headers["location"])
         result = await http.post(form_action(page.text), data={"action": "authenticate"})
     return result
+
+
+async def pay_by_debit(http: httpx.AsyncClient, url: str, *, name: str, iban: str) -> httpx.Response:
+    """The Checkout page's SEPA Direct Debit form, as a browser posts it (the mandate accepted there)."""
+    page = await http.get(url)
+    return await http.post(form_action(page.text), data={"method": "sepa_debit", "iban": iban, "account-holder-name": name})

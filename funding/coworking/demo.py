@@ -1,5 +1,6 @@
 """Coworking demo: plans per site (seed), then members who join and live through the Stripe
-sandbox (play, first run only): they pay on the hosted Checkout page, a card starts failing
+sandbox (play, first run only): they pay on the hosted Checkout page (by card, two by SEPA
+Direct Debit, one of whose first debit fails days later), a card starts failing
 (past due, then unpaid), someone upgrades with proration, someone cancels at period end,
 passes are bought and used; two months of renewals happen. Everything reaches the books
 through webhooks, as in production. People and companies are made up.
@@ -41,7 +42,7 @@ from funding.db import must_get, transaction
 from funding.orgs.models import Site
 from funding.settings import Settings
 from funding.stripe_gateway import SANDBOX_PATH, StripeGateway
-from stripe_sandbox.visitor import pay
+from stripe_sandbox.visitor import pay, pay_by_debit
 
 log = logging.getLogger("funding.demo")
 
@@ -93,7 +94,13 @@ MEMBERS = [
     ("thiers", "fixe", "Élise Montagnon", "elise.montagnon@example.fr", "", "", "", "leaving"),
     ("thiers", "carnet-10", "Hugo Morel", "hugo.morel@example.fr", "", "", "", "pass"),
     ("puy-guillaume", "journee", "Léa Perrin", "lea.perrin@example.fr", "", "", "", "pass"),
+    # By SEPA Direct Debit: Mathilde's debits settle days after each renewal; Yanis's first one is refused by his
+    # bank after days of processing (insufficient funds): his subscription never starts, he is told why.
+    ("courpiere", "flex", "Mathilde Rougier", "mathilde.rougier@example.fr", "", "", "", "sepa"),
+    ("thiers", "adhesion", "Yanis Chabrier", "yanis.chabrier@example.fr", "", "", "", "sepa_fails"),
 ]
+# Stripe's test IBANs: succeeds; fails after processing (insufficient_funds)
+IBANS = {"sepa": "FR1420041010050500013M02606", "sepa_fails": "FR8420041010050500013M02607"}
 DAY = 86_400
 # The demo's story, in days after joining: an upgrade after 10, the renewals after 32 and 41,
 # Claire's second renewal after 64. Members join this long ago, on their clocks.
@@ -113,6 +120,8 @@ ADDRESSES = {
     "elise.montagnon@example.fr": "21 boulevard Gambetta\n63300 Thiers",
     "hugo.morel@example.fr": "8 rue du Bourg\n63300 Thiers",
     "lea.perrin@example.fr": "1 place Jean-Jaurès\n63290 Puy-Guillaume",
+    "mathilde.rougier@example.fr": "12 rue du Château\n63120 Courpière",
+    "yanis.chabrier@example.fr": "30 rue de Lyon\n63300 Thiers",
 }
 
 
@@ -125,8 +134,8 @@ async def seed(session, demo) -> None:
             await save_plan(session, site, spec)
 
 
-async def _pay(http: httpx.AsyncClient, url: str, name: str, card: str) -> bool:
-    result = await pay(http, url, name=name, card=card)
+async def _pay(http: httpx.AsyncClient, url: str, name: str, card: str, iban: str | None = None) -> bool:
+    result = await (pay_by_debit(http, url, name=name, iban=iban) if iban else pay(http, url, name=name, card=card))
     if result.status_code not in (302, 303):
         return False
     await http.get(result.headers["location"])  # back to our return page, which applies the result now
@@ -236,7 +245,7 @@ async def play(settings: Settings, gw: StripeGateway, sessions) -> None:
                     url = await billing.start_pass(sessions, gw, member_id=member.id, plan_id=plan.id, **urls)
                 else:
                     url = await billing.start_subscription(sessions, gw, member_id=member.id, plan_id=plan.id, **urls)
-                if await _pay(http, url, name, GOOD):
+                if await _pay(http, url, name, GOOD, IBANS.get(story)):
                     members[story + ":" + email] = (member.id, name)
             by_story: dict[str, list[tuple[int, str]]] = {}
             for key, value in members.items():

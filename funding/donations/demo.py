@@ -28,7 +28,7 @@ from funding.payments.models import Payment, PaymentPurpose
 from funding.payments.service import start_checkout
 from funding.settings import Settings
 from funding.stripe_gateway import StripeGateway
-from stripe_sandbox.visitor import form_action, pay
+from stripe_sandbox.visitor import pay, pay_by_debit
 
 log = logging.getLogger("funding.demo")
 
@@ -52,12 +52,6 @@ COMPANIES = {"Jean Dumas": DonorDetails(street="14 rue de la Coutellerie", postc
 # clock is not moved, so the backer space shows it "en cours de prélèvement" until the clock moves on 5 business days).
 RECURRING = ("thiers", 1500, "Sylvie Gauthier", "sylvie.gauthier@example.fr", "4242 4242 4242 4242")
 RECURRING_SEPA = ("courpiere", 2000, "Hélène Bardin", "helene.bardin@example.fr", "FR1420041010050500013M02606")
-
-
-async def pay_by_debit(http: httpx.AsyncClient, url: str, *, name: str, iban: str) -> httpx.Response:
-    """The Checkout page's SEPA form, as a browser posts it (the mandate accepted there)."""
-    page = await http.get(url)
-    return await http.post(form_action(page.text), data={"method": "sepa_debit", "iban": iban, "account-holder-name": name})
 
 
 async def play_recurring(settings: Settings, gw: StripeGateway, sessions) -> None:

@@ -25,6 +25,15 @@ async def test_home_speaks_french_with_french_amounts(client, sessions, world):
     assert "Financement participatif" in page.text
 
 
+async def test_each_site_on_the_home_page_offers_a_gift_and_a_monthly_gift_to_it(client, world):
+    page = (await client.get("/")).text
+    monthly = f"/soutenir?site={world.site_slug}&amp;frequence=month"
+    assert f'href="/soutenir?site={world.site_slug}"' in page and f'href="{monthly}"' in page
+    form = (await client.get(monthly.replace("&amp;", "&"))).text
+    chosen = re.search(r'<input[^>]*name="frequency"[^>]*value="month"[^>]*>', form).group(0)
+    assert "checked" in chosen and re.search(rf'<option[^>]*value="{world.site_slug}"[^>]*selected', form)
+
+
 async def test_english_is_one_click_away_and_remembered(client):
     page = await client.get("/?lang=en")
     assert '<html lang="en">' in page.text and "Where the money comes from" in page.text
