@@ -24,6 +24,7 @@ was itself found through the wall.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import event, exists, func, or_, select
 from sqlalchemy.orm import Session, with_loader_criteria
@@ -70,7 +71,12 @@ GLOBAL = {
 }
 
 
-def _options(scope: OrgScope) -> list:
+@lru_cache(maxsize=512)
+def _options(scope: OrgScope) -> tuple:
+    """The wall's criteria for ``scope``, built once per scope and reused by every statement:
+    building them costs about 2 ms of Python (15 criteria, their subqueries), which every ORM
+    statement of every signed-in request paid (a till's tap ran four: 8 of its 16 ms). The
+    options are immutable; SQLAlchemy's statement cache keys on them as on any other option."""
     from funding.auth.models import LoginToken, Membership, User
     from funding.bar.models import Batch, BatchLine
     from funding.campaigns.models import Campaign
@@ -83,7 +89,7 @@ def _options(scope: OrgScope) -> list:
     me = scope.user_id if scope.user_id is not None else -1
     if scope.everything:
         # A network role sees every organisation; only personal rows stay personal.
-        return [with_loader_criteria(LoginToken, LoginToken.user_id == me)]
+        return (with_loader_criteria(LoginToken, LoginToken.user_id == me),)
 
     sites = select(Site.id).where(Site.org_id.in_(orgs)).scalar_subquery()
     # The organisation that keeps the Stripe account: the one flagged, else the only one (funding.payments.books).
@@ -116,7 +122,7 @@ def _options(scope: OrgScope) -> list:
     # The Stripe account's own records belong to the organisation that holds the account.
     options += [with_loader_criteria(model, stripe_account, **exact)
                 for model in (StripeEvent, StripeRequest, StripeObject, Payout)]
-    return options
+    return tuple(options)
 
 
 # The classes whose criterion is written in _options() rather than inherited.

@@ -93,30 +93,22 @@ async def tab_balance(session: AsyncSession, site_id: int, member_id: int) -> in
 _COLUMNS = [c for c in SaleLine.__table__.columns.keys() if c != "id"]  # noqa: SIM118  (ordered)
 
 
-async def _write(session: AsyncSession, head: TillHead, line: SaleLine, cancels_seq: int | None, *,
-                 only_if=None, owed=None) -> tuple[SaleLine, int] | None:
-    """Insert the line as the head's next link. ``only_if`` guards the INSERT itself (the tab
-    limit, checked by the statement that writes, under the head's lock); ``owed`` is the tab
-    before this line, returned with it. None when the guard refused."""
+async def _write(session: AsyncSession, head: TillHead, line: SaleLine, cancels_seq: int | None) -> SaleLine:
+    """Insert the line as the head's next link (the head locked by this transaction)."""
     line.seq, line.prev_hash = head.last_seq + 1, head.last_hash
     line.hash = line_hash(line, cancels_seq)
     columns = SaleLine.__table__.columns
     row = select(*[literal(getattr(line, name), columns[name].type) for name in _COLUMNS])
-    if only_if is not None:
-        row = row.where(only_if)
-    stmt = insert(SaleLine).from_select(_COLUMNS, row).returning(SaleLine.id, owed if owed is not None else literal(0))
+    stmt = insert(SaleLine).from_select(_COLUMNS, row).returning(SaleLine.id)
     try:
         # A plain INSERT (not a unit-of-work flush): one statement, the line is never loaded back.
-        written = (await session.execute(stmt)).first()
+        line.id = (await session.execute(stmt)).scalar_one()
     except IntegrityError as exc:
         raise BarError(_explain(exc)) from exc
-    if written is None:
-        return None
-    line.id = written[0]
     # The database trigger advanced the head; keep the identity map in step without an UPDATE.
     set_committed_value(head, "last_seq", line.seq)
     set_committed_value(head, "last_hash", line.hash)
-    return line, int(written[1] or 0)
+    return line
 
 
 def _explain(exc: IntegrityError) -> str:
@@ -192,15 +184,22 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
             raise BarError(_("Vente comptoir inconnue."))
     else:
         raise BarError(_("Choisissez un membre, ou ouvrez une vente comptoir."))
-    head = await lock_head(session, site)
     amount = product.price * quantity
-    guard = owed = None
+    owed = 0
     if member is not None:
-        # The limit is the member's across the organisation's sites (their row is locked above).
-        owed = select(func.coalesce(func.sum(SaleLine.amount), 0)).where(member_open_lines(site.org_id, member.id)) \
-            .scalar_subquery().correlate(None)
-        guard = owed + amount <= limit
-    elif ticket is not None:
+        # The limit is the member's across the organisation's sites. Their row is locked above, and every line
+        # that adds to their tab locks it first: what they owe can only go down until we commit (a cancellation,
+        # a batch claiming lines), so it is read and checked here, before the site's head, not under it.
+        owed = await owed_in_org(session, site.org_id, member.id)
+        if owed + amount > limit:
+            raise BarError(_(
+                "Plafond d'ardoise atteint pour %(name)s : %(balance)s déjà dus, cette vente (%(amount)s) dépasserait "
+                "le plafond de %(limit)s. Faites payer par carte en vente comptoir, ou soldez l'ardoise.",
+                name=member.name, balance=money(owed, product.currency), amount=money(amount, product.currency),
+                limit=money(limit, product.currency)))
+    # The critical section other tills wait on: the head's row, the line's INSERT (chained by the trigger), the commit.
+    head = await lock_head(session, site)
+    if ticket is not None:  # locked after the head, as a cancellation does (one order: no deadlock)
         await session.refresh(ticket, with_for_update=True)
         if ticket.status != TicketStatus.OPEN:
             raise BarError(_("Cette vente comptoir est close : ouvrez-en une nouvelle."))
@@ -212,22 +211,8 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
                     product_id=product.id, label=product.name, category=product.category, unit_price=product.price,
                     quantity=quantity, amount=amount, vat_rate=product.vat_rate, currency=product.currency,
                     cancels_id=None, reason="", recorded_by=recorded_by[:200])
-    written = await _write(session, head, line, None, only_if=guard, owed=owed)
-    if written is None:
-        if member is None:
-            raise RuntimeError("a walk-in sale has no guard that could refuse it")
-        balance = await owed_in_org(session, site.org_id, member.id)
-        raise BarError(_(
-            "Plafond d'ardoise atteint pour %(name)s : %(balance)s déjà dus, cette vente (%(amount)s) dépasserait "
-            "le plafond de %(limit)s. Faites payer par carte en vente comptoir, ou soldez l'ardoise.",
-            name=member.name, balance=money(balance, product.currency), amount=money(amount, product.currency),
-            limit=money(limit, product.currency)))
-    line, owed_seen = written
-    if member is None:
-        return Rung(line, None)
-    # RETURNING's subquery reads the statement's snapshot on PostgreSQL (the tab before this
-    # line) but sees the new row on SQLite.
-    return Rung(line, owed_seen if dialect_of(session) == "sqlite" else owed_seen + amount)
+    line = await _write(session, head, line, None)
+    return Rung(line, owed + amount if member is not None else None)
 
 
 async def cancel(session: AsyncSession, site: Site, *, line_id, reason: str, recorded_by: str = "",
@@ -257,10 +242,7 @@ async def cancel(session: AsyncSession, site: Site, *, line_id, reason: str, rec
                     label=original.label, category=original.category, unit_price=original.unit_price,
                     quantity=-original.quantity, amount=-original.amount, vat_rate=original.vat_rate,
                     currency=original.currency, cancels_id=original.id, reason=reason[:200], recorded_by=recorded_by[:200])
-    written = await _write(session, head, line, original.seq)
-    if written is None:
-        raise RuntimeError("an unguarded insert wrote nothing")
-    return written[0]
+    return await _write(session, head, line, original.seq)
 
 
 # --- walk-in tickets --------------------------------------------------------------------
