@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from funding.clock import paris_today
+from funding.db import row_id
 from funding.i18n import gettext as _
 from funding.ledger import grant_report as gr
 from funding.ledger import records
@@ -76,14 +77,17 @@ async def dashboard(request: Request) -> Response:
     return render(request, "admin/dashboard.html", {"rows": rows, "sites": sites})
 
 
+MAX_PAGE = 10**9  # far past any journal; its OFFSET (× PAGE) stays well inside a BIGINT
+
+
 async def journal(request: Request) -> Response:
     async with db(request) as session:
         await require(request, session, BOOKS)
         f = await _filters(request, session)
-        try:
-            page = max(1, int(request.query_params.get("page", "1")))
-        except ValueError:
-            raise HTTPException(400, _("Numéro de page invalide.")) from None
+        page = row_id(request.query_params.get("page", "1"))  # 1 to 18 digits: never an overflow in the driver
+        if page is None:
+            raise HTTPException(400, _("Numéro de page invalide."))
+        page = min(max(page, 1), MAX_PAGE)
         source = request.query_params.get("source", "")
         if source and source not in FUNDING_SOURCES:
             raise HTTPException(400, _("Origine des fonds inconnue."))

@@ -127,6 +127,13 @@ async def test_every_form_without_a_valid_csrf_token_is_refused(client, app, ses
         assert await session.scalar(select(func.count(Entry.id))) == 0
 
 
+async def test_the_journal_s_page_number_is_a_clear_error_or_a_page_never_a_5xx(client, sessions, settings, world):
+    await login_as(client, sessions, settings, world.users["accountant"])
+    for page, status in (("9" * 30, 400), ("-1", 400), ("deux", 400), ("１", 400), ("0", 200), ("9" * 18, 200), ("2", 200)):
+        response = await client.get("/admin/ledger", params={"page": page})
+        assert response.status_code == status, (page, response.status_code)
+
+
 async def test_roles_guard_the_back_office(client, sessions, settings, world):
     response = await client.get("/admin/ledger")
     assert response.status_code == 303 and response.headers["location"] == "/login?next=/admin/ledger"
