@@ -23,9 +23,13 @@ criteria were built once per scope (funding/scoping.py: they cost ~2 ms of Pytho
 statement) and the tab limit was checked before the site's head instead of inside the INSERT:
     20 tills: 75 → 142 req/s; p50 239 → 136 ms; p99 629 → 272 ms (bare endpoint ~6,700 req/s: 0.01 → 0.02)
     1 till:   77 → 109 req/s; p50 12.1 → 8.4 ms; p99 97.8 → 19.5 ms
-The database's part is small (7 statements, commit with fsync ~0.5 ms): one uvicorn process is
-CPU-bound on Python per tap (~7 ms: SQLAlchemy statement building and caching, sessions, CSRF),
-so twenty tills queue on the CPU, not on the chain's lock.
+then, later the same day, before → after a tap on a tab became one statement on PostgreSQL
+(bar_ring_up, funding.bar.till.ring_up_at_once; py-spy had shown ~9 ms of Python per tap, mostly
+SQLAlchemy's ORM building, caching and running eight statements):
+    20 tills: 101 → 618 req/s; p50 186 → 32 ms; p99 430 → 87 ms (bare endpoint 6,065 / 6,584 req/s: 0.02 → 0.09)
+    1 till:   p50 8.4 → 4.1 ms; p99 19.5 → 7.3 ms
+What remains is Starlette's middleware stack, the pool's pre-ping (three round trips, for
+PgBouncer) and PostgreSQL itself, on the same two CPUs as the web process and wrk.
 """
 
 from __future__ import annotations
