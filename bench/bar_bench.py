@@ -26,8 +26,9 @@ statement) and the tab limit was checked before the site's head instead of insid
 then, later the same day, before → after a tap on a tab became one statement on PostgreSQL
 (bar_ring_up, funding.bar.till.ring_up_at_once; py-spy had shown ~9 ms of Python per tap, mostly
 SQLAlchemy's ORM building, caching and running eight statements):
-    20 tills: 101 → 618 req/s; p50 186 → 32 ms; p99 430 → 87 ms (bare endpoint 6,065 / 6,584 req/s: 0.02 → 0.09)
-    1 till:   p50 8.4 → 4.1 ms; p99 19.5 → 7.3 ms
+    20 tills: 101 → 607-618 req/s; p50 186 → 30-32 ms; p99 430 → 87-122 ms (bare 6,065 / 6,584-6,973 req/s: 0.02 → 0.09)
+    1 till:   p50 8.4 → 3.7-4.1 ms; p99 19.5 → 7.1-7.3 ms
+(three runs after; who may tap is require()'s query on the tap's connection, then the function.)
 What remains is Starlette's middleware stack, the pool's pre-ping (three round trips, for
 PgBouncer) and PostgreSQL itself, on the same two CPUs as the web process and wrk.
 """

@@ -28,7 +28,7 @@ from funding.payments import books
 from funding.payments.models import Payment, PaymentStatus
 from funding.payments.service import settle_return, settle_session
 from funding.stripe_gateway import GatewayError
-from funding.web import STAFF, LoginRequired, db, flash, log_out, redirect, redirect_to, render, require
+from funding.web import STAFF, db, flash, redirect, redirect_to, render, require
 
 log = logging.getLogger("funding.bar")
 MEMBER = ("member",)
@@ -150,29 +150,25 @@ async def sell(request: Request) -> Response:
 
 
 async def _ring_up_at_once(request: Request, slug: str, form, member_id) -> till.Rung | None:
-    """On PostgreSQL, a well-formed tap on a member's tab in one statement (till.ring_up_at_once);
-    None where the ORM path answers: SQLite, anything malformed (it words the refusal in the
-    order the till always has), a site's first line."""
+    """On PostgreSQL, a well-formed tap on a member's tab in one statement (till.ring_up_at_once),
+    after require() on the same connection; None where the ORM path answers: SQLite, anything
+    malformed (it words the refusal in the order the till always has), a site out of scope (404)
+    or without its first line."""
     engine = request.app.state.engine
-    uid, gen = request.session.get("uid"), request.session.get("gen", 0)
     product_id, member = row_id(form.get("product_id")), row_id(member_id)
-    if engine.dialect.name != "postgresql" or type(uid) is not int or type(gen) is not int \
-            or product_id is None or member is None:
+    if engine.dialect.name != "postgresql" or product_id is None or member is None:
         return None
     try:
         quantity = till.parse_quantity(form.get("quantity") or 1)
     except BarError:
         return None
-    rung = await till.ring_up_at_once(engine, uid=uid, gen=gen, roles=STAFF, slug=slug, product_id=product_id,
-                                      member_id=member, quantity=quantity, limit=request.app.state.settings.bar_tab_limit)
-    if rung == "login":  # gone, disabled, or logged out elsewhere since this cookie was issued
-        log_out(request)
-        raise LoginRequired()
-    if rung == "forbidden":
-        raise HTTPException(403)
-    if rung == "site":
-        raise HTTPException(404)
-    return rung if isinstance(rung, till.Rung) else None
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")  # each statement its own transaction
+        async with request.app.state.sessions(bind=conn) as session:
+            user = await require(request, session, STAFF)
+        return await till.ring_up_at_once(conn, request.scope["org_scope"], slug=slug, product_id=product_id,
+                                          member_id=member, quantity=quantity,
+                                          limit=request.app.state.settings.bar_tab_limit, recorded_by=user.name)
 
 
 async def cancel_line(request: Request) -> Response:

@@ -16,7 +16,7 @@ from typing import cast
 
 from sqlalchemy import and_, case, exists, func, insert, literal, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from funding.auth.models import Membership, Role, User
@@ -28,6 +28,7 @@ from funding.errors import FundingError
 from funding.i18n import gettext as _
 from funding.i18n import money
 from funding.orgs.models import Site
+from funding.scoping import OrgScope
 from funding.textfold import fold, folded
 
 MAX_QUANTITY = 99
@@ -231,34 +232,31 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
     return Rung(line, owed + amount if member is not None else None)
 
 
-# A tap on a member's tab in one statement (PostgreSQL): what ring_up does, and who may do it, in
-# the database function bar_ring_up (migrations/sql/bar_ring_up.v1.sql), called outside any
-# transaction. The site's head is then locked for one statement and its commit, where ring_up holds
-# it across three round trips and the web process's turns between them; and the web process spends
-# one statement on a tap instead of eight ORM ones (issue 19: 20 tills at one site).
-RING_UP = text("SELECT * FROM bar_ring_up(:uid, :gen, :roles, :slug, :product, :member, :quantity, :limit, :now, :today)")
-NOT_THE_TILLS = frozenset({"login", "forbidden", "site", "no_till"})  # outcomes the caller answers
+# A tap on a member's tab in one statement (PostgreSQL): what ring_up does, in the database
+# function bar_ring_up (migrations/sql/bar_ring_up.v1.sql), called outside any transaction. The
+# site's head is then locked for one statement and its commit, where ring_up holds it across three
+# round trips and the web process's turns between them; and the web process spends one statement on
+# a tap instead of eight ORM ones (issue 19: 20 tills at one site).
+RING_UP = text("SELECT * FROM bar_ring_up(:orgs, :by, :slug, :product, :member, :quantity, :limit, :now, :today)")
 
 
-async def ring_up_at_once(engine: AsyncEngine, *, uid: int, gen: int, roles: tuple[str, ...], slug: str, product_id: int,
-                          member_id: int, quantity: int, limit: int, recorded_at: dt.datetime | None = None) -> Rung | str:
-    """Ring up ``quantity`` × product on a member's tab, as the person ``uid`` (their session at
-    generation ``gen``, holding one of ``roles`` in the site's organisation). The Rung, a BarError
-    for what the till refuses, or one of NOT_THE_TILLS: ``login`` (no such session any more),
-    ``forbidden`` (not staff anywhere), ``site`` (no such site for them), ``no_till`` (the site's
-    first line: ring_up makes its head)."""
+async def ring_up_at_once(conn: AsyncConnection, scope: OrgScope, *, slug: str, product_id: int, member_id: int,
+                          quantity: int, limit: int, recorded_by: str, recorded_at: dt.datetime | None = None) -> Rung | None:
+    """Ring up ``quantity`` × product on a member's tab at the site ``slug``, seen through
+    ``scope`` (the request's, funding.web.require), on ``conn`` in autocommit. The Rung, a
+    BarError for what the till refuses, or None where ring_up must answer: no such site in the
+    scope (its 404), or the site's first line (ring_up makes its head)."""
     now = recorded_at or utcnow()
-    params = {"uid": uid, "gen": gen, "roles": [str(role) for role in roles], "slug": slug, "product": product_id, "member": member_id,
-              "quantity": quantity, "limit": limit, "now": now, "today": local_today(now)}
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            row = (await conn.execute(RING_UP, params)).one()
-        except IntegrityError as exc:
-            raise BarError(_explain(exc)) from exc
+    params = {"orgs": None if scope.orgs is None else sorted(scope.orgs), "by": recorded_by[:200], "slug": slug,
+              "product": product_id, "member": member_id, "quantity": quantity, "limit": limit, "now": now,
+              "today": local_today(now)}
+    try:
+        row = (await conn.execute(RING_UP, params)).one()
+    except IntegrityError as exc:
+        raise BarError(_explain(exc)) from exc
     outcome = row.o_outcome
-    if outcome in NOT_THE_TILLS:
-        return str(outcome)
+    if outcome == "elsewhere":
+        return None
     if outcome == "product":
         raise unknown_product(row.o_site_name, product_id)
     if outcome == "inactive":

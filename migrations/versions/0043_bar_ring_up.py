@@ -1,8 +1,8 @@
 """bar: a tap on a member's tab in one statement (issue 19)
 
 PostgreSQL only: ``bar_ring_up`` does what funding.bar.till.ring_up does for a member's tab
-(the staff's session, the product, the member, the tab limit, the chain head, the hashed line)
-in one call, its own transaction, so that the site's head is locked for the time of one
+(the site within the caller's scope, the product, the member, the tab limit, the chain head, the
+hashed line) in one call, its own transaction, so that the site's head is locked for the time of one
 statement instead of three round trips and the web process's turns in between. SQLite (one
 writer at a time) keeps the ORM path.
 """

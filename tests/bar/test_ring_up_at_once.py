@@ -17,7 +17,7 @@ from funding.bar.models import SaleLine, TillHead
 from funding.bar.till import BarError, ring_up_at_once
 from funding.db import transaction
 from funding.ledger.verify import verify_org
-from funding.web import STAFF
+from funding.scoping import OrgScope
 from tests.support.bar import LIMIT, make_bar, sell, site_of
 from tests.support.world import make_world
 
@@ -29,11 +29,15 @@ def database_url(pg_url):  # bar_ring_up is PostgreSQL's; SQLite keeps the ORM p
     return pg_url
 
 
-async def tap(engine, world, bar, product: str | int, *, member=None, quantity=1, uid=None, gen=0, slug=None,
-              limit=LIMIT, at=None):
-    return await ring_up_at_once(engine, uid=uid or world.users["staff"], gen=gen, roles=STAFF, slug=slug or world.site_slug,
-                                 product_id=bar.products[product] if isinstance(product, str) else product,
-                                 member_id=member or bar.members[0], quantity=quantity, limit=limit, recorded_at=at)
+async def tap(engine, world, bar, product: str | int, *, member=None, quantity=1, orgs="world", slug=None, limit=LIMIT,
+              at=None, by="Louis"):
+    scope = OrgScope(frozenset({world.org_id}) if orgs == "world" else orgs, world.users["staff"])
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return await ring_up_at_once(conn, scope, slug=slug or world.site_slug,
+                                     product_id=bar.products[product] if isinstance(product, str) else product,
+                                     member_id=member or bar.members[0], quantity=quantity, limit=limit, recorded_by=by,
+                                     recorded_at=at)
 
 
 async def lines(sessions) -> list[SaleLine]:
@@ -48,11 +52,10 @@ async def test_lines_rung_at_once_are_the_lines_ring_up_writes_chained_with_them
         product = await add_product(session, site, name="Thé glacé", category="Chaud", price="3,20", vat_rate="5,5")
         product.name, product.category = TRICKY, 'Chaud \\ "spécial"'  # past the catalog's tidying: JSON's escapes
         bar.products[TRICKY] = product.id
-        (await session.get(User, world.users["staff"])).name = 'Zoé "la barista" \\ Élise'
     await sell(sessions, bar, "Café")  # the site's first line makes its head (the ORM way)
     at = dt.datetime(2026, 12, 6, 22, 59, 59, 123456)  # 23:59 in Paris: still the 6th
-    rung = await tap(engine, world, bar, TRICKY, quantity=3, at=at)
-    assert not isinstance(rung, str)
+    rung = await tap(engine, world, bar, TRICKY, quantity=3, at=at, by='Zoé "la barista" \\ Élise')
+    assert rung is not None
     assert (rung.line.seq, rung.line.label, rung.line.amount, rung.balance) == (2, TRICKY, 960, 150 + 960)
     third = await sell(sessions, bar, "Thé")
     await tap(engine, world, bar, "Sandwich", member=bar.members[1])
@@ -99,39 +102,64 @@ async def test_the_till_refuses_at_once_what_ring_up_refuses_in_the_same_words(s
     assert len(await lines(sessions)) == 1
 
 
-async def test_only_staff_of_the_sites_organisation_with_a_live_session_may_tap(sessions, world, engine):
+async def test_only_staff_of_the_sites_organisation_with_a_live_session_may_tap(sessions, settings, world, engine, client):
+    """Who may tap is require()'s answer, on the connection the tap then uses: the scope it gives
+    is the one bar_ring_up looks through."""
+    from tests.support.web import csrf, login_as
+
     bar = await make_bar(sessions, world)
     await sell(sessions, bar, "Café")
     elsewhere = await make_world(sessions, name="Autre tiers-lieu")
     async with transaction(sessions) as session:
         gone = await create_user(session, email="parti@example.org", name="Parti", role="staff", org_id=world.org_id)
-        gone.active = False
         network = await create_user(session, email="reseau@example.org", name="Réseau", role="admin", network=True)
-        (await session.get(User, world.users["admin"])).session_generation = 3
-    assert await tap(engine, world, bar, "Café", uid=999_999_999) == "login"
-    assert await tap(engine, world, bar, "Café", uid=gone.id) == "login"
-    assert await tap(engine, world, bar, "Café", uid=world.users["admin"], gen=2) == "login"  # logged out everywhere since
-    assert await tap(engine, world, bar, "Café", uid=world.users["member"]) == "forbidden"
-    assert await tap(engine, world, bar, "Café", uid=world.users["accountant"]) == "forbidden"
-    assert await tap(engine, world, bar, "Café", uid=elsewhere.users["staff"]) == "site"  # another organisation's site
-    assert await tap(engine, world, bar, "Café", slug="nulle-part") == "site"
+
+    async def tap_as(user_id: int | None, *, slug: str = world.site_slug, before=None) -> int:
+        if user_id is not None:
+            await login_as(client, sessions, settings, user_id)
+        token = await csrf(client)
+        if before is not None:
+            await before()
+        answer = await client.post(f"/bar/{slug}/caisse/vente", headers={"accept": "application/json"},
+                                   data={"csrf_token": token, "product_id": bar.products["Café"], "member_id": bar.members[0]})
+        return answer.status_code if answer.status_code != 303 else answer.headers["location"]
+
+    async def disable_gone():
+        async with transaction(sessions) as session:
+            (await session.get(User, gone.id)).active = False
+
+    async def log_out_everywhere():
+        async with transaction(sessions) as session:
+            (await session.get(User, world.users["admin"])).session_generation += 1
+
+    client.cookies.clear()
+    assert (await tap_as(None)).startswith("/login")
+    assert (await tap_as(gone.id, before=disable_gone)).startswith("/login")
+    assert (await tap_as(world.users["admin"], before=log_out_everywhere)).startswith("/login")
+    assert await tap_as(world.users["member"]) == 403
+    assert await tap_as(world.users["accountant"]) == 403
+    assert await tap_as(elsewhere.users["staff"]) == 404  # another organisation's site
+    assert await tap_as(world.users["staff"], slug="nulle-part") == 404
     assert len(await lines(sessions)) == 1
-    assert not isinstance(await tap(engine, world, bar, "Café", uid=world.users["admin"], gen=3), str)
-    assert not isinstance(await tap(engine, world, bar, "Café", uid=network.id), str)  # a network role: every organisation
+    assert await tap_as(world.users["admin"]) == 200
+    assert await tap_as(network.id) == 200  # a network role: every organisation
     assert [line.recorded_by for line in await lines(sessions)][1:] == [f"Admin {world.siren[-4:]}", "Réseau"]
+    # The function itself sees only the scope it is given.
+    assert await tap(engine, world, bar, "Café", orgs=frozenset({elsewhere.org_id})) is None
+    assert await tap(engine, world, bar, "Café", slug="nulle-part") is None
+    assert len(await lines(sessions)) == 3
 
 
 async def test_a_sites_first_line_and_a_closed_day_are_left_to_ring_up_or_dated_as_it_dates(sessions, world, engine,
                                                                                            owner_engine):
     bar = await make_bar(sessions, world)
-    assert await tap(engine, world, bar, "Café") == "no_till"  # ring_up makes the head
+    assert await tap(engine, world, bar, "Café") is None  # ring_up makes the head
     assert await lines(sessions) == []
     await sell(sessions, bar, "Café")
     async with owner_engine.begin() as conn:  # the day after tomorrow closed already: a clock gone back
         await conn.execute(text("UPDATE bar_heads SET closed_through = :day WHERE site_id = :site"),
                            {"day": dt.date(2026, 12, 8), "site": world.site_id})
-    rung = await tap(engine, world, bar, "Café", at=dt.datetime(2026, 12, 6, 12, 0))
-    assert not isinstance(rung, str)
+    assert await tap(engine, world, bar, "Café", at=dt.datetime(2026, 12, 6, 12, 0)) is not None
     written = await lines(sessions)
     assert written[-1].day == dt.date(2026, 12, 8) and written[-1].hash == line_hash(written[-1], None)
 
