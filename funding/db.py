@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,10 +17,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Row, Select, String, Table, TypeDecorator, event, inspect, text
 from sqlalchemy.engine import CursorResult, Result, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeEngine
+from sqlalchemy.util import await_
 
 from funding.textfold import register_sqlite
 
@@ -122,14 +125,57 @@ def create_engine(database_url: str, *, pool: bool = True, echo: bool = False, p
     # lookup by key plans the same whatever the table's size, and planning it on every run is
     # a cost each short transaction pays. What depends on sizes asks for fresh plans where it
     # runs: batches (:func:`plan_each_statement`, a SET LOCAL that PgBouncer lets through).
-    kwargs: dict[str, Any] = ({"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": max_overflow,
+    kwargs: dict[str, Any] = ({"pool_size": pool_size, "max_overflow": max_overflow,
                                "pool_timeout": pool_timeout} if pool else {"poolclass": NullPool})
     connect_args: dict[str, Any] = {}
     if pgbouncer:
         from funding.ops.pgbouncer import connect_args as pgbouncer_args
 
         connect_args, url = pgbouncer_args(), url.update_query_dict({"prepared_statement_cache_size": "0"})
-    return create_async_engine(url, echo=echo, connect_args=connect_args, **kwargs)
+    engine = create_async_engine(url, echo=echo, connect_args=connect_args, **kwargs)
+    if pool:
+        event.listen(engine.sync_engine, "checkout", _ping)
+    if pgbouncer:
+        _BEHIND_PGBOUNCER.add(engine.sync_engine)
+    return engine
+
+
+_BEHIND_PGBOUNCER: weakref.WeakSet = weakref.WeakSet()
+
+
+def _ping(_dbapi_connection, _record, proxy) -> None:
+    """A pooled connection is alive before it is handed out (pessimistic disconnect handling), at
+    the cost of one round trip: ``SELECT 1`` in PostgreSQL's simple protocol (asyncpg's execute
+    without arguments; it cannot read the answer to an empty query), one message that PgBouncer in
+    transaction mode passes whole. SQLAlchemy's own pre-ping on asyncpg spends three
+    (BEGIN, ``;`` in the extended protocol, ROLLBACK: the transaction keeps its two messages on one
+    server connection behind PgBouncer), a third of a tap at the till (issue 19). A dead one is
+    replaced: the pool retries with a fresh connection on DisconnectionError."""
+    try:
+        await_(proxy.driver_connection.execute("SELECT 1"))
+    except Exception as exc:  # whatever the driver says of a connection gone (closed, reset, timed out)
+        raise DisconnectionError(f"pooled connection found dead: {exc!r}") from exc
+
+
+def behind_pgbouncer(engine: AsyncEngine) -> bool:
+    return engine.sync_engine in _BEHIND_PGBOUNCER
+
+
+@asynccontextmanager
+async def statement_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for one statement that is its own transaction (a database function that locks,
+    writes and returns: funding.bar.till.ring_up_at_once), so that what it locks is held only for the
+    statement and its commit. Directly on PostgreSQL, autocommit: one round trip. Behind PgBouncer
+    in transaction mode, an explicit transaction: asyncpg prepares a statement with parameters and
+    then runs it in two exchanges, which PgBouncer may hand to two server connections when no
+    transaction holds them together ("prepared statement … does not exist" under a rush; two more
+    round trips, BEGIN and COMMIT)."""
+    if behind_pgbouncer(engine):
+        async with engine.begin() as conn:
+            yield conn
+        return
+    async with engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -19,7 +19,7 @@ from funding.bar import catalog, closings, settlement, till
 from funding.bar.models import BatchStatus, Ticket, TicketStatus, TillClosing, TillHead
 from funding.bar.service import member_tabs, start_tab_payment, start_walk_in_payment
 from funding.bar.till import BarError
-from funding.db import row_id
+from funding.db import row_id, statement_connection
 from funding.i18n import day as i18n_day
 from funding.i18n import gettext as _
 from funding.i18n import money
@@ -162,8 +162,7 @@ async def _ring_up_at_once(request: Request, slug: str, form, member_id) -> till
         quantity = till.parse_quantity(form.get("quantity") or 1)
     except BarError:
         return None
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")  # each statement its own transaction
+    async with statement_connection(engine) as conn:  # each statement its own transaction
         async with request.app.state.sessions(bind=conn) as session:
             user = await require(request, session, STAFF)
         return await till.ring_up_at_once(conn, request.scope["org_scope"], slug=slug, product_id=product_id,

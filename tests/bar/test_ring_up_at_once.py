@@ -15,7 +15,7 @@ from funding.bar.canonical import line_hash
 from funding.bar.catalog import add_product, edit_product
 from funding.bar.models import SaleLine, TillHead
 from funding.bar.till import BarError, ring_up_at_once
-from funding.db import transaction
+from funding.db import statement_connection, transaction
 from funding.ledger.verify import verify_org
 from funding.scoping import OrgScope
 from tests.support.bar import LIMIT, make_bar, sell, site_of
@@ -32,8 +32,7 @@ def database_url(pg_url):  # bar_ring_up is PostgreSQL's; SQLite keeps the ORM p
 async def tap(engine, world, bar, product: str | int, *, member=None, quantity=1, orgs="world", slug=None, limit=LIMIT,
               at=None, by="Louis"):
     scope = OrgScope(frozenset({world.org_id}) if orgs == "world" else orgs, world.users["staff"])
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+    async with statement_connection(engine) as conn:  # as the till's web answer runs it
         return await ring_up_at_once(conn, scope, slug=slug or world.site_slug,
                                      product_id=bar.products[product] if isinstance(product, str) else product,
                                      member_id=member or bar.members[0], quantity=quantity, limit=limit, recorded_by=by,

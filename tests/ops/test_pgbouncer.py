@@ -163,3 +163,39 @@ async def test_campaigns_fifty_backers_for_ten_units_then_two_workers_at_the_dea
     assert sorted(k.split("-", 2)[2] for k in off_session.keys) == sorted(f"pledge-{p.id}-charge-1-payment_intents-1" for p in promises)
     row = await campaign_row(pg_sessions, campaign.id)
     assert (row.status, row.collected_total, row.backers_count) == ("succeeded", 25_000, 10)
+
+
+async def test_bar_forty_taps_at_once_on_one_site_are_chained_without_gaps(pg_url, pg_sessions):
+    """The till's one-statement tap (bar_ring_up), as the till's web answer runs it, from forty
+    tills at once through PgBouncer's four server connections: every tap a line, numbered
+    without gaps, chained, and the books verify."""
+    from funding.bar.models import SaleLine
+    from funding.bar.till import ring_up_at_once
+    from funding.db import statement_connection
+    from funding.scoping import OrgScope
+    from tests.support.bar import make_bar, sell
+
+    world = await make_world(pg_sessions)
+    bar = await make_bar(pg_sessions, world, members=8)
+    await sell(pg_sessions, bar, "Café")  # the site's first line makes its head
+    engine = create_engine(pg_url, pool_size=40)
+    scope = OrgScope(frozenset({world.org_id}), world.users["staff"])
+    products = list(bar.products.values())
+
+    async def tap(n: int):
+        async with statement_connection(engine) as conn:
+            return await ring_up_at_once(conn, scope, slug=world.site_slug, product_id=products[n % len(products)],
+                                         member_id=bar.members[n % len(bar.members)], quantity=1, limit=10**9,
+                                         recorded_by="Louis")
+
+    try:
+        for _ in range(3):
+            rungs = await asyncio.gather(*(tap(n) for n in range(40)))
+            assert all(rung is not None for rung in rungs)
+        async with engine.connect() as conn:
+            report = await verify_org(conn, world.org_id)
+    finally:
+        await engine.dispose()
+    async with pg_sessions() as session:
+        seqs = (await session.scalars(select(SaleLine.seq).order_by(SaleLine.seq))).all()
+    assert list(seqs) == list(range(1, 122)) and report.ok, report.problems
