@@ -106,6 +106,7 @@ TABLES: dict[str, Access] = {
     "bar_sale_lines": APPEND,
     "bar_batches": STATE,
     "bar_batch_lines": APPEND,
+    "bar_tabs": READ,  # what each tab owes: kept by the lines' and claims' triggers (SECURITY DEFINER), never by the service
     "bar_closings": APPEND,
     "bar_archives": APPEND,
     # exports

@@ -1,5 +1,6 @@
 """``funding ledger verify`` for the till: recompute each site's chain of sale lines, its
-closings (chain, hash and figures) and its archives (chain and file checksum).
+closings (chain, hash and figures) and its archives (chain and file checksum); and what each
+tab says it owes (``bar_tabs``, kept by triggers) against its lines no batch claimed.
 
 Plugged into the ledger's verification as the domain part ``integrity``: a line, closing
 or archive altered behind the application's back (triggers off, a restored backup) no
@@ -8,12 +9,12 @@ longer matches its stored hash, and the organisation's verification fails naming
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from funding.bar.canonical import archive_hash, closing_hash, line_document, sha256
 from funding.bar.figures import day_bounds, fiscal_year_start, period_figures
-from funding.bar.models import GENESIS_HASH, Archive, SaleLine, TillClosing, TillClosingKind, TillHead
+from funding.bar.models import GENESIS_HASH, Archive, BatchLine, SaleLine, Tab, TillClosing, TillClosingKind, TillHead
 from funding.ledger.canonical import chain_hash
 from funding.orgs.models import Organisation, Site
 
@@ -29,6 +30,24 @@ async def verify(conn: AsyncConnection, org_id: int, report) -> None:
         await _lines(conn, head, report)
         await _closings(conn, head, report, start_month)
         await _archives(conn, head, report)
+    await _tabs(conn, org_id, report)
+
+
+async def _tabs(conn, org_id: int, report) -> None:
+    """What each tab says it owes (bar_tabs, kept by triggers) against its lines no batch claimed."""
+    claimed = exists().where(BatchLine.sale_line_id == SaleLine.id)
+    open_ = (await conn.execute(
+        select(SaleLine.site_id, SaleLine.member_id, func.sum(SaleLine.amount))
+        .where(SaleLine.org_id == org_id, SaleLine.member_id.is_not(None), ~claimed)
+        .group_by(SaleLine.site_id, SaleLine.member_id))).all()
+    owed = {(site, member): int(total) for site, member, total in open_}
+    kept = {(row.site_id, row.member_id): row.owed
+            for row in (await conn.execute(select(Tab.__table__).where(Tab.org_id == org_id))).all()}
+    slugs = {row.id: row.slug for row in (await conn.execute(select(Site.id, Site.slug).where(Site.org_id == org_id))).all()}
+    for site, member in sorted(set(owed) | set(kept)):
+        if owed.get((site, member), 0) != kept.get((site, member), 0):
+            report.problem(f"bar {slugs.get(site, site)} tab of member {member}: says {kept.get((site, member), 0)} owed, "
+                           f"its unbilled lines come to {owed.get((site, member), 0)}")
 
 
 async def _lines(conn, head, report, *, batch: int = 10_000) -> None:

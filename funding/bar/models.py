@@ -6,7 +6,8 @@ without gaps and SHA-256-chained per site, never updated or deleted — the data
 refuses it (triggers in migration 0006); a mistake is corrected by a cancelling line that
 references the original. A line is billed by being claimed into a batch: one row in
 ``bar_batch_lines`` whose primary key is the line, so no line can be billed twice.
-Closings and archives are chained per site too and never change.
+Closings and archives are chained per site too and never change. What each tab owes is
+kept beside them (``bar_tabs``), by the database, as lines are rung and claimed.
 """
 
 from __future__ import annotations
@@ -95,6 +96,22 @@ class TillHead(OrgScoped, Base):
     last_closing_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
     last_archive_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
     closed_through: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class Tab(OrgScoped, Base):
+    """Per site and member: what their tab owes now, the amounts of the lines no batch has
+    claimed yet. Kept by the database as lines are rung and claimed (the triggers bar_tab_ring
+    and bar_tab_claim, migration 0044), so that the tab limit and the tab's balance are one row,
+    whatever the member's history. Derived, never written by the service (funding/grants.py):
+    ``funding ledger verify`` recomputes it from the lines (funding.bar.integrity)."""
+
+    __tablename__ = "bar_tabs"
+    __table_args__ = (Index("ix_bar_tabs_member_id", "member_id"),)
+
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    owed: Mapped[int] = mapped_column(default=0)
 
 
 class Ticket(OrgScoped, Base):

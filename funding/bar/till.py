@@ -21,7 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from funding.auth.models import Membership, Role, User
 from funding.bar.canonical import line_hash
-from funding.bar.models import GENESIS_HASH, BatchLine, LineKind, Product, SaleLine, Ticket, TicketStatus, TillHead
+from funding.bar.models import GENESIS_HASH, BatchLine, LineKind, Product, SaleLine, Tab, Ticket, TicketStatus, TillHead
 from funding.clock import PARIS
 from funding.db import dialect_insert, dialect_of, digits, utcnow
 from funding.errors import FundingError
@@ -75,20 +75,16 @@ def open_lines(site_id: int, member_id: int):
     return and_(SaleLine.site_id == site_id, SaleLine.member_id == member_id, ~claimed)
 
 
-def member_open_lines(org_id: int, member_id: int):
-    """The member's unclaimed lines at every site of the organisation: what the tab limit counts."""
-    claimed = exists().where(BatchLine.sale_line_id == SaleLine.id)
-    return and_(SaleLine.org_id == org_id, SaleLine.member_id == member_id, ~claimed)
-
-
 async def owed_in_org(session: AsyncSession, org_id: int, member_id: int) -> int:
-    owed = select(func.coalesce(func.sum(SaleLine.amount), 0)).where(member_open_lines(org_id, member_id))
+    """What the member owes at the organisation's sites: their tabs' rows (one per site), which
+    the database keeps as lines are rung and claimed (bar_tabs, migration 0044)."""
+    owed = select(func.coalesce(func.sum(Tab.owed), 0)).where(Tab.org_id == org_id, Tab.member_id == member_id)
     return int((await session.execute(owed)).scalar_one())
 
 
 async def tab_balance(session: AsyncSession, site_id: int, member_id: int) -> int:
-    owed = select(func.coalesce(func.sum(SaleLine.amount), 0)).where(open_lines(site_id, member_id))
-    return int((await session.execute(owed)).scalar_one())
+    owed = await session.scalar(select(Tab.owed).where(Tab.site_id == site_id, Tab.member_id == member_id))
+    return int(owed or 0)
 
 
 _COLUMNS = [c for c in SaleLine.__table__.columns.keys() if c != "id"]  # noqa: SIM118  (ordered)
