@@ -25,7 +25,6 @@ _current = contextvars.ContextVar("locale", default="fr")
 BABEL = {"fr": "fr_FR", "en": "en_GB"}
 
 
-@cache
 class _French(NullTranslations):
     """The source text is French: French's plural rule (0 and 1 take the singular: "0 jour restant")."""
 
@@ -33,7 +32,11 @@ class _French(NullTranslations):
         return msgid1 if abs(n) < 2 else msgid2
 
 
+@cache
 def translations(locale: str) -> NullTranslations:
+    """The locale's catalog, compiled once per process (the English .po takes ~50 ms to read and
+    compile: every message and every page of an English reader paid it while this cache sat on
+    _French by mistake)."""
     po = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
     if locale == "fr" or not po.exists():
         return _French()

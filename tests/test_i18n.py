@@ -59,3 +59,19 @@ def test_templates_render_in_english():
     env.install_gettext_translations(i18n.translations("en"), newstyle=True)
     page = env.from_string('{{ _("Se connecter") }} · {{ ngettext("%(num)d écriture", "%(num)d écritures", 2) }}')
     assert page.render() == "Log in · 2 entries"
+
+
+async def test_the_english_catalog_is_compiled_once_per_process(english, monkeypatch, client):
+    """Reading and compiling the .po takes ~50 ms: it happens once, not at each message or page
+    (a misplaced cache made every English message and page pay it, 2026-12-04 to 12-06)."""
+    reads = []
+    original = i18n.read_po
+    monkeypatch.setattr(i18n, "read_po", lambda *a, **kw: reads.append(1) or original(*a, **kw))
+    getattr(i18n.translations, "cache_clear", lambda: None)()  # from a cold process
+    for _ in range(3):
+        assert i18n.gettext("Accueil") == "Home"
+        assert i18n.ngettext("%(num)d écriture", "%(num)d écritures", 3) == "3 entries"
+    for _ in range(3):  # pages in English: the templates' translations too
+        page = await client.get("/?lang=en")
+        assert page.status_code == 200 and 'lang="en"' in page.text
+    assert len(reads) == 1
