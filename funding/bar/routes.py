@@ -163,8 +163,7 @@ async def _ring_up_at_once(request: Request, slug: str, form, member_id) -> till
     except BarError:
         return None
     async with statement_connection(engine) as conn:  # each statement its own transaction
-        async with request.app.state.sessions(bind=conn) as session:
-            user = await require(request, session, STAFF)
+        user = await require(request, conn, STAFF)
         return await till.ring_up_at_once(conn, request.scope["org_scope"], slug=slug, product_id=product_id,
                                           member_id=member, quantity=quantity,
                                           limit=request.app.state.settings.bar_tab_limit, recorded_by=user.name)
