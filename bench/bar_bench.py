@@ -1,7 +1,7 @@
 """Bar till benchmark (PostgreSQL): the add-item request rate as a ratio to a bare endpoint,
 and the latency with 20 concurrent tills.
 
-    python bench/bar_bench.py [--seconds 10] [--tills 20] [--members 40]
+    python bench/bar_bench.py [--seconds 10] [--tills 20] [--members 40] [--history 500]
 
 Creates a throw-away database on TEST_POSTGRES_URL (default the local server), seeds a site
 with products, a staff member and members, and serves the real app with uvicorn in a
@@ -14,7 +14,9 @@ headers, TILLS concurrent connections (one per till) post:
   script does: each tap is one chained sale line under the site's head lock),
 
 with wrk (apt-get install wrk) or, without it, an asyncio load generator; and prints the
-rates, their ratio and the latency percentiles. Every answer must be a 2xx, and afterwards
+rates, their ratio and the latency percentiles. With --history N, the members are then given N
+settled lines each (rung, then claimed by a cut-off) and the taps run again: the ratio of the two
+add-item rates says whether a tap costs more as a member's history grows. Every answer must be a 2xx, and afterwards
 every accepted tap is a sale line and `ledger verify` passes. Ratios, not verdicts: machines
 here are noisy, compare within one run.
 
@@ -125,6 +127,29 @@ async def seed(url: str, members: int) -> dict:
             settings = load_settings(FUNDING_ENV="development", DATABASE_URL=url, SECRET_KEY=SECRET)
             link = await issue_link(session, await session.get(User, staff.id), settings)
         return {"org_id": org.id, "products": products, "members": ids, "link": link}
+    finally:
+        await engine.dispose()
+
+
+async def history(url: str, seeded: dict, lines: int) -> None:
+    """``lines`` sale lines per member through bar_ring_up (one statement, one transaction), then
+    the cut-off that claims every open line into the members' batches, as a month's end does."""
+    from sqlalchemy import text
+
+    from funding.bar.settlement import cut_off
+    from funding.db import create_engine, session_factory
+
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            # In the select list, once per row (a LATERAL call may be memoized per member).
+            rung = await conn.scalar(text(
+                "SELECT count(*) FILTER (WHERE (x.r).o_outcome = 'ok') FROM (SELECT bar_ring_up(NULL, 'Historique', "
+                "'bench', :product, m, 1, 1000000000000, CAST(now() AS timestamp), current_date) AS r "
+                "FROM generate_series(1, :lines) g, unnest(CAST(:members AS bigint[])) m) x"),
+                {"lines": lines, "members": seeded["members"], "product": seeded["products"][0]})
+            assert rung == lines * len(seeded["members"]), rung
+        await cut_off(session_factory(engine), key="historique")
     finally:
         await engine.dispose()
 
@@ -243,6 +268,22 @@ async def main(args) -> None:
                 else:
                     await run_asyncio(target, 2, args.tills, cookie, token, bodies)
                     results[label] = await run_asyncio(target, args.seconds, args.tills, cookie, token, bodies)
+            if args.history:
+                # Each member's settled past: HISTORY lines rung (as the till does, one statement each)
+                # and claimed by a cut-off, the month's open lines with them. Then the same taps again:
+                # a tap should cost the same whatever the members' history (their tabs are one row each).
+                started = time.perf_counter()
+                await history(url, seeded, args.history)
+                print(f"history: {args.history:,} settled lines per member ({args.history * len(seeded['members']):,} in all) "
+                      f"in {time.perf_counter() - started:.0f} s", flush=True)
+                label, target = f"add-item, {args.history:,} settled lines per member", base + "/bar/bench/caisse/vente"
+                if tool == "wrk":
+                    script = Path(tmp) / "add-item.lua"
+                    run_wrk(target, 2, args.tills, script)
+                    results[label] = run_wrk(target, args.seconds, args.tills, script)
+                else:
+                    await run_asyncio(target, 2, args.tills, cookie, token, taps)
+                    results[label] = await run_asyncio(target, args.seconds, args.tills, cookie, token, taps)
         for label, r in results.items():
             print(f"{label:>9}: {r['rate']:8,.0f} req/s  ({r['total']:,} requests, {r['bad']} non-2xx"
                   f"{', socket errors ' + r['errors'] if r['errors'] else ''})  latency p50 {r['p50']:.1f} ms  "
@@ -250,6 +291,10 @@ async def main(args) -> None:
         ratio = results["add-item"]["rate"] / results["bare"]["rate"]
         print(f"add-item / bare request rate = {ratio:.2f}")
         print(f"add-item p99 latency with {args.tills} concurrent tills = {results['add-item']['p99']:.1f} ms")
+        if args.history:
+            later = results[f"add-item, {args.history:,} settled lines per member"]
+            print(f"add-item with {args.history:,} settled lines per member / without = {later['rate'] / results['add-item']['rate']:.2f}"
+                  f" (p50 {later['p50']:.1f} vs {results['add-item']['p50']:.1f} ms)")
 
         server.terminate()  # every request answered or dropped: count and verify a still database
         server.wait(timeout=10)
@@ -277,6 +322,8 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--tills", type=int, default=20)
     parser.add_argument("--members", type=int, default=40)
+    parser.add_argument("--history", type=int, default=0,
+                        help="then tap again after this many settled lines per member (a tap should not cost more)")
     parser.add_argument("--asyncio", action="store_true", help="use the asyncio load generator even if wrk is there")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
