@@ -31,8 +31,16 @@ SQLAlchemy's ORM building, caching and running eight statements):
     20 tills: 101 → 607-618 req/s; p50 186 → 30-32 ms; p99 430 → 87-122 ms (bare 6,065 / 6,584-6,973 req/s: 0.02 → 0.09)
     1 till:   p50 8.4 → 3.7-4.1 ms; p99 19.5 → 7.1-7.3 ms
 (three runs after; who may tap is require()'s query on the tap's connection, then the function.)
-What remains is Starlette's middleware stack, the pool's pre-ping (three round trips, for
-PgBouncer) and PostgreSQL itself, on the same two CPUs as the web process and wrk.
+Later again (another machine of the kind, slower: bare 3,300-3,900 req/s), before → after the
+pool's check became one round trip (funding.db._ping), who is logged in was read as columns on the
+tap's connection (funding.web.load_user), bar_tabs replaced the sum over a member's history, and the
+web process froze startup's objects out of the garbage collector's full walks (funding.app):
+    20 tills: 285-373 → 495-639 req/s (0.09-0.11 → 0.14-0.17); p50 51-68 → 29-40 ms; p99 104-190 → 65 ms
+    1 till:   143 → 332 req/s; p50 6.7 → 2.9 ms; p99 12.9 → 5.5 ms
+    --history 500, 1 till: add-item after / before the history 0.54 → 0.94
+The web process is the bottleneck (one CPU at 100 %, PostgreSQL about 65 % of the other): about
+1.3 ms of Python per tap against 0.25 ms for the bare endpoint (SQLAlchemy's execution and the
+pool's checkout, Starlette's routing through about a hundred routes, the form, the answer).
 """
 
 from __future__ import annotations
