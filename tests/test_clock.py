@@ -10,7 +10,10 @@ from funding.clock import local_date, local_day, paris_today
 
 ROOT = Path(__file__).resolve().parent.parent
 # Calls that read the process's own zone: on a UTC server they date a 23:30 (Paris 00:30) sale yesterday.
-LOCAL_TIME = re.compile(r"date\.today\(\)|datetime\.now\(\)|\.fromtimestamp\(\s*[^,()]+\)|time\.localtime\(|utcnow\(\)\.date\(\)")
+# And the UTC day of an instant where a Paris day is meant (``now.date()`` refused the day's entries
+# from 23:00 UTC, Paris midnight, until UTC's own midnight).
+LOCAL_TIME = re.compile(r"date\.today\(\)|datetime\.now\(\)|\.fromtimestamp\(\s*[^,()]+\)|time\.localtime\(|utcnow\(\)\.date\(\)"
+                        r"|\bnow\.date\(\)")
 
 
 def test_late_evening_utc_is_already_tomorrow_in_paris():

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from funding.clock import local_day
 from funding.db import AnyRow, AnySelect, dialect_insert, dialect_of, plan_each_statement, utcnow
 from funding.errors import FundingError
 from funding.ledger.canonical import chain_hash, closing_hash, entry_document
@@ -238,7 +239,7 @@ async def post(
     result = PostResult()
     by_org: dict[int, list[EntryDraft]] = defaultdict(list)
     for draft in drafts:
-        check_draft(draft, today=now.date())
+        check_draft(draft, today=local_day(now))  # an entry's date is a Paris day (funding.clock)
         by_org[draft.org_id].append(draft)
     for org_id, org_drafts in by_org.items():
         result.entries.extend(await _post_org(session, org_id, org_drafts, now))
@@ -475,7 +476,7 @@ async def reverse(
     if not (reason or "").strip():
         raise LedgerError("indiquez le motif de la contrepassation")
     draft = await mirror_of(session, original, label=f"Annulation écr. {number} : {reason.strip()}",
-                            entry_date=entry_date or now.date(), created_by=created_by)
+                            entry_date=entry_date or local_day(now), created_by=created_by)
     return (await post(session, draft, now=now)).entries[0]
 
 
@@ -646,7 +647,7 @@ async def close_month(
 
     now = now or utcnow()
     start, end = month_bounds(period)
-    if end >= now.date():
+    if end >= local_day(now):
         raise LedgerError(f"le mois {period} n'est pas terminé : il se clôt à partir du {(end + dt.timedelta(days=1)).isoformat()}")
     org = await session.get(Organisation, org_id)
     if org is None:
