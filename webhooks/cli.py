@@ -10,6 +10,7 @@ import datetime as dt
 
 import click
 
+from funding.clock import PARIS
 from funding.commands import CommandError, Context, choice, command, group, out, parse_day, root, stripe_gateway
 from funding.payments.models import EventStatus
 
@@ -17,8 +18,15 @@ stripe = group(root, "stripe", help="Stripe")
 webhooks = group(root, "webhooks", help="the webhook inbox")
 
 
+def day_start(day: dt.date) -> dt.datetime:
+    """The instant a day begins in Paris: what ``--since 2026-12-07`` means to the association
+    (from 23:00 UTC on the 6th in winter), not UTC's midnight, which missed the first hour of the
+    day's events, the hour whose bookings the ledger used to refuse (migration 0045)."""
+    return dt.datetime.combine(day, dt.time(), PARIS)
+
+
 @command(stripe, "sync", help="recover missed events (Events API) and unbooked balance transactions", serving=True)
-@click.option("--since", required=True, help="YYYY-MM-DD")
+@click.option("--since", required=True, help="YYYY-MM-DD (a day in Paris)")
 async def stripe_sync(ctx: Context, since: str) -> None:
     from webhooks.sync import sync
 
@@ -26,7 +34,7 @@ async def stripe_sync(ctx: Context, since: str) -> None:
     if day is None:
         raise CommandError("--since DATE is required (YYYY-MM-DD; the Events API keeps 30 days)")
     async with stripe_gateway(ctx.settings) as gw:
-        report = await sync(ctx.sessions, gw, dt.datetime.combine(day, dt.time(), dt.UTC))
+        report = await sync(ctx.sessions, gw, day_start(day))
     out(f"events not delivered: {report.events_seen} ({report.events_new} new), processed {report.events_processed}; "
         f"balance transactions: {report.transactions_seen} seen, {report.transactions_booked} booked now")
 

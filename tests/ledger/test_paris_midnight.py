@@ -50,10 +50,16 @@ async def test_the_database_guard_takes_the_paris_day_of_the_validation(sessions
     from sqlalchemy import update
     from sqlalchemy.exc import DBAPIError
 
-    from tests.ledger.test_rules import raw_draft
+    from funding.ledger.models import Posting
 
     async with sessions() as session:
-        entry = await raw_draft(session, world, day=day)
+        entry = Entry(org_id=world.org_id, site_id=world.site_id, journal_code="OD", entry_date=day, label="x",
+                      piece_ref="x", piece_date=day, funding_source="self")
+        session.add(entry)
+        await session.flush()
+        session.add_all([Posting(entry_id=entry.id, org_id=world.org_id, line_no=n, account_number=account, amount=amount,
+                                 currency="EUR") for n, (account, amount) in enumerate((("512", 100), ("706", -100)), start=1)])
+        await session.flush()
         validate = update(Entry).where(Entry.id == entry.id).values(number=1, prev_hash="0" * 64, hash="f" * 64,
                                                                       validated_at=LATE)
         if refused:
@@ -61,3 +67,12 @@ async def test_the_database_guard_takes_the_paris_day_of_the_validation(sessions
                 await session.execute(validate)
         else:
             await session.execute(validate)
+
+
+def test_stripe_sync_since_a_day_starts_at_paris_midnight():
+    """``funding stripe sync --since 2027-01-01`` takes what Stripe made from 23:00 UTC on 31 December
+    (00:00 in Paris; 22:00 UTC in summer), not from UTC's midnight an hour later."""
+    from webhooks.cli import day_start
+
+    assert day_start(NEW_YEAR).timestamp() == dt.datetime(2026, 12, 31, 23, 0, tzinfo=dt.UTC).timestamp()
+    assert day_start(dt.date(2027, 7, 1)).timestamp() == dt.datetime(2027, 6, 30, 22, 0, tzinfo=dt.UTC).timestamp()
