@@ -229,10 +229,10 @@ async def ring_up(session: AsyncSession, site: Site, *, product_id, quantity=1, 
 
 
 # A tap on a member's tab in one statement (PostgreSQL): what ring_up does, in the database
-# function bar_ring_up (migrations/sql/bar_ring_up.v1.sql), called outside any transaction. The
-# site's head is then locked for one statement and its commit, where ring_up holds it across three
-# round trips and the web process's turns between them; and the web process spends one statement on
-# a tap instead of eight ORM ones (issue 19: 20 tills at one site).
+# function bar_ring_up (migrations/sql/templates/bar_ring_up.sql, installed as v2 by migration 0044),
+# called outside any transaction. The site's head is then locked for one statement and its commit,
+# where ring_up holds it across three round trips and the web process's turns between them; and the
+# web process spends one statement on a tap instead of eight ORM ones (issue 19: 20 tills at one site).
 RING_UP = text("SELECT * FROM bar_ring_up(:orgs, :by, :slug, :product, :member, :quantity, :limit, :now, :today)")
 
 
